@@ -1,0 +1,174 @@
+-- CreateSchema
+CREATE SCHEMA IF NOT EXISTS "public";
+
+-- CreateTable
+CREATE TABLE "CertificateAuthority" (
+    "id" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "parentId" TEXT,
+    "certificateDer" BYTEA NOT NULL,
+    "subject" TEXT NOT NULL,
+    "serial" TEXT NOT NULL,
+    "fingerprint" TEXT NOT NULL,
+    "keyAlgorithm" TEXT NOT NULL,
+    "keyId" TEXT,
+    "status" TEXT NOT NULL,
+    "pathLen" INTEGER,
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
+    "crlNumber" BIGINT NOT NULL DEFAULT 0,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "CertificateAuthority_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "KeyRecord" (
+    "id" TEXT NOT NULL,
+    "algorithm" TEXT NOT NULL,
+    "kekId" TEXT NOT NULL,
+    "sealed" BYTEA NOT NULL,
+    "publicKeyDer" BYTEA NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "KeyRecord_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "Certificate" (
+    "serial" TEXT NOT NULL,
+    "caId" TEXT NOT NULL,
+    "profile" TEXT NOT NULL,
+    "subject" TEXT NOT NULL,
+    "commonName" TEXT,
+    "sans" TEXT NOT NULL,
+    "sanText" TEXT NOT NULL,
+    "keyAlgorithm" TEXT NOT NULL,
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
+    "der" BYTEA NOT NULL,
+    "fingerprint" TEXT NOT NULL,
+    "csrHash" TEXT,
+    "tokenId" TEXT,
+    "predecessorSerial" TEXT,
+    "status" TEXT NOT NULL DEFAULT 'good',
+    "revokedAt" TIMESTAMP(3),
+    "revocationReason" TEXT,
+    "invalidityDate" TIMESTAMP(3),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "Certificate_pkey" PRIMARY KEY ("serial")
+);
+
+-- CreateTable
+CREATE TABLE "Crl" (
+    "id" TEXT NOT NULL,
+    "caId" TEXT NOT NULL,
+    "number" BIGINT NOT NULL,
+    "thisUpdate" TIMESTAMP(3) NOT NULL,
+    "nextUpdate" TIMESTAMP(3) NOT NULL,
+    "der" BYTEA NOT NULL,
+    "entries" INTEGER NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "Crl_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "OcspResponder" (
+    "id" TEXT NOT NULL,
+    "caId" TEXT NOT NULL,
+    "certificateDer" BYTEA NOT NULL,
+    "keyId" TEXT NOT NULL,
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "OcspResponder_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "ApiToken" (
+    "id" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "secretHash" TEXT NOT NULL,
+    "scopes" TEXT NOT NULL,
+    "profiles" TEXT,
+    "nameSuffixes" TEXT,
+    "expiresAt" TIMESTAMP(3),
+    "revokedAt" TIMESTAMP(3),
+    "lastUsedAt" TIMESTAMP(3),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "ApiToken_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "AuditEvent" (
+    "seq" INTEGER NOT NULL,
+    "time" TIMESTAMP(3) NOT NULL,
+    "actor" TEXT NOT NULL,
+    "action" TEXT NOT NULL,
+    "target" TEXT,
+    "outcome" TEXT NOT NULL,
+    "sourceIp" TEXT,
+    "details" TEXT,
+    "prevHash" TEXT NOT NULL,
+    "hash" TEXT NOT NULL,
+
+    CONSTRAINT "AuditEvent_pkey" PRIMARY KEY ("seq")
+);
+
+-- CreateTable
+CREATE TABLE "Setting" (
+    "key" TEXT NOT NULL,
+    "value" TEXT NOT NULL,
+
+    CONSTRAINT "Setting_pkey" PRIMARY KEY ("key")
+);
+
+-- CreateIndex
+CREATE UNIQUE INDEX "CertificateAuthority_fingerprint_key" ON "CertificateAuthority"("fingerprint");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Certificate_fingerprint_key" ON "Certificate"("fingerprint");
+
+-- CreateIndex
+CREATE INDEX "Certificate_caId_status_idx" ON "Certificate"("caId", "status");
+
+-- CreateIndex
+CREATE INDEX "Certificate_notAfter_idx" ON "Certificate"("notAfter");
+
+-- CreateIndex
+CREATE INDEX "Certificate_profile_idx" ON "Certificate"("profile");
+
+-- CreateIndex
+CREATE INDEX "Certificate_createdAt_idx" ON "Certificate"("createdAt");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Crl_caId_number_key" ON "Crl"("caId", "number");
+
+-- CreateIndex
+CREATE INDEX "OcspResponder_caId_notAfter_idx" ON "OcspResponder"("caId", "notAfter");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "ApiToken_secretHash_key" ON "ApiToken"("secretHash");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "AuditEvent_hash_key" ON "AuditEvent"("hash");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_action_idx" ON "AuditEvent"("action");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_time_idx" ON "AuditEvent"("time");
+
+-- AddForeignKey
+ALTER TABLE "CertificateAuthority" ADD CONSTRAINT "CertificateAuthority_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "CertificateAuthority"("id") ON DELETE SET NULL ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "Certificate" ADD CONSTRAINT "Certificate_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "Crl" ADD CONSTRAINT "Crl_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Generates both Prisma clients (SQLite and PostgreSQL) offline. Run by `npm run build`.
+import { execFileSync } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+execFileSync(process.execPath, [join(root, 'scripts/build-schemas.mjs'), '--check'], { stdio: 'inherit' });
+for (const provider of ['sqlite', 'postgresql']) {
+  execFileSync(join(root, 'node_modules/.bin/prisma'), ['generate', '--no-hints'], {
+    cwd: root, stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
+  });
+}

@@ -1,0 +1,19 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { KeyStore } from '../keystore/key-store.js';
+import type { Database } from '../storage/database.js';
+
+/** What the authority layer needs from the outside world; the clock is injectable for tests. */
+export interface CaContext {
+  db: Database;
+  keys: KeyStore;
+  config: Pick<Config, 'publicUrl'> & Partial<Config>;
+  log: Logger;
+  now: () => Date;
+}
+
+export const caUrls = (publicUrl: string, caId: string) => ({
+  caIssuers: `${publicUrl}/pki/${caId}.crt`,
+  crl: `${publicUrl}/pki/${caId}.crl`,
+  ocsp: `${publicUrl}/ocsp`,
+});

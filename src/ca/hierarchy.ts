@@ -1,0 +1,163 @@
+/**
+ * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
+ * and taking the root offline. Each change commits with its key and its audit event.
+ */
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { SignetError } from '../errors.js';
+import { buildCaCertificate } from '../pki/ca-template.js';
+import { inspectCertificate, newSerial, serialHex, fromPem } from '../pki/certificate.js';
+import { dnToDer, nameToString } from '../pki/dn.js';
+import { describeKey, signerFor, verifySignature, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import type { Tx } from '../storage/database.js';
+import { bytes } from '../storage/bytes.js';
+import { appendAudit } from './audit.js';
+import { caUrls, type CaContext } from './context.js';
+import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
+import { extension, EXT } from '../pki/extensions.js';
+
+export interface CaSummary {
+  id: string; name: string; parentId: string | null; subject: string; serial: string; fingerprint: string;
+  keyAlgorithm: string; status: string; pathLen: number | null; notBefore: Date; notAfter: Date;
+}
+
+export interface NewCaOptions {
+  subject: string;
+  keyAlgorithm: KeyAlgorithm;
+  validityDays: number;
+  pathLen?: number;
+  nameConstraints?: NameConstraints;
+}
+
+const idFor = (kind: 'root' | 'int' | 'ext', keyId: Buffer) => `${kind}-${keyId.subarray(0, 5).toString('hex')}`;
+
+async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<{ signer: Signer; cert: ReturnType<typeof inspectCertificate> }> {
+  const parent = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: parentId } });
+  if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
+  if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
+  const cert = inspectCertificate(parent.certificateDer);
+  if (!cert.isCa) throw new SignetError('conflict', `CA ${parentId} is not a CA certificate`);
+  if (cert.pathLen === 0) throw new SignetError('policy', `CA ${parentId} has pathLen 0 and cannot sign another CA`);
+  let signer: Signer;
+  if (parent.keyId) signer = await ctx.keys.signer(parent.keyId);
+  else if (parentKey) {
+    signer = signerFor(parentKey);
+    if (!createPublicKey(parentKey).export({ format: 'der', type: 'spki' }).equals(cert.spkiDer)) {
+      throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate`);
+    }
+  } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
+  return { signer, cert };
+}
+
+async function insertCa(tx: Tx, data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string }) {
+  const c = inspectCertificate(data.der);
+  return tx.certificateAuthority.create({
+    data: {
+      id: data.id, name: data.name, parentId: data.parentId, certificateDer: bytes(c.der), subject: nameToString(c.subjectNameDer),
+      serial: serialHex(c.serial), fingerprint: c.fingerprint, keyAlgorithm: data.keyAlgorithm, keyId: data.keyId,
+      status: data.status, pathLen: c.pathLen ?? null, notBefore: c.notBefore, notAfter: c.notAfter,
+    },
+  });
+}
+
+/** Creates a self-signed root and, under it, an issuing intermediate, in one transaction. */
+export async function createHierarchy(ctx: CaContext, root: NewCaOptions, intermediate: NewCaOptions, actor = 'system') {
+  return ctx.db.transaction((tx) => createHierarchyTx(ctx, tx, root, intermediate, actor));
+}
+
+export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptions, intermediate: NewCaOptions, actor = 'system') {
+  {
+    const now = ctx.now();
+    const rootKey = await ctx.keys.generate(root.keyAlgorithm, tx);
+    const rootSigner = rootKey.signer;
+    const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
+    const rootName = dnToDer(root.subject);
+    const rootDer = buildCaCertificate({ serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen, selfSigner: rootSigner });
+    const rootParts = inspectCertificate(rootDer);
+    const rootId = idFor('root', rootParts.subjectKeyId);
+    const rootRow = await insertCa(tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
+    await appendAudit(tx, { actor, action: 'ca.created', target: rootId, details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root' } });
+    const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts }, intermediate, actor);
+    return { root: rootRow, intermediate: intRow };
+  }
+}
+
+async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> }, opts: NewCaOptions, actor: string) {
+  const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
+  const spki = key.publicKey.export({ format: 'der', type: 'spki' });
+  const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
+  const der = buildCaCertificate({
+    serial: newSerial(), subjectNameDer: dnToDer(opts.subject), spkiDer: spki, notBefore: ctx.now(), validityDays: opts.validityDays,
+    pathLen: opts.pathLen ?? 0, extraExtensions: extra,
+    issuer: { nameDer: parent.cert.subjectNameDer, keyId: parent.cert.subjectKeyId, notAfter: parent.cert.notAfter, signer: parent.signer, urls: caUrls(ctx.config.publicUrl, parent.id) },
+  });
+  const parts = inspectCertificate(der);
+  const id = idFor('int', parts.subjectKeyId);
+  const row = await insertCa(tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });
+  await appendAudit(tx, { actor, action: 'ca.created', target: id, details: { subject: row.subject, parent: parent.id, fingerprint: row.fingerprint, keyAlgorithm: opts.keyAlgorithm, role: 'intermediate', nameConstraints: opts.nameConstraints ?? null } });
+  await appendAudit(tx, { actor, action: 'ca.key.used', target: parent.id, details: { purpose: 'sign intermediate certificate', serial: row.serial } });
+  return row;
+}
+
+export async function createIntermediate(ctx: CaContext, parentId: string, opts: NewCaOptions, actor = 'system', parentKey?: KeyObject) {
+  const parent = await issuerOf(ctx, parentId, parentKey);
+  return ctx.db.transaction((tx) => signIntermediate(ctx, tx, { id: parentId, ...parent }, opts, actor));
+}
+
+/** Brings an existing CA (certificate + private key PEM) under Signet's management. */
+export async function importCa(ctx: CaContext, certPem: string, keyPem: string, opts: { passphrase?: string; actor?: string } = {}) {
+  const [der] = fromPem(certPem);
+  if (!der) throw new SignetError('bad-request', 'the certificate file has no PEM CERTIFICATE block');
+  let cert;
+  try { cert = inspectCertificate(der); } catch (e) { throw new SignetError('bad-request', `the certificate could not be parsed: ${(e as Error).message}`); }
+  if (!cert.isCa) throw new SignetError('bad-request', 'the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)');
+  let key: KeyObject;
+  try { key = createPrivateKey({ key: keyPem, format: 'pem', ...(opts.passphrase ? { passphrase: opts.passphrase } : {}) }); } catch (e) {
+    throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
+  }
+  describeKey(key);
+  if (!createPublicKey(key).export({ format: 'der', type: 'spki' }).equals(cert.spkiDer)) throw new SignetError('bad-key', 'the private key does not match the certificate');
+  if (await ctx.db.prisma.certificateAuthority.findUnique({ where: { fingerprint: cert.fingerprint } })) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
+  // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
+  const selfSigned = cert.issuerNameDer.equals(cert.subjectNameDer) && verifySignature(cert.parsed.signatureAlgorithm.algorithm, cert.publicKey, cert.tbs, Buffer.from(cert.parsed.signatureValue));
+  let parentId: string | null = null;
+  if (!selfSigned) {
+    const cands = await ctx.db.prisma.certificateAuthority.findMany();
+    for (const c of cands) {
+      const p = inspectCertificate(c.certificateDer);
+      if (p.subjectNameDer.equals(cert.issuerNameDer) && verifySignature(cert.parsed.signatureAlgorithm.algorithm, p.publicKey, cert.tbs, Buffer.from(cert.parsed.signatureValue))) { parentId = c.id; break; }
+    }
+  }
+  const actor = opts.actor ?? 'cli';
+  return ctx.db.transaction(async (tx) => {
+    const k = await ctx.keys.importKey(key, tx);
+    const id = idFor(selfSigned ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
+    const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: describeKey(key).name, status: 'active' });
+    await appendAudit(tx, { actor, action: 'ca.imported', target: id, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId } });
+    return row;
+  });
+}
+
+/** Exports the root key (passphrase-encrypted PKCS#8) to a file and deletes it from the online store. */
+export async function takeOffline(ctx: CaContext, caId: string, file: string, passphrase: string, actor = 'cli') {
+  const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+  if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
+  if (!ca.keyId) throw new SignetError('conflict', `CA ${caId} is already offline`);
+  if (passphrase.length < 12) throw new SignetError('bad-request', 'the offline key passphrase must be at least 12 characters');
+  const pem = await ctx.keys.exportEncrypted(ca.keyId, passphrase);
+  writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  const keyId = ca.keyId;
+  await ctx.db.transaction(async (tx) => {
+    await tx.certificateAuthority.update({ where: { id: caId }, data: { keyId: null, status: 'offline' } });
+    await ctx.keys.remove(keyId, tx);
+    await appendAudit(tx, { actor, action: 'ca.key.offline', target: caId, details: { file } });
+  });
+}
+
+export async function listCas(ctx: Pick<CaContext, 'db'>): Promise<CaSummary[]> {
+  const rows = await ctx.db.prisma.certificateAuthority.findMany({ orderBy: { createdAt: 'asc' } });
+  return rows.map(({ certificateDer: _d, crlNumber: _n, createdAt: _c, keyId: _k, ...rest }) => rest);
+}
+
+export const randomPassphrase = () => randomBytes(18).toString('base64url');

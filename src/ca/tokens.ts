@@ -1,0 +1,63 @@
+/**
+ * API tokens: 256 random bits shown once, stored as SHA-256. Looking a token up by its hash
+ * and comparing the hashes with timingSafeEqual means the secret never meets a
+ * variable-time comparison.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import type { Tx } from '../storage/database.js';
+import { appendAudit } from './audit.js';
+import type { CaContext } from './context.js';
+
+export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+export const TOKEN_PREFIX = 'sgt_';
+
+export interface TokenGrant {
+  id: string; name: string; scopes: Scope[]; profiles: string[] | null; nameSuffixes: string[] | null; expiresAt: Date | null;
+}
+
+export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+
+export interface NewToken { name: string; scopes: Scope[]; profiles?: string[]; nameSuffixes?: string[]; expiresAt?: Date }
+
+export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx?: Tx): Promise<TokenGrant & { token: string }> {
+  const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const id = `tok-${randomUUID().slice(0, 8)}`;
+  const write = async (x: Tx) => {
+    await x.apiToken.create({
+      data: {
+        id, name: t.name, secretHash: hashSecret(secret), scopes: t.scopes.join(','),
+        profiles: t.profiles ? JSON.stringify(t.profiles) : null, nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
+        expiresAt: t.expiresAt ?? null,
+      },
+    });
+    await appendAudit(x, { actor, action: 'token.created', target: id, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
+  };
+  if (tx) await write(tx); else await ctx.db.transaction(write);
+  return { id, name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt ?? null, token: secret };
+}
+
+/** Resolves a presented secret to its grant, or throws 401 with a reason that reveals nothing useful. */
+export async function authenticate(ctx: CaContext, presented: string): Promise<TokenGrant> {
+  if (!presented.startsWith(TOKEN_PREFIX) || presented.length > 200) throw new SignetError('unauthorized', 'the bearer token is not a Signet API token');
+  const hash = hashSecret(presented);
+  const row = await ctx.db.prisma.apiToken.findUnique({ where: { secretHash: hash } });
+  if (!row || !timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(hash, 'hex'))) throw new SignetError('unauthorized', 'the bearer token is unknown');
+  if (row.revokedAt) throw new SignetError('unauthorized', 'the bearer token was revoked');
+  const now = ctx.now();
+  if (row.expiresAt && row.expiresAt <= now) throw new SignetError('unauthorized', 'the bearer token has expired');
+  // Last-used is advisory; it must not make reads wait on the write lock, so it is not awaited.
+  ctx.db.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } }).catch(() => undefined);
+  return {
+    id: row.id, name: row.name, scopes: row.scopes.split(',').filter(Boolean) as Scope[],
+    profiles: row.profiles ? (JSON.parse(row.profiles) as string[]) : null,
+    nameSuffixes: row.nameSuffixes ? (JSON.parse(row.nameSuffixes) as string[]) : null, expiresAt: row.expiresAt,
+  };
+}
+
+export function requireScope(grant: TokenGrant, scope: Scope): void {
+  if (!grant.scopes.includes(scope) && !grant.scopes.includes('admin')) {
+    throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${grant.scopes.join(', ') || 'none'})`);
+  }
+}

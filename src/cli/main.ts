@@ -1,0 +1,69 @@
+import 'reflect-metadata';
+import { Command, Option } from 'commander';
+import { caCommand } from './commands/ca.js';
+import { cliEnv, fail, printJson, readSecret } from './runtime.js';
+import { bootstrapIfEmpty, openSignet, prepareDataDir } from '../runtime/open.js';
+import { migrate } from '../storage/migrate.js';
+import { resolveDatabase } from '../storage/database-url.js';
+import { KEY_ALGORITHMS } from '../pki/keys.js';
+import { listCas, takeOffline } from '../ca/hierarchy.js';
+import { SignetError } from '../errors.js';
+
+const program = new Command('signet')
+  .description('Signet — a private certificate authority.\nSettings come from SIGNET_* environment variables (see README).')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program.command('serve')
+  .description('start the HTTP service (migrates and bootstraps on first start)')
+  .action(async () => { const { serve } = await import('./serve.js'); await serve(); });
+
+program.command('migrate')
+  .description('apply database migrations and exit')
+  .action(async () => {
+    const { config } = cliEnv();
+    prepareDataDir(config.dataDir);
+    const r = await migrate(resolveDatabase(config.DATABASE_URL, config.dataDir));
+    process.stdout.write(r.applied.length ? `applied ${r.applied.join(', ')}\n` : 'database is up to date\n');
+  });
+
+program.command('init')
+  .description('create the root and issuing intermediate CA and the admin token (if none exist)')
+  .option('--root-subject <dn>', 'root subject DN (default SIGNET_ROOT_SUBJECT)')
+  .addOption(new Option('--root-key <algorithm>', 'root key algorithm').choices(KEY_ALGORITHMS))
+  .option('--intermediate-subject <dn>', 'intermediate subject DN')
+  .addOption(new Option('--intermediate-key <algorithm>', 'intermediate key algorithm').choices(KEY_ALGORITHMS))
+  .option('--offline-root <file>', 'export the root key, encrypted, to <file> and remove it from the online store')
+  .option('--offline-root-passphrase-file <file>', 'file with the passphrase for --offline-root (else prompted)')
+  .option('--json', 'print JSON')
+  .action(async (o) => {
+    const env = cliEnv();
+    const config = {
+      ...env.config,
+      ...(o.rootSubject ? { SIGNET_ROOT_SUBJECT: o.rootSubject } : {}),
+      ...(o.rootKey ? { SIGNET_ROOT_KEY: o.rootKey } : {}),
+      ...(o.intermediateSubject ? { SIGNET_INTERMEDIATE_SUBJECT: o.intermediateSubject } : {}),
+      ...(o.intermediateKey ? { SIGNET_INTERMEDIATE_KEY: o.intermediateKey } : {}),
+    };
+    const passphrase = o.offlineRoot ? await readSecret(o.offlineRootPassphraseFile, 'Passphrase for the offline root key: ') : undefined;
+    const ctx = await openSignet(config, env.log);
+    try {
+      const boot = await bootstrapIfEmpty(ctx, config);
+      if (!boot.created) throw new SignetError('conflict', 'a CA hierarchy already exists in this database; use `signet ca list`');
+      const root = (await listCas(ctx)).find((c) => c.parentId === null)!;
+      if (o.offlineRoot) await takeOffline(ctx, root.id, o.offlineRoot, passphrase!, 'cli');
+      if (o.json) printJson({ rootId: root.id, rootFingerprint: boot.rootFingerprint, tokenFile: boot.tokenFile, offlineRoot: o.offlineRoot ?? null });
+      else {
+        process.stdout.write(`root ${root.id} SHA-256 fingerprint: ${boot.rootFingerprint}\nadmin API token written to ${boot.tokenFile} (mode 0600)\n`);
+        if (o.offlineRoot) process.stdout.write(`root key exported to ${o.offlineRoot} and removed from the online store\n`);
+      }
+    } finally { await ctx.db.close(); }
+  });
+
+program.addCommand(caCommand());
+
+export async function main(argv = process.argv): Promise<void> {
+  try { await program.parseAsync(argv); } catch (e) { fail(e); }
+}
+
+await main();

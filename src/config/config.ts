@@ -1,0 +1,77 @@
+/**
+ * Configuration: environment variables, optionally mirrored by a JSON file (SIGNET_CONFIG_FILE)
+ * whose keys are the same variable names. The environment wins over the file. Validated once
+ * with zod at start-up; a bad value stops start-up with one line naming the variable.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { SignetError } from '../errors.js';
+import { KEY_ALGORITHMS } from '../pki/keys.js';
+
+const bool = z.enum(['on', 'off', 'true', 'false', '1', '0']).transform((v) => v === 'on' || v === 'true' || v === '1');
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/** One entry per setting: the schema and the README's description live together. */
+export const SETTINGS = {
+  SIGNET_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory for the SQLite database, the master key file and the admin token.' },
+  SIGNET_HOST: { schema: z.string().min(1).default('127.0.0.1'), doc: 'Address the HTTP listener binds to.' },
+  SIGNET_PORT: { schema: port.default(8080), doc: 'HTTP port for the API and the public PKI endpoints.' },
+  SIGNET_PUBLIC_URL: { schema: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(), doc: 'Base of the URLs written into certificates (AIA, CRL DP). Default http://127.0.0.1:<port>.' },
+  SIGNET_MASTER_KEY: { schema: z.string().optional(), doc: 'Key-encryption key, base64 of 32 bytes. If unset, <data>/master.key (0600) is created on first start and used.' },
+  DATABASE_URL: { schema: z.string().optional(), doc: 'postgresql://… for PostgreSQL, or file:<path> for SQLite. Default: SQLite at <data>/signet.db.' },
+  SIGNET_LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level.' },
+  SIGNET_ROOT_SUBJECT: { schema: z.string().default('CN=Signet Root CA,O=Signet'), doc: 'Subject DN of the root created on first start.' },
+  SIGNET_ROOT_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p384'), doc: `Root key algorithm: ${KEY_ALGORITHMS.join(', ')}.` },
+  SIGNET_ROOT_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(3650), doc: 'Root validity in days.' },
+  SIGNET_INTERMEDIATE_SUBJECT: { schema: z.string().default('CN=Signet Issuing CA 1,O=Signet'), doc: 'Subject DN of the issuing intermediate created on first start.' },
+  SIGNET_INTERMEDIATE_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'), doc: 'Intermediate key algorithm.' },
+  SIGNET_INTERMEDIATE_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(1825), doc: 'Intermediate validity in days (never beyond the root).' },
+  SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
+  SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },
+  SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
+} as const;
+
+type Settings = typeof SETTINGS;
+export type RawConfig = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+export interface Config extends RawConfig {
+  dataDir: string;
+  publicUrl: string;
+}
+
+const schema = z.object(Object.fromEntries(Object.entries(SETTINGS).map(([k, v]) => [k, v.schema])) as { [K in keyof Settings]: Settings[K]['schema'] });
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let fileValues: Record<string, unknown> = {};
+  if (env.SIGNET_CONFIG_FILE) {
+    try {
+      fileValues = JSON.parse(readFileSync(env.SIGNET_CONFIG_FILE, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new SignetError('configuration', `SIGNET_CONFIG_FILE ${env.SIGNET_CONFIG_FILE} could not be read as JSON: ${(e as Error).message}`);
+    }
+    const unknownKeys = Object.keys(fileValues).filter((k) => !(k in SETTINGS));
+    if (unknownKeys.length) throw new SignetError('configuration', `SIGNET_CONFIG_FILE has unknown setting ${unknownKeys[0]}; known settings are listed in the README`);
+  }
+  const input: Record<string, unknown> = {};
+  for (const key of Object.keys(SETTINGS)) {
+    const v = env[key] ?? fileValues[key];
+    if (v !== undefined && v !== '') input[key] = typeof v === 'number' || typeof v === 'boolean' ? String(v) : v;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new SignetError('configuration', `${name} is invalid: ${issue.message}`);
+  }
+  const raw = parsed.data as RawConfig;
+  if (raw.SIGNET_MASTER_KEY !== undefined) {
+    const bytes = Buffer.from(raw.SIGNET_MASTER_KEY, 'base64');
+    if (bytes.length !== 32 || bytes.toString('base64') !== raw.SIGNET_MASTER_KEY.trim()) {
+      throw new SignetError('configuration', 'SIGNET_MASTER_KEY is invalid: must be base64 of exactly 32 bytes (generate one with: openssl rand -base64 32)');
+    }
+  }
+  const publicUrl = (raw.SIGNET_PUBLIC_URL ?? `http://127.0.0.1:${raw.SIGNET_PORT}`).replace(/\/+$/, '');
+  return { ...raw, dataDir: resolve(raw.SIGNET_DATA_DIR), publicUrl };
+}

@@ -1,0 +1,49 @@
+/**
+ * The Express application: thin routes over the authority layer. Every response that is not a
+ * success is a problem document, produced in problem.ts.
+ */
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { randomUUID } from 'node:crypto';
+import type { CaContext } from '../ca/context.js';
+import type { Metrics } from '../observability/metrics.js';
+import { notFound, problemHandler, requireJson } from './problem.js';
+import { healthRoutes } from './routes/health.js';
+import { caRoutes } from './routes/cas.js';
+import { pkiRoutes } from './routes/pki.js';
+
+export interface AppOptions { bodyLimit: string; trustProxy: boolean }
+
+export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', opts.trustProxy);
+  app.set('etag', false);
+  app.use(pinoHttp({
+    logger: ctx.log,
+    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length < 100 ? req.headers['x-request-id'] : randomUUID()),
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+    serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
+  }));
+  app.use(helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } }, crossOriginResourcePolicy: { policy: 'cross-origin' } }));
+  app.use((req, res, next) => {
+    const end = metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      end({ method: req.method, route });
+    });
+    next();
+  });
+  app.use(healthRoutes(ctx, metrics));
+  app.use(pkiRoutes(ctx));
+  const api = express.Router();
+  api.use(requireJson);
+  api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
+  api.use(caRoutes(ctx));
+  app.use('/api/v1', api);
+  app.use(notFound);
+  app.use(problemHandler);
+  return app;
+}

@@ -1,0 +1,49 @@
+/**
+ * The one place where errors become HTTP responses: RFC 9457 problem+json for everything,
+ * including body-parser failures, unknown routes and unexpected exceptions (which are logged
+ * with their stack but answered with a generic detail, so no internals leak).
+ */
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { SignetError, isSignetError } from '../errors.js';
+
+export function sendProblem(res: Response, err: SignetError, instance?: string): void {
+  res.status(err.status).type('application/problem+json').send(JSON.stringify(err.toProblem(instance)));
+}
+
+interface BodyParserError { type?: string; status?: number; limit?: number; expose?: boolean; message: string }
+
+function translate(err: unknown): SignetError {
+  if (isSignetError(err)) return err;
+  const e = err as BodyParserError;
+  switch (e?.type) {
+    case 'entity.parse.failed': return new SignetError('bad-request', `request body is not valid JSON: ${e.message}`);
+    case 'entity.too.large': return new SignetError('payload-too-large', `request body exceeds the ${e.limit ?? ''} byte limit`.replace('  ', ' '));
+    case 'encoding.unsupported': case 'charset.unsupported': return new SignetError('unsupported-media-type', e.message);
+    case 'request.aborted': return new SignetError('bad-request', 'request body was aborted by the client');
+    default: break;
+  }
+  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) return new SignetError('bad-request', e.message, { status: e.status });
+  return new SignetError('internal', 'an unexpected error occurred; it has been logged', { cause: err });
+}
+
+export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const problem = translate(err);
+  if (problem.status >= 500) req.log?.error({ err }, 'request failed');
+  else req.log?.info({ problem: problem.type, detail: problem.detail }, 'request refused');
+  if (res.headersSent) { res.end(); return; }
+  sendProblem(res, problem, req.originalUrl);
+};
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new SignetError('not-found', `no route for ${req.method} ${req.path}`));
+};
+
+/** POST bodies must be JSON: say so precisely instead of parsing nothing. */
+export const requireJson: RequestHandler = (req, _res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'DELETE') return next();
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!req.is('application/json') && (length > 0 || req.headers['transfer-encoding'])) {
+    return next(new SignetError('unsupported-media-type', `Content-Type must be application/json (got ${req.headers['content-type'] ?? 'none'})`));
+  }
+  next();
+};

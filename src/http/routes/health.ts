@@ -1,0 +1,23 @@
+import { Router } from 'express';
+import type { CaContext } from '../../ca/context.js';
+import type { Metrics } from '../../observability/metrics.js';
+
+export function healthRoutes(ctx: CaContext, metrics: Metrics): Router {
+  const r = Router();
+  r.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
+  r.get('/readyz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    try { await ctx.db.ping(); checks.database = 'ok'; } catch (e) { checks.database = `unreachable: ${(e as Error).message.split('\n')[0]}`; }
+    try {
+      const active = await ctx.db.prisma.certificateAuthority.findMany({ where: { status: 'active', keyId: { not: null } }, select: { keyId: true } });
+      for (const a of active) await ctx.keys.signer(a.keyId!);
+      checks.keys = active.length ? 'unlocked' : 'no online CA key';
+    } catch (e) { checks.keys = `locked: ${(e as Error).message}`; }
+    const ready = checks.database === 'ok' && checks.keys === 'unlocked';
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  r.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return r;
+}

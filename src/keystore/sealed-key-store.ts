@@ -1,0 +1,100 @@
+/**
+ * Software key store: PKCS#8 DER sealed with AES-256-GCM under the KEK, in the KeyRecord table.
+ * The key id is bound into the GCM additional data, so a sealed blob copied onto another
+ * record does not unseal.
+ */
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { describeKey, generateKey, signerFor, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import type { Db, Tx } from '../storage/database.js';
+import { bytes } from '../storage/bytes.js';
+import type { Kek } from './kek.js';
+import type { KeyStore } from './key-store.js';
+
+const aad = (id: string) => Buffer.from(`signet-key:${id}`);
+
+export function seal(kek: Buffer, id: string, plaintext: Buffer): Buffer {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', kek, nonce);
+  cipher.setAAD(aad(id));
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([nonce, ct, cipher.getAuthTag()]);
+}
+
+export function unseal(kek: Buffer, id: string, sealed: Uint8Array): Buffer {
+  const buf = Buffer.from(sealed);
+  if (buf.length < 12 + 16 + 1) throw new Error('sealed key is truncated');
+  const decipher = createDecipheriv('aes-256-gcm', kek, buf.subarray(0, 12));
+  decipher.setAAD(aad(id));
+  decipher.setAuthTag(buf.subarray(buf.length - 16));
+  return Buffer.concat([decipher.update(buf.subarray(12, buf.length - 16)), decipher.final()]);
+}
+
+export class SealedKeyStore implements KeyStore {
+  private readonly cache = new Map<string, Signer>();
+
+  constructor(private readonly db: Db, private readonly kek: Kek) {}
+
+  async generate(algorithm: KeyAlgorithm, tx?: Tx) {
+    const { privateKey } = generateKey(algorithm);
+    return this.importKey(privateKey, tx);
+  }
+
+  async importKey(privateKey: KeyObject, tx?: Tx) {
+    const algorithm = describeKey(privateKey).name;
+    const id = `key-${randomUUID()}`;
+    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+    const publicKey = createPublicKey(privateKey);
+    const sealed = seal(this.kek.key, id, pkcs8);
+    pkcs8.fill(0);
+    await (tx ?? this.db).keyRecord.create({
+      data: { id, algorithm, kekId: this.kek.id, sealed: bytes(sealed), publicKeyDer: bytes(publicKey.export({ format: 'der', type: 'spki' })) },
+    });
+    const signer = signerFor(privateKey);
+    this.cache.set(id, signer);
+    return { id, publicKey, signer };
+  }
+
+  private async privateKey(id: string): Promise<KeyObject> {
+    const rec = await this.db.keyRecord.findUnique({ where: { id } });
+    if (!rec) throw new SignetError('key-store', `CA key ${id} is not in the online key store (is it kept offline?)`);
+    if (rec.kekId !== this.kek.id) {
+      throw new SignetError('key-store', `CA key ${id} was sealed under master key ${rec.kekId}, but the master key in use is ${this.kek.id}: set the SIGNET_MASTER_KEY (or master.key file) that this store was created with`);
+    }
+    let der: Buffer;
+    try {
+      der = unseal(this.kek.key, id, rec.sealed);
+    } catch {
+      throw new SignetError('key-store', `CA key ${id} could not be unsealed: the key store record is corrupted or truncated; restore it from a backup`);
+    }
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } finally {
+      der.fill(0);
+    }
+  }
+
+  async signer(id: string): Promise<Signer> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const s = signerFor(await this.privateKey(id));
+    this.cache.set(id, s);
+    return s;
+  }
+
+  async remove(id: string, tx?: Tx) {
+    this.cache.delete(id);
+    await (tx ?? this.db).keyRecord.delete({ where: { id } });
+  }
+
+  async exportEncrypted(id: string, passphrase: string): Promise<string> {
+    const key = await this.privateKey(id);
+    return key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string;
+  }
+
+  async verifyAll(): Promise<number> {
+    const ids = await this.db.keyRecord.findMany({ select: { id: true } });
+    for (const { id } of ids) await this.signer(id);
+    return ids.length;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What a CA certificate contains (RFC 5280): basicConstraints critical with pathLen,
+ * keyUsage critical keyCertSign+cRLSign+digitalSignature (the CA may sign OCSP responses
+ * itself), SKI by RFC 7093, AKI = issuer SKI, and for intermediates the AIA/CRL DP of the parent.
+ */
+import type { Signer } from './keys.js';
+import { algorithmDer, encodeTbs, signTbs } from './certificate.js';
+import {
+  authorityInfoAccess, authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage,
+  subjectKeyIdentifier,
+} from './extensions.js';
+
+export interface CaIssuer {
+  nameDer: Buffer;
+  keyId: Buffer;
+  notAfter: Date;
+  signer: Signer;
+  /** Public URLs of the issuer (AIA caIssuers, CRL, OCSP) — absent for self-signed roots. */
+  urls?: { caIssuers: string; crl: string; ocsp: string };
+}
+
+export interface CaCertificateParams {
+  serial: Buffer;
+  subjectNameDer: Buffer;
+  spkiDer: Buffer;
+  notBefore: Date;
+  validityDays: number;
+  pathLen?: number;
+  /** Extra extension DER, e.g. nameConstraints. */
+  extraExtensions?: Buffer[];
+  /** Omitted = self-signed, with `selfSigner`. */
+  issuer?: CaIssuer;
+  selfSigner?: Signer;
+}
+
+export const BACKDATE_MS = 60_000;
+
+export function buildCaCertificate(p: CaCertificateParams): Buffer {
+  const signer = p.issuer?.signer ?? p.selfSigner;
+  if (!signer) throw new Error('a CA certificate needs an issuer or a self-signer');
+  const notBefore = new Date(Math.floor((p.notBefore.getTime() - BACKDATE_MS) / 1000) * 1000);
+  let notAfter = new Date(Math.floor((p.notBefore.getTime() + p.validityDays * 86_400_000) / 1000) * 1000);
+  if (p.issuer && notAfter > p.issuer.notAfter) notAfter = p.issuer.notAfter;
+  const ski = keyIdentifier(p.spkiDer);
+  const extensions = [
+    basicConstraints(true, p.pathLen),
+    keyUsage(['digitalSignature', 'keyCertSign', 'cRLSign']),
+    subjectKeyIdentifier(ski),
+    authorityKeyIdentifier(p.issuer?.keyId ?? ski),
+  ];
+  if (p.issuer?.urls) {
+    extensions.push(authorityInfoAccess({ ocspUrl: p.issuer.urls.ocsp, caIssuersUrl: p.issuer.urls.caIssuers }));
+    extensions.push(crlDistributionPoints(p.issuer.urls.crl));
+  }
+  extensions.push(...(p.extraExtensions ?? []));
+  const alg = algorithmDer(signer);
+  const tbs = encodeTbs({
+    serial: p.serial,
+    signatureAlgorithmDer: alg,
+    issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer,
+    notBefore,
+    notAfter,
+    subjectNameDer: p.subjectNameDer,
+    spkiDer: p.spkiDer,
+    extensions,
+  });
+  return signTbs(tbs, signer, alg);
+}

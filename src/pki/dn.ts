@@ -1,0 +1,71 @@
+/**
+ * Distinguished names: RFC 4514 strings (as operators type them) to DER and back.
+ * Values are UTF8String (RFC 5280 §4.1.2.4 "MUST use UTF8String" for new certificates), except
+ * countryName (PrintableString) and domainComponent (IA5String), which their definitions fix.
+ */
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Name as AsnName } from '@peculiar/asn1-x509';
+import { SignetError } from '../errors.js';
+import { objectIdentifier, sequence, set, tlv } from './der.js';
+
+const ATTRS: Record<string, string> = {
+  CN: '2.5.4.3', C: '2.5.4.6', L: '2.5.4.7', ST: '2.5.4.8', O: '2.5.4.10', OU: '2.5.4.11',
+  SERIALNUMBER: '2.5.4.5', DC: '0.9.2342.19200300.100.1.25', UID: '0.9.2342.19200300.100.1.1',
+};
+const NAMES: Record<string, string> = Object.fromEntries(Object.entries(ATTRS).map(([k, v]) => [v, k === 'SERIALNUMBER' ? 'serialNumber' : k]));
+NAMES['1.2.840.113549.1.9.1'] = 'emailAddress';
+
+export interface Rdn { type: string; value: string }
+
+/** Parses `CN=foo,O=Bar\, Inc.` into attributes in DER order (RFC 4514 lists the last RDN first). */
+export function parseDn(dn: string): Rdn[] {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < dn.length; i++) {
+    const ch = dn[i]!;
+    if (ch === '\\' && i + 1 < dn.length) { cur += dn[++i]; continue; }
+    if (ch === ',') { parts.push(cur); cur = ''; continue; }
+    cur += ch;
+  }
+  parts.push(cur);
+  const rdns = parts.map((p) => {
+    const eq = p.indexOf('=');
+    if (eq < 1) throw new SignetError('bad-request', `distinguished name "${dn}" is malformed: expected TYPE=value pairs separated by commas`);
+    const key = p.slice(0, eq).trim().toUpperCase();
+    const value = p.slice(eq + 1).trim();
+    const type = ATTRS[key];
+    if (!type) throw new SignetError('bad-request', `distinguished name attribute ${key} is not supported; use ${Object.keys(ATTRS).join(', ')}`);
+    if (!value) throw new SignetError('bad-request', `distinguished name attribute ${key} is empty`);
+    if (value.length > 64 && key !== 'DC') throw new SignetError('bad-request', `distinguished name attribute ${key} is longer than 64 characters`);
+    if (key === 'C' && !/^[A-Z]{2}$/.test(value)) throw new SignetError('bad-request', `country (C) must be two upper-case letters, got "${value}"`);
+    return { type, value };
+  });
+  return rdns.reverse();
+}
+
+export function encodeName(rdns: Rdn[]): Buffer {
+  return sequence(...rdns.map(({ type, value }) => {
+    const tag = type === ATTRS.C ? 0x13 : type === ATTRS.DC ? 0x16 : 0x0c;
+    return set(sequence(objectIdentifier(type), tlv(tag, Buffer.from(value, 'utf8'))));
+  }));
+}
+
+export const dnToDer = (dn: string): Buffer => encodeName(parseDn(dn));
+
+const escape = (v: string) => v.replace(/([,+"\\<>;])/g, '\\$1').replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
+
+/** RFC 4514 string of a DER Name (last RDN first), for display and search. */
+export function nameToString(der: Uint8Array): string {
+  const name = AsnConvert.parse(der, AsnName);
+  return [...name].reverse().map((rdn) => [...rdn].map((atv) => {
+    const label = NAMES[atv.type] ?? atv.type;
+    return `${label}=${escape(atv.value.toString())}`;
+  }).join('+')).join(',');
+}
+
+/** The first commonName in a DER Name, if any. */
+export function commonNameOf(der: Uint8Array): string | undefined {
+  const name = AsnConvert.parse(der, AsnName);
+  for (const rdn of name) for (const atv of rdn) if (atv.type === ATTRS.CN) return atv.value.toString();
+  return undefined;
+}

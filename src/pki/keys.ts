@@ -1,0 +1,119 @@
+/**
+ * Key algorithms Signet knows, key generation, and signing with node:crypto KeyObjects.
+ * Pure: no I/O beyond the CSPRNG inside node:crypto.
+ */
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
+import { SignetError } from '../errors.js';
+
+export const KEY_ALGORITHMS = [
+  'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519',
+] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+
+export const OID = {
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  ed25519: '1.3.101.112',
+  ed448: '1.3.101.113',
+  dsa: '1.2.840.10040.4.1',
+  p256: '1.2.840.10045.3.1.7',
+  p384: '1.3.132.0.34',
+  p521: '1.3.132.0.35',
+  ecdsaSha256: '1.2.840.10045.4.3.2',
+  ecdsaSha384: '1.2.840.10045.4.3.3',
+  ecdsaSha512: '1.2.840.10045.4.3.4',
+  sha256WithRSA: '1.2.840.113549.1.1.11',
+  sha384WithRSA: '1.2.840.113549.1.1.12',
+  sha512WithRSA: '1.2.840.113549.1.1.13',
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+} as const;
+
+const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
+
+export function generateKey(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
+  switch (alg) {
+    case 'ecdsa-p256': return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    case 'ecdsa-p384': return generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    case 'ecdsa-p521': return generateKeyPairSync('ec', { namedCurve: 'P-521' });
+    case 'rsa-2048': return generateKeyPairSync('rsa', { modulusLength: 2048 });
+    case 'rsa-3072': return generateKeyPairSync('rsa', { modulusLength: 3072 });
+    case 'rsa-4096': return generateKeyPairSync('rsa', { modulusLength: 4096 });
+    case 'ed25519': return generateKeyPairSync('ed25519');
+  }
+}
+
+/** Describes a public or private key in Signet's vocabulary, e.g. `ecdsa-p256`, `rsa-3072`. */
+export function describeKey(key: KeyObject): { family: 'ecdsa' | 'rsa' | 'ed25519'; bits: number; name: string } {
+  const d = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const curve = d.namedCurve;
+      const map: Record<string, [number, string]> = {
+        prime256v1: [256, 'ecdsa-p256'], secp384r1: [384, 'ecdsa-p384'], secp521r1: [521, 'ecdsa-p521'],
+      };
+      const hit = curve ? map[curve] : undefined;
+      if (!hit) throw new SignetError('bad-key', `ECDSA curve ${curve ?? 'unknown'} is not supported; use P-256, P-384 or P-521`);
+      return { family: 'ecdsa', bits: hit[0], name: hit[1] };
+    }
+    case 'rsa': {
+      const bits = d.modulusLength ?? 0;
+      return { family: 'rsa', bits, name: `rsa-${bits}` };
+    }
+    case 'ed25519': return { family: 'ed25519', bits: 256, name: 'ed25519' };
+    default:
+      throw new SignetError('bad-key', `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported; use RSA, ECDSA P-256/P-384/P-521 or Ed25519`);
+  }
+}
+
+/** A signer bound to one private key: the signature AlgorithmIdentifier and a sign function. */
+export interface Signer {
+  readonly algorithm: AlgorithmIdentifier;
+  /** DER of the AlgorithmIdentifier, cached for hot paths. */
+  readonly publicKey: KeyObject;
+  sign(data: Uint8Array): Buffer;
+}
+
+export function signerFor(privateKey: KeyObject): Signer {
+  const publicKey = createPublicKey(privateKey);
+  const k = describeKey(privateKey);
+  let hash: string | null;
+  let algorithm: AlgorithmIdentifier;
+  if (k.family === 'ecdsa') {
+    const [h, oid] = k.bits === 256 ? ['sha256', OID.ecdsaSha256] : k.bits === 384 ? ['sha384', OID.ecdsaSha384] : ['sha512', OID.ecdsaSha512];
+    hash = h;
+    algorithm = new AlgorithmIdentifier({ algorithm: oid });
+  } else if (k.family === 'rsa') {
+    hash = 'sha256';
+    algorithm = new AlgorithmIdentifier({ algorithm: OID.sha256WithRSA, parameters: DER_NULL });
+  } else {
+    hash = null;
+    algorithm = new AlgorithmIdentifier({ algorithm: OID.ed25519 });
+  }
+  const opts = k.family === 'ecdsa' ? { key: privateKey, dsaEncoding: 'der' as const } : privateKey;
+  return {
+    algorithm,
+    publicKey,
+    sign: (data) => sign(hash, data, opts),
+  };
+}
+
+/** Verifies a signature made with one of the algorithms Signet accepts in CSRs. */
+export function verifySignature(algorithmOid: string, publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  const hashes: Record<string, string | null> = {
+    [OID.ecdsaSha256]: 'sha256', [OID.ecdsaSha384]: 'sha384', [OID.ecdsaSha512]: 'sha512',
+    [OID.sha256WithRSA]: 'sha256', [OID.sha384WithRSA]: 'sha384', [OID.sha512WithRSA]: 'sha512',
+    [OID.ed25519]: null,
+  };
+  if (!(algorithmOid in hashes)) {
+    throw new SignetError('bad-csr', `signature algorithm ${algorithmOid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`);
+  }
+  const hash = hashes[algorithmOid] ?? null;
+  try {
+    const key = publicKey.asymmetricKeyType === 'ec' ? { key: publicKey, dsaEncoding: 'der' as const } : publicKey;
+    return verify(hash, data, key, signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Composition root: configuration → data directory → migrations → database → key store.
+ * Every failure here stops start-up with one precise line and changes nothing on disk
+ * except what a first start creates.
+ */
+import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { SignetError } from '../errors.js';
+import { resolveKek } from '../keystore/kek.js';
+import { SealedKeyStore } from '../keystore/sealed-key-store.js';
+import type { CaContext } from '../ca/context.js';
+import { createHierarchyTx, listCas } from '../ca/hierarchy.js';
+import { createToken } from '../ca/tokens.js';
+import { openDatabase } from '../storage/database.js';
+import { redactUrl, resolveDatabase } from '../storage/database-url.js';
+import { migrate } from '../storage/migrate.js';
+import { fingerprintColons } from '../pki/fingerprint.js';
+
+export function prepareDataDir(dir: string): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} exists but is not a directory`);
+    try { accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK); } catch {
+      throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} is not readable and writable by this user`);
+    }
+  } else {
+    try { mkdirSync(dir, { recursive: true, mode: 0o700 }); } catch (e) {
+      throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} could not be created: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+}
+
+export interface OpenOptions { migrate?: boolean }
+
+export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
+  prepareDataDir(config.dataDir);
+  const target = resolveDatabase(config.DATABASE_URL, config.dataDir);
+  if (opts.migrate !== false) {
+    let result;
+    try { result = await migrate(target); } catch (e) {
+      if (e instanceof SignetError) throw e;
+      throw new SignetError('unavailable', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+    }
+    if (result.applied.length) log.info({ applied: result.applied, provider: target.provider }, 'database migrations applied');
+  }
+  const db = await openDatabase(target);
+  try {
+    const storeHasKeys = (await db.prisma.keyRecord.count()) > 0;
+    const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });
+    const keys = new SealedKeyStore(db.prisma, kek);
+    const n = await keys.verifyAll();
+    log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
+    return { db, keys, config, log, now: () => new Date() };
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+/** First start: root + issuing intermediate + admin token. Idempotent: does nothing once a CA exists. */
+export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<{ created: boolean; rootFingerprint?: string; tokenFile?: string }> {
+  if ((await listCas(ctx)).length) return { created: false };
+  // The emptiness check runs again inside the transaction, which holds the database's write
+  // lock (SQLite) or the advisory lock (PostgreSQL): two processes starting together on an
+  // empty database create one hierarchy, not two.
+  const made = await ctx.db.transaction(async (tx) => {
+    if (await tx.certificateAuthority.count()) return null;
+    const h = await createHierarchyTx(ctx, tx,
+      { subject: config.SIGNET_ROOT_SUBJECT, keyAlgorithm: config.SIGNET_ROOT_KEY, validityDays: config.SIGNET_ROOT_VALIDITY_DAYS },
+      { subject: config.SIGNET_INTERMEDIATE_SUBJECT, keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY, validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS, pathLen: 0 });
+    const t = await createToken(ctx, { name: 'admin (first start)', scopes: ['admin'] }, 'system', tx);
+    return { root: h.root, token: t };
+  });
+  if (!made) return { created: false };
+  const { root, token } = made;
+  const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
+  writeFileSync(tokenFile, token.token + '\n', { mode: 0o600 });
+  return { created: true, rootFingerprint: fingerprintColons(root.fingerprint), tokenFile };
+}

@@ -1,0 +1,56 @@
+/**
+ * Opens the Prisma client for the configured database. Both generated clients (one per
+ * provider, see scripts/build-schemas.mjs) come from the same models, so the rest of Signet
+ * uses the SQLite client's types for either.
+ */
+import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient as SqliteClient } from './generated/sqlite/client.js';
+import { PrismaClient as PostgresClient } from './generated/postgresql/client.js';
+import type { DatabaseTarget, Provider } from './database-url.js';
+
+export type Db = InstanceType<typeof SqliteClient>;
+/** A client or an interactive-transaction client. */
+export type Tx = Omit<Db, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
+
+export interface Database {
+  readonly provider: Provider;
+  readonly prisma: Db;
+  /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
+
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  let prisma: Db;
+  if (target.provider === 'sqlite') {
+    const adapter = new PrismaBetterSQLite3({ url: target.location, timeout: 10000 });
+    prisma = new SqliteClient({ adapter });
+    // WAL lets readers (OCSP, inventory) run while a writer commits; the busy timeout makes a
+    // second process (the CLI next to a running server) wait for the write lock instead of failing.
+    await prisma.$queryRawUnsafe('PRAGMA journal_mode = WAL');
+    await prisma.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
+    await prisma.$queryRawUnsafe('PRAGMA synchronous = FULL');
+  } else {
+    const adapter = new PrismaPg({ connectionString: target.location, max: 10 });
+    prisma = new PostgresClient({ adapter }) as unknown as Db;
+  }
+  const provider = target.provider;
+  return {
+    provider,
+    prisma,
+    async transaction(fn) {
+      return prisma.$transaction(async (tx) => {
+        // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
+        // lock so that concurrent audit appends see each other's chain head.
+        if (provider === 'postgresql') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
+        return fn(tx);
+      }, { timeout: 30000, maxWait: 30000 });
+    },
+    async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
+    async close() { await prisma.$disconnect(); },
+  };
+}
