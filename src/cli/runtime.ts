@@ -26,7 +26,8 @@ export async function withSignet<T>(fn: (ctx: CaContext, env: CliEnv) => Promise
 
 /** One clear line on stderr and a non-zero exit; stack traces only with SIGNET_DEBUG=1. */
 export function fail(e: unknown): never {
-  const msg = isSignetError(e) ? e.detail : (e as Error)?.message ?? String(e);
+  const err = e as { message?: string; code?: string; name?: string };
+  const msg = isSignetError(e) ? e.detail : err?.message?.trim() || err?.code || err?.name || String(e);
   process.stderr.write(`signet: error: ${msg}\n`);
   if (process.env.SIGNET_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
   process.exit(isSignetError(e) && e.status < 500 ? 2 : 1);

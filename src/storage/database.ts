@@ -47,6 +47,10 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
         // lock so that concurrent audit appends see each other's chain head.
         if (provider === 'postgresql') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
+        // SQLite: Prisma opens a deferred transaction. A write as the first statement takes the
+        // write lock up front (waiting on busy_timeout), like BEGIN IMMEDIATE; otherwise two
+        // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
+        else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
         return fn(tx);
       }, { timeout: 30000, maxWait: 30000 });
     },

@@ -1,6 +1,27 @@
 import { Router } from 'express';
 import { SignetError } from '../../errors.js';
-import { listCas } from '../../ca/hierarchy.js';
+import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
+import { z } from 'zod';
+import { KEY_ALGORITHMS } from '../../pki/keys.js';
+import { parseBody } from '../validate.js';
+
+const createSchema = z.object({
+  parentId: z.string().min(1),
+  subject: z.string().min(3).max(512),
+  keyAlgorithm: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'),
+  validityDays: z.number().int().min(1).max(36500).default(1825),
+  pathLen: z.number().int().min(0).max(10).default(0),
+  nameConstraints: z.object({
+    permittedDns: z.array(z.string()).optional(), excludedDns: z.array(z.string()).optional(),
+    permittedIp: z.array(z.string()).optional(), excludedIp: z.array(z.string()).optional(),
+    permittedEmail: z.array(z.string()).optional(), excludedEmail: z.array(z.string()).optional(),
+  }).strict().optional(),
+}).strict();
+const importSchema = z.object({
+  certificate: z.string().min(1).max(65536),
+  privateKey: z.string().min(1).max(65536),
+  passphrase: z.string().max(1024).optional(),
+}).strict();
 import { caUrls, type CaContext } from '../../ca/context.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
 import { nameToString } from '../../pki/dn.js';
@@ -13,6 +34,14 @@ export function caRoutes(ctx: CaContext): Router {
   const r = Router();
   r.get('/cas', requireAuth(ctx, 'read'), async (_req, res) => {
     res.json({ items: await listCas(ctx) });
+  });
+  r.post('/cas', requireAuth(ctx, 'admin'), async (req, res) => {
+    const actor = `token:${req.grant!.id}`;
+    const body = req.body as Record<string, unknown> | undefined;
+    const row = body && 'certificate' in body
+      ? await (async () => { const b = parseBody(importSchema, body); return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor }); })()
+      : await (async () => { const b = parseBody(createSchema, body); return createIntermediate(ctx, b.parentId, b, actor); })();
+    res.status(201).location(`/api/v1/cas/${row.id}`).json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
   });
   r.get('/cas/:id', requireAuth(ctx, 'read'), async (req, res) => {
     const id = String(req.params.id);

@@ -1,0 +1,88 @@
+/**
+ * The CA hierarchy from the CLI: an offline root, intermediates signed with the offline key,
+ * importing an existing CA made by openssl, and listing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { signet } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { openssl, TempDir } from './helpers/openssl.js';
+import { sql } from './helpers/sql.js';
+
+describe('signet init --offline-root and ca commands', () => {
+  let env: TestEnv;
+  const tmp = new TempDir();
+  let rootId: string;
+  const keyFile = () => join(tmp.path, 'root-key.pem');
+  const passFile = () => tmp.file('pass.txt', 'correct horse battery staple\n');
+
+  before(async () => { env = await createTestEnv(); });
+  after(async () => { await env.cleanup(); tmp.remove(); });
+
+  test('init with RSA root and Ed25519 intermediate, root exported encrypted and removed from the store', async () => {
+    const r = signet(['init', '--json', '--root-key', 'rsa-3072', '--intermediate-key', 'ed25519', '--root-subject', 'CN=Acme Root,O=Acme,C=DE', '--offline-root', keyFile(), '--offline-root-passphrase-file', passFile()], env.env);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    rootId = out.rootId;
+    assert.equal(statSync(keyFile()).mode & 0o777, 0o600);
+    const pem = readFileSync(keyFile(), 'utf8');
+    assert.match(pem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    // openssl can open it with the passphrase, and only with it.
+    assert.equal(openssl(['pkey', '-in', keyFile(), '-passin', 'pass:correct horse battery staple', '-noout']).status, 0);
+    assert.notEqual(openssl(['pkey', '-in', keyFile(), '-passin', 'pass:wrong', '-noout']).status, 0);
+    const [ca] = await sql(env, 'SELECT status, "keyId" FROM "CertificateAuthority" WHERE id = ?', [rootId]);
+    assert.equal(ca.status, 'offline');
+    assert.equal(ca.keyId, null);
+    const events = await sql(env, `SELECT action FROM "AuditEvent" WHERE target = ? ORDER BY seq`, [rootId]);
+    assert.ok(events.some((e: any) => e.action === 'ca.key.offline'));
+    const list = JSON.parse(signet(['ca', 'list', '--json'], env.env).stdout);
+    assert.equal(list.find((c: any) => c.id === rootId).status, 'offline');
+    assert.match(list.find((c: any) => c.id === rootId).subject, /^CN=Acme Root,O=Acme,C=DE$/);
+  });
+
+  test('an intermediate under an offline root needs its key file, and works with it', () => {
+    const without = signet(['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Second Issuing CA'], env.env);
+    assert.equal(without.status, 1);
+    assert.match(without.stderr, /is kept offline: pass its key file \(--parent-key\)/);
+    const wrong = signet(['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Second Issuing CA', '--parent-key', keyFile(), '--parent-key-passphrase-file', tmp.file('bad.txt', 'nope')], env.env);
+    assert.match(wrong.stderr, /could not decrypt .*wrong passphrase/);
+    const ok = signet(['ca', 'create-intermediate', '--json', '--parent', rootId, '--subject', 'CN=Second Issuing CA', '--key', 'ecdsa-p384', '--parent-key', keyFile(), '--parent-key-passphrase-file', passFile()], env.env);
+    assert.equal(ok.status, 0, ok.stderr);
+    const row = JSON.parse(ok.stdout);
+    assert.equal(row.parentId, rootId);
+    assert.equal(row.keyAlgorithm, 'ecdsa-p384');
+  });
+
+  test('ca import brings in an openssl-made CA, matching its parent when known', () => {
+    const key = tmp.file('ext.key');
+    const cert = tmp.file('ext.pem');
+    const gen = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=Legacy CA', '-days', '30',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    assert.equal(gen.status, 0, gen.stderr);
+    const r = signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).parentId, null);
+    const again = signet(['ca', 'import', '--cert', cert, '--key', key], env.env);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /is already managed by Signet/);
+    const otherKey = tmp.file('other.key');
+    openssl(['genpkey', '-algorithm', 'ed25519', '-out', otherKey]);
+    assert.match(signet(['ca', 'import', '--cert', cert, '--key', otherKey], env.env).stderr, /the private key does not match the certificate/);
+    const leafKey = tmp.file('leaf.key');
+    const leaf = tmp.file('leaf.pem');
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', leafKey, '-out', leaf, '-subj', '/CN=not a ca', '-days', '1', '-addext', 'basicConstraints=critical,CA:FALSE']);
+    assert.match(signet(['ca', 'import', '--cert', leaf, '--key', leafKey], env.env).stderr, /not a CA certificate/);
+  });
+
+  test('--help explains each command', () => {
+    const top = signet(['--help'], env.env);
+    assert.equal(top.status, 0);
+    for (const cmd of ['serve', 'migrate', 'init', 'ca']) assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`));
+    assert.match(signet(['ca', 'create-intermediate', '--help'], env.env).stdout, /--parent <caId>/);
+    const bad = signet(['ca', 'frobnicate'], env.env);
+    assert.notEqual(bad.status, 0);
+    assert.ok(!existsSync(join(env.dataDir, 'frobnicate')));
+  });
+});

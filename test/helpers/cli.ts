@@ -1,0 +1,69 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { childEnv } from './env.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const BIN = join(ROOT, 'bin', 'signet.js');
+
+export interface CliResult { status: number | null; stdout: string; stderr: string }
+
+export function signet(args: string[], env: Record<string, string>, input?: string): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv(env), encoding: 'utf8', input, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface RunningServer {
+  url: string; port: number; token: string; stdout: () => string; stderr: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  pid: number;
+}
+
+/** Starts `signet serve` as a real child process and waits until /healthz answers. */
+export async function startServer(env: Record<string, string>): Promise<RunningServer> {
+  const port = Number(env.SIGNET_PORT ?? (await freePort()));
+  const child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`signet serve exited with ${child.exitCode}: ${err || out}`);
+    try { const r = await fetch(`${url}/healthz`); if (r.ok) break; } catch { /* not yet */ }
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`signet serve did not become healthy: ${err}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const token = readFileSync(join(env.SIGNET_DATA_DIR!, 'admin-token'), 'utf8').trim();
+  return {
+    url, port, token, pid: child.pid!, stdout: () => out, stderr: () => err,
+    async stop(signal = 'SIGTERM') { if (child.exitCode === null) child.kill(signal); return exited; },
+  };
+}
+
+export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, text, json };
+}
