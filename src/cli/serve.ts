@@ -6,6 +6,8 @@ import { createMetrics } from '../observability/metrics.js';
 import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../observability/logger.js';
+import { createServices } from '../runtime/services.js';
+import { loadProfiles } from '../ca/profiles.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
 
@@ -13,14 +15,16 @@ export interface Running { server: Server; port: number; stop(): Promise<void> }
 export async function serve(): Promise<Running> {
   const config = loadConfig();
   const log = createLogger(config.SIGNET_LOG_LEVEL);
+  loadProfiles(config.SIGNET_PROFILES_FILE); // fail on a bad profile file before touching anything
   const ctx = await openSignet(config, log);
+  const services = createServices(ctx, config);
   const boot = await bootstrapIfEmpty(ctx, config);
   if (boot.created) {
     // The token itself is never printed: only where it is.
     process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
   }
   const metrics = createMetrics();
-  const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY });
+  const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, issuance: services.issuance });
   const server = await listen(app, config.SIGNET_HOST, config.SIGNET_PORT, log);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.SIGNET_PORT;

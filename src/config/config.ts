@@ -30,6 +30,7 @@ export const SETTINGS = {
   SIGNET_INTERMEDIATE_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(1825), doc: 'Intermediate validity in days (never beyond the root).' },
   SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
   SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },
+  SIGNET_PROFILES_FILE: { schema: z.string().optional(), doc: 'JSON file of certificate profiles (`{"name": {…}}`) that extend or override the built-ins server, client and peer.' },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
 } as const;
 

@@ -12,8 +12,10 @@ import { notFound, problemHandler, requireJson } from './problem.js';
 import { healthRoutes } from './routes/health.js';
 import { caRoutes } from './routes/cas.js';
 import { pkiRoutes } from './routes/pki.js';
+import { certificateRoutes } from './routes/certificates.js';
+import type { Issuance } from '../ca/issuance.js';
 
-export interface AppOptions { bodyLimit: string; trustProxy: boolean }
+export interface AppOptions { bodyLimit: string; trustProxy: boolean; issuance: Issuance }
 
 export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
   const app = express();
@@ -42,6 +44,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(caRoutes(ctx));
+  api.use(certificateRoutes(ctx, opts.issuance));
   app.use('/api/v1', api);
   app.use(notFound);
   app.use(problemHandler);

@@ -140,10 +140,13 @@ CREATE INDEX "Certificate_caId_status_idx" ON "Certificate"("caId", "status");
 CREATE INDEX "Certificate_notAfter_idx" ON "Certificate"("notAfter");
 
 -- CreateIndex
-CREATE INDEX "Certificate_profile_idx" ON "Certificate"("profile");
+CREATE INDEX "Certificate_profile_createdAt_idx" ON "Certificate"("profile", "createdAt");
 
 -- CreateIndex
-CREATE INDEX "Certificate_createdAt_idx" ON "Certificate"("createdAt");
+CREATE INDEX "Certificate_createdAt_serial_idx" ON "Certificate"("createdAt", "serial");
+
+-- CreateIndex
+CREATE INDEX "Certificate_predecessorSerial_idx" ON "Certificate"("predecessorSerial");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "Crl_caId_number_key" ON "Crl"("caId", "number");

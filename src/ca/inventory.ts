@@ -1,0 +1,89 @@
+/**
+ * The certificate inventory: filtered, cursor-paginated listing and single-certificate status.
+ * Pages are keyset-paginated on (createdAt, serial), so a page costs the same at any depth.
+ */
+import { SignetError } from '../errors.js';
+import { toPem } from '../pki/certificate.js';
+import type { CaContext } from './context.js';
+import { normalizeSerial } from './issuance.js';
+
+export type CertStatus = 'good' | 'revoked' | 'expired' | 'hold';
+
+export interface InventoryFilter {
+  status?: CertStatus;
+  profile?: string;
+  subject?: string;
+  san?: string;
+  caId?: string;
+  expiresBefore?: Date;
+  cursor?: string;
+  limit?: number;
+}
+
+type Row = {
+  serial: string; caId: string; profile: string; subject: string; commonName: string | null; sans: string; keyAlgorithm: string;
+  notBefore: Date; notAfter: Date; fingerprint: string; status: string; revokedAt: Date | null; revocationReason: string | null;
+  invalidityDate: Date | null; predecessorSerial: string | null; createdAt: Date; tokenId: string | null;
+};
+
+export function statusOf(row: { status: string; notAfter: Date }, now: Date): CertStatus {
+  if (row.status === 'revoked') return 'revoked';
+  if (row.status === 'hold') return 'hold';
+  return row.notAfter <= now ? 'expired' : 'good';
+}
+
+export function present(row: Row, now: Date) {
+  return {
+    serial: row.serial, caId: row.caId, profile: row.profile, subject: row.subject, commonName: row.commonName,
+    sans: JSON.parse(row.sans) as { type: string; value: string }[], keyAlgorithm: row.keyAlgorithm,
+    notBefore: row.notBefore, notAfter: row.notAfter, fingerprintSha256: row.fingerprint, status: statusOf(row, now),
+    revokedAt: row.revokedAt, revocationReason: row.revocationReason, invalidityDate: row.invalidityDate,
+    predecessorSerial: row.predecessorSerial, createdAt: row.createdAt, tokenId: row.tokenId,
+  };
+}
+
+const encodeCursor = (r: { createdAt: Date; serial: string }) => Buffer.from(JSON.stringify([r.createdAt.toISOString(), r.serial])).toString('base64url');
+function decodeCursor(c: string): { createdAt: Date; serial: string } {
+  try {
+    const [t, s] = JSON.parse(Buffer.from(c, 'base64url').toString()) as [string, string];
+    const createdAt = new Date(t);
+    if (Number.isNaN(createdAt.getTime()) || typeof s !== 'string') throw new Error();
+    return { createdAt, serial: normalizeSerial(s) };
+  } catch {
+    throw new SignetError('bad-request', 'cursor is not one this server returned');
+  }
+}
+
+const SELECT = {
+  serial: true, caId: true, profile: true, subject: true, commonName: true, sans: true, keyAlgorithm: true, notBefore: true, notAfter: true,
+  fingerprint: true, status: true, revokedAt: true, revocationReason: true, invalidityDate: true, predecessorSerial: true, createdAt: true, tokenId: true,
+} as const;
+
+export async function listCertificates(ctx: CaContext, f: InventoryFilter) {
+  const now = ctx.now();
+  const limit = Math.min(Math.max(f.limit ?? 50, 1), 500);
+  const and: object[] = [];
+  if (f.status === 'good') and.push({ status: 'good', notAfter: { gt: now } });
+  else if (f.status === 'expired') and.push({ status: 'good', notAfter: { lte: now } });
+  else if (f.status) and.push({ status: f.status });
+  if (f.profile) and.push({ profile: f.profile });
+  if (f.caId) and.push({ caId: f.caId });
+  if (f.subject) and.push({ subject: { contains: f.subject } });
+  if (f.san) and.push({ sanText: { contains: f.san.toLowerCase() } });
+  if (f.expiresBefore) and.push({ notAfter: { lt: f.expiresBefore } });
+  if (f.cursor) {
+    const c = decodeCursor(f.cursor);
+    and.push({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, serial: { lt: c.serial } }] });
+  }
+  const rows = await ctx.db.prisma.certificate.findMany({
+    where: { AND: and }, orderBy: [{ createdAt: 'desc' }, { serial: 'desc' }], take: limit + 1, select: SELECT,
+  });
+  const page = rows.slice(0, limit);
+  return { items: page.map((r) => present(r, now)), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null };
+}
+
+export async function getCertificate(ctx: CaContext, serial: string) {
+  const row = await ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) }, select: { ...SELECT, der: true } });
+  if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
+  return { ...present(row, ctx.now()), certificate: toPem(row.der) };
+}

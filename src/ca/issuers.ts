@@ -1,0 +1,98 @@
+/**
+ * Issuing CAs, parsed once: the certificate's exact DER parts, the signer (a cached KeyObject),
+ * the chain to serve, name constraints, and the extensions every leaf of that CA shares.
+ * Entries are refreshed after a short time so a CA revoked or retired by another replica stops
+ * issuing without a restart.
+ */
+import { SignetError } from '../errors.js';
+import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
+import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT } from '../pki/extensions.js';
+import type { LeafIssuer } from '../pki/leaf-template.js';
+import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
+import type { Signer } from '../pki/keys.js';
+import { caUrls, type CaContext } from './context.js';
+
+export interface Issuer {
+  id: string;
+  status: string;
+  parts: CertificateParts;
+  signer: Signer;
+  algorithmDer: Buffer;
+  leaf: LeafIssuer;
+  nameConstraints?: NameConstraints;
+  /** Issuer up to, not including, the root (PEM, concatenated). */
+  chainPem: string;
+  chainDer: Buffer[];
+  loadedAt: number;
+}
+
+const TTL_MS = 15_000;
+
+export class IssuerRegistry {
+  private readonly cache = new Map<string, Promise<Issuer>>();
+  constructor(private readonly ctx: CaContext) {}
+
+  async get(caId: string): Promise<Issuer> {
+    const hit = this.cache.get(caId);
+    if (hit) {
+      const i = await hit.catch(() => undefined);
+      if (i && Date.now() - i.loadedAt < TTL_MS) return i;
+    }
+    const p = this.load(caId);
+    this.cache.set(caId, p);
+    p.catch(() => this.cache.delete(caId));
+    return p;
+  }
+
+  invalidate(caId?: string): void {
+    if (caId) this.cache.delete(caId); else this.cache.clear();
+  }
+
+  /** The CA used when a request or profile names none: the newest active intermediate with an online key. */
+  async defaultCaId(): Promise<string> {
+    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({
+      where: { status: 'active', keyId: { not: null }, parentId: { not: null } }, orderBy: { createdAt: 'asc' }, select: { id: true, pathLen: true },
+    });
+    const leafIssuers = rows.filter((r) => r.pathLen === 0);
+    const pick = leafIssuers[0] ?? rows[0];
+    if (!pick) throw new SignetError('unavailable', 'no active issuing CA with an online key; create one with `signet ca create-intermediate`');
+    return pick.id;
+  }
+
+  private async load(caId: string): Promise<Issuer> {
+    const row = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
+    if (!row.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline and cannot issue certificates`);
+    const parts = inspectCertificate(row.certificateDer);
+    const signer = await this.ctx.keys.signer(row.keyId);
+    const urls = caUrls(this.ctx.config.publicUrl, caId);
+    const ncExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
+    const chainDer: Buffer[] = [];
+    let cur: typeof row | null = row;
+    while (cur && cur.parentId) {
+      chainDer.push(Buffer.from(cur.certificateDer));
+      cur = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cur.parentId } });
+    }
+    const alg = algorithmDer(signer);
+    return {
+      id: caId,
+      status: row.status,
+      parts,
+      signer,
+      algorithmDer: alg,
+      leaf: {
+        nameDer: parts.subjectNameDer,
+        signatureAlgorithmDer: alg,
+        fixedExtensions: [
+          authorityKeyIdentifier(parts.subjectKeyId),
+          authorityInfoAccess({ ocspUrl: urls.ocsp, caIssuersUrl: urls.caIssuers }),
+          crlDistributionPoints(urls.crl),
+        ],
+      },
+      nameConstraints: ncExt ? parseNameConstraintsExtension(Buffer.from(ncExt.extnValue.buffer)) : undefined,
+      chainDer,
+      chainPem: chainDer.map((d) => toPem(d)).join(''),
+      loadedAt: Date.now(),
+    };
+  }
+}

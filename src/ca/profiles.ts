@@ -1,0 +1,62 @@
+/**
+ * Certificate profiles: configuration parsed once into typed values. A profile decides what a
+ * certificate may contain; the CSR only proposes a key and names.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { SignetError } from '../errors.js';
+import { validateNamePolicy } from '../pki/names.js';
+
+const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement'] as const;
+const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtection'] as const;
+const SAN_TYPES = ['dns', 'ip', 'email', 'uri'] as const;
+
+export const profileSchema = z.object({
+  description: z.string().max(200).default(''),
+  /** Key families accepted in CSRs. */
+  keyTypes: z.array(z.enum(['rsa', 'ecdsa', 'ed25519'])).min(1).default(['rsa', 'ecdsa', 'ed25519']),
+  minRsaBits: z.number().int().min(2048).max(8192).default(2048),
+  requireSan: z.boolean().default(false),
+  sanTypes: z.array(z.enum(SAN_TYPES)).min(1).default(['dns', 'ip']),
+  dnsSuffixes: z.array(z.string()).optional(),
+  ipRanges: z.array(z.string()).optional(),
+  emailDomains: z.array(z.string()).optional(),
+  defaultValidityDays: z.number().int().min(1).max(3650),
+  maxValidityDays: z.number().int().min(1).max(3650),
+  /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
+  keyUsage: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+  extKeyUsage: z.array(z.enum(EXT_KEY_USAGES)).min(1),
+  /** Which CA issues; omitted = the default issuing CA. */
+  caId: z.string().optional(),
+}).strict().refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' });
+
+export type Profile = z.output<typeof profileSchema> & { name: string };
+export type ExtKeyUsageName = (typeof EXT_KEY_USAGES)[number];
+
+export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
+  server: { description: 'TLS server: serverAuth, at least one DNS or IP SAN', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth'] },
+  client: { description: 'TLS client: clientAuth', requireSan: false, sanTypes: ['dns', 'ip', 'email', 'uri'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['clientAuth'] },
+  peer: { description: 'Mutual TLS peer: serverAuth and clientAuth, at least one SAN', requireSan: true, sanTypes: ['dns', 'ip', 'uri'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth', 'clientAuth'] },
+};
+
+/** Built-ins, overridden or extended by a JSON file `{ "<name>": { …profile… } }`. */
+export function loadProfiles(file?: string): Map<string, Profile> {
+  let custom: Record<string, unknown> = {};
+  if (file) {
+    try { custom = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch (e) {
+      throw new SignetError('configuration', `SIGNET_PROFILES_FILE ${file} could not be read as JSON: ${(e as Error).message}`);
+    }
+  }
+  const out = new Map<string, Profile>();
+  for (const [name, raw] of Object.entries({ ...BUILTIN_PROFILES, ...custom })) {
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new SignetError('configuration', `profile name ${JSON.stringify(name)} must be lower-case letters, digits and hyphens`);
+    const r = profileSchema.safeParse(raw);
+    if (!r.success) {
+      const i = r.error.issues[0]!;
+      throw new SignetError('configuration', `profile ${name}: ${i.path.join('.') || 'value'}: ${i.message}`);
+    }
+    validateNamePolicy({ dnsSuffixes: r.data.dnsSuffixes, ipRanges: r.data.ipRanges, emailDomains: r.data.emailDomains });
+    out.set(name, { ...r.data, name });
+  }
+  return out;
+}

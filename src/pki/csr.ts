@@ -1,0 +1,409 @@
+/**
+ * PKCS#10 CSR parsing (RFC 2986): structure, key policy and proof of possession. Pure.
+ *
+ * Order matters: structure first (so every later step can trust offsets), then the key (an
+ * unsupported key cannot be used to verify anything), then the signature over the
+ * certificationRequestInfo bytes exactly as they were sent. Re-serialising the parsed object
+ * would verify what we understood rather than what the requester signed.
+ *
+ * Names are returned, not judged: the caller applies names.ts (validateSan, checkAllowed,
+ * validateCommonName) with the profile in hand.
+ */
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { Extensions, type SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { SignetError } from '../errors.js';
+import { readHeader } from './der.js';
+import { describeKey, OID, verifySignature } from './keys.js';
+import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
+import { formatIp, type SanEntry } from './names.js';
+
+/** Larger than any sane CSR (an RSA-8192 CSR with a few hundred SANs); stops pathological input early. */
+export const MAX_CSR_BYTES = 64 * 1024;
+
+export const CSR_PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
+
+export interface ParsedCsr {
+  der: Buffer;
+  subject: { commonName?: string; dn: string; nameDer: Buffer };
+  sans: SanEntry[];
+  publicKey: KeyObject;
+  spkiDer: Buffer;
+  keyAlgorithm: string;
+  requestedExtensions: string[];
+  sha256: string;
+}
+
+const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+const OID_SAN = '2.5.29.17';
+const OID_CN = '2.5.4.3';
+
+const badCsr = (detail: string) => new SignetError('bad-csr', detail);
+const badKey = (detail: string) => new SignetError('bad-key', detail);
+const malformed = (why: string) => badCsr(`truncated or malformed DER: ${why}`);
+
+export function parseCsr(input: string | Uint8Array): ParsedCsr {
+  const der = toDer(input);
+  const parts = splitStructure(der);
+
+  let csr: CertificationRequest;
+  try {
+    csr = AsnConvert.parse(der, CertificationRequest);
+  } catch (e) {
+    throw malformed((e as Error).message);
+  }
+  const info = csr.certificationRequestInfo;
+  if (info.version !== 0) throw badCsr(`CSR version ${info.version} is not supported (PKCS#10 v1 is encoded as 0)`);
+
+  const { publicKey, keyAlgorithm } = checkKey(info.subjectPKInfo, parts.spki);
+
+  const sigOid = csr.signatureAlgorithm.algorithm;
+  checkSignatureAlgorithm(sigOid, parts.sigParams, publicKey, keyAlgorithm);
+  if (!verifySignature(sigOid, publicKey, parts.info, parts.signature)) {
+    throw badCsr('CSR signature does not verify (proof of possession failed)');
+  }
+
+  const subject = readSubject(parts.name);
+  const { sans, requestedExtensions } = readExtensions(info.attributes ?? []);
+
+  return {
+    der,
+    subject: { ...(subject.commonName === undefined ? {} : { commonName: subject.commonName }), dn: subject.dn, nameDer: Buffer.from(parts.name) },
+    sans,
+    publicKey,
+    spkiDer: Buffer.from(parts.spki),
+    keyAlgorithm,
+    requestedExtensions,
+    sha256: createHash('sha256').update(der).digest('hex'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input forms
+
+function toDer(input: string | Uint8Array): Buffer {
+  let der: Buffer;
+  if (typeof input !== 'string') {
+    if (input.length === 0) throw badCsr('CSR is empty');
+    // A request body may carry PEM or base64 text as bytes; DER always starts with SEQUENCE.
+    if (input[0] === 0x30) der = Buffer.from(input);
+    else if (isText(input)) return toDer(Buffer.from(input).toString('latin1'));
+    else throw malformed(`expected a SEQUENCE (0x30) at offset 0, found 0x${input[0]!.toString(16).padStart(2, '0')}`);
+  } else {
+    const text = input.trim();
+    if (text.length === 0) throw badCsr('CSR is empty');
+    // Base64 is 4/3 the size of the DER, plus line breaks and armour; twice the limit is plenty.
+    if (text.length > 2 * MAX_CSR_BYTES) throw badCsr(`CSR text is ${text.length} characters; the limit is ${2 * MAX_CSR_BYTES}`);
+    if (looksLikePem(text)) der = fromPem(text);
+    else {
+      const decoded = decodeBase64(text);
+      if (!decoded) throw badCsr('CSR is not valid base64 (expected a PEM CERTIFICATE REQUEST, base64 DER or DER bytes)');
+      der = decoded;
+    }
+  }
+  if (der.length > MAX_CSR_BYTES) throw badCsr(`CSR is ${der.length} bytes; the limit is ${MAX_CSR_BYTES}`);
+  return der;
+}
+
+const isText = (b: Uint8Array): boolean => b.every((c) => c === 0x09 || c === 0x0a || c === 0x0d || (c >= 0x20 && c < 0x7f));
+
+function fromPem(text: string): Buffer {
+  const blocks = pemBlocks(text, 'bad-csr');
+  if (blocks.length !== 1) throw badCsr(`expected one CERTIFICATE REQUEST PEM block, found ${blocks.length}`);
+  const block = blocks[0]!;
+  if (!(CSR_PEM_LABELS as readonly string[]).includes(block.label)) {
+    throw badCsr(`PEM label '${block.label}' is not a certificate request (expected 'CERTIFICATE REQUEST')`);
+  }
+  return block.der;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DER structure
+
+/** The child elements of the constructed element at `el`. */
+function children(el: Uint8Array): Uint8Array[] {
+  const h = readHeader(el, 0);
+  const out: Uint8Array[] = [];
+  for (let off = h.headerLength; off < h.headerLength + h.length;) {
+    const c = readHeader(el, off);
+    out.push(el.subarray(off, off + c.headerLength + c.length));
+    off += c.headerLength + c.length;
+  }
+  return out;
+}
+
+/** Slices the request into its signed and signature parts, exactly as encoded. */
+function splitStructure(der: Buffer): { info: Uint8Array; name: Uint8Array; spki: Uint8Array; sigParams: Uint8Array | null; signature: Uint8Array } {
+  try {
+    if (der[0] !== 0x30) throw new Error(`expected a SEQUENCE (0x30) at offset 0, found 0x${(der[0] ?? 0).toString(16).padStart(2, '0')}`);
+    const outer = readHeader(der, 0);
+    const total = outer.headerLength + outer.length;
+    if (total < der.length) throw new Error(`${der.length - total} trailing bytes after the CertificationRequest SEQUENCE`);
+    const top = children(der);
+    if (top.length !== 3) throw new Error(`CertificationRequest has ${top.length} elements, expected 3`);
+    const [info, alg, sig] = top as [Uint8Array, Uint8Array, Uint8Array];
+    if (info[0] !== 0x30 || alg[0] !== 0x30 || sig[0] !== 0x03) throw new Error('CertificationRequest elements have the wrong types');
+    const infoParts = children(info);
+    if (infoParts.length < 3 || infoParts.length > 4) throw new Error(`certificationRequestInfo has ${infoParts.length} elements, expected 3 or 4`);
+    const [, name, spki] = infoParts as [Uint8Array, Uint8Array, Uint8Array];
+    const sh = readHeader(sig, 0);
+    if (sh.length < 1 || sig[sh.headerLength] !== 0) throw new Error('signature BIT STRING has unused bits');
+    // Raw, because the schema library reads an explicit NULL and absent parameters alike.
+    const algParts = children(alg);
+    if (algParts.length < 1 || algParts.length > 2) throw new Error('signatureAlgorithm is malformed');
+    return { info, name, spki, sigParams: algParts[1] ?? null, signature: sig.subarray(sh.headerLength + 1) };
+  } catch (e) {
+    if (e instanceof SignetError) throw e;
+    throw malformed((e as Error).message);
+  }
+}
+
+function decodeOid(content: Uint8Array): string {
+  if (content.length === 0) throw new Error('empty OBJECT IDENTIFIER');
+  const arcs: bigint[] = [];
+  let v = 0n;
+  for (const b of content) {
+    v = (v << 7n) | BigInt(b & 0x7f);
+    if ((b & 0x80) === 0) { arcs.push(v); v = 0n; }
+  }
+  if (content[content.length - 1]! & 0x80) throw new Error('truncated OBJECT IDENTIFIER');
+  const first = arcs.shift()!;
+  const head = first < 40n ? [0n, first] : first < 80n ? [1n, first - 40n] : [2n, first - 80n];
+  return [...head, ...arcs].join('.');
+}
+
+const contentOf = (el: Uint8Array): Uint8Array => el.subarray(readHeader(el, 0).headerLength);
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+const CURVES: Record<string, string> = {
+  [OID.p256]: 'P-256', [OID.p384]: 'P-384', [OID.p521]: 'P-521',
+  '1.3.132.0.10': 'secp256k1', '1.3.132.0.33': 'P-224', '1.2.840.10045.3.1.1': 'P-192',
+  '1.3.36.3.3.2.8.1.1.7': 'brainpoolP256r1', '1.3.36.3.3.2.8.1.1.11': 'brainpoolP384r1',
+  '1.3.36.3.3.2.8.1.1.13': 'brainpoolP512r1', '1.2.156.10197.1.301': 'SM2',
+};
+const SUPPORTED_CURVES = new Set<string>([OID.p256, OID.p384, OID.p521]);
+const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521 or Ed25519';
+
+const OTHER_KEYS: Record<string, string> = {
+  [OID.dsa]: 'DSA', [OID.ed448]: 'Ed448', '1.3.101.110': 'X25519', '1.3.101.111': 'X448',
+  '1.2.840.113549.1.1.10': 'RSASSA-PSS', '1.2.840.10046.2.1': 'Diffie-Hellman (X9.42)',
+  '1.2.840.113549.1.3.1': 'Diffie-Hellman (PKCS#3)',
+};
+
+/**
+ * Refuses unsupported keys by name before node:crypto sees them: node may not know a curve at
+ * all (and then reports only "unsupported"), and an operator needs to read which curve it was.
+ */
+function checkKey(spki: SubjectPublicKeyInfo, spkiDer: Uint8Array): { publicKey: KeyObject; keyAlgorithm: string } {
+  const alg = spki.algorithm.algorithm;
+  const params = spki.algorithm.parameters ? new Uint8Array(spki.algorithm.parameters) : null;
+  if (alg === OID.ecPublicKey) {
+    if (!params || params[0] !== 0x06) {
+      throw badKey(params && params[0] === 0x30
+        ? 'ECDSA key with explicit curve parameters is not supported; use the named curve P-256, P-384 or P-521'
+        : 'ECDSA key without a named curve is not supported; use P-256, P-384 or P-521');
+    }
+    let curve: string;
+    try { curve = decodeOid(contentOf(params)); } catch { throw badKey('ECDSA key has a malformed curve identifier'); }
+    if (!SUPPORTED_CURVES.has(curve)) {
+      throw badKey(`ECDSA curve ${CURVES[curve] ?? `with OID ${curve}`} is not supported; use P-256, P-384 or P-521`);
+    }
+  } else if (alg === OID.ed25519) {
+    if (params) throw badKey('Ed25519 key has algorithm parameters, which RFC 8410 forbids');
+  } else if (alg !== OID.rsaEncryption) {
+    throw badKey(`${OTHER_KEYS[alg] ?? `public key algorithm ${alg}`} keys are not supported; ${USE}`);
+  }
+
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw badKey(`public key could not be decoded: ${(e as Error).message}`);
+  }
+  const k = describeKey(publicKey);
+  if (k.family === 'rsa') {
+    if (k.bits < 2048) throw badKey(`RSA key of ${k.bits} bits is too weak; use 2048 to 8192 bits`);
+    if (k.bits > 8192) throw badKey(`RSA key of ${k.bits} bits is too large; Signet accepts 2048 to 8192 bits`);
+    // CA/B BR 6.1.5: the modulus size in bits must be divisible by 8.
+    if (k.bits % 8 !== 0) throw badKey(`RSA key of ${k.bits} bits is not a multiple of 8 bits; use 2048, 3072 or 4096`);
+    const e = publicKey.asymmetricKeyDetails?.publicExponent ?? 0n;
+    // e = 1 makes any "signature" verify, so proof of possession would mean nothing.
+    if (e < 3n || e % 2n === 0n) throw badKey(`RSA public exponent ${e} is not allowed; use 65537`);
+  }
+  return { publicKey, keyAlgorithm: k.name };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signature algorithm
+
+const SIG_ALGS: Record<string, { name: string; key: 'ec' | 'rsa' | 'ed25519' }> = {
+  [OID.ecdsaSha256]: { name: 'ecdsa-with-SHA256', key: 'ec' },
+  [OID.ecdsaSha384]: { name: 'ecdsa-with-SHA384', key: 'ec' },
+  [OID.ecdsaSha512]: { name: 'ecdsa-with-SHA512', key: 'ec' },
+  [OID.sha256WithRSA]: { name: 'sha256WithRSAEncryption', key: 'rsa' },
+  [OID.sha384WithRSA]: { name: 'sha384WithRSAEncryption', key: 'rsa' },
+  [OID.sha512WithRSA]: { name: 'sha512WithRSAEncryption', key: 'rsa' },
+  [OID.ed25519]: { name: 'Ed25519', key: 'ed25519' },
+};
+const REFUSED_SIG_ALGS: Record<string, string> = {
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption', '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.113549.1.1.14': 'sha224WithRSAEncryption', '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
+  '1.2.840.10045.4.3.1': 'ecdsa-with-SHA224', '1.2.840.113549.1.1.10': 'RSASSA-PSS',
+  '1.2.840.10040.4.3': 'dsa-with-SHA1', '2.16.840.1.101.3.4.3.2': 'dsa-with-SHA256', [OID.ed448]: 'Ed448',
+};
+
+function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: KeyObject, keyAlgorithm: string): void {
+  const alg = SIG_ALGS[oid];
+  if (!alg) {
+    throw badCsr(`signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`);
+  }
+  // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node.
+  if (alg.key !== key.asymmetricKeyType) throw badCsr(`signature algorithm ${alg.name} does not match the ${keyAlgorithm} public key`);
+  const nullParams = p !== null && p.length === 2 && p[0] === 0x05 && p[1] === 0x00;
+  // RFC 4055: RSA uses NULL (absent tolerated); RFC 5758 / RFC 8410: ECDSA and Ed25519 have none.
+  if (p && !(alg.key === 'rsa' && nullParams)) throw badCsr(`signature algorithm ${alg.name} has unexpected parameters`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subject
+
+/** RFC 4514 short names; other attribute types are written as dotted OIDs with #hex values. */
+const SHORT_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C',
+  '2.5.4.9': 'STREET', '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
+};
+
+/** Text of a directory string element, or null when it is not a string type. */
+function directoryString(el: Uint8Array): string | null {
+  const tag = el[0];
+  const c = Buffer.from(contentOf(el));
+  switch (tag) {
+    case 0x0c: return new TextDecoder('utf-8', { fatal: true }).decode(c);
+    case 0x12: case 0x13: case 0x16: case 0x1a:
+      if (c.some((b) => b > 0x7f)) throw new Error('non-ASCII bytes in an ASCII string type');
+      return c.toString('latin1');
+    case 0x14: return c.toString('latin1'); // TeletexString: latin1 is how everyone reads it in practice.
+    case 0x1e: {
+      if (c.length % 2) throw new Error('BMPString of odd length');
+      return new TextDecoder('utf-16be', { fatal: true }).decode(c);
+    }
+    case 0x1c: {
+      if (c.length % 4) throw new Error('UniversalString length not a multiple of 4');
+      let s = '';
+      for (let i = 0; i < c.length; i += 4) s += String.fromCodePoint(c.readUInt32BE(i));
+      return s;
+    }
+    default: return null;
+  }
+}
+
+function escapeRfc4514(v: string): string {
+  let out = '';
+  for (let i = 0; i < v.length; i++) {
+    const ch = v[i]!;
+    const code = ch.charCodeAt(0);
+    if ('\\"+,;<>'.includes(ch)) out += '\\' + ch;
+    // Control characters as hex pairs keep the DN printable on one line.
+    else if (code < 0x20 || code === 0x7f) out += '\\' + code.toString(16).padStart(2, '0');
+    else if ((i === 0 && (ch === '#' || ch === ' ')) || (i === v.length - 1 && ch === ' ')) out += '\\' + ch;
+    else out += ch;
+  }
+  return out;
+}
+
+function readSubject(nameDer: Uint8Array): { commonName?: string; dn: string } {
+  try {
+    if (nameDer[0] !== 0x30) throw new Error('subject is not a SEQUENCE');
+    const rdns: string[] = [];
+    const cns: string[] = [];
+    for (const rdn of children(nameDer)) {
+      if (rdn[0] !== 0x31) throw new Error('RDN is not a SET');
+      const atvs: string[] = [];
+      for (const atv of children(rdn)) {
+        const parts = children(atv);
+        if (atv[0] !== 0x30 || parts.length !== 2 || parts[0]![0] !== 0x06) throw new Error('malformed AttributeTypeAndValue');
+        const oid = decodeOid(contentOf(parts[0]!));
+        const value = parts[1]!;
+        const text = directoryString(value);
+        if (oid === OID_CN) {
+          if (text === null) throw badCsr('subject commonName is not a string');
+          cns.push(text);
+        }
+        const short = SHORT_NAMES[oid];
+        atvs.push(short && text !== null ? `${short}=${escapeRfc4514(text)}` : `${oid}=#${Buffer.from(value).toString('hex')}`);
+      }
+      if (atvs.length === 0) throw new Error('empty RDN');
+      rdns.push(atvs.join('+'));
+    }
+    // The CN is copied into the certificate and must equal one SAN; two CNs make that ambiguous.
+    if (cns.length > 1) throw badCsr(`subject has ${cns.length} commonName attributes; at most one is allowed`);
+    return { ...(cns.length ? { commonName: cns[0]! } : {}), dn: rdns.reverse().join(',') };
+  } catch (e) {
+    if (e instanceof SignetError) throw e;
+    throw badCsr(`subject name is malformed: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requested extensions
+
+const SAN_FORMS: Record<number, string> = {
+  0xa0: 'otherName', 0xa3: 'x400Address', 0xa4: 'directoryName', 0xa5: 'ediPartyName', 0x88: 'registeredID',
+};
+
+function ia5(c: Uint8Array, what: string): string {
+  // Decoded as UTF-8 so a raw IDN reaches the name checks, which then name the A-label to use.
+  try { return new TextDecoder('utf-8', { fatal: true }).decode(c); } catch { throw badCsr(`subjectAltName ${what} is not valid IA5String text`); }
+}
+
+function readSans(extnValue: Uint8Array): SanEntry[] {
+  let names: Uint8Array[];
+  try {
+    const h = readHeader(extnValue, 0);
+    if (extnValue[0] !== 0x30 || h.headerLength + h.length !== extnValue.length) throw new Error('not a single GeneralNames SEQUENCE');
+    names = children(extnValue);
+  } catch (e) {
+    throw badCsr(`subjectAltName extension is malformed: ${(e as Error).message}`);
+  }
+  if (names.length === 0) throw badCsr('subjectAltName extension is empty');
+  return names.map((gn): SanEntry => {
+    const tag = gn[0]!;
+    const c = contentOf(gn);
+    switch (tag) {
+      case 0x81: return { type: 'email', value: ia5(c, 'rfc822Name') };
+      case 0x82: return { type: 'dns', value: ia5(c, 'dNSName') };
+      case 0x86: return { type: 'uri', value: ia5(c, 'uniformResourceIdentifier') };
+      case 0x87:
+        if (c.length !== 4 && c.length !== 16) throw badCsr(`subjectAltName iPAddress of ${c.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
+        return { type: 'ip', value: formatIp(c) };
+      default: {
+        const form = SAN_FORMS[tag];
+        if (form) throw new SignetError('rejected-name', `subjectAltName contains an entry of type ${form}; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs`);
+        throw badCsr(`subjectAltName has an entry with unknown tag 0x${tag.toString(16)}`);
+      }
+    }
+  });
+}
+
+function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): { sans: SanEntry[]; requestedExtensions: string[] } {
+  const requested = attributes.filter((a) => a.type === OID_EXTENSION_REQUEST);
+  if (requested.length === 0) return { sans: [], requestedExtensions: [] };
+  if (requested.length > 1 || requested[0]!.values.length !== 1) throw badCsr('CSR has more than one extensionRequest');
+  let exts: Extensions;
+  try {
+    exts = AsnConvert.parse(requested[0]!.values[0]!, Extensions);
+  } catch (e) {
+    throw badCsr(`extensionRequest is malformed: ${(e as Error).message}`);
+  }
+  const oids: string[] = [];
+  let sans: SanEntry[] = [];
+  for (const ext of exts) {
+    if (oids.includes(ext.extnID)) throw badCsr(`extension ${ext.extnID} is requested more than once`);
+    oids.push(ext.extnID);
+    if (ext.extnID === OID_SAN) sans = readSans(new Uint8Array(ext.extnValue.buffer));
+  }
+  return { sans, requestedExtensions: oids };
+}
