@@ -7,6 +7,7 @@ import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServices } from '../runtime/services.js';
+import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
@@ -24,8 +25,11 @@ export async function serve(): Promise<Running> {
     process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
   }
   const metrics = createMetrics();
-  const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, issuance: services.issuance });
-  const server = await listen(app, config.SIGNET_HOST, config.SIGNET_PORT, log);
+  const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, ...services });
+  await services.ocsp.start();
+  await services.crls.start();
+  const ocspHandler = createOcspHandler(services.ocsp, log);
+  const server = await listen((req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res)), config.SIGNET_HOST, config.SIGNET_PORT, log);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.SIGNET_PORT;
   process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
@@ -33,6 +37,8 @@ export async function serve(): Promise<Running> {
   const stop = () => (stopping ??= (async () => {
     log.info('shutting down');
     await closeServer(server);
+    services.crls.stop();
+    await services.ocsp.stop();
     await ctx.db.close();
   })());
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

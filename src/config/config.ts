@@ -31,6 +31,11 @@ export const SETTINGS = {
   SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
   SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },
   SIGNET_PROFILES_FILE: { schema: z.string().optional(), doc: 'JSON file of certificate profiles (`{"name": {…}}`) that extend or override the built-ins server, client and peer.' },
+  SIGNET_CRL_VALIDITY_HOURS: { schema: positiveInt.max(24 * 90).default(24), doc: 'CRL validity (nextUpdate - thisUpdate). CRLs are re-signed at half-life, and within SIGNET_CRL_COALESCE_MS of a revocation.' },
+  SIGNET_CRL_COALESCE_MS: { schema: z.coerce.number().int().min(0).max(600_000).default(2000), doc: 'Delay that gathers a burst of revocations into one CRL.' },
+  SIGNET_OCSP_VALIDITY_MINUTES: { schema: positiveInt.max(7 * 24 * 60).default(240), doc: 'OCSP response validity (nextUpdate - thisUpdate); cached responses are re-signed at half-life.' },
+  SIGNET_OCSP_RESPONDER_DAYS: { schema: positiveInt.max(90).default(7), doc: 'Lifetime of the delegated OCSP responder certificate; rotated at half-life.' },
+  SIGNET_OCSP_POLL_MS: { schema: z.coerce.number().int().min(100).max(60_000).default(1000), doc: 'How often a replica polls the database for status changes made elsewhere (bounds the cross-replica OCSP delay).' },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
 } as const;
 

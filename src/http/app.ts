@@ -14,8 +14,11 @@ import { caRoutes } from './routes/cas.js';
 import { pkiRoutes } from './routes/pki.js';
 import { certificateRoutes } from './routes/certificates.js';
 import type { Issuance } from '../ca/issuance.js';
+import type { Revocation } from '../ca/revocation.js';
+import type { CrlPublisher } from '../ca/crl-publisher.js';
+import { revocationRoutes } from './routes/revocation.js';
 
-export interface AppOptions { bodyLimit: string; trustProxy: boolean; issuance: Issuance }
+export interface AppOptions { bodyLimit: string; trustProxy: boolean; issuance: Issuance; revocation: Revocation; crls: CrlPublisher }
 
 export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
   const app = express();
@@ -39,11 +42,12 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
     next();
   });
   app.use(healthRoutes(ctx, metrics));
-  app.use(pkiRoutes(ctx));
+  app.use(pkiRoutes(ctx, opts.crls));
   const api = express.Router();
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(caRoutes(ctx));
+  api.use(revocationRoutes(ctx, opts.revocation));
   api.use(certificateRoutes(ctx, opts.issuance));
   app.use('/api/v1', api);
   app.use(notFound);

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 
 /** Starts listening with conservative timeouts (slow-body and slow-header clients are cut off). */
-export async function listen(app: Express, host: string, port: number, log: Logger): Promise<Server> {
+export async function listen(app: RequestListener, host: string, port: number, log: Logger): Promise<Server> {
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, app);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {

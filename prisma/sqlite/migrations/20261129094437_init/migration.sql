@@ -1,12 +1,9 @@
--- CreateSchema
-CREATE SCHEMA IF NOT EXISTS "public";
-
 -- CreateTable
 CREATE TABLE "CertificateAuthority" (
-    "id" TEXT NOT NULL,
+    "id" TEXT NOT NULL PRIMARY KEY,
     "name" TEXT NOT NULL,
     "parentId" TEXT,
-    "certificateDer" BYTEA NOT NULL,
+    "certificateDer" BLOB NOT NULL,
     "subject" TEXT NOT NULL,
     "serial" TEXT NOT NULL,
     "fingerprint" TEXT NOT NULL,
@@ -14,29 +11,28 @@ CREATE TABLE "CertificateAuthority" (
     "keyId" TEXT,
     "status" TEXT NOT NULL,
     "pathLen" INTEGER,
-    "notBefore" TIMESTAMP(3) NOT NULL,
-    "notAfter" TIMESTAMP(3) NOT NULL,
+    "notBefore" DATETIME NOT NULL,
+    "notAfter" DATETIME NOT NULL,
     "crlNumber" BIGINT NOT NULL DEFAULT 0,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "CertificateAuthority_pkey" PRIMARY KEY ("id")
+    "revokedAt" DATETIME,
+    "revocationReason" TEXT,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "CertificateAuthority_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "CertificateAuthority" ("id") ON DELETE SET NULL ON UPDATE CASCADE
 );
 
 -- CreateTable
 CREATE TABLE "KeyRecord" (
-    "id" TEXT NOT NULL,
+    "id" TEXT NOT NULL PRIMARY KEY,
     "algorithm" TEXT NOT NULL,
     "kekId" TEXT NOT NULL,
-    "sealed" BYTEA NOT NULL,
-    "publicKeyDer" BYTEA NOT NULL,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "KeyRecord_pkey" PRIMARY KEY ("id")
+    "sealed" BLOB NOT NULL,
+    "publicKeyDer" BLOB NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
 -- CreateTable
 CREATE TABLE "Certificate" (
-    "serial" TEXT NOT NULL,
+    "serial" TEXT NOT NULL PRIMARY KEY,
     "caId" TEXT NOT NULL,
     "profile" TEXT NOT NULL,
     "subject" TEXT NOT NULL,
@@ -44,69 +40,64 @@ CREATE TABLE "Certificate" (
     "sans" TEXT NOT NULL,
     "sanText" TEXT NOT NULL,
     "keyAlgorithm" TEXT NOT NULL,
-    "notBefore" TIMESTAMP(3) NOT NULL,
-    "notAfter" TIMESTAMP(3) NOT NULL,
-    "der" BYTEA NOT NULL,
+    "notBefore" DATETIME NOT NULL,
+    "notAfter" DATETIME NOT NULL,
+    "der" BLOB NOT NULL,
     "fingerprint" TEXT NOT NULL,
     "csrHash" TEXT,
     "tokenId" TEXT,
     "predecessorSerial" TEXT,
     "status" TEXT NOT NULL DEFAULT 'good',
-    "revokedAt" TIMESTAMP(3),
+    "revokedAt" DATETIME,
     "revocationReason" TEXT,
-    "invalidityDate" TIMESTAMP(3),
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "Certificate_pkey" PRIMARY KEY ("serial")
+    "invalidityDate" DATETIME,
+    "statusChangedAt" DATETIME,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Certificate_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
 );
 
 -- CreateTable
 CREATE TABLE "Crl" (
-    "id" TEXT NOT NULL,
+    "id" TEXT NOT NULL PRIMARY KEY,
     "caId" TEXT NOT NULL,
     "number" BIGINT NOT NULL,
-    "thisUpdate" TIMESTAMP(3) NOT NULL,
-    "nextUpdate" TIMESTAMP(3) NOT NULL,
-    "der" BYTEA NOT NULL,
+    "thisUpdate" DATETIME NOT NULL,
+    "nextUpdate" DATETIME NOT NULL,
+    "der" BLOB NOT NULL,
     "entries" INTEGER NOT NULL,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "Crl_pkey" PRIMARY KEY ("id")
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Crl_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
 );
 
 -- CreateTable
 CREATE TABLE "OcspResponder" (
-    "id" TEXT NOT NULL,
+    "id" TEXT NOT NULL PRIMARY KEY,
     "caId" TEXT NOT NULL,
-    "certificateDer" BYTEA NOT NULL,
+    "certificateDer" BLOB NOT NULL,
     "keyId" TEXT NOT NULL,
-    "notBefore" TIMESTAMP(3) NOT NULL,
-    "notAfter" TIMESTAMP(3) NOT NULL,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "OcspResponder_pkey" PRIMARY KEY ("id")
+    "notBefore" DATETIME NOT NULL,
+    "notAfter" DATETIME NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
 -- CreateTable
 CREATE TABLE "ApiToken" (
-    "id" TEXT NOT NULL,
+    "id" TEXT NOT NULL PRIMARY KEY,
     "name" TEXT NOT NULL,
     "secretHash" TEXT NOT NULL,
     "scopes" TEXT NOT NULL,
     "profiles" TEXT,
     "nameSuffixes" TEXT,
-    "expiresAt" TIMESTAMP(3),
-    "revokedAt" TIMESTAMP(3),
-    "lastUsedAt" TIMESTAMP(3),
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-
-    CONSTRAINT "ApiToken_pkey" PRIMARY KEY ("id")
+    "expiresAt" DATETIME,
+    "revokedAt" DATETIME,
+    "lastUsedAt" DATETIME,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
 -- CreateTable
 CREATE TABLE "AuditEvent" (
-    "seq" INTEGER NOT NULL,
-    "time" TIMESTAMP(3) NOT NULL,
+    "seq" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    "time" DATETIME NOT NULL,
     "actor" TEXT NOT NULL,
     "action" TEXT NOT NULL,
     "target" TEXT,
@@ -114,17 +105,13 @@ CREATE TABLE "AuditEvent" (
     "sourceIp" TEXT,
     "details" TEXT,
     "prevHash" TEXT NOT NULL,
-    "hash" TEXT NOT NULL,
-
-    CONSTRAINT "AuditEvent_pkey" PRIMARY KEY ("seq")
+    "hash" TEXT NOT NULL
 );
 
 -- CreateTable
 CREATE TABLE "Setting" (
-    "key" TEXT NOT NULL,
-    "value" TEXT NOT NULL,
-
-    CONSTRAINT "Setting_pkey" PRIMARY KEY ("key")
+    "key" TEXT NOT NULL PRIMARY KEY,
+    "value" TEXT NOT NULL
 );
 
 -- CreateIndex
@@ -132,6 +119,9 @@ CREATE UNIQUE INDEX "CertificateAuthority_fingerprint_key" ON "CertificateAuthor
 
 -- CreateIndex
 CREATE UNIQUE INDEX "Certificate_fingerprint_key" ON "Certificate"("fingerprint");
+
+-- CreateIndex
+CREATE INDEX "Certificate_statusChangedAt_idx" ON "Certificate"("statusChangedAt");
 
 -- CreateIndex
 CREATE INDEX "Certificate_caId_status_idx" ON "Certificate"("caId", "status");
@@ -165,13 +155,4 @@ CREATE INDEX "AuditEvent_action_idx" ON "AuditEvent"("action");
 
 -- CreateIndex
 CREATE INDEX "AuditEvent_time_idx" ON "AuditEvent"("time");
-
--- AddForeignKey
-ALTER TABLE "CertificateAuthority" ADD CONSTRAINT "CertificateAuthority_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "CertificateAuthority"("id") ON DELETE SET NULL ON UPDATE CASCADE;
-
--- AddForeignKey
-ALTER TABLE "Certificate" ADD CONSTRAINT "Certificate_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
-
--- AddForeignKey
-ALTER TABLE "Crl" ADD CONSTRAINT "Crl_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 

@@ -1,9 +1,12 @@
+-- CreateSchema
+CREATE SCHEMA IF NOT EXISTS "public";
+
 -- CreateTable
 CREATE TABLE "CertificateAuthority" (
-    "id" TEXT NOT NULL PRIMARY KEY,
+    "id" TEXT NOT NULL,
     "name" TEXT NOT NULL,
     "parentId" TEXT,
-    "certificateDer" BLOB NOT NULL,
+    "certificateDer" BYTEA NOT NULL,
     "subject" TEXT NOT NULL,
     "serial" TEXT NOT NULL,
     "fingerprint" TEXT NOT NULL,
@@ -11,26 +14,31 @@ CREATE TABLE "CertificateAuthority" (
     "keyId" TEXT,
     "status" TEXT NOT NULL,
     "pathLen" INTEGER,
-    "notBefore" DATETIME NOT NULL,
-    "notAfter" DATETIME NOT NULL,
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
     "crlNumber" BIGINT NOT NULL DEFAULT 0,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "CertificateAuthority_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "CertificateAuthority" ("id") ON DELETE SET NULL ON UPDATE CASCADE
+    "revokedAt" TIMESTAMP(3),
+    "revocationReason" TEXT,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "CertificateAuthority_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
 CREATE TABLE "KeyRecord" (
-    "id" TEXT NOT NULL PRIMARY KEY,
+    "id" TEXT NOT NULL,
     "algorithm" TEXT NOT NULL,
     "kekId" TEXT NOT NULL,
-    "sealed" BLOB NOT NULL,
-    "publicKeyDer" BLOB NOT NULL,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    "sealed" BYTEA NOT NULL,
+    "publicKeyDer" BYTEA NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "KeyRecord_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
 CREATE TABLE "Certificate" (
-    "serial" TEXT NOT NULL PRIMARY KEY,
+    "serial" TEXT NOT NULL,
     "caId" TEXT NOT NULL,
     "profile" TEXT NOT NULL,
     "subject" TEXT NOT NULL,
@@ -38,63 +46,70 @@ CREATE TABLE "Certificate" (
     "sans" TEXT NOT NULL,
     "sanText" TEXT NOT NULL,
     "keyAlgorithm" TEXT NOT NULL,
-    "notBefore" DATETIME NOT NULL,
-    "notAfter" DATETIME NOT NULL,
-    "der" BLOB NOT NULL,
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
+    "der" BYTEA NOT NULL,
     "fingerprint" TEXT NOT NULL,
     "csrHash" TEXT,
     "tokenId" TEXT,
     "predecessorSerial" TEXT,
     "status" TEXT NOT NULL DEFAULT 'good',
-    "revokedAt" DATETIME,
+    "revokedAt" TIMESTAMP(3),
     "revocationReason" TEXT,
-    "invalidityDate" DATETIME,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "Certificate_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
+    "invalidityDate" TIMESTAMP(3),
+    "statusChangedAt" TIMESTAMP(3),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "Certificate_pkey" PRIMARY KEY ("serial")
 );
 
 -- CreateTable
 CREATE TABLE "Crl" (
-    "id" TEXT NOT NULL PRIMARY KEY,
+    "id" TEXT NOT NULL,
     "caId" TEXT NOT NULL,
     "number" BIGINT NOT NULL,
-    "thisUpdate" DATETIME NOT NULL,
-    "nextUpdate" DATETIME NOT NULL,
-    "der" BLOB NOT NULL,
+    "thisUpdate" TIMESTAMP(3) NOT NULL,
+    "nextUpdate" TIMESTAMP(3) NOT NULL,
+    "der" BYTEA NOT NULL,
     "entries" INTEGER NOT NULL,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "Crl_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority" ("id") ON DELETE RESTRICT ON UPDATE CASCADE
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "Crl_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
 CREATE TABLE "OcspResponder" (
-    "id" TEXT NOT NULL PRIMARY KEY,
+    "id" TEXT NOT NULL,
     "caId" TEXT NOT NULL,
-    "certificateDer" BLOB NOT NULL,
+    "certificateDer" BYTEA NOT NULL,
     "keyId" TEXT NOT NULL,
-    "notBefore" DATETIME NOT NULL,
-    "notAfter" DATETIME NOT NULL,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    "notBefore" TIMESTAMP(3) NOT NULL,
+    "notAfter" TIMESTAMP(3) NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "OcspResponder_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
 CREATE TABLE "ApiToken" (
-    "id" TEXT NOT NULL PRIMARY KEY,
+    "id" TEXT NOT NULL,
     "name" TEXT NOT NULL,
     "secretHash" TEXT NOT NULL,
     "scopes" TEXT NOT NULL,
     "profiles" TEXT,
     "nameSuffixes" TEXT,
-    "expiresAt" DATETIME,
-    "revokedAt" DATETIME,
-    "lastUsedAt" DATETIME,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    "expiresAt" TIMESTAMP(3),
+    "revokedAt" TIMESTAMP(3),
+    "lastUsedAt" TIMESTAMP(3),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "ApiToken_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
 CREATE TABLE "AuditEvent" (
-    "seq" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
-    "time" DATETIME NOT NULL,
+    "seq" INTEGER NOT NULL,
+    "time" TIMESTAMP(3) NOT NULL,
     "actor" TEXT NOT NULL,
     "action" TEXT NOT NULL,
     "target" TEXT,
@@ -102,13 +117,17 @@ CREATE TABLE "AuditEvent" (
     "sourceIp" TEXT,
     "details" TEXT,
     "prevHash" TEXT NOT NULL,
-    "hash" TEXT NOT NULL
+    "hash" TEXT NOT NULL,
+
+    CONSTRAINT "AuditEvent_pkey" PRIMARY KEY ("seq")
 );
 
 -- CreateTable
 CREATE TABLE "Setting" (
-    "key" TEXT NOT NULL PRIMARY KEY,
-    "value" TEXT NOT NULL
+    "key" TEXT NOT NULL,
+    "value" TEXT NOT NULL,
+
+    CONSTRAINT "Setting_pkey" PRIMARY KEY ("key")
 );
 
 -- CreateIndex
@@ -116,6 +135,9 @@ CREATE UNIQUE INDEX "CertificateAuthority_fingerprint_key" ON "CertificateAuthor
 
 -- CreateIndex
 CREATE UNIQUE INDEX "Certificate_fingerprint_key" ON "Certificate"("fingerprint");
+
+-- CreateIndex
+CREATE INDEX "Certificate_statusChangedAt_idx" ON "Certificate"("statusChangedAt");
 
 -- CreateIndex
 CREATE INDEX "Certificate_caId_status_idx" ON "Certificate"("caId", "status");
@@ -149,4 +171,13 @@ CREATE INDEX "AuditEvent_action_idx" ON "AuditEvent"("action");
 
 -- CreateIndex
 CREATE INDEX "AuditEvent_time_idx" ON "AuditEvent"("time");
+
+-- AddForeignKey
+ALTER TABLE "CertificateAuthority" ADD CONSTRAINT "CertificateAuthority_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "CertificateAuthority"("id") ON DELETE SET NULL ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "Certificate" ADD CONSTRAINT "Certificate_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "Crl" ADD CONSTRAINT "Crl_caId_fkey" FOREIGN KEY ("caId") REFERENCES "CertificateAuthority"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 

@@ -1,0 +1,148 @@
+/**
+ * CRL publication, one CRL per CA. Numbers come from an atomic increment on the CA row, so
+ * they are strictly increasing across processes (gaps allowed); the served CRL is always the
+ * highest-numbered one. Entries are streamed from the database in keyset-paginated batches and
+ * encoded as they arrive (pki/crl), so a million revocations never exist as objects at once.
+ * A revocation schedules a CRL after a short coalescing delay; a timer re-signs at half-life.
+ */
+import { randomUUID } from 'node:crypto';
+import { buildCrl, type CrlEntry, type RevocationReason } from '../pki/crl.js';
+import { inspectCertificate } from '../pki/certificate.js';
+import type { Signer } from '../pki/keys.js';
+import { bytes } from '../storage/bytes.js';
+import { SignetError } from '../errors.js';
+import { appendAudit } from './audit.js';
+import { caUrls, type CaContext } from './context.js';
+import type { CaEvents } from './events.js';
+
+export interface PublishedCrl { caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number }
+
+export interface CrlOptions { validityHours: number; coalesceMs: number }
+
+const BATCH = 5000;
+const KEEP = 5;
+
+export class CrlPublisher {
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly served = new Map<string, { crl: PublishedCrl; checkedAt: number }>();
+  private readonly running = new Map<string, Promise<PublishedCrl>>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: CrlOptions) {
+    events.on('statusChanged', ({ caId }) => this.schedule(caId));
+  }
+
+  /** Re-sign each online CA's CRL when missing or past half-life; then check every minute. */
+  async start(): Promise<void> {
+    await this.refreshDue();
+    this.timer = setInterval(() => { this.refreshDue().catch((e) => this.ctx.log.error({ err: e }, 'CRL refresh failed')); }, 60_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+  }
+
+  async refreshDue(): Promise<void> {
+    const cas = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
+    const now = this.ctx.now().getTime();
+    for (const { id } of cas) {
+      const last = await this.ctx.db.prisma.crl.findFirst({ where: { caId: id }, orderBy: { number: 'desc' }, select: { thisUpdate: true, nextUpdate: true } });
+      if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) await this.publish(id);
+    }
+  }
+
+  /** Coalesces bursts: one CRL per CA per coalescing window. */
+  schedule(caId: string): void {
+    if (this.pending.has(caId)) return;
+    const t = setTimeout(() => {
+      this.pending.delete(caId);
+      this.publish(caId).catch((e) => this.ctx.log.error({ err: e, caId }, 'scheduled CRL publication failed'));
+    }, this.opts.coalesceMs);
+    t.unref();
+    this.pending.set(caId, t);
+  }
+
+  /** Builds, signs and stores a CRL now. `signer` is for offline CAs (key file at a ceremony). */
+  async publish(caId: string, signer?: Signer, actor = 'system'): Promise<PublishedCrl> {
+    // One build per CA at a time in this process; a second request waits for a fresh one.
+    const prev = this.running.get(caId);
+    const run = (prev ?? Promise.resolve()).catch(() => undefined).then(() => this.build(caId, signer, actor));
+    this.running.set(caId, run);
+    try { return await run; } finally { if (this.running.get(caId) === run) this.running.delete(caId); }
+  }
+
+  private async build(caId: string, signerIn: Signer | undefined, actor: string): Promise<PublishedCrl> {
+    const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
+    let signer = signerIn;
+    if (!signer) {
+      if (!ca.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline: sign its CRL with \`signet crl --ca ${caId} --key <file>\``);
+      signer = await this.ctx.keys.signer(ca.keyId);
+    }
+    const parts = inspectCertificate(ca.certificateDer);
+    const { crlNumber: number } = await this.ctx.db.prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
+    const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityHours * 3_600_000);
+    const expected = await this.ctx.db.prisma.certificate.count({ where: { caId, status: { in: ['revoked', 'hold'] }, notAfter: { gt: thisUpdate } } });
+    let count = 0;
+    const entries = this.entries(caId, thisUpdate, () => { count++; });
+    const der = await buildCrl({
+      issuerNameDer: parts.subjectNameDer, issuerKeyId: parts.subjectKeyId, number, thisUpdate, nextUpdate, entries,
+      distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: expected + 16,
+    });
+    const tight = Buffer.from(der);
+    await this.ctx.db.transaction(async (tx) => {
+      await tx.crl.create({ data: { id: randomUUID(), caId, number, thisUpdate, nextUpdate, der: bytes(tight), entries: count } });
+      await tx.crl.deleteMany({ where: { caId, number: { lte: number - BigInt(KEEP) } } });
+      await appendAudit(tx, { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } });
+    });
+    const crl = { caId, number, thisUpdate, nextUpdate, der: tight, entries: count };
+    const cur = this.served.get(caId);
+    if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: Date.now() });
+    this.ctx.log.info({ caId, number: number.toString(), entries: count }, 'CRL published');
+    return crl;
+  }
+
+  /** Revoked leaves of the CA, then revoked child CAs; expired certificates leave the CRL. */
+  private async *entries(caId: string, now: Date, seen: () => void): AsyncGenerator<CrlEntry[]> {
+    let after = '';
+    for (;;) {
+      const rows = await this.ctx.db.prisma.certificate.findMany({
+        where: { caId, status: { in: ['revoked', 'hold'] }, notAfter: { gt: now }, serial: { gt: after } },
+        orderBy: { serial: 'asc' }, take: BATCH, select: { serial: true, revokedAt: true, revocationReason: true, invalidityDate: true },
+      });
+      if (!rows.length) break;
+      after = rows[rows.length - 1]!.serial;
+      yield rows.map((r) => { seen(); return toEntry(r); });
+      if (rows.length < BATCH) break;
+    }
+    const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { serial: true, revokedAt: true, revocationReason: true } });
+    if (children.length) yield children.map((c) => { seen(); return toEntry({ ...c, invalidityDate: null }); });
+  }
+
+  /** The newest CRL for a CA; other replicas' publications are picked up within seconds. */
+  async latest(caId: string): Promise<PublishedCrl | null> {
+    const cur = this.served.get(caId);
+    if (cur && Date.now() - cur.checkedAt < 5_000) return cur.crl;
+    const head = await this.ctx.db.prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true } });
+    if (!head) return null;
+    if (cur && cur.crl.number === head.number) { cur.checkedAt = Date.now(); return cur.crl; }
+    const row = await this.ctx.db.prisma.crl.findFirst({ where: { caId, number: head.number } });
+    if (!row) return null;
+    const crl = { caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der: Buffer.from(row.der), entries: row.entries };
+    this.served.set(caId, { crl, checkedAt: Date.now() });
+    return crl;
+  }
+}
+
+function toEntry(r: { serial: string; revokedAt: Date | null; revocationReason: string | null; invalidityDate: Date | null }): CrlEntry {
+  return {
+    serial: Buffer.from(r.serial.length % 2 ? '0' + r.serial : r.serial, 'hex'),
+    revokedAt: r.revokedAt ?? new Date(0),
+    reason: (r.revocationReason ?? undefined) as RevocationReason | undefined,
+    invalidityDate: r.invalidityDate ?? undefined,
+  };
+}

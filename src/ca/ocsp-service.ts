@@ -1,0 +1,251 @@
+/**
+ * The OCSP responder (RFC 6960, RFC 5019 profile). Answers come from a cache of pre-signed
+ * responses keyed by the request's exact CertID bytes, so a status query normally costs a map
+ * lookup and no signature. A response is signed on a miss, re-signed at half-life in the
+ * background while it is being asked for, and re-signed at once when the certificate's status
+ * changes (in this process by event; in other replicas by polling statusChangedAt).
+ *
+ * Nonces (RFC 8954): a single-request query is answered from the cache without the nonce, as
+ * RFC 5019 allows; several CertIDs in one request are signed on demand and echo the nonce.
+ * Responses are signed by a delegated responder certificate per CA, rotated at half-life.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { inspectCertificate, newSerial, serialHex } from '../pki/certificate.js';
+import { commonNameOf } from '../pki/dn.js';
+import {
+  buildBasicOcspResponse, encodeCertId, encodeOcspErrorResponse, encodeSingleResponse, issuerHashes, OcspMalformed, OcspUnknownHashAlgorithm,
+  parseOcspRequest, type OcspCertIdRequest, type OcspCertStatus,
+} from '../pki/ocsp.js';
+import type { RevocationReason } from '../pki/crl.js';
+import { buildResponderCertificate } from '../pki/responder-template.js';
+import type { Signer } from '../pki/keys.js';
+import { bytes } from '../storage/bytes.js';
+import { appendAudit } from './audit.js';
+import type { CaContext } from './context.js';
+import type { CaEvents } from './events.js';
+
+export interface OcspOptions { validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number }
+
+interface Responder { caId: string; certDer: Buffer; keyHash: Buffer; signer: Signer; notBefore: Date; notAfter: Date }
+interface Cached { der: Buffer; thisUpdate: Date; nextUpdate: Date; refreshAt: number; serial: string }
+interface IssuerEntry { caId: string; online: boolean }
+
+export interface OcspAnswer { der: Buffer; cacheable?: { thisUpdate: Date; nextUpdate: Date } ; httpStatus: number }
+
+export class OcspService {
+  private readonly cache = new Map<string, Cached>();
+  private readonly bySerial = new Map<string, Set<string>>();
+  private issuers = new Map<string, IssuerEntry>();
+  private readonly responders = new Map<string, Promise<Responder>>();
+  private readonly signedCount = new Map<string, number>();
+  private lastPoll: Date;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly maxCached: number;
+
+  constructor(private readonly ctx: CaContext, events: CaEvents, private readonly opts: OcspOptions) {
+    this.maxCached = opts.maxCached ?? 200_000;
+    this.lastPoll = ctx.now();
+    events.on('statusChanged', ({ serial }) => { void this.invalidate(serial, true); });
+    events.on('caChanged', () => { void this.loadIssuers(); });
+  }
+
+  async start(): Promise<void> {
+    await this.loadIssuers();
+    const poll = setInterval(() => { this.pollChanges().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP status poll failed')); }, this.opts.pollMs);
+    const flush = setInterval(() => { this.flushAudit().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP audit flush failed')); }, 10_000);
+    const issuers = setInterval(() => { this.loadIssuers().catch(() => undefined); }, 30_000);
+    for (const t of [poll, flush, issuers]) t.unref();
+    this.timers = [poll, flush, issuers];
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.flushAudit().catch(() => undefined);
+  }
+
+  /** Index of (hash algorithm, issuer name hash, issuer key hash) → CA, for every CA we hold. */
+  async loadIssuers(): Promise<void> {
+    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } });
+    const next = new Map<string, IssuerEntry>();
+    for (const r of rows) {
+      const h = issuerHashes(Buffer.from(r.certificateDer));
+      for (const alg of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
+        next.set(`${alg}:${h[alg].nameHash.toString('hex')}:${h[alg].keyHash.toString('hex')}`, { caId: r.id, online: r.keyId !== null });
+      }
+    }
+    this.issuers = next;
+  }
+
+  /** Handles one DER request; never throws for bad input (answers with an OCSP error status). */
+  async respond(der: Uint8Array): Promise<OcspAnswer> {
+    let parsed;
+    try {
+      parsed = parseOcspRequest(der);
+    } catch (e) {
+      if (e instanceof OcspUnknownHashAlgorithm) return { der: encodeOcspErrorResponse('unauthorized'), httpStatus: 200 };
+      if (e instanceof OcspMalformed) return { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 };
+      throw e;
+    }
+    const reqs = parsed.requests;
+    for (const r of reqs) {
+      const issuer = this.issuerFor(r);
+      if (!issuer || !issuer.online) return { der: encodeOcspErrorResponse('unauthorized'), httpStatus: 200 };
+    }
+    if (reqs.length === 1) {
+      const c = await this.single(reqs[0]!);
+      return { der: c.der, cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate }, httpStatus: 200 };
+    }
+    // Several CertIDs: one response, signed now, echoing the nonce. All must share an issuer.
+    const caIds = new Set(reqs.map((r) => this.issuerFor(r)!.caId));
+    if (caIds.size > 1) return { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 };
+    const caId = [...caIds][0]!;
+    const responder = await this.responder(caId);
+    const now = this.ctx.now();
+    const next = new Date(now.getTime() + this.opts.validityMinutes * 60_000);
+    const singles: Buffer[] = [];
+    for (const r of reqs) singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
+    const out = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
+    this.count(caId);
+    return { der: out, httpStatus: 200 };
+  }
+
+  private issuerFor(r: OcspCertIdRequest): IssuerEntry | undefined {
+    return this.issuers.get(`${r.hashAlgorithm}:${r.issuerNameHash.toString('hex')}:${r.issuerKeyHash.toString('hex')}`);
+  }
+
+  private async single(r: OcspCertIdRequest): Promise<Cached> {
+    const key = r.certIdDer.toString('hex');
+    const hit = this.cache.get(key);
+    const now = this.ctx.now().getTime();
+    if (hit && now < hit.nextUpdate.getTime()) {
+      if (now >= hit.refreshAt) { hit.refreshAt = Infinity; void this.sign(key, r).catch(() => undefined); }
+      return hit;
+    }
+    return this.sign(key, r);
+  }
+
+  private async sign(key: string, r: OcspCertIdRequest): Promise<Cached> {
+    const caId = this.issuerFor(r)!.caId;
+    const responder = await this.responder(caId);
+    const status = await this.statusOf(caId, r.serial);
+    const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
+    const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
+    const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
+    this.count(caId);
+    const serial = serialHex(r.serial);
+    const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
+    if (this.cache.size >= this.maxCached) this.evictOldest();
+    this.cache.set(key, entry);
+    let keys = this.bySerial.get(serial);
+    if (!keys) this.bySerial.set(serial, (keys = new Set()));
+    keys.add(key);
+    return entry;
+  }
+
+  private evictOldest(): void {
+    const oldest = this.cache.keys().next();
+    if (oldest.done) return;
+    const e = this.cache.get(oldest.value)!;
+    this.cache.delete(oldest.value);
+    this.bySerial.get(e.serial)?.delete(oldest.value);
+  }
+
+  /** Status from the database: leaf certificates, or a child CA certificate of this CA. */
+  private async statusOf(caId: string, serialBytes: Buffer): Promise<OcspCertStatus> {
+    const serial = serialHex(serialBytes);
+    const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { caId: true, status: true, revokedAt: true, revocationReason: true } });
+    if (cert && cert.caId === caId) {
+      if (cert.status === 'good') return { kind: 'good' };
+      return { kind: 'revoked', revokedAt: cert.revokedAt ?? new Date(0), reason: (cert.revocationReason ?? undefined) as RevocationReason | undefined };
+    }
+    const child = await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: caId, serial }, select: { status: true, revokedAt: true, revocationReason: true } });
+    if (child) return child.status === 'revoked' ? { kind: 'revoked', revokedAt: child.revokedAt ?? new Date(0), reason: (child.revocationReason ?? undefined) as RevocationReason | undefined } : { kind: 'good' };
+    // RFC 6960 §2.2: never issued by this CA → unknown (not good).
+    return { kind: 'unknown' };
+  }
+
+  /** Drops cached answers for a serial and, when asked, re-signs the SHA-1 CertID form at once. */
+  async invalidate(serial: string, presign: boolean): Promise<void> {
+    const keys = this.bySerial.get(serial);
+    const requests: OcspCertIdRequest[] = [];
+    if (keys) for (const k of keys) { this.cache.delete(k); }
+    this.bySerial.delete(serial);
+    if (!presign) return;
+    const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { caId: true } });
+    const caRow = cert ? await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cert.caId }, select: { certificateDer: true, keyId: true } }) : null;
+    if (!cert || !caRow?.keyId) return;
+    const h = issuerHashes(Buffer.from(caRow.certificateDer)).sha1;
+    const serialBytes = Buffer.from(serial, 'hex');
+    const certIdDer = encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: serialBytes });
+    requests.push({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: serialBytes, certIdDer });
+    for (const r of requests) await this.sign(r.certIdDer.toString('hex'), r);
+  }
+
+  /** Other replicas' revocations: refresh any cached answer whose status changed since the last poll. */
+  async pollChanges(): Promise<void> {
+    const since = new Date(this.lastPoll.getTime() - 2_000); // overlap covers clock skew and in-flight commits
+    const now = this.ctx.now();
+    const changed = await this.ctx.db.prisma.certificate.findMany({ where: { statusChangedAt: { gte: since } }, select: { serial: true }, take: 10_000 });
+    this.lastPoll = now;
+    for (const { serial } of changed) if (this.bySerial.has(serial)) await this.invalidate(serial, true);
+  }
+
+  private async responder(caId: string): Promise<Responder> {
+    const hit = this.responders.get(caId);
+    if (hit) {
+      const r = await hit.catch(() => undefined);
+      const now = this.ctx.now().getTime();
+      if (r && now < (r.notBefore.getTime() + r.notAfter.getTime()) / 2) return r;
+      this.responders.delete(caId);
+    }
+    const p = this.loadOrIssueResponder(caId);
+    this.responders.set(caId, p);
+    p.catch(() => this.responders.delete(caId));
+    return p;
+  }
+
+  private async loadOrIssueResponder(caId: string): Promise<Responder> {
+    const now = this.ctx.now();
+    const existing = await this.ctx.db.prisma.ocspResponder.findFirst({ where: { caId, notAfter: { gt: now } }, orderBy: { notAfter: 'desc' } });
+    if (existing && now.getTime() < (existing.notBefore.getTime() + existing.notAfter.getTime()) / 2) {
+      return this.asResponder(caId, Buffer.from(existing.certificateDer), await this.ctx.keys.signer(existing.keyId));
+    }
+    const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    if (!ca?.keyId) throw new SignetError('conflict', `CA ${caId} has no online key to sign an OCSP responder certificate`);
+    const caSigner = await this.ctx.keys.signer(ca.keyId);
+    const caParts = inspectCertificate(ca.certificateDer);
+    return this.ctx.db.transaction(async (tx) => {
+      const key = await this.ctx.keys.generate('ecdsa-p256', tx);
+      const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
+      let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
+      if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
+      const serial = newSerial();
+      const der = buildResponderCertificate({
+        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
+        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId, signer: caSigner },
+      });
+      await tx.ocspResponder.create({ data: { id: randomUUID(), caId, certificateDer: bytes(der), keyId: key.id, notBefore, notAfter } });
+      await appendAudit(tx, { actor: 'system', action: 'ocsp.responder.issued', target: caId, details: { serial: serialHex(serial), notAfter: notAfter.toISOString() } });
+      return this.asResponder(caId, der, key.signer);
+    });
+  }
+
+  private asResponder(caId: string, certDer: Buffer, signer: Signer): Responder {
+    const p = inspectCertificate(certDer);
+    return { caId, certDer, keyHash: issuerHashes(certDer).sha1.keyHash, signer, notBefore: p.notBefore, notAfter: p.notAfter };
+  }
+
+  private count(caId: string): void { this.signedCount.set(caId, (this.signedCount.get(caId) ?? 0) + 1); }
+
+  /** One audit event per CA per interval for the OCSP responses signed, not one per signature. */
+  async flushAudit(): Promise<void> {
+    if (!this.signedCount.size) return;
+    const counts = [...this.signedCount.entries()];
+    this.signedCount.clear();
+    await this.ctx.db.transaction(async (tx) => {
+      for (const [caId, n] of counts) await appendAudit(tx, { actor: 'system', action: 'ocsp.responses.signed', target: caId, details: { count: n } });
+    });
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Revocation: revoke, place on hold, release a hold. Each change commits with its audit event;
+ * relying parties see it through the OCSP cache (refreshed on the event) and the next CRL
+ * (scheduled on the event, bursts coalesced).
+ */
+import { SignetError } from '../errors.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
+import { appendAudit } from './audit.js';
+import type { CaContext } from './context.js';
+import type { CaEvents } from './events.js';
+import { normalizeSerial, type Requester } from './issuance.js';
+
+export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'removeFromCRL');
+
+export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date; caId?: string }
+
+export class Revocation {
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents) {}
+
+  async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
+    const serial = normalizeSerial(serialIn);
+    if (!(REVOCATION_REASONS as readonly string[]).includes(req.reason)) {
+      throw new SignetError('bad-request', `reason ${JSON.stringify(req.reason)} is not an RFC 5280 reason; use one of ${REVOKE_REASONS.join(', ')}`);
+    }
+    if (req.reason === 'removeFromCRL') throw new SignetError('bad-request', 'removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation');
+    const now = this.ctx.now();
+    if (req.invalidityDate && req.invalidityDate.getTime() > now.getTime() + 60_000) {
+      throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
+    }
+    const result = await this.ctx.db.transaction(async (tx) => {
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true } });
+      if (!cert || (req.caId && cert.caId !== req.caId)) {
+        throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
+      }
+      if (cert.status === 'revoked') throw new SignetError('conflict', `certificate ${serial} is already revoked (${cert.revocationReason})`);
+      if (cert.status === 'hold' && req.reason === 'certificateHold') throw new SignetError('conflict', `certificate ${serial} is already on hold`);
+      const status = req.reason === 'certificateHold' ? 'hold' : 'revoked';
+      // The status guard makes a concurrent second revoke a no-op that we report as a conflict.
+      const updated = await tx.certificate.updateMany({
+        where: { serial, status: cert.status },
+        data: { status, revokedAt: now, revocationReason: req.reason, invalidityDate: req.invalidityDate ?? null, statusChangedAt: now },
+      });
+      if (updated.count !== 1) throw new SignetError('conflict', `certificate ${serial} changed concurrently; retry`);
+      await appendAudit(tx, {
+        actor: who.actor, action: status === 'hold' ? 'certificate.held' : 'certificate.revoked', target: serial, sourceIp: who.sourceIp,
+        details: { caId: cert.caId, reason: req.reason, invalidityDate: req.invalidityDate?.toISOString() ?? null },
+      });
+      return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
+    });
+    this.events.emit('statusChanged', { caId: result.caId, serial });
+    return result;
+  }
+
+  async unhold(serialIn: string, who: Requester) {
+    const serial = normalizeSerial(serialIn);
+    const now = this.ctx.now();
+    const result = await this.ctx.db.transaction(async (tx) => {
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { caId: true, status: true } });
+      if (!cert) throw new SignetError('not-found', `certificate ${serial} does not exist`);
+      if (cert.status !== 'hold') throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);
+      await tx.certificate.update({ where: { serial }, data: { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null, statusChangedAt: now } });
+      await appendAudit(tx, { actor: who.actor, action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
+      return { serial, caId: cert.caId, status: 'good' as const };
+    });
+    this.events.emit('statusChanged', { caId: result.caId, serial });
+    return result;
+  }
+
+  /** Revokes an intermediate CA certificate: it lands on its parent's CRL, and the CA stops issuing. */
+  async revokeCa(caId: string, reason: RevocationReason, who: Requester) {
+    if (!REVOKE_REASONS.includes(reason) || reason === 'certificateHold') throw new SignetError('bad-request', `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`);
+    const now = this.ctx.now();
+    const ca = await this.ctx.db.transaction(async (tx) => {
+      const row = await tx.certificateAuthority.findUnique({ where: { id: caId } });
+      if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
+      if (!row.parentId) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
+      if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
+      await tx.certificateAuthority.update({ where: { id: caId }, data: { status: 'revoked', revokedAt: now, revocationReason: reason } });
+      await appendAudit(tx, { actor: who.actor, action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
+      return row;
+    });
+    this.events.emit('caChanged', caId);
+    this.events.emit('statusChanged', { caId: ca.parentId!, serial: ca.serial });
+    return { id: caId, status: 'revoked', revokedAt: now, reason };
+  }
+}

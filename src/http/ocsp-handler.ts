@@ -1,0 +1,75 @@
+/**
+ * OCSP over HTTP (RFC 6960 Appendix A, RFC 5019), served by a bare node:http handler in front
+ * of Express: this is the path every TLS client hits, and Express's per-request cost is several
+ * times the cost of answering from the cache.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { OcspService } from '../ca/ocsp-service.js';
+import { encodeOcspErrorResponse } from '../pki/ocsp.js';
+import { SignetError } from '../errors.js';
+
+export const MAX_OCSP_BODY = 8 * 1024;
+
+function problem(res: ServerResponse, err: SignetError): void {
+  res.writeHead(err.status, { 'content-type': 'application/problem+json' });
+  res.end(JSON.stringify(err.toProblem('/ocsp')));
+}
+
+function send(res: ServerResponse, answer: { der: Buffer; httpStatus: number; cacheable?: { thisUpdate: Date; nextUpdate: Date } }, isGet: boolean): void {
+  const headers: Record<string, string | number> = { 'content-type': 'application/ocsp-response', 'content-length': answer.der.length };
+  if (isGet && answer.cacheable) {
+    const maxAge = Math.max(0, Math.floor((answer.cacheable.nextUpdate.getTime() - Date.now()) / 1000));
+    headers['cache-control'] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
+    headers['last-modified'] = answer.cacheable.thisUpdate.toUTCString();
+    headers.expires = answer.cacheable.nextUpdate.toUTCString();
+    headers.etag = `"${createHash('sha1').update(answer.der).digest('hex')}"`;
+  } else {
+    headers['cache-control'] = 'no-store';
+  }
+  res.writeHead(answer.httpStatus, headers);
+  res.end(answer.der);
+}
+
+/** Decodes the GET form: base64 (RFC 6960, URL-encoded) or base64url. */
+function decodeGetPath(path: string): Buffer | null {
+  let s: string;
+  try { s = decodeURIComponent(path); } catch { return null; }
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) return null;
+  const der = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return der.length ? der : null;
+}
+
+export function createOcspHandler(ocsp: OcspService, log: Logger) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const run = async () => {
+      if (req.method === 'GET' && url.startsWith('/ocsp/')) {
+        const encoded = url.slice('/ocsp/'.length);
+        if (encoded.length > MAX_OCSP_BODY * 2) return problem(res, new SignetError('payload-too-large', `OCSP GET request longer than ${MAX_OCSP_BODY * 2} characters; use POST`));
+        const der = decodeGetPath(encoded);
+        if (!der) return send(res, { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 }, false);
+        return send(res, await ocsp.respond(der), true);
+      }
+      if (req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/')) {
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > MAX_OCSP_BODY) { req.resume(); return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`)); }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of req) {
+          size += (chunk as Buffer).length;
+          if (size > MAX_OCSP_BODY) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
+          chunks.push(chunk as Buffer);
+        }
+        return send(res, await ocsp.respond(Buffer.concat(chunks)), false);
+      }
+      return problem(res, new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
+    };
+    run().catch((err) => {
+      log.error({ err }, 'OCSP request failed');
+      if (!res.headersSent) send(res, { der: encodeOcspErrorResponse('internalError'), httpStatus: 500 }, false);
+      else res.destroy();
+    });
+  };
+}
