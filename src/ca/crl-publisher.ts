@@ -28,12 +28,12 @@ export class CrlPublisher {
   private readonly running = new Map<string, Promise<PublishedCrl>>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: CrlOptions) {
-    events.on('statusChanged', ({ caId }) => this.schedule(caId));
-  }
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: CrlOptions) {}
 
-  /** Re-sign each online CA's CRL when missing or past half-life; then check every minute. */
+  /** Serving processes: re-sign each online CA's CRL when missing or past half-life, check every
+   * minute, and follow revocations. (The CLI publishes explicitly instead.) */
   async start(): Promise<void> {
+    this.events.on('statusChanged', ({ caId }) => this.schedule(caId));
     await this.refreshDue();
     this.timer = setInterval(() => { this.refreshDue().catch((e) => this.ctx.log.error({ err: e }, 'CRL refresh failed')); }, 60_000);
     this.timer.unref();

@@ -43,14 +43,15 @@ export class OcspService {
   private timers: NodeJS.Timeout[] = [];
   private readonly maxCached: number;
 
-  constructor(private readonly ctx: CaContext, events: CaEvents, private readonly opts: OcspOptions) {
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: OcspOptions) {
     this.maxCached = opts.maxCached ?? 200_000;
     this.lastPoll = ctx.now();
-    events.on('statusChanged', ({ serial }) => { void this.invalidate(serial, true); });
-    events.on('caChanged', () => { void this.loadIssuers(); });
   }
 
+  /** Serving processes only: the CLI shares the services but must not sign OCSP responses. */
   async start(): Promise<void> {
+    this.events.on('statusChanged', ({ serial }) => { this.invalidate(serial, true).catch((e) => this.ctx.log.warn({ err: e, serial }, 'OCSP re-sign failed')); });
+    this.events.on('caChanged', () => { this.loadIssuers().catch(() => undefined); });
     await this.loadIssuers();
     const poll = setInterval(() => { this.pollChanges().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP status poll failed')); }, this.opts.pollMs);
     const flush = setInterval(() => { this.flushAudit().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP audit flush failed')); }, 10_000);

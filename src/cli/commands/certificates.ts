@@ -1,0 +1,140 @@
+import { writeFileSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { Command, Option } from 'commander';
+import { SignetError } from '../../errors.js';
+import { generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
+import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
+import { fromPem } from '../../pki/certificate.js';
+import { buildPkcs12 } from '../../pki/pkcs12.js';
+import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
+import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
+import { createServices } from '../../runtime/services.js';
+import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
+
+export const cliRequester = (): Requester => ({ actor: `cli:${userInfo().username}` });
+
+function writeSecretFile(path: string, data: string | Buffer): void {
+  writeFileSync(path, data, { mode: 0o600 });
+}
+
+function emit(cert: IssuedCertificate, o: { out?: string; chainOut?: string; json?: boolean }, extra: Record<string, unknown> = {}): void {
+  if (o.out) writeFileSync(o.out, o.chainOut ? cert.certificate : cert.certificate + cert.chain);
+  if (o.chainOut) writeFileSync(o.chainOut, cert.chain);
+  const { der: _der, ...data } = cert;
+  if (o.json) { printJson({ ...data, ...extra }); return; }
+  if (!o.out) { process.stdout.write(cert.certificate + cert.chain); return; }
+  process.stdout.write(`issued ${cert.serial} (${cert.profile}, by ${cert.caId}), valid until ${cert.notAfter.toISOString()}\n`);
+  process.stdout.write(`  certificate${o.chainOut ? '' : ' + chain'}: ${o.out}${o.chainOut ? `\n  chain: ${o.chainOut}` : ''}\n`);
+  for (const [k, v] of Object.entries(extra)) process.stdout.write(`  ${k}: ${v}\n`);
+}
+
+export function certificateCommands(): Command[] {
+  const issue = new Command('issue')
+    .description('issue a certificate from a CSR, or generate the key here (--generate-key)')
+    .option('--csr <file>', 'PKCS#10 request (PEM or DER)')
+    .addOption(new Option('--generate-key <algorithm>', 'generate the key pair here instead of reading a CSR').choices(KEY_ALGORITHMS))
+    .option('--san <name...>', 'with --generate-key: subjectAltNames (dns:, ip:, email:, uri: prefixes optional)')
+    .option('--cn <name>', 'with --generate-key: subject commonName (must be one of the SANs)')
+    .option('--profile <name>', 'certificate profile (server, client, peer, or one from SIGNET_PROFILES_FILE)', 'server')
+    .option('--validity-days <n>', 'validity in days (default: the profile\'s)')
+    .option('--ca <caId>', 'issuing CA (default: the profile\'s or the default issuing CA)')
+    .option('--out <file>', 'write the certificate (followed by the chain unless --chain-out) here')
+    .option('--chain-out <file>', 'write the chain (issuer up to, not including, the root) here')
+    .option('--key-out <file>', 'with --generate-key: write the private key (PKCS#8 PEM, mode 0600) here')
+    .option('--p12 <file>', 'with --generate-key: also write key + certificate + chain as PKCS#12')
+    .option('--p12-password-file <file>', 'PKCS#12 password file (else prompted)')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      if (!o.csr === !o.generateKey) throw new SignetError('bad-request', 'give exactly one of --csr <file> or --generate-key <algorithm>');
+      if (o.generateKey && !o.keyOut && !o.p12) throw new SignetError('bad-request', '--generate-key needs --key-out <file> and/or --p12 <file>, or the key would be lost');
+      if ((o.keyOut || o.p12) && !o.generateKey) throw new SignetError('bad-request', '--key-out and --p12 only apply with --generate-key (Signet never sees a CSR\'s private key)');
+      const validityDays = o.validityDays === undefined ? undefined : Number(o.validityDays);
+      const p12Password = o.p12 ? await readSecret(o.p12PasswordFile, 'PKCS#12 password: ') : undefined;
+      if (o.p12 && !p12Password) throw new SignetError('bad-request', 'the PKCS#12 password must not be empty');
+      await withSignet(async (ctx, env) => {
+        const { issuance } = createServices(ctx, env.config);
+        let csr: string | Buffer;
+        let key;
+        if (o.generateKey) {
+          key = generateKey(o.generateKey as KeyAlgorithm).privateKey;
+          csr = buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
+        } else {
+          const raw = readFileSync(o.csr);
+          csr = raw.includes('-----BEGIN') ? raw.toString('utf8') : raw;
+        }
+        const cert = await issuance.issue({ csr, profile: o.profile, validityDays, caId: o.ca }, cliRequester());
+        const extra: Record<string, unknown> = {};
+        if (key && o.keyOut) { writeSecretFile(o.keyOut, key.export({ format: 'pem', type: 'pkcs8' }) as string); extra.key = o.keyOut; }
+        if (key && o.p12) {
+          writeSecretFile(o.p12, buildPkcs12({ privateKey: key, certificates: [cert.der, ...fromPem(cert.chain)], password: p12Password!, friendlyName: cert.serial }));
+          extra.pkcs12 = o.p12;
+        }
+        emit(cert, o, extra);
+      });
+    });
+
+  const renew = new Command('renew')
+    .description('renew a certificate: same names, new serial and validity; with --csr, a new key (rekey)')
+    .argument('<serial>', 'serial number (hex)')
+    .option('--csr <file>', 'new CSR for a rekey')
+    .option('--out <file>', 'write the certificate (and chain) here')
+    .option('--chain-out <file>', 'write the chain here')
+    .option('--json', 'print JSON')
+    .action(async (serial: string, o) => withSignet(async (ctx, env) => {
+      const { issuance } = createServices(ctx, env.config);
+      const cert = await issuance.renew(serial, o.csr ? readFileSync(o.csr, 'utf8') : undefined, cliRequester());
+      emit(cert, o, { predecessor: serial });
+    }));
+
+  const list = new Command('list')
+    .description('list issued certificates, newest first')
+    .addOption(new Option('--status <status>', 'filter by status').choices(['good', 'revoked', 'expired', 'hold']))
+    .option('--profile <name>', 'filter by profile')
+    .option('--san <text>', 'SAN contains')
+    .option('--subject <text>', 'subject contains')
+    .option('--ca <caId>', 'issued by this CA')
+    .option('--expires-before <date>', 'notAfter before this ISO date (e.g. 2027-01-01)')
+    .option('--limit <n>', 'page size', '50')
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .option('--json', 'print JSON (with nextCursor)')
+    .action(async (o) => withSignet(async (ctx) => {
+      let expiresBefore: Date | undefined;
+      if (o.expiresBefore) {
+        expiresBefore = new Date(o.expiresBefore);
+        if (Number.isNaN(expiresBefore.getTime())) throw new SignetError('bad-request', `--expires-before ${o.expiresBefore} is not a date (use e.g. 2027-01-01)`);
+      }
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new SignetError('bad-request', '--limit must be a whole number from 1 to 500');
+      const page = await listCertificates(ctx, { status: o.status as CertStatus | undefined, profile: o.profile, san: o.san, subject: o.subject, caId: o.ca, expiresBefore, cursor: o.cursor, limit });
+      if (o.json) { printJson(page); return; }
+      printTable(page.items.map((c) => ({ ...c, names: c.sans.map((s) => s.value).join(',') })), ['serial', 'status', 'profile', 'notAfter', 'names']);
+      if (page.nextCursor) process.stdout.write(`(more: --cursor ${page.nextCursor})\n`);
+    }));
+
+  const status = new Command('status')
+    .description('print a certificate\'s status: good, revoked, expired or hold')
+    .argument('<serial>', 'serial number (hex)')
+    .option('--json', 'print JSON')
+    .action(async (serial: string, o) => withSignet(async (ctx) => {
+      const c = await getCertificate(ctx, serial);
+      if (o.json) printJson({ serial: c.serial, status: c.status, revokedAt: c.revokedAt, reason: c.revocationReason });
+      else process.stdout.write(`${c.serial} ${c.status}${c.revokedAt ? ` since ${c.revokedAt.toISOString()} (${c.revocationReason})` : ''}\n`);
+    }));
+
+  const show = new Command('show')
+    .description('show a certificate\'s details (or its PEM with --pem)')
+    .argument('<serial>', 'serial number (hex)')
+    .option('--pem', 'print only the certificate PEM')
+    .option('--json', 'print JSON')
+    .action(async (serial: string, o) => withSignet(async (ctx) => {
+      const c = await getCertificate(ctx, serial);
+      if (o.pem) { process.stdout.write(c.certificate); return; }
+      if (o.json) { printJson(c); return; }
+      const { certificate: _pem, sans, ...rest } = c;
+      for (const [k, v] of Object.entries({ ...rest, sans: sans.map((s) => `${s.type}:${s.value}`).join(', ') })) {
+        process.stdout.write(`${k.padEnd(18)} ${v instanceof Date ? v.toISOString() : v ?? '-'}\n`);
+      }
+    }));
+
+  return [issue, renew, list, status, show];
+}
