@@ -9,7 +9,7 @@
  * has one head.
  */
 import { createHash } from 'node:crypto';
-import type { Tx } from '../storage/database.js';
+import type { Db, Tx } from '../storage/database.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -52,10 +52,43 @@ export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> 
   const prevHash = head?.hash ?? GENESIS_HASH;
   const hash = chainHash(prevHash, canonical(row));
   await tx.auditEvent.create({ data: { ...row, prevHash, hash } });
+  // The head is kept outside the table too, so deleting the newest events is also detected.
+  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value: `${row.seq}:${hash}` }, update: { value: `${row.seq}:${hash}` } });
   return { ...row, prevHash, hash };
 }
 
+export const HEAD_KEY = 'audit.head';
+
 export interface ChainProblem { seq: number; problem: string }
+
+export interface VerifyResult { ok: boolean; events: number; head: { seq: number; hash: string } | null; problem?: ChainProblem }
+
+/** Walks the whole chain in pages (bounded memory) and checks it against the recorded head. */
+export async function verifyChain(db: Db, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
+  const total = await db.auditEvent.count();
+  const v = new ChainVerifier();
+  let after = 0;
+  let last: AuditRow | undefined;
+  for (;;) {
+    const rows = await db.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' }, take: 5000 });
+    for (const row of rows) {
+      const problem = v.check(row);
+      if (problem) return { ok: false, events: v.count, head: null, problem };
+      last = row;
+    }
+    onProgress?.(v.count, total);
+    if (rows.length < 5000) break;
+    after = rows[rows.length - 1]!.seq;
+  }
+  const recorded = await db.setting.findUnique({ where: { key: HEAD_KEY } });
+  const head = last ? { seq: last.seq, hash: last.hash } : null;
+  const expected = head ? `${head.seq}:${head.hash}` : undefined;
+  if ((recorded?.value ?? undefined) !== expected) {
+    const [seq] = (recorded?.value ?? '0:').split(':');
+    return { ok: false, events: v.count, head, problem: { seq: Number(seq), problem: `the chain ends at event ${head?.seq ?? 0}, but the recorded head is event ${seq}: events after ${head?.seq ?? 0} were deleted, or the head was altered` } };
+  }
+  return { ok: true, events: v.count, head };
+}
 
 /** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
 export class ChainVerifier {

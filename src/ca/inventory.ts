@@ -68,18 +68,37 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter) {
   else if (f.status) and.push({ status: f.status });
   if (f.profile) and.push({ profile: f.profile });
   if (f.caId) and.push({ caId: f.caId });
-  if (f.subject) and.push({ subject: { contains: f.subject } });
-  if (f.san) and.push({ sanText: { contains: f.san.toLowerCase() } });
+  const subjectQ = f.subject ? f.subject.toLowerCase() : undefined;
+  const sanQ = f.san ? f.san.toLowerCase() : undefined;
+  if (subjectQ) and.push({ subject: substring(ctx, subjectQ) });
+  if (sanQ) and.push({ sanText: substring(ctx, sanQ) });
   if (f.expiresBefore) and.push({ notAfter: { lt: f.expiresBefore } });
-  if (f.cursor) {
-    const c = decodeCursor(f.cursor);
-    and.push({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, serial: { lt: c.serial } }] });
+  const after = (c: { createdAt: Date; serial: string }) => ({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, serial: { lt: c.serial } }] });
+  // The database narrows; the exact literal, case-insensitive substring test is made here (see substring()).
+  const matches = (r: { subject: string; sanText: string }) => (!subjectQ || r.subject.toLowerCase().includes(subjectQ)) && (!sanQ || r.sanText.includes(sanQ));
+  const found: (Row & { sanText: string })[] = [];
+  let from = f.cursor ? decodeCursor(f.cursor) : undefined;
+  for (;;) {
+    const rows = await ctx.db.prisma.certificate.findMany({
+      where: { AND: from ? [...and, after(from)] : and }, orderBy: [{ createdAt: 'desc' }, { serial: 'desc' }], take: limit + 1, select: { ...SELECT, sanText: true },
+    });
+    for (const r of rows) if (matches(r) && found.push(r) > limit) break;
+    if (found.length > limit || rows.length <= limit) break;
+    from = rows[rows.length - 1]!;
   }
-  const rows = await ctx.db.prisma.certificate.findMany({
-    where: { AND: and }, orderBy: [{ createdAt: 'desc' }, { serial: 'desc' }], take: limit + 1, select: SELECT,
-  });
-  const page = rows.slice(0, limit);
-  return { items: page.map((r) => present(r, now)), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null };
+  const page = found.slice(0, limit);
+  return { items: page.map((r) => present(r, now)), nextCursor: found.length > limit ? encodeCursor(page[page.length - 1]!) : null };
+}
+
+/**
+ * A substring filter the database can apply. Prisma sends `contains` to LIKE without escaping
+ * % and _ (prisma/prisma#19506); PostgreSQL's LIKE is case-sensitive and takes backslash
+ * escapes, SQLite's ignores ASCII case and has no escape character. So PostgreSQL gets an
+ * escaped ILIKE, SQLite the plain LIKE, which every literal match also satisfies, and
+ * listCertificates drops the rows that only matched a wildcard.
+ */
+function substring(ctx: CaContext, q: string): object {
+  return ctx.db.provider === 'postgresql' ? { contains: q.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } : { contains: q };
 }
 
 export async function getCertificate(ctx: CaContext, serial: string) {

@@ -61,3 +61,26 @@ export function requireScope(grant: TokenGrant, scope: Scope): void {
     throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${grant.scopes.join(', ') || 'none'})`);
   }
 }
+
+export interface TokenSummary {
+  id: string; name: string; scopes: string[]; profiles: string[] | null; nameSuffixes: string[] | null;
+  expiresAt: Date | null; revokedAt: Date | null; lastUsedAt: Date | null; createdAt: Date;
+}
+
+export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
+  const rows = await ctx.db.prisma.apiToken.findMany({ orderBy: { createdAt: 'asc' } });
+  return rows.map(({ secretHash: _h, scopes, profiles, nameSuffixes, ...r }) => ({
+    ...r, scopes: scopes.split(',').filter(Boolean), profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
+    nameSuffixes: nameSuffixes ? (JSON.parse(nameSuffixes) as string[]) : null,
+  }));
+}
+
+export async function revokeToken(ctx: CaContext, id: string, actor: string, sourceIp?: string): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const row = await tx.apiToken.findUnique({ where: { id } });
+    if (!row) throw new SignetError('not-found', `token ${id} does not exist`);
+    if (row.revokedAt) throw new SignetError('conflict', `token ${id} is already revoked`);
+    await tx.apiToken.update({ where: { id }, data: { revokedAt: ctx.now() } });
+    await appendAudit(tx, { actor, action: 'token.revoked', target: id, sourceIp, details: { name: row.name } });
+  });
+}

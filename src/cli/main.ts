@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { caCommand } from './commands/ca.js';
 import { certificateCommands } from './commands/certificates.js';
 import { revocationCommands } from './commands/revocation.js';
+import { auditCommand, tokenCommand } from './commands/admin.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
 import { bootstrapIfEmpty, openSignet, prepareDataDir } from '../runtime/open.js';
 import { migrate } from '../storage/migrate.js';
@@ -63,7 +64,7 @@ program.command('init')
   });
 
 program.addCommand(caCommand());
-for (const c of [...certificateCommands(), ...revocationCommands()]) program.addCommand(c);
+for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand()]) program.addCommand(c);
 
 export async function main(argv = process.argv): Promise<void> {
   try { await program.parseAsync(argv); } catch (e) { fail(e); }

@@ -29,6 +29,8 @@ export const SETTINGS = {
   SIGNET_INTERMEDIATE_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'), doc: 'Intermediate key algorithm.' },
   SIGNET_INTERMEDIATE_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(1825), doc: 'Intermediate validity in days (never beyond the root).' },
   SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
+  SIGNET_RATE_LIMIT_PER_ADDRESS: { schema: z.coerce.number().int().min(0).default(6000), doc: 'API requests per minute from one client address (0 = no limit). The public PKI and OCSP endpoints are not limited.' },
+  SIGNET_RATE_LIMIT_PER_TOKEN: { schema: z.coerce.number().int().min(0).default(3000), doc: 'API requests per minute with one bearer token (0 = no limit).' },
   SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },
   SIGNET_PROFILES_FILE: { schema: z.string().optional(), doc: 'JSON file of certificate profiles (`{"name": {…}}`) that extend or override the built-ins server, client and peer.' },
   SIGNET_CRL_VALIDITY_HOURS: { schema: positiveInt.max(24 * 90).default(24), doc: 'CRL validity (nextUpdate - thisUpdate). CRLs are re-signed at half-life, and within SIGNET_CRL_COALESCE_MS of a revocation.' },

@@ -17,8 +17,11 @@ import type { Issuance } from '../ca/issuance.js';
 import type { Revocation } from '../ca/revocation.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { revocationRoutes } from './routes/revocation.js';
+import { adminRoutes } from './routes/admin.js';
+import { rateLimits } from './rate-limit.js';
+import { auditRefusals } from './audit-refusals.js';
 
-export interface AppOptions { bodyLimit: string; trustProxy: boolean; issuance: Issuance; revocation: Revocation; crls: CrlPublisher }
+export interface AppOptions { bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher }
 
 export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
   const app = express();
@@ -44,11 +47,14 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   app.use(healthRoutes(ctx, metrics));
   app.use(pkiRoutes(ctx, opts.crls));
   const api = express.Router();
+  api.use(...rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken));
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(caRoutes(ctx));
   api.use(revocationRoutes(ctx, opts.revocation));
   api.use(certificateRoutes(ctx, opts.issuance));
+  api.use(adminRoutes(ctx));
+  api.use(auditRefusals(ctx));
   app.use('/api/v1', api);
   app.use(notFound);
   app.use(problemHandler);

@@ -1,10 +1,10 @@
-import { writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, writeFileSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { SignetError } from '../../errors.js';
 import { generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
-import { fromPem } from '../../pki/certificate.js';
+import { fromPem, toPem } from '../../pki/certificate.js';
 import { buildPkcs12 } from '../../pki/pkcs12.js';
 import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
 import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
@@ -14,7 +14,15 @@ import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 export const cliRequester = (): Requester => ({ actor: `cli:${userInfo().username}` });
 
 function writeSecretFile(path: string, data: string | Buffer): void {
-  writeFileSync(path, data, { mode: 0o600 });
+  // `mode` only applies when the file is created: tighten an existing file before the key goes in.
+  const fd = openSync(path, 'w', 0o600);
+  try { fchmodSync(fd, 0o600); writeFileSync(fd, data); } finally { closeSync(fd); }
+}
+
+/** A CSR file as parseCsr takes it: PEM text as is, anything else as DER bytes. */
+function readCsrFile(file: string): string | Buffer {
+  const raw = readFileSync(file);
+  return raw.includes('-----BEGIN') ? raw.toString('utf8') : raw;
 }
 
 function emit(cert: IssuedCertificate, o: { out?: string; chainOut?: string; json?: boolean }, extra: Record<string, unknown> = {}): void {
@@ -47,6 +55,7 @@ export function certificateCommands(): Command[] {
     .action(async (o) => {
       if (!o.csr === !o.generateKey) throw new SignetError('bad-request', 'give exactly one of --csr <file> or --generate-key <algorithm>');
       if (o.generateKey && !o.keyOut && !o.p12) throw new SignetError('bad-request', '--generate-key needs --key-out <file> and/or --p12 <file>, or the key would be lost');
+      if ((o.san || o.cn) && !o.generateKey) throw new SignetError('bad-request', '--san and --cn only apply with --generate-key (a CSR carries its own names)');
       if ((o.keyOut || o.p12) && !o.generateKey) throw new SignetError('bad-request', '--key-out and --p12 only apply with --generate-key (Signet never sees a CSR\'s private key)');
       const validityDays = o.validityDays === undefined ? undefined : Number(o.validityDays);
       const p12Password = o.p12 ? await readSecret(o.p12PasswordFile, 'PKCS#12 password: ') : undefined;
@@ -59,8 +68,7 @@ export function certificateCommands(): Command[] {
           key = generateKey(o.generateKey as KeyAlgorithm).privateKey;
           csr = buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
         } else {
-          const raw = readFileSync(o.csr);
-          csr = raw.includes('-----BEGIN') ? raw.toString('utf8') : raw;
+          csr = readCsrFile(o.csr);
         }
         const cert = await issuance.issue({ csr, profile: o.profile, validityDays, caId: o.ca }, cliRequester());
         const extra: Record<string, unknown> = {};
@@ -82,7 +90,8 @@ export function certificateCommands(): Command[] {
     .option('--json', 'print JSON')
     .action(async (serial: string, o) => withSignet(async (ctx, env) => {
       const { issuance } = createServices(ctx, env.config);
-      const cert = await issuance.renew(serial, o.csr ? readFileSync(o.csr, 'utf8') : undefined, cliRequester());
+      const raw = o.csr ? readCsrFile(o.csr) : undefined;
+      const cert = await issuance.renew(serial, typeof raw === 'string' || raw === undefined ? raw : toPem(raw, 'CERTIFICATE REQUEST'), cliRequester());
       emit(cert, o, { predecessor: serial });
     }));
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import type { Issuance, IssuedCertificate, Requester } from '../../ca/issuance.js';
 import { getCertificate, listCertificates } from '../../ca/inventory.js';
+import { normalizeSerial } from '../../ca/issuance.js';
 import { requireAuth } from '../auth.js';
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
@@ -49,7 +50,7 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
   r.post('/certificates/:serial/renew', requireAuth(ctx, 'renew'), async (req, res) => {
     const body = parseBody(renewSchema, req.body);
     const cert = await issuance.renew(String(req.params.serial), body.csr, requesterOf(req));
-    res.status(201).location(`/api/v1/certificates/${cert.serial}`).json({ ...issuedJson(cert), predecessorSerial: String(req.params.serial) });
+    res.status(201).location(`/api/v1/certificates/${cert.serial}`).json({ ...issuedJson(cert), predecessorSerial: normalizeSerial(String(req.params.serial)) });
   });
   r.get('/profiles', requireAuth(ctx, 'read'), (_req, res) => {
     res.json({ items: [...issuance.profiles.values()] });

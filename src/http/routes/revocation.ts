@@ -5,12 +5,13 @@ import { REVOKE_REASONS, type Revocation } from '../../ca/revocation.js';
 import { normalizeSerial } from '../../ca/issuance.js';
 import { statusOf } from '../../ca/inventory.js';
 import { SignetError } from '../../errors.js';
-import type { RevocationReason } from '../../pki/crl.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../../pki/crl.js';
 import { requireAuth } from '../auth.js';
 import { parseBody } from '../validate.js';
 import { requesterOf } from './certificates.js';
 
-const reason = z.string({ required_error: 'Required: one of ' + REVOKE_REASONS.join(', ') }).refine((r) => (REVOKE_REASONS as readonly string[]).includes(r), {
+// removeFromCRL is an RFC 5280 name: let it through so the service refuses it with a precise reason.
+const reason = z.string({ required_error: 'Required: one of ' + REVOKE_REASONS.join(', ') }).refine((r) => (REVOCATION_REASONS as readonly string[]).includes(r), {
   message: `must be an RFC 5280 reason name: ${REVOKE_REASONS.join(', ')}`,
 });
 const revokeSchema = z.object({

@@ -1,0 +1,101 @@
+import { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { SignetError } from '../../errors.js';
+import { createToken, listTokens, revokeToken, SCOPES, type Scope } from '../../ca/tokens.js';
+import { verifyChain } from '../../ca/audit.js';
+import { listAudit } from '../../ca/audit-query.js';
+import { printJson, printTable, withSignet } from '../runtime.js';
+import { cliRequester } from './certificates.js';
+
+function parseDate(value: string | undefined, flag: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new SignetError('bad-request', `${flag} ${value} is not a date (use ISO 8601, e.g. 2027-01-01T00:00:00Z)`);
+  return d;
+}
+
+export function tokenCommand(): Command {
+  const token = new Command('token').description('manage API tokens (create, list, revoke)');
+  token.command('create')
+    .description('create an API token; the secret is printed once and never stored')
+    .requiredOption('--name <name>', 'what the token is for')
+    .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`)
+    .option('--profiles <list>', 'comma-separated profiles this token may use (default: any)')
+    .option('--name-suffixes <list>', 'comma-separated DNS suffixes this token may request (default: any)')
+    .option('--expires-in-days <n>', 'expire after this many days')
+    .option('--json', 'print JSON')
+    .action(async (o) => withSignet(async (ctx) => {
+      const scopes = String(o.scopes).split(',').map((s) => s.trim()).filter(Boolean);
+      for (const s of scopes) if (!(SCOPES as readonly string[]).includes(s)) throw new SignetError('bad-request', `unknown scope ${s}; use ${SCOPES.join(', ')}`);
+      if (!scopes.length) throw new SignetError('bad-request', '--scopes must name at least one scope');
+      let expiresAt: Date | undefined;
+      if (o.expiresInDays !== undefined) {
+        const n = Number(o.expiresInDays);
+        if (!(n > 0)) throw new SignetError('bad-request', '--expires-in-days must be a positive number');
+        expiresAt = new Date(ctx.now().getTime() + n * 86_400_000);
+      }
+      const split = (v?: string) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+      const t = await createToken(ctx, { name: o.name, scopes: scopes as Scope[], profiles: split(o.profiles), nameSuffixes: split(o.nameSuffixes), expiresAt }, cliRequester().actor);
+      if (o.json) printJson(t);
+      else process.stdout.write(`token ${t.id} (${t.scopes.join(',')})${expiresAt ? ` expires ${expiresAt.toISOString()}` : ''}\n${t.token}\n(shown once; store it now)\n`);
+    }));
+  token.command('list')
+    .description('list API tokens (never their secrets)')
+    .option('--json', 'print JSON')
+    .action(async (o) => withSignet(async (ctx) => {
+      const items = await listTokens(ctx);
+      if (o.json) printJson(items);
+      else printTable(items.map((t) => ({ ...t, scopes: t.scopes.join(','), state: t.revokedAt ? 'revoked' : t.expiresAt && t.expiresAt <= new Date() ? 'expired' : 'active' })), ['id', 'name', 'scopes', 'state', 'lastUsedAt', 'expiresAt']);
+    }));
+  token.command('revoke')
+    .description('revoke an API token; it stops working at once')
+    .argument('<id>', 'token id (from token list)')
+    .action(async (id: string) => withSignet(async (ctx) => {
+      await revokeToken(ctx, id, cliRequester().actor);
+      process.stdout.write(`token ${id} revoked\n`);
+    }));
+  return token;
+}
+
+export function auditCommand(): Command {
+  const audit = new Command('audit').description('read and verify the tamper-evident audit trail');
+  const filters = (c: Command) => c
+    .option('--action <action>', 'e.g. certificate.issued')
+    .option('--actor <actor>', 'e.g. token:tok-1234abcd, cli:root, system')
+    .option('--target <target>', 'e.g. a serial or CA id')
+    .option('--since <date>', 'from this time (ISO 8601)')
+    .option('--until <date>', 'before this time (ISO 8601)');
+  filters(audit.command('list').description('show audit events, newest first'))
+    .option('--limit <n>', 'how many', '50')
+    .option('--json', 'print JSON')
+    .action(async (o) => withSignet(async (ctx) => {
+      const page = await listAudit(ctx, { action: o.action, actor: o.actor, target: o.target, since: parseDate(o.since, '--since'), until: parseDate(o.until, '--until'), limit: Number(o.limit) });
+      if (o.json) { printJson(page.items); return; }
+      printTable(page.items.map((e) => ({ ...e, details: e.details ? JSON.stringify(e.details).slice(0, 60) : null })), ['seq', 'time', 'actor', 'action', 'target', 'outcome']);
+    }));
+  filters(audit.command('export').description('write every matching event as JSON lines, oldest first (for a SIEM or an archive)'))
+    .action(async (o) => withSignet(async (ctx) => {
+      let cursor: string | undefined;
+      do {
+        const page = await listAudit(ctx, { action: o.action, actor: o.actor, target: o.target, since: parseDate(o.since, '--since'), until: parseDate(o.until, '--until'), limit: 1000, order: 'asc', cursor });
+        for (const e of page.items) process.stdout.write(JSON.stringify(e) + '\n');
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }));
+  audit.command('verify')
+    .description('walk the hash chain; exit 1 naming the first event that was edited, deleted, inserted or reordered')
+    .option('--json', 'print JSON')
+    .action(async (o) => withSignet(async (ctx) => {
+      const bar = process.stderr.isTTY ? new SingleBar({ format: 'verifying [{bar}] {value}/{total}', stream: process.stderr }, Presets.shades_classic) : undefined;
+      let started = false;
+      const r = await verifyChain(ctx.db.prisma, (done, total) => { if (bar) { if (!started) { bar.start(total, 0); started = true; } bar.update(done); } });
+      if (started) bar?.stop();
+      if (o.json) printJson(r);
+      else if (r.ok) process.stdout.write(`audit chain OK: ${r.events} events, head ${r.head ? `#${r.head.seq} ${r.head.hash}` : '(empty)'}\n`);
+      if (!r.ok) {
+        if (!o.json) process.stderr.write(`signet: audit chain BROKEN at event ${r.problem!.seq}: ${r.problem!.problem}\n`);
+        process.exitCode = 1;
+      }
+    }));
+  return audit;
+}

@@ -1,0 +1,46 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { CaContext } from '../../ca/context.js';
+import { createToken, listTokens, revokeToken, SCOPES } from '../../ca/tokens.js';
+import { listAudit } from '../../ca/audit-query.js';
+import { SignetError } from '../../errors.js';
+import { requireAuth } from '../auth.js';
+import { parseBody } from '../validate.js';
+
+const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s) => new Date(s));
+
+const tokenSchema = z.object({
+  name: z.string().min(1).max(100),
+  scopes: z.array(z.enum(SCOPES)).min(1, 'must name at least one scope').max(SCOPES.length),
+  profiles: z.array(z.string().min(1).max(64)).min(1).max(50).optional(),
+  nameSuffixes: z.array(z.string().min(1).max(253)).min(1).max(100).optional(),
+  expiresAt: isoDate.optional(),
+}).strict();
+
+const auditQuery = z.object({
+  action: z.string().max(64).optional(), actor: z.string().max(128).optional(), target: z.string().max(128).optional(),
+  since: isoDate.optional(), until: isoDate.optional(), cursor: z.string().max(20).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
+}).strict();
+
+/** Token management and the audit trail: admin scope only. */
+export function adminRoutes(ctx: CaContext): Router {
+  const r = Router();
+  r.post('/tokens', requireAuth(ctx, 'admin'), async (req, res) => {
+    const b = parseBody(tokenSchema, req.body);
+    if (b.expiresAt && b.expiresAt <= ctx.now()) throw new SignetError('bad-request', 'expiresAt must be in the future');
+    const t = await createToken(ctx, { ...b, scopes: [...new Set(b.scopes)] }, `token:${req.grant!.id}`);
+    res.status(201).set('Cache-Control', 'no-store').json(t);
+  });
+  r.get('/tokens', requireAuth(ctx, 'admin'), async (_req, res) => {
+    res.json({ items: await listTokens(ctx) });
+  });
+  r.delete('/tokens/:id', requireAuth(ctx, 'admin'), async (req, res) => {
+    await revokeToken(ctx, String(req.params.id), `token:${req.grant!.id}`, req.ip);
+    res.status(204).end();
+  });
+  r.get('/audit', requireAuth(ctx, 'admin'), async (req, res) => {
+    res.json(await listAudit(ctx, parseBody(auditQuery, req.query, 'query')));
+  });
+  return r;
+}
