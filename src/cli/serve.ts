@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import type { Server } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createApp } from '../http/app.js';
 import { closeServer, listen } from '../http/server.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -9,15 +9,47 @@ import { createLogger } from '../observability/logger.js';
 import { createServices } from '../runtime/services.js';
 import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
+import { SignetError, isSignetError } from '../errors.js';
+import type { CaContext } from '../ca/context.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
 
-/** Starts the service: migrate, unlock keys, bootstrap on first start, serve. */
+/** Answers while the database is not reachable yet: alive, not ready, every API call 503. */
+function startingHandler(reason: () => string): RequestListener {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    if (url === '/healthz') { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'starting' })); return; }
+    if (url === '/readyz') { res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'not ready', checks: { database: reason() } })); return; }
+    const err = new SignetError('unavailable', `Signet is starting and cannot serve yet: ${reason()}; retry later`);
+    res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(JSON.stringify(err.toProblem(url)));
+  };
+}
+
+/** Starts the service: listen, open the database (retrying while it is unreachable), unlock keys, bootstrap, serve. */
 export async function serve(): Promise<Running> {
   const config = loadConfig();
   const log = createLogger(config.SIGNET_LOG_LEVEL);
   loadProfiles(config.SIGNET_PROFILES_FILE); // fail on a bad profile file before touching anything
-  const ctx = await openSignet(config, log);
+  let lastError = 'connecting to the database';
+  let handler: RequestListener = startingHandler(() => lastError);
+  const server = await listen((req, res) => handler(req, res), config.SIGNET_HOST, config.SIGNET_PORT, log);
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.SIGNET_PORT;
+
+  let ctx: CaContext | undefined;
+  for (let attempt = 1, delay = 500; !ctx; attempt++, delay = Math.min(delay * 2, 30_000)) {
+    try {
+      ctx = await openSignet(config, log);
+    } catch (e) {
+      // Only an unreachable database is worth waiting for; anything else (wrong master key,
+      // corrupt store, database ahead of the code) needs a person and stops start-up.
+      if (!isSignetError(e) || e.type !== 'unavailable') { await closeServer(server); throw e; }
+      lastError = e.detail;
+      log.warn({ attempt, retryInMs: delay, detail: e.detail }, 'database unreachable; retrying');
+      if (attempt === 1) process.stderr.write(`signet: waiting for the database: ${e.detail}\n`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
   const services = createServices(ctx, config);
   const boot = await bootstrapIfEmpty(ctx, config);
   if (boot.created) {
@@ -29,17 +61,16 @@ export async function serve(): Promise<Running> {
   await services.ocsp.start();
   await services.crls.start();
   const ocspHandler = createOcspHandler(services.ocsp, log);
-  const server = await listen((req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res)), config.SIGNET_HOST, config.SIGNET_PORT, log);
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.SIGNET_PORT;
+  handler = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
   process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
+  const opened = ctx;
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
     log.info('shutting down');
     await closeServer(server);
     services.crls.stop();
     await services.ocsp.stop();
-    await ctx.db.close();
+    await opened.db.close();
   })());
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => { void stop().then(() => process.exit(0)); });

@@ -5,6 +5,7 @@
  */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { SignetError, isSignetError } from '../errors.js';
+import { isDatabaseUnavailable } from '../storage/unavailable.js';
 
 export function sendProblem(res: Response, err: SignetError, instance?: string): void {
   res.status(err.status).type('application/problem+json').send(JSON.stringify(err.toProblem(instance)));
@@ -14,6 +15,7 @@ interface BodyParserError { type?: string; status?: number; limit?: number; expo
 
 function translate(err: unknown): SignetError {
   if (isSignetError(err)) return err;
+  if (isDatabaseUnavailable(err)) return new SignetError('unavailable', 'the database is unavailable; nothing was changed; retry later');
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed': return new SignetError('bad-request', `request body is not valid JSON: ${e.message}`);
@@ -31,6 +33,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (problem.status >= 500) req.log?.error({ err }, 'request failed');
   else req.log?.info({ problem: problem.type, detail: problem.detail }, 'request refused');
   if (res.headersSent) { res.end(); return; }
+  if (problem.status === 503) res.setHeader('Retry-After', '5');
   sendProblem(res, problem, req.originalUrl);
 };
 

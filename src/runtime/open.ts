@@ -16,6 +16,7 @@ import { createToken } from '../ca/tokens.js';
 import { openDatabase } from '../storage/database.js';
 import { redactUrl, resolveDatabase } from '../storage/database-url.js';
 import { migrate } from '../storage/migrate.js';
+import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { fingerprintColons } from '../pki/fingerprint.js';
 
 export function prepareDataDir(dir: string): void {
@@ -40,11 +41,13 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     let result;
     try { result = await migrate(target); } catch (e) {
       if (e instanceof SignetError) throw e;
-      throw new SignetError('unavailable', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+      throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
     }
     if (result.applied.length) log.info({ applied: result.applied, provider: target.provider }, 'database migrations applied');
   }
-  const db = await openDatabase(target);
+  const db = await openDatabase(target).catch((e: unknown) => {
+    throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+  });
   try {
     const storeHasKeys = (await db.prisma.keyRecord.count()) > 0;
     const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });

@@ -45,7 +45,7 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`signet serve exited with ${child.exitCode}: ${err || out}`);
-    try { const r = await fetch(`${url}/healthz`); if (r.ok) break; } catch { /* not yet */ }
+    try { const r = await fetch(`${url}/readyz`); if (r.ok) break; } catch { /* not yet */ }
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`signet serve did not become healthy: ${err}`); }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -1,4 +1,5 @@
-import { closeSync, fchmodSync, openSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { SignetError } from '../../errors.js';
@@ -17,6 +18,19 @@ function writeSecretFile(path: string, data: string | Buffer): void {
   // `mode` only applies when the file is created: tighten an existing file before the key goes in.
   const fd = openSync(path, 'w', 0o600);
   try { fchmodSync(fd, 0o600); writeFileSync(fd, data); } finally { closeSync(fd); }
+}
+
+/** Output files are written after the certificate is stored: refuse up front what could not be written
+ * (a generated key lost after issuance leaves a certificate nobody can use). */
+function checkOutputs(o: Record<string, unknown>): void {
+  for (const [opt, name] of [['out', '--out'], ['chainOut', '--chain-out'], ['keyOut', '--key-out'], ['p12', '--p12']] as const) {
+    const file = o[opt];
+    if (typeof file !== 'string') continue;
+    const dir = dirname(resolve(file));
+    let ok = false;
+    try { ok = statSync(dir).isDirectory(); } catch { /* missing */ }
+    if (!ok) throw new SignetError('bad-request', `cannot write ${name} ${file}: directory ${dir} does not exist`);
+  }
 }
 
 /** A CSR file as parseCsr takes it: PEM text as is, anything else as DER bytes. */
@@ -57,6 +71,7 @@ export function certificateCommands(): Command[] {
       if (o.generateKey && !o.keyOut && !o.p12) throw new SignetError('bad-request', '--generate-key needs --key-out <file> and/or --p12 <file>, or the key would be lost');
       if ((o.san || o.cn) && !o.generateKey) throw new SignetError('bad-request', '--san and --cn only apply with --generate-key (a CSR carries its own names)');
       if ((o.keyOut || o.p12) && !o.generateKey) throw new SignetError('bad-request', '--key-out and --p12 only apply with --generate-key (Signet never sees a CSR\'s private key)');
+      checkOutputs(o);
       const validityDays = o.validityDays === undefined ? undefined : Number(o.validityDays);
       const p12Password = o.p12 ? await readSecret(o.p12PasswordFile, 'PKCS#12 password: ') : undefined;
       if (o.p12 && !p12Password) throw new SignetError('bad-request', 'the PKCS#12 password must not be empty');
