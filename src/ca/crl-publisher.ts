@@ -26,6 +26,7 @@ export class CrlPublisher {
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly served = new Map<string, { crl: PublishedCrl; checkedAt: number }>();
   private readonly running = new Map<string, Promise<PublishedCrl>>();
+  private readonly first = new Map<string, Promise<PublishedCrl | null>>();
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: CrlOptions) {}
@@ -121,6 +122,25 @@ export class CrlPublisher {
     }
     const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { serial: true, revokedAt: true, revocationReason: true } });
     if (children.length) yield children.map((c) => { seen(); return toEntry({ ...c, invalidityDate: null }); });
+  }
+
+  /**
+   * The CRL to serve: the newest one, or for an online CA that has none yet (created since the
+   * last refresh, by the API or another process) a first one signed now, once for concurrent callers.
+   */
+  async current(caId: string): Promise<PublishedCrl | null> {
+    const crl = await this.latest(caId);
+    if (crl) return crl;
+    let first = this.first.get(caId);
+    if (!first) {
+      first = (async () => {
+        const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { keyId: true, status: true } });
+        if (!ca?.keyId || (ca.status !== 'active' && ca.status !== 'retired')) return null;
+        return (await this.latest(caId)) ?? this.publish(caId);
+      })().finally(() => this.first.delete(caId));
+      this.first.set(caId, first);
+    }
+    return first;
   }
 
   /** The newest CRL for a CA; other replicas' publications are picked up within seconds. */

@@ -39,6 +39,7 @@ export class OcspService {
   private issuers = new Map<string, IssuerEntry>();
   private readonly responders = new Map<string, Promise<Responder>>();
   private readonly signedCount = new Map<string, number>();
+  private issuerReload?: Promise<void>;
   private lastPoll: Date;
   private timers: NodeJS.Timeout[] = [];
   private readonly maxCached: number;
@@ -89,6 +90,8 @@ export class OcspService {
       throw e;
     }
     const reqs = parsed.requests;
+    // A CA created since the index was loaded (by the API, the CLI or another replica) is not in it yet.
+    if (reqs.some((r) => !this.issuerFor(r))) await this.reloadIssuersOnMiss();
     for (const r of reqs) {
       const issuer = this.issuerFor(r);
       if (!issuer || !issuer.online) return { der: encodeOcspErrorResponse('unauthorized'), httpStatus: 200 };
@@ -109,6 +112,14 @@ export class OcspService {
     const out = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
     this.count(caId);
     return { der: out, httpStatus: 200 };
+  }
+
+  /** Single-flight: concurrent misses share one reload, so unknown issuers cost at most one query at a time. */
+  private reloadIssuersOnMiss(): Promise<void> {
+    this.issuerReload ??= this.loadIssuers()
+      .catch((e) => { this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed'); })
+      .finally(() => { this.issuerReload = undefined; });
+    return this.issuerReload;
   }
 
   private issuerFor(r: OcspCertIdRequest): IssuerEntry | undefined {

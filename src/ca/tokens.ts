@@ -8,6 +8,7 @@ import { SignetError } from '../errors.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
+import { validateNamePolicy } from '../pki/names.js';
 
 export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -21,7 +22,11 @@ export const hashSecret = (secret: string): string => createHash('sha256').updat
 
 export interface NewToken { name: string; scopes: Scope[]; profiles?: string[]; nameSuffixes?: string[]; expiresAt?: Date }
 
-export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx?: Tx): Promise<TokenGrant & { token: string }> {
+export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx?: Tx, sourceIp?: string): Promise<TokenGrant & { token: string }> {
+  // A suffix issuance could not apply would turn every later request with this token into a 500.
+  try { validateNamePolicy({ dnsSuffixes: t.nameSuffixes, emailDomains: t.nameSuffixes }); } catch (e) {
+    throw new SignetError('bad-request', `nameSuffixes: ${(e as SignetError).detail.replace(/^name policy /, '')}`);
+  }
   const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = `tok-${randomUUID().slice(0, 8)}`;
   const write = async (x: Tx) => {
@@ -32,7 +37,7 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
         expiresAt: t.expiresAt ?? null,
       },
     });
-    await appendAudit(x, { actor, action: 'token.created', target: id, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
+    await appendAudit(x, { actor, action: 'token.created', target: id, sourceIp, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
   };
   if (tx) await write(tx); else await ctx.db.transaction(write);
   return { id, name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt ?? null, token: secret };

@@ -12,8 +12,9 @@ import { SignetError } from '../errors.js';
 
 export const MAX_OCSP_BODY = 8 * 1024;
 
-function problem(res: ServerResponse, err: SignetError): void {
-  res.writeHead(err.status, { 'content-type': 'application/problem+json' });
+/** `close`: the request body was not read to its end, so the connection cannot carry another request. */
+function problem(res: ServerResponse, err: SignetError, close = false): void {
+  res.writeHead(err.status, { 'content-type': 'application/problem+json', ...(close ? { connection: 'close' } : {}) });
   res.end(JSON.stringify(err.toProblem('/ocsp')));
 }
 
@@ -54,12 +55,12 @@ export function createOcspHandler(ocsp: OcspService, log: Logger) {
       }
       if (req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/')) {
         const declared = Number(req.headers['content-length'] ?? 0);
-        if (declared > MAX_OCSP_BODY) { req.resume(); return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`)); }
+        if (declared > MAX_OCSP_BODY) { req.resume(); return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`), true); }
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const chunk of req) {
           size += (chunk as Buffer).length;
-          if (size > MAX_OCSP_BODY) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
+          if (size > MAX_OCSP_BODY) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`), true);
           chunks.push(chunk as Buffer);
         }
         return send(res, await ocsp.respond(Buffer.concat(chunks)), false);

@@ -17,7 +17,7 @@ export interface Database {
   readonly provider: Provider;
   readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
-  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -42,7 +42,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   return {
     provider,
     prisma,
-    async transaction(fn) {
+    async transaction(fn, opts) {
       return prisma.$transaction(async (tx) => {
         // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
         // lock so that concurrent audit appends see each other's chain head.
@@ -52,7 +52,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
         else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
         return fn(tx);
-      }, { timeout: 30000, maxWait: 30000 });
+      }, { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 });
     },
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
     async close() { await prisma.$disconnect(); },

@@ -29,7 +29,7 @@ export function adminRoutes(ctx: CaContext): Router {
   r.post('/tokens', requireAuth(ctx, 'admin'), async (req, res) => {
     const b = parseBody(tokenSchema, req.body);
     if (b.expiresAt && b.expiresAt <= ctx.now()) throw new SignetError('bad-request', 'expiresAt must be in the future');
-    const t = await createToken(ctx, { ...b, scopes: [...new Set(b.scopes)] }, `token:${req.grant!.id}`);
+    const t = await createToken(ctx, { ...b, scopes: [...new Set(b.scopes)] }, `token:${req.grant!.id}`, undefined, req.ip);
     res.status(201).set('Cache-Control', 'no-store').json(t);
   });
   r.get('/tokens', requireAuth(ctx, 'admin'), async (_req, res) => {

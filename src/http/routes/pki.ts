@@ -10,7 +10,7 @@ export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
     const m = /^([a-z0-9-]{1,64})\.(crt|crl)$/.exec(String(req.params.file));
     if (!m) throw new SignetError('not-found', `no PKI object named ${req.params.file}; expected /pki/<caId>.crt or /pki/<caId>.crl`);
     if (m[2] === 'crl') {
-      const crl = await crls.latest(m[1]!);
+      const crl = await crls.current(m[1]!);
       if (!crl) {
         const exists = await ctx.db.prisma.certificateAuthority.count({ where: { id: m[1]! } });
         throw new SignetError('not-found', exists ? `CA ${m[1]} has no CRL yet (an offline CA's CRL is signed with \`signet crl --ca ${m[1]} --key <file>\`)` : `CA ${m[1]} does not exist`);
