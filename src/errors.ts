@@ -49,8 +49,10 @@ export class SignetError extends Error {
   readonly title: string;
   readonly detail: string;
   readonly extra?: Record<string, unknown>;
+  /** ACME (RFC 8555 §6.7) error name, e.g. 'badNonce'; ACME endpoints answer with urn:ietf:params:acme:error:<name>. */
+  readonly acme?: string;
 
-  constructor(type: ProblemType, detail: string, options: { status?: number; extra?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(type: ProblemType, detail: string, options: { status?: number; extra?: Record<string, unknown>; cause?: unknown; acme?: string } = {}) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
     const [status, title] = TITLES[type];
     this.name = 'SignetError';
@@ -59,6 +61,7 @@ export class SignetError extends Error {
     this.title = title;
     this.detail = detail;
     this.extra = options.extra;
+    this.acme = options.acme;
   }
 
   toProblem(instance?: string): Record<string, unknown> {

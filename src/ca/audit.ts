@@ -63,31 +63,52 @@ export interface ChainProblem { seq: number; problem: string }
 
 export interface VerifyResult { ok: boolean; events: number; head: { seq: number; hash: string } | null; problem?: ChainProblem }
 
-/** Walks the whole chain in pages (bounded memory) and checks it against the recorded head. */
+const PAGE = 5000;
+
+function parseHead(value: string | undefined): { seq: number; hash: string } | null {
+  if (value === undefined) return null;
+  const [seq, hash] = value.split(':');
+  return { seq: Number(seq), hash: hash ?? '' };
+}
+
+/**
+ * Walks the whole chain in pages (bounded memory) and checks it against the recorded head.
+ * An append commits its event and the head together, so a recorded head beyond the walked
+ * chain means either events appended while we walked (a live server: walk on to them) or
+ * deleted newest events; a chain beyond the recorded head means events inserted after it.
+ */
 export async function verifyChain(db: Db, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
   const total = await db.auditEvent.count();
   const v = new ChainVerifier();
-  let after = 0;
   let last: AuditRow | undefined;
   for (;;) {
-    const rows = await db.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' }, take: 5000 });
+    const rows = await db.auditEvent.findMany({ where: { seq: { gt: last?.seq ?? 0 } }, orderBy: { seq: 'asc' }, take: PAGE });
     for (const row of rows) {
       const problem = v.check(row);
       if (problem) return { ok: false, events: v.count, head: null, problem };
       last = row;
     }
-    onProgress?.(v.count, total);
-    if (rows.length < 5000) break;
-    after = rows[rows.length - 1]!.seq;
+    onProgress?.(v.count, Math.max(total, v.count));
+    if (rows.length === PAGE) continue;
+    const recorded = parseHead((await db.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
+    const head = last ? { seq: last.seq, hash: last.hash } : null;
+    const end = head?.seq ?? 0;
+    if (recorded && recorded.seq > end) {
+      if (await db.auditEvent.count({ where: { seq: { gt: end } } })) continue; // appended meanwhile
+      return { ok: false, events: v.count, head, problem: { seq: end + 1, problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)` } };
+    }
+    if (!recorded) {
+      if (!head) return { ok: true, events: 0, head: null };
+      return { ok: false, events: v.count, head, problem: { seq: head.seq, problem: `the recorded head (setting ${HEAD_KEY}) is missing: it was deleted` } };
+    }
+    if (recorded.seq < end) {
+      return { ok: false, events: v.count, head, problem: { seq: recorded.seq + 1, problem: `event ${recorded.seq + 1} comes after the recorded head (event ${recorded.seq}): events ${recorded.seq + 1}..${end} were inserted` } };
+    }
+    if (recorded.hash !== head!.hash) {
+      return { ok: false, events: v.count, head, problem: { seq: end, problem: `event ${end} is not the recorded head (hash ${recorded.hash}): the chain was rewritten and rehashed, or the head was altered` } };
+    }
+    return { ok: true, events: v.count, head };
   }
-  const recorded = await db.setting.findUnique({ where: { key: HEAD_KEY } });
-  const head = last ? { seq: last.seq, hash: last.hash } : null;
-  const expected = head ? `${head.seq}:${head.hash}` : undefined;
-  if ((recorded?.value ?? undefined) !== expected) {
-    const [seq] = (recorded?.value ?? '0:').split(':');
-    return { ok: false, events: v.count, head, problem: { seq: Number(seq), problem: `the chain ends at event ${head?.seq ?? 0}, but the recorded head is event ${seq}: events after ${head?.seq ?? 0} were deleted, or the head was altered` } };
-  }
-  return { ok: true, events: v.count, head };
 }
 
 /** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
@@ -99,7 +120,10 @@ export class ChainVerifier {
   check(row: AuditRow): ChainProblem | null {
     this.count++;
     if (row.seq !== this.expectedSeq) {
-      return { seq: row.seq, problem: row.seq > this.expectedSeq ? `event ${this.expectedSeq} is missing (deleted?); next is ${row.seq}` : `event ${row.seq} is out of order` };
+      // A gap names the first missing event: that is the one deleted.
+      return row.seq > this.expectedSeq
+        ? { seq: this.expectedSeq, problem: `event ${this.expectedSeq} is missing (deleted?); next is ${row.seq}` }
+        : { seq: row.seq, problem: `event ${row.seq} is out of order` };
     }
     if (row.prevHash !== this.prevHash) return { seq: row.seq, problem: `event ${row.seq} does not link to event ${row.seq - 1} (inserted, deleted or reordered)` };
     if (chainHash(row.prevHash, canonical(row)) !== row.hash) return { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its hash` };

@@ -11,6 +11,8 @@ import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
 import { SignetError, isSignetError } from '../errors.js';
 import type { CaContext } from '../ca/context.js';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { TlsIdentity } from '../runtime/tls-identity.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
 
@@ -61,13 +63,37 @@ export async function serve(): Promise<Running> {
   await services.ocsp.start();
   await services.crls.start();
   const ocspHandler = createOcspHandler(services.ocsp, log);
-  handler = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
+  const full: RequestListener = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
+  let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
+  if (config.SIGNET_TLS) {
+    const names = config.SIGNET_TLS_NAMES.split(',').map((n) => n.trim()).filter(Boolean);
+    const identity = new TlsIdentity(services.issuance, names, log);
+    const httpsServer = createHttpsServer({ ...(await identity.issue()), requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, full);
+    await new Promise<void>((resolve, reject) => { httpsServer.once('error', reject); httpsServer.listen(config.SIGNET_TLS_PORT, config.SIGNET_HOST, () => resolve()); });
+    identity.watch((c) => httpsServer.setSecureContext(c));
+    tls = { server: httpsServer, identity };
+    const httpsUrl = `https://${names[0]}:${config.SIGNET_TLS_PORT}`;
+    // Plain HTTP keeps only what relying parties fetch before they can trust TLS.
+    handler = (req, res) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/api/') || url.startsWith('/acme')) {
+        const err = new SignetError('forbidden', `the API and ACME are served over HTTPS: use ${httpsUrl}${url}`);
+        res.writeHead(403, { 'content-type': 'application/problem+json' }).end(JSON.stringify(err.toProblem(url)));
+        return;
+      }
+      full(req, res);
+    };
+    process.stdout.write(`Signet is serving HTTPS on ${httpsUrl} (API, ACME at ${httpsUrl}/acme/directory)\n`);
+  } else {
+    handler = full;
+  }
   process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
   const opened = ctx;
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
     log.info('shutting down');
     await closeServer(server);
+    if (tls) { tls.identity.stop(); await closeServer(tls.server as unknown as Server); }
     services.crls.stop();
     await services.ocsp.stop();
     await opened.db.close();

@@ -20,8 +20,10 @@ import { revocationRoutes } from './routes/revocation.js';
 import { adminRoutes } from './routes/admin.js';
 import { rateLimits } from './rate-limit.js';
 import { auditRefusals } from './audit-refusals.js';
+import type { AcmeService } from '../acme/service.js';
+import { acmeRoutes } from '../acme/routes.js';
 
-export interface AppOptions { bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher }
+export interface AppOptions { bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
 
 export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
   const app = express();
@@ -56,6 +58,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   api.use(adminRoutes(ctx));
   api.use(auditRefusals(ctx));
   app.use('/api/v1', api);
+  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0), acmeRoutes(opts.acme));
   app.use(notFound);
   app.use(problemHandler);
   return app;

@@ -12,9 +12,8 @@ import { SignetError } from '../errors.js';
 
 export const MAX_OCSP_BODY = 8 * 1024;
 
-/** `close`: the request body was not read to its end, so the connection cannot carry another request. */
-function problem(res: ServerResponse, err: SignetError, close = false): void {
-  res.writeHead(err.status, { 'content-type': 'application/problem+json', ...(close ? { connection: 'close' } : {}) });
+function problem(res: ServerResponse, err: SignetError): void {
+  res.writeHead(err.status, { 'content-type': 'application/problem+json' });
   res.end(JSON.stringify(err.toProblem('/ocsp')));
 }
 
@@ -31,6 +30,40 @@ function send(res: ServerResponse, answer: { der: Buffer; httpStatus: number; ca
   }
   res.writeHead(answer.httpStatus, headers);
   res.end(answer.der);
+}
+
+/** Beyond this much of an oversized body, the client is cut off instead of drained. */
+const MAX_DISCARD = 1024 * 1024;
+
+/**
+ * Drains the rest of an oversized body, so the 413 reaches the client and the keep-alive
+ * connection stays usable (a for-await `return` would destroy the request and leave the unread
+ * body to be parsed as the next request); a client that keeps sending is cut off.
+ */
+function discard(req: IncomingMessage): void {
+  let dropped = 0;
+  req.on('data', (c: Buffer) => { dropped += c.length; if (dropped > MAX_DISCARD) req.destroy(); });
+  req.resume();
+}
+
+/** The request body, or null (the rest discarded) when it exceeds MAX_OCSP_BODY. */
+function readBody(req: IncomingMessage): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_OCSP_BODY) { chunks.push(c); return; }
+      req.off('data', onData);
+      req.off('end', onEnd);
+      discard(req);
+      resolve(null);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', reject);
+  });
 }
 
 /** Decodes the GET form: base64 (RFC 6960, URL-encoded) or base64url. */
@@ -55,15 +88,9 @@ export function createOcspHandler(ocsp: OcspService, log: Logger) {
       }
       if (req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/')) {
         const declared = Number(req.headers['content-length'] ?? 0);
-        if (declared > MAX_OCSP_BODY) { req.resume(); return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`), true); }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of req) {
-          size += (chunk as Buffer).length;
-          if (size > MAX_OCSP_BODY) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`), true);
-          chunks.push(chunk as Buffer);
-        }
-        return send(res, await ocsp.respond(Buffer.concat(chunks)), false);
+        const body = declared > MAX_OCSP_BODY ? (discard(req), null) : await readBody(req);
+        if (!body) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
+        return send(res, await ocsp.respond(body), false);
       }
       return problem(res, new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
     };

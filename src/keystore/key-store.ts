@@ -21,6 +21,10 @@ export interface KeyStore {
   remove(id: string, tx?: Tx): Promise<void>;
   /** Exports the private key as passphrase-encrypted PKCS#8 PEM (offline root). */
   exportEncrypted(id: string, passphrase: string): Promise<string>;
+  /** Seals a small secret (e.g. an ACME EAB HMAC key) under the KEK, bound to `id`. */
+  sealSecret(id: string, secret: Buffer): { sealed: Buffer; kekId: string };
+  /** Opens a secret sealed by sealSecret; null if it does not unseal. */
+  unsealSecret(id: string, sealed: Uint8Array): Buffer | null;
   /** Checks that every stored key unseals under the current KEK. */
   verifyAll(): Promise<number>;
 }

@@ -92,6 +92,14 @@ export class SealedKeyStore implements KeyStore {
     return key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string;
   }
 
+  sealSecret(id: string, secret: Buffer) {
+    return { sealed: seal(this.kek.key, `secret:${id}`, secret), kekId: this.kek.id };
+  }
+
+  unsealSecret(id: string, sealed: Uint8Array): Buffer | null {
+    try { return unseal(this.kek.key, `secret:${id}`, sealed); } catch { return null; }
+  }
+
   async verifyAll(): Promise<number> {
     const ids = await this.db.keyRecord.findMany({ select: { id: true } });
     for (const { id } of ids) await this.signer(id);

@@ -7,6 +7,7 @@ import { CaEvents } from '../ca/events.js';
 import { Revocation } from '../ca/revocation.js';
 import { CrlPublisher } from '../ca/crl-publisher.js';
 import { OcspService } from '../ca/ocsp-service.js';
+import { AcmeService } from '../acme/service.js';
 
 /** The authority's services over one opened context; shared by `serve` and the CLI. */
 export function createServices(ctx: CaContext, config: Config) {
@@ -17,6 +18,19 @@ export function createServices(ctx: CaContext, config: Config) {
   const revocation = new Revocation(ctx, events);
   const crls = new CrlPublisher(ctx, events, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
   const ocsp = new OcspService(ctx, events, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS });
-  return { events, issuers, issuance, revocation, crls, ocsp };
+  const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const acmeProfiles = split(config.SIGNET_ACME_PROFILES);
+  for (const p of acmeProfiles) issuance.profile(p); // an unknown ACME profile is a configuration error
+  const acme = new AcmeService(ctx, issuance, revocation, {
+    profiles: acmeProfiles,
+    eabRequired: new Set(config.SIGNET_ACME_EAB_REQUIRED.trim() === 'all' ? acmeProfiles : split(config.SIGNET_ACME_EAB_REQUIRED)),
+    validation: { httpPort: config.SIGNET_ACME_HTTP_PORT, tlsPort: config.SIGNET_ACME_TLS_PORT, resolver: config.SIGNET_ACME_DNS_RESOLVER, timeoutMs: config.SIGNET_ACME_VALIDATION_TIMEOUT_MS },
+    validationAttempts: config.SIGNET_ACME_VALIDATION_ATTEMPTS,
+    ordersPerHour: config.SIGNET_ACME_ORDERS_PER_HOUR,
+    pendingAuthorizations: config.SIGNET_ACME_PENDING_AUTHZ,
+    failedValidationsPerHour: config.SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR,
+    orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS,
+  });
+  return { events, issuers, issuance, revocation, crls, ocsp, acme };
 }
 export type Services = ReturnType<typeof createServices>;
