@@ -12,6 +12,7 @@ import { resolveDatabase } from '../storage/database-url.js';
 import { KEY_ALGORITHMS } from '../pki/keys.js';
 import { listCas, takeOffline } from '../ca/hierarchy.js';
 import { SignetError } from '../errors.js';
+import { existsSync } from 'node:fs';
 
 const program = new Command('signet')
   .description('Signet — a private certificate authority.\nSettings come from SIGNET_* environment variables (see README).')
@@ -50,6 +51,9 @@ program.command('init')
       ...(o.intermediateKey ? { SIGNET_INTERMEDIATE_KEY: o.intermediateKey } : {}),
     };
     const passphrase = o.offlineRoot ? await readSecret(o.offlineRootPassphraseFile, 'Passphrase for the offline root key: ') : undefined;
+    // Checked before anything is created: a hierarchy whose root failed to go offline could not be retried.
+    if (passphrase !== undefined && passphrase.length < 12) throw new SignetError('bad-request', 'the offline root passphrase must be at least 12 characters');
+    if (o.offlineRoot && existsSync(o.offlineRoot)) throw new SignetError('conflict', `${o.offlineRoot} already exists; choose a new file for the offline root key`);
     const ctx = await openSignet(config, env.log);
     try {
       const boot = await bootstrapIfEmpty(ctx, config);
