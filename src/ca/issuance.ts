@@ -24,6 +24,7 @@ import type { KeyUsageName } from '../pki/extensions.js';
 import { EXT } from '../pki/extensions.js';
 import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
+import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { Issuer, IssuerRegistry } from './issuers.js';
 import type { Profile } from './profiles.js';
@@ -52,7 +53,11 @@ export interface IssuedCertificate {
 const DAY_MS = 86_400_000;
 
 export class Issuance {
-  constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>) {}
+  private readonly commits: CommitQueue;
+
+  constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>) {
+    this.commits = new CommitQueue(ctx.db);
+  }
 
   profile(name: string): Profile {
     const p = this.profiles.get(name);
@@ -167,19 +172,14 @@ export class Issuance {
     const parts = inspectCertificate(der);
     const serial = serialHex(parts.serial);
     const fingerprint = createHash('sha256').update(der).digest('hex');
-    await this.ctx.db.transaction(async (tx) => {
-      await tx.certificate.create({
-        data: {
-          serial, caId: m.issuer.id, profile: m.profile.name, subject: nameToString(parts.subjectNameDer), commonName: m.commonName ?? null,
-          sans: JSON.stringify(m.sans), sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '), keyAlgorithm: m.keyAlgorithm,
-          notBefore: parts.notBefore, notAfter: parts.notAfter, der: bytes(der), fingerprint, csrHash: m.csrHash ?? null,
-          tokenId: who.grant?.id ?? null, predecessorSerial: m.predecessor ?? null,
-        },
-      });
-      await appendAudit(tx, {
-        actor: who.actor, action, target: serial, sourceIp: who.sourceIp,
-        details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
-      });
+    await this.commits.commit({
+      serial, caId: m.issuer.id, profile: m.profile.name, subject: nameToString(parts.subjectNameDer), commonName: m.commonName ?? null,
+      sans: JSON.stringify(m.sans), sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '), keyAlgorithm: m.keyAlgorithm,
+      notBefore: parts.notBefore, notAfter: parts.notAfter, der: bytes(der), fingerprint, csrHash: m.csrHash ?? null,
+      tokenId: who.grant?.id ?? null, predecessorSerial: m.predecessor ?? null,
+    }, {
+      actor: who.actor, action, target: serial, sourceIp: who.sourceIp,
+      details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
     });
     return {
       serial, certificate: toPem(der), chain: m.issuer.chainPem, notBefore: parts.notBefore, notAfter: parts.notAfter,

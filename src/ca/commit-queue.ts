@@ -1,0 +1,58 @@
+/**
+ * Group commit for issuance. Each certificate is still returned only after its own row and
+ * audit event are committed, but concurrent issuances share one transaction: one lock, one
+ * read of the audit head, one insert per table, one fsync. While a batch commits, the next
+ * one gathers, so batches grow exactly when load does and a lone request waits for nobody.
+ *
+ * If a batch fails (say one row violates a unique index), its items are retried one by one,
+ * so one bad item fails alone.
+ */
+import type { Database } from '../storage/database.js';
+import type { Prisma } from '../storage/generated/sqlite/client.js';
+import { appendAuditMany, type AuditInput } from './audit.js';
+
+type CertificateRow = Prisma.CertificateCreateManyInput;
+
+interface Item { row: CertificateRow; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
+
+export class CommitQueue {
+  private queue: Item[] = [];
+  private running = false;
+
+  constructor(private readonly db: Database, private readonly maxBatch = 200) {}
+
+  commit(row: CertificateRow, audit: AuditInput): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, audit, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        try {
+          await this.write(batch);
+          for (const i of batch) i.resolve();
+        } catch (e) {
+          if (batch.length === 1) { batch[0]!.reject(e); continue; }
+          for (const i of batch) {
+            try { await this.write([i]); i.resolve(); } catch (err) { i.reject(err); }
+          }
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private write(batch: Item[]): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      if (batch.length === 1) await tx.certificate.create({ data: batch[0]!.row });
+      else await tx.certificate.createMany({ data: batch.map((b) => b.row) });
+      await appendAuditMany(tx, batch.map((b) => b.audit));
+    });
+  }
+}
