@@ -48,6 +48,17 @@ export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> 
  */
 export async function appendAuditMany(tx: Tx, inputs: AuditInput[]): Promise<AuditRow[]> {
   const head = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+  const rows = chainRows(head, inputs);
+  if (rows.length === 1) await tx.auditEvent.create({ data: rows[0]! });
+  else await tx.auditEvent.createMany({ data: rows });
+  // The head is kept outside the table too, so deleting the newest events is also detected.
+  const last = rows[rows.length - 1]!;
+  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value: `${last.seq}:${last.hash}` }, update: { value: `${last.seq}:${last.hash}` } });
+  return rows;
+}
+
+/** The chained rows for inputs appended after `head` (pure; also used by the driver-level writer). */
+export function chainRows(head: { seq: number; hash: string } | null, inputs: AuditInput[]): AuditRow[] {
   let seq = head?.seq ?? 0;
   let prevHash = head?.hash ?? GENESIS_HASH;
   const rows: AuditRow[] = [];
@@ -67,11 +78,6 @@ export async function appendAuditMany(tx: Tx, inputs: AuditInput[]): Promise<Aud
     rows.push({ ...row, prevHash, hash });
     prevHash = hash;
   }
-  if (rows.length === 1) await tx.auditEvent.create({ data: rows[0]! });
-  else await tx.auditEvent.createMany({ data: rows });
-  // The head is kept outside the table too, so deleting the newest events is also detected.
-  const last = rows[rows.length - 1]!;
-  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value: `${last.seq}:${last.hash}` }, update: { value: `${last.seq}:${last.hash}` } });
   return rows;
 }
 

@@ -8,10 +8,10 @@
  * so one bad item fails alone.
  */
 import type { Database } from '../storage/database.js';
-import type { Prisma } from '../storage/generated/sqlite/client.js';
-import { appendAuditMany, type AuditInput } from './audit.js';
+import type { CertificateRecord } from '../storage/issuance-writer.js';
+import { chainRows, HEAD_KEY, type AuditInput } from './audit.js';
 
-type CertificateRow = Prisma.CertificateCreateManyInput;
+type CertificateRow = CertificateRecord;
 
 interface Item { row: CertificateRow; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
 
@@ -49,10 +49,10 @@ export class CommitQueue {
   }
 
   private write(batch: Item[]): Promise<void> {
-    return this.db.transaction(async (tx) => {
-      if (batch.length === 1) await tx.certificate.create({ data: batch[0]!.row });
-      else await tx.certificate.createMany({ data: batch.map((b) => b.row) });
-      await appendAuditMany(tx, batch.map((b) => b.audit));
+    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => {
+      const rows = chainRows(head, batch.map((b) => b.audit));
+      const last = rows[rows.length - 1]!;
+      return { rows, headKey: HEAD_KEY, headValue: `${last.seq}:${last.hash}` };
     });
   }
 }

@@ -10,11 +10,11 @@
  * A crash before 5 commits loses a certificate nobody received; serials are 127 random bits
  * and unique in the table, so nothing needs repair on restart.
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex, signTbs, toPem } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
-import { nameToString } from '../pki/dn.js';
+import { escapeDnValue } from '../pki/dn.js';
 import { describeKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { lintLeafTbs, readSanEntries } from '../pki/lint.js';
@@ -68,7 +68,7 @@ export class Issuance {
   async issue(req: IssueRequest, who: Requester): Promise<IssuedCertificate> {
     const profile = this.profile(req.profile);
     const csr = parseCsr(req.csr);
-    return this.sign({ profile, csr, spkiDer: csr.spkiDer, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName, validityDays: req.validityDays, caId: req.caId, csrHash: csr.sha256 }, who, 'certificate.issued');
+    return this.sign({ profile, csr, spkiDer: csr.spkiDer, publicKey: csr.publicKey, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName, validityDays: req.validityDays, caId: req.caId, csrHash: csr.sha256 }, who, 'certificate.issued');
   }
 
   /** Same names, new serial and validity; with a CSR, also a new key (rekey). */
@@ -81,6 +81,7 @@ export class Issuance {
     const sanExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.subjectAltName);
     const sans = sanExt ? (readSanEntries(Buffer.from(sanExt.extnValue.buffer)).filter((s) => typeof s !== 'string') as SanEntry[]) : [];
     let spkiDer = parts.spkiDer;
+    let publicKey = parts.publicKey;
     let keyAlgorithm = old.keyAlgorithm;
     let csrHash: string | undefined;
     let csr: ParsedCsr | undefined;
@@ -92,16 +93,17 @@ export class Issuance {
         throw new SignetError('bad-csr', `a rekey keeps the certificate's names (${sans.map((s) => s.value).join(', ')}); the CSR asks for ${csr.sans.map((s) => s.value).join(', ')} — issue a new certificate for different names`);
       }
       spkiDer = csr.spkiDer;
+      publicKey = csr.publicKey;
       keyAlgorithm = csr.keyAlgorithm;
       csrHash = csr.sha256;
     }
     return this.sign({
-      profile, csr, spkiDer, keyAlgorithm, sans, commonName: old.commonName ?? undefined, caId: old.caId, csrHash, predecessor: old.serial,
+      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName: old.commonName ?? undefined, caId: old.caId, csrHash, predecessor: old.serial,
     }, who, newCsr ? 'certificate.rekeyed' : 'certificate.renewed');
   }
 
   private async sign(p: {
-    profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
+    profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; publicKey: KeyObject; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
     validityDays?: number; caId?: string; csrHash?: string; predecessor?: string;
   }, who: Requester, action: string): Promise<IssuedCertificate> {
     const { profile } = p;
@@ -110,7 +112,7 @@ export class Issuance {
       throw new SignetError('forbidden', `this token may not use profile ${profile.name} (allowed: ${grant.profiles.join(', ')})`);
     }
     // Key policy.
-    const key = describeKey(inspectKey(p.spkiDer));
+    const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family)) throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
     if (key.family === 'rsa' && key.bits < profile.minRsaBits) throw new SignetError('bad-key', `RSA key of ${key.bits} bits is below profile ${profile.name}'s minimum of ${profile.minRsaBits}`);
     // Names.
@@ -151,11 +153,11 @@ export class Issuance {
     const findings = lintLeafTbs(tbs, {
       issuerNameDer: issuer.parts.subjectNameDer, issuerKeyId: issuer.parts.subjectKeyId, issuerNotBefore: issuer.parts.notBefore,
       issuerNotAfter: issuer.parts.notAfter, signatureAlgorithmDer: issuer.algorithmDer, extKeyUsage: profile.extKeyUsage,
-      requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS,
+      requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS, spkiDer: p.spkiDer,
     });
     if (findings.length) await this.lintFailure(issuer, serialHex(serial), findings, who);
     const der = signTbs(tbs, issuer.signer, issuer.algorithmDer);
-    return this.store(der, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
+    return this.store(der, serial, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
   }
 
   private async lintFailure(issuer: Issuer, serial: string, findings: string[], who: Requester): Promise<never> {
@@ -166,30 +168,26 @@ export class Issuance {
     throw new SignetError('lint-failure', `the certificate failed pre-issuance lint and was not signed (this is a Signet bug; see audit event for serial ${serial}): ${findings.join('; ')}`);
   }
 
-  private async store(der: Buffer, m: {
+  private async store(der: Buffer, serialBytes: Buffer, m: {
     issuer: Issuer; profile: Profile; sans: SanEntry[]; commonName?: string; keyAlgorithm: string; notBefore: Date; notAfter: Date; csrHash?: string; predecessor?: string;
   }, who: Requester, action: string): Promise<IssuedCertificate> {
-    const parts = inspectCertificate(der);
-    const serial = serialHex(parts.serial);
+    // Everything recorded is what the template encoded (the lint re-read it from the TBS).
+    const serial = serialHex(serialBytes);
     const fingerprint = createHash('sha256').update(der).digest('hex');
     await this.commits.commit({
-      serial, caId: m.issuer.id, profile: m.profile.name, subject: nameToString(parts.subjectNameDer), commonName: m.commonName ?? null,
+      serial, caId: m.issuer.id, profile: m.profile.name, subject: m.commonName ? `CN=${escapeDnValue(m.commonName)}` : '', commonName: m.commonName ?? null,
       sans: JSON.stringify(m.sans), sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '), keyAlgorithm: m.keyAlgorithm,
-      notBefore: parts.notBefore, notAfter: parts.notAfter, der: bytes(der), fingerprint, csrHash: m.csrHash ?? null,
-      tokenId: who.grant?.id ?? null, predecessorSerial: m.predecessor ?? null,
+      notBefore: m.notBefore, notAfter: m.notAfter, der, fingerprint, csrHash: m.csrHash ?? null,
+      tokenId: who.grant?.id ?? null, predecessorSerial: m.predecessor ?? null, createdAt: this.ctx.now(),
     }, {
       actor: who.actor, action, target: serial, sourceIp: who.sourceIp,
       details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
     });
     return {
-      serial, certificate: toPem(der), chain: m.issuer.chainPem, notBefore: parts.notBefore, notAfter: parts.notAfter,
+      serial, certificate: toPem(der), chain: m.issuer.chainPem, notBefore: m.notBefore, notAfter: m.notAfter,
       profile: m.profile.name, caId: m.issuer.id, der,
     };
   }
-}
-
-function inspectKey(spkiDer: Buffer): KeyObject {
-  return createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
 }
 
 /** Serials are accepted with or without colons, any case; stored as lower-case hex. */

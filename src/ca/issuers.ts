@@ -45,11 +45,21 @@ export class IssuerRegistry {
   }
 
   invalidate(caId?: string): void {
+    this.defaultCa = undefined;
     if (caId) this.cache.delete(caId); else this.cache.clear();
   }
 
   /** The CA used when a request or profile names none: the newest active intermediate with an online key. */
   async defaultCaId(): Promise<string> {
+    if (this.defaultCa && Date.now() - this.defaultCa.at < TTL_MS) return this.defaultCa.id;
+    const id = await this.findDefaultCaId();
+    this.defaultCa = { id, at: Date.now() };
+    return id;
+  }
+
+  private defaultCa?: { id: string; at: number };
+
+  private async findDefaultCaId(): Promise<string> {
     const rows = await this.ctx.db.prisma.certificateAuthority.findMany({
       where: { status: 'active', keyId: { not: null }, parentId: { not: null } }, orderBy: { createdAt: 'asc' }, select: { id: true, pathLen: true },
     });

@@ -43,6 +43,27 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   return { id, name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt ?? null, token: secret };
 }
 
+/**
+ * Last-used times are advisory: recording one per request would put a write (and an fsync) on
+ * every read. They are gathered in memory and written at most every two seconds.
+ */
+const pendingUse = new WeakMap<CaContext, { ids: Map<string, Date>; timer?: NodeJS.Timeout }>();
+function recordUse(ctx: CaContext, id: string, at: Date): void {
+  let p = pendingUse.get(ctx);
+  if (!p) pendingUse.set(ctx, (p = { ids: new Map() }));
+  p.ids.set(id, at);
+  if (p.timer) return;
+  const state = p;
+  state.timer = setTimeout(() => {
+    const batch = [...state.ids.entries()];
+    state.ids.clear();
+    state.timer = undefined;
+    ctx.db.prisma.$transaction(batch.map(([tokenId, t]) => ctx.db.prisma.apiToken.updateMany({ where: { id: tokenId }, data: { lastUsedAt: t } })))
+      .catch((e: unknown) => ctx.log.debug({ err: e }, 'could not record token last-used times'));
+  }, 2000);
+  state.timer.unref();
+}
+
 /** Resolves a presented secret to its grant, or throws 401 with a reason that reveals nothing useful. */
 export async function authenticate(ctx: CaContext, presented: string): Promise<TokenGrant> {
   if (!presented.startsWith(TOKEN_PREFIX) || presented.length > 200) throw new SignetError('unauthorized', 'the bearer token is not a Signet API token');
@@ -52,8 +73,7 @@ export async function authenticate(ctx: CaContext, presented: string): Promise<T
   if (row.revokedAt) throw new SignetError('unauthorized', 'the bearer token was revoked');
   const now = ctx.now();
   if (row.expiresAt && row.expiresAt <= now) throw new SignetError('unauthorized', 'the bearer token has expired');
-  // Last-used is advisory; it must not make reads wait on the write lock, so it is not awaited.
-  ctx.db.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } }).catch(() => undefined);
+  recordUse(ctx, row.id, now);
   return {
     id: row.id, name: row.name, scopes: row.scopes.split(',').filter(Boolean) as Scope[],
     profiles: row.profiles ? (JSON.parse(row.profiles) as string[]) : null,

@@ -49,7 +49,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   app.use(healthRoutes(ctx, metrics));
   app.use(pkiRoutes(ctx, opts.crls));
   const api = express.Router();
-  api.use(...rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken));
+  for (const limiter of rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken)) api.use(limiter);
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(caRoutes(ctx));

@@ -52,14 +52,14 @@ export function encodeName(rdns: Rdn[]): Buffer {
 
 export const dnToDer = (dn: string): Buffer => encodeName(parseDn(dn));
 
-const escape = (v: string) => v.replace(/([,+"\\<>;])/g, '\\$1').replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
+export const escapeDnValue = (v: string): string => v.replace(/([,+"\\<>;])/g, '\\$1').replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
 
 /** RFC 4514 string of a DER Name (last RDN first), for display and search. */
 export function nameToString(der: Uint8Array): string {
   const name = AsnConvert.parse(der, AsnName);
   return [...name].reverse().map((rdn) => [...rdn].map((atv) => {
     const label = NAMES[atv.type] ?? atv.type;
-    return `${label}=${escape(atv.value.toString())}`;
+    return `${label}=${escapeDnValue(atv.value.toString())}`;
   }).join('+')).join(',');
 }
 

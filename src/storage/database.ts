@@ -8,6 +8,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient as SqliteClient } from './generated/sqlite/client.js';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.js';
 import type { DatabaseTarget, Provider } from './database-url.js';
+import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -15,6 +16,9 @@ export type Tx = Omit<Db, '$connect' | '$disconnect' | '$on' | '$transaction' | 
 
 export interface Database {
   readonly provider: Provider;
+  readonly target: DatabaseTarget;
+  /** The driver-level writer for the issuance hot path (opened on first use). */
+  issuanceWriter(): IssuanceWriter;
   readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
@@ -22,28 +26,41 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
+export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
+
+async function openSqlite(file: string): Promise<Db> {
+  const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000 }) });
+  // WAL lets readers (OCSP, inventory) run while a writer commits; the busy timeout makes a
+  // second process (the CLI next to a running server) wait for the write lock instead of failing.
+  await client.$queryRawUnsafe('PRAGMA journal_mode = WAL');
+  await client.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
+  await client.$queryRawUnsafe('PRAGMA synchronous = FULL');
+  return client;
+}
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let prisma: Db;
+  let writer: Db;
   if (target.provider === 'sqlite') {
-    const adapter = new PrismaBetterSQLite3({ url: target.location, timeout: 10000 });
-    prisma = new SqliteClient({ adapter });
-    // WAL lets readers (OCSP, inventory) run while a writer commits; the busy timeout makes a
-    // second process (the CLI next to a running server) wait for the write lock instead of failing.
-    await prisma.$queryRawUnsafe('PRAGMA journal_mode = WAL');
-    await prisma.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
-    await prisma.$queryRawUnsafe('PRAGMA synchronous = FULL');
+    // Two connections: the better-sqlite3 adapter holds one connection for the whole of an
+    // interactive transaction, so reads sharing it would queue behind every commit (and its
+    // fsync). Under WAL a second connection reads the last committed state without waiting.
+    writer = await openSqlite(target.location);
+    prisma = await openSqlite(target.location);
   } else {
     const adapter = new PrismaPg({ connectionString: target.location, max: 10 });
     prisma = new PostgresClient({ adapter }) as unknown as Db;
+    writer = prisma;
   }
   const provider = target.provider;
+  let issuance: IssuanceWriter | undefined;
   return {
     provider,
+    target,
+    issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
     prisma,
     async transaction(fn, opts) {
-      return prisma.$transaction(async (tx) => {
+      return writer.$transaction(async (tx) => {
         // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
         // lock so that concurrent audit appends see each other's chain head.
         if (provider === 'postgresql') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
@@ -55,6 +72,10 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       }, { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 });
     },
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
-    async close() { await prisma.$disconnect(); },
+    async close() {
+      await issuance?.close();
+      await prisma.$disconnect();
+      if (writer !== prisma) await writer.$disconnect();
+    },
   };
 }
