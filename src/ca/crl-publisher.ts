@@ -11,6 +11,7 @@ import { inspectCertificate } from '../pki/certificate.js';
 import type { Signer } from '../pki/keys.js';
 import { bytes } from '../storage/bytes.js';
 import { SignetError } from '../errors.js';
+import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
@@ -70,7 +71,10 @@ export class CrlPublisher {
   async publish(caId: string, signer?: Signer, actor = 'system'): Promise<PublishedCrl> {
     // One build per CA at a time in this process; a second request waits for a fresh one.
     const prev = this.running.get(caId);
-    const run = (prev ?? Promise.resolve()).catch(() => undefined).then(() => this.build(caId, signer, actor));
+    // Across replicas: one publisher per CA at a time under an advisory lock, held from number
+    // allocation to commit, so CRLs are stored in number order.
+    const run = (prev ?? Promise.resolve()).catch(() => undefined)
+      .then(() => withAdvisoryLock(this.ctx.db.target, `signet:crl:${caId}`, () => this.build(caId, signer, actor)));
     this.running.set(caId, run);
     try { return await run; } finally { if (this.running.get(caId) === run) this.running.delete(caId); }
   }
@@ -84,6 +88,9 @@ export class CrlPublisher {
       signer = await this.ctx.keys.signer(ca.keyId);
     }
     const parts = inspectCertificate(ca.certificateDer);
+    if (signerIn && !signerIn.publicKey.export({ format: 'der', type: 'spki' }).equals(parts.spkiDer)) {
+      throw new SignetError('bad-key', `the key given does not belong to CA ${caId}; nothing was signed`);
+    }
     const { crlNumber: number } = await this.ctx.db.prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
     const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityHours * 3_600_000);

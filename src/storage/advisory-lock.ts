@@ -1,0 +1,23 @@
+/**
+ * A cross-process lock without a coordinator: a PostgreSQL session advisory lock on a
+ * connection of its own, held for the duration of `fn`. On SQLite (one node) it only runs
+ * `fn`; callers serialise within the process themselves.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import type { DatabaseTarget } from './database-url.js';
+
+/** A stable 63-bit key for a name, in PostgreSQL's bigint range. */
+export const lockKey = (name: string): string => (BigInt('0x' + createHash('sha256').update(name).digest('hex').slice(0, 15))).toString();
+
+export async function withAdvisoryLock<T>(target: DatabaseTarget, name: string, fn: () => Promise<T>): Promise<T> {
+  if (target.provider !== 'postgresql') return fn();
+  const client = new pg.Client({ connectionString: target.location });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(name)]);
+    try { return await fn(); } finally { await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined); }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
