@@ -82,7 +82,7 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
   }
 }
 
-async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> }, opts: NewCaOptions, actor: string) {
+async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> }, opts: NewCaOptions, actor: string, sourceIp?: string) {
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
@@ -94,18 +94,18 @@ async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; si
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
   const row = await insertCa(tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });
-  await appendAudit(tx, { actor, action: 'ca.created', target: id, details: { subject: row.subject, parent: parent.id, fingerprint: row.fingerprint, keyAlgorithm: opts.keyAlgorithm, role: 'intermediate', nameConstraints: opts.nameConstraints ?? null } });
-  await appendAudit(tx, { actor, action: 'ca.key.used', target: parent.id, details: { purpose: 'sign intermediate certificate', serial: row.serial } });
+  await appendAudit(tx, { actor, action: 'ca.created', target: id, sourceIp, details: { subject: row.subject, parent: parent.id, fingerprint: row.fingerprint, keyAlgorithm: opts.keyAlgorithm, role: 'intermediate', nameConstraints: opts.nameConstraints ?? null } });
+  await appendAudit(tx, { actor, action: 'ca.key.used', target: parent.id, sourceIp, details: { purpose: 'sign intermediate certificate', serial: row.serial } });
   return row;
 }
 
-export async function createIntermediate(ctx: CaContext, parentId: string, opts: NewCaOptions, actor = 'system', parentKey?: KeyObject) {
+export async function createIntermediate(ctx: CaContext, parentId: string, opts: NewCaOptions, actor = 'system', parentKey?: KeyObject, sourceIp?: string) {
   const parent = await issuerOf(ctx, parentId, parentKey);
-  return ctx.db.transaction((tx) => signIntermediate(ctx, tx, { id: parentId, ...parent }, opts, actor));
+  return ctx.db.transaction((tx) => signIntermediate(ctx, tx, { id: parentId, ...parent }, opts, actor, sourceIp));
 }
 
 /** Brings an existing CA (certificate + private key PEM) under Signet's management. */
-export async function importCa(ctx: CaContext, certPem: string, keyPem: string, opts: { passphrase?: string; actor?: string } = {}) {
+export async function importCa(ctx: CaContext, certPem: string, keyPem: string, opts: { passphrase?: string; actor?: string; sourceIp?: string } = {}) {
   const [der] = fromPem(certPem);
   if (!der) throw new SignetError('bad-request', 'the certificate file has no PEM CERTIFICATE block');
   let cert;
@@ -133,7 +133,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     const k = await ctx.keys.importKey(key, tx);
     const id = idFor(selfSigned ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
     const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: describeKey(key).name, status: 'active' });
-    await appendAudit(tx, { actor, action: 'ca.imported', target: id, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId } });
+    await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId } });
     return row;
   });
 }

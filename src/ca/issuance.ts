@@ -123,7 +123,13 @@ export class Issuance {
     const namedSans = sans.length ? sans : [];
     validateCommonName(p.commonName, namedSans.length ? namedSans : []);
     checkAllowed(sans, { dnsSuffixes: profile.dnsSuffixes, ipRanges: profile.ipRanges, emailDomains: profile.emailDomains });
-    if (grant?.nameSuffixes) checkAllowed(sans, { dnsSuffixes: grant.nameSuffixes, ipRanges: [], emailDomains: grant.nameSuffixes });
+    if (grant?.nameSuffixes) {
+      // A token's own limit: outside it is 403 (the token may not), not 400 (the name is bad).
+      try { checkAllowed(sans, { dnsSuffixes: grant.nameSuffixes, ipRanges: [], emailDomains: grant.nameSuffixes }); } catch (e) {
+        const bad = sans.find((s) => { try { checkAllowed([s], { dnsSuffixes: grant.nameSuffixes!, ipRanges: [], emailDomains: grant.nameSuffixes! }); return false; } catch { return true; } });
+        throw new SignetError('forbidden', `this token may only request names under ${grant.nameSuffixes.join(', ')}${bad ? `; ${bad.type === 'ip' ? 'IP address' : 'name'} '${bad.value}' is outside them` : ''}`, { cause: e });
+      }
+    }
     // Issuer.
     const issuer = await this.issuers.get(p.caId ?? profile.caId ?? (await this.issuers.defaultCaId()));
     if (issuer.status !== 'active') throw new SignetError('conflict', `CA ${issuer.id} is ${issuer.status} and does not issue`);

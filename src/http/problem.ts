@@ -18,7 +18,11 @@ function translate(err: unknown): SignetError {
   if (isDatabaseUnavailable(err)) return new SignetError('unavailable', 'the database is unavailable; nothing was changed; retry later');
   const e = err as BodyParserError;
   switch (e?.type) {
-    case 'entity.parse.failed': return new SignetError('bad-request', `request body is not valid JSON: ${e.message}`);
+    case 'entity.parse.failed': {
+      // The parser's message quotes the body; a body may hold a secret, so only the position is kept.
+      const pos = /position (\d+)/.exec(e.message)?.[1];
+      return new SignetError('bad-request', `request body is not valid JSON${pos ? ` (error at position ${pos})` : ''}`);
+    }
     case 'entity.too.large': return new SignetError('payload-too-large', `request body exceeds the ${e.limit ?? ''} byte limit`.replace('  ', ' '));
     case 'encoding.unsupported': case 'charset.unsupported': return new SignetError('unsupported-media-type', e.message);
     case 'request.aborted': return new SignetError('bad-request', 'request body was aborted by the client');

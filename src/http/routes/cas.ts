@@ -39,8 +39,8 @@ export function caRoutes(ctx: CaContext): Router {
     const actor = `token:${req.grant!.id}`;
     const body = req.body as Record<string, unknown> | undefined;
     const row = body && 'certificate' in body
-      ? await (async () => { const b = parseBody(importSchema, body); return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor }); })()
-      : await (async () => { const b = parseBody(createSchema, body); return createIntermediate(ctx, b.parentId, b, actor); })();
+      ? await (async () => { const b = parseBody(importSchema, body); return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor, sourceIp: req.ip }); })()
+      : await (async () => { const b = parseBody(createSchema, body); return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip); })();
     res.status(201).location(`/api/v1/cas/${row.id}`).json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
   });
   r.get('/cas/:id', requireAuth(ctx, 'read'), async (req, res) => {
