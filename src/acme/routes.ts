@@ -123,7 +123,10 @@ export function acmeRoutes(acme: AcmeService): Router {
   });
   r.post('/chall/:id', async (req, res) => {
     const auth = await signed('kid')(req);
-    const c = await acme.respondChallenge(String(req.params.id), auth.account!, req.ip);
+    // POST-as-GET reads the challenge; only a JSON object payload ("{}") starts validation (RFC 8555 §7.5.1).
+    const c = auth.payload === undefined ? await acme.challenge(String(req.params.id), auth.account!) : await acme.respondChallenge(String(req.params.id), auth.account!, req.ip);
+    // Tell clients when to poll again (RFC 8555 §8.2); without it lego waits 5 s per challenge.
+    if (c.status === 'pending' || c.status === 'processing') res.set('Retry-After', '1');
     res.set('Link', [`<${directoryUrl(req)}>;rel="index"`, `<${base(req)}/authz/${c.authorizationId}>;rel="up"`]).json(challengeJson(c, req));
   });
   r.post('/cert/:serial', async (req, res) => {

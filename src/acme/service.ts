@@ -300,6 +300,12 @@ export class AcmeService {
     return this.authorization(id, account);
   }
 
+  async challenge(id: string, account: AccountRow) {
+    const ch = await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
+    if (!ch || ch.authorization.accountId !== account.id) throw acmeErr('malformed', `challenge ${id} does not exist`, 404);
+    return ch;
+  }
+
   /** The client says it is ready: validate now (in the background) and answer with the challenge. */
   async respondChallenge(id: string, account: AccountRow, sourceIp?: string) {
     const ch = await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
@@ -363,6 +369,10 @@ export class AcmeService {
     const der = Buffer.from(p.csr, 'base64url');
     let csr;
     try { csr = parseCsr(der); } catch (e) { throw acmeErr('badCSR', (e as Error).message); }
+    // RFC 8555 §11.1: an account key must not also be a certificate key.
+    let csrThumbprint: string | undefined;
+    try { csrThumbprint = thumbprint(createPublicKey({ key: csr.spkiDer, format: 'der', type: 'spki' })); } catch { /* a key type ACME accounts cannot have */ }
+    if (csrThumbprint === account.thumbprint) throw acmeErr('badCSR', 'the CSR\'s public key is the account key; use a separate key for the certificate');
     const want = new Set((JSON.parse(order.identifiers) as Identifier[]).map((i) => `${i.type}:${i.value}`));
     const got = new Set(csr.sans.map((s) => `${s.type}:${s.type === 'ip' ? normalizeIp(s.value) : s.value}`));
     if (csr.subject.commonName && !csr.sans.some((s) => s.value === csr.subject.commonName)) got.add(`dns:${csr.subject.commonName}`);

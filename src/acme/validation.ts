@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
+import { validateIp } from '../pki/names.js';
 
 export interface ValidationSettings { httpPort: number; tlsPort: number; resolver?: string; timeoutMs: number }
 
@@ -45,7 +46,7 @@ export async function validateHttp01(domain: string, token: string, keyAuth: str
   const [address] = await resolveHost(domain, s);
   const path = `/.well-known/acme-challenge/${token}`;
   const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ host: address, port: s.httpPort, path, method: 'GET', headers: { host: domain, 'user-agent': 'Signet-ACME-validator' }, timeout: s.timeoutMs }, (res) => {
+    const req = request({ host: address, port: s.httpPort, path, method: 'GET', headers: { host: isIP(domain) === 6 ? `[${domain}]` : domain, 'user-agent': 'Signet-ACME-validator' }, timeout: s.timeoutMs }, (res) => {
       if (res.statusCode !== 200) { res.resume(); reject(fail('unauthorized', `http-01: GET http://${domain}:${s.httpPort}${path} answered ${res.statusCode}`)); return; }
       let data = '';
       res.setEncoding('utf8');
@@ -67,11 +68,19 @@ export async function validateDns01(domain: string, keyAuth: string, s: Validati
   if (!records.some((chunks) => chunks.join('') === expected)) throw fail('unauthorized', `dns-01: no TXT record at ${name} holds the expected digest`);
 }
 
+/** RFC 8738 §6: the SNI for an IP identifier is its reverse-DNS name. */
+function reverseName(ip: string): string {
+  const bytes = validateIp(ip);
+  if (bytes.length === 4) return `${[...bytes].reverse().join('.')}.in-addr.arpa`;
+  return `${[...bytes.toString('hex')].reverse().join('.')}.ip6.arpa`;
+}
+
 export async function validateTlsAlpn01(domain: string, keyAuth: string, s: ValidationSettings): Promise<void> {
   const [address] = await resolveHost(domain, s);
   const expected = createHash('sha256').update(keyAuth).digest();
+  const ip = isIP(domain) !== 0;
   const der = await new Promise<Buffer>((resolve, reject) => {
-    const sock = connect({ host: address, port: s.tlsPort, servername: isIP(domain) ? undefined : domain, ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false, timeout: s.timeoutMs }, () => {
+    const sock = connect({ host: address, port: s.tlsPort, servername: ip ? reverseName(domain) : domain, ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false, timeout: s.timeoutMs }, () => {
       if (sock.alpnProtocol !== 'acme-tls/1') { sock.destroy(); reject(fail('tls', `tls-alpn-01: ${domain} did not negotiate the acme-tls/1 protocol`)); return; }
       const cert = sock.getPeerX509Certificate();
       sock.end();
@@ -85,7 +94,10 @@ export async function validateTlsAlpn01(domain: string, keyAuth: string, s: Vali
   const exts = cert.tbsCertificate.extensions ?? [];
   const san = exts.find((e) => e.extnID === '2.5.29.17');
   const names = san ? AsnConvert.parse(san.extnValue.buffer, SubjectAlternativeName) : [];
-  if (names.length !== 1 || names[0]!.dNSName?.toLowerCase() !== domain) throw fail('unauthorized', `tls-alpn-01: the certificate must carry exactly one SAN, ${domain}`);
+  // Exactly one SAN: the dNSName, or for an IP identifier (RFC 8738 §6) the iPAddress.
+  const only = names.length === 1 ? names[0]! : undefined;
+  const sameIp = (v: string | undefined) => { try { return v !== undefined && validateIp(v).equals(validateIp(domain)); } catch { return false; } };
+  if (!only || (ip ? !sameIp(only.iPAddress) : only.dNSName?.toLowerCase() !== domain)) throw fail('unauthorized', `tls-alpn-01: the certificate must carry exactly one SAN, ${domain}`);
   const id = exts.find((e) => e.extnID === ACME_IDENTIFIER_OID);
   if (!id || !id.critical) throw fail('unauthorized', 'tls-alpn-01: the certificate lacks a critical acmeIdentifier extension');
   const inner = Buffer.from(id.extnValue.buffer);

@@ -5,6 +5,7 @@ import { certificateCommands } from './commands/certificates.js';
 import { revocationCommands } from './commands/revocation.js';
 import { auditCommand, tokenCommand } from './commands/admin.js';
 import { backupCommands } from './commands/backup.js';
+import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
 import { bootstrapIfEmpty, openSignet, prepareDataDir } from '../runtime/open.js';
 import { migrate } from '../storage/migrate.js';
@@ -69,7 +70,7 @@ program.command('init')
   });
 
 program.addCommand(caCommand());
-for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand(), ...backupCommands()]) program.addCommand(c);
+for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand(), ...backupCommands(), acmeCommand()]) program.addCommand(c);
 
 export async function main(argv = process.argv): Promise<void> {
   try { await program.parseAsync(argv); } catch (e) { fail(e); }

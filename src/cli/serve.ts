@@ -11,6 +11,7 @@ import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
 import { SignetError, isSignetError } from '../errors.js';
 import type { CaContext } from '../ca/context.js';
+import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { TlsIdentity } from '../runtime/tls-identity.js';
 
@@ -25,6 +26,24 @@ function startingHandler(reason: () => string): RequestListener {
     const err = new SignetError('unavailable', `Signet is starting and cannot serve yet: ${reason()}; retry later`);
     res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(JSON.stringify(err.toProblem(url)));
   };
+}
+
+/**
+ * A revocation is acknowledged before its CRL is published (publication is coalesced and
+ * asynchronous), so a crash can lose the pending publication. On start, re-publish the CRL of
+ * every online CA whose newest CRL may predate a status change (with a margin for transactions
+ * that committed after their timestamp was taken).
+ */
+async function publishPendingCrls(ctx: CaContext, crls: CrlPublisher): Promise<void> {
+  const cas = await ctx.db.prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
+  for (const { id } of cas) {
+    const last = await ctx.db.prisma.crl.findFirst({ where: { caId: id }, orderBy: { number: 'desc' }, select: { thisUpdate: true } });
+    if (!last) continue;
+    const since = new Date(last.thisUpdate.getTime() - 120_000);
+    const changed = (await ctx.db.prisma.certificate.findFirst({ where: { caId: id, statusChangedAt: { gte: since } }, select: { serial: true } }))
+      ?? (await ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: id, revokedAt: { gte: since } }, select: { id: true } }));
+    if (changed) await crls.publish(id);
+  }
 }
 
 /** Starts the service: listen, open the database (retrying while it is unreachable), unlock keys, bootstrap, serve. */
@@ -62,6 +81,7 @@ export async function serve(): Promise<Running> {
   const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
   await services.crls.start();
+  await publishPendingCrls(ctx, services.crls);
   const ocspHandler = createOcspHandler(services.ocsp, log);
   const full: RequestListener = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
   let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
@@ -76,8 +96,12 @@ export async function serve(): Promise<Running> {
     // Plain HTTP keeps only what relying parties fetch before they can trust TLS.
     handler = (req, res) => {
       const url = req.url ?? '/';
-      if (url.startsWith('/api/') || url.startsWith('/acme')) {
-        const err = new SignetError('forbidden', `the API and ACME are served over HTTPS: use ${httpsUrl}${url}`);
+      // An allow-list, matched case-insensitively as Express routes are: only what relying
+      // parties fetch before they can trust TLS stays on plain HTTP.
+      const path = url.split('?')[0]!.toLowerCase();
+      const plainOk = path.startsWith('/pki/') || path === '/ocsp' || path.startsWith('/ocsp/') || ['/healthz', '/readyz', '/metrics'].includes(path);
+      if (!plainOk) {
+        const err = new SignetError('forbidden', `only the public PKI endpoints, OCSP and health are served over plain HTTP; use ${httpsUrl}${url}`);
         res.writeHead(403, { 'content-type': 'application/problem+json' }).end(JSON.stringify(err.toProblem(url)));
         return;
       }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Issuance } from '../ca/issuance.js';
 import { buildCsr, parseSanArg } from '../pki/csr-builder.js';
 import { generateKey } from '../pki/keys.js';
+import { SignetError, isSignetError } from '../errors.js';
 
 export class TlsIdentity {
   private timer?: NodeJS.Timeout;
@@ -19,7 +20,17 @@ export class TlsIdentity {
     const { privateKey } = generateKey('ecdsa-p256');
     const sans = this.names.map(parseSanArg);
     const csr = buildCsr(privateKey, undefined, sans);
-    const cert = await this.issuance.issue({ csr, profile: 'server', validityDays: 30 }, { actor: 'system:tls' });
+    let cert;
+    try {
+      cert = await this.issuance.issue({ csr, profile: 'server', validityDays: 30 }, { actor: 'system:tls' });
+    } catch (e) {
+      // A server profile narrowed by SIGNET_PROFILES_FILE (dnsSuffixes, ipRanges, validity) can refuse
+      // Signet's own names: say which setting to change instead of a bare policy message.
+      if (isSignetError(e) && e.status < 500) {
+        throw new SignetError('configuration', `SIGNET_TLS_NAMES (${this.names.join(',')}): the HTTPS certificate is issued under profile server, which refuses it: ${e.detail}; set SIGNET_TLS_NAMES to names the server profile allows, or widen the profile`, { cause: e });
+      }
+      throw e;
+    }
     const life = cert.notAfter.getTime() - cert.notBefore.getTime();
     this.renewAt = cert.notBefore.getTime() + (life * 2) / 3;
     this.log.info({ serial: cert.serial, names: this.names, notAfter: cert.notAfter }, 'HTTPS certificate issued');

@@ -1,0 +1,898 @@
+/**
+ * Issue 7, the ACME protocol (RFC 8555, RFC 8737 names, RFC 9773 renewal information) spoken
+ * by hand: a small JWS client written here with node:crypto (ES256, ES384, RS256, EdDSA account
+ * keys) against a real `signet serve` over HTTPS (SQLite, or PostgreSQL under test:pg).
+ *
+ * http-01 challenges are answered by an HTTP server this test runs on loopback; the test names
+ * (*.signet.test) resolve only through the test DNS server (SIGNET_ACME_DNS_RESOLVER), so
+ * nothing edits /etc/hosts. The server's `server` profile is limited to dnsSuffixes
+ * ["signet.test"] by SIGNET_PROFILES_FILE; its HTTPS name is therefore 127.0.0.1 (an IP, which
+ * that profile allows).
+ *
+ * Every refusal is checked for its ACME problem type, and for leaving nothing behind: the
+ * certificate count is compared after each one, and the server still answers at the end.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac, generateKeyPairSync, sign as cryptoSign, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { AuthorityKeyIdentifier, Certificate } from '@peculiar/asn1-x509';
+import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { openssl, TempDir } from './helpers/openssl.js';
+import { sql } from './helpers/sql.js';
+import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
+
+// ---- a small ACME client ------------------------------------------------------------------------
+
+type Alg = 'ES256' | 'ES384' | 'RS256' | 'EdDSA';
+interface Key { alg: Alg; privateKey: KeyObject; publicKey: KeyObject; jwk: JsonWebKey }
+interface Account { key: Key; url: string }
+interface Resp { status: number; headers: IncomingHttpHeaders; text: string; json: any }
+interface Jws { protected: string; payload: string; signature: string }
+
+const ERR = 'urn:ietf:params:acme:error:';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const b64u = (x: Buffer | string) => Buffer.from(x).toString('base64url');
+
+function newKey(alg: Alg): Key {
+  const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : alg === 'ES384' ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
+      : alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+        : generateKeyPairSync('ed25519');
+  return { alg, ...pair, jwk: pair.publicKey.export({ format: 'jwk' }) };
+}
+
+function signWith(alg: Alg, key: KeyObject, input: Buffer): Buffer {
+  switch (alg) {
+    case 'ES256': return cryptoSign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'ES384': return cryptoSign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'RS256': return cryptoSign('sha256', input, key);
+    case 'EdDSA': return cryptoSign(null, input, key);
+  }
+}
+
+/** RFC 7638 thumbprint: the required members in lexicographic order. */
+function thumbprint(jwk: JsonWebKey): string {
+  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+    : jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+function makeJws(header: Record<string, unknown>, payload: unknown, signer: (input: Buffer) => Buffer): Jws {
+  const p = b64u(JSON.stringify(header));
+  const pl = payload === '' ? '' : b64u(JSON.stringify(payload));
+  return { protected: p, payload: pl, signature: b64u(signer(Buffer.from(`${p}.${pl}`, 'ascii'))) };
+}
+
+interface PostOptions {
+  /** Use the account URL (kid) — the default when an Account is given — or the jwk. */
+  kid?: string | null;
+  /** A specific nonce, or null for none at all. */
+  nonce?: string | null;
+  url?: string;
+  alg?: string;
+  sign?: (input: Buffer) => Buffer;
+  contentType?: string | null;
+  /** Replace the serialized body (after signing). */
+  rawBody?: string;
+}
+
+class AcmeClient {
+  readonly nonces: string[] = [];
+  dir: Record<string, any> = {};
+
+  constructor(readonly base: string, private readonly agent: Agent) {}
+
+  request(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<Resp> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { method, agent: this.agent, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: any;
+          try { json = JSON.parse(text); } catch { json = undefined; }
+          const nonce = res.headers['replay-nonce'];
+          if (typeof nonce === 'string') this.nonces.push(nonce);
+          resolve({ status: res.statusCode!, headers: res.headers, text, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  async directory(path = '/directory'): Promise<Record<string, any>> {
+    const r = await this.request('GET', `${this.base}${path}`);
+    assert.equal(r.status, 200, r.text);
+    if (path === '/directory') this.dir = r.json;
+    return r.json;
+  }
+
+  async nonce(): Promise<string> {
+    const n = this.nonces.shift();
+    if (n) return n;
+    const r = await this.request('HEAD', this.dir.newNonce);
+    assert.equal(r.status, 200);
+    return this.nonces.shift()!;
+  }
+
+  /** A signed POST; payload '' is POST-as-GET. */
+  async post(url: string, payload: unknown, signer: Account | Key, o: PostOptions = {}): Promise<Resp> {
+    const key = 'key' in signer ? signer.key : signer;
+    const kid = o.kid === undefined ? ('url' in signer ? signer.url : null) : o.kid;
+    const nonce = o.nonce === null ? undefined : (o.nonce ?? await this.nonce());
+    const header = { alg: o.alg ?? key.alg, ...(nonce !== undefined ? { nonce } : {}), url: o.url ?? url, ...(kid ? { kid } : { jwk: key.jwk }) };
+    const body = o.rawBody ?? JSON.stringify(makeJws(header, payload, o.sign ?? ((input) => signWith(key.alg, key.privateKey, input))));
+    return this.request('POST', url, body, o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' });
+  }
+
+  async newAccount(key: Key, payload: Record<string, unknown> = {}, url = this.dir.newAccount as string): Promise<Account> {
+    const r = await this.post(url, { termsOfServiceAgreed: true, contact: ['mailto:a@signet.test'], ...payload }, key);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.status, 'valid');
+    assert.ok(r.headers.location, 'newAccount answers with the account URL in Location');
+    return { key, url: r.headers.location };
+  }
+}
+
+function assertProblem(r: Resp, status: number | number[], type: string | string[]): void {
+  const statuses = [status].flat();
+  const types = [type].flat().map((t) => ERR + t);
+  assert.ok(statuses.includes(r.status), `expected HTTP ${statuses.join('/')}, got ${r.status}: ${r.text}`);
+  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
+  assert.ok(types.includes(r.json?.type), `expected problem type ${types.join(' or ')}, got ${r.json?.type}: ${r.text}`);
+  assert.equal(typeof r.json.detail, 'string');
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, done: (v: T) => boolean, deadlineMs = 30_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const v = await fn();
+    if (done(v)) return v;
+    if (Date.now() > deadline) assert.fail(`${what}: still not done: ${JSON.stringify(v)}`);
+    await sleep(150);
+  }
+}
+
+/** The RFC 9773 certificate identifier: base64url(AKI keyIdentifier) "." base64url(serial octets). */
+function ariCertId(der: Buffer): string {
+  const cert = AsnConvert.parse(der, Certificate);
+  const ext = cert.tbsCertificate.extensions!.find((e) => e.extnID === '2.5.29.35')!;
+  const aki = AsnConvert.parse(ext.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier!;
+  return `${b64u(Buffer.from(aki.buffer))}.${b64u(Buffer.from(cert.tbsCertificate.serialNumber))}`;
+}
+
+const pemToDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+const derToPem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+
+// ---- the test environment ------------------------------------------------------------------------
+
+interface Stack { env: TestEnv; server: RunningServer; tlsPort: number; agent: Agent; acme: AcmeClient; rootPem: string; rootId: string; intId: string }
+
+async function startStack(extra: Record<string, string>, tlsNames: string): Promise<Stack> {
+  const tlsPort = await freePort();
+  const env = await createTestEnv({ SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort), SIGNET_TLS_NAMES: tlsNames, ...extra });
+  const server = await startServer(env.env);
+  const list = signet(['ca', 'list', '--json'], env.env);
+  assert.equal(list.status, 0, list.stderr);
+  const cas = JSON.parse(list.stdout) as { id: string; parentId: string | null }[];
+  const rootId = cas.find((c) => c.parentId === null)!.id;
+  const intId = cas.find((c) => c.parentId === rootId)!.id;
+  const res = await fetch(`${server.url}/pki/${rootId}.crt`);
+  assert.equal(res.status, 200);
+  const rootPem = derToPem(Buffer.from(await res.arrayBuffer()));
+  // Only Signet's root is trusted: every request below also checks the HTTPS listener's chain.
+  const agent = new Agent({ ca: rootPem, keepAlive: true });
+  const acme = new AcmeClient(`https://127.0.0.1:${tlsPort}/acme`, agent);
+  await acme.directory();
+  return { env, server, tlsPort, agent, acme, rootPem, rootId, intId };
+}
+
+async function stopStack(s: Stack | undefined): Promise<void> {
+  if (!s) return;
+  s.agent.destroy();
+  await s.server.stop();
+  await s.env.cleanup();
+}
+
+const count = async (env: TestEnv, table: string) => Number((await sql<{ n: number | string }>(env, `SELECT COUNT(*) AS n FROM "${table}"`))[0]!.n);
+
+// ---- the protocol ---------------------------------------------------------------------------------
+
+describe('ACME protocol', () => {
+  let s: Stack;
+  let acme: AcmeClient;
+  let dns: TestDnsServer;
+  let responder: Server;
+  /** token → body the http-01 responder serves (absent: 404). */
+  const http01 = new Map<string, string>();
+  const http01Requests: { host: string; path: string }[] = [];
+  const tmp = new TempDir();
+  let certCount = 0;
+  let n = 0;
+  let alpnPort: number;
+
+  /** Refusals must leave the certificate table as it was. */
+  async function assertNothingIssued(): Promise<void> {
+    assert.equal(await count(s.env, 'Certificate'), certCount, 'a refused request must not issue a certificate');
+  }
+
+  async function api(method: string, path: string, body?: unknown): Promise<Resp> {
+    return acme.request(method, `https://127.0.0.1:${s.tlsPort}${path}`, body === undefined ? undefined : JSON.stringify(body), {
+      authorization: `Bearer ${s.server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    });
+  }
+
+  /** A CSR made by openssl for the names, with a fresh P-256 key (or the key given). */
+  function csr(names: string[], withKey?: Key): { der: Buffer; key: KeyObject; publicJwk: JsonWebKey } {
+    const i = ++n;
+    const pair = withKey ?? generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyFile = tmp.file(`csr-${i}.key`, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
+    const out = tmp.file(`csr-${i}.der`);
+    const subject = isIP(names[0]!) ? '/O=Signet ACME test' : `/CN=${names[0]}`;
+    const r = openssl(['req', '-new', '-key', keyFile, '-subj', subject, '-addext', `subjectAltName=${names.map((x) => (isIP(x) ? `IP:${x}` : `DNS:${x}`)).join(',')}`, '-outform', 'DER', '-out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    return { der: readFileSync(out), key: pair.privateKey, publicJwk: pair.publicKey.export({ format: 'jwk' }) };
+  }
+
+  async function newOrder(acct: Account, names: string[], url = acme.dir.newOrder as string): Promise<Resp> {
+    return acme.post(url, { identifiers: names.map((value) => ({ type: 'dns', value })) }, acct);
+  }
+
+  /** Answers every authorization of the order with http-01 (key authorization served correctly). */
+  async function authorize(acct: Account, order: Resp): Promise<void> {
+    for (const authzUrl of order.json.authorizations as string[]) {
+      const a = await acme.post(authzUrl, '', acct);
+      assert.equal(a.status, 200, a.text);
+      if (a.json.status === 'valid') continue;
+      const ch = (a.json.challenges as any[]).find((c) => c.type === 'http-01');
+      assert.ok(ch, `no http-01 challenge in ${a.text}`);
+      http01.set(ch.token, `${ch.token}.${thumbprint(acct.key.jwk)}`);
+      const r = await acme.post(ch.url, {}, acct);
+      assert.equal(r.status, 200, r.text);
+      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      assert.equal(done.json.status, 'valid', done.text);
+    }
+  }
+
+  async function pollOrder(acct: Account, orderUrl: string, status: string): Promise<Resp> {
+    const r = await until(`order ${status}`, () => acme.post(orderUrl, '', acct), (x) => x.json.status === status || x.json.status === 'invalid');
+    assert.equal(r.json.status, status, r.text);
+    return r;
+  }
+
+  /** The whole flow: order, http-01, finalize, download. */
+  async function issue(acct: Account, names: string[]): Promise<{ der: Buffer; pem: string; chain: string; key: KeyObject; publicJwk: JsonWebKey; orderUrl: string; serial: string }> {
+    const order = await newOrder(acct, names);
+    assert.equal(order.status, 201, order.text);
+    const orderUrl = order.headers.location!;
+    await authorize(acct, order);
+    await pollOrder(acct, orderUrl, 'ready');
+    const c = csr(names);
+    const fin = await acme.post(order.json.finalize, { csr: b64u(c.der) }, acct);
+    assert.equal(fin.status, 200, fin.text);
+    const valid = await pollOrder(acct, orderUrl, 'valid');
+    const dl = await acme.post(valid.json.certificate, '', acct);
+    assert.equal(dl.status, 200, dl.text);
+    assert.match(String(dl.headers['content-type']), /^application\/pem-certificate-chain/);
+    const pems = dl.text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)!;
+    assert.equal(pems.length, 2, 'leaf and issuing CA (the root is not sent)');
+    certCount++;
+    const x = new X509Certificate(pems[0]!);
+    for (const name of names) assert.ok(x.checkHost(name), `${name} in ${x.subjectAltName}`);
+    assert.ok(x.checkIssued(new X509Certificate(pems[1]!)));
+    return { der: pemToDer(pems[0]!), pem: pems[0]!, chain: dl.text, key: c.key, publicJwk: c.publicJwk, orderUrl, serial: x.serialNumber.toLowerCase() };
+  }
+
+  const certStatus = async (der: Buffer) => {
+    const serial = new X509Certificate(der).serialNumber.toLowerCase();
+    const r = await api('GET', `/api/v1/certificates/${serial}/status`);
+    assert.equal(r.status, 200, r.text);
+    return r.json.status as string;
+  };
+
+  before(async () => {
+    dns = await startDnsServer({ zones: ['signet.test'] });
+    const httpPort = await freePort();
+    responder = createServer((req, res) => {
+      http01Requests.push({ host: String(req.headers.host), path: String(req.url) });
+      const token = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '')?.[1];
+      const body = token ? http01.get(token) : undefined;
+      if (body === undefined) { res.writeHead(404).end('no such token'); return; }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
+    });
+    await new Promise<void>((resolve) => responder.listen(httpPort, '127.0.0.1', () => resolve()));
+    const profiles = tmp.file('profiles.json', JSON.stringify({
+      server: { requireSan: true, sanTypes: ['dns', 'ip'], dnsSuffixes: ['signet.test'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth'] },
+    }));
+    alpnPort = await freePort();
+    s = await startStack({
+      SIGNET_PROFILES_FILE: profiles, SIGNET_ACME_PROFILES: 'server,peer',
+      SIGNET_ACME_HTTP_PORT: String(httpPort), SIGNET_ACME_TLS_PORT: String(alpnPort), SIGNET_ACME_DNS_RESOLVER: dns.address,
+      SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
+      SIGNET_ACME_ORDERS_PER_HOUR: '3', SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: '2',
+    }, '127.0.0.1');
+    acme = s.acme;
+    certCount = await count(s.env, 'Certificate');
+  });
+
+  after(async () => {
+    await stopStack(s);
+    responder?.closeAllConnections();
+    await new Promise<void>((r) => (responder ? responder.close(() => r()) : r()));
+    await dns?.close();
+    tmp.remove();
+  });
+
+  test('directory, per-profile directory, and plain HTTP refusing ACME', async () => {
+    const d = acme.dir;
+    const b = acme.base;
+    assert.deepEqual(
+      { newNonce: d.newNonce, newAccount: d.newAccount, newOrder: d.newOrder, revokeCert: d.revokeCert, keyChange: d.keyChange, renewalInfo: d.renewalInfo },
+      { newNonce: `${b}/new-nonce`, newAccount: `${b}/new-account`, newOrder: `${b}/new-order`, revokeCert: `${b}/revoke-cert`, keyChange: `${b}/key-change`, renewalInfo: `${b}/renewal-info` },
+    );
+    assert.equal(d.meta.externalAccountRequired, false);
+    assert.deepEqual(d.meta.profiles, { server: `${b}/directory`, peer: `${b}/peer/directory` });
+    const peer = await acme.directory('/peer/directory');
+    assert.equal(peer.newAccount, `${b}/peer/new-account`);
+    assert.equal(peer.newOrder, `${b}/peer/new-order`);
+    assert.equal(peer.newNonce, d.newNonce);
+    const none = await acme.request('GET', `${b}/nope/directory`);
+    assertProblem(none, 404, 'malformed');
+    const plain = await fetch(`${s.server.url}/acme/directory`);
+    assert.equal(plain.status, 403, 'with TLS on, ACME is only served over HTTPS');
+  });
+
+  test('newNonce answers HEAD and GET with fresh nonces', async () => {
+    const head = await acme.request('HEAD', acme.dir.newNonce);
+    const get = await acme.request('GET', acme.dir.newNonce);
+    assert.equal(head.status, 200);
+    assert.equal(get.status, 204);
+    const a = head.headers['replay-nonce'];
+    const c = get.headers['replay-nonce'];
+    assert.match(String(a), /^[A-Za-z0-9_-]{16,}$/);
+    assert.match(String(c), /^[A-Za-z0-9_-]{16,}$/);
+    assert.notEqual(a, c);
+    assert.equal(head.headers['cache-control'], 'no-store');
+    assert.match(String(head.headers.link), /rel="index"/);
+  });
+
+  for (const alg of ['ES256', 'ES384', 'RS256', 'EdDSA'] as const) {
+    test(`an ${alg} account registers, is found again, and obtains a certificate`, async () => {
+      const key = newKey(alg);
+      const acct = await acme.newAccount(key);
+      const again = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key);
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.headers.location, acct.url);
+      const self = await acme.post(acct.url, '', acct);
+      assert.equal(self.status, 200, self.text);
+      assert.deepEqual(self.json.contact, ['mailto:a@signet.test']);
+      const name = `alg-${alg.toLowerCase()}.signet.test`;
+      await issue(acct, [name]);
+      // Signet's validator fetched the token from our responder, by name (resolved through the test DNS).
+      assert.ok(http01Requests.some((r) => r.host.startsWith(name)), JSON.stringify(http01Requests));
+      assert.ok(dns.queries.some((q) => q.name === name && q.type === 'A'));
+    });
+  }
+
+  test('an IP identifier (RFC 8738) is validated at the address: tls-alpn-01 (reverse-DNS SNI, iPAddress SAN) and http-01', async () => {
+    const ip = '127.0.0.1';
+    const acct = await acme.newAccount(newKey('ES256'));
+    const order = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'ip', value: ip }] }, acct);
+    assert.equal(order.status, 201, order.text);
+    const authzUrl = order.json.authorizations[0];
+    const a = await acme.post(authzUrl, '', acct);
+    assert.deepEqual(a.json.identifier, { type: 'ip', value: ip });
+    assert.deepEqual((a.json.challenges as any[]).map((c) => c.type).sort(), ['http-01', 'tls-alpn-01'], 'no dns-01 for an IP');
+    const ch = (a.json.challenges as any[]).find((c) => c.type === 'tls-alpn-01');
+    // The RFC 8737 challenge certificate: one iPAddress SAN and the critical acmeIdentifier
+    // extension holding SHA-256 of the key authorization, served only for ALPN acme-tls/1.
+    const digest = createHash('sha256').update(`${ch.token}.${thumbprint(acct.key.jwk)}`).digest('hex');
+    const keyFile = tmp.file('alpn.key');
+    const certFile = tmp.file('alpn.crt');
+    const made = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
+      '-subj', '/CN=acme-tls-alpn-01', '-addext', `subjectAltName=IP:${ip}`, '-addext', `1.3.6.1.5.5.7.1.31=critical,DER:0420${digest}`]);
+    assert.equal(made.status, 0, made.stderr);
+    const sni: (string | false)[] = [];
+    const alpn = createTlsServer({ key: readFileSync(keyFile), cert: readFileSync(certFile), ALPNProtocols: ['acme-tls/1'] }, (sock) => sock.end());
+    alpn.on('secureConnection', (sock) => { sni.push((sock as unknown as { servername: string | false }).servername); });
+    await new Promise<void>((resolve) => alpn.listen(alpnPort, '127.0.0.1', () => resolve()));
+    try {
+      const r = await acme.post(ch.url, {}, acct);
+      assert.equal(r.status, 200, r.text);
+      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      assert.equal(done.json.status, 'valid', done.text);
+      assert.deepEqual(sni, ['1.0.0.127.in-addr.arpa']);
+    } finally {
+      await new Promise<void>((r) => alpn.close(() => r()));
+    }
+    await pollOrder(acct, order.headers.location!, 'ready');
+    const fin = await acme.post(order.json.finalize, { csr: b64u(csr([ip]).der) }, acct);
+    assert.equal(fin.status, 200, fin.text);
+    const valid = await pollOrder(acct, order.headers.location!, 'valid');
+    certCount++;
+    const dl = await acme.post(valid.json.certificate, '', acct);
+    assert.equal(new X509Certificate(dl.text).checkIP(ip), ip);
+    // Another account proves the same address with http-01 (Host header: the address).
+    const other = await acme.newAccount(newKey('ES256'));
+    const o2 = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'ip', value: ip }] }, other);
+    assert.equal(o2.status, 201, o2.text);
+    const before = http01Requests.length;
+    await authorize(other, o2);
+    assert.ok(http01Requests.slice(before).some((q) => q.host === ip), JSON.stringify(http01Requests.slice(before)));
+    await assertNothingIssued();
+  });
+
+  test('a bad JWS signature is refused and creates nothing', async () => {
+    const accounts = await count(s.env, 'AcmeAccount');
+    const key = newKey('ES256');
+    const flip = (input: Buffer) => { const sig = signWith('ES256', key.privateKey, input); sig[5]! ^= 0xff; return sig; };
+    const r = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { sign: flip });
+    assertProblem(r, [400, 401, 403], ['malformed', 'unauthorized']);
+    // A DER-encoded ECDSA signature is not the JWS (r||s) form.
+    const der = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { sign: (input) => cryptoSign('sha256', input, key.privateKey) });
+    assertProblem(der, [400, 401, 403], ['malformed', 'unauthorized']);
+    // Signed by another key than the account's (kid).
+    const acct = await acme.newAccount(newKey('ES256'));
+    const other = newKey('ES256');
+    const orders = await count(s.env, 'AcmeOrder');
+    const forged = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'forged.signet.test' }] }, acct, { sign: (input) => signWith('ES256', other.privateKey, input) });
+    assertProblem(forged, [400, 401, 403], ['malformed', 'unauthorized']);
+    // Not a JWS at all.
+    const junk = await acme.request('POST', acme.dir.newAccount, '{"protected":1}', { 'content-type': 'application/jose+json' });
+    assertProblem(junk, 400, 'malformed');
+    const notJson = await acme.request('POST', acme.dir.newAccount, '{not json', { 'content-type': 'application/jose+json' });
+    assertProblem(notJson, 400, 'malformed');
+    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1, 'only the one good account exists');
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    await assertNothingIssued();
+  });
+
+  test('nonces: replayed, unknown or missing → badNonce (with a fresh nonce to retry with)', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const nonce = await acme.nonce();
+    const ok = await acme.post(acct.url, '', acct, { nonce });
+    assert.equal(ok.status, 200, ok.text);
+    const replay = await acme.post(acct.url, '', acct, { nonce });
+    assertProblem(replay, 400, 'badNonce');
+    assert.match(String(replay.headers['replay-nonce']), /^[A-Za-z0-9_-]+$/, 'the error carries a nonce to retry with');
+    const unknown = await acme.post(acct.url, '', acct, { nonce: b64u(Buffer.alloc(16, 7)) });
+    assertProblem(unknown, 400, 'badNonce');
+    const missing = await acme.post(acct.url, '', acct, { nonce: null });
+    assertProblem(missing, 400, 'badNonce');
+    // A replayed nonce on newAccount creates nothing either.
+    const accounts = await count(s.env, 'AcmeAccount');
+    const n1 = await acme.nonce();
+    const created = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'), { nonce: n1 });
+    assert.equal(created.status, 201, created.text);
+    const replayedNew = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'), { nonce: n1 });
+    assertProblem(replayedNew, 400, 'badNonce');
+    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1);
+    await assertNothingIssued();
+  });
+
+  test('a JWS whose url header is not the request URL → unauthorized', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const r = await acme.post(acct.url, '', acct, { url: acme.dir.newOrder });
+    assertProblem(r, 401, 'unauthorized');
+    const orders = await count(s.env, 'AcmeOrder');
+    const o = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'url.signet.test' }] }, acct, { url: `${acme.base}/peer/new-order` });
+    assertProblem(o, 401, 'unauthorized');
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    await assertNothingIssued();
+  });
+
+  test('unsupported algorithms (HS256, none, PS256, mismatched curve) → badSignatureAlgorithm', async () => {
+    const accounts = await count(s.env, 'AcmeAccount');
+    const ec = newKey('ES256');
+    const rsa = newKey('RS256');
+    const cases: [string, Resp][] = [
+      ['HS256', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'HS256', sign: (input) => createHmac('sha256', Buffer.alloc(32, 1)).update(input).digest() })],
+      ['none', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'none', sign: () => Buffer.alloc(0) })],
+      ['PS256', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, rsa, { alg: 'PS256', sign: (input) => cryptoSign('sha256', input, { key: rsa.privateKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }) })],
+      ['ES384 with a P-256 key', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'ES384', sign: (input) => cryptoSign('sha384', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }) })],
+    ];
+    for (const [what, r] of cases) {
+      assertProblem(r, 400, 'badSignatureAlgorithm');
+      assert.ok(Array.isArray(r.json.algorithms) && r.json.algorithms.includes('ES256'), `${what}: the problem lists the accepted algorithms: ${r.text}`);
+    }
+    // On a kid-signed request too.
+    const acct = await acme.newAccount(newKey('ES256'));
+    const r = await acme.post(acct.url, '', acct, { alg: 'HS256', sign: (input) => createHmac('sha256', Buffer.alloc(32, 1)).update(input).digest() });
+    assertProblem(r, 400, 'badSignatureAlgorithm');
+    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1);
+    await assertNothingIssued();
+  });
+
+  test('wrong content type → 415 malformed; an oversized payload → 413 malformed', async () => {
+    const accounts = await count(s.env, 'AcmeAccount');
+    const key = newKey('ES256');
+    const json = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { contentType: 'application/json' });
+    assertProblem(json, 415, 'malformed');
+    const none = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { contentType: null });
+    assertProblem(none, 415, 'malformed');
+    const big = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, contact: ['mailto:a@signet.test'], padding: 'x'.repeat(70 * 1024) }, key);
+    assertProblem(big, 413, 'malformed');
+    assert.equal(await count(s.env, 'AcmeAccount'), accounts);
+    await assertNothingIssued();
+  });
+
+  test('onlyReturnExisting: unknown key → accountDoesNotExist; known key → the account', async () => {
+    const accounts = await count(s.env, 'AcmeAccount');
+    const unknown = await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, newKey('ES256'));
+    assertProblem(unknown, 400, 'accountDoesNotExist');
+    assert.equal(await count(s.env, 'AcmeAccount'), accounts);
+    const key = newKey('EdDSA');
+    const acct = await acme.newAccount(key);
+    const known = await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, key);
+    assert.equal(known.status, 200, known.text);
+    assert.equal(known.headers.location, acct.url);
+  });
+
+  test('contact update, with bad contacts refused', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const r = await acme.post(acct.url, { contact: ['mailto:ops@signet.test', 'mailto:pki@signet.test'] }, acct);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.contact, ['mailto:ops@signet.test', 'mailto:pki@signet.test']);
+    const back = await acme.post(acct.url, '', acct);
+    assert.deepEqual(back.json.contact, ['mailto:ops@signet.test', 'mailto:pki@signet.test']);
+    assertProblem(await acme.post(acct.url, { contact: ['tel:+15551234'] }, acct), 400, 'unsupportedContact');
+    assertProblem(await acme.post(acct.url, { contact: ['mailto:a@signet.test,b@signet.test'] }, acct), 400, 'invalidContact');
+    assert.deepEqual((await acme.post(acct.url, '', acct)).json.contact, ['mailto:ops@signet.test', 'mailto:pki@signet.test']);
+    // Another account cannot change it.
+    const other = await acme.newAccount(newKey('ES256'));
+    const foreign = await acme.post(acct.url, { contact: [] }, other);
+    assertProblem(foreign, [401, 403], 'unauthorized');
+  });
+
+  test('a deactivated account can do nothing more', async () => {
+    const key = newKey('ES384');
+    const acct = await acme.newAccount(key);
+    const r = await acme.post(acct.url, { status: 'deactivated' }, acct);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.status, 'deactivated');
+    const orders = await count(s.env, 'AcmeOrder');
+    assertProblem(await acme.post(acct.url, '', acct), 401, 'unauthorized');
+    assertProblem(await newOrder(acct, ['deactivated.signet.test']), 401, 'unauthorized');
+    assertProblem(await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key), 401, 'unauthorized');
+    assertProblem(await acme.post(acct.url, { status: 'valid' }, acct), 401, 'unauthorized');
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    await assertNothingIssued();
+  });
+
+  test('key rollover: afterwards the old key fails and the new key works', async () => {
+    const oldKey = newKey('ES256');
+    const acct = await acme.newAccount(oldKey);
+    const newK = newKey('ES256');
+    const inner = (k: Key, payload: unknown) => makeJws({ alg: k.alg, jwk: k.jwk, url: acme.dir.keyChange }, payload, (input) => signWith(k.alg, k.privateKey, input));
+    // The inner JWS must be signed by the new key and name the old one.
+    const wrongOld = await acme.post(acme.dir.keyChange, inner(newK, { account: acct.url, oldKey: newKey('ES256').jwk }), acct);
+    assertProblem(wrongOld, 400, 'malformed');
+    const r = await acme.post(acme.dir.keyChange, inner(newK, { account: acct.url, oldKey: oldKey.jwk }), acct);
+    assert.equal(r.status, 200, r.text);
+    // The old key (same algorithm, so only the key differs): its signature no longer verifies
+    // for the account, and it finds no account.
+    assertProblem(await acme.post(acct.url, '', acct), [400, 401, 403], ['malformed', 'unauthorized']);
+    assertProblem(await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, oldKey), 400, 'accountDoesNotExist');
+    // The new key is the account.
+    const rolled: Account = { key: newK, url: acct.url };
+    const self = await acme.post(acct.url, '', rolled);
+    assert.equal(self.status, 200, self.text);
+    const found = await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, newK);
+    assert.equal(found.status, 200, found.text);
+    assert.equal(found.headers.location, acct.url);
+    // Rolling over to a key another account already uses → 409 naming that account.
+    const taken = newKey('ES256');
+    const owner = await acme.newAccount(taken);
+    const clash = await acme.post(acme.dir.keyChange, inner(taken, { account: acct.url, oldKey: newK.jwk }), rolled);
+    // RFC 8555 §7.3.5 names no problem type for this; Boulder (and Signet) use "conflict".
+    assertProblem(clash, 409, ['conflict', 'malformed']);
+    assert.equal(clash.headers.location, owner.url);
+  });
+
+  test('POST-as-GET on a challenge reads it; only "{}" starts validation', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const order = await newOrder(acct, ['poll.signet.test']);
+    assert.equal(order.status, 201, order.text);
+    const authzUrl = order.json.authorizations[0];
+    const ch = ((await acme.post(authzUrl, '', acct)).json.challenges as any[]).find((c) => c.type === 'http-01');
+    const before = http01Requests.length;
+    const read = await acme.post(ch.url, '', acct);
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.json.status, 'pending', 'reading a challenge must not start its validation');
+    assert.equal(read.json.token, ch.token);
+    // Nothing was fetched, so the client can still provision the response and then ask.
+    assert.equal(http01Requests.slice(before).filter((q) => q.path.endsWith(ch.token)).length, 0);
+    http01.set(ch.token, `${ch.token}.${thumbprint(acct.key.jwk)}`);
+    const go = await acme.post(ch.url, {}, acct);
+    assert.equal(go.status, 200, go.text);
+    assert.ok(['processing', 'valid'].includes(go.json.status), go.text);
+    const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+    assert.equal(done.json.status, 'valid', done.text);
+    // Another account cannot read it.
+    const other = await acme.newAccount(newKey('ES256'));
+    assertProblem(await acme.post(ch.url, '', other), 404, 'malformed');
+  });
+
+  test('finalize before the order is ready → orderNotReady', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const order = await newOrder(acct, ['early.signet.test']);
+    assert.equal(order.status, 201, order.text);
+    assert.equal(order.json.status, 'pending');
+    const fin = await acme.post(order.json.finalize, { csr: b64u(csr(['early.signet.test']).der) }, acct);
+    assertProblem(fin, 403, 'orderNotReady');
+    await assertNothingIssued();
+  });
+
+  test('finalize with a malformed CSR or other names → badCSR, then the right CSR is issued', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const names = ['final.signet.test', 'www.final.signet.test'];
+    const order = await newOrder(acct, names);
+    assert.equal(order.status, 201, order.text);
+    await authorize(acct, order);
+    await pollOrder(acct, order.headers.location!, 'ready');
+    const good = csr(names).der;
+    const tampered = Buffer.from(good);
+    tampered[tampered.length - 10]! ^= 0xff; // inside the signature
+    const bad: [string, unknown][] = [
+      ['not base64url', { csr: 'not base64url!' }],
+      ['not DER', { csr: b64u(Buffer.from('certainly not a CSR')) }],
+      ['no csr', {}],
+      ['bad signature', { csr: b64u(tampered) }],
+      ['fewer names', { csr: b64u(csr([names[0]!]).der) }],
+      ['other names', { csr: b64u(csr(['other.signet.test']).der) }],
+      ['extra names', { csr: b64u(csr([...names, 'extra.signet.test']).der) }],
+      ['the account key as certificate key', { csr: b64u(csr(names, acct.key).der) }],
+    ];
+    for (const [what, payload] of bad) {
+      const r = await acme.post(order.json.finalize, payload, acct);
+      assert.equal(r.json?.type, `${ERR}badCSR`, `${what}: ${r.text}`);
+      assertProblem(r, 400, 'badCSR');
+      await assertNothingIssued();
+    }
+    // The refusals left the order ready for the right CSR.
+    assert.equal((await acme.post(order.headers.location!, '', acct)).json.status, 'ready');
+    const fin = await acme.post(order.json.finalize, { csr: b64u(good) }, acct);
+    assert.equal(fin.status, 200, fin.text);
+    const valid = await pollOrder(acct, order.headers.location!, 'valid');
+    certCount++;
+    const dl = await acme.post(valid.json.certificate, '', acct);
+    assert.equal(dl.status, 200);
+    const x = new X509Certificate(dl.text);
+    assert.match(x.subjectAltName!, /DNS:final\.signet\.test/);
+    assert.match(x.subjectAltName!, /DNS:www\.final\.signet\.test/);
+    await assertNothingIssued(); // exactly one more
+  });
+
+  test('identifiers outside the profile policy or malformed → rejectedIdentifier', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const orders = await count(s.env, 'AcmeOrder');
+    for (const value of ['other.example', '*.*.x', 'a..b', 'ok.signet.test.other.example']) {
+      const r = await newOrder(acct, [value]);
+      assertProblem(r, 400, 'rejectedIdentifier');
+    }
+    // One bad name spoils the order.
+    assertProblem(await newOrder(acct, ['fine.signet.test', 'other.example']), 400, 'rejectedIdentifier');
+    assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'email', value: 'a@signet.test' }] }, acct), 400, 'unsupportedIdentifier');
+    assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [] }, acct), 400, 'malformed');
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    // Policy is per profile: the peer directory (no suffix list) takes the same name.
+    const peer = await acme.directory('/peer/directory');
+    const r = await newOrder(acct, ['other.example'], peer.newOrder);
+    assert.equal(r.status, 201, r.text);
+    await assertNothingIssued();
+  });
+
+  test('rate limit: the 4th order in an hour → rateLimited with Retry-After', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    for (let i = 1; i <= 3; i++) {
+      const r = await newOrder(acct, [`rl${i}.signet.test`]);
+      assert.equal(r.status, 201, r.text);
+    }
+    const orders = await count(s.env, 'AcmeOrder');
+    const r = await newOrder(acct, ['rl4.signet.test']);
+    assertProblem(r, 429, 'rateLimited');
+    assert.match(String(r.headers['retry-after']), /^\d+$/);
+    assert.ok(Number(r.headers['retry-after']) > 0);
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    // Another account is not affected.
+    const other = await acme.newAccount(newKey('ES256'));
+    assert.equal((await newOrder(other, ['rl4.signet.test'])).status, 201);
+    await assertNothingIssued();
+  });
+
+  test('a wrong http-01 answer makes the challenge, authorization and order invalid; repeated failures → rateLimited', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const attempt = async (name: string, body: string | undefined) => {
+      const order = await newOrder(acct, [name]);
+      assert.equal(order.status, 201, order.text);
+      const authzUrl = order.json.authorizations[0];
+      const a = await acme.post(authzUrl, '', acct);
+      const ch = (a.json.challenges as any[]).find((c) => c.type === 'http-01');
+      if (body !== undefined) http01.set(ch.token, body);
+      const before = http01Requests.length;
+      const r = await acme.post(ch.url, {}, acct);
+      assert.equal(r.status, 200, r.text);
+      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      assert.equal(done.json.status, 'invalid', done.text);
+      const failed = (done.json.challenges as any[]).find((c) => c.type === 'http-01');
+      assert.equal(failed.status, 'invalid');
+      assert.ok(http01Requests.slice(before).some((q) => q.host.startsWith(name) && q.path.endsWith(ch.token)), 'Signet asked our responder');
+      const o = await acme.post(order.headers.location!, '', acct);
+      assert.equal(o.json.status, 'invalid', o.text);
+      assert.ok(o.json.error?.type?.startsWith(ERR), o.text);
+      assertProblem(await acme.post(order.json.finalize, { csr: b64u(csr([name]).der) }, acct), 403, 'orderNotReady');
+      return failed.error;
+    };
+    // The responder serves the key authorization of another account (the wrong token's answer).
+    const wrong = await attempt('wrong1.signet.test', `wrongtoken.${thumbprint(newKey('ES256').jwk)}`);
+    assert.ok([`${ERR}incorrectResponse`, `${ERR}unauthorized`].includes(wrong.type), JSON.stringify(wrong));
+    // No file at all (404).
+    const missing = await attempt('wrong2.signet.test', undefined);
+    assert.ok([`${ERR}incorrectResponse`, `${ERR}unauthorized`].includes(missing.type), JSON.stringify(missing));
+    // SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR=2: a third order is refused.
+    const orders = await count(s.env, 'AcmeOrder');
+    const r = await newOrder(acct, ['wrong3.signet.test']);
+    assertProblem(r, 429, 'rateLimited');
+    assert.match(r.json.detail, /failed/);
+    assert.ok(Number(r.headers['retry-after']) > 0);
+    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    await assertNothingIssued();
+  });
+
+  test('revocation: by the certificate key works, by an unrelated account is unauthorized', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const cert = await issue(acct, ['revoke-me.signet.test']);
+    const stranger = await acme.newAccount(newKey('ES256'));
+    const byStranger = await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, stranger);
+    assertProblem(byStranger, [401, 403], 'unauthorized');
+    assert.equal(await certStatus(cert.der), 'good');
+    // certificateHold is not a reason an ACME client may ask for.
+    assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der), reason: 6 }, acct), 400, 'badRevocationReason');
+    // A key that is neither the certificate's nor an account's.
+    const nobody = newKey('ES256');
+    assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, nobody), [401, 403], 'unauthorized');
+    assert.equal(await certStatus(cert.der), 'good');
+    // Signed with the certificate's own key (jwk = the certificate's public key).
+    const certKey: Key = { alg: 'ES256', privateKey: cert.key, publicKey: cert.key, jwk: cert.publicJwk };
+    const r = await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der), reason: 1 }, certKey);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(await certStatus(cert.der), 'revoked');
+    assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, acct), 400, 'alreadyRevoked');
+    // The ordinary inventory shows it, revoked, with the reason.
+    const inv = await api('GET', `/api/v1/certificates/${cert.serial}`);
+    assert.equal(inv.status, 200, inv.text);
+    assert.equal(inv.json.status, 'revoked');
+    assert.equal(inv.json.revocationReason, 'keyCompromise');
+  });
+
+  test('renewalInfo: a window ahead for a good certificate, now once it is revoked', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const cert = await issue(acct, ['ari.signet.test']);
+    const url = `${acme.dir.renewalInfo}/${ariCertId(cert.der)}`;
+    const r = await acme.request('GET', url);
+    assert.equal(r.status, 200, r.text);
+    assert.match(String(r.headers['retry-after']), /^\d+$/);
+    const start = Date.parse(r.json.suggestedWindow.start);
+    const end = Date.parse(r.json.suggestedWindow.end);
+    assert.ok(start > Date.now(), `window starts in the future: ${r.text}`);
+    assert.ok(end > start);
+    assert.ok(end < Date.parse(new X509Certificate(cert.der).validTo));
+    assertProblem(await acme.request('GET', `${acme.dir.renewalInfo}/AAAA.AAAA`), 404, 'malformed');
+    assertProblem(await acme.request('GET', `${acme.dir.renewalInfo}/not-an-id`), 400, 'malformed');
+    // An order may say which certificate it replaces (RFC 9773 §5), but only one issued here.
+    const replacing = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'ari.signet.test' }], replaces: ariCertId(cert.der) }, acct);
+    assert.equal(replacing.status, 201, replacing.text);
+    assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'ari.signet.test' }], replaces: 'AAAA.AAAA' }, acct), 400, 'malformed');
+    // Revoked by the account that ordered it → renew now.
+    const rev = await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, acct);
+    assert.equal(rev.status, 200, rev.text);
+    const now = await acme.request('GET', url);
+    assert.equal(now.status, 200, now.text);
+    assert.ok(Date.parse(now.json.suggestedWindow.start) <= Date.now(), now.text);
+    assert.ok(Date.parse(now.json.suggestedWindow.end) <= Date.now() + 60_000, now.text);
+  });
+
+  test('renewalInfo moves to now for certificates under a revoked intermediate (runs last: it stops issuance)', async () => {
+    const acct = await acme.newAccount(newKey('ES256'));
+    const cert = await issue(acct, ['ari-ca.signet.test']);
+    const url = `${acme.dir.renewalInfo}/${ariCertId(cert.der)}`;
+    assert.ok(Date.parse((await acme.request('GET', url)).json.suggestedWindow.start) > Date.now());
+    const revoked = await api('POST', `/api/v1/cas/${s.intId}/revoke`, { reason: 'superseded' });
+    assert.equal(revoked.status, 200, revoked.text);
+    const r = await acme.request('GET', url);
+    assert.equal(r.status, 200, r.text);
+    assert.ok(Date.parse(r.json.suggestedWindow.start) <= Date.now(), r.text);
+    assert.ok(Date.parse(r.json.suggestedWindow.end) <= Date.now() + 60_000, r.text);
+    // The certificate itself is still good: the issuer moved the window.
+    assert.equal(await certStatus(cert.der), 'good');
+  });
+
+  test('after all that, the server still serves and issued exactly what was counted', async () => {
+    assert.equal((await fetch(`${s.server.url}/readyz`)).status, 200);
+    const d = await acme.request('GET', `${acme.base}/directory`);
+    assert.equal(d.status, 200);
+    await assertNothingIssued();
+    const audit = await api('GET', '/api/v1/audit?action=acme.challenge.failed&limit=100');
+    assert.equal(audit.status, 200, audit.text);
+    assert.equal(audit.json.items.length, 2);
+  });
+});
+
+// ---- External Account Binding ---------------------------------------------------------------------
+
+describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
+  let s: Stack;
+  let acme: AcmeClient;
+
+  const eabKey = (profile?: string): { kid: string; hmacKey: string } => {
+    const r = signet(['acme', 'eab', 'create', '--json', ...(profile ? ['--profile', profile] : [])], s.env.env);
+    assert.equal(r.status, 0, r.stderr);
+    const k = JSON.parse(r.stdout) as { kid: string; hmacKey: string };
+    assert.match(k.hmacKey, /^[A-Za-z0-9_-]{43}$/);
+    return k;
+  };
+  const eab = (k: { kid: string; hmacKey: string }, accountKey: Key, url: string, macKey = Buffer.from(k.hmacKey, 'base64url')) =>
+    makeJws({ alg: 'HS256', kid: k.kid, url }, accountKey.jwk, (input) => createHmac('sha256', macKey).update(input).digest());
+
+  before(async () => {
+    s = await startStack({ SIGNET_ACME_EAB_REQUIRED: 'all', SIGNET_ACME_PROFILES: 'server,peer' }, 'localhost,127.0.0.1');
+    acme = s.acme;
+  });
+  after(async () => { await stopStack(s); });
+
+  test('the directories say so, and newAccount without a binding → externalAccountRequired', async () => {
+    assert.equal(acme.dir.meta.externalAccountRequired, true);
+    assert.equal((await acme.directory('/peer/directory')).meta.externalAccountRequired, true);
+    const r = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'));
+    assertProblem(r, 400, 'externalAccountRequired');
+    assert.equal(await count(s.env, 'AcmeAccount'), 0);
+  });
+
+  test('a key from `signet acme eab create` registers one account, once', async () => {
+    const k = eabKey();
+    const key = newKey('ES256');
+    // A wrong MAC is refused and does not use the key up.
+    const forged = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount, Buffer.alloc(32, 9)) }, key);
+    assertProblem(forged, [401, 403], 'unauthorized');
+    assert.equal(await count(s.env, 'AcmeAccount'), 0);
+    const acct = await acme.newAccount(key, { externalAccountBinding: eab(k, key, acme.dir.newAccount) });
+    const self = await acme.post(acct.url, '', acct);
+    assert.equal(self.status, 200);
+    const order = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'eab.signet.test' }] }, acct);
+    assert.equal(order.status, 201, order.text);
+    // The same EAB key for a second account key → unauthorized.
+    const second = newKey('EdDSA');
+    const reuse = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, second, acme.dir.newAccount) }, second);
+    assertProblem(reuse, [401, 403], 'unauthorized');
+    assert.equal(await count(s.env, 'AcmeAccount'), 1);
+    // A binding over another key than the one signing the request is malformed.
+    const third = newKey('ES256');
+    const k2 = eabKey();
+    const mismatch = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k2, newKey('ES256'), acme.dir.newAccount) }, third);
+    assertProblem(mismatch, 400, 'malformed');
+    assert.equal(await count(s.env, 'AcmeAccount'), 1);
+    const audit = await acme.request('GET', `https://127.0.0.1:${s.tlsPort}/api/v1/audit?action=acme.eab.created`, undefined, { authorization: `Bearer ${s.server.token}` });
+    assert.equal(audit.status, 200, audit.text);
+    assert.deepEqual(audit.json.items.map((e: any) => e.target).sort(), [k.kid, k2.kid].sort());
+  });
+
+  test('a key made for one profile works only at that profile\'s directory', async () => {
+    const k = eabKey('peer');
+    const peer = await acme.directory('/peer/directory');
+    const key = newKey('ES256');
+    const wrongDir = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount) }, key);
+    assertProblem(wrongDir, [401, 403], 'unauthorized');
+    await acme.newAccount(key, { externalAccountBinding: eab(k, key, peer.newAccount) }, peer.newAccount);
+    const bad = signet(['acme', 'eab', 'create', '--profile', 'nope'], s.env.env);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /nope/);
+  });
+});
