@@ -56,7 +56,11 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
     return { db, keys, config, log, now: () => new Date() };
   } catch (e) {
-    await db.close();
+    await db.close().catch(() => undefined);
+    // Lost between migrating and unlocking the keys: still worth waiting for (serve retries 'unavailable').
+    if (!(e instanceof SignetError) && isDatabaseUnavailable(e)) {
+      throw new SignetError('unavailable', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+    }
     throw e;
   }
 }

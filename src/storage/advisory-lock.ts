@@ -13,6 +13,7 @@ export const lockKey = (name: string): string => (BigInt('0x' + createHash('sha2
 export async function withAdvisoryLock<T>(target: DatabaseTarget, name: string, fn: () => Promise<T>): Promise<T> {
   if (target.provider !== 'postgresql') return fn();
   const client = new pg.Client({ connectionString: target.location });
+  client.on('error', () => undefined); // a dropped connection fails fn's caller, not the process
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(name)]);

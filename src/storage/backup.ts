@@ -29,7 +29,16 @@ export const BACKUP_TABLES = [
   { model: 'ApiToken', delegate: 'apiToken', key: 'id', unique: 'id' },
   { model: 'AuditEvent', delegate: 'auditEvent', key: 'seq', unique: 'seq' },
   { model: 'Setting', delegate: 'setting', key: 'key', unique: 'key' },
+  // ACME state. Replay nonces (AcmeNonce) are deliberately left out: they live for minutes.
+  { model: 'AcmeAccount', delegate: 'acmeAccount', key: 'createdAt', unique: 'id' },
+  { model: 'AcmeOrder', delegate: 'acmeOrder', key: 'createdAt', unique: 'id' },
+  { model: 'AcmeAuthorization', delegate: 'acmeAuthorization', key: 'createdAt', unique: 'id' },
+  { model: 'AcmeChallenge', delegate: 'acmeChallenge', key: 'createdAt', unique: 'id' },
+  { model: 'AcmeEabKey', delegate: 'acmeEabKey', key: 'createdAt', unique: 'id' },
 ] as const;
+
+/** Tables that are not backed up, on purpose (every other table must be in BACKUP_TABLES). */
+export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce'] as const;
 
 export interface BackupHeader { format: string; version: number; createdAt: string; provider: string; migrations: string[]; kekId: string | null }
 export interface BackupTrailer { end: true; counts: Record<string, number> }
@@ -40,7 +49,7 @@ const encode = (row: Record<string, unknown>) => JSON.stringify(row, (_k, v: unk
   if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
   return v; // Dates arrive here already as ISO strings (Date.prototype.toJSON)
 });
-const DATE_FIELDS = /^(createdAt|notBefore|notAfter|revokedAt|invalidityDate|statusChangedAt|thisUpdate|nextUpdate|expiresAt|lastUsedAt|time)$/;
+const DATE_FIELDS = /^(createdAt|notBefore|notAfter|revokedAt|invalidityDate|statusChangedAt|thisUpdate|nextUpdate|expiresAt|expires|validated|lastUsedAt|time)$/;
 function decode(line: string): Record<string, unknown> {
   return JSON.parse(line, (k, v: unknown) => {
     if (v && typeof v === 'object' && '$bigint' in v) return BigInt((v as { $bigint: string }).$bigint);
@@ -100,10 +109,21 @@ export async function writeBackup(db: Db, file: string, header: Omit<BackupHeade
   }
 }
 
+/** A gzip failure, said precisely: no gzip header at all means some other kind of file. */
+function unreadable(file: string, e: Error): SignetError {
+  if (/incorrect header check/.test(e.message)) return new SignetError('bad-request', `${file} is not a Signet backup (it is not a gzip file); nothing was restored`);
+  return new SignetError('bad-request', `backup file ${file} is truncated or corrupted (${e.message}); nothing was restored`);
+}
+
 async function* lines(file: string): AsyncGenerator<string> {
-  const input = createReadStream(file).pipe(createGunzip());
+  const source = createReadStream(file);
+  const input = source.pipe(createGunzip());
   const rl = createInterface({ input, crlfDelay: Infinity });
-  const failed = new Promise<never>((_, reject) => input.on('error', (e) => reject(new SignetError('bad-request', `backup file ${file} is truncated or corrupted (${e.message})`))));
+  const failed = new Promise<never>((_, reject) => {
+    // pipe() does not forward the source's errors: a missing or unreadable file must be said, not crash.
+    source.on('error', (e: NodeJS.ErrnoException) => reject(new SignetError('bad-request', e.code === 'ENOENT' ? `backup file ${file} does not exist` : `backup file ${file} could not be read: ${e.message}`)));
+    input.on('error', (e) => reject(unreadable(file, e)));
+  });
   failed.catch(() => undefined);
   const it = rl[Symbol.asyncIterator]();
   for (;;) {
@@ -145,9 +165,7 @@ export async function validateBackup(file: string): Promise<ValidatedBackup> {
     if (e instanceof SyntaxError) throw new SignetError('bad-request', `backup file ${file} is corrupted (line ${n + 1} is not JSON)`);
     const code = (e as NodeJS.ErrnoException).code ?? '';
     if (code === 'ENOENT') throw new SignetError('bad-request', `backup file ${file} does not exist`);
-    if (code.startsWith('Z_') || /unexpected end of file|incorrect header check/.test((e as Error).message)) {
-      throw new SignetError('bad-request', `backup file ${file} is truncated or corrupted (${(e as Error).message}); nothing was restored`);
-    }
+    if (code.startsWith('Z_') || /unexpected end of file|incorrect header check/.test((e as Error).message)) throw unreadable(file, e as Error);
     throw new SignetError('bad-request', `backup file ${file} could not be read: ${(e as Error).message}`);
   }
   if (!header) throw new SignetError('bad-request', `backup file ${file} is empty`);
@@ -174,11 +192,16 @@ export async function restoreRows(tx: Tx, file: string, onProgress?: (rows: numb
     onProgress?.(total);
     batch.set(model, []);
   };
+  let current: string | undefined;
   for await (const line of lines(file)) {
     if (order++ === 0) continue;
     const obj = decode(line);
     if ((obj as { end?: boolean }).end) break;
     const { t, r } = obj as { t: string; r: Record<string, unknown> };
+    // Tables come parents first: finish one before the next, or a full batch of children
+    // (certificates) would be inserted before the rest of their parents (CAs) and break a foreign key.
+    if (current !== undefined && t !== current) await flush(current);
+    current = t;
     const rows = batch.get(t) ?? [];
     rows.push(r);
     batch.set(t, rows);

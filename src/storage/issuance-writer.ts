@@ -70,9 +70,13 @@ function sqliteWriter(file: string): IssuanceWriter {
 
 function postgresWriter(url: string): IssuanceWriter {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // A dropped connection must fail the request in flight (503), not crash the process.
+  pool.on('error', () => undefined);
+  const swallow = () => undefined;
   return {
     async write(certs, buildAudit) {
       const client = await pool.connect();
+      client.on('error', swallow);
       try {
         await client.query('BEGIN');
         await client.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
@@ -101,6 +105,7 @@ function postgresWriter(url: string): IssuanceWriter {
         await client.query('ROLLBACK').catch(() => undefined);
         throw e;
       } finally {
+        client.off('error', swallow);
         client.release();
       }
     },

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { SignetError } from '../errors.js';
 import type { DatabaseTarget } from './database-url.js';
 import { MIGRATIONS_DIR } from './paths.js';
+import { isDatabaseUnavailable } from './unavailable.js';
 
 export interface Migration { name: string; sql: string; checksum: string }
 export interface MigrationResult { applied: string[]; alreadyApplied: string[] }
@@ -102,6 +103,7 @@ function migrateSqlite(file: string, migrations: Migration[]): MigrationResult {
 
 async function migratePostgres(url: string, migrations: Migration[]): Promise<MigrationResult> {
   const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined); // surfaces as a failed query instead of crashing the process
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
@@ -119,7 +121,8 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Mi
             [randomUUID(), m.checksum, m.name, started]);
           await client.query('COMMIT');
         } catch (e) {
-          await client.query('ROLLBACK');
+          await client.query('ROLLBACK').catch(() => undefined);
+          if (isDatabaseUnavailable(e)) throw e; // lost connection: the caller retries
           throw new SignetError('internal', `migration ${m.name} failed and was rolled back: ${(e as Error).message}`, { cause: e });
         }
       }
