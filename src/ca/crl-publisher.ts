@@ -52,7 +52,13 @@ export class CrlPublisher {
     const now = this.ctx.now().getTime();
     for (const { id } of cas) {
       const last = await this.ctx.db.prisma.crl.findFirst({ where: { caId: id }, orderBy: { number: 'desc' }, select: { thisUpdate: true, nextUpdate: true } });
-      if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) await this.publish(id);
+      if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) { await this.publish(id); continue; }
+      // A replica that died with a publication pending leaves a revocation newer than the newest
+      // CRL; any replica catches it here (the margin covers commits later than their timestamp).
+      const since = new Date(last.thisUpdate.getTime() - 5_000);
+      const changed = (await this.ctx.db.prisma.certificate.findFirst({ where: { caId: id, statusChangedAt: { gte: since } }, select: { serial: true } }))
+        ?? (await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: id, revokedAt: { gte: since } }, select: { id: true } }));
+      if (changed && !this.pending.has(id)) await this.publish(id);
     }
   }
 
