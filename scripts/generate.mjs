@@ -7,8 +7,14 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync(process.execPath, [join(root, 'scripts/build-schemas.mjs'), '--check'], { stdio: 'inherit' });
 for (const provider of ['sqlite', 'postgresql']) {
-  execFileSync(join(root, 'node_modules/.bin/prisma'), ['generate', '--no-hints'], {
-    cwd: root, stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
-  });
+  try {
+    execFileSync(join(root, 'node_modules/.bin/prisma'), ['generate', '--no-hints'], {
+      cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8',
+      env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
+    });
+  } catch (e) {
+    // Prisma is chatty on success; only a failure is worth showing.
+    process.stderr.write(`prisma generate (${provider}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    process.exit(1);
+  }
 }
