@@ -29,7 +29,7 @@ program.command('migrate')
   .action(async () => {
     const { config } = cliEnv();
     prepareDataDir(config.dataDir);
-    const r = await migrate(resolveDatabase(config.DATABASE_URL, config.dataDir));
+    const r = await migrate(resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS));
     process.stdout.write(r.applied.length ? `applied ${r.applied.join(', ')}\n` : 'database is up to date\n');
   });
 

@@ -21,6 +21,7 @@ export const SETTINGS = {
   SIGNET_PUBLIC_URL: { schema: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(), doc: 'Base of the URLs written into certificates (AIA, CRL DP). Default http://127.0.0.1:<port>.' },
   SIGNET_MASTER_KEY: { schema: z.string().optional(), doc: 'Key-encryption key, base64 of 32 bytes. If unset, <data>/master.key (0600) is created on first start and used.' },
   DATABASE_URL: { schema: z.string().optional(), doc: 'postgresql://… for PostgreSQL, or file:<path> for SQLite. Default: SQLite at <data>/signet.db.' },
+  SIGNET_SQLITE_SYNCHRONOUS: { schema: z.enum(['full', 'normal']).default('full'), doc: 'SQLite durability: full syncs every commit to disk (survives power loss); normal survives a process crash (kill -9) but may lose the last commits on power loss, and is much faster.' },
   SIGNET_LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level.' },
   SIGNET_ROOT_SUBJECT: { schema: z.string().default('CN=Signet Root CA,O=Signet'), doc: 'Subject DN of the root created on first start.' },
   SIGNET_ROOT_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p384'), doc: `Root key algorithm: ${KEY_ALGORITHMS.join(', ')}.` },

@@ -43,7 +43,7 @@ function restoreKek(config: Config, expected: string | null): Buffer | null {
 
 export async function restore(config: Config, log: Logger, file: string, onProgress?: (rows: number, total: number) => void) {
   const v = await validateBackup(file);
-  const target = resolveDatabase(config.DATABASE_URL, config.dataDir);
+  const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   const known = new Set(loadMigrations(target.provider).map((m) => m.name));
   const unknown = v.header.migrations.filter((m) => !known.has(m));
   if (unknown.length) throw new SignetError('bad-request', `the backup comes from a newer Signet (migration ${unknown[0]} is unknown here); restore it with that version`);

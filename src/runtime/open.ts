@@ -36,7 +36,7 @@ export interface OpenOptions { migrate?: boolean }
 
 export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
   prepareDataDir(config.dataDir);
-  const target = resolveDatabase(config.DATABASE_URL, config.dataDir);
+  const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   if (opts.migrate !== false) {
     let result;
     try { result = await migrate(target); } catch (e) {

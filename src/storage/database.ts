@@ -28,13 +28,13 @@ export interface Database {
 
 export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
 
-async function openSqlite(file: string): Promise<Db> {
+async function openSqlite(file: string, sync: 'full' | 'normal'): Promise<Db> {
   const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000 }) });
   // WAL lets readers (OCSP, inventory) run while a writer commits; the busy timeout makes a
   // second process (the CLI next to a running server) wait for the write lock instead of failing.
   await client.$queryRawUnsafe('PRAGMA journal_mode = WAL');
   await client.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
-  await client.$queryRawUnsafe('PRAGMA synchronous = FULL');
+  await client.$queryRawUnsafe(`PRAGMA synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
   return client;
 }
 
@@ -45,8 +45,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     // Two connections: the better-sqlite3 adapter holds one connection for the whole of an
     // interactive transaction, so reads sharing it would queue behind every commit (and its
     // fsync). Under WAL a second connection reads the last committed state without waiting.
-    writer = await openSqlite(target.location);
-    prisma = await openSqlite(target.location);
+    writer = await openSqlite(target.location, target.sqliteSynchronous ?? 'full');
+    prisma = await openSqlite(target.location, target.sqliteSynchronous ?? 'full');
   } else {
     const adapter = new PrismaPg({ connectionString: target.location, max: 10 });
     prisma = new PostgresClient({ adapter }) as unknown as Db;

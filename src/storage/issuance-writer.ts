@@ -40,14 +40,14 @@ const sqliteTime = (d: Date) => d.toISOString().replace('Z', '+00:00');
 const pgTime = (d: Date) => d.toISOString().replace('Z', '');
 
 export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
-  return target.provider === 'sqlite' ? sqliteWriter(target.location) : postgresWriter(target.location);
+  return target.provider === 'sqlite' ? sqliteWriter(target.location, target.sqliteSynchronous ?? 'full') : postgresWriter(target.location);
 }
 
-function sqliteWriter(file: string): IssuanceWriter {
+function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
