@@ -73,7 +73,9 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter) {
   if (subjectQ) and.push({ subject: substring(ctx, subjectQ) });
   if (sanQ) and.push({ sanText: substring(ctx, sanQ) });
   if (f.expiresBefore) and.push({ notAfter: { lt: f.expiresBefore } });
-  const after = (c: { createdAt: Date; serial: string }) => ({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, serial: { lt: c.serial } }] });
+  // The redundant createdAt <= bound gives the planner a range on the (createdAt, serial) index
+  // to seek, so a page deep in the table costs what the first one does.
+  const after = (c: { createdAt: Date; serial: string }) => ({ createdAt: { lte: c.createdAt }, OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, serial: { lt: c.serial } }] });
   // The database narrows; the exact literal, case-insensitive substring test is made here (see substring()).
   const matches = (r: { subject: string; sanText: string }) => (!subjectQ || r.subject.toLowerCase().includes(subjectQ)) && (!sanQ || r.sanText.includes(sanQ));
   const found: (Row & { sanText: string })[] = [];
