@@ -12,7 +12,8 @@ import type { Signer } from '../pki/keys.js';
 import { bytes } from '../storage/bytes.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
-import { appendAudit } from './audit.js';
+import { chainRows, HEAD_KEY } from './audit.js';
+import { streamRevoked } from '../storage/revoked-rows.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 
@@ -20,7 +21,7 @@ export interface PublishedCrl { caId: string; number: bigint; thisUpdate: Date; 
 
 export interface CrlOptions { validityHours: number; coalesceMs: number }
 
-const BATCH = 5000;
+const BATCH = 10_000;
 const KEEP = 5;
 
 export class CrlPublisher {
@@ -108,10 +109,9 @@ export class CrlPublisher {
       distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: expected + 16,
     });
     const tight = Buffer.from(der);
-    await this.ctx.db.transaction(async (tx) => {
-      await tx.crl.create({ data: { id: randomUUID(), caId, number, thisUpdate, nextUpdate, der: bytes(tight), entries: count } });
-      await tx.crl.deleteMany({ where: { caId, number: { lte: number - BigInt(KEEP) } } });
-      await appendAudit(tx, { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } });
+    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der: tight, entries: count, keep: KEEP }, (head) => {
+      const rows = chainRows(head, [{ actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } }]);
+      return { rows, headKey: HEAD_KEY, headValue: `${rows[0]!.seq}:${rows[0]!.hash}` };
     });
     const crl = { caId, number, thisUpdate, nextUpdate, der: tight, entries: count };
     const cur = this.served.get(caId);
@@ -122,16 +122,8 @@ export class CrlPublisher {
 
   /** Revoked leaves of the CA, then revoked child CAs; expired certificates leave the CRL. */
   private async *entries(caId: string, now: Date, seen: () => void): AsyncGenerator<CrlEntry[]> {
-    let after = '';
-    for (;;) {
-      const rows = await this.ctx.db.prisma.certificate.findMany({
-        where: { caId, status: { in: ['revoked', 'hold'] }, notAfter: { gt: now }, serial: { gt: after } },
-        orderBy: { serial: 'asc' }, take: BATCH, select: { serial: true, revokedAt: true, revocationReason: true, invalidityDate: true },
-      });
-      if (!rows.length) break;
-      after = rows[rows.length - 1]!.serial;
-      yield rows.map((r) => { seen(); return toEntry(r); });
-      if (rows.length < BATCH) break;
+    for await (const rows of streamRevoked(this.ctx.db.target, caId, now, BATCH)) {
+      yield rows.map((r) => { seen(); return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate }); });
     }
     const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { serial: true, revokedAt: true, revocationReason: true } });
     if (children.length) yield children.map((c) => { seen(); return toEntry({ ...c, invalidityDate: null }); });

@@ -12,7 +12,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
-import { Extensions, type SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { Extensions } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { readHeader } from './der.js';
 import { describeKey, OID, verifySignature } from './keys.js';
@@ -45,6 +45,22 @@ const malformed = (why: string) => badCsr(`truncated or malformed DER: ${why}`);
 
 export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const der = toDer(input);
+  // The fast path handles the common well-formed request; anything else (including every
+  // refusal) goes through the full parser, so error details and edge cases are unchanged.
+  return parseDerFast(der) ?? parseDerFull(der);
+}
+
+/** The full (schema-based) parser. Same result as parseCsr; exported for the equivalence tests. */
+export function parseCsrFull(input: string | Uint8Array): ParsedCsr {
+  return parseDerFull(toDer(input));
+}
+
+/** The fast path alone: null where parseCsr would defer to the full parser. For the equivalence tests. */
+export function parseCsrFast(input: string | Uint8Array): ParsedCsr | null {
+  return parseDerFast(toDer(input));
+}
+
+function parseDerFull(der: Buffer): ParsedCsr {
   const parts = splitStructure(der);
 
   let csr: CertificationRequest;
@@ -56,7 +72,8 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const info = csr.certificationRequestInfo;
   if (info.version !== 0) throw badCsr(`CSR version ${info.version} is not supported (PKCS#10 v1 is encoded as 0)`);
 
-  const { publicKey, keyAlgorithm } = checkKey(info.subjectPKInfo, parts.spki);
+  const spki = info.subjectPKInfo;
+  const { publicKey, keyAlgorithm } = checkKey(spki.algorithm.algorithm, spki.algorithm.parameters ? new Uint8Array(spki.algorithm.parameters) : null, parts.spki);
 
   const sigOid = csr.signatureAlgorithm.algorithm;
   checkSignatureAlgorithm(sigOid, parts.sigParams, publicKey, keyAlgorithm);
@@ -66,17 +83,216 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
 
   const subject = readSubject(parts.name);
   const { sans, requestedExtensions } = readExtensions(info.attributes ?? []);
+  return result(der, subject, parts.name, sans, publicKey, parts.spki, keyAlgorithm, requestedExtensions);
+}
 
+function result(der: Buffer, subject: { commonName?: string; dn: string }, name: Uint8Array, sans: SanEntry[], publicKey: KeyObject,
+  spki: Uint8Array, keyAlgorithm: string, requestedExtensions: string[]): ParsedCsr {
   return {
     der,
-    subject: { ...(subject.commonName === undefined ? {} : { commonName: subject.commonName }), dn: subject.dn, nameDer: Buffer.from(parts.name) },
+    subject: { ...(subject.commonName === undefined ? {} : { commonName: subject.commonName }), dn: subject.dn, nameDer: Buffer.from(name) },
     sans,
     publicKey,
-    spkiDer: Buffer.from(parts.spki),
+    spkiDer: Buffer.from(spki),
     keyAlgorithm,
     requestedExtensions,
     sha256: createHash('sha256').update(der).digest('hex'),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path: strict DER walk for the common case. Returns null (never throws) whenever the input
+// is anything but plain, well-formed DER this path fully understands, or whenever any check
+// would refuse it; parseDerFull then produces the result or the exact refusal.
+
+/** A strict DER element view: single-byte tag, minimal definite length. */
+interface El { tag: number; start: number; body: number; end: number }
+
+function el(buf: Uint8Array, off: number, end: number): El | null {
+  if (off + 2 > end) return null;
+  const tag = buf[off]!;
+  if ((tag & 0x1f) === 0x1f) return null; // high tag numbers: not in any structure read here
+  const h = readHeader(buf, off);
+  const l1 = buf[off + 1]!;
+  if (l1 & 0x80) {
+    // Minimal long form only: no leading zero byte, and only for lengths of 128 or more.
+    if (buf[off + 2] === 0 || h.length < 0x80) return null;
+  }
+  const body = off + h.headerLength;
+  const stop = body + h.length;
+  if (stop > end) return null;
+  return { tag, start: off, body, end: stop };
+}
+
+/** Children of a constructed element, all strict DER, exactly filling it. */
+function kids(buf: Uint8Array, parent: El): El[] | null {
+  const out: El[] = [];
+  for (let off = parent.body; off < parent.end;) {
+    const c = el(buf, off, parent.end);
+    if (!c) return null;
+    out.push(c);
+    off = c.end;
+  }
+  return out;
+}
+
+/** OID text from a strict encoding (minimal arcs, each below 2^32); null otherwise. */
+function fastOid(buf: Uint8Array, e: El): string | null {
+  if (e.tag !== 0x06 || e.end === e.body) return null;
+  let out = '';
+  let v = 0;
+  let first = true;
+  let startOfArc = true;
+  for (let i = e.body; i < e.end; i++) {
+    const b = buf[i]!;
+    if (startOfArc && b === 0x80) return null;
+    v = v * 128 + (b & 0x7f);
+    if (v > 0xffffffff) return null;
+    if (b & 0x80) { startOfArc = false; continue; }
+    if (first) {
+      out = v < 40 ? `0.${v}` : v < 80 ? `1.${v - 40}` : `2.${v - 80}`;
+      first = false;
+    } else out += `.${v}`;
+    v = 0;
+    startOfArc = true;
+  }
+  return startOfArc ? out : null;
+}
+
+const sameBytes = (buf: Uint8Array, e: El, bytes: readonly number[]): boolean =>
+  e.end - e.start === bytes.length && bytes.every((b, i) => buf[e.start + i] === b);
+
+const STRING_TAGS = new Set([0x0c, 0x13, 0x16]);
+
+function parseDerFast(der: Buffer): ParsedCsr | null {
+  try {
+    const outer = el(der, 0, der.length);
+    if (!outer || outer.tag !== 0x30 || outer.end !== der.length) return null;
+    const top = kids(der, outer);
+    if (!top || top.length !== 3) return null;
+    const [infoE, algE, sigE] = top as [El, El, El];
+    if (infoE.tag !== 0x30 || algE.tag !== 0x30 || sigE.tag !== 0x03) return null;
+
+    const infoParts = kids(der, infoE);
+    if (!infoParts || infoParts.length < 3 || infoParts.length > 4) return null;
+    const [verE, nameE, spkiE, attrsE] = infoParts as [El, El, El, El | undefined];
+    if (!sameBytes(der, verE, [0x02, 0x01, 0x00])) return null;
+
+    // subjectPublicKeyInfo
+    if (spkiE.tag !== 0x30) return null;
+    const spkiParts = kids(der, spkiE);
+    if (!spkiParts || spkiParts.length !== 2 || spkiParts[0]!.tag !== 0x30 || spkiParts[1]!.tag !== 0x03) return null;
+    if (spkiParts[1]!.end - spkiParts[1]!.body < 2 || der[spkiParts[1]!.body] !== 0) return null;
+    const keyAlg = kids(der, spkiParts[0]!);
+    if (!keyAlg || keyAlg.length < 1 || keyAlg.length > 2) return null;
+    const keyOid = fastOid(der, keyAlg[0]!);
+    if (keyOid === null) return null;
+    const kp = keyAlg[1];
+    let keyParams: Uint8Array | null = null;
+    if (keyOid === OID.ecPublicKey) {
+      if (!kp || kp.tag !== 0x06) return null;
+      keyParams = der.subarray(kp.start, kp.end);
+    } else if (keyOid === OID.ed25519) {
+      if (kp) return null;
+    } else if (keyOid === OID.rsaEncryption) {
+      if (!kp || !sameBytes(der, kp, [0x05, 0x00])) return null;
+    } else return null;
+
+    // signatureAlgorithm and signature
+    const sigAlgParts = kids(der, algE);
+    if (!sigAlgParts || sigAlgParts.length < 1 || sigAlgParts.length > 2) return null;
+    const sigOid = fastOid(der, sigAlgParts[0]!);
+    if (sigOid === null || !SIG_ALGS[sigOid]) return null;
+    const sp = sigAlgParts[1];
+    if (sp && !sameBytes(der, sp, [0x05, 0x00])) return null;
+    if (sigE.end - sigE.body < 1 || der[sigE.body] !== 0) return null;
+
+    // subject: plain strings under known short names, at most one CN
+    if (nameE.tag !== 0x30) return null;
+    const rdns = kids(der, nameE);
+    if (!rdns) return null;
+    for (const rdn of rdns) {
+      if (rdn.tag !== 0x31) return null;
+      const atvs = kids(der, rdn);
+      if (!atvs || atvs.length !== 1) return null;
+      const atv = atvs[0]!;
+      if (atv.tag !== 0x30) return null;
+      const tv = kids(der, atv);
+      if (!tv || tv.length !== 2) return null;
+      const type = fastOid(der, tv[0]!);
+      if (type === null || !SHORT_NAMES[type] || !STRING_TAGS.has(tv[1]!.tag)) return null;
+    }
+
+    // attributes: none, or exactly one extensionRequest with one value
+    let sans: SanEntry[] = [];
+    const requestedExtensions: string[] = [];
+    if (attrsE) {
+      if (attrsE.tag !== 0xa0) return null;
+      const attrs = kids(der, attrsE);
+      if (!attrs || attrs.length > 1) return null;
+      if (attrs.length === 1) {
+        const a = attrs[0]!;
+        if (a.tag !== 0x30) return null;
+        const ap = kids(der, a);
+        if (!ap || ap.length !== 2 || fastOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
+        const values = kids(der, ap[1]!);
+        if (!values || values.length !== 1 || values[0]!.tag !== 0x30) return null;
+        const exts = kids(der, values[0]!);
+        if (!exts) return null;
+        for (const ext of exts) {
+          if (ext.tag !== 0x30) return null;
+          const ep = kids(der, ext);
+          if (!ep || ep.length < 2 || ep.length > 3) return null;
+          const oid = fastOid(der, ep[0]!);
+          if (oid === null || requestedExtensions.includes(oid)) return null;
+          if (ep.length === 3 && !sameBytes(der, ep[1]!, [0x01, 0x01, 0xff])) return null;
+          const value = ep[ep.length - 1]!;
+          if (value.tag !== 0x04) return null;
+          requestedExtensions.push(oid);
+          if (oid === OID_SAN) {
+            const s = fastSans(der, value);
+            if (!s) return null;
+            sans = s;
+          }
+        }
+      }
+    }
+
+    const spki = der.subarray(spkiE.start, spkiE.end);
+    const { publicKey, keyAlgorithm } = checkKey(keyOid, keyParams, spki);
+    checkSignatureAlgorithm(sigOid, sp ? der.subarray(sp.start, sp.end) : null, publicKey, keyAlgorithm);
+    if (!verifySignature(sigOid, publicKey, der.subarray(infoE.start, infoE.end), der.subarray(sigE.body + 1, sigE.end))) return null;
+    const name = der.subarray(nameE.start, nameE.end);
+    const subject = readSubject(name);
+    return result(der, subject, name, sans, publicKey, spki, keyAlgorithm, requestedExtensions);
+  } catch {
+    return null;
+  }
+}
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** SAN entries of the four issuable forms; null for anything else (readSans then explains). */
+function fastSans(buf: Uint8Array, octets: El): SanEntry[] | null {
+  const seq = el(buf, octets.body, octets.end);
+  if (!seq || seq.tag !== 0x30 || seq.start !== octets.body || seq.end !== octets.end) return null;
+  const names = kids(buf, seq);
+  if (!names || names.length === 0) return null;
+  const out: SanEntry[] = [];
+  for (const gn of names) {
+    const c = buf.subarray(gn.body, gn.end);
+    switch (gn.tag) {
+      case 0x81: out.push({ type: 'email', value: utf8Fatal.decode(c) }); break;
+      case 0x82: out.push({ type: 'dns', value: utf8Fatal.decode(c) }); break;
+      case 0x86: out.push({ type: 'uri', value: utf8Fatal.decode(c) }); break;
+      case 0x87:
+        if (c.length !== 4 && c.length !== 16) return null;
+        out.push({ type: 'ip', value: formatIp(c) });
+        break;
+      default: return null;
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,9 +413,7 @@ const OTHER_KEYS: Record<string, string> = {
  * Refuses unsupported keys by name before node:crypto sees them: node may not know a curve at
  * all (and then reports only "unsupported"), and an operator needs to read which curve it was.
  */
-function checkKey(spki: SubjectPublicKeyInfo, spkiDer: Uint8Array): { publicKey: KeyObject; keyAlgorithm: string } {
-  const alg = spki.algorithm.algorithm;
-  const params = spki.algorithm.parameters ? new Uint8Array(spki.algorithm.parameters) : null;
+function checkKey(alg: string, params: Uint8Array | null, spkiDer: Uint8Array): { publicKey: KeyObject; keyAlgorithm: string } {
   if (alg === OID.ecPublicKey) {
     if (!params || params[0] !== 0x06) {
       throw badKey(params && params[0] === 0x30

@@ -25,8 +25,12 @@ export interface AuditRecord {
 
 export type BuildAudit = (head: { seq: number; hash: string } | null) => { rows: AuditRecord[]; headKey: string; headValue: string };
 
+export interface CrlRecord { id: string; caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number; keep: number }
+
 export interface IssuanceWriter {
   write(certs: CertificateRecord[], buildAudit: BuildAudit): Promise<void>;
+  /** Stores a CRL (tens of MB for a large CA: kept off Prisma's per-value encoding), prunes old ones, audits. */
+  writeCrl(crl: CrlRecord, buildAudit: BuildAudit): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,25 +65,63 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   });
+  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
+  const appendAudit = (buildAudit: BuildAudit) => {
+    const audit = buildAudit((head.get() as { seq: number; hash: string } | undefined) ?? null);
+    for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
+    setHead.run(audit.headKey, audit.headValue);
+  };
+  const runCrl = db.transaction((c: CrlRecord, buildAudit: BuildAudit) => {
+    insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), c.der, c.entries, sqliteTime(new Date()));
+    pruneCrl.run(c.caId, c.number - BigInt(c.keep));
+    appendAudit(buildAudit);
+  });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
     async write(certs, buildAudit) { run.immediate(certs, buildAudit); },
+    async writeCrl(crl, buildAudit) { runCrl.immediate(crl, buildAudit); },
     async close() { db.close(); },
   };
 }
 
 function postgresWriter(url: string): IssuanceWriter {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const appendAudit = async (client: pg.PoolClient, buildAudit: BuildAudit) => {
+    const h = await client.query<{ seq: number; hash: string }>('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
+    const audit = buildAudit(h.rows[0] ?? null);
+    const aparams: unknown[] = [];
+    const avalues = audit.rows.map((a) => {
+      const row = [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash];
+      const start = aparams.length;
+      aparams.push(...row);
+      return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`;
+    });
+    await client.query(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES ${avalues.join(', ')}`, aparams);
+    await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);
+  };
+  const inTransaction = async (fn: (client: pg.PoolClient) => Promise<void>) => {
+    const client = await pool.connect();
+    client.on('error', swallow);
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
+      await fn(client);
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.off('error', swallow);
+      client.release();
+    }
+  };
   // A dropped connection must fail the request in flight (503), not crash the process.
   pool.on('error', () => undefined);
   const swallow = () => undefined;
   return {
     async write(certs, buildAudit) {
-      const client = await pool.connect();
-      client.on('error', swallow);
-      try {
-        await client.query('BEGIN');
-        await client.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
+      await inTransaction(async (client) => {
         const params: unknown[] = [];
         const values = certs.map((c) => {
           const row = [c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, pgTime(c.notBefore), pgTime(c.notAfter),
@@ -89,25 +131,16 @@ function postgresWriter(url: string): IssuanceWriter {
           return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`;
         });
         await client.query(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES ${values.join(', ')}`, params);
-        const h = await client.query<{ seq: number; hash: string }>('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
-        const audit = buildAudit(h.rows[0] ?? null);
-        const aparams: unknown[] = [];
-        const avalues = audit.rows.map((a) => {
-          const row = [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash];
-          const start = aparams.length;
-          aparams.push(...row);
-          return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`;
-        });
-        await client.query(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES ${avalues.join(', ')}`, aparams);
-        await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);
-        await client.query('COMMIT');
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw e;
-      } finally {
-        client.off('error', swallow);
-        client.release();
-      }
+        await appendAudit(client, buildAudit);
+      });
+    },
+    async writeCrl(c, buildAudit) {
+      await inTransaction(async (client) => {
+        await client.query('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+          [c.id, c.caId, c.number.toString(), pgTime(c.thisUpdate), pgTime(c.nextUpdate), c.der, c.entries, pgTime(new Date())]);
+        await client.query('DELETE FROM "Crl" WHERE "caId" = $1 AND "number" <= $2', [c.caId, (c.number - BigInt(c.keep)).toString()]);
+        await appendAudit(client, buildAudit);
+      });
     },
     async close() { await pool.end(); },
   };

@@ -1,0 +1,161 @@
+/**
+ * The DER-walking fast path of parseCsr must give exactly what the full parser gives: the same
+ * ParsedCsr for every accepted request, and the same refusal (type and detail) for every other.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { SignetError } from '../src/errors.js';
+import { bitString, booleanTrue, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from '../src/pki/der.js';
+import { signerFor } from '../src/pki/keys.js';
+import { parseCsr, parseCsrFast, parseCsrFull, type ParsedCsr } from '../src/pki/csr.js';
+import { basicConstraints, EXT } from '../src/pki/extensions.js';
+import { encodeSan } from '../src/pki/leaf-template.js';
+import type { SanEntry } from '../src/pki/names.js';
+
+const fixtureDir = new URL('../certs-fixtures/', import.meta.url);
+
+type Outcome = { ok: true; value: unknown } | { ok: false; ctor: string; type?: string; detail?: string; message: string };
+
+const comparable = (r: ParsedCsr) => ({ ...r, publicKey: r.publicKey.export({ format: 'der', type: 'spki' }).toString('hex') });
+
+function run(fn: () => ParsedCsr): Outcome {
+  try {
+    return { ok: true, value: comparable(fn()) };
+  } catch (e) {
+    const err = e as Error;
+    return e instanceof SignetError
+      ? { ok: false, ctor: err.constructor.name, type: e.type, detail: e.detail, message: err.message }
+      : { ok: false, ctor: err.constructor.name, message: err.message };
+  }
+}
+
+/** Both paths agree; returns whether the fast path handled the input by itself. */
+function assertSame(input: string | Uint8Array, label: string): boolean {
+  const full = run(() => parseCsrFull(input));
+  const combined = run(() => parseCsr(input));
+  assert.deepEqual(combined, full, label);
+  let fast: ParsedCsr | null = null;
+  try { fast = parseCsrFast(input); } catch { /* toDer refusals are shared by both paths */ }
+  if (fast) {
+    assert.ok(full.ok, `${label}: fast path accepted what the full parser refuses`);
+    assert.deepEqual(comparable(fast), full.value, label);
+  }
+  return fast !== null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A flexible CSR builder (the request is signed over exactly the info bytes given).
+
+interface Build {
+  key: KeyObject;
+  publicKey?: KeyObject;
+  name?: Buffer;
+  attributes?: Buffer[] | null;
+  version?: number;
+  trailing?: Buffer;
+}
+
+const extensionRequest = (...exts: Buffer[]) => sequence(objectIdentifier('1.2.840.113549.1.9.14'), set(sequence(...exts)));
+const ext = (oid: string, critical: boolean, value: Buffer) => critical ? sequence(objectIdentifier(oid), booleanTrue, octetString(value)) : sequence(objectIdentifier(oid), octetString(value));
+const san = (sans: SanEntry[], critical = false) => ext(EXT.subjectAltName, critical, encodeSan(sans));
+const rdn = (oid: string, value: string, tag = 0x0c) => set(sequence(objectIdentifier(oid), tlv(tag, Buffer.from(value, tag === 0x1e ? 'utf16le' : 'utf8'))));
+const nameOf = (...rdns: Buffer[]) => sequence(...rdns);
+const CN = '2.5.4.3';
+
+function csr(b: Build): Buffer {
+  const signer = signerFor(b.key);
+  const spki = createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
+  const infoParts = [smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
+  if (b.attributes !== null) infoParts.push(tlv(0xa0, ...(b.attributes ?? [])));
+  const info = sequence(...infoParts);
+  const out = sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(signer.sign(info)));
+  return b.trailing ? Buffer.concat([out, b.trailing]) : out;
+}
+
+const keys = {
+  p256: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+  p384: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
+  rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+  ed25519: generateKeyPairSync('ed25519').privateKey,
+};
+
+const SANS: SanEntry[] = [
+  { type: 'dns', value: 'www.example.com' }, { type: 'dns', value: 'example.com' },
+  { type: 'ip', value: '10.0.0.1' }, { type: 'ip', value: '2001:db8::1' },
+  { type: 'email', value: 'ops@example.com' }, { type: 'uri', value: 'https://www.example.com/' },
+];
+
+test('fast and full parsers agree on every fixture', () => {
+  const files = readdirSync(fixtureDir).filter((f) => /\.(pem|der|txt)$/.test(f));
+  assert.ok(files.length > 20);
+  let fast = 0;
+  for (const f of files) {
+    const bytes = readFileSync(new URL(f, fixtureDir));
+    // As text (how the API receives PEM) and as bytes (how DER arrives).
+    if (assertSame(bytes, `${f} (bytes)`)) fast++;
+    if (!f.endsWith('.der')) assertSame(bytes.toString('latin1'), `${f} (text)`);
+  }
+  assert.ok(fast >= 5, `the fast path handled only ${fast} fixtures`);
+});
+
+test('fast and full parsers agree on freshly generated requests, and the fast path takes the common ones', () => {
+  const common: [string, Build][] = [];
+  for (const [alg, key] of Object.entries(keys)) {
+    common.push(
+      [`${alg} CN + SANs`, { key, attributes: [extensionRequest(san(SANS))] }],
+      [`${alg} CN only, no attributes`, { key, attributes: [] }],
+      [`${alg} CN only, attributes absent`, { key, attributes: null }],
+      [`${alg} SANs, empty subject`, { key, name: nameOf(), attributes: [extensionRequest(san([{ type: 'dns', value: 'a.example.com' }], true))] }],
+      [`${alg} CA:true requested`, { key, attributes: [extensionRequest(san(SANS.slice(0, 1)), basicConstraints(true))] }],
+      [`${alg} IP/email/URI SANs`, { key, attributes: [extensionRequest(san(SANS.slice(2)))] }],
+      [`${alg} O/OU/C subject`, { key, name: nameOf(rdn('2.5.4.6', 'DE', 0x13), rdn('2.5.4.10', 'Acme, Inc.'), rdn('2.5.4.11', '#ops+"x"'), rdn(CN, ' spaced ')), attributes: [] }],
+    );
+  }
+  for (const [label, b] of common) {
+    const der = csr(b);
+    assert.equal(assertSame(der, label), true, `${label}: expected the fast path to handle it`);
+    const pem = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    assertSame(pem, `${label} (PEM)`);
+    assertSame(der.toString('base64'), `${label} (base64)`);
+  }
+});
+
+test('fast and full parsers agree on unusual and refused requests', () => {
+  const key = keys.p256;
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const cases: [string, Buffer][] = [
+    ['trailing byte', csr({ key, trailing: Buffer.from([0]) })],
+    ['version 1', csr({ key, version: 1 })],
+    ['wrong key signs', csr({ key, publicKey: other })],
+    ['two CNs', csr({ key, name: nameOf(rdn(CN, 'a.example.com'), rdn(CN, 'b.example.com')) })],
+    ['multi-valued RDN', csr({ key, name: nameOf(set(sequence(objectIdentifier(CN), tlv(0x0c, Buffer.from('a'))), sequence(objectIdentifier('2.5.4.10'), tlv(0x0c, Buffer.from('o'))))) })],
+    ['BMPString CN', csr({ key, name: nameOf(rdn(CN, 'x', 0x1e)) })],
+    ['TeletexString O', csr({ key, name: nameOf(rdn('2.5.4.10', 'caf\u00e9', 0x14)) })],
+    ['unknown attribute type in subject', csr({ key, name: nameOf(rdn('1.2.3.4', 'v')) })],
+    ['challengePassword attribute', csr({ key, attributes: [sequence(objectIdentifier('1.2.840.113549.1.9.7'), set(tlv(0x0c, Buffer.from('pw'))))] })],
+    ['two extensionRequests', csr({ key, attributes: [extensionRequest(san(SANS)), extensionRequest(san(SANS))] })],
+    ['duplicate extension', csr({ key, attributes: [extensionRequest(san(SANS), san(SANS))] })],
+    ['empty SAN', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, sequence()))] })],
+    ['otherName SAN', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, sequence(tlv(0xa0, objectIdentifier('1.2.3'), tlv(0xa0, tlv(0x0c, Buffer.from('x')))))))] })],
+    ['3-byte iPAddress', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, sequence(tlv(0x87, Buffer.from([1, 2, 3])))))] })],
+    ['non-UTF-8 dNSName', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, sequence(tlv(0x82, Buffer.from([0xff, 0xfe])))))] })],
+    ['SAN with trailing bytes', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, Buffer.concat([encodeSan(SANS), Buffer.from([0])])))] })],
+    ['explicit critical FALSE', csr({ key, attributes: [extensionRequest(sequence(objectIdentifier(EXT.subjectAltName), tlv(0x01, Buffer.from([0])), octetString(encodeSan(SANS))))] })],
+  ];
+  for (const [label, der] of cases) assertSame(der, label);
+
+  // Every single-byte corruption of a small request: both paths still agree.
+  const base = csr({ key, attributes: [extensionRequest(san(SANS.slice(0, 3)))] });
+  for (let i = 0; i < base.length; i++) {
+    for (const delta of [1, 0x80]) {
+      const bad = Buffer.from(base);
+      bad[i] = (bad[i]! + delta) & 0xff;
+      assertSame(bad, `byte ${i} +${delta}`);
+    }
+  }
+  // Truncations.
+  for (let n = 1; n < base.length; n += 7) assertSame(base.subarray(0, n), `truncated to ${n}`);
+});
