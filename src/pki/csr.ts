@@ -15,6 +15,7 @@ import { CertificationRequest } from '@peculiar/asn1-csr';
 import { Extensions } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { readHeader } from './der.js';
+import { el, kids, strictOid, type El } from './der-strict.js';
 import { describeKey, OID, verifySignature } from './keys.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
 import { formatIp, type SanEntry } from './names.js';
@@ -105,59 +106,7 @@ function result(der: Buffer, subject: { commonName?: string; dn: string }, name:
 // is anything but plain, well-formed DER this path fully understands, or whenever any check
 // would refuse it; parseDerFull then produces the result or the exact refusal.
 
-/** A strict DER element view: single-byte tag, minimal definite length. */
-interface El { tag: number; start: number; body: number; end: number }
 
-function el(buf: Uint8Array, off: number, end: number): El | null {
-  if (off + 2 > end) return null;
-  const tag = buf[off]!;
-  if ((tag & 0x1f) === 0x1f) return null; // high tag numbers: not in any structure read here
-  const h = readHeader(buf, off);
-  const l1 = buf[off + 1]!;
-  if (l1 & 0x80) {
-    // Minimal long form only: no leading zero byte, and only for lengths of 128 or more.
-    if (buf[off + 2] === 0 || h.length < 0x80) return null;
-  }
-  const body = off + h.headerLength;
-  const stop = body + h.length;
-  if (stop > end) return null;
-  return { tag, start: off, body, end: stop };
-}
-
-/** Children of a constructed element, all strict DER, exactly filling it. */
-function kids(buf: Uint8Array, parent: El): El[] | null {
-  const out: El[] = [];
-  for (let off = parent.body; off < parent.end;) {
-    const c = el(buf, off, parent.end);
-    if (!c) return null;
-    out.push(c);
-    off = c.end;
-  }
-  return out;
-}
-
-/** OID text from a strict encoding (minimal arcs, each below 2^32); null otherwise. */
-function fastOid(buf: Uint8Array, e: El): string | null {
-  if (e.tag !== 0x06 || e.end === e.body) return null;
-  let out = '';
-  let v = 0;
-  let first = true;
-  let startOfArc = true;
-  for (let i = e.body; i < e.end; i++) {
-    const b = buf[i]!;
-    if (startOfArc && b === 0x80) return null;
-    v = v * 128 + (b & 0x7f);
-    if (v > 0xffffffff) return null;
-    if (b & 0x80) { startOfArc = false; continue; }
-    if (first) {
-      out = v < 40 ? `0.${v}` : v < 80 ? `1.${v - 40}` : `2.${v - 80}`;
-      first = false;
-    } else out += `.${v}`;
-    v = 0;
-    startOfArc = true;
-  }
-  return startOfArc ? out : null;
-}
 
 const sameBytes = (buf: Uint8Array, e: El, bytes: readonly number[]): boolean =>
   e.end - e.start === bytes.length && bytes.every((b, i) => buf[e.start + i] === b);
@@ -185,7 +134,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     if (spkiParts[1]!.end - spkiParts[1]!.body < 2 || der[spkiParts[1]!.body] !== 0) return null;
     const keyAlg = kids(der, spkiParts[0]!);
     if (!keyAlg || keyAlg.length < 1 || keyAlg.length > 2) return null;
-    const keyOid = fastOid(der, keyAlg[0]!);
+    const keyOid = strictOid(der, keyAlg[0]!);
     if (keyOid === null) return null;
     const kp = keyAlg[1];
     let keyParams: Uint8Array | null = null;
@@ -201,7 +150,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     // signatureAlgorithm and signature
     const sigAlgParts = kids(der, algE);
     if (!sigAlgParts || sigAlgParts.length < 1 || sigAlgParts.length > 2) return null;
-    const sigOid = fastOid(der, sigAlgParts[0]!);
+    const sigOid = strictOid(der, sigAlgParts[0]!);
     if (sigOid === null || !SIG_ALGS[sigOid]) return null;
     const sp = sigAlgParts[1];
     if (sp && !sameBytes(der, sp, [0x05, 0x00])) return null;
@@ -219,7 +168,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
       if (atv.tag !== 0x30) return null;
       const tv = kids(der, atv);
       if (!tv || tv.length !== 2) return null;
-      const type = fastOid(der, tv[0]!);
+      const type = strictOid(der, tv[0]!);
       if (type === null || !SHORT_NAMES[type] || !STRING_TAGS.has(tv[1]!.tag)) return null;
     }
 
@@ -234,7 +183,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
         const a = attrs[0]!;
         if (a.tag !== 0x30) return null;
         const ap = kids(der, a);
-        if (!ap || ap.length !== 2 || fastOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
+        if (!ap || ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
         const values = kids(der, ap[1]!);
         if (!values || values.length !== 1 || values[0]!.tag !== 0x30) return null;
         const exts = kids(der, values[0]!);
@@ -243,7 +192,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
           if (ext.tag !== 0x30) return null;
           const ep = kids(der, ext);
           if (!ep || ep.length < 2 || ep.length > 3) return null;
-          const oid = fastOid(der, ep[0]!);
+          const oid = strictOid(der, ep[0]!);
           if (oid === null || requestedExtensions.includes(oid)) return null;
           if (ep.length === 3 && !sameBytes(der, ep[1]!, [0x01, 0x01, 0xff])) return null;
           const value = ep[ep.length - 1]!;

@@ -8,6 +8,7 @@ import {
   AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsageFlags, TBSCertificate,
 } from '@peculiar/asn1-x509';
 import { readElement, readHeader } from './der.js';
+import { el, kids, strictOid, type El } from './der-strict.js';
 import { EKU, EXT } from './extensions.js';
 import { formatIp, validateSan, type SanEntry } from './names.js';
 
@@ -141,54 +142,12 @@ export function readSanEntries(der: Buffer): (SanEntry | string)[] {
 // ---------------------------------------------------------------------------------------------
 // Fast path: a strict DER walk. Returns null (never throws) for anything unusual.
 
-interface El { tag: number; start: number; body: number; end: number }
-
-function el(buf: Uint8Array, off: number, end: number): El | null {
-  if (off + 2 > end) return null;
-  const tag = buf[off]!;
-  if ((tag & 0x1f) === 0x1f) return null;
-  const h = readHeader(buf, off);
-  if ((buf[off + 1]! & 0x80) && (buf[off + 2] === 0 || h.length < 0x80)) return null; // non-minimal length
-  const body = off + h.headerLength;
-  const stop = body + h.length;
-  return stop > end ? null : { tag, start: off, body, end: stop };
-}
-
-function kids(buf: Uint8Array, parent: El): El[] | null {
-  const out: El[] = [];
-  for (let off = parent.body; off < parent.end;) {
-    const c = el(buf, off, parent.end);
-    if (!c) return null;
-    out.push(c);
-    off = c.end;
-  }
-  return out;
-}
-
 /** The single element filling a whole buffer (an extnValue), or null. */
 function only(buf: Uint8Array): El | null {
   const e = el(buf, 0, buf.length);
   return e && e.end === buf.length ? e : null;
 }
 
-function oidOf(buf: Uint8Array, e: El): string | null {
-  if (e.tag !== 0x06 || e.end === e.body) return null;
-  let out = '';
-  let v = 0;
-  let first = true;
-  let startOfArc = true;
-  for (let i = e.body; i < e.end; i++) {
-    const b = buf[i]!;
-    if (startOfArc && b === 0x80) return null;
-    v = v * 128 + (b & 0x7f);
-    if (v > 0xffffffff) return null;
-    if (b & 0x80) { startOfArc = false; continue; }
-    if (first) { out = v < 40 ? `0.${v}` : v < 80 ? `1.${v - 40}` : `2.${v - 80}`; first = false; } else out += `.${v}`;
-    v = 0;
-    startOfArc = true;
-  }
-  return startOfArc ? out : null;
-}
 
 const slice = (buf: Buffer, e: El): Buffer => buf.subarray(e.start, e.end);
 const content = (buf: Buffer, e: El): Buffer => buf.subarray(e.body, e.end);
@@ -227,7 +186,7 @@ function isName(buf: Uint8Array, e: El): boolean {
     if (!atvs || atvs.length === 0) return false;
     for (const atv of atvs) {
       const tv = atv.tag === 0x30 ? kids(buf, atv) : null;
-      if (!tv || tv.length !== 2 || oidOf(buf, tv[0]!) === null || !NAME_VALUE_TAGS.has(tv[1]!.tag)) return false;
+      if (!tv || tv.length !== 2 || strictOid(buf, tv[0]!) === null || !NAME_VALUE_TAGS.has(tv[1]!.tag)) return false;
     }
   }
   return true;
@@ -236,9 +195,9 @@ function isName(buf: Uint8Array, e: El): boolean {
 /** AlgorithmIdentifier: SEQUENCE { OID, NULL or OID parameters (optional) }. */
 function isAlgorithm(buf: Uint8Array, e: El): boolean {
   const p = e.tag === 0x30 ? kids(buf, e) : null;
-  if (!p || p.length < 1 || p.length > 2 || oidOf(buf, p[0]!) === null) return false;
+  if (!p || p.length < 1 || p.length > 2 || strictOid(buf, p[0]!) === null) return false;
   const q = p[1];
-  return !q || (q.tag === 0x05 && q.end === q.body) || oidOf(buf, q) !== null;
+  return !q || (q.tag === 0x05 && q.end === q.body) || strictOid(buf, q) !== null;
 }
 
 /** SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier, BIT STRING with no unused bits }. */
@@ -296,7 +255,7 @@ export function lintLeafTbsFast(tbs: Buffer, x: LintExpectations): string[] | nu
       if (e.tag !== 0x30) return null;
       const ep = kids(tbs, e);
       if (!ep || ep.length < 2 || ep.length > 3) return null;
-      const id = oidOf(tbs, ep[0]!);
+      const id = strictOid(tbs, ep[0]!);
       if (id === null) return null;
       if (ep.length === 3 && !(ep[1]!.tag === 0x01 && ep[1]!.end - ep[1]!.body === 1 && tbs[ep[1]!.body] === 0xff)) return null;
       const v = ep[ep.length - 1]!;
@@ -351,7 +310,7 @@ export function lintLeafTbsFast(tbs: Buffer, x: LintExpectations): string[] | nu
       const items = seq && seq.tag === 0x30 ? kids(eku.value, seq) : null;
       if (!items) return null;
       for (const it of items) {
-        const o = oidOf(eku.value, it);
+        const o = strictOid(eku.value, it);
         if (o === null) return null;
         ekus.push(o);
       }
