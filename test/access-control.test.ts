@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
@@ -22,20 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BACKGROUND_ACTIONS = new Set(['crl.signed', 'ocsp.responder.issued', 'ocsp.responses.signed']);
 
 const tmp = new TempDir();
-let fileNo = 0;
-let sharedKey: string | undefined;
-
-function makeCsr(san: string): string {
-  if (!sharedKey) {
-    sharedKey = tmp.file('shared.key');
-    const g = openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', sharedKey]);
-    assert.equal(g.status, 0, g.stderr);
-  }
-  const out = tmp.file(`csr-${++fileNo}.pem`);
-  const r = openssl(['req', '-new', '-key', sharedKey, '-subj', '/', '-addext', `subjectAltName=${san}`, '-out', out]);
-  assert.equal(r.status, 0, r.stderr);
-  return readFileSync(out, 'utf8');
-}
+const makeCsr = csrMaker(tmp);
 
 interface Reply { status: number; headers: Headers; text: string; json: any }
 

@@ -14,27 +14,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { unseal } from '../src/keystore/sealed-key-store.js';
 
 const PROBLEM = 'application/problem+json; charset=utf-8';
 const tmp = new TempDir();
 after(() => tmp.remove());
-let fileNo = 0;
-let sharedKey: string | undefined;
-
-function makeCsr(san: string): string {
-  if (!sharedKey) {
-    sharedKey = tmp.file('shared.key');
-    const g = openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', sharedKey]);
-    assert.equal(g.status, 0, g.stderr);
-  }
-  const out = tmp.file(`csr-${++fileNo}.pem`);
-  const r = openssl(['req', '-new', '-key', sharedKey, '-subj', '/', '-addext', `subjectAltName=${san}`, '-out', out]);
-  assert.equal(r.status, 0, r.stderr);
-  return readFileSync(out, 'utf8');
-}
+const makeCsr = csrMaker(tmp);
 
 const forgedToken = () => `sgt_${randomBytes(32).toString('base64url')}`;
 const asServer = (server: RunningServer, token: string) => ({ url: server.url, token });

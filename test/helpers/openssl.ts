@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,4 +16,24 @@ export class TempDir {
     return p;
   }
   remove() { rmSync(this.path, { recursive: true, force: true }); }
+}
+
+/**
+ * CSRs for tests that only need distinct, valid requests: one P-256 key (made once), a new
+ * CSR with the given subjectAltName each call, empty subject.
+ */
+export function csrMaker(tmp: TempDir): (san: string) => string {
+  let sharedKey: string | undefined;
+  let fileNo = 0;
+  return (san) => {
+    if (!sharedKey) {
+      sharedKey = tmp.file('shared.key');
+      const g = openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', sharedKey]);
+      if (g.status !== 0) throw new Error(`openssl genpkey failed: ${g.stderr}`);
+    }
+    const out = tmp.file(`csr-${++fileNo}.pem`);
+    const r = openssl(['req', '-new', '-key', sharedKey, '-subj', '/', '-addext', `subjectAltName=${san}`, '-out', out]);
+    if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+    return readFileSync(out, 'utf8');
+  };
 }
