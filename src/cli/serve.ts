@@ -14,6 +14,8 @@ import type { CaContext } from '../ca/context.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { TlsIdentity } from '../runtime/tls-identity.js';
+import cluster from 'node:cluster';
+import { runPrimary, workerIndex, type RelayMessage } from './cluster.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
 
@@ -47,10 +49,13 @@ async function publishPendingCrls(ctx: CaContext, crls: CrlPublisher): Promise<v
 }
 
 /** Starts the service: listen, open the database (retrying while it is unreachable), unlock keys, bootstrap, serve. */
-export async function serve(): Promise<Running> {
+export async function serve(): Promise<Running | void> {
   const config = loadConfig();
   const log = createLogger(config.SIGNET_LOG_LEVEL);
   loadProfiles(config.SIGNET_PROFILES_FILE); // fail on a bad profile file before touching anything
+  if (config.SIGNET_WORKERS > 1 && cluster.isPrimary) return runPrimary(config, log);
+  const inCluster = cluster.isWorker;
+  const publisher = workerIndex() === 0; // the only process that signs CRLs
   let lastError = 'connecting to the database';
   let handler: RequestListener = startingHandler(() => lastError);
   const server = await listen((req, res) => handler(req, res), config.SIGNET_HOST, config.SIGNET_PORT, log);
@@ -80,8 +85,24 @@ export async function serve(): Promise<Running> {
   const metrics = createMetrics();
   const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
-  await services.crls.start();
-  await publishPendingCrls(ctx, services.crls);
+  if (publisher) {
+    await services.crls.start();
+    await publishPendingCrls(ctx, services.crls);
+  }
+  if (inCluster) {
+    // Tell the other workers at once; they refresh their OCSP caches (and worker 1 its CRLs).
+    services.events.on('statusChanged', (e) => process.send?.({ type: 'statusChanged', ...e } satisfies RelayMessage));
+    services.events.on('caChanged', (caId) => process.send?.({ type: 'caChanged', caId } satisfies RelayMessage));
+    process.on('message', (m: RelayMessage) => {
+      if (m.type === 'statusChanged') {
+        services.ocsp.invalidate(m.serial, true).catch((e: unknown) => log.warn({ err: e }, 'OCSP refresh for a relayed change failed'));
+        if (publisher) services.crls.schedule(m.caId);
+      } else if (m.type === 'caChanged') {
+        services.issuers.invalidate(m.caId);
+        services.ocsp.loadIssuers().catch(() => undefined);
+      }
+    });
+  }
   const ocspHandler = createOcspHandler(services.ocsp, log);
   const full: RequestListener = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
   let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
@@ -111,7 +132,8 @@ export async function serve(): Promise<Running> {
   } else {
     handler = full;
   }
-  process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
+  if (inCluster) process.send?.({ type: 'listening' } satisfies RelayMessage);
+  else process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
   const opened = ctx;
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {

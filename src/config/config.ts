@@ -29,6 +29,7 @@ export const SETTINGS = {
   SIGNET_INTERMEDIATE_SUBJECT: { schema: z.string().default('CN=Signet Issuing CA 1,O=Signet'), doc: 'Subject DN of the issuing intermediate created on first start.' },
   SIGNET_INTERMEDIATE_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'), doc: 'Intermediate key algorithm.' },
   SIGNET_INTERMEDIATE_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(1825), doc: 'Intermediate validity in days (never beyond the root).' },
+  SIGNET_WORKERS: { schema: z.coerce.number().int().min(1).max(64).default(1), doc: 'HTTP worker processes (node:cluster) sharing the port; 2 uses both cores of a 2-core host. Worker 1 publishes CRLs; status changes are relayed to every worker at once.' },
   SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
   SIGNET_RATE_LIMIT_PER_ADDRESS: { schema: z.coerce.number().int().min(0).default(6000), doc: 'API requests per minute from one client address (0 = no limit). The public PKI and OCSP endpoints are not limited.' },
   SIGNET_RATE_LIMIT_PER_TOKEN: { schema: z.coerce.number().int().min(0).default(3000), doc: 'API requests per minute with one bearer token (0 = no limit).' },

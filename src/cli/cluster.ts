@@ -1,0 +1,58 @@
+/**
+ * Several HTTP worker processes on one port (node:cluster), for hosts with more than one core.
+ * The primary migrates and bootstraps once, then forks the workers and relays status changes
+ * between them, so every worker's OCSP cache is refreshed at once (not at its next poll) and
+ * only worker 1 publishes CRLs, keeping CRL numbers in publication order on SQLite too.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
+import { isSignetError } from '../errors.js';
+
+export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string } | { type: 'caChanged'; caId: string } | { type: 'listening' };
+
+export const workerIndex = (): number => Number(process.env.SIGNET_WORKER_INDEX ?? 0);
+
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      const ctx = await openSignet(config, log);
+      const boot = await bootstrapIfEmpty(ctx, config);
+      if (boot.created) process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
+      await ctx.db.close();
+      break;
+    } catch (e) {
+      if (!isSignetError(e) || e.type !== 'unavailable') throw e;
+      log.warn({ detail: e.detail, retryInMs: delay }, 'database unreachable; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  let stopping = false;
+  let listening = 0;
+  const workers = new Map<number, Worker>();
+  const fork = (index: number) => {
+    const w = cluster.fork({ SIGNET_WORKER_INDEX: String(index) });
+    workers.set(index, w);
+    w.on('message', (m: RelayMessage) => {
+      if (m.type === 'listening') {
+        if (++listening === config.SIGNET_WORKERS) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n`);
+        return;
+      }
+      for (const [i, other] of workers) if (i !== index && other.isConnected()) other.send(m);
+    });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      log.error({ worker: index + 1, code, signal }, 'worker exited; starting a new one');
+      fork(index);
+    });
+  };
+  for (let i = 0; i < config.SIGNET_WORKERS; i++) fork(i);
+  const stop = () => {
+    stopping = true;
+    const exits = [...workers.values()].map((w) => new Promise<void>((r) => { if (w.isDead()) r(); else { w.once('exit', () => r()); w.process.kill('SIGTERM'); } }));
+    void Promise.all(exits).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
