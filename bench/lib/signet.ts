@@ -27,6 +27,8 @@ export function signetEnv(dataDir: string, port: number, extra: Record<string, s
     SIGNET_LOG_LEVEL: 'warn',
     SIGNET_RATE_LIMIT_PER_ADDRESS: '0',
     SIGNET_RATE_LIMIT_PER_TOKEN: '0',
+    // Both cores, as a 2-core deployment would run it (the server's own default is 1 worker).
+    SIGNET_WORKERS: process.env.BENCH_SIGNET_WORKERS ?? '2',
     ...extra,
   };
 }
