@@ -9,6 +9,7 @@ import { PrismaClient as SqliteClient } from './generated/sqlite/client.js';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.js';
 import type { DatabaseTarget, Provider } from './database-url.js';
 import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
+import { openTokenLookup, type TokenLookup } from './token-lookup.js';
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -19,6 +20,8 @@ export interface Database {
   readonly target: DatabaseTarget;
   /** The driver-level writer for the issuance hot path (opened on first use). */
   issuanceWriter(): IssuanceWriter;
+  /** The driver-level API-token lookup (opened on first use). */
+  tokenLookup(): TokenLookup;
   readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
@@ -54,10 +57,12 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   }
   const provider = target.provider;
   let issuance: IssuanceWriter | undefined;
+  let tokens: TokenLookup | undefined;
   return {
     provider,
     target,
     issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
+    tokenLookup: () => (tokens ??= openTokenLookup(target)),
     prisma,
     async transaction(fn, opts) {
       return writer.$transaction(async (tx) => {
@@ -74,6 +79,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
     async close() {
       await issuance?.close();
+      await tokens?.close();
       await prisma.$disconnect();
       if (writer !== prisma) await writer.$disconnect();
     },

@@ -8,6 +8,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
+import { pgUtc } from './pg-time.js';
 
 export interface RevokedRow { serial: string; revokedAt: Date | null; reason: string | null; invalidityDate: Date | null }
 
@@ -43,16 +44,10 @@ export async function* streamRevoked(target: DatabaseTarget, caId: string, notAf
       const { rows } = await client.query({ text: `FETCH ${batchSize} FROM revoked`, rowMode: 'array' });
       if (!rows.length) break;
       // TIMESTAMP(3) without time zone holds UTC: read it back as UTC, whatever the session zone.
-      yield (rows as unknown[][]).map((r) => ({ serial: r[0] as string, revokedAt: utc(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: utc(r[3]) }));
+      yield (rows as unknown[][]).map((r) => ({ serial: r[0] as string, revokedAt: pgUtc(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: pgUtc(r[3]) }));
     }
     await client.query('COMMIT');
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-function utc(v: unknown): Date | null {
-  if (v === null || v === undefined) return null;
-  if (v instanceof Date) return new Date(v.getTime() - v.getTimezoneOffset() * 60_000);
-  return new Date(String(v) + 'Z');
 }
