@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
+import { TempDir, csrMaker } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;

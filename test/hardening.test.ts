@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
+import { TempDir, csrMaker } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { unseal } from '../src/keystore/sealed-key-store.js';
 

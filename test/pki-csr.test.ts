@@ -8,23 +8,13 @@ import { OID } from '../src/pki/keys.js';
 import { parseCsr, type ParsedCsr } from '../src/pki/csr.js';
 import { checkAllowed, validateCommonName, validateSan } from '../src/pki/names.js';
 import { derToPem, pemToDer } from '../src/pki/pem.js';
+import { throwsProblem } from './helpers/problems.js';
 
 const fixturePath = (name: string) => new URL(`../certs-fixtures/${name}`, import.meta.url);
 const fixture = (name: string): string => readFileSync(fixturePath(name), 'utf8');
 const fixtureBytes = (name: string): Buffer => readFileSync(fixturePath(name));
 const derOf = (name: string): Buffer => pemToDer(fixture(name), ['CERTIFICATE REQUEST']).der;
 
-function throwsProblem(fn: () => unknown, type: string, ...details: (RegExp | string)[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof SignetError, `expected SignetError, got ${String(e)}`);
-    assert.equal(e.type, type, `type for detail: ${e.detail}`);
-    for (const d of details) {
-      if (typeof d === 'string') assert.ok(e.detail.includes(d), `detail ${JSON.stringify(e.detail)} lacks ${JSON.stringify(d)}`);
-      else assert.match(e.detail, d);
-    }
-    return true;
-  });
-}
 
 const FULL_SANS = [
   { type: 'dns', value: 'www.example.com' },

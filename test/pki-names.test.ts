@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
-import { SignetError } from '../src/errors.js';
 import { sequence, tlv } from '../src/pki/der.js';
 import { pemToDer } from '../src/pki/pem.js';
 import {
@@ -11,21 +10,10 @@ import {
   parseNameConstraintsExtension, validateCommonName, validateDnsName, validateEmail, validateIp,
   validateNamePolicy, validateSan, validateUri, type NameConstraints, type NamePolicy, type SanEntry,
 } from '../src/pki/names.js';
+import { throwsProblem } from './helpers/problems.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../certs-fixtures/${name}`, import.meta.url), 'utf8');
 
-/** Asserts fn throws a SignetError of the given type whose detail matches every pattern. */
-function throwsProblem(fn: () => unknown, type: string, ...details: (RegExp | string)[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof SignetError, `expected SignetError, got ${String(e)}`);
-    assert.equal(e.type, type, `type for detail: ${e.detail}`);
-    for (const d of details) {
-      if (typeof d === 'string') assert.ok(e.detail.includes(d), `detail ${JSON.stringify(e.detail)} lacks ${JSON.stringify(d)}`);
-      else assert.match(e.detail, d);
-    }
-    return true;
-  });
-}
 
 const label63 = 'a'.repeat(63);
 // 4 labels of 63 + 3 dots = 255; trim to exactly 253 and 254.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { csrPool, makePeerCa, opensslCaDir } from '../lib/pki.js';
 import { sqliteBulkInsert, sqliteTemplate } from '../lib/fixtures.js';
 import { api, cleanEnv, signetCas, startSignet } from '../lib/signet.js';
-import { cmdline, envInt, ensureTools, fmt, max, median, min, must, newReport, PROFILE, removeTemp, ROOT, RUNS, run, selected, SIGNET_BIN, tempDir, timed, type WorkloadReport } from '../lib/util.js';
+import { cmdline, ensureTools, fmt, max, median, min, must, newReport, PROFILE, removeTemp, ROOT, RUNS, run, selected, SIGNET_BIN, tempDir, timed, type WorkloadReport } from '../lib/util.js';
 import { summariseProfile } from '../lib/profile.js';
 
 const PUBLIC_URL = 'http://pki.bench.test';

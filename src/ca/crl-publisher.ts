@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { buildCrl, type CrlEntry, type RevocationReason } from '../pki/crl.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import type { Signer } from '../pki/keys.js';
-import { bytes } from '../storage/bytes.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { chainRows, HEAD_KEY } from './audit.js';

@@ -22,7 +22,6 @@ import { checkAllowed, checkNameConstraints, validateCommonName, type SanEntry }
 import { BACKDATE_MS } from '../pki/ca-template.js';
 import type { KeyUsageName } from '../pki/extensions.js';
 import { EXT } from '../pki/extensions.js';
-import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
 import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
