@@ -11,7 +11,6 @@ import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
 import { SignetError, isSignetError } from '../errors.js';
 import type { CaContext } from '../ca/context.js';
-import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { TlsIdentity } from '../runtime/tls-identity.js';
 import cluster from 'node:cluster';
@@ -28,24 +27,6 @@ function startingHandler(reason: () => string): RequestListener {
     const err = new SignetError('unavailable', `Signet is starting and cannot serve yet: ${reason()}; retry later`);
     res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(JSON.stringify(err.toProblem(url)));
   };
-}
-
-/**
- * A revocation is acknowledged before its CRL is published (publication is coalesced and
- * asynchronous), so a crash can lose the pending publication. On start, re-publish the CRL of
- * every online CA whose newest CRL may predate a status change (with a margin for transactions
- * that committed after their timestamp was taken).
- */
-async function publishPendingCrls(ctx: CaContext, crls: CrlPublisher): Promise<void> {
-  const cas = await ctx.db.prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
-  for (const { id } of cas) {
-    const last = await ctx.db.prisma.crl.findFirst({ where: { caId: id }, orderBy: { number: 'desc' }, select: { thisUpdate: true } });
-    if (!last) continue;
-    const since = new Date(last.thisUpdate.getTime() - 120_000);
-    const changed = (await ctx.db.prisma.certificate.findFirst({ where: { caId: id, statusChangedAt: { gte: since } }, select: { serial: true } }))
-      ?? (await ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: id, revokedAt: { gte: since } }, select: { id: true } }));
-    if (changed) await crls.publish(id);
-  }
 }
 
 /** Starts the service: listen, open the database (retrying while it is unreachable), unlock keys, bootstrap, serve. */
@@ -85,10 +66,9 @@ export async function serve(): Promise<Running | void> {
   const metrics = createMetrics();
   const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
-  if (publisher) {
-    await services.crls.start();
-    await publishPendingCrls(ctx, services.crls);
-  }
+  // start() re-signs any CRL older than a status change, which also covers a publication
+  // that was pending when a process died.
+  if (publisher) await services.crls.start();
   if (inCluster) {
     // Tell the other workers at once; they refresh their OCSP caches (and worker 1 its CRLs).
     services.events.on('statusChanged', (e) => process.send?.({ type: 'statusChanged', ...e } satisfies RelayMessage));
