@@ -176,6 +176,67 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     assert.equal(created.headers.get('cache-control'), 'no-store', 'a response carrying a secret is never cached');
   });
 
+  test('POST /api/v1/certificates answers the same through the bare handler and through Express', async () => {
+    // A declared length takes the bare issuance handler; a chunked body of the same request is
+    // left to Express. Both must issue, with the same status, headers and body shape.
+    const body = JSON.stringify({ csr: makeCsr('DNS:same.example.com'), profile: 'server' });
+    const post = (chunked: boolean) => new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${server.url}/api/v1/certificates`, {
+        method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+      });
+      req.on('error', reject);
+      if (chunked) { req.write(body.slice(0, 50)); req.end(body.slice(50)); } else req.end(body);
+    });
+    const bare = await post(false);
+    const viaExpress = await post(true);
+    assert.equal(viaExpress.headers['transfer-encoding'], undefined, 'a response has a length either way');
+    for (const r of [bare, viaExpress]) {
+      assert.equal(r.status, 201, r.text);
+      const json = JSON.parse(r.text);
+      assert.deepEqual(Object.keys(json).sort(), ['caId', 'certificate', 'chain', 'notAfter', 'notBefore', 'profile', 'serial']);
+      assert.equal(r.headers.location, `/api/v1/certificates/${json.serial}`);
+      assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
+    }
+    const securityHeaders = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).filter(([k]) =>
+      /^(content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|x-powered-by|ratelimit-policy)/.test(k)));
+    assert.deepEqual(securityHeaders(bare.headers), securityHeaders(viaExpress.headers));
+    assert.ok(bare.headers['content-security-policy'], 'helmet headers are present');
+    for (const r of [bare, viaExpress]) assert.match(String(r.headers.ratelimit), /^limit=30, remaining=\d+, reset=\d+$/);
+    // And a refusal: same problem document either way.
+    const badBody = JSON.stringify({ csr: makeCsr('DNS:same.example.com'), profile: 'no-such-profile' });
+    const refused = await api(server, 'POST', '/api/v1/certificates', badBody);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.headers.get('content-type'), PROBLEM);
+    assert.match(refused.json.detail, /^unknown profile "no-such-profile"; available: /);
+    assert.equal(refused.json.instance, '/api/v1/certificates');
+  });
+
+  test('issuance and other API calls draw on one per-token budget, whichever handler serves them', async () => {
+    const issuer = (await api(server, 'POST', '/api/v1/tokens', { name: 'budget', scopes: ['issue', 'read'] })).json.token as string;
+    const csrBody = JSON.stringify({ csr: makeCsr('DNS:budget.example.com'), profile: 'server' });
+    // 20 through Express, then issuance (the bare handler) until the limit of 30 bites.
+    for (let i = 0; i < 20; i++) assert.equal((await api(asServer(server, issuer), 'GET', '/api/v1/profiles')).status, 200);
+    let issued = 0;
+    let limited: Awaited<ReturnType<typeof api>> | undefined;
+    for (let i = 0; i < 15 && !limited; i++) {
+      const r = await api(asServer(server, issuer), 'POST', '/api/v1/certificates', csrBody);
+      if (r.status === 201) {
+        issued++;
+        assert.match(r.headers.get('ratelimit') ?? '', /^limit=30, remaining=\d+, reset=\d+$/);
+      } else limited = r;
+    }
+    assert.equal(issued, 10, 'the budget of 30 had 10 left after 20 reads');
+    assert.ok(limited, 'the 31st request was limited');
+    assertRateLimited(limited, 'token', 30);
+    // ... and the budget spent on issuance is gone for Express routes too.
+    assertRateLimited(await api(asServer(server, issuer), 'GET', '/api/v1/profiles'), 'token', 30);
+  });
+
   test('headers over 16 KB are refused with 431, and the server keeps serving', async () => {
     for (const headers of [
       `X-Big: ${'a'.repeat(20 * 1024)}\r\n`,
@@ -202,6 +263,7 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
   });
 
   test('slow clients (a body that never ends, headers that never end) are cut off; others are served meanwhile', async () => {
+    const [{ n: before }] = await sql(env, `SELECT COUNT(*) AS n FROM "Certificate"`);
     // Served while both slow clients hold their connections open.
     for (let i = 0; i < 3; i++) {
       assert.equal((await api(server, 'GET', '/api/v1/cas')).status, 200);
@@ -213,7 +275,7 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     assert.ok(body === '' || /^HTTP\/1\.1 (408|400) /.test(body), `slow body got: ${body.slice(0, 200)}`);
     assert.ok(headers === '' || /^HTTP\/1\.1 (408|400) /.test(headers), `slow headers got: ${headers.slice(0, 200)}`);
     const [{ n }] = await sql(env, `SELECT COUNT(*) AS n FROM "Certificate"`);
-    assert.equal(Number(n), 3, 'the cut-off request stored nothing');
+    assert.equal(Number(n), Number(before) + 3, 'the cut-off request stored nothing');
     assert.equal((await api(server, 'GET', '/api/v1/cas')).status, 200, 'still serving');
   });
 });

@@ -288,7 +288,8 @@ export async function issueWorkload(): Promise<WorkloadReport> {
 async function profileIssue(csrs: string[], seconds: number): Promise<string> {
   const dir = tempDir('issue-profile');
   const conc = Math.max(...CONCURRENCY());
-  const s = await startSignet(join(dir, 'data'), { SIGNET_INTERMEDIATE_KEY: 'ecdsa-p256' }, { cpuProfDir: join(dir, 'prof') });
+  // One process: the profile is about the cost of a request (with workers, the primary's profile is idle).
+  const s = await startSignet(join(dir, 'data'), { SIGNET_INTERMEDIATE_KEY: 'ecdsa-p256', SIGNET_WORKERS: '1' }, { cpuProfDir: join(dir, 'prof') });
   try {
     const bodies = csrs.map((csr) => Buffer.from(JSON.stringify({ csr, profile: 'server' })));
     const res = await httpLoad({ port: s.port, method: 'POST', next: (i) => ({ path: '/api/v1/certificates', body: bodies[i % bodies.length]! }), headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` }, concurrency: conc, seconds, okStatus: [201] });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { createApp } from '../http/app.js';
+import { createHandler } from '../http/app.js';
 import { closeServer, listen } from '../http/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
@@ -64,7 +64,7 @@ export async function serve(): Promise<Running | void> {
     process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
   }
   const metrics = createMetrics();
-  const app = createApp(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
+  const app = createHandler(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
   // start() re-signs any CRL older than a status change, which also covers a publication
   // that was pending when a process died.

@@ -4,6 +4,8 @@
  */
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { RequestListener } from 'node:http';
+import proxyaddr from 'proxy-addr';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
@@ -18,14 +20,31 @@ import type { Revocation } from '../ca/revocation.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { revocationRoutes } from './routes/revocation.js';
 import { adminRoutes } from './routes/admin.js';
-import { rateLimits } from './rate-limit.js';
+import { rateLimits, type RateLimits } from './rate-limit.js';
+import { HELMET_OPTIONS, securityHeaders } from './security-headers.js';
+import { createIssueHandler, parseByteLimit } from './issue-handler.js';
 import { auditRefusals } from './audit-refusals.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
 
 export interface AppOptions { bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
 
-export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): Express {
+/**
+ * The API's request listener: the bare issuance handler for plain POST /api/v1/certificates,
+ * Express for everything else (OCSP is routed before this, in serve).
+ */
+export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions): RequestListener {
+  const limits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken);
+  const app = createApp(ctx, metrics, opts, limits);
+  const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
+  const issue = createIssueHandler({
+    ctx, issuance: opts.issuance, metrics, limits, bodyLimit: parseByteLimit(opts.bodyLimit), headers: securityHeaders(),
+    clientIp: (req) => proxyaddr(req, trust),
+  });
+  return (req, res) => { if (!issue(req, res)) app(req, res); };
+}
+
+export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, limits: RateLimits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken)): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', opts.trustProxy);
@@ -36,7 +55,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
     serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
   }));
-  app.use(helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } }, crossOriginResourcePolicy: { policy: 'cross-origin' } }));
+  app.use(helmet(HELMET_OPTIONS));
   app.use((req, res, next) => {
     const end = metrics.httpDuration.startTimer();
     res.on('finish', () => {
@@ -49,7 +68,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   app.use(healthRoutes(ctx, metrics));
   app.use(pkiRoutes(ctx, opts.crls));
   const api = express.Router();
-  for (const limiter of rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken)) api.use(limiter);
+  for (const limiter of limits.middlewares) api.use(limiter);
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(caRoutes(ctx));
@@ -58,7 +77,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions): E
   api.use(adminRoutes(ctx));
   api.use(auditRefusals(ctx));
   app.use('/api/v1', api);
-  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0), acmeRoutes(opts.acme));
+  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0).middlewares, acmeRoutes(opts.acme));
   app.use(notFound);
   app.use(problemHandler);
   return app;

@@ -12,11 +12,18 @@ const AUDITED = new Set(['unauthorized', 'forbidden', 'bad-csr', 'bad-key', 'rej
  */
 export function auditRefusals(ctx: CaContext): ErrorRequestHandler {
   return (err, req, _res, next) => {
-    if (!isSignetError(err) || !AUDITED.has(err.type) || err.type === 'lint-failure') return next(err);
-    const actor = req.grant ? `token:${req.grant.id}` : 'anonymous';
-    ctx.db.transaction((tx) => appendAudit(tx, {
-      actor, action: 'request.refused', target: `${req.method} ${req.baseUrl}${req.path}`.slice(0, 200), outcome: 'refused', sourceIp: req.ip,
-      details: { type: err.type, status: err.status, detail: err.detail.slice(0, 500) },
-    })).then(() => next(err), (e: unknown) => { req.log?.error({ err: e }, 'could not audit a refused request'); next(err); });
+    const audited = auditRefusal(ctx, err, { actor: req.grant ? `token:${req.grant.id}` : 'anonymous', target: `${req.method} ${req.baseUrl}${req.path}`, sourceIp: req.ip });
+    if (!audited) return next(err);
+    audited.then(() => next(err), (e: unknown) => { req.log?.error({ err: e }, 'could not audit a refused request'); next(err); });
   };
+}
+
+/** Appends the request.refused event for `err` if it is one of the audited refusals; null otherwise. */
+export function auditRefusal(ctx: CaContext, err: unknown, req: { actor: string; target: string; sourceIp?: string }): Promise<unknown> | null {
+  // A lint failure has its own, richer event (written by the issuance path).
+  if (!isSignetError(err) || !AUDITED.has(err.type) || err.type === 'lint-failure') return null;
+  return ctx.db.transaction((tx) => appendAudit(tx, {
+    actor: req.actor, action: 'request.refused', target: req.target.slice(0, 200), outcome: 'refused', sourceIp: req.sourceIp,
+    details: { type: err.type, status: err.status, detail: err.detail.slice(0, 500) },
+  }));
 }

@@ -13,7 +13,8 @@ export function sendProblem(res: Response, err: SignetError, instance?: string):
 
 interface BodyParserError { type?: string; status?: number; limit?: number; expose?: boolean; message: string }
 
-function translate(err: unknown): SignetError {
+/** Any error (ours, a body parser's, a database driver's, a bug) as the SignetError to answer with. */
+export function toSignetError(err: unknown): SignetError {
   if (isSignetError(err)) return err;
   if (isDatabaseUnavailable(err)) return new SignetError('unavailable', 'the database is unavailable; nothing was changed; retry later');
   const e = err as BodyParserError;
@@ -33,7 +34,7 @@ function translate(err: unknown): SignetError {
 }
 
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const problem = translate(err);
+  const problem = toSignetError(err);
   if (problem.status >= 500) req.log?.error({ err }, 'request failed');
   else req.log?.info({ problem: problem.type, detail: problem.detail }, 'request refused');
   if (res.headersSent) { res.end(); return; }

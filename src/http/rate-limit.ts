@@ -1,32 +1,71 @@
 /**
  * Rate limits (express-rate-limit, in memory per process): one bucket per client address and
  * one per bearer token, so a flood from one client gets 429s while others keep their share.
+ *
+ * The buckets are explicit MemoryStores so that the bare issuance handler (issue-handler.ts)
+ * counts into the very same buckets as the Express middleware: one client, one budget,
+ * whichever path served it.
  */
 import { createHash } from 'node:crypto';
-import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rateLimit, ipKeyGenerator, MemoryStore } from 'express-rate-limit';
 import type { RequestHandler } from 'express';
 import { SignetError } from '../errors.js';
 import { sendProblem } from './problem.js';
 
-export function rateLimits(perAddress: number, perToken: number): RequestHandler[] {
-  const handler: Parameters<typeof rateLimit>[0] extends infer O ? O extends { handler?: infer H } ? H : never : never = (req, res, _next, options) => {
-    res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-    sendProblem(res, new SignetError('rate-limited', `too many requests from this ${options.identifier ?? 'client'}: at most ${options.limit} per minute; retry after the Retry-After delay`), req.originalUrl);
-  };
-  const out: RequestHandler[] = [];
-  if (perAddress > 0) {
-    out.push(rateLimit({
-      windowMs: 60_000, limit: perAddress, standardHeaders: 'draft-7', legacyHeaders: false, identifier: 'address',
-      keyGenerator: (req) => ipKeyGenerator(req.ip ?? 'unknown'), handler,
-    }));
-  }
+const WINDOW_MS = 60_000;
+
+interface Limiter { identifier: 'address' | 'token'; limit: number; store: MemoryStore; key(req: IncomingMessage, ip: string): string | null }
+
+export interface RateLimits {
+  /** Express middlewares, in order (address first). */
+  middlewares: RequestHandler[];
+  /**
+   * The same check for a request served outside Express: counts it, sets the draft-7
+   * RateLimit headers, and returns the 429 to send (Retry-After set) or null.
+   */
+  check(req: IncomingMessage, res: ServerResponse, ip: string): Promise<SignetError | null>;
+}
+
+const limitError = (identifier: string, limit: number) =>
+  new SignetError('rate-limited', `too many requests from this ${identifier}: at most ${limit} per minute; retry after the Retry-After delay`);
+
+export function rateLimits(perAddress: number, perToken: number): RateLimits {
+  const limiters: Limiter[] = [];
+  if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => ipKeyGenerator(ip) });
   if (perToken > 0) {
-    out.push(rateLimit({
-      windowMs: 60_000, limit: perToken, standardHeaders: 'draft-7', legacyHeaders: false, identifier: 'token',
-      skip: (req) => !req.headers.authorization,
+    limiters.push({
+      identifier: 'token', limit: perToken, store: new MemoryStore(),
       // Keyed by a hash of the header: no database lookup before the limit, and no secret kept in memory.
-      keyGenerator: (req) => createHash('sha256').update(String(req.headers.authorization)).digest('hex'), handler,
-    }));
+      key: (req) => (req.headers.authorization ? createHash('sha256').update(String(req.headers.authorization)).digest('hex') : null),
+    });
   }
-  return out;
+  const middlewares = limiters.map((l) => rateLimit({
+    windowMs: WINDOW_MS, limit: l.limit, standardHeaders: 'draft-7', legacyHeaders: false, identifier: l.identifier, store: l.store,
+    skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
+    keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
+    handler: (req, res, _next, options) => {
+      res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+      sendProblem(res, limitError(l.identifier, l.limit), req.originalUrl);
+    },
+  }));
+  return {
+    middlewares,
+    async check(req, res, ip) {
+      for (const l of limiters) {
+        const key = l.key(req, ip);
+        if (key === null) continue;
+        const { totalHits, resetTime } = await l.store.increment(key);
+        const remaining = Math.max(0, l.limit - totalHits);
+        const reset = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : WINDOW_MS / 1000;
+        res.setHeader('RateLimit-Policy', `${l.limit};w=${WINDOW_MS / 1000}`);
+        res.setHeader('RateLimit', `limit=${l.limit}, remaining=${remaining}, reset=${reset}`);
+        if (totalHits > l.limit) {
+          res.setHeader('Retry-After', String(WINDOW_MS / 1000));
+          return limitError(l.identifier, l.limit);
+        }
+      }
+      return null;
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { requireAuth } from '../auth.js';
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
 
-const issueSchema = z.object({
+export const issueSchema = z.object({
   csr: z.string().min(1, 'must not be empty').max(MAX_CSR_BYTES * 2, `must be at most ${MAX_CSR_BYTES * 2} characters`),
   profile: z.string().min(1).max(64),
   validityDays: z.number().optional(),
@@ -30,7 +30,7 @@ const listSchema = z.object({
 
 export const requesterOf = (req: Request): Requester => ({ actor: `token:${req.grant!.id}`, grant: req.grant, sourceIp: req.ip });
 
-const issuedJson = (c: IssuedCertificate) => ({
+export const issuedJson = (c: IssuedCertificate) => ({
   serial: c.serial, certificate: c.certificate, chain: c.chain, notBefore: c.notBefore, notAfter: c.notAfter, profile: c.profile, caId: c.caId,
 });
 
