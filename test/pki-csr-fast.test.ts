@@ -52,6 +52,8 @@ function assertSame(input: string | Uint8Array, label: string): boolean {
 interface Build {
   key: KeyObject;
   publicKey?: KeyObject;
+  /** The SubjectPublicKeyInfo bytes to send, when not the key's own DER export. */
+  spki?: Buffer;
   name?: Buffer;
   attributes?: Buffer[] | null;
   version?: number;
@@ -67,7 +69,7 @@ const CN = '2.5.4.3';
 
 function csr(b: Build): Buffer {
   const signer = signerFor(b.key);
-  const spki = createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
+  const spki = b.spki ?? createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
   const infoParts = [smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
   if (b.attributes !== null) infoParts.push(tlv(0xa0, ...(b.attributes ?? [])));
   const info = sequence(...infoParts);
@@ -78,6 +80,7 @@ function csr(b: Build): Buffer {
 const keys = {
   p256: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
   p384: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
+  p521: generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey,
   rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
   ed25519: generateKeyPairSync('ed25519').privateKey,
 };
@@ -158,4 +161,41 @@ test('fast and full parsers agree on unusual and refused requests', () => {
   }
   // Truncations.
   for (let n = 1; n < base.length; n += 7) assertSame(base.subarray(0, n), `truncated to ${n}`);
+});
+
+test('key encodings: the fast JWK import agrees with the DER decoder, and defers what it does not take', () => {
+  // A compressed P-256 point: valid, but not what the fast import takes; the full path decodes it.
+  const p256 = keys.p256;
+  const jwk = createPublicKey(p256).export({ format: 'jwk' });
+  const y = Buffer.from(jwk.y!, 'base64url');
+  const compressed = Buffer.concat([Buffer.from([0x02 + (y[y.length - 1]! & 1)]), Buffer.from(jwk.x!, 'base64url')]);
+  const compressedSpki = sequence(sequence(objectIdentifier('1.2.840.10045.2.1'), objectIdentifier('1.2.840.10045.3.1.7')), bitString(compressed));
+  assert.equal(assertSame(csr({ key: p256, spki: compressedSpki }), 'compressed point'), false, 'compressed points go to the full path');
+  // A point off the curve, in the form the fast import takes: refused by both, as a key problem.
+  const off = Buffer.from(createPublicKey(p256).export({ format: 'der', type: 'spki' }));
+  off[off.length - 1] = off[off.length - 1]! ^ 1;
+  assertSame(csr({ key: p256, spki: off }), 'point off the curve');
+  assert.throws(() => parseCsr(csr({ key: p256, spki: off })), (e: unknown) => e instanceof SignetError && e.type === 'bad-key');
+  // RSA: a non-minimal modulus encoding, a small exponent, a short modulus.
+  const rsaSpki = Buffer.from(createPublicKey(keys.rsa).export({ format: 'der', type: 'spki' }));
+  const { n, e } = createPublicKey(keys.rsa).export({ format: 'jwk' });
+  const rsaKey = (mod: Buffer, exp: Buffer) => sequence(sequence(objectIdentifier('1.2.840.113549.1.1.1'), Buffer.from([0x05, 0x00])), bitString(sequence(tlv(0x02, mod), tlv(0x02, exp))));
+  const nBytes = Buffer.from(n!, 'base64url');
+  assert.deepEqual(rsaKey(Buffer.concat([Buffer.from([0]), nBytes]), Buffer.from(e!, 'base64url')), rsaSpki, 'the builder reproduces the real SPKI');
+  assertSame(csr({ key: keys.rsa, spki: rsaKey(Buffer.concat([Buffer.from([0, 0]), nBytes]), Buffer.from(e!, 'base64url')) }), 'RSA modulus with a redundant zero byte');
+  assertSame(csr({ key: keys.rsa, spki: rsaKey(Buffer.concat([Buffer.from([0]), nBytes]), Buffer.from([3])) }), 'RSA exponent 3 (signature cannot verify)');
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+  assertSame(csr({ key: small }), 'RSA-1024');
+  assert.throws(() => parseCsr(csr({ key: small })), (err: unknown) => err instanceof SignetError && err.type === 'bad-key' && /too weak/.test(err.detail));
+  // Every single-byte corruption of the RSA and Ed25519 public keys: both paths agree.
+  for (const [label, key] of [['rsa', keys.rsa], ['ed25519', keys.ed25519]] as const) {
+    const base = csr({ key, attributes: [] });
+    const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+    const at = base.indexOf(spki);
+    for (let i = at; i < at + spki.length; i += label === 'rsa' ? 3 : 1) {
+      const bad = Buffer.from(base);
+      bad[i] = (bad[i]! + 1) & 0xff;
+      assertSame(bad, `${label} key byte ${i - at} +1`);
+    }
+  }
 });

@@ -111,7 +111,10 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
 }
 
 export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const all = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < all.length; i += 64) lines.push(all.slice(i, i + 64));
+  const b64 = lines.join('\n');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 

@@ -208,7 +208,9 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     }
 
     const spki = der.subarray(spkiE.start, spkiE.end);
-    const { publicKey, keyAlgorithm } = checkKey(keyOid, keyParams, spki);
+    const imported = importFast(der, keyOid, kp ?? null, spkiParts[1]!);
+    if (!imported) return null;
+    const { publicKey, keyAlgorithm } = checkKey(keyOid, keyParams, spki, imported);
     checkSignatureAlgorithm(sigOid, sp ? der.subarray(sp.start, sp.end) : null, publicKey, keyAlgorithm);
     if (!verifySignature(sigOid, publicKey, der.subarray(infoE.start, infoE.end), der.subarray(sigE.body + 1, sigE.end))) return null;
     const name = der.subarray(nameE.start, nameE.end);
@@ -217,6 +219,52 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
   } catch {
     return null;
   }
+}
+
+const JWK_CURVES: Record<string, [crv: string, size: number]> = { [OID.p256]: ['P-256', 32], [OID.p384]: ['P-384', 48], [OID.p521]: ['P-521', 66] };
+
+/** A strict, minimal, positive DER INTEGER's magnitude (no sign byte); null otherwise. */
+function positiveInteger(buf: Uint8Array, e: El): Uint8Array | null {
+  if (e.tag !== 0x02 || e.end === e.body) return null;
+  let from = e.body;
+  if (buf[from]! & 0x80) return null;
+  if (buf[from] === 0) {
+    if (e.end - from === 1 || !(buf[from + 1]! & 0x80)) return null;
+    from++;
+  }
+  return buf.subarray(from, e.end);
+}
+
+/**
+ * The request's key, imported from its JWK form: node's DER key decoder costs ~110 µs a key
+ * on this path, the JWK import 3 µs (RSA), 8 µs (Ed25519), 75 µs (ECDSA: it still checks the
+ * point is on the curve). Only for uncompressed EC points, Ed25519 and minimal RSA integers;
+ * null for anything else, and the full path decodes the DER as before.
+ */
+function importFast(der: Uint8Array, keyOid: string, params: El | null, bits: El): KeyObject | null {
+  const key = der.subarray(bits.body + 1, bits.end);
+  const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+  let jwk: Record<string, string>;
+  if (keyOid === OID.ecPublicKey) {
+    const curve = params ? JWK_CURVES[strictOid(der, params) ?? ''] : undefined;
+    if (!curve) return null;
+    const [crv, size] = curve;
+    if (key.length !== 1 + 2 * size || key[0] !== 0x04) return null;
+    jwk = { kty: 'EC', crv, x: b64(key.subarray(1, 1 + size)), y: b64(key.subarray(1 + size)) };
+  } else if (keyOid === OID.ed25519) {
+    if (key.length !== 32) return null;
+    jwk = { kty: 'OKP', crv: 'Ed25519', x: b64(key) };
+  } else if (keyOid === OID.rsaEncryption) {
+    const seq = el(key, 0, key.length);
+    if (!seq || seq.tag !== 0x30 || seq.end !== key.length) return null;
+    const ints = kids(key, seq);
+    if (!ints || ints.length !== 2) return null;
+    const n = positiveInteger(key, ints[0]!);
+    const e = positiveInteger(key, ints[1]!);
+    if (!n || !e) return null;
+    jwk = { kty: 'RSA', n: b64(n), e: b64(e) };
+  } else return null;
+  try { return createPublicKey({ key: jwk, format: 'jwk' }); } catch { return null; }
 }
 
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
@@ -362,7 +410,7 @@ const OTHER_KEYS: Record<string, string> = {
  * Refuses unsupported keys by name before node:crypto sees them: node may not know a curve at
  * all (and then reports only "unsupported"), and an operator needs to read which curve it was.
  */
-function checkKey(alg: string, params: Uint8Array | null, spkiDer: Uint8Array): { publicKey: KeyObject; keyAlgorithm: string } {
+function checkKey(alg: string, params: Uint8Array | null, spkiDer: Uint8Array, imported?: KeyObject): { publicKey: KeyObject; keyAlgorithm: string } {
   if (alg === OID.ecPublicKey) {
     if (!params || params[0] !== 0x06) {
       throw badKey(params && params[0] === 0x30
@@ -382,7 +430,7 @@ function checkKey(alg: string, params: Uint8Array | null, spkiDer: Uint8Array): 
 
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+    publicKey = imported ?? createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
   } catch (e) {
     throw badKey(`public key could not be decoded: ${(e as Error).message}`);
   }

@@ -41,7 +41,19 @@ export function smallInteger(n: number | bigint): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
+const oidCache = new Map<string, Buffer>();
+
+/** OBJECT IDENTIFIER; the few OIDs of the hot paths are encoded once (the Buffers are never written to). */
 export function objectIdentifier(oid: string): Buffer {
+  let der = oidCache.get(oid);
+  if (!der) {
+    der = encodeOid(oid);
+    if (oidCache.size < 1024) oidCache.set(oid, der);
+  }
+  return der;
+}
+
+function encodeOid(oid: string): Buffer {
   const parts = oid.split('.').map((p) => BigInt(p));
   const first = parts[0]! * 40n + parts[1]!;
   const out: number[] = [];

@@ -7,7 +7,6 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CRLDistributionPoints,
   DistributionPoint, DistributionPointName, ExtendedKeyUsage, GeneralName, KeyIdentifier, KeyUsage, KeyUsageFlags,
-  SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
 import { booleanTrue, objectIdentifier, octetString, readElement, readHeader, sequence } from './der.js';
 
@@ -41,19 +40,32 @@ export function extension(oid: string, critical: boolean, value: Uint8Array): Bu
 
 const ser = (v: object) => Buffer.from(AsnConvert.serialize(v));
 
-export function basicConstraints(ca: boolean, pathLen?: number): Buffer {
-  return extension(EXT.basicConstraints, true, ser(new BasicConstraints(ca ? { cA: true, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) } : {})));
+/**
+ * Extensions that take a handful of values (basic constraints, key usage, EKU) are encoded once
+ * per value: every leaf repeats them, and building the schema objects cost more than hashing
+ * the certificate. The cached Buffers are only ever concatenated, never written to.
+ */
+function memo<A extends unknown[]>(key: (...a: A) => string, build: (...a: A) => Buffer): (...a: A) => Buffer {
+  const cache = new Map<string, Buffer>();
+  return (...a) => {
+    const k = key(...a);
+    let v = cache.get(k);
+    if (!v) { v = build(...a); if (cache.size < 256) cache.set(k, v); }
+    return v;
+  };
 }
+
+export const basicConstraints: (ca: boolean, pathLen?: number) => Buffer = memo((ca, pathLen) => `${ca}:${pathLen}`, (ca, pathLen) =>
+  extension(EXT.basicConstraints, true, ser(new BasicConstraints(ca ? { cA: true, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) } : {}))));
 
 export function keyUsage(usages: KeyUsageName[]): Buffer {
   let flags = 0;
   for (const u of usages) flags |= KeyUsageFlags[u];
-  return extension(EXT.keyUsage, true, ser(new KeyUsage(flags)));
+  return keyUsageFlags(flags);
 }
+const keyUsageFlags = memo((flags: number) => String(flags), (flags) => extension(EXT.keyUsage, true, ser(new KeyUsage(flags))));
 
-export function extKeyUsage(oids: string[]): Buffer {
-  return extension(EXT.extKeyUsage, false, ser(new ExtendedKeyUsage(oids)));
-}
+export const extKeyUsage: (oids: string[]) => Buffer = memo((oids) => oids.join(','), (oids) => extension(EXT.extKeyUsage, false, ser(new ExtendedKeyUsage(oids))));
 
 /** The subjectPublicKey BIT STRING contents of an SPKI (without the unused-bits byte). */
 export function subjectPublicKeyBits(spkiDer: Uint8Array): Buffer {
@@ -69,8 +81,9 @@ export function keyIdentifier(spkiDer: Uint8Array): Buffer {
   return createHash('sha256').update(subjectPublicKeyBits(spkiDer)).digest().subarray(0, 20);
 }
 
+/** SubjectKeyIdentifier ::= KeyIdentifier ::= OCTET STRING (RFC 5280 §4.2.1.2). */
 export function subjectKeyIdentifier(keyId: Uint8Array): Buffer {
-  return extension(EXT.subjectKeyIdentifier, false, ser(new SubjectKeyIdentifier(Buffer.from(keyId))));
+  return extension(EXT.subjectKeyIdentifier, false, octetString(keyId));
 }
 
 export function authorityKeyIdentifier(keyId: Uint8Array): Buffer {

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
+import { startWalCheckpointer } from './wal-checkpointer.js';
 
 export interface CertificateRecord {
   serial: string; caId: string; profile: string; subject: string; commonName: string | null; sans: string; sanText: string;
@@ -50,8 +51,14 @@ export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
 function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 10000');
+  // No busy_timeout: SQLite's busy handler sleeps on the event loop (1, 2, 5, 10… ms) while
+  // another process (a second worker) commits, freezing every request of this one. The write
+  // lock is retried below without blocking instead, and requests keep queueing for the batch.
+  db.pragma('busy_timeout = 0');
   db.pragma(`synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
+  // Checkpoints run in their own thread (wal-checkpointer.ts), not inside an issuance commit.
+  db.pragma('wal_autocheckpoint = 0');
+  const checkpointer = startWalCheckpointer(file, sync === 'normal' ? 'NORMAL' : 'FULL');
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
@@ -79,10 +86,30 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
-    async write(certs, buildAudit) { run.immediate(certs, buildAudit); },
-    async writeCrl(crl, buildAudit) { runCrl.immediate(crl, buildAudit); },
-    async close() { db.close(); },
+    async write(certs, buildAudit) { await whenUnlocked(() => run.immediate(certs, buildAudit)); },
+    async writeCrl(crl, buildAudit) { await whenUnlocked(() => runCrl.immediate(crl, buildAudit)); },
+    async close() { await checkpointer.stop(); db.close(); },
   };
+}
+
+/** As long as the old busy_timeout: a lock held longer than this is a stuck process, not load. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Runs a write transaction, retrying while another connection holds SQLite's write lock.
+ * A busy BEGIN IMMEDIATE has changed nothing, so retrying is safe; the waits yield to the
+ * event loop (setImmediate first, then 1 ms timers) instead of sleeping in SQLite.
+ */
+async function whenUnlocked<T>(tx: () => T): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return tx();
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw e;
+      await new Promise<void>((r) => (attempt < 3 ? setImmediate(r) : setTimeout(r, 1)));
+    }
+  }
 }
 
 function postgresWriter(url: string): IssuanceWriter {
