@@ -237,6 +237,23 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     assertRateLimited(await api(asServer(server, issuer), 'GET', '/api/v1/profiles'), 'token', 30);
   });
 
+  test('issuance records the client address, through a trusted proxy only when SIGNET_TRUST_PROXY is on', async () => {
+    const body = (name: string) => JSON.stringify({ csr: makeCsr(`DNS:${name}.example.com`), profile: 'server' });
+    const issuedFrom = async (env2: TestEnv, serial: string) =>
+      (await sql(env2, `SELECT "sourceIp" FROM "AuditEvent" WHERE action = 'certificate.issued' AND target = ?`, [serial]))[0]?.sourceIp;
+    // Not trusted (the default): X-Forwarded-For is ignored.
+    const direct = await api(server, 'POST', '/api/v1/certificates', body('direct'), { 'x-forwarded-for': '203.0.113.7' });
+    assert.equal(direct.status, 201, direct.text);
+    assert.match(String(await issuedFrom(env, direct.json.serial)), /^(::ffff:)?127\.0\.0\.1$/);
+    const penv = await createTestEnv({ SIGNET_TRUST_PROXY: 'on' });
+    const pserver = await startServer(penv.env);
+    try {
+      const proxied = await api(pserver, 'POST', '/api/v1/certificates', body('proxied'), { 'x-forwarded-for': '203.0.113.7' });
+      assert.equal(proxied.status, 201, proxied.text);
+      assert.equal(await issuedFrom(penv, proxied.json.serial), '203.0.113.7');
+    } finally { await pserver.stop(); await penv.cleanup(); }
+  });
+
   test('headers over 16 KB are refused with 431, and the server keeps serving', async () => {
     for (const headers of [
       `X-Big: ${'a'.repeat(20 * 1024)}\r\n`,
