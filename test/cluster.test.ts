@@ -28,6 +28,21 @@ describe('several worker processes (SIGNET_WORKERS=2)', () => {
     assert.equal((server.stdout().match(/initialised a new CA hierarchy/g) ?? []).length, 1);
   });
 
+  test('/readyz is 200 only once every worker has started; requests right after it all succeed', async () => {
+    const r = await fetch(`${server.url}/readyz`);
+    const body = await r.json() as { status: string; checks: Record<string, string> };
+    assert.equal(r.status, 200);
+    assert.equal(body.checks.cluster, 'all workers started');
+    // A fresh cluster: the first burst after the first 200 reaches both workers (new
+    // connections are dealt round-robin) and none may meet a worker that is still starting.
+    const fresh = await createTestEnv({ SIGNET_WORKERS: '2' });
+    const s2 = await startServer(fresh.env);
+    try {
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => api(s2, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:first${i}.cluster.test`), profile: 'server' }, { connection: 'close' })));
+      for (const b of burst) assert.equal(b.status, 201, b.text);
+    } finally { await s2.stop(); await fresh.cleanup(); }
+  });
+
   test('concurrent issuance through both workers: unique serials, one audit chain', async () => {
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:w${i}.cluster.test`), profile: 'server' })));
     for (const r of results) assert.equal(r.status, 201, r.text);

@@ -10,7 +10,9 @@ import type { Config } from '../config/config.js';
 import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
 import { isSignetError } from '../errors.js';
 
-export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string } | { type: 'caChanged'; caId: string } | { type: 'listening' };
+export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string } | { type: 'caChanged'; caId: string } | { type: 'listening' }
+  /** From the primary: every worker has started, so this one may report ready. */
+  | { type: 'clusterReady' };
 
 export const workerIndex = (): number => Number(process.env.SIGNET_WORKER_INDEX ?? 0);
 
@@ -29,14 +31,24 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     }
   }
   let stopping = false;
-  let listening = 0;
+  let announced = false;
+  const started = new Set<number>();
   const workers = new Map<number, Worker>();
   const fork = (index: number) => {
     const w = cluster.fork({ SIGNET_WORKER_INDEX: String(index) });
     workers.set(index, w);
+    started.delete(index);
     w.on('message', (m: RelayMessage) => {
       if (m.type === 'listening') {
-        if (++listening === config.SIGNET_WORKERS) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n`);
+        // Workers listen early (to answer health while the database is unreachable), so a
+        // worker's own readiness is not the cluster's: /readyz says ready only once every
+        // worker has started, and a load balancer never sends work to a starting one.
+        started.add(index);
+        if (started.size === config.SIGNET_WORKERS) {
+          for (const other of workers.values()) if (other.isConnected()) other.send({ type: 'clusterReady' } satisfies RelayMessage);
+          if (!announced) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n`);
+          announced = true;
+        }
         return;
       }
       for (const [i, other] of workers) if (i !== index && other.isConnected()) other.send(m);

@@ -64,7 +64,8 @@ export async function serve(): Promise<Running | void> {
     process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
   }
   const metrics = createMetrics();
-  const app = createHandler(ctx, metrics, { bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
+  let clusterReady = false;
+  const app = createHandler(ctx, metrics, { ...(inCluster ? { clusterReady: () => clusterReady } : {}), bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
   // start() re-signs any CRL older than a status change, which also covers a publication
   // that was pending when a process died.
@@ -74,7 +75,8 @@ export async function serve(): Promise<Running | void> {
     services.events.on('statusChanged', (e) => process.send?.({ type: 'statusChanged', ...e } satisfies RelayMessage));
     services.events.on('caChanged', (caId) => process.send?.({ type: 'caChanged', caId } satisfies RelayMessage));
     process.on('message', (m: RelayMessage) => {
-      if (m.type === 'statusChanged') {
+      if (m.type === 'clusterReady') clusterReady = true;
+      else if (m.type === 'statusChanged') {
         services.ocsp.invalidate(m.serial, true).catch((e: unknown) => log.warn({ err: e }, 'OCSP refresh for a relayed change failed'));
         if (publisher) services.crls.schedule(m.caId);
       } else if (m.type === 'caChanged') {

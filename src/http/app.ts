@@ -27,7 +27,10 @@ import { auditRefusals } from './audit-refusals.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
 
-export interface AppOptions { bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
+export interface AppOptions {
+  /** In a cluster worker: whether every worker has started (part of /readyz). */
+  clusterReady?: () => boolean;
+  bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
 
 /**
  * The API's request listener: the bare issuance handler for plain POST /api/v1/certificates,
@@ -65,7 +68,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
     });
     next();
   });
-  app.use(healthRoutes(ctx, metrics));
+  app.use(healthRoutes(ctx, metrics, opts.clusterReady));
   app.use(pkiRoutes(ctx, opts.crls));
   const api = express.Router();
   for (const limiter of limits.middlewares) api.use(limiter);

@@ -2,7 +2,8 @@ import { Router } from 'express';
 import type { CaContext } from '../../ca/context.js';
 import type { Metrics } from '../../observability/metrics.js';
 
-export function healthRoutes(ctx: CaContext, metrics: Metrics): Router {
+/** `cluster`, in a worker: whether every worker of the cluster has started. */
+export function healthRoutes(ctx: CaContext, metrics: Metrics, cluster?: () => boolean): Router {
   const r = Router();
   r.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
   r.get('/readyz', async (_req, res) => {
@@ -13,7 +14,8 @@ export function healthRoutes(ctx: CaContext, metrics: Metrics): Router {
       for (const a of active) await ctx.keys.signer(a.keyId!);
       checks.keys = active.length ? 'unlocked' : 'no online CA key';
     } catch (e) { checks.keys = `locked: ${(e as Error).message}`; }
-    const ready = checks.database === 'ok' && checks.keys === 'unlocked';
+    if (cluster) checks.cluster = cluster() ? 'all workers started' : 'other workers still starting';
+    const ready = checks.database === 'ok' && checks.keys === 'unlocked' && (!cluster || cluster());
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
   r.get('/metrics', async (_req, res) => {
