@@ -108,3 +108,11 @@ export async function getCertificate(ctx: CaContext, serial: string) {
   if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
   return { ...present(row, ctx.now()), certificate: toPem(row.der) };
 }
+
+/** Public status of one certificate (no secrets in it), read on the driver: relying parties and dashboards poll it. */
+export async function certificateStatus(ctx: CaContext, serial: string) {
+  const row = await ctx.db.hotReads().certificateStatus(serial);
+  if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
+  const status = statusOf(row, ctx.now());
+  return { serial, status, ...(row.revokedAt && status !== 'good' && status !== 'expired' ? { revokedAt: row.revokedAt, reason: row.revocationReason } : {}) };
+}

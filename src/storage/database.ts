@@ -9,7 +9,7 @@ import { PrismaClient as SqliteClient } from './generated/sqlite/client.js';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.js';
 import type { DatabaseTarget, Provider } from './database-url.js';
 import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
-import { openTokenLookup, type TokenLookup } from './token-lookup.js';
+import { openHotReads, type HotReads } from './hot-reads.js';
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -20,8 +20,8 @@ export interface Database {
   readonly target: DatabaseTarget;
   /** The driver-level writer for the issuance hot path (opened on first use). */
   issuanceWriter(): IssuanceWriter;
-  /** The driver-level API-token lookup (opened on first use). */
-  tokenLookup(): TokenLookup;
+  /** Driver-level reads for hot paths: token lookup, certificate status (opened on first use). */
+  hotReads(): HotReads;
   readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
@@ -57,12 +57,12 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   }
   const provider = target.provider;
   let issuance: IssuanceWriter | undefined;
-  let tokens: TokenLookup | undefined;
+  let reads: HotReads | undefined;
   return {
     provider,
     target,
     issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
-    tokenLookup: () => (tokens ??= openTokenLookup(target)),
+    hotReads: () => (reads ??= openHotReads(target)),
     prisma,
     async transaction(fn, opts) {
       return writer.$transaction(async (tx) => {
@@ -79,7 +79,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
     async close() {
       await issuance?.close();
-      await tokens?.close();
+      await reads?.close();
       await prisma.$disconnect();
       if (writer !== prisma) await writer.$disconnect();
     },

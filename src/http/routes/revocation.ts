@@ -3,8 +3,7 @@ import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import { REVOKE_REASONS, type Revocation } from '../../ca/revocation.js';
 import { normalizeSerial } from '../../ca/issuance.js';
-import { statusOf } from '../../ca/inventory.js';
-import { SignetError } from '../../errors.js';
+import { certificateStatus } from '../../ca/inventory.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../pki/crl.js';
 import { requireAuth } from '../auth.js';
 import { parseBody } from '../validate.js';
@@ -35,13 +34,7 @@ export function revocationRoutes(ctx: CaContext, revocation: Revocation): Router
   });
   // Public status for relying parties and dashboards: no token, no secrets in it.
   r.get('/certificates/:serial/status', async (req, res) => {
-    const serial = normalizeSerial(String(req.params.serial));
-    const row = await ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { status: true, notAfter: true, revokedAt: true, revocationReason: true } });
-    if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
-    const status = statusOf(row, ctx.now());
-    res.set('Cache-Control', 'no-cache').json({
-      serial, status, ...(row.revokedAt && status !== 'good' && status !== 'expired' ? { revokedAt: row.revokedAt, reason: row.revocationReason } : {}),
-    });
+    res.set('Cache-Control', 'no-cache').json(await certificateStatus(ctx, normalizeSerial(String(req.params.serial))));
   });
   return r;
 }

@@ -1,0 +1,64 @@
+/**
+ * The two reads that run on hot paths, as prepared statements on the driver: the API-token
+ * lookup before every authenticated request, and the public certificate status. Through
+ * Prisma each cost more than the rest of the request (query compilation per call). Tokens are
+ * not cached: a revocation must take effect at once.
+ */
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { DatabaseTarget } from './database-url.js';
+import { pgUtc } from './pg-time.js';
+
+export interface TokenRow {
+  id: string; name: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
+  expiresAt: Date | null; revokedAt: Date | null;
+}
+
+export interface StatusRow { status: string; notAfter: Date; revokedAt: Date | null; revocationReason: string | null }
+
+export interface HotReads {
+  token(secretHash: string): Promise<TokenRow | null>;
+  certificateStatus(serial: string): Promise<StatusRow | null>;
+  close(): Promise<void>;
+}
+
+const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt" FROM "ApiToken" WHERE "secretHash" = ';
+const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
+const sqliteDate = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(String(v)));
+
+type Raw<T, D extends keyof T> = Omit<T, D> & { [K in D]: unknown };
+
+export function openHotReads(target: DatabaseTarget): HotReads {
+  if (target.provider === 'sqlite') {
+    const db = new Database(target.location, { readonly: true });
+    db.pragma('busy_timeout = 10000');
+    const token = db.prepare(`${TOKEN_SQL}?`);
+    const status = db.prepare(`${STATUS_SQL}?`);
+    return {
+      async token(hash) {
+        const r = token.get(hash) as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
+        return r ? { ...r, expiresAt: sqliteDate(r.expiresAt), revokedAt: sqliteDate(r.revokedAt) } : null;
+      },
+      async certificateStatus(serial) {
+        const r = status.get(serial) as Raw<StatusRow, 'notAfter' | 'revokedAt'> | undefined;
+        return r ? { ...r, notAfter: sqliteDate(r.notAfter)!, revokedAt: sqliteDate(r.revokedAt) } : null;
+      },
+      async close() { db.close(); },
+    };
+  }
+  const pool = new pg.Pool({ connectionString: target.location, max: 4 });
+  pool.on('error', () => undefined);
+  return {
+    async token(hash) {
+      const { rows } = await pool.query({ text: `${TOKEN_SQL}$1`, values: [hash], name: 'signet-token-lookup' });
+      const r = rows[0] as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
+      return r ? { ...r, expiresAt: pgUtc(r.expiresAt), revokedAt: pgUtc(r.revokedAt) } : null;
+    },
+    async certificateStatus(serial) {
+      const { rows } = await pool.query({ text: `${STATUS_SQL}$1`, values: [serial], name: 'signet-certificate-status' });
+      const r = rows[0] as Raw<StatusRow, 'notAfter' | 'revokedAt'> | undefined;
+      return r ? { ...r, notAfter: pgUtc(r.notAfter)!, revokedAt: pgUtc(r.revokedAt) } : null;
+    },
+    async close() { await pool.end(); },
+  };
+}
