@@ -12,7 +12,7 @@ import type { Signer } from '../pki/keys.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { chainRows, HEAD_KEY } from './audit.js';
-import { streamRevoked } from '../storage/revoked-rows.js';
+import { countRevoked, streamRevoked } from '../storage/revoked-rows.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 
@@ -100,7 +100,7 @@ export class CrlPublisher {
     const { crlNumber: number } = await this.ctx.db.prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
     const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityHours * 3_600_000);
-    const expected = await this.ctx.db.prisma.certificate.count({ where: { caId, status: { in: ['revoked', 'hold'] }, notAfter: { gt: thisUpdate } } });
+    const expected = await countRevoked(this.ctx.db.target, caId, thisUpdate);
     let count = 0;
     const entries = this.entries(caId, thisUpdate, () => { count++; });
     const der = await buildCrl({

@@ -3,7 +3,8 @@
  * ordered by serial. A million rows through Prisma cost seconds of row mapping and a large
  * heap; here each batch is small arrays that the CRL encoder turns into bytes and drops.
  * SQLite iterates one statement on a read connection (a consistent WAL snapshot); PostgreSQL
- * fetches from a server-side cursor inside a read-only transaction.
+ * fetches from a server-side cursor inside a read-only transaction. Both read the partial
+ * index "Certificate_crl_idx" (see the *_crl_index migrations), in serial order.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -15,6 +16,23 @@ export interface RevokedRow { serial: string; revokedAt: Date | null; reason: st
 const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
   WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;
 
+const sqliteSql = (sql: string) => sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
+const sqliteTime = (d: Date) => d.toISOString().replace('Z', '+00:00');
+const pgTime = (d: Date) => d.toISOString().replace('Z', '');
+
+/** How many entries streamRevoked will yield (sizes the CRL encoder's buffer), from the same index. */
+export async function countRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date): Promise<number> {
+  const sql = SQL.replace('SELECT "serial", "revokedAt", "revocationReason", "invalidityDate"', 'SELECT COUNT(*) AS n').replace(' ORDER BY "serial"', '');
+  if (target.provider === 'sqlite') {
+    const db = new Database(target.location, { readonly: true });
+    try { return Number((db.prepare(sqliteSql(sql)).get(caId, sqliteTime(notAfterAfter)) as { n: number }).n); } finally { db.close(); }
+  }
+  const client = new pg.Client({ connectionString: target.location });
+  client.on('error', () => undefined);
+  await client.connect();
+  try { return Number((await client.query<{ n: string }>(sql, [caId, pgTime(notAfterAfter)])).rows[0]!.n); } finally { await client.end().catch(() => undefined); }
+}
+
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
 
 export async function* streamRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date, batchSize = 10_000): AsyncGenerator<RevokedRow[]> {
@@ -22,9 +40,10 @@ export async function* streamRevoked(target: DatabaseTarget, caId: string, notAf
     const db = new Database(target.location, { readonly: true });
     try {
       // Prisma's SQLite adapter stores DateTime as ISO text with an explicit +00:00 offset, which sorts as time.
-      const stmt = db.prepare(SQL.replace('$1', '?').replace('$2', '?')).raw();
+      // SQLite's planner, without statistics, prefers the (caId, status) index and a sort.
+      const stmt = db.prepare(sqliteSql(SQL)).raw();
       let batch: RevokedRow[] = [];
-      for (const r of stmt.iterate(caId, notAfterAfter.toISOString().replace('Z', '+00:00')) as Iterable<unknown[]>) {
+      for (const r of stmt.iterate(caId, sqliteTime(notAfterAfter)) as Iterable<unknown[]>) {
         batch.push({ serial: r[0] as string, revokedAt: date(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: date(r[3]) });
         if (batch.length >= batchSize) { yield batch; batch = []; }
       }
@@ -39,7 +58,7 @@ export async function* streamRevoked(target: DatabaseTarget, caId: string, notAf
   await client.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, notAfterAfter.toISOString().replace('Z', '')]);
+    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, pgTime(notAfterAfter)]);
     for (;;) {
       const { rows } = await client.query({ text: `FETCH ${batchSize} FROM revoked`, rowMode: 'array' });
       if (!rows.length) break;
