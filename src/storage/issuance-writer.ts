@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
-import { startWalCheckpointer } from './wal-checkpointer.js';
+import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export interface CertificateRecord {
   serial: string; caId: string; profile: string; subject: string; commonName: string | null; sans: string; sanText: string;
@@ -56,9 +56,15 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   // lock is retried below without blocking instead, and requests keep queueing for the batch.
   db.pragma('busy_timeout = 0');
   db.pragma(`synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
-  // Checkpoints run in their own thread (wal-checkpointer.ts), not inside an issuance commit.
-  db.pragma('wal_autocheckpoint = 0');
-  const checkpointer = startWalCheckpointer(file, sync === 'normal' ? 'NORMAL' : 'FULL');
+  // Once this process issues, checkpoints run in their own thread (wal-checkpointer.ts), not
+  // inside an issuance commit. A one-off writer (signet crl) keeps SQLite's auto-checkpoint
+  // rather than pay for a thread.
+  let checkpointer: WalCheckpointer | undefined;
+  const checkpointInThread = () => {
+    if (checkpointer) return;
+    checkpointer = startWalCheckpointer(file, sync === 'normal' ? 'NORMAL' : 'FULL');
+    db.pragma('wal_autocheckpoint = 0');
+  };
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
@@ -86,9 +92,9 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
-    async write(certs, buildAudit) { await whenUnlocked(() => run.immediate(certs, buildAudit)); },
+    async write(certs, buildAudit) { checkpointInThread(); await whenUnlocked(() => run.immediate(certs, buildAudit)); },
     async writeCrl(crl, buildAudit) { await whenUnlocked(() => runCrl.immediate(crl, buildAudit)); },
-    async close() { await checkpointer.stop(); db.close(); },
+    async close() { await checkpointer?.stop(); db.close(); },
   };
 }
 
