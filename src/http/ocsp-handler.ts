@@ -17,14 +17,26 @@ function problem(res: ServerResponse, err: SignetError): void {
   res.end(JSON.stringify(err.toProblem('/ocsp')));
 }
 
+/**
+ * The fixed caching headers of a pre-signed response, computed once per response: the same
+ * Buffer is served until it is re-signed, and the ETag hash and date strings were most of
+ * what a GET cost beyond a POST.
+ */
+const cachingHeaders = new WeakMap<Buffer, { etag: string; lastModified: string; expires: string }>();
+
 function send(res: ServerResponse, answer: { der: Buffer; httpStatus: number; cacheable?: { thisUpdate: Date; nextUpdate: Date } }, isGet: boolean): void {
   const headers: Record<string, string | number> = { 'content-type': 'application/ocsp-response', 'content-length': answer.der.length };
   if (isGet && answer.cacheable) {
+    let fixed = cachingHeaders.get(answer.der);
+    if (!fixed) {
+      fixed = { etag: `"${createHash('sha1').update(answer.der).digest('hex')}"`, lastModified: answer.cacheable.thisUpdate.toUTCString(), expires: answer.cacheable.nextUpdate.toUTCString() };
+      cachingHeaders.set(answer.der, fixed);
+    }
     const maxAge = Math.max(0, Math.floor((answer.cacheable.nextUpdate.getTime() - Date.now()) / 1000));
     headers['cache-control'] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-    headers['last-modified'] = answer.cacheable.thisUpdate.toUTCString();
-    headers.expires = answer.cacheable.nextUpdate.toUTCString();
-    headers.etag = `"${createHash('sha1').update(answer.der).digest('hex')}"`;
+    headers['last-modified'] = fixed.lastModified;
+    headers.expires = fixed.expires;
+    headers.etag = fixed.etag;
   } else {
     headers['cache-control'] = 'no-store';
   }
