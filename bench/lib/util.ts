@@ -6,7 +6,7 @@
  * killed (group-wide) when the workload ends or the runner exits.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -299,6 +299,19 @@ export function readJson<T>(file: string): T | undefined {
 export function cmdline(cmd: string, args: string[], env: Record<string, string> = {}): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(cmd), ...args.map(q)].join(' ');
+}
+
+/** VmRSS of a process and all its descendants (a cluster primary and its workers), in MB. */
+export function treeRssMb(pid: number): number {
+  let total = rssMb(pid);
+  let children: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      children = children.concat(readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    }
+  } catch { /* gone */ }
+  for (const c of children) total += treeRssMb(c);
+  return total;
 }
 
 export function rssMb(pid: number): number {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { makePeerCa } from '../lib/pki.js';
 import { summariseProfile } from '../lib/profile.js';
 import { cleanEnv, signetEnv, startSignet } from '../lib/signet.js';
-import { cmdline, daemon, envInt, fmt, freePort, max, median, min, newReport, PROFILE, removeTemp, ROOT, rssMb, RUNS, SIGNET_BIN, sleep, tcpOpen, tempDir, waitFor, ensureTools, type WorkloadReport } from '../lib/util.js';
+import { cmdline, daemon, envInt, fmt, freePort, max, median, min, newReport, PROFILE, removeTemp, ROOT, rssMb, treeRssMb, RUNS, SIGNET_BIN, sleep, tcpOpen, tempDir, waitFor, ensureTools, type WorkloadReport } from '../lib/util.js';
 import { cfsslConfig } from './issue.js';
 
 export async function startupWorkload(): Promise<WorkloadReport> {
@@ -21,11 +21,15 @@ export async function startupWorkload(): Promise<WorkloadReport> {
     const dataDir = join(dir, 'data');
     const first = await startSignet(dataDir, { SIGNET_INTERMEDIATE_KEY: 'ecdsa-p256' });
     await first.stop();
+    // The product's default (one process) carries the targets; the benchmarks' worker count
+    // is shown too, with the RSS of the primary and every worker added up.
+    const workerCounts = [...new Set(['1', process.env.BENCH_SIGNET_WORKERS ?? '2'])];
+    for (const workers of workerCounts) {
     const times: number[] = [];
     const rss: number[] = [];
     for (let r = 0; r < runs; r++) {
       const port = await freePort();
-      const env = signetEnv(dataDir, port);
+      const env = signetEnv(dataDir, port, { SIGNET_WORKERS: workers });
       const t0 = performance.now();
       const d = daemon(process.execPath, [SIGNET_BIN, 'serve'], { cwd: ROOT, env: cleanEnv(env) });
       try {
@@ -37,14 +41,17 @@ export async function startupWorkload(): Promise<WorkloadReport> {
         }, 60_000, 10);
         times.push(performance.now() - t0);
         await sleep(idleMs);
-        rss.push(rssMb(d.proc.pid!));
-        if (r === 0) report.commands.push(`${cmdline('node', ['bin/signet.js', 'serve'], { ...env, SIGNET_DATA_DIR: '<existing data dir>', SIGNET_PORT: '<port>' })}   # then GET /readyz every 10 ms until 200; VmRSS after ${idleMs} ms idle`);
+        rss.push(treeRssMb(d.proc.pid!));
+        if (r === 0) report.commands.push(`${cmdline('node', ['bin/signet.js', 'serve'], { ...env, SIGNET_DATA_DIR: '<existing data dir>', SIGNET_PORT: '<port>' })}   # then GET /readyz every 10 ms until 200; VmRSS (process and workers) after ${idleMs} ms idle`);
       } finally { await d.stop(); }
-      process.stderr.write(`startup: run ${r + 1}: ready in ${fmt(times[times.length - 1]!)} ms, idle RSS ${fmt(rss[rss.length - 1]!)} MB\n`);
+      process.stderr.write(`startup: ${workers} worker(s), run ${r + 1}: ready in ${fmt(times[times.length - 1]!)} ms, idle RSS ${fmt(rss[rss.length - 1]!)} MB\n`);
     }
-    rows.push(['signet serve (SQLite, bootstrapped)', runs, fmt(median(times)), fmt(min(times)), fmt(max(times)), fmt(median(rss)), fmt(min(rss)), fmt(max(rss))]);
-    report.targets.push({ name: 'startup: spawn → /readyz 200', target: '≤ 2,000 ms', value: `${fmt(median(times))} ms`, pass: median(times) <= 2000 });
-    report.targets.push({ name: 'startup: idle RSS after start', target: '≤ 150 MB', value: `${fmt(median(rss))} MB`, pass: median(rss) <= 150 });
+    rows.push([`signet serve (SQLite, bootstrapped), SIGNET_WORKERS=${workers}`, runs, fmt(median(times)), fmt(min(times)), fmt(max(times)), fmt(median(rss)), fmt(min(rss)), fmt(max(rss))]);
+    if (workers === '1') {
+      report.targets.push({ name: 'startup: spawn → /readyz 200', target: '≤ 2,000 ms', value: `${fmt(median(times))} ms`, pass: median(times) <= 2000 });
+      report.targets.push({ name: 'startup: idle RSS after start', target: '≤ 150 MB', value: `${fmt(median(rss))} MB`, pass: median(rss) <= 150 });
+    }
+    }
 
     // cfssl serve, for scale.
     const ca = await makePeerCa(join(dir, 'cfssl-ca'), 'ecdsa-p256');
