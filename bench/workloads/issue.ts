@@ -296,7 +296,7 @@ async function profileIssue(csrs: string[], seconds: number): Promise<string> {
     await s.stop();
     const prof = s.profiles()[0];
     if (!prof) return 'profile: no .cpuprofile was written';
-    const sum = summariseProfile(prof, ['issue', 'sign', 'store', 'signTbs', 'parseCsr', 'buildLeafTbs', 'lintLeafTbs', 'appendAudit', 'transaction', 'inspectCertificate', 'requireAuth', 'authenticate', 'jsonParser', 'checkAllowed', 'validateCommonName', 'createPublicKey', 'verifySignature', 'toPem', 'nameToString', 'newSerial', 'describeKey', '$transaction', 'executeRaw', 'queryRaw']);
+    const sum = summariseProfile(prof, ['run', 'readBody', 'parseJson', 'finish', 'processImmediate', 'onStreamRead', 'parserOnHeadersComplete', 'parserOnIncoming', 'processTicksAndRejections', 'drain', 'write', 'issue', 'sign', 'store', 'signTbs', 'parseCsr', 'buildLeafTbs', 'lintLeafTbs', 'appendAudit', 'transaction', 'inspectCertificate', 'requireAuth', 'authenticate', 'jsonParser', 'checkAllowed', 'validateCommonName', 'createPublicKey', 'verifySignature', 'toPem', 'nameToString', 'newSerial', 'describeKey', '$transaction', 'executeRaw', 'queryRaw']);
     return `CPU profile: Signet ecdsa-p256 issue at c${conc} for ${seconds} s under node --cpu-prof (${fmt(res.rps)}/s while profiled)\n${sum.text}`;
   } finally { await s.stop(); removeTemp(dir); }
 }

@@ -157,7 +157,12 @@ export class CrlPublisher {
     if (cur && cur.crl.number === head.number) { cur.checkedAt = Date.now(); return cur.crl; }
     const row = await this.ctx.db.prisma.crl.findFirst({ where: { caId, number: head.number } });
     if (!row) return null;
-    const crl = { caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der: Buffer.from(row.der), entries: row.entries };
+    // A large CRL is stored in pieces (issuance-writer.ts); put it back together once, here.
+    const der = row.chunks > 0
+      ? Buffer.concat((await this.ctx.db.prisma.crlChunk.findMany({ where: { crlId: row.id }, orderBy: { idx: 'asc' }, select: { data: true } })).map((c) => c.data))
+      : Buffer.from(row.der);
+    if (row.chunks > 0 && der.length === 0) return null;
+    const crl = { caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
     this.served.set(caId, { crl, checkedAt: Date.now() });
     return crl;
   }

@@ -25,6 +25,7 @@ export const BACKUP_TABLES = [
   { model: 'KeyRecord', delegate: 'keyRecord', key: 'id', unique: 'id' },
   { model: 'Certificate', delegate: 'certificate', key: 'serial', unique: 'serial' },
   { model: 'Crl', delegate: 'crl', key: 'id', unique: 'id' },
+  { model: 'CrlChunk', delegate: 'crlChunk', key: 'id', unique: 'id' },
   { model: 'OcspResponder', delegate: 'ocspResponder', key: 'id', unique: 'id' },
   { model: 'ApiToken', delegate: 'apiToken', key: 'id', unique: 'id' },
   { model: 'AuditEvent', delegate: 'auditEvent', key: 'seq', unique: 'seq' },

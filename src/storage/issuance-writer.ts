@@ -78,7 +78,9 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   });
-  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
+  const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
   const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
   const appendAudit = (buildAudit: BuildAudit) => {
     const audit = buildAudit((head.get() as { seq: number; hash: string } | undefined) ?? null);
@@ -86,7 +88,10 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     setHead.run(audit.headKey, audit.headValue);
   };
   const runCrl = db.transaction((c: CrlRecord, buildAudit: BuildAudit) => {
-    insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), c.der, c.entries, sqliteTime(new Date()));
+    const chunks = crlChunks(c.der);
+    insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, sqliteTime(new Date()));
+    chunks?.forEach((data, idx) => insertChunk.run(chunkId(c.id, idx), c.id, idx, data));
+    pruneChunks.run(c.caId, c.number - BigInt(c.keep));
     pruneCrl.run(c.caId, c.number - BigInt(c.keep));
     appendAudit(buildAudit);
   });
@@ -96,6 +101,22 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     async writeCrl(crl, buildAudit) { await whenUnlocked(() => runCrl.immediate(crl, buildAudit)); },
     async close() { await checkpointer?.stop(); db.close(); },
   };
+}
+
+/**
+ * Large CRLs are stored in pieces: a single multi-megabyte value is copied whole by the driver
+ * and again into the database's record while it is written (a 49 MB CRL raised peak memory
+ * by ~110 MB); pieces of CRL_CHUNK_BYTES cost that much at a time.
+ */
+export const CRL_CHUNK_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+const chunkId = (crlId: string, idx: number) => `${crlId}:${String(idx).padStart(6, '0')}`;
+
+function crlChunks(der: Buffer): Buffer[] | null {
+  if (der.length <= CRL_CHUNK_BYTES) return null;
+  const out: Buffer[] = [];
+  for (let i = 0; i < der.length; i += CRL_CHUNK_BYTES) out.push(der.subarray(i, i + CRL_CHUNK_BYTES));
+  return out;
 }
 
 /** As long as the old busy_timeout: a lock held longer than this is a stuck process, not load. */
@@ -169,9 +190,15 @@ function postgresWriter(url: string): IssuanceWriter {
     },
     async writeCrl(c, buildAudit) {
       await inTransaction(async (client) => {
-        await client.query('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-          [c.id, c.caId, c.number.toString(), pgTime(c.thisUpdate), pgTime(c.nextUpdate), c.der, c.entries, pgTime(new Date())]);
-        await client.query('DELETE FROM "Crl" WHERE "caId" = $1 AND "number" <= $2', [c.caId, (c.number - BigInt(c.keep)).toString()]);
+        const chunks = crlChunks(c.der);
+        await client.query('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          [c.id, c.caId, c.number.toString(), pgTime(c.thisUpdate), pgTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, pgTime(new Date())]);
+        for (const [idx, data] of (chunks ?? []).entries()) {
+          await client.query('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES ($1, $2, $3, $4)', [chunkId(c.id, idx), c.id, idx, data]);
+        }
+        const keepAbove = (c.number - BigInt(c.keep)).toString();
+        await client.query('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = $1 AND "number" <= $2)', [c.caId, keepAbove]);
+        await client.query('DELETE FROM "Crl" WHERE "caId" = $1 AND "number" <= $2', [c.caId, keepAbove]);
         await appendAudit(client, buildAudit);
       });
     },
