@@ -254,6 +254,24 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     } finally { await pserver.stop(); await penv.cleanup(); }
   });
 
+  test('/metrics counts issued and revoked certificates and refused requests, by label', async () => {
+    const count = (text: string, name: string, labels: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((p) => l.includes(p)));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const before = await (await fetch(`${server.url}/metrics`)).text();
+    const issued = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:counted.example.com'), profile: 'server' });
+    assert.equal(issued.status, 201, issued.text);
+    assert.equal((await api(server, 'POST', `/api/v1/certificates/${issued.json.serial}/revoke`, { reason: 'superseded' })).status, 200);
+    assert.equal((await api(asServer(server, forgedToken()), 'GET', '/api/v1/cas')).status, 401);
+    assert.equal((await api(asServer(server, forgedToken()), 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:x.example.com'), profile: 'server' })).status, 401);
+    const after = await (await fetch(`${server.url}/metrics`)).text();
+    assert.equal(count(after, 'signet_certificates_issued_total', 'profile="server"') - count(before, 'signet_certificates_issued_total', 'profile="server"'), 1);
+    assert.equal(count(after, 'signet_certificates_revoked_total', 'reason="superseded"') - count(before, 'signet_certificates_revoked_total', 'reason="superseded"'), 1);
+    assert.equal(count(after, 'signet_refusals_total', 'type="unauthorized"') - count(before, 'signet_refusals_total', 'type="unauthorized"'), 2, 'both handlers count refusals');
+    assert.ok(count(after, 'signet_refusals_total', 'type="rate-limited"') >= 2, 'the earlier floods were counted');
+  });
+
   test('headers over 16 KB are refused with 431, and the server keeps serving', async () => {
     for (const headers of [
       `X-Big: ${'a'.repeat(20 * 1024)}\r\n`,

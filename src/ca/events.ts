@@ -6,4 +6,8 @@ import { EventEmitter } from 'node:events';
  */
 export interface StatusChange { caId: string; serial: string }
 
-export class CaEvents extends EventEmitter<{ statusChanged: [StatusChange]; caChanged: [string] }> {}
+export interface Issued { caId: string; profile: string }
+export interface Revoked { caId: string; reason: string }
+
+/** Also, for metrics: every committed issuance and revocation. */
+export class CaEvents extends EventEmitter<{ statusChanged: [StatusChange]; caChanged: [string]; certificateIssued: [Issued]; certificateRevoked: [Revoked] }> {}

@@ -25,6 +25,7 @@ import { EXT } from '../pki/extensions.js';
 import { appendAudit } from './audit.js';
 import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
+import type { CaEvents } from './events.js';
 import type { Issuer, IssuerRegistry } from './issuers.js';
 import type { Profile } from './profiles.js';
 import type { TokenGrant } from './tokens.js';
@@ -54,7 +55,7 @@ const DAY_MS = 86_400_000;
 export class Issuance {
   private readonly commits: CommitQueue;
 
-  constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>) {
+  constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>, private readonly events?: CaEvents) {
     this.commits = new CommitQueue(ctx.db);
   }
 
@@ -188,6 +189,7 @@ export class Issuance {
       actor: who.actor, action, target: serial, sourceIp: who.sourceIp,
       details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
     });
+    this.events?.emit('certificateIssued', { caId: m.issuer.id, profile: m.profile.name });
     return {
       serial, certificate: toPem(der), chain: m.issuer.chainPem, notBefore: m.notBefore, notAfter: m.notAfter,
       profile: m.profile.name, caId: m.issuer.id, der,

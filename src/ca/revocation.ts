@@ -48,6 +48,7 @@ export class Revocation {
       return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
     });
     this.events.emit('statusChanged', { caId: result.caId, serial });
+    this.events.emit('certificateRevoked', { caId: result.caId, reason: result.reason });
     return result;
   }
 

@@ -64,6 +64,8 @@ export async function serve(): Promise<Running | void> {
     process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
   }
   const metrics = createMetrics();
+  services.events.on('certificateIssued', (e) => metrics.certificatesIssued.inc({ profile: e.profile, ca: e.caId }));
+  services.events.on('certificateRevoked', (e) => metrics.certificatesRevoked.inc({ reason: e.reason }));
   let clusterReady = false;
   const app = createHandler(ctx, metrics, { ...(inCluster ? { clusterReady: () => clusterReady } : {}), bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();

@@ -124,7 +124,10 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     run().catch(async (err: unknown) => {
       const problem = toSignetError(err);
       if (problem.status >= 500) log.error({ err, reqId: id }, 'request failed');
-      else log.info({ reqId: id, problem: problem.type, detail: problem.detail }, 'request refused');
+      else {
+        log.info({ reqId: id, problem: problem.type, detail: problem.detail }, 'request refused');
+        if (problem.type !== 'rate-limited') metrics.refusals.inc({ type: problem.type }); // the limiter counted it
+      }
       const audited = auditRefusal(ctx, problem, { actor: grant ? `token:${grant.id}` : 'anonymous', target: `POST ${ISSUE_PATH}`, sourceIp: ip });
       if (audited) await audited.catch((e: unknown) => log.error({ err: e, reqId: id }, 'could not audit a refused request'));
       if (res.headersSent || res.destroyed) { res.destroy(); return; }

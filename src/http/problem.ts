@@ -4,6 +4,7 @@
  * with their stack but answered with a generic detail, so no internals leak).
  */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { Metrics } from '../observability/metrics.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 
@@ -55,3 +56,12 @@ export const requireJson: RequestHandler = (req, _res, next) => {
   }
   next();
 };
+
+/** Counts refused requests (4xx) by problem type in signet_refusals_total. */
+export function countRefusals(metrics: Metrics): ErrorRequestHandler {
+  return (err, _req, _res, next) => {
+    const problem = toSignetError(err);
+    if (problem.status < 500) metrics.refusals.inc({ type: problem.type });
+    next(err);
+  };
+}

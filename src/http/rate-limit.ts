@@ -30,7 +30,8 @@ export interface RateLimits {
 const limitError = (identifier: string, limit: number) =>
   new SignetError('rate-limited', `too many requests from this ${identifier}: at most ${limit} per minute; retry after the Retry-After delay`);
 
-export function rateLimits(perAddress: number, perToken: number): RateLimits {
+/** `onRefused` is told of every 429 (metrics). */
+export function rateLimits(perAddress: number, perToken: number, onRefused: () => void = () => undefined): RateLimits {
   const limiters: Limiter[] = [];
   if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => ipKeyGenerator(ip) });
   if (perToken > 0) {
@@ -45,6 +46,7 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
     skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
     keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
     handler: (req, res, _next, options) => {
+      onRefused();
       res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
       sendProblem(res, limitError(l.identifier, l.limit), req.originalUrl);
     },
@@ -61,6 +63,7 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
         res.setHeader('RateLimit-Policy', `${l.limit};w=${WINDOW_MS / 1000}`);
         res.setHeader('RateLimit', `limit=${l.limit}, remaining=${remaining}, reset=${reset}`);
         if (totalHits > l.limit) {
+          onRefused();
           res.setHeader('Retry-After', String(WINDOW_MS / 1000));
           return limitError(l.identifier, l.limit);
         }
