@@ -280,9 +280,13 @@ export function printReport(r: WorkloadReport): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+/**
+ * bench/results/<workload>.json is the full run the README quotes; a run narrowed with
+ * BENCH_TARGETS goes to <workload>.partial.json (not committed) instead of replacing it.
+ */
 export function writeReport(r: WorkloadReport): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${r.workload}.json`);
+  const file = join(RESULTS_DIR, process.env.BENCH_TARGETS ? `${r.workload}.partial.json` : `${r.workload}.json`);
   writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
   return file;
 }
