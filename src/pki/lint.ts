@@ -28,6 +28,18 @@ export interface LintExpectations {
 const KNOWN = new Set<string>([EXT.basicConstraints, EXT.keyUsage, EXT.extKeyUsage, EXT.subjectKeyIdentifier, EXT.authorityKeyIdentifier,
   EXT.subjectAltName, EXT.authorityInfoAccess, EXT.crlDistributionPoints, EXT.ocspNoCheck]);
 
+/** The checks on the extension list itself, shared by both lint paths: no repeats, no unknown critical one. */
+function extensionListFindings(exts: readonly { id: string; critical: boolean }[]): string[] {
+  const f: string[] = [];
+  const seen = new Set<string>();
+  for (const e of exts) {
+    if (seen.has(e.id)) f.push(`extension ${e.id} appears twice`);
+    seen.add(e.id);
+    if (!KNOWN.has(e.id) && e.critical) f.push(`unknown critical extension ${e.id}`);
+  }
+  return f;
+}
+
 /**
  * Returns the findings; empty means the TBS may be signed.
  *
@@ -69,12 +81,7 @@ export function lintLeafTbsFull(tbs: Buffer, x: LintExpectations): string[] {
   if (!Buffer.from(AsnConvert.serialize(t.subjectPublicKeyInfo)).equals(x.spkiDer)) f.push('subject public key differs from the requested key');
 
   const exts = t.extensions ?? [];
-  const seen = new Set<string>();
-  for (const e of exts) {
-    if (seen.has(e.extnID)) f.push(`extension ${e.extnID} appears twice`);
-    seen.add(e.extnID);
-    if (!KNOWN.has(e.extnID) && e.critical) f.push(`unknown critical extension ${e.extnID}`);
-  }
+  f.push(...extensionListFindings(exts.map((e) => ({ id: e.extnID, critical: e.critical }))));
   const get = (oid: string) => exts.find((e) => e.extnID === oid);
   const bc = get(EXT.basicConstraints);
   if (!bc) f.push('basicConstraints is missing');
@@ -262,12 +269,7 @@ export function lintLeafTbsFast(tbs: Buffer, x: LintExpectations): string[] | nu
       if (v.tag !== 0x04) return null;
       exts.push({ id, critical: ep.length === 3, value: content(tbs, v) });
     }
-    const seen = new Set<string>();
-    for (const e of exts) {
-      if (seen.has(e.id)) f.push(`extension ${e.id} appears twice`);
-      seen.add(e.id);
-      if (!KNOWN.has(e.id) && e.critical) f.push(`unknown critical extension ${e.id}`);
-    }
+    f.push(...extensionListFindings(exts));
     const get = (oid: string) => exts.find((e) => e.id === oid);
 
     const bc = get(EXT.basicConstraints);

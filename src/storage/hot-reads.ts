@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
-import { pgUtc } from './pg-time.js';
+import { pgUtc, sqliteDate } from './db-time.js';
 
 export interface TokenRow {
   id: string; name: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
@@ -24,7 +24,6 @@ export interface HotReads {
 
 const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt" FROM "ApiToken" WHERE "secretHash" = ';
 const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
-const sqliteDate = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(String(v)));
 
 type Raw<T, D extends keyof T> = Omit<T, D> & { [K in D]: unknown };
 

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
+import { pgTime, sqliteTime } from './db-time.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export interface CertificateRecord {
@@ -39,10 +40,6 @@ const CERT_COLUMNS = ['serial', 'caId', 'profile', 'subject', 'commonName', 'san
 const AUDIT_COLUMNS = ['seq', 'time', 'actor', 'action', 'target', 'outcome', 'sourceIp', 'details', 'prevHash', 'hash'] as const;
 const quoted = (cols: readonly string[]) => cols.map((c) => `"${c}"`).join(', ');
 
-/** The text form Prisma's SQLite adapter stores and reads (iso8601 with an explicit offset). */
-const sqliteTime = (d: Date) => d.toISOString().replace('Z', '+00:00');
-/** TIMESTAMP(3) WITHOUT TIME ZONE holds UTC for Prisma; pass UTC text so the session zone cannot shift it. */
-const pgTime = (d: Date) => d.toISOString().replace('Z', '');
 
 export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
   return target.provider === 'sqlite' ? sqliteWriter(target.location, target.sqliteSynchronous ?? 'full') : postgresWriter(target.location);

@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
-import { pgUtc } from './pg-time.js';
+import { pgTime, pgUtc, sqliteDate, sqliteTime } from './db-time.js';
 
 export interface RevokedRow { serial: string; revokedAt: Date | null; reason: string | null; invalidityDate: Date | null }
 
@@ -17,8 +17,6 @@ const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" 
   WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;
 
 const sqliteSql = (sql: string) => sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
-const sqliteTime = (d: Date) => d.toISOString().replace('Z', '+00:00');
-const pgTime = (d: Date) => d.toISOString().replace('Z', '');
 
 /** How many entries streamRevoked will yield (sizes the CRL encoder's buffer), from the same index. */
 export async function countRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date): Promise<number> {
@@ -33,7 +31,6 @@ export async function countRevoked(target: DatabaseTarget, caId: string, notAfte
   try { return Number((await client.query<{ n: string }>(sql, [caId, pgTime(notAfterAfter)])).rows[0]!.n); } finally { await client.end().catch(() => undefined); }
 }
 
-const date = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
 
 export async function* streamRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date, batchSize = 10_000): AsyncGenerator<RevokedRow[]> {
   if (target.provider === 'sqlite') {
@@ -44,7 +41,7 @@ export async function* streamRevoked(target: DatabaseTarget, caId: string, notAf
       const stmt = db.prepare(sqliteSql(SQL)).raw();
       let batch: RevokedRow[] = [];
       for (const r of stmt.iterate(caId, sqliteTime(notAfterAfter)) as Iterable<unknown[]>) {
-        batch.push({ serial: r[0] as string, revokedAt: date(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: date(r[3]) });
+        batch.push({ serial: r[0] as string, revokedAt: sqliteDate(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: sqliteDate(r[3]) });
         if (batch.length >= batchSize) { yield batch; batch = []; }
       }
       if (batch.length) yield batch;
