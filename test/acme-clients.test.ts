@@ -27,6 +27,7 @@ import { freePort, signet, startServer, type RunningServer } from './helpers/cli
 import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
+import { derToPem } from '../src/pki/pem.js';
 
 interface Run { status: number | null; stdout: string; stderr: string }
 
@@ -49,7 +50,6 @@ function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs
 
 const show = (r: Run) => `exit ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 const fingerprintHex = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
-const derToPem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 
 describe('ACME with real clients (lego, certbot)', () => {
   let env: TestEnv;
@@ -153,7 +153,7 @@ describe('ACME with real clients (lego, certbot)', () => {
     const fetchPem = async (id: string) => {
       const res = await fetch(`${server.url}/pki/${id}.crt`);
       assert.equal(res.status, 200);
-      return derToPem(Buffer.from(await res.arrayBuffer()));
+      return derToPem(Buffer.from(await res.arrayBuffer()), 'CERTIFICATE');
     };
     rootPem = await fetchPem(rootId);
     const intPem = await fetchPem(intId);

@@ -27,6 +27,7 @@ import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
+import { derToPem, pemToDer } from '../src/pki/pem.js';
 
 // ---- a small ACME client ------------------------------------------------------------------------
 
@@ -169,8 +170,6 @@ function ariCertId(der: Buffer): string {
   return `${b64u(Buffer.from(aki.buffer))}.${b64u(Buffer.from(cert.tbsCertificate.serialNumber))}`;
 }
 
-const pemToDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-const derToPem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 
 // ---- the test environment ------------------------------------------------------------------------
 
@@ -187,7 +186,7 @@ async function startStack(extra: Record<string, string>, tlsNames: string): Prom
   const intId = cas.find((c) => c.parentId === rootId)!.id;
   const res = await fetch(`${server.url}/pki/${rootId}.crt`);
   assert.equal(res.status, 200);
-  const rootPem = derToPem(Buffer.from(await res.arrayBuffer()));
+  const rootPem = derToPem(Buffer.from(await res.arrayBuffer()), 'CERTIFICATE');
   // Only Signet's root is trusted: every request below also checks the HTTPS listener's chain.
   const agent = new Agent({ ca: rootPem, keepAlive: true });
   const acme = new AcmeClient(`https://127.0.0.1:${tlsPort}/acme`, agent);
@@ -288,7 +287,7 @@ describe('ACME protocol', () => {
     const x = new X509Certificate(pems[0]!);
     for (const name of names) assert.ok(x.checkHost(name), `${name} in ${x.subjectAltName}`);
     assert.ok(x.checkIssued(new X509Certificate(pems[1]!)));
-    return { der: pemToDer(pems[0]!), pem: pems[0]!, chain: dl.text, key: c.key, publicJwk: c.publicJwk, orderUrl, serial: x.serialNumber.toLowerCase() };
+    return { der: pemToDer(pems[0]!, ['CERTIFICATE']).der, pem: pems[0]!, chain: dl.text, key: c.key, publicJwk: c.publicJwk, orderUrl, serial: x.serialNumber.toLowerCase() };
   }
 
   const certStatus = async (der: Buffer) => {

@@ -11,13 +11,13 @@ import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import { pemToDer } from '../src/pki/pem.js';
 
 const WORKERS = 12;
 const KILL_AFTER = 150;
 const ROUNDS = 2;
 const isAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const derOf = (pem: string) => Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
 
 describe('SIGKILL during sustained issuance and revocation', () => {
   let env: TestEnv;
@@ -66,7 +66,7 @@ describe('SIGKILL during sustained issuance and revocation', () => {
           const r = await send('POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' }, w);
           if (!r) continue;
           assert.equal(r.status, 201, r.text);
-          received.set(r.json.serial, derOf(r.json.certificate));
+          received.set(r.json.serial, pemToDer(r.json.certificate, ['CERTIFICATE']).der);
           serials.unshift(r.json.serial);
           if (++ok >= KILL_AFTER && !killing) { killed = true; killing = server.stop('SIGKILL'); }
         }
@@ -131,7 +131,7 @@ describe('SIGKILL during sustained issuance and revocation', () => {
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' });
       assert.equal(r.status, 201, r.text);
       assert.ok(!received.has(r.json.serial), 'a new serial');
-      received.set(r.json.serial, derOf(r.json.certificate));
+      received.set(r.json.serial, pemToDer(r.json.certificate, ['CERTIFICATE']).der);
       const rev = await api(server, 'POST', `/api/v1/certificates/${r.json.serial}/revoke`, { reason: 'superseded' });
       assert.equal(rev.status, 200, rev.text);
       revoked.add(r.json.serial);

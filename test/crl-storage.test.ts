@@ -13,6 +13,7 @@ import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import { derToPem } from '../src/pki/pem.js';
 
 const COPIES = 25_000;
 
@@ -64,7 +65,7 @@ describe('large CRLs stored in pieces', () => {
     const served = Buffer.from(await (await fetch(`${server.url}/pki/${intId}.crl`)).arrayBuffer());
     assert.ok(served.equals(der), 'a fresh server serves the stored CRL byte for byte');
     const caDer = Buffer.from(await (await fetch(`${server.url}/pki/${intId}.crt`)).arrayBuffer());
-    const chain = tmp.file('issuer.pem', `-----BEGIN CERTIFICATE-----\n${caDer.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`);
+    const chain = tmp.file('issuer.pem', derToPem(caDer, 'CERTIFICATE'));
     const crlFile = tmp.file('served.crl');
     writeFileSync(crlFile, served);
     const v = openssl(['crl', '-inform', 'DER', '-in', crlFile, '-noout', '-verify', '-CAfile', chain]);

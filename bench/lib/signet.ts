@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cmdline, daemon, freePort, ROOT, SIGNET_BIN, waitFor, type Daemon } from './util.js';
+import { derToPem } from '../../src/pki/pem.js';
 
 export interface SignetServer {
   port: number;
@@ -90,7 +91,7 @@ export async function signetCas(s: { url: string; token: string }): Promise<{ ro
   if (!root || !intermediate) throw new Error(`unexpected /api/v1/cas answer: ${JSON.stringify(r.json).slice(0, 500)}`);
   const pem = async (id: string) => {
     const der = Buffer.from(await (await fetch(`${s.url}/pki/${id}.crt`)).arrayBuffer());
-    return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+    return derToPem(der, 'CERTIFICATE');
   };
   return { root, intermediate, rootPem: await pem(root.id), intermediatePem: await pem(intermediate.id) };
 }

@@ -8,6 +8,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate as AsnCertificate, Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
 import { bitString, contextExplicit, readElement, readHeader, sequence, smallInteger, time, unsignedInteger } from './der.js';
 import { EXT, keyIdentifier } from './extensions.js';
+import { derToPem } from './pem.js';
 import type { Signer } from './keys.js';
 
 /** 16 random bytes with the top bit cleared: positive, 127 bits of entropy, always 16 bytes of DER content. */
@@ -110,13 +111,7 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
   };
 }
 
-export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
-  const all = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
-  const lines: string[] = [];
-  for (let i = 0; i < all.length; i += 64) lines.push(all.slice(i, i + 64));
-  const b64 = lines.join('\n');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
+export const toPem = (der: Uint8Array, label = 'CERTIFICATE'): string => derToPem(der, label);
 
 export function fromPem(pem: string, label = 'CERTIFICATE'): Buffer[] {
   const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');

@@ -87,8 +87,9 @@ export function pemToDer(pem: string, expectedLabels: readonly string[], errorTy
 
 /** PEM with 64-character lines and a trailing newline, as RFC 7468 §2 generators should write. */
 export function derToPem(der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
   return `-----BEGIN ${label}-----\n${lines.join('\n')}${lines.length ? '\n' : ''}-----END ${label}-----\n`;
 }
 
