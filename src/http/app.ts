@@ -37,7 +37,7 @@ export interface AppOptions {
  * Express for everything else (OCSP is routed before this, in serve).
  */
 export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions): RequestListener {
-  const limits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken, () => metrics.refusals.inc({ type: 'rate-limited' }));
+  const limits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken);
   const app = createApp(ctx, metrics, opts, limits);
   const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
   const issue = createIssueHandler({
@@ -47,7 +47,7 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
   return (req, res) => { if (!issue(req, res)) app(req, res); };
 }
 
-export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, limits: RateLimits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken, () => metrics.refusals.inc({ type: 'rate-limited' }))): Express {
+export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, limits: RateLimits): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', opts.trustProxy);
@@ -80,7 +80,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   api.use(adminRoutes(ctx));
   api.use(auditRefusals(ctx));
   app.use('/api/v1', api);
-  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0, () => metrics.refusals.inc({ type: 'rate-limited' })).middlewares, acmeRoutes(opts.acme));
+  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0).middlewares, acmeRoutes(opts.acme));
   app.use(notFound);
   app.use(countRefusals(metrics));
   app.use(problemHandler);

@@ -7,15 +7,20 @@ declare module 'express-serve-static-core' {
   interface Request { grant?: TokenGrant }
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export function bearerToken(header: string): string | null {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? null;
+}
+
 /** Bearer-token authentication plus a scope check; 401 without a usable token, 403 without the scope. */
 export function requireAuth(ctx: CaContext, scope: Scope): RequestHandler {
   return async (req, res, next) => {
     try {
       const header = req.headers.authorization;
       if (!header) throw new SignetError('unauthorized', 'missing Authorization: Bearer <token> header');
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      if (!m) throw new SignetError('unauthorized', 'Authorization header must be "Bearer <token>"');
-      const grant = req.grant ?? (await authenticate(ctx, m[1]!));
+      const token = bearerToken(header);
+      if (!token) throw new SignetError('unauthorized', 'Authorization header must be "Bearer <token>"');
+      const grant = req.grant ?? (await authenticate(ctx, token));
       req.grant = grant;
       requireScope(grant, scope);
     } catch (e) {

@@ -17,6 +17,7 @@ import { authenticate, requireScope, type TokenGrant } from '../ca/tokens.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SignetError } from '../errors.js';
 import { auditRefusal } from './audit-refusals.js';
+import { bearerToken } from './auth.js';
 import { toSignetError } from './problem.js';
 import type { RateLimits } from './rate-limit.js';
 import { issueSchema, issuedJson } from './routes/certificates.js';
@@ -24,7 +25,6 @@ import { parseBody } from './validate.js';
 
 export const ISSUE_PATH = '/api/v1/certificates';
 const ROUTE = '/certificates';
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 export interface IssueHandlerOptions {
   ctx: CaContext;
@@ -89,8 +89,8 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     const h = req.headers;
     const declared = h['content-length'] === undefined ? NaN : Number(h['content-length']);
     if (h['transfer-encoding'] !== undefined || !(declared >= 0 && declared <= o.bodyLimit) || !isPlainJson(h['content-type'])) return false;
-    const bearer = h.authorization === undefined ? null : BEARER.exec(h.authorization);
-    if (!bearer) return false;
+    const token = h.authorization === undefined ? null : bearerToken(h.authorization);
+    if (!token) return false;
 
     const started = process.hrtime.bigint();
     const endTimer = metrics.httpDuration.startTimer({ method: 'POST', route: ROUTE });
@@ -114,7 +114,7 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
       const limited = await o.limits.check(req, res, ip);
       if (limited) { req.resume(); throw limited; }
       const json = parseJson(await readBody(req, declared));
-      grant = await authenticate(ctx, bearer[1]!);
+      grant = await authenticate(ctx, token);
       requireScope(grant, 'issue');
       const body = parseBody(issueSchema, json);
       const cert = await o.issuance.issue(body, { actor: `token:${grant.id}`, grant, sourceIp: ip });
@@ -126,7 +126,7 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
       if (problem.status >= 500) log.error({ err, reqId: id }, 'request failed');
       else {
         log.info({ reqId: id, problem: problem.type, detail: problem.detail }, 'request refused');
-        if (problem.type !== 'rate-limited') metrics.refusals.inc({ type: problem.type }); // the limiter counted it
+        metrics.refusals.inc({ type: problem.type });
       }
       const audited = auditRefusal(ctx, problem, { actor: grant ? `token:${grant.id}` : 'anonymous', target: `POST ${ISSUE_PATH}`, sourceIp: ip });
       if (audited) await audited.catch((e: unknown) => log.error({ err: e, reqId: id }, 'could not audit a refused request'));

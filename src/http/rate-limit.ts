@@ -11,7 +11,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rateLimit, ipKeyGenerator, MemoryStore } from 'express-rate-limit';
 import type { RequestHandler } from 'express';
 import { SignetError } from '../errors.js';
-import { sendProblem } from './problem.js';
 
 const WINDOW_MS = 60_000;
 
@@ -30,8 +29,7 @@ export interface RateLimits {
 const limitError = (identifier: string, limit: number) =>
   new SignetError('rate-limited', `too many requests from this ${identifier}: at most ${limit} per minute; retry after the Retry-After delay`);
 
-/** `onRefused` is told of every 429 (metrics). */
-export function rateLimits(perAddress: number, perToken: number, onRefused: () => void = () => undefined): RateLimits {
+export function rateLimits(perAddress: number, perToken: number): RateLimits {
   const limiters: Limiter[] = [];
   if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => ipKeyGenerator(ip) });
   if (perToken > 0) {
@@ -45,10 +43,10 @@ export function rateLimits(perAddress: number, perToken: number, onRefused: () =
     windowMs: WINDOW_MS, limit: l.limit, standardHeaders: 'draft-7', legacyHeaders: false, identifier: l.identifier, store: l.store,
     skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
     keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
-    handler: (req, res, _next, options) => {
-      onRefused();
+    // A refusal like any other: counted and answered by the app's error handlers.
+    handler: (_req, res, next, options) => {
       res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-      sendProblem(res, limitError(l.identifier, l.limit), req.originalUrl);
+      next(limitError(l.identifier, l.limit));
     },
   }));
   return {
@@ -63,7 +61,6 @@ export function rateLimits(perAddress: number, perToken: number, onRefused: () =
         res.setHeader('RateLimit-Policy', `${l.limit};w=${WINDOW_MS / 1000}`);
         res.setHeader('RateLimit', `limit=${l.limit}, remaining=${remaining}, reset=${reset}`);
         if (totalHits > l.limit) {
-          onRefused();
           res.setHeader('Retry-After', String(WINDOW_MS / 1000));
           return limitError(l.identifier, l.limit);
         }
