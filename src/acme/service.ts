@@ -308,8 +308,7 @@ export class AcmeService {
 
   /** The client says it is ready: validate now (in the background) and answer with the challenge. */
   async respondChallenge(id: string, account: AccountRow, sourceIp?: string) {
-    const ch = await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
-    if (!ch || ch.authorization.accountId !== account.id) throw acmeErr('malformed', `challenge ${id} does not exist`, 404);
+    const ch = await this.challenge(id, account);
     if (ch.status !== 'pending') return ch;
     if (ch.authorization.status !== 'pending') throw acmeErr('malformed', `authorization ${ch.authorizationId} is ${ch.authorization.status}`);
     const updated = await this.ctx.db.prisma.acmeChallenge.updateMany({ where: { id, status: 'pending' }, data: { status: 'processing' } });
@@ -371,7 +370,7 @@ export class AcmeService {
     try { csr = parseCsr(der); } catch (e) { throw acmeErr('badCSR', (e as Error).message); }
     // RFC 8555 §11.1: an account key must not also be a certificate key.
     let csrThumbprint: string | undefined;
-    try { csrThumbprint = thumbprint(createPublicKey({ key: csr.spkiDer, format: 'der', type: 'spki' })); } catch { /* a key type ACME accounts cannot have */ }
+    try { csrThumbprint = thumbprint(csr.publicKey); } catch { /* a key type ACME accounts cannot have */ }
     if (csrThumbprint === account.thumbprint) throw acmeErr('badCSR', 'the CSR\'s public key is the account key; use a separate key for the certificate');
     const want = new Set((JSON.parse(order.identifiers) as Identifier[]).map((i) => `${i.type}:${i.value}`));
     const got = new Set(csr.sans.map((s) => `${s.type}:${s.type === 'ip' ? normalizeIp(s.value) : s.value}`));

@@ -38,23 +38,22 @@ export function chainHash(prevHash: string, content: string): string {
 }
 
 export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> {
-  return (await appendAuditMany(tx, [input]))[0]!;
+  const head = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+  const { rows: [row], headKey, headValue } = auditBatch(head, [input]);
+  await tx.auditEvent.create({ data: row! });
+  // The head is kept outside the table too, so deleting the newest events is also detected.
+  await tx.setting.upsert({ where: { key: headKey }, create: { key: headKey, value: headValue }, update: { value: headValue } });
+  return row!;
 }
 
 /**
- * Appends several events in order with one read of the chain head, one insert and one head
- * update: the group-commit path (many issuances in one transaction) costs the same three
- * statements whatever the batch size.
+ * Events appended after `head`, chained, with the head record to store alongside them: what
+ * the driver-level writer (issuance-writer.ts) asks for inside its transaction.
  */
-export async function appendAuditMany(tx: Tx, inputs: AuditInput[]): Promise<AuditRow[]> {
-  const head = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+export function auditBatch(head: { seq: number; hash: string } | null, inputs: AuditInput[]): { rows: AuditRow[]; headKey: string; headValue: string } {
   const rows = chainRows(head, inputs);
-  if (rows.length === 1) await tx.auditEvent.create({ data: rows[0]! });
-  else await tx.auditEvent.createMany({ data: rows });
-  // The head is kept outside the table too, so deleting the newest events is also detected.
   const last = rows[rows.length - 1]!;
-  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value: `${last.seq}:${last.hash}` }, update: { value: `${last.seq}:${last.hash}` } });
-  return rows;
+  return { rows, headKey: HEAD_KEY, headValue: `${last.seq}:${last.hash}` };
 }
 
 /** The chained rows for inputs appended after `head` (pure; also used by the driver-level writer). */

@@ -9,11 +9,9 @@
  */
 import type { Database } from '../storage/database.js';
 import type { CertificateRecord } from '../storage/issuance-writer.js';
-import { chainRows, HEAD_KEY, type AuditInput } from './audit.js';
+import { auditBatch, type AuditInput } from './audit.js';
 
-type CertificateRow = CertificateRecord;
-
-interface Item { row: CertificateRow; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
+interface Item { row: CertificateRecord; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
 
 export class CommitQueue {
   private queue: Item[] = [];
@@ -21,7 +19,7 @@ export class CommitQueue {
 
   constructor(private readonly db: Database, private readonly maxBatch = 200) {}
 
-  commit(row: CertificateRow, audit: AuditInput): Promise<void> {
+  commit(row: CertificateRecord, audit: AuditInput): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ row, audit, resolve, reject });
       if (!this.running) void this.drain();
@@ -52,10 +50,7 @@ export class CommitQueue {
   }
 
   private write(batch: Item[]): Promise<void> {
-    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => {
-      const rows = chainRows(head, batch.map((b) => b.audit));
-      const last = rows[rows.length - 1]!;
-      return { rows, headKey: HEAD_KEY, headValue: `${last.seq}:${last.hash}` };
-    });
+    const audits = batch.map((b) => b.audit);
+    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => auditBatch(head, audits));
   }
 }

@@ -11,8 +11,9 @@ import { inspectCertificate } from '../pki/certificate.js';
 import type { Signer } from '../pki/keys.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
-import { chainRows, HEAD_KEY } from './audit.js';
+import { auditBatch } from './audit.js';
 import { countRevoked, streamRevoked } from '../storage/revoked-rows.js';
+import { crlDer } from '../storage/crl-chunks.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 
@@ -114,12 +115,9 @@ export class CrlPublisher {
       distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: expected + 16,
     });
     // No copy: with the exact size hint the encoder returns the CRL in place (a copy would double peak memory).
-    const tight = der;
-    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der: tight, entries: count, keep: KEEP }, (head) => {
-      const rows = chainRows(head, [{ actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } }]);
-      return { rows, headKey: HEAD_KEY, headValue: `${rows[0]!.seq}:${rows[0]!.hash}` };
-    });
-    const crl = { caId, number, thisUpdate, nextUpdate, der: tight, entries: count };
+    const audit = { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } };
+    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(head, [audit]));
+    const crl = { caId, number, thisUpdate, nextUpdate, der, entries: count };
     const cur = this.served.get(caId);
     if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: Date.now() });
     this.ctx.log.info({ caId, number: number.toString(), entries: count }, 'CRL published');
@@ -163,11 +161,8 @@ export class CrlPublisher {
     if (cur && cur.crl.number === head.number) { cur.checkedAt = Date.now(); return cur.crl; }
     const row = await this.ctx.db.prisma.crl.findFirst({ where: { caId, number: head.number } });
     if (!row) return null;
-    // A large CRL is stored in pieces (issuance-writer.ts); put it back together once, here.
-    const der = row.chunks > 0
-      ? Buffer.concat((await this.ctx.db.prisma.crlChunk.findMany({ where: { crlId: row.id }, orderBy: { idx: 'asc' }, select: { data: true } })).map((c) => c.data))
-      : Buffer.from(row.der);
-    if (row.chunks > 0 && der.length === 0) return null;
+    const der = await crlDer(this.ctx.db.prisma, row);
+    if (der.length === 0) return null; // its pieces pruned meanwhile
     const crl = { caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
     this.served.set(caId, { crl, checkedAt: Date.now() });
     return crl;

@@ -46,7 +46,8 @@ export async function serve(): Promise<Running | void> {
   let ctx: CaContext | undefined;
   for (let attempt = 1, delay = 500; !ctx; attempt++, delay = Math.min(delay * 2, 30_000)) {
     try {
-      ctx = await openSignet(config, log);
+      // In a cluster the primary has migrated before forking; the workers only open.
+      ctx = await openSignet(config, log, { migrate: !inCluster });
     } catch (e) {
       // Only an unreachable database is worth waiting for; anything else (wrong master key,
       // corrupt store, database ahead of the code) needs a person and stops start-up.

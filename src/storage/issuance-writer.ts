@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
 import { pgTime, sqliteTime } from './db-time.js';
+import { chunkId, crlChunks, EMPTY } from './crl-chunks.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export interface CertificateRecord {
@@ -66,24 +67,22 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
   const setHead = db.prepare('INSERT INTO "Setting" (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-  const run = db.transaction((certs: CertificateRecord[], buildAudit: BuildAudit) => {
-    for (const c of certs) {
-      insertCert.run(c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, sqliteTime(c.notBefore), sqliteTime(c.notAfter),
-        Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, sqliteTime(c.createdAt));
-    }
-    const audit = buildAudit((head.get() as { seq: number; hash: string } | undefined) ?? null);
-    for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
-    setHead.run(audit.headKey, audit.headValue);
-  });
-  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-  const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
-  const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
-  const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
   const appendAudit = (buildAudit: BuildAudit) => {
     const audit = buildAudit((head.get() as { seq: number; hash: string } | undefined) ?? null);
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   };
+  const run = db.transaction((certs: CertificateRecord[], buildAudit: BuildAudit) => {
+    for (const c of certs) {
+      insertCert.run(c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, sqliteTime(c.notBefore), sqliteTime(c.notAfter),
+        Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, sqliteTime(c.createdAt));
+    }
+    appendAudit(buildAudit);
+  });
+  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
+  const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
+  const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
   const runCrl = db.transaction((c: CrlRecord, buildAudit: BuildAudit) => {
     const chunks = crlChunks(c.der);
     insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, sqliteTime(new Date()));
@@ -100,21 +99,6 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   };
 }
 
-/**
- * Large CRLs are stored in pieces: a single multi-megabyte value is copied whole by the driver
- * and again into the database's record while it is written (a 49 MB CRL raised peak memory
- * by ~110 MB); pieces of CRL_CHUNK_BYTES cost that much at a time.
- */
-export const CRL_CHUNK_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
-const chunkId = (crlId: string, idx: number) => `${crlId}:${String(idx).padStart(6, '0')}`;
-
-function crlChunks(der: Buffer): Buffer[] | null {
-  if (der.length <= CRL_CHUNK_BYTES) return null;
-  const out: Buffer[] = [];
-  for (let i = 0; i < der.length; i += CRL_CHUNK_BYTES) out.push(der.subarray(i, i + CRL_CHUNK_BYTES));
-  return out;
-}
 
 /** As long as the old busy_timeout: a lock held longer than this is a stuck process, not load. */
 const LOCK_WAIT_MS = 10_000;
