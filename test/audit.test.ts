@@ -7,11 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { api, BIN, startServer, type CliResult, type RunningServer } from './helpers/cli.js';
-import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
+import { api, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { canonical, chainHash } from '../src/ca/audit.js';
@@ -33,18 +32,6 @@ function makeCsr(san?: string): string {
   return readFileSync(out, 'utf8');
 }
 
-/** `signet …` without blocking the event loop, so requests in flight keep going meanwhile. */
-function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 interface Event { seq: number; time: string; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null; details: any; prevHash: string; hash: string }
 

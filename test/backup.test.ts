@@ -9,13 +9,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { api, BIN, signet, startServer, type CliResult, type RunningServer } from './helpers/cli.js';
-import { childEnv, createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
+import { api, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
+import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { kekId } from '../src/keystore/kek.js';
@@ -26,16 +25,6 @@ const BULK = 520;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The CLI without blocking the event loop, so background requests keep flowing meanwhile. */
-function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => { stdout += d; });
-    c.stderr.on('data', (d) => { stderr += d; });
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** The backup file as documented: gzip'd JSON lines — header, {t, r} rows, trailer. */
 function readBackup(file: string) {

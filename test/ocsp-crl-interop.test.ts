@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const POLL_DEADLINE_MS = 15_000;
@@ -23,22 +23,10 @@ const MALFORMED = Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]);
 const UNAUTHORIZED = Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const serialValue = (hex: string) => BigInt('0x' + hex);
 
 interface Issued { serial: string; pem: string }
 interface CrlView { number: bigint; text: string; entries: Map<bigint, string>; der: Buffer; headers: Headers }
 
-function parseCrlText(text: string): { number: bigint; entries: Map<bigint, string> } {
-  const m = /X509v3 CRL Number:\s*\n\s*(\S+)/.exec(text);
-  assert.ok(m, `no CRL Number in:\n${text}`);
-  const entries = new Map<bigint, string>();
-  const body = (text.split(/Revoked Certificates:\n/)[1] ?? '').split(/\n\s+Signature Algorithm:/)[0]!;
-  for (const block of body.split(/(?=\s+Serial Number: )/)) {
-    const s = /Serial Number: ([0-9A-F]+)/.exec(block);
-    if (s) entries.set(BigInt('0x' + s[1]), block);
-  }
-  return { number: BigInt(m[1]!), entries };
-}
 
 /** A shared fixture: one server, its hierarchy as PEM files, and helpers over them. */
 class Fixture {

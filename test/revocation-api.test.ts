@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const REASONS = [
@@ -32,22 +32,7 @@ interface Issued { serial: string; certificate: string; pem: string; caId: strin
 
 interface CrlView { number: bigint; text: string; entries: Map<bigint, string>; etag: string | null }
 
-/** `openssl crl -text` → CRL number and one text block per revoked serial (keyed by value). */
-function parseCrlText(text: string): { number: bigint; entries: Map<bigint, string> } {
-  const m = /X509v3 CRL Number:\s*\n\s*(\S+)/.exec(text);
-  assert.ok(m, `no CRL Number in:\n${text}`);
-  const number = BigInt(m[1]!);
-  const entries = new Map<bigint, string>();
-  const revoked = text.split(/Revoked Certificates:\n/)[1] ?? '';
-  const body = revoked.split(/\n\s+Signature Algorithm:/)[0]!;
-  for (const block of body.split(/(?=\s+Serial Number: )/)) {
-    const s = /Serial Number: ([0-9A-F]+)/.exec(block);
-    if (s) entries.set(BigInt('0x' + s[1]), block);
-  }
-  return { number, entries };
-}
 
-const serialValue = (hex: string) => BigInt('0x' + hex);
 
 describe('revocation API', () => {
   let env: TestEnv;

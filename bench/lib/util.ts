@@ -295,10 +295,6 @@ export function newReport(workload: string, params: Record<string, unknown>): Wo
   return { workload, date: new Date().toISOString(), machine: versions(), params, commands: [], notes: [], tables: [], targets: [] };
 }
 
-export function readJson<T>(file: string): T | undefined {
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined;
-}
-
 /** Quotes a command line for the report. */
 export function cmdline(cmd: string, args: string[], env: Record<string, string> = {}): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

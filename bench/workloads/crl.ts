@@ -4,13 +4,13 @@
  * `signet ca list --json`, i.e. the CLI's start-up, open and close), peers: `openssl ca -gencrl`
  * on an equivalent index.txt, `cfssl gencrl` on the same number of serials.
  */
-import { createWriteStream, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { csrPool, makePeerCa, opensslCaDir } from '../lib/pki.js';
 import { sqliteBulkInsert, sqliteTemplate } from '../lib/fixtures.js';
 import { api, cleanEnv, signetCas, startSignet } from '../lib/signet.js';
-import { cmdline, ensureTools, fmt, max, median, min, must, newReport, PROFILE, removeTemp, ROOT, RUNS, run, selected, SIGNET_BIN, tempDir, timed, type WorkloadReport } from '../lib/util.js';
+import { cmdline, ensureTools, fmt, max, median, min, must, newReport, PROFILE, ratio, removeTemp, ROOT, RUNS, run, selected, SIGNET_BIN, tempDir, timed, type WorkloadReport } from '../lib/util.js';
 import { summariseProfile } from '../lib/profile.js';
 
 const PUBLIC_URL = 'http://pki.bench.test';
@@ -109,7 +109,6 @@ export async function crlWorkload(): Promise<WorkloadReport> {
     if (PROFILE() && selected('signet')) {
       const profDir = join(dir, 'prof');
       await run(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, SIGNET_BIN, ...signetCmd], { env, cwd: ROOT, okCodes: [0], timeoutMs: 900_000 });
-      const { readdirSync } = await import('node:fs');
       const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
       if (f) report.profile = `CPU profile: signet crl with ${fmt(inserted + 1)} entries under node --cpu-prof\n` + summariseProfile(join(profDir, f), ['build', 'buildCrl', 'entries', 'findMany', 'toEntry', 'encodeCrlEntry', 'publish', 'transaction', 'openSignet', 'migrate', 'verifyAll', 'count', 'create', 'sign']).text;
     }
@@ -139,7 +138,6 @@ export async function crlWorkload(): Promise<WorkloadReport> {
   return report;
 }
 
-const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '-');
 
 async function checkSignetCrl(dir: string, crl: string, good: string, revoked: string, root: string, int: string, entries: number, cliOut: string): Promise<string> {
   const problems: string[] = [];

@@ -11,8 +11,8 @@ import pg from 'pg';
 import { csrPool } from '../lib/pki.js';
 import { pgBulkInsert, pgTemplate, sqliteBulkInsert, sqliteTemplate } from '../lib/fixtures.js';
 import { summariseProfile } from '../lib/profile.js';
-import { api, startSignet, type SignetServer } from '../lib/signet.js';
-import { fmt, max, median, min, newReport, percentile, PROFILE, removeTemp, RUNS, selected, tempDir, type WorkloadReport } from '../lib/util.js';
+import { api, signetEnv, startSignet, type SignetServer } from '../lib/signet.js';
+import { cmdline, fmt, max, median, min, newReport, percentile, PROFILE, removeTemp, RUNS, selected, tempDir, type WorkloadReport } from '../lib/util.js';
 
 const PG_ADMIN = process.env.BENCH_PG_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const PG_DB = 'signet_bench_inventory';
@@ -136,7 +136,7 @@ export async function inventoryWorkload(): Promise<WorkloadReport> {
       await server.stop();
       server = undefined;
       backend = pgUrl ? await pgBackend(pgUrl, r.json.serial) : await sqliteBackend(dataDir, r.json.serial);
-      report.commands.push(`[${backendName}] ${(await startSignetCommand(dataDir, extra))}`);
+      report.commands.push(`[${backendName}] ${startSignetCommand(dataDir, extra)}`);
       let have = await backend.count();
       for (const size of sizes) {
         const add = size - have;
@@ -197,8 +197,6 @@ export async function inventoryWorkload(): Promise<WorkloadReport> {
   return report;
 }
 
-async function startSignetCommand(dataDir: string, extra: Record<string, string>): Promise<string> {
-  const { cmdline } = await import('../lib/util.js');
-  const { signetEnv } = await import('../lib/signet.js');
+function startSignetCommand(dataDir: string, extra: Record<string, string>): string {
   return cmdline('node', ['bin/signet.js', 'serve'], signetEnv(dataDir, 0, extra)).replace('SIGNET_PORT=0', 'SIGNET_PORT=<free port>');
 }

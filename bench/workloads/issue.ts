@@ -12,7 +12,7 @@ import { summariseProfile } from '../lib/profile.js';
 import { signetCas, startSignet } from '../lib/signet.js';
 import {
   cmdline, CONCURRENCY, daemon, ensureTools, fmt, freePort, max, median, min, newReport, percentile, PROFILE, ratio, removeTemp,
-  RUNS, SECONDS, selected, tcpOpen, tempDir, waitFor, type Daemon, type WorkloadReport,
+  run, RUNS, SECONDS, selected, tcpOpen, tempDir, waitFor, type Daemon, type WorkloadReport,
 } from '../lib/util.js';
 
 interface Row { target: string; keyType: KeyType; conc: string; runs: LoadResult[]; verified: string }
@@ -139,7 +139,6 @@ async function opensslCaRun(keyType: KeyType, procs: number, seconds: number, cs
     mkdirSync(csrDir);
     const files = csrs.slice(0, 500).map((c, i) => { const f = join(csrDir, `${i}.csr`); writeFileSync(f, c); return f; });
     const cnfs = Array.from({ length: procs }, (_, w) => opensslCaDir(join(dir, `w${w}`), ca));
-    const { run } = await import('../lib/util.js');
     const lat: number[] = [];
     let ok = 0;
     let errors = 0;

@@ -14,6 +14,19 @@ export function signet(args: string[], env: Record<string, string>, input?: stri
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `signet …` without blocking the event loop, so requests in flight keep going meanwhile. */
+export function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

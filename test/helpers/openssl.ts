@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,4 +37,19 @@ export function csrMaker(tmp: TempDir): (san: string) => string {
     if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
     return readFileSync(out, 'utf8');
   };
+}
+
+export const serialValue = (hex: string): bigint => BigInt('0x' + hex);
+
+/** `openssl crl -text` → CRL number and one text block per revoked serial (keyed by value). */
+export function parseCrlText(text: string): { number: bigint; entries: Map<bigint, string> } {
+  const m = /X509v3 CRL Number:\s*\n\s*(\S+)/.exec(text);
+  assert.ok(m, `no CRL Number in:\n${text}`);
+  const entries = new Map<bigint, string>();
+  const body = (text.split(/Revoked Certificates:\n/)[1] ?? '').split(/\n\s+Signature Algorithm:/)[0]!;
+  for (const block of body.split(/(?=\s+Serial Number: )/)) {
+    const s = /Serial Number: ([0-9A-F]+)/.exec(block);
+    if (s) entries.set(BigInt('0x' + s[1]), block);
+  }
+  return { number: BigInt(m[1]!), entries };
 }
