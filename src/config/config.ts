@@ -14,6 +14,13 @@ const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
 /** One entry per setting: the schema and the README's description live together. */
+const BYTE_LIMIT = /^(\d+)(b|kb|mb)$/i;
+/** `64kb` → 65536 (k = 1024, as body-parser counts). */
+const byteLimit = (v: string): number => {
+  const [, n, unit] = BYTE_LIMIT.exec(v)!;
+  return Number(n) * ({ b: 1, kb: 1024, mb: 1024 * 1024 } as const)[unit!.toLowerCase() as 'b' | 'kb' | 'mb'];
+};
+
 export const SETTINGS = {
   SIGNET_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory for the SQLite database, the master key file and the admin token.' },
   SIGNET_HOST: { schema: z.string().min(1).default('127.0.0.1'), doc: 'Address the HTTP listener binds to.' },
@@ -30,7 +37,7 @@ export const SETTINGS = {
   SIGNET_INTERMEDIATE_KEY: { schema: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'), doc: 'Intermediate key algorithm.' },
   SIGNET_INTERMEDIATE_VALIDITY_DAYS: { schema: positiveInt.max(36500).default(1825), doc: 'Intermediate validity in days (never beyond the root).' },
   SIGNET_WORKERS: { schema: z.coerce.number().int().min(1).max(64).default(1), doc: 'HTTP worker processes (node:cluster) sharing the port; 2 uses both cores of a 2-core host. Worker 1 publishes CRLs; status changes are relayed to every worker at once.' },
-  SIGNET_BODY_LIMIT: { schema: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 64kb or 1mb').default('64kb'), doc: 'Largest accepted request body.' },
+  SIGNET_BODY_LIMIT: { schema: z.string().regex(BYTE_LIMIT, 'must look like 64kb or 1mb').default('64kb').transform(byteLimit), doc: 'Largest accepted request body.' },
   SIGNET_RATE_LIMIT_PER_ADDRESS: { schema: z.coerce.number().int().min(0).default(6000), doc: 'API requests per minute from one client address (0 = no limit). The public PKI and OCSP endpoints are not limited.' },
   SIGNET_RATE_LIMIT_PER_TOKEN: { schema: z.coerce.number().int().min(0).default(3000), doc: 'API requests per minute with one bearer token (0 = no limit).' },
   SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },

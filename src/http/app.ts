@@ -22,7 +22,7 @@ import { revocationRoutes } from './routes/revocation.js';
 import { adminRoutes } from './routes/admin.js';
 import { rateLimits, type RateLimits } from './rate-limit.js';
 import { HELMET_OPTIONS, securityHeaders } from './security-headers.js';
-import { createIssueHandler, parseByteLimit } from './issue-handler.js';
+import { createIssueHandler } from './issue-handler.js';
 import { auditRefusals } from './audit-refusals.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
@@ -30,7 +30,8 @@ import { acmeRoutes } from '../acme/routes.js';
 export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
   clusterReady?: () => boolean;
-  bodyLimit: string; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
+  /** Bytes. */
+  bodyLimit: number; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
 
 /**
  * The API's request listener: the bare issuance handler for plain POST /api/v1/certificates,
@@ -41,7 +42,7 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
   const app = createApp(ctx, metrics, opts, limits);
   const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
   const issue = createIssueHandler({
-    ctx, issuance: opts.issuance, metrics, limits, bodyLimit: parseByteLimit(opts.bodyLimit), headers: securityHeaders(),
+    ctx, issuance: opts.issuance, metrics, limits, bodyLimit: opts.bodyLimit, headers: securityHeaders(),
     clientIp: (req) => proxyaddr(req, trust),
   });
   return (req, res) => { if (!issue(req, res)) app(req, res); };

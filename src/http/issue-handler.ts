@@ -38,13 +38,6 @@ export interface IssueHandlerOptions {
   headers: Record<string, string>;
 }
 
-/** `64kb` → 65536, as body-parser reads SIGNET_BODY_LIMIT. */
-export function parseByteLimit(v: string): number {
-  const m = /^(\d+)(b|kb|mb)$/i.exec(v);
-  if (!m) throw new Error(`bad byte limit ${v}`);
-  return Number(m[1]) * ({ b: 1, kb: 1024, mb: 1024 * 1024 } as const)[m[2]!.toLowerCase() as 'b' | 'kb' | 'mb'];
-}
-
 /** application/json, optionally with charset=utf-8: the only body this path reads. */
 function isPlainJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
