@@ -15,7 +15,7 @@ import { CertificationRequest } from '@peculiar/asn1-csr';
 import { Extensions } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { readHeader } from './der.js';
-import { el, kids, strictOid, type El } from './der-strict.js';
+import { el, kids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
 import { describeKey, OID, verifySignature } from './keys.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
 import { formatIp, type SanEntry } from './names.js';
@@ -106,11 +106,6 @@ function result(der: Buffer, subject: { commonName?: string; dn: string }, name:
 // is anything but plain, well-formed DER this path fully understands, or whenever any check
 // would refuse it; parseDerFull then produces the result or the exact refusal.
 
-
-
-const sameBytes = (buf: Uint8Array, e: El, bytes: readonly number[]): boolean =>
-  e.end - e.start === bytes.length && bytes.every((b, i) => buf[e.start + i] === b);
-
 const STRING_TAGS = new Set([0x0c, 0x13, 0x16]);
 
 function parseDerFast(der: Buffer): ParsedCsr | null {
@@ -186,17 +181,10 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
         if (!ap || ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
         const values = kids(der, ap[1]!);
         if (!values || values.length !== 1 || values[0]!.tag !== 0x30) return null;
-        const exts = kids(der, values[0]!);
+        const exts = strictExtensions(der, values[0]!);
         if (!exts) return null;
-        for (const ext of exts) {
-          if (ext.tag !== 0x30) return null;
-          const ep = kids(der, ext);
-          if (!ep || ep.length < 2 || ep.length > 3) return null;
-          const oid = strictOid(der, ep[0]!);
-          if (oid === null || requestedExtensions.includes(oid)) return null;
-          if (ep.length === 3 && !sameBytes(der, ep[1]!, [0x01, 0x01, 0xff])) return null;
-          const value = ep[ep.length - 1]!;
-          if (value.tag !== 0x04) return null;
+        for (const { id: oid, value } of exts) {
+          if (requestedExtensions.includes(oid)) return null;
           requestedExtensions.push(oid);
           if (oid === OID_SAN) {
             const s = fastSans(der, value);

@@ -58,3 +58,30 @@ export function strictOid(buf: Uint8Array, e: El): string | null {
   }
   return startOfArc ? out : null;
 }
+
+/** Whether element `e` is exactly these bytes (tag, length and content). */
+export const sameBytes = (buf: Uint8Array, e: El, bytes: readonly number[]): boolean =>
+  e.end - e.start === bytes.length && bytes.every((b, i) => buf[e.start + i] === b);
+
+/**
+ * The Extensions SEQUENCE `seq` (RFC 5280 §4.1): each extnID, critical (only an explicit TRUE,
+ * since DER omits the default FALSE) and the OCTET STRING holding extnValue; null for anything
+ * else.
+ */
+export function strictExtensions(buf: Uint8Array, seq: El): { id: string; critical: boolean; value: El }[] | null {
+  const items = kids(buf, seq);
+  if (!items) return null;
+  const out: { id: string; critical: boolean; value: El }[] = [];
+  for (const e of items) {
+    if (e.tag !== 0x30) return null;
+    const ep = kids(buf, e);
+    if (!ep || ep.length < 2 || ep.length > 3) return null;
+    const id = strictOid(buf, ep[0]!);
+    if (id === null) return null;
+    if (ep.length === 3 && !sameBytes(buf, ep[1]!, [0x01, 0x01, 0xff])) return null;
+    const value = ep[ep.length - 1]!;
+    if (value.tag !== 0x04) return null;
+    out.push({ id, critical: ep.length === 3, value });
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import {
   AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsageFlags, TBSCertificate,
 } from '@peculiar/asn1-x509';
 import { readElement, readHeader } from './der.js';
-import { el, kids, strictOid, type El } from './der-strict.js';
+import { el, kids, strictExtensions, strictOid, type El } from './der-strict.js';
 import { EKU, EXT } from './extensions.js';
 import { formatIp, validateSan, type SanEntry } from './names.js';
 
@@ -255,20 +255,9 @@ export function lintLeafTbsFast(tbs: Buffer, x: LintExpectations): string[] | nu
     if (extsE.tag !== 0xa3) return null;
     const extsSeq = kids(tbs, extsE);
     if (!extsSeq || extsSeq.length !== 1 || extsSeq[0]!.tag !== 0x30) return null;
-    const extEls = kids(tbs, extsSeq[0]!);
-    if (!extEls) return null;
-    const exts: FastExt[] = [];
-    for (const e of extEls) {
-      if (e.tag !== 0x30) return null;
-      const ep = kids(tbs, e);
-      if (!ep || ep.length < 2 || ep.length > 3) return null;
-      const id = strictOid(tbs, ep[0]!);
-      if (id === null) return null;
-      if (ep.length === 3 && !(ep[1]!.tag === 0x01 && ep[1]!.end - ep[1]!.body === 1 && tbs[ep[1]!.body] === 0xff)) return null;
-      const v = ep[ep.length - 1]!;
-      if (v.tag !== 0x04) return null;
-      exts.push({ id, critical: ep.length === 3, value: content(tbs, v) });
-    }
+    const parsed = strictExtensions(tbs, extsSeq[0]!);
+    if (!parsed) return null;
+    const exts: FastExt[] = parsed.map((e) => ({ id: e.id, critical: e.critical, value: content(tbs, e.value) }));
     f.push(...extensionListFindings(exts));
     const get = (oid: string) => exts.find((e) => e.id === oid);
 

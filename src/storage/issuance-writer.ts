@@ -41,6 +41,12 @@ const CERT_COLUMNS = ['serial', 'caId', 'profile', 'subject', 'commonName', 'san
 const AUDIT_COLUMNS = ['seq', 'time', 'actor', 'action', 'target', 'outcome', 'sourceIp', 'details', 'prevHash', 'hash'] as const;
 const quoted = (cols: readonly string[]) => cols.map((c) => `"${c}"`).join(', ');
 
+/** PostgreSQL: one INSERT of several rows, numbered placeholders in row order (pass `rows.flat()`). */
+function insertMany(table: string, cols: readonly string[], rows: unknown[][]): string {
+  let n = 0;
+  return `INSERT INTO "${table}" (${quoted(cols)}) VALUES ${rows.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ')}`;
+}
+
 
 export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
   return target.provider === 'sqlite' ? sqliteWriter(target.location, target.sqliteSynchronous ?? 'full') : postgresWriter(target.location);
@@ -125,14 +131,8 @@ function postgresWriter(url: string): IssuanceWriter {
   const appendAudit = async (client: pg.PoolClient, buildAudit: BuildAudit) => {
     const h = await client.query<{ seq: number; hash: string }>('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
     const audit = buildAudit(h.rows[0] ?? null);
-    const aparams: unknown[] = [];
-    const avalues = audit.rows.map((a) => {
-      const row = [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash];
-      const start = aparams.length;
-      aparams.push(...row);
-      return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`;
-    });
-    await client.query(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES ${avalues.join(', ')}`, aparams);
+    const rows = audit.rows.map((a) => [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash]);
+    await client.query(insertMany('AuditEvent', AUDIT_COLUMNS, rows), rows.flat());
     await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);
   };
   const inTransaction = async (fn: (client: pg.PoolClient) => Promise<void>) => {
@@ -157,15 +157,9 @@ function postgresWriter(url: string): IssuanceWriter {
   return {
     async write(certs, buildAudit) {
       await inTransaction(async (client) => {
-        const params: unknown[] = [];
-        const values = certs.map((c) => {
-          const row = [c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, pgTime(c.notBefore), pgTime(c.notAfter),
-            Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, pgTime(c.createdAt)];
-          const start = params.length;
-          params.push(...row);
-          return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`;
-        });
-        await client.query(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES ${values.join(', ')}`, params);
+        const rows = certs.map((c) => [c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, pgTime(c.notBefore), pgTime(c.notAfter),
+          Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, pgTime(c.createdAt)]);
+        await client.query(insertMany('Certificate', CERT_COLUMNS, rows), rows.flat());
         await appendAudit(client, buildAudit);
       });
     },
