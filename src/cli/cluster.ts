@@ -7,8 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
-import { isSignetError } from '../errors.js';
+import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
 
 export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string } | { type: 'caChanged'; caId: string } | { type: 'listening' }
   /** From the primary: every worker has started, so this one may report ready. */
@@ -17,19 +16,9 @@ export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string
 export const workerIndex = (): number => Number(process.env.SIGNET_WORKER_INDEX ?? 0);
 
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
-    try {
-      const ctx = await openSignet(config, log);
-      const boot = await bootstrapIfEmpty(ctx, config);
-      if (boot.created) process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
-      await ctx.db.close();
-      break;
-    } catch (e) {
-      if (!isSignetError(e) || e.type !== 'unavailable') throw e;
-      log.warn({ detail: e.detail, retryInMs: delay }, 'database unreachable; retrying');
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
+  const ctx = await openWhenReachable(config, log);
+  announceBootstrap(await bootstrapIfEmpty(ctx, config));
+  await ctx.db.close();
   let stopping = false;
   let announced = false;
   const started = new Set<number>();

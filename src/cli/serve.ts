@@ -3,13 +3,13 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 import { createHandler } from '../http/app.js';
 import { closeServer, listen } from '../http/server.js';
 import { createMetrics } from '../observability/metrics.js';
-import { bootstrapIfEmpty, openSignet } from '../runtime/open.js';
+import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServices } from '../runtime/services.js';
 import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
-import { SignetError, isSignetError } from '../errors.js';
+import { SignetError } from '../errors.js';
 import type { CaContext } from '../ca/context.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { TlsIdentity } from '../runtime/tls-identity.js';
@@ -43,27 +43,21 @@ export async function serve(): Promise<Running | void> {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.SIGNET_PORT;
 
-  let ctx: CaContext | undefined;
-  for (let attempt = 1, delay = 500; !ctx; attempt++, delay = Math.min(delay * 2, 30_000)) {
-    try {
-      // In a cluster the primary has migrated before forking; the workers only open.
-      ctx = await openSignet(config, log, { migrate: !inCluster });
-    } catch (e) {
-      // Only an unreachable database is worth waiting for; anything else (wrong master key,
-      // corrupt store, database ahead of the code) needs a person and stops start-up.
-      if (!isSignetError(e) || e.type !== 'unavailable') { await closeServer(server); throw e; }
-      lastError = e.detail;
-      log.warn({ attempt, retryInMs: delay, detail: e.detail }, 'database unreachable; retrying');
-      if (attempt === 1) process.stderr.write(`signet: waiting for the database: ${e.detail}\n`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  let ctx: CaContext;
+  try {
+    ctx = await openWhenReachable(config, log, {
+      migrate: !inCluster, // in a cluster the primary has migrated before forking; the workers only open
+      onUnavailable: (detail, attempt) => {
+        lastError = detail;
+        if (attempt === 1) process.stderr.write(`signet: waiting for the database: ${detail}\n`);
+      },
+    });
+  } catch (e) {
+    await closeServer(server);
+    throw e;
   }
   const services = createServices(ctx, config);
-  const boot = await bootstrapIfEmpty(ctx, config);
-  if (boot.created) {
-    // The token itself is never printed: only where it is.
-    process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
-  }
+  announceBootstrap(await bootstrapIfEmpty(ctx, config));
   const metrics = createMetrics();
   services.events.on('certificateIssued', (e) => metrics.certificatesIssued.inc({ profile: e.profile, ca: e.caId }));
   services.events.on('certificateRevoked', (e) => metrics.certificatesRevoked.inc({ reason: e.reason }));

@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { SignetError } from '../errors.js';
+import { SignetError, isSignetError } from '../errors.js';
 import { resolveKek } from '../keystore/kek.js';
 import { SealedKeyStore } from '../keystore/sealed-key-store.js';
 import type { CaContext } from '../ca/context.js';
@@ -68,6 +68,29 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
 /** First start: root + issuing intermediate + admin token. Idempotent: does nothing once a CA exists. */
+/**
+ * openSignet, retried with backoff (0.5 s doubling to 30 s) while the database is unreachable:
+ * only that is worth waiting for; anything else (wrong master key, corrupt store, database
+ * ahead of the code) needs a person and is thrown at once.
+ */
+export async function openWhenReachable(config: Config, log: Logger, opts: OpenOptions & { onUnavailable?: (detail: string, attempt: number) => void } = {}): Promise<CaContext> {
+  for (let attempt = 1, delay = 500; ; attempt++, delay = Math.min(delay * 2, 30_000)) {
+    try {
+      return await openSignet(config, log, opts);
+    } catch (e) {
+      if (!isSignetError(e) || e.type !== 'unavailable') throw e;
+      opts.onUnavailable?.(e.detail, attempt);
+      log.warn({ attempt, retryInMs: delay, detail: e.detail }, 'database unreachable; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Tells the operator about a hierarchy created at start-up: the fingerprint, and where (never what) the admin token is. */
+export function announceBootstrap(boot: { created: boolean; rootFingerprint?: string; tokenFile?: string }): void {
+  if (boot.created) process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
+}
+
 export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<{ created: boolean; rootFingerprint?: string; tokenFile?: string }> {
   if ((await listCas(ctx)).length) return { created: false };
   // The emptiness check runs again inside the transaction, which holds the database's write
