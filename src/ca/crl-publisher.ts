@@ -12,7 +12,7 @@ import type { Signer } from '../pki/keys.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { auditBatch } from './audit.js';
-import { countRevoked, streamRevoked } from '../storage/revoked-rows.js';
+import { openRevoked, type RevokedReader } from '../storage/revoked-rows.js';
 import { crlDer } from '../storage/crl-chunks.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
@@ -107,13 +107,17 @@ export class CrlPublisher {
     const { crlNumber: number } = await this.ctx.db.prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
     const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityHours * 3_600_000);
-    const expected = await countRevoked(this.ctx.db.target, caId, thisUpdate);
     let count = 0;
-    const entries = this.entries(caId, thisUpdate, () => { count++; });
-    const der = await buildCrl({
-      issuerNameDer: parts.subjectNameDer, issuerKeyId: parts.subjectKeyId, number, thisUpdate, nextUpdate, entries,
-      distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: expected + 16,
-    });
+    const revoked = await openRevoked(this.ctx.db.target, caId, thisUpdate);
+    let der: Buffer;
+    try {
+      der = await buildCrl({
+        issuerNameDer: parts.subjectNameDer, issuerKeyId: parts.subjectKeyId, number, thisUpdate, nextUpdate, entries: this.entries(caId, revoked, () => { count++; }),
+        distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: revoked.count + 16,
+      });
+    } finally {
+      await revoked.close();
+    }
     // No copy: with the exact size hint the encoder returns the CRL in place (a copy would double peak memory).
     const audit = { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } };
     await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(head, [audit]));
@@ -125,8 +129,8 @@ export class CrlPublisher {
   }
 
   /** Revoked leaves of the CA, then revoked child CAs; expired certificates leave the CRL. */
-  private async *entries(caId: string, now: Date, seen: () => void): AsyncGenerator<CrlEntry[]> {
-    for await (const rows of streamRevoked(this.ctx.db.target, caId, now, BATCH)) {
+  private async *entries(caId: string, revoked: RevokedReader, seen: () => void): AsyncGenerator<CrlEntry[]> {
+    for await (const rows of revoked.batches(BATCH)) {
       yield rows.map((r) => { seen(); return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate }); });
     }
     const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { serial: true, revokedAt: true, revocationReason: true } });

@@ -18,52 +18,71 @@ const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" 
 
 const sqliteSql = (sql: string) => sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
 
-/** How many entries streamRevoked will yield (sizes the CRL encoder's buffer), from the same index. */
-export async function countRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date): Promise<number> {
-  const sql = SQL.replace('SELECT "serial", "revokedAt", "revocationReason", "invalidityDate"', 'SELECT COUNT(*) AS n').replace(' ORDER BY "serial"', '');
-  if (target.provider === 'sqlite') {
-    const db = new Database(target.location, { readonly: true });
-    try { return Number((db.prepare(sqliteSql(sql)).get(caId, sqliteTime(notAfterAfter)) as { n: number }).n); } finally { db.close(); }
-  }
-  const client = new pg.Client({ connectionString: target.location });
-  client.on('error', () => undefined);
-  await client.connect();
-  try { return Number((await client.query<{ n: string }>(sql, [caId, pgTime(notAfterAfter)])).rows[0]!.n); } finally { await client.end().catch(() => undefined); }
+/**
+ * A CA's revoked and held certificates, read on one connection inside one read transaction:
+ * `count` (which sizes the CRL encoder's buffer) and the rows `batches` yields come from the
+ * same snapshot. `close` ends the transaction and the connection; call it in a finally.
+ */
+export interface RevokedReader {
+  count: number;
+  batches(batchSize: number): AsyncGenerator<RevokedRow[]>;
+  close(): Promise<void>;
 }
 
+const COUNT_SQL = SQL.replace('SELECT "serial", "revokedAt", "revocationReason", "invalidityDate"', 'SELECT COUNT(*) AS n').replace(' ORDER BY "serial"', '');
 
-export async function* streamRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date, batchSize = 10_000): AsyncGenerator<RevokedRow[]> {
+export async function openRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date): Promise<RevokedReader> {
   if (target.provider === 'sqlite') {
     const db = new Database(target.location, { readonly: true });
     try {
+      db.exec('BEGIN'); // a read transaction: one WAL snapshot for the count and the rows
       // Prisma's SQLite adapter stores DateTime as ISO text with an explicit +00:00 offset, which sorts as time.
+      const after = sqliteTime(notAfterAfter);
+      const count = Number((db.prepare(sqliteSql(COUNT_SQL)).get(caId, after) as { n: number }).n);
       // SQLite's planner, without statistics, prefers the (caId, status) index and a sort.
       const stmt = db.prepare(sqliteSql(SQL)).raw();
-      let batch: RevokedRow[] = [];
-      for (const r of stmt.iterate(caId, sqliteTime(notAfterAfter)) as Iterable<unknown[]>) {
-        batch.push({ serial: r[0] as string, revokedAt: sqliteDate(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: sqliteDate(r[3]) });
-        if (batch.length >= batchSize) { yield batch; batch = []; }
-      }
-      if (batch.length) yield batch;
-    } finally {
+      return {
+        count,
+        async *batches(batchSize) {
+          let batch: RevokedRow[] = [];
+          for (const r of stmt.iterate(caId, after) as Iterable<unknown[]>) {
+            batch.push({ serial: r[0] as string, revokedAt: sqliteDate(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: sqliteDate(r[3]) });
+            if (batch.length >= batchSize) { yield batch; batch = []; }
+          }
+          if (batch.length) yield batch;
+        },
+        async close() { db.close(); },
+      };
+    } catch (e) {
       db.close();
+      throw e;
     }
-    return;
   }
   const client = new pg.Client({ connectionString: target.location });
   client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, pgTime(notAfterAfter)]);
-    for (;;) {
-      const { rows } = await client.query({ text: `FETCH ${batchSize} FROM revoked`, rowMode: 'array' });
-      if (!rows.length) break;
-      // TIMESTAMP(3) without time zone holds UTC: read it back as UTC, whatever the session zone.
-      yield (rows as unknown[][]).map((r) => ({ serial: r[0] as string, revokedAt: pgUtc(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: pgUtc(r[3]) }));
-    }
-    await client.query('COMMIT');
-  } finally {
+    const after = pgTime(notAfterAfter);
+    const count = Number((await client.query<{ n: string }>(COUNT_SQL, [caId, after])).rows[0]!.n);
+    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, after]);
+    return {
+      count,
+      async *batches(batchSize) {
+        for (;;) {
+          const { rows } = await client.query({ text: `FETCH ${batchSize} FROM revoked`, rowMode: 'array' });
+          if (!rows.length) break;
+          // TIMESTAMP(3) without time zone holds UTC: read it back as UTC, whatever the session zone.
+          yield (rows as unknown[][]).map((r) => ({ serial: r[0] as string, revokedAt: pgUtc(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: pgUtc(r[3]) }));
+        }
+      },
+      async close() {
+        await client.query('COMMIT').catch(() => undefined);
+        await client.end().catch(() => undefined);
+      },
+    };
+  } catch (e) {
     await client.end().catch(() => undefined);
+    throw e;
   }
 }
