@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ROOT, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir, csrMaker } from './helpers/openssl.js';
-import { sql } from './helpers/sql.js';
+import { countRows, sql } from './helpers/sql.js';
 
 const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 type Scope = (typeof SCOPES)[number];
@@ -41,10 +41,6 @@ async function call(server: RunningServer, method: string, path: string, auth: s
 const bearer = (t: string) => `Bearer ${t}`;
 const forgedToken = () => `sgt_${randomBytes(32).toString('base64url')}`;
 
-async function countRows(env: TestEnv, table: string): Promise<number> {
-  const [row] = await sql<{ n: number | string }>(env, `SELECT COUNT(*) AS n FROM "${table}"`);
-  return Number(row!.n);
-}
 async function auditHead(env: TestEnv): Promise<number> {
   const [r] = await sql(env, 'SELECT MAX(seq) AS m FROM "AuditEvent"');
   return Number(r.m ?? 0);

@@ -25,7 +25,7 @@ import { AuthorityKeyIdentifier, Certificate } from '@peculiar/asn1-x509';
 import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
-import { sql } from './helpers/sql.js';
+import { countRows, sql } from './helpers/sql.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
 import { derToPem, pemToDer } from '../src/pki/pem.js';
 
@@ -201,7 +201,6 @@ async function stopStack(s: Stack | undefined): Promise<void> {
   await s.env.cleanup();
 }
 
-const count = async (env: TestEnv, table: string) => Number((await sql<{ n: number | string }>(env, `SELECT COUNT(*) AS n FROM "${table}"`))[0]!.n);
 
 // ---- the protocol ---------------------------------------------------------------------------------
 
@@ -220,7 +219,7 @@ describe('ACME protocol', () => {
 
   /** Refusals must leave the certificate table as it was. */
   async function assertNothingIssued(): Promise<void> {
-    assert.equal(await count(s.env, 'Certificate'), certCount, 'a refused request must not issue a certificate');
+    assert.equal(await countRows(s.env, 'Certificate'), certCount, 'a refused request must not issue a certificate');
   }
 
   async function api(method: string, path: string, body?: unknown): Promise<Resp> {
@@ -319,7 +318,7 @@ describe('ACME protocol', () => {
       SIGNET_ACME_ORDERS_PER_HOUR: '3', SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: '2',
     }, '127.0.0.1');
     acme = s.acme;
-    certCount = await count(s.env, 'Certificate');
+    certCount = await countRows(s.env, 'Certificate');
   });
 
   after(async () => {
@@ -430,7 +429,7 @@ describe('ACME protocol', () => {
   });
 
   test('a bad JWS signature is refused and creates nothing', async () => {
-    const accounts = await count(s.env, 'AcmeAccount');
+    const accounts = await countRows(s.env, 'AcmeAccount');
     const key = newKey('ES256');
     const flip = (input: Buffer) => { const sig = signWith('ES256', key.privateKey, input); sig[5]! ^= 0xff; return sig; };
     const r = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { sign: flip });
@@ -441,7 +440,7 @@ describe('ACME protocol', () => {
     // Signed by another key than the account's (kid).
     const acct = await acme.newAccount(newKey('ES256'));
     const other = newKey('ES256');
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     const forged = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'forged.signet.test' }] }, acct, { sign: (input) => signWith('ES256', other.privateKey, input) });
     assertProblem(forged, [400, 401, 403], ['malformed', 'unauthorized']);
     // Not a JWS at all.
@@ -449,8 +448,8 @@ describe('ACME protocol', () => {
     assertProblem(junk, 400, 'malformed');
     const notJson = await acme.request('POST', acme.dir.newAccount, '{not json', { 'content-type': 'application/jose+json' });
     assertProblem(notJson, 400, 'malformed');
-    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1, 'only the one good account exists');
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), accounts + 1, 'only the one good account exists');
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     await assertNothingIssued();
   });
 
@@ -467,13 +466,13 @@ describe('ACME protocol', () => {
     const missing = await acme.post(acct.url, '', acct, { nonce: null });
     assertProblem(missing, 400, 'badNonce');
     // A replayed nonce on newAccount creates nothing either.
-    const accounts = await count(s.env, 'AcmeAccount');
+    const accounts = await countRows(s.env, 'AcmeAccount');
     const n1 = await acme.nonce();
     const created = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'), { nonce: n1 });
     assert.equal(created.status, 201, created.text);
     const replayedNew = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'), { nonce: n1 });
     assertProblem(replayedNew, 400, 'badNonce');
-    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), accounts + 1);
     await assertNothingIssued();
   });
 
@@ -481,15 +480,15 @@ describe('ACME protocol', () => {
     const acct = await acme.newAccount(newKey('ES256'));
     const r = await acme.post(acct.url, '', acct, { url: acme.dir.newOrder });
     assertProblem(r, 401, 'unauthorized');
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     const o = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'url.signet.test' }] }, acct, { url: `${acme.base}/peer/new-order` });
     assertProblem(o, 401, 'unauthorized');
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     await assertNothingIssued();
   });
 
   test('unsupported algorithms (HS256, none, PS256, mismatched curve) → badSignatureAlgorithm', async () => {
-    const accounts = await count(s.env, 'AcmeAccount');
+    const accounts = await countRows(s.env, 'AcmeAccount');
     const ec = newKey('ES256');
     const rsa = newKey('RS256');
     const cases: [string, Resp][] = [
@@ -506,12 +505,12 @@ describe('ACME protocol', () => {
     const acct = await acme.newAccount(newKey('ES256'));
     const r = await acme.post(acct.url, '', acct, { alg: 'HS256', sign: (input) => createHmac('sha256', Buffer.alloc(32, 1)).update(input).digest() });
     assertProblem(r, 400, 'badSignatureAlgorithm');
-    assert.equal(await count(s.env, 'AcmeAccount'), accounts + 1);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), accounts + 1);
     await assertNothingIssued();
   });
 
   test('wrong content type → 415 malformed; an oversized payload → 413 malformed', async () => {
-    const accounts = await count(s.env, 'AcmeAccount');
+    const accounts = await countRows(s.env, 'AcmeAccount');
     const key = newKey('ES256');
     const json = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { contentType: 'application/json' });
     assertProblem(json, 415, 'malformed');
@@ -519,15 +518,15 @@ describe('ACME protocol', () => {
     assertProblem(none, 415, 'malformed');
     const big = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, contact: ['mailto:a@signet.test'], padding: 'x'.repeat(70 * 1024) }, key);
     assertProblem(big, 413, 'malformed');
-    assert.equal(await count(s.env, 'AcmeAccount'), accounts);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), accounts);
     await assertNothingIssued();
   });
 
   test('onlyReturnExisting: unknown key → accountDoesNotExist; known key → the account', async () => {
-    const accounts = await count(s.env, 'AcmeAccount');
+    const accounts = await countRows(s.env, 'AcmeAccount');
     const unknown = await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, newKey('ES256'));
     assertProblem(unknown, 400, 'accountDoesNotExist');
-    assert.equal(await count(s.env, 'AcmeAccount'), accounts);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), accounts);
     const key = newKey('EdDSA');
     const acct = await acme.newAccount(key);
     const known = await acme.post(acme.dir.newAccount, { onlyReturnExisting: true }, key);
@@ -557,12 +556,12 @@ describe('ACME protocol', () => {
     const r = await acme.post(acct.url, { status: 'deactivated' }, acct);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.status, 'deactivated');
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     assertProblem(await acme.post(acct.url, '', acct), 401, 'unauthorized');
     assertProblem(await newOrder(acct, ['deactivated.signet.test']), 401, 'unauthorized');
     assertProblem(await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key), 401, 'unauthorized');
     assertProblem(await acme.post(acct.url, { status: 'valid' }, acct), 401, 'unauthorized');
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     await assertNothingIssued();
   });
 
@@ -672,7 +671,7 @@ describe('ACME protocol', () => {
 
   test('identifiers outside the profile policy or malformed → rejectedIdentifier', async () => {
     const acct = await acme.newAccount(newKey('ES256'));
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     for (const value of ['other.example', '*.*.x', 'a..b', 'ok.signet.test.other.example']) {
       const r = await newOrder(acct, [value]);
       assertProblem(r, 400, 'rejectedIdentifier');
@@ -681,7 +680,7 @@ describe('ACME protocol', () => {
     assertProblem(await newOrder(acct, ['fine.signet.test', 'other.example']), 400, 'rejectedIdentifier');
     assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'email', value: 'a@signet.test' }] }, acct), 400, 'unsupportedIdentifier');
     assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [] }, acct), 400, 'malformed');
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     // Policy is per profile: the peer directory (no suffix list) takes the same name.
     const peer = await acme.directory('/peer/directory');
     const r = await newOrder(acct, ['other.example'], peer.newOrder);
@@ -695,12 +694,12 @@ describe('ACME protocol', () => {
       const r = await newOrder(acct, [`rl${i}.signet.test`]);
       assert.equal(r.status, 201, r.text);
     }
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     const r = await newOrder(acct, ['rl4.signet.test']);
     assertProblem(r, 429, 'rateLimited');
     assert.match(String(r.headers['retry-after']), /^\d+$/);
     assert.ok(Number(r.headers['retry-after']) > 0);
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     // Another account is not affected.
     const other = await acme.newAccount(newKey('ES256'));
     assert.equal((await newOrder(other, ['rl4.signet.test'])).status, 201);
@@ -737,12 +736,12 @@ describe('ACME protocol', () => {
     const missing = await attempt('wrong2.signet.test', undefined);
     assert.ok([`${ERR}incorrectResponse`, `${ERR}unauthorized`].includes(missing.type), JSON.stringify(missing));
     // SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR=2: a third order is refused.
-    const orders = await count(s.env, 'AcmeOrder');
+    const orders = await countRows(s.env, 'AcmeOrder');
     const r = await newOrder(acct, ['wrong3.signet.test']);
     assertProblem(r, 429, 'rateLimited');
     assert.match(r.json.detail, /failed/);
     assert.ok(Number(r.headers['retry-after']) > 0);
-    assert.equal(await count(s.env, 'AcmeOrder'), orders);
+    assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
     await assertNothingIssued();
   });
 
@@ -852,7 +851,7 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     assert.equal((await acme.directory('/peer/directory')).meta.externalAccountRequired, true);
     const r = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, newKey('ES256'));
     assertProblem(r, 400, 'externalAccountRequired');
-    assert.equal(await count(s.env, 'AcmeAccount'), 0);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), 0);
   });
 
   test('a key from `signet acme eab create` registers one account, once', async () => {
@@ -861,7 +860,7 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     // A wrong MAC is refused and does not use the key up.
     const forged = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount, Buffer.alloc(32, 9)) }, key);
     assertProblem(forged, [401, 403], 'unauthorized');
-    assert.equal(await count(s.env, 'AcmeAccount'), 0);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), 0);
     const acct = await acme.newAccount(key, { externalAccountBinding: eab(k, key, acme.dir.newAccount) });
     const self = await acme.post(acct.url, '', acct);
     assert.equal(self.status, 200);
@@ -871,13 +870,13 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     const second = newKey('EdDSA');
     const reuse = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, second, acme.dir.newAccount) }, second);
     assertProblem(reuse, [401, 403], 'unauthorized');
-    assert.equal(await count(s.env, 'AcmeAccount'), 1);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), 1);
     // A binding over another key than the one signing the request is malformed.
     const third = newKey('ES256');
     const k2 = eabKey();
     const mismatch = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k2, newKey('ES256'), acme.dir.newAccount) }, third);
     assertProblem(mismatch, 400, 'malformed');
-    assert.equal(await count(s.env, 'AcmeAccount'), 1);
+    assert.equal(await countRows(s.env, 'AcmeAccount'), 1);
     const audit = await acme.request('GET', `https://127.0.0.1:${s.tlsPort}/api/v1/audit?action=acme.eab.created`, undefined, { authorization: `Bearer ${s.server.token}` });
     assert.equal(audit.status, 200, audit.text);
     assert.deepEqual(audit.json.items.map((e: any) => e.target).sort(), [k.kid, k2.kid].sort());

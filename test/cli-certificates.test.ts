@@ -11,7 +11,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import { signet, type CliResult } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
-import { sql } from './helpers/sql.js';
+import { countRows, sql } from './helpers/sql.js';
 
 // ---- helpers ---------------------------------------------------------------
 
@@ -40,10 +40,6 @@ function osslOk(args: string[], input?: string | Buffer): string {
 
 const countPem = (text: string, label = 'CERTIFICATE') => (text.match(new RegExp(`-----BEGIN ${label}-----`, 'g')) ?? []).length;
 
-async function count(env: TestEnv, table: string, where = '', params: unknown[] = []): Promise<number> {
-  const [row] = await sql(env, `SELECT COUNT(*) AS n FROM "${table}" ${where}`, params);
-  return Number(row.n);
-}
 
 async function cas(env: TestEnv): Promise<{ rootId: string; intId: string; list: any[] }> {
   const list = json(signet(['ca', 'list', '--json'], env.env));
@@ -101,11 +97,11 @@ describe('signet issue', () => {
     const { csr } = opensslCsr(tmp, 'ec', { alg: 'ec', cn: 'www.example.test', sans: ['www.example.test', 'api.example.test'] });
     const cert = tmp.file('ec-cert.pem');
     const chain = tmp.file('ec-chain.pem');
-    const before = await count(env, 'Certificate');
+    const before = await countRows(env, 'Certificate');
     const out = ok(signet(['issue', '--csr', csr, '--profile', 'server', '--out', cert, '--chain-out', chain], env.env));
     const serial = opensslSerial(cert).toLowerCase();
     assert.match(out, new RegExp(`^issued ${serial} \\(server, by ${intId}\\)`));
-    assert.equal(await count(env, 'Certificate'), before + 1);
+    assert.equal(await countRows(env, 'Certificate'), before + 1);
     assert.equal(countPem(readFileSync(cert, 'utf8')), 1, 'with --chain-out, --out holds the certificate alone');
     assert.equal(countPem(readFileSync(chain, 'utf8')), 1, 'the chain is the intermediate, not the root');
     assert.notEqual(readFileSync(chain, 'utf8').trim(), readFileSync(rootPem, 'utf8').trim());
@@ -200,8 +196,8 @@ describe('signet issue', () => {
     const garbage = tmp.file('garbage.csr', Buffer.from('3082ffff00deadbeef' + 'ab'.repeat(60), 'hex'));
     const certPem = tmp.file('not-a-csr.pem', readFileSync(rootPem));
     const truncated = tmp.file('truncated.der', readFileSync(opensslCsr(tmp, 'trunc', { alg: 'ec', cn: 't.example.test', sans: ['t.example.test'], der: true }).csr).subarray(0, 60));
-    const before = await count(env, 'Certificate');
-    const audited = await count(env, 'AuditEvent');
+    const before = await countRows(env, 'Certificate');
+    const audited = await countRows(env, 'AuditEvent');
     const cases: [string[], RegExp][] = [
       [['--csr', sharedCsr, '--generate-key', 'ecdsa-p256', '--key-out', key], /exactly one of --csr <file> or --generate-key/],
       [[], /exactly one of --csr <file> or --generate-key/],
@@ -234,8 +230,8 @@ describe('signet issue', () => {
     const alg = signet(['issue', '--generate-key', 'rsa-1024', '--key-out', key], env.env);
     assert.notEqual(alg.status, 0);
     assert.match(alg.stderr, /argument 'rsa-1024' is invalid\. Allowed choices are ecdsa-p256/);
-    assert.equal(await count(env, 'Certificate'), before, 'nothing stored');
-    assert.equal(await count(env, 'AuditEvent'), audited, 'nothing audited');
+    assert.equal(await countRows(env, 'Certificate'), before, 'nothing stored');
+    assert.equal(await countRows(env, 'AuditEvent'), audited, 'nothing audited');
   });
 
   test('--help of issue, revoke and list names their options', () => {
@@ -377,7 +373,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
 
   test('renew: a new serial with the same SANs, linked to its predecessor; a revoked certificate is not renewed', async () => {
     const old = issued[1]!;
-    const before = await count(env, 'Certificate');
+    const before = await countRows(env, 'Certificate');
     const out = tmp.file('renewed.pem');
     const chain = tmp.file('renewed-chain.pem');
     const j = json(signet(['renew', old.serial, '--json', '--out', out, '--chain-out', chain], env.env));
@@ -392,7 +388,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     assert.equal(pubFromCert(out), pubFromCert(oldFile), 'a renewal without a CSR keeps the key');
     assert.equal(osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'beta.inv.test', '-CAfile', rootPem, '-untrusted', chain, out]).trim(), `${out}: OK`);
     assert.equal(json(signet(['show', j.serial, '--json'], env.env)).predecessorSerial, old.serial);
-    assert.equal(await count(env, 'Certificate'), before + 1);
+    assert.equal(await countRows(env, 'Certificate'), before + 1);
     issued.push({ ...j });
 
     // Rekey with a new key, the CSR in DER form.
@@ -403,10 +399,10 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
 
     const victim = issue(csrB);
     ok(signet(['revoke', victim.serial, '--reason', 'keyCompromise'], env.env));
-    const n = await count(env, 'Certificate');
+    const n = await countRows(env, 'Certificate');
     refused(signet(['renew', victim.serial], env.env), new RegExp(`certificate ${victim.serial} is revoked and cannot be renewed`));
     refused(signet(['renew', 'deadbeef'], env.env), /does not exist/);
-    assert.equal(await count(env, 'Certificate'), n, 'nothing stored');
+    assert.equal(await countRows(env, 'Certificate'), n, 'nothing stored');
   });
 
   test('revoke with a reason: status says revoked with the reason; revoking twice is a conflict', async () => {
@@ -420,7 +416,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     assert.ok(!Number.isNaN(new Date(sj.revokedAt).getTime()));
     assert.ok(listJson(['--status', 'revoked']).items.some((i: any) => i.serial === c.serial));
     assert.ok(!listJson(['--status', 'good']).items.some((i: any) => i.serial === c.serial));
-    const events = await count(env, 'AuditEvent');
+    const events = await countRows(env, 'AuditEvent');
     refused(signet(['revoke', c.serial, '--reason', 'superseded'], env.env), /is already revoked \(keyCompromise\)/);
     refused(signet(['revoke', 'deadbeef', '--reason', 'superseded'], env.env), /certificate deadbeef does not exist/);
     refused(signet(['revoke', '--reason', 'superseded'], env.env), /nothing to revoke/);
@@ -431,7 +427,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     const noReason = signet(['revoke', issued[0]!.serial], env.env);
     assert.notEqual(noReason.status, 0);
     assert.match(noReason.stderr, /--reason <reason>' not specified/);
-    assert.equal(await count(env, 'AuditEvent'), events, 'refusals change nothing');
+    assert.equal(await countRows(env, 'AuditEvent'), events, 'refusals change nothing');
     assert.equal(statusLine(issued[0]!.serial), `${issued[0]!.serial} good\n`);
   });
 
@@ -452,7 +448,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     const mine = [issue(csrA), issue(csrB), issue(csrA), issue(csrA, ['--ca', int2Id]), issue(csrB, ['--ca', int2Id])];
     assert.deepEqual(mine.map((c) => c.caId), [intId, intId, intId, int2Id, int2Id]);
     const file = tmp.file('serials.txt', `# five to go\n${mine.map((c) => c.serial).join('\n')}\n\n`);
-    const crlsBefore = await count(env, 'Crl');
+    const crlsBefore = await countRows(env, 'Crl');
     const r = signet(['revoke', '--serials-file', file, '--reason', 'superseded', '--json'], env.env);
     const j = json(r);
     assert.doesNotMatch(r.stderr, /error/i);
@@ -464,7 +460,7 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
       assert.match(c.number, /^\d+$/);
       assert.ok(c.entries >= (c.caId === int2Id ? 2 : 3));
     }
-    assert.equal(await count(env, 'Crl'), crlsBefore + 2);
+    assert.equal(await countRows(env, 'Crl'), crlsBefore + 2);
     for (const c of mine) assert.match(statusLine(c.serial), /revoked since .* \(superseded\)/);
   });
 
@@ -573,7 +569,7 @@ describe('signet crl for an offline root', () => {
     const otherKey = tmp.file('other.key');
     osslOk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-aes-256-cbc', '-pass', `file:${pw}`, '-out', otherKey]);
     refused(signet(['crl', '--ca', rootId, '--key', otherKey, '--key-passphrase-file', pw, '--out', tmp.file('other.crl')], env.env), /does not match CA/);
-    assert.equal(await count(env, 'Crl', 'WHERE "caId" = ?', [rootId]), 0, 'no CRL stored for the root so far');
+    assert.equal(await countRows(env, 'Crl', 'WHERE "caId" = ?', [rootId]), 0, 'no CRL stored for the root so far');
 
     const out = tmp.file('root.crl');
     const j = json(signet(['crl', '--ca', rootId, '--key', keyFile, '--key-passphrase-file', pw, '--out', out, '--json'], env.env));
@@ -583,7 +579,7 @@ describe('signet crl for an offline root', () => {
     assert.equal(v.status, 0, v.stderr);
     assert.match(v.stdout + v.stderr, /verify OK/);
     assert.match(osslOk(['crl', '-inform', 'DER', '-in', out, '-noout', '-issuer']), /Signet Root CA/);
-    assert.equal(await count(env, 'Crl', 'WHERE "caId" = ?', [rootId]), 1);
+    assert.equal(await countRows(env, 'Crl', 'WHERE "caId" = ?', [rootId]), 1);
     // The root stays offline; the intermediate's CRL needs no key file.
     assert.equal((await cas(env)).list.find((c: any) => c.id === rootId).status, 'offline');
     ok(signet(['crl', '--ca', ids.intId], env.env));

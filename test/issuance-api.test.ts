@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
-import { sql } from './helpers/sql.js';
+import { countRows, sql } from './helpers/sql.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: CSRs made by the real openssl CLI, fixtures, database checks
@@ -73,10 +73,6 @@ function extensionNames(text: string): string[] {
   return [...section.matchAll(/^ {12}(\S[^:\n]*): ?(critical)? *$/gm)].map((m) => `${m[1]}${m[2] ? ' critical' : ''}`).sort();
 }
 
-async function count(env: TestEnv, table: 'Certificate'): Promise<number> {
-  const [row] = await sql<{ n: number | string }>(env, `SELECT COUNT(*) AS n FROM "${table}"`);
-  return Number(row!.n);
-}
 
 async function auditHead(env: TestEnv): Promise<number> {
   const [row] = await sql<{ s: number | string | null }>(env, 'SELECT MAX(seq) AS s FROM "AuditEvent"');
@@ -340,12 +336,12 @@ describe('issuing certificates', () => {
 
   for (const c of cases) {
     test(`refused: ${c.name}`, async () => {
-      const certsBefore = await count(env, 'Certificate');
+      const certsBefore = await countRows(env, 'Certificate');
       const auditBefore = await auditHead(env);
       const body = typeof c.body === 'function' ? (c.body as () => unknown)() : c.body;
       const r = await api(server, 'POST', '/api/v1/certificates', body, c.headers);
       assertProblem(r, c.status, c.detail);
-      assert.equal(await count(env, 'Certificate'), certsBefore, 'no certificate stored');
+      assert.equal(await countRows(env, 'Certificate'), certsBefore, 'no certificate stored');
       await assertNothingSigned(env, auditBefore, r.json.detail);
       await assertStillServing(server);
     });
@@ -392,11 +388,11 @@ describe('name constraints on an intermediate', () => {
   ];
   for (const [what, san, detail] of refused) {
     test(`refused before signing: ${what}`, async () => {
-      const certsBefore = await count(env, 'Certificate');
+      const certsBefore = await countRows(env, 'Certificate');
       const auditBefore = await auditHead(env);
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san }), profile: 'server', caId: team.id });
       assertProblem(r, 400, detail);
-      assert.equal(await count(env, 'Certificate'), certsBefore, 'nothing stored');
+      assert.equal(await countRows(env, 'Certificate'), certsBefore, 'nothing stored');
       await assertNothingSigned(env, auditBefore, r.json.detail);
       await assertStillServing(server);
     });
@@ -497,12 +493,12 @@ describe('renewal', () => {
   ];
   for (const [what, make, status, detail] of refusedRenewals) {
     test(`renewal refused: ${what}`, async () => {
-      const certsBefore = await count(env, 'Certificate');
+      const certsBefore = await countRows(env, 'Certificate');
       const auditBefore = await auditHead(env);
       const { serial, body } = make();
       const r = await api(server, 'POST', `/api/v1/certificates/${serial}/renew`, body);
       assertProblem(r, status, detail);
-      assert.equal(await count(env, 'Certificate'), certsBefore, 'nothing stored');
+      assert.equal(await countRows(env, 'Certificate'), certsBefore, 'nothing stored');
       await assertNothingSigned(env, auditBefore, r.json.detail);
       await assertStillServing(server);
     });
@@ -513,12 +509,12 @@ describe('renewal', () => {
     const r0 = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:revoked.renew.example' }), profile: 'server' });
     assert.equal(r0.status, 201, r0.text);
     await sql(env, `UPDATE "Certificate" SET status = 'revoked' WHERE serial = ?`, [r0.json.serial]);
-    const certsBefore = await count(env, 'Certificate');
+    const certsBefore = await countRows(env, 'Certificate');
     for (const body of [{}, { csr: makeCsr({ key: newKey(), san: 'DNS:revoked.renew.example' }) }]) {
       const r = await api(server, 'POST', `/api/v1/certificates/${r0.json.serial}/renew`, body);
       assertProblem(r, 409, new RegExp(`^certificate ${r0.json.serial} is revoked and cannot be renewed; issue a new one$`));
     }
-    assert.equal(await count(env, 'Certificate'), certsBefore, 'nothing stored');
+    assert.equal(await countRows(env, 'Certificate'), certsBefore, 'nothing stored');
     assert.equal((await api(server, 'GET', `/api/v1/certificates/${r0.json.serial}`)).json.status, 'revoked');
   });
 });

@@ -19,3 +19,9 @@ export async function sql<T = any>(env: TestEnv, query: string, params: unknown[
     return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), []);
   } finally { db.close(); }
 }
+
+/** Rows of a table, optionally filtered (`where` is SQL with ? parameters). */
+export async function countRows(env: TestEnv, table: string, where = '', params: unknown[] = []): Promise<number> {
+  const [row] = await sql<{ n: number | string }>(env, `SELECT COUNT(*) AS n FROM "${table}" ${where}`, params);
+  return Number(row!.n);
+}
