@@ -6,10 +6,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { BIN, ROOT } from './helpers/cli.js';
 import { childEnv, createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
-import { loadMigrations } from '../src/storage/migrate.js';
+import { enableWal, loadMigrations } from '../src/storage/migrate.js';
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -47,6 +51,24 @@ describe('migrations', () => {
       const [row] = await sql(env2, 'SELECT COUNT(*) AS n FROM "CertificateAuthority"');
       assert.equal(Number(row.n), 2);
     } finally { await env2.cleanup(); }
+  });
+
+  // Two processes switching a new file to WAL at the same moment: SQLite answers one of them
+  // SQLITE_BUSY at once, without its busy handler (CI saw `init` fail so). Simulated with a
+  // connection that has no busy handler while another holds the shared lock for 150 ms.
+  if (!onPostgres) test('switching a new SQLite file to WAL waits out a concurrent lock instead of failing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-wal-'));
+    const holder = new Database(join(dir, 'x.db'));
+    const db = new Database(join(dir, 'x.db'), { timeout: 0 });
+    try {
+      holder.exec('CREATE TABLE t (x)');
+      holder.exec('BEGIN');
+      holder.prepare('SELECT * FROM t').all();
+      assert.throws(() => db.pragma('journal_mode = WAL'), { code: 'SQLITE_BUSY' }, 'the lock is held: a bare switch fails');
+      setTimeout(() => holder.exec('COMMIT'), 150);
+      await enableWal(db);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    } finally { db.close(); holder.close(); rmSync(dir, { recursive: true, force: true }); }
   });
 
   // Prisma's Wasm engine cannot read the PostgreSQL catalogue (shared/design/offline-prisma.md),

@@ -74,10 +74,25 @@ export async function migrate(target: DatabaseTarget, migrations = loadMigration
   return target.provider === 'sqlite' ? migrateSqlite(target.location, migrations) : migratePostgres(target.location, migrations);
 }
 
-function migrateSqlite(file: string, migrations: Migration[]): MigrationResult {
+/**
+ * Switching a new file to WAL needs its exclusive lock, and when two processes ask at the same
+ * moment SQLite answers one of them SQLITE_BUSY at once instead of consulting the busy handler
+ * (deadlock avoidance: both hold the shared lock). Retried for as long as the busy timeout.
+ */
+export async function enableWal(db: Database.Database, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+    try { db.pragma('journal_mode = WAL'); return; } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() + delay > deadline) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function migrateSqlite(file: string, migrations: Migration[]): Promise<MigrationResult> {
   const db = new Database(file);
   try {
-    db.pragma('journal_mode = WAL');
+    await enableWal(db);
     db.pragma('busy_timeout = 10000');
     db.exec('BEGIN IMMEDIATE');
     try {
