@@ -35,7 +35,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
         started.add(index);
         if (started.size === config.SIGNET_WORKERS) {
           for (const other of workers.values()) if (other.isConnected()) other.send({ type: 'clusterReady' } satisfies RelayMessage);
-          if (!announced) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n`);
+          if (!announced) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`);
           announced = true;
         }
         return;

@@ -112,7 +112,7 @@ export async function serve(): Promise<Running | void> {
     handler = full;
   }
   if (inCluster) process.send?.({ type: 'listening' } satisfies RelayMessage);
-  else process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n`);
+  else process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${port}/console\n`);
   const opened = ctx;
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {

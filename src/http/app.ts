@@ -26,6 +26,7 @@ import { createIssueHandler } from './issue-handler.js';
 import { auditRefusals } from './audit-refusals.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
+import { consoleRoutes } from '../console/routes.js';
 
 export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
@@ -71,6 +72,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   });
   app.use(healthRoutes(ctx, metrics, opts.clusterReady));
   app.use(pkiRoutes(ctx, opts.crls));
+  app.use(consoleRoutes());
   const api = express.Router();
   for (const limiter of limits.middlewares) api.use(limiter);
   api.use(requireJson);

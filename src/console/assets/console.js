@@ -1,0 +1,251 @@
+// Signet web console: a thin client of the REST API (/api/v1) with the operator's own Bearer
+// token. No framework and no build step: the page is served as written. Everything from the
+// server is put into the page with textContent, never as HTML (audit details carry what
+// clients sent), and the page's CSP allows scripts and requests to this origin only.
+const TOKEN_KEY = 'signet.token';
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('data-')) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+  return node;
+}
+
+/** A refused call: the server's problem document (RFC 9457), kept whole. */
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) ?? ''}`, accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  const text = await res.text();
+  let json = {};
+  try { json = text ? JSON.parse(text) : {}; } catch { json = { detail: text.slice(0, 200) }; }
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+function say(text, kind = 'error') {
+  const m = $('message');
+  m.textContent = text;
+  m.className = kind;
+  m.hidden = !text;
+}
+
+/** Runs an action, showing a refusal's detail instead of failing silently; a 401 ends the session. */
+async function guarded(fn) {
+  try {
+    say('');
+    await fn();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401 && sessionStorage.getItem(TOKEN_KEY)) {
+      signOut(`Signed out: ${e.message}`);
+      return;
+    }
+    say(e instanceof ApiError ? `${e.problem.title ?? 'Refused'} (${e.status}): ${e.message}` : `Could not reach Signet: ${e.message}`);
+  }
+}
+
+const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'audit'];
+function show(view) {
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
+  for (const b of document.querySelectorAll('nav button[data-view]')) {
+    if (b.dataset.view === view || (view === 'certificate' && b.dataset.view === 'certificates')) b.setAttribute('aria-current', 'page');
+    else b.removeAttribute('aria-current');
+  }
+}
+
+const date = (iso) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
+const names = (c) => c.sans.map((s) => s.value).join(', ') || c.commonName || c.subject;
+const statusCell = (status) => el('td', { class: `status-${status}` }, status);
+
+// --- certificates ------------------------------------------------------------------------
+
+let certQuery = '';
+let certCursor = null;
+
+function certFilters() {
+  const q = new URLSearchParams({ limit: '50' });
+  const put = (k, v) => { if (v) q.set(k, v); };
+  put('san', $('f-san').value.trim());
+  put('subject', $('f-subject').value.trim());
+  put('status', $('f-status').value);
+  put('profile', $('f-profile').value);
+  const days = Number($('f-days').value);
+  if (days > 0) q.set('expiresBefore', new Date(Date.now() + days * 86_400_000).toISOString());
+  return q;
+}
+
+async function loadCertificates(more = false) {
+  const q = more ? new URLSearchParams(certQuery) : certFilters();
+  if (more) q.set('cursor', certCursor);
+  else certQuery = q.toString();
+  const page = await api('GET', `/certificates?${q}`);
+  const body = $('cert-table').tBodies[0];
+  if (!more) body.replaceChildren();
+  for (const c of page.items) {
+    body.append(el('tr', { 'data-serial': c.serial },
+      el('td', { class: 'mono' }, c.serial), el('td', {}, names(c)), el('td', {}, c.profile), el('td', {}, date(c.notAfter)), statusCell(c.status)));
+  }
+  certCursor = page.nextCursor;
+  $('cert-more').hidden = !certCursor;
+  $('cert-empty').hidden = body.rows.length > 0;
+}
+
+async function loadProfiles() {
+  const { items } = await api('GET', '/profiles');
+  for (const select of [$('f-profile'), $('i-profile')]) {
+    const keep = select.id === 'f-profile' ? [select.options[0]] : [];
+    select.replaceChildren(...keep, ...items.map((p) => el('option', { value: p.name }, p.name)));
+  }
+}
+
+async function showCertificate(serial) {
+  const c = await api('GET', `/certificates/${encodeURIComponent(serial)}`);
+  $('d-serial').textContent = c.serial;
+  const rows = [
+    ['Status', c.status + (c.revokedAt ? ` since ${date(c.revokedAt)} (${c.revocationReason})` : '')],
+    ['Subject', c.subject], ['Names', c.sans.map((s) => `${s.type}:${s.value}`).join(', ')],
+    ['Profile', c.profile], ['Issuer', c.caId], ['Key', c.keyAlgorithm],
+    ['Not before', date(c.notBefore)], ['Not after', date(c.notAfter)],
+    ['SHA-256', c.fingerprintSha256], ['Issued', `${date(c.createdAt)}${c.tokenId ? ` by ${c.tokenId}` : ''}`],
+  ];
+  if (c.predecessorSerial) rows.push(['Renews', c.predecessorSerial]);
+  $('d-fields').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { class: k === 'Status' ? `status-${c.status}` : '' }, v)]));
+  $('d-pem').value = c.certificate;
+  $('revoke-form').hidden = c.status !== 'good';
+  $('revoke-confirm').hidden = true;
+  $('unhold').hidden = c.status !== 'hold';
+  show('certificate');
+}
+
+// --- audit -------------------------------------------------------------------------------
+
+let auditQuery = '';
+let auditCursor = null;
+
+async function loadAudit(more = false) {
+  const q = more ? new URLSearchParams(auditQuery) : new URLSearchParams({ limit: '100', order: 'desc' });
+  if (more) q.set('cursor', auditCursor);
+  else {
+    if ($('a-action').value.trim()) q.set('action', $('a-action').value.trim());
+    if ($('a-target').value.trim()) q.set('target', $('a-target').value.trim());
+    auditQuery = q.toString();
+  }
+  const page = await api('GET', `/audit?${q}`);
+  const body = $('audit-table').tBodies[0];
+  if (!more) body.replaceChildren();
+  for (const e of page.items) {
+    body.append(el('tr', {}, el('td', {}, e.seq), el('td', {}, date(e.time)), el('td', {}, e.actor), el('td', {}, e.action),
+      el('td', { class: 'mono' }, e.target ?? ''), el('td', {}, e.outcome), el('td', { class: 'mono' }, e.details ? JSON.stringify(e.details) : '')));
+  }
+  auditCursor = page.nextCursor;
+  $('audit-more').hidden = !auditCursor;
+}
+
+async function loadCas() {
+  const { items } = await api('GET', '/cas');
+  $('ca-table').tBodies[0].replaceChildren(...items.map((ca) => el('tr', {},
+    el('td', { class: 'mono' }, ca.id), el('td', {}, ca.subject), el('td', {}, ca.keyAlgorithm), el('td', {}, date(ca.notAfter)),
+    el('td', {}, ca.status), el('td', { class: 'mono' }, ca.fingerprint))));
+}
+
+// --- navigation --------------------------------------------------------------------------
+
+async function route() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) { $('nav').hidden = true; show('sign-in'); return; }
+  $('nav').hidden = false;
+  const [, view, arg] = location.hash.split('/');
+  await guarded(async () => {
+    if (view === 'certificates' && arg) await showCertificate(decodeURIComponent(arg));
+    else if (view === 'issue') { show('issue'); if (!$('i-profile').options.length) await loadProfiles(); }
+    else if (view === 'cas') { show('cas'); await loadCas(); }
+    else if (view === 'audit') { show('audit'); await loadAudit(); }
+    else {
+      show('certificates');
+      if (!$('f-profile').options[1]) await loadProfiles();
+      await loadCertificates();
+    }
+  });
+}
+
+function go(hash) {
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+
+function signOut(why = '') {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('nav').hidden = true;
+  show('sign-in');
+  say(why, why ? 'error' : 'info');
+  history.replaceState(null, '', location.pathname);
+}
+
+$('sign-in-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem(TOKEN_KEY, token);
+  guarded(async () => {
+    try { await api('GET', '/cas'); } catch (e) { sessionStorage.removeItem(TOKEN_KEY); throw e; }
+    go('#/certificates');
+  });
+});
+$('sign-out').addEventListener('click', () => signOut());
+for (const b of document.querySelectorAll('nav button[data-view]')) b.addEventListener('click', () => go(`#/${b.dataset.view}`));
+
+$('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); guarded(() => loadCertificates()); });
+$('expiring-soon').addEventListener('click', () => { $('f-days').value = '30'; $('f-status').value = 'good'; guarded(() => loadCertificates()); });
+$('cert-more').addEventListener('click', () => guarded(() => loadCertificates(true)));
+$('cert-table').addEventListener('click', (ev) => {
+  const row = ev.target.closest('tr[data-serial]');
+  if (row) go(`#/certificates/${row.dataset.serial}`);
+});
+$('back').addEventListener('click', () => go('#/certificates'));
+
+$('revoke-form').addEventListener('submit', (ev) => { ev.preventDefault(); $('revoke-confirm').hidden = false; });
+$('revoke-no').addEventListener('click', () => { $('revoke-confirm').hidden = true; });
+$('revoke-yes').addEventListener('click', () => guarded(async () => {
+  const serial = $('d-serial').textContent;
+  await api('POST', `/certificates/${serial}/revoke`, { reason: $('r-reason').value });
+  await showCertificate(serial);
+  say(`Revoked ${serial}; OCSP and the next CRL report it.`, 'info');
+}));
+$('unhold').addEventListener('click', () => guarded(async () => {
+  const serial = $('d-serial').textContent;
+  await api('POST', `/certificates/${serial}/unhold`);
+  await showCertificate(serial);
+  say(`Hold on ${serial} released.`, 'info');
+}));
+
+$('issue-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    const body = { csr: $('i-csr').value.trim(), profile: $('i-profile').value };
+    const days = Number($('i-days').value);
+    if (days > 0) body.validityDays = days;
+    const c = await api('POST', '/certificates', body);
+    $('issued-link').textContent = c.serial;
+    $('issued-link').href = `#/certificates/${c.serial}`;
+    $('issued-until').textContent = date(c.notAfter);
+    $('issued-pem').value = `${c.certificate.trim()}\n${c.chain.trim()}\n`;
+    $('issued').hidden = false;
+    say(`Issued ${c.serial}.`, 'info');
+  });
+});
+$('audit-form').addEventListener('submit', (ev) => { ev.preventDefault(); guarded(() => loadAudit()); });
+$('audit-more').addEventListener('click', () => guarded(() => loadAudit(true)));
+
+window.addEventListener('hashchange', route);
+route();
