@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Router } from 'express';
 
-// Three files and an icon. From src/console (tsx) or dist/console (compiled), the assets stay in src/console/assets.
+// From src/console (tsx) or dist/console (compiled): the assets stay in src/console/assets.
 const ASSETS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'console', 'assets');
 
 const FILES: Record<string, { name: string; type: string }> = {
@@ -19,6 +19,8 @@ const FILES: Record<string, { name: string; type: string }> = {
   '/console/icon.svg': { name: 'icon.svg', type: 'image/svg+xml' },
 };
 
+// form-action 'none': the forms are handled by the script; should it not have loaded yet, the
+// browser must not submit the sign-in form as a GET with the token in the URL.
 export const CONSOLE_CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self'",
   "form-action 'none'", "base-uri 'none'", "frame-ancestors 'none'",
