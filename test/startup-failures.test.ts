@@ -5,10 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync, renameSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { signet } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { ROOT, signet } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
 
@@ -92,6 +94,29 @@ describe('key store and data directory faults', () => {
     assert.match(listOk().stderr, /does not hold a base64 32-byte master key \(it is truncated or corrupted\)/);
     writeFileSync(file, original);
     assert.equal(listOk().status, 0);
+  });
+
+  // CI once saw the second of two `init`s read master.key while the first was still writing it.
+  test('processes creating the master key at the same moment all end up with the same whole key', async () => {
+    const kek = join(ROOT, 'dist', 'keystore', 'kek.js');
+    const resolveIn = (dir: string) => new Promise<string>((resolve) => {
+      const code = `import(${JSON.stringify(kek)}).then((m) => process.stdout.write(m.resolveKek({ dataDir: ${JSON.stringify(dir)}, storeHasKeys: false }).id), (e) => process.stdout.write('ERR ' + e.message))`;
+      const c = spawn(process.execPath, ['-e', code]);
+      let out = '';
+      c.stdout.on('data', (d) => { out += d; });
+      c.stderr.on('data', (d) => { out += d; });
+      c.on('exit', () => resolve(out));
+    });
+    for (let round = 0; round < 8; round++) {
+      const dir = mkdtempSync(join(tmpdir(), 'signet-kek-'));
+      try {
+        const ids = await Promise.all(Array.from({ length: 6 }, () => resolveIn(dir)));
+        assert.ok(ids.every((id) => /^[0-9a-f]{16}$/.test(id)), ids.join('\n'));
+        assert.equal(new Set(ids).size, 1, `one key for all: ${ids.join(', ')}`);
+        assert.deepEqual(readdirSync(dir), ['master.key'], 'no temporary file is left behind');
+        assert.equal(statSync(join(dir, 'master.key')).mode & 0o777, 0o600);
+      } finally { rmSync(dir, { recursive: true, force: true }); }
+    }
   });
 
   test('a corrupted or truncated sealed key is reported precisely', async () => {
