@@ -36,6 +36,12 @@ export interface OcspAnswer { der: Buffer; cacheable?: { thisUpdate: Date; nextU
 export class OcspService {
   private readonly cache = new Map<string, Cached>();
   private readonly bySerial = new Map<string, Set<string>>();
+  /**
+   * Signings in flight, by serial. A status change while one is between reading the status and
+   * caching its answer marks it stale: it still answers the request that raced the change, but
+   * is not cached, or it would serve the old status until the next poll.
+   */
+  private readonly signing = new Map<string, Set<{ stale: boolean }>>();
   private issuers = new Map<string, IssuerEntry>();
   private readonly responders = new Map<string, Promise<Responder>>();
   private readonly signedCount = new Map<string, number>();
@@ -138,22 +144,32 @@ export class OcspService {
   }
 
   private async sign(key: string, r: OcspCertIdRequest): Promise<Cached> {
-    const caId = this.issuerFor(r)!.caId;
-    const responder = await this.responder(caId);
-    const status = await this.statusOf(caId, r.serial);
-    const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
-    const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
-    const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
-    const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
-    this.count(caId);
     const serial = serialHex(r.serial);
-    const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
-    if (this.cache.size >= this.maxCached) this.evictOldest();
-    this.cache.set(key, entry);
-    let keys = this.bySerial.get(serial);
-    if (!keys) this.bySerial.set(serial, (keys = new Set()));
-    keys.add(key);
-    return entry;
+    const flight = { stale: false };
+    let flights = this.signing.get(serial);
+    if (!flights) this.signing.set(serial, (flights = new Set()));
+    flights.add(flight);
+    try {
+      const caId = this.issuerFor(r)!.caId;
+      const responder = await this.responder(caId);
+      const status = await this.statusOf(caId, r.serial);
+      const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
+      const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
+      const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
+      const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
+      this.count(caId);
+      const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
+      if (flight.stale) return entry;
+      if (this.cache.size >= this.maxCached) this.evictOldest();
+      this.cache.set(key, entry);
+      let keys = this.bySerial.get(serial);
+      if (!keys) this.bySerial.set(serial, (keys = new Set()));
+      keys.add(key);
+      return entry;
+    } finally {
+      flights.delete(flight);
+      if (!flights.size && this.signing.get(serial) === flights) this.signing.delete(serial);
+    }
   }
 
   private evictOldest(): void {
@@ -184,6 +200,7 @@ export class OcspService {
     const requests: OcspCertIdRequest[] = [];
     if (keys) for (const k of keys) { this.cache.delete(k); }
     this.bySerial.delete(serial);
+    for (const f of this.signing.get(serial) ?? []) f.stale = true;
     if (!presign) return;
     const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { caId: true } });
     const caRow = cert ? await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cert.caId }, select: { certificateDer: true, keyId: true } }) : null;
