@@ -100,6 +100,7 @@ describe('backup and restore', () => {
     // Let the revocation's CRL land, so the backup holds CRLs beyond the first.
     const deadline = Date.now() + POLL_DEADLINE_MS;
     while ((await crlNumber(server)) < 2n && Date.now() < deadline) await sleep(100);
+    assert.ok((await crlNumber(server)) >= 2n, 'the revocation\'s CRL was published');
 
     // Back up while the server keeps issuing and revoking.
     let stop = false;

@@ -532,7 +532,11 @@ describe('CRL coalescing', () => {
     for (let i = 0; i < 20; i++) certs.push(await f.issue());
     const before = await f.fetchCrl();
     const [{ m: head }] = await sql(f.env, 'SELECT MAX(seq) AS m FROM "AuditEvent"');
+    const burstStart = Date.now();
     await Promise.all(certs.map((c) => f.revoke(c.serial, { reason: 'keyCompromise' })));
+    // One CRL per coalescing window that the burst spans, plus the one still pending:
+    // a burst stretched by a loaded machine may span more windows, never 20.
+    const allowed = Math.max(5, Math.ceil((Date.now() - burstStart) / COALESCE_MS) + 2);
     await f.waitForCrl((c) => certs.every((x) => c.entries.has(serialValue(x.serial))), 'all 20 revocations');
     // A publication scheduled by the last revocations may still be pending: count once quiet.
     const last = await quiet();
@@ -541,8 +545,8 @@ describe('CRL coalescing', () => {
     const forInt = signed.filter((s) => s.target === f.intId).length;
     t.diagnostic(`20 revocations → ${forInt} CRL(s)`);
     assert.ok(forInt >= 1, 'at least one CRL was signed');
-    assert.ok(forInt <= 5, `20 revocations produced ${forInt} CRLs`);
-    assert.ok(last.number - before.number <= 5n, `CRL number went from ${before.number} to ${last.number}`);
+    assert.ok(forInt <= allowed, `20 revocations produced ${forInt} CRLs (allowed ${allowed})`);
+    assert.ok(last.number - before.number <= BigInt(allowed), `CRL number went from ${before.number} to ${last.number}`);
     const revokedEvents = await sql(f.env, 'SELECT COUNT(*) AS n FROM "AuditEvent" WHERE seq > ? AND action = ?', [Number(head), 'certificate.revoked']);
     assert.equal(Number(revokedEvents[0].n), 20);
   });

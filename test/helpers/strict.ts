@@ -35,6 +35,7 @@ const INSTALL_HINT = 'install it with: apt-get install golang-go gnutls-bin libn
 const TOOLS: Record<StrictVerifier, string[]> = { go: ['go'], gnutls: ['certtool'], nss: ['certutil', 'vfychain'] };
 const EKU_OID = { server: '1.3.6.1.5.5.7.3.1', client: '1.3.6.1.5.5.7.3.2' } as const;
 const TIMEOUT = 120_000;
+const BUILD_TIMEOUT = 600_000;
 
 function onPath(bin: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
@@ -52,8 +53,8 @@ function requireTools(v: StrictVerifier): void {
   if (missing.length) throw new Error(`strict verifier ${v}: ${missing.join(', ')} not found on PATH; ${INSTALL_HINT}`);
 }
 
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { status: number | null; output: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: TIMEOUT, env });
+function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeout = TIMEOUT): { status: number | null; output: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout, env });
   if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
   return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
 }
@@ -94,7 +95,8 @@ function goVerifier(): string {
   // and ignore user go env files that could set GOFLAGS=-mod=mod.
   const env: NodeJS.ProcessEnv = { ...process.env, GOPROXY: 'off', GOTOOLCHAIN: 'local', GOENV: 'off', GOWORK: 'off', GOFLAGS: '' };
   if (!env.GOCACHE && !writable(homedir())) env.GOCACHE = join(tmpdir(), 'signet-go-cache');
-  const r = run('go', ['build', '-o', bin, src], env);
+  // A cold Go build cache compiles crypto/x509 and net first: minutes on a slow 2-core machine.
+  const r = run('go', ['build', '-o', bin, src], env, BUILD_TIMEOUT);
   if (r.status !== 0) throw new Error(`go build ${src} failed:\n${r.output}`);
   goBinaries.set(src, bin);
   return bin;
