@@ -153,6 +153,24 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     }
   });
 
+  test('IPv6 clients are limited per /56 (behind a trusted proxy): rotating addresses inside it does not escape', async () => {
+    const aenv = await createTestEnv({ SIGNET_RATE_LIMIT_PER_ADDRESS: '20', SIGNET_TRUST_PROXY: 'on' });
+    const aserver = await startServer(aenv.env);
+    try {
+      assert.doesNotMatch(aserver.stdout() + aserver.stderr(), /ValidationError|ERR_ERL_/, 'no rate-limit configuration warning at start');
+      const from = (ip: string) => api(aserver, 'GET', '/api/v1/cas', undefined, { 'x-forwarded-for': ip });
+      const statuses: number[] = [];
+      // 30 different addresses, all inside 2001:db8:0:ab00::/56.
+      for (let i = 0; i < 30; i++) statuses.push((await from(`2001:db8:0:ab${i.toString(16).padStart(2, '0')}::${i + 1}`)).status);
+      assert.equal(statuses.filter((s) => s === 200).length, 20, statuses.join(','));
+      assert.ok(statuses.slice(20).every((s) => s === 429), statuses.join(','));
+      assert.equal((await from('2001:db8:1::1')).status, 200, 'another /56 keeps its own budget');
+    } finally {
+      await aserver.stop();
+      await aenv.cleanup();
+    }
+  });
+
   test('security headers on successes, problems and public endpoints; no x-powered-by', async () => {
     const replies = [
       ['GET /healthz', await fetch(`${server.url}/healthz`)],

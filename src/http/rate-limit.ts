@@ -43,6 +43,10 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
     windowMs: WINDOW_MS, limit: l.limit, standardHeaders: 'draft-7', legacyHeaders: false, identifier: l.identifier, store: l.store,
     skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
     keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
+    // The library guesses from keyGenerator's source text that it uses req.ip raw; it does not:
+    // the address key goes through ipKeyGenerator (IPv6 grouped by /56). Without this the
+    // false alarm is printed, unstructured, at every start.
+    validate: { keyGeneratorIpFallback: false },
     // A refusal like any other: counted and answered by the app's error handlers.
     handler: (_req, res, next, options) => {
       res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
