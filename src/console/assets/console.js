@@ -103,7 +103,14 @@ async function loadCertificates(more = false) {
   $('cert-empty').hidden = body.rows.length > 0;
 }
 
-async function loadProfiles() {
+/** Fills both profile selects once per page (a failed load is retried on the next view). */
+let profilesLoaded = null;
+function loadProfiles() {
+  profilesLoaded ??= fillProfiles().catch((e) => { profilesLoaded = null; throw e; });
+  return profilesLoaded;
+}
+
+async function fillProfiles() {
   const { items } = await api('GET', '/profiles');
   for (const select of [$('f-profile'), $('i-profile')]) {
     const keep = select.id === 'f-profile' ? [select.options[0]] : [];
@@ -169,12 +176,12 @@ async function route() {
   const [, view, arg] = location.hash.split('/');
   await guarded(async () => {
     if (view === 'certificates' && arg) await showCertificate(decodeURIComponent(arg));
-    else if (view === 'issue') { show('issue'); if (!$('i-profile').options.length) await loadProfiles(); }
+    else if (view === 'issue') { show('issue'); await loadProfiles(); }
     else if (view === 'cas') { show('cas'); await loadCas(); }
     else if (view === 'audit') { show('audit'); await loadAudit(); }
     else {
       show('certificates');
-      if (!$('f-profile').options[1]) await loadProfiles();
+      await loadProfiles();
       await loadCertificates();
     }
   });
