@@ -216,7 +216,15 @@ test('checkAllowed applies profile allow-lists', () => {
     { policy: { dnsSuffixes: ['example.com'] }, san: uri('HTTPS://WWW.EXAMPLE.COM/'), ok: true },
     { policy: { ipRanges: ['10.0.0.0/8'] }, san: uri('http://0xc0.0.2.1/'), ok: false, detail: ['192.0.2.1'] },
     { policy: { ipRanges: ['10.0.0.0/8'] }, san: uri('http://[2001:db8::1]/'), ok: false },
-    { policy: { dnsSuffixes: ['example.com'] }, san: uri('urn:example:thing'), ok: true },
+    // A URI without a host cannot be judged by the DNS/IP lists: refused unless its scheme is named.
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('urn:example:thing'), ok: false, detail: ['has no host', "'urn' in uriSchemes"] },
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ['has no host'] },
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:///etc/passwd'), ok: false, detail: ['has no host'] },
+    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: true },
+    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["scheme 'mailto'"] },
+    { policy: { uriSchemes: ['spiffe'] }, san: uri('spiffe://example.com/web'), ok: true },
+    { policy: { uriSchemes: ['spiffe'] }, san: uri('https://example.com/'), ok: false, detail: ['allowed URI schemes: spiffe'] },
+    { policy: {}, san: uri('urn:example:thing'), ok: true },
   ];
   for (const c of cases) {
     const label = `${JSON.stringify(c.policy)} ${c.san.type}:${c.san.value}`;
@@ -229,6 +237,7 @@ test('validateNamePolicy refuses bad policy entries as configuration errors', ()
   const bad: NamePolicy[] = [
     { dnsSuffixes: ['Example.com'] }, { dnsSuffixes: ['*.example.com'] }, { ipRanges: ['10.1.0.0/8'] },
     { ipRanges: ['not-a-range'] }, { emailDomains: ['bad..domain'] }, { emailDomains: ['"q"@example.com'] },
+    { uriSchemes: ['URN'] }, { uriSchemes: ['urn:'] },
   ];
   for (const p of bad) throwsProblem(() => validateNamePolicy(p), 'configuration');
   throwsProblem(() => checkAllowed([dns('a.example.com')], { dnsSuffixes: ['Example.com'] }), 'configuration', "'Example.com'");

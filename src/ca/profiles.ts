@@ -21,6 +21,8 @@ export const profileSchema = z.object({
   dnsSuffixes: z.array(z.string()).optional(),
   ipRanges: z.array(z.string()).optional(),
   emailDomains: z.array(z.string()).optional(),
+  /** URI schemes allowed in URI SANs; a host-less URI (urn:, mailto:) passes name limits only if listed. */
+  uriSchemes: z.array(z.string()).optional(),
   defaultValidityDays: z.number().int().min(1).max(3650),
   maxValidityDays: z.number().int().min(1).max(3650),
   /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
@@ -55,7 +57,7 @@ export function loadProfiles(file?: string): Map<string, Profile> {
       const i = r.error.issues[0]!;
       throw new SignetError('configuration', `profile ${name}: ${i.path.join('.') || 'value'}: ${i.message}`);
     }
-    validateNamePolicy({ dnsSuffixes: r.data.dnsSuffixes, ipRanges: r.data.ipRanges, emailDomains: r.data.emailDomains });
+    validateNamePolicy({ dnsSuffixes: r.data.dnsSuffixes, ipRanges: r.data.ipRanges, emailDomains: r.data.emailDomains, uriSchemes: r.data.uriSchemes });
     out.set(name, { ...r.data, name });
   }
   return out;

@@ -25,6 +25,12 @@ export interface KeyStore {
   sealSecret(id: string, secret: Buffer): { sealed: Buffer; kekId: string };
   /** Opens a secret sealed by sealSecret; null if it does not unseal. */
   unsealSecret(id: string, sealed: Uint8Array): Buffer | null;
+  /**
+   * A 32-byte secret derived from the key-encryption key for one purpose (HKDF-SHA256, the label
+   * as info): the audit chain's MAC key, the ACME nonce key. Same KEK and label, same secret, in
+   * every process and replica; a different label gives an unrelated secret.
+   */
+  deriveSecret(label: string): Buffer;
   /** Checks that every stored key unseals under the current KEK. */
   verifyAll(): Promise<number>;
 }

@@ -3,7 +3,7 @@
  * The key id is bound into the GCM additional data, so a sealed blob copied onto another
  * record does not unseal.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { describeKey, generateKey, signerFor, type KeyAlgorithm, type Signer } from '../pki/keys.js';
 import type { Db, Tx } from '../storage/database.js';
@@ -98,6 +98,10 @@ export class SealedKeyStore implements KeyStore {
 
   unsealSecret(id: string, sealed: Uint8Array): Buffer | null {
     try { return unseal(this.kek.key, `secret:${id}`, sealed); } catch { return null; }
+  }
+
+  deriveSecret(label: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.kek.key, 'signet derived secret v1', label, 32));
   }
 
   async verifyAll(): Promise<number> {

@@ -319,6 +319,12 @@ export interface NamePolicy {
   dnsSuffixes?: string[];
   ipRanges?: string[];
   emailDomains?: string[];
+  /**
+   * URI schemes allowed in URI SANs (absent = any). A URI without a host (urn:, mailto:) cannot
+   * be judged by the DNS and IP lists, so while either list is set it passes only when its
+   * scheme is named here explicitly.
+   */
+  uriSchemes?: string[];
 }
 
 /** Checks a policy's own entries; throws 'configuration' naming the bad entry. */
@@ -328,6 +334,9 @@ export function validateNamePolicy(policy: NamePolicy): void {
     if (p) throw new SignetError('configuration', `name policy DNS suffix ${show(s)}: ${p}`);
   }
   for (const r of policy.ipRanges ?? []) parseCidr(r, 'configuration');
+  for (const u of policy.uriSchemes ?? []) {
+    if (!/^[a-z][a-z0-9+.-]*$/.test(u)) throw new SignetError('configuration', `name policy URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'spiffe', 'urn')`);
+  }
   for (const e of policy.emailDomains ?? []) {
     try {
       if (e.includes('@')) validateEmail(e);
@@ -388,6 +397,14 @@ export function checkAllowed(sans: SanEntry[], policy: NamePolicy): void {
         break;
       case 'uri': {
         const host = uriHost(san.value);
+        const scheme = san.value.slice(0, san.value.indexOf(':')).toLowerCase();
+        const schemeListed = policy.uriSchemes?.includes(scheme) ?? false;
+        if (policy.uriSchemes !== undefined && !schemeListed) {
+          throw rejected(`URI ${q} has scheme '${scheme}', which is not allowed by this profile; allowed URI schemes: ${listOf(policy.uriSchemes)}`);
+        }
+        if (!host && (policy.dnsSuffixes !== undefined || policy.ipRanges !== undefined) && !schemeListed) {
+          throw rejected(`URI ${q} has no host, so the allowed names (${listOf([...(policy.dnsSuffixes ?? []), ...(policy.ipRanges ?? [])])}) cannot judge it; a profile may allow such URIs by naming the scheme '${scheme}' in uriSchemes`);
+        }
         if (host?.dns !== undefined && !dnsOk(host.dns)) {
           throw rejected(`URI ${q} has host ${show(host.dns)}, which is not allowed by this profile; allowed DNS suffixes: ${listOf(policy.dnsSuffixes!)}`);
         }

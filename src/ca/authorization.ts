@@ -1,0 +1,123 @@
+/**
+ * Who may do what: every authorisation decision Signet makes, in one place.
+ *
+ * A caller is first turned into a Principal — an API token's grant, an ACME account together
+ * with the directory it belongs to, the operator at the CLI on the CA host, or Signet itself —
+ * and every operation then asks this module; no route, handler or service decides on its own.
+ * Three questions, asked for every operation, not only for issuance:
+ *   1. may this principal perform this operation at all (token scopes: OPERATIONS below);
+ *   2. may it act on this certificate (a token's profile and name-suffix limits, an ACME
+ *      account's directory), for issue, renew, revoke, unhold and read alike;
+ *   3. which certificates may it see (lists are narrowed by the same limits).
+ * A refusal is 403 ('forbidden') naming the limit; ACME refusals carry their ACME error name.
+ */
+import { SignetError } from '../errors.js';
+import { checkAllowed, type SanEntry } from '../pki/names.js';
+import type { Scope, TokenGrant } from './tokens.js';
+
+export type Principal =
+  | { kind: 'token'; grant: TokenGrant }
+  /** An ACME account; `directory` is the profile of the directory that created it. */
+  | { kind: 'acme'; accountId: string; directory: string }
+  /** The operator running the CLI on the CA host: it holds the database and the master key. */
+  | { kind: 'operator'; actor: string }
+  /** Signet itself (bootstrap, its own TLS certificate, scheduled work). */
+  | { kind: 'system' };
+
+/**
+ * Every operation a principal can ask for, with the token scope it needs. A route or CLI
+ * command names its operation; the authorisation matrix test is generated from this table.
+ */
+export const OPERATIONS = {
+  'certificate.issue': { scope: 'issue' },
+  'certificate.renew': { scope: 'renew' },
+  'certificate.revoke': { scope: 'revoke' },
+  'certificate.unhold': { scope: 'revoke' },
+  'certificate.read': { scope: 'read' },
+  'certificate.list': { scope: 'read' },
+  'profile.list': { scope: 'read' },
+  'ca.read': { scope: 'read' },
+  'ca.create': { scope: 'admin' },
+  'ca.revoke': { scope: 'admin' },
+  'token.create': { scope: 'admin' },
+  'token.list': { scope: 'admin' },
+  'token.revoke': { scope: 'admin' },
+  'audit.read': { scope: 'admin' },
+} as const satisfies Record<string, { scope: Scope }>;
+
+export type Operation = keyof typeof OPERATIONS;
+
+/** The audit actor for a principal. */
+export function actorOf(p: Principal): string {
+  switch (p.kind) {
+    case 'token': return `token:${p.grant.id}`;
+    case 'acme': return `acme:${p.accountId}`;
+    case 'operator': return p.actor;
+    case 'system': return 'system';
+  }
+}
+
+/** 1. May the principal perform `op` at all? Throws 403 without the scope. */
+export function authorize(p: Principal, op: Operation): void {
+  if (p.kind !== 'token') return; // ACME operations are checked by the ACME service's own rules below
+  const scope = OPERATIONS[op].scope;
+  const scopes = p.grant.scopes;
+  if (!scopes.includes(scope) && !scopes.includes('admin')) {
+    throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${scopes.join(', ') || 'none'})`);
+  }
+}
+
+/** What a certificate offers to the limits: its profile and its names. */
+export interface CertificateScope { profile: string; sans: SanEntry[] }
+
+/**
+ * 2. May the principal act on a certificate with this profile and these names (an existing one,
+ * or one about to be issued)? Token limits: the profile must be among the token's profiles, and
+ * every name must be under one of its name suffixes — a name the suffixes cannot judge (an IP
+ * address, a URI without a host) is refused unless the profile explicitly allows that URI
+ * scheme (`uriSchemes`). ACME: the certificate's profile must be the account's directory.
+ */
+export function authorizeCertificate(p: Principal, op: Operation, cert: CertificateScope, hostlessUriSchemes: readonly string[] = []): void {
+  authorize(p, op);
+  if (p.kind === 'acme') {
+    if (cert.profile !== p.directory) {
+      throw new SignetError('forbidden', `ACME account ${p.accountId} belongs to the ${p.directory} directory and cannot act on ${cert.profile} certificates`, { acme: 'unauthorized', status: 403 });
+    }
+    return;
+  }
+  if (p.kind !== 'token') return;
+  const { grant } = p;
+  if (grant.profiles && !grant.profiles.includes(cert.profile)) {
+    throw new SignetError('forbidden', `this token may not use profile ${cert.profile} (allowed: ${grant.profiles.join(', ')})`);
+  }
+  if (grant.nameSuffixes) {
+    const suffixes = grant.nameSuffixes;
+    const limit = { dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes, uriSchemes: [...hostlessUriSchemes] };
+    for (const s of cert.sans) {
+      try { checkAllowed([s], limit); } catch (e) {
+        throw new SignetError('forbidden', `this token may only act on names under ${suffixes.join(', ')}; ${s.type === 'ip' ? 'IP address' : s.type === 'uri' ? 'URI' : 'name'} '${s.value}' is outside them`, { cause: e });
+      }
+    }
+  }
+}
+
+/** 3. Which certificates the principal may see; null fields mean "no limit". */
+export interface Visibility { profiles: string[] | null; nameSuffixes: string[] | null }
+
+export function visibility(p: Principal): Visibility {
+  if (p.kind === 'token') return { profiles: p.grant.profiles, nameSuffixes: p.grant.nameSuffixes };
+  if (p.kind === 'acme') return { profiles: [p.directory], nameSuffixes: null };
+  return { profiles: null, nameSuffixes: null };
+}
+
+/** Whether a certificate is visible under `v` (the same rule authorizeCertificate applies to tokens). */
+export function isVisible(v: Visibility, cert: CertificateScope, hostlessUriSchemes: readonly string[] = []): boolean {
+  if (v.profiles && !v.profiles.includes(cert.profile)) return false;
+  if (!v.nameSuffixes) return true;
+  try {
+    checkAllowed(cert.sans, { dnsSuffixes: v.nameSuffixes, ipRanges: [], emailDomains: v.nameSuffixes, uriSchemes: [...hostlessUriSchemes] });
+    return true;
+  } catch {
+    return false;
+  }
+}
