@@ -22,7 +22,7 @@ import type { SanEntry } from '../pki/names.js';
 
 /** A finalize is one HTTP request: issuance and the order update take seconds, never minutes. */
 export const FINALIZE_STALE_MS = 5 * 60_000;
-/** Marks the problem of interrupted work, so it is not counted as a failed validation. */
+/** Marks the problem of interrupted work: not counted as a failed validation, and tells recovered orders apart. */
 export const INTERRUPTED_MARK = '"interrupted":true';
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
@@ -33,27 +33,41 @@ const problem = (detail: string) => JSON.stringify({ type: 'urn:ietf:params:acme
 /** Whether a `processing` claim made at `since` (null: before claims were timed) is older than `staleMs`. */
 export const isStale = (since: Date | null, now: Date, staleMs: number) => !since || now.getTime() - since.getTime() >= staleMs;
 
-/** A certificate committed for this order's finalize before its process died, if there is one. */
+/**
+ * A certificate committed for this order's finalize before its process died, if there is one.
+ * With the CSR's hash (recorded by the claim), a certificate of the same profile and names,
+ * created after the claim, from that very CSR, and not attached to another order. An order
+ * claimed by a version that recorded no hash: the certificate must also have been issued to
+ * this account (its audit event), and the match must be unambiguous — one such certificate,
+ * and no other such order of the account for the same names — or nothing is attached.
+ */
 async function committedCertificate(ctx: CaContext, o: ProcessingOrder) {
   // Replicas' clocks differ a little: look from a minute before the claim.
   const since = new Date((o.processingSince ?? o.createdAt).getTime() - 60_000);
   const rows = await ctx.db.prisma.certificate.findMany({
     where: { profile: o.profile, createdAt: { gte: since }, ...(o.csrHash ? { csrHash: o.csrHash } : {}) },
-    select: { serial: true, sans: true, notBefore: true, notAfter: true }, orderBy: { createdAt: 'asc' }, take: 1000,
+    select: { serial: true, sans: true, notBefore: true, notAfter: true, createdAt: true }, orderBy: { createdAt: 'asc' }, take: 1000,
   });
   const want = new Set((JSON.parse(o.identifiers) as Identifier[]).map((i) => `${i.type}:${i.value}`));
+  const found: typeof rows = [];
   for (const row of rows) {
     const got = new Set((JSON.parse(row.sans) as SanEntry[]).map((s) => `${s.type}:${s.value}`));
     if (got.size !== want.size || [...want].some((x) => !got.has(x))) continue;
     if (await ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: row.serial } })) continue;
-    // An order claimed before claims recorded the CSR: the certificate must also have been issued to this account.
-    if (!o.csrHash && !(await ctx.db.prisma.auditEvent.count({ where: { action: 'certificate.issued', target: row.serial, actor: `acme:${o.accountId}` } }))) continue;
-    return row;
+    if (o.csrHash) return row;
+    // The issuance's audit event, looked up by time (indexed) around the certificate's creation.
+    const around = { gte: new Date(row.createdAt.getTime() - 60_000), lte: new Date(row.createdAt.getTime() + 60_000) };
+    if (await ctx.db.prisma.auditEvent.count({ where: { time: around, action: 'certificate.issued', target: row.serial, actor: `acme:${o.accountId}` } })) found.push(row);
   }
-  return null;
+  if (found.length !== 1) return null;
+  // Rivals: the account's other claim-less orders for these names left processing, recovered already or not.
+  const rivals = await ctx.db.prisma.acmeOrder.count({
+    where: { accountId: o.accountId, csrHash: null, identifiers: o.identifiers, OR: [{ status: 'processing' }, { status: 'invalid', error: { contains: INTERRUPTED_MARK } }] },
+  });
+  return rivals === 1 ? found[0]! : null;
 }
 
-/** Recovers one stale `processing` order; returns its row afterwards (unchanged if someone else got there first). */
+/** Recovers one stale `processing` order; returns its new status, or null if another process got there first. */
 export async function recoverOrder(ctx: CaContext, o: ProcessingOrder): Promise<'valid' | 'invalid' | null> {
   const cert = await committedCertificate(ctx, o);
   const claim = { id: o.id, status: 'processing', processingSince: o.processingSince };
