@@ -122,7 +122,7 @@ describe('ACME nonces on the server', () => {
       const answers = await Promise.all(requests.map((r) => r()));
       for (const a of answers) {
         assert.ok(a.status === 200 || a.status === 204 || a.status >= 400, String(a.status));
-        assert.match(String(a.headers['replay-nonce']), /^[A-Za-z0-9_-]{40,}$/, 'every ACME answer carries a fresh nonce');
+        assert.match(String(a.headers['replay-nonce']), /^[A-Za-z0-9_-]{16,}$/, 'every ACME answer carries a fresh nonce');
       }
     }
     assert.deepEqual(await rowCounts(), before, `${requests.length * 10} anonymous or failed requests inserted rows`);

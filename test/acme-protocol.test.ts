@@ -623,6 +623,7 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     const second = newKey('EdDSA');
     const reuse = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, second, acme.dir.newAccount) }, second);
     assertProblem(reuse, [401, 403], 'unauthorized');
+    assert.match(reuse.json.detail, /was already used/);
     assert.equal(await countRows(s.env, 'AcmeAccount'), 1);
     // A binding over another key than the one signing the request is malformed.
     const third = newKey('ES256');
