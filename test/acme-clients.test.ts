@@ -13,7 +13,7 @@
  * Covered: lego http-01 obtain → renew → revoke, then `openssl ocsp` says revoked; lego
  * tls-alpn-01; lego dns-01 (exec provider → the test DNS server, including a wildcard); lego with
  * External Account Binding at a profile directory that requires it (key from `signet acme eab
- * create`); certbot standalone obtain and `renew --force-renewal`. Each certificate verifies with `openssl verify`
+ * create`), where the account lego holds for the first directory does not exist; certbot standalone obtain and `renew --force-renewal`. Each certificate verifies with `openssl verify`
  * against the root, appears in the inventory API, and the audit trail shows the acme.* events.
  */
 import { after, before, describe, test } from 'node:test';
@@ -122,12 +122,12 @@ describe('ACME with real clients (lego, certbot)', () => {
     return { crt: `${base}.crt`, issuer: `${base}.issuer.crt`, key: `${base}.key` };
   };
 
-  /** The account URL lego stored in <path>/accounts/<server>/<email>/account.json. */
-  function legoAccountUrl(path: string): string {
+  /** The account URL lego stored in <path>/accounts/<server>/<email>/account.json; `directory` is '' or '/<profile>'. */
+  function legoAccountUrl(path: string, directory = ''): string {
     const servers = readdirSync(join(path, 'accounts'));
     assert.equal(servers.length, 1, servers.join(', '));
     const account = JSON.parse(readFileSync(join(path, 'accounts', servers[0]!, 'a@signet.test', 'account.json'), 'utf8')) as { registration: { uri: string } };
-    assert.match(account.registration.uri, new RegExp(`^https://localhost:${tlsPort}/acme/account/`));
+    assert.match(account.registration.uri, new RegExp(`^https://localhost:${tlsPort}/acme${directory}/account/`));
     return account.registration.uri;
   }
 
@@ -283,6 +283,11 @@ if (!res.ok) { console.error('DNS control endpoint answered', res.status); proce
     const created = signet(['acme', 'eab', 'create', '--profile', 'peer', '--json'], env.env);
     assert.equal(created.status, 0, created.stderr);
     const { kid, hmacKey } = JSON.parse(created.stdout) as { kid: string; hmacKey: string };
+    // Each directory is its own ACME server, but lego keeps accounts per host: with the --path
+    // of the server directory's account, lego presents that account here, which does not exist.
+    const shared = await lego(join(tmp.path, 'lego-http'), name, [...challenge, '--eab', '--kid', kid, '--hmac', hmacKey], ['run'], {}, peerDirectory);
+    assert.notEqual(shared.status, 0, show(shared));
+    assert.match(shared.stdout + shared.stderr, /accountDoesNotExist/);
     const path = join(tmp.path, 'lego-eab');
     const r = await lego(path, name, [...challenge, '--eab', '--kid', kid, '--hmac', hmacKey], ['run'], {}, peerDirectory);
     assert.equal(r.status, 0, show(r));
@@ -290,7 +295,7 @@ if (!res.ok) { console.error('DNS control endpoint answered', res.status); proce
     verifyChain(f.crt, f.issuer);
     const entry = await inventoryEntry(name, readFileSync(f.crt, 'utf8'));
     assert.equal(entry.profile, 'peer');
-    const accountUrl = legoAccountUrl(path);
+    const accountUrl = legoAccountUrl(path, '/peer');
     const account = (await auditEvents('acme.account.created')).find((e) => accountUrl.endsWith(`/${e.target}`));
     assert.equal(account?.details.eabKeyId, kid);
     assert.equal(account?.details.profile, 'peer');

@@ -14,208 +14,26 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, generateKeyPairSync, sign as cryptoSign, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { Agent, request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import { createHash, createHmac, sign as cryptoSign, X509Certificate, type KeyObject } from 'node:crypto';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AuthorityKeyIdentifier, Certificate } from '@peculiar/asn1-x509';
-import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
-import { countRows, sql } from './helpers/sql.js';
-import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
-import { derToPem, pemToDer } from '../src/pki/pem.js';
-
-// ---- a small ACME client ------------------------------------------------------------------------
-
-type Alg = 'ES256' | 'ES384' | 'RS256' | 'EdDSA';
-interface Key { alg: Alg; privateKey: KeyObject; publicKey: KeyObject; jwk: JsonWebKey }
-interface Account { key: Key; url: string }
-interface Resp { status: number; headers: IncomingHttpHeaders; text: string; json: any }
-interface Jws { protected: string; payload: string; signature: string }
-
-const ERR = 'urn:ietf:params:acme:error:';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const b64u = (x: Buffer | string) => Buffer.from(x).toString('base64url');
-
-function newKey(alg: Alg): Key {
-  const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : alg === 'ES384' ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
-      : alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-        : generateKeyPairSync('ed25519');
-  return { alg, ...pair, jwk: pair.publicKey.export({ format: 'jwk' }) };
-}
-
-function signWith(alg: Alg, key: KeyObject, input: Buffer): Buffer {
-  switch (alg) {
-    case 'ES256': return cryptoSign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'ES384': return cryptoSign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'RS256': return cryptoSign('sha256', input, key);
-    case 'EdDSA': return cryptoSign(null, input, key);
-  }
-}
-
-/** RFC 7638 thumbprint: the required members in lexicographic order. */
-function thumbprint(jwk: JsonWebKey): string {
-  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-    : jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
-}
-
-function makeJws(header: Record<string, unknown>, payload: unknown, signer: (input: Buffer) => Buffer): Jws {
-  const p = b64u(JSON.stringify(header));
-  const pl = payload === '' ? '' : b64u(JSON.stringify(payload));
-  return { protected: p, payload: pl, signature: b64u(signer(Buffer.from(`${p}.${pl}`, 'ascii'))) };
-}
-
-interface PostOptions {
-  /** Use the account URL (kid) — the default when an Account is given — or the jwk. */
-  kid?: string | null;
-  /** A specific nonce, or null for none at all. */
-  nonce?: string | null;
-  url?: string;
-  alg?: string;
-  sign?: (input: Buffer) => Buffer;
-  contentType?: string | null;
-  /** Replace the serialized body (after signing). */
-  rawBody?: string;
-}
-
-class AcmeClient {
-  readonly nonces: string[] = [];
-  dir: Record<string, any> = {};
-
-  constructor(readonly base: string, private readonly agent: Agent) {}
-
-  request(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<Resp> {
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(url, { method, agent: this.agent, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: any;
-          try { json = JSON.parse(text); } catch { json = undefined; }
-          const nonce = res.headers['replay-nonce'];
-          if (typeof nonce === 'string') this.nonces.push(nonce);
-          resolve({ status: res.statusCode!, headers: res.headers, text, json });
-        });
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
-
-  async directory(path = '/directory'): Promise<Record<string, any>> {
-    const r = await this.request('GET', `${this.base}${path}`);
-    assert.equal(r.status, 200, r.text);
-    if (path === '/directory') this.dir = r.json;
-    return r.json;
-  }
-
-  async nonce(): Promise<string> {
-    const n = this.nonces.shift();
-    if (n) return n;
-    const r = await this.request('HEAD', this.dir.newNonce);
-    assert.equal(r.status, 200);
-    return this.nonces.shift()!;
-  }
-
-  /** A signed POST; payload '' is POST-as-GET. */
-  async post(url: string, payload: unknown, signer: Account | Key, o: PostOptions = {}): Promise<Resp> {
-    const key = 'key' in signer ? signer.key : signer;
-    const kid = o.kid === undefined ? ('url' in signer ? signer.url : null) : o.kid;
-    const nonce = o.nonce === null ? undefined : (o.nonce ?? await this.nonce());
-    const header = { alg: o.alg ?? key.alg, ...(nonce !== undefined ? { nonce } : {}), url: o.url ?? url, ...(kid ? { kid } : { jwk: key.jwk }) };
-    const body = o.rawBody ?? JSON.stringify(makeJws(header, payload, o.sign ?? ((input) => signWith(key.alg, key.privateKey, input))));
-    return this.request('POST', url, body, o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' });
-  }
-
-  async newAccount(key: Key, payload: Record<string, unknown> = {}, url = this.dir.newAccount as string): Promise<Account> {
-    const r = await this.post(url, { termsOfServiceAgreed: true, contact: ['mailto:a@signet.test'], ...payload }, key);
-    assert.equal(r.status, 201, r.text);
-    assert.equal(r.json.status, 'valid');
-    assert.ok(r.headers.location, 'newAccount answers with the account URL in Location');
-    return { key, url: r.headers.location };
-  }
-}
-
-function assertProblem(r: Resp, status: number | number[], type: string | string[]): void {
-  const statuses = [status].flat();
-  const types = [type].flat().map((t) => ERR + t);
-  assert.ok(statuses.includes(r.status), `expected HTTP ${statuses.join('/')}, got ${r.status}: ${r.text}`);
-  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
-  assert.ok(types.includes(r.json?.type), `expected problem type ${types.join(' or ')}, got ${r.json?.type}: ${r.text}`);
-  assert.equal(typeof r.json.detail, 'string');
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, done: (v: T) => boolean, deadlineMs = 30_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (done(v)) return v;
-    if (Date.now() > deadline) assert.fail(`${what}: still not done: ${JSON.stringify(v)}`);
-    await sleep(150);
-  }
-}
-
-/** The RFC 9773 certificate identifier: base64url(AKI keyIdentifier) "." base64url(serial octets). */
-function ariCertId(der: Buffer): string {
-  const cert = AsnConvert.parse(der, Certificate);
-  const ext = cert.tbsCertificate.extensions!.find((e) => e.extnID === '2.5.29.35')!;
-  const aki = AsnConvert.parse(ext.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier!;
-  return `${b64u(Buffer.from(aki.buffer))}.${b64u(Buffer.from(cert.tbsCertificate.serialNumber))}`;
-}
-
-
-// ---- the test environment ------------------------------------------------------------------------
-
-interface Stack { env: TestEnv; server: RunningServer; tlsPort: number; agent: Agent; acme: AcmeClient; rootPem: string; rootId: string; intId: string }
-
-async function startStack(extra: Record<string, string>, tlsNames: string): Promise<Stack> {
-  const tlsPort = await freePort();
-  const env = await createTestEnv({ SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort), SIGNET_TLS_NAMES: tlsNames, ...extra });
-  const server = await startServer(env.env);
-  const list = signet(['ca', 'list', '--json'], env.env);
-  assert.equal(list.status, 0, list.stderr);
-  const cas = JSON.parse(list.stdout) as { id: string; parentId: string | null }[];
-  const rootId = cas.find((c) => c.parentId === null)!.id;
-  const intId = cas.find((c) => c.parentId === rootId)!.id;
-  const res = await fetch(`${server.url}/pki/${rootId}.crt`);
-  assert.equal(res.status, 200);
-  const rootPem = derToPem(Buffer.from(await res.arrayBuffer()), 'CERTIFICATE');
-  // Only Signet's root is trusted: every request below also checks the HTTPS listener's chain.
-  const agent = new Agent({ ca: rootPem, keepAlive: true });
-  const acme = new AcmeClient(`https://127.0.0.1:${tlsPort}/acme`, agent);
-  await acme.directory();
-  return { env, server, tlsPort, agent, acme, rootPem, rootId, intId };
-}
-
-async function stopStack(s: Stack | undefined): Promise<void> {
-  if (!s) return;
-  s.agent.destroy();
-  await s.server.stop();
-  await s.env.cleanup();
-}
-
+import { signet } from './helpers/cli.js';
+import { openssl } from './helpers/openssl.js';
+import { countRows } from './helpers/sql.js';
+import {
+  AcmeClient, ERR, ariCertId, assertProblem, b64u, makeJws, newKey, signWith, startStack, startWorld, stopStack, thumbprint, until,
+  type Account, type Key, type Resp, type Stack, type World,
+} from './helpers/acme.js';
 
 // ---- the protocol ---------------------------------------------------------------------------------
 
 describe('ACME protocol', () => {
+  let w: World;
   let s: Stack;
   let acme: AcmeClient;
-  let dns: TestDnsServer;
-  let responder: Server;
-  /** token → body the http-01 responder serves (absent: 404). */
-  const http01 = new Map<string, string>();
-  const http01Requests: { host: string; path: string }[] = [];
-  const tmp = new TempDir();
+  let http01: World['http01'];
+  let http01Requests: World['http01Requests'];
   let certCount = 0;
-  let n = 0;
-  let alpnPort: number;
 
   /** Refusals must leave the certificate table as it was. */
   async function assertNothingIssued(): Promise<void> {
@@ -228,65 +46,15 @@ describe('ACME protocol', () => {
     });
   }
 
-  /** A CSR made by openssl for the names, with a fresh P-256 key (or the key given). */
-  function csr(names: string[], withKey?: Key): { der: Buffer; key: KeyObject; publicJwk: JsonWebKey } {
-    const i = ++n;
-    const pair = withKey ?? generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const keyFile = tmp.file(`csr-${i}.key`, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
-    const out = tmp.file(`csr-${i}.der`);
-    const subject = isIP(names[0]!) ? '/O=Signet ACME test' : `/CN=${names[0]}`;
-    const r = openssl(['req', '-new', '-key', keyFile, '-subj', subject, '-addext', `subjectAltName=${names.map((x) => (isIP(x) ? `IP:${x}` : `DNS:${x}`)).join(',')}`, '-outform', 'DER', '-out', out]);
-    assert.equal(r.status, 0, r.stderr);
-    return { der: readFileSync(out), key: pair.privateKey, publicJwk: pair.publicKey.export({ format: 'jwk' }) };
-  }
-
-  async function newOrder(acct: Account, names: string[], url = acme.dir.newOrder as string): Promise<Resp> {
-    return acme.post(url, { identifiers: names.map((value) => ({ type: 'dns', value })) }, acct);
-  }
-
-  /** Answers every authorization of the order with http-01 (key authorization served correctly). */
-  async function authorize(acct: Account, order: Resp): Promise<void> {
-    for (const authzUrl of order.json.authorizations as string[]) {
-      const a = await acme.post(authzUrl, '', acct);
-      assert.equal(a.status, 200, a.text);
-      if (a.json.status === 'valid') continue;
-      const ch = (a.json.challenges as any[]).find((c) => c.type === 'http-01');
-      assert.ok(ch, `no http-01 challenge in ${a.text}`);
-      http01.set(ch.token, `${ch.token}.${thumbprint(acct.key.jwk)}`);
-      const r = await acme.post(ch.url, {}, acct);
-      assert.equal(r.status, 200, r.text);
-      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
-      assert.equal(done.json.status, 'valid', done.text);
-    }
-  }
-
-  async function pollOrder(acct: Account, orderUrl: string, status: string): Promise<Resp> {
-    const r = await until(`order ${status}`, () => acme.post(orderUrl, '', acct), (x) => x.json.status === status || x.json.status === 'invalid');
-    assert.equal(r.json.status, status, r.text);
-    return r;
-  }
-
-  /** The whole flow: order, http-01, finalize, download. */
-  async function issue(acct: Account, names: string[]): Promise<{ der: Buffer; pem: string; chain: string; key: KeyObject; publicJwk: JsonWebKey; orderUrl: string; serial: string }> {
-    const order = await newOrder(acct, names);
-    assert.equal(order.status, 201, order.text);
-    const orderUrl = order.headers.location!;
-    await authorize(acct, order);
-    await pollOrder(acct, orderUrl, 'ready');
-    const c = csr(names);
-    const fin = await acme.post(order.json.finalize, { csr: b64u(c.der) }, acct);
-    assert.equal(fin.status, 200, fin.text);
-    const valid = await pollOrder(acct, orderUrl, 'valid');
-    const dl = await acme.post(valid.json.certificate, '', acct);
-    assert.equal(dl.status, 200, dl.text);
-    assert.match(String(dl.headers['content-type']), /^application\/pem-certificate-chain/);
-    const pems = dl.text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)!;
-    assert.equal(pems.length, 2, 'leaf and issuing CA (the root is not sent)');
+  const csr = (names: string[], withKey?: Key) => w.csr(names, withKey);
+  const newOrder = (acct: Account, names: string[], url?: string) => w.newOrder(acct, names, url);
+  const authorize = (acct: Account, order: Resp) => w.authorize(acct, order);
+  const pollOrder = (acct: Account, orderUrl: string, status: string) => w.pollOrder(acct, orderUrl, status);
+  /** The whole flow: order, http-01, finalize, download; counted as issued. */
+  async function issue(acct: Account, names: string[]) {
+    const r = await w.issue(acct, names);
     certCount++;
-    const x = new X509Certificate(pems[0]!);
-    for (const name of names) assert.ok(x.checkHost(name), `${name} in ${x.subjectAltName}`);
-    assert.ok(x.checkIssued(new X509Certificate(pems[1]!)));
-    return { der: pemToDer(pems[0]!, ['CERTIFICATE']).der, pem: pems[0]!, chain: dl.text, key: c.key, publicJwk: c.publicJwk, orderUrl, serial: x.serialNumber.toLowerCase() };
+    return r;
   }
 
   const certStatus = async (der: Buffer) => {
@@ -297,37 +65,12 @@ describe('ACME protocol', () => {
   };
 
   before(async () => {
-    dns = await startDnsServer({ zones: ['signet.test'] });
-    const httpPort = await freePort();
-    responder = createServer((req, res) => {
-      http01Requests.push({ host: String(req.headers.host), path: String(req.url) });
-      const token = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '')?.[1];
-      const body = token ? http01.get(token) : undefined;
-      if (body === undefined) { res.writeHead(404).end('no such token'); return; }
-      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
-    });
-    await new Promise<void>((resolve) => responder.listen(httpPort, '127.0.0.1', () => resolve()));
-    const profiles = tmp.file('profiles.json', JSON.stringify({
-      server: { requireSan: true, sanTypes: ['dns', 'ip'], dnsSuffixes: ['signet.test'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth'] },
-    }));
-    alpnPort = await freePort();
-    s = await startStack({
-      SIGNET_PROFILES_FILE: profiles, SIGNET_ACME_PROFILES: 'server,peer',
-      SIGNET_ACME_HTTP_PORT: String(httpPort), SIGNET_ACME_TLS_PORT: String(alpnPort), SIGNET_ACME_DNS_RESOLVER: dns.address,
-      SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
-      SIGNET_ACME_ORDERS_PER_HOUR: '3', SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: '2',
-    }, '127.0.0.1');
-    acme = s.acme;
+    w = await startWorld({ SIGNET_ACME_PROFILES: 'server,peer', SIGNET_ACME_ORDERS_PER_HOUR: '3', SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: '2' });
+    ({ s, acme, http01, http01Requests } = w);
     certCount = await countRows(s.env, 'Certificate');
   });
 
-  after(async () => {
-    await stopStack(s);
-    responder?.closeAllConnections();
-    await new Promise<void>((r) => (responder ? responder.close(() => r()) : r()));
-    await dns?.close();
-    tmp.remove();
-  });
+  after(async () => { await w?.stop(); });
 
   test('directory, per-profile directory, and plain HTTP refusing ACME', async () => {
     const d = acme.dir;
@@ -338,12 +81,18 @@ describe('ACME protocol', () => {
     );
     assert.equal(d.meta.externalAccountRequired, false);
     assert.deepEqual(d.meta.profiles, { server: `${b}/directory`, peer: `${b}/peer/directory` });
+    // Every other directory is a separate ACME server with all its resources under its own URL.
     const peer = await acme.directory('/peer/directory');
-    assert.equal(peer.newAccount, `${b}/peer/new-account`);
-    assert.equal(peer.newOrder, `${b}/peer/new-order`);
-    assert.equal(peer.newNonce, d.newNonce);
+    assert.deepEqual(
+      { newNonce: peer.newNonce, newAccount: peer.newAccount, newOrder: peer.newOrder, revokeCert: peer.revokeCert, keyChange: peer.keyChange, renewalInfo: peer.renewalInfo },
+      { newNonce: `${b}/peer/new-nonce`, newAccount: `${b}/peer/new-account`, newOrder: `${b}/peer/new-order`, revokeCert: `${b}/peer/revoke-cert`, keyChange: `${b}/peer/key-change`, renewalInfo: `${b}/peer/renewal-info` },
+    );
+    assert.deepEqual(peer.meta.profiles, d.meta.profiles);
+    // The first directory's document is also served under its profile name, unchanged.
+    assert.deepEqual(await acme.directory('/server/directory'), d);
     const none = await acme.request('GET', `${b}/nope/directory`);
     assertProblem(none, 404, 'malformed');
+    assert.match(none.json.detail, /no ACME directory for profile nope/);
     const plain = await fetch(`${s.server.url}/acme/directory`);
     assert.equal(plain.status, 403, 'with TLS on, ACME is only served over HTTPS');
   });
@@ -376,7 +125,7 @@ describe('ACME protocol', () => {
       await issue(acct, [name]);
       // Signet's validator fetched the token from our responder, by name (resolved through the test DNS).
       assert.ok(http01Requests.some((r) => r.host.startsWith(name)), JSON.stringify(http01Requests));
-      assert.ok(dns.queries.some((q) => q.name === name && q.type === 'A'));
+      assert.ok(w.dns.queries.some((q) => q.name === name && q.type === 'A'));
     });
   }
 
@@ -393,15 +142,15 @@ describe('ACME protocol', () => {
     // The RFC 8737 challenge certificate: one iPAddress SAN and the critical acmeIdentifier
     // extension holding SHA-256 of the key authorization, served only for ALPN acme-tls/1.
     const digest = createHash('sha256').update(`${ch.token}.${thumbprint(acct.key.jwk)}`).digest('hex');
-    const keyFile = tmp.file('alpn.key');
-    const certFile = tmp.file('alpn.crt');
+    const keyFile = w.tmp.file('alpn.key');
+    const certFile = w.tmp.file('alpn.crt');
     const made = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
       '-subj', '/CN=acme-tls-alpn-01', '-addext', `subjectAltName=IP:${ip}`, '-addext', `1.3.6.1.5.5.7.1.31=critical,DER:0420${digest}`]);
     assert.equal(made.status, 0, made.stderr);
     const sni: (string | false)[] = [];
     const alpn = createTlsServer({ key: readFileSync(keyFile), cert: readFileSync(certFile), ALPNProtocols: ['acme-tls/1'] }, (sock) => sock.end());
     alpn.on('secureConnection', (sock) => { sni.push((sock as unknown as { servername: string | false }).servername); });
-    await new Promise<void>((resolve) => alpn.listen(alpnPort, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => alpn.listen(w.alpnPort, '127.0.0.1', () => resolve()));
     try {
       const r = await acme.post(ch.url, {}, acct);
       assert.equal(r.status, 200, r.text);
@@ -616,7 +365,7 @@ describe('ACME protocol', () => {
     assert.equal(done.json.status, 'valid', done.text);
     // Another account cannot read it.
     const other = await acme.newAccount(newKey('ES256'));
-    assertProblem(await acme.post(ch.url, '', other), 404, 'malformed');
+    assertProblem(await acme.post(ch.url, '', other), 403, 'unauthorized');
   });
 
   test('finalize before the order is ready → orderNotReady', async () => {
@@ -681,9 +430,11 @@ describe('ACME protocol', () => {
     assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'email', value: 'a@signet.test' }] }, acct), 400, 'unsupportedIdentifier');
     assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [] }, acct), 400, 'malformed');
     assert.equal(await countRows(s.env, 'AcmeOrder'), orders);
-    // Policy is per profile: the peer directory (no suffix list) takes the same name.
+    // Policy is per profile: the peer directory (no suffix list) takes the same name, from an
+    // account of the peer directory.
     const peer = await acme.directory('/peer/directory');
-    const r = await newOrder(acct, ['other.example'], peer.newOrder);
+    const peerAcct = await acme.newAccount(newKey('ES256'), {}, peer.newAccount);
+    const r = await newOrder(peerAcct, ['other.example'], peer.newOrder);
     assert.equal(r.status, 201, r.text);
     await assertNothingIssued();
   });
@@ -833,8 +584,10 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
   const eabKey = (profile?: string): { kid: string; hmacKey: string } => {
     const r = signet(['acme', 'eab', 'create', '--json', ...(profile ? ['--profile', profile] : [])], s.env.env);
     assert.equal(r.status, 0, r.stderr);
-    const k = JSON.parse(r.stdout) as { kid: string; hmacKey: string };
+    const k = JSON.parse(r.stdout) as { kid: string; hmacKey: string; profile: string };
     assert.match(k.hmacKey, /^[A-Za-z0-9_-]{43}$/);
+    // Every key is bound to one directory; without --profile, the first (/acme/directory).
+    assert.equal(k.profile, profile ?? 'server');
     return k;
   };
   const eab = (k: { kid: string; hmacKey: string }, accountKey: Key, url: string, macKey = Buffer.from(k.hmacKey, 'base64url')) =>
@@ -870,6 +623,7 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     const second = newKey('EdDSA');
     const reuse = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, second, acme.dir.newAccount) }, second);
     assertProblem(reuse, [401, 403], 'unauthorized');
+    assert.match(reuse.json.detail, /was already used/);
     assert.equal(await countRows(s.env, 'AcmeAccount'), 1);
     // A binding over another key than the one signing the request is malformed.
     const third = newKey('ES256');
@@ -889,6 +643,14 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     const wrongDir = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount) }, key);
     assertProblem(wrongDir, [401, 403], 'unauthorized');
     await acme.newAccount(key, { externalAccountBinding: eab(k, key, peer.newAccount) }, peer.newAccount);
+    // A key made without --profile is for the first directory only (least privilege): the peer
+    // directory refuses it, and the refusal does not use it up.
+    const k2 = eabKey();
+    const key2 = newKey('ES256');
+    const atPeer = await acme.post(peer.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k2, key2, peer.newAccount) }, key2);
+    assertProblem(atPeer, [401, 403], 'unauthorized');
+    assert.match(atPeer.json.detail, /for the server ACME directory, not peer/);
+    await acme.newAccount(key2, { externalAccountBinding: eab(k2, key2, acme.dir.newAccount) });
     const bad = signet(['acme', 'eab', 'create', '--profile', 'nope'], s.env.env);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /nope/);

@@ -112,7 +112,7 @@ export function verifyEab(eab: unknown, accountJwk: JsonWebKey, url: string, loo
   try { inner = JSON.parse(jws.payloadText) as JsonWebKey; } catch { throw new SignetError('bad-request', 'externalAccountBinding payload must be the account JWK', { acme: 'malformed' }); }
   if (thumbprint(importJwk(inner)) !== thumbprint(importJwk(accountJwk))) throw new SignetError('bad-request', 'externalAccountBinding payload is not this account\'s key', { acme: 'malformed' });
   const key = lookup(h.kid);
-  if (!key) throw new SignetError('unauthorized', `external account key ${h.kid} is unknown or already used`, { acme: 'unauthorized' });
+  if (!key) throw new SignetError('unauthorized', `external account key ${h.kid} is unknown`, { acme: 'unauthorized' });
   const mac = createHmac('sha256', key).update(jws.signingInput).digest();
   if (mac.length !== jws.signature.length || !timingSafeEqual(mac, jws.signature)) throw new SignetError('unauthorized', 'externalAccountBinding MAC does not verify', { acme: 'unauthorized' });
   return h.kid;

@@ -3,9 +3,15 @@
  * challenges validated for real, finalize through the same issuance path (profile policy and
  * certificate rules) as the REST API, certificate download, revocation, key rollover, External
  * Account Binding, and ACME Renewal Information (RFC 9773). State lives in the database so any
- * replica can answer any request; nonces too.
+ * replica can answer any request; nonces are stateless (acme/nonces.ts).
+ *
+ * Each profile in SIGNET_ACME_PROFILES is its own ACME server (a "directory", with its own
+ * URLs): an account belongs to the directory that created it and is unknown at the others, and
+ * every request names the directory it was sent to. Who may do what is decided by
+ * ca/authorization.ts (authorizeAcmeAccount, authorizeAcmeResource, authorizeAcmeRevocation).
  */
 import { randomBytes, randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
+import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal } from '../ca/authorization.js';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import type { CaContext } from '../ca/context.js';
@@ -18,7 +24,9 @@ import { checkAllowed, validateDnsName, validateIp, normalizeIp, type SanEntry }
 import { EXT } from '../pki/extensions.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AuthorityKeyIdentifier } from '@peculiar/asn1-x509';
-import { importJwk, publicJwk, thumbprint, verifyEab, verifyJws, type ParsedJws } from './jws.js';
+import { importJwk, parseJws, publicJwk, thumbprint, verifyEab, verifyJws, type ParsedJws } from './jws.js';
+import { Nonces } from './nonces.js';
+import { FINALIZE_STALE_MS, INTERRUPTED_MARK, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
 export interface AcmeSettings {
@@ -32,6 +40,16 @@ export interface AcmeSettings {
   orderLifetimeHours: number;
 }
 
+/**
+ * The directory a request was sent to: its profile, and the account-URL prefixes a kid may
+ * carry there (the directory's own, and the shared /acme/account/ that accounts of every
+ * directory were given before directories had their own URLs).
+ */
+export interface AcmeDirectory { profile: string; accountPrefixes: string[] }
+
+/** First path segments of the /acme/directory resources: no other ACME profile may be named so. */
+export const RESERVED_DIRECTORY_NAMES = ['directory', 'new-nonce', 'new-account', 'new-order', 'account', 'key-change', 'order', 'authz', 'chall', 'cert', 'revoke-cert', 'renewal-info'];
+
 type Identifier = { type: 'dns' | 'ip'; value: string };
 type AccountRow = { id: string; thumbprint: string; jwk: string; status: string; contact: string; profile: string; createdAt: Date };
 
@@ -39,13 +57,26 @@ const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<stri
   new SignetError(status === 403 ? 'forbidden' : status === 404 ? 'not-found' : status === 401 ? 'unauthorized' : status === 429 ? 'rate-limited' : status >= 500 ? 'internal' : 'bad-request', detail, { acme, status, extra });
 
 const HOUR = 3_600_000;
+const isUniqueViolation = (e: unknown) => (e as { code?: unknown })?.code === 'P2002';
 
-export interface AuthenticatedRequest { account?: AccountRow; key: KeyObject; payload: unknown; jws: ParsedJws }
+export interface AuthenticatedRequest { account?: AccountRow; principal?: AcmePrincipal; key: KeyObject; payload: unknown; jws: ParsedJws }
+type AccountRequest = AuthenticatedRequest & { account: AccountRow; principal: AcmePrincipal };
 
 export class AcmeService {
+  /** Challenges this process is validating, orders it is finalizing: never recovered by it meanwhile. */
   private readonly validating = new Set<string>();
+  private readonly finalizing = new Set<string>();
+  private nonceStore?: Nonces;
+  /** A validation in a live process ends within this; a claim older than it was left by a dead one. */
+  private readonly validationStaleMs: number;
 
-  constructor(private readonly ctx: CaContext, private readonly issuance: Issuance, private readonly revocation: Revocation, readonly settings: AcmeSettings) {}
+  constructor(private readonly ctx: CaContext, private readonly issuance: Issuance, private readonly revocation: Revocation, readonly settings: AcmeSettings) {
+    for (const p of settings.profiles.slice(1)) {
+      if (RESERVED_DIRECTORY_NAMES.includes(p)) throw new SignetError('configuration', `SIGNET_ACME_PROFILES: profile ${p} cannot have an ACME directory at /acme/${p}/ (the name is one of /acme/directory's own resources); rename the profile or list it first`);
+    }
+    const a = settings.validationAttempts;
+    this.validationStaleMs = a * (4 * settings.validation.timeoutMs + 1000 * a) + 60_000;
+  }
 
   profileOrThrow(name: string): string {
     if (!this.settings.profiles.includes(name)) throw acmeErr('malformed', `there is no ACME directory for profile ${name}; available: ${this.settings.profiles.join(', ')}`, 404);
@@ -54,87 +85,134 @@ export class AcmeService {
 
   // ---- nonces -------------------------------------------------------------------------------
 
-  async newNonce(): Promise<string> {
-    const value = randomBytes(16).toString('base64url');
-    await this.ctx.db.prisma.acmeNonce.create({ data: { value, expiresAt: new Date(this.ctx.now().getTime() + HOUR) } });
-    if (Math.random() < 0.01) await this.ctx.db.prisma.acmeNonce.deleteMany({ where: { expiresAt: { lt: this.ctx.now() } } });
-    return value;
+  private get nonces(): Nonces {
+    return this.nonceStore ??= new Nonces(this.ctx.keys.deriveSecret('acme nonce v1'), {
+      record: async (value, expiresAt) => {
+        try { await this.ctx.db.prisma.acmeNonce.create({ data: { value, expiresAt } }); return true; } catch (e) {
+          if (isUniqueViolation(e)) return false;
+          throw e;
+        }
+      },
+      purge: async (before) => {
+        try { return (await this.ctx.db.prisma.acmeNonce.deleteMany({ where: { expiresAt: { lt: before } } })).count; } catch (e) {
+          this.ctx.log.warn({ err: e }, 'purging used ACME nonces failed; will retry');
+          return 0;
+        }
+      },
+    }, this.ctx.now);
   }
 
-  private async consumeNonce(nonce: unknown): Promise<void> {
-    if (typeof nonce !== 'string' || !nonce) throw acmeErr('badNonce', 'the JWS protected header has no nonce');
-    const r = await this.ctx.db.prisma.acmeNonce.deleteMany({ where: { value: nonce, expiresAt: { gt: this.ctx.now() } } });
-    if (r.count !== 1) throw acmeErr('badNonce', 'the nonce is unknown, expired or already used; get a fresh one from newNonce');
+  /** A fresh Replay-Nonce: stateless, no database work. */
+  newNonce(): string {
+    return this.nonces.mint();
   }
 
   // ---- request authentication -------------------------------------------------------------
 
-  /** Checks nonce, url, key (jwk for newAccount/revocation, kid otherwise) and signature. */
-  async authenticate(jws: ParsedJws, url: string, mode: 'jwk' | 'kid' | 'either', accountUrlPrefix: string): Promise<AuthenticatedRequest> {
+  /**
+   * Checks url, nonce, key (jwk for newAccount/revocation, kid otherwise) and signature; a kid
+   * must name an account of this directory. The nonce is recorded as used only once the
+   * signature verified and the account may act here, so forged or refused requests write nothing.
+   */
+  async authenticate(jws: ParsedJws, url: string, mode: 'jwk' | 'kid' | 'either', dir: AcmeDirectory): Promise<AuthenticatedRequest> {
     const h = jws.header;
     if (h.url !== url) throw acmeErr('unauthorized', `the JWS url header (${String(h.url)}) does not match the request URL ${url}`, 401);
     if (h.jwk && h.kid) throw acmeErr('malformed', 'the JWS must carry either jwk or kid, not both');
     if (mode === 'jwk' && !h.jwk) throw acmeErr('malformed', 'this request must be signed with a jwk, not a kid');
     if (mode === 'kid' && !h.kid) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
+    const nonceExpires = this.nonces.check(h.nonce);
     let account: AccountRow | undefined;
+    let principal: AcmePrincipal | undefined;
     let key: KeyObject;
     if (h.jwk) {
       key = importJwk(h.jwk);
       verifyJws(jws, key);
     } else {
-      if (typeof h.kid !== 'string' || !h.kid.startsWith(accountUrlPrefix)) throw acmeErr('accountDoesNotExist', 'kid is not an account URL of this server', 400);
-      const row = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { id: h.kid.slice(accountUrlPrefix.length) } });
+      const id = this.accountIdOf(h.kid, dir);
+      const row = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { id } });
       if (!row) throw acmeErr('accountDoesNotExist', 'no account exists for this kid', 400);
       key = importJwk(JSON.parse(row.jwk));
       verifyJws(jws, key);
       if (row.status !== 'valid') throw acmeErr('unauthorized', `account ${row.id} is ${row.status}`, 401);
+      principal = { kind: 'acme', accountId: row.id, directory: row.profile };
+      authorizeAcmeAccount(principal, dir.profile);
       account = row;
     }
-    // The nonce is spent only once the signature is known good, so a forged request cannot burn it.
-    await this.consumeNonce(h.nonce);
+    await this.nonces.spend(h.nonce as string, nonceExpires);
     let payload: unknown = undefined;
     if (jws.payloadText !== '') {
       try { payload = JSON.parse(jws.payloadText); } catch { throw acmeErr('malformed', 'the JWS payload is not JSON'); }
     }
-    return { account, key, payload, jws };
+    return { account, principal, key, payload, jws };
+  }
+
+  private accountIdOf(kid: unknown, dir: AcmeDirectory): string {
+    if (typeof kid === 'string') {
+      for (const prefix of dir.accountPrefixes) {
+        if (kid.startsWith(prefix) && /^[A-Za-z0-9_-]{1,64}$/.test(kid.slice(prefix.length))) return kid.slice(prefix.length);
+      }
+    }
+    throw acmeErr('accountDoesNotExist', `kid is not an account URL of this ACME directory (${dir.accountPrefixes[0]}…)`, 400);
+  }
+
+  private static signedByAccount(req: AuthenticatedRequest): AccountRequest {
+    if (!req.account || !req.principal) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
+    return req as AccountRequest;
   }
 
   // ---- accounts -----------------------------------------------------------------------------
 
-  async newAccount(profile: string, req: AuthenticatedRequest, url: string, sourceIp?: string): Promise<{ account: AccountRow; created: boolean }> {
+  private findAccountByKey(profile: string, tp: string) {
+    return this.ctx.db.prisma.acmeAccount.findUnique({ where: { profile_thumbprint: { profile, thumbprint: tp } } });
+  }
+
+  async newAccount(dir: AcmeDirectory, req: AuthenticatedRequest, url: string, sourceIp?: string): Promise<{ account: AccountRow; created: boolean }> {
+    const profile = dir.profile;
     const p = (req.payload ?? {}) as { contact?: unknown; termsOfServiceAgreed?: unknown; onlyReturnExisting?: unknown; externalAccountBinding?: unknown };
-    if (typeof p !== 'object') throw acmeErr('malformed', 'newAccount payload must be an object');
+    if (typeof p !== 'object' || Array.isArray(p)) throw acmeErr('malformed', 'newAccount payload must be an object');
     const tp = thumbprint(req.key);
-    const existing = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { thumbprint: tp } });
+    // The key's account at THIS directory; an account of the same key at another directory is another account.
+    const existing = await this.findAccountByKey(profile, tp);
     if (existing) {
       if (existing.status !== 'valid') throw acmeErr('unauthorized', `account ${existing.id} is ${existing.status}`, 401);
       return { account: existing, created: false };
     }
-    if (p.onlyReturnExisting === true) throw acmeErr('accountDoesNotExist', 'no account exists for this key', 400);
+    if (p.onlyReturnExisting === true) throw acmeErr('accountDoesNotExist', `no account exists for this key at the ${profile} ACME directory`, 400);
     const contact = this.validateContact(p.contact);
     let eabKeyId: string | null = null;
     if (p.externalAccountBinding !== undefined || this.settings.eabRequired.has(profile)) {
-      if (p.externalAccountBinding === undefined) throw acmeErr('externalAccountRequired', `profile ${profile} requires External Account Binding; ask the CA operator for a key (signet acme eab create)`);
-      const keys = new Map<string, Buffer>();
-      const rows = await this.ctx.db.prisma.acmeEabKey.findMany({ where: { boundAccountId: null } });
-      for (const r of rows) {
-        if (r.profile && r.profile !== profile) continue;
-        const k = this.ctx.keys.unsealSecret(r.id, r.sealed);
-        if (k) keys.set(r.id, k);
-      }
-      eabKeyId = verifyEab(p.externalAccountBinding, publicJwk(req.key), url, (kid) => keys.get(kid) ?? null);
+      if (p.externalAccountBinding === undefined) throw acmeErr('externalAccountRequired', `the ${profile} ACME directory requires External Account Binding; ask the CA operator for a key (signet acme eab create --profile ${profile})`);
+      eabKeyId = await this.verifyExternalAccount(p.externalAccountBinding, req.key, url, profile);
     }
     const id = randomBytes(12).toString('base64url');
-    const account = await this.ctx.db.transaction(async (tx) => {
-      if (eabKeyId) {
-        const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
-        if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
-      }
-      const row = await tx.acmeAccount.create({ data: { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', contact: JSON.stringify(contact), profile, eabKeyId } });
-      await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
-      return row;
-    });
-    return { account, created: true };
+    try {
+      const account = await this.ctx.db.transaction(async (tx) => {
+        if (eabKeyId) {
+          const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
+          if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
+        }
+        const row = await tx.acmeAccount.create({ data: { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', contact: JSON.stringify(contact), profile, eabKeyId } });
+        await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
+        return row;
+      });
+      return { account, created: true };
+    } catch (e) {
+      // The same key registering twice at once: the other request won; this one finds its account.
+      const winner = isUniqueViolation(e) ? await this.findAccountByKey(profile, tp) : null;
+      if (winner && winner.status === 'valid') return { account: winner, created: false };
+      throw e;
+    }
+  }
+
+  /** Verifies an External Account Binding for `directory`; returns the EAB key id. */
+  private async verifyExternalAccount(eab: unknown, key: KeyObject, url: string, directory: string): Promise<string> {
+    const kid = parseJws(eab).header.kid;
+    const row = typeof kid === 'string' && kid ? await this.ctx.db.prisma.acmeEabKey.findUnique({ where: { id: kid } }) : null;
+    const hmacKey = row ? this.ctx.keys.unsealSecret(row.id, row.sealed) : null;
+    const id = verifyEab(eab, publicJwk(key), url, (k) => (row && k === row.id ? hmacKey : null));
+    // Only the holder of the key gets this far, so the refusals below may be precise.
+    authorizeAcmeEabKey(row!, directory);
+    return id;
   }
 
   private validateContact(c: unknown): string[] {
@@ -146,10 +224,12 @@ export class AcmeService {
     return c as string[];
   }
 
-  async updateAccount(req: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AccountRow> {
-    if (!req.account || req.account.id !== id) throw acmeErr('unauthorized', 'an account can only be changed with its own key', 401);
+  async updateAccount(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AccountRow> {
+    const req = AcmeService.signedByAccount(auth);
+    authorizeAcmeResource(req.principal, dir.profile, { kind: 'account', id, accountId: id });
     const p = (req.payload ?? {}) as { contact?: unknown; status?: unknown };
     if (req.payload === undefined) return req.account; // POST-as-GET
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw acmeErr('malformed', 'the account update payload must be an object');
     const data: { contact?: string; status?: string } = {};
     if (p.contact !== undefined) data.contact = JSON.stringify(this.validateContact(p.contact));
     if (p.status !== undefined) {
@@ -165,9 +245,9 @@ export class AcmeService {
   }
 
   /** RFC 8555 §7.3.5: the inner JWS, signed by the new key, names the account and its old key. */
-  async keyChange(req: AuthenticatedRequest, url: string, accountUrlPrefix: string, parseInner: (v: unknown) => ParsedJws, sourceIp?: string): Promise<AccountRow> {
-    const account = req.account!;
-    const inner = parseInner(req.payload);
+  async keyChange(dir: AcmeDirectory, auth: AuthenticatedRequest, url: string, sourceIp?: string): Promise<AccountRow> {
+    const { account } = AcmeService.signedByAccount(auth);
+    const inner = parseJws(auth.payload);
     if (!inner.header.jwk) throw acmeErr('malformed', 'the inner key-change JWS must carry the new key as jwk');
     if (inner.header.url !== url) throw acmeErr('malformed', 'the inner JWS url must equal the keyChange URL');
     if ('nonce' in inner.header) throw acmeErr('malformed', 'the inner JWS must not carry a nonce');
@@ -175,16 +255,23 @@ export class AcmeService {
     verifyJws(inner, newKey);
     let p: { account?: unknown; oldKey?: unknown };
     try { p = JSON.parse(inner.payloadText) as typeof p; } catch { throw acmeErr('malformed', 'the inner JWS payload is not JSON'); }
-    if (p.account !== `${accountUrlPrefix}${account.id}`) throw acmeErr('malformed', 'the inner payload names another account');
+    if (!dir.accountPrefixes.some((prefix) => p.account === `${prefix}${account.id}`)) throw acmeErr('malformed', 'the inner payload names another account');
     if (thumbprint(importJwk(p.oldKey)) !== account.thumbprint) throw acmeErr('malformed', 'the inner payload\'s oldKey is not the account\'s current key');
     const tp = thumbprint(newKey);
-    const clash = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { thumbprint: tp } });
-    if (clash) throw acmeErr('conflict', 'the new key is already used by another account', 409, { location: `${accountUrlPrefix}${clash.id}` });
-    return this.ctx.db.transaction(async (tx) => {
-      const row = await tx.acmeAccount.update({ where: { id: account.id }, data: { thumbprint: tp, jwk: JSON.stringify(publicJwk(newKey)) } });
-      await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.account.key_changed', target: account.id, sourceIp, details: { oldThumbprint: account.thumbprint, newThumbprint: tp } });
-      return row;
-    });
+    const clash = await this.findAccountByKey(account.profile, tp);
+    const conflict = (other: string) => acmeErr('conflict', 'the new key is already used by another account of this directory', 409, { location: `${dir.accountPrefixes[0]}${other}` });
+    if (clash) throw conflict(clash.id);
+    try {
+      return await this.ctx.db.transaction(async (tx) => {
+        const row = await tx.acmeAccount.update({ where: { id: account.id }, data: { thumbprint: tp, jwk: JSON.stringify(publicJwk(newKey)) } });
+        await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.account.key_changed', target: account.id, sourceIp, details: { oldThumbprint: account.thumbprint, newThumbprint: tp } });
+        return row;
+      });
+    } catch (e) {
+      const winner = isUniqueViolation(e) ? await this.findAccountByKey(account.profile, tp) : null;
+      if (winner) throw conflict(winner.id);
+      throw e;
+    }
   }
 
   // ---- orders and authorizations ------------------------------------------------------------
@@ -224,13 +311,15 @@ export class AcmeService {
     if (orders >= this.settings.ordersPerHour) throw acmeErr('rateLimited', `account ${accountId} created ${orders} orders in the last hour (limit ${this.settings.ordersPerHour})`, 429, { retryAfter: 3600 });
     const pending = await this.ctx.db.prisma.acmeAuthorization.count({ where: { accountId, status: 'pending', expires: { gt: now } } });
     if (pending >= this.settings.pendingAuthorizations) throw acmeErr('rateLimited', `account ${accountId} has ${pending} pending authorizations (limit ${this.settings.pendingAuthorizations}); complete or deactivate some`, 429, { retryAfter: 600 });
-    const failed = await this.ctx.db.prisma.acmeChallenge.count({ where: { status: 'invalid', createdAt: { gt: hourAgo }, authorization: { accountId } } });
+    // A validation the server interrupted (recovery.ts) is not the client's failure.
+    const failed = await this.ctx.db.prisma.acmeChallenge.count({ where: { status: 'invalid', createdAt: { gt: hourAgo }, authorization: { accountId }, OR: [{ error: null }, { NOT: { error: { contains: INTERRUPTED_MARK } } }] } });
     if (failed >= this.settings.failedValidationsPerHour) throw acmeErr('rateLimited', `account ${accountId} failed ${failed} validations in the last hour (limit ${this.settings.failedValidationsPerHour})`, 429, { retryAfter: 3600 });
   }
 
-  async newOrder(profile: string, req: AuthenticatedRequest, sourceIp?: string) {
-    const account = req.account!;
-    const p = (req.payload ?? {}) as { identifiers?: unknown; notBefore?: unknown; notAfter?: unknown; replaces?: unknown };
+  async newOrder(dir: AcmeDirectory, auth: AuthenticatedRequest, sourceIp?: string) {
+    const { account } = AcmeService.signedByAccount(auth);
+    const profile = dir.profile;
+    const p = (auth.payload ?? {}) as { identifiers?: unknown; notBefore?: unknown; notAfter?: unknown; replaces?: unknown };
     if (p.notBefore !== undefined || p.notAfter !== undefined) throw acmeErr('malformed', 'notBefore/notAfter are not supported: the profile decides validity');
     const identifiers = this.checkIdentifiers(profile, p.identifiers);
     let replaces: string | null = null;
@@ -238,6 +327,7 @@ export class AcmeService {
       if (typeof p.replaces !== 'string') throw acmeErr('malformed', 'replaces must be an ARI certificate identifier');
       const cert = await this.certByAriId(p.replaces);
       if (!cert) throw acmeErr('malformed', 'replaces names a certificate this server did not issue');
+      if (cert.profile !== profile) throw acmeErr('malformed', `replaces names a certificate of the ${cert.profile} profile, not of this (${profile}) ACME directory`);
       replaces = cert.serial;
     }
     await this.enforceLimits(account.id);
@@ -248,6 +338,7 @@ export class AcmeService {
       for (const id of identifiers) {
         const wildcard = id.type === 'dns' && id.value.startsWith('*.');
         const value = wildcard ? id.value.slice(2) : id.value;
+        // Authorizations are reused only within the account, hence within its directory.
         const reuse = await tx.acmeAuthorization.findFirst({ where: { accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: { in: ['valid', 'pending'] }, expires: { gt: new Date(now.getTime() + HOUR) } }, orderBy: { createdAt: 'desc' } });
         if (reuse) { authzIds.push(reuse.id); continue; }
         const authzId = randomBytes(12).toString('base64url');
@@ -264,14 +355,18 @@ export class AcmeService {
     });
   }
 
-  async listOrders(accountId: string) {
-    return this.ctx.db.prisma.acmeOrder.findMany({ where: { accountId, status: { in: ['pending', 'ready', 'processing', 'valid'] } }, orderBy: { createdAt: 'desc' }, take: 1000, select: { id: true } });
+  async listOrders(dir: AcmeDirectory, auth: AuthenticatedRequest, accountId: string) {
+    const { principal } = AcmeService.signedByAccount(auth);
+    authorizeAcmeResource(principal, dir.profile, { kind: 'account', id: accountId, accountId });
+    return this.ctx.db.prisma.acmeOrder.findMany({ where: { accountId, profile: dir.profile, status: { in: ['pending', 'ready', 'processing', 'valid'] } }, orderBy: { createdAt: 'desc' }, take: 1000, select: { id: true } });
   }
 
-  /** The order with its status brought up to date from its authorizations. */
-  async order(id: string, account?: AccountRow) {
+  /** The order, if this account may see it here, with its status brought up to date. */
+  async order(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
+    const { principal } = AcmeService.signedByAccount(auth);
     let order = await this.ctx.db.prisma.acmeOrder.findUnique({ where: { id } });
-    if (!order || (account && order.accountId !== account.id)) throw acmeErr('malformed', `order ${id} does not exist`, 404);
+    if (!order) throw acmeErr('malformed', `order ${id} does not exist`, 404);
+    authorizeAcmeResource(principal, dir.profile, { kind: 'order', id, accountId: order.accountId, profile: order.profile });
     const now = this.ctx.now();
     if (order.status === 'pending' || order.status === 'ready') {
       const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: JSON.parse(order.authorizations) as string[] } } });
@@ -279,13 +374,30 @@ export class AcmeService {
       if (order.expires <= now || authz.some((a) => a.status === 'invalid' || a.status === 'deactivated' || a.status === 'revoked' || a.expires <= now)) status = 'invalid';
       else if (authz.every((a) => a.status === 'valid')) status = 'ready';
       if (status !== order.status) order = await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail: 'an authorization failed or expired' }) } : {}) } });
+    } else if (order.status === 'processing' && !this.finalizing.has(id) && isStale(order.processingSince, now, FINALIZE_STALE_MS)) {
+      await recoverOrder(this.ctx, order);
+      order = (await this.ctx.db.prisma.acmeOrder.findUnique({ where: { id } }))!;
     }
     return order;
   }
 
-  async authorization(id: string, account?: AccountRow) {
-    const a = await this.ctx.db.prisma.acmeAuthorization.findUnique({ where: { id }, include: { challenges: true } });
-    if (!a || (account && a.accountId !== account.id)) throw acmeErr('malformed', `authorization ${id} does not exist`, 404);
+  /** Challenges left `processing` by a dead validator become invalid (recovery.ts). */
+  private async recoverStaleChallenges(challenges: { id: string; authorizationId: string; status: string; processingSince: Date | null }[]): Promise<boolean> {
+    const now = this.ctx.now();
+    let changed = false;
+    for (const c of challenges) {
+      if (c.status === 'processing' && !this.validating.has(c.id) && isStale(c.processingSince, now, this.validationStaleMs)) changed = (await recoverChallenge(this.ctx, c)) || changed;
+    }
+    return changed;
+  }
+
+  async authorization(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
+    const { principal } = AcmeService.signedByAccount(auth);
+    const find = () => this.ctx.db.prisma.acmeAuthorization.findUnique({ where: { id }, include: { challenges: true } });
+    let a = await find();
+    if (!a) throw acmeErr('malformed', `authorization ${id} does not exist`, 404);
+    authorizeAcmeResource(principal, dir.profile, { kind: 'authorization', id, accountId: a.accountId });
+    if (await this.recoverStaleChallenges(a.challenges)) a = (await find())!;
     if (a.status === 'pending' && a.expires <= this.ctx.now()) {
       await this.ctx.db.prisma.acmeAuthorization.update({ where: { id }, data: { status: 'expired' } });
       a.status = 'expired';
@@ -293,32 +405,40 @@ export class AcmeService {
     return a;
   }
 
-  async deactivateAuthorization(id: string, account: AccountRow) {
-    const a = await this.authorization(id, account);
+  async deactivateAuthorization(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
+    const a = await this.authorization(dir, auth, id);
     if (a.status !== 'pending' && a.status !== 'valid') throw acmeErr('malformed', `authorization ${id} is ${a.status} and cannot be deactivated`);
     await this.ctx.db.prisma.acmeAuthorization.update({ where: { id }, data: { status: 'deactivated' } });
-    return this.authorization(id, account);
+    return this.authorization(dir, auth, id);
   }
 
-  async challenge(id: string, account: AccountRow) {
-    const ch = await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
-    if (!ch || ch.authorization.accountId !== account.id) throw acmeErr('malformed', `challenge ${id} does not exist`, 404);
+  async challenge(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
+    const { principal } = AcmeService.signedByAccount(auth);
+    const find = () => this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
+    let ch = await find();
+    if (!ch) throw acmeErr('malformed', `challenge ${id} does not exist`, 404);
+    authorizeAcmeResource(principal, dir.profile, { kind: 'challenge', id, accountId: ch.authorization.accountId });
+    if (await this.recoverStaleChallenges([ch])) ch = (await find())!;
     return ch;
   }
 
   /** The client says it is ready: validate now (in the background) and answer with the challenge. */
-  async respondChallenge(id: string, account: AccountRow, sourceIp?: string) {
-    const ch = await this.challenge(id, account);
+  async respondChallenge(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string) {
+    const { account } = AcmeService.signedByAccount(auth);
+    const ch = await this.challenge(dir, auth, id);
     if (ch.status !== 'pending') return ch;
     if (ch.authorization.status !== 'pending') throw acmeErr('malformed', `authorization ${ch.authorizationId} is ${ch.authorization.status}`);
-    const updated = await this.ctx.db.prisma.acmeChallenge.updateMany({ where: { id, status: 'pending' }, data: { status: 'processing' } });
-    if (updated.count === 1) void this.runValidation(id, account, sourceIp);
+    const claimedAt = this.ctx.now();
+    const updated = await this.ctx.db.prisma.acmeChallenge.updateMany({ where: { id, status: 'pending' }, data: { status: 'processing', processingSince: claimedAt } });
+    if (updated.count === 1) void this.runValidation(id, account, claimedAt, sourceIp);
     return (await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } }))!;
   }
 
-  private async runValidation(id: string, account: AccountRow, sourceIp?: string): Promise<void> {
+  private async runValidation(id: string, account: AccountRow, claimedAt: Date, sourceIp?: string): Promise<void> {
     if (this.validating.has(id)) return;
     this.validating.add(id);
+    // The result is written only while this validation still holds the claim (recovery may have ended it).
+    const claim = { id, status: 'processing', processingSince: claimedAt };
     try {
       const ch = (await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } }))!;
       const keyAuth = keyAuthorization(ch.token, account.thumbprint);
@@ -340,10 +460,12 @@ export class AcmeService {
       await this.ctx.db.transaction(async (tx) => {
         if (error) {
           const problem = { type: `urn:ietf:params:acme:error:${error.acme ?? 'unauthorized'}`, detail: error.detail, status: 403 };
-          await tx.acmeChallenge.update({ where: { id }, data: { status: 'invalid', error: JSON.stringify(problem) } });
+          const r = await tx.acmeChallenge.updateMany({ where: claim, data: { status: 'invalid', processingSince: null, error: JSON.stringify(problem) } });
+          if (r.count !== 1) return;
           await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { status: 'invalid' } });
         } else {
-          await tx.acmeChallenge.update({ where: { id }, data: { status: 'valid', validated: now } });
+          const r = await tx.acmeChallenge.updateMany({ where: claim, data: { status: 'valid', processingSince: null, validated: now } });
+          if (r.count !== 1) return;
           await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { status: 'valid', expires: new Date(now.getTime() + 30 * 24 * HOUR) } });
         }
         await appendAudit(tx, {
@@ -353,17 +475,17 @@ export class AcmeService {
       });
     } catch (e) {
       this.ctx.log.error({ err: e, challenge: id }, 'ACME validation crashed');
-      await this.ctx.db.prisma.acmeChallenge.update({ where: { id }, data: { status: 'invalid', error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }) } }).catch(() => undefined);
+      await this.ctx.db.prisma.acmeChallenge.updateMany({ where: claim, data: { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }) } }).catch(() => undefined);
     } finally {
       this.validating.delete(id);
     }
   }
 
-  async finalize(id: string, req: AuthenticatedRequest, sourceIp?: string) {
-    const account = req.account!;
-    const order = await this.order(id, account);
+  async finalize(dir: AcmeDirectory, id: string, auth: AuthenticatedRequest, sourceIp?: string) {
+    const { account } = AcmeService.signedByAccount(auth);
+    const order = await this.order(dir, auth, id);
     if (order.status !== 'ready') throw acmeErr('orderNotReady', `order ${id} is ${order.status}; finalize needs every authorization valid (status ready)`, 403);
-    const p = (req.payload ?? {}) as { csr?: unknown };
+    const p = (auth.payload ?? {}) as { csr?: unknown };
     if (typeof p.csr !== 'string' || !/^[A-Za-z0-9_-]+$/.test(p.csr)) throw acmeErr('badCSR', 'finalize needs a base64url DER csr');
     const der = Buffer.from(p.csr, 'base64url');
     let csr;
@@ -378,23 +500,31 @@ export class AcmeService {
     const missing = [...want].filter((x) => !got.has(x));
     const extra = [...got].filter((x) => !want.has(x));
     if (missing.length || extra.length) throw acmeErr('badCSR', `the CSR's names must equal the order's identifiers${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; not in the order: ${extra.join(', ')}` : ''}`);
-    const claimed = await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'processing' } });
+    // The claim records when and for which CSR: if this process dies before the order is
+    // updated, recovery (recovery.ts) finds a certificate committed for it instead of losing it.
+    const claimed = await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'processing', processingSince: this.ctx.now(), csrHash: csr.sha256 } });
     if (claimed.count !== 1) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
+    this.finalizing.add(id);
     try {
       const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { actor: `acme:${account.id}`, sourceIp });
-      return await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter } });
+      // Unconditional: a certificate that exists is always attached, even if a replica meanwhile judged the claim stale.
+      return await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status: 'valid', processingSince: null, certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, error: null } });
     } catch (e) {
       // A refused CSR leaves the order ready for another attempt; anything else fails it.
       const refused = e instanceof SignetError && e.status < 500;
-      await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: refused ? { status: 'ready' } : { status: 'invalid', error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }) } });
+      await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: refused ? { status: 'ready', processingSince: null, csrHash: null } : { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }) } });
       if (e instanceof SignetError && !e.acme) throw acmeErr(e.type === 'rejected-name' || e.type === 'policy' ? 'rejectedIdentifier' : e.type === 'bad-key' ? 'badCSR' : e.status >= 500 ? 'serverInternal' : 'badCSR', e.detail, e.status >= 500 ? 500 : 400);
       throw e;
+    } finally {
+      this.finalizing.delete(id);
     }
   }
 
-  async certificateChain(serial: string, account: AccountRow): Promise<string> {
-    const order = await this.ctx.db.prisma.acmeOrder.findFirst({ where: { certificateSerial: serial, accountId: account.id } });
-    if (!order) throw acmeErr('malformed', `certificate ${serial} does not exist for this account`, 404);
+  async certificateChain(dir: AcmeDirectory, auth: AuthenticatedRequest, serial: string): Promise<string> {
+    const { principal } = AcmeService.signedByAccount(auth);
+    const order = await this.ctx.db.prisma.acmeOrder.findFirst({ where: { certificateSerial: serial }, orderBy: { createdAt: 'asc' } });
+    if (!order) throw acmeErr('malformed', `certificate ${serial} does not exist at this ACME server`, 404);
+    authorizeAcmeResource(principal, dir.profile, { kind: 'certificate', id: serial, accountId: order.accountId, profile: order.profile });
     const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, caId: true } });
     if (!cert) throw acmeErr('malformed', `certificate ${serial} does not exist`, 404);
     const chain: string[] = [toPem(cert.der)];
@@ -408,13 +538,13 @@ export class AcmeService {
     return chain.join('');
   }
 
-  async revokeCert(req: AuthenticatedRequest, sourceIp?: string) {
-    const p = (req.payload ?? {}) as { certificate?: unknown; reason?: unknown };
+  async revokeCert(dir: AcmeDirectory, auth: AuthenticatedRequest, sourceIp?: string) {
+    const p = (auth.payload ?? {}) as { certificate?: unknown; reason?: unknown };
     if (typeof p.certificate !== 'string') throw acmeErr('malformed', 'revokeCert needs a base64url DER certificate');
     let parts;
     try { parts = inspectCertificate(Buffer.from(p.certificate, 'base64url')); } catch { throw acmeErr('malformed', 'certificate is not a DER X.509 certificate'); }
     const serial = serialHex(parts.serial);
-    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, status: true, sans: true } });
+    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, status: true, sans: true, profile: true } });
     if (!row || !Buffer.from(row.der).equals(parts.der)) throw acmeErr('malformed', 'this server did not issue that certificate', 404);
     let reason: RevocationReason = 'unspecified';
     if (p.reason !== undefined) {
@@ -422,22 +552,26 @@ export class AcmeService {
       if (!r || r === 'removeFromCRL' || r === 'certificateHold' || !(REVOCATION_REASONS as readonly string[]).includes(r)) throw acmeErr('badRevocationReason', `reason ${String(p.reason)} is not allowed; use an RFC 5280 code other than 6 (hold) and 8`);
       reason = r;
     }
-    // Authorised by the certificate's own key, by the account that ordered it, or by an account
-    // that holds valid authorizations for every name in it.
+    const sans = JSON.parse(row.sans) as SanEntry[];
+    const cert = { serial, profile: row.profile, sans };
     let actor: string;
-    if (!req.account) {
+    if (!auth.account) {
       const certKey = createPublicKey({ key: parts.spkiDer, format: 'der', type: 'spki' });
-      if (thumbprint(certKey) !== thumbprint(req.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
+      if (thumbprint(certKey) !== thumbprint(auth.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
+      authorizeAcmeRevocation({ certificateKey: true }, dir.profile, cert);
       actor = `acme:certkey:${serial}`;
     } else {
-      const owns = await this.ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: serial, accountId: req.account.id } });
-      if (!owns) {
-        const names = (JSON.parse(row.sans) as SanEntry[]).map((s) => s.value);
-        const valid = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { accountId: req.account.id, status: 'valid', identifierValue: { in: names.map((n) => n.replace(/^\*\./, '')) }, expires: { gt: this.ctx.now() } } });
+      const { account, principal } = AcmeService.signedByAccount(auth);
+      const ordered = (await this.ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: serial, accountId: account.id } })) > 0;
+      let authorizedForAllNames = false;
+      if (!ordered) {
+        const names = sans.map((s) => s.value.replace(/^\*\./, ''));
+        const valid = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { accountId: account.id, status: 'valid', identifierValue: { in: names }, expires: { gt: this.ctx.now() } } });
         const covered = new Set(valid.map((a) => a.identifierValue));
-        if (!names.every((n) => covered.has(n.replace(/^\*\./, '')))) throw acmeErr('unauthorized', 'this account neither ordered the certificate nor holds authorizations for all its names', 403);
+        authorizedForAllNames = names.every((n) => covered.has(n));
       }
-      actor = `acme:${req.account.id}`;
+      authorizeAcmeRevocation({ principal, ordered, authorizedForAllNames }, dir.profile, cert);
+      actor = `acme:${account.id}`;
     }
     if (row.status === 'revoked') throw acmeErr('alreadyRevoked', `certificate ${serial} is already revoked`);
     try {
@@ -457,7 +591,7 @@ export class AcmeService {
     const aki = Buffer.from(m[1]!, 'base64url');
     let serialBytes = Buffer.from(m[2]!, 'base64url');
     if (serialBytes.length > 1 && serialBytes[0] === 0) serialBytes = serialBytes.subarray(1);
-    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: serialBytes.toString('hex') }, select: { serial: true, der: true, notBefore: true, notAfter: true, status: true, caId: true } });
+    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: serialBytes.toString('hex') }, select: { serial: true, der: true, notBefore: true, notAfter: true, status: true, caId: true, profile: true } });
     if (!row) return null;
     const ext = inspectCertificate(row.der).parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.authorityKeyIdentifier);
     const kid = ext ? AsnConvert.parse(ext.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier : undefined;
@@ -465,9 +599,10 @@ export class AcmeService {
     return row;
   }
 
-  async renewalInfo(certId: string): Promise<{ suggestedWindow: { start: string; end: string }; explanationURL?: string }> {
+  async renewalInfo(dir: AcmeDirectory, certId: string): Promise<{ suggestedWindow: { start: string; end: string }; explanationURL?: string }> {
     const row = await this.certByAriId(certId);
-    if (!row) throw acmeErr('malformed', 'no certificate with that identifier was issued here', 404);
+    // Each directory answers for the certificates of its own profile.
+    if (!row || row.profile !== dir.profile) throw acmeErr('malformed', 'no certificate with that identifier was issued at this ACME directory', 404);
     const now = this.ctx.now().getTime();
     const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: row.caId }, select: { status: true } });
     // Renew now: the certificate is revoked, or its issuer is revoked or being rotated out.
@@ -479,17 +614,42 @@ export class AcmeService {
     return { suggestedWindow: { start: new Date(nb + (life * 2) / 3).toISOString(), end: new Date(nb + (life * 5) / 6).toISOString() } };
   }
 
+  // ---- recovery of work a dead process left (recovery.ts) ------------------------------------
+
+  /**
+   * At start-up: orders and challenges left `processing` longer than a live process could take.
+   * Each row is recovered by a conditional update, so replicas starting together do it once.
+   */
+  async recoverInterrupted(): Promise<{ orders: number; challenges: number }> {
+    const now = this.ctx.now();
+    const staleSince = (ms: number) => ({ status: 'processing', OR: [{ processingSince: null }, { processingSince: { lte: new Date(now.getTime() - ms) } }] });
+    let orders = 0;
+    let challenges = 0;
+    for (;;) {
+      const batch = await this.ctx.db.prisma.acmeOrder.findMany({ where: staleSince(FINALIZE_STALE_MS), take: 100 });
+      for (const o of batch) if (!this.finalizing.has(o.id) && await recoverOrder(this.ctx, o)) orders++;
+      if (batch.length < 100) break;
+    }
+    for (;;) {
+      const batch = await this.ctx.db.prisma.acmeChallenge.findMany({ where: staleSince(this.validationStaleMs), take: 100 });
+      for (const c of batch) if (!this.validating.has(c.id) && await recoverChallenge(this.ctx, c)) challenges++;
+      if (batch.length < 100) break;
+    }
+    return { orders, challenges };
+  }
+
   // ---- EAB keys (operator side) ---------------------------------------------------------------
 
-  async createEabKey(profile: string | null, actor: string): Promise<{ kid: string; hmacKey: string }> {
-    if (profile) this.profileOrThrow(profile);
+  /** A one-time EAB key for the directory of `profile` (default: the first, /acme/directory). */
+  async createEabKey(profile: string | undefined, actor: string): Promise<{ kid: string; hmacKey: string; profile: string }> {
+    const p = this.profileOrThrow(profile ?? this.settings.profiles[0]!);
     const kid = `eab-${randomUUID().slice(0, 8)}`;
     const key = randomBytes(32);
     const { sealed, kekId } = this.ctx.keys.sealSecret(kid, key);
     await this.ctx.db.transaction(async (tx) => {
-      await tx.acmeEabKey.create({ data: { id: kid, sealed: new Uint8Array(sealed), kekId, profile } });
-      await appendAudit(tx, { actor, action: 'acme.eab.created', target: kid, details: { profile } });
+      await tx.acmeEabKey.create({ data: { id: kid, sealed: new Uint8Array(sealed), kekId, profile: p } });
+      await appendAudit(tx, { actor, action: 'acme.eab.created', target: kid, details: { profile: p } });
     });
-    return { kid, hmacKey: key.toString('base64url') };
+    return { kid, hmacKey: key.toString('base64url'), profile: p };
   }
 }

@@ -10,6 +10,10 @@
  *      account's directory), for issue, renew, revoke, unhold and read alike;
  *   3. which certificates may it see (lists are narrowed by the same limits).
  * A refusal is 403 ('forbidden') naming the limit; ACME refusals carry their ACME error name.
+ *
+ * ACME directories (one per profile in SIGNET_ACME_PROFILES) are separate ACME servers
+ * (RFC 8555 §7.3.4: External Account Binding is decided per directory): an account exists
+ * only at the directory that created it, and acts only on that directory's resources.
  */
 import { SignetError } from '../errors.js';
 import { checkAllowed, type SanEntry } from '../pki/names.js';
@@ -119,5 +123,72 @@ export function isVisible(v: Visibility, cert: CertificateScope, hostlessUriSche
     return true;
   } catch {
     return false;
+  }
+}
+
+// ---- ACME --------------------------------------------------------------------------------------
+
+export type AcmePrincipal = Extract<Principal, { kind: 'acme' }>;
+
+/**
+ * ACME: may this account make a request at `directory` (the profile whose directory URL the
+ * request was sent to)? An account of another directory does not exist here: every
+ * account-authenticated request (by kid) passes through this check.
+ */
+export function authorizeAcmeAccount(p: AcmePrincipal, directory: string): void {
+  if (p.directory !== directory) {
+    throw new SignetError('bad-request', `no account exists at the ${directory} ACME directory for this request: account ${p.accountId} belongs to the ${p.directory} directory, and each directory has its own accounts (register at ${directory}'s newAccount)`, { acme: 'accountDoesNotExist' });
+  }
+}
+
+/**
+ * An ACME resource and the account it belongs to. `profile` is the directory recorded on the
+ * resource (orders, certificates); an account URL, authorizations and challenges belong to
+ * their account's directory.
+ */
+export interface AcmeResource { kind: 'account' | 'order' | 'authorization' | 'challenge' | 'certificate'; id: string; accountId: string; profile?: string }
+
+/** ACME: may this account, at `directory`, act on the resource? Only on its own, of that directory. */
+export function authorizeAcmeResource(p: AcmePrincipal, directory: string, r: AcmeResource): void {
+  authorizeAcmeAccount(p, directory);
+  if (r.accountId !== p.accountId) {
+    throw new SignetError('forbidden', r.kind === 'account' ? `account ${r.id} is not the account that signed this request; an account is read and changed only with its own key` : `${r.kind} ${r.id} belongs to another account`, { acme: 'unauthorized', status: 403 });
+  }
+  if (r.profile !== undefined && r.profile !== directory) {
+    throw new SignetError('forbidden', `${r.kind} ${r.id} belongs to the ${r.profile} ACME directory, not ${directory}`, { acme: 'unauthorized', status: 403 });
+  }
+}
+
+/**
+ * ACME External Account Binding: an EAB key registers one account, at the directory of the
+ * profile it was made for. A key made before keys carried a profile (null) binds to the
+ * directory it is first used at; being single-use, it can never serve a second directory.
+ */
+export function authorizeAcmeEabKey(key: { id: string; profile: string | null; boundAccountId: string | null }, directory: string): void {
+  if (key.boundAccountId) throw new SignetError('unauthorized', `external account key ${key.id} was already used`, { acme: 'unauthorized' });
+  if (key.profile !== null && key.profile !== directory) {
+    throw new SignetError('unauthorized', `external account key ${key.id} is for the ${key.profile} ACME directory, not ${directory}`, { acme: 'unauthorized' });
+  }
+}
+
+/**
+ * ACME revokeCert (RFC 8555 §7.6), at `directory`: signed by the certificate's own key, or by
+ * an account of this directory that ordered the certificate or holds valid authorizations for
+ * every name in it. Either way the certificate must be of this directory's profile.
+ */
+export function authorizeAcmeRevocation(
+  by: { certificateKey: true } | { principal: AcmePrincipal; ordered: boolean; authorizedForAllNames: boolean },
+  directory: string, cert: CertificateScope & { serial: string },
+): void {
+  if ('certificateKey' in by) {
+    if (cert.profile !== directory) {
+      throw new SignetError('forbidden', `certificate ${cert.serial} was issued under the ${cert.profile} profile; revoke it at that profile's ACME directory`, { acme: 'unauthorized', status: 403 });
+    }
+    return;
+  }
+  authorizeAcmeAccount(by.principal, directory);
+  authorizeCertificate(by.principal, 'certificate.revoke', cert);
+  if (!by.ordered && !by.authorizedForAllNames) {
+    throw new SignetError('forbidden', 'this account neither ordered the certificate nor holds authorizations for all its names', { acme: 'unauthorized', status: 403 });
   }
 }

@@ -58,6 +58,10 @@ export async function serve(): Promise<Running | void> {
   }
   const services = createServices(ctx, config);
   announceBootstrap(await bootstrapIfEmpty(ctx, config));
+  // ACME orders and challenges a stopped process left `processing` (acme/recovery.ts).
+  await services.acme.recoverInterrupted().then((r) => {
+    if (r.orders || r.challenges) log.warn(r, 'recovered ACME orders/challenges left processing by a stopped process');
+  }, (e: unknown) => log.error({ err: e }, 'recovering interrupted ACME work failed; it is retried when the rows are read'));
   const metrics = createMetrics();
   services.events.on('certificateIssued', (e) => metrics.certificatesIssued.inc({ profile: e.profile, ca: e.caId }));
   services.events.on('certificateRevoked', (e) => metrics.certificatesRevoked.inc({ reason: e.reason }));

@@ -9,13 +9,13 @@ export function acmeCommand(): Command {
   const eab = acme.command('eab').description('External Account Binding keys for ACME clients (RFC 8555 §7.3.4)');
   eab.command('create')
     .description('create a one-time EAB key: give the kid and the HMAC key to the ACME client (e.g. lego --eab --kid … --hmac …)')
-    .option('--profile <profile>', 'only for accounts registered at this profile\'s ACME directory (default: any)')
+    .option('--profile <profile>', 'the ACME directory (profile) the key registers an account at (default: the first of SIGNET_ACME_PROFILES, /acme/directory)')
     .option('--json', 'print JSON')
     .action(async (o: { profile?: string; json?: boolean }) => withSignet(async (ctx, env) => {
       const { acme: service } = createServices(ctx, env.config);
-      const key = await service.createEabKey(o.profile ?? null, cliRequester().actor);
-      if (o.json) printJson({ ...key, profile: o.profile ?? null });
-      else process.stdout.write(`kid: ${key.kid}\nhmacKey: ${key.hmacKey}\n(the key works for one account registration${o.profile ? ` at profile ${o.profile}` : ''}; store it now, it is not shown again)\n`);
+      const key = await service.createEabKey(o.profile, cliRequester().actor);
+      if (o.json) printJson(key);
+      else process.stdout.write(`kid: ${key.kid}\nhmacKey: ${key.hmacKey}\nprofile: ${key.profile}\n(the key works for one account registration, at the ${key.profile} ACME directory; store it now, it is not shown again)\n`);
     }));
   return acme;
 }
