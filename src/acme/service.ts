@@ -10,6 +10,7 @@ import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
+import type { Principal } from '../ca/authorization.js';
 import type { Revocation } from '../ca/revocation.js';
 import { inspectCertificate, serialHex, toPem } from '../pki/certificate.js';
 import { parseCsr } from '../pki/csr.js';
@@ -381,7 +382,7 @@ export class AcmeService {
     const claimed = await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'processing' } });
     if (claimed.count !== 1) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
     try {
-      const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { actor: `acme:${account.id}`, sourceIp });
+      const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { principal: { kind: 'acme', accountId: account.id, directory: order.profile }, sourceIp });
       return await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter } });
     } catch (e) {
       // A refused CSR leaves the order ready for another attempt; anything else fails it.
@@ -424,11 +425,11 @@ export class AcmeService {
     }
     // Authorised by the certificate's own key, by the account that ordered it, or by an account
     // that holds valid authorizations for every name in it.
-    let actor: string;
+    let principal: Principal;
     if (!req.account) {
       const certKey = createPublicKey({ key: parts.spkiDer, format: 'der', type: 'spki' });
       if (thumbprint(certKey) !== thumbprint(req.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
-      actor = `acme:certkey:${serial}`;
+      principal = { kind: 'certificate-key', serial };
     } else {
       const owns = await this.ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: serial, accountId: req.account.id } });
       if (!owns) {
@@ -437,11 +438,11 @@ export class AcmeService {
         const covered = new Set(valid.map((a) => a.identifierValue));
         if (!names.every((n) => covered.has(n.replace(/^\*\./, '')))) throw acmeErr('unauthorized', 'this account neither ordered the certificate nor holds authorizations for all its names', 403);
       }
-      actor = `acme:${req.account.id}`;
+      principal = { kind: 'acme', accountId: req.account.id, directory: req.account.profile };
     }
     if (row.status === 'revoked') throw acmeErr('alreadyRevoked', `certificate ${serial} is already revoked`);
     try {
-      await this.revocation.revoke(serial, { reason }, { actor, sourceIp });
+      await this.revocation.revoke(serial, { reason }, { principal, sourceIp });
     } catch (e) {
       if (e instanceof SignetError && e.type === 'conflict') throw acmeErr('alreadyRevoked', e.detail);
       throw e;
