@@ -263,7 +263,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     // `internal` names no DNS suffixes: the pinned, name-constrained CA is what keeps it inside
     // corp.example — exactly the configuration issue 12 #3 stepped around.
     const profiles = {
-      internal: { description: 'services under corp.example', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caIds: [ids.corp] },
+      internal: { description: 'services under corp.example', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.corp },
       devices: { description: 'devices named by urn:uuid', sanTypes: ['dns', 'uri'], uriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
       pair: { description: 'two allowed CAs, the first the default', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caIds: [ids.other, ids.corp] },
       legacy: { description: 'the one-CA shorthand', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.other },
@@ -411,6 +411,8 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
 
   test('issue 12 #5: host-less URI SANs are refused to a suffix-limited token unless the profile lists the scheme', async () => {
     const t = tokens['suffix-limited']!;
+    const urn = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:urn:uuid:${randomUUID()}`]), profile: 'devices' });
+    assert.equal(urn.status, 201, `the devices profile lists urn: ${urn.text}`);
     const before = await state();
     for (const uri of [`urn:uuid:${randomUUID()}`, 'mailto:ceo@other.example', 'file:///etc/passwd']) {
       const r = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:${uri}`]), profile: 'client' });
@@ -418,8 +420,6 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       assert.equal(r.json.detail, `this token may only request names under ${SUFFIX}; URI '${uri}' is outside them (a URI without a host cannot be judged by name suffixes; its profile client would have to list the scheme in uriSchemes)`);
     }
     assert.deepEqual(await state(), before, 'nothing stored');
-    const urn = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:urn:uuid:${randomUUID()}`]), profile: 'devices' });
-    assert.equal(urn.status, 201, `the devices profile lists urn: ${urn.text}`);
     const mailto = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['URI:mailto:ceo@other.example']), profile: 'devices' });
     assert.equal(mailto.status, 400, `a scheme the profile does not list is the profile's refusal: ${mailto.text}`);
   });
