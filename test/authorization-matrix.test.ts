@@ -267,6 +267,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       devices: { description: 'devices named by urn:uuid', sanTypes: ['dns', 'uri'], uriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
       pair: { description: 'two allowed CAs, the first the default', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caIds: [ids.other, ids.corp] },
       legacy: { description: 'the one-CA shorthand', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.other },
+      rooted: { description: 'misconfigured: pinned to the root', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.root },
     };
     const file = join(env.dataDir, 'profiles.json');
     writeFileSync(file, JSON.stringify(profiles));
@@ -359,6 +360,11 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     assert.equal(server.status, 400, server.text);
     assert.match(server.json.detail, new RegExp(`^CA ${ids.root} is a root CA: a root signs only intermediate CAs, never end-entity certificates; profile server may issue from any issuing CA \\(.*${ids.corp}.*\\)$`));
     assert.ok(server.json.detail.includes(ids.default) && server.json.detail.includes(ids.other) && !server.json.detail.includes(`${ids.root},`), server.json.detail);
+    assert.deepEqual(await state(), before, 'nothing stored');
+    // Not even a profile pinned to the root gets a leaf from it: the last check before signing refuses.
+    const rooted = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['DNS:leaf.example']), profile: 'rooted' });
+    assert.equal(rooted.status, 409, rooted.text);
+    assert.equal(rooted.json.detail, `CA ${ids.root} is a root CA: a root signs only intermediate CAs, never end-entity certificates`);
     assert.deepEqual(await state(), before, 'nothing stored');
     const fromRoot = await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [ids.root]);
     assert.equal(Number(fromRoot[0].n), 0, 'no certificate in the inventory was signed by the root');
