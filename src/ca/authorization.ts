@@ -13,7 +13,7 @@
  * A refusal is 403 ('forbidden') naming the limit; ACME refusals carry their ACME error name.
  */
 import { SignetError } from '../errors.js';
-import { checkAllowed, validateSan, type NamePolicy, type SanEntry } from '../pki/names.js';
+import { checkAllowed, type NamePolicy, type SanEntry } from '../pki/names.js';
 import type { Scope, TokenGrant } from './tokens.js';
 
 export type Principal =
@@ -100,14 +100,13 @@ function hasHost(uri: string): boolean {
 }
 
 /**
- * The first name a token's suffix limit refuses, or undefined; a malformed name throws its own
- * 400 first. URIs: one with a host is judged by its host; one without (urn:, mailto:, file:)
+ * The first name a token's suffix limit refuses, or undefined (a malformed name is refused
+ * too: issuance validates names before it asks, so this only meets stored ones). URIs: one with a host is judged by its host; one without (urn:, mailto:, file:)
  * cannot be judged by suffixes and passes only if the certificate's profile explicitly lists
  * its scheme (`uriSchemes`; undefined = none listed). Email addresses are judged by their
  * domain. Which URI schemes a profile allows at all is the profile's own (400) check.
  */
 function outsideSuffixes(sans: SanEntry[], suffixes: string[], uriSchemes: readonly string[] | undefined): SanEntry | undefined {
-  for (const s of sans) validateSan(s);
   const policy = (s: SanEntry): NamePolicy => ({
     dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes,
     uriSchemes: s.type === 'uri' && !hasHost(s.value) && uriSchemes ? [...uriSchemes] : undefined,
@@ -170,9 +169,5 @@ export function visibility(p: Principal): Visibility {
 export function isVisible(v: Visibility, cert: CertificateScope, uriSchemes?: readonly string[]): boolean {
   if (v.profiles && !v.profiles.includes(cert.profile)) return false;
   if (!v.nameSuffixes) return true;
-  try {
-    return outsideSuffixes(cert.sans, v.nameSuffixes, uriSchemes) === undefined;
-  } catch {
-    return false;
-  }
+  return outsideSuffixes(cert.sans, v.nameSuffixes, uriSchemes) === undefined;
 }

@@ -115,7 +115,9 @@ export class Issuance {
     validityDays?: number; caId?: string; previousCaId?: string; csrHash?: string; predecessor?: string;
   }, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
     const { profile, sans } = p;
-    // Who may: the caller's profile and name limits (403), before anything else is looked at.
+    // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
+    // profile and name limits (403), before anything else is looked at.
+    for (const s of sans) validateSan(s);
     authorizeCertificate(who.principal, op, { profile: profile.name, sans }, profile.uriSchemes);
     // Key policy.
     const key = describeKey(p.publicKey);
@@ -224,11 +226,10 @@ function signLeaf(issuer: Issuer, tbs: Buffer): Buffer {
   return signTbs(tbs, issuer.signer, issuer.algorithmDer);
 }
 
-/** The same name twice is refused: DNS names compared in lower case, IP addresses in canonical form. */
+/** The same name twice is refused (names already validated): DNS names compared in lower case, IP addresses in canonical form. */
 function refuseDuplicates(sans: SanEntry[]): void {
   const seen = new Set<string>();
   for (const s of sans) {
-    validateSan(s);
     const canonical = s.type === 'dns' ? s.value.toLowerCase()
       : s.type === 'ip' ? normalizeIp(s.value)
         : s.type === 'email' ? s.value.replace(/@[^@]*$/, (d) => d.toLowerCase())
