@@ -15,8 +15,6 @@ import { caUrls, type CaContext } from './context.js';
 export interface Issuer {
   id: string;
   status: string;
-  /** The CA that signed this one, when Signet holds it; null for a root or an imported CA whose issuer is elsewhere. */
-  parentId: string | null;
   /** Self-signed (its own key verifies its certificate): a root, which never signs leaves. */
   selfSigned: boolean;
   parts: CertificateParts;
@@ -119,7 +117,6 @@ export class IssuerRegistry {
     return {
       id: caId,
       status: row.status,
-      parentId: row.parentId,
       selfSigned,
       parts,
       signer,
