@@ -371,7 +371,8 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     // Timing measurements are flaky, so this checks the code path instead.
     const src = readFileSync(join(ROOT, 'src/ca/tokens.ts'), 'utf8');
     assert.match(src, /import \{[^}]*\btimingSafeEqual\b[^}]*\} from 'node:crypto'/);
-    const auth = src.slice(src.indexOf('export async function authenticate'), src.indexOf('export function requireScope'));
+    const start = src.indexOf('export async function authenticate');
+    const auth = src.slice(start, src.indexOf('\nexport ', start + 1));
     assert.ok(auth.length > 100, 'found authenticate()');
     assert.match(auth, /timingSafeEqual\(Buffer\.from\(row\.secretHash, 'hex'\), Buffer\.from\(hash, 'hex'\)\)/);
     assert.match(auth, /hashSecret\(presented\)/, 'the presented secret is hashed before any lookup');

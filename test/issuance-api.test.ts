@@ -11,6 +11,8 @@ import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
+import { loadProfiles } from '../src/ca/profiles.js';
+import { throwsProblem } from './helpers/problems.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: CSRs made by the real openssl CLI, fixtures, database checks
@@ -120,7 +122,7 @@ function profilesFile(): string {
   return tmp.file('profiles.json', JSON.stringify({
     internal: {
       description: 'internal names only', requireSan: true, sanTypes: ['dns', 'ip'], dnsSuffixes: ['corp.example'], ipRanges: ['10.0.0.0/8'],
-      defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'],
+      defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], maxSans: 3,
     },
     long: { description: 'long-lived', requireSan: true, defaultValidityDays: 90, maxValidityDays: 3650, extKeyUsage: ['serverAuth'] },
   }));
@@ -275,6 +277,7 @@ describe('issuing certificates', () => {
   const issue = (csr: () => string, extra: Record<string, unknown> = {}) => () => ({ csr: csr(), profile: 'server', ...extra });
   const fx = (name: string) => () => fixturePem(name);
   const nameCsr = (dns: string) => () => makeCsr({ san: `DNS:${dns}` });
+  const manySans = (n: number) => Array.from({ length: n }, (_, i) => `DNS:n${i}.many.example`).join(',');
   const L63 = 'a'.repeat(63);
   const NAME_254 = `${L63}.${L63}.${L63}.${'b'.repeat(60)}.x`;
   assert.equal(NAME_254.length, 254);
@@ -316,6 +319,13 @@ describe('issuing certificates', () => {
     { name: 'unicode name not in A-label form', body: issue(nameCsr('bücher.example')), status: 400, detail: /^DNS name 'bücher\.example' contains non-ASCII characters; internationalized names must be written as A-labels: use 'xn--bcher-kva\.example'$/ },
     { name: 'CN that is not among the SANs', body: issue(fx('csr-cn-not-in-san.pem')), status: 400, detail: /^subject commonName 'other\.example\.com' is not one of the subjectAltNames \(www\.example\.com\); add it as a SAN or omit the CN$/ },
     { name: 'no SAN on profile server', body: issue(fx('csr-no-san.pem')), status: 400, detail: /^profile server requires at least one subjectAltName; the CSR has none$/ },
+    // Names: how many, and each once (issue 12 #13).
+    { name: 'the same DNS name twice', body: issue(() => makeCsr({ san: 'DNS:a.example.com,DNS:b.example.com,DNS:a.example.com' })), status: 400, detail: /^subjectAltName DNS name 'a\.example\.com' appears more than once; list each name once$/ },
+    { name: '300 identical DNS names', body: issue(() => makeCsr({ san: Array(300).fill('DNS:same.example.com').join(',') })), status: 400, detail: /^the CSR has 300 subjectAltNames; profile server allows at most 100$/ },
+    { name: 'the same IP address in two spellings', body: issue(() => makeCsr({ san: 'IP:2001:db8::1,IP:2001:0db8:0:0:0:0:0:1' })), status: 400, detail: /^subjectAltName IP address '2001:db8::1' appears more than once; list each name once$/ },
+    { name: 'the same IPv4 address twice', body: issue(() => makeCsr({ san: 'DNS:a.example.com,IP:10.1.2.3,IP:10.1.2.3' })), status: 400, detail: /^subjectAltName IP address '10\.1\.2\.3' appears more than once/ },
+    { name: '101 SANs (the default maxSans is 100)', body: issue(() => makeCsr({ san: manySans(101) })), status: 400, detail: /^the CSR has 101 subjectAltNames; profile server allows at most 100$/ },
+    { name: '4 SANs on a profile with maxSans 3', body: () => ({ csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,DNS:c.corp.example,DNS:d.corp.example' }), profile: 'internal' }), status: 400, detail: /^the CSR has 4 subjectAltNames; profile internal allows at most 3$/ },
     // Profile, CA and validity.
     { name: 'unknown profile', body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'nope' }), status: 400, detail: /^unknown profile "nope"; available: server, client, peer, internal, long$/ },
     { name: 'unknown CA', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { caId: 'int-0000000000' }), status: 404, detail: /^CA int-0000000000 does not exist$/ },
@@ -346,6 +356,14 @@ describe('issuing certificates', () => {
       await assertStillServing(server);
     });
   }
+
+  test('exactly maxSans distinct names are issued (100 on server, 3 on internal)', async () => {
+    const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: manySans(100) }), profile: 'server' });
+    assert.equal(r.status, 201, r.text.slice(0, 300));
+    assert.equal(new X509Certificate(r.json.certificate).subjectAltName!.split(', ').length, 100);
+    const three = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,IP:10.0.0.3' }), profile: 'internal' });
+    assert.equal(three.status, 201, three.text);
+  });
 
   test('after all the bad input the service still issues', async () => {
     const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:after.example.com' }), profile: 'server' });
@@ -724,3 +742,29 @@ function csrPublicKey(pem: string): Buffer {
   ossl(['pkey', '-pubin', '-in', tmp.file(`pub-${fileNo}.pem`), '-outform', 'DER', '-out', out]);
   return readFileSync(out);
 }
+
+// ---------------------------------------------------------------------------------------------
+
+describe('profile configuration: CA lists and SAN limits', () => {
+  const load = (profile: Record<string, unknown>) => loadProfiles(tmp.file(`p-${++fileNo}.json`, JSON.stringify({ x: { defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], ...profile } })));
+
+  test('defaults: maxSans 100, no CA list (any issuing CA)', () => {
+    const p = load({}).get('x')!;
+    assert.equal(p.maxSans, 100);
+    assert.equal(p.caIds, undefined);
+  });
+
+  test('caId is the one-element shorthand of caIds', () => {
+    assert.deepEqual(load({ caId: 'int-0123456789' }).get('x')!.caIds, ['int-0123456789']);
+    assert.deepEqual(load({ caIds: ['int-a', 'int-b'] }).get('x')!.caIds, ['int-a', 'int-b']);
+  });
+
+  test('refused at load: both caId and caIds, an empty or repeating list, a malformed id, maxSans out of range', () => {
+    throwsProblem(() => load({ caId: 'int-a', caIds: ['int-b'] }), 'configuration', /^profile x: value: give either caId or caIds, not both$/);
+    throwsProblem(() => load({ caIds: [] }), 'configuration', /^profile x: caIds: /);
+    throwsProblem(() => load({ caIds: ['int-a', 'int-a'] }), 'configuration', /^profile x: caIds: must not name a CA twice$/);
+    throwsProblem(() => load({ caIds: ['Int A'] }), 'configuration', /^profile x: caIds\.0: must be a CA id/);
+    throwsProblem(() => load({ maxSans: 0 }), 'configuration', /^profile x: maxSans: /);
+    throwsProblem(() => load({ maxSans: 1001 }), 'configuration', /^profile x: maxSans: /);
+  });
+});

@@ -30,7 +30,7 @@ const csrs = Array.from({ length: 500 }, (_, i) => {
   const name = `host${i}.bench.test`;
   return derToPem(buildCsr(k, name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
 });
-const who = { actor: 'bench' };
+const who = { principal: { kind: 'system', actor: 'bench' } } as const;
 
 const time = async (label: string, n: number, f: (i: number) => unknown) => {
   for (let i = 0; i < 200; i++) await f(i);

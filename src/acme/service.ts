@@ -11,7 +11,7 @@
  * ca/authorization.ts (authorizeAcmeAccount, authorizeAcmeResource, authorizeAcmeRevocation).
  */
 import { randomBytes, randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
-import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal } from '../ca/authorization.js';
+import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal, type Principal } from '../ca/authorization.js';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import type { CaContext } from '../ca/context.js';
@@ -506,7 +506,7 @@ export class AcmeService {
     if (claimed.count !== 1) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
     this.finalizing.add(id);
     try {
-      const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { actor: `acme:${account.id}`, sourceIp });
+      const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { principal: { kind: 'acme', accountId: account.id, directory: order.profile }, sourceIp });
       // Unconditional: a certificate that exists is always attached, even if a replica meanwhile judged the claim stale.
       return await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status: 'valid', processingSince: null, certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, error: null } });
     } catch (e) {
@@ -554,14 +554,14 @@ export class AcmeService {
     }
     const sans = JSON.parse(row.sans) as SanEntry[];
     const cert = { serial, profile: row.profile, sans };
-    let actor: string;
+    let principal: Principal;
     if (!auth.account) {
       const certKey = createPublicKey({ key: parts.spkiDer, format: 'der', type: 'spki' });
       if (thumbprint(certKey) !== thumbprint(auth.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
       authorizeAcmeRevocation({ certificateKey: true }, dir.profile, cert);
-      actor = `acme:certkey:${serial}`;
+      principal = { kind: 'certificate-key', serial };
     } else {
-      const { account, principal } = AcmeService.signedByAccount(auth);
+      const { account, principal: acct } = AcmeService.signedByAccount(auth);
       const ordered = (await this.ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: serial, accountId: account.id } })) > 0;
       let authorizedForAllNames = false;
       if (!ordered) {
@@ -570,12 +570,12 @@ export class AcmeService {
         const covered = new Set(valid.map((a) => a.identifierValue));
         authorizedForAllNames = names.every((n) => covered.has(n));
       }
-      authorizeAcmeRevocation({ principal, ordered, authorizedForAllNames }, dir.profile, cert);
-      actor = `acme:${account.id}`;
+      authorizeAcmeRevocation({ principal: acct, ordered, authorizedForAllNames }, dir.profile, cert);
+      principal = acct;
     }
     if (row.status === 'revoked') throw acmeErr('alreadyRevoked', `certificate ${serial} is already revoked`);
     try {
-      await this.revocation.revoke(serial, { reason }, { actor, sourceIp });
+      await this.revocation.revoke(serial, { reason }, { principal, sourceIp });
     } catch (e) {
       if (e instanceof SignetError && e.type === 'conflict') throw acmeErr('alreadyRevoked', e.detail);
       throw e;

@@ -2,9 +2,10 @@
  * Who may do what: every authorisation decision Signet makes, in one place.
  *
  * A caller is first turned into a Principal — an API token's grant, an ACME account together
- * with the directory it belongs to, the operator at the CLI on the CA host, or Signet itself —
- * and every operation then asks this module; no route, handler or service decides on its own.
- * Three questions, asked for every operation, not only for issuance:
+ * with the directory it belongs to, the holder of a certificate's key (ACME revokeCert), the
+ * operator at the CLI on the CA host, or Signet itself — and every operation then asks this
+ * module; no route, handler or service decides on its own. Three questions, asked for every
+ * operation, not only for issuance:
  *   1. may this principal perform this operation at all (token scopes: OPERATIONS below);
  *   2. may it act on this certificate (a token's profile and name-suffix limits, an ACME
  *      account's directory), for issue, renew, revoke, unhold and read alike;
@@ -16,21 +17,24 @@
  * only at the directory that created it, and acts only on that directory's resources.
  */
 import { SignetError } from '../errors.js';
-import { checkAllowed, type SanEntry } from '../pki/names.js';
+import { checkAllowed, type NamePolicy, type SanEntry } from '../pki/names.js';
 import type { Scope, TokenGrant } from './tokens.js';
 
 export type Principal =
   | { kind: 'token'; grant: TokenGrant }
   /** An ACME account; `directory` is the profile of the directory that created it. */
   | { kind: 'acme'; accountId: string; directory: string }
+  /** Whoever signs an ACME revokeCert with a certificate's own private key (RFC 8555 §7.6): that one certificate. */
+  | { kind: 'certificate-key'; serial: string }
   /** The operator running the CLI on the CA host: it holds the database and the master key. */
   | { kind: 'operator'; actor: string }
   /** Signet itself (bootstrap, its own TLS certificate, scheduled work). */
-  | { kind: 'system' };
+  | { kind: 'system'; actor?: string };
 
 /**
- * Every operation a principal can ask for, with the token scope it needs. A route or CLI
- * command names its operation; the authorisation matrix test is generated from this table.
+ * Every operation a principal can ask for, with the token scope it needs (null: anyone, no
+ * token). Each /api/v1 route names its operation; the authorisation matrix test checks that
+ * every route has one and a row in its table.
  */
 export const OPERATIONS = {
   'certificate.issue': { scope: 'issue' },
@@ -39,6 +43,8 @@ export const OPERATIONS = {
   'certificate.unhold': { scope: 'revoke' },
   'certificate.read': { scope: 'read' },
   'certificate.list': { scope: 'read' },
+  /** The public status of one certificate (relying parties, dashboards): no secrets in it. */
+  'certificate.status': { scope: null },
   'profile.list': { scope: 'read' },
   'ca.read': { scope: 'read' },
   'ca.create': { scope: 'admin' },
@@ -47,46 +53,91 @@ export const OPERATIONS = {
   'token.list': { scope: 'admin' },
   'token.revoke': { scope: 'admin' },
   'audit.read': { scope: 'admin' },
-} as const satisfies Record<string, { scope: Scope }>;
+} as const satisfies Record<string, { scope: Scope | null }>;
 
 export type Operation = keyof typeof OPERATIONS;
+
+/** What an ACME account may ask for; anything else is the operator's or a token's. */
+const ACME_OPERATIONS: ReadonlySet<Operation> = new Set(['certificate.issue', 'certificate.revoke', 'certificate.status']);
 
 /** The audit actor for a principal. */
 export function actorOf(p: Principal): string {
   switch (p.kind) {
     case 'token': return `token:${p.grant.id}`;
     case 'acme': return `acme:${p.accountId}`;
+    case 'certificate-key': return `acme:certkey:${p.serial}`;
     case 'operator': return p.actor;
-    case 'system': return 'system';
+    case 'system': return p.actor ?? 'system';
   }
 }
+
+/** The token a principal acts with, if any (recorded on the certificates it issues). */
+export const tokenIdOf = (p: Principal): string | null => (p.kind === 'token' ? p.grant.id : null);
 
 /** 1. May the principal perform `op` at all? Throws 403 without the scope. */
 export function authorize(p: Principal, op: Operation): void {
-  if (p.kind !== 'token') return; // ACME operations are checked by the ACME service's own rules below
   const scope = OPERATIONS[op].scope;
-  const scopes = p.grant.scopes;
-  if (!scopes.includes(scope) && !scopes.includes('admin')) {
-    throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${scopes.join(', ') || 'none'})`);
+  if (scope === null) return;
+  switch (p.kind) {
+    case 'operator': case 'system': return;
+    case 'acme':
+      if (!ACME_OPERATIONS.has(op)) throw new SignetError('forbidden', `an ACME account cannot ${op.replace('.', ' ')}`, { acme: 'unauthorized', status: 403 });
+      return;
+    case 'certificate-key':
+      if (op !== 'certificate.revoke') throw new SignetError('forbidden', `a certificate's key only authorises revoking that certificate, not ${op}`, { acme: 'unauthorized', status: 403 });
+      return;
+    case 'token': {
+      const scopes = p.grant.scopes;
+      if (!scopes.includes(scope) && !scopes.includes('admin')) {
+        throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${scopes.join(', ') || 'none'})`);
+      }
+    }
   }
 }
 
-/** What a certificate offers to the limits: its profile and its names. */
-export interface CertificateScope { profile: string; sans: SanEntry[] }
+/** What a certificate offers to the limits: its profile and its names (and, when it exists, its serial). */
+export interface CertificateScope { profile: string; sans: SanEntry[]; serial?: string }
+
+/** Whether a URI names a host (https://h/…) rather than none (urn:, mailto:, file:///). */
+function hasHost(uri: string): boolean {
+  try { return new URL(uri).hostname !== ''; } catch { return false; }
+}
+
+/**
+ * The first name a token's suffix limit refuses, or undefined (a malformed name is refused
+ * too: issuance validates names before it asks, so this only meets stored ones). URIs: one with a host is judged by its host; one without (urn:, mailto:, file:)
+ * cannot be judged by suffixes and passes only if the certificate's profile explicitly lists
+ * its scheme (`uriSchemes`; undefined = none listed). Email addresses are judged by their
+ * domain. Which URI schemes a profile allows at all is the profile's own (400) check.
+ */
+function outsideSuffixes(sans: SanEntry[], suffixes: string[], uriSchemes: readonly string[] | undefined): SanEntry | undefined {
+  const policy = (s: SanEntry): NamePolicy => ({
+    dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes,
+    uriSchemes: s.type === 'uri' && !hasHost(s.value) && uriSchemes ? [...uriSchemes] : undefined,
+  });
+  return sans.find((s) => { try { checkAllowed([s], policy(s)); return false; } catch { return true; } });
+}
+
+const kindOf = (s: SanEntry) => (s.type === 'ip' ? 'IP address' : s.type === 'uri' ? 'URI' : s.type === 'email' ? 'email address' : 'name');
 
 /**
  * 2. May the principal act on a certificate with this profile and these names (an existing one,
  * or one about to be issued)? Token limits: the profile must be among the token's profiles, and
  * every name must be under one of its name suffixes — a name the suffixes cannot judge (an IP
  * address, a URI without a host) is refused unless the profile explicitly allows that URI
- * scheme (`uriSchemes`). ACME: the certificate's profile must be the account's directory.
+ * scheme (`uriSchemes`: the certificate's profile's list). ACME: the certificate's profile must
+ * be the account's directory. A certificate key: only its own certificate.
  */
-export function authorizeCertificate(p: Principal, op: Operation, cert: CertificateScope, hostlessUriSchemes: readonly string[] = []): void {
+export function authorizeCertificate(p: Principal, op: Operation, cert: CertificateScope, uriSchemes?: readonly string[]): void {
   authorize(p, op);
   if (p.kind === 'acme') {
     if (cert.profile !== p.directory) {
       throw new SignetError('forbidden', `ACME account ${p.accountId} belongs to the ${p.directory} directory and cannot act on ${cert.profile} certificates`, { acme: 'unauthorized', status: 403 });
     }
+    return;
+  }
+  if (p.kind === 'certificate-key') {
+    if (cert.serial !== p.serial) throw new SignetError('forbidden', `the key of certificate ${p.serial} does not authorise acting on another certificate`, { acme: 'unauthorized', status: 403 });
     return;
   }
   if (p.kind !== 'token') return;
@@ -95,12 +146,13 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
     throw new SignetError('forbidden', `this token may not use profile ${cert.profile} (allowed: ${grant.profiles.join(', ')})`);
   }
   if (grant.nameSuffixes) {
-    const suffixes = grant.nameSuffixes;
-    const limit = { dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes, uriSchemes: [...hostlessUriSchemes] };
-    for (const s of cert.sans) {
-      try { checkAllowed([s], limit); } catch (e) {
-        throw new SignetError('forbidden', `this token may only act on names under ${suffixes.join(', ')}; ${s.type === 'ip' ? 'IP address' : s.type === 'uri' ? 'URI' : 'name'} '${s.value}' is outside them`, { cause: e });
-      }
+    const bad = outsideSuffixes(cert.sans, grant.nameSuffixes, uriSchemes);
+    if (bad) {
+      const verb = op === 'certificate.issue' || op === 'certificate.renew' ? 'request' : 'act on';
+      const why = bad.type === 'uri' && !hasHost(bad.value)
+        ? ` (a URI without a host cannot be judged by name suffixes; its profile ${cert.profile} would have to list the scheme in uriSchemes)`
+        : '';
+      throw new SignetError('forbidden', `this token may only ${verb} names under ${grant.nameSuffixes.join(', ')}; ${kindOf(bad)} '${bad.value}' is outside them${why}`);
     }
   }
 }
@@ -114,16 +166,14 @@ export function visibility(p: Principal): Visibility {
   return { profiles: null, nameSuffixes: null };
 }
 
-/** Whether a certificate is visible under `v` (the same rule authorizeCertificate applies to tokens). */
-export function isVisible(v: Visibility, cert: CertificateScope, hostlessUriSchemes: readonly string[] = []): boolean {
+/**
+ * Whether a certificate is visible under `v`: the same rule authorizeCertificate applies to
+ * tokens (`uriSchemes`: the certificate's profile's list).
+ */
+export function isVisible(v: Visibility, cert: CertificateScope, uriSchemes?: readonly string[]): boolean {
   if (v.profiles && !v.profiles.includes(cert.profile)) return false;
   if (!v.nameSuffixes) return true;
-  try {
-    checkAllowed(cert.sans, { dnsSuffixes: v.nameSuffixes, ipRanges: [], emailDomains: v.nameSuffixes, uriSchemes: [...hostlessUriSchemes] });
-    return true;
-  } catch {
-    return false;
-  }
+  return outsideSuffixes(cert.sans, v.nameSuffixes, uriSchemes) === undefined;
 }
 
 // ---- ACME --------------------------------------------------------------------------------------

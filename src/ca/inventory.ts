@@ -5,7 +5,7 @@
 import { SignetError } from '../errors.js';
 import { toPem } from '../pki/certificate.js';
 import type { CaContext } from './context.js';
-import { normalizeSerial } from './issuance.js';
+import { normalizeSerial } from './serial.js';
 
 export type CertStatus = 'good' | 'revoked' | 'expired' | 'hold';
 

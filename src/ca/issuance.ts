@@ -1,11 +1,13 @@
 /**
  * Issuance and renewal: the CA's main job. The signing path, in order (after Boulder's ca.go):
  *   1. parse the CSR and prove possession (pki/csr);
- *   2. decide: key policy, names (well-formed, CN among SANs, profile allow-list, token limits,
- *      issuer name constraints), validity — every refusal a 4xx naming the problem;
+ *   2. decide: who may (authorization.ts: the caller's scope, profile and name limits), key
+ *      policy, names (well-formed, no duplicates, at most maxSans, CN among SANs, profile
+ *      allow-list), the issuing CA (the profile decides; a request only picks among the CAs it
+ *      allows), issuer name constraints, validity — every refusal a 4xx naming the problem;
  *   3. build the TBS from the profile (pki/leaf-template) and lint it (pki/lint); a finding is
  *      a bug: audited, never signed;
- *   4. sign with the cached issuer key;
+ *   4. sign with the cached issuer key, only if it is an issuing CA (never a root);
  *   5. store the certificate and its audit event in one transaction; only then return it.
  * A crash before 5 commits loses a certificate nobody received; serials are 127 random bits
  * and unique in the table, so nothing needs repair on restart.
@@ -18,7 +20,7 @@ import { escapeDnValue } from '../pki/dn.js';
 import { describeKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { lintLeafTbs, readSanEntries } from '../pki/lint.js';
-import { checkAllowed, checkNameConstraints, validateCommonName, type SanEntry } from '../pki/names.js';
+import { checkAllowed, checkNameConstraints, normalizeIp, validateCommonName, validateSan, type SanEntry } from '../pki/names.js';
 import { BACKDATE_MS } from '../pki/ca-template.js';
 import type { KeyUsageName } from '../pki/extensions.js';
 import { EXT } from '../pki/extensions.js';
@@ -26,11 +28,13 @@ import { appendAudit } from './audit.js';
 import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
-import type { Issuer, IssuerRegistry } from './issuers.js';
+import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
 import type { Profile } from './profiles.js';
-import type { TokenGrant } from './tokens.js';
+import { actorOf, authorize, authorizeCertificate, tokenIdOf, type Operation, type Principal } from './authorization.js';
+import { normalizeSerial } from './serial.js';
 
-export interface Requester { actor: string; grant?: TokenGrant; sourceIp?: string }
+/** Who asks, for every operation on certificates: authorised by authorization.ts, audited as actorOf(principal). */
+export interface Requester { principal: Principal; sourceIp?: string }
 
 export interface IssueRequest {
   csr: string | Uint8Array;
@@ -66,15 +70,19 @@ export class Issuance {
   }
 
   async issue(req: IssueRequest, who: Requester): Promise<IssuedCertificate> {
+    authorize(who.principal, 'certificate.issue');
     const profile = this.profile(req.profile);
     const csr = parseCsr(req.csr);
-    return this.sign({ profile, csr, spkiDer: csr.spkiDer, publicKey: csr.publicKey, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName, validityDays: req.validityDays, caId: req.caId, csrHash: csr.sha256 }, who, 'certificate.issued');
+    return this.sign({ profile, csr, spkiDer: csr.spkiDer, publicKey: csr.publicKey, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName, validityDays: req.validityDays, caId: req.caId, csrHash: csr.sha256 }, who, 'certificate.issue', 'certificate.issued');
   }
 
   /** Same names, new serial and validity; with a CSR, also a new key (rekey). */
   async renew(serial: string, newCsr: string | undefined, who: Requester): Promise<IssuedCertificate> {
+    authorize(who.principal, 'certificate.renew');
     const old = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) } });
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
+    // The caller's limits apply to the certificate as stored, before anything about it is revealed.
+    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], serial: old.serial }, this.profiles.get(old.profile)?.uriSchemes);
     if (old.status !== 'good') throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
     const profile = this.profile(old.profile);
     const parts = inspectCertificate(old.der);
@@ -98,42 +106,33 @@ export class Issuance {
       csrHash = csr.sha256;
     }
     return this.sign({
-      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName: old.commonName ?? undefined, caId: old.caId, csrHash, predecessor: old.serial,
-    }, who, newCsr ? 'certificate.rekeyed' : 'certificate.renewed');
+      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName: old.commonName ?? undefined, previousCaId: old.caId, csrHash, predecessor: old.serial,
+    }, who, 'certificate.renew', newCsr ? 'certificate.rekeyed' : 'certificate.renewed');
   }
 
   private async sign(p: {
     profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; publicKey: KeyObject; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
-    validityDays?: number; caId?: string; csrHash?: string; predecessor?: string;
-  }, who: Requester, action: string): Promise<IssuedCertificate> {
-    const { profile } = p;
-    const grant = who.grant;
-    if (grant?.profiles && !grant.profiles.includes(profile.name)) {
-      throw new SignetError('forbidden', `this token may not use profile ${profile.name} (allowed: ${grant.profiles.join(', ')})`);
-    }
+    validityDays?: number; caId?: string; previousCaId?: string; csrHash?: string; predecessor?: string;
+  }, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+    const { profile, sans } = p;
+    // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
+    // profile and name limits (403), before anything else is looked at.
+    for (const s of sans) validateSan(s);
+    authorizeCertificate(who.principal, op, { profile: profile.name, sans }, profile.uriSchemes);
     // Key policy.
     const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family)) throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
     if (key.family === 'rsa' && key.bits < profile.minRsaBits) throw new SignetError('bad-key', `RSA key of ${key.bits} bits is below profile ${profile.name}'s minimum of ${profile.minRsaBits}`);
     // Names.
-    const sans = p.sans;
     if (profile.requireSan && sans.length === 0) throw new SignetError('rejected-name', `profile ${profile.name} requires at least one subjectAltName; the CSR has none`);
     if (!sans.length && !p.commonName) throw new SignetError('rejected-name', 'the CSR names nothing: it has neither a subjectAltName nor a commonName');
+    if (sans.length > profile.maxSans) throw new SignetError('rejected-name', `the CSR has ${sans.length} subjectAltNames; profile ${profile.name} allows at most ${profile.maxSans}`);
     for (const s of sans) if (!profile.sanTypes.includes(s.type)) throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
-    const namedSans = sans.length ? sans : [];
-    validateCommonName(p.commonName, namedSans.length ? namedSans : []);
-    checkAllowed(sans, { dnsSuffixes: profile.dnsSuffixes, ipRanges: profile.ipRanges, emailDomains: profile.emailDomains });
-    if (grant?.nameSuffixes) {
-      // A token's own limit: outside it is 403 (the token may not), not 400 (the name is bad).
-      try { checkAllowed(sans, { dnsSuffixes: grant.nameSuffixes, ipRanges: [], emailDomains: grant.nameSuffixes }); } catch (e) {
-        const bad = sans.find((s) => { try { checkAllowed([s], { dnsSuffixes: grant.nameSuffixes!, ipRanges: [], emailDomains: grant.nameSuffixes! }); return false; } catch { return true; } });
-        throw new SignetError('forbidden', `this token may only request names under ${grant.nameSuffixes.join(', ')}${bad ? `; ${bad.type === 'ip' ? 'IP address' : 'name'} '${bad.value}' is outside them` : ''}`, { cause: e });
-      }
-    }
-    // Issuer.
-    const issuer = await this.issuers.get(p.caId ?? profile.caId ?? (await this.issuers.defaultCaId()));
-    if (issuer.status !== 'active') throw new SignetError('conflict', `CA ${issuer.id} is ${issuer.status} and does not issue`);
-    if (!issuer.parts.isCa) throw new SignetError('conflict', `CA ${issuer.id} is not a CA certificate`);
+    refuseDuplicates(sans);
+    validateCommonName(p.commonName, sans);
+    checkAllowed(sans, { dnsSuffixes: profile.dnsSuffixes, ipRanges: profile.ipRanges, emailDomains: profile.emailDomains, uriSchemes: profile.uriSchemes });
+    // Issuer: the profile decides.
+    const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);
     if (issuer.nameConstraints) checkNameConstraints(sans, issuer.nameConstraints);
     // Validity.
     const now = this.ctx.now();
@@ -162,13 +161,36 @@ export class Issuance {
       requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS, spkiDer: p.spkiDer,
     });
     if (findings.length) await this.lintFailure(issuer, serialHex(serial), findings, who);
-    const der = signTbs(tbs, issuer.signer, issuer.algorithmDer);
+    const der = signLeaf(issuer, tbs);
     return this.store(der, serial, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
+  }
+
+  /**
+   * The CA that signs under `profile`. The profile decides: a request's caId may only pick
+   * among the CAs it lists (caIds; the first is the default); a profile without a list allows
+   * any issuing CA. A renewal keeps its predecessor's CA while the profile allows it.
+   */
+  private async issuerFor(profile: Profile, requested: string | undefined, previous: string | undefined): Promise<Issuer> {
+    const allowed = profile.caIds;
+    if (requested !== undefined && allowed && !allowed.includes(requested)) {
+      throw new SignetError('policy', `profile ${profile.name} issues only from ${allowed.length === 1 ? 'CA' : 'CAs'} ${allowed.join(', ')}; caId ${requested} is not allowed`);
+    }
+    const id = requested ?? (previous && (!allowed || allowed.includes(previous)) ? previous : allowed?.[0] ?? (await this.issuers.defaultCaId()));
+    const issuer = await this.issuers.get(id);
+    const why = notIssuingReason(issuer);
+    if (why) {
+      // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;
+      // a CA that stopped issuing (revoked, retired) is the state of things (409).
+      const structural = issuer.selfSigned || !issuer.parts.isCa;
+      const choices = requested === undefined ? '' : `; profile ${profile.name} may issue from ${allowed ? allowed.join(', ') : `any issuing CA (${(await this.issuers.issuingCaIds()).join(', ') || 'none now'})`}`;
+      throw new SignetError(structural && requested !== undefined ? 'policy' : 'conflict', `${why}${choices}`);
+    }
+    return issuer;
   }
 
   private async lintFailure(issuer: Issuer, serial: string, findings: string[], who: Requester): Promise<never> {
     await this.ctx.db.transaction((tx) => appendAudit(tx, {
-      actor: who.actor, action: 'certificate.lint_failed', target: serial, outcome: 'failure', sourceIp: who.sourceIp, details: { caId: issuer.id, findings },
+      actor: actorOf(who.principal), action: 'certificate.lint_failed', target: serial, outcome: 'failure', sourceIp: who.sourceIp, details: { caId: issuer.id, findings },
     }));
     this.ctx.log.error({ caId: issuer.id, serial, findings }, 'pre-issuance lint failed; nothing was signed');
     throw new SignetError('lint-failure', `the certificate failed pre-issuance lint and was not signed (this is a Signet bug; see audit event for serial ${serial}): ${findings.join('; ')}`);
@@ -184,9 +206,9 @@ export class Issuance {
       serial, caId: m.issuer.id, profile: m.profile.name, subject: m.commonName ? `CN=${escapeDnValue(m.commonName)}` : '', commonName: m.commonName ?? null,
       sans: JSON.stringify(m.sans), sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '), keyAlgorithm: m.keyAlgorithm,
       notBefore: m.notBefore, notAfter: m.notAfter, der, fingerprint, csrHash: m.csrHash ?? null,
-      tokenId: who.grant?.id ?? null, predecessorSerial: m.predecessor ?? null, createdAt: this.ctx.now(),
+      tokenId: tokenIdOf(who.principal), predecessorSerial: m.predecessor ?? null, createdAt: this.ctx.now(),
     }, {
-      actor: who.actor, action, target: serial, sourceIp: who.sourceIp,
+      actor: actorOf(who.principal), action, target: serial, sourceIp: who.sourceIp,
       details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
     });
     this.events?.emit('certificateIssued', { caId: m.issuer.id, profile: m.profile.name });
@@ -197,9 +219,23 @@ export class Issuance {
   }
 }
 
-/** Serials are accepted with or without colons, any case; stored as lower-case hex. */
-export function normalizeSerial(serial: string): string {
-  const s = serial.replace(/:/g, '').toLowerCase();
-  if (!/^[0-9a-f]{1,64}$/.test(s)) throw new SignetError('bad-request', `serial ${JSON.stringify(serial.slice(0, 80))} is not a hexadecimal serial number`);
-  return s;
+/** Signs a leaf's TBS; the last gate of every issuance path: only an issuing CA signs leaves, never a root. */
+function signLeaf(issuer: Issuer, tbs: Buffer): Buffer {
+  const why = notIssuingReason(issuer);
+  if (why) throw new SignetError('conflict', why);
+  return signTbs(tbs, issuer.signer, issuer.algorithmDer);
+}
+
+/** The same name twice is refused (names already validated): DNS names compared in lower case, IP addresses in canonical form. */
+function refuseDuplicates(sans: SanEntry[]): void {
+  const seen = new Set<string>();
+  for (const s of sans) {
+    const canonical = s.type === 'dns' ? s.value.toLowerCase()
+      : s.type === 'ip' ? normalizeIp(s.value)
+        : s.type === 'email' ? s.value.replace(/@[^@]*$/, (d) => d.toLowerCase())
+          : s.value;
+    const k = `${s.type}:${canonical}`;
+    if (seen.has(k)) throw new SignetError('rejected-name', `subjectAltName ${s.type === 'ip' ? 'IP address' : s.type === 'dns' ? 'DNS name' : s.type === 'email' ? 'email address' : 'URI'} '${canonical.slice(0, 200)}' appears more than once; list each name once`);
+    seen.add(k);
+  }
 }

@@ -9,12 +9,14 @@ import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '
 import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT } from '../pki/extensions.js';
 import type { LeafIssuer } from '../pki/leaf-template.js';
 import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
-import type { Signer } from '../pki/keys.js';
+import { verifySignature, type Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 
 export interface Issuer {
   id: string;
   status: string;
+  /** Self-signed (its own key verifies its certificate): a root, which never signs leaves. */
+  selfSigned: boolean;
   parts: CertificateParts;
   signer: Signer;
   algorithmDer: Buffer;
@@ -27,6 +29,21 @@ export interface Issuer {
 }
 
 const TTL_MS = 15_000;
+
+/**
+ * Why this CA may not sign a leaf, or null if it may. An issuing CA is a CA certificate that is
+ * not self-signed (a root signs only CAs, CRLs and OCSP responders), active, with its key
+ * online. The one predicate every issuance path checks right before signing.
+ */
+export function notIssuingReason(i: Pick<Issuer, 'id' | 'status' | 'selfSigned' | 'parts' | 'signer'>): string | null {
+  if (!i.parts.isCa) return `CA ${i.id} is not a CA certificate`;
+  if (i.selfSigned) return `CA ${i.id} is a root CA: a root signs only intermediate CAs, never end-entity certificates`;
+  if (i.status !== 'active') return `CA ${i.id} is ${i.status} and does not issue`;
+  if (!i.signer) return `CA ${i.id} is kept offline and cannot issue certificates`;
+  return null;
+}
+
+export const isIssuingCa = (i: Issuer): boolean => notIssuingReason(i) === null;
 
 export class IssuerRegistry {
   private readonly cache = new Map<string, Promise<Issuer>>();
@@ -69,6 +86,17 @@ export class IssuerRegistry {
     return pick.id;
   }
 
+  /** The ids of every CA that may sign leaves now (for refusals that name them). */
+  async issuingCaIds(): Promise<string[]> {
+    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { status: 'active', keyId: { not: null } }, orderBy: { createdAt: 'asc' }, select: { id: true } });
+    const out: string[] = [];
+    for (const r of rows) {
+      const i = await this.get(r.id).catch(() => undefined);
+      if (i && isIssuingCa(i)) out.push(r.id);
+    }
+    return out;
+  }
+
   private async load(caId: string): Promise<Issuer> {
     const row = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
     if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
@@ -84,9 +112,12 @@ export class IssuerRegistry {
       cur = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cur.parentId } });
     }
     const alg = algorithmDer(signer);
+    const selfSigned = parts.issuerNameDer.equals(parts.subjectNameDer)
+      && verifySignature(parts.parsed.signatureAlgorithm.algorithm, parts.publicKey, parts.tbs, Buffer.from(parts.parsed.signatureValue));
     return {
       id: caId,
       status: row.status,
+      selfSigned,
       parts,
       signer,
       algorithmDer: alg,

@@ -10,6 +10,7 @@ import { validateNamePolicy } from '../pki/names.js';
 const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement'] as const;
 const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtection'] as const;
 const SAN_TYPES = ['dns', 'ip', 'email', 'uri'] as const;
+const CA_ID = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a CA id (lower-case letters, digits and hyphens)');
 
 export const profileSchema = z.object({
   description: z.string().max(200).default(''),
@@ -28,11 +29,21 @@ export const profileSchema = z.object({
   /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
   keyUsage: z.array(z.enum(KEY_USAGES)).min(1).optional(),
   extKeyUsage: z.array(z.enum(EXT_KEY_USAGES)).min(1),
-  /** Which CA issues; omitted = the default issuing CA. */
-  caId: z.string().optional(),
-}).strict().refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' });
+  /** At most this many subjectAltNames in one certificate. */
+  maxSans: z.number().int().min(1).max(1000).default(100),
+  /**
+   * The CAs that may issue under this profile, the first being the default; a request's caId
+   * may only pick among them. Omitted = any issuing CA (the default issuing CA unless the
+   * request names one). `caId` is the one-CA shorthand.
+   */
+  caIds: z.array(CA_ID).min(1).max(50).refine((a) => new Set(a).size === a.length, { message: 'must not name a CA twice' }).optional(),
+  caId: CA_ID.optional(),
+}).strict()
+  .refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' })
+  .refine((p) => !(p.caId && p.caIds), { message: 'give either caId or caIds, not both' });
 
-export type Profile = z.output<typeof profileSchema> & { name: string };
+/** A parsed profile: `caId` is folded into `caIds`. */
+export type Profile = Omit<z.output<typeof profileSchema>, 'caId'> & { name: string };
 export type ExtKeyUsageName = (typeof EXT_KEY_USAGES)[number];
 
 export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
@@ -58,7 +69,8 @@ export function loadProfiles(file?: string): Map<string, Profile> {
       throw new SignetError('configuration', `profile ${name}: ${i.path.join('.') || 'value'}: ${i.message}`);
     }
     validateNamePolicy({ dnsSuffixes: r.data.dnsSuffixes, ipRanges: r.data.ipRanges, emailDomains: r.data.emailDomains, uriSchemes: r.data.uriSchemes });
-    out.set(name, { ...r.data, name });
+    const { caId, ...profile } = r.data;
+    out.set(name, { ...profile, caIds: profile.caIds ?? (caId ? [caId] : undefined), name });
   }
   return out;
 }

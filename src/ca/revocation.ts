@@ -8,16 +8,27 @@ import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
-import { normalizeSerial, type Requester } from './issuance.js';
+import type { Requester } from './issuance.js';
+import { normalizeSerial } from './serial.js';
+import { actorOf, authorize, authorizeCertificate, type Operation } from './authorization.js';
+import type { SanEntry } from '../pki/names.js';
+import type { Profile } from './profiles.js';
 
 export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'removeFromCRL');
 
 export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date; caId?: string }
 
 export class Revocation {
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents) {}
+  /** `profiles`: for the URI schemes a certificate's profile allows, which a token's name limit honours. */
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'uriSchemes'>>) {}
+
+  /** The caller's limits on one stored certificate (403 naming the limit). */
+  private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string }): void {
+    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[] }, this.profiles.get(cert.profile)?.uriSchemes);
+  }
 
   async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
+    authorize(who.principal, 'certificate.revoke');
     const serial = normalizeSerial(serialIn);
     if (!(REVOCATION_REASONS as readonly string[]).includes(req.reason)) {
       throw new SignetError('bad-request', `reason ${JSON.stringify(req.reason)} is not an RFC 5280 reason; use one of ${REVOKE_REASONS.join(', ')}`);
@@ -28,7 +39,8 @@ export class Revocation {
       throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
     }
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true } });
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true, profile: true, sans: true } });
+      if (cert) this.authorizeOn(who, 'certificate.revoke', cert);
       if (!cert || (req.caId && cert.caId !== req.caId)) {
         throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
       }
@@ -42,7 +54,7 @@ export class Revocation {
       });
       if (updated.count !== 1) throw new SignetError('conflict', `certificate ${serial} changed concurrently; retry`);
       await appendAudit(tx, {
-        actor: who.actor, action: status === 'hold' ? 'certificate.held' : 'certificate.revoked', target: serial, sourceIp: who.sourceIp,
+        actor: actorOf(who.principal), action: status === 'hold' ? 'certificate.held' : 'certificate.revoked', target: serial, sourceIp: who.sourceIp,
         details: { caId: cert.caId, reason: req.reason, invalidityDate: req.invalidityDate?.toISOString() ?? null },
       });
       return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
@@ -53,14 +65,16 @@ export class Revocation {
   }
 
   async unhold(serialIn: string, who: Requester) {
+    authorize(who.principal, 'certificate.unhold');
     const serial = normalizeSerial(serialIn);
     const now = this.ctx.now();
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { caId: true, status: true } });
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, profile: true, sans: true } });
       if (!cert) throw new SignetError('not-found', `certificate ${serial} does not exist`);
+      this.authorizeOn(who, 'certificate.unhold', cert);
       if (cert.status !== 'hold') throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);
       await tx.certificate.update({ where: { serial }, data: { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null, statusChangedAt: now } });
-      await appendAudit(tx, { actor: who.actor, action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
+      await appendAudit(tx, { actor: actorOf(who.principal), action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
       return { serial, caId: cert.caId, status: 'good' as const };
     });
     this.events.emit('statusChanged', { caId: result.caId, serial });
@@ -69,6 +83,7 @@ export class Revocation {
 
   /** Revokes an intermediate CA certificate: it lands on its parent's CRL, and the CA stops issuing. */
   async revokeCa(caId: string, reason: RevocationReason, who: Requester) {
+    authorize(who.principal, 'ca.revoke');
     if (!REVOKE_REASONS.includes(reason) || reason === 'certificateHold') throw new SignetError('bad-request', `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`);
     const now = this.ctx.now();
     const ca = await this.ctx.db.transaction(async (tx) => {
@@ -77,7 +92,7 @@ export class Revocation {
       if (!row.parentId) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
       await tx.certificateAuthority.update({ where: { id: caId }, data: { status: 'revoked', revokedAt: now, revocationReason: reason } });
-      await appendAudit(tx, { actor: who.actor, action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
+      await appendAudit(tx, { actor: actorOf(who.principal), action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
       return row;
     });
     this.events.emit('caChanged', caId);

@@ -81,12 +81,6 @@ export async function authenticate(ctx: CaContext, presented: string): Promise<T
   };
 }
 
-export function requireScope(grant: TokenGrant, scope: Scope): void {
-  if (!grant.scopes.includes(scope) && !grant.scopes.includes('admin')) {
-    throw new SignetError('forbidden', `this token lacks the '${scope}' scope (it has: ${grant.scopes.join(', ') || 'none'})`);
-  }
-}
-
 export interface TokenSummary {
   id: string; name: string; scopes: string[]; profiles: string[] | null; nameSuffixes: string[] | null;
   expiresAt: Date | null; revokedAt: Date | null; lastUsedAt: Date | null; createdAt: Date;

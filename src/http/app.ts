@@ -2,7 +2,7 @@
  * The Express application: thin routes over the authority layer. Every response that is not a
  * success is a problem document, produced in problem.ts.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import helmet from 'helmet';
 import type { RequestListener } from 'node:http';
 import proxyaddr from 'proxy-addr';
@@ -49,6 +49,23 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
   return (req, res) => { if (!issue(req, res)) app(req, res); };
 }
 
+/**
+ * Everything under /api/v1. Each route's first handler is its operation's guard (auth.ts), so
+ * the authorisation matrix test can enumerate this router and fail on a route without a row.
+ */
+export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation'>, limits: Pick<RateLimits, 'middlewares'>): Router {
+  const api = express.Router();
+  for (const limiter of limits.middlewares) api.use(limiter);
+  api.use(requireJson);
+  api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
+  api.use(caRoutes(ctx));
+  api.use(revocationRoutes(ctx, opts.revocation));
+  api.use(certificateRoutes(ctx, opts.issuance));
+  api.use(adminRoutes(ctx));
+  api.use(auditRefusals(ctx));
+  return api;
+}
+
 export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, limits: RateLimits): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -73,16 +90,7 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   app.use(healthRoutes(ctx, metrics, opts.clusterReady));
   app.use(pkiRoutes(ctx, opts.crls));
   app.use(consoleRoutes());
-  const api = express.Router();
-  for (const limiter of limits.middlewares) api.use(limiter);
-  api.use(requireJson);
-  api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
-  api.use(caRoutes(ctx));
-  api.use(revocationRoutes(ctx, opts.revocation));
-  api.use(certificateRoutes(ctx, opts.issuance));
-  api.use(adminRoutes(ctx));
-  api.use(auditRefusals(ctx));
-  app.use('/api/v1', api);
+  app.use('/api/v1', apiRouter(ctx, opts, limits));
   app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0).middlewares, acmeRoutes(opts.acme));
   app.use(notFound);
   app.use(countRefusals(metrics));

@@ -13,7 +13,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
-import { authenticate, requireScope, type TokenGrant } from '../ca/tokens.js';
+import { authenticate, type TokenGrant } from '../ca/tokens.js';
+import { authorize, type Principal } from '../ca/authorization.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SignetError } from '../errors.js';
 import { auditRefusal } from './audit-refusals.js';
@@ -108,9 +109,10 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
       if (limited) { req.resume(); throw limited; }
       const json = parseJson(await readBody(req, declared));
       grant = await authenticate(ctx, token);
-      requireScope(grant, 'issue');
+      const principal: Principal = { kind: 'token', grant };
+      authorize(principal, 'certificate.issue');
       const body = parseBody(issueSchema, json);
-      const cert = await o.issuance.issue(body, { actor: `token:${grant.id}`, grant, sourceIp: ip });
+      const cert = await o.issuance.issue(body, { principal, sourceIp: ip });
       finish(201, { 'content-type': 'application/json; charset=utf-8', location: `${ISSUE_PATH}/${cert.serial}` }, JSON.stringify(issuedJson(cert)));
     };
 

@@ -18,6 +18,9 @@ interface BodyParserError { type?: string; status?: number; limit?: number; expo
 export function toSignetError(err: unknown): SignetError {
   if (isSignetError(err)) return err;
   if (isDatabaseUnavailable(err)) return new SignetError('unavailable', 'the database is unavailable; nothing was changed; retry later');
+  // Express's router decodes path parameters before any route sees them; bad percent-encoding
+  // (%ff%fe is no UTF-8) throws there. A backstop for every route: the client's fault, 400.
+  if (err instanceof URIError) return new SignetError('bad-request', 'the request path is not valid percent-encoded UTF-8');
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed': {

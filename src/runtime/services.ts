@@ -14,8 +14,9 @@ export function createServices(ctx: CaContext, config: Config) {
   const events = new CaEvents();
   const issuers = new IssuerRegistry(ctx);
   events.on('caChanged', (id) => issuers.invalidate(id));
-  const issuance = new Issuance(ctx, issuers, loadProfiles(config.SIGNET_PROFILES_FILE), events);
-  const revocation = new Revocation(ctx, events);
+  const profiles = loadProfiles(config.SIGNET_PROFILES_FILE);
+  const issuance = new Issuance(ctx, issuers, profiles, events);
+  const revocation = new Revocation(ctx, events, profiles);
   const crls = new CrlPublisher(ctx, events, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
   const ocsp = new OcspService(ctx, events, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS });
   const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);

@@ -22,7 +22,7 @@ export class TlsIdentity {
     const csr = buildCsr(privateKey, undefined, sans);
     let cert;
     try {
-      cert = await this.issuance.issue({ csr, profile: 'server', validityDays: 30 }, { actor: 'system:tls' });
+      cert = await this.issuance.issue({ csr, profile: 'server', validityDays: 30 }, { principal: { kind: 'system', actor: 'system:tls' } });
     } catch (e) {
       // A server profile narrowed by SIGNET_PROFILES_FILE (dnsSuffixes, ipRanges, validity) can refuse
       // Signet's own names: say which setting to change instead of a bare policy message.

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createServices } from '../../runtime/services.js';
 import { printJson, withSignet } from '../runtime.js';
-import { cliRequester } from './certificates.js';
+import { cliActor } from './certificates.js';
 
 /** `signet acme …`: operator tasks for the ACME server. */
 export function acmeCommand(): Command {
@@ -13,7 +13,7 @@ export function acmeCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (o: { profile?: string; json?: boolean }) => withSignet(async (ctx, env) => {
       const { acme: service } = createServices(ctx, env.config);
-      const key = await service.createEabKey(o.profile, cliRequester().actor);
+      const key = await service.createEabKey(o.profile, cliActor());
       if (o.json) printJson(key);
       else process.stdout.write(`kid: ${key.kid}\nhmacKey: ${key.hmacKey}\nprofile: ${key.profile}\n(the key works for one account registration, at the ${key.profile} ACME directory; store it now, it is not shown again)\n`);
     }));

@@ -5,7 +5,7 @@ import { createToken, listTokens, revokeToken, SCOPES, type Scope } from '../../
 import { verifyChain } from '../../ca/audit.js';
 import { listAudit } from '../../ca/audit-query.js';
 import { printJson, printTable, withSignet } from '../runtime.js';
-import { cliRequester } from './certificates.js';
+import { cliActor } from './certificates.js';
 
 function parseDate(value: string | undefined, flag: string): Date | undefined {
   if (value === undefined) return undefined;
@@ -35,7 +35,7 @@ export function tokenCommand(): Command {
         expiresAt = new Date(ctx.now().getTime() + n * 86_400_000);
       }
       const split = (v?: string) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
-      const t = await createToken(ctx, { name: o.name, scopes: scopes as Scope[], profiles: split(o.profiles), nameSuffixes: split(o.nameSuffixes), expiresAt }, cliRequester().actor);
+      const t = await createToken(ctx, { name: o.name, scopes: scopes as Scope[], profiles: split(o.profiles), nameSuffixes: split(o.nameSuffixes), expiresAt }, cliActor());
       if (o.json) printJson(t);
       else process.stdout.write(`token ${t.id} (${t.scopes.join(',')})${expiresAt ? ` expires ${expiresAt.toISOString()}` : ''}\n${t.token}\n(shown once; store it now)\n`);
     }));
@@ -51,7 +51,7 @@ export function tokenCommand(): Command {
     .description('revoke an API token; it stops working at once')
     .argument('<id>', 'token id (from token list)')
     .action(async (id: string) => withSignet(async (ctx) => {
-      await revokeToken(ctx, id, cliRequester().actor);
+      await revokeToken(ctx, id, cliActor());
       process.stdout.write(`token ${id} revoked\n`);
     }));
   return token;

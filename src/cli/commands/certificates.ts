@@ -7,12 +7,20 @@ import { generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.j
 import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
 import { fromPem, toPem } from '../../pki/certificate.js';
 import { buildPkcs12 } from '../../pki/pkcs12.js';
-import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
+import { getCertificate, listCertificates, type CertStatus, type InventoryFilter } from '../../ca/inventory.js';
 import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
+import { actorOf, visibility, type Principal, type Visibility } from '../../ca/authorization.js';
+import type { CaContext } from '../../ca/context.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
-export const cliRequester = (): Requester => ({ actor: `cli:${userInfo().username}` });
+/** The operator at the CLI on the CA host: it holds the database and the master key, so no limits apply. */
+export const cliPrincipal = (): Principal => ({ kind: 'operator', actor: `cli:${userInfo().username}` });
+export const cliRequester = (): Requester => ({ principal: cliPrincipal() });
+export const cliActor = (): string => actorOf(cliPrincipal());
+
+/** The inventory narrows a list to what the caller may see (its third argument). */
+const listFor = listCertificates as (ctx: CaContext, f: InventoryFilter, v: Visibility) => ReturnType<typeof listCertificates>;
 
 function writeSecretFile(path: string, data: string | Buffer): void {
   // `mode` only applies when the file is created: tighten an existing file before the key goes in.
@@ -129,7 +137,7 @@ export function certificateCommands(): Command[] {
       }
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new SignetError('bad-request', '--limit must be a whole number from 1 to 500');
-      const page = await listCertificates(ctx, { status: o.status as CertStatus | undefined, profile: o.profile, san: o.san, subject: o.subject, caId: o.ca, expiresBefore, cursor: o.cursor, limit });
+      const page = await listFor(ctx, { status: o.status as CertStatus | undefined, profile: o.profile, san: o.san, subject: o.subject, caId: o.ca, expiresBefore, cursor: o.cursor, limit }, visibility(cliPrincipal()));
       if (o.json) { printJson(page); return; }
       printTable(page.items.map((c) => ({ ...c, names: c.sans.map((s) => s.value).join(',') })), ['serial', 'status', 'profile', 'notAfter', 'names']);
       if (page.nextCursor) process.stdout.write(`(more: --cursor ${page.nextCursor})\n`);

@@ -9,7 +9,7 @@ import { signerFor } from '../../pki/keys.js';
 import type { RevocationReason } from '../../pki/crl.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, readSecret, withSignet } from '../runtime.js';
-import { cliRequester } from './certificates.js';
+import { cliActor, cliRequester } from './certificates.js';
 
 export function revocationCommands(): Command[] {
   const revoke = new Command('revoke')
@@ -53,7 +53,7 @@ export function revocationCommands(): Command[] {
       const published = [];
       for (const caId of new Set(done.map((d) => d.caId))) {
         const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { keyId: true } });
-        if (ca?.keyId) published.push(await crls.publish(caId, undefined, cliRequester().actor));
+        if (ca?.keyId) published.push(await crls.publish(caId, undefined, cliActor()));
       }
       if (o.json) printJson({ revoked: done, failed, crls: published.map((c) => ({ caId: c.caId, number: c.number.toString(), entries: c.entries })) });
       else {
@@ -70,7 +70,7 @@ export function revocationCommands(): Command[] {
     .action(async (serial: string) => withSignet(async (ctx, env) => {
       const { revocation, crls } = createServices(ctx, env.config);
       const r = await revocation.unhold(serial, cliRequester());
-      await crls.publish(r.caId, undefined, cliRequester().actor);
+      await crls.publish(r.caId, undefined, cliActor());
       process.stdout.write(`${r.serial} is good again\n`);
     }));
 
@@ -98,7 +98,7 @@ export function revocationCommands(): Command[] {
           throw new SignetError('bad-key', `the key in ${o.key} does not match CA ${caId}'s certificate`);
         }
       }
-      const c = await crls.publish(caId, key ? signerFor(key) : undefined, cliRequester().actor);
+      const c = await crls.publish(caId, key ? signerFor(key) : undefined, cliActor());
       if (o.out) writeFileSync(o.out, o.pem ? toPem(c.der, 'X509 CRL') : c.der);
       if (o.json) printJson({ caId, number: c.number.toString(), thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, entries: c.entries, out: o.out ?? null });
       else process.stdout.write(`CRL ${c.number} for ${caId}: ${c.entries} entries, next update ${c.nextUpdate.toISOString()}${o.out ? `, written to ${o.out}` : ''}\n`);

@@ -4,10 +4,10 @@ import type { CaContext } from '../../ca/context.js';
 import { createToken, listTokens, revokeToken, SCOPES } from '../../ca/tokens.js';
 import { listAudit } from '../../ca/audit-query.js';
 import { SignetError } from '../../errors.js';
+import { actorOf } from '../../ca/authorization.js';
 import { requireAuth } from '../auth.js';
+import { auditCursor, isoDate, limit, noQuery, pathParams, queryParams, text, tokenId } from '../params.js';
 import { parseBody } from '../validate.js';
-
-const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s) => new Date(s));
 
 const tokenSchema = z.object({
   name: z.string().min(1).max(100),
@@ -18,29 +18,34 @@ const tokenSchema = z.object({
 }).strict();
 
 const auditQuery = z.object({
-  action: z.string().max(64).optional(), actor: z.string().max(128).optional(), target: z.string().max(128).optional(),
-  since: isoDate.optional(), until: isoDate.optional(), cursor: z.string().max(20).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
+  action: text(64).optional(), actor: text(128).optional(), target: text(128).optional(),
+  since: isoDate.optional(), until: isoDate.optional(), cursor: auditCursor.optional(),
+  limit: limit(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
 }).strict();
+const tokenPath = z.object({ id: tokenId }).strict();
 
 /** Token management and the audit trail: admin scope only. */
 export function adminRoutes(ctx: CaContext): Router {
   const r = Router();
-  r.post('/tokens', requireAuth(ctx, 'admin'), async (req, res) => {
+  r.post('/tokens', requireAuth(ctx, 'token.create'), async (req, res) => {
+    queryParams(noQuery, req.query);
     const b = parseBody(tokenSchema, req.body);
     if (b.expiresAt && b.expiresAt <= ctx.now()) throw new SignetError('bad-request', 'expiresAt must be in the future');
-    const t = await createToken(ctx, { ...b, scopes: [...new Set(b.scopes)] }, `token:${req.grant!.id}`, undefined, req.ip);
+    const t = await createToken(ctx, { ...b, scopes: [...new Set(b.scopes)] }, actorOf(req.principal!), undefined, req.ip);
     res.status(201).set('Cache-Control', 'no-store').json(t);
   });
-  r.get('/tokens', requireAuth(ctx, 'admin'), async (_req, res) => {
+  r.get('/tokens', requireAuth(ctx, 'token.list'), async (req, res) => {
+    queryParams(noQuery, req.query);
     res.json({ items: await listTokens(ctx) });
   });
-  r.delete('/tokens/:id', requireAuth(ctx, 'admin'), async (req, res) => {
-    await revokeToken(ctx, String(req.params.id), `token:${req.grant!.id}`, req.ip);
+  r.delete('/tokens/:id', requireAuth(ctx, 'token.revoke'), async (req, res) => {
+    const p = pathParams(tokenPath, req.params);
+    queryParams(noQuery, req.query);
+    await revokeToken(ctx, p.id, actorOf(req.principal!), req.ip);
     res.status(204).end();
   });
-  r.get('/audit', requireAuth(ctx, 'admin'), async (req, res) => {
-    res.json(await listAudit(ctx, parseBody(auditQuery, req.query, 'query')));
+  r.get('/audit', requireAuth(ctx, 'audit.read'), async (req, res) => {
+    res.json(await listAudit(ctx, queryParams(auditQuery, req.query)));
   });
   return r;
 }

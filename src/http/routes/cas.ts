@@ -4,9 +4,11 @@ import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/keys.js';
 import { parseBody } from '../validate.js';
+import { actorOf } from '../../ca/authorization.js';
+import { caId, noQuery, pathParams, queryParams } from '../params.js';
 
 const createSchema = z.object({
-  parentId: z.string().min(1),
+  parentId: caId,
   subject: z.string().min(3).max(512),
   keyAlgorithm: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'),
   validityDays: z.number().int().min(1).max(36500).default(1825),
@@ -22,6 +24,7 @@ const importSchema = z.object({
   privateKey: z.string().min(1).max(65536),
   passphrase: z.string().max(1024).optional(),
 }).strict();
+const caPath = z.object({ id: caId }).strict();
 import { caUrls, type CaContext } from '../../ca/context.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
 import { nameToString } from '../../pki/dn.js';
@@ -32,19 +35,22 @@ import { EXT } from '../../pki/extensions.js';
 
 export function caRoutes(ctx: CaContext): Router {
   const r = Router();
-  r.get('/cas', requireAuth(ctx, 'read'), async (_req, res) => {
+  r.get('/cas', requireAuth(ctx, 'ca.read'), async (req, res) => {
+    queryParams(noQuery, req.query);
     res.json({ items: await listCas(ctx) });
   });
-  r.post('/cas', requireAuth(ctx, 'admin'), async (req, res) => {
-    const actor = `token:${req.grant!.id}`;
+  r.post('/cas', requireAuth(ctx, 'ca.create'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    const actor = actorOf(req.principal!);
     const body = req.body as Record<string, unknown> | undefined;
     const row = body && 'certificate' in body
       ? await (async () => { const b = parseBody(importSchema, body); return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor, sourceIp: req.ip }); })()
       : await (async () => { const b = parseBody(createSchema, body); return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip); })();
     res.status(201).location(`/api/v1/cas/${row.id}`).json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
   });
-  r.get('/cas/:id', requireAuth(ctx, 'read'), async (req, res) => {
-    const id = String(req.params.id);
+  r.get('/cas/:id', requireAuth(ctx, 'ca.read'), async (req, res) => {
+    const { id } = pathParams(caPath, req.params);
+    queryParams(noQuery, req.query);
     const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id } });
     if (!ca) throw new SignetError('not-found', `CA ${id} does not exist`);
     const c = inspectCertificate(ca.certificateDer);

@@ -1,0 +1,63 @@
+/**
+ * Every path and query parameter of /api/v1 and /pki, as one zod schema per kind: a route
+ * reads req.params and req.query only through pathParams()/queryParams() with these, so no
+ * client text reaches a service, a database query or a number conversion unvalidated.
+ * (Malformed percent-encoding in a path never gets this far: Express's router fails to decode
+ * it, and problem.ts answers that URIError with a 400.)
+ */
+import { z } from 'zod';
+import { SignetError } from '../errors.js';
+import { normalizeSerial } from '../ca/serial.js';
+
+/** Marks an issue whose message is a whole sentence naming the parameter (no "name: " prefix). */
+const SENTENCE = { sentence: true } as const;
+
+const sentence = (c: z.RefinementCtx, message: string) => { c.addIssue({ code: z.ZodIssueCode.custom, message, params: SENTENCE }); return z.NEVER; };
+
+/** A certificate serial: hex, optionally with colons, any case; the output is lower-case hex. */
+export const serial = z.string().transform((s, c) => {
+  try { return normalizeSerial(s); } catch (e) { return sentence(c, (e as SignetError).detail); }
+});
+
+const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** A CA id as Signet makes them (root-…, int-…, ext-…). */
+export const caId = z.string().regex(ID, 'must be a CA id: lower-case letters, digits and hyphens, at most 64');
+/** A public PKI object: `<caId>.crt` (the CA certificate) or `<caId>.crl` (its CRL). */
+export const pkiFile = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/).transform((f) => ({ caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl' }));
+
+/** An API token id (tok-…). */
+export const tokenId = z.string().regex(ID, 'must be a token id: lower-case letters, digits and hyphens, at most 64');
+
+/** An ISO 8601 date-time with an offset. */
+export const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s) => new Date(s));
+
+/** A page size from 1 to `max`. */
+export const limit = (max: number) => z.coerce.number().int().min(1).max(max);
+
+/** An opaque list cursor as the inventory returns them (URL-safe characters). */
+export const listCursor = z.string().max(512).regex(/^[A-Za-z0-9_.~-]+$/, 'is not one this server returned');
+
+/** The audit trail's cursor: an event sequence number, which the database stores as a 32-bit integer. */
+export const AUDIT_SEQ_MAX = 2_147_483_647;
+export const auditCursor = z.string().superRefine((s, c) => {
+  if (!/^\d{1,10}$/.test(s) || Number(s) > AUDIT_SEQ_MAX) sentence(c, 'cursor is not one this server returned');
+});
+
+/** A free-text search or filter term. */
+export const text = (max: number) => z.string().max(max);
+
+/** For routes that take no query parameters at all. */
+export const noQuery = z.object({}).strict();
+
+function parse<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  if (issue.code === z.ZodIssueCode.custom && (issue.params as { sentence?: boolean } | undefined)?.sentence) throw new SignetError('bad-request', issue.message);
+  throw new SignetError('bad-request', `${issue.path.length ? issue.path.join('.') : what}: ${issue.message}`);
+}
+
+/** req.params through its schema (a strict object of the kinds above). */
+export const pathParams = <S extends z.ZodTypeAny>(schema: S, params: unknown): z.output<S> => parse(schema, params, 'path');
+/** req.query through its schema (a strict object of the kinds above). */
+export const queryParams = <S extends z.ZodTypeAny>(schema: S, query: unknown): z.output<S> => parse(schema, query, 'query');
