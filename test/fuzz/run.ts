@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { CODEC_EXT, loadTarget, TARGETS, type TargetName } from './targets/index.js';
 import { CORPUS_DIR, formatFailure, fuzzTarget } from './lib/supervise.js';
 import { SLOW_MS } from './lib/worker.js';
+import { underTest } from './lib/target.js';
 
 async function main(argv: string[]): Promise<number> {
   const flag = (k: string) => { const i = argv.indexOf(`--${k}`); return i < 0 ? undefined : argv[i + 1]; };
@@ -29,8 +30,9 @@ async function main(argv: string[]): Promise<number> {
     const input = target.codec.decode(readFileSync(replay));
     try {
       const t0 = performance.now();
+      underTest.ms = 0;
       await target.check(input);
-      const ms = performance.now() - t0;
+      const ms = underTest.ms > 0 ? underTest.ms : performance.now() - t0;
       if (ms > SLOW_MS) throw new Error(`one input took ${Math.round(ms)} ms (limit ${SLOW_MS} ms)`);
       process.stdout.write(`${which}: the property holds for ${replay} (${ms.toFixed(1)} ms)\n`);
       return 0;

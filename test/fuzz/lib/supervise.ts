@@ -86,6 +86,7 @@ export async function fuzzTarget(target: string, ext: string, options: FuzzOptio
     writeFileSync(results, '');
     rmSync(lastFile, { force: true });
     workers++;
+    const firstSeed = nextSeed;
     const workerSeed = (seed + attempt * 7919) % 2 ** 31;
     const outcome = await runChild([target, '--ms', String(left), '--seed', String(workerSeed), '--last', lastFile, '--results', results, '--known', knownFile, '--skip', skipFile, '--from-seed', String(nextSeed)], lastFile, budget + 60_000 + HANG_MS);
     const { records, done, progress } = readResults();
@@ -95,7 +96,7 @@ export async function fuzzTarget(target: string, ext: string, options: FuzzOptio
       options.log?.(`${target}: ${r.kind}: ${r.signature}`);
     }
     if (done) { runs += done.runs; break; }
-    runs += progress;
+    runs += Math.max(progress, nextSeed - firstSeed);
     // The worker died or hung: the input it was running is the culprit.
     const input = existsSync(lastFile) ? readFileSync(lastFile) : Buffer.alloc(0);
     const kind: FailureRecord['kind'] = outcome.hung ? 'hang' : 'abort';

@@ -41,6 +41,23 @@ export class Violation extends Error {
   }
 }
 
+/**
+ * Time spent in the code under test for the current input (outcome() and timed() add to it), so
+ * the per-input time bound judges Signet and not the oracle (schema parsers are much slower).
+ * The worker resets it before each input; when a target never uses these, the whole check counts.
+ */
+export const underTest = { ms: 0 };
+
+export function timed<R>(fn: () => R): R {
+  const t0 = performance.now();
+  try { return fn(); } finally { underTest.ms += performance.now() - t0; }
+}
+
+export async function timedAsync<R>(fn: () => Promise<R>): Promise<R> {
+  const t0 = performance.now();
+  try { return await fn(); } finally { underTest.ms += performance.now() - t0; }
+}
+
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: SignetError };
 
 /**
@@ -49,7 +66,7 @@ export type Outcome<R> = { ok: true; value: R } | { ok: false; error: SignetErro
  */
 export function outcome<R>(what: string, fn: () => R): Outcome<R> {
   try {
-    return { ok: true, value: fn() };
+    return { ok: true, value: timed(fn) };
   } catch (e) {
     if (e instanceof SignetError) {
       if (e.status >= 400 && e.status < 500) return { ok: false, error: e };

@@ -20,7 +20,7 @@ import { signerFor, type Signer } from '../../../src/pki/keys.js';
 import { corpusSeeds } from '../lib/arbitraries.js';
 import { OIDS, oid, seq, set } from '../lib/build.js';
 import { derProblem, lenientHeader, tlvBytes as tlv } from '../lib/der-tree.js';
-import { assertThat, describeError, jsonCodec, Violation, type Target } from '../lib/target.js';
+import { assertThat, describeError, jsonCodec, timedAsync, Violation, type Target } from '../lib/target.js';
 
 type KeyKind = 'p256' | 'p384' | 'ed25519' | 'rsa2048';
 interface EntryInput { serial: Buffer; revokedAt: number; reason?: RevocationReason; invalidityDate?: number }
@@ -45,7 +45,7 @@ const seconds = (ms: number) => Math.floor(ms / 1000) * 1000;
 
 /** Runs a builder: its result, or null for a SignetError; any other throw is a violation. */
 async function build<R>(what: string, fn: () => R | Promise<R>): Promise<R | null> {
-  try { return await fn(); } catch (e) {
+  try { return await timedAsync(async () => fn()); } catch (e) {
     if (e instanceof SignetError) return null;
     throw new Violation(`${what} threw ${describeError(e)} instead of a SignetError`, { cause: e, key: `${what} threw ${(e as Error).name}` });
   }
