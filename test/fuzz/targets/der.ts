@@ -8,6 +8,8 @@
  *  - el / kids / strictOid / strictExtensions never throw (their contract: "answer null — never
  *    throw") and accept only canonical DER: whatever they accept, the independent checker in
  *    lib/der-tree.ts accepts too; strictOid's text re-encodes (objectIdentifier) to the same bytes;
+ *  - the per-input time bound covers the readers only (timed()): the writer round trips below
+ *    encode what Signet itself chooses, never client input;
  *  - round trips from values derived from the input: tlv(tag, content) reads back as (tag,
  *    length); encodeLength is minimal; objectIdentifier(text) reads back through strictOid;
  *    unsignedInteger/smallInteger are minimal positive INTEGERs of the same value.
@@ -18,10 +20,10 @@ import { el, kids, strictExtensions, strictOid } from '../../../src/pki/der-stri
 import { corpusSeeds, mutationSteps } from '../lib/arbitraries.js';
 import { mutateWhole } from '../lib/build.js';
 import { derProblem, lenientHeader } from '../lib/der-tree.js';
-import { assertThat, bytesCodec, Violation, type Target } from '../lib/target.js';
+import { assertThat, bytesCodec, timed, Violation, type Target } from '../lib/target.js';
 
 function mustNotThrow<R>(what: string, fn: () => R): R {
-  try { return fn(); } catch (e) {
+  try { return timed(fn); } catch (e) {
     throw new Violation(`${what} threw ${(e as Error).name}: ${(e as Error).message}; its contract is to answer null, never to throw`, { cause: e, key: `a der-strict view threw ${(e as Error).name} instead of answering null` });
   }
 }
@@ -42,7 +44,7 @@ function headerProblem(buf: Buffer, off: number): string | null {
 
 function checkReader(buf: Buffer, off: number): void {
   let h: ReturnType<typeof readHeader> | undefined;
-  try { h = readHeader(buf, off); } catch (e) {
+  try { h = timed(() => readHeader(buf, off)); } catch (e) {
     if (!(e instanceof RangeError)) throw new Violation(`readHeader threw ${(e as Error).name}, not a RangeError`, { cause: e });
   }
   if (!h) return;
