@@ -164,7 +164,7 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     await loseDatabase(env, 'truncate');
     const r = signet(['init', '--force'], env.env);
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    const moved = [...r.stdout.matchAll(/^moved (\S+) aside to (\S+)$/gm)].map((m) => [m[1]!, m[2]!]);
+    const moved = [...r.stdout.matchAll(/^moved (\S+) aside to (\S+)$/gm)].map((m): [string, string] => [m[1]!, m[2]!]);
     assert.deepEqual(moved.map(([from]) => from).sort(), [join(env.dataDir, 'admin-token'), join(env.dataDir, 'master.key')]);
     for (const [from, to] of moved) {
       assert.match(to, new RegExp(`^${from.replace(/[.]/g, '\\.')}\\.replaced-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d-\\d{3}Z$`));

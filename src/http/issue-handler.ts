@@ -17,7 +17,7 @@ import { authenticate, requireScope, type TokenGrant } from '../ca/tokens.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SignetError } from '../errors.js';
 import { auditRefusal } from './audit-refusals.js';
-import { bearerToken } from './auth.js';
+import { credentialsOf } from './auth.js';
 import { toSignetError } from './problem.js';
 import type { RateLimits } from './rate-limit.js';
 import { issueSchema, issuedJson } from './routes/certificates.js';
@@ -82,8 +82,9 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     const h = req.headers;
     const declared = h['content-length'] === undefined ? NaN : Number(h['content-length']);
     if (h['transfer-encoding'] !== undefined || !(declared >= 0 && declared <= o.bodyLimit) || !isPlainJson(h['content-type'])) return false;
-    const token = h.authorization === undefined ? null : bearerToken(h.authorization);
-    if (!token) return false;
+    const credentials = credentialsOf(req);
+    if (credentials.kind !== 'bearer') return false;
+    const token = credentials.token;
 
     const started = process.hrtime.bigint();
     const endTimer = metrics.httpDuration.startTimer({ method: 'POST', route: ROUTE });
