@@ -4,13 +4,14 @@
  * (SIGNET_OCSP_ON_DEMAND_PER_SECOND), answers the rest with the unsigned tryLater, serves
  * repeats from a cache, and never holds back the answers for issued certificates. Every answer
  * stays a valid OCSP response (openssl parses it). Signatures are counted by the
- * signet_ocsp_responses_total metric. Real server, SQLite or PostgreSQL.
+ * signet_ocsp_responses_total metric. Requests naming issuers Signet does not hold reload the
+ * issuer index at most once a second. Real server, SQLite or PostgreSQL.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { api, startServer, type RunningServer } from './helpers/cli.js';
+import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
 import { encodeCertId, issuerHashes, type CertIdHashes } from '../src/pki/ocsp.js';
@@ -124,6 +125,28 @@ describe('a flood of never-issued serials signs no more than the on-demand budge
     assert.ok(signed <= allowed, `${signed} multi-CertID responses signed (at most ${allowed})`);
     assert.ok(signed < 30, 'the flood was held back');
     assert.equal((await outcomes()).signed - before.signed, signed);
+  });
+
+  test('made-up issuers cost at most one index reload a second: sequential requests each wait for it', async () => {
+    const stranger = () => ocspRequest({ nameHash: randomBytes(20), keyHash: randomBytes(20) }, [randomBytes(16)]);
+    const UNAUTHORIZED = Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]);
+    await post(stranger()); // lines the next reload up one interval from now
+    const started = Date.now();
+    for (let i = 0; i < 3; i++) assert.ok((await post(stranger())).body.equals(UNAUTHORIZED));
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(seconds >= 2.5, `three misses answered in ${seconds} s: the issuer index was reloaded for each at once`);
+  });
+
+  test('a CA created by another process is still found on its first OCSP request', async () => {
+    const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as { id: string; parentId: string | null }[];
+    const root = cas.find((c) => c.parentId === null)!;
+    const made = signet(['ca', 'create-intermediate', '--parent', root.id, '--subject', 'CN=Flood Test CA 2,O=Signet', '--json'], env.env);
+    assert.equal(made.status, 0, made.stderr);
+    const id = JSON.parse(made.stdout).id as string;
+    const h = issuerHashes(Buffer.from(await (await fetch(`${server.url}/pki/${id}.crt`)).arrayBuffer())).sha1;
+    await new Promise((r) => setTimeout(r, 1100)); // the budget refills for the unknown answer below
+    const r = await post(ocspRequest(h, [randomBytes(16)]));
+    assert.match(opensslText(r.body), /Cert Status: unknown/, 'answered for the new CA, not unauthorized');
   });
 
   test('the budget refills: a second later unknown serials are signed again', async () => {

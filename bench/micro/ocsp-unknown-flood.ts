@@ -1,6 +1,6 @@
 /**
- * What a flood of OCSP requests for distinct never-issued serials costs a running Signet, next
- * to the same load on one known (cached) serial: responses per second, the server's CPU time
+ * What a flood of OCSP requests for distinct never-issued serials (and for issuers Signet does
+ * not hold) costs a running Signet, next to the same load on one known (cached) serial: responses per second, the server's CPU time
  * per response, and how many answers were signed (signet_ocsp_responses_total, when exposed)
  * or refused with tryLater.
  *
@@ -90,6 +90,8 @@ try {
   console.log(`Signet on ${base}; ${SECONDS} s per run, ${CONCURRENCY} concurrent keep-alive clients`);
   await flood('one repeated serial (cached)    ', () => known);
   await flood('distinct never-issued serials   ', () => ocspRequest(randomBytes(16)));
+  const strangerRequest = () => sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: randomBytes(20), issuerKeyHash: randomBytes(20), serial: randomBytes(16) })))));
+  await flood('issuers Signet does not hold     ', strangerRequest);
   console.log(`signatures: ${await metric('signet_ocsp_responses_total')}`);
 } finally {
   agent.destroy();

@@ -44,6 +44,8 @@ export interface OcspOptions {
 export type OcspOutcome = 'cached' | 'signed' | 'try-later';
 
 const TRY_LATER = encodeOcspErrorResponse('tryLater');
+/** Least time between two reloads of the issuer index caused by requests naming an unknown issuer. */
+const ISSUER_RELOAD_MS = 1000;
 
 interface Responder { caId: string; certDer: Buffer; keyHash: Buffer; signer: Signer; notBefore: Date; notAfter: Date }
 interface Cached { der: Buffer; thisUpdate: Date; nextUpdate: Date; refreshAt: number; serial: string }
@@ -64,6 +66,7 @@ export class OcspService {
   private readonly responders = new Map<string, Promise<Responder>>();
   private readonly signedCount = new Map<string, number>();
   private issuerReload?: Promise<void>;
+  private lastIssuerLoad = 0;
   private lastPoll: Date;
   private timers: NodeJS.Timeout[] = [];
   private readonly maxCached: number;
@@ -75,7 +78,7 @@ export class OcspService {
   constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: OcspOptions) {
     this.maxCached = opts.maxCached ?? 200_000;
     this.lastPoll = ctx.now();
-    this.unknown = new BoundedLru(opts.maxUnknownCached ?? 10_000, (key, e) => this.bySerial.get(e.serial)?.delete(key));
+    this.unknown = new BoundedLru(opts.maxUnknownCached ?? 10_000, (key, e) => this.unindex(e.serial, key));
     const rate = opts.onDemandPerSecond ?? 100;
     this.onDemand = new TokenBucket(rate, Math.max(1, rate), () => ctx.now().getTime());
   }
@@ -102,6 +105,7 @@ export class OcspService {
 
   /** Index of (hash algorithm, issuer name hash, issuer key hash) → CA, for every CA we hold. */
   async loadIssuers(): Promise<void> {
+    this.lastIssuerLoad = Date.now();
     const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } });
     const next = new Map<string, IssuerEntry>();
     for (const r of rows) {
@@ -156,9 +160,15 @@ export class OcspService {
     return { der: TRY_LATER, httpStatus: 200 };
   }
 
-  /** Single-flight: concurrent misses share one reload, so unknown issuers cost at most one query at a time. */
+  /**
+   * A CA created elsewhere (the CLI, another replica) is found by reloading on a miss. Misses
+   * share one reload, and reloads are at least ISSUER_RELOAD_MS apart: a flood of made-up
+   * issuers costs one query a second, not one per request (a miss waits for the next reload).
+   */
   private reloadIssuersOnMiss(): Promise<void> {
-    this.issuerReload ??= this.loadIssuers()
+    const wait = Math.max(0, this.lastIssuerLoad + ISSUER_RELOAD_MS - Date.now());
+    this.issuerReload ??= new Promise((resolve) => setTimeout(resolve, wait))
+      .then(() => this.loadIssuers())
       .catch((e) => { this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed'); })
       .finally(() => { this.issuerReload = undefined; });
     return this.issuerReload;
@@ -224,7 +234,15 @@ export class OcspService {
     if (oldest.done) return;
     const e = this.cache.get(oldest.value)!;
     this.cache.delete(oldest.value);
-    this.bySerial.get(e.serial)?.delete(oldest.value);
+    this.unindex(e.serial, oldest.value);
+  }
+
+  /** Forgets one cached answer's key in the per-serial index (and the serial, once it has none). */
+  private unindex(serial: string, key: string): void {
+    const keys = this.bySerial.get(serial);
+    if (!keys) return;
+    keys.delete(key);
+    if (!keys.size) this.bySerial.delete(serial);
   }
 
   /**
