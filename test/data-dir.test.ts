@@ -22,10 +22,11 @@ const LOST = /has no Signet tables \(it is empty, missing or was replaced\), but
 
 /** A port for `serve` runs that should never get to listen for long. */
 let port = 0;
+before(async () => { port = await freePort(); });
 
 /** `signet …` with a short timeout: a server that wrongly starts is killed and seen as status null. */
 function run(args: string[], env: Record<string, string>, timeout = 30_000) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), encoding: 'utf8', timeout });
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), encoding: 'utf8', timeout, killSignal: 'SIGKILL' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -74,7 +75,6 @@ describe('a data directory whose database was lost refuses to start a new CA', (
   let backupFile: string;
 
   before(async () => {
-    port = await freePort();
     env = await createTestEnv();
     const init = signet(['init', '--json'], env.env);
     assert.equal(init.status, 0, init.stderr);
@@ -180,6 +180,27 @@ describe('a data directory whose database was lost refuses to start a new CA', (
       assert.ok(!cas.some((c) => c.id === rootId), 'a new hierarchy');
       assert.equal((await api({ url: server.url, token: adminToken.trim() }, 'GET', '/api/v1/cas')).status, 401, 'the old token opens nothing');
     } finally { await server.stop(); }
+  });
+});
+
+describe('a database holding sealed keys but no CA is damaged, not new', () => {
+  let env: TestEnv;
+  before(async () => { env = await createTestEnv(); });
+  after(async () => { await env.cleanup(); });
+
+  test('start-up refuses to found a hierarchy next to orphaned sealed keys', async () => {
+    assert.equal(signet(['init'], env.env).status, 0);
+    await sql(env, 'DELETE FROM "Crl"');
+    await sql(env, 'DELETE FROM "CertificateAuthority" WHERE "parentId" IS NOT NULL');
+    await sql(env, 'DELETE FROM "CertificateAuthority"');
+    const keys = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "KeyRecord"'))[0].n);
+    assert.ok(keys > 0);
+    rmSync(join(env.dataDir, 'admin-token')); // so that only the keys can tell
+    const r = run(['serve'], env.env);
+    assert.notEqual(r.status, 0, r.stdout);
+    assert.match(r.stderr, new RegExp(`the database holds ${keys} sealed key\\(s\\) but no CA: it is damaged; restore it from a backup`));
+    assert.equal(Number((await sql(env, 'SELECT COUNT(*) AS n FROM "CertificateAuthority"'))[0].n), 0, 'no CA was created');
+    assert.ok(!existsSync(join(env.dataDir, 'admin-token')), 'no admin token was written');
   });
 });
 
