@@ -8,6 +8,12 @@
  * Nonces (RFC 8954): a single-request query is answered from the cache without the nonce, as
  * RFC 5019 allows; several CertIDs in one request are signed on demand and echo the nonce.
  * Responses are signed by a delegated responder certificate per CA, rotated at half-life.
+ *
+ * Serials Signet never issued cost a signature each, and anyone can ask for new ones: their
+ * `unknown` answers live in a bounded LRU of their own (a flood of them never evicts the
+ * answers for real certificates), and signing them — like every multi-CertID response — draws
+ * on a per-process budget (onDemandPerSecond). Beyond it the answer is the unsigned `tryLater`
+ * (RFC 6960 §2.3); answers for issued certificates are never held back by it.
  */
 import { randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -22,10 +28,24 @@ import { buildResponderCertificate } from '../pki/responder-template.js';
 import type { Signer } from '../pki/keys.js';
 import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
+import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 
-export interface OcspOptions { validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number }
+export interface OcspOptions {
+  validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number;
+  /** Signatures a second for never-issued serials and multi-CertID requests (burst: one second's worth). */
+  onDemandPerSecond?: number;
+  /** Cached `unknown` answers (LRU). */
+  maxUnknownCached?: number;
+}
+
+/** How a request was answered: from a cached response, with a new signature, or refused for now. */
+export type OcspOutcome = 'cached' | 'signed' | 'try-later';
+
+const TRY_LATER = encodeOcspErrorResponse('tryLater');
+/** Least time between two reloads of the issuer index caused by requests naming an unknown issuer. */
+const ISSUER_RELOAD_MS = 1000;
 
 interface Responder { caId: string; certDer: Buffer; keyHash: Buffer; signer: Signer; notBefore: Date; notAfter: Date }
 interface Cached { der: Buffer; thisUpdate: Date; nextUpdate: Date; refreshAt: number; serial: string }
@@ -46,14 +66,25 @@ export class OcspService {
   private readonly responders = new Map<string, Promise<Responder>>();
   private readonly signedCount = new Map<string, number>();
   private issuerReload?: Promise<void>;
+  private lastIssuerLoad = 0;
   private lastPoll: Date;
   private timers: NodeJS.Timeout[] = [];
   private readonly maxCached: number;
+  /** `unknown` answers, apart from `cache` so that they cannot push out real certificates' answers. */
+  private readonly unknown: BoundedLru<string, Cached>;
+  private readonly onDemand: TokenBucket;
+  private observer?: (outcome: OcspOutcome) => void;
 
   constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: OcspOptions) {
     this.maxCached = opts.maxCached ?? 200_000;
     this.lastPoll = ctx.now();
+    this.unknown = new BoundedLru(opts.maxUnknownCached ?? 10_000, (key, e) => this.unindex(e.serial, key));
+    const rate = opts.onDemandPerSecond ?? 100;
+    this.onDemand = new TokenBucket(rate, Math.max(1, rate), () => ctx.now().getTime());
   }
+
+  /** Hears how each request was answered (the signet_ocsp_responses_total metric). */
+  observe(fn: (outcome: OcspOutcome) => void): void { this.observer = fn; }
 
   /** Serving processes only: the CLI shares the services but must not sign OCSP responses. */
   async start(): Promise<void> {
@@ -74,6 +105,7 @@ export class OcspService {
 
   /** Index of (hash algorithm, issuer name hash, issuer key hash) → CA, for every CA we hold. */
   async loadIssuers(): Promise<void> {
+    this.lastIssuerLoad = Date.now();
     const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } });
     const next = new Map<string, IssuerEntry>();
     for (const r of rows) {
@@ -104,11 +136,13 @@ export class OcspService {
     }
     if (reqs.length === 1) {
       const c = await this.single(reqs[0]!);
+      if (!c) return this.tryLater();
       return { der: c.der, cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate }, httpStatus: 200 };
     }
     // Several CertIDs: one response, signed now, echoing the nonce. All must share an issuer.
     const caIds = new Set(reqs.map((r) => this.issuerFor(r)!.caId));
     if (caIds.size > 1) return { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 };
+    if (!this.onDemand.take()) return this.tryLater();
     const caId = [...caIds][0]!;
     const responder = await this.responder(caId);
     const now = this.ctx.now();
@@ -117,12 +151,24 @@ export class OcspService {
     for (const r of reqs) singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
     const out = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
     this.count(caId);
+    this.observer?.('signed');
     return { der: out, httpStatus: 200 };
   }
 
-  /** Single-flight: concurrent misses share one reload, so unknown issuers cost at most one query at a time. */
+  private tryLater(): OcspAnswer {
+    this.observer?.('try-later');
+    return { der: TRY_LATER, httpStatus: 200 };
+  }
+
+  /**
+   * A CA created elsewhere (the CLI, another replica) is found by reloading on a miss. Misses
+   * share one reload, and reloads are at least ISSUER_RELOAD_MS apart: a flood of made-up
+   * issuers costs one query a second, not one per request (a miss waits for the next reload).
+   */
   private reloadIssuersOnMiss(): Promise<void> {
-    this.issuerReload ??= this.loadIssuers()
+    const wait = Math.max(0, this.lastIssuerLoad + ISSUER_RELOAD_MS - Date.now());
+    this.issuerReload ??= new Promise((resolve) => setTimeout(resolve, wait))
+      .then(() => this.loadIssuers())
       .catch((e) => { this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed'); })
       .finally(() => { this.issuerReload = undefined; });
     return this.issuerReload;
@@ -132,18 +178,22 @@ export class OcspService {
     return this.issuers.get(`${r.hashAlgorithm}:${r.issuerNameHash.toString('hex')}:${r.issuerKeyHash.toString('hex')}`);
   }
 
-  private async single(r: OcspCertIdRequest): Promise<Cached> {
+  /** The answer for one CertID, or null: a never-issued serial beyond the on-demand budget. */
+  private async single(r: OcspCertIdRequest): Promise<Cached | null> {
     const key = r.certIdDer.toString('hex');
     const hit = this.cache.get(key);
     const now = this.ctx.now().getTime();
     if (hit && now < hit.nextUpdate.getTime()) {
       if (now >= hit.refreshAt) { hit.refreshAt = Infinity; void this.sign(key, r).catch(() => undefined); }
+      this.observer?.('cached');
       return hit;
     }
+    const unknown = this.unknown.get(key);
+    if (unknown && now < unknown.nextUpdate.getTime()) { this.observer?.('cached'); return unknown; }
     return this.sign(key, r);
   }
 
-  private async sign(key: string, r: OcspCertIdRequest): Promise<Cached> {
+  private async sign(key: string, r: OcspCertIdRequest): Promise<Cached | null> {
     const serial = serialHex(r.serial);
     const flight = { stale: false };
     let flights = this.signing.get(serial);
@@ -153,15 +203,22 @@ export class OcspService {
       const caId = this.issuerFor(r)!.caId;
       const responder = await this.responder(caId);
       const status = await this.statusOf(caId, r.serial);
+      // Anyone can name a new never-issued serial: those signatures are budgeted.
+      if (status.kind === 'unknown' && !this.onDemand.take()) return null;
       const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
       const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
       const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
       const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
       this.count(caId);
-      const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
+      this.observer?.('signed');
+      // `unknown` answers are not refreshed ahead of time: asked again after nextUpdate, they are signed again.
+      const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: status.kind === 'unknown' ? Infinity : thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
       if (flight.stale) return entry;
-      if (this.cache.size >= this.maxCached) this.evictOldest();
-      this.cache.set(key, entry);
+      if (status.kind === 'unknown') this.unknown.set(key, entry);
+      else {
+        if (this.cache.size >= this.maxCached) this.evictOldest();
+        this.cache.set(key, entry);
+      }
       let keys = this.bySerial.get(serial);
       if (!keys) this.bySerial.set(serial, (keys = new Set()));
       keys.add(key);
@@ -177,28 +234,37 @@ export class OcspService {
     if (oldest.done) return;
     const e = this.cache.get(oldest.value)!;
     this.cache.delete(oldest.value);
-    this.bySerial.get(e.serial)?.delete(oldest.value);
+    this.unindex(e.serial, oldest.value);
   }
 
-  /** Status from the database: leaf certificates, or a child CA certificate of this CA. */
+  /** Forgets one cached answer's key in the per-serial index (and the serial, once it has none). */
+  private unindex(serial: string, key: string): void {
+    const keys = this.bySerial.get(serial);
+    if (!keys) return;
+    keys.delete(key);
+    if (!keys.size) this.bySerial.delete(serial);
+  }
+
+  /**
+   * Status from the database: a leaf certificate, or a child CA certificate, of this CA. One
+   * prepared statement on the driver (hot-reads.ts): this is what every never-issued serial
+   * costs, so it must stay cheap.
+   */
   private async statusOf(caId: string, serialBytes: Buffer): Promise<OcspCertStatus> {
-    const serial = serialHex(serialBytes);
-    const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { caId: true, status: true, revokedAt: true, revocationReason: true } });
-    if (cert && cert.caId === caId) {
-      if (cert.status === 'good') return { kind: 'good' };
-      return { kind: 'revoked', revokedAt: cert.revokedAt ?? new Date(0), reason: (cert.revocationReason ?? undefined) as RevocationReason | undefined };
-    }
-    const child = await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: caId, serial }, select: { status: true, revokedAt: true, revocationReason: true } });
-    if (child) return child.status === 'revoked' ? { kind: 'revoked', revokedAt: child.revokedAt ?? new Date(0), reason: (child.revocationReason ?? undefined) as RevocationReason | undefined } : { kind: 'good' };
+    const rows = (await this.ctx.db.hotReads().issuedWithSerial(serialHex(serialBytes))).filter((r) => r.issuerId === caId);
+    const row = rows.find((r) => r.kind === 'leaf') ?? rows[0];
     // RFC 6960 §2.2: never issued by this CA → unknown (not good).
-    return { kind: 'unknown' };
+    if (!row) return { kind: 'unknown' };
+    // Leaves are good | revoked | hold (a hold is revoked with reason certificateHold); CAs are revoked or not.
+    const revoked = row.kind === 'leaf' ? row.status !== 'good' : row.status === 'revoked';
+    return revoked ? { kind: 'revoked', revokedAt: row.revokedAt ?? new Date(0), reason: (row.revocationReason ?? undefined) as RevocationReason | undefined } : { kind: 'good' };
   }
 
   /** Drops cached answers for a serial and, when asked, re-signs the SHA-1 CertID form at once. */
   async invalidate(serial: string, presign: boolean): Promise<void> {
     const keys = this.bySerial.get(serial);
     const requests: OcspCertIdRequest[] = [];
-    if (keys) for (const k of keys) { this.cache.delete(k); }
+    if (keys) for (const k of keys) { this.cache.delete(k); this.unknown.delete(k); }
     this.bySerial.delete(serial);
     for (const f of this.signing.get(serial) ?? []) f.stale = true;
     if (!presign) return;

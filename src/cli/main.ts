@@ -8,6 +8,8 @@ import { backupCommands } from './commands/backup.js';
 import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
 import { bootstrapIfEmpty, openSignet, prepareDataDir } from '../runtime/open.js';
+import { refuseLostDatabase, setAsideForReinit, warnIfDataDirExposed } from '../runtime/data-dir.js';
+import { openDatabase } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
 import { resolveDatabase } from '../storage/database-url.js';
 import { KEY_ALGORITHMS } from '../pki/keys.js';
@@ -29,7 +31,9 @@ program.command('migrate')
   .action(async () => {
     const { config } = cliEnv();
     prepareDataDir(config.dataDir);
-    const r = await migrate(resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS));
+    const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
+    await refuseLostDatabase(config, target);
+    const r = await migrate(target);
     process.stdout.write(r.applied.length ? `applied ${r.applied.join(', ')}\n` : 'database is up to date\n');
   });
 
@@ -41,6 +45,7 @@ program.command('init')
   .addOption(new Option('--intermediate-key <algorithm>', 'intermediate key algorithm').choices(KEY_ALGORITHMS))
   .option('--offline-root <file>', 'export the root key, encrypted, to <file> and remove it from the online store')
   .option('--offline-root-passphrase-file <file>', 'file with the passphrase for --offline-root (else prompted)')
+  .option('--force', 're-initialise a data directory whose database was lost: moves master.key and admin-token aside (renamed <name>.replaced-<timestamp>, never deleted) and creates a new CA; refused while the database holds a CA')
   .option('--json', 'print JSON')
   .action(async (o) => {
     const env = cliEnv();
@@ -55,19 +60,30 @@ program.command('init')
     // Checked before anything is created: a hierarchy whose root failed to go offline could not be retried.
     if (passphrase !== undefined && passphrase.length < 12) throw new SignetError('bad-request', 'the offline root passphrase must be at least 12 characters');
     if (o.offlineRoot && existsSync(o.offlineRoot)) throw new SignetError('conflict', `${o.offlineRoot} already exists; choose a new file for the offline root key`);
+    prepareDataDir(config.dataDir);
+    const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
+    warnIfDataDirExposed(config, target, env.log);
+    const moved = o.force ? await setAsideForReinit(config, target, () => countCasAndKeys(target)) : [];
+    for (const [from, to] of moved) if (!o.json) process.stdout.write(`moved ${from} aside to ${to}\n`);
     const ctx = await openSignet(config, env.log);
     try {
       const boot = await bootstrapIfEmpty(ctx, config);
       if (!boot.created) throw new SignetError('conflict', 'a CA hierarchy already exists in this database; use `signet ca list`');
       const root = (await listCas(ctx)).find((c) => c.parentId === null)!;
       if (o.offlineRoot) await takeOffline(ctx, root.id, o.offlineRoot, passphrase!, 'cli');
-      if (o.json) printJson({ rootId: root.id, rootFingerprint: boot.rootFingerprint, tokenFile: boot.tokenFile, offlineRoot: o.offlineRoot ?? null });
+      if (o.json) printJson({ rootId: root.id, rootFingerprint: boot.rootFingerprint, tokenFile: boot.tokenFile, offlineRoot: o.offlineRoot ?? null, movedAside: moved.map(([from, to]) => ({ from, to })) });
       else {
         process.stdout.write(`root ${root.id} SHA-256 fingerprint: ${boot.rootFingerprint}\nadmin API token written to ${boot.tokenFile} (mode 0600)\n`);
         if (o.offlineRoot) process.stdout.write(`root key exported to ${o.offlineRoot} and removed from the online store\n`);
       }
     } finally { await ctx.db.close(); }
   });
+
+/** What --force must not throw away: CAs and sealed keys, counted on a database that has Signet's tables. */
+async function countCasAndKeys(target: ReturnType<typeof resolveDatabase>): Promise<{ cas: number; keys: number }> {
+  const db = await openDatabase(target);
+  try { return { cas: await db.prisma.certificateAuthority.count(), keys: await db.prisma.keyRecord.count() }; } finally { await db.close(); }
+}
 
 program.addCommand(caCommand());
 for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand(), ...backupCommands(), acmeCommand()]) program.addCommand(c);

@@ -65,6 +65,8 @@ export async function serve(): Promise<Running | void> {
   const metrics = createMetrics();
   services.events.on('certificateIssued', (e) => metrics.certificatesIssued.inc({ profile: e.profile, ca: e.caId }));
   services.events.on('certificateRevoked', (e) => metrics.certificatesRevoked.inc({ reason: e.reason }));
+  const ocspOutcomes = { cached: metrics.ocspResponses.labels('cached'), signed: metrics.ocspResponses.labels('signed'), 'try-later': metrics.ocspResponses.labels('try-later') };
+  services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
   let clusterReady = false;
   const app = createHandler(ctx, metrics, { ...(inCluster ? { clusterReady: () => clusterReady } : {}), bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();

@@ -46,6 +46,7 @@ export const SETTINGS = {
   SIGNET_CRL_COALESCE_MS: { schema: z.coerce.number().int().min(0).max(600_000).default(2000), doc: 'Delay that gathers a burst of revocations into one CRL.' },
   SIGNET_OCSP_VALIDITY_MINUTES: { schema: positiveInt.max(7 * 24 * 60).default(240), doc: 'OCSP response validity (nextUpdate - thisUpdate); cached responses are re-signed at half-life.' },
   SIGNET_OCSP_RESPONDER_DAYS: { schema: positiveInt.max(90).default(7), doc: 'Lifetime of the delegated OCSP responder certificate; rotated at half-life.' },
+  SIGNET_OCSP_ON_DEMAND_PER_SECOND: { schema: z.coerce.number().int().min(1).max(1_000_000).default(100), doc: 'OCSP signatures a second, per process, for serials Signet never issued and for requests with several CertIDs (answers for issued certificates are not limited); beyond it the answer is tryLater.' },
   SIGNET_OCSP_POLL_MS: { schema: z.coerce.number().int().min(100).max(60_000).default(1000), doc: 'How often a replica polls the database for status changes made elsewhere (bounds the cross-replica OCSP delay).' },
   SIGNET_TLS: { schema: bool.default('off'), doc: 'Serve the API and ACME over HTTPS on SIGNET_TLS_PORT with a certificate Signet issues to itself (and renews); plain HTTP then serves only the public PKI endpoints, OCSP and health.' },
   SIGNET_TLS_PORT: { schema: port.default(8443), doc: 'HTTPS port when SIGNET_TLS is on.' },

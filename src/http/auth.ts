@@ -1,6 +1,7 @@
+import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import { SignetError, isSignetError } from '../errors.js';
-import { authenticate, type TokenGrant } from '../ca/tokens.js';
+import { authenticate, hashSecret, type TokenGrant } from '../ca/tokens.js';
 import { authorize, OPERATIONS, type Operation, type Principal } from '../ca/authorization.js';
 import type { Requester } from '../ca/issuance.js';
 import type { CaContext } from '../ca/context.js';
@@ -12,9 +13,44 @@ declare module 'express-serve-static-core' {
 /** A route's guard, tagged with the operation it authorises (the authorisation matrix test reads the tag). */
 export type OperationGuard = RequestHandler & { operation: Operation };
 
+/**
+ * What an Authorization header presents, parsed once per request and shared by every consumer
+ * (rate limits, authentication, audit), so that no spelling of one token counts as another.
+ * `identity` is the token's SHA-256 (the hash the token table stores), never the token.
+ */
+export type Credentials =
+  | { kind: 'none' }
+  | { kind: 'malformed' }
+  | { kind: 'bearer'; token: string; identity: string };
+
+/**
+ * RFC 7235 §2.1 / RFC 6750 §2.1: `credentials = auth-scheme 1*SP b64token`, the scheme
+ * case-insensitive. Only spaces separate: a tab (or any other whitespace) makes the header
+ * malformed rather than another spelling of the same token. Node has already trimmed
+ * surrounding whitespace from the field value.
+ */
+const BEARER = /^([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)$/;
+
+export function parseAuthorization(header: string | undefined): Credentials {
+  if (header === undefined || header === '') return { kind: 'none' };
+  const m = BEARER.exec(header);
+  if (!m || m[1]!.toLowerCase() !== 'bearer') return { kind: 'malformed' };
+  return { kind: 'bearer', token: m[2]!, identity: hashSecret(m[2]!) };
+}
+
+const parsed = new WeakMap<IncomingMessage, Credentials>();
+
+/** The request's credentials, parsed on first use and remembered for the rest of the request. */
+export function credentialsOf(req: IncomingMessage): Credentials {
+  let c = parsed.get(req);
+  if (!c) parsed.set(req, (c = parseAuthorization(req.headers.authorization)));
+  return c;
+}
+
 /** The token of an `Authorization: Bearer <token>` header, or null. */
 export function bearerToken(header: string): string | null {
-  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? null;
+  const c = parseAuthorization(header);
+  return c.kind === 'bearer' ? c.token : null;
 }
 
 /**
@@ -26,11 +62,10 @@ export function requireAuth(ctx: CaContext, op: Operation): OperationGuard {
   if (OPERATIONS[op].scope === null) throw new Error(`operation ${op} is public: use openOperation`);
   const guard: RequestHandler = async (req, res, next) => {
     try {
-      const header = req.headers.authorization;
-      if (!header) throw new SignetError('unauthorized', 'missing Authorization: Bearer <token> header');
-      const token = bearerToken(header);
-      if (!token) throw new SignetError('unauthorized', 'Authorization header must be "Bearer <token>"');
-      const grant = req.grant ?? (await authenticate(ctx, token));
+      const c = credentialsOf(req);
+      if (c.kind === 'none') throw new SignetError('unauthorized', 'missing Authorization: Bearer <token> header');
+      if (c.kind === 'malformed') throw new SignetError('unauthorized', 'Authorization header must be "Bearer <token>"');
+      const grant = req.grant ?? (await authenticate(ctx, c.token));
       req.grant = grant;
       req.principal = { kind: 'token', grant };
       authorize(req.principal, op);

@@ -18,8 +18,8 @@ import { authorize, type Principal } from '../ca/authorization.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SignetError } from '../errors.js';
 import { auditRefusal } from './audit-refusals.js';
-import { bearerToken } from './auth.js';
-import { toSignetError } from './problem.js';
+import { credentialsOf } from './auth.js';
+import { isClientAbort, logClientAbort, toSignetError } from './problem.js';
 import type { RateLimits } from './rate-limit.js';
 import { issueSchema, issuedJson } from './routes/certificates.js';
 import { parseBody } from './validate.js';
@@ -56,11 +56,13 @@ function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
       c.copy(body, at);
       at += c.length;
     });
-    const aborted = () => reject(Object.assign(new Error('request body shorter than its Content-Length'), { type: 'request.aborted' }));
+    // The same shape as body-parser's abort error, so both paths log it alike (problem.ts).
+    const aborted = (cause?: unknown) => reject(Object.assign(new Error('request body shorter than its Content-Length'), { type: 'request.aborted', received: at, expected: length, cause }));
     req.once('end', () => (at === length ? resolve(body) : aborted()));
     // A client cut off by the request timeout, or gone, never sends 'end'.
     req.once('close', () => { if (!req.complete) aborted(); });
-    req.once('error', reject);
+    // node reports a client gone mid-body as an 'aborted' (ECONNRESET) error on the request.
+    req.once('error', (e) => (isClientAbort(e) ? aborted(e) : reject(e)));
   });
 }
 
@@ -83,8 +85,9 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     const h = req.headers;
     const declared = h['content-length'] === undefined ? NaN : Number(h['content-length']);
     if (h['transfer-encoding'] !== undefined || !(declared >= 0 && declared <= o.bodyLimit) || !isPlainJson(h['content-type'])) return false;
-    const token = h.authorization === undefined ? null : bearerToken(h.authorization);
-    if (!token) return false;
+    const credentials = credentialsOf(req);
+    if (credentials.kind !== 'bearer') return false;
+    const token = credentials.token;
 
     const started = process.hrtime.bigint();
     const endTimer = metrics.httpDuration.startTimer({ method: 'POST', route: ROUTE });
@@ -117,6 +120,7 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     };
 
     run().catch(async (err: unknown) => {
+      if (isClientAbort(err)) { logClientAbort(log, err, { req: { id, method: 'POST', url: ISSUE_PATH } }); res.destroy(); return; }
       const problem = toSignetError(err);
       if (problem.status >= 500) log.error({ err, reqId: id }, 'request failed');
       else {

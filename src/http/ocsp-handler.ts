@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { OcspService } from '../ca/ocsp-service.js';
 import { encodeOcspErrorResponse } from '../pki/ocsp.js';
 import { SignetError } from '../errors.js';
+import { isClientAbort, logClientAbort } from './problem.js';
 
 export const MAX_OCSP_BODY = 8 * 1024;
 
@@ -75,6 +76,8 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', reject);
+    // A client gone mid-body (or cut off by the request timeout) may never send 'end'.
+    req.once('close', () => { if (!req.complete) reject(Object.assign(new Error('OCSP request body cut short'), { type: 'request.aborted', received: size })); });
   });
 }
 
@@ -107,6 +110,7 @@ export function createOcspHandler(ocsp: OcspService, log: Logger) {
       return problem(res, new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
     };
     run().catch((err) => {
+      if (isClientAbort(err)) { logClientAbort(log, err, { req: { method: req.method, url: '/ocsp' } }); res.destroy(); return; }
       log.error({ err }, 'OCSP request failed');
       if (!res.headersSent) send(res, { der: encodeOcspErrorResponse('internalError'), httpStatus: 500 }, false);
       else res.destroy();

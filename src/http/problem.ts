@@ -4,6 +4,7 @@
  * with their stack but answered with a generic detail, so no internals leak).
  */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
@@ -37,7 +38,25 @@ export function toSignetError(err: unknown): SignetError {
   return new SignetError('internal', 'an unexpected error occurred; it has been logged', { cause: err });
 }
 
+/**
+ * A request whose client went away (or was cut off by the request timeout) before its body
+ * arrived: body-parser's 'request.aborted', or node's own 'aborted' (ECONNRESET) on the
+ * request stream. Not a server failure and not a refusal: there is nobody left to answer.
+ */
+export function isClientAbort(err: unknown): boolean {
+  const e = err as { type?: string; code?: string; message?: string } | null;
+  return e?.type === 'request.aborted' || (e?.code === 'ECONNRESET' && e.message === 'aborted');
+}
+
+/** The one log line for a client abort: info level, no stack, how much of the body came. */
+export function logClientAbort(log: Logger | undefined, err: unknown, fields: Record<string, unknown> = {}): void {
+  const e = err as { received?: number; expected?: number };
+  log?.info({ ...fields, ...(typeof e.received === 'number' ? { received: e.received } : {}), ...(typeof e.expected === 'number' ? { expected: e.expected } : {}) },
+    'request aborted by the client');
+}
+
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  if (isClientAbort(err)) { logClientAbort(req.log, err); res.destroy(); return; }
   const problem = toSignetError(err);
   if (problem.status >= 500) req.log?.error({ err }, 'request failed');
   else req.log?.info({ problem: problem.type, detail: problem.detail }, 'request refused');
@@ -63,6 +82,7 @@ export const requireJson: RequestHandler = (req, _res, next) => {
 /** Counts refused requests (4xx) by problem type in signet_refusals_total. */
 export function countRefusals(metrics: Metrics): ErrorRequestHandler {
   return (err, _req, _res, next) => {
+    if (isClientAbort(err)) return next(err);
     const problem = toSignetError(err);
     if (problem.status < 500) metrics.refusals.inc({ type: problem.type });
     next(err);

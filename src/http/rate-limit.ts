@@ -6,11 +6,11 @@
  * counts into the very same buckets as the Express middleware: one client, one budget,
  * whichever path served it.
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rateLimit, ipKeyGenerator, MemoryStore } from 'express-rate-limit';
 import type { RequestHandler } from 'express';
 import { SignetError } from '../errors.js';
+import { credentialsOf } from './auth.js';
 
 const WINDOW_MS = 60_000;
 
@@ -35,8 +35,11 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
   if (perToken > 0) {
     limiters.push({
       identifier: 'token', limit: perToken, store: new MemoryStore(),
-      // Keyed by a hash of the header: no database lookup before the limit, and no secret kept in memory.
-      key: (req) => (req.headers.authorization ? createHash('sha256').update(String(req.headers.authorization)).digest('hex') : null),
+      // Keyed by the token's hash from the one parse of the header (auth.ts): every spelling of
+      // the scheme shares the token's budget, nothing is looked up before the limit, and no
+      // secret is kept in memory. A request without a well-formed Bearer header is refused
+      // (401) without database work; the address limit counts it.
+      key: (req) => { const c = credentialsOf(req); return c.kind === 'bearer' ? c.identity : null; },
     });
   }
   const middlewares = limiters.map((l) => rateLimit({

@@ -18,6 +18,9 @@ import { redactUrl, resolveDatabase } from '../storage/database-url.js';
 import { migrate } from '../storage/migrate.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { fingerprintColons } from '../pki/fingerprint.js';
+import { ADMIN_TOKEN_FILE, markMasterKeyCreation, refuseBootstrapOverRemains, refuseLostDatabase, warnIfDataDirExposed } from './data-dir.js';
+
+export { ADMIN_TOKEN_FILE } from './data-dir.js';
 
 export function prepareDataDir(dir: string): void {
   if (existsSync(dir)) {
@@ -39,7 +42,10 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
   const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   if (opts.migrate !== false) {
     let result;
-    try { result = await migrate(target); } catch (e) {
+    try {
+      await refuseLostDatabase(config, target);
+      result = await migrate(target);
+    } catch (e) {
       if (e instanceof SignetError) throw e;
       throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
     }
@@ -50,6 +56,7 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
   });
   try {
     const storeHasKeys = (await db.prisma.keyRecord.count()) > 0;
+    await markMasterKeyCreation(db.prisma, config, storeHasKeys);
     const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });
     const keys = new SealedKeyStore(db.prisma, kek);
     const n = await keys.verifyAll();
@@ -65,15 +72,17 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
   }
 }
 
-export const ADMIN_TOKEN_FILE = 'admin-token';
-
-/** First start: root + issuing intermediate + admin token. Idempotent: does nothing once a CA exists. */
 /**
  * openSignet, retried with backoff (0.5 s doubling to 30 s) while the database is unreachable:
  * only that is worth waiting for; anything else (wrong master key, corrupt store, database
  * ahead of the code) needs a person and is thrown at once.
  */
 export async function openWhenReachable(config: Config, log: Logger, opts: OpenOptions & { onUnavailable?: (detail: string, attempt: number) => void } = {}): Promise<CaContext> {
+  // Once per service start: the process that migrates (single process or cluster primary).
+  if (opts.migrate !== false) {
+    prepareDataDir(config.dataDir);
+    warnIfDataDirExposed(config, resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS), log);
+  }
   for (let attempt = 1, delay = 500; ; attempt++, delay = Math.min(delay * 2, 30_000)) {
     try {
       return await openSignet(config, log, opts);
@@ -91,6 +100,7 @@ export function announceBootstrap(boot: { created: boolean; rootFingerprint?: st
   if (boot.created) process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
 }
 
+/** First start: root + issuing intermediate + admin token. Idempotent: does nothing once a CA exists. */
 export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<{ created: boolean; rootFingerprint?: string; tokenFile?: string }> {
   if ((await listCas(ctx)).length) return { created: false };
   // The emptiness check runs again inside the transaction, which holds the database's write
@@ -98,6 +108,7 @@ export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<
   // empty database create one hierarchy, not two.
   const made = await ctx.db.transaction(async (tx) => {
     if (await tx.certificateAuthority.count()) return null;
+    await refuseBootstrapOverRemains(tx, config);
     const h = await createHierarchyTx(ctx, tx,
       { subject: config.SIGNET_ROOT_SUBJECT, keyAlgorithm: config.SIGNET_ROOT_KEY, validityDays: config.SIGNET_ROOT_VALIDITY_DAYS },
       { subject: config.SIGNET_INTERMEDIATE_SUBJECT, keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY, validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS, pathLen: 0 });
@@ -107,6 +118,7 @@ export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<
   if (!made) return { created: false };
   const { root, token } = made;
   const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
-  writeFileSync(tokenFile, token.token + '\n', { mode: 0o600 });
+  // 'wx': an existing admin-token is never overwritten (refuseBootstrapOverRemains has refused it already).
+  writeFileSync(tokenFile, token.token + '\n', { mode: 0o600, flag: 'wx' });
   return { created: true, rootFingerprint: fingerprintColons(root.fingerprint), tokenFile };
 }

@@ -18,7 +18,7 @@ export function createServices(ctx: CaContext, config: Config) {
   const issuance = new Issuance(ctx, issuers, profiles, events);
   const revocation = new Revocation(ctx, events, profiles);
   const crls = new CrlPublisher(ctx, events, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
-  const ocsp = new OcspService(ctx, events, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS });
+  const ocsp = new OcspService(ctx, events, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS, onDemandPerSecond: config.SIGNET_OCSP_ON_DEMAND_PER_SECOND });
   const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const acmeProfiles = split(config.SIGNET_ACME_PROFILES);
   for (const p of acmeProfiles) issuance.profile(p); // an unknown ACME profile is a configuration error

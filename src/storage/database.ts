@@ -10,6 +10,7 @@ import { PrismaClient as PostgresClient } from './generated/postgresql/client.js
 import type { DatabaseTarget, Provider } from './database-url.js';
 import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
 import { openHotReads, type HotReads } from './hot-reads.js';
+import { createPrivateDatabaseFile } from './migrate.js';
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -45,6 +46,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let prisma: Db;
   let writer: Db;
   if (target.provider === 'sqlite') {
+    createPrivateDatabaseFile(target.location); // normally migrate() has created it already
     // Two connections: the better-sqlite3 adapter holds one connection for the whole of an
     // interactive transaction, so reads sharing it would queue behind every commit (and its
     // fsync). Under WAL a second connection reads the last committed state without waiting.

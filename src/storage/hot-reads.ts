@@ -1,6 +1,7 @@
 /**
- * The two reads that run on hot paths, as prepared statements on the driver: the API-token
- * lookup before every authenticated request, and the public certificate status. Through
+ * The reads that run on hot paths, as prepared statements on the driver: the API-token
+ * lookup before every authenticated request, the public certificate status, and OCSP's
+ * status lookup on a cache miss (where a flood of never-issued serials lands). Through
  * Prisma each cost more than the rest of the request (query compilation per call). Tokens are
  * not cached: a revocation must take effect at once.
  */
@@ -16,14 +17,22 @@ export interface TokenRow {
 
 export interface StatusRow { status: string; notAfter: Date; revokedAt: Date | null; revocationReason: string | null }
 
+/** A certificate with this serial, leaf or CA, and the CA that issued it (null: a root). */
+export interface IssuedRow { kind: 'leaf' | 'ca'; issuerId: string | null; status: string; revokedAt: Date | null; revocationReason: string | null }
+
 export interface HotReads {
   token(secretHash: string): Promise<TokenRow | null>;
   certificateStatus(serial: string): Promise<StatusRow | null>;
+  /** OCSP on a cache miss: every certificate (leaf or CA) with this serial, with its issuer and status. */
+  issuedWithSerial(serial: string): Promise<IssuedRow[]>;
   close(): Promise<void>;
 }
 
 const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt" FROM "ApiToken" WHERE "secretHash" = ';
 const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
+
+const ISSUED_SQL = (p1: string, p2: string) => `SELECT 'leaf' AS "kind", "caId" AS "issuerId", "status", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ${p1}`
+  + ` UNION ALL SELECT 'ca', "parentId", "status", "revokedAt", "revocationReason" FROM "CertificateAuthority" WHERE "serial" = ${p2}`;
 
 type Raw<T, D extends keyof T> = Omit<T, D> & { [K in D]: unknown };
 
@@ -33,6 +42,7 @@ export function openHotReads(target: DatabaseTarget): HotReads {
     db.pragma('busy_timeout = 10000');
     const token = db.prepare(`${TOKEN_SQL}?`);
     const status = db.prepare(`${STATUS_SQL}?`);
+    const issued = db.prepare(ISSUED_SQL('?', '?'));
     return {
       async token(hash) {
         const r = token.get(hash) as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
@@ -41,6 +51,9 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       async certificateStatus(serial) {
         const r = status.get(serial) as Raw<StatusRow, 'notAfter' | 'revokedAt'> | undefined;
         return r ? { ...r, notAfter: sqliteDate(r.notAfter)!, revokedAt: sqliteDate(r.revokedAt) } : null;
+      },
+      async issuedWithSerial(serial) {
+        return (issued.all(serial, serial) as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: sqliteDate(r.revokedAt) }));
       },
       async close() { db.close(); },
     };
@@ -57,6 +70,10 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       const { rows } = await pool.query({ text: `${STATUS_SQL}$1`, values: [serial], name: 'signet-certificate-status' });
       const r = rows[0] as Raw<StatusRow, 'notAfter' | 'revokedAt'> | undefined;
       return r ? { ...r, notAfter: pgUtc(r.notAfter)!, revokedAt: pgUtc(r.revokedAt) } : null;
+    },
+    async issuedWithSerial(serial) {
+      const { rows } = await pool.query({ text: ISSUED_SQL('$1', '$1'), values: [serial], name: 'signet-issued-with-serial' });
+      return (rows as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: pgUtc(r.revokedAt) }));
     },
     async close() { await pool.end(); },
   };

@@ -9,7 +9,7 @@
  * either both or neither.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -89,7 +89,22 @@ export async function enableWal(db: Database.Database, timeoutMs = 10_000): Prom
   }
 }
 
+/**
+ * Creates a new database file private to this user (0600; SQLite's own default is 0644) before
+ * SQLite opens it. SQLite gives the -wal and -shm files it creates the main file's mode. An
+ * existing file is left as it is (start-up warns when it is readable by others).
+ */
+export function createPrivateDatabaseFile(file: string): void {
+  try {
+    closeSync(openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+  } catch (e) {
+    // EEXIST: already there. ENOENT (no such directory): SQLite's own open reports it.
+    if (!['EEXIST', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  }
+}
+
 async function migrateSqlite(file: string, migrations: Migration[]): Promise<MigrationResult> {
+  createPrivateDatabaseFile(file);
   const db = new Database(file);
   try {
     await enableWal(db);
