@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { SignetError } from '../src/errors.js';
 import { bitString, booleanTrue, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from '../src/pki/der.js';
-import { signerFor } from '../src/pki/keys.js';
+import { ownKey, signerFor } from '../src/pki/keys.js';
 import { parseCsr, parseCsrFast, parseCsrFull, type ParsedCsr } from '../src/pki/csr.js';
 import { basicConstraints, EXT } from '../src/pki/extensions.js';
 import { encodeSan } from '../src/pki/leaf-template.js';
@@ -68,7 +68,7 @@ const nameOf = (...rdns: Buffer[]) => sequence(...rdns);
 const CN = '2.5.4.3';
 
 function csr(b: Build): Buffer {
-  const signer = signerFor(b.key);
+  const signer = signerFor(ownKey(b.key));
   const spki = b.spki ?? createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
   const infoParts = [smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
   if (b.attributes !== null) infoParts.push(tlv(0xa0, ...(b.attributes ?? [])));

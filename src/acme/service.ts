@@ -5,13 +5,14 @@
  * Account Binding, and ACME Renewal Information (RFC 9773). State lives in the database so any
  * replica can answer any request; nonces too.
  */
-import { randomBytes, randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
 import type { Revocation } from '../ca/revocation.js';
 import { inspectCertificate, serialHex, toPem } from '../pki/certificate.js';
+import type { TrustedKey } from '../pki/keys.js';
 import { parseCsr } from '../pki/csr.js';
 import { REVOCATION_REASONS, reasonFromCode, type RevocationReason } from '../pki/crl.js';
 import { checkAllowed, validateDnsName, validateIp, normalizeIp, type SanEntry } from '../pki/names.js';
@@ -40,7 +41,7 @@ const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<stri
 
 const HOUR = 3_600_000;
 
-export interface AuthenticatedRequest { account?: AccountRow; key: KeyObject; payload: unknown; jws: ParsedJws }
+export interface AuthenticatedRequest { account?: AccountRow; key: TrustedKey; payload: unknown; jws: ParsedJws }
 
 export class AcmeService {
   private readonly validating = new Set<string>();
@@ -77,7 +78,7 @@ export class AcmeService {
     if (mode === 'jwk' && !h.jwk) throw acmeErr('malformed', 'this request must be signed with a jwk, not a kid');
     if (mode === 'kid' && !h.kid) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
     let account: AccountRow | undefined;
-    let key: KeyObject;
+    let key: TrustedKey;
     if (h.jwk) {
       key = importJwk(h.jwk);
       verifyJws(jws, key);
@@ -426,7 +427,12 @@ export class AcmeService {
     // that holds valid authorizations for every name in it.
     let actor: string;
     if (!req.account) {
-      const certKey = createPublicKey({ key: parts.spkiDer, format: 'der', type: 'spki' });
+      let certKey;
+      // The certificate is one this server issued, but its key is still checked before node sees it.
+      try { certKey = parts.publicKey; } catch (e) {
+        if (e instanceof SignetError) throw acmeErr('badPublicKey', `the certificate's key cannot authorise a revocation: ${e.detail}`);
+        throw e;
+      }
       if (thumbprint(certKey) !== thumbprint(req.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
       actor = `acme:certkey:${serial}`;
     } else {
