@@ -26,7 +26,7 @@ export class DerError extends Error {
  * built on the failure path, so the fast paths pay for none.
  */
 function decodeElement(buf: Uint8Array, off: number, end: number): El | string {
-  if (off + 2 > end) return 'truncated: no room for a tag and a length';
+  if (off + 2 > end) return 'truncated DER: no room for a tag and a length';
   const tag = buf[off]!;
   // Multi-byte tags are valid DER but appear in no structure Signet reads.
   if ((tag & 0x1f) === 0x1f) return `multi-byte tag 0x${tag.toString(16)} is not used in these structures`;
@@ -37,14 +37,14 @@ function decodeElement(buf: Uint8Array, off: number, end: number): El | string {
     const n = l1 & 0x7f;
     if (n === 0) return 'indefinite length (BER; DER requires a definite length)';
     if (n > 4) return `length field of ${n} bytes is too long`;
-    if (body + n > end) return 'truncated length field';
+    if (body + n > end) return 'truncated DER: the length field is cut short';
     if (buf[body] === 0) return 'non-minimal length (a leading zero byte; DER uses the shortest form)';
     length = 0;
     for (let i = 0; i < n; i++) length = length * 256 + buf[body + i]!;
     if (length < 0x80) return `non-minimal length (long form for ${length} bytes; DER uses the shortest form)`;
     body += n;
   }
-  if (body + length > end) return `truncated: the element claims ${length} bytes, ${Math.max(0, end - body)} remain`;
+  if (body + length > end) return `truncated DER: the element claims ${length} bytes, ${Math.max(0, end - body)} remain`;
   return { tag, start: off, body, end: body + length };
 }
 
