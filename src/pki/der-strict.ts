@@ -22,10 +22,11 @@ export class DerError extends Error {
 }
 
 /**
- * The element at `off`, within [off, end): an El, or the rule it breaks. Strings are only
- * built on the failure path, so the fast paths pay for none.
+ * The element at `off`, within [off, end): an El (`into`, when given, is filled and returned
+ * instead of a new one), or the rule it breaks. Strings are only built on the failure path, so
+ * the fast paths pay for none.
  */
-function decodeElement(buf: Uint8Array, off: number, end: number): El | string {
+function decodeElement(buf: Uint8Array, off: number, end: number, into?: El): El | string {
   if (off + 2 > end) return 'truncated DER: no room for a tag and a length';
   const tag = buf[off]!;
   // Multi-byte tags are valid DER but appear in no structure Signet reads.
@@ -45,7 +46,12 @@ function decodeElement(buf: Uint8Array, off: number, end: number): El | string {
     body += n;
   }
   if (body + length > end) return `truncated DER: the element claims ${length} bytes, ${Math.max(0, end - body)} remain`;
-  return { tag, start: off, body, end: body + length };
+  if (!into) return { tag, start: off, body, end: body + length };
+  into.tag = tag;
+  into.start = off;
+  into.body = body;
+  into.end = body + length;
+  return into;
 }
 
 /** The strict element at `off`, or null. */
@@ -194,15 +200,20 @@ export function checkSetOrder(buf: Uint8Array, set: El): void {
  */
 export function checkDer(buf: Uint8Array, start = 0, end: number = buf.length, depth = 0): void {
   if (depth > MAX_DEPTH) throw new DerError(`nesting deeper than ${MAX_DEPTH} levels`, start);
+  // One scratch element per level: this walk runs on every CSR, and allocation is its main cost.
+  const e = SCRATCH[depth] ??= { tag: 0, start: 0, body: 0, end: 0 };
   for (let off = start; off < end;) {
-    const e = readEl(buf, off, end);
+    const r = decodeElement(buf, off, end, e);
+    if (typeof r === 'string') throw new DerError(r, off);
     checkElement(buf, e, depth);
     off = e.end;
   }
 }
+const SCRATCH: El[] = [];
+
+function fail(e: El, rule: string): never { throw new DerError(rule, e.start); }
 
 function checkElement(buf: Uint8Array, e: El, depth: number): void {
-  const fail = (rule: string): never => { throw new DerError(rule, e.start); };
   const constructed = (e.tag & 0x20) !== 0;
   const universal = (e.tag & 0xc0) === 0;
   const number = e.tag & 0x1f;
@@ -211,44 +222,44 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
     if (constructed) checkDer(buf, e.body, e.end, depth + 1);
     return;
   }
-  if (number === 0) fail('tag 0x00 (end-of-contents) is BER only');
+  if (number === 0) fail(e, 'tag 0x00 (end-of-contents) is BER only');
   if (constructed) {
-    if (PRIMITIVE_ONLY.has(number)) fail(`constructed encoding of universal type ${number} (DER requires the primitive form)`);
+    if (PRIMITIVE_ONLY.has(number)) fail(e, `constructed encoding of universal type ${number} (DER requires the primitive form)`);
     checkDer(buf, e.body, e.end, depth + 1);
     if (number === 0x11) checkSetOrder(buf, e);
     return;
   }
   switch (number) {
-    case 0x10: case 0x11: fail(`${number === 0x10 ? 'SEQUENCE' : 'SET'} with the primitive bit (DER requires the constructed form)`); break;
+    case 0x10: case 0x11: fail(e, `${number === 0x10 ? 'SEQUENCE' : 'SET'} with the primitive bit (DER requires the constructed form)`); break;
     case 0x01:
-      if (len !== 1) fail(`BOOLEAN of ${len} bytes (DER uses exactly one)`);
-      if (buf[e.body] !== 0x00 && buf[e.body] !== 0xff) fail(`BOOLEAN 0x${buf[e.body]!.toString(16).padStart(2, '0')} (DER encodes TRUE as 0xFF and FALSE as 0x00)`);
+      if (len !== 1) fail(e, `BOOLEAN of ${len} bytes (DER uses exactly one)`);
+      if (buf[e.body] !== 0x00 && buf[e.body] !== 0xff) fail(e, `BOOLEAN 0x${buf[e.body]!.toString(16).padStart(2, '0')} (DER encodes TRUE as 0xFF and FALSE as 0x00)`);
       break;
     case 0x02: case 0x0a: {
       const what = number === 0x02 ? 'INTEGER' : 'ENUMERATED';
-      if (len === 0) fail(`empty ${what}`);
+      if (len === 0) fail(e, `empty ${what}`);
       if (len > 1 && ((buf[e.body] === 0x00 && !(buf[e.body + 1]! & 0x80)) || (buf[e.body] === 0xff && buf[e.body + 1]! & 0x80))) {
-        fail(`non-minimal ${what} (a redundant leading 0x${buf[e.body]!.toString(16).padStart(2, '0')} byte)`);
+        fail(e, `non-minimal ${what} (a redundant leading 0x${buf[e.body]!.toString(16).padStart(2, '0')} byte)`);
       }
       break;
     }
     case 0x03: {
-      if (len === 0) fail('BIT STRING without its unused-bits byte');
+      if (len === 0) fail(e, 'BIT STRING without its unused-bits byte');
       const unused = buf[e.body]!;
-      if (unused > 7) fail(`BIT STRING with ${unused} unused bits (at most 7)`);
-      if (len === 1 && unused !== 0) fail('empty BIT STRING with unused bits');
-      if (unused && (buf[e.end - 1]! & ((1 << unused) - 1)) !== 0) fail('BIT STRING whose unused bits are not zero');
+      if (unused > 7) fail(e, `BIT STRING with ${unused} unused bits (at most 7)`);
+      if (len === 1 && unused !== 0) fail(e, 'empty BIT STRING with unused bits');
+      if (unused && (buf[e.end - 1]! & ((1 << unused) - 1)) !== 0) fail(e, 'BIT STRING whose unused bits are not zero');
       break;
     }
-    case 0x05: if (len !== 0) fail(`NULL with ${len} content bytes`); break;
+    case 0x05: if (len !== 0) fail(e, `NULL with ${len} content bytes`); break;
     case 0x06: {
-      if (len === 0) fail('empty OBJECT IDENTIFIER');
+      if (len === 0) fail(e, 'empty OBJECT IDENTIFIER');
       let startOfArc = true;
       for (let i = e.body; i < e.end; i++) {
-        if (startOfArc && buf[i] === 0x80) fail('OBJECT IDENTIFIER arc padded with 0x80 (not minimal)');
+        if (startOfArc && buf[i] === 0x80) fail(e, 'OBJECT IDENTIFIER arc padded with 0x80 (not minimal)');
         startOfArc = (buf[i]! & 0x80) === 0;
       }
-      if (!startOfArc) fail('truncated OBJECT IDENTIFIER (its last byte has the continuation bit)');
+      if (!startOfArc) fail(e, 'truncated OBJECT IDENTIFIER (its last byte has the continuation bit)');
       break;
     }
     default: break;

@@ -232,6 +232,14 @@ function jwkImport(jwk: Record<string, string>): TrustedKey {
  * the module comment); the caller must then verify a signature under the key before trusting it.
  */
 export function importSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {}): PublicKeyInfo {
+  const { jwk, ...info } = checkSpki(der, opts);
+  return { key: jwkImport(jwk), ...info };
+}
+
+type Checked = Omit<PublicKeyInfo, 'key'> & { jwk: Record<string, string> };
+
+/** importSpki's checks alone, without node: the key's JWK form and description (pure; for benchmarks and importSpki). */
+export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {}): Checked {
   let alg: El[];
   let bits: El;
   try {
@@ -263,19 +271,19 @@ export function importSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = 
     if (curveOid === null) throw badKey('ECDSA key has a malformed curve identifier');
     const curve = named(curveOid);
     const { x, y } = checkEcPoint(curve, key);
-    return { key: jwkImport({ kty: 'EC', crv: curve.jwk, x: b64u(x), y: b64u(y) }), family: 'ecdsa', bits: curve.bits, algorithm: `ecdsa-p${curve.bits}`, curveOid };
+    return { jwk: { kty: 'EC', crv: curve.jwk, x: b64u(x), y: b64u(y) }, family: 'ecdsa', bits: curve.bits, algorithm: `ecdsa-p${curve.bits}`, curveOid };
   }
   if (algOid === OID.ed25519) {
     if (params) throw badKey('Ed25519 key has algorithm parameters, which RFC 8410 forbids');
     checkEd25519(key, opts.decodeEd25519 ?? true);
-    return { key: jwkImport({ kty: 'OKP', crv: 'Ed25519', x: b64u(key) }), family: 'ed25519', bits: 256, algorithm: 'ed25519', curveOid: OID.ed25519 };
+    return { jwk: { kty: 'OKP', crv: 'Ed25519', x: b64u(key) }, family: 'ed25519', bits: 256, algorithm: 'ed25519', curveOid: OID.ed25519 };
   }
   if (algOid === OID.rsaEncryption) {
     // RFC 3279 §2.3.1 / RFC 4055 §1.2: the parameters MUST be NULL.
     if (!params || params.tag !== 0x05 || params.end !== params.body) throw badKey('RSA key algorithm parameters must be NULL (RFC 3279)');
     const { n, e } = rsaPublicKey(key);
     const size = checkRsa(n, e);
-    return { key: jwkImport({ kty: 'RSA', n: b64u(n), e: b64u(e) }), family: 'rsa', bits: size, algorithm: `rsa-${size}`, curveOid: OID.rsaEncryption };
+    return { jwk: { kty: 'RSA', n: b64u(n), e: b64u(e) }, family: 'rsa', bits: size, algorithm: `rsa-${size}`, curveOid: OID.rsaEncryption };
   }
   throw badKey(`${OTHER_KEYS[algOid] ?? `public key algorithm ${algOid}`} keys are not supported; ${USE}`);
 }
