@@ -304,10 +304,10 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
         if (flag && flag.tag === 0x01 && der[flag.body] === 0x00) {
           throw new DerError(`extension ${id} encodes critical FALSE explicitly (DER omits a DEFAULT value)`, flag.start);
         }
-        const value = ep[ep.length - 1];
-        if (ep.length >= 2 && value!.tag === 0x04) {
+        const extnValue = ep[ep.length - 1];
+        if (ep.length >= 2 && extnValue!.tag === 0x04) {
           try {
-            checkDer(der, value!.body, value!.end);
+            checkDer(der, extnValue!.body, extnValue!.end);
           } catch (e) {
             if (e instanceof DerError) throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
             throw e;
