@@ -10,7 +10,7 @@ import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } f
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { signerFor, type Signer } from '../src/pki/keys.js';
+import { ownKey, signerFor, type Signer } from '../src/pki/keys.js';
 import { readElement, readHeader } from '../src/pki/der.js';
 import { SignetError } from '../src/errors.js';
 import {
@@ -114,7 +114,7 @@ function makeCa(alg: string): TestCa {
   const certDer = Buffer.from(new X509Certificate(readFileSync(join(dir, 'ca.pem'))).raw);
   return {
     dir,
-    signer: signerFor(createPrivateKey(readFileSync(join(dir, 'ca.key')))),
+    signer: signerFor(ownKey(createPrivateKey(readFileSync(join(dir, 'ca.key'))))),
     certDer,
     nameDer: subjectNameDer(certDer),
     keyId: subjectKeyId(certDer),
@@ -182,7 +182,7 @@ describe('CRL entry encoding', () => {
   });
 
   test('the bulk writer produces exactly encodeCrlEntry bytes for odd inputs', async () => {
-    const signer = signerFor(generateKeyPairSync('ed25519').privateKey);
+    const signer = signerFor(ownKey(generateKeyPairSync('ed25519').privateKey));
     const entries: CrlEntry[] = [];
     const serials = [
       Buffer.from([0]), Buffer.from([0, 0, 0]), Buffer.from([0x7f]), Buffer.from([0x80]), Buffer.from([0, 0, 0x80]),
@@ -212,7 +212,7 @@ describe('CRL entry encoding', () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const base = {
       issuerNameDer: Buffer.from('3000', 'hex'), issuerKeyId: Buffer.from([1]), number: 1n, thisUpdate: NOW,
-      nextUpdate: new Date(NOW.getTime() + HOUR), entries: [] as CrlEntry[], signer: signerFor(privateKey),
+      nextUpdate: new Date(NOW.getTime() + HOUR), entries: [] as CrlEntry[], signer: signerFor(ownKey(privateKey)),
     };
     await assert.doesNotReject(buildCrl(base));
     const bad: [string, Partial<typeof base> & { distributionPointUrl?: string }][] = [

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { SignetError } from '../src/errors.js';
 import { bitString, booleanTrue, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from '../src/pki/der.js';
-import { signerFor } from '../src/pki/keys.js';
+import { ownKey, signerFor } from '../src/pki/keys.js';
 import { parseCsr, parseCsrFast, parseCsrFull, type ParsedCsr } from '../src/pki/csr.js';
 import { basicConstraints, EXT } from '../src/pki/extensions.js';
 import { encodeSan } from '../src/pki/leaf-template.js';
@@ -68,9 +68,10 @@ const nameOf = (...rdns: Buffer[]) => sequence(...rdns);
 const CN = '2.5.4.3';
 
 function csr(b: Build): Buffer {
-  const signer = signerFor(b.key);
+  const signer = signerFor(ownKey(b.key));
   const spki = b.spki ?? createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
-  const infoParts = [smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
+  // version -1 stands for a non-minimal encoding of 0 (02 02 00 00).
+  const infoParts = [b.version === -1 ? Buffer.from([2, 2, 0, 0]) : smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
   if (b.attributes !== null) infoParts.push(tlv(0xa0, ...(b.attributes ?? [])));
   const info = sequence(...infoParts);
   const out = sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(signer.sign(info)));
@@ -147,8 +148,17 @@ test('fast and full parsers agree on unusual and refused requests', () => {
     ['non-UTF-8 dNSName', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, sequence(tlv(0x82, Buffer.from([0xff, 0xfe])))))] })],
     ['SAN with trailing bytes', csr({ key, attributes: [extensionRequest(ext(EXT.subjectAltName, false, Buffer.concat([encodeSan(SANS), Buffer.from([0])])))] })],
     ['explicit critical FALSE', csr({ key, attributes: [extensionRequest(sequence(objectIdentifier(EXT.subjectAltName), tlv(0x01, Buffer.from([0])), octetString(encodeSan(SANS))))] })],
+    ['critical as BOOLEAN 0x01', csr({ key, attributes: [extensionRequest(sequence(objectIdentifier(EXT.subjectAltName), tlv(0x01, Buffer.from([1])), octetString(encodeSan(SANS))))] })],
+    ['version as INTEGER 02 02 00 00', csr({ key, version: -1 })],
+    ['OID arc padded with 0x80', csr({ key, name: nameOf(set(sequence(tlv(0x06, Buffer.from([0x55, 0x80, 0x04, 0x03])), tlv(0x0c, Buffer.from('a'))))) })],
+    ['empty OID in the subject', csr({ key, name: nameOf(set(sequence(tlv(0x06, Buffer.alloc(0)), tlv(0x0c, Buffer.from('a'))))) })],
+    ['unsorted multi-valued RDN', csr({ key, name: nameOf(set(sequence(objectIdentifier('2.5.4.10'), tlv(0x0c, Buffer.from('o'))), sequence(objectIdentifier(CN), tlv(0x0c, Buffer.from('a'))))) })],
   ];
   for (const [label, der] of cases) assertSame(der, label);
+  // The DER cases are refused by both paths alike (assertSame) — and refused.
+  for (const [label, der] of cases.slice(-6)) {
+    assert.throws(() => parseCsr(der), (e: unknown) => e instanceof SignetError && e.type === 'bad-csr' && /^truncated or malformed DER: .* at offset \d+$/.test(e.detail), label);
+  }
 
   // Every single-byte corruption of a small request: both paths still agree.
   const base = csr({ key, attributes: [extensionRequest(san(SANS.slice(0, 3)))] });
@@ -164,13 +174,19 @@ test('fast and full parsers agree on unusual and refused requests', () => {
 });
 
 test('key encodings: the fast JWK import agrees with the DER decoder, and defers what it does not take', () => {
-  // A compressed P-256 point: valid, but not what the fast import takes; the full path decodes it.
+  // A compressed P-256 point: refused by both paths (certificates carrying one fail in BoringSSL
+  // and other verifiers), by name.
   const p256 = keys.p256;
   const jwk = createPublicKey(p256).export({ format: 'jwk' });
   const y = Buffer.from(jwk.y!, 'base64url');
   const compressed = Buffer.concat([Buffer.from([0x02 + (y[y.length - 1]! & 1)]), Buffer.from(jwk.x!, 'base64url')]);
   const compressedSpki = sequence(sequence(objectIdentifier('1.2.840.10045.2.1'), objectIdentifier('1.2.840.10045.3.1.7')), bitString(compressed));
   assert.equal(assertSame(csr({ key: p256, spki: compressedSpki }), 'compressed point'), false, 'compressed points go to the full path');
+  assert.throws(() => parseCsr(csr({ key: p256, spki: compressedSpki })), (e: unknown) => e instanceof SignetError && e.type === 'bad-key' && /compressed point/.test(e.detail));
+  // The point at infinity (BIT STRING 00 00): refused by both, as a key problem, in this process.
+  const infinity = sequence(sequence(objectIdentifier('1.2.840.10045.2.1'), objectIdentifier('1.2.840.10045.3.1.7')), bitString(Buffer.from([0])));
+  assertSame(csr({ key: p256, spki: infinity }), 'point at infinity');
+  assert.throws(() => parseCsr(csr({ key: p256, spki: infinity })), (e: unknown) => e instanceof SignetError && e.type === 'bad-key' && /point at infinity/.test(e.detail));
   // A point off the curve, in the form the fast import takes: refused by both, as a key problem.
   const off = Buffer.from(createPublicKey(p256).export({ format: 'der', type: 'spki' }));
   off[off.length - 1] = off[off.length - 1]! ^ 1;

@@ -209,6 +209,12 @@ test('hand-built requests: the builder itself makes valid CSRs', () => {
   assert.equal(parseCsr(buildCsr({ key: rsa })).keyAlgorithm, 'rsa-2048');
 });
 
+/** The RSA key's SPKI with another public exponent (the INTEGER's content bytes as given). */
+function rsaWithExponent(e: Buffer): Buffer {
+  const { n } = rsa.publicKey.export({ format: 'jwk' });
+  return sequence(sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])), bitString(sequence(tlv(0x02, Buffer.concat([Buffer.from([0]), Buffer.from(n!, 'base64url')])), tlv(0x02, e))));
+}
+
 test('hand-built requests: structural and signature defects', () => {
   const cases: [string, Buffer, string, ...string[]][] = [
     ['RSA signature labelled as ECDSA', buildCsr({ key: rsa, sigOid: OID.ecdsaSha256, sigParams: Buffer.alloc(0) }), 'bad-csr', 'ecdsa-with-SHA256 does not match the rsa-2048 public key'],
@@ -228,6 +234,9 @@ test('hand-built requests: structural and signature defects', () => {
     ['X25519 key', buildCsr({ spki: generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'der' }) }), 'bad-key', 'X25519 keys are not supported'],
     ['P-224 key', buildCsr({ spki: generateKeyPairSync('ec', { namedCurve: 'P-224' }).publicKey.export({ type: 'spki', format: 'der' }) }), 'bad-key', 'ECDSA curve P-224 is not supported'],
     ['unknown curve OID', buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier('1.2.3.4.5')), bitString(Buffer.from([4]))) }), 'bad-key', 'curve with OID 1.2.3.4.5'],
+    ['point at infinity', buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(OID.p256)), bitString(Buffer.from([0]))) }), 'bad-key', 'ECDSA P-256 public key is the point at infinity'],
+    ['RSA exponent above 2^31−1', buildCsr({ spki: rsaWithExponent(Buffer.from([0x00, 0x80, 0, 0, 1])) }), 'bad-key', 'RSA public exponent 2147483649 is too large'],
+    ['non-DER: critical FALSE spelt out', buildCsr({ extensions: [sequence(objectIdentifier('2.5.29.17'), tlv(0x01, Buffer.from([0])), octetString(sequence(tlv(0x82, Buffer.from('a.test')))))] }), 'bad-csr', 'encodes critical FALSE explicitly (DER omits a DEFAULT value) at offset'],
   ];
   for (const [label, der, type, ...details] of cases) {
     try {

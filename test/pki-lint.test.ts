@@ -15,7 +15,7 @@ import {
   keyIdentifier, keyUsage, subjectKeyIdentifier,
 } from '../src/pki/extensions.js';
 import { encodeSan } from '../src/pki/leaf-template.js';
-import { signerFor } from '../src/pki/keys.js';
+import { ownKey, signerFor } from '../src/pki/keys.js';
 import { lintLeafTbs, lintLeafTbsFast, lintLeafTbsFull, type LintExpectations } from '../src/pki/lint.js';
 
 const DAY = 86_400_000;
@@ -23,10 +23,10 @@ const caKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 const caSpki = createPublicKey(caKey).export({ format: 'der', type: 'spki' });
 const caKeyId = keyIdentifier(caSpki);
 const caName = encodeName([{ type: '2.5.4.10', value: 'Signet Test' }, { type: '2.5.4.3', value: 'Signet Test Issuing CA' }]);
-const sigAlg = algorithmDer(signerFor(caKey));
+const sigAlg = algorithmDer(signerFor(ownKey(caKey)));
 const leafSpki = createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).export({ format: 'der', type: 'spki' });
 const otherSpki = createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).export({ format: 'der', type: 'spki' });
-const rsaSigAlg = algorithmDer(signerFor(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey));
+const rsaSigAlg = algorithmDer(signerFor(ownKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)));
 
 const issuerNotBefore = new Date('2025-01-01T00:00:00Z');
 const issuerNotAfter = new Date('2035-01-01T00:00:00Z');

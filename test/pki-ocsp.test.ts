@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { OCSPRequest, OCSPResponse, BasicOCSPResponse } from '@peculiar/asn1-ocsp';
-import { signerFor, type Signer } from '../src/pki/keys.js';
+import { ownKey, signerFor, type Signer } from '../src/pki/keys.js';
 import {
   booleanTrue, contextExplicit, objectIdentifier, octetString, sequence, tlv, unsignedInteger,
 } from '../src/pki/der.js';
@@ -87,7 +87,7 @@ interface TestCa {
 }
 
 const derOf = (dir: string, file: string) => Buffer.from(new X509Certificate(readFileSync(join(dir, file))).raw);
-const signerOf = (dir: string, file: string) => signerFor(createPrivateKey(readFileSync(join(dir, file))));
+const signerOf = (dir: string, file: string) => signerFor(ownKey(createPrivateKey(readFileSync(join(dir, file)))));
 
 function makeCa(alg: string): TestCa {
   const dir = mkdtempSync(join(tmpdir(), `signet-ocsp-${alg}-`));

@@ -16,6 +16,7 @@ import { createServices } from '../../src/runtime/services.js';
 import { buildCsr } from '../../src/pki/csr-builder.js';
 import { parseCsr } from '../../src/pki/csr.js';
 import { derToPem } from '../../src/pki/pem.js';
+import { ownKey } from '../../src/pki/keys.js';
 
 const N = Number(process.argv[2] ?? 3000);
 const dir = mkdtempSync(join(tmpdir(), 'signet-micro-issue-'));
@@ -28,7 +29,7 @@ const { issuance } = createServices(ctx, config);
 const csrs = Array.from({ length: 500 }, (_, i) => {
   const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const name = `host${i}.bench.test`;
-  return derToPem(buildCsr(k, name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
+  return derToPem(buildCsr(ownKey(k), name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
 });
 const who = { principal: { kind: 'system', actor: 'bench' } } as const;
 

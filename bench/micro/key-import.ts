@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, sign, verify, webcrypto, type KeyObject } from 'node:crypto';
+import { checkSpki, importSpki } from '../../src/pki/public-key.js';
 
 const N = Number(process.argv[2] ?? 3000);
 const KEYS = 500;
@@ -28,7 +29,10 @@ async function time(label: string, f: (i: number) => unknown): Promise<void> {
   console.log(`${label.padEnd(58)} ${us.toFixed(1).padStart(7)} µs`);
 }
 
-await time('createPublicKey, JWK (what parseCsr uses)', (i) => createPublicKey({ key: jwks[i]!, format: 'jwk' }));
+await time('createPublicKey, JWK', (i) => createPublicKey({ key: jwks[i]!, format: 'jwk' }));
+// Signet's own checks before node sees the key (public-key.ts): strict SPKI parse, x, y < p, y² = x³ − 3x + b in BigInt.
+await time('importSpki (checks + JWK import, what parseCsr uses)', (i) => importSpki(spkis[i]!));
+await time('  of which Signet\'s own checks (checkSpki)', (i) => checkSpki(spkis[i]!));
 await time('createPublicKey, DER SubjectPublicKeyInfo', (i) => createPublicKey({ key: spkis[i]!, format: 'der', type: 'spki' }));
 await time('subtle.importKey raw (async)', (i) => webcrypto.subtle.importKey('raw', raws[i]!, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']));
 await time('verify ECDSA-SHA256 (key imported and used before)', (i) => verify('sha256', message, imported[i]! as KeyObject, sigs[i]!));

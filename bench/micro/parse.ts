@@ -10,7 +10,7 @@ import { buildCsr } from '../../src/pki/csr-builder.js';
 import { parseCsr, parseCsrFull } from '../../src/pki/csr.js';
 import { encodeName } from '../../src/pki/dn.js';
 import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, keyIdentifier } from '../../src/pki/extensions.js';
-import { signerFor } from '../../src/pki/keys.js';
+import { ownKey, signerFor } from '../../src/pki/keys.js';
 import { buildLeafTbs } from '../../src/pki/leaf-template.js';
 import { lintLeafTbs, lintLeafTbsFull, type LintExpectations } from '../../src/pki/lint.js';
 import { derToPem } from '../../src/pki/pem.js';
@@ -18,11 +18,11 @@ import { derToPem } from '../../src/pki/pem.js';
 const N = Number(process.argv[2] ?? 5000);
 const DAY = 86_400_000;
 
-const leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const leafKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const sans = [{ type: 'dns' as const, value: 'www.example.com' }, { type: 'dns' as const, value: 'example.com' }];
 const csrPem = derToPem(buildCsr(leafKey, 'www.example.com', sans), 'CERTIFICATE REQUEST');
 
-const caKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const caKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const caKeyId = keyIdentifier(createPublicKey(caKey).export({ format: 'der', type: 'spki' }));
 const caName = encodeName([{ type: '2.5.4.10', value: 'Bench' }, { type: '2.5.4.3', value: 'Bench Issuing CA' }]);
 const sigAlg = algorithmDer(signerFor(caKey));

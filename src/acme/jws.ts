@@ -4,8 +4,10 @@
  * HS256 only for External Account Binding (§7.3.4). "none" and MAC algorithms on the outer
  * JWS are refused as badSignatureAlgorithm.
  */
-import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, verify, type JsonWebKey } from 'node:crypto';
 import { SignetError } from '../errors.js';
+import type { TrustedKey } from '../pki/keys.js';
+import { importPublicJwk, type PublicKeyInfo } from '../pki/public-key.js';
 
 export const JWS_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'EdDSA'] as const;
 export type JwsAlgorithm = (typeof JWS_ALGORITHMS)[number];
@@ -51,22 +53,24 @@ export function parseJws(body: unknown): ParsedJws {
   };
 }
 
-/** A JWK to a KeyObject, refusing private keys and key types we do not accept. */
-export function importJwk(jwk: unknown): KeyObject {
-  if (!jwk || typeof jwk !== 'object') throw malformed('jwk must be an object');
-  const j = jwk as JsonWebKey;
-  if ('d' in j || 'p' in j || 'k' in j) throw new SignetError('bad-request', 'jwk must be a public key', { acme: 'badPublicKey' });
-  let key: KeyObject;
-  try { key = createPublicKey({ key: j, format: 'jwk' }); } catch { throw new SignetError('bad-request', 'jwk is not a valid public key', { acme: 'badPublicKey' }); }
-  const t = key.asymmetricKeyType;
-  if (t === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new SignetError('bad-request', 'RSA account keys must be at least 2048 bits', { acme: 'badPublicKey' });
-  if (t === 'ec' && !['prime256v1', 'secp384r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? '')) throw new SignetError('bad-request', 'EC account keys must use P-256 or P-384', { acme: 'badPublicKey' });
-  if (!['rsa', 'ec', 'ed25519'].includes(t ?? '')) throw new SignetError('bad-request', `account key type ${t} is not supported; use ECDSA P-256/P-384, RSA or Ed25519`, { acme: 'badPublicKey' });
-  return key;
+/**
+ * A JWK to a KeyObject: every account key (new-account, key-change's new and old key, the EAB
+ * payload, a stored account's key) is checked by public-key.ts before node:crypto sees it.
+ */
+export function importJwk(jwk: unknown): TrustedKey {
+  if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw malformed('jwk must be an object');
+  let info: PublicKeyInfo;
+  try { info = importPublicJwk(jwk); } catch (e) {
+    if (e instanceof SignetError) throw new SignetError('bad-request', `the account key is refused: ${e.detail}`, { acme: 'badPublicKey' });
+    throw e;
+  }
+  // ES512 is not among the JWS algorithms accepted here, so a P-521 key could sign nothing.
+  if (info.algorithm === 'ecdsa-p521') throw new SignetError('bad-request', 'EC account keys must use P-256 or P-384', { acme: 'badPublicKey' });
+  return info.key;
 }
 
 /** RFC 7638 thumbprint (SHA-256, base64url) of a public JWK's required members. */
-export function thumbprint(key: KeyObject): string {
+export function thumbprint(key: TrustedKey): string {
   const j = key.export({ format: 'jwk' }) as Record<string, string>;
   const members = j.kty === 'EC' ? { crv: j.crv, kty: j.kty, x: j.x, y: j.y }
     : j.kty === 'RSA' ? { e: j.e, kty: j.kty, n: j.n }
@@ -74,12 +78,12 @@ export function thumbprint(key: KeyObject): string {
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
-export function publicJwk(key: KeyObject): JsonWebKey {
+export function publicJwk(key: TrustedKey): JsonWebKey {
   return key.export({ format: 'jwk' });
 }
 
 /** Verifies the signature with the algorithm the header names, which must fit the key. */
-export function verifyJws(jws: ParsedJws, key: KeyObject): void {
+export function verifyJws(jws: ParsedJws, key: TrustedKey): void {
   const alg = jws.header.alg;
   if (!(JWS_ALGORITHMS as readonly string[]).includes(alg)) {
     throw new SignetError('bad-request', `JWS algorithm ${alg} is not supported; use one of ${JWS_ALGORITHMS.join(', ')}`, { acme: 'badSignatureAlgorithm', extra: { algorithms: [...JWS_ALGORITHMS] } });

@@ -10,7 +10,7 @@
  * every request names the directory it was sent to. Who may do what is decided by
  * ca/authorization.ts (authorizeAcmeAccount, authorizeAcmeResource, authorizeAcmeRevocation).
  */
-import { randomBytes, randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal, type Principal } from '../ca/authorization.js';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
@@ -18,6 +18,7 @@ import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
 import type { Revocation } from '../ca/revocation.js';
 import { inspectCertificate, serialHex, toPem } from '../pki/certificate.js';
+import type { TrustedKey } from '../pki/keys.js';
 import { parseCsr } from '../pki/csr.js';
 import { REVOCATION_REASONS, reasonFromCode, type RevocationReason } from '../pki/crl.js';
 import { checkAllowed, validateDnsName, validateIp, normalizeIp, type SanEntry } from '../pki/names.js';
@@ -59,7 +60,7 @@ const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<stri
 const HOUR = 3_600_000;
 const isUniqueViolation = (e: unknown) => (e as { code?: unknown })?.code === 'P2002';
 
-export interface AuthenticatedRequest { account?: AccountRow; principal?: AcmePrincipal; key: KeyObject; payload: unknown; jws: ParsedJws }
+export interface AuthenticatedRequest { account?: AccountRow; principal?: AcmePrincipal; key: TrustedKey; payload: unknown; jws: ParsedJws }
 type AccountRequest = AuthenticatedRequest & { account: AccountRow; principal: AcmePrincipal };
 
 export class AcmeService {
@@ -123,7 +124,7 @@ export class AcmeService {
     const nonceExpires = this.nonces.check(h.nonce);
     let account: AccountRow | undefined;
     let principal: AcmePrincipal | undefined;
-    let key: KeyObject;
+    let key: TrustedKey;
     if (h.jwk) {
       key = importJwk(h.jwk);
       verifyJws(jws, key);
@@ -205,7 +206,7 @@ export class AcmeService {
   }
 
   /** Verifies an External Account Binding for `directory`; returns the EAB key id. */
-  private async verifyExternalAccount(eab: unknown, key: KeyObject, url: string, directory: string): Promise<string> {
+  private async verifyExternalAccount(eab: unknown, key: TrustedKey, url: string, directory: string): Promise<string> {
     const kid = parseJws(eab).header.kid;
     const row = typeof kid === 'string' && kid ? await this.ctx.db.prisma.acmeEabKey.findUnique({ where: { id: kid } }) : null;
     const hmacKey = row ? this.ctx.keys.unsealSecret(row.id, row.sealed) : null;
@@ -556,7 +557,12 @@ export class AcmeService {
     const cert = { serial, profile: row.profile, sans };
     let principal: Principal;
     if (!auth.account) {
-      const certKey = createPublicKey({ key: parts.spkiDer, format: 'der', type: 'spki' });
+      let certKey;
+      // The certificate is one this server issued, but its key is still checked before node sees it.
+      try { certKey = parts.publicKey; } catch (e) {
+        if (e instanceof SignetError) throw acmeErr('badPublicKey', `the certificate's key cannot authorise a revocation: ${e.detail}`);
+        throw e;
+      }
       if (thumbprint(certKey) !== thumbprint(auth.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
       authorizeAcmeRevocation({ certificateKey: true }, dir.profile, cert);
       principal = { kind: 'certificate-key', serial };

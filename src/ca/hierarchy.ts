@@ -2,13 +2,15 @@
  * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
  * and taking the root offline. Each change commits with its key and its audit event.
  */
-import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { buildCaCertificate } from '../pki/ca-template.js';
 import { inspectCertificate, newSerial, serialHex, fromPem } from '../pki/certificate.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
-import { describeKey, signerFor, verifySignature, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import { signerFor, verifySignature, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import { checkPrivateKey } from '../pki/private-key.js';
+import type { PublicKeyInfo } from '../pki/public-key.js';
 import type { Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
@@ -41,9 +43,12 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
   let signer: Signer;
   if (parent.keyId) signer = await ctx.keys.signer(parent.keyId);
   else if (parentKey) {
-    signer = signerFor(parentKey);
-    if (!createPublicKey(parentKey).export({ format: 'der', type: 'spki' }).equals(cert.spkiDer)) {
-      throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate`);
+    // A key file from outside: checked against the certificate before node:crypto describes it.
+    try {
+      signer = signerFor(checkPrivateKey(parentKey, { info: cert.publicKeyInfo, spkiDer: cert.spkiDer }));
+    } catch (e) {
+      if (e instanceof SignetError && e.type === 'bad-key') throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate: ${e.detail}`);
+      throw e;
     }
   } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
   return { signer, cert };
@@ -111,12 +116,18 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   let cert;
   try { cert = inspectCertificate(der); } catch (e) { throw new SignetError('bad-request', `the certificate could not be parsed: ${(e as Error).message}`); }
   if (!cert.isCa) throw new SignetError('bad-request', 'the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)');
-  let key: KeyObject;
-  try { key = createPrivateKey({ key: keyPem, format: 'pem', ...(opts.passphrase ? { passphrase: opts.passphrase } : {}) }); } catch (e) {
+  // Both keys come from outside: each is checked by Signet's own rules (public-key.ts,
+  // private-key.ts) before node:crypto is asked anything about it.
+  let certKey: PublicKeyInfo;
+  try { certKey = cert.publicKeyInfo; } catch (e) {
+    if (e instanceof SignetError) throw new SignetError('bad-key', `the CA certificate's public key is refused: ${e.detail}`);
+    throw e;
+  }
+  let decoded: KeyObject;
+  try { decoded = createPrivateKey({ key: keyPem, format: 'pem', ...(opts.passphrase ? { passphrase: opts.passphrase } : {}) }); } catch (e) {
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
-  describeKey(key);
-  if (!createPublicKey(key).export({ format: 'der', type: 'spki' }).equals(cert.spkiDer)) throw new SignetError('bad-key', 'the private key does not match the certificate');
+  const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
   if (await ctx.db.prisma.certificateAuthority.findUnique({ where: { fingerprint: cert.fingerprint } })) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
   // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
   const selfSigned = cert.issuerNameDer.equals(cert.subjectNameDer) && verifySignature(cert.parsed.signatureAlgorithm.algorithm, cert.publicKey, cert.tbs, Buffer.from(cert.parsed.signatureValue));
@@ -132,7 +143,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);
     const id = idFor(selfSigned ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
-    const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: describeKey(key).name, status: 'active' });
+    const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: certKey.algorithm, status: 'active' });
     await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId } });
     return row;
   });

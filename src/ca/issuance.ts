@@ -12,12 +12,12 @@
  * A crash before 5 commits loses a certificate nobody received; serials are 127 random bits
  * and unique in the table, so nothing needs repair on restart.
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex, signTbs, toPem } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { escapeDnValue } from '../pki/dn.js';
-import { describeKey } from '../pki/keys.js';
+import { describeKey, type TrustedKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { lintLeafTbs, readSanEntries } from '../pki/lint.js';
 import { checkAllowed, checkNameConstraints, normalizeIp, validateCommonName, validateSan, type SanEntry } from '../pki/names.js';
@@ -111,7 +111,7 @@ export class Issuance {
   }
 
   private async sign(p: {
-    profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; publicKey: KeyObject; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
+    profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; publicKey: TrustedKey; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
     validityDays?: number; caId?: string; previousCaId?: string; csrHash?: string; predecessor?: string;
   }, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
     const { profile, sans } = p;

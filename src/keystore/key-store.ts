@@ -4,7 +4,7 @@
  * get a Signer, never key bytes, except through the explicit offline-export path.
  */
 import type { KeyObject } from 'node:crypto';
-import type { KeyAlgorithm, Signer } from '../pki/keys.js';
+import type { KeyAlgorithm, Signer, TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 
 /** A key just placed in the store, with a signer usable before its transaction commits. */
@@ -13,8 +13,8 @@ export interface StoredKey { id: string; publicKey: KeyObject; signer: Signer }
 export interface KeyStore {
   /** Generates a new key pair inside the store (in tx when given, so it commits with its CA). */
   generate(algorithm: KeyAlgorithm, tx?: Tx): Promise<StoredKey>;
-  /** Seals an existing private key (CA import). */
-  importKey(privateKey: KeyObject, tx?: Tx): Promise<StoredKey>;
+  /** Seals an existing private key (CA import), once private-key.ts has checked it against its certificate. */
+  importKey(privateKey: TrustedKey, tx?: Tx): Promise<StoredKey>;
   /** A signer for the key; cached after the first unseal. */
   signer(id: string): Promise<Signer>;
   /** Removes a key from the online store (offline root). */

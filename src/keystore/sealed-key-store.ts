@@ -3,9 +3,9 @@
  * The key id is bound into the GCM additional data, so a sealed blob copied onto another
  * record does not unseal.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import { describeKey, generateKey, signerFor, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import { describeKey, generateKey, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import type { Db, Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
 import type { Kek } from './kek.js';
@@ -40,7 +40,7 @@ export class SealedKeyStore implements KeyStore {
     return this.importKey(privateKey, tx);
   }
 
-  async importKey(privateKey: KeyObject, tx?: Tx) {
+  async importKey(privateKey: TrustedKey, tx?: Tx) {
     const algorithm = describeKey(privateKey).name;
     const id = `key-${randomUUID()}`;
     const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -55,7 +55,7 @@ export class SealedKeyStore implements KeyStore {
     return { id, publicKey, signer };
   }
 
-  private async privateKey(id: string): Promise<KeyObject> {
+  private async privateKey(id: string): Promise<TrustedKey> {
     const rec = await this.db.keyRecord.findUnique({ where: { id } });
     if (!rec) throw new SignetError('key-store', `CA key ${id} is not in the online key store (is it kept offline?)`);
     if (rec.kekId !== this.kek.id) {
@@ -68,7 +68,8 @@ export class SealedKeyStore implements KeyStore {
       throw new SignetError('key-store', `CA key ${id} could not be unsealed: the key store record is corrupted or truncated; restore it from a backup`);
     }
     try {
-      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+      // Sealed by this store under the KEK (GCM-authenticated): Signet's own key.
+      return ownKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
     } finally {
       der.fill(0);
     }

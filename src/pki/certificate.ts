@@ -3,13 +3,14 @@
  * (fast, and byte-exact for names taken from the issuer certificate); inspection walks the
  * DER to pull out the exact bytes that chaining depends on.
  */
-import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate as AsnCertificate, Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
 import { bitString, contextExplicit, readElement, readHeader, sequence, smallInteger, time, unsignedInteger } from './der.js';
 import { EXT, keyIdentifier } from './extensions.js';
 import { derToPem } from './pem.js';
-import type { Signer } from './keys.js';
+import type { Signer, TrustedKey } from './keys.js';
+import { importSpki, type PublicKeyInfo } from './public-key.js';
 
 /** 16 random bytes with the top bit cleared: positive, 127 bits of entropy, always 16 bytes of DER content. */
 export function newSerial(random: (n: number) => Buffer = randomBytes): Buffer {
@@ -64,7 +65,12 @@ export interface CertificateParts {
   fingerprint: string;
   isCa: boolean;
   pathLen?: number;
-  publicKey: KeyObject;
+  /**
+   * The subject public key, checked by public-key.ts on first use (a certificate from outside —
+   * CA import, ACME revoke-cert — may carry any key); throws SignetError 'bad-key'.
+   */
+  readonly publicKey: TrustedKey;
+  readonly publicKeyInfo: PublicKeyInfo;
   parsed: AsnCertificate;
 }
 
@@ -92,6 +98,8 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
   const skiValue = skiExt ? Buffer.from(skiExt.extnValue.buffer) : undefined;
   const bcExt = exts.find((e) => e.extnID === EXT.basicConstraints);
   const bc = bcExt ? AsnConvert.parse(bcExt.extnValue.buffer, BasicConstraints) : undefined;
+  let key: PublicKeyInfo | undefined;
+  const keyInfo = (): PublicKeyInfo => (key ??= importSpki(spkiDer));
   return {
     der,
     tbs,
@@ -106,7 +114,8 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
     fingerprint: createHash('sha256').update(der).digest('hex'),
     isCa: bc?.cA ?? false,
     pathLen: bc?.pathLenConstraint,
-    publicKey: createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }),
+    get publicKeyInfo() { return keyInfo(); },
+    get publicKey() { return keyInfo().key; },
     parsed,
   };
 }

@@ -3,16 +3,16 @@
  * --generate-key`), so server-generated keys go through exactly the same parsing, proof of
  * possession and policy as any client's CSR.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { bitString, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from './der.js';
 import { encodeName } from './dn.js';
 import { EXT } from './extensions.js';
-import { signerFor } from './keys.js';
+import { signerFor, type TrustedKey } from './keys.js';
 import { encodeSan } from './leaf-template.js';
 import type { SanEntry } from './names.js';
 
-export function buildCsr(privateKey: KeyObject, commonName: string | undefined, sans: SanEntry[]): Buffer {
+export function buildCsr(privateKey: TrustedKey, commonName: string | undefined, sans: SanEntry[]): Buffer {
   const signer = signerFor(privateKey);
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   const attrs: Buffer[] = [];

@@ -1,22 +1,24 @@
 /**
  * PKCS#10 CSR parsing (RFC 2986): structure, key policy and proof of possession. Pure.
  *
- * Order matters: structure first (so every later step can trust offsets), then the key (an
- * unsupported key cannot be used to verify anything), then the signature over the
+ * Order matters: DER first (checkCsrDer: strict DER by X.690's rules, one reader for both paths,
+ * so every later step can trust offsets and encodings), then structure, then the key (checked
+ * by public-key.ts before node:crypto sees it; an unsupported key cannot be used to verify
+ * anything), then the signature over the
  * certificationRequestInfo bytes exactly as they were sent. Re-serialising the parsed object
  * would verify what we understood rather than what the requester signed.
  *
  * Names are returned, not judged: the caller applies names.ts (validateSan, checkAllowed,
  * validateCommonName) with the profile in hand.
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { Extensions } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
-import { readHeader } from './der.js';
-import { el, kids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
-import { describeKey, OID, verifySignature } from './keys.js';
+import { checkDer, checkSetOrder, DerError, el, kids, readEl, readKids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
+import { OID, verifySignature, type TrustedKey } from './keys.js';
+import { importSpki, type KeyFamily, type PublicKeyInfo } from './public-key.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
 import { formatIp, type SanEntry } from './names.js';
 
@@ -29,7 +31,8 @@ export interface ParsedCsr {
   der: Buffer;
   subject: { commonName?: string; dn: string; nameDer: Buffer };
   sans: SanEntry[];
-  publicKey: KeyObject;
+  /** Checked by public-key.ts (importSpki). */
+  publicKey: TrustedKey;
   spkiDer: Buffer;
   keyAlgorithm: string;
   requestedExtensions: string[];
@@ -41,11 +44,11 @@ const OID_SAN = '2.5.29.17';
 const OID_CN = '2.5.4.3';
 
 const badCsr = (detail: string) => new SignetError('bad-csr', detail);
-const badKey = (detail: string) => new SignetError('bad-key', detail);
 const malformed = (why: string) => badCsr(`truncated or malformed DER: ${why}`);
 
 export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const der = toDer(input);
+  checkCsrDer(der);
   // The fast path handles the common well-formed request; anything else (including every
   // refusal) goes through the full parser, so error details and edge cases are unchanged.
   return parseDerFast(der) ?? parseDerFull(der);
@@ -53,12 +56,16 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
 
 /** The full (schema-based) parser. Same result as parseCsr; exported for the equivalence tests. */
 export function parseCsrFull(input: string | Uint8Array): ParsedCsr {
-  return parseDerFull(toDer(input));
+  const der = toDer(input);
+  checkCsrDer(der);
+  return parseDerFull(der);
 }
 
 /** The fast path alone: null where parseCsr would defer to the full parser. For the equivalence tests. */
 export function parseCsrFast(input: string | Uint8Array): ParsedCsr | null {
-  return parseDerFast(toDer(input));
+  const der = toDer(input);
+  try { checkCsrDer(der); } catch { return null; }
+  return parseDerFast(der);
 }
 
 function parseDerFull(der: Buffer): ParsedCsr {
@@ -73,11 +80,11 @@ function parseDerFull(der: Buffer): ParsedCsr {
   const info = csr.certificationRequestInfo;
   if (info.version !== 0) throw badCsr(`CSR version ${info.version} is not supported (PKCS#10 v1 is encoded as 0)`);
 
-  const spki = info.subjectPKInfo;
-  const { publicKey, keyAlgorithm } = checkKey(spki.algorithm.algorithm, spki.algorithm.parameters ? new Uint8Array(spki.algorithm.parameters) : null, parts.spki);
+  const key = importSpki(parts.spki);
+  const { key: publicKey, algorithm: keyAlgorithm } = key;
 
   const sigOid = csr.signatureAlgorithm.algorithm;
-  checkSignatureAlgorithm(sigOid, parts.sigParams, publicKey, keyAlgorithm);
+  checkSignatureAlgorithm(sigOid, parts.sigParams, key);
   if (!verifySignature(sigOid, publicKey, parts.info, parts.signature)) {
     throw badCsr('CSR signature does not verify (proof of possession failed)');
   }
@@ -87,7 +94,7 @@ function parseDerFull(der: Buffer): ParsedCsr {
   return result(der, subject, parts.name, sans, publicKey, parts.spki, keyAlgorithm, requestedExtensions);
 }
 
-function result(der: Buffer, subject: { commonName?: string; dn: string }, name: Uint8Array, sans: SanEntry[], publicKey: KeyObject,
+function result(der: Buffer, subject: { commonName?: string; dn: string }, name: Uint8Array, sans: SanEntry[], publicKey: TrustedKey,
   spki: Uint8Array, keyAlgorithm: string, requestedExtensions: string[]): ParsedCsr {
   return {
     der,
@@ -122,25 +129,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     const [verE, nameE, spkiE, attrsE] = infoParts as [El, El, El, El | undefined];
     if (!sameBytes(der, verE, [0x02, 0x01, 0x00])) return null;
 
-    // subjectPublicKeyInfo
     if (spkiE.tag !== 0x30) return null;
-    const spkiParts = kids(der, spkiE);
-    if (!spkiParts || spkiParts.length !== 2 || spkiParts[0]!.tag !== 0x30 || spkiParts[1]!.tag !== 0x03) return null;
-    if (spkiParts[1]!.end - spkiParts[1]!.body < 2 || der[spkiParts[1]!.body] !== 0) return null;
-    const keyAlg = kids(der, spkiParts[0]!);
-    if (!keyAlg || keyAlg.length < 1 || keyAlg.length > 2) return null;
-    const keyOid = strictOid(der, keyAlg[0]!);
-    if (keyOid === null) return null;
-    const kp = keyAlg[1];
-    let keyParams: Uint8Array | null = null;
-    if (keyOid === OID.ecPublicKey) {
-      if (!kp || kp.tag !== 0x06) return null;
-      keyParams = der.subarray(kp.start, kp.end);
-    } else if (keyOid === OID.ed25519) {
-      if (kp) return null;
-    } else if (keyOid === OID.rsaEncryption) {
-      if (!kp || !sameBytes(der, kp, [0x05, 0x00])) return null;
-    } else return null;
 
     // signatureAlgorithm and signature
     const sigAlgParts = kids(der, algE);
@@ -195,11 +184,12 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
       }
     }
 
+    // The key, checked before node:crypto sees it. Ed25519 points are not decoded here (~100 µs
+    // in BigInt): an undecodable key verifies no signature, and the full path then says why.
     const spki = der.subarray(spkiE.start, spkiE.end);
-    const imported = importFast(der, keyOid, kp ?? null, spkiParts[1]!);
-    if (!imported) return null;
-    const { publicKey, keyAlgorithm } = checkKey(keyOid, keyParams, spki, imported);
-    checkSignatureAlgorithm(sigOid, sp ? der.subarray(sp.start, sp.end) : null, publicKey, keyAlgorithm);
+    const key = importSpki(spki, { decodeEd25519: false });
+    const { key: publicKey, algorithm: keyAlgorithm } = key;
+    checkSignatureAlgorithm(sigOid, sp ? der.subarray(sp.start, sp.end) : null, key);
     if (!verifySignature(sigOid, publicKey, der.subarray(infoE.start, infoE.end), der.subarray(sigE.body + 1, sigE.end))) return null;
     const name = der.subarray(nameE.start, nameE.end);
     const subject = readSubject(name);
@@ -207,52 +197,6 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
   } catch {
     return null;
   }
-}
-
-const JWK_CURVES: Record<string, [crv: string, size: number]> = { [OID.p256]: ['P-256', 32], [OID.p384]: ['P-384', 48], [OID.p521]: ['P-521', 66] };
-
-/** A strict, minimal, positive DER INTEGER's magnitude (no sign byte); null otherwise. */
-function positiveInteger(buf: Uint8Array, e: El): Uint8Array | null {
-  if (e.tag !== 0x02 || e.end === e.body) return null;
-  let from = e.body;
-  if (buf[from]! & 0x80) return null;
-  if (buf[from] === 0) {
-    if (e.end - from === 1 || !(buf[from + 1]! & 0x80)) return null;
-    from++;
-  }
-  return buf.subarray(from, e.end);
-}
-
-/**
- * The request's key, imported from its JWK form: node's DER key decoder costs ~110 µs a key
- * on this path, the JWK import 3 µs (RSA), 8 µs (Ed25519), 75 µs (ECDSA: it still checks the
- * point is on the curve). Only for uncompressed EC points, Ed25519 and minimal RSA integers;
- * null for anything else, and the full path decodes the DER as before.
- */
-function importFast(der: Uint8Array, keyOid: string, params: El | null, bits: El): KeyObject | null {
-  const key = der.subarray(bits.body + 1, bits.end);
-  const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
-  let jwk: Record<string, string>;
-  if (keyOid === OID.ecPublicKey) {
-    const curve = params ? JWK_CURVES[strictOid(der, params) ?? ''] : undefined;
-    if (!curve) return null;
-    const [crv, size] = curve;
-    if (key.length !== 1 + 2 * size || key[0] !== 0x04) return null;
-    jwk = { kty: 'EC', crv, x: b64(key.subarray(1, 1 + size)), y: b64(key.subarray(1 + size)) };
-  } else if (keyOid === OID.ed25519) {
-    if (key.length !== 32) return null;
-    jwk = { kty: 'OKP', crv: 'Ed25519', x: b64(key) };
-  } else if (keyOid === OID.rsaEncryption) {
-    const seq = el(key, 0, key.length);
-    if (!seq || seq.tag !== 0x30 || seq.end !== key.length) return null;
-    const ints = kids(key, seq);
-    if (!ints || ints.length !== 2) return null;
-    const n = positiveInteger(key, ints[0]!);
-    const e = positiveInteger(key, ints[1]!);
-    if (!n || !e) return null;
-    jwk = { kty: 'RSA', n: b64(n), e: b64(e) };
-  } else return null;
-  try { return createPublicKey({ key: jwk, format: 'jwk' }); } catch { return null; }
 }
 
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
@@ -322,25 +266,66 @@ function fromPem(text: string): Buffer {
 // ---------------------------------------------------------------------------------------------
 // DER structure
 
-/** The child elements of the constructed element at `el`. */
-function children(el: Uint8Array): Uint8Array[] {
-  const h = readHeader(el, 0);
-  const out: Uint8Array[] = [];
-  for (let off = h.headerLength; off < h.headerLength + h.length;) {
-    const c = readHeader(el, off);
-    out.push(el.subarray(off, off + c.headerLength + c.length));
-    off += c.headerLength + c.length;
+/**
+ * The DER rules, for both parse paths, before anything reads the request: X.690 over the whole
+ * CertificationRequest (der-strict.ts checkDer), then what only the schema can tell — the
+ * attributes are an IMPLICIT SET OF (sorted), an Extension's critical flag is DEFAULT FALSE (DER
+ * omits it), and each extnValue holds DER. Refusals name the rule and the offset.
+ */
+function checkCsrDer(der: Buffer): void {
+  try {
+    if (der[0] !== 0x30) throw new Error(`expected a SEQUENCE (0x30) at offset 0, found 0x${(der[0] ?? 0).toString(16).padStart(2, '0')}`);
+    const outer = readEl(der, 0, der.length);
+    if (outer.end < der.length) throw new Error(`${der.length - outer.end} trailing bytes after the CertificationRequest SEQUENCE`);
+    checkDer(der, 0, der.length);
+    checkExtensionRequestDer(der, outer);
+  } catch (e) {
+    if (e instanceof SignetError) throw e;
+    throw malformed((e as Error).message);
   }
-  return out;
+}
+
+/** The schema-level DER rules of the attributes; silent on shapes the parsers will refuse anyway. */
+function checkExtensionRequestDer(der: Buffer, outer: El): void {
+  const info = readKids(der, outer)[0];
+  if (!info || info.tag !== 0x30) return;
+  const attrs = readKids(der, info)[3];
+  if (!attrs || attrs.tag !== 0xa0) return;
+  checkSetOrder(der, attrs);
+  for (const attr of readKids(der, attrs)) {
+    const ap = attr.tag === 0x30 ? readKids(der, attr) : [];
+    if (ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) continue;
+    for (const value of readKids(der, ap[1]!)) {
+      if (value.tag !== 0x30) continue;
+      for (const ext of readKids(der, value)) {
+        const ep = ext.tag === 0x30 ? readKids(der, ext) : [];
+        const id = ep[0] ? strictOid(der, ep[0]) ?? '?' : '?';
+        const flag = ep.length === 3 ? ep[1]! : undefined;
+        if (flag && flag.tag === 0x01 && der[flag.body] === 0x00) {
+          throw new DerError(`extension ${id} encodes critical FALSE explicitly (DER omits a DEFAULT value)`, flag.start);
+        }
+        const extnValue = ep[ep.length - 1];
+        if (ep.length >= 2 && extnValue!.tag === 0x04) {
+          try {
+            checkDer(der, extnValue!.body, extnValue!.end);
+          } catch (e) {
+            if (e instanceof DerError) throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
+            throw e;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** The child elements of the element `el` (its own buffer); DER was checked by checkCsrDer. */
+function children(el: Uint8Array): Uint8Array[] {
+  return readKids(el, readEl(el, 0, el.length)).map((c) => el.subarray(c.start, c.end));
 }
 
 /** Slices the request into its signed and signature parts, exactly as encoded. */
 function splitStructure(der: Buffer): { info: Uint8Array; name: Uint8Array; spki: Uint8Array; sigParams: Uint8Array | null; signature: Uint8Array } {
   try {
-    if (der[0] !== 0x30) throw new Error(`expected a SEQUENCE (0x30) at offset 0, found 0x${(der[0] ?? 0).toString(16).padStart(2, '0')}`);
-    const outer = readHeader(der, 0);
-    const total = outer.headerLength + outer.length;
-    if (total < der.length) throw new Error(`${der.length - total} trailing bytes after the CertificationRequest SEQUENCE`);
     const top = children(der);
     if (top.length !== 3) throw new Error(`CertificationRequest has ${top.length} elements, expected 3`);
     const [info, alg, sig] = top as [Uint8Array, Uint8Array, Uint8Array];
@@ -348,92 +333,26 @@ function splitStructure(der: Buffer): { info: Uint8Array; name: Uint8Array; spki
     const infoParts = children(info);
     if (infoParts.length < 3 || infoParts.length > 4) throw new Error(`certificationRequestInfo has ${infoParts.length} elements, expected 3 or 4`);
     const [, name, spki] = infoParts as [Uint8Array, Uint8Array, Uint8Array];
-    const sh = readHeader(sig, 0);
-    if (sh.length < 1 || sig[sh.headerLength] !== 0) throw new Error('signature BIT STRING has unused bits');
+    const sh = readEl(sig, 0, sig.length);
+    if (sh.end - sh.body < 1 || sig[sh.body] !== 0) throw new Error('signature BIT STRING has unused bits');
     // Raw, because the schema library reads an explicit NULL and absent parameters alike.
     const algParts = children(alg);
     if (algParts.length < 1 || algParts.length > 2) throw new Error('signatureAlgorithm is malformed');
-    return { info, name, spki, sigParams: algParts[1] ?? null, signature: sig.subarray(sh.headerLength + 1) };
+    return { info, name, spki, sigParams: algParts[1] ?? null, signature: sig.subarray(sh.body + 1) };
   } catch (e) {
     if (e instanceof SignetError) throw e;
     throw malformed((e as Error).message);
   }
 }
 
-function decodeOid(content: Uint8Array): string {
-  if (content.length === 0) throw new Error('empty OBJECT IDENTIFIER');
-  const arcs: bigint[] = [];
-  let v = 0n;
-  for (const b of content) {
-    v = (v << 7n) | BigInt(b & 0x7f);
-    if ((b & 0x80) === 0) { arcs.push(v); v = 0n; }
-  }
-  if (content[content.length - 1]! & 0x80) throw new Error('truncated OBJECT IDENTIFIER');
-  const first = arcs.shift()!;
-  const head = first < 40n ? [0n, first] : first < 80n ? [1n, first - 40n] : [2n, first - 80n];
-  return [...head, ...arcs].join('.');
+/** The dotted text of the OBJECT IDENTIFIER element `el`. */
+function oidOf(el: Uint8Array): string {
+  const oid = strictOid(el, readEl(el, 0, el.length));
+  if (oid === null) throw new Error('malformed OBJECT IDENTIFIER');
+  return oid;
 }
 
-const contentOf = (el: Uint8Array): Uint8Array => el.subarray(readHeader(el, 0).headerLength);
-
-// ---------------------------------------------------------------------------------------------
-// Keys
-
-const CURVES: Record<string, string> = {
-  [OID.p256]: 'P-256', [OID.p384]: 'P-384', [OID.p521]: 'P-521',
-  '1.3.132.0.10': 'secp256k1', '1.3.132.0.33': 'P-224', '1.2.840.10045.3.1.1': 'P-192',
-  '1.3.36.3.3.2.8.1.1.7': 'brainpoolP256r1', '1.3.36.3.3.2.8.1.1.11': 'brainpoolP384r1',
-  '1.3.36.3.3.2.8.1.1.13': 'brainpoolP512r1', '1.2.156.10197.1.301': 'SM2',
-};
-const SUPPORTED_CURVES = new Set<string>([OID.p256, OID.p384, OID.p521]);
-const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521 or Ed25519';
-
-const OTHER_KEYS: Record<string, string> = {
-  [OID.dsa]: 'DSA', [OID.ed448]: 'Ed448', '1.3.101.110': 'X25519', '1.3.101.111': 'X448',
-  '1.2.840.113549.1.1.10': 'RSASSA-PSS', '1.2.840.10046.2.1': 'Diffie-Hellman (X9.42)',
-  '1.2.840.113549.1.3.1': 'Diffie-Hellman (PKCS#3)',
-};
-
-/**
- * Refuses unsupported keys by name before node:crypto sees them: node may not know a curve at
- * all (and then reports only "unsupported"), and an operator needs to read which curve it was.
- */
-function checkKey(alg: string, params: Uint8Array | null, spkiDer: Uint8Array, imported?: KeyObject): { publicKey: KeyObject; keyAlgorithm: string } {
-  if (alg === OID.ecPublicKey) {
-    if (!params || params[0] !== 0x06) {
-      throw badKey(params && params[0] === 0x30
-        ? 'ECDSA key with explicit curve parameters is not supported; use the named curve P-256, P-384 or P-521'
-        : 'ECDSA key without a named curve is not supported; use P-256, P-384 or P-521');
-    }
-    let curve: string;
-    try { curve = decodeOid(contentOf(params)); } catch { throw badKey('ECDSA key has a malformed curve identifier'); }
-    if (!SUPPORTED_CURVES.has(curve)) {
-      throw badKey(`ECDSA curve ${CURVES[curve] ?? `with OID ${curve}`} is not supported; use P-256, P-384 or P-521`);
-    }
-  } else if (alg === OID.ed25519) {
-    if (params) throw badKey('Ed25519 key has algorithm parameters, which RFC 8410 forbids');
-  } else if (alg !== OID.rsaEncryption) {
-    throw badKey(`${OTHER_KEYS[alg] ?? `public key algorithm ${alg}`} keys are not supported; ${USE}`);
-  }
-
-  let publicKey: KeyObject;
-  try {
-    publicKey = imported ?? createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
-  } catch (e) {
-    throw badKey(`public key could not be decoded: ${(e as Error).message}`);
-  }
-  const k = describeKey(publicKey);
-  if (k.family === 'rsa') {
-    if (k.bits < 2048) throw badKey(`RSA key of ${k.bits} bits is too weak; use 2048 to 8192 bits`);
-    if (k.bits > 8192) throw badKey(`RSA key of ${k.bits} bits is too large; Signet accepts 2048 to 8192 bits`);
-    // CA/B BR 6.1.5: the modulus size in bits must be divisible by 8.
-    if (k.bits % 8 !== 0) throw badKey(`RSA key of ${k.bits} bits is not a multiple of 8 bits; use 2048, 3072 or 4096`);
-    const e = publicKey.asymmetricKeyDetails?.publicExponent ?? 0n;
-    // e = 1 makes any "signature" verify, so proof of possession would mean nothing.
-    if (e < 3n || e % 2n === 0n) throw badKey(`RSA public exponent ${e} is not allowed; use 65537`);
-  }
-  return { publicKey, keyAlgorithm: k.name };
-}
+const contentOf = (el: Uint8Array): Uint8Array => el.subarray(readEl(el, 0, el.length).body);
 
 // ---------------------------------------------------------------------------------------------
 // Signature algorithm
@@ -454,13 +373,15 @@ const REFUSED_SIG_ALGS: Record<string, string> = {
   '1.2.840.10040.4.3': 'dsa-with-SHA1', '2.16.840.1.101.3.4.3.2': 'dsa-with-SHA256', [OID.ed448]: 'Ed448',
 };
 
-function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: KeyObject, keyAlgorithm: string): void {
+const SIG_KEY: Record<KeyFamily, 'ec' | 'rsa' | 'ed25519'> = { ecdsa: 'ec', rsa: 'rsa', ed25519: 'ed25519' };
+
+function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicKeyInfo): void {
   const alg = SIG_ALGS[oid];
   if (!alg) {
     throw badCsr(`signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`);
   }
   // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node.
-  if (alg.key !== key.asymmetricKeyType) throw badCsr(`signature algorithm ${alg.name} does not match the ${keyAlgorithm} public key`);
+  if (alg.key !== SIG_KEY[key.family]) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
   const nullParams = p !== null && p.length === 2 && p[0] === 0x05 && p[1] === 0x00;
   // RFC 4055: RSA uses NULL (absent tolerated); RFC 5758 / RFC 8410: ECDSA and Ed25519 have none.
   if (p && !(alg.key === 'rsa' && nullParams)) throw badCsr(`signature algorithm ${alg.name} has unexpected parameters`);
@@ -524,7 +445,7 @@ function readSubject(nameDer: Uint8Array): { commonName?: string; dn: string } {
       for (const atv of children(rdn)) {
         const parts = children(atv);
         if (atv[0] !== 0x30 || parts.length !== 2 || parts[0]![0] !== 0x06) throw new Error('malformed AttributeTypeAndValue');
-        const oid = decodeOid(contentOf(parts[0]!));
+        const oid = oidOf(parts[0]!);
         const value = parts[1]!;
         const text = directoryString(value);
         if (oid === OID_CN) {
@@ -561,8 +482,8 @@ function ia5(c: Uint8Array, what: string): string {
 function readSans(extnValue: Uint8Array): SanEntry[] {
   let names: Uint8Array[];
   try {
-    const h = readHeader(extnValue, 0);
-    if (extnValue[0] !== 0x30 || h.headerLength + h.length !== extnValue.length) throw new Error('not a single GeneralNames SEQUENCE');
+    const h = readEl(extnValue, 0, extnValue.length);
+    if (extnValue[0] !== 0x30 || h.end !== extnValue.length) throw new Error('not a single GeneralNames SEQUENCE');
     names = children(extnValue);
   } catch (e) {
     throw badCsr(`subjectAltName extension is malformed: ${(e as Error).message}`);

@@ -3,6 +3,7 @@
  * @peculiar/asn1-schema object trees per item costs more than the signature. Structures are
  * still defined by @peculiar/asn1-* elsewhere; this only concatenates already-encoded parts.
  */
+import { readEl } from './der-strict.js';
 
 export function encodeLength(length: number): Buffer {
   if (length < 0x80) return Buffer.from([length]);
@@ -85,25 +86,17 @@ export function generalizedTime(date: Date): Buffer {
 
 export const enumerated = (n: number): Buffer => tlv(0x0a, Buffer.from([n]));
 
-/** Reads one TLV header at offset: returns tag, header length and content length. */
+/**
+ * Reads one TLV header at offset: returns tag, header length and content length. Decoded by
+ * der-strict.ts (Signet's one DER reader), so non-minimal or indefinite lengths throw a DerError.
+ */
 export function readHeader(buf: Uint8Array, offset = 0): { tag: number; headerLength: number; length: number } {
-  if (offset + 2 > buf.length) throw new RangeError('truncated DER');
-  const tag = buf[offset]!;
-  let len = buf[offset + 1]!;
-  let headerLength = 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || offset + 2 + n > buf.length) throw new RangeError('bad DER length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[offset + 2 + i]!;
-    headerLength += n;
-  }
-  if (offset + headerLength + len > buf.length) throw new RangeError('truncated DER');
-  return { tag, headerLength, length: len };
+  const e = readEl(buf, offset, buf.length);
+  return { tag: e.tag, headerLength: e.body - e.start, length: e.end - e.body };
 }
 
 /** The complete TLV at offset (header + content), as a view. */
 export function readElement(buf: Uint8Array, offset = 0): Uint8Array {
-  const h = readHeader(buf, offset);
-  return buf.subarray(offset, offset + h.headerLength + h.length);
+  const e = readEl(buf, offset, buf.length);
+  return buf.subarray(e.start, e.end);
 }

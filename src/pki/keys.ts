@@ -1,6 +1,12 @@
 /**
  * Key algorithms Signet knows, key generation, and signing with node:crypto KeyObjects.
  * Pure: no I/O beyond the CSPRNG inside node:crypto.
+ *
+ * node:crypto must never inspect a key Signet has not checked itself: asking it for the details
+ * of a key such as an EC point at infinity aborts the whole process (an assertion in node's
+ * C++, not an exception). So describeKey and signerFor take only a TrustedKey: one Signet
+ * generated or unsealed from its own store (ownKey), or one that passed public-key.ts or
+ * private-key.ts. The type makes the other kind a compile error.
  */
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
@@ -10,6 +16,17 @@ export const KEY_ALGORITHMS = [
   'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519',
 ] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+
+declare const trusted: unique symbol;
+/** A KeyObject Signet made or checked itself; see the module comment. */
+export type TrustedKey = KeyObject & { readonly [trusted]: true };
+
+/**
+ * Marks a key Signet generated, or unsealed from its own key store, as trusted. Never for a key
+ * from outside (CSR, JWK, imported CA, key file): those go through public-key.ts (importSpki,
+ * importPublicJwk) or private-key.ts (checkPrivateKey).
+ */
+export const ownKey = (key: KeyObject): TrustedKey => key as TrustedKey;
 
 export const OID = {
   ecPublicKey: '1.2.840.10045.2.1',
@@ -32,7 +49,12 @@ export const OID = {
 
 const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
 
-export function generateKey(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
+export function generateKey(alg: KeyAlgorithm): { privateKey: TrustedKey; publicKey: TrustedKey } {
+  const { privateKey, publicKey } = generateKeyPair(alg);
+  return { privateKey: ownKey(privateKey), publicKey: ownKey(publicKey) };
+}
+
+function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (alg) {
     case 'ecdsa-p256': return generateKeyPairSync('ec', { namedCurve: 'P-256' });
     case 'ecdsa-p384': return generateKeyPairSync('ec', { namedCurve: 'P-384' });
@@ -45,7 +67,7 @@ export function generateKey(alg: KeyAlgorithm): { privateKey: KeyObject; publicK
 }
 
 /** Describes a public or private key in Signet's vocabulary, e.g. `ecdsa-p256`, `rsa-3072`. */
-export function describeKey(key: KeyObject): { family: 'ecdsa' | 'rsa' | 'ed25519'; bits: number; name: string } {
+export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed25519'; bits: number; name: string } {
   const d = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec': {
@@ -75,7 +97,7 @@ export interface Signer {
   sign(data: Uint8Array): Buffer;
 }
 
-export function signerFor(privateKey: KeyObject): Signer {
+export function signerFor(privateKey: TrustedKey): Signer {
   const publicKey = createPublicKey(privateKey);
   const k = describeKey(privateKey);
   let hash: string | null;
@@ -100,7 +122,7 @@ export function signerFor(privateKey: KeyObject): Signer {
 }
 
 /** Verifies a signature made with one of the algorithms Signet accepts in CSRs. */
-export function verifySignature(algorithmOid: string, publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+export function verifySignature(algorithmOid: string, publicKey: TrustedKey, data: Uint8Array, signature: Uint8Array): boolean {
   const hashes: Record<string, string | null> = {
     [OID.ecdsaSha256]: 'sha256', [OID.ecdsaSha384]: 'sha384', [OID.ecdsaSha512]: 'sha512',
     [OID.sha256WithRSA]: 'sha256', [OID.sha384WithRSA]: 'sha384', [OID.sha512WithRSA]: 'sha512',

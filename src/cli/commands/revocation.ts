@@ -1,11 +1,12 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { SignetError, isSignetError } from '../../errors.js';
 import { REVOKE_REASONS } from '../../ca/revocation.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
-import { signerFor } from '../../pki/keys.js';
+import { signerFor, type TrustedKey } from '../../pki/keys.js';
+import { checkPrivateKey } from '../../pki/private-key.js';
 import type { RevocationReason } from '../../pki/crl.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, readSecret, withSignet } from '../runtime.js';
@@ -85,17 +86,22 @@ export function revocationCommands(): Command[] {
     .action(async (o) => withSignet(async (ctx, env) => {
       const { crls, issuers } = createServices(ctx, env.config);
       const caId = o.ca ?? (await issuers.defaultCaId());
-      let key: KeyObject | undefined;
+      let key: TrustedKey | undefined;
       if (o.key) {
         const passphrase = await readSecret(o.keyPassphraseFile, 'Key passphrase: ');
-        try { key = createPrivateKey({ key: readFileSync(o.key, 'utf8'), format: 'pem', passphrase }); } catch {
+        let decoded: KeyObject;
+        try { decoded = createPrivateKey({ key: readFileSync(o.key, 'utf8'), format: 'pem', passphrase }); } catch {
           throw new SignetError('bad-key', `could not decrypt ${o.key}: wrong passphrase or not an encrypted PKCS#8 key`);
         }
         // A CRL signed by another key would be stored and served as the newest CRL, and fail everywhere.
         const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { certificateDer: true } });
         if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
-        if (!createPublicKey(key).export({ format: 'der', type: 'spki' }).equals(inspectCertificate(ca.certificateDer).spkiDer)) {
-          throw new SignetError('bad-key', `the key in ${o.key} does not match CA ${caId}'s certificate`);
+        const cert = inspectCertificate(ca.certificateDer);
+        try {
+          key = checkPrivateKey(decoded, { info: cert.publicKeyInfo, spkiDer: cert.spkiDer });
+        } catch (e) {
+          if (e instanceof SignetError && e.type === 'bad-key') throw new SignetError('bad-key', `the key in ${o.key} does not match CA ${caId}'s certificate: ${e.detail}`);
+          throw e;
         }
       }
       const c = await crls.publish(caId, key ? signerFor(key) : undefined, cliActor());

@@ -16,7 +16,7 @@ import { BasicOCSPResponse, OCSPResponse } from '@peculiar/asn1-ocsp';
 import { SignetError } from '../../../src/errors.js';
 import { buildCrl, encodeCrlEntry, REASON_CODES, REVOCATION_REASONS, type CrlEntry, type RevocationReason } from '../../../src/pki/crl.js';
 import { buildBasicOcspResponse, encodeCertId, encodeSingleResponse, type OcspCertStatus } from '../../../src/pki/ocsp.js';
-import { signerFor, type Signer } from '../../../src/pki/keys.js';
+import { ownKey, signerFor, type Signer } from '../../../src/pki/keys.js';
 import { corpusSeeds } from '../lib/arbitraries.js';
 import { OIDS, oid, seq, set } from '../lib/build.js';
 import { derProblem, lenientHeader, tlvBytes as tlv } from '../lib/der-tree.js';
@@ -33,7 +33,7 @@ function keyset() {
   if (signers) return signers;
   const mk = (k: KeyKind) => {
     const pair = k === 'ed25519' ? generateKeyPairSync('ed25519') : k === 'rsa2048' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: k === 'p256' ? 'P-256' : 'P-384' });
-    return { signer: signerFor(pair.privateKey), pub: pair.publicKey };
+    return { signer: signerFor(ownKey(pair.privateKey)), pub: pair.publicKey };
   };
   signers = { p256: mk('p256'), p384: mk('p384'), ed25519: mk('ed25519'), rsa2048: mk('rsa2048') };
   return signers;
