@@ -5,6 +5,7 @@ import type { Issuance, IssuedCertificate, Requester } from '../../ca/issuance.j
 import { getCertificate, listCertificates } from '../../ca/inventory.js';
 import { normalizeSerial } from '../../ca/issuance.js';
 import { requireAuth } from '../auth.js';
+import { visibility } from '../../ca/authorization.js';
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
 
@@ -42,7 +43,7 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
     res.status(201).location(`/api/v1/certificates/${cert.serial}`).json(issuedJson(cert));
   });
   r.get('/certificates', requireAuth(ctx, 'read'), async (req, res) => {
-    res.json(await listCertificates(ctx, parseBody(listSchema, req.query, 'query')));
+    res.json(await listCertificates(ctx, parseBody(listSchema, req.query, 'query'), visibility({ kind: 'token', grant: req.grant! })));
   });
   r.get('/certificates/:serial', requireAuth(ctx, 'read'), async (req, res) => {
     res.json(await getCertificate(ctx, String(req.params.serial)));
