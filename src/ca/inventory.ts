@@ -34,10 +34,10 @@ export interface InventoryFilter {
   limit?: number;
 }
 
-/** Rows one statement examines at most (a few milliseconds of the event loop on SQLite). */
-export const CHUNK_ROWS = 500;
+/** Rows one statement examines at most (about 2 ms of the event loop on SQLite). */
+export const CHUNK_ROWS = 250;
 /** Rows one request examines at most before it answers with what it found and a nextCursor. */
-export const MAX_EXAMINED = 20_000;
+export const MAX_EXAMINED = 10_000;
 
 type Row = InventoryRow;
 
@@ -85,6 +85,16 @@ function uriSchemesOf(ctx: CaContext): (profile: string) => readonly string[] | 
   return (profile) => m.get(profile);
 }
 
+/**
+ * A cheap test every certificate isVisible admits under these suffixes passes: each DNS name
+ * ends with one suffix's text. It only spares isVisible (which builds an error for each name it
+ * refuses, ~20 µs) the rows it would refuse anyway; isVisible decides every row that passes.
+ */
+function dnsUnderSuffixText(suffixes: string[]): (sans: SanEntry[]) => boolean {
+  const texts = suffixes.map((s) => s.toLowerCase().replace(/^\./, ''));
+  return (sans) => sans.every((s) => s.type !== 'dns' || texts.some((t) => s.value.toLowerCase().endsWith(t)));
+}
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -105,8 +115,13 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
   const subjectQ = f.subject ? f.subject.toLowerCase() : undefined;
   const suffixes = visible.nameSuffixes;
   const schemes = suffixes ? uriSchemesOf(ctx) : undefined;
-  const keep = (r: Row) => (!subjectQ || r.subject.toLowerCase().includes(subjectQ)) &&
-    (!suffixes || isVisible(visible, { profile: r.profile, sans: JSON.parse(r.sans) as SanEntry[] }, schemes!(r.profile)));
+  const underSuffixText = suffixes ? dnsUnderSuffixText(suffixes) : undefined;
+  const keep = (r: Row) => {
+    if (subjectQ && !r.subject.toLowerCase().includes(subjectQ)) return false;
+    if (!suffixes) return true;
+    const sans = JSON.parse(r.sans) as SanEntry[];
+    return underSuffixText!(sans) && isVisible(visible, { profile: r.profile, sans }, schemes!(r.profile));
+  };
   // Without any condition every examined row is an item: one chunk of limit + 1 tells whether there is a next page.
   const filtered = Boolean(subjectQ || suffixes || conditions.status || conditions.profiles || conditions.caId || conditions.expiresBefore);
   const reads = ctx.db.inventoryReads();
