@@ -6,7 +6,7 @@
  * their own serials and names h<x>.s<x % 100>.bulk.example; their name index is filled by the
  * migration's own backfill statement). Then: searches that used to reach SQL as LIKE wildcards
  * (`_`, `%`) are literal, and while they and full-length scans run, /healthz keeps answering
- * (each poll within 250 ms — before the fix one `san=_` request held the event loop for about a
+ * (each poll within 500 ms — before the fix one `san=_` request held the event loop for about a
  * minute); exact and domain searches, combined filters and the capped scan's continuation give
  * exact answers. Visibility: profile limits and name-suffix limits (the rule of isVisible),
  * through listCertificates and through tokens over HTTP. Name keys: the issuance writer and the
@@ -16,11 +16,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
-import { api, startServer, type RunningServer } from './helpers/cli.js';
+import { chromium } from 'playwright-core';
+import { api, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { csrMaker, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
@@ -34,7 +34,14 @@ import { resolveDatabase } from '../src/storage/database-url.js';
 import { loadMigrations } from '../src/storage/migrate.js';
 
 const N = 100_000;
-const STALL_MS = 250;
+/**
+ * Longest tolerated /healthz answer while searches run. Generous on purpose: on a loaded 2-core
+ * machine a process that is not blocked at all was measured descheduled for 316 ms; before the
+ * fix one request held the event loop for 146 s.
+ */
+const STALL_MS = 500;
+/** Most CPU this process may spend in one turn of its event loop during an in-process walk. */
+const TURN_CPU_MS = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The hand-written part of the certificate_names migration: the backfill of the name index. */
@@ -90,13 +97,28 @@ function pollHealth(url: string) {
   const done = (async () => {
     while (!stop) {
       const t0 = performance.now();
-      const r = await fetch(`${url}/healthz`);
-      await r.arrayBuffer();
+      // A server that holds its event loop long enough makes the request fail: that is a stall as long.
+      try { await (await fetch(`${url}/healthz`)).arrayBuffer(); } catch { /* measured below */ }
       latencies.push(performance.now() - t0);
       await sleep(10);
     }
   })();
   return { async stop() { stop = true; await done; return latencies; } };
+}
+
+/**
+ * The longest stretch the event loop was held, as CPU time: a 1 ms timer notes the CPU the
+ * process used between two of its ticks (wall time would count the machine's other load).
+ */
+function watchTurns() {
+  let lastCpu = process.cpuUsage();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const c = process.cpuUsage(lastCpu);
+    worst = Math.max(worst, (c.user + c.system) / 1000);
+    lastCpu = process.cpuUsage();
+  }, 1);
+  return { stop() { clearInterval(timer); return worst; } };
 }
 
 /** A CaContext over the test database, for calling listCertificates in this process. */
@@ -145,7 +167,7 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
   });
   after(async () => { await ctx?.db.close(); await server?.stop(); await env?.cleanup(); tmp.remove(); });
 
-  test('wildcard-looking searches are literal and /healthz answers within 250 ms while searches and capped scans run', async () => {
+  test('wildcard-looking searches are literal and /healthz answers within 500 ms while searches and capped scans run', async () => {
     const health = pollHealth(server.url);
     await sleep(100);
     const t0 = performance.now();
@@ -208,6 +230,45 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     assert.equal(found.pages.at(-1)!.cursor, false);
   });
 
+  test('`signet list` continues a capped search until its page is full or the inventory ends', async () => {
+    const r = await signetAsync(['list', '--json', '--subject', 'h77777.s77.bulk'], env.env);
+    assert.equal(r.status, 0, r.stderr);
+    const page = JSON.parse(r.stdout);
+    assert.deepEqual(page.items.map((i: any) => i.serial), [await serialOf(77_777)]);
+    assert.equal(page.nextCursor, null);
+  });
+
+  test('the console keeps searching past short pages, and says when it has not searched everything yet', async () => {
+    const browser = await chromium.launch({ executablePath: process.env.SIGNET_TEST_CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await (await browser.newContext()).newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${server.url}/console`);
+      await page.fill('#token', server.token);
+      await page.click('#sign-in-form button[type=submit]');
+      await page.waitForSelector('#cert-table tbody tr');
+      const rows = () => page.$$eval('#cert-table tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.serial));
+      // 33,333 rows deep: the requests of one click find it.
+      await page.fill('#f-subject', 'h33333.s33.bulk');
+      await page.click('#search-form button[type=submit]');
+      const target = await serialOf(33_333);
+      await page.waitForFunction((s) => document.querySelector(`#cert-table tr[data-serial="${s}"]`) !== null, target, { timeout: 30_000 });
+      assert.deepEqual(await rows(), [target]);
+      // Nothing matches: one click searches five requests' worth and says so; "Load more" finishes the search.
+      await page.fill('#f-subject', 'no such subject');
+      await page.click('#search-form button[type=submit]');
+      await page.waitForSelector('#cert-empty:not([hidden])', { timeout: 30_000 });
+      assert.equal(await page.textContent('#cert-empty'), 'No match among the certificates searched so far.');
+      assert.equal(await page.isVisible('#cert-more'), true);
+      await page.click('#cert-more');
+      await page.waitForFunction(() => document.querySelector('#cert-empty')!.textContent === 'No certificates match.', null, { timeout: 30_000 });
+      assert.equal(await page.isVisible('#cert-more'), false);
+      assert.deepEqual(await rows(), []);
+      assert.deepEqual(errors, []);
+    } finally { await browser.close(); }
+  });
+
   test('combined filters: name + status, name + profile, profile + subject, name + subject', async () => {
     const revoked = [await serialOf(42), await serialOf(5042), await serialOf(99_942)];
     await sql(env, `UPDATE "Certificate" SET status = 'revoked', "revokedAt" = "createdAt", "revocationReason" = 'keyCompromise' WHERE serial IN (?, ?, ?)`, revoked);
@@ -229,8 +290,8 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
 
   test('a name-suffix limit is applied by isVisible within the bounded walk, without stalling the event loop', async () => {
     const limited: Visibility = { profiles: null, nameSuffixes: ['s42.bulk.example'] };
-    const delay = monitorEventLoopDelay({ resolution: 5 });
-    delay.enable();
+    await listCertificates(ctx, { limit: 1 }, limited); // opening the connection and loading the profiles happen once, before
+    const turns = watchTurns();
     const seen: string[] = [];
     let requests = 0;
     let cursor: string | undefined;
@@ -240,13 +301,12 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
       cursor = page.nextCursor ?? undefined;
       requests++;
     } while (cursor);
-    delay.disable();
+    const worst = turns.stop();
     const expected = (await sql(env, `SELECT serial FROM "Certificate" WHERE "commonName" LIKE '%.s42.bulk.example' ORDER BY "createdAt" DESC, serial DESC`)).map((r: any) => r.serial);
     assert.deepEqual(seen, expected);
     assert.ok(requests > 2, 'the walk is bounded per request');
-    const worst = delay.max / 1e6;
-    process.stderr.write(`# suffix-limited walk: ${requests} calls, longest event-loop delay ${worst.toFixed(1)} ms\n`);
-    assert.ok(worst < STALL_MS, `the event loop was held ${worst.toFixed(0)} ms`);
+    process.stderr.write(`# suffix-limited walk: ${requests} calls, most CPU in one event-loop turn ${worst.toFixed(1)} ms\n`);
+    assert.ok(worst < TURN_CPU_MS, `one turn of the event loop took ${worst.toFixed(0)} ms of CPU`);
     const byProfile = await listCertificates(ctx, { limit: 500 }, { profiles: ['client'], nameSuffixes: null });
     assert.equal(byProfile.items.length, 500);
     assert.ok(byProfile.items.every((i) => i.profile === 'client'));
