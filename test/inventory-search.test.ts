@@ -450,6 +450,29 @@ describe('lists show only what the caller may see', () => {
     assert.deepEqual(await sql(env, 'SELECT COUNT(*) AS n FROM "CertificateName"'), before_);
   });
 
+  // PostgreSQL runs inventory statements under a statement_timeout: a list that cannot get at
+  // the table (here: another session holds an exclusive lock) fails with a 503 instead of waiting.
+  if (onPostgres) test('PostgreSQL: an inventory statement that cannot finish is cancelled after 5 s with a 503 problem', async () => {
+    const c = new pg.Client({ connectionString: env.databaseUrl });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('LOCK TABLE "Certificate" IN ACCESS EXCLUSIVE MODE');
+      const t0 = performance.now();
+      await assert.rejects(listCertificates(ctx, { subject: 'x' }, ALL), (e: any) => {
+        assert.equal(e.status, 503);
+        assert.match(e.detail, /^the inventory query ran longer than 5 s and was cancelled; try again, or narrow the search$/);
+        return true;
+      });
+      const ms = performance.now() - t0;
+      assert.ok(ms >= 4_500 && ms < 15_000, `cancelled after ${ms.toFixed(0)} ms`);
+    } finally {
+      await c.query('ROLLBACK');
+      await c.end();
+    }
+    assert.equal((await listCertificates(ctx, { limit: 1 }, ALL)).items.length, 1, 'and the next list works');
+  });
+
   test('search keys: IP addresses in any spelling, email and URI exactly, anything else a name', () => {
     assert.equal(searchKey('2001:DB8:0:0::1'), '2001:db8::1');
     assert.equal(searchKey(' 10.0.0.1 '), '10.0.0.1');

@@ -122,14 +122,16 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
     const sans = JSON.parse(r.sans) as SanEntry[];
     return underSuffixText!(sans) && isVisible(visible, { profile: r.profile, sans }, schemes!(r.profile));
   };
-  // Without any condition every examined row is an item: one chunk of limit + 1 tells whether there is a next page.
+  // Without any condition every examined row is an item: limit + 1 rows tell whether there is a
+  // next page. With conditions, chunks start at that size and grow (most searches that match
+  // often are done in the first one).
   const filtered = Boolean(subjectQ || suffixes || conditions.status || conditions.profiles || conditions.caId || conditions.expiresBefore);
   const reads = ctx.db.inventoryReads();
   const found: Row[] = [];
   let from = f.cursor ? decodeCursor(f.cursor) : undefined;
   let examined = 0;
-  for (let size = limit + 1; ; size = Math.min(size * 4, CHUNK_ROWS)) {
-    if (!filtered) size = limit + 1;
+  for (let grow = limit + 1; ; grow *= 4) {
+    const size = Math.min(CHUNK_ROWS, filtered ? grow : limit + 1 - found.length);
     const chunk = await reads.chunk(walk, conditions, now, from, size);
     examined += chunk.examined;
     for (const r of chunk.rows) if (keep(r) && found.push(r) > limit) break;
@@ -138,7 +140,9 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
       return { items: page.map((r) => present(r, now)), nextCursor: encodeCursor(page[limit - 1]!) };
     }
     const end = chunk.examined < size;
-    if (end || examined >= MAX_EXAMINED || found.length === limit) {
+    // A full page of a filtered walk stops here (one more match could be far away): the next
+    // page may then be empty. An unfiltered walk reads the one row more.
+    if (end || examined >= MAX_EXAMINED || (filtered && found.length === limit)) {
       return { items: found.map((r) => present(r, now)), nextCursor: end || !chunk.last ? null : encodeCursor(chunk.last) };
     }
     from = chunk.last!;

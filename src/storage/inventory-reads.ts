@@ -131,7 +131,8 @@ export function openInventoryReads(target: DatabaseTarget): InventoryReads {
       async close() { db.close(); },
     };
   }
-  const pool = new pg.Pool({ connectionString: target.location, max: 4, statement_timeout: INVENTORY_STATEMENT_TIMEOUT_MS });
+  // Lists are few next to OCSP and issuance: two connections, opened on the first list.
+  const pool = new pg.Pool({ connectionString: target.location, max: 2, statement_timeout: INVENTORY_STATEMENT_TIMEOUT_MS });
   pool.on('error', () => undefined);
   const d: Dialect = { sqlite: false, time: pgTime, date: pgUtc };
   return {
