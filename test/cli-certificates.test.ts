@@ -245,7 +245,7 @@ describe('signet issue', () => {
     for (const opt of ['--reason <reason>', '--invalidity-date <date>', '--serials-file <file>', '--all-from-ca <caId>', '--json']) assert.ok(revoke.includes(opt), `revoke --help mentions ${opt}`);
     assert.match(revoke, /keyCompromise/);
     const list = help('list');
-    for (const opt of ['--status <status>', '--profile <name>', '--san <text>', '--subject <text>', '--expires-before <date>', '--limit <n>', '--cursor <cursor>', '--json']) assert.ok(list.includes(opt), `list --help mentions ${opt}`);
+    for (const opt of ['--status <status>', '--profile <name>', '--san <name>', '--subject <text>', '--expires-before <date>', '--limit <n>', '--cursor <cursor>', '--json']) assert.ok(list.includes(opt), `list --help mentions ${opt}`);
   });
 });
 
@@ -325,9 +325,12 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     assert.deepEqual(listJson(['--status', 'revoked']).items, []);
     assert.equal(listJson(['--status', 'good']).items.length, issued.length);
     assert.deepEqual(listJson(['--profile', 'client']).items.map((i: any) => i.serial), [issued[2]!.serial]);
-    assert.deepEqual(listJson(['--san', 'beta.inv']).items.map((i: any) => i.serial), [issued[1]!.serial]);
-    assert.deepEqual(listJson(['--san', 'www.alpha']).items.map((i: any) => i.serial).sort(), [issued[0]!.serial, issued[2]!.serial].sort());
+    assert.deepEqual(listJson(['--san', 'beta.inv.test']).items.map((i: any) => i.serial), [issued[1]!.serial]);
+    assert.deepEqual(listJson(['--san', 'www.alpha.inv.test']).items.map((i: any) => i.serial).sort(), [issued[0]!.serial, issued[2]!.serial].sort());
+    assert.deepEqual(listJson(['--san', 'inv.test']).items.map((i: any) => i.serial), issued.map((c) => c.serial).reverse(), 'a domain: every name under it');
+    assert.deepEqual(listJson(['--san', 'beta.inv']).items, [], 'names, not substrings');
     assert.deepEqual(listJson(['--san', 'nothing-like-this']).items, []);
+    assert.deepEqual(listJson(['--subject', 'BETA.inv']).items.map((i: any) => i.serial), [issued[1]!.serial]);
     assert.deepEqual(listJson(['--expires-before', '2000-01-01']).items, []);
     assert.equal(listJson(['--expires-before', '2999-01-01']).items.length, issued.length);
     assert.deepEqual(listJson(['--ca', int2Id]).items, []);

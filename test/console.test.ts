@@ -100,7 +100,7 @@ describe('web console', () => {
     await signIn(page, server.token);
     await waitForRows(page, Object.values(issued));
 
-    await page.fill('#f-san', 'beta.console');
+    await page.fill('#f-san', 'beta.console.test');
     await page.click('#search-form button[type=submit]');
     await waitForRows(page, [issued.beta!]);
 

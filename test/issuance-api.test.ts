@@ -580,21 +580,31 @@ describe('inventory', () => {
     assert.deepEqual(r.json.items.map((i: any) => i.serial), ['peer', 'bob', 'alice', 'api', 'web2', 'web1'].map((n) => issued[n].serial));
   });
 
-  test('filters: profile, status, san and subject substrings, expiresBefore, and combinations', async () => {
+  test('filters: profile, status, san (names and domains), subject substring, expiresBefore, and combinations', async () => {
     assert.deepEqual(serialsOf(await get('?profile=client')), serials('alice', 'bob'));
     assert.deepEqual(serialsOf(await get('?profile=peer')), serials('peer'));
     assert.deepEqual(serialsOf(await get('?profile=nope')), []);
     assert.deepEqual(serialsOf(await get('?status=good')), serials('web1', 'web2', 'api', 'alice', 'bob', 'peer'));
     assert.deepEqual(serialsOf(await get('?status=revoked')), []);
     assert.deepEqual(serialsOf(await get('?status=expired')), []);
-    // SAN substring: DNS, IP, email and URI values; case-insensitive.
-    assert.deepEqual(serialsOf(await get('?san=web')), serials('web1', 'web2'));
-    assert.deepEqual(serialsOf(await get('?san=WEB2.INV')), serials('web2'));
-    assert.deepEqual(serialsOf(await get('?san=10.9.8')), serials('peer'));
-    assert.deepEqual(serialsOf(await get('?san=alice_ops%40')), serials('alice'));
-    assert.deepEqual(serialsOf(await get('?san=spiffe%3A%2F%2F')), serials('bob'));
-    assert.deepEqual(serialsOf(await get('?san=*.api')), serials('api'));
-    assert.deepEqual(serialsOf(await get('?san=inv.example')), serials('web1', 'web2', 'api', 'alice', 'bob', 'peer'));
+    // san: a name and every name under it (DNS names, email domains, URI hosts); an IP address,
+    // email address or URI exactly; letters without case. Names, not substrings.
+    assert.deepEqual(serialsOf(await get('?san=web2.inv.example')), serials('web2'));
+    assert.deepEqual(serialsOf(await get('?san=WEB2.INV.EXAMPLE')), serials('web2'));
+    assert.deepEqual(serialsOf(await get('?san=api.inv.example')), serials('api'));
+    assert.deepEqual(serialsOf(await get('?san=*.api.inv.example')), serials('api'), 'the wildcard name itself');
+    assert.deepEqual(serialsOf(await get('?san=*.inv.example')), [], 'no certificate names that wildcard');
+    const everyone = serials('web1', 'web2', 'api', 'alice', 'bob', 'peer');
+    assert.deepEqual(serialsOf(await get('?san=inv.example')), everyone, 'DNS names, alice\'s email domain and bob\'s URI host are under inv.example');
+    assert.deepEqual(serialsOf(await get('?san=.inv.example')), everyone);
+    assert.deepEqual(serialsOf(await get('?san=example')), everyone);
+    assert.deepEqual(serialsOf(await get('?san=10.9.8.7')), serials('peer'));
+    assert.deepEqual(serialsOf(await get('?san=10.9.8')), []);
+    assert.deepEqual(serialsOf(await get('?san=alice_ops%40inv.example')), serials('alice'));
+    assert.deepEqual(serialsOf(await get('?san=ALICE_OPS%40INV.EXAMPLE')), serials('alice'));
+    assert.deepEqual(serialsOf(await get('?san=spiffe%3A%2F%2Finv.example%2Fbob')), serials('bob'));
+    assert.deepEqual(serialsOf(await get('?san=spiffe%3A%2F%2F')), []);
+    assert.deepEqual(serialsOf(await get('?san=web')), []);
     assert.deepEqual(serialsOf(await get('?san=nothing-like-this')), []);
     // Subject substring.
     assert.deepEqual(serialsOf(await get('?subject=CN%3Dweb')), serials('web1', 'web2'));
@@ -606,18 +616,24 @@ describe('inventory', () => {
     assert.deepEqual(serialsOf(await get(`?expiresBefore=${in75}`)), serials('web1', 'web2', 'bob'));
     assert.deepEqual(serialsOf(await get(`?expiresBefore=${new Date(Date.now() - DAY).toISOString()}`)), []);
     // Combined.
-    assert.deepEqual(serialsOf(await get(`?profile=server&san=inv&expiresBefore=${in45}`)), serials('web1', 'web2'));
-    assert.deepEqual(serialsOf(await get('?profile=client&san=web')), []);
+    assert.deepEqual(serialsOf(await get(`?profile=server&san=inv.example&expiresBefore=${in45}`)), serials('web1', 'web2'));
+    assert.deepEqual(serialsOf(await get('?profile=client&san=inv.example')), serials('alice', 'bob'));
+    assert.deepEqual(serialsOf(await get('?profile=client&san=web1.inv.example')), []);
+    assert.deepEqual(serialsOf(await get('?status=good&subject=web&san=inv.example')), serials('web1', 'web2'));
+    assert.deepEqual(serialsOf(await get(`?caId=${issued.web1.caId}&san=peer.inv.example`)), serials('peer'));
+    assert.deepEqual(serialsOf(await get('?caId=int-0000000000&san=peer.inv.example')), []);
   });
 
   test('san and subject searches are literal: LIKE wildcards % and _ match only themselves', async () => {
-    assert.deepEqual(serialsOf(await get('?san=%25')), [], "'%' appears in no SAN");
-    assert.deepEqual(serialsOf(await get('?san=_')), serials('alice'), "'_' appears only in alice_ops@");
-    assert.deepEqual(serialsOf(await get('?san=web_')), [], "'web_' is not 'web1'");
-    assert.deepEqual(serialsOf(await get('?san=w%25b')), []);
+    assert.deepEqual(serialsOf(await get('?san=%25')), [], "no name is '%'");
+    assert.deepEqual(serialsOf(await get('?san=_')), [], "no name is '_' (it only appears inside alice_ops@inv.example)");
+    assert.deepEqual(serialsOf(await get('?san=%25.example')), []);
+    assert.deepEqual(serialsOf(await get('?san=web_.inv.example')), [], "'web_' is not 'web1'");
+    assert.deepEqual(serialsOf(await get('?san=alice%25%40inv.example')), []);
+    assert.deepEqual(serialsOf(await get('?san=alice_ops%40inv.exampl_')), []);
     assert.deepEqual(serialsOf(await get('?subject=%25')), []);
     assert.deepEqual(serialsOf(await get('?subject=CN%3D_')), []);
-    assert.deepEqual(serialsOf(await get('?san=%5C')), [], 'a backslash appears in no SAN');
+    assert.deepEqual(serialsOf(await get('?san=%5C')), [], 'a backslash is no name');
   });
 
   test('subject search gives the same answer on every database: case-insensitive', async () => {
@@ -663,12 +679,12 @@ describe('inventory', () => {
     assert.equal(servers.pages, 2);
     const odd = await walk('', 4);
     assert.deepEqual([...odd.serials].sort(), Object.values(issued).map((c) => c.serial).sort());
-    const narrowed = await walk('san=.inv.', 1);
-    assert.deepEqual([...narrowed.serials].sort(), serials('web1', 'web2', 'api', 'alice', 'peer'));
-    assert.equal(narrowed.pages, 5);
-    // A search whose LIKE form matches more rows than the literal search still pages exactly.
-    const literal = await walk('san=_', 1);
-    assert.deepEqual(literal, { serials: serials('alice'), pages: 1 });
+    const narrowed = await walk('san=inv.example', 1);
+    assert.deepEqual([...narrowed.serials].sort(), serials('web1', 'web2', 'api', 'alice', 'bob', 'peer'));
+    assert.equal(narrowed.pages, 6);
+    // A filter applied to the rows walked (the subject) pages exactly too.
+    const bySubject = await walk('subject=inv', 2);
+    assert.deepEqual(bySubject, { serials: ['peer', 'api', 'web2', 'web1'].map((n) => issued[n].serial), pages: 2 });
   });
 
   const badQueries: [string, string, RegExp][] = [
@@ -679,6 +695,7 @@ describe('inventory', () => {
     ['an unknown status', '?status=bogus', /^status: Invalid enum value\. Expected 'good' \| 'revoked' \| 'expired' \| 'hold', received 'bogus'$/],
     ['expiresBefore that is not a date', '?expiresBefore=tomorrow', /^expiresBefore: must be an ISO 8601 date-time$/],
     ['an unknown query parameter', '?color=red', /^query: Unrecognized key\(s\) in object: 'color'$/],
+    ['a san that is only a dot', '?san=.', /^san must be a name, a domain, an IP address, an email address or a URI \(it is empty\)$/],
   ];
   for (const [what, query, detail] of badQueries) {
     test(`list refused: ${what}`, async () => {

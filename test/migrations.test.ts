@@ -13,7 +13,9 @@ import Database from 'better-sqlite3';
 import { BIN, ROOT } from './helpers/cli.js';
 import { childEnv, createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
-import { enableWal, loadMigrations } from '../src/storage/migrate.js';
+import { enableWal, loadMigrations, migrate } from '../src/storage/migrate.js';
+import { resolveDatabase } from '../src/storage/database-url.js';
+import { nameKeys } from '../src/storage/certificate-names.js';
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -79,6 +81,37 @@ describe('migrations', () => {
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Database schema is up to date!/);
+  });
+
+  test('upgrading indexes the names of the certificates issued before the name index existed', async () => {
+    const env2 = await createTestEnv();
+    try {
+      const target = resolveDatabase(env2.databaseUrl, env2.dataDir);
+      const all = loadMigrations(target.provider);
+      const at = all.findIndex((m) => m.name.endsWith('_certificate_names'));
+      assert.ok(at > 0, 'the certificate_names migration exists');
+      const before = all.slice(0, at);
+      await migrate(target, before);
+      const t = '2026-01-01T00:00:00.000';
+      await sql(env2, `INSERT INTO "CertificateAuthority" ("id","name","certificateDer","subject","serial","fingerprint","keyAlgorithm","status","notBefore","notAfter")
+        VALUES ('int-1', 'Issuing', ?, 'CN=Issuing', '01', 'fp', 'ecdsa-p256', 'active', ?, ?)`, [Buffer.from([0x30, 0x00]), t, t]);
+      const certs: { serial: string; sans: { type: string; value: string }[] }[] = [
+        { serial: 'a1', sans: [{ type: 'dns', value: 'www.old.example' }, { type: 'ip', value: '10.0.0.1' }] },
+        { serial: 'a2', sans: [{ type: 'email', value: 'ops@old.example' }, { type: 'uri', value: 'spiffe://old.example/a' }] },
+        { serial: 'a3', sans: [] },
+      ];
+      for (const c of certs) {
+        await sql(env2, `INSERT INTO "Certificate" ("serial","caId","profile","subject","sans","sanText","keyAlgorithm","notBefore","notAfter","der","fingerprint","createdAt")
+          VALUES (?, 'int-1', 'server', '', ?, '', 'ecdsa-p256', ?, ?, ?, ?, ?)`, [c.serial, JSON.stringify(c.sans), t, t, Buffer.from([0x30, 0x00]), `fp-${c.serial}`, t]);
+      }
+      const r = await migrate(target);
+      assert.ok(r.applied.includes(all[at]!.name), r.applied.join(', '));
+      for (const c of certs) {
+        const keys = (await sql(env2, 'SELECT "key" FROM "CertificateName" WHERE serial = ?', [c.serial])).map((k: any) => k.key).sort();
+        assert.deepEqual(keys, nameKeys(c.sans).sort(), c.serial);
+      }
+      assert.deepEqual(nameKeys(certs[0]!.sans).sort(), ['.example', '.old.example', '.www.old.example', '10.0.0.1']);
+    } finally { await env2.cleanup(); }
   });
 
   test('the committed provider schemas are generated from prisma/models.prisma', () => {

@@ -1,11 +1,13 @@
 /**
  * Bulk fixtures written straight into Signet's "Certificate" table: N rows cloned from one real
  * certificate row (same DER, CA, names, validity), each with a unique serial (16 bytes, positive)
- * and fingerprint, and createdAt one second apart going back from `baseEpoch`. The DER is not
+ * and fingerprint, and createdAt one second apart going back from `baseEpoch`, with the rows of
+ * the name index (CertificateName) that issuance writes for those names. The DER is not
  * re-signed per row: fine for CRL/inventory timing, and said so in the reports.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { nameKeysOfStored } from '../../src/storage/certificate-names.js';
 
 export interface TemplateRow {
   caId: string; profile: string; subject: string; commonName: string | null; sans: string; sanText: string; keyAlgorithm: string;
@@ -42,6 +44,9 @@ export function sqliteBulkInsert(dbFile: string, t: TemplateRow, o: BulkOptions)
       from: o.offset + 1, to: o.offset + o.count, base: o.baseEpoch, caId: t.caId, profile: t.profile, subject: t.subject, commonName: t.commonName,
       sans: t.sans, sanText: t.sanText, keyAlgorithm: t.keyAlgorithm, notBefore: t.notBefore, notAfter: t.notAfter, der: t.der, status: o.status,
     });
+    db.prepare(`INSERT OR IGNORE INTO "CertificateName" ("key", "serial", "createdAt")
+      SELECT k.value, c."serial", c."createdAt" FROM "Certificate" c, json_each(@keys) k
+      WHERE c."serial" >= printf('5b%06x', @from) AND c."serial" < printf('5b%06x', @to + 1)`).run({ keys: JSON.stringify(nameKeysOfStored(t.sans)), from: o.offset + 1, to: o.offset + o.count });
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('ANALYZE');
   } finally { db.close(); }
@@ -73,7 +78,13 @@ export async function pgBulkInsert(url: string, t: TemplateRow & { notBeforeDate
              ${revoked ? ts : 'NULL'}, ${revoked ? "'keyCompromise'" : 'NULL'}, ${revoked ? ts : 'NULL'}, ${ts}
       FROM generate_series($1::int, $2::int) AS x`,
     [o.offset + 1, o.offset + o.count, o.baseEpoch, t.caId, t.profile, t.subject, t.commonName, t.sans, t.sanText, t.keyAlgorithm, t.notBeforeDate, t.notAfterDate, t.der, o.status]);
+    await c.query(`INSERT INTO "CertificateName" ("key", "serial", "createdAt")
+      SELECT k, c."serial", c."createdAt" FROM "Certificate" c, unnest($1::text[]) k
+      WHERE c."serial" >= '5b' || lpad(to_hex($2::int), 6, '0') AND c."serial" < '5b' || lpad(to_hex($3::int + 1), 6, '0')
+      ON CONFLICT DO NOTHING`,
+    [nameKeysOfStored(t.sans), o.offset + 1, o.offset + o.count]);
     await c.query('ANALYZE "Certificate"');
+    await c.query('ANALYZE "CertificateName"');
   } finally { await c.end(); }
   return performance.now() - t0;
 }

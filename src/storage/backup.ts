@@ -7,7 +7,7 @@
  *
  * Restore reads the whole file once to validate it (format, completeness, the master key
  * unseals its keys) before it creates or changes anything, then inserts every row in one
- * transaction into an empty database.
+ * transaction into an empty database, with each certificate's name-index keys.
  */
 import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { SignetError } from '../errors.js';
 import type { Db, Tx } from './database.js';
+import { nameKeysOfStored } from './certificate-names.js';
 
 export const BACKUP_FORMAT = 'signet-backup';
 export const BACKUP_VERSION = 1;
@@ -38,8 +39,12 @@ export const BACKUP_TABLES = [
   { model: 'AcmeEabKey', delegate: 'acmeEabKey', key: 'createdAt', unique: 'id' },
 ] as const;
 
-/** Tables that are not backed up, on purpose (every other table must be in BACKUP_TABLES). */
-export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce'] as const;
+/**
+ * Tables that are not backed up, on purpose (every other table must be in BACKUP_TABLES).
+ * CertificateName is derived from each certificate's SANs: restore rebuilds it (so a backup
+ * from before the table existed restores with a complete name index too).
+ */
+export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce', 'CertificateName'] as const;
 
 export interface BackupHeader { format: string; version: number; createdAt: string; provider: string; migrations: string[]; kekId: string | null }
 export interface BackupTrailer { end: true; counts: Record<string, number> }
@@ -189,6 +194,10 @@ export async function restoreRows(tx: Tx, file: string, onProgress?: (rows: numb
     // Self-references (CA parentId) need parents first: insert CAs one by one in backup order (createdAt).
     if (model === 'CertificateAuthority') for (const r of rows) await delegateOf(tx, t.delegate).createMany({ data: [r] });
     else await delegateOf(tx, t.delegate).createMany({ data: rows });
+    if (model === 'Certificate') {
+      const names = rows.flatMap((r) => nameKeysOfStored(r.sans as string).map((key) => ({ key, serial: r.serial as string, createdAt: r.createdAt as Date })));
+      for (let i = 0; i < names.length; i += 5000) await tx.certificateName.createMany({ data: names.slice(i, i + 5000) });
+    }
     total += rows.length;
     onProgress?.(total);
     batch.set(model, []);

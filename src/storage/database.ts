@@ -11,6 +11,7 @@ import type { DatabaseTarget, Provider } from './database-url.js';
 import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
 import { openHotReads, type HotReads } from './hot-reads.js';
 import { createPrivateDatabaseFile } from './migrate.js';
+import { openInventoryReads, type InventoryReads } from './inventory-reads.js';
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -23,6 +24,8 @@ export interface Database {
   issuanceWriter(): IssuanceWriter;
   /** Driver-level reads for hot paths: token lookup, certificate status (opened on first use). */
   hotReads(): HotReads;
+  /** Driver-level inventory reads in bounded chunks (opened on first use). */
+  inventoryReads(): InventoryReads;
   readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
@@ -60,11 +63,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   const provider = target.provider;
   let issuance: IssuanceWriter | undefined;
   let reads: HotReads | undefined;
+  let inventory: InventoryReads | undefined;
   return {
     provider,
     target,
     issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
     hotReads: () => (reads ??= openHotReads(target)),
+    inventoryReads: () => (inventory ??= openInventoryReads(target)),
     prisma,
     async transaction(fn, opts) {
       return writer.$transaction(async (tx) => {
@@ -82,6 +87,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     async close() {
       await issuance?.close();
       await reads?.close();
+      await inventory?.close();
       await prisma.$disconnect();
       if (writer !== prisma) await writer.$disconnect();
     },

@@ -4,8 +4,9 @@
  * transaction manager), against ~2 ms of fsync; issuance is the hot path, so this one write
  * uses prepared statements on its own connection. Everything else goes through Prisma.
  *
- * One call writes a batch: the certificates, then the audit rows that `buildAudit` derives
- * from the chain head read inside the same transaction (under the same lock), then the head.
+ * One call writes a batch: the certificates with their name-index keys (CertificateName, see
+ * certificate-names.ts), then the audit rows that `buildAudit` derives from the chain head read
+ * inside the same transaction (under the same lock), then the head.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -13,6 +14,7 @@ import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
 import { pgTime, sqliteTime } from './db-time.js';
 import { chunkId, crlChunks, EMPTY } from './crl-chunks.js';
+import { nameKeysOfStored } from './certificate-names.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export interface CertificateRecord {
@@ -70,6 +72,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     db.pragma('wal_autocheckpoint = 0');
   };
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
+  const insertName = db.prepare('INSERT INTO "CertificateName" ("key", "serial", "createdAt") VALUES (?, ?, ?)');
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
   const setHead = db.prepare('INSERT INTO "Setting" (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
@@ -82,6 +85,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     for (const c of certs) {
       insertCert.run(c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, sqliteTime(c.notBefore), sqliteTime(c.notAfter),
         Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, sqliteTime(c.createdAt));
+      for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
     }
     appendAudit(buildAudit);
   });
@@ -160,6 +164,12 @@ function postgresWriter(url: string): IssuanceWriter {
         const rows = certs.map((c) => [c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, pgTime(c.notBefore), pgTime(c.notAfter),
           Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, pgTime(c.createdAt)]);
         await client.query(insertMany('Certificate', CERT_COLUMNS, rows), rows.flat());
+        const names = certs.flatMap((c) => nameKeysOfStored(c.sans).map((key) => [key, c.serial, pgTime(c.createdAt)]));
+        // A statement takes at most 65,535 parameters; a batch of certificates with many names can have more.
+        for (let i = 0; i < names.length; i += 20_000) {
+          const part = names.slice(i, i + 20_000);
+          await client.query(insertMany('CertificateName', ['key', 'serial', 'createdAt'], part), part.flat());
+        }
         await appendAudit(client, buildAudit);
       });
     },

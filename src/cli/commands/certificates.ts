@@ -7,9 +7,9 @@ import { generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.j
 import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
 import { fromPem, toPem } from '../../pki/certificate.js';
 import { buildPkcs12 } from '../../pki/pkcs12.js';
-import { getCertificate, listCertificates, type CertStatus, type InventoryFilter } from '../../ca/inventory.js';
+import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
 import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
-import { actorOf, visibility, type Principal, type Visibility } from '../../ca/authorization.js';
+import { actorOf, visibility, type Principal } from '../../ca/authorization.js';
 import type { CaContext } from '../../ca/context.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
@@ -19,8 +19,6 @@ export const cliPrincipal = (): Principal => ({ kind: 'operator', actor: `cli:${
 export const cliRequester = (): Requester => ({ principal: cliPrincipal() });
 export const cliActor = (): string => actorOf(cliPrincipal());
 
-/** The inventory narrows a list to what the caller may see (its third argument). */
-const listFor = listCertificates as (ctx: CaContext, f: InventoryFilter, v: Visibility) => ReturnType<typeof listCertificates>;
 
 function writeSecretFile(path: string, data: string | Buffer): void {
   // `mode` only applies when the file is created: tighten an existing file before the key goes in.
@@ -122,8 +120,8 @@ export function certificateCommands(): Command[] {
     .description('list issued certificates, newest first')
     .addOption(new Option('--status <status>', 'filter by status').choices(['good', 'revoked', 'expired', 'hold']))
     .option('--profile <name>', 'filter by profile')
-    .option('--san <text>', 'SAN contains')
-    .option('--subject <text>', 'subject contains')
+    .option('--san <name>', 'certificates for this name or a name under it (www.example.com, .example.com, *.example.com), or exactly this IP address, email address or URI')
+    .option('--subject <text>', 'subject contains this text (any case)')
     .option('--ca <caId>', 'issued by this CA')
     .option('--expires-before <date>', 'notAfter before this ISO date (e.g. 2027-01-01)')
     .option('--limit <n>', 'page size', '50')
@@ -137,7 +135,15 @@ export function certificateCommands(): Command[] {
       }
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new SignetError('bad-request', '--limit must be a whole number from 1 to 500');
-      const page = await listFor(ctx, { status: o.status as CertStatus | undefined, profile: o.profile, san: o.san, subject: o.subject, caId: o.ca, expiresBefore, cursor: o.cursor, limit }, visibility(cliPrincipal()));
+      // A request stops after examining so many rows (ca/inventory.ts); the operator's command
+      // continues the search until the page is full or the inventory ends.
+      const filter = { status: o.status as CertStatus | undefined, profile: o.profile, san: o.san, subject: o.subject, caId: o.ca, expiresBefore };
+      const page = { items: [] as Awaited<ReturnType<typeof listCertificates>>['items'], nextCursor: (o.cursor as string | undefined) ?? null };
+      do {
+        const next = await listCertificates(ctx, { ...filter, cursor: page.nextCursor ?? undefined, limit: limit - page.items.length }, visibility(cliPrincipal()));
+        page.items.push(...next.items);
+        page.nextCursor = next.nextCursor;
+      } while (page.nextCursor && page.items.length < limit);
       if (o.json) { printJson(page); return; }
       printTable(page.items.map((c) => ({ ...c, names: c.sans.map((s) => s.value).join(',') })), ['serial', 'status', 'profile', 'notAfter', 'names']);
       if (page.nextCursor) process.stdout.write(`(more: --cursor ${page.nextCursor})\n`);

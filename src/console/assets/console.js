@@ -87,19 +87,33 @@ function certFilters() {
   return q;
 }
 
+/**
+ * One "page" of the list. The server examines a bounded number of certificates per request, so
+ * a filtered page can come back short, even empty, with a cursor: keep asking (up to five
+ * requests) until 50 rows are shown or the inventory ends; "Load more" searches further.
+ */
 async function loadCertificates(more = false) {
   const q = more ? new URLSearchParams(certQuery) : certFilters();
-  if (more) q.set('cursor', certCursor);
-  else certQuery = q.toString();
-  const page = await api('GET', `/certificates?${q}`);
+  if (!more) certQuery = q.toString();
   const body = $('cert-table').tBodies[0];
   if (!more) body.replaceChildren();
-  for (const c of page.items) {
-    body.append(el('tr', { 'data-serial': c.serial },
-      el('td', { class: 'mono' }, c.serial), el('td', {}, names(c)), el('td', {}, c.profile), el('td', {}, date(c.notAfter)), statusCell(c.status)));
+  let cursor = more ? certCursor : null;
+  let shown = 0;
+  for (let request = 0; request < 5; request++) {
+    if (cursor) q.set('cursor', cursor);
+    q.set('limit', String(50 - shown));
+    const page = await api('GET', `/certificates?${q}`);
+    for (const c of page.items) {
+      body.append(el('tr', { 'data-serial': c.serial },
+        el('td', { class: 'mono' }, c.serial), el('td', {}, names(c)), el('td', {}, c.profile), el('td', {}, date(c.notAfter)), statusCell(c.status)));
+    }
+    shown += page.items.length;
+    cursor = page.nextCursor;
+    if (!cursor || shown >= 50) break;
   }
-  certCursor = page.nextCursor;
+  certCursor = cursor;
   $('cert-more').hidden = !certCursor;
+  $('cert-empty').textContent = certCursor ? 'No match among the certificates searched so far.' : 'No certificates match.';
   $('cert-empty').hidden = body.rows.length > 0;
 }
 
