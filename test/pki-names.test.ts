@@ -159,6 +159,10 @@ test('validateUri and validateSan dispatch', () => {
   throwsProblem(() => validateUri('www.example.com/path'), 'rejected-name', 'absolute URI');
   throwsProblem(() => validateUri('https://bücher.example/'), 'rejected-name', 'ASCII');
   throwsProblem(() => validateUri('https://a b/'), 'rejected-name', 'ASCII');
+  // A trailing dot names the same host to a resolver but not to a string comparison (fuzzer:
+  // 'https://bad.example.com./' escaped an excluded '.example.com' URI constraint).
+  throwsProblem(() => validateUri('https://bad.example.com./'), 'rejected-name', 'trailing dot');
+  throwsProblem(() => checkNameConstraints([{ type: 'uri', value: 'https://bad.example.com./' }], { excludedUri: ['.example.com'] }), 'rejected-name');
   throwsProblem(() => validateSan({ type: 'dns', value: 'A.com' }), 'rejected-name', 'lower-case');
   throwsProblem(() => validateSan({ type: 'ip', value: '1.2.3' }), 'rejected-name');
   throwsProblem(() => validateSan({ type: 'email', value: 'x' }), 'rejected-name');

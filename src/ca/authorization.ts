@@ -95,8 +95,18 @@ export function authorize(p: Principal, op: Operation): void {
   }
 }
 
-/** What a certificate offers to the limits: its profile and its names (and, when it exists, its serial). */
-export interface CertificateScope { profile: string; sans: SanEntry[]; serial?: string }
+/**
+ * What a certificate offers to the limits: its profile and its names (and, when it exists, its
+ * serial). `commonName` matters only without SANs (a `client` certificate may have none): then
+ * the CN is the name, and a suffix limit judges it as a DNS name or an email address.
+ */
+export interface CertificateScope { profile: string; sans: SanEntry[]; commonName?: string | null; serial?: string }
+
+/** The names a limit judges: the SANs, or the CN of a certificate without any. */
+function namesOf(cert: CertificateScope): SanEntry[] {
+  if (cert.sans.length || !cert.commonName) return cert.sans;
+  return [{ type: cert.commonName.includes('@') ? 'email' : 'dns', value: cert.commonName }];
+}
 
 /** Whether a URI names a host (https://h/…) rather than none (urn:, mailto:, file:///). */
 function hasHost(uri: string): boolean {
@@ -146,7 +156,7 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
     throw new SignetError('forbidden', `this token may not use profile ${cert.profile} (allowed: ${grant.profiles.join(', ')})`);
   }
   if (grant.nameSuffixes) {
-    const bad = outsideSuffixes(cert.sans, grant.nameSuffixes, uriSchemes);
+    const bad = outsideSuffixes(namesOf(cert), grant.nameSuffixes, uriSchemes);
     if (bad) {
       const verb = op === 'certificate.issue' || op === 'certificate.renew' ? 'request' : 'act on';
       const why = bad.type === 'uri' && !hasHost(bad.value)
@@ -173,7 +183,7 @@ export function visibility(p: Principal): Visibility {
 export function isVisible(v: Visibility, cert: CertificateScope, uriSchemes?: readonly string[]): boolean {
   if (v.profiles && !v.profiles.includes(cert.profile)) return false;
   if (!v.nameSuffixes) return true;
-  return outsideSuffixes(cert.sans, v.nameSuffixes, uriSchemes) === undefined;
+  return outsideSuffixes(namesOf(cert), v.nameSuffixes, uriSchemes) === undefined;
 }
 
 // ---- ACME --------------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
     if (subjectQ && !r.subject.toLowerCase().includes(subjectQ)) return false;
     if (!suffixes) return true;
     const sans = JSON.parse(r.sans) as SanEntry[];
-    return underSuffixText!(sans) && isVisible(visible, { profile: r.profile, sans }, schemes!(r.profile));
+    return underSuffixText!(sans) && isVisible(visible, { profile: r.profile, sans, commonName: r.commonName }, schemes!(r.profile));
   };
   // Without any condition every examined row is an item: limit + 1 rows tell whether there is a
   // next page. With conditions, chunks start at that size and grow (most searches that match

@@ -23,8 +23,8 @@ export class Revocation {
   constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'uriSchemes'>>) {}
 
   /** The caller's limits on one stored certificate (403 naming the limit). */
-  private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string }): void {
-    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[] }, this.profiles.get(cert.profile)?.uriSchemes);
+  private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string; commonName: string | null }): void {
+    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.uriSchemes);
   }
 
   async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
@@ -39,7 +39,7 @@ export class Revocation {
       throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
     }
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true, profile: true, sans: true } });
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true, profile: true, sans: true, commonName: true } });
       if (cert) this.authorizeOn(who, 'certificate.revoke', cert);
       if (!cert || (req.caId && cert.caId !== req.caId)) {
         throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
@@ -69,7 +69,7 @@ export class Revocation {
     const serial = normalizeSerial(serialIn);
     const now = this.ctx.now();
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, profile: true, sans: true } });
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, profile: true, sans: true, commonName: true } });
       if (!cert) throw new SignetError('not-found', `certificate ${serial} does not exist`);
       this.authorizeOn(who, 'certificate.unhold', cert);
       if (cert.status !== 'hold') throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);

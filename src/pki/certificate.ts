@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate as AsnCertificate, Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
 import { bitString, contextExplicit, readElement, readHeader, sequence, smallInteger, time, unsignedInteger } from './der.js';
+import { checkDer } from './der-strict.js';
 import { EXT, keyIdentifier } from './extensions.js';
 import { derToPem } from './pem.js';
 import type { Signer, TrustedKey } from './keys.js';
@@ -78,6 +79,9 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
   const der = Buffer.from(input);
   const outer = readHeader(der, 0);
   if (outer.headerLength + outer.length !== der.length) throw new RangeError('trailing data after certificate');
+  // Certificates also come from outside (CA import, ACME revokeCert): the whole encoding is held
+  // to DER before the schema library reads it (its cost grows faster than some inputs).
+  checkDer(der);
   const tbs = Buffer.from(readElement(der, outer.headerLength));
   const tbsHeader = readHeader(tbs, 0);
   let off = tbsHeader.headerLength;

@@ -307,6 +307,9 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
         const extnValue = ep[ep.length - 1];
         if (ep.length >= 2 && extnValue!.tag === 0x04) {
           try {
+            // extnValue is the DER of exactly one value (RFC 5280 §4.1): not empty, nothing after it.
+            const v = readEl(der, extnValue!.body, extnValue!.end);
+            if (v.end !== extnValue!.end) throw new DerError(`${extnValue!.end - v.end} bytes after the extension's value`, v.end);
             checkDer(der, extnValue!.body, extnValue!.end);
           } catch (e) {
             if (e instanceof DerError) throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
@@ -453,6 +456,9 @@ function readSubject(nameDer: Uint8Array): { commonName?: string; dn: string } {
           cns.push(text);
         }
         const short = SHORT_NAMES[oid];
+        // The attributes Signet names are DirectoryStrings (X.520; DC and UID IA5Strings); a
+        // time or a number where a name belongs is not a name any verifier would read alike.
+        if (short && text === null) throw badCsr(`subject ${short} is not a string (ASN.1 tag 0x${value[0]!.toString(16).padStart(2, '0')})`);
         atvs.push(short && text !== null ? `${short}=${escapeRfc4514(text)}` : `${oid}=#${Buffer.from(value).toString('hex')}`);
       }
       if (atvs.length === 0) throw new Error('empty RDN');

@@ -91,8 +91,15 @@ export function readKids(buf: Uint8Array, parent: El): El[] {
 }
 
 /**
- * OID text from a strict encoding (non-empty, no arc padded with 0x80, not truncated); null
- * otherwise. Arcs of any size (above 2^53 they are decoded as BigInt).
+ * Longest arc accepted, in encoded bytes: 23 × 7 = 161 bits holds the 128-bit UUID arcs of
+ * 2.25.… (X.667), the largest in real use. Without a bound, a hostile 64 KB arc costs
+ * quadratic BigInt work (found by the fuzzer: 0.3 s for one OID).
+ */
+const MAX_ARC_BYTES = 23;
+
+/**
+ * OID text from a strict encoding (non-empty, no arc padded with 0x80, not truncated, no arc
+ * longer than MAX_ARC_BYTES); null otherwise. Arcs above 2^53 are decoded as BigInt.
  */
 export function strictOid(buf: Uint8Array, e: El): string | null {
   if (e.tag !== 0x06 || e.end === e.body) return null;
@@ -101,9 +108,11 @@ export function strictOid(buf: Uint8Array, e: El): string | null {
   let big: bigint | null = null;
   let first = true;
   let startOfArc = true;
+  let arcStart = e.body;
   for (let i = e.body; i < e.end; i++) {
     const b = buf[i]!;
-    if (startOfArc && b === 0x80) return null;
+    if (startOfArc) { if (b === 0x80) return null; arcStart = i; }
+    if (i - arcStart >= MAX_ARC_BYTES) return null;
     if (big !== null) big = (big << 7n) | BigInt(b & 0x7f);
     else if (v >= 2 ** 45) big = (BigInt(v) << 7n) | BigInt(b & 0x7f);
     else v = v * 128 + (b & 0x7f);
@@ -255,8 +264,13 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
     case 0x06: {
       if (len === 0) fail(e, 'empty OBJECT IDENTIFIER');
       let startOfArc = true;
+      let arcStart = e.body;
       for (let i = e.body; i < e.end; i++) {
-        if (startOfArc && buf[i] === 0x80) fail(e, 'OBJECT IDENTIFIER arc padded with 0x80 (not minimal)');
+        if (startOfArc) {
+          if (buf[i] === 0x80) fail(e, 'OBJECT IDENTIFIER arc padded with 0x80 (not minimal)');
+          arcStart = i;
+        }
+        if (i - arcStart >= MAX_ARC_BYTES) fail(e, `OBJECT IDENTIFIER arc longer than ${MAX_ARC_BYTES} bytes (${MAX_ARC_BYTES * 7} bits)`);
         startOfArc = (buf[i]! & 0x80) === 0;
       }
       if (!startOfArc) fail(e, 'truncated OBJECT IDENTIFIER (its last byte has the continuation bit)');

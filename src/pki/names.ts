@@ -10,6 +10,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { NameConstraints as AsnNameConstraints, type GeneralName } from '@peculiar/asn1-x509';
 import { SignetError, type ProblemType } from '../errors.js';
 import { readHeader, sequence, tlv } from './der.js';
+import { checkDer } from './der-strict.js';
 
 export type SanType = 'dns' | 'ip' | 'email' | 'uri';
 export interface SanEntry { type: SanType; value: string }
@@ -281,6 +282,10 @@ export function validateUri(value: string): void {
   if (value.length === 0) throw rejected('URI is empty');
   if (/[^\x21-\x7e]/.test(value)) throw rejected(`URI ${q} must be ASCII without spaces; percent-encode other characters`);
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value) || !URL.canParse(value)) throw rejected(`URI ${q} is not an absolute URI`);
+  // 'bad.example.com.' is the same host as 'bad.example.com' to a resolver, but not to a string
+  // comparison: name constraints and allow-lists would judge a different name than the client uses.
+  const host = new URL(value).hostname;
+  if (host.endsWith('.') || host.includes('..')) throw rejected(`URI ${q} has host ${show(host)} with an empty label or a trailing dot; write the host without one`);
 }
 
 /**
@@ -288,7 +293,8 @@ export function validateUri(value: string): void {
  * 127.0.0.1 and 'HTTP://A.example' is a.example), or null for URIs without one (urn:, mailto:).
  */
 function uriHost(value: string): { dns?: string; ip?: Buffer } | null {
-  const host = new URL(value).hostname;
+  // A trailing dot names the same host; judged without it (validateUri refuses it in SANs).
+  const host = new URL(value).hostname.replace(/\.+$/, '');
   if (!host) return null;
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
   const ip = bare.includes(':') ? parseV6(bare) : parseV4(bare);
@@ -587,12 +593,18 @@ function ipConstraintText(raw: Buffer | null): string {
 }
 
 /** Reads a nameConstraints extnValue (DER) into Signet's form; throws 'bad-request' if malformed. */
+const MAX_NAME_CONSTRAINTS_BYTES = 16 * 1024;
+
 export function parseNameConstraintsExtension(extnValueDer: Uint8Array): NameConstraints {
   let parsed: AsnNameConstraints;
   let raw: ReturnType<typeof rawIpBases>;
   try {
+    // Far more than any real constraint set (hundreds of subtrees); the schema parser's cost
+    // grows faster than the input, so a hostile CA certificate must not reach it unbounded.
+    if (extnValueDer.length > MAX_NAME_CONSTRAINTS_BYTES) throw new Error(`it is ${extnValueDer.length} bytes; the limit is ${MAX_NAME_CONSTRAINTS_BYTES}`);
     const total = readHeader(extnValueDer, 0);
     if (total.headerLength + total.length !== extnValueDer.length) throw new Error('trailing bytes after NameConstraints');
+    checkDer(extnValueDer);
     parsed = AsnConvert.parse(extnValueDer, AsnNameConstraints);
     raw = rawIpBases(extnValueDer);
   } catch (e) {

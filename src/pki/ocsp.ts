@@ -19,6 +19,10 @@
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { Signer } from './keys.js';
+import { checkDer, DerError } from './der-strict.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { GeneralName } from '@peculiar/asn1-x509';
+import { Signature } from '@peculiar/asn1-ocsp';
 import { REASON_CODES, signatureAlgorithmDer, type RevocationReason } from './crl.js';
 import {
   bitString, contextExplicit, enumerated, generalizedTime, objectIdentifier, octetString, sequence, tlv, unsignedInteger,
@@ -143,6 +147,14 @@ function decodeOid(bytes: Buffer): string {
   return [...head, ...arcs].join('.');
 }
 
+/**
+ * The parts this parser skips (rare: only signed requests carry them) are still checked against
+ * their schema, after checkDer has bounded what the schema library can be made to do.
+ */
+function schemaCheck(der: Uint8Array, schema: new () => object, what: string): void {
+  try { AsnConvert.parse(der, schema); } catch { malformed(`${what} does not match its ASN.1 structure`); }
+}
+
 function checkOid(buf: Buffer, el: Element, what: string): void {
   if (el.end === el.contentStart || buf[el.end - 1]! & 0x80 || buf[el.contentStart] === 0x80) malformed(`bad OBJECT IDENTIFIER in ${what}`);
 }
@@ -169,8 +181,8 @@ function readExtensions(buf: Buffer, wrapper: Element, what: string): RawExtensi
     let critical = false;
     let el = readElement(buf, q, ext.end, `extension in ${what}`);
     if (el.tag === 0x01) {
-      if (el.end - el.contentStart !== 1 || (buf[el.contentStart] !== 0 && buf[el.contentStart] !== 0xff)) malformed(`bad BOOLEAN in ${what}`);
-      critical = buf[el.contentStart] === 0xff;
+      if (el.end - el.contentStart !== 1 || buf[el.contentStart] !== 0xff) malformed(`critical in ${what} must be absent or TRUE (DER omits the default FALSE)`);
+      critical = true;
       q = el.end;
       el = readElement(buf, q, ext.end, `extension in ${what}`);
     }
@@ -249,12 +261,30 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   const buf = Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
   const maxRequests = options.maxRequests ?? MAX_OCSP_REQUESTS;
 
+  // The whole request, the parts this parser skips (requestorName, optionalSignature) too, is
+  // held to the same DER rules as a CSR by the one strict reader, before anything reads it.
+  try { checkDer(buf); } catch (e) {
+    if (e instanceof DerError) malformed(`${e.rule} at offset ${e.offset}`);
+    throw e;
+  }
   const outer = expect(buf, 0, buf.length, 0x30, 'OCSPRequest');
   if (outer.end !== buf.length) malformed('trailing bytes after the OCSPRequest');
   const tbs = expect(buf, outer.contentStart, outer.end, 0x30, 'TBSRequest');
   if (tbs.end !== outer.end) {
     const sig = expect(buf, tbs.end, outer.end, 0xa0, 'optionalSignature');
     if (sig.end !== outer.end) malformed('unexpected data after optionalSignature');
+    // Ignored, but it must be a Signature: SEQUENCE { AlgorithmIdentifier, BIT STRING, [0] certs OPTIONAL }.
+    const signature = expect(buf, sig.contentStart, sig.end, 0x30, 'optionalSignature');
+    if (signature.end !== sig.end) malformed('unexpected data in optionalSignature');
+    const alg = expect(buf, signature.contentStart, signature.end, 0x30, 'optionalSignature signatureAlgorithm');
+    const bits = expect(buf, alg.end, signature.end, 0x03, 'optionalSignature signature');
+    if (bits.end !== signature.end) {
+      const certs = expect(buf, bits.end, signature.end, 0xa0, 'optionalSignature certs');
+      if (certs.end !== signature.end) malformed('unexpected data in optionalSignature');
+    }
+    const oid = expect(buf, alg.contentStart, alg.end, 0x06, 'optionalSignature signatureAlgorithm');
+    checkOid(buf, oid, 'optionalSignature signatureAlgorithm');
+    schemaCheck(buf.subarray(signature.start, signature.end), Signature, 'optionalSignature');
   }
 
   let el = readElement(buf, tbs.contentStart, tbs.end, 'TBSRequest');
@@ -263,7 +293,13 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
     if (v.end !== el.end || v.end - v.contentStart !== 1 || buf[v.contentStart] !== 0) malformed('unsupported version');
     el = readElement(buf, el.end, tbs.end, 'TBSRequest');
   }
-  if (el.tag === 0xa1) el = readElement(buf, el.end, tbs.end, 'TBSRequest'); // requestorName: unused
+  if (el.tag === 0xa1) {
+    // requestorName [1] EXPLICIT GeneralName: unused, but exactly one GeneralName (a context tag).
+    const name = readElement(buf, el.contentStart, el.end, 'requestorName');
+    if (name.end !== el.end || (name.tag & 0xc0) !== 0x80) malformed('requestorName must hold exactly one GeneralName');
+    schemaCheck(buf.subarray(name.start, name.end), GeneralName, 'requestorName');
+    el = readElement(buf, el.end, tbs.end, 'TBSRequest');
+  }
   if (el.tag !== 0x30) malformed('missing requestList');
 
   const certIds: ParsedCertId[] = [];

@@ -38,7 +38,11 @@ export function lenientHeader(buf: Uint8Array, off: number, limit = buf.length):
 }
 
 /** Why `buf` (exactly one element) is not canonical DER, or null. */
-export function derProblem(buf: Uint8Array, options: { encapsulated?: (path: number[], tag: number, content: Uint8Array) => boolean } = {}): string | null {
+export function derProblem(buf: Uint8Array, options: {
+  encapsulated?: (path: number[], tag: number, content: Uint8Array) => boolean;
+  /** Where an Extension can be (the explicit-FALSE rule is the Extension schema's); default: anywhere. */
+  extension?: (path: number[]) => boolean;
+} = {}): string | null {
   // Past this depth the contents are not walked (a deeper walk would overflow the stack); the
   // element's own header is still checked.
   const MAX_DEPTH = 800;
@@ -77,7 +81,7 @@ export function derProblem(buf: Uint8Array, options: { encapsulated?: (path: num
         p = next;
       }
       // An Extension with an explicit critical FALSE: DER omits DEFAULT values (X.690 §11.5).
-      if (tag === 0x30 && kids.length === 3 && buf[kids[0]![0]] === 0x06 && buf[kids[1]![0]] === 0x01 && buf[kids[2]![0]] === 0x04
+      if (tag === 0x30 && (options.extension?.(path) ?? true) && kids.length === 3 && buf[kids[0]![0]] === 0x06 && buf[kids[1]![0]] === 0x01 && buf[kids[2]![0]] === 0x04
         && buf[kids[1]![0] + 1] === 1 && buf[kids[1]![0] + 2] === 0) return [off, `explicit DEFAULT FALSE (critical) at ${kids[1]![0]}`];
       return [end, null];
     }
@@ -108,7 +112,7 @@ export function derProblem(buf: Uint8Array, options: { encapsulated?: (path: num
     }
     if (options.encapsulated?.(path, tag, c)) {
       const inner = tag === 0x03 ? c.subarray(1) : c;
-      const p = derProblem(inner, options);
+      const p = derProblem(inner, options.extension ? { ...options, extension: () => false } : options);
       if (p) return [off, `inside the element at ${off}: ${p}`];
     }
     return [end, null];

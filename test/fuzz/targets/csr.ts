@@ -32,10 +32,41 @@ const summary = (p: ParsedCsr) => JSON.stringify({
 });
 
 /** Encapsulated DER inside a CSR that must be canonical too: every extnValue, and an RSA public key. */
+/** Children (start offsets) of the element at `off`, read leniently; [] when it is not readable. */
+function lenientKids(der: Buffer, off: number): number[] {
+  const h = lenientHeader(der, off);
+  if (!h) return [];
+  const out: number[] = [];
+  for (let p = off + h.headerLength; p < h.end;) {
+    const c = lenientHeader(der, p, h.end);
+    if (!c) break;
+    out.push(p);
+    p = c.end;
+  }
+  return out;
+}
+
+/** Indexes of the attributes that are extensionRequests (only their extnValues are DER Signet reads). */
+function extensionRequestAttributes(der: Buffer): Set<number> {
+  const EXTENSION_REQUEST = Buffer.from('06092a864886f70d01090e', 'hex');
+  const info = lenientKids(der, 0)[0];
+  const attrs = info === undefined ? undefined : lenientKids(der, info)[3];
+  const out = new Set<number>();
+  if (attrs === undefined) return out;
+  lenientKids(der, attrs).forEach((a, i) => {
+    const oid = lenientKids(der, a)[0];
+    const h = oid === undefined ? null : lenientHeader(der, oid);
+    if (h && der.subarray(oid, h.end).equals(EXTENSION_REQUEST)) out.add(i);
+  });
+  return out;
+}
+
 function csrEncapsulated(der: Buffer): (path: number[], tag: number) => boolean {
+  const extensionRequests = extensionRequestAttributes(der);
   return (path, tag) => {
-    // certificationRequestInfo.attributes[i].values[0].extensions[j].extnValue: [0,3,i,1,0,j,last]
-    if (tag === 0x04 && path.length === 7 && path[0] === 0 && path[1] === 3) return true;
+    // certificationRequestInfo.attributes[i].values[0].extensions[j].extnValue: [0,3,i,1,0,j,last],
+    // for an extensionRequest attribute (an unknown attribute's contents are ignored, not read).
+    if (tag === 0x04 && path.length === 7 && path[0] === 0 && path[1] === 3) return extensionRequests.has(path[2]!);
     // certificationRequestInfo.subjectPKInfo.subjectPublicKey for rsaEncryption
     if (tag === 0x03 && path.length === 3 && path[0] === 0 && path[1] === 2) return der.includes(Buffer.from('2a864886f70d010101', 'hex'));
     return false;
@@ -113,7 +144,12 @@ function check(input: Buffer): void {
   if (!main.ok) return;
 
   const der = derOf(input, main.value);
-  const problem = derProblem(der, { encapsulated: csrEncapsulated(der) });
+  const extensionRequests = extensionRequestAttributes(der);
+  const problem = derProblem(der, {
+    encapsulated: csrEncapsulated(der),
+    // certificationRequestInfo.attributes[i].values[0].extensions[j], in an extensionRequest.
+    extension: (path) => path.length === 6 && path[0] === 0 && path[1] === 3 && extensionRequests.has(path[2]!),
+  });
   assertThat(problem === null, `parseCsr accepted a CSR that is not DER: ${problem}`);
 
   let view: ReturnType<typeof schemaView>;

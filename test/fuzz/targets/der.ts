@@ -2,8 +2,8 @@
  * The DER reader and writer (src/pki/der.ts) and the strict DER views (src/pki/der-strict.ts).
  *
  * Properties, for any bytes:
- *  - readHeader / readElement return a header that lies inside the buffer, or throw a RangeError
- *    (their contract; callers turn it into a 400). They are the one DER reader of the full CSR
+ *  - readHeader / readElement return a header that lies inside the buffer, or throw a DerError
+ *    naming the rule and offset (or a RangeError; their contract: callers turn it into a 400). They are the one DER reader of the full CSR
  *    path, so they must refuse what DER forbids: indefinite and non-minimal lengths (issue 12 #10);
  *  - el / kids / strictOid / strictExtensions never throw (their contract: "answer null — never
  *    throw") and accept only canonical DER: whatever they accept, the independent checker in
@@ -16,7 +16,7 @@
  */
 import fc from 'fast-check';
 import { encodeLength, objectIdentifier, readElement, readHeader, smallInteger, tlv, unsignedInteger } from '../../../src/pki/der.js';
-import { el, kids, strictExtensions, strictOid } from '../../../src/pki/der-strict.js';
+import { DerError, el, kids, strictExtensions, strictOid } from '../../../src/pki/der-strict.js';
 import { corpusSeeds, mutationSteps } from '../lib/arbitraries.js';
 import { mutateWhole } from '../lib/build.js';
 import { derProblem, lenientHeader } from '../lib/der-tree.js';
@@ -45,7 +45,7 @@ function headerProblem(buf: Buffer, off: number): string | null {
 function checkReader(buf: Buffer, off: number): void {
   let h: ReturnType<typeof readHeader> | undefined;
   try { h = timed(() => readHeader(buf, off)); } catch (e) {
-    if (!(e instanceof RangeError)) throw new Violation(`readHeader threw ${(e as Error).name}, not a RangeError`, { cause: e });
+    if (!(e instanceof RangeError || e instanceof DerError)) throw new Violation(`readHeader threw ${(e as Error).name}, not a DerError or RangeError`, { cause: e });
   }
   if (!h) return;
   assertThat(off + h.headerLength + h.length <= buf.length && h.headerLength >= 2, `readHeader returned a header that overruns the buffer (${JSON.stringify(h)})`);
