@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
-import { closeServer, listen } from '../http/server.js';
+import { answerClientErrors, closeServer, listen } from '../http/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
@@ -95,6 +95,7 @@ export async function serve(): Promise<Running | void> {
     const names = config.SIGNET_TLS_NAMES.split(',').map((n) => n.trim()).filter(Boolean);
     const identity = new TlsIdentity(services.issuance, names, log);
     const httpsServer = createHttpsServer({ ...(await identity.issue()), requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, full);
+    answerClientErrors(httpsServer, log);
     await new Promise<void>((resolve, reject) => { httpsServer.once('error', reject); httpsServer.listen(config.SIGNET_TLS_PORT, config.SIGNET_HOST, () => resolve()); });
     identity.watch((c) => httpsServer.setSecureContext(c));
     tls = { server: httpsServer, identity };
