@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import { createToken, listTokens, revokeToken, SCOPES } from '../../ca/tokens.js';
 import { listAudit } from '../../ca/audit-query.js';
+import { checkpointerOf } from '../../ca/audit-checkpoints.js';
+import { OPERATIONS } from '../../ca/authorization.js';
 import { SignetError } from '../../errors.js';
 import { requireAuth } from '../auth.js';
 import { parseBody } from '../validate.js';
@@ -23,6 +25,8 @@ const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
 }).strict();
 
+const checkpointQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() }).strict();
+
 /** Token management and the audit trail: admin scope only. */
 export function adminRoutes(ctx: CaContext): Router {
   const r = Router();
@@ -41,6 +45,17 @@ export function adminRoutes(ctx: CaContext): Router {
   });
   r.get('/audit', requireAuth(ctx, 'admin'), async (req, res) => {
     res.json(await listAudit(ctx, parseBody(auditQuery, req.query, 'query')));
+  });
+  r.get('/audit/checkpoints', requireAuth(ctx, OPERATIONS['audit.read'].scope), async (req, res) => {
+    const { limit } = parseBody(checkpointQuery, req.query, 'query');
+    const cp = checkpointerOf(ctx.db);
+    if (!cp) throw new SignetError('unavailable', 'this process keeps no audit checkpoints');
+    // This process's file only: each host (PostgreSQL replica) keeps its own; copy from each.
+    res.set('Cache-Control', 'no-store').json({
+      algorithm: 'Ed25519', format: 'JWS compact serialisation (RFC 7515), alg EdDSA (RFC 8037); payload {seq, hash, keyedFrom, time, writer}',
+      keyId: cp.key.kid, publicKey: cp.key.publicKeyPem, publicJwk: { ...cp.key.jwk, kid: cp.key.kid },
+      writer: cp.writer, items: cp.recent(limit ?? 100),
+    });
   });
   return r;
 }
