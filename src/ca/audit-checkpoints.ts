@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { SignetError } from '../errors.js';
 import type { KeyStore } from '../keystore/key-store.js';
 import type { Database } from '../storage/database.js';
 import { AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail, KEYED_ACTION, legacyHash, canonical, parseHead, readChainHead, RECOVERY_ACTIONS, HEAD_KEY, writeRows } from './audit.js';
@@ -168,7 +169,10 @@ export class Checkpointer {
    * chain may not fall behind, check the chain against it, key a legacy trail, checkpoint.
    */
   async init(): Promise<void> {
-    const newest = newestCheckpoint(this.file, this.key);
+    let newest: Checkpoint | null;
+    try { newest = newestCheckpoint(this.file, this.key); } catch (e) {
+      throw new SignetError('configuration', `the audit checkpoint file ${this.file} could not be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): it must be readable and writable by this user`, { cause: e });
+    }
     if (newest) {
       this.last = newest;
       this.trail.pinned = { seq: newest.seq, hash: newest.hash, time: new Date(newest.time) };
@@ -177,6 +181,9 @@ export class Checkpointer {
     await this.checkpoint(); // holds the chain to the pinned checkpoint (taints the trail if it fell behind)
     if (this.trail.tainted) return;
     try {
+      // The check every append makes, so that a trail that will refuse appends says so at start.
+      const { startKeying } = this.trail.next(await readChainHead(this.db.prisma));
+      if (!startKeying) return;
       // A trail written before keying gets its audit.chain.keyed event now, and the checkpoint
       // below pins where keying began, before anyone could rewrite the trail as unkeyed events.
       await this.db.transaction(async (tx) => writeRows(tx, this.trail.chain(await readChainHead(tx), [])));

@@ -115,6 +115,7 @@ export function auditCommand(): Command {
       const reason = String(o.reason).trim();
       if (!reason) throw new SignetError('bad-request', '--reason must say why');
       const before = await runVerify(ctx, []);
+      if (before.ok) { process.stdout.write('nothing to recover: `signet audit verify` reports no problem\n'); return; }
       const row = await recoverAudit(ctx.db, auditTrailOf(ctx.db), before, reason.slice(0, 1000), cliRequester().actor);
       process.stdout.write(`recorded audit.recovered as event ${row.seq}; Signet records changes again (running processes resume within SIGNET_AUDIT_INTERVAL_SECONDS)\n`);
       const after = await runVerify(ctx, []);
