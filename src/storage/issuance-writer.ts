@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
-import { pgTime, pgUtc, sqliteDate, sqliteTime } from './db-time.js';
+import { pgTime, sqliteDate, sqliteTime } from './db-time.js';
 import { chunkId, crlChunks, EMPTY } from './crl-chunks.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
@@ -137,12 +137,14 @@ async function whenUnlocked<T>(tx: () => T): Promise<T> {
 function postgresWriter(url: string): IssuanceWriter {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const appendAudit = async (client: pg.PoolClient, buildAudit: BuildAudit) => {
-    // One round trip: the recorded head, and the newest event if there is one.
+    // One round trip: the recorded head, and the newest event if there is one. Its time as epoch
+    // milliseconds (TIMESTAMP WITHOUT TIME ZONE holds UTC): exact, whatever the session's zone
+    // or DateStyle, as the MAC over it must be.
     const h = await client.query<Omit<AuditRecord, 'time'> & { time: string | null; recorded: string | null }>(
       `SELECT (SELECT value FROM "Setting" WHERE key = '${AUDIT_HEAD_KEY}') AS recorded, e.* FROM (SELECT 1) AS one
-       LEFT JOIN (SELECT ${quoted(AUDIT_COLUMNS.filter((c) => c !== 'time'))}, "time"::text AS "time" FROM "AuditEvent" ORDER BY seq DESC LIMIT 1) AS e ON true`);
+       LEFT JOIN (SELECT ${quoted(AUDIT_COLUMNS.filter((c) => c !== 'time'))}, (extract(epoch FROM "time") * 1000)::bigint::text AS "time" FROM "AuditEvent" ORDER BY seq DESC LIMIT 1) AS e ON true`);
     const { recorded: rec, ...row } = h.rows[0]!;
-    const audit = buildAudit({ newest: row.seq === null ? null : { ...row, time: pgUtc(row.time)! }, recorded: rec });
+    const audit = buildAudit({ newest: row.seq === null ? null : { ...row, time: new Date(Number(row.time)) }, recorded: rec });
     const rows = audit.rows.map((a) => [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash]);
     await client.query(insertMany('AuditEvent', AUDIT_COLUMNS, rows), rows.flat());
     await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);
