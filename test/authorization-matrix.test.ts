@@ -185,6 +185,7 @@ const ROWS: Row[] = [
     },
   },
   { route: 'GET /audit', op: 'audit.read', variants: [{ name: 'audit', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/audit?limit=1' }) },
+  { route: 'GET /audit/checkpoints', op: 'audit.read', variants: [{ name: 'checkpoints', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/audit/checkpoints?limit=1' }) },
 ];
 
 /** The expected answer for a token shape on one cell: derived, never listed. */

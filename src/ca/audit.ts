@@ -1,17 +1,46 @@
 /**
- * The audit trail: one hash-chained event per state change or CA key use, appended inside the
- * transaction of the change it records. Each event stores its predecessor's hash and the hash
- * of (predecessor hash || canonical content), so editing, deleting, inserting or reordering a
- * row breaks the chain at a place `signet audit verify` can name.
+ * The audit trail: one chained event per state change or CA key use, appended inside the
+ * transaction of the change it records. Each event stores its predecessor's hash and a MAC of
+ * (predecessor hash || canonical content), so editing, deleting, inserting or reordering a row
+ * breaks the chain at a place `signet audit verify` can name.
+ *
+ * The MAC is HMAC-SHA256 under a key derived from the KEK (KeyStore.deriveSecret('audit chain
+ * v1')): someone who can write to the database but does not hold the master key cannot compute
+ * a valid event, so cannot forge, edit-and-rehash or re-chain the trail. Trails written before
+ * the chain was keyed hold plain SHA-256 events ("legacy"): they stay verifiable; the first
+ * keyed append after them writes an `audit.chain.keyed` event, and every event from there on
+ * is keyed. The signed checkpoints kept outside the database (audit-checkpoints.ts) pin both
+ * the head and where keying began, so neither truncating the trail nor rewriting it all as
+ * legacy events goes unnoticed.
+ *
+ * The MAC key reaches appendAudit(tx, input) without a parameter: openSignet binds it to the
+ * Database once (bindAuditTrail), and the transaction client is traced back to its Database
+ * (databaseOf). So the ~20 callers of appendAudit stay as they are, and a Database opened
+ * without a key store cannot append at all (it could only write events nobody can verify).
+ *
+ * Before appending, every writer checks the chain it extends: the newest event must carry a
+ * valid MAC (or be a legacy event of a trail not keyed yet) and must be the recorded head
+ * (Setting audit.head), and must not be older than the newest checkpoint this process made.
+ * If not, the append is refused (503): Signet records nothing on a trail that may have been
+ * tampered with, until an operator has looked (`signet audit verify`) and recorded that they
+ * did (`signet audit recover`). A corrupted head is never silently overwritten.
  *
  * Concurrency: appends are serialised by the database (SQLite's single writer; a transaction
  * advisory lock on PostgreSQL, taken in Database.transaction), so seq is gap-free and the chain
  * has one head.
  */
-import { createHash } from 'node:crypto';
-import type { Db, Tx } from '../storage/database.js';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { databaseOf, type Database, type Tx } from '../storage/database.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
+export const HEAD_KEY = 'audit.head';
+/** The KEK-derived secret's label for the chain's MAC key. */
+export const AUDIT_MAC_LABEL = 'audit chain v1';
+/** The event that starts the keyed part of a trail that began unkeyed. */
+export const KEYED_ACTION = 'audit.chain.keyed';
+/** Events by which an operator holding the master key accepts a known break (see audit-verify.ts). */
+export const RECOVERY_ACTIONS: readonly string[] = ['audit.recovered', 'backup.restored'];
 
 export interface AuditInput {
   actor: string;
@@ -28,130 +57,168 @@ export interface AuditRow {
   sourceIp: string | null; details: string | null; prevHash: string; hash: string;
 }
 
+/** What a writer reads before appending: the newest event and the recorded head (Setting audit.head). */
+export interface ChainHead { newest: AuditRow | null; recorded: string | null }
+
 /** The exact bytes hashed for an event: a JSON array with a fixed field order. */
 export function canonical(e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
   return JSON.stringify([e.seq, e.time.toISOString(), e.actor, e.action, e.target, e.outcome, e.sourceIp, e.details]);
 }
 
-export function chainHash(prevHash: string, content: string): string {
+/** The unkeyed (legacy) link: SHA-256(prevHash "\n" content). Anyone can compute it. */
+export function legacyHash(prevHash: string, content: string): string {
   return createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
 }
 
+/** The keyed link: HMAC-SHA256 under the chain key, domain-separated from the legacy hash. */
+export function keyedHash(key: Buffer, prevHash: string, content: string): string {
+  return createHmac('sha256', key).update('signet audit v2\n').update(prevHash).update('\n').update(content).digest('hex');
+}
+
+const sameHex = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+/**
+ * One database's audit chain: its MAC key, and what this process knows about the chain from
+ * outside the database (the checkpoints it wrote or trusted), which the database cannot undo.
+ */
+export class AuditTrail {
+  /** The trail is known to be keyed: a keyed event was seen, or a checkpoint says so. */
+  keyed = false;
+  /** The newest checkpoint this process wrote or trusted; the chain may not fall behind it. */
+  pinned: { seq: number; hash: string; time: Date } | null = null;
+  /** Why appends are refused (set when a check outside the append found the chain altered). */
+  tainted: string | null = null;
+  constructor(private readonly macKey: Buffer) {}
+
+  mac(prevHash: string, content: string): string { return keyedHash(this.macKey, prevHash, content); }
+
+  /** Whether `row` carries a valid MAC (constant-time comparison). */
+  isKeyed(row: AuditRow): boolean { return sameHex(this.mac(row.prevHash, canonical(row)), row.hash); }
+
+  /**
+   * Where the next event goes, after checking the chain it extends; throws (503, nothing
+   * written) if the newest event is not the recorded head, carries no valid MAC, or is older
+   * than what this process has already checkpointed.
+   */
+  next(head: ChainHead): { seq: number; prevHash: string; startKeying: boolean } {
+    if (this.tainted) throw refused(this.tainted);
+    const { newest, recorded } = head;
+    const recordedHead = parseHead(recorded);
+    if (!newest) {
+      if (recordedHead) throw refused(`the trail is empty, but the recorded head is event ${recordedHead.seq}: its events were deleted`);
+      if (this.pinned) throw refused(`the trail is empty, but this process checkpointed event ${this.pinned.seq}: its events were deleted`);
+      this.keyed = true;
+      return { seq: 1, prevHash: GENESIS_HASH, startKeying: false };
+    }
+    if (!recordedHead) throw refused(`the recorded head (setting ${HEAD_KEY}) is missing, while the newest event is ${newest.seq}`);
+    if (recordedHead.seq !== newest.seq || recordedHead.hash !== newest.hash) {
+      throw refused(`the recorded head is event ${recordedHead.seq} (${recordedHead.hash.slice(0, 16)}…) but the newest event is ${newest.seq} (${newest.hash.slice(0, 16)}…): events were deleted or inserted, or the head was altered`);
+    }
+    if (this.pinned && (newest.seq < this.pinned.seq || (newest.seq === this.pinned.seq && newest.hash !== this.pinned.hash))) {
+      throw refused(`the newest event is ${newest.seq}, but this process checkpointed event ${this.pinned.seq} (${this.pinned.hash.slice(0, 16)}…): the newest events were deleted or rewritten`);
+    }
+    let startKeying = false;
+    if (this.isKeyed(newest)) this.keyed = true;
+    else if (!this.keyed && legacyHash(newest.prevHash, canonical(newest)) === newest.hash) startKeying = true;
+    else throw refused(`the newest event ${newest.seq} does not carry a valid MAC: it was edited, or written by someone without the master key`);
+    return { seq: newest.seq + 1, prevHash: newest.hash, startKeying };
+  }
+
+  /**
+   * The chained rows for inputs appended after `head`, checked first (see next()). `unchecked`
+   * is for `signet audit recover` only: it links after whatever the newest event is, so that an
+   * operator holding the master key can record that they saw a break and let Signet go on.
+   */
+  chain(head: ChainHead, inputs: AuditInput[], opts: { unchecked?: boolean } = {}): AuditRow[] {
+    const start = opts.unchecked
+      ? { seq: (head.newest?.seq ?? 0) + 1, prevHash: head.newest?.hash ?? GENESIS_HASH, startKeying: false }
+      : this.next(head);
+    let seq = start.seq - 1;
+    let prevHash = start.prevHash;
+    const all = start.startKeying
+      ? [{ actor: 'system', action: KEYED_ACTION, details: { mac: 'HMAC-SHA256', key: `HKDF(KEK, "${AUDIT_MAC_LABEL}")`, legacyEvents: start.seq - 1 } } as AuditInput, ...inputs]
+      : inputs;
+    const rows: AuditRow[] = [];
+    for (const input of all) {
+      const row = {
+        seq: ++seq,
+        // Stored times have millisecond precision; MAC exactly what is stored.
+        time: input.time ?? new Date(),
+        actor: input.actor,
+        action: input.action,
+        target: input.target ?? null,
+        outcome: input.outcome ?? 'success',
+        sourceIp: input.sourceIp ?? null,
+        details: input.details ? JSON.stringify(input.details) : null,
+      };
+      const hash = this.mac(prevHash, canonical(row));
+      rows.push({ ...row, prevHash, hash });
+      prevHash = hash;
+    }
+    return rows;
+  }
+}
+
+function refused(why: string): SignetError {
+  return new SignetError('unavailable', `the audit trail failed its integrity check, so nothing is recorded or changed until an operator runs \`signet audit verify\` and \`signet audit recover\`: ${why}`);
+}
+
+export function parseHead(value: string | null | undefined): { seq: number; hash: string } | null {
+  if (value === null || value === undefined) return null;
+  const [seq, hash] = value.split(':');
+  return { seq: Number(seq), hash: hash ?? '' };
+}
+
+const trails = new WeakMap<Database, AuditTrail>();
+
+/** Makes `trail` the audit chain of `db`: every later append through db is keyed with it. */
+export function bindAuditTrail(db: Database, trail: AuditTrail): AuditTrail {
+  trails.set(db, trail);
+  return trail;
+}
+
+export function auditTrailOf(db: Database): AuditTrail {
+  const t = trails.get(db);
+  if (!t) throw new SignetError('internal', 'the audit chain key is not set for this database (it is bound when Signet opens its key store)');
+  return t;
+}
+
+function trailOfTx(tx: Tx): AuditTrail {
+  const db = databaseOf(tx);
+  if (!db) throw new SignetError('internal', 'appendAudit needs a transaction from Database.transaction');
+  return auditTrailOf(db);
+}
+
+/** Reads the newest event and the recorded head through Prisma (inside the append's transaction). */
+export async function readChainHead(tx: Tx): Promise<ChainHead> {
+  const newest = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' } });
+  const recorded = (await tx.setting.findUnique({ where: { key: HEAD_KEY } }))?.value ?? null;
+  return { newest, recorded };
+}
+
 export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> {
-  const head = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
-  const { rows: [row], headKey, headValue } = auditBatch(head, [input]);
-  await tx.auditEvent.create({ data: row! });
+  const trail = trailOfTx(tx);
+  const rows = trail.chain(await readChainHead(tx), [input]);
+  await writeRows(tx, rows);
+  return rows[rows.length - 1]!;
+}
+
+/** Writes chained rows and moves the head (in the caller's transaction). */
+export async function writeRows(tx: Tx, rows: AuditRow[]): Promise<void> {
+  if (!rows.length) return;
+  await tx.auditEvent.createMany({ data: rows });
+  const last = rows[rows.length - 1]!;
+  const value = `${last.seq}:${last.hash}`;
   // The head is kept outside the table too, so deleting the newest events is also detected.
-  await tx.setting.upsert({ where: { key: headKey }, create: { key: headKey, value: headValue }, update: { value: headValue } });
-  return row!;
+  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value }, update: { value } });
 }
 
 /**
  * Events appended after `head`, chained, with the head record to store alongside them: what
  * the driver-level writer (issuance-writer.ts) asks for inside its transaction.
  */
-export function auditBatch(head: { seq: number; hash: string } | null, inputs: AuditInput[]): { rows: AuditRow[]; headKey: string; headValue: string } {
-  const rows = chainRows(head, inputs);
+export function auditBatch(db: Database, head: ChainHead, inputs: AuditInput[]): { rows: AuditRow[]; headKey: string; headValue: string } {
+  const rows = auditTrailOf(db).chain(head, inputs);
   const last = rows[rows.length - 1]!;
   return { rows, headKey: HEAD_KEY, headValue: `${last.seq}:${last.hash}` };
-}
-
-/** The chained rows for inputs appended after `head` (pure; also used by the driver-level writer). */
-export function chainRows(head: { seq: number; hash: string } | null, inputs: AuditInput[]): AuditRow[] {
-  let seq = head?.seq ?? 0;
-  let prevHash = head?.hash ?? GENESIS_HASH;
-  const rows: AuditRow[] = [];
-  for (const input of inputs) {
-    const row = {
-      seq: ++seq,
-      time: input.time ?? new Date(),
-      actor: input.actor,
-      action: input.action,
-      target: input.target ?? null,
-      outcome: input.outcome ?? 'success',
-      sourceIp: input.sourceIp ?? null,
-      details: input.details ? JSON.stringify(input.details) : null,
-    };
-    // Stored times have millisecond precision; hash exactly what is stored.
-    const hash = chainHash(prevHash, canonical(row));
-    rows.push({ ...row, prevHash, hash });
-    prevHash = hash;
-  }
-  return rows;
-}
-
-export const HEAD_KEY = 'audit.head';
-
-export interface ChainProblem { seq: number; problem: string }
-
-export interface VerifyResult { ok: boolean; events: number; head: { seq: number; hash: string } | null; problem?: ChainProblem }
-
-const PAGE = 5000;
-
-function parseHead(value: string | undefined): { seq: number; hash: string } | null {
-  if (value === undefined) return null;
-  const [seq, hash] = value.split(':');
-  return { seq: Number(seq), hash: hash ?? '' };
-}
-
-/**
- * Walks the whole chain in pages (bounded memory) and checks it against the recorded head.
- * An append commits its event and the head together, so a recorded head beyond the walked
- * chain means either events appended while we walked (a live server: walk on to them) or
- * deleted newest events; a chain beyond the recorded head means events inserted after it.
- */
-export async function verifyChain(db: Db, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
-  const total = await db.auditEvent.count();
-  const v = new ChainVerifier();
-  let last: AuditRow | undefined;
-  for (;;) {
-    const rows = await db.auditEvent.findMany({ where: { seq: { gt: last?.seq ?? 0 } }, orderBy: { seq: 'asc' }, take: PAGE });
-    for (const row of rows) {
-      const problem = v.check(row);
-      if (problem) return { ok: false, events: v.count, head: null, problem };
-      last = row;
-    }
-    onProgress?.(v.count, Math.max(total, v.count));
-    if (rows.length === PAGE) continue;
-    const recorded = parseHead((await db.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
-    const head = last ? { seq: last.seq, hash: last.hash } : null;
-    const end = head?.seq ?? 0;
-    if (recorded && recorded.seq > end) {
-      if (await db.auditEvent.count({ where: { seq: { gt: end } } })) continue; // appended meanwhile
-      return { ok: false, events: v.count, head, problem: { seq: end + 1, problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)` } };
-    }
-    if (!recorded) {
-      if (!head) return { ok: true, events: 0, head: null };
-      return { ok: false, events: v.count, head, problem: { seq: head.seq, problem: `the recorded head (setting ${HEAD_KEY}) is missing: it was deleted` } };
-    }
-    if (recorded.seq < end) {
-      return { ok: false, events: v.count, head, problem: { seq: recorded.seq + 1, problem: `event ${recorded.seq + 1} comes after the recorded head (event ${recorded.seq}): events ${recorded.seq + 1}..${end} were inserted` } };
-    }
-    if (recorded.hash !== head!.hash) {
-      return { ok: false, events: v.count, head, problem: { seq: end, problem: `event ${end} is not the recorded head (hash ${recorded.hash}): the chain was rewritten and rehashed, or the head was altered` } };
-    }
-    return { ok: true, events: v.count, head };
-  }
-}
-
-/** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
-export class ChainVerifier {
-  private expectedSeq = 1;
-  private prevHash = GENESIS_HASH;
-  count = 0;
-
-  check(row: AuditRow): ChainProblem | null {
-    this.count++;
-    if (row.seq !== this.expectedSeq) {
-      // A gap names the first missing event: that is the one deleted.
-      return row.seq > this.expectedSeq
-        ? { seq: this.expectedSeq, problem: `event ${this.expectedSeq} is missing (deleted?); next is ${row.seq}` }
-        : { seq: row.seq, problem: `event ${row.seq} is out of order` };
-    }
-    if (row.prevHash !== this.prevHash) return { seq: row.seq, problem: `event ${row.seq} does not link to event ${row.seq - 1} (inserted, deleted or reordered)` };
-    if (chainHash(row.prevHash, canonical(row)) !== row.hash) return { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its hash` };
-    this.prevHash = row.hash;
-    this.expectedSeq++;
-    return null;
-  }
 }

@@ -51,6 +51,6 @@ export class CommitQueue {
 
   private write(batch: Item[]): Promise<void> {
     const audits = batch.map((b) => b.audit);
-    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => auditBatch(head, audits));
+    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits));
   }
 }

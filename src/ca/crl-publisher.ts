@@ -120,7 +120,7 @@ export class CrlPublisher {
     }
     // No copy: with the exact size hint the encoder returns the CRL in place (a copy would double peak memory).
     const audit = { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } };
-    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(head, [audit]));
+    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(this.ctx.db, head, [audit]));
     const crl = { caId, number, thisUpdate, nextUpdate, der, entries: count };
     const cur = this.served.get(caId);
     if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: Date.now() });

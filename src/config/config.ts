@@ -62,6 +62,7 @@ export const SETTINGS = {
   SIGNET_ACME_PENDING_AUTHZ: { schema: z.coerce.number().int().min(1).default(300), doc: 'Pending authorizations per ACME account.' },
   SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: { schema: z.coerce.number().int().min(1).default(60), doc: 'Failed validations per ACME account per hour.' },
   SIGNET_ACME_ORDER_LIFETIME_HOURS: { schema: z.coerce.number().int().min(1).max(24 * 30).default(168), doc: 'How long orders and pending authorizations live.' },
+  SIGNET_AUDIT_INTERVAL_SECONDS: { schema: z.coerce.number().int().min(1).max(3600).default(60), doc: 'How often each process appends a signed audit checkpoint to <data>/audit-checkpoints (when the chain head moved; also at start and shutdown), and records the anonymous requests it refused as one summary event.' },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
 } as const;
 

@@ -7,9 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { SignetError } from '../errors.js';
-import { appendAudit } from '../ca/audit.js';
-import { kekId, masterKeyPath } from '../keystore/kek.js';
-import { unseal } from '../keystore/sealed-key-store.js';
+import { appendAudit, AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail } from '../ca/audit.js';
+import { kekId, masterKeyPath, resolveKek } from '../keystore/kek.js';
+import { SealedKeyStore, unseal } from '../keystore/sealed-key-store.js';
 import { openDatabase } from '../storage/database.js';
 import { resolveDatabase } from '../storage/database-url.js';
 import { loadMigrations, migrate } from '../storage/migrate.js';
@@ -57,6 +57,10 @@ export async function restore(config: Config, log: Logger, file: string, onProgr
   prepareDataDir(config.dataDir);
   await migrate(target);
   const db = await openDatabase(target);
+  // The restored trail continues under this master key's chain key. No checkpoints are held
+  // here: the backup.restored event is what accepts the checkpoints newer than the backup.
+  const key = kek ?? resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys: false }).key;
+  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(db.prisma, { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)));
   try {
     const existing = (await db.prisma.certificateAuthority.count()) + (await db.prisma.certificate.count()) + (await db.prisma.auditEvent.count());
     if (existing) throw new SignetError('conflict', 'restore needs an empty database: this one already holds a CA hierarchy or certificates');

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { SignetError } from '../errors.js';
 import { masterKeyPath } from '../keystore/kek.js';
+import { CHECKPOINT_FILE } from '../ca/audit-checkpoints.js';
 import type { Db, Tx } from '../storage/database.js';
 import type { DatabaseTarget } from '../storage/database-url.js';
 import { redactUrl } from '../storage/database-url.js';
@@ -37,6 +38,7 @@ export function remainsOf(config: Config): string[] {
   const found: string[] = [];
   if (existsSync(masterKeyPath(config.dataDir))) found.push('master.key');
   if (existsSync(join(config.dataDir, ADMIN_TOKEN_FILE))) found.push(ADMIN_TOKEN_FILE);
+  if (existsSync(join(config.dataDir, CHECKPOINT_FILE))) found.push(CHECKPOINT_FILE);
   return found;
 }
 
@@ -84,7 +86,7 @@ export async function refuseBootstrapOverRemains(tx: Tx, config: Config): Promis
 }
 
 /**
- * `signet init --force`: renames master.key and admin-token to <name>.replaced-<timestamp>,
+ * `signet init --force`: renames master.key, admin-token and audit-checkpoints to <name>.replaced-<timestamp>,
  * after checking that the database holds no CA (those files would be all that opens it). On
  * SQLite, a -wal/-shm left without its main file goes aside too: SQLite would replay it into
  * the new database. Returns what was moved, as [from, to] paths.
@@ -99,7 +101,8 @@ export async function setAsideForReinit(config: Config, target: DatabaseTarget, 
     }
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const candidates = [masterKeyPath(config.dataDir), join(config.dataDir, ADMIN_TOKEN_FILE)];
+  // The old audit checkpoints too: they pin the old chain, which a new CA's chain would contradict.
+  const candidates = [masterKeyPath(config.dataDir), join(config.dataDir, ADMIN_TOKEN_FILE), join(config.dataDir, CHECKPOINT_FILE)];
   if (target.provider === 'sqlite' && (!existsSync(target.location) || statSync(target.location).size === 0)) {
     candidates.push(`${target.location}-wal`, `${target.location}-shm`);
   }

@@ -10,6 +10,7 @@ import type { Config } from '../config/config.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { resolveKek } from '../keystore/kek.js';
 import { SealedKeyStore } from '../keystore/sealed-key-store.js';
+import { openAuditTrail } from '../ca/audit-checkpoints.js';
 import type { CaContext } from '../ca/context.js';
 import { createHierarchyTx, listCas } from '../ca/hierarchy.js';
 import { createToken } from '../ca/tokens.js';
@@ -61,6 +62,9 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     const keys = new SealedKeyStore(db.prisma, kek);
     const n = await keys.verifyAll();
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
+    // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
+    // finds it; the checkpointer checks the chain against this data directory's checkpoints.
+    await openAuditTrail(db, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
     return { db, keys, config, log, now: () => new Date() };
   } catch (e) {
     await db.close().catch(() => undefined);

@@ -30,8 +30,18 @@ export interface Database {
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
   ping(): Promise<void>;
+  /** Runs fn at close, before the connections go, latest registered first (last writes: refusal summaries, then the audit checkpoint). */
+  beforeClose(fn: () => Promise<void>): void;
   close(): Promise<void>;
 }
+
+const owners = new WeakMap<object, Database>();
+
+/**
+ * The Database a transaction (from Database.transaction) belongs to. Code that is handed only
+ * a tx (the audit chain, whose MAC key is bound to the Database) finds its state here.
+ */
+export function databaseOf(client: Tx): Database | undefined { return owners.get(client); }
 
 export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
 
@@ -64,7 +74,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let issuance: IssuanceWriter | undefined;
   let reads: HotReads | undefined;
   let inventory: InventoryReads | undefined;
-  return {
+  const closing: (() => Promise<void>)[] = [];
+  const db: Database = {
     provider,
     target,
     issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
@@ -80,11 +91,14 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         // write lock up front (waiting on busy_timeout), like BEGIN IMMEDIATE; otherwise two
         // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
         else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
+        owners.set(tx, db);
         return fn(tx);
       }, { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 });
     },
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
+    beforeClose(fn) { closing.push(fn); },
     async close() {
+      for (const fn of closing.splice(0).reverse()) await fn().catch(() => undefined); // last registered first; each logs its own failure
       await issuance?.close();
       await reads?.close();
       await inventory?.close();
@@ -92,4 +106,5 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       if (writer !== prisma) await writer.$disconnect();
     },
   };
+  return db;
 }

@@ -6,13 +6,14 @@
  *
  * One call writes a batch: the certificates with their name-index keys (CertificateName, see
  * certificate-names.ts), then the audit rows that `buildAudit` derives from the chain head read
- * inside the same transaction (under the same lock), then the head.
+ * inside the same transaction (under the same lock), then the head. buildAudit checks that head
+ * (ca/audit.ts) and throws to roll the whole batch back.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { AUDIT_LOCK_ID } from './database.js';
-import { pgTime, sqliteTime } from './db-time.js';
+import { pgTime, sqliteDate, sqliteTime } from './db-time.js';
 import { chunkId, crlChunks, EMPTY } from './crl-chunks.js';
 import { nameKeysOfStored } from './certificate-names.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
@@ -28,7 +29,10 @@ export interface AuditRecord {
   details: string | null; prevHash: string; hash: string;
 }
 
-export type BuildAudit = (head: { seq: number; hash: string } | null) => { rows: AuditRecord[]; headKey: string; headValue: string };
+/** The newest event (in full: its MAC is checked before anything is chained to it) and the recorded head. */
+export interface AuditHeadRecord { newest: AuditRecord | null; recorded: string | null }
+
+export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string };
 
 export interface CrlRecord { id: string; caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number; keep: number }
 
@@ -41,6 +45,8 @@ export interface IssuanceWriter {
 
 const CERT_COLUMNS = ['serial', 'caId', 'profile', 'subject', 'commonName', 'sans', 'sanText', 'keyAlgorithm', 'notBefore', 'notAfter', 'der', 'fingerprint', 'csrHash', 'tokenId', 'predecessorSerial', 'createdAt'] as const;
 const AUDIT_COLUMNS = ['seq', 'time', 'actor', 'action', 'target', 'outcome', 'sourceIp', 'details', 'prevHash', 'hash'] as const;
+/** Setting that records the chain head (ca/audit.ts HEAD_KEY). */
+const AUDIT_HEAD_KEY = 'audit.head';
 const quoted = (cols: readonly string[]) => cols.map((c) => `"${c}"`).join(', ');
 
 /** PostgreSQL: one INSERT of several rows, numbered placeholders in row order (pass `rows.flat()`). */
@@ -74,10 +80,12 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
   const insertName = db.prepare('INSERT INTO "CertificateName" ("key", "serial", "createdAt") VALUES (?, ?, ?)');
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
-  const head = db.prepare('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
+  const newest = db.prepare(`SELECT ${quoted(AUDIT_COLUMNS)} FROM "AuditEvent" ORDER BY seq DESC LIMIT 1`);
+  const recorded = db.prepare(`SELECT value FROM "Setting" WHERE key = '${AUDIT_HEAD_KEY}'`).pluck();
   const setHead = db.prepare('INSERT INTO "Setting" (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
   const appendAudit = (buildAudit: BuildAudit) => {
-    const audit = buildAudit((head.get() as { seq: number; hash: string } | undefined) ?? null);
+    const row = newest.get() as (Omit<AuditRecord, 'time'> & { time: string }) | undefined;
+    const audit = buildAudit({ newest: row ? { ...row, time: sqliteDate(row.time)! } : null, recorded: (recorded.get() as string | undefined) ?? null });
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   };
@@ -133,8 +141,14 @@ async function whenUnlocked<T>(tx: () => T): Promise<T> {
 function postgresWriter(url: string): IssuanceWriter {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const appendAudit = async (client: pg.PoolClient, buildAudit: BuildAudit) => {
-    const h = await client.query<{ seq: number; hash: string }>('SELECT seq, hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1');
-    const audit = buildAudit(h.rows[0] ?? null);
+    // One round trip: the recorded head, and the newest event if there is one. Its time as epoch
+    // milliseconds (TIMESTAMP WITHOUT TIME ZONE holds UTC): exact, whatever the session's zone
+    // or DateStyle, as the MAC over it must be.
+    const h = await client.query<Omit<AuditRecord, 'time'> & { time: string | null; recorded: string | null }>(
+      `SELECT (SELECT value FROM "Setting" WHERE key = '${AUDIT_HEAD_KEY}') AS recorded, e.* FROM (SELECT 1) AS one
+       LEFT JOIN (SELECT ${quoted(AUDIT_COLUMNS.filter((c) => c !== 'time'))}, (extract(epoch FROM "time") * 1000)::bigint::text AS "time" FROM "AuditEvent" ORDER BY seq DESC LIMIT 1) AS e ON true`);
+    const { recorded: rec, ...row } = h.rows[0]!;
+    const audit = buildAudit({ newest: row.seq === null ? null : { ...row, time: new Date(Number(row.time)) }, recorded: rec });
     const rows = audit.rows.map((a) => [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash]);
     await client.query(insertMany('AuditEvent', AUDIT_COLUMNS, rows), rows.flat());
     await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);

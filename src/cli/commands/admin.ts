@@ -2,7 +2,10 @@ import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { SignetError } from '../../errors.js';
 import { createToken, listTokens, revokeToken, SCOPES, type Scope } from '../../ca/tokens.js';
-import { verifyChain } from '../../ca/audit.js';
+import { auditTrailOf } from '../../ca/audit.js';
+import { checkpointerOf } from '../../ca/audit-checkpoints.js';
+import { recoverAudit, verifyAudit } from '../../ca/audit-verify.js';
+import type { CaContext } from '../../ca/context.js';
 import { listAudit } from '../../ca/audit-query.js';
 import { printJson, printTable, withSignet } from '../runtime.js';
 import { cliActor } from './certificates.js';
@@ -83,19 +86,68 @@ export function auditCommand(): Command {
       } while (cursor);
     }));
   audit.command('verify')
-    .description('walk the hash chain; exit 1 naming the first event that was edited, deleted, inserted or reordered')
+    .description('check the keyed chain, the signed checkpoints and that every certificate and CA has its event; exit 1 naming each problem')
+    .option('--checkpoints <files...>', 'also hold the chain to these checkpoint files (copies from other hosts or from GET /api/v1/audit/checkpoints)')
     .option('--json', 'print JSON')
     .action(async (o) => withSignet(async (ctx) => {
-      const bar = process.stderr.isTTY ? new SingleBar({ format: 'verifying [{bar}] {value}/{total}', stream: process.stderr }, Presets.shades_classic) : undefined;
-      let started = false;
-      const r = await verifyChain(ctx.db.prisma, (done, total) => { if (bar) { if (!started) { bar.start(total, 0); started = true; } bar.update(done); } });
-      if (started) bar?.stop();
+      const r = await runVerify(ctx, o.checkpoints ?? []);
       if (o.json) printJson(r);
-      else if (r.ok) process.stdout.write(`audit chain OK: ${r.events} events, head ${r.head ? `#${r.head.seq} ${r.head.hash}` : '(empty)'}\n`);
+      else if (r.ok) {
+        process.stdout.write(`audit chain OK: ${r.events} events${r.keyedFrom ? ` (HMAC-keyed from event ${r.keyedFrom})` : ''}, head ${r.head ? `#${r.head.seq} ${r.head.hash}` : '(empty)'}\n`);
+        const n = r.checkpoints.newest;
+        process.stdout.write(`checkpoints OK: ${r.checkpoints.count} in ${r.checkpoints.files.join(', ')}${n ? `, newest #${n.seq} at ${n.time}` : ''}\n`);
+        process.stdout.write(`inventory OK: ${r.inventory.certificates} certificates and ${r.inventory.cas} CAs, each with the event that created it\n`);
+      }
+      if (!o.json) for (const a of r.checkpoints.acknowledged) process.stderr.write(`signet: note: ${a.problem}\n`);
       if (!r.ok) {
-        if (!o.json) process.stderr.write(`signet: audit chain BROKEN at event ${r.problem!.seq}: ${r.problem!.problem}\n`);
+        if (!o.json) {
+          if (r.problem) process.stderr.write(`signet: audit chain BROKEN at event ${r.problem.seq}: ${r.problem.problem}\n`);
+          for (const p of r.checkpoints.problems) process.stderr.write(`signet: audit checkpoint problem: ${p.problem}\n`);
+          for (const p of r.inventory.problems) process.stderr.write(`signet: audit inventory problem: ${p.problem}\n`);
+        }
         process.exitCode = 1;
       }
     }));
+  audit.command('recover')
+    .description('after reading `audit verify`, record (with the master key) that you accept its findings so that Signet records changes again')
+    .requiredOption('--reason <text>', 'why, for the trail (e.g. "head corrupted by a failed migration; checked against the backup of …")')
+    .action(async (o) => withSignet(async (ctx) => {
+      const reason = String(o.reason).trim();
+      if (!reason) throw new SignetError('bad-request', '--reason must say why');
+      const before = await runVerify(ctx, []);
+      if (before.ok) { process.stdout.write('nothing to recover: `signet audit verify` reports no problem\n'); return; }
+      const row = await recoverAudit(ctx.db, auditTrailOf(ctx.db), before, reason.slice(0, 1000), cliActor());
+      process.stdout.write(`recorded audit.recovered as event ${row.seq}; Signet records changes again (running processes resume within SIGNET_AUDIT_INTERVAL_SECONDS)\n`);
+      const after = await runVerify(ctx, []);
+      if (!after.ok) {
+        process.stderr.write('signet: still reported by `audit verify` (a break inside the chain is not undone by recover: restore the original events from a backup or export):\n');
+        if (after.problem) process.stderr.write(`signet:   chain: event ${after.problem.seq}: ${after.problem.problem}\n`);
+        for (const p of [...after.checkpoints.problems, ...after.inventory.problems]) process.stderr.write(`signet:   ${p.problem}\n`);
+      }
+    }));
+  audit.command('checkpoints')
+    .description('show this host\'s newest signed audit checkpoints, or the public key that verifies them')
+    .option('--limit <n>', 'how many', '20')
+    .option('--public-key', 'print the Ed25519 public key (PEM) that verifies the checkpoints')
+    .option('--json', 'print JSON')
+    .action(async (o) => withSignet(async (ctx) => {
+      const cp = checkpointerOf(ctx.db)!;
+      if (o.publicKey) { process.stdout.write(cp.key.publicKeyPem); return; }
+      const items = cp.recent(Math.min(Math.max(Number(o.limit) || 20, 1), 1000));
+      if (o.json) printJson({ keyId: cp.key.kid, publicKey: cp.key.publicKeyPem, items });
+      else printTable(items.map((i) => ({ ...i })), ['seq', 'time', 'keyedFrom', 'writer', 'hash']);
+    }));
   return audit;
+}
+
+async function runVerify(ctx: CaContext, extraCheckpoints: string[]) {
+  const bar = process.stderr.isTTY ? new SingleBar({ format: 'verifying [{bar}] {value}/{total}', stream: process.stderr }, Presets.shades_classic) : undefined;
+  let started = false;
+  const cp = checkpointerOf(ctx.db)!;
+  try {
+    return await verifyAudit(ctx.db.prisma, auditTrailOf(ctx.db), {
+      checkpointFiles: [cp.file, ...extraCheckpoints], checkpointKey: cp.key,
+      onProgress: (done, total) => { if (bar) { if (!started) { bar.start(total, 0); started = true; } bar.setTotal(total); bar.update(done); } },
+    });
+  } finally { if (started) bar?.stop(); }
 }

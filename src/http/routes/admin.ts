@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import { createToken, listTokens, revokeToken, SCOPES } from '../../ca/tokens.js';
 import { listAudit } from '../../ca/audit-query.js';
+import { checkpointerOf } from '../../ca/audit-checkpoints.js';
 import { SignetError } from '../../errors.js';
 import { actorOf } from '../../ca/authorization.js';
 import { requireAuth } from '../auth.js';
@@ -23,6 +24,8 @@ const auditQuery = z.object({
   limit: limit(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
 }).strict();
 const tokenPath = z.object({ id: tokenId }).strict();
+
+const checkpointQuery = z.object({ limit: limit(1000).optional() }).strict();
 
 /** Token management and the audit trail: admin scope only. */
 export function adminRoutes(ctx: CaContext): Router {
@@ -46,6 +49,17 @@ export function adminRoutes(ctx: CaContext): Router {
   });
   r.get('/audit', requireAuth(ctx, 'audit.read'), async (req, res) => {
     res.json(await listAudit(ctx, queryParams(auditQuery, req.query)));
+  });
+  r.get('/audit/checkpoints', requireAuth(ctx, 'audit.read'), async (req, res) => {
+    const q = queryParams(checkpointQuery, req.query);
+    const cp = checkpointerOf(ctx.db);
+    if (!cp) throw new SignetError('unavailable', 'this process keeps no audit checkpoints');
+    // This process's file only: each host (PostgreSQL replica) keeps its own; copy from each.
+    res.set('Cache-Control', 'no-store').json({
+      algorithm: 'Ed25519', format: 'JWS compact serialisation (RFC 7515), alg EdDSA (RFC 8037); payload {seq, hash, keyedFrom, time, writer}',
+      keyId: cp.key.kid, publicKey: cp.key.publicKeyPem, publicJwk: { ...cp.key.jwk, kid: cp.key.kid },
+      writer: cp.writer, items: cp.recent(q.limit ?? 100),
+    });
   });
   return r;
 }

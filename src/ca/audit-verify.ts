@@ -1,0 +1,248 @@
+/**
+ * `signet audit verify`: the whole trail, checked three ways.
+ *   1. The chain: every event links to its predecessor and carries a valid MAC (legacy events,
+ *      written before keying, a valid SHA-256 link, and only before the keyed part), ending at
+ *      the recorded head.
+ *   2. The checkpoints outside the database: each is signed by the checkpoint key, matches the
+ *      chain at its sequence number, and agrees on where keying began; the chain reaches the
+ *      newest. A checkpoint that no longer matches is accepted only if an operator holding the
+ *      master key recorded a recovery after it (audit.recovered, or backup.restored when a
+ *      backup older than the checkpoint was restored); it is still listed.
+ *   3. The inventory: every stored certificate and CA has the event that created it, and every
+ *      such event's certificate is stored.
+ * Memory is bounded by the chain's pages, the checkpoints (seq → hash) and one serial per
+ * certificate.
+ */
+import type { Database, Db } from '../storage/database.js';
+import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, readChainHead, RECOVERY_ACTIONS, writeRows, type AuditRow, type AuditTrail } from './audit.js';
+import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
+
+export interface ChainProblem { seq: number; problem: string }
+export interface Finding { problem: string; seq?: number; file?: string; line?: number }
+
+export interface VerifyReport {
+  ok: boolean;
+  events: number;
+  head: { seq: number; hash: string } | null;
+  /** The first keyed event (1 for a trail keyed from the start), or null for an unkeyed trail. */
+  keyedFrom: number | null;
+  /** The first break in the chain itself. */
+  problem?: ChainProblem;
+  checkpoints: { files: string[]; count: number; newest: Checkpoint | null; problems: Finding[]; acknowledged: Finding[] };
+  inventory: { certificates: number; cas: number; problems: Finding[] };
+}
+
+const PAGE = 5000;
+const ISSUANCE_ACTIONS = new Set(['certificate.issued', 'certificate.renewed', 'certificate.rekeyed']);
+const CA_ACTIONS = new Set(['ca.created', 'ca.imported']);
+const SAMPLE = 10;
+
+/** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
+export class ChainVerifier {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  count = 0;
+  keyedFrom: number | null = null;
+
+  constructor(private readonly trail: AuditTrail) {}
+
+  check(row: AuditRow): ChainProblem | null {
+    this.count++;
+    if (row.seq !== this.expectedSeq) {
+      // A gap names the first missing event: that is the one deleted.
+      return row.seq > this.expectedSeq
+        ? { seq: this.expectedSeq, problem: `event ${this.expectedSeq} is missing (deleted?); next is ${row.seq}` }
+        : { seq: row.seq, problem: `event ${row.seq} is out of order` };
+    }
+    if (row.prevHash !== this.prevHash) return { seq: row.seq, problem: `event ${row.seq} does not link to event ${row.seq - 1} (inserted, deleted or reordered)` };
+    const keyed = this.trail.isKeyed(row);
+    if (this.keyedFrom !== null) {
+      if (!keyed) {
+        return legacyHash(row.prevHash, canonical(row)) === row.hash
+          ? { seq: row.seq, problem: `event ${row.seq} has an unkeyed hash inside the keyed chain (keyed from event ${this.keyedFrom}): it was rewritten by someone without the master key` }
+          : { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its MAC` };
+      }
+    } else if (keyed) {
+      if (row.seq !== 1 && row.action !== KEYED_ACTION) return { seq: row.seq, problem: `event ${row.seq} is keyed, but the keyed chain does not start with an ${KEYED_ACTION} event: the unkeyed events before it were rewritten` };
+      this.keyedFrom = row.seq;
+    } else if (legacyHash(row.prevHash, canonical(row)) !== row.hash) {
+      return { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its hash` };
+    }
+    this.prevHash = row.hash;
+    this.expectedSeq++;
+    return null;
+  }
+}
+
+interface Pinned { cp: Checkpoint; file: string; line: number }
+
+export interface VerifyOptions {
+  /** Checkpoint files to hold the chain to (this data directory's, plus copies from other hosts). */
+  checkpointFiles: string[];
+  checkpointKey: Pick<CheckpointKey, 'publicKey' | 'kid'>;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions): Promise<VerifyReport> {
+  // 2a. The checkpoints first: the walk compares each as it passes its sequence number.
+  const cps = { files: opts.checkpointFiles, count: 0, newest: null as Checkpoint | null, problems: [] as Finding[], acknowledged: [] as Finding[] };
+  const pins = new Map<number, Pinned[]>();
+  const all: Pinned[] = [];
+  for (const file of opts.checkpointFiles) {
+    for await (const l of readCheckpointLines(file)) {
+      if (!l.text.trim()) continue;
+      const p = parseCheckpoint(l.text.trim(), opts.checkpointKey);
+      if (!p.ok) {
+        // A line a crash cut short is the one way an honest file holds a broken line.
+        if (!l.complete) continue;
+        cps.problems.push({ file, line: l.line, problem: `checkpoint ${file}:${l.line} ${p.problem}` });
+        continue;
+      }
+      const pin = { cp: p.checkpoint, file, line: l.line };
+      all.push(pin);
+      const at = pins.get(pin.cp.seq);
+      if (at) at.push(pin); else pins.set(pin.cp.seq, [pin]);
+      cps.count++;
+      if (!cps.newest || pin.cp.seq > cps.newest.seq) cps.newest = pin.cp;
+    }
+  }
+  const mismatches: { pin: Pinned; problem: string }[] = [];
+
+  // 1. The chain, in pages; recovery events and the targets of creating events on the way.
+  const total = await db.auditEvent.count();
+  const v = new ChainVerifier(trail);
+  const recoveries: { seq: number; time: Date; action: string }[] = [];
+  const issued = new Set<string>();
+  const cas = new Set<string>();
+  let last: AuditRow | undefined;
+  let problem: ChainProblem | undefined;
+  const walk = async (): Promise<boolean> => {
+    const rows = await db.auditEvent.findMany({ where: { seq: { gt: last?.seq ?? 0 } }, orderBy: { seq: 'asc' }, take: PAGE });
+    for (const row of rows) {
+      const p = v.check(row);
+      if (p) { problem = p; return false; }
+      last = row;
+      if (ISSUANCE_ACTIONS.has(row.action) && row.target) issued.add(row.target);
+      else if (CA_ACTIONS.has(row.action) && row.target) cas.add(row.target);
+      else if (RECOVERY_ACTIONS.includes(row.action)) recoveries.push({ seq: row.seq, time: row.time, action: row.action });
+      for (const pin of pins.get(row.seq) ?? []) {
+        if (pin.cp.hash !== row.hash) mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says event ${row.seq} is ${pin.cp.hash.slice(0, 16)}…, but it is ${row.hash.slice(0, 16)}…: the chain was rewritten from there` });
+      }
+    }
+    opts.onProgress?.(v.count, Math.max(total, v.count));
+    return rows.length === PAGE;
+  };
+  const report = (): VerifyReport => ({ ok: false, events: v.count, head: last ? { seq: last.seq, hash: last.hash } : null, keyedFrom: v.keyedFrom, checkpoints: cps, inventory: { certificates: 0, cas: 0, problems: [] } });
+
+  // Against the recorded head. An append commits its events and the head together, so a recorded
+  // head beyond the walked chain means either events appended while we walked (a live server:
+  // walk on to them) or deleted newest events; a chain beyond the recorded head means events
+  // inserted after it.
+  for (;;) {
+    while (await walk());
+    if (problem) break;
+    const recorded = parseHead((await db.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
+    const end = last?.seq ?? 0;
+    if (recorded && recorded.seq > end) {
+      if (await db.auditEvent.count({ where: { seq: { gt: end } } })) continue; // appended meanwhile
+      problem = { seq: end + 1, problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)` };
+    } else if (!recorded) {
+      if (last) problem = { seq: last.seq, problem: `the recorded head (setting ${HEAD_KEY}) is missing: it was deleted` };
+    } else if (recorded.seq < end) {
+      problem = { seq: recorded.seq + 1, problem: `event ${recorded.seq + 1} comes after the recorded head (event ${recorded.seq}): events ${recorded.seq + 1}..${end} were inserted` };
+    } else if (recorded.hash !== last!.hash) {
+      problem = { seq: end, problem: `event ${end} is not the recorded head (hash ${recorded.hash}): the chain was rewritten and rehashed, or the head was altered` };
+    }
+    break;
+  }
+  if (!problem && last && v.keyedFrom === null) {
+    problem = { seq: 1, problem: 'no event carries a valid MAC: the trail was rewritten by someone without the master key (or it was never opened by this version of Signet)' };
+  }
+
+  // 2b. What the walk could not see: checkpoints beyond the chain's end, and where keying began.
+  const end = last?.seq ?? 0;
+  for (const pin of all) {
+    if (pin.cp.seq > end) {
+      mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) is at event ${pin.cp.seq}, but the chain ${problem ? 'breaks before it' : `ends at event ${end}`}${problem ? '' : `: events ${end + 1}..${pin.cp.seq} were deleted`}` });
+    } else if (!problem && pin.cp.keyedFrom !== null && pin.cp.keyedFrom !== v.keyedFrom) {
+      mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says the chain is keyed from event ${pin.cp.keyedFrom}, but it is keyed from ${v.keyedFrom === null ? 'nowhere' : `event ${v.keyedFrom}`}: it was rewritten` });
+    }
+  }
+  for (const m of mismatches) {
+    // Accepted only after an operator with the master key recorded a recovery later than it.
+    const ack = recoveries.find((r) => r.time.getTime() > Date.parse(m.pin.cp.time));
+    const f = { file: m.pin.file, line: m.pin.line, seq: m.pin.cp.seq, problem: m.problem };
+    if (ack) cps.acknowledged.push({ ...f, problem: `${m.problem} (accepted by ${ack.action} at event ${ack.seq})` });
+    else cps.problems.push(f);
+  }
+  if (!cps.count && end > 0) {
+    cps.problems.push({ problem: `no checkpoint in ${opts.checkpointFiles.join(', ') || '(no file given)'}: deleting the newest events could not be detected` });
+  }
+  if (problem) return { ...report(), problem };
+
+  // 3. The inventory. A certificate is committed with its event, so one stored after the walk
+  //    has its event after the walked end: walk on to it before calling it missing.
+  const missing: string[] = [];
+  let certificates = 0;
+  for (let after = ''; ;) {
+    const rows = await db.certificate.findMany({ where: { serial: { gt: after } }, select: { serial: true }, orderBy: { serial: 'asc' }, take: PAGE });
+    for (const { serial } of rows) {
+      certificates++;
+      if (!issued.delete(serial)) missing.push(serial);
+    }
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1]!.serial;
+  }
+  const caIds = (await db.certificateAuthority.findMany({ select: { id: true } })).map((c) => c.id);
+  let missingCas = caIds.filter((id) => !cas.has(id));
+  if (missing.length || missingCas.length) {
+    while (await walk());
+    if (problem) return { ...report(), problem };
+    for (const s of missing.splice(0)) if (!issued.delete(s)) missing.push(s);
+    missingCas = missingCas.filter((id) => !cas.has(id));
+  }
+  const inventory = { certificates, cas: caIds.length, problems: [] as Finding[] };
+  const sample = (xs: string[]) => xs.slice(0, SAMPLE).join(', ') + (xs.length > SAMPLE ? `, … (${xs.length - SAMPLE} more)` : '');
+  if (missing.length) inventory.problems.push({ problem: `${missing.length} of ${certificates} stored certificates have no issuance event (certificate.issued/renewed/rekeyed): ${sample(missing)}` });
+  if (missingCas.length) inventory.problems.push({ problem: `${missingCas.length} of ${caIds.length} CAs have no ca.created or ca.imported event: ${sample(missingCas)}` });
+  // Certificates issued after the certificates were read have events but were not looked for.
+  const stillIssued = [...issued];
+  const gone: string[] = [];
+  for (let i = 0; i < stillIssued.length; i += 1000) {
+    const chunk = stillIssued.slice(i, i + 1000);
+    const present = new Set((await db.certificate.findMany({ where: { serial: { in: chunk } }, select: { serial: true } })).map((c) => c.serial));
+    gone.push(...chunk.filter((s) => !present.has(s)));
+  }
+  if (gone.length) inventory.problems.push({ problem: `${gone.length} certificates named by issuance events are not stored (deleted?): ${sample(gone)}` });
+  const head = last ? { seq: last.seq, hash: last.hash } : null;
+  return { ok: !cps.problems.length && !inventory.problems.length, events: v.count, head, keyedFrom: v.keyedFrom, checkpoints: cps, inventory };
+}
+
+/**
+ * `signet audit recover`: after an operator has read the verify report, records that they did
+ * (an audit.recovered event, keyed, linked after whatever the newest event is) and moves the
+ * head to it, so that appends resume. What it accepts: the checkpoints written before it that
+ * the chain no longer matches (verify lists them as accepted), and a recorded head that did not
+ * match. What it cannot make good: a break inside the chain (an edited, deleted or inserted
+ * event) stays reported until the original rows are restored, e.g. from a backup or an export.
+ */
+export async function recoverAudit(db: Database, trail: AuditTrail, report: VerifyReport, reason: string, actor: string): Promise<AuditRow> {
+  const problems = [
+    ...(report.problem ? [`chain: ${report.problem.problem}`] : []),
+    ...report.checkpoints.problems.map((p) => `checkpoint: ${p.problem}`),
+    ...report.inventory.problems.map((p) => `inventory: ${p.problem}`),
+  ];
+  const row = await db.transaction(async (tx) => {
+    const head = await readChainHead(tx);
+    const rows = trail.chain(head, [{
+      actor, action: 'audit.recovered', target: null, outcome: 'success',
+      details: { reason, recordedHead: head.recorded, newest: head.newest ? { seq: head.newest.seq, hash: head.newest.hash } : null, problems: problems.slice(0, 50), moreProblems: Math.max(0, problems.length - 50) },
+    }], { unchecked: true });
+    await writeRows(tx, rows);
+    return rows[rows.length - 1]!;
+  });
+  // This process's own hold on the chain is what was just accepted.
+  trail.tainted = null;
+  trail.pinned = null;
+  return row;
+}
