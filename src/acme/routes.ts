@@ -10,6 +10,7 @@
  */
 import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { SignetError, isSignetError } from '../errors.js';
+import { toSignetError } from '../http/problem.js';
 import { parseJws } from './jws.js';
 import type { AcmeDirectory, AcmeService, AuthenticatedRequest } from './service.js';
 
@@ -202,14 +203,10 @@ export function acmeRoutes(acme: AcmeService): Router {
 
 /** ACME problem documents; body-parser failures become malformed. */
 const acmeProblems: ErrorRequestHandler = (err, req, res, _next) => {
-  let e: SignetError;
-  if (isSignetError(err)) e = err;
-  else if ((err as { type?: string }).type === 'entity.parse.failed') e = new SignetError('bad-request', `request body is not valid JSON: ${(err as Error).message}`, { acme: 'malformed' });
-  else if ((err as { type?: string }).type === 'entity.too.large') e = new SignetError('payload-too-large', 'request body exceeds 64 KB', { acme: 'malformed' });
-  else {
-    req.log?.error({ err }, 'ACME request failed');
-    e = new SignetError('internal', 'an unexpected error occurred; it has been logged', { acme: 'serverInternal' });
-  }
+  // The same translation as every other endpoint (body-parser failures, bad percent-encoding,
+  // an unavailable database); only the problem's form is ACME's.
+  const e = toSignetError(err);
+  if (!isSignetError(err) && e.type === 'internal') req.log?.error({ err }, 'ACME request failed');
   const type = `urn:ietf:params:acme:error:${e.acme ?? ACME_TYPE[e.type] ?? 'malformed'}`;
   const { retryAfter, location, ...extra } = (e.extra ?? {}) as { retryAfter?: number; location?: string };
   if (retryAfter) res.set('Retry-After', String(retryAfter));
