@@ -18,7 +18,7 @@ import { api, BIN, freePort, signet, startServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, onPostgres, PG_ADMIN_URL, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
 
-const LOST = /has no Signet tables \(it is empty, missing or was replaced\), but .* holds (master\.key and admin-token|master\.key|admin-token) of an existing CA; Signet will not start a new CA over it: restore the database from a backup \(signet restore <file>; see docs\/deployment\.md, "Backup and restore"\), or start a new CA on purpose with `signet init --force`, which moves master\.key and admin-token aside \(renamed with a timestamp, never deleted\)/;
+const LOST = /has no Signet tables \(it is empty, missing or was replaced\), but .* holds (master\.key|admin-token|audit-checkpoints)((, | and )(admin-token|audit-checkpoints))* of an existing CA; Signet will not start a new CA over it: restore the database from a backup \(signet restore <file>; see docs\/deployment\.md, "Backup and restore"\), or start a new CA on purpose with `signet init --force`, which moves master\.key, admin-token and audit-checkpoints aside \(renamed with a timestamp, never deleted\)/;
 
 /** A port for `serve` runs that should never get to listen for long. */
 let port = 0;
@@ -30,7 +30,8 @@ function run(args: string[], env: Record<string, string>, timeout = 30_000) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const oneLine = (s: string) => s.trim().split('\n').length === 1;
+/** One line for the operator (structured JSON log lines, which go to log collectors, aside). */
+const oneLine = (s: string) => s.trim().split('\n').filter((l) => !l.startsWith('{"level"')).length === 1;
 
 /** The database as if lost: SQLite truncated (`: > signet.db`) or deleted; PostgreSQL dropped and created empty. */
 async function loseDatabase(env: TestEnv, how: 'truncate' | 'delete'): Promise<void> {
@@ -115,7 +116,7 @@ describe('a data directory whose database was lost refuses to start a new CA', (
       const r = run(['serve'], env.env);
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, LOST);
-      assert.match(r.stderr, /holds master\.key of an existing CA/);
+      assert.match(r.stderr, /holds master\.key( and audit-checkpoints)? of an existing CA/);
     } finally { writeFileSync(token, adminToken, { mode: 0o600 }); }
   });
 
@@ -160,15 +161,15 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     assertRemainsUntouched();
   });
 
-  test('init --force on a lost database moves master.key and admin-token aside (kept, renamed) and starts a new CA', async () => {
+  test('init --force on a lost database moves master.key, admin-token and audit-checkpoints aside (kept, renamed) and starts a new CA', async () => {
     await loseDatabase(env, 'truncate');
     const r = signet(['init', '--force'], env.env);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const moved = [...r.stdout.matchAll(/^moved (\S+) aside to (\S+)$/gm)].map((m): [string, string] => [m[1]!, m[2]!]);
-    assert.deepEqual(moved.map(([from]) => from).sort(), [join(env.dataDir, 'admin-token'), join(env.dataDir, 'master.key')]);
+    assert.deepEqual(moved.map(([from]) => from).sort(), [join(env.dataDir, 'admin-token'), join(env.dataDir, 'audit-checkpoints'), join(env.dataDir, 'master.key')]);
     for (const [from, to] of moved) {
       assert.match(to, new RegExp(`^${from.replace(/[.]/g, '\\.')}\\.replaced-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d-\\d{3}Z$`));
-      assert.equal(readFileSync(to, 'utf8'), from.endsWith('master.key') ? masterKey : adminToken, 'the old file is kept, unchanged');
+      if (!from.endsWith('audit-checkpoints')) assert.equal(readFileSync(to, 'utf8'), from.endsWith('master.key') ? masterKey : adminToken, 'the old file is kept, unchanged');
       assert.equal(statSync(to).mode & 0o777, 0o600);
     }
     assert.notEqual(readFileSync(join(env.dataDir, 'master.key'), 'utf8'), masterKey, 'a new master key');

@@ -49,6 +49,11 @@ interface Case {
   /** whole (Content-Length), chunked (no length: Express instead of the bare issue handler), abort (half the declared body, or of a chunked one), slow. */
   send?: 'whole' | 'chunked' | 'abort' | 'abort-chunked' | 'slow';
   expect: Expect;
+  /**
+   * A body far over the limit: the server answers 413, drains up to 1 MiB, then closes, so the
+   * client may see EPIPE/ECONNRESET while still writing instead of the answer. Either is fine.
+   */
+  cutOff?: boolean;
 }
 
 // ---- hostile inputs --------------------------------------------------------------------------
@@ -146,7 +151,7 @@ const CASES: Case[] = [
   { name: 'OCSP POST empty', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: Buffer.alloc(0), expect: 'ocsp' },
   { name: 'OCSP POST truncated', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: (c) => c.ocspRequest.subarray(0, 30), expect: 'ocsp' },
   { name: 'OCSP POST 9 KB', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: Buffer.alloc(9 * 1024, 0x30), expect: 'ocsp' },
-  { name: 'OCSP POST 3 MB (chunked)', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: Buffer.alloc(3 * 1024 * 1024, 0x30), send: 'chunked', expect: 'ocsp' },
+  { name: 'OCSP POST 3 MB (chunked)', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: Buffer.alloc(3 * 1024 * 1024, 0x30), send: 'chunked', expect: 'ocsp', cutOff: true },
   { name: 'OCSP POST nested SEQUENCEs', via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: Buffer.from('3080'.repeat(4000), 'hex'), expect: 'ocsp' },
   ...corpus('ocsp-request').flatMap((c): Case[] => [
     { name: `OCSP POST corpus ${c.name}`, via: 'plain', method: 'POST', path: '/ocsp', contentType: 'application/ocsp-request', body: c.der, expect: 'ocsp' },
@@ -219,7 +224,7 @@ function send(base: string, agent: Agent | undefined, c: Case, body: Buffer, aut
       res.on('error', reject);
     });
     const aborting = mode === 'abort' || mode === 'abort-chunked';
-    req.on('error', (e) => (aborting ? resolve('aborted') : reject(e)));
+    req.on('error', (e: NodeJS.ErrnoException) => (aborting || (c.cutOff && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) ? resolve('aborted') : reject(e)));
     req.on('timeout', () => req.destroy(new Error('no answer within 60 s')));
     if (c.method === 'GET') { req.end(); return; }
     if (aborting) {

@@ -29,7 +29,7 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
 export const MASTER_KEY_MARKER = 'datadir.masterKeyFile';
 
 const RECOVER = 'restore the database from a backup (signet restore <file>; see docs/deployment.md, "Backup and restore"), '
-  + 'or start a new CA on purpose with `signet init --force`, which moves master.key and admin-token aside (renamed with a timestamp, never deleted)';
+  + 'or start a new CA on purpose with `signet init --force`, which moves master.key, admin-token and audit-checkpoints aside (renamed with a timestamp, never deleted)';
 
 const describeDb = (t: DatabaseTarget) => (t.provider === 'sqlite' ? `the SQLite database ${t.location}` : `the PostgreSQL database ${redactUrl(t.location)}`);
 
@@ -47,7 +47,7 @@ export async function refuseLostDatabase(config: Config, target: DatabaseTarget)
   const remains = remainsOf(config); // first: see the header
   if (!remains.length || await hasSignetSchema(target)) return;
   throw new SignetError('configuration',
-    `${describeDb(target)} has no Signet tables (it is empty, missing or was replaced), but ${config.dataDir} holds ${remains.join(' and ')} of an existing CA; `
+    `${describeDb(target)} has no Signet tables (it is empty, missing or was replaced), but ${config.dataDir} holds ${remains.length > 1 ? `${remains.slice(0, -1).join(', ')} and ${remains[remains.length - 1]}` : remains[0]} of an existing CA; `
     + `Signet will not start a new CA over it: ${RECOVER}`);
 }
 
