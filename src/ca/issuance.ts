@@ -134,9 +134,11 @@ export class Issuance {
     // Issuer: the profile decides.
     const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);
     if (issuer.nameConstraints) checkNameConstraints(sans, issuer.nameConstraints);
-    // Validity.
+    // Validity. Backdated a minute for clocks running behind, but never before the issuer's own
+    // notBefore: a CA made (or imported) less than a minute ago must still issue.
     const now = this.ctx.now();
-    const notBefore = new Date(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000);
+    if (issuer.parts.notBefore.getTime() > now.getTime()) throw new SignetError('conflict', `the issuing CA ${issuer.id} is not valid until ${issuer.parts.notBefore.toISOString()}`);
+    const notBefore = new Date(Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, issuer.parts.notBefore.getTime()));
     if (p.validityDays !== undefined) {
       if (!Number.isInteger(p.validityDays) || p.validityDays < 1) throw new SignetError('bad-request', `validityDays must be a whole number of at least 1 (got ${p.validityDays})`);
       if (p.validityDays > profile.maxValidityDays) throw new SignetError('policy', `validityDays ${p.validityDays} exceeds profile ${profile.name}'s maximum of ${profile.maxValidityDays}`);
@@ -181,7 +183,7 @@ export class Issuance {
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;
       // a CA that stopped issuing (revoked, retired) is the state of things (409).
-      const structural = issuer.selfSigned || !issuer.parts.isCa;
+      const structural = issuer.root || !issuer.parts.isCa;
       const choices = requested === undefined ? '' : `; profile ${profile.name} may issue from ${allowed ? allowed.join(', ') : `any issuing CA (${(await this.issuers.issuingCaIds()).join(', ') || 'none now'})`}`;
       throw new SignetError(structural && requested !== undefined ? 'policy' : 'conflict', `${why}${choices}`);
     }
