@@ -458,6 +458,17 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       ['GET', '/api/v1/audit?limit=99999999999999999999', /^limit: Number must be less than or equal to 1000$/],
       ['GET', '/api/v1/certificates?limit=1e400', /^limit: /],
       ['GET', '/pki/%ff%fe.crl', /^the request path is not valid percent-encoded UTF-8$/],
+      // Dates: an offset past ±23:59 made `new Date` an Invalid Date, and a RangeError a 500.
+      ['GET', '/api/v1/certificates?expiresBefore=2026-01-01T00:00:00%2B25:00', /^expiresBefore: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/],
+      ['GET', '/api/v1/audit?since=2026-01-01T00:00:00%2B25:00', /^since: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one/],
+      ['GET', '/api/v1/audit?until=2026-01-01T00:00:00%2B99:99', /^until: must be an ISO 8601 date-time; the UTC offset \+99:99 is not one/],
+      ['GET', '/api/v1/audit?until=2026-01-01T00:00:00-23:60', /^until: must be an ISO 8601 date-time; the UTC offset -23:60 is not one/],
+      ['GET', '/api/v1/certificates?expiresBefore=1969-12-31T23:59:59Z', /^expiresBefore: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/],
+      // Page sizes: decimal digits only.
+      ['GET', '/api/v1/certificates?limit=0x10', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/audit?limit=1e2', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/audit/checkpoints?limit=%205', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/certificates?limit=%2B5', /^limit: must be a whole number written in decimal digits$/],
     ] as const;
     for (const [method, path, detail] of bad) {
       const r = await api(server, method, path);
