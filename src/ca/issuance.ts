@@ -29,7 +29,7 @@ import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
-import type { Profile } from './profiles.js';
+import { namePolicyOf, type Profile } from './profiles.js';
 import { actorOf, authorize, authorizeCertificate, tokenIdOf, type Operation, type Principal } from './authorization.js';
 import { normalizeSerial } from './serial.js';
 
@@ -82,7 +82,7 @@ export class Issuance {
     const old = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) } });
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
     // The caller's limits apply to the certificate as stored, before anything about it is revealed.
-    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.uriSchemes);
+    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.hostlessUriSchemes);
     if (old.status !== 'good') throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
     const profile = this.profile(old.profile);
     const parts = inspectCertificate(old.der);
@@ -118,7 +118,7 @@ export class Issuance {
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
     // profile and name limits (403), before anything else is looked at.
     for (const s of sans) validateSan(s);
-    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.uriSchemes);
+    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.hostlessUriSchemes);
     // Key policy.
     const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family)) throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
@@ -130,7 +130,7 @@ export class Issuance {
     for (const s of sans) if (!profile.sanTypes.includes(s.type)) throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
     refuseDuplicates(sans);
     validateCommonName(p.commonName, sans);
-    checkAllowed(sans, { dnsSuffixes: profile.dnsSuffixes, ipRanges: profile.ipRanges, emailDomains: profile.emailDomains, uriSchemes: profile.uriSchemes });
+    checkAllowed(sans, namePolicyOf(profile));
     // Issuer: the profile decides.
     const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);
     if (issuer.nameConstraints) checkNameConstraints(sans, issuer.nameConstraints);

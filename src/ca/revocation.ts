@@ -22,12 +22,12 @@ const KEY_COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 
 export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date; caId?: string }
 
 export class Revocation {
-  /** `profiles`: for the URI schemes a certificate's profile allows, which a token's name limit honours. */
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'uriSchemes'>>) {}
+  /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>) {}
 
   /** The caller's limits on one stored certificate (403 naming the limit). */
   private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string; commonName: string | null }): void {
-    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.uriSchemes);
+    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.hostlessUriSchemes);
   }
 
   async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
