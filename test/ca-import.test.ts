@@ -10,7 +10,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
@@ -20,6 +20,7 @@ import { buildCaCertificate } from '../src/pki/ca-template.js';
 import { newSerial } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { generateKey, signerFor } from '../src/pki/keys.js';
+import { pbkdf2Key, scryptKeyClaiming } from './helpers/encrypted-key.js';
 
 const tmp = new TempDir();
 after(() => tmp.remove());
@@ -138,5 +139,47 @@ describe('importing a CA', { concurrency: false }, () => {
     assert.equal(s.status, 201, s.text);
     assert.match(s.json.id, /^int-/);
     assert.equal(s.json.parentId, rootRow.json.id);
+  });
+
+  /** The slowest /healthz answer while `work` runs (polled every 20 ms). */
+  async function worstHealthz<T>(work: Promise<T>): Promise<{ result: T; worst: number }> {
+    let done = false;
+    let worst = 0;
+    const poll = (async () => {
+      while (!done) {
+        const t = performance.now();
+        assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+        worst = Math.max(worst, performance.now() - t);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const result = await work.finally(() => { done = true; });
+    await poll;
+    return { result, worst };
+  }
+
+  test('an encrypted key whose key derivation costs too much is refused at once (400 naming the limit); the service keeps answering', async () => {
+    const ca = selfSignedCa('Costly Key CA');
+    const key = createPrivateKey(ca.key);
+    const before = await countRows(env, 'CertificateAuthority');
+    const cases: [string, string, RegExp][] = [
+      ['PBKDF2 patched to 42 million iterations', pbkdf2Key(key, 'x', 42_000_000, 1000), /^the private key's encryption derives its key with PBKDF2 at 42,000,000 iterations; Signet accepts at most 2,000,000 \(about a second of CPU\)/],
+      ['scrypt N = 2^22', scryptKeyClaiming(2 ** 22, 8, 1), /^the private key's encryption derives its key with scrypt N = 4,194,304, r = 8, p = 1 .*; Signet accepts N·r·p up to 1,048,576/],
+    ];
+    for (const [what, pem, detail] of cases) {
+      const t = performance.now();
+      const { result: r, worst } = await worstHealthz(api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: pem, passphrase: 'x' }));
+      assert.equal(r.status, 400, `${what}: ${r.text}`);
+      assert.equal(r.headers.get('content-type'), PROBLEM);
+      assert.match(r.json.detail, detail, what);
+      assert.ok(performance.now() - t < 3000, `${what}: answered in ${(performance.now() - t).toFixed(0)} ms`);
+      assert.ok(worst < 1000, `${what}: /healthz answered within ${worst.toFixed(0)} ms meanwhile`);
+    }
+    assert.equal(await countRows(env, 'CertificateAuthority'), before, 'nothing stored');
+    // A real encryption within the caps imports, decrypted off the event loop.
+    const { result: ok, worst } = await worstHealthz(api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: pbkdf2Key(key, 'a long enough passphrase', 1_000_000), passphrase: 'a long enough passphrase' }));
+    assert.equal(ok.status, 201, ok.text);
+    assert.match(ok.json.id, /^root-/);
+    assert.ok(worst < 300, `/healthz answered within ${worst.toFixed(0)} ms while a 1,000,000-iteration key was decrypted`);
   });
 });

@@ -2,7 +2,7 @@
  * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
  * and taking the root offline. Each change commits with its key and its audit event.
  */
-import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { buildCaCertificate } from '../pki/ca-template.js';
@@ -10,6 +10,7 @@ import { inspectCertificate, newSerial, serialHex, fromPem } from '../pki/certif
 import { dnToDer, nameToString } from '../pki/dn.js';
 import { signerFor, verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import { checkPrivateKey } from '../pki/private-key.js';
+import { readPrivateKeyPem } from '../pki/encrypted-key.js';
 import type { PublicKeyInfo } from '../pki/public-key.js';
 import type { Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
@@ -125,7 +126,9 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     throw e;
   }
   let decoded: KeyObject;
-  try { decoded = createPrivateKey({ key: keyPem, format: 'pem', ...(opts.passphrase ? { passphrase: opts.passphrase } : {}) }); } catch (e) {
+  // Its encryption's cost is checked before anything decrypts it (pki/encrypted-key.ts).
+  try { decoded = await readPrivateKeyPem(keyPem, opts.passphrase || undefined); } catch (e) {
+    if (e instanceof SignetError) throw e;
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
   const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
