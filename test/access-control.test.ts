@@ -306,6 +306,10 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       ['expiresAt not a date', { name: 'x', scopes: ['read'], expiresAt: 'tomorrow' }, /^expiresAt: must be an ISO 8601 date-time$/],
       ['unknown field', { name: 'x', scopes: ['read'], superuser: true }, /Unrecognized key\(s\) in object: 'superuser'/],
       ['empty profiles', { name: 'x', scopes: ['issue'], profiles: [] }, /^profiles: /],
+      ['a profile that does not exist', { name: 'x', scopes: ['issue'], profiles: ['nonexistent'] }, /^profiles: "nonexistent" is not a configured profile; configured: server, client, peer$/],
+      ['a profile name in the wrong case', { name: 'x', scopes: ['issue'], profiles: ['client', 'SERVER', 'Peer'] }, /^profiles: "SERVER", "Peer" are not configured profiles; configured: server, client, peer$/],
+      ['expiresAt with a UTC offset of +25:00', { name: 'x', scopes: ['read'], expiresAt: '2030-01-01T00:00:00+25:00' }, /^expiresAt: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/],
+      ['expiresAt after 9999', { name: 'x', scopes: ['read'], expiresAt: '9999-12-31T23:59:59-01:00' }, /^expiresAt: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/],
       ['a name suffix that is no DNS name', { name: 'x', scopes: ['issue'], nameSuffixes: ['not a domain!'] }, /^nameSuffixes: .*not a domain!/],
       ['scopes not an array', { name: 'x', scopes: 'admin' }, /^scopes: Expected array, received string$/],
     ];
@@ -333,6 +337,14 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     // An issue-only token cannot widen its own rights either.
     const issue = await call(server, 'POST', '/api/v1/tokens', bearer(tokens['only-issue']!.token), { name: 'escalate', scopes: ['issue'] });
     assert.equal(issue.status, 403);
+  });
+
+  test('signet token create refuses a profile that is not configured', async () => {
+    const before = await countRows(env, 'ApiToken');
+    const r = signet(['token', 'create', '--name', 'typo', '--scopes', 'issue', '--profiles', 'sever'], env.env);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /profiles: "sever" is not a configured profile; configured: server, client, peer/);
+    assert.equal(await countRows(env, 'ApiToken'), before);
   });
 
   test('signet token create|list|revoke work against the same store as the running server', async () => {

@@ -508,6 +508,9 @@ describe('ACME protocol', () => {
     // A key that is neither the certificate's nor an account's.
     const nobody = newKey('ES256');
     assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, nobody), [401, 403], 'unauthorized');
+    // Authorisation comes first: neither a stranger's account nor a random key learns which reasons would pass.
+    assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der), reason: 6 }, stranger), [401, 403], 'unauthorized');
+    assertProblem(await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der), reason: 6 }, nobody), [401, 403], 'unauthorized');
     assert.equal(await certStatus(cert.der), 'good');
     // Signed with the certificate's own key (jwk = the certificate's public key).
     const certKey: Key = { alg: 'ES256', privateKey: cert.key, publicKey: cert.key, jwk: cert.publicJwk };

@@ -80,8 +80,10 @@ interface Cert {
   /** Issue: the caId the request names (none: the profile decides). Other rows: the CA of the target. */
   ca?: CaKey;
   names: string[];
-  /** Whether every name is under SUFFIX, or a host-less URI whose scheme the profile lists. */
+  /** Whether every name is under SUFFIX, or a host-less URI whose scheme the profile opts in to (hostlessUriSchemes). */
   underSuffix: boolean;
+  /** A name that is not well formed: the request's fault (400) whoever asks, before any limit is looked at. */
+  malformed?: boolean;
 }
 
 interface Variant {
@@ -91,6 +93,8 @@ interface Variant {
   status: number;
   /** On success: the CA that must have signed. */
   signedBy?: CaKey;
+  /** For a malformed name: what the 400's detail must say. */
+  detail?: RegExp;
   /** A path transport for issuance: the bare handler, or Express (a content type the bare handler leaves alone). */
   via?: 'bare' | 'express';
 }
@@ -123,12 +127,16 @@ const TARGETS: Cert[] = [
   { profile: 'server', ca: 'default', names: [`DNS:y.${SUFFIX}`], underSuffix: true },
   { profile: 'client', ca: 'default', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false },
   { profile: 'devices', ca: 'default', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: true },
+  { profile: 'urns', ca: 'default', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false },
+  { profile: 'spiffe', ca: 'corp', names: [`URI:spiffe://t.${SUFFIX}/x`], underSuffix: true },
+  { profile: 'spiffe', ca: 'corp', names: ['URI:spiffe://t.other.corp.example/x'], underSuffix: false },
 ];
 const onTargets = (status: number): Variant[] => TARGETS.map((cert) => ({ name: key(cert), cert, status }));
 
 // Issuance: profile × requested CA × names. `internal` is pinned to the corp intermediate
 // (name-constrained to corp.example); `server` and `client` list no CA (any issuing CA);
-// `devices` allows host-less urn: URIs.
+// `devices` opts in to host-less urn: URIs; `spiffe` allows spiffe: and https: URIs under
+// corp.example, from the corp intermediate, and opts in to no host-less scheme.
 const ISSUES: Variant[] = [
   { name: 'internal, its pinned CA by default', cert: { profile: 'internal', names: [`DNS:x.${SUFFIX}`], underSuffix: true }, status: 201, signedBy: 'corp' },
   { name: 'internal naming its pinned CA, a name outside its constraints', cert: { profile: 'internal', ca: 'corp', names: ['DNS:www.bank.example'], underSuffix: false }, status: 400 },
@@ -139,9 +147,23 @@ const ISSUES: Variant[] = [
   { name: 'server naming the root', cert: { profile: 'server', ca: 'root', names: [`DNS:y.${SUFFIX}`], underSuffix: true }, status: 400 },
   { name: 'client, URI:urn (no host)', cert: { profile: 'client', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false }, status: 201, signedBy: 'default' },
   { name: 'client, URI:mailto (no host)', cert: { profile: 'client', names: ['URI:mailto:ceo@other.example'], underSuffix: false }, status: 201, signedBy: 'default' },
-  { name: 'client, URI:file (no host)', cert: { profile: 'client', names: ['URI:file:///etc/passwd'], underSuffix: false }, status: 201, signedBy: 'default' },
+  { name: 'client, URI:file (no host)', cert: { profile: 'client', names: ['URI:file:/etc/passwd'], underSuffix: false }, status: 201, signedBy: 'default' },
+  { name: 'client, URI:file written with an empty host', cert: { profile: 'client', names: ['URI:file:///etc/passwd'], underSuffix: false, malformed: true }, status: 400 },
   { name: 'client, URI with a host under the suffix', cert: { profile: 'client', names: [`URI:https://svc.${SUFFIX}/api`], underSuffix: true }, status: 201, signedBy: 'default' },
   { name: 'devices, URI:urn whose scheme the profile lists', cert: { profile: 'devices', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: true }, status: 201, signedBy: 'default' },
+  { name: 'spiffe, a spiffe URI with its host under the suffix', cert: { profile: 'spiffe', names: [`URI:spiffe://svc.${SUFFIX}/ns/x`], underSuffix: true }, status: 201, signedBy: 'corp' },
+  { name: 'spiffe, a spiffe URI with a host outside the suffix', cert: { profile: 'spiffe', names: ['URI:spiffe://svc.other.corp.example/ns/x'], underSuffix: false }, status: 201, signedBy: 'corp' },
+  // F5: a scheme that has hosts, spelled without one.
+  { name: 'spiffe, URI:spiffe:///x (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:///x'], underSuffix: false, malformed: true }, status: 400 },
+  { name: 'spiffe, URI:spiffe:www.bank.example (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:www.bank.example'], underSuffix: false, malformed: true }, status: 400 },
+  { name: 'spiffe, URI:spiffe:victim-device (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:victim-device'], underSuffix: false, malformed: true }, status: 400 },
+  // F4: hosts other parsers read differently.
+  // (openssl's -addext reads a doubled backslash as one: the CSR carries a single one before the '@'.)
+  { name: 'spiffe, a backslash before userinfo (F4)', cert: { profile: 'spiffe', names: [`URI:https://x.${SUFFIX}\\\\@www.bank.example/`], underSuffix: false, malformed: true }, status: 400, detail: /contains a backslash/ },
+  { name: 'spiffe, a percent-escaped slash in the host (F4)', cert: { profile: 'spiffe', names: [`URI:spiffe://www.bank.example%2F.${SUFFIX}/x`], underSuffix: false, malformed: true }, status: 400, detail: /has a percent-escape in its host/ },
+  { name: 'spiffe, user information (F4)', cert: { profile: 'spiffe', names: [`URI:https://www.bank.example@x.${SUFFIX}/`], underSuffix: false, malformed: true }, status: 400, detail: /has user information/ },
+  // F5: naming a scheme in uriSchemes does not let its host-less URIs past a token's suffixes.
+  { name: 'urns, URI:urn allowed by uriSchemes but not opted in to', cert: { profile: 'urns', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false }, status: 201, signedBy: 'default' },
 ];
 
 let madeNo = 0;
@@ -196,6 +218,7 @@ function expected(shape: Shape, row: Row, v: Variant): { status: number; detail?
   const scopes: readonly string[] = shape === 'wrong-scope' ? SCOPES.filter((s) => s !== scope && s !== 'admin')
     : shape === 'right-scope' ? [scope] : shape === 'admin' ? ['admin'] : SCOPES.filter((s) => s !== 'admin');
   if (!scopes.includes(scope) && !scopes.includes('admin')) return { status: 403, detail: new RegExp(`lacks the '${scope}' scope`) };
+  if (v.cert?.malformed) return { status: v.status, detail: v.detail ?? /^URI / };
   if (v.cert && shape === 'profile-limited' && !LIMITED_PROFILES.includes(v.cert.profile)) return { status: 403, detail: new RegExp(`^this token may not use profile ${v.cert.profile} \\(allowed: internal\\)$`) };
   if (v.cert && shape === 'suffix-limited' && !v.cert.underSuffix) return { status: 403, detail: new RegExp(`^this token may only (request|act on) names under ${SUFFIX.replace(/\./g, '\\.')}; `) };
   return { status: v.status };
@@ -265,7 +288,9 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     // corp.example — exactly the configuration issue 12 #3 stepped around.
     const profiles = {
       internal: { description: 'services under corp.example', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.corp },
-      devices: { description: 'devices named by urn:uuid', sanTypes: ['dns', 'uri'], uriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
+      devices: { description: 'devices named by urn:uuid', sanTypes: ['dns', 'uri'], uriSchemes: ['urn'], hostlessUriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
+      urns: { description: 'urn: URIs allowed, host-less ones not opted in to', sanTypes: ['uri'], uriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
+      spiffe: { description: 'SPIFFE workloads under corp.example', sanTypes: ['dns', 'uri'], uriSchemes: ['spiffe', 'https'], dnsSuffixes: ['corp.example'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth', 'serverAuth'], caId: ids.corp },
       pair: { description: 'two allowed CAs, the first the default', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caIds: [ids.other, ids.corp] },
       legacy: { description: 'the one-CA shorthand', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.other },
       rooted: { description: 'misconfigured: pinned to the root', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.root },
@@ -416,19 +441,56 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     assert.equal((await api(as(t), 'POST', `/api/v1/certificates/${mine}/revoke`, { reason: 'superseded' })).status, 200);
   });
 
-  test('issue 12 #5: host-less URI SANs are refused to a suffix-limited token unless the profile lists the scheme', async () => {
+  test('issue 12 #5: host-less URI SANs are refused to a suffix-limited token unless the profile opts in to the scheme', async () => {
     const t = tokens['suffix-limited']!;
     const urn = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:urn:uuid:${randomUUID()}`]), profile: 'devices' });
-    assert.equal(urn.status, 201, `the devices profile lists urn: ${urn.text}`);
+    assert.equal(urn.status, 201, `the devices profile opts in to urn: ${urn.text}`);
     const before = await state();
-    for (const uri of [`urn:uuid:${randomUUID()}`, 'mailto:ceo@other.example', 'file:///etc/passwd']) {
-      const r = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:${uri}`]), profile: 'client' });
+    for (const [profile, uri] of [['client', `urn:uuid:${randomUUID()}`], ['client', 'mailto:ceo@other.example'], ['client', 'file:/etc/passwd'], ['urns', `urn:uuid:${randomUUID()}`]] as const) {
+      const r = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:${uri}`]), profile });
       assert.equal(r.status, 403, `${uri}: ${r.text}`);
-      assert.equal(r.json.detail, `this token may only request names under ${SUFFIX}; URI '${uri}' is outside them (a URI without a host cannot be judged by name suffixes; its profile client would have to list the scheme in uriSchemes)`);
+      assert.equal(r.json.detail, `this token may only request names under ${SUFFIX}; URI '${uri}' is outside them (a URI without a host cannot be judged by name suffixes; its profile ${profile} would have to list the scheme in hostlessUriSchemes)`);
     }
     assert.deepEqual(await state(), before, 'nothing stored');
     const mailto = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['URI:mailto:ceo@other.example']), profile: 'devices' });
     assert.equal(mailto.status, 400, `a scheme the profile does not list is the profile's refusal: ${mailto.text}`);
+  });
+
+  test('F5: listing a scheme that has hosts in uriSchemes lets no host-less spelling through, not even for admin; one stored before is outside every name limit', async () => {
+    const before = await state();
+    const refusals: [string, RegExp][] = [
+      ['spiffe:///x', /^URI 'spiffe:\/\/\/x' is written with '\/\/' but names no host; /],
+      ['spiffe:www.bank.example', /^URI 'spiffe:www\.bank\.example': 'spiffe' URIs name a host and must be written 'spiffe:\/\/host\/…'$/],
+      ['spiffe:victim-device', /^URI 'spiffe:victim-device': 'spiffe' URIs name a host/],
+      ['https:www.bank.example', /'https' URIs name a host/],
+    ];
+    for (const [uri, detail] of refusals) {
+      for (const t of [tokens.admin!, tokens['suffix-limited']!]) {
+        const r = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:${uri}`]), profile: 'spiffe' });
+        assert.equal(r.status, 400, `${uri}: ${r.text}`);
+        assert.match(r.json.detail, detail);
+      }
+    }
+    assert.deepEqual(await state(), before, 'nothing stored');
+    // A certificate stored before the rules tightened (its names as the row records them).
+    const serial = await fresh({ profile: 'spiffe', names: [`URI:spiffe://legacy.${SUFFIX}/x`], underSuffix: true });
+    await sql(env, 'UPDATE "Certificate" SET sans = ?, "sanText" = ? WHERE serial = ?', [JSON.stringify([{ type: 'uri', value: 'spiffe:victim-device' }]), 'spiffe:victim-device', serial]);
+    const t = tokens['suffix-limited']!;
+    for (const [method, path, body] of [
+      ['GET', `/api/v1/certificates/${serial}`, undefined],
+      ['POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' }],
+      ['POST', `/api/v1/certificates/${serial}/renew`, {}],
+    ] as const) {
+      const r = await api(as(t), method, path, body);
+      assert.equal(r.status, 403, `${method} ${path}: ${r.text}`);
+      assert.match(r.json.detail, /^this token may only (act on|request) names under team-a\.corp\.example; URI 'spiffe:victim-device' is outside them/);
+    }
+    const listed = await api(as(t), 'GET', '/api/v1/certificates?limit=500&profile=spiffe');
+    assert.equal(listed.status, 200, listed.text);
+    assert.ok(!(listed.json.items as { serial: string }[]).some((c) => c.serial === serial), 'not in the token\'s list');
+    assert.equal((await api(as(tokens.admin!), 'GET', `/api/v1/certificates/${serial}`)).status, 200, 'admin still sees it');
+    const [row] = await sql(env, 'SELECT status FROM "Certificate" WHERE serial = ?', [serial]);
+    assert.equal(row.status, 'good');
   });
 
   test('lists show only what the token may see (needs the inventory\'s listCertificates(ctx, filter, visibility))', async () => {
@@ -444,8 +506,10 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     assert.deepEqual(await all(tokens['profile-limited']!, '&profile=server'), []);
     const bySuffix = await all(tokens['suffix-limited']!);
     const under = (v: string) => v === SUFFIX || v.endsWith(`.${SUFFIX}`);
+    // A URI with a host ('scheme://host…', the only spelling with one) by its host; one without only under devices (hostlessUriSchemes urn).
+    const uriHostOf = (v: string) => /^[a-z][a-z0-9+.-]*:\/\/([^/?#:]+)/i.exec(v)?.[1]?.toLowerCase();
     const visible = (c: (typeof everything)[number]) => c.sans.every((s) => (s.type === 'dns' && under(s.value))
-      || (s.type === 'uri' && (c.profile === 'devices' ? s.value.startsWith('urn:') : /^https:\/\//.test(s.value) && under(new URL(s.value).hostname))));
+      || (s.type === 'uri' && (uriHostOf(s.value) !== undefined ? under(uriHostOf(s.value)!) : c.profile === 'devices' && s.value.startsWith('urn:'))));
     assert.deepEqual(bySuffix.map((c) => c.serial), everything.filter(visible).map((c) => c.serial));
     assert.ok(!bySuffix.some((c) => c.sans.some((s) => s.value === 'b.other.example')));
   });
@@ -458,6 +522,17 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       ['GET', '/api/v1/audit?limit=99999999999999999999', /^limit: Number must be less than or equal to 1000$/],
       ['GET', '/api/v1/certificates?limit=1e400', /^limit: /],
       ['GET', '/pki/%ff%fe.crl', /^the request path is not valid percent-encoded UTF-8$/],
+      // Dates: an offset past ±23:59 made `new Date` an Invalid Date, and a RangeError a 500.
+      ['GET', '/api/v1/certificates?expiresBefore=2026-01-01T00:00:00%2B25:00', /^expiresBefore: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/],
+      ['GET', '/api/v1/audit?since=2026-01-01T00:00:00%2B25:00', /^since: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one/],
+      ['GET', '/api/v1/audit?until=2026-01-01T00:00:00%2B99:99', /^until: must be an ISO 8601 date-time; the UTC offset \+99:99 is not one/],
+      ['GET', '/api/v1/audit?until=2026-01-01T00:00:00-23:60', /^until: must be an ISO 8601 date-time; the UTC offset -23:60 is not one/],
+      ['GET', '/api/v1/certificates?expiresBefore=1969-12-31T23:59:59Z', /^expiresBefore: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/],
+      // Page sizes: decimal digits only.
+      ['GET', '/api/v1/certificates?limit=0x10', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/audit?limit=1e2', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/audit/checkpoints?limit=%205', /^limit: must be a whole number written in decimal digits$/],
+      ['GET', '/api/v1/certificates?limit=%2B5', /^limit: must be a whole number written in decimal digits$/],
     ] as const;
     for (const [method, path, detail] of bad) {
       const r = await api(server, method, path);

@@ -10,6 +10,8 @@ import { signet } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import { pbkdf2Key } from './helpers/encrypted-key.js';
+import { createPrivateKey } from 'node:crypto';
 
 describe('signet init --offline-root and ca commands', () => {
   let env: TestEnv;
@@ -74,6 +76,24 @@ describe('signet init --offline-root and ca commands', () => {
     const leaf = tmp.file('leaf.pem');
     openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', leafKey, '-out', leaf, '-subj', '/CN=not a ca', '-days', '1', '-addext', 'basicConstraints=critical,CA:FALSE']);
     assert.match(signet(['ca', 'import', '--cert', leaf, '--key', leafKey], env.env).stderr, /not a CA certificate/);
+  });
+
+  test('an encrypted key file whose key derivation costs too much is refused at once: ca import, --parent-key, crl --key', () => {
+    // Any key will do (the cost is refused before decryption): the openssl-made CA key of the test above, re-encrypted.
+    const costly = (file: string) => tmp.file(file, pbkdf2Key(createPrivateKey(readFileSync(join(tmp.path, 'ext.key'), 'utf8')), 'correct horse battery staple', 42_000_000, 1000));
+    const detail = /the private key's encryption derives its key with PBKDF2 at 42,000,000 iterations; Signet accepts at most 2,000,000/;
+    const runs = [
+      ['ca', 'import', '--cert', join(tmp.path, 'ext.pem'), '--key', costly('costly-import.key'), '--key-passphrase-file', passFile()],
+      ['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Never Made', '--parent-key', costly('costly-parent.key'), '--parent-key-passphrase-file', passFile()],
+      ['crl', '--ca', rootId, '--key', costly('costly-crl.key'), '--key-passphrase-file', passFile()],
+    ];
+    for (const args of runs) {
+      const t = Date.now();
+      const r = signet(args, env.env);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, detail, args.join(' '));
+      assert.ok(Date.now() - t < 10_000, `${args.slice(0, 2).join(' ')} answered in ${Date.now() - t} ms`);
+    }
   });
 
   test('--help explains each command', () => {

@@ -341,7 +341,7 @@ describe('lists show only what the caller may see', () => {
     } while (cursor);
     return out.sort();
   };
-  const schemes = new Map([...loadProfiles().values()].map((p) => [p.name, p.uriSchemes]));
+  const schemes = new Map([...loadProfiles().values()].map((p) => [p.name, p.hostlessUriSchemes]));
   /** The certificates isVisible admits: what a list under `v` must hold, exactly. */
   const visibleUnder = (v: Visibility) => Object.values(issued).filter((c) => isVisible(v, { profile: c.profile, sans: c.sans as never }, schemes.get(c.profile))).map((c) => c.serial).sort();
 

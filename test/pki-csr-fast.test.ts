@@ -173,6 +173,19 @@ test('fast and full parsers agree on unusual and refused requests', () => {
   for (let n = 1; n < base.length; n += 7) assertSame(base.subarray(0, n), `truncated to ${n}`);
 });
 
+test('an extensionRequest attribute with no value or two values is refused, saying which (not "more than one extensionRequest")', () => {
+  const key = keys.p256;
+  const attr = (...values: Buffer[]) => sequence(objectIdentifier('1.2.840.113549.1.9.14'), set(...values));
+  const cases: [string, Buffer, string][] = [
+    ['an empty SET', csr({ key, attributes: [attr()] }), 'the extensionRequest attribute has no value (an empty SET); it must hold exactly one list of extensions'],
+    ['two values', csr({ key, attributes: [attr(sequence(san(SANS)), sequence(san(SANS)))] }), 'the extensionRequest attribute has 2 values; it must hold exactly one list of extensions'],
+  ];
+  for (const [label, der, detail] of cases) {
+    assertSame(der, label);
+    assert.throws(() => parseCsr(der), (e: unknown) => e instanceof SignetError && e.type === 'bad-csr' && e.detail === detail, label);
+  }
+});
+
 test('key encodings: the fast JWK import agrees with the DER decoder, and defers what it does not take', () => {
   // A compressed P-256 point: refused by both paths (certificates carrying one fail in BoringSSL
   // and other verifiers), by name.

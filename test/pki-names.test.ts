@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { sequence, tlv } from '../src/pki/der.js';
@@ -11,6 +12,7 @@ import {
   validateNamePolicy, validateSan, validateUri, type NameConstraints, type NamePolicy, type SanEntry,
 } from '../src/pki/names.js';
 import { throwsProblem } from './helpers/problems.js';
+import { SignetError } from '../src/errors.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../certs-fixtures/${name}`, import.meta.url), 'utf8');
 
@@ -220,12 +222,28 @@ test('checkAllowed applies profile allow-lists', () => {
     { policy: { dnsSuffixes: ['example.com'] }, san: uri('HTTPS://WWW.EXAMPLE.COM/'), ok: true },
     { policy: { ipRanges: ['10.0.0.0/8'] }, san: uri('http://0xc0.0.2.1/'), ok: false, detail: ['192.0.2.1'] },
     { policy: { ipRanges: ['10.0.0.0/8'] }, san: uri('http://[2001:db8::1]/'), ok: false },
-    // A URI without a host cannot be judged by the DNS/IP lists: refused unless its scheme is named.
-    { policy: { dnsSuffixes: ['example.com'] }, san: uri('urn:example:thing'), ok: false, detail: ['has no host', "'urn' in uriSchemes"] },
+    // A URI without a host cannot be judged by the DNS/IP lists: refused unless the profile opts in to its scheme.
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('urn:example:thing'), ok: false, detail: ['has no host', "'urn' in hostlessUriSchemes"] },
     { policy: { dnsSuffixes: ['example.com'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ['has no host'] },
-    { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:///etc/passwd'), ok: false, detail: ['has no host'] },
-    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: true },
-    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["scheme 'mailto'"] },
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:/etc/passwd'), ok: false, detail: ['has no host'] },
+    { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:///etc/passwd'), ok: false, detail: ["is written with '//' but names no host"] },
+    { policy: { dnsSuffixes: ['example.com'], hostlessUriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: true },
+    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn', 'mailto'], hostlessUriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["'mailto' in hostlessUriSchemes"] },
+    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'], hostlessUriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["scheme 'mailto'"] },
+    // Allowing a scheme exempts nothing (the finding F5: uriSchemes used to be the opt-in too).
+    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: false, detail: ['has no host', "'urn' in hostlessUriSchemes"] },
+    // A scheme that has hosts is judged by its host, and must have one.
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe://svc.corp.example/ns/x'), ok: true },
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:///x'), ok: false, detail: ["is written with '//' but names no host"] },
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:www.bank.example'), ok: false, detail: ["'spiffe' URIs name a host and must be written 'spiffe://host/…'"] },
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:victim-device'), ok: false, detail: ["must be written 'spiffe://host/…'"] },
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('https:www.bank.example'), ok: false, detail: ["must be written 'https://host/…'"] },
+    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('https:///www.bank.example'), ok: false, detail: ['names no host'] },
+    { policy: {}, san: uri('spiffe:victim-device'), ok: false, detail: ["must be written 'spiffe://host/…'"] },
+    // F4: hosts that other parsers read differently.
+    { policy: { dnsSuffixes: ['corp.example'] }, san: uri('https://x.corp.example\\@www.bank.example/'), ok: false, detail: ['backslash'] },
+    { policy: { dnsSuffixes: ['corp.example'] }, san: uri('spiffe://www.bank.example%2F.corp.example/x'), ok: false, detail: ['percent-escape in its host'] },
+    { policy: { dnsSuffixes: ['corp.example'] }, san: uri('https://www.bank.example@x.corp.example/'), ok: false, detail: ['user information'] },
     { policy: { uriSchemes: ['spiffe'] }, san: uri('spiffe://example.com/web'), ok: true },
     { policy: { uriSchemes: ['spiffe'] }, san: uri('https://example.com/'), ok: false, detail: ['allowed URI schemes: spiffe'] },
     { policy: {}, san: uri('urn:example:thing'), ok: true },
@@ -242,9 +260,14 @@ test('validateNamePolicy refuses bad policy entries as configuration errors', ()
     { dnsSuffixes: ['Example.com'] }, { dnsSuffixes: ['*.example.com'] }, { ipRanges: ['10.1.0.0/8'] },
     { ipRanges: ['not-a-range'] }, { emailDomains: ['bad..domain'] }, { emailDomains: ['"q"@example.com'] },
     { uriSchemes: ['URN'] }, { uriSchemes: ['urn:'] },
+    { hostlessUriSchemes: ['URN'] }, { hostlessUriSchemes: ['spiffe'] }, { hostlessUriSchemes: ['https'] },
+    { uriSchemes: ['spiffe'], hostlessUriSchemes: ['urn'] },
   ];
   for (const p of bad) throwsProblem(() => validateNamePolicy(p), 'configuration');
   throwsProblem(() => checkAllowed([dns('a.example.com')], { dnsSuffixes: ['Example.com'] }), 'configuration', "'Example.com'");
+  throwsProblem(() => validateNamePolicy({ hostlessUriSchemes: ['spiffe'] }), 'configuration', "'spiffe' URIs always name a host");
+  throwsProblem(() => validateNamePolicy({ uriSchemes: ['spiffe'], hostlessUriSchemes: ['urn'] }), 'configuration', "'urn' is not among the allowed URI schemes (spiffe)");
+  assert.doesNotThrow(() => validateNamePolicy({ uriSchemes: ['spiffe', 'urn'], hostlessUriSchemes: ['urn'] }));
   assert.doesNotThrow(() => validateNamePolicy({ dnsSuffixes: ['.example.com', 'corp'], ipRanges: ['fd00::/8'], emailDomains: ['a@b.example'] }));
 });
 
@@ -378,3 +401,169 @@ function extensionOf(file: string, oid: string): Buffer {
   assert.ok(ext, `${file} has no ${oid}`);
   return Buffer.from(ext.extnValue.buffer);
 }
+
+// ---------------------------------------------------------------------------------------------
+// URI SANs: a host is judged only when every parser reads the same one (finding F4)
+
+/**
+ * An independent RFC 3986 reading of a URI's host, as a generic parser (Python's urlsplit, Go's
+ * url.Parse for what it accepts, most non-browser code) does it: the regular expression of RFC
+ * 3986 Appendix B, then authority = [userinfo "@"] host [":" port], userinfo up to the last '@',
+ * host up to the ':' of the port (or the ']' of an IP literal). null: no authority.
+ */
+function rfc3986Host(uri: string): string | null {
+  const m = /^(([^:/?#]+):)?(\/\/([^/?#]*))?([^?#]*)(\?([^#]*))?(#(.*))?/.exec(uri)!;
+  if (m[3] === undefined) return null;
+  let a = m[4]!;
+  a = a.slice(a.lastIndexOf('@') + 1);
+  if (a.startsWith('[')) return a.slice(1, a.indexOf(']') < 0 ? undefined : a.indexOf(']')).toLowerCase();
+  const colon = a.indexOf(':');
+  return (colon < 0 ? a : a.slice(0, colon)).toLowerCase();
+}
+
+/** The WHATWG reading (node's URL: browsers, fetch, most HTTP stacks); undefined when it refuses the URL. */
+function whatwgHost(uri: string): string | null | undefined {
+  try { const h = new URL(uri).hostname; return h === '' ? null : h.replace(/^\[(.*)\]$/, '$1').toLowerCase(); } catch { return undefined; }
+}
+
+/** Same host: equal text, or the same IP address (compared by node:net, not by either parser). */
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  const v = isIP(a);
+  if (v === 0 || v !== isIP(b)) return false;
+  const list = new BlockList();
+  list.addAddress(a, v === 4 ? 'ipv4' : 'ipv6');
+  return list.check(b, v === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * How the name policy judges a URI: 'host' when an allow-list of exactly `candidate` admits it,
+ * 'none' when it is refused for having no host, 'other' otherwise.
+ */
+function judgedHost(uri: string, candidate: string | null): 'host' | 'none' | 'other' {
+  const policy: NamePolicy = candidate === null ? { dnsSuffixes: [] }
+    : isIP(candidate) ? { ipRanges: [`${candidate}/${isIP(candidate) === 4 ? 32 : 128}`], dnsSuffixes: [] } : { dnsSuffixes: [candidate], ipRanges: [] };
+  try { checkAllowed([{ type: 'uri', value: uri }], policy); return candidate === null ? 'other' : 'host'; } catch (e) {
+    return candidate === null && (e as SignetError).detail.includes('has no host') ? 'none' : 'other';
+  }
+}
+
+test('URI SANs: the findings and their neighbours, each accepted with the host every parser reads, or refused naming why', () => {
+  const accepted: [string, string | null][] = [
+    ['https://x.corp.example/', 'x.corp.example'],
+    ['HTTPS://X.Corp.Example:8443/a/b?c=d#e', 'x.corp.example'],
+    ['spiffe://corp.example/ns/prod/sa/web', 'corp.example'],
+    ['spiffe://A.Corp.Example/x', 'a.corp.example'],
+    ['https://127.0.0.1/', '127.0.0.1'],
+    ['https://[2001:db8::1]:443/', '2001:db8::1'],
+    ['ldap://ldap.corp.example/cn=x,dc=corp', 'ldap.corp.example'],
+    ['https://x.corp.example/@www.bank.example/', 'x.corp.example'],
+    ['https://x.corp.example/%5C@www.bank.example/', 'x.corp.example'],
+    ['https://x.corp.example#@www.bank.example', 'x.corp.example'],
+    ['https://xn--bcher-kva.example/', 'xn--bcher-kva.example'],
+    ['urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66', null],
+    ['mailto:ceo@other.example', null],
+    ['file:/etc/passwd', null],
+    ['file://fileserver.corp.example/share', 'fileserver.corp.example'],
+    ['x-custom:opaque/path', null],
+  ];
+  for (const [u, host] of accepted) {
+    assert.doesNotThrow(() => validateUri(u), u);
+    assert.equal(rfc3986Host(u), host, `${u}: RFC 3986 host`);
+    assert.equal(whatwgHost(u) ?? null, host === null ? null : host, `${u}: WHATWG host`);
+    assert.equal(judgedHost(u, host), host === null ? 'none' : 'host', `${u}: judged by its host`);
+  }
+  const refused: [string, string][] = [
+    // F4: what Python reads as www.bank.example, Go refuses and WHATWG reads as x.corp.example.
+    ['https://x.corp.example\\@www.bank.example/', 'backslash'],
+    ['spiffe://www.bank.example%2F.corp.example/x', 'percent-escape in its host'],
+    ['https://%77ww.bank.example/', 'percent-escape in its host'],
+    ['https://www.bank.example@x.corp.example/', 'user information'],
+    ['https://user:pass@x.corp.example/', 'user information'],
+    ['https://x.corp.example:443@www.bank.example/', 'user information'],
+    ['https://x.corp.example:8a/', "port '8a'"],
+    ['https://x.corp.example:/', "port ''"],
+    ['https://x.corp.example:0443/', "port '0443'"],
+    ['https://x.corp.example:99999/', "port '99999'"],
+    ['https://x.corp.example:1:2/', "port '1:2'"],
+    ['spiffe:///x', "is written with '//' but names no host"],
+    ['file:///etc/passwd', "is written with '//' but names no host"],
+    ['https:///www.bank.example', "is written with '//' but names no host"],
+    ['https:www.bank.example', "'https' URIs name a host and must be written 'https://host/…'"],
+    ['https:/www.bank.example', "'https' URIs name a host"],
+    ['spiffe:www.bank.example', "'spiffe' URIs name a host"],
+    ['https://0x7f.1/', "as RFC 3986 reads it, but host '127.0.0.1' as WHATWG URL parsers"],
+    ['https://010.0.0.1/', "host '8.0.0.1' as WHATWG"],
+    ['https://127.1/', "host '127.0.0.1' as WHATWG"],
+    ['https://a_b.corp.example/', "contains '_'"],
+    ['https://a!b.corp.example/', "contains '!'"],
+    ['spiffe://a*b.corp.example/', 'wildcard'],
+    ['https://*.corp.example/', 'a wildcard is not allowed here'],
+    ['https://x.corp.example./', 'trailing dot'],
+    ['https://a..corp.example/', 'empty label'],
+    ['https://[fe80::1%25eth0]/', 'percent-escape in its host'],
+    ['https://[v1.x]/', 'IPvFuture'],
+    ['https://[::ffff:10.0.0.1]/', 'IPv4-mapped'],
+    ['https://[1.2.3.4]/', 'not an IPv6 address'],
+    ['https://[::1]x/', "after its IPv6 host"],
+    ['https://x.corp.example/[a]', "'[' or ']' outside an IPv6 host"],
+    ['https://x.corp.example/a#b#c', "more than one '#'"],
+    ['https://x.corp.example/%zz', "does not start a percent-escape"],
+    ['https://x.corp.example/a|b', "contains '|'"],
+    ['https://x.corp.example/a"b', "contains '\"'"],
+    ['https://xn--a.corp.example/', 'not valid punycode'],
+  ];
+  for (const [u, why] of refused) throwsProblem(() => validateUri(u), 'rejected-name', why);
+});
+
+test('URI SANs, fuzz-style: every accepted URI has one host for RFC 3986, WHATWG and the name policy; every disagreement is refused', () => {
+  // Deterministic pseudo-random combinations of the pieces parsers disagree on.
+  let seed = 0x5eed1e55;
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+  const SCHEMES = ['https', 'http', 'HTTPS', 'spiffe', 'ldap', 'ws', 'ftp', 'file', 'urn', 'mailto', 'x-app', 'a'];
+  const SEPS = ['://', '://', '://', ':', ':/', ':///', '://\\', ':\\\\', '//', ':////'];
+  const USER = ['', '', '', '', 'user@', 'x.corp.example\\@', 'a:b@', '@', 'www.bank.example@', '%40@'];
+  const HOSTS = [
+    'x.corp.example', 'www.bank.example', 'X.Corp.Example', 'a_b.corp.example', 'www.bank.example%2F.corp.example', '%77ww.bank.example',
+    '127.0.0.1', '0x7f.1', '010.0.0.1', '127.1', '[::1]', '[2001:DB8::1]', '[::ffff:10.0.0.1]', '[fe80::1%25eth0]', '[v1.x]', '[1.2.3.4]', '',
+    'corp.example.', 'a..b', 'xn--bcher-kva.example', 'xn--a.example', '1.2.3', 'host', 'a!b.example', '*.corp.example', 'x.corp.example\\',
+    'www.bank.example#.corp.example', 'www.bank.example?.corp.example', 'x.corp.example:80', '[::1', '::1', 'a b',
+  ];
+  const PORTS = ['', '', '', ':443', ':0443', ':', ':99999', ':8a', ':0', ':1:2', ':+1', ':65535'];
+  const PATHS = ['', '', '/', '/x', '/@www.bank.example/', '?q=1', '#f', '#a#b', '/[x]', '/%zz', '/\\x', '/..%2f', '/%5C', '/a;b=c', '/a|b'];
+  let accepted = 0;
+  let refusedDisagreements = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < 20_000; i++) {
+    const u = pick(SCHEMES) + pick(SEPS) + pick(USER) + pick(HOSTS) + pick(PORTS) + pick(PATHS);
+    if (seen.has(u)) continue;
+    seen.add(u);
+    const rfc = rfc3986Host(u);
+    const web = whatwgHost(u);
+    const agree = web !== undefined && (rfc === null ? web === null : web !== null && sameHost(rfc, web));
+    let ok = false;
+    try { validateUri(u); ok = true; } catch (e) {
+      assert.ok(e instanceof SignetError && e.type === 'rejected-name', `${u}: ${String(e)}`);
+      assert.ok(e.detail.length > 0 && e.detail.length < 1000);
+    }
+    if (!agree) {
+      assert.equal(ok, false, `${JSON.stringify(u)} was accepted although RFC 3986 reads host ${JSON.stringify(rfc)} and WHATWG ${web === undefined ? 'refuses it' : JSON.stringify(web)}`);
+      refusedDisagreements++;
+      continue;
+    }
+    if (!ok) continue;
+    accepted++;
+    assert.equal(judgedHost(u, rfc), rfc === null ? 'none' : 'host', `${JSON.stringify(u)}: the name policy judges host ${JSON.stringify(rfc)}`);
+    // The host under a suffix it does not have is refused: the judgement is not vacuous.
+    if (rfc !== null && !isIP(rfc)) throwsProblem(() => checkAllowed([{ type: 'uri', value: u }], { dnsSuffixes: ['elsewhere.invalid'] }), 'rejected-name', 'not allowed by this profile');
+    // And name constraints see the same host.
+    if (rfc !== null && !isIP(rfc)) {
+      assert.doesNotThrow(() => checkNameConstraints([{ type: 'uri', value: u }], { permittedUri: [rfc] }), u);
+      throwsProblem(() => checkNameConstraints([{ type: 'uri', value: u }], { excludedUri: [rfc] }), 'rejected-name', 'excluded');
+    }
+  }
+  assert.ok(seen.size > 5_000, `${seen.size} distinct URIs`);
+  assert.ok(accepted > 100, `${accepted} accepted`);
+  assert.ok(refusedDisagreements > 500, `${refusedDisagreements} disagreements, every one refused`);
+});

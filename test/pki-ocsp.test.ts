@@ -435,10 +435,16 @@ describe('parseOcspRequest rejects malformed requests', () => {
     malformed(request({ exts: [] }), 'empty requestExtensions');
   });
 
-  test('accepted and ignored: explicit v1, requestorName, optionalSignature; absent hash parameters', () => {
+  test('the DEFAULT version v1 encoded explicitly is not DER: malformed', () => {
+    const v1 = contextExplicit(0, Buffer.from('020100', 'hex'));
+    assert.throws(() => parseOcspRequest(request({ before: [v1] })), (e: unknown) => e instanceof OcspMalformed && /version v1 is encoded explicitly; DER omits a DEFAULT value/.test(e.message));
+    malformed(request({ before: [v1, contextExplicit(1, tlv(0x82, Buffer.from('client.test')))], exts: [nonceExt(Buffer.alloc(4, 1))] }), 'explicit v1 with a requestorName');
+  });
+
+  test('accepted and ignored: requestorName, optionalSignature; absent hash parameters', () => {
     const requestor = contextExplicit(1, tlv(0x82, Buffer.from('client.test')));
     const signature = contextExplicit(0, sequence(sequence(objectIdentifier('1.2.840.10045.4.3.2')), Buffer.from('03020000', 'hex')));
-    const parsed = parseOcspRequest(request({ before: [contextExplicit(0, Buffer.from('020100', 'hex')), requestor], after: [signature], exts: [nonceExt(Buffer.alloc(4, 1))] }));
+    const parsed = parseOcspRequest(request({ before: [requestor], after: [signature], exts: [nonceExt(Buffer.alloc(4, 1))] }));
     assert.equal(parsed.requests.length, 1);
     assert.equal(parsed.nonce?.toString('hex'), '01010101');
     const noParams = certId({ params: null });

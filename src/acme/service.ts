@@ -547,12 +547,6 @@ export class AcmeService {
     const serial = serialHex(parts.serial);
     const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, status: true, sans: true, profile: true } });
     if (!row || !Buffer.from(row.der).equals(parts.der)) throw acmeErr('malformed', 'this server did not issue that certificate', 404);
-    let reason: RevocationReason = 'unspecified';
-    if (p.reason !== undefined) {
-      const r = typeof p.reason === 'number' ? reasonFromCode(p.reason) : undefined;
-      if (!r || r === 'removeFromCRL' || r === 'certificateHold' || !(REVOCATION_REASONS as readonly string[]).includes(r)) throw acmeErr('badRevocationReason', `reason ${String(p.reason)} is not allowed; use an RFC 5280 code other than 6 (hold) and 8`);
-      reason = r;
-    }
     const sans = JSON.parse(row.sans) as SanEntry[];
     const cert = { serial, profile: row.profile, sans };
     let principal: Principal;
@@ -578,6 +572,14 @@ export class AcmeService {
       }
       authorizeAcmeRevocation({ principal: acct, ordered, authorizedForAllNames }, dir.profile, cert);
       principal = acct;
+    }
+    // The request itself is judged only once its signer may revoke this certificate: a stranger
+    // learns nothing about it (not even which reasons would pass) from the answer.
+    let reason: RevocationReason = 'unspecified';
+    if (p.reason !== undefined) {
+      const r = typeof p.reason === 'number' ? reasonFromCode(p.reason) : undefined;
+      if (!r || r === 'removeFromCRL' || r === 'certificateHold' || !(REVOCATION_REASONS as readonly string[]).includes(r)) throw acmeErr('badRevocationReason', `reason ${String(p.reason)} is not allowed; use an RFC 5280 code other than 6 (hold) and 8`);
+      reason = r;
     }
     if (row.status === 'revoked') throw acmeErr('alreadyRevoked', `certificate ${serial} is already revoked`);
     try {

@@ -17,7 +17,7 @@
  * only at the directory that created it, and acts only on that directory's resources.
  */
 import { SignetError } from '../errors.js';
-import { checkAllowed, type NamePolicy, type SanEntry } from '../pki/names.js';
+import { checkAllowed, uriHost, type NamePolicy, type SanEntry } from '../pki/names.js';
 import type { Scope, TokenGrant } from './tokens.js';
 
 export type Principal =
@@ -108,24 +108,27 @@ function namesOf(cert: CertificateScope): SanEntry[] {
   return [{ type: cert.commonName.includes('@') ? 'email' : 'dns', value: cert.commonName }];
 }
 
-/** Whether a URI names a host (https://h/…) rather than none (urn:, mailto:, file:///). */
+/**
+ * Whether a URI names a host (https://h/…) rather than none (urn:, mailto:, file:/path), read
+ * as every URL parser reads it (names.ts uriHost); a URI Signet would not issue has none.
+ */
 function hasHost(uri: string): boolean {
-  try { return new URL(uri).hostname !== ''; } catch { return false; }
+  try { return uriHost(uri) !== null; } catch { return false; }
 }
 
 /**
  * The first name a token's suffix limit refuses, or undefined (a malformed name is refused
- * too: issuance validates names before it asks, so this only meets stored ones). URIs: one with a host is judged by its host; one without (urn:, mailto:, file:)
- * cannot be judged by suffixes and passes only if the certificate's profile explicitly lists
- * its scheme (`uriSchemes`; undefined = none listed). Email addresses are judged by their
- * domain. Which URI schemes a profile allows at all is the profile's own (400) check.
+ * too: issuance validates names before it asks, so this only meets stored ones — a URI stored
+ * before the URI rules tightened, such as 'spiffe:victim-device', is outside every limit).
+ * URIs: one with a host is judged by its host; one without (urn:, mailto:, file:/path) cannot be
+ * judged by suffixes and passes only if the certificate's profile explicitly opts in to its
+ * scheme (`hostlessUriSchemes`; undefined = none). Which URI schemes a profile allows at all
+ * (`uriSchemes`) exempts nothing here: that is the profile's own (400) check. Email addresses
+ * are judged by their domain.
  */
-function outsideSuffixes(sans: SanEntry[], suffixes: string[], uriSchemes: readonly string[] | undefined): SanEntry | undefined {
-  const policy = (s: SanEntry): NamePolicy => ({
-    dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes,
-    uriSchemes: s.type === 'uri' && !hasHost(s.value) && uriSchemes ? [...uriSchemes] : undefined,
-  });
-  return sans.find((s) => { try { checkAllowed([s], policy(s)); return false; } catch { return true; } });
+function outsideSuffixes(sans: SanEntry[], suffixes: string[], hostlessUriSchemes: readonly string[] | undefined): SanEntry | undefined {
+  const policy: NamePolicy = { dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes, hostlessUriSchemes: hostlessUriSchemes ? [...hostlessUriSchemes] : undefined };
+  return sans.find((s) => { try { checkAllowed([s], policy); return false; } catch { return true; } });
 }
 
 const kindOf = (s: SanEntry) => (s.type === 'ip' ? 'IP address' : s.type === 'uri' ? 'URI' : s.type === 'email' ? 'email address' : 'name');
@@ -134,11 +137,11 @@ const kindOf = (s: SanEntry) => (s.type === 'ip' ? 'IP address' : s.type === 'ur
  * 2. May the principal act on a certificate with this profile and these names (an existing one,
  * or one about to be issued)? Token limits: the profile must be among the token's profiles, and
  * every name must be under one of its name suffixes — a name the suffixes cannot judge (an IP
- * address, a URI without a host) is refused unless the profile explicitly allows that URI
- * scheme (`uriSchemes`: the certificate's profile's list). ACME: the certificate's profile must
- * be the account's directory. A certificate key: only its own certificate.
+ * address, a URI without a host) is refused unless the profile explicitly opts in to that URI
+ * scheme (`hostlessUriSchemes`: the certificate's profile's list). ACME: the certificate's
+ * profile must be the account's directory. A certificate key: only its own certificate.
  */
-export function authorizeCertificate(p: Principal, op: Operation, cert: CertificateScope, uriSchemes?: readonly string[]): void {
+export function authorizeCertificate(p: Principal, op: Operation, cert: CertificateScope, hostlessUriSchemes?: readonly string[]): void {
   authorize(p, op);
   if (p.kind === 'acme') {
     if (cert.profile !== p.directory) {
@@ -156,11 +159,11 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
     throw new SignetError('forbidden', `this token may not use profile ${cert.profile} (allowed: ${grant.profiles.join(', ')})`);
   }
   if (grant.nameSuffixes) {
-    const bad = outsideSuffixes(namesOf(cert), grant.nameSuffixes, uriSchemes);
+    const bad = outsideSuffixes(namesOf(cert), grant.nameSuffixes, hostlessUriSchemes);
     if (bad) {
       const verb = op === 'certificate.issue' || op === 'certificate.renew' ? 'request' : 'act on';
       const why = bad.type === 'uri' && !hasHost(bad.value)
-        ? ` (a URI without a host cannot be judged by name suffixes; its profile ${cert.profile} would have to list the scheme in uriSchemes)`
+        ? ` (a URI without a host cannot be judged by name suffixes; its profile ${cert.profile} would have to list the scheme in hostlessUriSchemes)`
         : '';
       throw new SignetError('forbidden', `this token may only ${verb} names under ${grant.nameSuffixes.join(', ')}; ${kindOf(bad)} '${bad.value}' is outside them${why}`);
     }
@@ -178,12 +181,12 @@ export function visibility(p: Principal): Visibility {
 
 /**
  * Whether a certificate is visible under `v`: the same rule authorizeCertificate applies to
- * tokens (`uriSchemes`: the certificate's profile's list).
+ * tokens (`hostlessUriSchemes`: the certificate's profile's list).
  */
-export function isVisible(v: Visibility, cert: CertificateScope, uriSchemes?: readonly string[]): boolean {
+export function isVisible(v: Visibility, cert: CertificateScope, hostlessUriSchemes?: readonly string[]): boolean {
   if (v.profiles && !v.profiles.includes(cert.profile)) return false;
   if (!v.nameSuffixes) return true;
-  return outsideSuffixes(namesOf(cert), v.nameSuffixes, uriSchemes) === undefined;
+  return outsideSuffixes(namesOf(cert), v.nameSuffixes, hostlessUriSchemes) === undefined;
 }
 
 // ---- ACME --------------------------------------------------------------------------------------

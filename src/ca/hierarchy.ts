@@ -2,14 +2,15 @@
  * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
  * and taking the root offline. Each change commits with its key and its audit event.
  */
-import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { buildCaCertificate } from '../pki/ca-template.js';
 import { inspectCertificate, newSerial, serialHex, fromPem } from '../pki/certificate.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
-import { signerFor, verifySignature, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import { signerFor, verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import { checkPrivateKey } from '../pki/private-key.js';
+import { readPrivateKeyPem } from '../pki/encrypted-key.js';
 import type { PublicKeyInfo } from '../pki/public-key.js';
 import type { Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
@@ -17,6 +18,7 @@ import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
 import { extension, EXT } from '../pki/extensions.js';
+import { isRootCa } from './issuers.js';
 
 export interface CaSummary {
   id: string; name: string; parentId: string | null; subject: string; serial: string; fingerprint: string;
@@ -124,27 +126,39 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     throw e;
   }
   let decoded: KeyObject;
-  try { decoded = createPrivateKey({ key: keyPem, format: 'pem', ...(opts.passphrase ? { passphrase: opts.passphrase } : {}) }); } catch (e) {
+  // Its encryption's cost is checked before anything decrypts it (pki/encrypted-key.ts).
+  try { decoded = await readPrivateKeyPem(keyPem, opts.passphrase || undefined); } catch (e) {
+    if (e instanceof SignetError) throw e;
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
   const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
   if (await ctx.db.prisma.certificateAuthority.findUnique({ where: { fingerprint: cert.fingerprint } })) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
   // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
-  const selfSigned = cert.issuerNameDer.equals(cert.subjectNameDer) && verifySignature(cert.parsed.signatureAlgorithm.algorithm, cert.publicKey, cert.tbs, Buffer.from(cert.parsed.signatureValue));
+  const signedBy = (k: TrustedKey) => verifySignature(cert.parsed.signatureAlgorithm.algorithm, k, cert.tbs, Buffer.from(cert.parsed.signatureValue));
+  const selfIssued = cert.issuerNameDer.equals(cert.subjectNameDer);
+  const selfSigned = selfIssued && signedBy(cert.publicKey);
   let parentId: string | null = null;
   if (!selfSigned) {
     const cands = await ctx.db.prisma.certificateAuthority.findMany();
     for (const c of cands) {
       const p = inspectCertificate(c.certificateDer);
-      if (p.subjectNameDer.equals(cert.issuerNameDer) && verifySignature(cert.parsed.signatureAlgorithm.algorithm, p.publicKey, cert.tbs, Buffer.from(cert.parsed.signatureValue))) { parentId = c.id; break; }
+      if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) { parentId = c.id; break; }
     }
   }
+  // A certificate that names itself as its issuer is a root to every relying party (nobody
+  // checks a trust anchor's self-signature), so it could never be an "external" issuing CA. One
+  // whose signature verifies neither with its own key nor with a known CA of that name (a key
+  // rollover certificate) is broken or forged: refused rather than trusted as anything.
+  if (selfIssued && !selfSigned && !parentId) {
+    throw new SignetError('bad-request', `the certificate names itself as its issuer (${nameToString(cert.subjectNameDer)}), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused`);
+  }
+  const role = isRootCa(cert, parentId) ? 'root' : parentId ? 'intermediate' : 'external intermediate';
   const actor = opts.actor ?? 'cli';
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);
-    const id = idFor(selfSigned ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
+    const id = idFor(role === 'root' ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
     const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: certKey.algorithm, status: 'active' });
-    await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId } });
+    await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role } });
     return row;
   });
 }

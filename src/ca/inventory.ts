@@ -74,12 +74,12 @@ const SELECT = {
   fingerprint: true, status: true, revokedAt: true, revocationReason: true, invalidityDate: true, predecessorSerial: true, createdAt: true, tokenId: true,
 } as const;
 
-/** Each profile's uriSchemes, which the name-suffix rule consults (loaded once per context). */
+/** Each profile's hostlessUriSchemes, which the name-suffix rule consults (loaded once per context). */
 const profileSchemes = new WeakMap<CaContext, Map<string, readonly string[] | undefined>>();
-function uriSchemesOf(ctx: CaContext): (profile: string) => readonly string[] | undefined {
+function hostlessUriSchemesOf(ctx: CaContext): (profile: string) => readonly string[] | undefined {
   let m = profileSchemes.get(ctx);
   if (!m) {
-    m = new Map([...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).values()].map((p) => [p.name, p.uriSchemes]));
+    m = new Map([...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).values()].map((p) => [p.name, p.hostlessUriSchemes]));
     profileSchemes.set(ctx, m);
   }
   return (profile) => m.get(profile);
@@ -114,7 +114,7 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
   };
   const subjectQ = f.subject ? f.subject.toLowerCase() : undefined;
   const suffixes = visible.nameSuffixes;
-  const schemes = suffixes ? uriSchemesOf(ctx) : undefined;
+  const schemes = suffixes ? hostlessUriSchemesOf(ctx) : undefined;
   const underSuffixText = suffixes ? dnsUnderSuffixText(suffixes) : undefined;
   const keep = (r: Row) => {
     if (subjectQ && !r.subject.toLowerCase().includes(subjectQ)) return false;

@@ -29,7 +29,7 @@ import { CommitQueue } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
-import type { Profile } from './profiles.js';
+import { namePolicyOf, type Profile } from './profiles.js';
 import { actorOf, authorize, authorizeCertificate, tokenIdOf, type Operation, type Principal } from './authorization.js';
 import { normalizeSerial } from './serial.js';
 
@@ -82,7 +82,7 @@ export class Issuance {
     const old = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) } });
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
     // The caller's limits apply to the certificate as stored, before anything about it is revealed.
-    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.uriSchemes);
+    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.hostlessUriSchemes);
     if (old.status !== 'good') throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
     const profile = this.profile(old.profile);
     const parts = inspectCertificate(old.der);
@@ -118,7 +118,7 @@ export class Issuance {
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
     // profile and name limits (403), before anything else is looked at.
     for (const s of sans) validateSan(s);
-    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.uriSchemes);
+    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.hostlessUriSchemes);
     // Key policy.
     const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family)) throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
@@ -130,13 +130,15 @@ export class Issuance {
     for (const s of sans) if (!profile.sanTypes.includes(s.type)) throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
     refuseDuplicates(sans);
     validateCommonName(p.commonName, sans);
-    checkAllowed(sans, { dnsSuffixes: profile.dnsSuffixes, ipRanges: profile.ipRanges, emailDomains: profile.emailDomains, uriSchemes: profile.uriSchemes });
+    checkAllowed(sans, namePolicyOf(profile));
     // Issuer: the profile decides.
     const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);
     if (issuer.nameConstraints) checkNameConstraints(sans, issuer.nameConstraints);
-    // Validity.
+    // Validity. Backdated a minute for clocks running behind, but never before the issuer's own
+    // notBefore: a CA made (or imported) less than a minute ago must still issue.
     const now = this.ctx.now();
-    const notBefore = new Date(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000);
+    if (issuer.parts.notBefore.getTime() > now.getTime()) throw new SignetError('conflict', `the issuing CA ${issuer.id} is not valid until ${issuer.parts.notBefore.toISOString()}`);
+    const notBefore = new Date(Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, issuer.parts.notBefore.getTime()));
     if (p.validityDays !== undefined) {
       if (!Number.isInteger(p.validityDays) || p.validityDays < 1) throw new SignetError('bad-request', `validityDays must be a whole number of at least 1 (got ${p.validityDays})`);
       if (p.validityDays > profile.maxValidityDays) throw new SignetError('policy', `validityDays ${p.validityDays} exceeds profile ${profile.name}'s maximum of ${profile.maxValidityDays}`);
@@ -181,7 +183,7 @@ export class Issuance {
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;
       // a CA that stopped issuing (revoked, retired) is the state of things (409).
-      const structural = issuer.selfSigned || !issuer.parts.isCa;
+      const structural = issuer.root || !issuer.parts.isCa;
       const choices = requested === undefined ? '' : `; profile ${profile.name} may issue from ${allowed ? allowed.join(', ') : `any issuing CA (${(await this.issuers.issuingCaIds()).join(', ') || 'none now'})`}`;
       throw new SignetError(structural && requested !== undefined ? 'policy' : 'conflict', `${why}${choices}`);
     }

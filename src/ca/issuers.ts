@@ -9,14 +9,14 @@ import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '
 import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT } from '../pki/extensions.js';
 import type { LeafIssuer } from '../pki/leaf-template.js';
 import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
-import { verifySignature, type Signer } from '../pki/keys.js';
+import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 
 export interface Issuer {
   id: string;
   status: string;
-  /** Self-signed (its own key verifies its certificate): a root, which never signs leaves. */
-  selfSigned: boolean;
+  /** A root (see isRootCa), which never signs leaves. */
+  root: boolean;
   parts: CertificateParts;
   signer: Signer;
   algorithmDer: Buffer;
@@ -31,13 +31,23 @@ export interface Issuer {
 const TTL_MS = 15_000;
 
 /**
- * Why this CA may not sign a leaf, or null if it may. An issuing CA is a CA certificate that is
- * not self-signed (a root signs only CAs, CRLs and OCSP responders), active, with its key
- * online. The one predicate every issuance path checks right before signing.
+ * Whether a CA is a root: its certificate names itself as its issuer and Signet knows no parent
+ * for it — whatever its signature says. Relying parties do not check a trust anchor's
+ * self-signature, so a root whose self-signature is broken is still a root to them, and a
+ * leaf it signed would verify; judging by the signature would make it an "issuing" CA.
  */
-export function notIssuingReason(i: Pick<Issuer, 'id' | 'status' | 'selfSigned' | 'parts' | 'signer'>): string | null {
+export function isRootCa(cert: Pick<CertificateParts, 'issuerNameDer' | 'subjectNameDer'>, parentId: string | null): boolean {
+  return parentId === null && cert.issuerNameDer.equals(cert.subjectNameDer);
+}
+
+/**
+ * Why this CA may not sign a leaf, or null if it may. An issuing CA is a CA certificate that is
+ * not a root (a root signs only CAs, CRLs and OCSP responders), active, with its key online.
+ * The one predicate every issuance path checks right before signing.
+ */
+export function notIssuingReason(i: Pick<Issuer, 'id' | 'status' | 'root' | 'parts' | 'signer'>): string | null {
   if (!i.parts.isCa) return `CA ${i.id} is not a CA certificate`;
-  if (i.selfSigned) return `CA ${i.id} is a root CA: a root signs only intermediate CAs, never end-entity certificates`;
+  if (i.root) return `CA ${i.id} is a root CA: a root signs only intermediate CAs, never end-entity certificates`;
   if (i.status !== 'active') return `CA ${i.id} is ${i.status} and does not issue`;
   if (!i.signer) return `CA ${i.id} is kept offline and cannot issue certificates`;
   return null;
@@ -112,12 +122,10 @@ export class IssuerRegistry {
       cur = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cur.parentId } });
     }
     const alg = algorithmDer(signer);
-    const selfSigned = parts.issuerNameDer.equals(parts.subjectNameDer)
-      && verifySignature(parts.parsed.signatureAlgorithm.algorithm, parts.publicKey, parts.tbs, Buffer.from(parts.parsed.signatureValue));
     return {
       id: caId,
       status: row.status,
-      selfSigned,
+      root: isRootCa(parts, row.parentId),
       parts,
       signer,
       algorithmDer: alg,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
-import { validateNamePolicy } from '../pki/names.js';
+import { validateNamePolicy, type NamePolicy } from '../pki/names.js';
 
 const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement'] as const;
 const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtection'] as const;
@@ -22,8 +22,13 @@ export const profileSchema = z.object({
   dnsSuffixes: z.array(z.string()).optional(),
   ipRanges: z.array(z.string()).optional(),
   emailDomains: z.array(z.string()).optional(),
-  /** URI schemes allowed in URI SANs; a host-less URI (urn:, mailto:) passes name limits only if listed. */
+  /** URI schemes allowed in URI SANs (absent = any); allowing one exempts nothing from a name limit. */
   uriSchemes: z.array(z.string()).optional(),
+  /**
+   * The explicit opt-in for URIs without a host (urn:, mailto:, file:/path): only URIs of these
+   * schemes pass the profile's DNS/IP allow-lists and a token's name suffixes. Default none.
+   */
+  hostlessUriSchemes: z.array(z.string()).optional(),
   defaultValidityDays: z.number().int().min(1).max(3650),
   maxValidityDays: z.number().int().min(1).max(3650),
   /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
@@ -52,6 +57,11 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
   peer: { description: 'Mutual TLS peer: serverAuth and clientAuth, at least one SAN', requireSan: true, sanTypes: ['dns', 'ip', 'uri'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth', 'clientAuth'] },
 };
 
+/** The profile's name allow-lists, as the name policy (src/pki/names.ts) reads them. */
+export const namePolicyOf = (p: Pick<Profile, 'dnsSuffixes' | 'ipRanges' | 'emailDomains' | 'uriSchemes' | 'hostlessUriSchemes'>): NamePolicy => ({
+  dnsSuffixes: p.dnsSuffixes, ipRanges: p.ipRanges, emailDomains: p.emailDomains, uriSchemes: p.uriSchemes, hostlessUriSchemes: p.hostlessUriSchemes,
+});
+
 /** Built-ins, overridden or extended by a JSON file `{ "<name>": { …profile… } }`. */
 export function loadProfiles(file?: string): Map<string, Profile> {
   let custom: Record<string, unknown> = {};
@@ -68,7 +78,11 @@ export function loadProfiles(file?: string): Map<string, Profile> {
       const i = r.error.issues[0]!;
       throw new SignetError('configuration', `profile ${name}: ${i.path.join('.') || 'value'}: ${i.message}`);
     }
-    validateNamePolicy({ dnsSuffixes: r.data.dnsSuffixes, ipRanges: r.data.ipRanges, emailDomains: r.data.emailDomains, uriSchemes: r.data.uriSchemes });
+    try {
+      validateNamePolicy(namePolicyOf(r.data));
+    } catch (e) {
+      throw new SignetError('configuration', `profile ${name}: ${(e as SignetError).detail}`);
+    }
     const { caId, ...profile } = r.data;
     out.set(name, { ...profile, caIds: profile.caIds ?? (caId ? [caId] : undefined), name });
   }

@@ -16,15 +16,18 @@ import type { Profile } from './profiles.js';
 
 export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'removeFromCRL');
 
+/** Reasons whose invalidityDate is when a key was compromised, which may predate the certificate. */
+const KEY_COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'caCompromise', 'aACompromise']);
+
 export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date; caId?: string }
 
 export class Revocation {
-  /** `profiles`: for the URI schemes a certificate's profile allows, which a token's name limit honours. */
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'uriSchemes'>>) {}
+  /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
+  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>) {}
 
   /** The caller's limits on one stored certificate (403 naming the limit). */
   private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string; commonName: string | null }): void {
-    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.uriSchemes);
+    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.hostlessUriSchemes);
   }
 
   async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
@@ -39,10 +42,18 @@ export class Revocation {
       throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
     }
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notAfter: true, profile: true, sans: true, commonName: true } });
+      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notBefore: true, notAfter: true, profile: true, sans: true, commonName: true } });
       if (cert) this.authorizeOn(who, 'certificate.revoke', cert);
       if (!cert || (req.caId && cert.caId !== req.caId)) {
         throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
+      }
+      // RFC 5280 §5.3.2: "the date on which it is known or suspected that the private key was
+      // compromised or that the certificate otherwise became invalid". A key can be compromised
+      // before the certificate exists (a renewal keeps its key), so for a key compromise only
+      // the schema's floor (1970) applies; for any other reason it is when the certificate
+      // stopped being valid, which cannot be before it started.
+      if (req.invalidityDate && !KEY_COMPROMISE.has(req.reason) && req.invalidityDate.getTime() < cert.notBefore.getTime()) {
+        throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is before certificate ${serial} became valid (notBefore ${cert.notBefore.toISOString()}); only a key compromise (keyCompromise, caCompromise, aACompromise) can predate the certificate`);
       }
       if (cert.status === 'revoked') throw new SignetError('conflict', `certificate ${serial} is already revoked (${cert.revocationReason})`);
       if (cert.status === 'hold' && req.reason === 'certificateHold') throw new SignetError('conflict', `certificate ${serial} is already on hold`);

@@ -9,6 +9,7 @@ import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
 import { validateNamePolicy } from '../pki/names.js';
+import { loadProfiles } from './profiles.js';
 
 export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -26,6 +27,13 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   // A suffix issuance could not apply would turn every later request with this token into a 500.
   try { validateNamePolicy({ dnsSuffixes: t.nameSuffixes, emailDomains: t.nameSuffixes }); } catch (e) {
     throw new SignetError('bad-request', `nameSuffixes: ${(e as SignetError).detail.replace(/^name policy /, '')}`);
+  }
+  // A profile that does not exist (a typo, 'SERVER') would make a token that can do nothing,
+  // or — once someone configures that name — more than its creator meant.
+  if (t.profiles) {
+    const configured = [...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).keys()];
+    const unknown = t.profiles.filter((p) => !configured.includes(p));
+    if (unknown.length) throw new SignetError('bad-request', `profiles: ${unknown.map((p) => JSON.stringify(p)).join(', ')} ${unknown.length === 1 ? 'is not a configured profile' : 'are not configured profiles'}; configured: ${configured.join(', ')}`);
   }
   const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = `tok-${randomUUID().slice(0, 8)}`;

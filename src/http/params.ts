@@ -28,11 +28,27 @@ export const pkiFile = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/).
 /** An API token id (tok-…). */
 export const tokenId = z.string().regex(ID, 'must be a token id: lower-case letters, digits and hyphens, at most 64');
 
-/** An ISO 8601 date-time with an offset. */
-export const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s) => new Date(s));
+const EARLIEST_DATE = Date.UTC(1970, 0, 1);
+const LATEST_DATE = Date.UTC(10000, 0, 1) - 1000;
 
-/** A page size from 1 to `max`. */
-export const limit = (max: number) => z.coerce.number().int().min(1).max(max);
+/**
+ * An ISO 8601 date-time with an offset (RFC 3339: 'Z' or ±hh:mm, hours at most 23), an instant
+ * from 1970 to 9999 — what a certificate, a token or an audit event can carry. zod's datetime
+ * alone lets '+25:00' through, which `new Date` turns into Invalid Date (a RangeError later).
+ * Used for request bodies too (tokens' expiresAt, revocations' invalidityDate).
+ */
+export const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s, c) => {
+  const issue = (message: string) => { c.addIssue({ code: z.ZodIssueCode.custom, message }); return z.NEVER; };
+  const offset = /([+-])(\d{2}):?(\d{2})$/.exec(s);
+  if (offset && (Number(offset[2]) > 23 || Number(offset[3]) > 59)) return issue(`must be an ISO 8601 date-time; the UTC offset ${offset[0]} is not one (at most ±23:59)`);
+  const d = new Date(s);
+  if (!Number.isFinite(d.getTime())) return issue('must be an ISO 8601 date-time');
+  if (d.getTime() < EARLIEST_DATE || d.getTime() > LATEST_DATE) return issue('must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
+  return d;
+});
+
+/** A page size from 1 to `max`: decimal digits only (no '0x10', '1e2', ' 5' or '+5'). */
+export const limit = (max: number) => z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits').pipe(z.coerce.number().int().min(1).max(max));
 
 /** An opaque list cursor as the inventory returns them (URL-safe characters). */
 export const listCursor = z.string().max(512).regex(/^[A-Za-z0-9_.~-]+$/, 'is not one this server returned');

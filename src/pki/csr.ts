@@ -517,7 +517,9 @@ function readSans(extnValue: Uint8Array): SanEntry[] {
 function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): { sans: SanEntry[]; requestedExtensions: string[] } {
   const requested = attributes.filter((a) => a.type === OID_EXTENSION_REQUEST);
   if (requested.length === 0) return { sans: [], requestedExtensions: [] };
-  if (requested.length > 1 || requested[0]!.values.length !== 1) throw badCsr('CSR has more than one extensionRequest');
+  if (requested.length > 1) throw badCsr(`CSR has ${requested.length} extensionRequest attributes; at most one is allowed`);
+  const values = requested[0]!.values.length;
+  if (values !== 1) throw badCsr(values === 0 ? 'the extensionRequest attribute has no value (an empty SET); it must hold exactly one list of extensions' : `the extensionRequest attribute has ${values} values; it must hold exactly one list of extensions`);
   let exts: Extensions;
   try {
     exts = AsnConvert.parse(requested[0]!.values[0]!, Extensions);

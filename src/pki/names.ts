@@ -274,31 +274,164 @@ export function validateEmail(value: string): void {
 }
 
 /**
- * Throws 'rejected-name' unless `value` is an absolute URI in ASCII (uniformResourceIdentifier is
- * an IA5String; RFC 5280 §4.2.1.6 requires a scheme).
+ * URI schemes whose URIs always name a host: they must be written `scheme://host…` with a
+ * non-empty host. The WHATWG URL standard (browsers, node, most HTTP stacks) finds a host even
+ * in 'https:www.bank.example' or 'https:///www.bank.example', where RFC 3986 sees none; and a
+ * host-less spelling of a scheme that has hosts ('spiffe:victim-device') is not a name any
+ * allow-list can judge.
  */
-export function validateUri(value: string): void {
-  const q = show(value);
-  if (value.length === 0) throw rejected('URI is empty');
-  if (/[^\x21-\x7e]/.test(value)) throw rejected(`URI ${q} must be ASCII without spaces; percent-encode other characters`);
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value) || !URL.canParse(value)) throw rejected(`URI ${q} is not an absolute URI`);
-  // 'bad.example.com.' is the same host as 'bad.example.com' to a resolver, but not to a string
-  // comparison: name constraints and allow-lists would judge a different name than the client uses.
-  const host = new URL(value).hostname;
-  if (host.endsWith('.') || host.includes('..')) throw rejected(`URI ${q} has host ${show(host)} with an empty label or a trailing dot; write the host without one`);
+export const HOST_SCHEMES: readonly string[] = ['http', 'https', 'ws', 'wss', 'ftp', 'spiffe', 'ldap', 'ldaps'];
+
+/** The characters RFC 3986 allows in a URI: unreserved, gen-delims, sub-delims and '%'. */
+const RFC3986_CHAR = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]$/;
+
+/** A URI split as RFC 3986 reads it; `host` is lower-case, an IPv6 literal without brackets. */
+interface UriParts {
+  scheme: string;
+  /** Present when the URI is written with '//' (it then always has a non-empty host). */
+  authority?: { host: string; ip?: Buffer; port?: number };
 }
 
 /**
- * The host of a URI as a verifier would see it (WHATWG-normalised, so 'http://0x7f.1' is
- * 127.0.0.1 and 'HTTP://A.example' is a.example), or null for URIs without one (urn:, mailto:).
+ * Parses a URI SAN by RFC 3986, holding it to the subset every URL parser reads alike, and
+ * throws 'rejected-name' naming the first problem. Refused: anything but printable ASCII,
+ * characters RFC 3986 does not allow (the backslash above all: WHATWG parsers read it as '/',
+ * others as data, so 'https://x.corp.example\@www.bank.example/' has two different hosts),
+ * malformed percent-escapes, '[' or ']' outside an IP literal, a second '#'; in the authority:
+ * user information (an '@'), an empty host, a host that is not a DNS name, an IPv4 address or a
+ * bracketed IPv6 address (percent-escapes, '_', '!', zone ids, IPvFuture …), a port that is not
+ * 1–65535 in plain digits; a scheme of HOST_SCHEMES without an authority. Finally the WHATWG
+ * parser (node's URL) must read the same host — so a verifier of either kind judges the host
+ * Signet judged.
  */
-function uriHost(value: string): { dns?: string; ip?: Buffer } | null {
-  // A trailing dot names the same host; judged without it (validateUri refuses it in SANs).
-  const host = new URL(value).hostname.replace(/\.+$/, '');
-  if (!host) return null;
+function parseUri(value: string): UriParts {
+  const q = show(value);
+  if (value.length === 0) throw rejected('URI is empty');
+  if (/[^\x21-\x7e]/.test(value)) throw rejected(`URI ${q} must be ASCII without spaces; percent-encode other characters`);
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(value);
+  if (!m) throw rejected(`URI ${q} is not an absolute URI (it needs a scheme, e.g. 'https:', 'spiffe:', 'urn:')`);
+  const scheme = m[1]!.toLowerCase();
+  if (value.includes('\\')) throw rejected(`URI ${q} contains a backslash, which WHATWG URL parsers (browsers) read as '/' and others as data; percent-encode it as %5C`);
+  for (const c of value) {
+    if (!RFC3986_CHAR.test(c)) throw rejected(`URI ${q} contains ${show(c)}, which RFC 3986 does not allow in a URI; percent-encode it`);
+  }
+  if (/%(?![0-9A-Fa-f]{2})/.test(value)) throw rejected(`URI ${q} has a '%' that does not start a percent-escape (%XX with two hex digits)`);
+
+  let rest = value.slice(m[0].length);
+  const hash = rest.indexOf('#');
+  if (hash >= 0) {
+    if (rest.includes('#', hash + 1)) throw rejected(`URI ${q} has more than one '#'; percent-encode the others as %23`);
+    rest = rest.slice(0, hash);
+  }
+  const qm = rest.indexOf('?');
+  const hier = qm >= 0 ? rest.slice(0, qm) : rest;
+  const outsideAuthority = (s: string) => /[[\]]/.test(s);
+  if (outsideAuthority(value.slice(m[0].length + hier.length))) throw rejected(`URI ${q} has '[' or ']' outside an IPv6 host; percent-encode them`);
+
+  if (!hier.startsWith('//')) {
+    if (outsideAuthority(hier)) throw rejected(`URI ${q} has '[' or ']' outside an IPv6 host; percent-encode them`);
+    if (HOST_SCHEMES.includes(scheme)) throw rejected(`URI ${q}: '${scheme}' URIs name a host and must be written '${scheme}://host/…'`);
+    sameHostForWhatwg(whatwgUrl(value, q, true)!, q, undefined);
+    return { scheme };
+  }
+  const slash = hier.indexOf('/', 2);
+  const authority = slash >= 0 ? hier.slice(2, slash) : hier.slice(2);
+  if (outsideAuthority(slash >= 0 ? hier.slice(slash) : '')) throw rejected(`URI ${q} has '[' or ']' outside an IPv6 host; percent-encode them`);
+  if (authority.includes('@')) {
+    throw rejected(`URI ${q} has user information ('…@') before its host; URL parsers disagree on the host of such URIs, so they are refused`);
+  }
+  let hostText: string;
+  let portText: string | undefined;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close < 0) throw rejected(`URI ${q} has an IPv6 host without its closing ']'`);
+    hostText = authority.slice(0, close + 1);
+    const after = authority.slice(close + 1);
+    if (after !== '' && !after.startsWith(':')) throw rejected(`URI ${q} has ${show(after)} after its IPv6 host; only ':port' may follow it`);
+    if (after) portText = after.slice(1);
+  } else {
+    if (/[[\]]/.test(authority)) throw rejected(`URI ${q} has '[' or ']' outside an IPv6 host; percent-encode them`);
+    const colon = authority.indexOf(':');
+    hostText = colon >= 0 ? authority.slice(0, colon) : authority;
+    if (colon >= 0) portText = authority.slice(colon + 1);
+  }
+  if (hostText === '') {
+    throw rejected(`URI ${q} is written with '//' but names no host; write the host (e.g. '${scheme}://example.com/…'), or for a URI without one drop the '//' (e.g. 'urn:…', 'file:/path')`);
+  }
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (!/^[1-9][0-9]{0,4}$/.test(portText) || Number(portText) > 65535) {
+      throw rejected(`URI ${q} has port ${show(portText)}; a port is a number from 1 to 65535 in plain digits without leading zeros (or leave out the ':')`);
+    }
+    port = Number(portText);
+  }
+  if (hostText.includes('%')) throw rejected(`URI ${q} has a percent-escape in its host ${show(hostText)}; URL parsers disagree on decoding hosts, so write the host plainly`);
+
+  const host = hostText.toLowerCase();
+  let ip: Buffer | undefined;
+  if (host.startsWith('[')) {
+    const inner = host.slice(1, -1);
+    if (inner.startsWith('v')) throw rejected(`URI ${q} has an IPvFuture host ${show(hostText)}, which Signet does not support`);
+    if (!inner.includes(':')) throw rejected(`URI ${q} has ${show(hostText)} in brackets, which is not an IPv6 address`);
+    try { ip = validateIp(inner); } catch (e) { throw rejected(`URI ${q} has an IPv6 host that is not acceptable: ${(e as SignetError).detail}`); }
+  } else {
+    ip = parseV4(host) ?? undefined;
+  }
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
-  const ip = bare.includes(':') ? parseV6(bare) : parseV4(bare);
-  return ip ? { ip } : { dns: bare.toLowerCase() };
+  // A disagreement is the most useful thing to say (it names both hosts); a WHATWG refusal the
+  // least (it says nothing of why), so the host's own problem is named before it.
+  const url = whatwgUrl(value, q, false);
+  if (url) sameHostForWhatwg(url, q, { host: bare, ip });
+  if (!ip) {
+    const p = dnsNameProblem(host, false);
+    if (p) throw rejected(`URI ${q} has host ${show(hostText)}, which is not a DNS name, an IPv4 address or a bracketed IPv6 address: ${p}`);
+  }
+  if (!url) whatwgUrl(value, q, true);
+  return { scheme, authority: { host: bare, ...(ip ? { ip } : {}), ...(port !== undefined ? { port } : {}) } };
+}
+
+/** The WHATWG reading of a URI (node's URL, as browsers and most HTTP stacks read URLs); a refusal throws when `required`. */
+function whatwgUrl(value: string, q: string, required: boolean): URL | undefined {
+  try { return new URL(value); } catch {
+    if (required) throw rejected(`URI ${q} is not a URL that WHATWG URL parsers (browsers, node) accept`);
+    return undefined;
+  }
+}
+
+/** The WHATWG reading must find the same host as the RFC 3986 reading, or none where it found none. */
+function sameHostForWhatwg(url: URL, q: string, mine: { host: string; ip?: Buffer } | undefined): void {
+  if (url.username || url.password) throw rejected(`URI ${q} has user information, which URL parsers read differently`);
+  const theirs = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  let same: boolean;
+  if (!mine) same = theirs === '';
+  else if (mine.ip) {
+    const t = theirs.includes(':') ? parseV6(theirs) : parseV4(theirs);
+    same = t !== null && t.equals(mine.ip);
+  } else same = theirs === mine.host;
+  if (!same) {
+    const read = (h: string) => (h === '' ? 'no host' : `host ${show(h)}`);
+    throw rejected(`URI ${q} has ${read(mine?.host ?? '')} as RFC 3986 reads it, but ${read(theirs)} as WHATWG URL parsers (browsers, node) read it; write a URI both read alike`);
+  }
+}
+
+/**
+ * Throws 'rejected-name' unless `value` is an absolute URI in ASCII (uniformResourceIdentifier is
+ * an IA5String; RFC 5280 §4.2.1.6 requires a scheme) that RFC 3986 and WHATWG URL parsers read
+ * alike (see parseUri).
+ */
+export function validateUri(value: string): void {
+  parseUri(value);
+}
+
+/**
+ * The host of a URI SAN (lower-case; an IPv4 or IPv6 host as its bytes), or null for a URI
+ * without one (urn:, mailto:, file:/path). Throws 'rejected-name' for a URI validateUri refuses:
+ * a host is only ever judged when every parser reads the same one.
+ */
+export function uriHost(value: string): { dns?: string; ip?: Buffer } | null {
+  const a = parseUri(value).authority;
+  if (!a) return null;
+  return a.ip ? { ip: a.ip } : { dns: a.host };
 }
 
 /** Throws 'rejected-name' unless the SAN is well formed for its type. */
@@ -325,12 +458,15 @@ export interface NamePolicy {
   dnsSuffixes?: string[];
   ipRanges?: string[];
   emailDomains?: string[];
-  /**
-   * URI schemes allowed in URI SANs (absent = any). A URI without a host (urn:, mailto:) cannot
-   * be judged by the DNS and IP lists, so while either list is set it passes only when its
-   * scheme is named here explicitly.
-   */
+  /** URI schemes allowed in URI SANs (absent = any). Allowing a scheme exempts nothing from a list. */
   uriSchemes?: string[];
+  /**
+   * The explicit opt-in for URIs without a host (urn:, mailto:, file:/path), which the DNS and
+   * IP lists cannot judge: while either list is set (a profile's, or a token's name suffixes),
+   * such a URI passes only if its scheme is named here. Absent = none. A scheme of HOST_SCHEMES
+   * cannot be named: its URIs always have a host, and are judged by it.
+   */
+  hostlessUriSchemes?: string[];
 }
 
 /** Checks a policy's own entries; throws 'configuration' naming the bad entry. */
@@ -342,6 +478,13 @@ export function validateNamePolicy(policy: NamePolicy): void {
   for (const r of policy.ipRanges ?? []) parseCidr(r, 'configuration');
   for (const u of policy.uriSchemes ?? []) {
     if (!/^[a-z][a-z0-9+.-]*$/.test(u)) throw new SignetError('configuration', `name policy URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'spiffe', 'urn')`);
+  }
+  for (const u of policy.hostlessUriSchemes ?? []) {
+    if (!/^[a-z][a-z0-9+.-]*$/.test(u)) throw new SignetError('configuration', `name policy host-less URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'urn')`);
+    if (HOST_SCHEMES.includes(u)) throw new SignetError('configuration', `name policy host-less URI scheme '${u}': '${u}' URIs always name a host and are judged by it; it cannot be exempted`);
+    if (policy.uriSchemes !== undefined && !policy.uriSchemes.includes(u)) {
+      throw new SignetError('configuration', `name policy host-less URI scheme '${u}' is not among the allowed URI schemes (${listOf(policy.uriSchemes)}); allow it in uriSchemes too, or remove it`);
+    }
   }
   for (const e of policy.emailDomains ?? []) {
     try {
@@ -404,12 +547,11 @@ export function checkAllowed(sans: SanEntry[], policy: NamePolicy): void {
       case 'uri': {
         const host = uriHost(san.value);
         const scheme = san.value.slice(0, san.value.indexOf(':')).toLowerCase();
-        const schemeListed = policy.uriSchemes?.includes(scheme) ?? false;
-        if (policy.uriSchemes !== undefined && !schemeListed) {
+        if (policy.uriSchemes !== undefined && !policy.uriSchemes.includes(scheme)) {
           throw rejected(`URI ${q} has scheme '${scheme}', which is not allowed by this profile; allowed URI schemes: ${listOf(policy.uriSchemes)}`);
         }
-        if (!host && (policy.dnsSuffixes !== undefined || policy.ipRanges !== undefined) && !schemeListed) {
-          throw rejected(`URI ${q} has no host, so the allowed names (${listOf([...(policy.dnsSuffixes ?? []), ...(policy.ipRanges ?? [])])}) cannot judge it; a profile may allow such URIs by naming the scheme '${scheme}' in uriSchemes`);
+        if (!host && (policy.dnsSuffixes !== undefined || policy.ipRanges !== undefined) && !(policy.hostlessUriSchemes?.includes(scheme) ?? false)) {
+          throw rejected(`URI ${q} has no host, so the allowed names (${listOf([...(policy.dnsSuffixes ?? []), ...(policy.ipRanges ?? [])])}) cannot judge it; a profile may allow such URIs by naming the scheme '${scheme}' in hostlessUriSchemes`);
         }
         if (host?.dns !== undefined && !dnsOk(host.dns)) {
           throw rejected(`URI ${q} has host ${show(host.dns)}, which is not allowed by this profile; allowed DNS suffixes: ${listOf(policy.dnsSuffixes!)}`);

@@ -291,7 +291,8 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   if (el.tag === 0xa0) {
     const v = expect(buf, el.contentStart, el.end, 0x02, 'version');
     if (v.end !== el.end || v.end - v.contentStart !== 1 || buf[v.contentStart] !== 0) malformed('unsupported version');
-    el = readElement(buf, el.end, tbs.end, 'TBSRequest');
+    // v1 is the DEFAULT, and DER never encodes a DEFAULT value (X.690 §11.5).
+    malformed('version v1 is encoded explicitly; DER omits a DEFAULT value');
   }
   if (el.tag === 0xa1) {
     // requestorName [1] EXPLICIT GeneralName: unused, but exactly one GeneralName (a context tag).

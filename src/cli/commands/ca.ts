@@ -1,10 +1,10 @@
-import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { fingerprintColons } from '../../pki/fingerprint.js';
 import { SignetError } from '../../errors.js';
+import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
 export function caCommand(): Command {
@@ -40,7 +40,8 @@ export function caCommand(): Command {
       let parentKey;
       if (o.parentKey) {
         const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
-        try { parentKey = createPrivateKey({ key: readFileSync(o.parentKey, 'utf8'), format: 'pem', passphrase }); } catch {
+        try { parentKey = await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase); } catch (e) {
+          if (e instanceof SignetError) throw new SignetError(e.type, `${o.parentKey}: ${e.detail}`);
           throw new SignetError('bad-key', `could not decrypt ${o.parentKey}: wrong passphrase or not an encrypted PKCS#8 key`);
         }
       }

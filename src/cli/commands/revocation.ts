@@ -1,4 +1,4 @@
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
@@ -7,6 +7,7 @@ import { REVOKE_REASONS } from '../../ca/revocation.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
 import { signerFor, type TrustedKey } from '../../pki/keys.js';
 import { checkPrivateKey } from '../../pki/private-key.js';
+import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import type { RevocationReason } from '../../pki/crl.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, readSecret, withSignet } from '../runtime.js';
@@ -90,7 +91,8 @@ export function revocationCommands(): Command[] {
       if (o.key) {
         const passphrase = await readSecret(o.keyPassphraseFile, 'Key passphrase: ');
         let decoded: KeyObject;
-        try { decoded = createPrivateKey({ key: readFileSync(o.key, 'utf8'), format: 'pem', passphrase }); } catch {
+        try { decoded = await readPrivateKeyPem(readFileSync(o.key, 'utf8'), passphrase); } catch (e) {
+          if (e instanceof SignetError) throw new SignetError(e.type, `${o.key}: ${e.detail}`);
           throw new SignetError('bad-key', `could not decrypt ${o.key}: wrong passphrase or not an encrypted PKCS#8 key`);
         }
         // A CRL signed by another key would be stored and served as the newest CRL, and fail everywhere.

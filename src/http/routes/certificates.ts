@@ -52,7 +52,7 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
     const p = pathParams(serialPath, req.params);
     queryParams(noQuery, req.query);
     const cert = await getCertificate(ctx, p.serial);
-    authorizeCertificate(req.principal!, 'certificate.read', { serial: cert.serial, profile: cert.profile, sans: cert.sans as SanEntry[], commonName: cert.commonName }, issuance.profiles.get(cert.profile)?.uriSchemes);
+    authorizeCertificate(req.principal!, 'certificate.read', { serial: cert.serial, profile: cert.profile, sans: cert.sans as SanEntry[], commonName: cert.commonName }, issuance.profiles.get(cert.profile)?.hostlessUriSchemes);
     res.json(cert);
   });
   r.post('/certificates/:serial/renew', requireAuth(ctx, 'certificate.renew'), async (req, res) => {

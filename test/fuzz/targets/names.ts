@@ -7,10 +7,11 @@
  *    policy that validateNamePolicy itself refuses: policies come from the operator, not the client);
  *  - what validateSan accepts, the rest of the world reads the same way: a DNS name is what a
  *    WHATWG URL parser (every browser) takes as that exact host, an IP address is what node:net
- *    calls one, a URI parses;
+ *    calls one, a URI parses and has the same host (or none) for RFC 3986 and WHATWG parsers;
  *  - soundness of the allow-list: an accepted SAN is inside the profile's lists — a DNS name (or a
  *    URI's host) under an allowed suffix, an IP in an allowed range, an email under an allowed
- *    domain, and a URI without a host only when its scheme is listed (issue 12 #5);
+ *    domain, and a URI without a host only when its scheme is in hostlessUriSchemes (issue 12 #5;
+ *    allowing a scheme in uriSchemes exempts nothing);
  *  - soundness of name constraints: an accepted SAN is inside a permitted subtree of its kind and
  *    in no excluded one, judged as a relying party would (hosts compared without a trailing dot,
  *    case-insensitively);
@@ -39,6 +40,13 @@ type NamesInput =
 
 // ---- an independent reading of the rules ------------------------------------------------------
 
+const rfc3986Host = (uri: string): string | null => {
+  const m = /^(([^:/?#]+):)?(\/\/([^/?#]*))?/.exec(uri)!;
+  if (m[3] === undefined) return null;
+  const a = m[4]!.slice(m[4]!.lastIndexOf('@') + 1);
+  if (a.startsWith('[')) return a.slice(1, a.indexOf(']') < 0 ? undefined : a.indexOf(']')).toLowerCase();
+  return a.split(':')[0]!.toLowerCase();
+};
 const hostOf = (uri: string): string | null => {
   try { const h = new URL(uri).hostname; return h ? h.replace(/^\[|\]$/g, '') : null; } catch { return null; }
 };
@@ -87,9 +95,15 @@ function checkSanReading(s: SanEntry): void {
     case 'ip':
       assertThat(isIP(s.value) !== 0, `validateSan accepted the IP address '${s.value}', which node:net does not call an IP address`);
       break;
-    case 'uri':
+    case 'uri': {
       assertThat(URL.canParse(s.value), `validateSan accepted the URI '${s.value}', which does not parse`);
+      // RFC 3986 (Appendix B, userinfo up to the last '@', as Python's urlsplit) and WHATWG read one host.
+      const rfc = rfc3986Host(s.value);
+      const web = hostOf(s.value);
+      const same = rfc === null ? web === null : web !== null && (rfc === web.toLowerCase() || (isIP(rfc) !== 0 && ipBytes(rfc)?.equals(ipBytes(web) ?? Buffer.alloc(0)) === true));
+      assertThat(same, `validateSan accepted the URI '${s.value}', whose host is ${JSON.stringify(rfc)} to RFC 3986 and ${JSON.stringify(web)} to WHATWG`);
       break;
+    }
     case 'email': {
       const at = s.value.lastIndexOf('@');
       assertThat(at > 0 && /^[a-z0-9.-]+$/i.test(s.value.slice(at + 1)), `validateSan accepted the email address '${s.value}' with an odd domain`);
@@ -111,7 +125,7 @@ function insidePolicy(s: SanEntry, p: NamePolicy): string | null {
       const scheme = s.value.slice(0, s.value.indexOf(':')).toLowerCase();
       if (p.uriSchemes !== undefined && !p.uriSchemes.includes(scheme)) return 'URI scheme not listed';
       const h = hostOf(s.value);
-      if (!h) return (p.dnsSuffixes !== undefined || p.ipRanges !== undefined) && !p.uriSchemes?.includes(scheme) ? 'host-less URI under a DNS/IP allow-list without its scheme listed' : null;
+      if (!h) return (p.dnsSuffixes !== undefined || p.ipRanges !== undefined) && !p.hostlessUriSchemes?.includes(scheme) ? 'host-less URI under a DNS/IP allow-list without its scheme in hostlessUriSchemes' : null;
       const b = isIP(h) ? ipBytes(h) : null;
       if (b) return p.ipRanges === undefined || p.ipRanges.some((r) => inRange(b, r)) ? null : 'URI host IP outside ipRanges';
       return p.dnsSuffixes === undefined || p.dnsSuffixes.some((x) => under(h, x)) ? null : 'URI host outside dnsSuffixes';
@@ -216,7 +230,10 @@ function check(input: NamesInput): void {
 const ipish = fc.oneof(fc.constantFrom('10.0.0.1', '10.1.2.3', '192.168.1.1', '127.0.0.1', '0.0.0.0', '255.255.255.255', '::1', '::', 'fd00::1', '::ffff:10.0.0.1', '::10.0.0.1', '2001:db8::1', '010.0.0.1', '10.0.0.1/8', 'fe80::1%eth0', '1::2::3', '1:2:3:4:5:6:7:8:9', '10.0.0.256', '0x7f.0.0.1', '1.2.3'),
   fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((x) => x.join('.')), hostileString);
 const emailish = fc.oneof(fc.tuple(fc.constantFrom('a', 'ceo', 'a.b', '"q"', '', 'a..b', 'x+y', 'ü'), dnsish).map(([l, d]) => `${l}@${d}`), hostileString);
-const uriish = fc.oneof(fc.tuple(fc.constantFrom('https://', 'http://', 'HTTPS://', 'spiffe://', 'ldap://', 'urn:uuid:', 'mailto:', 'file:///', 'https://user@', 'https://[', 'urn:', 'x:'), dnsish, fc.constantFrom('', '/', ':443/', '/p?q#f', '.', ']/', '%2e/')).map((x) => x.join('')), hostileString);
+const uriish = fc.oneof(fc.tuple(
+  fc.constantFrom('https://', 'http://', 'HTTPS://', 'spiffe://', 'ldap://', 'urn:uuid:', 'mailto:', 'file:///', 'file:/', 'https://user@', 'https://[', 'urn:', 'x:', 'spiffe:', 'https:', 'https:///', 'https://x.example\\@', 'spiffe://a%2F.', 'https://a.example%40'),
+  dnsish, fc.constantFrom('', '/', ':443/', '/p?q#f', '.', ']/', '%2e/', ':0443/', ':8a/', '\\@evil.example/', '%2F.example.com/', '#@evil.example', '/@evil.example'),
+).map((x) => x.join('')), hostileString);
 const sanArb: fc.Arbitrary<SanEntry> = fc.oneof(
   { weight: 3, arbitrary: dnsish.map((value) => ({ type: 'dns' as const, value })) },
   { weight: 2, arbitrary: ipish.map((value) => ({ type: 'ip' as const, value })) },
@@ -230,6 +247,7 @@ const policyArb: fc.Arbitrary<NamePolicy> = fc.record({
   dnsSuffixes: fc.array(suffix, { maxLength: 2 }), ipRanges: fc.array(range, { maxLength: 2 }),
   emailDomains: fc.array(fc.oneof(suffix, fc.constantFrom('a@example.com', 'ceo@corp.example')), { maxLength: 2 }),
   uriSchemes: fc.array(fc.constantFrom('https', 'spiffe', 'urn', 'mailto', 'Https', 'ht:tp'), { maxLength: 2 }),
+  hostlessUriSchemes: fc.array(fc.constantFrom('urn', 'mailto', 'file', 'spiffe', 'URN'), { maxLength: 2 }),
 }, { requiredKeys: [] });
 const ncArb: fc.Arbitrary<NameConstraints> = fc.record({
   permittedDns: fc.array(suffix, { maxLength: 2 }), excludedDns: fc.array(fc.oneof(suffix, fc.constantFrom('bad.example.com', '.bad.example.com', 'x.example.com')), { maxLength: 2 }),
@@ -242,6 +260,12 @@ const SEEDS: NamesInput[] = [
   { op: 'checkAllowed', sans: [{ type: 'uri', value: 'urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66' }], policy: { dnsSuffixes: ['team-a.example'] } },
   { op: 'checkAllowed', sans: [{ type: 'uri', value: 'mailto:ceo@other.example' }], policy: { dnsSuffixes: ['team-a.example'] } },
   { op: 'checkAllowed', sans: [{ type: 'uri', value: 'file:///etc/passwd' }], policy: { dnsSuffixes: ['team-a.example'] } },
+  // F4/F5: hosts other parsers read differently, host-less spellings of schemes that have hosts.
+  { op: 'checkAllowed', sans: [{ type: 'uri', value: 'https://x.corp.example\\@www.bank.example/' }], policy: { dnsSuffixes: ['corp.example'] } },
+  { op: 'checkAllowed', sans: [{ type: 'uri', value: 'spiffe://www.bank.example%2F.corp.example/x' }], policy: { dnsSuffixes: ['corp.example'] } },
+  { op: 'checkAllowed', sans: [{ type: 'uri', value: 'spiffe:www.bank.example' }], policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] } },
+  { op: 'checkAllowed', sans: [{ type: 'uri', value: 'spiffe:///x' }], policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] } },
+  { op: 'checkAllowed', sans: [{ type: 'uri', value: 'urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66' }], policy: { dnsSuffixes: ['team-a.example'], uriSchemes: ['urn'] } },
   { op: 'checkNameConstraints', sans: [{ type: 'uri', value: 'https://bad.example.com./' }], nc: { excludedUri: ['.example.com'] } },
   { op: 'checkNameConstraints', sans: [{ type: 'dns', value: '*.example.com' }], nc: { excludedDns: ['bad.example.com'] } },
   { op: 'validateSan', sans: [{ type: 'dns', value: 'a.0x7f' }, { type: 'dns', value: 'xn--a' }, { type: 'ip', value: '::ffff:10.0.0.1' }] },
