@@ -422,7 +422,7 @@ export class AcmeService {
   /** A valid authorization Signet validated (its MAC verifies); one that fails is logged as tampering. */
   private authorizationIntact(a: AuthorizationRow): boolean {
     if (this.macs.authorizationIntact(a)) return true;
-    if (a.status === 'valid') this.ctx.log.error({ authorization: a.id, account: a.accountId, identifier: a.identifierValue }, 'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used');
+    if (a.status === 'valid') this.ctx.log.error({ authorizationId: a.id, account: a.accountId, identifier: a.identifierValue }, 'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used');
     return false;
   }
 
