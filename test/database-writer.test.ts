@@ -343,8 +343,8 @@ describe('a database writer without the master key: ACME authorizations, orders 
     // A genuinely validated authorization, whose MAC the attacker copies.
     await w.issue(acct, ['genuine.signet.test']);
     const [genuine] = await sql(w.s.env, 'SELECT mac, expires FROM "AcmeAuthorization" WHERE "identifierValue" = ? AND status = ?', ['genuine.signet.test', 'valid']);
-    assert.match(genuine.mac, /^[0-9a-f]{64}$/);
     for (const [name, mac] of [['set-valid.signet.test', null], ['copied-mac.signet.test', genuine.mac]] as const) {
+      if (mac !== null) assert.match(mac, /^[0-9a-f]{64}$/, 'a validated authorization carries its MAC');
       const order = await w.newOrder(acct, [name]);
       assert.equal(order.status, 201, order.text);
       const authz = idOf(order.json.authorizations[0]);
