@@ -359,7 +359,7 @@ describe('audit trail', { concurrency: false }, () => {
       assert.equal(j.status, 0);
       const out = JSON.parse(j.stdout);
       assert.deepEqual({ ok: out.ok, events: out.events, head: out.head, keyedFrom: out.keyedFrom }, { ok: true, events: n, head: { seq: n, hash: last.hash }, keyedFrom: 1 });
-      assert.deepEqual([out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory], [n, [], { certificates: certs, cas, problems: [] }]);
+      assert.deepEqual([out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory], [n, [], { certificates: certs, cas, tokens, problems: [], acknowledged: [] }]);
     });
 
     test('an edited row is named: details, actor and outcome', async () => {

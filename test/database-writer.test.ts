@@ -9,7 +9,8 @@
  *   - a stored certificate whose DER was replaced: renew refuses it;
  *   - CA rows: a revoked CA flipped back to active, a CA pointed at another CA's key, a CA row
  *     given another CA's certificate and key;
- *   - `signet audit verify` names every one of these rows;
+ *   - `signet audit verify` names every one of these rows (and a certificate un-revoked in its
+ *     row, which OCSP would follow: not prevented, see docs/security.md);
  *   - upgrade: tokens and ACME rows of the version before MACs keep working (sealed once, at the
  *     first start), a row inserted after that never does, not even once the marker is deleted;
  *   - ACME: an authorization set valid, an order set ready, a valid authorization's MAC moved
@@ -219,6 +220,10 @@ describe('a database writer without the master key: API tokens, certificates and
   });
 
   test('`signet audit verify` names every tampered row', async () => {
+    // One more: a revoked certificate made good again in its row (OCSP would follow the row).
+    const issued = await admin('POST', '/api/v1/certificates', { csr: makeCsr('DNS:unrevoked-cert.tamper.test'), profile: 'server' });
+    assert.equal((await admin('POST', `/api/v1/certificates/${issued.json.serial}/revoke`, { reason: 'keyCompromise' })).status, 200);
+    await sql(env, `UPDATE "Certificate" SET status = 'good', "revokedAt" = NULL, "revocationReason" = NULL WHERE serial = ?`, [issued.json.serial]);
     const r = await signetAsync(['audit', 'verify', '--json'], env.env);
     assert.equal(r.status, 1, r.stderr);
     const problems = (JSON.parse(r.stdout).inventory.problems as { problem: string }[]).map((p) => p.problem).join('\n');
@@ -233,6 +238,7 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.match(problems, new RegExp(`^2 API tokens were revoked \\(token\\.revoked event\\) but their rows say not \\(rolled back in the database; they are refused\\): ${ids.join(', ')}$`, 'm'));
     assert.match(problems, /^CA int-[0-9a-f]{10} was revoked \(ca\.revoked event \d+\) but its row says active/m);
     assert.match(problems, /^CA int-[0-9a-f]{10} is not the CA of the certificate in its row/m);
+    assert.match(problems, new RegExp(`^1 certificates have a status their revocation events do not give them \\(changed in the database; OCSP and CRLs follow the row\\): ${issued.json.serial} \\(good, its events say revoked\\)$`, 'm'));
   });
 });
 
