@@ -14,20 +14,21 @@
  *   - upgrade: tokens and ACME rows of the version before MACs keep working (sealed once, at the
  *     first start), a row inserted after that never does, not even once the marker is deleted;
  *   - ACME: an authorization set valid, an order set ready, a valid authorization's MAC moved
- *     onto another, an account's key replaced — none finalizes or acts.
+ *     onto another, an account's key replaced, an account or an EAB key moved to the directory
+ *     that requires External Account Binding — none finalizes, registers or acts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { api, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
+import { api, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
 import { masterKey, rowMacs } from './helpers/integrity.js';
-import { b64u, ERR, newKey, thumbprint, startWorld, type World } from './helpers/acme.js';
+import { b64u, ERR, makeJws, newKey, thumbprint, startWorld, type Key, type World } from './helpers/acme.js';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import { createHierarchy } from '../src/ca/hierarchy.js';
@@ -326,9 +327,10 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
   });
 });
 
+const idOf = (url: string) => url.slice(url.lastIndexOf('/') + 1);
+
 describe('a database writer without the master key: ACME authorizations, orders and accounts', { concurrency: false }, () => {
   let w: World;
-  const idOf = (url: string) => url.slice(url.lastIndexOf('/') + 1);
 
   before(async () => { w = await startWorld(); });
   after(async () => { await w?.stop(); });
@@ -384,5 +386,45 @@ describe('a database writer without the master key: ACME authorizations, orders 
     assert.equal(r.json.type, `${ERR}accountDoesNotExist`);
     assert.equal(await countRows(w.s.env, 'Certificate'), before);
     assert.ok((await logged(w.s.server, /ACME account row failed its integrity check/, (l) => l.some((x) => x.account === idOf(victim.url)))).some((l) => l.account === idOf(victim.url)));
+  });
+});
+
+describe('a database writer without the master key: ACME directories and External Account Binding', { concurrency: false }, () => {
+  let w: World;
+  let peerDir: Record<string, any>;
+  const eabKey = (profile: string) => {
+    const r = signet(['acme', 'eab', 'create', '--profile', profile, '--json'], w.s.env.env);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { kid: string; hmacKey: string };
+  };
+  const eab = (k: { kid: string; hmacKey: string }, key: Key, url: string) =>
+    makeJws({ alg: 'HS256', kid: k.kid, url }, key.jwk, (input) => createHmac('sha256', Buffer.from(k.hmacKey, 'base64url')).update(input).digest());
+
+  before(async () => {
+    w = await startWorld({ SIGNET_ACME_PROFILES: 'server,peer', SIGNET_ACME_EAB_REQUIRED: 'peer' });
+    peerDir = await w.acme.directory('/peer/directory');
+  });
+  after(async () => { await w?.stop(); });
+
+  test('an EAB key moved to the directory that requires EAB does not register an account there', async () => {
+    const k = eabKey('server');
+    await sql(w.s.env, 'UPDATE "AcmeEabKey" SET profile = ? WHERE id = ?', ['peer', k.kid]);
+    const key = newKey('ES256');
+    const r = await w.acme.post(peerDir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, peerDir.newAccount) }, key);
+    assert.equal(r.status, 401, r.text);
+    assert.equal(r.json.type, `${ERR}unauthorized`);
+    assert.equal(await countRows(w.s.env, 'AcmeAccount', 'WHERE profile = ?', ['peer']), 0, 'no account at peer');
+    assert.ok((await logged(w.s.server, /ACME EAB key row does not unseal for its directory/, (l) => l.some((x) => x.eabKey === k.kid))).some((l) => l.eabKey === k.kid));
+  });
+
+  test('an account moved to the directory that requires EAB is unknown there', async () => {
+    const acct = await w.acme.newAccount(newKey('ES256'));
+    await sql(w.s.env, 'UPDATE "AcmeAccount" SET profile = ? WHERE id = ?', ['peer', idOf(acct.url)]);
+    const orders = await countRows(w.s.env, 'AcmeOrder');
+    const r = await w.acme.post(peerDir.newOrder, { identifiers: [{ type: 'dns', value: 'moved.signet.test' }] }, acct);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.type, `${ERR}accountDoesNotExist`);
+    assert.equal(await countRows(w.s.env, 'AcmeOrder'), orders, 'no order');
+    assert.ok((await logged(w.s.server, /ACME account row failed its integrity check/, (l) => l.some((x) => x.account === idOf(acct.url)))).length > 0);
   });
 });

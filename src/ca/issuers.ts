@@ -33,8 +33,7 @@ export const caIdFor = (kind: 'root' | 'int' | 'ext', subjectKeyId: Buffer): str
 
 /** Whether `id` is an id Signet would give the CA of this certificate. */
 export function idMatchesCertificate(id: string, parts: Pick<CertificateParts, 'subjectKeyId'>): boolean {
-  const m = /^(root|int|ext)-([0-9a-f]{10})$/.exec(id);
-  return m !== null && m[2] === parts.subjectKeyId.subarray(0, 5).toString('hex');
+  return (['root', 'int', 'ext'] as const).some((kind) => id === caIdFor(kind, parts.subjectKeyId));
 }
 
 export interface AuditedCaRevocation { id: string; seq: number; time: Date; parent: string | null; reason: string | null }

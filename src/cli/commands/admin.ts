@@ -87,7 +87,7 @@ export function auditCommand(): Command {
       } while (cursor);
     }));
   audit.command('verify')
-    .description('check the keyed chain, the signed checkpoints and that every certificate and CA has its event; exit 1 naming each problem')
+    .description('check the keyed chain, the signed checkpoints, that every certificate and CA has its event, and the authorisation rows (token, ACME and CA MACs and events); exit 1 naming each problem')
     .option('--checkpoints <files...>', 'also hold the chain to these checkpoint files (copies from other hosts or from GET /api/v1/audit/checkpoints)')
     .option('--json', 'print JSON')
     .action(async (o) => withSignet(async (ctx) => {
