@@ -99,7 +99,7 @@ export class AcmeService {
     return name;
   }
 
-  // ---- nonces -------------------------------------------------------------------------------
+  // ---- row MACs (ca/row-integrity.ts) ---------------------------------------------------------
 
   private get macs() { return rowIntegrity(this.ctx.keys); }
 
@@ -109,6 +109,8 @@ export class AcmeService {
     this.ctx.log.error({ account: row.id, directory: row.profile }, 'ACME account row failed its integrity check (its MAC does not verify): it was inserted or changed in the database without the master key; treated as unknown');
     return false;
   }
+
+  // ---- nonces -------------------------------------------------------------------------------
 
   private get nonces(): Nonces {
     return this.nonceStore ??= new Nonces(this.ctx.keys.deriveSecret('acme nonce v1'), {
@@ -405,8 +407,7 @@ export class AcmeService {
     if (order.status === 'pending' || order.status === 'ready') {
       const e = await this.entitlement(order, now);
       // An order never goes back from ready: one marked ready with an authorization still pending was marked so in the database.
-      const status = e.status === 'pending' && order.status === 'ready'
-        ? 'invalid' : e.status;
+      const status = e.status === 'pending' && order.status === 'ready' ? 'invalid' : e.status;
       if (status !== order.status) {
         const detail = e.status === 'pending' ? `order ${id} was marked ready while an authorization is still pending: it was changed in the database` : e.forged ? e.detail! : 'an authorization failed or expired';
         if (e.status === 'pending' || e.forged) this.ctx.log.error({ order: id, account: order.accountId, detail }, 'ACME order refused: its authorization state failed Signet\'s integrity check');

@@ -39,7 +39,8 @@ export function idMatchesCertificate(id: string, parts: Pick<CertificateParts, '
 export interface AuditedCaRevocation { id: string; seq: number; time: Date; parent: string | null; reason: string | null }
 
 const revocationOf = (e: { seq: number; time: Date; target: string | null; details: string | null }): AuditedCaRevocation => {
-  const d = JSON.parse(e.details ?? '{}') as { parent?: unknown; reason?: unknown };
+  let d: { parent?: unknown; reason?: unknown } = {};
+  try { d = JSON.parse(e.details ?? '{}') as typeof d; } catch { /* an unreadable event still revokes */ }
   return { id: e.target ?? '', seq: e.seq, time: e.time, parent: typeof d.parent === 'string' ? d.parent : null, reason: typeof d.reason === 'string' ? d.reason : null };
 };
 

@@ -41,6 +41,7 @@ export interface SealCounts { apiTokens: number; acmeAccounts: number; acmeAutho
 /** Whether the trail holds a genuine (keyed) integrity.sealed event of this version. */
 async function sealedBefore(db: Db | Tx, trail: AuditTrail): Promise<boolean> {
   const events = await db.auditEvent.findMany({ where: { action: SEALED_ACTION }, orderBy: { seq: 'asc' }, take: 20 });
+  // Keyed: only a holder of the master key wrote it, so its details are Signet's JSON.
   return events.some((e) => trail.isKeyed(e) && (JSON.parse(e.details ?? '{}') as { version?: number }).version === SEAL_VERSION);
 }
 
