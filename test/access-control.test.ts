@@ -13,6 +13,7 @@ import { ROOT, signet, startServer, type RunningServer } from './helpers/cli.js'
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir, csrMaker } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
+import { rowMacs } from './helpers/integrity.js';
 
 const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 type Scope = (typeof SCOPES)[number];
@@ -260,11 +261,13 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     }
   });
 
-  test('the secret is shown once: only in the 201 of POST /api/v1/tokens; stored as its SHA-256', async () => {
+  test('the secret is shown once: only in the 201 of POST /api/v1/tokens; stored as its keyed hash (HMAC under the master key)', async () => {
     const created = await newToken({ name: 'shown once', scopes: ['read'], expiresAt: new Date(Date.now() + 86_400_000).toISOString() });
     assert.match(created.token, /^sgt_[A-Za-z0-9_-]{43}$/, '256 random bits, base64url');
     assert.deepEqual(Object.keys(created.json).sort(), ['expiresAt', 'id', 'name', 'nameSuffixes', 'profiles', 'scopes', 'token']);
-    const hash = createHash('sha256').update(created.token).digest('hex');
+    const hash = rowMacs(env).tokenSecretHash(created.token);
+    const unkeyed = createHash('sha256').update(created.token).digest('hex');
+    assert.notEqual(hash, unkeyed);
     const list = await admin('GET', '/api/v1/tokens');
     assert.equal(list.status, 200);
     assert.ok(!list.text.includes(created.token) && !list.text.includes(hash) && !list.text.includes(server.token), 'no secret or hash in the list');
@@ -277,6 +280,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     assert.ok(!audit.text.includes(created.token) && !audit.text.includes(hash), 'the audit trail holds no secret');
     const rows = await sql(env, 'SELECT * FROM "ApiToken" WHERE id = ?', [created.id]);
     assert.equal(rows[0].secretHash, hash);
+    assert.ok(!JSON.stringify(rows).includes(unkeyed), 'not the plain SHA-256: a database reader cannot test guesses offline');
     assert.ok(!JSON.stringify(rows).includes(created.token), 'the database holds the hash only');
     const cli = signet(['token', 'list', '--json'], env.env);
     assert.equal(cli.status, 0, cli.stderr);
@@ -388,7 +392,9 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     const auth = src.slice(start, src.indexOf('\nexport ', start + 1));
     assert.ok(auth.length > 100, 'found authenticate()');
     assert.match(auth, /timingSafeEqual\(Buffer\.from\(row\.secretHash, 'hex'\), Buffer\.from\(hash, 'hex'\)\)/);
-    assert.match(auth, /hashSecret\(presented\)/, 'the presented secret is hashed before any lookup');
+    assert.match(auth, /tokenSecretHash\(presented\)[\s\S]*hashSecret\(presented\)/, 'the presented secret is hashed (keyed, then plain for tokens made before keyed hashes) before any lookup');
+    assert.match(auth, /tokenIntact\(row, scheme\)/, 'the grant MAC is checked (constant time, in row-integrity.ts)');
+    assert.match(readFileSync(join(ROOT, 'src/ca/row-integrity.ts'), 'utf8'), /timingSafeEqual\(Buffer\.from\(a\), Buffer\.from\(b\)\)/);
     assert.doesNotMatch(auth, /(secretHash|presented|hash)\s*[!=]==?\s*|[!=]==?\s*(row\.secretHash|presented|hash)\b/, 'no variable-time comparison of secrets or hashes');
     assert.match(src, /randomBytes\(32\)/, 'secrets have 256 random bits');
   });

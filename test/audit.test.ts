@@ -349,16 +349,17 @@ describe('audit trail', { concurrency: false }, () => {
       const r = await signetAsync(['audit', 'verify'], env.env);
       assert.equal(r.status, 0, r.stderr);
       const last = exported[n - 1]!;
-      const [certs, cas] = [await countRows(env, 'Certificate'), await countRows(env, 'CertificateAuthority')];
+      const [certs, cas, tokens] = [await countRows(env, 'Certificate'), await countRows(env, 'CertificateAuthority'), await countRows(env, 'ApiToken')];
       assert.match(r.stdout, new RegExp(`^audit chain OK: ${n} events \\(HMAC-keyed from event 1\\), head #${n} ${last.hash}\n`
         + `checkpoints OK: \\d+ in ${checkpointFile()}, newest #${n} at \\S+\n`
-        + `inventory OK: ${certs} certificates and ${cas} CAs, each with the event that created it\n$`));
+        + `inventory OK: ${certs} certificates and ${cas} CAs, each with the event that created it\n`
+        + `authorisation state OK: ${tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n$`));
       assert.equal(head, `${n}:${last.hash}`);
       const j = await signetAsync(['audit', 'verify', '--json'], env.env);
       assert.equal(j.status, 0);
       const out = JSON.parse(j.stdout);
       assert.deepEqual({ ok: out.ok, events: out.events, head: out.head, keyedFrom: out.keyedFrom }, { ok: true, events: n, head: { seq: n, hash: last.hash }, keyedFrom: 1 });
-      assert.deepEqual([out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory], [n, [], { certificates: certs, cas, problems: [] }]);
+      assert.deepEqual([out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory], [n, [], { certificates: certs, cas, tokens, problems: [], acknowledged: [] }]);
     });
 
     test('an edited row is named: details, actor and outcome', async () => {

@@ -11,6 +11,7 @@ import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
+import { rowMacs } from './helpers/integrity.js';
 import { loadProfiles } from '../src/ca/profiles.js';
 import { throwsProblem } from './helpers/problems.js';
 
@@ -150,7 +151,7 @@ describe('issuing certificates', () => {
     env = await createTestEnv({ SIGNET_PROFILES_FILE: profilesFile(), SIGNET_PUBLIC_URL: PUBLIC_URL });
     server = await startServer(env.env);
     ca = await hierarchy(server);
-    const [tok] = await sql(env, 'SELECT id FROM "ApiToken" WHERE "secretHash" = ?', [sha256(Buffer.from(server.token))]);
+    const [tok] = await sql(env, 'SELECT id FROM "ApiToken" WHERE "secretHash" = ?', [rowMacs(env).tokenSecretHash(server.token)]);
     adminTokenId = tok.id;
   });
   after(async () => { await server?.stop(); await env?.cleanup(); });

@@ -1,7 +1,8 @@
 /**
  * Micro-benchmark: where one issuance's CPU goes, in process (no HTTP). Opens a fresh SQLite
  * Signet, then times: parseCsr; policy+template+lint+sign (Issuance.issue with the commit);
- * and the whole issue() at concurrency 1 and 64 (group commit).
+ * and the whole issue() at concurrency 1 and 64 (group commit); and authenticate(), the API-token
+ * check every authenticated request runs first (hash or MAC, the prepared lookup, the grant check).
  *
  *   node --import tsx bench/micro/issue.ts [iterations]
  */
@@ -17,6 +18,7 @@ import { buildCsr } from '../../src/pki/csr-builder.js';
 import { parseCsr } from '../../src/pki/csr.js';
 import { derToPem } from '../../src/pki/pem.js';
 import { ownKey } from '../../src/pki/keys.js';
+import { authenticate, createToken } from '../../src/ca/tokens.js';
 
 const N = Number(process.argv[2] ?? 3000);
 const dir = mkdtempSync(join(tmpdir(), 'signet-micro-issue-'));
@@ -50,6 +52,8 @@ const timeConcurrent = async (label: string, n: number, conc: number) => {
   console.log(`${label.padEnd(44)} ${us.toFixed(1).padStart(8)} µs  (${Math.round(1e6 / us)}/s)`);
 };
 
+const { token } = await createToken(ctx, { name: 'bench', scopes: ['issue'] }, 'bench');
+await time('authenticate() (API token, hot path)', N * 10, () => authenticate(ctx, token));
 await time('parseCsr (PEM, P-256)', N, (i) => parseCsr(csrs[i % csrs.length]!));
 await time('issue() sequential (one commit each)', Math.min(N, 1000), (i) => issuance.issue({ csr: csrs[i % csrs.length]!, profile: 'server' }, who));
 await timeConcurrent('issue() at concurrency 64 (group commit)', N, 64);

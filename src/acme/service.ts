@@ -9,11 +9,21 @@
  * URLs): an account belongs to the directory that created it and is unknown at the others, and
  * every request names the directory it was sent to. Who may do what is decided by
  * ca/authorization.ts (authorizeAcmeAccount, authorizeAcmeResource, authorizeAcmeRevocation).
+ *
+ * The rows that decide what an account may get carry MACs under keys derived from the master
+ * key (ca/row-integrity.ts), so that someone who can write to the database but does not hold
+ * the master key cannot make Signet issue: an account (its directory, key and status), and an
+ * authorization, whose MAC is written in the transaction that records its validated challenge.
+ * An order is ready, and finalizes, only if each of its identifiers is covered by a valid
+ * authorization of the ordering account whose MAC verifies; an account whose MAC does not
+ * verify is unknown. A row that fails its MAC is logged at error level (it means tampering).
+ * EAB HMAC keys are sealed with their directory in the additional data (eabSealId).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal, type Principal } from '../ca/authorization.js';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
+import { eabSealId, rowIntegrity } from '../ca/row-integrity.js';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
 import type { Revocation } from '../ca/revocation.js';
@@ -52,7 +62,12 @@ export interface AcmeDirectory { profile: string; accountPrefixes: string[] }
 export const RESERVED_DIRECTORY_NAMES = ['directory', 'new-nonce', 'new-account', 'new-order', 'account', 'key-change', 'order', 'authz', 'chall', 'cert', 'revoke-cert', 'renewal-info'];
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
-type AccountRow = { id: string; thumbprint: string; jwk: string; status: string; contact: string; profile: string; createdAt: Date };
+type AccountRow = { id: string; thumbprint: string; jwk: string; status: string; contact: string; profile: string; createdAt: Date; mac: string | null };
+type AuthorizationRow = { id: string; accountId: string; identifierType: string; identifierValue: string; wildcard: boolean; status: string; expires: Date; mac: string | null };
+type OrderRow = { id: string; accountId: string; expires: Date; identifiers: string; authorizations: string };
+
+/** Whether an order's authorizations entitle its account to its identifiers now (see entitlement()). */
+interface Entitlement { status: 'pending' | 'ready' | 'invalid'; detail?: string; forged?: boolean }
 
 const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<string, unknown>) =>
   new SignetError(status === 403 ? 'forbidden' : status === 404 ? 'not-found' : status === 401 ? 'unauthorized' : status === 429 ? 'rate-limited' : status >= 500 ? 'internal' : 'bad-request', detail, { acme, status, extra });
@@ -82,6 +97,17 @@ export class AcmeService {
   profileOrThrow(name: string): string {
     if (!this.settings.profiles.includes(name)) throw acmeErr('malformed', `there is no ACME directory for profile ${name}; available: ${this.settings.profiles.join(', ')}`, 404);
     return name;
+  }
+
+  // ---- row MACs (ca/row-integrity.ts) ---------------------------------------------------------
+
+  private get macs() { return rowIntegrity(this.ctx.keys); }
+
+  /** An account row that fails its MAC: logged (tampering), then treated as no account at all. */
+  private accountIntact(row: AccountRow): boolean {
+    if (this.macs.accountIntact(row)) return true;
+    this.ctx.log.error({ account: row.id, directory: row.profile }, 'ACME account row failed its integrity check (its MAC does not verify): it was inserted or changed in the database without the master key; treated as unknown');
+    return false;
   }
 
   // ---- nonces -------------------------------------------------------------------------------
@@ -131,7 +157,7 @@ export class AcmeService {
     } else {
       const id = this.accountIdOf(h.kid, dir);
       const row = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { id } });
-      if (!row) throw acmeErr('accountDoesNotExist', 'no account exists for this kid', 400);
+      if (!row || !this.accountIntact(row)) throw acmeErr('accountDoesNotExist', 'no account exists for this kid', 400);
       key = importJwk(JSON.parse(row.jwk));
       verifyJws(jws, key);
       if (row.status !== 'valid') throw acmeErr('unauthorized', `account ${row.id} is ${row.status}`, 401);
@@ -175,6 +201,7 @@ export class AcmeService {
     // The key's account at THIS directory; an account of the same key at another directory is another account.
     const existing = await this.findAccountByKey(profile, tp);
     if (existing) {
+      if (!this.accountIntact(existing)) throw acmeErr('unauthorized', `the account of this key at the ${profile} ACME directory failed Signet's integrity check and cannot be used; ask the CA operator`, 401);
       if (existing.status !== 'valid') throw acmeErr('unauthorized', `account ${existing.id} is ${existing.status}`, 401);
       return { account: existing, created: false };
     }
@@ -192,7 +219,8 @@ export class AcmeService {
           const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
           if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
         }
-        const row = await tx.acmeAccount.create({ data: { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', contact: JSON.stringify(contact), profile, eabKeyId } });
+        const fields = { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', profile };
+        const row = await tx.acmeAccount.create({ data: { ...fields, contact: JSON.stringify(contact), eabKeyId, mac: this.macs.accountMac(fields) } });
         await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
         return row;
       });
@@ -209,7 +237,10 @@ export class AcmeService {
   private async verifyExternalAccount(eab: unknown, key: TrustedKey, url: string, directory: string): Promise<string> {
     const kid = parseJws(eab).header.kid;
     const row = typeof kid === 'string' && kid ? await this.ctx.db.prisma.acmeEabKey.findUnique({ where: { id: kid } }) : null;
-    const hmacKey = row ? this.ctx.keys.unsealSecret(row.id, row.sealed) : null;
+    // Sealed with its directory as additional data: a row moved to another directory does not
+    // unseal. Keys made before keys had a directory (null) bind to the first one they are used at.
+    const hmacKey = row ? this.ctx.keys.unsealSecret(row.profile === null ? row.id : eabSealId(row.id, row.profile), row.sealed) : null;
+    if (row && !hmacKey) this.ctx.log.error({ eabKey: row.id, directory: row.profile }, 'ACME EAB key row does not unseal for its directory: it was changed in the database without the master key; refused');
     const id = verifyEab(eab, publicJwk(key), url, (k) => (row && k === row.id ? hmacKey : null));
     // Only the holder of the key gets this far, so the refusals below may be precise.
     authorizeAcmeEabKey(row!, directory);
@@ -231,15 +262,16 @@ export class AcmeService {
     const p = (req.payload ?? {}) as { contact?: unknown; status?: unknown };
     if (req.payload === undefined) return req.account; // POST-as-GET
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw acmeErr('malformed', 'the account update payload must be an object');
-    const data: { contact?: string; status?: string } = {};
+    const data: { contact?: string; status?: string; mac?: string } = {};
     if (p.contact !== undefined) data.contact = JSON.stringify(this.validateContact(p.contact));
     if (p.status !== undefined) {
       if (p.status !== 'deactivated') throw acmeErr('malformed', 'the only status a client may set is "deactivated"');
       data.status = 'deactivated';
+      data.mac = this.macs.accountMac({ ...req.account, status: 'deactivated' });
     }
     return this.ctx.db.transaction(async (tx) => {
       const row = await tx.acmeAccount.update({ where: { id }, data });
-      if (Object.keys(data).length) await appendAudit(tx, { actor: `acme:${id}`, action: data.status ? 'acme.account.deactivated' : 'acme.account.updated', target: id, sourceIp, details: data.contact ? { contact: JSON.parse(data.contact) } : null });
+      if (data.contact || data.status) await appendAudit(tx, { actor: `acme:${id}`, action: data.status ? 'acme.account.deactivated' : 'acme.account.updated', target: id, sourceIp, details: data.contact ? { contact: JSON.parse(data.contact) } : null });
       if (data.status) await tx.acmeAuthorization.updateMany({ where: { accountId: id, status: { in: ['pending', 'valid'] } }, data: { status: 'deactivated' } });
       return row;
     });
@@ -264,7 +296,8 @@ export class AcmeService {
     if (clash) throw conflict(clash.id);
     try {
       return await this.ctx.db.transaction(async (tx) => {
-        const row = await tx.acmeAccount.update({ where: { id: account.id }, data: { thumbprint: tp, jwk: JSON.stringify(publicJwk(newKey)) } });
+        const jwk = JSON.stringify(publicJwk(newKey));
+        const row = await tx.acmeAccount.update({ where: { id: account.id }, data: { thumbprint: tp, jwk, mac: this.macs.accountMac({ ...account, thumbprint: tp, jwk }) } });
         await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.account.key_changed', target: account.id, sourceIp, details: { oldThumbprint: account.thumbprint, newThumbprint: tp } });
         return row;
       });
@@ -340,7 +373,9 @@ export class AcmeService {
         const wildcard = id.type === 'dns' && id.value.startsWith('*.');
         const value = wildcard ? id.value.slice(2) : id.value;
         // Authorizations are reused only within the account, hence within its directory.
-        const reuse = await tx.acmeAuthorization.findFirst({ where: { accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: { in: ['valid', 'pending'] }, expires: { gt: new Date(now.getTime() + HOUR) } }, orderBy: { createdAt: 'desc' } });
+        const candidates = await tx.acmeAuthorization.findMany({ where: { accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: { in: ['valid', 'pending'] }, expires: { gt: new Date(now.getTime() + HOUR) } }, orderBy: { createdAt: 'desc' }, take: 10 });
+        // A valid authorization is reused only if Signet validated it (its MAC verifies).
+        const reuse = candidates.find((a) => a.status === 'pending' || this.authorizationIntact(a));
         if (reuse) { authzIds.push(reuse.id); continue; }
         const authzId = randomBytes(12).toString('base64url');
         await tx.acmeAuthorization.create({ data: { id: authzId, accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: 'pending', expires } });
@@ -370,16 +405,50 @@ export class AcmeService {
     authorizeAcmeResource(principal, dir.profile, { kind: 'order', id, accountId: order.accountId, profile: order.profile });
     const now = this.ctx.now();
     if (order.status === 'pending' || order.status === 'ready') {
-      const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: JSON.parse(order.authorizations) as string[] } } });
-      let status = order.status;
-      if (order.expires <= now || authz.some((a) => a.status === 'invalid' || a.status === 'deactivated' || a.status === 'revoked' || a.expires <= now)) status = 'invalid';
-      else if (authz.every((a) => a.status === 'valid')) status = 'ready';
-      if (status !== order.status) order = await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail: 'an authorization failed or expired' }) } : {}) } });
+      const e = await this.entitlement(order, now);
+      // An order never goes back from ready: one marked ready with an authorization still pending was marked so in the database.
+      const status = e.status === 'pending' && order.status === 'ready' ? 'invalid' : e.status;
+      if (status !== order.status) {
+        const detail = e.status === 'pending' ? `order ${id} was marked ready while an authorization is still pending: it was changed in the database` : e.forged ? e.detail! : 'an authorization failed or expired';
+        if (e.status === 'pending' || e.forged) this.ctx.log.error({ order: id, account: order.accountId, detail }, 'ACME order refused: its authorization state failed Signet\'s integrity check');
+        order = await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } : {}) } });
+      }
     } else if (order.status === 'processing' && !this.finalizing.has(id) && isStale(order.processingSince, now, FINALIZE_STALE_MS)) {
       await recoverOrder(this.ctx, order);
       order = (await this.ctx.db.prisma.acmeOrder.findUnique({ where: { id } }))!;
     }
     return order;
+  }
+
+  /** A valid authorization Signet validated (its MAC verifies); one that fails is logged as tampering. */
+  private authorizationIntact(a: AuthorizationRow): boolean {
+    if (this.macs.authorizationIntact(a)) return true;
+    if (a.status === 'valid') this.ctx.log.error({ authorizationId: a.id, account: a.accountId, identifier: a.identifierValue }, 'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used');
+    return false;
+  }
+
+  /**
+   * Whether the order's authorizations, read now, entitle its account to every identifier of the
+   * order: each covered by one of the order's authorizations, of the same account, identifier
+   * and wildcard, valid, unexpired and with a MAC that verifies. `forged` marks what only a
+   * change in the database explains (a refusal to log at error level).
+   */
+  private async entitlement(order: OrderRow, now: Date): Promise<Entitlement> {
+    if (order.expires <= now) return { status: 'invalid', detail: `order ${order.id} expired` };
+    const ids = JSON.parse(order.authorizations) as string[];
+    const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: ids } } });
+    let pending = false;
+    for (const i of JSON.parse(order.identifiers) as Identifier[]) {
+      const wildcard = i.type === 'dns' && i.value.startsWith('*.');
+      const value = wildcard ? i.value.slice(2) : i.value;
+      const a = authz.find((x) => x.identifierType === i.type && x.identifierValue === value && x.wildcard === wildcard);
+      if (!a) return { status: 'invalid', forged: true, detail: `order ${order.id} has no authorization for ${i.value}: it was changed in the database` };
+      if (a.accountId !== order.accountId) return { status: 'invalid', forged: true, detail: `authorization ${a.id} for ${i.value} belongs to another account than order ${order.id}: it was changed in the database` };
+      if (a.expires <= now || !['pending', 'valid'].includes(a.status)) return { status: 'invalid', detail: `authorization ${a.id} for ${i.value} is ${a.expires <= now ? 'expired' : a.status}` };
+      if (a.status === 'pending') { pending = true; continue; }
+      if (!this.authorizationIntact(a)) return { status: 'invalid', forged: true, detail: `authorization ${a.id} for ${i.value} is marked valid, but Signet did not validate it (its MAC does not verify): it was changed in the database without the master key` };
+    }
+    return { status: pending ? 'pending' : 'ready' };
   }
 
   /** Challenges left `processing` by a dead validator become invalid (recovery.ts). */
@@ -467,7 +536,10 @@ export class AcmeService {
         } else {
           const r = await tx.acmeChallenge.updateMany({ where: claim, data: { status: 'valid', processingSince: null, validated: now } });
           if (r.count !== 1) return;
-          await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { status: 'valid', expires: new Date(now.getTime() + 30 * 24 * HOUR) } });
+          // The MAC covers what was validated — this account, this identifier — whatever the row says now.
+          const a = ch.authorization;
+          const valid = { id: a.id, accountId: account.id, identifierType: a.identifierType, identifierValue: domain, wildcard: a.wildcard, expires: new Date(now.getTime() + 30 * 24 * HOUR) };
+          await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { ...valid, status: 'valid', mac: this.macs.authorizationMac(valid) } });
         }
         await appendAudit(tx, {
           actor: `acme:${account.id}`, action: error ? 'acme.challenge.failed' : 'acme.challenge.validated', target: id, outcome: error ? 'failure' : 'success', sourceIp,
@@ -501,6 +573,17 @@ export class AcmeService {
     const missing = [...want].filter((x) => !got.has(x));
     const extra = [...got].filter((x) => !want.has(x));
     if (missing.length || extra.length) throw acmeErr('badCSR', `the CSR's names must equal the order's identifiers${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; not in the order: ${extra.join(', ')}` : ''}`);
+    // Every authorization again, right before the claim: only what Signet validated counts.
+    const e = await this.entitlement(order, this.ctx.now());
+    if (e.status !== 'ready') {
+      const detail = e.detail ?? `order ${id} has an authorization that is not valid yet`;
+      if (e.forged || e.status === 'pending') {
+        this.ctx.log.error({ order: id, account: account.id, detail }, 'ACME finalize refused: the order\'s authorization state failed Signet\'s integrity check');
+        await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'invalid', error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } });
+        throw acmeErr('unauthorized', detail, 403);
+      }
+      throw acmeErr('orderNotReady', detail, 403);
+    }
     // The claim records when and for which CSR: if this process dies before the order is
     // updated, recovery (recovery.ts) finds a certificate committed for it instead of losing it.
     const claimed = await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'processing', processingSince: this.ctx.now(), csrHash: csr.sha256 } });
@@ -566,7 +649,8 @@ export class AcmeService {
       let authorizedForAllNames = false;
       if (!ordered) {
         const names = sans.map((s) => s.value.replace(/^\*\./, ''));
-        const valid = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { accountId: account.id, status: 'valid', identifierValue: { in: names }, expires: { gt: this.ctx.now() } } });
+        const valid = (await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { accountId: account.id, status: 'valid', identifierValue: { in: names }, expires: { gt: this.ctx.now() } } }))
+          .filter((a) => this.authorizationIntact(a));
         const covered = new Set(valid.map((a) => a.identifierValue));
         authorizedForAllNames = names.every((n) => covered.has(n));
       }
@@ -653,7 +737,7 @@ export class AcmeService {
     const p = this.profileOrThrow(profile ?? this.settings.profiles[0]!);
     const kid = `eab-${randomUUID().slice(0, 8)}`;
     const key = randomBytes(32);
-    const { sealed, kekId } = this.ctx.keys.sealSecret(kid, key);
+    const { sealed, kekId } = this.ctx.keys.sealSecret(eabSealId(kid, p), key);
     await this.ctx.db.transaction(async (tx) => {
       await tx.acmeEabKey.create({ data: { id: kid, sealed: new Uint8Array(sealed), kekId, profile: p } });
       await appendAudit(tx, { actor, action: 'acme.eab.created', target: kid, details: { profile: p } });

@@ -10,10 +10,19 @@
  *      backup older than the checkpoint was restored); it is still listed.
  *   3. The inventory: every stored certificate and CA has the event that created it, and every
  *      such event's certificate is stored.
+ *   4. The authorisation state (with the master key's row MACs, row-integrity.ts): every API
+ *      token has its token.created event and a grant MAC that verifies, and is revoked if the
+ *      trail says so; every ACME account and valid ACME authorization carries a MAC that
+ *      verifies; every CA with a ca.revoked event is revoked in its row, and every CA's id is
+ *      its certificate's. A token whose creation event was lost before an operator recorded a
+ *      recovery (and whose MAC verifies) is listed as accepted, like a checkpoint.
  * Memory is bounded by the chain's pages, the checkpoints (seq → hash) and one serial per
  * certificate.
  */
 import type { Database, Db } from '../storage/database.js';
+import { inspectCertificate } from '../pki/certificate.js';
+import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
+import type { RowIntegrity } from './row-integrity.js';
 import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, readChainHead, RECOVERY_ACTIONS, writeRows, type AuditRow, type AuditTrail } from './audit.js';
 import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
 
@@ -29,12 +38,16 @@ export interface VerifyReport {
   /** The first break in the chain itself. */
   problem?: ChainProblem;
   checkpoints: { files: string[]; count: number; newest: Checkpoint | null; problems: Finding[]; acknowledged: Finding[] };
-  inventory: { certificates: number; cas: number; problems: Finding[] };
+  inventory: { certificates: number; cas: number; tokens: number; problems: Finding[]; acknowledged: Finding[] };
 }
 
 const PAGE = 5000;
 const ISSUANCE_ACTIONS = new Set(['certificate.issued', 'certificate.renewed', 'certificate.rekeyed']);
 const CA_ACTIONS = new Set(['ca.created', 'ca.imported']);
+const TOKEN_CREATED = 'token.created';
+/** The status each certificate status event leaves a certificate in. */
+const STATUS_ACTIONS: Record<string, string> = { 'certificate.revoked': 'revoked', 'certificate.held': 'hold', 'certificate.unheld': 'good' };
+const TOKEN_REVOKED = 'token.revoked';
 const SAMPLE = 10;
 
 /** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
@@ -80,6 +93,8 @@ export interface VerifyOptions {
   /** Checkpoint files to hold the chain to (this data directory's, plus copies from other hosts). */
   checkpointFiles: string[];
   checkpointKey: Pick<CheckpointKey, 'publicKey' | 'kid'>;
+  /** The master key's row MACs: without them the authorisation rows are checked against their events only. */
+  rowIntegrity?: RowIntegrity;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -114,6 +129,11 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   const recoveries: { seq: number; time: Date; action: string }[] = [];
   const issued = new Set<string>();
   const cas = new Set<string>();
+  const tokensCreated = new Set<string>();
+  const tokensRevoked = new Set<string>();
+  const casRevoked = new Map<string, number>();
+  /** serial → the status its newest status event left it in (memory: one entry per revoked or held certificate). */
+  const statuses = new Map<string, string>();
   let last: AuditRow | undefined;
   let problem: ChainProblem | undefined;
   const walk = async (): Promise<boolean> => {
@@ -125,6 +145,10 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
       if (ISSUANCE_ACTIONS.has(row.action) && row.target) issued.add(row.target);
       else if (CA_ACTIONS.has(row.action) && row.target) cas.add(row.target);
       else if (RECOVERY_ACTIONS.includes(row.action)) recoveries.push({ seq: row.seq, time: row.time, action: row.action });
+      else if (row.action === TOKEN_CREATED && row.target) tokensCreated.add(row.target);
+      else if (row.action === TOKEN_REVOKED && row.target) tokensRevoked.add(row.target);
+      else if (row.action === CA_REVOKED_ACTION && row.target && !casRevoked.has(row.target)) casRevoked.set(row.target, row.seq);
+      else if (row.action in STATUS_ACTIONS && row.target && statuses.get(row.target) !== 'revoked') statuses.set(row.target, STATUS_ACTIONS[row.action]!);
       for (const pin of pins.get(row.seq) ?? []) {
         if (pin.cp.hash !== row.hash) mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says event ${row.seq} is ${pin.cp.hash.slice(0, 16)}…, but it is ${row.hash.slice(0, 16)}…: the chain was rewritten from there` });
       }
@@ -132,7 +156,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     opts.onProgress?.(v.count, Math.max(total, v.count));
     return rows.length === PAGE;
   };
-  const report = (): VerifyReport => ({ ok: false, events: v.count, head: last ? { seq: last.seq, hash: last.hash } : null, keyedFrom: v.keyedFrom, checkpoints: cps, inventory: { certificates: 0, cas: 0, problems: [] } });
+  const report = (): VerifyReport => ({ ok: false, events: v.count, head: last ? { seq: last.seq, hash: last.hash } : null, keyedFrom: v.keyedFrom, checkpoints: cps, inventory: { certificates: 0, cas: 0, tokens: 0, problems: [], acknowledged: [] } });
 
   // Against the recorded head. An append commits its events and the head together, so a recorded
   // head beyond the walked chain means either events appended while we walked (a live server:
@@ -201,7 +225,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     for (const s of missing.splice(0)) if (!issued.delete(s)) missing.push(s);
     missingCas = missingCas.filter((id) => !cas.has(id));
   }
-  const inventory = { certificates, cas: caIds.length, problems: [] as Finding[] };
+  const inventory = { certificates, cas: caIds.length, tokens: 0, problems: [] as Finding[], acknowledged: [] as Finding[] };
   const sample = (xs: string[]) => xs.slice(0, SAMPLE).join(', ') + (xs.length > SAMPLE ? `, … (${xs.length - SAMPLE} more)` : '');
   if (missing.length) inventory.problems.push({ problem: `${missing.length} of ${certificates} stored certificates have no issuance event (certificate.issued/renewed/rekeyed): ${sample(missing)}` });
   if (missingCas.length) inventory.problems.push({ problem: `${missingCas.length} of ${caIds.length} CAs have no ca.created or ca.imported event: ${sample(missingCas)}` });
@@ -214,6 +238,83 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     gone.push(...chunk.filter((s) => !present.has(s)));
   }
   if (gone.length) inventory.problems.push({ problem: `${gone.length} certificates named by issuance events are not stored (deleted?): ${sample(gone)}` });
+
+  // 4. The authorisation state: tokens, ACME accounts and authorizations, CAs.
+  const macs = opts.rowIntegrity;
+  const tokens = await db.apiToken.findMany({ orderBy: { id: 'asc' } });
+  inventory.tokens = tokens.length;
+  // A token made while we walked has its event after the walked end: walk on before calling it missing.
+  if (tokens.some((t) => !tokensCreated.has(t.id))) {
+    while (await walk());
+    if (problem) return { ...report(), problem };
+  }
+  const noEvent: string[] = [];
+  const badMac: string[] = [];
+  const unrevoked: string[] = [];
+  for (const t of tokens) {
+    const intact = macs ? macs.tokenSchemeOf(t) !== null : true;
+    if (!intact) badMac.push(t.id);
+    if (!tokensCreated.has(t.id)) {
+      const ack = intact && macs ? recoveries.find((r) => r.time.getTime() > t.createdAt.getTime()) : undefined;
+      if (ack) inventory.acknowledged.push({ problem: `API token ${t.id} has no ${TOKEN_CREATED} event (accepted by ${ack.action} at event ${ack.seq}; its MAC verifies)` });
+      else noEvent.push(t.id);
+    }
+    if (tokensRevoked.has(t.id) && !t.revokedAt) unrevoked.push(t.id);
+  }
+  if (noEvent.length) inventory.problems.push({ problem: `${noEvent.length} of ${tokens.length} API tokens have no ${TOKEN_CREATED} event (inserted in the database?): ${sample(noEvent)}` });
+  if (badMac.length) inventory.problems.push({ problem: `${badMac.length} of ${tokens.length} API tokens fail their grant MAC (inserted or changed in the database without the master key; they are refused): ${sample(badMac)}` });
+  if (unrevoked.length) inventory.problems.push({ problem: `${unrevoked.length} API tokens were revoked (${TOKEN_REVOKED} event) but their rows say not (rolled back in the database; they are refused): ${sample(unrevoked)}` });
+  if (macs) {
+    const badAccounts: string[] = [];
+    for (let after = ''; ;) {
+      const rows = await db.acmeAccount.findMany({ where: { id: { gt: after } }, orderBy: { id: 'asc' }, take: PAGE });
+      for (const a of rows) if (!macs.accountIntact(a)) badAccounts.push(a.id);
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.id;
+    }
+    if (badAccounts.length) inventory.problems.push({ problem: `${badAccounts.length} ACME accounts fail their MAC (inserted or changed in the database without the master key; they are unknown to Signet): ${sample(badAccounts)}` });
+    const badAuthz: string[] = [];
+    for (let after = ''; ;) {
+      const rows = await db.acmeAuthorization.findMany({ where: { status: 'valid', id: { gt: after } }, orderBy: { id: 'asc' }, take: PAGE });
+      for (const a of rows) if (!macs.authorizationIntact(a)) badAuthz.push(a.id);
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.id;
+    }
+    if (badAuthz.length) inventory.problems.push({ problem: `${badAuthz.length} valid ACME authorizations fail their MAC (set valid in the database without the master key; no order can use them): ${sample(badAuthz)}` });
+  }
+  // Certificates whose row says another status than their events: revoked or held ones first,
+  // then rows revoked or held without any event (a scan of the few such rows). A status
+  // changed while we walked has its event after the walked end: walk on before reporting.
+  const drift = async (): Promise<string[]> => {
+    const out: string[] = [];
+    const withEvents = [...statuses.keys()];
+    for (let i = 0; i < withEvents.length; i += 1000) {
+      for (const c of await db.certificate.findMany({ where: { serial: { in: withEvents.slice(i, i + 1000) } }, select: { serial: true, status: true } })) {
+        if (c.status !== statuses.get(c.serial)) out.push(`${c.serial} (${c.status}, its events say ${statuses.get(c.serial)})`);
+      }
+    }
+    for (let after = ''; ;) {
+      const rows = await db.certificate.findMany({ where: { status: { not: 'good' }, serial: { gt: after } }, select: { serial: true, status: true }, orderBy: { serial: 'asc' }, take: PAGE });
+      for (const c of rows) if (!statuses.has(c.serial)) out.push(`${c.serial} (${c.status}, no revocation event)`);
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.serial;
+    }
+    return out;
+  };
+  let drifted = await drift();
+  if (drifted.length) {
+    while (await walk());
+    if (problem) return { ...report(), problem };
+    drifted = await drift();
+  }
+  if (drifted.length) inventory.problems.push({ problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}` });
+  for (const ca of await db.certificateAuthority.findMany({ select: { id: true, status: true, certificateDer: true } })) {
+    const revokedAt = casRevoked.get(ca.id);
+    if (revokedAt !== undefined && ca.status !== 'revoked') inventory.problems.push({ problem: `CA ${ca.id} was revoked (${CA_REVOKED_ACTION} event ${revokedAt}) but its row says ${ca.status} (changed in the database; it does not sign)` });
+    let matches = false;
+    try { matches = idMatchesCertificate(ca.id, inspectCertificate(ca.certificateDer)); } catch { /* not a certificate: reported below */ }
+    if (!matches) inventory.problems.push({ problem: `CA ${ca.id} is not the CA of the certificate in its row (changed in the database; it does not sign)` });
+  }
   const head = last ? { seq: last.seq, hash: last.hash } : null;
   return { ok: !cps.problems.length && !inventory.problems.length, events: v.count, head, keyedFrom: v.keyedFrom, checkpoints: cps, inventory };
 }

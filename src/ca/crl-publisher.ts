@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { buildCrl, type CrlEntry, type RevocationReason } from '../pki/crl.js';
-import { inspectCertificate } from '../pki/certificate.js';
+import { inspectCertificate, serialHex } from '../pki/certificate.js';
 import type { Signer } from '../pki/keys.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
@@ -16,6 +16,7 @@ import { openRevoked, type RevokedReader } from '../storage/revoked-rows.js';
 import { crlDer } from '../storage/crl-chunks.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
+import { auditedCaRevocations, idMatchesCertificate } from './issuers.js';
 
 export interface PublishedCrl { caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number }
 
@@ -133,7 +134,20 @@ export class CrlPublisher {
     for await (const rows of revoked.batches(BATCH)) {
       yield rows.map((r) => { seen(); return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate }); });
     }
-    const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { serial: true, revokedAt: true, revocationReason: true } });
+    const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { id: true, serial: true, revokedAt: true, revocationReason: true } });
+    // A CA revocation is anchored in the audit trail: a child whose row was flipped back to
+    // active in the database stays on its parent's CRL (issuers.ts).
+    for (const r of (await auditedCaRevocations(this.ctx.db.prisma)).filter((x) => x.parent === caId && !children.some((c) => c.id === x.id))) {
+      const row = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: r.id }, select: { certificateDer: true, status: true } });
+      let parts;
+      try { parts = row ? inspectCertificate(row.certificateDer) : undefined; } catch { parts = undefined; }
+      if (!row || !parts || !idMatchesCertificate(r.id, parts)) {
+        this.ctx.log.error({ caId: r.id, parent: caId }, 'a CA revoked in the audit trail has no usable record (deleted or changed in the database): it cannot be listed on its parent\'s CRL');
+        continue;
+      }
+      this.ctx.log.error({ caId: r.id, status: row.status, revokedAtEvent: r.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it stays on the CRL');
+      children.push({ id: r.id, serial: serialHex(parts.serial), revokedAt: r.time, revocationReason: r.reason });
+    }
     if (children.length) yield children.map((c) => { seen(); return toEntry({ ...c, invalidityDate: null }); });
   }
 

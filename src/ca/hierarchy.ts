@@ -16,6 +16,7 @@ import type { Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
+import { auditedCaRevocation, caIdFor, caRecordProblem } from './issuers.js';
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
 import { extension, EXT } from '../pki/extensions.js';
 import { isRootCa } from './issuers.js';
@@ -33,18 +34,29 @@ export interface NewCaOptions {
   nameConstraints?: NameConstraints;
 }
 
-const idFor = (kind: 'root' | 'int' | 'ext', keyId: Buffer) => `${kind}-${keyId.subarray(0, 5).toString('hex')}`;
+const idFor = caIdFor;
 
 async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<{ signer: Signer; cert: ReturnType<typeof inspectCertificate> }> {
   const parent = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: parentId } });
   if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
+  // The row's status alone is not trusted: a revocation is anchored in the audit trail (issuers.ts).
+  if (await auditedCaRevocation(ctx.db.prisma, parentId)) {
+    ctx.log.error({ caId: parentId }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
+    throw new SignetError('conflict', `CA ${parentId} was revoked (the audit trail records it; its record in the database says otherwise) and cannot sign`);
+  }
   const cert = inspectCertificate(parent.certificateDer);
   if (!cert.isCa) throw new SignetError('conflict', `CA ${parentId} is not a CA certificate`);
   if (cert.pathLen === 0) throw new SignetError('policy', `CA ${parentId} has pathLen 0 and cannot sign another CA`);
   let signer: Signer;
-  if (parent.keyId) signer = await ctx.keys.signer(parent.keyId);
-  else if (parentKey) {
+  if (parent.keyId) {
+    signer = await ctx.keys.signer(parent.keyId);
+    const tampered = caRecordProblem(parentId, cert, signer);
+    if (tampered) {
+      ctx.log.error({ caId: parentId }, `CA record failed its integrity check: ${tampered}; it does not sign`);
+      throw new SignetError('conflict', `${tampered}; it does not sign (run \`signet audit verify\`)`);
+    }
+  } else if (parentKey) {
     // A key file from outside: checked against the certificate before node:crypto describes it.
     try {
       signer = signerFor(checkPrivateKey(parentKey, { info: cert.publicKeyInfo, spkiDer: cert.spkiDer }));

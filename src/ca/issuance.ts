@@ -14,10 +14,10 @@
  */
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import { inspectCertificate, newSerial, serialHex, signTbs, toPem } from '../pki/certificate.js';
+import { inspectCertificate, newSerial, serialHex, signTbs, toPem, type CertificateParts } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
-import { escapeDnValue } from '../pki/dn.js';
-import { describeKey, type TrustedKey } from '../pki/keys.js';
+import { commonNameOf, escapeDnValue } from '../pki/dn.js';
+import { describeKey, verifySignature, type TrustedKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { lintLeafTbs, readSanEntries } from '../pki/lint.js';
 import { checkAllowed, checkNameConstraints, normalizeIp, validateCommonName, validateSan, type SanEntry } from '../pki/names.js';
@@ -85,9 +85,12 @@ export class Issuance {
     authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.hostlessUriSchemes);
     if (old.status !== 'good') throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
     const profile = this.profile(old.profile);
-    const parts = inspectCertificate(old.der);
+    // What is renewed is what Signet signed: the names and key are read from the stored DER,
+    // once its signature verified under the issuing CA's key.
+    const parts = await this.issuedByUs(old);
     const sanExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.subjectAltName);
     const sans = sanExt ? (readSanEntries(Buffer.from(sanExt.extnValue.buffer)).filter((s) => typeof s !== 'string') as SanEntry[]) : [];
+    const commonName = commonNameOf(parts.subjectNameDer);
     let spkiDer = parts.spkiDer;
     let publicKey = parts.publicKey;
     let keyAlgorithm = old.keyAlgorithm;
@@ -106,8 +109,36 @@ export class Issuance {
       csrHash = csr.sha256;
     }
     return this.sign({
-      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName: old.commonName ?? undefined, previousCaId: old.caId, csrHash, predecessor: old.serial,
+      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName, previousCaId: old.caId, csrHash, predecessor: old.serial,
     }, who, 'certificate.renew', newCsr ? 'certificate.rekeyed' : 'certificate.renewed');
+  }
+
+  /**
+   * The stored certificate, parsed, once it proved to be one Signet issued: an end-entity
+   * certificate with the row's serial, whose signature verifies under the public key of the CA
+   * the row names — that CA's record checked against its sealed key (IssuerRegistry). A row
+   * whose DER someone without a CA key wrote (other names, another key) fails here: 409, logged
+   * at error level, nothing signed.
+   */
+  private async issuedByUs(old: { serial: string; caId: string; der: Uint8Array }): Promise<CertificateParts> {
+    const refuse = (why: string): never => {
+      this.ctx.log.error({ serial: old.serial, caId: old.caId }, `stored certificate failed its integrity check: ${why}; not renewed`);
+      throw new SignetError('conflict', `certificate ${old.serial} cannot be renewed: ${why} (its record was changed in the database; run \`signet audit verify\`)`);
+    };
+    let parts: CertificateParts;
+    try { parts = inspectCertificate(old.der); } catch { return refuse('its stored DER is not a certificate'); }
+    if (serialHex(parts.serial) !== old.serial) refuse(`its stored DER has serial ${serialHex(parts.serial)}`);
+    if (parts.isCa) refuse('its stored DER is a CA certificate');
+    let issuer: Issuer;
+    try { issuer = await this.issuers.get(old.caId); } catch (e) {
+      // An issuer whose key is offline (or whose own record failed its check) cannot vouch for it.
+      if (e instanceof SignetError && e.status < 500) throw new SignetError('conflict', `certificate ${old.serial} cannot be renewed: its issuing CA cannot vouch for it (${e.detail}); issue a new certificate`);
+      throw e;
+    }
+    const signed = parts.issuerNameDer.equals(issuer.parts.subjectNameDer)
+      && verifySignature(parts.parsed.signatureAlgorithm.algorithm, issuer.parts.publicKey, parts.tbs, Buffer.from(parts.parsed.signatureValue));
+    if (!signed) refuse(`its stored DER does not verify under CA ${old.caId}'s key`);
+    return parts;
   }
 
   private async sign(p: {

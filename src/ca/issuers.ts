@@ -3,6 +3,18 @@
  * the chain to serve, name constraints, and the extensions every leaf of that CA shares.
  * Entries are refreshed after a short time so a CA revoked or retired by another replica stops
  * issuing without a restart.
+ *
+ * A CA row in the database is not trusted to say which CA it is or whether it may still sign
+ * (someone may write to the database without holding the master key). Before a CA signs:
+ *   - its sealed key (which only the master key opens, bound to its key id) must be the key of
+ *     its certificate — so a row cannot borrow another CA's key, and its certificate is one
+ *     that CA's key holder made;
+ *   - its id must be the one Signet derives from that certificate (kind + subject key id), so
+ *     a profile pinned to a CA id gets that CA and no other row's certificate and key;
+ *   - the audit trail must hold no `ca.revoked` event for it: a revocation is anchored in the
+ *     trail, which the database alone cannot rewrite, so flipping a revoked CA back to active in
+ *     its row does not make it sign again.
+ * A row that fails is refused (409) and logged at error level.
  */
 import { SignetError } from '../errors.js';
 import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
@@ -11,6 +23,52 @@ import type { LeafIssuer } from '../pki/leaf-template.js';
 import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
 import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
+import type { Db } from '../storage/database.js';
+
+/** The audit action that records a CA's revocation (revocation.ts). */
+export const CA_REVOKED_ACTION = 'ca.revoked';
+
+/** The id Signet gives a CA (hierarchy.ts): its kind and the first 5 bytes of its subject key identifier. */
+export const caIdFor = (kind: 'root' | 'int' | 'ext', subjectKeyId: Buffer): string => `${kind}-${subjectKeyId.subarray(0, 5).toString('hex')}`;
+
+/** Whether `id` is an id Signet would give the CA of this certificate. */
+export function idMatchesCertificate(id: string, parts: Pick<CertificateParts, 'subjectKeyId'>): boolean {
+  return (['root', 'int', 'ext'] as const).some((kind) => id === caIdFor(kind, parts.subjectKeyId));
+}
+
+export interface AuditedCaRevocation { id: string; seq: number; time: Date; parent: string | null; reason: string | null }
+
+const revocationOf = (e: { seq: number; time: Date; target: string | null; details: string | null }): AuditedCaRevocation => {
+  let d: { parent?: unknown; reason?: unknown } = {};
+  try { d = JSON.parse(e.details ?? '{}') as typeof d; } catch { /* an unreadable event still revokes */ }
+  return { id: e.target ?? '', seq: e.seq, time: e.time, parent: typeof d.parent === 'string' ? d.parent : null, reason: typeof d.reason === 'string' ? d.reason : null };
+};
+
+/**
+ * The audited revocation of a CA (its `ca.revoked` event), whatever its row says; null if none.
+ * A forged event could only stop a CA (which a database writer can do anyway), never restart one.
+ */
+export async function auditedCaRevocation(db: Pick<Db, 'auditEvent'>, caId: string): Promise<AuditedCaRevocation | null> {
+  const e = await db.auditEvent.findFirst({ where: { action: CA_REVOKED_ACTION, target: caId }, select: { seq: true, time: true, target: true, details: true }, orderBy: { seq: 'asc' } });
+  return e ? revocationOf(e) : null;
+}
+
+/** Every audited CA revocation (CA revocations are rare: one indexed read). */
+export async function auditedCaRevocations(db: Pick<Db, 'auditEvent'>): Promise<AuditedCaRevocation[]> {
+  const events = await db.auditEvent.findMany({ where: { action: CA_REVOKED_ACTION }, select: { seq: true, time: true, target: true, details: true }, orderBy: { seq: 'asc' } });
+  return events.filter((e) => e.target).map(revocationOf);
+}
+
+/**
+ * Why a CA row may not be trusted to sign with `signer`, or null: its certificate is not the
+ * key's, or its id is not its certificate's (see the module comment). Cheap: a key comparison
+ * and a string match.
+ */
+export function caRecordProblem(id: string, parts: CertificateParts, signer: Signer): string | null {
+  if (!signer.publicKey.export({ format: 'der', type: 'spki' }).equals(parts.spkiDer)) return `CA ${id}'s certificate is not the certificate of its key: its record was changed in the database`;
+  if (!idMatchesCertificate(id, parts)) return `CA ${id} is not the CA of the certificate in its record (subject key id ${parts.subjectKeyId.toString('hex')}): its record was changed in the database`;
+  return null;
+}
 
 export interface Issuer {
   id: string;
@@ -113,6 +171,17 @@ export class IssuerRegistry {
     if (!row.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline and cannot issue certificates`);
     const parts = inspectCertificate(row.certificateDer);
     const signer = await this.ctx.keys.signer(row.keyId);
+    const tampered = caRecordProblem(caId, parts, signer);
+    if (tampered) {
+      this.ctx.log.error({ caId }, `CA record failed its integrity check: ${tampered}; it does not sign`);
+      throw new SignetError('conflict', `${tampered}; it does not sign (run \`signet audit verify\`)`);
+    }
+    let status = row.status;
+    const revoked = await auditedCaRevocation(this.ctx.db.prisma, caId);
+    if (revoked && status !== 'revoked') {
+      this.ctx.log.error({ caId, status, revokedAtEvent: revoked.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
+      status = 'revoked';
+    }
     const urls = caUrls(this.ctx.config.publicUrl, caId);
     const ncExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
     const chainDer: Buffer[] = [];
@@ -124,7 +193,7 @@ export class IssuerRegistry {
     const alg = algorithmDer(signer);
     return {
       id: caId,
-      status: row.status,
+      status,
       root: isRootCa(parts, row.parentId),
       parts,
       signer,

@@ -31,6 +31,7 @@ import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
+import { auditedCaRevocation } from './issuers.js';
 
 export interface OcspOptions {
   validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number;
@@ -257,6 +258,15 @@ export class OcspService {
     if (!row) return { kind: 'unknown' };
     // Leaves are good | revoked | hold (a hold is revoked with reason certificateHold); CAs are revoked or not.
     const revoked = row.kind === 'leaf' ? row.status !== 'good' : row.status === 'revoked';
+    if (row.kind === 'ca' && !revoked) {
+      // A CA revocation is anchored in the audit trail, whatever the row says (issuers.ts).
+      const child = await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { serial: serialHex(serialBytes), parentId: caId }, select: { id: true } });
+      const audited = child ? await auditedCaRevocation(this.ctx.db.prisma, child.id) : null;
+      if (audited) {
+        this.ctx.log.error({ caId: child!.id, revokedAtEvent: audited.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; OCSP answers revoked');
+        return { kind: 'revoked', revokedAt: audited.time, reason: (audited.reason ?? undefined) as RevocationReason | undefined };
+      }
+    }
     return revoked ? { kind: 'revoked', revokedAt: row.revokedAt ?? new Date(0), reason: (row.revocationReason ?? undefined) as RevocationReason | undefined } : { kind: 'good' };
   }
 

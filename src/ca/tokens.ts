@@ -1,7 +1,19 @@
 /**
- * API tokens: 256 random bits shown once, stored as SHA-256. Looking a token up by its hash
- * and comparing the hashes with timingSafeEqual means the secret never meets a
- * variable-time comparison.
+ * API tokens: 256 random bits shown once. The table stores a keyed hash of the secret
+ * (HMAC-SHA256 under a key derived from the master key) and a MAC over the grant — id, hash,
+ * scopes, profiles, name suffixes, expiry and revocation (row-integrity.ts) — checked at every
+ * authentication, so someone who can write to the database but does not hold the master key
+ * can neither insert a token for a secret of their choosing nor widen, extend or un-revoke one:
+ * such a row is refused like an unknown token, and logged at error level. Tokens made before
+ * keyed hashes keep their SHA-256 hash; they were sealed (given a grant MAC) once, at the first
+ * start of the version that introduced MACs (row-seal.ts).
+ *
+ * A revocation is also anchored in the audit trail, which the database alone cannot rewrite:
+ * a token with a `token.revoked` event never authenticates again, even if its row (and the MAC
+ * it had before) is put back from an old copy of the database.
+ *
+ * Looking a token up by its hash and comparing the hashes with timingSafeEqual means the secret
+ * never meets a variable-time comparison; the MAC is compared in constant time too.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -10,15 +22,22 @@ import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
 import { validateNamePolicy } from '../pki/names.js';
 import { loadProfiles } from './profiles.js';
+import { rowIntegrity, type SecretScheme } from './row-integrity.js';
 
 export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 export const TOKEN_PREFIX = 'sgt_';
+export const TOKEN_REVOKED_ACTION = 'token.revoked';
 
 export interface TokenGrant {
   id: string; name: string; scopes: Scope[]; profiles: string[] | null; nameSuffixes: string[] | null; expiresAt: Date | null;
 }
 
+/**
+ * SHA-256 of a presented secret: the identity rate limits and the audit use for a bearer token
+ * (http/auth.ts), and the stored hash of tokens made before keyed hashes. Not the hash new
+ * tokens are stored under (RowIntegrity.tokenSecretHash).
+ */
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
 export interface NewToken { name: string; scopes: Scope[]; profiles?: string[]; nameSuffixes?: string[]; expiresAt?: Date }
@@ -37,14 +56,15 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   }
   const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = `tok-${randomUUID().slice(0, 8)}`;
+  const macs = rowIntegrity(ctx.keys);
+  const grant = {
+    id, secretHash: macs.tokenSecretHash(secret), scopes: t.scopes.join(','),
+    profiles: t.profiles ? JSON.stringify(t.profiles) : null, nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
+    // Stored with millisecond precision: MAC exactly what is stored.
+    expiresAt: t.expiresAt ? new Date(t.expiresAt.getTime()) : null, revokedAt: null,
+  };
   const write = async (x: Tx) => {
-    await x.apiToken.create({
-      data: {
-        id, name: t.name, secretHash: hashSecret(secret), scopes: t.scopes.join(','),
-        profiles: t.profiles ? JSON.stringify(t.profiles) : null, nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
-        expiresAt: t.expiresAt ?? null,
-      },
-    });
+    await x.apiToken.create({ data: { ...grant, name: t.name, grantMac: macs.tokenGrantMac(grant, 'hmac') } });
     await appendAudit(x, { actor, action: 'token.created', target: id, sourceIp, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
   };
   if (tx) await write(tx); else await ctx.db.transaction(write);
@@ -72,13 +92,57 @@ function recordUse(ctx: CaContext, id: string, at: Date): void {
   state.timer.unref();
 }
 
+/**
+ * Token ids with a `token.revoked` event in the audit trail, per database: a revocation the
+ * rows alone cannot undo. Loaded at the first authentication, then refreshed in the background
+ * (new events only) at most every REVOCATIONS_REFRESH_MS; a revocation made by this process is
+ * added at once. Other processes' revocations take effect at once through the row (revokedAt,
+ * under the MAC); this set is what still refuses the token if the row is later rolled back.
+ */
+const REVOCATIONS_REFRESH_MS = 5_000;
+interface AuditedRevocations { ids: Set<string>; afterSeq: number; at: number; loading?: Promise<void> }
+const revocations = new WeakMap<object, AuditedRevocations>();
+
+async function auditedRevocations(ctx: CaContext): Promise<Set<string>> {
+  let r = revocations.get(ctx.db);
+  if (!r) revocations.set(ctx.db, (r = { ids: new Set(), afterSeq: 0, at: 0 }));
+  const state = r;
+  const refresh = () => (state.loading ??= (async () => {
+    const rows = await ctx.db.prisma.auditEvent.findMany({ where: { action: TOKEN_REVOKED_ACTION, seq: { gt: state.afterSeq } }, select: { seq: true, target: true }, orderBy: { seq: 'asc' } });
+    for (const e of rows) if (e.target) state.ids.add(e.target);
+    if (rows.length) state.afterSeq = rows[rows.length - 1]!.seq;
+    state.at = Date.now();
+  })().finally(() => { state.loading = undefined; }));
+  if (state.at === 0) await refresh();
+  else if (Date.now() - state.at > REVOCATIONS_REFRESH_MS) refresh().catch((e: unknown) => ctx.log.warn({ err: e }, 'could not refresh the audited token revocations'));
+  return state.ids;
+}
+
 /** Resolves a presented secret to its grant, or throws 401 with a reason that reveals nothing useful. */
 export async function authenticate(ctx: CaContext, presented: string): Promise<TokenGrant> {
   if (!presented.startsWith(TOKEN_PREFIX) || presented.length > 200) throw new SignetError('unauthorized', 'the bearer token is not a Signet API token');
-  const hash = hashSecret(presented);
-  const row = await ctx.db.hotReads().token(hash);
+  const macs = rowIntegrity(ctx.keys);
+  const reads = ctx.db.hotReads();
+  let scheme: SecretScheme = 'hmac';
+  let hash = macs.tokenSecretHash(presented);
+  let row = await reads.token(hash);
+  if (!row) {
+    // A token made before keyed hashes is stored under its SHA-256 (and sealed with that scheme).
+    scheme = 'sha256';
+    hash = hashSecret(presented);
+    row = await reads.token(hash);
+  }
   if (!row || !timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(hash, 'hex'))) throw new SignetError('unauthorized', 'the bearer token is unknown');
+  if (!macs.tokenIntact(row, scheme)) {
+    // Only the holder of this secret reaches this line: a row written without the master key.
+    ctx.log.error({ tokenId: row.id }, 'API token row failed its integrity check (its grant MAC does not verify): it was inserted or changed in the database without the master key; refused');
+    throw new SignetError('unauthorized', 'the bearer token is unknown');
+  }
   if (row.revokedAt) throw new SignetError('unauthorized', 'the bearer token was revoked');
+  if ((await auditedRevocations(ctx)).has(row.id)) {
+    ctx.log.error({ tokenId: row.id }, 'API token row says not revoked, but the audit trail recorded its revocation: the row was rolled back in the database; refused');
+    throw new SignetError('unauthorized', 'the bearer token was revoked');
+  }
   const now = ctx.now();
   if (row.expiresAt && row.expiresAt <= now) throw new SignetError('unauthorized', 'the bearer token has expired');
   recordUse(ctx, row.id, now);
@@ -96,7 +160,7 @@ export interface TokenSummary {
 
 export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
   const rows = await ctx.db.prisma.apiToken.findMany({ orderBy: { createdAt: 'asc' } });
-  return rows.map(({ secretHash: _h, scopes, profiles, nameSuffixes, ...r }) => ({
+  return rows.map(({ secretHash: _h, grantMac: _m, scopes, profiles, nameSuffixes, ...r }) => ({
     ...r, scopes: scopes.split(',').filter(Boolean), profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
     nameSuffixes: nameSuffixes ? (JSON.parse(nameSuffixes) as string[]) : null,
   }));
@@ -107,7 +171,12 @@ export async function revokeToken(ctx: CaContext, id: string, actor: string, sou
     const row = await tx.apiToken.findUnique({ where: { id } });
     if (!row) throw new SignetError('not-found', `token ${id} does not exist`);
     if (row.revokedAt) throw new SignetError('conflict', `token ${id} is already revoked`);
-    await tx.apiToken.update({ where: { id }, data: { revokedAt: ctx.now() } });
-    await appendAudit(tx, { actor, action: 'token.revoked', target: id, sourceIp, details: { name: row.name } });
+    const revokedAt = ctx.now();
+    // A row whose MAC does not verify keeps a MAC that does not verify: revoking must not bless it.
+    const macs = rowIntegrity(ctx.keys);
+    const scheme = macs.tokenSchemeOf(row);
+    await tx.apiToken.update({ where: { id }, data: { revokedAt, ...(scheme ? { grantMac: macs.tokenGrantMac({ ...row, revokedAt }, scheme) } : {}) } });
+    await appendAudit(tx, { actor, action: TOKEN_REVOKED_ACTION, target: id, sourceIp, details: { name: row.name } });
   });
+  revocations.get(ctx.db)?.ids.add(id);
 }

@@ -16,7 +16,7 @@ export type OperationGuard = RequestHandler & { operation: Operation };
 /**
  * What an Authorization header presents, parsed once per request and shared by every consumer
  * (rate limits, authentication, audit), so that no spelling of one token counts as another.
- * `identity` is the token's SHA-256 (the hash the token table stores), never the token.
+ * `identity` is the token's SHA-256 (not the keyed hash the token table stores), never the token.
  */
 export type Credentials =
   | { kind: 'none' }

@@ -14,6 +14,7 @@ import { openAuditTrail } from '../ca/audit-checkpoints.js';
 import type { CaContext } from '../ca/context.js';
 import { createHierarchyTx, listCas } from '../ca/hierarchy.js';
 import { createToken } from '../ca/tokens.js';
+import { markSealedAtBootstrap, sealAtUpgrade } from '../ca/row-seal.js';
 import { openDatabase } from '../storage/database.js';
 import { redactUrl, resolveDatabase } from '../storage/database-url.js';
 import { migrate } from '../storage/migrate.js';
@@ -65,7 +66,10 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
     await openAuditTrail(db, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
-    return { db, keys, config, log, now: () => new Date() };
+    const ctx: CaContext = { db, keys, config, log, now: () => new Date() };
+    // Once per database: MACs for the token and ACME rows of the version before (ca/row-seal.ts).
+    await sealAtUpgrade(ctx);
+    return ctx;
   } catch (e) {
     await db.close().catch(() => undefined);
     // Lost between migrating and unlocking the keys: still worth waiting for (serve retries 'unavailable').
@@ -117,6 +121,8 @@ export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<
       { subject: config.SIGNET_ROOT_SUBJECT, keyAlgorithm: config.SIGNET_ROOT_KEY, validityDays: config.SIGNET_ROOT_VALIDITY_DAYS },
       { subject: config.SIGNET_INTERMEDIATE_SUBJECT, keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY, validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS, pathLen: 0 });
     const t = await createToken(ctx, { name: 'admin (first start)', scopes: ['admin'] }, 'system', tx);
+    // A new installation is sealed from its first start: a row without a MAC never counts here.
+    await markSealedAtBootstrap(ctx, tx);
     return { root: h.root, token: t };
   });
   if (!made) return { created: false };

@@ -12,7 +12,7 @@ import { pgUtc, sqliteDate } from './db-time.js';
 
 export interface TokenRow {
   id: string; name: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
-  expiresAt: Date | null; revokedAt: Date | null;
+  expiresAt: Date | null; revokedAt: Date | null; grantMac: string | null;
 }
 
 export interface StatusRow { status: string; notAfter: Date; revokedAt: Date | null; revocationReason: string | null }
@@ -28,7 +28,7 @@ export interface HotReads {
   close(): Promise<void>;
 }
 
-const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt" FROM "ApiToken" WHERE "secretHash" = ';
+const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt", "grantMac" FROM "ApiToken" WHERE "secretHash" = ';
 const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
 
 const ISSUED_SQL = (p1: string, p2: string) => `SELECT 'leaf' AS "kind", "caId" AS "issuerId", "status", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ${p1}`

@@ -5,6 +5,7 @@ import { createToken, listTokens, revokeToken, SCOPES, type Scope } from '../../
 import { auditTrailOf } from '../../ca/audit.js';
 import { checkpointerOf } from '../../ca/audit-checkpoints.js';
 import { recoverAudit, verifyAudit } from '../../ca/audit-verify.js';
+import { rowIntegrity } from '../../ca/row-integrity.js';
 import type { CaContext } from '../../ca/context.js';
 import { listAudit } from '../../ca/audit-query.js';
 import { printJson, printTable, withSignet } from '../runtime.js';
@@ -86,7 +87,7 @@ export function auditCommand(): Command {
       } while (cursor);
     }));
   audit.command('verify')
-    .description('check the keyed chain, the signed checkpoints and that every certificate and CA has its event; exit 1 naming each problem')
+    .description('check the keyed chain, the signed checkpoints, that every certificate and CA has its event, and the authorisation rows (token, ACME and CA MACs and events); exit 1 naming each problem')
     .option('--checkpoints <files...>', 'also hold the chain to these checkpoint files (copies from other hosts or from GET /api/v1/audit/checkpoints)')
     .option('--json', 'print JSON')
     .action(async (o) => withSignet(async (ctx) => {
@@ -97,8 +98,9 @@ export function auditCommand(): Command {
         const n = r.checkpoints.newest;
         process.stdout.write(`checkpoints OK: ${r.checkpoints.count} in ${r.checkpoints.files.join(', ')}${n ? `, newest #${n.seq} at ${n.time}` : ''}\n`);
         process.stdout.write(`inventory OK: ${r.inventory.certificates} certificates and ${r.inventory.cas} CAs, each with the event that created it\n`);
+        process.stdout.write(`authorisation state OK: ${r.inventory.tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n`);
       }
-      if (!o.json) for (const a of r.checkpoints.acknowledged) process.stderr.write(`signet: note: ${a.problem}\n`);
+      if (!o.json) for (const a of [...r.checkpoints.acknowledged, ...r.inventory.acknowledged]) process.stderr.write(`signet: note: ${a.problem}\n`);
       if (!r.ok) {
         if (!o.json) {
           if (r.problem) process.stderr.write(`signet: audit chain BROKEN at event ${r.problem.seq}: ${r.problem.problem}\n`);
@@ -146,7 +148,7 @@ async function runVerify(ctx: CaContext, extraCheckpoints: string[]) {
   const cp = checkpointerOf(ctx.db)!;
   try {
     return await verifyAudit(ctx.db.prisma, auditTrailOf(ctx.db), {
-      checkpointFiles: [cp.file, ...extraCheckpoints], checkpointKey: cp.key,
+      checkpointFiles: [cp.file, ...extraCheckpoints], checkpointKey: cp.key, rowIntegrity: rowIntegrity(ctx.keys),
       onProgress: (done, total) => { if (bar) { if (!started) { bar.start(total, 0); started = true; } bar.setTotal(total); bar.update(done); } },
     });
   } finally { if (started) bar?.stop(); }
