@@ -106,7 +106,7 @@ describe('a database writer without the master key: API tokens, certificates and
   test('a token widened in the database (scopes, profiles, name suffixes, expiry, another secret): the whole token is refused', async () => {
     const changes: [string, Record<string, unknown>, string, unknown[]][] = [
       ['scopes', { scopes: ['read'] }, `UPDATE "ApiToken" SET scopes = 'read,admin' WHERE id = ?`, []],
-      ['profiles', { scopes: ['issue', 'read'], profiles: ['none-such'] }, 'UPDATE "ApiToken" SET profiles = NULL WHERE id = ?', []],
+      ['profiles', { scopes: ['issue', 'read'], profiles: ['peer'] }, 'UPDATE "ApiToken" SET profiles = NULL WHERE id = ?', []],
       ['nameSuffixes', { scopes: ['issue', 'read'], nameSuffixes: ['narrow.tamper.test'] }, 'UPDATE "ApiToken" SET "nameSuffixes" = NULL WHERE id = ?', []],
       ['expiresAt', { scopes: ['read'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, 'UPDATE "ApiToken" SET "expiresAt" = NULL WHERE id = ?', []],
     ];
