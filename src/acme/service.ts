@@ -121,7 +121,7 @@ export class AcmeService {
     if (h.jwk && h.kid) throw acmeErr('malformed', 'the JWS must carry either jwk or kid, not both');
     if (mode === 'jwk' && !h.jwk) throw acmeErr('malformed', 'this request must be signed with a jwk, not a kid');
     if (mode === 'kid' && !h.kid) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
-    const nonceExpires = this.nonces.check(h.nonce);
+    const nonce = this.nonces.check(h.nonce);
     let account: AccountRow | undefined;
     let principal: AcmePrincipal | undefined;
     let key: TrustedKey;
@@ -139,7 +139,7 @@ export class AcmeService {
       authorizeAcmeAccount(principal, dir.profile);
       account = row;
     }
-    await this.nonces.spend(h.nonce as string, nonceExpires);
+    await this.nonces.spend(nonce);
     let payload: unknown = undefined;
     if (jws.payloadText !== '') {
       try { payload = JSON.parse(jws.payloadText); } catch { throw acmeErr('malformed', 'the JWS payload is not JSON'); }
