@@ -27,6 +27,8 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { AuthorityKeyIdentifier } from '@peculiar/asn1-x509';
 import { importJwk, parseJws, publicJwk, thumbprint, verifyEab, verifyJws, type ParsedJws } from './jws.js';
 import { Nonces } from './nonces.js';
+import { enforceAddressLimit } from './address-limits.js';
+import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, INTERRUPTED_MARK, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -39,6 +41,10 @@ export interface AcmeSettings {
   pendingAuthorizations: number;
   failedValidationsPerHour: number;
   orderLifetimeHours: number;
+  /** New accounts (without External Account Binding) per client address per hour; 0: no limit. */
+  accountsPerAddressPerHour: number;
+  /** New orders per client address per hour, over all its accounts; 0: no limit. */
+  ordersPerAddressPerHour: number;
 }
 
 /**
@@ -187,12 +193,16 @@ export class AcmeService {
     }
     const id = randomBytes(12).toString('base64url');
     try {
+      const sourceKey = addressKey(sourceIp);
       const account = await this.ctx.db.transaction(async (tx) => {
         if (eabKeyId) {
           const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
           if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
+        } else {
+          // Without EAB an account costs one request: counted per client address (address-limits.ts).
+          await enforceAddressLimit(tx, 'accounts', sourceKey, this.settings.accountsPerAddressPerHour, this.ctx.now());
         }
-        const row = await tx.acmeAccount.create({ data: { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', contact: JSON.stringify(contact), profile, eabKeyId } });
+        const row = await tx.acmeAccount.create({ data: { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', contact: JSON.stringify(contact), profile, eabKeyId, sourceKey } });
         await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
         return row;
       });
@@ -334,7 +344,9 @@ export class AcmeService {
     await this.enforceLimits(account.id);
     const now = this.ctx.now();
     const expires = new Date(now.getTime() + this.settings.orderLifetimeHours * HOUR);
+    const sourceKey = addressKey(sourceIp);
     return this.ctx.db.transaction(async (tx) => {
+      await enforceAddressLimit(tx, 'orders', sourceKey, this.settings.ordersPerAddressPerHour, now);
       const authzIds: string[] = [];
       for (const id of identifiers) {
         const wildcard = id.type === 'dns' && id.value.startsWith('*.');
@@ -350,7 +362,7 @@ export class AcmeService {
         }
         authzIds.push(authzId);
       }
-      const order = await tx.acmeOrder.create({ data: { id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces } });
+      const order = await tx.acmeOrder.create({ data: { id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces, sourceKey } });
       await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.order.created', target: order.id, sourceIp, details: { profile, identifiers: identifiers.map((i) => i.value), replaces } });
       return order;
     });
@@ -370,9 +382,11 @@ export class AcmeService {
     authorizeAcmeResource(principal, dir.profile, { kind: 'order', id, accountId: order.accountId, profile: order.profile });
     const now = this.ctx.now();
     if (order.status === 'pending' || order.status === 'ready') {
-      const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: JSON.parse(order.authorizations) as string[] } } });
+      const authzIds = JSON.parse(order.authorizations) as string[];
+      const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: authzIds } } });
       let status = order.status;
-      if (order.expires <= now || authz.some((a) => a.status === 'invalid' || a.status === 'deactivated' || a.status === 'revoked' || a.expires <= now)) status = 'invalid';
+      // An authorization that is gone (housekeeping.ts deleted it) never counts as valid.
+      if (order.expires <= now || authz.length !== new Set(authzIds).size || authz.some((a) => a.status === 'invalid' || a.status === 'deactivated' || a.status === 'revoked' || a.expires <= now)) status = 'invalid';
       else if (authz.every((a) => a.status === 'valid')) status = 'ready';
       if (status !== order.status) order = await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail: 'an authorization failed or expired' }) } : {}) } });
     } else if (order.status === 'processing' && !this.finalizing.has(id) && isStale(order.processingSince, now, FINALIZE_STALE_MS)) {

@@ -71,6 +71,8 @@ export interface PostOptions {
   contentType?: string | null;
   /** Replace the serialized body (after signing). */
   rawBody?: string;
+  /** More request headers (e.g. X-Forwarded-For behind a trusted proxy). */
+  headers?: Record<string, string>;
 }
 
 export class AcmeClient {
@@ -120,7 +122,7 @@ export class AcmeClient {
     const nonce = o.nonce === null ? undefined : (o.nonce ?? await this.nonce());
     const header = { alg: o.alg ?? key.alg, ...(nonce !== undefined ? { nonce } : {}), url: o.url ?? url, ...(kid ? { kid } : { jwk: key.jwk }) };
     const body = o.rawBody ?? JSON.stringify(makeJws(header, payload, o.sign ?? ((input) => signWith(key.alg, key.privateKey, input))));
-    return this.request('POST', url, body, o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' });
+    return this.request('POST', url, body, { ...(o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' }), ...o.headers });
   }
 
   async newAccount(key: Key, payload: Record<string, unknown> = {}, url = this.dir.newAccount as string): Promise<Account> {
