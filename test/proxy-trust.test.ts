@@ -86,6 +86,15 @@ describe('the client address behind a proxy, on the server', () => {
     const p = await use('on');
     await assertSpoofingDoesNotEscape(p, (i) => `10.1.${i}.1, 192.0.2.1`);
     assert.deepEqual(await auditedAddresses(p, '203.0.113.66, 198.51.100.4'), { issuance: '198.51.100.4', token: '198.51.100.4' });
+    // ACME counts the same address, and its 429 is an ACME problem carrying a nonce.
+    const acme: Response[] = [];
+    for (let i = 0; i < 21; i++) acme.push(await fetch(`${p.server.url}/acme/directory`, { headers: { 'x-forwarded-for': `10.2.${i}.1, 198.51.100.40` } }));
+    assert.deepEqual(acme.map((r) => r.status), [...Array(20).fill(200), 429]);
+    const limited = acme[20]!;
+    assert.match(String(limited.headers.get('content-type')), /^application\/problem\+json/);
+    assert.equal(((await limited.json()) as { type: string }).type, 'urn:ietf:params:acme:error:rateLimited');
+    assert.ok(Number(limited.headers.get('retry-after')) > 0);
+    assert.match(String(limited.headers.get('replay-nonce')), /^[A-Za-z0-9_-]{44}$/);
   });
 
   test('a hop count: the client is that many entries from the right', async () => {

@@ -94,7 +94,8 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   app.use(pkiRoutes(ctx, opts.crls));
   app.use(consoleRoutes());
   app.use('/api/v1', apiRouter(ctx, opts, limits));
-  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0).middlewares, acmeRoutes(opts.acme));
+  // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
+  app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use(notFound);
   app.use(countRefusals(metrics));
   app.use(problemHandler);
