@@ -240,6 +240,9 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
     SIGNET_PROFILES_FILE: tmp.file('profiles.json', JSON.stringify(profiles)),
     SIGNET_ACME_HTTP_PORT: String(httpPort), SIGNET_ACME_TLS_PORT: String(alpnPort), SIGNET_ACME_DNS_RESOLVER: dns.address,
     SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
+    // Every client of a test world is one address (127.0.0.1): the per-address limits would
+    // stop suites that make many accounts. test/acme-address-limits.test.ts sets and tests them.
+    SIGNET_ACME_ACCOUNTS_PER_HOUR: '0', SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '0',
     ...extra,
   }, '127.0.0.1');
   const acme = s.acme;
