@@ -37,7 +37,7 @@ describe('ACME nonces: format and checks (no I/O)', () => {
     const n = nonces.mint();
     assert.match(n, /^[A-Za-z0-9_-]{40,}$/);
     assert.notEqual(nonces.mint(), n);
-    assert.equal(nonces.check(n).getTime(), now.getTime() + NONCE_LIFETIME_MS);
+    assert.deepEqual(nonces.check(n), { value: n, expiresAt: new Date(now.getTime() + NONCE_LIFETIME_MS) });
     now = new Date(now.getTime() + NONCE_LIFETIME_MS - 1000);
     nonces.check(n);
     now = new Date(now.getTime() + 1000);
@@ -71,12 +71,32 @@ describe('ACME nonces: format and checks (no I/O)', () => {
     badNonce(() => nonces.check(raw.subarray(0, raw.length - 1).toString('base64url')), /not issued by this server/);
     badNonce(() => nonces.check(Buffer.concat([raw, Buffer.from([0])]).toString('base64url')), /not issued by this server/);
   });
+
+  test('only the canonical spelling of a nonce is accepted: every one-character variant is refused', () => {
+    now = new Date('2026-06-01T12:00:00Z');
+    const n = nonces.mint();
+    nonces.check(n);
+    // A lenient base64url decoder drops a 45th character and ignores padding and stray bytes,
+    // so each of these decoded to the same nonce while being a different text (and record key).
+    for (const v of oneCharacterVariants(n)) badNonce(() => nonces.check(v), /not issued by this server/);
+  });
 });
+
+/** Every text one character longer than n (appended or prepended), or with one character changed. */
+function oneCharacterVariants(n: string): string[] {
+  const extra = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', '=', '.', ' ', '+', '/', '%', '\n', '\u0000', 'é'];
+  const out = new Set<string>();
+  for (const c of extra) { out.add(n + c); out.add(c + n); }
+  for (const i of [0, 21, n.length - 1]) for (const c of extra) out.add(n.slice(0, i) + c + n.slice(i + 1));
+  out.delete(n);
+  return [...out];
+}
 
 describe('ACME nonces on the server', () => {
   let w: World;
   let second: RunningServer | undefined;
   let secondAgent: Agent | undefined;
+  let secondTlsPort = 0;
 
   /** Rows in every table: anonymous requests must not change any count. */
   async function rowCounts(): Promise<Record<string, number>> {
@@ -152,6 +172,7 @@ describe('ACME nonces on the server', () => {
     await sql(w.s.env, 'INSERT INTO "AcmeNonce" ("value", "expiresAt") VALUES (?, ?), (?, ?)', [stale, dbTime(new Date(Date.now() - 3_600_000)), live, dbTime(new Date(Date.now() + 600_000))]);
     const tlsPort = await freePort();
     second = await startServer({ ...w.s.env.env, SIGNET_TLS_PORT: String(tlsPort) });
+    secondTlsPort = tlsPort;
     secondAgent = new Agent({ ca: w.s.rootPem, keepAlive: true });
     const b = new AcmeClient(`https://127.0.0.1:${tlsPort}/acme`, secondAgent);
     await b.directory();
@@ -175,5 +196,27 @@ describe('ACME nonces on the server', () => {
     // The second server's first spent nonce purged the expired record, not the live one.
     const left = (await sql(w.s.env, 'SELECT "value" FROM "AcmeNonce" WHERE "value" IN (?, ?)', [stale, live])).map((r: any) => r.value);
     assert.deepEqual(left, [live]);
+  });
+
+  test('a used nonce cannot be used again under another spelling, at either server', async () => {
+    assert.ok(second && secondAgent, 'the second server of the previous test is running');
+    const a = w.acme;
+    const b = new AcmeClient(`https://127.0.0.1:${secondTlsPort}/acme`, secondAgent);
+    await b.directory();
+    a.nonces.length = 0; // the previous test spent nonces this client had queued
+    const acct = await a.newAccount(newKey('ES256'));
+    const atB: Account = { key: acct.key, url: acct.url.replace(a.base, b.base) };
+    const n = await a.nonce();
+    assert.equal((await a.post(acct.url, '', acct, { nonce: n })).status, 200);
+    assertProblem(await a.post(acct.url, '', acct, { nonce: n }), 400, 'badNonce');
+    const variants = oneCharacterVariants(n);
+    const answers = await Promise.all(variants.flatMap((v) => [a.post(acct.url, '', acct, { nonce: v }), b.post(atB.url, '', atB, { nonce: v })]));
+    const accepted = answers.map((r, i) => [variants[i >> 1], i % 2 ? 'B' : 'A', r.status] as const).filter(([, , status]) => status !== 400);
+    assert.deepEqual(accepted, [], 'one-character variants of a used nonce were accepted');
+    for (const r of answers) assertProblem(r, 400, 'badNonce');
+    // Only the one spelling was recorded.
+    const texts = [n, ...variants.filter((v) => !v.includes('\u0000'))]; // PostgreSQL text holds no NUL
+    const recorded = await sql(w.s.env, `SELECT "value" FROM "AcmeNonce" WHERE "value" IN (${texts.map(() => '?').join(', ')})`, texts);
+    assert.deepEqual(recorded.map((r: any) => r.value), [n]);
   });
 });

@@ -8,7 +8,7 @@
  * /acme/<profile>/. The directory a request was sent to is therefore always known from its URL
  * and handed to the service, which refuses accounts and resources of other directories.
  */
-import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { SignetError, isSignetError } from '../errors.js';
 import { toSignetError } from '../http/problem.js';
 import { parseJws } from './jws.js';
@@ -55,7 +55,8 @@ interface Call { req: Request; res: Response; dir: AcmeDirectory; auth: Authenti
 /** What endpoints with auth 'none' are given; they never read it. */
 const UNSIGNED = Object.freeze({ payload: undefined }) as AuthenticatedRequest;
 
-export function acmeRoutes(acme: AcmeService): Router {
+/** `limits`: request-rate limits (http/rate-limit.ts), run after the nonce is set so a 429 carries one. */
+export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Router {
   const r = Router();
   const [first, ...others] = acme.settings.profiles;
   const origin = (req: Request) => `${req.protocol}://${req.get('host')}`;
@@ -68,6 +69,7 @@ export function acmeRoutes(acme: AcmeService): Router {
     res.set('Replay-Nonce', acme.newNonce());
     next();
   });
+  for (const limit of limits) r.use(limit);
   r.use((req, _res, next) => {
     if (req.method === 'POST' && !req.is('application/jose+json')) {
       return next(new SignetError('unsupported-media-type', `ACME requests must be Content-Type application/jose+json (got ${req.headers['content-type'] ?? 'none'})`, { acme: 'malformed', status: 415 }));

@@ -37,6 +37,8 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { AuthorityKeyIdentifier } from '@peculiar/asn1-x509';
 import { importJwk, parseJws, publicJwk, thumbprint, verifyEab, verifyJws, type ParsedJws } from './jws.js';
 import { Nonces } from './nonces.js';
+import { enforceAddressLimit } from './address-limits.js';
+import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, INTERRUPTED_MARK, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -49,6 +51,10 @@ export interface AcmeSettings {
   pendingAuthorizations: number;
   failedValidationsPerHour: number;
   orderLifetimeHours: number;
+  /** New accounts (without External Account Binding) per client address per hour; 0: no limit. */
+  accountsPerAddressPerHour: number;
+  /** New orders per client address per hour, over all its accounts; 0: no limit. */
+  ordersPerAddressPerHour: number;
 }
 
 /**
@@ -147,7 +153,7 @@ export class AcmeService {
     if (h.jwk && h.kid) throw acmeErr('malformed', 'the JWS must carry either jwk or kid, not both');
     if (mode === 'jwk' && !h.jwk) throw acmeErr('malformed', 'this request must be signed with a jwk, not a kid');
     if (mode === 'kid' && !h.kid) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
-    const nonceExpires = this.nonces.check(h.nonce);
+    const nonce = this.nonces.check(h.nonce);
     let account: AccountRow | undefined;
     let principal: AcmePrincipal | undefined;
     let key: TrustedKey;
@@ -165,7 +171,7 @@ export class AcmeService {
       authorizeAcmeAccount(principal, dir.profile);
       account = row;
     }
-    await this.nonces.spend(h.nonce as string, nonceExpires);
+    await this.nonces.spend(nonce);
     let payload: unknown = undefined;
     if (jws.payloadText !== '') {
       try { payload = JSON.parse(jws.payloadText); } catch { throw acmeErr('malformed', 'the JWS payload is not JSON'); }
@@ -214,13 +220,17 @@ export class AcmeService {
     }
     const id = randomBytes(12).toString('base64url');
     try {
+      const sourceKey = addressKey(sourceIp);
       const account = await this.ctx.db.transaction(async (tx) => {
         if (eabKeyId) {
           const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
           if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
+        } else {
+          // Without EAB an account costs one request: counted per client address (address-limits.ts).
+          await enforceAddressLimit(tx, 'accounts', sourceKey, this.settings.accountsPerAddressPerHour, this.ctx.now());
         }
         const fields = { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', profile };
-        const row = await tx.acmeAccount.create({ data: { ...fields, contact: JSON.stringify(contact), eabKeyId, mac: this.macs.accountMac(fields) } });
+        const row = await tx.acmeAccount.create({ data: { ...fields, contact: JSON.stringify(contact), eabKeyId, sourceKey, mac: this.macs.accountMac(fields) } });
         await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
         return row;
       });
@@ -367,7 +377,9 @@ export class AcmeService {
     await this.enforceLimits(account.id);
     const now = this.ctx.now();
     const expires = new Date(now.getTime() + this.settings.orderLifetimeHours * HOUR);
+    const sourceKey = addressKey(sourceIp);
     return this.ctx.db.transaction(async (tx) => {
+      await enforceAddressLimit(tx, 'orders', sourceKey, this.settings.ordersPerAddressPerHour, now);
       const authzIds: string[] = [];
       for (const id of identifiers) {
         const wildcard = id.type === 'dns' && id.value.startsWith('*.');
@@ -385,7 +397,7 @@ export class AcmeService {
         }
         authzIds.push(authzId);
       }
-      const order = await tx.acmeOrder.create({ data: { id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces } });
+      const order = await tx.acmeOrder.create({ data: { id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces, sourceKey } });
       await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.order.created', target: order.id, sourceIp, details: { profile, identifiers: identifiers.map((i) => i.value), replaces } });
       return order;
     });

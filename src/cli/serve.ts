@@ -15,6 +15,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { TlsIdentity } from '../runtime/tls-identity.js';
 import cluster from 'node:cluster';
 import { runPrimary, workerIndex, type RelayMessage } from './cluster.js';
+import { AcmeHousekeeper } from '../acme/housekeeping.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
 
@@ -73,6 +74,10 @@ export async function serve(): Promise<Running | void> {
   // start() re-signs any CRL older than a status change, which also covers a publication
   // that was pending when a process died.
   if (publisher) await services.crls.start();
+  // Deletes expired ACME orders/authorizations/challenges: one process per host (the CRL
+  // publisher), one replica at a time on PostgreSQL (acme/housekeeping.ts).
+  const housekeeper = new AcmeHousekeeper(ctx, { retentionDays: config.SIGNET_ACME_RETENTION_DAYS, orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS });
+  if (publisher) housekeeper.start();
   if (inCluster) {
     // Tell the other workers at once; they refresh their OCSP caches (and worker 1 its CRLs).
     services.events.on('statusChanged', (e) => process.send?.({ type: 'statusChanged', ...e } satisfies RelayMessage));
@@ -127,6 +132,7 @@ export async function serve(): Promise<Running | void> {
     await closeServer(server);
     if (tls) { tls.identity.stop(); await closeServer(tls.server as unknown as Server); }
     services.crls.stop();
+    await housekeeper.stop();
     await services.ocsp.stop();
     await opened.db.close();
   })());

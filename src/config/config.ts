@@ -8,10 +8,49 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
 import { KEY_ALGORITHMS } from '../pki/keys.js';
+import { isIP, isIPv4 } from 'node:net';
+import proxyaddr from 'proxy-addr';
 
 const bool = z.enum(['on', 'off', 'true', 'false', '1', '0']).transform((v) => v === 'on' || v === 'true' || v === '1');
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * Which peers may report the client's address in X-Forwarded-For: none (false), the nearest N
+ * hops, or the proxies at these addresses (the form Express's `trust proxy` and proxy-addr take).
+ */
+export type TrustProxy = false | number | string[];
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+const trustProxy = z.string().trim().transform((v, ctx): TrustProxy => {
+  const lower = v.toLowerCase();
+  if (['off', 'false', '0'].includes(lower)) return false;
+  // One hop: the peer is the proxy, and the address it appended is the client. Trusting every
+  // hop (what `on` once meant) let any client name itself in the leftmost entry.
+  if (['on', 'true'].includes(lower)) return 1;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops > 10) { ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a hop count must be 1 to 10' }); return z.NEVER; }
+    return hops;
+  }
+  const entries = v.split(',').map((x) => x.trim()).filter(Boolean).map((e) => (PROXY_NAMES.includes(e.toLowerCase()) ? e.toLowerCase() : e));
+  try {
+    if (entries.length === 0) throw new TypeError('the list is empty');
+    for (const e of entries) {
+      if (PROXY_NAMES.includes(e)) continue;
+      // node's strict parser first: proxy-addr would read 010.0.0.1 as octal (8.0.0.1).
+      const [address = '', range, ...rest] = e.split('/');
+      const family = isIP(address);
+      if (!family || rest.length || (range !== undefined && !(/^\d{1,3}$/.test(range) && Number(range) <= (family === 4 ? 32 : 128)) && !(family === 4 && isIPv4(range)))) {
+        throw new TypeError(`${e} is not an IP address or CIDR range`);
+      }
+    }
+    proxyaddr.compile(entries);
+  } catch (e) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be off, on (one proxy hop), a hop count up to 10, or comma-separated proxy addresses/CIDRs (or ${PROXY_NAMES.join(', ')}): ${(e as Error).message}` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 /** One entry per setting: the schema and the README's description live together. */
 const BYTE_LIMIT = /^(\d+)(b|kb|mb)$/i;
@@ -40,7 +79,7 @@ export const SETTINGS = {
   SIGNET_BODY_LIMIT: { schema: z.string().regex(BYTE_LIMIT, 'must look like 64kb or 1mb').default('64kb').transform(byteLimit), doc: 'Largest accepted request body.' },
   SIGNET_RATE_LIMIT_PER_ADDRESS: { schema: z.coerce.number().int().min(0).default(6000), doc: 'API requests per minute from one client address (0 = no limit). The public PKI and OCSP endpoints are not limited.' },
   SIGNET_RATE_LIMIT_PER_TOKEN: { schema: z.coerce.number().int().min(0).default(3000), doc: 'API requests per minute with one bearer token (0 = no limit).' },
-  SIGNET_TRUST_PROXY: { schema: bool.default('off'), doc: 'Trust X-Forwarded-For from a reverse proxy when recording source addresses.' },
+  SIGNET_TRUST_PROXY: { schema: trustProxy.default('off'), doc: 'Which reverse proxies may name the client in X-Forwarded-For (used for rate limits and audit): off; on (= 1: the peer is the proxy, the address it appended is the client); a hop count; or proxy addresses/CIDRs, comma-separated. The client is the nearest address not trusted.' },
   SIGNET_PROFILES_FILE: { schema: z.string().optional(), doc: 'JSON file of certificate profiles (`{"name": {…}}`) that extend or override the built-ins server, client and peer.' },
   SIGNET_CRL_VALIDITY_HOURS: { schema: positiveInt.max(24 * 90).default(24), doc: 'CRL validity (nextUpdate - thisUpdate). CRLs are re-signed at half-life, and within SIGNET_CRL_COALESCE_MS of a revocation.' },
   SIGNET_CRL_COALESCE_MS: { schema: z.coerce.number().int().min(0).max(600_000).default(2000), doc: 'Delay that gathers a burst of revocations into one CRL.' },
@@ -61,6 +100,9 @@ export const SETTINGS = {
   SIGNET_ACME_ORDERS_PER_HOUR: { schema: z.coerce.number().int().min(1).default(300), doc: 'New orders per ACME account per hour (rateLimited beyond).' },
   SIGNET_ACME_PENDING_AUTHZ: { schema: z.coerce.number().int().min(1).default(300), doc: 'Pending authorizations per ACME account.' },
   SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: { schema: z.coerce.number().int().min(1).default(60), doc: 'Failed validations per ACME account per hour.' },
+  SIGNET_ACME_ACCOUNTS_PER_HOUR: { schema: z.coerce.number().int().min(0).default(20), doc: 'New ACME accounts per client address (IPv6: per /56) per hour, over all directories (0 = no limit); accounts registered with External Account Binding are not counted. rateLimited with Retry-After beyond.' },
+  SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: { schema: z.coerce.number().int().min(0).default(300), doc: 'New ACME orders per client address (IPv6: per /56) per hour, over all its accounts (0 = no limit).' },
+  SIGNET_ACME_RETENTION_DAYS: { schema: z.coerce.number().int().min(1).max(3650).default(7), doc: 'ACME housekeeping deletes orders without a certificate, and authorizations with their challenges, this long after they expired (never before the order lifetime has passed again); orders that led to a certificate are kept.' },
   SIGNET_ACME_ORDER_LIFETIME_HOURS: { schema: z.coerce.number().int().min(1).max(24 * 30).default(168), doc: 'How long orders and pending authorizations live.' },
   SIGNET_AUDIT_INTERVAL_SECONDS: { schema: z.coerce.number().int().min(1).max(3600).default(60), doc: 'How often each process appends a signed audit checkpoint to <data>/audit-checkpoints (when the chain head moved; also at start and shutdown), and records the anonymous requests it refused as one summary event.' },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },

@@ -9,6 +9,7 @@ import proxyaddr from 'proxy-addr';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
+import type { TrustProxy } from '../config/config.js';
 import type { Metrics } from '../observability/metrics.js';
 import { countRefusals, notFound, problemHandler, requireJson } from './problem.js';
 import { healthRoutes } from './routes/health.js';
@@ -32,7 +33,7 @@ export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
   clusterReady?: () => boolean;
   /** Bytes. */
-  bodyLimit: number; trustProxy: boolean; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
+  bodyLimit: number; trustProxy: TrustProxy; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
 
 /**
  * The API's request listener: the bare issuance handler for plain POST /api/v1/certificates,
@@ -41,6 +42,8 @@ export interface AppOptions {
 export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions): RequestListener {
   const limits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken);
   const app = createApp(ctx, metrics, opts, limits);
+  // The one trust function, compiled by Express from SIGNET_TRUST_PROXY: the bare handler
+  // derives the client address exactly as req.ip does.
   const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
   const issue = createIssueHandler({
     ctx, issuance: opts.issuance, metrics, limits, bodyLimit: opts.bodyLimit, headers: securityHeaders(),
@@ -91,7 +94,8 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   app.use(pkiRoutes(ctx, opts.crls));
   app.use(consoleRoutes());
   app.use('/api/v1', apiRouter(ctx, opts, limits));
-  app.use('/acme', ...rateLimits(opts.rateLimitPerAddress, 0).middlewares, acmeRoutes(opts.acme));
+  // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
+  app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use(notFound);
   app.use(countRefusals(metrics));
   app.use(problemHandler);

@@ -7,10 +7,11 @@
  * whichever path served it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { rateLimit, ipKeyGenerator, MemoryStore } from 'express-rate-limit';
+import { rateLimit, MemoryStore } from 'express-rate-limit';
 import type { RequestHandler } from 'express';
 import { SignetError } from '../errors.js';
 import { credentialsOf } from './auth.js';
+import { addressKey } from './client-address.js';
 
 const WINDOW_MS = 60_000;
 
@@ -31,7 +32,7 @@ const limitError = (identifier: string, limit: number) =>
 
 export function rateLimits(perAddress: number, perToken: number): RateLimits {
   const limiters: Limiter[] = [];
-  if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => ipKeyGenerator(ip) });
+  if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => addressKey(ip) });
   if (perToken > 0) {
     limiters.push({
       identifier: 'token', limit: perToken, store: new MemoryStore(),
@@ -47,7 +48,7 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
     skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
     keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
     // The library guesses from keyGenerator's source text that it uses req.ip raw; it does not:
-    // the address key goes through ipKeyGenerator (IPv6 grouped by /56). Without this the
+    // the address key goes through addressKey (ipKeyGenerator: IPv6 grouped by /56). Without this the
     // false alarm is printed, unstructured, at every start.
     validate: { keyGeneratorIpFallback: false },
     // A refusal like any other: counted and answered by the app's error handlers.

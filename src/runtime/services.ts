@@ -31,6 +31,8 @@ export function createServices(ctx: CaContext, config: Config) {
     pendingAuthorizations: config.SIGNET_ACME_PENDING_AUTHZ,
     failedValidationsPerHour: config.SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR,
     orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS,
+    accountsPerAddressPerHour: config.SIGNET_ACME_ACCOUNTS_PER_HOUR,
+    ordersPerAddressPerHour: config.SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR,
   });
   return { events, issuers, issuance, revocation, crls, ocsp, acme };
 }

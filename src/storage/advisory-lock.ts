@@ -22,3 +22,22 @@ export async function withAdvisoryLock<T>(target: DatabaseTarget, name: string, 
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * Runs fn only if no other process holds the lock (PostgreSQL: pg_try_advisory_lock on a
+ * connection of its own); returns undefined without running it otherwise. For periodic work
+ * one replica is enough to do. On SQLite (one node) it only runs fn.
+ */
+export async function withTryAdvisoryLock<T>(target: DatabaseTarget, name: string, fn: () => Promise<T>): Promise<T | undefined> {
+  if (target.provider !== 'postgresql') return fn();
+  const client = new pg.Client({ connectionString: target.location });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const got = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey(name)])).rows[0]?.locked;
+    if (!got) return undefined;
+    try { return await fn(); } finally { await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined); }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

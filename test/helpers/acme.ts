@@ -71,6 +71,8 @@ export interface PostOptions {
   contentType?: string | null;
   /** Replace the serialized body (after signing). */
   rawBody?: string;
+  /** More request headers (e.g. X-Forwarded-For behind a trusted proxy). */
+  headers?: Record<string, string>;
 }
 
 export class AcmeClient {
@@ -120,7 +122,7 @@ export class AcmeClient {
     const nonce = o.nonce === null ? undefined : (o.nonce ?? await this.nonce());
     const header = { alg: o.alg ?? key.alg, ...(nonce !== undefined ? { nonce } : {}), url: o.url ?? url, ...(kid ? { kid } : { jwk: key.jwk }) };
     const body = o.rawBody ?? JSON.stringify(makeJws(header, payload, o.sign ?? ((input) => signWith(key.alg, key.privateKey, input))));
-    return this.request('POST', url, body, o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' });
+    return this.request('POST', url, body, { ...(o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' }), ...o.headers });
   }
 
   async newAccount(key: Key, payload: Record<string, unknown> = {}, url = this.dir.newAccount as string): Promise<Account> {
@@ -238,6 +240,9 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
     SIGNET_PROFILES_FILE: tmp.file('profiles.json', JSON.stringify(profiles)),
     SIGNET_ACME_HTTP_PORT: String(httpPort), SIGNET_ACME_TLS_PORT: String(alpnPort), SIGNET_ACME_DNS_RESOLVER: dns.address,
     SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
+    // Every client of a test world is one address (127.0.0.1): the per-address limits would
+    // stop suites that make many accounts. test/acme-address-limits.test.ts sets and tests them.
+    SIGNET_ACME_ACCOUNTS_PER_HOUR: '0', SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '0',
     ...extra,
   }, '127.0.0.1');
   const acme = s.acme;
