@@ -325,3 +325,36 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     assert.equal((await verifyCli()).status, 0);
   });
 });
+
+describe('the window a database-only attacker has to delete new events undetected', () => {
+  let env: TestEnv;
+  let server: RunningServer | undefined;
+  before(async () => { env = await createTestEnv({ SIGNET_AUDIT_INTERVAL_SECONDS: '3600' }); });
+  after(async () => { await server?.stop(); await env?.cleanup(); });
+
+  test('a change is checkpointed about a second after it commits, however long the interval', async () => {
+    server = await startServer(env.env);
+    const file = join(env.dataDir, 'audit-checkpoints');
+    const newestSeq = () => (existsSync(file) ? JSON.parse(Buffer.from(readFileSync(file, 'utf8').trim().split('\n').at(-1)!.split('.')[1]!, 'base64url').toString()).seq as number : 0);
+    const headSeq = async () => Number(((await sql(env, `SELECT value FROM "Setting" WHERE key = 'audit.head'`))[0].value as string).split(':')[0]);
+    const checkpointed = async (head: number) => {
+      const t0 = Date.now();
+      while (newestSeq() !== head && Date.now() - t0 < 5000) await sleep(100);
+      assert.equal(newestSeq(), head, 'the new head was checkpointed while the server runs, not only at the hourly interval or shutdown');
+    };
+    // The first start's events (the hierarchy, the admin token) were chained after the checkpoint at start.
+    await checkpointed(await headSeq());
+    const before = newestSeq();
+    assert.equal((await api(server, 'POST', '/api/v1/tokens', { name: 'soon', scopes: ['read'] })).status, 201);
+    const head = await headSeq();
+    assert.ok(head > before, 'the change appended events');
+    await checkpointed(head);
+    // Deleting the new events now is caught by the running process at the next append.
+    const [{ hash }] = await sql(env, 'SELECT hash FROM "AuditEvent" WHERE seq = ?', [before]);
+    await sql(env, 'DELETE FROM "AuditEvent" WHERE seq > ?', [before]);
+    await sql(env, `UPDATE "Setting" SET value = ? WHERE key = 'audit.head'`, [`${before}:${hash}`]);
+    const refused = await api(server, 'POST', '/api/v1/tokens', { name: 'after', scopes: ['read'] });
+    assert.equal(refused.status, 503, refused.text);
+    assert.match(refused.json.detail, new RegExp(`the newest event is ${before}, but this process checkpointed event ${head} `));
+  });
+});

@@ -184,24 +184,50 @@ describe('a data directory whose database was lost refuses to start a new CA', (
   });
 });
 
-describe('a database holding sealed keys but no CA is damaged, not new', () => {
-  let env: TestEnv;
-  before(async () => { env = await createTestEnv(); });
-  after(async () => { await env.cleanup(); });
-
-  test('start-up refuses to found a hierarchy next to orphaned sealed keys', async () => {
+describe('a database holding sealed keys, history or checkpoints but no CA is damaged, not new', () => {
+  const envs: TestEnv[] = [];
+  after(async () => { for (const e of envs) await e.cleanup(); });
+  /** An initialised CA whose CertificateAuthority rows were then deleted from the database. */
+  const withCasDeleted = async () => {
+    const env = await createTestEnv();
+    envs.push(env);
     assert.equal(signet(['init'], env.env).status, 0);
     await sql(env, 'DELETE FROM "Crl"');
     await sql(env, 'DELETE FROM "CertificateAuthority" WHERE "parentId" IS NOT NULL');
     await sql(env, 'DELETE FROM "CertificateAuthority"');
-    const keys = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "KeyRecord"'))[0].n);
-    assert.ok(keys > 0);
-    rmSync(join(env.dataDir, 'admin-token')); // so that only the keys can tell
+    rmSync(join(env.dataDir, 'admin-token')); // so that only what is left can tell
+    return env;
+  };
+  const refusedWith = async (env: TestEnv, detail: RegExp) => {
     const r = run(['serve'], env.env);
     assert.notEqual(r.status, 0, r.stdout);
-    assert.match(r.stderr, new RegExp(`the database holds ${keys} sealed key\\(s\\) but no CA: it is damaged; restore it from a backup`));
+    assert.match(r.stderr, detail);
     assert.equal(Number((await sql(env, 'SELECT COUNT(*) AS n FROM "CertificateAuthority"'))[0].n), 0, 'no CA was created');
     assert.ok(!existsSync(join(env.dataDir, 'admin-token')), 'no admin token was written');
+  };
+
+  test('start-up refuses to found a hierarchy next to orphaned sealed keys', async () => {
+    const env = await withCasDeleted();
+    rmSync(join(env.dataDir, 'audit-checkpoints'));
+    const keys = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "KeyRecord"'))[0].n);
+    assert.ok(keys > 0);
+    await refusedWith(env, new RegExp(`the database holds ${keys} sealed key\\(s\\), \\d+ audit event\\(s\\) but no CA: it is damaged \\(its CAs were deleted\\); restore it from a backup`));
+  });
+
+  test('nor over the audit trail of deleted CAs (keys deleted too)', async () => {
+    const env = await withCasDeleted();
+    rmSync(join(env.dataDir, 'audit-checkpoints'));
+    await sql(env, 'DELETE FROM "KeyRecord"');
+    await refusedWith(env, /the database holds \d+ audit event\(s\) but no CA: it is damaged \(its CAs were deleted\); restore it from a backup/);
+  });
+
+  test('nor next to the audit checkpoints of a trail that was emptied', async () => {
+    const env = await withCasDeleted();
+    assert.ok(existsSync(join(env.dataDir, 'audit-checkpoints')));
+    await sql(env, 'DELETE FROM "KeyRecord"');
+    await sql(env, 'DELETE FROM "AuditEvent"');
+    await sql(env, `DELETE FROM "Setting" WHERE "key" = 'audit.head'`);
+    await refusedWith(env, /the database holds no CA, but .*audit-checkpoints pins the audit trail of one: the database was emptied or replaced; restore the database from a backup .*signet init --force/);
   });
 });
 

@@ -12,8 +12,8 @@
  *   {"seq": 1234, "hash": "<hex>", "keyedFrom": 1 | null, "time": "<ISO 8601>", "writer": "<host>/<pid>"}
  *
  * Every process that opens Signet keeps its own checkpointer: it checks the chain against the
- * newest checkpoint of its file at start, writes a checkpoint then and every interval when the
- * head moved, and at close. Processes that share a data directory (cluster workers, the CLI)
+ * newest checkpoint of its file at start, writes a checkpoint then, about a second after it
+ * chained events, every interval when the head moved, and at close. Processes that share a data directory (cluster workers, the CLI)
  * append to the same file (one write per line, O_APPEND); PostgreSQL replicas on other hosts
  * each write the file in their own data directory.
  */
@@ -30,6 +30,8 @@ import type { Database } from '../storage/database.js';
 import { AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail, KEYED_ACTION, legacyHash, canonical, parseHead, readChainHead, RECOVERY_ACTIONS, HEAD_KEY, writeRows } from './audit.js';
 
 export const CHECKPOINT_FILE = 'audit-checkpoints';
+/** How long after chaining events this process checkpoints them (after their commit, normally). */
+const SOON_AFTER_CHANGE_MS = 1000;
 export const CHECKPOINT_SIGNING_LABEL = 'audit checkpoint signing v1';
 /** PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410). */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -157,6 +159,7 @@ export function checkpointerOf(db: Database): Checkpointer | undefined { return 
  */
 export class Checkpointer {
   private timer?: NodeJS.Timeout;
+  private soon?: NodeJS.Timeout;
   private running: Promise<void> = Promise.resolve();
   private last: Checkpoint | null = null;
   private keyedFrom: number | null = null;
@@ -194,16 +197,28 @@ export class Checkpointer {
     await this.checkpoint();
   }
 
-  /** Checkpoints every `intervalMs` when the head moved; the timer never keeps the process alive. */
+  /**
+   * Checkpoints every `intervalMs` when the head moved, and about a second after this process
+   * chained events: what a database-only attacker could delete undetected is the events of the
+   * last second, not of the last interval. The timers never keep the process alive.
+   */
   start(intervalMs: number): void {
     this.timer = setInterval(() => { void this.checkpoint(); }, intervalMs);
     this.timer.unref();
+    const soonMs = Math.min(SOON_AFTER_CHANGE_MS, intervalMs);
+    this.trail.onChained = () => {
+      if (this.soon || !this.timer) return;
+      this.soon = setTimeout(() => { this.soon = undefined; void this.checkpoint(); }, soonMs);
+      this.soon.unref();
+    };
   }
 
   /** The last checkpoint, then no more. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.soon) clearTimeout(this.soon);
+    this.timer = this.soon = undefined;
+    this.trail.onChained = null;
     await this.checkpoint();
   }
 

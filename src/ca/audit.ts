@@ -88,6 +88,8 @@ export class AuditTrail {
   pinned: { seq: number; hash: string; time: Date } | null = null;
   /** Why appends are refused (set when a check outside the append found the chain altered). */
   tainted: string | null = null;
+  /** Called whenever events are chained (the checkpointer pins them soon after they commit). */
+  onChained: (() => void) | null = null;
   constructor(private readonly macKey: Buffer) {}
 
   mac(prevHash: string, content: string): string { return keyedHash(this.macKey, prevHash, content); }
@@ -155,6 +157,7 @@ export class AuditTrail {
       rows.push({ ...row, prevHash, hash });
       prevHash = hash;
     }
+    if (rows.length) this.onChained?.();
     return rows;
   }
 }

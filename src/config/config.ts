@@ -104,7 +104,7 @@ export const SETTINGS = {
   SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: { schema: z.coerce.number().int().min(0).default(300), doc: 'New ACME orders per client address (IPv6: per /56) per hour, over all its accounts (0 = no limit).' },
   SIGNET_ACME_RETENTION_DAYS: { schema: z.coerce.number().int().min(1).max(3650).default(7), doc: 'ACME housekeeping deletes orders without a certificate, and authorizations with their challenges, this long after they expired (never before the order lifetime has passed again); orders that led to a certificate are kept.' },
   SIGNET_ACME_ORDER_LIFETIME_HOURS: { schema: z.coerce.number().int().min(1).max(24 * 30).default(168), doc: 'How long orders and pending authorizations live.' },
-  SIGNET_AUDIT_INTERVAL_SECONDS: { schema: z.coerce.number().int().min(1).max(3600).default(60), doc: 'How often each process appends a signed audit checkpoint to <data>/audit-checkpoints (when the chain head moved; also at start and shutdown), and records the anonymous requests it refused as one summary event.' },
+  SIGNET_AUDIT_INTERVAL_SECONDS: { schema: z.coerce.number().int().min(1).max(3600).default(60), doc: 'How often each process appends a signed audit checkpoint to <data>/audit-checkpoints (when the chain head moved; also at start, about a second after each change this process records, and at shutdown), and records the anonymous requests it refused as one summary event.' },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
 } as const;
 

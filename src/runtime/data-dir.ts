@@ -72,16 +72,26 @@ export async function refuseBootstrapOverRemains(tx: Tx, config: Config): Promis
     throw new SignetError('configuration',
       `the database holds no CA, but ${join(where, ADMIN_TOKEN_FILE)} was written for one: the database was emptied or replaced; ${RECOVER}`);
   }
+  // What only a CA that existed leaves in the database: a new hierarchy founded over it would
+  // inherit certificates, history and keys it never issued (and hide that the CAs were deleted).
   const keys = await tx.keyRecord.count();
-  if (keys) {
+  const certificates = await tx.certificate.count();
+  const events = await tx.auditEvent.count();
+  const found = [keys && `${keys} sealed key(s)`, certificates && `${certificates} certificate(s)`, events && `${events} audit event(s)`].filter(Boolean);
+  if (found.length) {
     throw new SignetError('configuration',
-      `the database holds ${keys} sealed key(s) but no CA: it is damaged; restore it from a backup (signet restore <file> into an empty database; see docs/deployment.md)`);
+      `the database holds ${found.join(', ')} but no CA: it is damaged (its CAs were deleted); restore it from a backup (signet restore <file> into an empty database; see docs/deployment.md) — Signet will not found a new CA over it`);
   }
   if (!config.SIGNET_MASTER_KEY && existsSync(masterKeyPath(where))
       && !(await tx.setting.findUnique({ where: { key: MASTER_KEY_MARKER } }))) {
     throw new SignetError('configuration',
       `the database holds no CA and was not initialised with ${masterKeyPath(where)} (it comes from another or an earlier database); ${RECOVER}. `
       + 'To bring your own master key to a first start, set SIGNET_MASTER_KEY instead of placing master.key');
+  }
+  // Checked after the database: opening the audit trail writes a checkpoint of what it holds.
+  if (existsSync(join(where, CHECKPOINT_FILE))) {
+    throw new SignetError('configuration',
+      `the database holds no CA, but ${join(where, CHECKPOINT_FILE)} pins the audit trail of one: the database was emptied or replaced; ${RECOVER}`);
   }
 }
 
