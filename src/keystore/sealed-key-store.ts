@@ -5,7 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import { describeKey, generateKey, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
+import { describeKey, generateKeyOffThread, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import type { Db, Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
 import type { Kek } from './kek.js';
@@ -36,7 +36,7 @@ export class SealedKeyStore implements KeyStore {
   constructor(private readonly db: Db, private readonly kek: Kek) {}
 
   async generate(algorithm: KeyAlgorithm, tx?: Tx) {
-    const { privateKey } = generateKey(algorithm);
+    const { privateKey } = await generateKeyOffThread(algorithm);
     return this.importKey(privateKey, tx);
   }
 

@@ -8,7 +8,8 @@
  * generated or unsealed from its own store (ownKey), or one that passed public-key.ts or
  * private-key.ts. The type makes the other kind a compile error.
  */
-import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPair as generateKeyPairCb, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 
@@ -53,6 +54,28 @@ export function generateKey(alg: KeyAlgorithm): { privateKey: TrustedKey; public
   const { privateKey, publicKey } = generateKeyPair(alg);
   return { privateKey: ownKey(privateKey), publicKey: ownKey(publicKey) };
 }
+
+/**
+ * generateKey on the thread pool: what a server uses, since an RSA-4096 key takes seconds of
+ * CPU that would otherwise stall every request of the process (OCSP, health checks) meanwhile.
+ */
+export async function generateKeyOffThread(alg: KeyAlgorithm): Promise<{ privateKey: TrustedKey; publicKey: TrustedKey }> {
+  const [type, options] = KEY_PARAMETERS[alg];
+  const { privateKey, publicKey } = await generateKeyPairAsync(type, options);
+  return { privateKey: ownKey(privateKey), publicKey: ownKey(publicKey) };
+}
+
+// node's typings overload generateKeyPair per key type; the table below pairs them correctly.
+const generateKeyPairAsync = promisify(generateKeyPairCb) as unknown as (type: string, options: object | undefined) => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>;
+const KEY_PARAMETERS: Record<KeyAlgorithm, [string, object | undefined]> = {
+  'ecdsa-p256': ['ec', { namedCurve: 'P-256' }],
+  'ecdsa-p384': ['ec', { namedCurve: 'P-384' }],
+  'ecdsa-p521': ['ec', { namedCurve: 'P-521' }],
+  'rsa-2048': ['rsa', { modulusLength: 2048 }],
+  'rsa-3072': ['rsa', { modulusLength: 3072 }],
+  'rsa-4096': ['rsa', { modulusLength: 4096 }],
+  ed25519: ['ed25519', undefined],
+};
 
 function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (alg) {
