@@ -49,11 +49,15 @@ const x: current.LintExpectations = {
 };
 if (current.lintLeafTbs(tbs, x).length || old.lintLeafTbs(tbs, x).length) throw new Error('bench TBS is not clean');
 
-/** ns per call of `fn` over `n` calls. */
+/**
+ * CPU ns per call of `fn` over `n` calls. CPU time, not wall time: on a shared machine the
+ * wall clock also counts the time other processes had the core.
+ */
 function run(fn: () => unknown, n: number): number {
-  const t0 = process.hrtime.bigint();
+  const t0 = process.cpuUsage();
   for (let i = 0; i < n; i++) fn();
-  return Number(process.hrtime.bigint() - t0) / n;
+  const t = process.cpuUsage(t0);
+  return ((t.user + t.system) * 1000) / n;
 }
 
 const subjects: [string, () => unknown][] = [
@@ -63,14 +67,16 @@ const subjects: [string, () => unknown][] = [
   ['new lintLeafTbsFull', () => current.lintLeafTbsFull(tbs, x)],
 ];
 for (const [label, fn] of subjects) run(fn, label.includes('Full') ? 200 : 5000); // warm-up: let both reach optimised code
-// Five interleaved rounds; the best round of each is reported (the least disturbed by the
-// other processes on a shared machine).
+// Five interleaved rounds, every other one in reverse order (so neither side always runs first);
+// the best round of each is reported (the least disturbed by the rest of the machine).
 const best = subjects.map(() => Infinity);
 const fullN = Math.max(100, Math.floor(N / 50)); // the schema-based path is ~50× slower
 for (let round = 0; round < 5; round++) {
-  subjects.forEach(([label, fn], i) => { best[i] = Math.min(best[i]!, run(fn, label.includes('Full') ? fullN : N)); });
+  const order = subjects.map((_, i) => i);
+  if (round % 2) order.reverse();
+  for (const i of order) best[i] = Math.min(best[i]!, run(subjects[i]![1], subjects[i]![0].includes('Full') ? fullN : N));
 }
-console.log(`TBS ${tbs.length} bytes, ${N} calls (${fullN} for the full path) × 5 rounds, best round, node ${process.version}`);
+console.log(`TBS ${tbs.length} bytes, ${N} calls (${fullN} for the full path) × 5 rounds, best round, CPU time, node ${process.version}`);
 subjects.forEach(([label], i) => console.log(`${label.padEnd(34)} ${best[i]!.toFixed(0).padStart(8)} ns/op`));
 console.log(`lintLeafTbs new/old: ${(best[1]! / best[0]!).toFixed(2)}`);
 rmSync(oldDir, { recursive: true, force: true });
