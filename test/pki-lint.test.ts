@@ -1,6 +1,7 @@
 /**
  * Pre-issuance lint: each defect in a to-be-signed leaf yields its finding, a clean TBS yields
- * none, and the DER-walking fast path agrees with the schema-based lint on every input.
+ * none, every rule of the one list fires through lintLeafTbs (what issuance calls), and the
+ * view the DER walk builds gives the same findings as the schema parser's on every input.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,8 @@ import {
 } from '../src/pki/extensions.js';
 import { encodeSan } from '../src/pki/leaf-template.js';
 import { ownKey, signerFor } from '../src/pki/keys.js';
-import { lintLeafTbs, lintLeafTbsFast, lintLeafTbsFull, type LintExpectations } from '../src/pki/lint.js';
+import { LEAF_RULES, lintLeafTbs, lintLeafTbsFast, lintLeafTbsFull, type LintExpectations } from '../src/pki/lint.js';
+import { readTbsViewFast, readTbsViewFull } from '../src/pki/tbs-view.js';
 
 const DAY = 86_400_000;
 const caKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -60,9 +62,9 @@ const tbs = (p: Partial<TbsParams> = {}) => encodeTbs({ ...base, ...p });
 const withExt = (replace: Partial<Record<keyof typeof ext, Buffer | null>>, ...extra: Buffer[]): Buffer[] =>
   [...(Object.keys(ext) as (keyof typeof ext)[]).flatMap((k) => k in replace ? (replace[k] ? [replace[k]!] : []) : [ext[k]]), ...extra];
 
-/** A TBS with a raw serial INTEGER (encodeTbs only writes positive ones). */
-const rawSerialTbs = (serialContent: Buffer) => sequence(
-  contextExplicit(0, smallInteger(2)), tlv(0x02, serialContent), sigAlg, caName, sequence(time(notBefore), time(notAfter)),
+/** A TBS with a raw serial INTEGER or another version (encodeTbs writes only positive serials and v3). */
+const rawTbs = (serialContent: Buffer, version = 2) => sequence(
+  contextExplicit(0, smallInteger(version)), tlv(0x02, serialContent), sigAlg, caName, sequence(time(notBefore), time(notAfter)),
   base.subjectNameDer, leafSpki, contextExplicit(3, sequence(...baseExtensions)));
 
 function assertAgree(input: Buffer, x: LintExpectations, label: string): string[] {
@@ -112,13 +114,15 @@ const cases: [string, Buffer, string, Partial<LintExpectations>?][] = [
   ['empty SAN', tbs({ extensions: withExt({ san: extension(EXT.subjectAltName, false, sequence()) }) }), 'subjectAltName is empty'],
   ['otherName SAN', tbs({ extensions: withExt({ san: extension(EXT.subjectAltName, false, sequence(tlv(0xa0, objectIdentifier('1.2.3'), tlv(0xa0, tlv(0x0c, Buffer.from('x')))))) }) }), 'unsupported GeneralName tag 0xa0'],
   ['3-byte iPAddress SAN', tbs({ extensions: withExt({ san: extension(EXT.subjectAltName, false, sequence(tlv(0x87, Buffer.from([1, 2, 3])))) }) }), 'iPAddress of 3 bytes'],
+  ['dNSName not UTF-8', tbs({ extensions: withExt({ san: extension(EXT.subjectAltName, false, sequence(tlv(0x82, Buffer.from([0x77, 0xff])))) }) }), 'subjectAltName entry is malformed: dNSName is not valid IA5String text'],
   ['malformed dNSName', tbs({ extensions: withExt({ san: extension(EXT.subjectAltName, false, sequence(tlv(0x82, Buffer.from('bad..name')))) }) }), 'subjectAltName entry is malformed: '],
   ['notAfter past issuer', tbs({ notAfter: new Date(issuerNotAfter.getTime() + DAY) }), 'notAfter is past the issuer\'s notAfter', { maxValidityMs: 10_000 * DAY }],
   ['notBefore before issuer', tbs({ notBefore: new Date(issuerNotBefore.getTime() - DAY) }), 'notBefore precedes the issuer\'s notBefore', { maxValidityMs: 10_000 * DAY }],
   ['notBefore after notAfter', tbs({ notBefore: notAfter, notAfter: notBefore }), 'notBefore is not before notAfter'],
   ['validity too long', tbs({ notAfter: new Date(notBefore.getTime() + 400 * DAY) }), 'validity exceeds the profile maximum'],
   ['GeneralizedTime notAfter past issuer', tbs({ notAfter: new Date('2051-01-01T00:00:00Z') }), 'notAfter is past the issuer\'s notAfter', { maxValidityMs: 100_000 * DAY }],
-  ['negative serial', rawSerialTbs(Buffer.alloc(16, 0x80)), 'serial number is negative'],
+  ['version 2', rawTbs(base.serial, 1), 'version is 2, expected 3'],
+  ['negative serial', rawTbs(Buffer.alloc(16, 0x80)), 'serial number is negative'],
   ['short serial', tbs({ serial: Buffer.from([1, 2, 3, 4]) }), 'serial number is 4 bytes, fewer than the 64 random bits required'],
   ['long serial', tbs({ serial: Buffer.alloc(21, 0x11) }), 'serial number is 21 bytes, more than 20'],
   ['wrong issuer name', tbs({ issuerNameDer: encodeName([{ type: '2.5.4.3', value: 'Someone Else' }]) }), 'issuer name differs from the issuer certificate\'s subject'],
@@ -138,6 +142,70 @@ test('the fast path computes the findings itself for well-formed defective TBSs'
   for (const [label, input, , over] of cases) {
     if (label === 'trailing bytes') continue;
     assert.notEqual(lintLeafTbsFast(input, { ...expectations, ...over }), null, label);
+  }
+});
+
+/**
+ * The defect cases above that each rule of LEAF_RULES must report. A rule added to the list
+ * without a crafted TBS here fails the test, and each must fire through lintLeafTbs: with two
+ * rule lists, a rule written only into the schema-based lint never ran on real issuance.
+ */
+const RULE_CASES: Record<string, string[]> = {
+  noTrailingBytes: ['trailing bytes'],
+  versionIs3: ['version 2'],
+  serialIsPositive: ['negative serial'],
+  serialAtMost20Bytes: ['long serial'],
+  serialHas64RandomBits: ['short serial'],
+  signatureAlgorithmIsIssuerKeys: ['wrong signature algorithm'],
+  issuerIsIssuerSubject: ['wrong issuer name'],
+  notBeforeBeforeNotAfter: ['notBefore after notAfter'],
+  notBeforeWithinIssuer: ['notBefore before issuer'],
+  notAfterWithinIssuer: ['notAfter past issuer', 'GeneralizedTime notAfter past issuer'],
+  validityWithinProfile: ['validity too long'],
+  keyIsRequestedKey: ['spki mismatch'],
+  extensionsOnceAndKnownIfCritical: ['duplicate extension', 'unknown critical extension'],
+  basicConstraintsPresent: ['missing basicConstraints'],
+  basicConstraintsCritical: ['non-critical basicConstraints'],
+  leafIsNotCa: ['CA:TRUE leaf', 'CA:TRUE with pathLen'],
+  keyUsagePresent: ['missing keyUsage'],
+  keyUsageCritical: ['non-critical keyUsage'],
+  keyUsageNotForCas: ['keyCertSign in a leaf', 'cRLSign in a leaf'],
+  keyUsageNotEmpty: ['empty keyUsage'],
+  extKeyUsageIsProfiles: ['wrong EKU', 'extra EKU', 'missing EKU'],
+  subjectKeyIdentifierPresent: ['missing subjectKeyIdentifier'],
+  authorityKeyIdentifierPresent: ['missing authorityKeyIdentifier'],
+  authorityKeyIdentifierIsIssuers: ['AKI mismatch'],
+  authorityInfoAccessPresent: ['missing AIA'],
+  crlDistributionPointsPresent: ['missing CDP'],
+  sanPresentWhenRequired: ['missing SAN'],
+  sanPresentWhenSubjectEmpty: ['empty subject, no SAN'],
+  sanCriticalWhenSubjectEmpty: ['empty-subject SAN not critical'],
+  sanNotEmpty: ['empty SAN'],
+  sanEntriesWellFormed: ['otherName SAN', '3-byte iPAddress SAN', 'dNSName not UTF-8', 'malformed dNSName'],
+};
+
+test('every rule in LEAF_RULES fires on a crafted TBS through lintLeafTbs, the path issuance uses', () => {
+  const names = LEAF_RULES.map((r) => r.name);
+  assert.equal(new Set(names).size, names.length, 'rule names are unique');
+  assert.deepEqual([...names].sort(), Object.keys(RULE_CASES).sort(), 'each rule in LEAF_RULES has a crafted TBS in RULE_CASES');
+  for (const rule of LEAF_RULES) {
+    for (const label of RULE_CASES[rule.name]!) {
+      const c = cases.find(([l]) => l === label);
+      assert.ok(c, `no case ${label}`);
+      const [, input, finding, over] = c;
+      const x = { ...expectations, ...over };
+      // The rule itself reports it, on the view issuance reads (the walk's, or the parser's when
+      // the walk cannot read the TBS: only for the trailing bytes here)...
+      const view = readTbsViewFast(input) ?? readTbsViewFull(input);
+      assert.notEqual(typeof view, 'string', `${rule.name}/${label}: the TBS parses`);
+      if (label !== 'trailing bytes') assert.notEqual(readTbsViewFast(input), null, `${rule.name}/${label}: the DER walk reads the TBS`);
+      const own: string[] = [];
+      rule(view as Exclude<typeof view, string>, x, own);
+      assert.ok(own.some((f) => f === finding || f.startsWith(finding)), `${rule.name}/${label}: the rule reports ${JSON.stringify(own)}, not ${JSON.stringify(finding)}`);
+      // ...and lintLeafTbs reports exactly what the rule did, among the others'.
+      const all = lintLeafTbs(input, x);
+      for (const f of own) assert.ok(all.includes(f), `${rule.name}/${label}: lintLeafTbs reports ${JSON.stringify(all)}, without ${JSON.stringify(f)}`);
+    }
   }
 });
 

@@ -20,7 +20,8 @@ import { checkDer, checkSetOrder, DerError, el, kids, readEl, readKids, sameByte
 import { OID, verifySignature, type TrustedKey } from './keys.js';
 import { importSpki, type KeyFamily, type PublicKeyInfo } from './public-key.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
-import { formatIp, type SanEntry } from './names.js';
+import { isSanProblem, OTHER_GENERAL_NAME_FORMS, readSanList, type SanProblem } from './general-names.js';
+import type { SanEntry } from './names.js';
 
 /** Larger than any sane CSR (an RSA-8192 CSR with a few hundred SANs); stops pathological input early. */
 export const MAX_CSR_BYTES = 64 * 1024;
@@ -199,29 +200,14 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
   }
 }
 
-const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
-
-/** SAN entries of the four issuable forms; null for anything else (readSans then explains). */
+/**
+ * SAN entries when every one is of an issuable form; null otherwise, and a throw for non-DER
+ * (parseDerFast's catch makes that null too). readSans then explains.
+ */
 function fastSans(buf: Uint8Array, octets: El): SanEntry[] | null {
-  const seq = el(buf, octets.body, octets.end);
-  if (!seq || seq.tag !== 0x30 || seq.start !== octets.body || seq.end !== octets.end) return null;
-  const names = kids(buf, seq);
-  if (!names || names.length === 0) return null;
-  const out: SanEntry[] = [];
-  for (const gn of names) {
-    const c = buf.subarray(gn.body, gn.end);
-    switch (gn.tag) {
-      case 0x81: out.push({ type: 'email', value: utf8Fatal.decode(c) }); break;
-      case 0x82: out.push({ type: 'dns', value: utf8Fatal.decode(c) }); break;
-      case 0x86: out.push({ type: 'uri', value: utf8Fatal.decode(c) }); break;
-      case 0x87:
-        if (c.length !== 4 && c.length !== 16) return null;
-        out.push({ type: 'ip', value: formatIp(c) });
-        break;
-      default: return null;
-    }
-  }
-  return out;
+  const items = readSanList(buf, octets.body, octets.end);
+  if (items.length === 0 || items.some(isSanProblem)) return null;
+  return items as SanEntry[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,42 +462,30 @@ function readSubject(nameDer: Uint8Array): { commonName?: string; dn: string } {
 // ---------------------------------------------------------------------------------------------
 // Requested extensions
 
-const SAN_FORMS: Record<number, string> = {
-  0xa0: 'otherName', 0xa3: 'x400Address', 0xa4: 'directoryName', 0xa5: 'ediPartyName', 0x88: 'registeredID',
-};
-
-function ia5(c: Uint8Array, what: string): string {
-  // Decoded as UTF-8 so a raw IDN reaches the name checks, which then name the A-label to use.
-  try { return new TextDecoder('utf-8', { fatal: true }).decode(c); } catch { throw badCsr(`subjectAltName ${what} is not valid IA5String text`); }
-}
-
 function readSans(extnValue: Uint8Array): SanEntry[] {
-  let names: Uint8Array[];
+  let items: (SanEntry | SanProblem)[];
   try {
-    const h = readEl(extnValue, 0, extnValue.length);
-    if (extnValue[0] !== 0x30 || h.end !== extnValue.length) throw new Error('not a single GeneralNames SEQUENCE');
-    names = children(extnValue);
+    items = readSanList(extnValue);
   } catch (e) {
     throw badCsr(`subjectAltName extension is malformed: ${(e as Error).message}`);
   }
-  if (names.length === 0) throw badCsr('subjectAltName extension is empty');
-  return names.map((gn): SanEntry => {
-    const tag = gn[0]!;
-    const c = contentOf(gn);
-    switch (tag) {
-      case 0x81: return { type: 'email', value: ia5(c, 'rfc822Name') };
-      case 0x82: return { type: 'dns', value: ia5(c, 'dNSName') };
-      case 0x86: return { type: 'uri', value: ia5(c, 'uniformResourceIdentifier') };
-      case 0x87:
-        if (c.length !== 4 && c.length !== 16) throw badCsr(`subjectAltName iPAddress of ${c.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
-        return { type: 'ip', value: formatIp(c) };
-      default: {
-        const form = SAN_FORMS[tag];
-        if (form) throw new SignetError('rejected-name', `subjectAltName contains an entry of type ${form}; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs`);
-        throw badCsr(`subjectAltName has an entry with unknown tag 0x${tag.toString(16)}`);
-      }
+  if (items.length === 0) throw badCsr('subjectAltName extension is empty');
+  const bad = items.find(isSanProblem);
+  if (bad) throw sanRefusal(bad);
+  return items as SanEntry[];
+}
+
+/** The refusal for the first entry Signet cannot issue. */
+function sanRefusal(p: SanProblem): SignetError {
+  switch (p.problem) {
+    case 'text': return badCsr(`subjectAltName ${p.form} is not valid IA5String text`);
+    case 'ip-length': return badCsr(`subjectAltName iPAddress of ${p.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
+    case 'form': {
+      const form = OTHER_GENERAL_NAME_FORMS[p.tag];
+      if (form) return new SignetError('rejected-name', `subjectAltName contains an entry of type ${form}; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs`);
+      return badCsr(`subjectAltName has an entry with unknown tag 0x${p.tag.toString(16)}`);
     }
-  });
+  }
 }
 
 function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): { sans: SanEntry[]; requestedExtensions: string[] } {

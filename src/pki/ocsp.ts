@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { Signer } from './keys.js';
-import { checkDer, DerError } from './der-strict.js';
+import { checkDer, DerError, readEl, strictOid, type El } from './der-strict.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName } from '@peculiar/asn1-x509';
 import { Signature } from '@peculiar/asn1-ocsp';
@@ -92,59 +92,31 @@ const HASH_BY_OID_BYTES = new Map<string, OcspHashAlgorithm>(
 const NONCE_OID_BYTES = objectIdentifier(OID_NONCE).subarray(2).toString('latin1');
 
 // ---------------------------------------------------------------------------------------------
-// Strict DER reading (definite minimal lengths, low tag numbers, bounds-checked).
-
-interface Element {
-  tag: number;
-  start: number;
-  contentStart: number;
-  end: number;
-}
+// Elements are read by Signet's one DER reader (der-strict.ts); a rule it finds broken is an
+// OcspMalformed naming the part of the message.
 
 function malformed(detail: string): never {
   throw new OcspMalformed(detail);
 }
 
-function readElement(buf: Buffer, offset: number, limit: number, what: string): Element {
-  if (offset + 2 > limit) malformed(`truncated ${what}`);
-  const tag = buf[offset]!;
-  if ((tag & 0x1f) === 0x1f) malformed(`unexpected tag in ${what}`);
-  let length = buf[offset + 1]!;
-  let p = offset + 2;
-  if (length & 0x80) {
-    const n = length & 0x7f;
-    if (n === 0) malformed(`indefinite length in ${what}`);
-    if (n > 3) malformed(`${what} is too long`);
-    if (p + n > limit) malformed(`truncated ${what}`);
-    if (buf[p] === 0) malformed(`non-minimal length in ${what}`);
-    length = 0;
-    for (let i = 0; i < n; i++) length = length * 256 + buf[p + i]!;
-    if (length < 0x80) malformed(`non-minimal length in ${what}`);
-    p += n;
+function readElement(buf: Buffer, offset: number, limit: number, what: string): El {
+  try {
+    return readEl(buf, offset, limit);
+  } catch (e) {
+    if (e instanceof DerError) malformed(`${what}: ${e.rule}`);
+    throw e;
   }
-  if (p + length > limit) malformed(`truncated ${what}`);
-  return { tag, start: offset, contentStart: p, end: p + length };
 }
 
-function expect(buf: Buffer, offset: number, limit: number, tag: number, what: string): Element {
+function expect(buf: Buffer, offset: number, limit: number, tag: number, what: string): El {
   const el = readElement(buf, offset, limit, what);
   if (el.tag !== tag) malformed(`${what}: expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
   return el;
 }
 
-function decodeOid(bytes: Buffer): string {
-  const arcs: bigint[] = [];
-  let v = 0n;
-  for (const b of bytes) {
-    v = (v << 7n) | BigInt(b & 0x7f);
-    if (!(b & 0x80)) {
-      arcs.push(v);
-      v = 0n;
-    }
-  }
-  const first = arcs.shift() ?? 0n;
-  const head = first < 40n ? [0n, first] : first < 80n ? [1n, first - 40n] : [2n, first - 80n];
-  return [...head, ...arcs].join('.');
+/** The dotted text of an OBJECT IDENTIFIER element (checkDer has already held it to DER). */
+function oidText(buf: Buffer, el: El, what: string): string {
+  return strictOid(buf, el) ?? malformed(`bad OBJECT IDENTIFIER in ${what}`);
 }
 
 /**
@@ -155,42 +127,43 @@ function schemaCheck(der: Uint8Array, schema: new () => object, what: string): v
   try { AsnConvert.parse(der, schema); } catch { malformed(`${what} does not match its ASN.1 structure`); }
 }
 
-function checkOid(buf: Buffer, el: Element, what: string): void {
-  if (el.end === el.contentStart || buf[el.end - 1]! & 0x80 || buf[el.contentStart] === 0x80) malformed(`bad OBJECT IDENTIFIER in ${what}`);
+/** Cheap, allocation-free guard where only the OID's bytes are compared (checkDer has already applied the full rules). */
+function checkOid(buf: Buffer, el: El, what: string): void {
+  if (el.end === el.body || buf[el.end - 1]! & 0x80 || buf[el.body] === 0x80) malformed(`bad OBJECT IDENTIFIER in ${what}`);
 }
 
 interface RawExtension {
   oidKey: string;
   oid: string;
   critical: boolean;
-  value: Element; // the extnValue OCTET STRING
+  value: El; // the extnValue OCTET STRING
 }
 
 /** Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension, inside an [n] EXPLICIT wrapper. */
-function readExtensions(buf: Buffer, wrapper: Element, what: string): RawExtension[] {
-  const seq = expect(buf, wrapper.contentStart, wrapper.end, 0x30, what);
+function readExtensions(buf: Buffer, wrapper: El, what: string): RawExtension[] {
+  const seq = expect(buf, wrapper.body, wrapper.end, 0x30, what);
   if (seq.end !== wrapper.end) malformed(`unexpected data after ${what}`);
-  if (seq.contentStart === seq.end) malformed(`empty ${what}`);
+  if (seq.body === seq.end) malformed(`empty ${what}`);
   const out: RawExtension[] = [];
   const seen = new Set<string>();
-  for (let p = seq.contentStart; p < seq.end;) {
+  for (let p = seq.body; p < seq.end;) {
     const ext = expect(buf, p, seq.end, 0x30, `extension in ${what}`);
-    const oidEl = expect(buf, ext.contentStart, ext.end, 0x06, `extension OID in ${what}`);
-    checkOid(buf, oidEl, what);
+    const oidEl = expect(buf, ext.body, ext.end, 0x06, `extension OID in ${what}`);
+    const oid = oidText(buf, oidEl, what);
     let q = oidEl.end;
     let critical = false;
     let el = readElement(buf, q, ext.end, `extension in ${what}`);
     if (el.tag === 0x01) {
-      if (el.end - el.contentStart !== 1 || buf[el.contentStart] !== 0xff) malformed(`critical in ${what} must be absent or TRUE (DER omits the default FALSE)`);
+      if (el.end - el.body !== 1 || buf[el.body] !== 0xff) malformed(`critical in ${what} must be absent or TRUE (DER omits the default FALSE)`);
       critical = true;
       q = el.end;
       el = readElement(buf, q, ext.end, `extension in ${what}`);
     }
     if (el.tag !== 0x04 || el.end !== ext.end) malformed(`bad extension in ${what}`);
-    const oidKey = buf.toString('latin1', oidEl.contentStart, oidEl.end);
+    const oidKey = buf.toString('latin1', oidEl.body, oidEl.end);
     if (seen.has(oidKey)) malformed(`duplicate extension in ${what}`);
     seen.add(oidKey);
-    out.push({ oidKey, oid: decodeOid(buf.subarray(oidEl.contentStart, oidEl.end)), critical, value: el });
+    out.push({ oidKey, oid, critical, value: el });
     p = ext.end;
   }
   return out;
@@ -201,14 +174,14 @@ interface ParsedCertId extends Omit<OcspCertIdRequest, 'hashAlgorithm'> {
   hashOid: string;
 }
 
-function readCertId(buf: Buffer, certId: Element): ParsedCertId {
-  const alg = expect(buf, certId.contentStart, certId.end, 0x30, 'CertID hashAlgorithm');
-  const oidEl = expect(buf, alg.contentStart, alg.end, 0x06, 'CertID hashAlgorithm');
+function readCertId(buf: Buffer, certId: El): ParsedCertId {
+  const alg = expect(buf, certId.body, certId.end, 0x30, 'CertID hashAlgorithm');
+  const oidEl = expect(buf, alg.body, alg.end, 0x06, 'CertID hashAlgorithm');
   checkOid(buf, oidEl, 'CertID hashAlgorithm');
   if (oidEl.end < alg.end) {
     // Parameters: absent or NULL (OpenSSL, Go and NSS send NULL).
     const params = readElement(buf, oidEl.end, alg.end, 'CertID hashAlgorithm parameters');
-    if (params.tag !== 0x05 || params.contentStart !== params.end || params.end !== alg.end) {
+    if (params.tag !== 0x05 || params.body !== params.end || params.end !== alg.end) {
       malformed('CertID hashAlgorithm parameters must be absent or NULL');
     }
   }
@@ -216,30 +189,30 @@ function readCertId(buf: Buffer, certId: Element): ParsedCertId {
   const keyHash = expect(buf, nameHash.end, certId.end, 0x04, 'CertID issuerKeyHash');
   const serial = expect(buf, keyHash.end, certId.end, 0x02, 'CertID serialNumber');
   if (serial.end !== certId.end) malformed('unexpected data in CertID');
-  const sl = serial.end - serial.contentStart;
+  const sl = serial.end - serial.body;
   if (sl === 0) malformed('empty CertID serialNumber');
   if (sl > 1) {
-    const b0 = buf[serial.contentStart]!;
-    const b1 = buf[serial.contentStart + 1]!;
+    const b0 = buf[serial.body]!;
+    const b1 = buf[serial.body + 1]!;
     if ((b0 === 0 && !(b1 & 0x80)) || (b0 === 0xff && b1 & 0x80)) malformed('non-minimal CertID serialNumber');
   }
   // A negative serial (no certificate Signet issues has one) is kept as its raw bytes and
   // simply matches nothing.
-  let s = serial.contentStart;
+  let s = serial.body;
   while (s < serial.end - 1 && buf[s] === 0) s++;
 
-  const hashAlgorithm = HASH_BY_OID_BYTES.get(buf.toString('latin1', oidEl.contentStart, oidEl.end));
+  const hashAlgorithm = HASH_BY_OID_BYTES.get(buf.toString('latin1', oidEl.body, oidEl.end));
   if (hashAlgorithm) {
     const n = HASH_LENGTHS[hashAlgorithm];
-    if (nameHash.end - nameHash.contentStart !== n || keyHash.end - keyHash.contentStart !== n) {
+    if (nameHash.end - nameHash.body !== n || keyHash.end - keyHash.body !== n) {
       malformed(`CertID hash lengths do not match ${hashAlgorithm}`);
     }
   }
   return {
     hashAlgorithm,
-    hashOid: hashAlgorithm ? HASH_OIDS[hashAlgorithm] : decodeOid(buf.subarray(oidEl.contentStart, oidEl.end)),
-    issuerNameHash: Buffer.from(buf.subarray(nameHash.contentStart, nameHash.end)),
-    issuerKeyHash: Buffer.from(buf.subarray(keyHash.contentStart, keyHash.end)),
+    hashOid: hashAlgorithm ? HASH_OIDS[hashAlgorithm] : oidText(buf, oidEl, 'CertID hashAlgorithm'),
+    issuerNameHash: Buffer.from(buf.subarray(nameHash.body, nameHash.end)),
+    issuerKeyHash: Buffer.from(buf.subarray(keyHash.body, keyHash.end)),
     serial: Buffer.from(buf.subarray(s, serial.end)),
     certIdDer: Buffer.from(buf.subarray(certId.start, certId.end)),
   };
@@ -269,34 +242,34 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   }
   const outer = expect(buf, 0, buf.length, 0x30, 'OCSPRequest');
   if (outer.end !== buf.length) malformed('trailing bytes after the OCSPRequest');
-  const tbs = expect(buf, outer.contentStart, outer.end, 0x30, 'TBSRequest');
+  const tbs = expect(buf, outer.body, outer.end, 0x30, 'TBSRequest');
   if (tbs.end !== outer.end) {
     const sig = expect(buf, tbs.end, outer.end, 0xa0, 'optionalSignature');
     if (sig.end !== outer.end) malformed('unexpected data after optionalSignature');
     // Ignored, but it must be a Signature: SEQUENCE { AlgorithmIdentifier, BIT STRING, [0] certs OPTIONAL }.
-    const signature = expect(buf, sig.contentStart, sig.end, 0x30, 'optionalSignature');
+    const signature = expect(buf, sig.body, sig.end, 0x30, 'optionalSignature');
     if (signature.end !== sig.end) malformed('unexpected data in optionalSignature');
-    const alg = expect(buf, signature.contentStart, signature.end, 0x30, 'optionalSignature signatureAlgorithm');
+    const alg = expect(buf, signature.body, signature.end, 0x30, 'optionalSignature signatureAlgorithm');
     const bits = expect(buf, alg.end, signature.end, 0x03, 'optionalSignature signature');
     if (bits.end !== signature.end) {
       const certs = expect(buf, bits.end, signature.end, 0xa0, 'optionalSignature certs');
       if (certs.end !== signature.end) malformed('unexpected data in optionalSignature');
     }
-    const oid = expect(buf, alg.contentStart, alg.end, 0x06, 'optionalSignature signatureAlgorithm');
+    const oid = expect(buf, alg.body, alg.end, 0x06, 'optionalSignature signatureAlgorithm');
     checkOid(buf, oid, 'optionalSignature signatureAlgorithm');
     schemaCheck(buf.subarray(signature.start, signature.end), Signature, 'optionalSignature');
   }
 
-  let el = readElement(buf, tbs.contentStart, tbs.end, 'TBSRequest');
+  let el = readElement(buf, tbs.body, tbs.end, 'TBSRequest');
   if (el.tag === 0xa0) {
-    const v = expect(buf, el.contentStart, el.end, 0x02, 'version');
-    if (v.end !== el.end || v.end - v.contentStart !== 1 || buf[v.contentStart] !== 0) malformed('unsupported version');
+    const v = expect(buf, el.body, el.end, 0x02, 'version');
+    if (v.end !== el.end || v.end - v.body !== 1 || buf[v.body] !== 0) malformed('unsupported version');
     // v1 is the DEFAULT, and DER never encodes a DEFAULT value (X.690 §11.5).
     malformed('version v1 is encoded explicitly; DER omits a DEFAULT value');
   }
   if (el.tag === 0xa1) {
     // requestorName [1] EXPLICIT GeneralName: unused, but exactly one GeneralName (a context tag).
-    const name = readElement(buf, el.contentStart, el.end, 'requestorName');
+    const name = readElement(buf, el.body, el.end, 'requestorName');
     if (name.end !== el.end || (name.tag & 0xc0) !== 0x80) malformed('requestorName must hold exactly one GeneralName');
     schemaCheck(buf.subarray(name.start, name.end), GeneralName, 'requestorName');
     el = readElement(buf, el.end, tbs.end, 'TBSRequest');
@@ -304,10 +277,10 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   if (el.tag !== 0x30) malformed('missing requestList');
 
   const certIds: ParsedCertId[] = [];
-  for (let p = el.contentStart; p < el.end;) {
+  for (let p = el.body; p < el.end;) {
     if (certIds.length >= maxRequests) malformed(`more than ${maxRequests} requests in one message`);
     const request = expect(buf, p, el.end, 0x30, 'Request');
-    const certId = expect(buf, request.contentStart, request.end, 0x30, 'CertID');
+    const certId = expect(buf, request.body, request.end, 0x30, 'CertID');
     if (certId.end !== request.end) {
       const exts = expect(buf, certId.end, request.end, 0xa0, 'singleRequestExtensions');
       if (exts.end !== request.end) malformed('unexpected data in Request');
@@ -327,11 +300,11 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
     for (const ext of readExtensions(buf, exts, 'requestExtensions')) {
       if (ext.oidKey === NONCE_OID_BYTES) {
         // RFC 8954: extnValue is the DER of Nonce ::= OCTET STRING (SIZE(1..32)).
-        const inner = readElement(buf, ext.value.contentStart, ext.value.end, 'nonce');
+        const inner = readElement(buf, ext.value.body, ext.value.end, 'nonce');
         if (inner.tag !== 0x04 || inner.end !== ext.value.end) malformed('nonce is not an OCTET STRING');
-        const n = inner.end - inner.contentStart;
+        const n = inner.end - inner.body;
         if (n < 1 || n > MAX_NONCE_LENGTH) malformed(`nonce of ${n} octets (RFC 8954 allows 1 to ${MAX_NONCE_LENGTH})`);
-        nonce = Buffer.from(buf.subarray(inner.contentStart, inner.end));
+        nonce = Buffer.from(buf.subarray(inner.body, inner.end));
       } else if (ext.critical) {
         malformed(`unsupported critical extension ${ext.oid}`);
       }
@@ -494,8 +467,8 @@ export function issuerHashes(caCertDer: Buffer): Record<OcspHashAlgorithm, CertI
     const buf = caCertDer;
     const cert = expect(buf, 0, buf.length, 0x30, 'Certificate');
     if (cert.end !== buf.length) malformed('trailing bytes');
-    const tbs = expect(buf, cert.contentStart, cert.end, 0x30, 'TBSCertificate');
-    let el = readElement(buf, tbs.contentStart, tbs.end, 'TBSCertificate');
+    const tbs = expect(buf, cert.body, cert.end, 0x30, 'TBSCertificate');
+    let el = readElement(buf, tbs.body, tbs.end, 'TBSCertificate');
     if (el.tag === 0xa0) el = readElement(buf, el.end, tbs.end, 'TBSCertificate'); // version
     if (el.tag !== 0x02) malformed('serialNumber');
     const signature = expect(buf, el.end, tbs.end, 0x30, 'signature');
@@ -503,11 +476,11 @@ export function issuerHashes(caCertDer: Buffer): Record<OcspHashAlgorithm, CertI
     const validity = expect(buf, issuer.end, tbs.end, 0x30, 'validity');
     const subj = expect(buf, validity.end, tbs.end, 0x30, 'subject');
     const spki = expect(buf, subj.end, tbs.end, 0x30, 'subjectPublicKeyInfo');
-    const algorithm = expect(buf, spki.contentStart, spki.end, 0x30, 'algorithm');
+    const algorithm = expect(buf, spki.body, spki.end, 0x30, 'algorithm');
     const bits = expect(buf, algorithm.end, spki.end, 0x03, 'subjectPublicKey');
-    if (bits.end !== spki.end || bits.contentStart === bits.end || buf[bits.contentStart] !== 0) malformed('subjectPublicKey');
+    if (bits.end !== spki.end || bits.body === bits.end || buf[bits.body] !== 0) malformed('subjectPublicKey');
     subject = buf.subarray(subj.start, subj.end);
-    key = buf.subarray(bits.contentStart + 1, bits.end);
+    key = buf.subarray(bits.body + 1, bits.end);
   } catch (e) {
     if (e instanceof OcspMalformed) throw new SignetError('bad-request', 'not a DER X.509 certificate', { cause: e });
     throw e;
