@@ -567,3 +567,15 @@ test('URI SANs, fuzz-style: every accepted URI has one host for RFC 3986, WHATWG
   assert.ok(accepted > 100, `${accepted} accepted`);
   assert.ok(refusedDisagreements > 500, `${refusedDisagreements} disagreements, every one refused`);
 });
+
+test('distinguished names typed by an operator: what the certificate would not say as typed is refused', async () => {
+  const { parseDn, nameToString, dnToDer } = await import('../src/pki/dn.js');
+  // Escapes still work: a literal comma, plus sign and backslash stay in the value.
+  assert.deepEqual(parseDn('CN=a\\+b\\, c\\\\d'), [{ type: '2.5.4.3', value: 'a+b, c\\d' }]);
+  assert.equal(nameToString(dnToDer('CN=a\\+b,O=Bar\\, Inc.')), 'CN=a\\+b,O=Bar\\, Inc.');
+  throwsProblem(() => parseDn('CN=a+O=b'), 'bad-request', /multi-valued RDN \("\+"\), which Signet does not issue; escape a literal plus sign as \\\+/);
+  throwsProblem(() => parseDn('CN=a\\'), 'bad-request', /ends in a lone backslash/);
+  throwsProblem(() => parseDn('CN=x\u0000y'), 'bad-request', /attribute CN contains a control character/);
+  throwsProblem(() => parseDn('CN=x\u0085y'), 'bad-request', /attribute CN contains a control character/);
+  throwsProblem(() => parseDn('CN\u0000'), 'bad-request', /distinguished name "CN\\u0000" is malformed/);
+});

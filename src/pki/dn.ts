@@ -23,25 +23,36 @@ export function parseDn(dn: string): Rdn[] {
   let cur = '';
   for (let i = 0; i < dn.length; i++) {
     const ch = dn[i]!;
-    if (ch === '\\' && i + 1 < dn.length) { cur += dn[++i]; continue; }
+    if (ch === '\\') {
+      if (i + 1 === dn.length) throw new SignetError('bad-request', `distinguished name "${printable(dn)}" ends in a lone backslash: escape it as \\\\`);
+      cur += dn[++i];
+      continue;
+    }
+    // Multi-valued RDNs (RFC 4514 "CN=a+O=b") are not supported: taken as part of the value, a
+    // '+' would make the certificate say something other than what the operator typed.
+    if (ch === '+') throw new SignetError('bad-request', `distinguished name "${printable(dn)}" has a multi-valued RDN ("+"), which Signet does not issue; escape a literal plus sign as \\+`);
     if (ch === ',') { parts.push(cur); cur = ''; continue; }
     cur += ch;
   }
   parts.push(cur);
   const rdns = parts.map((p) => {
     const eq = p.indexOf('=');
-    if (eq < 1) throw new SignetError('bad-request', `distinguished name "${dn}" is malformed: expected TYPE=value pairs separated by commas`);
+    if (eq < 1) throw new SignetError('bad-request', `distinguished name "${printable(dn)}" is malformed: expected TYPE=value pairs separated by commas`);
     const key = p.slice(0, eq).trim().toUpperCase();
     const value = p.slice(eq + 1).trim();
     const type = ATTRS[key];
     if (!type) throw new SignetError('bad-request', `distinguished name attribute ${key} is not supported; use ${Object.keys(ATTRS).join(', ')}`);
     if (!value) throw new SignetError('bad-request', `distinguished name attribute ${key} is empty`);
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) throw new SignetError('bad-request', `distinguished name attribute ${key} contains a control character (U+0000–U+001F, U+007F–U+009F), which no certificate should carry`);
     if (value.length > 64 && key !== 'DC') throw new SignetError('bad-request', `distinguished name attribute ${key} is longer than 64 characters`);
     if (key === 'C' && !/^[A-Z]{2}$/.test(value)) throw new SignetError('bad-request', `country (C) must be two upper-case letters, got "${value}"`);
     return { type, value };
   });
   return rdns.reverse();
 }
+
+/** The DN as it may appear in a detail: control characters shown as \uXXXX. */
+const printable = (dn: string) => dn.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 export function encodeName(rdns: Rdn[]): Buffer {
   return sequence(...rdns.map(({ type, value }) => {
