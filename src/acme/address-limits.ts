@@ -11,26 +11,23 @@
  */
 import { SignetError } from '../errors.js';
 import type { Tx } from '../storage/database.js';
+import type { AcmeReads, AddressLimited } from './store.js';
 
 const HOUR = 3_600_000;
 
-export type AddressLimited = 'accounts' | 'orders';
-
 /**
  * Refuses (rateLimited, Retry-After until the oldest counted row leaves the hour) when `key`
- * has made `limit` rows of `what` in the last hour. A limit of 0 is no limit.
+ * has made `limit` rows of `what` in the last hour. A limit of 0 is no limit. `tx` is the
+ * transaction that inserts the row.
  */
-export async function enforceAddressLimit(tx: Tx, what: AddressLimited, key: string, limit: number, now: Date): Promise<void> {
+export async function enforceAddressLimit(store: Pick<AcmeReads, 'countCreatedFrom' | 'firstCreatedFrom'>, what: AddressLimited, key: string, limit: number, now: Date, tx: Tx): Promise<void> {
   if (limit <= 0) return;
   const since = new Date(now.getTime() - HOUR);
-  // Accounts bound by an External Account Binding key are the operator's to hand out: not counted.
-  const where = what === 'accounts' ? { sourceKey: key, createdAt: { gt: since }, eabKeyId: null } : { sourceKey: key, createdAt: { gt: since } };
-  const count = what === 'accounts' ? await tx.acmeAccount.count({ where }) : await tx.acmeOrder.count({ where });
+  // Accounts bound by an External Account Binding key are not counted (see the store).
+  const count = await store.countCreatedFrom(what, key, since, tx);
   if (count < limit) return;
-  const oldest = what === 'accounts'
-    ? await tx.acmeAccount.findFirst({ where, orderBy: { createdAt: 'asc' }, select: { createdAt: true } })
-    : await tx.acmeOrder.findFirst({ where, orderBy: { createdAt: 'asc' }, select: { createdAt: true } });
-  const retryAfter = Math.max(1, Math.ceil(((oldest?.createdAt.getTime() ?? now.getTime()) + HOUR - now.getTime()) / 1000));
+  const oldest = await store.firstCreatedFrom(what, key, since, tx);
+  const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now.getTime()) + HOUR - now.getTime()) / 1000));
   const setting = what === 'accounts' ? 'SIGNET_ACME_ACCOUNTS_PER_HOUR' : 'SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR';
   throw new SignetError('rate-limited', `this client address created ${count} ACME ${what === 'accounts' ? 'accounts' : 'orders'} in the last hour (limit ${limit} per address, ${setting}); retry after ${retryAfter} s`, { acme: 'rateLimited', status: 429, extra: { retryAfter } });
 }

@@ -39,25 +39,22 @@ export async function acmeHousekeeping(ctx: CaContext, s: HousekeepingSettings):
   const now = ctx.now().getTime();
   const orderCutoff = new Date(now - s.retentionDays * DAY);
   const authzCutoff = new Date(now - Math.max(s.retentionDays * DAY, s.orderLifetimeHours * HOUR));
-  const prisma = ctx.db.prisma;
+  const store = ctx.stores.acme;
   const done: HousekeepingResult = { orders: 0, authorizations: 0, challenges: 0 };
   for (;;) {
-    const ids = (await prisma.acmeAuthorization.findMany({ where: { expires: { lt: authzCutoff } }, select: { id: true }, take: BATCH })).map((a) => a.id);
+    const ids = await store.expiredAuthorizationIds(authzCutoff, BATCH);
     if (ids.length === 0) break;
-    const [challenges, authorizations] = await prisma.$transaction([
-      prisma.acmeChallenge.deleteMany({ where: { authorizationId: { in: ids } } }),
-      prisma.acmeAuthorization.deleteMany({ where: { id: { in: ids } } }),
-    ]);
-    done.challenges += challenges.count;
-    done.authorizations += authorizations.count;
+    const deleted = await store.deleteAuthorizationsWithChallenges(ids);
+    done.challenges += deleted.challenges;
+    done.authorizations += deleted.authorizations;
     await yieldToEventLoop();
     if (ids.length < BATCH) break;
   }
   for (;;) {
-    const ids = (await prisma.acmeOrder.findMany({ where: { expires: { lt: orderCutoff }, certificateSerial: null, status: { not: 'processing' } }, select: { id: true }, take: BATCH })).map((o) => o.id);
+    const ids = await store.expiredUnissuedOrderIds(orderCutoff, BATCH);
     if (ids.length === 0) break;
     // Re-checked in the delete: an order that got its certificate meanwhile stays.
-    done.orders += (await prisma.acmeOrder.deleteMany({ where: { id: { in: ids }, certificateSerial: null, status: { not: 'processing' } } })).count;
+    done.orders += await store.deleteUnissuedOrders(ids);
     await yieldToEventLoop();
     if (ids.length < BATCH) break;
   }

@@ -22,12 +22,11 @@ import type { SanEntry } from '../pki/names.js';
 
 /** A finalize is one HTTP request: issuance and the order update take seconds, never minutes. */
 export const FINALIZE_STALE_MS = 5 * 60_000;
-/** Marks the problem of interrupted work: not counted as a failed validation, and tells recovered orders apart. */
-export const INTERRUPTED_MARK = '"interrupted":true';
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
 export interface ProcessingOrder { id: string; accountId: string; profile: string; status: string; identifiers: string; processingSince: Date | null; csrHash: string | null; createdAt: Date }
 
+/** The problem of interrupted work; its `interrupted` member is INTERRUPTED_MARK (model/acme.ts). */
 const problem = (detail: string) => JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail, status: 500, interrupted: true });
 
 /** Whether a `processing` claim made at `since` (null: before claims were timed) is older than `staleMs`. */
@@ -44,42 +43,39 @@ export const isStale = (since: Date | null, now: Date, staleMs: number) => !sinc
 async function committedCertificate(ctx: CaContext, o: ProcessingOrder) {
   // Replicas' clocks differ a little: look from a minute before the claim.
   const since = new Date((o.processingSince ?? o.createdAt).getTime() - 60_000);
-  const rows = await ctx.db.prisma.certificate.findMany({
-    where: { profile: o.profile, createdAt: { gte: since }, ...(o.csrHash ? { csrHash: o.csrHash } : {}) },
-    select: { serial: true, sans: true, notBefore: true, notAfter: true, createdAt: true }, orderBy: { createdAt: 'asc' }, take: 1000,
-  });
+  const store = ctx.stores.acme;
+  const rows = await store.certificatesCreatedSince(o.profile, since, o.csrHash);
   const want = new Set((JSON.parse(o.identifiers) as Identifier[]).map((i) => `${i.type}:${i.value}`));
   const found: typeof rows = [];
   for (const row of rows) {
     const got = new Set((JSON.parse(row.sans) as SanEntry[]).map((s) => `${s.type}:${s.value}`));
     if (got.size !== want.size || [...want].some((x) => !got.has(x))) continue;
-    if (await ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: row.serial } })) continue;
+    if (await store.countOrdersWithCertificate(row.serial)) continue;
     if (o.csrHash) return row;
     // The issuance's audit event, looked up by time (indexed) around the certificate's creation.
-    const around = { gte: new Date(row.createdAt.getTime() - 60_000), lte: new Date(row.createdAt.getTime() + 60_000) };
-    if (await ctx.db.prisma.auditEvent.count({ where: { time: around, action: 'certificate.issued', target: row.serial, actor: `acme:${o.accountId}` } })) found.push(row);
+    const around = { from: new Date(row.createdAt.getTime() - 60_000), to: new Date(row.createdAt.getTime() + 60_000) };
+    if (await store.countAuditEvents({ ...around, action: 'certificate.issued', target: row.serial, actor: `acme:${o.accountId}` })) found.push(row);
   }
   if (found.length !== 1) return null;
   // Rivals: the account's other claim-less orders for these names left processing, recovered already or not.
-  const rivals = await ctx.db.prisma.acmeOrder.count({
-    where: { accountId: o.accountId, csrHash: null, identifiers: o.identifiers, OR: [{ status: 'processing' }, { status: 'invalid', error: { contains: INTERRUPTED_MARK } }] },
-  });
+  const rivals = await store.countUnhashedInterruptedOrders(o.accountId, o.identifiers);
   return rivals === 1 ? found[0]! : null;
 }
 
 /** Recovers one stale `processing` order; returns its new status, or null if another process got there first. */
 export async function recoverOrder(ctx: CaContext, o: ProcessingOrder): Promise<'valid' | 'invalid' | null> {
   const cert = await committedCertificate(ctx, o);
-  const claim = { id: o.id, status: 'processing', processingSince: o.processingSince };
+  const claim = { id: o.id, processingSince: o.processingSince };
+  const store = ctx.stores.acme;
   return ctx.db.transaction(async (tx) => {
     if (cert) {
-      const r = await tx.acmeOrder.updateMany({ where: claim, data: { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, processingSince: null } });
-      if (r.count !== 1) return null;
+      const attached = await store.updateClaimedOrder(claim, { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, processingSince: null }, tx);
+      if (!attached) return null;
       await appendAudit(tx, { actor: 'system', action: 'acme.order.recovered', target: o.id, details: { status: 'valid', serial: cert.serial, claimedAt: o.processingSince } });
       return 'valid';
     }
-    const r = await tx.acmeOrder.updateMany({ where: claim, data: { status: 'invalid', processingSince: null, error: problem('finalization was interrupted (the server stopped) before a certificate was issued; place a new order for the same names (its authorizations are still valid)') } });
-    if (r.count !== 1) return null;
+    const failed = await store.updateClaimedOrder(claim, { status: 'invalid', processingSince: null, error: problem('finalization was interrupted (the server stopped) before a certificate was issued; place a new order for the same names (its authorizations are still valid)') }, tx);
+    if (!failed) return null;
     await appendAudit(tx, { actor: 'system', action: 'acme.order.recovered', target: o.id, outcome: 'failure', details: { status: 'invalid', claimedAt: o.processingSince } });
     return 'invalid';
   });
@@ -89,13 +85,11 @@ export interface ProcessingChallenge { id: string; authorizationId: string; proc
 
 /** Recovers one stale `processing` challenge: it and its authorization become invalid. */
 export async function recoverChallenge(ctx: CaContext, c: ProcessingChallenge): Promise<boolean> {
+  const store = ctx.stores.acme;
   return ctx.db.transaction(async (tx) => {
-    const r = await tx.acmeChallenge.updateMany({
-      where: { id: c.id, status: 'processing', processingSince: c.processingSince },
-      data: { status: 'invalid', processingSince: null, error: problem('the validation was interrupted (the server stopped); place a new order to try again') },
-    });
-    if (r.count !== 1) return false;
-    await tx.acmeAuthorization.updateMany({ where: { id: c.authorizationId, status: 'pending' }, data: { status: 'invalid' } });
+    const ended = await store.updateClaimedChallenge(c, { status: 'invalid', processingSince: null, error: problem('the validation was interrupted (the server stopped); place a new order to try again') }, tx);
+    if (!ended) return false;
+    await store.invalidatePendingAuthorization(c.authorizationId, tx);
     await appendAudit(tx, { actor: 'system', action: 'acme.challenge.recovered', target: c.id, outcome: 'failure', details: { authorization: c.authorizationId, claimedAt: c.processingSince } });
     return true;
   });

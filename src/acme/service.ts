@@ -39,7 +39,9 @@ import { importJwk, parseJws, publicJwk, thumbprint, verifyEab, verifyJws, type 
 import { Nonces } from './nonces.js';
 import { enforceAddressLimit } from './address-limits.js';
 import { addressKey } from '../http/client-address.js';
-import { FINALIZE_STALE_MS, INTERRUPTED_MARK, isStale, recoverChallenge, recoverOrder } from './recovery.js';
+import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './recovery.js';
+import type { AcmeStore } from './store.js';
+import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
 export interface AcmeSettings {
@@ -68,9 +70,6 @@ export interface AcmeDirectory { profile: string; accountPrefixes: string[] }
 export const RESERVED_DIRECTORY_NAMES = ['directory', 'new-nonce', 'new-account', 'new-order', 'account', 'key-change', 'order', 'authz', 'chall', 'cert', 'revoke-cert', 'renewal-info'];
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
-type AccountRow = { id: string; thumbprint: string; jwk: string; status: string; contact: string; profile: string; createdAt: Date; mac: string | null };
-type AuthorizationRow = { id: string; accountId: string; identifierType: string; identifierValue: string; wildcard: boolean; status: string; expires: Date; mac: string | null };
-type OrderRow = { id: string; accountId: string; expires: Date; identifiers: string; authorizations: string };
 
 /** Whether an order's authorizations entitle its account to its identifiers now (see entitlement()). */
 interface Entitlement { status: 'pending' | 'ready' | 'invalid'; detail?: string; forged?: boolean }
@@ -79,10 +78,9 @@ const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<stri
   new SignetError(status === 403 ? 'forbidden' : status === 404 ? 'not-found' : status === 401 ? 'unauthorized' : status === 429 ? 'rate-limited' : status >= 500 ? 'internal' : 'bad-request', detail, { acme, status, extra });
 
 const HOUR = 3_600_000;
-const isUniqueViolation = (e: unknown) => (e as { code?: unknown })?.code === 'P2002';
 
-export interface AuthenticatedRequest { account?: AccountRow; principal?: AcmePrincipal; key: TrustedKey; payload: unknown; jws: ParsedJws }
-type AccountRequest = AuthenticatedRequest & { account: AccountRow; principal: AcmePrincipal };
+export interface AuthenticatedRequest { account?: AcmeAccountRecord; principal?: AcmePrincipal; key: TrustedKey; payload: unknown; jws: ParsedJws }
+type AccountRequest = AuthenticatedRequest & { account: AcmeAccountRecord; principal: AcmePrincipal };
 
 export class AcmeService {
   /** Challenges this process is validating, orders it is finalizing: never recovered by it meanwhile. */
@@ -109,8 +107,10 @@ export class AcmeService {
 
   private get macs() { return rowIntegrity(this.ctx.keys); }
 
+  private get store(): AcmeStore { return this.ctx.stores.acme; }
+
   /** An account row that fails its MAC: logged (tampering), then treated as no account at all. */
-  private accountIntact(row: AccountRow): boolean {
+  private accountIntact(row: AcmeAccountRecord): boolean {
     if (this.macs.accountIntact(row)) return true;
     this.ctx.log.error({ account: row.id, directory: row.profile }, 'ACME account row failed its integrity check (its MAC does not verify): it was inserted or changed in the database without the master key; treated as unknown');
     return false;
@@ -120,14 +120,9 @@ export class AcmeService {
 
   private get nonces(): Nonces {
     return this.nonceStore ??= new Nonces(this.ctx.keys.deriveSecret('acme nonce v1'), {
-      record: async (value, expiresAt) => {
-        try { await this.ctx.db.prisma.acmeNonce.create({ data: { value, expiresAt } }); return true; } catch (e) {
-          if (isUniqueViolation(e)) return false;
-          throw e;
-        }
-      },
+      record: (value, expiresAt) => this.store.recordUsedNonce(value, expiresAt),
       purge: async (before) => {
-        try { return (await this.ctx.db.prisma.acmeNonce.deleteMany({ where: { expiresAt: { lt: before } } })).count; } catch (e) {
+        try { return await this.store.purgeUsedNonces(before); } catch (e) {
           this.ctx.log.warn({ err: e }, 'purging used ACME nonces failed; will retry');
           return 0;
         }
@@ -154,7 +149,7 @@ export class AcmeService {
     if (mode === 'jwk' && !h.jwk) throw acmeErr('malformed', 'this request must be signed with a jwk, not a kid');
     if (mode === 'kid' && !h.kid) throw acmeErr('malformed', 'this request must be signed with the account URL as kid');
     const nonce = this.nonces.check(h.nonce);
-    let account: AccountRow | undefined;
+    let account: AcmeAccountRecord | undefined;
     let principal: AcmePrincipal | undefined;
     let key: TrustedKey;
     if (h.jwk) {
@@ -162,7 +157,7 @@ export class AcmeService {
       verifyJws(jws, key);
     } else {
       const id = this.accountIdOf(h.kid, dir);
-      const row = await this.ctx.db.prisma.acmeAccount.findUnique({ where: { id } });
+      const row = await this.store.account(id);
       if (!row || !this.accountIntact(row)) throw acmeErr('accountDoesNotExist', 'no account exists for this kid', 400);
       key = importJwk(JSON.parse(row.jwk));
       verifyJws(jws, key);
@@ -196,10 +191,10 @@ export class AcmeService {
   // ---- accounts -----------------------------------------------------------------------------
 
   private findAccountByKey(profile: string, tp: string) {
-    return this.ctx.db.prisma.acmeAccount.findUnique({ where: { profile_thumbprint: { profile, thumbprint: tp } } });
+    return this.store.accountByKey(profile, tp);
   }
 
-  async newAccount(dir: AcmeDirectory, req: AuthenticatedRequest, url: string, sourceIp?: string): Promise<{ account: AccountRow; created: boolean }> {
+  async newAccount(dir: AcmeDirectory, req: AuthenticatedRequest, url: string, sourceIp?: string): Promise<{ account: AcmeAccountRecord; created: boolean }> {
     const profile = dir.profile;
     const p = (req.payload ?? {}) as { contact?: unknown; termsOfServiceAgreed?: unknown; onlyReturnExisting?: unknown; externalAccountBinding?: unknown };
     if (typeof p !== 'object' || Array.isArray(p)) throw acmeErr('malformed', 'newAccount payload must be an object');
@@ -223,21 +218,21 @@ export class AcmeService {
       const sourceKey = addressKey(sourceIp);
       const account = await this.ctx.db.transaction(async (tx) => {
         if (eabKeyId) {
-          const bound = await tx.acmeEabKey.updateMany({ where: { id: eabKeyId, boundAccountId: null }, data: { boundAccountId: id } });
-          if (bound.count !== 1) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
+          const bound = await this.store.bindEabKey(eabKeyId, id, tx);
+          if (!bound) throw acmeErr('unauthorized', `external account key ${eabKeyId} was already used`, 401);
         } else {
           // Without EAB an account costs one request: counted per client address (address-limits.ts).
-          await enforceAddressLimit(tx, 'accounts', sourceKey, this.settings.accountsPerAddressPerHour, this.ctx.now());
+          await enforceAddressLimit(this.store, 'accounts', sourceKey, this.settings.accountsPerAddressPerHour, this.ctx.now(), tx);
         }
         const fields = { id, thumbprint: tp, jwk: JSON.stringify(publicJwk(req.key)), status: 'valid', profile };
-        const row = await tx.acmeAccount.create({ data: { ...fields, contact: JSON.stringify(contact), eabKeyId, sourceKey, mac: this.macs.accountMac(fields) } });
+        const row = await this.store.createAccount({ ...fields, contact: JSON.stringify(contact), eabKeyId, sourceKey, mac: this.macs.accountMac(fields) }, tx);
         await appendAudit(tx, { actor: `acme:${id}`, action: 'acme.account.created', target: id, sourceIp, details: { profile, contact, eabKeyId } });
         return row;
       });
       return { account, created: true };
     } catch (e) {
       // The same key registering twice at once: the other request won; this one finds its account.
-      const winner = isUniqueViolation(e) ? await this.findAccountByKey(profile, tp) : null;
+      const winner = this.store.isDuplicate(e) ? await this.findAccountByKey(profile, tp) : null;
       if (winner && winner.status === 'valid') return { account: winner, created: false };
       throw e;
     }
@@ -246,7 +241,7 @@ export class AcmeService {
   /** Verifies an External Account Binding for `directory`; returns the EAB key id. */
   private async verifyExternalAccount(eab: unknown, key: TrustedKey, url: string, directory: string): Promise<string> {
     const kid = parseJws(eab).header.kid;
-    const row = typeof kid === 'string' && kid ? await this.ctx.db.prisma.acmeEabKey.findUnique({ where: { id: kid } }) : null;
+    const row = typeof kid === 'string' && kid ? await this.store.eabKey(kid) : null;
     // Sealed with its directory as additional data: a row moved to another directory does not
     // unseal. Keys made before keys had a directory (null) bind to the first one they are used at.
     const hmacKey = row ? this.ctx.keys.unsealSecret(row.profile === null ? row.id : eabSealId(row.id, row.profile), row.sealed) : null;
@@ -266,7 +261,7 @@ export class AcmeService {
     return c as string[];
   }
 
-  async updateAccount(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AccountRow> {
+  async updateAccount(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AcmeAccountRecord> {
     const req = AcmeService.signedByAccount(auth);
     authorizeAcmeResource(req.principal, dir.profile, { kind: 'account', id, accountId: id });
     const p = (req.payload ?? {}) as { contact?: unknown; status?: unknown };
@@ -280,15 +275,15 @@ export class AcmeService {
       data.mac = this.macs.accountMac({ ...req.account, status: 'deactivated' });
     }
     return this.ctx.db.transaction(async (tx) => {
-      const row = await tx.acmeAccount.update({ where: { id }, data });
+      const row = await this.store.updateAccount(id, data, tx);
       if (data.contact || data.status) await appendAudit(tx, { actor: `acme:${id}`, action: data.status ? 'acme.account.deactivated' : 'acme.account.updated', target: id, sourceIp, details: data.contact ? { contact: JSON.parse(data.contact) } : null });
-      if (data.status) await tx.acmeAuthorization.updateMany({ where: { accountId: id, status: { in: ['pending', 'valid'] } }, data: { status: 'deactivated' } });
+      if (data.status) await this.store.deactivateAuthorizationsOf(id, tx);
       return row;
     });
   }
 
   /** RFC 8555 §7.3.5: the inner JWS, signed by the new key, names the account and its old key. */
-  async keyChange(dir: AcmeDirectory, auth: AuthenticatedRequest, url: string, sourceIp?: string): Promise<AccountRow> {
+  async keyChange(dir: AcmeDirectory, auth: AuthenticatedRequest, url: string, sourceIp?: string): Promise<AcmeAccountRecord> {
     const { account } = AcmeService.signedByAccount(auth);
     const inner = parseJws(auth.payload);
     if (!inner.header.jwk) throw acmeErr('malformed', 'the inner key-change JWS must carry the new key as jwk');
@@ -307,12 +302,12 @@ export class AcmeService {
     try {
       return await this.ctx.db.transaction(async (tx) => {
         const jwk = JSON.stringify(publicJwk(newKey));
-        const row = await tx.acmeAccount.update({ where: { id: account.id }, data: { thumbprint: tp, jwk, mac: this.macs.accountMac({ ...account, thumbprint: tp, jwk }) } });
+        const row = await this.store.updateAccount(account.id, { thumbprint: tp, jwk, mac: this.macs.accountMac({ ...account, thumbprint: tp, jwk }) }, tx);
         await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.account.key_changed', target: account.id, sourceIp, details: { oldThumbprint: account.thumbprint, newThumbprint: tp } });
         return row;
       });
     } catch (e) {
-      const winner = isUniqueViolation(e) ? await this.findAccountByKey(account.profile, tp) : null;
+      const winner = this.store.isDuplicate(e) ? await this.findAccountByKey(account.profile, tp) : null;
       if (winner) throw conflict(winner.id);
       throw e;
     }
@@ -351,12 +346,12 @@ export class AcmeService {
   private async enforceLimits(accountId: string): Promise<void> {
     const now = this.ctx.now();
     const hourAgo = new Date(now.getTime() - HOUR);
-    const orders = await this.ctx.db.prisma.acmeOrder.count({ where: { accountId, createdAt: { gt: hourAgo } } });
+    const orders = await this.store.countOrdersSince(accountId, hourAgo);
     if (orders >= this.settings.ordersPerHour) throw acmeErr('rateLimited', `account ${accountId} created ${orders} orders in the last hour (limit ${this.settings.ordersPerHour})`, 429, { retryAfter: 3600 });
-    const pending = await this.ctx.db.prisma.acmeAuthorization.count({ where: { accountId, status: 'pending', expires: { gt: now } } });
+    const pending = await this.store.countPendingAuthorizations(accountId, now);
     if (pending >= this.settings.pendingAuthorizations) throw acmeErr('rateLimited', `account ${accountId} has ${pending} pending authorizations (limit ${this.settings.pendingAuthorizations}); complete or deactivate some`, 429, { retryAfter: 600 });
-    // A validation the server interrupted (recovery.ts) is not the client's failure.
-    const failed = await this.ctx.db.prisma.acmeChallenge.count({ where: { status: 'invalid', createdAt: { gt: hourAgo }, authorization: { accountId }, OR: [{ error: null }, { NOT: { error: { contains: INTERRUPTED_MARK } } }] } });
+    // A validation the server interrupted (recovery.ts) is not the client's failure: not counted.
+    const failed = await this.store.countFailedValidationsSince(accountId, hourAgo);
     if (failed >= this.settings.failedValidationsPerHour) throw acmeErr('rateLimited', `account ${accountId} failed ${failed} validations in the last hour (limit ${this.settings.failedValidationsPerHour})`, 429, { retryAfter: 3600 });
   }
 
@@ -379,25 +374,25 @@ export class AcmeService {
     const expires = new Date(now.getTime() + this.settings.orderLifetimeHours * HOUR);
     const sourceKey = addressKey(sourceIp);
     return this.ctx.db.transaction(async (tx) => {
-      await enforceAddressLimit(tx, 'orders', sourceKey, this.settings.ordersPerAddressPerHour, now);
+      await enforceAddressLimit(this.store, 'orders', sourceKey, this.settings.ordersPerAddressPerHour, now, tx);
       const authzIds: string[] = [];
       for (const id of identifiers) {
         const wildcard = id.type === 'dns' && id.value.startsWith('*.');
         const value = wildcard ? id.value.slice(2) : id.value;
         // Authorizations are reused only within the account, hence within its directory.
-        const candidates = await tx.acmeAuthorization.findMany({ where: { accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: { in: ['valid', 'pending'] }, expires: { gt: new Date(now.getTime() + HOUR) } }, orderBy: { createdAt: 'desc' }, take: 10 });
+        const candidates = await this.store.reusableAuthorizations(account.id, id.type, value, wildcard, new Date(now.getTime() + HOUR), tx);
         // A valid authorization is reused only if Signet validated it (its MAC verifies).
         const reuse = candidates.find((a) => a.status === 'pending' || this.authorizationIntact(a));
         if (reuse) { authzIds.push(reuse.id); continue; }
         const authzId = randomBytes(12).toString('base64url');
-        await tx.acmeAuthorization.create({ data: { id: authzId, accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: 'pending', expires } });
+        await this.store.createAuthorization({ id: authzId, accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: 'pending', expires }, tx);
         const types = wildcard ? ['dns-01'] : id.type === 'ip' ? ['http-01', 'tls-alpn-01'] : ['http-01', 'dns-01', 'tls-alpn-01'];
         for (const type of types) {
-          await tx.acmeChallenge.create({ data: { id: randomBytes(12).toString('base64url'), authorizationId: authzId, type, token: randomBytes(32).toString('base64url'), status: 'pending' } });
+          await this.store.createChallenge({ id: randomBytes(12).toString('base64url'), authorizationId: authzId, type, token: randomBytes(32).toString('base64url'), status: 'pending' }, tx);
         }
         authzIds.push(authzId);
       }
-      const order = await tx.acmeOrder.create({ data: { id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces, sourceKey } });
+      const order = await this.store.createOrder({ id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces, sourceKey }, tx);
       await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.order.created', target: order.id, sourceIp, details: { profile, identifiers: identifiers.map((i) => i.value), replaces } });
       return order;
     });
@@ -406,13 +401,13 @@ export class AcmeService {
   async listOrders(dir: AcmeDirectory, auth: AuthenticatedRequest, accountId: string) {
     const { principal } = AcmeService.signedByAccount(auth);
     authorizeAcmeResource(principal, dir.profile, { kind: 'account', id: accountId, accountId });
-    return this.ctx.db.prisma.acmeOrder.findMany({ where: { accountId, profile: dir.profile, status: { in: ['pending', 'ready', 'processing', 'valid'] } }, orderBy: { createdAt: 'desc' }, take: 1000, select: { id: true } });
+    return this.store.liveOrderIds(accountId, dir.profile);
   }
 
   /** The order, if this account may see it here, with its status brought up to date. */
   async order(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
     const { principal } = AcmeService.signedByAccount(auth);
-    let order = await this.ctx.db.prisma.acmeOrder.findUnique({ where: { id } });
+    let order = await this.store.order(id);
     if (!order) throw acmeErr('malformed', `order ${id} does not exist`, 404);
     authorizeAcmeResource(principal, dir.profile, { kind: 'order', id, accountId: order.accountId, profile: order.profile });
     const now = this.ctx.now();
@@ -423,17 +418,17 @@ export class AcmeService {
       if (status !== order.status) {
         const detail = e.status === 'pending' ? `order ${id} was marked ready while an authorization is still pending: it was changed in the database` : e.forged ? e.detail! : 'an authorization failed or expired';
         if (e.status === 'pending' || e.forged) this.ctx.log.error({ order: id, account: order.accountId, detail }, 'ACME order refused: its authorization state failed Signet\'s integrity check');
-        order = await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } : {}) } });
+        order = await this.store.updateOrder(id, { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } : {}) });
       }
     } else if (order.status === 'processing' && !this.finalizing.has(id) && isStale(order.processingSince, now, FINALIZE_STALE_MS)) {
       await recoverOrder(this.ctx, order);
-      order = (await this.ctx.db.prisma.acmeOrder.findUnique({ where: { id } }))!;
+      order = (await this.store.order(id))!;
     }
     return order;
   }
 
   /** A valid authorization Signet validated (its MAC verifies); one that fails is logged as tampering. */
-  private authorizationIntact(a: AuthorizationRow): boolean {
+  private authorizationIntact(a: AcmeAuthorizationRecord): boolean {
     if (this.macs.authorizationIntact(a)) return true;
     if (a.status === 'valid') this.ctx.log.error({ authorizationId: a.id, account: a.accountId, identifier: a.identifierValue }, 'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used');
     return false;
@@ -445,10 +440,10 @@ export class AcmeService {
    * and wildcard, valid, unexpired and with a MAC that verifies. `forged` marks what only a
    * change in the database explains (a refusal to log at error level).
    */
-  private async entitlement(order: OrderRow, now: Date): Promise<Entitlement> {
+  private async entitlement(order: AcmeOrderRecord, now: Date): Promise<Entitlement> {
     if (order.expires <= now) return { status: 'invalid', detail: `order ${order.id} expired` };
     const ids = JSON.parse(order.authorizations) as string[];
-    const authz = await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { id: { in: ids } } });
+    const authz = await this.store.authorizationsByIds(ids);
     let pending = false;
     for (const i of JSON.parse(order.identifiers) as Identifier[]) {
       const wildcard = i.type === 'dns' && i.value.startsWith('*.');
@@ -475,13 +470,13 @@ export class AcmeService {
 
   async authorization(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
     const { principal } = AcmeService.signedByAccount(auth);
-    const find = () => this.ctx.db.prisma.acmeAuthorization.findUnique({ where: { id }, include: { challenges: true } });
+    const find = () => this.store.authorizationWithChallenges(id);
     let a = await find();
     if (!a) throw acmeErr('malformed', `authorization ${id} does not exist`, 404);
     authorizeAcmeResource(principal, dir.profile, { kind: 'authorization', id, accountId: a.accountId });
     if (await this.recoverStaleChallenges(a.challenges)) a = (await find())!;
     if (a.status === 'pending' && a.expires <= this.ctx.now()) {
-      await this.ctx.db.prisma.acmeAuthorization.update({ where: { id }, data: { status: 'expired' } });
+      await this.store.updateAuthorization(id, { status: 'expired' });
       a.status = 'expired';
     }
     return a;
@@ -490,13 +485,13 @@ export class AcmeService {
   async deactivateAuthorization(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
     const a = await this.authorization(dir, auth, id);
     if (a.status !== 'pending' && a.status !== 'valid') throw acmeErr('malformed', `authorization ${id} is ${a.status} and cannot be deactivated`);
-    await this.ctx.db.prisma.acmeAuthorization.update({ where: { id }, data: { status: 'deactivated' } });
+    await this.store.updateAuthorization(id, { status: 'deactivated' });
     return this.authorization(dir, auth, id);
   }
 
   async challenge(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string) {
     const { principal } = AcmeService.signedByAccount(auth);
-    const find = () => this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } });
+    const find = () => this.store.challengeWithAuthorization(id);
     let ch = await find();
     if (!ch) throw acmeErr('malformed', `challenge ${id} does not exist`, 404);
     authorizeAcmeResource(principal, dir.profile, { kind: 'challenge', id, accountId: ch.authorization.accountId });
@@ -511,18 +506,17 @@ export class AcmeService {
     if (ch.status !== 'pending') return ch;
     if (ch.authorization.status !== 'pending') throw acmeErr('malformed', `authorization ${ch.authorizationId} is ${ch.authorization.status}`);
     const claimedAt = this.ctx.now();
-    const updated = await this.ctx.db.prisma.acmeChallenge.updateMany({ where: { id, status: 'pending' }, data: { status: 'processing', processingSince: claimedAt } });
-    if (updated.count === 1) void this.runValidation(id, account, claimedAt, sourceIp);
-    return (await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } }))!;
+    if (await this.store.claimPendingChallenge(id, claimedAt)) void this.runValidation(id, account, claimedAt, sourceIp);
+    return (await this.store.challengeWithAuthorization(id))!;
   }
 
-  private async runValidation(id: string, account: AccountRow, claimedAt: Date, sourceIp?: string): Promise<void> {
+  private async runValidation(id: string, account: AcmeAccountRecord, claimedAt: Date, sourceIp?: string): Promise<void> {
     if (this.validating.has(id)) return;
     this.validating.add(id);
     // The result is written only while this validation still holds the claim (recovery may have ended it).
-    const claim = { id, status: 'processing', processingSince: claimedAt };
+    const claim = { id, processingSince: claimedAt };
     try {
-      const ch = (await this.ctx.db.prisma.acmeChallenge.findUnique({ where: { id }, include: { authorization: true } }))!;
+      const ch = (await this.store.challengeWithAuthorization(id))!;
       const keyAuth = keyAuthorization(ch.token, account.thumbprint);
       const domain = ch.authorization.identifierValue;
       let error: SignetError | undefined;
@@ -542,16 +536,14 @@ export class AcmeService {
       await this.ctx.db.transaction(async (tx) => {
         if (error) {
           const problem = { type: `urn:ietf:params:acme:error:${error.acme ?? 'unauthorized'}`, detail: error.detail, status: 403 };
-          const r = await tx.acmeChallenge.updateMany({ where: claim, data: { status: 'invalid', processingSince: null, error: JSON.stringify(problem) } });
-          if (r.count !== 1) return;
-          await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { status: 'invalid' } });
+          if (!await this.store.updateClaimedChallenge(claim, { status: 'invalid', processingSince: null, error: JSON.stringify(problem) }, tx)) return;
+          await this.store.updateAuthorization(ch.authorizationId, { status: 'invalid' }, tx);
         } else {
-          const r = await tx.acmeChallenge.updateMany({ where: claim, data: { status: 'valid', processingSince: null, validated: now } });
-          if (r.count !== 1) return;
+          if (!await this.store.updateClaimedChallenge(claim, { status: 'valid', processingSince: null, validated: now }, tx)) return;
           // The MAC covers what was validated — this account, this identifier — whatever the row says now.
           const a = ch.authorization;
           const valid = { id: a.id, accountId: account.id, identifierType: a.identifierType, identifierValue: domain, wildcard: a.wildcard, expires: new Date(now.getTime() + 30 * 24 * HOUR) };
-          await tx.acmeAuthorization.update({ where: { id: ch.authorizationId }, data: { ...valid, status: 'valid', mac: this.macs.authorizationMac(valid) } });
+          await this.store.updateAuthorization(ch.authorizationId, { ...valid, status: 'valid', mac: this.macs.authorizationMac(valid) }, tx);
         }
         await appendAudit(tx, {
           actor: `acme:${account.id}`, action: error ? 'acme.challenge.failed' : 'acme.challenge.validated', target: id, outcome: error ? 'failure' : 'success', sourceIp,
@@ -560,7 +552,7 @@ export class AcmeService {
       });
     } catch (e) {
       this.ctx.log.error({ err: e, challenge: id }, 'ACME validation crashed');
-      await this.ctx.db.prisma.acmeChallenge.updateMany({ where: claim, data: { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }) } }).catch(() => undefined);
+      await this.store.updateClaimedChallenge(claim, { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }) }).catch(() => undefined);
     } finally {
       this.validating.delete(id);
     }
@@ -591,24 +583,24 @@ export class AcmeService {
       const detail = e.detail ?? `order ${id} has an authorization that is not valid yet`;
       if (e.forged || e.status === 'pending') {
         this.ctx.log.error({ order: id, account: account.id, detail }, 'ACME finalize refused: the order\'s authorization state failed Signet\'s integrity check');
-        await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'invalid', error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } });
+        await this.store.invalidateReadyOrder(id, JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }));
         throw acmeErr('unauthorized', detail, 403);
       }
       throw acmeErr('orderNotReady', detail, 403);
     }
     // The claim records when and for which CSR: if this process dies before the order is
     // updated, recovery (recovery.ts) finds a certificate committed for it instead of losing it.
-    const claimed = await this.ctx.db.prisma.acmeOrder.updateMany({ where: { id, status: 'ready' }, data: { status: 'processing', processingSince: this.ctx.now(), csrHash: csr.sha256 } });
-    if (claimed.count !== 1) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
+    const claimed = await this.store.claimReadyOrder(id, this.ctx.now(), csr.sha256);
+    if (!claimed) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
     this.finalizing.add(id);
     try {
       const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { principal: { kind: 'acme', accountId: account.id, directory: order.profile }, sourceIp });
       // Unconditional: a certificate that exists is always attached, even if a replica meanwhile judged the claim stale.
-      return await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: { status: 'valid', processingSince: null, certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, error: null } });
+      return await this.store.updateOrder(id, { status: 'valid', processingSince: null, certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, error: null });
     } catch (e) {
       // A refused CSR leaves the order ready for another attempt; anything else fails it.
       const refused = e instanceof SignetError && e.status < 500;
-      await this.ctx.db.prisma.acmeOrder.update({ where: { id }, data: refused ? { status: 'ready', processingSince: null, csrHash: null } : { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }) } });
+      await this.store.updateOrder(id, refused ? { status: 'ready', processingSince: null, csrHash: null } : { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }) });
       if (e instanceof SignetError && !e.acme) throw acmeErr(e.type === 'rejected-name' || e.type === 'policy' ? 'rejectedIdentifier' : e.type === 'bad-key' ? 'badCSR' : e.status >= 500 ? 'serverInternal' : 'badCSR', e.detail, e.status >= 500 ? 500 : 400);
       throw e;
     } finally {
@@ -618,15 +610,15 @@ export class AcmeService {
 
   async certificateChain(dir: AcmeDirectory, auth: AuthenticatedRequest, serial: string): Promise<string> {
     const { principal } = AcmeService.signedByAccount(auth);
-    const order = await this.ctx.db.prisma.acmeOrder.findFirst({ where: { certificateSerial: serial }, orderBy: { createdAt: 'asc' } });
+    const order = await this.store.orderByCertificate(serial);
     if (!order) throw acmeErr('malformed', `certificate ${serial} does not exist at this ACME server`, 404);
     authorizeAcmeResource(principal, dir.profile, { kind: 'certificate', id: serial, accountId: order.accountId, profile: order.profile });
-    const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, caId: true } });
+    const cert = await this.store.certificateForChain(serial);
     if (!cert) throw acmeErr('malformed', `certificate ${serial} does not exist`, 404);
     const chain: string[] = [toPem(cert.der)];
     let caId: string | null = cert.caId;
     while (caId) {
-      const ca: { certificateDer: Uint8Array; parentId: string | null } | null = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { certificateDer: true, parentId: true } });
+      const ca: { certificateDer: Uint8Array; parentId: string | null } | null = await this.store.caForChain(caId);
       if (!ca || !ca.parentId) break; // the root is not part of the chain
       chain.push(toPem(ca.certificateDer));
       caId = ca.parentId;
@@ -640,7 +632,7 @@ export class AcmeService {
     let parts;
     try { parts = inspectCertificate(Buffer.from(p.certificate, 'base64url')); } catch { throw acmeErr('malformed', 'certificate is not a DER X.509 certificate'); }
     const serial = serialHex(parts.serial);
-    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { der: true, status: true, sans: true, profile: true } });
+    const row = await this.store.certificateForRevocation(serial);
     if (!row || !Buffer.from(row.der).equals(parts.der)) throw acmeErr('malformed', 'this server did not issue that certificate', 404);
     const sans = JSON.parse(row.sans) as SanEntry[];
     const cert = { serial, profile: row.profile, sans };
@@ -657,11 +649,11 @@ export class AcmeService {
       principal = { kind: 'certificate-key', serial };
     } else {
       const { account, principal: acct } = AcmeService.signedByAccount(auth);
-      const ordered = (await this.ctx.db.prisma.acmeOrder.count({ where: { certificateSerial: serial, accountId: account.id } })) > 0;
+      const ordered = (await this.store.countOrdersWithCertificate(serial, account.id)) > 0;
       let authorizedForAllNames = false;
       if (!ordered) {
         const names = sans.map((s) => s.value.replace(/^\*\./, ''));
-        const valid = (await this.ctx.db.prisma.acmeAuthorization.findMany({ where: { accountId: account.id, status: 'valid', identifierValue: { in: names }, expires: { gt: this.ctx.now() } } }))
+        const valid = (await this.store.validAuthorizations(account.id, names, this.ctx.now()))
           .filter((a) => this.authorizationIntact(a));
         const covered = new Set(valid.map((a) => a.identifierValue));
         authorizedForAllNames = names.every((n) => covered.has(n));
@@ -695,7 +687,7 @@ export class AcmeService {
     const aki = Buffer.from(m[1]!, 'base64url');
     let serialBytes = Buffer.from(m[2]!, 'base64url');
     if (serialBytes.length > 1 && serialBytes[0] === 0) serialBytes = serialBytes.subarray(1);
-    const row = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: serialBytes.toString('hex') }, select: { serial: true, der: true, notBefore: true, notAfter: true, status: true, caId: true, profile: true } });
+    const row = await this.store.certificateForRenewal(serialBytes.toString('hex'));
     if (!row) return null;
     const ext = inspectCertificate(row.der).parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.authorityKeyIdentifier);
     const kid = ext ? AsnConvert.parse(ext.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier : undefined;
@@ -708,9 +700,9 @@ export class AcmeService {
     // Each directory answers for the certificates of its own profile.
     if (!row || row.profile !== dir.profile) throw acmeErr('malformed', 'no certificate with that identifier was issued at this ACME directory', 404);
     const now = this.ctx.now().getTime();
-    const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: row.caId }, select: { status: true } });
+    const caStatus = await this.store.caStatus(row.caId);
     // Renew now: the certificate is revoked, or its issuer is revoked or being rotated out.
-    if (row.status !== 'good' || (ca && ca.status !== 'active')) {
+    if (row.status !== 'good' || (caStatus !== null && caStatus !== 'active')) {
       return { suggestedWindow: { start: new Date(now - HOUR).toISOString(), end: new Date(now).toISOString() } };
     }
     const nb = row.notBefore.getTime();
@@ -726,16 +718,16 @@ export class AcmeService {
    */
   async recoverInterrupted(): Promise<{ orders: number; challenges: number }> {
     const now = this.ctx.now();
-    const staleSince = (ms: number) => ({ status: 'processing', OR: [{ processingSince: null }, { processingSince: { lte: new Date(now.getTime() - ms) } }] });
+    const claimedBefore = (ms: number) => new Date(now.getTime() - ms);
     let orders = 0;
     let challenges = 0;
     for (;;) {
-      const batch = await this.ctx.db.prisma.acmeOrder.findMany({ where: staleSince(FINALIZE_STALE_MS), take: 100 });
+      const batch = await this.store.staleOrders(claimedBefore(FINALIZE_STALE_MS), 100);
       for (const o of batch) if (!this.finalizing.has(o.id) && await recoverOrder(this.ctx, o)) orders++;
       if (batch.length < 100) break;
     }
     for (;;) {
-      const batch = await this.ctx.db.prisma.acmeChallenge.findMany({ where: staleSince(this.validationStaleMs), take: 100 });
+      const batch = await this.store.staleChallenges(claimedBefore(this.validationStaleMs), 100);
       for (const c of batch) if (!this.validating.has(c.id) && await recoverChallenge(this.ctx, c)) challenges++;
       if (batch.length < 100) break;
     }
@@ -751,7 +743,7 @@ export class AcmeService {
     const key = randomBytes(32);
     const { sealed, kekId } = this.ctx.keys.sealSecret(eabSealId(kid, p), key);
     await this.ctx.db.transaction(async (tx) => {
-      await tx.acmeEabKey.create({ data: { id: kid, sealed: new Uint8Array(sealed), kekId, profile: p } });
+      await this.store.createEabKey({ id: kid, sealed, kekId, profile: p }, tx);
       await appendAudit(tx, { actor, action: 'acme.eab.created', target: kid, details: { profile: p } });
     });
     return { kid, hmacKey: key.toString('base64url'), profile: p };

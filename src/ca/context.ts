@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { KeyStore } from '../keystore/key-store.js';
 import type { Database } from '../storage/database.js';
+import type { AcmeStore } from '../acme/store.js';
 
 /** What the authority layer needs from the outside world; the clock is injectable for tests. */
 export interface CaContext {
@@ -10,6 +11,13 @@ export interface CaContext {
   config: Pick<Config, 'publicUrl'> & Partial<Config>;
   log: Logger;
   now: () => Date;
+  /** Storage, as the interfaces its consumers declare (built by storage/stores.ts createStores). */
+  stores: CaStores;
+}
+
+/** Every consumer-declared store, one field each. */
+export interface CaStores {
+  acme: AcmeStore;
 }
 
 export const caUrls = (publicUrl: string, caId: string) => ({
