@@ -9,10 +9,24 @@ export const BIN = join(ROOT, 'bin', 'signet.js');
 
 export interface CliResult { status: number | null; stdout: string; stderr: string }
 
+/**
+ * When this process last came back from a blocking `signet …` call. While it was blocked, a
+ * server may have closed an idle keep-alive connection (after 5 s) without this process seeing
+ * the FIN yet; the next fetch then reuses the dead socket ("other side closed"). api() retries
+ * that one failure once, only right after such a call.
+ */
+let blockedUntil = 0;
+
 export function signet(args: string[], env: Record<string, string>, input?: string): CliResult {
+  const t0 = Date.now();
   const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv(env), encoding: 'utf8', input, timeout: 120_000 });
+  if (Date.now() - t0 > 1000) blockedUntil = Date.now();
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** A fetch failure on a socket the server had closed while this process was blocked (see blockedUntil). */
+const staleSocket = (e: unknown) => Date.now() - blockedUntil < 2000
+  && /other side closed|socket hang up|ECONNRESET/.test(`${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''} ${((e as { cause?: { code?: string } }).cause)?.code ?? ''}`);
 
 /** `signet …` without blocking the event loop, so requests in flight keep going meanwhile. */
 export function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
@@ -70,11 +84,12 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
 }
 
 export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(server.url + path, {
+  const send = () => fetch(server.url + path, {
     method,
     headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
+  const res = await send().catch((e: unknown) => { if (staleSocket(e)) { blockedUntil = 0; return send(); } throw e; });
   const text = await res.text();
   let json: any;
   try { json = JSON.parse(text); } catch { json = undefined; }
