@@ -21,6 +21,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { SignetError } from '../errors.js';
@@ -115,7 +116,8 @@ const levelOf = (status: number): 'error' | 'info' | 'debug' => (status >= 500 ?
  * a request answered 2xx at the default log level never needs either.
  */
 export class Exchange {
-  readonly started = process.hrtime.bigint();
+  /** performance.now(): a tenth of what two hrtime.bigint() calls cost, and precise enough. */
+  readonly started = performance.now();
   readonly method: string;
   /** As received (Express rewrites req.url while routing). */
   readonly url: string;
@@ -136,7 +138,7 @@ export class Exchange {
   completed(status: number): void {
     if (this.done) return;
     this.done = true;
-    const seconds = Number(process.hrtime.bigint() - this.started) / 1e9;
+    const seconds = (performance.now() - this.started) / 1000;
     this.edge.observe(this.method, this.route, status, seconds);
     const level = levelOf(status);
     if (this.edge.log.isLevelEnabled(level)) this.log[level]({ res: { statusCode: status }, responseTime: seconds * 1000 }, 'request completed');
