@@ -315,7 +315,8 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     const big = randomBytes(8 * 1024 + 1);
     const declared = await postOcsp(f.server.url, big);
     assert.equal(declared.status, 413);
-    assert.equal(declared.headers.get('content-type'), 'application/problem+json');
+    // The same problem rendering as every other endpoint (issue 13: one HTTP edge).
+    assert.equal(declared.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     const problem = JSON.parse(declared.body.toString());
     assert.equal(problem.status, 413);
     assert.match(problem.detail, /OCSP request body exceeds 8192 bytes/);
@@ -327,7 +328,7 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     });
     const res = await fetch(`${f.server.url}/ocsp`, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: stream, duplex: 'half' } as RequestInit);
     assert.equal(res.status, 413);
-    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     assert.match((await res.json()).detail, /exceeds 8192 bytes/);
     // The unread rest of that body must not poison the connection for the requests that follow.
     for (let i = 0; i < 3; i++) await f.healthy();

@@ -7,7 +7,6 @@ import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runti
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServices } from '../runtime/services.js';
-import { createOcspHandler } from '../http/ocsp-handler.js';
 import { loadProfiles } from '../ca/profiles.js';
 import { SignetError } from '../errors.js';
 import type { CaContext } from '../ca/context.js';
@@ -93,8 +92,7 @@ export async function serve(): Promise<Running | void> {
       }
     });
   }
-  const ocspHandler = createOcspHandler(services.ocsp, log);
-  const full: RequestListener = (req, res) => ((req.url ?? '').startsWith('/ocsp') ? ocspHandler(req, res) : app(req, res));
+  const full: RequestListener = app; // OCSP included (http/app.ts)
   let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
   if (config.SIGNET_TLS) {
     const names = config.SIGNET_TLS_NAMES.split(',').map((n) => n.trim()).filter(Boolean);

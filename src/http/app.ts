@@ -3,15 +3,13 @@
  * success is a problem document, produced in problem.ts.
  */
 import express, { type Express, type Router } from 'express';
-import helmet from 'helmet';
 import type { RequestListener } from 'node:http';
 import proxyaddr from 'proxy-addr';
-import { pinoHttp } from 'pino-http';
-import { randomUUID } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import type { TrustProxy } from '../config/config.js';
 import type { Metrics } from '../observability/metrics.js';
-import { countRefusals, notFound, problemHandler, requireJson } from './problem.js';
+import { notFound, requireJson } from './problem.js';
+import { Edge } from './edge.js';
 import { healthRoutes } from './routes/health.js';
 import { caRoutes } from './routes/cas.js';
 import { pkiRoutes } from './routes/pki.js';
@@ -22,8 +20,9 @@ import type { CrlPublisher } from '../ca/crl-publisher.js';
 import { revocationRoutes } from './routes/revocation.js';
 import { adminRoutes } from './routes/admin.js';
 import { rateLimits, type RateLimits } from './rate-limit.js';
-import { HELMET_OPTIONS, securityHeaders } from './security-headers.js';
 import { createIssueHandler } from './issue-handler.js';
+import { createOcspHandler } from './ocsp-handler.js';
+import type { OcspService } from '../ca/ocsp-service.js';
 import { auditRefusals } from './audit-refusals.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
@@ -33,23 +32,29 @@ export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
   clusterReady?: () => boolean;
   /** Bytes. */
-  bodyLimit: number; trustProxy: TrustProxy; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService }
+  bodyLimit: number; trustProxy: TrustProxy; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService; ocsp: OcspService }
 
 /**
- * The API's request listener: the bare issuance handler for plain POST /api/v1/certificates,
- * Express for everything else (OCSP is routed before this, in serve).
+ * The API's request listener: the bare OCSP handler for /ocsp, the bare issuance handler for
+ * plain POST /api/v1/certificates, Express for everything else — all three through one edge
+ * (edge.ts: request id and log, metrics, security headers, problems).
  */
 export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions): RequestListener {
+  const edge = new Edge({ log: ctx.log, metrics });
   const limits = rateLimits(opts.rateLimitPerAddress, opts.rateLimitPerToken);
-  const app = createApp(ctx, metrics, opts, limits);
+  const app = createApp(ctx, metrics, opts, limits, edge);
   // The one trust function, compiled by Express from SIGNET_TRUST_PROXY: the bare handler
   // derives the client address exactly as req.ip does.
   const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
   const issue = createIssueHandler({
-    ctx, issuance: opts.issuance, metrics, limits, bodyLimit: opts.bodyLimit, headers: securityHeaders(),
+    ctx, edge, issuance: opts.issuance, limits, bodyLimit: opts.bodyLimit,
     clientIp: (req) => proxyaddr(req, trust),
   });
-  return (req, res) => { if (!issue(req, res)) app(req, res); };
+  const ocsp = createOcspHandler(opts.ocsp, edge);
+  return (req, res) => {
+    if ((req.url ?? '').startsWith('/ocsp')) ocsp(req, res);
+    else if (!issue(req, res)) app(req, res);
+  };
 }
 
 /**
@@ -69,27 +74,12 @@ export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | '
   return api;
 }
 
-export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, limits: RateLimits): Express {
+export function createApp(ctx: CaContext, metrics: Metrics, opts: Omit<AppOptions, 'ocsp'>, limits: RateLimits, edge = new Edge({ log: ctx.log, metrics })): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', opts.trustProxy);
   app.set('etag', false);
-  app.use(pinoHttp({
-    logger: ctx.log,
-    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length < 100 ? req.headers['x-request-id'] : randomUUID()),
-    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
-    serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
-  }));
-  app.use(helmet(HELMET_OPTIONS));
-  app.use((req, res, next) => {
-    const end = metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      const route = (req.route?.path as string | undefined) ?? 'unmatched';
-      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
-      end({ method: req.method, route });
-    });
-    next();
-  });
+  app.use(edge.middleware());
   app.use(healthRoutes(ctx, metrics, opts.clusterReady));
   app.use(pkiRoutes(ctx, opts.crls));
   app.use(consoleRoutes());
@@ -97,7 +87,6 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: AppOptions, li
   // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
   app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use(notFound);
-  app.use(countRefusals(metrics));
-  app.use(problemHandler);
+  app.use(edge.problemHandler());
   return app;
 }

@@ -1,7 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
-import { SignetError, isSignetError } from '../errors.js';
-import { authenticate, hashSecret, type TokenGrant } from '../ca/tokens.js';
+import { SignetError } from '../errors.js';
+import { credentialsOf, parseAuthorization } from './edge.js';
+import { authenticate, type TokenGrant } from '../ca/tokens.js';
 import { authorize, OPERATIONS, type Operation, type Principal } from '../ca/authorization.js';
 import type { Requester } from '../ca/issuance.js';
 import type { CaContext } from '../ca/context.js';
@@ -13,39 +13,9 @@ declare module 'express-serve-static-core' {
 /** A route's guard, tagged with the operation it authorises (the authorisation matrix test reads the tag). */
 export type OperationGuard = RequestHandler & { operation: Operation };
 
-/**
- * What an Authorization header presents, parsed once per request and shared by every consumer
- * (rate limits, authentication, audit), so that no spelling of one token counts as another.
- * `identity` is the token's SHA-256 (not the keyed hash the token table stores), never the token.
- */
-export type Credentials =
-  | { kind: 'none' }
-  | { kind: 'malformed' }
-  | { kind: 'bearer'; token: string; identity: string };
-
-/**
- * RFC 7235 §2.1 / RFC 6750 §2.1: `credentials = auth-scheme 1*SP b64token`, the scheme
- * case-insensitive. Only spaces separate: a tab (or any other whitespace) makes the header
- * malformed rather than another spelling of the same token. Node has already trimmed
- * surrounding whitespace from the field value.
- */
-const BEARER = /^([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)$/;
-
-export function parseAuthorization(header: string | undefined): Credentials {
-  if (header === undefined || header === '') return { kind: 'none' };
-  const m = BEARER.exec(header);
-  if (!m || m[1]!.toLowerCase() !== 'bearer') return { kind: 'malformed' };
-  return { kind: 'bearer', token: m[2]!, identity: hashSecret(m[2]!) };
-}
-
-const parsed = new WeakMap<IncomingMessage, Credentials>();
-
-/** The request's credentials, parsed on first use and remembered for the rest of the request. */
-export function credentialsOf(req: IncomingMessage): Credentials {
-  let c = parsed.get(req);
-  if (!c) parsed.set(req, (c = parseAuthorization(req.headers.authorization)));
-  return c;
-}
+// The Authorization header is parsed at the edge (one parse per request, one token identity
+// for every path); re-exported for the routes and tests that have always imported it here.
+export { parseAuthorization, credentialsOf, type Credentials } from './edge.js';
 
 /** The token of an `Authorization: Bearer <token>` header, or null. */
 export function bearerToken(header: string): string | null {
@@ -60,7 +30,7 @@ export function bearerToken(header: string): string | null {
  */
 export function requireAuth(ctx: CaContext, op: Operation): OperationGuard {
   if (OPERATIONS[op].scope === null) throw new Error(`operation ${op} is public: use openOperation`);
-  const guard: RequestHandler = async (req, res, next) => {
+  const guard: RequestHandler = async (req, _res, next) => {
     try {
       const c = credentialsOf(req);
       if (c.kind === 'none') throw new SignetError('unauthorized', 'missing Authorization: Bearer <token> header');
@@ -70,8 +40,7 @@ export function requireAuth(ctx: CaContext, op: Operation): OperationGuard {
       req.principal = { kind: 'token', grant };
       authorize(req.principal, op);
     } catch (e) {
-      // RFC 7235 §3.1 / RFC 6750 §3: a 401 names the scheme the client should use.
-      if (isSignetError(e) && e.status === 401) res.set('WWW-Authenticate', req.headers.authorization ? 'Bearer realm="signet", error="invalid_token"' : 'Bearer realm="signet"');
+      // A 401's WWW-Authenticate is added where every problem is rendered (edge.ts).
       return next(e);
     }
     next();

@@ -7,19 +7,17 @@
  * limit, a Bearer header — and leaves everything else to Express untouched (nothing read), so
  * the unusual requests keep their one implementation. What it takes it serves exactly as the
  * Express route would: same rate-limit buckets, same authentication and scope check, same
- * schema, same problem documents, refusal audit, security headers, metrics and logs.
+ * schema, same refusal audit; request id, log line, metrics, security headers and problem
+ * documents come from the edge (edge.ts) that Express uses too.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance } from '../ca/issuance.js';
 import { authenticate, type TokenGrant } from '../ca/tokens.js';
 import { authorize, type Principal } from '../ca/authorization.js';
-import type { Metrics } from '../observability/metrics.js';
-import { SignetError } from '../errors.js';
 import { auditRefusal } from './audit-refusals.js';
-import { credentialsOf } from './auth.js';
-import { isClientAbort, logClientAbort, toSignetError } from './problem.js';
+import { credentialsOf, type Edge } from './edge.js';
+import { isClientAbort } from './problem.js';
 import type { RateLimits } from './rate-limit.js';
 import { issueSchema, issuedJson } from './routes/certificates.js';
 import { parseBody } from './validate.js';
@@ -29,14 +27,12 @@ const ROUTE = '/certificates';
 
 export interface IssueHandlerOptions {
   ctx: CaContext;
+  edge: Edge;
   issuance: Issuance;
-  metrics: Metrics;
   limits: RateLimits;
   bodyLimit: number;
   /** The client address as Express computes it (trust proxy applied). */
   clientIp(req: IncomingMessage): string;
-  /** Headers every response carries (security-headers.ts). */
-  headers: Record<string, string>;
 }
 
 /** application/json, optionally with charset=utf-8: the only body this path reads. */
@@ -78,8 +74,7 @@ function parseJson(body: Buffer): unknown {
 
 /** Returns a handler that answers and returns true, or returns false having touched nothing. */
 export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { ctx, metrics } = o;
-  const log = ctx.log;
+  const { ctx, edge } = o;
   return (req, res) => {
     if (req.method !== 'POST' || req.url !== ISSUE_PATH) return false;
     const h = req.headers;
@@ -89,23 +84,9 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     if (credentials.kind !== 'bearer') return false;
     const token = credentials.token;
 
-    const started = process.hrtime.bigint();
-    const endTimer = metrics.httpDuration.startTimer({ method: 'POST', route: ROUTE });
-    const id = typeof h['x-request-id'] === 'string' && h['x-request-id'].length < 100 ? h['x-request-id'] : randomUUID();
+    const x = edge.begin(req, ROUTE);
     const ip = o.clientIp(req);
     let grant: TokenGrant | undefined;
-
-    const finish = (status: number, headers: Record<string, string | number>, body: string) => {
-      for (const k in o.headers) res.setHeader(k, o.headers[k]!);
-      res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-      metrics.httpRequests.inc({ method: 'POST', route: ROUTE, status: String(status) });
-      endTimer();
-      const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
-      if (log.isLevelEnabled(level)) {
-        log[level]({ req: { id, method: 'POST', url: ISSUE_PATH }, res: { statusCode: status }, responseTime: Number(process.hrtime.bigint() - started) / 1e6 }, 'request completed');
-      }
-    };
 
     const run = async () => {
       const limited = await o.limits.check(req, res, ip);
@@ -116,24 +97,15 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
       authorize(principal, 'certificate.issue');
       const body = parseBody(issueSchema, json);
       const cert = await o.issuance.issue(body, { principal, sourceIp: ip });
-      finish(201, { 'content-type': 'application/json; charset=utf-8', location: `${ISSUE_PATH}/${cert.serial}` }, JSON.stringify(issuedJson(cert)));
+      edge.send(x, res, 201, ['content-type', 'application/json; charset=utf-8', 'location', `${ISSUE_PATH}/${cert.serial}`], JSON.stringify(issuedJson(cert)));
     };
 
     run().catch(async (err: unknown) => {
-      if (isClientAbort(err)) { logClientAbort(log, err, { req: { id, method: 'POST', url: ISSUE_PATH } }); res.destroy(); return; }
-      const problem = toSignetError(err);
-      if (problem.status >= 500) log.error({ err, reqId: id }, 'request failed');
-      else {
-        log.info({ reqId: id, problem: problem.type, detail: problem.detail }, 'request refused');
-        metrics.refusals.inc({ type: problem.type });
-      }
+      if (isClientAbort(err)) { edge.aborted(x, res, err); return; }
+      const problem = edge.refusal(x, err);
       const audited = auditRefusal(ctx, problem, { actor: grant ? `token:${grant.id}` : 'anonymous', target: `POST ${ISSUE_PATH}`, sourceIp: ip });
-      if (audited) await audited.catch((e: unknown) => log.error({ err: e, reqId: id }, 'could not audit a refused request'));
-      if (res.headersSent || res.destroyed) { res.destroy(); return; }
-      const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
-      if (problem.status === 401) headers['www-authenticate'] = 'Bearer realm="signet", error="invalid_token"';
-      if (problem.status === 503) headers['retry-after'] = '5';
-      finish(problem.status, headers, JSON.stringify(problem.toProblem(ISSUE_PATH)));
+      if (audited) await audited.catch((e: unknown) => x.log.error({ err: e }, 'could not audit a refused request'));
+      edge.sendProblem(x, res, problem, ISSUE_PATH);
     });
     return true;
   };

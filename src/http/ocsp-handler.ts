@@ -1,22 +1,18 @@
 /**
  * OCSP over HTTP (RFC 6960 Appendix A, RFC 5019), served by a bare node:http handler in front
  * of Express: this is the path every TLS client hits, and Express's per-request cost is several
- * times the cost of answering from the cache.
+ * times the cost of answering from the cache. Request id and log line, metrics, security
+ * headers and problem documents come from the edge (edge.ts), as on every other path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { OcspService } from '../ca/ocsp-service.js';
 import { encodeOcspErrorResponse } from '../pki/ocsp.js';
 import { SignetError } from '../errors.js';
-import { isClientAbort, logClientAbort } from './problem.js';
+import { isClientAbort } from './problem.js';
+import type { Edge, Exchange } from './edge.js';
 
 export const MAX_OCSP_BODY = 8 * 1024;
-
-function problem(res: ServerResponse, err: SignetError): void {
-  res.writeHead(err.status, { 'content-type': 'application/problem+json' });
-  res.end(JSON.stringify(err.toProblem('/ocsp')));
-}
 
 /**
  * The fixed caching headers of a pre-signed response, computed once per response: the same
@@ -25,8 +21,10 @@ function problem(res: ServerResponse, err: SignetError): void {
  */
 const cachingHeaders = new WeakMap<Buffer, { etag: string; lastModified: string; expires: string }>();
 
-function send(res: ServerResponse, answer: { der: Buffer; httpStatus: number; cacheable?: { thisUpdate: Date; nextUpdate: Date } }, isGet: boolean): void {
-  const headers: Record<string, string | number> = { 'content-type': 'application/ocsp-response', 'content-length': answer.der.length };
+type Answer = { der: Buffer; httpStatus: number; cacheable?: { thisUpdate: Date; nextUpdate: Date } };
+
+function send(edge: Edge, x: Exchange, res: ServerResponse, answer: Answer, isGet: boolean): void {
+  const headers: (string | number)[] = ['content-type', 'application/ocsp-response'];
   if (isGet && answer.cacheable) {
     let fixed = cachingHeaders.get(answer.der);
     if (!fixed) {
@@ -34,15 +32,11 @@ function send(res: ServerResponse, answer: { der: Buffer; httpStatus: number; ca
       cachingHeaders.set(answer.der, fixed);
     }
     const maxAge = Math.max(0, Math.floor((answer.cacheable.nextUpdate.getTime() - Date.now()) / 1000));
-    headers['cache-control'] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-    headers['last-modified'] = fixed.lastModified;
-    headers.expires = fixed.expires;
-    headers.etag = fixed.etag;
+    headers.push('cache-control', `max-age=${maxAge}, public, no-transform, must-revalidate`, 'last-modified', fixed.lastModified, 'expires', fixed.expires, 'etag', fixed.etag);
   } else {
-    headers['cache-control'] = 'no-store';
+    headers.push('cache-control', 'no-store');
   }
-  res.writeHead(answer.httpStatus, headers);
-  res.end(answer.der);
+  edge.send(x, res, answer.httpStatus, headers, answer.der);
 }
 
 /** Beyond this much of an oversized body, the client is cut off instead of drained. */
@@ -90,29 +84,38 @@ function decodeGetPath(path: string): Buffer | null {
   return der.length ? der : null;
 }
 
-export function createOcspHandler(ocsp: OcspService, log: Logger) {
+/** Metric route labels, in Express's spelling. */
+const ROUTE_POST = '/ocsp';
+const ROUTE_GET = '/ocsp/:request';
+
+export function createOcspHandler(ocsp: OcspService, edge: Edge) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
+    const isGet = req.method === 'GET' && url.startsWith('/ocsp/');
+    const isPost = req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/');
+    const x = edge.begin(req, isGet ? ROUTE_GET : isPost ? ROUTE_POST : 'unmatched');
+    const refuse = (err: SignetError) => edge.sendProblem(x, res, edge.refusal(x, err), '/ocsp');
     const run = async () => {
-      if (req.method === 'GET' && url.startsWith('/ocsp/')) {
+      if (isGet) {
         const encoded = url.slice('/ocsp/'.length);
-        if (encoded.length > MAX_OCSP_BODY * 2) return problem(res, new SignetError('payload-too-large', `OCSP GET request longer than ${MAX_OCSP_BODY * 2} characters; use POST`));
+        if (encoded.length > MAX_OCSP_BODY * 2) return refuse(new SignetError('payload-too-large', `OCSP GET request longer than ${MAX_OCSP_BODY * 2} characters; use POST`));
         const der = decodeGetPath(encoded);
-        if (!der) return send(res, { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 }, false);
-        return send(res, await ocsp.respond(der), true);
+        if (!der) return send(edge, x, res, { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 }, false);
+        return send(edge, x, res, await ocsp.respond(der), true);
       }
-      if (req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/')) {
+      if (isPost) {
         const declared = Number(req.headers['content-length'] ?? 0);
         const body = declared > MAX_OCSP_BODY ? (discard(req), null) : await readBody(req);
-        if (!body) return problem(res, new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
-        return send(res, await ocsp.respond(body), false);
+        if (!body) return refuse(new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
+        return send(edge, x, res, await ocsp.respond(body), false);
       }
-      return problem(res, new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
+      return refuse(new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
     };
-    run().catch((err) => {
-      if (isClientAbort(err)) { logClientAbort(log, err, { req: { method: req.method, url: '/ocsp' } }); res.destroy(); return; }
-      log.error({ err }, 'OCSP request failed');
-      if (!res.headersSent) send(res, { der: encodeOcspErrorResponse('internalError'), httpStatus: 500 }, false);
+    run().catch((err: unknown) => {
+      if (isClientAbort(err)) { edge.aborted(x, res, err); return; }
+      // Logged as every failure is; an OCSP client is answered in OCSP (RFC 6960 §2.3).
+      edge.refusal(x, err);
+      if (!res.headersSent && !res.destroyed) send(edge, x, res, { der: encodeOcspErrorResponse('internalError'), httpStatus: 500 }, false);
       else res.destroy();
     });
   };

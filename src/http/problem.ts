@@ -1,17 +1,12 @@
 /**
- * The one place where errors become HTTP responses: RFC 9457 problem+json for everything,
- * including body-parser failures, unknown routes and unexpected exceptions (which are logged
- * with their stack but answered with a generic detail, so no internals leak).
+ * What an error means to a client: any error — ours, body-parser's, a database driver's, a
+ * bug — as the SignetError (RFC 9457 problem) to answer with; unexpected exceptions get a
+ * generic detail, so no internals leak. The HTTP edge (edge.ts) logs, counts and renders it.
  */
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { Metrics } from '../observability/metrics.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
-
-export function sendProblem(res: Response, err: SignetError, instance?: string): void {
-  res.status(err.status).type('application/problem+json').send(JSON.stringify(err.toProblem(instance)));
-}
 
 interface BodyParserError { type?: string; status?: number; limit?: number; expose?: boolean; message: string }
 
@@ -55,16 +50,6 @@ export function logClientAbort(log: Logger | undefined, err: unknown, fields: Re
     'request aborted by the client');
 }
 
-export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  if (isClientAbort(err)) { logClientAbort(req.log, err); res.destroy(); return; }
-  const problem = toSignetError(err);
-  if (problem.status >= 500) req.log?.error({ err }, 'request failed');
-  else req.log?.info({ problem: problem.type, detail: problem.detail }, 'request refused');
-  if (res.headersSent) { res.end(); return; }
-  if (problem.status === 503) res.setHeader('Retry-After', '5');
-  sendProblem(res, problem, req.originalUrl);
-};
-
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new SignetError('not-found', `no route for ${req.method} ${req.path}`));
 };
@@ -78,13 +63,3 @@ export const requireJson: RequestHandler = (req, _res, next) => {
   }
   next();
 };
-
-/** Counts refused requests (4xx) by problem type in signet_refusals_total. */
-export function countRefusals(metrics: Metrics): ErrorRequestHandler {
-  return (err, _req, _res, next) => {
-    if (isClientAbort(err)) return next(err);
-    const problem = toSignetError(err);
-    if (problem.status < 500) metrics.refusals.inc({ type: problem.type });
-    next(err);
-  };
-}

@@ -10,10 +10,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rateLimit, MemoryStore } from 'express-rate-limit';
 import type { RequestHandler } from 'express';
 import { SignetError } from '../errors.js';
-import { credentialsOf } from './auth.js';
+import { credentialsOf, RATE_WINDOW_SECONDS } from './edge.js';
 import { addressKey } from './client-address.js';
 
-const WINDOW_MS = 60_000;
+const WINDOW_MS = RATE_WINDOW_SECONDS * 1000;
 
 interface Limiter { identifier: 'address' | 'token'; limit: number; store: MemoryStore; key(req: IncomingMessage, ip: string): string | null }
 
@@ -22,7 +22,7 @@ export interface RateLimits {
   middlewares: RequestHandler[];
   /**
    * The same check for a request served outside Express: counts it, sets the draft-7
-   * RateLimit headers, and returns the 429 to send (Retry-After set) or null.
+   * RateLimit headers, and returns the 429 to send or null.
    */
   check(req: IncomingMessage, res: ServerResponse, ip: string): Promise<SignetError | null>;
 }
@@ -51,9 +51,11 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
     // the address key goes through addressKey (ipKeyGenerator: IPv6 grouped by /56). Without this the
     // false alarm is printed, unstructured, at every start.
     validate: { keyGeneratorIpFallback: false },
-    // A refusal like any other: counted and answered by the app's error handlers.
-    handler: (_req, res, next, options) => {
-      res.setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+    // A refusal like any other: counted and answered by the edge (edge.ts), which adds
+    // Retry-After to every 429. The ACME router renders its own problems, so the header is
+    // also set here for it.
+    handler: (_req, res, next) => {
+      res.setHeader('Retry-After', String(RATE_WINDOW_SECONDS));
       next(limitError(l.identifier, l.limit));
     },
   }));
@@ -68,10 +70,7 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
         const reset = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : WINDOW_MS / 1000;
         res.setHeader('RateLimit-Policy', `${l.limit};w=${WINDOW_MS / 1000}`);
         res.setHeader('RateLimit', `limit=${l.limit}, remaining=${remaining}, reset=${reset}`);
-        if (totalHits > l.limit) {
-          res.setHeader('Retry-After', String(WINDOW_MS / 1000));
-          return limitError(l.identifier, l.limit);
-        }
+        if (totalHits > l.limit) return limitError(l.identifier, l.limit);
       }
       return null;
     },
