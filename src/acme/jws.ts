@@ -8,6 +8,7 @@ import { createHash, createHmac, timingSafeEqual, verify, type JsonWebKey } from
 import { SignetError } from '../errors.js';
 import type { TrustedKey } from '../pki/keys.js';
 import { importPublicJwk, type PublicKeyInfo } from '../pki/public-key.js';
+import { refuseNul } from '../http/validate.js';
 
 export const JWS_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'EdDSA'] as const;
 export type JwsAlgorithm = (typeof JWS_ALGORITHMS)[number];
@@ -44,7 +45,16 @@ export function parseJws(body: unknown): ParsedJws {
     throw malformed('protected header is not JSON');
   }
   if (!header || typeof header !== 'object' || typeof header.alg !== 'string') throw malformed('protected header must name an "alg"');
+  // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose "crit" names what it does not
+  // understand; RFC 8555 defines no critical header parameter, so every "crit" is refused.
+  if ('crit' in header) throw malformed('protected header has "crit", but no critical header parameter is understood here (RFC 7515 §4.1.11)');
+  refuseNul(header, 'the JWS protected header', 'malformed');
   const payloadText = decodeB64u(b.payload, 'payload').toString('utf8');
+  if (payloadText) {
+    let payload: unknown;
+    try { payload = JSON.parse(payloadText); } catch { payload = undefined; } // judged where the payload is read
+    refuseNul(payload, 'the JWS payload', 'malformed');
+  }
   return {
     header, payloadText,
     signingInput: Buffer.from(`${b.protected}.${b.payload}`, 'ascii'),

@@ -13,6 +13,7 @@ import { SignetError, isSignetError } from '../errors.js';
 import { toSignetError } from '../http/problem.js';
 import { parseJws } from './jws.js';
 import type { AcmeDirectory, AcmeService, AuthenticatedRequest } from './service.js';
+import { refuseNulCharacters } from '../http/validate.js';
 
 const ACME_TYPE: Record<string, string> = {
   'bad-request': 'malformed', 'bad-csr': 'badCSR', 'bad-key': 'badCSR', 'rejected-name': 'rejectedIdentifier', policy: 'rejectedIdentifier',
@@ -77,6 +78,7 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
     next();
   });
   r.use(express.json({ type: 'application/jose+json', limit: '64kb', strict: true }));
+  r.use(refuseNulCharacters('malformed'));
 
   const directoryJson = (req: Request, d: Directory) => {
     const b = dirBase(req, d);

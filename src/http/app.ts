@@ -24,6 +24,7 @@ import { createIssueHandler } from './issue-handler.js';
 import { createOcspHandler } from './ocsp-handler.js';
 import type { OcspService } from '../ca/ocsp-service.js';
 import { auditRefusals } from './audit-refusals.js';
+import { refuseNulCharacters } from './validate.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
 import { consoleRoutes } from '../console/routes.js';
@@ -66,6 +67,7 @@ export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | '
   for (const limiter of limits.middlewares) api.use(limiter);
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
+  api.use(refuseNulCharacters());
   api.use(caRoutes(ctx));
   api.use(revocationRoutes(ctx, opts.revocation));
   api.use(certificateRoutes(ctx, opts.issuance));
@@ -80,6 +82,9 @@ export function createApp(ctx: CaContext, metrics: Metrics, opts: Omit<AppOption
   app.set('trust proxy', opts.trustProxy);
   app.set('etag', false);
   app.use(edge.middleware());
+  // /api/v1 and /acme check after parsing their bodies (ACME in its own problem format).
+  const refuseNulInUrl = refuseNulCharacters();
+  app.use((req, res, next) => (req.path.startsWith('/api/v1/') || req.path.startsWith('/acme/') ? next() : refuseNulInUrl(req, res, next)));
   app.use(healthRoutes(ctx, metrics, opts.clusterReady));
   app.use(pkiRoutes(ctx, opts.crls));
   app.use(consoleRoutes());

@@ -20,7 +20,7 @@ import { credentialsOf, type Edge } from './edge.js';
 import { isClientAbort } from './problem.js';
 import type { RateLimits } from './rate-limit.js';
 import { issueSchema, issuedJson } from './routes/certificates.js';
-import { parseBody } from './validate.js';
+import { parseBody, refuseNul } from './validate.js';
 
 export const ISSUE_PATH = '/api/v1/certificates';
 const ROUTE = '/certificates';
@@ -92,6 +92,7 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
       const limited = await o.limits.check(req, res, ip);
       if (limited) { req.resume(); throw limited; }
       const json = parseJson(await readBody(req, declared));
+      refuseNul(json, 'the request body');
       grant = await authenticate(ctx, token);
       const principal: Principal = { kind: 'token', grant };
       authorize(principal, 'certificate.issue');
