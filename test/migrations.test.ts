@@ -76,7 +76,8 @@ describe('migrations', () => {
   // Prisma's Wasm engine cannot read the PostgreSQL catalogue (shared/design/offline-prisma.md),
   // so this cross-check exists on SQLite only; the checksum comparison above covers both.
   if (!onPostgres) test('prisma migrate status agrees with Signet\'s own record', () => {
-    const r = spawnSync(`${ROOT}/node_modules/.bin/prisma`, ['migrate', 'status'], {
+    // On the test's Node, not the first `node` on PATH: prisma.config.ts loads the native driver.
+    const r = spawnSync(process.execPath, [`${ROOT}/node_modules/prisma/build/index.js`, 'migrate', 'status'], {
       cwd: ROOT, encoding: 'utf8', env: { ...process.env, SIGNET_PRISMA_PROVIDER: 'sqlite', SIGNET_PRISMA_SQLITE_URL: `file:${env.dataDir}/signet.db` },
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);

@@ -83,11 +83,14 @@ function issue(name: string, cn: string, issuer: string, section: string, serial
 
 /** A leaf under the real intermediate whose validity ended yesterday. */
 async function expiredLeaf(): Promise<string> {
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  // Typed as the DOM's Crypto, the one @peculiar/x509 takes: Node 24's own CryptoKey type allows
+  // key usages (ML-KEM's encapsulateBits, …) that the DOM type does not, so the two no longer match.
+  const crypto = webcrypto as unknown as Crypto;
+  x509.cryptoProvider.set(crypto);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const interKey = createPrivateKey(readFileSync(dir.file('inter.key'))).export({ format: 'der', type: 'pkcs8' });
-  const signingKey = await webcrypto.subtle.importKey('pkcs8', interKey, alg, false, ['sign']);
-  const leafKeys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
+  const signingKey = await crypto.subtle.importKey('pkcs8', interKey, alg, false, ['sign']);
+  const leafKeys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
   const inter = new x509.X509Certificate(pem.inter);
   const day = 24 * 3600 * 1000;
   const cert = await x509.X509CertificateGenerator.create({

@@ -90,7 +90,10 @@ function dnsNameProblem(name: string, wildcard: boolean): string | null {
 /** Checks that an `xn--` label is real punycode that round-trips (RFC 5890 A-label). */
 function aLabelProblem(label: string): string | null {
   const unicode = domainToUnicode(label);
-  if (!unicode) return 'is not valid punycode (an A-label must decode to a Unicode label)';
+  // A label that does not decode comes back empty from Node 20's domainToUnicode but unchanged
+  // from Node 24's (Ada's WHATWG "domain to Unicode" never fails). A real A-label never decodes to
+  // itself: its decoding loses the 'xn--' prefix.
+  if (!unicode || unicode === label) return 'is not valid punycode (an A-label must decode to a Unicode label)';
   if (!/[^\x00-\x7f]/.test(unicode)) return `is not a valid A-label (it decodes to the ASCII label '${unicode}')`;
   const back = domainToASCII(unicode);
   if (back !== label) return back ? `is not in canonical A-label form; use '${back}'` : 'is not a valid A-label';
