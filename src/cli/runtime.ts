@@ -26,8 +26,13 @@ export async function withSignet<T>(fn: (ctx: CaContext, env: CliEnv) => Promise
 
 /** One clear line on stderr and a non-zero exit; stack traces only with SIGNET_DEBUG=1. */
 export function fail(e: unknown): never {
-  const err = e as { message?: string; code?: string; name?: string };
-  const msg = isSignetError(e) ? e.detail : err?.message?.trim() || err?.code || err?.name || String(e);
+  const err = e as { message?: string; code?: string; name?: string; clientVersion?: string };
+  // A database client's message quotes the statement's values (token hashes and MACs among
+  // them): never printed; the operator asks for it with SIGNET_DEBUG.
+  const fromDatabase = !isSignetError(e) && (err?.name?.startsWith('Prisma') || err?.clientVersion !== undefined);
+  const msg = isSignetError(e) ? e.detail
+    : fromDatabase ? `the database refused the operation (${err.code ?? err.name}); nothing was changed. Run again with SIGNET_DEBUG=1 to see the database's message`
+    : err?.message?.trim() || err?.code || err?.name || String(e);
   process.stderr.write(`signet: error: ${msg}\n`);
   if (process.env.SIGNET_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
   process.exit(isSignetError(e) && e.status < 500 ? 2 : 1);

@@ -37,7 +37,7 @@ export async function listen(app: RequestListener, host: string, port: number, l
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
   });
   const addr = server.address();
-  log.info({ host, port: typeof addr === 'object' && addr ? addr.port : port }, 'listening');
+  log.info({ host, port: typeof addr === 'object' && addr ? addr.port : port, node: process.version, openssl: process.versions.openssl }, 'listening');
   return server;
 }
 
