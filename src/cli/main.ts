@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { Command, Option } from 'commander';
 import { caCommand } from './commands/ca.js';
 import { certificateCommands } from './commands/certificates.js';

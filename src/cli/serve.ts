@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
 import { answerClientErrors, closeServer, listen } from '../http/server.js';
