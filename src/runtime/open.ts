@@ -16,6 +16,7 @@ import { createHierarchyTx, listCas } from '../ca/hierarchy.js';
 import { createToken } from '../ca/tokens.js';
 import { markSealedAtBootstrap, sealAtUpgrade } from '../ca/row-seal.js';
 import { openDatabase } from '../storage/database.js';
+import { createStores } from '../storage/stores.js';
 import { redactUrl, resolveDatabase } from '../storage/database-url.js';
 import { migrate } from '../storage/migrate.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
@@ -66,7 +67,7 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
     await openAuditTrail(db, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
-    const ctx: CaContext = { db, keys, config, log, now: () => new Date() };
+    const ctx: CaContext = { db, stores: createStores(db), keys, config, log, now: () => new Date() };
     // Once per database: MACs for the token and ACME rows of the version before (ca/row-seal.ts).
     await sealAtUpgrade(ctx);
     return ctx;
