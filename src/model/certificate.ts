@@ -36,6 +36,9 @@ export type StoredStatus = 'good' | 'revoked' | 'hold';
 /** A stored certificate with its revocation state. */
 export type CertificateRecord = NewCertificateRecord & RecordOf<typeof CERTIFICATE_STATUS_COLUMNS>;
 
+/** A certificate as the inventory lists it: without its DER and the columns only search and replicas use. */
+export type CertificateSummary = Omit<CertificateRecord, 'der' | 'sanText' | 'csrHash' | 'statusChangedAt'>;
+
 /** The revocation state a revoke or hold writes. */
 export interface RevocationChange { status: StoredStatus; revokedAt: Date; revocationReason: string; invalidityDate: Date | null; statusChangedAt: Date }
 

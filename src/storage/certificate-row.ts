@@ -3,7 +3,9 @@
  * columns the driver inserts at issuance and their positional values, the columns a stored
  * certificate is read back with, and its date columns (which a backup decodes as dates).
  */
-import { CERTIFICATE_STATUS_COLUMNS, ISSUED_CERTIFICATE_COLUMNS, type CertificateRecord, type FieldKind, type NewCertificateRecord } from '../model/certificate.js';
+import {
+  CERTIFICATE_STATUS_COLUMNS, ISSUED_CERTIFICATE_COLUMNS, type CertificateRecord, type CertificateSummary, type FieldKind, type NewCertificateRecord,
+} from '../model/certificate.js';
 
 const ALL: Record<keyof CertificateRecord, FieldKind> = { ...ISSUED_CERTIFICATE_COLUMNS, ...CERTIFICATE_STATUS_COLUMNS };
 
@@ -14,7 +16,15 @@ const ISSUED_KINDS: readonly FieldKind[] = ISSUED_COLUMNS.map((c) => ISSUED_CERT
 /** Every column of a stored certificate. */
 export const CERTIFICATE_COLUMNS = Object.keys(ALL) as (keyof CertificateRecord)[];
 
-export const CERTIFICATE_DATE_COLUMNS: readonly string[] = CERTIFICATE_COLUMNS.filter((c) => ALL[c] === 'date' || ALL[c] === 'date?');
+const isDate = (c: keyof CertificateRecord): boolean => ALL[c] === 'date' || ALL[c] === 'date?';
+
+export const CERTIFICATE_DATE_COLUMNS: readonly string[] = CERTIFICATE_COLUMNS.filter(isDate);
+
+const NOT_SUMMARISED: ReadonlySet<string> = new Set(['der', 'sanText', 'csrHash', 'statusChangedAt'] satisfies Exclude<keyof CertificateRecord, keyof CertificateSummary>[]);
+
+/** The columns of a CertificateSummary (the inventory's listing), and which of them are dates. */
+export const SUMMARY_COLUMNS = CERTIFICATE_COLUMNS.filter((c) => !NOT_SUMMARISED.has(c)) as (keyof CertificateSummary)[];
+export const SUMMARY_DATE_COLUMNS = SUMMARY_COLUMNS.filter(isDate);
 
 /** Prisma's select of a whole certificate: no relation is loaded. */
 export const CERTIFICATE_SELECT = Object.fromEntries(CERTIFICATE_COLUMNS.map((c) => [c, true])) as { [C in keyof CertificateRecord]: true };
