@@ -3,7 +3,7 @@
  * column names, in table order, with the kind of value each holds. The record types below,
  * the driver's INSERT column lists and positional values (storage/certificate-row.ts) and the
  * backup's date fields are all derived from it, so a new column is one edit here plus the
- * Prisma model (prisma/models.prisma).
+ * Certificate model of the ORM schema (the models file beside the migrations).
  */
 
 /** The kinds of value a column holds; `?` marks a nullable column. */
