@@ -8,18 +8,20 @@
  * so one bad item fails alone.
  */
 import type { Database } from '../storage/database.js';
-import type { CertificateRecord } from '../storage/issuance-writer.js';
+import type { NewCertificateRecord } from '../model/certificate.js';
 import { auditBatch, type AuditInput } from './audit.js';
+import type { CertificateStore } from './certificate-store.js';
 
-interface Item { row: CertificateRecord; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
+interface Item { row: NewCertificateRecord; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
 
 export class CommitQueue {
   private queue: Item[] = [];
   private running = false;
 
-  constructor(private readonly db: Database, private readonly maxBatch = 200) {}
+  /** `db`: the audit chain's (auditBatch); the rows go through `store`, on the driver. */
+  constructor(private readonly db: Database, private readonly store: Pick<CertificateStore, 'insertIssued'>, private readonly maxBatch = 200) {}
 
-  commit(row: CertificateRecord, audit: AuditInput): Promise<void> {
+  commit(row: NewCertificateRecord, audit: AuditInput): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ row, audit, resolve, reject });
       if (!this.running) void this.drain();
@@ -51,6 +53,6 @@ export class CommitQueue {
 
   private write(batch: Item[]): Promise<void> {
     const audits = batch.map((b) => b.audit);
-    return this.db.issuanceWriter().write(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits));
+    return this.store.insertIssued(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits));
   }
 }

@@ -3,6 +3,10 @@ import type { Config } from '../config/config.js';
 import type { KeyStore } from '../keystore/key-store.js';
 import type { Database } from '../storage/database.js';
 import type { AcmeStore } from '../acme/store.js';
+import type { CaStore } from './ca-store.js';
+import type { CertificateStore, RevocationStore } from './certificate-store.js';
+import type { CrlStore } from './crl-store.js';
+import type { OcspStore } from './ocsp-store.js';
 
 /** What the authority layer needs from the outside world; the clock is injectable for tests. */
 export interface CaContext {
@@ -17,6 +21,11 @@ export interface CaContext {
 
 /** Every consumer-declared store, one field each. */
 export interface CaStores {
+  certificates: CertificateStore;
+  revocations: RevocationStore;
+  cas: CaStore;
+  crls: CrlStore;
+  ocsp: OcspStore;
   acme: AcmeStore;
 }
 

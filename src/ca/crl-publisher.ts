@@ -12,8 +12,7 @@ import type { Signer } from '../pki/keys.js';
 import { SignetError } from '../errors.js';
 import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { auditBatch } from './audit.js';
-import { openRevoked, type RevokedReader } from '../storage/revoked-rows.js';
-import { crlDer } from '../storage/crl-chunks.js';
+import type { RevokedReader } from './crl-store.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { auditedCaRevocations, idMatchesCertificate } from './issuers.js';
@@ -56,16 +55,15 @@ export class CrlPublisher {
   }
 
   async refreshDue(): Promise<void> {
-    const cas = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
+    const ids = await this.ctx.stores.crls.publishingCaIds();
     const now = this.ctx.now().getTime();
-    for (const { id } of cas) {
-      const last = await this.ctx.db.prisma.crl.findFirst({ where: { caId: id }, orderBy: { number: 'desc' }, select: { thisUpdate: true, nextUpdate: true } });
+    for (const id of ids) {
+      const last = await this.ctx.stores.crls.head(id);
       if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) { await this.publish(id); continue; }
       // A replica that died with a publication pending leaves a revocation newer than the newest
       // CRL; any replica catches it here (the margin covers commits later than their timestamp).
       const since = new Date(last.thisUpdate.getTime() - 5_000);
-      const changed = (await this.ctx.db.prisma.certificate.findFirst({ where: { caId: id, statusChangedAt: { gte: since } }, select: { serial: true } }))
-        ?? (await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { parentId: id, revokedAt: { gte: since } }, select: { id: true } }));
+      const changed = await this.ctx.stores.crls.changedSince(id, since);
       if (changed && !this.pending.has(id)) await this.publish(id);
     }
   }
@@ -94,7 +92,7 @@ export class CrlPublisher {
   }
 
   private async build(caId: string, signerIn: Signer | undefined, actor: string): Promise<PublishedCrl> {
-    const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    const ca = await this.ctx.stores.cas.get(caId);
     if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
     let signer = signerIn;
     if (!signer) {
@@ -105,11 +103,11 @@ export class CrlPublisher {
     if (signerIn && !signerIn.publicKey.export({ format: 'der', type: 'spki' }).equals(parts.spkiDer)) {
       throw new SignetError('bad-key', `the key given does not belong to CA ${caId}; nothing was signed`);
     }
-    const { crlNumber: number } = await this.ctx.db.prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
+    const number = await this.ctx.stores.crls.nextNumber(caId);
     const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityHours * 3_600_000);
     let count = 0;
-    const revoked = await openRevoked(this.ctx.db.target, caId, thisUpdate);
+    const revoked = await this.ctx.stores.crls.openRevoked(caId, thisUpdate);
     let der: Buffer;
     try {
       der = await buildCrl({
@@ -121,10 +119,10 @@ export class CrlPublisher {
     }
     // No copy: with the exact size hint the encoder returns the CRL in place (a copy would double peak memory).
     const audit = { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } };
-    await this.ctx.db.issuanceWriter().writeCrl({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(this.ctx.db, head, [audit]));
+    await this.ctx.stores.crls.write({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(this.ctx.db, head, [audit]));
     const crl = { caId, number, thisUpdate, nextUpdate, der, entries: count };
     const cur = this.served.get(caId);
-    if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: Date.now() });
+    if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: this.ctx.now().getTime() });
     this.ctx.log.info({ caId, number: number.toString(), entries: count }, 'CRL published');
     return crl;
   }
@@ -134,11 +132,11 @@ export class CrlPublisher {
     for await (const rows of revoked.batches(BATCH)) {
       yield rows.map((r) => { seen(); return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate }); });
     }
-    const children = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { id: true, serial: true, revokedAt: true, revocationReason: true } });
+    const children = await this.ctx.stores.crls.revokedChildren(caId);
     // A CA revocation is anchored in the audit trail: a child whose row was flipped back to
     // active in the database stays on its parent's CRL (issuers.ts).
-    for (const r of (await auditedCaRevocations(this.ctx.db.prisma)).filter((x) => x.parent === caId && !children.some((c) => c.id === x.id))) {
-      const row = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: r.id }, select: { certificateDer: true, status: true } });
+    for (const r of (await auditedCaRevocations(this.ctx.stores.cas)).filter((x) => x.parent === caId && !children.some((c) => c.id === x.id))) {
+      const row = await this.ctx.stores.cas.get(r.id);
       let parts;
       try { parts = row ? inspectCertificate(row.certificateDer) : undefined; } catch { parts = undefined; }
       if (!row || !parts || !idMatchesCertificate(r.id, parts)) {
@@ -161,7 +159,7 @@ export class CrlPublisher {
     let first = this.first.get(caId);
     if (!first) {
       first = (async () => {
-        const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { keyId: true, status: true } });
+        const ca = await this.ctx.stores.cas.get(caId);
         if (!ca?.keyId || (ca.status !== 'active' && ca.status !== 'retired')) return null;
         return (await this.latest(caId)) ?? this.publish(caId);
       })().finally(() => this.first.delete(caId));
@@ -173,16 +171,14 @@ export class CrlPublisher {
   /** The newest CRL for a CA; other replicas' publications are picked up within seconds. */
   async latest(caId: string): Promise<PublishedCrl | null> {
     const cur = this.served.get(caId);
-    if (cur && Date.now() - cur.checkedAt < 5_000) return cur.crl;
-    const head = await this.ctx.db.prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true } });
+    if (cur && this.ctx.now().getTime() - cur.checkedAt < 5_000) return cur.crl;
+    const head = await this.ctx.stores.crls.head(caId);
     if (!head) return null;
-    if (cur && cur.crl.number === head.number) { cur.checkedAt = Date.now(); return cur.crl; }
-    const row = await this.ctx.db.prisma.crl.findFirst({ where: { caId, number: head.number } });
-    if (!row) return null;
-    const der = await crlDer(this.ctx.db.prisma, row);
-    if (der.length === 0) return null; // its pieces pruned meanwhile
-    const crl = { caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
-    this.served.set(caId, { crl, checkedAt: Date.now() });
+    if (cur && cur.crl.number === head.number) { cur.checkedAt = this.ctx.now().getTime(); return cur.crl; }
+    const crl = await this.ctx.stores.crls.get(caId, head.number);
+    if (!crl) return null;
+    if (crl.der.length === 0) return null; // its pieces pruned meanwhile
+    this.served.set(caId, { crl, checkedAt: this.ctx.now().getTime() });
     return crl;
   }
 }

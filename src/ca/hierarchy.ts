@@ -13,7 +13,7 @@ import { checkPrivateKey } from '../pki/private-key.js';
 import { readPrivateKeyPem } from '../pki/encrypted-key.js';
 import type { PublicKeyInfo } from '../pki/public-key.js';
 import type { Tx } from '../storage/database.js';
-import { bytes } from '../storage/bytes.js';
+import type { CaRecord } from '../model/ca.js';
 import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
 import { auditedCaRevocation, caIdFor, caRecordProblem } from './issuers.js';
@@ -37,11 +37,11 @@ export interface NewCaOptions {
 const idFor = caIdFor;
 
 async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<{ signer: Signer; cert: ReturnType<typeof inspectCertificate> }> {
-  const parent = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: parentId } });
+  const parent = await ctx.stores.cas.get(parentId);
   if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
   // The row's status alone is not trusted: a revocation is anchored in the audit trail (issuers.ts).
-  if (await auditedCaRevocation(ctx.db.prisma, parentId)) {
+  if (await auditedCaRevocation(ctx.stores.cas, parentId)) {
     ctx.log.error({ caId: parentId }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
     throw new SignetError('conflict', `CA ${parentId} was revoked (the audit trail records it; its record in the database says otherwise) and cannot sign`);
   }
@@ -68,15 +68,13 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
   return { signer, cert };
 }
 
-async function insertCa(tx: Tx, data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string }) {
+async function insertCa(ctx: CaContext, tx: Tx, data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string }): Promise<CaRecord> {
   const c = inspectCertificate(data.der);
-  return tx.certificateAuthority.create({
-    data: {
-      id: data.id, name: data.name, parentId: data.parentId, certificateDer: bytes(c.der), subject: nameToString(c.subjectNameDer),
-      serial: serialHex(c.serial), fingerprint: c.fingerprint, keyAlgorithm: data.keyAlgorithm, keyId: data.keyId,
-      status: data.status, pathLen: c.pathLen ?? null, notBefore: c.notBefore, notAfter: c.notAfter,
-    },
-  });
+  return ctx.stores.cas.insert({
+    id: data.id, name: data.name, parentId: data.parentId, certificateDer: c.der, subject: nameToString(c.subjectNameDer),
+    serial: serialHex(c.serial), fingerprint: c.fingerprint, keyAlgorithm: data.keyAlgorithm, keyId: data.keyId,
+    status: data.status, pathLen: c.pathLen ?? null, notBefore: c.notBefore, notAfter: c.notAfter,
+  }, tx);
 }
 
 /** Creates a self-signed root and, under it, an issuing intermediate, in one transaction. */
@@ -94,7 +92,7 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
     const rootDer = buildCaCertificate({ serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen, selfSigner: rootSigner });
     const rootParts = inspectCertificate(rootDer);
     const rootId = idFor('root', rootParts.subjectKeyId);
-    const rootRow = await insertCa(tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
+    const rootRow = await insertCa(ctx, tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
     await appendAudit(tx, { actor, action: 'ca.created', target: rootId, details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root' } });
     const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts }, intermediate, actor);
     return { root: rootRow, intermediate: intRow };
@@ -112,7 +110,7 @@ async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; si
   });
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
-  const row = await insertCa(tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });
+  const row = await insertCa(ctx, tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });
   await appendAudit(tx, { actor, action: 'ca.created', target: id, sourceIp, details: { subject: row.subject, parent: parent.id, fingerprint: row.fingerprint, keyAlgorithm: opts.keyAlgorithm, role: 'intermediate', nameConstraints: opts.nameConstraints ?? null } });
   await appendAudit(tx, { actor, action: 'ca.key.used', target: parent.id, sourceIp, details: { purpose: 'sign intermediate certificate', serial: row.serial } });
   return row;
@@ -144,14 +142,14 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
   const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
-  if (await ctx.db.prisma.certificateAuthority.findUnique({ where: { fingerprint: cert.fingerprint } })) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
+  if (await ctx.stores.cas.byFingerprint(cert.fingerprint)) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
   // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
   const signedBy = (k: TrustedKey) => verifySignature(cert.parsed.signatureAlgorithm.algorithm, k, cert.tbs, Buffer.from(cert.parsed.signatureValue));
   const selfIssued = cert.issuerNameDer.equals(cert.subjectNameDer);
   const selfSigned = selfIssued && signedBy(cert.publicKey);
   let parentId: string | null = null;
   if (!selfSigned) {
-    const cands = await ctx.db.prisma.certificateAuthority.findMany();
+    const cands = await ctx.stores.cas.list();
     for (const c of cands) {
       const p = inspectCertificate(c.certificateDer);
       if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) { parentId = c.id; break; }
@@ -169,7 +167,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);
     const id = idFor(role === 'root' ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
-    const row = await insertCa(tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: certKey.algorithm, status: 'active' });
+    const row = await insertCa(ctx, tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: certKey.algorithm, status: 'active' });
     await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role } });
     return row;
   });
@@ -177,7 +175,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
 
 /** Exports the root key (passphrase-encrypted PKCS#8) to a file and deletes it from the online store. */
 export async function takeOffline(ctx: CaContext, caId: string, file: string, passphrase: string, actor = 'cli') {
-  const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+  const ca = await ctx.stores.cas.get(caId);
   if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
   if (!ca.keyId) throw new SignetError('conflict', `CA ${caId} is already offline`);
   if (passphrase.length < 12) throw new SignetError('bad-request', 'the offline key passphrase must be at least 12 characters');
@@ -186,14 +184,14 @@ export async function takeOffline(ctx: CaContext, caId: string, file: string, pa
   chmodSync(file, 0o600);
   const keyId = ca.keyId;
   await ctx.db.transaction(async (tx) => {
-    await tx.certificateAuthority.update({ where: { id: caId }, data: { keyId: null, status: 'offline' } });
+    await ctx.stores.cas.markOffline(caId, tx);
     await ctx.keys.remove(keyId, tx);
     await appendAudit(tx, { actor, action: 'ca.key.offline', target: caId, details: { file } });
   });
 }
 
-export async function listCas(ctx: Pick<CaContext, 'db'>): Promise<CaSummary[]> {
-  const rows = await ctx.db.prisma.certificateAuthority.findMany({ orderBy: { createdAt: 'asc' } });
+export async function listCas(ctx: Pick<CaContext, 'stores'>): Promise<CaSummary[]> {
+  const rows = await ctx.stores.cas.list();
   return rows.map(({ certificateDer: _d, crlNumber: _n, createdAt: _c, keyId: _k, ...rest }) => rest);
 }
 

@@ -69,11 +69,6 @@ function decodeCursor(c: string): Position {
   }
 }
 
-const SELECT = {
-  serial: true, caId: true, profile: true, subject: true, commonName: true, sans: true, keyAlgorithm: true, notBefore: true, notAfter: true,
-  fingerprint: true, status: true, revokedAt: true, revocationReason: true, invalidityDate: true, predecessorSerial: true, createdAt: true, tokenId: true,
-} as const;
-
 /** Each profile's hostlessUriSchemes, which the name-suffix rule consults (loaded once per context). */
 const profileSchemes = new WeakMap<CaContext, Map<string, readonly string[] | undefined>>();
 function hostlessUriSchemesOf(ctx: CaContext): (profile: string) => readonly string[] | undefined {
@@ -151,14 +146,14 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
 }
 
 export async function getCertificate(ctx: CaContext, serial: string) {
-  const row = await ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) }, select: { ...SELECT, der: true } });
+  const row = await ctx.stores.certificates.get(normalizeSerial(serial));
   if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
   return { ...present(row, ctx.now()), certificate: toPem(row.der) };
 }
 
 /** Public status of one certificate (no secrets in it), read on the driver: relying parties and dashboards poll it. */
 export async function certificateStatus(ctx: CaContext, serial: string) {
-  const row = await ctx.db.hotReads().certificateStatus(serial);
+  const row = await ctx.stores.certificates.status(serial);
   if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
   const status = statusOf(row, ctx.now());
   return { serial, status, ...(row.revokedAt && status !== 'good' && status !== 'expired' ? { revokedAt: row.revokedAt, reason: row.revocationReason } : {}) };

@@ -60,7 +60,7 @@ export class Issuance {
   private readonly commits: CommitQueue;
 
   constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>, private readonly events?: CaEvents) {
-    this.commits = new CommitQueue(ctx.db);
+    this.commits = new CommitQueue(ctx.db, ctx.stores.certificates);
   }
 
   profile(name: string): Profile {
@@ -79,7 +79,7 @@ export class Issuance {
   /** Same names, new serial and validity; with a CSR, also a new key (rekey). */
   async renew(serial: string, newCsr: string | undefined, who: Requester): Promise<IssuedCertificate> {
     authorize(who.principal, 'certificate.renew');
-    const old = await this.ctx.db.prisma.certificate.findUnique({ where: { serial: normalizeSerial(serial) } });
+    const old = await this.ctx.stores.certificates.get(normalizeSerial(serial));
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
     // The caller's limits apply to the certificate as stored, before anything about it is revealed.
     authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.hostlessUriSchemes);

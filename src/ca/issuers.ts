@@ -23,7 +23,7 @@ import type { LeafIssuer } from '../pki/leaf-template.js';
 import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
 import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
-import type { Db } from '../storage/database.js';
+import type { CaStore } from './ca-store.js';
 
 /** The audit action that records a CA's revocation (revocation.ts). */
 export const CA_REVOKED_ACTION = 'ca.revoked';
@@ -48,14 +48,14 @@ const revocationOf = (e: { seq: number; time: Date; target: string | null; detai
  * The audited revocation of a CA (its `ca.revoked` event), whatever its row says; null if none.
  * A forged event could only stop a CA (which a database writer can do anyway), never restart one.
  */
-export async function auditedCaRevocation(db: Pick<Db, 'auditEvent'>, caId: string): Promise<AuditedCaRevocation | null> {
-  const e = await db.auditEvent.findFirst({ where: { action: CA_REVOKED_ACTION, target: caId }, select: { seq: true, time: true, target: true, details: true }, orderBy: { seq: 'asc' } });
+export async function auditedCaRevocation(cas: Pick<CaStore, 'revocationEvents'>, caId: string): Promise<AuditedCaRevocation | null> {
+  const [e] = await cas.revocationEvents(CA_REVOKED_ACTION, caId);
   return e ? revocationOf(e) : null;
 }
 
 /** Every audited CA revocation (CA revocations are rare: one indexed read). */
-export async function auditedCaRevocations(db: Pick<Db, 'auditEvent'>): Promise<AuditedCaRevocation[]> {
-  const events = await db.auditEvent.findMany({ where: { action: CA_REVOKED_ACTION }, select: { seq: true, time: true, target: true, details: true }, orderBy: { seq: 'asc' } });
+export async function auditedCaRevocations(cas: Pick<CaStore, 'revocationEvents'>): Promise<AuditedCaRevocation[]> {
+  const events = await cas.revocationEvents(CA_REVOKED_ACTION);
   return events.filter((e) => e.target).map(revocationOf);
 }
 
@@ -121,7 +121,7 @@ export class IssuerRegistry {
     const hit = this.cache.get(caId);
     if (hit) {
       const i = await hit.catch(() => undefined);
-      if (i && Date.now() - i.loadedAt < TTL_MS) return i;
+      if (i && this.ctx.now().getTime() - i.loadedAt < TTL_MS) return i;
     }
     const p = this.load(caId);
     this.cache.set(caId, p);
@@ -136,18 +136,16 @@ export class IssuerRegistry {
 
   /** The CA used when a request or profile names none: the newest active intermediate with an online key. */
   async defaultCaId(): Promise<string> {
-    if (this.defaultCa && Date.now() - this.defaultCa.at < TTL_MS) return this.defaultCa.id;
+    if (this.defaultCa && this.ctx.now().getTime() - this.defaultCa.at < TTL_MS) return this.defaultCa.id;
     const id = await this.findDefaultCaId();
-    this.defaultCa = { id, at: Date.now() };
+    this.defaultCa = { id, at: this.ctx.now().getTime() };
     return id;
   }
 
   private defaultCa?: { id: string; at: number };
 
   private async findDefaultCaId(): Promise<string> {
-    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({
-      where: { status: 'active', keyId: { not: null }, parentId: { not: null } }, orderBy: { createdAt: 'asc' }, select: { id: true, pathLen: true },
-    });
+    const rows = await this.ctx.stores.cas.onlineActive({ intermediates: true });
     const leafIssuers = rows.filter((r) => r.pathLen === 0);
     const pick = leafIssuers[0] ?? rows[0];
     if (!pick) throw new SignetError('unavailable', 'no active issuing CA with an online key; create one with `signet ca create-intermediate`');
@@ -156,7 +154,7 @@ export class IssuerRegistry {
 
   /** The ids of every CA that may sign leaves now (for refusals that name them). */
   async issuingCaIds(): Promise<string[]> {
-    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ where: { status: 'active', keyId: { not: null } }, orderBy: { createdAt: 'asc' }, select: { id: true } });
+    const rows = await this.ctx.stores.cas.onlineActive();
     const out: string[] = [];
     for (const r of rows) {
       const i = await this.get(r.id).catch(() => undefined);
@@ -166,7 +164,7 @@ export class IssuerRegistry {
   }
 
   private async load(caId: string): Promise<Issuer> {
-    const row = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    const row = await this.ctx.stores.cas.get(caId);
     if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
     if (!row.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline and cannot issue certificates`);
     const parts = inspectCertificate(row.certificateDer);
@@ -177,7 +175,7 @@ export class IssuerRegistry {
       throw new SignetError('conflict', `${tampered}; it does not sign (run \`signet audit verify\`)`);
     }
     let status = row.status;
-    const revoked = await auditedCaRevocation(this.ctx.db.prisma, caId);
+    const revoked = await auditedCaRevocation(this.ctx.stores.cas, caId);
     if (revoked && status !== 'revoked') {
       this.ctx.log.error({ caId, status, revokedAtEvent: revoked.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
       status = 'revoked';
@@ -188,7 +186,7 @@ export class IssuerRegistry {
     let cur: typeof row | null = row;
     while (cur && cur.parentId) {
       chainDer.push(Buffer.from(cur.certificateDer));
-      cur = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cur.parentId } });
+      cur = await this.ctx.stores.cas.get(cur.parentId);
     }
     const alg = algorithmDer(signer);
     return {
@@ -210,7 +208,7 @@ export class IssuerRegistry {
       nameConstraints: ncExt ? parseNameConstraintsExtension(Buffer.from(ncExt.extnValue.buffer)) : undefined,
       chainDer,
       chainPem: chainDer.map((d) => toPem(d)).join(''),
-      loadedAt: Date.now(),
+      loadedAt: this.ctx.now().getTime(),
     };
   }
 }

@@ -26,7 +26,6 @@ import {
 import type { RevocationReason } from '../pki/crl.js';
 import { buildResponderCertificate } from '../pki/responder-template.js';
 import type { Signer } from '../pki/keys.js';
-import { bytes } from '../storage/bytes.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
@@ -106,8 +105,9 @@ export class OcspService {
 
   /** Index of (hash algorithm, issuer name hash, issuer key hash) → CA, for every CA we hold. */
   async loadIssuers(): Promise<void> {
+    // Wall-clock time, not ctx.now(): it paces a real timer (reloadIssuersOnMiss).
     this.lastIssuerLoad = Date.now();
-    const rows = await this.ctx.db.prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } });
+    const rows = await this.ctx.stores.ocsp.issuers();
     const next = new Map<string, IssuerEntry>();
     for (const r of rows) {
       const h = issuerHashes(Buffer.from(r.certificateDer));
@@ -252,7 +252,7 @@ export class OcspService {
    * costs, so it must stay cheap.
    */
   private async statusOf(caId: string, serialBytes: Buffer): Promise<OcspCertStatus> {
-    const rows = (await this.ctx.db.hotReads().issuedWithSerial(serialHex(serialBytes))).filter((r) => r.issuerId === caId);
+    const rows = (await this.ctx.stores.ocsp.issuedWithSerial(serialHex(serialBytes))).filter((r) => r.issuerId === caId);
     const row = rows.find((r) => r.kind === 'leaf') ?? rows[0];
     // RFC 6960 §2.2: never issued by this CA → unknown (not good).
     if (!row) return { kind: 'unknown' };
@@ -260,10 +260,10 @@ export class OcspService {
     const revoked = row.kind === 'leaf' ? row.status !== 'good' : row.status === 'revoked';
     if (row.kind === 'ca' && !revoked) {
       // A CA revocation is anchored in the audit trail, whatever the row says (issuers.ts).
-      const child = await this.ctx.db.prisma.certificateAuthority.findFirst({ where: { serial: serialHex(serialBytes), parentId: caId }, select: { id: true } });
-      const audited = child ? await auditedCaRevocation(this.ctx.db.prisma, child.id) : null;
+      const child = await this.ctx.stores.ocsp.childCaId(caId, serialHex(serialBytes));
+      const audited = child ? await auditedCaRevocation(this.ctx.stores.cas, child) : null;
       if (audited) {
-        this.ctx.log.error({ caId: child!.id, revokedAtEvent: audited.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; OCSP answers revoked');
+        this.ctx.log.error({ caId: child, revokedAtEvent: audited.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; OCSP answers revoked');
         return { kind: 'revoked', revokedAt: audited.time, reason: (audited.reason ?? undefined) as RevocationReason | undefined };
       }
     }
@@ -278,9 +278,9 @@ export class OcspService {
     this.bySerial.delete(serial);
     for (const f of this.signing.get(serial) ?? []) f.stale = true;
     if (!presign) return;
-    const cert = await this.ctx.db.prisma.certificate.findUnique({ where: { serial }, select: { caId: true } });
-    const caRow = cert ? await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: cert.caId }, select: { certificateDer: true, keyId: true } }) : null;
-    if (!cert || !caRow?.keyId) return;
+    const caId = await this.ctx.stores.ocsp.issuerOfLeaf(serial);
+    const caRow = caId ? await this.ctx.stores.cas.get(caId) : null;
+    if (!caId || !caRow?.keyId) return;
     const h = issuerHashes(Buffer.from(caRow.certificateDer)).sha1;
     const serialBytes = Buffer.from(serial, 'hex');
     const certIdDer = encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: serialBytes });
@@ -292,9 +292,9 @@ export class OcspService {
   async pollChanges(): Promise<void> {
     const since = new Date(this.lastPoll.getTime() - 2_000); // overlap covers clock skew and in-flight commits
     const now = this.ctx.now();
-    const changed = await this.ctx.db.prisma.certificate.findMany({ where: { statusChangedAt: { gte: since } }, select: { serial: true }, take: 10_000 });
+    const changed = await this.ctx.stores.ocsp.statusChangedSince(since, 10_000);
     this.lastPoll = now;
-    for (const { serial } of changed) if (this.bySerial.has(serial)) await this.invalidate(serial, true);
+    for (const serial of changed) if (this.bySerial.has(serial)) await this.invalidate(serial, true);
   }
 
   private async responder(caId: string): Promise<Responder> {
@@ -313,11 +313,11 @@ export class OcspService {
 
   private async loadOrIssueResponder(caId: string): Promise<Responder> {
     const now = this.ctx.now();
-    const existing = await this.ctx.db.prisma.ocspResponder.findFirst({ where: { caId, notAfter: { gt: now } }, orderBy: { notAfter: 'desc' } });
+    const existing = await this.ctx.stores.ocsp.currentResponder(caId, now);
     if (existing && now.getTime() < (existing.notBefore.getTime() + existing.notAfter.getTime()) / 2) {
       return this.asResponder(caId, Buffer.from(existing.certificateDer), await this.ctx.keys.signer(existing.keyId));
     }
-    const ca = await this.ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId } });
+    const ca = await this.ctx.stores.cas.get(caId);
     if (!ca?.keyId) throw new SignetError('conflict', `CA ${caId} has no online key to sign an OCSP responder certificate`);
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
@@ -331,7 +331,7 @@ export class OcspService {
         serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
         notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId, signer: caSigner },
       });
-      await tx.ocspResponder.create({ data: { id: randomUUID(), caId, certificateDer: bytes(der), keyId: key.id, notBefore, notAfter } });
+      await this.ctx.stores.ocsp.insertResponder({ id: randomUUID(), caId, certificateDer: der, keyId: key.id, notBefore, notAfter }, tx);
       await appendAudit(tx, { actor: 'system', action: 'ocsp.responder.issued', target: caId, details: { serial: serialHex(serial), notAfter: notAfter.toISOString() } });
       return this.asResponder(caId, der, key.signer);
     });

@@ -13,6 +13,7 @@ import { normalizeSerial } from './serial.js';
 import { actorOf, authorize, authorizeCertificate, type Operation } from './authorization.js';
 import type { SanEntry } from '../pki/names.js';
 import type { Profile } from './profiles.js';
+import type { StoredStatus } from '../model/certificate.js';
 
 export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'removeFromCRL');
 
@@ -42,7 +43,7 @@ export class Revocation {
       throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
     }
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, revocationReason: true, notBefore: true, notAfter: true, profile: true, sans: true, commonName: true } });
+      const cert = await this.ctx.stores.revocations.get(serial, tx);
       if (cert) this.authorizeOn(who, 'certificate.revoke', cert);
       if (!cert || (req.caId && cert.caId !== req.caId)) {
         throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
@@ -59,11 +60,9 @@ export class Revocation {
       if (cert.status === 'hold' && req.reason === 'certificateHold') throw new SignetError('conflict', `certificate ${serial} is already on hold`);
       const status = req.reason === 'certificateHold' ? 'hold' : 'revoked';
       // The status guard makes a concurrent second revoke a no-op that we report as a conflict.
-      const updated = await tx.certificate.updateMany({
-        where: { serial, status: cert.status },
-        data: { status, revokedAt: now, revocationReason: req.reason, invalidityDate: req.invalidityDate ?? null, statusChangedAt: now },
-      });
-      if (updated.count !== 1) throw new SignetError('conflict', `certificate ${serial} changed concurrently; retry`);
+      const updated = await this.ctx.stores.revocations.setRevoked(serial, cert.status as StoredStatus,
+        { status, revokedAt: now, revocationReason: req.reason, invalidityDate: req.invalidityDate ?? null, statusChangedAt: now }, tx);
+      if (!updated) throw new SignetError('conflict', `certificate ${serial} changed concurrently; retry`);
       await appendAudit(tx, {
         actor: actorOf(who.principal), action: status === 'hold' ? 'certificate.held' : 'certificate.revoked', target: serial, sourceIp: who.sourceIp,
         details: { caId: cert.caId, reason: req.reason, invalidityDate: req.invalidityDate?.toISOString() ?? null },
@@ -80,11 +79,11 @@ export class Revocation {
     const serial = normalizeSerial(serialIn);
     const now = this.ctx.now();
     const result = await this.ctx.db.transaction(async (tx) => {
-      const cert = await tx.certificate.findUnique({ where: { serial }, select: { serial: true, caId: true, status: true, profile: true, sans: true, commonName: true } });
+      const cert = await this.ctx.stores.revocations.get(serial, tx);
       if (!cert) throw new SignetError('not-found', `certificate ${serial} does not exist`);
       this.authorizeOn(who, 'certificate.unhold', cert);
       if (cert.status !== 'hold') throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);
-      await tx.certificate.update({ where: { serial }, data: { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null, statusChangedAt: now } });
+      await this.ctx.stores.revocations.releaseHold(serial, now, tx);
       await appendAudit(tx, { actor: actorOf(who.principal), action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
       return { serial, caId: cert.caId, status: 'good' as const };
     });
@@ -98,11 +97,11 @@ export class Revocation {
     if (!REVOKE_REASONS.includes(reason) || reason === 'certificateHold') throw new SignetError('bad-request', `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`);
     const now = this.ctx.now();
     const ca = await this.ctx.db.transaction(async (tx) => {
-      const row = await tx.certificateAuthority.findUnique({ where: { id: caId } });
+      const row = await this.ctx.stores.cas.get(caId, tx);
       if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
       if (!row.parentId) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
-      await tx.certificateAuthority.update({ where: { id: caId }, data: { status: 'revoked', revokedAt: now, revocationReason: reason } });
+      await this.ctx.stores.cas.markRevoked(caId, now, reason, tx);
       await appendAudit(tx, { actor: actorOf(who.principal), action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
       return row;
     });

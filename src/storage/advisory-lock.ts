@@ -7,6 +7,9 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 
+/** The transaction-scoped lock that serialises audit-chain writers on PostgreSQL (database.ts, issuance-writer.ts). */
+export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
+
 /** A stable 63-bit key for a name, in PostgreSQL's bigint range. */
 export const lockKey = (name: string): string => (BigInt('0x' + createHash('sha256').update(name).digest('hex').slice(0, 15))).toString();
 

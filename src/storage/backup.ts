@@ -16,6 +16,7 @@ import { once } from 'node:events';
 import { SignetError } from '../errors.js';
 import type { Db, Tx } from './database.js';
 import { nameKeysOfStored } from './certificate-names.js';
+import { CERTIFICATE_DATE_COLUMNS } from './certificate-row.js';
 
 export const BACKUP_FORMAT = 'signet-backup';
 export const BACKUP_VERSION = 1;
@@ -55,12 +56,16 @@ const encode = (row: Record<string, unknown>) => JSON.stringify(row, (_k, v: unk
   if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
   return v; // Dates arrive here already as ISO strings (Date.prototype.toJSON)
 });
-const DATE_FIELDS = /^(createdAt|notBefore|notAfter|revokedAt|invalidityDate|statusChangedAt|thisUpdate|nextUpdate|expiresAt|expires|validated|lastUsedAt|time)$/;
+/** Columns that hold dates (JSON has none): the certificate's from its declaration, then the other tables'. */
+const DATE_FIELDS: ReadonlySet<string> = new Set([
+  ...CERTIFICATE_DATE_COLUMNS,
+  'createdAt', 'notBefore', 'notAfter', 'revokedAt', 'thisUpdate', 'nextUpdate', 'expiresAt', 'expires', 'validated', 'lastUsedAt', 'time',
+]);
 function decode(line: string): Record<string, unknown> {
   return JSON.parse(line, (k, v: unknown) => {
     if (v && typeof v === 'object' && '$bigint' in v) return BigInt((v as { $bigint: string }).$bigint);
     if (v && typeof v === 'object' && '$bytes' in v) return new Uint8Array(Buffer.from((v as { $bytes: string }).$bytes, 'base64'));
-    if (typeof v === 'string' && DATE_FIELDS.test(k)) return new Date(v);
+    if (typeof v === 'string' && DATE_FIELDS.has(k)) return new Date(v);
     return v;
   }) as Record<string, unknown>;
 }

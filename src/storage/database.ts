@@ -12,6 +12,9 @@ import { openIssuanceWriter, type IssuanceWriter } from './issuance-writer.js';
 import { openHotReads, type HotReads } from './hot-reads.js';
 import { createPrivateDatabaseFile } from './migrate.js';
 import { openInventoryReads, type InventoryReads } from './inventory-reads.js';
+import { AUDIT_LOCK_ID } from './advisory-lock.js';
+
+export { AUDIT_LOCK_ID };
 
 export type Db = InstanceType<typeof SqliteClient>;
 /** A client or an interactive-transaction client. */
@@ -43,7 +46,6 @@ const owners = new WeakMap<object, Database>();
  */
 export function databaseOf(client: Tx): Database | undefined { return owners.get(client); }
 
-export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
 
 async function openSqlite(file: string, sync: 'full' | 'normal'): Promise<Db> {
   const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000 }) });

@@ -9,16 +9,15 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { pgUtc, sqliteDate } from './db-time.js';
+import type { CertificateStatusRecord, IssuedWithSerial } from '../model/certificate.js';
 
 export interface TokenRow {
   id: string; name: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
   expiresAt: Date | null; revokedAt: Date | null; grantMac: string | null;
 }
 
-export interface StatusRow { status: string; notAfter: Date; revokedAt: Date | null; revocationReason: string | null }
-
-/** A certificate with this serial, leaf or CA, and the CA that issued it (null: a root). */
-export interface IssuedRow { kind: 'leaf' | 'ca'; issuerId: string | null; status: string; revokedAt: Date | null; revocationReason: string | null }
+export type StatusRow = CertificateStatusRecord;
+export type IssuedRow = IssuedWithSerial;
 
 export interface HotReads {
   token(secretHash: string): Promise<TokenRow | null>;

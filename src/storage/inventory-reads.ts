@@ -17,14 +17,12 @@ import pg from 'pg';
 import { SignetError } from '../errors.js';
 import type { DatabaseTarget } from './database-url.js';
 import { pgTime, pgUtc, sqliteDate, sqliteTime } from './db-time.js';
+import type { CertificateSummary } from '../model/certificate.js';
+import { SUMMARY_COLUMNS, SUMMARY_DATE_COLUMNS } from './certificate-row.js';
 
 export interface Position { createdAt: Date; serial: string }
 
-export interface InventoryRow {
-  serial: string; caId: string; profile: string; subject: string; commonName: string | null; sans: string; keyAlgorithm: string;
-  notBefore: Date; notAfter: Date; fingerprint: string; status: string; revokedAt: Date | null; revocationReason: string | null;
-  invalidityDate: Date | null; predecessorSerial: string | null; createdAt: Date; tokenId: string | null;
-}
+export type InventoryRow = CertificateSummary;
 
 /** The index a chunk walks. */
 export type Walk = { by: 'all' } | { by: 'profile'; profile: string } | { by: 'name'; key: string };
@@ -55,9 +53,8 @@ export interface InventoryReads {
 /** PostgreSQL: no inventory statement may run longer than this (a chunk takes milliseconds). */
 export const INVENTORY_STATEMENT_TIMEOUT_MS = 5_000;
 
-const COLUMNS = ['serial', 'caId', 'profile', 'subject', 'commonName', 'sans', 'keyAlgorithm', 'notBefore', 'notAfter', 'fingerprint', 'status',
-  'revokedAt', 'revocationReason', 'invalidityDate', 'predecessorSerial', 'createdAt', 'tokenId'] as const;
-const DATES = ['notBefore', 'notAfter', 'revokedAt', 'invalidityDate', 'createdAt'] as const;
+const COLUMNS = SUMMARY_COLUMNS;
+const DATES = SUMMARY_DATE_COLUMNS;
 
 interface Dialect {
   sqlite: boolean;

@@ -12,17 +12,14 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
-import { AUDIT_LOCK_ID } from './database.js';
+import { AUDIT_LOCK_ID } from './advisory-lock.js';
 import { pgTime, sqliteDate, sqliteTime } from './db-time.js';
 import { chunkId, crlChunks, EMPTY } from './crl-chunks.js';
 import { nameKeysOfStored } from './certificate-names.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
-
-export interface CertificateRecord {
-  serial: string; caId: string; profile: string; subject: string; commonName: string | null; sans: string; sanText: string;
-  keyAlgorithm: string; notBefore: Date; notAfter: Date; der: Uint8Array; fingerprint: string; csrHash: string | null;
-  tokenId: string | null; predecessorSerial: string | null; createdAt: Date;
-}
+import { ISSUED_COLUMNS, issuedValues } from './certificate-row.js';
+import type { NewCertificateRecord } from '../model/certificate.js';
+import type { NewCrlRecord } from '../model/crl.js';
 
 export interface AuditRecord {
   seq: number; time: Date; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null;
@@ -34,16 +31,13 @@ export interface AuditHeadRecord { newest: AuditRecord | null; recorded: string 
 
 export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string };
 
-export interface CrlRecord { id: string; caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number; keep: number }
-
 export interface IssuanceWriter {
-  write(certs: CertificateRecord[], buildAudit: BuildAudit): Promise<void>;
+  write(certs: NewCertificateRecord[], buildAudit: BuildAudit): Promise<void>;
   /** Stores a CRL (tens of MB for a large CA: kept off Prisma's per-value encoding), prunes old ones, audits. */
-  writeCrl(crl: CrlRecord, buildAudit: BuildAudit): Promise<void>;
+  writeCrl(crl: NewCrlRecord, buildAudit: BuildAudit): Promise<void>;
   close(): Promise<void>;
 }
 
-const CERT_COLUMNS = ['serial', 'caId', 'profile', 'subject', 'commonName', 'sans', 'sanText', 'keyAlgorithm', 'notBefore', 'notAfter', 'der', 'fingerprint', 'csrHash', 'tokenId', 'predecessorSerial', 'createdAt'] as const;
 const AUDIT_COLUMNS = ['seq', 'time', 'actor', 'action', 'target', 'outcome', 'sourceIp', 'details', 'prevHash', 'hash'] as const;
 /** Setting that records the chain head (ca/audit.ts HEAD_KEY). */
 const AUDIT_HEAD_KEY = 'audit.head';
@@ -77,7 +71,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     checkpointer = startWalCheckpointer(file, sync === 'normal' ? 'NORMAL' : 'FULL');
     db.pragma('wal_autocheckpoint = 0');
   };
-  const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(CERT_COLUMNS)}) VALUES (${CERT_COLUMNS.map(() => '?').join(', ')})`);
+  const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(ISSUED_COLUMNS)}) VALUES (${ISSUED_COLUMNS.map(() => '?').join(', ')})`);
   const insertName = db.prepare('INSERT INTO "CertificateName" ("key", "serial", "createdAt") VALUES (?, ?, ?)');
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
   const newest = db.prepare(`SELECT ${quoted(AUDIT_COLUMNS)} FROM "AuditEvent" ORDER BY seq DESC LIMIT 1`);
@@ -89,10 +83,9 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   };
-  const run = db.transaction((certs: CertificateRecord[], buildAudit: BuildAudit) => {
+  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit) => {
     for (const c of certs) {
-      insertCert.run(c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, sqliteTime(c.notBefore), sqliteTime(c.notAfter),
-        Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, sqliteTime(c.createdAt));
+      insertCert.run(...issuedValues(c, sqliteTime));
       for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
     }
     appendAudit(buildAudit);
@@ -101,7 +94,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
   const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
   const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
-  const runCrl = db.transaction((c: CrlRecord, buildAudit: BuildAudit) => {
+  const runCrl = db.transaction((c: NewCrlRecord, buildAudit: BuildAudit) => {
     const chunks = crlChunks(c.der);
     insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, sqliteTime(new Date()));
     chunks?.forEach((data, idx) => insertChunk.run(chunkId(c.id, idx), c.id, idx, data));
@@ -175,9 +168,8 @@ function postgresWriter(url: string): IssuanceWriter {
   return {
     async write(certs, buildAudit) {
       await inTransaction(async (client) => {
-        const rows = certs.map((c) => [c.serial, c.caId, c.profile, c.subject, c.commonName, c.sans, c.sanText, c.keyAlgorithm, pgTime(c.notBefore), pgTime(c.notAfter),
-          Buffer.from(c.der), c.fingerprint, c.csrHash, c.tokenId, c.predecessorSerial, pgTime(c.createdAt)]);
-        await client.query(insertMany('Certificate', CERT_COLUMNS, rows), rows.flat());
+        const rows = certs.map((c) => issuedValues(c, pgTime));
+        await client.query(insertMany('Certificate', ISSUED_COLUMNS, rows), rows.flat());
         const names = certs.flatMap((c) => nameKeysOfStored(c.sans).map((key) => [key, c.serial, pgTime(c.createdAt)]));
         // A statement takes at most 65,535 parameters; a batch of certificates with many names can have more.
         for (let i = 0; i < names.length; i += 20_000) {

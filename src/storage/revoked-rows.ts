@@ -10,8 +10,9 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { pgTime, pgUtc, sqliteDate, sqliteTime } from './db-time.js';
+import type { RevokedEntry } from '../model/certificate.js';
 
-export interface RevokedRow { serial: string; revokedAt: Date | null; reason: string | null; invalidityDate: Date | null }
+export type RevokedRow = RevokedEntry;
 
 const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
   WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;

@@ -32,9 +32,9 @@ export function revocationCommands(): Command[] {
       const list = [...serials];
       if (o.serialsFile) list.push(...readFileSync(o.serialsFile, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
       if (o.allFromCa) {
-        const rows = await ctx.db.prisma.certificate.findMany({ where: { caId: o.allFromCa, status: { in: ['good', 'hold'] } }, select: { serial: true } });
-        if (!rows.length && !(await ctx.db.prisma.certificateAuthority.count({ where: { id: o.allFromCa } }))) throw new SignetError('not-found', `CA ${o.allFromCa} does not exist`);
-        list.push(...rows.map((r) => r.serial));
+        const serials = await ctx.stores.certificates.unrevokedSerials(o.allFromCa);
+        if (!serials.length && !(await ctx.stores.cas.exists(o.allFromCa))) throw new SignetError('not-found', `CA ${o.allFromCa} does not exist`);
+        list.push(...serials);
       }
       if (!list.length) throw new SignetError('bad-request', 'nothing to revoke: give serials, --serials-file or --all-from-ca');
       const bar = list.length > 1 ? new SingleBar({ format: 'revoking [{bar}] {value}/{total} {eta_buffer}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
@@ -54,7 +54,7 @@ export function revocationCommands(): Command[] {
       // Publish now rather than wait for a server's coalescing timer: relying parties see it at once.
       const published = [];
       for (const caId of new Set(done.map((d) => d.caId))) {
-        const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { keyId: true } });
+        const ca = await ctx.stores.cas.get(caId);
         if (ca?.keyId) published.push(await crls.publish(caId, undefined, cliActor()));
       }
       if (o.json) printJson({ revoked: done, failed, crls: published.map((c) => ({ caId: c.caId, number: c.number.toString(), entries: c.entries })) });
@@ -96,7 +96,7 @@ export function revocationCommands(): Command[] {
           throw new SignetError('bad-key', `could not decrypt ${o.key}: wrong passphrase or not an encrypted PKCS#8 key`);
         }
         // A CRL signed by another key would be stored and served as the newest CRL, and fail everywhere.
-        const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { certificateDer: true } });
+        const ca = await ctx.stores.cas.get(caId);
         if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
         const cert = inspectCertificate(ca.certificateDer);
         try {

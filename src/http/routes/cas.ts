@@ -51,7 +51,7 @@ export function caRoutes(ctx: CaContext): Router {
   r.get('/cas/:id', requireAuth(ctx, 'ca.read'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);
     queryParams(noQuery, req.query);
-    const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id } });
+    const ca = await ctx.stores.cas.get(id);
     if (!ca) throw new SignetError('not-found', `CA ${id} does not exist`);
     const c = inspectCertificate(ca.certificateDer);
     const akiExt = c.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.authorityKeyIdentifier);

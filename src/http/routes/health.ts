@@ -10,7 +10,7 @@ export function healthRoutes(ctx: CaContext, metrics: Metrics, cluster?: () => b
     const checks: Record<string, string> = {};
     try { await ctx.db.ping(); checks.database = 'ok'; } catch (e) { checks.database = `unreachable: ${(e as Error).message.split('\n')[0]}`; }
     try {
-      const active = await ctx.db.prisma.certificateAuthority.findMany({ where: { status: 'active', keyId: { not: null } }, select: { keyId: true } });
+      const active = await ctx.stores.cas.onlineActive();
       for (const a of active) await ctx.keys.signer(a.keyId!);
       checks.keys = active.length ? 'unlocked' : 'no online CA key';
     } catch (e) { checks.keys = `locked: ${(e as Error).message}`; }

@@ -16,17 +16,17 @@ export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
     if (kind === 'crl') {
       const crl = await crls.current(caId);
       if (!crl) {
-        const exists = await ctx.db.prisma.certificateAuthority.count({ where: { id: caId } });
+        const exists = await ctx.stores.cas.exists(caId);
         throw new SignetError('not-found', exists ? `CA ${caId} has no CRL yet (an offline CA's CRL is signed with \`signet crl --ca ${caId} --key <file>\`)` : `CA ${caId} does not exist`);
       }
       const etag = `"crl-${caId}-${crl.number}"`;
-      const maxAge = Math.max(0, Math.min(300, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 1000)));
+      const maxAge = Math.max(0, Math.min(300, Math.floor((crl.nextUpdate.getTime() - ctx.now().getTime()) / 1000)));
       res.set({ 'Cache-Control': `public, max-age=${maxAge}, no-transform`, ETag: etag, 'Last-Modified': crl.thisUpdate.toUTCString(), Expires: crl.nextUpdate.toUTCString() });
       if (req.headers['if-none-match'] === etag) { res.status(304).end(); return; }
       res.type('application/pkix-crl').send(crl.der);
       return;
     }
-    const ca = await ctx.db.prisma.certificateAuthority.findUnique({ where: { id: caId }, select: { certificateDer: true, fingerprint: true } });
+    const ca = await ctx.stores.cas.get(caId);
     if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
     res.set('Cache-Control', 'public, max-age=86400').set('ETag', `"${ca.fingerprint}"`).type('application/pkix-cert').send(Buffer.from(ca.certificateDer));
   });

@@ -1,0 +1,41 @@
+/**
+ * Stored CRLs: the CRL publisher's CrlStore (ca/crl-store.ts). The revoked entries are streamed
+ * from the driver (revoked-rows.ts) and a CRL is written there too (issuance-writer.ts, in
+ * pieces when large: crl-chunks.ts); the small reads go through Prisma.
+ */
+import type { CrlStore } from '../ca/crl-store.js';
+import type { Database } from './database.js';
+import { openRevoked } from './revoked-rows.js';
+
+export function crlStore(db: Database): CrlStore {
+  const prisma = db.prisma;
+  return {
+    async publishingCaIds() {
+      const rows = await prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
+      return rows.map((r) => r.id);
+    },
+    head: (caId) => prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true, thisUpdate: true, nextUpdate: true } }),
+    async get(caId, number) {
+      const row = await prisma.crl.findFirst({ where: { caId, number } });
+      if (!row) return null;
+      // Stored whole, or in pieces in order of idx (crl-chunks.ts).
+      let der = Buffer.from(row.der);
+      if (row.chunks !== 0) {
+        const parts = await prisma.crlChunk.findMany({ where: { crlId: row.id }, orderBy: { idx: 'asc' }, select: { data: true } });
+        der = Buffer.concat(parts.map((c) => c.data));
+      }
+      return { caId: row.caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
+    },
+    async changedSince(caId, since) {
+      return Boolean((await prisma.certificate.findFirst({ where: { caId, statusChangedAt: { gte: since } }, select: { serial: true } }))
+        ?? (await prisma.certificateAuthority.findFirst({ where: { parentId: caId, revokedAt: { gte: since } }, select: { id: true } })));
+    },
+    async nextNumber(caId) {
+      const { crlNumber } = await prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
+      return crlNumber;
+    },
+    openRevoked: (caId, notAfterAfter) => openRevoked(db.target, caId, notAfterAfter),
+    revokedChildren: (caId) => prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { id: true, serial: true, revokedAt: true, revocationReason: true } }),
+    write: (crl, buildAudit) => db.issuanceWriter().writeCrl(crl, buildAudit),
+  };
+}
