@@ -30,6 +30,7 @@ import { CHUNK_ROWS, listCertificates, MAX_EXAMINED } from '../src/ca/inventory.
 import { loadProfiles } from '../src/ca/profiles.js';
 import { nameKeys, searchKey, uriSearchHost } from '../src/storage/certificate-names.js';
 import { openDatabase } from '../src/storage/database.js';
+import { createStores } from '../src/storage/stores.js';
 import { resolveDatabase } from '../src/storage/database-url.js';
 import { loadMigrations } from '../src/storage/migrate.js';
 
@@ -124,7 +125,7 @@ function watchTurns() {
 /** A CaContext over the test database, for calling listCertificates in this process. */
 async function inProcess(env: TestEnv): Promise<CaContext> {
   const db = await openDatabase(resolveDatabase(env.databaseUrl, env.dataDir));
-  return { db, keys: undefined as never, config: { publicUrl: 'http://127.0.0.1' }, log: pino({ level: 'silent' }), now: () => new Date() };
+  return { db, stores: createStores(db), keys: undefined as never, config: { publicUrl: 'http://127.0.0.1' }, log: pino({ level: 'silent' }), now: () => new Date() };
 }
 
 const ALL: Visibility = { profiles: null, nameSuffixes: null };
