@@ -246,7 +246,7 @@ export class Checkpointer {
     const pinned = this.trail.pinned;
     if (pinned) {
       const at = await this.events.hashAt(pinned.seq);
-      if (at === null || at !== pinned.hash) {
+      if (at !== pinned.hash) {
         const why = at !== null ? `event ${pinned.seq} no longer has the hash checkpointed at ${pinned.time.toISOString()}: the chain was rewritten from there`
           : `the chain ends at event ${newest?.seq ?? 0}, before event ${pinned.seq} checkpointed at ${pinned.time.toISOString()}: the newest events were deleted`;
         if (!(await this.recoveredSince(pinned.time))) {
