@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import { SignetError } from '../errors.js';
 import type { KeyStore } from '../keystore/key-store.js';
 import type { Database } from '../storage/database.js';
-import { AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail, KEYED_ACTION, legacyHash, canonical, parseHead, readChainHead, RECOVERY_ACTIONS, HEAD_KEY, writeRows } from './audit.js';
+import { AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail, KEYED_ACTION, legacyHash, canonical, parseHead, RECOVERY_ACTIONS, type AuditLog, type AuditRow } from './audit.js';
 
 export const CHECKPOINT_FILE = 'audit-checkpoints';
 /** How long after chaining events this process checkpoints them (after their commit, normally). */
@@ -148,6 +148,19 @@ function newestCheckpoint(file: string, key: CheckpointKey): Checkpoint | null {
   return null;
 }
 
+/** What the checkpointer reads of the chain besides its head (storage/audit-store.ts). */
+export interface CheckpointedLog extends AuditLog {
+  newest(): Promise<AuditRow | null>;
+  at(seq: number): Promise<AuditRow | null>;
+  hashAt(seq: number): Promise<string | null>;
+  /** The recorded head's value (Setting audit.head), or null. */
+  recordedHead(): Promise<string | null>;
+  /** The first `take` events with `action`, oldest first. */
+  withAction(action: string, take: number): Promise<AuditRow[]>;
+  /** The newest `take` events with one of `actions` later than `time`, newest first. */
+  withActionsSince(actions: readonly string[], time: Date, take: number): Promise<AuditRow[]>;
+}
+
 const checkpointers = new WeakMap<Database, Checkpointer>();
 
 export function checkpointerOf(db: Database): Checkpointer | undefined { return checkpointers.get(db); }
@@ -165,7 +178,7 @@ export class Checkpointer {
   private keyedFrom: number | null = null;
   readonly writer = `${hostname()}/${process.pid}`;
 
-  constructor(private readonly db: Database, private readonly trail: AuditTrail, readonly key: CheckpointKey, readonly file: string, private readonly log: Logger) {}
+  constructor(private readonly db: Database, private readonly events: CheckpointedLog, private readonly trail: AuditTrail, readonly key: CheckpointKey, readonly file: string, private readonly log: Logger) {}
 
   /**
    * At start: trust the newest checkpoint of the file (its signature verified) as the point the
@@ -185,11 +198,11 @@ export class Checkpointer {
     if (this.trail.tainted) return;
     try {
       // The check every append makes, so that a trail that will refuse appends says so at start.
-      const { startKeying } = this.trail.next(await readChainHead(this.db.prisma));
+      const { startKeying } = this.trail.next(await this.events.head());
       if (!startKeying) return;
       // A trail written before keying gets its audit.chain.keyed event now, and the checkpoint
       // below pins where keying began, before anyone could rewrite the trail as unkeyed events.
-      await this.db.transaction(async (tx) => writeRows(tx, this.trail.chain(await readChainHead(tx), [])));
+      await this.db.transaction(async (tx) => this.events.append(this.trail.chain(await this.events.head(tx), []), tx));
     } catch (e) {
       this.log.error({ err: e }, 'the audit trail failed its integrity check at start-up; changes are refused until an operator runs `signet audit verify` and `signet audit recover`');
       return;
@@ -229,13 +242,12 @@ export class Checkpointer {
   }
 
   private async run(): Promise<void> {
-    const prisma = this.db.prisma;
-    const newest = await prisma.auditEvent.findFirst({ orderBy: { seq: 'desc' } });
+    const newest = await this.events.newest();
     const pinned = this.trail.pinned;
     if (pinned) {
-      const at = await prisma.auditEvent.findUnique({ where: { seq: pinned.seq }, select: { hash: true } });
-      if (!at || at.hash !== pinned.hash) {
-        const why = at ? `event ${pinned.seq} no longer has the hash checkpointed at ${pinned.time.toISOString()}: the chain was rewritten from there`
+      const at = await this.events.hashAt(pinned.seq);
+      if (at !== pinned.hash) {
+        const why = at !== null ? `event ${pinned.seq} no longer has the hash checkpointed at ${pinned.time.toISOString()}: the chain was rewritten from there`
           : `the chain ends at event ${newest?.seq ?? 0}, before event ${pinned.seq} checkpointed at ${pinned.time.toISOString()}: the newest events were deleted`;
         if (!(await this.recoveredSince(pinned.time))) {
           if (this.trail.tainted === null) this.log.error({ file: this.file, checkpoint: pinned }, `audit trail tampered with: ${why}; changes are refused until an operator runs \`signet audit verify\` and \`signet audit recover\``);
@@ -250,7 +262,7 @@ export class Checkpointer {
     }
     if (!newest || (this.last && this.last.seq === newest.seq && this.last.hash === newest.hash)) return;
     // Sign only a head that is a genuine, recorded event: never attest what someone without the key wrote.
-    const recorded = parseHead((await prisma.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
+    const recorded = parseHead(await this.events.recordedHead());
     const keyed = this.trail.isKeyed(newest);
     const legacy = !keyed && !this.trail.keyed && legacyHash(newest.prevHash, canonical(newest)) === newest.hash;
     if ((!keyed && !legacy) || !recorded || recorded.seq !== newest.seq || recorded.hash !== newest.hash) {
@@ -266,16 +278,16 @@ export class Checkpointer {
 
   /** Whether an operator recorded a recovery (with the key) after `time`. */
   private async recoveredSince(time: Date): Promise<boolean> {
-    const events = await this.db.prisma.auditEvent.findMany({ where: { action: { in: [...RECOVERY_ACTIONS] }, time: { gt: time } }, orderBy: { seq: 'desc' }, take: 10 });
+    const events = await this.events.withActionsSince(RECOVERY_ACTIONS, time, 10);
     return events.some((e) => this.trail.isKeyed(e));
   }
 
   /** The first keyed event: event 1 for a trail keyed from the start, else its audit.chain.keyed event. */
   private async findKeyedFrom(): Promise<number> {
     if (this.keyedFrom !== null) return this.keyedFrom;
-    const first = await this.db.prisma.auditEvent.findUnique({ where: { seq: 1 } });
+    const first = await this.events.at(1);
     if (first && this.trail.isKeyed(first)) return (this.keyedFrom = 1);
-    const marks = await this.db.prisma.auditEvent.findMany({ where: { action: KEYED_ACTION }, orderBy: { seq: 'asc' }, take: 10 });
+    const marks = await this.events.withAction(KEYED_ACTION, 10);
     const mark = marks.find((e) => this.trail.isKeyed(e));
     if (!mark) throw new Error('the chain has keyed events but no keyed audit.chain.keyed event; run `signet audit verify`');
     return (this.keyedFrom = mark.seq);
@@ -312,9 +324,9 @@ async function appendLine(file: string, line: string): Promise<void> {
  * Binds the audit chain's MAC key to `db` and starts this process's checkpointer: what
  * openSignet does once the key store is unlocked.
  */
-export async function openAuditTrail(db: Database, keys: KeyStore, dataDir: string, log: Logger, intervalMs: number): Promise<Checkpointer> {
-  const trail = bindAuditTrail(db, new AuditTrail(keys.deriveSecret(AUDIT_MAC_LABEL)));
-  const checkpointer = new Checkpointer(db, trail, checkpointKey(keys), join(dataDir, CHECKPOINT_FILE), log);
+export async function openAuditTrail(db: Database, events: CheckpointedLog, keys: KeyStore, dataDir: string, log: Logger, intervalMs: number): Promise<Checkpointer> {
+  const trail = bindAuditTrail(db, new AuditTrail(keys.deriveSecret(AUDIT_MAC_LABEL)), events);
+  const checkpointer = new Checkpointer(db, events, trail, checkpointKey(keys), join(dataDir, CHECKPOINT_FILE), log);
   checkpointers.set(db, checkpointer);
   await checkpointer.init();
   checkpointer.start(intervalMs);

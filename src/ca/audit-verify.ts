@@ -19,11 +19,12 @@
  * Memory is bounded by the chain's pages, the checkpoints (seq → hash) and one serial per
  * certificate.
  */
-import type { Database, Db } from '../storage/database.js';
+import type { Database } from '../storage/database.js';
+import type { ApiTokenRecord } from '../model/token.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
-import type { RowIntegrity } from './row-integrity.js';
-import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, readChainHead, RECOVERY_ACTIONS, writeRows, type AuditRow, type AuditTrail } from './audit.js';
+import type { AccountFields, AuthorizationFields, RowIntegrity } from './row-integrity.js';
+import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, RECOVERY_ACTIONS, type AuditLog, type AuditRow, type AuditTrail } from './audit.js';
 import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
 
 export interface ChainProblem { seq: number; problem: string }
@@ -98,7 +99,30 @@ export interface VerifyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions): Promise<VerifyReport> {
+/** What verify reads: the chain in pages, and the rows it holds against it (storage/*-store.ts). */
+export interface VerifyStores {
+  audit: {
+    /** Events, or those after `afterSeq`, counted. */
+    count(afterSeq?: number): Promise<number>;
+    /** The next `take` events after `afterSeq`, in chain order. */
+    page(afterSeq: number, take: number): Promise<AuditRow[]>;
+    recordedHead(): Promise<string | null>;
+  };
+  tokens: { listById(): Promise<ApiTokenRecord[]> };
+  integrity: {
+    serialsAfter(after: string, take: number): Promise<string[]>;
+    storedSerials(serials: string[]): Promise<string[]>;
+    statusesOf(serials: string[]): Promise<{ serial: string; status: string }[]>;
+    notGoodAfter(after: string, take: number): Promise<{ serial: string; status: string }[]>;
+    caIds(): Promise<string[]>;
+    cas(): Promise<{ id: string; status: string; certificateDer: Uint8Array }[]>;
+    accountsAfter(after: string, take: number): Promise<(AccountFields & { mac: string | null })[]>;
+    validAuthorizationsAfter(after: string, take: number): Promise<(AuthorizationFields & { mac: string | null })[]>;
+  };
+}
+
+export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts: VerifyOptions): Promise<VerifyReport> {
+  const { audit, tokens: tokenRows, integrity } = stores;
   // 2a. The checkpoints first: the walk compares each as it passes its sequence number.
   const cps = { files: opts.checkpointFiles, count: 0, newest: null as Checkpoint | null, problems: [] as Finding[], acknowledged: [] as Finding[] };
   const pins = new Map<number, Pinned[]>();
@@ -124,7 +148,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   const mismatches: { pin: Pinned; problem: string }[] = [];
 
   // 1. The chain, in pages; recovery events and the targets of creating events on the way.
-  const total = await db.auditEvent.count();
+  const total = await audit.count();
   const v = new ChainVerifier(trail);
   const recoveries: { seq: number; time: Date; action: string }[] = [];
   const issued = new Set<string>();
@@ -137,7 +161,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   let last: AuditRow | undefined;
   let problem: ChainProblem | undefined;
   const walk = async (): Promise<boolean> => {
-    const rows = await db.auditEvent.findMany({ where: { seq: { gt: last?.seq ?? 0 } }, orderBy: { seq: 'asc' }, take: PAGE });
+    const rows = await audit.page(last?.seq ?? 0, PAGE);
     for (const row of rows) {
       const p = v.check(row);
       if (p) { problem = p; return false; }
@@ -165,10 +189,10 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   for (;;) {
     while (await walk());
     if (problem) break;
-    const recorded = parseHead((await db.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
+    const recorded = parseHead(await audit.recordedHead());
     const end = last?.seq ?? 0;
     if (recorded && recorded.seq > end) {
-      if (await db.auditEvent.count({ where: { seq: { gt: end } } })) continue; // appended meanwhile
+      if (await audit.count(end)) continue; // appended meanwhile
       problem = { seq: end + 1, problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)` };
     } else if (!recorded) {
       if (last) problem = { seq: last.seq, problem: `the recorded head (setting ${HEAD_KEY}) is missing: it was deleted` };
@@ -209,15 +233,15 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   const missing: string[] = [];
   let certificates = 0;
   for (let after = ''; ;) {
-    const rows = await db.certificate.findMany({ where: { serial: { gt: after } }, select: { serial: true }, orderBy: { serial: 'asc' }, take: PAGE });
-    for (const { serial } of rows) {
+    const serials = await integrity.serialsAfter(after, PAGE);
+    for (const serial of serials) {
       certificates++;
       if (!issued.delete(serial)) missing.push(serial);
     }
-    if (rows.length < PAGE) break;
-    after = rows[rows.length - 1]!.serial;
+    if (serials.length < PAGE) break;
+    after = serials[serials.length - 1]!;
   }
-  const caIds = (await db.certificateAuthority.findMany({ select: { id: true } })).map((c) => c.id);
+  const caIds = await integrity.caIds();
   let missingCas = caIds.filter((id) => !cas.has(id));
   if (missing.length || missingCas.length) {
     while (await walk());
@@ -234,14 +258,14 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   const gone: string[] = [];
   for (let i = 0; i < stillIssued.length; i += 1000) {
     const chunk = stillIssued.slice(i, i + 1000);
-    const present = new Set((await db.certificate.findMany({ where: { serial: { in: chunk } }, select: { serial: true } })).map((c) => c.serial));
+    const present = new Set(await integrity.storedSerials(chunk));
     gone.push(...chunk.filter((s) => !present.has(s)));
   }
   if (gone.length) inventory.problems.push({ problem: `${gone.length} certificates named by issuance events are not stored (deleted?): ${sample(gone)}` });
 
   // 4. The authorisation state: tokens, ACME accounts and authorizations, CAs.
   const macs = opts.rowIntegrity;
-  const tokens = await db.apiToken.findMany({ orderBy: { id: 'asc' } });
+  const tokens = await tokenRows.listById();
   inventory.tokens = tokens.length;
   // A token made while we walked has its event after the walked end: walk on before calling it missing.
   if (tokens.some((t) => !tokensCreated.has(t.id))) {
@@ -267,7 +291,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
   if (macs) {
     const badAccounts: string[] = [];
     for (let after = ''; ;) {
-      const rows = await db.acmeAccount.findMany({ where: { id: { gt: after } }, orderBy: { id: 'asc' }, take: PAGE });
+      const rows = await integrity.accountsAfter(after, PAGE);
       for (const a of rows) if (!macs.accountIntact(a)) badAccounts.push(a.id);
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.id;
@@ -275,7 +299,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     if (badAccounts.length) inventory.problems.push({ problem: `${badAccounts.length} ACME accounts fail their MAC (inserted or changed in the database without the master key; they are unknown to Signet): ${sample(badAccounts)}` });
     const badAuthz: string[] = [];
     for (let after = ''; ;) {
-      const rows = await db.acmeAuthorization.findMany({ where: { status: 'valid', id: { gt: after } }, orderBy: { id: 'asc' }, take: PAGE });
+      const rows = await integrity.validAuthorizationsAfter(after, PAGE);
       for (const a of rows) if (!macs.authorizationIntact(a)) badAuthz.push(a.id);
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.id;
@@ -289,12 +313,12 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     const out: string[] = [];
     const withEvents = [...statuses.keys()];
     for (let i = 0; i < withEvents.length; i += 1000) {
-      for (const c of await db.certificate.findMany({ where: { serial: { in: withEvents.slice(i, i + 1000) } }, select: { serial: true, status: true } })) {
+      for (const c of await integrity.statusesOf(withEvents.slice(i, i + 1000))) {
         if (c.status !== statuses.get(c.serial)) out.push(`${c.serial} (${c.status}, its events say ${statuses.get(c.serial)})`);
       }
     }
     for (let after = ''; ;) {
-      const rows = await db.certificate.findMany({ where: { status: { not: 'good' }, serial: { gt: after } }, select: { serial: true, status: true }, orderBy: { serial: 'asc' }, take: PAGE });
+      const rows = await integrity.notGoodAfter(after, PAGE);
       for (const c of rows) if (!statuses.has(c.serial)) out.push(`${c.serial} (${c.status}, no revocation event)`);
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.serial;
@@ -308,7 +332,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     drifted = await drift();
   }
   if (drifted.length) inventory.problems.push({ problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}` });
-  for (const ca of await db.certificateAuthority.findMany({ select: { id: true, status: true, certificateDer: true } })) {
+  for (const ca of await integrity.cas()) {
     const revokedAt = casRevoked.get(ca.id);
     if (revokedAt !== undefined && ca.status !== 'revoked') inventory.problems.push({ problem: `CA ${ca.id} was revoked (${CA_REVOKED_ACTION} event ${revokedAt}) but its row says ${ca.status} (changed in the database; it does not sign)` });
     let matches = false;
@@ -327,19 +351,19 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
  * match. What it cannot make good: a break inside the chain (an edited, deleted or inserted
  * event) stays reported until the original rows are restored, e.g. from a backup or an export.
  */
-export async function recoverAudit(db: Database, trail: AuditTrail, report: VerifyReport, reason: string, actor: string): Promise<AuditRow> {
+export async function recoverAudit(db: Database, log: AuditLog, trail: AuditTrail, report: VerifyReport, reason: string, actor: string): Promise<AuditRow> {
   const problems = [
     ...(report.problem ? [`chain: ${report.problem.problem}`] : []),
     ...report.checkpoints.problems.map((p) => `checkpoint: ${p.problem}`),
     ...report.inventory.problems.map((p) => `inventory: ${p.problem}`),
   ];
   const row = await db.transaction(async (tx) => {
-    const head = await readChainHead(tx);
+    const head = await log.head(tx);
     const rows = trail.chain(head, [{
       actor, action: 'audit.recovered', target: null, outcome: 'success',
       details: { reason, recordedHead: head.recorded, newest: head.newest ? { seq: head.newest.seq, hash: head.newest.hash } : null, problems: problems.slice(0, 50), moreProblems: Math.max(0, problems.length - 50) },
     }], { unchecked: true });
-    await writeRows(tx, rows);
+    await log.append(rows, tx);
     return rows[rows.length - 1]!;
   });
   // This process's own hold on the chain is what was just accepted.

@@ -13,10 +13,11 @@
  * the head and where keying began, so neither truncating the trail nor rewriting it all as
  * legacy events goes unnoticed.
  *
- * The MAC key reaches appendAudit(tx, input) without a parameter: openSignet binds it to the
- * Database once (bindAuditTrail), and the transaction client is traced back to its Database
- * (databaseOf). So the ~20 callers of appendAudit stay as they are, and a Database opened
- * without a key store cannot append at all (it could only write events nobody can verify).
+ * The MAC key and the store the events go to (an AuditLog) reach appendAudit(tx, input)
+ * without a parameter: openSignet binds them to the Database once (bindAuditTrail), and the
+ * transaction client is traced back to its Database (databaseOf). So the ~20 callers of
+ * appendAudit stay as they are, and a Database opened without a key store cannot append at all
+ * (it could only write events nobody can verify).
  *
  * Before appending, every writer checks the chain it extends: the newest event must carry a
  * valid MAC (or be a legacy event of a trail not keyed yet) and must be the recorded head
@@ -31,10 +32,14 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
+import { AUDIT_HEAD_KEY, headValue, type AuditRecord, type ChainHead } from '../model/audit.js';
 import { databaseOf, type Database, type Tx } from '../storage/database.js';
 
+export type { ChainHead } from '../model/audit.js';
+export type AuditRow = AuditRecord;
+
 export const GENESIS_HASH = '0'.repeat(64);
-export const HEAD_KEY = 'audit.head';
+export const HEAD_KEY = AUDIT_HEAD_KEY;
 /** The KEK-derived secret's label for the chain's MAC key. */
 export const AUDIT_MAC_LABEL = 'audit chain v1';
 /** The event that starts the keyed part of a trail that began unkeyed. */
@@ -52,13 +57,13 @@ export interface AuditInput {
   time?: Date;
 }
 
-export interface AuditRow {
-  seq: number; time: Date; actor: string; action: string; target: string | null; outcome: string;
-  sourceIp: string | null; details: string | null; prevHash: string; hash: string;
+/** Where the chain is kept (storage/audit-store.ts): its head, read and moved in the append's transaction. */
+export interface AuditLog {
+  /** The newest event and the recorded head (Setting audit.head). */
+  head(tx?: Tx): Promise<ChainHead>;
+  /** Writes chained rows and moves the recorded head to the last of them. */
+  append(rows: AuditRow[], tx: Tx): Promise<void>;
 }
-
-/** What a writer reads before appending: the newest event and the recorded head (Setting audit.head). */
-export interface ChainHead { newest: AuditRow | null; recorded: string | null }
 
 /** The exact bytes hashed for an event: a JSON array with a fixed field order. */
 export function canonical(e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
@@ -172,48 +177,29 @@ export function parseHead(value: string | null | undefined): { seq: number; hash
   return { seq: Number(seq), hash: hash ?? '' };
 }
 
-const trails = new WeakMap<Database, AuditTrail>();
+const trails = new WeakMap<Database, { trail: AuditTrail; log: AuditLog }>();
 
-/** Makes `trail` the audit chain of `db`: every later append through db is keyed with it. */
-export function bindAuditTrail(db: Database, trail: AuditTrail): AuditTrail {
-  trails.set(db, trail);
+/** Makes `trail` the audit chain of `db`, kept in `log`: every later append through db is keyed with it. */
+export function bindAuditTrail(db: Database, trail: AuditTrail, log: AuditLog): AuditTrail {
+  trails.set(db, { trail, log });
   return trail;
 }
 
-export function auditTrailOf(db: Database): AuditTrail {
+function boundTo(db: Database): { trail: AuditTrail; log: AuditLog } {
   const t = trails.get(db);
   if (!t) throw new SignetError('internal', 'the audit chain key is not set for this database (it is bound when Signet opens its key store)');
   return t;
 }
 
-function trailOfTx(tx: Tx): AuditTrail {
-  const db = databaseOf(tx);
-  if (!db) throw new SignetError('internal', 'appendAudit needs a transaction from Database.transaction');
-  return auditTrailOf(db);
-}
-
-/** Reads the newest event and the recorded head through Prisma (inside the append's transaction). */
-export async function readChainHead(tx: Tx): Promise<ChainHead> {
-  const newest = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' } });
-  const recorded = (await tx.setting.findUnique({ where: { key: HEAD_KEY } }))?.value ?? null;
-  return { newest, recorded };
-}
+export function auditTrailOf(db: Database): AuditTrail { return boundTo(db).trail; }
 
 export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> {
-  const trail = trailOfTx(tx);
-  const rows = trail.chain(await readChainHead(tx), [input]);
-  await writeRows(tx, rows);
+  const db = databaseOf(tx);
+  if (!db) throw new SignetError('internal', 'appendAudit needs a transaction from Database.transaction');
+  const { trail, log } = boundTo(db);
+  const rows = trail.chain(await log.head(tx), [input]);
+  await log.append(rows, tx);
   return rows[rows.length - 1]!;
-}
-
-/** Writes chained rows and moves the head (in the caller's transaction). */
-export async function writeRows(tx: Tx, rows: AuditRow[]): Promise<void> {
-  if (!rows.length) return;
-  await tx.auditEvent.createMany({ data: rows });
-  const last = rows[rows.length - 1]!;
-  const value = `${last.seq}:${last.hash}`;
-  // The head is kept outside the table too, so deleting the newest events is also detected.
-  await tx.setting.upsert({ where: { key: HEAD_KEY }, create: { key: HEAD_KEY, value }, update: { value } });
 }
 
 /**
@@ -222,6 +208,5 @@ export async function writeRows(tx: Tx, rows: AuditRow[]): Promise<void> {
  */
 export function auditBatch(db: Database, head: ChainHead, inputs: AuditInput[]): { rows: AuditRow[]; headKey: string; headValue: string } {
   const rows = auditTrailOf(db).chain(head, inputs);
-  const last = rows[rows.length - 1]!;
-  return { rows, headKey: HEAD_KEY, headValue: `${last.seq}:${last.hash}` };
+  return { rows, headKey: HEAD_KEY, headValue: headValue(rows[rows.length - 1]!) };
 }

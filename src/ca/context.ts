@@ -7,6 +7,12 @@ import type { CaStore } from './ca-store.js';
 import type { CertificateStore, RevocationStore } from './certificate-store.js';
 import type { CrlStore } from './crl-store.js';
 import type { OcspStore } from './ocsp-store.js';
+import type { AuditLog } from './audit.js';
+import type { CheckpointedLog } from './audit-checkpoints.js';
+import type { AuditSearchStore } from './audit-query.js';
+import type { VerifyStores } from './audit-verify.js';
+import type { SealStores } from './row-seal.js';
+import type { RevocationEvents, TokenStore } from './tokens.js';
 
 /** What the authority layer needs from the outside world; the clock is injectable for tests. */
 export interface CaContext {
@@ -27,6 +33,9 @@ export interface CaStores {
   crls: CrlStore;
   ocsp: OcspStore;
   acme: AcmeStore;
+  audit: AuditLog & CheckpointedLog & AuditSearchStore & VerifyStores['audit'] & SealStores['audit'] & RevocationEvents;
+  tokens: TokenStore & VerifyStores['tokens'] & SealStores['tokens'];
+  integrity: VerifyStores['integrity'] & SealStores['integrity'];
 }
 
 export const caUrls = (publicUrl: string, caId: string) => ({

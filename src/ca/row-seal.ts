@@ -19,11 +19,11 @@
  * start creates the hierarchy (bootstrapIfEmpty), and rows next to an empty trail were not
  * made by Signet.
  */
-import { auditTrailOf, appendAudit, parseHead, HEAD_KEY, type AuditInput, type AuditRow, type AuditTrail } from './audit.js';
+import { auditTrailOf, appendAudit, parseHead, type AuditInput, type AuditRow, type AuditTrail } from './audit.js';
 import { ChainVerifier } from './audit-verify.js';
 import type { CaContext } from './context.js';
-import { eabSealId, rowIntegrity } from './row-integrity.js';
-import type { Db, Tx } from '../storage/database.js';
+import { eabSealId, rowIntegrity, type AccountFields, type TokenGrantFields } from './row-integrity.js';
+import type { Tx } from '../storage/database.js';
 
 export const SEALED_ACTION = 'integrity.sealed';
 /** Which row MACs the event stands for; a later version adding MACs to other rows would seal under a new version. */
@@ -38,38 +38,69 @@ export type SealOutcome =
 export interface Unsealed { apiTokens: number; acmeAccounts: number; acmeAuthorizations: number }
 export interface SealCounts { apiTokens: number; acmeAccounts: number; acmeAuthorizationsExpired: number; eabKeysResealed: number }
 
+/** What sealing reads and writes: the trail, and the rows it gives MACs to (storage/*-store.ts). */
+export interface SealStores {
+  audit: {
+    /** The first `take` events with `action`, oldest first. */
+    withAction(action: string, take: number, tx?: Tx): Promise<AuditRow[]>;
+    any(): Promise<boolean>;
+    /** Events after `afterSeq`, counted. */
+    count(afterSeq?: number): Promise<number>;
+    /** The next `take` events after `afterSeq`, in chain order. */
+    page(afterSeq: number, take: number): Promise<AuditRow[]>;
+    recordedHead(): Promise<string | null>;
+  };
+  tokens: {
+    countUnsealed(): Promise<number>;
+    unsealed(tx?: Tx): Promise<(TokenGrantFields & { grantMac: string | null })[]>;
+    setGrantMac(id: string, grantMac: string, tx?: Tx): Promise<void>;
+  };
+  integrity: {
+    countUnsealedAccounts(): Promise<number>;
+    countUnsealedValidAuthorizations(): Promise<number>;
+    countDirectoryEabKeys(): Promise<number>;
+    unsealedAccounts(tx?: Tx): Promise<AccountFields[]>;
+    setAccountMac(id: string, mac: string, tx?: Tx): Promise<void>;
+    /** Expires every valid authorization without a MAC; how many. */
+    expireUnsealedAuthorizations(tx?: Tx): Promise<number>;
+    /** EAB keys bound to a directory. */
+    directoryEabKeys(tx?: Tx): Promise<{ id: string; profile: string | null; sealed: Uint8Array }[]>;
+    resealEabKey(id: string, sealed: Uint8Array, kekId: string, tx?: Tx): Promise<void>;
+  };
+}
+
 /** Whether the trail holds a genuine (keyed) integrity.sealed event of this version. */
-async function sealedBefore(db: Db | Tx, trail: AuditTrail): Promise<boolean> {
-  const events = await db.auditEvent.findMany({ where: { action: SEALED_ACTION }, orderBy: { seq: 'asc' }, take: 20 });
+async function sealedBefore(stores: SealStores, trail: AuditTrail, tx?: Tx): Promise<boolean> {
+  const events = await stores.audit.withAction(SEALED_ACTION, 20, tx);
   // Keyed: only a holder of the master key wrote it, so its details are Signet's JSON.
   return events.some((e) => trail.isKeyed(e) && (JSON.parse(e.details ?? '{}') as { version?: number }).version === SEAL_VERSION);
 }
 
-async function unsealedRows(db: Db | Tx): Promise<Unsealed> {
+async function unsealedRows(stores: SealStores): Promise<Unsealed> {
   return {
-    apiTokens: await db.apiToken.count({ where: { grantMac: null } }),
-    acmeAccounts: await db.acmeAccount.count({ where: { mac: null } }),
-    acmeAuthorizations: await db.acmeAuthorization.count({ where: { status: 'valid', mac: null } }),
+    apiTokens: await stores.tokens.countUnsealed(),
+    acmeAccounts: await stores.integrity.countUnsealedAccounts(),
+    acmeAuthorizations: await stores.integrity.countUnsealedValidAuthorizations(),
   };
 }
 
 /** The chain from event 1 to the recorded head, each link and MAC checked; the first problem, or null. */
-async function chainProblem(db: Db, trail: AuditTrail): Promise<string | null> {
+async function chainProblem(audit: SealStores['audit'], trail: AuditTrail): Promise<string | null> {
   const v = new ChainVerifier(trail);
   let last: { seq: number; hash: string } | null = null;
   for (;;) {
     const after: number = last?.seq ?? 0;
-    const rows: AuditRow[] = await db.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' }, take: 5000 });
+    const rows: AuditRow[] = await audit.page(after, 5000);
     for (const row of rows) {
       const p = v.check(row);
       if (p) return `event ${p.seq}: ${p.problem}`;
       last = row;
     }
     if (rows.length === 5000) continue;
-    const recorded = parseHead((await db.setting.findUnique({ where: { key: HEAD_KEY } }))?.value);
+    const recorded = parseHead(await audit.recordedHead());
     if (!last) return recorded ? `the trail is empty but the recorded head is event ${recorded.seq}` : null;
     // Another process appended while we walked: walk on to its events.
-    if (recorded && recorded.seq > last.seq && (await db.auditEvent.count({ where: { seq: { gt: last.seq } } }))) continue;
+    if (recorded && recorded.seq > last.seq && (await audit.count(last.seq))) continue;
     if (!recorded || recorded.seq !== last.seq || recorded.hash !== last.hash) return `the chain ends at event ${last.seq}, which is not the recorded head`;
     return null;
   }
@@ -85,7 +116,7 @@ export function sealedEvent(counts: SealCounts, tokenIds: string[] = []): AuditI
 
 /** In the bootstrap transaction of a new installation: the sealing event, unless the trail has one. */
 export async function markSealedAtBootstrap(ctx: CaContext, tx: Tx): Promise<void> {
-  if (await sealedBefore(tx, auditTrailOf(ctx.db))) return;
+  if (await sealedBefore(ctx.stores, auditTrailOf(ctx.db), tx)) return;
   await appendAudit(tx, sealedEvent({ apiTokens: 0, acmeAccounts: 0, acmeAuthorizationsExpired: 0, eabKeysResealed: 0 }));
 }
 
@@ -94,23 +125,23 @@ export async function markSealedAtBootstrap(ctx: CaContext, tx: Tx): Promise<voi
  * Failures are logged, never fatal: rows left unsealed are refused until a start that can seal.
  */
 export async function sealAtUpgrade(ctx: CaContext): Promise<SealOutcome> {
-  const db = ctx.db.prisma;
+  const stores = ctx.stores;
   const trail = auditTrailOf(ctx.db);
-  if (await sealedBefore(db, trail)) {
-    const unsealed = await unsealedRows(db);
+  if (await sealedBefore(stores, trail)) {
+    const unsealed = await unsealedRows(stores);
     const n = unsealed.apiTokens + unsealed.acmeAccounts + unsealed.acmeAuthorizations;
     if (n) ctx.log.error({ unsealed }, `${n} authorisation rows carry no MAC although this database was sealed: they were inserted or changed without the master key, and are refused (run \`signet audit verify\`)`);
     return { state: 'sealed-before', unsealed };
   }
-  const pending = await unsealedRows(db);
-  const work = pending.apiTokens + pending.acmeAccounts + pending.acmeAuthorizations + (await db.acmeEabKey.count({ where: { profile: { not: null } } }));
-  if (!(await db.auditEvent.findFirst({ select: { seq: true } }))) {
+  const pending = await unsealedRows(stores);
+  const work = pending.apiTokens + pending.acmeAccounts + pending.acmeAuthorizations + (await stores.integrity.countDirectoryEabKeys());
+  if (!(await stores.audit.any())) {
     if (!work) return { state: 'deferred' };
     const why = 'the database holds tokens or ACME state but no audit trail: they were not made by Signet';
     ctx.log.error({ pending }, `authorisation rows not sealed: ${why}`);
     return { state: 'refused', why };
   }
-  const problem = await chainProblem(db, trail);
+  const problem = await chainProblem(stores.audit, trail);
   if (problem) {
     const why = `the audit trail does not verify (${problem}), so it cannot show that these rows predate sealing`;
     ctx.log.error({ pending }, `authorisation rows not sealed: ${why}; they are refused until \`signet audit verify\` passes and Signet starts again`);
@@ -119,28 +150,28 @@ export async function sealAtUpgrade(ctx: CaContext): Promise<SealOutcome> {
   const macs = rowIntegrity(ctx.keys);
   try {
     const counts = await ctx.db.transaction(async (tx) => {
-      if (await sealedBefore(tx, trail)) return null; // another process sealed meanwhile
-      const tokens = await tx.apiToken.findMany({ where: { grantMac: null } });
+      if (await sealedBefore(stores, trail, tx)) return null; // another process sealed meanwhile
+      const tokens = await stores.tokens.unsealed(tx);
       // Every token made before MACs was stored under the SHA-256 of its secret.
-      for (const t of tokens) await tx.apiToken.update({ where: { id: t.id }, data: { grantMac: macs.tokenGrantMac(t, 'sha256') } });
-      const accounts = await tx.acmeAccount.findMany({ where: { mac: null } });
-      for (const a of accounts) await tx.acmeAccount.update({ where: { id: a.id }, data: { mac: macs.accountMac(a) } });
-      const expired = await tx.acmeAuthorization.updateMany({ where: { status: 'valid', mac: null }, data: { status: 'expired' } });
+      for (const t of tokens) await stores.tokens.setGrantMac(t.id, macs.tokenGrantMac(t, 'sha256'), tx);
+      const accounts = await stores.integrity.unsealedAccounts(tx);
+      for (const a of accounts) await stores.integrity.setAccountMac(a.id, macs.accountMac(a), tx);
+      const expired = await stores.integrity.expireUnsealedAuthorizations(tx);
       let eabKeysResealed = 0;
-      for (const k of await tx.acmeEabKey.findMany({ where: { profile: { not: null } } })) {
+      for (const k of await stores.integrity.directoryEabKeys(tx)) {
         if (ctx.keys.unsealSecret(eabSealId(k.id, k.profile!), k.sealed)) continue;
         const secret = ctx.keys.unsealSecret(k.id, k.sealed);
         if (!secret) { ctx.log.error({ eabKey: k.id }, 'ACME EAB key does not unseal under this master key; left as it is (it cannot be used)'); continue; }
         const { sealed, kekId } = ctx.keys.sealSecret(eabSealId(k.id, k.profile!), secret);
         secret.fill(0);
-        await tx.acmeEabKey.update({ where: { id: k.id }, data: { sealed: new Uint8Array(sealed), kekId } });
+        await stores.integrity.resealEabKey(k.id, sealed, kekId, tx);
         eabKeysResealed++;
       }
-      const c: SealCounts = { apiTokens: tokens.length, acmeAccounts: accounts.length, acmeAuthorizationsExpired: expired.count, eabKeysResealed };
+      const c: SealCounts = { apiTokens: tokens.length, acmeAccounts: accounts.length, acmeAuthorizationsExpired: expired, eabKeysResealed };
       await appendAudit(tx, sealedEvent(c, tokens.map((t) => t.id)));
       return c;
     });
-    if (!counts) return { state: 'sealed-before', unsealed: await unsealedRows(db) };
+    if (!counts) return { state: 'sealed-before', unsealed: await unsealedRows(stores) };
     ctx.log.info({ ...counts }, 'sealed the authorisation rows of the previous version (API tokens, ACME accounts) with MACs; valid ACME authorizations of that version were expired');
     return { state: 'sealed-now', counts };
   } catch (e) {

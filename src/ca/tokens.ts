@@ -17,6 +17,7 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
+import type { ApiTokenRecord, NewApiTokenRecord } from '../model/token.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
@@ -28,6 +29,21 @@ export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 export const TOKEN_PREFIX = 'sgt_';
 export const TOKEN_REVOKED_ACTION = 'token.revoked';
+
+/** The token rows this module reads and writes (storage/token-store.ts); lookup by hash is a hot read (Database.hotReads). */
+export interface TokenStore {
+  create(t: NewApiTokenRecord, tx?: Tx): Promise<void>;
+  get(id: string, tx?: Tx): Promise<ApiTokenRecord | null>;
+  /** Every token, oldest first. */
+  listByCreation(): Promise<ApiTokenRecord[]>;
+  /** Sets revokedAt, and the grant MAC that covers it when one is given. */
+  revoke(id: string, revokedAt: Date, grantMac: string | undefined, tx?: Tx): Promise<void>;
+  /** Last-used times, in one transaction. */
+  recordUse(uses: [id: string, at: Date][]): Promise<void>;
+}
+
+/** The audited revocations (storage/audit-store.ts): seq and target of each event with `action` after `afterSeq`. */
+export interface RevocationEvents { targetsOf(action: string, afterSeq: number): Promise<{ seq: number; target: string | null }[]> }
 
 export interface TokenGrant {
   id: string; name: string; scopes: Scope[]; profiles: string[] | null; nameSuffixes: string[] | null; expiresAt: Date | null;
@@ -64,7 +80,7 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
     expiresAt: t.expiresAt ? new Date(t.expiresAt.getTime()) : null, revokedAt: null,
   };
   const write = async (x: Tx) => {
-    await x.apiToken.create({ data: { ...grant, name: t.name, grantMac: macs.tokenGrantMac(grant, 'hmac') } });
+    await ctx.stores.tokens.create({ ...grant, name: t.name, grantMac: macs.tokenGrantMac(grant, 'hmac') }, x);
     await appendAudit(x, { actor, action: 'token.created', target: id, sourceIp, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
   };
   if (tx) await write(tx); else await ctx.db.transaction(write);
@@ -86,7 +102,7 @@ function recordUse(ctx: CaContext, id: string, at: Date): void {
     const batch = [...state.ids.entries()];
     state.ids.clear();
     state.timer = undefined;
-    ctx.db.prisma.$transaction(batch.map(([tokenId, t]) => ctx.db.prisma.apiToken.updateMany({ where: { id: tokenId }, data: { lastUsedAt: t } })))
+    ctx.stores.tokens.recordUse(batch)
       .catch((e: unknown) => ctx.log.debug({ err: e }, 'could not record token last-used times'));
   }, 2000);
   state.timer.unref();
@@ -108,13 +124,13 @@ async function auditedRevocations(ctx: CaContext): Promise<Set<string>> {
   if (!r) revocations.set(ctx.db, (r = { ids: new Set(), afterSeq: 0, at: 0 }));
   const state = r;
   const refresh = () => (state.loading ??= (async () => {
-    const rows = await ctx.db.prisma.auditEvent.findMany({ where: { action: TOKEN_REVOKED_ACTION, seq: { gt: state.afterSeq } }, select: { seq: true, target: true }, orderBy: { seq: 'asc' } });
+    const rows = await ctx.stores.audit.targetsOf(TOKEN_REVOKED_ACTION, state.afterSeq);
     for (const e of rows) if (e.target) state.ids.add(e.target);
     if (rows.length) state.afterSeq = rows[rows.length - 1]!.seq;
-    state.at = Date.now();
+    state.at = ctx.now().getTime();
   })().finally(() => { state.loading = undefined; }));
   if (state.at === 0) await refresh();
-  else if (Date.now() - state.at > REVOCATIONS_REFRESH_MS) refresh().catch((e: unknown) => ctx.log.warn({ err: e }, 'could not refresh the audited token revocations'));
+  else if (ctx.now().getTime() - state.at > REVOCATIONS_REFRESH_MS) refresh().catch((e: unknown) => ctx.log.warn({ err: e }, 'could not refresh the audited token revocations'));
   return state.ids;
 }
 
@@ -159,7 +175,7 @@ export interface TokenSummary {
 }
 
 export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
-  const rows = await ctx.db.prisma.apiToken.findMany({ orderBy: { createdAt: 'asc' } });
+  const rows = await ctx.stores.tokens.listByCreation();
   return rows.map(({ secretHash: _h, grantMac: _m, scopes, profiles, nameSuffixes, ...r }) => ({
     ...r, scopes: scopes.split(',').filter(Boolean), profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
     nameSuffixes: nameSuffixes ? (JSON.parse(nameSuffixes) as string[]) : null,
@@ -168,14 +184,14 @@ export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
 
 export async function revokeToken(ctx: CaContext, id: string, actor: string, sourceIp?: string): Promise<void> {
   await ctx.db.transaction(async (tx) => {
-    const row = await tx.apiToken.findUnique({ where: { id } });
+    const row = await ctx.stores.tokens.get(id, tx);
     if (!row) throw new SignetError('not-found', `token ${id} does not exist`);
     if (row.revokedAt) throw new SignetError('conflict', `token ${id} is already revoked`);
     const revokedAt = ctx.now();
     // A row whose MAC does not verify keeps a MAC that does not verify: revoking must not bless it.
     const macs = rowIntegrity(ctx.keys);
     const scheme = macs.tokenSchemeOf(row);
-    await tx.apiToken.update({ where: { id }, data: { revokedAt, ...(scheme ? { grantMac: macs.tokenGrantMac({ ...row, revokedAt }, scheme) } : {}) } });
+    await ctx.stores.tokens.revoke(id, revokedAt, scheme ? macs.tokenGrantMac({ ...row, revokedAt }, scheme) : undefined, tx);
     await appendAudit(tx, { actor, action: TOKEN_REVOKED_ACTION, target: id, sourceIp, details: { name: row.name } });
   });
   revocations.get(ctx.db)?.ids.add(id);

@@ -7,8 +7,9 @@ import { backupCommands } from './commands/backup.js';
 import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
 import { bootstrapIfEmpty, openSignet, prepareDataDir } from '../runtime/open.js';
-import { refuseLostDatabase, setAsideForReinit, warnIfDataDirExposed } from '../runtime/data-dir.js';
+import { refuseLostDatabase, setAsideForReinit, warnIfDataDirExposed, type Holdings } from '../runtime/data-dir.js';
 import { openDatabase } from '../storage/database.js';
+import { createStores } from '../storage/stores.js';
 import { migrate } from '../storage/migrate.js';
 import { resolveDatabase } from '../storage/database-url.js';
 import { KEY_ALGORITHMS } from '../pki/keys.js';
@@ -81,7 +82,8 @@ program.command('init')
 /** What --force must not throw away: CAs and sealed keys, counted on a database that has Signet's tables. */
 async function countCasAndKeys(target: ReturnType<typeof resolveDatabase>): Promise<{ cas: number; keys: number }> {
   const db = await openDatabase(target);
-  try { return { cas: await db.prisma.certificateAuthority.count(), keys: await db.prisma.keyRecord.count() }; } finally { await db.close(); }
+  const holdings: Holdings = createStores(db).installation;
+  try { return { cas: await holdings.count('cas'), keys: await holdings.count('keys') }; } finally { await db.close(); }
 }
 
 program.addCommand(caCommand());

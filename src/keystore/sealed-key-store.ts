@@ -6,7 +6,7 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { describeKey, generateKeyOffThread, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
-import type { Db, Tx } from '../storage/database.js';
+import type { Database, Db, Tx } from '../storage/database.js';
 import { bytes } from '../storage/bytes.js';
 import type { Kek } from './kek.js';
 import type { KeyStore } from './key-store.js';
@@ -33,7 +33,9 @@ export function unseal(kek: Buffer, id: string, sealed: Uint8Array): Buffer {
 export class SealedKeyStore implements KeyStore {
   private readonly cache = new Map<string, Signer>();
 
-  constructor(private readonly db: Db, private readonly kek: Kek) {}
+  constructor(private readonly database: Pick<Database, 'prisma'>, private readonly kek: Kek) {}
+
+  private get db(): Db { return this.database.prisma; }
 
   async generate(algorithm: KeyAlgorithm, tx?: Tx) {
     const { privateKey } = await generateKeyOffThread(algorithm);

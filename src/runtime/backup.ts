@@ -10,19 +10,32 @@ import { SignetError } from '../errors.js';
 import { appendAudit, AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail } from '../ca/audit.js';
 import { kekId, masterKeyPath, resolveKek } from '../keystore/kek.js';
 import { SealedKeyStore, unseal } from '../keystore/sealed-key-store.js';
-import { openDatabase } from '../storage/database.js';
+import { openDatabase, type Tx } from '../storage/database.js';
 import { resolveDatabase } from '../storage/database-url.js';
 import { loadMigrations, migrate } from '../storage/migrate.js';
-import { restoreRows, validateBackup, writeBackup } from '../storage/backup.js';
+import { validateBackup, type BackupTrailer } from '../storage/backup.js';
+import { createStores } from '../storage/stores.js';
+import type { Holdings } from './data-dir.js';
 import { openSignet, prepareDataDir } from './open.js';
+
+/** The database side of backup and restore (storage/backup-store.ts). */
+export interface BackupStore {
+  /** The names of the migrations applied, in order. */
+  appliedMigrations(): Promise<string[]>;
+  /** The master key id the CA keys are sealed under, or null without keys. */
+  keysKekId(): Promise<string | null>;
+  /** Every backed-up table to `file`, from one snapshot. */
+  write(file: string, header: { migrations: string[]; kekId: string | null }, onProgress?: (table: string, rows: number) => void): Promise<BackupTrailer>;
+  /** A validated file's rows into the empty database, in the caller's transaction; how many. */
+  restore(file: string, onProgress: ((rows: number) => void) | undefined, tx: Tx): Promise<number>;
+}
 
 export async function backup(config: Config, log: Logger, file: string, onProgress?: (table: string, rows: number) => void) {
   const ctx = await openSignet(config, log);
   try {
-    const migrations = (await ctx.db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
-      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name')).map((r) => r.migration_name);
-    const key = await ctx.db.prisma.keyRecord.findFirst({ select: { kekId: true } });
-    const trailer = await writeBackup(ctx.db.prisma, file, { provider: ctx.db.provider, migrations, kekId: key?.kekId ?? null }, onProgress);
+    const store: BackupStore = createStores(ctx.db).backup;
+    const migrations = await store.appliedMigrations();
+    const trailer = await store.write(file, { migrations, kekId: await store.keysKekId() }, onProgress);
     await ctx.db.transaction((tx) => appendAudit(tx, { actor: 'cli', action: 'backup.created', target: file, details: { counts: trailer.counts } }));
     return trailer;
   } finally {
@@ -57,16 +70,19 @@ export async function restore(config: Config, log: Logger, file: string, onProgr
   prepareDataDir(config.dataDir);
   await migrate(target);
   const db = await openDatabase(target);
+  const stores = createStores(db);
+  const store: BackupStore = stores.backup;
+  const holdings: Holdings = stores.installation;
   // The restored trail continues under this master key's chain key. No checkpoints are held
   // here: the backup.restored event is what accepts the checkpoints newer than the backup.
   const key = kek ?? resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys: false }).key;
-  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(db.prisma, { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)));
+  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(db, { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)), stores.audit);
   try {
-    const existing = (await db.prisma.certificateAuthority.count()) + (await db.prisma.certificate.count()) + (await db.prisma.auditEvent.count());
+    const existing = (await holdings.count('cas')) + (await holdings.count('certificates')) + (await holdings.count('events'));
     if (existing) throw new SignetError('conflict', 'restore needs an empty database: this one already holds a CA hierarchy or certificates');
     const total = Object.values(v.counts).reduce((a, b) => a + b, 0);
     const rows = await db.transaction(async (tx) => {
-      const n = await restoreRows(tx, file, (done) => onProgress?.(done, total));
+      const n = await store.restore(file, (done) => onProgress?.(done, total), tx);
       await appendAudit(tx, { actor: 'cli', action: 'backup.restored', target: file, details: { createdAt: v.header.createdAt, provider: v.header.provider, counts: v.counts } });
       return n;
     }, { timeoutMs: 3_600_000 });

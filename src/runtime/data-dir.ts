@@ -19,7 +19,8 @@ import type { Config } from '../config/config.js';
 import { SignetError } from '../errors.js';
 import { masterKeyPath } from '../keystore/kek.js';
 import { CHECKPOINT_FILE } from '../ca/audit-checkpoints.js';
-import type { Db, Tx } from '../storage/database.js';
+import type { SettingRecord } from '../model/setting.js';
+import type { Tx } from '../storage/database.js';
 import type { DatabaseTarget } from '../storage/database-url.js';
 import { redactUrl } from '../storage/database-url.js';
 import { hasSignetSchema } from '../storage/schema-probe.js';
@@ -30,6 +31,16 @@ export const MASTER_KEY_MARKER = 'datadir.masterKeyFile';
 
 const RECOVER = 'restore the database from a backup (signet restore <file>; see docs/deployment.md, "Backup and restore"), '
   + 'or start a new CA on purpose with `signet init --force`, which moves master.key, admin-token and audit-checkpoints aside (renamed with a timestamp, never deleted)';
+
+/** The Setting rows these checks read and write (storage/setting-store.ts). */
+export interface MarkerSettings {
+  get(key: string, tx?: Tx): Promise<SettingRecord | null>;
+  /** Inserts the row unless the key exists already. */
+  insertIfAbsent(key: string, value: string): Promise<void>;
+}
+
+/** What these checks count in the database (storage/installation-store.ts). */
+export interface Holdings { count(what: 'cas' | 'keys' | 'certificates' | 'events', tx?: Tx): Promise<number> }
 
 const describeDb = (t: DatabaseTarget) => (t.provider === 'sqlite' ? `the SQLite database ${t.location}` : `the PostgreSQL database ${redactUrl(t.location)}`);
 
@@ -55,10 +66,9 @@ export async function refuseLostDatabase(config: Config, target: DatabaseTarget)
  * Notes in the database that Signet is about to create master.key for it, when it is: a
  * master.key without this marker next to a CA-less database was not made for that database.
  */
-export async function markMasterKeyCreation(db: Db, config: Config, storeHasKeys: boolean): Promise<void> {
+export async function markMasterKeyCreation(settings: MarkerSettings, config: Config, storeHasKeys: boolean): Promise<void> {
   if (storeHasKeys || config.SIGNET_MASTER_KEY || existsSync(masterKeyPath(config.dataDir))) return;
-  const value = `created ${new Date().toISOString()}`;
-  await db.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${MASTER_KEY_MARKER}, ${value}) ON CONFLICT ("key") DO NOTHING`;
+  await settings.insertIfAbsent(MASTER_KEY_MARKER, `created ${new Date().toISOString()}`);
 }
 
 /**
@@ -66,7 +76,7 @@ export async function markMasterKeyCreation(db: Db, config: Config, storeHasKeys
  * start cannot explain. Runs under the write lock, so a bootstrap committed by another process
  * is seen as a CA before any of its files could be.
  */
-export async function refuseBootstrapOverRemains(tx: Tx, config: Config): Promise<void> {
+export async function refuseBootstrapOverRemains(stores: { installation: Holdings; settings: MarkerSettings }, tx: Tx, config: Config): Promise<void> {
   const where = config.dataDir;
   if (existsSync(join(where, ADMIN_TOKEN_FILE))) {
     throw new SignetError('configuration',
@@ -74,16 +84,16 @@ export async function refuseBootstrapOverRemains(tx: Tx, config: Config): Promis
   }
   // What only a CA that existed leaves in the database: a new hierarchy founded over it would
   // inherit certificates, history and keys it never issued (and hide that the CAs were deleted).
-  const keys = await tx.keyRecord.count();
-  const certificates = await tx.certificate.count();
-  const events = await tx.auditEvent.count();
+  const keys = await stores.installation.count('keys', tx);
+  const certificates = await stores.installation.count('certificates', tx);
+  const events = await stores.installation.count('events', tx);
   const found = [keys && `${keys} sealed key(s)`, certificates && `${certificates} certificate(s)`, events && `${events} audit event(s)`].filter(Boolean);
   if (found.length) {
     throw new SignetError('configuration',
       `the database holds ${found.join(', ')} but no CA: it is damaged (its CAs were deleted); restore it from a backup (signet restore <file> into an empty database; see docs/deployment.md) — Signet will not found a new CA over it`);
   }
   if (!config.SIGNET_MASTER_KEY && existsSync(masterKeyPath(where))
-      && !(await tx.setting.findUnique({ where: { key: MASTER_KEY_MARKER } }))) {
+      && !(await stores.settings.get(MASTER_KEY_MARKER, tx))) {
     throw new SignetError('configuration',
       `the database holds no CA and was not initialised with ${masterKeyPath(where)} (it comes from another or an earlier database); ${RECOVER}. `
       + 'To bring your own master key to a first start, set SIGNET_MASTER_KEY instead of placing master.key');

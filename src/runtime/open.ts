@@ -58,16 +58,17 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
   });
   try {
-    const storeHasKeys = (await db.prisma.keyRecord.count()) > 0;
-    await markMasterKeyCreation(db.prisma, config, storeHasKeys);
+    const stores = createStores(db);
+    const storeHasKeys = (await stores.installation.count('keys')) > 0;
+    await markMasterKeyCreation(stores.settings, config, storeHasKeys);
     const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });
-    const keys = new SealedKeyStore(db.prisma, kek);
+    const keys = new SealedKeyStore(db, kek);
     const n = await keys.verifyAll();
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
-    await openAuditTrail(db, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
-    const ctx: CaContext = { db, keys, config, log, now: () => new Date(), stores: createStores(db) };
+    await openAuditTrail(db, stores.audit, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
+    const ctx: CaContext = { db, stores, keys, config, log, now: () => new Date() };
     // Once per database: MACs for the token and ACME rows of the version before (ca/row-seal.ts).
     await sealAtUpgrade(ctx);
     return ctx;
@@ -115,9 +116,10 @@ export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<
   // The emptiness check runs again inside the transaction, which holds the database's write
   // lock (SQLite) or the advisory lock (PostgreSQL): two processes starting together on an
   // empty database create one hierarchy, not two.
+  const stores = createStores(ctx.db);
   const made = await ctx.db.transaction(async (tx) => {
-    if (await tx.certificateAuthority.count()) return null;
-    await refuseBootstrapOverRemains(tx, config);
+    if (await stores.installation.count('cas', tx)) return null;
+    await refuseBootstrapOverRemains(stores, tx, config);
     const h = await createHierarchyTx(ctx, tx,
       { subject: config.SIGNET_ROOT_SUBJECT, keyAlgorithm: config.SIGNET_ROOT_KEY, validityDays: config.SIGNET_ROOT_VALIDITY_DAYS },
       { subject: config.SIGNET_INTERMEDIATE_SUBJECT, keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY, validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS, pathLen: 0 });

@@ -118,7 +118,7 @@ export function auditCommand(): Command {
       if (!reason) throw new SignetError('bad-request', '--reason must say why');
       const before = await runVerify(ctx, []);
       if (before.ok) { process.stdout.write('nothing to recover: `signet audit verify` reports no problem\n'); return; }
-      const row = await recoverAudit(ctx.db, auditTrailOf(ctx.db), before, reason.slice(0, 1000), cliActor());
+      const row = await recoverAudit(ctx.db, ctx.stores.audit, auditTrailOf(ctx.db), before, reason.slice(0, 1000), cliActor());
       process.stdout.write(`recorded audit.recovered as event ${row.seq}; Signet records changes again (running processes resume within SIGNET_AUDIT_INTERVAL_SECONDS)\n`);
       const after = await runVerify(ctx, []);
       if (!after.ok) {
@@ -147,7 +147,7 @@ async function runVerify(ctx: CaContext, extraCheckpoints: string[]) {
   let started = false;
   const cp = checkpointerOf(ctx.db)!;
   try {
-    return await verifyAudit(ctx.db.prisma, auditTrailOf(ctx.db), {
+    return await verifyAudit(ctx.stores, auditTrailOf(ctx.db), {
       checkpointFiles: [cp.file, ...extraCheckpoints], checkpointKey: cp.key, rowIntegrity: rowIntegrity(ctx.keys),
       onProgress: (done, total) => { if (bar) { if (!started) { bar.start(total, 0); started = true; } bar.setTotal(total); bar.update(done); } },
     });

@@ -1,0 +1,16 @@
+/** Setting rows: small key/value facts about this installation. */
+import type { SettingRecord } from '../model/setting.js';
+import type { Database, Tx } from './database.js';
+
+export class SettingStore {
+  constructor(private readonly db: Database) {}
+
+  get(key: string, tx?: Tx): Promise<SettingRecord | null> {
+    return (tx ?? this.db.prisma).setting.findUnique({ where: { key } });
+  }
+
+  /** Inserts the row unless the key exists already (the first writer wins; never overwrites). */
+  async insertIfAbsent(key: string, value: string): Promise<void> {
+    await this.db.prisma.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO NOTHING`;
+  }
+}
