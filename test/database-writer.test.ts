@@ -36,6 +36,7 @@ import { createToken, revokeToken } from '../src/ca/tokens.js';
 import { kekId } from '../src/keystore/kek.js';
 import { SealedKeyStore } from '../src/keystore/sealed-key-store.js';
 import { eabSealId } from '../src/ca/row-integrity.js';
+import { storageOf } from '../src/storage/database.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const newSecret = () => `sgt_${randomBytes(32).toString('base64url')}`;
@@ -268,10 +269,10 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
       const key = newKey('ES256');
       accountId = 'legacyAccount01';
       authzId = 'legacyAuthz0001';
-      await ctx.db.prisma.acmeAccount.create({ data: { id: accountId, thumbprint: thumbprint(key.jwk), jwk: JSON.stringify(key.jwk), status: 'valid', profile: 'server' } });
-      await ctx.db.prisma.acmeAuthorization.create({ data: { id: authzId, accountId, identifierType: 'dns', identifierValue: 'old.signet.test', status: 'valid', expires: new Date(Date.now() + 86_400_000) } });
+      await storageOf(ctx.db).prisma.acmeAccount.create({ data: { id: accountId, thumbprint: thumbprint(key.jwk), jwk: JSON.stringify(key.jwk), status: 'valid', profile: 'server' } });
+      await storageOf(ctx.db).prisma.acmeAuthorization.create({ data: { id: authzId, accountId, identifierType: 'dns', identifierValue: 'old.signet.test', status: 'valid', expires: new Date(Date.now() + 86_400_000) } });
       const { sealed, kekId: k } = ctx.keys.sealSecret('eab-legacy01', Buffer.alloc(32, 7));
-      await ctx.db.prisma.acmeEabKey.create({ data: { id: 'eab-legacy01', sealed: new Uint8Array(sealed), kekId: k, profile: 'server' } });
+      await storageOf(ctx.db).prisma.acmeEabKey.create({ data: { id: 'eab-legacy01', sealed: new Uint8Array(sealed), kekId: k, profile: 'server' } });
     } finally { await ctx.db.close(); }
     for (const t of Object.values(legacy)) await sql(env, 'UPDATE "ApiToken" SET "secretHash" = ?, "grantMac" = NULL WHERE id = ?', [sha256(t.token), t.id]);
     await sql(env, 'UPDATE "AcmeAccount" SET mac = NULL');

@@ -7,6 +7,7 @@ import type { CaStore } from './ca-store.js';
 import type { CertificateStore, RevocationStore } from './certificate-store.js';
 import type { CrlStore } from './crl-store.js';
 import type { OcspStore } from './ocsp-store.js';
+import type { InventoryStore } from './inventory.js';
 import type { AuditLog } from './audit.js';
 import type { CheckpointedLog } from './audit-checkpoints.js';
 import type { AuditSearchStore } from './audit-query.js';
@@ -33,6 +34,7 @@ export interface CaStores {
   crls: CrlStore;
   ocsp: OcspStore;
   acme: AcmeStore;
+  inventory: InventoryStore;
   audit: AuditLog & CheckpointedLog & AuditSearchStore & VerifyStores['audit'] & SealStores['audit'] & RevocationEvents;
   tokens: TokenStore & VerifyStores['tokens'] & SealStores['tokens'];
   integrity: VerifyStores['integrity'] & SealStores['integrity'];

@@ -13,7 +13,10 @@ import { SignetError } from '../errors.js';
 import { toPem } from '../pki/certificate.js';
 import type { SanEntry } from '../pki/names.js';
 import { searchKey } from '../storage/certificate-names.js';
-import type { InventoryRow, Position, RowConditions, Walk } from '../storage/inventory-reads.js';
+import type { InventoryReads, InventoryRow, Position, RowConditions, Walk } from '../storage/inventory-reads.js';
+
+/** The inventory's one read: rows in bounded chunks on the driver (storage/inventory-reads.ts). */
+export type InventoryStore = Pick<InventoryReads, 'chunk'>;
 import { isVisible, type Visibility } from './authorization.js';
 import type { CaContext } from './context.js';
 import { normalizeSerial } from './serial.js';
@@ -121,7 +124,7 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
   // next page. With conditions, chunks start at that size and grow (most searches that match
   // often are done in the first one).
   const filtered = Boolean(subjectQ || suffixes || conditions.status || conditions.profiles || conditions.caId || conditions.expiresBefore);
-  const reads = ctx.db.inventoryReads();
+  const reads = ctx.stores.inventory;
   const found: Row[] = [];
   let from = f.cursor ? decodeCursor(f.cursor) : undefined;
   let examined = 0;

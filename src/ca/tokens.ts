@@ -19,6 +19,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { SignetError } from '../errors.js';
 import type { ApiTokenRecord, NewApiTokenRecord } from '../model/token.js';
 import type { Tx } from '../storage/database.js';
+import type { TokenRow } from '../storage/hot-reads.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
 import { validateNamePolicy } from '../pki/names.js';
@@ -32,6 +33,8 @@ export const TOKEN_REVOKED_ACTION = 'token.revoked';
 
 /** The token rows this module reads and writes (storage/token-store.ts); lookup by hash is a hot read (Database.hotReads). */
 export interface TokenStore {
+  /** The hot path of every API request: the token row for a keyed secret hash (on the driver). */
+  byHash(secretHash: string): Promise<TokenRow | null>;
   create(t: NewApiTokenRecord, tx?: Tx): Promise<void>;
   get(id: string, tx?: Tx): Promise<ApiTokenRecord | null>;
   /** Every token, oldest first. */
@@ -138,7 +141,7 @@ async function auditedRevocations(ctx: CaContext): Promise<Set<string>> {
 export async function authenticate(ctx: CaContext, presented: string): Promise<TokenGrant> {
   if (!presented.startsWith(TOKEN_PREFIX) || presented.length > 200) throw new SignetError('unauthorized', 'the bearer token is not a Signet API token');
   const macs = rowIntegrity(ctx.keys);
-  const reads = ctx.db.hotReads();
+  const reads = { token: (hash: string) => ctx.stores.tokens.byHash(hash) };
   let scheme: SecretScheme = 'hmac';
   let hash = macs.tokenSecretHash(presented);
   let row = await reads.token(hash);

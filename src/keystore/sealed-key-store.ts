@@ -6,8 +6,8 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { describeKey, generateKeyOffThread, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
-import type { Database, Db, Tx } from '../storage/database.js';
-import { bytes } from '../storage/bytes.js';
+import type { SealedKeyRecord } from '../model/key.js';
+import type { Tx } from '../storage/database.js';
 import type { Kek } from './kek.js';
 import type { KeyStore } from './key-store.js';
 
@@ -30,12 +30,18 @@ export function unseal(kek: Buffer, id: string, sealed: Uint8Array): Buffer {
   return Buffer.concat([decipher.update(buf.subarray(12, buf.length - 16)), decipher.final()]);
 }
 
+/** Where the sealed records live (storage/key-record-store.ts): only what this store needs. */
+export interface KeyRecords {
+  insert(rec: SealedKeyRecord, tx?: Tx): Promise<void>;
+  find(id: string): Promise<SealedKeyRecord | null>;
+  remove(id: string, tx?: Tx): Promise<void>;
+  ids(): Promise<string[]>;
+}
+
 export class SealedKeyStore implements KeyStore {
   private readonly cache = new Map<string, Signer>();
 
-  constructor(private readonly database: Pick<Database, 'prisma'>, private readonly kek: Kek) {}
-
-  private get db(): Db { return this.database.prisma; }
+  constructor(private readonly records: KeyRecords, private readonly kek: Kek) {}
 
   async generate(algorithm: KeyAlgorithm, tx?: Tx) {
     const { privateKey } = await generateKeyOffThread(algorithm);
@@ -49,16 +55,14 @@ export class SealedKeyStore implements KeyStore {
     const publicKey = createPublicKey(privateKey);
     const sealed = seal(this.kek.key, id, pkcs8);
     pkcs8.fill(0);
-    await (tx ?? this.db).keyRecord.create({
-      data: { id, algorithm, kekId: this.kek.id, sealed: bytes(sealed), publicKeyDer: bytes(publicKey.export({ format: 'der', type: 'spki' })) },
-    });
+    await this.records.insert({ id, algorithm, kekId: this.kek.id, sealed, publicKeyDer: publicKey.export({ format: 'der', type: 'spki' }) }, tx);
     const signer = signerFor(privateKey);
     this.cache.set(id, signer);
     return { id, publicKey, signer };
   }
 
   private async privateKey(id: string): Promise<TrustedKey> {
-    const rec = await this.db.keyRecord.findUnique({ where: { id } });
+    const rec = await this.records.find(id);
     if (!rec) throw new SignetError('key-store', `CA key ${id} is not in the online key store (is it kept offline?)`);
     if (rec.kekId !== this.kek.id) {
       throw new SignetError('key-store', `CA key ${id} was sealed under master key ${rec.kekId}, but the master key in use is ${this.kek.id}: set the SIGNET_MASTER_KEY (or master.key file) that this store was created with`);
@@ -87,7 +91,7 @@ export class SealedKeyStore implements KeyStore {
 
   async remove(id: string, tx?: Tx) {
     this.cache.delete(id);
-    await (tx ?? this.db).keyRecord.delete({ where: { id } });
+    await this.records.remove(id, tx);
   }
 
   async exportEncrypted(id: string, passphrase: string): Promise<string> {
@@ -108,8 +112,8 @@ export class SealedKeyStore implements KeyStore {
   }
 
   async verifyAll(): Promise<number> {
-    const ids = await this.db.keyRecord.findMany({ select: { id: true } });
-    for (const { id } of ids) await this.signer(id);
+    const ids = await this.records.ids();
+    for (const id of ids) await this.signer(id);
     return ids.length;
   }
 }

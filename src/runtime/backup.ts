@@ -17,6 +17,7 @@ import { validateBackup, type BackupTrailer } from '../storage/backup.js';
 import { createStores } from '../storage/stores.js';
 import type { Holdings } from './data-dir.js';
 import { openSignet, prepareDataDir } from './open.js';
+import { keyRecordStore } from '../storage/key-record-store.js';
 
 /** The database side of backup and restore (storage/backup-store.ts). */
 export interface BackupStore {
@@ -76,7 +77,7 @@ export async function restore(config: Config, log: Logger, file: string, onProgr
   // The restored trail continues under this master key's chain key. No checkpoints are held
   // here: the backup.restored event is what accepts the checkpoints newer than the backup.
   const key = kek ?? resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys: false }).key;
-  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(db, { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)), stores.audit);
+  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(keyRecordStore(db), { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)), stores.audit);
   try {
     const existing = (await holdings.count('cas')) + (await holdings.count('certificates')) + (await holdings.count('events'));
     if (existing) throw new SignetError('conflict', 'restore needs an empty database: this one already holds a CA hierarchy or certificates');

@@ -22,6 +22,7 @@ import { migrate } from '../storage/migrate.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { fingerprintColons } from '../pki/fingerprint.js';
 import { ADMIN_TOKEN_FILE, markMasterKeyCreation, refuseBootstrapOverRemains, refuseLostDatabase, warnIfDataDirExposed } from './data-dir.js';
+import { keyRecordStore } from '../storage/key-record-store.js';
 
 export { ADMIN_TOKEN_FILE } from './data-dir.js';
 
@@ -62,7 +63,7 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     const storeHasKeys = (await stores.installation.count('keys')) > 0;
     await markMasterKeyCreation(stores.settings, config, storeHasKeys);
     const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });
-    const keys = new SealedKeyStore(db, kek);
+    const keys = new SealedKeyStore(keyRecordStore(db), kek);
     const n = await keys.verifyAll();
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)

@@ -13,7 +13,7 @@ import {
   INTERRUPTED_MARK,
   type AcmeAccountRecord, type AcmeAuthorizationRecord, type AcmeChallengeRecord, type AcmeEabKeyRecord, type AcmeOrderRecord,
 } from '../model/acme.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 import type { AcmeAccount, AcmeAuthorization, AcmeChallenge, AcmeEabKey, AcmeOrder } from './generated/sqlite/client.js';
 
 // ---- one row mapping per table ------------------------------------------------------------------
@@ -59,8 +59,8 @@ const underClaim = (c: Claim) => ({ id: c.id, status: 'processing', processingSi
 /** An order with no certificate that is not being finalized: one housekeeping may delete once expired. */
 const unissued = { certificateSerial: null, status: { not: 'processing' } };
 
-export function createAcmeStore(db: Database): AcmeStore {
-  const client = (tx?: Tx): Tx => tx ?? db.prisma;
+export function createAcmeStore(db: StorageDatabase): AcmeStore {
+  const client = (tx?: Tx): PrismaTx => (tx ? prismaOf(tx) : db.prisma);
   const recentFrom = (what: AddressLimited, sourceKey: string, since: Date) =>
     // Accounts bound by an External Account Binding key are the operator's to hand out: not counted.
     what === 'accounts' ? { sourceKey, createdAt: { gt: since }, eabKeyId: null } : { sourceKey, createdAt: { gt: since } };

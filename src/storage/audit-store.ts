@@ -1,16 +1,16 @@
 /**
  * The audit trail's rows (AuditEvent) and its recorded head (Setting audit.head), through
- * Prisma. Methods that take a `tx` run in the caller's transaction (Database.transaction),
+ * Prisma. Methods that take a `tx` run in the caller's transaction (StorageDatabase.transaction),
  * so an event commits with the change it records; without one they read the last committed
  * state. The issuance hot path appends through its own driver-level writer (issuance-writer.ts).
  */
 import { AUDIT_HEAD_KEY, headValue, type AuditRecord, type AuditSearch, type ChainHead } from '../model/audit.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 export class AuditStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
-  private client(tx?: Tx): Tx { return tx ?? this.db.prisma; }
+  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
 
   /** The newest event and the recorded head. */
   async head(tx?: Tx): Promise<ChainHead> {
@@ -23,9 +23,9 @@ export class AuditStore {
   /** Writes chained events and moves the recorded head to the last of them. */
   async append(rows: AuditRecord[], tx: Tx): Promise<void> {
     if (!rows.length) return;
-    await tx.auditEvent.createMany({ data: rows });
+    await prismaOf(tx).auditEvent.createMany({ data: rows });
     const value = headValue(rows[rows.length - 1]!);
-    await tx.setting.upsert({ where: { key: AUDIT_HEAD_KEY }, create: { key: AUDIT_HEAD_KEY, value }, update: { value } });
+    await prismaOf(tx).setting.upsert({ where: { key: AUDIT_HEAD_KEY }, create: { key: AUDIT_HEAD_KEY, value }, update: { value } });
   }
 
   newest(): Promise<AuditRecord | null> {

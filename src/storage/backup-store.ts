@@ -4,10 +4,10 @@
  * to the file (backup.ts), and inserting a validated file's rows in the caller's transaction.
  */
 import { restoreRows, writeBackup, type BackupHeader, type BackupTrailer } from './backup.js';
-import type { Database, Tx } from './database.js';
+import { type StorageDatabase, type Tx } from './database.js';
 
 export class BackupStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
   /** The names of the migrations applied (finished, not rolled back), in order. */
   async appliedMigrations(): Promise<string[]> {

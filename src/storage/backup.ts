@@ -14,7 +14,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { SignetError } from '../errors.js';
-import type { Db, Tx } from './database.js';
+import { prismaOf, type Db, type PrismaTx, type Tx } from './database.js';
 import { nameKeysOfStored } from './certificate-names.js';
 import { CERTIFICATE_DATE_COLUMNS } from './certificate-row.js';
 
@@ -71,7 +71,7 @@ function decode(line: string): Record<string, unknown> {
 }
 
 type Delegate = { findMany(args: unknown): Promise<Record<string, unknown>[]>; createMany(args: unknown): Promise<unknown> };
-const delegateOf = (db: Db | Tx, name: string) => (db as unknown as Record<string, Delegate>)[name]!;
+const delegateOf = (db: Db | PrismaTx | Tx, name: string) => (db as unknown as Record<string, Delegate>)[name]!;
 
 /** PostgreSQL: one REPEATABLE READ snapshot across all tables. SQLite: a read transaction under WAL is already one. */
 function snapshotOptions(provider: string): { timeout: number; maxWait: number } {
@@ -201,7 +201,7 @@ export async function restoreRows(tx: Tx, file: string, onProgress?: (rows: numb
     else await delegateOf(tx, t.delegate).createMany({ data: rows });
     if (model === 'Certificate') {
       const names = rows.flatMap((r) => nameKeysOfStored(r.sans as string).map((key) => ({ key, serial: r.serial as string, createdAt: r.createdAt as Date })));
-      for (let i = 0; i < names.length; i += 5000) await tx.certificateName.createMany({ data: names.slice(i, i + 5000) });
+      for (let i = 0; i < names.length; i += 5000) await prismaOf(tx).certificateName.createMany({ data: names.slice(i, i + 5000) });
     }
     total += rows.length;
     onProgress?.(total);

@@ -5,7 +5,7 @@
 import type { CaStore } from '../ca/ca-store.js';
 import type { CaRecord } from '../model/ca.js';
 import { bytes } from './bytes.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 /** Prisma's select of a whole CA row: no relation is loaded. */
 const CA_SELECT = {
@@ -13,8 +13,8 @@ const CA_SELECT = {
   status: true, pathLen: true, notBefore: true, notAfter: true, crlNumber: true, revokedAt: true, revocationReason: true, createdAt: true,
 } as const satisfies { [C in keyof CaRecord]: true };
 
-export function caStore(db: Database): CaStore {
-  const client = (tx?: Tx): Tx => tx ?? db.prisma;
+export function caStore(db: StorageDatabase): CaStore {
+  const client = (tx?: Tx): PrismaTx => (tx ? prismaOf(tx) : db.prisma);
   return {
     get: (id, tx) => client(tx).certificateAuthority.findUnique({ where: { id }, select: CA_SELECT }),
     async exists(id) { return (await db.prisma.certificateAuthority.count({ where: { id } })) > 0; },

@@ -6,10 +6,10 @@
 import type { CertificateStore, RevocationStore } from '../ca/certificate-store.js';
 import type { CertificateRecord } from '../model/certificate.js';
 import { CERTIFICATE_SELECT } from './certificate-row.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
-export function certificateStore(db: Database): CertificateStore & RevocationStore {
-  const client = (tx?: Tx): Tx => tx ?? db.prisma;
+export function certificateStore(db: StorageDatabase): CertificateStore & RevocationStore {
+  const client = (tx?: Tx): PrismaTx => (tx ? prismaOf(tx) : db.prisma);
   const get = async (serial: string, tx?: Tx): Promise<CertificateRecord | null> =>
     client(tx).certificate.findUnique({ where: { serial }, select: CERTIFICATE_SELECT });
   return {

@@ -4,10 +4,10 @@
  * pieces when large: crl-chunks.ts); the small reads go through Prisma.
  */
 import type { CrlStore } from '../ca/crl-store.js';
-import type { Database } from './database.js';
+import { type StorageDatabase } from './database.js';
 import { openRevoked } from './revoked-rows.js';
 
-export function crlStore(db: Database): CrlStore {
+export function crlStore(db: StorageDatabase): CrlStore {
   const prisma = db.prisma;
   return {
     async publishingCaIds() {

@@ -17,19 +17,22 @@ import { AUDIT_LOCK_ID } from './advisory-lock.js';
 export { AUDIT_LOCK_ID };
 
 export type Db = InstanceType<typeof SqliteClient>;
-/** A client or an interactive-transaction client. */
-export type Tx = Omit<Db, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
+/** A client or an interactive-transaction client: what the stores use inside storage/. */
+export type PrismaTx = Omit<Db, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
 
+declare const TRANSACTION: unique symbol;
+/**
+ * A transaction as the layers above storage see it: a handle to pass back to a store method,
+ * nothing to query with. Only storage/ opens it (prismaOf).
+ */
+export interface Tx { readonly [TRANSACTION]: 'pass me to a store' }
+/** Inside storage/: the Prisma client behind a transaction handle. */
+export const prismaOf = (tx: Tx): PrismaTx => tx as unknown as PrismaTx;
+
+/** The database as the layers above storage see it: transactions, health, lifecycle. */
 export interface Database {
   readonly provider: Provider;
   readonly target: DatabaseTarget;
-  /** The driver-level writer for the issuance hot path (opened on first use). */
-  issuanceWriter(): IssuanceWriter;
-  /** Driver-level reads for hot paths: token lookup, certificate status (opened on first use). */
-  hotReads(): HotReads;
-  /** Driver-level inventory reads in bounded chunks (opened on first use). */
-  inventoryReads(): InventoryReads;
-  readonly prisma: Db;
   /** Runs fn in one transaction that also serialises audit-chain writers (see ca/audit). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T>;
   ping(): Promise<void>;
@@ -37,6 +40,20 @@ export interface Database {
   beforeClose(fn: () => Promise<void>): void;
   close(): Promise<void>;
 }
+
+/** What storage/ itself reaches through a Database: the clients and the driver-level paths. */
+export interface StorageDatabase extends Database {
+  /** The driver-level writer for the issuance hot path (opened on first use). */
+  issuanceWriter(): IssuanceWriter;
+  /** Driver-level reads for hot paths: token lookup, certificate status (opened on first use). */
+  hotReads(): HotReads;
+  /** Driver-level inventory reads in bounded chunks (opened on first use). */
+  inventoryReads(): InventoryReads;
+  readonly prisma: Db;
+}
+
+/** Inside storage/: the clients behind a Database (every Database comes from openDatabase). */
+export const storageOf = (db: Database): StorageDatabase => db as StorageDatabase;
 
 const owners = new WeakMap<object, Database>();
 
@@ -77,7 +94,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let reads: HotReads | undefined;
   let inventory: InventoryReads | undefined;
   const closing: (() => Promise<void>)[] = [];
-  const db: Database = {
+  const db: StorageDatabase = {
     provider,
     target,
     issuanceWriter: () => (issuance ??= openIssuanceWriter(target)),
@@ -94,7 +111,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
         else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
         owners.set(tx, db);
-        return fn(tx);
+        return fn(tx as unknown as Tx);
       }, { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 });
     },
     async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },

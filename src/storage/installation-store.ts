@@ -3,16 +3,16 @@
  * restore checks that refuse to found a new CA over the remains of one (src/runtime/data-dir.ts,
  * open.ts, backup.ts; src/cli/main.ts).
  */
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx } from './database.js';
 
 export type Holding = 'cas' | 'keys' | 'certificates' | 'events';
 
 export class InstallationStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
   /** Rows of one kind; in the caller's transaction when given one. */
   count(what: Holding, tx?: Tx): Promise<number> {
-    const c = tx ?? this.db.prisma;
+    const c = (tx ? prismaOf(tx) : this.db.prisma);
     switch (what) {
       case 'cas': return c.certificateAuthority.count();
       case 'keys': return c.keyRecord.count();

@@ -4,7 +4,7 @@
  * ACME accounts, authorizations and EAB keys, read in pages or counted, through Prisma. Only
  * the fields those checks cover are returned.
  */
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 export interface SerialStatus { serial: string; status: string }
 export interface CaRow { id: string; status: string; certificateDer: Uint8Array }
@@ -15,9 +15,9 @@ export interface AuthorizationRow {
 export interface EabKeyRow { id: string; profile: string | null; sealed: Uint8Array }
 
 export class IntegrityStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
-  private client(tx?: Tx): Tx { return tx ?? this.db.prisma; }
+  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
 
   /** The next `take` certificate serials after `after`, in serial order. */
   async serialsAfter(after: string, take: number): Promise<string[]> {

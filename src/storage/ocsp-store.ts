@@ -4,9 +4,9 @@
  */
 import type { OcspStore } from '../ca/ocsp-store.js';
 import { bytes } from './bytes.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx } from './database.js';
 
-export function ocspStore(db: Database): OcspStore {
+export function ocspStore(db: StorageDatabase): OcspStore {
   const prisma = db.prisma;
   return {
     issuers: () => prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } }),
@@ -26,7 +26,7 @@ export function ocspStore(db: Database): OcspStore {
       select: { id: true, caId: true, certificateDer: true, keyId: true, notBefore: true, notAfter: true },
     }),
     async insertResponder(r, tx?: Tx) {
-      await (tx ?? prisma).ocspResponder.create({ data: { ...r, certificateDer: bytes(r.certificateDer) } });
+      await (tx ? prismaOf(tx) : prisma).ocspResponder.create({ data: { ...r, certificateDer: bytes(r.certificateDer) } });
     },
   };
 }

@@ -1,12 +1,12 @@
 /** Setting rows: small key/value facts about this installation. */
 import type { SettingRecord } from '../model/setting.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx } from './database.js';
 
 export class SettingStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
   get(key: string, tx?: Tx): Promise<SettingRecord | null> {
-    return (tx ?? this.db.prisma).setting.findUnique({ where: { key } });
+    return (tx ? prismaOf(tx) : this.db.prisma).setting.findUnique({ where: { key } });
   }
 
   /** Inserts the row unless the key exists already (the first writer wins; never overwrites). */

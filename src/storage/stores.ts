@@ -1,10 +1,11 @@
 /**
- * Builds every store over one Database: the one place that knows which implementation serves
+ * Builds every store over one StorageDatabase: the one place that knows which implementation serves
  * which consumer-declared interface (CaStores, ca/context.ts), plus the stores only the
  * composition root and the CLI use (settings, installation counts, backup).
  */
 import type { CaStores } from '../ca/context.js';
-import type { Database } from './database.js';
+import type { InventoryStore } from '../ca/inventory.js';
+import { storageOf, type Database } from './database.js';
 import { createAcmeStore } from './acme-store.js';
 import { AuditStore } from './audit-store.js';
 import { BackupStore } from './backup-store.js';
@@ -17,7 +18,8 @@ import { ocspStore } from './ocsp-store.js';
 import { SettingStore } from './setting-store.js';
 import { TokenStore } from './token-store.js';
 
-export function createStores(db: Database) {
+export function createStores(database: Database) {
+  const db = storageOf(database);
   const certificates = certificateStore(db);
   const stores = {
     certificates,
@@ -26,6 +28,7 @@ export function createStores(db: Database) {
     crls: crlStore(db),
     ocsp: ocspStore(db),
     acme: createAcmeStore(db),
+    inventory: { chunk: (...a: Parameters<InventoryStore['chunk']>) => db.inventoryReads().chunk(...a) },
     audit: new AuditStore(db),
     tokens: new TokenStore(db),
     integrity: new IntegrityStore(db),

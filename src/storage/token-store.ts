@@ -3,12 +3,14 @@
  * path and reads through the driver (hot-reads.ts); everything else is here.
  */
 import type { ApiTokenRecord, NewApiTokenRecord } from '../model/token.js';
-import type { Database, Tx } from './database.js';
+import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 export class TokenStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: StorageDatabase) {}
 
-  private client(tx?: Tx): Tx { return tx ?? this.db.prisma; }
+  byHash(secretHash: string) { return this.db.hotReads().token(secretHash); }
+
+  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
 
   async create(t: NewApiTokenRecord, tx?: Tx): Promise<void> {
     await this.client(tx).apiToken.create({ data: t });
