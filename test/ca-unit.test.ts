@@ -17,6 +17,7 @@ import { openSignet } from '../src/runtime/open.js';
 import type { CaContext } from '../src/ca/context.js';
 import { createHierarchy } from '../src/ca/hierarchy.js';
 import { CaEvents } from '../src/ca/events.js';
+import { StatusBus } from '../src/ca/status-bus.js';
 import { IssuerRegistry } from '../src/ca/issuers.js';
 import { Issuance, type Requester } from '../src/ca/issuance.js';
 import { Revocation, type RevokeRequest } from '../src/ca/revocation.js';
@@ -72,12 +73,13 @@ async function openWorld(): Promise<World> {
   const ca = { keyAlgorithm: 'ecdsa-p256' as const, validityDays: 3650 };
   const { intermediate } = await createHierarchy(ctx, { subject: 'CN=Unit Root', ...ca }, { subject: 'CN=Unit Issuing', ...ca, pathLen: 0 });
   const events = new CaEvents();
+  const bus = new StatusBus(ctx.log);
   const profiles = loadProfiles(undefined);
   const issuers = new IssuerRegistry(ctx);
   const issuance = new Issuance(ctx, issuers, profiles, events);
-  const revocation = new Revocation(ctx, events, profiles);
-  const ocsp = new OcspService(ctx, events, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
-  const crls = new CrlPublisher(ctx, events, { validityHours: 24, coalesceMs: 60_000 });
+  const revocation = new Revocation(ctx, bus, events, profiles);
+  const ocsp = new OcspService(ctx, bus, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
+  const crls = new CrlPublisher(ctx, bus, { validityHours: 24, coalesceMs: 60_000 });
   await ocsp.loadIssuers();
   return { env, ctx, clock, issuance, revocation, ocsp, crls, issuingCaId: intermediate.id, issuingCaDer: Buffer.from(intermediate.certificateDer) };
 }
@@ -228,7 +230,7 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
       w.clock.now += 5_000;
       if (c.change) {
         await w.revocation.revoke(serial, c.change, operator);
-        await w.ocsp.invalidate(serial, true); // what the statusChanged event does in a serving process
+        await w.ocsp.invalidate(serial, true); // what a status change on the bus does in a serving process
       }
       const a = await w.ocsp.respond(ocspRequest(w.issuingCaDer, serial));
       assert.equal(a.httpStatus, 200);
