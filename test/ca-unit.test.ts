@@ -17,6 +17,7 @@ import { openSignet } from '../src/runtime/open.js';
 import type { CaContext } from '../src/ca/context.js';
 import { createHierarchy } from '../src/ca/hierarchy.js';
 import { CaEvents } from '../src/ca/events.js';
+import { StatusBus } from '../src/ca/status-bus.js';
 import { IssuerRegistry } from '../src/ca/issuers.js';
 import { Issuance, type Requester } from '../src/ca/issuance.js';
 import { Revocation, type RevokeRequest } from '../src/ca/revocation.js';
@@ -58,6 +59,8 @@ interface World {
   revocation: Revocation;
   ocsp: OcspService;
   crls: CrlPublisher;
+  /** The status bus revocation publishes on; no subscriber unless a test adds one. */
+  bus: StatusBus;
   issuingCaId: string;
   issuingCaDer: Buffer;
 }
@@ -72,14 +75,15 @@ async function openWorld(): Promise<World> {
   const ca = { keyAlgorithm: 'ecdsa-p256' as const, validityDays: 3650 };
   const { intermediate } = await createHierarchy(ctx, { subject: 'CN=Unit Root', ...ca }, { subject: 'CN=Unit Issuing', ...ca, pathLen: 0 });
   const events = new CaEvents();
+  const bus = new StatusBus(ctx.log);
   const profiles = loadProfiles(undefined);
   const issuers = new IssuerRegistry(ctx);
   const issuance = new Issuance(ctx, issuers, profiles, events);
-  const revocation = new Revocation(ctx, events, profiles);
-  const ocsp = new OcspService(ctx, events, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
-  const crls = new CrlPublisher(ctx, events, { validityHours: 24, coalesceMs: 60_000 });
+  const revocation = new Revocation(ctx, bus, events, profiles);
+  const ocsp = new OcspService(ctx, bus, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
+  const crls = new CrlPublisher(ctx, bus, { validityHours: 24, coalesceMs: 60_000 });
   await ocsp.loadIssuers();
-  return { env, ctx, clock, issuance, revocation, ocsp, crls, issuingCaId: intermediate.id, issuingCaDer: Buffer.from(intermediate.certificateDer) };
+  return { env, ctx, clock, issuance, revocation, ocsp, crls, bus, issuingCaId: intermediate.id, issuingCaDer: Buffer.from(intermediate.certificateDer) };
 }
 
 async function closeWorld(w: World): Promise<void> {
@@ -228,7 +232,7 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
       w.clock.now += 5_000;
       if (c.change) {
         await w.revocation.revoke(serial, c.change, operator);
-        await w.ocsp.invalidate(serial, true); // what the statusChanged event does in a serving process
+        await w.ocsp.invalidate(serial, true); // what a status change on the bus does in a serving process
       }
       const a = await w.ocsp.respond(ocspRequest(w.issuingCaDer, serial));
       assert.equal(a.httpStatus, 200);
@@ -240,6 +244,37 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
       }
     });
   }
+
+  test('on the status bus: a change made here is signed at once; a polled one only when its answer is cached', async () => {
+    const ocsp = new OcspService(w.ctx, w.bus, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
+    let signed = 0;
+    ocsp.observe((o) => { if (o === 'signed') signed++; });
+    await ocsp.start();
+    try {
+      const issue = async () => (await w.issuance.issue({ csr: csrFor(undefined, dns(`b${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator)).serial;
+      const cached = await issue();
+      const uncached = await issue();
+      await ocsp.respond(ocspRequest(w.issuingCaDer, cached));
+      assert.equal(signed, 1);
+      w.clock.now += 5_000;
+      await w.bus.receive({ origin: 'replica', change: { kind: 'certificate', serial: uncached } });
+      assert.equal(signed, 1, 'a polled serial with no cached answer is not signed');
+      await w.bus.receive({ origin: 'replica', change: { kind: 'certificate', serial: cached } });
+      assert.equal(signed, 2, 'a polled serial with a cached answer is re-signed before the poll goes on');
+      const again = await ocsp.respond(ocspRequest(w.issuingCaDer, cached));
+      assert.equal(signed, 2, 'and answered from the cache');
+      assert.equal(ocspStatus(again.der).thisUpdate.getTime(), w.clock.now);
+      w.clock.now += 5_000;
+      await w.revocation.revoke(uncached, { reason: 'keyCompromise' }, operator);
+      for (let i = 0; i < 250 && signed < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(signed, 3, 'a change made here is signed at once, cached or not');
+      const revoked = await ocsp.respond(ocspRequest(w.issuingCaDer, uncached));
+      assert.equal(signed, 3, 'and answered from the cache');
+      assert.equal(ocspStatus(revoked.der).status, 'revoked');
+    } finally {
+      await ocsp.stop();
+    }
+  });
 
   test('a serial the CA never issued: unknown', async () => {
     assert.equal(ocspStatus((await w.ocsp.respond(ocspRequest(w.issuingCaDer, '7fffffffffffffffffffffffffff0001'))).der).status, 'unknown');

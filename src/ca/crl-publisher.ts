@@ -3,7 +3,8 @@
  * they are strictly increasing across processes (gaps allowed); the served CRL is always the
  * highest-numbered one. Entries are streamed from the database in keyset-paginated batches and
  * encoded as they arrive (pki/crl), so a million revocations never exist as objects at once.
- * A revocation schedules a CRL after a short coalescing delay; a timer re-signs at half-life.
+ * A revocation (heard on the status bus) schedules a CRL after a short coalescing delay; a timer
+ * re-signs at half-life.
  */
 import { randomUUID } from 'node:crypto';
 import { buildCrl, type CrlEntry, type RevocationReason } from '../pki/crl.js';
@@ -14,7 +15,7 @@ import { withAdvisoryLock } from '../storage/advisory-lock.js';
 import { auditBatch } from './audit.js';
 import type { RevokedReader } from './crl-store.js';
 import { caUrls, type CaContext } from './context.js';
-import type { CaEvents } from './events.js';
+import type { StatusBus } from './status-bus.js';
 import { auditedCaRevocations, idMatchesCertificate } from './issuers.js';
 
 export interface PublishedCrl { caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number }
@@ -36,13 +37,17 @@ export class CrlPublisher {
   private readonly running = new Map<string, Promise<PublishedCrl>>();
   private readonly first = new Map<string, Promise<PublishedCrl | null>>();
   private timer?: NodeJS.Timeout;
+  private unsubscribe?: () => void;
 
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: CrlOptions) {}
+  constructor(private readonly ctx: CaContext, private readonly bus: StatusBus, private readonly opts: CrlOptions) {}
 
   /** Serving processes: re-sign each online CA's CRL when missing or past half-life, check every
    * minute, and follow revocations. (The CLI publishes explicitly instead.) */
   async start(): Promise<void> {
-    this.events.on('statusChanged', ({ caId }) => this.schedule(caId));
+    // A change made on this host (this process or another worker) schedules its CA's CRL. A
+    // polled one does not: the poll does not say which CA, and refreshDue() below catches any
+    // change newer than the newest CRL within a minute.
+    this.unsubscribe = this.bus.subscribe((d) => { if (d.origin !== 'replica' && d.change.kind === 'certificate') this.schedule(d.change.caId); });
     await this.refreshDue();
     this.timer = setInterval(() => { this.refreshDue().catch((e) => this.ctx.log.error({ err: e }, 'CRL refresh failed')); }, 60_000);
     this.timer.unref();
@@ -50,6 +55,7 @@ export class CrlPublisher {
 
   stop(): void {
     clearInterval(this.timer);
+    this.unsubscribe?.();
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
   }

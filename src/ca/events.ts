@@ -1,13 +1,11 @@
 import { EventEmitter } from 'node:events';
 
-/**
- * In-process notifications after a commit: a status change refreshes the OCSP cache at once
- * and schedules a CRL. Other replicas learn of it by polling (see OcspResponder.pollChanges).
- */
-export interface StatusChange { caId: string; serial: string }
-
 export interface Issued { caId: string; profile: string }
 export interface Revoked { caId: string; reason: string }
 
-/** Also, for metrics: every committed issuance and revocation. */
-export class CaEvents extends EventEmitter<{ statusChanged: [StatusChange]; caChanged: [string]; certificateIssued: [Issued]; certificateRevoked: [Revoked] }> {}
+/**
+ * Counts for metrics: every committed issuance and revocation, in this process only (each
+ * process exports its own counters). Status changes travel on the status bus instead
+ * (ca/status-bus.ts), which also reaches other workers and replicas.
+ */
+export class CaEvents extends EventEmitter<{ certificateIssued: [Issued]; certificateRevoked: [Revoked] }> {}

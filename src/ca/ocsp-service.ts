@@ -3,7 +3,8 @@
  * responses keyed by the request's exact CertID bytes, so a status query normally costs a map
  * lookup and no signature. A response is signed on a miss, re-signed at half-life in the
  * background while it is being asked for, and re-signed at once when the certificate's status
- * changes (in this process by event; in other replicas by polling statusChangedAt).
+ * changes (heard on the status bus, ca/status-bus.ts: from this process, another worker, or a
+ * poll of statusChangedAt for other replicas).
  *
  * Nonces (RFC 8954): a single-request query is answered from the cache without the nonce, as
  * RFC 5019 allows; several CertIDs in one request are signed on demand and echo the nonce.
@@ -29,7 +30,7 @@ import type { Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
-import type { CaEvents } from './events.js';
+import type { StatusBus, StatusDelivery } from './status-bus.js';
 import { auditedCaRevocation } from './issuers.js';
 
 export interface OcspOptions {
@@ -67,17 +68,16 @@ export class OcspService {
   private readonly signedCount = new Map<string, number>();
   private issuerReload?: Promise<void>;
   private lastIssuerLoad = 0;
-  private lastPoll: Date;
   private timers: NodeJS.Timeout[] = [];
+  private unsubscribe?: () => void;
   private readonly maxCached: number;
   /** `unknown` answers, apart from `cache` so that they cannot push out real certificates' answers. */
   private readonly unknown: BoundedLru<string, Cached>;
   private readonly onDemand: TokenBucket;
   private observer?: (outcome: OcspOutcome) => void;
 
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly opts: OcspOptions) {
+  constructor(private readonly ctx: CaContext, private readonly bus: StatusBus, private readonly opts: OcspOptions) {
     this.maxCached = opts.maxCached ?? 200_000;
-    this.lastPoll = ctx.now();
     this.unknown = new BoundedLru(opts.maxUnknownCached ?? 10_000, (key, e) => this.unindex(e.serial, key));
     const rate = opts.onDemandPerSecond ?? 100;
     this.onDemand = new TokenBucket(rate, Math.max(1, rate), () => ctx.now().getTime());
@@ -88,18 +88,17 @@ export class OcspService {
 
   /** Serving processes only: the CLI shares the services but must not sign OCSP responses. */
   async start(): Promise<void> {
-    this.events.on('statusChanged', ({ serial }) => { this.invalidate(serial, true).catch((e) => this.ctx.log.warn({ err: e, serial }, 'OCSP re-sign failed')); });
-    this.events.on('caChanged', () => { this.loadIssuers().catch(() => undefined); });
+    this.unsubscribe = this.bus.subscribe((d) => this.onStatusChange(d));
     await this.loadIssuers();
-    const poll = setInterval(() => { this.pollChanges().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP status poll failed')); }, this.opts.pollMs);
     const flush = setInterval(() => { this.flushAudit().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP audit flush failed')); }, 10_000);
     const issuers = setInterval(() => { this.loadIssuers().catch(() => undefined); }, 30_000);
-    for (const t of [poll, flush, issuers]) t.unref();
-    this.timers = [poll, flush, issuers];
+    for (const t of [flush, issuers]) t.unref();
+    this.timers = [flush, issuers];
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.unsubscribe?.();
     await this.flushAudit().catch(() => undefined);
   }
 
@@ -288,13 +287,19 @@ export class OcspService {
     for (const r of requests) await this.sign(r.certIdDer.toString('hex'), r);
   }
 
-  /** Other replicas' revocations: refresh any cached answer whose status changed since the last poll. */
-  async pollChanges(): Promise<void> {
-    const since = new Date(this.lastPoll.getTime() - 2_000); // overlap covers clock skew and in-flight commits
-    const now = this.ctx.now();
-    const changed = await this.ctx.stores.ocsp.statusChangedSince(since, 10_000);
-    this.lastPoll = now;
-    for (const serial of changed) if (this.bySerial.has(serial)) await this.invalidate(serial, true);
+  /**
+   * A status change, wherever it was made. A CA change reloads the issuer index. A certificate
+   * changed here or by another worker has its answer re-signed at once (cached or not: it is
+   * about to be asked for). A polled serial may be any certificate changed lately, this host's
+   * own included, so only an answer in the cache is re-signed; the promise makes the poller
+   * re-sign one at a time.
+   */
+  private onStatusChange(d: StatusDelivery): Promise<void> | undefined {
+    if (d.origin === 'replica') return this.bySerial.has(d.change.serial) ? this.invalidate(d.change.serial, true) : undefined;
+    const { change } = d;
+    if (change.kind === 'ca') { this.loadIssuers().catch(() => undefined); return undefined; }
+    this.invalidate(change.serial, true).catch((e: unknown) => this.ctx.log.warn({ err: e, serial: change.serial }, 'OCSP re-sign failed'));
+    return undefined;
   }
 
   private async responder(caId: string): Promise<Responder> {

@@ -1,13 +1,14 @@
 /**
- * Revocation: revoke, place on hold, release a hold. Each change commits with its audit event;
- * relying parties see it through the OCSP cache (refreshed on the event) and the next CRL
- * (scheduled on the event, bursts coalesced).
+ * Revocation: revoke, place on hold, release a hold. Each change commits with its audit event,
+ * then is published on the status bus (ca/status-bus.ts): relying parties see it through the
+ * OCSP cache (refreshed at once) and the next CRL (scheduled, bursts coalesced).
  */
 import { SignetError } from '../errors.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
+import type { StatusBus } from './status-bus.js';
 import type { Requester } from './issuance.js';
 import { normalizeSerial } from './serial.js';
 import { actorOf, authorize, authorizeCertificate, type Operation } from './authorization.js';
@@ -24,7 +25,7 @@ export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date
 
 export class Revocation {
   /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
-  constructor(private readonly ctx: CaContext, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>) {}
+  constructor(private readonly ctx: CaContext, private readonly status: StatusBus, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>) {}
 
   /** The caller's limits on one stored certificate (403 naming the limit). */
   private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string; commonName: string | null }): void {
@@ -69,7 +70,7 @@ export class Revocation {
       });
       return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
     });
-    this.events.emit('statusChanged', { caId: result.caId, serial });
+    this.status.publish({ kind: 'certificate', caId: result.caId, serial });
     this.events.emit('certificateRevoked', { caId: result.caId, reason: result.reason });
     return result;
   }
@@ -87,7 +88,7 @@ export class Revocation {
       await appendAudit(tx, { actor: actorOf(who.principal), action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
       return { serial, caId: cert.caId, status: 'good' as const };
     });
-    this.events.emit('statusChanged', { caId: result.caId, serial });
+    this.status.publish({ kind: 'certificate', caId: result.caId, serial });
     return result;
   }
 
@@ -105,8 +106,8 @@ export class Revocation {
       await appendAudit(tx, { actor: actorOf(who.principal), action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
       return row;
     });
-    this.events.emit('caChanged', caId);
-    this.events.emit('statusChanged', { caId: ca.parentId!, serial: ca.serial });
+    this.status.publish({ kind: 'ca', caId });
+    this.status.publish({ kind: 'certificate', caId: ca.parentId!, serial: ca.serial });
     return { id: caId, status: 'revoked', revokedAt: now, reason };
   }
 }

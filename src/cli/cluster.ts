@@ -1,15 +1,18 @@
 /**
  * Several HTTP worker processes on one port (node:cluster), for hosts with more than one core.
  * The primary migrates and bootstraps once, then forks the workers and relays status changes
- * between them, so every worker's OCSP cache is refreshed at once (not at its next poll) and
- * only worker 1 publishes CRLs, keeping CRL numbers in publication order on SQLite too.
+ * between them (runtime/cluster-relay.ts), so every worker's OCSP cache is refreshed at once
+ * (not at its next poll) and only worker 1 publishes CRLs, keeping CRL numbers in publication
+ * order on SQLite too.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
+import { relayStatus } from '../runtime/cluster-relay.js';
 
-export type RelayMessage = { type: 'statusChanged'; caId: string; serial: string } | { type: 'caChanged'; caId: string } | { type: 'listening' }
+/** The cluster's own messages; status changes travel as runtime/cluster-relay.ts's StatusMessage. */
+export type RelayMessage = { type: 'listening' }
   /** From the primary: every worker has started, so this one may report ready. */
   | { type: 'clusterReady' };
 
@@ -28,6 +31,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     workers.set(index, w);
     started.delete(index);
     w.on('message', (m: RelayMessage) => {
+      if (relayStatus(m, index, workers)) return;
       if (m.type === 'listening') {
         // Workers listen early (to answer health while the database is unreachable), so a
         // worker's own readiness is not the cluster's: /readyz says ready only once every
@@ -38,9 +42,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
           if (!announced) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`);
           announced = true;
         }
-        return;
       }
-      for (const [i, other] of workers) if (i !== index && other.isConnected()) other.send(m);
     });
     w.on('exit', (code, signal) => {
       if (stopping) return;

@@ -13,6 +13,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { TlsIdentity } from '../runtime/tls-identity.js';
 import cluster from 'node:cluster';
 import { runPrimary, workerIndex, type RelayMessage } from './cluster.js';
+import { connectWorkerRelay } from '../runtime/cluster-relay.js';
 import { AcmeHousekeeper } from '../acme/housekeeping.js';
 
 export interface Running { server: Server; port: number; stop(): Promise<void> }
@@ -69,6 +70,8 @@ export async function serve(): Promise<Running | void> {
   let clusterReady = false;
   const app = createHandler(ctx, metrics, { ...(inCluster ? { clusterReady: () => clusterReady } : {}), bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
   await services.ocsp.start();
+  // Other replicas' changes reach the bus by polling; only the OCSP cache needs them.
+  services.statusPoller.start();
   // start() re-signs any CRL older than a status change, which also covers a publication
   // that was pending when a process died.
   if (publisher) await services.crls.start();
@@ -77,19 +80,9 @@ export async function serve(): Promise<Running | void> {
   const housekeeper = new AcmeHousekeeper(ctx, { retentionDays: config.SIGNET_ACME_RETENTION_DAYS, orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS });
   if (publisher) housekeeper.start();
   if (inCluster) {
-    // Tell the other workers at once; they refresh their OCSP caches (and worker 1 its CRLs).
-    services.events.on('statusChanged', (e) => process.send?.({ type: 'statusChanged', ...e } satisfies RelayMessage));
-    services.events.on('caChanged', (caId) => process.send?.({ type: 'caChanged', caId } satisfies RelayMessage));
-    process.on('message', (m: RelayMessage) => {
-      if (m.type === 'clusterReady') clusterReady = true;
-      else if (m.type === 'statusChanged') {
-        services.ocsp.invalidate(m.serial, true).catch((e: unknown) => log.warn({ err: e }, 'OCSP refresh for a relayed change failed'));
-        if (publisher) services.crls.schedule(m.caId);
-      } else if (m.type === 'caChanged') {
-        services.issuers.invalidate(m.caId);
-        services.ocsp.loadIssuers().catch(() => undefined);
-      }
-    });
+    // Status changes to and from the other workers, once this process's subscribers listen.
+    connectWorkerRelay(services.statusBus, log);
+    process.on('message', (m: RelayMessage) => { if (m.type === 'clusterReady') clusterReady = true; });
   }
   const full: RequestListener = app; // OCSP included (http/app.ts)
   let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
@@ -128,6 +121,7 @@ export async function serve(): Promise<Running | void> {
     log.info('shutting down');
     await closeServer(server);
     if (tls) { tls.identity.stop(); await closeServer(tls.server as unknown as Server); }
+    services.statusPoller.stop();
     services.crls.stop();
     await housekeeper.stop();
     await services.ocsp.stop();

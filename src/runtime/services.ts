@@ -4,6 +4,7 @@ import { Issuance } from '../ca/issuance.js';
 import { IssuerRegistry } from '../ca/issuers.js';
 import { loadProfiles } from '../ca/profiles.js';
 import { CaEvents } from '../ca/events.js';
+import { StatusBus, StatusPoller } from '../ca/status-bus.js';
 import { Revocation } from '../ca/revocation.js';
 import { CrlPublisher } from '../ca/crl-publisher.js';
 import { OcspService } from '../ca/ocsp-service.js';
@@ -11,14 +12,17 @@ import { AcmeService } from '../acme/service.js';
 
 /** The authority's services over one opened context; shared by `serve` and the CLI. */
 export function createServices(ctx: CaContext, config: Config) {
-  const events = new CaEvents();
+  const events = new CaEvents(); // metrics only
+  // Status changes: in this process by default; `serve` attaches the cluster relay and starts the poller.
+  const statusBus = new StatusBus(ctx.log);
+  const statusPoller = new StatusPoller({ source: ctx.stores.ocsp, bus: statusBus, pollMs: config.SIGNET_OCSP_POLL_MS, now: () => ctx.now(), log: ctx.log });
   const issuers = new IssuerRegistry(ctx);
-  events.on('caChanged', (id) => issuers.invalidate(id));
+  statusBus.subscribe((d) => { if (d.change.kind === 'ca') issuers.invalidate(d.change.caId); });
   const profiles = loadProfiles(config.SIGNET_PROFILES_FILE);
   const issuance = new Issuance(ctx, issuers, profiles, events);
-  const revocation = new Revocation(ctx, events, profiles);
-  const crls = new CrlPublisher(ctx, events, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
-  const ocsp = new OcspService(ctx, events, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS, onDemandPerSecond: config.SIGNET_OCSP_ON_DEMAND_PER_SECOND });
+  const revocation = new Revocation(ctx, statusBus, events, profiles);
+  const crls = new CrlPublisher(ctx, statusBus, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
+  const ocsp = new OcspService(ctx, statusBus, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS, onDemandPerSecond: config.SIGNET_OCSP_ON_DEMAND_PER_SECOND });
   const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const acmeProfiles = split(config.SIGNET_ACME_PROFILES);
   for (const p of acmeProfiles) issuance.profile(p); // an unknown ACME profile is a configuration error
@@ -34,6 +38,6 @@ export function createServices(ctx: CaContext, config: Config) {
     accountsPerAddressPerHour: config.SIGNET_ACME_ACCOUNTS_PER_HOUR,
     ordersPerAddressPerHour: config.SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR,
   });
-  return { events, issuers, issuance, revocation, crls, ocsp, acme };
+  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme };
 }
 export type Services = ReturnType<typeof createServices>;
