@@ -242,7 +242,7 @@ export class Checkpointer {
   }
 
   private async run(): Promise<void> {
-    const newest = await this.events.newest();
+    let newest = await this.events.newest();
     const pinned = this.trail.pinned;
     if (pinned) {
       const at = await this.events.hashAt(pinned.seq);
@@ -262,7 +262,17 @@ export class Checkpointer {
     }
     if (!newest || (this.last && this.last.seq === newest.seq && this.last.hash === newest.hash)) return;
     // Sign only a head that is a genuine, recorded event: never attest what someone without the key wrote.
-    const recorded = parseHead(await this.events.recordedHead());
+    // The newest event and the recorded head are two reads; a writer committing between them
+    // (another worker, the CLI) makes them differ for a moment, so a mismatch is read again
+    // before it is called one.
+    let recorded = parseHead(await this.events.recordedHead());
+    for (let attempt = 1; attempt < 5 && (!recorded || recorded.seq !== newest.seq || recorded.hash !== newest.hash); attempt++) {
+      await new Promise((r) => setTimeout(r, 25 * attempt));
+      const again = await this.events.newest();
+      if (!again) return;
+      newest = again;
+      recorded = parseHead(await this.events.recordedHead());
+    }
     const keyed = this.trail.isKeyed(newest);
     const legacy = !keyed && !this.trail.keyed && legacyHash(newest.prevHash, canonical(newest)) === newest.hash;
     if ((!keyed && !legacy) || !recorded || recorded.seq !== newest.seq || recorded.hash !== newest.hash) {
