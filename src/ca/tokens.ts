@@ -59,6 +59,9 @@ export interface TokenGrant {
  */
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
+/** The latest expiry a token can carry (what every date field of Signet can hold). */
+const LATEST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59);
+
 export interface NewToken { name: string; scopes: Scope[]; profiles?: string[]; nameSuffixes?: string[]; expiresAt?: Date }
 
 export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx?: Tx, sourceIp?: string): Promise<TokenGrant & { token: string }> {
@@ -72,6 +75,13 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
     const configured = [...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).keys()];
     const unknown = t.profiles.filter((p) => !configured.includes(p));
     if (unknown.length) throw new SignetError('bad-request', `profiles: ${unknown.map((p) => JSON.stringify(p)).join(', ')} ${unknown.length === 1 ? 'is not a configured profile' : 'are not configured profiles'}; configured: ${configured.join(', ')}`);
+  }
+  // Judged here, for the API and the CLI alike: a date the database cannot store was a raw
+  // database error on the CLI.
+  if (t.expiresAt) {
+    const at = t.expiresAt.getTime();
+    if (!Number.isFinite(at) || at > LATEST_EXPIRY) throw new SignetError('bad-request', 'expiresAt must be no later than 9999-12-31T23:59:59Z');
+    if (at <= ctx.now().getTime()) throw new SignetError('bad-request', 'expiresAt must be in the future');
   }
   const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = `tok-${randomUUID().slice(0, 8)}`;

@@ -35,7 +35,7 @@ export function tokenCommand(): Command {
       let expiresAt: Date | undefined;
       if (o.expiresInDays !== undefined) {
         const n = Number(o.expiresInDays);
-        if (!(n > 0)) throw new SignetError('bad-request', '--expires-in-days must be a positive number');
+        if (!(n > 0) || !Number.isFinite(n)) throw new SignetError('bad-request', '--expires-in-days must be a positive number');
         expiresAt = new Date(ctx.now().getTime() + n * 86_400_000);
       }
       const split = (v?: string) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
