@@ -14,14 +14,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, sign as cryptoSign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, sign as cryptoSign, X509Certificate, } from 'node:crypto';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { signet } from './helpers/cli.js';
 import { openssl } from './helpers/openssl.js';
 import { countRows } from './helpers/sql.js';
 import {
-  AcmeClient, ERR, ariCertId, assertProblem, b64u, makeJws, newKey, signWith, startStack, startWorld, stopStack, thumbprint, until,
+  type AcmeClient, ERR, ariCertId, assertProblem, b64u, makeJws, newKey, signWith, startStack, startWorld, stopStack, thumbprint, until,
   type Account, type Key, type Resp, type Stack, type World,
 } from './helpers/acme.js';
 

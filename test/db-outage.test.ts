@@ -66,7 +66,7 @@ describe('PostgreSQL outages', () => {
   let proxy: DbProxy;
   let child: ChildProcess;
   let exited: Promise<number | null>;
-  let out = '';
+  let _out = '';
   let err = '';
   let url: string;
   let token = '';
@@ -139,7 +139,7 @@ describe('PostgreSQL outages', () => {
 
   test('database down at start: alive, not ready, API 503; ready by itself once it is reachable', async () => {
     child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { out += d; });
+    child.stdout!.on('data', (d) => { _out += d; });
     child.stderr!.on('data', (d) => { err += d; });
     exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     let deadline = Date.now() + DEADLINE_MS;

@@ -40,7 +40,7 @@ const rsaSpki = (n: Uint8Array, e: Uint8Array) => sequence(sequence(objectIdenti
 const edSpki = (raw: Uint8Array) => sequence(sequence(objectIdentifier(OID.ed25519)), bitString(raw));
 /** A minimal positive DER INTEGER of unsigned big-endian bytes. */
 const uint = (b: Uint8Array) => tlv(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : Buffer.from(b));
-const big = (b: Uint8Array) => BigInt('0x' + Buffer.from(b).toString('hex'));
+const _big = (b: Uint8Array) => BigInt('0x' + Buffer.from(b).toString('hex'));
 const bytesOf = (v: bigint, size: number) => Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex');
 
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -225,7 +225,7 @@ test('a TBS that does not parse is reported as such', () => {
       assert.deepEqual(outcome(() => lintLeafTbs(bad, expectations)), full, `byte ${i} +${delta}`);
       const fast = lintLeafTbsFast(bad, expectations);
       if (fast && fast.length === 0) assert.deepEqual(full, { findings: [] }, `byte ${i} +${delta}: fast path passed it`);
-      if (fast && fast.length && full.findings && !full.findings[0]!.startsWith('TBS does not parse')) assert.deepEqual(fast, full.findings, `byte ${i} +${delta}`);
+      if (fast?.length && full.findings && !full.findings[0]!.startsWith('TBS does not parse')) assert.deepEqual(fast, full.findings, `byte ${i} +${delta}`);
     }
   }
 });

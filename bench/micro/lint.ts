@@ -77,6 +77,6 @@ for (let round = 0; round < 5; round++) {
   for (const i of order) best[i] = Math.min(best[i]!, run(subjects[i]![1], subjects[i]![0].includes('Full') ? fullN : N));
 }
 console.log(`TBS ${tbs.length} bytes, ${N} calls (${fullN} for the full path) × 5 rounds, best round, CPU time, node ${process.version}`);
-subjects.forEach(([label], i) => console.log(`${label.padEnd(34)} ${best[i]!.toFixed(0).padStart(8)} ns/op`));
+subjects.forEach(([label], i) => { console.log(`${label.padEnd(34)} ${best[i]!.toFixed(0).padStart(8)} ns/op`); });
 console.log(`lintLeafTbs new/old: ${(best[1]! / best[0]!).toFixed(2)}`);
 rmSync(oldDir, { recursive: true, force: true });

@@ -105,7 +105,7 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
   });
   const param = (req: Request, name: string) => String(req.params[name]);
 
-  const handlers: Record<AcmeEndpoint, (c: Call) => Promise<unknown> | void> = {
+  const handlers: Record<AcmeEndpoint, (c: Call) => unknown> = {
     directory: () => { throw new Error('answered by the directory route'); },
     newNonce: ({ req, res }) => { res.status(req.method === 'HEAD' ? 200 : 204).end(); },
     newAccount: async ({ req, res, dir, auth, url }) => {

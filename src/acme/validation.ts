@@ -99,7 +99,7 @@ export async function validateTlsAlpn01(domain: string, keyAuth: string, s: Vali
   const sameIp = (v: string | undefined) => { try { return v !== undefined && validateIp(v).equals(validateIp(domain)); } catch { return false; } };
   if (!only || (ip ? !sameIp(only.iPAddress) : only.dNSName?.toLowerCase() !== domain)) throw fail('unauthorized', `tls-alpn-01: the certificate must carry exactly one SAN, ${domain}`);
   const id = exts.find((e) => e.extnID === ACME_IDENTIFIER_OID);
-  if (!id || !id.critical) throw fail('unauthorized', 'tls-alpn-01: the certificate lacks a critical acmeIdentifier extension');
+  if (!id?.critical) throw fail('unauthorized', 'tls-alpn-01: the certificate lacks a critical acmeIdentifier extension');
   const inner = Buffer.from(id.extnValue.buffer);
   // extnValue holds an OCTET STRING (04 20 …) with the 32-byte digest.
   if (inner.length !== 34 || inner[0] !== 0x04 || inner[1] !== 0x20 || !inner.subarray(2).equals(expected)) throw fail('unauthorized', 'tls-alpn-01: acmeIdentifier does not hold the expected digest');

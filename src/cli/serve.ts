@@ -30,11 +30,12 @@ function startingHandler(reason: () => string): RequestListener {
 }
 
 /** Starts the service: listen, open the database (retrying while it is unreachable), unlock keys, bootstrap, serve. */
-export async function serve(): Promise<Running | void> {
+/** Serves; resolves to the running server, or to undefined in a cluster's primary (it only forks). */
+export async function serve(): Promise<Running | undefined> {
   const config = loadConfig();
   const log = createLogger(config.SIGNET_LOG_LEVEL);
   loadProfiles(config.SIGNET_PROFILES_FILE); // fail on a bad profile file before touching anything
-  if (config.SIGNET_WORKERS > 1 && cluster.isPrimary) return runPrimary(config, log);
+  if (config.SIGNET_WORKERS > 1 && cluster.isPrimary) { await runPrimary(config, log); return undefined; }
   const inCluster = cluster.isWorker;
   const publisher = workerIndex() === 0; // the only process that signs CRLs
   let lastError = 'connecting to the database';

@@ -105,7 +105,9 @@ export function createOcspHandler(ocsp: OcspService, edge: Edge) {
       }
       if (isPost) {
         const declared = Number(req.headers['content-length'] ?? 0);
-        const body = declared > MAX_OCSP_BODY ? (discard(req), null) : await readBody(req);
+        let body: Buffer | null = null;
+        if (declared > MAX_OCSP_BODY) discard(req);
+        else body = await readBody(req);
         if (!body) return refuse(new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
         return send(edge, x, res, await ocsp.respond(body), false);
       }

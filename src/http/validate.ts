@@ -48,8 +48,11 @@ export const urlHasNul = (url: string | undefined): boolean => /%00/.test(url ??
  */
 export function refuseNulCharacters(acme?: string) {
   return (req: { url?: string; body?: unknown }, _res: unknown, next: (err?: unknown) => void): void => {
-    if (urlHasNul(req.url)) return next(new SignetError('bad-request', 'the request URL contains a percent-encoded NUL character (%00); no path segment or query parameter accepts one', acme ? { acme } : {}));
-    try { refuseNul(req.body, 'the request body', acme); } catch (e) { return next(e); }
+    if (urlHasNul(req.url)) {
+      next(new SignetError('bad-request', 'the request URL contains a percent-encoded NUL character (%00); no path segment or query parameter accepts one', acme ? { acme } : {}));
+      return;
+    }
+    try { refuseNul(req.body, 'the request body', acme); } catch (e) { next(e); return; }
     next();
   };
 }

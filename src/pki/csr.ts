@@ -119,9 +119,9 @@ const STRING_TAGS = new Set([0x0c, 0x13, 0x16]);
 function parseDerFast(der: Buffer): ParsedCsr | null {
   try {
     const outer = el(der, 0, der.length);
-    if (!outer || outer.tag !== 0x30 || outer.end !== der.length) return null;
+    if (outer?.tag !== 0x30 || outer.end !== der.length) return null;
     const top = kids(der, outer);
-    if (!top || top.length !== 3) return null;
+    if (top?.length !== 3) return null;
     const [infoE, algE, sigE] = top as [El, El, El];
     if (infoE.tag !== 0x30 || algE.tag !== 0x30 || sigE.tag !== 0x03) return null;
 
@@ -148,11 +148,11 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     for (const rdn of rdns) {
       if (rdn.tag !== 0x31) return null;
       const atvs = kids(der, rdn);
-      if (!atvs || atvs.length !== 1) return null;
+      if (atvs?.length !== 1) return null;
       const atv = atvs[0]!;
       if (atv.tag !== 0x30) return null;
       const tv = kids(der, atv);
-      if (!tv || tv.length !== 2) return null;
+      if (tv?.length !== 2) return null;
       const type = strictOid(der, tv[0]!);
       if (type === null || !SHORT_NAMES[type] || !STRING_TAGS.has(tv[1]!.tag)) return null;
     }
@@ -168,9 +168,9 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
         const a = attrs[0]!;
         if (a.tag !== 0x30) return null;
         const ap = kids(der, a);
-        if (!ap || ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
+        if (ap?.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) return null;
         const values = kids(der, ap[1]!);
-        if (!values || values.length !== 1 || values[0]!.tag !== 0x30) return null;
+        if (values?.length !== 1 || values[0]!.tag !== 0x30) return null;
         const exts = strictExtensions(der, values[0]!);
         if (!exts) return null;
         for (const { id: oid, value } of exts) {
@@ -274,9 +274,9 @@ function checkCsrDer(der: Buffer): void {
 /** The schema-level DER rules of the attributes; silent on shapes the parsers will refuse anyway. */
 function checkExtensionRequestDer(der: Buffer, outer: El): void {
   const info = readKids(der, outer)[0];
-  if (!info || info.tag !== 0x30) return;
+  if (info?.tag !== 0x30) return;
   const attrs = readKids(der, info)[3];
-  if (!attrs || attrs.tag !== 0xa0) return;
+  if (attrs?.tag !== 0xa0) return;
   checkSetOrder(der, attrs);
   for (const attr of readKids(der, attrs)) {
     const ap = attr.tag === 0x30 ? readKids(der, attr) : [];

@@ -73,7 +73,7 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
     if (outer.tag !== 0x30 || outer.end !== der.length) throw new Error();
     top = kids(der, outer);
   } catch { top = null; }
-  if (!top || top.length !== 2 || top[0]!.tag !== 0x30 || top[1]!.tag !== 0x04) throw refuse('the encrypted private key is not a DER EncryptedPrivateKeyInfo (PKCS#8)');
+  if (top?.length !== 2 || top[0]!.tag !== 0x30 || top[1]!.tag !== 0x04) throw refuse('the encrypted private key is not a DER EncryptedPrivateKeyInfo (PKCS#8)');
   const alg = kids(der, top[0]!);
   const algOid = alg?.[0] ? strictOid(der, alg[0]) : null;
   if (!alg || algOid === null) throw refuse('the encrypted private key has a malformed encryptionAlgorithm');
@@ -81,7 +81,7 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
   const params = alg[1] && alg[1].tag === 0x30 ? kids(der, alg[1]) : null;
 
   if (PBES1.has(algOid)) {
-    if (!params || params.length !== 2 || params[0]!.tag !== 0x04) throw refuse('the encrypted private key has malformed PBE parameters');
+    if (params?.length !== 2 || params[0]!.tag !== 0x04) throw refuse('the encrypted private key has malformed PBE parameters');
     const iterations = smallInt(der, params[1], 'iteration count');
     if (iterations > MAX_PBKDF2_ITERATIONS) throw tooManyIterations(iterations, `password-based encryption ${algOid}`);
     return { kdf: { kind: 'pbes1', iterations }, data };
@@ -89,7 +89,7 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
   if (algOid !== OID.pbes2) {
     throw refuse(`the private key is encrypted with ${algOid}, a scheme whose cost Signet cannot check; re-encrypt it with PBES2 (e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc)`);
   }
-  if (!params || params.length !== 2 || params[0]!.tag !== 0x30 || params[1]!.tag !== 0x30) throw refuse('the encrypted private key has malformed PBES2 parameters');
+  if (params?.length !== 2 || params[0]!.tag !== 0x30 || params[1]!.tag !== 0x30) throw refuse('the encrypted private key has malformed PBES2 parameters');
   const kdfAlg = kids(der, params[0]!);
   const kdfOid = kdfAlg?.[0] ? strictOid(der, kdfAlg[0]) : null;
   const kdfParams = kdfAlg?.[1] && kdfAlg[1].tag === 0x30 ? kids(der, kdfAlg[1]) : null;

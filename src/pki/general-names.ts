@@ -20,7 +20,7 @@ export const isSanProblem = (item: SanEntry | SanProblem): item is SanProblem =>
 
 /** The GeneralName forms Signet does not issue, by their IMPLICIT tags (RFC 5280 §4.2.1.6). */
 export const OTHER_GENERAL_NAME_FORMS: Readonly<Record<number, string>> = {
-  0xa0: 'otherName', 0xa3: 'x400Address', 0xa4: 'directoryName', 0xa5: 'ediPartyName', 0x88: 'registeredID',
+  160: 'otherName', 163: 'x400Address', 164: 'directoryName', 165: 'ediPartyName', 136: 'registeredID',
 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

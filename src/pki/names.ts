@@ -153,7 +153,7 @@ function parseV6(s: string): Buffer | null {
     groups = [...left, ...tail];
   }
   const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
+  groups.forEach((g, i) => { buf.writeUInt16BE(g, i * 2); });
   return buf;
 }
 
@@ -409,7 +409,7 @@ function sameHostForWhatwg(url: URL, q: string, mine: { host: string; ip?: Buffe
   if (!mine) same = theirs === '';
   else if (mine.ip) {
     const t = theirs.includes(':') ? parseV6(theirs) : parseV4(theirs);
-    same = t !== null && t.equals(mine.ip);
+    same = t?.equals(mine.ip) === true;
   } else same = theirs === mine.host;
   if (!same) {
     const read = (h: string) => (h === '' ? 'no host' : `host ${show(h)}`);
@@ -440,10 +440,10 @@ export function uriHost(value: string): { dns?: string; ip?: Buffer } | null {
 /** Throws 'rejected-name' unless the SAN is well formed for its type. */
 export function validateSan(san: SanEntry): void {
   switch (san.type) {
-    case 'dns': return validateDnsName(san.value);
+    case 'dns': validateDnsName(san.value); return;
     case 'ip': validateIp(san.value); return;
-    case 'email': return validateEmail(san.value);
-    case 'uri': return validateUri(san.value);
+    case 'email': validateEmail(san.value); return;
+    case 'uri': validateUri(san.value); return;
     default: throw rejected(`SAN type ${show(String((san as { type: unknown }).type))} is not supported`);
   }
 }
@@ -673,7 +673,7 @@ export function checkNameConstraints(sans: SanEntry[], nc: NameConstraints): voi
       case 'ip': {
         const addr = validateIp(san.value);
         const permitted = nc.permittedIp?.map((r) => parseCidr(r));
-        if (permitted && permitted.length && !permitted.some((r) => inCidr(addr, r))) throw outside('IP address', san.value, permitted.map(showCidr));
+        if (permitted?.length && !permitted.some((r) => inCidr(addr, r))) throw outside('IP address', san.value, permitted.map(showCidr));
         const hit = nc.excludedIp?.map((r) => parseCidr(r)).find((r) => inCidr(addr, r));
         if (hit) throw excluded('IP address', san.value, showCidr(hit));
         break;

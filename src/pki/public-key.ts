@@ -262,7 +262,7 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
   const key = der.subarray(bits.body + 1, bits.end);
 
   if (algOid === OID.ecPublicKey) {
-    if (!params || params.tag !== 0x06) {
+    if (params?.tag !== 0x06) {
       throw badKey(params && params.tag === 0x30
         ? 'ECDSA key with explicit curve parameters is not supported; use the named curve P-256, P-384 or P-521'
         : 'ECDSA key without a named curve is not supported; use P-256, P-384 or P-521');
@@ -280,7 +280,7 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
   }
   if (algOid === OID.rsaEncryption) {
     // RFC 3279 §2.3.1 / RFC 4055 §1.2: the parameters MUST be NULL.
-    if (!params || params.tag !== 0x05 || params.end !== params.body) throw badKey('RSA key algorithm parameters must be NULL (RFC 3279)');
+    if (params?.tag !== 0x05 || params.end !== params.body) throw badKey('RSA key algorithm parameters must be NULL (RFC 3279)');
     const { n, e } = rsaPublicKey(key);
     const size = checkRsa(n, e);
     return { jwk: { kty: 'RSA', n: b64u(n), e: b64u(e) }, family: 'rsa', bits: size, algorithm: `rsa-${size}`, curveOid: OID.rsaEncryption };

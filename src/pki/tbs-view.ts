@@ -74,9 +74,9 @@ export function readTbsViewFast(tbs: Buffer): TbsView | null {
 
 function walk(tbs: Buffer): TbsView | null {
   const outer = el(tbs, 0, tbs.length);
-  if (!outer || outer.tag !== 0x30 || outer.end !== tbs.length) return null;
+  if (outer?.tag !== 0x30 || outer.end !== tbs.length) return null;
   const parts = kids(tbs, outer);
-  if (!parts || parts.length !== 8) return null; // version, serial, sig, issuer, validity, subject, spki, [3] extensions
+  if (parts?.length !== 8) return null; // version, serial, sig, issuer, validity, subject, spki, [3] extensions
   const [verE, serialE, sigE, issuerE, validityE, subjectE, spkiE, extsE] = parts as [El, El, El, El, El, El, El, El];
   if (verE.tag !== 0xa0 || verE.end - verE.start !== 5 || tbs[verE.body] !== 0x02 || tbs[verE.body + 1] !== 0x01) return null;
   const version = tbs[verE.body + 2]!;
@@ -85,14 +85,14 @@ function walk(tbs: Buffer): TbsView | null {
   if (sigE.tag !== 0x30 || issuerE.tag !== 0x30 || subjectE.tag !== 0x30 || spkiE.tag !== 0x30 || validityE.tag !== 0x30) return null;
   if (!isName(tbs, subjectE) || !isName(tbs, issuerE) || !isAlgorithm(tbs, sigE) || !isSpki(tbs, spkiE)) return null;
   const validity = kids(tbs, validityE);
-  if (!validity || validity.length !== 2) return null;
+  if (validity?.length !== 2) return null;
   const notBefore = timeOf(tbs, validity[0]!);
   const notAfter = timeOf(tbs, validity[1]!);
   if (notBefore === null || notAfter === null) return null;
 
   if (extsE.tag !== 0xa3) return null;
   const extsSeq = kids(tbs, extsE);
-  if (!extsSeq || extsSeq.length !== 1 || extsSeq[0]!.tag !== 0x30) return null;
+  if (extsSeq?.length !== 1 || extsSeq[0]!.tag !== 0x30) return null;
   const exts = strictExtensions(tbs, extsSeq[0]!);
   if (!exts) return null;
   const value = (id: string): El | undefined => exts.find((e) => e.id === id)?.value;
@@ -151,7 +151,7 @@ function basicConstraintsCaOf(buf: Uint8Array, octets: El): boolean | null {
 /** KeyUsage BIT STRING as KeyUsageFlags (bit n of the string is 1 << n), or null. */
 function keyUsageFlagsOf(buf: Uint8Array, octets: El): number | null {
   const bits = only(buf, octets);
-  if (!bits || bits.tag !== 0x03 || bits.end - bits.body < 1 || bits.end - bits.body > 3) return null;
+  if (bits?.tag !== 0x03 || bits.end - bits.body < 1 || bits.end - bits.body > 3) return null;
   const unused = buf[bits.body]!;
   if (unused > 7 || (unused && bits.end - bits.body === 1)) return null;
   const from = bits.body + 1;
@@ -179,7 +179,7 @@ function extKeyUsageOf(buf: Uint8Array, octets: El): string[] | null {
 function authorityKeyIdOf(buf: Uint8Array, octets: El): Uint8Array | null {
   const seq = only(buf, octets);
   const items = seq && seq.tag === 0x30 ? kids(buf, seq) : null;
-  if (!items || items.length !== 1 || items[0]!.tag !== 0x80) return null;
+  if (items?.length !== 1 || items[0]!.tag !== 0x80) return null;
   return buf.subarray(items[0]!.body, items[0]!.end);
 }
 
@@ -217,7 +217,7 @@ function isName(buf: Uint8Array, e: El): boolean {
     if (!atvs || atvs.length === 0) return false;
     for (const atv of atvs) {
       const tv = atv.tag === 0x30 ? kids(buf, atv) : null;
-      if (!tv || tv.length !== 2 || strictOid(buf, tv[0]!) === null || !NAME_VALUE_TAGS.has(tv[1]!.tag)) return false;
+      if (tv?.length !== 2 || strictOid(buf, tv[0]!) === null || !NAME_VALUE_TAGS.has(tv[1]!.tag)) return false;
     }
   }
   return true;

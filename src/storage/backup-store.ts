@@ -4,7 +4,7 @@
  * to the file (backup.ts), and inserting a validated file's rows in the caller's transaction.
  */
 import { restoreRows, writeBackup, type BackupHeader, type BackupTrailer } from './backup.js';
-import { type StorageDatabase, type Tx } from './database.js';
+import type { StorageDatabase, Tx } from './database.js';
 
 export class BackupStore {
   constructor(private readonly db: StorageDatabase) {}

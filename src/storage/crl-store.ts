@@ -4,7 +4,7 @@
  * pieces when large: crl-chunks.ts); the small reads go through Prisma.
  */
 import type { CrlStore } from '../ca/crl-store.js';
-import { type StorageDatabase } from './database.js';
+import type { StorageDatabase } from './database.js';
 import { openRevoked } from './revoked-rows.js';
 
 export function crlStore(db: StorageDatabase): CrlStore {

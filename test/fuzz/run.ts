@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
       seconds, seed, saveTo: join(CORPUS_DIR, name), log: (l) => process.stdout.write(`  ${l}\n`),
     });
     process.stdout.write(`${name}: ${report.runs} inputs in ${(report.ms / 1000).toFixed(1)} s, ${report.workers} worker process(es), seed ${report.seed}: ${report.failures.length ? `${report.failures.length} FAILURE(S)` : 'no failure'}\n`);
-    report.failures.forEach((f, i) => process.stdout.write(`${formatFailure(name, f, report.saved[i])}\n\n`));
+    report.failures.forEach((f, i) => { process.stdout.write(`${formatFailure(name, f, report.saved[i])}\n\n`); });
     failed += report.failures.length;
   }
   return failed ? 1 : 0;

@@ -16,7 +16,9 @@ export async function sql<T = any>(env: TestEnv, query: string, params: unknown[
   const db = new Database(join(env.dataDir, 'signet.db'));
   try {
     const stmt = db.prepare(query);
-    return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), []);
+    if (stmt.reader) return stmt.all(...params) as T[];
+    stmt.run(...params);
+    return [];
   } finally { db.close(); }
 }
 

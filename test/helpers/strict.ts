@@ -165,8 +165,8 @@ export function verifyWithNss(o: StrictVerifyOptions): VerifierResult {
     const init = run('certutil', ['-N', '-d', db, '--empty-password']);
     if (init.status !== 0) throw new Error(`certutil -N failed:\n${init.output}`);
     const setup: string[][] = [];
-    o.roots.forEach((_, i) => setup.push(['-A', '-d', db, '-n', `root${i}`, '-t', 'CT,C,C', '-a', '-i', f(`root${i}.pem`)]));
-    o.intermediates.forEach((_, i) => setup.push(['-A', '-d', db, '-n', `inter${i}`, '-t', ',,', '-a', '-i', f(`inter${i}.pem`)]));
+    o.roots.forEach((_, i) => { setup.push(['-A', '-d', db, '-n', `root${i}`, '-t', 'CT,C,C', '-a', '-i', f(`root${i}.pem`)]); });
+    o.intermediates.forEach((_, i) => { setup.push(['-A', '-d', db, '-n', `inter${i}`, '-t', ',,', '-a', '-i', f(`inter${i}.pem`)]); });
     setup.push(['-A', '-d', db, '-n', 'leaf', '-t', ',,', '-a', '-i', f('leaf.pem')]);
     for (const args of setup) {
       // A certificate NSS cannot import (e.g. unparsable) is a rejection, not a harness error.

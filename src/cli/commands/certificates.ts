@@ -10,7 +10,6 @@ import { buildPkcs12 } from '../../pki/pkcs12.js';
 import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
 import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
 import { actorOf, visibility, type Principal } from '../../ca/authorization.js';
-import type { CaContext } from '../../ca/context.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 

@@ -85,7 +85,7 @@ function ipBytes(text: string): Buffer {
     const right = r === undefined ? [] : groups(r);
     const all = r === undefined ? left : [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
     const b = Buffer.alloc(16);
-    all.slice(0, 8).forEach((g, i) => b.writeUInt16BE(g, i * 2));
+    all.slice(0, 8).forEach((g, i) => { b.writeUInt16BE(g, i * 2); });
     return b;
   }
   return Buffer.from(text.split('.').slice(0, 4).map((x) => Number(x) & 0xff));
@@ -116,7 +116,7 @@ export const buildCsr = (spec: CsrSpec): Buffer => signCsr(csrInfo(spec), spec.k
  */
 export function mutateCsr(csr: Buffer, keyName: KeyName, steps: MutationStep[], resign: boolean): Buffer {
   const tree = parseTree(csr);
-  if (!tree?.kids || tree.kids.length !== 3) return csr;
+  if (tree?.kids?.length !== 3) return csr;
   let info = tree.kids[0]!;
   for (const s of steps) info = mutate(info, s);
   const infoDer = encodeTree(info);

@@ -70,7 +70,7 @@ const ipBytes = (ip: string): Buffer | null => {
   const last = groups[groups.length - 1] ?? '';
   if (last.includes('.')) { const b = last.split('.').map(Number); groups = [...groups.slice(0, -1), ((b[0]! << 8) | b[1]!).toString(16), ((b[2]! << 8) | b[3]!).toString(16)]; }
   const out = Buffer.alloc(16);
-  groups.forEach((x, i) => out.writeUInt16BE(parseInt(x, 16), i * 2));
+  groups.forEach((x, i) => { out.writeUInt16BE(parseInt(x, 16), i * 2); });
   return out;
 };
 const inRange = (ip: Buffer, cidr: string) => {
@@ -171,7 +171,7 @@ function normalizedNc(nc: NameConstraints): string {
     permittedIp: ip(nc.permittedIp), excludedIp: ip(nc.excludedIp),
     permittedEmail: nc.permittedEmail, excludedEmail: nc.excludedEmail, permittedUri: nc.permittedUri, excludedUri: nc.excludedUri,
   };
-  return JSON.stringify(Object.fromEntries(Object.entries(clean).filter(([, v]) => v && v.length)));
+  return JSON.stringify(Object.fromEntries(Object.entries(clean).filter(([, v]) => v?.length)));
 }
 
 function check(input: NamesInput): void {
