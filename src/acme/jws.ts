@@ -48,7 +48,9 @@ export function parseJws(body: unknown): ParsedJws {
   // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose "crit" names what it does not
   // understand; RFC 8555 defines no critical header parameter, so every "crit" is refused.
   if ('crit' in header) throw malformed('protected header has "crit", but no critical header parameter is understood here (RFC 7515 §4.1.11)');
-  refuseNul(header, 'the JWS protected header', 'malformed');
+  // The nonce is judged by its MAC (a badNonce the client retries), whatever its bytes.
+  const { nonce: _nonce, ...rest } = header;
+  refuseNul(rest, 'the JWS protected header', 'malformed');
   const payloadText = decodeB64u(b.payload, 'payload').toString('utf8');
   if (payloadText) {
     let payload: unknown;
