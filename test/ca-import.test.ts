@@ -54,9 +54,9 @@ function intermediateUnder(parent: { certFile: string; keyFile: string }, cn: st
 }
 
 /** A self-signed root made a day ago (so the leaf's backdating is not what refuses it), and its PKCS#8 key. */
-function dayOldRoot(cn: string): { cert: string; key: string } {
+async function dayOldRoot(cn: string): Promise<{ cert: string; key: string }> {
   const { privateKey, publicKey } = generateKey('ecdsa-p256');
-  const der = buildCaCertificate({
+  const der = await buildCaCertificate({
     serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
     notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, selfSigner: signerFor(privateKey),
   });
@@ -104,7 +104,7 @@ describe('importing a CA', { concurrency: false }, () => {
   });
 
   test('a stored root whose self-signature is broken (imported before the fix) is still a root: it never signs a leaf', async () => {
-    const ca = dayOldRoot('Legacy Broken Root');
+    const ca = await dayOldRoot('Legacy Broken Root');
     const ok = await api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: ca.key });
     assert.equal(ok.status, 201, ok.text);
     // What an import before the fix stored: the certificate with its broken signature, no parent.

@@ -89,7 +89,7 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
     const rootSigner = rootKey.signer;
     const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
     const rootName = dnToDer(root.subject);
-    const rootDer = buildCaCertificate({ serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen, selfSigner: rootSigner });
+    const rootDer = await buildCaCertificate({ serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen, selfSigner: rootSigner });
     const rootParts = inspectCertificate(rootDer);
     const rootId = idFor('root', rootParts.subjectKeyId);
     const rootRow = await insertCa(ctx, tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
@@ -103,7 +103,7 @@ async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; si
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
-  const der = buildCaCertificate({
+  const der = await buildCaCertificate({
     serial: newSerial(), subjectNameDer: dnToDer(opts.subject), spkiDer: spki, notBefore: ctx.now(), validityDays: opts.validityDays,
     pathLen: opts.pathLen ?? 0, extraExtensions: extra,
     issuer: { nameDer: parent.cert.subjectNameDer, keyId: parent.cert.subjectKeyId, notAfter: parent.cert.notAfter, signer: parent.signer, urls: caUrls(ctx.config.publicUrl, parent.id) },

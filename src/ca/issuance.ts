@@ -194,7 +194,7 @@ export class Issuance {
       requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS, spkiDer: p.spkiDer,
     });
     if (findings.length) await this.lintFailure(issuer, serialHex(serial), findings, who);
-    const der = signLeaf(issuer, tbs);
+    const der = await signLeaf(issuer, tbs);
     return this.store(der, serial, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
   }
 
@@ -253,7 +253,7 @@ export class Issuance {
 }
 
 /** Signs a leaf's TBS; the last gate of every issuance path: only an issuing CA signs leaves, never a root. */
-function signLeaf(issuer: Issuer, tbs: Buffer): Buffer {
+async function signLeaf(issuer: Issuer, tbs: Buffer): Promise<Buffer> {
   const why = notIssuingReason(issuer);
   if (why) throw new SignetError('conflict', why);
   return signTbs(tbs, issuer.signer, issuer.algorithmDer);

@@ -150,7 +150,7 @@ export class OcspService {
     const next = new Date(now.getTime() + this.opts.validityMinutes * 60_000);
     const singles: Buffer[] = [];
     for (const r of reqs) singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
-    const out = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
+    const out = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
     this.count(caId);
     this.observer?.('signed');
     return { der: out, httpStatus: 200 };
@@ -209,7 +209,7 @@ export class OcspService {
       const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
       const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
       const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
-      const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
+      const der = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
       this.count(caId);
       this.observer?.('signed');
       // `unknown` answers are not refreshed ahead of time: asked again after nextUpdate, they are signed again.
@@ -327,7 +327,7 @@ export class OcspService {
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
       const serial = newSerial();
-      const der = buildResponderCertificate({
+      const der = await buildResponderCertificate({
         serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
         notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId, signer: caSigner },
       });

@@ -35,7 +35,7 @@ export interface CaCertificateParams {
 
 export const BACKDATE_MS = 60_000;
 
-export function buildCaCertificate(p: CaCertificateParams): Buffer {
+export async function buildCaCertificate(p: CaCertificateParams): Promise<Buffer> {
   const signer = p.issuer?.signer ?? p.selfSigner;
   if (!signer) throw new Error('a CA certificate needs an issuer or a self-signer');
   const notBefore = new Date(Math.floor((p.notBefore.getTime() - BACKDATE_MS) / 1000) * 1000);

@@ -8,10 +8,10 @@ import { encodeName } from './dn.js';
 import { authorityKeyIdentifier, basicConstraints, EKU, extKeyUsage, keyIdentifier, keyUsage, ocspNoCheck, subjectKeyIdentifier } from './extensions.js';
 import type { Signer } from './keys.js';
 
-export function buildResponderCertificate(p: {
+export async function buildResponderCertificate(p: {
   serial: Buffer; commonName: string; spkiDer: Buffer; notBefore: Date; notAfter: Date;
   issuer: { nameDer: Buffer; keyId: Buffer; signer: Signer };
-}): Buffer {
+}): Promise<Buffer> {
   const alg = algorithmDer(p.issuer.signer);
   const tbs = encodeTbs({
     serial: p.serial, signatureAlgorithmDer: alg, issuerNameDer: p.issuer.nameDer, notBefore: p.notBefore, notAfter: p.notAfter,
