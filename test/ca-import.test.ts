@@ -16,8 +16,8 @@ import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
-import { buildCaCertificate } from '../src/pki/ca-template.js';
-import { newSerial } from '../src/pki/certificate.js';
+import { buildCaTbs } from '../src/pki/ca-template.js';
+import { algorithmDer, newSerial, signTbs } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { generateKey, signerFor } from '../src/pki/keys.js';
 import { pbkdf2Key, scryptKeyClaiming } from './helpers/encrypted-key.js';
@@ -56,10 +56,12 @@ function intermediateUnder(parent: { certFile: string; keyFile: string }, cn: st
 /** A self-signed root made a day ago (so the leaf's backdating is not what refuses it), and its PKCS#8 key. */
 async function dayOldRoot(cn: string): Promise<{ cert: string; key: string }> {
   const { privateKey, publicKey } = generateKey('ecdsa-p256');
-  const der = await buildCaCertificate({
+  const signer = signerFor(privateKey);
+  const { tbs } = buildCaTbs({
     serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
-    notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, selfSigner: signerFor(privateKey),
+    notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, signatureAlgorithmDer: algorithmDer(signer),
   });
+  const der = await signTbs(tbs, signer, algorithmDer(signer));
   return { cert: pemOf(der), key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
 }
 

@@ -20,8 +20,8 @@ import { OID, type Signer } from '../src/pki/keys.js';
 import { parseCsr, parseCsrFast, parseCsrFull } from '../src/pki/csr.js';
 import { CURVES, ED25519_SMALL_ORDER_Y, importPublicJwk, importSpki } from '../src/pki/public-key.js';
 import { checkPrivateKey } from '../src/pki/private-key.js';
-import { buildCaCertificate } from '../src/pki/ca-template.js';
-import { newSerial } from '../src/pki/certificate.js';
+import { buildCaTbs } from '../src/pki/ca-template.js';
+import { algorithmDer, newSerial, signTbs } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { derToPem } from '../src/pki/pem.js';
 import { importJwk, verifyEab } from '../src/acme/jws.js';
@@ -489,7 +489,8 @@ async function caCertificate(spkiDer: Buffer, signWith: KeyObject, cn = 'Hostile
     publicKey: createPublicKey(signWith),
     sign: async (data) => sign('sha256', data, { key: signWith, dsaEncoding: 'der' }),
   };
-  return derToPem(await buildCaCertificate({ serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer, notBefore: new Date(), validityDays: 30, pathLen: 0, selfSigner: signer }), 'CERTIFICATE');
+  const { tbs } = buildCaTbs({ serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer, notBefore: new Date(), validityDays: 30, pathLen: 0, signatureAlgorithmDer: algorithmDer(signer) });
+  return derToPem(await signTbs(tbs, signer, algorithmDer(signer)), 'CERTIFICATE');
 }
 const pem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
 

@@ -24,13 +24,14 @@ import {
   parseOcspRequest, type OcspCertIdRequest, type OcspCertStatus,
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
-import { buildResponderCertificate } from '../pki/responder-template.js';
+import { buildResponderTbs } from '../pki/responder-template.js';
 import type { Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { auditedCaRevocation } from './issuers.js';
+import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface OcspOptions {
   validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number;
@@ -327,10 +328,22 @@ export class OcspService {
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
       const serial = newSerial();
-      const der = await buildResponderCertificate({
-        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
-        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId, signer: caSigner },
+      const spkiDer = key.publicKey.export({ format: 'der', type: 'spki' });
+      const signatureAlgorithmDer = signerAlgorithmDer(caSigner);
+      const tbs = buildResponderTbs({
+        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer,
+        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId }, signatureAlgorithmDer,
       });
+      // The same prepare → lint → sign as every certificate Signet signs (signing.ts).
+      const prepared = prepareCertificate(tbs, { kind: 'ocsp-responder', expect: {
+        issuerNameDer: caParts.subjectNameDer, issuerKeyId: caParts.subjectKeyId, issuerNotAfter: caParts.notAfter, signatureAlgorithmDer,
+        maxValidityMs: this.opts.responderDays * 86_400_000, spkiDer, extKeyUsage: ['ocspSigning'],
+      } }, caSigner);
+      if (prepared.findings.length) {
+        this.ctx.log.error({ caId, findings: prepared.findings }, 'pre-issuance lint of an OCSP responder certificate failed; nothing was signed');
+        throw lintFailure('ocsp-responder', prepared.findings, serialHex(serial));
+      }
+      const der = await signPrepared(prepared);
       await this.ctx.stores.ocsp.insertResponder({ id: randomUUID(), caId, certificateDer: der, keyId: key.id, notBefore, notAfter }, tx);
       await appendAudit(tx, { actor: 'system', action: 'ocsp.responder.issued', target: caId, details: { serial: serialHex(serial), notAfter: notAfter.toISOString() } });
       return this.asResponder(caId, der, key.signer);
