@@ -16,8 +16,8 @@ import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir, csrMaker } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
-import { buildCaCertificate } from '../src/pki/ca-template.js';
-import { newSerial } from '../src/pki/certificate.js';
+import { buildCaTbs } from '../src/pki/ca-template.js';
+import { algorithmDer, newSerial, signTbs } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { generateKey, signerFor } from '../src/pki/keys.js';
 import { pbkdf2Key, scryptKeyClaiming } from './helpers/encrypted-key.js';
@@ -54,12 +54,14 @@ function intermediateUnder(parent: { certFile: string; keyFile: string }, cn: st
 }
 
 /** A self-signed root made a day ago (so the leaf's backdating is not what refuses it), and its PKCS#8 key. */
-function dayOldRoot(cn: string): { cert: string; key: string } {
+async function dayOldRoot(cn: string): Promise<{ cert: string; key: string }> {
   const { privateKey, publicKey } = generateKey('ecdsa-p256');
-  const der = buildCaCertificate({
+  const signer = signerFor(privateKey);
+  const { tbs } = buildCaTbs({
     serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
-    notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, selfSigner: signerFor(privateKey),
+    notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, signatureAlgorithmDer: algorithmDer(signer),
   });
+  const der = await signTbs(tbs, signer, algorithmDer(signer));
   return { cert: pemOf(der), key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
 }
 
@@ -104,7 +106,7 @@ describe('importing a CA', { concurrency: false }, () => {
   });
 
   test('a stored root whose self-signature is broken (imported before the fix) is still a root: it never signs a leaf', async () => {
-    const ca = dayOldRoot('Legacy Broken Root');
+    const ca = await dayOldRoot('Legacy Broken Root');
     const ok = await api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: ca.key });
     assert.equal(ok.status, 201, ok.text);
     // What an import before the fix stored: the certificate with its broken signature, no parent.

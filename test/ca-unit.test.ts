@@ -43,7 +43,7 @@ async function outcome(p: Promise<unknown>): Promise<string> {
   }
 }
 
-function csrFor(commonName: string | undefined, sans: SanEntry[]): Buffer {
+function csrFor(commonName: string | undefined, sans: SanEntry[]): Promise<Buffer> {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return buildCsr(ownKey(privateKey), commonName, sans);
 }
@@ -111,7 +111,7 @@ describe('issuance (stores on a real database, injected clock)', () => {
   ];
   for (const c of cases) {
     test(`${c.name}: ${c.expect}`, async () => {
-      const req = { csr: csrFor(c.cn, c.sans), profile: c.profile, validityDays: c.validityDays };
+      const req = { csr: await csrFor(c.cn, c.sans), profile: c.profile, validityDays: c.validityDays };
       if (c.expect !== 'ok') {
         assert.equal(await outcome(w.issuance.issue(req, operator)), c.expect);
         return;
@@ -159,7 +159,7 @@ describe('revocation (stores on a real database, injected clock)', () => {
   ];
   for (const c of cases) {
     test(`${c.name}: ${c.expect.join(', ')}`, async () => {
-      const { serial } = await w.issuance.issue({ csr: csrFor(undefined, dns(`r${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
+      const { serial } = await w.issuance.issue({ csr: await csrFor(undefined, dns(`r${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
       const notBefore = (await w.ctx.stores.certificates.get(serial))!.notBefore;
       const got: string[] = [];
       let last: RevokeRequest | undefined;
@@ -226,7 +226,7 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
   ];
   for (const c of cases) {
     test(`${c.name}: ${c.expect}`, async () => {
-      const { serial } = await w.issuance.issue({ csr: csrFor(undefined, dns(`o${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
+      const { serial } = await w.issuance.issue({ csr: await csrFor(undefined, dns(`o${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
       const before = await w.ocsp.respond(ocspRequest(w.issuingCaDer, serial));
       assert.equal(ocspStatus(before.der).status, 'good');
       w.clock.now += 5_000;
@@ -319,7 +319,7 @@ describe('the CRL publisher (stores on a real database, injected clock)', () => 
   after(async () => { await closeWorld(w); });
 
   test('entries follow revocations, holds, releases and expiry; numbers only grow', async () => {
-    const issue = async (validityDays: number) => (await w.issuance.issue({ csr: csrFor(undefined, dns(`c${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server', validityDays }, operator)).serial;
+    const issue = async (validityDays: number) => (await w.issuance.issue({ csr: await csrFor(undefined, dns(`c${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server', validityDays }, operator)).serial;
     const short = await issue(2);
     const long = await issue(30);
     const held = await issue(30);

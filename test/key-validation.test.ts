@@ -20,8 +20,8 @@ import { OID, type Signer } from '../src/pki/keys.js';
 import { parseCsr, parseCsrFast, parseCsrFull } from '../src/pki/csr.js';
 import { CURVES, ED25519_SMALL_ORDER_Y, importPublicJwk, importSpki } from '../src/pki/public-key.js';
 import { checkPrivateKey } from '../src/pki/private-key.js';
-import { buildCaCertificate } from '../src/pki/ca-template.js';
-import { newSerial } from '../src/pki/certificate.js';
+import { buildCaTbs } from '../src/pki/ca-template.js';
+import { algorithmDer, newSerial, signTbs } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { derToPem } from '../src/pki/pem.js';
 import { importJwk, verifyEab } from '../src/acme/jws.js';
@@ -483,13 +483,14 @@ test('the DER reader: nesting, truncation and BER forms never escape as anything
 // Over HTTP: a real server, on SQLite or PostgreSQL
 
 /** A self-signed CA certificate over any SPKI, signed by a raw (possibly hostile) P-256 key. */
-function caCertificate(spkiDer: Buffer, signWith: KeyObject, cn = 'Hostile CA'): string {
+async function caCertificate(spkiDer: Buffer, signWith: KeyObject, cn = 'Hostile CA'): Promise<string> {
   const signer: Signer = {
     algorithm: new AlgorithmIdentifier({ algorithm: OID.ecdsaSha256 }),
     publicKey: createPublicKey(signWith),
-    sign: (data) => sign('sha256', data, { key: signWith, dsaEncoding: 'der' }),
+    sign: async (data) => sign('sha256', data, { key: signWith, dsaEncoding: 'der' }),
   };
-  return derToPem(buildCaCertificate({ serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer, notBefore: new Date(), validityDays: 30, pathLen: 0, selfSigner: signer }), 'CERTIFICATE');
+  const { tbs } = buildCaTbs({ serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer, notBefore: new Date(), validityDays: 30, pathLen: 0, signatureAlgorithmDer: algorithmDer(signer) });
+  return derToPem(await signTbs(tbs, signer, algorithmDer(signer)), 'CERTIFICATE');
 }
 const pem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
 
@@ -561,16 +562,14 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     const zeroKey = sec1(Buffer.alloc(32));
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const d = Buffer.from(p256.privateKey.export({ format: 'jwk' }).d!, 'base64url');
-    const rsaCert = (() => {
-      // An RSA CA certificate (signed by a P-256 key: the import refuses the key before any signature matters).
-      return caCertificate(spkiOf(rsa.privateKey), p256.privateKey, 'RSA CA');
-    })();
+    // An RSA CA certificate (signed by a P-256 key: the import refuses the key before any signature matters).
+    const rsaCert = await caCertificate(spkiOf(rsa.privateKey), p256.privateKey, 'RSA CA');
     const cases: [string, string, string, string][] = [
       // Self-signed by d = 0 over the infinity key: the signature even verifies (u1·G + u2·∞ = k·G).
-      ['infinity certificate key, d = 0', caCertificate(ecSpki(OID.p256, Buffer.from([0])), zeroKey), pem(zeroKey), "the CA certificate's public key is refused: ECDSA P-256 public key is the point at infinity"],
-      ['off-curve certificate key', caCertificate(ecSpki(OID.p256, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)])), p256.privateKey), pem(p256.privateKey), 'not a point on the curve'],
-      ['certificate key G, private key d = n + 1', caCertificate(gSpki, sec1(bytesOf(N256 + 1n, 32))), pem(sec1(bytesOf(N256 + 1n, 32))), 'not below the order n of P-256'],
-      ['a scalar carrying the certificate\'s public key', caCertificate(spkiOf(other.privateKey), other.privateKey), pem(sec1(d, pointOf(other.privateKey))), 'does not verify under the certificate'],
+      ['infinity certificate key, d = 0', await caCertificate(ecSpki(OID.p256, Buffer.from([0])), zeroKey), pem(zeroKey), "the CA certificate's public key is refused: ECDSA P-256 public key is the point at infinity"],
+      ['off-curve certificate key', await caCertificate(ecSpki(OID.p256, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)])), p256.privateKey), pem(p256.privateKey), 'not a point on the curve'],
+      ['certificate key G, private key d = n + 1', await caCertificate(gSpki, sec1(bytesOf(N256 + 1n, 32))), pem(sec1(bytesOf(N256 + 1n, 32))), 'not below the order n of P-256'],
+      ['a scalar carrying the certificate\'s public key', await caCertificate(spkiOf(other.privateKey), other.privateKey), pem(sec1(d, pointOf(other.privateKey))), 'does not verify under the certificate'],
       ['RSA key with inconsistent primes', rsaCert, pem(rsaWithPrimeSwapped(rsa.privateKey)), 'primes do not multiply to the modulus'],
     ];
     for (const [label, certificate, privateKey, detail] of cases) {

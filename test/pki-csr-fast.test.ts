@@ -4,12 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { SignetError } from '../src/errors.js';
 import { bitString, booleanTrue, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from '../src/pki/der.js';
-import { ownKey, signerFor } from '../src/pki/keys.js';
+import { OID, ownKey, signerFor } from '../src/pki/keys.js';
 import { parseCsr, parseCsrFast, parseCsrFull, type ParsedCsr } from '../src/pki/csr.js';
 import { basicConstraints, EXT } from '../src/pki/extensions.js';
 import { encodeSan } from '../src/pki/leaf-template.js';
@@ -67,6 +67,17 @@ const rdn = (oid: string, value: string, tag = 0x0c) => set(sequence(objectIdent
 const nameOf = (...rdns: Buffer[]) => sequence(...rdns);
 const CN = '2.5.4.3';
 
+/**
+ * The requester's proof of possession, as a client makes it: node:crypto directly, synchronously
+ * (Signet's Signer.sign is asynchronous), with the algorithm signerFor picks for the key.
+ */
+const HASH_OF: Record<string, string | null> = {
+  [OID.ecdsaSha256]: 'sha256', [OID.ecdsaSha384]: 'sha384', [OID.ecdsaSha512]: 'sha512', [OID.sha256WithRSA]: 'sha256', [OID.ed25519]: null,
+};
+function possessionSignature(key: KeyObject, algorithmOid: string, data: Buffer): Buffer {
+  return sign(HASH_OF[algorithmOid] ?? null, data, key.asymmetricKeyType === 'ec' ? { key, dsaEncoding: 'der' } : key);
+}
+
 function csr(b: Build): Buffer {
   const signer = signerFor(ownKey(b.key));
   const spki = b.spki ?? createPublicKey(b.publicKey ?? b.key).export({ format: 'der', type: 'spki' });
@@ -74,7 +85,7 @@ function csr(b: Build): Buffer {
   const infoParts = [b.version === -1 ? Buffer.from([2, 2, 0, 0]) : smallInteger(b.version ?? 0), b.name ?? nameOf(rdn(CN, 'www.example.com')), spki];
   if (b.attributes !== null) infoParts.push(tlv(0xa0, ...(b.attributes ?? [])));
   const info = sequence(...infoParts);
-  const out = sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(signer.sign(info)));
+  const out = sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(possessionSignature(b.key, signer.algorithm.algorithm, info)));
   return b.trailing ? Buffer.concat([out, b.trailing]) : out;
 }
 

@@ -125,7 +125,7 @@ function respond(
   statuses: OcspCertStatus[],
   responder: { keyHash: Buffer; signer: Signer; certDer?: Buffer },
   nonceChoice: Buffer | 'echo' | 'omit' = 'echo',
-): Buffer {
+): Promise<Buffer> {
   const now = Date.now();
   const nonce = nonceChoice === 'echo' ? parsed.nonce : nonceChoice === 'omit' ? undefined : nonceChoice;
   return buildBasicOcspResponse({
@@ -183,7 +183,7 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 
-    test('SHA-1 request with a nonce → good, signed by the delegated responder, nonce echoed', () => {
+    test('SHA-1 request with a nonce → good, signed by the delegated responder, nonce echoed', async () => {
       opensslOk(dir, ['ocsp', '-issuer', 'ca.pem', '-cert', 'good.pem', '-reqout', 'req.der']);
       const parsed = parseFile('req.der');
       assert.equal(parsed.requests.length, 1);
@@ -197,7 +197,7 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       // A pre-signed response's CertID (built without the request) is byte-identical.
       assert.ok(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: hashes.nameHash, issuerKeyHash: hashes.keyHash, serial: r!.serial }).equals(r!.certIdDer));
 
-      writeFileSync(join(dir, 'resp.der'), respond(parsed, [{ kind: 'good' }], delegated));
+      writeFileSync(join(dir, 'resp.der'), await respond(parsed, [{ kind: 'good' }], delegated));
       const text = opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-resp_text']);
       assert.match(text, /Response verify OK/);
       assert.match(text, /OCSP Response Status: successful \(0x0\)/);
@@ -211,7 +211,7 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.match(summary, /This Update: .*\n\s*Next Update: /);
     });
 
-    test('SHA-256 CertID → revoked with reason keyCompromise', () => {
+    test('SHA-256 CertID → revoked with reason keyCompromise', async () => {
       opensslOk(dir, ['ocsp', '-sha256', '-issuer', 'ca.pem', '-cert', 'revoked.pem', '-reqout', 'req256.der']);
       const parsed = parseFile('req256.der');
       const [r] = parsed.requests;
@@ -221,7 +221,7 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.ok(r!.issuerKeyHash.equals(issuerHashes(ca.caDer).sha256.keyHash));
 
       const revokedAt = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
-      writeFileSync(join(dir, 'resp.der'), respond(parsed, [{ kind: 'revoked', revokedAt, reason: 'keyCompromise' }], delegated));
+      writeFileSync(join(dir, 'resp.der'), await respond(parsed, [{ kind: 'revoked', revokedAt, reason: 'keyCompromise' }], delegated));
       const text = opensslOk(dir, ['ocsp', '-reqin', 'req256.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-resp_text']);
       assert.match(text, /Response verify OK/);
       assert.match(text, /Hash Algorithm: sha256/);
@@ -232,12 +232,12 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.match(summary, /Reason: keyCompromise/);
     });
 
-    test('several certificates, no nonce → good / revoked (unspecified: no reason) / unknown, in order', () => {
+    test('several certificates, no nonce → good / revoked (unspecified: no reason) / unknown, in order', async () => {
       opensslOk(dir, ['ocsp', '-no_nonce', '-issuer', 'ca.pem', '-cert', 'good.pem', '-cert', 'revoked.pem', '-cert', 'other.pem', '-reqout', 'multi.der']);
       const parsed = parseFile('multi.der');
       assert.equal(parsed.nonce, undefined);
       assert.deepEqual(parsed.requests.map((r) => r.serial.toString('hex')), [SERIALS.good, SERIALS.revoked, SERIALS.other]);
-      writeFileSync(join(dir, 'resp.der'), respond(parsed, [
+      writeFileSync(join(dir, 'resp.der'), await respond(parsed, [
         { kind: 'good' }, { kind: 'revoked', revokedAt: new Date(Date.now() - DAY), reason: 'unspecified' }, { kind: 'unknown' },
       ], delegated));
       const text = opensslOk(dir, ['ocsp', '-reqin', 'multi.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-resp_text']);
@@ -249,36 +249,36 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.match(summary, /good\.pem: good[\s\S]*revoked\.pem: revoked[\s\S]*other\.pem: unknown/);
     });
 
-    test('the CA signing for itself, and a responder certificate supplied out of band (-VAfile)', () => {
+    test('the CA signing for itself, and a responder certificate supplied out of band (-VAfile)', async () => {
       opensslOk(dir, ['ocsp', '-issuer', 'ca.pem', '-cert', 'good.pem', '-reqout', 'req.der']);
       const parsed = parseFile('req.der');
-      const byCa = respond(parsed, [{ kind: 'good' }], { keyHash: issuerHashes(ca.caDer).sha1.keyHash, signer: ca.caSigner });
+      const byCa = await respond(parsed, [{ kind: 'good' }], { keyHash: issuerHashes(ca.caDer).sha1.keyHash, signer: ca.caSigner });
       writeFileSync(join(dir, 'resp.der'), byCa);
       assert.match(opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-VAfile', 'ca.pem', '-resp_text']), /Response verify OK/);
       assert.match(opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-verify_other', 'ca.pem']), /Response verify OK/);
 
-      const noCert = respond(parsed, [{ kind: 'good' }], { keyHash: delegated.keyHash, signer: delegated.signer });
+      const noCert = await respond(parsed, [{ kind: 'good' }], { keyHash: delegated.keyHash, signer: delegated.signer });
       writeFileSync(join(dir, 'resp.der'), noCert);
       assert.match(opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-VAfile', 'responder.pem']), /Response verify OK/);
     });
 
-    test('a pre-signed response without the nonce is accepted with a warning; a wrong nonce is caught', () => {
+    test('a pre-signed response without the nonce is accepted with a warning; a wrong nonce is caught', async () => {
       opensslOk(dir, ['ocsp', '-issuer', 'ca.pem', '-cert', 'good.pem', '-reqout', 'req.der']);
       const parsed = parseFile('req.der');
-      const preSigned = respond(parsed, [{ kind: 'good' }], delegated, 'omit');
+      const preSigned = await respond(parsed, [{ kind: 'good' }], delegated, 'omit');
       writeFileSync(join(dir, 'resp.der'), preSigned);
       const ignored = opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem']);
       assert.match(ignored, /WARNING: no nonce in response/);
       assert.match(ignored, /Response verify OK/);
 
-      writeFileSync(join(dir, 'resp.der'), respond(parsed, [{ kind: 'good' }], delegated, randomBytes(16)));
+      writeFileSync(join(dir, 'resp.der'), await respond(parsed, [{ kind: 'good' }], delegated, randomBytes(16)));
       assert.match(openssl(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem']).out, /Nonce Verify error/);
     });
 
-    test('negative controls: a tampered signature and a signer without OCSPSigning are refused by openssl', () => {
+    test('negative controls: a tampered signature and a signer without OCSPSigning are refused by openssl', async () => {
       opensslOk(dir, ['ocsp', '-no_nonce', '-issuer', 'ca.pem', '-cert', 'good.pem', '-reqout', 'req.der']);
       const parsed = parseFile('req.der');
-      const resp = respond(parsed, [{ kind: 'good' }], delegated);
+      const resp = await respond(parsed, [{ kind: 'good' }], delegated);
       const basic = AsnConvert.parse(Buffer.from(AsnConvert.parse(resp, OCSPResponse).responseBytes!.response.buffer), BasicOCSPResponse);
       const sig = Buffer.from(basic.signature);
       const at = resp.indexOf(sig);
@@ -290,7 +290,7 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.doesNotMatch(bad.out, /Response verify OK/);
       assert.match(bad.out, /Response Verify Failure/);
 
-      const byLeaf = respond(parsed, [{ kind: 'good' }], { keyHash: issuerHashes(ca.leafDer).sha1.keyHash, signer: ca.leafSigner, certDer: ca.leafDer });
+      const byLeaf = await respond(parsed, [{ kind: 'good' }], { keyHash: issuerHashes(ca.leafDer).sha1.keyHash, signer: ca.leafSigner, certDer: ca.leafDer });
       writeFileSync(join(dir, 'resp.der'), byLeaf);
       const refused = openssl(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem']);
       assert.doesNotMatch(refused.out, /Response verify OK/);

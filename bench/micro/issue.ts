@@ -28,11 +28,11 @@ const ctx = await openSignet(config, log);
 await bootstrapIfEmpty(ctx, config);
 const { issuance } = createServices(ctx, config);
 
-const csrs = Array.from({ length: 500 }, (_, i) => {
+const csrs = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
   const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const name = `host${i}.bench.test`;
-  return derToPem(buildCsr(ownKey(k), name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
-});
+  return derToPem(await buildCsr(ownKey(k), name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
+}));
 const who = { principal: { kind: 'system', actor: 'bench' } } as const;
 
 const time = async (label: string, n: number, f: (i: number) => unknown) => {

@@ -20,7 +20,7 @@ const DAY = 86_400_000;
 
 const leafKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const sans = [{ type: 'dns' as const, value: 'www.example.com' }, { type: 'dns' as const, value: 'example.com' }];
-const csrPem = derToPem(buildCsr(leafKey, 'www.example.com', sans), 'CERTIFICATE REQUEST');
+const csrPem = derToPem(await buildCsr(leafKey, 'www.example.com', sans), 'CERTIFICATE REQUEST');
 
 const caKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const caKeyId = keyIdentifier(createPublicKey(caKey).export({ format: 'der', type: 'spki' }));

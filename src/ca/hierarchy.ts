@@ -5,7 +5,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
-import { buildCaCertificate } from '../pki/ca-template.js';
+import { buildCaTbs, type CaCertificateParams } from '../pki/ca-template.js';
 import { inspectCertificate, newSerial, serialHex, fromPem } from '../pki/certificate.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
 import { signerFor, verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
@@ -18,8 +18,9 @@ import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
 import { auditedCaRevocation, caIdFor, caRecordProblem } from './issuers.js';
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
-import { extension, EXT } from '../pki/extensions.js';
+import { extension, EXT, keyIdentifier } from '../pki/extensions.js';
 import { isRootCa } from './issuers.js';
+import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface CaSummary {
   id: string; name: string; parentId: string | null; subject: string; serial: string; fingerprint: string;
@@ -68,6 +69,25 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
   return { signer, cert };
 }
 
+/**
+ * A CA certificate through the one signing path (signing.ts): built by ca-template.ts, linted
+ * as a CA certificate, signed by `signer` (the parent's key, or for a root its own).
+ */
+async function signCaCertificate(ctx: CaContext, p: Omit<CaCertificateParams, 'signatureAlgorithmDer'>, signer: Signer): Promise<Buffer> {
+  const signatureAlgorithmDer = signerAlgorithmDer(signer);
+  const { tbs, notAfter } = buildCaTbs({ ...p, signatureAlgorithmDer });
+  const prepared = prepareCertificate(tbs, { kind: 'ca', expect: {
+    // A root is its own issuer.
+    issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer, issuerKeyId: p.issuer?.keyId ?? keyIdentifier(p.spkiDer), issuerNotAfter: p.issuer?.notAfter ?? notAfter,
+    signatureAlgorithmDer, maxValidityMs: p.validityDays * 86_400_000, spkiDer: p.spkiDer, subordinate: p.issuer?.urls !== undefined,
+  } }, signer);
+  if (prepared.findings.length) {
+    ctx.log.error({ subject: nameToString(p.subjectNameDer), findings: prepared.findings }, 'pre-issuance lint of a CA certificate failed; nothing was signed');
+    throw lintFailure('ca', prepared.findings);
+  }
+  return signPrepared(prepared);
+}
+
 async function insertCa(ctx: CaContext, tx: Tx, data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string }): Promise<CaRecord> {
   const c = inspectCertificate(data.der);
   return ctx.stores.cas.insert({
@@ -89,7 +109,7 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
     const rootSigner = rootKey.signer;
     const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
     const rootName = dnToDer(root.subject);
-    const rootDer = buildCaCertificate({ serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen, selfSigner: rootSigner });
+    const rootDer = await signCaCertificate(ctx, { serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen }, rootSigner);
     const rootParts = inspectCertificate(rootDer);
     const rootId = idFor('root', rootParts.subjectKeyId);
     const rootRow = await insertCa(ctx, tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
@@ -103,11 +123,11 @@ async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; si
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
-  const der = buildCaCertificate({
+  const der = await signCaCertificate(ctx, {
     serial: newSerial(), subjectNameDer: dnToDer(opts.subject), spkiDer: spki, notBefore: ctx.now(), validityDays: opts.validityDays,
     pathLen: opts.pathLen ?? 0, extraExtensions: extra,
-    issuer: { nameDer: parent.cert.subjectNameDer, keyId: parent.cert.subjectKeyId, notAfter: parent.cert.notAfter, signer: parent.signer, urls: caUrls(ctx.config.publicUrl, parent.id) },
-  });
+    issuer: { nameDer: parent.cert.subjectNameDer, keyId: parent.cert.subjectKeyId, notAfter: parent.cert.notAfter, urls: caUrls(ctx.config.publicUrl, parent.id) },
+  }, parent.signer);
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
   const row = await insertCa(ctx, tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });

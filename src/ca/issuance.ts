@@ -5,8 +5,8 @@
  *      policy, names (well-formed, no duplicates, at most maxSans, CN among SANs, profile
  *      allow-list), the issuing CA (the profile decides; a request only picks among the CAs it
  *      allows), issuer name constraints, validity — every refusal a 4xx naming the problem;
- *   3. build the TBS from the profile (pki/leaf-template) and lint it (pki/lint); a finding is
- *      a bug: audited, never signed;
+ *   3. build the TBS from the profile (pki/leaf-template) and prepare it (ca/signing: the leaf
+ *      lint, pki/lint); a finding is a bug: audited, never signed;
  *   4. sign with the cached issuer key, only if it is an issuing CA (never a root);
  *   5. store the certificate and its audit event in one transaction; only then return it.
  * A crash before 5 commits loses a certificate nobody received; serials are 127 random bits
@@ -14,12 +14,12 @@
  */
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import { inspectCertificate, newSerial, serialHex, signTbs, toPem, type CertificateParts } from '../pki/certificate.js';
+import { inspectCertificate, newSerial, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { commonNameOf, escapeDnValue } from '../pki/dn.js';
 import { describeKey, verifySignature, type TrustedKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
-import { lintLeafTbs, readSanEntries } from '../pki/lint.js';
+import { readSanEntries } from '../pki/lint.js';
 import { checkAllowed, checkNameConstraints, normalizeIp, validateCommonName, validateSan, type SanEntry } from '../pki/names.js';
 import { BACKDATE_MS } from '../pki/ca-template.js';
 import type { KeyUsageName } from '../pki/extensions.js';
@@ -32,6 +32,7 @@ import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js
 import { namePolicyOf, type Profile } from './profiles.js';
 import { actorOf, authorize, authorizeCertificate, tokenIdOf, type Operation, type Principal } from './authorization.js';
 import { normalizeSerial } from './serial.js';
+import { prepareCertificate, signPrepared, type PreparedCertificate } from './signing.js';
 
 /** Who asks, for every operation on certificates: authorised by authorization.ts, audited as actorOf(principal). */
 export interface Requester { principal: Principal; sourceIp?: string }
@@ -188,13 +189,13 @@ export class Issuance {
     const tbs = buildLeafTbs(issuer.leaf, {
       serial, notBefore, notAfter, commonName: p.commonName, sans, spkiDer: p.spkiDer, keyUsage: usages, extKeyUsage: profile.extKeyUsage,
     });
-    const findings = lintLeafTbs(tbs, {
+    const prepared = prepareCertificate(tbs, { kind: 'leaf', expect: {
       issuerNameDer: issuer.parts.subjectNameDer, issuerKeyId: issuer.parts.subjectKeyId, issuerNotBefore: issuer.parts.notBefore,
       issuerNotAfter: issuer.parts.notAfter, signatureAlgorithmDer: issuer.algorithmDer, extKeyUsage: profile.extKeyUsage,
       requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS, spkiDer: p.spkiDer,
-    });
-    if (findings.length) await this.lintFailure(issuer, serialHex(serial), findings, who);
-    const der = signLeaf(issuer, tbs);
+    } }, issuer.signer);
+    if (prepared.findings.length) await this.lintFailure(issuer, serialHex(serial), [...prepared.findings], who);
+    const der = await signLeaf(issuer, prepared);
     return this.store(der, serial, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
   }
 
@@ -252,11 +253,11 @@ export class Issuance {
   }
 }
 
-/** Signs a leaf's TBS; the last gate of every issuance path: only an issuing CA signs leaves, never a root. */
-function signLeaf(issuer: Issuer, tbs: Buffer): Buffer {
+/** Signs a prepared leaf; the last gate of every issuance path: only an issuing CA signs leaves, never a root. */
+async function signLeaf(issuer: Issuer, prepared: PreparedCertificate): Promise<Buffer> {
   const why = notIssuingReason(issuer);
   if (why) throw new SignetError('conflict', why);
-  return signTbs(tbs, issuer.signer, issuer.algorithmDer);
+  return signPrepared(prepared);
 }
 
 /** The same name twice is refused (names already validated): DNS names compared in lower case, IP addresses in canonical form. */

@@ -25,13 +25,14 @@ import {
   parseOcspRequest, type OcspCertIdRequest, type OcspCertStatus,
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
-import { buildResponderCertificate } from '../pki/responder-template.js';
+import { buildResponderTbs } from '../pki/responder-template.js';
 import type { Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
 import type { StatusBus, StatusDelivery } from './status-bus.js';
 import { auditedCaRevocation } from './issuers.js';
+import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface OcspOptions {
   validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number;
@@ -149,7 +150,7 @@ export class OcspService {
     const next = new Date(now.getTime() + this.opts.validityMinutes * 60_000);
     const singles: Buffer[] = [];
     for (const r of reqs) singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
-    const out = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
+    const out = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
     this.count(caId);
     this.observer?.('signed');
     return { der: out, httpStatus: 200 };
@@ -208,7 +209,7 @@ export class OcspService {
       const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
       const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
       const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
-      const der = buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
+      const der = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
       this.count(caId);
       this.observer?.('signed');
       // `unknown` answers are not refreshed ahead of time: asked again after nextUpdate, they are signed again.
@@ -332,10 +333,22 @@ export class OcspService {
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
       const serial = newSerial();
-      const der = buildResponderCertificate({
-        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
-        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId, signer: caSigner },
+      const spkiDer = key.publicKey.export({ format: 'der', type: 'spki' });
+      const signatureAlgorithmDer = signerAlgorithmDer(caSigner);
+      const tbs = buildResponderTbs({
+        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer,
+        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId }, signatureAlgorithmDer,
       });
+      // The same prepare → lint → sign as every certificate Signet signs (signing.ts).
+      const prepared = prepareCertificate(tbs, { kind: 'ocsp-responder', expect: {
+        issuerNameDer: caParts.subjectNameDer, issuerKeyId: caParts.subjectKeyId, issuerNotAfter: caParts.notAfter, signatureAlgorithmDer,
+        maxValidityMs: this.opts.responderDays * 86_400_000, spkiDer, extKeyUsage: ['ocspSigning'],
+      } }, caSigner);
+      if (prepared.findings.length) {
+        this.ctx.log.error({ caId, findings: prepared.findings }, 'pre-issuance lint of an OCSP responder certificate failed; nothing was signed');
+        throw lintFailure('ocsp-responder', prepared.findings, serialHex(serial));
+      }
+      const der = await signPrepared(prepared);
       await this.ctx.stores.ocsp.insertResponder({ id: randomUUID(), caId, certificateDer: der, keyId: key.id, notBefore, notAfter }, tx);
       await appendAudit(tx, { actor: 'system', action: 'ocsp.responder.issued', target: caId, details: { serial: serialHex(serial), notAfter: notAfter.toISOString() } });
       return this.asResponder(caId, der, key.signer);

@@ -3,8 +3,7 @@
  * keyUsage critical keyCertSign+cRLSign+digitalSignature (the CA may sign OCSP responses
  * itself), SKI by RFC 7093, AKI = issuer SKI, and for intermediates the AIA/CRL DP of the parent.
  */
-import type { Signer } from './keys.js';
-import { algorithmDer, encodeTbs, signTbs } from './certificate.js';
+import { encodeTbs } from './certificate.js';
 import {
   authorityInfoAccess, authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage,
   subjectKeyIdentifier,
@@ -14,7 +13,6 @@ export interface CaIssuer {
   nameDer: Buffer;
   keyId: Buffer;
   notAfter: Date;
-  signer: Signer;
   /** Public URLs of the issuer (AIA caIssuers, CRL, OCSP) — absent for self-signed roots. */
   urls?: { caIssuers: string; crl: string; ocsp: string };
 }
@@ -28,16 +26,18 @@ export interface CaCertificateParams {
   pathLen?: number;
   /** Extra extension DER, e.g. nameConstraints. */
   extraExtensions?: Buffer[];
-  /** Omitted = self-signed, with `selfSigner`. */
+  /** Omitted = self-signed. */
   issuer?: CaIssuer;
-  selfSigner?: Signer;
+  /** DER of the signing key's AlgorithmIdentifier (the issuer's, or for a root its own). */
+  signatureAlgorithmDer: Buffer;
 }
+
+/** The TBS and what its lint needs to know of it. Signed by ca/signing.ts, after the CA lint. */
+export interface CaTbs { tbs: Buffer; notAfter: Date }
 
 export const BACKDATE_MS = 60_000;
 
-export function buildCaCertificate(p: CaCertificateParams): Buffer {
-  const signer = p.issuer?.signer ?? p.selfSigner;
-  if (!signer) throw new Error('a CA certificate needs an issuer or a self-signer');
+export function buildCaTbs(p: CaCertificateParams): CaTbs {
   const notBefore = new Date(Math.floor((p.notBefore.getTime() - BACKDATE_MS) / 1000) * 1000);
   let notAfter = new Date(Math.floor((p.notBefore.getTime() + p.validityDays * 86_400_000) / 1000) * 1000);
   if (p.issuer && notAfter > p.issuer.notAfter) notAfter = p.issuer.notAfter;
@@ -53,10 +53,9 @@ export function buildCaCertificate(p: CaCertificateParams): Buffer {
     extensions.push(crlDistributionPoints(p.issuer.urls.crl));
   }
   extensions.push(...(p.extraExtensions ?? []));
-  const alg = algorithmDer(signer);
   const tbs = encodeTbs({
     serial: p.serial,
-    signatureAlgorithmDer: alg,
+    signatureAlgorithmDer: p.signatureAlgorithmDer,
     issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer,
     notBefore,
     notAfter,
@@ -64,5 +63,5 @@ export function buildCaCertificate(p: CaCertificateParams): Buffer {
     spkiDer: p.spkiDer,
     extensions,
   });
-  return signTbs(tbs, signer, alg);
+  return { tbs, notAfter };
 }

@@ -46,8 +46,9 @@ export function encodeTbs(p: TbsParams): Buffer {
   );
 }
 
-export function signTbs(tbs: Buffer, signer: Signer, algorithmDer: Buffer): Buffer {
-  return sequence(tbs, algorithmDer, bitString(signer.sign(tbs)));
+/** Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }. */
+export async function signTbs(tbs: Buffer, signer: Signer, algorithmDer: Buffer): Promise<Buffer> {
+  return sequence(tbs, algorithmDer, bitString(await signer.sign(tbs)));
 }
 
 export const algorithmDer = (signer: Signer): Buffer => Buffer.from(AsnConvert.serialize(signer.algorithm));

@@ -5,7 +5,7 @@
  * 256 MB): entries arrive as an (async) iterable of entries or of entry batches, each entry
  * is written straight into large byte slabs as it arrives, and only those bytes are kept.
  * At the end the slabs are copied once into the final buffer, the TBSCertList is signed in
- * place with `signer.sign` (so any Signer works, including Ed25519 and, later, an HSM), and
+ * place with `await signer.sign` (so any Signer works: Ed25519, an HSM or a remote KMS), and
  * the signature is appended. Peak memory is about twice the CRL size (slabs + output), or
  * about once with the `expectedEntries` hint (entries written in place, no copy).
  *
@@ -395,7 +395,7 @@ export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
   if (tbsEnd - tbsStart !== tbsLength) fail('CRL length mismatch (bug)');
 
   // 4. Sign the TBS where it lies and append the signature.
-  const signature = signer.sign(out.subarray(tbsStart, tbsEnd));
+  const signature = await signer.sign(out.subarray(tbsStart, tbsEnd));
   const sigBitString = Buffer.concat([header(0x03, signature.length + 1), Buffer.from([0]), signature]);
   const outerHeader = header(0x30, tbsLength + sigAlg.length + sigBitString.length);
   if (sigAlg.length + sigBitString.length > out.length - tbsEnd || outerHeader.length > tbsStart) {

@@ -12,7 +12,7 @@ import { signerFor, type TrustedKey } from './keys.js';
 import { encodeSan } from './leaf-template.js';
 import type { SanEntry } from './names.js';
 
-export function buildCsr(privateKey: TrustedKey, commonName: string | undefined, sans: SanEntry[]): Buffer {
+export async function buildCsr(privateKey: TrustedKey, commonName: string | undefined, sans: SanEntry[]): Promise<Buffer> {
   const signer = signerFor(privateKey);
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   const attrs: Buffer[] = [];
@@ -26,7 +26,7 @@ export function buildCsr(privateKey: TrustedKey, commonName: string | undefined,
     spki,
     tlv(0xa0, ...attrs),
   );
-  return sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(signer.sign(info)));
+  return sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(await signer.sign(info)));
 }
 
 /** `dns:x`, `ip:x`, `email:x`, `uri:x`, or a bare value whose form decides the type. */

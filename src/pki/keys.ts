@@ -112,12 +112,16 @@ export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed255
   }
 }
 
-/** A signer bound to one private key: the signature AlgorithmIdentifier and a sign function. */
+/**
+ * A signer bound to one private key: the signature AlgorithmIdentifier, its public key and a
+ * sign function. Asynchronous because a key in an HSM or a remote KMS answers later; every
+ * signature Signet makes (certificates, CRLs, OCSP responses, its own CSRs) goes through it.
+ */
 export interface Signer {
   readonly algorithm: AlgorithmIdentifier;
-  /** DER of the AlgorithmIdentifier, cached for hot paths. */
   readonly publicKey: KeyObject;
-  sign(data: Uint8Array): Buffer;
+  /** The signature over `data` (DER for ECDSA). Rejects, never throws. */
+  sign(data: Uint8Array): Promise<Uint8Array | Buffer>;
 }
 
 export function signerFor(privateKey: TrustedKey): Signer {
@@ -140,7 +144,10 @@ export function signerFor(privateKey: TrustedKey): Signer {
   return {
     algorithm,
     publicKey,
-    sign: (data) => sign(hash, data, opts),
+    // Signs on the calling thread and resolves at once: the hot paths (issuance inside its group
+    // commit, OCSP on a cache miss) pay one microtask, not a thread-pool hop. `async` turns a
+    // node:crypto exception into a rejection, as a remote signer would report it.
+    sign: async (data) => sign(hash, data, opts),
   };
 }
 

@@ -418,14 +418,14 @@ export function encodeSingleResponse(params: {
  * `responderKeyHash` is SHA-1 over the responder certificate's subjectPublicKey BIT STRING
  * value (= `issuerHashes(responderCertDer).sha1.keyHash`).
  */
-export function buildBasicOcspResponse(params: {
+export async function buildBasicOcspResponse(params: {
   responderKeyHash: Buffer;
   producedAt: Date;
   singleResponses: Buffer[];
   nonce?: Buffer;
   signer: Signer;
   responderCertDer?: Buffer;
-}): Buffer {
+}): Promise<Buffer> {
   const { responderKeyHash, producedAt, singleResponses, nonce, signer, responderCertDer } = params;
   if (!(responderKeyHash instanceof Uint8Array) || responderKeyHash.length !== 20) throw new SignetError('internal', 'responderKeyHash must be a 20-byte SHA-1');
   checkDate(producedAt, 'producedAt');
@@ -440,7 +440,7 @@ export function buildBasicOcspResponse(params: {
     tbsParts.push(contextExplicit(1, sequence(sequence(objectIdentifier(OID_NONCE), octetString(octetString(nonce))))));
   }
   const tbs = sequence(...tbsParts);
-  const basicParts = [tbs, signatureAlgorithmDer(signer), bitString(signer.sign(tbs))];
+  const basicParts = [tbs, signatureAlgorithmDer(signer), bitString(await signer.sign(tbs))];
   if (responderCertDer !== undefined) basicParts.push(contextExplicit(0, sequence(responderCertDer)));
   const basic = sequence(...basicParts);
   return sequence(enumerated(0), contextExplicit(0, sequence(objectIdentifier(OID_OCSP_BASIC), octetString(basic))));

@@ -19,7 +19,7 @@ export class TlsIdentity {
   async issue(): Promise<SecureContextOptions> {
     const { privateKey } = generateKey('ecdsa-p256');
     const sans = this.names.map(parseSanArg);
-    const csr = buildCsr(privateKey, undefined, sans);
+    const csr = await buildCsr(privateKey, undefined, sans);
     let cert;
     try {
       cert = await this.issuance.issue({ csr, profile: 'server', validityDays: 30 }, { principal: { kind: 'system', actor: 'system:tls' } });

@@ -86,7 +86,7 @@ export function certificateCommands(): Command[] {
         let key;
         if (o.generateKey) {
           key = generateKey(o.generateKey as KeyAlgorithm).privateKey;
-          csr = buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
+          csr = await buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
         } else {
           csr = readCsrFile(o.csr);
         }
