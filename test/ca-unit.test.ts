@@ -251,7 +251,7 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
     ocsp.observe((o) => { if (o === 'signed') signed++; });
     await ocsp.start();
     try {
-      const issue = async () => (await w.issuance.issue({ csr: csrFor(undefined, dns(`b${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator)).serial;
+      const issue = async () => (await w.issuance.issue({ csr: await csrFor(undefined, dns(`b${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator)).serial;
       const cached = await issue();
       const uncached = await issue();
       await ocsp.respond(ocspRequest(w.issuingCaDer, cached));
