@@ -133,7 +133,7 @@ export class OcspService {
     if (reqs.some((r) => !this.issuerFor(r))) await this.reloadIssuersOnMiss();
     for (const r of reqs) {
       const issuer = this.issuerFor(r);
-      if (!issuer || !issuer.online) return { der: encodeOcspErrorResponse('unauthorized'), httpStatus: 200 };
+      if (!issuer?.online) return { der: encodeOcspErrorResponse('unauthorized'), httpStatus: 200 };
     }
     if (reqs.length === 1) {
       const c = await this.single(reqs[0]!);

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate as AsnCertificate, Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
+import { Certificate as AsnCertificate, type Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
 import { bitString, contextExplicit, readElement, readHeader, sequence, smallInteger, time, unsignedInteger } from './der.js';
 import { checkDer } from './der-strict.js';
 import { EXT, keyIdentifier } from './extensions.js';

@@ -34,6 +34,7 @@ export function encodeSan(sans: SanEntry[]): Buffer {
       case 'dns': return tlv(0x82, Buffer.from(s.value, 'ascii'));
       case 'uri': return tlv(0x86, Buffer.from(s.value, 'ascii'));
       case 'ip': return tlv(0x87, validateIp(s.value));
+      default: throw new Error(`unknown SAN type ${(s as { type: string }).type}`); // unreachable: SanEntry is closed
     }
   }));
 }
