@@ -41,6 +41,7 @@ import { enforceAddressLimit } from './address-limits.js';
 import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import type { AcmeStore } from './store.js';
+import { checkContacts } from './contact.js';
 import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -252,13 +253,11 @@ export class AcmeService {
     return id;
   }
 
+  /** RFC 8555 §7.3 contacts, held to RFC 5321's limits (contact.ts); 400 invalidContact or unsupportedContact. */
   private validateContact(c: unknown): string[] {
-    if (c === undefined) return [];
-    if (!Array.isArray(c) || c.length > 10) throw acmeErr('invalidContact', 'contact must be an array of at most 10 mailto: URLs');
-    for (const x of c) {
-      if (typeof x !== 'string' || !/^mailto:[^@\s,]+@[^@\s,]+$/.test(x)) throw acmeErr(typeof x === 'string' && !x.startsWith('mailto:') ? 'unsupportedContact' : 'invalidContact', `contact ${JSON.stringify(x)} is not a single mailto: address`);
-    }
-    return c as string[];
+    const r = checkContacts(c);
+    if ('problem' in r) throw acmeErr(r.problem.type, r.problem.detail);
+    return r.contacts;
   }
 
   async updateAccount(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AcmeAccountRecord> {
