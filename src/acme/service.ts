@@ -42,6 +42,7 @@ import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import type { AcmeStore } from './store.js';
 import { checkContacts } from './contact.js';
+import { walkCaChain } from '../ca/ca-chain-check.js';
 import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -615,13 +616,11 @@ export class AcmeService {
     const cert = await this.store.certificateForChain(serial);
     if (!cert) throw acmeErr('malformed', `certificate ${serial} does not exist`, 404);
     const chain: string[] = [toPem(cert.der)];
-    let caId: string | null = cert.caId;
-    while (caId) {
-      const ca: { certificateDer: Uint8Array; parentId: string | null } | null = await this.store.caForChain(caId);
-      if (!ca || !ca.parentId) break; // the root is not part of the chain
-      chain.push(toPem(ca.certificateDer));
-      caId = ca.parentId;
-    }
+    // Up to, not including, the root, decided by the certificates and bounded (ca-chain-check.ts):
+    // a database writer's parentId cannot make the walk loop or put a root in the chain.
+    const caOf = async (id: string) => { const ca = await this.store.caForChain(id); return ca ? { id, ...ca } : null; };
+    const issuer = await caOf(cert.caId);
+    if (issuer) for (const ca of (await walkCaChain(issuer, caOf)).chain) chain.push(toPem(ca.certificateDer));
     return chain.join('');
   }
 

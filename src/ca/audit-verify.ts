@@ -23,6 +23,7 @@ import type { Database, Db } from '../storage/database.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
 import type { RowIntegrity } from './row-integrity.js';
+import { caParentProblems } from './ca-chain-check.js';
 import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, readChainHead, RECOVERY_ACTIONS, writeRows, type AuditRow, type AuditTrail } from './audit.js';
 import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
 
@@ -315,6 +316,7 @@ export async function verifyAudit(db: Db, trail: AuditTrail, opts: VerifyOptions
     try { matches = idMatchesCertificate(ca.id, inspectCertificate(ca.certificateDer)); } catch { /* not a certificate: reported below */ }
     if (!matches) inventory.problems.push({ problem: `CA ${ca.id} is not the CA of the certificate in its row (changed in the database; it does not sign)` });
   }
+  for (const p of caParentProblems(await db.certificateAuthority.findMany({ select: { id: true, parentId: true, certificateDer: true } }))) inventory.problems.push({ problem: p });
   const head = last ? { seq: last.seq, hash: last.hash } : null;
   return { ok: !cps.problems.length && !inventory.problems.length, events: v.count, head, keyedFrom: v.keyedFrom, checkpoints: cps, inventory };
 }
