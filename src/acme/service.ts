@@ -41,6 +41,8 @@ import { enforceAddressLimit } from './address-limits.js';
 import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import type { AcmeStore } from './store.js';
+import { checkContacts } from './contact.js';
+import { walkCaChain } from '../ca/ca-chain-check.js';
 import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -167,7 +169,7 @@ export class AcmeService {
       account = row;
     }
     await this.nonces.spend(nonce);
-    let payload: unknown = undefined;
+    let payload: unknown;
     if (jws.payloadText !== '') {
       try { payload = JSON.parse(jws.payloadText); } catch { throw acmeErr('malformed', 'the JWS payload is not JSON'); }
     }
@@ -252,13 +254,11 @@ export class AcmeService {
     return id;
   }
 
+  /** RFC 8555 §7.3 contacts, held to RFC 5321's limits (contact.ts); 400 invalidContact or unsupportedContact. */
   private validateContact(c: unknown): string[] {
-    if (c === undefined) return [];
-    if (!Array.isArray(c) || c.length > 10) throw acmeErr('invalidContact', 'contact must be an array of at most 10 mailto: URLs');
-    for (const x of c) {
-      if (typeof x !== 'string' || !/^mailto:[^@\s,]+@[^@\s,]+$/.test(x)) throw acmeErr(typeof x === 'string' && !x.startsWith('mailto:') ? 'unsupportedContact' : 'invalidContact', `contact ${JSON.stringify(x)} is not a single mailto: address`);
-    }
-    return c as string[];
+    const r = checkContacts(c);
+    if ('problem' in r) throw acmeErr(r.problem.type, r.problem.detail);
+    return r.contacts;
   }
 
   async updateAccount(dir: AcmeDirectory, auth: AuthenticatedRequest, id: string, sourceIp?: string): Promise<AcmeAccountRecord> {
@@ -616,13 +616,11 @@ export class AcmeService {
     const cert = await this.store.certificateForChain(serial);
     if (!cert) throw acmeErr('malformed', `certificate ${serial} does not exist`, 404);
     const chain: string[] = [toPem(cert.der)];
-    let caId: string | null = cert.caId;
-    while (caId) {
-      const ca: { certificateDer: Uint8Array; parentId: string | null } | null = await this.store.caForChain(caId);
-      if (!ca || !ca.parentId) break; // the root is not part of the chain
-      chain.push(toPem(ca.certificateDer));
-      caId = ca.parentId;
-    }
+    // Up to, not including, the root, decided by the certificates and bounded (ca-chain-check.ts):
+    // a database writer's parentId cannot make the walk loop or put a root in the chain.
+    const caOf = async (id: string) => { const ca = await this.store.caForChain(id); return ca ? { id, ...ca } : null; };
+    const issuer = await caOf(cert.caId);
+    if (issuer) for (const ca of (await walkCaChain(issuer, caOf)).chain) chain.push(toPem(ca.certificateDer));
     return chain.join('');
   }
 

@@ -25,6 +25,7 @@ import { inspectCertificate } from '../pki/certificate.js';
 import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
 import type { AccountFields, AuthorizationFields, RowIntegrity } from './row-integrity.js';
 import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, RECOVERY_ACTIONS, type AuditLog, type AuditRow, type AuditTrail } from './audit.js';
+import { caParentProblems } from './ca-chain-check.js';
 import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
 
 export interface ChainProblem { seq: number; problem: string }
@@ -115,7 +116,7 @@ export interface VerifyStores {
     statusesOf(serials: string[]): Promise<{ serial: string; status: string }[]>;
     notGoodAfter(after: string, take: number): Promise<{ serial: string; status: string }[]>;
     caIds(): Promise<string[]>;
-    cas(): Promise<{ id: string; status: string; certificateDer: Uint8Array }[]>;
+    cas(): Promise<{ id: string; status: string; parentId: string | null; certificateDer: Uint8Array }[]>;
     accountsAfter(after: string, take: number): Promise<(AccountFields & { mac: string | null })[]>;
     validAuthorizationsAfter(after: string, take: number): Promise<(AuthorizationFields & { mac: string | null })[]>;
   };
@@ -332,13 +333,15 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     drifted = await drift();
   }
   if (drifted.length) inventory.problems.push({ problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}` });
-  for (const ca of await integrity.cas()) {
+  const caRows = await integrity.cas();
+  for (const ca of caRows) {
     const revokedAt = casRevoked.get(ca.id);
     if (revokedAt !== undefined && ca.status !== 'revoked') inventory.problems.push({ problem: `CA ${ca.id} was revoked (${CA_REVOKED_ACTION} event ${revokedAt}) but its row says ${ca.status} (changed in the database; it does not sign)` });
     let matches = false;
     try { matches = idMatchesCertificate(ca.id, inspectCertificate(ca.certificateDer)); } catch { /* not a certificate: reported below */ }
     if (!matches) inventory.problems.push({ problem: `CA ${ca.id} is not the CA of the certificate in its row (changed in the database; it does not sign)` });
   }
+  for (const p of caParentProblems(caRows)) inventory.problems.push({ problem: p });
   const head = last ? { seq: last.seq, hash: last.hash } : null;
   return { ok: !cps.problems.length && !inventory.problems.length, events: v.count, head, keyedFrom: v.keyedFrom, checkpoints: cps, inventory };
 }

@@ -6,7 +6,7 @@
  */
 import type { CertificateRecord, CertificateStatusRecord, NewCertificateRecord, RevocationChange, StoredStatus } from '../model/certificate.js';
 import type { Tx } from '../storage/database.js';
-import type { BuildAudit } from '../storage/issuance-writer.js';
+import type { BuildAudit, Recheck } from '../storage/issuance-writer.js';
 
 export interface CertificateStore {
   /** One certificate, all of it; null when there is none. */
@@ -15,9 +15,11 @@ export interface CertificateStore {
   status(serial: string): Promise<CertificateStatusRecord | null>;
   /**
    * Commits issued certificates with the audit rows `buildAudit` derives from the chain head,
-   * in one transaction, before returning (the group commit of ca/commit-queue.ts).
+   * in one transaction, before returning (the group commit of ca/commit-queue.ts). `recheck`
+   * runs for each certificate inside it, under the serialisation revocation uses, and throws to
+   * store nothing.
    */
-  insertIssued(certs: NewCertificateRecord[], buildAudit: BuildAudit): Promise<void>;
+  insertIssued(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck): Promise<void>;
   /** Serials of a CA's certificates that are good or on hold (what "revoke all" revokes). */
   unrevokedSerials(caId: string): Promise<string[]>;
 }

@@ -6,11 +6,19 @@
  *
  * If a batch fails (say one row violates a unique index), its items are retried one by one,
  * so one bad item fails alone.
+ *
+ * A certificate is signed before it is stored, and a revocation may commit in between: the
+ * commit re-reads, under the same write serialisation revocation uses, whether the issuing CA
+ * was revoked and whether a renewal's predecessor is still good, and stores nothing (409, the
+ * signature discarded) if not. So no certificate is recorded after its CA's or its
+ * predecessor's revocation (attack round 2, finding B).
  */
 import type { Database } from '../storage/database.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
 import { auditBatch, type AuditInput } from './audit.js';
 import type { CertificateStore } from './certificate-store.js';
+import { SignetError } from '../errors.js';
+import type { IssuanceState } from '../storage/issuance-writer.js';
 
 interface Item { row: NewCertificateRecord; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
 
@@ -53,6 +61,17 @@ export class CommitQueue {
 
   private write(batch: Item[]): Promise<void> {
     const audits = batch.map((b) => b.audit);
-    return this.store.insertIssued(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits));
+    return this.store.insertIssued(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits), stillIssuable);
+  }
+}
+
+/** Refuses a signed certificate whose CA or predecessor was revoked (or held) since it was signed. */
+export function stillIssuable(c: NewCertificateRecord, s: IssuanceState): void {
+  if (s.caStatus === 'revoked') {
+    throw new SignetError('conflict', `CA ${c.caId} was revoked while certificate ${c.serial} was being issued; nothing was stored (the signature was discarded)`);
+  }
+  if (c.predecessorSerial && s.predecessorStatus !== 'good') {
+    const now = s.predecessorStatus === 'hold' ? 'put on hold' : s.predecessorStatus === null ? 'deleted' : s.predecessorStatus;
+    throw new SignetError('conflict', `certificate ${c.predecessorSerial} was ${now} while it was being renewed; nothing was stored (the signature was discarded); issue a new certificate`);
   }
 }

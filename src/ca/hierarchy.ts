@@ -19,7 +19,7 @@ import { caUrls, type CaContext } from './context.js';
 import { auditedCaRevocation, caIdFor, caRecordProblem } from './issuers.js';
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
 import { extension, EXT, keyIdentifier } from '../pki/extensions.js';
-import { isRootCa } from './issuers.js';
+import { isRootCertificate } from './ca-chain-check.js';
 import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface CaSummary {
@@ -168,11 +168,12 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   const selfIssued = cert.issuerNameDer.equals(cert.subjectNameDer);
   const selfSigned = selfIssued && signedBy(cert.publicKey);
   let parentId: string | null = null;
+  let parentCert: ReturnType<typeof inspectCertificate> | null = null;
   if (!selfSigned) {
     const cands = await ctx.stores.cas.list();
     for (const c of cands) {
       const p = inspectCertificate(c.certificateDer);
-      if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) { parentId = c.id; break; }
+      if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) { parentId = c.id; parentCert = p; break; }
     }
   }
   // A certificate that names itself as its issuer is a root to every relying party (nobody
@@ -182,7 +183,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   if (selfIssued && !selfSigned && !parentId) {
     throw new SignetError('bad-request', `the certificate names itself as its issuer (${nameToString(cert.subjectNameDer)}), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused`);
   }
-  const role = isRootCa(cert, parentId) ? 'root' : parentId ? 'intermediate' : 'external intermediate';
+  const role = isRootCertificate(cert, parentCert) ? 'root' : parentId ? 'intermediate' : 'external intermediate';
   const actor = opts.actor ?? 'cli';
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);

@@ -14,6 +14,8 @@
  *   - the audit trail must hold no `ca.revoked` event for it: a revocation is anchored in the
  *     trail, which the database alone cannot rewrite, so flipping a revoked CA back to active in
  *     its row does not make it sign again.
+ *   - whether it is a root, and the chain served with its leaves, come from the certificates
+ *     (ca-chain-check.ts), never from its row's parentId.
  * A row that fails is refused (409) and logged at error level.
  */
 import { SignetError } from '../errors.js';
@@ -24,6 +26,7 @@ import { parseNameConstraintsExtension, type NameConstraints } from '../pki/name
 import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaStore } from './ca-store.js';
+import { walkCaChain } from './ca-chain-check.js';
 
 /** The audit action that records a CA's revocation (revocation.ts). */
 export const CA_REVOKED_ACTION = 'ca.revoked';
@@ -73,30 +76,20 @@ export function caRecordProblem(id: string, parts: CertificateParts, signer: Sig
 export interface Issuer {
   id: string;
   status: string;
-  /** A root (see isRootCa), which never signs leaves. */
+  /** A root by its certificate (ca-chain-check.ts isRootCertificate), which never signs leaves. */
   root: boolean;
   parts: CertificateParts;
   signer: Signer;
   algorithmDer: Buffer;
   leaf: LeafIssuer;
   nameConstraints?: NameConstraints;
-  /** Issuer up to, not including, the root (PEM, concatenated). */
+  /** Issuer up to, not including, the root (PEM, concatenated), each link proved by the certificates. */
   chainPem: string;
   chainDer: Buffer[];
   loadedAt: number;
 }
 
 const TTL_MS = 15_000;
-
-/**
- * Whether a CA is a root: its certificate names itself as its issuer and Signet knows no parent
- * for it — whatever its signature says. Relying parties do not check a trust anchor's
- * self-signature, so a root whose self-signature is broken is still a root to them, and a
- * leaf it signed would verify; judging by the signature would make it an "issuing" CA.
- */
-export function isRootCa(cert: Pick<CertificateParts, 'issuerNameDer' | 'subjectNameDer'>, parentId: string | null): boolean {
-  return parentId === null && cert.issuerNameDer.equals(cert.subjectNameDer);
-}
 
 /**
  * Why this CA may not sign a leaf, or null if it may. An issuing CA is a CA certificate that is
@@ -146,8 +139,16 @@ export class IssuerRegistry {
 
   private async findDefaultCaId(): Promise<string> {
     const rows = await this.ctx.stores.cas.onlineActive({ intermediates: true });
-    const leafIssuers = rows.filter((r) => r.pathLen === 0);
-    const pick = leafIssuers[0] ?? rows[0];
+    // A row's parentId and pathLen are only hints: a root by its certificate is never the default
+    // whatever its row says, and a leaf issuer is one whose certificate has pathLen 0. A CA that
+    // fails to load stays a candidate, so that using it fails with its own precise refusal.
+    const candidates: { id: string; pathLen: number | null | undefined }[] = [];
+    for (const r of rows) {
+      const i = await this.get(r.id).catch(() => undefined);
+      if (i?.root) continue;
+      candidates.push({ id: r.id, pathLen: i ? i.parts.pathLen : r.pathLen });
+    }
+    const pick = candidates.find((c) => c.pathLen === 0) ?? candidates[0];
     if (!pick) throw new SignetError('unavailable', 'no active issuing CA with an online key; create one with `signet ca create-intermediate`');
     return pick.id;
   }
@@ -182,17 +183,14 @@ export class IssuerRegistry {
     }
     const urls = caUrls(this.ctx.config.publicUrl, caId);
     const ncExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
-    const chainDer: Buffer[] = [];
-    let cur: typeof row | null = row;
-    while (cur && cur.parentId) {
-      chainDer.push(Buffer.from(cur.certificateDer));
-      cur = await this.ctx.stores.cas.get(cur.parentId);
-    }
+    // Root-ness and the chain come from the certificates (bounded, each link verified), never from parentId.
+    const { root, chain } = await walkCaChain(row, (id) => this.ctx.stores.cas.get(id));
+    const chainDer = chain.map((c) => Buffer.from(c.certificateDer));
     const alg = algorithmDer(signer);
     return {
       id: caId,
       status,
-      root: isRootCa(parts, row.parentId),
+      root,
       parts,
       signer,
       algorithmDer: alg,

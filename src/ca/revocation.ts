@@ -11,6 +11,8 @@ import type { CaEvents } from './events.js';
 import type { StatusBus } from './status-bus.js';
 import type { Requester } from './issuance.js';
 import { normalizeSerial } from './serial.js';
+import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
+import { inspectCertificate } from '../pki/certificate.js';
 import { actorOf, authorize, authorizeCertificate, type Operation } from './authorization.js';
 import type { SanEntry } from '../pki/names.js';
 import type { Profile } from './profiles.js';
@@ -100,7 +102,14 @@ export class Revocation {
     const ca = await this.ctx.db.transaction(async (tx) => {
       const row = await this.ctx.stores.cas.get(caId, tx);
       if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
-      if (!row.parentId) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
+      // Root-ness and the parent whose CRL lists it come from the certificates, not from parentId.
+      const parent = row.parentId ? await this.ctx.stores.cas.get(row.parentId, tx) : null;
+      const parts = inspectCertificate(row.certificateDer);
+      const parentParts = parent ? inspectCertificate(parent.certificateDer) : null;
+      if (isRootCertificate(parts, parentParts)) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
+      if (!parent || !parentParts) throw new SignetError('conflict', `CA ${caId} was not issued by a CA Signet manages: revoke it at its issuer`);
+      const why = notIssuedByReason(parts, parentParts);
+      if (why) throw new SignetError('conflict', `CA ${caId}'s record names CA ${parent.id} as its parent, but ${why}: its record was changed in the database (run \`signet audit verify\`)`);
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
       await this.ctx.stores.cas.markRevoked(caId, now, reason, tx);
       await appendAudit(tx, { actor: actorOf(who.principal), action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });

@@ -7,7 +7,7 @@
 import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 export interface SerialStatus { serial: string; status: string }
-export interface CaRow { id: string; status: string; certificateDer: Uint8Array }
+export interface CaRow { id: string; status: string; parentId: string | null; certificateDer: Uint8Array }
 export interface AccountRow { id: string; profile: string; thumbprint: string; jwk: string; status: string; mac: string | null }
 export interface AuthorizationRow {
   id: string; accountId: string; identifierType: string; identifierValue: string; wildcard: boolean; status: string; expires: Date; mac: string | null;
@@ -43,7 +43,7 @@ export class IntegrityStore {
   }
 
   cas(): Promise<CaRow[]> {
-    return this.db.prisma.certificateAuthority.findMany({ select: { id: true, status: true, certificateDer: true } });
+    return this.db.prisma.certificateAuthority.findMany({ select: { id: true, status: true, parentId: true, certificateDer: true } });
   }
 
   accountsAfter(after: string, take: number): Promise<AccountRow[]> {

@@ -31,8 +31,17 @@ export interface AuditHeadRecord { newest: AuditRecord | null; recorded: string 
 
 export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string };
 
+/**
+ * What a commit re-reads of each certificate under the write lock, before storing it: its
+ * issuing CA's status and, for a renewal or rekey, its predecessor's (null: no such row).
+ */
+export interface IssuanceState { caStatus: string | null; predecessorStatus: string | null }
+/** Throws to refuse a certificate whose state changed since it was signed (the batch rolls back). */
+export type Recheck = (cert: NewCertificateRecord, state: IssuanceState) => void;
+
 export interface IssuanceWriter {
-  write(certs: NewCertificateRecord[], buildAudit: BuildAudit): Promise<void>;
+  /** `recheck` runs for each certificate inside the transaction, under the lock revocation takes too. */
+  write(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck): Promise<void>;
   /** Stores a CRL (tens of MB for a large CA: kept off Prisma's per-value encoding), prunes old ones, audits. */
   writeCrl(crl: NewCrlRecord, buildAudit: BuildAudit): Promise<void>;
   close(): Promise<void>;
@@ -83,7 +92,17 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
     setHead.run(audit.headKey, audit.headValue);
   };
-  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit) => {
+  const caStatus = db.prepare('SELECT status FROM "CertificateAuthority" WHERE id = ?').pluck();
+  const certStatus = db.prepare('SELECT status FROM "Certificate" WHERE serial = ?').pluck();
+  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck) => {
+    // Under the write lock (BEGIN IMMEDIATE), which a revocation's transaction needs too: what
+    // was revoked before this commit is seen here, and nothing is revoked until it ends.
+    if (recheck) for (const c of certs) {
+      recheck(c, {
+        caStatus: (caStatus.get(c.caId) as string | undefined) ?? null,
+        predecessorStatus: c.predecessorSerial ? ((certStatus.get(c.predecessorSerial) as string | undefined) ?? null) : null,
+      });
+    }
     for (const c of certs) {
       insertCert.run(...issuedValues(c, sqliteTime));
       for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
@@ -97,14 +116,14 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const runCrl = db.transaction((c: NewCrlRecord, buildAudit: BuildAudit) => {
     const chunks = crlChunks(c.der);
     insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, sqliteTime(new Date()));
-    chunks?.forEach((data, idx) => insertChunk.run(chunkId(c.id, idx), c.id, idx, data));
+    chunks?.forEach((data, idx) => { insertChunk.run(chunkId(c.id, idx), c.id, idx, data); });
     pruneChunks.run(c.caId, c.number - BigInt(c.keep));
     pruneCrl.run(c.caId, c.number - BigInt(c.keep));
     appendAudit(buildAudit);
   });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
-    async write(certs, buildAudit) { checkpointInThread(); await whenUnlocked(() => run.immediate(certs, buildAudit)); },
+    async write(certs, buildAudit, recheck) { checkpointInThread(); await whenUnlocked(() => run.immediate(certs, buildAudit, recheck)); },
     async writeCrl(crl, buildAudit) { await whenUnlocked(() => runCrl.immediate(crl, buildAudit)); },
     async close() { await checkpointer?.stop(); db.close(); },
   };
@@ -166,8 +185,16 @@ function postgresWriter(url: string): IssuanceWriter {
   pool.on('error', () => undefined);
   const swallow = () => undefined;
   return {
-    async write(certs, buildAudit) {
+    async write(certs, buildAudit, recheck) {
       await inTransaction(async (client) => {
+        // After the advisory lock every revocation takes too (Database.transaction): a
+        // revocation committed before this commit is seen here, and none commits during it.
+        if (recheck) {
+          const cas = new Map((await client.query<{ id: string; status: string }>('SELECT id, status FROM "CertificateAuthority" WHERE id = ANY($1)', [[...new Set(certs.map((c) => c.caId))]])).rows.map((r) => [r.id, r.status]));
+          const preds = certs.flatMap((c) => (c.predecessorSerial ? [c.predecessorSerial] : []));
+          const prev = new Map(preds.length ? (await client.query<{ serial: string; status: string }>('SELECT serial, status FROM "Certificate" WHERE serial = ANY($1)', [preds])).rows.map((r) => [r.serial, r.status]) : []);
+          for (const c of certs) recheck(c, { caStatus: cas.get(c.caId) ?? null, predecessorStatus: c.predecessorSerial ? (prev.get(c.predecessorSerial) ?? null) : null });
+        }
         const rows = certs.map((c) => issuedValues(c, pgTime));
         await client.query(insertMany('Certificate', ISSUED_COLUMNS, rows), rows.flat());
         const names = certs.flatMap((c) => nameKeysOfStored(c.sans).map((key) => [key, c.serial, pgTime(c.createdAt)]));
