@@ -166,14 +166,16 @@ const KNOWN = new Set<string>([EXT.basicConstraints, EXT.keyUsage, EXT.extKeyUsa
   EXT.subjectAltName, EXT.authorityInfoAccess, EXT.crlDistributionPoints, EXT.ocspNoCheck]);
 
 /** One rule, not two: its findings are reported extension by extension, in the TBS's order. */
-function extensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void {
+function onceAndKnownIfCritical(known: ReadonlySet<string>, v: TbsView, f: string[]): void {
   const seen = new Set<string>();
   for (const e of v.extensions) {
     if (seen.has(e.id)) f.push(`extension ${e.id} appears twice`);
     seen.add(e.id);
-    if (!KNOWN.has(e.id) && e.critical) f.push(`unknown critical extension ${e.id}`);
+    if (!known.has(e.id) && e.critical) f.push(`unknown critical extension ${e.id}`);
   }
 }
+
+function extensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void { onceAndKnownIfCritical(KNOWN, v, f); }
 
 function basicConstraintsPresent(v: TbsView, _x: unknown, f: string[]): void {
   if (!extensionOf(v, EXT.basicConstraints)) f.push('basicConstraints is missing');
@@ -275,14 +277,7 @@ export const LEAF_RULES: readonly LintRule[] = [
 /** Extensions a CA certificate may mark critical: the leaf's, and nameConstraints. */
 const KNOWN_FOR_CA = new Set<string>([...KNOWN, EXT.nameConstraints]);
 
-function caExtensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void {
-  const seen = new Set<string>();
-  for (const e of v.extensions) {
-    if (seen.has(e.id)) f.push(`extension ${e.id} appears twice`);
-    seen.add(e.id);
-    if (!KNOWN_FOR_CA.has(e.id) && e.critical) f.push(`unknown critical extension ${e.id}`);
-  }
-}
+function caExtensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void { onceAndKnownIfCritical(KNOWN_FOR_CA, v, f); }
 
 function subjectNotEmpty(v: TbsView, _x: unknown, f: string[]): void {
   // RFC 5280 §4.1.2.6: a CA's subject is what its children name as their issuer.
