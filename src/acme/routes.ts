@@ -215,6 +215,6 @@ const acmeProblems: ErrorRequestHandler = (err, req, res, _next) => {
   const { retryAfter, location, ...extra } = (e.extra ?? {}) as { retryAfter?: number; location?: string };
   if (retryAfter) res.set('Retry-After', String(retryAfter));
   if (location) res.location(location);
-  if (e.status >= 500) req.log?.error({ detail: e.detail }, 'ACME server error');
+  if (e.status >= 500) req.log?.error({ detail: e.detail, err: isSignetError(err) ? err.cause : err }, 'ACME server error');
   res.status(e.status).type('application/problem+json').send(JSON.stringify({ type, detail: e.detail, status: e.status, ...extra }));
 };

@@ -79,11 +79,14 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let writer: Db;
   if (target.provider === 'sqlite') {
     createPrivateDatabaseFile(target.location); // normally migrate() has created it already
-    // Two connections: the better-sqlite3 adapter holds one connection for the whole of an
-    // interactive transaction, so reads sharing it would queue behind every commit (and its
-    // fsync). Under WAL a second connection reads the last committed state without waiting.
+    // One connection for Prisma. The adapter runs better-sqlite3 on the event loop, so with two,
+    // a write on the second one (a nonce, a batch of deletes) busy-waited on the event loop for
+    // a lock the first held across an await in its interactive transaction, which could not
+    // commit while the loop was frozen: a 10 s deadlock ending in 503s. One connection queues
+    // its queries behind an open transaction instead. The hot reads (token lookup, status,
+    // OCSP, inventory) have their own read-only driver connections and never wait on it.
     writer = await openSqlite(target.location, target.sqliteSynchronous ?? 'full');
-    prisma = await openSqlite(target.location, target.sqliteSynchronous ?? 'full');
+    prisma = writer;
   } else {
     const adapter = new PrismaPg({ connectionString: target.location, max: 10 });
     prisma = new PostgresClient({ adapter }) as unknown as Db;
