@@ -7,12 +7,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import type { OcspService } from '../ca/ocsp-service.js';
-import { encodeOcspErrorResponse } from '../pki/ocsp.js';
+import { encodeOcspErrorResponse, MAX_OCSP_REQUEST_BYTES } from '../pki/ocsp.js';
 import { SignetError } from '../errors.js';
 import { isClientAbort } from './problem.js';
 import type { Edge, Exchange } from './edge.js';
 
-export const MAX_OCSP_BODY = 8 * 1024;
+export const MAX_OCSP_BODY = MAX_OCSP_REQUEST_BYTES;
 
 /**
  * The fixed caching headers of a pre-signed response, computed once per response: the same

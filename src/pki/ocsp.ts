@@ -72,6 +72,8 @@ export class OcspUnknownHashAlgorithm extends Error {
 
 /** Requests per OCSP message; more is `malformedRequest` (RFC 5019 clients send one). */
 export const MAX_OCSP_REQUESTS = 32;
+/** The largest OCSP request accepted, in bytes (the HTTP body limit is the same). */
+export const MAX_OCSP_REQUEST_BYTES = 8 * 1024;
 /** RFC 8954 §2.1: a nonce is 1..32 octets; anything else is rejected as malformed. */
 export const MAX_NONCE_LENGTH = 32;
 
@@ -233,6 +235,10 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   if (!(der instanceof Uint8Array)) malformed('not bytes');
   const buf = Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
   const maxRequests = options.maxRequests ?? MAX_OCSP_REQUESTS;
+  // What HTTP accepts too (http/ocsp-handler.ts): a bigger request is never legitimate (32
+  // requests with a nonce fit in 3 KB), and the ignored optionalSignature's certificates go
+  // through the schema parser, whose cost grows with their size (131 KB took 0.4 s).
+  if (buf.length > MAX_OCSP_REQUEST_BYTES) malformed(`larger than ${MAX_OCSP_REQUEST_BYTES} bytes`);
 
   // The whole request, the parts this parser skips (requestorName, optionalSignature) too, is
   // held to the same DER rules as a CSR by the one strict reader, before anything reads it.
