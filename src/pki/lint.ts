@@ -315,16 +315,21 @@ function noSubjectAltName(v: TbsView, _x: unknown, f: string[]): void {
   if (extensionOf(v, EXT.subjectAltName)) f.push('certificate has a subjectAltName it should not');
 }
 
+/** The structural rules CA and responder certificates share (their subject must not be empty). */
+const CA_SIGNED_STRUCTURE = [
+  noTrailingBytes, versionIs3, serialIsPositive, serialAtMost20Bytes, serialHas64RandomBits,
+  signatureAlgorithmIsIssuerKeys, issuerIsIssuerSubject, subjectNotEmpty,
+  notBeforeBeforeNotAfter, notAfterWithinIssuer, validityWithinProfile,
+  keyIsRequestedKey,
+] as const;
+
 /**
  * A CA certificate (root or intermediate) as ca-template.ts makes it. Not checked against the
  * issuer's notBefore: a CA certificate is backdated a minute, and a parent made (or imported)
  * less than a minute ago still signs.
  */
 export const CA_RULES: readonly LintRule<CaLintExpectations>[] = [
-  noTrailingBytes, versionIs3, serialIsPositive, serialAtMost20Bytes, serialHas64RandomBits,
-  signatureAlgorithmIsIssuerKeys, issuerIsIssuerSubject, subjectNotEmpty,
-  notBeforeBeforeNotAfter, notAfterWithinIssuer, validityWithinProfile,
-  keyIsRequestedKey, caExtensionsOnceAndKnownIfCritical,
+  ...CA_SIGNED_STRUCTURE, caExtensionsOnceAndKnownIfCritical,
   basicConstraintsPresent, basicConstraintsCritical, caIsCa,
   keyUsagePresent, keyUsageCritical, keyUsageSignsCertificatesAndCrls, caHasNoExtKeyUsage,
   subjectKeyIdentifierPresent, authorityKeyIdentifierPresent, authorityKeyIdentifierIsIssuers,
@@ -337,10 +342,7 @@ export const CA_RULES: readonly LintRule<CaLintExpectations>[] = [
  * notBefore, for the same reason as CA_RULES.
  */
 export const RESPONDER_RULES: readonly LintRule<ResponderLintExpectations>[] = [
-  noTrailingBytes, versionIs3, serialIsPositive, serialAtMost20Bytes, serialHas64RandomBits,
-  signatureAlgorithmIsIssuerKeys, issuerIsIssuerSubject, subjectNotEmpty,
-  notBeforeBeforeNotAfter, notAfterWithinIssuer, validityWithinProfile,
-  keyIsRequestedKey, extensionsOnceAndKnownIfCritical,
+  ...CA_SIGNED_STRUCTURE, extensionsOnceAndKnownIfCritical,
   basicConstraintsPresent, basicConstraintsCritical, leafIsNotCa,
   keyUsagePresent, keyUsageCritical, keyUsageNotForCas, keyUsageNotEmpty,
   extKeyUsageIsProfiles, ocspNoCheckPresent, subjectKeyIdentifierPresent, authorityKeyIdentifierPresent, authorityKeyIdentifierIsIssuers,
