@@ -156,10 +156,9 @@ export function createAcmeStore(db: StorageDatabase): AcmeStore {
       await client(tx).acmeAuthorization.updateMany({ where: { id, status: 'pending' }, data: { status: 'invalid' } });
     },
     async deleteAuthorizationsWithChallenges(ids) {
-      const prisma = db.prisma;
-      const [challenges, authorizations] = await prisma.$transaction([
-        prisma.acmeChallenge.deleteMany({ where: { authorizationId: { in: ids } } }),
-        prisma.acmeAuthorization.deleteMany({ where: { id: { in: ids } } }),
+      const [challenges, authorizations] = await db.prisma.$transaction(async (tx) => [
+        await tx.acmeChallenge.deleteMany({ where: { authorizationId: { in: ids } } }),
+        await tx.acmeAuthorization.deleteMany({ where: { id: { in: ids } } }),
       ]);
       return { authorizations: authorizations.count, challenges: challenges.count };
     },

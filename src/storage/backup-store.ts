@@ -23,7 +23,7 @@ export class BackupStore {
 
   /** Every backed-up table to `file`, from one snapshot. */
   write(file: string, header: Omit<BackupHeader, 'format' | 'version' | 'createdAt' | 'provider'>, onProgress?: (table: string, rows: number) => void): Promise<BackupTrailer> {
-    return writeBackup(this.db.prisma, file, { provider: this.db.provider, ...header }, onProgress);
+    return writeBackup(this.db.reader, file, { provider: this.db.provider, ...header }, onProgress);
   }
 
   /** A validated file's rows into the (empty) database, in the caller's transaction; how many. */

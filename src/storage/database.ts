@@ -13,6 +13,7 @@ import { openHotReads, type HotReads } from './hot-reads.js';
 import { createPrivateDatabaseFile } from './migrate.js';
 import { openInventoryReads, type InventoryReads } from './inventory-reads.js';
 import { AUDIT_LOCK_ID } from './advisory-lock.js';
+import { routeSqliteQueries } from './sqlite-routing.js';
 
 export { AUDIT_LOCK_ID };
 
@@ -49,7 +50,13 @@ export interface StorageDatabase extends Database {
   hotReads(): HotReads;
   /** Driver-level inventory reads in bounded chunks (opened on first use). */
   inventoryReads(): InventoryReads;
+  /**
+   * The Prisma client. On SQLite, plain reads run on a read-only connection and a plain write
+   * runs as a transaction of its own on the writer (sqlite-routing.ts); on PostgreSQL, the pool.
+   */
   readonly prisma: Db;
+  /** A client whose interactive transactions are read snapshots that hold up no writer (backups). */
+  readonly reader: Db;
 }
 
 /** Inside storage/: the clients behind a Database (every Database comes from openDatabase). */
@@ -64,11 +71,11 @@ const owners = new WeakMap<object, Database>();
 export function databaseOf(client: Tx): Database | undefined { return owners.get(client); }
 
 
-async function openSqlite(file: string, sync: 'full' | 'normal'): Promise<Db> {
-  const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000 }) });
+async function openSqlite(file: string, sync: 'full' | 'normal', readonly = false): Promise<Db> {
+  const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000, readonly }) });
   // WAL lets readers (OCSP, inventory) run while a writer commits; the busy timeout makes a
   // second process (the CLI next to a running server) wait for the write lock instead of failing.
-  await client.$queryRawUnsafe('PRAGMA journal_mode = WAL');
+  if (!readonly) await client.$queryRawUnsafe('PRAGMA journal_mode = WAL');
   await client.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
   await client.$queryRawUnsafe(`PRAGMA synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
   return client;
@@ -77,20 +84,19 @@ async function openSqlite(file: string, sync: 'full' | 'normal'): Promise<Db> {
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   let prisma: Db;
   let writer: Db;
+  let reader: Db;
   if (target.provider === 'sqlite') {
     createPrivateDatabaseFile(target.location); // normally migrate() has created it already
-    // One connection for Prisma. The adapter runs better-sqlite3 on the event loop, so with two,
-    // a write on the second one (a nonce, a batch of deletes) busy-waited on the event loop for
-    // a lock the first held across an await in its interactive transaction, which could not
-    // commit while the loop was frozen: a 10 s deadlock ending in 503s. One connection queues
-    // its queries behind an open transaction instead. The hot reads (token lookup, status,
-    // OCSP, inventory) have their own read-only driver connections and never wait on it.
+    // Two connections, a read-only one for plain reads and the writer for every write, routed
+    // by sqlite-routing.ts (which says why one connection, or two without the routing, failed).
     writer = await openSqlite(target.location, target.sqliteSynchronous ?? 'full');
-    prisma = writer;
+    reader = await openSqlite(target.location, target.sqliteSynchronous ?? 'full', true);
+    prisma = routeSqliteQueries(reader, writer);
   } else {
     const adapter = new PrismaPg({ connectionString: target.location, max: 10 });
     prisma = new PostgresClient({ adapter }) as unknown as Db;
     writer = prisma;
+    reader = prisma;
   }
   const provider = target.provider;
   let issuance: IssuanceWriter | undefined;
@@ -104,6 +110,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     hotReads: () => (reads ??= openHotReads(target)),
     inventoryReads: () => (inventory ??= openInventoryReads(target)),
     prisma,
+    reader,
     async transaction(fn, opts) {
       return writer.$transaction(async (tx) => {
         // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
@@ -124,8 +131,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       await issuance?.close();
       await reads?.close();
       await inventory?.close();
-      await prisma.$disconnect();
-      if (writer !== prisma) await writer.$disconnect();
+      await writer.$disconnect();
+      if (reader !== writer) await reader.$disconnect();
     },
   };
   return db;

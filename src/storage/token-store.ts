@@ -37,8 +37,9 @@ export class TokenStore {
 
   /** Last-used times, in one transaction; a token deleted meanwhile is skipped. */
   async recordUse(uses: [id: string, at: Date][]): Promise<void> {
-    const prisma = this.db.prisma;
-    await prisma.$transaction(uses.map(([id, at]) => prisma.apiToken.updateMany({ where: { id }, data: { lastUsedAt: at } })));
+    await this.db.prisma.$transaction(async (tx) => {
+      for (const [id, at] of uses) await tx.apiToken.updateMany({ where: { id }, data: { lastUsedAt: at } });
+    });
   }
 
   /** Tokens without a grant MAC (made before MACs), counted. */

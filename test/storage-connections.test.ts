@@ -1,0 +1,88 @@
+/**
+ * Which connection a query runs on (src/storage/sqlite-routing.ts; on PostgreSQL, the pool,
+ * under SIGNET_TEST_POSTGRES). A write or read made outside a transaction must not become part
+ * of a transaction that happens to be open at the time:
+ *   - a plain write made while a transaction is open survives that transaction's rollback
+ *     (on one shared SQLite connection it ran inside the transaction and was rolled back with it);
+ *   - a plain read made while a transaction is open does not see its uncommitted rows;
+ *   - a plain write does not wait for the open transaction's lock on the event loop (two plain
+ *     SQLite connections deadlocked here for the 10 s busy timeout): it queues behind the
+ *     transaction and completes as soon as it commits;
+ *   - a burst of concurrent transactions, plain reads and plain writes all complete.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { loadConfig } from '../src/config/config.js';
+import { openSignet } from '../src/runtime/open.js';
+import type { CaContext } from '../src/ca/context.js';
+import { appendAudit } from '../src/ca/audit.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+
+const ROLLBACK = new Error('roll back on purpose');
+
+describe('plain queries and open transactions', () => {
+  let env: TestEnv;
+  let ctx: CaContext;
+  before(async () => {
+    env = await createTestEnv();
+    ctx = await openSignet(loadConfig(env.env), pino({ level: 'silent' }));
+  });
+  after(async () => { await ctx?.db.close(); await env?.cleanup(); });
+
+  /** Opens a transaction that appends one audit event and waits for `release` before rolling back. */
+  function openTransaction(release: Promise<void>): { started: Promise<void>; done: Promise<unknown> } {
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => { started = r; });
+    const done = ctx.db.transaction(async (tx) => {
+      await appendAudit(tx, { actor: 'test', action: 'test.uncommitted', target: randomBytes(4).toString('hex') });
+      started();
+      await release;
+      throw ROLLBACK;
+    }).catch((e: unknown) => { if (e !== ROLLBACK) throw e; });
+    return { started: startedP, done };
+  }
+
+  test('a plain write made during an open transaction survives its rollback', async () => {
+    let release!: () => void;
+    const t = openTransaction(new Promise<void>((r) => { release = r; }));
+    await t.started;
+    const key = `test-${randomBytes(6).toString('hex')}`;
+    const write = ctx.stores.settings.insertIfAbsent(key, 'kept');
+    // The write may queue behind the transaction, but must not be stuck on the event loop.
+    const tick = await Promise.race([new Promise<string>((r) => setTimeout(() => r('loop free'), 50)), write.then(() => 'written')]);
+    assert.ok(['loop free', 'written'].includes(tick));
+    release();
+    await t.done;
+    await write;
+    assert.equal((await ctx.stores.settings.get(key))?.value, 'kept', 'the plain write was rolled back with the transaction it was not part of');
+  });
+
+  test('a plain read made during an open transaction does not see its uncommitted rows', async () => {
+    const before = await ctx.stores.audit.count();
+    let release!: () => void;
+    const t = openTransaction(new Promise<void>((r) => { release = r; }));
+    await t.started;
+    const during = await ctx.stores.audit.count();
+    release();
+    await t.done;
+    assert.equal(during, before, 'a read outside the transaction saw an event that was never committed');
+    assert.equal(await ctx.stores.audit.count(), before);
+  });
+
+  test('a burst of transactions, plain reads and plain writes all complete', async () => {
+    const started = Date.now();
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 20; i++) {
+      work.push(ctx.db.transaction(async (tx) => appendAudit(tx, { actor: 'test', action: 'test.burst', target: String(i) })));
+      work.push(ctx.stores.audit.count());
+      work.push(ctx.stores.settings.insertIfAbsent(`burst-${randomBytes(6).toString('hex')}`, String(i)));
+    }
+    const results = await Promise.allSettled(work);
+    const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    assert.deepEqual(failed, []);
+    // Not a timing assertion on speed: a deadlock would show as the busy timeout (10 s).
+    assert.ok(Date.now() - started < 9_000, `the burst took ${Date.now() - started} ms: something waited for a lock`);
+  });
+});
