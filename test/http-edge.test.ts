@@ -4,8 +4,8 @@
  * because one module (src/http/edge.ts) implements it. The same kinds of request (success,
  * 400 bad JSON, 401 without and with a bad token, 413, 429, and for OCSP its own 400 and a
  * 404) are sent to each against a real `signet serve` logging at debug (SQLite, or PostgreSQL
- * under SIGNET_TEST_POSTGRES), and every answer must carry: helmet's security headers; for a
- * problem the problem+json document with WWW-Authenticate on a 401 and Retry-After on a 429;
+ * under SIGNET_TEST_POSTGRES), and every answer must carry: helmet's security headers (an OCSP
+ * answer, binary and never rendered, only nosniff); for a problem the problem+json document with WWW-Authenticate on a 401 and Retry-After on a 429;
  * exactly one `request completed` log line naming the request id, method, URL and status at
  * the level its status calls for, plus one `request refused` line for a problem; one more
  * request and latency observation in /metrics, and one more refusal for a problem.
@@ -136,7 +136,13 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
           assert.equal(r.status, c.status, `${what}: ${text}`);
 
           // Headers.
-          for (const [k, v] of expectedSecurity) assert.equal(r.headers.get(k), v, `${what}: ${k}`);
+          if (c.path === 'ocsp' && !c.problem) {
+            // An OCSP answer (binary, never rendered): nosniff, none of helmet's document headers.
+            assert.equal(r.headers.get('content-type'), 'application/ocsp-response', what);
+            for (const [k, v] of expectedSecurity) assert.equal(r.headers.get(k), k === 'x-content-type-options' ? v : null, `${what}: ${k}`);
+          } else {
+            for (const [k, v] of expectedSecurity) assert.equal(r.headers.get(k), v, `${what}: ${k}`);
+          }
           assert.equal(r.headers.get('x-powered-by'), null, what);
           assert.ok(r.headers.get('content-length'), `${what}: a length`);
           if (c.problem) {

@@ -18,6 +18,7 @@ import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import type { CaContext } from '../src/ca/context.js';
 import { appendAudit } from '../src/ca/audit.js';
+import { createStores } from '../src/storage/stores.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 
 const ROLLBACK = new Error('roll back on purpose');
@@ -25,9 +26,11 @@ const ROLLBACK = new Error('roll back on purpose');
 describe('plain queries and open transactions', () => {
   let env: TestEnv;
   let ctx: CaContext;
+  let settings: ReturnType<typeof createStores>['settings'];
   before(async () => {
     env = await createTestEnv();
     ctx = await openSignet(loadConfig(env.env), pino({ level: 'silent' }));
+    settings = createStores(ctx.db).settings;
   });
   after(async () => { await ctx?.db.close(); await env?.cleanup(); });
 
@@ -49,14 +52,14 @@ describe('plain queries and open transactions', () => {
     const t = openTransaction(new Promise<void>((r) => { release = r; }));
     await t.started;
     const key = `test-${randomBytes(6).toString('hex')}`;
-    const write = ctx.stores.settings.insertIfAbsent(key, 'kept');
+    const write = settings.insertIfAbsent(key, 'kept');
     // The write may queue behind the transaction, but must not be stuck on the event loop.
     const tick = await Promise.race([new Promise<string>((r) => setTimeout(() => r('loop free'), 50)), write.then(() => 'written')]);
     assert.ok(['loop free', 'written'].includes(tick));
     release();
     await t.done;
     await write;
-    assert.equal((await ctx.stores.settings.get(key))?.value, 'kept', 'the plain write was rolled back with the transaction it was not part of');
+    assert.equal((await settings.get(key))?.value, 'kept', 'the plain write was rolled back with the transaction it was not part of');
   });
 
   test('a plain read made during an open transaction does not see its uncommitted rows', async () => {
@@ -77,7 +80,7 @@ describe('plain queries and open transactions', () => {
     for (let i = 0; i < 20; i++) {
       work.push(ctx.db.transaction(async (tx) => appendAudit(tx, { actor: 'test', action: 'test.burst', target: String(i) })));
       work.push(ctx.stores.audit.count());
-      work.push(ctx.stores.settings.insertIfAbsent(`burst-${randomBytes(6).toString('hex')}`, String(i)));
+      work.push(settings.insertIfAbsent(`burst-${randomBytes(6).toString('hex')}`, String(i)));
     }
     const results = await Promise.allSettled(work);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));

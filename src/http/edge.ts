@@ -8,7 +8,9 @@
  *   (ms), at debug below 400, info for 4xx, error for 5xx;
  * - `signet_http_requests_total` / `signet_http_request_duration_seconds` by method and route,
  *   and `signet_refusals_total` by problem type;
- * - the security headers (helmet's, captured once: security-headers.ts);
+ * - the security headers: helmet's on every document (JSON, problems, HTML), captured once
+ *   (security-headers.ts); on a binary protocol answer that no browser renders (an OCSP
+ *   response), only `X-Content-Type-Options: nosniff` (security-headers.ts says why);
  * - refusals: any error to its problem document (problem.ts), logged once (`request refused`
  *   at info, `request failed` with the stack at error), with WWW-Authenticate on a 401 and
  *   Retry-After on a 429 or 503;
@@ -29,7 +31,7 @@ import type { SignetError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { hashSecret } from '../ca/tokens.js';
 import { isClientAbort, logClientAbort, toSignetError } from './problem.js';
-import { securityHeaders } from './security-headers.js';
+import { BINARY_SECURITY_HEADERS, securityHeaders } from './security-headers.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -153,7 +155,7 @@ export class Edge {
   private readonly metrics: Metrics;
   /** The security headers, as [name, value] pairs and flat for writeHead. */
   private readonly security: [string, string][];
-  private readonly securityFlat: string[];
+  private readonly securityFlat: { document: string[]; binary: string[] };
   /** Labelled metric children, resolved once per label set (prom-client hashes labels per call otherwise). */
   private readonly counters = new Map<string, { inc(): void }>();
   private readonly timers = new Map<string, { observe(v: number): void }>();
@@ -162,7 +164,7 @@ export class Edge {
     this.log = o.log;
     this.metrics = o.metrics;
     this.security = Object.entries(securityHeaders());
-    this.securityFlat = this.security.flat();
+    this.securityFlat = { document: this.security.flat(), binary: Object.entries(BINARY_SECURITY_HEADERS).flat() };
   }
 
   begin(req: IncomingMessage, route: string): Exchange {
@@ -181,14 +183,15 @@ export class Edge {
   }
 
   /**
-   * Sends a whole response from a bare handler: the security headers, `headers` (flat name,
-   * value pairs), the length, the body; then counts and logs it.
+   * Sends a whole response from a bare handler: the security headers (`document`: helmet's;
+   * `binary`: for a protocol answer no browser renders), `headers` (flat name, value pairs),
+   * the length, the body; then counts and logs it.
    */
-  send(x: Exchange, res: ServerResponse, status: number, headers: OutgoingHttpHeader[], body: string | Buffer): void {
+  send(x: Exchange, res: ServerResponse, status: number, headers: OutgoingHttpHeader[], body: string | Buffer, kind: 'document' | 'binary' = 'document'): void {
     const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     // One flat array: node writes it without building a header map (headers a handler set
     // with setHeader before, such as RateLimit, are merged by node).
-    res.writeHead(status, [...this.securityFlat, ...headers, 'content-length', length] as unknown as OutgoingHttpHeader[]);
+    res.writeHead(status, [...this.securityFlat[kind], ...headers, 'content-length', length] as unknown as OutgoingHttpHeader[]);
     res.end(body);
     x.completed(status);
   }

@@ -2,7 +2,8 @@
  * OCSP over HTTP (RFC 6960 Appendix A, RFC 5019), served by a bare node:http handler in front
  * of Express: this is the path every TLS client hits, and Express's per-request cost is several
  * times the cost of answering from the cache. Request id and log line, metrics, security
- * headers and problem documents come from the edge (edge.ts), as on every other path.
+ * headers (the binary set on an OCSP answer) and problem documents come from the edge
+ * (edge.ts), as on every other path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
@@ -36,7 +37,7 @@ function send(edge: Edge, x: Exchange, res: ServerResponse, answer: Answer, isGe
   } else {
     headers.push('cache-control', 'no-store');
   }
-  edge.send(x, res, answer.httpStatus, headers, answer.der);
+  edge.send(x, res, answer.httpStatus, headers, answer.der, 'binary');
 }
 
 /** Beyond this much of an oversized body, the client is cut off instead of drained. */
