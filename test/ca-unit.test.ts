@@ -68,10 +68,10 @@ interface World {
 async function openWorld(): Promise<World> {
   const env = await createTestEnv();
   const config = loadConfig(env.env);
-  const opened = await openSignet(config, pino({ level: 'silent' }));
-  // Whole seconds: CRL and OCSP times are encoded to the second.
+  // Whole seconds: CRL and OCSP times are encoded to the second. One clock for the CA and its
+  // audit trail (ca/clock.ts).
   const clock = { now: Math.floor(Date.now() / 1000) * 1000 };
-  const ctx: CaContext = { ...opened, now: () => new Date(clock.now) };
+  const ctx: CaContext = await openSignet(config, pino({ level: 'silent' }), { now: () => new Date(clock.now) });
   const ca = { keyAlgorithm: 'ecdsa-p256' as const, validityDays: 3650 };
   const { intermediate } = await createHierarchy(ctx, { subject: 'CN=Unit Root', ...ca }, { subject: 'CN=Unit Issuing', ...ca, pathLen: 0 });
   const events = new CaEvents();
@@ -123,6 +123,9 @@ describe('issuance (stores on a real database, injected clock)', () => {
       assert.equal(stored.caId, w.issuingCaId);
       assert.equal(stored.profile, c.profile);
       assert.equal(stored.createdAt.getTime(), w.clock.now, 'createdAt is the injected clock');
+      const { newest } = await w.ctx.stores.audit.head();
+      assert.equal(newest?.target, issued.serial);
+      assert.equal(newest?.time.getTime(), w.clock.now, 'the audit event is at the injected clock too');
       assert.deepEqual(JSON.parse(stored.sans), c.sans);
       assert.equal(stored.sanText, c.sans.map((s) => s.value.toLowerCase()).join(' '));
       assert.equal(stored.revokedAt, null);

@@ -17,6 +17,7 @@
  * append to the same file (one write per line, O_APPEND); PostgreSQL replicas on other hosts
  * each write the file in their own data directory.
  */
+import { systemClock, type Clock } from './clock.js';
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -279,7 +280,7 @@ export class Checkpointer {
       this.log.error({ seq: newest.seq }, 'audit head not checkpointed: the newest event carries no valid MAC or is not the recorded head; run `signet audit verify`');
       return;
     }
-    const cp: Checkpoint = { seq: newest.seq, hash: newest.hash, keyedFrom: keyed ? await this.findKeyedFrom() : null, time: new Date().toISOString(), writer: this.writer };
+    const cp: Checkpoint = { seq: newest.seq, hash: newest.hash, keyedFrom: keyed ? await this.findKeyedFrom() : null, time: this.trail.now().toISOString(), writer: this.writer };
     await appendLine(this.file, signCheckpoint(this.key, cp));
     this.last = cp;
     this.trail.pinned = { seq: cp.seq, hash: cp.hash, time: new Date(cp.time) };
@@ -334,8 +335,8 @@ async function appendLine(file: string, line: string): Promise<void> {
  * Binds the audit chain's MAC key to `db` and starts this process's checkpointer: what
  * openSignet does once the key store is unlocked.
  */
-export async function openAuditTrail(db: Database, events: CheckpointedLog, keys: KeyStore, dataDir: string, log: Logger, intervalMs: number): Promise<Checkpointer> {
-  const trail = bindAuditTrail(db, new AuditTrail(keys.deriveSecret(AUDIT_MAC_LABEL)), events);
+export async function openAuditTrail(db: Database, events: CheckpointedLog, keys: KeyStore, dataDir: string, log: Logger, intervalMs: number, now: Clock = systemClock): Promise<Checkpointer> {
+  const trail = bindAuditTrail(db, new AuditTrail(keys.deriveSecret(AUDIT_MAC_LABEL), now), events);
   const checkpointer = new Checkpointer(db, events, trail, checkpointKey(keys), join(dataDir, CHECKPOINT_FILE), log);
   checkpointers.set(db, checkpointer);
   await checkpointer.init();

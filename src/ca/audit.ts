@@ -30,6 +30,7 @@
  * advisory lock on PostgreSQL, taken in Database.transaction), so seq is gap-free and the chain
  * has one head.
  */
+import { systemClock, type Clock } from './clock.js';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { AUDIT_HEAD_KEY, headValue, type AuditRecord, type ChainHead } from '../model/audit.js';
@@ -95,7 +96,8 @@ export class AuditTrail {
   tainted: string | null = null;
   /** Called whenever events are chained (the checkpointer pins them soon after they commit). */
   onChained: (() => void) | null = null;
-  constructor(private readonly macKey: Buffer) {}
+  /** `now`: the time given to events that bring none (ca/clock.ts). */
+  constructor(private readonly macKey: Buffer, readonly now: Clock = systemClock) {}
 
   mac(prevHash: string, content: string): string { return keyedHash(this.macKey, prevHash, content); }
 
@@ -150,7 +152,7 @@ export class AuditTrail {
       const row = {
         seq: ++seq,
         // Stored times have millisecond precision; MAC exactly what is stored.
-        time: input.time ?? new Date(),
+        time: input.time ?? this.now(),
         actor: input.actor,
         action: input.action,
         target: input.target ?? null,

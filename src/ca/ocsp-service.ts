@@ -16,6 +16,7 @@
  * on a per-process budget (onDemandPerSecond). Beyond it the answer is the unsigned `tryLater`
  * (RFC 6960 §2.3); answers for issued certificates are never held back by it.
  */
+import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex } from '../pki/certificate.js';
@@ -105,8 +106,8 @@ export class OcspService {
 
   /** Index of (hash algorithm, issuer name hash, issuer key hash) → CA, for every CA we hold. */
   async loadIssuers(): Promise<void> {
-    // Wall-clock time, not ctx.now(): it paces a real timer (reloadIssuersOnMiss).
-    this.lastIssuerLoad = Date.now();
+    // Monotonic time, not ctx.now(): it paces a real timer (reloadIssuersOnMiss).
+    this.lastIssuerLoad = performance.now();
     const rows = await this.ctx.stores.ocsp.issuers();
     const next = new Map<string, IssuerEntry>();
     for (const r of rows) {
@@ -167,7 +168,7 @@ export class OcspService {
    * issuers costs one query a second, not one per request (a miss waits for the next reload).
    */
   private reloadIssuersOnMiss(): Promise<void> {
-    const wait = Math.max(0, this.lastIssuerLoad + ISSUER_RELOAD_MS - Date.now());
+    const wait = Math.max(0, this.lastIssuerLoad + ISSUER_RELOAD_MS - performance.now());
     this.issuerReload ??= new Promise((resolve) => setTimeout(resolve, wait))
       .then(() => this.loadIssuers())
       .catch((e) => { this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed'); })

@@ -11,6 +11,7 @@ import { SignetError, isSignetError } from '../errors.js';
 import { resolveKek } from '../keystore/kek.js';
 import { SealedKeyStore } from '../keystore/sealed-key-store.js';
 import { openAuditTrail } from '../ca/audit-checkpoints.js';
+import { systemClock, type Clock } from '../ca/clock.js';
 import type { CaContext } from '../ca/context.js';
 import { createHierarchyTx, listCas } from '../ca/hierarchy.js';
 import { createToken } from '../ca/tokens.js';
@@ -39,7 +40,8 @@ export function prepareDataDir(dir: string): void {
   }
 }
 
-export interface OpenOptions { migrate?: boolean }
+/** `now`: the clock of the CA and its audit trail (tests inject one; ca/clock.ts). */
+export interface OpenOptions { migrate?: boolean; now?: Clock }
 
 export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
   prepareDataDir(config.dataDir);
@@ -68,8 +70,9 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
-    await openAuditTrail(db, stores.audit, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000);
-    const ctx: CaContext = { db, stores, keys, config, log, now: () => new Date() };
+    const now = opts.now ?? systemClock;
+    await openAuditTrail(db, stores.audit, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000, now);
+    const ctx: CaContext = { db, stores, keys, config, log, now };
     // Once per database: MACs for the token and ACME rows of the version before (ca/row-seal.ts).
     await sealAtUpgrade(ctx);
     return ctx;
