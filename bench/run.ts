@@ -34,7 +34,10 @@ async function main(): Promise<number> {
   if (process.env.BENCH_NO_BUILD !== '1' || !existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
     process.stderr.write('bench: npm run build\n');
     const b = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-    if (b.status !== 0) { process.stderr.write('bench: build failed\n'); return 1; }
+    if (b.status !== 0) {
+      process.stderr.write('bench: build failed\n');
+      return 1;
+    }
   }
   let failed = 0;
   for (const name of names) {
@@ -54,4 +57,14 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main().then((code) => { cleanupAll(); process.exit(code); }, (e: unknown) => { process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`); cleanupAll(); process.exit(1); });
+main().then(
+  (code) => {
+    cleanupAll();
+    process.exit(code);
+  },
+  (e: unknown) => {
+    process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+    cleanupAll();
+    process.exit(1);
+  },
+);

@@ -8,10 +8,12 @@ import { fileURLToPath } from 'node:url';
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   const local = fileURLToPath(new URL('../node_modules/.bin/node', import.meta.url));
-  process.stderr.write(`signet: error: Node.js 24 or newer is needed, this is ${process.version}; `
-    + (existsSync(local)
-      ? `run it through npm (\`npm start\`, \`npx signet …\`) or as \`${local} ${fileURLToPath(import.meta.url)} …\`\n`
-      : 'install Node.js 24, or run `npm install` in the Signet directory to get it from the npm registry\n'));
+  process.stderr.write(
+    `signet: error: Node.js 24 or newer is needed, this is ${process.version}; ` +
+      (existsSync(local)
+        ? `run it through npm (\`npm start\`, \`npx signet …\`) or as \`${local} ${fileURLToPath(import.meta.url)} …\`\n`
+        : 'install Node.js 24, or run `npm install` in the Signet directory to get it from the npm registry\n'),
+  );
   process.exit(1);
 }
 const main = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));

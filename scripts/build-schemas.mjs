@@ -38,8 +38,15 @@ ${models}`;
   const file = join(root, 'prisma', name, 'schema.prisma');
   if (process.argv.includes('--check')) {
     let current = '';
-    try { current = readFileSync(file, 'utf8'); } catch { /* missing counts as stale */ }
-    if (current !== text) { console.error(`${file} is out of date: run npm run schema`); stale = true; }
+    try {
+      current = readFileSync(file, 'utf8');
+    } catch {
+      /* missing counts as stale */
+    }
+    if (current !== text) {
+      console.error(`${file} is out of date: run npm run schema`);
+      stale = true;
+    }
   } else {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text);

@@ -21,8 +21,10 @@ function newest(path) {
 }
 
 const inputs = [join(root, 'src'), join(root, 'prisma'), join(root, 'package-lock.json'), join(root, 'tsconfig.json')];
-const stale = !existsSync(built) || !existsSync(join(root, 'src/storage/generated/sqlite/client.ts'))
-  || inputs.some((p) => existsSync(p) && newest(p) > statSync(built).mtimeMs);
+const stale =
+  !existsSync(built) ||
+  !existsSync(join(root, 'src/storage/generated/sqlite/client.ts')) ||
+  inputs.some((p) => existsSync(p) && newest(p) > statSync(built).mtimeMs);
 if (stale) {
   process.stderr.write('signet: building (sources changed since the last build)…\n');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });

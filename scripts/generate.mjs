@@ -11,7 +11,9 @@ for (const provider of ['sqlite', 'postgresql']) {
     // On the Node running this script (24), not whichever `node` is first on PATH: prisma.config.ts
     // loads the native SQLite driver, which is built for one Node's module version.
     execFileSync(process.execPath, [join(root, 'node_modules/prisma/build/index.js'), 'generate', '--no-hints'], {
-      cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8',
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
       env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
     });
   } catch (e) {

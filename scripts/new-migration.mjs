@@ -22,10 +22,15 @@ for (const provider of ['sqlite', 'postgresql']) {
   const snapshot = join(dir, 'migrations', 'schema.snapshot.prisma');
   const from = existsSync(snapshot) ? ['--from-schema-datamodel', snapshot] : ['--from-empty'];
   // On this script's Node (see generate.mjs): prisma.config.ts loads the native SQLite driver.
-  const sql = execFileSync(process.execPath,
+  const sql = execFileSync(
+    process.execPath,
     [join(root, 'node_modules/prisma/build/index.js'), 'migrate', 'diff', ...from, '--to-schema-datamodel', join(dir, 'schema.prisma'), '--script'],
-    { cwd: root, env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider }, encoding: 'utf8' });
-  if (/^-- This is an empty migration/m.test(sql)) { console.log(`${provider}: no changes`); continue; }
+    { cwd: root, env: { ...process.env, SIGNET_PRISMA_PROVIDER: provider }, encoding: 'utf8' },
+  );
+  if (/^-- This is an empty migration/m.test(sql)) {
+    console.log(`${provider}: no changes`);
+    continue;
+  }
   const out = join(dir, 'migrations', `${stamp}_${name}`);
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'migration.sql'), sql);

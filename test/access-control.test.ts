@@ -25,7 +25,12 @@ const BACKGROUND_ACTIONS = new Set(['crl.signed', 'ocsp.responder.issued', 'ocsp
 const tmp = new TempDir();
 const makeCsr = csrMaker(tmp);
 
-interface Reply { status: number; headers: Headers; text: string; json: any }
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
 
 /** One request with exactly the Authorization header given (none when undefined). */
 async function call(server: RunningServer, method: string, path: string, auth: string | undefined, body?: unknown): Promise<Reply> {
@@ -35,7 +40,11 @@ async function call(server: RunningServer, method: string, path: string, auth: s
   const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   return { status: res.status, headers: res.headers, text, json };
 }
 
@@ -46,7 +55,10 @@ async function auditHead(env: TestEnv): Promise<number> {
   const [r] = await sql(env, 'SELECT MAX(seq) AS m FROM "AuditEvent"');
   return Number(r.m ?? 0);
 }
-async function auditSince(env: TestEnv, seq: number): Promise<{ seq: number; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null; details: any }[]> {
+async function auditSince(
+  env: TestEnv,
+  seq: number,
+): Promise<{ seq: number; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null; details: any }[]> {
   const rows = await sql(env, 'SELECT seq, actor, action, target, outcome, "sourceIp", details FROM "AuditEvent" WHERE seq > ? ORDER BY seq', [seq]);
   return rows.filter((r) => !BACKGROUND_ACTIONS.has(r.action)).map((r) => ({ ...r, seq: Number(r.seq), details: r.details ? JSON.parse(r.details) : null }));
 }
@@ -77,7 +89,9 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
   let holdSerial: string; // put on hold and released by the allowed probes
   const tokens: Record<string, { id: string; token: string }> = {};
 
-  async function admin(method: string, path: string, body?: unknown) { return call(server, method, path, bearer(server.token), body); }
+  async function admin(method: string, path: string, body?: unknown) {
+    return call(server, method, path, bearer(server.token), body);
+  }
   async function newToken(body: Record<string, unknown>): Promise<{ id: string; token: string; json: any }> {
     const r = await admin('POST', '/api/v1/tokens', body);
     assert.equal(r.status, 201, r.text);
@@ -91,17 +105,35 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
    * Every /api/v1 route, the scope it needs (null = public by design), a request that would
    * succeed or fail only for reasons other than authorisation, and its status with that scope.
    */
-  interface Endpoint { route: string; path: () => string; scope: Scope | null; body?: () => unknown; allowed: number }
+  interface Endpoint {
+    route: string;
+    path: () => string;
+    scope: Scope | null;
+    body?: () => unknown;
+    allowed: number;
+  }
   const ENDPOINTS: Endpoint[] = [
     { route: 'GET /cas', path: () => '/api/v1/cas', scope: 'read', allowed: 200 },
     { route: 'POST /cas', path: () => '/api/v1/cas', scope: 'admin', body: () => ({ parentId: 'root-doesnotexist', subject: 'CN=Matrix CA' }), allowed: 404 },
     { route: 'GET /cas/:id', path: () => `/api/v1/cas/${intId}`, scope: 'read', allowed: 200 },
     { route: 'POST /cas/:id/revoke', path: () => '/api/v1/cas/int-doesnotexist/revoke', scope: 'admin', body: () => ({ reason: 'superseded' }), allowed: 404 },
-    { route: 'POST /certificates', path: () => '/api/v1/certificates', scope: 'issue', body: () => ({ csr: makeCsr('DNS:matrix.example.test'), profile: 'server' }), allowed: 201 },
+    {
+      route: 'POST /certificates',
+      path: () => '/api/v1/certificates',
+      scope: 'issue',
+      body: () => ({ csr: makeCsr('DNS:matrix.example.test'), profile: 'server' }),
+      allowed: 201,
+    },
     { route: 'GET /certificates', path: () => '/api/v1/certificates', scope: 'read', allowed: 200 },
     { route: 'GET /certificates/:serial', path: () => `/api/v1/certificates/${serial}`, scope: 'read', allowed: 200 },
     { route: 'POST /certificates/:serial/renew', path: () => `/api/v1/certificates/${serial}/renew`, scope: 'renew', body: () => ({}), allowed: 201 },
-    { route: 'POST /certificates/:serial/revoke', path: () => `/api/v1/certificates/${holdSerial}/revoke`, scope: 'revoke', body: () => ({ reason: 'certificateHold' }), allowed: 200 },
+    {
+      route: 'POST /certificates/:serial/revoke',
+      path: () => `/api/v1/certificates/${holdSerial}/revoke`,
+      scope: 'revoke',
+      body: () => ({ reason: 'certificateHold' }),
+      allowed: 200,
+    },
     { route: 'POST /certificates/:serial/unhold', path: () => `/api/v1/certificates/${holdSerial}/unhold`, scope: 'revoke', body: () => ({}), allowed: 200 },
     { route: 'GET /certificates/:serial/status', path: () => `/api/v1/certificates/${serial}/status`, scope: null, allowed: 200 },
     { route: 'GET /profiles', path: () => '/api/v1/profiles', scope: 'read', allowed: 200 },
@@ -122,7 +154,8 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     for (const which of ['serial', 'hold'] as const) {
       const r = await issueWith(server.token, `DNS:${which}.example.test`);
       assert.equal(r.status, 201, r.text);
-      if (which === 'serial') serial = r.json.serial; else holdSerial = r.json.serial;
+      if (which === 'serial') serial = r.json.serial;
+      else holdSerial = r.json.serial;
     }
     for (const s of SCOPES) {
       tokens[`only-${s}`] = await newToken({ name: `only ${s}`, scopes: [s] });
@@ -130,7 +163,11 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       tokens[`all-but-${s}`] = await newToken({ name: `all but ${s}`, scopes: SCOPES.filter((x) => x !== s && x !== 'admin') });
     }
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('the matrix lists every /api/v1 route in the route files', () => {
     assert.deepEqual(ENDPOINTS.map((e) => e.route).sort(), apiRoutesFromSource());
@@ -152,7 +189,9 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     while (Date.now() <= expiresAt.getTime() + 50) await sleep(50);
 
     const counts = async () => ({
-      certificates: await countRows(env, 'Certificate'), cas: await countRows(env, 'CertificateAuthority'), tokens: await countRows(env, 'ApiToken'),
+      certificates: await countRows(env, 'Certificate'),
+      cas: await countRows(env, 'CertificateAuthority'),
+      tokens: await countRows(env, 'ApiToken'),
       hold: (await sql(env, 'SELECT status FROM "Certificate" WHERE serial = ?', [holdSerial]))[0].status,
     });
     const before = await counts();
@@ -201,7 +240,10 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       assert.equal(ev.action, 'request.refused');
       assert.equal(ev.outcome, 'refused');
     }
-    assert.ok(events.some((ev) => ev.actor === `token:${tokens['all-but-admin']!.id}` && ev.details.status === 403), 'a 403 names the token that was refused');
+    assert.ok(
+      events.some((ev) => ev.actor === `token:${tokens['all-but-admin']!.id}` && ev.details.status === 403),
+      'a 403 names the token that was refused',
+    );
     assert.ok(!events.some((ev) => ev.actor === 'anonymous'), 'no row per anonymous refusal');
   });
 
@@ -247,7 +289,10 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       const r = await issueWith(t.token, san);
       assert.equal(r.status, 403, `${san}: ${r.text}`);
       assert.equal(r.headers.get('content-type'), PROBLEM);
-      const refusedName = san.split(',').map((s) => s.slice(4)).find((n) => n !== 'a.team.example')!;
+      const refusedName = san
+        .split(',')
+        .map((s) => s.slice(4))
+        .find((n) => n !== 'a.team.example')!;
       assert.ok(r.json.detail.includes(`'${refusedName}'`), `${san}: the detail names ${refusedName}: ${r.json.detail}`);
       assert.match(r.json.detail, /this token may only request names under team\.example/, san);
     }
@@ -294,7 +339,10 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     const used = new Date();
     assert.equal((await call(server, 'GET', '/api/v1/profiles', bearer(t.token))).status, 200);
     let seen: string | null = null;
-    for (let i = 0; i < 100 && !seen; i++) { seen = await lastUsed(); if (!seen) await sleep(100); }
+    for (let i = 0; i < 100 && !seen; i++) {
+      seen = await lastUsed();
+      if (!seen) await sleep(100);
+    }
     assert.ok(seen, 'lastUsedAt was set');
     assert.ok(new Date(seen).getTime() >= used.getTime() - 1000, `lastUsedAt ${seen} is the time of use`);
   });
@@ -302,7 +350,11 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
   test('token creation is validated: 400 with a precise detail, nothing stored', async () => {
     const before = await countRows(env, 'ApiToken');
     const cases: [string, unknown, RegExp][] = [
-      ['unknown scope', { name: 'x', scopes: ['superuser'] }, /^scopes\.0: Invalid enum value\. Expected 'issue' \| 'renew' \| 'revoke' \| 'read' \| 'admin', received 'superuser'$/],
+      [
+        'unknown scope',
+        { name: 'x', scopes: ['superuser'] },
+        /^scopes\.0: Invalid enum value\. Expected 'issue' \| 'renew' \| 'revoke' \| 'read' \| 'admin', received 'superuser'$/,
+      ],
       ['empty scopes', { name: 'x', scopes: [] }, /^scopes: must name at least one scope$/],
       ['no scopes', { name: 'x' }, /^scopes: Required$/],
       ['no name', { scopes: ['read'] }, /^name: Required$/],
@@ -310,10 +362,26 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       ['expiresAt not a date', { name: 'x', scopes: ['read'], expiresAt: 'tomorrow' }, /^expiresAt: must be an ISO 8601 date-time$/],
       ['unknown field', { name: 'x', scopes: ['read'], superuser: true }, /Unrecognized key\(s\) in object: 'superuser'/],
       ['empty profiles', { name: 'x', scopes: ['issue'], profiles: [] }, /^profiles: /],
-      ['a profile that does not exist', { name: 'x', scopes: ['issue'], profiles: ['nonexistent'] }, /^profiles: "nonexistent" is not a configured profile; configured: server, client, peer$/],
-      ['a profile name in the wrong case', { name: 'x', scopes: ['issue'], profiles: ['client', 'SERVER', 'Peer'] }, /^profiles: "SERVER", "Peer" are not configured profiles; configured: server, client, peer$/],
-      ['expiresAt with a UTC offset of +25:00', { name: 'x', scopes: ['read'], expiresAt: '2030-01-01T00:00:00+25:00' }, /^expiresAt: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/],
-      ['expiresAt after 9999', { name: 'x', scopes: ['read'], expiresAt: '9999-12-31T23:59:59-01:00' }, /^expiresAt: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/],
+      [
+        'a profile that does not exist',
+        { name: 'x', scopes: ['issue'], profiles: ['nonexistent'] },
+        /^profiles: "nonexistent" is not a configured profile; configured: server, client, peer$/,
+      ],
+      [
+        'a profile name in the wrong case',
+        { name: 'x', scopes: ['issue'], profiles: ['client', 'SERVER', 'Peer'] },
+        /^profiles: "SERVER", "Peer" are not configured profiles; configured: server, client, peer$/,
+      ],
+      [
+        'expiresAt with a UTC offset of +25:00',
+        { name: 'x', scopes: ['read'], expiresAt: '2030-01-01T00:00:00+25:00' },
+        /^expiresAt: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/,
+      ],
+      [
+        'expiresAt after 9999',
+        { name: 'x', scopes: ['read'], expiresAt: '9999-12-31T23:59:59-01:00' },
+        /^expiresAt: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/,
+      ],
       ['a name suffix that is no DNS name', { name: 'x', scopes: ['issue'], nameSuffixes: ['not a domain!'] }, /^nameSuffixes: .*not a domain!/],
       ['scopes not an array', { name: 'x', scopes: 'admin' }, /^scopes: Expected array, received string$/],
     ];
@@ -332,7 +400,11 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     const create = await call(server, 'POST', '/api/v1/tokens', bearer(read.token), { name: 'escalate', scopes: ['admin'] });
     assert.equal(create.status, 403, create.text);
     assert.equal(create.json.detail, "this token lacks the 'admin' scope (it has: read)");
-    for (const [m, p] of [['GET', '/api/v1/tokens'], ['DELETE', `/api/v1/tokens/${tokens['only-admin']!.id}`], ['GET', '/api/v1/audit']] as const) {
+    for (const [m, p] of [
+      ['GET', '/api/v1/tokens'],
+      ['DELETE', `/api/v1/tokens/${tokens['only-admin']!.id}`],
+      ['GET', '/api/v1/audit'],
+    ] as const) {
       const r = await call(server, m, p, bearer(read.token));
       assert.equal(r.status, 403, `${m} ${p}: ${r.text}`);
     }
@@ -352,7 +424,10 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
   });
 
   test('signet token create|list|revoke work against the same store as the running server', async () => {
-    const made = signet(['token', 'create', '--name', 'from the CLI', '--scopes', 'read,issue', '--profiles', 'client', '--expires-in-days', '1', '--json'], env.env);
+    const made = signet(
+      ['token', 'create', '--name', 'from the CLI', '--scopes', 'read,issue', '--profiles', 'client', '--expires-in-days', '1', '--json'],
+      env.env,
+    );
     assert.equal(made.status, 0, made.stderr);
     const t = JSON.parse(made.stdout);
     assert.match(t.token, /^sgt_/);
@@ -392,10 +467,18 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     const auth = src.slice(start, src.indexOf('\nexport ', start + 1));
     assert.ok(auth.length > 100, 'found authenticate()');
     assert.match(auth, /timingSafeEqual\(Buffer\.from\(row\.secretHash, 'hex'\), Buffer\.from\(hash, 'hex'\)\)/);
-    assert.match(auth, /tokenSecretHash\(presented\)[\s\S]*hashSecret\(presented\)/, 'the presented secret is hashed (keyed, then plain for tokens made before keyed hashes) before any lookup');
+    assert.match(
+      auth,
+      /tokenSecretHash\(presented\)[\s\S]*hashSecret\(presented\)/,
+      'the presented secret is hashed (keyed, then plain for tokens made before keyed hashes) before any lookup',
+    );
     assert.match(auth, /tokenIntact\(row, scheme\)/, 'the grant MAC is checked (constant time, in row-integrity.ts)');
     assert.match(readFileSync(join(ROOT, 'src/ca/row-integrity.ts'), 'utf8'), /timingSafeEqual\(Buffer\.from\(a\), Buffer\.from\(b\)\)/);
-    assert.doesNotMatch(auth, /(secretHash|presented|hash)\s*[!=]==?\s*|[!=]==?\s*(row\.secretHash|presented|hash)\b/, 'no variable-time comparison of secrets or hashes');
+    assert.doesNotMatch(
+      auth,
+      /(secretHash|presented|hash)\s*[!=]==?\s*|[!=]==?\s*(row\.secretHash|presented|hash)\b/,
+      'no variable-time comparison of secrets or hashes',
+    );
     assert.match(src, /randomBytes\(32\)/, 'secrets have 256 random bits');
   });
 });

@@ -35,12 +35,17 @@ describe('ACME limits per client address', () => {
 
   before(async () => {
     w = await startWorld({
-      SIGNET_ACME_PROFILES: 'server,peer,client', SIGNET_ACME_EAB_REQUIRED: 'peer', SIGNET_TRUST_PROXY: 'on',
-      SIGNET_ACME_ACCOUNTS_PER_HOUR: '3', SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '4',
+      SIGNET_ACME_PROFILES: 'server,peer,client',
+      SIGNET_ACME_EAB_REQUIRED: 'peer',
+      SIGNET_TRUST_PROXY: 'on',
+      SIGNET_ACME_ACCOUNTS_PER_HOUR: '3',
+      SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '4',
     });
     dirs = { server: w.acme.dir, peer: await w.acme.directory('/peer/directory'), client: await w.acme.directory('/client/directory') };
   });
-  after(async () => { await w?.stop(); });
+  after(async () => {
+    await w?.stop();
+  });
 
   const register = (key: Key, address: string, dir: Record<string, any> = dirs.server, payload: Record<string, unknown> = {}) =>
     w.acme.post(dir.newAccount, { termsOfServiceAgreed: true, ...payload }, key, from(address));
@@ -51,8 +56,10 @@ describe('ACME limits per client address', () => {
     return makeJws({ alg: 'HS256', kid: k.kid, url }, key.jwk, (input) => createHmac('sha256', Buffer.from(k.hmacKey, 'base64url')).update(input).digest());
   };
   const tableCounts = async () => ({
-    accounts: await countRows(w.s.env, 'AcmeAccount'), orders: await countRows(w.s.env, 'AcmeOrder'),
-    authorizations: await countRows(w.s.env, 'AcmeAuthorization'), challenges: await countRows(w.s.env, 'AcmeChallenge'),
+    accounts: await countRows(w.s.env, 'AcmeAccount'),
+    orders: await countRows(w.s.env, 'AcmeOrder'),
+    authorizations: await countRows(w.s.env, 'AcmeAuthorization'),
+    challenges: await countRows(w.s.env, 'AcmeChallenge'),
     audit: await countRows(w.s.env, 'AuditEvent'),
   });
 
@@ -66,8 +73,16 @@ describe('ACME limits per client address', () => {
     for (const r of made) assert.equal(r.status, 201, r.text);
     const rows = await sql(w.s.env, 'SELECT "id", "sourceKey" FROM "AcmeAccount" WHERE "sourceKey" = ?', [address]);
     assert.equal(rows.length, 3);
-    const audited = await sql(w.s.env, `SELECT "sourceIp" FROM "AuditEvent" WHERE action = 'acme.account.created' AND target IN (?, ?, ?)`, rows.map((x: any) => x.id));
-    assert.deepEqual(audited.map((x: any) => x.sourceIp), [address, address, address], 'the address the proxy appended is recorded');
+    const audited = await sql(
+      w.s.env,
+      `SELECT "sourceIp" FROM "AuditEvent" WHERE action = 'acme.account.created' AND target IN (?, ?, ?)`,
+      rows.map((x: any) => x.id),
+    );
+    assert.deepEqual(
+      audited.map((x: any) => x.sourceIp),
+      [address, address, address],
+      'the address the proxy appended is recorded',
+    );
 
     const before = await tableCounts();
     for (const dir of [dirs.server, dirs.client]) {
@@ -114,7 +129,17 @@ describe('ACME limits per client address', () => {
       accounts.push({ key, url: r.headers.location! });
     }
     const order = (acct: Account, name: string, addr = address) =>
-      w.acme.post(dirs.server.newOrder, { identifiers: [{ type: 'dns', value: name }, { type: 'dns', value: `www.${name}` }] }, acct, from(addr));
+      w.acme.post(
+        dirs.server.newOrder,
+        {
+          identifiers: [
+            { type: 'dns', value: name },
+            { type: 'dns', value: `www.${name}` },
+          ],
+        },
+        acct,
+        from(addr),
+      );
     for (let i = 0; i < 4; i++) {
       const r = await order(accounts[i % 2]!, `o${i}.limits.signet.test`);
       assert.equal(r.status, 201, r.text);
@@ -134,8 +159,12 @@ describe('ACME limits per client address', () => {
 
 describe('ACME housekeeping', () => {
   let w: World;
-  before(async () => { w = await startWorld({ SIGNET_ACME_RETENTION_DAYS: '2' }); });
-  after(async () => { await w?.stop(); });
+  before(async () => {
+    w = await startWorld({ SIGNET_ACME_RETENTION_DAYS: '2' });
+  });
+  after(async () => {
+    await w?.stop();
+  });
 
   const idOf = (url: string) => url.slice(url.lastIndexOf('/') + 1);
   const exists = async (table: string, id: string) => (await countRows(w.s.env, table, 'WHERE "id" = ?', [id])) === 1;
@@ -148,7 +177,12 @@ describe('ACME housekeeping', () => {
     const pending = async (name: string) => {
       const r = await w.newOrder(acct, [name]);
       assert.equal(r.status, 201, r.text);
-      return { orderId: idOf(r.headers.location!), authzId: idOf(r.json.authorizations[0]), authzUrl: r.json.authorizations[0] as string, orderUrl: r.headers.location! };
+      return {
+        orderId: idOf(r.headers.location!),
+        authzId: idOf(r.json.authorizations[0]),
+        authzUrl: r.json.authorizations[0] as string,
+        orderUrl: r.headers.location!,
+      };
     };
     // Expired three days ago (retention 2): deleted, and its authorization (expired ten days
     // ago, beyond the retention and the 7-day order lifetime) with its challenges.
@@ -184,12 +218,24 @@ describe('ACME housekeeping', () => {
 
     assert.equal(await challengesOf(old.authzId), 3);
     await w.restart(); // housekeeping runs at start (then hourly) in the CRL-publishing process
-    await until('housekeeping', () => exists('AcmeOrder', old.orderId), (present) => !present);
-    await until('housekeeping audit event', () => countRows(w.s.env, 'AuditEvent', `WHERE action = 'acme.housekeeping'`), (n) => n === 1);
+    await until(
+      'housekeeping',
+      () => exists('AcmeOrder', old.orderId),
+      (present) => !present,
+    );
+    await until(
+      'housekeeping audit event',
+      () => countRows(w.s.env, 'AuditEvent', `WHERE action = 'acme.housekeeping'`),
+      (n) => n === 1,
+    );
 
     const state = {
       old: [await exists('AcmeOrder', old.orderId), await exists('AcmeAuthorization', old.authzId), await challengesOf(old.authzId)],
-      deactivated: [await exists('AcmeOrder', deactivated.orderId), await exists('AcmeAuthorization', deactivated.authzId), await challengesOf(deactivated.authzId)],
+      deactivated: [
+        await exists('AcmeOrder', deactivated.orderId),
+        await exists('AcmeAuthorization', deactivated.authzId),
+        await challengesOf(deactivated.authzId),
+      ],
       recent: [await exists('AcmeOrder', recent.orderId), await exists('AcmeAuthorization', recent.authzId), await challengesOf(recent.authzId)],
       young: [await exists('AcmeOrder', young.orderId), await exists('AcmeAuthorization', young.authzId), await challengesOf(young.authzId)],
       live: [await exists('AcmeOrder', live.orderId), await exists('AcmeAuthorization', live.authzId), await challengesOf(live.authzId)],
@@ -197,12 +243,21 @@ describe('ACME housekeeping', () => {
       orphan: [await exists('AcmeOrder', idOf(orphan.headers.location!)), await exists('AcmeAuthorization', orphanAuthzId), await challengesOf(orphanAuthzId)],
     };
     assert.deepEqual(state, {
-      old: [false, false, 0], deactivated: [false, false, 0], recent: [true, true, 3], young: [true, true, 3], live: [true, true, 3],
-      cert: [true, false, 0], orphan: [true, false, 0],
+      old: [false, false, 0],
+      deactivated: [false, false, 0],
+      recent: [true, true, 3],
+      young: [true, true, 3],
+      live: [true, true, 3],
+      cert: [true, false, 0],
+      orphan: [true, false, 0],
     });
     const [event] = await sql(w.s.env, `SELECT actor, details FROM "AuditEvent" WHERE action = 'acme.housekeeping'`);
     assert.equal(event.actor, 'system');
-    assert.deepEqual((({ orders, authorizations, challenges }) => ({ orders, authorizations, challenges }))(JSON.parse(event.details)), { orders: 2, authorizations: 4, challenges: 12 });
+    assert.deepEqual((({ orders, authorizations, challenges }) => ({ orders, authorizations, challenges }))(JSON.parse(event.details)), {
+      orders: 2,
+      authorizations: 4,
+      challenges: 12,
+    });
 
     // What is kept still works: the certificate downloads, and its account can revoke it.
     const dl = await w.acme.post(certOrder.json.certificate, '', acct);

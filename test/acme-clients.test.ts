@@ -29,7 +29,11 @@ import { openssl, TempDir } from './helpers/openssl.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
 import { derToPem } from '../src/pki/pem.js';
 
-interface Run { status: number | null; stdout: string; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /**
  * Runs a client asynchronously: this process hosts the DNS server and its control endpoint,
@@ -40,11 +44,21 @@ function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs
     const child = spawn(cmd, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
   });
 }
 
@@ -69,12 +83,33 @@ describe('ACME with real clients (lego, certbot)', () => {
   /** GET on the HTTPS API with the admin token, trusting only Signet's root. */
   function apiGet(path: string): Promise<{ status: number; json: any; text: string }> {
     return new Promise((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', servername: 'localhost', port: tlsPort, path, method: 'GET', ca: rootPem, headers: { authorization: `Bearer ${server.token}`, host: `localhost:${tlsPort}` } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => { text += c; });
-        res.on('end', () => { let json: any; try { json = JSON.parse(text); } catch { json = undefined; } resolve({ status: res.statusCode!, json, text }); });
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port: tlsPort,
+          path,
+          method: 'GET',
+          ca: rootPem,
+          headers: { authorization: `Bearer ${server.token}`, host: `localhost:${tlsPort}` },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => {
+            let json: any;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode!, json, text });
+          });
+        },
+      );
       req.on('error', (e) => reject(new Error(`GET ${path}: ${e.message}; server stderr: ${server.stderr()}`)));
       req.end();
     });
@@ -113,10 +148,23 @@ describe('ACME with real clients (lego, certbot)', () => {
   }
 
   const legoEnv = () => ({ LEGO_CA_CERTIFICATES: rootFile, HOME: tmp.path });
-  const lego = (path: string, name: string | string[], challenge: string[], command: string[], extraEnv: Record<string, string> = {}, server = directory) => run('lego', [
-    '--server', server, '--email', 'a@signet.test', '--accept-tos', '--path', path,
-    ...[name].flat().flatMap((d) => ['--domains', d]), ...challenge, ...command,
-  ], { ...legoEnv(), ...extraEnv });
+  const lego = (path: string, name: string | string[], challenge: string[], command: string[], extraEnv: Record<string, string> = {}, server = directory) =>
+    run(
+      'lego',
+      [
+        '--server',
+        server,
+        '--email',
+        'a@signet.test',
+        '--accept-tos',
+        '--path',
+        path,
+        ...[name].flat().flatMap((d) => ['--domains', d]),
+        ...challenge,
+        ...command,
+      ],
+      { ...legoEnv(), ...extraEnv },
+    );
   const legoFiles = (path: string, name: string) => {
     const base = join(path, 'certificates', name.replace(/^\*/, '_'));
     return { crt: `${base}.crt`, issuer: `${base}.issuer.crt`, key: `${base}.key` };
@@ -135,11 +183,15 @@ describe('ACME with real clients (lego, certbot)', () => {
     dns = await startDnsServer({ zones: ['signet.test'] });
     [tlsPort, http01Port, alpnPort] = [await freePort(), await freePort(), await freePort()];
     env = await createTestEnv({
-      SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort),
-      SIGNET_ACME_HTTP_PORT: String(http01Port), SIGNET_ACME_TLS_PORT: String(alpnPort),
-      SIGNET_ACME_DNS_RESOLVER: dns.address, SIGNET_ACME_VALIDATION_TIMEOUT_MS: '5000',
+      SIGNET_TLS: 'on',
+      SIGNET_TLS_PORT: String(tlsPort),
+      SIGNET_ACME_HTTP_PORT: String(http01Port),
+      SIGNET_ACME_TLS_PORT: String(alpnPort),
+      SIGNET_ACME_DNS_RESOLVER: dns.address,
+      SIGNET_ACME_VALIDATION_TIMEOUT_MS: '5000',
       // A second directory, /acme/peer/directory, that needs External Account Binding.
-      SIGNET_ACME_PROFILES: 'server,peer', SIGNET_ACME_EAB_REQUIRED: 'peer',
+      SIGNET_ACME_PROFILES: 'server,peer',
+      SIGNET_ACME_EAB_REQUIRED: 'peer',
     });
     server = await startServer(env.env);
     directory = `https://localhost:${tlsPort}/acme/directory`;
@@ -221,7 +273,10 @@ describe('ACME with real clients (lego, certbot)', () => {
     const orders = (await auditEvents('acme.order.created')).filter((e) => e.actor === actor && e.details.identifiers.includes(name));
     assert.ok(orders.length >= 2, `two orders for ${name}: ${JSON.stringify(orders)}`);
     const validated = (await auditEvents('acme.challenge.validated')).filter((e) => e.actor === actor && e.details.identifier === name);
-    assert.ok(validated.some((e) => e.details.type === 'http-01'), JSON.stringify(validated));
+    assert.ok(
+      validated.some((e) => e.details.type === 'http-01'),
+      JSON.stringify(validated),
+    );
     const issued = (await auditEvents('certificate.issued')).filter((e) => e.actor === actor);
     const serials = issued.map((e) => e.target);
     assert.ok(serials.includes(firstEntry.serial) && serials.includes(entry.serial), JSON.stringify(issued));
@@ -239,7 +294,10 @@ describe('ACME with real clients (lego, certbot)', () => {
     verifyChain(f.crt, f.issuer);
     await inventoryEntry(name, readFileSync(f.crt, 'utf8'));
     const validated = (await auditEvents('acme.challenge.validated')).filter((e) => e.details.identifier === name);
-    assert.deepEqual(validated.map((e) => e.details.type), ['tls-alpn-01']);
+    assert.deepEqual(
+      validated.map((e) => e.details.type),
+      ['tls-alpn-01'],
+    );
   });
 
   test('lego dns-01 through the exec provider and the test DNS server (with a wildcard)', async () => {
@@ -247,15 +305,21 @@ describe('ACME with real clients (lego, certbot)', () => {
     const path = join(tmp.path, 'lego-dns');
     // lego's exec provider runs this script with `present|cleanup <fqdn> <value>`; it tells the
     // test DNS server to add or remove the TXT record over its loopback control endpoint.
-    const hook = tmp.file('dns-hook.mjs', `#!${process.execPath}
+    const hook = tmp.file(
+      'dns-hook.mjs',
+      `#!${process.execPath}
 const [action, name, value] = process.argv.slice(2);
 const res = await fetch(${JSON.stringify(`${dns.controlUrl}/txt`)}, { method: action === 'present' ? 'POST' : 'DELETE', body: JSON.stringify({ name, value }) });
 if (!res.ok) { console.error('DNS control endpoint answered', res.status); process.exit(1); }
-`);
+`,
+    );
     chmodSync(hook, 0o755);
     const queriesBefore = dns.queries.length;
     const r = await lego(path, [name, `*.${name}`], ['--dns', 'exec', '--dns.resolvers', dns.address, '--dns.disable-cp'], ['run'], {
-      EXEC_PATH: hook, EXEC_PROPAGATION_TIMEOUT: '30', EXEC_POLLING_INTERVAL: '1', EXEC_SEQUENCE_INTERVAL: '1',
+      EXEC_PATH: hook,
+      EXEC_PROPAGATION_TIMEOUT: '30',
+      EXEC_POLLING_INTERVAL: '1',
+      EXEC_SEQUENCE_INTERVAL: '1',
     });
     assert.equal(r.status, 0, show(r));
     const f = legoFiles(path, name);
@@ -272,7 +336,7 @@ if (!res.ok) { console.error('DNS control endpoint answered', res.status); proce
     assert.ok(validated.length >= 1 && validated.every((e) => e.details.type === 'dns-01'), JSON.stringify(validated));
   });
 
-  test('lego with External Account Binding (a key from `signet acme eab create`) at the peer profile\'s directory', async () => {
+  test("lego with External Account Binding (a key from `signet acme eab create`) at the peer profile's directory", async () => {
     const name = 'lego-eab.signet.test';
     const peerDirectory = `https://localhost:${tlsPort}/acme/peer/directory`;
     const challenge = ['--http', '--http.port', `127.0.0.1:${http01Port}`];
@@ -305,10 +369,27 @@ if (!res.ok) { console.error('DNS control endpoint answered', res.status); proce
     const name = 'certbot.signet.test';
     const dirs = ['--config-dir', join(tmp.path, 'cb-config'), '--work-dir', join(tmp.path, 'cb-work'), '--logs-dir', join(tmp.path, 'cb-logs')];
     const cbEnv = { REQUESTS_CA_BUNDLE: rootFile, HOME: tmp.path };
-    const obtained = await run('certbot', [
-      'certonly', '--standalone', '--non-interactive', '--agree-tos', '-m', 'a@signet.test', '--server', directory,
-      '-d', name, '--http-01-port', String(http01Port), '--http-01-address', '127.0.0.1', ...dirs,
-    ], cbEnv);
+    const obtained = await run(
+      'certbot',
+      [
+        'certonly',
+        '--standalone',
+        '--non-interactive',
+        '--agree-tos',
+        '-m',
+        'a@signet.test',
+        '--server',
+        directory,
+        '-d',
+        name,
+        '--http-01-port',
+        String(http01Port),
+        '--http-01-address',
+        '127.0.0.1',
+        ...dirs,
+      ],
+      cbEnv,
+    );
     assert.equal(obtained.status, 0, show(obtained));
     const live = join(tmp.path, 'cb-config', 'live', name);
     const first = readFileSync(join(live, 'cert.pem'), 'utf8');

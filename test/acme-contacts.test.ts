@@ -16,14 +16,22 @@ const label63 = 'd'.repeat(63);
 const domainOf = (octets: number) => {
   const labels: string[] = [];
   let left = octets;
-  while (left > 0) { const n = Math.min(63, left - (labels.length ? 1 : 0)); labels.push('d'.repeat(n)); left -= n + (labels.length > 1 ? 1 : 0); }
+  while (left > 0) {
+    const n = Math.min(63, left - (labels.length ? 1 : 0));
+    labels.push('d'.repeat(n));
+    left -= n + (labels.length > 1 ? 1 : 0);
+  }
   return labels.join('.');
 };
 
 describe('ACME contacts', { concurrency: false }, () => {
   let w: World;
-  before(async () => { w = await startWorld(); });
-  after(async () => { await w?.stop(); });
+  before(async () => {
+    w = await startWorld();
+  });
+  after(async () => {
+    await w?.stop();
+  });
 
   const refused: [string, string][] = [
     ['an unpaired high surrogate', 'mailto:a\uD800@signet.test'],
@@ -59,7 +67,11 @@ describe('ACME contacts', { concurrency: false }, () => {
       assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(r.json.detail), `${name}: no control characters echoed`);
     }
     assert.equal(await countRows(w.s.env, 'AcmeAccount'), accounts, 'no account was created');
-    assertProblem(await w.acme.post(w.acme.dir.newAccount, { termsOfServiceAgreed: true, contact: ['tel:+15551234'] }, newKey('ES256')), 400, 'unsupportedContact');
+    assertProblem(
+      await w.acme.post(w.acme.dir.newAccount, { termsOfServiceAgreed: true, contact: ['tel:+15551234'] }, newKey('ES256')),
+      400,
+      'unsupportedContact',
+    );
   });
 
   test('an account update refuses each bad contact and keeps the contacts it had', async () => {

@@ -18,7 +18,18 @@ import { signet } from './helpers/cli.js';
 import { sql } from './helpers/sql.js';
 import { ACME_ENDPOINTS, type AcmeEndpoint } from '../src/acme/routes.js';
 import {
-  ariCertId, assertProblem, b64u, makeJws, newKey, signWith, startWorld, type Account, type Key, type PostOptions, type Resp, type World,
+  ariCertId,
+  assertProblem,
+  b64u,
+  makeJws,
+  newKey,
+  signWith,
+  startWorld,
+  type Account,
+  type Key,
+  type PostOptions,
+  type Resp,
+  type World,
 } from './helpers/acme.js';
 
 const NAME = 'shared.signet.test';
@@ -69,8 +80,16 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     const authz = await w.acme.post(authzUrl, '', account);
     const chall = (authz.json.challenges as any[]).find((c) => c.type === 'http-01');
     return {
-      profile, base: (dir.newAccount as string).replace(/\/new-account$/, ''), dir, account, accountId: idOf(account.url), cert,
-      readyOrderId: idOf(ready.headers.location!), pendingOrderId: idOf(pending.headers.location!), pendingAuthzId: idOf(authzUrl), pendingChallId: idOf(chall.url),
+      profile,
+      base: (dir.newAccount as string).replace(/\/new-account$/, ''),
+      dir,
+      account,
+      accountId: idOf(account.url),
+      cert,
+      readyOrderId: idOf(ready.headers.location!),
+      pendingOrderId: idOf(pending.headers.location!),
+      pendingAuthzId: idOf(authzUrl),
+      pendingChallId: idOf(chall.url),
     };
   }
 
@@ -105,7 +124,9 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
 
   const keyChangeInner = (from: Side, url: string) => {
     const k = newKey('ES256');
-    return makeJws({ alg: k.alg, jwk: k.jwk, url }, { account: from.account.url, oldKey: from.account.key.jwk }, (input) => signWith(k.alg, k.privateKey, input));
+    return makeJws({ alg: k.alg, jwk: k.jwk, url }, { account: from.account.url, oldKey: from.account.key.jwk }, (input) =>
+      signWith(k.alg, k.privateKey, input),
+    );
   };
 
   /** THE table: a row per account-authenticated endpoint. */
@@ -120,9 +141,15 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     },
     accountOrders: { resource: true, variants: { list: (_f, at, of) => ({ url: `${at.base}/account/${of.accountId}/orders`, payload: '' }) } },
     keyChange: { resource: false, variants: { rollover: (f, at) => ({ url: `${at.base}/key-change`, payload: keyChangeInner(f, `${at.base}/key-change`) }) } },
-    newOrder: { resource: false, variants: { order: (_f, at) => ({ url: `${at.base}/new-order`, payload: { identifiers: [{ type: 'dns', value: 'intruder.signet.test' }] } }) } },
+    newOrder: {
+      resource: false,
+      variants: { order: (_f, at) => ({ url: `${at.base}/new-order`, payload: { identifiers: [{ type: 'dns', value: 'intruder.signet.test' }] } }) },
+    },
     order: { resource: true, variants: { 'POST-as-GET': (_f, at, of) => ({ url: `${at.base}/order/${of.pendingOrderId}`, payload: '' }) } },
-    finalize: { resource: true, variants: { finalize: (_f, at, of) => ({ url: `${at.base}/order/${of.readyOrderId}/finalize`, payload: { csr: b64u(w.csr([NAME]).der) } }) } },
+    finalize: {
+      resource: true,
+      variants: { finalize: (_f, at, of) => ({ url: `${at.base}/order/${of.readyOrderId}/finalize`, payload: { csr: b64u(w.csr([NAME]).der) } }) },
+    },
     authz: {
       resource: true,
       variants: {
@@ -138,7 +165,10 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
       },
     },
     certificate: { resource: true, variants: { download: (_f, at, of) => ({ url: `${at.base}/cert/${of.cert.serial}`, payload: '' }) } },
-    revokeCert: { resource: true, variants: { 'with kid': (_f, at, of) => ({ url: `${at.base}/revoke-cert`, payload: { certificate: b64u(of.cert.der), reason: 1 } }) } },
+    revokeCert: {
+      resource: true,
+      variants: { 'with kid': (_f, at, of) => ({ url: `${at.base}/revoke-cert`, payload: { certificate: b64u(of.cert.der), reason: 1 } }) },
+    },
   };
 
   before(async () => {
@@ -146,14 +176,16 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     server = await makeSide('server', w.acme.dir, false, 1);
     peer = await makeSide('peer', await w.acme.directory('/peer/directory'), true, 2);
   });
-  after(async () => { await w?.stop(); });
+  after(async () => {
+    await w?.stop();
+  });
 
   test('every account-authenticated ACME endpoint has a row in the matrix', () => {
     const signed = (Object.keys(ACME_ENDPOINTS) as AcmeEndpoint[]).filter((e) => ACME_ENDPOINTS[e].auth !== 'none');
     assert.deepEqual([...Object.keys(MATRIX), 'newAccount'].sort(), signed.sort(), 'add a row to MATRIX (or to the newAccount test) for the new endpoint');
   });
 
-  test('the issue\'s scenario: an account of /acme/directory, made without EAB, gets nowhere at /acme/peer', async () => {
+  test("the issue's scenario: an account of /acme/directory, made without EAB, gets nowhere at /acme/peer", async () => {
     const key = newKey('ES256');
     const acct = await w.acme.newAccount(key);
     const before = await snapshot();
@@ -165,15 +197,26 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     assertProblem(await w.newOrder(acct, ['bypass.signet.test'], peer.dir.newOrder), 400, 'accountDoesNotExist');
     // Not even with the kid spelled as a peer account URL.
     const forged = `${peer.base}/account/${idOf(acct.url)}`;
-    assertProblem(await w.acme.post(peer.dir.newOrder, { identifiers: [{ type: 'dns', value: 'bypass.signet.test' }] }, acct, { kid: forged }), 400, 'accountDoesNotExist');
+    assertProblem(
+      await w.acme.post(peer.dir.newOrder, { identifiers: [{ type: 'dns', value: 'bypass.signet.test' }] }, acct, { kid: forged }),
+      400,
+      'accountDoesNotExist',
+    );
     assert.deepEqual(await snapshot(), before);
     const peerCerts = await sql(w.s.env, 'SELECT "serial" FROM "Certificate" WHERE "profile" = ?', ['peer']);
-    assert.deepEqual(peerCerts.map((r: any) => r.serial), [peer.cert.serial], 'the only peer certificate is the EAB account\'s');
+    assert.deepEqual(
+      peerCerts.map((r: any) => r.serial),
+      [peer.cert.serial],
+      "the only peer certificate is the EAB account's",
+    );
   });
 
   for (const [endpoint, row] of Object.entries(MATRIX)) {
     for (const [variant, build] of Object.entries(row.variants)) {
-      for (const [fromName, toName] of [['server', 'peer'], ['peer', 'server']] as const) {
+      for (const [fromName, toName] of [
+        ['server', 'peer'],
+        ['peer', 'server'],
+      ] as const) {
         test(`${endpoint} (${variant}): a ${fromName} account is refused at the ${toName} directory, and on the ${toName} directory's resources`, async () => {
           const from = fromName === 'server' ? server : peer;
           const to = fromName === 'server' ? peer : server;
@@ -199,7 +242,10 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
           if (row.resource) {
             const r = await send(from, to);
             assertProblem(r, 403, 'unauthorized');
-            assert.match(r.json.detail, /belongs to another account|is not the account that signed this request|belongs to the \w+ directory and cannot act on/);
+            assert.match(
+              r.json.detail,
+              /belongs to another account|is not the account that signed this request|belongs to the \w+ directory and cannot act on/,
+            );
           }
           assert.deepEqual(await snapshot(), before, 'a refused request changes nothing');
         });
@@ -207,9 +253,12 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     }
   }
 
-  test('newAccount: a key\'s account at one directory is not its account at the other', async () => {
+  test("newAccount: a key's account at one directory is not its account at the other", async () => {
     const before = await snapshot();
-    for (const [from, to] of [[server, peer], [peer, server]] as const) {
+    for (const [from, to] of [
+      [server, peer],
+      [peer, server],
+    ] as const) {
       const r = await w.acme.post(to.dir.newAccount, { onlyReturnExisting: true }, from.account.key);
       assertProblem(r, 400, 'accountDoesNotExist');
       assert.equal(r.headers.location, undefined);
@@ -217,9 +266,13 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     // The EAB-required directory cannot be entered without EAB, whatever the key holds elsewhere.
     assertProblem(await w.acme.post(peer.dir.newAccount, { termsOfServiceAgreed: true }, server.account.key), 400, 'externalAccountRequired');
     // An EAB key made for the server directory does not open the peer directory either.
-    const wrong = await w.acme.post(peer.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(eabKey('server'), server.account.key, peer.dir.newAccount) }, server.account.key);
+    const wrong = await w.acme.post(
+      peer.dir.newAccount,
+      { termsOfServiceAgreed: true, externalAccountBinding: eab(eabKey('server'), server.account.key, peer.dir.newAccount) },
+      server.account.key,
+    );
     assertProblem(wrong, [401, 403], 'unauthorized');
-    const after = await snapshot() as { eabKeys: unknown[]; audit: number[] };
+    const after = (await snapshot()) as { eabKeys: unknown[]; audit: number[] };
     const was = before as { eabKeys: unknown[]; audit: number[] };
     // The only change: the EAB key made above (unused) and its audit event.
     assert.deepEqual({ ...after, eabKeys: after.eabKeys.length, audit: after.audit[0] }, { ...was, eabKeys: was.eabKeys.length + 1, audit: was.audit[0]! + 1 });
@@ -252,13 +305,16 @@ describe('ACME directories are separate servers (SIGNET_ACME_PROFILES=server,pee
     const legacyKid = `${server.base}/account/${peer.accountId}`;
     const self = await w.acme.post(peer.account.url, '', peer.account, { kid: legacyKid });
     assert.equal(self.status, 200, self.text);
-    assert.equal(self.headers.location, peer.account.url, 'answered with its own directory\'s account URL');
+    assert.equal(self.headers.location, peer.account.url, "answered with its own directory's account URL");
     // The directory comes from the request URL, not from the kid: at the server directory it is still unknown.
     assertProblem(await w.acme.post(`${server.base}/account/${peer.accountId}`, '', peer.account, { kid: legacyKid }), 400, 'accountDoesNotExist');
   });
 
-  test('renewalInfo: each directory answers for its own profile\'s certificates', async () => {
-    for (const [own, other] of [[server, peer], [peer, server]] as const) {
+  test("renewalInfo: each directory answers for its own profile's certificates", async () => {
+    for (const [own, other] of [
+      [server, peer],
+      [peer, server],
+    ] as const) {
       const ok = await w.acme.request('GET', `${own.dir.renewalInfo}/${ariCertId(own.cert.der)}`);
       assert.equal(ok.status, 200, ok.text);
       assertProblem(await w.acme.request('GET', `${other.dir.renewalInfo}/${ariCertId(own.cert.der)}`), 404, 'malformed');

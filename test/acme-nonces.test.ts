@@ -21,8 +21,12 @@ import { Nonces, NONCE_LIFETIME_MS, type UsedNonceStore } from '../src/acme/nonc
 import { pgTime, pgUtc, sqliteDate, sqliteTime } from '../src/storage/db-time.js';
 
 const NO_IO: UsedNonceStore = {
-  record: () => { throw new Error('minting or checking a nonce must not touch storage'); },
-  purge: () => { throw new Error('minting or checking a nonce must not touch storage'); },
+  record: () => {
+    throw new Error('minting or checking a nonce must not touch storage');
+  },
+  purge: () => {
+    throw new Error('minting or checking a nonce must not touch storage');
+  },
 };
 
 describe('ACME nonces: format and checks (no I/O)', () => {
@@ -86,7 +90,10 @@ describe('ACME nonces: format and checks (no I/O)', () => {
 function oneCharacterVariants(n: string): string[] {
   const extra = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', '=', '.', ' ', '+', '/', '%', '\n', '\u0000', 'é'];
   const out = new Set<string>();
-  for (const c of extra) { out.add(n + c); out.add(c + n); }
+  for (const c of extra) {
+    out.add(n + c);
+    out.add(c + n);
+  }
   for (const i of [0, 21, n.length - 1]) for (const c of extra) out.add(n.slice(0, i) + c + n.slice(i + 1));
   out.delete(n);
   return [...out];
@@ -100,14 +107,27 @@ describe('ACME nonces on the server', () => {
 
   /** Rows in every table: anonymous requests must not change any count. */
   async function rowCounts(): Promise<Record<string, number>> {
-    const tables = ['AcmeNonce', 'AcmeAccount', 'AcmeOrder', 'AcmeAuthorization', 'AcmeChallenge', 'AcmeEabKey', 'AuditEvent', 'Certificate', 'Setting', 'ApiToken'];
+    const tables = [
+      'AcmeNonce',
+      'AcmeAccount',
+      'AcmeOrder',
+      'AcmeAuthorization',
+      'AcmeChallenge',
+      'AcmeEabKey',
+      'AuditEvent',
+      'Certificate',
+      'Setting',
+      'ApiToken',
+    ];
     const out: Record<string, number> = {};
     for (const t of tables) out[t] = Number((await sql(w.s.env, `SELECT COUNT(*) AS n FROM "${t}"`))[0].n);
     return out;
   }
   const dbTime = (d: Date) => (onPostgres ? pgTime(d) : sqliteTime(d));
 
-  before(async () => { w = await startWorld({ SIGNET_ACME_PROFILES: 'server,peer' }); });
+  before(async () => {
+    w = await startWorld({ SIGNET_ACME_PROFILES: 'server,peer' });
+  });
   after(async () => {
     secondAgent?.destroy();
     await second?.stop();
@@ -126,12 +146,25 @@ describe('ACME nonces on the server', () => {
       () => acme.request('HEAD', peer.newNonce),
       () => acme.request('GET', `${acme.base}/nope`),
       () => acme.request('GET', `${acme.base}/nope/directory`),
-      () => acme.request('POST', `${acme.base}/order/${randomBytes(12).toString('base64url')}`, '{"protected":"e30","payload":"","signature":""}', { 'content-type': 'application/jose+json' }),
+      () =>
+        acme.request('POST', `${acme.base}/order/${randomBytes(12).toString('base64url')}`, '{"protected":"e30","payload":"","signature":""}', {
+          'content-type': 'application/jose+json',
+        }),
       () => acme.request('POST', acme.dir.newAccount, '{not json', { 'content-type': 'application/jose+json' }),
       () => acme.request('POST', acme.dir.newAccount, '{"a":1}', { 'content-type': 'application/json' }),
       // A good nonce on a JWS whose signature does not verify (jwk), or whose kid is nobody's.
-      () => acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { sign: (input) => { const s = signWith('ES256', key.privateKey, input); s[3]! ^= 1; return s; } }),
-      () => acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'x.signet.test' }] }, key, { kid: `${acme.base}/account/${randomBytes(12).toString('base64url')}` }),
+      () =>
+        acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, {
+          sign: (input) => {
+            const s = signWith('ES256', key.privateKey, input);
+            s[3]! ^= 1;
+            return s;
+          },
+        }),
+      () =>
+        acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'x.signet.test' }] }, key, {
+          kid: `${acme.base}/account/${randomBytes(12).toString('base64url')}`,
+        }),
       // A real account's kid, signed by another key.
       () => acme.post(acct.url, '', acct, { sign: (input) => signWith('ES256', key.privateKey, input) }),
       // Garbage and forged nonces, on otherwise good requests.
@@ -169,7 +202,12 @@ describe('ACME nonces on the server', () => {
     // An expired record (as a replica leaves them) and one still live.
     const stale = randomBytes(33).toString('base64url');
     const live = randomBytes(33).toString('base64url');
-    await sql(w.s.env, 'INSERT INTO "AcmeNonce" ("value", "expiresAt") VALUES (?, ?), (?, ?)', [stale, dbTime(new Date(Date.now() - 3_600_000)), live, dbTime(new Date(Date.now() + 600_000))]);
+    await sql(w.s.env, 'INSERT INTO "AcmeNonce" ("value", "expiresAt") VALUES (?, ?), (?, ?)', [
+      stale,
+      dbTime(new Date(Date.now() - 3_600_000)),
+      live,
+      dbTime(new Date(Date.now() + 600_000)),
+    ]);
     const tlsPort = await freePort();
     second = await startServer({ ...w.s.env.env, SIGNET_TLS_PORT: String(tlsPort) });
     secondTlsPort = tlsPort;
@@ -217,6 +255,9 @@ describe('ACME nonces on the server', () => {
     // Only the one spelling was recorded.
     const texts = [n, ...variants.filter((v) => !v.includes('\u0000'))]; // PostgreSQL text holds no NUL
     const recorded = await sql(w.s.env, `SELECT "value" FROM "AcmeNonce" WHERE "value" IN (${texts.map(() => '?').join(', ')})`, texts);
-    assert.deepEqual(recorded.map((r: any) => r.value), [n]);
+    assert.deepEqual(
+      recorded.map((r: any) => r.value),
+      [n],
+    );
   });
 });

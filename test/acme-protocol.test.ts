@@ -14,15 +14,31 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, sign as cryptoSign, X509Certificate, } from 'node:crypto';
+import { createHash, createHmac, sign as cryptoSign, X509Certificate } from 'node:crypto';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { signet } from './helpers/cli.js';
 import { openssl } from './helpers/openssl.js';
 import { countRows } from './helpers/sql.js';
 import {
-  type AcmeClient, ERR, ariCertId, assertProblem, b64u, makeJws, newKey, signWith, startStack, startWorld, stopStack, thumbprint, until,
-  type Account, type Key, type Resp, type Stack, type World,
+  type AcmeClient,
+  ERR,
+  ariCertId,
+  assertProblem,
+  b64u,
+  makeJws,
+  newKey,
+  signWith,
+  startStack,
+  startWorld,
+  stopStack,
+  thumbprint,
+  until,
+  type Account,
+  type Key,
+  type Resp,
+  type Stack,
+  type World,
 } from './helpers/acme.js';
 
 // ---- the protocol ---------------------------------------------------------------------------------
@@ -42,7 +58,8 @@ describe('ACME protocol', () => {
 
   async function api(method: string, path: string, body?: unknown): Promise<Resp> {
     return acme.request(method, `https://127.0.0.1:${s.tlsPort}${path}`, body === undefined ? undefined : JSON.stringify(body), {
-      authorization: `Bearer ${s.server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      authorization: `Bearer ${s.server.token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     });
   }
 
@@ -70,22 +87,45 @@ describe('ACME protocol', () => {
     certCount = await countRows(s.env, 'Certificate');
   });
 
-  after(async () => { await w?.stop(); });
+  after(async () => {
+    await w?.stop();
+  });
 
   test('directory, per-profile directory, and plain HTTP refusing ACME', async () => {
     const d = acme.dir;
     const b = acme.base;
     assert.deepEqual(
       { newNonce: d.newNonce, newAccount: d.newAccount, newOrder: d.newOrder, revokeCert: d.revokeCert, keyChange: d.keyChange, renewalInfo: d.renewalInfo },
-      { newNonce: `${b}/new-nonce`, newAccount: `${b}/new-account`, newOrder: `${b}/new-order`, revokeCert: `${b}/revoke-cert`, keyChange: `${b}/key-change`, renewalInfo: `${b}/renewal-info` },
+      {
+        newNonce: `${b}/new-nonce`,
+        newAccount: `${b}/new-account`,
+        newOrder: `${b}/new-order`,
+        revokeCert: `${b}/revoke-cert`,
+        keyChange: `${b}/key-change`,
+        renewalInfo: `${b}/renewal-info`,
+      },
     );
     assert.equal(d.meta.externalAccountRequired, false);
     assert.deepEqual(d.meta.profiles, { server: `${b}/directory`, peer: `${b}/peer/directory` });
     // Every other directory is a separate ACME server with all its resources under its own URL.
     const peer = await acme.directory('/peer/directory');
     assert.deepEqual(
-      { newNonce: peer.newNonce, newAccount: peer.newAccount, newOrder: peer.newOrder, revokeCert: peer.revokeCert, keyChange: peer.keyChange, renewalInfo: peer.renewalInfo },
-      { newNonce: `${b}/peer/new-nonce`, newAccount: `${b}/peer/new-account`, newOrder: `${b}/peer/new-order`, revokeCert: `${b}/peer/revoke-cert`, keyChange: `${b}/peer/key-change`, renewalInfo: `${b}/peer/renewal-info` },
+      {
+        newNonce: peer.newNonce,
+        newAccount: peer.newAccount,
+        newOrder: peer.newOrder,
+        revokeCert: peer.revokeCert,
+        keyChange: peer.keyChange,
+        renewalInfo: peer.renewalInfo,
+      },
+      {
+        newNonce: `${b}/peer/new-nonce`,
+        newAccount: `${b}/peer/new-account`,
+        newOrder: `${b}/peer/new-order`,
+        revokeCert: `${b}/peer/revoke-cert`,
+        keyChange: `${b}/peer/key-change`,
+        renewalInfo: `${b}/peer/renewal-info`,
+      },
     );
     assert.deepEqual(peer.meta.profiles, d.meta.profiles);
     // The first directory's document is also served under its profile name, unchanged.
@@ -124,7 +164,10 @@ describe('ACME protocol', () => {
       const name = `alg-${alg.toLowerCase()}.signet.test`;
       await issue(acct, [name]);
       // Signet's validator fetched the token from our responder, by name (resolved through the test DNS).
-      assert.ok(http01Requests.some((r) => r.host.startsWith(name)), JSON.stringify(http01Requests));
+      assert.ok(
+        http01Requests.some((r) => r.host.startsWith(name)),
+        JSON.stringify(http01Requests),
+      );
       assert.ok(w.dns.queries.some((q) => q.name === name && q.type === 'A'));
     });
   }
@@ -141,20 +184,47 @@ describe('ACME protocol', () => {
     const ch = (a.json.challenges as any[]).find((c) => c.type === 'tls-alpn-01');
     // The RFC 8737 challenge certificate: one iPAddress SAN and the critical acmeIdentifier
     // extension holding SHA-256 of the key authorization, served only for ALPN acme-tls/1.
-    const digest = createHash('sha256').update(`${ch.token}.${thumbprint(acct.key.jwk)}`).digest('hex');
+    const digest = createHash('sha256')
+      .update(`${ch.token}.${thumbprint(acct.key.jwk)}`)
+      .digest('hex');
     const keyFile = w.tmp.file('alpn.key');
     const certFile = w.tmp.file('alpn.crt');
-    const made = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
-      '-subj', '/CN=acme-tls-alpn-01', '-addext', `subjectAltName=IP:${ip}`, '-addext', `1.3.6.1.5.5.7.1.31=critical,DER:0420${digest}`]);
+    const made = openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=acme-tls-alpn-01',
+      '-addext',
+      `subjectAltName=IP:${ip}`,
+      '-addext',
+      `1.3.6.1.5.5.7.1.31=critical,DER:0420${digest}`,
+    ]);
     assert.equal(made.status, 0, made.stderr);
     const sni: (string | false)[] = [];
     const alpn = createTlsServer({ key: readFileSync(keyFile), cert: readFileSync(certFile), ALPNProtocols: ['acme-tls/1'] }, (sock) => sock.end());
-    alpn.on('secureConnection', (sock) => { sni.push((sock as unknown as { servername: string | false }).servername); });
+    alpn.on('secureConnection', (sock) => {
+      sni.push((sock as unknown as { servername: string | false }).servername);
+    });
     await new Promise<void>((resolve) => alpn.listen(w.alpnPort, '127.0.0.1', () => resolve()));
     try {
       const r = await acme.post(ch.url, {}, acct);
       assert.equal(r.status, 200, r.text);
-      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      const done = await until(
+        'authorization',
+        () => acme.post(authzUrl, '', acct),
+        (x) => x.json.status !== 'pending',
+      );
       assert.equal(done.json.status, 'valid', done.text);
       assert.deepEqual(sni, ['1.0.0.127.in-addr.arpa']);
     } finally {
@@ -173,14 +243,21 @@ describe('ACME protocol', () => {
     assert.equal(o2.status, 201, o2.text);
     const before = http01Requests.length;
     await authorize(other, o2);
-    assert.ok(http01Requests.slice(before).some((q) => q.host === ip), JSON.stringify(http01Requests.slice(before)));
+    assert.ok(
+      http01Requests.slice(before).some((q) => q.host === ip),
+      JSON.stringify(http01Requests.slice(before)),
+    );
     await assertNothingIssued();
   });
 
   test('a bad JWS signature is refused and creates nothing', async () => {
     const accounts = await countRows(s.env, 'AcmeAccount');
     const key = newKey('ES256');
-    const flip = (input: Buffer) => { const sig = signWith('ES256', key.privateKey, input); sig[5]! ^= 0xff; return sig; };
+    const flip = (input: Buffer) => {
+      const sig = signWith('ES256', key.privateKey, input);
+      sig[5]! ^= 0xff;
+      return sig;
+    };
     const r = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, key, { sign: flip });
     assertProblem(r, [400, 401, 403], ['malformed', 'unauthorized']);
     // A DER-encoded ECDSA signature is not the JWS (r||s) form.
@@ -190,7 +267,9 @@ describe('ACME protocol', () => {
     const acct = await acme.newAccount(newKey('ES256'));
     const other = newKey('ES256');
     const orders = await countRows(s.env, 'AcmeOrder');
-    const forged = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'forged.signet.test' }] }, acct, { sign: (input) => signWith('ES256', other.privateKey, input) });
+    const forged = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'forged.signet.test' }] }, acct, {
+      sign: (input) => signWith('ES256', other.privateKey, input),
+    });
     assertProblem(forged, [400, 401, 403], ['malformed', 'unauthorized']);
     // Not a JWS at all.
     const junk = await acme.request('POST', acme.dir.newAccount, '{"protected":1}', { 'content-type': 'application/jose+json' });
@@ -241,10 +320,28 @@ describe('ACME protocol', () => {
     const ec = newKey('ES256');
     const rsa = newKey('RS256');
     const cases: [string, Resp][] = [
-      ['HS256', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'HS256', sign: (input) => createHmac('sha256', Buffer.alloc(32, 1)).update(input).digest() })],
+      [
+        'HS256',
+        await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, {
+          alg: 'HS256',
+          sign: (input) => createHmac('sha256', Buffer.alloc(32, 1)).update(input).digest(),
+        }),
+      ],
       ['none', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'none', sign: () => Buffer.alloc(0) })],
-      ['PS256', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, rsa, { alg: 'PS256', sign: (input) => cryptoSign('sha256', input, { key: rsa.privateKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }) })],
-      ['ES384 with a P-256 key', await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, { alg: 'ES384', sign: (input) => cryptoSign('sha384', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }) })],
+      [
+        'PS256',
+        await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, rsa, {
+          alg: 'PS256',
+          sign: (input) => cryptoSign('sha256', input, { key: rsa.privateKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }),
+        }),
+      ],
+      [
+        'ES384 with a P-256 key',
+        await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true }, ec, {
+          alg: 'ES384',
+          sign: (input) => cryptoSign('sha384', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }),
+        }),
+      ],
     ];
     for (const [what, r] of cases) {
       assertProblem(r, 400, 'badSignatureAlgorithm');
@@ -318,7 +415,8 @@ describe('ACME protocol', () => {
     const oldKey = newKey('ES256');
     const acct = await acme.newAccount(oldKey);
     const newK = newKey('ES256');
-    const inner = (k: Key, payload: unknown) => makeJws({ alg: k.alg, jwk: k.jwk, url: acme.dir.keyChange }, payload, (input) => signWith(k.alg, k.privateKey, input));
+    const inner = (k: Key, payload: unknown) =>
+      makeJws({ alg: k.alg, jwk: k.jwk, url: acme.dir.keyChange }, payload, (input) => signWith(k.alg, k.privateKey, input));
     // The inner JWS must be signed by the new key and name the old one.
     const wrongOld = await acme.post(acme.dir.keyChange, inner(newK, { account: acct.url, oldKey: newKey('ES256').jwk }), acct);
     assertProblem(wrongOld, 400, 'malformed');
@@ -361,7 +459,11 @@ describe('ACME protocol', () => {
     const go = await acme.post(ch.url, {}, acct);
     assert.equal(go.status, 200, go.text);
     assert.ok(['processing', 'valid'].includes(go.json.status), go.text);
-    const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+    const done = await until(
+      'authorization',
+      () => acme.post(authzUrl, '', acct),
+      (x) => x.json.status !== 'pending',
+    );
     assert.equal(done.json.status, 'valid', done.text);
     // Another account cannot read it.
     const other = await acme.newAccount(newKey('ES256'));
@@ -469,11 +571,18 @@ describe('ACME protocol', () => {
       const before = http01Requests.length;
       const r = await acme.post(ch.url, {}, acct);
       assert.equal(r.status, 200, r.text);
-      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      const done = await until(
+        'authorization',
+        () => acme.post(authzUrl, '', acct),
+        (x) => x.json.status !== 'pending',
+      );
       assert.equal(done.json.status, 'invalid', done.text);
       const failed = (done.json.challenges as any[]).find((c) => c.type === 'http-01');
       assert.equal(failed.status, 'invalid');
-      assert.ok(http01Requests.slice(before).some((q) => q.host.startsWith(name) && q.path.endsWith(ch.token)), 'Signet asked our responder');
+      assert.ok(
+        http01Requests.slice(before).some((q) => q.host.startsWith(name) && q.path.endsWith(ch.token)),
+        'Signet asked our responder',
+      );
       const o = await acme.post(order.headers.location!, '', acct);
       assert.equal(o.json.status, 'invalid', o.text);
       assert.ok(o.json.error?.type?.startsWith(ERR), o.text);
@@ -542,7 +651,11 @@ describe('ACME protocol', () => {
     // An order may say which certificate it replaces (RFC 9773 §5), but only one issued here.
     const replacing = await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'ari.signet.test' }], replaces: ariCertId(cert.der) }, acct);
     assert.equal(replacing.status, 201, replacing.text);
-    assertProblem(await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'ari.signet.test' }], replaces: 'AAAA.AAAA' }, acct), 400, 'malformed');
+    assertProblem(
+      await acme.post(acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'ari.signet.test' }], replaces: 'AAAA.AAAA' }, acct),
+      400,
+      'malformed',
+    );
     // Revoked by the account that ordered it → renew now.
     const rev = await acme.post(acme.dir.revokeCert, { certificate: b64u(cert.der) }, acct);
     assert.equal(rev.status, 200, rev.text);
@@ -600,7 +713,9 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     s = await startStack({ SIGNET_ACME_EAB_REQUIRED: 'all', SIGNET_ACME_PROFILES: 'server,peer' }, 'localhost,127.0.0.1');
     acme = s.acme;
   });
-  after(async () => { await stopStack(s); });
+  after(async () => {
+    await stopStack(s);
+  });
 
   test('the directories say so, and newAccount without a binding → externalAccountRequired', async () => {
     assert.equal(acme.dir.meta.externalAccountRequired, true);
@@ -614,7 +729,11 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     const k = eabKey();
     const key = newKey('ES256');
     // A wrong MAC is refused and does not use the key up.
-    const forged = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount, Buffer.alloc(32, 9)) }, key);
+    const forged = await acme.post(
+      acme.dir.newAccount,
+      { termsOfServiceAgreed: true, externalAccountBinding: eab(k, key, acme.dir.newAccount, Buffer.alloc(32, 9)) },
+      key,
+    );
     assertProblem(forged, [401, 403], 'unauthorized');
     assert.equal(await countRows(s.env, 'AcmeAccount'), 0);
     const acct = await acme.newAccount(key, { externalAccountBinding: eab(k, key, acme.dir.newAccount) });
@@ -631,15 +750,21 @@ describe('ACME External Account Binding (SIGNET_ACME_EAB_REQUIRED=all)', () => {
     // A binding over another key than the one signing the request is malformed.
     const third = newKey('ES256');
     const k2 = eabKey();
-    const mismatch = await acme.post(acme.dir.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: eab(k2, newKey('ES256'), acme.dir.newAccount) }, third);
+    const mismatch = await acme.post(
+      acme.dir.newAccount,
+      { termsOfServiceAgreed: true, externalAccountBinding: eab(k2, newKey('ES256'), acme.dir.newAccount) },
+      third,
+    );
     assertProblem(mismatch, 400, 'malformed');
     assert.equal(await countRows(s.env, 'AcmeAccount'), 1);
-    const audit = await acme.request('GET', `https://127.0.0.1:${s.tlsPort}/api/v1/audit?action=acme.eab.created`, undefined, { authorization: `Bearer ${s.server.token}` });
+    const audit = await acme.request('GET', `https://127.0.0.1:${s.tlsPort}/api/v1/audit?action=acme.eab.created`, undefined, {
+      authorization: `Bearer ${s.server.token}`,
+    });
     assert.equal(audit.status, 200, audit.text);
     assert.deepEqual(audit.json.items.map((e: any) => e.target).sort(), [k.kid, k2.kid].sort());
   });
 
-  test('a key made for one profile works only at that profile\'s directory', async () => {
+  test("a key made for one profile works only at that profile's directory", async () => {
     const k = eabKey('peer');
     const peer = await acme.directory('/peer/directory');
     const key = newKey('ES256');

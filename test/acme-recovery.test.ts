@@ -36,7 +36,9 @@ describe('ACME recovery of work left processing by a dead process', () => {
   /** An order taken through finalize, then put back to how a crash between commit and order update leaves it. */
   async function crashedAfterCommit(name: string): Promise<{ orderUrl: string; serial: string }> {
     const { orderUrl, serial } = await w.issue(acct, [name]);
-    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "status" = \'processing\', "certificateSerial" = NULL, "notBefore" = NULL, "notAfter" = NULL WHERE "id" = ?', [idOf(orderUrl)]);
+    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "status" = \'processing\', "certificateSerial" = NULL, "notBefore" = NULL, "notAfter" = NULL WHERE "id" = ?', [
+      idOf(orderUrl),
+    ]);
     return { orderUrl, serial };
   }
   /** A ready order, put into `processing` as a finalize that died before issuing leaves it. */
@@ -62,7 +64,9 @@ describe('ACME recovery of work left processing by a dead process', () => {
     w = await startWorld({ SIGNET_ACME_FAILED_VALIDATIONS_PER_HOUR: '1', SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000' });
     acct = await w.acme.newAccount(newKey('ES256'));
   });
-  after(async () => { await w?.stop(); });
+  after(async () => {
+    await w?.stop();
+  });
 
   test('an order left processing by a version that recorded no claim: its committed certificate is attached at start-up', async () => {
     const { orderUrl, serial } = await crashedAfterCommit('legacy.signet.test');
@@ -71,17 +75,26 @@ describe('ACME recovery of work left processing by a dead process', () => {
     // Another order for the same names whose finalize (of another CSR) never committed: the
     // certificate above is not its, and a REST certificate for these names is nobody's order.
     const other = await crashedBeforeCommit('legacy.signet.test');
-    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ?, "csrHash" = ? WHERE "id" = ?', [ago(10 * MINUTE), randomBytes(32).toString('hex'), idOf(other)]);
+    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ?, "csrHash" = ? WHERE "id" = ?', [
+      ago(10 * MINUTE),
+      randomBytes(32).toString('hex'),
+      idOf(other),
+    ]);
     // Two legacy orders of the account for the same names and one certificate: whose it is
     // cannot be told, so neither takes it.
     const twin1 = await crashedAfterCommit('twin.signet.test');
     const twin2 = await crashedBeforeCommit('twin.signet.test');
     await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = NULL, "csrHash" = NULL WHERE "id" IN (?, ?)', [idOf(twin1.orderUrl), idOf(twin2)]);
-    const rest = await w.acme.request('POST', `https://127.0.0.1:${w.s.tlsPort}/api/v1/certificates`, JSON.stringify({ csr: w.csr(['legacy.signet.test']).der.toString('base64'), profile: 'server' }), { authorization: `Bearer ${w.s.server.token}`, 'content-type': 'application/json' });
+    const rest = await w.acme.request(
+      'POST',
+      `https://127.0.0.1:${w.s.tlsPort}/api/v1/certificates`,
+      JSON.stringify({ csr: w.csr(['legacy.signet.test']).der.toString('base64'), profile: 'server' }),
+      { authorization: `Bearer ${w.s.server.token}`, 'content-type': 'application/json' },
+    );
     assert.equal(rest.status, 201, rest.text);
     const certs = await acmeCerts();
     await w.restart();
-    assert.deepEqual({ ...await orderRow(idOf(orderUrl)) }, { status: 'valid', certificateSerial: serial, error: null });
+    assert.deepEqual({ ...(await orderRow(idOf(orderUrl))) }, { status: 'valid', certificateSerial: serial, error: null });
     const o = await read(orderUrl);
     assert.equal(o.json.status, 'valid', o.text);
     const dl = await w.acme.post(o.json.certificate, '', acct);
@@ -98,7 +111,11 @@ describe('ACME recovery of work left processing by a dead process', () => {
     const committed = await crashedAfterCommit('committed.signet.test');
     await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ? WHERE "id" = ?', [ago(10 * MINUTE), idOf(committed.orderUrl)]);
     const lost = await crashedBeforeCommit('lost.signet.test');
-    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ?, "csrHash" = ? WHERE "id" = ?', [ago(10 * MINUTE), randomBytes(32).toString('hex'), idOf(lost)]);
+    await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ?, "csrHash" = ? WHERE "id" = ?', [
+      ago(10 * MINUTE),
+      randomBytes(32).toString('hex'),
+      idOf(lost),
+    ]);
     const fresh = await crashedBeforeCommit('fresh.signet.test');
     await sql(w.s.env, 'UPDATE "AcmeOrder" SET "processingSince" = ?, "csrHash" = ? WHERE "id" = ?', [ago(0), randomBytes(32).toString('hex'), idOf(fresh)]);
     const chall = await challengeLeftProcessing('chall.signet.test', 60 * MINUTE);

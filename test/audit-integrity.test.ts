@@ -24,23 +24,54 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmp = new TempDir();
 const makeCsr = csrMaker(tmp);
 
-interface Event { seq: number; time: string; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null; details: any; prevHash: string; hash: string }
-interface Payload { seq: number; hash: string; keyedFrom: number | null; time: string; writer: string }
+interface Event {
+  seq: number;
+  time: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  sourceIp: string | null;
+  details: any;
+  prevHash: string;
+  hash: string;
+}
+interface Payload {
+  seq: number;
+  hash: string;
+  keyedFrom: number | null;
+  time: string;
+  writer: string;
+}
 
 describe('audit trail integrity against a database-only attacker', { concurrency: false }, () => {
   let env: TestEnv;
   let server: RunningServer | undefined;
   const checkpointFile = () => join(env.dataDir, 'audit-checkpoints');
-  const payloads = (): Payload[] => (existsSync(checkpointFile()) ? readFileSync(checkpointFile(), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(Buffer.from(l.split('.')[1]!, 'base64url').toString())) : []);
+  const payloads = (): Payload[] =>
+    existsSync(checkpointFile())
+      ? readFileSync(checkpointFile(), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(Buffer.from(l.split('.')[1]!, 'base64url').toString()))
+      : [];
   const headValue = async () => (await sql(env, `SELECT value FROM "Setting" WHERE key = 'audit.head'`))[0]?.value as string | undefined;
   const eventCount = () => countRows(env, 'AuditEvent');
 
-  async function start(): Promise<RunningServer> { return (server = await startServer(env.env)); }
-  async function stop(): Promise<void> { if (server) assert.equal(await server.stop(), 0, server.stderr()); server = undefined; }
+  async function start(): Promise<RunningServer> {
+    return (server = await startServer(env.env));
+  }
+  async function stop(): Promise<void> {
+    if (server) assert.equal(await server.stop(), 0, server.stderr());
+    server = undefined;
+  }
   async function exportEvents(): Promise<Event[]> {
     const r = await signetAsync(['audit', 'export'], env.env);
     assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    return r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   }
   async function verifyCli(): Promise<{ status: number | null; stdout: string; stderr: string; json: any }> {
     const r = await signetAsync(['audit', 'verify'], env.env);
@@ -62,7 +93,12 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     let prev = prevHash;
     for (const e of events) {
       const hash = hashOf(prev, contentOf(e));
-      await sql(env, 'UPDATE "AuditEvent" SET details = ?, "prevHash" = ?, hash = ? WHERE seq = ?', [e.details === null ? null : JSON.stringify(e.details), prev, hash, e.seq]);
+      await sql(env, 'UPDATE "AuditEvent" SET details = ?, "prevHash" = ?, hash = ? WHERE seq = ?', [
+        e.details === null ? null : JSON.stringify(e.details),
+        prev,
+        hash,
+        e.seq,
+      ]);
       prev = hash;
     }
     await sql(env, `UPDATE "Setting" SET value = ? WHERE key = 'audit.head'`, [`${events[events.length - 1]!.seq}:${prev}`]);
@@ -73,7 +109,11 @@ describe('audit trail integrity against a database-only attacker', { concurrency
   async function snapshot(): Promise<void> {
     await sql(env, 'DROP TABLE IF EXISTS audit_backup');
     await sql(env, 'CREATE TABLE audit_backup AS SELECT * FROM "AuditEvent"');
-    intact = { head: (await headValue())!, checkpoints: existsSync(checkpointFile()) ? readFileSync(checkpointFile(), 'utf8') : '', events: await eventCount() };
+    intact = {
+      head: (await headValue())!,
+      checkpoints: existsSync(checkpointFile()) ? readFileSync(checkpointFile(), 'utf8') : '',
+      events: await eventCount(),
+    };
   }
   async function restore(): Promise<void> {
     await stop();
@@ -89,12 +129,17 @@ describe('audit trail integrity against a database-only attacker', { concurrency
   before(async () => {
     env = await createTestEnv({ SIGNET_AUDIT_INTERVAL_SECONDS: '1', SIGNET_CRL_COALESCE_MS: '100' });
     await start();
-    for (let i = 0; i < 3; i++) assert.equal((await api(server!, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:i${i}.integrity.test`), profile: 'server' })).status, 201);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await api(server!, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:i${i}.integrity.test`), profile: 'server' })).status, 201);
     await sleep(300); // the CRL and OCSP work that follows
     await stop(); // the last checkpoint is written at shutdown
     await snapshot();
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('the intact trail: keyed from event 1, checkpoints pin its head, and every certificate has its event', async () => {
     const r = await verifyCli();
@@ -113,7 +158,10 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     await rehash(events, '0'.repeat(64), legacyHash);
     const r = await expectVerifyFails();
     assert.match(r.stderr, /^signet: audit chain BROKEN at event 1: no event carries a valid MAC: the trail was rewritten by someone without the master key/m);
-    assert.match(r.stderr, /^signet: audit checkpoint problem: checkpoint \S+:\d+ \(\S+\) says event \d+ is [0-9a-f]{16}…, but it is [0-9a-f]{16}…: the chain was rewritten from there$/m);
+    assert.match(
+      r.stderr,
+      /^signet: audit checkpoint problem: checkpoint \S+:\d+ \(\S+\) says event \d+ is [0-9a-f]{16}…, but it is [0-9a-f]{16}…: the chain was rewritten from there$/m,
+    );
     await restore();
   });
 
@@ -124,7 +172,13 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     // Plain SHA-256, as the chain was before it was keyed…
     await rehash(edited, events[k - 2]!.hash, legacyHash);
     let r = await expectVerifyFails();
-    assert.match(r.stderr, new RegExp(`^signet: audit chain BROKEN at event ${k}: event ${k} has an unkeyed hash inside the keyed chain \\(keyed from event 1\\): it was rewritten by someone without the master key$`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^signet: audit chain BROKEN at event ${k}: event ${k} has an unkeyed hash inside the keyed chain \\(keyed from event 1\\): it was rewritten by someone without the master key$`,
+        'm',
+      ),
+    );
     await restore();
     // …and HMAC under a key the forger made up.
     const guess = randomBytes(32);
@@ -141,14 +195,23 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     await sql(env, `DELETE FROM "Setting" WHERE key = 'audit.head'`);
     const r = await expectVerifyFails();
     assert.doesNotMatch(r.stderr, /audit chain BROKEN/, 'an empty chain is a consistent chain: only what is outside it can tell');
-    assert.match(r.stderr, new RegExp(`^signet: audit checkpoint problem: checkpoint \\S+:\\d+ \\(\\S+\\) is at event ${intact.events}, but the chain ends at event 0: events 1\\.\\.${intact.events} were deleted$`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^signet: audit checkpoint problem: checkpoint \\S+:\\d+ \\(\\S+\\) is at event ${intact.events}, but the chain ends at event 0: events 1\\.\\.${intact.events} were deleted$`,
+        'm',
+      ),
+    );
     assert.match(r.stderr, new RegExp(`^signet: audit inventory problem: ${certificates} of ${certificates} stored certificates have no issuance event`, 'm'));
     assert.match(r.stderr, new RegExp(`^signet: audit inventory problem: ${cas} of ${cas} CAs have no ca.created or ca.imported event`, 'm'));
     // A server started on it does not begin a new chain from event 1.
     const s = await start();
     const issued = await api(s, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:after-wipe.integrity.test'), profile: 'server' });
     assert.equal(issued.status, 503, issued.text);
-    assert.match(issued.json.detail, /^the audit trail failed its integrity check, so nothing is recorded or changed until an operator runs `signet audit verify` and `signet audit recover`: /);
+    assert.match(
+      issued.json.detail,
+      /^the audit trail failed its integrity check, so nothing is recorded or changed until an operator runs `signet audit verify` and `signet audit recover`: /,
+    );
     assert.equal(await eventCount(), 0);
     assert.equal(await countRows(env, 'Certificate'), certificates, 'nothing was issued');
     await restore();
@@ -209,16 +272,31 @@ describe('audit trail integrity against a database-only attacker', { concurrency
 
     const r = await expectVerifyFails();
     assert.doesNotMatch(r.stderr, /audit chain BROKEN/, 'the chain itself is consistent: only the checkpoints can tell');
-    assert.match(r.stderr, new RegExp(`^signet: audit checkpoint problem: checkpoint \\S+:\\d+ \\(\\S+\\) is at event ${top}, but the chain ends at event ${end}: events ${end + 1}\\.\\.${top} were deleted$`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^signet: audit checkpoint problem: checkpoint \\S+:\\d+ \\(\\S+\\) is at event ${top}, but the chain ends at event ${end}: events ${end + 1}\\.\\.${top} were deleted$`,
+        'm',
+      ),
+    );
     const lost = (await sql(env, `SELECT id FROM "ApiToken" WHERE name IN ('t1', 't2', 't3') ORDER BY id`)).map((t: any) => t.id);
-    assert.deepEqual(r.json.inventory.problems.map((p: any) => p.problem), [`3 of ${await countRows(env, 'ApiToken')} API tokens have no token.created event (inserted in the database?): ${lost.join(', ')}`],
-      'no certificate lost its event; the three tokens whose creation events were deleted are named');
+    assert.deepEqual(
+      r.json.inventory.problems.map((p: any) => p.problem),
+      [`3 of ${await countRows(env, 'ApiToken')} API tokens have no token.created event (inserted in the database?): ${lost.join(', ')}`],
+      'no certificate lost its event; the three tokens whose creation events were deleted are named',
+    );
 
     const rec = await signetAsync(['audit', 'recover', '--reason', 'three token events lost; confirmed with the token owners'], env.env);
     assert.equal(rec.status, 0, rec.stderr);
     const ok = await verifyCli();
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stderr, new RegExp(`^signet: note: checkpoint \\S+ \\(\\S+\\) is at event ${top}, but the chain ends at event ${end + 1}: events ${end + 2}\\.\\.${top} were deleted \\(accepted by audit.recovered at event ${end + 1}\\)$`, 'm'));
+    assert.match(
+      ok.stderr,
+      new RegExp(
+        `^signet: note: checkpoint \\S+ \\(\\S+\\) is at event ${top}, but the chain ends at event ${end + 1}: events ${end + 2}\\.\\.${top} were deleted \\(accepted by audit.recovered at event ${end + 1}\\)$`,
+        'm',
+      ),
+    );
     assert.ok(ok.json.checkpoints.acknowledged.length >= 1);
     const s2 = await start();
     assert.equal((await api(s2, 'POST', '/api/v1/tokens', { name: 't5', scopes: ['read'] })).status, 201, 'Signet records changes again');
@@ -243,7 +321,11 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     assert.equal(r.json.algorithm, 'Ed25519');
     assert.ok(r.json.items.length >= 1 && r.json.items.length <= 5);
     const newest: Payload & { jws: string } = r.json.items[0];
-    assert.deepEqual(newest, { ...payloads().at(-1), jws: readFileSync(checkpointFile(), 'utf8').trimEnd().split('\n').at(-1) }, 'the newest line of the file, decoded');
+    assert.deepEqual(
+      newest,
+      { ...payloads().at(-1), jws: readFileSync(checkpointFile(), 'utf8').trimEnd().split('\n').at(-1) },
+      'the newest line of the file, decoded',
+    );
     const cli = signet(['audit', 'checkpoints', '--public-key'], env.env);
     assert.equal(cli.stdout, r.json.publicKey, 'the CLI prints the same public key');
 
@@ -255,7 +337,13 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     const ok = openssl(['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', msg, '-sigfile', sigFile]);
     assert.equal(ok.status, 0, ok.stderr + ok.stdout);
     assert.match(ok.stdout, /Signature Verified Successfully/);
-    assert.equal(createHash('sha256').update(createPublicKey(r.json.publicKey).export({ format: 'der', type: 'spki' })).digest('hex').slice(0, 16), r.json.keyId);
+    assert.equal(
+      createHash('sha256')
+        .update(createPublicKey(r.json.publicKey).export({ format: 'der', type: 'spki' }))
+        .digest('hex')
+        .slice(0, 16),
+      r.json.keyId,
+    );
     // The same payload with a higher seq, keeping the signature: openssl and Signet refuse it.
     const forgedPayload = Buffer.from(JSON.stringify({ ...newest, jws: undefined, seq: newest.seq + 1000 })).toString('base64url');
     const bad = openssl(['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', tmp.file('forged.msg', `${h}.${forgedPayload}`), '-sigfile', sigFile]);
@@ -289,8 +377,15 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     assert.equal(mark.details.legacyEvents, events.length);
     assert.equal(all.at(-1)!.action, 'token.created');
     const cps = payloads();
-    assert.deepEqual(cps.map((p) => p.keyedFrom), cps.map((p) => (p.seq > events.length ? events.length + 1 : null)), 'checkpoints pin where keying began (the first, of the legacy head, says not yet)');
-    assert.ok(cps.some((p) => p.seq === events.length + 1), 'the keying event is checkpointed at once');
+    assert.deepEqual(
+      cps.map((p) => p.keyedFrom),
+      cps.map((p) => (p.seq > events.length ? events.length + 1 : null)),
+      'checkpoints pin where keying began (the first, of the legacy head, says not yet)',
+    );
+    assert.ok(
+      cps.some((p) => p.seq === events.length + 1),
+      'the keying event is checkpointed at once',
+    );
     const r = await verifyCli();
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^audit chain OK: ${all.length} events \\(HMAC-keyed from event ${events.length + 1}\\)`));
@@ -312,13 +407,21 @@ describe('audit trail integrity against a database-only attacker', { concurrency
     await stop();
     const lost = Number((await headValue())!.split(':')[0]);
     // The database is lost; the data directory (master key, checkpoints) is not.
-    if (onPostgres) { await sql(env, 'DROP SCHEMA public CASCADE'); await sql(env, 'CREATE SCHEMA public'); }
-    else for (const f of ['signet.db', 'signet.db-wal', 'signet.db-shm']) rmSync(join(env.dataDir, f), { force: true });
+    if (onPostgres) {
+      await sql(env, 'DROP SCHEMA public CASCADE');
+      await sql(env, 'CREATE SCHEMA public');
+    } else for (const f of ['signet.db', 'signet.db-wal', 'signet.db-shm']) rmSync(join(env.dataDir, f), { force: true });
     const r = signet(['restore', file], env.env);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const v = await verifyCli();
     assert.equal(v.status, 0, v.stderr);
-    assert.match(v.stderr, new RegExp(`^signet: note: checkpoint \\S+ \\(\\S+\\) (is at event ${lost}, but the chain ends|says event \\d+ is).*\\(accepted by backup.restored at event \\d+\\)$`, 'm'));
+    assert.match(
+      v.stderr,
+      new RegExp(
+        `^signet: note: checkpoint \\S+ \\(\\S+\\) (is at event ${lost}, but the chain ends|says event \\d+ is).*\\(accepted by backup.restored at event \\d+\\)$`,
+        'm',
+      ),
+    );
     const s2 = await start();
     assert.equal((await api(s2, 'POST', '/api/v1/tokens', { name: 'after-restore', scopes: ['read'] })).status, 201);
     await stop();
@@ -329,13 +432,21 @@ describe('audit trail integrity against a database-only attacker', { concurrency
 describe('the window a database-only attacker has to delete new events undetected', () => {
   let env: TestEnv;
   let server: RunningServer | undefined;
-  before(async () => { env = await createTestEnv({ SIGNET_AUDIT_INTERVAL_SECONDS: '3600' }); });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  before(async () => {
+    env = await createTestEnv({ SIGNET_AUDIT_INTERVAL_SECONDS: '3600' });
+  });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('a change is checkpointed about a second after it commits, however long the interval', async () => {
     server = await startServer(env.env);
     const file = join(env.dataDir, 'audit-checkpoints');
-    const newestSeq = () => (existsSync(file) ? JSON.parse(Buffer.from(readFileSync(file, 'utf8').trim().split('\n').at(-1)!.split('.')[1]!, 'base64url').toString()).seq as number : 0);
+    const newestSeq = () =>
+      existsSync(file)
+        ? (JSON.parse(Buffer.from(readFileSync(file, 'utf8').trim().split('\n').at(-1)!.split('.')[1]!, 'base64url').toString()).seq as number)
+        : 0;
     const headSeq = async () => Number(((await sql(env, `SELECT value FROM "Setting" WHERE key = 'audit.head'`))[0].value as string).split(':')[0]);
     const checkpointed = async (head: number) => {
       const t0 = Date.now();
@@ -362,17 +473,27 @@ describe('the window a database-only attacker has to delete new events undetecte
 describe('checkpoints under concurrent writers', () => {
   let env: TestEnv;
   let server: RunningServer | undefined;
-  before(async () => { env = await createTestEnv({ SIGNET_WORKERS: '2', SIGNET_AUDIT_INTERVAL_SECONDS: '1' }); });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  before(async () => {
+    env = await createTestEnv({ SIGNET_WORKERS: '2', SIGNET_AUDIT_INTERVAL_SECONDS: '1' });
+  });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('no false tamper alarm while two workers and the CLI append (the head read between an event and its head update)', async () => {
     server = await startServer(env.env);
     const t0 = Date.now();
     let n = 0;
-    const cli = (async () => { while (Date.now() - t0 < 6000) await signetAsync(['token', 'create', '--name', `cli${n++}`, '--scopes', 'read'], env.env); })();
-    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
-      for (let i = 0; Date.now() - t0 < 6000; i++) assert.equal((await api(server!, 'POST', '/api/v1/tokens', { name: `w${w}-${i}`, scopes: ['read'] })).status, 201);
-    }));
+    const cli = (async () => {
+      while (Date.now() - t0 < 6000) await signetAsync(['token', 'create', '--name', `cli${n++}`, '--scopes', 'read'], env.env);
+    })();
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; Date.now() - t0 < 6000; i++)
+          assert.equal((await api(server!, 'POST', '/api/v1/tokens', { name: `w${w}-${i}`, scopes: ['read'] })).status, 201);
+      }),
+    );
     await cli;
     await sleep(1500); // the checkpoints after the last change
     const logs = server.stdout() + server.stderr();

@@ -18,14 +18,33 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmp = new TempDir();
 const makeCsr = csrMaker(tmp);
 
-interface Summary { seq: number; actor: string; action: string; outcome: string; sourceIp: string | null; details: { from: string; to: string; total: number; unitemised: number; refusals: { sourceIp: string | null; type: string; status: number; detail: string; count: number; first: string; last: string; targets: string[] }[] } }
+interface Summary {
+  seq: number;
+  actor: string;
+  action: string;
+  outcome: string;
+  sourceIp: string | null;
+  details: {
+    from: string;
+    to: string;
+    total: number;
+    unitemised: number;
+    refusals: { sourceIp: string | null; type: string; status: number; detail: string; count: number; first: string; last: string; targets: string[] }[];
+  };
+}
 
 describe('refused requests in the audit trail', { concurrency: false }, () => {
   let env: TestEnv;
   let server: RunningServer | undefined;
 
-  const refusalEvents = async (after: number) => (await sql(env, `SELECT seq, actor, action, outcome, "sourceIp", details FROM "AuditEvent" WHERE seq > ? AND action LIKE 'request.refused%' ORDER BY seq`, [after]))
-    .map((r) => ({ ...r, seq: Number(r.seq), details: JSON.parse(r.details) })) as Summary[];
+  const refusalEvents = async (after: number) =>
+    (
+      await sql(
+        env,
+        `SELECT seq, actor, action, outcome, "sourceIp", details FROM "AuditEvent" WHERE seq > ? AND action LIKE 'request.refused%' ORDER BY seq`,
+        [after],
+      )
+    ).map((r) => ({ ...r, seq: Number(r.seq), details: JSON.parse(r.details) })) as Summary[];
   const head = async () => Number((await sql(env, 'SELECT MAX(seq) AS n FROM "AuditEvent"'))[0].n);
   const anonymous = (s: RunningServer, method: string, path: string, authorization: string | undefined, headers: Record<string, string> = {}, body?: unknown) =>
     api({ url: s.url, token: '' }, method, path, body, { authorization: authorization ?? '', ...headers });
@@ -34,7 +53,11 @@ describe('refused requests in the audit trail', { concurrency: false }, () => {
     env = await createTestEnv({ SIGNET_TRUST_PROXY: 'on' });
     server = await startServer(env.env);
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('200 anonymous 401s write no row while they happen, and a handful of summary rows carry their counts', async () => {
     const s = server!;
@@ -44,7 +67,8 @@ describe('refused requests in the audit trail', { concurrency: false }, () => {
     const sent: Promise<{ status: number }>[] = [];
     for (let i = 0; i < 100; i++) sent.push(anonymous(s, 'GET', '/api/v1/cas', undefined));
     // The bare issuance handler, then Express, with a token that is not one.
-    for (let i = 0; i < 50; i++) sent.push(anonymous(s, 'POST', '/api/v1/certificates', unknown, { 'content-type': 'application/json' }, { csr, profile: 'server' }));
+    for (let i = 0; i < 50; i++)
+      sent.push(anonymous(s, 'POST', '/api/v1/certificates', unknown, { 'content-type': 'application/json' }, { csr, profile: 'server' }));
     for (let i = 0; i < 50; i++) sent.push(anonymous(s, 'GET', '/api/v1/tokens', 'Basic x'));
     for (const r of await Promise.all(sent)) assert.equal(r.status, 401);
     assert.deepEqual(await refusalEvents(mark), [], 'no row per anonymous refusal');
@@ -58,10 +82,13 @@ describe('refused requests in the audit trail', { concurrency: false }, () => {
     const policy = await api(s, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:bad_name!.example'), profile: 'server' });
     assert.equal(policy.status, 400, policy.text);
     const own = await refusalEvents(m2);
-    assert.deepEqual(own.map((e) => [e.action, e.actor, e.outcome, (e.details as unknown as { type: string }).type]), [
-      ['request.refused', `token:${reader.id}`, 'refused', 'forbidden'],
-      ['request.refused', own[1]?.actor, 'refused', policy.json.type.split('/').pop()],
-    ]);
+    assert.deepEqual(
+      own.map((e) => [e.action, e.actor, e.outcome, (e.details as unknown as { type: string }).type]),
+      [
+        ['request.refused', `token:${reader.id}`, 'refused', 'forbidden'],
+        ['request.refused', own[1]?.actor, 'refused', policy.json.type.split('/').pop()],
+      ],
+    );
     assert.match(own[1]!.actor, /^token:tok-/);
 
     assert.equal(await server!.stop(), 0);
@@ -121,10 +148,13 @@ describe('refused requests in the audit trail', { concurrency: false }, () => {
     const mark = await head();
     for (let i = 0; i < 10; i++) assert.equal((await anonymous(s, 'GET', '/api/v1/cas', 'Bearer nope', { 'x-forwarded-for': '203.0.113.9' })).status, 401);
     let found: Summary[] = [];
-    for (let i = 0; i < 50 && !found.length; i++) { await sleep(100); found = await refusalEvents(mark); }
+    for (let i = 0; i < 50 && !found.length; i++) {
+      await sleep(100);
+      found = await refusalEvents(mark);
+    }
     assert.equal(found.length, 1, 'written without a shutdown');
     assert.equal(found[0]!.details.total, 10);
-    assert.equal(found[0]!.sourceIp, '203.0.113.9', 'one source: it is the event\'s source address');
+    assert.equal(found[0]!.sourceIp, '203.0.113.9', "one source: it is the event's source address");
     assert.equal(await s.stop(), 0);
     server = undefined;
     assert.equal((await refusalEvents(mark)).length, 1, 'nothing more to write at shutdown');

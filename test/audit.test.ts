@@ -28,13 +28,33 @@ function makeCsr(san?: string): string {
     assert.equal(g.status, 0, g.stderr);
   }
   const out = tmp.file(`csr-${++fileNo}.pem`);
-  const r = openssl(['req', '-new', '-key', sharedKey, '-subj', san ? '/' : '/CN=audit.example.test', ...(san ? ['-addext', `subjectAltName=${san}`] : []), '-out', out]);
+  const r = openssl([
+    'req',
+    '-new',
+    '-key',
+    sharedKey,
+    '-subj',
+    san ? '/' : '/CN=audit.example.test',
+    ...(san ? ['-addext', `subjectAltName=${san}`] : []),
+    '-out',
+    out,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   return readFileSync(out, 'utf8');
 }
 
-
-interface Event { seq: number; time: string; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null; details: any; prevHash: string; hash: string }
+interface Event {
+  seq: number;
+  time: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  sourceIp: string | null;
+  details: any;
+  prevHash: string;
+  hash: string;
+}
 
 describe('audit trail', { concurrency: false }, () => {
   let env: TestEnv;
@@ -69,14 +89,24 @@ describe('audit trail', { concurrency: false }, () => {
     const tokens = (await api(server, 'GET', '/api/v1/tokens')).json.items as any[];
     adminActor = `token:${tokens.find((t) => t.name === 'admin (first start)').id}`;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('the first start is audited: root and intermediate created, the root key used, the admin token created', async () => {
     const events = await eventsAfter(0);
     const first = events.filter((e) => e.actor === 'system').slice(0, 4);
-    assert.deepEqual(first.map((e) => [e.seq, e.action, e.target]), [
-      [1, 'ca.created', rootId], [2, 'ca.created', intId], [3, 'ca.key.used', rootId], [4, 'token.created', adminActor.slice(6)],
-    ]);
+    assert.deepEqual(
+      first.map((e) => [e.seq, e.action, e.target]),
+      [
+        [1, 'ca.created', rootId],
+        [2, 'ca.created', intId],
+        [3, 'ca.key.used', rootId],
+        [4, 'token.created', adminActor.slice(6)],
+      ],
+    );
     for (const e of first) assert.equal(e.outcome, 'success');
     assert.equal(events[0]!.prevHash, '0'.repeat(64), 'the chain starts at the genesis hash');
   });
@@ -92,7 +122,11 @@ describe('audit trail', { concurrency: false }, () => {
       return { events, t0, t1 };
     }
     function check(c: { events: Event[]; t0: number; t1: number }, expected: Partial<Event>[], opts: { sourceIp?: string | null } = {}) {
-      assert.deepEqual(c.events.map((e) => e.action), expected.map((e) => e.action), JSON.stringify(c.events));
+      assert.deepEqual(
+        c.events.map((e) => e.action),
+        expected.map((e) => e.action),
+        JSON.stringify(c.events),
+      );
       for (const [i, want] of expected.entries()) {
         const e = c.events[i]!;
         for (const [k, v] of Object.entries(want)) {
@@ -108,8 +142,18 @@ describe('audit trail', { concurrency: false }, () => {
     }
 
     let serial = '';
-    const issued = await change(async () => { serial = await issue(); });
-    check(issued, [{ action: 'certificate.issued', actor: adminActor, target: serial, outcome: 'success', details: { caId: intId, profile: 'server', sans: ['audit.example.test'] } }]);
+    const issued = await change(async () => {
+      serial = await issue();
+    });
+    check(issued, [
+      {
+        action: 'certificate.issued',
+        actor: adminActor,
+        target: serial,
+        outcome: 'success',
+        details: { caId: intId, profile: 'server', sans: ['audit.example.test'] },
+      },
+    ]);
 
     let renewed = '';
     const ren = await change(async () => {
@@ -119,13 +163,17 @@ describe('audit trail', { concurrency: false }, () => {
     });
     check(ren, [{ action: 'certificate.renewed', actor: adminActor, target: renewed, outcome: 'success', details: { predecessor: serial } }]);
 
-    const held = await change(async () => assert.equal((await api(server, 'POST', `/api/v1/certificates/${renewed}/revoke`, { reason: 'certificateHold' })).status, 200));
+    const held = await change(async () =>
+      assert.equal((await api(server, 'POST', `/api/v1/certificates/${renewed}/revoke`, { reason: 'certificateHold' })).status, 200),
+    );
     check(held, [{ action: 'certificate.held', actor: adminActor, target: renewed, outcome: 'success', details: { reason: 'certificateHold' } }]);
     const unheld = await change(async () => assert.equal((await api(server, 'POST', `/api/v1/certificates/${renewed}/unhold`, {})).status, 200));
     check(unheld, [{ action: 'certificate.unheld', actor: adminActor, target: renewed, outcome: 'success' }]);
 
     const revokedAt = await newest();
-    const rev = await change(async () => assert.equal((await api(server, 'POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' })).status, 200));
+    const rev = await change(async () =>
+      assert.equal((await api(server, 'POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' })).status, 200),
+    );
     check(rev, [{ action: 'certificate.revoked', actor: adminActor, target: serial, outcome: 'success', details: { caId: intId, reason: 'keyCompromise' } }]);
 
     // The revocation makes the CA sign a CRL: a use of the CA key, by the system, audited.
@@ -147,7 +195,9 @@ describe('audit trail', { concurrency: false }, () => {
       assert.equal(r.status, 201, r.text);
       tokenId = r.json.id;
     });
-    check(created, [{ action: 'token.created', actor: adminActor, target: tokenId, outcome: 'success', details: { name: 'audited', scopes: ['read'], profiles: ['client'] } }]);
+    check(created, [
+      { action: 'token.created', actor: adminActor, target: tokenId, outcome: 'success', details: { name: 'audited', scopes: ['read'], profiles: ['client'] } },
+    ]);
     const tokRevoked = await change(async () => assert.equal((await api(server, 'DELETE', `/api/v1/tokens/${tokenId}`)).status, 204));
     check(tokRevoked, [{ action: 'token.revoked', actor: adminActor, target: tokenId, outcome: 'success', details: { name: 'audited' } }]);
 
@@ -157,9 +207,13 @@ describe('audit trail', { concurrency: false }, () => {
       assert.equal(r.status, 201, r.text);
       caId = r.json.id;
     });
-    assert.deepEqual(ca.events.map((e) => [e.action, e.target, e.actor, e.outcome]), [
-      ['ca.created', caId, adminActor, 'success'], ['ca.key.used', rootId, adminActor, 'success'],
-    ]);
+    assert.deepEqual(
+      ca.events.map((e) => [e.action, e.target, e.actor, e.outcome]),
+      [
+        ['ca.created', caId, adminActor, 'success'],
+        ['ca.key.used', rootId, adminActor, 'success'],
+      ],
+    );
     assert.equal(ca.events[0]!.details.parent, rootId);
     // The source address of CA creation: the route does not pass req.ip to the CA layer yet
     // (reported); once it does, this must be the client's address.
@@ -171,13 +225,31 @@ describe('audit trail', { concurrency: false }, () => {
     const r401 = await change(async () => assert.equal((await api({ url: server.url, token: forged }, 'GET', '/api/v1/cas')).status, 401));
     check(r401, []);
     const readToken = (await api(server, 'POST', '/api/v1/tokens', { name: 'reader', scopes: ['read'] })).json;
-    const r403 = await change(async () => assert.equal((await api({ url: server.url, token: readToken.token }, 'DELETE', `/api/v1/tokens/${readToken.id}`)).status, 403));
-    check(r403, [{ action: 'request.refused', actor: `token:${readToken.id}`, target: `DELETE /api/v1/tokens/${readToken.id}`, outcome: 'refused', details: { type: 'forbidden', status: 403 } }]);
+    const r403 = await change(async () =>
+      assert.equal((await api({ url: server.url, token: readToken.token }, 'DELETE', `/api/v1/tokens/${readToken.id}`)).status, 403),
+    );
+    check(r403, [
+      {
+        action: 'request.refused',
+        actor: `token:${readToken.id}`,
+        target: `DELETE /api/v1/tokens/${readToken.id}`,
+        outcome: 'refused',
+        details: { type: 'forbidden', status: 403 },
+      },
+    ]);
     const policy = await change(async () => {
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(), profile: 'server' });
       assert.equal(r.status, 400, r.text);
     });
-    check(policy, [{ action: 'request.refused', actor: adminActor, target: 'POST /api/v1/certificates', outcome: 'refused', details: { type: 'rejected-name', status: 400 } }]);
+    check(policy, [
+      {
+        action: 'request.refused',
+        actor: adminActor,
+        target: 'POST /api/v1/certificates',
+        outcome: 'refused',
+        details: { type: 'rejected-name', status: 400 },
+      },
+    ]);
   });
 
   test('GET /api/v1/audit: newest first, filters, and cursor paging that walks every event', async () => {
@@ -185,7 +257,11 @@ describe('audit trail', { concurrency: false }, () => {
     const all: Event[] = (await api(server, 'GET', '/api/v1/audit?order=asc&limit=1000')).json.items;
     const n = all.length;
     assert.ok(n >= 15, `${n} events`);
-    assert.deepEqual(all.map((e) => e.seq), Array.from({ length: n }, (_, i) => i + 1), 'seq 1..n, no gaps');
+    assert.deepEqual(
+      all.map((e) => e.seq),
+      Array.from({ length: n }, (_, i) => i + 1),
+      'seq 1..n, no gaps',
+    );
     for (let i = 1; i < n; i++) assert.equal(all[i]!.prevHash, all[i - 1]!.hash, `event ${i + 1} links to its predecessor`);
     const def = await api(server, 'GET', '/api/v1/audit');
     assert.ok(def.json.items[0].seq >= n && def.json.items[0].seq > def.json.items[1].seq, 'newest first by default');
@@ -207,7 +283,11 @@ describe('audit trail', { concurrency: false }, () => {
       // the events that existed when `all` was read.
       return out.filter((e) => e.seq <= n);
     }
-    assert.deepEqual((await walk('', 7)).map((e) => e.seq), all.map((e) => e.seq).reverse(), 'desc paging visits every event once');
+    assert.deepEqual(
+      (await walk('', 7)).map((e) => e.seq),
+      all.map((e) => e.seq).reverse(),
+      'desc paging visits every event once',
+    );
     assert.deepEqual(await walk('order=asc', 4), all, 'asc paging visits every event once');
     assert.deepEqual((await walk('order=asc', n)).length, n, 'a page of exactly n ends without an empty page');
 
@@ -223,11 +303,18 @@ describe('audit trail', { concurrency: false }, () => {
     const since = new Date(Date.parse(mid.time)).toISOString();
     filters.push([`since=${encodeURIComponent(since)}`, (e) => Date.parse(e.time) >= Date.parse(since)]);
     filters.push([`until=${encodeURIComponent(since)}`, (e) => Date.parse(e.time) < Date.parse(since)]);
-    filters.push([`action=certificate.issued&since=${encodeURIComponent(all[0]!.time)}&until=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, (e) => e.action === 'certificate.issued']);
+    filters.push([
+      `action=certificate.issued&since=${encodeURIComponent(all[0]!.time)}&until=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`,
+      (e) => e.action === 'certificate.issued',
+    ]);
     for (const [q, keep] of filters) {
       const want = all.filter(keep);
       assert.deepEqual(await walk(`${q}&order=asc`, 2), want, q);
-      assert.deepEqual((await walk(q, 3)).map((e) => e.seq), want.map((e) => e.seq).reverse(), `${q} (desc)`);
+      assert.deepEqual(
+        (await walk(q, 3)).map((e) => e.seq),
+        want.map((e) => e.seq).reverse(),
+        `${q} (desc)`,
+      );
     }
     assert.ok(all.filter((e) => e.action === 'certificate.issued').length >= 4);
 
@@ -255,16 +342,31 @@ describe('audit trail', { concurrency: false }, () => {
     const exported = lines.map((l) => JSON.parse(l) as Event);
     // Events the server appended after our read (background work) are a suffix.
     assert.deepEqual(exported.slice(0, all.length), all);
-    assert.deepEqual(exported.map((e) => e.seq), Array.from({ length: exported.length }, (_, i) => i + 1));
+    assert.deepEqual(
+      exported.map((e) => e.seq),
+      Array.from({ length: exported.length }, (_, i) => i + 1),
+    );
     const [{ n }] = await sql(env, 'SELECT COUNT(*) AS n FROM "AuditEvent"');
     assert.ok(exported.length <= Number(n) && exported.length >= all.length);
     const filtered = await signetAsync(['audit', 'export', '--action', 'certificate.issued'], env.env);
     assert.equal(filtered.status, 0, filtered.stderr);
-    const issued = filtered.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Event);
-    assert.deepEqual(issued, exported.filter((e) => e.action === 'certificate.issued'));
+    const issued = filtered.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Event);
+    assert.deepEqual(
+      issued,
+      exported.filter((e) => e.action === 'certificate.issued'),
+    );
     const list = await signetAsync(['audit', 'list', '--json', '--limit', '3', '--action', 'certificate.issued'], env.env);
     assert.equal(list.status, 0, list.stderr);
-    assert.deepEqual(JSON.parse(list.stdout).map((e: Event) => e.seq), issued.map((e) => e.seq).reverse().slice(0, 3));
+    assert.deepEqual(
+      JSON.parse(list.stdout).map((e: Event) => e.seq),
+      issued
+        .map((e) => e.seq)
+        .reverse()
+        .slice(0, 3),
+    );
     const table = await signetAsync(['audit', 'list', '--limit', '2'], env.env);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /^SEQ\s+TIME\s+ACTOR\s+ACTION\s+TARGET\s+OUTCOME\n/);
@@ -278,7 +380,12 @@ describe('audit trail', { concurrency: false }, () => {
     const csrs = Array.from({ length: 40 }, (_, i) => makeCsr(`DNS:burst${i}.example.test`));
     const issuing = Promise.all(csrs.map((csr) => api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' })));
     // Verifying a live chain that grows meanwhile must not report a false break.
-    const verifying = Promise.all([0, 1, 2].map(async (i) => { await sleep(i * 150); return signetAsync(['audit', 'verify'], env.env); }));
+    const verifying = Promise.all(
+      [0, 1, 2].map(async (i) => {
+        await sleep(i * 150);
+        return signetAsync(['audit', 'verify'], env.env);
+      }),
+    );
     const [results, verifies] = await Promise.all([issuing, verifying]);
     for (const r of results) assert.equal(r.status, 201, r.text);
     for (const v of verifies) assert.equal(v.status, 0, `verify during the burst: ${v.stdout}${v.stderr}`);
@@ -302,7 +409,8 @@ describe('audit trail', { concurrency: false }, () => {
 
     let checkpoints: string; // the checkpoint file, which verify reads and a CLI process may append to
     const checkpointFile = () => join(env.dataDir, 'audit-checkpoints');
-    const rowsNow = async () => (await sql(env, 'SELECT seq, hash FROM "AuditEvent" ORDER BY seq')).map((r) => ({ seq: Number(r.seq), hash: r.hash as string }));
+    const rowsNow = async () =>
+      (await sql(env, 'SELECT seq, hash FROM "AuditEvent" ORDER BY seq')).map((r) => ({ seq: Number(r.seq), hash: r.hash as string }));
     async function restore() {
       writeFileSync(checkpointFile(), checkpoints);
       await sql(env, 'DELETE FROM "AuditEvent"');
@@ -326,16 +434,30 @@ describe('audit trail', { concurrency: false }, () => {
       assert.equal(out.problem.seq, seq);
     }
     /** The hash a forger who knows the algorithm would compute for `e` after `prevHash`. */
-    const forgedHash = (e: Event, prevHash: string) => chainHash(prevHash, canonical({
-      seq: e.seq, time: new Date(e.time), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, sourceIp: e.sourceIp, details: e.details === null ? null : JSON.stringify(e.details),
-    }));
+    const forgedHash = (e: Event, prevHash: string) =>
+      chainHash(
+        prevHash,
+        canonical({
+          seq: e.seq,
+          time: new Date(e.time),
+          actor: e.actor,
+          action: e.action,
+          target: e.target,
+          outcome: e.outcome,
+          sourceIp: e.sourceIp,
+          details: e.details === null ? null : JSON.stringify(e.details),
+        }),
+      );
     const COLUMNS = '"seq", "time", "actor", "action", "target", "outcome", "sourceIp", "details", "prevHash", "hash"';
 
     before(async () => {
       assert.equal(await server.stop(), 0);
       const ex = await signetAsync(['audit', 'export'], env.env);
       assert.equal(ex.status, 0, ex.stderr);
-      exported = ex.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+      exported = ex.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       n = exported.length;
       k = Math.floor(n / 2);
       head = (await sql(env, `SELECT value FROM "Setting" WHERE key = 'audit.head'`))[0].value;
@@ -350,16 +472,27 @@ describe('audit trail', { concurrency: false }, () => {
       assert.equal(r.status, 0, r.stderr);
       const last = exported[n - 1]!;
       const [certs, cas, tokens] = [await countRows(env, 'Certificate'), await countRows(env, 'CertificateAuthority'), await countRows(env, 'ApiToken')];
-      assert.match(r.stdout, new RegExp(`^audit chain OK: ${n} events \\(HMAC-keyed from event 1\\), head #${n} ${last.hash}\n`
-        + `checkpoints OK: \\d+ in ${checkpointFile()}, newest #${n} at \\S+\n`
-        + `inventory OK: ${certs} certificates and ${cas} CAs, each with the event that created it\n`
-        + `authorisation state OK: ${tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n$`));
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `^audit chain OK: ${n} events \\(HMAC-keyed from event 1\\), head #${n} ${last.hash}\n` +
+            `checkpoints OK: \\d+ in ${checkpointFile()}, newest #${n} at \\S+\n` +
+            `inventory OK: ${certs} certificates and ${cas} CAs, each with the event that created it\n` +
+            `authorisation state OK: ${tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n$`,
+        ),
+      );
       assert.equal(head, `${n}:${last.hash}`);
       const j = await signetAsync(['audit', 'verify', '--json'], env.env);
       assert.equal(j.status, 0);
       const out = JSON.parse(j.stdout);
-      assert.deepEqual({ ok: out.ok, events: out.events, head: out.head, keyedFrom: out.keyedFrom }, { ok: true, events: n, head: { seq: n, hash: last.hash }, keyedFrom: 1 });
-      assert.deepEqual([out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory], [n, [], { certificates: certs, cas, tokens, problems: [], acknowledged: [] }]);
+      assert.deepEqual(
+        { ok: out.ok, events: out.events, head: out.head, keyedFrom: out.keyedFrom },
+        { ok: true, events: n, head: { seq: n, hash: last.hash }, keyedFrom: 1 },
+      );
+      assert.deepEqual(
+        [out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory],
+        [n, [], { certificates: certs, cas, tokens, problems: [], acknowledged: [] }],
+      );
     });
 
     test('an edited row is named: details, actor and outcome', async () => {
@@ -397,20 +530,35 @@ describe('audit trail', { concurrency: false }, () => {
 
     test('an inserted row is detected: with a made-up hash, with a recomputed hash at the end, and in the middle', async () => {
       // A copy of the newest row as a new event, with a hash that merely looks right.
-      await sql(env, `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`, [randomBytes(32).toString('hex'), n]);
+      await sql(
+        env,
+        `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`,
+        [randomBytes(32).toString('hex'), n],
+      );
       await expectBroken(n + 1, new RegExp(`^event ${n + 1} was edited: its content does not match its MAC$`));
       await restore();
       // The same with the hash recomputed by a forger who knows the algorithm but not the key.
       const copy = { ...exported[n - 1]!, seq: n + 1 };
-      await sql(env, `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`, [forgedHash(copy, exported[n - 1]!.hash), n]);
-      await expectBroken(n + 1, new RegExp(`^event ${n + 1} has an unkeyed hash inside the keyed chain \\(keyed from event 1\\): it was rewritten by someone without the master key$`));
+      await sql(
+        env,
+        `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`,
+        [forgedHash(copy, exported[n - 1]!.hash), n],
+      );
+      await expectBroken(
+        n + 1,
+        new RegExp(`^event ${n + 1} has an unkeyed hash inside the keyed chain \\(keyed from event 1\\): it was rewritten by someone without the master key$`),
+      );
       await restore();
       // In the middle: later rows are renumbered to make room; the forged row links to its
       // predecessor, so the break shows at the next event.
       await sql(env, 'UPDATE "AuditEvent" SET seq = -seq WHERE seq > ?', [k]);
       await sql(env, 'UPDATE "AuditEvent" SET seq = 1 - seq WHERE seq < 0');
       const forged = { ...exported[k - 1]!, seq: k + 1 };
-      await sql(env, `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`, [forgedHash(forged, exported[k - 1]!.hash), k]);
+      await sql(
+        env,
+        `INSERT INTO "AuditEvent" (${COLUMNS}) SELECT seq + 1, time, actor, action, target, outcome, "sourceIp", details, hash, ? FROM "AuditEvent" WHERE seq = ?`,
+        [forgedHash(forged, exported[k - 1]!.hash), k],
+      );
       await expectBroken(k + 1, new RegExp(`^event ${k + 1} has an unkeyed hash inside the keyed chain`));
       await restore();
     });
@@ -428,7 +576,12 @@ describe('audit trail', { concurrency: false }, () => {
       for (const e of exported.slice(k - 1)) {
         const changed = e.seq === k ? { ...e, details: { tampered: true } } : e;
         const hash = forgedHash(changed, prev);
-        await sql(env, 'UPDATE "AuditEvent" SET details = ?, "prevHash" = ?, hash = ? WHERE seq = ?', [changed.details === null ? null : JSON.stringify(changed.details), prev, hash, e.seq]);
+        await sql(env, 'UPDATE "AuditEvent" SET details = ?, "prevHash" = ?, hash = ? WHERE seq = ?', [
+          changed.details === null ? null : JSON.stringify(changed.details),
+          prev,
+          hash,
+          e.seq,
+        ]);
         prev = hash;
       }
       await expectBroken(k, new RegExp(`^event ${k} has an unkeyed hash inside the keyed chain`));

@@ -29,7 +29,11 @@ after(() => tmp.remove());
 const csrFor = (() => {
   const make = csrMaker(tmp);
   const cache = new Map<string, string>();
-  return (names: string[]) => { const k = names.join(','); if (!cache.has(k)) cache.set(k, make(k)); return cache.get(k)!; };
+  return (names: string[]) => {
+    const k = names.join(',');
+    if (!cache.has(k)) cache.set(k, make(k));
+    return cache.get(k)!;
+  };
 })();
 
 const PROBLEM = 'application/problem+json; charset=utf-8';
@@ -39,13 +43,22 @@ const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
 // ---------------------------------------------------------------------------------------------
 // The /api/v1 routes, read from the router itself
 
-interface RouteInfo { route: string; operation: Operation | undefined }
-interface LayerLike { route?: { path: string; methods: Record<string, boolean>; stack: { handle: { operation?: Operation } }[] }; handle?: { stack?: LayerLike[] }; match(path: string): boolean }
+interface RouteInfo {
+  route: string;
+  operation: Operation | undefined;
+}
+interface LayerLike {
+  route?: { path: string; methods: Record<string, boolean>; stack: { handle: { operation?: Operation } }[] };
+  handle?: { stack?: LayerLike[] };
+  match(path: string): boolean;
+}
 
 async function enumerateApiRoutes(): Promise<RouteInfo[]> {
   const { apiRouter } = await import('../src/http/app.js');
   // Building the router touches none of its dependencies; they are only used when a request comes.
-  const router = apiRouter({} as CaContext, { bodyLimit: 1024, issuance: {} as Issuance, revocation: {} as Revocation }, { middlewares: [] }) as unknown as { stack: LayerLike[] };
+  const router = apiRouter({} as CaContext, { bodyLimit: 1024, issuance: {} as Issuance, revocation: {} as Revocation }, { middlewares: [] }) as unknown as {
+    stack: LayerLike[];
+  };
   const out: RouteInfo[] = [];
   const walk = (stack: LayerLike[]) => {
     for (const layer of stack) {
@@ -99,7 +112,12 @@ interface Variant {
   via?: 'bare' | 'express';
 }
 
-interface Request { method: string; path: string; body?: unknown; headers?: Record<string, string> }
+interface Request {
+  method: string;
+  path: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
 
 interface Row {
   route: string;
@@ -139,75 +157,223 @@ const onTargets = (status: number): Variant[] => TARGETS.map((cert) => ({ name: 
 // corp.example, from the corp intermediate, and opts in to no host-less scheme.
 const ISSUES: Variant[] = [
   { name: 'internal, its pinned CA by default', cert: { profile: 'internal', names: [`DNS:x.${SUFFIX}`], underSuffix: true }, status: 201, signedBy: 'corp' },
-  { name: 'internal naming its pinned CA, a name outside its constraints', cert: { profile: 'internal', ca: 'corp', names: ['DNS:www.bank.example'], underSuffix: false }, status: 400 },
-  { name: 'internal naming another intermediate (issue 12 #3)', cert: { profile: 'internal', ca: 'other', names: ['DNS:www.bank.example'], underSuffix: false }, status: 400 },
-  { name: 'internal naming the root (issue 12 #3)', cert: { profile: 'internal', ca: 'root', names: ['DNS:www.bank.example'], underSuffix: false }, status: 400 },
+  {
+    name: 'internal naming its pinned CA, a name outside its constraints',
+    cert: { profile: 'internal', ca: 'corp', names: ['DNS:www.bank.example'], underSuffix: false },
+    status: 400,
+  },
+  {
+    name: 'internal naming another intermediate (issue 12 #3)',
+    cert: { profile: 'internal', ca: 'other', names: ['DNS:www.bank.example'], underSuffix: false },
+    status: 400,
+  },
+  {
+    name: 'internal naming the root (issue 12 #3)',
+    cert: { profile: 'internal', ca: 'root', names: ['DNS:www.bank.example'], underSuffix: false },
+    status: 400,
+  },
   { name: 'server, the default issuing CA', cert: { profile: 'server', names: [`DNS:y.${SUFFIX}`], underSuffix: true }, status: 201, signedBy: 'default' },
-  { name: 'server naming another intermediate', cert: { profile: 'server', ca: 'other', names: ['DNS:b.other.example'], underSuffix: false }, status: 201, signedBy: 'other' },
+  {
+    name: 'server naming another intermediate',
+    cert: { profile: 'server', ca: 'other', names: ['DNS:b.other.example'], underSuffix: false },
+    status: 201,
+    signedBy: 'other',
+  },
   { name: 'server naming the root', cert: { profile: 'server', ca: 'root', names: [`DNS:y.${SUFFIX}`], underSuffix: true }, status: 400 },
-  { name: 'client, URI:urn (no host)', cert: { profile: 'client', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false }, status: 201, signedBy: 'default' },
-  { name: 'client, URI:mailto (no host)', cert: { profile: 'client', names: ['URI:mailto:ceo@other.example'], underSuffix: false }, status: 201, signedBy: 'default' },
+  {
+    name: 'client, URI:urn (no host)',
+    cert: { profile: 'client', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false },
+    status: 201,
+    signedBy: 'default',
+  },
+  {
+    name: 'client, URI:mailto (no host)',
+    cert: { profile: 'client', names: ['URI:mailto:ceo@other.example'], underSuffix: false },
+    status: 201,
+    signedBy: 'default',
+  },
   { name: 'client, URI:file (no host)', cert: { profile: 'client', names: ['URI:file:/etc/passwd'], underSuffix: false }, status: 201, signedBy: 'default' },
-  { name: 'client, URI:file written with an empty host', cert: { profile: 'client', names: ['URI:file:///etc/passwd'], underSuffix: false, malformed: true }, status: 400 },
-  { name: 'client, URI with a host under the suffix', cert: { profile: 'client', names: [`URI:https://svc.${SUFFIX}/api`], underSuffix: true }, status: 201, signedBy: 'default' },
-  { name: 'devices, URI:urn whose scheme the profile lists', cert: { profile: 'devices', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: true }, status: 201, signedBy: 'default' },
-  { name: 'spiffe, a spiffe URI with its host under the suffix', cert: { profile: 'spiffe', names: [`URI:spiffe://svc.${SUFFIX}/ns/x`], underSuffix: true }, status: 201, signedBy: 'corp' },
-  { name: 'spiffe, a spiffe URI with a host outside the suffix', cert: { profile: 'spiffe', names: ['URI:spiffe://svc.other.corp.example/ns/x'], underSuffix: false }, status: 201, signedBy: 'corp' },
+  {
+    name: 'client, URI:file written with an empty host',
+    cert: { profile: 'client', names: ['URI:file:///etc/passwd'], underSuffix: false, malformed: true },
+    status: 400,
+  },
+  {
+    name: 'client, URI with a host under the suffix',
+    cert: { profile: 'client', names: [`URI:https://svc.${SUFFIX}/api`], underSuffix: true },
+    status: 201,
+    signedBy: 'default',
+  },
+  {
+    name: 'devices, URI:urn whose scheme the profile lists',
+    cert: { profile: 'devices', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: true },
+    status: 201,
+    signedBy: 'default',
+  },
+  {
+    name: 'spiffe, a spiffe URI with its host under the suffix',
+    cert: { profile: 'spiffe', names: [`URI:spiffe://svc.${SUFFIX}/ns/x`], underSuffix: true },
+    status: 201,
+    signedBy: 'corp',
+  },
+  {
+    name: 'spiffe, a spiffe URI with a host outside the suffix',
+    cert: { profile: 'spiffe', names: ['URI:spiffe://svc.other.corp.example/ns/x'], underSuffix: false },
+    status: 201,
+    signedBy: 'corp',
+  },
   // F5: a scheme that has hosts, spelled without one.
   { name: 'spiffe, URI:spiffe:///x (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:///x'], underSuffix: false, malformed: true }, status: 400 },
-  { name: 'spiffe, URI:spiffe:www.bank.example (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:www.bank.example'], underSuffix: false, malformed: true }, status: 400 },
-  { name: 'spiffe, URI:spiffe:victim-device (F5)', cert: { profile: 'spiffe', names: ['URI:spiffe:victim-device'], underSuffix: false, malformed: true }, status: 400 },
+  {
+    name: 'spiffe, URI:spiffe:www.bank.example (F5)',
+    cert: { profile: 'spiffe', names: ['URI:spiffe:www.bank.example'], underSuffix: false, malformed: true },
+    status: 400,
+  },
+  {
+    name: 'spiffe, URI:spiffe:victim-device (F5)',
+    cert: { profile: 'spiffe', names: ['URI:spiffe:victim-device'], underSuffix: false, malformed: true },
+    status: 400,
+  },
   // F4: hosts other parsers read differently.
   // (openssl's -addext reads a doubled backslash as one: the CSR carries a single one before the '@'.)
-  { name: 'spiffe, a backslash before userinfo (F4)', cert: { profile: 'spiffe', names: [`URI:https://x.${SUFFIX}\\\\@www.bank.example/`], underSuffix: false, malformed: true }, status: 400, detail: /contains a backslash/ },
-  { name: 'spiffe, a percent-escaped slash in the host (F4)', cert: { profile: 'spiffe', names: [`URI:spiffe://www.bank.example%2F.${SUFFIX}/x`], underSuffix: false, malformed: true }, status: 400, detail: /has a percent-escape in its host/ },
-  { name: 'spiffe, user information (F4)', cert: { profile: 'spiffe', names: [`URI:https://www.bank.example@x.${SUFFIX}/`], underSuffix: false, malformed: true }, status: 400, detail: /has user information/ },
+  {
+    name: 'spiffe, a backslash before userinfo (F4)',
+    cert: { profile: 'spiffe', names: [`URI:https://x.${SUFFIX}\\\\@www.bank.example/`], underSuffix: false, malformed: true },
+    status: 400,
+    detail: /contains a backslash/,
+  },
+  {
+    name: 'spiffe, a percent-escaped slash in the host (F4)',
+    cert: { profile: 'spiffe', names: [`URI:spiffe://www.bank.example%2F.${SUFFIX}/x`], underSuffix: false, malformed: true },
+    status: 400,
+    detail: /has a percent-escape in its host/,
+  },
+  {
+    name: 'spiffe, user information (F4)',
+    cert: { profile: 'spiffe', names: [`URI:https://www.bank.example@x.${SUFFIX}/`], underSuffix: false, malformed: true },
+    status: 400,
+    detail: /has user information/,
+  },
   // F5: naming a scheme in uriSchemes does not let its host-less URIs past a token's suffixes.
-  { name: 'urns, URI:urn allowed by uriSchemes but not opted in to', cert: { profile: 'urns', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false }, status: 201, signedBy: 'default' },
+  {
+    name: 'urns, URI:urn allowed by uriSchemes but not opted in to',
+    cert: { profile: 'urns', names: [`URI:urn:uuid:${randomUUID()}`], underSuffix: false },
+    status: 201,
+    signedBy: 'default',
+  },
 ];
 
 let madeNo = 0;
 const ROWS: Row[] = [
   {
-    route: 'POST /certificates', op: 'certificate.issue',
-    variants: ISSUES.flatMap((v) => [{ ...v, via: 'bare' as const }, { ...v, name: `${v.name} (express)`, via: 'express' as const }]),
+    route: 'POST /certificates',
+    op: 'certificate.issue',
+    variants: ISSUES.flatMap((v) => [
+      { ...v, via: 'bare' as const },
+      { ...v, name: `${v.name} (express)`, via: 'express' as const },
+    ]),
     request: async (v, fx) => ({
-      method: 'POST', path: '/api/v1/certificates',
+      method: 'POST',
+      path: '/api/v1/certificates',
       body: { csr: csrFor(v.cert!.names), profile: v.cert!.profile, ...(v.cert!.ca ? { caId: fx.ids[v.cert!.ca] } : {}) },
       // The bare handler takes only application/json (optionally charset=utf-8); any other parameter goes to Express.
       headers: v.via === 'express' ? { 'content-type': 'application/json; x-route=express' } : undefined,
     }),
   },
-  { route: 'GET /certificates', op: 'certificate.list', variants: [{ name: 'list', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/certificates?limit=5' }) },
-  { route: 'GET /certificates/:serial', op: 'certificate.read', variants: onTargets(200), request: async (v, fx) => ({ method: 'GET', path: `/api/v1/certificates/${fx.shared.get(key(v.cert!))}` }) },
-  { route: 'POST /certificates/:serial/renew', op: 'certificate.renew', variants: onTargets(201).map((v) => ({ ...v, signedBy: v.cert!.ca })), request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!)}/renew`, body: {} }) },
-  { route: 'POST /certificates/:serial/revoke', op: 'certificate.revoke', variants: onTargets(200), request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!)}/revoke`, body: { reason: 'superseded' } }) },
-  { route: 'POST /certificates/:serial/unhold', op: 'certificate.unhold', variants: onTargets(200), request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!, true)}/unhold`, body: {} }) },
-  { route: 'GET /certificates/:serial/status', op: 'certificate.status', variants: onTargets(200), request: async (v, fx) => ({ method: 'GET', path: `/api/v1/certificates/${fx.shared.get(key(v.cert!))}/status` }) },
-  { route: 'GET /profiles', op: 'profile.list', variants: [{ name: 'profiles', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/profiles' }) },
-  { route: 'GET /cas', op: 'ca.read', variants: [{ name: 'all CAs', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/cas' }) },
-  { route: 'GET /cas/:id', op: 'ca.read', variants: (['corp', 'other', 'root'] as CaKey[]).map((ca) => ({ name: ca, status: 200 })), request: async (v, fx) => ({ method: 'GET', path: `/api/v1/cas/${fx.ids[v.name as CaKey]}` }) },
-  { route: 'POST /cas', op: 'ca.create', variants: [{ name: 'an intermediate under the root', status: 201 }], request: async (_v, fx) => ({ method: 'POST', path: '/api/v1/cas', body: { parentId: fx.ids.root, subject: `CN=Matrix CA ${++madeNo},O=Signet` } }) },
   {
-    route: 'POST /cas/:id/revoke', op: 'ca.revoke', variants: [{ name: 'a fresh intermediate', status: 200 }],
+    route: 'GET /certificates',
+    op: 'certificate.list',
+    variants: [{ name: 'list', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/certificates?limit=5' }),
+  },
+  {
+    route: 'GET /certificates/:serial',
+    op: 'certificate.read',
+    variants: onTargets(200),
+    request: async (v, fx) => ({ method: 'GET', path: `/api/v1/certificates/${fx.shared.get(key(v.cert!))}` }),
+  },
+  {
+    route: 'POST /certificates/:serial/renew',
+    op: 'certificate.renew',
+    variants: onTargets(201).map((v) => ({ ...v, signedBy: v.cert!.ca })),
+    request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!)}/renew`, body: {} }),
+  },
+  {
+    route: 'POST /certificates/:serial/revoke',
+    op: 'certificate.revoke',
+    variants: onTargets(200),
+    request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!)}/revoke`, body: { reason: 'superseded' } }),
+  },
+  {
+    route: 'POST /certificates/:serial/unhold',
+    op: 'certificate.unhold',
+    variants: onTargets(200),
+    request: async (v, fx) => ({ method: 'POST', path: `/api/v1/certificates/${await fx.fresh(v.cert!, true)}/unhold`, body: {} }),
+  },
+  {
+    route: 'GET /certificates/:serial/status',
+    op: 'certificate.status',
+    variants: onTargets(200),
+    request: async (v, fx) => ({ method: 'GET', path: `/api/v1/certificates/${fx.shared.get(key(v.cert!))}/status` }),
+  },
+  {
+    route: 'GET /profiles',
+    op: 'profile.list',
+    variants: [{ name: 'profiles', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/profiles' }),
+  },
+  { route: 'GET /cas', op: 'ca.read', variants: [{ name: 'all CAs', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/cas' }) },
+  {
+    route: 'GET /cas/:id',
+    op: 'ca.read',
+    variants: (['corp', 'other', 'root'] as CaKey[]).map((ca) => ({ name: ca, status: 200 })),
+    request: async (v, fx) => ({ method: 'GET', path: `/api/v1/cas/${fx.ids[v.name as CaKey]}` }),
+  },
+  {
+    route: 'POST /cas',
+    op: 'ca.create',
+    variants: [{ name: 'an intermediate under the root', status: 201 }],
+    request: async (_v, fx) => ({ method: 'POST', path: '/api/v1/cas', body: { parentId: fx.ids.root, subject: `CN=Matrix CA ${++madeNo},O=Signet` } }),
+  },
+  {
+    route: 'POST /cas/:id/revoke',
+    op: 'ca.revoke',
+    variants: [{ name: 'a fresh intermediate', status: 200 }],
     request: async (_v, fx) => {
       const made = await fx.admin('POST', '/api/v1/cas', { parentId: fx.ids.root, subject: `CN=Doomed CA ${++madeNo},O=Signet` });
       assert.equal(made.status, 201, made.text);
       return { method: 'POST', path: `/api/v1/cas/${made.json.id}/revoke`, body: { reason: 'superseded' } };
     },
   },
-  { route: 'POST /tokens', op: 'token.create', variants: [{ name: 'a read token', status: 201 }], request: async () => ({ method: 'POST', path: '/api/v1/tokens', body: { name: 'made by the matrix', scopes: ['read'] } }) },
+  {
+    route: 'POST /tokens',
+    op: 'token.create',
+    variants: [{ name: 'a read token', status: 201 }],
+    request: async () => ({ method: 'POST', path: '/api/v1/tokens', body: { name: 'made by the matrix', scopes: ['read'] } }),
+  },
   { route: 'GET /tokens', op: 'token.list', variants: [{ name: 'tokens', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/tokens' }) },
   {
-    route: 'DELETE /tokens/:id', op: 'token.revoke', variants: [{ name: 'a fresh token', status: 204 }],
+    route: 'DELETE /tokens/:id',
+    op: 'token.revoke',
+    variants: [{ name: 'a fresh token', status: 204 }],
     request: async (_v, fx) => {
       const made = await fx.admin('POST', '/api/v1/tokens', { name: 'to be revoked by the matrix', scopes: ['read'] });
       assert.equal(made.status, 201, made.text);
       return { method: 'DELETE', path: `/api/v1/tokens/${made.json.id}` };
     },
   },
-  { route: 'GET /audit', op: 'audit.read', variants: [{ name: 'audit', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/audit?limit=1' }) },
-  { route: 'GET /audit/checkpoints', op: 'audit.read', variants: [{ name: 'checkpoints', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/audit/checkpoints?limit=1' }) },
+  {
+    route: 'GET /audit',
+    op: 'audit.read',
+    variants: [{ name: 'audit', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/audit?limit=1' }),
+  },
+  {
+    route: 'GET /audit/checkpoints',
+    op: 'audit.read',
+    variants: [{ name: 'checkpoints', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/audit/checkpoints?limit=1' }),
+  },
 ];
 
 /** The expected answer for a token shape on one cell: derived, never listed. */
@@ -215,12 +381,20 @@ function expected(shape: Shape, row: Row, v: Variant): { status: number; detail?
   const scope = OPERATIONS[row.op].scope;
   if (scope === null) return { status: v.status };
   if (shape === 'none' || shape === 'expired' || shape === 'revoked') return { status: 401 };
-  const scopes: readonly string[] = shape === 'wrong-scope' ? SCOPES.filter((s) => s !== scope && s !== 'admin')
-    : shape === 'right-scope' ? [scope] : shape === 'admin' ? ['admin'] : SCOPES.filter((s) => s !== 'admin');
+  const scopes: readonly string[] =
+    shape === 'wrong-scope'
+      ? SCOPES.filter((s) => s !== scope && s !== 'admin')
+      : shape === 'right-scope'
+        ? [scope]
+        : shape === 'admin'
+          ? ['admin']
+          : SCOPES.filter((s) => s !== 'admin');
   if (!scopes.includes(scope) && !scopes.includes('admin')) return { status: 403, detail: new RegExp(`lacks the '${scope}' scope`) };
   if (v.cert?.malformed) return { status: v.status, detail: v.detail ?? /^URI / };
-  if (v.cert && shape === 'profile-limited' && !LIMITED_PROFILES.includes(v.cert.profile)) return { status: 403, detail: new RegExp(`^this token may not use profile ${v.cert.profile} \\(allowed: internal\\)$`) };
-  if (v.cert && shape === 'suffix-limited' && !v.cert.underSuffix) return { status: 403, detail: new RegExp(`^this token may only (request|act on) names under ${SUFFIX.replace(/\./g, '\\.')}; `) };
+  if (v.cert && shape === 'profile-limited' && !LIMITED_PROFILES.includes(v.cert.profile))
+    return { status: 403, detail: new RegExp(`^this token may not use profile ${v.cert.profile} \\(allowed: internal\\)$`) };
+  if (v.cert && shape === 'suffix-limited' && !v.cert.underSuffix)
+    return { status: 403, detail: new RegExp(`^this token may only (request|act on) names under ${SUFFIX.replace(/\./g, '\\.')}; `) };
   return { status: v.status };
 }
 
@@ -237,17 +411,29 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
   const as = (token: string) => ({ url: server.url, token });
   /** One request with exactly this token (none: no Authorization header at all). */
   async function call(token: string | undefined, r: Request) {
-    const headers: Record<string, string> = { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(r.body !== undefined ? { 'content-type': 'application/json' } : {}), ...r.headers };
+    const headers: Record<string, string> = {
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      ...(r.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...r.headers,
+    };
     const res = await fetch(server.url + r.path, { method: r.method, headers, body: r.body === undefined ? undefined : JSON.stringify(r.body) });
     const text = await res.text();
     let json: any;
-    try { json = JSON.parse(text); } catch { json = undefined; }
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
     return { status: res.status, headers: res.headers, text, json };
   }
   const admin = (method: string, path: string, body?: unknown) => api(server, method, path, body);
 
   async function issueAs(token: string, c: Cert): Promise<string> {
-    const r = await api(as(token), 'POST', '/api/v1/certificates', { csr: csrFor(c.names), profile: c.profile, ...(c.ca && c.ca !== 'default' ? { caId: ids[c.ca] } : {}) });
+    const r = await api(as(token), 'POST', '/api/v1/certificates', {
+      csr: csrFor(c.names),
+      profile: c.profile,
+      ...(c.ca && c.ca !== 'default' ? { caId: ids[c.ca] } : {}),
+    });
     assert.equal(r.status, 201, `issue ${key(c)}: ${r.text}`);
     if (c.ca) assert.equal(r.json.caId, ids[c.ca], `issued by ${c.ca}`);
     return r.json.serial as string;
@@ -261,12 +447,15 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
 
   /** What a refused request must leave unchanged; background work (CRLs, OCSP) and refusal events excluded. */
   async function state() {
-    const [r] = await sql(env, `SELECT
+    const [r] = await sql(
+      env,
+      `SELECT
       (SELECT COUNT(*) FROM "Certificate") AS certs,
       (SELECT COUNT(*) FROM "Certificate" WHERE status = 'good') AS good,
       (SELECT COUNT(*) FROM "CertificateAuthority" WHERE status = 'active') AS cas,
       (SELECT COUNT(*) FROM "ApiToken" WHERE "revokedAt" IS NULL) AS tokens,
-      (SELECT COUNT(*) FROM "AuditEvent" WHERE action NOT IN ('request.refused', 'crl.signed', 'ocsp.responder.issued', 'ocsp.responses.signed')) AS changes`);
+      (SELECT COUNT(*) FROM "AuditEvent" WHERE action NOT IN ('request.refused', 'crl.signed', 'ocsp.responder.issued', 'ocsp.responses.signed')) AS changes`,
+    );
     return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
   }
 
@@ -287,11 +476,49 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     // `internal` names no DNS suffixes: the pinned, name-constrained CA is what keeps it inside
     // corp.example — exactly the configuration issue 12 #3 stepped around.
     const profiles = {
-      internal: { description: 'services under corp.example', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.corp },
-      devices: { description: 'devices named by urn:uuid', sanTypes: ['dns', 'uri'], uriSchemes: ['urn'], hostlessUriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
-      urns: { description: 'urn: URIs allowed, host-less ones not opted in to', sanTypes: ['uri'], uriSchemes: ['urn'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
-      spiffe: { description: 'SPIFFE workloads under corp.example', sanTypes: ['dns', 'uri'], uriSchemes: ['spiffe', 'https'], dnsSuffixes: ['corp.example'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth', 'serverAuth'], caId: ids.corp },
-      pair: { description: 'two allowed CAs, the first the default', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caIds: [ids.other, ids.corp] },
+      internal: {
+        description: 'services under corp.example',
+        requireSan: true,
+        sanTypes: ['dns', 'ip'],
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['serverAuth'],
+        caId: ids.corp,
+      },
+      devices: {
+        description: 'devices named by urn:uuid',
+        sanTypes: ['dns', 'uri'],
+        uriSchemes: ['urn'],
+        hostlessUriSchemes: ['urn'],
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['clientAuth'],
+      },
+      urns: {
+        description: 'urn: URIs allowed, host-less ones not opted in to',
+        sanTypes: ['uri'],
+        uriSchemes: ['urn'],
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['clientAuth'],
+      },
+      spiffe: {
+        description: 'SPIFFE workloads under corp.example',
+        sanTypes: ['dns', 'uri'],
+        uriSchemes: ['spiffe', 'https'],
+        dnsSuffixes: ['corp.example'],
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['clientAuth', 'serverAuth'],
+        caId: ids.corp,
+      },
+      pair: {
+        description: 'two allowed CAs, the first the default',
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['serverAuth'],
+        caIds: [ids.other, ids.corp],
+      },
       legacy: { description: 'the one-CA shorthand', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.other },
       rooted: { description: 'misconfigured: pinned to the root', defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], caId: ids.root },
     };
@@ -320,15 +547,22 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     tokens['suffix-limited'] = (await newToken({ name: 'team a only', scopes: limitedScopes, nameSuffixes: [SUFFIX] })).token;
     for (const t of TARGETS) shared.set(key(t), await fresh(t));
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   const tokenFor = (shape: Shape, row: Row): string | undefined => {
     const scope = OPERATIONS[row.op].scope ?? 'read';
     switch (shape) {
-      case 'none': return undefined;
-      case 'wrong-scope': return tokens[`all-but-${scope}`];
-      case 'right-scope': return tokens[`only-${scope}`];
-      default: return tokens[shape];
+      case 'none':
+        return undefined;
+      case 'wrong-scope':
+        return tokens[`all-but-${scope}`];
+      case 'right-scope':
+        return tokens[`only-${scope}`];
+      default:
+        return tokens[shape];
     }
   };
 
@@ -341,9 +575,17 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       assert.equal(rows.length, 1, `${r.route} needs exactly one row in the authorisation matrix (has ${rows.length})`);
       assert.equal(rows[0]!.op, r.operation, `${r.route}: the row's operation is the one the route names`);
     }
-    for (const row of ROWS) assert.ok(routes.some((r) => r.route === row.route), `row ${row.route} is a route the server has`);
+    for (const row of ROWS)
+      assert.ok(
+        routes.some((r) => r.route === row.route),
+        `row ${row.route} is a route the server has`,
+      );
     // Every operation of the table is reachable over HTTP.
-    for (const op of Object.keys(OPERATIONS)) assert.ok(routes.some((r) => r.operation === op), `operation ${op} has a route`);
+    for (const op of Object.keys(OPERATIONS))
+      assert.ok(
+        routes.some((r) => r.operation === op),
+        `operation ${op} has a route`,
+      );
   });
 
   test('every cell answers as the table says, and a refusal stores nothing', async () => {
@@ -384,8 +626,16 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     // A profile with no CA list allows any issuing CA, never a root: the detail names the ones it may pick.
     const server = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['DNS:leaf.example']), profile: 'server', caId: ids.root });
     assert.equal(server.status, 400, server.text);
-    assert.match(server.json.detail, new RegExp(`^CA ${ids.root} is a root CA: a root signs only intermediate CAs, never end-entity certificates; profile server may issue from any issuing CA \\(.*${ids.corp}.*\\)$`));
-    assert.ok(server.json.detail.includes(ids.default) && server.json.detail.includes(ids.other) && !server.json.detail.includes(`${ids.root},`), server.json.detail);
+    assert.match(
+      server.json.detail,
+      new RegExp(
+        `^CA ${ids.root} is a root CA: a root signs only intermediate CAs, never end-entity certificates; profile server may issue from any issuing CA \\(.*${ids.corp}.*\\)$`,
+      ),
+    );
+    assert.ok(
+      server.json.detail.includes(ids.default) && server.json.detail.includes(ids.other) && !server.json.detail.includes(`${ids.root},`),
+      server.json.detail,
+    );
     assert.deepEqual(await state(), before, 'nothing stored');
     // Not even a profile pinned to the root gets a leaf from it: the last check before signing refuses.
     const rooted = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['DNS:leaf.example']), profile: 'rooted' });
@@ -396,8 +646,9 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     assert.equal(Number(fromRoot[0].n), 0, 'no certificate in the inventory was signed by the root');
   });
 
-  test('a profile\'s CA list: the first is the default, a request picks only among them; caId is the one-CA shorthand', async () => {
-    const issue = (profile: string, names: string[], caId?: CaKey) => api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(names), profile, ...(caId ? { caId: ids[caId] } : {}) });
+  test("a profile's CA list: the first is the default, a request picks only among them; caId is the one-CA shorthand", async () => {
+    const issue = (profile: string, names: string[], caId?: CaKey) =>
+      api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(names), profile, ...(caId ? { caId: ids[caId] } : {}) });
     assert.equal((await issue('pair', ['DNS:p.example'])).json.caId, ids.other);
     const corp = await issue('pair', ['DNS:p.corp.example'], 'corp');
     assert.equal(corp.status, 201, corp.text);
@@ -446,10 +697,18 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     const urn = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:urn:uuid:${randomUUID()}`]), profile: 'devices' });
     assert.equal(urn.status, 201, `the devices profile opts in to urn: ${urn.text}`);
     const before = await state();
-    for (const [profile, uri] of [['client', `urn:uuid:${randomUUID()}`], ['client', 'mailto:ceo@other.example'], ['client', 'file:/etc/passwd'], ['urns', `urn:uuid:${randomUUID()}`]] as const) {
+    for (const [profile, uri] of [
+      ['client', `urn:uuid:${randomUUID()}`],
+      ['client', 'mailto:ceo@other.example'],
+      ['client', 'file:/etc/passwd'],
+      ['urns', `urn:uuid:${randomUUID()}`],
+    ] as const) {
       const r = await api(as(t), 'POST', '/api/v1/certificates', { csr: csrFor([`URI:${uri}`]), profile });
       assert.equal(r.status, 403, `${uri}: ${r.text}`);
-      assert.equal(r.json.detail, `this token may only request names under ${SUFFIX}; URI '${uri}' is outside them (a URI without a host cannot be judged by name suffixes; its profile ${profile} would have to list the scheme in hostlessUriSchemes)`);
+      assert.equal(
+        r.json.detail,
+        `this token may only request names under ${SUFFIX}; URI '${uri}' is outside them (a URI without a host cannot be judged by name suffixes; its profile ${profile} would have to list the scheme in hostlessUriSchemes)`,
+      );
     }
     assert.deepEqual(await state(), before, 'nothing stored');
     const mailto = await api(as(tokens.admin!), 'POST', '/api/v1/certificates', { csr: csrFor(['URI:mailto:ceo@other.example']), profile: 'devices' });
@@ -474,7 +733,11 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     assert.deepEqual(await state(), before, 'nothing stored');
     // A certificate stored before the rules tightened (its names as the row records them).
     const serial = await fresh({ profile: 'spiffe', names: [`URI:spiffe://legacy.${SUFFIX}/x`], underSuffix: true });
-    await sql(env, 'UPDATE "Certificate" SET sans = ?, "sanText" = ? WHERE serial = ?', [JSON.stringify([{ type: 'uri', value: 'spiffe:victim-device' }]), 'spiffe:victim-device', serial]);
+    await sql(env, 'UPDATE "Certificate" SET sans = ?, "sanText" = ? WHERE serial = ?', [
+      JSON.stringify([{ type: 'uri', value: 'spiffe:victim-device' }]),
+      'spiffe:victim-device',
+      serial,
+    ]);
     const t = tokens['suffix-limited']!;
     for (const [method, path, body] of [
       ['GET', `/api/v1/certificates/${serial}`, undefined],
@@ -487,13 +750,13 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     }
     const listed = await api(as(t), 'GET', '/api/v1/certificates?limit=500&profile=spiffe');
     assert.equal(listed.status, 200, listed.text);
-    assert.ok(!(listed.json.items as { serial: string }[]).some((c) => c.serial === serial), 'not in the token\'s list');
+    assert.ok(!(listed.json.items as { serial: string }[]).some((c) => c.serial === serial), "not in the token's list");
     assert.equal((await api(as(tokens.admin!), 'GET', `/api/v1/certificates/${serial}`)).status, 200, 'admin still sees it');
     const [row] = await sql(env, 'SELECT status FROM "Certificate" WHERE serial = ?', [serial]);
     assert.equal(row.status, 'good');
   });
 
-  test('lists show only what the token may see (needs the inventory\'s listCertificates(ctx, filter, visibility))', async () => {
+  test("lists show only what the token may see (needs the inventory's listCertificates(ctx, filter, visibility))", async () => {
     const all = async (token: string, query = '') => {
       const r = await api(as(token), 'GET', `/api/v1/certificates?limit=500${query}`);
       assert.equal(r.status, 200, r.text);
@@ -502,15 +765,25 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     const everything = await all(tokens.admin!);
     const byProfile = await all(tokens['profile-limited']!);
     assert.ok(byProfile.length > 0 && byProfile.length < everything.length, `${byProfile.length} of ${everything.length}`);
-    assert.deepEqual(byProfile.map((c) => c.serial), everything.filter((c) => c.profile === 'internal').map((c) => c.serial));
+    assert.deepEqual(
+      byProfile.map((c) => c.serial),
+      everything.filter((c) => c.profile === 'internal').map((c) => c.serial),
+    );
     assert.deepEqual(await all(tokens['profile-limited']!, '&profile=server'), []);
     const bySuffix = await all(tokens['suffix-limited']!);
     const under = (v: string) => v === SUFFIX || v.endsWith(`.${SUFFIX}`);
     // A URI with a host ('scheme://host…', the only spelling with one) by its host; one without only under devices (hostlessUriSchemes urn).
     const uriHostOf = (v: string) => /^[a-z][a-z0-9+.-]*:\/\/([^/?#:]+)/i.exec(v)?.[1]?.toLowerCase();
-    const visible = (c: (typeof everything)[number]) => c.sans.every((s) => (s.type === 'dns' && under(s.value))
-      || (s.type === 'uri' && (uriHostOf(s.value) !== undefined ? under(uriHostOf(s.value)!) : c.profile === 'devices' && s.value.startsWith('urn:'))));
-    assert.deepEqual(bySuffix.map((c) => c.serial), everything.filter(visible).map((c) => c.serial));
+    const visible = (c: (typeof everything)[number]) =>
+      c.sans.every(
+        (s) =>
+          (s.type === 'dns' && under(s.value)) ||
+          (s.type === 'uri' && (uriHostOf(s.value) !== undefined ? under(uriHostOf(s.value)!) : c.profile === 'devices' && s.value.startsWith('urn:'))),
+      );
+    assert.deepEqual(
+      bySuffix.map((c) => c.serial),
+      everything.filter(visible).map((c) => c.serial),
+    );
     assert.ok(!bySuffix.some((c) => c.sans.some((s) => s.value === 'b.other.example')));
   });
 
@@ -523,7 +796,11 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       ['GET', '/api/v1/certificates?limit=1e400', /^limit: /],
       ['GET', '/pki/%ff%fe.crl', /^the request path is not valid percent-encoded UTF-8$/],
       // Dates: an offset past ±23:59 made `new Date` an Invalid Date, and a RangeError a 500.
-      ['GET', '/api/v1/certificates?expiresBefore=2026-01-01T00:00:00%2B25:00', /^expiresBefore: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/],
+      [
+        'GET',
+        '/api/v1/certificates?expiresBefore=2026-01-01T00:00:00%2B25:00',
+        /^expiresBefore: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/,
+      ],
       ['GET', '/api/v1/audit?since=2026-01-01T00:00:00%2B25:00', /^since: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one/],
       ['GET', '/api/v1/audit?until=2026-01-01T00:00:00%2B99:99', /^until: must be an ISO 8601 date-time; the UTC offset \+99:99 is not one/],
       ['GET', '/api/v1/audit?until=2026-01-01T00:00:00-23:60', /^until: must be an ISO 8601 date-time; the UTC offset -23:60 is not one/],
@@ -570,21 +847,25 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
 
 describe('authorization.ts decides for ACME accounts and certificate keys too', () => {
   const cert = { profile: 'server', sans: [{ type: 'dns' as const, value: 'a.example' }], serial: 'abc1' };
-  const refuses = (p: Principal, op: Operation, acme: string | undefined, detail: RegExp) => assert.throws(() => authorizeCertificate(p, op, cert), (e: unknown) => {
-    assert.ok(e instanceof SignetError);
-    assert.equal(e.status, 403);
-    assert.equal(e.acme, acme);
-    assert.match(e.detail, detail);
-    return true;
-  });
+  const refuses = (p: Principal, op: Operation, acme: string | undefined, detail: RegExp) =>
+    assert.throws(
+      () => authorizeCertificate(p, op, cert),
+      (e: unknown) => {
+        assert.ok(e instanceof SignetError);
+        assert.equal(e.status, 403);
+        assert.equal(e.acme, acme);
+        assert.match(e.detail, detail);
+        return true;
+      },
+    );
 
-  test('an ACME account acts only on its directory\'s certificates, and only issues and revokes', () => {
+  test("an ACME account acts only on its directory's certificates, and only issues and revokes", () => {
     authorizeCertificate({ kind: 'acme', accountId: 'a1', directory: 'server' }, 'certificate.revoke', cert);
     refuses({ kind: 'acme', accountId: 'a1', directory: 'peer' }, 'certificate.revoke', 'unauthorized', /belongs to the peer directory/);
     refuses({ kind: 'acme', accountId: 'a1', directory: 'server' }, 'certificate.renew', 'unauthorized', /cannot certificate renew/);
   });
 
-  test('a certificate\'s key revokes that certificate only', () => {
+  test("a certificate's key revokes that certificate only", () => {
     authorizeCertificate({ kind: 'certificate-key', serial: 'abc1' }, 'certificate.revoke', cert);
     refuses({ kind: 'certificate-key', serial: 'abc2' }, 'certificate.revoke', 'unauthorized', /does not authorise acting on another certificate/);
     refuses({ kind: 'certificate-key', serial: 'abc1' }, 'certificate.read', 'unauthorized', /only authorises revoking/);

@@ -28,7 +28,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The backup file as documented: gzip'd JSON lines — header, {t, r} rows, trailer. */
 function readBackup(file: string) {
-  const lines = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = gunzipSync(readFileSync(file))
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const rows = (t: string) => lines.filter((l) => l.t === t).map((l) => l.r);
   return { header: lines[0], trailer: lines[lines.length - 1], rows };
 }
@@ -57,22 +61,48 @@ describe('backup and restore', () => {
   let intId: string;
   const before_: { serial: string; pem: string }[] = [];
 
-  const fresh = async (extra: Record<string, string> = {}) => { const e = await createTestEnv(extra); envs.push(e); return e; };
-  const start = async (env: Record<string, string>) => { const s = await startServer(env); servers.push(s); return s; };
+  const fresh = async (extra: Record<string, string> = {}) => {
+    const e = await createTestEnv(extra);
+    envs.push(e);
+    return e;
+  };
+  const start = async (env: Record<string, string>) => {
+    const s = await startServer(env);
+    servers.push(s);
+    return s;
+  };
   const issue = async (s: RunningServer) => {
     const r = await api(s, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' });
     assert.equal(r.status, 201, r.text);
     return { serial: r.json.serial as string, pem: tmp.file(`${r.json.serial}.pem`, r.json.certificate) };
   };
   const ocsp = (s: RunningServer, certPem: string) => {
-    const o = openssl(['ocsp', '-issuer', intPem, '-cert', certPem, '-url', `${s.url}/ocsp`, '-CAfile', tmp.file('bundle.pem', readFileSync(rootPem, 'utf8') + readFileSync(intPem, 'utf8'))]);
+    const o = openssl([
+      'ocsp',
+      '-issuer',
+      intPem,
+      '-cert',
+      certPem,
+      '-url',
+      `${s.url}/ocsp`,
+      '-CAfile',
+      tmp.file('bundle.pem', readFileSync(rootPem, 'utf8') + readFileSync(intPem, 'utf8')),
+    ]);
     assert.match(o.stdout + o.stderr, /Response verify OK/, o.stdout + o.stderr);
     return o.stdout;
   };
   const crlNumber = async (s: RunningServer) => {
     const res = await fetch(`${s.url}/pki/${intId}.crl`);
     assert.equal(res.status, 200);
-    const text = openssl(['crl', '-inform', 'DER', '-in', tmp.file(`crl-${Math.random()}.der`, Buffer.from(await res.arrayBuffer())), '-noout', '-text']).stdout;
+    const text = openssl([
+      'crl',
+      '-inform',
+      'DER',
+      '-in',
+      tmp.file(`crl-${Math.random()}.der`, Buffer.from(await res.arrayBuffer())),
+      '-noout',
+      '-text',
+    ]).stdout;
     return BigInt(/X509v3 CRL Number:\s*\n\s*(\S+)/.exec(text)![1]!);
   };
   /** A restored installation keeps its API tokens (hashes): the operator's token still works. */
@@ -82,8 +112,21 @@ describe('backup and restore', () => {
     source = await fresh({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await start(source.env);
     masterKey = readFileSync(join(source.dataDir, 'master.key'), 'utf8').trim();
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('leaf.key'),
-      '-subj', '/CN=backup.example.test', '-addext', 'subjectAltName=DNS:backup.example.test']);
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('leaf.key'),
+      '-subj',
+      '/CN=backup.example.test',
+      '-addext',
+      'subjectAltName=DNS:backup.example.test',
+    ]);
     assert.equal(csr.status, 0, csr.stderr);
     csrPem = csr.stdout;
     const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as any[];
@@ -96,22 +139,28 @@ describe('backup and restore', () => {
     assert.equal(rev.status, 200, rev.text);
     // More certificates than restore inserts in one batch (500): the tables must still go in parents first.
     let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => { while (next++ < BULK) await issue(server); }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next++ < BULK) await issue(server);
+      }),
+    );
     // Let the revocation's CRL land, so the backup holds CRLs beyond the first.
     const deadline = Date.now() + POLL_DEADLINE_MS;
     while ((await crlNumber(server)) < 2n && Date.now() < deadline) await sleep(100);
-    assert.ok((await crlNumber(server)) >= 2n, 'the revocation\'s CRL was published');
+    assert.ok((await crlNumber(server)) >= 2n, "the revocation's CRL was published");
 
     // Back up while the server keeps issuing and revoking.
     let stop = false;
     const background: string[] = [];
-    const load = Promise.all(Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; !stop; i++) {
-        const c = await issue(server);
-        background.push(c.serial);
-        if (i % 4 === w % 4) assert.equal((await api(server, 'POST', `/api/v1/certificates/${c.serial}/revoke`, { reason: 'superseded' })).status, 200);
-      }
-    }));
+    const load = Promise.all(
+      Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const c = await issue(server);
+          background.push(c.serial);
+          if (i % 4 === w % 4) assert.equal((await api(server, 'POST', `/api/v1/certificates/${c.serial}/revoke`, { reason: 'superseded' })).status, 200);
+        }
+      }),
+    );
     while (background.length < 10) await sleep(20);
     backupFile = join(tmp.path, 'signet.sgb');
     const atStart = background.length;
@@ -139,9 +188,16 @@ describe('backup and restore', () => {
     const certs = rows('Certificate');
     assert.equal(trailer.counts.Certificate, certs.length);
     assert.ok(certs.length > BULK);
-    for (const c of before_) assert.ok(certs.some((r: any) => r.serial === c.serial), `certificate ${c.serial} issued before the backup is in it`);
+    for (const c of before_)
+      assert.ok(
+        certs.some((r: any) => r.serial === c.serial),
+        `certificate ${c.serial} issued before the backup is in it`,
+      );
     // Snapshot: every issued-certificate event has its certificate, and vice versa.
-    const issuedEvents = rows('AuditEvent').filter((e: any) => e.action === 'certificate.issued').map((e: any) => e.target).sort();
+    const issuedEvents = rows('AuditEvent')
+      .filter((e: any) => e.action === 'certificate.issued')
+      .map((e: any) => e.target)
+      .sort();
     assert.deepEqual(issuedEvents, certs.map((r: any) => r.serial).sort());
     const revokedEvents = rows('AuditEvent').filter((e: any) => e.action === 'certificate.revoked').length;
     assert.equal(revokedEvents, certs.filter((r: any) => r.status === 'revoked').length);
@@ -169,12 +225,19 @@ describe('backup and restore', () => {
     const restoredSerials = new Set(rows('Certificate').map((c: any) => c.serial as string));
     const stored = await sql(target, 'SELECT serial FROM "Certificate"');
     assert.equal(stored.length, restoredSerials.size);
-    assert.equal(Number((await sql(target, 'SELECT COUNT(*) AS n FROM "AuditEvent"'))[0].n), rows('AuditEvent').length + 1, 'one backup.restored event appended');
+    assert.equal(
+      Number((await sql(target, 'SELECT COUNT(*) AS n FROM "AuditEvent"'))[0].n),
+      rows('AuditEvent').length + 1,
+      'one backup.restored event appended',
+    );
 
     // The name index (CertificateName) is derived data, not in the backup: restore rebuilt it,
     // key for key what the source holds for the same certificates.
-    const nameKeysOf = async (e: TestEnv) => (await sql(e, 'SELECT "key", serial FROM "CertificateName"'))
-      .filter((k: any) => restoredSerials.has(k.serial)).map((k: any) => `${k.key} ${k.serial}`).sort();
+    const nameKeysOf = async (e: TestEnv) =>
+      (await sql(e, 'SELECT "key", serial FROM "CertificateName"'))
+        .filter((k: any) => restoredSerials.has(k.serial))
+        .map((k: any) => `${k.key} ${k.serial}`)
+        .sort();
     const rebuilt = await nameKeysOf(target);
     assert.ok(rebuilt.length >= restoredSerials.size, 'every restored certificate has its names');
     assert.deepEqual(rebuilt, await nameKeysOf(source));
@@ -197,21 +260,30 @@ describe('backup and restore', () => {
     assert.match(ocsp(restored, fresh1.pem), /: good/);
 
     // CRL numbers continue above everything in the backup.
-    const backupMax = rows('Crl').filter((c: any) => c.caId === intId).reduce((m: bigint, c: any) => (big(c.number) > m ? big(c.number) : m), 0n);
+    const backupMax = rows('Crl')
+      .filter((c: any) => c.caId === intId)
+      .reduce((m: bigint, c: any) => (big(c.number) > m ? big(c.number) : m), 0n);
     const counter = big(rows('CertificateAuthority').find((c: any) => c.id === intId).crlNumber);
     assert.ok(backupMax >= 2n);
     const rev = await api(restored, 'POST', `/api/v1/certificates/${fresh1.serial}/revoke`, { reason: 'superseded' });
     assert.equal(rev.status, 200, rev.text);
     const deadline = Date.now() + POLL_DEADLINE_MS;
     let n = await crlNumber(restored);
-    while (n <= counter && Date.now() < deadline) { await sleep(100); n = await crlNumber(restored); }
+    while (n <= counter && Date.now() < deadline) {
+      await sleep(100);
+      n = await crlNumber(restored);
+    }
     assert.ok(n > counter && n > backupMax, `the CRL served after the restore (${n}) is numbered above the backup's (${backupMax}, counter ${counter})`);
     assert.equal((await signetAsync(['audit', 'verify'], target.env)).status, 0);
   });
 
   test('refuses a truncated backup file, leaving the target untouched', async () => {
     const data = readFileSync(backupFile);
-    for (const [label, bytes] of [['last 40 bytes cut', data.subarray(0, data.length - 40)], ['cut in half', data.subarray(0, data.length >> 1)], ['gzip trailer cut', data.subarray(0, data.length - 4)]] as const) {
+    for (const [label, bytes] of [
+      ['last 40 bytes cut', data.subarray(0, data.length - 40)],
+      ['cut in half', data.subarray(0, data.length >> 1)],
+      ['gzip trailer cut', data.subarray(0, data.length - 4)],
+    ] as const) {
       const target = await fresh({ SIGNET_MASTER_KEY: masterKey });
       const file = tmp.file(`truncated-${label.replace(/ /g, '-')}.sgb`, bytes);
       const r = signet(['restore', file], target.env);
@@ -279,8 +351,14 @@ describe('backup and restore', () => {
     const s = await start(target.env);
     await issue(s);
     await s.stop();
-    const counts = async () => (await Promise.all(['CertificateAuthority', 'Certificate', 'AuditEvent', 'KeyRecord', 'Crl', 'ApiToken'].map(
-      async (t) => Number((await sql(target, `SELECT COUNT(*) AS n FROM "${t}"`))[0].n)))).join(',');
+    const counts = async () =>
+      (
+        await Promise.all(
+          ['CertificateAuthority', 'Certificate', 'AuditEvent', 'KeyRecord', 'Crl', 'ApiToken'].map(async (t) =>
+            Number((await sql(target, `SELECT COUNT(*) AS n FROM "${t}"`))[0].n),
+          ),
+        )
+      ).join(',');
     const head = async () => (await sql(target, 'SELECT hash FROM "AuditEvent" ORDER BY seq DESC LIMIT 1'))[0].hash;
     const before = [await counts(), await head()];
     const r = signet(['restore', backupFile], target.env);
@@ -317,7 +395,10 @@ describe('backup and restore', () => {
     const cas = (await api(moved, 'GET', '/api/v1/cas')).json.items as any[];
     const int = cas.find((c) => c.parentId !== null);
     const root = cas.find((c) => c.parentId === null);
-    const bundle = tmp.file('lite-bundle.pem', (await api(moved, 'GET', `/api/v1/cas/${root.id}`)).json.certificate + (await api(moved, 'GET', `/api/v1/cas/${int.id}`)).json.certificate);
+    const bundle = tmp.file(
+      'lite-bundle.pem',
+      (await api(moved, 'GET', `/api/v1/cas/${root.id}`)).json.certificate + (await api(moved, 'GET', `/api/v1/cas/${int.id}`)).json.certificate,
+    );
     const liteInt = tmp.file('lite-int.pem', (await api(moved, 'GET', `/api/v1/cas/${int.id}`)).json.certificate);
     const check = (pem: string) => openssl(['ocsp', '-issuer', liteInt, '-cert', pem, '-url', `${moved.url}/ocsp`, '-CAfile', bundle]).stdout;
     assert.match(check(good.pem), /: good/);

@@ -41,10 +41,23 @@ async function csr(name: string): Promise<Buffer> {
 /** The error a call fails with ('ok' if none); a call still running after `ms` is a hang. */
 async function outcome(p: Promise<unknown>, ms = 5_000): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<string>((resolve) => { timer = setTimeout(() => resolve('hang'), ms); });
+  const hang = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('hang'), ms);
+  });
   try {
-    return await Promise.race([p.then(() => 'ok', (e) => { if (isSignetError(e)) return `${e.type}: ${e.detail}`; throw e; }), hang]);
-  } finally { clearTimeout(timer); }
+    return await Promise.race([
+      p.then(
+        () => 'ok',
+        (e) => {
+          if (isSignetError(e)) return `${e.type}: ${e.detail}`;
+          throw e;
+        },
+      ),
+      hang,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 describe('CA chains decided by the certificates, not parentId', { concurrency: false }, () => {
@@ -66,14 +79,20 @@ describe('CA chains decided by the certificates, not parentId', { concurrency: f
     intId = h.intermediate.id;
     otherId = (await createIntermediate(ctx, rootId, { subject: 'CN=Chain Other', ...ca, pathLen: 0 })).id;
   });
-  after(async () => { await ctx?.db.close(); await env?.cleanup(); });
+  after(async () => {
+    await ctx?.db.close();
+    await env?.cleanup();
+  });
 
   test('untouched: leaves come from the intermediate, the chain is the intermediate alone, the root is refused', async () => {
     const issued = await fresh().issue({ csr: await csr('a.chain.test'), profile: 'server' }, operator);
     assert.equal(issued.caId, intId);
     const intPem = (await fresh().issue({ csr: await csr('b.chain.test'), profile: 'server', caId: intId }, operator)).chain;
     assert.equal(issued.chain, intPem);
-    assert.match(await outcome(fresh().issue({ csr: await csr('c.chain.test'), profile: 'server', caId: rootId }, operator)), /^policy: CA root-[0-9a-f]+ is a root CA/);
+    assert.match(
+      await outcome(fresh().issue({ csr: await csr('c.chain.test'), profile: 'server', caId: rootId }, operator)),
+      /^policy: CA root-[0-9a-f]+ is a root CA/,
+    );
   });
 
   test('the root given a parent (and pathLen 0) stays a root: no leaf, not the default, not revocable; no chain walk loops', async () => {
@@ -82,13 +101,19 @@ describe('CA chains decided by the certificates, not parentId', { concurrency: f
     const byDefault = fresh().issue({ csr: await csr('default.chain.test'), profile: 'server' }, operator);
     assert.equal(await outcome(byDefault), 'ok');
     assert.equal((await byDefault).caId, intId);
-    assert.match(await outcome(fresh().issue({ csr: await csr('rooted.chain.test'), profile: 'server', caId: rootId }, operator)), new RegExp(`^policy: CA ${rootId} is a root CA: a root signs only intermediate CAs`));
+    assert.match(
+      await outcome(fresh().issue({ csr: await csr('rooted.chain.test'), profile: 'server', caId: rootId }, operator)),
+      new RegExp(`^policy: CA ${rootId} is a root CA: a root signs only intermediate CAs`),
+    );
     // The cycle root → intermediate → root: the walk from the intermediate stops at the root.
     const fromInt = await outcome(fresh().issue({ csr: await csr('cycle.chain.test'), profile: 'server', caId: intId }, operator));
     assert.equal(fromInt, 'ok');
     const row = (await ctx.stores.cas.get(intId))!;
     const walked = await walkCaChain(row, (id) => ctx.stores.cas.get(id));
-    assert.deepEqual(walked.chain.map((c) => c.id), [intId]);
+    assert.deepEqual(
+      walked.chain.map((c) => c.id),
+      [intId],
+    );
     assert.equal(walked.root, false);
     const revoked = await outcome(new Revocation(ctx, new StatusBus(ctx.log), new CaEvents(), profiles).revokeCa(rootId, 'keyCompromise', operator));
     assert.match(revoked, new RegExp(`^conflict: CA ${rootId} is a root: a root cannot be revoked`));
@@ -98,9 +123,17 @@ describe('CA chains decided by the certificates, not parentId', { concurrency: f
   test('an intermediate pointed at a CA that did not issue it is refused, naming both; so is a cycle between intermediates', async () => {
     await sql(env, 'UPDATE "CertificateAuthority" SET "parentId" = ? WHERE id = ?', [otherId, intId]);
     const r = await outcome(fresh().issue({ csr: await csr('moved.chain.test'), profile: 'server', caId: intId }, operator));
-    assert.match(r, new RegExp(`^conflict: CA ${intId}'s record names CA ${otherId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Other"`));
+    assert.match(
+      r,
+      new RegExp(
+        `^conflict: CA ${intId}'s record names CA ${otherId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Other"`,
+      ),
+    );
     await sql(env, 'UPDATE "CertificateAuthority" SET "parentId" = ? WHERE id = ?', [intId, otherId]);
-    assert.match(await outcome(fresh().issue({ csr: await csr('loop.chain.test'), profile: 'server', caId: otherId }, operator)), new RegExp(`^conflict: CA ${otherId}'s record names CA ${intId} as its parent`));
+    assert.match(
+      await outcome(fresh().issue({ csr: await csr('loop.chain.test'), profile: 'server', caId: otherId }, operator)),
+      new RegExp(`^conflict: CA ${otherId}'s record names CA ${intId} as its parent`),
+    );
     const revoke = await outcome(new Revocation(ctx, new StatusBus(ctx.log), new CaEvents(), profiles).revokeCa(intId, 'superseded', operator));
     assert.match(revoke, new RegExp(`^conflict: CA ${intId}'s record names CA ${otherId} as its parent`));
   });
@@ -110,12 +143,23 @@ describe('CA chains decided by the certificates, not parentId', { concurrency: f
     assert.equal(r.status, 1, r.stderr);
     const problems = (JSON.parse(r.stdout).inventory.problems as { problem: string }[]).map((p) => p.problem).join('\n');
     assert.match(problems, new RegExp(`^CA ${rootId}'s row names CA ${intId} as its parent, but its certificate is a root \\(self-issued\\)`, 'm'));
-    assert.match(problems, new RegExp(`^CA ${intId}'s row names CA ${otherId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Other"`, 'm'));
-    assert.match(problems, new RegExp(`^CA ${otherId}'s row names CA ${intId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Issuing"`, 'm'));
+    assert.match(
+      problems,
+      new RegExp(`^CA ${intId}'s row names CA ${otherId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Other"`, 'm'),
+    );
+    assert.match(
+      problems,
+      new RegExp(`^CA ${otherId}'s row names CA ${intId} as its parent, but its certificate was issued by "CN=Chain Root", not by "CN=Chain Issuing"`, 'm'),
+    );
     // Put right, nothing is reported about parents.
     await sql(env, 'UPDATE "CertificateAuthority" SET "parentId" = NULL WHERE id = ?', [rootId]);
     await sql(env, 'UPDATE "CertificateAuthority" SET "parentId" = ? WHERE id IN (?, ?)', [rootId, intId, otherId]);
     const ok = await signetAsync(['audit', 'verify', '--json'], env.env);
-    assert.doesNotMatch(JSON.parse(ok.stdout).inventory.problems.map((p: { problem: string }) => p.problem).join('\n'), /as its parent/);
+    assert.doesNotMatch(
+      JSON.parse(ok.stdout)
+        .inventory.problems.map((p: { problem: string }) => p.problem)
+        .join('\n'),
+      /as its parent/,
+    );
   });
 });

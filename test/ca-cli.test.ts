@@ -20,11 +20,32 @@ describe('signet init --offline-root and ca commands', () => {
   const keyFile = () => join(tmp.path, 'root-key.pem');
   const passFile = () => tmp.file('pass.txt', 'correct horse battery staple\n');
 
-  before(async () => { env = await createTestEnv(); });
-  after(async () => { await env.cleanup(); tmp.remove(); });
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
 
   test('init with RSA root and Ed25519 intermediate, root exported encrypted and removed from the store', async () => {
-    const r = signet(['init', '--json', '--root-key', 'rsa-3072', '--intermediate-key', 'ed25519', '--root-subject', 'CN=Acme Root,O=Acme,C=DE', '--offline-root', keyFile(), '--offline-root-passphrase-file', passFile()], env.env);
+    const r = signet(
+      [
+        'init',
+        '--json',
+        '--root-key',
+        'rsa-3072',
+        '--intermediate-key',
+        'ed25519',
+        '--root-subject',
+        'CN=Acme Root,O=Acme,C=DE',
+        '--offline-root',
+        keyFile(),
+        '--offline-root-passphrase-file',
+        passFile(),
+      ],
+      env.env,
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     rootId = out.rootId;
@@ -48,9 +69,40 @@ describe('signet init --offline-root and ca commands', () => {
     const without = signet(['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Second Issuing CA'], env.env);
     assert.equal(without.status, 1);
     assert.match(without.stderr, /is kept offline: pass its key file \(--parent-key\)/);
-    const wrong = signet(['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Second Issuing CA', '--parent-key', keyFile(), '--parent-key-passphrase-file', tmp.file('bad.txt', 'nope')], env.env);
+    const wrong = signet(
+      [
+        'ca',
+        'create-intermediate',
+        '--parent',
+        rootId,
+        '--subject',
+        'CN=Second Issuing CA',
+        '--parent-key',
+        keyFile(),
+        '--parent-key-passphrase-file',
+        tmp.file('bad.txt', 'nope'),
+      ],
+      env.env,
+    );
     assert.match(wrong.stderr, /could not decrypt .*wrong passphrase/);
-    const ok = signet(['ca', 'create-intermediate', '--json', '--parent', rootId, '--subject', 'CN=Second Issuing CA', '--key', 'ecdsa-p384', '--parent-key', keyFile(), '--parent-key-passphrase-file', passFile()], env.env);
+    const ok = signet(
+      [
+        'ca',
+        'create-intermediate',
+        '--json',
+        '--parent',
+        rootId,
+        '--subject',
+        'CN=Second Issuing CA',
+        '--key',
+        'ecdsa-p384',
+        '--parent-key',
+        keyFile(),
+        '--parent-key-passphrase-file',
+        passFile(),
+      ],
+      env.env,
+    );
     assert.equal(ok.status, 0, ok.stderr);
     const row = JSON.parse(ok.stdout);
     assert.equal(row.parentId, rootId);
@@ -60,8 +112,27 @@ describe('signet init --offline-root and ca commands', () => {
   test('ca import brings in an openssl-made CA, matching its parent when known', () => {
     const key = tmp.file('ext.key');
     const cert = tmp.file('ext.pem');
-    const gen = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=Legacy CA', '-days', '30',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    const gen = openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=Legacy CA',
+      '-days',
+      '30',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
     assert.equal(gen.status, 0, gen.stderr);
     const r = signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env);
     assert.equal(r.status, 0, r.stderr);
@@ -74,17 +145,47 @@ describe('signet init --offline-root and ca commands', () => {
     assert.match(signet(['ca', 'import', '--cert', cert, '--key', otherKey], env.env).stderr, /the private key does not match the certificate/);
     const leafKey = tmp.file('leaf.key');
     const leaf = tmp.file('leaf.pem');
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', leafKey, '-out', leaf, '-subj', '/CN=not a ca', '-days', '1', '-addext', 'basicConstraints=critical,CA:FALSE']);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      leafKey,
+      '-out',
+      leaf,
+      '-subj',
+      '/CN=not a ca',
+      '-days',
+      '1',
+      '-addext',
+      'basicConstraints=critical,CA:FALSE',
+    ]);
     assert.match(signet(['ca', 'import', '--cert', leaf, '--key', leafKey], env.env).stderr, /not a CA certificate/);
   });
 
   test('an encrypted key file whose key derivation costs too much is refused at once: ca import, --parent-key, crl --key', () => {
     // Any key will do (the cost is refused before decryption): the openssl-made CA key of the test above, re-encrypted.
-    const costly = (file: string) => tmp.file(file, pbkdf2Key(createPrivateKey(readFileSync(join(tmp.path, 'ext.key'), 'utf8')), 'correct horse battery staple', 42_000_000, 1000));
+    const costly = (file: string) =>
+      tmp.file(file, pbkdf2Key(createPrivateKey(readFileSync(join(tmp.path, 'ext.key'), 'utf8')), 'correct horse battery staple', 42_000_000, 1000));
     const detail = /the private key's encryption derives its key with PBKDF2 at 42,000,000 iterations; Signet accepts at most 2,000,000/;
     const runs = [
       ['ca', 'import', '--cert', join(tmp.path, 'ext.pem'), '--key', costly('costly-import.key'), '--key-passphrase-file', passFile()],
-      ['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Never Made', '--parent-key', costly('costly-parent.key'), '--parent-key-passphrase-file', passFile()],
+      [
+        'ca',
+        'create-intermediate',
+        '--parent',
+        rootId,
+        '--subject',
+        'CN=Never Made',
+        '--parent-key',
+        costly('costly-parent.key'),
+        '--parent-key-passphrase-file',
+        passFile(),
+      ],
       ['crl', '--ca', rootId, '--key', costly('costly-crl.key'), '--key-passphrase-file', passFile()],
     ];
     for (const args of runs) {

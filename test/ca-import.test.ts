@@ -37,8 +37,29 @@ function ossl(args: string[]): string {
 function selfSignedCa(cn: string): { cert: string; key: string; certFile: string; keyFile: string } {
   const keyFile = tmp.file(`ca-${++n}.key`);
   const certFile = tmp.file(`ca-${n}.pem`);
-  ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', `/CN=${cn}`, '-days', '30',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash']);
+  ossl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-subj',
+    `/CN=${cn}`,
+    '-days',
+    '30',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-addext',
+    'subjectKeyIdentifier=hash',
+  ]);
   return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile, keyFile };
 }
 
@@ -48,7 +69,10 @@ function intermediateUnder(parent: { certFile: string; keyFile: string }, cn: st
   const csr = tmp.file(`int-${n}.csr`);
   const certFile = tmp.file(`int-${n}.pem`);
   ossl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', csr, '-subj', `/CN=${cn}`]);
-  const ext = tmp.file(`int-${n}.ext`, 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+  const ext = tmp.file(
+    `int-${n}.ext`,
+    'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+  );
   ossl(['x509', '-req', '-in', csr, '-CA', parent.certFile, '-CAkey', parent.keyFile, '-CAcreateserial', '-days', '20', '-extfile', ext, '-out', certFile]);
   return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile };
 }
@@ -58,17 +82,26 @@ async function dayOldRoot(cn: string): Promise<{ cert: string; key: string }> {
   const { privateKey, publicKey } = generateKey('ecdsa-p256');
   const signer = signerFor(privateKey);
   const { tbs } = buildCaTbs({
-    serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
-    notBefore: new Date(Date.now() - 86_400_000), validityDays: 30, signatureAlgorithmDer: algorithmDer(signer),
+    serial: newSerial(),
+    subjectNameDer: dnToDer(`CN=${cn}`),
+    spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
+    notBefore: new Date(Date.now() - 86_400_000),
+    validityDays: 30,
+    signatureAlgorithmDer: algorithmDer(signer),
   });
   const der = await signTbs(tbs, signer, algorithmDer(signer));
   return { cert: pemOf(der), key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
 }
 
 const derOf = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-const pemOf = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END CERTIFICATE-----\n`;
+const pemOf = (der: Buffer) =>
+  `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END CERTIFICATE-----\n`;
 /** The same certificate with the last byte of its signature flipped (an ECDSA signature stays valid DER). */
-const brokenSignature = (pem: string): Buffer => { const d = Buffer.from(derOf(pem)); d[d.length - 1]! ^= 0x01; return d; };
+const brokenSignature = (pem: string): Buffer => {
+  const d = Buffer.from(derOf(pem));
+  d[d.length - 1]! ^= 0x01;
+  return d;
+};
 
 describe('importing a CA', { concurrency: false }, () => {
   let env: TestEnv;
@@ -83,7 +116,10 @@ describe('importing a CA', { concurrency: false }, () => {
     assert.equal(t.status, 201, t.text);
     issueOnly = { url: server.url, token: t.json.token };
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('a self-issued CA certificate whose self-signature is broken is refused (400), storing nothing', async () => {
     const ca = selfSignedCa('Broken Root');
@@ -93,7 +129,10 @@ describe('importing a CA', { concurrency: false }, () => {
     const r = await api(server, 'POST', '/api/v1/cas', { certificate: pemOf(broken), privateKey: ca.key });
     assert.equal(r.status, 400, r.text);
     assert.equal(r.headers.get('content-type'), PROBLEM);
-    assert.equal(r.json.detail, 'the certificate names itself as its issuer (CN=Broken Root), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused');
+    assert.equal(
+      r.json.detail,
+      'the certificate names itself as its issuer (CN=Broken Root), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused',
+    );
     assert.equal(await countRows(env, 'CertificateAuthority'), before, 'nothing stored');
     // The intact certificate imports as a root, and a root never signs a leaf.
     const ok = await api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: ca.key });
@@ -130,7 +169,7 @@ describe('importing a CA', { concurrency: false }, () => {
     const leaf = await api(issueOnly, 'POST', '/api/v1/certificates', { csr: csrFor('DNS:fresh.example'), profile: 'server', caId: r.json.id });
     assert.equal(leaf.status, 201, leaf.text);
     assert.equal(leaf.json.caId, r.json.id);
-    assert.equal(new Date(leaf.json.notBefore).getTime(), issuerNotBefore, 'backdating stops at the issuer\'s notBefore');
+    assert.equal(new Date(leaf.json.notBefore).getTime(), issuerNotBefore, "backdating stops at the issuer's notBefore");
     const v = openssl(['verify', '-x509_strict', '-CAfile', root.certFile, '-untrusted', int.certFile, tmp.file('fresh-leaf.pem', leaf.json.certificate)]);
     assert.equal(v.status, 0, v.stdout + v.stderr);
     // With its root imported too, the next intermediate is matched to it (int-…).
@@ -155,7 +194,9 @@ describe('importing a CA', { concurrency: false }, () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const result = await work.finally(() => { done = true; });
+    const result = await work.finally(() => {
+      done = true;
+    });
     await poll;
     return { result, worst };
   }
@@ -165,8 +206,16 @@ describe('importing a CA', { concurrency: false }, () => {
     const key = createPrivateKey(ca.key);
     const before = await countRows(env, 'CertificateAuthority');
     const cases: [string, string, RegExp][] = [
-      ['PBKDF2 patched to 42 million iterations', pbkdf2Key(key, 'x', 42_000_000, 1000), /^the private key's encryption derives its key with PBKDF2 at 42,000,000 iterations; Signet accepts at most 2,000,000 \(about a second of CPU\)/],
-      ['scrypt N = 2^22', scryptKeyClaiming(2 ** 22, 8, 1), /^the private key's encryption derives its key with scrypt N = 4,194,304, r = 8, p = 1 .*; Signet accepts N·r·p up to 1,048,576/],
+      [
+        'PBKDF2 patched to 42 million iterations',
+        pbkdf2Key(key, 'x', 42_000_000, 1000),
+        /^the private key's encryption derives its key with PBKDF2 at 42,000,000 iterations; Signet accepts at most 2,000,000 \(about a second of CPU\)/,
+      ],
+      [
+        'scrypt N = 2^22',
+        scryptKeyClaiming(2 ** 22, 8, 1),
+        /^the private key's encryption derives its key with scrypt N = 4,194,304, r = 8, p = 1 .*; Signet accepts N·r·p up to 1,048,576/,
+      ],
     ];
     for (const [what, pem, detail] of cases) {
       const t = performance.now();
@@ -179,7 +228,13 @@ describe('importing a CA', { concurrency: false }, () => {
     }
     assert.equal(await countRows(env, 'CertificateAuthority'), before, 'nothing stored');
     // A real encryption within the caps imports, decrypted off the event loop.
-    const { result: ok, worst } = await worstHealthz(api(server, 'POST', '/api/v1/cas', { certificate: ca.cert, privateKey: pbkdf2Key(key, 'a long enough passphrase', 1_000_000), passphrase: 'a long enough passphrase' }));
+    const { result: ok, worst } = await worstHealthz(
+      api(server, 'POST', '/api/v1/cas', {
+        certificate: ca.cert,
+        privateKey: pbkdf2Key(key, 'a long enough passphrase', 1_000_000),
+        passphrase: 'a long enough passphrase',
+      }),
+    );
     assert.equal(ok.status, 201, ok.text);
     assert.match(ok.json.id, /^root-/);
     assert.ok(worst < 300, `/healthz answered within ${worst.toFixed(0)} ms while a 1,000,000-iteration key was decrypted`);

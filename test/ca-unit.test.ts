@@ -37,7 +37,10 @@ const operator: Requester = { principal: { kind: 'operator', actor: 'unit-test' 
 
 /** The error type a call fails with, or 'ok'. */
 async function outcome(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'ok'; } catch (e) {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
     if (isSignetError(e)) return e.type;
     throw e;
   }
@@ -95,8 +98,12 @@ async function closeWorld(w: World): Promise<void> {
 
 describe('issuance (stores on a real database, injected clock)', () => {
   let w: World;
-  before(async () => { w = await openWorld(); });
-  after(async () => { await closeWorld(w); });
+  before(async () => {
+    w = await openWorld();
+  });
+  after(async () => {
+    await closeWorld(w);
+  });
 
   const cases: { name: string; profile: string; cn?: string; sans: SanEntry[]; validityDays?: number; expect: string }[] = [
     { name: 'a DNS name', profile: 'server', sans: dns('a.unit.example'), validityDays: 30, expect: 'ok' },
@@ -143,34 +150,91 @@ describe('issuance (stores on a real database, injected clock)', () => {
 
 describe('revocation (stores on a real database, injected clock)', () => {
   let w: World;
-  before(async () => { w = await openWorld(); });
-  after(async () => { await closeWorld(w); });
+  before(async () => {
+    w = await openWorld();
+  });
+  after(async () => {
+    await closeWorld(w);
+  });
 
   type Step = { op: 'revoke'; req: RevokeRequest } | { op: 'unhold' };
   const cases: { name: string; steps: Step[]; expect: string[]; final: string }[] = [
     { name: 'revoke', steps: [{ op: 'revoke', req: { reason: 'keyCompromise' } }], expect: ['ok'], final: 'revoked' },
-    { name: 'revoke twice', steps: [{ op: 'revoke', req: { reason: 'superseded' } }, { op: 'revoke', req: { reason: 'keyCompromise' } }], expect: ['ok', 'conflict'], final: 'revoked' },
+    {
+      name: 'revoke twice',
+      steps: [
+        { op: 'revoke', req: { reason: 'superseded' } },
+        { op: 'revoke', req: { reason: 'keyCompromise' } },
+      ],
+      expect: ['ok', 'conflict'],
+      final: 'revoked',
+    },
     { name: 'hold, then release', steps: [{ op: 'revoke', req: { reason: 'certificateHold' } }, { op: 'unhold' }], expect: ['ok', 'ok'], final: 'good' },
-    { name: 'hold twice', steps: [{ op: 'revoke', req: { reason: 'certificateHold' } }, { op: 'revoke', req: { reason: 'certificateHold' } }], expect: ['ok', 'conflict'], final: 'hold' },
-    { name: 'hold, then revoke', steps: [{ op: 'revoke', req: { reason: 'certificateHold' } }, { op: 'revoke', req: { reason: 'cessationOfOperation' } }], expect: ['ok', 'ok'], final: 'revoked' },
+    {
+      name: 'hold twice',
+      steps: [
+        { op: 'revoke', req: { reason: 'certificateHold' } },
+        { op: 'revoke', req: { reason: 'certificateHold' } },
+      ],
+      expect: ['ok', 'conflict'],
+      final: 'hold',
+    },
+    {
+      name: 'hold, then revoke',
+      steps: [
+        { op: 'revoke', req: { reason: 'certificateHold' } },
+        { op: 'revoke', req: { reason: 'cessationOfOperation' } },
+      ],
+      expect: ['ok', 'ok'],
+      final: 'revoked',
+    },
     { name: 'release what is not held', steps: [{ op: 'unhold' }], expect: ['conflict'], final: 'good' },
     { name: 'removeFromCRL', steps: [{ op: 'revoke', req: { reason: 'removeFromCRL' } }], expect: ['bad-request'], final: 'good' },
-    { name: 'an invalidity date in the future', steps: [{ op: 'revoke', req: { reason: 'keyCompromise', invalidityDate: 'future' as unknown as Date } }], expect: ['bad-request'], final: 'good' },
-    { name: 'a key compromise before the certificate', steps: [{ op: 'revoke', req: { reason: 'keyCompromise', invalidityDate: 'before' as unknown as Date } }], expect: ['ok'], final: 'revoked' },
-    { name: 'superseded before the certificate', steps: [{ op: 'revoke', req: { reason: 'superseded', invalidityDate: 'before' as unknown as Date } }], expect: ['bad-request'], final: 'good' },
-    { name: 'by a CA that did not issue it', steps: [{ op: 'revoke', req: { reason: 'superseded', caId: 'int-0000000000' } }], expect: ['not-found'], final: 'good' },
+    {
+      name: 'an invalidity date in the future',
+      steps: [{ op: 'revoke', req: { reason: 'keyCompromise', invalidityDate: 'future' as unknown as Date } }],
+      expect: ['bad-request'],
+      final: 'good',
+    },
+    {
+      name: 'a key compromise before the certificate',
+      steps: [{ op: 'revoke', req: { reason: 'keyCompromise', invalidityDate: 'before' as unknown as Date } }],
+      expect: ['ok'],
+      final: 'revoked',
+    },
+    {
+      name: 'superseded before the certificate',
+      steps: [{ op: 'revoke', req: { reason: 'superseded', invalidityDate: 'before' as unknown as Date } }],
+      expect: ['bad-request'],
+      final: 'good',
+    },
+    {
+      name: 'by a CA that did not issue it',
+      steps: [{ op: 'revoke', req: { reason: 'superseded', caId: 'int-0000000000' } }],
+      expect: ['not-found'],
+      final: 'good',
+    },
   ];
   for (const c of cases) {
     test(`${c.name}: ${c.expect.join(', ')}`, async () => {
-      const { serial } = await w.issuance.issue({ csr: await csrFor(undefined, dns(`r${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
+      const { serial } = await w.issuance.issue(
+        { csr: await csrFor(undefined, dns(`r${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' },
+        operator,
+      );
       const notBefore = (await w.ctx.stores.certificates.get(serial))!.notBefore;
       const got: string[] = [];
       let last: RevokeRequest | undefined;
       for (const s of c.steps) {
         w.clock.now += 60_000; // each change a minute later, so its time is the clock's, not the last one's
-        if (s.op === 'unhold') { got.push(await outcome(w.revocation.unhold(serial, operator))); continue; }
+        if (s.op === 'unhold') {
+          got.push(await outcome(w.revocation.unhold(serial, operator)));
+          continue;
+        }
         const when = s.req.invalidityDate as unknown as string | undefined;
-        const req = { ...s.req, invalidityDate: when === 'future' ? new Date(w.clock.now + DAY) : when === 'before' ? new Date(notBefore.getTime() - DAY) : undefined };
+        const req = {
+          ...s.req,
+          invalidityDate: when === 'future' ? new Date(w.clock.now + DAY) : when === 'before' ? new Date(notBefore.getTime() - DAY) : undefined,
+        };
         const r = await outcome(w.revocation.revoke(serial, req, operator));
         got.push(r);
         if (r === 'ok') last = req;
@@ -200,7 +264,11 @@ describe('revocation (stores on a real database, injected clock)', () => {
 /** OCSPRequest { tbsRequest { requestList { Request { reqCert } } } } for one serial of the CA. */
 function ocspRequest(caDer: Buffer, serialHex: string): Buffer {
   const h = issuerHashes(caDer).sha1;
-  return sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: Buffer.from(serialHex, 'hex') })))));
+  return sequence(
+    sequence(
+      sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: Buffer.from(serialHex, 'hex') }))),
+    ),
+  );
 }
 
 /** The status in a single-response OCSP answer, checked against its responder's signature. */
@@ -219,8 +287,12 @@ function ocspStatus(der: Buffer): { status: 'good' | 'revoked' | 'unknown'; revo
 
 describe('the OCSP service (stores on a real database, injected clock)', () => {
   let w: World;
-  before(async () => { w = await openWorld(); });
-  after(async () => { await closeWorld(w); });
+  before(async () => {
+    w = await openWorld();
+  });
+  after(async () => {
+    await closeWorld(w);
+  });
 
   const cases: { name: string; change?: RevokeRequest; expect: 'good' | 'revoked' | 'unknown' }[] = [
     { name: 'an issued certificate', expect: 'good' },
@@ -229,7 +301,10 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
   ];
   for (const c of cases) {
     test(`${c.name}: ${c.expect}`, async () => {
-      const { serial } = await w.issuance.issue({ csr: await csrFor(undefined, dns(`o${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator);
+      const { serial } = await w.issuance.issue(
+        { csr: await csrFor(undefined, dns(`o${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' },
+        operator,
+      );
       const before = await w.ocsp.respond(ocspRequest(w.issuingCaDer, serial));
       assert.equal(ocspStatus(before.der).status, 'good');
       w.clock.now += 5_000;
@@ -251,10 +326,14 @@ describe('the OCSP service (stores on a real database, injected clock)', () => {
   test('on the status bus: a change made here is signed at once; a polled one only when its answer is cached', async () => {
     const ocsp = new OcspService(w.ctx, w.bus, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
     let signed = 0;
-    ocsp.observe((o) => { if (o === 'signed') signed++; });
+    ocsp.observe((o) => {
+      if (o === 'signed') signed++;
+    });
     await ocsp.start();
     try {
-      const issue = async () => (await w.issuance.issue({ csr: await csrFor(undefined, dns(`b${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator)).serial;
+      const issue = async () =>
+        (await w.issuance.issue({ csr: await csrFor(undefined, dns(`b${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server' }, operator))
+          .serial;
       const cached = await issue();
       const uncached = await issue();
       await ocsp.respond(ocspRequest(w.issuingCaDer, cached));
@@ -318,21 +397,36 @@ function readCrl(der: Buffer, caDer: Buffer): { number: bigint; serials: Map<str
 
 describe('the CRL publisher (stores on a real database, injected clock)', () => {
   let w: World;
-  before(async () => { w = await openWorld(); });
-  after(async () => { await closeWorld(w); });
+  before(async () => {
+    w = await openWorld();
+  });
+  after(async () => {
+    await closeWorld(w);
+  });
 
   test('entries follow revocations, holds, releases and expiry; numbers only grow', async () => {
-    const issue = async (validityDays: number) => (await w.issuance.issue({ csr: await csrFor(undefined, dns(`c${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server', validityDays }, operator)).serial;
+    const issue = async (validityDays: number) =>
+      (
+        await w.issuance.issue(
+          { csr: await csrFor(undefined, dns(`c${Math.random().toString(36).slice(2)}.unit.example`)), profile: 'server', validityDays },
+          operator,
+        )
+      ).serial;
     const short = await issue(2);
     const long = await issue(30);
     const held = await issue(30);
     const steps: { name: string; act: () => Promise<unknown>; advance: number; entries: Record<string, number | null> }[] = [
       { name: 'none revoked', act: async () => undefined, advance: 0, entries: {} },
-      { name: 'two revoked, one held', advance: 60_000, entries: { [short]: 1, [long]: 4, [held]: 6 }, act: async () => {
-        await w.revocation.revoke(short, { reason: 'keyCompromise' }, operator);
-        await w.revocation.revoke(long, { reason: 'superseded' }, operator);
-        await w.revocation.revoke(held, { reason: 'certificateHold' }, operator);
-      } },
+      {
+        name: 'two revoked, one held',
+        advance: 60_000,
+        entries: { [short]: 1, [long]: 4, [held]: 6 },
+        act: async () => {
+          await w.revocation.revoke(short, { reason: 'keyCompromise' }, operator);
+          await w.revocation.revoke(long, { reason: 'superseded' }, operator);
+          await w.revocation.revoke(held, { reason: 'certificateHold' }, operator);
+        },
+      },
       { name: 'the hold released', advance: 60_000, entries: { [short]: 1, [long]: 4 }, act: () => w.revocation.unhold(held, operator) },
       { name: 'the short certificate expired', advance: 3 * DAY, entries: { [long]: 4 }, act: async () => undefined },
     ];

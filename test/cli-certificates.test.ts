@@ -40,7 +40,6 @@ function osslOk(args: string[], input?: string | Buffer): string {
 
 const countPem = (text: string, label = 'CERTIFICATE') => (text.match(new RegExp(`-----BEGIN ${label}-----`, 'g')) ?? []).length;
 
-
 async function cas(env: TestEnv): Promise<{ rootId: string; intId: string; list: any[] }> {
   const list = json(signet(['ca', 'list', '--json'], env.env));
   const root = list.find((c: any) => c.parentId === null);
@@ -63,13 +62,29 @@ function opensslCsr(tmp: TempDir, base: string, o: { alg: 'ec' | 'rsa'; cn: stri
   const key = tmp.file(`${base}.key`);
   const csr = tmp.file(`${base}.${o.der ? 'der' : 'csr'}`);
   const newkey = o.alg === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
-  osslOk(['req', '-new', ...newkey, '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${o.cn}`,
-    '-addext', `subjectAltName=${o.sans.map((s) => `DNS:${s}`).join(',')}`, ...(o.der ? ['-outform', 'DER'] : [])]);
+  osslOk([
+    'req',
+    '-new',
+    ...newkey,
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${o.cn}`,
+    '-addext',
+    `subjectAltName=${o.sans.map((s) => `DNS:${s}`).join(',')}`,
+    ...(o.der ? ['-outform', 'DER'] : []),
+  ]);
   return { key, csr };
 }
 
 /** Serial as openssl prints it (upper-case hex). */
-const opensslSerial = (certFile: string) => osslOk(['x509', '-in', certFile, '-noout', '-serial']).trim().replace(/^serial=/, '');
+const opensslSerial = (certFile: string) =>
+  osslOk(['x509', '-in', certFile, '-noout', '-serial'])
+    .trim()
+    .replace(/^serial=/, '');
 
 const pubFromCert = (certFile: string) => osslOk(['x509', '-in', certFile, '-noout', '-pubkey']);
 const pubFromKey = (keyFile: string) => osslOk(['pkey', '-in', keyFile, '-pubout']);
@@ -91,7 +106,10 @@ describe('signet issue', () => {
     rootPem = await caPem(env, tmp, ids.rootId);
     sharedCsr = opensslCsr(tmp, 'shared', { alg: 'ec', cn: 'shared.example.test', sans: ['shared.example.test'] }).csr;
   });
-  after(async () => { await env.cleanup(); tmp.remove(); });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
 
   test('from an EC P-256 CSR made by openssl req: certificate and chain files that openssl verify accepts for sslserver', async () => {
     const { csr } = opensslCsr(tmp, 'ec', { alg: 'ec', cn: 'www.example.test', sans: ['www.example.test', 'api.example.test'] });
@@ -122,8 +140,11 @@ describe('signet issue', () => {
     const cert = tmp.file('rsa-cert.pem');
     const chain = tmp.file('rsa-chain.pem');
     ok(signet(['issue', '--csr', csr, '--profile', 'server', '--out', cert, '--chain-out', chain], env.env));
-    assert.equal(osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'rsa.example.test', '-CAfile', rootPem, '-untrusted', chain, cert]).trim(), `${cert}: OK`);
-    assert.equal(pubFromCert(cert), pubFromKey(key), 'the certificate carries the CSR\'s key');
+    assert.equal(
+      osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'rsa.example.test', '-CAfile', rootPem, '-untrusted', chain, cert]).trim(),
+      `${cert}: OK`,
+    );
+    assert.equal(pubFromCert(cert), pubFromKey(key), "the certificate carries the CSR's key");
   });
 
   test('--out without --chain-out writes the certificate followed by the chain', () => {
@@ -131,7 +152,10 @@ describe('signet issue', () => {
     ok(signet(['issue', '--csr', sharedCsr, '--out', both], env.env));
     const text = readFileSync(both, 'utf8');
     assert.equal(countPem(text), 2);
-    assert.equal(osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'shared.example.test', '-CAfile', rootPem, '-untrusted', both, both]).trim(), `${both}: OK`);
+    assert.equal(
+      osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'shared.example.test', '-CAfile', rootPem, '-untrusted', both, both]).trim(),
+      `${both}: OK`,
+    );
   });
 
   test('--json prints serial, certificate, chain, notBefore, notAfter, profile and caId, and no DER', async () => {
@@ -148,7 +172,10 @@ describe('signet issue', () => {
     const na = new Date(j.notAfter);
     assert.ok(!Number.isNaN(nb.getTime()) && !Number.isNaN(na.getTime()));
     const span = na.getTime() - nb.getTime();
-    assert.ok(span >= 30 * 86_400_000 && span <= 30 * 86_400_000 + 60_000, `--validity-days 30 from now, notBefore backdated at most a minute (span ${span} ms)`);
+    assert.ok(
+      span >= 30 * 86_400_000 && span <= 30 * 86_400_000 + 60_000,
+      `--validity-days 30 from now, notBefore backdated at most a minute (span ${span} ms)`,
+    );
     const f = tmp.file('json-cert.pem', j.certificate);
     assert.equal(opensslSerial(f).toLowerCase(), j.serial);
     const [row] = await sql(env, 'SELECT der FROM "Certificate" WHERE serial = ?', [j.serial]);
@@ -168,7 +195,29 @@ describe('signet issue', () => {
         writeFileSync(key, 'old');
         chmodSync(key, 0o644);
       }
-      const out = ok(signet(['issue', '--generate-key', alg, '--san', name, 'alt.' + name, '--cn', name, '--key-out', key, '--out', cert, '--p12', p12, '--p12-password-file', pw], env.env));
+      const out = ok(
+        signet(
+          [
+            'issue',
+            '--generate-key',
+            alg,
+            '--san',
+            name,
+            'alt.' + name,
+            '--cn',
+            name,
+            '--key-out',
+            key,
+            '--out',
+            cert,
+            '--p12',
+            p12,
+            '--p12-password-file',
+            pw,
+          ],
+          env.env,
+        ),
+      );
       assert.match(out, /^issued [0-9a-f]{32} /);
       assert.equal(statSync(key).mode & 0o777, 0o600, 'key file mode');
       assert.equal(statSync(p12).mode & 0o777, 0o600, 'PKCS#12 file mode');
@@ -195,7 +244,10 @@ describe('signet issue', () => {
     const key = tmp.file('refused.key');
     const garbage = tmp.file('garbage.csr', Buffer.from('3082ffff00deadbeef' + 'ab'.repeat(60), 'hex'));
     const certPem = tmp.file('not-a-csr.pem', readFileSync(rootPem));
-    const truncated = tmp.file('truncated.der', readFileSync(opensslCsr(tmp, 'trunc', { alg: 'ec', cn: 't.example.test', sans: ['t.example.test'], der: true }).csr).subarray(0, 60));
+    const truncated = tmp.file(
+      'truncated.der',
+      readFileSync(opensslCsr(tmp, 'trunc', { alg: 'ec', cn: 't.example.test', sans: ['t.example.test'], der: true }).csr).subarray(0, 60),
+    );
     const before = await countRows(env, 'Certificate');
     const audited = await countRows(env, 'AuditEvent');
     const cases: [string[], RegExp][] = [
@@ -220,7 +272,9 @@ describe('signet issue', () => {
     ];
     for (const [args, pattern] of cases) {
       const r = signet(['issue', ...args], env.env);
-      try { refused(r, pattern); } catch (e) {
+      try {
+        refused(r, pattern);
+      } catch (e) {
         (e as Error).message = `signet issue ${args.join(' ')}: ${(e as Error).message}`;
         throw e;
       }
@@ -237,15 +291,40 @@ describe('signet issue', () => {
   test('--help of issue, revoke and list names their options', () => {
     const help = (cmd: string) => ok(signet([cmd, '--help'], env.env));
     const issue = help('issue');
-    for (const opt of ['--csr <file>', '--generate-key <algorithm>', '--san <name...>', '--cn <name>', '--profile <name>', '--validity-days <n>', '--ca <caId>', '--out <file>', '--chain-out <file>', '--key-out <file>', '--p12 <file>', '--p12-password-file <file>', '--json']) {
+    for (const opt of [
+      '--csr <file>',
+      '--generate-key <algorithm>',
+      '--san <name...>',
+      '--cn <name>',
+      '--profile <name>',
+      '--validity-days <n>',
+      '--ca <caId>',
+      '--out <file>',
+      '--chain-out <file>',
+      '--key-out <file>',
+      '--p12 <file>',
+      '--p12-password-file <file>',
+      '--json',
+    ]) {
       assert.ok(issue.includes(opt), `issue --help mentions ${opt}`);
     }
     assert.match(issue, /ecdsa-p256/, 'the key algorithms are listed');
     const revoke = help('revoke');
-    for (const opt of ['--reason <reason>', '--invalidity-date <date>', '--serials-file <file>', '--all-from-ca <caId>', '--json']) assert.ok(revoke.includes(opt), `revoke --help mentions ${opt}`);
+    for (const opt of ['--reason <reason>', '--invalidity-date <date>', '--serials-file <file>', '--all-from-ca <caId>', '--json'])
+      assert.ok(revoke.includes(opt), `revoke --help mentions ${opt}`);
     assert.match(revoke, /keyCompromise/);
     const list = help('list');
-    for (const opt of ['--status <status>', '--profile <name>', '--san <name>', '--subject <text>', '--expires-before <date>', '--limit <n>', '--cursor <cursor>', '--json']) assert.ok(list.includes(opt), `list --help mentions ${opt}`);
+    for (const opt of [
+      '--status <status>',
+      '--profile <name>',
+      '--san <name>',
+      '--subject <text>',
+      '--expires-before <date>',
+      '--limit <n>',
+      '--cursor <cursor>',
+      '--json',
+    ])
+      assert.ok(list.includes(opt), `list --help mentions ${opt}`);
   });
 });
 
@@ -284,14 +363,22 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     issue(csrB);
     issue(csrA, ['--profile', 'client']);
   });
-  after(async () => { await env.cleanup(); tmp.remove(); });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
 
   test('list: a table with a header line and one row per certificate, newest first', () => {
-    const lines = ok(signet(['list'], env.env)).trimEnd().split('\n');
+    const lines = ok(signet(['list'], env.env))
+      .trimEnd()
+      .split('\n');
     assert.match(lines[0]!, /^SERIAL\s+STATUS\s+PROFILE\s+NOTAFTER\s+NAMES$/);
     assert.equal(lines.length, 1 + issued.length);
     const rows = lines.slice(1);
-    assert.deepEqual(rows.map((l) => l.split(/\s+/)[0]), issued.map((c) => c.serial).reverse());
+    assert.deepEqual(
+      rows.map((l) => l.split(/\s+/)[0]),
+      issued.map((c) => c.serial).reverse(),
+    );
     const alpha = rows.find((l) => l.startsWith(issued[0]!.serial))!;
     assert.match(alpha, /\sgood\s+server\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+alpha\.inv\.test,www\.alpha\.inv\.test$/);
     assert.match(rows[0]!, /\sgood\s+client\s/);
@@ -300,9 +387,13 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
   test('list --json has items and nextCursor; --limit 1 with --cursor walks every certificate once', () => {
     const all = listJson();
     assert.equal(all.nextCursor, null);
-    assert.deepEqual(all.items.map((i: any) => i.serial), issued.map((c) => c.serial).reverse());
+    assert.deepEqual(
+      all.items.map((i: any) => i.serial),
+      issued.map((c) => c.serial).reverse(),
+    );
     const first = all.items[0];
-    for (const k of ['serial', 'caId', 'profile', 'subject', 'sans', 'notBefore', 'notAfter', 'fingerprintSha256', 'status']) assert.ok(k in first, `item has ${k}`);
+    for (const k of ['serial', 'caId', 'profile', 'subject', 'sans', 'notBefore', 'notAfter', 'fingerprintSha256', 'status'])
+      assert.ok(k in first, `item has ${k}`);
     assert.deepEqual(all.items.find((i: any) => i.serial === issued[1]!.serial).sans, [{ type: 'dns', value: 'beta.inv.test' }]);
 
     const walked: string[] = [];
@@ -315,7 +406,11 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
       if (!cursor) break;
     }
     assert.equal(cursor, null, 'the walk ends');
-    assert.deepEqual(walked, all.items.map((i: any) => i.serial), 'every certificate once, in order');
+    assert.deepEqual(
+      walked,
+      all.items.map((i: any) => i.serial),
+      'every certificate once, in order',
+    );
 
     const table = ok(signet(['list', '--limit', '1'], env.env));
     assert.match(table, /\n\(more: --cursor \S+\)\n$/);
@@ -324,17 +419,37 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
   test('list filters: --status, --profile, --san, --expires-before; bad values are refused', () => {
     assert.deepEqual(listJson(['--status', 'revoked']).items, []);
     assert.equal(listJson(['--status', 'good']).items.length, issued.length);
-    assert.deepEqual(listJson(['--profile', 'client']).items.map((i: any) => i.serial), [issued[2]!.serial]);
-    assert.deepEqual(listJson(['--san', 'beta.inv.test']).items.map((i: any) => i.serial), [issued[1]!.serial]);
-    assert.deepEqual(listJson(['--san', 'www.alpha.inv.test']).items.map((i: any) => i.serial).sort(), [issued[0]!.serial, issued[2]!.serial].sort());
-    assert.deepEqual(listJson(['--san', 'inv.test']).items.map((i: any) => i.serial), issued.map((c) => c.serial).reverse(), 'a domain: every name under it');
+    assert.deepEqual(
+      listJson(['--profile', 'client']).items.map((i: any) => i.serial),
+      [issued[2]!.serial],
+    );
+    assert.deepEqual(
+      listJson(['--san', 'beta.inv.test']).items.map((i: any) => i.serial),
+      [issued[1]!.serial],
+    );
+    assert.deepEqual(
+      listJson(['--san', 'www.alpha.inv.test'])
+        .items.map((i: any) => i.serial)
+        .sort(),
+      [issued[0]!.serial, issued[2]!.serial].sort(),
+    );
+    assert.deepEqual(
+      listJson(['--san', 'inv.test']).items.map((i: any) => i.serial),
+      issued.map((c) => c.serial).reverse(),
+      'a domain: every name under it',
+    );
     assert.deepEqual(listJson(['--san', 'beta.inv']).items, [], 'names, not substrings');
     assert.deepEqual(listJson(['--san', 'nothing-like-this']).items, []);
-    assert.deepEqual(listJson(['--subject', 'BETA.inv']).items.map((i: any) => i.serial), [issued[1]!.serial]);
+    assert.deepEqual(
+      listJson(['--subject', 'BETA.inv']).items.map((i: any) => i.serial),
+      [issued[1]!.serial],
+    );
     assert.deepEqual(listJson(['--expires-before', '2000-01-01']).items, []);
     assert.equal(listJson(['--expires-before', '2999-01-01']).items.length, issued.length);
     assert.deepEqual(listJson(['--ca', int2Id]).items, []);
-    const emptyTable = ok(signet(['list', '--expires-before', '2000-01-01'], env.env)).trimEnd().split('\n');
+    const emptyTable = ok(signet(['list', '--expires-before', '2000-01-01'], env.env))
+      .trimEnd()
+      .split('\n');
     assert.equal(emptyTable.length, 1, 'only the header');
     refused(signet(['list', '--expires-before', 'nonsense'], env.env), /--expires-before nonsense is not a date/);
     refused(signet(['list', '--cursor', 'not-a-cursor'], env.env), /cursor is not one this server returned/);
@@ -351,7 +466,15 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     assert.deepEqual(json(signet(['status', c.serial, '--json'], env.env)), { serial: c.serial, status: 'good', revokedAt: null, reason: null });
 
     const show = ok(signet(['show', c.serial], env.env));
-    const fields = Object.fromEntries(show.trimEnd().split('\n').map((l) => { const m = /^(\S+)\s+(.*)$/.exec(l)!; return [m[1], m[2]]; }));
+    const fields = Object.fromEntries(
+      show
+        .trimEnd()
+        .split('\n')
+        .map((l) => {
+          const m = /^(\S+)\s+(.*)$/.exec(l)!;
+          return [m[1], m[2]];
+        }),
+    );
     const der = Buffer.from(c.certificate.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     assert.equal(fields.serial, c.serial);
     assert.equal(fields.caId, intId);
@@ -389,7 +512,10 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     const sanOf = (f: string) => osslOk(['x509', '-in', f, '-noout', '-ext', 'subjectAltName']);
     assert.equal(sanOf(out), sanOf(oldFile));
     assert.equal(pubFromCert(out), pubFromCert(oldFile), 'a renewal without a CSR keeps the key');
-    assert.equal(osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'beta.inv.test', '-CAfile', rootPem, '-untrusted', chain, out]).trim(), `${out}: OK`);
+    assert.equal(
+      osslOk(['verify', '-purpose', 'sslserver', '-verify_hostname', 'beta.inv.test', '-CAfile', rootPem, '-untrusted', chain, out]).trim(),
+      `${out}: OK`,
+    );
     assert.equal(json(signet(['show', j.serial, '--json'], env.env)).predecessorSerial, old.serial);
     assert.equal(await countRows(env, 'Certificate'), before + 1);
     issued.push({ ...j });
@@ -423,7 +549,10 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     refused(signet(['revoke', c.serial, '--reason', 'superseded'], env.env), /is already revoked \(keyCompromise\)/);
     refused(signet(['revoke', 'deadbeef', '--reason', 'superseded'], env.env), /certificate deadbeef does not exist/);
     refused(signet(['revoke', '--reason', 'superseded'], env.env), /nothing to revoke/);
-    refused(signet(['revoke', issued[0]!.serial, '--reason', 'keyCompromise', '--invalidity-date', 'yesterday-ish'], env.env), /--invalidity-date yesterday-ish is not a date/);
+    refused(
+      signet(['revoke', issued[0]!.serial, '--reason', 'keyCompromise', '--invalidity-date', 'yesterday-ish'], env.env),
+      /--invalidity-date yesterday-ish is not a date/,
+    );
     const badReason = signet(['revoke', issued[0]!.serial, '--reason', 'becauseISaidSo'], env.env);
     assert.notEqual(badReason.status, 0);
     assert.match(badReason.stderr, /argument 'becauseISaidSo' is invalid/);
@@ -449,13 +578,19 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
 
   test('bulk revoke from a serials file: every serial revoked, one CRL per CA reported', async () => {
     const mine = [issue(csrA), issue(csrB), issue(csrA), issue(csrA, ['--ca', int2Id]), issue(csrB, ['--ca', int2Id])];
-    assert.deepEqual(mine.map((c) => c.caId), [intId, intId, intId, int2Id, int2Id]);
+    assert.deepEqual(
+      mine.map((c) => c.caId),
+      [intId, intId, intId, int2Id, int2Id],
+    );
     const file = tmp.file('serials.txt', `# five to go\n${mine.map((c) => c.serial).join('\n')}\n\n`);
     const crlsBefore = await countRows(env, 'Crl');
     const r = signet(['revoke', '--serials-file', file, '--reason', 'superseded', '--json'], env.env);
     const j = json(r);
     assert.doesNotMatch(r.stderr, /error/i);
-    assert.deepEqual(j.revoked.map((x: any) => x.serial), mine.map((c) => c.serial));
+    assert.deepEqual(
+      j.revoked.map((x: any) => x.serial),
+      mine.map((c) => c.serial),
+    );
     assert.ok(j.revoked.every((x: any) => x.status === 'revoked' && x.reason === 'superseded'));
     assert.deepEqual(j.failed, []);
     assert.deepEqual(j.crls.map((c: any) => c.caId).sort(), [intId, int2Id].sort(), 'one CRL per CA');
@@ -474,7 +609,10 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     const j = json(signet(['revoke', '--all-from-ca', intId, '--reason', 'cessationOfOperation', '--json'], env.env));
     assert.deepEqual(j.revoked.map((x: any) => x.serial).sort(), good.sort());
     assert.deepEqual(j.failed, []);
-    assert.deepEqual(j.crls.map((c: any) => c.caId), [intId]);
+    assert.deepEqual(
+      j.crls.map((c: any) => c.caId),
+      [intId],
+    );
     assert.deepEqual(listJson(['--status', 'good', '--ca', intId]).items, []);
     for (const s of good) assert.match(statusLine(s), /\(cessationOfOperation\)\n$/);
     assert.equal(statusLine(other.serial), `${other.serial} good\n`);
@@ -488,11 +626,17 @@ describe('signet list, status, show, renew, revoke, unhold and crl', () => {
     const r = signet(['revoke', '--serials-file', file, '--reason', 'affiliationChanged', '--json'], env.env);
     assert.equal(r.status, 2, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.deepEqual(j.revoked.map((x: any) => x.serial), good.map((c) => c.serial));
+    assert.deepEqual(
+      j.revoked.map((x: any) => x.serial),
+      good.map((c) => c.serial),
+    );
     assert.equal(j.failed.length, 1);
     assert.equal(j.failed[0].serial, unknown);
     assert.match(j.failed[0].error, /does not exist/);
-    assert.deepEqual(j.crls.map((c: any) => c.caId), [int2Id]);
+    assert.deepEqual(
+      j.crls.map((c: any) => c.caId),
+      [int2Id],
+    );
     for (const c of good) assert.match(statusLine(c.serial), /\(affiliationChanged\)\n$/);
     // The text form says the same.
     const again = [issue(csrA, ['--ca', int2Id])];
@@ -554,8 +698,13 @@ describe('signet crl for an offline root', () => {
   let rootPem: string;
   const passphrase = 'correct horse battery staple';
 
-  before(async () => { env = await createTestEnv(); });
-  after(async () => { await env.cleanup(); tmp.remove(); });
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
 
   test('init --offline-root, then crl --ca <root> needs the key file and works with it', async () => {
     const keyFile = tmp.file('root.key');
@@ -567,7 +716,10 @@ describe('signet crl for an offline root', () => {
     rootPem = await caPem(env, tmp, rootId);
 
     refused(signet(['crl', '--ca', rootId], env.env), new RegExp(`CA ${rootId} is kept offline`));
-    refused(signet(['crl', '--ca', rootId, '--key', keyFile, '--key-passphrase-file', tmp.file('wrong.txt', 'not the passphrase at all')], env.env), /could not decrypt .*wrong passphrase/);
+    refused(
+      signet(['crl', '--ca', rootId, '--key', keyFile, '--key-passphrase-file', tmp.file('wrong.txt', 'not the passphrase at all')], env.env),
+      /could not decrypt .*wrong passphrase/,
+    );
     // Another key that decrypts fine is not the root's key: no CRL may be signed with it.
     const otherKey = tmp.file('other.key');
     osslOk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-aes-256-cbc', '-pass', `file:${pw}`, '-out', otherKey]);

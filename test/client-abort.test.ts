@@ -16,13 +16,21 @@ function abortedUpload(port: number, head: string, partialBody: string): Promise
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1' }, () => {
       s.write(head + partialBody);
-      setTimeout(() => { s.destroy(); resolve(); }, 200);
+      setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, 200);
     });
     s.on('error', reject);
   });
 }
 
-interface LogLine { level: number; msg: string; err?: { stack?: string }; [k: string]: unknown }
+interface LogLine {
+  level: number;
+  msg: string;
+  err?: { stack?: string };
+  [k: string]: unknown;
+}
 
 describe('an upload aborted by the client is logged as a client abort, at info level', () => {
   let env: TestEnv;
@@ -31,9 +39,17 @@ describe('an upload aborted by the client is logged as a client abort, at info l
     env = await createTestEnv({ SIGNET_LOG_LEVEL: 'info' });
     server = await startServer(env.env);
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
-  const lines = (): LogLine[] => server.stderr().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+  const lines = (): LogLine[] =>
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as LogLine);
 
   async function abortAndRead(head: string, partial: string): Promise<LogLine[]> {
     const seen = lines().length;
@@ -51,12 +67,23 @@ describe('an upload aborted by the client is logged as a client abort, at info l
   }
 
   const cases: [string, () => string, string][] = [
-    ['the bare issuance handler (POST /api/v1/certificates)',
-      () => `POST /api/v1/certificates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`, '{"csr":"-----BEGIN'],
-    ['Express and body-parser (POST /api/v1/tokens)',
-      () => `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`, '{"name":"half'],
-    ['the OCSP responder (POST /ocsp)',
-      () => 'POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 500\r\n\r\n', '\x30\x82\x01\xf0\x30'],
+    [
+      'the bare issuance handler (POST /api/v1/certificates)',
+      () =>
+        `POST /api/v1/certificates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+      '{"csr":"-----BEGIN',
+    ],
+    [
+      'Express and body-parser (POST /api/v1/tokens)',
+      () =>
+        `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+      '{"name":"half',
+    ],
+    [
+      'the OCSP responder (POST /ocsp)',
+      () => 'POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 500\r\n\r\n',
+      '\x30\x82\x01\xf0\x30',
+    ],
   ];
   for (const [where, head, partial] of cases) {
     test(where, async () => {

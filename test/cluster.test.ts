@@ -20,7 +20,11 @@ describe('several worker processes (SIGNET_WORKERS=2)', () => {
     env = await createTestEnv({ SIGNET_WORKERS: '2', SIGNET_CRL_COALESCE_MS: '200', SIGNET_OCSP_POLL_MS: '60000' });
     server = await startServer(env.env);
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('prints one serving line for the whole cluster', async () => {
     for (let i = 0; i < 100 && !/with 2 workers/.test(server.stdout()); i++) await new Promise((r) => setTimeout(r, 100));
@@ -30,7 +34,7 @@ describe('several worker processes (SIGNET_WORKERS=2)', () => {
 
   test('/readyz is 200 only once every worker has started; requests right after it all succeed', async () => {
     const r = await fetch(`${server.url}/readyz`);
-    const body = await r.json() as { status: string; checks: Record<string, string> };
+    const body = (await r.json()) as { status: string; checks: Record<string, string> };
     assert.equal(r.status, 200);
     assert.equal(body.checks.cluster, 'all workers started');
     // A fresh cluster: the first burst after the first 200 reaches both workers (new
@@ -38,20 +42,29 @@ describe('several worker processes (SIGNET_WORKERS=2)', () => {
     const fresh = await createTestEnv({ SIGNET_WORKERS: '2' });
     const s2 = await startServer(fresh.env);
     try {
-      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => api(s2, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:first${i}.cluster.test`), profile: 'server' }, { connection: 'close' })));
+      const burst = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          api(s2, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:first${i}.cluster.test`), profile: 'server' }, { connection: 'close' }),
+        ),
+      );
       for (const b of burst) assert.equal(b.status, 201, b.text);
-    } finally { await s2.stop(); await fresh.cleanup(); }
+    } finally {
+      await s2.stop();
+      await fresh.cleanup();
+    }
   });
 
   test('concurrent issuance through both workers: unique serials, one audit chain', async () => {
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:w${i}.cluster.test`), profile: 'server' })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:w${i}.cluster.test`), profile: 'server' })),
+    );
     for (const r of results) assert.equal(r.status, 201, r.text);
     assert.equal(new Set(results.map((r) => r.json.serial)).size, 40);
     const v = signet(['audit', 'verify'], env.env);
     assert.equal(v.status, 0, v.stderr);
   });
 
-  test('a revocation is reported by OCSP from every worker, and lands on the one CRL publisher\'s CRL', async () => {
+  test("a revocation is reported by OCSP from every worker, and lands on the one CRL publisher's CRL", async () => {
     const issued = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:revoked.cluster.test'), profile: 'server' });
     assert.equal(issued.status, 201, issued.text);
     const leaf = tmp.file('leaf.pem', issued.json.certificate);
@@ -79,13 +92,22 @@ describe('several worker processes (SIGNET_WORKERS=2)', () => {
       if (!listed) await new Promise((res) => setTimeout(res, 200));
     }
     assert.ok(listed, 'the revoked serial is on the CRL');
-    const numbers = (await sql<{ number: string | number }>(env, 'SELECT number FROM "Crl" WHERE "caId" = ? ORDER BY "createdAt"', [issued.json.caId])).map((x) => Number(x.number));
-    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), 'CRLs stored in number order');
+    const numbers = (await sql<{ number: string | number }>(env, 'SELECT number FROM "Crl" WHERE "caId" = ? ORDER BY "createdAt"', [issued.json.caId])).map(
+      (x) => Number(x.number),
+    );
+    assert.deepEqual(
+      numbers,
+      [...numbers].sort((a, b) => a - b),
+      'CRLs stored in number order',
+    );
   });
 
   test('SIGTERM stops the primary and its workers with exit code 0', async () => {
     assert.equal(await server.stop('SIGTERM'), 0);
-    const res = await fetch(`${server.url}/healthz`).then(() => 'answered', () => 'refused');
+    const res = await fetch(`${server.url}/healthz`).then(
+      () => 'answered',
+      () => 'refused',
+    );
     assert.equal(res, 'refused');
   });
 });

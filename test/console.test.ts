@@ -27,7 +27,11 @@ describe('web console', () => {
   before(async () => {
     env = await createTestEnv();
     server = await startServer(env.env);
-    for (const [name, validityDays] of [['alpha', 90], ['beta', 90], ['gamma', 10]] as const) {
+    for (const [name, validityDays] of [
+      ['alpha', 90],
+      ['beta', 90],
+      ['gamma', 10],
+    ] as const) {
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:${name}.console.test`), profile: 'server', validityDays });
       assert.equal(r.status, 201, r.text);
       issued[name] = r.json.serial;
@@ -37,17 +41,32 @@ describe('web console', () => {
     readToken = t.json.token;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
-  after(async () => { await browser?.close(); await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   /** A fresh tab (own sessionStorage) that records every console error, CSP violations included. */
   async function open(): Promise<{ page: Page; errors: string[] }> {
     const context = await browser.newContext();
     const page = await context.newPage();
     const errors: string[] = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${server.url}/console`);
     return { page, errors };
@@ -61,10 +80,14 @@ describe('web console', () => {
   /** Waits until the table lists exactly these serials (the previous result stays on screen until the new one lands). */
   async function waitForRows(page: Page, serials: string[]) {
     try {
-      await page.waitForFunction((want) => {
-        const got = [...document.querySelectorAll<HTMLElement>('#cert-table tbody tr')].map((r) => r.dataset.serial).sort();
-        return JSON.stringify(got) === JSON.stringify(want);
-      }, [...serials].sort(), { timeout: 10_000 });
+      await page.waitForFunction(
+        (want) => {
+          const got = [...document.querySelectorAll<HTMLElement>('#cert-table tbody tr')].map((r) => r.dataset.serial).sort();
+          return JSON.stringify(got) === JSON.stringify(want);
+        },
+        [...serials].sort(),
+        { timeout: 10_000 },
+      );
     } catch {
       assert.deepEqual(await page.$$eval('#cert-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.serial).sort()), [...serials].sort());
     }
@@ -84,14 +107,17 @@ describe('web console', () => {
     assert.equal((await fetch(`${server.url}/console/secrets.js`)).status, 404);
   });
 
-  test('a wrong token is refused with the server\'s detail and not kept', async () => {
+  test("a wrong token is refused with the server's detail and not kept", async () => {
     const { page, errors } = await open();
     await signIn(page, 'not-a-real-token');
     await page.waitForSelector('#message:not([hidden])');
-    assert.match(await page.textContent('#message') ?? '', /\(401\)/);
+    assert.match((await page.textContent('#message')) ?? '', /\(401\)/);
     assert.equal(await page.isVisible('#view-sign-in'), true);
     assert.equal(await page.evaluate(() => sessionStorage.length + localStorage.length), 0);
-    assert.deepEqual(errors.filter((e) => !/401/.test(e)), []);
+    assert.deepEqual(
+      errors.filter((e) => !/401/.test(e)),
+      [],
+    );
     await page.context().close();
   });
 
@@ -142,7 +168,15 @@ describe('web console', () => {
     const roots = await api(server, 'GET', '/api/v1/cas');
     const root = roots.json.items.find((c: { parentId: string | null }) => !c.parentId);
     const rootPem = (await api(server, 'GET', `/api/v1/cas/${root.id}`)).json.certificate;
-    const v = openssl(['verify', '-x509_strict', '-CAfile', tmp.file('root.pem', rootPem), '-untrusted', tmp.file('chain.pem', chain.join('\n')), tmp.file('leaf.pem', leaf!)]);
+    const v = openssl([
+      'verify',
+      '-x509_strict',
+      '-CAfile',
+      tmp.file('root.pem', rootPem),
+      '-untrusted',
+      tmp.file('chain.pem', chain.join('\n')),
+      tmp.file('leaf.pem', leaf!),
+    ]);
     assert.equal(v.status, 0, v.stdout + v.stderr);
     assert.match(openssl(['x509', '-noout', '-ext', 'subjectAltName', '-serial'], leaf).stdout, /DNS:pasted\.console\.test[\s\S]*serial=/i);
     assert.equal((await api(server, 'GET', `/api/v1/certificates/${serial}`)).status, 200);
@@ -165,20 +199,22 @@ describe('web console', () => {
     await page.click('nav button[data-view=audit]');
     await page.waitForSelector('#audit-table tbody tr');
     const text = await page.textContent('#audit-table');
-    assert.ok(text!.includes(JSON.stringify(hostile).slice(1, -1)), 'the refused request\'s detail is listed verbatim');
-    assert.ok(text!.includes('certificate.revoked'), 'the console\'s own revocation is in the trail');
+    assert.ok(text!.includes(JSON.stringify(hostile).slice(1, -1)), "the refused request's detail is listed verbatim");
+    assert.ok(text!.includes('certificate.revoked'), "the console's own revocation is in the trail");
     assert.equal(await page.$$eval('#audit-table img', (imgs) => imgs.length), 0);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
 
     await page.fill('#a-action', 'certificate.revoked');
     await page.click('#audit-form button[type=submit]');
-    await page.waitForFunction(() => [...document.querySelectorAll('#audit-table tbody tr td:nth-child(4)')].every((td) => td.textContent === 'certificate.revoked'));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#audit-table tbody tr td:nth-child(4)')].every((td) => td.textContent === 'certificate.revoked'),
+    );
     assert.equal(await page.$$eval('#audit-table tbody tr', (rows) => rows.length), 1);
     assert.deepEqual(errors, []);
     await page.context().close();
   });
 
-  test('a read-only token browses, and is refused revocation and the audit trail with the server\'s reason', async () => {
+  test("a read-only token browses, and is refused revocation and the audit trail with the server's reason", async () => {
     const { page } = await open();
     await signIn(page, readToken);
     await page.waitForSelector('#cert-table tbody tr');
@@ -187,7 +223,7 @@ describe('web console', () => {
     await page.click('#revoke');
     await page.click('#revoke-yes');
     await page.waitForSelector('#message:not([hidden])');
-    assert.match(await page.textContent('#message') ?? '', /\(403\).*revoke/);
+    assert.match((await page.textContent('#message')) ?? '', /\(403\).*revoke/);
     assert.equal((await api(server, 'GET', `/api/v1/certificates/${issued.alpha}/status`)).json.status, 'good');
 
     await page.click('nav button[data-view=audit]');

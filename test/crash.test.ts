@@ -16,7 +16,14 @@ import { pemToDer } from '../src/pki/pem.js';
 const WORKERS = 12;
 const KILL_AFTER = 150;
 const ROUNDS = 2;
-const isAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('SIGKILL during sustained issuance and revocation', () => {
@@ -32,12 +39,29 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     env = await createTestEnv({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await startServer(env.env);
     env.env.SIGNET_PORT = String(server.port); // restarts come back on the same address
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('leaf.key'),
-      '-subj', '/CN=crash.example.test', '-addext', 'subjectAltName=DNS:crash.example.test']);
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('leaf.key'),
+      '-subj',
+      '/CN=crash.example.test',
+      '-addext',
+      'subjectAltName=DNS:crash.example.test',
+    ]);
     assert.equal(csr.status, 0, csr.stderr);
     csrPem = csr.stdout;
   });
-  after(async () => { await server?.stop('SIGKILL'); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop('SIGKILL');
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   /** Workers issue (and every fifth request revoke) until the server dies under them. */
   async function loadUntilKilled(): Promise<{ ok: number; failedAfterKill: number }> {
@@ -48,8 +72,14 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     const serials = [...received.keys()].filter((s) => !revoked.has(s));
     /** A request that got no answer: only acceptable once the server has been killed. */
     const send = async (method: string, path: string, body: unknown, w: number) => {
-      try { return await api(server, method, path, body); } catch (e) {
-        if (!killed) throw new Error(`worker ${w}: ${method} ${path} got no answer before the kill: ${(e as Error).message}; server alive: ${isAlive(server.pid)}; server stderr: ${server.stderr().slice(-3000)}`, { cause: e });
+      try {
+        return await api(server, method, path, body);
+      } catch (e) {
+        if (!killed)
+          throw new Error(
+            `worker ${w}: ${method} ${path} got no answer before the kill: ${(e as Error).message}; server alive: ${isAlive(server.pid)}; server stderr: ${server.stderr().slice(-3000)}`,
+            { cause: e },
+          );
         failedAfterKill++;
         return undefined;
       }
@@ -68,7 +98,10 @@ describe('SIGKILL during sustained issuance and revocation', () => {
           assert.equal(r.status, 201, r.text);
           received.set(r.json.serial, pemToDer(r.json.certificate, ['CERTIFICATE']).der);
           serials.unshift(r.json.serial);
-          if (++ok >= KILL_AFTER && !killing) { killed = true; killing = server.stop('SIGKILL'); }
+          if (++ok >= KILL_AFTER && !killing) {
+            killed = true;
+            killing = server.stop('SIGKILL');
+          }
         }
       }
     };
@@ -85,7 +118,15 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     for (;;) {
       const res = await fetch(`${server.url}/pki/${intId}.crl`);
       assert.equal(res.status, 200);
-      const text = openssl(['crl', '-inform', 'DER', '-in', tmp.file(`crl-${Math.random()}.der`, Buffer.from(await res.arrayBuffer())), '-noout', '-text']).stdout;
+      const text = openssl([
+        'crl',
+        '-inform',
+        'DER',
+        '-in',
+        tmp.file(`crl-${Math.random()}.der`, Buffer.from(await res.arrayBuffer())),
+        '-noout',
+        '-text',
+      ]).stdout;
       const listed = new Set([...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!.toLowerCase().replace(/^0+/, '')));
       const missing = [...revoked].filter((s) => !listed.has(s.replace(/^0+/, '')));
       if (!missing.length || Date.now() > deadline) return missing;
@@ -105,8 +146,16 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     for (const serial of revoked) assert.equal(stored.get(serial)?.status, 'revoked', `${label}: acknowledged revocation of ${serial} was lost`);
     // Every stored change committed together with its audit event (a crash cannot split them).
     const count = async (q: string) => Number((await sql(env, q))[0].n);
-    assert.equal(await count(`SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'certificate.issued'`), rows.length, `${label}: one audit event per stored certificate`);
-    assert.equal(await count(`SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'certificate.revoked'`), rows.filter((r) => r.status === 'revoked').length, `${label}: one audit event per stored revocation`);
+    assert.equal(
+      await count(`SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'certificate.issued'`),
+      rows.length,
+      `${label}: one audit event per stored certificate`,
+    );
+    assert.equal(
+      await count(`SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'certificate.revoked'`),
+      rows.filter((r) => r.status === 'revoked').length,
+      `${label}: one audit event per stored revocation`,
+    );
     const seq = (await sql(env, 'SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM "AuditEvent"'))[0];
     assert.equal(Number(seq.lo), 1);
     assert.equal(Number(seq.hi), Number(seq.n), `${label}: audit seq has no gaps`);

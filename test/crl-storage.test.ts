@@ -34,18 +34,31 @@ describe('large CRLs stored in pieces', () => {
     server = undefined;
     // 25,000 copies of the revoked row with their own serials and fingerprints.
     const cols: string[] = onPostgres
-      ? (await sql(env, `SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'Certificate' ORDER BY ordinal_position`)).map((r: any) => r.name)
+      ? (await sql(env, `SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'Certificate' ORDER BY ordinal_position`)).map(
+          (r: any) => r.name,
+        )
       : (await sql(env, `SELECT name FROM pragma_table_info('Certificate')`)).map((r: any) => r.name);
     const hex = (width: number) => (onPostgres ? `lpad(to_hex(x), ${width}, '0')` : `printf('%0${width}x', x)`);
     const select = cols.map((c) => (c === 'serial' ? `'7a' || ${hex(30)}` : c === 'fingerprint' ? `'e' || ${hex(63)}` : `t."${c}"`)).join(', ');
-    const from = onPostgres ? `generate_series(1, ${COPIES}) AS x` : `(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${COPIES}) SELECT x FROM c)`;
-    await sql(env, `INSERT INTO "Certificate" (${cols.map((c) => `"${c}"`).join(', ')}) SELECT ${select} FROM ${from}, "Certificate" t WHERE t.serial = ?`, [issued.json.serial]);
+    const from = onPostgres
+      ? `generate_series(1, ${COPIES}) AS x`
+      : `(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${COPIES}) SELECT x FROM c)`;
+    await sql(env, `INSERT INTO "Certificate" (${cols.map((c) => `"${c}"`).join(', ')}) SELECT ${select} FROM ${from}, "Certificate" t WHERE t.serial = ?`, [
+      issued.json.serial,
+    ]);
     // Revoked a minute ago: a server starting right after the CRL below must not count these
     // as changes newer than it (within its 5 s margin) and re-sign; it is to serve the stored one.
     const aMinuteAgo = new Date(Date.now() - 60_000).toISOString();
-    await sql(env, `UPDATE "Certificate" SET "statusChangedAt" = ? WHERE "caId" = ?`, [onPostgres ? aMinuteAgo.replace('Z', '') : aMinuteAgo.replace('Z', '+00:00'), intId]);
+    await sql(env, `UPDATE "Certificate" SET "statusChangedAt" = ? WHERE "caId" = ?`, [
+      onPostgres ? aMinuteAgo.replace('Z', '') : aMinuteAgo.replace('Z', '+00:00'),
+      intId,
+    ]);
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('a 1.2 MB CRL is written in pieces, served whole by a fresh server, and verifies', async () => {
     const out = tmp.file('big.crl');
@@ -57,7 +70,10 @@ describe('large CRLs stored in pieces', () => {
     assert.equal(Number(row.chunks), Math.ceil(der.length / (1024 * 1024)));
     assert.equal(Number(row.n), 0, 'the Crl row itself holds no DER');
     const pieces = await sql(env, `SELECT "idx", "data" FROM "CrlChunk" WHERE "crlId" = ? ORDER BY "idx"`, [row.id]);
-    assert.deepEqual(pieces.map((p: any) => Number(p.idx)), [...Array(Number(row.chunks)).keys()]);
+    assert.deepEqual(
+      pieces.map((p: any) => Number(p.idx)),
+      [...Array(Number(row.chunks)).keys()],
+    );
     assert.ok(Buffer.concat(pieces.map((p: any) => Buffer.from(p.data))).equals(der), 'the pieces are the CRL');
 
     server = await startServer(env.env);
@@ -82,6 +98,10 @@ describe('large CRLs stored in pieces', () => {
     const crls = await sql(env, `SELECT "id", "chunks" FROM "Crl" WHERE "caId" = ?`, [intId]);
     assert.ok(crls.length <= 5, `${crls.length} CRLs kept`);
     const [{ n }] = await sql(env, `SELECT COUNT(*) AS n FROM "CrlChunk"`);
-    assert.equal(Number(n), crls.reduce((a: number, c: any) => a + Number(c.chunks), 0), 'no piece outlives its CRL');
+    assert.equal(
+      Number(n),
+      crls.reduce((a: number, c: any) => a + Number(c.chunks), 0),
+      'no piece outlives its CRL',
+    );
   });
 });

@@ -18,20 +18,32 @@ import { api, BIN, freePort, signet, startServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, onPostgres, PG_ADMIN_URL, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
 
-const LOST = /has no Signet tables \(it is empty, missing or was replaced\), but .* holds (master\.key|admin-token|audit-checkpoints)((, | and )(admin-token|audit-checkpoints))* of an existing CA; Signet will not start a new CA over it: restore the database from a backup \(signet restore <file>; see docs\/deployment\.md, "Backup and restore"\), or start a new CA on purpose with `signet init --force`, which moves master\.key, admin-token and audit-checkpoints aside \(renamed with a timestamp, never deleted\)/;
+const LOST =
+  /has no Signet tables \(it is empty, missing or was replaced\), but .* holds (master\.key|admin-token|audit-checkpoints)((, | and )(admin-token|audit-checkpoints))* of an existing CA; Signet will not start a new CA over it: restore the database from a backup \(signet restore <file>; see docs\/deployment\.md, "Backup and restore"\), or start a new CA on purpose with `signet init --force`, which moves master\.key, admin-token and audit-checkpoints aside \(renamed with a timestamp, never deleted\)/;
 
 /** A port for `serve` runs that should never get to listen for long. */
 let port = 0;
-before(async () => { port = await freePort(); });
+before(async () => {
+  port = await freePort();
+});
 
 /** `signet …` with a short timeout: a server that wrongly starts is killed and seen as status null. */
 function run(args: string[], env: Record<string, string>, timeout = 30_000) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), encoding: 'utf8', timeout, killSignal: 'SIGKILL' });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    env: childEnv({ ...env, SIGNET_PORT: String(port) }),
+    encoding: 'utf8',
+    timeout,
+    killSignal: 'SIGKILL',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** One line for the operator (structured JSON log lines, which go to log collectors, aside). */
-const oneLine = (s: string) => s.trim().split('\n').filter((l) => !l.startsWith('{"level"')).length === 1;
+const oneLine = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('{"level"')).length === 1;
 
 /** The database as if lost: SQLite truncated (`: > signet.db`) or deleted; PostgreSQL dropped and created empty. */
 async function loseDatabase(env: TestEnv, how: 'truncate' | 'delete'): Promise<void> {
@@ -42,7 +54,9 @@ async function loseDatabase(env: TestEnv, how: 'truncate' | 'delete'): Promise<v
     try {
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.query(`CREATE DATABASE ${name}`);
-    } finally { await c.end(); }
+    } finally {
+      await c.end();
+    }
     return;
   }
   const db = join(env.dataDir, 'signet.db');
@@ -65,7 +79,9 @@ async function migrateElsewhere(env: TestEnv): Promise<void> {
     const r = signet(['migrate'], { ...env.env, SIGNET_DATA_DIR: clean });
     assert.equal(r.status, 0, r.stderr);
     if (!env.databaseUrl) copyFileSync(join(clean, 'signet.db'), join(env.dataDir, 'signet.db'));
-  } finally { rmSync(clean, { recursive: true, force: true }); }
+  } finally {
+    rmSync(clean, { recursive: true, force: true });
+  }
 }
 
 describe('a data directory whose database was lost refuses to start a new CA', () => {
@@ -85,14 +101,17 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     backupFile = join(env.dataDir, '..', `${rootId}.sgb`);
     assert.equal(signet(['backup', backupFile], env.env).status, 0);
   });
-  after(async () => { rmSync(backupFile, { force: true }); await env.cleanup(); });
+  after(async () => {
+    rmSync(backupFile, { force: true });
+    await env.cleanup();
+  });
 
   const assertRemainsUntouched = () => {
     assert.equal(readFileSync(join(env.dataDir, 'master.key'), 'utf8'), masterKey, 'master.key untouched');
     assert.equal(readFileSync(join(env.dataDir, 'admin-token'), 'utf8'), adminToken, 'admin-token never overwritten');
   };
 
-  for (const how of onPostgres ? ['truncate'] as const : ['truncate', 'delete'] as const) {
+  for (const how of onPostgres ? (['truncate'] as const) : (['truncate', 'delete'] as const)) {
     test(`${onPostgres ? 'an emptied PostgreSQL database' : how === 'truncate' ? 'a truncated signet.db' : 'a deleted signet.db'}: serve, init, migrate and other commands refuse, changing nothing`, async () => {
       await loseDatabase(env, how);
       const tablesBefore = await tableCount(env);
@@ -117,7 +136,9 @@ describe('a data directory whose database was lost refuses to start a new CA', (
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, LOST);
       assert.match(r.stderr, /holds master\.key( and audit-checkpoints)? of an existing CA/);
-    } finally { writeFileSync(token, adminToken, { mode: 0o600 }); }
+    } finally {
+      writeFileSync(token, adminToken, { mode: 0o600 });
+    }
   });
 
   test('tables created by hand in the lost database (no CA): still refused, the admin-token never overwritten', async () => {
@@ -125,7 +146,10 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     await migrateElsewhere(env);
     let r = run(['serve'], env.env);
     assert.notEqual(r.status, 0, r.stdout);
-    assert.match(r.stderr, /the database holds no CA, but .*admin-token was written for one: the database was emptied or replaced; restore the database from a backup .*signet init --force/);
+    assert.match(
+      r.stderr,
+      /the database holds no CA, but .*admin-token was written for one: the database was emptied or replaced; restore the database from a backup .*signet init --force/,
+    );
     assertRemainsUntouched();
     // Without the admin-token, the master.key alone gives it away: it was not created for this database.
     const token = join(env.dataDir, 'admin-token');
@@ -133,10 +157,15 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     try {
       r = run(['serve'], env.env);
       assert.notEqual(r.status, 0, r.stdout);
-      assert.match(r.stderr, /the database holds no CA and was not initialised with .*master\.key \(it comes from another or an earlier database\); restore the database from a backup .*set SIGNET_MASTER_KEY instead of placing master\.key/);
+      assert.match(
+        r.stderr,
+        /the database holds no CA and was not initialised with .*master\.key \(it comes from another or an earlier database\); restore the database from a backup .*set SIGNET_MASTER_KEY instead of placing master\.key/,
+      );
       assert.ok(oneLine(r.stderr), r.stderr);
       assert.equal(Number((await sql(env, 'SELECT COUNT(*) AS n FROM "CertificateAuthority"'))[0].n), 0, 'no CA was created');
-    } finally { writeFileSync(token, adminToken, { mode: 0o600 }); }
+    } finally {
+      writeFileSync(token, adminToken, { mode: 0o600 });
+    }
   });
 
   test('the way back: signet restore into the lost database brings the same CA and token back', async () => {
@@ -146,9 +175,14 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     const server = await startServer(env.env);
     try {
       const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as { id: string }[];
-      assert.ok(cas.some((c) => c.id === rootId), 'the original root is back');
+      assert.ok(
+        cas.some((c) => c.id === rootId),
+        'the original root is back',
+      );
       assert.doesNotMatch(server.stdout(), /initialised a new CA hierarchy/);
-    } finally { await server.stop(); }
+    } finally {
+      await server.stop();
+    }
     assertRemainsUntouched();
   });
 
@@ -156,7 +190,10 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     const before = readdirSync(env.dataDir).sort();
     const r = signet(['init', '--force'], env.env);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /holds a CA hierarchy \(2 CA\(s\)\): --force only replaces the remains of a lost database; to start a second CA, use another SIGNET_DATA_DIR and database/);
+    assert.match(
+      r.stderr,
+      /holds a CA hierarchy \(2 CA\(s\)\): --force only replaces the remains of a lost database; to start a second CA, use another SIGNET_DATA_DIR and database/,
+    );
     assert.deepEqual(readdirSync(env.dataDir).sort(), before);
     assertRemainsUntouched();
   });
@@ -166,10 +203,15 @@ describe('a data directory whose database was lost refuses to start a new CA', (
     const r = signet(['init', '--force'], env.env);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const moved = [...r.stdout.matchAll(/^moved (\S+) aside to (\S+)$/gm)].map((m): [string, string] => [m[1]!, m[2]!]);
-    assert.deepEqual(moved.map(([from]) => from).sort(), [join(env.dataDir, 'admin-token'), join(env.dataDir, 'audit-checkpoints'), join(env.dataDir, 'master.key')]);
+    assert.deepEqual(moved.map(([from]) => from).sort(), [
+      join(env.dataDir, 'admin-token'),
+      join(env.dataDir, 'audit-checkpoints'),
+      join(env.dataDir, 'master.key'),
+    ]);
     for (const [from, to] of moved) {
       assert.match(to, new RegExp(`^${from.replace(/[.]/g, '\\.')}\\.replaced-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d-\\d{3}Z$`));
-      if (!from.endsWith('audit-checkpoints')) assert.equal(readFileSync(to, 'utf8'), from.endsWith('master.key') ? masterKey : adminToken, 'the old file is kept, unchanged');
+      if (!from.endsWith('audit-checkpoints'))
+        assert.equal(readFileSync(to, 'utf8'), from.endsWith('master.key') ? masterKey : adminToken, 'the old file is kept, unchanged');
       assert.equal(statSync(to).mode & 0o777, 0o600);
     }
     assert.notEqual(readFileSync(join(env.dataDir, 'master.key'), 'utf8'), masterKey, 'a new master key');
@@ -180,13 +222,17 @@ describe('a data directory whose database was lost refuses to start a new CA', (
       assert.equal(cas.length, 2);
       assert.ok(!cas.some((c) => c.id === rootId), 'a new hierarchy');
       assert.equal((await api({ url: server.url, token: adminToken.trim() }, 'GET', '/api/v1/cas')).status, 401, 'the old token opens nothing');
-    } finally { await server.stop(); }
+    } finally {
+      await server.stop();
+    }
   });
 });
 
 describe('a database holding sealed keys, history or checkpoints but no CA is damaged, not new', () => {
   const envs: TestEnv[] = [];
-  after(async () => { for (const e of envs) await e.cleanup(); });
+  after(async () => {
+    for (const e of envs) await e.cleanup();
+  });
   /** An initialised CA whose CertificateAuthority rows were then deleted from the database. */
   const withCasDeleted = async () => {
     const env = await createTestEnv();
@@ -211,7 +257,12 @@ describe('a database holding sealed keys, history or checkpoints but no CA is da
     rmSync(join(env.dataDir, 'audit-checkpoints'));
     const keys = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "KeyRecord"'))[0].n);
     assert.ok(keys > 0);
-    await refusedWith(env, new RegExp(`the database holds ${keys} sealed key\\(s\\), \\d+ audit event\\(s\\) but no CA: it is damaged \\(its CAs were deleted\\); restore it from a backup`));
+    await refusedWith(
+      env,
+      new RegExp(
+        `the database holds ${keys} sealed key\\(s\\), \\d+ audit event\\(s\\) but no CA: it is damaged \\(its CAs were deleted\\); restore it from a backup`,
+      ),
+    );
   });
 
   test('nor over the audit trail of deleted CAs (keys deleted too)', async () => {
@@ -227,21 +278,32 @@ describe('a database holding sealed keys, history or checkpoints but no CA is da
     await sql(env, 'DELETE FROM "KeyRecord"');
     await sql(env, 'DELETE FROM "AuditEvent"');
     await sql(env, `DELETE FROM "Setting" WHERE "key" = 'audit.head'`);
-    await refusedWith(env, /the database holds no CA, but .*audit-checkpoints pins the audit trail of one: the database was emptied or replaced; restore the database from a backup .*signet init --force/);
+    await refusedWith(
+      env,
+      /the database holds no CA, but .*audit-checkpoints pins the audit trail of one: the database was emptied or replaced; restore the database from a backup .*signet init --force/,
+    );
   });
 });
 
 describe('a first start interrupted at any point restarts without repair', () => {
   const envs: TestEnv[] = [];
-  after(async () => { for (const e of envs) await e.cleanup(); });
-  const fresh = async () => { const e = await createTestEnv(); envs.push(e); return e; };
+  after(async () => {
+    for (const e of envs) await e.cleanup();
+  });
+  const fresh = async () => {
+    const e = await createTestEnv();
+    envs.push(e);
+    return e;
+  };
 
   const startsWithOneHierarchy = async (env: TestEnv) => {
     const server = await startServer(env.env);
     try {
       assert.match(server.stdout(), /Signet initialised a new CA hierarchy/);
       assert.equal((await api(server, 'GET', '/api/v1/cas')).json.items.length, 2);
-    } finally { await server.stop(); }
+    } finally {
+      await server.stop();
+    }
   };
 
   test('killed after migrating, before the master key existed', async () => {
@@ -280,12 +342,18 @@ describe('a first start interrupted at any point restarts without repair', () =>
       // CA and no token file (documented; `signet token create --scopes admin` makes another).
       const second = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...env.env, SIGNET_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
-      second.stderr.on('data', (d) => { err += d; });
+      second.stderr.on('data', (d) => {
+        err += d;
+      });
       try {
         const deadline = Date.now() + 60_000;
         for (;;) {
           assert.equal(second.exitCode, null, `restart after a kill at ${delay} ms failed: ${err}`);
-          try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break; } catch { /* not yet */ }
+          try {
+            if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
+          } catch {
+            /* not yet */
+          }
           assert.ok(Date.now() < deadline, `not ready after a kill at ${delay} ms: ${err}`);
           await new Promise((r) => setTimeout(r, 100));
         }
@@ -300,7 +368,9 @@ describe('a first start interrupted at any point restarts without repair', () =>
 
 describe('data directory and database file modes', () => {
   const envs: TestEnv[] = [];
-  after(async () => { for (const e of envs) await e.cleanup(); });
+  after(async () => {
+    for (const e of envs) await e.cleanup();
+  });
 
   test('a new data directory is 0700, the SQLite database and its -wal/-shm 0600, and nothing is warned', async () => {
     const env = await createTestEnv();
@@ -317,7 +387,9 @@ describe('data directory and database file modes', () => {
         }
       }
       assert.doesNotMatch(server.stderr(), /warning|accessible to other users/);
-    } finally { await server.stop(); }
+    } finally {
+      await server.stop();
+    }
   });
 
   test('a group/world-accessible data directory is warned about at start: one structured log line and one stderr line', async () => {
@@ -329,23 +401,38 @@ describe('data directory and database file modes', () => {
       const lines = server.stderr().split('\n');
       const plain = lines.filter((l) => l.startsWith('signet: warning:'));
       assert.equal(plain.length, 1, server.stderr());
-      assert.match(plain[0]!, new RegExp(`accessible to other users: ${env.dataDir.replace(/[.]/g, '\\.')} \\(mode 0755\\).*; run chmod 700 ${env.dataDir.replace(/[.]/g, '\\.')}`));
-      const structured = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === 'the data directory or database files are accessible to other users');
+      assert.match(
+        plain[0]!,
+        new RegExp(`accessible to other users: ${env.dataDir.replace(/[.]/g, '\\.')} \\(mode 0755\\).*; run chmod 700 ${env.dataDir.replace(/[.]/g, '\\.')}`),
+      );
+      const structured = lines
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'the data directory or database files are accessible to other users');
       assert.equal(structured.length, 1, server.stderr());
       assert.equal(structured[0].level, 40, 'warn level');
       assert.deepEqual(structured[0].exposed[0], { path: env.dataDir, mode: '0755' });
-      if (!onPostgres) assert.equal((statSync(join(env.dataDir, 'signet.db')).mode & 0o777).toString(8), '600', 'the database is private even in a shared directory');
-    } finally { await server.stop(); }
+      if (!onPostgres)
+        assert.equal((statSync(join(env.dataDir, 'signet.db')).mode & 0o777).toString(8), '600', 'the database is private even in a shared directory');
+    } finally {
+      await server.stop();
+    }
   });
 
-  if (!onPostgres) test('an existing database file readable by others is named in the warning', async () => {
-    const env = await createTestEnv();
-    envs.push(env);
-    assert.equal(signet(['migrate'], env.env).status, 0);
-    chmodSync(join(env.dataDir, 'signet.db'), 0o644);
-    const server = await startServer(env.env);
-    try {
-      assert.match(server.stderr(), new RegExp(`signet: warning: accessible to other users: ${join(env.dataDir, 'signet.db').replace(/[.]/g, '\\.')} \\(mode 0644\\)`));
-    } finally { await server.stop(); }
-  });
+  if (!onPostgres)
+    test('an existing database file readable by others is named in the warning', async () => {
+      const env = await createTestEnv();
+      envs.push(env);
+      assert.equal(signet(['migrate'], env.env).status, 0);
+      chmodSync(join(env.dataDir, 'signet.db'), 0o644);
+      const server = await startServer(env.env);
+      try {
+        assert.match(
+          server.stderr(),
+          new RegExp(`signet: warning: accessible to other users: ${join(env.dataDir, 'signet.db').replace(/[.]/g, '\\.')} \\(mode 0644\\)`),
+        );
+      } finally {
+        await server.stop();
+      }
+    });
 });

@@ -44,7 +44,17 @@ const TOKEN_COLUMNS = '"id", "name", "secretHash", "scopes", "profiles", "nameSu
 
 /** The server's log lines at error level (pino JSON on stderr) that match `re`. */
 function errorLogs(server: RunningServer, re: RegExp): { msg: string; [k: string]: unknown }[] {
-  return server.stderr().split('\n').filter(Boolean).flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } })
+  return server
+    .stderr()
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return [];
+      }
+    })
     .filter((l) => l.level >= 50 && re.test(l.msg));
 }
 
@@ -71,7 +81,10 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.equal(r.status, 201, r.text);
     return { id: r.json.id as string, token: r.json.token as string };
   };
-  const restart = async () => { await server.stop(); server = await startServer(env.env); };
+  const restart = async () => {
+    await server.stop();
+    server = await startServer(env.env);
+  };
 
   before(async () => {
     env = await createTestEnv();
@@ -80,9 +93,13 @@ describe('a database writer without the master key: API tokens, certificates and
     rootId = cas.find((c) => c.parentId === null)!.id;
     intId = cas.find((c) => c.parentId === rootId)!.id;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
-  test('a token row inserted for a secret of the attacker\'s choosing: 401 like an unknown token, and an error log line', async () => {
+  test("a token row inserted for a secret of the attacker's choosing: 401 like an unknown token, and an error log line", async () => {
     const [model] = await sql(env, 'SELECT "grantMac" FROM "ApiToken" WHERE name = ?', ['admin (first start)']);
     // The old stored form (SHA-256 of the secret), a keyed-looking hash, each without a MAC or with the admin token's MAC.
     const cases = [
@@ -91,12 +108,20 @@ describe('a database writer without the master key: API tokens, certificates and
       { id: 'tok-forged03', secret: newSecret(), hash: (s: string) => sha256(`guess ${s}`), mac: randomBytes(32).toString('hex') },
     ];
     for (const c of cases) {
-      await sql(env, `INSERT INTO "ApiToken" (${TOKEN_COLUMNS}) SELECT ?, 'forged', ?, 'admin', NULL, NULL, NULL, NULL, NULL, "createdAt", ? FROM "ApiToken" WHERE name = 'admin (first start)'`, [c.id, c.hash(c.secret), c.mac]);
+      await sql(
+        env,
+        `INSERT INTO "ApiToken" (${TOKEN_COLUMNS}) SELECT ?, 'forged', ?, 'admin', NULL, NULL, NULL, NULL, NULL, "createdAt", ? FROM "ApiToken" WHERE name = 'admin (first start)'`,
+        [c.id, c.hash(c.secret), c.mac],
+      );
       const r = await as(server, c.secret, 'GET', '/api/v1/tokens');
       if (c.id !== 'tok-forged03') {
         assert.equal(r.status, 401, `${c.id}: ${r.text}`);
         assert.equal(r.json.detail, 'the bearer token is unknown');
-        assert.equal((await logged(server, /API token row failed its integrity check/, (l) => l.some((x) => x.tokenId === c.id))).filter((l) => l.tokenId === c.id).length, 1, `${c.id}: one error line naming the row`);
+        assert.equal(
+          (await logged(server, /API token row failed its integrity check/, (l) => l.some((x) => x.tokenId === c.id))).filter((l) => l.tokenId === c.id).length,
+          1,
+          `${c.id}: one error line naming the row`,
+        );
       } else assert.equal(r.status, 401, 'a hash that is not the keyed hash of the secret finds nothing');
       const issued = await as(server, c.secret, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:forged-token.tamper.test'), profile: 'server' });
       assert.equal(issued.status, 401, issued.text);
@@ -109,25 +134,36 @@ describe('a database writer without the master key: API tokens, certificates and
       ['scopes', { scopes: ['read'] }, `UPDATE "ApiToken" SET scopes = 'read,admin' WHERE id = ?`, []],
       ['profiles', { scopes: ['issue', 'read'], profiles: ['peer'] }, 'UPDATE "ApiToken" SET profiles = NULL WHERE id = ?', []],
       ['nameSuffixes', { scopes: ['issue', 'read'], nameSuffixes: ['narrow.tamper.test'] }, 'UPDATE "ApiToken" SET "nameSuffixes" = NULL WHERE id = ?', []],
-      ['expiresAt', { scopes: ['read'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, 'UPDATE "ApiToken" SET "expiresAt" = NULL WHERE id = ?', []],
+      [
+        'expiresAt',
+        { scopes: ['read'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+        'UPDATE "ApiToken" SET "expiresAt" = NULL WHERE id = ?',
+        [],
+      ],
     ];
     for (const [what, body, update] of changes) {
       const t = await newToken({ name: `widen ${what}`, ...body });
       assert.equal((await as(server, t.token, 'GET', '/api/v1/certificates?limit=1')).status, 200, `${what}: the token works before`);
       await sql(env, update, [t.id]);
-      for (const [method, path] of [['GET', '/api/v1/certificates?limit=1'], ['GET', '/api/v1/tokens']]) {
+      for (const [method, path] of [
+        ['GET', '/api/v1/certificates?limit=1'],
+        ['GET', '/api/v1/tokens'],
+      ]) {
         const r = await as(server, t.token, method!, path!);
         assert.equal(r.status, 401, `${what} widened, ${method} ${path}: ${r.text}`);
       }
       const issued = await as(server, t.token, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:wide.tamper.test'), profile: 'server' });
       assert.equal(issued.status, 401, `${what}: ${issued.text}`);
-      assert.ok((await logged(server, /API token row failed its integrity check/, (l) => l.some((x) => x.tokenId === t.id))).some((l) => l.tokenId === t.id), `${what}: logged at error level`);
+      assert.ok(
+        (await logged(server, /API token row failed its integrity check/, (l) => l.some((x) => x.tokenId === t.id))).some((l) => l.tokenId === t.id),
+        `${what}: logged at error level`,
+      );
     }
     // Another secret put on an existing admin token's row.
     const victim = await newToken({ name: 'victim admin', scopes: ['admin'] });
     const mine = newSecret();
     await sql(env, 'UPDATE "ApiToken" SET "secretHash" = ? WHERE id = ?', [sha256(mine), victim.id]);
-    assert.equal((await as(server, mine, 'GET', '/api/v1/tokens')).status, 401, 'the attacker\'s secret on the admin token\'s row');
+    assert.equal((await as(server, mine, 'GET', '/api/v1/tokens')).status, 401, "the attacker's secret on the admin token's row");
     assert.equal(await countRows(env, 'Certificate', 'WHERE "sanText" LIKE ?', ['%wide.tamper%']), 0);
   });
 
@@ -147,7 +183,11 @@ describe('a database writer without the master key: API tokens, certificates and
     const back = await as(server, u.token, 'GET', '/api/v1/certificates?limit=1');
     assert.equal(back.status, 401, back.text);
     assert.equal(back.json.detail, 'the bearer token was revoked');
-    assert.ok((await logged(server, /the audit trail recorded its revocation: the row was rolled back/, (l) => l.some((x) => x.tokenId === u.id))).some((l) => l.tokenId === u.id));
+    assert.ok(
+      (await logged(server, /the audit trail recorded its revocation: the row was rolled back/, (l) => l.some((x) => x.tokenId === u.id))).some(
+        (l) => l.tokenId === u.id,
+      ),
+    );
     // Also in a process that never saw the revocation happen.
     await restart();
     assert.equal((await as(server, u.token, 'GET', '/api/v1/certificates?limit=1')).status, 401);
@@ -161,14 +201,35 @@ describe('a database writer without the master key: API tokens, certificates and
     const key = tmp.file('forged-leaf.key');
     assert.equal(openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]).status, 0);
     const out = tmp.file('forged-leaf.der');
-    const g = openssl(['req', '-x509', '-key', key, '-subj', '/CN=never-issued.tamper.test', '-addext', 'subjectAltName=DNS:never-issued.tamper.test',
-      '-addext', 'basicConstraints=critical,CA:FALSE', '-set_serial', `0x${serial}`, '-days', '30', '-outform', 'DER', '-out', out]);
+    const g = openssl([
+      'req',
+      '-x509',
+      '-key',
+      key,
+      '-subj',
+      '/CN=never-issued.tamper.test',
+      '-addext',
+      'subjectAltName=DNS:never-issued.tamper.test',
+      '-addext',
+      'basicConstraints=critical,CA:FALSE',
+      '-set_serial',
+      `0x${serial}`,
+      '-days',
+      '30',
+      '-outform',
+      'DER',
+      '-out',
+      out,
+    ]);
     assert.equal(g.status, 0, g.stderr);
     await sql(env, 'UPDATE "Certificate" SET der = ? WHERE serial = ?', [readFileSync(out), serial]);
     const before = await countRows(env, 'Certificate');
     const r = await admin('POST', `/api/v1/certificates/${serial}/renew`, {});
     assert.equal(r.status, 409, r.text);
-    assert.match(r.json.detail, new RegExp(`^certificate ${serial} cannot be renewed: its stored DER does not verify under CA ${intId}'s key \\(its record was changed in the database`));
+    assert.match(
+      r.json.detail,
+      new RegExp(`^certificate ${serial} cannot be renewed: its stored DER does not verify under CA ${intId}'s key \\(its record was changed in the database`),
+    );
     assert.equal(await countRows(env, 'Certificate'), before, 'nothing was signed');
     assert.equal((await logged(server, /stored certificate failed its integrity check/)).length, 1);
     // A rekey of it, with a CSR for the forged name, likewise.
@@ -177,14 +238,15 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.equal(await countRows(env, 'Certificate'), before);
   });
 
-  test('CA rows: a revoked CA flipped back to active, a CA given another CA\'s key, a CA given another CA\'s certificate and key: none signs', async () => {
+  test("CA rows: a revoked CA flipped back to active, a CA given another CA's key, a CA given another CA's certificate and key: none signs", async () => {
     const create = async (subject: string) => {
       const r = await admin('POST', '/api/v1/cas', { parentId: rootId, subject });
       assert.equal(r.status, 201, r.text);
       return r.json as { id: string; certificate: string };
     };
     const [revoked, borrower, impostor] = [await create('CN=Revoked Issuing'), await create('CN=Borrowing Issuing'), await create('CN=Impostor Issuing')];
-    const issueFrom = (caId: string, name: string) => admin('POST', '/api/v1/certificates', { csr: makeCsr(`DNS:${name}.tamper.test`), profile: 'server', caId });
+    const issueFrom = (caId: string, name: string) =>
+      admin('POST', '/api/v1/certificates', { csr: makeCsr(`DNS:${name}.tamper.test`), profile: 'server', caId });
     for (const ca of [revoked, borrower, impostor]) assert.equal((await issueFrom(ca.id, `before-${ca.id}`)).status, 201, `${ca.id} issues before`);
     assert.equal((await admin('POST', `/api/v1/cas/${revoked.id}/revoke`, { reason: 'keyCompromise' })).status, 200);
     assert.equal((await issueFrom(revoked.id, 'after-revoke')).status, 409);
@@ -200,13 +262,22 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.match(flipped.json.detail, new RegExp(`CA ${revoked.id} is revoked and does not issue`));
     const borrowed = await issueFrom(borrower.id, 'borrowed-key');
     assert.equal(borrowed.status, 409, borrowed.text);
-    assert.match(borrowed.json.detail, new RegExp(`^CA ${borrower.id}'s certificate is not the certificate of its key: its record was changed in the database`));
+    assert.match(
+      borrowed.json.detail,
+      new RegExp(`^CA ${borrower.id}'s certificate is not the certificate of its key: its record was changed in the database`),
+    );
     const impersonated = await issueFrom(impostor.id, 'impostor');
     assert.equal(impersonated.status, 409, impersonated.text);
     assert.match(impersonated.json.detail, new RegExp(`^CA ${impostor.id} is not the CA of the certificate in its record`));
     assert.equal(await countRows(env, 'Certificate'), count, 'nothing was signed');
-    assert.ok((await logged(server, /the audit trail recorded its revocation/, (l) => l.some((x) => x.caId === revoked.id))).some((l) => l.caId === revoked.id));
-    for (const ca of [borrower, impostor]) assert.ok((await logged(server, /CA record failed its integrity check/, (l) => l.some((x) => x.caId === ca.id))).some((l) => l.caId === ca.id), `${ca.id} logged`);
+    assert.ok(
+      (await logged(server, /the audit trail recorded its revocation/, (l) => l.some((x) => x.caId === revoked.id))).some((l) => l.caId === revoked.id),
+    );
+    for (const ca of [borrower, impostor])
+      assert.ok(
+        (await logged(server, /CA record failed its integrity check/, (l) => l.some((x) => x.caId === ca.id))).some((l) => l.caId === ca.id),
+        `${ca.id} logged`,
+      );
 
     // Relying parties are still told the CA is revoked: the root's next CRL, and OCSP.
     const crlFile = tmp.file('root.crl');
@@ -214,10 +285,20 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.equal(c.status, 0, c.stderr);
     const text = openssl(['crl', '-inform', 'DER', '-in', crlFile, '-noout', '-text']);
     const revokedSerial = new X509Certificate(revoked.certificate).serialNumber.toLowerCase();
-    assert.ok(parseCrlText(text.stdout).entries.has(serialValue(revokedSerial)), 'the CA is on its parent\'s CRL');
+    assert.ok(parseCrlText(text.stdout).entries.has(serialValue(revokedSerial)), "the CA is on its parent's CRL");
     const rootPem = tmp.file('root.pem', Buffer.from(await (await fetch(`${server.url}/pki/${rootId}.crt`)).arrayBuffer()));
     const rootPemFile = tmp.file('root-pem.pem', new X509Certificate(readFileSync(rootPem)).toString());
-    const o = openssl(['ocsp', '-issuer', rootPemFile, '-cert', tmp.file('revoked-ca.pem', revoked.certificate), '-url', `${server.url}/ocsp`, '-CAfile', rootPemFile]);
+    const o = openssl([
+      'ocsp',
+      '-issuer',
+      rootPemFile,
+      '-cert',
+      tmp.file('revoked-ca.pem', revoked.certificate),
+      '-url',
+      `${server.url}/ocsp`,
+      '-CAfile',
+      rootPemFile,
+    ]);
     assert.match(o.stdout, /: revoked/, o.stdout + o.stderr);
   });
 
@@ -230,17 +311,32 @@ describe('a database writer without the master key: API tokens, certificates and
     assert.equal(r.status, 1, r.stderr);
     const problems = (JSON.parse(r.stdout).inventory.problems as { problem: string }[]).map((p) => p.problem).join('\n');
     assert.match(problems, /^3 of \d+ API tokens have no token\.created event \(inserted in the database\?\): tok-forged01, tok-forged02, tok-forged03$/m);
-    assert.match(problems, /^\d+ of \d+ API tokens fail their grant MAC \(inserted or changed in the database without the master key; they are refused\): .*tok-forged01/m);
+    assert.match(
+      problems,
+      /^\d+ of \d+ API tokens fail their grant MAC \(inserted or changed in the database without the master key; they are refused\): .*tok-forged01/m,
+    );
     const bad = /API tokens fail their grant MAC[^:]*: (.*)$/m.exec(problems)![1]!;
     for (const name of ['widen scopes', 'widen profiles', 'widen nameSuffixes', 'widen expiresAt', 'victim admin', 'unrevoked']) {
       const [{ id }] = await sql(env, 'SELECT id FROM "ApiToken" WHERE name = ?', [name]);
       assert.ok(bad.includes(id), `${name} (${id}) is named`);
     }
     const ids = (await sql(env, 'SELECT id FROM "ApiToken" WHERE name IN (?, ?) ORDER BY id', ['rolled back', 'unrevoked'])).map((r: any) => r.id);
-    assert.match(problems, new RegExp(`^2 API tokens were revoked \\(token\\.revoked event\\) but their rows say not \\(rolled back in the database; they are refused\\): ${ids.join(', ')}$`, 'm'));
+    assert.match(
+      problems,
+      new RegExp(
+        `^2 API tokens were revoked \\(token\\.revoked event\\) but their rows say not \\(rolled back in the database; they are refused\\): ${ids.join(', ')}$`,
+        'm',
+      ),
+    );
     assert.match(problems, /^CA int-[0-9a-f]{10} was revoked \(ca\.revoked event \d+\) but its row says active/m);
     assert.match(problems, /^CA int-[0-9a-f]{10} is not the CA of the certificate in its row/m);
-    assert.match(problems, new RegExp(`^1 certificates have a status their revocation events do not give them \\(changed in the database; OCSP and CRLs follow the row\\): ${issued.json.serial} \\(good, its events say revoked\\)$`, 'm'));
+    assert.match(
+      problems,
+      new RegExp(
+        `^1 certificates have a status their revocation events do not give them \\(changed in the database; OCSP and CRLs follow the row\\): ${issued.json.serial} \\(good, its events say revoked\\)$`,
+        'm',
+      ),
+    );
   });
 });
 
@@ -261,7 +357,11 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
     try {
       const ca = { keyAlgorithm: 'ecdsa-p256' as const, validityDays: 3650 };
       await createHierarchy(ctx, { subject: 'CN=Old Root', ...ca }, { subject: 'CN=Old Issuing', ...ca, pathLen: 0 });
-      for (const [name, scopes] of [['admin', ['admin']], ['reader', ['read']], ['revoked', ['read']]] as const) {
+      for (const [name, scopes] of [
+        ['admin', ['admin']],
+        ['reader', ['read']],
+        ['revoked', ['read']],
+      ] as const) {
         const t = await createToken(ctx, { name: `old ${name}`, scopes: [...scopes] }, 'system');
         legacy[name] = { id: t.id, token: t.token };
       }
@@ -269,17 +369,33 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
       const key = newKey('ES256');
       accountId = 'legacyAccount01';
       authzId = 'legacyAuthz0001';
-      await storageOf(ctx.db).prisma.acmeAccount.create({ data: { id: accountId, thumbprint: thumbprint(key.jwk), jwk: JSON.stringify(key.jwk), status: 'valid', profile: 'server' } });
-      await storageOf(ctx.db).prisma.acmeAuthorization.create({ data: { id: authzId, accountId, identifierType: 'dns', identifierValue: 'old.signet.test', status: 'valid', expires: new Date(Date.now() + 86_400_000) } });
+      await storageOf(ctx.db).prisma.acmeAccount.create({
+        data: { id: accountId, thumbprint: thumbprint(key.jwk), jwk: JSON.stringify(key.jwk), status: 'valid', profile: 'server' },
+      });
+      await storageOf(ctx.db).prisma.acmeAuthorization.create({
+        data: {
+          id: authzId,
+          accountId,
+          identifierType: 'dns',
+          identifierValue: 'old.signet.test',
+          status: 'valid',
+          expires: new Date(Date.now() + 86_400_000),
+        },
+      });
       const { sealed, kekId: k } = ctx.keys.sealSecret('eab-legacy01', Buffer.alloc(32, 7));
       await storageOf(ctx.db).prisma.acmeEabKey.create({ data: { id: 'eab-legacy01', sealed: new Uint8Array(sealed), kekId: k, profile: 'server' } });
-    } finally { await ctx.db.close(); }
+    } finally {
+      await ctx.db.close();
+    }
     for (const t of Object.values(legacy)) await sql(env, 'UPDATE "ApiToken" SET "secretHash" = ?, "grantMac" = NULL WHERE id = ?', [sha256(t.token), t.id]);
     await sql(env, 'UPDATE "AcmeAccount" SET mac = NULL');
     assert.equal(await countRows(env, 'AuditEvent', 'WHERE action = ?', ['integrity.sealed']), 0, 'no sealing yet');
     writeFileSync(join(env.dataDir, 'admin-token'), legacy.admin!.token + '\n', { mode: 0o600 });
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('the first start seals: tokens made before keep working (revoked ones stay revoked), ACME accounts are sealed, valid authorizations expire, EAB keys are re-sealed to their directory', async () => {
     server = await startServer(env.env);
@@ -290,10 +406,20 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
     const events = await sql(env, 'SELECT actor, details FROM "AuditEvent" WHERE action = ?', ['integrity.sealed']);
     assert.equal(events.length, 1, 'one audit event');
     const d = JSON.parse(events[0].details);
-    assert.deepEqual({ ...d, tokens: [...d.tokens].sort() }, {
-      version: 1, apiTokens: 3, acmeAccounts: 1, acmeAuthorizationsExpired: 1, eabKeysResealed: 1,
-      tokens: Object.values(legacy).map((t) => t.id).sort(), moreTokens: 0,
-    });
+    assert.deepEqual(
+      { ...d, tokens: [...d.tokens].sort() },
+      {
+        version: 1,
+        apiTokens: 3,
+        acmeAccounts: 1,
+        acmeAuthorizationsExpired: 1,
+        eabKeysResealed: 1,
+        tokens: Object.values(legacy)
+          .map((t) => t.id)
+          .sort(),
+        moreTokens: 0,
+      },
+    );
     const macs = rowMacs(env);
     const [acct] = await sql(env, 'SELECT * FROM "AcmeAccount" WHERE id = ?', [accountId]);
     assert.ok(macs.accountIntact(acct), 'the account carries a MAC that verifies');
@@ -309,7 +435,11 @@ describe('upgrade: rows of the version before MACs are sealed once, at the first
 
   test('a row inserted after the upgrade without a MAC never authenticates: not now, not after a restart, not after the sealing event is deleted', async () => {
     const secret = newSecret();
-    await sql(env, `INSERT INTO "ApiToken" (${TOKEN_COLUMNS}) SELECT 'tok-late0001', 'late', ?, 'admin', NULL, NULL, NULL, NULL, NULL, "createdAt", NULL FROM "ApiToken" WHERE id = ?`, [sha256(secret), legacy.admin!.id]);
+    await sql(
+      env,
+      `INSERT INTO "ApiToken" (${TOKEN_COLUMNS}) SELECT 'tok-late0001', 'late', ?, 'admin', NULL, NULL, NULL, NULL, NULL, "createdAt", NULL FROM "ApiToken" WHERE id = ?`,
+      [sha256(secret), legacy.admin!.id],
+    );
     assert.equal((await as(server!, secret, 'GET', '/api/v1/tokens')).status, 401);
     assert.equal((await logged(server!, /API token row failed its integrity check/)).length, 1);
     await server!.stop();
@@ -333,8 +463,12 @@ const idOf = (url: string) => url.slice(url.lastIndexOf('/') + 1);
 describe('a database writer without the master key: ACME authorizations, orders and accounts', { concurrency: false }, () => {
   let w: World;
 
-  before(async () => { w = await startWorld(); });
-  after(async () => { await w?.stop(); });
+  before(async () => {
+    w = await startWorld();
+  });
+  after(async () => {
+    await w?.stop();
+  });
 
   const finalizeRefused = async (acct: Parameters<World['newOrder']>[0], order: { json: any; headers: any }, names: string[]) => {
     const before = await countRows(w.s.env, 'Certificate');
@@ -351,16 +485,30 @@ describe('a database writer without the master key: ACME authorizations, orders 
     const acct = await w.acme.newAccount(newKey('ES256'));
     // A genuinely validated authorization, whose MAC the attacker copies.
     await w.issue(acct, ['genuine.signet.test']);
-    const [genuine] = await sql(w.s.env, 'SELECT mac, expires FROM "AcmeAuthorization" WHERE "identifierValue" = ? AND status = ?', ['genuine.signet.test', 'valid']);
-    for (const [name, mac] of [['set-valid.signet.test', null], ['copied-mac.signet.test', genuine.mac]] as const) {
+    const [genuine] = await sql(w.s.env, 'SELECT mac, expires FROM "AcmeAuthorization" WHERE "identifierValue" = ? AND status = ?', [
+      'genuine.signet.test',
+      'valid',
+    ]);
+    for (const [name, mac] of [
+      ['set-valid.signet.test', null],
+      ['copied-mac.signet.test', genuine.mac],
+    ] as const) {
       if (mac !== null) assert.match(mac, /^[0-9a-f]{64}$/, 'a validated authorization carries its MAC');
       const order = await w.newOrder(acct, [name]);
       assert.equal(order.status, 201, order.text);
       const authz = idOf(order.json.authorizations[0]);
       await sql(w.s.env, 'UPDATE "AcmeAuthorization" SET status = ?, mac = ?, expires = ? WHERE id = ?', ['valid', mac, genuine.expires, authz]);
       const { after } = await finalizeRefused(acct, order, [name]);
-      assert.match(after.json.error.detail, new RegExp(`^authorization ${authz} for ${name.replace(/\./g, '\\.')} is marked valid, but Signet did not validate it \\(its MAC does not verify\\)`));
-      assert.ok((await logged(w.s.server, /ACME authorization is marked valid but failed its integrity check/, (l) => l.some((x) => x.authorizationId === authz))).some((l) => l.authorizationId === authz), 'logged at error level');
+      assert.match(
+        after.json.error.detail,
+        new RegExp(`^authorization ${authz} for ${name.replace(/\./g, '\\.')} is marked valid, but Signet did not validate it \\(its MAC does not verify\\)`),
+      );
+      assert.ok(
+        (await logged(w.s.server, /ACME authorization is marked valid but failed its integrity check/, (l) => l.some((x) => x.authorizationId === authz))).some(
+          (l) => l.authorizationId === authz,
+        ),
+        'logged at error level',
+      );
       // Nor does a new order reuse it.
       const again = await w.newOrder(acct, [name]);
       assert.notEqual(idOf(again.json.authorizations[0]), authz, 'a forged valid authorization is not reused');
@@ -373,20 +521,32 @@ describe('a database writer without the master key: ACME authorizations, orders 
     const order = await w.newOrder(acct, ['marked-ready.signet.test']);
     await sql(w.s.env, 'UPDATE "AcmeOrder" SET status = ? WHERE id = ?', ['ready', idOf(order.headers.location!)]);
     await finalizeRefused(acct, order, ['marked-ready.signet.test']);
-    assert.ok((await logged(w.s.server, /integrity check/, (l) => l.some((x) => String(x.detail).includes('marked ready while')))).some((l) => String(l.detail).includes('marked ready while an authorization is still pending')));
+    assert.ok(
+      (await logged(w.s.server, /integrity check/, (l) => l.some((x) => String(x.detail).includes('marked ready while')))).some((l) =>
+        String(l.detail).includes('marked ready while an authorization is still pending'),
+      ),
+    );
   });
 
-  test('an account whose key was replaced in the database: unknown to Signet, so it cannot use the victim\'s authorizations', async () => {
+  test("an account whose key was replaced in the database: unknown to Signet, so it cannot use the victim's authorizations", async () => {
     const victim = await w.acme.newAccount(newKey('ES256'));
     await w.issue(victim, ['victim.signet.test']);
     const attacker = newKey('ES256');
-    await sql(w.s.env, 'UPDATE "AcmeAccount" SET jwk = ?, thumbprint = ? WHERE id = ?', [JSON.stringify(attacker.jwk), thumbprint(attacker.jwk), idOf(victim.url)]);
+    await sql(w.s.env, 'UPDATE "AcmeAccount" SET jwk = ?, thumbprint = ? WHERE id = ?', [
+      JSON.stringify(attacker.jwk),
+      thumbprint(attacker.jwk),
+      idOf(victim.url),
+    ]);
     const before = await countRows(w.s.env, 'Certificate');
     const r = await w.acme.post(w.acme.dir.newOrder, { identifiers: [{ type: 'dns', value: 'victim.signet.test' }] }, { key: attacker, url: victim.url });
     assert.equal(r.status, 400, r.text);
     assert.equal(r.json.type, `${ERR}accountDoesNotExist`);
     assert.equal(await countRows(w.s.env, 'Certificate'), before);
-    assert.ok((await logged(w.s.server, /ACME account row failed its integrity check/, (l) => l.some((x) => x.account === idOf(victim.url)))).some((l) => l.account === idOf(victim.url)));
+    assert.ok(
+      (await logged(w.s.server, /ACME account row failed its integrity check/, (l) => l.some((x) => x.account === idOf(victim.url)))).some(
+        (l) => l.account === idOf(victim.url),
+      ),
+    );
   });
 });
 
@@ -405,7 +565,9 @@ describe('a database writer without the master key: ACME directories and Externa
     w = await startWorld({ SIGNET_ACME_PROFILES: 'server,peer', SIGNET_ACME_EAB_REQUIRED: 'peer' });
     peerDir = await w.acme.directory('/peer/directory');
   });
-  after(async () => { await w?.stop(); });
+  after(async () => {
+    await w?.stop();
+  });
 
   test('an EAB key moved to the directory that requires EAB does not register an account there', async () => {
     const k = eabKey('server');
@@ -415,7 +577,11 @@ describe('a database writer without the master key: ACME directories and Externa
     assert.equal(r.status, 401, r.text);
     assert.equal(r.json.type, `${ERR}unauthorized`);
     assert.equal(await countRows(w.s.env, 'AcmeAccount', 'WHERE profile = ?', ['peer']), 0, 'no account at peer');
-    assert.ok((await logged(w.s.server, /ACME EAB key row does not unseal for its directory/, (l) => l.some((x) => x.eabKey === k.kid))).some((l) => l.eabKey === k.kid));
+    assert.ok(
+      (await logged(w.s.server, /ACME EAB key row does not unseal for its directory/, (l) => l.some((x) => x.eabKey === k.kid))).some(
+        (l) => l.eabKey === k.kid,
+      ),
+    );
   });
 
   test('an account moved to the directory that requires EAB is unknown there', async () => {

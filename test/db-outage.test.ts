@@ -29,7 +29,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class DbProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
-  constructor(readonly port: number, private readonly target: { host: string; port: number }) {}
+  constructor(
+    readonly port: number,
+    private readonly target: { host: string; port: number },
+  ) {}
 
   async up(): Promise<void> {
     const server = createServer((client) => {
@@ -37,11 +40,17 @@ class DbProxy {
       for (const s of [client, upstream]) {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => { client.destroy(); upstream.destroy(); });
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
       }
       client.pipe(upstream).pipe(client);
     });
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
     this.server = server;
   }
 
@@ -54,13 +63,19 @@ class DbProxy {
     await closed;
   }
 
-  get connections(): number { return this.sockets.size; }
+  get connections(): number {
+    return this.sockets.size;
+  }
 }
 
 describe('PostgreSQL outages', () => {
   const dbName = `signet_o_${randomBytes(6).toString('hex')}`;
   const admin = new URL(ADMIN_URL);
-  const direct = (() => { const u = new URL(ADMIN_URL); u.pathname = `/${dbName}`; return u.toString(); })();
+  const direct = (() => {
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${dbName}`;
+    return u.toString();
+  })();
   const tmp = new TempDir();
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-outage-'));
   let proxy: DbProxy;
@@ -76,16 +91,24 @@ describe('PostgreSQL outages', () => {
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(url + path, {
-      method, signal: AbortSignal.timeout(60_000),
+      method,
+      signal: AbortSignal.timeout(60_000),
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
     }).catch(async (e: Error) => {
       await Promise.race([exited, sleep(500)]);
-      throw new Error(`${method} ${path} got no answer (${e.message}; ${(e.cause as Error | undefined)?.message ?? ''}); signet serve exit code ${child.exitCode}; stderr:\n${err.slice(-4000)}`, { cause: e });
+      throw new Error(
+        `${method} ${path} got no answer (${e.message}; ${(e.cause as Error | undefined)?.message ?? ''}); signet serve exit code ${child.exitCode}; stderr:\n${err.slice(-4000)}`,
+        { cause: e },
+      );
     });
     const text = await res.text();
     let json: any;
-    try { json = JSON.parse(text); } catch { json = undefined; }
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
     return { status: res.status, headers: res.headers, text, json };
   };
   const issue = () => call('POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' });
@@ -118,15 +141,38 @@ describe('PostgreSQL outages', () => {
     viaProxy.pathname = `/${dbName}`;
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    env = { SIGNET_DATA_DIR: dataDir, DATABASE_URL: viaProxy.toString(), SIGNET_MASTER_KEY: randomBytes(32).toString('base64'), SIGNET_LOG_LEVEL: 'warn', SIGNET_PORT: String(port) };
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('leaf.key'),
-      '-subj', '/CN=outage.example.test', '-addext', 'subjectAltName=DNS:outage.example.test']);
+    env = {
+      SIGNET_DATA_DIR: dataDir,
+      DATABASE_URL: viaProxy.toString(),
+      SIGNET_MASTER_KEY: randomBytes(32).toString('base64'),
+      SIGNET_LOG_LEVEL: 'warn',
+      SIGNET_PORT: String(port),
+    };
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('leaf.key'),
+      '-subj',
+      '/CN=outage.example.test',
+      '-addext',
+      'subjectAltName=DNS:outage.example.test',
+    ]);
     assert.equal(csr.status, 0, csr.stderr);
     csrPem = csr.stdout;
   });
 
   after(async () => {
-    if (child && child.exitCode === null) { child.kill('SIGTERM'); await Promise.race([exited, sleep(10_000)]); if (child.exitCode === null) child.kill('SIGKILL'); }
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
     await proxy?.down();
     await db?.end();
     const c = new pg.Client({ connectionString: ADMIN_URL });
@@ -139,13 +185,21 @@ describe('PostgreSQL outages', () => {
 
   test('database down at start: alive, not ready, API 503; ready by itself once it is reachable', async () => {
     child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { _out += d; });
-    child.stderr!.on('data', (d) => { err += d; });
+    child.stdout!.on('data', (d) => {
+      _out += d;
+    });
+    child.stderr!.on('data', (d) => {
+      err += d;
+    });
     exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     let deadline = Date.now() + DEADLINE_MS;
     for (;;) {
       assert.equal(child.exitCode, null, `signet serve exited: ${err}`);
-      try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not listening yet */ }
+      try {
+        if ((await fetch(`${url}/healthz`)).ok) break;
+      } catch {
+        /* not listening yet */
+      }
       assert.ok(Date.now() < deadline, 'signet serve never answered /healthz');
       await sleep(100);
     }
@@ -159,7 +213,7 @@ describe('PostgreSQL outages', () => {
     const ocsp = await fetch(`${url}/ocsp`, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: new Uint8Array([0x30, 0x00]) });
     assert.equal(ocsp.status, 503, 'OCSP while starting');
     // Still waiting, not dead, and it said so.
-    for (const until = Date.now() + DEADLINE_MS; !/waiting for the database/.test(err) && Date.now() < until;) await sleep(100);
+    for (const until = Date.now() + DEADLINE_MS; !/waiting for the database/.test(err) && Date.now() < until; ) await sleep(100);
     assert.equal(child.exitCode, null);
     assert.match(err, /waiting for the database/);
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
@@ -180,21 +234,27 @@ describe('PostgreSQL outages', () => {
   test('database lost while serving: 503 and nothing half-written; issuance resumes without a restart', async () => {
     assert.ok(token, 'the server is serving');
     const issued = new Set<string>();
-    for (let i = 0; i < 3; i++) { const r = await issue(); assert.equal(r.status, 201, r.text); issued.add(r.json.serial); }
+    for (let i = 0; i < 3; i++) {
+      const r = await issue();
+      assert.equal(r.status, 201, r.text);
+      issued.add(r.json.serial);
+    }
     assert.ok(proxy.connections > 0, 'the server holds connections through the proxy');
 
     // Cut the database while requests are in flight: each answers 201 (committed) or 503.
     let stop = false;
     const statuses: number[] = [];
-    const load = Promise.all(Array.from({ length: 8 }, async () => {
-      while (!stop) {
-        const r = await issue();
-        statuses.push(r.status);
-        if (r.status === 201) issued.add(r.json.serial);
-        else assertUnavailable(r, 'issuance during the cut');
-        if (r.status !== 201) await sleep(50);
-      }
-    }));
+    const load = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          const r = await issue();
+          statuses.push(r.status);
+          if (r.status === 201) issued.add(r.json.serial);
+          else assertUnavailable(r, 'issuance during the cut');
+          if (r.status !== 201) await sleep(50);
+        }
+      }),
+    );
     while (statuses.length < 10) await sleep(10);
     await proxy.down();
     const cutAt = statuses.length;
@@ -210,7 +270,10 @@ describe('PostgreSQL outages', () => {
     assert.equal(ready.status, 503);
     assert.match((await ready.json()).checks.database, /unreachable/);
     assertUnavailable(await issue(), 'issuance while the database is down');
-    assertUnavailable(await call('POST', `/api/v1/certificates/${[...issued][0]}/revoke`, { reason: 'keyCompromise' }), 'revocation while the database is down');
+    assertUnavailable(
+      await call('POST', `/api/v1/certificates/${[...issued][0]}/revoke`, { reason: 'keyCompromise' }),
+      'revocation while the database is down',
+    );
     assertUnavailable(await call('GET', '/api/v1/cas'), 'listing while the database is down');
 
     // Nothing partial: exactly the acknowledged certificates (and any whose commit raced the cut)
@@ -227,10 +290,18 @@ describe('PostgreSQL outages', () => {
     await proxy.up();
     deadline = Date.now() + DEADLINE_MS;
     let r = await issue();
-    while (r.status !== 201 && Date.now() < deadline) { assertUnavailable(r, 'issuance while reconnecting'); await sleep(250); r = await issue(); }
+    while (r.status !== 201 && Date.now() < deadline) {
+      assertUnavailable(r, 'issuance while reconnecting');
+      await sleep(250);
+      r = await issue();
+    }
     assert.equal(r.status, 201, r.text);
     issued.add(r.json.serial);
-    for (let i = 0; i < 5; i++) { const again = await issue(); assert.equal(again.status, 201, again.text); issued.add(again.json.serial); }
+    for (let i = 0; i < 5; i++) {
+      const again = await issue();
+      assert.equal(again.status, 201, again.text);
+      issued.add(again.json.serial);
+    }
     const rev = await call('POST', `/api/v1/certificates/${r.json.serial}/revoke`, { reason: 'keyCompromise' });
     assert.equal(rev.status, 200, rev.text);
     assert.equal((await fetch(`${url}/readyz`)).status, 200);

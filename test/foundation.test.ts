@@ -26,7 +26,11 @@ describe('first start', () => {
     server = await startServer(env.env);
     cas = (await api(server, 'GET', '/api/v1/cas')).json.items;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('prints the root fingerprint and the token path, never the token', () => {
     assert.match(server.stdout(), /root SHA-256 fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
@@ -115,7 +119,13 @@ describe('first start', () => {
 
   test('POST /api/v1/cas creates an intermediate under the root, with name constraints', async () => {
     const root = cas.find((c) => c.parentId === null);
-    const r = await api(server, 'POST', '/api/v1/cas', { parentId: root.id, subject: 'CN=Team CA,O=Signet', keyAlgorithm: 'rsa-2048', validityDays: 30, nameConstraints: { permittedDns: ['team.example'] } });
+    const r = await api(server, 'POST', '/api/v1/cas', {
+      parentId: root.id,
+      subject: 'CN=Team CA,O=Signet',
+      keyAlgorithm: 'rsa-2048',
+      validityDays: 30,
+      nameConstraints: { permittedDns: ['team.example'] },
+    });
     assert.equal(r.status, 201, r.text);
     const pem = tmp.file('team.pem', r.json.certificate);
     const rootPem = tmp.file('root2.pem', (await api(server, 'GET', `/api/v1/cas/${root.id}`)).json.certificate);
@@ -135,7 +145,9 @@ describe('first start', () => {
       records = (await c.query('SELECT id, sealed FROM "KeyRecord"')).rows;
       const tables = (await c.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)).rows.map((r) => r.table_name as string);
       dbBytes = [];
-      for (const t of tables) for (const row of (await c.query(`SELECT * FROM "${t}"`)).rows) for (const v of Object.values(row)) dbBytes.push(Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
+      for (const t of tables)
+        for (const row of (await c.query(`SELECT * FROM "${t}"`)).rows)
+          for (const v of Object.values(row)) dbBytes.push(Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
       await c.end();
     } else {
       const db = new Database(join(env.dataDir, 'signet.db'), { readonly: true });
@@ -160,7 +172,10 @@ describe('first start', () => {
     await server.stop();
     server = await startServer(env.env);
     const again = (await api(server, 'GET', '/api/v1/cas')).json.items;
-    assert.deepEqual(again.slice(0, 2).map((c: any) => c.fingerprint), cas.map((c) => c.fingerprint));
+    assert.deepEqual(
+      again.slice(0, 2).map((c: any) => c.fingerprint),
+      cas.map((c) => c.fingerprint),
+    );
     assert.doesNotMatch(server.stdout(), /initialised a new CA hierarchy/);
   });
 

@@ -27,7 +27,12 @@ function pool(n: number): <T>(job: () => Promise<T>) => Promise<T> {
   return async (job) => {
     if (active >= n) await new Promise<void>((r) => waiting.push(r));
     active++;
-    try { return await job(); } finally { active--; waiting.shift()?.(); }
+    try {
+      return await job();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
   };
 }
 

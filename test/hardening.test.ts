@@ -27,12 +27,18 @@ const forgedToken = () => `sgt_${randomBytes(32).toString('base64url')}`;
 const asServer = (server: RunningServer, token: string) => ({ url: server.url, token });
 
 /** A request from a chosen local address (any of 127.0.0.0/8 reaches the loopback listener). */
-function requestFrom(localAddress: string, url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+function requestFrom(
+  localAddress: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { localAddress, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
+      res.on('data', (d) => {
+        text += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
     });
     req.on('error', reject);
@@ -45,7 +51,9 @@ function rawExchange(port: number, data: string): { socket: Socket; closed: Prom
   const socket = connect({ port, host: '127.0.0.1' });
   let got = '';
   socket.setEncoding('utf8');
-  socket.on('data', (d) => { got += d; });
+  socket.on('data', (d) => {
+    got += d;
+  });
   const closed = new Promise<string>((resolve) => {
     socket.on('close', () => resolve(got));
     socket.on('error', () => undefined); // a reset also counts as cut off
@@ -57,7 +65,12 @@ function rawExchange(port: number, data: string): { socket: Socket; closed: Prom
 /** Resolves with the value, or rejects after `ms` naming what never happened (a bound, not an assertion on time). */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what} did not happen`)), ms); })]).finally(() => clearTimeout(t));
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what} did not happen`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
 }
 
 function assertRateLimited(r: { status: number; headers: Headers; json: any; text: string }, identifier: 'token' | 'address', limit: number) {
@@ -89,10 +102,18 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     env = await createTestEnv({ SIGNET_RATE_LIMIT_PER_TOKEN: '30' });
     server = await startServer(env.env);
     intId = (await api(server, 'GET', '/api/v1/cas')).json.items.find((c: any) => c.parentId !== null).id;
-    slowBody = rawExchange(server.port, `POST /api/v1/certificates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"csr": "x`);
+    slowBody = rawExchange(
+      server.port,
+      `POST /api/v1/certificates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"csr": "x`,
+    );
     slowHeaders = rawExchange(server.port, 'GET /api/v1/cas HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
   });
-  after(async () => { slowBody?.socket.destroy(); slowHeaders?.socket.destroy(); await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    slowBody?.socket.destroy();
+    slowHeaders?.socket.destroy();
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('a flood from one token gets 429 problems with Retry-After; another token on the same endpoint still gets 200', async () => {
     const flooder = (await api(server, 'POST', '/api/v1/tokens', { name: 'flooder', scopes: ['read'] })).json.token as string;
@@ -163,7 +184,10 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
       // 30 different addresses, all inside 2001:db8:0:ab00::/56.
       for (let i = 0; i < 30; i++) statuses.push((await from(`2001:db8:0:ab${i.toString(16).padStart(2, '0')}::${i + 1}`)).status);
       assert.equal(statuses.filter((s) => s === 200).length, 20, statuses.join(','));
-      assert.ok(statuses.slice(20).every((s) => s === 429), statuses.join(','));
+      assert.ok(
+        statuses.slice(20).every((s) => s === 429),
+        statuses.join(','),
+      );
       assert.equal((await from('2001:db8:1::1')).status, 200, 'another /56 keeps its own budget');
     } finally {
       await aserver.stop();
@@ -177,7 +201,14 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
       ['GET /api/v1/cas', await fetch(`${server.url}/api/v1/cas`, { headers: { authorization: `Bearer ${server.token}` } })],
       ['401', await fetch(`${server.url}/api/v1/cas`)],
       ['404', await fetch(`${server.url}/no/such/route`)],
-      ['400', await fetch(`${server.url}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: '{' })],
+      [
+        '400',
+        await fetch(`${server.url}/api/v1/tokens`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+          body: '{',
+        }),
+      ],
       ['GET /pki', await fetch(`${server.url}/pki/${intId}.crt`)],
     ] as const;
     for (const [what, r] of replies) {
@@ -198,18 +229,33 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     // A declared length takes the bare issuance handler; a chunked body of the same request is
     // left to Express. Both must issue, with the same status, headers and body shape.
     const body = JSON.stringify({ csr: makeCsr('DNS:same.example.com'), profile: 'server' });
-    const post = (chunked: boolean) => new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>((resolve, reject) => {
-      const req = httpRequest(`${server.url}/api/v1/certificates`, {
-        method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { text += d; });
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+    const post = (chunked: boolean) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>((resolve, reject) => {
+        const req = httpRequest(
+          `${server.url}/api/v1/certificates`,
+          {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${server.token}`,
+              'content-type': 'application/json',
+              ...(chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }),
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => {
+              text += d;
+            });
+            res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+          },
+        );
+        req.on('error', reject);
+        if (chunked) {
+          req.write(body.slice(0, 50));
+          req.end(body.slice(50));
+        } else req.end(body);
       });
-      req.on('error', reject);
-      if (chunked) { req.write(body.slice(0, 50)); req.end(body.slice(50)); } else req.end(body);
-    });
     const bare = await post(false);
     const viaExpress = await post(true);
     assert.equal(viaExpress.headers['transfer-encoding'], undefined, 'a response has a length either way');
@@ -220,8 +266,14 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
       assert.equal(r.headers.location, `/api/v1/certificates/${json.serial}`);
       assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
     }
-    const securityHeaders = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).filter(([k]) =>
-      /^(content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|x-powered-by|ratelimit-policy)/.test(k)));
+    const securityHeaders = (h: Record<string, string | string[] | undefined>) =>
+      Object.fromEntries(
+        Object.entries(h).filter(([k]) =>
+          /^(content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|x-powered-by|ratelimit-policy)/.test(
+            k,
+          ),
+        ),
+      );
     assert.deepEqual(securityHeaders(bare.headers), securityHeaders(viaExpress.headers));
     assert.ok(bare.headers['content-security-policy'], 'helmet headers are present');
     for (const r of [bare, viaExpress]) assert.match(String(r.headers.ratelimit), /^limit=30, remaining=\d+, reset=\d+$/);
@@ -269,7 +321,10 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
       const proxied = await api(pserver, 'POST', '/api/v1/certificates', body('proxied'), { 'x-forwarded-for': '203.0.113.7' });
       assert.equal(proxied.status, 201, proxied.text);
       assert.equal(await issuedFrom(penv, proxied.json.serial), '203.0.113.7');
-    } finally { await pserver.stop(); await penv.cleanup(); }
+    } finally {
+      await pserver.stop();
+      await penv.cleanup();
+    }
   });
 
   test('/metrics counts issued and revoked certificates and refused requests, by label', async () => {
@@ -282,11 +337,24 @@ describe('rate limits and HTTP hardening', { concurrency: false }, () => {
     assert.equal(issued.status, 201, issued.text);
     assert.equal((await api(server, 'POST', `/api/v1/certificates/${issued.json.serial}/revoke`, { reason: 'superseded' })).status, 200);
     assert.equal((await api(asServer(server, forgedToken()), 'GET', '/api/v1/cas')).status, 401);
-    assert.equal((await api(asServer(server, forgedToken()), 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:x.example.com'), profile: 'server' })).status, 401);
+    assert.equal(
+      (await api(asServer(server, forgedToken()), 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:x.example.com'), profile: 'server' })).status,
+      401,
+    );
     const after = await (await fetch(`${server.url}/metrics`)).text();
-    assert.equal(count(after, 'signet_certificates_issued_total', 'profile="server"') - count(before, 'signet_certificates_issued_total', 'profile="server"'), 1);
-    assert.equal(count(after, 'signet_certificates_revoked_total', 'reason="superseded"') - count(before, 'signet_certificates_revoked_total', 'reason="superseded"'), 1);
-    assert.equal(count(after, 'signet_refusals_total', 'type="unauthorized"') - count(before, 'signet_refusals_total', 'type="unauthorized"'), 2, 'both handlers count refusals');
+    assert.equal(
+      count(after, 'signet_certificates_issued_total', 'profile="server"') - count(before, 'signet_certificates_issued_total', 'profile="server"'),
+      1,
+    );
+    assert.equal(
+      count(after, 'signet_certificates_revoked_total', 'reason="superseded"') - count(before, 'signet_certificates_revoked_total', 'reason="superseded"'),
+      1,
+    );
+    assert.equal(
+      count(after, 'signet_refusals_total', 'type="unauthorized"') - count(before, 'signet_refusals_total', 'type="unauthorized"'),
+      2,
+      'both handlers count refusals',
+    );
     assert.ok(count(after, 'signet_refusals_total', 'type="rate-limited"') >= 2, 'the earlier floods were counted');
   });
 
@@ -361,9 +429,23 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
       };
       const bearer = (t: string) => `Bearer ${t}`;
 
-      const created = await call('create token', 'POST', '/api/v1/tokens', bearer(admin), JSON.stringify({ name: 'scenario', scopes: ['issue', 'renew', 'revoke', 'read'] }), 201);
+      const created = await call(
+        'create token',
+        'POST',
+        '/api/v1/tokens',
+        bearer(admin),
+        JSON.stringify({ name: 'scenario', scopes: ['issue', 'renew', 'revoke', 'read'] }),
+        201,
+      );
       const secret = created.token as string;
-      const cert = await call('issue', 'POST', '/api/v1/certificates', bearer(secret), JSON.stringify({ csr: makeCsr('DNS:scenario.example.test'), profile: 'server' }), 201);
+      const cert = await call(
+        'issue',
+        'POST',
+        '/api/v1/certificates',
+        bearer(secret),
+        JSON.stringify({ csr: makeCsr('DNS:scenario.example.test'), profile: 'server' }),
+        201,
+      );
       const renewed = await call('renew', 'POST', `/api/v1/certificates/${cert.serial}/renew`, bearer(secret), '{}', 201);
       await call('revoke', 'POST', `/api/v1/certificates/${renewed.serial}/revoke`, bearer(secret), JSON.stringify({ reason: 'keyCompromise' }), 200);
       const forged = forgedToken();
@@ -374,7 +456,14 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
       await call('two tokens', 'GET', '/api/v1/cas', `Bearer ${secret} ${admin}`, undefined, 401);
       await call('wrong scope', 'GET', '/api/v1/audit', bearer(secret), undefined, 403);
       await call('bad JSON', 'POST', '/api/v1/certificates', bearer(secret), `{"csr": "${secret}", "profile": `, 400);
-      await call('bad JSON holding a passphrase', 'POST', '/api/v1/cas', bearer(admin), `{"certificate": "x", "privateKey": "y", "passphrase": "${passphrase}"`, 400);
+      await call(
+        'bad JSON holding a passphrase',
+        'POST',
+        '/api/v1/cas',
+        bearer(admin),
+        `{"certificate": "x", "privateKey": "y", "passphrase": "${passphrase}"`,
+        400,
+      );
       await call('not JSON at all', 'POST', '/api/v1/tokens', bearer(admin), `{${admin}}`, 400);
       await call('a bare token as the body', 'POST', '/api/v1/tokens', bearer(admin), admin, 400);
       await call('a token as a JSON value', 'POST', '/api/v1/tokens', bearer(admin), `{"name": ${secret}}`, 400);
@@ -384,8 +473,22 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
       const importPem = importKey.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: importPass }) as string;
       const someCa = (await call('read CA', 'GET', '/api/v1/cas', bearer(admin), undefined, 200)).items[0];
       const caPem = (await call('read CA cert', 'GET', `/api/v1/cas/${someCa.id}`, bearer(admin), undefined, 200)).certificate;
-      await call('import with a wrong passphrase', 'POST', '/api/v1/cas', bearer(admin), JSON.stringify({ certificate: caPem, privateKey: importPem, passphrase: `${importPass}-wrong` }), 400);
-      await call('import with a key that does not match', 'POST', '/api/v1/cas', bearer(admin), JSON.stringify({ certificate: caPem, privateKey: importPem, passphrase: importPass }), 400);
+      await call(
+        'import with a wrong passphrase',
+        'POST',
+        '/api/v1/cas',
+        bearer(admin),
+        JSON.stringify({ certificate: caPem, privateKey: importPem, passphrase: `${importPass}-wrong` }),
+        400,
+      );
+      await call(
+        'import with a key that does not match',
+        'POST',
+        '/api/v1/cas',
+        bearer(admin),
+        JSON.stringify({ certificate: caPem, privateKey: importPem, passphrase: importPass }),
+        400,
+      );
       await call('revoke the token', 'DELETE', `/api/v1/tokens/${created.id}`, bearer(admin), undefined, 204);
       await call('revoked token', 'GET', '/api/v1/cas', bearer(secret), undefined, 401);
       await call('list tokens', 'GET', '/api/v1/tokens', bearer(admin), undefined, 200);
@@ -401,9 +504,14 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
 
       // The secrets, in every form they could leak in.
       const secrets: [string, string][] = [
-        ['admin token', admin], ['created token', secret], ['forged token', forged], ['truncated admin token', truncated],
-        ['created token without prefix', secret.slice(4)], ['admin token without prefix', admin.slice(4)],
-        ['offline root passphrase', passphrase], ['import passphrase', importPass],
+        ['admin token', admin],
+        ['created token', secret],
+        ['forged token', forged],
+        ['truncated admin token', truncated],
+        ['created token without prefix', secret.slice(4)],
+        ['admin token without prefix', admin.slice(4)],
+        ['offline root passphrase', passphrase],
+        ['import passphrase', importPass],
       ];
       const masterB64 = readFileSync(join(env.dataDir, 'master.key'), 'utf8').trim();
       const kek = Buffer.from(masterB64, 'base64');
@@ -413,8 +521,14 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
         const der = key.export({ format: 'der', type: 'pkcs8' });
         const b64 = der.toString('base64');
         const d = Buffer.from((key.export({ format: 'jwk' }) as { d: string }).d, 'base64url');
-        secrets.push([`${what} PKCS#8 (base64)`, b64], [`${what} PKCS#8 (hex)`, der.toString('hex')], [`${what} PKCS#8 (base64url)`, der.toString('base64url')],
-          [`${what} PKCS#8 PEM line`, b64.slice(0, 64)], [`${what} private scalar (hex)`, d.toString('hex')], [`${what} private scalar (base64url)`, d.toString('base64url')]);
+        secrets.push(
+          [`${what} PKCS#8 (base64)`, b64],
+          [`${what} PKCS#8 (hex)`, der.toString('hex')],
+          [`${what} PKCS#8 (base64url)`, der.toString('base64url')],
+          [`${what} PKCS#8 PEM line`, b64.slice(0, 64)],
+          [`${what} private scalar (hex)`, d.toString('hex')],
+          [`${what} private scalar (base64url)`, d.toString('base64url')],
+        );
       };
       const records = await sql<{ id: string; sealed: Uint8Array }>(env, 'SELECT id, sealed FROM "KeyRecord"');
       assert.ok(records.length >= 1, 'the online intermediate key is in the store');
@@ -433,11 +547,16 @@ describe('no secrets in logs or problem responses', { concurrency: false }, () =
       }
       // A JSON syntax error quotes about ten characters of the body; no longer piece of a token
       // may come back or be logged.
-      for (const [what, token] of [['admin token', admin], ['created token', secret], ['forged token', forged]] as const) {
+      for (const [what, token] of [
+        ['admin token', admin],
+        ['created token', secret],
+        ['forged token', forged],
+      ] as const) {
         for (let i = 0; i + 12 <= token.length; i++) {
           const piece = token.slice(i, i + 12);
           assert.ok(!logs.includes(piece), `${what}: ${piece} appears in the logs`);
-          for (const r of responses) if (!(r.mayHoldSecret && token === secret)) assert.ok(!r.text.includes(piece), `${what}: ${piece} appears in the response to "${r.what}"`);
+          for (const r of responses)
+            if (!(r.mayHoldSecret && token === secret)) assert.ok(!r.text.includes(piece), `${what}: ${piece} appears in the response to "${r.what}"`);
         }
       }
       assert.ok(responses.find((r) => r.what === 'create token')!.text.includes(secret), 'the secret is shown once, at creation');

@@ -26,7 +26,14 @@ const tmp = new TempDir();
 after(() => tmp.remove());
 const makeCsr = csrMaker(tmp);
 
-interface LogLine { level: number; msg: string; req?: { id?: string; method?: string; url?: string }; res?: { statusCode?: number }; responseTime?: unknown; problem?: string }
+interface LogLine {
+  level: number;
+  msg: string;
+  req?: { id?: string; method?: string; url?: string };
+  res?: { statusCode?: number };
+  responseTime?: unknown;
+  problem?: string;
+}
 
 interface Case {
   path: 'express' | 'bare issuance' | 'ocsp';
@@ -46,19 +53,27 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
   let server: RunningServer;
   const cases: Case[] = [];
 
-  const lines = (): LogLine[] => server.stderr().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+  const lines = (): LogLine[] =>
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as LogLine);
   const scrape = async () => (await fetch(`${server.url}/metrics`)).text();
   /** Sum of a metric's samples whose labels include all of `labels`, leaving out the /metrics scrapes themselves. */
-  const sample = (text: string, name: string, labels: string[]) => text.split('\n')
-    .filter((l) => l.startsWith(`${name}{`) && !l.includes('route="/metrics"') && labels.every((p) => l.includes(p)))
-    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  const sample = (text: string, name: string, labels: string[]) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) && !l.includes('route="/metrics"') && labels.every((p) => l.includes(p)))
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const json = { 'content-type': 'application/json' };
   const forged = () => `sgt_${randomBytes(32).toString('base64url')}`;
 
   /** A token whose per-token budget is spent, through the path under test (the limit counts on every path). */
   async function spentToken(spend: (token: string) => Promise<Response>): Promise<string> {
-    const token = (await api(server, 'POST', '/api/v1/tokens', { name: `spent ${randomBytes(3).toString('hex')}`, scopes: ['issue', 'read'] })).json.token as string;
+    const token = (await api(server, 'POST', '/api/v1/tokens', { name: `spent ${randomBytes(3).toString('hex')}`, scopes: ['issue', 'read'] })).json
+      .token as string;
     for (let i = 0; i <= LIMIT; i++) {
       const r = await spend(token);
       await r.arrayBuffer();
@@ -76,12 +91,67 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
     const expressSpent = await spentToken((t) => fetch(`${server.url}/api/v1/profiles`, { headers: bearer(t) }));
     const tokens = '/api/v1/tokens';
     cases.push(
-      { path: 'express', kind: 'success', method: 'POST', url: tokens, headers: { ...bearer(admin), ...json }, body: JSON.stringify({ name: 'edge', scopes: ['read'] }), status: 201 },
-      { path: 'express', kind: '400 bad JSON', method: 'POST', url: tokens, headers: { ...bearer(admin), ...json }, body: '{', status: 400, problem: 'bad-request' },
-      { path: 'express', kind: '401 no token', method: 'POST', url: tokens, headers: json, body: '{}', status: 401, problem: 'unauthorized', wwwAuthenticate: 'Bearer realm="signet"' },
-      { path: 'express', kind: '401 bad token', method: 'POST', url: tokens, headers: { ...bearer(forged()), ...json }, body: '{}', status: 401, problem: 'unauthorized', wwwAuthenticate: 'Bearer realm="signet", error="invalid_token"' },
-      { path: 'express', kind: '413 too large', method: 'POST', url: tokens, headers: { ...bearer(admin), ...json }, body: big, status: 413, problem: 'payload-too-large' },
-      { path: 'express', kind: '429', method: 'POST', url: tokens, headers: { ...bearer(expressSpent), ...json }, body: '{}', status: 429, problem: 'rate-limited' },
+      {
+        path: 'express',
+        kind: 'success',
+        method: 'POST',
+        url: tokens,
+        headers: { ...bearer(admin), ...json },
+        body: JSON.stringify({ name: 'edge', scopes: ['read'] }),
+        status: 201,
+      },
+      {
+        path: 'express',
+        kind: '400 bad JSON',
+        method: 'POST',
+        url: tokens,
+        headers: { ...bearer(admin), ...json },
+        body: '{',
+        status: 400,
+        problem: 'bad-request',
+      },
+      {
+        path: 'express',
+        kind: '401 no token',
+        method: 'POST',
+        url: tokens,
+        headers: json,
+        body: '{}',
+        status: 401,
+        problem: 'unauthorized',
+        wwwAuthenticate: 'Bearer realm="signet"',
+      },
+      {
+        path: 'express',
+        kind: '401 bad token',
+        method: 'POST',
+        url: tokens,
+        headers: { ...bearer(forged()), ...json },
+        body: '{}',
+        status: 401,
+        problem: 'unauthorized',
+        wwwAuthenticate: 'Bearer realm="signet", error="invalid_token"',
+      },
+      {
+        path: 'express',
+        kind: '413 too large',
+        method: 'POST',
+        url: tokens,
+        headers: { ...bearer(admin), ...json },
+        body: big,
+        status: 413,
+        problem: 'payload-too-large',
+      },
+      {
+        path: 'express',
+        kind: '429',
+        method: 'POST',
+        url: tokens,
+        headers: { ...bearer(expressSpent), ...json },
+        body: '{}',
+        status: 429,
+        problem: 'rate-limited',
+      },
     );
 
     // The bare handler takes a declared length, application/json and a Bearer header (fetch
@@ -89,12 +159,67 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
     const certs = '/api/v1/certificates';
     const bareSpent = await spentToken((t) => fetch(`${server.url}${certs}`, { method: 'POST', headers: { ...bearer(t), ...json }, body: '{' }));
     cases.push(
-      { path: 'bare issuance', kind: 'success', method: 'POST', url: certs, headers: { ...bearer(admin), ...json }, body: JSON.stringify({ csr: makeCsr('DNS:edge.example.com'), profile: 'server' }), status: 201 },
-      { path: 'bare issuance', kind: '400 bad JSON', method: 'POST', url: certs, headers: { ...bearer(admin), ...json }, body: '{', status: 400, problem: 'bad-request' },
-      { path: 'bare issuance', kind: '401 no token (left to Express)', method: 'POST', url: certs, headers: json, body: '{}', status: 401, problem: 'unauthorized', wwwAuthenticate: 'Bearer realm="signet"' },
-      { path: 'bare issuance', kind: '401 bad token', method: 'POST', url: certs, headers: { ...bearer(forged()), ...json }, body: '{}', status: 401, problem: 'unauthorized', wwwAuthenticate: 'Bearer realm="signet", error="invalid_token"' },
-      { path: 'bare issuance', kind: '413 too large (declared: left to Express)', method: 'POST', url: certs, headers: { ...bearer(admin), ...json }, body: big, status: 413, problem: 'payload-too-large' },
-      { path: 'bare issuance', kind: '429', method: 'POST', url: certs, headers: { ...bearer(bareSpent), ...json }, body: '{', status: 429, problem: 'rate-limited' },
+      {
+        path: 'bare issuance',
+        kind: 'success',
+        method: 'POST',
+        url: certs,
+        headers: { ...bearer(admin), ...json },
+        body: JSON.stringify({ csr: makeCsr('DNS:edge.example.com'), profile: 'server' }),
+        status: 201,
+      },
+      {
+        path: 'bare issuance',
+        kind: '400 bad JSON',
+        method: 'POST',
+        url: certs,
+        headers: { ...bearer(admin), ...json },
+        body: '{',
+        status: 400,
+        problem: 'bad-request',
+      },
+      {
+        path: 'bare issuance',
+        kind: '401 no token (left to Express)',
+        method: 'POST',
+        url: certs,
+        headers: json,
+        body: '{}',
+        status: 401,
+        problem: 'unauthorized',
+        wwwAuthenticate: 'Bearer realm="signet"',
+      },
+      {
+        path: 'bare issuance',
+        kind: '401 bad token',
+        method: 'POST',
+        url: certs,
+        headers: { ...bearer(forged()), ...json },
+        body: '{}',
+        status: 401,
+        problem: 'unauthorized',
+        wwwAuthenticate: 'Bearer realm="signet", error="invalid_token"',
+      },
+      {
+        path: 'bare issuance',
+        kind: '413 too large (declared: left to Express)',
+        method: 'POST',
+        url: certs,
+        headers: { ...bearer(admin), ...json },
+        body: big,
+        status: 413,
+        problem: 'payload-too-large',
+      },
+      {
+        path: 'bare issuance',
+        kind: '429',
+        method: 'POST',
+        url: certs,
+        headers: { ...bearer(bareSpent), ...json },
+        body: '{',
+        status: 429,
+        problem: 'rate-limited',
+      },
     );
 
     // OCSP has no tokens and no rate limit: its success, its own 400 (an OCSP malformedRequest
@@ -104,17 +229,42 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
     const hashes = issuerHashes(Buffer.from(await (await fetch(`${server.url}/pki/${int.id}.crt`)).arrayBuffer())).sha1;
     const issued = await api(server, 'POST', certs, { csr: makeCsr('DNS:ocsp-edge.example.com'), profile: 'server' });
     assert.equal(issued.status, 201, issued.text);
-    const request = sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: hashes.nameHash, issuerKeyHash: hashes.keyHash, serial: Buffer.from(issued.json.serial, 'hex') })))));
+    const request = sequence(
+      sequence(
+        sequence(
+          sequence(
+            encodeCertId({
+              hashAlgorithm: 'sha1',
+              issuerNameHash: hashes.nameHash,
+              issuerKeyHash: hashes.keyHash,
+              serial: Buffer.from(issued.json.serial, 'hex'),
+            }),
+          ),
+        ),
+      ),
+    );
     const ocspType = { 'content-type': 'application/ocsp-request' };
     cases.push(
       { path: 'ocsp', kind: 'success (POST)', method: 'POST', url: '/ocsp', headers: ocspType, body: new Uint8Array(request), status: 200 },
       { path: 'ocsp', kind: 'success (GET)', method: 'GET', url: `/ocsp/${encodeURIComponent(request.toString('base64'))}`, status: 200 },
       { path: 'ocsp', kind: '400 malformed request', method: 'GET', url: '/ocsp/!!!', status: 400 },
-      { path: 'ocsp', kind: '413 too large', method: 'POST', url: '/ocsp', headers: ocspType, body: new Uint8Array(9 * 1024), status: 413, problem: 'payload-too-large' },
+      {
+        path: 'ocsp',
+        kind: '413 too large',
+        method: 'POST',
+        url: '/ocsp',
+        headers: ocspType,
+        body: new Uint8Array(9 * 1024),
+        status: 413,
+        problem: 'payload-too-large',
+      },
       { path: 'ocsp', kind: '404', method: 'GET', url: '/ocspx', status: 404, problem: 'not-found' },
     );
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   const expectedSecurity = Object.entries(securityHeaders());
 
@@ -174,7 +324,11 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
           assert.equal(typeof line.responseTime, 'number', what);
           assert.equal(line.level, c.status >= 400 ? 30 : 20, `${what}: info for 4xx, debug for success`);
           const refused = mineLines.filter((l) => l.msg === 'request refused');
-          assert.deepEqual(refused.map((l) => [l.level, l.problem]), c.problem ? [[30, c.problem]] : [], `${what}: refusal line`);
+          assert.deepEqual(
+            refused.map((l) => [l.level, l.problem]),
+            c.problem ? [[30, c.problem]] : [],
+            `${what}: refusal line`,
+          );
           assert.ok(!mineLines.some((l) => l.level >= 50), `${what}: nothing at error level`);
 
           // Metrics.

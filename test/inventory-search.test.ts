@@ -58,33 +58,49 @@ async function exec(env: TestEnv, text: string): Promise<void> {
   if (env.databaseUrl) {
     const c = new pg.Client({ connectionString: env.databaseUrl });
     await c.connect();
-    try { await c.query(text); } finally { await c.end(); }
+    try {
+      await c.query(text);
+    } finally {
+      await c.end();
+    }
     return;
   }
   const db = new Database(join(env.dataDir, 'signet.db'));
-  try { db.pragma('busy_timeout = 30000'); db.exec(text); } finally { db.close(); }
+  try {
+    db.pragma('busy_timeout = 30000');
+    db.exec(text);
+  } finally {
+    db.close();
+  }
 }
 
 /** `count` copies of certificate `template`, x = 1…count: names h<x>.s<x % 100>.bulk.example, one second older per x; x % 10 = 0 are 'client'. */
 async function seed(env: TestEnv, template: string, count: number, newest: Date): Promise<void> {
   const base = Math.floor(newest.getTime() / 1000) - 1;
-  const cols = '"serial","caId","profile","subject","commonName","sans","sanText","keyAlgorithm","notBefore","notAfter","der","fingerprint","status","createdAt"';
+  const cols =
+    '"serial","caId","profile","subject","commonName","sans","sanText","keyAlgorithm","notBefore","notAfter","der","fingerprint","status","createdAt"';
   if (env.databaseUrl) {
-    await exec(env, `INSERT INTO "Certificate" (${cols})
+    await exec(
+      env,
+      `INSERT INTO "Certificate" (${cols})
       SELECT '5b' || lpad(to_hex(x), 6, '0') || substr(md5(random()::text), 1, 24), t."caId", CASE WHEN x % 10 = 0 THEN 'client' ELSE 'server' END,
              'CN=' || n, n, json_build_array(json_build_object('type', 'dns', 'value', n))::text, n, t."keyAlgorithm", t."notBefore", t."notAfter", t."der",
              'f' || lpad(to_hex(x), 7, '0') || md5(random()::text) || substr(md5(random()::text), 1, 24), 'good', to_timestamp(${base} - x) AT TIME ZONE 'UTC'
       FROM generate_series(1, ${count}) AS x, LATERAL (SELECT 'h' || x || '.s' || (x % 100) || '.bulk.example' AS n) names, "Certificate" t
-      WHERE t."serial" = '${template}'`);
+      WHERE t."serial" = '${template}'`,
+    );
     await exec(env, 'ANALYZE "Certificate"');
   } else {
-    await exec(env, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${count})
+    await exec(
+      env,
+      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${count})
       INSERT INTO "Certificate" (${cols})
       SELECT printf('5b%06x', x) || lower(hex(randomblob(12))), t."caId", CASE WHEN x % 10 = 0 THEN 'client' ELSE 'server' END,
              'CN=' || n, n, json_array(json_object('type', 'dns', 'value', n)), n, t."keyAlgorithm", t."notBefore", t."notAfter", t."der",
              printf('f%07x', x) || lower(hex(randomblob(28))), 'good', strftime('%Y-%m-%dT%H:%M:%S.000+00:00', ${base} - x, 'unixepoch')
       FROM (SELECT x, 'h' || x || '.s' || (x % 100) || '.bulk.example' AS n FROM c), "Certificate" t
-      WHERE t."serial" = '${template}'`);
+      WHERE t."serial" = '${template}'`,
+    );
   }
   await exec(env, backfillSql());
   if (!env.databaseUrl) await exec(env, 'ANALYZE');
@@ -98,12 +114,22 @@ function pollHealth(url: string) {
     while (!stop) {
       const t0 = performance.now();
       // A server that holds its event loop long enough makes the request fail: that is a stall as long.
-      try { await (await fetch(`${url}/healthz`)).arrayBuffer(); } catch { /* measured below */ }
+      try {
+        await (await fetch(`${url}/healthz`)).arrayBuffer();
+      } catch {
+        /* measured below */
+      }
       latencies.push(performance.now() - t0);
       await sleep(10);
     }
   })();
-  return { async stop() { stop = true; await done; return latencies; } };
+  return {
+    async stop() {
+      stop = true;
+      await done;
+      return latencies;
+    },
+  };
 }
 
 /**
@@ -118,13 +144,25 @@ function watchTurns() {
     worst = Math.max(worst, (c.user + c.system) / 1000);
     lastCpu = process.cpuUsage();
   }, 1);
-  return { stop() { clearInterval(timer); return worst; } };
+  return {
+    stop() {
+      clearInterval(timer);
+      return worst;
+    },
+  };
 }
 
 /** A CaContext over the test database, for calling listCertificates in this process. */
 async function inProcess(env: TestEnv): Promise<CaContext> {
   const db = await openDatabase(resolveDatabase(env.databaseUrl, env.dataDir));
-  return { db, keys: undefined as never, config: { publicUrl: 'http://127.0.0.1' }, log: pino({ level: 'silent' }), now: () => new Date(), stores: createStores(db) };
+  return {
+    db,
+    keys: undefined as never,
+    config: { publicUrl: 'http://127.0.0.1' },
+    log: pino({ level: 'silent' }),
+    now: () => new Date(),
+    stores: createStores(db),
+  };
 }
 
 const ALL: Visibility = { profiles: null, nameSuffixes: null };
@@ -153,7 +191,8 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     } while (cursor);
     return { serials, pages };
   };
-  const serialOf = async (x: number) => (await sql(env, 'SELECT serial FROM "Certificate" WHERE "commonName" = ?', [`h${x}.s${x % 100}.bulk.example`]))[0].serial as string;
+  const serialOf = async (x: number) =>
+    (await sql(env, 'SELECT serial FROM "Certificate" WHERE "commonName" = ?', [`h${x}.s${x % 100}.bulk.example`]))[0].serial as string;
 
   before(async () => {
     env = await createTestEnv({ SIGNET_RATE_LIMIT_PER_ADDRESS: '0', SIGNET_RATE_LIMIT_PER_TOKEN: '0' });
@@ -165,7 +204,12 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     process.stderr.write(`# seeded ${N} certificates and their name index in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     ctx = await inProcess(env);
   });
-  after(async () => { await ctx?.db.close(); await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await ctx?.db.close();
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('wildcard-looking searches are literal and /healthz answers within 500 ms while searches and capped scans run', async () => {
     const health = pollHealth(server.url);
@@ -190,29 +234,51 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     assert.deepEqual(nameAndStatus.serials, []);
     assert.deepEqual(revoked.serials, []);
     assert.deepEqual(nameAndStatus.pages, [{ items: 0, cursor: false }], 'a name search that finds nothing ends at once');
-    assert.ok(subject.pages.length >= Math.ceil(N / (MAX_EXAMINED + CHUNK_ROWS)), `a request stops after ${MAX_EXAMINED} rows (${subject.pages.length} requests)`);
+    assert.ok(
+      subject.pages.length >= Math.ceil(N / (MAX_EXAMINED + CHUNK_ROWS)),
+      `a request stops after ${MAX_EXAMINED} rows (${subject.pages.length} requests)`,
+    );
     assert.ok(subject.pages.slice(0, -1).every((p) => p.cursor) && !subject.pages.at(-1)!.cursor);
     assert.equal(revoked.pages.length, subject.pages.length);
   });
 
   test('exact names and domains: index seeks, newest first, every match once', async () => {
     const one = await get('?san=h4242.s42.bulk.example');
-    assert.deepEqual(one.items.map((i) => i.commonName), ['h4242.s42.bulk.example']);
+    assert.deepEqual(
+      one.items.map((i) => i.commonName),
+      ['h4242.s42.bulk.example'],
+    );
     assert.equal(one.nextCursor, null);
-    assert.deepEqual((await get('?san=H4242.S42.Bulk.Example.')).items.map((i) => i.serial), one.items.map((i) => i.serial), 'without case or the root dot');
+    assert.deepEqual(
+      (await get('?san=H4242.S42.Bulk.Example.')).items.map((i) => i.serial),
+      one.items.map((i) => i.serial),
+      'without case or the root dot',
+    );
 
     const domain = await walk('san=s42.bulk.example&limit=500');
     assert.equal(domain.serials.length, 1000, 'x % 100 = 42 for 1,000 of the certificates');
     assert.equal(new Set(domain.serials).size, 1000);
-    assert.deepEqual(domain.pages, [{ items: 500, cursor: true }, { items: 500, cursor: false }], 'full pages, then the end');
-    const expected = (await sql(env, `SELECT serial FROM "Certificate" WHERE "commonName" LIKE '%.s42.bulk.example' ORDER BY "createdAt" DESC, serial DESC`)).map((r: any) => r.serial);
+    assert.deepEqual(
+      domain.pages,
+      [
+        { items: 500, cursor: true },
+        { items: 500, cursor: false },
+      ],
+      'full pages, then the end',
+    );
+    const expected = (
+      await sql(env, `SELECT serial FROM "Certificate" WHERE "commonName" LIKE '%.s42.bulk.example' ORDER BY "createdAt" DESC, serial DESC`)
+    ).map((r: any) => r.serial);
     assert.deepEqual(domain.serials, expected, 'newest first');
     assert.deepEqual((await walk('san=.s42.bulk.example&limit=500')).serials, expected, 'a leading dot is the same search');
 
     const everything = await get('?san=bulk.example&limit=50');
     assert.equal(everything.items.length, 50);
     assert.equal(everything.items[0].commonName, null, 'the issued template certificate (no CN) is the newest');
-    assert.deepEqual(everything.items.slice(1).map((i) => i.commonName), Array.from({ length: 49 }, (_, i) => `h${i + 1}.s${(i + 1) % 100}.bulk.example`));
+    assert.deepEqual(
+      everything.items.slice(1).map((i) => i.commonName),
+      Array.from({ length: 49 }, (_, i) => `h${i + 1}.s${(i + 1) % 100}.bulk.example`),
+    );
     assert.ok(everything.nextCursor);
     const deeper = await get(`?san=bulk.example&limit=50&cursor=${everything.nextCursor}`);
     assert.equal(deeper.items[0].commonName, 'h50.s50.bulk.example');
@@ -226,7 +292,10 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     assert.deepEqual(found.serials, [target]);
     const at = found.pages.findIndex((p) => p.items === 1);
     assert.ok(at >= 2, `the match is ${77_777} rows deep, so requests before it answered empty pages with a cursor (found on request ${at + 1})`);
-    assert.ok(found.pages.slice(0, at).every((p) => p.items === 0 && p.cursor), 'empty pages before the end still carry a cursor');
+    assert.ok(
+      found.pages.slice(0, at).every((p) => p.items === 0 && p.cursor),
+      'empty pages before the end still carry a cursor',
+    );
     assert.equal(found.pages.at(-1)!.cursor, false);
   });
 
@@ -234,12 +303,18 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
     const r = await signetAsync(['list', '--json', '--subject', 'h77777.s77.bulk'], env.env);
     assert.equal(r.status, 0, r.stderr);
     const page = JSON.parse(r.stdout);
-    assert.deepEqual(page.items.map((i: any) => i.serial), [await serialOf(77_777)]);
+    assert.deepEqual(
+      page.items.map((i: any) => i.serial),
+      [await serialOf(77_777)],
+    );
     assert.equal(page.nextCursor, null);
   });
 
   test('the console keeps searching past short pages, and says when it has not searched everything yet', async () => {
-    const browser = await chromium.launch({ executablePath: process.env.SIGNET_TEST_CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    const browser = await chromium.launch({
+      executablePath: process.env.SIGNET_TEST_CHROMIUM ?? '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+    });
     try {
       const page = await (await browser.newContext()).newPage();
       const errors: string[] = [];
@@ -266,12 +341,18 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
       assert.equal(await page.isVisible('#cert-more'), false);
       assert.deepEqual(await rows(), []);
       assert.deepEqual(errors, []);
-    } finally { await browser.close(); }
+    } finally {
+      await browser.close();
+    }
   });
 
   test('combined filters: name + status, name + profile, profile + subject, name + subject', async () => {
     const revoked = [await serialOf(42), await serialOf(5042), await serialOf(99_942)];
-    await sql(env, `UPDATE "Certificate" SET status = 'revoked', "revokedAt" = "createdAt", "revocationReason" = 'keyCompromise' WHERE serial IN (?, ?, ?)`, revoked);
+    await sql(
+      env,
+      `UPDATE "Certificate" SET status = 'revoked', "revokedAt" = "createdAt", "revocationReason" = 'keyCompromise' WHERE serial IN (?, ?, ?)`,
+      revoked,
+    );
     try {
       assert.deepEqual((await walk('san=s42.bulk.example&status=revoked')).serials, revoked, 'in list order (x ascending = newest first)');
       assert.deepEqual((await walk('san=bulk.example&status=revoked')).serials, revoked, 'a capped name walk continues to every match');
@@ -302,7 +383,9 @@ describe(`inventory search at ${N.toLocaleString('en')} certificates`, () => {
       requests++;
     } while (cursor);
     const worst = turns.stop();
-    const expected = (await sql(env, `SELECT serial FROM "Certificate" WHERE "commonName" LIKE '%.s42.bulk.example' ORDER BY "createdAt" DESC, serial DESC`)).map((r: any) => r.serial);
+    const expected = (
+      await sql(env, `SELECT serial FROM "Certificate" WHERE "commonName" LIKE '%.s42.bulk.example' ORDER BY "createdAt" DESC, serial DESC`)
+    ).map((r: any) => r.serial);
     assert.deepEqual(seen, expected);
     assert.ok(requests > 2, 'the walk is bounded per request');
     process.stderr.write(`# suffix-limited walk: ${requests} calls, most CPU in one event-loop turn ${worst.toFixed(1)} ms\n`);
@@ -343,7 +426,11 @@ describe('lists show only what the caller may see', () => {
   };
   const schemes = new Map([...loadProfiles().values()].map((p) => [p.name, p.hostlessUriSchemes]));
   /** The certificates isVisible admits: what a list under `v` must hold, exactly. */
-  const visibleUnder = (v: Visibility) => Object.values(issued).filter((c) => isVisible(v, { profile: c.profile, sans: c.sans as never }, schemes.get(c.profile))).map((c) => c.serial).sort();
+  const visibleUnder = (v: Visibility) =>
+    Object.values(issued)
+      .filter((c) => isVisible(v, { profile: c.profile, sans: c.sans as never }, schemes.get(c.profile)))
+      .map((c) => c.serial)
+      .sort();
 
   before(async () => {
     env = await createTestEnv();
@@ -356,7 +443,12 @@ describe('lists show only what the caller may see', () => {
     }
     ctx = await inProcess(env);
   });
-  after(async () => { await ctx?.db.close(); await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await ctx?.db.close();
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('no limits: everything', async () => {
     assert.deepEqual(await listAll(ALL), serials(...PLAN.map(([n]) => n)));
@@ -405,7 +497,7 @@ describe('lists show only what the caller may see', () => {
     assert.deepEqual(await list(server.token), serials(...PLAN.map(([n]) => n)), 'the admin token sees everything');
   });
 
-  test('issuance writes each certificate\'s name keys in its transaction: exactly nameKeys(sans)', async () => {
+  test("issuance writes each certificate's name keys in its transaction: exactly nameKeys(sans)", async () => {
     for (const c of Object.values(issued)) {
       const rows = await sql(env, 'SELECT "key" FROM "CertificateName" WHERE serial = ?', [c.serial]);
       assert.deepEqual(rows.map((r: any) => r.key).sort(), nameKeys(c.sans).sort(), c.serial);
@@ -415,13 +507,38 @@ describe('lists show only what the caller may see', () => {
 
   test("the migration's backfill derives the same keys as nameKeys() for every kind of name", async () => {
     const cases: { type: string; value: string }[][] = [
-      [{ type: 'dns', value: 'www.Example.COM' }, { type: 'dns', value: '*.api.example.com' }, { type: 'dns', value: 'localhost' }],
-      [{ type: 'ip', value: '192.0.2.7' }, { type: 'ip', value: '2001:db8::1' }],
-      [{ type: 'email', value: 'Alice.Ops@Mail.Example.com' }, { type: 'email', value: 'a_b%c@x.example' }],
-      [{ type: 'uri', value: 'spiffe://trust.example/ns/a' }, { type: 'uri', value: 'https://user:pw@Host.Example:8443/p?q=1#f' }],
-      [{ type: 'uri', value: 'https://h.example?x=y' }, { type: 'uri', value: 'https://k.example#frag' }, { type: 'uri', value: 'ldap://a@b@c.example/o' }],
-      [{ type: 'uri', value: 'http://[2001:db8::1]:80/' }, { type: 'uri', value: 'http://10.0.0.1/' }, { type: 'uri', value: 'urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66' }],
-      [{ type: 'uri', value: 'mailto:ceo@other.example' }, { type: 'uri', value: 'file:///etc/passwd' }, { type: 'uri', value: 'x://:99/' }],
+      [
+        { type: 'dns', value: 'www.Example.COM' },
+        { type: 'dns', value: '*.api.example.com' },
+        { type: 'dns', value: 'localhost' },
+      ],
+      [
+        { type: 'ip', value: '192.0.2.7' },
+        { type: 'ip', value: '2001:db8::1' },
+      ],
+      [
+        { type: 'email', value: 'Alice.Ops@Mail.Example.com' },
+        { type: 'email', value: 'a_b%c@x.example' },
+      ],
+      [
+        { type: 'uri', value: 'spiffe://trust.example/ns/a' },
+        { type: 'uri', value: 'https://user:pw@Host.Example:8443/p?q=1#f' },
+      ],
+      [
+        { type: 'uri', value: 'https://h.example?x=y' },
+        { type: 'uri', value: 'https://k.example#frag' },
+        { type: 'uri', value: 'ldap://a@b@c.example/o' },
+      ],
+      [
+        { type: 'uri', value: 'http://[2001:db8::1]:80/' },
+        { type: 'uri', value: 'http://10.0.0.1/' },
+        { type: 'uri', value: 'urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66' },
+      ],
+      [
+        { type: 'uri', value: 'mailto:ceo@other.example' },
+        { type: 'uri', value: 'file:///etc/passwd' },
+        { type: 'uri', value: 'x://:99/' },
+      ],
       [],
     ];
     const template = issued.a!.serial;
@@ -429,9 +546,12 @@ describe('lists show only what the caller may see', () => {
     for (const [i, sans] of cases.entries()) {
       const serial = `7e${String(i).padStart(30, '0')}`;
       made.push(serial);
-      await sql(env, `INSERT INTO "Certificate" ("serial","caId","profile","subject","commonName","sans","sanText","keyAlgorithm","notBefore","notAfter","der","fingerprint","status","createdAt")
+      await sql(
+        env,
+        `INSERT INTO "Certificate" ("serial","caId","profile","subject","commonName","sans","sanText","keyAlgorithm","notBefore","notAfter","der","fingerprint","status","createdAt")
         SELECT ?, "caId", "profile", '', NULL, ?, '', "keyAlgorithm", "notBefore", "notAfter", "der", ?, 'good', "createdAt" FROM "Certificate" WHERE serial = ?`,
-      [serial, JSON.stringify(sans), `ff${serial}`, template]);
+        [serial, JSON.stringify(sans), `ff${serial}`, template],
+      );
     }
     await exec(env, backfillSql());
     for (const [i, sans] of cases.entries()) {
@@ -440,7 +560,13 @@ describe('lists show only what the caller may see', () => {
     }
     // A few of them spelled out, so the derivation itself is pinned down too.
     assert.deepEqual(nameKeys(cases[0]!).sort(), ['.*.api.example.com', '.api.example.com', '.com', '.example.com', '.localhost', '.www.example.com']);
-    assert.deepEqual(nameKeys(cases[3]!).sort(), ['.example', '.host.example', '.trust.example', 'https://user:pw@host.example:8443/p?q=1#f', 'spiffe://trust.example/ns/a']);
+    assert.deepEqual(nameKeys(cases[3]!).sort(), [
+      '.example',
+      '.host.example',
+      '.trust.example',
+      'https://user:pw@host.example:8443/p?q=1#f',
+      'spiffe://trust.example/ns/a',
+    ]);
     assert.equal(uriSearchHost('ldap://a@b@c.example/o'), 'c.example');
     assert.equal(uriSearchHost('http://[2001:db8::1]:80/'), null);
     assert.equal(uriSearchHost('urn:uuid:1'), null);
@@ -452,28 +578,29 @@ describe('lists show only what the caller may see', () => {
 
   // PostgreSQL runs inventory statements under a statement_timeout: a list that cannot get at
   // the table (here: another session holds an exclusive lock) fails with a 503 instead of waiting.
-  if (onPostgres) test('PostgreSQL: an inventory statement that cannot finish is cancelled after 5 s with a 503 problem', async () => {
-    const c = new pg.Client({ connectionString: env.databaseUrl });
-    await c.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query('LOCK TABLE "Certificate" IN ACCESS EXCLUSIVE MODE');
-      const t0 = performance.now();
-      // Without a timeout the list would wait for the lock: give up on it after 20 s (and fail).
-      const waited = new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref());
-      await assert.rejects(Promise.race([listCertificates(ctx, { subject: 'x' }, ALL), waited]), (e: any) => {
-        assert.equal(e.status, 503);
-        assert.match(e.detail, /^the inventory query ran longer than 5 s and was cancelled; try again, or narrow the search$/);
-        return true;
-      });
-      const ms = performance.now() - t0;
-      assert.ok(ms >= 4_500 && ms < 15_000, `cancelled after ${ms.toFixed(0)} ms`);
-    } finally {
-      await c.query('ROLLBACK');
-      await c.end();
-    }
-    assert.equal((await listCertificates(ctx, { limit: 1 }, ALL)).items.length, 1, 'and the next list works');
-  });
+  if (onPostgres)
+    test('PostgreSQL: an inventory statement that cannot finish is cancelled after 5 s with a 503 problem', async () => {
+      const c = new pg.Client({ connectionString: env.databaseUrl });
+      await c.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query('LOCK TABLE "Certificate" IN ACCESS EXCLUSIVE MODE');
+        const t0 = performance.now();
+        // Without a timeout the list would wait for the lock: give up on it after 20 s (and fail).
+        const waited = new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref());
+        await assert.rejects(Promise.race([listCertificates(ctx, { subject: 'x' }, ALL), waited]), (e: any) => {
+          assert.equal(e.status, 503);
+          assert.match(e.detail, /^the inventory query ran longer than 5 s and was cancelled; try again, or narrow the search$/);
+          return true;
+        });
+        const ms = performance.now() - t0;
+        assert.ok(ms >= 4_500 && ms < 15_000, `cancelled after ${ms.toFixed(0)} ms`);
+      } finally {
+        await c.query('ROLLBACK');
+        await c.end();
+      }
+      assert.equal((await listCertificates(ctx, { limit: 1 }, ALL)).items.length, 1, 'and the next list works');
+    });
 
   test('search keys: IP addresses in any spelling, email and URI exactly, anything else a name', () => {
     assert.equal(searchKey('2001:DB8:0:0::1'), '2001:db8::1');

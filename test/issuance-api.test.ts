@@ -76,7 +76,6 @@ function extensionNames(text: string): string[] {
   return [...section.matchAll(/^ {12}(\S[^:\n]*): ?(critical)? *$/gm)].map((m) => `${m[1]}${m[2] ? ' critical' : ''}`).sort();
 }
 
-
 async function auditHead(env: TestEnv): Promise<number> {
   const [row] = await sql<{ s: number | string | null }>(env, 'SELECT MAX(seq) AS s FROM "AuditEvent"');
   return Number(row?.s ?? 0);
@@ -120,13 +119,23 @@ const DAY = 86_400_000;
 
 /** Extra profiles: an allow-listed one and one with a long maximum, to reach past the issuer. */
 function profilesFile(): string {
-  return tmp.file('profiles.json', JSON.stringify({
-    internal: {
-      description: 'internal names only', requireSan: true, sanTypes: ['dns', 'ip'], dnsSuffixes: ['corp.example'], ipRanges: ['10.0.0.0/8'],
-      defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], maxSans: 3,
-    },
-    long: { description: 'long-lived', requireSan: true, defaultValidityDays: 90, maxValidityDays: 3650, extKeyUsage: ['serverAuth'] },
-  }));
+  return tmp.file(
+    'profiles.json',
+    JSON.stringify({
+      internal: {
+        description: 'internal names only',
+        requireSan: true,
+        sanTypes: ['dns', 'ip'],
+        dnsSuffixes: ['corp.example'],
+        ipRanges: ['10.0.0.0/8'],
+        defaultValidityDays: 30,
+        maxValidityDays: 90,
+        extKeyUsage: ['serverAuth'],
+        maxSans: 3,
+      },
+      long: { description: 'long-lived', requireSan: true, defaultValidityDays: 90, maxValidityDays: 3650, extKeyUsage: ['serverAuth'] },
+    }),
+  );
 }
 
 async function hierarchy(server: RunningServer) {
@@ -154,7 +163,10 @@ describe('issuing certificates', () => {
     const [tok] = await sql(env, 'SELECT id FROM "ApiToken" WHERE "secretHash" = ?', [rowMacs(env).tokenSecretHash(server.token)]);
     adminTokenId = tok.id;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   const encodings: [string, (pem: string) => string][] = [
     ['PEM CERTIFICATE REQUEST', (pem) => pem],
@@ -213,7 +225,10 @@ describe('issuing certificates', () => {
       assert.equal(row.caId, ca.int.id);
       assert.equal(row.status, 'good');
       assert.equal(row.subject, `CN=${name}`);
-      assert.deepEqual(JSON.parse(row.sans), [{ type: 'dns', value: name }, { type: 'ip', value: '10.1.2.3' }]);
+      assert.deepEqual(JSON.parse(row.sans), [
+        { type: 'dns', value: name },
+        { type: 'ip', value: '10.1.2.3' },
+      ]);
       const events = await sql(env, 'SELECT * FROM "AuditEvent" WHERE action = ? AND target = ?', ['certificate.issued', serial]);
       assert.equal(events.length, 1);
       assert.equal(events[0].actor, `token:${adminTokenId}`);
@@ -231,8 +246,14 @@ describe('issuing certificates', () => {
     assert.match(text, /X509v3 Extended Key Usage: *\n\s+TLS Web Server Authentication\n/, 'only the profile EKU');
     // Exactly the extensions Signet decides; nothing the CSR asked for leaked in.
     assert.deepEqual(extensionNames(text), [
-      'Authority Information Access', 'X509v3 Authority Key Identifier', 'X509v3 Basic Constraints critical', 'X509v3 CRL Distribution Points',
-      'X509v3 Extended Key Usage', 'X509v3 Key Usage critical', 'X509v3 Subject Alternative Name', 'X509v3 Subject Key Identifier',
+      'Authority Information Access',
+      'X509v3 Authority Key Identifier',
+      'X509v3 Basic Constraints critical',
+      'X509v3 CRL Distribution Points',
+      'X509v3 Extended Key Usage',
+      'X509v3 Key Usage critical',
+      'X509v3 Subject Alternative Name',
+      'X509v3 Subject Key Identifier',
     ]);
     // The subject is the CN only: O=Mallory from the request is not copied.
     assert.match(text, /Subject: CN *= *evil\.example\.com\n/);
@@ -241,9 +262,18 @@ describe('issuing certificates', () => {
   });
 
   test('validity: default 90 days; validityDays 30 gives now+30d; notBefore backdated at most a minute', async () => {
-    for (const [validityDays, days] of [[undefined, 90], [30, 30], [1, 1], [397, 397]] as const) {
+    for (const [validityDays, days] of [
+      [undefined, 90],
+      [30, 30],
+      [1, 1],
+      [397, 397],
+    ] as const) {
       const t0 = Date.now();
-      const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:validity.example.com' }), profile: 'server', ...(validityDays ? { validityDays } : {}) });
+      const r = await api(server, 'POST', '/api/v1/certificates', {
+        csr: makeCsr({ san: 'DNS:validity.example.com' }),
+        profile: 'server',
+        ...(validityDays ? { validityDays } : {}),
+      });
       const t1 = Date.now();
       assert.equal(r.status, 201, r.text);
       const nb = new Date(r.json.notBefore).getTime();
@@ -265,7 +295,10 @@ describe('issuing certificates', () => {
   });
 
   test('profile allow-list: names inside it are issued', async () => {
-    const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:db.corp.example,DNS:corp.example,IP:10.20.30.40' }), profile: 'internal' });
+    const r = await api(server, 'POST', '/api/v1/certificates', {
+      csr: makeCsr({ san: 'DNS:db.corp.example,DNS:corp.example,IP:10.20.30.40' }),
+      profile: 'internal',
+    });
     assert.equal(r.status, 201, r.text);
     assert.equal(new Date(r.json.notAfter).getTime() - new Date(r.json.notBefore).getTime() <= 30 * DAY + 61_000, true, 'profile default 30 days');
   });
@@ -274,8 +307,16 @@ describe('issuing certificates', () => {
   // Bad input: one test each. 4xx problem+json with a precise detail, nothing stored, still serving.
 
   type Body = unknown | (() => unknown);
-  interface BadCase { name: string; body: Body; status: number; detail: RegExp; headers?: Record<string, string> }
-  const issue = (csr: () => string, extra: Record<string, unknown> = {}) => () => ({ csr: csr(), profile: 'server', ...extra });
+  interface BadCase {
+    name: string;
+    body: Body;
+    status: number;
+    detail: RegExp;
+    headers?: Record<string, string>;
+  }
+  const issue =
+    (csr: () => string, extra: Record<string, unknown> = {}) =>
+    () => ({ csr: csr(), profile: 'server', ...extra });
   const fx = (name: string) => () => fixturePem(name);
   const nameCsr = (dns: string) => () => makeCsr({ san: `DNS:${dns}` });
   const manySans = (n: number) => Array.from({ length: n }, (_, i) => `DNS:n${i}.many.example`).join(',');
@@ -285,63 +326,274 @@ describe('issuing certificates', () => {
 
   const cases: BadCase[] = [
     // Not a CSR at all.
-    { name: 'garbage text', body: issue(fx('csr-garbage.txt')), status: 400, detail: /^CSR is not valid base64 \(expected a PEM CERTIFICATE REQUEST, base64 DER or DER bytes\)$/ },
+    {
+      name: 'garbage text',
+      body: issue(fx('csr-garbage.txt')),
+      status: 400,
+      detail: /^CSR is not valid base64 \(expected a PEM CERTIFICATE REQUEST, base64 DER or DER bytes\)$/,
+    },
     { name: 'empty csr field', body: { csr: '', profile: 'server' }, status: 400, detail: /^csr: must not be empty$/ },
-    { name: 'a certificate (base64 DER) instead of a CSR', body: () => ({ csr: pemBody(ca.int.certificate).toString('base64'), profile: 'server' }), status: 400, detail: /^truncated or malformed DER: certificationRequestInfo has \d+ elements, expected 3 or 4$/ },
-    { name: 'truncated DER', body: issue(() => fixture('csr-truncated.der').toString('base64')), status: 400, detail: /^truncated or malformed DER: truncated DER/ },
-    { name: 'DER with trailing bytes', body: issue(() => fixture('csr-trailing-bytes.der').toString('base64')), status: 400, detail: /^truncated or malformed DER: 2 trailing bytes after the CertificationRequest SEQUENCE$/ },
-    { name: 'PEM with the wrong label (CERTIFICATE)', body: issue(fx('csr-wrong-label-certificate.pem')), status: 400, detail: /^PEM label 'CERTIFICATE' is not a certificate request \(expected 'CERTIFICATE REQUEST'\)$/ },
-    { name: 'two PEM blocks', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }) + makeCsr({ san: 'DNS:b.example.com' })), status: 400, detail: /^expected one CERTIFICATE REQUEST PEM block, found 2$/ },
+    {
+      name: 'a certificate (base64 DER) instead of a CSR',
+      body: () => ({ csr: pemBody(ca.int.certificate).toString('base64'), profile: 'server' }),
+      status: 400,
+      detail: /^truncated or malformed DER: certificationRequestInfo has \d+ elements, expected 3 or 4$/,
+    },
+    {
+      name: 'truncated DER',
+      body: issue(() => fixture('csr-truncated.der').toString('base64')),
+      status: 400,
+      detail: /^truncated or malformed DER: truncated DER/,
+    },
+    {
+      name: 'DER with trailing bytes',
+      body: issue(() => fixture('csr-trailing-bytes.der').toString('base64')),
+      status: 400,
+      detail: /^truncated or malformed DER: 2 trailing bytes after the CertificationRequest SEQUENCE$/,
+    },
+    {
+      name: 'PEM with the wrong label (CERTIFICATE)',
+      body: issue(fx('csr-wrong-label-certificate.pem')),
+      status: 400,
+      detail: /^PEM label 'CERTIFICATE' is not a certificate request \(expected 'CERTIFICATE REQUEST'\)$/,
+    },
+    {
+      name: 'two PEM blocks',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }) + makeCsr({ san: 'DNS:b.example.com' })),
+      status: 400,
+      detail: /^expected one CERTIFICATE REQUEST PEM block, found 2$/,
+    },
     // Proof of possession and keys.
-    { name: 'signature does not verify', body: issue(fx('csr-bad-signature.pem')), status: 400, detail: /^CSR signature does not verify \(proof of possession failed\)$/ },
-    { name: 'SHA-1 signature', body: issue(fx('csr-sha1-signature.pem')), status: 400, detail: /^signature algorithm sha1WithRSAEncryption \(1\.2\.840\.113549\.1\.1\.5\) is not supported/ },
+    {
+      name: 'signature does not verify',
+      body: issue(fx('csr-bad-signature.pem')),
+      status: 400,
+      detail: /^CSR signature does not verify \(proof of possession failed\)$/,
+    },
+    {
+      name: 'SHA-1 signature',
+      body: issue(fx('csr-sha1-signature.pem')),
+      status: 400,
+      detail: /^signature algorithm sha1WithRSAEncryption \(1\.2\.840\.113549\.1\.1\.5\) is not supported/,
+    },
     { name: 'RSA 1024', body: issue(fx('csr-rsa-1024-weak.pem')), status: 400, detail: /^RSA key of 1024 bits is too weak; use 2048 to 8192 bits$/ },
-    { name: 'RSA 8704', body: issue(fx('csr-rsa-8704-too-large.pem')), status: 400, detail: /^RSA key of 8704 bits is too large; Signet accepts 2048 to 8192 bits$/ },
-    { name: 'DSA', body: issue(fx('csr-dsa.pem')), status: 400, detail: /^DSA keys are not supported; use RSA 2048–8192, ECDSA P-256\/P-384\/P-521 or Ed25519$/ },
+    {
+      name: 'RSA 8704',
+      body: issue(fx('csr-rsa-8704-too-large.pem')),
+      status: 400,
+      detail: /^RSA key of 8704 bits is too large; Signet accepts 2048 to 8192 bits$/,
+    },
+    {
+      name: 'DSA',
+      body: issue(fx('csr-dsa.pem')),
+      status: 400,
+      detail: /^DSA keys are not supported; use RSA 2048–8192, ECDSA P-256\/P-384\/P-521 or Ed25519$/,
+    },
     { name: 'secp256k1', body: issue(fx('csr-secp256k1.pem')), status: 400, detail: /^ECDSA curve secp256k1 is not supported; use P-256, P-384 or P-521$/ },
-    { name: 'brainpoolP256r1', body: issue(fx('csr-brainpoolp256r1.pem')), status: 400, detail: /^ECDSA curve brainpoolP256r1 is not supported; use P-256, P-384 or P-521$/ },
+    {
+      name: 'brainpoolP256r1',
+      body: issue(fx('csr-brainpoolp256r1.pem')),
+      status: 400,
+      detail: /^ECDSA curve brainpoolP256r1 is not supported; use P-256, P-384 or P-521$/,
+    },
     { name: 'Ed448', body: issue(fx('csr-ed448.pem')), status: 400, detail: /^Ed448 keys are not supported; use RSA 2048–8192/ },
     // Names: outside the profile allow-list.
-    { name: 'DNS name outside the profile allow-list', body: () => ({ csr: makeCsr({ san: 'DNS:www.example.com' }), profile: 'internal' }), status: 400, detail: /^DNS name 'www\.example\.com' is not allowed by this profile; allowed DNS suffixes: corp\.example$/ },
-    { name: 'DNS name that only ends in the allowed suffix text', body: () => ({ csr: makeCsr({ san: 'DNS:evilcorp.example' }), profile: 'internal' }), status: 400, detail: /^DNS name 'evilcorp\.example' is not allowed by this profile; allowed DNS suffixes: corp\.example$/ },
-    { name: 'IP address outside the profile allow-list', body: () => ({ csr: makeCsr({ san: 'DNS:a.corp.example,IP:192.168.1.1' }), profile: 'internal' }), status: 400, detail: /^IP address '192\.168\.1\.1' is not allowed by this profile; allowed IP ranges: 10\.0\.0\.0\/8$/ },
-    { name: 'email SAN on server', body: issue(fx('csr-ec-p256.pem')), status: 400, detail: /^profile server does not allow email subjectAltNames \(allowed: dns, ip\)$/ },
-    { name: 'otherName SAN', body: () => ({ csr: fixturePem('csr-san-othername.pem'), profile: 'client' }), status: 400, detail: /^subjectAltName contains an entry of type otherName; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs$/ },
+    {
+      name: 'DNS name outside the profile allow-list',
+      body: () => ({ csr: makeCsr({ san: 'DNS:www.example.com' }), profile: 'internal' }),
+      status: 400,
+      detail: /^DNS name 'www\.example\.com' is not allowed by this profile; allowed DNS suffixes: corp\.example$/,
+    },
+    {
+      name: 'DNS name that only ends in the allowed suffix text',
+      body: () => ({ csr: makeCsr({ san: 'DNS:evilcorp.example' }), profile: 'internal' }),
+      status: 400,
+      detail: /^DNS name 'evilcorp\.example' is not allowed by this profile; allowed DNS suffixes: corp\.example$/,
+    },
+    {
+      name: 'IP address outside the profile allow-list',
+      body: () => ({ csr: makeCsr({ san: 'DNS:a.corp.example,IP:192.168.1.1' }), profile: 'internal' }),
+      status: 400,
+      detail: /^IP address '192\.168\.1\.1' is not allowed by this profile; allowed IP ranges: 10\.0\.0\.0\/8$/,
+    },
+    {
+      name: 'email SAN on server',
+      body: issue(fx('csr-ec-p256.pem')),
+      status: 400,
+      detail: /^profile server does not allow email subjectAltNames \(allowed: dns, ip\)$/,
+    },
+    {
+      name: 'otherName SAN',
+      body: () => ({ csr: fixturePem('csr-san-othername.pem'), profile: 'client' }),
+      status: 400,
+      detail: /^subjectAltName contains an entry of type otherName; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs$/,
+    },
     // Names: malformed. openssl encodes each of these as written, so they reach the server unchanged.
-    { name: 'wildcard not the whole leftmost label: *.*.x', body: issue(nameCsr('*.*.x')), status: 400, detail: /^DNS name '\*\.\*\.x': a wildcard is only allowed as the whole leftmost label \('\*\.example\.com'\); '\*' is not allowed$/ },
-    { name: 'partial wildcard label: w*.example.com', body: issue(nameCsr('w*.example.com')), status: 400, detail: /^DNS name 'w\*\.example\.com': a wildcard is only allowed as the whole leftmost label/ },
+    {
+      name: 'wildcard not the whole leftmost label: *.*.x',
+      body: issue(nameCsr('*.*.x')),
+      status: 400,
+      detail: /^DNS name '\*\.\*\.x': a wildcard is only allowed as the whole leftmost label \('\*\.example\.com'\); '\*' is not allowed$/,
+    },
+    {
+      name: 'partial wildcard label: w*.example.com',
+      body: issue(nameCsr('w*.example.com')),
+      status: 400,
+      detail: /^DNS name 'w\*\.example\.com': a wildcard is only allowed as the whole leftmost label/,
+    },
     { name: 'empty label: a..b', body: issue(nameCsr('a..b')), status: 400, detail: /^DNS name 'a\.\.b' has an empty label$/ },
     { name: 'leading hyphen: -a.x', body: issue(nameCsr('-a.x')), status: 400, detail: /^label '-a' in DNS name '-a\.x' starts with a hyphen$/ },
-    { name: 'trailing dot', body: issue(nameCsr('www.example.com.')), status: 400, detail: /^DNS name 'www\.example\.com\.' has a trailing dot; write it without one \('www\.example\.com'\)$/ },
-    { name: 'upper-case DNS name', body: issue(fx('csr-uppercase-dns-san.pem')), status: 400, detail: /^DNS name 'WWW\.Example\.com' must be lower-case: use 'www\.example\.com'$/ },
-    { name: '64-character label', body: issue(nameCsr(`${'a'.repeat(64)}.example.com`)), status: 400, detail: /^label 'a{20}…' in DNS name 'a{64}\.example\.com' is 64 characters long; the limit is 63$/ },
+    {
+      name: 'trailing dot',
+      body: issue(nameCsr('www.example.com.')),
+      status: 400,
+      detail: /^DNS name 'www\.example\.com\.' has a trailing dot; write it without one \('www\.example\.com'\)$/,
+    },
+    {
+      name: 'upper-case DNS name',
+      body: issue(fx('csr-uppercase-dns-san.pem')),
+      status: 400,
+      detail: /^DNS name 'WWW\.Example\.com' must be lower-case: use 'www\.example\.com'$/,
+    },
+    {
+      name: '64-character label',
+      body: issue(nameCsr(`${'a'.repeat(64)}.example.com`)),
+      status: 400,
+      detail: /^label 'a{20}…' in DNS name 'a{64}\.example\.com' is 64 characters long; the limit is 63$/,
+    },
     { name: '254-character name', body: issue(nameCsr(NAME_254)), status: 400, detail: /^DNS name 'a{63}\.a{36}…' is 254 characters long; the limit is 253$/ },
-    { name: 'IP address in a DNS SAN', body: issue(fx('csr-ip-in-dns-san.pem')), status: 400, detail: /^DNS name '10\.0\.0\.1' is an IP address; put IP addresses in an iPAddress SAN$/ },
-    { name: 'unicode name not in A-label form', body: issue(nameCsr('bücher.example')), status: 400, detail: /^DNS name 'bücher\.example' contains non-ASCII characters; internationalized names must be written as A-labels: use 'xn--bcher-kva\.example'$/ },
-    { name: 'CN that is not among the SANs', body: issue(fx('csr-cn-not-in-san.pem')), status: 400, detail: /^subject commonName 'other\.example\.com' is not one of the subjectAltNames \(www\.example\.com\); add it as a SAN or omit the CN$/ },
-    { name: 'no SAN on profile server', body: issue(fx('csr-no-san.pem')), status: 400, detail: /^profile server requires at least one subjectAltName; the CSR has none$/ },
+    {
+      name: 'IP address in a DNS SAN',
+      body: issue(fx('csr-ip-in-dns-san.pem')),
+      status: 400,
+      detail: /^DNS name '10\.0\.0\.1' is an IP address; put IP addresses in an iPAddress SAN$/,
+    },
+    {
+      name: 'unicode name not in A-label form',
+      body: issue(nameCsr('bücher.example')),
+      status: 400,
+      detail: /^DNS name 'bücher\.example' contains non-ASCII characters; internationalized names must be written as A-labels: use 'xn--bcher-kva\.example'$/,
+    },
+    {
+      name: 'CN that is not among the SANs',
+      body: issue(fx('csr-cn-not-in-san.pem')),
+      status: 400,
+      detail: /^subject commonName 'other\.example\.com' is not one of the subjectAltNames \(www\.example\.com\); add it as a SAN or omit the CN$/,
+    },
+    {
+      name: 'no SAN on profile server',
+      body: issue(fx('csr-no-san.pem')),
+      status: 400,
+      detail: /^profile server requires at least one subjectAltName; the CSR has none$/,
+    },
     // Names: how many, and each once (issue 12 #13).
-    { name: 'the same DNS name twice', body: issue(() => makeCsr({ san: 'DNS:a.example.com,DNS:b.example.com,DNS:a.example.com' })), status: 400, detail: /^subjectAltName DNS name 'a\.example\.com' appears more than once; list each name once$/ },
-    { name: '300 identical DNS names', body: issue(() => makeCsr({ san: Array(300).fill('DNS:same.example.com').join(',') })), status: 400, detail: /^the CSR has 300 subjectAltNames; profile server allows at most 100$/ },
-    { name: 'the same IP address in two spellings', body: issue(() => makeCsr({ san: 'IP:2001:db8::1,IP:2001:0db8:0:0:0:0:0:1' })), status: 400, detail: /^subjectAltName IP address '2001:db8::1' appears more than once; list each name once$/ },
-    { name: 'the same IPv4 address twice', body: issue(() => makeCsr({ san: 'DNS:a.example.com,IP:10.1.2.3,IP:10.1.2.3' })), status: 400, detail: /^subjectAltName IP address '10\.1\.2\.3' appears more than once/ },
-    { name: '101 SANs (the default maxSans is 100)', body: issue(() => makeCsr({ san: manySans(101) })), status: 400, detail: /^the CSR has 101 subjectAltNames; profile server allows at most 100$/ },
-    { name: '4 SANs on a profile with maxSans 3', body: () => ({ csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,DNS:c.corp.example,DNS:d.corp.example' }), profile: 'internal' }), status: 400, detail: /^the CSR has 4 subjectAltNames; profile internal allows at most 3$/ },
+    {
+      name: 'the same DNS name twice',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com,DNS:b.example.com,DNS:a.example.com' })),
+      status: 400,
+      detail: /^subjectAltName DNS name 'a\.example\.com' appears more than once; list each name once$/,
+    },
+    {
+      name: '300 identical DNS names',
+      body: issue(() => makeCsr({ san: Array(300).fill('DNS:same.example.com').join(',') })),
+      status: 400,
+      detail: /^the CSR has 300 subjectAltNames; profile server allows at most 100$/,
+    },
+    {
+      name: 'the same IP address in two spellings',
+      body: issue(() => makeCsr({ san: 'IP:2001:db8::1,IP:2001:0db8:0:0:0:0:0:1' })),
+      status: 400,
+      detail: /^subjectAltName IP address '2001:db8::1' appears more than once; list each name once$/,
+    },
+    {
+      name: 'the same IPv4 address twice',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com,IP:10.1.2.3,IP:10.1.2.3' })),
+      status: 400,
+      detail: /^subjectAltName IP address '10\.1\.2\.3' appears more than once/,
+    },
+    {
+      name: '101 SANs (the default maxSans is 100)',
+      body: issue(() => makeCsr({ san: manySans(101) })),
+      status: 400,
+      detail: /^the CSR has 101 subjectAltNames; profile server allows at most 100$/,
+    },
+    {
+      name: '4 SANs on a profile with maxSans 3',
+      body: () => ({ csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,DNS:c.corp.example,DNS:d.corp.example' }), profile: 'internal' }),
+      status: 400,
+      detail: /^the CSR has 4 subjectAltNames; profile internal allows at most 3$/,
+    },
     // Profile, CA and validity.
-    { name: 'unknown profile', body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'nope' }), status: 400, detail: /^unknown profile "nope"; available: server, client, peer, internal, long$/ },
-    { name: 'unknown CA', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { caId: 'int-0000000000' }), status: 404, detail: /^CA int-0000000000 does not exist$/ },
-    { name: 'validityDays 0', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 0 }), status: 400, detail: /^validityDays must be a whole number of at least 1 \(got 0\)$/ },
-    { name: 'validityDays -1', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: -1 }), status: 400, detail: /^validityDays must be a whole number of at least 1 \(got -1\)$/ },
-    { name: 'validityDays 1.5', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 1.5 }), status: 400, detail: /^validityDays must be a whole number of at least 1 \(got 1\.5\)$/ },
-    { name: 'validityDays as a string', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: '30' }), status: 400, detail: /^validityDays: Expected number, received string$/ },
-    { name: 'validityDays above the profile maximum (400 > 397 for server)', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 400 }), status: 400, detail: /^validityDays 400 exceeds profile server's maximum of 397$/ },
-    { name: 'validityDays past the issuer (3000 days, profile max 3650, intermediate 5 years)', body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'long', validityDays: 3000 }), status: 400, detail: /^validityDays 3000 would end after the issuing CA int-[0-9a-f]{10} expires \(\d{4}-\d\d-\d\dT[0-9:.]+Z\)$/ },
+    {
+      name: 'unknown profile',
+      body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'nope' }),
+      status: 400,
+      detail: /^unknown profile "nope"; available: server, client, peer, internal, long$/,
+    },
+    {
+      name: 'unknown CA',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { caId: 'int-0000000000' }),
+      status: 404,
+      detail: /^CA int-0000000000 does not exist$/,
+    },
+    {
+      name: 'validityDays 0',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 0 }),
+      status: 400,
+      detail: /^validityDays must be a whole number of at least 1 \(got 0\)$/,
+    },
+    {
+      name: 'validityDays -1',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: -1 }),
+      status: 400,
+      detail: /^validityDays must be a whole number of at least 1 \(got -1\)$/,
+    },
+    {
+      name: 'validityDays 1.5',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 1.5 }),
+      status: 400,
+      detail: /^validityDays must be a whole number of at least 1 \(got 1\.5\)$/,
+    },
+    {
+      name: 'validityDays as a string',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: '30' }),
+      status: 400,
+      detail: /^validityDays: Expected number, received string$/,
+    },
+    {
+      name: 'validityDays above the profile maximum (400 > 397 for server)',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { validityDays: 400 }),
+      status: 400,
+      detail: /^validityDays 400 exceeds profile server's maximum of 397$/,
+    },
+    {
+      name: 'validityDays past the issuer (3000 days, profile max 3650, intermediate 5 years)',
+      body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'long', validityDays: 3000 }),
+      status: 400,
+      detail: /^validityDays 3000 would end after the issuing CA int-[0-9a-f]{10} expires \(\d{4}-\d\d-\d\dT[0-9:.]+Z\)$/,
+    },
     // The request itself.
-    { name: 'body over the size limit', body: () => JSON.stringify({ csr: 'A'.repeat(70_000), profile: 'server' }), status: 413, detail: /^request body exceeds the 65536 byte limit$/ },
-    { name: 'wrong content type', body: () => `csr=${encodeURIComponent(makeCsr({ san: 'DNS:a.example.com' }))}&profile=server`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, detail: /^Content-Type must be application\/json \(got application\/x-www-form-urlencoded\)$/ },
+    {
+      name: 'body over the size limit',
+      body: () => JSON.stringify({ csr: 'A'.repeat(70_000), profile: 'server' }),
+      status: 413,
+      detail: /^request body exceeds the 65536 byte limit$/,
+    },
+    {
+      name: 'wrong content type',
+      body: () => `csr=${encodeURIComponent(makeCsr({ san: 'DNS:a.example.com' }))}&profile=server`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      status: 415,
+      detail: /^Content-Type must be application\/json \(got application\/x-www-form-urlencoded\)$/,
+    },
     { name: 'malformed JSON', body: '{"csr": "x", "profile": ', status: 400, detail: /^request body is not valid JSON/ },
     { name: 'JSON that is not an object', body: '["csr"]', status: 400, detail: /^request body: Expected object, received array$/ },
-    { name: 'unknown JSON field', body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { keyUsage: ['keyCertSign'] }), status: 400, detail: /^request body: Unrecognized key\(s\) in object: 'keyUsage'$/ },
+    {
+      name: 'unknown JSON field',
+      body: issue(() => makeCsr({ san: 'DNS:a.example.com' }), { keyUsage: ['keyCertSign'] }),
+      status: 400,
+      detail: /^request body: Unrecognized key\(s\) in object: 'keyUsage'$/,
+    },
     { name: 'missing profile', body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }) }), status: 400, detail: /^profile: Required$/ },
   ];
 
@@ -362,7 +614,10 @@ describe('issuing certificates', () => {
     const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: manySans(100) }), profile: 'server' });
     assert.equal(r.status, 201, r.text.slice(0, 300));
     assert.equal(new X509Certificate(r.json.certificate).subjectAltName!.split(', ').length, 100);
-    const three = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,IP:10.0.0.3' }), profile: 'internal' });
+    const three = await api(server, 'POST', '/api/v1/certificates', {
+      csr: makeCsr({ san: 'DNS:a.corp.example,DNS:b.corp.example,IP:10.0.0.3' }),
+      profile: 'internal',
+    });
     assert.equal(three.status, 201, three.text);
   });
 
@@ -385,24 +640,53 @@ describe('name constraints on an intermediate', () => {
     server = await startServer(env.env);
     const { root } = await hierarchy(server);
     rootPem = root.certificate;
-    const r = await api(server, 'POST', '/api/v1/cas', { parentId: root.id, subject: 'CN=Team Issuing CA,O=Signet', nameConstraints: { permittedDns: ['team.example'] } });
+    const r = await api(server, 'POST', '/api/v1/cas', {
+      parentId: root.id,
+      subject: 'CN=Team Issuing CA,O=Signet',
+      nameConstraints: { permittedDns: ['team.example'] },
+    });
     assert.equal(r.status, 201, r.text);
     team = r.json;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('a name inside the permitted subtree is issued by the constrained CA', async () => {
-    const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ subj: '/CN=a.team.example', san: 'DNS:a.team.example,DNS:team.example' }), profile: 'server', caId: team.id });
+    const r = await api(server, 'POST', '/api/v1/certificates', {
+      csr: makeCsr({ subj: '/CN=a.team.example', san: 'DNS:a.team.example,DNS:team.example' }),
+      profile: 'server',
+      caId: team.id,
+    });
     assert.equal(r.status, 201, r.text);
     assert.equal(r.json.caId, team.id);
     assert.equal(r.json.chain.trim(), team.certificate.trim(), 'chain is the constrained intermediate');
-    const v = openssl(['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', tmp.file('nc-root.pem', rootPem), '-untrusted', tmp.file('nc-chain.pem', r.json.chain), tmp.file('nc-leaf.pem', r.json.certificate)]);
+    const v = openssl([
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslserver',
+      '-CAfile',
+      tmp.file('nc-root.pem', rootPem),
+      '-untrusted',
+      tmp.file('nc-chain.pem', r.json.chain),
+      tmp.file('nc-leaf.pem', r.json.certificate),
+    ]);
     assert.equal(v.status, 0, v.stdout + v.stderr);
   });
 
   const refused: [string, string, RegExp][] = [
-    ['a name outside the permitted subtree', 'DNS:evil.example', /^DNS name 'evil\.example' is outside the issuing CA's permitted name constraints \(team\.example\)$/],
-    ['one bad name among good ones', 'DNS:a.team.example,DNS:b.evil.example', /^DNS name 'b\.evil\.example' is outside the issuing CA's permitted name constraints \(team\.example\)$/],
+    [
+      'a name outside the permitted subtree',
+      'DNS:evil.example',
+      /^DNS name 'evil\.example' is outside the issuing CA's permitted name constraints \(team\.example\)$/,
+    ],
+    [
+      'one bad name among good ones',
+      'DNS:a.team.example,DNS:b.evil.example',
+      /^DNS name 'b\.evil\.example' is outside the issuing CA's permitted name constraints \(team\.example\)$/,
+    ],
     ['a name that merely ends in the same text', 'DNS:notteam.example', /^DNS name 'notteam\.example' is outside the issuing CA's permitted name constraints/],
   ];
   for (const [what, san, detail] of refused) {
@@ -437,11 +721,18 @@ describe('renewal', () => {
     env = await createTestEnv();
     server = await startServer(env.env);
     originalKey = newKey();
-    const r = await api(server, 'POST', '/api/v1/certificates', { csr: makeCsr({ key: originalKey, subj: '/CN=svc.renew.example', san: SAN }), profile: 'server', validityDays: 30 });
+    const r = await api(server, 'POST', '/api/v1/certificates', {
+      csr: makeCsr({ key: originalKey, subj: '/CN=svc.renew.example', san: SAN }),
+      profile: 'server',
+      validityDays: 30,
+    });
     assert.equal(r.status, 201, r.text);
     original = r.json;
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   const sameNames = (a: string, b: string) => {
     const x = new X509Certificate(a);
@@ -481,7 +772,9 @@ describe('renewal', () => {
   });
 
   test('renew with a new CSR (rekey): a different key, the same names', async () => {
-    const r = await api(server, 'POST', `/api/v1/certificates/${original.serial}/renew`, { csr: makeCsr({ key: newKey('rsa2048'), subj: '/CN=svc.renew.example', san: SAN }) });
+    const r = await api(server, 'POST', `/api/v1/certificates/${original.serial}/renew`, {
+      csr: makeCsr({ key: newKey('rsa2048'), subj: '/CN=svc.renew.example', san: SAN }),
+    });
     assert.equal(r.status, 201, r.text);
     assert.equal(r.json.predecessorSerial, original.serial);
     sameNames(original.certificate, r.json.certificate);
@@ -492,23 +785,52 @@ describe('renewal', () => {
     assert.equal(row!.keyAlgorithm, 'rsa-2048');
     assert.match(row!.csrHash, /^[0-9a-f]{64}$/);
     const events = await sql(env, 'SELECT action FROM "AuditEvent" WHERE target = ?', [r.json.serial]);
-    assert.deepEqual(events.map((e) => e.action), ['certificate.rekeyed']);
+    assert.deepEqual(
+      events.map((e) => e.action),
+      ['certificate.rekeyed'],
+    );
   });
 
   test('a rekey CSR with the same names in another order is accepted', async () => {
-    const r = await api(server, 'POST', `/api/v1/certificates/${original.serial}/renew`, { csr: makeCsr({ key: newKey(), san: 'IP:10.9.9.9,DNS:alt.renew.example,DNS:svc.renew.example' }) });
+    const r = await api(server, 'POST', `/api/v1/certificates/${original.serial}/renew`, {
+      csr: makeCsr({ key: newKey(), san: 'IP:10.9.9.9,DNS:alt.renew.example,DNS:svc.renew.example' }),
+    });
     assert.equal(r.status, 201, r.text);
     sameNames(original.certificate, r.json.certificate);
   });
 
   const refusedRenewals: [string, () => { serial: string; body: unknown }, number, RegExp][] = [
-    ['a rekey CSR asking for different names', () => ({ serial: original.serial, body: { csr: makeCsr({ key: newKey(), san: 'DNS:svc.renew.example,DNS:other.example' }) } }), 400,
-      /^a rekey keeps the certificate's names \(svc\.renew\.example, alt\.renew\.example, 10\.9\.9\.9\); the CSR asks for svc\.renew\.example, other\.example — issue a new certificate for different names$/],
-    ['a rekey CSR with a weak key', () => ({ serial: original.serial, body: { csr: fixturePem('csr-rsa-1024-weak.pem') } }), 400, /^RSA key of 1024 bits is too weak/],
-    ['a rekey CSR whose signature does not verify', () => ({ serial: original.serial, body: { csr: fixturePem('csr-bad-signature.pem') } }), 400, /^CSR signature does not verify \(proof of possession failed\)$/],
-    ['an unknown serial', () => ({ serial: '0123456789abcdef0123456789abcdef', body: {} }), 404, /^certificate 0123456789abcdef0123456789abcdef does not exist$/],
+    [
+      'a rekey CSR asking for different names',
+      () => ({ serial: original.serial, body: { csr: makeCsr({ key: newKey(), san: 'DNS:svc.renew.example,DNS:other.example' }) } }),
+      400,
+      /^a rekey keeps the certificate's names \(svc\.renew\.example, alt\.renew\.example, 10\.9\.9\.9\); the CSR asks for svc\.renew\.example, other\.example — issue a new certificate for different names$/,
+    ],
+    [
+      'a rekey CSR with a weak key',
+      () => ({ serial: original.serial, body: { csr: fixturePem('csr-rsa-1024-weak.pem') } }),
+      400,
+      /^RSA key of 1024 bits is too weak/,
+    ],
+    [
+      'a rekey CSR whose signature does not verify',
+      () => ({ serial: original.serial, body: { csr: fixturePem('csr-bad-signature.pem') } }),
+      400,
+      /^CSR signature does not verify \(proof of possession failed\)$/,
+    ],
+    [
+      'an unknown serial',
+      () => ({ serial: '0123456789abcdef0123456789abcdef', body: {} }),
+      404,
+      /^certificate 0123456789abcdef0123456789abcdef does not exist$/,
+    ],
     ['a serial that is not hexadecimal', () => ({ serial: 'not-a-serial', body: {} }), 400, /^serial "not-a-serial" is not a hexadecimal serial number$/],
-    ['an unknown body field', () => ({ serial: original.serial, body: { csr: undefined, validityDays: 10 } }), 400, /^request body: Unrecognized key\(s\) in object: 'validityDays'$/],
+    [
+      'an unknown body field',
+      () => ({ serial: original.serial, body: { csr: undefined, validityDays: 10 } }),
+      400,
+      /^request body: Unrecognized key\(s\) in object: 'validityDays'$/,
+    ],
   ];
   for (const [what, make, status, detail] of refusedRenewals) {
     test(`renewal refused: ${what}`, async () => {
@@ -566,19 +888,27 @@ describe('inventory', () => {
     for (const [name, profile, san, validityDays] of plan) {
       const cn = san.startsWith('DNS:') ? san.slice(4).split(',')[0] : undefined;
       const r = await api(server, 'POST', '/api/v1/certificates', {
-        csr: makeCsr({ san, ...(cn ? { subj: `/CN=${cn}` } : {}) }), profile, ...(validityDays ? { validityDays } : {}),
+        csr: makeCsr({ san, ...(cn ? { subj: `/CN=${cn}` } : {}) }),
+        profile,
+        ...(validityDays ? { validityDays } : {}),
       });
       assert.equal(r.status, 201, `${name}: ${r.text}`);
       issued[name] = r.json;
     }
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   test('lists every certificate, newest first', async () => {
     const r = await get('');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.nextCursor, null);
-    assert.deepEqual(r.json.items.map((i: any) => i.serial), ['peer', 'bob', 'alice', 'api', 'web2', 'web1'].map((n) => issued[n].serial));
+    assert.deepEqual(
+      r.json.items.map((i: any) => i.serial),
+      ['peer', 'bob', 'alice', 'api', 'web2', 'web1'].map((n) => issued[n].serial),
+    );
   });
 
   test('filters: profile, status, san (names and domains), subject substring, expiresBefore, and combinations', async () => {
@@ -596,7 +926,7 @@ describe('inventory', () => {
     assert.deepEqual(serialsOf(await get('?san=*.api.inv.example')), serials('api'), 'the wildcard name itself');
     assert.deepEqual(serialsOf(await get('?san=*.inv.example')), [], 'no certificate names that wildcard');
     const everyone = serials('web1', 'web2', 'api', 'alice', 'bob', 'peer');
-    assert.deepEqual(serialsOf(await get('?san=inv.example')), everyone, 'DNS names, alice\'s email domain and bob\'s URI host are under inv.example');
+    assert.deepEqual(serialsOf(await get('?san=inv.example')), everyone, "DNS names, alice's email domain and bob's URI host are under inv.example");
     assert.deepEqual(serialsOf(await get('?san=.inv.example')), everyone);
     assert.deepEqual(serialsOf(await get('?san=example')), everyone);
     assert.deepEqual(serialsOf(await get('?san=10.9.8.7')), serials('peer'));
@@ -673,13 +1003,28 @@ describe('inventory', () => {
     const all = await walk('', 2);
     assert.equal(all.pages, 3);
     assert.equal(new Set(all.serials).size, all.serials.length, 'no item twice');
-    assert.deepEqual([...all.serials].sort(), Object.values(issued).map((c) => c.serial).sort(), 'every item');
-    assert.deepEqual(all.serials, (await get('')).json.items.map((i: any) => i.serial), 'same order as one big page');
+    assert.deepEqual(
+      [...all.serials].sort(),
+      Object.values(issued)
+        .map((c) => c.serial)
+        .sort(),
+      'every item',
+    );
+    assert.deepEqual(
+      all.serials,
+      (await get('')).json.items.map((i: any) => i.serial),
+      'same order as one big page',
+    );
     const servers = await walk('profile=server', 2);
     assert.deepEqual([...servers.serials].sort(), serials('web1', 'web2', 'api'));
     assert.equal(servers.pages, 2);
     const odd = await walk('', 4);
-    assert.deepEqual([...odd.serials].sort(), Object.values(issued).map((c) => c.serial).sort());
+    assert.deepEqual(
+      [...odd.serials].sort(),
+      Object.values(issued)
+        .map((c) => c.serial)
+        .sort(),
+    );
     const narrowed = await walk('san=inv.example', 1);
     assert.deepEqual([...narrowed.serials].sort(), serials('web1', 'web2', 'api', 'alice', 'bob', 'peer'));
     assert.equal(narrowed.pages, 6);
@@ -690,7 +1035,11 @@ describe('inventory', () => {
 
   const badQueries: [string, string, RegExp][] = [
     ['a cursor this server never returned', '?cursor=not-a-cursor', /^cursor is not one this server returned$/],
-    ['a well-formed cursor with a bad serial', `?cursor=${Buffer.from(JSON.stringify([new Date().toISOString(), 'zz'])).toString('base64url')}`, /^cursor is not one this server returned$/],
+    [
+      'a well-formed cursor with a bad serial',
+      `?cursor=${Buffer.from(JSON.stringify([new Date().toISOString(), 'zz'])).toString('base64url')}`,
+      /^cursor is not one this server returned$/,
+    ],
     ['limit 0', '?limit=0', /^limit: Number must be greater than or equal to 1$/],
     ['limit 501', '?limit=501', /^limit: Number must be less than or equal to 500$/],
     ['an unknown status', '?status=bogus', /^status: Invalid enum value\. Expected 'good' \| 'revoked' \| 'expired' \| 'hold', received 'bogus'$/],
@@ -714,7 +1063,10 @@ describe('inventory', () => {
     assert.equal(d.profile, 'server');
     assert.equal(d.subject, 'CN=web1.inv.example');
     assert.equal(d.commonName, 'web1.inv.example');
-    assert.deepEqual(d.sans, [{ type: 'dns', value: 'web1.inv.example' }, { type: 'ip', value: '10.0.0.11' }]);
+    assert.deepEqual(d.sans, [
+      { type: 'dns', value: 'web1.inv.example' },
+      { type: 'ip', value: '10.0.0.11' },
+    ]);
     assert.equal(d.keyAlgorithm, 'ecdsa-p256');
     assert.equal(d.notBefore, c.notBefore);
     assert.equal(d.notAfter, c.notAfter);
@@ -729,7 +1081,11 @@ describe('inventory', () => {
   });
 
   test('GET /certificates/{serial}: unknown serial 404, non-hex serial 400', async () => {
-    assertProblem(await api(server, 'GET', '/api/v1/certificates/0abcdef0123456789abcdef012345678'), 404, /^certificate 0abcdef0123456789abcdef012345678 does not exist$/);
+    assertProblem(
+      await api(server, 'GET', '/api/v1/certificates/0abcdef0123456789abcdef012345678'),
+      404,
+      /^certificate 0abcdef0123456789abcdef012345678 does not exist$/,
+    );
     assertProblem(await api(server, 'GET', '/api/v1/certificates/xyz'), 400, /^serial "xyz" is not a hexadecimal serial number$/);
     assertProblem(await api(server, 'GET', `/api/v1/certificates/${'a'.repeat(65)}`), 400, /is not a hexadecimal serial number$/);
   });
@@ -764,7 +1120,10 @@ function csrPublicKey(pem: string): Buffer {
 // ---------------------------------------------------------------------------------------------
 
 describe('profile configuration: CA lists and SAN limits', () => {
-  const load = (profile: Record<string, unknown>) => loadProfiles(tmp.file(`p-${++fileNo}.json`, JSON.stringify({ x: { defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], ...profile } })));
+  const load = (profile: Record<string, unknown>) =>
+    loadProfiles(
+      tmp.file(`p-${++fileNo}.json`, JSON.stringify({ x: { defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'], ...profile } })),
+    );
 
   test('defaults: maxSans 100, no CA list (any issuing CA)', () => {
     const p = load({}).get('x')!;

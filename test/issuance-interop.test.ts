@@ -44,11 +44,18 @@ function run(cmd: string, args: string[], input = ''): Promise<{ status: number 
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
     const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
-    child.on('close', (status) => { clearTimeout(guard); resolve({ status, output }); });
+    child.on('close', (status) => {
+      clearTimeout(guard);
+      resolve({ status, output });
+    });
     child.stdin.end(input);
   });
 }
@@ -59,18 +66,31 @@ function run(cmd: string, args: string[], input = ''): Promise<{ status: number 
  */
 async function startTlsServer(o: { cert: string; key: string; chain: string; connections: number }) {
   const port = await freePort();
-  const child = spawn('openssl', ['s_server', '-cert', o.cert, '-key', o.key, '-cert_chain', o.chain, '-accept', String(port), '-naccept', String(o.connections), '-www'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'openssl',
+    ['s_server', '-cert', o.cert, '-key', o.key, '-cert_chain', o.chain, '-accept', String(port), '-naccept', String(o.connections), '-www'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const guard = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s_server did not start:\n${output}`)); }, 60_000);
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`s_server did not start:\n${output}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       output += d;
-      if (output.includes('ACCEPT')) { clearTimeout(guard); resolve(); }
+      if (output.includes('ACCEPT')) {
+        clearTimeout(guard);
+        resolve();
+      }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('close', (code) => { clearTimeout(guard); reject(new Error(`s_server exited with ${code}:\n${output}`)); });
+    child.on('close', (code) => {
+      clearTimeout(guard);
+      reject(new Error(`s_server exited with ${code}:\n${output}`));
+    });
   });
   return {
     port,
@@ -98,8 +118,14 @@ function nssImportsEd25519(): boolean {
 
 /** assertStrictlyValid, except that an NSS without Ed25519 support is held to the control's result. */
 function assertStrictlyValidFor(t: import('node:test').TestContext, type: string, o: StrictVerifyOptions): void {
-  if (type !== 'ed25519' || nssImportsEd25519()) { assertStrictlyValid(t, o); return; }
-  for (const [name, v] of [['go', verifyWithGo], ['gnutls', verifyWithGnutls]] as const) {
+  if (type !== 'ed25519' || nssImportsEd25519()) {
+    assertStrictlyValid(t, o);
+    return;
+  }
+  for (const [name, v] of [
+    ['go', verifyWithGo],
+    ['gnutls', verifyWithGnutls],
+  ] as const) {
     const r = v(o);
     assert.ok(r.ok, `${name} rejected:\n${r.output}`);
     t.diagnostic(`${name}: accepted`);
@@ -131,7 +157,11 @@ describe('interop: certificates from openssl CSRs', () => {
     ossl(['x509', '-inform', 'DER', '-in', tmp.file('root.der', der), '-out', rootPath]);
     rootPem = readFileSync(rootPath, 'utf8');
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   async function issue(profile: string, type: KeyType, subj: string, san: string) {
     const { keyPath, csr } = keyAndCsr(type, subj, san);
@@ -171,12 +201,32 @@ describe('interop: certificates from openssl CSRs', () => {
 
       const tls = await startTlsServer({ cert: c.leafPath, key: c.keyPath, chain: c.chainPath, connections: 2 });
       try {
-        const ok = await run('openssl', ['s_client', '-connect', `127.0.0.1:${tls.port}`, '-servername', name, '-verify_return_error', '-verify_hostname', name, '-CAfile', rootPath]);
+        const ok = await run('openssl', [
+          's_client',
+          '-connect',
+          `127.0.0.1:${tls.port}`,
+          '-servername',
+          name,
+          '-verify_return_error',
+          '-verify_hostname',
+          name,
+          '-CAfile',
+          rootPath,
+        ]);
         assert.equal(ok.status, 0, ok.output);
         assert.match(ok.output, /Verify return code: 0 \(ok\)/);
         assert.match(ok.output, new RegExp(`Certificate chain\\n 0 s:CN ?= ?${name.replace(/\./g, '\\.')}\\n`));
         // The same server under a name the certificate does not carry: the client refuses.
-        const bad = await run('openssl', ['s_client', '-connect', `127.0.0.1:${tls.port}`, '-verify_return_error', '-verify_hostname', 'other.interop.localhost', '-CAfile', rootPath]);
+        const bad = await run('openssl', [
+          's_client',
+          '-connect',
+          `127.0.0.1:${tls.port}`,
+          '-verify_return_error',
+          '-verify_hostname',
+          'other.interop.localhost',
+          '-CAfile',
+          rootPath,
+        ]);
         assert.notEqual(bad.status, 0, bad.output);
         assert.match(bad.output, /Verify return code: 62 \(hostname mismatch\)|verify error:num=62:hostname mismatch/);
       } finally {

@@ -36,10 +36,22 @@ async function csr(name: string): Promise<Buffer> {
 }
 
 /** 'ok', or the SignetError type and detail. */
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e) => { if (isSignetError(e)) return `${e.type}: ${e.detail}`; throw e; });
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e) => {
+      if (isSignetError(e)) return `${e.type}: ${e.detail}`;
+      throw e;
+    },
+  );
 const jitter = () => new Promise((r) => setTimeout(r, Math.random() * 4));
 
-interface Event { seq: number; action: string; target: string | null; details: string | null }
+interface Event {
+  seq: number;
+  action: string;
+  target: string | null;
+  details: string | null;
+}
 
 describe('issuance racing revocation', { concurrency: false }, () => {
   let env: TestEnv;
@@ -49,7 +61,12 @@ describe('issuance racing revocation', { concurrency: false }, () => {
   const profiles = loadProfiles(undefined);
   let issuance: Issuance;
   let revocation: Revocation;
-  const events = async () => (await sql<Event>(env, 'SELECT seq, action, target, details FROM "AuditEvent" ORDER BY seq')).map((e) => ({ ...e, seq: Number(e.seq), d: JSON.parse(e.details ?? '{}') }));
+  const events = async () =>
+    (await sql<Event>(env, 'SELECT seq, action, target, details FROM "AuditEvent" ORDER BY seq')).map((e) => ({
+      ...e,
+      seq: Number(e.seq),
+      d: JSON.parse(e.details ?? '{}'),
+    }));
 
   before(async () => {
     env = await createTestEnv();
@@ -63,25 +80,49 @@ describe('issuance racing revocation', { concurrency: false }, () => {
     issuance = new Issuance(ctx, new IssuerRegistry(ctx), profiles);
     revocation = new Revocation(ctx, new StatusBus(ctx.log), new CaEvents(), profiles);
   });
-  after(async () => { await ctx?.db.close(); await env?.cleanup(); });
+  after(async () => {
+    await ctx?.db.close();
+    await env?.cleanup();
+  });
 
   test(`${PAIRS} renewals and rekeys, each racing its predecessor's revocation or hold: none is recorded after it`, async () => {
     const serials: string[] = [];
-    for (let i = 0; i < PAIRS; i++) serials.push((await issuance.issue({ csr: await csr(`p${i}.race.test`), profile: 'server', caId: intId }, operator)).serial);
-    const results = await Promise.all(serials.map(async (serial, i) => {
-      const renew = (async () => { if (i % 3 === 0) await jitter(); return settle(issuance.renew(serial, i % 2 ? (await csr(`p${i}.race.test`)).toString('base64') : undefined, operator)); })();
-      const revoke = (async () => { if (i % 3 === 1) await jitter(); return settle(revocation.revoke(serial, { reason: i % 4 === 0 ? 'certificateHold' : 'keyCompromise' }, operator)); })();
-      return { serial, renew: await renew, revoke: await revoke };
-    }));
+    for (let i = 0; i < PAIRS; i++)
+      serials.push((await issuance.issue({ csr: await csr(`p${i}.race.test`), profile: 'server', caId: intId }, operator)).serial);
+    const results = await Promise.all(
+      serials.map(async (serial, i) => {
+        const renew = (async () => {
+          if (i % 3 === 0) await jitter();
+          return settle(issuance.renew(serial, i % 2 ? (await csr(`p${i}.race.test`)).toString('base64') : undefined, operator));
+        })();
+        const revoke = (async () => {
+          if (i % 3 === 1) await jitter();
+          return settle(revocation.revoke(serial, { reason: i % 4 === 0 ? 'certificateHold' : 'keyCompromise' }, operator));
+        })();
+        return { serial, renew: await renew, revoke: await revoke };
+      }),
+    );
     for (const r of results) {
       assert.equal(r.revoke, 'ok', `the revocation of ${r.serial} succeeds`);
-      assert.ok(r.renew === 'ok' || /^conflict: certificate [0-9a-f]+ (is (on hold|revoked) and cannot be renewed|was (revoked|put on hold) while it was being renewed; nothing was stored)/.test(r.renew), r.renew);
+      assert.ok(
+        r.renew === 'ok' ||
+          /^conflict: certificate [0-9a-f]+ (is (on hold|revoked) and cannot be renewed|was (revoked|put on hold) while it was being renewed; nothing was stored)/.test(
+            r.renew,
+          ),
+        r.renew,
+      );
     }
     const all = await events();
     for (const serial of serials) {
       const revokedAt = all.find((e) => (e.action === 'certificate.revoked' || e.action === 'certificate.held') && e.target === serial)!.seq;
-      const late = all.filter((e) => (e.action === 'certificate.renewed' || e.action === 'certificate.rekeyed') && e.d.predecessor === serial && e.seq > revokedAt);
-      assert.deepEqual(late.map((e) => e.target), [], `no successor of ${serial} recorded after its revocation (event ${revokedAt})`);
+      const late = all.filter(
+        (e) => (e.action === 'certificate.renewed' || e.action === 'certificate.rekeyed') && e.d.predecessor === serial && e.seq > revokedAt,
+      );
+      assert.deepEqual(
+        late.map((e) => e.target),
+        [],
+        `no successor of ${serial} recorded after its revocation (event ${revokedAt})`,
+      );
       const stored = await sql<{ serial: string }>(env, 'SELECT serial FROM "Certificate" WHERE "predecessorSerial" = ?', [serial]);
       const renewedOk = results.find((r) => r.serial === serial)!.renew === 'ok' ? 1 : 0;
       assert.equal(stored.length, renewedOk, `exactly the successful renewal of ${serial} is stored`);
@@ -93,17 +134,31 @@ describe('issuance racing revocation', { concurrency: false }, () => {
   test(`${ISSUES} issuances racing their CA's revocation (its cached issuer still active): none is recorded after it`, async () => {
     const ca = await createIntermediate(ctx, rootId, { subject: 'CN=Race Doomed', keyAlgorithm: 'ecdsa-p256', validityDays: 365, pathLen: 0 });
     assert.equal(await settle(issuance.issue({ csr: await csr('warm.race.test'), profile: 'server', caId: ca.id }, operator)), 'ok', 'the issuer is cached');
-    const issues = Array.from({ length: ISSUES }, async (_, i) => { await new Promise((r) => setTimeout(r, i)); return settle(issuance.issue({ csr: await csr(`d${i}.race.test`), profile: 'server', caId: ca.id }, operator)); });
-    const revoke = (async () => { await new Promise((r) => setTimeout(r, ISSUES / 3)); return settle(revocation.revokeCa(ca.id, 'keyCompromise', operator)); })();
+    const issues = Array.from({ length: ISSUES }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i));
+      return settle(issuance.issue({ csr: await csr(`d${i}.race.test`), profile: 'server', caId: ca.id }, operator));
+    });
+    const revoke = (async () => {
+      await new Promise((r) => setTimeout(r, ISSUES / 3));
+      return settle(revocation.revokeCa(ca.id, 'keyCompromise', operator));
+    })();
     const results = await Promise.all(issues);
     assert.equal(await revoke, 'ok');
-    for (const r of results) assert.ok(r === 'ok' || new RegExp(`^conflict: CA ${ca.id} was revoked while certificate [0-9a-f]+ was being issued; nothing was stored`).test(r), r);
+    for (const r of results)
+      assert.ok(r === 'ok' || new RegExp(`^conflict: CA ${ca.id} was revoked while certificate [0-9a-f]+ was being issued; nothing was stored`).test(r), r);
     const all = await events();
     const revokedAt = all.find((e) => e.action === 'ca.revoked' && e.target === ca.id)!.seq;
     const late = all.filter((e) => e.action === 'certificate.issued' && e.d.caId === ca.id && e.seq > revokedAt);
-    assert.deepEqual(late.map((e) => e.target), [], `no certificate of ${ca.id} recorded after its revocation (event ${revokedAt})`);
+    assert.deepEqual(
+      late.map((e) => e.target),
+      [],
+      `no certificate of ${ca.id} recorded after its revocation (event ${revokedAt})`,
+    );
     const stored = await sql<{ n: number | string }>(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [ca.id]);
     assert.equal(Number(stored[0]!.n), 1 + results.filter((r) => r === 'ok').length, 'exactly the successful issuances are stored');
-    assert.ok(results.some((r) => r !== 'ok'), 'some issuances came after the revocation');
+    assert.ok(
+      results.some((r) => r !== 'ok'),
+      'some issuances came after the revocation',
+    );
   });
 });

@@ -36,7 +36,8 @@ import { countRows, sql } from './helpers/sql.js';
 
 const ALG_EC = sequence(objectIdentifier(OID.ecPublicKey));
 const ecSpki = (curveOid: string, point: Uint8Array) => sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(curveOid)), bitString(point));
-const rsaSpki = (n: Uint8Array, e: Uint8Array) => sequence(sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])), bitString(sequence(uint(n), uint(e))));
+const rsaSpki = (n: Uint8Array, e: Uint8Array) =>
+  sequence(sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])), bitString(sequence(uint(n), uint(e))));
 const edSpki = (raw: Uint8Array) => sequence(sequence(objectIdentifier(OID.ed25519)), bitString(raw));
 /** A minimal positive DER INTEGER of unsigned big-endian bytes. */
 const uint = (b: Uint8Array) => tlv(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : Buffer.from(b));
@@ -48,7 +49,10 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ed = generateKeyPairSync('ed25519');
 const spkiOf = (k: KeyObject) => (k.type === 'public' ? k : createPublicKey(k)).export({ format: 'der', type: 'spki' });
 /** An EC key's uncompressed point 04‖X‖Y. */
-const pointOf = (k: KeyObject) => { const j = (k.type === 'public' ? k : createPublicKey(k)).export({ format: 'jwk' }); return Buffer.concat([Buffer.from([4]), Buffer.from(j.x!, 'base64url'), Buffer.from(j.y!, 'base64url')]); };
+const pointOf = (k: KeyObject) => {
+  const j = (k.type === 'public' ? k : createPublicKey(k)).export({ format: 'jwk' });
+  return Buffer.concat([Buffer.from([4]), Buffer.from(j.x!, 'base64url'), Buffer.from(j.y!, 'base64url')]);
+};
 
 const EXT_REQ = '1.2.840.113549.1.9.14';
 const cnName = (cn: string) => sequence(set(sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from(cn)))));
@@ -57,7 +61,12 @@ const attrs = (...exts: Buffer[]) => tlv(0xa0, sequence(objectIdentifier(EXT_REQ
 
 /** certificationRequestInfo from its parts (each already encoded, so a test can make any of them non-DER). */
 const infoOf = (o: { version?: Buffer; name?: Buffer; spki?: Buffer; attributes?: Buffer } = {}) =>
-  sequence(o.version ?? smallInteger(0), o.name ?? cnName('a.example.com'), o.spki ?? spkiOf(p256.privateKey), o.attributes ?? attrs(sequence(objectIdentifier('2.5.29.17'), octetString(sanValue('a.example.com')))));
+  sequence(
+    o.version ?? smallInteger(0),
+    o.name ?? cnName('a.example.com'),
+    o.spki ?? spkiOf(p256.privateKey),
+    o.attributes ?? attrs(sequence(objectIdentifier('2.5.29.17'), octetString(sanValue('a.example.com')))),
+  );
 
 /** A CSR over exactly these info bytes, signed by the P-256 key (so only what the test broke is wrong). */
 function signedCsr(info: Buffer, key: KeyObject = p256.privateKey): Buffer {
@@ -78,14 +87,17 @@ const infinityCsr = (curveOid: string) => {
 /** Curve maths for building hostile points (test-only, independent of public-key.ts). */
 function modPow(b: bigint, e: bigint, m: bigint): bigint {
   let r = 1n;
-  for (b %= m; e > 0n; e >>= 1n) { if (e & 1n) r = (r * b) % m; b = (b * b) % m; }
+  for (b %= m; e > 0n; e >>= 1n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+  }
   return r;
 }
 /** The first point with a small x on the curve (p ≡ 3 mod 4 for all three, so √a = a^((p+1)/4)). */
 function smallXPoint(oid: string): { x: bigint; y: bigint } {
   const c = CURVES[oid]!;
   for (let x = 1n; ; x++) {
-    const rhs = (((x * x - 3n) * x + c.b) % c.p + c.p) % c.p;
+    const rhs = ((((x * x - 3n) * x + c.b) % c.p) + c.p) % c.p;
     const y = modPow(rhs, (c.p + 1n) / 4n, c.p);
     if ((y * y) % c.p === rhs) return { x, y };
   }
@@ -103,7 +115,9 @@ const forgedEdCsr = () => {
 };
 
 function problemOf(fn: () => unknown, label = ''): { type: string; detail: string } {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     assert.ok(e instanceof SignetError, `${label}: expected a SignetError, got ${String(e)}`);
     return { type: e.type, detail: e.detail };
   }
@@ -114,7 +128,11 @@ function problemOf(fn: () => unknown, label = ''): { type: string; detail: strin
 // Constants checked against independent sources
 
 test('curve parameters are the ones openssl knows (p, b, order n)', () => {
-  for (const [oid, name] of [[OID.p256, 'prime256v1'], [OID.p384, 'secp384r1'], [OID.p521, 'secp521r1']] as const) {
+  for (const [oid, name] of [
+    [OID.p256, 'prime256v1'],
+    [OID.p384, 'secp384r1'],
+    [OID.p521, 'secp521r1'],
+  ] as const) {
     const r = openssl(['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout']);
     assert.equal(r.status, 0, r.stderr);
     const field = (label: string) => BigInt('0x' + new RegExp(`^${label}:\\s*\\n((?:\\s+[0-9a-f:]+\\n)+)`, 'm').exec(r.stdout)![1]!.replace(/[\s:]/g, ''));
@@ -131,13 +149,13 @@ test('the Ed25519 small-order list is exactly the 8 points of the torsion subgro
   const D = (((-121665n * modPow(121666n, P - 2n, P)) % P) + P) % P;
   const inv = (a: bigint) => modPow(((a % P) + P) % P, P - 2n, P);
   const add = ([x1, y1]: bigint[], [x2, y2]: bigint[]) => {
-    const t = (D * x1! * x2! % P) * (y1! * y2! % P) % P;
-    return [((x1! * y2! + y1! * x2!) % P) * inv(1n + t) % P, (((y1! * y2! + x1! * x2!) % P) * inv(1n - t) % P + P) % P];
+    const t = (((D * x1! * x2!) % P) * ((y1! * y2!) % P)) % P;
+    return [(((x1! * y2! + y1! * x2!) % P) * inv(1n + t)) % P, (((((y1! * y2! + x1! * x2!) % P) * inv(1n - t)) % P) + P) % P];
   };
   const sqrtM1 = modPow(2n, (P - 1n) / 4n, P);
   const points: bigint[][] = [];
   for (const y of ED25519_SMALL_ORDER_Y) {
-    const x2 = ((((y * y - 1n) % P) + P) % P) * inv(D * y * y + 1n) % P;
+    const x2 = (((((y * y - 1n) % P) + P) % P) * inv(D * y * y + 1n)) % P;
     let x = modPow(x2, (P + 3n) / 8n, P);
     if ((x * x) % P !== x2) x = (x * sqrtM1) % P;
     assert.equal((x * x) % P, x2, `y=${y} is on the curve`);
@@ -157,7 +175,7 @@ test('the Ed25519 small-order list is exactly the 8 points of the torsion subgro
 // ---------------------------------------------------------------------------------------------
 // Item 1: the crash, in a child process so that the old code's abort cannot take the suite down
 
-test('the issue\'s CSR (P-256 point at infinity), and P-384/P-521 ones, are refused and do not abort the process', () => {
+test("the issue's CSR (P-256 point at infinity), and P-384/P-521 ones, are refused and do not abort the process", () => {
   const inputs = [ISSUE_CSR, csrB64(infinityCsr(OID.p384)), csrB64(infinityCsr(OID.p521))];
   const script = `
     const { parseCsr } = await import(${JSON.stringify(new URL('../src/pki/csr.ts', import.meta.url).href)});
@@ -167,17 +185,29 @@ test('the issue\'s CSR (P-256 point at infinity), and P-384/P-521 ones, are refu
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `the parser process died (status ${r.status}, signal ${r.signal}):\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
-  assert.deepEqual(lines, ['P-256', 'P-384', 'P-521'].map((c) => `bad-key: ECDSA ${c} public key is the point at infinity, which no private key corresponds to`));
+  assert.deepEqual(
+    lines,
+    ['P-256', 'P-384', 'P-521'].map((c) => `bad-key: ECDSA ${c} public key is the point at infinity, which no private key corresponds to`),
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
 // Item 1: each key check, through a CSR (both parser paths), the SPKI import and the JWK import
 
-interface KeyCase { label: string; spki?: Buffer; jwk?: JsonWebKey; detail: string | RegExp }
+interface KeyCase {
+  label: string;
+  spki?: Buffer;
+  jwk?: JsonWebKey;
+  detail: string | RegExp;
+}
 
 function keyCases(): KeyCase[] {
   const cases: KeyCase[] = [];
-  for (const [oid, key] of [[OID.p256, p256.privateKey], [OID.p384, generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey], [OID.p521, generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey]] as const) {
+  for (const [oid, key] of [
+    [OID.p256, p256.privateKey],
+    [OID.p384, generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey],
+    [OID.p521, generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey],
+  ] as const) {
     const c = CURVES[oid]!;
     const jwk = createPublicKey(key).export({ format: 'jwk' });
     const point = pointOf(key);
@@ -188,12 +218,36 @@ function keyCases(): KeyCase[] {
     const zero = Buffer.alloc(c.size);
     cases.push(
       { label: `${c.name} point at infinity`, spki: ecSpki(oid, Buffer.from([0])), detail: `ECDSA ${c.name} public key is the point at infinity` },
-      { label: `${c.name} (0, 0)`, spki: ecSpki(oid, Buffer.concat([Buffer.from([4]), zero, zero])), jwk: { kty: 'EC', crv: c.name, x: zero.toString('base64url'), y: zero.toString('base64url') }, detail: `ECDSA ${c.name} public key is not a point on the curve` },
-      { label: `${c.name} point off the curve`, spki: ecSpki(oid, off), jwk: { ...jwk, y: off.subarray(1 + c.size).toString('base64url') }, detail: `ECDSA ${c.name} public key is not a point on the curve` },
+      {
+        label: `${c.name} (0, 0)`,
+        spki: ecSpki(oid, Buffer.concat([Buffer.from([4]), zero, zero])),
+        jwk: { kty: 'EC', crv: c.name, x: zero.toString('base64url'), y: zero.toString('base64url') },
+        detail: `ECDSA ${c.name} public key is not a point on the curve`,
+      },
+      {
+        label: `${c.name} point off the curve`,
+        spki: ecSpki(oid, off),
+        jwk: { ...jwk, y: off.subarray(1 + c.size).toString('base64url') },
+        detail: `ECDSA ${c.name} public key is not a point on the curve`,
+      },
       // x + p ≡ x (mod p): on the curve modulo p, so only the range check refuses it.
-      { label: `${c.name} X ≥ p`, spki: ecSpki(oid, bigX), jwk: { kty: 'EC', crv: c.name, x: bigX.subarray(1, 1 + c.size).toString('base64url'), y: bigX.subarray(1 + c.size).toString('base64url') }, detail: `ECDSA ${c.name} public key: coordinate X is not below the field prime p` },
-      { label: `${c.name} point one byte short`, spki: ecSpki(oid, point.subarray(0, point.length - 1)), jwk: { ...jwk, y: point.subarray(1 + c.size, point.length - 1).toString('base64url') }, detail: /could not be decoded: ECDSA P-\d+ public key is \d+ bytes; an uncompressed point is|coordinates must be \d+ bytes each/ },
-      { label: `${c.name} compressed point`, spki: ecSpki(oid, Buffer.concat([Buffer.from([2 + (point[point.length - 1]! & 1)]), point.subarray(1, 1 + c.size)])), detail: `ECDSA ${c.name} public key is a compressed point; Signet accepts only the uncompressed form` },
+      {
+        label: `${c.name} X ≥ p`,
+        spki: ecSpki(oid, bigX),
+        jwk: { kty: 'EC', crv: c.name, x: bigX.subarray(1, 1 + c.size).toString('base64url'), y: bigX.subarray(1 + c.size).toString('base64url') },
+        detail: `ECDSA ${c.name} public key: coordinate X is not below the field prime p`,
+      },
+      {
+        label: `${c.name} point one byte short`,
+        spki: ecSpki(oid, point.subarray(0, point.length - 1)),
+        jwk: { ...jwk, y: point.subarray(1 + c.size, point.length - 1).toString('base64url') },
+        detail: /could not be decoded: ECDSA P-\d+ public key is \d+ bytes; an uncompressed point is|coordinates must be \d+ bytes each/,
+      },
+      {
+        label: `${c.name} compressed point`,
+        spki: ecSpki(oid, Buffer.concat([Buffer.from([2 + (point[point.length - 1]! & 1)]), point.subarray(1, 1 + c.size)])),
+        detail: `ECDSA ${c.name} public key is a compressed point; Signet accepts only the uncompressed form`,
+      },
     );
   }
   {
@@ -208,7 +262,12 @@ function keyCases(): KeyCase[] {
   const even = Buffer.from(n);
   even[even.length - 1]! &= 0xfe;
   const small = createPublicKey(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey).export({ format: 'jwk' });
-  const rsaCase = (label: string, nn: Buffer, ee: Buffer, detail: string): KeyCase => ({ label, spki: rsaSpki(nn, ee), jwk: { kty: 'RSA', n: nn.toString('base64url'), e: ee.toString('base64url') }, detail });
+  const rsaCase = (label: string, nn: Buffer, ee: Buffer, detail: string): KeyCase => ({
+    label,
+    spki: rsaSpki(nn, ee),
+    jwk: { kty: 'RSA', n: nn.toString('base64url'), e: ee.toString('base64url') },
+    detail,
+  });
   cases.push(
     rsaCase('RSA-1024', Buffer.from(small.n!, 'base64url'), e, 'RSA key of 1024 bits is too weak; use 2048 to 8192 bits'),
     rsaCase('RSA even modulus', even, e, 'RSA modulus is even'),
@@ -216,8 +275,19 @@ function keyCases(): KeyCase[] {
     rsaCase('RSA e = 65536 (even)', n, Buffer.from([1, 0, 0]), 'RSA public exponent 65536 is not allowed; use 65537'),
     rsaCase('RSA e = 2^31 + 1', n, Buffer.from([0x80, 0, 0, 1]), 'RSA public exponent 2147483649 is too large; Signet accepts 3 to 2^31−1'),
     rsaCase('RSA e of 40 bits', n, Buffer.from([1, 0, 0, 0, 1]), 'RSA public exponent of 40 bits is too large'),
-    { label: 'RSA modulus with a redundant zero byte', spki: sequence(sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])), bitString(sequence(tlv(0x02, Buffer.concat([Buffer.from([0, 0]), n])), uint(e)))), detail: 'RSA modulus is not a minimal, positive DER INTEGER' },
-    { label: 'RSA without NULL parameters', spki: sequence(sequence(objectIdentifier(OID.rsaEncryption)), bitString(sequence(uint(n), uint(e)))), detail: 'RSA key algorithm parameters must be NULL' },
+    {
+      label: 'RSA modulus with a redundant zero byte',
+      spki: sequence(
+        sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])),
+        bitString(sequence(tlv(0x02, Buffer.concat([Buffer.from([0, 0]), n])), uint(e))),
+      ),
+      detail: 'RSA modulus is not a minimal, positive DER INTEGER',
+    },
+    {
+      label: 'RSA without NULL parameters',
+      spki: sequence(sequence(objectIdentifier(OID.rsaEncryption)), bitString(sequence(uint(n), uint(e)))),
+      detail: 'RSA key algorithm parameters must be NULL',
+    },
   );
   const edRaw = spkiOf(ed.privateKey).subarray(-32);
   const P = 2n ** 255n - 19n;
@@ -225,8 +295,13 @@ function keyCases(): KeyCase[] {
   // A y for which x² = (y² − 1)/(d·y² + 1) has no root: not a point on the curve.
   const D = (((-121665n * modPow(121666n, P - 2n, P)) % P) + P) % P;
   let undecodable = 2n;
-  while (modPow(((undecodable * undecodable - 1n) % P) * ((D * undecodable * undecodable + 1n) % P) % P, (P - 1n) / 2n, P) === 1n) undecodable++;
-  const edCase = (label: string, raw: Buffer, detail: string): KeyCase => ({ label, spki: edSpki(raw), jwk: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, detail });
+  while (modPow((((undecodable * undecodable - 1n) % P) * ((D * undecodable * undecodable + 1n) % P)) % P, (P - 1n) / 2n, P) === 1n) undecodable++;
+  const edCase = (label: string, raw: Buffer, detail: string): KeyCase => ({
+    label,
+    spki: edSpki(raw),
+    jwk: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
+    detail,
+  });
   cases.push(
     edCase('Ed25519 of 31 bytes', edRaw.subarray(1), 'an Ed25519 public key is 32 bytes, found 31'),
     edCase('Ed25519 of 33 bytes', Buffer.concat([edRaw, Buffer.from([0])]), 'an Ed25519 public key is 32 bytes, found 33'),
@@ -234,15 +309,30 @@ function keyCases(): KeyCase[] {
     edCase('Ed25519 order-8 point', le(ED25519_SMALL_ORDER_Y[3]!), 'Ed25519 public key is a point of small order'),
     edCase('Ed25519 y = p (non-canonical)', le(P), 'Ed25519 public key is not canonically encoded'),
     edCase('Ed25519 not on the curve', le(undecodable), 'Ed25519 public key is not a point on the curve'),
-    { label: 'Ed25519 with parameters', spki: sequence(sequence(objectIdentifier(OID.ed25519), Buffer.from([5, 0])), bitString(edRaw)), detail: 'Ed25519 key has algorithm parameters' },
+    {
+      label: 'Ed25519 with parameters',
+      spki: sequence(sequence(objectIdentifier(OID.ed25519), Buffer.from([5, 0])), bitString(edRaw)),
+      detail: 'Ed25519 key has algorithm parameters',
+    },
   );
   const named = (label: string, spki: Buffer, detail: string, jwk?: JsonWebKey): KeyCase => ({ label, spki, detail, ...(jwk ? { jwk } : {}) });
   const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey;
   cases.push(
-    named('DSA', spkiOf(generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 }).privateKey), 'DSA keys are not supported', { kty: 'DSA' } as JsonWebKey),
+    named('DSA', spkiOf(generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 }).privateKey), 'DSA keys are not supported', {
+      kty: 'DSA',
+    } as JsonWebKey),
     named('secp256k1', spkiOf(k1), 'ECDSA curve secp256k1 is not supported; use P-256, P-384 or P-521', k1.export({ format: 'jwk' })),
-    named('brainpoolP256r1', ecSpki('1.3.36.3.3.2.8.1.1.7', pointOf(p256.privateKey)), 'ECDSA curve brainpoolP256r1 is not supported', { kty: 'EC', crv: 'brainpoolP256r1', x: 'AA', y: 'AA' }),
-    named('X25519', spkiOf(generateKeyPairSync('x25519').privateKey), 'X25519 keys are not supported', { kty: 'OKP', crv: 'X25519', x: edRaw.toString('base64url') }),
+    named('brainpoolP256r1', ecSpki('1.3.36.3.3.2.8.1.1.7', pointOf(p256.privateKey)), 'ECDSA curve brainpoolP256r1 is not supported', {
+      kty: 'EC',
+      crv: 'brainpoolP256r1',
+      x: 'AA',
+      y: 'AA',
+    }),
+    named('X25519', spkiOf(generateKeyPairSync('x25519').privateKey), 'X25519 keys are not supported', {
+      kty: 'OKP',
+      crv: 'X25519',
+      x: edRaw.toString('base64url'),
+    }),
     named('EC without a named curve', sequence(ALG_EC, bitString(pointOf(p256.privateKey))), 'ECDSA key without a named curve is not supported'),
   );
   return cases;
@@ -251,13 +341,20 @@ function keyCases(): KeyCase[] {
 test('each hostile key is refused by name: through a CSR (both parser paths), importSpki and importPublicJwk', () => {
   let jwks = 0;
   for (const c of keyCases()) {
-    const match = (detail: string) => typeof c.detail === 'string' ? assert.ok(detail.includes(c.detail), `${c.label}: ${JSON.stringify(detail)} lacks ${JSON.stringify(c.detail)}`) : assert.match(detail, c.detail, c.label);
+    const match = (detail: string) =>
+      typeof c.detail === 'string'
+        ? assert.ok(detail.includes(c.detail), `${c.label}: ${JSON.stringify(detail)} lacks ${JSON.stringify(c.detail)}`)
+        : assert.match(detail, c.detail, c.label);
     if (c.spki) {
       const csr = csrWithSpki(c.spki);
       const viaCsr = problemOf(() => parseCsr(csr));
       assert.equal(viaCsr.type, 'bad-key', `${c.label}: ${viaCsr.detail}`);
       match(viaCsr.detail);
-      assert.deepEqual(problemOf(() => parseCsrFull(csr)), viaCsr, `${c.label}: the full path says the same`);
+      assert.deepEqual(
+        problemOf(() => parseCsrFull(csr)),
+        viaCsr,
+        `${c.label}: the full path says the same`,
+      );
       assert.equal(parseCsrFast(csr), null, `${c.label}: the fast path defers`);
       const viaSpki = problemOf(() => importSpki(c.spki!));
       assert.deepEqual(viaSpki, viaCsr, `${c.label}: importSpki says the same`);
@@ -301,9 +398,15 @@ test('good keys of every supported kind import through all three doors and keep 
     assert.ok(b.key.export({ format: 'der', type: 'spki' }).equals(spki));
     const info = sequence(smallInteger(0), cnName('a.example.com'), spki, tlv(0xa0));
     const t = createPublicKey(key).asymmetricKeyType;
-    const [sigOid, sig] = t === 'ec'
-      ? [name === 'ecdsa-p256' ? OID.ecdsaSha256 : name === 'ecdsa-p384' ? OID.ecdsaSha384 : OID.ecdsaSha512, sign(name === 'ecdsa-p256' ? 'sha256' : name === 'ecdsa-p384' ? 'sha384' : 'sha512', info, { key, dsaEncoding: 'der' })]
-      : t === 'rsa' ? [OID.sha256WithRSA, sign('sha256', info, key)] : [OID.ed25519, sign(null, info, key)];
+    const [sigOid, sig] =
+      t === 'ec'
+        ? [
+            name === 'ecdsa-p256' ? OID.ecdsaSha256 : name === 'ecdsa-p384' ? OID.ecdsaSha384 : OID.ecdsaSha512,
+            sign(name === 'ecdsa-p256' ? 'sha256' : name === 'ecdsa-p384' ? 'sha384' : 'sha512', info, { key, dsaEncoding: 'der' }),
+          ]
+        : t === 'rsa'
+          ? [OID.sha256WithRSA, sign('sha256', info, key)]
+          : [OID.ed25519, sign(null, info, key)];
     const csr = sequence(info, sequence(objectIdentifier(sigOid), ...(t === 'rsa' ? [Buffer.from([5, 0])] : [])), bitString(sig));
     const parsed = parseCsr(csr);
     assert.equal(parsed.keyAlgorithm, name);
@@ -312,7 +415,11 @@ test('good keys of every supported kind import through all three doors and keep 
   }
   // RFC 7518 §2: JWK integers without leading zeros; base64url without padding or stray bits.
   const jr = createPublicKey(rsa.privateKey).export({ format: 'jwk' });
-  throwsProblem(() => importPublicJwk({ ...jr, n: Buffer.concat([Buffer.from([0]), Buffer.from(jr.n!, 'base64url')]).toString('base64url') }), 'bad-key', 'leading zero octet');
+  throwsProblem(
+    () => importPublicJwk({ ...jr, n: Buffer.concat([Buffer.from([0]), Buffer.from(jr.n!, 'base64url')]).toString('base64url') }),
+    'bad-key',
+    'leading zero octet',
+  );
   throwsProblem(() => importPublicJwk({ ...jr, e: 'AQAB=' }), 'bad-key', '"e" is not base64url');
   // 32 bytes are 43 base64url characters with 2 spare bits; setting one decodes to the same bytes.
   const x = createPublicKey(ed.privateKey).export({ format: 'jwk' }).x!;
@@ -369,8 +476,12 @@ test('private keys are checked against the certificate key before node describes
   throwsProblem(() => checkPrivateKey(badRsa, certOf(spkiOf(rsa.privateKey))), 'bad-key', 'primes do not multiply to the modulus');
   // Another key of the right kind, and a key of another kind.
   throwsProblem(() => checkPrivateKey(other.privateKey, certOf(spkiOf(p256.privateKey))), 'bad-key', 'does not match the certificate');
-  throwsProblem(() => checkPrivateKey(ed.privateKey, certOf(spkiOf(p256.privateKey))), 'bad-key', 'it is an ed25519 key, the certificate\'s is ecdsa-p256');
-  throwsProblem(() => checkPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, certOf(spkiOf(p256.privateKey))), 'bad-key', 'not on the certificate\'s curve');
+  throwsProblem(() => checkPrivateKey(ed.privateKey, certOf(spkiOf(p256.privateKey))), 'bad-key', "it is an ed25519 key, the certificate's is ecdsa-p256");
+  throwsProblem(
+    () => checkPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, certOf(spkiOf(p256.privateKey))),
+    'bad-key',
+    "not on the certificate's curve",
+  );
   throwsProblem(() => checkPrivateKey(createPublicKey(p256.privateKey), certOf(spkiOf(p256.privateKey))), 'bad-key', 'not a private key');
   throwsProblem(() => checkPrivateKey(generateKeyPairSync('x25519').privateKey, certOf(spkiOf(p256.privateKey))), 'bad-key', 'type x25519 are not supported');
 });
@@ -384,28 +495,57 @@ test('ACME account JWKs (new-account, key-change, the EAB payload) go through th
   y[31]! ^= 1;
   const offJwk = { ...off, y: y.toString('base64url') };
   const zero = { kty: 'EC', crv: 'P-256', x: Buffer.alloc(32).toString('base64url'), y: Buffer.alloc(32).toString('base64url') };
-  for (const [label, jwk] of [['off-curve', offJwk], ['(0, 0)', zero]] as const) {
+  for (const [label, jwk] of [
+    ['off-curve', offJwk],
+    ['(0, 0)', zero],
+  ] as const) {
     const p = problemOf(() => importJwk(jwk));
     assert.equal(p.type, 'bad-request', label);
     assert.equal(p.detail, 'the account key is refused: ECDSA P-256 public key is not a point on the curve', label);
-    try { importJwk(jwk); } catch (e) { assert.equal((e as SignetError).acme, 'badPublicKey'); }
+    try {
+      importJwk(jwk);
+    } catch (e) {
+      assert.equal((e as SignetError).acme, 'badPublicKey');
+    }
   }
-  throwsProblem(() => importJwk(createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey).export({ format: 'jwk' })), 'bad-request', 'P-256 or P-384');
-  throwsProblem(() => importJwk({ kty: 'RSA', n: createPublicKey(rsa.privateKey).export({ format: 'jwk' }).n, e: 'AQ' }), 'bad-request', 'RSA public exponent 1 is not allowed');
+  throwsProblem(
+    () => importJwk(createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey).export({ format: 'jwk' })),
+    'bad-request',
+    'P-256 or P-384',
+  );
+  throwsProblem(
+    () => importJwk({ kty: 'RSA', n: createPublicKey(rsa.privateKey).export({ format: 'jwk' }).n, e: 'AQ' }),
+    'bad-request',
+    'RSA public exponent 1 is not allowed',
+  );
   assert.equal(importJwk(createPublicKey(ed.privateKey).export({ format: 'jwk' })).asymmetricKeyType, 'ed25519');
   // The EAB payload is a JWK too: an off-curve one is refused before any MAC is looked at.
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const eab = { protected: b64({ alg: 'HS256', kid: 'k1', url: 'https://ca/acme/new-account' }), payload: b64(offJwk), signature: 'AA' };
-  throwsProblem(() => verifyEab(eab, createPublicKey(p256.privateKey).export({ format: 'jwk' }), 'https://ca/acme/new-account', () => Buffer.alloc(32)), 'bad-request', 'not a point on the curve');
+  throwsProblem(
+    () => verifyEab(eab, createPublicKey(p256.privateKey).export({ format: 'jwk' }), 'https://ca/acme/new-account', () => Buffer.alloc(32)),
+    'bad-request',
+    'not a point on the curve',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
 // Item 10: non-DER CSRs, each re-encoded and signed so that only the encoding is wrong
 
-interface DerCase { label: string; info: Buffer; csr: Buffer; rule: string; at: (csr: Buffer) => number }
+interface DerCase {
+  label: string;
+  info: Buffer;
+  csr: Buffer;
+  rule: string;
+  at: (csr: Buffer) => number;
+}
 
 /** The offset of `needle` in the CSR (the element the rule is about). */
-const offsetOf = (needle: Buffer) => (csr: Buffer) => { const i = csr.indexOf(needle); assert.ok(i >= 0); return i; };
+const offsetOf = (needle: Buffer) => (csr: Buffer) => {
+  const i = csr.indexOf(needle);
+  assert.ok(i >= 0);
+  return i;
+};
 
 function derCases(): DerCase[] {
   const out: DerCase[] = [];
@@ -415,7 +555,12 @@ function derCases(): DerCase[] {
     const good = infoOf();
     const content = good.subarray(good[1]! & 0x80 ? 2 + (good[1]! & 0x7f) : 2);
     const head = Buffer.from([0x30, 0x84, 0, 0, 0, content.length]);
-    cases.push(['non-minimal length (30 84 00 00 00 LL)', Buffer.concat([head, content]), 'non-minimal length (a leading zero byte; DER uses the shortest form)', head]);
+    cases.push([
+      'non-minimal length (30 84 00 00 00 LL)',
+      Buffer.concat([head, content]),
+      'non-minimal length (a leading zero byte; DER uses the shortest form)',
+      head,
+    ]);
   }
   {
     const name = cnName('a.example.com');
@@ -425,25 +570,67 @@ function derCases(): DerCase[] {
   const version = Buffer.from([0x02, 0x02, 0x00, 0x00]);
   cases.push(['INTEGER 02 02 00 00 as the version', infoOf({ version }), 'non-minimal INTEGER (a redundant leading 0x00 byte)', version]);
   const paddedOid = Buffer.from([0x06, 0x04, 0x55, 0x80, 0x04, 0x03]);
-  cases.push(['OID arc padded with 0x80', infoOf({ name: sequence(set(sequence(paddedOid, tlv(0x0c, Buffer.from('a.example.com'))))) }), 'OBJECT IDENTIFIER arc padded with 0x80 (not minimal)', paddedOid]);
+  cases.push([
+    'OID arc padded with 0x80',
+    infoOf({ name: sequence(set(sequence(paddedOid, tlv(0x0c, Buffer.from('a.example.com'))))) }),
+    'OBJECT IDENTIFIER arc padded with 0x80 (not minimal)',
+    paddedOid,
+  ]);
   const emptyOid = Buffer.from([0x06, 0x00]);
-  cases.push(['empty OID', infoOf({ name: sequence(set(sequence(emptyOid, tlv(0x0c, Buffer.from('x')))), set(sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from('a.example.com'))))) }), 'empty OBJECT IDENTIFIER', emptyOid]);
+  cases.push([
+    'empty OID',
+    infoOf({
+      name: sequence(set(sequence(emptyOid, tlv(0x0c, Buffer.from('x')))), set(sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from('a.example.com'))))),
+    }),
+    'empty OBJECT IDENTIFIER',
+    emptyOid,
+  ]);
   const falseFlag = Buffer.from([0x01, 0x01, 0x00]);
-  cases.push(['explicit critical FALSE', infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), falseFlag, octetString(sanValue('a.example.com')))) }), 'extension 2.5.29.17 encodes critical FALSE explicitly (DER omits a DEFAULT value)', falseFlag]);
+  cases.push([
+    'explicit critical FALSE',
+    infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), falseFlag, octetString(sanValue('a.example.com')))) }),
+    'extension 2.5.29.17 encodes critical FALSE explicitly (DER omits a DEFAULT value)',
+    falseFlag,
+  ]);
   const trueOne = Buffer.from([0x01, 0x01, 0x01]);
-  cases.push(['BOOLEAN 0x01 as TRUE', infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), trueOne, octetString(sanValue('a.example.com')))) }), 'BOOLEAN 0x01 (DER encodes TRUE as 0xFF and FALSE as 0x00)', trueOne]);
+  cases.push([
+    'BOOLEAN 0x01 as TRUE',
+    infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), trueOne, octetString(sanValue('a.example.com')))) }),
+    'BOOLEAN 0x01 (DER encodes TRUE as 0xFF and FALSE as 0x00)',
+    trueOne,
+  ]);
   // Beyond the issue's list, the same reader's other rules.
   const o = sequence(objectIdentifier('2.5.4.10'), tlv(0x0c, Buffer.from('o')));
   const cn = sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from('a.example.com')));
   // DER sorts by the whole encoding: o (30 08 …) before cn (30 14 …), whatever the attribute types.
-  cases.push(['SET OF not in DER order (multi-valued RDN)', infoOf({ name: sequence(tlv(0x31, cn, o)) }), 'SET OF elements are not sorted by their encodings (DER order)', o]);
+  cases.push([
+    'SET OF not in DER order (multi-valued RDN)',
+    infoOf({ name: sequence(tlv(0x31, cn, o)) }),
+    'SET OF elements are not sorted by their encodings (DER order)',
+    o,
+  ]);
   const constructed = tlv(0x2c, tlv(0x0c, Buffer.from('a.example.com')));
-  cases.push(['constructed UTF8String', infoOf({ name: sequence(set(sequence(objectIdentifier('2.5.4.3'), constructed))) }), 'constructed encoding of universal type 12 (DER requires the primitive form)', constructed]);
+  cases.push([
+    'constructed UTF8String',
+    infoOf({ name: sequence(set(sequence(objectIdentifier('2.5.4.3'), constructed))) }),
+    'constructed encoding of universal type 12 (DER requires the primitive form)',
+    constructed,
+  ]);
   const badSan = Buffer.concat([Buffer.from([0x30, 0x81, 0x0f]), tlv(0x82, Buffer.from('a.example.com'))]);
-  cases.push(['SAN value with a long-form length', infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), octetString(badSan))) }), 'subjectAltName extension is malformed: its value is not DER: non-minimal length (long form for 15 bytes', badSan]);
+  cases.push([
+    'SAN value with a long-form length',
+    infoOf({ attributes: attrs(sequence(objectIdentifier('2.5.29.17'), octetString(badSan))) }),
+    'subjectAltName extension is malformed: its value is not DER: non-minimal length (long form for 15 bytes',
+    badSan,
+  ]);
   const extA = sequence(objectIdentifier('1.2.840.113549.1.9.7'), set(tlv(0x0c, Buffer.from('pw'))));
   const extB = sequence(objectIdentifier(EXT_REQ), set(sequence(sequence(objectIdentifier('2.5.29.17'), octetString(sanValue('a.example.com'))))));
-  cases.push(['attributes not in DER order', infoOf({ attributes: tlv(0xa0, extB, extA) }), 'SET OF elements are not sorted by their encodings (DER order)', extA]);
+  cases.push([
+    'attributes not in DER order',
+    infoOf({ attributes: tlv(0xa0, extB, extA) }),
+    'SET OF elements are not sorted by their encodings (DER order)',
+    extA,
+  ]);
   for (const [label, info, rule, needle] of cases) out.push({ label, info, csr: signedCsr(info), rule, at: offsetOf(needle) });
   return out;
 }
@@ -460,7 +647,11 @@ test('non-DER CSRs are refused with the rule and the offset, though their signat
     assert.equal(p.type, 'bad-csr', `${c.label}: ${p.detail}`);
     assert.ok(p.detail.includes(c.rule), `${c.label}: ${JSON.stringify(p.detail)} lacks ${JSON.stringify(c.rule)}`);
     assert.ok(p.detail.endsWith(`at offset ${c.at(c.csr)}`), `${c.label}: ${p.detail} should end at offset ${c.at(c.csr)}`);
-    assert.deepEqual(problemOf(() => parseCsrFull(c.csr)), p, `${c.label}: both paths refuse alike`);
+    assert.deepEqual(
+      problemOf(() => parseCsrFull(c.csr)),
+      p,
+      `${c.label}: both paths refuse alike`,
+    );
     assert.equal(parseCsrFast(c.csr), null);
   }
   // The same request, well formed, parses (and takes the fast path).
@@ -469,9 +660,17 @@ test('non-DER CSRs are refused with the rule and the offset, though their signat
 });
 
 test('the DER reader: nesting, truncation and BER forms never escape as anything but a bad-csr', () => {
-  const nested = (depth: number): Buffer => { let b: Buffer = Buffer.alloc(0); for (let i = 0; i < depth; i++) b = sequence(b); return b; };
+  const nested = (depth: number): Buffer => {
+    let b: Buffer = Buffer.alloc(0);
+    for (let i = 0; i < depth; i++) b = sequence(b);
+    return b;
+  };
   throwsProblem(() => parseCsr(nested(100)), 'bad-csr', 'nesting deeper than 64 levels');
-  throwsProblem(() => parseCsr(Buffer.from([0x30, 0x80, 0x02, 0x01, 0x00, 0x00, 0x00])), 'bad-csr', 'indefinite length (BER; DER requires a definite length) at offset 0');
+  throwsProblem(
+    () => parseCsr(Buffer.from([0x30, 0x80, 0x02, 0x01, 0x00, 0x00, 0x00])),
+    'bad-csr',
+    'indefinite length (BER; DER requires a definite length) at offset 0',
+  );
   throwsProblem(() => parseCsr(Buffer.from([0x30, 0x03, 0x01, 0x01, 0x01])), 'bad-csr', 'BOOLEAN 0x01', 'at offset 2');
   throwsProblem(() => parseCsr(Buffer.from([0x30, 0x04, 0x03, 0x02, 0x01, 0x01])), 'bad-csr', 'BIT STRING whose unused bits are not zero at offset 2');
   throwsProblem(() => parseCsr(Buffer.from([0x30, 0x03, 0x05, 0x01, 0x00])), 'bad-csr', 'NULL with 1 content bytes at offset 2');
@@ -489,7 +688,15 @@ async function caCertificate(spkiDer: Buffer, signWith: KeyObject, cn = 'Hostile
     publicKey: createPublicKey(signWith),
     sign: async (data) => sign('sha256', data, { key: signWith, dsaEncoding: 'der' }),
   };
-  const { tbs } = buildCaTbs({ serial: newSerial(), subjectNameDer: dnToDer(`CN=${cn}`), spkiDer, notBefore: new Date(), validityDays: 30, pathLen: 0, signatureAlgorithmDer: algorithmDer(signer) });
+  const { tbs } = buildCaTbs({
+    serial: newSerial(),
+    subjectNameDer: dnToDer(`CN=${cn}`),
+    spkiDer,
+    notBefore: new Date(),
+    validityDays: 30,
+    pathLen: 0,
+    signatureAlgorithmDer: algorithmDer(signer),
+  });
   return derToPem(await signTbs(tbs, signer, algorithmDer(signer)), 'CERTIFICATE');
 }
 const pem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
@@ -506,7 +713,10 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     certs = await countRows(env, 'Certificate');
     cas = await countRows(env, 'CertificateAuthority');
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   async function assertAliveAndUnchanged(): Promise<void> {
     assert.doesNotThrow(() => process.kill(server.pid, 0), 'the server process is alive');
@@ -523,8 +733,12 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     else assert.match(r.json.detail, detail);
   }
 
-  test('the issue\'s exact body, and its P-384 and P-521 twins: 400 naming the key, the server lives, nothing stored', async () => {
-    const bodies: [string, string][] = [['P-256', ISSUE_CSR], ['P-384', csrB64(infinityCsr(OID.p384))], ['P-521', csrB64(infinityCsr(OID.p521))]];
+  test("the issue's exact body, and its P-384 and P-521 twins: 400 naming the key, the server lives, nothing stored", async () => {
+    const bodies: [string, string][] = [
+      ['P-256', ISSUE_CSR],
+      ['P-384', csrB64(infinityCsr(OID.p384))],
+      ['P-521', csrB64(infinityCsr(OID.p521))],
+    ];
     for (const [curve, csr] of bodies) {
       const r = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' });
       assertProblem(r, 400, 'bad-key', `ECDSA ${curve} public key is the point at infinity`);
@@ -537,7 +751,12 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
 
   test('other hostile CSR keys: 400 naming the key', async () => {
     // Anyone can "sign" for this key, so a certificate for it would be anyone's.
-    assertProblem(await api(server, 'POST', '/api/v1/certificates', { csr: csrB64(forgedEdCsr()), profile: 'server' }), 400, 'bad-key', 'Ed25519 public key is a point of small order');
+    assertProblem(
+      await api(server, 'POST', '/api/v1/certificates', { csr: csrB64(forgedEdCsr()), profile: 'server' }),
+      400,
+      'bad-key',
+      'Ed25519 public key is a point of small order',
+    );
     for (const c of keyCases().filter((k) => k.spki && /infinity|off the curve|X ≥ p|compressed|even|e = 1|Ed25519 identity|DSA|secp256k1/.test(k.label))) {
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: csrB64(csrWithSpki(c.spki!)), profile: 'server' });
       assertProblem(r, 400, 'bad-key', c.detail);
@@ -566,10 +785,30 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     const rsaCert = await caCertificate(spkiOf(rsa.privateKey), p256.privateKey, 'RSA CA');
     const cases: [string, string, string, string][] = [
       // Self-signed by d = 0 over the infinity key: the signature even verifies (u1·G + u2·∞ = k·G).
-      ['infinity certificate key, d = 0', await caCertificate(ecSpki(OID.p256, Buffer.from([0])), zeroKey), pem(zeroKey), "the CA certificate's public key is refused: ECDSA P-256 public key is the point at infinity"],
-      ['off-curve certificate key', await caCertificate(ecSpki(OID.p256, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)])), p256.privateKey), pem(p256.privateKey), 'not a point on the curve'],
-      ['certificate key G, private key d = n + 1', await caCertificate(gSpki, sec1(bytesOf(N256 + 1n, 32))), pem(sec1(bytesOf(N256 + 1n, 32))), 'not below the order n of P-256'],
-      ['a scalar carrying the certificate\'s public key', await caCertificate(spkiOf(other.privateKey), other.privateKey), pem(sec1(d, pointOf(other.privateKey))), 'does not verify under the certificate'],
+      [
+        'infinity certificate key, d = 0',
+        await caCertificate(ecSpki(OID.p256, Buffer.from([0])), zeroKey),
+        pem(zeroKey),
+        "the CA certificate's public key is refused: ECDSA P-256 public key is the point at infinity",
+      ],
+      [
+        'off-curve certificate key',
+        await caCertificate(ecSpki(OID.p256, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)])), p256.privateKey),
+        pem(p256.privateKey),
+        'not a point on the curve',
+      ],
+      [
+        'certificate key G, private key d = n + 1',
+        await caCertificate(gSpki, sec1(bytesOf(N256 + 1n, 32))),
+        pem(sec1(bytesOf(N256 + 1n, 32))),
+        'not below the order n of P-256',
+      ],
+      [
+        "a scalar carrying the certificate's public key",
+        await caCertificate(spkiOf(other.privateKey), other.privateKey),
+        pem(sec1(d, pointOf(other.privateKey))),
+        'does not verify under the certificate',
+      ],
       ['RSA key with inconsistent primes', rsaCert, pem(rsaWithPrimeSwapped(rsa.privateKey)), 'primes do not multiply to the modulus'],
     ];
     for (const [label, certificate, privateKey, detail] of cases) {
@@ -588,8 +827,12 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
       const protectedB64 = b64({ ...header, nonce: await nonce(), url });
       const payloadB64 = b64(payload);
       const signature = sign('sha256', Buffer.from(`${protectedB64}.${payloadB64}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
-      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/jose+json' }, body: JSON.stringify({ protected: protectedB64, payload: payloadB64, signature }) });
-      return { status: r.status, json: await r.json() as any };
+      const r = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/jose+json' },
+        body: JSON.stringify({ protected: protectedB64, payload: payloadB64, signature }),
+      });
+      return { status: r.status, json: (await r.json()) as any };
     };
     const good = createPublicKey(p256.privateKey).export({ format: 'jwk' });
     const y = Buffer.from(good.y!, 'base64url');
@@ -606,10 +849,19 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     }
     // An Ed25519 identity key signs every JWS (R = B, S = 1): an account anyone could act for.
     {
-      const protectedB64 = b64({ alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: ED_IDENTITY.toString('base64url') }, nonce: await nonce(), url: `${acme}/new-account` });
+      const protectedB64 = b64({
+        alg: 'EdDSA',
+        jwk: { kty: 'OKP', crv: 'Ed25519', x: ED_IDENTITY.toString('base64url') },
+        nonce: await nonce(),
+        url: `${acme}/new-account`,
+      });
       const payloadB64 = b64({ termsOfServiceAgreed: true });
-      const res = await fetch(`${acme}/new-account`, { method: 'POST', headers: { 'content-type': 'application/jose+json' }, body: JSON.stringify({ protected: protectedB64, payload: payloadB64, signature: ED_FORGERY.toString('base64url') }) });
-      const json = await res.json() as any;
+      const res = await fetch(`${acme}/new-account`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/jose+json' },
+        body: JSON.stringify({ protected: protectedB64, payload: payloadB64, signature: ED_FORGERY.toString('base64url') }),
+      });
+      const json = (await res.json()) as any;
       assert.equal(res.status, 400, JSON.stringify(json));
       assert.equal(json.type, 'urn:ietf:params:acme:error:badPublicKey');
       assert.match(json.detail, /Ed25519 public key is a point of small order/);
@@ -620,7 +872,11 @@ describe('over HTTP: hostile keys and non-DER requests against a running server'
     assert.equal(created.status, 201, JSON.stringify(created.json));
     const [row] = await sql(env, 'SELECT id FROM "AcmeAccount"');
     const accountUrl = `${acme}/account/${row.id}`;
-    const inner = { protected: b64({ alg: 'ES256', jwk: hostile[0]![1], url: `${acme}/key-change` }), payload: b64({ account: accountUrl, oldKey: good }), signature: Buffer.alloc(64).toString('base64url') };
+    const inner = {
+      protected: b64({ alg: 'ES256', jwk: hostile[0]![1], url: `${acme}/key-change` }),
+      payload: b64({ account: accountUrl, oldKey: good }),
+      signature: Buffer.alloc(64).toString('base64url'),
+    };
     const r = await post(`${acme}/key-change`, { alg: 'ES256', kid: accountUrl }, inner, p256.privateKey);
     assert.equal(r.status, 400, JSON.stringify(r.json));
     assert.equal(r.json.type, 'urn:ietf:params:acme:error:badPublicKey');

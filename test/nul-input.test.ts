@@ -15,8 +15,14 @@ const b64u = (s: string) => Buffer.from(s).toString('base64url');
 describe('NUL characters in client input', () => {
   let env: TestEnv;
   let server: RunningServer;
-  before(async () => { env = await createTestEnv(); server = await startServer(env.env); });
-  after(async () => { await server?.stop(); await env?.cleanup(); });
+  before(async () => {
+    env = await createTestEnv();
+    server = await startServer(env.env);
+  });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+  });
 
   const expect400 = (r: { status: number; headers: Headers; json: any; text: string }, detail: RegExp) => {
     assert.equal(r.status, 400, r.text);
@@ -25,17 +31,33 @@ describe('NUL characters in client input', () => {
   };
 
   test('in a query parameter or a path segment of the API and /pki', async () => {
-    for (const path of ['/api/v1/certificates?san=%00', '/api/v1/certificates?profile=a%00b', '/api/v1/audit?action=%00', '/api/v1/certificates/ab%00cd', '/pki/x%00.crt', '/api/v1/cas/%00']) {
+    for (const path of [
+      '/api/v1/certificates?san=%00',
+      '/api/v1/certificates?profile=a%00b',
+      '/api/v1/audit?action=%00',
+      '/api/v1/certificates/ab%00cd',
+      '/pki/x%00.crt',
+      '/api/v1/cas/%00',
+    ]) {
       expect400(await api(server, 'GET', path), /the request URL contains a percent-encoded NUL character \(%00\)/);
     }
   });
 
   test('in a JSON body: an API route and the bare issuance path; nothing is stored', async () => {
     const tokens = await countRows(env, 'ApiToken');
-    expect400(await api(server, 'POST', '/api/v1/tokens', { name: 'a\u0000b', scopes: ['read'] }), /the request body contains a NUL character \(U\+0000\) at name; no field accepts one/);
+    expect400(
+      await api(server, 'POST', '/api/v1/tokens', { name: 'a\u0000b', scopes: ['read'] }),
+      /the request body contains a NUL character \(U\+0000\) at name; no field accepts one/,
+    );
     expect400(await api(server, 'POST', '/api/v1/tokens', { name: 'x', scopes: ['read', 're\u0000ad'] }), /at scopes\[1\]/);
-    expect400(await api(server, 'POST', '/api/v1/certificates', { csr: 'MII\u0000', profile: 'server' }), /the request body contains a NUL character \(U\+0000\) at csr/);
-    expect400(await api(server, 'POST', '/api/v1/certificates', { csr: 'x', profile: 'server', "a\u0000": 1 }), /a NUL character \(U\+0000\) at a key in the body/);
+    expect400(
+      await api(server, 'POST', '/api/v1/certificates', { csr: 'MII\u0000', profile: 'server' }),
+      /the request body contains a NUL character \(U\+0000\) at csr/,
+    );
+    expect400(
+      await api(server, 'POST', '/api/v1/certificates', { csr: 'x', profile: 'server', 'a\u0000': 1 }),
+      /a NUL character \(U\+0000\) at a key in the body/,
+    );
     assert.equal(await countRows(env, 'ApiToken'), tokens, 'nothing stored');
   });
 
@@ -46,15 +68,31 @@ describe('NUL characters in client input', () => {
   });
 
   test('ACME: in a URL, a protected header (EAB kid) or a payload; and any "crit" header', async () => {
-    const post = (path: string, jws: unknown) => fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/jose+json' }, body: JSON.stringify(jws) })
-      .then(async (r) => ({ status: r.status, type: r.headers.get('content-type'), json: await r.json() as any }));
+    const post = (path: string, jws: unknown) =>
+      fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/jose+json' }, body: JSON.stringify(jws) }).then(async (r) => ({
+        status: r.status,
+        type: r.headers.get('content-type'),
+        json: (await r.json()) as any,
+      }));
     const jws = (header: object, payload: string) => ({ protected: b64u(JSON.stringify(header)), payload: b64u(payload), signature: b64u('sig') });
     const url = `${server.url}/acme/new-account`;
     const cases: [string, unknown, RegExp][] = [
       ['/acme/order/a%00b', jws({ alg: 'ES256', kid: 'x', nonce: 'n', url }, ''), /the request URL contains a percent-encoded NUL/],
-      ['/acme/new-account', jws({ alg: 'ES256', nonce: 'n', url, kid: 'eab-\u0000' }, '{}'), /the JWS protected header contains a NUL character \(U\+0000\) at kid/],
-      ['/acme/new-account', jws({ alg: 'ES256', nonce: 'n', url, jwk: { kty: 'EC' } }, '{"contact":["mailto:a\\u0000@example.com"]}'), /the JWS payload contains a NUL character \(U\+0000\) at contact\[0\]/],
-      ['/acme/new-account', jws({ alg: 'ES256', nonce: 'n', url, jwk: { kty: 'EC' }, crit: ['foo'], foo: 1 }, '{}'), /protected header has "crit", but no critical header parameter is understood here/],
+      [
+        '/acme/new-account',
+        jws({ alg: 'ES256', nonce: 'n', url, kid: 'eab-\u0000' }, '{}'),
+        /the JWS protected header contains a NUL character \(U\+0000\) at kid/,
+      ],
+      [
+        '/acme/new-account',
+        jws({ alg: 'ES256', nonce: 'n', url, jwk: { kty: 'EC' } }, '{"contact":["mailto:a\\u0000@example.com"]}'),
+        /the JWS payload contains a NUL character \(U\+0000\) at contact\[0\]/,
+      ],
+      [
+        '/acme/new-account',
+        jws({ alg: 'ES256', nonce: 'n', url, jwk: { kty: 'EC' }, crit: ['foo'], foo: 1 }, '{}'),
+        /protected header has "crit", but no critical header parameter is understood here/,
+      ],
     ];
     for (const [path, body, detail] of cases) {
       const r = await post(path, body);

@@ -24,9 +24,17 @@ const UNAUTHORIZED = Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Issued { serial: string; pem: string }
-interface CrlView { number: bigint; text: string; entries: Map<bigint, string>; der: Buffer; headers: Headers }
-
+interface Issued {
+  serial: string;
+  pem: string;
+}
+interface CrlView {
+  number: bigint;
+  text: string;
+  entries: Map<bigint, string>;
+  der: Buffer;
+  headers: Headers;
+}
 
 /** A shared fixture: one server, its hierarchy as PEM files, and helpers over them. */
 class Fixture {
@@ -57,11 +65,28 @@ class Fixture {
     this.intSubject = int.subject;
   }
 
-  async stop(): Promise<void> { await this.server?.stop(); await this.env?.cleanup(); this.tmp.remove(); }
+  async stop(): Promise<void> {
+    await this.server?.stop();
+    await this.env?.cleanup();
+    this.tmp.remove();
+  }
 
   csr(name: string): string {
-    const r = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', this.tmp.file(`${name}.key`),
-      '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`]);
+    const r = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      this.tmp.file(`${name}.key`),
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     return r.stdout;
   }
@@ -221,8 +246,22 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     const revoked = await f.issue();
     await f.revoke(revoked.serial, { reason: 'superseded' });
     const unknownSerial = '0x' + randomBytes(16).toString('hex');
-    const r = openssl(['ocsp', '-issuer', f.intPem, '-cert', good.pem, '-cert', revoked.pem, '-serial', unknownSerial,
-      '-url', `${f.server.url}/ocsp`, '-CAfile', f.bundlePem, '-resp_text']);
+    const r = openssl([
+      'ocsp',
+      '-issuer',
+      f.intPem,
+      '-cert',
+      good.pem,
+      '-cert',
+      revoked.pem,
+      '-serial',
+      unknownSerial,
+      '-url',
+      `${f.server.url}/ocsp`,
+      '-CAfile',
+      f.bundlePem,
+      '-resp_text',
+    ]);
     const out = r.stdout + r.stderr;
     assert.equal(r.status, 0, out);
     assert.match(out, /Response verify OK/);
@@ -273,7 +312,10 @@ describe('OCSP responder interop (openssl ocsp)', () => {
       bodies.push(res.body);
     }
     // Pre-signed and cached: every form gets the same bytes (no signature per request).
-    assert.ok(bodies.every((b) => b.equals(bodies[0]!)), 'the same cached response for every encoding');
+    assert.ok(
+      bodies.every((b) => b.equals(bodies[0]!)),
+      'the same cached response for every encoding',
+    );
     // POST answers are not for shared caches, but carry the right type.
     const post = await postOcsp(f.server.url, der);
     assert.equal(post.status, 200);
@@ -297,7 +339,13 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     const parsed = openssl(['ocsp', '-respin', respFile, '-resp_text']);
     assert.match(parsed.stdout + parsed.stderr, /Responder Error: malformedrequest \(1\)/);
     // GET: base64 of garbage, characters outside base64, percent-encoding garbage.
-    for (const encoded of [encodeURIComponent(randomBytes(64).toString('base64')), randomBytes(48).toString('base64url'), '!!!notbase64!!!', '%E0%A4%A', 'aGVsbG8=']) {
+    for (const encoded of [
+      encodeURIComponent(randomBytes(64).toString('base64')),
+      randomBytes(48).toString('base64url'),
+      '!!!notbase64!!!',
+      '%E0%A4%A',
+      'aGVsbG8=',
+    ]) {
       const r = await getOcsp(f.server.url, encoded);
       assert.equal(r.headers.get('content-type'), 'application/ocsp-response', encoded);
       assert.deepEqual(r.body, MALFORMED, `GET ${encoded}: ${r.body.toString('hex')}`);
@@ -324,9 +372,20 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     const chunk = randomBytes(16 * 1024);
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
-      pull(controller) { if (sent >= 64) controller.close(); else { sent++; controller.enqueue(chunk); } },
+      pull(controller) {
+        if (sent >= 64) controller.close();
+        else {
+          sent++;
+          controller.enqueue(chunk);
+        }
+      },
     });
-    const res = await fetch(`${f.server.url}/ocsp`, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: stream, duplex: 'half' } as RequestInit);
+    const res = await fetch(`${f.server.url}/ocsp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     assert.equal(res.status, 413);
     assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     assert.match((await res.json()).detail, /exceeds 8192 bytes/);
@@ -336,7 +395,13 @@ describe('OCSP responder interop (openssl ocsp)', () => {
     // A client that keeps sending long after the 413 is cut off; the service is unaffected.
     let endless = 0;
     const flood = new ReadableStream<Uint8Array>({
-      pull(controller) { if (endless >= 512) controller.close(); else { endless++; controller.enqueue(chunk); } },
+      pull(controller) {
+        if (endless >= 512) controller.close();
+        else {
+          endless++;
+          controller.enqueue(chunk);
+        }
+      },
     });
     const floodRes = await fetch(`${f.server.url}/ocsp`, { method: 'POST', body: flood, duplex: 'half' } as RequestInit).catch((e: Error) => e);
     if (!(floodRes instanceof Error)) assert.equal(floodRes.status, 413);
@@ -349,7 +414,23 @@ describe('OCSP responder interop (openssl ocsp)', () => {
   test('an issuer we do not hold, or an unknown hash algorithm: unauthorized', async () => {
     const key = f.tmp.file('foreign.key');
     const ca = f.tmp.file('foreign.pem');
-    const mk = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/CN=Foreign CA', '-days', '30', '-out', ca]);
+    const mk = openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-subj',
+      '/CN=Foreign CA',
+      '-days',
+      '30',
+      '-out',
+      ca,
+    ]);
     assert.equal(mk.status, 0, mk.stderr);
     const req = f.tmp.file('foreign-req.der');
     assert.equal(openssl(['ocsp', '-issuer', ca, '-serial', '0x01', '-reqout', req]).status, 0);
@@ -506,7 +587,6 @@ describe('CRL interop (openssl crl, openssl verify -crl_check)', () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.headers.get('content-type'), 'application/problem+json; charset=utf-8');
   });
-
 });
 
 describe('CRL coalescing', () => {

@@ -23,7 +23,11 @@ const TRY_LATER = Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x03]);
 
 /** OCSPRequest { tbsRequest { requestList { Request { reqCert } … } } }, no nonce. */
 const ocspRequest = (h: CertIdHashes, serials: Buffer[]) =>
-  sequence(sequence(sequence(...serials.map((serial) => sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial }))))));
+  sequence(
+    sequence(
+      sequence(...serials.map((serial) => sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial })))),
+    ),
+  );
 
 describe('a flood of never-issued serials signs no more than the on-demand budget', () => {
   let env: TestEnv;
@@ -69,9 +73,13 @@ describe('a flood of never-issued serials signs no more than the on-demand budge
     assert.equal((await api(server, 'POST', `/api/v1/certificates/${issued.revoked.serial}/revoke`, { reason: 'keyCompromise' })).status, 200);
     // The revocation re-signs that certificate's answer just after it returns: let it land.
     for (let i = 0; i < 100 && (await outcomes()).signed < 1; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await outcomes()).signed, 1, 'the revoked certificate\'s answer was pre-signed');
+    assert.equal((await outcomes()).signed, 1, "the revoked certificate's answer was pre-signed");
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('60 distinct unknown serials at once: at most the budget is signed, the rest get tryLater', async () => {
     const before = await outcomes();
@@ -95,7 +103,10 @@ describe('a flood of never-issued serials signs no more than the on-demand budge
 
   test('with the budget spent, issued certificates are still answered good / revoked, signed and verified', () => {
     // Neither certificate's GET-able answer was asked for before: these are signed now, budget or not.
-    for (const [kind, status] of [['good', /: good\n/], ['revoked', /: revoked\n[\s\S]*Reason: keyCompromise/]] as const) {
+    for (const [kind, status] of [
+      ['good', /: good\n/],
+      ['revoked', /: revoked\n[\s\S]*Reason: keyCompromise/],
+    ] as const) {
       const r = openssl(['ocsp', '-issuer', intPem, '-cert', issued[kind].pem, '-no_nonce', '-url', `${server.url}/ocsp`, '-CAfile', bundlePem, '-resp_text']);
       const out = r.stdout + r.stderr;
       assert.equal(r.status, 0, out);
@@ -120,7 +131,7 @@ describe('a flood of never-issued serials signs no more than the on-demand budge
     const before = await outcomes();
     const started = Date.now();
     const replies = await Promise.all(Array.from({ length: 30 }, () => post(ocspRequest(hashes, [Buffer.from(issued.good.serial, 'hex'), randomBytes(16)]))));
-    const allowed = BUDGET + Math.ceil(BUDGET * (Date.now() - started) / 1000);
+    const allowed = BUDGET + Math.ceil((BUDGET * (Date.now() - started)) / 1000);
     const signed = replies.filter((r) => !r.body.equals(TRY_LATER)).length;
     assert.ok(signed <= allowed, `${signed} multi-CertID responses signed (at most ${allowed})`);
     assert.ok(signed < 30, 'the flood was held back');
@@ -161,7 +172,8 @@ describe('BoundedLru and TokenBucket', () => {
   test('the LRU keeps the most recently used entries and reports evictions', () => {
     const evicted: string[] = [];
     const lru = new BoundedLru<string, number>(2, (k) => evicted.push(k));
-    lru.set('a', 1); lru.set('b', 2);
+    lru.set('a', 1);
+    lru.set('b', 2);
     assert.equal(lru.get('a'), 1); // a is now the most recent
     lru.set('c', 3);
     assert.deepEqual(evicted, ['b']);

@@ -14,8 +14,14 @@ import { ownKey, signerFor, type Signer } from '../src/pki/keys.js';
 import { readElement, readHeader } from '../src/pki/der.js';
 import { SignetError } from '../src/errors.js';
 import {
-  buildCrl, encodeCrlEntry, isRevocationReason, reasonFromCode, REASON_CODES, REVOCATION_REASONS,
-  type CrlEntry, type RevocationReason,
+  buildCrl,
+  encodeCrlEntry,
+  isRevocationReason,
+  reasonFromCode,
+  REASON_CODES,
+  REVOCATION_REASONS,
+  type CrlEntry,
+  type RevocationReason,
 } from '../src/pki/crl.js';
 
 // --- helpers ----------------------------------------------------------------------------------
@@ -73,7 +79,7 @@ interface TestCa {
 function children(buf: Buffer, offset: number): { offset: number; tag: number; bytes: Buffer }[] {
   const h = readHeader(buf, offset);
   const out = [];
-  for (let p = offset + h.headerLength; p < offset + h.headerLength + h.length;) {
+  for (let p = offset + h.headerLength; p < offset + h.headerLength + h.length; ) {
     const el = readElement(buf, p);
     out.push({ offset: p, tag: buf[p]!, bytes: Buffer.from(el) });
     p += el.length;
@@ -107,8 +113,22 @@ function makeCa(alg: string): TestCa {
   const dir = mkdtempSync(join(tmpdir(), `signet-crl-${alg}-`));
   writeFileSync(join(dir, 'openssl.cnf'), CONFIG);
   opensslOk(dir, ['genpkey', ...KEYGEN[alg]!, '-out', 'ca.key']);
-  opensslOk(dir, ['req', '-x509', '-config', 'openssl.cnf', '-key', 'ca.key', '-subj', `/O=Signet Tests/CN=Test CA ${alg}`,
-    '-days', '30', '-extensions', 'ca_ext', '-out', 'ca.pem']);
+  opensslOk(dir, [
+    'req',
+    '-x509',
+    '-config',
+    'openssl.cnf',
+    '-key',
+    'ca.key',
+    '-subj',
+    `/O=Signet Tests/CN=Test CA ${alg}`,
+    '-days',
+    '30',
+    '-extensions',
+    'ca_ext',
+    '-out',
+    'ca.pem',
+  ]);
   opensslOk(dir, ['genpkey', ...KEYGEN['ecdsa-p256']!, '-out', 'leaf.key']);
   opensslOk(dir, ['req', '-new', '-config', 'openssl.cnf', '-key', 'leaf.key', '-subj', '/CN=leaf.test', '-out', 'leaf.csr']);
   const certDer = Buffer.from(new X509Certificate(readFileSync(join(dir, 'ca.pem'))).raw);
@@ -119,8 +139,26 @@ function makeCa(alg: string): TestCa {
     nameDer: subjectNameDer(certDer),
     keyId: subjectKeyId(certDer),
     leaf(name, serialHex) {
-      opensslOk(dir, ['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${serialHex}`,
-        '-days', '10', '-extfile', 'openssl.cnf', '-extensions', 'leaf_ext', '-out', `${name}.pem`]);
+      opensslOk(dir, [
+        'x509',
+        '-req',
+        '-in',
+        'leaf.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        `0x${serialHex}`,
+        '-days',
+        '10',
+        '-extfile',
+        'openssl.cnf',
+        '-extensions',
+        'leaf_ext',
+        '-out',
+        `${name}.pem`,
+      ]);
       return `${name}.pem`;
     },
   };
@@ -171,10 +209,12 @@ describe('CRL entry encoding', () => {
     const expected = Buffer.concat([
       Buffer.from('303c', 'hex'), // 5 + 15 + 40
       Buffer.from('0203008001', 'hex'),
-      Buffer.from('170d', 'hex'), Buffer.from('250115120000Z', 'ascii'),
+      Buffer.from('170d', 'hex'),
+      Buffer.from('250115120000Z', 'ascii'),
       Buffer.from('3026', 'hex'),
       Buffer.from('300a0603551d150403' + '0a0101', 'hex'),
-      Buffer.from('30180603551d180411180f', 'hex'), Buffer.from('20250115110000Z', 'ascii'),
+      Buffer.from('30180603551d180411180f', 'hex'),
+      Buffer.from('20250115110000Z', 'ascii'),
     ]);
     assert.equal(e.toString('hex'), expected.toString('hex'));
     const plain = encodeCrlEntry({ serial: Buffer.from('0001', 'hex'), revokedAt: NOW, reason: 'unspecified' });
@@ -185,12 +225,22 @@ describe('CRL entry encoding', () => {
     const signer = signerFor(ownKey(generateKeyPairSync('ed25519').privateKey));
     const entries: CrlEntry[] = [];
     const serials = [
-      Buffer.from([0]), Buffer.from([0, 0, 0]), Buffer.from([0x7f]), Buffer.from([0x80]), Buffer.from([0, 0, 0x80]),
-      Buffer.from('00ff', 'hex'), randomBytes(16), randomBytes(20), Buffer.concat([Buffer.from([0x81]), randomBytes(199)]),
+      Buffer.from([0]),
+      Buffer.from([0, 0, 0]),
+      Buffer.from([0x7f]),
+      Buffer.from([0x80]),
+      Buffer.from([0, 0, 0x80]),
+      Buffer.from('00ff', 'hex'),
+      randomBytes(16),
+      randomBytes(20),
+      Buffer.concat([Buffer.from([0x81]), randomBytes(199)]),
     ];
     const dates = [
-      new Date(Date.UTC(1949, 11, 31, 23, 59, 59)), new Date(Date.UTC(1950, 0, 1)), new Date(Date.UTC(2049, 11, 31, 23, 59, 59)),
-      new Date(Date.UTC(2050, 0, 1)), new Date(Date.UTC(2025, 5, 7, 8, 9, 10, 999)),
+      new Date(Date.UTC(1949, 11, 31, 23, 59, 59)),
+      new Date(Date.UTC(1950, 0, 1)),
+      new Date(Date.UTC(2049, 11, 31, 23, 59, 59)),
+      new Date(Date.UTC(2050, 0, 1)),
+      new Date(Date.UTC(2025, 5, 7, 8, 9, 10, 999)),
     ];
     let i = 0;
     for (const serial of serials) {
@@ -202,8 +252,13 @@ describe('CRL entry encoding', () => {
       }
     }
     const crl = await buildCrl({
-      issuerNameDer: Buffer.from('300f310d300b06035504030c0474657374', 'hex'), issuerKeyId: Buffer.from([1, 2, 3]),
-      number: 1n, thisUpdate: NOW, nextUpdate: new Date(NOW.getTime() + HOUR), entries, signer,
+      issuerNameDer: Buffer.from('300f310d300b06035504030c0474657374', 'hex'),
+      issuerKeyId: Buffer.from([1, 2, 3]),
+      number: 1n,
+      thisUpdate: NOW,
+      nextUpdate: new Date(NOW.getTime() + HOUR),
+      entries,
+      signer,
     });
     assert.equal(revokedContent(crl)!.toString('hex'), Buffer.concat(entries.map(encodeCrlEntry)).toString('hex'));
   });
@@ -211,8 +266,13 @@ describe('CRL entry encoding', () => {
   test('bad parameters are refused with a SignetError', async () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const base = {
-      issuerNameDer: Buffer.from('3000', 'hex'), issuerKeyId: Buffer.from([1]), number: 1n, thisUpdate: NOW,
-      nextUpdate: new Date(NOW.getTime() + HOUR), entries: [] as CrlEntry[], signer: signerFor(ownKey(privateKey)),
+      issuerNameDer: Buffer.from('3000', 'hex'),
+      issuerKeyId: Buffer.from([1]),
+      number: 1n,
+      thisUpdate: NOW,
+      nextUpdate: new Date(NOW.getTime() + HOUR),
+      entries: [] as CrlEntry[],
+      signer: signerFor(ownKey(privateKey)),
     };
     await assert.doesNotReject(buildCrl(base));
     const bad: [string, Partial<typeof base> & { distributionPointUrl?: string }][] = [
@@ -257,15 +317,25 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
 
     test('entries with reasons, invalidityDate and unspecified; number; IDP; signature; revocation check', async () => {
       const entries: CrlEntry[] = [
-        { serial: Buffer.from(revokedSerial, 'hex'), revokedAt: new Date(NOW.getTime() - 2 * HOUR), reason: 'keyCompromise', invalidityDate: new Date(NOW.getTime() - 24 * HOUR) },
+        {
+          serial: Buffer.from(revokedSerial, 'hex'),
+          revokedAt: new Date(NOW.getTime() - 2 * HOUR),
+          reason: 'keyCompromise',
+          invalidityDate: new Date(NOW.getTime() - 24 * HOUR),
+        },
         { serial: Buffer.from('0a0b0c', 'hex'), revokedAt: new Date(NOW.getTime() - 3 * HOUR), reason: 'unspecified' },
         { serial: Buffer.from('00000077', 'hex'), revokedAt: new Date(NOW.getTime() - 4 * HOUR), reason: 'superseded' },
         { serial: Buffer.from('55', 'hex'), revokedAt: new Date(NOW.getTime() - 5 * HOUR), reason: 'cessationOfOperation' },
       ];
       const crl = await buildCrl({
-        issuerNameDer: ca.nameDer, issuerKeyId: ca.keyId, number: 42n,
-        thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + 24 * HOUR),
-        entries, distributionPointUrl: CRL_URL, signer: ca.signer,
+        issuerNameDer: ca.nameDer,
+        issuerKeyId: ca.keyId,
+        number: 42n,
+        thisUpdate: new Date(Date.now() - HOUR),
+        nextUpdate: new Date(Date.now() + 24 * HOUR),
+        entries,
+        distributionPointUrl: CRL_URL,
+        signer: ca.signer,
       });
       writeCrl(crl);
 
@@ -274,9 +344,21 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.match(text, new RegExp(`Issuer: O ?= ?Signet Tests, CN ?= ?Test CA ${alg}`));
       assert.match(text, /X509v3 CRL Number:\s*\n\s*42\b/);
       assert.match(text, /X509v3 Authority Key Identifier:\s*\n\s*(keyid:)?([0-9A-F]{2}:){19}[0-9A-F]{2}/);
-      assert.ok(text.toUpperCase().includes([...ca.keyId].map((b) => b.toString(16).padStart(2, '0')).join(':').toUpperCase()));
+      assert.ok(
+        text.toUpperCase().includes(
+          [...ca.keyId]
+            .map((b) => b.toString(16).padStart(2, '0'))
+            .join(':')
+            .toUpperCase(),
+        ),
+      );
       assert.match(text, /X509v3 Issuing Distribution Point: critical\s*\n\s*Full Name:\s*\n\s*URI:http:\/\/crl\.test\/ca\.crl/);
-      assert.match(text, new RegExp(`Serial Number: ${revokedSerial.toUpperCase()}\\s*\\n\\s*Revocation Date: [^\\n]+\\n\\s*CRL entry extensions:\\s*\\n\\s*X509v3 CRL Reason Code:\\s*\\n\\s*Key Compromise\\s*\\n\\s*Invalidity Date:`));
+      assert.match(
+        text,
+        new RegExp(
+          `Serial Number: ${revokedSerial.toUpperCase()}\\s*\\n\\s*Revocation Date: [^\\n]+\\n\\s*CRL entry extensions:\\s*\\n\\s*X509v3 CRL Reason Code:\\s*\\n\\s*Key Compromise\\s*\\n\\s*Invalidity Date:`,
+        ),
+      );
       assert.match(text, /Serial Number: 0A0B0C\s*\n\s*Revocation Date: [^\n]+\n\s*Serial Number: 77/, 'unspecified: no entry extensions');
       assert.match(text, /Serial Number: 77\s*\n\s*Revocation Date: [^\n]+\n\s*CRL entry extensions:\s*\n\s*X509v3 CRL Reason Code:\s*\n\s*Superseded/);
       assert.match(text, /Cessation Of Operation/);
@@ -295,8 +377,13 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       const other = makeCa(alg);
       try {
         const crl = await buildCrl({
-          issuerNameDer: ca.nameDer, issuerKeyId: ca.keyId, number: 1n,
-          thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), entries: [], signer: other.signer,
+          issuerNameDer: ca.nameDer,
+          issuerKeyId: ca.keyId,
+          number: 1n,
+          thisUpdate: new Date(Date.now() - HOUR),
+          nextUpdate: new Date(Date.now() + HOUR),
+          entries: [],
+          signer: other.signer,
         });
         writeCrl(crl);
         const r = openssl(ca.dir, ['crl', '-inform', 'DER', '-in', 'crl.der', '-noout', '-verify', '-CAfile', 'ca.pem']);
@@ -308,12 +395,20 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
 
     test('an empty CRL omits revokedCertificates and still verifies', async () => {
       const crl = await buildCrl({
-        issuerNameDer: ca.nameDer, issuerKeyId: ca.keyId, number: 1n,
-        thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), entries: [], signer: ca.signer,
+        issuerNameDer: ca.nameDer,
+        issuerKeyId: ca.keyId,
+        number: 1n,
+        thisUpdate: new Date(Date.now() - HOUR),
+        nextUpdate: new Date(Date.now() + HOUR),
+        entries: [],
+        signer: ca.signer,
       });
       assert.equal(revokedContent(crl), undefined);
       const { tbsFields } = crlParts(crl);
-      assert.deepEqual(tbsFields.map((f) => f.tag), [0x02, 0x30, 0x30, 0x17, 0x17, 0xa0]);
+      assert.deepEqual(
+        tbsFields.map((f) => f.tag),
+        [0x02, 0x30, 0x30, 0x17, 0x17, 0xa0],
+      );
       writeCrl(crl);
       const text = opensslOk(ca.dir, ['crl', '-inform', 'DER', '-in', 'crl.der', '-text', '-noout']);
       assert.match(text, /No Revoked Certificates/);
@@ -337,14 +432,24 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
         }
       }
       const common = {
-        issuerNameDer: ca.nameDer, issuerKeyId: ca.keyId, number: 7n,
-        thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), distributionPointUrl: CRL_URL, signer: ca.signer,
+        issuerNameDer: ca.nameDer,
+        issuerKeyId: ca.keyId,
+        number: 7n,
+        thisUpdate: new Date(Date.now() - HOUR),
+        nextUpdate: new Date(Date.now() + HOUR),
+        distributionPointUrl: CRL_URL,
+        signer: ca.signer,
       };
       const fromBatches = await buildCrl({ ...common, entries: batches() });
       const fromArray = await buildCrl({ ...common, entries: all });
       assert.ok(crlParts(fromBatches).tbs.equals(crlParts(fromArray).tbs));
       // A sync generator of single entries, too.
-      const fromGenerator = await buildCrl({ ...common, entries: (function* () { yield* all; })() });
+      const fromGenerator = await buildCrl({
+        ...common,
+        entries: (function* () {
+          yield* all;
+        })(),
+      });
       assert.ok(crlParts(fromGenerator).tbs.equals(crlParts(fromArray).tbs));
       // The expectedEntries hint (written in place) changes nothing in the output, whether it
       // is exact, too high, or too low (falls back to the copy).
@@ -367,7 +472,9 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
 
 describe('large CRL', () => {
   let ca: TestCa;
-  before(() => { ca = makeCa('ecdsa-p256'); });
+  before(() => {
+    ca = makeCa('ecdsa-p256');
+  });
   after(() => rmSync(ca.dir, { recursive: true, force: true }));
 
   test('100,000 entries streamed in batches: well-formed, every entry present, openssl verifies it', async () => {
@@ -386,9 +493,15 @@ describe('large CRL', () => {
       }
     }
     const crl = await buildCrl({
-      issuerNameDer: ca.nameDer, issuerKeyId: ca.keyId, number: 123456789n,
-      thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), entries: batches(),
-      distributionPointUrl: CRL_URL, signer: ca.signer, expectedEntries: count,
+      issuerNameDer: ca.nameDer,
+      issuerKeyId: ca.keyId,
+      number: 123456789n,
+      thisUpdate: new Date(Date.now() - HOUR),
+      nextUpdate: new Date(Date.now() + HOUR),
+      entries: batches(),
+      distributionPointUrl: CRL_URL,
+      signer: ca.signer,
+      expectedEntries: count,
     });
     const content = revokedContent(crl)!;
     let n = 0;

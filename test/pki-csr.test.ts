@@ -15,7 +15,6 @@ const fixture = (name: string): string => readFileSync(fixturePath(name), 'utf8'
 const fixtureBytes = (name: string): Buffer => readFileSync(fixturePath(name));
 const derOf = (name: string): Buffer => pemToDer(fixture(name), ['CERTIFICATE REQUEST']).der;
 
-
 const FULL_SANS = [
   { type: 'dns', value: 'www.example.com' },
   { type: 'dns', value: 'example.com' },
@@ -188,9 +187,7 @@ const san = (...names: Buffer[]) => ext('2.5.29.17', sequence(...names));
 
 function buildCsr(b: Build = {}): Buffer {
   const key = b.key ?? p256;
-  const attrs = b.extensions
-    ? contextExplicit(0, sequence(objectIdentifier('1.2.840.113549.1.9.14'), set(sequence(...b.extensions))))
-    : tlv(0xa0);
+  const attrs = b.extensions ? contextExplicit(0, sequence(objectIdentifier('1.2.840.113549.1.9.14'), set(sequence(...b.extensions)))) : tlv(0xa0);
   const info = sequence(
     smallInteger(b.version ?? 0),
     b.subject ?? cnName('www.example.com'),
@@ -199,7 +196,10 @@ function buildCsr(b: Build = {}): Buffer {
   );
   const isEc = key.publicKey.asymmetricKeyType === 'ec';
   const sig = b.signWith ? b.signWith(info) : sign('sha256', info, isEc ? { key: key.privateKey, dsaEncoding: 'der' } : key.privateKey);
-  const alg = sequence(objectIdentifier(b.sigOid ?? (isEc ? OID.ecdsaSha256 : OID.sha256WithRSA)), ...(b.sigParams ? [b.sigParams] : isEc ? [] : [Buffer.from([5, 0])]));
+  const alg = sequence(
+    objectIdentifier(b.sigOid ?? (isEc ? OID.ecdsaSha256 : OID.sha256WithRSA)),
+    ...(b.sigParams ? [b.sigParams] : isEc ? [] : [Buffer.from([5, 0])]),
+  );
   return sequence(info, alg, bitString(sig));
 }
 
@@ -212,31 +212,94 @@ test('hand-built requests: the builder itself makes valid CSRs', () => {
 /** The RSA key's SPKI with another public exponent (the INTEGER's content bytes as given). */
 function rsaWithExponent(e: Buffer): Buffer {
   const { n } = rsa.publicKey.export({ format: 'jwk' });
-  return sequence(sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])), bitString(sequence(tlv(0x02, Buffer.concat([Buffer.from([0]), Buffer.from(n!, 'base64url')])), tlv(0x02, e))));
+  return sequence(
+    sequence(objectIdentifier(OID.rsaEncryption), Buffer.from([5, 0])),
+    bitString(sequence(tlv(0x02, Buffer.concat([Buffer.from([0]), Buffer.from(n!, 'base64url')])), tlv(0x02, e))),
+  );
 }
 
 test('hand-built requests: structural and signature defects', () => {
   const cases: [string, Buffer, string, ...string[]][] = [
-    ['RSA signature labelled as ECDSA', buildCsr({ key: rsa, sigOid: OID.ecdsaSha256, sigParams: Buffer.alloc(0) }), 'bad-csr', 'ecdsa-with-SHA256 does not match the rsa-2048 public key'],
+    [
+      'RSA signature labelled as ECDSA',
+      buildCsr({ key: rsa, sigOid: OID.ecdsaSha256, sigParams: Buffer.alloc(0) }),
+      'bad-csr',
+      'ecdsa-with-SHA256 does not match the rsa-2048 public key',
+    ],
     ['ECDSA with parameters', buildCsr({ sigParams: Buffer.from([5, 0]) }), 'bad-csr', 'unexpected parameters'],
     ['version 2', buildCsr({ version: 2 }), 'bad-csr', 'version 2'],
-    ['signature by another key', buildCsr({ signWith: (d) => sign('sha256', d, { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'der' }) }), 'bad-csr', 'proof of possession failed'],
+    [
+      'signature by another key',
+      buildCsr({ signWith: (d) => sign('sha256', d, { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'der' }) }),
+      'bad-csr',
+      'proof of possession failed',
+    ],
     ['empty signature', buildCsr({ signWith: () => Buffer.alloc(0) }), 'bad-csr', 'proof of possession failed'],
     ['5-byte iPAddress SAN', buildCsr({ extensions: [san(tlv(0x87, Buffer.from([1, 2, 3, 4, 5])))] }), 'bad-csr', 'iPAddress of 5 bytes'],
     ['empty SAN', buildCsr({ extensions: [san()] }), 'bad-csr', 'subjectAltName extension is empty'],
-    ['SAN twice', buildCsr({ extensions: [san(tlv(0x82, Buffer.from('a.test'))), san(tlv(0x82, Buffer.from('b.test')))] }), 'bad-csr', 'requested more than once'],
+    [
+      'SAN twice',
+      buildCsr({ extensions: [san(tlv(0x82, Buffer.from('a.test'))), san(tlv(0x82, Buffer.from('b.test')))] }),
+      'bad-csr',
+      'requested more than once',
+    ],
     ['SAN not GeneralNames', buildCsr({ extensions: [ext('2.5.29.17', Buffer.from('junk'))] }), 'bad-csr', 'subjectAltName extension is malformed'],
     ['directoryName SAN', buildCsr({ extensions: [san(tlv(0xa4, cnName('x')))] }), 'rejected-name', 'directoryName'],
     ['registeredID SAN', buildCsr({ extensions: [san(tlv(0x88, Buffer.from([0x2a, 0x03])))] }), 'rejected-name', 'registeredID'],
-    ['commonName as INTEGER', buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.3'), smallInteger(5)))) }), 'bad-csr', 'commonName is not a string'],
-    ['commonName with invalid UTF-8', buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from([0xc3, 0x28]))))) }), 'bad-csr', 'subject name is malformed'],
-    ['SPKI that is not a key', buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(OID.p256)), bitString(Buffer.from([4, 1, 2, 3]))) }), 'bad-key', 'could not be decoded'],
-    ['X25519 key', buildCsr({ spki: generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'der' }) }), 'bad-key', 'X25519 keys are not supported'],
-    ['P-224 key', buildCsr({ spki: generateKeyPairSync('ec', { namedCurve: 'P-224' }).publicKey.export({ type: 'spki', format: 'der' }) }), 'bad-key', 'ECDSA curve P-224 is not supported'],
-    ['unknown curve OID', buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier('1.2.3.4.5')), bitString(Buffer.from([4]))) }), 'bad-key', 'curve with OID 1.2.3.4.5'],
-    ['point at infinity', buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(OID.p256)), bitString(Buffer.from([0]))) }), 'bad-key', 'ECDSA P-256 public key is the point at infinity'],
-    ['RSA exponent above 2^31−1', buildCsr({ spki: rsaWithExponent(Buffer.from([0x00, 0x80, 0, 0, 1])) }), 'bad-key', 'RSA public exponent 2147483649 is too large'],
-    ['non-DER: critical FALSE spelt out', buildCsr({ extensions: [sequence(objectIdentifier('2.5.29.17'), tlv(0x01, Buffer.from([0])), octetString(sequence(tlv(0x82, Buffer.from('a.test')))))] }), 'bad-csr', 'encodes critical FALSE explicitly (DER omits a DEFAULT value) at offset'],
+    [
+      'commonName as INTEGER',
+      buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.3'), smallInteger(5)))) }),
+      'bad-csr',
+      'commonName is not a string',
+    ],
+    [
+      'commonName with invalid UTF-8',
+      buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.3'), tlv(0x0c, Buffer.from([0xc3, 0x28]))))) }),
+      'bad-csr',
+      'subject name is malformed',
+    ],
+    [
+      'SPKI that is not a key',
+      buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(OID.p256)), bitString(Buffer.from([4, 1, 2, 3]))) }),
+      'bad-key',
+      'could not be decoded',
+    ],
+    [
+      'X25519 key',
+      buildCsr({ spki: generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'der' }) }),
+      'bad-key',
+      'X25519 keys are not supported',
+    ],
+    [
+      'P-224 key',
+      buildCsr({ spki: generateKeyPairSync('ec', { namedCurve: 'P-224' }).publicKey.export({ type: 'spki', format: 'der' }) }),
+      'bad-key',
+      'ECDSA curve P-224 is not supported',
+    ],
+    [
+      'unknown curve OID',
+      buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier('1.2.3.4.5')), bitString(Buffer.from([4]))) }),
+      'bad-key',
+      'curve with OID 1.2.3.4.5',
+    ],
+    [
+      'point at infinity',
+      buildCsr({ spki: sequence(sequence(objectIdentifier(OID.ecPublicKey), objectIdentifier(OID.p256)), bitString(Buffer.from([0]))) }),
+      'bad-key',
+      'ECDSA P-256 public key is the point at infinity',
+    ],
+    [
+      'RSA exponent above 2^31−1',
+      buildCsr({ spki: rsaWithExponent(Buffer.from([0x00, 0x80, 0, 0, 1])) }),
+      'bad-key',
+      'RSA public exponent 2147483649 is too large',
+    ],
+    [
+      'non-DER: critical FALSE spelt out',
+      buildCsr({ extensions: [sequence(objectIdentifier('2.5.29.17'), tlv(0x01, Buffer.from([0])), octetString(sequence(tlv(0x82, Buffer.from('a.test')))))] }),
+      'bad-csr',
+      'encodes critical FALSE explicitly (DER omits a DEFAULT value) at offset',
+    ],
   ];
   for (const [label, der, type, ...details] of cases) {
     try {
@@ -262,16 +325,18 @@ test('hand-built requests: an RSA key with exponent 1 cannot prove possession', 
 });
 
 test('hand-built requests: SAN values are returned as text for the name rules', () => {
-  const csr = parseCsr(buildCsr({
-    extensions: [
-      ext('2.5.29.19', sequence()),
-      san(
-        tlv(0x82, Buffer.from('bücher.example')),
-        tlv(0x87, Buffer.from('fe800000000000000000000000000001', 'hex')),
-        tlv(0x87, Buffer.from('00000000000000000000ffff0a000001', 'hex')),
-      ),
-    ],
-  }));
+  const csr = parseCsr(
+    buildCsr({
+      extensions: [
+        ext('2.5.29.19', sequence()),
+        san(
+          tlv(0x82, Buffer.from('bücher.example')),
+          tlv(0x87, Buffer.from('fe800000000000000000000000000001', 'hex')),
+          tlv(0x87, Buffer.from('00000000000000000000ffff0a000001', 'hex')),
+        ),
+      ],
+    }),
+  );
   assert.deepEqual(csr.sans, [
     { type: 'dns', value: 'bücher.example' },
     { type: 'ip', value: 'fe80::1' },
@@ -300,7 +365,8 @@ test('any single corrupted byte yields a parsed request or a SignetError, never 
 });
 
 test('subject values that need RFC 4514 escaping', () => {
-  const dn = (value: string) => parseCsr(buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.10'), tlv(0x0c, Buffer.from(value))))) })).subject.dn;
+  const dn = (value: string) =>
+    parseCsr(buildCsr({ subject: sequence(set(sequence(objectIdentifier('2.5.4.10'), tlv(0x0c, Buffer.from(value))))) })).subject.dn;
   const cases: [string, string][] = [
     ['Acme, Inc.', 'O=Acme\\, Inc.'],
     ['#hash', 'O=\\#hash'],

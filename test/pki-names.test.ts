@@ -7,15 +7,28 @@ import { Certificate } from '@peculiar/asn1-x509';
 import { sequence, tlv } from '../src/pki/der.js';
 import { pemToDer } from '../src/pki/pem.js';
 import {
-  checkAllowed, checkNameConstraints, encodeNameConstraints, formatIp, normalizeIp, parseCidr,
-  parseNameConstraintsExtension, validateCommonName, validateDnsName, validateEmail, validateIp,
-  validateNamePolicy, validateSan, validateUri, type NameConstraints, type NamePolicy, type SanEntry,
+  checkAllowed,
+  checkNameConstraints,
+  encodeNameConstraints,
+  formatIp,
+  normalizeIp,
+  parseCidr,
+  parseNameConstraintsExtension,
+  validateCommonName,
+  validateDnsName,
+  validateEmail,
+  validateIp,
+  validateNamePolicy,
+  validateSan,
+  validateUri,
+  type NameConstraints,
+  type NamePolicy,
+  type SanEntry,
 } from '../src/pki/names.js';
 import { throwsProblem } from './helpers/problems.js';
 import { SignetError } from '../src/errors.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../certs-fixtures/${name}`, import.meta.url), 'utf8');
-
 
 const label63 = 'a'.repeat(63);
 // 4 labels of 63 + 3 dots = 255; trim to exactly 253 and 254.
@@ -24,9 +37,20 @@ const name254 = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.rep
 
 test('validateDnsName accepts well-formed names', () => {
   const good = [
-    'example.com', 'www.example.com', '*.example.com', '*.a.b.example.com', 'localhost', 'a-b.example',
-    '1a.example.com', 'xn--bcher-kva.example', 'www.xn--bcher-kva.example', `${label63}.example.com`,
-    name253, 'a.b', '123.example.com', 'x1',
+    'example.com',
+    'www.example.com',
+    '*.example.com',
+    '*.a.b.example.com',
+    'localhost',
+    'a-b.example',
+    '1a.example.com',
+    'xn--bcher-kva.example',
+    'www.xn--bcher-kva.example',
+    `${label63}.example.com`,
+    name253,
+    'a.b',
+    '123.example.com',
+    'x1',
   ];
   assert.equal(name253.length, 253);
   for (const name of good) assert.doesNotThrow(() => validateDnsName(name), name);
@@ -228,16 +252,51 @@ test('checkAllowed applies profile allow-lists', () => {
     { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:/etc/passwd'), ok: false, detail: ['has no host'] },
     { policy: { dnsSuffixes: ['example.com'] }, san: uri('file:///etc/passwd'), ok: false, detail: ["is written with '//' but names no host"] },
     { policy: { dnsSuffixes: ['example.com'], hostlessUriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: true },
-    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn', 'mailto'], hostlessUriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["'mailto' in hostlessUriSchemes"] },
-    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'], hostlessUriSchemes: ['urn'] }, san: uri('mailto:ceo@other.example'), ok: false, detail: ["scheme 'mailto'"] },
+    {
+      policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn', 'mailto'], hostlessUriSchemes: ['urn'] },
+      san: uri('mailto:ceo@other.example'),
+      ok: false,
+      detail: ["'mailto' in hostlessUriSchemes"],
+    },
+    {
+      policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'], hostlessUriSchemes: ['urn'] },
+      san: uri('mailto:ceo@other.example'),
+      ok: false,
+      detail: ["scheme 'mailto'"],
+    },
     // Allowing a scheme exempts nothing (the finding F5: uriSchemes used to be the opt-in too).
-    { policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] }, san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'), ok: false, detail: ['has no host', "'urn' in hostlessUriSchemes"] },
+    {
+      policy: { dnsSuffixes: ['example.com'], uriSchemes: ['urn'] },
+      san: uri('urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66'),
+      ok: false,
+      detail: ['has no host', "'urn' in hostlessUriSchemes"],
+    },
     // A scheme that has hosts is judged by its host, and must have one.
     { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe://svc.corp.example/ns/x'), ok: true },
-    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:///x'), ok: false, detail: ["is written with '//' but names no host"] },
-    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:www.bank.example'), ok: false, detail: ["'spiffe' URIs name a host and must be written 'spiffe://host/…'"] },
-    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('spiffe:victim-device'), ok: false, detail: ["must be written 'spiffe://host/…'"] },
-    { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('https:www.bank.example'), ok: false, detail: ["must be written 'https://host/…'"] },
+    {
+      policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] },
+      san: uri('spiffe:///x'),
+      ok: false,
+      detail: ["is written with '//' but names no host"],
+    },
+    {
+      policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] },
+      san: uri('spiffe:www.bank.example'),
+      ok: false,
+      detail: ["'spiffe' URIs name a host and must be written 'spiffe://host/…'"],
+    },
+    {
+      policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] },
+      san: uri('spiffe:victim-device'),
+      ok: false,
+      detail: ["must be written 'spiffe://host/…'"],
+    },
+    {
+      policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] },
+      san: uri('https:www.bank.example'),
+      ok: false,
+      detail: ["must be written 'https://host/…'"],
+    },
     { policy: { dnsSuffixes: ['corp.example'], uriSchemes: ['spiffe', 'https'] }, san: uri('https:///www.bank.example'), ok: false, detail: ['names no host'] },
     { policy: {}, san: uri('spiffe:victim-device'), ok: false, detail: ["must be written 'spiffe://host/…'"] },
     // F4: hosts that other parsers read differently.
@@ -257,16 +316,27 @@ test('checkAllowed applies profile allow-lists', () => {
 
 test('validateNamePolicy refuses bad policy entries as configuration errors', () => {
   const bad: NamePolicy[] = [
-    { dnsSuffixes: ['Example.com'] }, { dnsSuffixes: ['*.example.com'] }, { ipRanges: ['10.1.0.0/8'] },
-    { ipRanges: ['not-a-range'] }, { emailDomains: ['bad..domain'] }, { emailDomains: ['"q"@example.com'] },
-    { uriSchemes: ['URN'] }, { uriSchemes: ['urn:'] },
-    { hostlessUriSchemes: ['URN'] }, { hostlessUriSchemes: ['spiffe'] }, { hostlessUriSchemes: ['https'] },
+    { dnsSuffixes: ['Example.com'] },
+    { dnsSuffixes: ['*.example.com'] },
+    { ipRanges: ['10.1.0.0/8'] },
+    { ipRanges: ['not-a-range'] },
+    { emailDomains: ['bad..domain'] },
+    { emailDomains: ['"q"@example.com'] },
+    { uriSchemes: ['URN'] },
+    { uriSchemes: ['urn:'] },
+    { hostlessUriSchemes: ['URN'] },
+    { hostlessUriSchemes: ['spiffe'] },
+    { hostlessUriSchemes: ['https'] },
     { uriSchemes: ['spiffe'], hostlessUriSchemes: ['urn'] },
   ];
   for (const p of bad) throwsProblem(() => validateNamePolicy(p), 'configuration');
   throwsProblem(() => checkAllowed([dns('a.example.com')], { dnsSuffixes: ['Example.com'] }), 'configuration', "'Example.com'");
   throwsProblem(() => validateNamePolicy({ hostlessUriSchemes: ['spiffe'] }), 'configuration', "'spiffe' URIs always name a host");
-  throwsProblem(() => validateNamePolicy({ uriSchemes: ['spiffe'], hostlessUriSchemes: ['urn'] }), 'configuration', "'urn' is not among the allowed URI schemes (spiffe)");
+  throwsProblem(
+    () => validateNamePolicy({ uriSchemes: ['spiffe'], hostlessUriSchemes: ['urn'] }),
+    'configuration',
+    "'urn' is not among the allowed URI schemes (spiffe)",
+  );
   assert.doesNotThrow(() => validateNamePolicy({ uriSchemes: ['spiffe', 'urn'], hostlessUriSchemes: ['urn'] }));
   assert.doesNotThrow(() => validateNamePolicy({ dnsSuffixes: ['.example.com', 'corp'], ipRanges: ['fd00::/8'], emailDomains: ['a@b.example'] }));
 });
@@ -280,7 +350,7 @@ test('validateCommonName: the CN must be exactly one of the SANs', () => {
   assert.doesNotThrow(() => validateCommonName('2001:db8::1', [ip('2001:DB8:0::1')]));
   throwsProblem(() => validateCommonName('other.example.com', sans), 'rejected-name', "'other.example.com'", 'www.example.com, 2001:db8::1');
   throwsProblem(() => validateCommonName('WWW.example.com', sans), 'rejected-name', 'differs in case');
-  throwsProblem(() => validateCommonName('2001:DB8::1', sans), 'rejected-name', "canonical form", "'2001:db8::1'");
+  throwsProblem(() => validateCommonName('2001:DB8::1', sans), 'rejected-name', 'canonical form', "'2001:db8::1'");
   throwsProblem(() => validateCommonName('', sans), 'rejected-name', 'empty');
   throwsProblem(() => validateCommonName('www.example.com', []), 'rejected-name', '(none)'.slice(1, -1));
 });
@@ -333,7 +403,11 @@ test('checkNameConstraints: permitted and excluded subtrees per name type', () =
   // '' excludes every DNS name.
   throwsProblem(() => checkNameConstraints([dns('a.test')], { excludedDns: [''] }), 'rejected-name', 'excluded');
   // Constraints that cannot be evaluated stop issuance.
-  throwsProblem(() => checkNameConstraints([dns('a.example.com')], { permittedDns: ['example.com'], unsupported: ['permitted directoryName'] }), 'policy', 'directoryName');
+  throwsProblem(
+    () => checkNameConstraints([dns('a.example.com')], { permittedDns: ['example.com'], unsupported: ['permitted directoryName'] }),
+    'policy',
+    'directoryName',
+  );
   // Malformed SANs are refused before matching.
   throwsProblem(() => checkNameConstraints([dns('A.example.com')], nc), 'rejected-name', 'lower-case');
 });
@@ -379,9 +453,12 @@ test('parseNameConstraintsExtension refuses malformed input', () => {
 
 test('encodeNameConstraints validates entries and round-trips', () => {
   const nc: NameConstraints = {
-    permittedDns: ['corp.example'], excludedDns: ['.dev.corp.example', ''],
-    permittedIp: ['fd00::/8', '10.0.0.0/8'], excludedIp: ['10.0.0.0/24'],
-    permittedEmail: ['corp.example', 'a@b.example'], excludedUri: ['.evil.example'],
+    permittedDns: ['corp.example'],
+    excludedDns: ['.dev.corp.example', ''],
+    permittedIp: ['fd00::/8', '10.0.0.0/8'],
+    excludedIp: ['10.0.0.0/24'],
+    permittedEmail: ['corp.example', 'a@b.example'],
+    excludedUri: ['.evil.example'],
   };
   const der = encodeNameConstraints(nc);
   const back = parseNameConstraintsExtension(der);
@@ -423,7 +500,12 @@ function rfc3986Host(uri: string): string | null {
 
 /** The WHATWG reading (node's URL: browsers, fetch, most HTTP stacks); undefined when it refuses the URL. */
 function whatwgHost(uri: string): string | null | undefined {
-  try { const h = new URL(uri).hostname; return h === '' ? null : h.replace(/^\[(.*)\]$/, '$1').toLowerCase(); } catch { return undefined; }
+  try {
+    const h = new URL(uri).hostname;
+    return h === '' ? null : h.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Same host: equal text, or the same IP address (compared by node:net, not by either parser). */
@@ -441,9 +523,16 @@ function sameHost(a: string, b: string): boolean {
  * 'none' when it is refused for having no host, 'other' otherwise.
  */
 function judgedHost(uri: string, candidate: string | null): 'host' | 'none' | 'other' {
-  const policy: NamePolicy = candidate === null ? { dnsSuffixes: [] }
-    : isIP(candidate) ? { ipRanges: [`${candidate}/${isIP(candidate) === 4 ? 32 : 128}`], dnsSuffixes: [] } : { dnsSuffixes: [candidate], ipRanges: [] };
-  try { checkAllowed([{ type: 'uri', value: uri }], policy); return candidate === null ? 'other' : 'host'; } catch (e) {
+  const policy: NamePolicy =
+    candidate === null
+      ? { dnsSuffixes: [] }
+      : isIP(candidate)
+        ? { ipRanges: [`${candidate}/${isIP(candidate) === 4 ? 32 : 128}`], dnsSuffixes: [] }
+        : { dnsSuffixes: [candidate], ipRanges: [] };
+  try {
+    checkAllowed([{ type: 'uri', value: uri }], policy);
+    return candidate === null ? 'other' : 'host';
+  } catch (e) {
     return candidate === null && (e as SignetError).detail.includes('has no host') ? 'none' : 'other';
   }
 }
@@ -505,10 +594,10 @@ test('URI SANs: the findings and their neighbours, each accepted with the host e
     ['https://[v1.x]/', 'IPvFuture'],
     ['https://[::ffff:10.0.0.1]/', 'IPv4-mapped'],
     ['https://[1.2.3.4]/', 'not an IPv6 address'],
-    ['https://[::1]x/', "after its IPv6 host"],
+    ['https://[::1]x/', 'after its IPv6 host'],
     ['https://x.corp.example/[a]', "'[' or ']' outside an IPv6 host"],
     ['https://x.corp.example/a#b#c', "more than one '#'"],
-    ['https://x.corp.example/%zz', "does not start a percent-escape"],
+    ['https://x.corp.example/%zz', 'does not start a percent-escape'],
     ['https://x.corp.example/a|b', "contains '|'"],
     ['https://x.corp.example/a"b', "contains '\"'"],
     ['https://xn--a.corp.example/', 'not valid punycode'],
@@ -519,16 +608,47 @@ test('URI SANs: the findings and their neighbours, each accepted with the host e
 test('URI SANs, fuzz-style: every accepted URI has one host for RFC 3986, WHATWG and the name policy; every disagreement is refused', () => {
   // Deterministic pseudo-random combinations of the pieces parsers disagree on.
   let seed = 0x5eed1e55;
-  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
   const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
   const SCHEMES = ['https', 'http', 'HTTPS', 'spiffe', 'ldap', 'ws', 'ftp', 'file', 'urn', 'mailto', 'x-app', 'a'];
   const SEPS = ['://', '://', '://', ':', ':/', ':///', '://\\', ':\\\\', '//', ':////'];
   const USER = ['', '', '', '', 'user@', 'x.corp.example\\@', 'a:b@', '@', 'www.bank.example@', '%40@'];
   const HOSTS = [
-    'x.corp.example', 'www.bank.example', 'X.Corp.Example', 'a_b.corp.example', 'www.bank.example%2F.corp.example', '%77ww.bank.example',
-    '127.0.0.1', '0x7f.1', '010.0.0.1', '127.1', '[::1]', '[2001:DB8::1]', '[::ffff:10.0.0.1]', '[fe80::1%25eth0]', '[v1.x]', '[1.2.3.4]', '',
-    'corp.example.', 'a..b', 'xn--bcher-kva.example', 'xn--a.example', '1.2.3', 'host', 'a!b.example', '*.corp.example', 'x.corp.example\\',
-    'www.bank.example#.corp.example', 'www.bank.example?.corp.example', 'x.corp.example:80', '[::1', '::1', 'a b',
+    'x.corp.example',
+    'www.bank.example',
+    'X.Corp.Example',
+    'a_b.corp.example',
+    'www.bank.example%2F.corp.example',
+    '%77ww.bank.example',
+    '127.0.0.1',
+    '0x7f.1',
+    '010.0.0.1',
+    '127.1',
+    '[::1]',
+    '[2001:DB8::1]',
+    '[::ffff:10.0.0.1]',
+    '[fe80::1%25eth0]',
+    '[v1.x]',
+    '[1.2.3.4]',
+    '',
+    'corp.example.',
+    'a..b',
+    'xn--bcher-kva.example',
+    'xn--a.example',
+    '1.2.3',
+    'host',
+    'a!b.example',
+    '*.corp.example',
+    'x.corp.example\\',
+    'www.bank.example#.corp.example',
+    'www.bank.example?.corp.example',
+    'x.corp.example:80',
+    '[::1',
+    '::1',
+    'a b',
   ];
   const PORTS = ['', '', '', ':443', ':0443', ':', ':99999', ':8a', ':0', ':1:2', ':+1', ':65535'];
   const PATHS = ['', '', '/', '/x', '/@www.bank.example/', '?q=1', '#f', '#a#b', '/[x]', '/%zz', '/\\x', '/..%2f', '/%5C', '/a;b=c', '/a|b'];
@@ -543,12 +663,19 @@ test('URI SANs, fuzz-style: every accepted URI has one host for RFC 3986, WHATWG
     const web = whatwgHost(u);
     const agree = web !== undefined && (rfc === null ? web === null : web !== null && sameHost(rfc, web));
     let ok = false;
-    try { validateUri(u); ok = true; } catch (e) {
+    try {
+      validateUri(u);
+      ok = true;
+    } catch (e) {
       assert.ok(e instanceof SignetError && e.type === 'rejected-name', `${u}: ${String(e)}`);
       assert.ok(e.detail.length > 0 && e.detail.length < 1000);
     }
     if (!agree) {
-      assert.equal(ok, false, `${JSON.stringify(u)} was accepted although RFC 3986 reads host ${JSON.stringify(rfc)} and WHATWG ${web === undefined ? 'refuses it' : JSON.stringify(web)}`);
+      assert.equal(
+        ok,
+        false,
+        `${JSON.stringify(u)} was accepted although RFC 3986 reads host ${JSON.stringify(rfc)} and WHATWG ${web === undefined ? 'refuses it' : JSON.stringify(web)}`,
+      );
       refusedDisagreements++;
       continue;
     }
@@ -556,7 +683,8 @@ test('URI SANs, fuzz-style: every accepted URI has one host for RFC 3986, WHATWG
     accepted++;
     assert.equal(judgedHost(u, rfc), rfc === null ? 'none' : 'host', `${JSON.stringify(u)}: the name policy judges host ${JSON.stringify(rfc)}`);
     // The host under a suffix it does not have is refused: the judgement is not vacuous.
-    if (rfc !== null && !isIP(rfc)) throwsProblem(() => checkAllowed([{ type: 'uri', value: u }], { dnsSuffixes: ['elsewhere.invalid'] }), 'rejected-name', 'not allowed by this profile');
+    if (rfc !== null && !isIP(rfc))
+      throwsProblem(() => checkAllowed([{ type: 'uri', value: u }], { dnsSuffixes: ['elsewhere.invalid'] }), 'rejected-name', 'not allowed by this profile');
     // And name constraints see the same host.
     if (rfc !== null && !isIP(rfc)) {
       assert.doesNotThrow(() => checkNameConstraints([{ type: 'uri', value: u }], { permittedUri: [rfc] }), u);

@@ -14,14 +14,21 @@ import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { OCSPRequest, OCSPResponse, BasicOCSPResponse } from '@peculiar/asn1-ocsp';
 import { ownKey, signerFor, type Signer } from '../src/pki/keys.js';
-import {
-  booleanTrue, contextExplicit, objectIdentifier, octetString, sequence, tlv, unsignedInteger,
-} from '../src/pki/der.js';
+import { booleanTrue, contextExplicit, objectIdentifier, octetString, sequence, tlv, unsignedInteger } from '../src/pki/der.js';
 import { SignetError } from '../src/errors.js';
 import {
-  buildBasicOcspResponse, encodeCertId, encodeOcspErrorResponse, encodeSingleResponse, issuerHashes,
-  MAX_OCSP_REQUESTS, OcspMalformed, OcspUnknownHashAlgorithm, parseOcspRequest,
-  type OcspCertStatus, type OcspErrorStatus, type ParsedOcspRequest,
+  buildBasicOcspResponse,
+  encodeCertId,
+  encodeOcspErrorResponse,
+  encodeSingleResponse,
+  issuerHashes,
+  MAX_OCSP_REQUESTS,
+  OcspMalformed,
+  OcspUnknownHashAlgorithm,
+  parseOcspRequest,
+  type OcspCertStatus,
+  type OcspErrorStatus,
+  type ParsedOcspRequest,
 } from '../src/pki/ocsp.js';
 
 // --- helpers ----------------------------------------------------------------------------------
@@ -94,13 +101,45 @@ function makeCa(alg: string): TestCa {
   const run = (...args: string[]) => opensslOk(dir, args);
   writeFileSync(join(dir, 'openssl.cnf'), CONFIG);
   run('genpkey', ...KEYGEN[alg]!, '-out', 'ca.key');
-  run('req', '-x509', '-config', 'openssl.cnf', '-key', 'ca.key', '-subj', `/O=Signet Tests/CN=OCSP Test CA ${alg}`,
-    '-days', '30', '-extensions', 'ca_ext', '-out', 'ca.pem');
+  run(
+    'req',
+    '-x509',
+    '-config',
+    'openssl.cnf',
+    '-key',
+    'ca.key',
+    '-subj',
+    `/O=Signet Tests/CN=OCSP Test CA ${alg}`,
+    '-days',
+    '30',
+    '-extensions',
+    'ca_ext',
+    '-out',
+    'ca.pem',
+  );
   const issue = (name: string, keyAlg: string, serialHex: string, ext: string) => {
     run('genpkey', ...KEYGEN[keyAlg]!, '-out', `${name}.key`);
     run('req', '-new', '-config', 'openssl.cnf', '-key', `${name}.key`, '-subj', `/CN=${name}.test`, '-out', `${name}.csr`);
-    run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${serialHex}`,
-      '-days', '10', '-extfile', 'openssl.cnf', '-extensions', ext, '-out', `${name}.pem`);
+    run(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      `0x${serialHex}`,
+      '-days',
+      '10',
+      '-extfile',
+      'openssl.cnf',
+      '-extensions',
+      ext,
+      '-out',
+      `${name}.pem`,
+    );
   };
   issue('responder', alg, '0badcafe', 'responder_ext');
   issue('good', 'ecdsa-p256', SERIALS.good, 'leaf_ext');
@@ -131,9 +170,14 @@ function respond(
   return buildBasicOcspResponse({
     responderKeyHash: responder.keyHash,
     producedAt: new Date(now),
-    singleResponses: parsed.requests.map((r, i) => encodeSingleResponse({
-      certIdDer: r.certIdDer, status: statuses[i]!, thisUpdate: new Date(now - MINUTE), nextUpdate: new Date(now + DAY),
-    })),
+    singleResponses: parsed.requests.map((r, i) =>
+      encodeSingleResponse({
+        certIdDer: r.certIdDer,
+        status: statuses[i]!,
+        thisUpdate: new Date(now - MINUTE),
+        nextUpdate: new Date(now + DAY),
+      }),
+    ),
     ...(nonce ? { nonce } : {}),
     signer: responder.signer,
     ...(responder.certDer ? { responderCertDer: responder.certDer } : {}),
@@ -195,7 +239,9 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       assert.ok(r!.issuerKeyHash.equals(hashes.keyHash), 'issuerKeyHash matches issuerHashes()');
       assert.equal(parsed.nonce?.length, 16);
       // A pre-signed response's CertID (built without the request) is byte-identical.
-      assert.ok(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: hashes.nameHash, issuerKeyHash: hashes.keyHash, serial: r!.serial }).equals(r!.certIdDer));
+      assert.ok(
+        encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: hashes.nameHash, issuerKeyHash: hashes.keyHash, serial: r!.serial }).equals(r!.certIdDer),
+      );
 
       writeFileSync(join(dir, 'resp.der'), await respond(parsed, [{ kind: 'good' }], delegated));
       const text = opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-resp_text']);
@@ -236,16 +282,39 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       opensslOk(dir, ['ocsp', '-no_nonce', '-issuer', 'ca.pem', '-cert', 'good.pem', '-cert', 'revoked.pem', '-cert', 'other.pem', '-reqout', 'multi.der']);
       const parsed = parseFile('multi.der');
       assert.equal(parsed.nonce, undefined);
-      assert.deepEqual(parsed.requests.map((r) => r.serial.toString('hex')), [SERIALS.good, SERIALS.revoked, SERIALS.other]);
-      writeFileSync(join(dir, 'resp.der'), await respond(parsed, [
-        { kind: 'good' }, { kind: 'revoked', revokedAt: new Date(Date.now() - DAY), reason: 'unspecified' }, { kind: 'unknown' },
-      ], delegated));
+      assert.deepEqual(
+        parsed.requests.map((r) => r.serial.toString('hex')),
+        [SERIALS.good, SERIALS.revoked, SERIALS.other],
+      );
+      writeFileSync(
+        join(dir, 'resp.der'),
+        await respond(
+          parsed,
+          [{ kind: 'good' }, { kind: 'revoked', revokedAt: new Date(Date.now() - DAY), reason: 'unspecified' }, { kind: 'unknown' }],
+          delegated,
+        ),
+      );
       const text = opensslOk(dir, ['ocsp', '-reqin', 'multi.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-resp_text']);
       assert.match(text, /Response verify OK/);
       assert.equal(text.match(/Cert Status:/g)?.length, 3);
       assert.doesNotMatch(text, /Revocation Reason/);
       assert.doesNotMatch(text, /OCSP Nonce/);
-      const summary = opensslOk(dir, ['ocsp', '-respin', 'resp.der', '-issuer', 'ca.pem', '-cert', 'good.pem', '-cert', 'revoked.pem', '-cert', 'other.pem', '-CAfile', 'ca.pem', '-no_nonce']);
+      const summary = opensslOk(dir, [
+        'ocsp',
+        '-respin',
+        'resp.der',
+        '-issuer',
+        'ca.pem',
+        '-cert',
+        'good.pem',
+        '-cert',
+        'revoked.pem',
+        '-cert',
+        'other.pem',
+        '-CAfile',
+        'ca.pem',
+        '-no_nonce',
+      ]);
       assert.match(summary, /good\.pem: good[\s\S]*revoked\.pem: revoked[\s\S]*other\.pem: unknown/);
     });
 
@@ -254,7 +323,10 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
       const parsed = parseFile('req.der');
       const byCa = await respond(parsed, [{ kind: 'good' }], { keyHash: issuerHashes(ca.caDer).sha1.keyHash, signer: ca.caSigner });
       writeFileSync(join(dir, 'resp.der'), byCa);
-      assert.match(opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-VAfile', 'ca.pem', '-resp_text']), /Response verify OK/);
+      assert.match(
+        opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-VAfile', 'ca.pem', '-resp_text']),
+        /Response verify OK/,
+      );
       assert.match(opensslOk(dir, ['ocsp', '-reqin', 'req.der', '-respin', 'resp.der', '-CAfile', 'ca.pem', '-verify_other', 'ca.pem']), /Response verify OK/);
 
       const noCert = await respond(parsed, [{ kind: 'good' }], { keyHash: delegated.keyHash, signer: delegated.signer });
@@ -302,7 +374,9 @@ for (const alg of ['ecdsa-p256', 'rsa-2048', 'ed25519']) {
 
 describe('OCSP error responses and encoders', () => {
   let dir: string;
-  before(() => { dir = mkdtempSync(join(tmpdir(), 'signet-ocsp-err-')); });
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'signet-ocsp-err-'));
+  });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('error responses are the constant 5 bytes and openssl reads them', () => {
@@ -318,7 +392,12 @@ describe('OCSP error responses and encoders', () => {
   });
 
   test('encodeSingleResponse: exact status encodings', () => {
-    const certIdDer = encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: Buffer.alloc(20, 1), issuerKeyHash: Buffer.alloc(20, 2), serial: Buffer.from([0, 0x80]) });
+    const certIdDer = encodeCertId({
+      hashAlgorithm: 'sha1',
+      issuerNameHash: Buffer.alloc(20, 1),
+      issuerKeyHash: Buffer.alloc(20, 2),
+      serial: Buffer.from([0, 0x80]),
+    });
     const thisUpdate = new Date(Date.UTC(2025, 0, 1));
     const nextUpdate = new Date(Date.UTC(2025, 0, 2));
     const times = Buffer.concat([Buffer.from('180f', 'hex'), Buffer.from('20250101000000Z'), Buffer.from('a011180f', 'hex'), Buffer.from('20250102000000Z')]);
@@ -350,21 +429,23 @@ describe('parseOcspRequest rejects malformed requests', () => {
   const NULL = Buffer.from([0x05, 0x00]);
   const SHA1 = '1.3.14.3.2.26';
   const NONCE = '1.3.6.1.5.5.7.48.1.2';
-  const certId = (o: { oid?: string; params?: Buffer | null; nameHash?: Buffer; keyHash?: Buffer; serialTlv?: Buffer } = {}) => sequence(
-    sequence(objectIdentifier(o.oid ?? SHA1), ...(o.params === null ? [] : [o.params ?? NULL])),
-    octetString(o.nameHash ?? Buffer.alloc(20, 0xaa)),
-    octetString(o.keyHash ?? Buffer.alloc(20, 0xbb)),
-    o.serialTlv ?? unsignedInteger(Buffer.from('00c0ffee', 'hex')),
-  );
-  const ext = (oid: string, value: Buffer, critical = false) => sequence(objectIdentifier(oid), ...(critical ? [booleanTrue] : []), octetString(value));
-  const request = (o: { certIds?: Buffer[]; requests?: Buffer[]; exts?: Buffer[]; before?: Buffer[]; after?: Buffer[] } = {}) => sequence(
+  const certId = (o: { oid?: string; params?: Buffer | null; nameHash?: Buffer; keyHash?: Buffer; serialTlv?: Buffer } = {}) =>
     sequence(
-      ...(o.before ?? []),
-      sequence(...(o.requests ?? (o.certIds ?? [certId()]).map((c) => sequence(c)))),
-      ...(o.exts ? [contextExplicit(2, sequence(...o.exts))] : []),
-    ),
-    ...(o.after ?? []),
-  );
+      sequence(objectIdentifier(o.oid ?? SHA1), ...(o.params === null ? [] : [o.params ?? NULL])),
+      octetString(o.nameHash ?? Buffer.alloc(20, 0xaa)),
+      octetString(o.keyHash ?? Buffer.alloc(20, 0xbb)),
+      o.serialTlv ?? unsignedInteger(Buffer.from('00c0ffee', 'hex')),
+    );
+  const ext = (oid: string, value: Buffer, critical = false) => sequence(objectIdentifier(oid), ...(critical ? [booleanTrue] : []), octetString(value));
+  const request = (o: { certIds?: Buffer[]; requests?: Buffer[]; exts?: Buffer[]; before?: Buffer[]; after?: Buffer[] } = {}) =>
+    sequence(
+      sequence(
+        ...(o.before ?? []),
+        sequence(...(o.requests ?? (o.certIds ?? [certId()]).map((c) => sequence(c)))),
+        ...(o.exts ? [contextExplicit(2, sequence(...o.exts))] : []),
+      ),
+      ...(o.after ?? []),
+    );
   const nonceExt = (n: Buffer) => ext(NONCE, octetString(n));
   const malformed = (der: Uint8Array, what: string) => assert.throws(() => parseOcspRequest(der), OcspMalformed, what);
 
@@ -385,7 +466,10 @@ describe('parseOcspRequest rejects malformed requests', () => {
     malformed(Buffer.from('hello, world'), 'text');
     for (let i = 0; i < 500; i++) {
       const junk = randomBytes(1 + (i % 200));
-      assert.throws(() => parseOcspRequest(junk), (e: unknown) => e instanceof OcspMalformed || e instanceof OcspUnknownHashAlgorithm);
+      assert.throws(
+        () => parseOcspRequest(junk),
+        (e: unknown) => e instanceof OcspMalformed || e instanceof OcspUnknownHashAlgorithm,
+      );
     }
     for (let n = 0; n < good.length; n++) malformed(good.subarray(0, n), `truncated to ${n}`);
     malformed(Buffer.concat([good, Buffer.from([0])]), 'one trailing byte');
@@ -429,16 +513,28 @@ describe('parseOcspRequest rejects malformed requests', () => {
   test('extensions: unknown non-critical ignored, unknown critical refused, empty list refused', () => {
     assert.equal(parseOcspRequest(request({ exts: [ext('1.3.6.1.5.5.7.48.1.4', sequence(objectIdentifier('1.3.6.1.5.5.7.48.1.1')))] })).nonce, undefined);
     malformed(request({ exts: [ext('1.2.3.4', Buffer.from('0500', 'hex'), true)] }), 'unknown critical request extension');
-    malformed(request({ requests: [sequence(certId(), contextExplicit(0, sequence(ext('1.2.3.4', Buffer.from('0500', 'hex'), true))))] }), 'unknown critical single-request extension');
-    assert.equal(parseOcspRequest(request({ requests: [sequence(certId(), contextExplicit(0, sequence(ext('1.2.3.4', Buffer.from('0500', 'hex')))))] })).requests.length, 1);
+    malformed(
+      request({ requests: [sequence(certId(), contextExplicit(0, sequence(ext('1.2.3.4', Buffer.from('0500', 'hex'), true))))] }),
+      'unknown critical single-request extension',
+    );
+    assert.equal(
+      parseOcspRequest(request({ requests: [sequence(certId(), contextExplicit(0, sequence(ext('1.2.3.4', Buffer.from('0500', 'hex')))))] })).requests.length,
+      1,
+    );
     malformed(request({ requests: [sequence(certId(), contextExplicit(0, sequence()))] }), 'empty singleRequestExtensions');
     malformed(request({ exts: [] }), 'empty requestExtensions');
   });
 
   test('the DEFAULT version v1 encoded explicitly is not DER: malformed', () => {
     const v1 = contextExplicit(0, Buffer.from('020100', 'hex'));
-    assert.throws(() => parseOcspRequest(request({ before: [v1] })), (e: unknown) => e instanceof OcspMalformed && /version v1 is encoded explicitly; DER omits a DEFAULT value/.test(e.message));
-    malformed(request({ before: [v1, contextExplicit(1, tlv(0x82, Buffer.from('client.test')))], exts: [nonceExt(Buffer.alloc(4, 1))] }), 'explicit v1 with a requestorName');
+    assert.throws(
+      () => parseOcspRequest(request({ before: [v1] })),
+      (e: unknown) => e instanceof OcspMalformed && /version v1 is encoded explicitly; DER omits a DEFAULT value/.test(e.message),
+    );
+    malformed(
+      request({ before: [v1, contextExplicit(1, tlv(0x82, Buffer.from('client.test')))], exts: [nonceExt(Buffer.alloc(4, 1))] }),
+      'explicit v1 with a requestorName',
+    );
   });
 
   test('accepted and ignored: requestorName, optionalSignature; absent hash parameters', () => {
@@ -454,12 +550,19 @@ describe('parseOcspRequest rejects malformed requests', () => {
 
   test('an unknown hash algorithm is OcspUnknownHashAlgorithm (→ unauthorized), unless the message is also malformed', () => {
     const md5 = certId({ oid: '1.2.840.113549.2.5', nameHash: Buffer.alloc(16), keyHash: Buffer.alloc(16) });
-    assert.throws(() => parseOcspRequest(request({ certIds: [md5] })), (e: unknown) => e instanceof OcspUnknownHashAlgorithm && e.oid === '1.2.840.113549.2.5');
+    assert.throws(
+      () => parseOcspRequest(request({ certIds: [md5] })),
+      (e: unknown) => e instanceof OcspUnknownHashAlgorithm && e.oid === '1.2.840.113549.2.5',
+    );
     assert.throws(() => parseOcspRequest(request({ certIds: [certId(), md5] })), OcspUnknownHashAlgorithm);
     const whole = request({ certIds: [md5] });
     malformed(whole.subarray(0, whole.length - 1), 'truncated message with an md5 CertID');
     malformed(request({ certIds: [md5], exts: [nonceExt(Buffer.alloc(40))] }), 'md5 CertID and a bad nonce');
-    for (const [h, n] of [['2.16.840.1.101.3.4.2.1', 32], ['2.16.840.1.101.3.4.2.2', 48], ['2.16.840.1.101.3.4.2.3', 64]] as const) {
+    for (const [h, n] of [
+      ['2.16.840.1.101.3.4.2.1', 32],
+      ['2.16.840.1.101.3.4.2.2', 48],
+      ['2.16.840.1.101.3.4.2.3', 64],
+    ] as const) {
       assert.ok(parseOcspRequest(request({ certIds: [certId({ oid: h, nameHash: Buffer.alloc(n), keyHash: Buffer.alloc(n) })] })).requests[0]);
     }
   });
@@ -470,7 +573,10 @@ describe('parseOcspRequest rejects malformed requests', () => {
   });
 
   test('mutation fuzz: only typed errors, and whatever parses agrees with @peculiar/asn1-ocsp', () => {
-    const base = request({ certIds: [certId(), certId({ oid: '2.16.840.1.101.3.4.2.1', nameHash: Buffer.alloc(32, 1), keyHash: Buffer.alloc(32, 2) })], exts: [nonceExt(Buffer.alloc(16, 5))] });
+    const base = request({
+      certIds: [certId(), certId({ oid: '2.16.840.1.101.3.4.2.1', nameHash: Buffer.alloc(32, 1), keyHash: Buffer.alloc(32, 2) })],
+      exts: [nonceExt(Buffer.alloc(16, 5))],
+    });
     let parsedCount = 0;
     for (let i = 0; i < 3000; i++) {
       const m = Buffer.from(base);

@@ -66,8 +66,22 @@ let caDer: Buffer = Buffer.alloc(0);
 before(() => {
   caKeyPath = writeKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
   caPemPath = fresh('pem');
-  ok(['req', '-x509', '-key', caKeyPath, '-subj', '/CN=Signet PKCS12 Test CA', '-days', '2',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', caPemPath]);
+  ok([
+    'req',
+    '-x509',
+    '-key',
+    caKeyPath,
+    '-subj',
+    '/CN=Signet PKCS12 Test CA',
+    '-days',
+    '2',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    caPemPath,
+  ]);
   caDer = new X509Certificate(readFileSync(caPemPath)).raw;
 });
 
@@ -75,8 +89,7 @@ before(() => {
 function leafFor(key: KeyObject, cn: string): { keyPath: string; der: Buffer } {
   const keyPath = writeKey(key);
   const out = fresh('der');
-  ok(['req', '-x509', '-key', keyPath, '-CA', caPemPath, '-CAkey', caKeyPath, '-subj', `/CN=${cn}`, '-days', '2',
-    '-outform', 'DER', '-out', out]);
+  ok(['req', '-x509', '-key', keyPath, '-CA', caPemPath, '-CAkey', caKeyPath, '-subj', `/CN=${cn}`, '-days', '2', '-outform', 'DER', '-out', out]);
   return { keyPath, der: readFileSync(out) };
 }
 
@@ -124,7 +137,9 @@ for (const [label, makeKey] of KEY_TYPES) {
 
     test('-nokeys gives back exactly the certificates, leaf first', () => {
       const r = ok(['pkcs12', '-in', p12Path, '-passin', `pass:${password}`, '-nokeys']);
-      const certs = pemBlocks(r.stdout).filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
+      const certs = pemBlocks(r.stdout)
+        .filter((b) => b.label === 'CERTIFICATE')
+        .map((b) => b.der);
       assert.deepEqual(certs, [leafDer, caDer]);
     });
 
@@ -197,24 +212,28 @@ describe('PKCS#12 passwords and options', () => {
 
     // Recompute the MAC independently of buildPkcs12's own call.
     const macKey = pkcs12Kdf({
-      passwordBytes: pkcs12PasswordBytes(password), salt: new Uint8Array(pfx.macData.macSalt.buffer), id: 3,
-      iterations: pfx.macData.iterations, length: 32, hash: 'sha256',
+      passwordBytes: pkcs12PasswordBytes(password),
+      salt: new Uint8Array(pfx.macData.macSalt.buffer),
+      id: 3,
+      iterations: pfx.macData.iterations,
+      length: 32,
+      hash: 'sha256',
     });
     assert.equal(pfx.macData.mac.digestAlgorithm.algorithm, '2.16.840.1.101.3.4.2.1');
     assert.deepEqual(Buffer.from(pfx.macData.mac.digest.buffer), createHmac('sha256', macKey).update(authSafe).digest());
 
     // AuthenticatedSafe: [encryptedData(certificates), data(SafeContents[shrouded key bag])].
     const safes = AsnConvert.parse(authSafe, AuthenticatedSafe);
-    assert.deepEqual(Array.from(safes, (ci) => ci.contentType), ['1.2.840.113549.1.7.6', '1.2.840.113549.1.7.1']);
+    assert.deepEqual(
+      Array.from(safes, (ci) => ci.contentType),
+      ['1.2.840.113549.1.7.6', '1.2.840.113549.1.7.1'],
+    );
     const keyBagSafe = AsnConvert.parse(AsnConvert.parse(safes[1]!.content, OctetString), SafeContents);
     assert.equal(keyBagSafe.length, 1);
     const bag = keyBagSafe[0]!;
     assert.equal(bag.bagId, id_pkcs8ShroudedKeyBag);
     const decrypted = createPrivateKey({ key: Buffer.from(bag.bagValue), format: 'der', type: 'pkcs8', passphrase: password });
-    assert.deepEqual(
-      createPublicKey(decrypted).export({ format: 'der', type: 'spki' }),
-      createPublicKey(privateKey).export({ format: 'der', type: 'spki' }),
-    );
+    assert.deepEqual(createPublicKey(decrypted).export({ format: 'der', type: 'spki' }), createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
     const attrs = (bag.bagAttributes ?? []).map((a) => Buffer.from(AsnConvert.serialize(a)));
     assert.equal(attrs.length, 2);
     assert.ok(Buffer.compare(attrs[0]!, attrs[1]!) < 0, 'SET OF attributes must be in DER order');
@@ -258,8 +277,12 @@ describe('PKCS#12 KDF (RFC 7292 Appendix B)', () => {
     ];
     for (const [password, salt, id, iterations, hash, expected] of vectors) {
       const got = pkcs12Kdf({
-        passwordBytes: pkcs12PasswordBytes(password), salt: Buffer.from(salt, 'hex'), id, iterations,
-        length: expected.length / 2, hash,
+        passwordBytes: pkcs12PasswordBytes(password),
+        salt: Buffer.from(salt, 'hex'),
+        id,
+        iterations,
+        length: expected.length / 2,
+        hash,
       });
       assert.equal(got.toString('hex'), expected, `${password}/${id}/${hash}`);
     }
@@ -280,9 +303,22 @@ describe('PKCS#12 KDF (RFC 7292 Appendix B)', () => {
     const names: Record<Pkcs12KdfHash, string> = { sha1: 'SHA1', sha224: 'SHA224', sha256: 'SHA256', sha384: 'SHA384', sha512: 'SHA512' };
     for (const c of cases) {
       const passwordBytes = pkcs12PasswordBytes(c.password);
-      const r = ok(['kdf', '-keylen', String(c.length), '-kdfopt', `digest:${names[c.hash]}`,
-        '-kdfopt', `hexpass:${passwordBytes.toString('hex')}`, '-kdfopt', `hexsalt:${c.salt}`,
-        '-kdfopt', `id:${c.id}`, '-kdfopt', `iter:${c.iterations}`, 'PKCS12KDF']);
+      const r = ok([
+        'kdf',
+        '-keylen',
+        String(c.length),
+        '-kdfopt',
+        `digest:${names[c.hash]}`,
+        '-kdfopt',
+        `hexpass:${passwordBytes.toString('hex')}`,
+        '-kdfopt',
+        `hexsalt:${c.salt}`,
+        '-kdfopt',
+        `id:${c.id}`,
+        '-kdfopt',
+        `iter:${c.iterations}`,
+        'PKCS12KDF',
+      ]);
       const expected = r.stdout.trim().replace(/:/g, '').toLowerCase();
       const got = pkcs12Kdf({ ...c, passwordBytes, salt: Buffer.from(c.salt, 'hex') });
       assert.equal(got.toString('hex'), expected, JSON.stringify(c));
@@ -296,14 +332,17 @@ describe('PKCS#12 KDF (RFC 7292 Appendix B)', () => {
     for (const password of ['s3cret', 'pässwörd 🔑']) {
       for (const iterArgs of [['-iter', '1'], []]) {
         const out = fresh('p12');
-        ok(['pkcs12', '-export', '-inkey', leaf.keyPath, '-in', leafPem, '-passout', `pass:${password}`,
-          '-macalg', 'sha256', ...iterArgs, '-out', out]);
+        ok(['pkcs12', '-export', '-inkey', leaf.keyPath, '-in', leafPem, '-passout', `pass:${password}`, '-macalg', 'sha256', ...iterArgs, '-out', out]);
         const { pfx, authSafe } = openPfx(readFileSync(out));
         assert.equal(pfx.macData.mac.digestAlgorithm.algorithm, '2.16.840.1.101.3.4.2.1');
         assert.equal(pfx.macData.iterations, iterArgs.length ? 1 : 2048);
         const macKey = pkcs12Kdf({
-          passwordBytes: pkcs12PasswordBytes(password), salt: new Uint8Array(pfx.macData.macSalt.buffer), id: 3,
-          iterations: pfx.macData.iterations, length: 32, hash: 'sha256',
+          passwordBytes: pkcs12PasswordBytes(password),
+          salt: new Uint8Array(pfx.macData.macSalt.buffer),
+          id: 3,
+          iterations: pfx.macData.iterations,
+          length: 32,
+          hash: 'sha256',
         });
         const mac = createHmac('sha256', macKey).update(authSafe).digest();
         assert.equal(mac.toString('hex'), Buffer.from(pfx.macData.mac.digest.buffer).toString('hex'), `${password} ${iterArgs.join(' ')}`);

@@ -35,12 +35,19 @@ describe('SIGNET_TRUST_PROXY values', () => {
 
   test('anything else stops start-up naming the setting', () => {
     for (const v of ['yes', '10.0.0.0/33', '10.0.0.1,proxy.example', '11', '-1', ',', '1.2.3', '010.0.0.1', '10.0.0.0/8/8', '::1/129', 'fd00::/255.0.0.0']) {
-      assert.throws(() => trust(v), (e: any) => e.type === 'configuration' && /^SIGNET_TRUST_PROXY is invalid: /.test(e.detail), v);
+      assert.throws(
+        () => trust(v),
+        (e: any) => e.type === 'configuration' && /^SIGNET_TRUST_PROXY is invalid: /.test(e.detail),
+        v,
+      );
     }
   });
 });
 
-interface Proxied { env: TestEnv; server: RunningServer }
+interface Proxied {
+  env: TestEnv;
+  server: RunningServer;
+}
 
 async function start(trustProxy: string): Promise<Proxied> {
   const env = await createTestEnv({ SIGNET_TRUST_PROXY: trustProxy, SIGNET_RATE_LIMIT_PER_ADDRESS: '20' });
@@ -63,7 +70,9 @@ async function assertSpoofingDoesNotEscape(p: Proxied, chain: (i: number) => str
 
 /** The address audit records for an issuance (bare handler) and a token creation (Express) sent through `chain`. */
 async function auditedAddresses(p: Proxied, chain: string): Promise<{ issuance: string; token: string }> {
-  const issued = await api(p.server, 'POST', '/api/v1/certificates', JSON.stringify({ csr: makeCsr('DNS:proxied.example.com'), profile: 'server' }), { 'x-forwarded-for': chain });
+  const issued = await api(p.server, 'POST', '/api/v1/certificates', JSON.stringify({ csr: makeCsr('DNS:proxied.example.com'), profile: 'server' }), {
+    'x-forwarded-for': chain,
+  });
   assert.equal(issued.status, 201, issued.text);
   const token = await api(p.server, 'POST', '/api/v1/tokens', { name: `t${Date.now()}`, scopes: ['read'] }, { 'x-forwarded-for': chain });
   assert.equal(token.status, 201, token.text);
@@ -74,7 +83,10 @@ async function auditedAddresses(p: Proxied, chain: string): Promise<{ issuance: 
 
 describe('the client address behind a proxy, on the server', () => {
   let current: Proxied | undefined;
-  after(async () => { await current?.server.stop(); await current?.env.cleanup(); });
+  after(async () => {
+    await current?.server.stop();
+    await current?.env.cleanup();
+  });
   const use = async (trustProxy: string) => {
     await current?.server.stop();
     await current?.env.cleanup();
@@ -89,7 +101,10 @@ describe('the client address behind a proxy, on the server', () => {
     // ACME counts the same address, and its 429 is an ACME problem carrying a nonce.
     const acme: Response[] = [];
     for (let i = 0; i < 21; i++) acme.push(await fetch(`${p.server.url}/acme/directory`, { headers: { 'x-forwarded-for': `10.2.${i}.1, 198.51.100.40` } }));
-    assert.deepEqual(acme.map((r) => r.status), [...Array(20).fill(200), 429]);
+    assert.deepEqual(
+      acme.map((r) => r.status),
+      [...Array(20).fill(200), 429],
+    );
     const limited = acme[20]!;
     assert.match(String(limited.headers.get('content-type')), /^application\/problem\+json/);
     assert.equal(((await limited.json()) as { type: string }).type, 'urn:ietf:params:acme:error:rateLimited');

@@ -33,15 +33,27 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-interface Replica { url: string; port: number; dataDir: string; child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> }
+interface Replica {
+  url: string;
+  port: number;
+  dataDir: string;
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+}
 
 /** Starts `signet serve` without waiting: replicas must race each other on the empty database. */
 function spawnReplica(env: Record<string, string>, port: number): Replica {
   const child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { err += d; });
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { url: `http://127.0.0.1:${port}`, port, dataDir: env.SIGNET_DATA_DIR!, child, out: () => out, err: () => err, exited };
 }
@@ -50,7 +62,11 @@ async function waitReady(r: Replica): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (r.child.exitCode !== null) throw new Error(`replica on ${r.port} exited with ${r.child.exitCode}: ${r.err() || r.out()}`);
-    try { if ((await fetch(`${r.url}/readyz`)).ok) return; } catch { /* not yet */ }
+    try {
+      if ((await fetch(`${r.url}/readyz`)).ok) return;
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) throw new Error(`replica on ${r.port} did not become ready: ${r.err()}`);
     await sleep(100);
   }
@@ -60,9 +76,14 @@ async function waitReady(r: Replica): Promise<void> {
 async function pool<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array(count);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
-    while (next < count) { const i = next++; results[i] = await task(i); }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        results[i] = await task(i);
+      }
+    }),
+  );
   return results;
 }
 
@@ -83,16 +104,28 @@ describe('replicas on one PostgreSQL', () => {
 
   const auth = () => ({ authorization: `Bearer ${token}` });
   async function call(r: Replica, method: string, path: string, body?: unknown) {
-    const res = await fetch(r.url + path, { method, headers: { ...auth(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(r.url + path, {
+      method,
+      headers: { ...auth(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     let json: any;
-    try { json = JSON.parse(text); } catch { json = undefined; }
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
     return { status: res.status, text, json };
   }
   const baseEnv = (dataDir: string, publicPort: number): Record<string, string> => ({
-    SIGNET_DATA_DIR: dataDir, DATABASE_URL: databaseUrl, SIGNET_MASTER_KEY: masterKey, SIGNET_LOG_LEVEL: 'warn',
+    SIGNET_DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    SIGNET_MASTER_KEY: masterKey,
+    SIGNET_LOG_LEVEL: 'warn',
     SIGNET_PUBLIC_URL: `http://127.0.0.1:${publicPort}`,
-    SIGNET_OCSP_POLL_MS: '500', SIGNET_CRL_COALESCE_MS: '200',
+    SIGNET_OCSP_POLL_MS: '500',
+    SIGNET_CRL_COALESCE_MS: '200',
   });
 
   before(async () => {
@@ -104,7 +137,10 @@ describe('replicas on one PostgreSQL', () => {
     await db.connect();
 
     const ports: number[] = [];
-    while (ports.length < REPLICAS) { const p = await freePort(); if (!ports.includes(p)) ports.push(p); }
+    while (ports.length < REPLICAS) {
+      const p = await freePort();
+      if (!ports.includes(p)) ports.push(p);
+    }
     // All at once, on the same empty database.
     for (const port of ports) replicas.push(spawnReplica(baseEnv(mkdtempSync(join(tmpdir(), 'signet-replica-')), ports[0]!), port));
     await Promise.all(replicas.map(waitReady));
@@ -120,8 +156,21 @@ describe('replicas on one PostgreSQL', () => {
     const intCert = (await call(replicas[2]!, 'GET', `/api/v1/cas/${intId}`)).json.certificate as string;
     intPem = tmp.file('int.pem', intCert);
     bundlePem = tmp.file('bundle.pem', rootCert + intCert);
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('leaf.key'),
-      '-subj', '/CN=replica.example.test', '-addext', 'subjectAltName=DNS:replica.example.test']);
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('leaf.key'),
+      '-subj',
+      '/CN=replica.example.test',
+      '-addext',
+      'subjectAltName=DNS:replica.example.test',
+    ]);
     assert.equal(csr.status, 0, csr.stderr);
     csrPem = csr.stdout;
   });
@@ -129,7 +178,10 @@ describe('replicas on one PostgreSQL', () => {
   after(async () => {
     for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGTERM');
     await Promise.all(replicas.map((r) => Promise.race([r.exited, sleep(10_000)])));
-    for (const r of replicas) { if (r.child.exitCode === null) r.child.kill('SIGKILL'); rmSync(r.dataDir, { recursive: true, force: true }); }
+    for (const r of replicas) {
+      if (r.child.exitCode === null) r.child.kill('SIGKILL');
+      rmSync(r.dataDir, { recursive: true, force: true });
+    }
     await db?.end();
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
@@ -139,9 +191,16 @@ describe('replicas on one PostgreSQL', () => {
   });
 
   test('replicas started together apply each migration once and create one hierarchy', async () => {
-    const shipped = readdirSync(join(ROOT, 'prisma', 'postgresql', 'migrations'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    const shipped = readdirSync(join(ROOT, 'prisma', 'postgresql', 'migrations'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
     const rows = (await db.query('SELECT migration_name, finished_at FROM "_prisma_migrations" ORDER BY migration_name')).rows;
-    assert.deepEqual(rows.map((r) => r.migration_name), shipped, 'one row per migration');
+    assert.deepEqual(
+      rows.map((r) => r.migration_name),
+      shipped,
+      'one row per migration',
+    );
     assert.ok(rows.every((r) => r.finished_at !== null));
     const cas = (await db.query('SELECT id, "parentId" FROM "CertificateAuthority"')).rows;
     assert.equal(cas.length, 2, 'one root and one intermediate, not one per replica');
@@ -156,11 +215,18 @@ describe('replicas on one PostgreSQL', () => {
 
   test(`${REPLICAS} × ${PER_REPLICA} concurrent issuances: all stored, serials unique, one audit chain`, async () => {
     const failures: string[] = [];
-    await Promise.all(replicas.map((r, ri) => pool(PER_REPLICA, IN_FLIGHT, async () => {
-      const res = await call(r, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' });
-      if (res.status !== 201) { failures.push(`${r.port}: ${res.status} ${res.text}`); return; }
-      issued.push({ serial: res.json.serial, certificate: res.json.certificate, replica: ri });
-    })));
+    await Promise.all(
+      replicas.map((r, ri) =>
+        pool(PER_REPLICA, IN_FLIGHT, async () => {
+          const res = await call(r, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'server' });
+          if (res.status !== 201) {
+            failures.push(`${r.port}: ${res.status} ${res.text}`);
+            return;
+          }
+          issued.push({ serial: res.json.serial, certificate: res.json.certificate, replica: ri });
+        }),
+      ),
+    );
     assert.deepEqual(failures.slice(0, 5), [], `${failures.length} issuance requests failed`);
     assert.equal(issued.length, REPLICAS * PER_REPLICA);
     assert.equal(new Set(issued.map((c) => c.serial)).size, issued.length, 'serials are unique');
@@ -202,7 +268,10 @@ describe('replicas on one PostgreSQL', () => {
     for (const r of replicas.slice(1)) {
       const deadline = Date.now() + POLL_DEADLINE_MS;
       let out = ocsp(r);
-      while (!/victim\.pem: revoked/.test(out) && Date.now() < deadline) { await sleep(200); out = ocsp(r); }
+      while (!/victim\.pem: revoked/.test(out) && Date.now() < deadline) {
+        await sleep(200);
+        out = ocsp(r);
+      }
       assert.match(out, /victim\.pem: revoked\n[\s\S]*Reason: keyCompromise/, `replica on ${r.port} still answers: ${out}`);
     }
   });
@@ -211,11 +280,13 @@ describe('replicas on one PostgreSQL', () => {
     // Revocations on each replica, some at the same moment, each schedules a CRL there.
     const victims = issued.slice(1, 10);
     for (let i = 0; i < 3; i++) {
-      await Promise.all(replicas.map(async (r, ri) => {
-        const v = victims[i * REPLICAS + ri]!;
-        const res = await call(r, 'POST', `/api/v1/certificates/${v.serial}/revoke`, { reason: 'superseded' });
-        assert.equal(res.status, 200, res.text);
-      }));
+      await Promise.all(
+        replicas.map(async (r, ri) => {
+          const v = victims[i * REPLICAS + ri]!;
+          const res = await call(r, 'POST', `/api/v1/certificates/${v.serial}/revoke`, { reason: 'superseded' });
+          assert.equal(res.status, 200, res.text);
+        }),
+      );
       await sleep(400); // past the coalescing delay, so each round publishes
     }
     const revoked = new Set([issued[0]!.serial, ...victims.map((v) => v.serial)]);
@@ -229,8 +300,14 @@ describe('replicas on one PostgreSQL', () => {
     const norm = (s: string) => s.replace(/^0+/, '');
     let deadline = Date.now() + POLL_DEADLINE_MS;
     let head = await newest();
-    while ([...revoked].some((s) => !entriesOf(head.der).has(norm(s))) && Date.now() < deadline) { await sleep(250); head = await newest(); }
-    assert.ok([...revoked].every((s) => entriesOf(head.der).has(norm(s))), 'the newest CRL lists every revocation');
+    while ([...revoked].some((s) => !entriesOf(head.der).has(norm(s))) && Date.now() < deadline) {
+      await sleep(250);
+      head = await newest();
+    }
+    assert.ok(
+      [...revoked].every((s) => entriesOf(head.der).has(norm(s))),
+      'the newest CRL lists every revocation',
+    );
 
     const rows = (await db.query('SELECT number, "createdAt", "thisUpdate" FROM "Crl" WHERE "caId" = $1 ORDER BY "createdAt", number', [intId])).rows;
     const numbers = rows.map((r) => BigInt(r.number));
@@ -259,7 +336,10 @@ describe('replicas on one PostgreSQL', () => {
       }
       assert.ok(served >= max, `replica on ${r.port} serves CRL ${served}, the newest is ${max}`);
       const listed = entriesOf(der);
-      assert.ok([...revoked].every((s) => listed.has(norm(s))), `the CRL ${served} served by ${r.port} lists every revocation`);
+      assert.ok(
+        [...revoked].every((s) => listed.has(norm(s))),
+        `the CRL ${served} served by ${r.port} lists every revocation`,
+      );
     }
   });
 });

@@ -13,14 +13,27 @@ import { openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.j
 import { sql } from './helpers/sql.js';
 
 const REASONS = [
-  'unspecified', 'keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded',
-  'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn', 'aACompromise',
+  'unspecified',
+  'keyCompromise',
+  'caCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+  'aACompromise',
 ] as const;
 /** How `openssl crl -text` names each CRLReason (unspecified has no reasonCode extension). */
 const OPENSSL_REASON: Record<string, string | null> = {
-  unspecified: null, keyCompromise: 'Key Compromise', caCompromise: 'CA Compromise', affiliationChanged: 'Affiliation Changed',
-  superseded: 'Superseded', cessationOfOperation: 'Cessation Of Operation', certificateHold: 'Certificate Hold',
-  privilegeWithdrawn: 'Privilege Withdrawn', aACompromise: 'AA Compromise',
+  unspecified: null,
+  keyCompromise: 'Key Compromise',
+  caCompromise: 'CA Compromise',
+  affiliationChanged: 'Affiliation Changed',
+  superseded: 'Superseded',
+  cessationOfOperation: 'Cessation Of Operation',
+  certificateHold: 'Certificate Hold',
+  privilegeWithdrawn: 'Privilege Withdrawn',
+  aACompromise: 'AA Compromise',
 };
 /** Audit events written in the background (CRL and OCSP signing), not by the requests under test. */
 const BACKGROUND_ACTIONS = new Set(['crl.signed', 'ocsp.responses.signed', 'ocsp.responder.issued']);
@@ -28,11 +41,19 @@ const POLL_DEADLINE_MS = 15_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Issued { serial: string; certificate: string; pem: string; caId: string }
+interface Issued {
+  serial: string;
+  certificate: string;
+  pem: string;
+  caId: string;
+}
 
-interface CrlView { number: bigint; text: string; entries: Map<bigint, string>; etag: string | null }
-
-
+interface CrlView {
+  number: bigint;
+  text: string;
+  entries: Map<bigint, string>;
+  etag: string | null;
+}
 
 describe('revocation API', () => {
   let env: TestEnv;
@@ -47,8 +68,21 @@ describe('revocation API', () => {
 
   async function issue(caId?: string): Promise<Issued> {
     const name = `r${++n}.example.test`;
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file(`${n}.key`),
-      '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`]);
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file(`${n}.key`),
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+    ]);
     assert.equal(csr.status, 0, csr.stderr);
     const r = await api(server, 'POST', '/api/v1/certificates', { csr: csr.stdout, profile: 'server', ...(caId ? { caId } : {}) });
     assert.equal(r.status, 201, r.text);
@@ -84,7 +118,9 @@ describe('revocation API', () => {
   }
 
   async function row(serial: string) {
-    const rows = await sql(env, 'SELECT status, "revokedAt", "revocationReason", "invalidityDate", "statusChangedAt" FROM "Certificate" WHERE serial = ?', [serial]);
+    const rows = await sql(env, 'SELECT status, "revokedAt", "revocationReason", "invalidityDate", "statusChangedAt" FROM "Certificate" WHERE serial = ?', [
+      serial,
+    ]);
     assert.equal(rows.length, 1, `certificate ${serial} is in the database`);
     return rows[0];
   }
@@ -94,7 +130,9 @@ describe('revocation API', () => {
   }
   async function auditSince(seq: number): Promise<{ action: string; target: string | null; details: any }[]> {
     const rows = await sql(env, 'SELECT action, target, details FROM "AuditEvent" WHERE seq > ? ORDER BY seq', [seq]);
-    return rows.filter((r) => !BACKGROUND_ACTIONS.has(r.action)).map((r) => ({ action: r.action, target: r.target, details: r.details ? JSON.parse(r.details) : null }));
+    return rows
+      .filter((r) => !BACKGROUND_ACTIONS.has(r.action))
+      .map((r) => ({ action: r.action, target: r.target, details: r.details ? JSON.parse(r.details) : null }));
   }
   async function publicStatus(serial: string) {
     const res = await fetch(`${server.url}/api/v1/certificates/${serial}/status`); // no Authorization header
@@ -110,9 +148,16 @@ describe('revocation API', () => {
     intId = cas.find((c) => c.parentId === rootId).id;
     rootPem = tmp.file('root.pem', (await api(server, 'GET', `/api/v1/cas/${rootId}`)).json.certificate);
     intPem = tmp.file('int.pem', (await api(server, 'GET', `/api/v1/cas/${intId}`)).json.certificate);
-    bundlePem = tmp.file('bundle.pem', (await api(server, 'GET', `/api/v1/cas/${rootId}`)).json.certificate + (await api(server, 'GET', `/api/v1/cas/${intId}`)).json.certificate);
+    bundlePem = tmp.file(
+      'bundle.pem',
+      (await api(server, 'GET', `/api/v1/cas/${rootId}`)).json.certificate + (await api(server, 'GET', `/api/v1/cas/${intId}`)).json.certificate,
+    );
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   test('every RFC 5280 reason name is accepted, audited, and lands on the CRL with its reason code', async () => {
     const certs = new Map<string, Issued>();
@@ -137,10 +182,17 @@ describe('revocation API', () => {
     }
     // One audit event per change, of the right kind, naming the certificate and the reason.
     const events = await auditSince(head);
-    assert.deepEqual(events.map((e) => [e.action, e.target]), REASONS.map((reason) => [reason === 'certificateHold' ? 'certificate.held' : 'certificate.revoked', certs.get(reason)!.serial]));
+    assert.deepEqual(
+      events.map((e) => [e.action, e.target]),
+      REASONS.map((reason) => [reason === 'certificateHold' ? 'certificate.held' : 'certificate.revoked', certs.get(reason)!.serial]),
+    );
     for (const [i, e] of events.entries()) assert.equal(e.details.reason, REASONS[i]);
     // The served CRL lists every one of them with the reason OpenSSL reads back.
-    const crl = await waitForCrl(intId, (c) => c.number > before.number && REASONS.every((r) => c.entries.has(serialValue(certs.get(r)!.serial))), 'all nine revocations');
+    const crl = await waitForCrl(
+      intId,
+      (c) => c.number > before.number && REASONS.every((r) => c.entries.has(serialValue(certs.get(r)!.serial))),
+      'all nine revocations',
+    );
     for (const reason of REASONS) {
       const block = crl.entries.get(serialValue(certs.get(reason)!.serial))!;
       const name = OPENSSL_REASON[reason];
@@ -158,23 +210,87 @@ describe('revocation API', () => {
     assert.equal((await api(server, 'POST', `/api/v1/certificates/${revoked.serial}/revoke`, { reason: 'superseded' })).status, 200);
     const future = new Date(Date.now() + 7 * 86_400_000).toISOString();
     const cases: { what: string; serial: string; path?: string; body: unknown; status: number; detail: RegExp }[] = [
-      { what: 'removeFromCRL', serial: good.serial, body: { reason: 'removeFromCRL' }, status: 400, detail: /removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation/ },
+      {
+        what: 'removeFromCRL',
+        serial: good.serial,
+        body: { reason: 'removeFromCRL' },
+        status: 400,
+        detail: /removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation/,
+      },
       { what: 'invalid reason', serial: good.serial, body: { reason: 'compromised' }, status: 400, detail: new RegExp(`reason: .*${REASONS.join(', ')}`) },
       { what: 'reason in the wrong case', serial: good.serial, body: { reason: 'KeyCompromise' }, status: 400, detail: /keyCompromise/ },
       { what: 'missing reason', serial: good.serial, body: {}, status: 400, detail: /reason: .*keyCompromise/ },
       { what: 'reason as a code', serial: good.serial, body: { reason: 1 }, status: 400, detail: /reason/ },
-      { what: 'future invalidityDate', serial: good.serial, body: { reason: 'keyCompromise', invalidityDate: future }, status: 400, detail: /invalidityDate .* is in the future/ },
-      { what: 'invalidityDate not a date', serial: good.serial, body: { reason: 'keyCompromise', invalidityDate: 'yesterday' }, status: 400, detail: /invalidityDate: must be an ISO 8601 date-time/ },
-      { what: 'invalidityDate with a UTC offset of +25:00', serial: good.serial, body: { reason: 'keyCompromise', invalidityDate: '2026-01-01T00:00:00+25:00' }, status: 400, detail: /^invalidityDate: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/ },
-      { what: 'invalidityDate in the year 0', serial: good.serial, body: { reason: 'keyCompromise', invalidityDate: '0000-01-01T00:00:00Z' }, status: 400, detail: /^invalidityDate: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/ },
-      { what: 'invalidityDate before the certificate existed, for a reason other than a key compromise', serial: good.serial, body: { reason: 'superseded', invalidityDate: new Date(Date.now() - 86_400_000).toISOString() }, status: 400, detail: /^invalidityDate \S+ is before certificate [0-9a-f]+ became valid \(notBefore \S+\); only a key compromise \(keyCompromise, caCompromise, aACompromise\) can predate the certificate$/ },
+      {
+        what: 'future invalidityDate',
+        serial: good.serial,
+        body: { reason: 'keyCompromise', invalidityDate: future },
+        status: 400,
+        detail: /invalidityDate .* is in the future/,
+      },
+      {
+        what: 'invalidityDate not a date',
+        serial: good.serial,
+        body: { reason: 'keyCompromise', invalidityDate: 'yesterday' },
+        status: 400,
+        detail: /invalidityDate: must be an ISO 8601 date-time/,
+      },
+      {
+        what: 'invalidityDate with a UTC offset of +25:00',
+        serial: good.serial,
+        body: { reason: 'keyCompromise', invalidityDate: '2026-01-01T00:00:00+25:00' },
+        status: 400,
+        detail: /^invalidityDate: must be an ISO 8601 date-time; the UTC offset \+25:00 is not one \(at most ±23:59\)$/,
+      },
+      {
+        what: 'invalidityDate in the year 0',
+        serial: good.serial,
+        body: { reason: 'keyCompromise', invalidityDate: '0000-01-01T00:00:00Z' },
+        status: 400,
+        detail: /^invalidityDate: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z$/,
+      },
+      {
+        what: 'invalidityDate before the certificate existed, for a reason other than a key compromise',
+        serial: good.serial,
+        body: { reason: 'superseded', invalidityDate: new Date(Date.now() - 86_400_000).toISOString() },
+        status: 400,
+        detail:
+          /^invalidityDate \S+ is before certificate [0-9a-f]+ became valid \(notBefore \S+\); only a key compromise \(keyCompromise, caCompromise, aACompromise\) can predate the certificate$/,
+      },
       { what: 'unknown field', serial: good.serial, body: { reason: 'keyCompromise', force: true }, status: 400, detail: /force/ },
-      { what: 'serial of another CA', serial: good.serial, body: { reason: 'keyCompromise', caId: rootId }, status: 404, detail: new RegExp(`was not issued by CA ${rootId}`) },
+      {
+        what: 'serial of another CA',
+        serial: good.serial,
+        body: { reason: 'keyCompromise', caId: rootId },
+        status: 404,
+        detail: new RegExp(`was not issued by CA ${rootId}`),
+      },
       { what: 'revoke twice', serial: revoked.serial, body: { reason: 'keyCompromise' }, status: 409, detail: /already revoked \(superseded\)/ },
       { what: 'hold a revoked certificate', serial: revoked.serial, body: { reason: 'certificateHold' }, status: 409, detail: /already revoked/ },
-      { what: 'unhold a good certificate', serial: good.serial, path: `/api/v1/certificates/${good.serial}/unhold`, body: {}, status: 409, detail: /not on hold \(it is good\)/ },
-      { what: 'unhold a revoked certificate', serial: revoked.serial, path: `/api/v1/certificates/${revoked.serial}/unhold`, body: {}, status: 409, detail: /not on hold/ },
-      { what: 'renew a revoked certificate', serial: revoked.serial, path: `/api/v1/certificates/${revoked.serial}/renew`, body: {}, status: 409, detail: /revoked and cannot be renewed/ },
+      {
+        what: 'unhold a good certificate',
+        serial: good.serial,
+        path: `/api/v1/certificates/${good.serial}/unhold`,
+        body: {},
+        status: 409,
+        detail: /not on hold \(it is good\)/,
+      },
+      {
+        what: 'unhold a revoked certificate',
+        serial: revoked.serial,
+        path: `/api/v1/certificates/${revoked.serial}/unhold`,
+        body: {},
+        status: 409,
+        detail: /not on hold/,
+      },
+      {
+        what: 'renew a revoked certificate',
+        serial: revoked.serial,
+        path: `/api/v1/certificates/${revoked.serial}/renew`,
+        body: {},
+        status: 409,
+        detail: /revoked and cannot be renewed/,
+      },
     ];
     const certCount = async () => Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0].n);
     for (const c of cases) {
@@ -205,7 +321,11 @@ describe('revocation API', () => {
     }
     assert.deepEqual(await auditSince(head), []);
     // Without a token nothing can be revoked.
-    const anon = await fetch(`${server.url}/api/v1/certificates/${good.serial}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'keyCompromise' }) });
+    const anon = await fetch(`${server.url}/api/v1/certificates/${good.serial}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'keyCompromise' }),
+    });
     assert.equal(anon.status, 401);
     assert.equal((await row(good.serial)).status, 'good');
     assert.match(ocsp(good.pem), /: good\n/);
@@ -232,7 +352,7 @@ describe('revocation API', () => {
     assert.equal(detail.json.status, 'revoked');
     assert.equal(detail.json.revocationReason, 'keyCompromise');
     assert.equal(detail.json.invalidityDate, invalidity.toISOString());
-    const events = (await sql(env, 'SELECT details FROM "AuditEvent" WHERE action = ? AND target = ?', ['certificate.revoked', c.serial]));
+    const events = await sql(env, 'SELECT details FROM "AuditEvent" WHERE action = ? AND target = ?', ['certificate.revoked', c.serial]);
     assert.equal(events.length, 1);
     assert.equal(JSON.parse(events[0].details).invalidityDate, invalidity.toISOString());
     const crl = await waitForCrl(intId, (x) => x.number > before.number && x.entries.has(serialValue(c.serial)), `serial ${c.serial}`);
@@ -271,7 +391,13 @@ describe('revocation API', () => {
     assert.equal(stored.revocationReason, null);
     const offCrl = await waitForCrl(intId, (x) => x.number > onCrl.number && !x.entries.has(serialValue(c.serial)), 'the released certificate gone');
     assert.ok(offCrl.number > onCrl.number);
-    assert.deepEqual((await auditSince(head)).map((e) => [e.action, e.target]), [['certificate.held', c.serial], ['certificate.unheld', c.serial]]);
+    assert.deepEqual(
+      (await auditSince(head)).map((e) => [e.action, e.target]),
+      [
+        ['certificate.held', c.serial],
+        ['certificate.unheld', c.serial],
+      ],
+    );
     // Released once: a second unhold is a conflict; the certificate can still be renewed.
     const twice = await api(server, 'POST', `/api/v1/certificates/${c.serial}/unhold`);
     assert.equal(twice.status, 409, twice.text);
@@ -299,9 +425,13 @@ describe('revocation API', () => {
     const renew = await api(server, 'POST', `/api/v1/certificates/${c.serial}/renew`, {});
     assert.equal(renew.status, 409, renew.text);
     assert.match(renew.json.detail, /revoked and cannot be renewed/);
-    assert.deepEqual((await auditSince(head)).map((e) => [e.action, e.target, e.details.reason]), [
-      ['certificate.held', c.serial, 'certificateHold'], ['certificate.revoked', c.serial, 'keyCompromise'],
-    ]);
+    assert.deepEqual(
+      (await auditSince(head)).map((e) => [e.action, e.target, e.details.reason]),
+      [
+        ['certificate.held', c.serial, 'certificateHold'],
+        ['certificate.revoked', c.serial, 'keyCompromise'],
+      ],
+    );
   });
 
   test('GET /api/v1/certificates/{serial}/status is public: good, then revoked with time and reason; unknown is 404', async () => {
@@ -357,10 +487,17 @@ describe('revocation API', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.status, 'revoked');
     assert.equal((await api(server, 'GET', `/api/v1/cas/${doomedId}`)).json.status, 'revoked');
-    assert.deepEqual((await auditSince(head)).map((e) => [e.action, e.target]), [['ca.revoked', doomedId]]);
+    assert.deepEqual(
+      (await auditSince(head)).map((e) => [e.action, e.target]),
+      [['ca.revoked', doomedId]],
+    );
 
     // On the root's CRL (a newer one), with its reason.
-    const rootCrl = await waitForCrl(rootId, (c) => c.number > rootCrl0.number && c.entries.has(serialValue(doomed.serial)), `the revoked intermediate ${doomed.serial}`);
+    const rootCrl = await waitForCrl(
+      rootId,
+      (c) => c.number > rootCrl0.number && c.entries.has(serialValue(doomed.serial)),
+      `the revoked intermediate ${doomed.serial}`,
+    );
     assert.match(rootCrl.entries.get(serialValue(doomed.serial))!, /Key Compromise/);
     // A relying party checking the root CRL rejects the intermediate.
     const crlDer = tmp.file('root-crl.der', Buffer.from(await (await fetch(`${server.url}/pki/${rootId}.crl`)).arrayBuffer()));
@@ -375,7 +512,21 @@ describe('revocation API', () => {
     assert.match(o.stdout, /doomed\.pem: revoked\n[\s\S]*Reason: keyCompromise/);
 
     // It no longer issues; revoking it again is a conflict.
-    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('late.key'), '-subj', '/CN=late.example.test', '-addext', 'subjectAltName=DNS:late.example.test']);
+    const csr = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('late.key'),
+      '-subj',
+      '/CN=late.example.test',
+      '-addext',
+      'subjectAltName=DNS:late.example.test',
+    ]);
     const count = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [doomedId]))[0].n);
     const refused = await api(server, 'POST', '/api/v1/certificates', { csr: csr.stdout, profile: 'server', caId: doomedId });
     assert.equal(refused.status, 409, refused.text);

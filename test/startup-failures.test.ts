@@ -18,8 +18,12 @@ const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
 describe('configuration is validated before anything happens', () => {
   let env: TestEnv;
-  before(async () => { env = await createTestEnv(); });
-  after(async () => { await env.cleanup(); });
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env.cleanup();
+  });
   const cases: [string, string, RegExp][] = [
     ['SIGNET_PORT', 'eighty', /^signet: error: SIGNET_PORT is invalid: Expected number/],
     ['SIGNET_PORT', '70000', /^signet: error: SIGNET_PORT is invalid: Number must be less than or equal to 65535/],
@@ -54,7 +58,9 @@ describe('key store and data directory faults', () => {
     const r = signet(['init', '--json'], env.env);
     assert.equal(r.status, 0, r.stderr);
   });
-  after(async () => { await env.cleanup(); });
+  after(async () => {
+    await env.cleanup();
+  });
 
   const listOk = () => signet(['ca', 'list', '--json'], env.env);
 
@@ -81,7 +87,9 @@ describe('key store and data directory faults', () => {
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, /the key store holds sealed CA keys but no master key was given: set SIGNET_MASTER_KEY or restore .*master.key/);
       assert.throws(() => readFileSync(file), 'no new master key was created');
-    } finally { renameSync(file + '.bak', file); }
+    } finally {
+      renameSync(file + '.bak', file);
+    }
   });
 
   test('a master key file readable by others, or truncated, is refused', () => {
@@ -99,30 +107,41 @@ describe('key store and data directory faults', () => {
   // CI once saw the second of two `init`s read master.key while the first was still writing it.
   test('processes creating the master key at the same moment all end up with the same whole key', async () => {
     const kek = join(ROOT, 'dist', 'keystore', 'kek.js');
-    const resolveIn = (dir: string) => new Promise<string>((resolve) => {
-      const code = `import(${JSON.stringify(kek)}).then((m) => process.stdout.write(m.resolveKek({ dataDir: ${JSON.stringify(dir)}, storeHasKeys: false }).id), (e) => process.stdout.write('ERR ' + e.message))`;
-      const c = spawn(process.execPath, ['-e', code]);
-      let out = '';
-      c.stdout.on('data', (d) => { out += d; });
-      c.stderr.on('data', (d) => { out += d; });
-      c.on('exit', () => resolve(out));
-    });
+    const resolveIn = (dir: string) =>
+      new Promise<string>((resolve) => {
+        const code = `import(${JSON.stringify(kek)}).then((m) => process.stdout.write(m.resolveKek({ dataDir: ${JSON.stringify(dir)}, storeHasKeys: false }).id), (e) => process.stdout.write('ERR ' + e.message))`;
+        const c = spawn(process.execPath, ['-e', code]);
+        let out = '';
+        c.stdout.on('data', (d) => {
+          out += d;
+        });
+        c.stderr.on('data', (d) => {
+          out += d;
+        });
+        c.on('exit', () => resolve(out));
+      });
     for (let round = 0; round < 8; round++) {
       const dir = mkdtempSync(join(tmpdir(), 'signet-kek-'));
       try {
         const ids = await Promise.all(Array.from({ length: 6 }, () => resolveIn(dir)));
-        assert.ok(ids.every((id) => /^[0-9a-f]{16}$/.test(id)), ids.join('\n'));
+        assert.ok(
+          ids.every((id) => /^[0-9a-f]{16}$/.test(id)),
+          ids.join('\n'),
+        );
         assert.equal(new Set(ids).size, 1, `one key for all: ${ids.join(', ')}`);
         assert.deepEqual(readdirSync(dir), ['master.key'], 'no temporary file is left behind');
         assert.equal(statSync(join(dir, 'master.key')).mode & 0o777, 0o600);
-      } finally { rmSync(dir, { recursive: true, force: true }); }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   });
 
   test('a corrupted or truncated sealed key is reported precisely', async () => {
     const [rec] = await sql<{ id: string; sealed: Uint8Array }>(env, 'SELECT id, sealed FROM "KeyRecord" LIMIT 1');
     const original = Buffer.from(rec!.sealed);
-    const flipped = Buffer.from(original); flipped[20]! ^= 0x01;
+    const flipped = Buffer.from(original);
+    flipped[20]! ^= 0x01;
     await sql(env, 'UPDATE "KeyRecord" SET sealed = ? WHERE id = ?', [flipped, rec!.id]);
     let r = listOk();
     assert.notEqual(r.status, 0);
@@ -142,11 +161,17 @@ describe('key store and data directory faults', () => {
   });
 
   test('a database ahead of the code is refused and left alone', async () => {
-    await sql(env, `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES ('future', 'x', CURRENT_TIMESTAMP, '29991231000000_from_the_future', CURRENT_TIMESTAMP, 1)`);
+    await sql(
+      env,
+      `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES ('future', 'x', CURRENT_TIMESTAMP, '29991231000000_from_the_future', CURRENT_TIMESTAMP, 1)`,
+    );
     try {
       const r = signet(['ca', 'list'], env.env);
       assert.notEqual(r.status, 0);
-      assert.match(r.stderr, /the database has migration 29991231000000_from_the_future, which this version of Signet does not know: the database is ahead of the code/);
+      assert.match(
+        r.stderr,
+        /the database has migration 29991231000000_from_the_future, which this version of Signet does not know: the database is ahead of the code/,
+      );
     } finally {
       await sql(env, `DELETE FROM "_prisma_migrations" WHERE id = 'future'`);
     }

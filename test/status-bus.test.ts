@@ -17,12 +17,16 @@ import type { CaContext } from '../src/ca/context.js';
 
 const log = pino({ level: 'silent' });
 /** Lets IPC-like deliveries (setImmediate) and the handlers they start run. */
-const settle = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
 
 /** What one bus's subscriber heard. */
 function listen(bus: StatusBus): StatusDelivery[] {
   const heard: StatusDelivery[] = [];
-  bus.subscribe((d) => { heard.push(d); });
+  bus.subscribe((d) => {
+    heard.push(d);
+  });
   return heard;
 }
 
@@ -33,11 +37,25 @@ function cluster(n: number) {
   const buses = Array.from({ length: n }, (_, index) => {
     const listeners = new Set<(m: unknown) => void>();
     const channel: WorkerChannel = {
-      send: (m) => { const copy = structuredClone(m); toPrimary.push(copy); setImmediate(() => relayStatus(copy, index, workers)); return true; },
+      send: (m) => {
+        const copy = structuredClone(m);
+        toPrimary.push(copy);
+        setImmediate(() => relayStatus(copy, index, workers));
+        return true;
+      },
       on: (_e, l) => listeners.add(l),
       off: (_e, l) => listeners.delete(l),
     };
-    workers.set(index, { isConnected: () => true, send: (m) => { const copy = structuredClone(m); setImmediate(() => { for (const l of listeners) l(copy); }); return true; } });
+    workers.set(index, {
+      isConnected: () => true,
+      send: (m) => {
+        const copy = structuredClone(m);
+        setImmediate(() => {
+          for (const l of listeners) l(copy);
+        });
+        return true;
+      },
+    });
     const bus = new StatusBus(log);
     return { bus, heard: listen(bus), detach: connectWorkerRelay(bus, log, channel) };
   });
@@ -48,7 +66,7 @@ describe('the status bus', () => {
   const revoked: StatusChange = { kind: 'certificate', caId: 'ca-1', serial: '0a0b' };
   const caRevoked: StatusChange = { kind: 'ca', caId: 'ca-2' };
 
-  test('in one process: a publication reaches every subscriber once, as this process\'s', () => {
+  test("in one process: a publication reaches every subscriber once, as this process's", () => {
     const bus = new StatusBus(log);
     const a = listen(bus);
     const b = listen(bus);
@@ -59,29 +77,42 @@ describe('the status bus', () => {
 
   test('a failing subscriber neither fails the publisher nor keeps the others from hearing', async () => {
     const bus = new StatusBus(log);
-    bus.subscribe(() => { throw new Error('boom'); });
-    bus.subscribe(async () => { throw new Error('boom'); });
+    bus.subscribe(() => {
+      throw new Error('boom');
+    });
+    bus.subscribe(async () => {
+      throw new Error('boom');
+    });
     const heard = listen(bus);
     bus.publish(revoked);
     await settle();
     assert.equal(heard.length, 1);
   });
 
-  test('across workers: the others hear each change once, as a worker\'s; the publisher is not echoed', async () => {
+  test("across workers: the others hear each change once, as a worker's; the publisher is not echoed", async () => {
     const { buses, toPrimary } = cluster(3);
     buses[0]!.bus.publish(revoked);
     buses[2]!.bus.publish(caRevoked);
     await settle();
-    assert.deepEqual(buses[0]!.heard, [{ origin: 'process', change: revoked }, { origin: 'worker', change: caRevoked }]);
-    assert.deepEqual(buses[1]!.heard, [{ origin: 'worker', change: revoked }, { origin: 'worker', change: caRevoked }]);
+    assert.deepEqual(buses[0]!.heard, [
+      { origin: 'process', change: revoked },
+      { origin: 'worker', change: caRevoked },
+    ]);
+    assert.deepEqual(buses[1]!.heard, [
+      { origin: 'worker', change: revoked },
+      { origin: 'worker', change: caRevoked },
+    ]);
     // Worker 3 published before worker 1's change reached it.
-    assert.deepEqual(buses[2]!.heard, [{ origin: 'process', change: caRevoked }, { origin: 'worker', change: revoked }]);
+    assert.deepEqual(buses[2]!.heard, [
+      { origin: 'process', change: caRevoked },
+      { origin: 'worker', change: revoked },
+    ]);
     assert.equal(toPrimary.length, 2, 'a relayed change is not sent on again');
   });
 
   test('the relay ignores other messages and detaches', async () => {
     const { buses } = cluster(2);
-    assert.equal(relayStatus({ type: 'listening' }, 0, new Map()), false, 'the primary\'s own messages are left to it');
+    assert.equal(relayStatus({ type: 'listening' }, 0, new Map()), false, "the primary's own messages are left to it");
     assert.equal(relayStatus({ type: 'status', change: { kind: 'certificate', caId: 'x' } }, 0, new Map()), false, 'a malformed change is not relayed');
     buses[1]!.detach();
     buses[0]!.bus.publish(revoked);
@@ -91,7 +122,7 @@ describe('the status bus', () => {
     assert.deepEqual(buses[0]!.heard, [{ origin: 'process', change: revoked }]);
   });
 
-  test('by polling: each changed serial once, as a replica\'s, one at a time; the window moves on with an overlap', async () => {
+  test("by polling: each changed serial once, as a replica's, one at a time; the window moves on with an overlap", async () => {
     let clock = 1_000_000;
     const asked: Date[] = [];
     let answer = ['01', '02'];
@@ -99,26 +130,53 @@ describe('the status bus', () => {
     const heard = listen(bus);
     let running = 0;
     let most = 0;
-    bus.subscribe(async () => { running++; most = Math.max(most, running); await settle(); running--; });
-    const poller = new StatusPoller({ source: { statusChangedSince: async (since) => { asked.push(since); return answer; } }, bus, pollMs: 60_000, now: () => new Date(clock), log });
+    bus.subscribe(async () => {
+      running++;
+      most = Math.max(most, running);
+      await settle();
+      running--;
+    });
+    const poller = new StatusPoller({
+      source: {
+        statusChangedSince: async (since) => {
+          asked.push(since);
+          return answer;
+        },
+      },
+      bus,
+      pollMs: 60_000,
+      now: () => new Date(clock),
+      log,
+    });
     clock += 5_000;
     await poller.poll();
-    assert.deepEqual(heard, ['01', '02'].map((serial) => ({ origin: 'replica', change: { kind: 'certificate', serial } })));
-    assert.equal(most, 1, 'the poller waits for each change\'s subscribers');
+    assert.deepEqual(
+      heard,
+      ['01', '02'].map((serial) => ({ origin: 'replica', change: { kind: 'certificate', serial } })),
+    );
+    assert.equal(most, 1, "the poller waits for each change's subscribers");
     answer = [];
     clock += 5_000;
     await poller.poll();
-    assert.deepEqual(asked.map((d) => d.getTime()), [1_000_000 - 2_000, 1_005_000 - 2_000]);
+    assert.deepEqual(
+      asked.map((d) => d.getTime()),
+      [1_000_000 - 2_000, 1_005_000 - 2_000],
+    );
     assert.equal(heard.length, 2);
   });
 
   test('a subscriber failing on a polled change ends that poll', async () => {
     const bus = new StatusBus(log);
     const heard = listen(bus);
-    bus.subscribe((d) => { if (d.change.kind === 'certificate' && d.change.serial === '02') throw new Error('re-sign failed'); });
+    bus.subscribe((d) => {
+      if (d.change.kind === 'certificate' && d.change.serial === '02') throw new Error('re-sign failed');
+    });
     const poller = new StatusPoller({ source: { statusChangedSince: async () => ['01', '02', '03'] }, bus, pollMs: 60_000, now: () => new Date(), log });
     await assert.rejects(poller.poll(), /re-sign failed/);
-    assert.deepEqual(heard.map((d) => (d.change.kind === 'certificate' ? d.change.serial : d.change.caId)), ['01', '02']);
+    assert.deepEqual(
+      heard.map((d) => (d.change.kind === 'certificate' ? d.change.serial : d.change.caId)),
+      ['01', '02'],
+    );
   });
 });
 
@@ -127,7 +185,9 @@ describe('the CRL publisher on the bus', () => {
   class Recording extends CrlPublisher {
     readonly scheduled: string[] = [];
     override async refreshDue(): Promise<void> {}
-    override schedule(caId: string): void { this.scheduled.push(caId); }
+    override schedule(caId: string): void {
+      this.scheduled.push(caId);
+    }
   }
   const ctx = { log } as unknown as CaContext;
 

@@ -32,24 +32,37 @@ describe('plain queries and open transactions', () => {
     ctx = await openSignet(loadConfig(env.env), pino({ level: 'silent' }));
     settings = createStores(ctx.db).settings;
   });
-  after(async () => { await ctx?.db.close(); await env?.cleanup(); });
+  after(async () => {
+    await ctx?.db.close();
+    await env?.cleanup();
+  });
 
   /** Opens a transaction that appends one audit event and waits for `release` before rolling back. */
   function openTransaction(release: Promise<void>): { started: Promise<void>; done: Promise<unknown> } {
     let started!: () => void;
-    const startedP = new Promise<void>((r) => { started = r; });
-    const done = ctx.db.transaction(async (tx) => {
-      await appendAudit(tx, { actor: 'test', action: 'test.uncommitted', target: randomBytes(4).toString('hex') });
-      started();
-      await release;
-      throw ROLLBACK;
-    }).catch((e: unknown) => { if (e !== ROLLBACK) throw e; });
+    const startedP = new Promise<void>((r) => {
+      started = r;
+    });
+    const done = ctx.db
+      .transaction(async (tx) => {
+        await appendAudit(tx, { actor: 'test', action: 'test.uncommitted', target: randomBytes(4).toString('hex') });
+        started();
+        await release;
+        throw ROLLBACK;
+      })
+      .catch((e: unknown) => {
+        if (e !== ROLLBACK) throw e;
+      });
     return { started: startedP, done };
   }
 
   test('a plain write made during an open transaction survives its rollback', async () => {
     let release!: () => void;
-    const t = openTransaction(new Promise<void>((r) => { release = r; }));
+    const t = openTransaction(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
     await t.started;
     const key = `test-${randomBytes(6).toString('hex')}`;
     const write = settings.insertIfAbsent(key, 'kept');
@@ -65,7 +78,11 @@ describe('plain queries and open transactions', () => {
   test('a plain read made during an open transaction does not see its uncommitted rows', async () => {
     const before = await ctx.stores.audit.count();
     let release!: () => void;
-    const t = openTransaction(new Promise<void>((r) => { release = r; }));
+    const t = openTransaction(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
     await t.started;
     const during = await ctx.stores.audit.count();
     release();

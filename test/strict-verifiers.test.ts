@@ -10,8 +10,13 @@ import { createPrivateKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { openssl, TempDir } from './helpers/openssl.js';
 import {
-  assertStrictlyValid, strictVerifiers, verifyWithGnutls, verifyWithGo, verifyWithNss,
-  type StrictVerifyOptions, type VerifierResult,
+  assertStrictlyValid,
+  strictVerifiers,
+  verifyWithGnutls,
+  verifyWithGo,
+  verifyWithNss,
+  type StrictVerifyOptions,
+  type VerifierResult,
 } from './helpers/strict.js';
 
 const HOST = 'www.example.test';
@@ -66,8 +71,25 @@ function key(name: string): string {
 
 function selfSigned(name: string, cn: string): string {
   const out = dir.file(`${name}.pem`);
-  ossl(['req', '-new', '-x509', '-config', dir.file('ext.cnf'), '-extensions', 'root', '-key', key(name),
-    '-subj', `/CN=${cn}`, '-days', '30', '-set_serial', String(serial++), '-out', out]);
+  ossl([
+    'req',
+    '-new',
+    '-x509',
+    '-config',
+    dir.file('ext.cnf'),
+    '-extensions',
+    'root',
+    '-key',
+    key(name),
+    '-subj',
+    `/CN=${cn}`,
+    '-days',
+    '30',
+    '-set_serial',
+    String(serial++),
+    '-out',
+    out,
+  ]);
   return readFileSync(out, 'utf8');
 }
 
@@ -76,8 +98,26 @@ function issue(name: string, cn: string, issuer: string, section: string, serial
   const csr = dir.file(`${name}.csr`);
   const out = dir.file(`${name}.pem`);
   ossl(['req', '-new', '-config', dir.file('ext.cnf'), '-key', key(name), '-subj', `/CN=${cn}`, '-out', csr]);
-  ossl(['x509', '-req', '-in', csr, '-CA', dir.file(`${issuer}.pem`), '-CAkey', dir.file(`${issuer}.key`),
-    '-set_serial', serialArg, '-days', '30', '-extfile', dir.file('ext.cnf'), '-extensions', section, '-out', out]);
+  ossl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    dir.file(`${issuer}.pem`),
+    '-CAkey',
+    dir.file(`${issuer}.key`),
+    '-set_serial',
+    serialArg,
+    '-days',
+    '30',
+    '-extfile',
+    dir.file('ext.cnf'),
+    '-extensions',
+    section,
+    '-out',
+    out,
+  ]);
   return readFileSync(out, 'utf8');
 }
 
@@ -90,7 +130,7 @@ async function expiredLeaf(): Promise<string> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const interKey = createPrivateKey(readFileSync(dir.file('inter.key'))).export({ format: 'der', type: 'pkcs8' });
   const signingKey = await crypto.subtle.importKey('pkcs8', interKey, alg, false, ['sign']);
-  const leafKeys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
+  const leafKeys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const inter = new x509.X509Certificate(pem.inter);
   const day = 24 * 3600 * 1000;
   const cert = await x509.X509CertificateGenerator.create({
@@ -106,7 +146,10 @@ async function expiredLeaf(): Promise<string> {
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: HOST }, { type: 'ip', value: '127.0.0.1' }]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: HOST },
+        { type: 'ip', value: '127.0.0.1' },
+      ]),
       await x509.AuthorityKeyIdentifierExtension.create(inter, false),
     ],
   });
@@ -130,8 +173,14 @@ before(async () => {
 
 after(() => dir?.remove());
 
-const chain = (leaf: string, extra: Partial<StrictVerifyOptions> = {}): StrictVerifyOptions =>
-  ({ roots: [pem.root], intermediates: [pem.inter], leaf, dns: HOST, eku: 'server', ...extra });
+const chain = (leaf: string, extra: Partial<StrictVerifyOptions> = {}): StrictVerifyOptions => ({
+  roots: [pem.root],
+  intermediates: [pem.inter],
+  leaf,
+  dns: HOST,
+  eku: 'server',
+  ...extra,
+});
 
 const all = { go: verifyWithGo, gnutls: verifyWithGnutls, nss: verifyWithNss };
 type Name = keyof typeof all;
@@ -170,7 +219,8 @@ test('IP SAN: Go and GnuTLS accept 127.0.0.1, reject another address', () => {
     assert.ok(r.ok, r.output);
   }
   assertRejects(chain(pem.leaf, { dns: undefined, ip: '127.0.0.2' }), {
-    go: /valid for 127\.0\.0\.1, not 127\.0\.0\.2/, gnutls: /name in the certificate does not match/,
+    go: /valid for 127\.0\.0\.1, not 127\.0\.0\.2/,
+    gnutls: /name in the certificate does not match/,
   });
 });
 
@@ -179,11 +229,14 @@ test('an intermediate verifies as a CA against the root (eku any)', (t) => {
 });
 
 test('assertStrictlyValid names each verifier that rejected, with its output', (t) => {
-  assert.throws(() => assertStrictlyValid(t, chain(pem.forgedLeaf)), (e: unknown) => {
-    assert.ok(e instanceof assert.AssertionError);
-    for (const name of ['go', 'gnutls', 'nss']) assert.match(e.message, new RegExp(`^${name} rejected:\\n.+`, 'm'));
-    return true;
-  });
+  assert.throws(
+    () => assertStrictlyValid(t, chain(pem.forgedLeaf)),
+    (e: unknown) => {
+      assert.ok(e instanceof assert.AssertionError);
+      for (const name of ['go', 'gnutls', 'nss']) assert.match(e.message, new RegExp(`^${name} rejected:\\n.+`, 'm'));
+      return true;
+    },
+  );
 });
 
 test('wrong hostname is rejected (Go, GnuTLS; vfychain has no name check)', () => {
@@ -196,13 +249,17 @@ test('wrong hostname is rejected (Go, GnuTLS; vfychain has no name check)', () =
 test('a leaf signed by an unrelated CA with the same name is rejected', () => {
   assertRejects(chain(pem.forgedLeaf), {
     // NSS's libpkix reports this as -8157 ("extension not found"), so only the verdict is matched.
-    go: /unknown authority.*ECDSA verification failure/, gnutls: /issuer is unknown/, nss: /Chain is bad!/,
+    go: /unknown authority.*ECDSA verification failure/,
+    gnutls: /issuer is unknown/,
+    nss: /Chain is bad!/,
   });
 });
 
 test('a leaf under an intermediate lacking CA:TRUE is rejected', () => {
   assertRejects(chain(pem.leafUnderNotCa, { intermediates: [pem.notCa] }), {
-    go: /parent certificate cannot sign/, gnutls: /issuer is not a CA/, nss: /-8156: Issuer certificate is invalid/,
+    go: /parent certificate cannot sign/,
+    gnutls: /issuer is not a CA/,
+    nss: /-8156: Issuer certificate is invalid/,
   });
 });
 
@@ -212,7 +269,9 @@ test('an expired leaf is rejected', () => {
 
 test('a server-only leaf is rejected for client auth', () => {
   assertRejects(chain(pem.leaf, { eku: 'client' }), {
-    go: /incompatible key usage/, gnutls: /does not match the intended purpose/, nss: /-8101: Certificate type not approved/,
+    go: /incompatible key usage/,
+    gnutls: /does not match the intended purpose/,
+    nss: /-8101: Certificate type not approved/,
   });
 });
 

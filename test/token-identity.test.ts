@@ -21,12 +21,28 @@ describe('parseAuthorization (RFC 7235 / RFC 6750)', () => {
     for (const header of [`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `BEARER ${TOKEN}`, `BeArEr ${TOKEN}`, `Bearer  ${TOKEN}`, `Bearer     ${TOKEN}`]) {
       assert.deepEqual(parseAuthorization(header), { kind: 'bearer', token: TOKEN, identity: hashSecret(TOKEN) }, JSON.stringify(header));
     }
-    assert.deepEqual(parseAuthorization('Bearer abc/+.~_-=='), { kind: 'bearer', token: 'abc/+.~_-==', identity: hashSecret('abc/+.~_-==') }, 'b64token characters');
+    assert.deepEqual(
+      parseAuthorization('Bearer abc/+.~_-=='),
+      { kind: 'bearer', token: 'abc/+.~_-==', identity: hashSecret('abc/+.~_-==') },
+      'b64token characters',
+    );
   });
 
   test('anything else is malformed (or absent), never another identity', () => {
-    for (const header of [`Bearer\t${TOKEN}`, `Bearer \t${TOKEN}`, `Bearer${TOKEN}`, 'Bearer', `Basic ${TOKEN}`, `Bearer ${TOKEN} ${TOKEN}`, `Bearer ${TOKEN},x`,
-      `Bearer ${TOKEN}\u00a0`, `Bearer\u00a0${TOKEN}`, `Bearer ${TOKEN}=x`, `Token ${TOKEN}`, `Bearer "${TOKEN}"`]) {
+    for (const header of [
+      `Bearer\t${TOKEN}`,
+      `Bearer \t${TOKEN}`,
+      `Bearer${TOKEN}`,
+      'Bearer',
+      `Basic ${TOKEN}`,
+      `Bearer ${TOKEN} ${TOKEN}`,
+      `Bearer ${TOKEN},x`,
+      `Bearer ${TOKEN}\u00a0`,
+      `Bearer\u00a0${TOKEN}`,
+      `Bearer ${TOKEN}=x`,
+      `Token ${TOKEN}`,
+      `Bearer "${TOKEN}"`,
+    ]) {
       assert.deepEqual(parseAuthorization(header), { kind: 'malformed' }, JSON.stringify(header));
     }
     assert.deepEqual(parseAuthorization(undefined), { kind: 'none' });
@@ -45,7 +61,11 @@ describe('every spelling of one token shares one rate-limit budget, one authenti
     env = await createTestEnv({ SIGNET_RATE_LIMIT_PER_TOKEN: String(LIMIT), SIGNET_RATE_LIMIT_PER_ADDRESS: '0' });
     server = await startServer(env.env);
   });
-  after(async () => { await server?.stop(); await env?.cleanup(); tmp.remove(); });
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
 
   const newToken = async (scopes: string[]) => {
     const r = await api(server, 'POST', '/api/v1/tokens', { name: `t-${Math.random()}`, scopes });
@@ -61,9 +81,10 @@ describe('every spelling of one token shares one rate-limit budget, one authenti
     for (let i = 0; i < 2 * LIMIT; i++) {
       const authorization = spell(token)[i % 4]!;
       // Even: an Express route. Odd: POST /api/v1/certificates, served by the bare handler.
-      const r = i % 2 === 0
-        ? await api({ url: server.url, token }, 'GET', '/api/v1/cas', undefined, { authorization })
-        : await api({ url: server.url, token }, 'POST', '/api/v1/certificates', { csr, profile: 'server' }, { authorization });
+      const r =
+        i % 2 === 0
+          ? await api({ url: server.url, token }, 'GET', '/api/v1/cas', undefined, { authorization })
+          : await api({ url: server.url, token }, 'POST', '/api/v1/certificates', { csr, profile: 'server' }, { authorization });
       statuses.push(`${JSON.stringify(authorization.slice(0, 8))}→${r.status}`);
       if (i < LIMIT) assert.ok(r.status === 200 || r.status === 201, `request ${i + 1} (${authorization.slice(0, 8)}…): ${r.text}`);
       else {
@@ -77,7 +98,13 @@ describe('every spelling of one token shares one rate-limit budget, one authenti
     const { token } = await newToken(['issue', 'read']);
     const authorization = `Bearer\t${token}`;
     const viaExpress = await api({ url: server.url, token }, 'GET', '/api/v1/cas', undefined, { authorization });
-    const viaIssue = await api({ url: server.url, token }, 'POST', '/api/v1/certificates', { csr: makeCsr('DNS:tab.example.com'), profile: 'server' }, { authorization });
+    const viaIssue = await api(
+      { url: server.url, token },
+      'POST',
+      '/api/v1/certificates',
+      { csr: makeCsr('DNS:tab.example.com'), profile: 'server' },
+      { authorization },
+    );
     for (const r of [viaExpress, viaIssue]) {
       assert.equal(r.status, 401, r.text);
       assert.equal(r.json.detail, 'Authorization header must be "Bearer <token>"');

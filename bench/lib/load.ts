@@ -47,46 +47,68 @@ export async function httpLoad(o: LoadOptions): Promise<LoadResult> {
   const deadline = start + o.seconds * 1000;
   let lastEnd = start;
 
-  const one = (i: number) => new Promise<void>((resolve) => {
-    const { path, body } = o.next(i);
-    const t0 = performance.now();
-    const headers: Record<string, string | number> = { ...o.headers };
-    if (body) headers['content-length'] = body.length;
-    const req = request({ host: '127.0.0.1', port: o.port, method: o.method, path, agent, headers, timeout: 30_000 }, (res) => {
-      const keep = (o.keepBodies ?? 0) > bodies.length;
-      const chunks: Buffer[] = [];
-      if (keep) res.on('data', (c: Buffer) => chunks.push(c)); else res.resume();
-      res.once('end', () => {
-        const t1 = performance.now();
-        lastEnd = t1;
-        const code = res.statusCode ?? 0;
-        statuses[code] = (statuses[code] ?? 0) + 1;
-        if (o.okStatus.includes(code)) {
-          ok++;
-          latencies.push(t1 - t0);
-          if (keep && bodies.length < (o.keepBodies ?? 0)) bodies.push({ i, body: Buffer.concat(chunks) });
-        } else {
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const { path, body } = o.next(i);
+      const t0 = performance.now();
+      const headers: Record<string, string | number> = { ...o.headers };
+      if (body) headers['content-length'] = body.length;
+      const req = request({ host: '127.0.0.1', port: o.port, method: o.method, path, agent, headers, timeout: 30_000 }, (res) => {
+        const keep = (o.keepBodies ?? 0) > bodies.length;
+        const chunks: Buffer[] = [];
+        if (keep) res.on('data', (c: Buffer) => chunks.push(c));
+        else res.resume();
+        res.once('end', () => {
+          const t1 = performance.now();
+          lastEnd = t1;
+          const code = res.statusCode ?? 0;
+          statuses[code] = (statuses[code] ?? 0) + 1;
+          if (o.okStatus.includes(code)) {
+            ok++;
+            latencies.push(t1 - t0);
+            if (keep && bodies.length < (o.keepBodies ?? 0)) bodies.push({ i, body: Buffer.concat(chunks) });
+          } else {
+            errors++;
+            if (!firstError) firstError = `HTTP ${code}${keep ? ': ' + Buffer.concat(chunks).toString().slice(0, 300) : ''}`;
+          }
+          resolve();
+        });
+        res.once('error', (e) => {
           errors++;
-          if (!firstError) firstError = `HTTP ${code}${keep ? ': ' + Buffer.concat(chunks).toString().slice(0, 300) : ''}`;
-        }
+          firstError ??= e.message;
+          resolve();
+        });
+      });
+      req.once('timeout', () => req.destroy(new Error('request timed out after 30 s')));
+      req.once('error', (e) => {
+        errors++;
+        statuses.neterr = (statuses.neterr ?? 0) + 1;
+        firstError ??= e.message;
         resolve();
       });
-      res.once('error', (e) => { errors++; firstError ??= e.message; resolve(); });
+      req.end(body);
     });
-    req.once('timeout', () => req.destroy(new Error('request timed out after 30 s')));
-    req.once('error', (e) => { errors++; statuses.neterr = (statuses.neterr ?? 0) + 1; firstError ??= e.message; resolve(); });
-    req.end(body);
-  });
 
-  await Promise.all(Array.from({ length: o.concurrency }, async () => {
-    while (performance.now() < deadline) await one(seq++);
-  }));
+  await Promise.all(
+    Array.from({ length: o.concurrency }, async () => {
+      while (performance.now() < deadline) await one(seq++);
+    }),
+  );
   agent.destroy();
   const seconds = (lastEnd - start) / 1000;
   latencies.sort((a, b) => a - b);
   const meanMs = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length);
   return {
-    requests: ok + errors, ok, errors, statuses, seconds, rps: ok / seconds,
-    p50ms: percentile(latencies, 50), p99ms: percentile(latencies, 99), meanMs, bodies, firstError,
+    requests: ok + errors,
+    ok,
+    errors,
+    statuses,
+    seconds,
+    rps: ok / seconds,
+    p50ms: percentile(latencies, 50),
+    p99ms: percentile(latencies, 99),
+    meanMs,
+    bodies,
+    firstError,
   };
 }

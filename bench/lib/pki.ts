@@ -15,7 +15,10 @@ export function genpkeyArgs(k: KeyType): string[] {
   return ['-algorithm', 'ED25519'];
 }
 
-export interface CsrPool { csrs: string[]; names: string[] }
+export interface CsrPool {
+  csrs: string[];
+  names: string[];
+}
 
 /**
  * N distinct ECDSA P-256 CSRs (CN = the single DNS SAN), made once with openssl and cached in
@@ -27,16 +30,41 @@ export async function csrPool(n = 2000): Promise<CsrPool> {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as CsrPool;
   process.stderr.write(`bench: generating ${n} ECDSA P-256 CSRs with openssl (cached in ${file})\n`);
   const names = Array.from({ length: n }, (_, i) => `host${i}.bench.test`);
-  const csrs = await pool(names, 4, async (name) => (await must('openssl', [
-    'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null',
-    '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`,
-  ])).stdout);
+  const csrs = await pool(
+    names,
+    4,
+    async (name) =>
+      (
+        await must('openssl', [
+          'req',
+          '-new',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          '/dev/null',
+          '-subj',
+          `/CN=${name}`,
+          '-addext',
+          `subjectAltName=DNS:${name}`,
+        ])
+      ).stdout,
+  );
   const p = { csrs, names };
   writeFileSync(file, JSON.stringify(p));
   return p;
 }
 
-export interface PeerCa { dir: string; cert: string; key: string; keyType: KeyType; responderCert: string; responderKey: string }
+export interface PeerCa {
+  dir: string;
+  cert: string;
+  key: string;
+  keyType: KeyType;
+  responderCert: string;
+  responderKey: string;
+}
 
 /** A self-signed CA (and a delegated OCSP responder certificate) with the given key type. */
 export async function makePeerCa(dir: string, keyType: KeyType, cn = `bench peer CA ${keyType}`): Promise<PeerCa> {
@@ -44,8 +72,25 @@ export async function makePeerCa(dir: string, keyType: KeyType, cn = `bench peer
   const key = join(dir, 'ca-key.pem');
   const cert = join(dir, 'ca.pem');
   await must('openssl', ['genpkey', ...genpkeyArgs(keyType), '-out', key]);
-  await must('openssl', ['req', '-x509', '-new', '-key', key, '-subj', `/CN=${cn}`, '-days', '3650', '-out', cert,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash']);
+  await must('openssl', [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    key,
+    '-subj',
+    `/CN=${cn}`,
+    '-days',
+    '3650',
+    '-out',
+    cert,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-addext',
+    'subjectKeyIdentifier=hash',
+  ]);
   const responderKey = join(dir, 'ocsp-key.pem');
   const responderCert = join(dir, 'ocsp.pem');
   const responderCsr = join(dir, 'ocsp.csr');
@@ -53,7 +98,23 @@ export async function makePeerCa(dir: string, keyType: KeyType, cn = `bench peer
   await must('openssl', ['req', '-new', '-key', responderKey, '-subj', `/CN=${cn} OCSP responder`, '-out', responderCsr]);
   const ext = join(dir, 'ocsp.ext');
   writeFileSync(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=OCSPSigning\nnoCheck=ignored\n');
-  await must('openssl', ['x509', '-req', '-in', responderCsr, '-CA', cert, '-CAkey', key, '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', responderCert]);
+  await must('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    responderCsr,
+    '-CA',
+    cert,
+    '-CAkey',
+    key,
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    ext,
+    '-out',
+    responderCert,
+  ]);
   return { dir, cert, key, keyType, responderCert, responderKey };
 }
 
@@ -65,7 +126,9 @@ export function opensslCaDir(dir: string, ca: PeerCa, opts: { days?: number } = 
   writeFileSync(join(dir, 'crlnumber'), '01\n');
   const md = ca.keyType === 'ed25519' ? 'default' : 'sha256';
   const cnf = join(dir, 'ca.cnf');
-  writeFileSync(cnf, `[ ca ]
+  writeFileSync(
+    cnf,
+    `[ ca ]
 default_ca = bench
 
 [ bench ]
@@ -97,12 +160,18 @@ authorityKeyIdentifier = keyid
 
 [ crl_ext ]
 authorityKeyIdentifier = keyid
-`);
+`,
+  );
   return cnf;
 }
 
 /** `openssl verify` of leaf PEMs; returns how many verified. */
-export async function verifyLeaves(leaves: string[], caFile: string, untrusted?: string, dir?: string): Promise<{ ok: number; total: number; firstFailure?: string }> {
+export async function verifyLeaves(
+  leaves: string[],
+  caFile: string,
+  untrusted?: string,
+  dir?: string,
+): Promise<{ ok: number; total: number; firstFailure?: string }> {
   let ok = 0;
   let firstFailure: string | undefined;
   const base = dir ?? '/tmp';
@@ -111,7 +180,8 @@ export async function verifyLeaves(leaves: string[], caFile: string, untrusted?:
     writeFileSync(f, pem);
     const args = ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', caFile, ...(untrusted ? ['-untrusted', untrusted] : []), f];
     const r = await run('openssl', args);
-    if (r.code === 0 && /: OK\s*$/.test(r.stdout)) ok++; else firstFailure ??= (r.stdout + r.stderr).trim().slice(0, 400);
+    if (r.code === 0 && /: OK\s*$/.test(r.stdout)) ok++;
+    else firstFailure ??= (r.stdout + r.stderr).trim().slice(0, 400);
   });
   return { ok, total: leaves.length, firstFailure };
 }

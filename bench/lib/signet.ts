@@ -41,7 +41,11 @@ export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...env };
 }
 
-export async function startSignet(dataDir: string, extra: Record<string, string> = {}, opts: { cpuProfDir?: string; readyTimeoutMs?: number } = {}): Promise<SignetServer> {
+export async function startSignet(
+  dataDir: string,
+  extra: Record<string, string> = {},
+  opts: { cpuProfDir?: string; readyTimeoutMs?: number } = {},
+): Promise<SignetServer> {
   const port = await freePort();
   const env = signetEnv(dataDir, port, extra);
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
@@ -50,37 +54,63 @@ export async function startSignet(dataDir: string, extra: Record<string, string>
   const d = daemon(process.execPath, args, { cwd: ROOT, env: cleanEnv(env) });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor('Signet /readyz', async () => {
-      if (d.proc.exitCode !== null) throw new Error(`signet serve exited ${d.proc.exitCode}: ${d.log()}`);
-      const r = await fetch(`${url}/readyz`);
-      await r.arrayBuffer();
-      return r.status === 200;
-    }, opts.readyTimeoutMs ?? 120_000, 25);
+    await waitFor(
+      'Signet /readyz',
+      async () => {
+        if (d.proc.exitCode !== null) throw new Error(`signet serve exited ${d.proc.exitCode}: ${d.log()}`);
+        const r = await fetch(`${url}/readyz`);
+        await r.arrayBuffer();
+        return r.status === 200;
+      },
+      opts.readyTimeoutMs ?? 120_000,
+      25,
+    );
   } catch (e) {
     await d.stop();
     throw new Error(`${(e as Error).message}\n${d.log().slice(-2000)}`);
   }
   const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   return {
-    port, url, token, dataDir, pid: d.proc.pid!, daemon: d,
+    port,
+    url,
+    token,
+    dataDir,
+    pid: d.proc.pid!,
+    daemon: d,
     command: cmdline('node', [...nodeArgs, 'bin/signet.js', 'serve'], env),
     stop: () => d.stop(15_000),
-    profiles: () => (opts.cpuProfDir ? readdirSync(opts.cpuProfDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(opts.cpuProfDir!, f)) : []),
+    profiles: () =>
+      opts.cpuProfDir
+        ? readdirSync(opts.cpuProfDir)
+            .filter((f) => f.endsWith('.cpuprofile'))
+            .map((f) => join(opts.cpuProfDir!, f))
+        : [],
   };
 }
 
 export async function api<T>(s: { url: string; token: string }, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
   const r = await fetch(`${s.url}${path}`, {
-    method, headers: { authorization: `Bearer ${s.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: `Bearer ${s.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await r.text();
   let json: unknown;
-  try { json = JSON.parse(text); } catch { json = text; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
   return { status: r.status, json: json as T };
 }
 
-export interface CaInfo { id: string; name?: string; parentId: string | null; status: string; keyAlgorithm: string }
+export interface CaInfo {
+  id: string;
+  name?: string;
+  parentId: string | null;
+  status: string;
+  keyAlgorithm: string;
+}
 
 /** The root and the default issuing intermediate, with their certificates in PEM. */
 export async function signetCas(s: { url: string; token: string }): Promise<{ root: CaInfo; intermediate: CaInfo; rootPem: string; intermediatePem: string }> {

@@ -30,7 +30,11 @@ export function envInt(name: string, def: number): number {
 }
 export const SECONDS = () => envInt('BENCH_SECONDS', 20);
 export const RUNS = () => Math.max(3, Math.floor(envInt('BENCH_RUNS', 3)));
-export const CONCURRENCY = (): number[] => (process.env.BENCH_CONCURRENCY ?? '16,64').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+export const CONCURRENCY = (): number[] =>
+  (process.env.BENCH_CONCURRENCY ?? '16,64')
+    .split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 /** BENCH_TARGETS: a regular expression that selects targets (rows) by name. */
 export function selected(name: string): boolean {
   const re = process.env.BENCH_TARGETS;
@@ -46,12 +50,22 @@ const tempDirs = new Set<string>();
 
 function killGroup(p: ChildProcess, sig: NodeJS.Signals): void {
   if (p.pid === undefined) return;
-  try { process.kill(-p.pid, sig); } catch { try { p.kill(sig); } catch { /* gone */ } }
+  try {
+    process.kill(-p.pid, sig);
+  } catch {
+    try {
+      p.kill(sig);
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 /** Kills every child still running (its whole process group) and removes temp dirs. */
 export function cleanupAll(): void {
-  for (const p of children) { if (p.exitCode === null && p.signalCode === null) killGroup(p, 'SIGKILL'); }
+  for (const p of children) {
+    if (p.exitCode === null && p.signalCode === null) killGroup(p, 'SIGKILL');
+  }
   children.clear();
   if (process.env.BENCH_KEEP !== '1') for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   tempDirs.clear();
@@ -61,7 +75,11 @@ export function installCleanupHooks(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', cleanupAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => { cleanupAll(); process.exit(130); });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(sig, () => {
+      cleanupAll();
+      process.exit(130);
+    });
 }
 
 export function tempDir(label: string): string {
@@ -93,7 +111,10 @@ export function daemon(cmd: string, args: string[], opts: SpawnOptions & { ownGr
   const proc = spawn(cmd, args, { ...spawnOpts, detached: !ownGroup, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   let out = '';
-  const keep = (b: Buffer) => { out += b.toString(); if (out.length > 64_000) out = out.slice(-32_000); };
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 64_000) out = out.slice(-32_000);
+  };
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -113,10 +134,19 @@ export function daemon(cmd: string, args: string[], opts: SpawnOptions & { ownGr
   };
 }
 
-export interface RunResult { code: number | null; stdout: string; stderr: string; ms: number }
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
 
 /** Runs a command to completion (bounded by timeoutMs), capturing output and wall time. */
-export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number; okCodes?: number[] } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number; okCodes?: number[] } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
     const p = spawn(cmd, args, { ...opts, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -126,7 +156,11 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
     p.stdout!.on('data', (b: Buffer) => out.push(b));
     p.stderr!.on('data', (b: Buffer) => err.push(b));
     const timer = setTimeout(() => killGroup(p, 'SIGKILL'), opts.timeoutMs ?? 600_000);
-    p.once('error', (e) => { clearTimeout(timer); children.delete(p); reject(e); });
+    p.once('error', (e) => {
+      clearTimeout(timer);
+      children.delete(p);
+      reject(e);
+    });
     p.once('close', (code) => {
       clearTimeout(timer);
       children.delete(p);
@@ -135,7 +169,8 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
         reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${r.stderr.trim().slice(0, 2000) || r.stdout.trim().slice(0, 2000)}`));
       } else resolvePromise(r);
     });
-    if (opts.input !== undefined) p.stdin!.end(opts.input); else p.stdin!.end();
+    if (opts.input !== undefined) p.stdin!.end(opts.input);
+    else p.stdin!.end();
   });
 }
 /** Runs and requires exit code 0. */
@@ -154,9 +189,14 @@ export async function timed(cmd: string, args: string[], opts: Parameters<typeof
 export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i]!, i); }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -178,7 +218,11 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000, everyMs = 50): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    try { if (await probe()) return; } catch { /* not yet */ }
+    try {
+      if (await probe()) return;
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
@@ -189,7 +233,10 @@ export async function tcpOpen(port: number): Promise<boolean> {
   const { connect } = await import('node:net');
   return new Promise((r) => {
     const s = connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); r(true); });
+    s.once('connect', () => {
+      s.destroy();
+      r(true);
+    });
     s.once('error', () => r(false));
   });
 }
@@ -199,7 +246,9 @@ export async function tcpOpen(port: number): Promise<boolean> {
 
 /** Installs Debian packages for missing binaries (apt-get, loopback-free: the package mirror only). */
 export async function ensureTools(tools: Record<string, string>): Promise<void> {
-  const missing = Object.entries(tools).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0).map(([, pkg]) => pkg);
+  const missing = Object.entries(tools)
+    .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+    .map(([, pkg]) => pkg);
   if (!missing.length) return;
   const pkgs = [...new Set(missing)];
   process.stderr.write(`bench: installing ${pkgs.join(' ')} from Debian\n`);
@@ -209,7 +258,10 @@ export async function ensureTools(tools: Record<string, string>): Promise<void> 
 }
 
 export function versions(): Record<string, string> {
-  const v = (cmd: string, args: string[]) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); return (r.stdout || r.stderr || '').split('\n')[0]?.trim() ?? ''; };
+  const v = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return (r.stdout || r.stderr || '').split('\n')[0]?.trim() ?? '';
+  };
   return {
     node: process.version,
     openssl: v('openssl', ['version']),
@@ -251,8 +303,15 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   return [line(headers), '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...cells.map(line)].join('\n');
 }
 
-export interface Target { name: string; target: string; value: string; pass: boolean }
-export function targetLine(t: Target): string { return `  [${t.pass ? 'PASS' : 'MISS'}] ${t.name}: ${t.value} (target ${t.target})`; }
+export interface Target {
+  name: string;
+  target: string;
+  value: string;
+  pass: boolean;
+}
+export function targetLine(t: Target): string {
+  return `  [${t.pass ? 'PASS' : 'MISS'}] ${t.name}: ${t.value} (target ${t.target})`;
+}
 
 export interface WorkloadReport {
   workload: string;
@@ -273,9 +332,16 @@ export function printReport(r: WorkloadReport): void {
   out.push(`machine: ${r.machine.cores} cores ${r.machine.cpu}, ${r.machine.memoryGiB} GiB; ${r.machine.node}; ${r.machine.openssl}; cfssl ${r.machine.cfssl}`);
   out.push(`params: ${JSON.stringify(r.params)}`);
   for (const t of r.tables) out.push('', t.title, table(t.headers, t.rows));
-  if (r.targets.length) { out.push('', 'targets:'); for (const t of r.targets) out.push(targetLine(t)); }
-  if (r.notes.length) { out.push('', 'notes:'); for (const n of r.notes) out.push(`  - ${n}`); }
-  out.push('', 'commands:'); for (const c of r.commands) out.push(`  $ ${c}`);
+  if (r.targets.length) {
+    out.push('', 'targets:');
+    for (const t of r.targets) out.push(targetLine(t));
+  }
+  if (r.notes.length) {
+    out.push('', 'notes:');
+    for (const n of r.notes) out.push(`  - ${n}`);
+  }
+  out.push('', 'commands:');
+  for (const c of r.commands) out.push(`  $ ${c}`);
   if (r.profile) out.push('', r.profile);
   process.stdout.write(out.join('\n') + '\n');
 }
@@ -309,7 +375,9 @@ export function treeRssMb(pid: number): number {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       children = children.concat(readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     }
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
   for (const c of children) total += treeRssMb(c);
   return total;
 }
@@ -318,5 +386,7 @@ export function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
-  } catch { return NaN; }
+  } catch {
+    return NaN;
+  }
 }

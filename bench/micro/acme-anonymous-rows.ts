@@ -38,8 +38,14 @@ const child = spawn(process.execPath, [join(ROOT, 'bin', 'signet.js'), 'serve'],
 const base = `http://127.0.0.1:${port}/acme`;
 
 const b64u = (x: Buffer | string) => Buffer.from(x).toString('base64url');
-interface Key { privateKey: KeyObject; jwk: JsonWebKey }
-const newKey = (): Key => { const p = generateKeyPairSync('ec', { namedCurve: 'P-256' }); return { privateKey: p.privateKey, jwk: p.publicKey.export({ format: 'jwk' }) }; };
+interface Key {
+  privateKey: KeyObject;
+  jwk: JsonWebKey;
+}
+const newKey = (): Key => {
+  const p = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey: p.privateKey, jwk: p.publicKey.export({ format: 'jwk' }) };
+};
 
 const statuses = new Map<string, number>();
 const nonces: string[] = [];
@@ -49,12 +55,20 @@ async function post(url: string, payload: unknown, key: Key, kid?: string): Prom
   const protectedHeader = b64u(JSON.stringify({ alg: 'ES256', nonce, url, ...(kid ? { kid } : { jwk: key.jwk }) }));
   const body = payload === '' ? '' : b64u(JSON.stringify(payload));
   const signature = b64u(sign('sha256', Buffer.from(`${protectedHeader}.${body}`), { key: key.privateKey, dsaEncoding: 'ieee-p1363' }));
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/jose+json' }, body: JSON.stringify({ protected: protectedHeader, payload: body, signature }) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/jose+json' },
+    body: JSON.stringify({ protected: protectedHeader, payload: body, signature }),
+  });
   const n = res.headers.get('replay-nonce');
   if (n) nonces.push(n);
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   const label = `${res.status}${json?.type ? ` ${String(json.type).split(/[:/]/).pop()}` : ''}${/per minute/.test(json?.detail ?? '') ? ' (requests per minute)' : ''}`;
   statuses.set(label, (statuses.get(label) ?? 0) + 1);
   // The request-rate limit (SIGNET_RATE_LIMIT_PER_ADDRESS): wait, and send it again.
@@ -67,13 +81,21 @@ async function post(url: string, payload: unknown, key: Key, kid?: string): Prom
 
 function counts(): Record<string, number> {
   const db = new Database(join(dir, 'data', 'signet.db'), { readonly: true, fileMustExist: true });
-  try { return Object.fromEntries(TABLES.map((t) => [t, Number((db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n)])); } finally { db.close(); }
+  try {
+    return Object.fromEntries(TABLES.map((t) => [t, Number((db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n)]));
+  } finally {
+    db.close();
+  }
 }
 
 try {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break; } catch { /* not yet */ }
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) throw new Error('signet serve did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -88,14 +110,28 @@ try {
     while (Date.now() < end && !(accountsRefused && ordersRefused)) {
       const key = newKey();
       const acct = await post(directory.newAccount!, { termsOfServiceAgreed: true }, key);
-      if (acct.status !== 201) { accountsRefused = true; return; }
+      if (acct.status !== 201) {
+        accountsRefused = true;
+        return;
+      }
       const kid = acct.location!;
       let pending: string[] = [];
       while (Date.now() < end) {
         const w = ++seq;
-        const order = await post(directory.newOrder!, { identifiers: Array.from({ length: 100 }, (_, i) => ({ type: 'dns', value: `n${i}.o${w}.${randomBytes(3).toString('hex')}.flood.test` })) }, key, kid);
-        if (order.status === 201) { pending.push(...(order.json.authorizations as string[])); continue; }
-        if (/per address/.test(order.json?.detail ?? '')) { ordersRefused = true; return; }
+        const order = await post(
+          directory.newOrder!,
+          { identifiers: Array.from({ length: 100 }, (_, i) => ({ type: 'dns', value: `n${i}.o${w}.${randomBytes(3).toString('hex')}.flood.test` })) },
+          key,
+          kid,
+        );
+        if (order.status === 201) {
+          pending.push(...(order.json.authorizations as string[]));
+          continue;
+        }
+        if (/per address/.test(order.json?.detail ?? '')) {
+          ordersRefused = true;
+          return;
+        }
         if (!DEACTIVATE) break; // the account's own limit: make another account
         // Free the account's pending-authorization budget, one request per authorization.
         for (const a of pending) await post(a, { status: 'deactivated' }, key, kid);
@@ -107,7 +143,9 @@ try {
   const seconds = (Date.now() - started) / 1000;
   const after = counts();
   const created = Object.fromEntries(TABLES.map((t) => [t, after[t]! - before[t]!]));
-  const total = Object.entries(created).filter(([t]) => t !== 'AcmeNonce').reduce((s, [, n]) => s + n, 0);
+  const total = Object.entries(created)
+    .filter(([t]) => t !== 'AcmeNonce')
+    .reduce((s, [, n]) => s + n, 0);
   const refused = [accountsRefused ? 'new accounts' : '', ordersRefused ? 'new orders' : ''].filter(Boolean).join(' and ');
   const stopped = `${Date.now() < end ? 'stopped early' : 'time up'}${refused ? `; ${refused} refused by the per-address limits` : ''}`;
   console.log(`${seconds.toFixed(1)} s, ${CONCURRENCY} workers${DEACTIVATE ? ', deactivating' : ''}; ${stopped}`);

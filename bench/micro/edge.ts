@@ -53,14 +53,15 @@ const server = createServer((req, res) => {
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 const port = (server.address() as AddressInfo).port;
 
-const wrk = (mode: Mode) => new Promise<number>((resolve, reject) => {
-  execFile('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, `http://127.0.0.1:${port}/${mode}`], (err, stdout) => {
-    if (err) return reject(err);
-    const m = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
-    if (!m) return reject(new Error(`wrk said: ${stdout}`));
-    resolve(Number(m[1]));
+const wrk = (mode: Mode) =>
+  new Promise<number>((resolve, reject) => {
+    execFile('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, `http://127.0.0.1:${port}/${mode}`], (err, stdout) => {
+      if (err) return reject(err);
+      const m = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+      if (!m) return reject(new Error(`wrk said: ${stdout}`));
+      resolve(Number(m[1]));
+    });
   });
-});
 
 const results: Record<Mode, number[]> = { raw: [], document: [], binary: [] };
 await wrk('raw'); // warm-up
@@ -68,6 +69,8 @@ for (let i = 0; i < ROUNDS; i++) for (const m of MODES) results[m].push(await wr
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const label: Record<Mode, string> = { raw: 'raw (writeHead + end)', document: 'edge, helmet headers', binary: 'edge, binary headers' };
 for (const m of MODES) {
-  console.log(`wrk c${CONCURRENCY} ${label[m].padEnd(22)} median ${Math.round(median(results[m])).toLocaleString('en')} req/s  (runs ${results[m].map((v) => Math.round(v).toLocaleString('en')).join(', ')})`);
+  console.log(
+    `wrk c${CONCURRENCY} ${label[m].padEnd(22)} median ${Math.round(median(results[m])).toLocaleString('en')} req/s  (runs ${results[m].map((v) => Math.round(v).toLocaleString('en')).join(', ')})`,
+  );
 }
 server.close();

@@ -28,11 +28,13 @@ const ctx = await openSignet(config, log);
 await bootstrapIfEmpty(ctx, config);
 const { issuance } = createServices(ctx, config);
 
-const csrs = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
-  const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const name = `host${i}.bench.test`;
-  return derToPem(await buildCsr(ownKey(k), name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
-}));
+const csrs = await Promise.all(
+  Array.from({ length: 500 }, async (_, i) => {
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const name = `host${i}.bench.test`;
+    return derToPem(await buildCsr(ownKey(k), name, [{ type: 'dns', value: name }]), 'CERTIFICATE REQUEST');
+  }),
+);
 const who = { principal: { kind: 'system', actor: 'bench' } } as const;
 
 const time = async (label: string, n: number, f: (i: number) => unknown) => {
@@ -45,9 +47,14 @@ const time = async (label: string, n: number, f: (i: number) => unknown) => {
 const timeConcurrent = async (label: string, n: number, conc: number) => {
   const t0 = process.hrtime.bigint();
   let next = 0;
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (next < n) { const i = next++; await issuance.issue({ csr: csrs[i % csrs.length]!, profile: 'server' }, who); }
-  }));
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (next < n) {
+        const i = next++;
+        await issuance.issue({ csr: csrs[i % csrs.length]!, profile: 'server' }, who);
+      }
+    }),
+  );
   const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
   console.log(`${label.padEnd(44)} ${us.toFixed(1).padStart(8)} µs  (${Math.round(1e6 / us)}/s)`);
 };

@@ -32,11 +32,13 @@ async function time(label: string, f: (i: number) => unknown): Promise<void> {
 await time('createPublicKey, JWK', (i) => createPublicKey({ key: jwks[i]!, format: 'jwk' }));
 // Signet's own checks before node sees the key (public-key.ts): strict SPKI parse, x, y < p, y² = x³ − 3x + b in BigInt.
 await time('importSpki (checks + JWK import, what parseCsr uses)', (i) => importSpki(spkis[i]!));
-await time('  of which Signet\'s own checks (checkSpki)', (i) => checkSpki(spkis[i]!));
+await time("  of which Signet's own checks (checkSpki)", (i) => checkSpki(spkis[i]!));
 await time('createPublicKey, DER SubjectPublicKeyInfo', (i) => createPublicKey({ key: spkis[i]!, format: 'der', type: 'spki' }));
 await time('subtle.importKey raw (async)', (i) => webcrypto.subtle.importKey('raw', raws[i]!, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']));
 await time('verify ECDSA-SHA256 (key imported and used before)', (i) => verify('sha256', message, imported[i]! as KeyObject, sigs[i]!));
-await time('JWK import + verify, a new KeyObject each time (parseCsr)', (i) => verify('sha256', message, createPublicKey({ key: jwks[i]!, format: 'jwk' }), sigs[i]!));
+await time('JWK import + verify, a new KeyObject each time (parseCsr)', (i) =>
+  verify('sha256', message, createPublicKey({ key: jwks[i]!, format: 'jwk' }), sigs[i]!),
+);
 await time('sign ECDSA-SHA256, the CA key (cached KeyObject)', () => sign('sha256', message, ca));
 
 const speed = spawnSync('openssl', ['speed', '-seconds', '2', 'ecdsap256'], { encoding: 'utf8' });

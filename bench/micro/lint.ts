@@ -34,18 +34,48 @@ const old = (await import(pathToFileURL(join(oldDir, 'src', 'pki', 'lint.ts')).h
 const leafKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const caKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const caKeyId = keyIdentifier(createPublicKey(caKey).export({ format: 'der', type: 'spki' }));
-const caName = encodeName([{ type: '2.5.4.10', value: 'Bench' }, { type: '2.5.4.3', value: 'Bench Issuing CA' }]);
+const caName = encodeName([
+  { type: '2.5.4.10', value: 'Bench' },
+  { type: '2.5.4.3', value: 'Bench Issuing CA' },
+]);
 const sigAlg = algorithmDer(signerFor(caKey));
 const spkiDer = createPublicKey(leafKey).export({ format: 'der', type: 'spki' });
 const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
-const sans = [{ type: 'dns' as const, value: 'www.example.com' }, { type: 'dns' as const, value: 'example.com' }];
+const sans = [
+  { type: 'dns' as const, value: 'www.example.com' },
+  { type: 'dns' as const, value: 'example.com' },
+];
 const tbs = buildLeafTbs(
-  { nameDer: caName, signatureAlgorithmDer: sigAlg, fixedExtensions: [authorityKeyIdentifier(caKeyId), authorityInfoAccess({ ocspUrl: 'http://ocsp.example.test/' }), crlDistributionPoints('http://ca.example.test/ca.crl')] },
-  { serial: newSerial(), notBefore, notAfter: new Date(notBefore.getTime() + 90 * DAY), commonName: 'www.example.com', sans, spkiDer, keyUsage: ['digitalSignature'], extKeyUsage: ['serverAuth'] },
+  {
+    nameDer: caName,
+    signatureAlgorithmDer: sigAlg,
+    fixedExtensions: [
+      authorityKeyIdentifier(caKeyId),
+      authorityInfoAccess({ ocspUrl: 'http://ocsp.example.test/' }),
+      crlDistributionPoints('http://ca.example.test/ca.crl'),
+    ],
+  },
+  {
+    serial: newSerial(),
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + 90 * DAY),
+    commonName: 'www.example.com',
+    sans,
+    spkiDer,
+    keyUsage: ['digitalSignature'],
+    extKeyUsage: ['serverAuth'],
+  },
 );
 const x: current.LintExpectations = {
-  issuerNameDer: caName, issuerKeyId: caKeyId, issuerNotBefore: new Date(0), issuerNotAfter: new Date(Date.now() + 3650 * DAY),
-  signatureAlgorithmDer: sigAlg, extKeyUsage: ['serverAuth'], requireSan: true, maxValidityMs: 397 * DAY, spkiDer,
+  issuerNameDer: caName,
+  issuerKeyId: caKeyId,
+  issuerNotBefore: new Date(0),
+  issuerNotAfter: new Date(Date.now() + 3650 * DAY),
+  signatureAlgorithmDer: sigAlg,
+  extKeyUsage: ['serverAuth'],
+  requireSan: true,
+  maxValidityMs: 397 * DAY,
+  spkiDer,
 };
 if (current.lintLeafTbs(tbs, x).length || old.lintLeafTbs(tbs, x).length) throw new Error('bench TBS is not clean');
 
@@ -77,6 +107,8 @@ for (let round = 0; round < 5; round++) {
   for (const i of order) best[i] = Math.min(best[i]!, run(subjects[i]![1], subjects[i]![0].includes('Full') ? fullN : N));
 }
 console.log(`TBS ${tbs.length} bytes, ${N} calls (${fullN} for the full path) × 5 rounds, best round, CPU time, node ${process.version}`);
-subjects.forEach(([label], i) => { console.log(`${label.padEnd(34)} ${best[i]!.toFixed(0).padStart(8)} ns/op`); });
+subjects.forEach(([label], i) => {
+  console.log(`${label.padEnd(34)} ${best[i]!.toFixed(0).padStart(8)} ns/op`);
+});
 console.log(`lintLeafTbs new/old: ${(best[1]! / best[0]!).toFixed(2)}`);
 rmSync(oldDir, { recursive: true, force: true });

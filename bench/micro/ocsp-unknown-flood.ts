@@ -39,11 +39,15 @@ const cpuSeconds = (): number => {
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 function post(body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${base}/ocsp`, { method: 'POST', agent, headers: { 'content-type': 'application/ocsp-request', 'content-length': body.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-    });
+    const req = request(
+      `${base}/ocsp`,
+      { method: 'POST', agent, headers: { 'content-type': 'application/ocsp-request', 'content-length': body.length } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -51,7 +55,12 @@ function post(body: Buffer): Promise<Buffer> {
 
 async function metric(name: string): Promise<string> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name)).join('; ') || '(not exposed)';
+  return (
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(name))
+      .join('; ') || '(not exposed)'
+  );
 }
 
 async function flood(label: string, next: () => Buffer): Promise<void> {
@@ -59,38 +68,54 @@ async function flood(label: string, next: () => Buffer): Promise<void> {
   const statuses = new Map<string, number>();
   let n = 0;
   const end = Date.now() + SECONDS * 1000;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (Date.now() < end) {
-      const res = await post(next());
-      // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, ... }: the status byte is at offset 4
-      // for short-form lengths, 5 or 6 for long forms; find the ENUMERATED tag.
-      const at = res.indexOf(0x0a);
-      const s = ['successful', 'malformedRequest', 'internalError', 'tryLater', '4', 'sigRequired', 'unauthorized'][res[at + 2]!] ?? '?';
-      statuses.set(s, (statuses.get(s) ?? 0) + 1);
-      n++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < end) {
+        const res = await post(next());
+        // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, ... }: the status byte is at offset 4
+        // for short-form lengths, 5 or 6 for long forms; find the ENUMERATED tag.
+        const at = res.indexOf(0x0a);
+        const s = ['successful', 'malformedRequest', 'internalError', 'tryLater', '4', 'sigRequired', 'unauthorized'][res[at + 2]!] ?? '?';
+        statuses.set(s, (statuses.get(s) ?? 0) + 1);
+        n++;
+      }
+    }),
+  );
   const cpu = cpuSeconds() - before;
-  console.log(`${label}: ${Math.round(n / SECONDS)} responses/s, server CPU ${(cpu / SECONDS * 100).toFixed(0)}% of a core, ${(cpu / n * 1e6).toFixed(0)} µs CPU per response; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+  console.log(
+    `${label}: ${Math.round(n / SECONDS)} responses/s, server CPU ${((cpu / SECONDS) * 100).toFixed(0)}% of a core, ${((cpu / n) * 1e6).toFixed(0)} µs CPU per response; statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
+  );
 }
 
 try {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) throw new Error('signet serve did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
   const token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();
-  const cas = (await (await fetch(`${base}/api/v1/cas`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { id: string; parentId: string | null }[] };
+  const cas = (await (await fetch(`${base}/api/v1/cas`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+    items: { id: string; parentId: string | null }[];
+  };
   const int = cas.items.find((c) => c.parentId !== null)!;
   const h = issuerHashes(Buffer.from(await (await fetch(`${base}/pki/${int.id}.crt`)).arrayBuffer())).sha1;
-  const ocspRequest = (serial: Buffer) => sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial })))));
+  const ocspRequest = (serial: Buffer) =>
+    sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial })))));
   const known = ocspRequest(randomBytes(16)); // one serial, asked again and again: the cached case
   console.log(`Signet on ${base}; ${SECONDS} s per run, ${CONCURRENCY} concurrent keep-alive clients`);
   await flood('one repeated serial (cached)    ', () => known);
   await flood('distinct never-issued serials   ', () => ocspRequest(randomBytes(16)));
-  const strangerRequest = () => sequence(sequence(sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: randomBytes(20), issuerKeyHash: randomBytes(20), serial: randomBytes(16) })))));
+  const strangerRequest = () =>
+    sequence(
+      sequence(
+        sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: randomBytes(20), issuerKeyHash: randomBytes(20), serial: randomBytes(16) }))),
+      ),
+    );
   await flood('issuers Signet does not hold     ', strangerRequest);
   console.log(`signatures: ${await metric('signet_ocsp_responses_total')}`);
 } finally {

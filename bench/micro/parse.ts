@@ -19,22 +19,52 @@ const N = Number(process.argv[2] ?? 5000);
 const DAY = 86_400_000;
 
 const leafKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
-const sans = [{ type: 'dns' as const, value: 'www.example.com' }, { type: 'dns' as const, value: 'example.com' }];
+const sans = [
+  { type: 'dns' as const, value: 'www.example.com' },
+  { type: 'dns' as const, value: 'example.com' },
+];
 const csrPem = derToPem(await buildCsr(leafKey, 'www.example.com', sans), 'CERTIFICATE REQUEST');
 
 const caKey = ownKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
 const caKeyId = keyIdentifier(createPublicKey(caKey).export({ format: 'der', type: 'spki' }));
-const caName = encodeName([{ type: '2.5.4.10', value: 'Bench' }, { type: '2.5.4.3', value: 'Bench Issuing CA' }]);
+const caName = encodeName([
+  { type: '2.5.4.10', value: 'Bench' },
+  { type: '2.5.4.3', value: 'Bench Issuing CA' },
+]);
 const sigAlg = algorithmDer(signerFor(caKey));
 const spkiDer = createPublicKey(leafKey).export({ format: 'der', type: 'spki' });
 const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
 const tbs = buildLeafTbs(
-  { nameDer: caName, signatureAlgorithmDer: sigAlg, fixedExtensions: [authorityKeyIdentifier(caKeyId), authorityInfoAccess({ ocspUrl: 'http://ocsp.example.test/' }), crlDistributionPoints('http://ca.example.test/ca.crl')] },
-  { serial: newSerial(), notBefore, notAfter: new Date(notBefore.getTime() + 90 * DAY), commonName: 'www.example.com', sans, spkiDer, keyUsage: ['digitalSignature'], extKeyUsage: ['serverAuth'] },
+  {
+    nameDer: caName,
+    signatureAlgorithmDer: sigAlg,
+    fixedExtensions: [
+      authorityKeyIdentifier(caKeyId),
+      authorityInfoAccess({ ocspUrl: 'http://ocsp.example.test/' }),
+      crlDistributionPoints('http://ca.example.test/ca.crl'),
+    ],
+  },
+  {
+    serial: newSerial(),
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + 90 * DAY),
+    commonName: 'www.example.com',
+    sans,
+    spkiDer,
+    keyUsage: ['digitalSignature'],
+    extKeyUsage: ['serverAuth'],
+  },
 );
 const x: LintExpectations = {
-  issuerNameDer: caName, issuerKeyId: caKeyId, issuerNotBefore: new Date(0), issuerNotAfter: new Date(Date.now() + 3650 * DAY),
-  signatureAlgorithmDer: sigAlg, extKeyUsage: ['serverAuth'], requireSan: true, maxValidityMs: 397 * DAY, spkiDer,
+  issuerNameDer: caName,
+  issuerKeyId: caKeyId,
+  issuerNotBefore: new Date(0),
+  issuerNotAfter: new Date(Date.now() + 3650 * DAY),
+  signatureAlgorithmDer: sigAlg,
+  extKeyUsage: ['serverAuth'],
+  requireSan: true,
+  maxValidityMs: 397 * DAY,
+  spkiDer,
 };
 if (lintLeafTbs(tbs, x).length || lintLeafTbsFull(tbs, x).length) throw new Error('bench TBS is not clean');
 

@@ -11,11 +11,38 @@ import { csrPool, makePeerCa, opensslCaDir, verifyLeaves, type KeyType, type Pee
 import { summariseProfile } from '../lib/profile.js';
 import { signetCas, startSignet } from '../lib/signet.js';
 import {
-  cmdline, CONCURRENCY, daemon, ensureTools, fmt, freePort, max, median, min, newReport, percentile, PROFILE, ratio, removeTemp,
-  run, RUNS, SECONDS, selected, tcpOpen, tempDir, waitFor, type Daemon, type WorkloadReport,
+  cmdline,
+  CONCURRENCY,
+  daemon,
+  ensureTools,
+  fmt,
+  freePort,
+  max,
+  median,
+  min,
+  newReport,
+  percentile,
+  PROFILE,
+  ratio,
+  removeTemp,
+  run,
+  RUNS,
+  SECONDS,
+  selected,
+  tcpOpen,
+  tempDir,
+  waitFor,
+  type Daemon,
+  type WorkloadReport,
 } from '../lib/util.js';
 
-interface Row { target: string; keyType: KeyType; conc: string; runs: LoadResult[]; verified: string }
+interface Row {
+  target: string;
+  keyType: KeyType;
+  conc: string;
+  runs: LoadResult[];
+  verified: string;
+}
 
 interface HttpTarget {
   name: string;
@@ -73,9 +100,31 @@ export async function startCfssl(dir: string, ca: PeerCa, withDb: boolean): Prom
   const port = await freePort();
   const cfg = cfsslConfig(dir, ca.keyType);
   const dbConfig = withDb ? makeCfsslDb(join(dir, 'certdb.db')) : undefined;
-  const args = ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', ca.cert, '-ca-key', ca.key, '-config', cfg, '-loglevel', '5', ...(dbConfig ? ['-db-config', dbConfig] : [])];
+  const args = [
+    'serve',
+    '-address',
+    '127.0.0.1',
+    '-port',
+    String(port),
+    '-ca',
+    ca.cert,
+    '-ca-key',
+    ca.key,
+    '-config',
+    cfg,
+    '-loglevel',
+    '5',
+    ...(dbConfig ? ['-db-config', dbConfig] : []),
+  ];
   const d = daemon('cfssl', args, { cwd: dir });
-  await waitFor('cfssl serve', async () => { if (d.proc.exitCode !== null) throw new Error(d.log()); return tcpOpen(port); }, 30_000);
+  await waitFor(
+    'cfssl serve',
+    async () => {
+      if (d.proc.exitCode !== null) throw new Error(d.log());
+      return tcpOpen(port);
+    },
+    30_000,
+  );
   return { port, d, dbConfig, command: cmdline('cfssl', args) };
 }
 
@@ -95,13 +144,28 @@ async function signetTarget(keyType: KeyType, csrs: string[]): Promise<HttpTarge
   writeFileSync(rootFile, cas.rootPem);
   writeFileSync(intFile, cas.intermediatePem);
   return {
-    name: `signet ${keyType}`, keyType, port: s.port, path: '/api/v1/certificates', pid: s.pid,
+    name: `signet ${keyType}`,
+    keyType,
+    port: s.port,
+    path: '/api/v1/certificates',
+    pid: s.pid,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
     bodies: csrs.map((csr) => Buffer.from(JSON.stringify({ csr, profile: 'server' }))),
     okStatus: [201],
     commands: [s.command, `POST /api/v1/certificates {"csr": <PEM>, "profile": "server"} with Authorization: Bearer <data>/admin-token`],
-    verify: async (bodies) => { const v = await verifyLeaves(bodies.map((b) => pemOf(b, (j) => j.certificate)), rootFile, intFile, dir); return `${v.ok}/${v.total}${v.firstFailure ? ' ' + v.firstFailure : ''}`; },
-    stop: async () => { await s.stop(); removeTemp(dir); },
+    verify: async (bodies) => {
+      const v = await verifyLeaves(
+        bodies.map((b) => pemOf(b, (j) => j.certificate)),
+        rootFile,
+        intFile,
+        dir,
+      );
+      return `${v.ok}/${v.total}${v.firstFailure ? ' ' + v.firstFailure : ''}`;
+    },
+    stop: async () => {
+      await s.stop();
+      removeTemp(dir);
+    },
   };
 }
 
@@ -110,14 +174,30 @@ async function cfsslTarget(keyType: KeyType, withDb: boolean, csrs: string[]): P
   const ca = await makePeerCa(join(dir, 'ca'), keyType);
   const c = await startCfssl(dir, ca, withDb);
   return {
-    name: `cfssl ${withDb ? 'certdb' : 'no-db'} ${keyType}`, keyType, port: c.port, path: '/api/v1/cfssl/sign', pid: c.d.proc.pid!,
+    name: `cfssl ${withDb ? 'certdb' : 'no-db'} ${keyType}`,
+    keyType,
+    port: c.port,
+    path: '/api/v1/cfssl/sign',
+    pid: c.d.proc.pid!,
     headers: { 'content-type': 'application/json' },
     bodies: csrs.map((csr) => Buffer.from(JSON.stringify({ certificate_request: csr }))),
     okStatus: [200],
-    commands: [c.command, ...(withDb ? [`certdb: SQLite file with cfssl's certdb schema (certificates, ocsp_responses), PRAGMA journal_mode=WAL; ${c.dbConfig} = {"driver":"sqlite3","data_source":…}`] : []),
-      'POST /api/v1/cfssl/sign {"certificate_request": <PEM>}'],
+    commands: [
+      c.command,
+      ...(withDb
+        ? [
+            `certdb: SQLite file with cfssl's certdb schema (certificates, ocsp_responses), PRAGMA journal_mode=WAL; ${c.dbConfig} = {"driver":"sqlite3","data_source":…}`,
+          ]
+        : []),
+      'POST /api/v1/cfssl/sign {"certificate_request": <PEM>}',
+    ],
     verify: async (bodies) => {
-      const v = await verifyLeaves(bodies.map((b) => pemOf(b, (j) => (j.result as { certificate?: string } | undefined)?.certificate)), ca.cert, undefined, dir);
+      const v = await verifyLeaves(
+        bodies.map((b) => pemOf(b, (j) => (j.result as { certificate?: string } | undefined)?.certificate)),
+        ca.cert,
+        undefined,
+        dir,
+      );
       let stored = '';
       if (withDb) {
         const db = new Database(join(dir, 'certdb.db'), { readonly: true });
@@ -126,18 +206,32 @@ async function cfsslTarget(keyType: KeyType, withDb: boolean, csrs: string[]): P
       }
       return `${v.ok}/${v.total}${v.firstFailure ? ' ' + v.firstFailure : ''}${stored}`;
     },
-    stop: async () => { await c.d.stop(); removeTemp(dir); },
+    stop: async () => {
+      await c.d.stop();
+      removeTemp(dir);
+    },
   };
 }
 
 /** `openssl ca` per certificate: `procs` workers, each with its own CA directory (index.txt is not safe to share). */
-async function opensslCaRun(keyType: KeyType, procs: number, seconds: number, csrs: string[], report: WorkloadReport, verify: boolean): Promise<{ result: LoadResult; verified: string }> {
+async function opensslCaRun(
+  keyType: KeyType,
+  procs: number,
+  seconds: number,
+  csrs: string[],
+  report: WorkloadReport,
+  verify: boolean,
+): Promise<{ result: LoadResult; verified: string }> {
   const dir = tempDir(`issue-openssl-${keyType}`);
   try {
     const ca = await makePeerCa(join(dir, 'ca'), keyType);
     const csrDir = join(dir, 'csrs');
     mkdirSync(csrDir);
-    const files = csrs.slice(0, 500).map((c, i) => { const f = join(csrDir, `${i}.csr`); writeFileSync(f, c); return f; });
+    const files = csrs.slice(0, 500).map((c, i) => {
+      const f = join(csrDir, `${i}.csr`);
+      writeFileSync(f, c);
+      return f;
+    });
     const cnfs = Array.from({ length: procs }, (_, w) => opensslCaDir(join(dir, `w${w}`), ca));
     const lat: number[] = [];
     let ok = 0;
@@ -147,39 +241,72 @@ async function opensslCaRun(keyType: KeyType, procs: number, seconds: number, cs
     const start = performance.now();
     const deadline = start + seconds * 1000;
     let lastEnd = start;
-    await Promise.all(cnfs.map(async (cnf, w) => {
-      while (performance.now() < deadline) {
-        const i = seq++;
-        const out = join(dir, `w${w}`, 'out.pem');
-        const r = await run('openssl', ['ca', '-batch', '-config', cnf, '-in', files[i % files.length]!, '-out', out, '-notext'], { timeoutMs: 30_000 });
-        lastEnd = performance.now();
-        if (r.code === 0) { ok++; lat.push(r.ms); } else { errors++; firstError ??= r.stderr.slice(0, 300); }
-      }
-    }));
+    await Promise.all(
+      cnfs.map(async (cnf, w) => {
+        while (performance.now() < deadline) {
+          const i = seq++;
+          const out = join(dir, `w${w}`, 'out.pem');
+          const r = await run('openssl', ['ca', '-batch', '-config', cnf, '-in', files[i % files.length]!, '-out', out, '-notext'], { timeoutMs: 30_000 });
+          lastEnd = performance.now();
+          if (r.code === 0) {
+            ok++;
+            lat.push(r.ms);
+          } else {
+            errors++;
+            firstError ??= r.stderr.slice(0, 300);
+          }
+        }
+      }),
+    );
     lat.sort((a, b) => a - b);
     const secs = (lastEnd - start) / 1000;
     const result: LoadResult = {
-      requests: ok + errors, ok, errors, statuses: { exit0: ok, failed: errors }, seconds: secs, rps: ok / secs,
-      p50ms: percentile(lat, 50), p99ms: percentile(lat, 99), meanMs: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length), bodies: [], firstError,
+      requests: ok + errors,
+      ok,
+      errors,
+      statuses: { exit0: ok, failed: errors },
+      seconds: secs,
+      rps: ok / secs,
+      p50ms: percentile(lat, 50),
+      p99ms: percentile(lat, 99),
+      meanMs: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+      bodies: [],
+      firstError,
     };
     let verified = '';
     if (verify) {
       const nd = join(dir, 'w0', 'newcerts');
-      const pems = readdirSync(nd).slice(0, 20).map((f) => readFileSync(join(nd, f), 'utf8'));
+      const pems = readdirSync(nd)
+        .slice(0, 20)
+        .map((f) => readFileSync(join(nd, f), 'utf8'));
       const v = await verifyLeaves(pems, ca.cert, undefined, dir);
       verified = `${v.ok}/${v.total}${v.firstFailure ? ' ' + v.firstFailure : ''}`;
-      report.commands.push(cmdline('openssl', ['ca', '-batch', '-config', '<dir>/ca.cnf', '-in', '<csr>', '-out', '<dir>/out.pem', '-notext']) +
-        `   # ${procs} process(es) in a loop for ${seconds} s, each with its own CA dir (rand_serial, copy_extensions=copy, index.txt)`);
+      report.commands.push(
+        cmdline('openssl', ['ca', '-batch', '-config', '<dir>/ca.cnf', '-in', '<csr>', '-out', '<dir>/out.pem', '-notext']) +
+          `   # ${procs} process(es) in a loop for ${seconds} s, each with its own CA dir (rand_serial, copy_extensions=copy, index.txt)`,
+      );
     }
     return { result, verified };
-  } finally { removeTemp(dir); }
+  } finally {
+    removeTemp(dir);
+  }
 }
 
 function summarise(rows: Row[]): (string | number)[][] {
   return rows.map((r) => {
     const rps = r.runs.map((x) => x.rps);
-    return [r.target, r.conc, r.runs.length, fmt(median(rps)), fmt(min(rps)), fmt(max(rps)), median(r.runs.map((x) => x.p50ms)).toFixed(2), median(r.runs.map((x) => x.p99ms)).toFixed(2),
-      r.runs.reduce((a, x) => a + x.errors, 0), r.verified];
+    return [
+      r.target,
+      r.conc,
+      r.runs.length,
+      fmt(median(rps)),
+      fmt(min(rps)),
+      fmt(max(rps)),
+      median(r.runs.map((x) => x.p50ms)).toFixed(2),
+      median(r.runs.map((x) => x.p99ms)).toFixed(2),
+      r.runs.reduce((a, x) => a + x.errors, 0),
+      r.verified,
+    ];
   });
 }
 
@@ -190,9 +317,20 @@ export async function issueWorkload(): Promise<WorkloadReport> {
   const concs = CONCURRENCY();
   const warm = Math.min(3, Math.max(1, seconds / 5));
   const procs = Number(process.env.BENCH_OPENSSL_PROCS ?? cpus().length);
-  const report = newReport('issue', { seconds, runs, concurrency: concs, warmupSeconds: warm, opensslProcs: procs, csrPool: 2000, csrKey: 'ecdsa-p256', loadGenerator: 'node:http keep-alive Agent, closed loop, in the runner process' });
+  const report = newReport('issue', {
+    seconds,
+    runs,
+    concurrency: concs,
+    warmupSeconds: warm,
+    opensslProcs: procs,
+    csrPool: 2000,
+    csrKey: 'ecdsa-p256',
+    loadGenerator: 'node:http keep-alive Agent, closed loop, in the runner process',
+  });
   const { csrs } = await csrPool(2000);
-  report.commands.push(`CSR pool: 2000 × openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hostN.bench.test -addext subjectAltName=DNS:hostN.bench.test (cached in bench/.cache/csrs-2000.json)`);
+  report.commands.push(
+    `CSR pool: 2000 × openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hostN.bench.test -addext subjectAltName=DNS:hostN.bench.test (cached in bench/.cache/csrs-2000.json)`,
+  );
   const rows: Row[] = [];
 
   const keyTypes: KeyType[] = ['ecdsa-p256', 'rsa-2048', 'ed25519'];
@@ -223,10 +361,15 @@ export async function issueWorkload(): Promise<WorkloadReport> {
         }
         rows.push({ target: t.name, keyType: t.keyType, conc: String(conc), runs: rs, verified });
       }
-    } finally { await t.stop(); }
+    } finally {
+      await t.stop();
+    }
   }
   for (const k of ['ecdsa-p256'] as KeyType[]) {
-    for (const [label, n] of [[`openssl ca sequential ${k}`, 1], [`openssl ca ${procs} procs ${k}`, procs]] as const) {
+    for (const [label, n] of [
+      [`openssl ca sequential ${k}`, 1],
+      [`openssl ca ${procs} procs ${k}`, procs],
+    ] as const) {
       if (!selected(label)) continue;
       process.stderr.write(`issue: ${label}\n`);
       const rs: LoadResult[] = [];
@@ -256,28 +399,60 @@ export async function issueWorkload(): Promise<WorkloadReport> {
       ratioRows.push([s.target, s.conc, p.target, p.conc, ratio(med(s), med(p)), `${p99(s).toFixed(1)} vs ${p99(p).toFixed(1)}`]);
     }
   }
-  report.tables.push({ title: 'Signet ÷ peer (throughput ratio; p99 ms Signet vs peer)', headers: ['signet', 'conc', 'peer', 'peer conc', 'ratio', 'p99 ms'], rows: ratioRows });
+  report.tables.push({
+    title: 'Signet ÷ peer (throughput ratio; p99 ms Signet vs peer)',
+    headers: ['signet', 'conc', 'peer', 'peer conc', 'ratio', 'p99 ms'],
+    rows: ratioRows,
+  });
 
   for (const conc of concs.map(String)) {
     const s = rows.find((r) => r.target === 'signet ecdsa-p256' && r.conc === conc);
     const db = rows.find((r) => r.target === 'cfssl certdb ecdsa-p256' && r.conc === conc);
     const nodb = rows.find((r) => r.target === 'cfssl no-db ecdsa-p256' && r.conc === conc);
     if (s && db) {
-      report.targets.push({ name: `issue c${conc}: Signet ≥ 2× cfssl-with-certdb`, target: '≥ 2.00×', value: `${ratio(med(s), med(db))} (${fmt(med(s))}/s vs ${fmt(med(db))}/s)`, pass: med(s) >= 2 * med(db) });
-      report.targets.push({ name: `issue c${conc}: Signet p99 ≤ cfssl-with-certdb p99`, target: `≤ ${p99(db).toFixed(1)} ms`, value: `${p99(s).toFixed(1)} ms`, pass: p99(s) <= p99(db) });
+      report.targets.push({
+        name: `issue c${conc}: Signet ≥ 2× cfssl-with-certdb`,
+        target: '≥ 2.00×',
+        value: `${ratio(med(s), med(db))} (${fmt(med(s))}/s vs ${fmt(med(db))}/s)`,
+        pass: med(s) >= 2 * med(db),
+      });
+      report.targets.push({
+        name: `issue c${conc}: Signet p99 ≤ cfssl-with-certdb p99`,
+        target: `≤ ${p99(db).toFixed(1)} ms`,
+        value: `${p99(s).toFixed(1)} ms`,
+        pass: p99(s) <= p99(db),
+      });
     }
     if (s && nodb) {
-      report.targets.push({ name: `issue c${conc}: Signet ≥ 1× cfssl-without-db`, target: '≥ 1.00×', value: `${ratio(med(s), med(nodb))} (${fmt(med(s))}/s vs ${fmt(med(nodb))}/s)`, pass: med(s) >= med(nodb) });
-      report.targets.push({ name: `issue c${conc}: Signet p99 ≤ cfssl-without-db p99`, target: `≤ ${p99(nodb).toFixed(1)} ms`, value: `${p99(s).toFixed(1)} ms`, pass: p99(s) <= p99(nodb) });
+      report.targets.push({
+        name: `issue c${conc}: Signet ≥ 1× cfssl-without-db`,
+        target: '≥ 1.00×',
+        value: `${ratio(med(s), med(nodb))} (${fmt(med(s))}/s vs ${fmt(med(nodb))}/s)`,
+        pass: med(s) >= med(nodb),
+      });
+      report.targets.push({
+        name: `issue c${conc}: Signet p99 ≤ cfssl-without-db p99`,
+        target: `≤ ${p99(nodb).toFixed(1)} ms`,
+        value: `${p99(s).toFixed(1)} ms`,
+        pass: p99(s) <= p99(nodb),
+      });
     }
   }
   report.notes.push(
     'Signet stores every certificate and its hash-chained audit event (SQLite WAL, synchronous=FULL) before answering 201; cfssl certdb stores the certificate row (go-sqlite3, WAL, default synchronous).',
-    'The load generator runs in the benchmark process on the same 2 cores as the server (so does every peer\'s).',
+    "The load generator runs in the benchmark process on the same 2 cores as the server (so does every peer's).",
     'openssl ca rows are whole-process costs (spawn, key load, index.txt rewrite per certificate); parallel workers each use their own CA directory and index.txt.',
     'cfssl (Debian golang-cfssl, a 2016 snapshot) does not support Ed25519 CA keys: Signet ed25519 has no peer row.',
   );
-  report.data = { rows: rows.map((r) => ({ target: r.target, keyType: r.keyType, conc: r.conc, verified: r.verified, runs: r.runs.map((x) => ({ rps: x.rps, p50ms: x.p50ms, p99ms: x.p99ms, ok: x.ok, errors: x.errors, seconds: x.seconds })) })) };
+  report.data = {
+    rows: rows.map((r) => ({
+      target: r.target,
+      keyType: r.keyType,
+      conc: r.conc,
+      verified: r.verified,
+      runs: r.runs.map((x) => ({ rps: x.rps, p50ms: x.p50ms, p99ms: x.p99ms, ok: x.ok, errors: x.errors, seconds: x.seconds })),
+    })),
+  };
 
   if (PROFILE()) report.profile = await profileIssue(csrs, seconds);
   return report;
@@ -291,11 +466,58 @@ async function profileIssue(csrs: string[], seconds: number): Promise<string> {
   const s = await startSignet(join(dir, 'data'), { SIGNET_INTERMEDIATE_KEY: 'ecdsa-p256', SIGNET_WORKERS: '1' }, { cpuProfDir: join(dir, 'prof') });
   try {
     const bodies = csrs.map((csr) => Buffer.from(JSON.stringify({ csr, profile: 'server' })));
-    const res = await httpLoad({ port: s.port, method: 'POST', next: (i) => ({ path: '/api/v1/certificates', body: bodies[i % bodies.length]! }), headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` }, concurrency: conc, seconds, okStatus: [201] });
+    const res = await httpLoad({
+      port: s.port,
+      method: 'POST',
+      next: (i) => ({ path: '/api/v1/certificates', body: bodies[i % bodies.length]! }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
+      concurrency: conc,
+      seconds,
+      okStatus: [201],
+    });
     await s.stop();
     const prof = s.profiles()[0];
     if (!prof) return 'profile: no .cpuprofile was written';
-    const sum = summariseProfile(prof, ['run', 'readBody', 'parseJson', 'finish', 'processImmediate', 'onStreamRead', 'parserOnHeadersComplete', 'parserOnIncoming', 'processTicksAndRejections', 'drain', 'write', 'issue', 'sign', 'store', 'signTbs', 'parseCsr', 'buildLeafTbs', 'lintLeafTbs', 'appendAudit', 'transaction', 'inspectCertificate', 'requireAuth', 'authenticate', 'jsonParser', 'checkAllowed', 'validateCommonName', 'createPublicKey', 'verifySignature', 'toPem', 'nameToString', 'newSerial', 'describeKey', '$transaction', 'executeRaw', 'queryRaw']);
+    const sum = summariseProfile(prof, [
+      'run',
+      'readBody',
+      'parseJson',
+      'finish',
+      'processImmediate',
+      'onStreamRead',
+      'parserOnHeadersComplete',
+      'parserOnIncoming',
+      'processTicksAndRejections',
+      'drain',
+      'write',
+      'issue',
+      'sign',
+      'store',
+      'signTbs',
+      'parseCsr',
+      'buildLeafTbs',
+      'lintLeafTbs',
+      'appendAudit',
+      'transaction',
+      'inspectCertificate',
+      'requireAuth',
+      'authenticate',
+      'jsonParser',
+      'checkAllowed',
+      'validateCommonName',
+      'createPublicKey',
+      'verifySignature',
+      'toPem',
+      'nameToString',
+      'newSerial',
+      'describeKey',
+      '$transaction',
+      'executeRaw',
+      'queryRaw',
+    ]);
     return `CPU profile: Signet ecdsa-p256 issue at c${conc} for ${seconds} s under node --cpu-prof (${fmt(res.rps)}/s while profiled)\n${sum.text}`;
-  } finally { await s.stop(); removeTemp(dir); }
+  } finally {
+    await s.stop();
+    removeTemp(dir);
+  }
 }

@@ -11,12 +11,38 @@ import { summariseProfile } from '../lib/profile.js';
 import { api, signetCas, startSignet } from '../lib/signet.js';
 import { runWrk, wrkScript, type WrkResult } from '../lib/wrk.js';
 import {
-  cmdline, CONCURRENCY, daemon, ensureTools, fmt, freePort, max, median, min, must, newReport, pool, PROFILE, ratio, removeTemp, run,
-  RUNS, SECONDS, selected, sleep, tcpOpen, tempDir, waitFor, envInt, type WorkloadReport,
+  cmdline,
+  CONCURRENCY,
+  daemon,
+  ensureTools,
+  fmt,
+  freePort,
+  max,
+  median,
+  min,
+  must,
+  newReport,
+  pool,
+  PROFILE,
+  ratio,
+  removeTemp,
+  run,
+  RUNS,
+  SECONDS,
+  selected,
+  sleep,
+  tcpOpen,
+  tempDir,
+  waitFor,
+  envInt,
+  type WorkloadReport,
 } from '../lib/util.js';
 import { startCfssl } from './issue.js';
 
-interface Leaf { file: string; revoked: boolean }
+interface Leaf {
+  file: string;
+  revoked: boolean;
+}
 interface OcspTarget {
   name: string;
   /** Drive with HTTP/1.0 requests (see wrkScript). */
@@ -57,7 +83,10 @@ function oneShot(port: number, method: 'GET' | 'POST', path: string, body?: Buff
       const all = Buffer.concat(chunks);
       const sep = all.indexOf('\r\n\r\n');
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(all.subarray(0, Math.max(sep, 0)).toString('latin1'));
-      if (sep < 0 || !m) { reject(new Error(`malformed HTTP answer from 127.0.0.1:${port}`)); return; }
+      if (sep < 0 || !m) {
+        reject(new Error(`malformed HTTP answer from 127.0.0.1:${port}`));
+        return;
+      }
       resolve({ status: Number(m[1]), body: all.subarray(sep + 4) });
     });
   });
@@ -80,15 +109,30 @@ async function verifySample(t: OcspTarget, reqs: Buffer[], n = 20): Promise<stri
   const idx = Array.from({ length: n }, (_, k) => Math.floor((k * reqs.length) / n));
   await pool(idx, 4, async (i, k) => {
     const get = k % 2 === 1 && !t.noGet;
-    const r = get ? await oneShot(t.port, 'GET', `${t.getPrefix}${encodeURIComponent(reqs[i]!.toString('base64'))}`) : await oneShot(t.port, 'POST', t.postPath, reqs[i]!);
+    const r = get
+      ? await oneShot(t.port, 'GET', `${t.getPrefix}${encodeURIComponent(reqs[i]!.toString('base64'))}`)
+      : await oneShot(t.port, 'POST', t.postPath, reqs[i]!);
     const der = r.body;
     const f = join(t.dir, `resp-${i}.der`);
     writeFileSync(f, der);
     const leaf = t.leaves[i]!;
-    const v = await run('openssl', ['ocsp', '-respin', f, '-issuer', t.issuerFile, '-cert', leaf.file, '-CAfile', t.caFile, ...(t.otherFile ? ['-verify_other', t.otherFile] : []), '-no_nonce']);
+    const v = await run('openssl', [
+      'ocsp',
+      '-respin',
+      f,
+      '-issuer',
+      t.issuerFile,
+      '-cert',
+      leaf.file,
+      '-CAfile',
+      t.caFile,
+      ...(t.otherFile ? ['-verify_other', t.otherFile] : []),
+      '-no_nonce',
+    ]);
     const text = v.stdout + v.stderr;
     const want = leaf.revoked ? ': revoked' : ': good';
-    if (r.status === 200 && /Response verify OK/.test(text) && text.includes(want)) ok++; else first ??= `HTTP ${r.status} ${get ? 'GET' : 'POST'}: ${text.trim().slice(0, 300)}`;
+    if (r.status === 200 && /Response verify OK/.test(text) && text.includes(want)) ok++;
+    else first ??= `HTTP ${r.status} ${get ? 'GET' : 'POST'}: ${text.trim().slice(0, 300)}`;
   });
   return `${ok}/${n}${first ? ' ' + first : ''}`;
 }
@@ -115,9 +159,23 @@ async function signetOcsp(n: number, cpuProf = false): Promise<OcspTarget & { pr
     return { file, revoked };
   });
   return {
-    name: 'signet', port: s.port, postPath: '/ocsp', getPrefix: '/ocsp/', leaves, issuerFile: intFile, caFile: rootFile, otherFile: intFile, dir,
-    commands: [s.command, `${n} certificates issued over the API, every 10th revoked (keyCompromise); responder: Signet's delegated responder (pre-signed cache)`],
-    stop: async () => { await s.stop(); removeTemp(dir); },
+    name: 'signet',
+    port: s.port,
+    postPath: '/ocsp',
+    getPrefix: '/ocsp/',
+    leaves,
+    issuerFile: intFile,
+    caFile: rootFile,
+    otherFile: intFile,
+    dir,
+    commands: [
+      s.command,
+      `${n} certificates issued over the API, every 10th revoked (keyCompromise); responder: Signet's delegated responder (pre-signed cache)`,
+    ],
+    stop: async () => {
+      await s.stop();
+      removeTemp(dir);
+    },
     stopServer: () => s.stop(),
     profiles: () => s.profiles(),
   };
@@ -138,21 +196,63 @@ async function opensslOcsp(n: number): Promise<OcspTarget> {
     if (revoked) await must('openssl', ['ca', '-config', cnf, '-revoke', file, '-crl_reason', 'keyCompromise']);
     leaves.push({ file, revoked });
   }
-  const argsFor = (port: number) => ['ocsp', '-index', join(dir, 'db', 'index.txt'), '-port', String(port), '-rsigner', ca.responderCert, '-rkey', ca.responderKey, '-CA', ca.cert, '-multi', '2', '-nmin', '240', '-ignore_err'];
+  const argsFor = (port: number) => [
+    'ocsp',
+    '-index',
+    join(dir, 'db', 'index.txt'),
+    '-port',
+    String(port),
+    '-rsigner',
+    ca.responderCert,
+    '-rkey',
+    ca.responderKey,
+    '-CA',
+    ca.cert,
+    '-multi',
+    '2',
+    '-nmin',
+    '240',
+    '-ignore_err',
+  ];
   const start = async () => {
     const port = await freePort();
     const d = daemon('openssl', argsFor(port), { cwd: dir, ownGroup: true });
     // Not a TCP probe: a worker that accepts a connection closed without a request spins on it for good.
-    await waitFor('openssl ocsp responder', async () => { if (d.proc.exitCode !== null) throw new Error(d.log()); return d.log().includes('ACCEPT'); }, 30_000);
+    await waitFor(
+      'openssl ocsp responder',
+      async () => {
+        if (d.proc.exitCode !== null) throw new Error(d.log());
+        return d.log().includes('ACCEPT');
+      },
+      30_000,
+    );
     await sleep(200);
     return { port, d };
   };
   let cur = await start();
   const t: OcspTarget = {
-    name: 'openssl ocsp -multi 2', port: cur.port, http10: true, postPath: '/', getPrefix: '/', leaves, issuerFile: ca.cert, caFile: ca.cert, dir,
-    commands: [cmdline('openssl', argsFor(0)).replace(' -port 0 ', ' -port <port> '), `${n} certificates from openssl ca (index.txt), every 10th revoked with openssl ca -revoke -crl_reason keyCompromise; delegated ECDSA P-256 responder certificate`],
-    restart: async () => { await cur.d.stop(); cur = await start(); t.port = cur.port; },
-    stop: async () => { await cur.d.stop(); removeTemp(dir); },
+    name: 'openssl ocsp -multi 2',
+    port: cur.port,
+    http10: true,
+    postPath: '/',
+    getPrefix: '/',
+    leaves,
+    issuerFile: ca.cert,
+    caFile: ca.cert,
+    dir,
+    commands: [
+      cmdline('openssl', argsFor(0)).replace(' -port 0 ', ' -port <port> '),
+      `${n} certificates from openssl ca (index.txt), every 10th revoked with openssl ca -revoke -crl_reason keyCompromise; delegated ECDSA P-256 responder certificate`,
+    ],
+    restart: async () => {
+      await cur.d.stop();
+      cur = await start();
+      t.port = cur.port;
+    },
+    stop: async () => {
+      await cur.d.stop();
+      removeTemp(dir);
+    },
   };
   return t;
 }
@@ -171,7 +271,19 @@ async function cfsslOcsp(n: number): Promise<OcspTarget> {
     return { file, revoked: false };
   });
   await c.d.stop();
-  const refresh = ['ocsprefresh', '-db-config', c.dbConfig!, '-ca', ca.cert, '-responder', ca.responderCert, '-responder-key', ca.responderKey, '-loglevel', '5'];
+  const refresh = [
+    'ocsprefresh',
+    '-db-config',
+    c.dbConfig!,
+    '-ca',
+    ca.cert,
+    '-responder',
+    ca.responderCert,
+    '-responder-key',
+    ca.responderKey,
+    '-loglevel',
+    '5',
+  ];
   await must('cfssl', refresh, { cwd: dir });
   const dump = await must('cfssl', ['ocspdump', '-db-config', c.dbConfig!, '-loglevel', '5'], { cwd: dir });
   const responses = join(dir, 'responses');
@@ -179,16 +291,46 @@ async function cfsslOcsp(n: number): Promise<OcspTarget> {
   const port = await freePort();
   const args = ['ocspserve', '-address', '127.0.0.1', '-port', String(port), '-responses', responses, '-loglevel', '5'];
   const d = daemon('cfssl', args, { cwd: dir });
-  await waitFor('cfssl ocspserve', async () => { if (d.proc.exitCode !== null) throw new Error(d.log()); return tcpOpen(port); }, 30_000);
+  await waitFor(
+    'cfssl ocspserve',
+    async () => {
+      if (d.proc.exitCode !== null) throw new Error(d.log());
+      return tcpOpen(port);
+    },
+    30_000,
+  );
   return {
-    name: 'cfssl ocspserve', port, noGet: 'cfssl 1.2.0 (2016) ocspserve: GET decodes the path with url.QueryUnescape, turning "+" of base64 into a space; requests whose base64 holds "+" get 400', postPath: '/', getPrefix: '/', leaves, issuerFile: ca.cert, caFile: ca.cert, dir,
-    commands: [c.command + '   # to issue the certificates into the certdb', cmdline('cfssl', refresh), cmdline('cfssl', ['ocspdump', '-db-config', c.dbConfig!]) + ' > responses', cmdline('cfssl', args),
-      `${n} certificates issued by cfssl serve into its certdb (none revoked: statuses do not change the cost of serving a pre-signed response)`],
-    stop: async () => { await d.stop(); removeTemp(dir); },
+    name: 'cfssl ocspserve',
+    port,
+    noGet:
+      'cfssl 1.2.0 (2016) ocspserve: GET decodes the path with url.QueryUnescape, turning "+" of base64 into a space; requests whose base64 holds "+" get 400',
+    postPath: '/',
+    getPrefix: '/',
+    leaves,
+    issuerFile: ca.cert,
+    caFile: ca.cert,
+    dir,
+    commands: [
+      c.command + '   # to issue the certificates into the certdb',
+      cmdline('cfssl', refresh),
+      cmdline('cfssl', ['ocspdump', '-db-config', c.dbConfig!]) + ' > responses',
+      cmdline('cfssl', args),
+      `${n} certificates issued by cfssl serve into its certdb (none revoked: statuses do not change the cost of serving a pre-signed response)`,
+    ],
+    stop: async () => {
+      await d.stop();
+      removeTemp(dir);
+    },
   };
 }
 
-interface Row { target: string; method: string; conc: number; runs: WrkResult[]; verified: string }
+interface Row {
+  target: string;
+  method: string;
+  conc: number;
+  runs: WrkResult[];
+  verified: string;
+}
 
 export async function ocspWorkload(): Promise<WorkloadReport> {
   await ensureTools({ wrk: 'wrk', cfssl: 'golang-cfssl', openssl: 'openssl' });
@@ -198,7 +340,15 @@ export async function ocspWorkload(): Promise<WorkloadReport> {
   const n = envInt('BENCH_OCSP_CERTS', 200);
   const threads = envInt('BENCH_WRK_THREADS', 1);
   const warm = Math.min(3, Math.max(1, seconds / 5));
-  const report = newReport('ocsp', { seconds, runs, connections: concs, certificates: n, wrkThreads: threads, warmupSeconds: warm, request: 'openssl ocsp -issuer <ca> -cert <leaf> -no_nonce -reqout (SHA-1 CertID, 1 cert)' });
+  const report = newReport('ocsp', {
+    seconds,
+    runs,
+    connections: concs,
+    certificates: n,
+    wrkThreads: threads,
+    warmupSeconds: warm,
+    request: 'openssl ocsp -issuer <ca> -cert <leaf> -no_nonce -reqout (SHA-1 CertID, 1 cert)',
+  });
   const rows: Row[] = [];
   const factories = [
     { name: 'signet', make: () => signetOcsp(n) },
@@ -212,15 +362,25 @@ export async function ocspWorkload(): Promise<WorkloadReport> {
     try {
       report.commands.push(...t.commands.map((c) => `[${t.name}] ${c}`));
       const reqs = await buildRequests(t);
-      report.commands.push(`[${t.name}] ${cmdline('openssl', ['ocsp', '-issuer', t.issuerFile, '-cert', '<leaf.pem>', '-no_nonce', '-reqout', '<i>.der'])}   # × ${reqs.length}`);
+      report.commands.push(
+        `[${t.name}] ${cmdline('openssl', ['ocsp', '-issuer', t.issuerFile, '-cert', '<leaf.pem>', '-no_nonce', '-reqout', '<i>.der'])}   # × ${reqs.length}`,
+      );
       // Warm the responder over every request once, then check a sample with openssl.
       for (const r of reqs) await oneShot(t.port, 'POST', t.postPath, r);
       const verified = await verifySample(t, reqs);
       const post = wrkScript(t.dir, 'post', { method: 'POST', contentType: 'application/ocsp-request', bodies: reqs, path: t.postPath, http10: t.http10 });
       const get = wrkScript(t.dir, 'get', { method: 'GET', paths: reqs.map((r) => t.getPrefix + encodeURIComponent(r.toString('base64'))), http10: t.http10 });
       if (t.noGet) report.notes.push(`${t.name}: GET not measured: ${t.noGet}`);
-      if (t.http10) report.notes.push(`${t.name}: driven with HTTP/1.0 requests, one connection per request: OpenSSL 3.0's responder stops serving HTTP/1.1 keep-alive clients (its worker spins on the closed socket), so wrk's default requests get no answers; and a worker whose client closed a connection mid-request (as wrk does at its deadline) spins on the closed socket for good, so the responder is restarted before every run`);
-      for (const [method, script] of (t.noGet ? [['POST', post]] : [['POST', post], ['GET', get]]) as ['POST' | 'GET', string][]) {
+      if (t.http10)
+        report.notes.push(
+          `${t.name}: driven with HTTP/1.0 requests, one connection per request: OpenSSL 3.0's responder stops serving HTTP/1.1 keep-alive clients (its worker spins on the closed socket), so wrk's default requests get no answers; and a worker whose client closed a connection mid-request (as wrk does at its deadline) spins on the closed socket for good, so the responder is restarted before every run`,
+        );
+      for (const [method, script] of (t.noGet
+        ? [['POST', post]]
+        : [
+            ['POST', post],
+            ['GET', get],
+          ]) as ['POST' | 'GET', string][]) {
         for (const conc of concs) {
           const url = () => `http://127.0.0.1:${t.port}${method === 'POST' ? t.postPath : '/'}`;
           await t.restart?.();
@@ -229,7 +389,8 @@ export async function ocspWorkload(): Promise<WorkloadReport> {
           for (let r = 0; r < runs; r++) {
             await t.restart?.();
             const res = await runWrk(url(), script, conc, seconds, threads);
-            if (r === 0 && conc === concs[0]) report.commands.push(`[${t.name}] ${res.command.replace(script, `<${method.toLowerCase()}.lua: cycles through the ${reqs.length} requests>`)}`);
+            if (r === 0 && conc === concs[0])
+              report.commands.push(`[${t.name}] ${res.command.replace(script, `<${method.toLowerCase()}.lua: cycles through the ${reqs.length} requests>`)}`);
             if (res.errors) process.stderr.write(`ocsp: ${t.name} ${method} c${conc}: errors ${JSON.stringify(res.detail)}\n`);
             process.stderr.write(`ocsp: ${t.name} ${method} c${conc} run ${r + 1}: ${fmt(res.rps)}/s p99 ${res.p99ms.toFixed(2)} ms\n`);
             rs.push(res);
@@ -237,15 +398,28 @@ export async function ocspWorkload(): Promise<WorkloadReport> {
           rows.push({ target: t.name, method, conc, runs: rs, verified });
         }
       }
-    } finally { await t.stop(); }
+    } finally {
+      await t.stop();
+    }
   }
   const med = (r: Row) => median(r.runs.map((x) => x.rps));
   const p99 = (r: Row) => median(r.runs.map((x) => x.p99ms));
   report.tables.push({
     title: `OCSP responses/s (median of ${runs} wrk runs of ${seconds} s; ${threads} wrk thread(s); ${n} distinct requests cycled) and latency (ms; medians of per-run wrk percentiles)`,
     headers: ['target', 'method', 'conns', 'runs', 'median/s', 'min/s', 'max/s', 'p50 ms', 'p99 ms', 'errors', 'openssl ocsp -respin (sample)'],
-    rows: rows.map((r) => [r.target, r.method, r.conc, r.runs.length, fmt(med(r)), fmt(min(r.runs.map((x) => x.rps))), fmt(max(r.runs.map((x) => x.rps))),
-      median(r.runs.map((x) => x.p50ms)).toFixed(2), p99(r).toFixed(2), r.runs.reduce((a, x) => a + x.errors, 0), r.verified]),
+    rows: rows.map((r) => [
+      r.target,
+      r.method,
+      r.conc,
+      r.runs.length,
+      fmt(med(r)),
+      fmt(min(r.runs.map((x) => x.rps))),
+      fmt(max(r.runs.map((x) => x.rps))),
+      median(r.runs.map((x) => x.p50ms)).toFixed(2),
+      p99(r).toFixed(2),
+      r.runs.reduce((a, x) => a + x.errors, 0),
+      r.verified,
+    ]),
   });
   const ratioRows: (string | number)[][] = [];
   for (const s of rows.filter((r) => r.target === 'signet')) {
@@ -256,14 +430,28 @@ export async function ocspWorkload(): Promise<WorkloadReport> {
   report.tables.push({ title: 'Signet ÷ peer (responses/s; p99 ms Signet vs peer)', headers: ['signet', 'conns', 'peer', 'ratio', 'p99 ms'], rows: ratioRows });
   for (const s of rows.filter((r) => r.target === 'signet')) {
     const o = rows.find((r) => r.target === 'openssl ocsp -multi 2' && r.method === s.method && r.conc === s.conc);
-    if (o) report.targets.push({ name: `ocsp ${s.method} c${s.conc}: Signet ≥ 3× openssl responder`, target: '≥ 3.00×', value: `${ratio(med(s), med(o))} (${fmt(med(s))}/s vs ${fmt(med(o))}/s)`, pass: med(s) >= 3 * med(o) });
+    if (o)
+      report.targets.push({
+        name: `ocsp ${s.method} c${s.conc}: Signet ≥ 3× openssl responder`,
+        target: '≥ 3.00×',
+        value: `${ratio(med(s), med(o))} (${fmt(med(s))}/s vs ${fmt(med(o))}/s)`,
+        pass: med(s) >= 3 * med(o),
+      });
     report.targets.push({ name: `ocsp ${s.method} c${s.conc}: Signet p99 ≤ 5 ms`, target: '≤ 5.00 ms', value: `${p99(s).toFixed(2)} ms`, pass: p99(s) <= 5 });
   }
   report.notes.push(
     'wrk runs on the same 2 cores as the responder; the openssl responder signs every response (-multi 2 = two worker processes), Signet and cfssl serve pre-signed responses.',
     'Requests carry no nonce (as browsers and TLS stapling send them); Signet answers single-certificate requests from its cache.',
   );
-  report.data = { rows: rows.map((r) => ({ target: r.target, method: r.method, conc: r.conc, verified: r.verified, runs: r.runs.map((x) => ({ rps: x.rps, p50ms: x.p50ms, p99ms: x.p99ms, errors: x.errors })) })) };
+  report.data = {
+    rows: rows.map((r) => ({
+      target: r.target,
+      method: r.method,
+      conc: r.conc,
+      verified: r.verified,
+      runs: r.runs.map((x) => ({ rps: x.rps, p50ms: x.p50ms, p99ms: x.p99ms, errors: x.errors })),
+    })),
+  };
   if (PROFILE() && selected('signet')) report.profile = await profileOcsp(n, seconds, Math.max(...concs), threads);
   return report;
 }
@@ -278,7 +466,21 @@ async function profileOcsp(n: number, seconds: number, conc: number, threads: nu
     await t.stopServer();
     const prof = t.profiles()[0];
     if (!prof) return 'profile: no .cpuprofile was written';
-    const sum = summariseProfile(prof, ['respond', 'parseOcspRequest', 'send', 'readBody', 'writeHead', 'end', 'parserOnHeadersComplete', 'parserOnIncoming', 'emit', 'createHash', 'run']);
+    const sum = summariseProfile(prof, [
+      'respond',
+      'parseOcspRequest',
+      'send',
+      'readBody',
+      'writeHead',
+      'end',
+      'parserOnHeadersComplete',
+      'parserOnIncoming',
+      'emit',
+      'createHash',
+      'run',
+    ]);
     return `CPU profile: Signet OCSP POST at c${conc} for ${seconds} s under node --cpu-prof (${fmt(res.rps)}/s while profiled)\n${sum.text}`;
-  } finally { await t.stop(); }
+  } finally {
+    await t.stop();
+  }
 }

@@ -20,7 +20,14 @@ const HOUR = 3_600_000;
  * has made `limit` rows of `what` in the last hour. A limit of 0 is no limit. `tx` is the
  * transaction that inserts the row.
  */
-export async function enforceAddressLimit(store: Pick<AcmeReads, 'countCreatedFrom' | 'firstCreatedFrom'>, what: AddressLimited, key: string, limit: number, now: Date, tx: Tx): Promise<void> {
+export async function enforceAddressLimit(
+  store: Pick<AcmeReads, 'countCreatedFrom' | 'firstCreatedFrom'>,
+  what: AddressLimited,
+  key: string,
+  limit: number,
+  now: Date,
+  tx: Tx,
+): Promise<void> {
   if (limit <= 0) return;
   const since = new Date(now.getTime() - HOUR);
   // Accounts bound by an External Account Binding key are not counted (see the store).
@@ -29,5 +36,9 @@ export async function enforceAddressLimit(store: Pick<AcmeReads, 'countCreatedFr
   const oldest = await store.firstCreatedFrom(what, key, since, tx);
   const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now.getTime()) + HOUR - now.getTime()) / 1000));
   const setting = what === 'accounts' ? 'SIGNET_ACME_ACCOUNTS_PER_HOUR' : 'SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR';
-  throw new SignetError('rate-limited', `this client address created ${count} ACME ${what === 'accounts' ? 'accounts' : 'orders'} in the last hour (limit ${limit} per address, ${setting}); retry after ${retryAfter} s`, { acme: 'rateLimited', status: 429, extra: { retryAfter } });
+  throw new SignetError(
+    'rate-limited',
+    `this client address created ${count} ACME ${what === 'accounts' ? 'accounts' : 'orders'} in the last hour (limit ${limit} per address, ${setting}); retry after ${retryAfter} s`,
+    { acme: 'rateLimited', status: 429, extra: { retryAfter } },
+  );
 }

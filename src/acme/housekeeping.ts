@@ -29,8 +29,15 @@ const DAY = 24 * HOUR;
 const BATCH = 500;
 export const HOUSEKEEPING_EVERY_MS = HOUR;
 
-export interface HousekeepingSettings { retentionDays: number; orderLifetimeHours: number }
-export interface HousekeepingResult { orders: number; authorizations: number; challenges: number }
+export interface HousekeepingSettings {
+  retentionDays: number;
+  orderLifetimeHours: number;
+}
+export interface HousekeepingResult {
+  orders: number;
+  authorizations: number;
+  challenges: number;
+}
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -59,10 +66,19 @@ export async function acmeHousekeeping(ctx: CaContext, s: HousekeepingSettings):
     if (ids.length < BATCH) break;
   }
   if (done.orders || done.authorizations || done.challenges) {
-    await ctx.db.transaction((tx) => appendAudit(tx, {
-      actor: 'system', action: 'acme.housekeeping', target: 'acme',
-      details: { ...done, retentionDays: s.retentionDays, ordersExpiredBefore: orderCutoff.toISOString(), authorizationsExpiredBefore: authzCutoff.toISOString() },
-    }));
+    await ctx.db.transaction((tx) =>
+      appendAudit(tx, {
+        actor: 'system',
+        action: 'acme.housekeeping',
+        target: 'acme',
+        details: {
+          ...done,
+          retentionDays: s.retentionDays,
+          ordersExpiredBefore: orderCutoff.toISOString(),
+          authorizationsExpiredBefore: authzCutoff.toISOString(),
+        },
+      }),
+    );
   }
   return done;
 }
@@ -72,14 +88,22 @@ export class AcmeHousekeeper {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
 
-  constructor(private readonly ctx: CaContext, private readonly settings: HousekeepingSettings) {}
+  constructor(
+    private readonly ctx: CaContext,
+    private readonly settings: HousekeepingSettings,
+  ) {}
 
   start(): void {
     const run = () => {
       this.running ??= withTryAdvisoryLock(this.ctx.db.target, 'signet:acme-housekeeping', () => acmeHousekeeping(this.ctx, this.settings))
-        .then((r) => { if (r && (r.orders || r.authorizations || r.challenges)) this.ctx.log.info(r, 'ACME housekeeping deleted expired orders, authorizations and challenges'); })
+        .then((r) => {
+          if (r && (r.orders || r.authorizations || r.challenges))
+            this.ctx.log.info(r, 'ACME housekeeping deleted expired orders, authorizations and challenges');
+        })
         .catch((e: unknown) => this.ctx.log.warn({ err: e }, 'ACME housekeeping failed; it runs again within the hour'))
-        .finally(() => { this.running = undefined; });
+        .finally(() => {
+          this.running = undefined;
+        });
     };
     run();
     this.timer = setInterval(run, HOUSEKEEPING_EVERY_MS);

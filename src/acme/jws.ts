@@ -13,8 +13,19 @@ import { refuseNul } from '../http/validate.js';
 export const JWS_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'EdDSA'] as const;
 export type JwsAlgorithm = (typeof JWS_ALGORITHMS)[number];
 
-export interface FlattenedJws { protected: string; payload: string; signature: string }
-export interface ProtectedHeader { alg: string; nonce?: string; url?: string; jwk?: JsonWebKey; kid?: string; [k: string]: unknown }
+export interface FlattenedJws {
+  protected: string;
+  payload: string;
+  signature: string;
+}
+export interface ProtectedHeader {
+  alg: string;
+  nonce?: string;
+  url?: string;
+  jwk?: JsonWebKey;
+  kid?: string;
+  [k: string]: unknown;
+}
 
 export interface ParsedJws {
   header: ProtectedHeader;
@@ -38,9 +49,12 @@ export function parseJws(body: unknown): ParsedJws {
   const b = body as Record<string, unknown>;
   if ('signatures' in b) throw malformed('only the flattened JWS serialization is accepted (no "signatures")');
   if ('header' in b) throw malformed('unprotected JWS headers are not allowed');
-  if (typeof b.protected !== 'string' || typeof b.payload !== 'string' || typeof b.signature !== 'string') throw malformed('JWS must have string fields protected, payload and signature');
+  if (typeof b.protected !== 'string' || typeof b.payload !== 'string' || typeof b.signature !== 'string')
+    throw malformed('JWS must have string fields protected, payload and signature');
   let header: ProtectedHeader;
-  try { header = JSON.parse(decodeB64u(b.protected, 'protected header').toString('utf8')) as ProtectedHeader; } catch (e) {
+  try {
+    header = JSON.parse(decodeB64u(b.protected, 'protected header').toString('utf8')) as ProtectedHeader;
+  } catch (e) {
     if (e instanceof SignetError) throw e;
     throw malformed('protected header is not JSON');
   }
@@ -54,11 +68,16 @@ export function parseJws(body: unknown): ParsedJws {
   const payloadText = decodeB64u(b.payload, 'payload').toString('utf8');
   if (payloadText) {
     let payload: unknown;
-    try { payload = JSON.parse(payloadText); } catch { payload = undefined; } // judged where the payload is read
+    try {
+      payload = JSON.parse(payloadText);
+    } catch {
+      payload = undefined;
+    } // judged where the payload is read
     refuseNul(payload, 'the JWS payload', 'malformed');
   }
   return {
-    header, payloadText,
+    header,
+    payloadText,
     signingInput: Buffer.from(`${b.protected}.${b.payload}`, 'ascii'),
     signature: decodeB64u(b.signature, 'signature'),
     raw: { protected: b.protected, payload: b.payload, signature: b.signature },
@@ -72,7 +91,9 @@ export function parseJws(body: unknown): ParsedJws {
 export function importJwk(jwk: unknown): TrustedKey {
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw malformed('jwk must be an object');
   let info: PublicKeyInfo;
-  try { info = importPublicJwk(jwk); } catch (e) {
+  try {
+    info = importPublicJwk(jwk);
+  } catch (e) {
     if (e instanceof SignetError) throw new SignetError('bad-request', `the account key is refused: ${e.detail}`, { acme: 'badPublicKey' });
     throw e;
   }
@@ -84,9 +105,8 @@ export function importJwk(jwk: unknown): TrustedKey {
 /** RFC 7638 thumbprint (SHA-256, base64url) of a public JWK's required members. */
 export function thumbprint(key: TrustedKey): string {
   const j = key.export({ format: 'jwk' }) as Record<string, string>;
-  const members = j.kty === 'EC' ? { crv: j.crv, kty: j.kty, x: j.x, y: j.y }
-    : j.kty === 'RSA' ? { e: j.e, kty: j.kty, n: j.n }
-      : { crv: j.crv, kty: j.kty, x: j.x };
+  const members =
+    j.kty === 'EC' ? { crv: j.crv, kty: j.kty, x: j.x, y: j.y } : j.kty === 'RSA' ? { e: j.e, kty: j.kty, n: j.n } : { crv: j.crv, kty: j.kty, x: j.x };
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
@@ -98,13 +118,23 @@ export function publicJwk(key: TrustedKey): JsonWebKey {
 export function verifyJws(jws: ParsedJws, key: TrustedKey): void {
   const alg = jws.header.alg;
   if (!(JWS_ALGORITHMS as readonly string[]).includes(alg)) {
-    throw new SignetError('bad-request', `JWS algorithm ${alg} is not supported; use one of ${JWS_ALGORITHMS.join(', ')}`, { acme: 'badSignatureAlgorithm', extra: { algorithms: [...JWS_ALGORITHMS] } });
+    throw new SignetError('bad-request', `JWS algorithm ${alg} is not supported; use one of ${JWS_ALGORITHMS.join(', ')}`, {
+      acme: 'badSignatureAlgorithm',
+      extra: { algorithms: [...JWS_ALGORITHMS] },
+    });
   }
   const t = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  const fits = (alg === 'ES256' && t === 'ec' && curve === 'prime256v1') || (alg === 'ES384' && t === 'ec' && curve === 'secp384r1')
-    || (alg === 'RS256' && t === 'rsa') || (alg === 'EdDSA' && t === 'ed25519');
-  if (!fits) throw new SignetError('bad-request', `JWS algorithm ${alg} does not match the ${t}${curve ? ` ${curve}` : ''} key`, { acme: 'badSignatureAlgorithm', extra: { algorithms: [...JWS_ALGORITHMS] } });
+  const fits =
+    (alg === 'ES256' && t === 'ec' && curve === 'prime256v1') ||
+    (alg === 'ES384' && t === 'ec' && curve === 'secp384r1') ||
+    (alg === 'RS256' && t === 'rsa') ||
+    (alg === 'EdDSA' && t === 'ed25519');
+  if (!fits)
+    throw new SignetError('bad-request', `JWS algorithm ${alg} does not match the ${t}${curve ? ` ${curve}` : ''} key`, {
+      acme: 'badSignatureAlgorithm',
+      extra: { algorithms: [...JWS_ALGORITHMS] },
+    });
   let ok = false;
   try {
     if (alg === 'ES256' || alg === 'ES384') {
@@ -112,7 +142,9 @@ export function verifyJws(jws: ParsedJws, key: TrustedKey): void {
       ok = jws.signature.length === size && verify(alg === 'ES256' ? 'sha256' : 'sha384', jws.signingInput, { key, dsaEncoding: 'ieee-p1363' }, jws.signature);
     } else if (alg === 'RS256') ok = verify('sha256', jws.signingInput, key, jws.signature);
     else ok = verify(null, jws.signingInput, key, jws.signature);
-  } catch { ok = false; }
+  } catch {
+    ok = false;
+  }
   if (!ok) throw new SignetError('unauthorized', 'JWS signature does not verify', { acme: 'malformed' });
 }
 
@@ -125,11 +157,17 @@ export function verifyEab(eab: unknown, accountJwk: JsonWebKey, url: string, loo
   if ('nonce' in h) throw new SignetError('bad-request', 'externalAccountBinding must not carry a nonce', { acme: 'malformed' });
   if (h.url !== url) throw new SignetError('bad-request', 'externalAccountBinding url must equal the newAccount URL', { acme: 'malformed' });
   let inner: JsonWebKey;
-  try { inner = JSON.parse(jws.payloadText) as JsonWebKey; } catch { throw new SignetError('bad-request', 'externalAccountBinding payload must be the account JWK', { acme: 'malformed' }); }
-  if (thumbprint(importJwk(inner)) !== thumbprint(importJwk(accountJwk))) throw new SignetError('bad-request', 'externalAccountBinding payload is not this account\'s key', { acme: 'malformed' });
+  try {
+    inner = JSON.parse(jws.payloadText) as JsonWebKey;
+  } catch {
+    throw new SignetError('bad-request', 'externalAccountBinding payload must be the account JWK', { acme: 'malformed' });
+  }
+  if (thumbprint(importJwk(inner)) !== thumbprint(importJwk(accountJwk)))
+    throw new SignetError('bad-request', "externalAccountBinding payload is not this account's key", { acme: 'malformed' });
   const key = lookup(h.kid);
   if (!key) throw new SignetError('unauthorized', `external account key ${h.kid} is unknown`, { acme: 'unauthorized' });
   const mac = createHmac('sha256', key).update(jws.signingInput).digest();
-  if (mac.length !== jws.signature.length || !timingSafeEqual(mac, jws.signature)) throw new SignetError('unauthorized', 'externalAccountBinding MAC does not verify', { acme: 'unauthorized' });
+  if (mac.length !== jws.signature.length || !timingSafeEqual(mac, jws.signature))
+    throw new SignetError('unauthorized', 'externalAccountBinding MAC does not verify', { acme: 'unauthorized' });
   return h.kid;
 }

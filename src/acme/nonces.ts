@@ -30,7 +30,10 @@ const CANONICAL = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((LENGTH * 4) / 3)}}$`);
 const badNonce = (detail: string) => new SignetError('bad-request', detail, { acme: 'badNonce' });
 
 /** A nonce check() accepted: its canonical text (the record key) and its expiry. */
-export interface CheckedNonce { readonly value: string; readonly expiresAt: Date }
+export interface CheckedNonce {
+  readonly value: string;
+  readonly expiresAt: Date;
+}
 
 /** The few storage calls nonces need: record a used nonce (false when it was already there), purge old ones. */
 export interface UsedNonceStore {
@@ -41,7 +44,11 @@ export interface UsedNonceStore {
 export class Nonces {
   private lastPurge = 0;
 
-  constructor(private readonly key: Buffer, private readonly store: UsedNonceStore, private readonly now: () => Date) {}
+  constructor(
+    private readonly key: Buffer,
+    private readonly store: UsedNonceStore,
+    private readonly now: () => Date,
+  ) {}
 
   private mac(body: Buffer): Buffer {
     return createHmac('sha256', this.key).update(body).digest().subarray(0, MAC);
@@ -63,7 +70,8 @@ export class Nonces {
     // 45th character, skips padding and stray bytes), and the used-nonce record is keyed on the
     // text, so any other spelling of a used nonce would decode to it and be recorded anew.
     const raw = CANONICAL.test(nonce) ? Buffer.from(nonce, 'base64url') : Buffer.alloc(0);
-    if (raw.length !== LENGTH || raw[0] !== VERSION || raw.toString('base64url') !== nonce) throw badNonce('the nonce was not issued by this server; get a fresh one from newNonce');
+    if (raw.length !== LENGTH || raw[0] !== VERSION || raw.toString('base64url') !== nonce)
+      throw badNonce('the nonce was not issued by this server; get a fresh one from newNonce');
     const body = raw.subarray(0, LENGTH - MAC);
     if (!timingSafeEqual(this.mac(body), raw.subarray(LENGTH - MAC))) throw badNonce('the nonce was not issued by this server; get a fresh one from newNonce');
     const issued = raw.readUInt32BE(1) * 1000;
@@ -80,7 +88,8 @@ export class Nonces {
    */
   async spend(nonce: CheckedNonce): Promise<void> {
     // Keyed on the canonical text (re-encoded from the bytes), never on what the client sent.
-    if (!(await this.store.record(nonce.value, nonce.expiresAt))) throw badNonce('the nonce was already used; get a fresh one from newNonce (every response carries one in Replay-Nonce)');
+    if (!(await this.store.record(nonce.value, nonce.expiresAt)))
+      throw badNonce('the nonce was already used; get a fresh one from newNonce (every response carries one in Replay-Nonce)');
     const now = this.now().getTime();
     if (now - this.lastPurge >= PURGE_EVERY_MS) {
       this.lastPurge = now;

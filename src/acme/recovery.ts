@@ -24,7 +24,16 @@ import type { SanEntry } from '../pki/names.js';
 export const FINALIZE_STALE_MS = 5 * 60_000;
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
-export interface ProcessingOrder { id: string; accountId: string; profile: string; status: string; identifiers: string; processingSince: Date | null; csrHash: string | null; createdAt: Date }
+export interface ProcessingOrder {
+  id: string;
+  accountId: string;
+  profile: string;
+  status: string;
+  identifiers: string;
+  processingSince: Date | null;
+  csrHash: string | null;
+  createdAt: Date;
+}
 
 /** The problem of interrupted work; its `interrupted` member is INTERRUPTED_MARK (model/acme.ts). */
 const problem = (detail: string) => JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail, status: 500, interrupted: true });
@@ -69,28 +78,67 @@ export async function recoverOrder(ctx: CaContext, o: ProcessingOrder): Promise<
   const store = ctx.stores.acme;
   return ctx.db.transaction(async (tx) => {
     if (cert) {
-      const attached = await store.updateClaimedOrder(claim, { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, processingSince: null }, tx);
+      const attached = await store.updateClaimedOrder(
+        claim,
+        { status: 'valid', certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, processingSince: null },
+        tx,
+      );
       if (!attached) return null;
-      await appendAudit(tx, { actor: 'system', action: 'acme.order.recovered', target: o.id, details: { status: 'valid', serial: cert.serial, claimedAt: o.processingSince } });
+      await appendAudit(tx, {
+        actor: 'system',
+        action: 'acme.order.recovered',
+        target: o.id,
+        details: { status: 'valid', serial: cert.serial, claimedAt: o.processingSince },
+      });
       return 'valid';
     }
-    const failed = await store.updateClaimedOrder(claim, { status: 'invalid', processingSince: null, error: problem('finalization was interrupted (the server stopped) before a certificate was issued; place a new order for the same names (its authorizations are still valid)') }, tx);
+    const failed = await store.updateClaimedOrder(
+      claim,
+      {
+        status: 'invalid',
+        processingSince: null,
+        error: problem(
+          'finalization was interrupted (the server stopped) before a certificate was issued; place a new order for the same names (its authorizations are still valid)',
+        ),
+      },
+      tx,
+    );
     if (!failed) return null;
-    await appendAudit(tx, { actor: 'system', action: 'acme.order.recovered', target: o.id, outcome: 'failure', details: { status: 'invalid', claimedAt: o.processingSince } });
+    await appendAudit(tx, {
+      actor: 'system',
+      action: 'acme.order.recovered',
+      target: o.id,
+      outcome: 'failure',
+      details: { status: 'invalid', claimedAt: o.processingSince },
+    });
     return 'invalid';
   });
 }
 
-export interface ProcessingChallenge { id: string; authorizationId: string; processingSince: Date | null }
+export interface ProcessingChallenge {
+  id: string;
+  authorizationId: string;
+  processingSince: Date | null;
+}
 
 /** Recovers one stale `processing` challenge: it and its authorization become invalid. */
 export async function recoverChallenge(ctx: CaContext, c: ProcessingChallenge): Promise<boolean> {
   const store = ctx.stores.acme;
   return ctx.db.transaction(async (tx) => {
-    const ended = await store.updateClaimedChallenge(c, { status: 'invalid', processingSince: null, error: problem('the validation was interrupted (the server stopped); place a new order to try again') }, tx);
+    const ended = await store.updateClaimedChallenge(
+      c,
+      { status: 'invalid', processingSince: null, error: problem('the validation was interrupted (the server stopped); place a new order to try again') },
+      tx,
+    );
     if (!ended) return false;
     await store.invalidatePendingAuthorization(c.authorizationId, tx);
-    await appendAudit(tx, { actor: 'system', action: 'acme.challenge.recovered', target: c.id, outcome: 'failure', details: { authorization: c.authorizationId, claimedAt: c.processingSince } });
+    await appendAudit(tx, {
+      actor: 'system',
+      action: 'acme.challenge.recovered',
+      target: c.id,
+      outcome: 'failure',
+      details: { authorization: c.authorizationId, claimedAt: c.processingSince },
+    });
     return true;
   });
 }

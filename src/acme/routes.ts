@@ -16,9 +16,20 @@ import type { AcmeDirectory, AcmeService, AuthenticatedRequest } from './service
 import { refuseNulCharacters } from '../http/validate.js';
 
 const ACME_TYPE: Record<string, string> = {
-  'bad-request': 'malformed', 'bad-csr': 'badCSR', 'bad-key': 'badCSR', 'rejected-name': 'rejectedIdentifier', policy: 'rejectedIdentifier',
-  'not-found': 'malformed', conflict: 'malformed', unauthorized: 'unauthorized', forbidden: 'unauthorized', 'payload-too-large': 'malformed',
-  'unsupported-media-type': 'malformed', 'rate-limited': 'rateLimited', unavailable: 'serverInternal', internal: 'serverInternal',
+  'bad-request': 'malformed',
+  'bad-csr': 'badCSR',
+  'bad-key': 'badCSR',
+  'rejected-name': 'rejectedIdentifier',
+  policy: 'rejectedIdentifier',
+  'not-found': 'malformed',
+  conflict: 'malformed',
+  unauthorized: 'unauthorized',
+  forbidden: 'unauthorized',
+  'payload-too-large': 'malformed',
+  'unsupported-media-type': 'malformed',
+  'rate-limited': 'rateLimited',
+  unavailable: 'serverInternal',
+  internal: 'serverInternal',
 };
 
 type Method = 'get' | 'head' | 'post';
@@ -50,9 +61,18 @@ export const ACME_ENDPOINTS = {
 export type AcmeEndpoint = keyof typeof ACME_ENDPOINTS;
 
 /** One directory as routes see it: its profile and its path under /acme ('' for the first). */
-interface Directory { profile: string; prefix: string }
+interface Directory {
+  profile: string;
+  prefix: string;
+}
 
-interface Call { req: Request; res: Response; dir: AcmeDirectory; auth: AuthenticatedRequest; url: (path: string) => string }
+interface Call {
+  req: Request;
+  res: Response;
+  dir: AcmeDirectory;
+  auth: AuthenticatedRequest;
+  url: (path: string) => string;
+}
 /** What endpoints with auth 'none' are given; they never read it. */
 const UNSIGNED = Object.freeze({ payload: undefined }) as AuthenticatedRequest;
 
@@ -73,7 +93,12 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
   for (const limit of limits) r.use(limit);
   r.use((req, _res, next) => {
     if (req.method === 'POST' && !req.is('application/jose+json')) {
-      return next(new SignetError('unsupported-media-type', `ACME requests must be Content-Type application/jose+json (got ${req.headers['content-type'] ?? 'none'})`, { acme: 'malformed', status: 415 }));
+      return next(
+        new SignetError('unsupported-media-type', `ACME requests must be Content-Type application/jose+json (got ${req.headers['content-type'] ?? 'none'})`, {
+          acme: 'malformed',
+          status: 415,
+        }),
+      );
     }
     next();
   });
@@ -83,16 +108,42 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
   const directoryJson = (req: Request, d: Directory) => {
     const b = dirBase(req, d);
     return {
-      newNonce: `${b}/new-nonce`, newAccount: `${b}/new-account`, newOrder: `${b}/new-order`, revokeCert: `${b}/revoke-cert`,
-      keyChange: `${b}/key-change`, renewalInfo: `${b}/renewal-info`,
-      meta: { externalAccountRequired: acme.settings.eabRequired.has(d.profile), profiles: Object.fromEntries(acme.settings.profiles.map((x) => [x, `${origin(req)}/acme${x === first ? '' : `/${x}`}/directory`])) },
+      newNonce: `${b}/new-nonce`,
+      newAccount: `${b}/new-account`,
+      newOrder: `${b}/new-order`,
+      revokeCert: `${b}/revoke-cert`,
+      keyChange: `${b}/key-change`,
+      renewalInfo: `${b}/renewal-info`,
+      meta: {
+        externalAccountRequired: acme.settings.eabRequired.has(d.profile),
+        profiles: Object.fromEntries(acme.settings.profiles.map((x) => [x, `${origin(req)}/acme${x === first ? '' : `/${x}`}/directory`])),
+      },
     };
   };
   const accountJson = (a: { id: string; status: string; contact: string; createdAt: Date }, url: Call['url']) => ({
-    status: a.status, contact: JSON.parse(a.contact) as string[], orders: url(`/account/${a.id}/orders`), createdAt: a.createdAt,
+    status: a.status,
+    contact: JSON.parse(a.contact) as string[],
+    orders: url(`/account/${a.id}/orders`),
+    createdAt: a.createdAt,
   });
-  const orderJson = (o: { id: string; status: string; expires: Date; identifiers: string; authorizations: string; certificateSerial: string | null; notBefore: Date | null; notAfter: Date | null; error: string | null; replaces: string | null }, url: Call['url']) => ({
-    status: o.status, expires: o.expires, identifiers: JSON.parse(o.identifiers) as unknown,
+  const orderJson = (
+    o: {
+      id: string;
+      status: string;
+      expires: Date;
+      identifiers: string;
+      authorizations: string;
+      certificateSerial: string | null;
+      notBefore: Date | null;
+      notAfter: Date | null;
+      error: string | null;
+      replaces: string | null;
+    },
+    url: Call['url'],
+  ) => ({
+    status: o.status,
+    expires: o.expires,
+    identifiers: JSON.parse(o.identifiers) as unknown,
     authorizations: (JSON.parse(o.authorizations) as string[]).map((id) => url(`/authz/${id}`)),
     finalize: url(`/order/${o.id}/finalize`),
     ...(o.certificateSerial ? { certificate: url(`/cert/${o.certificateSerial}`) } : {}),
@@ -100,17 +151,28 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
     ...(o.error ? { error: JSON.parse(o.error) as unknown } : {}),
   });
   const challengeJson = (c: { id: string; type: string; status: string; token: string; validated: Date | null; error: string | null }, url: Call['url']) => ({
-    type: c.type, url: url(`/chall/${c.id}`), status: c.status, token: c.token,
-    ...(c.validated ? { validated: c.validated } : {}), ...(c.error ? { error: JSON.parse(c.error) as unknown } : {}),
+    type: c.type,
+    url: url(`/chall/${c.id}`),
+    status: c.status,
+    token: c.token,
+    ...(c.validated ? { validated: c.validated } : {}),
+    ...(c.error ? { error: JSON.parse(c.error) as unknown } : {}),
   });
   const param = (req: Request, name: string) => String(req.params[name]);
 
   const handlers: Record<AcmeEndpoint, (c: Call) => unknown> = {
-    directory: () => { throw new Error('answered by the directory route'); },
-    newNonce: ({ req, res }) => { res.status(req.method === 'HEAD' ? 200 : 204).end(); },
+    directory: () => {
+      throw new Error('answered by the directory route');
+    },
+    newNonce: ({ req, res }) => {
+      res.status(req.method === 'HEAD' ? 200 : 204).end();
+    },
     newAccount: async ({ req, res, dir, auth, url }) => {
       const { account, created } = await acme.newAccount(dir, auth, requestUrl(req), req.ip);
-      res.status(created ? 201 : 200).location(url(`/account/${account.id}`)).json(accountJson(account, url));
+      res
+        .status(created ? 201 : 200)
+        .location(url(`/account/${account.id}`))
+        .json(accountJson(account, url));
     },
     account: async ({ req, res, dir, auth, url }) => {
       const row = await acme.updateAccount(dir, auth, param(req, 'id'), req.ip);
@@ -126,7 +188,10 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
     },
     newOrder: async ({ req, res, dir, auth, url }) => {
       const order = await acme.newOrder(dir, auth, req.ip);
-      res.status(201).location(url(`/order/${order.id}`)).json(orderJson(order, url));
+      res
+        .status(201)
+        .location(url(`/order/${order.id}`))
+        .json(orderJson(order, url));
     },
     order: async ({ req, res, dir, auth, url }) => {
       const order = await acme.order(dir, auth, param(req, 'id'));
@@ -141,8 +206,11 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
       const id = param(req, 'id');
       const a = p && p.status === 'deactivated' ? await acme.deactivateAuthorization(dir, auth, id) : await acme.authorization(dir, auth, id);
       res.json({
-        identifier: { type: a.identifierType, value: a.identifierValue }, status: a.status, expires: a.expires,
-        challenges: a.challenges.map((c) => challengeJson(c, url)), ...(a.wildcard ? { wildcard: true } : {}),
+        identifier: { type: a.identifierType, value: a.identifierValue },
+        status: a.status,
+        expires: a.expires,
+        challenges: a.challenges.map((c) => challengeJson(c, url)),
+        ...(a.wildcard ? { wildcard: true } : {}),
       });
     },
     challenge: async ({ req, res, dir, auth, url }) => {
@@ -181,9 +249,14 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
       if (!res.get('Link')) res.set('Link', `<${dirBase(req, d)}/directory>;rel="index"`);
       next();
     });
-    dr.get('/directory', (req, res) => { res.json(directoryJson(req, d)); });
+    dr.get('/directory', (req, res) => {
+      res.json(directoryJson(req, d));
+    });
     // The first directory's document is also at /acme/<first>/directory (its URLs stay /acme/…).
-    if (d.prefix === '') dr.get(`/${d.profile}/directory`, (req, res) => { res.json(directoryJson(req, d)); });
+    if (d.prefix === '')
+      dr.get(`/${d.profile}/directory`, (req, res) => {
+        res.json(directoryJson(req, d));
+      });
     for (const [name, e] of Object.entries(ACME_ENDPOINTS) as [AcmeEndpoint, (typeof ACME_ENDPOINTS)[AcmeEndpoint]][]) {
       if (name === 'directory') continue;
       for (const method of e.methods) {
@@ -199,7 +272,10 @@ export function acmeRoutes(acme: AcmeService, limits: RequestHandler[] = []): Ro
 
   for (const p of others) r.use(`/${p}`, directoryRouter({ profile: p, prefix: `/${p}` }));
   r.use(directoryRouter({ profile: first!, prefix: '' }));
-  r.get('/:profile/directory', (req, _res, next) => { acme.profileOrThrow(String(req.params.profile)); next(); });
+  r.get('/:profile/directory', (req, _res, next) => {
+    acme.profileOrThrow(String(req.params.profile));
+    next();
+  });
   r.use((req, _res, next) => next(new SignetError('not-found', `no ACME resource at ${req.method} ${req.originalUrl}`, { acme: 'malformed', status: 404 })));
   r.use(acmeProblems);
   return r;
@@ -216,5 +292,8 @@ const acmeProblems: ErrorRequestHandler = (err, req, res, _next) => {
   if (retryAfter) res.set('Retry-After', String(retryAfter));
   if (location) res.location(location);
   if (e.status >= 500) req.log?.error({ detail: e.detail, err: isSignetError(err) ? err.cause : err }, 'ACME server error');
-  res.status(e.status).type('application/problem+json').send(JSON.stringify({ type, detail: e.detail, status: e.status, ...extra }));
+  res
+    .status(e.status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ type, detail: e.detail, status: e.status, ...extra }));
 };

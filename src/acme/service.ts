@@ -20,7 +20,14 @@
  * EAB HMAC keys are sealed with their directory in the additional data (eabSealId).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { authorizeAcmeAccount, authorizeAcmeEabKey, authorizeAcmeResource, authorizeAcmeRevocation, type AcmePrincipal, type Principal } from '../ca/authorization.js';
+import {
+  authorizeAcmeAccount,
+  authorizeAcmeEabKey,
+  authorizeAcmeResource,
+  authorizeAcmeRevocation,
+  type AcmePrincipal,
+  type Principal,
+} from '../ca/authorization.js';
 import { SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import { eabSealId, rowIntegrity } from '../ca/row-integrity.js';
@@ -66,22 +73,62 @@ export interface AcmeSettings {
  * carry there (the directory's own, and the shared /acme/account/ that accounts of every
  * directory were given before directories had their own URLs).
  */
-export interface AcmeDirectory { profile: string; accountPrefixes: string[] }
+export interface AcmeDirectory {
+  profile: string;
+  accountPrefixes: string[];
+}
 
 /** First path segments of the /acme/directory resources: no other ACME profile may be named so. */
-export const RESERVED_DIRECTORY_NAMES = ['directory', 'new-nonce', 'new-account', 'new-order', 'account', 'key-change', 'order', 'authz', 'chall', 'cert', 'revoke-cert', 'renewal-info'];
+export const RESERVED_DIRECTORY_NAMES = [
+  'directory',
+  'new-nonce',
+  'new-account',
+  'new-order',
+  'account',
+  'key-change',
+  'order',
+  'authz',
+  'chall',
+  'cert',
+  'revoke-cert',
+  'renewal-info',
+];
 
 type Identifier = { type: 'dns' | 'ip'; value: string };
 
 /** Whether an order's authorizations entitle its account to its identifiers now (see entitlement()). */
-interface Entitlement { status: 'pending' | 'ready' | 'invalid'; detail?: string; forged?: boolean }
+interface Entitlement {
+  status: 'pending' | 'ready' | 'invalid';
+  detail?: string;
+  forged?: boolean;
+}
 
 const acmeErr = (acme: string, detail: string, status = 400, extra?: Record<string, unknown>) =>
-  new SignetError(status === 403 ? 'forbidden' : status === 404 ? 'not-found' : status === 401 ? 'unauthorized' : status === 429 ? 'rate-limited' : status >= 500 ? 'internal' : 'bad-request', detail, { acme, status, extra });
+  new SignetError(
+    status === 403
+      ? 'forbidden'
+      : status === 404
+        ? 'not-found'
+        : status === 401
+          ? 'unauthorized'
+          : status === 429
+            ? 'rate-limited'
+            : status >= 500
+              ? 'internal'
+              : 'bad-request',
+    detail,
+    { acme, status, extra },
+  );
 
 const HOUR = 3_600_000;
 
-export interface AuthenticatedRequest { account?: AcmeAccountRecord; principal?: AcmePrincipal; key: TrustedKey; payload: unknown; jws: ParsedJws }
+export interface AuthenticatedRequest {
+  account?: AcmeAccountRecord;
+  principal?: AcmePrincipal;
+  key: TrustedKey;
+  payload: unknown;
+  jws: ParsedJws;
+}
 type AccountRequest = AuthenticatedRequest & { account: AcmeAccountRecord; principal: AcmePrincipal };
 
 export class AcmeService {
@@ -92,44 +139,67 @@ export class AcmeService {
   /** A validation in a live process ends within this; a claim older than it was left by a dead one. */
   private readonly validationStaleMs: number;
 
-  constructor(private readonly ctx: CaContext, private readonly issuance: Issuance, private readonly revocation: Revocation, readonly settings: AcmeSettings) {
+  constructor(
+    private readonly ctx: CaContext,
+    private readonly issuance: Issuance,
+    private readonly revocation: Revocation,
+    readonly settings: AcmeSettings,
+  ) {
     for (const p of settings.profiles.slice(1)) {
-      if (RESERVED_DIRECTORY_NAMES.includes(p)) throw new SignetError('configuration', `SIGNET_ACME_PROFILES: profile ${p} cannot have an ACME directory at /acme/${p}/ (the name is one of /acme/directory's own resources); rename the profile or list it first`);
+      if (RESERVED_DIRECTORY_NAMES.includes(p))
+        throw new SignetError(
+          'configuration',
+          `SIGNET_ACME_PROFILES: profile ${p} cannot have an ACME directory at /acme/${p}/ (the name is one of /acme/directory's own resources); rename the profile or list it first`,
+        );
     }
     const a = settings.validationAttempts;
     this.validationStaleMs = a * (4 * settings.validation.timeoutMs + 1000 * a) + 60_000;
   }
 
   profileOrThrow(name: string): string {
-    if (!this.settings.profiles.includes(name)) throw acmeErr('malformed', `there is no ACME directory for profile ${name}; available: ${this.settings.profiles.join(', ')}`, 404);
+    if (!this.settings.profiles.includes(name))
+      throw acmeErr('malformed', `there is no ACME directory for profile ${name}; available: ${this.settings.profiles.join(', ')}`, 404);
     return name;
   }
 
   // ---- row MACs (ca/row-integrity.ts) ---------------------------------------------------------
 
-  private get macs() { return rowIntegrity(this.ctx.keys); }
+  private get macs() {
+    return rowIntegrity(this.ctx.keys);
+  }
 
-  private get store(): AcmeStore { return this.ctx.stores.acme; }
+  private get store(): AcmeStore {
+    return this.ctx.stores.acme;
+  }
 
   /** An account row that fails its MAC: logged (tampering), then treated as no account at all. */
   private accountIntact(row: AcmeAccountRecord): boolean {
     if (this.macs.accountIntact(row)) return true;
-    this.ctx.log.error({ account: row.id, directory: row.profile }, 'ACME account row failed its integrity check (its MAC does not verify): it was inserted or changed in the database without the master key; treated as unknown');
+    this.ctx.log.error(
+      { account: row.id, directory: row.profile },
+      'ACME account row failed its integrity check (its MAC does not verify): it was inserted or changed in the database without the master key; treated as unknown',
+    );
     return false;
   }
 
   // ---- nonces -------------------------------------------------------------------------------
 
   private get nonces(): Nonces {
-    return this.nonceStore ??= new Nonces(this.ctx.keys.deriveSecret('acme nonce v1'), {
-      record: (value, expiresAt) => this.store.recordUsedNonce(value, expiresAt),
-      purge: async (before) => {
-        try { return await this.store.purgeUsedNonces(before); } catch (e) {
-          this.ctx.log.warn({ err: e }, 'purging used ACME nonces failed; will retry');
-          return 0;
-        }
+    return (this.nonceStore ??= new Nonces(
+      this.ctx.keys.deriveSecret('acme nonce v1'),
+      {
+        record: (value, expiresAt) => this.store.recordUsedNonce(value, expiresAt),
+        purge: async (before) => {
+          try {
+            return await this.store.purgeUsedNonces(before);
+          } catch (e) {
+            this.ctx.log.warn({ err: e }, 'purging used ACME nonces failed; will retry');
+            return 0;
+          }
+        },
       },
-    }, this.ctx.now);
+      this.ctx.now,
+    ));
   }
 
   /** A fresh Replay-Nonce: stateless, no database work. */
@@ -171,7 +241,11 @@ export class AcmeService {
     await this.nonces.spend(nonce);
     let payload: unknown;
     if (jws.payloadText !== '') {
-      try { payload = JSON.parse(jws.payloadText); } catch { throw acmeErr('malformed', 'the JWS payload is not JSON'); }
+      try {
+        payload = JSON.parse(jws.payloadText);
+      } catch {
+        throw acmeErr('malformed', 'the JWS payload is not JSON');
+      }
     }
     return { account, principal, key, payload, jws };
   }
@@ -204,7 +278,12 @@ export class AcmeService {
     // The key's account at THIS directory; an account of the same key at another directory is another account.
     const existing = await this.findAccountByKey(profile, tp);
     if (existing) {
-      if (!this.accountIntact(existing)) throw acmeErr('unauthorized', `the account of this key at the ${profile} ACME directory failed Signet's integrity check and cannot be used; ask the CA operator`, 401);
+      if (!this.accountIntact(existing))
+        throw acmeErr(
+          'unauthorized',
+          `the account of this key at the ${profile} ACME directory failed Signet's integrity check and cannot be used; ask the CA operator`,
+          401,
+        );
       if (existing.status !== 'valid') throw acmeErr('unauthorized', `account ${existing.id} is ${existing.status}`, 401);
       return { account: existing, created: false };
     }
@@ -212,7 +291,11 @@ export class AcmeService {
     const contact = this.validateContact(p.contact);
     let eabKeyId: string | null = null;
     if (p.externalAccountBinding !== undefined || this.settings.eabRequired.has(profile)) {
-      if (p.externalAccountBinding === undefined) throw acmeErr('externalAccountRequired', `the ${profile} ACME directory requires External Account Binding; ask the CA operator for a key (signet acme eab create --profile ${profile})`);
+      if (p.externalAccountBinding === undefined)
+        throw acmeErr(
+          'externalAccountRequired',
+          `the ${profile} ACME directory requires External Account Binding; ask the CA operator for a key (signet acme eab create --profile ${profile})`,
+        );
       eabKeyId = await this.verifyExternalAccount(p.externalAccountBinding, req.key, url, profile);
     }
     const id = randomBytes(12).toString('base64url');
@@ -247,7 +330,11 @@ export class AcmeService {
     // Sealed with its directory as additional data: a row moved to another directory does not
     // unseal. Keys made before keys had a directory (null) bind to the first one they are used at.
     const hmacKey = row ? this.ctx.keys.unsealSecret(row.profile === null ? row.id : eabSealId(row.id, row.profile), row.sealed) : null;
-    if (row && !hmacKey) this.ctx.log.error({ eabKey: row.id, directory: row.profile }, 'ACME EAB key row does not unseal for its directory: it was changed in the database without the master key; refused');
+    if (row && !hmacKey)
+      this.ctx.log.error(
+        { eabKey: row.id, directory: row.profile },
+        'ACME EAB key row does not unseal for its directory: it was changed in the database without the master key; refused',
+      );
     const id = verifyEab(eab, publicJwk(key), url, (k) => (row && k === row.id ? hmacKey : null));
     // Only the holder of the key gets this far, so the refusals below may be precise.
     authorizeAcmeEabKey(row!, directory);
@@ -276,7 +363,14 @@ export class AcmeService {
     }
     return this.ctx.db.transaction(async (tx) => {
       const row = await this.store.updateAccount(id, data, tx);
-      if (data.contact || data.status) await appendAudit(tx, { actor: `acme:${id}`, action: data.status ? 'acme.account.deactivated' : 'acme.account.updated', target: id, sourceIp, details: data.contact ? { contact: JSON.parse(data.contact) } : null });
+      if (data.contact || data.status)
+        await appendAudit(tx, {
+          actor: `acme:${id}`,
+          action: data.status ? 'acme.account.deactivated' : 'acme.account.updated',
+          target: id,
+          sourceIp,
+          details: data.contact ? { contact: JSON.parse(data.contact) } : null,
+        });
       if (data.status) await this.store.deactivateAuthorizationsOf(id, tx);
       return row;
     });
@@ -292,18 +386,29 @@ export class AcmeService {
     const newKey = importJwk(inner.header.jwk);
     verifyJws(inner, newKey);
     let p: { account?: unknown; oldKey?: unknown };
-    try { p = JSON.parse(inner.payloadText) as typeof p; } catch { throw acmeErr('malformed', 'the inner JWS payload is not JSON'); }
+    try {
+      p = JSON.parse(inner.payloadText) as typeof p;
+    } catch {
+      throw acmeErr('malformed', 'the inner JWS payload is not JSON');
+    }
     if (!dir.accountPrefixes.some((prefix) => p.account === `${prefix}${account.id}`)) throw acmeErr('malformed', 'the inner payload names another account');
-    if (thumbprint(importJwk(p.oldKey)) !== account.thumbprint) throw acmeErr('malformed', 'the inner payload\'s oldKey is not the account\'s current key');
+    if (thumbprint(importJwk(p.oldKey)) !== account.thumbprint) throw acmeErr('malformed', "the inner payload's oldKey is not the account's current key");
     const tp = thumbprint(newKey);
     const clash = await this.findAccountByKey(account.profile, tp);
-    const conflict = (other: string) => acmeErr('conflict', 'the new key is already used by another account of this directory', 409, { location: `${dir.accountPrefixes[0]}${other}` });
+    const conflict = (other: string) =>
+      acmeErr('conflict', 'the new key is already used by another account of this directory', 409, { location: `${dir.accountPrefixes[0]}${other}` });
     if (clash) throw conflict(clash.id);
     try {
       return await this.ctx.db.transaction(async (tx) => {
         const jwk = JSON.stringify(publicJwk(newKey));
         const row = await this.store.updateAccount(account.id, { thumbprint: tp, jwk, mac: this.macs.accountMac({ ...account, thumbprint: tp, jwk }) }, tx);
-        await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.account.key_changed', target: account.id, sourceIp, details: { oldThumbprint: account.thumbprint, newThumbprint: tp } });
+        await appendAudit(tx, {
+          actor: `acme:${account.id}`,
+          action: 'acme.account.key_changed',
+          target: account.id,
+          sourceIp,
+          details: { oldThumbprint: account.thumbprint, newThumbprint: tp },
+        });
         return row;
       });
     } catch (e) {
@@ -324,20 +429,29 @@ export class AcmeService {
       if (!i || typeof i.value !== 'string') throw acmeErr('malformed', 'each identifier needs a type and a string value');
       let id: Identifier;
       try {
-        if (i.type === 'dns') { validateDnsName(i.value); id = { type: 'dns', value: i.value }; }
-        else if (i.type === 'ip') { validateIp(i.value); id = { type: 'ip', value: normalizeIp(i.value) }; }
-        else throw acmeErr('unsupportedIdentifier', `identifier type ${JSON.stringify(i.type)} is not supported; use dns or ip`);
+        if (i.type === 'dns') {
+          validateDnsName(i.value);
+          id = { type: 'dns', value: i.value };
+        } else if (i.type === 'ip') {
+          validateIp(i.value);
+          id = { type: 'ip', value: normalizeIp(i.value) };
+        } else throw acmeErr('unsupportedIdentifier', `identifier type ${JSON.stringify(i.type)} is not supported; use dns or ip`);
       } catch (e) {
         if (e instanceof SignetError && e.acme) throw e;
         throw acmeErr('rejectedIdentifier', (e as Error).message);
       }
       const key = `${id.type}:${id.value}`;
-      if (!seen.has(key)) { seen.add(key); out.push(id); }
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(id);
+      }
     }
     const p = this.issuance.profile(profile);
     const sans: SanEntry[] = out.map((x) => ({ type: x.type, value: x.value }));
     for (const s of sans) if (!p.sanTypes.includes(s.type)) throw acmeErr('rejectedIdentifier', `profile ${profile} does not allow ${s.type} identifiers`);
-    try { checkAllowed(sans, { dnsSuffixes: p.dnsSuffixes, ipRanges: p.ipRanges, emailDomains: p.emailDomains }); } catch (e) {
+    try {
+      checkAllowed(sans, { dnsSuffixes: p.dnsSuffixes, ipRanges: p.ipRanges, emailDomains: p.emailDomains });
+    } catch (e) {
       throw acmeErr('rejectedIdentifier', (e as Error).message);
     }
     return out;
@@ -347,12 +461,27 @@ export class AcmeService {
     const now = this.ctx.now();
     const hourAgo = new Date(now.getTime() - HOUR);
     const orders = await this.store.countOrdersSince(accountId, hourAgo);
-    if (orders >= this.settings.ordersPerHour) throw acmeErr('rateLimited', `account ${accountId} created ${orders} orders in the last hour (limit ${this.settings.ordersPerHour})`, 429, { retryAfter: 3600 });
+    if (orders >= this.settings.ordersPerHour)
+      throw acmeErr('rateLimited', `account ${accountId} created ${orders} orders in the last hour (limit ${this.settings.ordersPerHour})`, 429, {
+        retryAfter: 3600,
+      });
     const pending = await this.store.countPendingAuthorizations(accountId, now);
-    if (pending >= this.settings.pendingAuthorizations) throw acmeErr('rateLimited', `account ${accountId} has ${pending} pending authorizations (limit ${this.settings.pendingAuthorizations}); complete or deactivate some`, 429, { retryAfter: 600 });
+    if (pending >= this.settings.pendingAuthorizations)
+      throw acmeErr(
+        'rateLimited',
+        `account ${accountId} has ${pending} pending authorizations (limit ${this.settings.pendingAuthorizations}); complete or deactivate some`,
+        429,
+        { retryAfter: 600 },
+      );
     // A validation the server interrupted (recovery.ts) is not the client's failure: not counted.
     const failed = await this.store.countFailedValidationsSince(accountId, hourAgo);
-    if (failed >= this.settings.failedValidationsPerHour) throw acmeErr('rateLimited', `account ${accountId} failed ${failed} validations in the last hour (limit ${this.settings.failedValidationsPerHour})`, 429, { retryAfter: 3600 });
+    if (failed >= this.settings.failedValidationsPerHour)
+      throw acmeErr(
+        'rateLimited',
+        `account ${accountId} failed ${failed} validations in the last hour (limit ${this.settings.failedValidationsPerHour})`,
+        429,
+        { retryAfter: 3600 },
+      );
   }
 
   async newOrder(dir: AcmeDirectory, auth: AuthenticatedRequest, sourceIp?: string) {
@@ -366,7 +495,8 @@ export class AcmeService {
       if (typeof p.replaces !== 'string') throw acmeErr('malformed', 'replaces must be an ARI certificate identifier');
       const cert = await this.certByAriId(p.replaces);
       if (!cert) throw acmeErr('malformed', 'replaces names a certificate this server did not issue');
-      if (cert.profile !== profile) throw acmeErr('malformed', `replaces names a certificate of the ${cert.profile} profile, not of this (${profile}) ACME directory`);
+      if (cert.profile !== profile)
+        throw acmeErr('malformed', `replaces names a certificate of the ${cert.profile} profile, not of this (${profile}) ACME directory`);
       replaces = cert.serial;
     }
     await this.enforceLimits(account.id);
@@ -383,17 +513,45 @@ export class AcmeService {
         const candidates = await this.store.reusableAuthorizations(account.id, id.type, value, wildcard, new Date(now.getTime() + HOUR), tx);
         // A valid authorization is reused only if Signet validated it (its MAC verifies).
         const reuse = candidates.find((a) => a.status === 'pending' || this.authorizationIntact(a));
-        if (reuse) { authzIds.push(reuse.id); continue; }
+        if (reuse) {
+          authzIds.push(reuse.id);
+          continue;
+        }
         const authzId = randomBytes(12).toString('base64url');
-        await this.store.createAuthorization({ id: authzId, accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: 'pending', expires }, tx);
+        await this.store.createAuthorization(
+          { id: authzId, accountId: account.id, identifierType: id.type, identifierValue: value, wildcard, status: 'pending', expires },
+          tx,
+        );
         const types = wildcard ? ['dns-01'] : id.type === 'ip' ? ['http-01', 'tls-alpn-01'] : ['http-01', 'dns-01', 'tls-alpn-01'];
         for (const type of types) {
-          await this.store.createChallenge({ id: randomBytes(12).toString('base64url'), authorizationId: authzId, type, token: randomBytes(32).toString('base64url'), status: 'pending' }, tx);
+          await this.store.createChallenge(
+            { id: randomBytes(12).toString('base64url'), authorizationId: authzId, type, token: randomBytes(32).toString('base64url'), status: 'pending' },
+            tx,
+          );
         }
         authzIds.push(authzId);
       }
-      const order = await this.store.createOrder({ id: randomBytes(12).toString('base64url'), accountId: account.id, profile, status: 'pending', expires, identifiers: JSON.stringify(identifiers), authorizations: JSON.stringify(authzIds), replaces, sourceKey }, tx);
-      await appendAudit(tx, { actor: `acme:${account.id}`, action: 'acme.order.created', target: order.id, sourceIp, details: { profile, identifiers: identifiers.map((i) => i.value), replaces } });
+      const order = await this.store.createOrder(
+        {
+          id: randomBytes(12).toString('base64url'),
+          accountId: account.id,
+          profile,
+          status: 'pending',
+          expires,
+          identifiers: JSON.stringify(identifiers),
+          authorizations: JSON.stringify(authzIds),
+          replaces,
+          sourceKey,
+        },
+        tx,
+      );
+      await appendAudit(tx, {
+        actor: `acme:${account.id}`,
+        action: 'acme.order.created',
+        target: order.id,
+        sourceIp,
+        details: { profile, identifiers: identifiers.map((i) => i.value), replaces },
+      });
       return order;
     });
   }
@@ -416,9 +574,18 @@ export class AcmeService {
       // An order never goes back from ready: one marked ready with an authorization still pending was marked so in the database.
       const status = e.status === 'pending' && order.status === 'ready' ? 'invalid' : e.status;
       if (status !== order.status) {
-        const detail = e.status === 'pending' ? `order ${id} was marked ready while an authorization is still pending: it was changed in the database` : e.forged ? e.detail! : 'an authorization failed or expired';
-        if (e.status === 'pending' || e.forged) this.ctx.log.error({ order: id, account: order.accountId, detail }, 'ACME order refused: its authorization state failed Signet\'s integrity check');
-        order = await this.store.updateOrder(id, { status, ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } : {}) });
+        const detail =
+          e.status === 'pending'
+            ? `order ${id} was marked ready while an authorization is still pending: it was changed in the database`
+            : e.forged
+              ? e.detail!
+              : 'an authorization failed or expired';
+        if (e.status === 'pending' || e.forged)
+          this.ctx.log.error({ order: id, account: order.accountId, detail }, "ACME order refused: its authorization state failed Signet's integrity check");
+        order = await this.store.updateOrder(id, {
+          status,
+          ...(status === 'invalid' ? { error: JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }) } : {}),
+        });
       }
     } else if (order.status === 'processing' && !this.finalizing.has(id) && isStale(order.processingSince, now, FINALIZE_STALE_MS)) {
       await recoverOrder(this.ctx, order);
@@ -430,7 +597,11 @@ export class AcmeService {
   /** A valid authorization Signet validated (its MAC verifies); one that fails is logged as tampering. */
   private authorizationIntact(a: AcmeAuthorizationRecord): boolean {
     if (this.macs.authorizationIntact(a)) return true;
-    if (a.status === 'valid') this.ctx.log.error({ authorizationId: a.id, account: a.accountId, identifier: a.identifierValue }, 'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used');
+    if (a.status === 'valid')
+      this.ctx.log.error(
+        { authorizationId: a.id, account: a.accountId, identifier: a.identifierValue },
+        'ACME authorization is marked valid but failed its integrity check (its MAC does not verify): it was set valid in the database without the master key; not used',
+      );
     return false;
   }
 
@@ -450,10 +621,24 @@ export class AcmeService {
       const value = wildcard ? i.value.slice(2) : i.value;
       const a = authz.find((x) => x.identifierType === i.type && x.identifierValue === value && x.wildcard === wildcard);
       if (!a) return { status: 'invalid', forged: true, detail: `order ${order.id} has no authorization for ${i.value}: it was changed in the database` };
-      if (a.accountId !== order.accountId) return { status: 'invalid', forged: true, detail: `authorization ${a.id} for ${i.value} belongs to another account than order ${order.id}: it was changed in the database` };
-      if (a.expires <= now || !['pending', 'valid'].includes(a.status)) return { status: 'invalid', detail: `authorization ${a.id} for ${i.value} is ${a.expires <= now ? 'expired' : a.status}` };
-      if (a.status === 'pending') { pending = true; continue; }
-      if (!this.authorizationIntact(a)) return { status: 'invalid', forged: true, detail: `authorization ${a.id} for ${i.value} is marked valid, but Signet did not validate it (its MAC does not verify): it was changed in the database without the master key` };
+      if (a.accountId !== order.accountId)
+        return {
+          status: 'invalid',
+          forged: true,
+          detail: `authorization ${a.id} for ${i.value} belongs to another account than order ${order.id}: it was changed in the database`,
+        };
+      if (a.expires <= now || !['pending', 'valid'].includes(a.status))
+        return { status: 'invalid', detail: `authorization ${a.id} for ${i.value} is ${a.expires <= now ? 'expired' : a.status}` };
+      if (a.status === 'pending') {
+        pending = true;
+        continue;
+      }
+      if (!this.authorizationIntact(a))
+        return {
+          status: 'invalid',
+          forged: true,
+          detail: `authorization ${a.id} for ${i.value} is marked valid, but Signet did not validate it (its MAC does not verify): it was changed in the database without the master key`,
+        };
     }
     return { status: pending ? 'pending' : 'ready' };
   }
@@ -463,7 +648,8 @@ export class AcmeService {
     const now = this.ctx.now();
     let changed = false;
     for (const c of challenges) {
-      if (c.status === 'processing' && !this.validating.has(c.id) && isStale(c.processingSince, now, this.validationStaleMs)) changed = (await recoverChallenge(this.ctx, c)) || changed;
+      if (c.status === 'processing' && !this.validating.has(c.id) && isStale(c.processingSince, now, this.validationStaleMs))
+        changed = (await recoverChallenge(this.ctx, c)) || changed;
     }
     return changed;
   }
@@ -536,23 +722,40 @@ export class AcmeService {
       await this.ctx.db.transaction(async (tx) => {
         if (error) {
           const problem = { type: `urn:ietf:params:acme:error:${error.acme ?? 'unauthorized'}`, detail: error.detail, status: 403 };
-          if (!await this.store.updateClaimedChallenge(claim, { status: 'invalid', processingSince: null, error: JSON.stringify(problem) }, tx)) return;
+          if (!(await this.store.updateClaimedChallenge(claim, { status: 'invalid', processingSince: null, error: JSON.stringify(problem) }, tx))) return;
           await this.store.updateAuthorization(ch.authorizationId, { status: 'invalid' }, tx);
         } else {
-          if (!await this.store.updateClaimedChallenge(claim, { status: 'valid', processingSince: null, validated: now }, tx)) return;
+          if (!(await this.store.updateClaimedChallenge(claim, { status: 'valid', processingSince: null, validated: now }, tx))) return;
           // The MAC covers what was validated — this account, this identifier — whatever the row says now.
           const a = ch.authorization;
-          const valid = { id: a.id, accountId: account.id, identifierType: a.identifierType, identifierValue: domain, wildcard: a.wildcard, expires: new Date(now.getTime() + 30 * 24 * HOUR) };
+          const valid = {
+            id: a.id,
+            accountId: account.id,
+            identifierType: a.identifierType,
+            identifierValue: domain,
+            wildcard: a.wildcard,
+            expires: new Date(now.getTime() + 30 * 24 * HOUR),
+          };
           await this.store.updateAuthorization(ch.authorizationId, { ...valid, status: 'valid', mac: this.macs.authorizationMac(valid) }, tx);
         }
         await appendAudit(tx, {
-          actor: `acme:${account.id}`, action: error ? 'acme.challenge.failed' : 'acme.challenge.validated', target: id, outcome: error ? 'failure' : 'success', sourceIp,
+          actor: `acme:${account.id}`,
+          action: error ? 'acme.challenge.failed' : 'acme.challenge.validated',
+          target: id,
+          outcome: error ? 'failure' : 'success',
+          sourceIp,
           details: { type: ch.type, identifier: domain, ...(error ? { error: error.detail } : {}) },
         });
       });
     } catch (e) {
       this.ctx.log.error({ err: e, challenge: id }, 'ACME validation crashed');
-      await this.store.updateClaimedChallenge(claim, { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }) }).catch(() => undefined);
+      await this.store
+        .updateClaimedChallenge(claim, {
+          status: 'invalid',
+          processingSince: null,
+          error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'validation failed inside the server' }),
+        })
+        .catch(() => undefined);
     } finally {
       this.validating.delete(id);
     }
@@ -561,28 +764,44 @@ export class AcmeService {
   async finalize(dir: AcmeDirectory, id: string, auth: AuthenticatedRequest, sourceIp?: string) {
     const { account } = AcmeService.signedByAccount(auth);
     const order = await this.order(dir, auth, id);
-    if (order.status !== 'ready') throw acmeErr('orderNotReady', `order ${id} is ${order.status}; finalize needs every authorization valid (status ready)`, 403);
+    if (order.status !== 'ready')
+      throw acmeErr('orderNotReady', `order ${id} is ${order.status}; finalize needs every authorization valid (status ready)`, 403);
     const p = (auth.payload ?? {}) as { csr?: unknown };
     if (typeof p.csr !== 'string' || !/^[A-Za-z0-9_-]+$/.test(p.csr)) throw acmeErr('badCSR', 'finalize needs a base64url DER csr');
     const der = Buffer.from(p.csr, 'base64url');
     let csr;
-    try { csr = parseCsr(der); } catch (e) { throw acmeErr('badCSR', (e as Error).message); }
+    try {
+      csr = parseCsr(der);
+    } catch (e) {
+      throw acmeErr('badCSR', (e as Error).message);
+    }
     // RFC 8555 §11.1: an account key must not also be a certificate key.
     let csrThumbprint: string | undefined;
-    try { csrThumbprint = thumbprint(csr.publicKey); } catch { /* a key type ACME accounts cannot have */ }
-    if (csrThumbprint === account.thumbprint) throw acmeErr('badCSR', 'the CSR\'s public key is the account key; use a separate key for the certificate');
+    try {
+      csrThumbprint = thumbprint(csr.publicKey);
+    } catch {
+      /* a key type ACME accounts cannot have */
+    }
+    if (csrThumbprint === account.thumbprint) throw acmeErr('badCSR', "the CSR's public key is the account key; use a separate key for the certificate");
     const want = new Set((JSON.parse(order.identifiers) as Identifier[]).map((i) => `${i.type}:${i.value}`));
     const got = new Set(csr.sans.map((s) => `${s.type}:${s.type === 'ip' ? normalizeIp(s.value) : s.value}`));
     if (csr.subject.commonName && !csr.sans.some((s) => s.value === csr.subject.commonName)) got.add(`dns:${csr.subject.commonName}`);
     const missing = [...want].filter((x) => !got.has(x));
     const extra = [...got].filter((x) => !want.has(x));
-    if (missing.length || extra.length) throw acmeErr('badCSR', `the CSR's names must equal the order's identifiers${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; not in the order: ${extra.join(', ')}` : ''}`);
+    if (missing.length || extra.length)
+      throw acmeErr(
+        'badCSR',
+        `the CSR's names must equal the order's identifiers${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; not in the order: ${extra.join(', ')}` : ''}`,
+      );
     // Every authorization again, right before the claim: only what Signet validated counts.
     const e = await this.entitlement(order, this.ctx.now());
     if (e.status !== 'ready') {
       const detail = e.detail ?? `order ${id} has an authorization that is not valid yet`;
       if (e.forged || e.status === 'pending') {
-        this.ctx.log.error({ order: id, account: account.id, detail }, 'ACME finalize refused: the order\'s authorization state failed Signet\'s integrity check');
+        this.ctx.log.error(
+          { order: id, account: account.id, detail },
+          "ACME finalize refused: the order's authorization state failed Signet's integrity check",
+        );
         await this.store.invalidateReadyOrder(id, JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail, status: 403 }));
         throw acmeErr('unauthorized', detail, 403);
       }
@@ -594,14 +813,44 @@ export class AcmeService {
     if (!claimed) throw acmeErr('orderNotReady', `order ${id} is already being finalized`, 403);
     this.finalizing.add(id);
     try {
-      const cert = await this.issuance.issue({ csr: der, profile: order.profile }, { principal: { kind: 'acme', accountId: account.id, directory: order.profile }, sourceIp });
+      const cert = await this.issuance.issue(
+        { csr: der, profile: order.profile },
+        { principal: { kind: 'acme', accountId: account.id, directory: order.profile }, sourceIp },
+      );
       // Unconditional: a certificate that exists is always attached, even if a replica meanwhile judged the claim stale.
-      return await this.store.updateOrder(id, { status: 'valid', processingSince: null, certificateSerial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, error: null });
+      return await this.store.updateOrder(id, {
+        status: 'valid',
+        processingSince: null,
+        certificateSerial: cert.serial,
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        error: null,
+      });
     } catch (e) {
       // A refused CSR leaves the order ready for another attempt; anything else fails it.
       const refused = e instanceof SignetError && e.status < 500;
-      await this.store.updateOrder(id, refused ? { status: 'ready', processingSince: null, csrHash: null } : { status: 'invalid', processingSince: null, error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }) });
-      if (e instanceof SignetError && !e.acme) throw acmeErr(e.type === 'rejected-name' || e.type === 'policy' ? 'rejectedIdentifier' : e.type === 'bad-key' ? 'badCSR' : e.status >= 500 ? 'serverInternal' : 'badCSR', e.detail, e.status >= 500 ? 500 : 400);
+      await this.store.updateOrder(
+        id,
+        refused
+          ? { status: 'ready', processingSince: null, csrHash: null }
+          : {
+              status: 'invalid',
+              processingSince: null,
+              error: JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'issuance failed' }),
+            },
+      );
+      if (e instanceof SignetError && !e.acme)
+        throw acmeErr(
+          e.type === 'rejected-name' || e.type === 'policy'
+            ? 'rejectedIdentifier'
+            : e.type === 'bad-key'
+              ? 'badCSR'
+              : e.status >= 500
+                ? 'serverInternal'
+                : 'badCSR',
+          e.detail,
+          e.status >= 500 ? 500 : 400,
+        );
       throw e;
     } finally {
       this.finalizing.delete(id);
@@ -618,7 +867,10 @@ export class AcmeService {
     const chain: string[] = [toPem(cert.der)];
     // Up to, not including, the root, decided by the certificates and bounded (ca-chain-check.ts):
     // a database writer's parentId cannot make the walk loop or put a root in the chain.
-    const caOf = async (id: string) => { const ca = await this.store.caForChain(id); return ca ? { id, ...ca } : null; };
+    const caOf = async (id: string) => {
+      const ca = await this.store.caForChain(id);
+      return ca ? { id, ...ca } : null;
+    };
     const issuer = await caOf(cert.caId);
     if (issuer) for (const ca of (await walkCaChain(issuer, caOf)).chain) chain.push(toPem(ca.certificateDer));
     return chain.join('');
@@ -628,7 +880,11 @@ export class AcmeService {
     const p = (auth.payload ?? {}) as { certificate?: unknown; reason?: unknown };
     if (typeof p.certificate !== 'string') throw acmeErr('malformed', 'revokeCert needs a base64url DER certificate');
     let parts;
-    try { parts = inspectCertificate(Buffer.from(p.certificate, 'base64url')); } catch { throw acmeErr('malformed', 'certificate is not a DER X.509 certificate'); }
+    try {
+      parts = inspectCertificate(Buffer.from(p.certificate, 'base64url'));
+    } catch {
+      throw acmeErr('malformed', 'certificate is not a DER X.509 certificate');
+    }
     const serial = serialHex(parts.serial);
     const row = await this.store.certificateForRevocation(serial);
     if (!row || !Buffer.from(row.der).equals(parts.der)) throw acmeErr('malformed', 'this server did not issue that certificate', 404);
@@ -638,11 +894,13 @@ export class AcmeService {
     if (!auth.account) {
       let certKey;
       // The certificate is one this server issued, but its key is still checked before node sees it.
-      try { certKey = parts.publicKey; } catch (e) {
+      try {
+        certKey = parts.publicKey;
+      } catch (e) {
         if (e instanceof SignetError) throw acmeErr('badPublicKey', `the certificate's key cannot authorise a revocation: ${e.detail}`);
         throw e;
       }
-      if (thumbprint(certKey) !== thumbprint(auth.key)) throw acmeErr('unauthorized', 'the request is not signed by the certificate\'s key', 403);
+      if (thumbprint(certKey) !== thumbprint(auth.key)) throw acmeErr('unauthorized', "the request is not signed by the certificate's key", 403);
       authorizeAcmeRevocation({ certificateKey: true }, dir.profile, cert);
       principal = { kind: 'certificate-key', serial };
     } else {
@@ -651,8 +909,7 @@ export class AcmeService {
       let authorizedForAllNames = false;
       if (!ordered) {
         const names = sans.map((s) => s.value.replace(/^\*\./, ''));
-        const valid = (await this.store.validAuthorizations(account.id, names, this.ctx.now()))
-          .filter((a) => this.authorizationIntact(a));
+        const valid = (await this.store.validAuthorizations(account.id, names, this.ctx.now())).filter((a) => this.authorizationIntact(a));
         const covered = new Set(valid.map((a) => a.identifierValue));
         authorizedForAllNames = names.every((n) => covered.has(n));
       }
@@ -664,7 +921,8 @@ export class AcmeService {
     let reason: RevocationReason = 'unspecified';
     if (p.reason !== undefined) {
       const r = typeof p.reason === 'number' ? reasonFromCode(p.reason) : undefined;
-      if (!r || r === 'removeFromCRL' || r === 'certificateHold' || !(REVOCATION_REASONS as readonly string[]).includes(r)) throw acmeErr('badRevocationReason', `reason ${String(p.reason)} is not allowed; use an RFC 5280 code other than 6 (hold) and 8`);
+      if (!r || r === 'removeFromCRL' || r === 'certificateHold' || !(REVOCATION_REASONS as readonly string[]).includes(r))
+        throw acmeErr('badRevocationReason', `reason ${String(p.reason)} is not allowed; use an RFC 5280 code other than 6 (hold) and 8`);
       reason = r;
     }
     if (row.status === 'revoked') throw acmeErr('alreadyRevoked', `certificate ${serial} is already revoked`);
@@ -721,12 +979,12 @@ export class AcmeService {
     let challenges = 0;
     for (;;) {
       const batch = await this.store.staleOrders(claimedBefore(FINALIZE_STALE_MS), 100);
-      for (const o of batch) if (!this.finalizing.has(o.id) && await recoverOrder(this.ctx, o)) orders++;
+      for (const o of batch) if (!this.finalizing.has(o.id) && (await recoverOrder(this.ctx, o))) orders++;
       if (batch.length < 100) break;
     }
     for (;;) {
       const batch = await this.store.staleChallenges(claimedBefore(this.validationStaleMs), 100);
-      for (const c of batch) if (!this.validating.has(c.id) && await recoverChallenge(this.ctx, c)) challenges++;
+      for (const c of batch) if (!this.validating.has(c.id) && (await recoverChallenge(this.ctx, c))) challenges++;
       if (batch.length < 100) break;
     }
     return { orders, challenges };

@@ -12,22 +12,37 @@
  */
 import type { Tx } from '../storage/database.js';
 import type {
-  AcmeAccountRecord, AcmeAuthorizationRecord, AcmeAuthorizationWithChallenges, AcmeChallengeRecord,
-  AcmeChallengeWithAuthorization, AcmeEabKeyRecord, AcmeOrderRecord,
+  AcmeAccountRecord,
+  AcmeAuthorizationRecord,
+  AcmeAuthorizationWithChallenges,
+  AcmeChallengeRecord,
+  AcmeChallengeWithAuthorization,
+  AcmeEabKeyRecord,
+  AcmeOrderRecord,
 } from '../model/acme.js';
 
 /** Rows counted per client address (address-limits.ts). */
 export type AddressLimited = 'accounts' | 'orders';
 
 /** A processing row's claim: it is still the same claim only while processingSince is unchanged. */
-export interface Claim { id: string; processingSince: Date | null }
+export interface Claim {
+  id: string;
+  processingSince: Date | null;
+}
 
 export type NewAcmeAccount = Pick<AcmeAccountRecord, 'id' | 'thumbprint' | 'jwk' | 'status' | 'profile' | 'contact' | 'eabKeyId' | 'sourceKey' | 'mac'>;
 export type AcmeAccountChange = Partial<Pick<AcmeAccountRecord, 'contact' | 'status' | 'thumbprint' | 'jwk' | 'mac'>>;
-export type NewAcmeOrder = Pick<AcmeOrderRecord, 'id' | 'accountId' | 'profile' | 'status' | 'expires' | 'identifiers' | 'authorizations' | 'replaces' | 'sourceKey'>;
-export type AcmeOrderChange = Partial<Pick<AcmeOrderRecord, 'status' | 'error' | 'processingSince' | 'csrHash' | 'certificateSerial' | 'notBefore' | 'notAfter'>>;
+export type NewAcmeOrder = Pick<
+  AcmeOrderRecord,
+  'id' | 'accountId' | 'profile' | 'status' | 'expires' | 'identifiers' | 'authorizations' | 'replaces' | 'sourceKey'
+>;
+export type AcmeOrderChange = Partial<
+  Pick<AcmeOrderRecord, 'status' | 'error' | 'processingSince' | 'csrHash' | 'certificateSerial' | 'notBefore' | 'notAfter'>
+>;
 export type NewAcmeAuthorization = Pick<AcmeAuthorizationRecord, 'id' | 'accountId' | 'identifierType' | 'identifierValue' | 'wildcard' | 'status' | 'expires'>;
-export type AcmeAuthorizationChange = Partial<Pick<AcmeAuthorizationRecord, 'accountId' | 'identifierType' | 'identifierValue' | 'wildcard' | 'status' | 'expires' | 'mac'>>;
+export type AcmeAuthorizationChange = Partial<
+  Pick<AcmeAuthorizationRecord, 'accountId' | 'identifierType' | 'identifierValue' | 'wildcard' | 'status' | 'expires' | 'mac'>
+>;
 export type NewAcmeChallenge = Pick<AcmeChallengeRecord, 'id' | 'authorizationId' | 'type' | 'token' | 'status'>;
 export type AcmeChallengeChange = Partial<Pick<AcmeChallengeRecord, 'status' | 'processingSince' | 'validated' | 'error'>>;
 export type NewAcmeEabKey = Pick<AcmeEabKeyRecord, 'id' | 'sealed' | 'kekId'> & { profile: string };
@@ -67,7 +82,14 @@ export interface AcmeReads {
   /** The account's valid authorizations, unexpired at `now`, for any of these identifier values. */
   validAuthorizations(accountId: string, identifierValues: string[], now: Date): Promise<AcmeAuthorizationRecord[]>;
   /** Valid or pending authorizations of the account for this identifier that last past `expiresAfter`: newest first, at most 10. */
-  reusableAuthorizations(accountId: string, identifierType: string, identifierValue: string, wildcard: boolean, expiresAfter: Date, tx?: Tx): Promise<AcmeAuthorizationRecord[]>;
+  reusableAuthorizations(
+    accountId: string,
+    identifierType: string,
+    identifierValue: string,
+    wildcard: boolean,
+    expiresAfter: Date,
+    tx?: Tx,
+  ): Promise<AcmeAuthorizationRecord[]>;
   /** Ids of authorizations that expired before `before`. */
   expiredAuthorizationIds(before: Date, limit: number): Promise<string[]>;
 
@@ -129,10 +151,16 @@ export interface AcmeIssuedReads {
   /** For revokeCert: the certificate's DER, status, names (JSON) and profile. */
   certificateForRevocation(serial: string): Promise<{ der: Uint8Array; status: string; sans: string; profile: string } | null>;
   /** For renewal information (RFC 9773) and `replaces`. */
-  certificateForRenewal(serial: string): Promise<{ serial: string; der: Uint8Array; notBefore: Date; notAfter: Date; status: string; caId: string; profile: string } | null>;
+  certificateForRenewal(
+    serial: string,
+  ): Promise<{ serial: string; der: Uint8Array; notBefore: Date; notAfter: Date; status: string; caId: string; profile: string } | null>;
   caStatus(id: string): Promise<string | null>;
   /** Certificates of the profile created since `since` (from this CSR if `csrHash`), oldest first, at most 1000. */
-  certificatesCreatedSince(profile: string, since: Date, csrHash: string | null): Promise<{ serial: string; sans: string; notBefore: Date; notAfter: Date; createdAt: Date }[]>;
+  certificatesCreatedSince(
+    profile: string,
+    since: Date,
+    csrHash: string | null,
+  ): Promise<{ serial: string; sans: string; notBefore: Date; notAfter: Date; createdAt: Date }[]>;
   /** Audit events of `action` on `target` by `actor` with a time in [from, to]. */
   countAuditEvents(q: { from: Date; to: Date; action: string; target: string; actor: string }): Promise<number>;
 }

@@ -14,7 +14,12 @@ import { Certificate, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { validateIp } from '../pki/names.js';
 
-export interface ValidationSettings { httpPort: number; tlsPort: number; resolver?: string; timeoutMs: number }
+export interface ValidationSettings {
+  httpPort: number;
+  tlsPort: number;
+  resolver?: string;
+  timeoutMs: number;
+}
 
 const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
 const fail = (acme: string, detail: string) => new SignetError('forbidden', detail, { acme, status: 403 });
@@ -31,7 +36,11 @@ export async function resolveHost(domain: string, s: ValidationSettings): Promis
   if (isIP(domain)) return [domain];
   const r = resolverFor(s);
   if (!r) {
-    return new Promise((resolve, reject) => systemLookup(domain, { all: true }, (err, addrs) => (err ? reject(fail('dns', `could not resolve ${domain}: ${err.code ?? err.message}`)) : resolve(addrs.map((a) => a.address)))));
+    return new Promise((resolve, reject) =>
+      systemLookup(domain, { all: true }, (err, addrs) =>
+        err ? reject(fail('dns', `could not resolve ${domain}: ${err.code ?? err.message}`)) : resolve(addrs.map((a) => a.address)),
+      ),
+    );
   }
   const v4 = await new Promise<string[]>((res) => r.resolve4(domain, (e, a) => res(e ? [] : a)));
   const v6 = v4.length ? [] : await new Promise<string[]>((res) => r.resolve6(domain, (e, a) => res(e ? [] : a)));
@@ -46,15 +55,41 @@ export async function validateHttp01(domain: string, token: string, keyAuth: str
   const [address] = await resolveHost(domain, s);
   const path = `/.well-known/acme-challenge/${token}`;
   const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ host: address, port: s.httpPort, path, method: 'GET', headers: { host: isIP(domain) === 6 ? `[${domain}]` : domain, 'user-agent': 'Signet-ACME-validator' }, timeout: s.timeoutMs }, (res) => {
-      if (res.statusCode !== 200) { res.resume(); reject(fail('unauthorized', `http-01: GET http://${domain}:${s.httpPort}${path} answered ${res.statusCode}`)); return; }
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { data += c; if (data.length > 8192) { req.destroy(); reject(fail('unauthorized', 'http-01: response body is larger than 8 KB')); } });
-      res.on('end', () => resolve(data));
-    });
+    const req = request(
+      {
+        host: address,
+        port: s.httpPort,
+        path,
+        method: 'GET',
+        headers: { host: isIP(domain) === 6 ? `[${domain}]` : domain, 'user-agent': 'Signet-ACME-validator' },
+        timeout: s.timeoutMs,
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(fail('unauthorized', `http-01: GET http://${domain}:${s.httpPort}${path} answered ${res.statusCode}`));
+          return;
+        }
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          data += c;
+          if (data.length > 8192) {
+            req.destroy();
+            reject(fail('unauthorized', 'http-01: response body is larger than 8 KB'));
+          }
+        });
+        res.on('end', () => resolve(data));
+      },
+    );
     req.on('timeout', () => req.destroy(fail('connection', `http-01: timed out fetching http://${domain}:${s.httpPort}${path}`)));
-    req.on('error', (e) => reject(e instanceof SignetError ? e : fail('connection', `http-01: could not connect to ${domain} (${address}) port ${s.httpPort}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+    req.on('error', (e) =>
+      reject(
+        e instanceof SignetError
+          ? e
+          : fail('connection', `http-01: could not connect to ${domain} (${address}) port ${s.httpPort}: ${(e as NodeJS.ErrnoException).code ?? e.message}`),
+      ),
+    );
     req.end();
   });
   if (body.trim() !== keyAuth) throw fail('incorrectResponse', `http-01: the response at http://${domain}${path} is not the key authorization`);
@@ -64,7 +99,11 @@ export async function validateDns01(domain: string, keyAuth: string, s: Validati
   const expected = createHash('sha256').update(keyAuth).digest('base64url');
   const name = `_acme-challenge.${domain.replace(/^\*\./, '')}`;
   const r = resolverFor(s) ?? new Resolver({ timeout: Math.min(s.timeoutMs, 5000), tries: 2 });
-  const records = await new Promise<string[][]>((resolve, reject) => r.resolveTxt(name, (e, recs) => (e ? reject(fail('dns', `dns-01: no TXT record at ${name}${s.resolver ? ` (resolver ${s.resolver})` : ''}: ${e.code ?? e.message}`)) : resolve(recs))));
+  const records = await new Promise<string[][]>((resolve, reject) =>
+    r.resolveTxt(name, (e, recs) =>
+      e ? reject(fail('dns', `dns-01: no TXT record at ${name}${s.resolver ? ` (resolver ${s.resolver})` : ''}: ${e.code ?? e.message}`)) : resolve(recs),
+    ),
+  );
   if (!records.some((chunks) => chunks.join('') === expected)) throw fail('unauthorized', `dns-01: no TXT record at ${name} holds the expected digest`);
 }
 
@@ -80,15 +119,38 @@ export async function validateTlsAlpn01(domain: string, keyAuth: string, s: Vali
   const expected = createHash('sha256').update(keyAuth).digest();
   const ip = isIP(domain) !== 0;
   const der = await new Promise<Buffer>((resolve, reject) => {
-    const sock = connect({ host: address, port: s.tlsPort, servername: ip ? reverseName(domain) : domain, ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false, timeout: s.timeoutMs }, () => {
-      if (sock.alpnProtocol !== 'acme-tls/1') { sock.destroy(); reject(fail('tls', `tls-alpn-01: ${domain} did not negotiate the acme-tls/1 protocol`)); return; }
-      const cert = sock.getPeerX509Certificate();
-      sock.end();
-      if (!cert) { reject(fail('tls', 'tls-alpn-01: no certificate presented')); return; }
-      resolve(cert.raw);
-    });
+    const sock = connect(
+      {
+        host: address,
+        port: s.tlsPort,
+        servername: ip ? reverseName(domain) : domain,
+        ALPNProtocols: ['acme-tls/1'],
+        rejectUnauthorized: false,
+        timeout: s.timeoutMs,
+      },
+      () => {
+        if (sock.alpnProtocol !== 'acme-tls/1') {
+          sock.destroy();
+          reject(fail('tls', `tls-alpn-01: ${domain} did not negotiate the acme-tls/1 protocol`));
+          return;
+        }
+        const cert = sock.getPeerX509Certificate();
+        sock.end();
+        if (!cert) {
+          reject(fail('tls', 'tls-alpn-01: no certificate presented'));
+          return;
+        }
+        resolve(cert.raw);
+      },
+    );
     sock.on('timeout', () => sock.destroy(fail('connection', `tls-alpn-01: timed out connecting to ${domain} port ${s.tlsPort}`)));
-    sock.on('error', (e) => reject(e instanceof SignetError ? e : fail('connection', `tls-alpn-01: could not connect to ${domain} (${address}) port ${s.tlsPort}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+    sock.on('error', (e) =>
+      reject(
+        e instanceof SignetError
+          ? e
+          : fail('connection', `tls-alpn-01: could not connect to ${domain} (${address}) port ${s.tlsPort}: ${(e as NodeJS.ErrnoException).code ?? e.message}`),
+      ),
+    );
   });
   const cert = AsnConvert.parse(der, Certificate);
   const exts = cert.tbsCertificate.extensions ?? [];
@@ -96,11 +158,19 @@ export async function validateTlsAlpn01(domain: string, keyAuth: string, s: Vali
   const names = san ? AsnConvert.parse(san.extnValue.buffer, SubjectAlternativeName) : [];
   // Exactly one SAN: the dNSName, or for an IP identifier (RFC 8738 §6) the iPAddress.
   const only = names.length === 1 ? names[0]! : undefined;
-  const sameIp = (v: string | undefined) => { try { return v !== undefined && validateIp(v).equals(validateIp(domain)); } catch { return false; } };
-  if (!only || (ip ? !sameIp(only.iPAddress) : only.dNSName?.toLowerCase() !== domain)) throw fail('unauthorized', `tls-alpn-01: the certificate must carry exactly one SAN, ${domain}`);
+  const sameIp = (v: string | undefined) => {
+    try {
+      return v !== undefined && validateIp(v).equals(validateIp(domain));
+    } catch {
+      return false;
+    }
+  };
+  if (!only || (ip ? !sameIp(only.iPAddress) : only.dNSName?.toLowerCase() !== domain))
+    throw fail('unauthorized', `tls-alpn-01: the certificate must carry exactly one SAN, ${domain}`);
   const id = exts.find((e) => e.extnID === ACME_IDENTIFIER_OID);
   if (!id?.critical) throw fail('unauthorized', 'tls-alpn-01: the certificate lacks a critical acmeIdentifier extension');
   const inner = Buffer.from(id.extnValue.buffer);
   // extnValue holds an OCTET STRING (04 20 …) with the 32-byte digest.
-  if (inner.length !== 34 || inner[0] !== 0x04 || inner[1] !== 0x20 || !inner.subarray(2).equals(expected)) throw fail('unauthorized', 'tls-alpn-01: acmeIdentifier does not hold the expected digest');
+  if (inner.length !== 34 || inner[0] !== 0x04 || inner[1] !== 0x20 || !inner.subarray(2).equals(expected))
+    throw fail('unauthorized', 'tls-alpn-01: acmeIdentifier does not hold the expected digest');
 }

@@ -28,7 +28,18 @@ import type { Logger } from 'pino';
 import { SignetError } from '../errors.js';
 import type { KeyStore } from '../keystore/key-store.js';
 import type { Database } from '../storage/database.js';
-import { AUDIT_MAC_LABEL, AuditTrail, bindAuditTrail, KEYED_ACTION, legacyHash, canonical, parseHead, RECOVERY_ACTIONS, type AuditLog, type AuditRow } from './audit.js';
+import {
+  AUDIT_MAC_LABEL,
+  AuditTrail,
+  bindAuditTrail,
+  KEYED_ACTION,
+  legacyHash,
+  canonical,
+  parseHead,
+  RECOVERY_ACTIONS,
+  type AuditLog,
+  type AuditRow,
+} from './audit.js';
 
 export const CHECKPOINT_FILE = 'audit-checkpoints';
 /** How long after chaining events this process checkpoints them (after their commit, normally). */
@@ -37,9 +48,21 @@ export const CHECKPOINT_SIGNING_LABEL = 'audit checkpoint signing v1';
 /** PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410). */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
-export interface Checkpoint { seq: number; hash: string; keyedFrom: number | null; time: string; writer: string }
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  keyedFrom: number | null;
+  time: string;
+  writer: string;
+}
 
-export interface CheckpointKey { privateKey: KeyObject; publicKey: KeyObject; kid: string; publicKeyPem: string; jwk: { kty: string; crv: string; x: string } }
+export interface CheckpointKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  kid: string;
+  publicKeyPem: string;
+  jwk: { kty: string; crv: string; x: string };
+}
 
 const b64u = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
@@ -68,9 +91,7 @@ export function signCheckpoint(key: Pick<CheckpointKey, 'privateKey' | 'kid'>, c
   return `${input}.${b64u(sign(null, Buffer.from(input), key.privateKey))}`;
 }
 
-export type ParsedCheckpoint =
-  | { ok: true; checkpoint: Checkpoint; jws: string; kid: string }
-  | { ok: false; problem: string };
+export type ParsedCheckpoint = { ok: true; checkpoint: Checkpoint; jws: string; kid: string } | { ok: false; problem: string };
 
 /** Parses one line and checks its signature under `publicKey` (kid must match too). */
 export function parseCheckpoint(line: string, key: Pick<CheckpointKey, 'publicKey' | 'kid'>): ParsedCheckpoint {
@@ -81,20 +102,33 @@ export function parseCheckpoint(line: string, key: Pick<CheckpointKey, 'publicKe
   try {
     header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'));
     payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-  } catch { return { ok: false, problem: 'is not a checkpoint (its header or payload is not JSON)' }; }
+  } catch {
+    return { ok: false, problem: 'is not a checkpoint (its header or payload is not JSON)' };
+  }
   if (header.alg !== 'EdDSA') return { ok: false, problem: `is not a checkpoint (alg ${String(header.alg)}, expected EdDSA)` };
-  const shaped = Number.isSafeInteger(payload.seq) && (payload.seq as number) >= 0 && typeof payload.hash === 'string' && /^[0-9a-f]{64}$/.test(payload.hash)
-    && (payload.keyedFrom === null || Number.isSafeInteger(payload.keyedFrom)) && typeof payload.time === 'string' && !Number.isNaN(Date.parse(payload.time))
-    && typeof payload.writer === 'string';
+  const shaped =
+    Number.isSafeInteger(payload.seq) &&
+    (payload.seq as number) >= 0 &&
+    typeof payload.hash === 'string' &&
+    /^[0-9a-f]{64}$/.test(payload.hash) &&
+    (payload.keyedFrom === null || Number.isSafeInteger(payload.keyedFrom)) &&
+    typeof payload.time === 'string' &&
+    !Number.isNaN(Date.parse(payload.time)) &&
+    typeof payload.writer === 'string';
   if (!shaped) return { ok: false, problem: 'is not a checkpoint (its payload lacks seq, hash, keyedFrom, time or writer)' };
-  if (header.kid !== key.kid) return { ok: false, problem: `is signed by another key (kid ${String(header.kid)}; this master key's checkpoint key is ${key.kid})` };
+  if (header.kid !== key.kid)
+    return { ok: false, problem: `is signed by another key (kid ${String(header.kid)}; this master key's checkpoint key is ${key.kid})` };
   if (!verify(null, Buffer.from(`${parts[0]}.${parts[1]}`), key.publicKey, Buffer.from(parts[2]!, 'base64url'))) {
     return { ok: false, problem: 'is forged: its signature does not verify under the checkpoint key' };
   }
   return { ok: true, checkpoint: payload as unknown as Checkpoint, jws: line, kid: key.kid };
 }
 
-export interface CheckpointLine { line: number; text: string; complete: boolean }
+export interface CheckpointLine {
+  line: number;
+  text: string;
+  complete: boolean;
+}
 
 /** Every line of a checkpoint file, streamed (a year of minutes is ~100 MB). */
 export async function* readCheckpointLines(file: string): AsyncGenerator<CheckpointLine> {
@@ -114,7 +148,9 @@ export async function* readCheckpointLines(file: string): AsyncGenerator<Checkpo
       const last = Buffer.alloc(1);
       if (size) readSync(fd, last, 0, 1, size - 1);
       pending.complete = last.toString() === '\n';
-    } finally { closeSync(fd); }
+    } finally {
+      closeSync(fd);
+    }
     yield pending;
   }
 }
@@ -137,7 +173,9 @@ export function tailLines(file: string, n: number): string[] {
     lines.pop(); // the part after the last newline: empty, or a line still being written
     if (pos > 0) lines.shift(); // may be cut
     return lines.filter(Boolean).slice(-n).reverse();
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The newest well-signed checkpoint in `file`, or null. */
@@ -164,7 +202,9 @@ export interface CheckpointedLog extends AuditLog {
 
 const checkpointers = new WeakMap<Database, Checkpointer>();
 
-export function checkpointerOf(db: Database): Checkpointer | undefined { return checkpointers.get(db); }
+export function checkpointerOf(db: Database): Checkpointer | undefined {
+  return checkpointers.get(db);
+}
 
 /**
  * Writes this process's checkpoints, and holds the chain to them: a chain that falls behind or
@@ -179,7 +219,14 @@ export class Checkpointer {
   private keyedFrom: number | null = null;
   readonly writer = `${hostname()}/${process.pid}`;
 
-  constructor(private readonly db: Database, private readonly events: CheckpointedLog, private readonly trail: AuditTrail, readonly key: CheckpointKey, readonly file: string, private readonly log: Logger) {}
+  constructor(
+    private readonly db: Database,
+    private readonly events: CheckpointedLog,
+    private readonly trail: AuditTrail,
+    readonly key: CheckpointKey,
+    readonly file: string,
+    private readonly log: Logger,
+  ) {}
 
   /**
    * At start: trust the newest checkpoint of the file (its signature verified) as the point the
@@ -187,8 +234,14 @@ export class Checkpointer {
    */
   async init(): Promise<void> {
     let newest: Checkpoint | null;
-    try { newest = newestCheckpoint(this.file, this.key); } catch (e) {
-      throw new SignetError('configuration', `the audit checkpoint file ${this.file} could not be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): it must be readable and writable by this user`, { cause: e });
+    try {
+      newest = newestCheckpoint(this.file, this.key);
+    } catch (e) {
+      throw new SignetError(
+        'configuration',
+        `the audit checkpoint file ${this.file} could not be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): it must be readable and writable by this user`,
+        { cause: e },
+      );
     }
     if (newest) {
       this.last = newest;
@@ -205,7 +258,10 @@ export class Checkpointer {
       // below pins where keying began, before anyone could rewrite the trail as unkeyed events.
       await this.db.transaction(async (tx) => this.events.append(this.trail.chain(await this.events.head(tx), []), tx));
     } catch (e) {
-      this.log.error({ err: e }, 'the audit trail failed its integrity check at start-up; changes are refused until an operator runs `signet audit verify` and `signet audit recover`');
+      this.log.error(
+        { err: e },
+        'the audit trail failed its integrity check at start-up; changes are refused until an operator runs `signet audit verify` and `signet audit recover`',
+      );
       return;
     }
     await this.checkpoint();
@@ -217,12 +273,17 @@ export class Checkpointer {
    * last second, not of the last interval. The timers never keep the process alive.
    */
   start(intervalMs: number): void {
-    this.timer = setInterval(() => { void this.checkpoint(); }, intervalMs);
+    this.timer = setInterval(() => {
+      void this.checkpoint();
+    }, intervalMs);
     this.timer.unref();
     const soonMs = Math.min(SOON_AFTER_CHANGE_MS, intervalMs);
     this.trail.onChained = () => {
       if (this.soon || !this.timer) return;
-      this.soon = setTimeout(() => { this.soon = undefined; void this.checkpoint(); }, soonMs);
+      this.soon = setTimeout(() => {
+        this.soon = undefined;
+        void this.checkpoint();
+      }, soonMs);
       this.soon.unref();
     };
   }
@@ -238,7 +299,11 @@ export class Checkpointer {
 
   /** One checkpoint if the head moved (serialised: a slow write never overlaps the next). */
   checkpoint(): Promise<void> {
-    this.running = this.running.then(() => this.run()).catch((e: unknown) => { this.log.error({ err: e }, 'audit checkpoint failed'); });
+    this.running = this.running
+      .then(() => this.run())
+      .catch((e: unknown) => {
+        this.log.error({ err: e }, 'audit checkpoint failed');
+      });
     return this.running;
   }
 
@@ -248,14 +313,23 @@ export class Checkpointer {
     if (pinned) {
       const at = await this.events.hashAt(pinned.seq);
       if (at !== pinned.hash) {
-        const why = at !== null ? `event ${pinned.seq} no longer has the hash checkpointed at ${pinned.time.toISOString()}: the chain was rewritten from there`
-          : `the chain ends at event ${newest?.seq ?? 0}, before event ${pinned.seq} checkpointed at ${pinned.time.toISOString()}: the newest events were deleted`;
+        const why =
+          at !== null
+            ? `event ${pinned.seq} no longer has the hash checkpointed at ${pinned.time.toISOString()}: the chain was rewritten from there`
+            : `the chain ends at event ${newest?.seq ?? 0}, before event ${pinned.seq} checkpointed at ${pinned.time.toISOString()}: the newest events were deleted`;
         if (!(await this.recoveredSince(pinned.time))) {
-          if (this.trail.tainted === null) this.log.error({ file: this.file, checkpoint: pinned }, `audit trail tampered with: ${why}; changes are refused until an operator runs \`signet audit verify\` and \`signet audit recover\``);
+          if (this.trail.tainted === null)
+            this.log.error(
+              { file: this.file, checkpoint: pinned },
+              `audit trail tampered with: ${why}; changes are refused until an operator runs \`signet audit verify\` and \`signet audit recover\``,
+            );
           this.trail.tainted = why;
           return;
         }
-        this.log.warn({ checkpoint: pinned }, 'the audit trail was recovered by an operator after this checkpoint; holding the chain to new checkpoints from here');
+        this.log.warn(
+          { checkpoint: pinned },
+          'the audit trail was recovered by an operator after this checkpoint; holding the chain to new checkpoints from here',
+        );
         this.trail.pinned = null;
         this.trail.tainted = null;
         this.last = null;
@@ -277,10 +351,19 @@ export class Checkpointer {
     const keyed = this.trail.isKeyed(newest);
     const legacy = !keyed && !this.trail.keyed && legacyHash(newest.prevHash, canonical(newest)) === newest.hash;
     if ((!keyed && !legacy) || !recorded || recorded.seq !== newest.seq || recorded.hash !== newest.hash) {
-      this.log.error({ seq: newest.seq }, 'audit head not checkpointed: the newest event carries no valid MAC or is not the recorded head; run `signet audit verify`');
+      this.log.error(
+        { seq: newest.seq },
+        'audit head not checkpointed: the newest event carries no valid MAC or is not the recorded head; run `signet audit verify`',
+      );
       return;
     }
-    const cp: Checkpoint = { seq: newest.seq, hash: newest.hash, keyedFrom: keyed ? await this.findKeyedFrom() : null, time: this.trail.now().toISOString(), writer: this.writer };
+    const cp: Checkpoint = {
+      seq: newest.seq,
+      hash: newest.hash,
+      keyedFrom: keyed ? await this.findKeyedFrom() : null,
+      time: this.trail.now().toISOString(),
+      writer: this.writer,
+    };
     await appendLine(this.file, signCheckpoint(this.key, cp));
     this.last = cp;
     this.trail.pinned = { seq: cp.seq, hash: cp.hash, time: new Date(cp.time) };
@@ -328,14 +411,24 @@ async function appendLine(file: string, line: string): Promise<void> {
     }
     await fh.write(`${prefix}${line}\n`);
     await fh.datasync();
-  } finally { await fh.close(); }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
  * Binds the audit chain's MAC key to `db` and starts this process's checkpointer: what
  * openSignet does once the key store is unlocked.
  */
-export async function openAuditTrail(db: Database, events: CheckpointedLog, keys: KeyStore, dataDir: string, log: Logger, intervalMs: number, now: Clock = systemClock): Promise<Checkpointer> {
+export async function openAuditTrail(
+  db: Database,
+  events: CheckpointedLog,
+  keys: KeyStore,
+  dataDir: string,
+  log: Logger,
+  intervalMs: number,
+  now: Clock = systemClock,
+): Promise<Checkpointer> {
   const trail = bindAuditTrail(db, new AuditTrail(keys.deriveSecret(AUDIT_MAC_LABEL), now), events);
   const checkpointer = new Checkpointer(db, events, trail, checkpointKey(keys), join(dataDir, CHECKPOINT_FILE), log);
   checkpointers.set(db, checkpointer);

@@ -2,10 +2,21 @@ import { SignetError } from '../errors.js';
 import type { AuditRecord, AuditSearch } from '../model/audit.js';
 import type { CaContext } from './context.js';
 
-export interface AuditFilter { action?: string; actor?: string; target?: string; since?: Date; until?: Date; cursor?: string; limit?: number; order?: 'asc' | 'desc' }
+export interface AuditFilter {
+  action?: string;
+  actor?: string;
+  target?: string;
+  since?: Date;
+  until?: Date;
+  cursor?: string;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
 
 /** What listing the trail reads (storage/audit-store.ts). */
-export interface AuditSearchStore { search(s: AuditSearch): Promise<AuditRecord[]> }
+export interface AuditSearchStore {
+  search(s: AuditSearch): Promise<AuditRecord[]>;
+}
 
 export function presentAudit(r: AuditRecord) {
   return { ...r, details: r.details ? (JSON.parse(r.details) as unknown) : null };
@@ -20,7 +31,16 @@ export async function listAudit(ctx: CaContext, f: AuditFilter) {
     after = Number(f.cursor);
     if (!Number.isInteger(after) || after < 0) throw new SignetError('bad-request', 'cursor is not one this server returned');
   }
-  const rows = await ctx.stores.audit.search({ action: f.action, actor: f.actor, target: f.target, since: f.since, until: f.until, after, order, take: limit + 1 });
+  const rows = await ctx.stores.audit.search({
+    action: f.action,
+    actor: f.actor,
+    target: f.target,
+    since: f.since,
+    until: f.until,
+    after,
+    order,
+    take: limit + 1,
+  });
   const page = rows.slice(0, limit);
   return { items: page.map(presentAudit), nextCursor: rows.length > limit ? String(page[page.length - 1]!.seq) : null };
 }

@@ -24,12 +24,31 @@ import type { ApiTokenRecord } from '../model/token.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
 import type { AccountFields, AuthorizationFields, RowIntegrity } from './row-integrity.js';
-import { canonical, GENESIS_HASH, HEAD_KEY, KEYED_ACTION, legacyHash, parseHead, RECOVERY_ACTIONS, type AuditLog, type AuditRow, type AuditTrail } from './audit.js';
+import {
+  canonical,
+  GENESIS_HASH,
+  HEAD_KEY,
+  KEYED_ACTION,
+  legacyHash,
+  parseHead,
+  RECOVERY_ACTIONS,
+  type AuditLog,
+  type AuditRow,
+  type AuditTrail,
+} from './audit.js';
 import { caParentProblems } from './ca-chain-check.js';
 import { parseCheckpoint, readCheckpointLines, type Checkpoint, type CheckpointKey } from './audit-checkpoints.js';
 
-export interface ChainProblem { seq: number; problem: string }
-export interface Finding { problem: string; seq?: number; file?: string; line?: number }
+export interface ChainProblem {
+  seq: number;
+  problem: string;
+}
+export interface Finding {
+  problem: string;
+  seq?: number;
+  file?: string;
+  line?: number;
+}
 
 export interface VerifyReport {
   ok: boolean;
@@ -69,16 +88,24 @@ export class ChainVerifier {
         ? { seq: this.expectedSeq, problem: `event ${this.expectedSeq} is missing (deleted?); next is ${row.seq}` }
         : { seq: row.seq, problem: `event ${row.seq} is out of order` };
     }
-    if (row.prevHash !== this.prevHash) return { seq: row.seq, problem: `event ${row.seq} does not link to event ${row.seq - 1} (inserted, deleted or reordered)` };
+    if (row.prevHash !== this.prevHash)
+      return { seq: row.seq, problem: `event ${row.seq} does not link to event ${row.seq - 1} (inserted, deleted or reordered)` };
     const keyed = this.trail.isKeyed(row);
     if (this.keyedFrom !== null) {
       if (!keyed) {
         return legacyHash(row.prevHash, canonical(row)) === row.hash
-          ? { seq: row.seq, problem: `event ${row.seq} has an unkeyed hash inside the keyed chain (keyed from event ${this.keyedFrom}): it was rewritten by someone without the master key` }
+          ? {
+              seq: row.seq,
+              problem: `event ${row.seq} has an unkeyed hash inside the keyed chain (keyed from event ${this.keyedFrom}): it was rewritten by someone without the master key`,
+            }
           : { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its MAC` };
       }
     } else if (keyed) {
-      if (row.seq !== 1 && row.action !== KEYED_ACTION) return { seq: row.seq, problem: `event ${row.seq} is keyed, but the keyed chain does not start with an ${KEYED_ACTION} event: the unkeyed events before it were rewritten` };
+      if (row.seq !== 1 && row.action !== KEYED_ACTION)
+        return {
+          seq: row.seq,
+          problem: `event ${row.seq} is keyed, but the keyed chain does not start with an ${KEYED_ACTION} event: the unkeyed events before it were rewritten`,
+        };
       this.keyedFrom = row.seq;
     } else if (legacyHash(row.prevHash, canonical(row)) !== row.hash) {
       return { seq: row.seq, problem: `event ${row.seq} was edited: its content does not match its hash` };
@@ -89,7 +116,11 @@ export class ChainVerifier {
   }
 }
 
-interface Pinned { cp: Checkpoint; file: string; line: number }
+interface Pinned {
+  cp: Checkpoint;
+  file: string;
+  line: number;
+}
 
 export interface VerifyOptions {
   /** Checkpoint files to hold the chain to (this data directory's, plus copies from other hosts). */
@@ -141,7 +172,8 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
       const pin = { cp: p.checkpoint, file, line: l.line };
       all.push(pin);
       const at = pins.get(pin.cp.seq);
-      if (at) at.push(pin); else pins.set(pin.cp.seq, [pin]);
+      if (at) at.push(pin);
+      else pins.set(pin.cp.seq, [pin]);
       cps.count++;
       if (!cps.newest || pin.cp.seq > cps.newest.seq) cps.newest = pin.cp;
     }
@@ -165,7 +197,10 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     const rows = await audit.page(last?.seq ?? 0, PAGE);
     for (const row of rows) {
       const p = v.check(row);
-      if (p) { problem = p; return false; }
+      if (p) {
+        problem = p;
+        return false;
+      }
       last = row;
       if (ISSUANCE_ACTIONS.has(row.action) && row.target) issued.add(row.target);
       else if (CA_ACTIONS.has(row.action) && row.target) cas.add(row.target);
@@ -175,13 +210,24 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
       else if (row.action === CA_REVOKED_ACTION && row.target && !casRevoked.has(row.target)) casRevoked.set(row.target, row.seq);
       else if (row.action in STATUS_ACTIONS && row.target && statuses.get(row.target) !== 'revoked') statuses.set(row.target, STATUS_ACTIONS[row.action]!);
       for (const pin of pins.get(row.seq) ?? []) {
-        if (pin.cp.hash !== row.hash) mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says event ${row.seq} is ${pin.cp.hash.slice(0, 16)}…, but it is ${row.hash.slice(0, 16)}…: the chain was rewritten from there` });
+        if (pin.cp.hash !== row.hash)
+          mismatches.push({
+            pin,
+            problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says event ${row.seq} is ${pin.cp.hash.slice(0, 16)}…, but it is ${row.hash.slice(0, 16)}…: the chain was rewritten from there`,
+          });
       }
     }
     opts.onProgress?.(v.count, Math.max(total, v.count));
     return rows.length === PAGE;
   };
-  const report = (): VerifyReport => ({ ok: false, events: v.count, head: last ? { seq: last.seq, hash: last.hash } : null, keyedFrom: v.keyedFrom, checkpoints: cps, inventory: { certificates: 0, cas: 0, tokens: 0, problems: [], acknowledged: [] } });
+  const report = (): VerifyReport => ({
+    ok: false,
+    events: v.count,
+    head: last ? { seq: last.seq, hash: last.hash } : null,
+    keyedFrom: v.keyedFrom,
+    checkpoints: cps,
+    inventory: { certificates: 0, cas: 0, tokens: 0, problems: [], acknowledged: [] },
+  });
 
   // Against the recorded head. An append commits its events and the head together, so a recorded
   // head beyond the walked chain means either events appended while we walked (a live server:
@@ -194,27 +240,45 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     const end = last?.seq ?? 0;
     if (recorded && recorded.seq > end) {
       if (await audit.count(end)) continue; // appended meanwhile
-      problem = { seq: end + 1, problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)` };
+      problem = {
+        seq: end + 1,
+        problem: `the chain ends at event ${end}, but the recorded head is event ${recorded.seq}: event${recorded.seq > end + 1 ? `s ${end + 1}..${recorded.seq} were` : ` ${end + 1} was`} deleted (or the head was altered)`,
+      };
     } else if (!recorded) {
       if (last) problem = { seq: last.seq, problem: `the recorded head (setting ${HEAD_KEY}) is missing: it was deleted` };
     } else if (recorded.seq < end) {
-      problem = { seq: recorded.seq + 1, problem: `event ${recorded.seq + 1} comes after the recorded head (event ${recorded.seq}): events ${recorded.seq + 1}..${end} were inserted` };
+      problem = {
+        seq: recorded.seq + 1,
+        problem: `event ${recorded.seq + 1} comes after the recorded head (event ${recorded.seq}): events ${recorded.seq + 1}..${end} were inserted`,
+      };
     } else if (recorded.hash !== last!.hash) {
-      problem = { seq: end, problem: `event ${end} is not the recorded head (hash ${recorded.hash}): the chain was rewritten and rehashed, or the head was altered` };
+      problem = {
+        seq: end,
+        problem: `event ${end} is not the recorded head (hash ${recorded.hash}): the chain was rewritten and rehashed, or the head was altered`,
+      };
     }
     break;
   }
   if (!problem && last && v.keyedFrom === null) {
-    problem = { seq: 1, problem: 'no event carries a valid MAC: the trail was rewritten by someone without the master key (or it was never opened by this version of Signet)' };
+    problem = {
+      seq: 1,
+      problem: 'no event carries a valid MAC: the trail was rewritten by someone without the master key (or it was never opened by this version of Signet)',
+    };
   }
 
   // 2b. What the walk could not see: checkpoints beyond the chain's end, and where keying began.
   const end = last?.seq ?? 0;
   for (const pin of all) {
     if (pin.cp.seq > end) {
-      mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) is at event ${pin.cp.seq}, but the chain ${problem ? 'breaks before it' : `ends at event ${end}`}${problem ? '' : `: events ${end + 1}..${pin.cp.seq} were deleted`}` });
+      mismatches.push({
+        pin,
+        problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) is at event ${pin.cp.seq}, but the chain ${problem ? 'breaks before it' : `ends at event ${end}`}${problem ? '' : `: events ${end + 1}..${pin.cp.seq} were deleted`}`,
+      });
     } else if (!problem && pin.cp.keyedFrom !== null && pin.cp.keyedFrom !== v.keyedFrom) {
-      mismatches.push({ pin, problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says the chain is keyed from event ${pin.cp.keyedFrom}, but it is keyed from ${v.keyedFrom === null ? 'nowhere' : `event ${v.keyedFrom}`}: it was rewritten` });
+      mismatches.push({
+        pin,
+        problem: `checkpoint ${pin.file}:${pin.line} (${pin.cp.time}) says the chain is keyed from event ${pin.cp.keyedFrom}, but it is keyed from ${v.keyedFrom === null ? 'nowhere' : `event ${v.keyedFrom}`}: it was rewritten`,
+      });
     }
   }
   for (const m of mismatches) {
@@ -225,7 +289,9 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     else cps.problems.push(f);
   }
   if (!cps.count && end > 0) {
-    cps.problems.push({ problem: `no checkpoint in ${opts.checkpointFiles.join(', ') || '(no file given)'}: deleting the newest events could not be detected` });
+    cps.problems.push({
+      problem: `no checkpoint in ${opts.checkpointFiles.join(', ') || '(no file given)'}: deleting the newest events could not be detected`,
+    });
   }
   if (problem) return { ...report(), problem };
 
@@ -233,7 +299,7 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
   //    has its event after the walked end: walk on to it before calling it missing.
   const missing: string[] = [];
   let certificates = 0;
-  for (let after = ''; ;) {
+  for (let after = ''; ; ) {
     const serials = await integrity.serialsAfter(after, PAGE);
     for (const serial of serials) {
       certificates++;
@@ -252,8 +318,12 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
   }
   const inventory = { certificates, cas: caIds.length, tokens: 0, problems: [] as Finding[], acknowledged: [] as Finding[] };
   const sample = (xs: string[]) => xs.slice(0, SAMPLE).join(', ') + (xs.length > SAMPLE ? `, … (${xs.length - SAMPLE} more)` : '');
-  if (missing.length) inventory.problems.push({ problem: `${missing.length} of ${certificates} stored certificates have no issuance event (certificate.issued/renewed/rekeyed): ${sample(missing)}` });
-  if (missingCas.length) inventory.problems.push({ problem: `${missingCas.length} of ${caIds.length} CAs have no ca.created or ca.imported event: ${sample(missingCas)}` });
+  if (missing.length)
+    inventory.problems.push({
+      problem: `${missing.length} of ${certificates} stored certificates have no issuance event (certificate.issued/renewed/rekeyed): ${sample(missing)}`,
+    });
+  if (missingCas.length)
+    inventory.problems.push({ problem: `${missingCas.length} of ${caIds.length} CAs have no ca.created or ca.imported event: ${sample(missingCas)}` });
   // Certificates issued after the certificates were read have events but were not looked for.
   const stillIssued = [...issued];
   const gone: string[] = [];
@@ -281,31 +351,49 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     if (!intact) badMac.push(t.id);
     if (!tokensCreated.has(t.id)) {
       const ack = intact && macs ? recoveries.find((r) => r.time.getTime() > t.createdAt.getTime()) : undefined;
-      if (ack) inventory.acknowledged.push({ problem: `API token ${t.id} has no ${TOKEN_CREATED} event (accepted by ${ack.action} at event ${ack.seq}; its MAC verifies)` });
+      if (ack)
+        inventory.acknowledged.push({
+          problem: `API token ${t.id} has no ${TOKEN_CREATED} event (accepted by ${ack.action} at event ${ack.seq}; its MAC verifies)`,
+        });
       else noEvent.push(t.id);
     }
     if (tokensRevoked.has(t.id) && !t.revokedAt) unrevoked.push(t.id);
   }
-  if (noEvent.length) inventory.problems.push({ problem: `${noEvent.length} of ${tokens.length} API tokens have no ${TOKEN_CREATED} event (inserted in the database?): ${sample(noEvent)}` });
-  if (badMac.length) inventory.problems.push({ problem: `${badMac.length} of ${tokens.length} API tokens fail their grant MAC (inserted or changed in the database without the master key; they are refused): ${sample(badMac)}` });
-  if (unrevoked.length) inventory.problems.push({ problem: `${unrevoked.length} API tokens were revoked (${TOKEN_REVOKED} event) but their rows say not (rolled back in the database; they are refused): ${sample(unrevoked)}` });
+  if (noEvent.length)
+    inventory.problems.push({
+      problem: `${noEvent.length} of ${tokens.length} API tokens have no ${TOKEN_CREATED} event (inserted in the database?): ${sample(noEvent)}`,
+    });
+  if (badMac.length)
+    inventory.problems.push({
+      problem: `${badMac.length} of ${tokens.length} API tokens fail their grant MAC (inserted or changed in the database without the master key; they are refused): ${sample(badMac)}`,
+    });
+  if (unrevoked.length)
+    inventory.problems.push({
+      problem: `${unrevoked.length} API tokens were revoked (${TOKEN_REVOKED} event) but their rows say not (rolled back in the database; they are refused): ${sample(unrevoked)}`,
+    });
   if (macs) {
     const badAccounts: string[] = [];
-    for (let after = ''; ;) {
+    for (let after = ''; ; ) {
       const rows = await integrity.accountsAfter(after, PAGE);
       for (const a of rows) if (!macs.accountIntact(a)) badAccounts.push(a.id);
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.id;
     }
-    if (badAccounts.length) inventory.problems.push({ problem: `${badAccounts.length} ACME accounts fail their MAC (inserted or changed in the database without the master key; they are unknown to Signet): ${sample(badAccounts)}` });
+    if (badAccounts.length)
+      inventory.problems.push({
+        problem: `${badAccounts.length} ACME accounts fail their MAC (inserted or changed in the database without the master key; they are unknown to Signet): ${sample(badAccounts)}`,
+      });
     const badAuthz: string[] = [];
-    for (let after = ''; ;) {
+    for (let after = ''; ; ) {
       const rows = await integrity.validAuthorizationsAfter(after, PAGE);
       for (const a of rows) if (!macs.authorizationIntact(a)) badAuthz.push(a.id);
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.id;
     }
-    if (badAuthz.length) inventory.problems.push({ problem: `${badAuthz.length} valid ACME authorizations fail their MAC (set valid in the database without the master key; no order can use them): ${sample(badAuthz)}` });
+    if (badAuthz.length)
+      inventory.problems.push({
+        problem: `${badAuthz.length} valid ACME authorizations fail their MAC (set valid in the database without the master key; no order can use them): ${sample(badAuthz)}`,
+      });
   }
   // Certificates whose row says another status than their events: revoked or held ones first,
   // then rows revoked or held without any event (a scan of the few such rows). A status
@@ -318,7 +406,7 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
         if (c.status !== statuses.get(c.serial)) out.push(`${c.serial} (${c.status}, its events say ${statuses.get(c.serial)})`);
       }
     }
-    for (let after = ''; ;) {
+    for (let after = ''; ; ) {
       const rows = await integrity.notGoodAfter(after, PAGE);
       for (const c of rows) if (!statuses.has(c.serial)) out.push(`${c.serial} (${c.status}, no revocation event)`);
       if (rows.length < PAGE) break;
@@ -332,13 +420,23 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     if (problem) return { ...report(), problem };
     drifted = await drift();
   }
-  if (drifted.length) inventory.problems.push({ problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}` });
+  if (drifted.length)
+    inventory.problems.push({
+      problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}`,
+    });
   const caRows = await integrity.cas();
   for (const ca of caRows) {
     const revokedAt = casRevoked.get(ca.id);
-    if (revokedAt !== undefined && ca.status !== 'revoked') inventory.problems.push({ problem: `CA ${ca.id} was revoked (${CA_REVOKED_ACTION} event ${revokedAt}) but its row says ${ca.status} (changed in the database; it does not sign)` });
+    if (revokedAt !== undefined && ca.status !== 'revoked')
+      inventory.problems.push({
+        problem: `CA ${ca.id} was revoked (${CA_REVOKED_ACTION} event ${revokedAt}) but its row says ${ca.status} (changed in the database; it does not sign)`,
+      });
     let matches = false;
-    try { matches = idMatchesCertificate(ca.id, inspectCertificate(ca.certificateDer)); } catch { /* not a certificate: reported below */ }
+    try {
+      matches = idMatchesCertificate(ca.id, inspectCertificate(ca.certificateDer));
+    } catch {
+      /* not a certificate: reported below */
+    }
     if (!matches) inventory.problems.push({ problem: `CA ${ca.id} is not the CA of the certificate in its row (changed in the database; it does not sign)` });
   }
   for (const p of caParentProblems(caRows)) inventory.problems.push({ problem: p });
@@ -362,10 +460,25 @@ export async function recoverAudit(db: Database, log: AuditLog, trail: AuditTrai
   ];
   const row = await db.transaction(async (tx) => {
     const head = await log.head(tx);
-    const rows = trail.chain(head, [{
-      actor, action: 'audit.recovered', target: null, outcome: 'success',
-      details: { reason, recordedHead: head.recorded, newest: head.newest ? { seq: head.newest.seq, hash: head.newest.hash } : null, problems: problems.slice(0, 50), moreProblems: Math.max(0, problems.length - 50) },
-    }], { unchecked: true });
+    const rows = trail.chain(
+      head,
+      [
+        {
+          actor,
+          action: 'audit.recovered',
+          target: null,
+          outcome: 'success',
+          details: {
+            reason,
+            recordedHead: head.recorded,
+            newest: head.newest ? { seq: head.newest.seq, hash: head.newest.hash } : null,
+            problems: problems.slice(0, 50),
+            moreProblems: Math.max(0, problems.length - 50),
+          },
+        },
+      ],
+      { unchecked: true },
+    );
     await log.append(rows, tx);
     return rows[rows.length - 1]!;
   });

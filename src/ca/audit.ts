@@ -97,12 +97,19 @@ export class AuditTrail {
   /** Called whenever events are chained (the checkpointer pins them soon after they commit). */
   onChained: (() => void) | null = null;
   /** `now`: the time given to events that bring none (ca/clock.ts). */
-  constructor(private readonly macKey: Buffer, readonly now: Clock = systemClock) {}
+  constructor(
+    private readonly macKey: Buffer,
+    readonly now: Clock = systemClock,
+  ) {}
 
-  mac(prevHash: string, content: string): string { return keyedHash(this.macKey, prevHash, content); }
+  mac(prevHash: string, content: string): string {
+    return keyedHash(this.macKey, prevHash, content);
+  }
 
   /** Whether `row` carries a valid MAC (constant-time comparison). */
-  isKeyed(row: AuditRow): boolean { return sameHex(this.mac(row.prevHash, canonical(row)), row.hash); }
+  isKeyed(row: AuditRow): boolean {
+    return sameHex(this.mac(row.prevHash, canonical(row)), row.hash);
+  }
 
   /**
    * Where the next event goes, after checking the chain it extends; throws (503, nothing
@@ -121,10 +128,14 @@ export class AuditTrail {
     }
     if (!recordedHead) throw refused(`the recorded head (setting ${HEAD_KEY}) is missing, while the newest event is ${newest.seq}`);
     if (recordedHead.seq !== newest.seq || recordedHead.hash !== newest.hash) {
-      throw refused(`the recorded head is event ${recordedHead.seq} (${recordedHead.hash.slice(0, 16)}…) but the newest event is ${newest.seq} (${newest.hash.slice(0, 16)}…): events were deleted or inserted, or the head was altered`);
+      throw refused(
+        `the recorded head is event ${recordedHead.seq} (${recordedHead.hash.slice(0, 16)}…) but the newest event is ${newest.seq} (${newest.hash.slice(0, 16)}…): events were deleted or inserted, or the head was altered`,
+      );
     }
     if (this.pinned && (newest.seq < this.pinned.seq || (newest.seq === this.pinned.seq && newest.hash !== this.pinned.hash))) {
-      throw refused(`the newest event is ${newest.seq}, but this process checkpointed event ${this.pinned.seq} (${this.pinned.hash.slice(0, 16)}…): the newest events were deleted or rewritten`);
+      throw refused(
+        `the newest event is ${newest.seq}, but this process checkpointed event ${this.pinned.seq} (${this.pinned.hash.slice(0, 16)}…): the newest events were deleted or rewritten`,
+      );
     }
     let startKeying = false;
     if (this.isKeyed(newest)) this.keyed = true;
@@ -139,13 +150,18 @@ export class AuditTrail {
    * operator holding the master key can record that they saw a break and let Signet go on.
    */
   chain(head: ChainHead, inputs: AuditInput[], opts: { unchecked?: boolean } = {}): AuditRow[] {
-    const start = opts.unchecked
-      ? { seq: (head.newest?.seq ?? 0) + 1, prevHash: head.newest?.hash ?? GENESIS_HASH, startKeying: false }
-      : this.next(head);
+    const start = opts.unchecked ? { seq: (head.newest?.seq ?? 0) + 1, prevHash: head.newest?.hash ?? GENESIS_HASH, startKeying: false } : this.next(head);
     let seq = start.seq - 1;
     let prevHash = start.prevHash;
     const all = start.startKeying
-      ? [{ actor: 'system', action: KEYED_ACTION, details: { mac: 'HMAC-SHA256', key: `HKDF(KEK, "${AUDIT_MAC_LABEL}")`, legacyEvents: start.seq - 1 } } as AuditInput, ...inputs]
+      ? [
+          {
+            actor: 'system',
+            action: KEYED_ACTION,
+            details: { mac: 'HMAC-SHA256', key: `HKDF(KEK, "${AUDIT_MAC_LABEL}")`, legacyEvents: start.seq - 1 },
+          } as AuditInput,
+          ...inputs,
+        ]
       : inputs;
     const rows: AuditRow[] = [];
     for (const input of all) {
@@ -170,7 +186,10 @@ export class AuditTrail {
 }
 
 function refused(why: string): SignetError {
-  return new SignetError('unavailable', `the audit trail failed its integrity check, so nothing is recorded or changed until an operator runs \`signet audit verify\` and \`signet audit recover\`: ${why}`);
+  return new SignetError(
+    'unavailable',
+    `the audit trail failed its integrity check, so nothing is recorded or changed until an operator runs \`signet audit verify\` and \`signet audit recover\`: ${why}`,
+  );
 }
 
 export function parseHead(value: string | null | undefined): { seq: number; hash: string } | null {
@@ -193,7 +212,9 @@ function boundTo(db: Database): { trail: AuditTrail; log: AuditLog } {
   return t;
 }
 
-export function auditTrailOf(db: Database): AuditTrail { return boundTo(db).trail; }
+export function auditTrailOf(db: Database): AuditTrail {
+  return boundTo(db).trail;
+}
 
 export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> {
   const db = databaseOf(tx);

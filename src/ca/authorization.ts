@@ -63,11 +63,16 @@ const ACME_OPERATIONS: ReadonlySet<Operation> = new Set(['certificate.issue', 'c
 /** The audit actor for a principal. */
 export function actorOf(p: Principal): string {
   switch (p.kind) {
-    case 'token': return `token:${p.grant.id}`;
-    case 'acme': return `acme:${p.accountId}`;
-    case 'certificate-key': return `acme:certkey:${p.serial}`;
-    case 'operator': return p.actor;
-    case 'system': return p.actor ?? 'system';
+    case 'token':
+      return `token:${p.grant.id}`;
+    case 'acme':
+      return `acme:${p.accountId}`;
+    case 'certificate-key':
+      return `acme:certkey:${p.serial}`;
+    case 'operator':
+      return p.actor;
+    case 'system':
+      return p.actor ?? 'system';
   }
 }
 
@@ -79,12 +84,15 @@ export function authorize(p: Principal, op: Operation): void {
   const scope = OPERATIONS[op].scope;
   if (scope === null) return;
   switch (p.kind) {
-    case 'operator': case 'system': return;
+    case 'operator':
+    case 'system':
+      return;
     case 'acme':
       if (!ACME_OPERATIONS.has(op)) throw new SignetError('forbidden', `an ACME account cannot ${op.replace('.', ' ')}`, { acme: 'unauthorized', status: 403 });
       return;
     case 'certificate-key':
-      if (op !== 'certificate.revoke') throw new SignetError('forbidden', `a certificate's key only authorises revoking that certificate, not ${op}`, { acme: 'unauthorized', status: 403 });
+      if (op !== 'certificate.revoke')
+        throw new SignetError('forbidden', `a certificate's key only authorises revoking that certificate, not ${op}`, { acme: 'unauthorized', status: 403 });
       return;
     case 'token': {
       const scopes = p.grant.scopes;
@@ -100,7 +108,12 @@ export function authorize(p: Principal, op: Operation): void {
  * serial). `commonName` matters only without SANs (a `client` certificate may have none): then
  * the CN is the name, and a suffix limit judges it as a DNS name or an email address.
  */
-export interface CertificateScope { profile: string; sans: SanEntry[]; commonName?: string | null; serial?: string }
+export interface CertificateScope {
+  profile: string;
+  sans: SanEntry[];
+  commonName?: string | null;
+  serial?: string;
+}
 
 /** The names a limit judges: the SANs, or the CN of a certificate without any. */
 function namesOf(cert: CertificateScope): SanEntry[] {
@@ -113,7 +126,11 @@ function namesOf(cert: CertificateScope): SanEntry[] {
  * as every URL parser reads it (names.ts uriHost); a URI Signet would not issue has none.
  */
 function hasHost(uri: string): boolean {
-  try { return uriHost(uri) !== null; } catch { return false; }
+  try {
+    return uriHost(uri) !== null;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -127,8 +144,20 @@ function hasHost(uri: string): boolean {
  * are judged by their domain.
  */
 function outsideSuffixes(sans: SanEntry[], suffixes: string[], hostlessUriSchemes: readonly string[] | undefined): SanEntry | undefined {
-  const policy: NamePolicy = { dnsSuffixes: suffixes, ipRanges: [], emailDomains: suffixes, hostlessUriSchemes: hostlessUriSchemes ? [...hostlessUriSchemes] : undefined };
-  return sans.find((s) => { try { checkAllowed([s], policy); return false; } catch { return true; } });
+  const policy: NamePolicy = {
+    dnsSuffixes: suffixes,
+    ipRanges: [],
+    emailDomains: suffixes,
+    hostlessUriSchemes: hostlessUriSchemes ? [...hostlessUriSchemes] : undefined,
+  };
+  return sans.find((s) => {
+    try {
+      checkAllowed([s], policy);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
 const kindOf = (s: SanEntry) => (s.type === 'ip' ? 'IP address' : s.type === 'uri' ? 'URI' : s.type === 'email' ? 'email address' : 'name');
@@ -145,12 +174,19 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
   authorize(p, op);
   if (p.kind === 'acme') {
     if (cert.profile !== p.directory) {
-      throw new SignetError('forbidden', `ACME account ${p.accountId} belongs to the ${p.directory} directory and cannot act on ${cert.profile} certificates`, { acme: 'unauthorized', status: 403 });
+      throw new SignetError('forbidden', `ACME account ${p.accountId} belongs to the ${p.directory} directory and cannot act on ${cert.profile} certificates`, {
+        acme: 'unauthorized',
+        status: 403,
+      });
     }
     return;
   }
   if (p.kind === 'certificate-key') {
-    if (cert.serial !== p.serial) throw new SignetError('forbidden', `the key of certificate ${p.serial} does not authorise acting on another certificate`, { acme: 'unauthorized', status: 403 });
+    if (cert.serial !== p.serial)
+      throw new SignetError('forbidden', `the key of certificate ${p.serial} does not authorise acting on another certificate`, {
+        acme: 'unauthorized',
+        status: 403,
+      });
     return;
   }
   if (p.kind !== 'token') return;
@@ -162,16 +198,23 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
     const bad = outsideSuffixes(namesOf(cert), grant.nameSuffixes, hostlessUriSchemes);
     if (bad) {
       const verb = op === 'certificate.issue' || op === 'certificate.renew' ? 'request' : 'act on';
-      const why = bad.type === 'uri' && !hasHost(bad.value)
-        ? ` (a URI without a host cannot be judged by name suffixes; its profile ${cert.profile} would have to list the scheme in hostlessUriSchemes)`
-        : '';
-      throw new SignetError('forbidden', `this token may only ${verb} names under ${grant.nameSuffixes.join(', ')}; ${kindOf(bad)} '${bad.value}' is outside them${why}`);
+      const why =
+        bad.type === 'uri' && !hasHost(bad.value)
+          ? ` (a URI without a host cannot be judged by name suffixes; its profile ${cert.profile} would have to list the scheme in hostlessUriSchemes)`
+          : '';
+      throw new SignetError(
+        'forbidden',
+        `this token may only ${verb} names under ${grant.nameSuffixes.join(', ')}; ${kindOf(bad)} '${bad.value}' is outside them${why}`,
+      );
     }
   }
 }
 
 /** 3. Which certificates the principal may see; null fields mean "no limit". */
-export interface Visibility { profiles: string[] | null; nameSuffixes: string[] | null }
+export interface Visibility {
+  profiles: string[] | null;
+  nameSuffixes: string[] | null;
+}
 
 export function visibility(p: Principal): Visibility {
   if (p.kind === 'token') return { profiles: p.grant.profiles, nameSuffixes: p.grant.nameSuffixes };
@@ -200,7 +243,11 @@ export type AcmePrincipal = Extract<Principal, { kind: 'acme' }>;
  */
 export function authorizeAcmeAccount(p: AcmePrincipal, directory: string): void {
   if (p.directory !== directory) {
-    throw new SignetError('bad-request', `no account exists at the ${directory} ACME directory for this request: account ${p.accountId} belongs to the ${p.directory} directory, and each directory has its own accounts (register at ${directory}'s newAccount)`, { acme: 'accountDoesNotExist' });
+    throw new SignetError(
+      'bad-request',
+      `no account exists at the ${directory} ACME directory for this request: account ${p.accountId} belongs to the ${p.directory} directory, and each directory has its own accounts (register at ${directory}'s newAccount)`,
+      { acme: 'accountDoesNotExist' },
+    );
   }
 }
 
@@ -209,13 +256,24 @@ export function authorizeAcmeAccount(p: AcmePrincipal, directory: string): void 
  * resource (orders, certificates); an account URL, authorizations and challenges belong to
  * their account's directory.
  */
-export interface AcmeResource { kind: 'account' | 'order' | 'authorization' | 'challenge' | 'certificate'; id: string; accountId: string; profile?: string }
+export interface AcmeResource {
+  kind: 'account' | 'order' | 'authorization' | 'challenge' | 'certificate';
+  id: string;
+  accountId: string;
+  profile?: string;
+}
 
 /** ACME: may this account, at `directory`, act on the resource? Only on its own, of that directory. */
 export function authorizeAcmeResource(p: AcmePrincipal, directory: string, r: AcmeResource): void {
   authorizeAcmeAccount(p, directory);
   if (r.accountId !== p.accountId) {
-    throw new SignetError('forbidden', r.kind === 'account' ? `account ${r.id} is not the account that signed this request; an account is read and changed only with its own key` : `${r.kind} ${r.id} belongs to another account`, { acme: 'unauthorized', status: 403 });
+    throw new SignetError(
+      'forbidden',
+      r.kind === 'account'
+        ? `account ${r.id} is not the account that signed this request; an account is read and changed only with its own key`
+        : `${r.kind} ${r.id} belongs to another account`,
+      { acme: 'unauthorized', status: 403 },
+    );
   }
   if (r.profile !== undefined && r.profile !== directory) {
     throw new SignetError('forbidden', `${r.kind} ${r.id} belongs to the ${r.profile} ACME directory, not ${directory}`, { acme: 'unauthorized', status: 403 });
@@ -230,7 +288,9 @@ export function authorizeAcmeResource(p: AcmePrincipal, directory: string, r: Ac
 export function authorizeAcmeEabKey(key: { id: string; profile: string | null; boundAccountId: string | null }, directory: string): void {
   if (key.boundAccountId) throw new SignetError('unauthorized', `external account key ${key.id} was already used`, { acme: 'unauthorized' });
   if (key.profile !== null && key.profile !== directory) {
-    throw new SignetError('unauthorized', `external account key ${key.id} is for the ${key.profile} ACME directory, not ${directory}`, { acme: 'unauthorized' });
+    throw new SignetError('unauthorized', `external account key ${key.id} is for the ${key.profile} ACME directory, not ${directory}`, {
+      acme: 'unauthorized',
+    });
   }
 }
 
@@ -241,17 +301,25 @@ export function authorizeAcmeEabKey(key: { id: string; profile: string | null; b
  */
 export function authorizeAcmeRevocation(
   by: { certificateKey: true } | { principal: AcmePrincipal; ordered: boolean; authorizedForAllNames: boolean },
-  directory: string, cert: CertificateScope & { serial: string },
+  directory: string,
+  cert: CertificateScope & { serial: string },
 ): void {
   if ('certificateKey' in by) {
     if (cert.profile !== directory) {
-      throw new SignetError('forbidden', `certificate ${cert.serial} was issued under the ${cert.profile} profile; revoke it at that profile's ACME directory`, { acme: 'unauthorized', status: 403 });
+      throw new SignetError(
+        'forbidden',
+        `certificate ${cert.serial} was issued under the ${cert.profile} profile; revoke it at that profile's ACME directory`,
+        { acme: 'unauthorized', status: 403 },
+      );
     }
     return;
   }
   authorizeAcmeAccount(by.principal, directory);
   authorizeCertificate(by.principal, 'certificate.revoke', cert);
   if (!by.ordered && !by.authorizedForAllNames) {
-    throw new SignetError('forbidden', 'this account neither ordered the certificate nor holds authorizations for all its names', { acme: 'unauthorized', status: 403 });
+    throw new SignetError('forbidden', 'this account neither ordered the certificate nor holds authorizations for all its names', {
+      acme: 'unauthorized',
+      status: 403,
+    });
   }
 }

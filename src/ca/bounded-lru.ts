@@ -6,15 +6,23 @@
 export class BoundedLru<K, V> {
   private readonly map = new Map<K, V>();
 
-  constructor(readonly max: number, private readonly onEvict?: (key: K, value: V) => void) {
+  constructor(
+    readonly max: number,
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
     if (!(max >= 1)) throw new RangeError('BoundedLru needs room for at least one entry');
   }
 
-  get size(): number { return this.map.size; }
+  get size(): number {
+    return this.map.size;
+  }
 
   get(key: K): V | undefined {
     const v = this.map.get(key);
-    if (v !== undefined) { this.map.delete(key); this.map.set(key, v); }
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
     return v;
   }
 
@@ -28,7 +36,9 @@ export class BoundedLru<K, V> {
     }
   }
 
-  delete(key: K): boolean { return this.map.delete(key); }
+  delete(key: K): boolean {
+    return this.map.delete(key);
+  }
 }
 
 /**
@@ -39,7 +49,11 @@ export class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly ratePerSecond: number, private readonly burst: number, private readonly now: () => number) {
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {
     this.tokens = burst;
     this.last = now();
   }
@@ -47,7 +61,7 @@ export class TokenBucket {
   /** Takes one token if there is one. */
   take(): boolean {
     const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, t - this.last) * this.ratePerSecond / 1000);
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, t - this.last) * this.ratePerSecond) / 1000);
     this.last = t;
     if (this.tokens < 1) return false;
     this.tokens -= 1;

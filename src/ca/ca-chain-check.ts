@@ -36,14 +36,18 @@ function authorityKeyIdOf(c: CertificateParts): Buffer | undefined {
   try {
     const kid = AsnConvert.parse(ext.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier;
     return kid ? Buffer.from(kid.buffer) : undefined;
-  } catch { return Buffer.alloc(0); } // unreadable: matches no key id
+  } catch {
+    return Buffer.alloc(0);
+  } // unreadable: matches no key id
 }
 
 /** Whether `key`'s certificate signed `child` (false for a key node:crypto refuses). */
 function signedBy(child: CertificateParts, parent: CertificateParts): boolean {
   try {
     return verifySignature(child.parsed.signatureAlgorithm.algorithm, parent.publicKey, child.tbs, Buffer.from(child.parsed.signatureValue));
-  } catch { return false; }
+  } catch {
+    return false;
+  }
 }
 
 /** Why the CA of `parent` did not issue `child`, or null if it did. */
@@ -55,7 +59,7 @@ export function notIssuedByReason(child: CertificateParts, parent: CertificatePa
   if (aki && !aki.equals(parent.subjectKeyId)) {
     return `its certificate's authority key identifier ${aki.toString('hex')} is not that CA's subject key identifier ${parent.subjectKeyId.toString('hex')}`;
   }
-  if (!signedBy(child, parent)) return 'its certificate\'s signature does not verify under that CA\'s key';
+  if (!signedBy(child, parent)) return "its certificate's signature does not verify under that CA's key";
   return null;
 }
 
@@ -72,8 +76,13 @@ export function isRootCertificate(cert: CertificateParts, parent: CertificatePar
 }
 
 function parse(ca: ChainCa): CertificateParts {
-  try { return inspectCertificate(ca.certificateDer); } catch (e) {
-    throw new SignetError('conflict', `CA ${ca.id}'s record holds no readable certificate (${(e as Error).message}): it was changed in the database (run \`signet audit verify\`)`);
+  try {
+    return inspectCertificate(ca.certificateDer);
+  } catch (e) {
+    throw new SignetError(
+      'conflict',
+      `CA ${ca.id}'s record holds no readable certificate (${(e as Error).message}): it was changed in the database (run \`signet audit verify\`)`,
+    );
   }
 }
 
@@ -100,8 +109,10 @@ export async function walkCaChain<T extends ChainCa>(start: T, get: (id: string)
     if (!parent || !parentParts) return { root: false, chain };
     const why = notIssuedByReason(curParts, parentParts);
     if (why) throw new SignetError('conflict', `CA ${cur.id}'s record names CA ${parent.id} as its parent, but ${why}: ${changed}`);
-    if (seen.has(parent.id)) throw new SignetError('conflict', `the chain of CA ${start.id} comes back to CA ${parent.id}: a CA cannot be its own ancestor; ${changed}`);
-    if (chain.length >= MAX_CHAIN_DEPTH) throw new SignetError('conflict', `the chain of CA ${start.id} is more than ${MAX_CHAIN_DEPTH} CAs deep below its root; ${changed}`);
+    if (seen.has(parent.id))
+      throw new SignetError('conflict', `the chain of CA ${start.id} comes back to CA ${parent.id}: a CA cannot be its own ancestor; ${changed}`);
+    if (chain.length >= MAX_CHAIN_DEPTH)
+      throw new SignetError('conflict', `the chain of CA ${start.id} is more than ${MAX_CHAIN_DEPTH} CAs deep below its root; ${changed}`);
     cur = parent;
     curParts = parentParts;
   }
@@ -116,7 +127,11 @@ export function caParentProblems(cas: ChainCa[]): string[] {
   const parsed = new Map<string, CertificateParts | null>();
   for (const ca of cas) {
     let parts: CertificateParts | null = null;
-    try { parts = inspectCertificate(ca.certificateDer); } catch { /* reported elsewhere: not the CA of its certificate */ }
+    try {
+      parts = inspectCertificate(ca.certificateDer);
+    } catch {
+      /* reported elsewhere: not the CA of its certificate */
+    }
     parsed.set(ca.id, parts);
   }
   const out: string[] = [];
@@ -127,9 +142,17 @@ export function caParentProblems(cas: ChainCa[]): string[] {
     // does not make the row wrong, and such a CA issues with only itself as its chain).
     if (ca.parentId === null) continue;
     const parentParts = parsed.get(ca.parentId);
-    if (parentParts === undefined) { out.push(`CA ${ca.id}'s row names CA ${ca.parentId} as its parent, which does not exist`); continue; }
+    if (parentParts === undefined) {
+      out.push(`CA ${ca.id}'s row names CA ${ca.parentId} as its parent, which does not exist`);
+      continue;
+    }
     if (parentParts === null) continue; // the parent's own row is reported
-    if (isRootCertificate(parts, parentParts)) { out.push(`CA ${ca.id}'s row names CA ${ca.parentId} as its parent, but its certificate is a root (self-issued): its parentId was changed in the database; it does not sign leaves`); continue; }
+    if (isRootCertificate(parts, parentParts)) {
+      out.push(
+        `CA ${ca.id}'s row names CA ${ca.parentId} as its parent, but its certificate is a root (self-issued): its parentId was changed in the database; it does not sign leaves`,
+      );
+      continue;
+    }
     const why = notIssuedByReason(parts, parentParts);
     if (why) out.push(`CA ${ca.id}'s row names CA ${ca.parentId} as its parent, but ${why} (its parentId was changed in the database)`);
   }

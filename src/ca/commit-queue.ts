@@ -20,14 +20,23 @@ import type { CertificateStore } from './certificate-store.js';
 import { SignetError } from '../errors.js';
 import type { IssuanceState } from '../storage/issuance-writer.js';
 
-interface Item { row: NewCertificateRecord; audit: AuditInput; resolve: () => void; reject: (e: unknown) => void }
+interface Item {
+  row: NewCertificateRecord;
+  audit: AuditInput;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
 
 export class CommitQueue {
   private queue: Item[] = [];
   private running = false;
 
   /** `db`: the audit chain's (auditBatch); the rows go through `store`, on the driver. */
-  constructor(private readonly db: Database, private readonly store: Pick<CertificateStore, 'insertIssued'>, private readonly maxBatch = 200) {}
+  constructor(
+    private readonly db: Database,
+    private readonly store: Pick<CertificateStore, 'insertIssued'>,
+    private readonly maxBatch = 200,
+  ) {}
 
   commit(row: NewCertificateRecord, audit: AuditInput): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -48,9 +57,17 @@ export class CommitQueue {
           await this.write(batch);
           for (const i of batch) i.resolve();
         } catch (e) {
-          if (batch.length === 1) { batch[0]!.reject(e); continue; }
+          if (batch.length === 1) {
+            batch[0]!.reject(e);
+            continue;
+          }
           for (const i of batch) {
-            try { await this.write([i]); i.resolve(); } catch (err) { i.reject(err); }
+            try {
+              await this.write([i]);
+              i.resolve();
+            } catch (err) {
+              i.reject(err);
+            }
           }
         }
       }
@@ -61,17 +78,27 @@ export class CommitQueue {
 
   private write(batch: Item[]): Promise<void> {
     const audits = batch.map((b) => b.audit);
-    return this.store.insertIssued(batch.map((b) => b.row), (head) => auditBatch(this.db, head, audits), stillIssuable);
+    return this.store.insertIssued(
+      batch.map((b) => b.row),
+      (head) => auditBatch(this.db, head, audits),
+      stillIssuable,
+    );
   }
 }
 
 /** Refuses a signed certificate whose CA or predecessor was revoked (or held) since it was signed. */
 export function stillIssuable(c: NewCertificateRecord, s: IssuanceState): void {
   if (s.caStatus === 'revoked') {
-    throw new SignetError('conflict', `CA ${c.caId} was revoked while certificate ${c.serial} was being issued; nothing was stored (the signature was discarded)`);
+    throw new SignetError(
+      'conflict',
+      `CA ${c.caId} was revoked while certificate ${c.serial} was being issued; nothing was stored (the signature was discarded)`,
+    );
   }
   if (c.predecessorSerial && s.predecessorStatus !== 'good') {
     const now = s.predecessorStatus === 'hold' ? 'put on hold' : s.predecessorStatus === null ? 'deleted' : s.predecessorStatus;
-    throw new SignetError('conflict', `certificate ${c.predecessorSerial} was ${now} while it was being renewed; nothing was stored (the signature was discarded); issue a new certificate`);
+    throw new SignetError(
+      'conflict',
+      `certificate ${c.predecessorSerial} was ${now} while it was being renewed; nothing was stored (the signature was discarded); issue a new certificate`,
+    );
   }
 }

@@ -18,9 +18,19 @@ import { caUrls, type CaContext } from './context.js';
 import type { StatusBus } from './status-bus.js';
 import { auditedCaRevocations, idMatchesCertificate } from './issuers.js';
 
-export interface PublishedCrl { caId: string; number: bigint; thisUpdate: Date; nextUpdate: Date; der: Buffer; entries: number }
+export interface PublishedCrl {
+  caId: string;
+  number: bigint;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  der: Buffer;
+  entries: number;
+}
 
-export interface CrlOptions { validityHours: number; coalesceMs: number }
+export interface CrlOptions {
+  validityHours: number;
+  coalesceMs: number;
+}
 
 /**
  * Rows per batch from the driver. Small on purpose: a batch lives across the awaits of the
@@ -39,7 +49,11 @@ export class CrlPublisher {
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
 
-  constructor(private readonly ctx: CaContext, private readonly bus: StatusBus, private readonly opts: CrlOptions) {}
+  constructor(
+    private readonly ctx: CaContext,
+    private readonly bus: StatusBus,
+    private readonly opts: CrlOptions,
+  ) {}
 
   /** Serving processes: re-sign each online CA's CRL when missing or past half-life, check every
    * minute, and follow revocations. (The CLI publishes explicitly instead.) */
@@ -47,9 +61,13 @@ export class CrlPublisher {
     // A change made on this host (this process or another worker) schedules its CA's CRL. A
     // polled one does not: the poll does not say which CA, and refreshDue() below catches any
     // change newer than the newest CRL within a minute.
-    this.unsubscribe = this.bus.subscribe((d) => { if (d.origin !== 'replica' && d.change.kind === 'certificate') this.schedule(d.change.caId); });
+    this.unsubscribe = this.bus.subscribe((d) => {
+      if (d.origin !== 'replica' && d.change.kind === 'certificate') this.schedule(d.change.caId);
+    });
     await this.refreshDue();
-    this.timer = setInterval(() => { this.refreshDue().catch((e) => this.ctx.log.error({ err: e }, 'CRL refresh failed')); }, 60_000);
+    this.timer = setInterval(() => {
+      this.refreshDue().catch((e) => this.ctx.log.error({ err: e }, 'CRL refresh failed'));
+    }, 60_000);
     this.timer.unref();
   }
 
@@ -65,7 +83,10 @@ export class CrlPublisher {
     const now = this.ctx.now().getTime();
     for (const id of ids) {
       const last = await this.ctx.stores.crls.head(id);
-      if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) { await this.publish(id); continue; }
+      if (!last || now >= (last.thisUpdate.getTime() + last.nextUpdate.getTime()) / 2) {
+        await this.publish(id);
+        continue;
+      }
       // A replica that died with a publication pending leaves a revocation newer than the newest
       // CRL; any replica catches it here (the margin covers commits later than their timestamp).
       const since = new Date(last.thisUpdate.getTime() - 5_000);
@@ -91,10 +112,15 @@ export class CrlPublisher {
     const prev = this.running.get(caId);
     // Across replicas: one publisher per CA at a time under an advisory lock, held from number
     // allocation to commit, so CRLs are stored in number order.
-    const run = (prev ?? Promise.resolve()).catch(() => undefined)
+    const run = (prev ?? Promise.resolve())
+      .catch(() => undefined)
       .then(() => withAdvisoryLock(this.ctx.db.target, `signet:crl:${caId}`, () => this.build(caId, signer, actor)));
     this.running.set(caId, run);
-    try { return await run; } finally { if (this.running.get(caId) === run) this.running.delete(caId); }
+    try {
+      return await run;
+    } finally {
+      if (this.running.get(caId) === run) this.running.delete(caId);
+    }
   }
 
   private async build(caId: string, signerIn: Signer | undefined, actor: string): Promise<PublishedCrl> {
@@ -117,15 +143,31 @@ export class CrlPublisher {
     let der: Buffer;
     try {
       der = await buildCrl({
-        issuerNameDer: parts.subjectNameDer, issuerKeyId: parts.subjectKeyId, number, thisUpdate, nextUpdate, entries: this.entries(caId, revoked, () => { count++; }),
-        distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl, signer, expectedEntries: revoked.count + 16,
+        issuerNameDer: parts.subjectNameDer,
+        issuerKeyId: parts.subjectKeyId,
+        number,
+        thisUpdate,
+        nextUpdate,
+        entries: this.entries(caId, revoked, () => {
+          count++;
+        }),
+        distributionPointUrl: caUrls(this.ctx.config.publicUrl, caId).crl,
+        signer,
+        expectedEntries: revoked.count + 16,
       });
     } finally {
       await revoked.close();
     }
     // No copy: with the exact size hint the encoder returns the CRL in place (a copy would double peak memory).
-    const audit = { actor, action: 'crl.signed', target: caId, details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() } };
-    await this.ctx.stores.crls.write({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) => auditBatch(this.ctx.db, head, [audit]));
+    const audit = {
+      actor,
+      action: 'crl.signed',
+      target: caId,
+      details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() },
+    };
+    await this.ctx.stores.crls.write({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) =>
+      auditBatch(this.ctx.db, head, [audit]),
+    );
     const crl = { caId, number, thisUpdate, nextUpdate, der, entries: count };
     const cur = this.served.get(caId);
     if (!cur || cur.crl.number < number) this.served.set(caId, { crl, checkedAt: this.ctx.now().getTime() });
@@ -136,7 +178,10 @@ export class CrlPublisher {
   /** Revoked leaves of the CA, then revoked child CAs; expired certificates leave the CRL. */
   private async *entries(caId: string, revoked: RevokedReader, seen: () => void): AsyncGenerator<CrlEntry[]> {
     for await (const rows of revoked.batches(BATCH)) {
-      yield rows.map((r) => { seen(); return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate }); });
+      yield rows.map((r) => {
+        seen();
+        return toEntry({ serial: r.serial, revokedAt: r.revokedAt, revocationReason: r.reason, invalidityDate: r.invalidityDate });
+      });
     }
     const children = await this.ctx.stores.crls.revokedChildren(caId);
     // A CA revocation is anchored in the audit trail: a child whose row was flipped back to
@@ -144,15 +189,29 @@ export class CrlPublisher {
     for (const r of (await auditedCaRevocations(this.ctx.stores.cas)).filter((x) => x.parent === caId && !children.some((c) => c.id === x.id))) {
       const row = await this.ctx.stores.cas.get(r.id);
       let parts;
-      try { parts = row ? inspectCertificate(row.certificateDer) : undefined; } catch { parts = undefined; }
+      try {
+        parts = row ? inspectCertificate(row.certificateDer) : undefined;
+      } catch {
+        parts = undefined;
+      }
       if (!row || !parts || !idMatchesCertificate(r.id, parts)) {
-        this.ctx.log.error({ caId: r.id, parent: caId }, 'a CA revoked in the audit trail has no usable record (deleted or changed in the database): it cannot be listed on its parent\'s CRL');
+        this.ctx.log.error(
+          { caId: r.id, parent: caId },
+          "a CA revoked in the audit trail has no usable record (deleted or changed in the database): it cannot be listed on its parent's CRL",
+        );
         continue;
       }
-      this.ctx.log.error({ caId: r.id, status: row.status, revokedAtEvent: r.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it stays on the CRL');
+      this.ctx.log.error(
+        { caId: r.id, status: row.status, revokedAtEvent: r.seq },
+        'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it stays on the CRL',
+      );
       children.push({ id: r.id, serial: serialHex(parts.serial), revokedAt: r.time, revocationReason: r.reason });
     }
-    if (children.length) yield children.map((c) => { seen(); return toEntry({ ...c, invalidityDate: null }); });
+    if (children.length)
+      yield children.map((c) => {
+        seen();
+        return toEntry({ ...c, invalidityDate: null });
+      });
   }
 
   /**
@@ -180,7 +239,10 @@ export class CrlPublisher {
     if (cur && this.ctx.now().getTime() - cur.checkedAt < 5_000) return cur.crl;
     const head = await this.ctx.stores.crls.head(caId);
     if (!head) return null;
-    if (cur && cur.crl.number === head.number) { cur.checkedAt = this.ctx.now().getTime(); return cur.crl; }
+    if (cur && cur.crl.number === head.number) {
+      cur.checkedAt = this.ctx.now().getTime();
+      return cur.crl;
+    }
     const crl = await this.ctx.stores.crls.get(caId, head.number);
     if (!crl) return null;
     if (crl.der.length === 0) return null; // its pieces pruned meanwhile

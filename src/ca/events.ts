@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 
-export interface Issued { caId: string; profile: string }
-export interface Revoked { caId: string; reason: string }
+export interface Issued {
+  caId: string;
+  profile: string;
+}
+export interface Revoked {
+  caId: string;
+  reason: string;
+}
 
 /**
  * Counts for metrics: every committed issuance and revocation, in this process only (each

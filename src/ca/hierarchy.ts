@@ -23,8 +23,17 @@ import { isRootCertificate } from './ca-chain-check.js';
 import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface CaSummary {
-  id: string; name: string; parentId: string | null; subject: string; serial: string; fingerprint: string;
-  keyAlgorithm: string; status: string; pathLen: number | null; notBefore: Date; notAfter: Date;
+  id: string;
+  name: string;
+  parentId: string | null;
+  subject: string;
+  serial: string;
+  fingerprint: string;
+  keyAlgorithm: string;
+  status: string;
+  pathLen: number | null;
+  notBefore: Date;
+  notAfter: Date;
 }
 
 export interface NewCaOptions {
@@ -43,7 +52,10 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
   // The row's status alone is not trusted: a revocation is anchored in the audit trail (issuers.ts).
   if (await auditedCaRevocation(ctx.stores.cas, parentId)) {
-    ctx.log.error({ caId: parentId }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
+    ctx.log.error(
+      { caId: parentId },
+      'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign',
+    );
     throw new SignetError('conflict', `CA ${parentId} was revoked (the audit trail records it; its record in the database says otherwise) and cannot sign`);
   }
   const cert = inspectCertificate(parent.certificateDer);
@@ -62,7 +74,8 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
     try {
       signer = signerFor(checkPrivateKey(parentKey, { info: cert.publicKeyInfo, spkiDer: cert.spkiDer }));
     } catch (e) {
-      if (e instanceof SignetError && e.type === 'bad-key') throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate: ${e.detail}`);
+      if (e instanceof SignetError && e.type === 'bad-key')
+        throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate: ${e.detail}`);
       throw e;
     }
   } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
@@ -76,11 +89,23 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
 async function signCaCertificate(ctx: CaContext, p: Omit<CaCertificateParams, 'signatureAlgorithmDer'>, signer: Signer): Promise<Buffer> {
   const signatureAlgorithmDer = signerAlgorithmDer(signer);
   const { tbs, notAfter } = buildCaTbs({ ...p, signatureAlgorithmDer });
-  const prepared = prepareCertificate(tbs, { kind: 'ca', expect: {
-    // A root is its own issuer.
-    issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer, issuerKeyId: p.issuer?.keyId ?? keyIdentifier(p.spkiDer), issuerNotAfter: p.issuer?.notAfter ?? notAfter,
-    signatureAlgorithmDer, maxValidityMs: p.validityDays * 86_400_000, spkiDer: p.spkiDer, subordinate: p.issuer?.urls !== undefined,
-  } }, signer);
+  const prepared = prepareCertificate(
+    tbs,
+    {
+      kind: 'ca',
+      expect: {
+        // A root is its own issuer.
+        issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer,
+        issuerKeyId: p.issuer?.keyId ?? keyIdentifier(p.spkiDer),
+        issuerNotAfter: p.issuer?.notAfter ?? notAfter,
+        signatureAlgorithmDer,
+        maxValidityMs: p.validityDays * 86_400_000,
+        spkiDer: p.spkiDer,
+        subordinate: p.issuer?.urls !== undefined,
+      },
+    },
+    signer,
+  );
   if (prepared.findings.length) {
     ctx.log.error({ subject: nameToString(p.subjectNameDer), findings: prepared.findings }, 'pre-issuance lint of a CA certificate failed; nothing was signed');
     throw lintFailure('ca', prepared.findings);
@@ -88,13 +113,30 @@ async function signCaCertificate(ctx: CaContext, p: Omit<CaCertificateParams, 's
   return signPrepared(prepared);
 }
 
-async function insertCa(ctx: CaContext, tx: Tx, data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string }): Promise<CaRecord> {
+async function insertCa(
+  ctx: CaContext,
+  tx: Tx,
+  data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string },
+): Promise<CaRecord> {
   const c = inspectCertificate(data.der);
-  return ctx.stores.cas.insert({
-    id: data.id, name: data.name, parentId: data.parentId, certificateDer: c.der, subject: nameToString(c.subjectNameDer),
-    serial: serialHex(c.serial), fingerprint: c.fingerprint, keyAlgorithm: data.keyAlgorithm, keyId: data.keyId,
-    status: data.status, pathLen: c.pathLen ?? null, notBefore: c.notBefore, notAfter: c.notAfter,
-  }, tx);
+  return ctx.stores.cas.insert(
+    {
+      id: data.id,
+      name: data.name,
+      parentId: data.parentId,
+      certificateDer: c.der,
+      subject: nameToString(c.subjectNameDer),
+      serial: serialHex(c.serial),
+      fingerprint: c.fingerprint,
+      keyAlgorithm: data.keyAlgorithm,
+      keyId: data.keyId,
+      status: data.status,
+      pathLen: c.pathLen ?? null,
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+    },
+    tx,
+  );
 }
 
 /** Creates a self-signed root and, under it, an issuing intermediate, in one transaction. */
@@ -109,30 +151,87 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
     const rootSigner = rootKey.signer;
     const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
     const rootName = dnToDer(root.subject);
-    const rootDer = await signCaCertificate(ctx, { serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen }, rootSigner);
+    const rootDer = await signCaCertificate(
+      ctx,
+      { serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen },
+      rootSigner,
+    );
     const rootParts = inspectCertificate(rootDer);
     const rootId = idFor('root', rootParts.subjectKeyId);
-    const rootRow = await insertCa(ctx, tx, { id: rootId, name: root.subject, parentId: null, der: rootDer, keyId: rootKey.id, keyAlgorithm: root.keyAlgorithm, status: 'active' });
-    await appendAudit(tx, { actor, action: 'ca.created', target: rootId, details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root' } });
+    const rootRow = await insertCa(ctx, tx, {
+      id: rootId,
+      name: root.subject,
+      parentId: null,
+      der: rootDer,
+      keyId: rootKey.id,
+      keyAlgorithm: root.keyAlgorithm,
+      status: 'active',
+    });
+    await appendAudit(tx, {
+      actor,
+      action: 'ca.created',
+      target: rootId,
+      details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root' },
+    });
     const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts }, intermediate, actor);
     return { root: rootRow, intermediate: intRow };
   }
 }
 
-async function signIntermediate(ctx: CaContext, tx: Tx, parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> }, opts: NewCaOptions, actor: string, sourceIp?: string) {
+async function signIntermediate(
+  ctx: CaContext,
+  tx: Tx,
+  parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> },
+  opts: NewCaOptions,
+  actor: string,
+  sourceIp?: string,
+) {
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
-  const der = await signCaCertificate(ctx, {
-    serial: newSerial(), subjectNameDer: dnToDer(opts.subject), spkiDer: spki, notBefore: ctx.now(), validityDays: opts.validityDays,
-    pathLen: opts.pathLen ?? 0, extraExtensions: extra,
-    issuer: { nameDer: parent.cert.subjectNameDer, keyId: parent.cert.subjectKeyId, notAfter: parent.cert.notAfter, urls: caUrls(ctx.config.publicUrl, parent.id) },
-  }, parent.signer);
+  const der = await signCaCertificate(
+    ctx,
+    {
+      serial: newSerial(),
+      subjectNameDer: dnToDer(opts.subject),
+      spkiDer: spki,
+      notBefore: ctx.now(),
+      validityDays: opts.validityDays,
+      pathLen: opts.pathLen ?? 0,
+      extraExtensions: extra,
+      issuer: {
+        nameDer: parent.cert.subjectNameDer,
+        keyId: parent.cert.subjectKeyId,
+        notAfter: parent.cert.notAfter,
+        urls: caUrls(ctx.config.publicUrl, parent.id),
+      },
+    },
+    parent.signer,
+  );
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
   const row = await insertCa(ctx, tx, { id, name: opts.subject, parentId: parent.id, der, keyId: key.id, keyAlgorithm: opts.keyAlgorithm, status: 'active' });
-  await appendAudit(tx, { actor, action: 'ca.created', target: id, sourceIp, details: { subject: row.subject, parent: parent.id, fingerprint: row.fingerprint, keyAlgorithm: opts.keyAlgorithm, role: 'intermediate', nameConstraints: opts.nameConstraints ?? null } });
-  await appendAudit(tx, { actor, action: 'ca.key.used', target: parent.id, sourceIp, details: { purpose: 'sign intermediate certificate', serial: row.serial } });
+  await appendAudit(tx, {
+    actor,
+    action: 'ca.created',
+    target: id,
+    sourceIp,
+    details: {
+      subject: row.subject,
+      parent: parent.id,
+      fingerprint: row.fingerprint,
+      keyAlgorithm: opts.keyAlgorithm,
+      role: 'intermediate',
+      nameConstraints: opts.nameConstraints ?? null,
+    },
+  });
+  await appendAudit(tx, {
+    actor,
+    action: 'ca.key.used',
+    target: parent.id,
+    sourceIp,
+    details: { purpose: 'sign intermediate certificate', serial: row.serial },
+  });
   return row;
 }
 
@@ -146,23 +245,32 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   const [der] = fromPem(certPem);
   if (!der) throw new SignetError('bad-request', 'the certificate file has no PEM CERTIFICATE block');
   let cert;
-  try { cert = inspectCertificate(der); } catch (e) { throw new SignetError('bad-request', `the certificate could not be parsed: ${(e as Error).message}`); }
+  try {
+    cert = inspectCertificate(der);
+  } catch (e) {
+    throw new SignetError('bad-request', `the certificate could not be parsed: ${(e as Error).message}`);
+  }
   if (!cert.isCa) throw new SignetError('bad-request', 'the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)');
   // Both keys come from outside: each is checked by Signet's own rules (public-key.ts,
   // private-key.ts) before node:crypto is asked anything about it.
   let certKey: PublicKeyInfo;
-  try { certKey = cert.publicKeyInfo; } catch (e) {
+  try {
+    certKey = cert.publicKeyInfo;
+  } catch (e) {
     if (e instanceof SignetError) throw new SignetError('bad-key', `the CA certificate's public key is refused: ${e.detail}`);
     throw e;
   }
   let decoded: KeyObject;
   // Its encryption's cost is checked before anything decrypts it (pki/encrypted-key.ts).
-  try { decoded = await readPrivateKeyPem(keyPem, opts.passphrase || undefined); } catch (e) {
+  try {
+    decoded = await readPrivateKeyPem(keyPem, opts.passphrase || undefined);
+  } catch (e) {
     if (e instanceof SignetError) throw e;
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
   const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
-  if (await ctx.stores.cas.byFingerprint(cert.fingerprint)) throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
+  if (await ctx.stores.cas.byFingerprint(cert.fingerprint))
+    throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
   // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
   const signedBy = (k: TrustedKey) => verifySignature(cert.parsed.signatureAlgorithm.algorithm, k, cert.tbs, Buffer.from(cert.parsed.signatureValue));
   const selfIssued = cert.issuerNameDer.equals(cert.subjectNameDer);
@@ -173,7 +281,11 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     const cands = await ctx.stores.cas.list();
     for (const c of cands) {
       const p = inspectCertificate(c.certificateDer);
-      if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) { parentId = c.id; parentCert = p; break; }
+      if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) {
+        parentId = c.id;
+        parentCert = p;
+        break;
+      }
     }
   }
   // A certificate that names itself as its issuer is a root to every relying party (nobody
@@ -181,15 +293,32 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   // whose signature verifies neither with its own key nor with a known CA of that name (a key
   // rollover certificate) is broken or forged: refused rather than trusted as anything.
   if (selfIssued && !selfSigned && !parentId) {
-    throw new SignetError('bad-request', `the certificate names itself as its issuer (${nameToString(cert.subjectNameDer)}), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused`);
+    throw new SignetError(
+      'bad-request',
+      `the certificate names itself as its issuer (${nameToString(cert.subjectNameDer)}), but its signature does not verify with its own key nor with any known CA of that name; a root whose self-signature is broken is refused`,
+    );
   }
   const role = isRootCertificate(cert, parentCert) ? 'root' : parentId ? 'intermediate' : 'external intermediate';
   const actor = opts.actor ?? 'cli';
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);
     const id = idFor(role === 'root' ? 'root' : parentId ? 'int' : 'ext', cert.subjectKeyId);
-    const row = await insertCa(ctx, tx, { id, name: nameToString(cert.subjectNameDer), parentId, der, keyId: k.id, keyAlgorithm: certKey.algorithm, status: 'active' });
-    await appendAudit(tx, { actor, action: 'ca.imported', target: id, sourceIp: opts.sourceIp, details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role } });
+    const row = await insertCa(ctx, tx, {
+      id,
+      name: nameToString(cert.subjectNameDer),
+      parentId,
+      der,
+      keyId: k.id,
+      keyAlgorithm: certKey.algorithm,
+      status: 'active',
+    });
+    await appendAudit(tx, {
+      actor,
+      action: 'ca.imported',
+      target: id,
+      sourceIp: opts.sourceIp,
+      details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role },
+    });
     return row;
   });
 }

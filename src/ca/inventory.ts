@@ -52,11 +52,23 @@ export function statusOf(row: { status: string; notAfter: Date }, now: Date): Ce
 
 export function present(row: Row, now: Date) {
   return {
-    serial: row.serial, caId: row.caId, profile: row.profile, subject: row.subject, commonName: row.commonName,
-    sans: JSON.parse(row.sans) as { type: string; value: string }[], keyAlgorithm: row.keyAlgorithm,
-    notBefore: row.notBefore, notAfter: row.notAfter, fingerprintSha256: row.fingerprint, status: statusOf(row, now),
-    revokedAt: row.revokedAt, revocationReason: row.revocationReason, invalidityDate: row.invalidityDate,
-    predecessorSerial: row.predecessorSerial, createdAt: row.createdAt, tokenId: row.tokenId,
+    serial: row.serial,
+    caId: row.caId,
+    profile: row.profile,
+    subject: row.subject,
+    commonName: row.commonName,
+    sans: JSON.parse(row.sans) as { type: string; value: string }[],
+    keyAlgorithm: row.keyAlgorithm,
+    notBefore: row.notBefore,
+    notAfter: row.notAfter,
+    fingerprintSha256: row.fingerprint,
+    status: statusOf(row, now),
+    revokedAt: row.revokedAt,
+    revocationReason: row.revocationReason,
+    invalidityDate: row.invalidityDate,
+    predecessorSerial: row.predecessorSerial,
+    createdAt: row.createdAt,
+    tokenId: row.tokenId,
   };
 }
 
@@ -108,7 +120,10 @@ export async function listCertificates(ctx: CaContext, f: InventoryFilter, visib
   if (profiles?.length === 0) return { items: [], nextCursor: null };
   const walk: Walk = f.san ? { by: 'name', key: searchKey(f.san) } : profiles?.length === 1 ? { by: 'profile', profile: profiles[0]! } : { by: 'all' };
   const conditions: RowConditions = {
-    status: f.status, profiles: walk.by === 'profile' ? undefined : profiles, caId: f.caId || undefined, expiresBefore: f.expiresBefore,
+    status: f.status,
+    profiles: walk.by === 'profile' ? undefined : profiles,
+    caId: f.caId || undefined,
+    expiresBefore: f.expiresBefore,
   };
   const subjectQ = f.subject ? f.subject.toLowerCase() : undefined;
   const suffixes = visible.nameSuffixes;

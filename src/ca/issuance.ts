@@ -35,7 +35,10 @@ import { normalizeSerial } from './serial.js';
 import { prepareCertificate, signPrepared, type PreparedCertificate } from './signing.js';
 
 /** Who asks, for every operation on certificates: authorised by authorization.ts, audited as actorOf(principal). */
-export interface Requester { principal: Principal; sourceIp?: string }
+export interface Requester {
+  principal: Principal;
+  sourceIp?: string;
+}
 
 export interface IssueRequest {
   csr: string | Uint8Array;
@@ -60,7 +63,12 @@ const DAY_MS = 86_400_000;
 export class Issuance {
   private readonly commits: CommitQueue;
 
-  constructor(private readonly ctx: CaContext, readonly issuers: IssuerRegistry, readonly profiles: Map<string, Profile>, private readonly events?: CaEvents) {
+  constructor(
+    private readonly ctx: CaContext,
+    readonly issuers: IssuerRegistry,
+    readonly profiles: Map<string, Profile>,
+    private readonly events?: CaEvents,
+  ) {
     this.commits = new CommitQueue(ctx.db, ctx.stores.certificates);
   }
 
@@ -74,7 +82,23 @@ export class Issuance {
     authorize(who.principal, 'certificate.issue');
     const profile = this.profile(req.profile);
     const csr = parseCsr(req.csr);
-    return this.sign({ profile, csr, spkiDer: csr.spkiDer, publicKey: csr.publicKey, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName, validityDays: req.validityDays, caId: req.caId, csrHash: csr.sha256 }, who, 'certificate.issue', 'certificate.issued');
+    return this.sign(
+      {
+        profile,
+        csr,
+        spkiDer: csr.spkiDer,
+        publicKey: csr.publicKey,
+        keyAlgorithm: csr.keyAlgorithm,
+        sans: csr.sans,
+        commonName: csr.subject.commonName,
+        validityDays: req.validityDays,
+        caId: req.caId,
+        csrHash: csr.sha256,
+      },
+      who,
+      'certificate.issue',
+      'certificate.issued',
+    );
   }
 
   /** Same names, new serial and validity; with a CSR, also a new key (rekey). */
@@ -83,8 +107,14 @@ export class Issuance {
     const old = await this.ctx.stores.certificates.get(normalizeSerial(serial));
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
     // The caller's limits apply to the certificate as stored, before anything about it is revealed.
-    authorizeCertificate(who.principal, 'certificate.renew', { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial }, this.profiles.get(old.profile)?.hostlessUriSchemes);
-    if (old.status !== 'good') throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
+    authorizeCertificate(
+      who.principal,
+      'certificate.renew',
+      { profile: old.profile, sans: JSON.parse(old.sans) as SanEntry[], commonName: old.commonName, serial: old.serial },
+      this.profiles.get(old.profile)?.hostlessUriSchemes,
+    );
+    if (old.status !== 'good')
+      throw new SignetError('conflict', `certificate ${old.serial} is ${old.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed; issue a new one`);
     const profile = this.profile(old.profile);
     // What is renewed is what Signet signed: the names and key are read from the stored DER,
     // once its signature verified under the issuing CA's key.
@@ -102,16 +132,33 @@ export class Issuance {
       const key = (s: SanEntry) => `${s.type}:${s.value}`;
       const want = new Set(sans.map(key));
       if (csr.sans.length && (csr.sans.length !== want.size || csr.sans.some((s) => !want.has(key(s))))) {
-        throw new SignetError('bad-csr', `a rekey keeps the certificate's names (${sans.map((s) => s.value).join(', ')}); the CSR asks for ${csr.sans.map((s) => s.value).join(', ')} — issue a new certificate for different names`);
+        throw new SignetError(
+          'bad-csr',
+          `a rekey keeps the certificate's names (${sans.map((s) => s.value).join(', ')}); the CSR asks for ${csr.sans.map((s) => s.value).join(', ')} — issue a new certificate for different names`,
+        );
       }
       spkiDer = csr.spkiDer;
       publicKey = csr.publicKey;
       keyAlgorithm = csr.keyAlgorithm;
       csrHash = csr.sha256;
     }
-    return this.sign({
-      profile, csr, spkiDer, publicKey, keyAlgorithm, sans, commonName, previousCaId: old.caId, csrHash, predecessor: old.serial,
-    }, who, 'certificate.renew', newCsr ? 'certificate.rekeyed' : 'certificate.renewed');
+    return this.sign(
+      {
+        profile,
+        csr,
+        spkiDer,
+        publicKey,
+        keyAlgorithm,
+        sans,
+        commonName,
+        previousCaId: old.caId,
+        csrHash,
+        predecessor: old.serial,
+      },
+      who,
+      'certificate.renew',
+      newCsr ? 'certificate.rekeyed' : 'certificate.renewed',
+    );
   }
 
   /**
@@ -124,28 +171,57 @@ export class Issuance {
   private async issuedByUs(old: { serial: string; caId: string; der: Uint8Array }): Promise<CertificateParts> {
     const refuse = (why: string): never => {
       this.ctx.log.error({ serial: old.serial, caId: old.caId }, `stored certificate failed its integrity check: ${why}; not renewed`);
-      throw new SignetError('conflict', `certificate ${old.serial} cannot be renewed: ${why} (its record was changed in the database; run \`signet audit verify\`)`);
+      throw new SignetError(
+        'conflict',
+        `certificate ${old.serial} cannot be renewed: ${why} (its record was changed in the database; run \`signet audit verify\`)`,
+      );
     };
     let parts: CertificateParts;
-    try { parts = inspectCertificate(old.der); } catch { return refuse('its stored DER is not a certificate'); }
+    try {
+      parts = inspectCertificate(old.der);
+    } catch {
+      return refuse('its stored DER is not a certificate');
+    }
     if (serialHex(parts.serial) !== old.serial) refuse(`its stored DER has serial ${serialHex(parts.serial)}`);
     if (parts.isCa) refuse('its stored DER is a CA certificate');
     let issuer: Issuer;
-    try { issuer = await this.issuers.get(old.caId); } catch (e) {
+    try {
+      issuer = await this.issuers.get(old.caId);
+    } catch (e) {
       // An issuer whose key is offline (or whose own record failed its check) cannot vouch for it.
-      if (e instanceof SignetError && e.status < 500) throw new SignetError('conflict', `certificate ${old.serial} cannot be renewed: its issuing CA cannot vouch for it (${e.detail}); issue a new certificate`);
+      if (e instanceof SignetError && e.status < 500)
+        throw new SignetError(
+          'conflict',
+          `certificate ${old.serial} cannot be renewed: its issuing CA cannot vouch for it (${e.detail}); issue a new certificate`,
+        );
       throw e;
     }
-    const signed = parts.issuerNameDer.equals(issuer.parts.subjectNameDer)
-      && verifySignature(parts.parsed.signatureAlgorithm.algorithm, issuer.parts.publicKey, parts.tbs, Buffer.from(parts.parsed.signatureValue));
+    const signed =
+      parts.issuerNameDer.equals(issuer.parts.subjectNameDer) &&
+      verifySignature(parts.parsed.signatureAlgorithm.algorithm, issuer.parts.publicKey, parts.tbs, Buffer.from(parts.parsed.signatureValue));
     if (!signed) refuse(`its stored DER does not verify under CA ${old.caId}'s key`);
     return parts;
   }
 
-  private async sign(p: {
-    profile: Profile; csr?: ParsedCsr; spkiDer: Buffer; publicKey: TrustedKey; keyAlgorithm: string; sans: SanEntry[]; commonName?: string;
-    validityDays?: number; caId?: string; previousCaId?: string; csrHash?: string; predecessor?: string;
-  }, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+  private async sign(
+    p: {
+      profile: Profile;
+      csr?: ParsedCsr;
+      spkiDer: Buffer;
+      publicKey: TrustedKey;
+      keyAlgorithm: string;
+      sans: SanEntry[];
+      commonName?: string;
+      validityDays?: number;
+      caId?: string;
+      previousCaId?: string;
+      csrHash?: string;
+      predecessor?: string;
+    },
+    who: Requester,
+    op: Operation,
+    action: string,
+  ): Promise<IssuedCertificate> {
     const { profile, sans } = p;
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
     // profile and name limits (403), before anything else is looked at.
@@ -153,13 +229,19 @@ export class Issuance {
     authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.hostlessUriSchemes);
     // Key policy.
     const key = describeKey(p.publicKey);
-    if (!profile.keyTypes.includes(key.family)) throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
-    if (key.family === 'rsa' && key.bits < profile.minRsaBits) throw new SignetError('bad-key', `RSA key of ${key.bits} bits is below profile ${profile.name}'s minimum of ${profile.minRsaBits}`);
+    if (!profile.keyTypes.includes(key.family))
+      throw new SignetError('bad-key', `profile ${profile.name} does not accept ${key.name} keys (allowed: ${profile.keyTypes.join(', ')})`);
+    if (key.family === 'rsa' && key.bits < profile.minRsaBits)
+      throw new SignetError('bad-key', `RSA key of ${key.bits} bits is below profile ${profile.name}'s minimum of ${profile.minRsaBits}`);
     // Names.
-    if (profile.requireSan && sans.length === 0) throw new SignetError('rejected-name', `profile ${profile.name} requires at least one subjectAltName; the CSR has none`);
+    if (profile.requireSan && sans.length === 0)
+      throw new SignetError('rejected-name', `profile ${profile.name} requires at least one subjectAltName; the CSR has none`);
     if (!sans.length && !p.commonName) throw new SignetError('rejected-name', 'the CSR names nothing: it has neither a subjectAltName nor a commonName');
-    if (sans.length > profile.maxSans) throw new SignetError('rejected-name', `the CSR has ${sans.length} subjectAltNames; profile ${profile.name} allows at most ${profile.maxSans}`);
-    for (const s of sans) if (!profile.sanTypes.includes(s.type)) throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
+    if (sans.length > profile.maxSans)
+      throw new SignetError('rejected-name', `the CSR has ${sans.length} subjectAltNames; profile ${profile.name} allows at most ${profile.maxSans}`);
+    for (const s of sans)
+      if (!profile.sanTypes.includes(s.type))
+        throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
     refuseDuplicates(sans);
     validateCommonName(p.commonName, sans);
     checkAllowed(sans, namePolicyOf(profile));
@@ -169,34 +251,68 @@ export class Issuance {
     // Validity. Backdated a minute for clocks running behind, but never before the issuer's own
     // notBefore: a CA made (or imported) less than a minute ago must still issue.
     const now = this.ctx.now();
-    if (issuer.parts.notBefore.getTime() > now.getTime()) throw new SignetError('conflict', `the issuing CA ${issuer.id} is not valid until ${issuer.parts.notBefore.toISOString()}`);
+    if (issuer.parts.notBefore.getTime() > now.getTime())
+      throw new SignetError('conflict', `the issuing CA ${issuer.id} is not valid until ${issuer.parts.notBefore.toISOString()}`);
     const notBefore = new Date(Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, issuer.parts.notBefore.getTime()));
     if (p.validityDays !== undefined) {
-      if (!Number.isInteger(p.validityDays) || p.validityDays < 1) throw new SignetError('bad-request', `validityDays must be a whole number of at least 1 (got ${p.validityDays})`);
-      if (p.validityDays > profile.maxValidityDays) throw new SignetError('policy', `validityDays ${p.validityDays} exceeds profile ${profile.name}'s maximum of ${profile.maxValidityDays}`);
+      if (!Number.isInteger(p.validityDays) || p.validityDays < 1)
+        throw new SignetError('bad-request', `validityDays must be a whole number of at least 1 (got ${p.validityDays})`);
+      if (p.validityDays > profile.maxValidityDays)
+        throw new SignetError('policy', `validityDays ${p.validityDays} exceeds profile ${profile.name}'s maximum of ${profile.maxValidityDays}`);
     }
     const requested = p.validityDays ?? profile.defaultValidityDays;
     let notAfter = new Date(Math.floor((now.getTime() + requested * DAY_MS) / 1000) * 1000);
     if (notAfter > issuer.parts.notAfter) {
-      if (p.validityDays !== undefined) throw new SignetError('policy', `validityDays ${p.validityDays} would end after the issuing CA ${issuer.id} expires (${issuer.parts.notAfter.toISOString()})`);
+      if (p.validityDays !== undefined)
+        throw new SignetError(
+          'policy',
+          `validityDays ${p.validityDays} would end after the issuing CA ${issuer.id} expires (${issuer.parts.notAfter.toISOString()})`,
+        );
       notAfter = issuer.parts.notAfter; // the default validity is clamped to the issuer, silently
     }
     if (notAfter.getTime() - now.getTime() < DAY_MS / 24) throw new SignetError('conflict', `the issuing CA ${issuer.id} expires too soon to issue`);
     const usages: KeyUsageName[] = profile.keyUsage ?? (key.family === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']);
-    if (key.family !== 'rsa' && usages.includes('keyEncipherment')) throw new SignetError('bad-key', `profile ${profile.name} asks for keyEncipherment, which ${key.name} keys cannot do`);
+    if (key.family !== 'rsa' && usages.includes('keyEncipherment'))
+      throw new SignetError('bad-key', `profile ${profile.name} asks for keyEncipherment, which ${key.name} keys cannot do`);
 
     const serial = newSerial();
     const tbs = buildLeafTbs(issuer.leaf, {
-      serial, notBefore, notAfter, commonName: p.commonName, sans, spkiDer: p.spkiDer, keyUsage: usages, extKeyUsage: profile.extKeyUsage,
+      serial,
+      notBefore,
+      notAfter,
+      commonName: p.commonName,
+      sans,
+      spkiDer: p.spkiDer,
+      keyUsage: usages,
+      extKeyUsage: profile.extKeyUsage,
     });
-    const prepared = prepareCertificate(tbs, { kind: 'leaf', expect: {
-      issuerNameDer: issuer.parts.subjectNameDer, issuerKeyId: issuer.parts.subjectKeyId, issuerNotBefore: issuer.parts.notBefore,
-      issuerNotAfter: issuer.parts.notAfter, signatureAlgorithmDer: issuer.algorithmDer, extKeyUsage: profile.extKeyUsage,
-      requireSan: profile.requireSan, maxValidityMs: profile.maxValidityDays * DAY_MS, spkiDer: p.spkiDer,
-    } }, issuer.signer);
+    const prepared = prepareCertificate(
+      tbs,
+      {
+        kind: 'leaf',
+        expect: {
+          issuerNameDer: issuer.parts.subjectNameDer,
+          issuerKeyId: issuer.parts.subjectKeyId,
+          issuerNotBefore: issuer.parts.notBefore,
+          issuerNotAfter: issuer.parts.notAfter,
+          signatureAlgorithmDer: issuer.algorithmDer,
+          extKeyUsage: profile.extKeyUsage,
+          requireSan: profile.requireSan,
+          maxValidityMs: profile.maxValidityDays * DAY_MS,
+          spkiDer: p.spkiDer,
+        },
+      },
+      issuer.signer,
+    );
     if (prepared.findings.length) await this.lintFailure(issuer, serialHex(serial), [...prepared.findings], who);
     const der = await signLeaf(issuer, prepared);
-    return this.store(der, serial, { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor }, who, action);
+    return this.store(
+      der,
+      serial,
+      { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor },
+      who,
+      action,
+    );
   }
 
   /**
@@ -207,48 +323,102 @@ export class Issuance {
   private async issuerFor(profile: Profile, requested: string | undefined, previous: string | undefined): Promise<Issuer> {
     const allowed = profile.caIds;
     if (requested !== undefined && allowed && !allowed.includes(requested)) {
-      throw new SignetError('policy', `profile ${profile.name} issues only from ${allowed.length === 1 ? 'CA' : 'CAs'} ${allowed.join(', ')}; caId ${requested} is not allowed`);
+      throw new SignetError(
+        'policy',
+        `profile ${profile.name} issues only from ${allowed.length === 1 ? 'CA' : 'CAs'} ${allowed.join(', ')}; caId ${requested} is not allowed`,
+      );
     }
-    const id = requested ?? (previous && (!allowed || allowed.includes(previous)) ? previous : allowed?.[0] ?? (await this.issuers.defaultCaId()));
+    const id = requested ?? (previous && (!allowed || allowed.includes(previous)) ? previous : (allowed?.[0] ?? (await this.issuers.defaultCaId())));
     const issuer = await this.issuers.get(id);
     const why = notIssuingReason(issuer);
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;
       // a CA that stopped issuing (revoked, retired) is the state of things (409).
       const structural = issuer.root || !issuer.parts.isCa;
-      const choices = requested === undefined ? '' : `; profile ${profile.name} may issue from ${allowed ? allowed.join(', ') : `any issuing CA (${(await this.issuers.issuingCaIds()).join(', ') || 'none now'})`}`;
+      const choices =
+        requested === undefined
+          ? ''
+          : `; profile ${profile.name} may issue from ${allowed ? allowed.join(', ') : `any issuing CA (${(await this.issuers.issuingCaIds()).join(', ') || 'none now'})`}`;
       throw new SignetError(structural && requested !== undefined ? 'policy' : 'conflict', `${why}${choices}`);
     }
     return issuer;
   }
 
   private async lintFailure(issuer: Issuer, serial: string, findings: string[], who: Requester): Promise<never> {
-    await this.ctx.db.transaction((tx) => appendAudit(tx, {
-      actor: actorOf(who.principal), action: 'certificate.lint_failed', target: serial, outcome: 'failure', sourceIp: who.sourceIp, details: { caId: issuer.id, findings },
-    }));
+    await this.ctx.db.transaction((tx) =>
+      appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'certificate.lint_failed',
+        target: serial,
+        outcome: 'failure',
+        sourceIp: who.sourceIp,
+        details: { caId: issuer.id, findings },
+      }),
+    );
     this.ctx.log.error({ caId: issuer.id, serial, findings }, 'pre-issuance lint failed; nothing was signed');
-    throw new SignetError('lint-failure', `the certificate failed pre-issuance lint and was not signed (this is a Signet bug; see audit event for serial ${serial}): ${findings.join('; ')}`);
+    throw new SignetError(
+      'lint-failure',
+      `the certificate failed pre-issuance lint and was not signed (this is a Signet bug; see audit event for serial ${serial}): ${findings.join('; ')}`,
+    );
   }
 
-  private async store(der: Buffer, serialBytes: Buffer, m: {
-    issuer: Issuer; profile: Profile; sans: SanEntry[]; commonName?: string; keyAlgorithm: string; notBefore: Date; notAfter: Date; csrHash?: string; predecessor?: string;
-  }, who: Requester, action: string): Promise<IssuedCertificate> {
+  private async store(
+    der: Buffer,
+    serialBytes: Buffer,
+    m: {
+      issuer: Issuer;
+      profile: Profile;
+      sans: SanEntry[];
+      commonName?: string;
+      keyAlgorithm: string;
+      notBefore: Date;
+      notAfter: Date;
+      csrHash?: string;
+      predecessor?: string;
+    },
+    who: Requester,
+    action: string,
+  ): Promise<IssuedCertificate> {
     // Everything recorded is what the template encoded (the lint re-read it from the TBS).
     const serial = serialHex(serialBytes);
     const fingerprint = createHash('sha256').update(der).digest('hex');
-    await this.commits.commit({
-      serial, caId: m.issuer.id, profile: m.profile.name, subject: m.commonName ? `CN=${escapeDnValue(m.commonName)}` : '', commonName: m.commonName ?? null,
-      sans: JSON.stringify(m.sans), sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '), keyAlgorithm: m.keyAlgorithm,
-      notBefore: m.notBefore, notAfter: m.notAfter, der, fingerprint, csrHash: m.csrHash ?? null,
-      tokenId: tokenIdOf(who.principal), predecessorSerial: m.predecessor ?? null, createdAt: this.ctx.now(),
-    }, {
-      actor: actorOf(who.principal), action, target: serial, sourceIp: who.sourceIp,
-      details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
-    });
+    await this.commits.commit(
+      {
+        serial,
+        caId: m.issuer.id,
+        profile: m.profile.name,
+        subject: m.commonName ? `CN=${escapeDnValue(m.commonName)}` : '',
+        commonName: m.commonName ?? null,
+        sans: JSON.stringify(m.sans),
+        sanText: m.sans.map((s) => s.value.toLowerCase()).join(' '),
+        keyAlgorithm: m.keyAlgorithm,
+        notBefore: m.notBefore,
+        notAfter: m.notAfter,
+        der,
+        fingerprint,
+        csrHash: m.csrHash ?? null,
+        tokenId: tokenIdOf(who.principal),
+        predecessorSerial: m.predecessor ?? null,
+        createdAt: this.ctx.now(),
+      },
+      {
+        actor: actorOf(who.principal),
+        action,
+        target: serial,
+        sourceIp: who.sourceIp,
+        details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
+      },
+    );
     this.events?.emit('certificateIssued', { caId: m.issuer.id, profile: m.profile.name });
     return {
-      serial, certificate: toPem(der), chain: m.issuer.chainPem, notBefore: m.notBefore, notAfter: m.notAfter,
-      profile: m.profile.name, caId: m.issuer.id, der,
+      serial,
+      certificate: toPem(der),
+      chain: m.issuer.chainPem,
+      notBefore: m.notBefore,
+      notAfter: m.notAfter,
+      profile: m.profile.name,
+      caId: m.issuer.id,
+      der,
     };
   }
 }
@@ -264,12 +434,20 @@ async function signLeaf(issuer: Issuer, prepared: PreparedCertificate): Promise<
 function refuseDuplicates(sans: SanEntry[]): void {
   const seen = new Set<string>();
   for (const s of sans) {
-    const canonical = s.type === 'dns' ? s.value.toLowerCase()
-      : s.type === 'ip' ? normalizeIp(s.value)
-        : s.type === 'email' ? s.value.replace(/@[^@]*$/, (d) => d.toLowerCase())
-          : s.value;
+    const canonical =
+      s.type === 'dns'
+        ? s.value.toLowerCase()
+        : s.type === 'ip'
+          ? normalizeIp(s.value)
+          : s.type === 'email'
+            ? s.value.replace(/@[^@]*$/, (d) => d.toLowerCase())
+            : s.value;
     const k = `${s.type}:${canonical}`;
-    if (seen.has(k)) throw new SignetError('rejected-name', `subjectAltName ${s.type === 'ip' ? 'IP address' : s.type === 'dns' ? 'DNS name' : s.type === 'email' ? 'email address' : 'URI'} '${canonical.slice(0, 200)}' appears more than once; list each name once`);
+    if (seen.has(k))
+      throw new SignetError(
+        'rejected-name',
+        `subjectAltName ${s.type === 'ip' ? 'IP address' : s.type === 'dns' ? 'DNS name' : s.type === 'email' ? 'email address' : 'URI'} '${canonical.slice(0, 200)}' appears more than once; list each name once`,
+      );
     seen.add(k);
   }
 }

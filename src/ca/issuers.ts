@@ -39,12 +39,28 @@ export function idMatchesCertificate(id: string, parts: Pick<CertificateParts, '
   return (['root', 'int', 'ext'] as const).some((kind) => id === caIdFor(kind, parts.subjectKeyId));
 }
 
-export interface AuditedCaRevocation { id: string; seq: number; time: Date; parent: string | null; reason: string | null }
+export interface AuditedCaRevocation {
+  id: string;
+  seq: number;
+  time: Date;
+  parent: string | null;
+  reason: string | null;
+}
 
 const revocationOf = (e: { seq: number; time: Date; target: string | null; details: string | null }): AuditedCaRevocation => {
   let d: { parent?: unknown; reason?: unknown } = {};
-  try { d = JSON.parse(e.details ?? '{}') as typeof d; } catch { /* an unreadable event still revokes */ }
-  return { id: e.target ?? '', seq: e.seq, time: e.time, parent: typeof d.parent === 'string' ? d.parent : null, reason: typeof d.reason === 'string' ? d.reason : null };
+  try {
+    d = JSON.parse(e.details ?? '{}') as typeof d;
+  } catch {
+    /* an unreadable event still revokes */
+  }
+  return {
+    id: e.target ?? '',
+    seq: e.seq,
+    time: e.time,
+    parent: typeof d.parent === 'string' ? d.parent : null,
+    reason: typeof d.reason === 'string' ? d.reason : null,
+  };
 };
 
 /**
@@ -68,8 +84,10 @@ export async function auditedCaRevocations(cas: Pick<CaStore, 'revocationEvents'
  * and a string match.
  */
 export function caRecordProblem(id: string, parts: CertificateParts, signer: Signer): string | null {
-  if (!signer.publicKey.export({ format: 'der', type: 'spki' }).equals(parts.spkiDer)) return `CA ${id}'s certificate is not the certificate of its key: its record was changed in the database`;
-  if (!idMatchesCertificate(id, parts)) return `CA ${id} is not the CA of the certificate in its record (subject key id ${parts.subjectKeyId.toString('hex')}): its record was changed in the database`;
+  if (!signer.publicKey.export({ format: 'der', type: 'spki' }).equals(parts.spkiDer))
+    return `CA ${id}'s certificate is not the certificate of its key: its record was changed in the database`;
+  if (!idMatchesCertificate(id, parts))
+    return `CA ${id} is not the CA of the certificate in its record (subject key id ${parts.subjectKeyId.toString('hex')}): its record was changed in the database`;
   return null;
 }
 
@@ -124,7 +142,8 @@ export class IssuerRegistry {
 
   invalidate(caId?: string): void {
     this.defaultCa = undefined;
-    if (caId) this.cache.delete(caId); else this.cache.clear();
+    if (caId) this.cache.delete(caId);
+    else this.cache.clear();
   }
 
   /** The CA used when a request or profile names none: the newest active intermediate with an online key. */
@@ -178,7 +197,10 @@ export class IssuerRegistry {
     let status = row.status;
     const revoked = await auditedCaRevocation(this.ctx.stores.cas, caId);
     if (revoked && status !== 'revoked') {
-      this.ctx.log.error({ caId, status, revokedAtEvent: revoked.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign');
+      this.ctx.log.error(
+        { caId, status, revokedAtEvent: revoked.seq },
+        'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign',
+      );
       status = 'revoked';
     }
     const urls = caUrls(this.ctx.config.publicUrl, caId);

@@ -22,8 +22,16 @@ import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex } from '../pki/certificate.js';
 import { commonNameOf } from '../pki/dn.js';
 import {
-  buildBasicOcspResponse, encodeCertId, encodeOcspErrorResponse, encodeSingleResponse, issuerHashes, OcspMalformed, OcspUnknownHashAlgorithm,
-  parseOcspRequest, type OcspCertIdRequest, type OcspCertStatus,
+  buildBasicOcspResponse,
+  encodeCertId,
+  encodeOcspErrorResponse,
+  encodeSingleResponse,
+  issuerHashes,
+  OcspMalformed,
+  OcspUnknownHashAlgorithm,
+  parseOcspRequest,
+  type OcspCertIdRequest,
+  type OcspCertStatus,
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
 import { buildResponderTbs } from '../pki/responder-template.js';
@@ -36,7 +44,10 @@ import { auditedCaRevocation } from './issuers.js';
 import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
 
 export interface OcspOptions {
-  validityMinutes: number; responderDays: number; pollMs: number; maxCached?: number;
+  validityMinutes: number;
+  responderDays: number;
+  pollMs: number;
+  maxCached?: number;
   /** Signatures a second for never-issued serials and multi-CertID requests (burst: one second's worth). */
   onDemandPerSecond?: number;
   /** Cached `unknown` answers (LRU). */
@@ -50,11 +61,31 @@ const TRY_LATER = encodeOcspErrorResponse('tryLater');
 /** Least time between two reloads of the issuer index caused by requests naming an unknown issuer. */
 const ISSUER_RELOAD_MS = 1000;
 
-interface Responder { caId: string; certDer: Buffer; keyHash: Buffer; signer: Signer; notBefore: Date; notAfter: Date }
-interface Cached { der: Buffer; thisUpdate: Date; nextUpdate: Date; refreshAt: number; serial: string }
-interface IssuerEntry { caId: string; online: boolean }
+interface Responder {
+  caId: string;
+  certDer: Buffer;
+  keyHash: Buffer;
+  signer: Signer;
+  notBefore: Date;
+  notAfter: Date;
+}
+interface Cached {
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  refreshAt: number;
+  serial: string;
+}
+interface IssuerEntry {
+  caId: string;
+  online: boolean;
+}
 
-export interface OcspAnswer { der: Buffer; cacheable?: { thisUpdate: Date; nextUpdate: Date } ; httpStatus: number }
+export interface OcspAnswer {
+  der: Buffer;
+  cacheable?: { thisUpdate: Date; nextUpdate: Date };
+  httpStatus: number;
+}
 
 export class OcspService {
   private readonly cache = new Map<string, Cached>();
@@ -78,7 +109,11 @@ export class OcspService {
   private readonly onDemand: TokenBucket;
   private observer?: (outcome: OcspOutcome) => void;
 
-  constructor(private readonly ctx: CaContext, private readonly bus: StatusBus, private readonly opts: OcspOptions) {
+  constructor(
+    private readonly ctx: CaContext,
+    private readonly bus: StatusBus,
+    private readonly opts: OcspOptions,
+  ) {
     this.maxCached = opts.maxCached ?? 200_000;
     this.unknown = new BoundedLru(opts.maxUnknownCached ?? 10_000, (key, e) => this.unindex(e.serial, key));
     const rate = opts.onDemandPerSecond ?? 100;
@@ -86,14 +121,20 @@ export class OcspService {
   }
 
   /** Hears how each request was answered (the signet_ocsp_responses_total metric). */
-  observe(fn: (outcome: OcspOutcome) => void): void { this.observer = fn; }
+  observe(fn: (outcome: OcspOutcome) => void): void {
+    this.observer = fn;
+  }
 
   /** Serving processes only: the CLI shares the services but must not sign OCSP responses. */
   async start(): Promise<void> {
     this.unsubscribe = this.bus.subscribe((d) => this.onStatusChange(d));
     await this.loadIssuers();
-    const flush = setInterval(() => { this.flushAudit().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP audit flush failed')); }, 10_000);
-    const issuers = setInterval(() => { this.loadIssuers().catch(() => undefined); }, 30_000);
+    const flush = setInterval(() => {
+      this.flushAudit().catch((e) => this.ctx.log.warn({ err: e }, 'OCSP audit flush failed'));
+    }, 10_000);
+    const issuers = setInterval(() => {
+      this.loadIssuers().catch(() => undefined);
+    }, 30_000);
     for (const t of [flush, issuers]) t.unref();
     this.timers = [flush, issuers];
   }
@@ -150,8 +191,16 @@ export class OcspService {
     const now = this.ctx.now();
     const next = new Date(now.getTime() + this.opts.validityMinutes * 60_000);
     const singles: Buffer[] = [];
-    for (const r of reqs) singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
-    const out = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: now, singleResponses: singles, nonce: parsed.nonce, signer: responder.signer, responderCertDer: responder.certDer });
+    for (const r of reqs)
+      singles.push(encodeSingleResponse({ certIdDer: r.certIdDer, status: await this.statusOf(caId, r.serial), thisUpdate: now, nextUpdate: next }));
+    const out = await buildBasicOcspResponse({
+      responderKeyHash: responder.keyHash,
+      producedAt: now,
+      singleResponses: singles,
+      nonce: parsed.nonce,
+      signer: responder.signer,
+      responderCertDer: responder.certDer,
+    });
     this.count(caId);
     this.observer?.('signed');
     return { der: out, httpStatus: 200 };
@@ -171,8 +220,12 @@ export class OcspService {
     const wait = Math.max(0, this.lastIssuerLoad + ISSUER_RELOAD_MS - performance.now());
     this.issuerReload ??= new Promise((resolve) => setTimeout(resolve, wait))
       .then(() => this.loadIssuers())
-      .catch((e) => { this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed'); })
-      .finally(() => { this.issuerReload = undefined; });
+      .catch((e) => {
+        this.ctx.log.warn({ err: e }, 'OCSP issuer reload failed');
+      })
+      .finally(() => {
+        this.issuerReload = undefined;
+      });
     return this.issuerReload;
   }
 
@@ -186,12 +239,18 @@ export class OcspService {
     const hit = this.cache.get(key);
     const now = this.ctx.now().getTime();
     if (hit && now < hit.nextUpdate.getTime()) {
-      if (now >= hit.refreshAt) { hit.refreshAt = Infinity; void this.sign(key, r).catch(() => undefined); }
+      if (now >= hit.refreshAt) {
+        hit.refreshAt = Infinity;
+        void this.sign(key, r).catch(() => undefined);
+      }
       this.observer?.('cached');
       return hit;
     }
     const unknown = this.unknown.get(key);
-    if (unknown && now < unknown.nextUpdate.getTime()) { this.observer?.('cached'); return unknown; }
+    if (unknown && now < unknown.nextUpdate.getTime()) {
+      this.observer?.('cached');
+      return unknown;
+    }
     return this.sign(key, r);
   }
 
@@ -210,11 +269,23 @@ export class OcspService {
       const thisUpdate = new Date(Math.floor(this.ctx.now().getTime() / 1000) * 1000);
       const nextUpdate = new Date(thisUpdate.getTime() + this.opts.validityMinutes * 60_000);
       const single = encodeSingleResponse({ certIdDer: r.certIdDer, status, thisUpdate, nextUpdate });
-      const der = await buildBasicOcspResponse({ responderKeyHash: responder.keyHash, producedAt: thisUpdate, singleResponses: [single], signer: responder.signer, responderCertDer: responder.certDer });
+      const der = await buildBasicOcspResponse({
+        responderKeyHash: responder.keyHash,
+        producedAt: thisUpdate,
+        singleResponses: [single],
+        signer: responder.signer,
+        responderCertDer: responder.certDer,
+      });
       this.count(caId);
       this.observer?.('signed');
       // `unknown` answers are not refreshed ahead of time: asked again after nextUpdate, they are signed again.
-      const entry: Cached = { der, thisUpdate, nextUpdate, refreshAt: status.kind === 'unknown' ? Infinity : thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2, serial };
+      const entry: Cached = {
+        der,
+        thisUpdate,
+        nextUpdate,
+        refreshAt: status.kind === 'unknown' ? Infinity : thisUpdate.getTime() + (nextUpdate.getTime() - thisUpdate.getTime()) / 2,
+        serial,
+      };
       if (flight.stale) return entry;
       if (status.kind === 'unknown') this.unknown.set(key, entry);
       else {
@@ -264,18 +335,27 @@ export class OcspService {
       const child = await this.ctx.stores.ocsp.childCaId(caId, serialHex(serialBytes));
       const audited = child ? await auditedCaRevocation(this.ctx.stores.cas, child) : null;
       if (audited) {
-        this.ctx.log.error({ caId: child, revokedAtEvent: audited.seq }, 'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; OCSP answers revoked');
+        this.ctx.log.error(
+          { caId: child, revokedAtEvent: audited.seq },
+          'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; OCSP answers revoked',
+        );
         return { kind: 'revoked', revokedAt: audited.time, reason: (audited.reason ?? undefined) as RevocationReason | undefined };
       }
     }
-    return revoked ? { kind: 'revoked', revokedAt: row.revokedAt ?? new Date(0), reason: (row.revocationReason ?? undefined) as RevocationReason | undefined } : { kind: 'good' };
+    return revoked
+      ? { kind: 'revoked', revokedAt: row.revokedAt ?? new Date(0), reason: (row.revocationReason ?? undefined) as RevocationReason | undefined }
+      : { kind: 'good' };
   }
 
   /** Drops cached answers for a serial and, when asked, re-signs the SHA-1 CertID form at once. */
   async invalidate(serial: string, presign: boolean): Promise<void> {
     const keys = this.bySerial.get(serial);
     const requests: OcspCertIdRequest[] = [];
-    if (keys) for (const k of keys) { this.cache.delete(k); this.unknown.delete(k); }
+    if (keys)
+      for (const k of keys) {
+        this.cache.delete(k);
+        this.unknown.delete(k);
+      }
     this.bySerial.delete(serial);
     for (const f of this.signing.get(serial) ?? []) f.stale = true;
     if (!presign) return;
@@ -299,7 +379,10 @@ export class OcspService {
   private onStatusChange(d: StatusDelivery): Promise<void> | undefined {
     if (d.origin === 'replica') return this.bySerial.has(d.change.serial) ? this.invalidate(d.change.serial, true) : undefined;
     const { change } = d;
-    if (change.kind === 'ca') { this.loadIssuers().catch(() => undefined); return undefined; }
+    if (change.kind === 'ca') {
+      this.loadIssuers().catch(() => undefined);
+      return undefined;
+    }
     this.invalidate(change.serial, true).catch((e: unknown) => this.ctx.log.warn({ err: e, serial: change.serial }, 'OCSP re-sign failed'));
     return undefined;
   }
@@ -337,21 +420,43 @@ export class OcspService {
       const spkiDer = key.publicKey.export({ format: 'der', type: 'spki' });
       const signatureAlgorithmDer = signerAlgorithmDer(caSigner);
       const tbs = buildResponderTbs({
-        serial, commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`, spkiDer,
-        notBefore, notAfter, issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId }, signatureAlgorithmDer,
+        serial,
+        commonName: `${commonNameOf(caParts.subjectNameDer) ?? caId} OCSP Responder`,
+        spkiDer,
+        notBefore,
+        notAfter,
+        issuer: { nameDer: caParts.subjectNameDer, keyId: caParts.subjectKeyId },
+        signatureAlgorithmDer,
       });
       // The same prepare → lint → sign as every certificate Signet signs (signing.ts).
-      const prepared = prepareCertificate(tbs, { kind: 'ocsp-responder', expect: {
-        issuerNameDer: caParts.subjectNameDer, issuerKeyId: caParts.subjectKeyId, issuerNotAfter: caParts.notAfter, signatureAlgorithmDer,
-        maxValidityMs: this.opts.responderDays * 86_400_000, spkiDer, extKeyUsage: ['ocspSigning'],
-      } }, caSigner);
+      const prepared = prepareCertificate(
+        tbs,
+        {
+          kind: 'ocsp-responder',
+          expect: {
+            issuerNameDer: caParts.subjectNameDer,
+            issuerKeyId: caParts.subjectKeyId,
+            issuerNotAfter: caParts.notAfter,
+            signatureAlgorithmDer,
+            maxValidityMs: this.opts.responderDays * 86_400_000,
+            spkiDer,
+            extKeyUsage: ['ocspSigning'],
+          },
+        },
+        caSigner,
+      );
       if (prepared.findings.length) {
         this.ctx.log.error({ caId, findings: prepared.findings }, 'pre-issuance lint of an OCSP responder certificate failed; nothing was signed');
         throw lintFailure('ocsp-responder', prepared.findings, serialHex(serial));
       }
       const der = await signPrepared(prepared);
       await this.ctx.stores.ocsp.insertResponder({ id: randomUUID(), caId, certificateDer: der, keyId: key.id, notBefore, notAfter }, tx);
-      await appendAudit(tx, { actor: 'system', action: 'ocsp.responder.issued', target: caId, details: { serial: serialHex(serial), notAfter: notAfter.toISOString() } });
+      await appendAudit(tx, {
+        actor: 'system',
+        action: 'ocsp.responder.issued',
+        target: caId,
+        details: { serial: serialHex(serial), notAfter: notAfter.toISOString() },
+      });
       return this.asResponder(caId, der, key.signer);
     });
   }
@@ -361,7 +466,9 @@ export class OcspService {
     return { caId, certDer, keyHash: issuerHashes(certDer).sha1.keyHash, signer, notBefore: p.notBefore, notAfter: p.notAfter };
   }
 
-  private count(caId: string): void { this.signedCount.set(caId, (this.signedCount.get(caId) ?? 0) + 1); }
+  private count(caId: string): void {
+    this.signedCount.set(caId, (this.signedCount.get(caId) ?? 0) + 1);
+  }
 
   /** One audit event per CA per interval for the OCSP responses signed, not one per signature. */
   async flushAudit(): Promise<void> {

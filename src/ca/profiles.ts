@@ -12,38 +12,48 @@ const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtect
 const SAN_TYPES = ['dns', 'ip', 'email', 'uri'] as const;
 const CA_ID = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a CA id (lower-case letters, digits and hyphens)');
 
-export const profileSchema = z.object({
-  description: z.string().max(200).default(''),
-  /** Key families accepted in CSRs. */
-  keyTypes: z.array(z.enum(['rsa', 'ecdsa', 'ed25519'])).min(1).default(['rsa', 'ecdsa', 'ed25519']),
-  minRsaBits: z.number().int().min(2048).max(8192).default(2048),
-  requireSan: z.boolean().default(false),
-  sanTypes: z.array(z.enum(SAN_TYPES)).min(1).default(['dns', 'ip']),
-  dnsSuffixes: z.array(z.string()).optional(),
-  ipRanges: z.array(z.string()).optional(),
-  emailDomains: z.array(z.string()).optional(),
-  /** URI schemes allowed in URI SANs (absent = any); allowing one exempts nothing from a name limit. */
-  uriSchemes: z.array(z.string()).optional(),
-  /**
-   * The explicit opt-in for URIs without a host (urn:, mailto:, file:/path): only URIs of these
-   * schemes pass the profile's DNS/IP allow-lists and a token's name suffixes. Default none.
-   */
-  hostlessUriSchemes: z.array(z.string()).optional(),
-  defaultValidityDays: z.number().int().min(1).max(3650),
-  maxValidityDays: z.number().int().min(1).max(3650),
-  /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
-  keyUsage: z.array(z.enum(KEY_USAGES)).min(1).optional(),
-  extKeyUsage: z.array(z.enum(EXT_KEY_USAGES)).min(1),
-  /** At most this many subjectAltNames in one certificate. */
-  maxSans: z.number().int().min(1).max(1000).default(100),
-  /**
-   * The CAs that may issue under this profile, the first being the default; a request's caId
-   * may only pick among them. Omitted = any issuing CA (the default issuing CA unless the
-   * request names one). `caId` is the one-CA shorthand.
-   */
-  caIds: z.array(CA_ID).min(1).max(50).refine((a) => new Set(a).size === a.length, { message: 'must not name a CA twice' }).optional(),
-  caId: CA_ID.optional(),
-}).strict()
+export const profileSchema = z
+  .object({
+    description: z.string().max(200).default(''),
+    /** Key families accepted in CSRs. */
+    keyTypes: z
+      .array(z.enum(['rsa', 'ecdsa', 'ed25519']))
+      .min(1)
+      .default(['rsa', 'ecdsa', 'ed25519']),
+    minRsaBits: z.number().int().min(2048).max(8192).default(2048),
+    requireSan: z.boolean().default(false),
+    sanTypes: z.array(z.enum(SAN_TYPES)).min(1).default(['dns', 'ip']),
+    dnsSuffixes: z.array(z.string()).optional(),
+    ipRanges: z.array(z.string()).optional(),
+    emailDomains: z.array(z.string()).optional(),
+    /** URI schemes allowed in URI SANs (absent = any); allowing one exempts nothing from a name limit. */
+    uriSchemes: z.array(z.string()).optional(),
+    /**
+     * The explicit opt-in for URIs without a host (urn:, mailto:, file:/path): only URIs of these
+     * schemes pass the profile's DNS/IP allow-lists and a token's name suffixes. Default none.
+     */
+    hostlessUriSchemes: z.array(z.string()).optional(),
+    defaultValidityDays: z.number().int().min(1).max(3650),
+    maxValidityDays: z.number().int().min(1).max(3650),
+    /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
+    keyUsage: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+    extKeyUsage: z.array(z.enum(EXT_KEY_USAGES)).min(1),
+    /** At most this many subjectAltNames in one certificate. */
+    maxSans: z.number().int().min(1).max(1000).default(100),
+    /**
+     * The CAs that may issue under this profile, the first being the default; a request's caId
+     * may only pick among them. Omitted = any issuing CA (the default issuing CA unless the
+     * request names one). `caId` is the one-CA shorthand.
+     */
+    caIds: z
+      .array(CA_ID)
+      .min(1)
+      .max(50)
+      .refine((a) => new Set(a).size === a.length, { message: 'must not name a CA twice' })
+      .optional(),
+    caId: CA_ID.optional(),
+  })
+  .strict()
   .refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' })
   .refine((p) => !(p.caId && p.caIds), { message: 'give either caId or caIds, not both' });
 
@@ -52,27 +62,55 @@ export type Profile = Omit<z.output<typeof profileSchema>, 'caId'> & { name: str
 export type ExtKeyUsageName = (typeof EXT_KEY_USAGES)[number];
 
 export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
-  server: { description: 'TLS server: serverAuth, at least one DNS or IP SAN', requireSan: true, sanTypes: ['dns', 'ip'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth'] },
-  client: { description: 'TLS client: clientAuth', requireSan: false, sanTypes: ['dns', 'ip', 'email', 'uri'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['clientAuth'] },
-  peer: { description: 'Mutual TLS peer: serverAuth and clientAuth, at least one SAN', requireSan: true, sanTypes: ['dns', 'ip', 'uri'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth', 'clientAuth'] },
+  server: {
+    description: 'TLS server: serverAuth, at least one DNS or IP SAN',
+    requireSan: true,
+    sanTypes: ['dns', 'ip'],
+    defaultValidityDays: 90,
+    maxValidityDays: 397,
+    extKeyUsage: ['serverAuth'],
+  },
+  client: {
+    description: 'TLS client: clientAuth',
+    requireSan: false,
+    sanTypes: ['dns', 'ip', 'email', 'uri'],
+    defaultValidityDays: 90,
+    maxValidityDays: 397,
+    extKeyUsage: ['clientAuth'],
+  },
+  peer: {
+    description: 'Mutual TLS peer: serverAuth and clientAuth, at least one SAN',
+    requireSan: true,
+    sanTypes: ['dns', 'ip', 'uri'],
+    defaultValidityDays: 90,
+    maxValidityDays: 397,
+    extKeyUsage: ['serverAuth', 'clientAuth'],
+  },
 };
 
 /** The profile's name allow-lists, as the name policy (src/pki/names.ts) reads them. */
 export const namePolicyOf = (p: Pick<Profile, 'dnsSuffixes' | 'ipRanges' | 'emailDomains' | 'uriSchemes' | 'hostlessUriSchemes'>): NamePolicy => ({
-  dnsSuffixes: p.dnsSuffixes, ipRanges: p.ipRanges, emailDomains: p.emailDomains, uriSchemes: p.uriSchemes, hostlessUriSchemes: p.hostlessUriSchemes,
+  dnsSuffixes: p.dnsSuffixes,
+  ipRanges: p.ipRanges,
+  emailDomains: p.emailDomains,
+  uriSchemes: p.uriSchemes,
+  hostlessUriSchemes: p.hostlessUriSchemes,
 });
 
 /** Built-ins, overridden or extended by a JSON file `{ "<name>": { …profile… } }`. */
 export function loadProfiles(file?: string): Map<string, Profile> {
   let custom: Record<string, unknown> = {};
   if (file) {
-    try { custom = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch (e) {
+    try {
+      custom = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
       throw new SignetError('configuration', `SIGNET_PROFILES_FILE ${file} could not be read as JSON: ${(e as Error).message}`);
     }
   }
   const out = new Map<string, Profile>();
   for (const [name, raw] of Object.entries({ ...BUILTIN_PROFILES, ...custom })) {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new SignetError('configuration', `profile name ${JSON.stringify(name)} must be lower-case letters, digits and hyphens`);
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(name))
+      throw new SignetError('configuration', `profile name ${JSON.stringify(name)} must be lower-case letters, digits and hyphens`);
     const r = profileSchema.safeParse(raw);
     if (!r.success) {
       const i = r.error.issues[0]!;

@@ -23,15 +23,29 @@ export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.fi
 /** Reasons whose invalidityDate is when a key was compromised, which may predate the certificate. */
 const KEY_COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'caCompromise', 'aACompromise']);
 
-export interface RevokeRequest { reason: RevocationReason; invalidityDate?: Date; caId?: string }
+export interface RevokeRequest {
+  reason: RevocationReason;
+  invalidityDate?: Date;
+  caId?: string;
+}
 
 export class Revocation {
   /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
-  constructor(private readonly ctx: CaContext, private readonly status: StatusBus, private readonly events: CaEvents, private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>) {}
+  constructor(
+    private readonly ctx: CaContext,
+    private readonly status: StatusBus,
+    private readonly events: CaEvents,
+    private readonly profiles: ReadonlyMap<string, Pick<Profile, 'hostlessUriSchemes'>>,
+  ) {}
 
   /** The caller's limits on one stored certificate (403 naming the limit). */
   private authorizeOn(who: Requester, op: Operation, cert: { serial: string; profile: string; sans: string; commonName: string | null }): void {
-    authorizeCertificate(who.principal, op, { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName }, this.profiles.get(cert.profile)?.hostlessUriSchemes);
+    authorizeCertificate(
+      who.principal,
+      op,
+      { serial: cert.serial, profile: cert.profile, sans: JSON.parse(cert.sans) as SanEntry[], commonName: cert.commonName },
+      this.profiles.get(cert.profile)?.hostlessUriSchemes,
+    );
   }
 
   async revoke(serialIn: string, req: RevokeRequest, who: Requester) {
@@ -40,16 +54,23 @@ export class Revocation {
     if (!(REVOCATION_REASONS as readonly string[]).includes(req.reason)) {
       throw new SignetError('bad-request', `reason ${JSON.stringify(req.reason)} is not an RFC 5280 reason; use one of ${REVOKE_REASONS.join(', ')}`);
     }
-    if (req.reason === 'removeFromCRL') throw new SignetError('bad-request', 'removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation');
+    if (req.reason === 'removeFromCRL')
+      throw new SignetError('bad-request', 'removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation');
     const now = this.ctx.now();
     if (req.invalidityDate && req.invalidityDate.getTime() > now.getTime() + 60_000) {
-      throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`);
+      throw new SignetError(
+        'bad-request',
+        `invalidityDate ${req.invalidityDate.toISOString()} is in the future; it is when the key was (or is suspected to have been) compromised`,
+      );
     }
     const result = await this.ctx.db.transaction(async (tx) => {
       const cert = await this.ctx.stores.revocations.get(serial, tx);
       if (cert) this.authorizeOn(who, 'certificate.revoke', cert);
       if (!cert || (req.caId && cert.caId !== req.caId)) {
-        throw new SignetError('not-found', req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`);
+        throw new SignetError(
+          'not-found',
+          req.caId && cert ? `certificate ${serial} was not issued by CA ${req.caId}` : `certificate ${serial} does not exist`,
+        );
       }
       // RFC 5280 §5.3.2: "the date on which it is known or suspected that the private key was
       // compromised or that the certificate otherwise became invalid". A key can be compromised
@@ -57,17 +78,27 @@ export class Revocation {
       // the schema's floor (1970) applies; for any other reason it is when the certificate
       // stopped being valid, which cannot be before it started.
       if (req.invalidityDate && !KEY_COMPROMISE.has(req.reason) && req.invalidityDate.getTime() < cert.notBefore.getTime()) {
-        throw new SignetError('bad-request', `invalidityDate ${req.invalidityDate.toISOString()} is before certificate ${serial} became valid (notBefore ${cert.notBefore.toISOString()}); only a key compromise (keyCompromise, caCompromise, aACompromise) can predate the certificate`);
+        throw new SignetError(
+          'bad-request',
+          `invalidityDate ${req.invalidityDate.toISOString()} is before certificate ${serial} became valid (notBefore ${cert.notBefore.toISOString()}); only a key compromise (keyCompromise, caCompromise, aACompromise) can predate the certificate`,
+        );
       }
       if (cert.status === 'revoked') throw new SignetError('conflict', `certificate ${serial} is already revoked (${cert.revocationReason})`);
       if (cert.status === 'hold' && req.reason === 'certificateHold') throw new SignetError('conflict', `certificate ${serial} is already on hold`);
       const status = req.reason === 'certificateHold' ? 'hold' : 'revoked';
       // The status guard makes a concurrent second revoke a no-op that we report as a conflict.
-      const updated = await this.ctx.stores.revocations.setRevoked(serial, cert.status as StoredStatus,
-        { status, revokedAt: now, revocationReason: req.reason, invalidityDate: req.invalidityDate ?? null, statusChangedAt: now }, tx);
+      const updated = await this.ctx.stores.revocations.setRevoked(
+        serial,
+        cert.status as StoredStatus,
+        { status, revokedAt: now, revocationReason: req.reason, invalidityDate: req.invalidityDate ?? null, statusChangedAt: now },
+        tx,
+      );
       if (!updated) throw new SignetError('conflict', `certificate ${serial} changed concurrently; retry`);
       await appendAudit(tx, {
-        actor: actorOf(who.principal), action: status === 'hold' ? 'certificate.held' : 'certificate.revoked', target: serial, sourceIp: who.sourceIp,
+        actor: actorOf(who.principal),
+        action: status === 'hold' ? 'certificate.held' : 'certificate.revoked',
+        target: serial,
+        sourceIp: who.sourceIp,
         details: { caId: cert.caId, reason: req.reason, invalidityDate: req.invalidityDate?.toISOString() ?? null },
       });
       return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
@@ -85,9 +116,16 @@ export class Revocation {
       const cert = await this.ctx.stores.revocations.get(serial, tx);
       if (!cert) throw new SignetError('not-found', `certificate ${serial} does not exist`);
       this.authorizeOn(who, 'certificate.unhold', cert);
-      if (cert.status !== 'hold') throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);
+      if (cert.status !== 'hold')
+        throw new SignetError('conflict', `certificate ${serial} is not on hold (it is ${cert.status}); only certificateHold can be released`);
       await this.ctx.stores.revocations.releaseHold(serial, now, tx);
-      await appendAudit(tx, { actor: actorOf(who.principal), action: 'certificate.unheld', target: serial, sourceIp: who.sourceIp, details: { caId: cert.caId } });
+      await appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'certificate.unheld',
+        target: serial,
+        sourceIp: who.sourceIp,
+        details: { caId: cert.caId },
+      });
       return { serial, caId: cert.caId, status: 'good' as const };
     });
     this.status.publish({ kind: 'certificate', caId: result.caId, serial });
@@ -97,7 +135,11 @@ export class Revocation {
   /** Revokes an intermediate CA certificate: it lands on its parent's CRL, and the CA stops issuing. */
   async revokeCa(caId: string, reason: RevocationReason, who: Requester) {
     authorize(who.principal, 'ca.revoke');
-    if (!REVOKE_REASONS.includes(reason) || reason === 'certificateHold') throw new SignetError('bad-request', `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`);
+    if (!REVOKE_REASONS.includes(reason) || reason === 'certificateHold')
+      throw new SignetError(
+        'bad-request',
+        `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`,
+      );
     const now = this.ctx.now();
     const ca = await this.ctx.db.transaction(async (tx) => {
       const row = await this.ctx.stores.cas.get(caId, tx);
@@ -109,10 +151,20 @@ export class Revocation {
       if (isRootCertificate(parts, parentParts)) throw new SignetError('conflict', `CA ${caId} is a root: a root cannot be revoked, only distrusted`);
       if (!parent || !parentParts) throw new SignetError('conflict', `CA ${caId} was not issued by a CA Signet manages: revoke it at its issuer`);
       const why = notIssuedByReason(parts, parentParts);
-      if (why) throw new SignetError('conflict', `CA ${caId}'s record names CA ${parent.id} as its parent, but ${why}: its record was changed in the database (run \`signet audit verify\`)`);
+      if (why)
+        throw new SignetError(
+          'conflict',
+          `CA ${caId}'s record names CA ${parent.id} as its parent, but ${why}: its record was changed in the database (run \`signet audit verify\`)`,
+        );
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
       await this.ctx.stores.cas.markRevoked(caId, now, reason, tx);
-      await appendAudit(tx, { actor: actorOf(who.principal), action: 'ca.revoked', target: caId, sourceIp: who.sourceIp, details: { parent: row.parentId, reason } });
+      await appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'ca.revoked',
+        target: caId,
+        sourceIp: who.sourceIp,
+        details: { parent: row.parentId, reason },
+      });
       return row;
     });
     this.status.publish({ kind: 'ca', caId });

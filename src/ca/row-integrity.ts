@@ -32,17 +32,34 @@ export type SecretScheme = 'hmac' | 'sha256';
 
 /** The fields of an ApiToken row that decide what it grants. */
 export interface TokenGrantFields {
-  id: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
-  expiresAt: Date | null; revokedAt: Date | null;
+  id: string;
+  secretHash: string;
+  scopes: string;
+  profiles: string | null;
+  nameSuffixes: string | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
 }
 
 /** The fields of an AcmeAuthorization that make it count for an order. */
 export interface AuthorizationFields {
-  id: string; accountId: string; identifierType: string; identifierValue: string; wildcard: boolean; status: string; expires: Date;
+  id: string;
+  accountId: string;
+  identifierType: string;
+  identifierValue: string;
+  wildcard: boolean;
+  status: string;
+  expires: Date;
 }
 
 /** The fields of an AcmeAccount that decide who it is and where it may act. */
-export interface AccountFields { id: string; profile: string; thumbprint: string; jwk: string; status: string }
+export interface AccountFields {
+  id: string;
+  profile: string;
+  thumbprint: string;
+  jwk: string;
+  status: string;
+}
 
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
@@ -77,7 +94,11 @@ export class RowIntegrity {
   }
 
   tokenGrantMac(t: TokenGrantFields, scheme: SecretScheme): string {
-    return RowIntegrity.hmac(this.tokenKey, 'signet token grant', JSON.stringify([scheme, t.id, t.secretHash, t.scopes, t.profiles, t.nameSuffixes, ms(t.expiresAt), ms(t.revokedAt)]));
+    return RowIntegrity.hmac(
+      this.tokenKey,
+      'signet token grant',
+      JSON.stringify([scheme, t.id, t.secretHash, t.scopes, t.profiles, t.nameSuffixes, ms(t.expiresAt), ms(t.revokedAt)]),
+    );
   }
 
   /** Whether the row's grant MAC verifies (constant-time comparison). */
@@ -96,7 +117,11 @@ export class RowIntegrity {
 
   /** The MAC of an authorization validated now: status valid until `a.expires`. */
   authorizationMac(a: Omit<AuthorizationFields, 'status'>): string {
-    return RowIntegrity.hmac(this.authorizationKey, 'signet acme authorization', JSON.stringify([a.id, a.accountId, a.identifierType, a.identifierValue, a.wildcard, 'valid', ms(a.expires)]));
+    return RowIntegrity.hmac(
+      this.authorizationKey,
+      'signet acme authorization',
+      JSON.stringify([a.id, a.accountId, a.identifierType, a.identifierValue, a.wildcard, 'valid', ms(a.expires)]),
+    );
   }
 
   /** A valid authorization whose MAC verifies: Signet validated exactly this. */

@@ -35,8 +35,17 @@ export type SealOutcome =
   | { state: 'deferred' }
   | { state: 'refused'; why: string };
 
-export interface Unsealed { apiTokens: number; acmeAccounts: number; acmeAuthorizations: number }
-export interface SealCounts { apiTokens: number; acmeAccounts: number; acmeAuthorizationsExpired: number; eabKeysResealed: number }
+export interface Unsealed {
+  apiTokens: number;
+  acmeAccounts: number;
+  acmeAuthorizations: number;
+}
+export interface SealCounts {
+  apiTokens: number;
+  acmeAccounts: number;
+  acmeAuthorizationsExpired: number;
+  eabKeysResealed: number;
+}
 
 /** What sealing reads and writes: the trail, and the rows it gives MACs to (storage/*-store.ts). */
 export interface SealStores {
@@ -109,7 +118,8 @@ async function chainProblem(audit: SealStores['audit'], trail: AuditTrail): Prom
 /** The audit event that marks the sealing (also written by the first start of a new installation). */
 export function sealedEvent(counts: SealCounts, tokenIds: string[] = []): AuditInput {
   return {
-    actor: 'system', action: SEALED_ACTION,
+    actor: 'system',
+    action: SEALED_ACTION,
     details: { version: SEAL_VERSION, ...counts, tokens: tokenIds.slice(0, 100), moreTokens: Math.max(0, tokenIds.length - 100) },
   };
 }
@@ -130,7 +140,11 @@ export async function sealAtUpgrade(ctx: CaContext): Promise<SealOutcome> {
   if (await sealedBefore(stores, trail)) {
     const unsealed = await unsealedRows(stores);
     const n = unsealed.apiTokens + unsealed.acmeAccounts + unsealed.acmeAuthorizations;
-    if (n) ctx.log.error({ unsealed }, `${n} authorisation rows carry no MAC although this database was sealed: they were inserted or changed without the master key, and are refused (run \`signet audit verify\`)`);
+    if (n)
+      ctx.log.error(
+        { unsealed },
+        `${n} authorisation rows carry no MAC although this database was sealed: they were inserted or changed without the master key, and are refused (run \`signet audit verify\`)`,
+      );
     return { state: 'sealed-before', unsealed };
   }
   const pending = await unsealedRows(stores);
@@ -161,18 +175,30 @@ export async function sealAtUpgrade(ctx: CaContext): Promise<SealOutcome> {
       for (const k of await stores.integrity.directoryEabKeys(tx)) {
         if (ctx.keys.unsealSecret(eabSealId(k.id, k.profile!), k.sealed)) continue;
         const secret = ctx.keys.unsealSecret(k.id, k.sealed);
-        if (!secret) { ctx.log.error({ eabKey: k.id }, 'ACME EAB key does not unseal under this master key; left as it is (it cannot be used)'); continue; }
+        if (!secret) {
+          ctx.log.error({ eabKey: k.id }, 'ACME EAB key does not unseal under this master key; left as it is (it cannot be used)');
+          continue;
+        }
         const { sealed, kekId } = ctx.keys.sealSecret(eabSealId(k.id, k.profile!), secret);
         secret.fill(0);
         await stores.integrity.resealEabKey(k.id, sealed, kekId, tx);
         eabKeysResealed++;
       }
       const c: SealCounts = { apiTokens: tokens.length, acmeAccounts: accounts.length, acmeAuthorizationsExpired: expired, eabKeysResealed };
-      await appendAudit(tx, sealedEvent(c, tokens.map((t) => t.id)));
+      await appendAudit(
+        tx,
+        sealedEvent(
+          c,
+          tokens.map((t) => t.id),
+        ),
+      );
       return c;
     });
     if (!counts) return { state: 'sealed-before', unsealed: await unsealedRows(stores) };
-    ctx.log.info({ ...counts }, 'sealed the authorisation rows of the previous version (API tokens, ACME accounts) with MACs; valid ACME authorizations of that version were expired');
+    ctx.log.info(
+      { ...counts },
+      'sealed the authorisation rows of the previous version (API tokens, ACME accounts) with MACs; valid ACME authorizations of that version were expired',
+    );
     return { state: 'sealed-now', counts };
   } catch (e) {
     const why = (e as Error).message;

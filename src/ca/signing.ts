@@ -15,9 +15,7 @@
 import { SignetError } from '../errors.js';
 import { algorithmDer, signTbs } from '../pki/certificate.js';
 import type { Signer } from '../pki/keys.js';
-import {
-  lintCaTbs, lintLeafTbs, lintResponderTbs, type CaLintExpectations, type LintExpectations, type ResponderLintExpectations,
-} from '../pki/lint.js';
+import { lintCaTbs, lintLeafTbs, lintResponderTbs, type CaLintExpectations, type LintExpectations, type ResponderLintExpectations } from '../pki/lint.js';
 
 /** The kind of certificate, and what its lint expects of it. */
 export type CertificateLint =
@@ -53,10 +51,12 @@ const KIND_NAMES: Record<CertificateLint['kind'], string> = { leaf: 'certificate
  */
 export function prepareCertificate(tbs: Buffer, lint: CertificateLint, signer: Signer): PreparedCertificate {
   const alg = lint.expect.signatureAlgorithmDer;
-  if (!alg.equals(signerAlgorithmDer(signer))) throw new SignetError('internal', `the ${KIND_NAMES[lint.kind]} was prepared for another signing algorithm than its signer's (a Signet bug); nothing was signed`);
-  const findings = lint.kind === 'leaf' ? lintLeafTbs(tbs, lint.expect)
-    : lint.kind === 'ca' ? lintCaTbs(tbs, lint.expect)
-      : lintResponderTbs(tbs, lint.expect);
+  if (!alg.equals(signerAlgorithmDer(signer)))
+    throw new SignetError(
+      'internal',
+      `the ${KIND_NAMES[lint.kind]} was prepared for another signing algorithm than its signer's (a Signet bug); nothing was signed`,
+    );
+  const findings = lint.kind === 'leaf' ? lintLeafTbs(tbs, lint.expect) : lint.kind === 'ca' ? lintCaTbs(tbs, lint.expect) : lintResponderTbs(tbs, lint.expect);
   return new PreparedCertificate(lint.kind, tbs, findings, signer, alg);
 }
 
@@ -70,7 +70,10 @@ export async function signPrepared(p: PreparedCertificate): Promise<Buffer> {
 /** The refusal for a TBS with findings: a Signet bug, never a request's fault. */
 export function lintFailure(kind: CertificateLint['kind'], findings: readonly string[], serial?: string): SignetError {
   const which = serial ? ` (serial ${serial})` : '';
-  return new SignetError('lint-failure', `the ${KIND_NAMES[kind]}${which} failed pre-issuance lint and was not signed (this is a Signet bug): ${findings.join('; ')}`);
+  return new SignetError(
+    'lint-failure',
+    `the ${KIND_NAMES[kind]}${which} failed pre-issuance lint and was not signed (this is a Signet bug): ${findings.join('; ')}`,
+  );
 }
 
 /** DER of a signer's AlgorithmIdentifier, once per signer (the leaf path compares it per issuance). */

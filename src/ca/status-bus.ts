@@ -18,17 +18,16 @@ import type { Logger } from 'pino';
 import type { OcspStore } from './ocsp-store.js';
 
 /** What changed: a certificate's status (leaf or CA certificate), or a CA itself. */
-export type StatusChange =
-  | { kind: 'certificate'; caId: string; serial: string }
-  | { kind: 'ca'; caId: string };
+export type StatusChange = { kind: 'certificate'; caId: string; serial: string } | { kind: 'ca'; caId: string };
 
 /** What a poll learns: the serial, not the issuing CA (the query reads serials only). */
-export interface PolledChange { kind: 'certificate'; serial: string }
+export interface PolledChange {
+  kind: 'certificate';
+  serial: string;
+}
 
 /** A change as a subscriber receives it; the type says what each origin can know. */
-export type StatusDelivery =
-  | { origin: 'process' | 'worker'; change: StatusChange }
-  | { origin: 'replica'; change: PolledChange };
+export type StatusDelivery = { origin: 'process' | 'worker'; change: StatusChange } | { origin: 'replica'; change: PolledChange };
 
 export type StatusOrigin = StatusDelivery['origin'];
 
@@ -40,7 +39,9 @@ export type StatusOrigin = StatusDelivery['origin'];
 export type StatusHandler = (delivery: StatusDelivery) => void | Promise<void>;
 
 /** Carries this process's changes to its peers (cluster workers). */
-export interface StatusTransport { send(change: StatusChange): void }
+export interface StatusTransport {
+  send(change: StatusChange): void;
+}
 
 export class StatusBus {
   private readonly handlers = new Set<StatusHandler>();
@@ -53,7 +54,9 @@ export class StatusBus {
     // A wrapper, so that subscribing the same function twice still means two subscriptions.
     const h: StatusHandler = (d) => handler(d);
     this.handlers.add(h);
-    return () => { this.handlers.delete(h); };
+    return () => {
+      this.handlers.delete(h);
+    };
   }
 
   /**
@@ -65,7 +68,11 @@ export class StatusBus {
       this.guard(() => h({ origin: 'process', change })).catch((e: unknown) => this.log.error({ err: e, change }, 'a status subscriber failed'));
     }
     for (const t of this.transports) {
-      try { t.send(change); } catch (e) { this.log.error({ err: e, change }, 'sending a status change to the other workers failed'); }
+      try {
+        t.send(change);
+      } catch (e) {
+        this.log.error({ err: e, change }, 'sending a status change to the other workers failed');
+      }
     }
   }
 
@@ -77,7 +84,9 @@ export class StatusBus {
   /** Connects a transport; returns the function that disconnects it. */
   attach(transport: StatusTransport): () => void {
     this.transports.add(transport);
-    return () => { this.transports.delete(transport); };
+    return () => {
+      this.transports.delete(transport);
+    };
   }
 
   /** A handler's synchronous throw as a rejection, so one subscriber cannot keep the next from hearing. */
@@ -109,11 +118,15 @@ export class StatusPoller {
   }
 
   start(): void {
-    this.timer = setInterval(() => { this.poll().catch((e: unknown) => this.opts.log.warn({ err: e }, 'OCSP status poll failed')); }, this.opts.pollMs);
+    this.timer = setInterval(() => {
+      this.poll().catch((e: unknown) => this.opts.log.warn({ err: e }, 'OCSP status poll failed'));
+    }, this.opts.pollMs);
     this.timer.unref();
   }
 
-  stop(): void { clearInterval(this.timer); }
+  stop(): void {
+    clearInterval(this.timer);
+  }
 
   /** One poll. A subscriber's failure ends it (the rest of the batch is not delivered) and is thrown. */
   async poll(): Promise<void> {

@@ -46,10 +46,17 @@ export interface TokenStore {
 }
 
 /** The audited revocations (storage/audit-store.ts): seq and target of each event with `action` after `afterSeq`. */
-export interface RevocationEvents { targetsOf(action: string, afterSeq: number): Promise<{ seq: number; target: string | null }[]> }
+export interface RevocationEvents {
+  targetsOf(action: string, afterSeq: number): Promise<{ seq: number; target: string | null }[]>;
+}
 
 export interface TokenGrant {
-  id: string; name: string; scopes: Scope[]; profiles: string[] | null; nameSuffixes: string[] | null; expiresAt: Date | null;
+  id: string;
+  name: string;
+  scopes: Scope[];
+  profiles: string[] | null;
+  nameSuffixes: string[] | null;
+  expiresAt: Date | null;
 }
 
 /**
@@ -62,11 +69,19 @@ export const hashSecret = (secret: string): string => createHash('sha256').updat
 /** The latest expiry a token can carry (what every date field of Signet can hold). */
 const LATEST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59);
 
-export interface NewToken { name: string; scopes: Scope[]; profiles?: string[]; nameSuffixes?: string[]; expiresAt?: Date }
+export interface NewToken {
+  name: string;
+  scopes: Scope[];
+  profiles?: string[];
+  nameSuffixes?: string[];
+  expiresAt?: Date;
+}
 
 export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx?: Tx, sourceIp?: string): Promise<TokenGrant & { token: string }> {
   // A suffix issuance could not apply would turn every later request with this token into a 500.
-  try { validateNamePolicy({ dnsSuffixes: t.nameSuffixes, emailDomains: t.nameSuffixes }); } catch (e) {
+  try {
+    validateNamePolicy({ dnsSuffixes: t.nameSuffixes, emailDomains: t.nameSuffixes });
+  } catch (e) {
     throw new SignetError('bad-request', `nameSuffixes: ${(e as SignetError).detail.replace(/^name policy /, '')}`);
   }
   // A profile that does not exist (a typo, 'SERVER') would make a token that can do nothing,
@@ -74,7 +89,11 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   if (t.profiles) {
     const configured = [...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).keys()];
     const unknown = t.profiles.filter((p) => !configured.includes(p));
-    if (unknown.length) throw new SignetError('bad-request', `profiles: ${unknown.map((p) => JSON.stringify(p)).join(', ')} ${unknown.length === 1 ? 'is not a configured profile' : 'are not configured profiles'}; configured: ${configured.join(', ')}`);
+    if (unknown.length)
+      throw new SignetError(
+        'bad-request',
+        `profiles: ${unknown.map((p) => JSON.stringify(p)).join(', ')} ${unknown.length === 1 ? 'is not a configured profile' : 'are not configured profiles'}; configured: ${configured.join(', ')}`,
+      );
   }
   // Judged here, for the API and the CLI alike: a date the database cannot store was a raw
   // database error on the CLI.
@@ -87,17 +106,42 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   const id = `tok-${randomUUID().slice(0, 8)}`;
   const macs = rowIntegrity(ctx.keys);
   const grant = {
-    id, secretHash: macs.tokenSecretHash(secret), scopes: t.scopes.join(','),
-    profiles: t.profiles ? JSON.stringify(t.profiles) : null, nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
+    id,
+    secretHash: macs.tokenSecretHash(secret),
+    scopes: t.scopes.join(','),
+    profiles: t.profiles ? JSON.stringify(t.profiles) : null,
+    nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
     // Stored with millisecond precision: MAC exactly what is stored.
-    expiresAt: t.expiresAt ? new Date(t.expiresAt.getTime()) : null, revokedAt: null,
+    expiresAt: t.expiresAt ? new Date(t.expiresAt.getTime()) : null,
+    revokedAt: null,
   };
   const write = async (x: Tx) => {
     await ctx.stores.tokens.create({ ...grant, name: t.name, grantMac: macs.tokenGrantMac(grant, 'hmac') }, x);
-    await appendAudit(x, { actor, action: 'token.created', target: id, sourceIp, details: { name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt?.toISOString() ?? null } });
+    await appendAudit(x, {
+      actor,
+      action: 'token.created',
+      target: id,
+      sourceIp,
+      details: {
+        name: t.name,
+        scopes: t.scopes,
+        profiles: t.profiles ?? null,
+        nameSuffixes: t.nameSuffixes ?? null,
+        expiresAt: t.expiresAt?.toISOString() ?? null,
+      },
+    });
   };
-  if (tx) await write(tx); else await ctx.db.transaction(write);
-  return { id, name: t.name, scopes: t.scopes, profiles: t.profiles ?? null, nameSuffixes: t.nameSuffixes ?? null, expiresAt: t.expiresAt ?? null, token: secret };
+  if (tx) await write(tx);
+  else await ctx.db.transaction(write);
+  return {
+    id,
+    name: t.name,
+    scopes: t.scopes,
+    profiles: t.profiles ?? null,
+    nameSuffixes: t.nameSuffixes ?? null,
+    expiresAt: t.expiresAt ?? null,
+    token: secret,
+  };
 }
 
 /**
@@ -115,8 +159,7 @@ function recordUse(ctx: CaContext, id: string, at: Date): void {
     const batch = [...state.ids.entries()];
     state.ids.clear();
     state.timer = undefined;
-    ctx.stores.tokens.recordUse(batch)
-      .catch((e: unknown) => ctx.log.debug({ err: e }, 'could not record token last-used times'));
+    ctx.stores.tokens.recordUse(batch).catch((e: unknown) => ctx.log.debug({ err: e }, 'could not record token last-used times'));
   }, 2000);
   state.timer.unref();
 }
@@ -129,21 +172,30 @@ function recordUse(ctx: CaContext, id: string, at: Date): void {
  * under the MAC); this set is what still refuses the token if the row is later rolled back.
  */
 const REVOCATIONS_REFRESH_MS = 5_000;
-interface AuditedRevocations { ids: Set<string>; afterSeq: number; at: number; loading?: Promise<void> }
+interface AuditedRevocations {
+  ids: Set<string>;
+  afterSeq: number;
+  at: number;
+  loading?: Promise<void>;
+}
 const revocations = new WeakMap<object, AuditedRevocations>();
 
 async function auditedRevocations(ctx: CaContext): Promise<Set<string>> {
   let r = revocations.get(ctx.db);
   if (!r) revocations.set(ctx.db, (r = { ids: new Set(), afterSeq: 0, at: 0 }));
   const state = r;
-  const refresh = () => (state.loading ??= (async () => {
-    const rows = await ctx.stores.audit.targetsOf(TOKEN_REVOKED_ACTION, state.afterSeq);
-    for (const e of rows) if (e.target) state.ids.add(e.target);
-    if (rows.length) state.afterSeq = rows[rows.length - 1]!.seq;
-    state.at = ctx.now().getTime();
-  })().finally(() => { state.loading = undefined; }));
+  const refresh = () =>
+    (state.loading ??= (async () => {
+      const rows = await ctx.stores.audit.targetsOf(TOKEN_REVOKED_ACTION, state.afterSeq);
+      for (const e of rows) if (e.target) state.ids.add(e.target);
+      if (rows.length) state.afterSeq = rows[rows.length - 1]!.seq;
+      state.at = ctx.now().getTime();
+    })().finally(() => {
+      state.loading = undefined;
+    }));
   if (state.at === 0) await refresh();
-  else if (ctx.now().getTime() - state.at > REVOCATIONS_REFRESH_MS) refresh().catch((e: unknown) => ctx.log.warn({ err: e }, 'could not refresh the audited token revocations'));
+  else if (ctx.now().getTime() - state.at > REVOCATIONS_REFRESH_MS)
+    refresh().catch((e: unknown) => ctx.log.warn({ err: e }, 'could not refresh the audited token revocations'));
   return state.ids;
 }
 
@@ -161,36 +213,55 @@ export async function authenticate(ctx: CaContext, presented: string): Promise<T
     hash = hashSecret(presented);
     row = await reads.token(hash);
   }
-  if (!row || !timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(hash, 'hex'))) throw new SignetError('unauthorized', 'the bearer token is unknown');
+  if (!row || !timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(hash, 'hex')))
+    throw new SignetError('unauthorized', 'the bearer token is unknown');
   if (!macs.tokenIntact(row, scheme)) {
     // Only the holder of this secret reaches this line: a row written without the master key.
-    ctx.log.error({ tokenId: row.id }, 'API token row failed its integrity check (its grant MAC does not verify): it was inserted or changed in the database without the master key; refused');
+    ctx.log.error(
+      { tokenId: row.id },
+      'API token row failed its integrity check (its grant MAC does not verify): it was inserted or changed in the database without the master key; refused',
+    );
     throw new SignetError('unauthorized', 'the bearer token is unknown');
   }
   if (row.revokedAt) throw new SignetError('unauthorized', 'the bearer token was revoked');
   if ((await auditedRevocations(ctx)).has(row.id)) {
-    ctx.log.error({ tokenId: row.id }, 'API token row says not revoked, but the audit trail recorded its revocation: the row was rolled back in the database; refused');
+    ctx.log.error(
+      { tokenId: row.id },
+      'API token row says not revoked, but the audit trail recorded its revocation: the row was rolled back in the database; refused',
+    );
     throw new SignetError('unauthorized', 'the bearer token was revoked');
   }
   const now = ctx.now();
   if (row.expiresAt && row.expiresAt <= now) throw new SignetError('unauthorized', 'the bearer token has expired');
   recordUse(ctx, row.id, now);
   return {
-    id: row.id, name: row.name, scopes: row.scopes.split(',').filter(Boolean) as Scope[],
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes.split(',').filter(Boolean) as Scope[],
     profiles: row.profiles ? (JSON.parse(row.profiles) as string[]) : null,
-    nameSuffixes: row.nameSuffixes ? (JSON.parse(row.nameSuffixes) as string[]) : null, expiresAt: row.expiresAt,
+    nameSuffixes: row.nameSuffixes ? (JSON.parse(row.nameSuffixes) as string[]) : null,
+    expiresAt: row.expiresAt,
   };
 }
 
 export interface TokenSummary {
-  id: string; name: string; scopes: string[]; profiles: string[] | null; nameSuffixes: string[] | null;
-  expiresAt: Date | null; revokedAt: Date | null; lastUsedAt: Date | null; createdAt: Date;
+  id: string;
+  name: string;
+  scopes: string[];
+  profiles: string[] | null;
+  nameSuffixes: string[] | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+  createdAt: Date;
 }
 
 export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
   const rows = await ctx.stores.tokens.listByCreation();
   return rows.map(({ secretHash: _h, grantMac: _m, scopes, profiles, nameSuffixes, ...r }) => ({
-    ...r, scopes: scopes.split(',').filter(Boolean), profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
+    ...r,
+    scopes: scopes.split(',').filter(Boolean),
+    profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
     nameSuffixes: nameSuffixes ? (JSON.parse(nameSuffixes) as string[]) : null,
   }));
 }

@@ -12,7 +12,8 @@ import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runti
 import { relayStatus } from '../runtime/cluster-relay.js';
 
 /** The cluster's own messages; status changes travel as runtime/cluster-relay.ts's StatusMessage. */
-export type RelayMessage = { type: 'listening' }
+export type RelayMessage =
+  | { type: 'listening' }
   /** From the primary: every worker has started, so this one may report ready. */
   | { type: 'clusterReady' };
 
@@ -39,7 +40,10 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
         started.add(index);
         if (started.size === config.SIGNET_WORKERS) {
           for (const other of workers.values()) if (other.isConnected()) other.send({ type: 'clusterReady' } satisfies RelayMessage);
-          if (!announced) process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`);
+          if (!announced)
+            process.stdout.write(
+              `Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`,
+            );
           announced = true;
         }
       }
@@ -53,7 +57,16 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   for (let i = 0; i < config.SIGNET_WORKERS; i++) fork(i);
   const stop = () => {
     stopping = true;
-    const exits = [...workers.values()].map((w) => new Promise<void>((r) => { if (w.isDead()) r(); else { w.once('exit', () => r()); w.process.kill('SIGTERM'); } }));
+    const exits = [...workers.values()].map(
+      (w) =>
+        new Promise<void>((r) => {
+          if (w.isDead()) r();
+          else {
+            w.once('exit', () => r());
+            w.process.kill('SIGTERM');
+          }
+        }),
+    );
     void Promise.all(exits).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);

@@ -22,11 +22,16 @@ const program = new Command('signet')
   .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ outputError: (str, write) => write(str) });
 
-program.command('serve')
+program
+  .command('serve')
   .description('start the HTTP service (migrates and bootstraps on first start)')
-  .action(async () => { const { serve } = await import('./serve.js'); await serve(); });
+  .action(async () => {
+    const { serve } = await import('./serve.js');
+    await serve();
+  });
 
-program.command('migrate')
+program
+  .command('migrate')
   .description('apply database migrations and exit')
   .action(async () => {
     const { config } = cliEnv();
@@ -37,7 +42,8 @@ program.command('migrate')
     process.stdout.write(r.applied.length ? `applied ${r.applied.join(', ')}\n` : 'database is up to date\n');
   });
 
-program.command('init')
+program
+  .command('init')
   .description('create the root and issuing intermediate CA and the admin token (if none exist)')
   .option('--root-subject <dn>', 'root subject DN (default SIGNET_ROOT_SUBJECT)')
   .addOption(new Option('--root-key <algorithm>', 'root key algorithm').choices(KEY_ALGORITHMS))
@@ -45,7 +51,10 @@ program.command('init')
   .addOption(new Option('--intermediate-key <algorithm>', 'intermediate key algorithm').choices(KEY_ALGORITHMS))
   .option('--offline-root <file>', 'export the root key, encrypted, to <file> and remove it from the online store')
   .option('--offline-root-passphrase-file <file>', 'file with the passphrase for --offline-root (else prompted)')
-  .option('--force', 're-initialise a data directory whose database was lost: moves master.key and admin-token aside (renamed <name>.replaced-<timestamp>, never deleted) and creates a new CA; refused while the database holds a CA')
+  .option(
+    '--force',
+    're-initialise a data directory whose database was lost: moves master.key and admin-token aside (renamed <name>.replaced-<timestamp>, never deleted) and creates a new CA; refused while the database holds a CA',
+  )
   .option('--json', 'print JSON')
   .action(async (o) => {
     const env = cliEnv();
@@ -59,7 +68,8 @@ program.command('init')
     const passphrase = o.offlineRoot ? await readSecret(o.offlineRootPassphraseFile, 'Passphrase for the offline root key: ') : undefined;
     // Checked before anything is created: a hierarchy whose root failed to go offline could not be retried.
     if (passphrase !== undefined && passphrase.length < 12) throw new SignetError('bad-request', 'the offline root passphrase must be at least 12 characters');
-    if (o.offlineRoot && existsSync(o.offlineRoot)) throw new SignetError('conflict', `${o.offlineRoot} already exists; choose a new file for the offline root key`);
+    if (o.offlineRoot && existsSync(o.offlineRoot))
+      throw new SignetError('conflict', `${o.offlineRoot} already exists; choose a new file for the offline root key`);
     prepareDataDir(config.dataDir);
     const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
     warnIfDataDirExposed(config, target, env.log);
@@ -71,26 +81,43 @@ program.command('init')
       if (!boot.created) throw new SignetError('conflict', 'a CA hierarchy already exists in this database; use `signet ca list`');
       const root = (await listCas(ctx)).find((c) => c.parentId === null)!;
       if (o.offlineRoot) await takeOffline(ctx, root.id, o.offlineRoot, passphrase!, 'cli');
-      if (o.json) printJson({ rootId: root.id, rootFingerprint: boot.rootFingerprint, tokenFile: boot.tokenFile, offlineRoot: o.offlineRoot ?? null, movedAside: moved.map(([from, to]) => ({ from, to })) });
+      if (o.json)
+        printJson({
+          rootId: root.id,
+          rootFingerprint: boot.rootFingerprint,
+          tokenFile: boot.tokenFile,
+          offlineRoot: o.offlineRoot ?? null,
+          movedAside: moved.map(([from, to]) => ({ from, to })),
+        });
       else {
         process.stdout.write(`root ${root.id} SHA-256 fingerprint: ${boot.rootFingerprint}\nadmin API token written to ${boot.tokenFile} (mode 0600)\n`);
         if (o.offlineRoot) process.stdout.write(`root key exported to ${o.offlineRoot} and removed from the online store\n`);
       }
-    } finally { await ctx.db.close(); }
+    } finally {
+      await ctx.db.close();
+    }
   });
 
 /** What --force must not throw away: CAs and sealed keys, counted on a database that has Signet's tables. */
 async function countCasAndKeys(target: ReturnType<typeof resolveDatabase>): Promise<{ cas: number; keys: number }> {
   const db = await openDatabase(target);
   const holdings: Holdings = createStores(db).installation;
-  try { return { cas: await holdings.count('cas'), keys: await holdings.count('keys') }; } finally { await db.close(); }
+  try {
+    return { cas: await holdings.count('cas'), keys: await holdings.count('keys') };
+  } finally {
+    await db.close();
+  }
 }
 
 program.addCommand(caCommand());
 for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand(), ...backupCommands(), acmeCommand()]) program.addCommand(c);
 
 export async function main(argv = process.argv): Promise<void> {
-  try { await program.parseAsync(argv); } catch (e) { fail(e); }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    fail(e);
+  }
 }
 
 await main();

@@ -16,14 +16,24 @@ import { runPrimary, workerIndex, type RelayMessage } from './cluster.js';
 import { connectWorkerRelay } from '../runtime/cluster-relay.js';
 import { AcmeHousekeeper } from '../acme/housekeeping.js';
 
-export interface Running { server: Server; port: number; stop(): Promise<void> }
+export interface Running {
+  server: Server;
+  port: number;
+  stop(): Promise<void>;
+}
 
 /** Answers while the database is not reachable yet: alive, not ready, every API call 503. */
 function startingHandler(reason: () => string): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
-    if (url === '/healthz') { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'starting' })); return; }
-    if (url === '/readyz') { res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'not ready', checks: { database: reason() } })); return; }
+    if (url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'starting' }));
+      return;
+    }
+    if (url === '/readyz') {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'not ready', checks: { database: reason() } }));
+      return;
+    }
     const err = new SignetError('unavailable', `Signet is starting and cannot serve yet: ${reason()}; retry later`);
     res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(JSON.stringify(err.toProblem(url)));
   };
@@ -35,7 +45,10 @@ export async function serve(): Promise<Running | undefined> {
   const config = loadConfig();
   const log = createLogger(config.SIGNET_LOG_LEVEL);
   loadProfiles(config.SIGNET_PROFILES_FILE); // fail on a bad profile file before touching anything
-  if (config.SIGNET_WORKERS > 1 && cluster.isPrimary) { await runPrimary(config, log); return undefined; }
+  if (config.SIGNET_WORKERS > 1 && cluster.isPrimary) {
+    await runPrimary(config, log);
+    return undefined;
+  }
   const inCluster = cluster.isWorker;
   const publisher = workerIndex() === 0; // the only process that signs CRLs
   let lastError = 'connecting to the database';
@@ -60,16 +73,30 @@ export async function serve(): Promise<Running | undefined> {
   const services = createServices(ctx, config);
   announceBootstrap(await bootstrapIfEmpty(ctx, config));
   // ACME orders and challenges a stopped process left `processing` (acme/recovery.ts).
-  await services.acme.recoverInterrupted().then((r) => {
-    if (r.orders || r.challenges) log.warn(r, 'recovered ACME orders/challenges left processing by a stopped process');
-  }, (e: unknown) => log.error({ err: e }, 'recovering interrupted ACME work failed; it is retried when the rows are read'));
+  await services.acme.recoverInterrupted().then(
+    (r) => {
+      if (r.orders || r.challenges) log.warn(r, 'recovered ACME orders/challenges left processing by a stopped process');
+    },
+    (e: unknown) => log.error({ err: e }, 'recovering interrupted ACME work failed; it is retried when the rows are read'),
+  );
   const metrics = createMetrics();
   services.events.on('certificateIssued', (e) => metrics.certificatesIssued.inc({ profile: e.profile, ca: e.caId }));
   services.events.on('certificateRevoked', (e) => metrics.certificatesRevoked.inc({ reason: e.reason }));
-  const ocspOutcomes = { cached: metrics.ocspResponses.labels('cached'), signed: metrics.ocspResponses.labels('signed'), 'try-later': metrics.ocspResponses.labels('try-later') };
+  const ocspOutcomes = {
+    cached: metrics.ocspResponses.labels('cached'),
+    signed: metrics.ocspResponses.labels('signed'),
+    'try-later': metrics.ocspResponses.labels('try-later'),
+  };
   services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
   let clusterReady = false;
-  const app = createHandler(ctx, metrics, { ...(inCluster ? { clusterReady: () => clusterReady } : {}), bodyLimit: config.SIGNET_BODY_LIMIT, trustProxy: config.SIGNET_TRUST_PROXY, rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS, rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN, ...services });
+  const app = createHandler(ctx, metrics, {
+    ...(inCluster ? { clusterReady: () => clusterReady } : {}),
+    bodyLimit: config.SIGNET_BODY_LIMIT,
+    trustProxy: config.SIGNET_TRUST_PROXY,
+    rateLimitPerAddress: config.SIGNET_RATE_LIMIT_PER_ADDRESS,
+    rateLimitPerToken: config.SIGNET_RATE_LIMIT_PER_TOKEN,
+    ...services,
+  });
   await services.ocsp.start();
   // Other replicas' changes reach the bus by polling; only the OCSP cache needs them.
   services.statusPoller.start();
@@ -78,21 +105,31 @@ export async function serve(): Promise<Running | undefined> {
   if (publisher) await services.crls.start();
   // Deletes expired ACME orders/authorizations/challenges: one process per host (the CRL
   // publisher), one replica at a time on PostgreSQL (acme/housekeeping.ts).
-  const housekeeper = new AcmeHousekeeper(ctx, { retentionDays: config.SIGNET_ACME_RETENTION_DAYS, orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS });
+  const housekeeper = new AcmeHousekeeper(ctx, {
+    retentionDays: config.SIGNET_ACME_RETENTION_DAYS,
+    orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS,
+  });
   if (publisher) housekeeper.start();
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
-    process.on('message', (m: RelayMessage) => { if (m.type === 'clusterReady') clusterReady = true; });
+    process.on('message', (m: RelayMessage) => {
+      if (m.type === 'clusterReady') clusterReady = true;
+    });
   }
   const full: RequestListener = app; // OCSP included (http/app.ts)
   let tls: { server: HttpsServer; identity: TlsIdentity } | undefined;
   if (config.SIGNET_TLS) {
-    const names = config.SIGNET_TLS_NAMES.split(',').map((n) => n.trim()).filter(Boolean);
+    const names = config.SIGNET_TLS_NAMES.split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const identity = new TlsIdentity(services.issuance, names, log);
     const httpsServer = createHttpsServer({ ...(await identity.issue()), requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, full);
     answerClientErrors(httpsServer, log);
-    await new Promise<void>((resolve, reject) => { httpsServer.once('error', reject); httpsServer.listen(config.SIGNET_TLS_PORT, config.SIGNET_HOST, () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      httpsServer.once('error', reject);
+      httpsServer.listen(config.SIGNET_TLS_PORT, config.SIGNET_HOST, () => resolve());
+    });
     identity.watch((c) => httpsServer.setSecureContext(c));
     tls = { server: httpsServer, identity };
     const httpsUrl = `https://${names[0]}:${config.SIGNET_TLS_PORT}`;
@@ -115,21 +152,30 @@ export async function serve(): Promise<Running | undefined> {
     handler = full;
   }
   if (inCluster) process.send?.({ type: 'listening' } satisfies RelayMessage);
-  else process.stdout.write(`Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${port}/console\n`);
+  else
+    process.stdout.write(
+      `Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${port}/console\n`,
+    );
   const opened = ctx;
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    log.info('shutting down');
-    await closeServer(server);
-    if (tls) { tls.identity.stop(); await closeServer(tls.server as unknown as Server); }
-    services.statusPoller.stop();
-    services.crls.stop();
-    await housekeeper.stop();
-    await services.ocsp.stop();
-    await opened.db.close();
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down');
+      await closeServer(server);
+      if (tls) {
+        tls.identity.stop();
+        await closeServer(tls.server as unknown as Server);
+      }
+      services.statusPoller.stop();
+      services.crls.stop();
+      await housekeeper.stop();
+      await services.ocsp.stop();
+      await opened.db.close();
+    })());
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => { void stop().then(() => process.exit(0)); });
+    process.once(sig, () => {
+      void stop().then(() => process.exit(0));
+    });
   }
   return { server, port, stop };
 }

@@ -22,8 +22,14 @@ const FILES: Record<string, { name: string; type: string }> = {
 // form-action 'none': the forms are handled by the script; should it not have loaded yet, the
 // browser must not submit the sign-in form as a GET with the token in the URL.
 export const CONSOLE_CSP = [
-  "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self'",
-  "form-action 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self'",
+  "form-action 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
 ].join('; ');
 
 export function consoleRoutes(): Router {

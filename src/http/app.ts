@@ -33,7 +33,16 @@ export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
   clusterReady?: () => boolean;
   /** Bytes. */
-  bodyLimit: number; trustProxy: TrustProxy; rateLimitPerAddress: number; rateLimitPerToken: number; issuance: Issuance; revocation: Revocation; crls: CrlPublisher; acme: AcmeService; ocsp: OcspService }
+  bodyLimit: number;
+  trustProxy: TrustProxy;
+  rateLimitPerAddress: number;
+  rateLimitPerToken: number;
+  issuance: Issuance;
+  revocation: Revocation;
+  crls: CrlPublisher;
+  acme: AcmeService;
+  ocsp: OcspService;
+}
 
 /**
  * The API's request listener: the bare OCSP handler for /ocsp, the bare issuance handler for
@@ -48,7 +57,11 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
   // derives the client address exactly as req.ip does.
   const trust = app.get('trust proxy fn') as (addr: string, i: number) => boolean;
   const issue = createIssueHandler({
-    ctx, edge, issuance: opts.issuance, limits, bodyLimit: opts.bodyLimit,
+    ctx,
+    edge,
+    issuance: opts.issuance,
+    limits,
+    bodyLimit: opts.bodyLimit,
     clientIp: (req) => proxyaddr(req, trust),
   });
   const ocsp = createOcspHandler(opts.ocsp, edge);
@@ -76,7 +89,13 @@ export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | '
   return api;
 }
 
-export function createApp(ctx: CaContext, metrics: Metrics, opts: Omit<AppOptions, 'ocsp'>, limits: RateLimits, edge = new Edge({ log: ctx.log, metrics })): Express {
+export function createApp(
+  ctx: CaContext,
+  metrics: Metrics,
+  opts: Omit<AppOptions, 'ocsp'>,
+  limits: RateLimits,
+  edge = new Edge({ log: ctx.log, metrics }),
+): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', opts.trustProxy);

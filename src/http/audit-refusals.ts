@@ -13,9 +13,19 @@ const AUDITED = new Set(['unauthorized', 'forbidden', 'bad-csr', 'bad-key', 'rej
  */
 export function auditRefusals(ctx: CaContext): ErrorRequestHandler {
   return (err, req, _res, next) => {
-    const audited = auditRefusal(ctx, err, { actor: req.grant ? `token:${req.grant.id}` : 'anonymous', target: `${req.method} ${req.baseUrl}${req.path}`, sourceIp: req.ip });
+    const audited = auditRefusal(ctx, err, {
+      actor: req.grant ? `token:${req.grant.id}` : 'anonymous',
+      target: `${req.method} ${req.baseUrl}${req.path}`,
+      sourceIp: req.ip,
+    });
     if (!audited) return next(err);
-    audited.then(() => next(err), (e: unknown) => { req.log?.error({ err: e }, 'could not audit a refused request'); next(err); });
+    audited.then(
+      () => next(err),
+      (e: unknown) => {
+        req.log?.error({ err: e }, 'could not audit a refused request');
+        next(err);
+      },
+    );
   };
 }
 
@@ -33,17 +43,32 @@ export function auditRefusal(ctx: CaContext, err: unknown, req: { actor: string;
     tallyOf(ctx).add(err, req);
     return null;
   }
-  return ctx.db.transaction((tx) => appendAudit(tx, {
-    actor: req.actor, action: 'request.refused', target: req.target.slice(0, 200), outcome: 'refused', sourceIp: req.sourceIp,
-    details: { type: err.type, status: err.status, detail: err.detail.slice(0, 500) },
-  }));
+  return ctx.db.transaction((tx) =>
+    appendAudit(tx, {
+      actor: req.actor,
+      action: 'request.refused',
+      target: req.target.slice(0, 200),
+      outcome: 'refused',
+      sourceIp: req.sourceIp,
+      details: { type: err.type, status: err.status, detail: err.detail.slice(0, 500) },
+    }),
+  );
 }
 
 /** Distinct (source address, reason) pairs counted per interval; beyond, only totals. */
 export const MAX_KEYS = 100;
 const MAX_TARGETS = 3;
 
-interface Count { sourceIp: string | null; type: string; status: number; detail: string; count: number; first: string; last: string; targets: string[] }
+interface Count {
+  sourceIp: string | null;
+  type: string;
+  status: number;
+  detail: string;
+  count: number;
+  first: string;
+  last: string;
+  targets: string[];
+}
 
 /**
  * Anonymous refusals of one process, counted in memory per (source address, reason) and
@@ -57,10 +82,18 @@ class RefusalTally {
   private since: Date | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly ctx: CaContext, intervalMs: number) {
-    const timer = setInterval(() => { void this.flush(); }, intervalMs);
+  constructor(
+    private readonly ctx: CaContext,
+    intervalMs: number,
+  ) {
+    const timer = setInterval(() => {
+      void this.flush();
+    }, intervalMs);
     timer.unref();
-    ctx.db.beforeClose(() => { clearInterval(timer); return this.flush(); });
+    ctx.db.beforeClose(() => {
+      clearInterval(timer);
+      return this.flush();
+    });
   }
 
   add(err: SignetError, req: { target: string; sourceIp?: string }): void {
@@ -76,7 +109,16 @@ class RefusalTally {
       const target = req.target.slice(0, 200);
       if (c.targets.length < MAX_TARGETS && !c.targets.includes(target)) c.targets.push(target);
     } else if (this.counts.size < MAX_KEYS) {
-      this.counts.set(key, { sourceIp: req.sourceIp ?? null, type: err.type, status: err.status, detail, count: 1, first: now, last: now, targets: [req.target.slice(0, 200)] });
+      this.counts.set(key, {
+        sourceIp: req.sourceIp ?? null,
+        type: err.type,
+        status: err.status,
+        detail,
+        count: 1,
+        first: now,
+        last: now,
+        targets: [req.target.slice(0, 200)],
+      });
     } else {
       this.unitemised++;
     }
@@ -96,17 +138,32 @@ class RefusalTally {
     this.since = null;
     const to = this.ctx.now();
     try {
-      await this.ctx.db.transaction((tx) => appendAudit(tx, {
-        actor: 'anonymous', action: 'request.refused.summary', outcome: 'refused', sourceIp: taken.counts.length === 1 ? taken.counts[0]!.sourceIp : null,
-        details: { from: taken.since.toISOString(), to: to.toISOString(), total: taken.total, refusals: taken.counts.sort((a, b) => b.count - a.count), unitemised: taken.unitemised },
-      }));
+      await this.ctx.db.transaction((tx) =>
+        appendAudit(tx, {
+          actor: 'anonymous',
+          action: 'request.refused.summary',
+          outcome: 'refused',
+          sourceIp: taken.counts.length === 1 ? taken.counts[0]!.sourceIp : null,
+          details: {
+            from: taken.since.toISOString(),
+            to: to.toISOString(),
+            total: taken.total,
+            refusals: taken.counts.sort((a, b) => b.count - a.count),
+            unitemised: taken.unitemised,
+          },
+        }),
+      );
     } catch (e) {
       // Kept for the next interval (still bounded): a refusal is never silently dropped.
       this.ctx.log.error({ err: e, refusals: taken.total }, 'could not record the summary of refused anonymous requests; retrying at the next interval');
       for (const c of taken.counts) {
         const key = `${c.sourceIp ?? ''}\n${c.type}\n${c.detail}`;
         const cur = this.counts.get(key);
-        if (cur) { cur.count += c.count; cur.first = c.first; } else if (this.counts.size < MAX_KEYS) this.counts.set(key, c); else this.unitemised += c.count;
+        if (cur) {
+          cur.count += c.count;
+          cur.first = c.first;
+        } else if (this.counts.size < MAX_KEYS) this.counts.set(key, c);
+        else this.unitemised += c.count;
       }
       this.total += taken.total;
       this.unitemised += taken.unitemised;

@@ -7,7 +7,10 @@ import type { Requester } from '../ca/issuance.js';
 import type { CaContext } from '../ca/context.js';
 
 declare module 'express-serve-static-core' {
-  interface Request { grant?: TokenGrant; principal?: Principal }
+  interface Request {
+    grant?: TokenGrant;
+    principal?: Principal;
+  }
 }
 
 /** A route's guard, tagged with the operation it authorises (the authorisation matrix test reads the tag). */

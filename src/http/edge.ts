@@ -50,10 +50,7 @@ declare module 'express-serve-static-core' {
  * (rate limits, authentication, audit), so that no spelling of one token counts as another.
  * `identity` is the token's SHA-256 (not the keyed hash the token table stores), never the token.
  */
-export type Credentials =
-  | { kind: 'none' }
-  | { kind: 'malformed' }
-  | { kind: 'bearer'; token: string; identity: string };
+export type Credentials = { kind: 'none' } | { kind: 'malformed' } | { kind: 'bearer'; token: string; identity: string };
 
 /**
  * RFC 7235 §2.1 / RFC 6750 §2.1: `credentials = auth-scheme 1*SP b64token`, the scheme
@@ -128,14 +125,22 @@ export class Exchange {
   private logValue?: Logger;
   private done = false;
 
-  constructor(private readonly edge: Edge, readonly req: IncomingMessage, public route: string) {
+  constructor(
+    private readonly edge: Edge,
+    readonly req: IncomingMessage,
+    public route: string,
+  ) {
     this.method = req.method ?? 'GET';
     this.url = req.url ?? '/';
   }
 
-  get id(): string { return (this.idValue ??= requestId(this.req)); }
+  get id(): string {
+    return (this.idValue ??= requestId(this.req));
+  }
 
-  get log(): Logger { return (this.logValue ??= this.edge.log.child({ req: { id: this.id, method: this.method, url: this.url } })); }
+  get log(): Logger {
+    return (this.logValue ??= this.edge.log.child({ req: { id: this.id, method: this.method, url: this.url } }));
+  }
 
   /** Counts and logs the response once it is sent (Express: on 'finish'; the bare handlers: from send). */
   completed(status: number): void {
@@ -148,7 +153,10 @@ export class Exchange {
   }
 }
 
-export interface EdgeOptions { log: Logger; metrics: Metrics }
+export interface EdgeOptions {
+  log: Logger;
+  metrics: Metrics;
+}
 
 export class Edge {
   readonly log: Logger;
@@ -218,7 +226,10 @@ export class Edge {
 
   /** Answers a problem from a bare handler (a response already under way is cut off instead). */
   sendProblem(x: Exchange, res: ServerResponse, problem: SignetError, instance: string): void {
-    if (res.headersSent || res.destroyed) { res.destroy(); return; }
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
     this.send(x, res, problem.status, problemHeaders(x.req, problem).flat(), JSON.stringify(problem.toProblem(instance)));
   }
 
@@ -232,7 +243,10 @@ export class Edge {
       for (const [k, v] of this.security) res.setHeader(k, v);
       // The route is known only once a route has matched (and is relative to its router, as
       // the bare handlers' labels are).
-      res.once('finish', () => { x.route = (req.route?.path as string | undefined) ?? 'unmatched'; x.completed(res.statusCode); });
+      res.once('finish', () => {
+        x.route = (req.route?.path as string | undefined) ?? 'unmatched';
+        x.completed(res.statusCode);
+      });
       next();
     };
   }
@@ -241,9 +255,15 @@ export class Edge {
   problemHandler(): ErrorRequestHandler {
     return (err, req, res, _next) => {
       const x = exchangeOf(this, req);
-      if (isClientAbort(err)) { this.aborted(x, res, err); return; }
+      if (isClientAbort(err)) {
+        this.aborted(x, res, err);
+        return;
+      }
       const problem = this.refusal(x, err);
-      if (res.headersSent) { res.destroy(); return; }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       for (const [k, v] of problemHeaders(req, problem)) res.setHeader(k, v);
       const body = JSON.stringify(problem.toProblem(req.originalUrl));
       res.status(problem.status).setHeader('content-length', Buffer.byteLength(body));

@@ -48,15 +48,22 @@ function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
     const body = Buffer.allocUnsafe(length);
     let at = 0;
     req.on('data', (c: Buffer) => {
-      if (at + c.length > length) { reject(Object.assign(new Error('request body larger than its Content-Length'), { type: 'request.size.invalid', status: 400, expose: true })); req.destroy(); return; }
+      if (at + c.length > length) {
+        reject(Object.assign(new Error('request body larger than its Content-Length'), { type: 'request.size.invalid', status: 400, expose: true }));
+        req.destroy();
+        return;
+      }
       c.copy(body, at);
       at += c.length;
     });
     // The same shape as body-parser's abort error, so both paths log it alike (problem.ts).
-    const aborted = (cause?: unknown) => reject(Object.assign(new Error('request body shorter than its Content-Length'), { type: 'request.aborted', received: at, expected: length, cause }));
+    const aborted = (cause?: unknown) =>
+      reject(Object.assign(new Error('request body shorter than its Content-Length'), { type: 'request.aborted', received: at, expected: length, cause }));
     req.once('end', () => (at === length ? resolve(body) : aborted()));
     // A client cut off by the request timeout, or gone, never sends 'end'.
-    req.once('close', () => { if (!req.complete) aborted(); });
+    req.once('close', () => {
+      if (!req.complete) aborted();
+    });
     // node reports a client gone mid-body as an 'aborted' (ECONNRESET) error on the request.
     req.once('error', (e) => (isClientAbort(e) ? aborted(e) : reject(e)));
   });
@@ -67,7 +74,9 @@ function parseJson(body: Buffer): unknown {
   const text = body.toString('utf8');
   const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(text)?.[1];
   if (first !== '{' && first !== '[') throw Object.assign(new SyntaxError('Unexpected token at position 0'), { type: 'entity.parse.failed' });
-  try { return JSON.parse(text); } catch (e) {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
     throw Object.assign(new SyntaxError((e as Error).message), { type: 'entity.parse.failed' });
   }
 }
@@ -90,7 +99,10 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
 
     const run = async () => {
       const limited = await o.limits.check(req, res, ip);
-      if (limited) { req.resume(); throw limited; }
+      if (limited) {
+        req.resume();
+        throw limited;
+      }
       const json = parseJson(await readBody(req, declared));
       refuseNul(json, 'the request body');
       grant = await authenticate(ctx, token);
@@ -102,7 +114,10 @@ export function createIssueHandler(o: IssueHandlerOptions): (req: IncomingMessag
     };
 
     run().catch(async (err: unknown) => {
-      if (isClientAbort(err)) { edge.aborted(x, res, err); return; }
+      if (isClientAbort(err)) {
+        edge.aborted(x, res, err);
+        return;
+      }
       const problem = edge.refusal(x, err);
       const audited = auditRefusal(ctx, problem, { actor: grant ? `token:${grant.id}` : 'anonymous', target: `POST ${ISSUE_PATH}`, sourceIp: ip });
       if (audited) await audited.catch((e: unknown) => x.log.error({ err: e }, 'could not audit a refused request'));

@@ -29,11 +29,24 @@ function send(edge: Edge, x: Exchange, res: ServerResponse, answer: Answer, isGe
   if (isGet && answer.cacheable) {
     let fixed = cachingHeaders.get(answer.der);
     if (!fixed) {
-      fixed = { etag: `"${createHash('sha1').update(answer.der).digest('hex')}"`, lastModified: answer.cacheable.thisUpdate.toUTCString(), expires: answer.cacheable.nextUpdate.toUTCString() };
+      fixed = {
+        etag: `"${createHash('sha1').update(answer.der).digest('hex')}"`,
+        lastModified: answer.cacheable.thisUpdate.toUTCString(),
+        expires: answer.cacheable.nextUpdate.toUTCString(),
+      };
       cachingHeaders.set(answer.der, fixed);
     }
     const maxAge = Math.max(0, Math.floor((answer.cacheable.nextUpdate.getTime() - Date.now()) / 1000));
-    headers.push('cache-control', `max-age=${maxAge}, public, no-transform, must-revalidate`, 'last-modified', fixed.lastModified, 'expires', fixed.expires, 'etag', fixed.etag);
+    headers.push(
+      'cache-control',
+      `max-age=${maxAge}, public, no-transform, must-revalidate`,
+      'last-modified',
+      fixed.lastModified,
+      'expires',
+      fixed.expires,
+      'etag',
+      fixed.etag,
+    );
   } else {
     headers.push('cache-control', 'no-store');
   }
@@ -50,7 +63,10 @@ const MAX_DISCARD = 1024 * 1024;
  */
 function discard(req: IncomingMessage): void {
   let dropped = 0;
-  req.on('data', (c: Buffer) => { dropped += c.length; if (dropped > MAX_DISCARD) req.destroy(); });
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > MAX_DISCARD) req.destroy();
+  });
   req.resume();
 }
 
@@ -61,7 +77,10 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
     let size = 0;
     const onData = (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_OCSP_BODY) { chunks.push(c); return; }
+      if (size <= MAX_OCSP_BODY) {
+        chunks.push(c);
+        return;
+      }
       req.off('data', onData);
       req.off('end', onEnd);
       discard(req);
@@ -72,14 +91,20 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
     req.once('end', onEnd);
     req.once('error', reject);
     // A client gone mid-body (or cut off by the request timeout) may never send 'end'.
-    req.once('close', () => { if (!req.complete) reject(Object.assign(new Error('OCSP request body cut short'), { type: 'request.aborted', received: size })); });
+    req.once('close', () => {
+      if (!req.complete) reject(Object.assign(new Error('OCSP request body cut short'), { type: 'request.aborted', received: size }));
+    });
   });
 }
 
 /** Decodes the GET form: base64 (RFC 6960, URL-encoded) or base64url. */
 function decodeGetPath(path: string): Buffer | null {
   let s: string;
-  try { s = decodeURIComponent(path); } catch { return null; }
+  try {
+    s = decodeURIComponent(path);
+  } catch {
+    return null;
+  }
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) return null;
   const der = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   return der.length ? der : null;
@@ -99,7 +124,8 @@ export function createOcspHandler(ocsp: OcspService, edge: Edge) {
     const run = async () => {
       if (isGet) {
         const encoded = url.slice('/ocsp/'.length);
-        if (encoded.length > MAX_OCSP_BODY * 2) return refuse(new SignetError('payload-too-large', `OCSP GET request longer than ${MAX_OCSP_BODY * 2} characters; use POST`));
+        if (encoded.length > MAX_OCSP_BODY * 2)
+          return refuse(new SignetError('payload-too-large', `OCSP GET request longer than ${MAX_OCSP_BODY * 2} characters; use POST`));
         const der = decodeGetPath(encoded);
         if (!der) return send(edge, x, res, { der: encodeOcspErrorResponse('malformedRequest'), httpStatus: 400 }, false);
         return send(edge, x, res, await ocsp.respond(der), true);
@@ -112,10 +138,17 @@ export function createOcspHandler(ocsp: OcspService, edge: Edge) {
         if (!body) return refuse(new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
         return send(edge, x, res, await ocsp.respond(body), false);
       }
-      return refuse(new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', { status: req.method === 'GET' || req.method === 'POST' ? 404 : 405 }));
+      return refuse(
+        new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', {
+          status: req.method === 'GET' || req.method === 'POST' ? 404 : 405,
+        }),
+      );
     };
     run().catch((err: unknown) => {
-      if (isClientAbort(err)) { edge.aborted(x, res, err); return; }
+      if (isClientAbort(err)) {
+        edge.aborted(x, res, err);
+        return;
+      }
       // Logged as every failure is; an OCSP client is answered in OCSP (RFC 6960 §2.3).
       edge.refusal(x, err);
       if (!res.headersSent && !res.destroyed) send(edge, x, res, { der: encodeOcspErrorResponse('internalError'), httpStatus: 500 }, false);

@@ -12,18 +12,28 @@ import { normalizeSerial } from '../ca/serial.js';
 /** Marks an issue whose message is a whole sentence naming the parameter (no "name: " prefix). */
 const SENTENCE = { sentence: true } as const;
 
-const sentence = (c: z.RefinementCtx, message: string) => { c.addIssue({ code: z.ZodIssueCode.custom, message, params: SENTENCE }); return z.NEVER; };
+const sentence = (c: z.RefinementCtx, message: string) => {
+  c.addIssue({ code: z.ZodIssueCode.custom, message, params: SENTENCE });
+  return z.NEVER;
+};
 
 /** A certificate serial: hex, optionally with colons, any case; the output is lower-case hex. */
 export const serial = z.string().transform((s, c) => {
-  try { return normalizeSerial(s); } catch (e) { return sentence(c, (e as SignetError).detail); }
+  try {
+    return normalizeSerial(s);
+  } catch (e) {
+    return sentence(c, (e as SignetError).detail);
+  }
 });
 
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** A CA id as Signet makes them (root-…, int-…, ext-…). */
 export const caId = z.string().regex(ID, 'must be a CA id: lower-case letters, digits and hyphens, at most 64');
 /** A public PKI object: `<caId>.crt` (the CA certificate) or `<caId>.crl` (its CRL). */
-export const pkiFile = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/).transform((f) => ({ caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl' }));
+export const pkiFile = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/)
+  .transform((f) => ({ caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl' }));
 
 /** An API token id (tok-…). */
 export const tokenId = z.string().regex(ID, 'must be a token id: lower-case letters, digits and hyphens, at most 64');
@@ -37,21 +47,35 @@ const LATEST_DATE = Date.UTC(10000, 0, 1) - 1000;
  * alone lets '+25:00' through, which `new Date` turns into Invalid Date (a RangeError later).
  * Used for request bodies too (tokens' expiresAt, revocations' invalidityDate).
  */
-export const isoDate = z.string().datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((s, c) => {
-  const issue = (message: string) => { c.addIssue({ code: z.ZodIssueCode.custom, message }); return z.NEVER; };
-  const offset = /([+-])(\d{2}):?(\d{2})$/.exec(s);
-  if (offset && (Number(offset[2]) > 23 || Number(offset[3]) > 59)) return issue(`must be an ISO 8601 date-time; the UTC offset ${offset[0]} is not one (at most ±23:59)`);
-  const d = new Date(s);
-  if (!Number.isFinite(d.getTime())) return issue('must be an ISO 8601 date-time');
-  if (d.getTime() < EARLIEST_DATE || d.getTime() > LATEST_DATE) return issue('must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
-  return d;
-});
+export const isoDate = z
+  .string()
+  .datetime({ offset: true, message: 'must be an ISO 8601 date-time' })
+  .transform((s, c) => {
+    const issue = (message: string) => {
+      c.addIssue({ code: z.ZodIssueCode.custom, message });
+      return z.NEVER;
+    };
+    const offset = /([+-])(\d{2}):?(\d{2})$/.exec(s);
+    if (offset && (Number(offset[2]) > 23 || Number(offset[3]) > 59))
+      return issue(`must be an ISO 8601 date-time; the UTC offset ${offset[0]} is not one (at most ±23:59)`);
+    const d = new Date(s);
+    if (!Number.isFinite(d.getTime())) return issue('must be an ISO 8601 date-time');
+    if (d.getTime() < EARLIEST_DATE || d.getTime() > LATEST_DATE) return issue('must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
+    return d;
+  });
 
 /** A page size from 1 to `max`: decimal digits only (no '0x10', '1e2', ' 5' or '+5'). */
-export const limit = (max: number) => z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits').pipe(z.coerce.number().int().min(1).max(max));
+export const limit = (max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, 'must be a whole number written in decimal digits')
+    .pipe(z.coerce.number().int().min(1).max(max));
 
 /** An opaque list cursor as the inventory returns them (URL-safe characters). */
-export const listCursor = z.string().max(512).regex(/^[A-Za-z0-9_.~-]+$/, 'is not one this server returned');
+export const listCursor = z
+  .string()
+  .max(512)
+  .regex(/^[A-Za-z0-9_.~-]+$/, 'is not one this server returned');
 
 /** The audit trail's cursor: an event sequence number, which the database stores as a 32-bit integer. */
 export const AUDIT_SEQ_MAX = 2_147_483_647;
@@ -69,7 +93,8 @@ function parse<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string):
   const r = schema.safeParse(value ?? {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  if (issue.code === z.ZodIssueCode.custom && (issue.params as { sentence?: boolean } | undefined)?.sentence) throw new SignetError('bad-request', issue.message);
+  if (issue.code === z.ZodIssueCode.custom && (issue.params as { sentence?: boolean } | undefined)?.sentence)
+    throw new SignetError('bad-request', issue.message);
   throw new SignetError('bad-request', `${issue.path.length ? issue.path.join('.') : what}: ${issue.message}`);
 }
 

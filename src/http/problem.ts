@@ -8,7 +8,13 @@ import type { Logger } from 'pino';
 import { SignetError, isSignetError } from '../errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 
-interface BodyParserError { type?: string; status?: number; limit?: number; expose?: boolean; message: string }
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  limit?: number;
+  expose?: boolean;
+  message: string;
+}
 
 /** Any error (ours, a body parser's, a database driver's, a bug) as the SignetError to answer with. */
 export function toSignetError(err: unknown): SignetError {
@@ -24,12 +30,18 @@ export function toSignetError(err: unknown): SignetError {
       const pos = /position (\d+)/.exec(e.message)?.[1];
       return new SignetError('bad-request', `request body is not valid JSON${pos ? ` (error at position ${pos})` : ''}`);
     }
-    case 'entity.too.large': return new SignetError('payload-too-large', `request body exceeds the ${e.limit ?? ''} byte limit`.replace('  ', ' '));
-    case 'encoding.unsupported': case 'charset.unsupported': return new SignetError('unsupported-media-type', e.message);
-    case 'request.aborted': return new SignetError('bad-request', 'request body was aborted by the client');
-    default: break;
+    case 'entity.too.large':
+      return new SignetError('payload-too-large', `request body exceeds the ${e.limit ?? ''} byte limit`.replace('  ', ' '));
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new SignetError('unsupported-media-type', e.message);
+    case 'request.aborted':
+      return new SignetError('bad-request', 'request body was aborted by the client');
+    default:
+      break;
   }
-  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) return new SignetError('bad-request', e.message, { status: e.status });
+  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose)
+    return new SignetError('bad-request', e.message, { status: e.status });
   return new SignetError('internal', 'an unexpected error occurred; it has been logged', { cause: err });
 }
 
@@ -46,8 +58,10 @@ export function isClientAbort(err: unknown): boolean {
 /** The one log line for a client abort: info level, no stack, how much of the body came. */
 export function logClientAbort(log: Logger | undefined, err: unknown, fields: Record<string, unknown> = {}): void {
   const e = err as { received?: number; expected?: number };
-  log?.info({ ...fields, ...(typeof e.received === 'number' ? { received: e.received } : {}), ...(typeof e.expected === 'number' ? { expected: e.expected } : {}) },
-    'request aborted by the client');
+  log?.info(
+    { ...fields, ...(typeof e.received === 'number' ? { received: e.received } : {}), ...(typeof e.expected === 'number' ? { expected: e.expected } : {}) },
+    'request aborted by the client',
+  );
 }
 
 export const notFound: RequestHandler = (req, _res, next) => {

@@ -15,7 +15,12 @@ import { addressKey } from './client-address.js';
 
 const WINDOW_MS = RATE_WINDOW_SECONDS * 1000;
 
-interface Limiter { identifier: 'address' | 'token'; limit: number; store: MemoryStore; key(req: IncomingMessage, ip: string): string | null }
+interface Limiter {
+  identifier: 'address' | 'token';
+  limit: number;
+  store: MemoryStore;
+  key(req: IncomingMessage, ip: string): string | null;
+}
 
 export interface RateLimits {
   /** Express middlewares, in order (address first). */
@@ -35,30 +40,42 @@ export function rateLimits(perAddress: number, perToken: number): RateLimits {
   if (perAddress > 0) limiters.push({ identifier: 'address', limit: perAddress, store: new MemoryStore(), key: (_req, ip) => addressKey(ip) });
   if (perToken > 0) {
     limiters.push({
-      identifier: 'token', limit: perToken, store: new MemoryStore(),
+      identifier: 'token',
+      limit: perToken,
+      store: new MemoryStore(),
       // Keyed by the token's hash from the one parse of the header (auth.ts): every spelling of
       // the scheme shares the token's budget, nothing is looked up before the limit, and no
       // secret is kept in memory. A request without a well-formed Bearer header is refused
       // (401) without database work; the address limit counts it.
-      key: (req) => { const c = credentialsOf(req); return c.kind === 'bearer' ? c.identity : null; },
+      key: (req) => {
+        const c = credentialsOf(req);
+        return c.kind === 'bearer' ? c.identity : null;
+      },
     });
   }
-  const middlewares = limiters.map((l) => rateLimit({
-    windowMs: WINDOW_MS, limit: l.limit, standardHeaders: 'draft-7', legacyHeaders: false, identifier: l.identifier, store: l.store,
-    skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
-    keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
-    // The library guesses from keyGenerator's source text that it uses req.ip raw; it does not:
-    // the address key goes through addressKey (ipKeyGenerator: IPv6 grouped by /56). Without this the
-    // false alarm is printed, unstructured, at every start.
-    validate: { keyGeneratorIpFallback: false },
-    // A refusal like any other: counted and answered by the edge (edge.ts), which adds
-    // Retry-After to every 429. The ACME router renders its own problems, so the header is
-    // also set here for it.
-    handler: (_req, res, next) => {
-      res.setHeader('Retry-After', String(RATE_WINDOW_SECONDS));
-      next(limitError(l.identifier, l.limit));
-    },
-  }));
+  const middlewares = limiters.map((l) =>
+    rateLimit({
+      windowMs: WINDOW_MS,
+      limit: l.limit,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      identifier: l.identifier,
+      store: l.store,
+      skip: (req) => l.key(req, req.ip ?? 'unknown') === null,
+      keyGenerator: (req) => l.key(req, req.ip ?? 'unknown')!,
+      // The library guesses from keyGenerator's source text that it uses req.ip raw; it does not:
+      // the address key goes through addressKey (ipKeyGenerator: IPv6 grouped by /56). Without this the
+      // false alarm is printed, unstructured, at every start.
+      validate: { keyGeneratorIpFallback: false },
+      // A refusal like any other: counted and answered by the edge (edge.ts), which adds
+      // Retry-After to every 429. The ACME router renders its own problems, so the header is
+      // also set here for it.
+      handler: (_req, res, next) => {
+        res.setHeader('Retry-After', String(RATE_WINDOW_SECONDS));
+        next(limitError(l.identifier, l.limit));
+      },
+    }),
+  );
   return {
     middlewares,
     async check(req, res, ip) {

@@ -14,8 +14,13 @@ export const HELMET_OPTIONS: HelmetOptions = {
 export function securityHeaders(): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
-    setHeader(name: string, value: string | number | readonly string[]) { headers[name.toLowerCase()] = String(value); return res; },
-    removeHeader() { /* helmet removes X-Powered-By; the bare handlers never set it */ },
+    setHeader(name: string, value: string | number | readonly string[]) {
+      headers[name.toLowerCase()] = String(value);
+      return res;
+    },
+    removeHeader() {
+      /* helmet removes X-Powered-By; the bare handlers never set it */
+    },
   };
   helmet(HELMET_OPTIONS)({} as IncomingMessage, res as unknown as ServerResponse, () => undefined);
   return headers;

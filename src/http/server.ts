@@ -13,17 +13,23 @@ import { SignetError } from '../errors.js';
 export function answerClientErrors(server: Server | HttpsServer, log: Logger): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
-    const [status, detail] = code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'the request line and headers exceed 16 KiB']
-      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request was not received in time']
-        : [400, 'the request is not valid HTTP/1.1'];
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, detail] =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request line and headers exceed 16 KiB']
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'the request was not received in time']
+          : [400, 'the request is not valid HTTP/1.1'];
     const problem = new SignetError('bad-request', detail, { status }).toProblem();
     problem.title = status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request';
     const body = JSON.stringify(problem);
     log.info({ code, status }, 'request refused by the HTTP parser');
-    socket.end(`HTTP/1.1 ${status} ${problem.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${problem.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
 }
 
@@ -34,7 +40,10 @@ export async function listen(app: RequestListener, host: string, port: number, l
   answerClientErrors(server, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const addr = server.address();
   log.info({ host, port: typeof addr === 'object' && addr ? addr.port : port, node: process.version, openssl: process.versions.openssl }, 'listening');

@@ -22,7 +22,10 @@ export function findNul(value: unknown): string | null {
   const stack: [unknown, string][] = [[value, '']];
   while (stack.length) {
     const [v, path] = stack.pop()!;
-    if (typeof v === 'string') { if (v.includes('\u0000')) return path || 'the value'; continue; }
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return path || 'the value';
+      continue;
+    }
     if (v === null || typeof v !== 'object') continue;
     for (const [k, child] of Object.entries(v)) {
       const at = Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
@@ -49,10 +52,21 @@ export const urlHasNul = (url: string | undefined): boolean => /%00/.test(url ??
 export function refuseNulCharacters(acme?: string) {
   return (req: { url?: string; body?: unknown }, _res: unknown, next: (err?: unknown) => void): void => {
     if (urlHasNul(req.url)) {
-      next(new SignetError('bad-request', 'the request URL contains a percent-encoded NUL character (%00); no path segment or query parameter accepts one', acme ? { acme } : {}));
+      next(
+        new SignetError(
+          'bad-request',
+          'the request URL contains a percent-encoded NUL character (%00); no path segment or query parameter accepts one',
+          acme ? { acme } : {},
+        ),
+      );
       return;
     }
-    try { refuseNul(req.body, 'the request body', acme); } catch (e) { next(e); return; }
+    try {
+      refuseNul(req.body, 'the request body', acme);
+    } catch (e) {
+      next(e);
+      return;
+    }
     next();
   };
 }

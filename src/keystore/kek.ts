@@ -18,7 +18,9 @@ export interface Kek {
 
 export const kekId = (key: Buffer): string => createHmac('sha256', key).update('signet kek id v1').digest('hex').slice(0, 16);
 
-export function masterKeyPath(dataDir: string): string { return join(dataDir, 'master.key'); }
+export function masterKeyPath(dataDir: string): string {
+  return join(dataDir, 'master.key');
+}
 
 export function resolveKek(opts: { masterKey?: string; dataDir: string; storeHasKeys: boolean }): Kek {
   if (opts.masterKey) {
@@ -28,8 +30,7 @@ export function resolveKek(opts: { masterKey?: string; dataDir: string; storeHas
   const file = masterKeyPath(opts.dataDir);
   if (existsSync(file)) return readKeyFile(file);
   if (opts.storeHasKeys) {
-    throw new SignetError('key-store',
-      `the key store holds sealed CA keys but no master key was given: set SIGNET_MASTER_KEY or restore ${file}`);
+    throw new SignetError('key-store', `the key store holds sealed CA keys but no master key was given: set SIGNET_MASTER_KEY or restore ${file}`);
   }
   const key = randomBytes(32);
   return createKeyFile(file, key) ? { key, id: kekId(key), source: 'file' } : readKeyFile(file);
@@ -41,7 +42,8 @@ function readKeyFile(file: string): Kek {
     throw new SignetError('key-store', `${file} is readable by other users (mode ${mode.toString(8)}); run chmod 600 ${file}`);
   }
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-  if (key.length !== 32) throw new SignetError('key-store', `${file} does not hold a base64 32-byte master key (it is truncated or corrupted); restore it from your backup`);
+  if (key.length !== 32)
+    throw new SignetError('key-store', `${file} does not hold a base64 32-byte master key (it is truncated or corrupted); restore it from your backup`);
   return { key, id: kekId(key), source: 'file' };
 }
 
@@ -57,14 +59,22 @@ function createKeyFile(file: string, key: Buffer): boolean {
   try {
     writeSync(fd, key.toString('base64') + '\n');
     fsyncSync(fd);
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
   try {
     linkSync(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
-  } finally { unlinkSync(tmp); }
+  } finally {
+    unlinkSync(tmp);
+  }
   const dir = openSync(dirname(file), 'r');
-  try { fsyncSync(dir); } finally { closeSync(dir); }
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
   return true;
 }

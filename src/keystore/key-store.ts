@@ -8,7 +8,11 @@ import type { KeyAlgorithm, Signer, TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 
 /** A key just placed in the store, with a signer usable before its transaction commits. */
-export interface StoredKey { id: string; publicKey: KeyObject; signer: Signer }
+export interface StoredKey {
+  id: string;
+  publicKey: KeyObject;
+  signer: Signer;
+}
 
 export interface KeyStore {
   /** Generates a new key pair inside the store (in tx when given, so it commits with its CA). */

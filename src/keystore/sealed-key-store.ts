@@ -41,7 +41,10 @@ export interface KeyRecords {
 export class SealedKeyStore implements KeyStore {
   private readonly cache = new Map<string, Signer>();
 
-  constructor(private readonly records: KeyRecords, private readonly kek: Kek) {}
+  constructor(
+    private readonly records: KeyRecords,
+    private readonly kek: Kek,
+  ) {}
 
   async generate(algorithm: KeyAlgorithm, tx?: Tx) {
     const { privateKey } = await generateKeyOffThread(algorithm);
@@ -65,7 +68,10 @@ export class SealedKeyStore implements KeyStore {
     const rec = await this.records.find(id);
     if (!rec) throw new SignetError('key-store', `CA key ${id} is not in the online key store (is it kept offline?)`);
     if (rec.kekId !== this.kek.id) {
-      throw new SignetError('key-store', `CA key ${id} was sealed under master key ${rec.kekId}, but the master key in use is ${this.kek.id}: set the SIGNET_MASTER_KEY (or master.key file) that this store was created with`);
+      throw new SignetError(
+        'key-store',
+        `CA key ${id} was sealed under master key ${rec.kekId}, but the master key in use is ${this.kek.id}: set the SIGNET_MASTER_KEY (or master.key file) that this store was created with`,
+      );
     }
     let der: Buffer;
     try {
@@ -104,7 +110,11 @@ export class SealedKeyStore implements KeyStore {
   }
 
   unsealSecret(id: string, sealed: Uint8Array): Buffer | null {
-    try { return unseal(this.kek.key, `secret:${id}`, sealed); } catch { return null; }
+    try {
+      return unseal(this.kek.key, `secret:${id}`, sealed);
+    } catch {
+      return null;
+    }
   }
 
   deriveSecret(label: string): Buffer {

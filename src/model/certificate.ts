@@ -9,22 +9,46 @@
 /** The kinds of value a column holds; `?` marks a nullable column. */
 export type FieldKind = 'string' | 'string?' | 'date' | 'date?' | 'bytes';
 
-type ValueOf<K extends FieldKind> =
-  K extends 'string' ? string : K extends 'string?' ? string | null : K extends 'date' ? Date : K extends 'date?' ? Date | null : Uint8Array;
+type ValueOf<K extends FieldKind> = K extends 'string'
+  ? string
+  : K extends 'string?'
+    ? string | null
+    : K extends 'date'
+      ? Date
+      : K extends 'date?'
+        ? Date | null
+        : Uint8Array;
 
 /** A record type from a column declaration. */
 export type RecordOf<F extends Record<string, FieldKind>> = { -readonly [C in keyof F]: ValueOf<F[C]> };
 
 /** Columns written when a certificate is issued, in table order. */
 export const ISSUED_CERTIFICATE_COLUMNS = {
-  serial: 'string', caId: 'string', profile: 'string', subject: 'string', commonName: 'string?', sans: 'string', sanText: 'string',
-  keyAlgorithm: 'string', notBefore: 'date', notAfter: 'date', der: 'bytes', fingerprint: 'string', csrHash: 'string?',
-  tokenId: 'string?', predecessorSerial: 'string?', createdAt: 'date',
+  serial: 'string',
+  caId: 'string',
+  profile: 'string',
+  subject: 'string',
+  commonName: 'string?',
+  sans: 'string',
+  sanText: 'string',
+  keyAlgorithm: 'string',
+  notBefore: 'date',
+  notAfter: 'date',
+  der: 'bytes',
+  fingerprint: 'string',
+  csrHash: 'string?',
+  tokenId: 'string?',
+  predecessorSerial: 'string?',
+  createdAt: 'date',
 } as const satisfies Record<string, FieldKind>;
 
 /** Columns of the revocation state: a new certificate takes their defaults (good, no revocation). */
 export const CERTIFICATE_STATUS_COLUMNS = {
-  status: 'string', revokedAt: 'date?', revocationReason: 'string?', invalidityDate: 'date?', statusChangedAt: 'date?',
+  status: 'string',
+  revokedAt: 'date?',
+  revocationReason: 'string?',
+  invalidityDate: 'date?',
+  statusChangedAt: 'date?',
 } as const satisfies Record<string, FieldKind>;
 
 /** A certificate as issuance writes it. `sans` is a JSON array of {type, value}; `sanText` its values, lower-cased, joined by spaces. */
@@ -40,13 +64,35 @@ export type CertificateRecord = NewCertificateRecord & RecordOf<typeof CERTIFICA
 export type CertificateSummary = Omit<CertificateRecord, 'der' | 'sanText' | 'csrHash' | 'statusChangedAt'>;
 
 /** The revocation state a revoke or hold writes. */
-export interface RevocationChange { status: StoredStatus; revokedAt: Date; revocationReason: string; invalidityDate: Date | null; statusChangedAt: Date }
+export interface RevocationChange {
+  status: StoredStatus;
+  revokedAt: Date;
+  revocationReason: string;
+  invalidityDate: Date | null;
+  statusChangedAt: Date;
+}
 
 /** Public status of one certificate (the hot status read). */
-export interface CertificateStatusRecord { status: string; notAfter: Date; revokedAt: Date | null; revocationReason: string | null }
+export interface CertificateStatusRecord {
+  status: string;
+  notAfter: Date;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+}
 
 /** A certificate with this serial, leaf or CA, and the CA that issued it (null: a root). */
-export interface IssuedWithSerial { kind: 'leaf' | 'ca'; issuerId: string | null; status: string; revokedAt: Date | null; revocationReason: string | null }
+export interface IssuedWithSerial {
+  kind: 'leaf' | 'ca';
+  issuerId: string | null;
+  status: string;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+}
 
 /** One entry of a CA's CRL, as read from its revoked and held certificates. */
-export interface RevokedEntry { serial: string; revokedAt: Date | null; reason: string | null; invalidityDate: Date | null }
+export interface RevokedEntry {
+  serial: string;
+  revokedAt: Date | null;
+  reason: string | null;
+  invalidityDate: Date | null;
+}

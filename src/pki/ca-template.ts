@@ -5,7 +5,12 @@
  */
 import { encodeTbs } from './certificate.js';
 import {
-  authorityInfoAccess, authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage,
+  authorityInfoAccess,
+  authorityKeyIdentifier,
+  basicConstraints,
+  crlDistributionPoints,
+  keyIdentifier,
+  keyUsage,
   subjectKeyIdentifier,
 } from './extensions.js';
 
@@ -33,7 +38,10 @@ export interface CaCertificateParams {
 }
 
 /** The TBS and what its lint needs to know of it. Signed by ca/signing.ts, after the CA lint. */
-export interface CaTbs { tbs: Buffer; notAfter: Date }
+export interface CaTbs {
+  tbs: Buffer;
+  notAfter: Date;
+}
 
 export const BACKDATE_MS = 60_000;
 

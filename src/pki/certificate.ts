@@ -86,7 +86,11 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
   const tbs = Buffer.from(readElement(der, outer.headerLength));
   const tbsHeader = readHeader(tbs, 0);
   let off = tbsHeader.headerLength;
-  const next = () => { const el = readElement(tbs, off); off += el.length; return Buffer.from(el); };
+  const next = () => {
+    const el = readElement(tbs, off);
+    off += el.length;
+    return Buffer.from(el);
+  };
   if (tbs[off] === 0xa0) next();
   const serialEl = next();
   next(); // signature algorithm
@@ -119,8 +123,12 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
     fingerprint: createHash('sha256').update(der).digest('hex'),
     isCa: bc?.cA ?? false,
     pathLen: bc?.pathLenConstraint,
-    get publicKeyInfo() { return keyInfo(); },
-    get publicKey() { return keyInfo().key; },
+    get publicKeyInfo() {
+      return keyInfo();
+    },
+    get publicKey() {
+      return keyInfo().key;
+    },
     parsed,
   };
 }

@@ -16,14 +16,33 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { SignetError } from '../errors.js';
 import type { Signer } from './keys.js';
 import {
-  booleanTrue, contextExplicit, encodeLength, enumerated, generalizedTime, objectIdentifier, octetString,
-  readHeader, sequence, smallInteger, time, tlv, unsignedInteger,
+  booleanTrue,
+  contextExplicit,
+  encodeLength,
+  enumerated,
+  generalizedTime,
+  objectIdentifier,
+  octetString,
+  readHeader,
+  sequence,
+  smallInteger,
+  time,
+  tlv,
+  unsignedInteger,
 } from './der.js';
 
 /** RFC 5280 §5.3.1 CRLReason names, in code order (code 7 is unused). */
 export const REVOCATION_REASONS = [
-  'unspecified', 'keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded',
-  'cessationOfOperation', 'certificateHold', 'removeFromCRL', 'privilegeWithdrawn', 'aACompromise',
+  'unspecified',
+  'keyCompromise',
+  'caCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'removeFromCRL',
+  'privilegeWithdrawn',
+  'aACompromise',
 ] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
@@ -42,8 +61,7 @@ export const REASON_CODES: Readonly<Record<RevocationReason, number>> = Object.f
   aACompromise: 10,
 });
 
-export const isRevocationReason = (value: unknown): value is RevocationReason =>
-  typeof value === 'string' && Object.hasOwn(REASON_CODES, value);
+export const isRevocationReason = (value: unknown): value is RevocationReason => typeof value === 'string' && Object.hasOwn(REASON_CODES, value);
 
 /** The reason name for a CRLReason code, or undefined for 7 and unknown codes. */
 export function reasonFromCode(code: number): RevocationReason | undefined {
@@ -60,9 +78,7 @@ export interface CrlEntry {
 }
 
 /** Entries one by one, or in batches (arrays), synchronously or asynchronously. */
-export type CrlEntrySource =
-  | Iterable<CrlEntry | readonly CrlEntry[]>
-  | AsyncIterable<CrlEntry | readonly CrlEntry[]>;
+export type CrlEntrySource = Iterable<CrlEntry | readonly CrlEntry[]> | AsyncIterable<CrlEntry | readonly CrlEntry[]>;
 
 export interface BuildCrlParams {
   /** The issuer's subject Name, DER, exactly as in the issuer certificate. */

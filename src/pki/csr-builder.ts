@@ -20,12 +20,7 @@ export async function buildCsr(privateKey: TrustedKey, commonName: string | unde
     const exts = sequence(sequence(objectIdentifier(EXT.subjectAltName), octetString(encodeSan(sans))));
     attrs.push(sequence(objectIdentifier('1.2.840.113549.1.9.14'), set(exts)));
   }
-  const info = sequence(
-    smallInteger(0),
-    encodeName(commonName ? [{ type: '2.5.4.3', value: commonName }] : []),
-    spki,
-    tlv(0xa0, ...attrs),
-  );
+  const info = sequence(smallInteger(0), encodeName(commonName ? [{ type: '2.5.4.3', value: commonName }] : []), spki, tlv(0xa0, ...attrs));
   return sequence(info, Buffer.from(AsnConvert.serialize(signer.algorithm)), bitString(await signer.sign(info)));
 }
 

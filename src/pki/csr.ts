@@ -65,7 +65,11 @@ export function parseCsrFull(input: string | Uint8Array): ParsedCsr {
 /** The fast path alone: null where parseCsr would defer to the full parser. For the equivalence tests. */
 export function parseCsrFast(input: string | Uint8Array): ParsedCsr | null {
   const der = toDer(input);
-  try { checkCsrDer(der); } catch { return null; }
+  try {
+    checkCsrDer(der);
+  } catch {
+    return null;
+  }
   return parseDerFast(der);
 }
 
@@ -95,8 +99,16 @@ function parseDerFull(der: Buffer): ParsedCsr {
   return result(der, subject, parts.name, sans, publicKey, parts.spki, keyAlgorithm, requestedExtensions);
 }
 
-function result(der: Buffer, subject: { commonName?: string; dn: string }, name: Uint8Array, sans: SanEntry[], publicKey: TrustedKey,
-  spki: Uint8Array, keyAlgorithm: string, requestedExtensions: string[]): ParsedCsr {
+function result(
+  der: Buffer,
+  subject: { commonName?: string; dn: string },
+  name: Uint8Array,
+  sans: SanEntry[],
+  publicKey: TrustedKey,
+  spki: Uint8Array,
+  keyAlgorithm: string,
+  requestedExtensions: string[],
+): ParsedCsr {
   return {
     der,
     subject: { ...(subject.commonName === undefined ? {} : { commonName: subject.commonName }), dn: subject.dn, nameDer: Buffer.from(name) },
@@ -285,7 +297,7 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
       if (value.tag !== 0x30) continue;
       for (const ext of readKids(der, value)) {
         const ep = ext.tag === 0x30 ? readKids(der, ext) : [];
-        const id = ep[0] ? strictOid(der, ep[0]) ?? '?' : '?';
+        const id = ep[0] ? (strictOid(der, ep[0]) ?? '?') : '?';
         const flag = ep.length === 3 ? ep[1]! : undefined;
         if (flag && flag.tag === 0x01 && der[flag.body] === 0x00) {
           throw new DerError(`extension ${id} encodes critical FALSE explicitly (DER omits a DEFAULT value)`, flag.start);
@@ -298,7 +310,8 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
             if (v.end !== extnValue!.end) throw new DerError(`${extnValue!.end - v.end} bytes after the extension's value`, v.end);
             checkDer(der, extnValue!.body, extnValue!.end);
           } catch (e) {
-            if (e instanceof DerError) throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
+            if (e instanceof DerError)
+              throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
             throw e;
           }
         }
@@ -356,10 +369,15 @@ const SIG_ALGS: Record<string, { name: string; key: 'ec' | 'rsa' | 'ed25519' }> 
   [OID.ed25519]: { name: 'Ed25519', key: 'ed25519' },
 };
 const REFUSED_SIG_ALGS: Record<string, string> = {
-  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption', '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
-  '1.2.840.113549.1.1.14': 'sha224WithRSAEncryption', '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
-  '1.2.840.10045.4.3.1': 'ecdsa-with-SHA224', '1.2.840.113549.1.1.10': 'RSASSA-PSS',
-  '1.2.840.10040.4.3': 'dsa-with-SHA1', '2.16.840.1.101.3.4.3.2': 'dsa-with-SHA256', [OID.ed448]: 'Ed448',
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
+  '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.113549.1.1.14': 'sha224WithRSAEncryption',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
+  '1.2.840.10045.4.3.1': 'ecdsa-with-SHA224',
+  '1.2.840.113549.1.1.10': 'RSASSA-PSS',
+  '1.2.840.10040.4.3': 'dsa-with-SHA1',
+  '2.16.840.1.101.3.4.3.2': 'dsa-with-SHA256',
+  [OID.ed448]: 'Ed448',
 };
 
 const SIG_KEY: Record<KeyFamily, 'ec' | 'rsa' | 'ed25519'> = { ecdsa: 'ec', rsa: 'rsa', ed25519: 'ed25519' };
@@ -367,7 +385,9 @@ const SIG_KEY: Record<KeyFamily, 'ec' | 'rsa' | 'ed25519'> = { ecdsa: 'ec', rsa:
 function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicKeyInfo): void {
   const alg = SIG_ALGS[oid];
   if (!alg) {
-    throw badCsr(`signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`);
+    throw badCsr(
+      `signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`,
+    );
   }
   // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node.
   if (alg.key !== SIG_KEY[key.family]) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
@@ -381,8 +401,15 @@ function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicK
 
 /** RFC 4514 short names; other attribute types are written as dotted OIDs with #hex values. */
 const SHORT_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C',
-  '2.5.4.9': 'STREET', '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
+  '2.5.4.3': 'CN',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.6': 'C',
+  '2.5.4.9': 'STREET',
+  '0.9.2342.19200300.100.1.25': 'DC',
+  '0.9.2342.19200300.100.1.1': 'UID',
 };
 
 /** Text of a directory string element, or null when it is not a string type. */
@@ -390,11 +417,16 @@ function directoryString(el: Uint8Array): string | null {
   const tag = el[0];
   const c = Buffer.from(contentOf(el));
   switch (tag) {
-    case 0x0c: return new TextDecoder('utf-8', { fatal: true }).decode(c);
-    case 0x12: case 0x13: case 0x16: case 0x1a:
+    case 0x0c:
+      return new TextDecoder('utf-8', { fatal: true }).decode(c);
+    case 0x12:
+    case 0x13:
+    case 0x16:
+    case 0x1a:
       if (c.some((b) => b > 0x7f)) throw new Error('non-ASCII bytes in an ASCII string type');
       return c.toString('latin1');
-    case 0x14: return c.toString('latin1'); // TeletexString: latin1 is how everyone reads it in practice.
+    case 0x14:
+      return c.toString('latin1'); // TeletexString: latin1 is how everyone reads it in practice.
     case 0x1e: {
       if (c.length % 2) throw new Error('BMPString of odd length');
       return new TextDecoder('utf-16be', { fatal: true }).decode(c);
@@ -405,7 +437,8 @@ function directoryString(el: Uint8Array): string | null {
       for (let i = 0; i < c.length; i += 4) s += String.fromCodePoint(c.readUInt32BE(i));
       return s;
     }
-    default: return null;
+    default:
+      return null;
   }
 }
 
@@ -478,11 +511,17 @@ function readSans(extnValue: Uint8Array): SanEntry[] {
 /** The refusal for the first entry Signet cannot issue. */
 function sanRefusal(p: SanProblem): SignetError {
   switch (p.problem) {
-    case 'text': return badCsr(`subjectAltName ${p.form} is not valid IA5String text`);
-    case 'ip-length': return badCsr(`subjectAltName iPAddress of ${p.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
+    case 'text':
+      return badCsr(`subjectAltName ${p.form} is not valid IA5String text`);
+    case 'ip-length':
+      return badCsr(`subjectAltName iPAddress of ${p.length} bytes is neither IPv4 (4) nor IPv6 (16)`);
     case 'form': {
       const form = OTHER_GENERAL_NAME_FORMS[p.tag];
-      if (form) return new SignetError('rejected-name', `subjectAltName contains an entry of type ${form}; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs`);
+      if (form)
+        return new SignetError(
+          'rejected-name',
+          `subjectAltName contains an entry of type ${form}; Signet issues only dNSName, iPAddress, rfc822Name and uniformResourceIdentifier SANs`,
+        );
       return badCsr(`subjectAltName has an entry with unknown tag 0x${p.tag.toString(16)}`);
     }
   }
@@ -493,7 +532,12 @@ function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): 
   if (requested.length === 0) return { sans: [], requestedExtensions: [] };
   if (requested.length > 1) throw badCsr(`CSR has ${requested.length} extensionRequest attributes; at most one is allowed`);
   const values = requested[0]!.values.length;
-  if (values !== 1) throw badCsr(values === 0 ? 'the extensionRequest attribute has no value (an empty SET); it must hold exactly one list of extensions' : `the extensionRequest attribute has ${values} values; it must hold exactly one list of extensions`);
+  if (values !== 1)
+    throw badCsr(
+      values === 0
+        ? 'the extensionRequest attribute has no value (an empty SET); it must hold exactly one list of extensions'
+        : `the extensionRequest attribute has ${values} values; it must hold exactly one list of extensions`,
+    );
   let exts: Extensions;
   try {
     exts = AsnConvert.parse(requested[0]!.values[0]!, Extensions);

@@ -11,11 +11,19 @@
  */
 
 /** A strict DER element view: single-byte tag, minimal definite length. */
-export interface El { tag: number; start: number; body: number; end: number }
+export interface El {
+  tag: number;
+  start: number;
+  body: number;
+  end: number;
+}
 
 /** A DER rule broken at `offset` (from the start of the buffer given to the reader). */
 export class DerError extends Error {
-  constructor(readonly rule: string, readonly offset: number) {
+  constructor(
+    readonly rule: string,
+    readonly offset: number,
+  ) {
     super(`${rule} at offset ${offset}`);
     this.name = 'DerError';
   }
@@ -70,7 +78,7 @@ export function readEl(buf: Uint8Array, off: number, end: number = buf.length): 
 /** Children of a constructed element, all strict DER, exactly filling it; null otherwise. */
 export function kids(buf: Uint8Array, parent: El): El[] | null {
   const out: El[] = [];
-  for (let off = parent.body; off < parent.end;) {
+  for (let off = parent.body; off < parent.end; ) {
     const c = el(buf, off, parent.end);
     if (!c) return null;
     out.push(c);
@@ -82,7 +90,7 @@ export function kids(buf: Uint8Array, parent: El): El[] | null {
 /** Children of a constructed element; throws DerError on the first that is not strict DER. */
 export function readKids(buf: Uint8Array, parent: El): El[] {
   const out: El[] = [];
-  for (let off = parent.body; off < parent.end;) {
+  for (let off = parent.body; off < parent.end; ) {
     const c = readEl(buf, off, parent.end);
     out.push(c);
     off = c.end;
@@ -111,12 +119,18 @@ export function strictOid(buf: Uint8Array, e: El): string | null {
   let arcStart = e.body;
   for (let i = e.body; i < e.end; i++) {
     const b = buf[i]!;
-    if (startOfArc) { if (b === 0x80) return null; arcStart = i; }
+    if (startOfArc) {
+      if (b === 0x80) return null;
+      arcStart = i;
+    }
     if (i - arcStart >= MAX_ARC_BYTES) return null;
     if (big !== null) big = (big << 7n) | BigInt(b & 0x7f);
     else if (v >= 2 ** 45) big = (BigInt(v) << 7n) | BigInt(b & 0x7f);
     else v = v * 128 + (b & 0x7f);
-    if (b & 0x80) { startOfArc = false; continue; }
+    if (b & 0x80) {
+      startOfArc = false;
+      continue;
+    }
     const arc: number | bigint = big ?? v;
     if (first) {
       out = arc < 40 ? `0.${arc}` : arc < 80 ? `1.${Number(arc) - 40}` : `2.${typeof arc === 'bigint' ? arc - 80n : arc - 80}`;
@@ -175,7 +189,9 @@ export function strictExtensions(buf: Uint8Array, seq: El): { id: string; critic
 // Whole-structure DER rules
 
 /** Universal types that DER encodes primitive only: BOOLEAN…OID, REAL, ENUMERATED, RELATIVE-OID, strings, times. */
-const PRIMITIVE_ONLY = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0a, 0x0c, 0x0d, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1e]);
+const PRIMITIVE_ONLY = new Set([
+  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0a, 0x0c, 0x0d, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1e,
+]);
 const MAX_DEPTH = 64;
 
 /** -1, 0, 1 as a sorts before, equals or after b (X.690 §11.6: SET OF by encoding, shorter first on a common prefix). */
@@ -192,7 +208,7 @@ function compareBytes(buf: Uint8Array, a: El, b: El): number {
 /** The elements of a SET OF (also an IMPLICIT one) are sorted by their encodings; throws DerError. */
 export function checkSetOrder(buf: Uint8Array, set: El): void {
   let prev: El | null = null;
-  for (let off = set.body; off < set.end;) {
+  for (let off = set.body; off < set.end; ) {
     const c = readEl(buf, off, set.end);
     if (prev && compareBytes(buf, prev, c) > 0) throw new DerError('SET OF elements are not sorted by their encodings (DER order)', c.start);
     prev = c;
@@ -210,8 +226,8 @@ export function checkSetOrder(buf: Uint8Array, set: El): void {
 export function checkDer(buf: Uint8Array, start = 0, end: number = buf.length, depth = 0): void {
   if (depth > MAX_DEPTH) throw new DerError(`nesting deeper than ${MAX_DEPTH} levels`, start);
   // One scratch element per level: this walk runs on every CSR, and allocation is its main cost.
-  const e = SCRATCH[depth] ??= { tag: 0, start: 0, body: 0, end: 0 };
-  for (let off = start; off < end;) {
+  const e = (SCRATCH[depth] ??= { tag: 0, start: 0, body: 0, end: 0 });
+  for (let off = start; off < end; ) {
     const r = decodeElement(buf, off, end, e);
     if (typeof r === 'string') throw new DerError(r, off);
     checkElement(buf, e, depth);
@@ -220,7 +236,9 @@ export function checkDer(buf: Uint8Array, start = 0, end: number = buf.length, d
 }
 const SCRATCH: El[] = [];
 
-function fail(e: El, rule: string): never { throw new DerError(rule, e.start); }
+function fail(e: El, rule: string): never {
+  throw new DerError(rule, e.start);
+}
 
 function checkElement(buf: Uint8Array, e: El, depth: number): void {
   const constructed = (e.tag & 0x20) !== 0;
@@ -239,12 +257,17 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
     return;
   }
   switch (number) {
-    case 0x10: case 0x11: fail(e, `${number === 0x10 ? 'SEQUENCE' : 'SET'} with the primitive bit (DER requires the constructed form)`); break;
+    case 0x10:
+    case 0x11:
+      fail(e, `${number === 0x10 ? 'SEQUENCE' : 'SET'} with the primitive bit (DER requires the constructed form)`);
+      break;
     case 0x01:
       if (len !== 1) fail(e, `BOOLEAN of ${len} bytes (DER uses exactly one)`);
-      if (buf[e.body] !== 0x00 && buf[e.body] !== 0xff) fail(e, `BOOLEAN 0x${buf[e.body]!.toString(16).padStart(2, '0')} (DER encodes TRUE as 0xFF and FALSE as 0x00)`);
+      if (buf[e.body] !== 0x00 && buf[e.body] !== 0xff)
+        fail(e, `BOOLEAN 0x${buf[e.body]!.toString(16).padStart(2, '0')} (DER encodes TRUE as 0xFF and FALSE as 0x00)`);
       break;
-    case 0x02: case 0x0a: {
+    case 0x02:
+    case 0x0a: {
       const what = number === 0x02 ? 'INTEGER' : 'ENUMERATED';
       if (len === 0) fail(e, `empty ${what}`);
       if (len > 1 && ((buf[e.body] === 0x00 && !(buf[e.body + 1]! & 0x80)) || (buf[e.body] === 0xff && buf[e.body + 1]! & 0x80))) {
@@ -260,7 +283,9 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
       if (unused && (buf[e.end - 1]! & ((1 << unused) - 1)) !== 0) fail(e, 'BIT STRING whose unused bits are not zero');
       break;
     }
-    case 0x05: if (len !== 0) fail(e, `NULL with ${len} content bytes`); break;
+    case 0x05:
+      if (len !== 0) fail(e, `NULL with ${len} content bytes`);
+      break;
     case 0x06: {
       if (len === 0) fail(e, 'empty OBJECT IDENTIFIER');
       let startOfArc = true;
@@ -276,6 +301,7 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
       if (!startOfArc) fail(e, 'truncated OBJECT IDENTIFIER (its last byte has the continuation bit)');
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }

@@ -38,7 +38,10 @@ export function smallInteger(n: number | bigint): Buffer {
   let v = BigInt(n);
   if (v < 0n) throw new RangeError('negative integers are not needed here');
   const bytes: number[] = [];
-  do { bytes.unshift(Number(v & 0xffn)); v >>= 8n; } while (v > 0n);
+  do {
+    bytes.unshift(Number(v & 0xffn));
+    v >>= 8n;
+  } while (v > 0n);
   return unsignedInteger(Buffer.from(bytes));
 }
 
@@ -61,7 +64,10 @@ function encodeOid(oid: string): Buffer {
   for (const arc of [first, ...parts.slice(2)]) {
     const chunk: number[] = [];
     let v = arc;
-    do { chunk.unshift(Number(v & 0x7fn)); v >>= 7n; } while (v > 0n);
+    do {
+      chunk.unshift(Number(v & 0x7fn));
+      v >>= 7n;
+    } while (v > 0n);
     for (let i = 0; i < chunk.length - 1; i++) chunk[i]! |= 0x80;
     out.push(...chunk);
   }

@@ -35,10 +35,15 @@ const OID = {
 } as const;
 /** PBES1 (PKCS#5 v1.5) and PKCS#12 password-based encryption: params { salt, iterations }. */
 const PBES1_PREFIXES = ['1.2.840.113549.1.5.', '1.2.840.113549.1.12.1.'];
-const PBES1 = new Set(['1', '3', '4', '6', '10', '11'].map((n) => `${PBES1_PREFIXES[0]}${n}`).concat(['1', '2', '3', '4', '5', '6'].map((n) => `${PBES1_PREFIXES[1]}${n}`)));
+const PBES1 = new Set(
+  ['1', '3', '4', '6', '10', '11'].map((n) => `${PBES1_PREFIXES[0]}${n}`).concat(['1', '2', '3', '4', '5', '6'].map((n) => `${PBES1_PREFIXES[1]}${n}`)),
+);
 const PRF_HASH: Record<string, string> = {
-  '1.2.840.113549.2.7': 'sha1', '1.2.840.113549.2.8': 'sha224', '1.2.840.113549.2.9': 'sha256',
-  '1.2.840.113549.2.10': 'sha384', '1.2.840.113549.2.11': 'sha512',
+  '1.2.840.113549.2.7': 'sha1',
+  '1.2.840.113549.2.8': 'sha224',
+  '1.2.840.113549.2.9': 'sha256',
+  '1.2.840.113549.2.10': 'sha384',
+  '1.2.840.113549.2.11': 'sha512',
 };
 const AES_CBC: Record<string, { cipher: string; keyLength: number }> = {
   '2.16.840.1.101.3.4.1.2': { cipher: 'aes-128-cbc', keyLength: 16 },
@@ -55,7 +60,11 @@ type Kdf =
   | { kind: 'scrypt'; salt: Buffer; N: number; r: number; p: number; keyLength?: number }
   | { kind: 'pbes1'; iterations: number };
 
-interface Encrypted { kdf: Kdf; cipher?: { name: string; keyLength: number; iv: Buffer }; data: Buffer }
+interface Encrypted {
+  kdf: Kdf;
+  cipher?: { name: string; keyLength: number; iv: Buffer };
+  data: Buffer;
+}
 
 function smallInt(buf: Buffer, e: El | undefined, what: string): number {
   const mag = e && positiveInteger(buf, e);
@@ -72,8 +81,11 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
     const outer = readEl(der, 0);
     if (outer.tag !== 0x30 || outer.end !== der.length) throw new Error();
     top = kids(der, outer);
-  } catch { top = null; }
-  if (top?.length !== 2 || top[0]!.tag !== 0x30 || top[1]!.tag !== 0x04) throw refuse('the encrypted private key is not a DER EncryptedPrivateKeyInfo (PKCS#8)');
+  } catch {
+    top = null;
+  }
+  if (top?.length !== 2 || top[0]!.tag !== 0x30 || top[1]!.tag !== 0x04)
+    throw refuse('the encrypted private key is not a DER EncryptedPrivateKeyInfo (PKCS#8)');
   const alg = kids(der, top[0]!);
   const algOid = alg?.[0] ? strictOid(der, alg[0]) : null;
   if (!alg || algOid === null) throw refuse('the encrypted private key has a malformed encryptionAlgorithm');
@@ -87,7 +99,9 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
     return { kdf: { kind: 'pbes1', iterations }, data };
   }
   if (algOid !== OID.pbes2) {
-    throw refuse(`the private key is encrypted with ${algOid}, a scheme whose cost Signet cannot check; re-encrypt it with PBES2 (e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc)`);
+    throw refuse(
+      `the private key is encrypted with ${algOid}, a scheme whose cost Signet cannot check; re-encrypt it with PBES2 (e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc)`,
+    );
   }
   if (params?.length !== 2 || params[0]!.tag !== 0x30 || params[1]!.tag !== 0x30) throw refuse('the encrypted private key has malformed PBES2 parameters');
   const kdfAlg = kids(der, params[0]!);
@@ -100,7 +114,7 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
   if (kdfOid === OID.pbkdf2) {
     // PBKDF2-params: salt, iterationCount, keyLength OPTIONAL, prf DEFAULT hmacWithSHA1.
     const s = salt(kdfParams[0]);
-    if (!s) throw refuse('the encrypted private key\'s PBKDF2 salt is not an OCTET STRING (other salt sources are not supported)');
+    if (!s) throw refuse("the encrypted private key's PBKDF2 salt is not an OCTET STRING (other salt sources are not supported)");
     const iterations = smallInt(der, kdfParams[1], 'PBKDF2 iteration count');
     if (iterations > MAX_PBKDF2_ITERATIONS) throw tooManyIterations(iterations, 'PBKDF2');
     let i = 2;
@@ -125,12 +139,16 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
     const keyLength = kdfParams[4] ? smallInt(der, kdfParams[4], 'scrypt key length') : undefined;
     if (N * r * p > MAX_SCRYPT_WORK) {
       const show = (n: number) => (n >= Number.MAX_SAFE_INTEGER ? 'more than 2^48' : fmt(n));
-      throw refuse(`the private key's encryption derives its key with scrypt N = ${show(N)}, r = ${show(r)}, p = ${show(p)} (N·r·p ${N * r * p > 1e15 ? 'over 10^15' : `= ${fmt(N * r * p)}`}); Signet accepts N·r·p up to ${fmt(MAX_SCRYPT_WORK)} (8× OpenSSL's default N=16384, r=8, p=1; about half a second of CPU) — re-encrypt it with smaller parameters`);
+      throw refuse(
+        `the private key's encryption derives its key with scrypt N = ${show(N)}, r = ${show(r)}, p = ${show(p)} (N·r·p ${N * r * p > 1e15 ? 'over 10^15' : `= ${fmt(N * r * p)}`}); Signet accepts N·r·p up to ${fmt(MAX_SCRYPT_WORK)} (8× OpenSSL's default N=16384, r=8, p=1; about half a second of CPU) — re-encrypt it with smaller parameters`,
+      );
     }
     if (N < 2 || (N & (N - 1)) !== 0) throw refuse(`the encrypted private key's scrypt cost N = ${fmt(N)} is not a power of two`);
     kdf = { kind: 'scrypt', salt: s, N, r, p, keyLength };
   } else {
-    throw refuse(`the private key's encryption derives its key with ${kdfOid}, whose cost Signet cannot check; re-encrypt it with PBKDF2 or scrypt (openssl pkcs8 -topk8 -v2 aes-256-cbc)`);
+    throw refuse(
+      `the private key's encryption derives its key with ${kdfOid}, whose cost Signet cannot check; re-encrypt it with PBKDF2 or scrypt (openssl pkcs8 -topk8 -v2 aes-256-cbc)`,
+    );
   }
   const enc = kids(der, params[1]!);
   const encOid = enc?.[0] ? strictOid(der, enc[0]) : null;
@@ -141,7 +159,9 @@ function readEncryptedPrivateKeyInfo(der: Buffer): Encrypted {
 
 function tooManyIterations(n: number, what: string): SignetError {
   const shown = n >= Number.MAX_SAFE_INTEGER ? 'more than 2^48' : fmt(n);
-  return refuse(`the private key's encryption derives its key with ${what} at ${shown} iterations; Signet accepts at most ${fmt(MAX_PBKDF2_ITERATIONS)} (about a second of CPU) — re-encrypt it with fewer (e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000)`);
+  return refuse(
+    `the private key's encryption derives its key with ${what} at ${shown} iterations; Signet accepts at most ${fmt(MAX_PBKDF2_ITERATIONS)} (about a second of CPU) — re-encrypt it with fewer (e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000)`,
+  );
 }
 
 /** The DER of each PEM block in the text (any label, RFC 1421 header lines skipped). */
@@ -149,7 +169,11 @@ function pemBodies(text: string): { label: string; der: Buffer }[] {
   const out: { label: string; der: Buffer }[] = [];
   const re = /-----BEGIN ([^\r\n-]*(?:-[^\r\n-]+)*)-----([\s\S]*?)-----END /g;
   for (let m = re.exec(text); m; m = re.exec(text)) {
-    const body = m[2]!.split(/\r?\n|\r/).filter((l) => !l.includes(':')).join('').replace(/\s+/g, '');
+    const body = m[2]!
+      .split(/\r?\n|\r/)
+      .filter((l) => !l.includes(':'))
+      .join('')
+      .replace(/\s+/g, '');
     out.push({ label: m[1]!.trim(), der: Buffer.from(body, 'base64') });
   }
   return out;
@@ -162,7 +186,9 @@ const looksEncrypted = (der: Buffer): boolean => {
     const alg = top?.[0]?.tag === 0x30 ? kids(der, top[0]) : null;
     const oid = alg?.[0] ? strictOid(der, alg[0]) : null;
     return oid !== null && (oid === OID.pbes2 || PBES1.has(oid) || PBES1_PREFIXES.some((p) => oid.startsWith(p)));
-  } catch { return false; }
+  } catch {
+    return false;
+  }
 };
 
 /**
@@ -177,7 +203,12 @@ export function checkKeyEncryptionCost(pem: string): void {
 }
 
 const pbkdf2Async = promisify(pbkdf2);
-const scryptAsync = promisify(scrypt) as (password: Buffer, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+const scryptAsync = promisify(scrypt) as (
+  password: Buffer,
+  salt: Buffer,
+  keylen: number,
+  options: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
 
 /**
  * A private key from PEM text (PKCS#8, encrypted PKCS#8 or traditional), its encryption's cost

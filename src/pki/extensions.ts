@@ -5,8 +5,18 @@
 import { createHash } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CRLDistributionPoints,
-  DistributionPoint, DistributionPointName, ExtendedKeyUsage, GeneralName, KeyIdentifier, KeyUsage, KeyUsageFlags,
+  AccessDescription,
+  AuthorityInfoAccessSyntax,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  CRLDistributionPoints,
+  DistributionPoint,
+  DistributionPointName,
+  ExtendedKeyUsage,
+  GeneralName,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
 } from '@peculiar/asn1-x509';
 import { booleanTrue, objectIdentifier, octetString, readElement, readHeader, sequence } from './der.js';
 
@@ -50,22 +60,34 @@ function memo<A extends unknown[]>(key: (...a: A) => string, build: (...a: A) =>
   return (...a) => {
     const k = key(...a);
     let v = cache.get(k);
-    if (!v) { v = build(...a); if (cache.size < 256) cache.set(k, v); }
+    if (!v) {
+      v = build(...a);
+      if (cache.size < 256) cache.set(k, v);
+    }
     return v;
   };
 }
 
-export const basicConstraints: (ca: boolean, pathLen?: number) => Buffer = memo((ca, pathLen) => `${ca}:${pathLen}`, (ca, pathLen) =>
-  extension(EXT.basicConstraints, true, ser(new BasicConstraints(ca ? { cA: true, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) } : {}))));
+export const basicConstraints: (ca: boolean, pathLen?: number) => Buffer = memo(
+  (ca, pathLen) => `${ca}:${pathLen}`,
+  (ca, pathLen) =>
+    extension(EXT.basicConstraints, true, ser(new BasicConstraints(ca ? { cA: true, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) } : {}))),
+);
 
 export function keyUsage(usages: KeyUsageName[]): Buffer {
   let flags = 0;
   for (const u of usages) flags |= KeyUsageFlags[u];
   return keyUsageFlags(flags);
 }
-const keyUsageFlags = memo((flags: number) => String(flags), (flags) => extension(EXT.keyUsage, true, ser(new KeyUsage(flags))));
+const keyUsageFlags = memo(
+  (flags: number) => String(flags),
+  (flags) => extension(EXT.keyUsage, true, ser(new KeyUsage(flags))),
+);
 
-export const extKeyUsage: (oids: string[]) => Buffer = memo((oids) => oids.join(','), (oids) => extension(EXT.extKeyUsage, false, ser(new ExtendedKeyUsage(oids))));
+export const extKeyUsage: (oids: string[]) => Buffer = memo(
+  (oids) => oids.join(','),
+  (oids) => extension(EXT.extKeyUsage, false, ser(new ExtendedKeyUsage(oids))),
+);
 
 /** The subjectPublicKey BIT STRING contents of an SPKI (without the unused-bits byte). */
 export function subjectPublicKeyBits(spkiDer: Uint8Array): Buffer {
@@ -92,8 +114,12 @@ export function authorityKeyIdentifier(keyId: Uint8Array): Buffer {
 
 export function authorityInfoAccess(opts: { ocspUrl?: string; caIssuersUrl?: string }): Buffer {
   const items: AccessDescription[] = [];
-  if (opts.ocspUrl) items.push(new AccessDescription({ accessMethod: '1.3.6.1.5.5.7.48.1', accessLocation: new GeneralName({ uniformResourceIdentifier: opts.ocspUrl }) }));
-  if (opts.caIssuersUrl) items.push(new AccessDescription({ accessMethod: '1.3.6.1.5.5.7.48.2', accessLocation: new GeneralName({ uniformResourceIdentifier: opts.caIssuersUrl }) }));
+  if (opts.ocspUrl)
+    items.push(new AccessDescription({ accessMethod: '1.3.6.1.5.5.7.48.1', accessLocation: new GeneralName({ uniformResourceIdentifier: opts.ocspUrl }) }));
+  if (opts.caIssuersUrl)
+    items.push(
+      new AccessDescription({ accessMethod: '1.3.6.1.5.5.7.48.2', accessLocation: new GeneralName({ uniformResourceIdentifier: opts.caIssuersUrl }) }),
+    );
   return extension(EXT.authorityInfoAccess, false, ser(new AuthorityInfoAccessSyntax(items)));
 }
 

@@ -20,7 +20,11 @@ export const isSanProblem = (item: SanEntry | SanProblem): item is SanProblem =>
 
 /** The GeneralName forms Signet does not issue, by their IMPLICIT tags (RFC 5280 §4.2.1.6). */
 export const OTHER_GENERAL_NAME_FORMS: Readonly<Record<number, string>> = {
-  160: 'otherName', 163: 'x400Address', 164: 'directoryName', 165: 'ediPartyName', 136: 'registeredID',
+  160: 'otherName',
+  163: 'x400Address',
+  164: 'directoryName',
+  165: 'ediPartyName',
+  136: 'registeredID',
 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -35,7 +39,7 @@ export function readSanList(buf: Uint8Array, start = 0, end: number = buf.length
   const seq = readEl(buf, start, end);
   if (buf[start] !== 0x30 || seq.end !== end) throw new Error('not a single GeneralNames SEQUENCE');
   const out: (SanEntry | SanProblem)[] = [];
-  for (let off = seq.body; off < seq.end;) {
+  for (let off = seq.body; off < seq.end; ) {
     const gn = readEl(buf, off, seq.end);
     out.push(readGeneralName(buf, gn));
     off = gn.end;
@@ -46,14 +50,23 @@ export function readSanList(buf: Uint8Array, start = 0, end: number = buf.length
 function readGeneralName(buf: Uint8Array, gn: El): SanEntry | SanProblem {
   const c = buf.subarray(gn.body, gn.end);
   switch (gn.tag) {
-    case 0x81: return text(c, 'email', 'rfc822Name');
-    case 0x82: return text(c, 'dns', 'dNSName');
-    case 0x86: return text(c, 'uri', 'uniformResourceIdentifier');
-    case 0x87: return c.length === 4 || c.length === 16 ? { type: 'ip', value: formatIp(c) } : { problem: 'ip-length', length: c.length };
-    default: return { problem: 'form', tag: gn.tag };
+    case 0x81:
+      return text(c, 'email', 'rfc822Name');
+    case 0x82:
+      return text(c, 'dns', 'dNSName');
+    case 0x86:
+      return text(c, 'uri', 'uniformResourceIdentifier');
+    case 0x87:
+      return c.length === 4 || c.length === 16 ? { type: 'ip', value: formatIp(c) } : { problem: 'ip-length', length: c.length };
+    default:
+      return { problem: 'form', tag: gn.tag };
   }
 }
 
 function text(c: Uint8Array, type: 'email' | 'dns' | 'uri', form: 'rfc822Name' | 'dNSName' | 'uniformResourceIdentifier'): SanEntry | SanProblem {
-  try { return { type, value: utf8.decode(c) }; } catch { return { problem: 'text', form }; }
+  try {
+    return { type, value: utf8.decode(c) };
+  } catch {
+    return { problem: 'text', form };
+  }
 }

@@ -13,9 +13,7 @@ import { promisify } from 'node:util';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 
-export const KEY_ALGORITHMS = [
-  'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519',
-] as const;
+export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
 declare const trusted: unique symbol;
@@ -66,7 +64,10 @@ export async function generateKeyOffThread(alg: KeyAlgorithm): Promise<{ private
 }
 
 // node's typings overload generateKeyPair per key type; the table below pairs them correctly.
-const generateKeyPairAsync = promisify(generateKeyPairCb) as unknown as (type: string, options: object | undefined) => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>;
+const generateKeyPairAsync = promisify(generateKeyPairCb) as unknown as (
+  type: string,
+  options: object | undefined,
+) => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>;
 const KEY_PARAMETERS: Record<KeyAlgorithm, [string, object | undefined]> = {
   'ecdsa-p256': ['ec', { namedCurve: 'P-256' }],
   'ecdsa-p384': ['ec', { namedCurve: 'P-384' }],
@@ -79,13 +80,20 @@ const KEY_PARAMETERS: Record<KeyAlgorithm, [string, object | undefined]> = {
 
 function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (alg) {
-    case 'ecdsa-p256': return generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    case 'ecdsa-p384': return generateKeyPairSync('ec', { namedCurve: 'P-384' });
-    case 'ecdsa-p521': return generateKeyPairSync('ec', { namedCurve: 'P-521' });
-    case 'rsa-2048': return generateKeyPairSync('rsa', { modulusLength: 2048 });
-    case 'rsa-3072': return generateKeyPairSync('rsa', { modulusLength: 3072 });
-    case 'rsa-4096': return generateKeyPairSync('rsa', { modulusLength: 4096 });
-    case 'ed25519': return generateKeyPairSync('ed25519');
+    case 'ecdsa-p256':
+      return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    case 'ecdsa-p384':
+      return generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    case 'ecdsa-p521':
+      return generateKeyPairSync('ec', { namedCurve: 'P-521' });
+    case 'rsa-2048':
+      return generateKeyPairSync('rsa', { modulusLength: 2048 });
+    case 'rsa-3072':
+      return generateKeyPairSync('rsa', { modulusLength: 3072 });
+    case 'rsa-4096':
+      return generateKeyPairSync('rsa', { modulusLength: 4096 });
+    case 'ed25519':
+      return generateKeyPairSync('ed25519');
   }
 }
 
@@ -96,7 +104,9 @@ export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed255
     case 'ec': {
       const curve = d.namedCurve;
       const map: Record<string, [number, string]> = {
-        prime256v1: [256, 'ecdsa-p256'], secp384r1: [384, 'ecdsa-p384'], secp521r1: [521, 'ecdsa-p521'],
+        prime256v1: [256, 'ecdsa-p256'],
+        secp384r1: [384, 'ecdsa-p384'],
+        secp521r1: [521, 'ecdsa-p521'],
       };
       const hit = curve ? map[curve] : undefined;
       if (!hit) throw new SignetError('bad-key', `ECDSA curve ${curve ?? 'unknown'} is not supported; use P-256, P-384 or P-521`);
@@ -106,7 +116,8 @@ export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed255
       const bits = d.modulusLength ?? 0;
       return { family: 'rsa', bits, name: `rsa-${bits}` };
     }
-    case 'ed25519': return { family: 'ed25519', bits: 256, name: 'ed25519' };
+    case 'ed25519':
+      return { family: 'ed25519', bits: 256, name: 'ed25519' };
     default:
       throw new SignetError('bad-key', `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported; use RSA, ECDSA P-256/P-384/P-521 or Ed25519`);
   }
@@ -154,8 +165,12 @@ export function signerFor(privateKey: TrustedKey): Signer {
 /** Verifies a signature made with one of the algorithms Signet accepts in CSRs. */
 export function verifySignature(algorithmOid: string, publicKey: TrustedKey, data: Uint8Array, signature: Uint8Array): boolean {
   const hashes: Record<string, string | null> = {
-    [OID.ecdsaSha256]: 'sha256', [OID.ecdsaSha384]: 'sha384', [OID.ecdsaSha512]: 'sha512',
-    [OID.sha256WithRSA]: 'sha256', [OID.sha384WithRSA]: 'sha384', [OID.sha512WithRSA]: 'sha512',
+    [OID.ecdsaSha256]: 'sha256',
+    [OID.ecdsaSha384]: 'sha384',
+    [OID.ecdsaSha512]: 'sha512',
+    [OID.sha256WithRSA]: 'sha256',
+    [OID.sha384WithRSA]: 'sha384',
+    [OID.sha512WithRSA]: 'sha512',
     [OID.ed25519]: null,
   };
   if (!(algorithmOid in hashes)) {

@@ -28,15 +28,22 @@ export interface LeafParams {
 
 /** SubjectAltName value: GeneralNames with IMPLICIT context tags (RFC 5280 §4.2.1.6). */
 export function encodeSan(sans: SanEntry[]): Buffer {
-  return sequence(...sans.map((s) => {
-    switch (s.type) {
-      case 'email': return tlv(0x81, Buffer.from(s.value, 'ascii'));
-      case 'dns': return tlv(0x82, Buffer.from(s.value, 'ascii'));
-      case 'uri': return tlv(0x86, Buffer.from(s.value, 'ascii'));
-      case 'ip': return tlv(0x87, validateIp(s.value));
-      default: throw new Error(`unknown SAN type ${(s as { type: string }).type}`); // unreachable: SanEntry is closed
-    }
-  }));
+  return sequence(
+    ...sans.map((s) => {
+      switch (s.type) {
+        case 'email':
+          return tlv(0x81, Buffer.from(s.value, 'ascii'));
+        case 'dns':
+          return tlv(0x82, Buffer.from(s.value, 'ascii'));
+        case 'uri':
+          return tlv(0x86, Buffer.from(s.value, 'ascii'));
+        case 'ip':
+          return tlv(0x87, validateIp(s.value));
+        default:
+          throw new Error(`unknown SAN type ${(s as { type: string }).type}`); // unreachable: SanEntry is closed
+      }
+    }),
+  );
 }
 
 export function buildLeafTbs(issuer: LeafIssuer, p: LeafParams): Buffer {

@@ -133,11 +133,11 @@ function serialHas64RandomBits(v: TbsView, _x: unknown, f: string[]): void {
 }
 
 function signatureAlgorithmIsIssuerKeys(v: TbsView, x: Pick<Common, 'signatureAlgorithmDer'>, f: string[]): void {
-  if (!same(v.signatureAlgorithm, x.signatureAlgorithmDer)) f.push('signature algorithm differs from the issuer key\'s');
+  if (!same(v.signatureAlgorithm, x.signatureAlgorithmDer)) f.push("signature algorithm differs from the issuer key's");
 }
 
 function issuerIsIssuerSubject(v: TbsView, x: Pick<Common, 'issuerNameDer'>, f: string[]): void {
-  if (!same(v.issuer, x.issuerNameDer)) f.push('issuer name differs from the issuer certificate\'s subject');
+  if (!same(v.issuer, x.issuerNameDer)) f.push("issuer name differs from the issuer certificate's subject");
 }
 
 function notBeforeBeforeNotAfter(v: TbsView, _x: unknown, f: string[]): void {
@@ -145,11 +145,11 @@ function notBeforeBeforeNotAfter(v: TbsView, _x: unknown, f: string[]): void {
 }
 
 function notBeforeWithinIssuer(v: TbsView, x: LintExpectations, f: string[]): void {
-  if (v.notBefore < x.issuerNotBefore.getTime()) f.push('notBefore precedes the issuer\'s notBefore');
+  if (v.notBefore < x.issuerNotBefore.getTime()) f.push("notBefore precedes the issuer's notBefore");
 }
 
 function notAfterWithinIssuer(v: TbsView, x: Pick<Common, 'issuerNotAfter'>, f: string[]): void {
-  if (v.notAfter > x.issuerNotAfter.getTime()) f.push('notAfter is past the issuer\'s notAfter');
+  if (v.notAfter > x.issuerNotAfter.getTime()) f.push("notAfter is past the issuer's notAfter");
 }
 
 function validityWithinProfile(v: TbsView, x: Pick<Common, 'maxValidityMs'>, f: string[]): void {
@@ -162,8 +162,17 @@ function keyIsRequestedKey(v: TbsView, x: Pick<Common, 'spkiDer'>, f: string[]):
   if (!same(v.spki, x.spkiDer)) f.push('subject public key differs from the requested key');
 }
 
-const KNOWN = new Set<string>([EXT.basicConstraints, EXT.keyUsage, EXT.extKeyUsage, EXT.subjectKeyIdentifier, EXT.authorityKeyIdentifier,
-  EXT.subjectAltName, EXT.authorityInfoAccess, EXT.crlDistributionPoints, EXT.ocspNoCheck]);
+const KNOWN = new Set<string>([
+  EXT.basicConstraints,
+  EXT.keyUsage,
+  EXT.extKeyUsage,
+  EXT.subjectKeyIdentifier,
+  EXT.authorityKeyIdentifier,
+  EXT.subjectAltName,
+  EXT.authorityInfoAccess,
+  EXT.crlDistributionPoints,
+  EXT.ocspNoCheck,
+]);
 
 /** One rule, not two: its findings are reported extension by extension, in the TBS's order. */
 function onceAndKnownIfCritical(known: ReadonlySet<string>, v: TbsView, f: string[]): void {
@@ -175,7 +184,9 @@ function onceAndKnownIfCritical(known: ReadonlySet<string>, v: TbsView, f: strin
   }
 }
 
-function extensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void { onceAndKnownIfCritical(KNOWN, v, f); }
+function extensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void {
+  onceAndKnownIfCritical(KNOWN, v, f);
+}
 
 function basicConstraintsPresent(v: TbsView, _x: unknown, f: string[]): void {
   if (!extensionOf(v, EXT.basicConstraints)) f.push('basicConstraints is missing');
@@ -208,7 +219,8 @@ function keyUsageNotEmpty(v: TbsView, _x: unknown, f: string[]): void {
 function extKeyUsageIsProfiles(v: TbsView, x: Pick<LintExpectations, 'extKeyUsage'>, f: string[]): void {
   const ekus = v.extKeyUsage ?? [];
   const want = x.extKeyUsage.map((k) => EKU[k as keyof typeof EKU] ?? k);
-  if (ekus.length !== want.length || want.some((w) => !ekus.includes(w))) f.push(`extKeyUsage is ${ekus.join(',') || 'absent'}, profile requires ${want.join(',')}`);
+  if (ekus.length !== want.length || want.some((w) => !ekus.includes(w)))
+    f.push(`extKeyUsage is ${ekus.join(',') || 'absent'}, profile requires ${want.join(',')}`);
 }
 
 function subjectKeyIdentifierPresent(v: TbsView, _x: unknown, f: string[]): void {
@@ -221,7 +233,7 @@ function authorityKeyIdentifierPresent(v: TbsView, _x: unknown, f: string[]): vo
 
 function authorityKeyIdentifierIsIssuers(v: TbsView, x: Pick<Common, 'issuerKeyId'>, f: string[]): void {
   if (v.authorityKeyId === undefined) return;
-  if (v.authorityKeyId === null || !same(v.authorityKeyId, x.issuerKeyId)) f.push('authorityKeyIdentifier does not match the issuer\'s subjectKeyIdentifier');
+  if (v.authorityKeyId === null || !same(v.authorityKeyId, x.issuerKeyId)) f.push("authorityKeyIdentifier does not match the issuer's subjectKeyIdentifier");
 }
 
 function authorityInfoAccessPresent(v: TbsView, _x: unknown, f: string[]): void {
@@ -250,8 +262,15 @@ function sanNotEmpty(v: TbsView, _x: unknown, f: string[]): void {
 
 function sanEntriesWellFormed(v: TbsView, _x: unknown, f: string[]): void {
   for (const entry of v.subjectAltNames ?? []) {
-    if (isSanProblem(entry)) { f.push(sanFinding(entry)); continue; }
-    try { validateSan(entry); } catch (e) { f.push(`subjectAltName entry is malformed: ${(e as Error).message}`); }
+    if (isSanProblem(entry)) {
+      f.push(sanFinding(entry));
+      continue;
+    }
+    try {
+      validateSan(entry);
+    } catch (e) {
+      f.push(`subjectAltName entry is malformed: ${(e as Error).message}`);
+    }
   }
 }
 
@@ -260,15 +279,37 @@ function sanEntriesWellFormed(v: TbsView, _x: unknown, f: string[]): void {
  * whichever reader built the view.
  */
 export const LEAF_RULES: readonly LintRule[] = [
-  noTrailingBytes, versionIs3, serialIsPositive, serialAtMost20Bytes, serialHas64RandomBits,
-  signatureAlgorithmIsIssuerKeys, issuerIsIssuerSubject,
-  notBeforeBeforeNotAfter, notBeforeWithinIssuer, notAfterWithinIssuer, validityWithinProfile,
-  keyIsRequestedKey, extensionsOnceAndKnownIfCritical,
-  basicConstraintsPresent, basicConstraintsCritical, leafIsNotCa,
-  keyUsagePresent, keyUsageCritical, keyUsageNotForCas, keyUsageNotEmpty,
-  extKeyUsageIsProfiles, subjectKeyIdentifierPresent, authorityKeyIdentifierPresent, authorityKeyIdentifierIsIssuers,
-  authorityInfoAccessPresent, crlDistributionPointsPresent,
-  sanPresentWhenRequired, sanPresentWhenSubjectEmpty, sanCriticalWhenSubjectEmpty, sanNotEmpty, sanEntriesWellFormed,
+  noTrailingBytes,
+  versionIs3,
+  serialIsPositive,
+  serialAtMost20Bytes,
+  serialHas64RandomBits,
+  signatureAlgorithmIsIssuerKeys,
+  issuerIsIssuerSubject,
+  notBeforeBeforeNotAfter,
+  notBeforeWithinIssuer,
+  notAfterWithinIssuer,
+  validityWithinProfile,
+  keyIsRequestedKey,
+  extensionsOnceAndKnownIfCritical,
+  basicConstraintsPresent,
+  basicConstraintsCritical,
+  leafIsNotCa,
+  keyUsagePresent,
+  keyUsageCritical,
+  keyUsageNotForCas,
+  keyUsageNotEmpty,
+  extKeyUsageIsProfiles,
+  subjectKeyIdentifierPresent,
+  authorityKeyIdentifierPresent,
+  authorityKeyIdentifierIsIssuers,
+  authorityInfoAccessPresent,
+  crlDistributionPointsPresent,
+  sanPresentWhenRequired,
+  sanPresentWhenSubjectEmpty,
+  sanCriticalWhenSubjectEmpty,
+  sanNotEmpty,
+  sanEntriesWellFormed,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +318,9 @@ export const LEAF_RULES: readonly LintRule[] = [
 /** Extensions a CA certificate may mark critical: the leaf's, and nameConstraints. */
 const KNOWN_FOR_CA = new Set<string>([...KNOWN, EXT.nameConstraints]);
 
-function caExtensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void { onceAndKnownIfCritical(KNOWN_FOR_CA, v, f); }
+function caExtensionsOnceAndKnownIfCritical(v: TbsView, _x: unknown, f: string[]): void {
+  onceAndKnownIfCritical(KNOWN_FOR_CA, v, f);
+}
 
 function subjectNotEmpty(v: TbsView, _x: unknown, f: string[]): void {
   // RFC 5280 §4.1.2.6: a CA's subject is what its children name as their issuer.
@@ -317,9 +360,17 @@ function noSubjectAltName(v: TbsView, _x: unknown, f: string[]): void {
 
 /** The structural rules CA and responder certificates share (their subject must not be empty). */
 const CA_SIGNED_STRUCTURE = [
-  noTrailingBytes, versionIs3, serialIsPositive, serialAtMost20Bytes, serialHas64RandomBits,
-  signatureAlgorithmIsIssuerKeys, issuerIsIssuerSubject, subjectNotEmpty,
-  notBeforeBeforeNotAfter, notAfterWithinIssuer, validityWithinProfile,
+  noTrailingBytes,
+  versionIs3,
+  serialIsPositive,
+  serialAtMost20Bytes,
+  serialHas64RandomBits,
+  signatureAlgorithmIsIssuerKeys,
+  issuerIsIssuerSubject,
+  subjectNotEmpty,
+  notBeforeBeforeNotAfter,
+  notAfterWithinIssuer,
+  validityWithinProfile,
   keyIsRequestedKey,
 ] as const;
 
@@ -329,11 +380,20 @@ const CA_SIGNED_STRUCTURE = [
  * less than a minute ago still signs.
  */
 export const CA_RULES: readonly LintRule<CaLintExpectations>[] = [
-  ...CA_SIGNED_STRUCTURE, caExtensionsOnceAndKnownIfCritical,
-  basicConstraintsPresent, basicConstraintsCritical, caIsCa,
-  keyUsagePresent, keyUsageCritical, keyUsageSignsCertificatesAndCrls, caHasNoExtKeyUsage,
-  subjectKeyIdentifierPresent, authorityKeyIdentifierPresent, authorityKeyIdentifierIsIssuers,
-  issuerPointersWhenSubordinate, noSubjectAltName,
+  ...CA_SIGNED_STRUCTURE,
+  caExtensionsOnceAndKnownIfCritical,
+  basicConstraintsPresent,
+  basicConstraintsCritical,
+  caIsCa,
+  keyUsagePresent,
+  keyUsageCritical,
+  keyUsageSignsCertificatesAndCrls,
+  caHasNoExtKeyUsage,
+  subjectKeyIdentifierPresent,
+  authorityKeyIdentifierPresent,
+  authorityKeyIdentifierIsIssuers,
+  issuerPointersWhenSubordinate,
+  noSubjectAltName,
 ];
 
 /**
@@ -342,10 +402,20 @@ export const CA_RULES: readonly LintRule<CaLintExpectations>[] = [
  * notBefore, for the same reason as CA_RULES.
  */
 export const RESPONDER_RULES: readonly LintRule<ResponderLintExpectations>[] = [
-  ...CA_SIGNED_STRUCTURE, extensionsOnceAndKnownIfCritical,
-  basicConstraintsPresent, basicConstraintsCritical, leafIsNotCa,
-  keyUsagePresent, keyUsageCritical, keyUsageNotForCas, keyUsageNotEmpty,
-  extKeyUsageIsProfiles, ocspNoCheckPresent, subjectKeyIdentifierPresent, authorityKeyIdentifierPresent, authorityKeyIdentifierIsIssuers,
+  ...CA_SIGNED_STRUCTURE,
+  extensionsOnceAndKnownIfCritical,
+  basicConstraintsPresent,
+  basicConstraintsCritical,
+  leafIsNotCa,
+  keyUsagePresent,
+  keyUsageCritical,
+  keyUsageNotForCas,
+  keyUsageNotEmpty,
+  extKeyUsageIsProfiles,
+  ocspNoCheckPresent,
+  subjectKeyIdentifierPresent,
+  authorityKeyIdentifierPresent,
+  authorityKeyIdentifierIsIssuers,
   noSubjectAltName,
 ];
 
@@ -355,9 +425,12 @@ export const RESPONDER_RULES: readonly LintRule<ResponderLintExpectations>[] = [
 /** A GeneralName Signet does not issue, as a lint finding. */
 function sanFinding(p: SanProblem): string {
   switch (p.problem) {
-    case 'ip-length': return `iPAddress of ${p.length} bytes`;
-    case 'form': return `unsupported GeneralName tag 0x${p.tag.toString(16)}`;
-    case 'text': return `subjectAltName entry is malformed: ${p.form} is not valid IA5String text`;
+    case 'ip-length':
+      return `iPAddress of ${p.length} bytes`;
+    case 'form':
+      return `unsupported GeneralName tag 0x${p.tag.toString(16)}`;
+    case 'text':
+      return `subjectAltName entry is malformed: ${p.form} is not valid IA5String text`;
   }
 }
 

@@ -13,7 +13,10 @@ import { readHeader, sequence, tlv } from './der.js';
 import { checkDer } from './der-strict.js';
 
 export type SanType = 'dns' | 'ip' | 'email' | 'uri';
-export interface SanEntry { type: SanType; value: string }
+export interface SanEntry {
+  type: SanType;
+  value: string;
+}
 
 const MAX_DNS_NAME = 253;
 const MAX_LABEL = 63;
@@ -153,7 +156,9 @@ function parseV6(s: string): Buffer | null {
     groups = [...left, ...tail];
   }
   const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => { buf.writeUInt16BE(g, i * 2); });
+  groups.forEach((g, i) => {
+    buf.writeUInt16BE(g, i * 2);
+  });
   return buf;
 }
 
@@ -167,11 +172,17 @@ export function formatIp(bytes: Uint8Array): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${Array.from(b.subarray(12)).join('.')}`;
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -203,7 +214,10 @@ export function validateIp(value: string): Buffer {
 /** Canonical text of an IP address (RFC 5952 for IPv6); throws like validateIp. */
 export const normalizeIp = (value: string): string => formatIp(validateIp(value));
 
-export interface Cidr { bytes: Buffer; prefix: number }
+export interface Cidr {
+  bytes: Buffer;
+  prefix: number;
+}
 
 /**
  * Parses 'a.b.c.d/n', 'x::/n' or a bare address (a /32 or /128). Host bits must be zero: a
@@ -236,8 +250,7 @@ function maskBytes(bytes: Uint8Array, prefix: number): Buffer {
   return out;
 }
 
-const inCidr = (addr: Buffer, c: Cidr): boolean =>
-  addr.length === c.bytes.length && maskBytes(addr, c.prefix).equals(c.bytes);
+const inCidr = (addr: Buffer, c: Cidr): boolean => addr.length === c.bytes.length && maskBytes(addr, c.prefix).equals(c.bytes);
 
 const showCidr = (c: Cidr): string => `${formatIp(c.bytes)}/${c.prefix}`;
 
@@ -314,7 +327,8 @@ function parseUri(value: string): UriParts {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(value);
   if (!m) throw rejected(`URI ${q} is not an absolute URI (it needs a scheme, e.g. 'https:', 'spiffe:', 'urn:')`);
   const scheme = m[1]!.toLowerCase();
-  if (value.includes('\\')) throw rejected(`URI ${q} contains a backslash, which WHATWG URL parsers (browsers) read as '/' and others as data; percent-encode it as %5C`);
+  if (value.includes('\\'))
+    throw rejected(`URI ${q} contains a backslash, which WHATWG URL parsers (browsers) read as '/' and others as data; percent-encode it as %5C`);
   for (const c of value) {
     if (!RFC3986_CHAR.test(c)) throw rejected(`URI ${q} contains ${show(c)}, which RFC 3986 does not allow in a URI; percent-encode it`);
   }
@@ -359,7 +373,9 @@ function parseUri(value: string): UriParts {
     if (colon >= 0) portText = authority.slice(colon + 1);
   }
   if (hostText === '') {
-    throw rejected(`URI ${q} is written with '//' but names no host; write the host (e.g. '${scheme}://example.com/…'), or for a URI without one drop the '//' (e.g. 'urn:…', 'file:/path')`);
+    throw rejected(
+      `URI ${q} is written with '//' but names no host; write the host (e.g. '${scheme}://example.com/…'), or for a URI without one drop the '//' (e.g. 'urn:…', 'file:/path')`,
+    );
   }
   let port: number | undefined;
   if (portText !== undefined) {
@@ -368,7 +384,8 @@ function parseUri(value: string): UriParts {
     }
     port = Number(portText);
   }
-  if (hostText.includes('%')) throw rejected(`URI ${q} has a percent-escape in its host ${show(hostText)}; URL parsers disagree on decoding hosts, so write the host plainly`);
+  if (hostText.includes('%'))
+    throw rejected(`URI ${q} has a percent-escape in its host ${show(hostText)}; URL parsers disagree on decoding hosts, so write the host plainly`);
 
   const host = hostText.toLowerCase();
   let ip: Buffer | undefined;
@@ -376,7 +393,11 @@ function parseUri(value: string): UriParts {
     const inner = host.slice(1, -1);
     if (inner.startsWith('v')) throw rejected(`URI ${q} has an IPvFuture host ${show(hostText)}, which Signet does not support`);
     if (!inner.includes(':')) throw rejected(`URI ${q} has ${show(hostText)} in brackets, which is not an IPv6 address`);
-    try { ip = validateIp(inner); } catch (e) { throw rejected(`URI ${q} has an IPv6 host that is not acceptable: ${(e as SignetError).detail}`); }
+    try {
+      ip = validateIp(inner);
+    } catch (e) {
+      throw rejected(`URI ${q} has an IPv6 host that is not acceptable: ${(e as SignetError).detail}`);
+    }
   } else {
     ip = parseV4(host) ?? undefined;
   }
@@ -395,7 +416,9 @@ function parseUri(value: string): UriParts {
 
 /** The WHATWG reading of a URI (node's URL, as browsers and most HTTP stacks read URLs); a refusal throws when `required`. */
 function whatwgUrl(value: string, q: string, required: boolean): URL | undefined {
-  try { return new URL(value); } catch {
+  try {
+    return new URL(value);
+  } catch {
     if (required) throw rejected(`URI ${q} is not a URL that WHATWG URL parsers (browsers, node) accept`);
     return undefined;
   }
@@ -413,7 +436,9 @@ function sameHostForWhatwg(url: URL, q: string, mine: { host: string; ip?: Buffe
   } else same = theirs === mine.host;
   if (!same) {
     const read = (h: string) => (h === '' ? 'no host' : `host ${show(h)}`);
-    throw rejected(`URI ${q} has ${read(mine?.host ?? '')} as RFC 3986 reads it, but ${read(theirs)} as WHATWG URL parsers (browsers, node) read it; write a URI both read alike`);
+    throw rejected(
+      `URI ${q} has ${read(mine?.host ?? '')} as RFC 3986 reads it, but ${read(theirs)} as WHATWG URL parsers (browsers, node) read it; write a URI both read alike`,
+    );
   }
 }
 
@@ -440,11 +465,20 @@ export function uriHost(value: string): { dns?: string; ip?: Buffer } | null {
 /** Throws 'rejected-name' unless the SAN is well formed for its type. */
 export function validateSan(san: SanEntry): void {
   switch (san.type) {
-    case 'dns': validateDnsName(san.value); return;
-    case 'ip': validateIp(san.value); return;
-    case 'email': validateEmail(san.value); return;
-    case 'uri': validateUri(san.value); return;
-    default: throw rejected(`SAN type ${show(String((san as { type: unknown }).type))} is not supported`);
+    case 'dns':
+      validateDnsName(san.value);
+      return;
+    case 'ip':
+      validateIp(san.value);
+      return;
+    case 'email':
+      validateEmail(san.value);
+      return;
+    case 'uri':
+      validateUri(san.value);
+      return;
+    default:
+      throw rejected(`SAN type ${show(String((san as { type: unknown }).type))} is not supported`);
   }
 }
 
@@ -480,13 +514,22 @@ export function validateNamePolicy(policy: NamePolicy): void {
   }
   for (const r of policy.ipRanges ?? []) parseCidr(r, 'configuration');
   for (const u of policy.uriSchemes ?? []) {
-    if (!/^[a-z][a-z0-9+.-]*$/.test(u)) throw new SignetError('configuration', `name policy URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'spiffe', 'urn')`);
+    if (!/^[a-z][a-z0-9+.-]*$/.test(u))
+      throw new SignetError('configuration', `name policy URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'spiffe', 'urn')`);
   }
   for (const u of policy.hostlessUriSchemes ?? []) {
-    if (!/^[a-z][a-z0-9+.-]*$/.test(u)) throw new SignetError('configuration', `name policy host-less URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'urn')`);
-    if (HOST_SCHEMES.includes(u)) throw new SignetError('configuration', `name policy host-less URI scheme '${u}': '${u}' URIs always name a host and are judged by it; it cannot be exempted`);
+    if (!/^[a-z][a-z0-9+.-]*$/.test(u))
+      throw new SignetError('configuration', `name policy host-less URI scheme ${show(u)} must be a lower-case scheme name without ':' (e.g. 'urn')`);
+    if (HOST_SCHEMES.includes(u))
+      throw new SignetError(
+        'configuration',
+        `name policy host-less URI scheme '${u}': '${u}' URIs always name a host and are judged by it; it cannot be exempted`,
+      );
     if (policy.uriSchemes !== undefined && !policy.uriSchemes.includes(u)) {
-      throw new SignetError('configuration', `name policy host-less URI scheme '${u}' is not among the allowed URI schemes (${listOf(policy.uriSchemes)}); allow it in uriSchemes too, or remove it`);
+      throw new SignetError(
+        'configuration',
+        `name policy host-less URI scheme '${u}' is not among the allowed URI schemes (${listOf(policy.uriSchemes)}); allow it in uriSchemes too, or remove it`,
+      );
     }
   }
   for (const e of policy.emailDomains ?? []) {
@@ -554,7 +597,9 @@ export function checkAllowed(sans: SanEntry[], policy: NamePolicy): void {
           throw rejected(`URI ${q} has scheme '${scheme}', which is not allowed by this profile; allowed URI schemes: ${listOf(policy.uriSchemes)}`);
         }
         if (!host && (policy.dnsSuffixes !== undefined || policy.ipRanges !== undefined) && !(policy.hostlessUriSchemes?.includes(scheme) ?? false)) {
-          throw rejected(`URI ${q} has no host, so the allowed names (${listOf([...(policy.dnsSuffixes ?? []), ...(policy.ipRanges ?? [])])}) cannot judge it; a profile may allow such URIs by naming the scheme '${scheme}' in hostlessUriSchemes`);
+          throw rejected(
+            `URI ${q} has no host, so the allowed names (${listOf([...(policy.dnsSuffixes ?? []), ...(policy.ipRanges ?? [])])}) cannot judge it; a profile may allow such URIs by naming the scheme '${scheme}' in hostlessUriSchemes`,
+          );
         }
         if (host?.dns !== undefined && !dnsOk(host.dns)) {
           throw rejected(`URI ${q} has host ${show(host.dns)}, which is not allowed by this profile; allowed DNS suffixes: ${listOf(policy.dnsSuffixes!)}`);
@@ -581,13 +626,21 @@ export function validateCommonName(cn: string | undefined, sans: SanEntry[]): vo
   if (cn.length === 0) throw rejected('subject commonName is empty; omit it or set it to one of the SANs');
   const canonical = (s: SanEntry): string => {
     if (s.type !== 'ip') return s.value;
-    try { return normalizeIp(s.value); } catch { return s.value; }
+    try {
+      return normalizeIp(s.value);
+    } catch {
+      return s.value;
+    }
   };
   if (sans.some((s) => canonical(s) === cn)) return;
   const hint = sans.find((s) => s.type === 'dns' && s.value.toLowerCase() === cn.toLowerCase());
   if (hint) throw rejected(`subject commonName ${q} differs in case from the SAN '${hint.value}'; the CN must match a SAN exactly`);
   let ip: string | null = null;
-  try { ip = normalizeIp(cn); } catch { /* not an IP */ }
+  try {
+    ip = normalizeIp(cn);
+  } catch {
+    /* not an IP */
+  }
   if (ip !== null && sans.some((s) => s.type === 'ip' && canonical(s) === ip)) {
     throw rejected(`subject commonName ${q} is not in canonical form; write it as '${ip}'`);
   }
@@ -653,12 +706,14 @@ function emailMatches(email: string, constraint: string): boolean {
  */
 export function checkNameConstraints(sans: SanEntry[], nc: NameConstraints): void {
   if (nonEmpty(nc.unsupported)) {
-    throw new SignetError('policy', `the issuing CA's name constraints include ${nc.unsupported.join(', ')} subtrees, which Signet cannot evaluate; refusing to issue under it`);
+    throw new SignetError(
+      'policy',
+      `the issuing CA's name constraints include ${nc.unsupported.join(', ')} subtrees, which Signet cannot evaluate; refusing to issue under it`,
+    );
   }
   const outside = (kind: string, value: string, list: string[]) =>
     rejected(`${kind} ${show(value)} is outside the issuing CA's permitted name constraints (${list.map((x) => (x === '' ? "''" : x)).join(', ')})`);
-  const excluded = (kind: string, value: string, hit: string) =>
-    rejected(`${kind} ${show(value)} is excluded by the issuing CA's name constraints ('${hit}')`);
+  const excluded = (kind: string, value: string, hit: string) => rejected(`${kind} ${show(value)} is excluded by the issuing CA's name constraints ('${hit}')`);
 
   for (const san of sans) {
     validateSan(san);
@@ -679,7 +734,8 @@ export function checkNameConstraints(sans: SanEntry[], nc: NameConstraints): voi
         break;
       }
       case 'email': {
-        if (nonEmpty(nc.permittedEmail) && !nc.permittedEmail.some((c) => emailMatches(san.value, c))) throw outside('email address', san.value, nc.permittedEmail);
+        if (nonEmpty(nc.permittedEmail) && !nc.permittedEmail.some((c) => emailMatches(san.value, c)))
+          throw outside('email address', san.value, nc.permittedEmail);
         const hit = nc.excludedEmail?.find((c) => emailMatches(san.value, c));
         if (hit !== undefined) throw excluded('email address', san.value, hit);
         break;
@@ -699,8 +755,11 @@ export function checkNameConstraints(sans: SanEntry[], nc: NameConstraints): voi
 }
 
 const GENERAL_NAME_FORMS: Record<string, string> = {
-  otherName: 'otherName', x400Address: 'x400Address', directoryName: 'directoryName',
-  ediPartyName: 'ediPartyName', registeredID: 'registeredID',
+  otherName: 'otherName',
+  x400Address: 'x400Address',
+  directoryName: 'directoryName',
+  ediPartyName: 'ediPartyName',
+  registeredID: 'registeredID',
 };
 
 /** The raw iPAddress contents of each subtree, in order; the library's converter drops non-prefix masks. */
@@ -727,7 +786,10 @@ function rawIpBases(der: Uint8Array): { permitted: (Buffer | null)[]; excluded: 
 
 function ipConstraintText(raw: Buffer | null): string {
   if (!raw || (raw.length !== 8 && raw.length !== 32)) {
-    throw new SignetError('bad-request', `name constraints: an iPAddress subtree has ${raw?.length ?? 0} bytes; it must be an address and mask of 8 (IPv4) or 32 (IPv6) bytes`);
+    throw new SignetError(
+      'bad-request',
+      `name constraints: an iPAddress subtree has ${raw?.length ?? 0} bytes; it must be an address and mask of 8 (IPv4) or 32 (IPv6) bytes`,
+    );
   }
   const half = raw.length / 2;
   const mask = raw.subarray(half);
@@ -756,7 +818,9 @@ export function parseNameConstraintsExtension(extnValueDer: Uint8Array): NameCon
     throw new SignetError('bad-request', `name constraints extension is malformed: ${(e as Error).message}`);
   }
   const nc: NameConstraints = {};
-  const add = (key: keyof Omit<NameConstraints, 'unsupported'>, v: string) => { (nc[key] ??= []).push(v); };
+  const add = (key: keyof Omit<NameConstraints, 'unsupported'>, v: string) => {
+    (nc[key] ??= []).push(v);
+  };
   const sides = [
     ['permitted', parsed.permittedSubtrees, raw.permitted],
     ['excluded', parsed.excludedSubtrees, raw.excluded],
@@ -809,19 +873,22 @@ export function encodeNameConstraints(nc: NameConstraints): Buffer {
   };
   const email = (v: string) => {
     if (v.includes('@')) {
-      try { validateEmail(v); } catch (e) { throw new SignetError('bad-request', `name constraint ${(e as SignetError).detail}`); }
+      try {
+        validateEmail(v);
+      } catch (e) {
+        throw new SignetError('bad-request', `name constraint ${(e as SignetError).detail}`);
+      }
     } else host('email', v);
     return ia5(0x81, v);
   };
-  const uri = (v: string) => { host('URI', v); return ia5(0x86, v); };
-  const subtrees = (d?: string[], i?: string[], e?: string[], u?: string[]): Buffer[] => [
-    ...(d ?? []).map(dns), ...(i ?? []).map(ip), ...(e ?? []).map(email), ...(u ?? []).map(uri),
-  ].map((gn) => sequence(gn));
+  const uri = (v: string) => {
+    host('URI', v);
+    return ia5(0x86, v);
+  };
+  const subtrees = (d?: string[], i?: string[], e?: string[], u?: string[]): Buffer[] =>
+    [...(d ?? []).map(dns), ...(i ?? []).map(ip), ...(e ?? []).map(email), ...(u ?? []).map(uri)].map((gn) => sequence(gn));
   const permitted = subtrees(nc.permittedDns, nc.permittedIp, nc.permittedEmail, nc.permittedUri);
   const excluded = subtrees(nc.excludedDns, nc.excludedIp, nc.excludedEmail, nc.excludedUri);
   if (!permitted.length && !excluded.length) throw new SignetError('bad-request', 'name constraints are empty; give at least one permitted or excluded name');
-  return sequence(
-    ...(permitted.length ? [tlv(0xa0, ...permitted)] : []),
-    ...(excluded.length ? [tlv(0xa1, ...excluded)] : []),
-  );
+  return sequence(...(permitted.length ? [tlv(0xa0, ...permitted)] : []), ...(excluded.length ? [tlv(0xa1, ...excluded)] : []));
 }

@@ -24,9 +24,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName } from '@peculiar/asn1-x509';
 import { Signature } from '@peculiar/asn1-ocsp';
 import { REASON_CODES, signatureAlgorithmDer, type RevocationReason } from './crl.js';
-import {
-  bitString, contextExplicit, enumerated, generalizedTime, objectIdentifier, octetString, sequence, tlv, unsignedInteger,
-} from './der.js';
+import { bitString, contextExplicit, enumerated, generalizedTime, objectIdentifier, octetString, sequence, tlv, unsignedInteger } from './der.js';
 
 export type OcspHashAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -126,7 +124,11 @@ function oidText(buf: Buffer, el: El, what: string): string {
  * their schema, after checkDer has bounded what the schema library can be made to do.
  */
 function schemaCheck(der: Uint8Array, schema: new () => object, what: string): void {
-  try { AsnConvert.parse(der, schema); } catch { malformed(`${what} does not match its ASN.1 structure`); }
+  try {
+    AsnConvert.parse(der, schema);
+  } catch {
+    malformed(`${what} does not match its ASN.1 structure`);
+  }
 }
 
 /** Cheap, allocation-free guard where only the OID's bytes are compared (checkDer has already applied the full rules). */
@@ -148,7 +150,7 @@ function readExtensions(buf: Buffer, wrapper: El, what: string): RawExtension[] 
   if (seq.body === seq.end) malformed(`empty ${what}`);
   const out: RawExtension[] = [];
   const seen = new Set<string>();
-  for (let p = seq.body; p < seq.end;) {
+  for (let p = seq.body; p < seq.end; ) {
     const ext = expect(buf, p, seq.end, 0x30, `extension in ${what}`);
     const oidEl = expect(buf, ext.body, ext.end, 0x06, `extension OID in ${what}`);
     const oid = oidText(buf, oidEl, what);
@@ -242,7 +244,9 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
 
   // The whole request, the parts this parser skips (requestorName, optionalSignature) too, is
   // held to the same DER rules as a CSR by the one strict reader, before anything reads it.
-  try { checkDer(buf); } catch (e) {
+  try {
+    checkDer(buf);
+  } catch (e) {
     if (e instanceof DerError) malformed(`${e.rule} at offset ${e.offset}`);
     throw e;
   }
@@ -283,7 +287,7 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
   if (el.tag !== 0x30) malformed('missing requestList');
 
   const certIds: ParsedCertId[] = [];
-  for (let p = el.body; p < el.end;) {
+  for (let p = el.body; p < el.end; ) {
     if (certIds.length >= maxRequests) malformed(`more than ${maxRequests} requests in one message`);
     const request = expect(buf, p, el.end, 0x30, 'Request');
     const certId = expect(buf, request.body, request.end, 0x30, 'CertID');
@@ -337,7 +341,11 @@ export function parseOcspRequest(der: Uint8Array, options: { maxRequests?: numbe
 export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'sigRequired' | 'unauthorized';
 
 const ERROR_CODES: Record<OcspErrorStatus, number> = {
-  malformedRequest: 1, internalError: 2, tryLater: 3, sigRequired: 5, unauthorized: 6,
+  malformedRequest: 1,
+  internalError: 2,
+  tryLater: 3,
+  sigRequired: 5,
+  unauthorized: 6,
 };
 
 /** OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED } — 5 constant bytes, no signature. */
@@ -347,21 +355,13 @@ export function encodeOcspErrorResponse(status: OcspErrorStatus): Buffer {
   return Buffer.from([0x30, 0x03, 0x0a, 0x01, code]);
 }
 
-export type OcspCertStatus =
-  | { kind: 'good' }
-  | { kind: 'revoked'; revokedAt: Date; reason?: RevocationReason }
-  | { kind: 'unknown' };
+export type OcspCertStatus = { kind: 'good' } | { kind: 'revoked'; revokedAt: Date; reason?: RevocationReason } | { kind: 'unknown' };
 
 /**
  * DER CertID, for pre-signing responses without a request. hashAlgorithm parameters are NULL,
  * as OpenSSL, Go and NSS encode them (clients compare the CertID they sent field by field).
  */
-export function encodeCertId(params: {
-  hashAlgorithm: OcspHashAlgorithm;
-  issuerNameHash: Buffer;
-  issuerKeyHash: Buffer;
-  serial: Buffer;
-}): Buffer {
+export function encodeCertId(params: { hashAlgorithm: OcspHashAlgorithm; issuerNameHash: Buffer; issuerKeyHash: Buffer; serial: Buffer }): Buffer {
   const oid = HASH_OIDS[params.hashAlgorithm];
   if (!oid) throw new SignetError('internal', `unknown OCSP hash algorithm ${String(params.hashAlgorithm)}`);
   return sequence(
@@ -381,12 +381,7 @@ function checkDate(d: Date, what: string): void {
  * nextUpdate is required (RFC 5019 §2.2.4). A `revoked` status with reason `unspecified` (or
  * none) omits revocationReason, matching the CRL entry.
  */
-export function encodeSingleResponse(params: {
-  certIdDer: Buffer;
-  status: OcspCertStatus;
-  thisUpdate: Date;
-  nextUpdate: Date;
-}): Buffer {
+export function encodeSingleResponse(params: { certIdDer: Buffer; status: OcspCertStatus; thisUpdate: Date; nextUpdate: Date }): Buffer {
   const { certIdDer, status, thisUpdate, nextUpdate } = params;
   checkDate(thisUpdate, 'thisUpdate');
   checkDate(nextUpdate, 'nextUpdate');
@@ -433,7 +428,8 @@ export async function buildBasicOcspResponse(params: {
   responderCertDer?: Buffer;
 }): Promise<Buffer> {
   const { responderKeyHash, producedAt, singleResponses, nonce, signer, responderCertDer } = params;
-  if (!(responderKeyHash instanceof Uint8Array) || responderKeyHash.length !== 20) throw new SignetError('internal', 'responderKeyHash must be a 20-byte SHA-1');
+  if (!(responderKeyHash instanceof Uint8Array) || responderKeyHash.length !== 20)
+    throw new SignetError('internal', 'responderKeyHash must be a 20-byte SHA-1');
   checkDate(producedAt, 'producedAt');
   if (singleResponses.length === 0) throw new SignetError('internal', 'an OCSP response needs at least one SingleResponse');
   const tbsParts = [

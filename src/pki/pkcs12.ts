@@ -26,9 +26,7 @@
  */
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import {
-  CertBag, id_certBag, id_pkcs8ShroudedKeyBag, id_x509Certificate, MacData, PKCS12Attribute, SafeBag, SafeContents,
-} from '@peculiar/asn1-pfx';
+import { CertBag, id_certBag, id_pkcs8ShroudedKeyBag, id_x509Certificate, MacData, PKCS12Attribute, SafeBag, SafeContents } from '@peculiar/asn1-pfx';
 import { EncryptedData as Pkcs8EncryptedData, EncryptedPrivateKeyInfo } from '@peculiar/asn1-pkcs8';
 import { DigestInfo } from '@peculiar/asn1-rsa';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
@@ -261,20 +259,19 @@ export function buildPkcs12(opts: Pkcs12Options): Buffer {
   const certSafe = Buffer.from(AsnConvert.serialize(new SafeContents(certBags)));
   const certEnc = pbes2Encrypt(certSafe, passwordUtf8, pbkdf2Iterations);
   // EncryptedData { version 0, EncryptedContentInfo { data, algorithm, [0] IMPLICIT OCTET STRING } }
-  const encryptedData = sequence(
-    smallInteger(0),
-    sequence(objectIdentifier(OIDS.data), certEnc.algorithm, tlv(0x80, certEnc.ciphertext)),
-  );
+  const encryptedData = sequence(smallInteger(0), sequence(objectIdentifier(OIDS.data), certEnc.algorithm, tlv(0x80, certEnc.ciphertext)));
 
-  const authenticatedSafe = sequence(
-    contentInfo(OIDS.encryptedData, encryptedData),
-    contentInfo(OIDS.data, octetString(keySafe)),
-  );
+  const authenticatedSafe = sequence(contentInfo(OIDS.encryptedData, encryptedData), contentInfo(OIDS.data, octetString(keySafe)));
 
   // MAC: HMAC-SHA256 over the AuthenticatedSafe, keyed by the PKCS#12 KDF (ID 3).
   const macSalt = randomBytes(SALT_LENGTH);
   const macKey = pkcs12Kdf({
-    passwordBytes: pkcs12PasswordBytes(password), salt: macSalt, id: 3, iterations: macIterations, length: 32, hash: 'sha256',
+    passwordBytes: pkcs12PasswordBytes(password),
+    salt: macSalt,
+    id: 3,
+    iterations: macIterations,
+    length: 32,
+    hash: 'sha256',
   });
   const mac = createHmac('sha256', macKey).update(authenticatedSafe).digest();
   macKey.fill(0);

@@ -33,7 +33,8 @@ export function checkPrivateKey(privateKey: KeyObject, cert: { info: PublicKeyIn
   // asymmetricKeyType is a plain type id; node computes nothing about the key to answer it.
   const family = NODE_TYPE[privateKey.asymmetricKeyType ?? ''];
   if (!family) throw badKey(`private keys of type ${privateKey.asymmetricKeyType ?? 'unknown'} are not supported; use RSA, ECDSA P-256/P-384/P-521 or Ed25519`);
-  if (family !== cert.info.family) throw badKey(`the private key does not match the certificate: it is an ${family} key, the certificate's is ${cert.info.algorithm}`);
+  if (family !== cert.info.family)
+    throw badKey(`the private key does not match the certificate: it is an ${family} key, the certificate's is ${cert.info.algorithm}`);
   let pkcs8: Buffer;
   try {
     pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -56,28 +57,34 @@ export function checkPrivateKey(privateKey: KeyObject, cert: { info: PublicKeyIn
   try {
     const sig = family === 'ecdsa' ? sign('sha256', PROBE, { key: trusted, dsaEncoding: 'der' }) : sign(family === 'rsa' ? 'sha256' : null, PROBE, trusted);
     ok = verify(family === 'ed25519' ? null : 'sha256', PROBE, family === 'ecdsa' ? { key: cert.info.key, dsaEncoding: 'der' } : cert.info.key, sig);
-  } catch { ok = false; }
-  if (!ok) throw badKey('the private key does not match the certificate (a signature made with it does not verify under the certificate\'s key)');
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw badKey("the private key does not match the certificate (a signature made with it does not verify under the certificate's key)");
   return trusted;
 }
 
 function checkPkcs8(der: Buffer, info: PublicKeyInfo, material: { point?: Uint8Array; n?: Uint8Array; e?: Uint8Array }): void {
   const top = readEl(der, 0, der.length);
   const parts = readKids(der, top);
-  if (top.tag !== 0x30 || parts.length < 3 || parts[0]!.tag !== 0x02 || parts[1]!.tag !== 0x30 || parts[2]!.tag !== 0x04) throw badKey('the private key is not a PKCS#8 PrivateKeyInfo');
+  if (top.tag !== 0x30 || parts.length < 3 || parts[0]!.tag !== 0x02 || parts[1]!.tag !== 0x30 || parts[2]!.tag !== 0x04)
+    throw badKey('the private key is not a PKCS#8 PrivateKeyInfo');
   const alg = readKids(der, parts[1]!);
   const algOid = alg[0] ? strictOid(der, alg[0]) : null;
   const inner = der.subarray(parts[2]!.body, parts[2]!.end);
 
   if (info.family === 'ecdsa') {
     const curveOid = alg[1] ? strictOid(der, alg[1]) : null;
-    if (algOid !== OID.ecPublicKey || curveOid !== info.curveOid) throw badKey(`the private key does not match the certificate: it is not on the certificate's curve (${info.algorithm})`);
+    if (algOid !== OID.ecPublicKey || curveOid !== info.curveOid)
+      throw badKey(`the private key does not match the certificate: it is not on the certificate's curve (${info.algorithm})`);
     const curve = CURVES[curveOid]!;
     const seq = readEl(inner, 0, inner.length);
     const ec = readKids(inner, seq);
-    if (seq.tag !== 0x30 || ec.length < 2 || !isInteger(inner, ec[0]!, 1) || ec[1]!.tag !== 0x04) throw badKey('the private key is not a SEC1 ECPrivateKey (RFC 5915)');
+    if (seq.tag !== 0x30 || ec.length < 2 || !isInteger(inner, ec[0]!, 1) || ec[1]!.tag !== 0x04)
+      throw badKey('the private key is not a SEC1 ECPrivateKey (RFC 5915)');
     const dBytes = inner.subarray(ec[1]!.body, ec[1]!.end);
-    if (dBytes.length === 0 || dBytes.length > curve.size) throw badKey(`the ECDSA private key is ${dBytes.length} bytes; a ${curve.name} scalar is at most ${curve.size}`);
+    if (dBytes.length === 0 || dBytes.length > curve.size)
+      throw badKey(`the ECDSA private key is ${dBytes.length} bytes; a ${curve.name} scalar is at most ${curve.size}`);
     const d = bigFromBytes(dBytes);
     if (d === 0n) throw badKey('the ECDSA private key is zero, which is no key (its public key would be the point at infinity)');
     if (d >= curve.n) throw badKey(`the ECDSA private key is not below the order n of ${curve.name}`);
@@ -95,7 +102,8 @@ function checkPkcs8(der: Buffer, info: PublicKeyInfo, material: { point?: Uint8A
     if (algOid !== OID.rsaEncryption) throw badKey('the private key is not an rsaEncryption key');
     const seq = readEl(inner, 0, inner.length);
     const f = readKids(inner, seq);
-    if (seq.tag !== 0x30 || f.length !== 9 || !isInteger(inner, f[0]!, 0)) throw badKey('the RSA private key is not a two-prime RSAPrivateKey (RFC 8017 A.1.2)');
+    if (seq.tag !== 0x30 || f.length !== 9 || !isInteger(inner, f[0]!, 0))
+      throw badKey('the RSA private key is not a two-prime RSAPrivateKey (RFC 8017 A.1.2)');
     const [n, e, d, p, q] = f.slice(1, 6).map((x) => positiveInteger(inner, x));
     if (!n || !e || !d || !p || !q) throw badKey('the RSA private key has a field that is not a minimal, positive INTEGER');
     if (!material.n || !Buffer.from(n).equals(material.n) || !material.e || !Buffer.from(e).equals(material.e)) {

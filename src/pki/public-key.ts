@@ -47,24 +47,45 @@ const undecodable = (why: string) => badKey(`public key could not be decoded: ${
 // ---------------------------------------------------------------------------------------------
 // Curves
 
-interface Curve { name: string; oid: string; jwk: 'P-256' | 'P-384' | 'P-521'; size: number; bits: number; p: bigint; b: bigint; n: bigint }
+interface Curve {
+  name: string;
+  oid: string;
+  jwk: 'P-256' | 'P-384' | 'P-521';
+  size: number;
+  bits: number;
+  p: bigint;
+  b: bigint;
+  n: bigint;
+}
 
 /** SEC 2 / FIPS 186-4 domain parameters (a = −3 for all three); test/key-validation.test.ts compares them with openssl's. */
 export const CURVES: Record<string, Curve> = {
   [OID.p256]: {
-    name: 'P-256', oid: OID.p256, jwk: 'P-256', size: 32, bits: 256,
+    name: 'P-256',
+    oid: OID.p256,
+    jwk: 'P-256',
+    size: 32,
+    bits: 256,
     p: 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n,
     b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn,
     n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   },
   [OID.p384]: {
-    name: 'P-384', oid: OID.p384, jwk: 'P-384', size: 48, bits: 384,
+    name: 'P-384',
+    oid: OID.p384,
+    jwk: 'P-384',
+    size: 48,
+    bits: 384,
     p: 2n ** 384n - 2n ** 128n - 2n ** 96n + 2n ** 32n - 1n,
     b: 0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aefn,
     n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
   },
   [OID.p521]: {
-    name: 'P-521', oid: OID.p521, jwk: 'P-521', size: 66, bits: 521,
+    name: 'P-521',
+    oid: OID.p521,
+    jwk: 'P-521',
+    size: 66,
+    bits: 521,
     p: 2n ** 521n - 1n,
     b: 0x0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00n,
     n: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
@@ -74,18 +95,27 @@ const CURVE_BY_JWK: Record<string, Curve> = Object.fromEntries(Object.values(CUR
 
 /** Named curves Signet refuses, so the refusal can say which one it was. */
 const OTHER_CURVES: Record<string, string> = {
-  '1.3.132.0.10': 'secp256k1', '1.3.132.0.33': 'P-224', '1.2.840.10045.3.1.1': 'P-192',
-  '1.3.36.3.3.2.8.1.1.7': 'brainpoolP256r1', '1.3.36.3.3.2.8.1.1.11': 'brainpoolP384r1',
-  '1.3.36.3.3.2.8.1.1.13': 'brainpoolP512r1', '1.2.156.10197.1.301': 'SM2',
+  '1.3.132.0.10': 'secp256k1',
+  '1.3.132.0.33': 'P-224',
+  '1.2.840.10045.3.1.1': 'P-192',
+  '1.3.36.3.3.2.8.1.1.7': 'brainpoolP256r1',
+  '1.3.36.3.3.2.8.1.1.11': 'brainpoolP384r1',
+  '1.3.36.3.3.2.8.1.1.13': 'brainpoolP512r1',
+  '1.2.156.10197.1.301': 'SM2',
 };
 const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521 or Ed25519';
 const OTHER_KEYS: Record<string, string> = {
-  [OID.dsa]: 'DSA', [OID.ed448]: 'Ed448', '1.3.101.110': 'X25519', '1.3.101.111': 'X448',
-  '1.2.840.113549.1.1.10': 'RSASSA-PSS', '1.2.840.10046.2.1': 'Diffie-Hellman (X9.42)',
+  [OID.dsa]: 'DSA',
+  [OID.ed448]: 'Ed448',
+  '1.3.101.110': 'X25519',
+  '1.3.101.111': 'X448',
+  '1.2.840.113549.1.1.10': 'RSASSA-PSS',
+  '1.2.840.10046.2.1': 'Diffie-Hellman (X9.42)',
   '1.2.840.113549.1.3.1': 'Diffie-Hellman (PKCS#3)',
 };
 
-const toBig = (bytes: Uint8Array): bigint => bytes.length === 0 ? 0n : BigInt('0x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
+const toBig = (bytes: Uint8Array): bigint =>
+  bytes.length === 0 ? 0n : BigInt('0x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
 const b64u = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 
 /** The checks on an EC point given as the SEC1 octets of a BIT STRING (or rebuilt from a JWK). */
@@ -98,7 +128,8 @@ function checkEcPoint(curve: Curve, point: Uint8Array): { x: Uint8Array; y: Uint
   if ((form === 0x02 || form === 0x03) && point.length === 1 + curve.size) {
     throw badKey(`${what} is a compressed point; Signet accepts only the uncompressed form (04‖X‖Y, ${want} bytes)`);
   }
-  if ((form === 0x06 || form === 0x07) && point.length === want) throw badKey(`${what} is a hybrid-form point; Signet accepts only the uncompressed form (04‖X‖Y)`);
+  if ((form === 0x06 || form === 0x07) && point.length === want)
+    throw badKey(`${what} is a hybrid-form point; Signet accepts only the uncompressed form (04‖X‖Y)`);
   if (form !== 0x04) throw undecodable(`${what} starts with 0x${form!.toString(16).padStart(2, '0')}; an uncompressed point starts with 0x04`);
   if (point.length !== want) throw undecodable(`${what} is ${point.length} bytes; an uncompressed point is ${want} bytes (04‖X‖Y)`);
   const xb = point.subarray(1, 1 + curve.size);
@@ -123,7 +154,9 @@ const ED_D = 3709570593466943934313808350875456518954211387984321901638878553308
  * recomputes that each has order dividing 8 and that together they are 8 points.
  */
 export const ED25519_SMALL_ORDER_Y: readonly bigint[] = [
-  0n, 1n, ED_P - 1n,
+  0n,
+  1n,
+  ED_P - 1n,
   0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
   0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
 ];
@@ -177,7 +210,8 @@ function checkRsa(n: Uint8Array, e: Uint8Array): number {
   // CA/B BR 6.1.5: the modulus size in bits must be divisible by 8.
   if (bits % 8 !== 0) throw badKey(`RSA key of ${bits} bits is not a multiple of 8 bits; use 2048, 3072 or 4096`);
   if (!(n[n.length - 1]! & 1)) throw badKey('RSA modulus is even, so it is not a product of two large primes');
-  if (e.length > 4) throw badKey(`RSA public exponent of ${e.length * 8} bits is too large; Signet accepts 3 to 2^31−1 (Go's crypto/x509 refuses larger); use 65537`);
+  if (e.length > 4)
+    throw badKey(`RSA public exponent of ${e.length * 8} bits is too large; Signet accepts 3 to 2^31−1 (Go's crypto/x509 refuses larger); use 65537`);
   const ev = toBig(e);
   // e = 1 makes any "signature" verify, so proof of possession would mean nothing.
   if (ev < 3n || ev % 2n === 0n) throw badKey(`RSA public exponent ${ev} is not allowed; use 65537`);
@@ -247,7 +281,8 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
     if (spki.tag !== 0x30) throw undecodable('SubjectPublicKeyInfo is not a SEQUENCE');
     if (spki.end !== der.length) throw undecodable(`${der.length - spki.end} bytes after the SubjectPublicKeyInfo`);
     const parts = readKids(der, spki);
-    if (parts.length !== 2 || parts[0]!.tag !== 0x30 || parts[1]!.tag !== 0x03) throw undecodable('SubjectPublicKeyInfo is not SEQUENCE { AlgorithmIdentifier, BIT STRING }');
+    if (parts.length !== 2 || parts[0]!.tag !== 0x30 || parts[1]!.tag !== 0x03)
+      throw undecodable('SubjectPublicKeyInfo is not SEQUENCE { AlgorithmIdentifier, BIT STRING }');
     alg = readKids(der, parts[0]!);
     bits = parts[1]!;
   } catch (err) {
@@ -263,9 +298,11 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
 
   if (algOid === OID.ecPublicKey) {
     if (params?.tag !== 0x06) {
-      throw badKey(params && params.tag === 0x30
-        ? 'ECDSA key with explicit curve parameters is not supported; use the named curve P-256, P-384 or P-521'
-        : 'ECDSA key without a named curve is not supported; use P-256, P-384 or P-521');
+      throw badKey(
+        params && params.tag === 0x30
+          ? 'ECDSA key with explicit curve parameters is not supported; use the named curve P-256, P-384 or P-521'
+          : 'ECDSA key without a named curve is not supported; use P-256, P-384 or P-521',
+      );
     }
     const curveOid = strictOid(der, params);
     if (curveOid === null) throw badKey('ECDSA key has a malformed curve identifier');
@@ -316,7 +353,8 @@ function b64uField(jwk: Record<string, unknown>, name: string, what: string): Bu
 /** RFC 7518 §2 Base64urlUInt: the minimum number of octets. */
 function uintField(jwk: Record<string, unknown>, name: string, what: string): Buffer {
   const bytes = b64uField(jwk, name, what);
-  if (bytes.length > 1 && bytes[0] === 0) throw badKey(`${what} JWK member "${name}" has a leading zero octet (RFC 7518 §2 asks for the minimum number of octets)`);
+  if (bytes.length > 1 && bytes[0] === 0)
+    throw badKey(`${what} JWK member "${name}" has a leading zero octet (RFC 7518 §2 asks for the minimum number of octets)`);
   return bytes;
 }
 
@@ -339,9 +377,16 @@ export function importPublicJwk(input: unknown): PublicKeyInfo {
     const x = b64uField(jwk, 'x', what);
     const y = b64uField(jwk, 'y', what);
     // RFC 7518 §6.2.1.2: each coordinate is exactly the curve's size, leading zeros kept.
-    if (x.length !== curve.size || y.length !== curve.size) throw badKey(`${what} JWK coordinates must be ${curve.size} bytes each, found ${x.length} and ${y.length}`);
+    if (x.length !== curve.size || y.length !== curve.size)
+      throw badKey(`${what} JWK coordinates must be ${curve.size} bytes each, found ${x.length} and ${y.length}`);
     checkEcPoint(curve, Buffer.concat([Buffer.from([0x04]), x, y]));
-    return { key: jwkImport({ kty: 'EC', crv: curve.jwk, x: b64u(x), y: b64u(y) }), family: 'ecdsa', bits: curve.bits, algorithm: `ecdsa-p${curve.bits}`, curveOid: curve.oid };
+    return {
+      key: jwkImport({ kty: 'EC', crv: curve.jwk, x: b64u(x), y: b64u(y) }),
+      family: 'ecdsa',
+      bits: curve.bits,
+      algorithm: `ecdsa-p${curve.bits}`,
+      curveOid: curve.oid,
+    };
   }
   if (kty === 'RSA') {
     const n = uintField(jwk, 'n', 'RSA');

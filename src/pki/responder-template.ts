@@ -9,15 +9,29 @@ import { authorityKeyIdentifier, basicConstraints, EKU, extKeyUsage, keyIdentifi
 
 /** The TBS; signed by ca/signing.ts, after the responder lint. */
 export function buildResponderTbs(p: {
-  serial: Buffer; commonName: string; spkiDer: Buffer; notBefore: Date; notAfter: Date;
-  issuer: { nameDer: Buffer; keyId: Buffer }; signatureAlgorithmDer: Buffer;
+  serial: Buffer;
+  commonName: string;
+  spkiDer: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  issuer: { nameDer: Buffer; keyId: Buffer };
+  signatureAlgorithmDer: Buffer;
 }): Buffer {
   return encodeTbs({
-    serial: p.serial, signatureAlgorithmDer: p.signatureAlgorithmDer, issuerNameDer: p.issuer.nameDer, notBefore: p.notBefore, notAfter: p.notAfter,
-    subjectNameDer: encodeName([{ type: '2.5.4.3', value: p.commonName }]), spkiDer: p.spkiDer,
+    serial: p.serial,
+    signatureAlgorithmDer: p.signatureAlgorithmDer,
+    issuerNameDer: p.issuer.nameDer,
+    notBefore: p.notBefore,
+    notAfter: p.notAfter,
+    subjectNameDer: encodeName([{ type: '2.5.4.3', value: p.commonName }]),
+    spkiDer: p.spkiDer,
     extensions: [
-      basicConstraints(false), keyUsage(['digitalSignature']), extKeyUsage([EKU.ocspSigning]), ocspNoCheck(),
-      subjectKeyIdentifier(keyIdentifier(p.spkiDer)), authorityKeyIdentifier(p.issuer.keyId),
+      basicConstraints(false),
+      keyUsage(['digitalSignature']),
+      extKeyUsage([EKU.ocspSigning]),
+      ocspNoCheck(),
+      subjectKeyIdentifier(keyIdentifier(p.spkiDer)),
+      authorityKeyIdentifier(p.issuer.keyId),
     ],
   });
 }

@@ -49,7 +49,10 @@ export interface TbsView {
   subjectAltNames: (SanEntry | SanProblem)[] | undefined;
 }
 
-export interface ViewExtension { id: string; critical: boolean }
+export interface ViewExtension {
+  id: string;
+  critical: boolean;
+}
 
 /** The view of the first extension with this id (the one whose value the view holds). */
 export function extensionOf(v: TbsView, id: string): ViewExtension | undefined {
@@ -121,7 +124,11 @@ function walk(tbs: Buffer): TbsView | null {
     notBefore,
     notAfter,
     extensions: exts, // each also carries its value's El, which the rules do not read
-    basicConstraintsCa, keyUsageFlags, extKeyUsage, authorityKeyId, subjectAltNames,
+    basicConstraintsCa,
+    keyUsageFlags,
+    extKeyUsage,
+    authorityKeyId,
+    subjectAltNames,
   };
 }
 
@@ -198,9 +205,20 @@ function timeOf(buf: Uint8Array, e: El): number | null {
   const len = e.end - e.body;
   let year: number;
   let p = e.body;
-  if (e.tag === 0x17 && len === 13) { const yy = digits(buf, p, 2); year = yy >= 50 ? 1900 + yy : 2000 + yy; p += 2; } else if (e.tag === 0x18 && len === 15) { year = digits(buf, p, 4); p += 4; } else return null;
+  if (e.tag === 0x17 && len === 13) {
+    const yy = digits(buf, p, 2);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    p += 2;
+  } else if (e.tag === 0x18 && len === 15) {
+    year = digits(buf, p, 4);
+    p += 4;
+  } else return null;
   if (buf[e.end - 1] !== 0x5a) return null;
-  const mo = digits(buf, p, 2); const d = digits(buf, p + 2, 2); const h = digits(buf, p + 4, 2); const mi = digits(buf, p + 6, 2); const s = digits(buf, p + 8, 2);
+  const mo = digits(buf, p, 2);
+  const d = digits(buf, p + 2, 2);
+  const h = digits(buf, p + 4, 2);
+  const mi = digits(buf, p + 6, 2);
+  const s = digits(buf, p + 8, 2);
   if (!(year >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 59)) return null;
   const t = Date.UTC(year, mo - 1, d, h, mi, s);
   return new Date(t).getUTCDate() === d ? t : null;

@@ -50,8 +50,16 @@ function restoreKek(config: Config, expected: string | null): Buffer | null {
   if (config.SIGNET_MASTER_KEY) key = Buffer.from(config.SIGNET_MASTER_KEY, 'base64');
   else if (existsSync(masterKeyPath(config.dataDir))) key = Buffer.from(readFileSync(masterKeyPath(config.dataDir), 'utf8').trim(), 'base64');
   if (!expected) return key;
-  if (!key) throw new SignetError('key-store', `the backup's CA keys are sealed under master key ${expected}: set SIGNET_MASTER_KEY, or copy that master.key into ${config.dataDir}, before restoring`);
-  if (kekId(key) !== expected) throw new SignetError('key-store', `the backup's CA keys are sealed under master key ${expected}, but the master key given is ${kekId(key)}; nothing was restored`);
+  if (!key)
+    throw new SignetError(
+      'key-store',
+      `the backup's CA keys are sealed under master key ${expected}: set SIGNET_MASTER_KEY, or copy that master.key into ${config.dataDir}, before restoring`,
+    );
+  if (kekId(key) !== expected)
+    throw new SignetError(
+      'key-store',
+      `the backup's CA keys are sealed under master key ${expected}, but the master key given is ${kekId(key)}; nothing was restored`,
+    );
   return key;
 }
 
@@ -60,11 +68,17 @@ export async function restore(config: Config, log: Logger, file: string, onProgr
   const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   const known = new Set(loadMigrations(target.provider).map((m) => m.name));
   const unknown = v.header.migrations.filter((m) => !known.has(m));
-  if (unknown.length) throw new SignetError('bad-request', `the backup comes from a newer Signet (migration ${unknown[0]} is unknown here); restore it with that version`);
+  if (unknown.length)
+    throw new SignetError('bad-request', `the backup comes from a newer Signet (migration ${unknown[0]} is unknown here); restore it with that version`);
   const kek = restoreKek(config, v.header.kekId);
   if (v.firstKey && kek) {
-    try { unseal(kek, v.firstKey.id, v.firstKey.sealed); } catch {
-      throw new SignetError('key-store', `the master key does not unseal the backup's key ${v.firstKey.id}: the backup is corrupted or from another installation; nothing was restored`);
+    try {
+      unseal(kek, v.firstKey.id, v.firstKey.sealed);
+    } catch {
+      throw new SignetError(
+        'key-store',
+        `the master key does not unseal the backup's key ${v.firstKey.id}: the backup is corrupted or from another installation; nothing was restored`,
+      );
     }
   }
   // Everything about the file is known good; only now touch the data directory and database.
@@ -77,16 +91,28 @@ export async function restore(config: Config, log: Logger, file: string, onProgr
   // The restored trail continues under this master key's chain key. No checkpoints are held
   // here: the backup.restored event is what accepts the checkpoints newer than the backup.
   const key = kek ?? resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys: false }).key;
-  bindAuditTrail(db, new AuditTrail(new SealedKeyStore(keyRecordStore(db), { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)), stores.audit);
+  bindAuditTrail(
+    db,
+    new AuditTrail(new SealedKeyStore(keyRecordStore(db), { key, id: kekId(key), source: 'file' }).deriveSecret(AUDIT_MAC_LABEL)),
+    stores.audit,
+  );
   try {
     const existing = (await holdings.count('cas')) + (await holdings.count('certificates')) + (await holdings.count('events'));
     if (existing) throw new SignetError('conflict', 'restore needs an empty database: this one already holds a CA hierarchy or certificates');
     const total = Object.values(v.counts).reduce((a, b) => a + b, 0);
-    const rows = await db.transaction(async (tx) => {
-      const n = await store.restore(file, (done) => onProgress?.(done, total), tx);
-      await appendAudit(tx, { actor: 'cli', action: 'backup.restored', target: file, details: { createdAt: v.header.createdAt, provider: v.header.provider, counts: v.counts } });
-      return n;
-    }, { timeoutMs: 3_600_000 });
+    const rows = await db.transaction(
+      async (tx) => {
+        const n = await store.restore(file, (done) => onProgress?.(done, total), tx);
+        await appendAudit(tx, {
+          actor: 'cli',
+          action: 'backup.restored',
+          target: file,
+          details: { createdAt: v.header.createdAt, provider: v.header.provider, counts: v.counts },
+        });
+        return n;
+      },
+      { timeoutMs: 3_600_000 },
+    );
     log.info({ rows, file }, 'backup restored');
     return { rows, counts: v.counts, createdAt: v.header.createdAt };
   } finally {

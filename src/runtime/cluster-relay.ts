@@ -11,13 +11,15 @@ import type { Logger } from 'pino';
 import type { StatusBus } from '../ca/status-bus.js';
 
 /** The IPC message: a status change one worker published. */
-const statusMessage = z.object({
-  type: z.literal('status'),
-  change: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('certificate'), caId: z.string(), serial: z.string() }).strict(),
-    z.object({ kind: z.literal('ca'), caId: z.string() }).strict(),
-  ]),
-}).strict();
+const statusMessage = z
+  .object({
+    type: z.literal('status'),
+    change: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('certificate'), caId: z.string(), serial: z.string() }).strict(),
+      z.object({ kind: z.literal('ca'), caId: z.string() }).strict(),
+    ]),
+  })
+  .strict();
 export type StatusMessage = z.infer<typeof statusMessage>;
 
 /** A worker's end of the IPC channel: process itself in a worker, a stand-in in tests. */
@@ -32,18 +34,28 @@ export interface WorkerChannel {
  * change relayed before then is not delivered, as before the bus). Returns the detach function.
  */
 export function connectWorkerRelay(bus: StatusBus, log: Pick<Logger, 'warn'>, channel: WorkerChannel = process as WorkerChannel): () => void {
-  const detach = bus.attach({ send: (change) => { channel.send?.({ type: 'status', change } satisfies StatusMessage); } });
+  const detach = bus.attach({
+    send: (change) => {
+      channel.send?.({ type: 'status', change } satisfies StatusMessage);
+    },
+  });
   const onMessage = (m: unknown) => {
     const parsed = statusMessage.safeParse(m);
     if (!parsed.success) return; // the primary's other messages (clusterReady)
     bus.receive({ origin: 'worker', change: parsed.data.change }).catch((e: unknown) => log.warn({ err: e }, 'a relayed status change failed'));
   };
   channel.on('message', onMessage);
-  return () => { detach(); channel.off('message', onMessage); };
+  return () => {
+    detach();
+    channel.off('message', onMessage);
+  };
 }
 
 /** The primary's view of a worker: enough to forward a message to it. */
-export interface RelayPeer { isConnected(): boolean; send(message: unknown): unknown }
+export interface RelayPeer {
+  isConnected(): boolean;
+  send(message: unknown): unknown;
+}
 
 /**
  * In the primary: when `message` is a status change from the worker `from`, forwards it to

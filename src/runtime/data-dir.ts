@@ -29,8 +29,9 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
 /** Setting row committed just before Signet creates <data>/master.key for this database. */
 export const MASTER_KEY_MARKER = 'datadir.masterKeyFile';
 
-const RECOVER = 'restore the database from a backup (signet restore <file>; see docs/deployment.md, "Backup and restore"), '
-  + 'or start a new CA on purpose with `signet init --force`, which moves master.key, admin-token and audit-checkpoints aside (renamed with a timestamp, never deleted)';
+const RECOVER =
+  'restore the database from a backup (signet restore <file>; see docs/deployment.md, "Backup and restore"), ' +
+  'or start a new CA on purpose with `signet init --force`, which moves master.key, admin-token and audit-checkpoints aside (renamed with a timestamp, never deleted)';
 
 /** The Setting rows these checks read and write (storage/setting-store.ts). */
 export interface MarkerSettings {
@@ -40,7 +41,9 @@ export interface MarkerSettings {
 }
 
 /** What these checks count in the database (storage/installation-store.ts). */
-export interface Holdings { count(what: 'cas' | 'keys' | 'certificates' | 'events', tx?: Tx): Promise<number> }
+export interface Holdings {
+  count(what: 'cas' | 'keys' | 'certificates' | 'events', tx?: Tx): Promise<number>;
+}
 
 const describeDb = (t: DatabaseTarget) => (t.provider === 'sqlite' ? `the SQLite database ${t.location}` : `the PostgreSQL database ${redactUrl(t.location)}`);
 
@@ -56,10 +59,12 @@ export function remainsOf(config: Config): string[] {
 /** Before migrating: refuses a database without Signet's tables next to the remains of a CA. */
 export async function refuseLostDatabase(config: Config, target: DatabaseTarget): Promise<void> {
   const remains = remainsOf(config); // first: see the header
-  if (!remains.length || await hasSignetSchema(target)) return;
-  throw new SignetError('configuration',
-    `${describeDb(target)} has no Signet tables (it is empty, missing or was replaced), but ${config.dataDir} holds ${remains.length > 1 ? `${remains.slice(0, -1).join(', ')} and ${remains[remains.length - 1]}` : remains[0]} of an existing CA; `
-    + `Signet will not start a new CA over it: ${RECOVER}`);
+  if (!remains.length || (await hasSignetSchema(target))) return;
+  throw new SignetError(
+    'configuration',
+    `${describeDb(target)} has no Signet tables (it is empty, missing or was replaced), but ${config.dataDir} holds ${remains.length > 1 ? `${remains.slice(0, -1).join(', ')} and ${remains[remains.length - 1]}` : remains[0]} of an existing CA; ` +
+      `Signet will not start a new CA over it: ${RECOVER}`,
+  );
 }
 
 /**
@@ -79,8 +84,10 @@ export async function markMasterKeyCreation(settings: MarkerSettings, config: Co
 export async function refuseBootstrapOverRemains(stores: { installation: Holdings; settings: MarkerSettings }, tx: Tx, config: Config): Promise<void> {
   const where = config.dataDir;
   if (existsSync(join(where, ADMIN_TOKEN_FILE))) {
-    throw new SignetError('configuration',
-      `the database holds no CA, but ${join(where, ADMIN_TOKEN_FILE)} was written for one: the database was emptied or replaced; ${RECOVER}`);
+    throw new SignetError(
+      'configuration',
+      `the database holds no CA, but ${join(where, ADMIN_TOKEN_FILE)} was written for one: the database was emptied or replaced; ${RECOVER}`,
+    );
   }
   // What only a CA that existed leaves in the database: a new hierarchy founded over it would
   // inherit certificates, history and keys it never issued (and hide that the CAs were deleted).
@@ -89,19 +96,24 @@ export async function refuseBootstrapOverRemains(stores: { installation: Holding
   const events = await stores.installation.count('events', tx);
   const found = [keys && `${keys} sealed key(s)`, certificates && `${certificates} certificate(s)`, events && `${events} audit event(s)`].filter(Boolean);
   if (found.length) {
-    throw new SignetError('configuration',
-      `the database holds ${found.join(', ')} but no CA: it is damaged (its CAs were deleted); restore it from a backup (signet restore <file> into an empty database; see docs/deployment.md) — Signet will not found a new CA over it`);
+    throw new SignetError(
+      'configuration',
+      `the database holds ${found.join(', ')} but no CA: it is damaged (its CAs were deleted); restore it from a backup (signet restore <file> into an empty database; see docs/deployment.md) — Signet will not found a new CA over it`,
+    );
   }
-  if (!config.SIGNET_MASTER_KEY && existsSync(masterKeyPath(where))
-      && !(await stores.settings.get(MASTER_KEY_MARKER, tx))) {
-    throw new SignetError('configuration',
-      `the database holds no CA and was not initialised with ${masterKeyPath(where)} (it comes from another or an earlier database); ${RECOVER}. `
-      + 'To bring your own master key to a first start, set SIGNET_MASTER_KEY instead of placing master.key');
+  if (!config.SIGNET_MASTER_KEY && existsSync(masterKeyPath(where)) && !(await stores.settings.get(MASTER_KEY_MARKER, tx))) {
+    throw new SignetError(
+      'configuration',
+      `the database holds no CA and was not initialised with ${masterKeyPath(where)} (it comes from another or an earlier database); ${RECOVER}. ` +
+        'To bring your own master key to a first start, set SIGNET_MASTER_KEY instead of placing master.key',
+    );
   }
   // Checked after the database: opening the audit trail writes a checkpoint of what it holds.
   if (existsSync(join(where, CHECKPOINT_FILE))) {
-    throw new SignetError('configuration',
-      `the database holds no CA, but ${join(where, CHECKPOINT_FILE)} pins the audit trail of one: the database was emptied or replaced; ${RECOVER}`);
+    throw new SignetError(
+      'configuration',
+      `the database holds no CA, but ${join(where, CHECKPOINT_FILE)} pins the audit trail of one: the database was emptied or replaced; ${RECOVER}`,
+    );
   }
 }
 
@@ -111,13 +123,19 @@ export async function refuseBootstrapOverRemains(stores: { installation: Holding
  * SQLite, a -wal/-shm left without its main file goes aside too: SQLite would replay it into
  * the new database. Returns what was moved, as [from, to] paths.
  */
-export async function setAsideForReinit(config: Config, target: DatabaseTarget, countCas: () => Promise<{ cas: number; keys: number }>): Promise<[string, string][]> {
+export async function setAsideForReinit(
+  config: Config,
+  target: DatabaseTarget,
+  countCas: () => Promise<{ cas: number; keys: number }>,
+): Promise<[string, string][]> {
   if (await hasSignetSchema(target)) {
     const { cas, keys } = await countCas();
     if (cas || keys) {
-      throw new SignetError('conflict',
-        `${describeDb(target)} holds ${cas ? `a CA hierarchy (${cas} CA(s))` : `${keys} sealed key(s)`}: --force only replaces the remains of a lost database; `
-        + 'to start a second CA, use another SIGNET_DATA_DIR and database');
+      throw new SignetError(
+        'conflict',
+        `${describeDb(target)} holds ${cas ? `a CA hierarchy (${cas} CA(s))` : `${keys} sealed key(s)`}: --force only replaces the remains of a lost database; ` +
+          'to start a second CA, use another SIGNET_DATA_DIR and database',
+      );
     }
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -139,7 +157,11 @@ export async function setAsideForReinit(config: Config, target: DatabaseTarget, 
 
 function syncDir(dir: string): void {
   const fd = openSync(dir, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -157,6 +179,8 @@ export function warnIfDataDirExposed(config: Config, target: DatabaseTarget, log
   if (target.provider === 'sqlite') for (const f of ['', '-wal', '-shm']) check(target.location + f);
   if (!exposed.length) return;
   log.warn({ exposed }, 'the data directory or database files are accessible to other users');
-  process.stderr.write(`signet: warning: accessible to other users: ${exposed.map((e) => `${e.path} (mode ${e.mode})`).join(', ')}; `
-    + `run chmod 700 ${config.dataDir}${target.provider === 'sqlite' ? ` and chmod 600 ${target.location}*` : ''}\n`);
+  process.stderr.write(
+    `signet: warning: accessible to other users: ${exposed.map((e) => `${e.path} (mode ${e.mode})`).join(', ')}; ` +
+      `run chmod 700 ${config.dataDir}${target.provider === 'sqlite' ? ` and chmod 600 ${target.location}*` : ''}\n`,
+  );
 }

@@ -30,18 +30,25 @@ export { ADMIN_TOKEN_FILE } from './data-dir.js';
 export function prepareDataDir(dir: string): void {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} exists but is not a directory`);
-    try { accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK); } catch {
+    try {
+      accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch {
       throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} is not readable and writable by this user`);
     }
   } else {
-    try { mkdirSync(dir, { recursive: true, mode: 0o700 }); } catch (e) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
       throw new SignetError('configuration', `SIGNET_DATA_DIR ${dir} could not be created: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
 }
 
 /** `now`: the clock of the CA and its audit trail (tests inject one; ca/clock.ts). */
-export interface OpenOptions { migrate?: boolean; now?: Clock }
+export interface OpenOptions {
+  migrate?: boolean;
+  now?: Clock;
+}
 
 export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
   prepareDataDir(config.dataDir);
@@ -53,12 +60,20 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
       result = await migrate(target);
     } catch (e) {
       if (e instanceof SignetError) throw e;
-      throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+      throw new SignetError(
+        isDatabaseUnavailable(e) ? 'unavailable' : 'internal',
+        `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     if (result.applied.length) log.info({ applied: result.applied, provider: target.provider }, 'database migrations applied');
   }
   const db = await openDatabase(target).catch((e: unknown) => {
-    throw new SignetError(isDatabaseUnavailable(e) ? 'unavailable' : 'internal', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+    throw new SignetError(
+      isDatabaseUnavailable(e) ? 'unavailable' : 'internal',
+      `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`,
+      { cause: e },
+    );
   });
   try {
     const stores = createStores(db);
@@ -80,7 +95,11 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     await db.close().catch(() => undefined);
     // Lost between migrating and unlocking the keys: still worth waiting for (serve retries 'unavailable').
     if (!(e instanceof SignetError) && isDatabaseUnavailable(e)) {
-      throw new SignetError('unavailable', `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`, { cause: e });
+      throw new SignetError(
+        'unavailable',
+        `database ${target.provider === 'sqlite' ? target.location : redactUrl(target.location)} is not reachable: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     throw e;
   }
@@ -91,7 +110,11 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
  * only that is worth waiting for; anything else (wrong master key, corrupt store, database
  * ahead of the code) needs a person and is thrown at once.
  */
-export async function openWhenReachable(config: Config, log: Logger, opts: OpenOptions & { onUnavailable?: (detail: string, attempt: number) => void } = {}): Promise<CaContext> {
+export async function openWhenReachable(
+  config: Config,
+  log: Logger,
+  opts: OpenOptions & { onUnavailable?: (detail: string, attempt: number) => void } = {},
+): Promise<CaContext> {
   // Once per service start: the process that migrates (single process or cluster primary).
   if (opts.migrate !== false) {
     prepareDataDir(config.dataDir);
@@ -111,7 +134,10 @@ export async function openWhenReachable(config: Config, log: Logger, opts: OpenO
 
 /** Tells the operator about a hierarchy created at start-up: the fingerprint, and where (never what) the admin token is. */
 export function announceBootstrap(boot: { created: boolean; rootFingerprint?: string; tokenFile?: string }): void {
-  if (boot.created) process.stdout.write(`Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`);
+  if (boot.created)
+    process.stdout.write(
+      `Signet initialised a new CA hierarchy.\n  root SHA-256 fingerprint: ${boot.rootFingerprint}\n  admin API token written to: ${boot.tokenFile} (mode 0600)\n`,
+    );
 }
 
 /** First start: root + issuing intermediate + admin token. Idempotent: does nothing once a CA exists. */
@@ -124,9 +150,17 @@ export async function bootstrapIfEmpty(ctx: CaContext, config: Config): Promise<
   const made = await ctx.db.transaction(async (tx) => {
     if (await stores.installation.count('cas', tx)) return null;
     await refuseBootstrapOverRemains(stores, tx, config);
-    const h = await createHierarchyTx(ctx, tx,
+    const h = await createHierarchyTx(
+      ctx,
+      tx,
       { subject: config.SIGNET_ROOT_SUBJECT, keyAlgorithm: config.SIGNET_ROOT_KEY, validityDays: config.SIGNET_ROOT_VALIDITY_DAYS },
-      { subject: config.SIGNET_INTERMEDIATE_SUBJECT, keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY, validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS, pathLen: 0 });
+      {
+        subject: config.SIGNET_INTERMEDIATE_SUBJECT,
+        keyAlgorithm: config.SIGNET_INTERMEDIATE_KEY,
+        validityDays: config.SIGNET_INTERMEDIATE_VALIDITY_DAYS,
+        pathLen: 0,
+      },
+    );
     const t = await createToken(ctx, { name: 'admin (first start)', scopes: ['admin'] }, 'system', tx);
     // A new installation is sealed from its first start: a row without a MAC never counts here.
     await markSealedAtBootstrap(ctx, tx);

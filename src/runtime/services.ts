@@ -17,19 +17,35 @@ export function createServices(ctx: CaContext, config: Config) {
   const statusBus = new StatusBus(ctx.log);
   const statusPoller = new StatusPoller({ source: ctx.stores.ocsp, bus: statusBus, pollMs: config.SIGNET_OCSP_POLL_MS, now: () => ctx.now(), log: ctx.log });
   const issuers = new IssuerRegistry(ctx);
-  statusBus.subscribe((d) => { if (d.change.kind === 'ca') issuers.invalidate(d.change.caId); });
+  statusBus.subscribe((d) => {
+    if (d.change.kind === 'ca') issuers.invalidate(d.change.caId);
+  });
   const profiles = loadProfiles(config.SIGNET_PROFILES_FILE);
   const issuance = new Issuance(ctx, issuers, profiles, events);
   const revocation = new Revocation(ctx, statusBus, events, profiles);
   const crls = new CrlPublisher(ctx, statusBus, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
-  const ocsp = new OcspService(ctx, statusBus, { validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES, responderDays: config.SIGNET_OCSP_RESPONDER_DAYS, pollMs: config.SIGNET_OCSP_POLL_MS, onDemandPerSecond: config.SIGNET_OCSP_ON_DEMAND_PER_SECOND });
-  const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const ocsp = new OcspService(ctx, statusBus, {
+    validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES,
+    responderDays: config.SIGNET_OCSP_RESPONDER_DAYS,
+    pollMs: config.SIGNET_OCSP_POLL_MS,
+    onDemandPerSecond: config.SIGNET_OCSP_ON_DEMAND_PER_SECOND,
+  });
+  const split = (v: string) =>
+    v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   const acmeProfiles = split(config.SIGNET_ACME_PROFILES);
   for (const p of acmeProfiles) issuance.profile(p); // an unknown ACME profile is a configuration error
   const acme = new AcmeService(ctx, issuance, revocation, {
     profiles: acmeProfiles,
     eabRequired: new Set(config.SIGNET_ACME_EAB_REQUIRED.trim() === 'all' ? acmeProfiles : split(config.SIGNET_ACME_EAB_REQUIRED)),
-    validation: { httpPort: config.SIGNET_ACME_HTTP_PORT, tlsPort: config.SIGNET_ACME_TLS_PORT, resolver: config.SIGNET_ACME_DNS_RESOLVER, timeoutMs: config.SIGNET_ACME_VALIDATION_TIMEOUT_MS },
+    validation: {
+      httpPort: config.SIGNET_ACME_HTTP_PORT,
+      tlsPort: config.SIGNET_ACME_TLS_PORT,
+      resolver: config.SIGNET_ACME_DNS_RESOLVER,
+      timeoutMs: config.SIGNET_ACME_VALIDATION_TIMEOUT_MS,
+    },
     validationAttempts: config.SIGNET_ACME_VALIDATION_ATTEMPTS,
     ordersPerHour: config.SIGNET_ACME_ORDERS_PER_HOUR,
     pendingAuthorizations: config.SIGNET_ACME_PENDING_AUTHZ,

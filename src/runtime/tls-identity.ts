@@ -14,7 +14,11 @@ export class TlsIdentity {
   private timer?: NodeJS.Timeout;
   renewAt = 0;
 
-  constructor(private readonly issuance: Issuance, private readonly names: string[], private readonly log: Logger) {}
+  constructor(
+    private readonly issuance: Issuance,
+    private readonly names: string[],
+    private readonly log: Logger,
+  ) {}
 
   async issue(): Promise<SecureContextOptions> {
     const { privateKey } = generateKey('ecdsa-p256');
@@ -27,7 +31,11 @@ export class TlsIdentity {
       // A server profile narrowed by SIGNET_PROFILES_FILE (dnsSuffixes, ipRanges, validity) can refuse
       // Signet's own names: say which setting to change instead of a bare policy message.
       if (isSignetError(e) && e.status < 500) {
-        throw new SignetError('configuration', `SIGNET_TLS_NAMES (${this.names.join(',')}): the HTTPS certificate is issued under profile server, which refuses it: ${e.detail}; set SIGNET_TLS_NAMES to names the server profile allows, or widen the profile`, { cause: e });
+        throw new SignetError(
+          'configuration',
+          `SIGNET_TLS_NAMES (${this.names.join(',')}): the HTTPS certificate is issued under profile server, which refuses it: ${e.detail}; set SIGNET_TLS_NAMES to names the server profile allows, or widen the profile`,
+          { cause: e },
+        );
       }
       throw e;
     }
@@ -46,5 +54,7 @@ export class TlsIdentity {
     this.timer.unref();
   }
 
-  stop(): void { clearInterval(this.timer); }
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

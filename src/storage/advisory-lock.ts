@@ -11,7 +11,7 @@ import type { DatabaseTarget } from './database-url.js';
 export const AUDIT_LOCK_ID = 0x41554454; // "AUDT"
 
 /** A stable 63-bit key for a name, in PostgreSQL's bigint range. */
-export const lockKey = (name: string): string => (BigInt('0x' + createHash('sha256').update(name).digest('hex').slice(0, 15))).toString();
+export const lockKey = (name: string): string => BigInt('0x' + createHash('sha256').update(name).digest('hex').slice(0, 15)).toString();
 
 export async function withAdvisoryLock<T>(target: DatabaseTarget, name: string, fn: () => Promise<T>): Promise<T> {
   if (target.provider !== 'postgresql') return fn();
@@ -20,7 +20,11 @@ export async function withAdvisoryLock<T>(target: DatabaseTarget, name: string, 
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(name)]);
-    try { return await fn(); } finally { await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined); }
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined);
+    }
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -39,7 +43,11 @@ export async function withTryAdvisoryLock<T>(target: DatabaseTarget, name: strin
   try {
     const got = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey(name)])).rows[0]?.locked;
     if (!got) return undefined;
-    try { return await fn(); } finally { await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined); }
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey(name)]).catch(() => undefined);
+    }
   } finally {
     await client.end().catch(() => undefined);
   }

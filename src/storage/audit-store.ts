@@ -10,7 +10,9 @@ import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './databa
 export class AuditStore {
   constructor(private readonly db: StorageDatabase) {}
 
-  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
+  private client(tx?: Tx): PrismaTx {
+    return tx ? prismaOf(tx) : this.db.prisma;
+  }
 
   /** The newest event and the recorded head. */
   async head(tx?: Tx): Promise<ChainHead> {
@@ -78,11 +80,14 @@ export class AuditStore {
   search(s: AuditSearch): Promise<AuditRecord[]> {
     return this.db.prisma.auditEvent.findMany({
       where: {
-        ...(s.action ? { action: s.action } : {}), ...(s.actor ? { actor: s.actor } : {}), ...(s.target ? { target: s.target } : {}),
+        ...(s.action ? { action: s.action } : {}),
+        ...(s.actor ? { actor: s.actor } : {}),
+        ...(s.target ? { target: s.target } : {}),
         ...(s.since || s.until ? { time: { ...(s.since ? { gte: s.since } : {}), ...(s.until ? { lt: s.until } : {}) } } : {}),
         ...(s.after !== undefined ? { seq: s.order === 'desc' ? { lt: s.after } : { gt: s.after } } : {}),
       },
-      orderBy: { seq: s.order }, take: s.take,
+      orderBy: { seq: s.order },
+      take: s.take,
     });
   }
 }

@@ -12,7 +12,8 @@ export class BackupStore {
   /** The names of the migrations applied (finished, not rolled back), in order. */
   async appliedMigrations(): Promise<string[]> {
     const rows = await this.db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
-      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name');
+      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name',
+    );
     return rows.map((r) => r.migration_name);
   }
 
@@ -22,7 +23,11 @@ export class BackupStore {
   }
 
   /** Every backed-up table to `file`, from one snapshot. */
-  write(file: string, header: Omit<BackupHeader, 'format' | 'version' | 'createdAt' | 'provider'>, onProgress?: (table: string, rows: number) => void): Promise<BackupTrailer> {
+  write(
+    file: string,
+    header: Omit<BackupHeader, 'format' | 'version' | 'createdAt' | 'provider'>,
+    onProgress?: (table: string, rows: number) => void,
+  ): Promise<BackupTrailer> {
     return writeBackup(this.db.reader, file, { provider: this.db.provider, ...header }, onProgress);
   }
 

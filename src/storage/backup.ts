@@ -47,19 +47,40 @@ export const BACKUP_TABLES = [
  */
 export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce', 'CertificateName'] as const;
 
-export interface BackupHeader { format: string; version: number; createdAt: string; provider: string; migrations: string[]; kekId: string | null }
-export interface BackupTrailer { end: true; counts: Record<string, number> }
+export interface BackupHeader {
+  format: string;
+  version: number;
+  createdAt: string;
+  provider: string;
+  migrations: string[];
+  kekId: string | null;
+}
+export interface BackupTrailer {
+  end: true;
+  counts: Record<string, number>;
+}
 
 /** JSON with tagged Date, bytes and bigint, so rows round-trip exactly. */
-const encode = (row: Record<string, unknown>) => JSON.stringify(row, (_k, v: unknown) => {
-  if (typeof v === 'bigint') return { $bigint: v.toString() };
-  if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
-  return v; // Dates arrive here already as ISO strings (Date.prototype.toJSON)
-});
+const encode = (row: Record<string, unknown>) =>
+  JSON.stringify(row, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return { $bigint: v.toString() };
+    if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
+    return v; // Dates arrive here already as ISO strings (Date.prototype.toJSON)
+  });
 /** Columns that hold dates (JSON has none): the certificate's from its declaration, then the other tables'. */
 const DATE_FIELDS: ReadonlySet<string> = new Set([
   ...CERTIFICATE_DATE_COLUMNS,
-  'createdAt', 'notBefore', 'notAfter', 'revokedAt', 'thisUpdate', 'nextUpdate', 'expiresAt', 'expires', 'validated', 'lastUsedAt', 'time',
+  'createdAt',
+  'notBefore',
+  'notAfter',
+  'revokedAt',
+  'thisUpdate',
+  'nextUpdate',
+  'expiresAt',
+  'expires',
+  'validated',
+  'lastUsedAt',
+  'time',
 ]);
 function decode(line: string): Record<string, unknown> {
   return JSON.parse(line, (k, v: unknown) => {
@@ -80,13 +101,24 @@ function snapshotOptions(provider: string): { timeout: number; maxWait: number }
   return provider === 'postgresql' ? ({ ...o, isolationLevel: 'RepeatableRead' } as typeof o) : o;
 }
 
-export async function writeBackup(db: Db, file: string, header: Omit<BackupHeader, 'format' | 'version' | 'createdAt'>, onProgress?: (table: string, rows: number) => void): Promise<BackupTrailer> {
+export async function writeBackup(
+  db: Db,
+  file: string,
+  header: Omit<BackupHeader, 'format' | 'version' | 'createdAt'>,
+  onProgress?: (table: string, rows: number) => void,
+): Promise<BackupTrailer> {
   const tmp = `${file}.partial`;
   const gz = createGzip();
   const out = createWriteStream(tmp, { mode: 0o600 });
-  const done = new Promise<void>((resolve, reject) => { out.on('finish', resolve); out.on('error', reject); gz.on('error', reject); });
+  const done = new Promise<void>((resolve, reject) => {
+    out.on('finish', resolve);
+    out.on('error', reject);
+    gz.on('error', reject);
+  });
   gz.pipe(out);
-  const write = async (s: string) => { if (!gz.write(s + '\n')) await once(gz, 'drain'); };
+  const write = async (s: string) => {
+    if (!gz.write(s + '\n')) await once(gz, 'drain');
+  };
   const counts: Record<string, number> = {};
   try {
     await write(JSON.stringify({ format: BACKUP_FORMAT, version: BACKUP_VERSION, createdAt: new Date().toISOString(), ...header }));
@@ -96,7 +128,8 @@ export async function writeBackup(db: Db, file: string, header: Omit<BackupHeade
         let cursor: unknown;
         for (;;) {
           const rows = await delegateOf(tx, t.delegate).findMany({
-            orderBy: [{ [t.key]: 'asc' }, { [t.unique]: 'asc' }], take: 1000,
+            orderBy: [{ [t.key]: 'asc' }, { [t.unique]: 'asc' }],
+            take: 1000,
             ...(cursor !== undefined ? { cursor: { [t.unique]: cursor }, skip: 1 } : {}),
           });
           for (const r of rows) await write(JSON.stringify({ t: t.model, r: JSON.parse(encode(r)) }));
@@ -122,7 +155,8 @@ export async function writeBackup(db: Db, file: string, header: Omit<BackupHeade
 
 /** A gzip failure, said precisely: no gzip header at all means some other kind of file. */
 function unreadable(file: string, e: Error): SignetError {
-  if (/incorrect header check/.test(e.message)) return new SignetError('bad-request', `${file} is not a Signet backup (it is not a gzip file); nothing was restored`);
+  if (/incorrect header check/.test(e.message))
+    return new SignetError('bad-request', `${file} is not a Signet backup (it is not a gzip file); nothing was restored`);
   return new SignetError('bad-request', `backup file ${file} is truncated or corrupted (${e.message}); nothing was restored`);
 }
 
@@ -132,7 +166,11 @@ async function* lines(file: string): AsyncGenerator<string> {
   const rl = createInterface({ input, crlfDelay: Infinity });
   const failed = new Promise<never>((_, reject) => {
     // pipe() does not forward the source's errors: a missing or unreadable file must be said, not crash.
-    source.on('error', (e: NodeJS.ErrnoException) => reject(new SignetError('bad-request', e.code === 'ENOENT' ? `backup file ${file} does not exist` : `backup file ${file} could not be read: ${e.message}`)));
+    source.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new SignetError('bad-request', e.code === 'ENOENT' ? `backup file ${file} does not exist` : `backup file ${file} could not be read: ${e.message}`),
+      ),
+    );
     input.on('error', (e) => reject(unreadable(file, e)));
   });
   failed.catch(() => undefined);
@@ -145,7 +183,11 @@ async function* lines(file: string): AsyncGenerator<string> {
   await Promise.race([Promise.resolve(), failed]);
 }
 
-export interface ValidatedBackup { header: BackupHeader; counts: Record<string, number>; firstKey?: { id: string; kekId: string; sealed: Uint8Array } }
+export interface ValidatedBackup {
+  header: BackupHeader;
+  counts: Record<string, number>;
+  firstKey?: { id: string; kekId: string; sealed: Uint8Array };
+}
 
 /** Reads the whole file; throws a precise 'bad-request' if it is not a complete Signet backup. */
 export async function validateBackup(file: string): Promise<ValidatedBackup> {
@@ -162,10 +204,14 @@ export async function validateBackup(file: string): Promise<ValidatedBackup> {
       if (n === 1) {
         header = obj as BackupHeader;
         if (header.format !== BACKUP_FORMAT) throw new SignetError('bad-request', `${file} is not a Signet backup`);
-        if (header.version !== BACKUP_VERSION) throw new SignetError('bad-request', `${file} is backup format version ${header.version}; this Signet reads version ${BACKUP_VERSION}`);
+        if (header.version !== BACKUP_VERSION)
+          throw new SignetError('bad-request', `${file} is backup format version ${header.version}; this Signet reads version ${BACKUP_VERSION}`);
         continue;
       }
-      if ((obj as { end?: boolean }).end) { trailer = obj as unknown as BackupTrailer; continue; }
+      if ((obj as { end?: boolean }).end) {
+        trailer = obj as unknown as BackupTrailer;
+        continue;
+      }
       const { t, r } = obj as { t: string; r: Record<string, unknown> };
       if (!BACKUP_TABLES.some((x) => x.model === t)) throw new SignetError('bad-request', `backup file ${file} has rows for unknown table ${t} (line ${n})`);
       seen[t] = (seen[t] ?? 0) + 1;
@@ -182,7 +228,11 @@ export async function validateBackup(file: string): Promise<ValidatedBackup> {
   if (!header) throw new SignetError('bad-request', `backup file ${file} is empty`);
   if (!trailer) throw new SignetError('bad-request', `backup file ${file} is truncated: its trailer is missing`);
   for (const t of BACKUP_TABLES) {
-    if ((trailer.counts[t.model] ?? 0) !== (seen[t.model] ?? 0)) throw new SignetError('bad-request', `backup file ${file} is inconsistent: ${t.model} has ${seen[t.model] ?? 0} rows, its trailer says ${trailer.counts[t.model] ?? 0}`);
+    if ((trailer.counts[t.model] ?? 0) !== (seen[t.model] ?? 0))
+      throw new SignetError(
+        'bad-request',
+        `backup file ${file} is inconsistent: ${t.model} has ${seen[t.model] ?? 0} rows, its trailer says ${trailer.counts[t.model] ?? 0}`,
+      );
   }
   return { header, counts: trailer.counts, firstKey };
 }

@@ -9,27 +9,53 @@ import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './databa
 
 /** Prisma's select of a whole CA row: no relation is loaded. */
 const CA_SELECT = {
-  id: true, name: true, parentId: true, certificateDer: true, subject: true, serial: true, fingerprint: true, keyAlgorithm: true, keyId: true,
-  status: true, pathLen: true, notBefore: true, notAfter: true, crlNumber: true, revokedAt: true, revocationReason: true, createdAt: true,
+  id: true,
+  name: true,
+  parentId: true,
+  certificateDer: true,
+  subject: true,
+  serial: true,
+  fingerprint: true,
+  keyAlgorithm: true,
+  keyId: true,
+  status: true,
+  pathLen: true,
+  notBefore: true,
+  notAfter: true,
+  crlNumber: true,
+  revokedAt: true,
+  revocationReason: true,
+  createdAt: true,
 } as const satisfies { [C in keyof CaRecord]: true };
 
 export function caStore(db: StorageDatabase): CaStore {
   const client = (tx?: Tx): PrismaTx => (tx ? prismaOf(tx) : db.prisma);
   return {
     get: (id, tx) => client(tx).certificateAuthority.findUnique({ where: { id }, select: CA_SELECT }),
-    async exists(id) { return (await db.prisma.certificateAuthority.count({ where: { id } })) > 0; },
+    async exists(id) {
+      return (await db.prisma.certificateAuthority.count({ where: { id } })) > 0;
+    },
     byFingerprint: (fingerprint) => db.prisma.certificateAuthority.findUnique({ where: { fingerprint }, select: CA_SELECT }),
     list: () => db.prisma.certificateAuthority.findMany({ orderBy: { createdAt: 'asc' }, select: CA_SELECT }),
-    onlineActive: (opts) => db.prisma.certificateAuthority.findMany({
-      where: { status: 'active', keyId: { not: null }, ...(opts?.intermediates ? { parentId: { not: null } } : {}) },
-      orderBy: { createdAt: 'asc' }, select: { id: true, keyId: true, parentId: true, pathLen: true },
-    }),
+    onlineActive: (opts) =>
+      db.prisma.certificateAuthority.findMany({
+        where: { status: 'active', keyId: { not: null }, ...(opts?.intermediates ? { parentId: { not: null } } : {}) },
+        orderBy: { createdAt: 'asc' },
+        select: { id: true, keyId: true, parentId: true, pathLen: true },
+      }),
     insert: (ca, tx) => client(tx).certificateAuthority.create({ data: { ...ca, certificateDer: bytes(ca.certificateDer) }, select: CA_SELECT }),
-    async markOffline(id, tx) { await client(tx).certificateAuthority.update({ where: { id }, data: { keyId: null, status: 'offline' } }); },
-    async markRevoked(id, at, reason, tx) { await client(tx).certificateAuthority.update({ where: { id }, data: { status: 'revoked', revokedAt: at, revocationReason: reason } }); },
-    revocationEvents: (action, caId) => db.prisma.auditEvent.findMany({
-      where: { action, ...(caId !== undefined ? { target: caId } : {}) }, select: { seq: true, time: true, target: true, details: true }, orderBy: { seq: 'asc' },
-      ...(caId !== undefined ? { take: 1 } : {}),
-    }),
+    async markOffline(id, tx) {
+      await client(tx).certificateAuthority.update({ where: { id }, data: { keyId: null, status: 'offline' } });
+    },
+    async markRevoked(id, at, reason, tx) {
+      await client(tx).certificateAuthority.update({ where: { id }, data: { status: 'revoked', revokedAt: at, revocationReason: reason } });
+    },
+    revocationEvents: (action, caId) =>
+      db.prisma.auditEvent.findMany({
+        where: { action, ...(caId !== undefined ? { target: caId } : {}) },
+        select: { seq: true, time: true, target: true, details: true },
+        orderBy: { seq: 'asc' },
+        ...(caId !== undefined ? { take: 1 } : {}),
+      }),
   };
 }

@@ -21,7 +21,7 @@ const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerC
 
 /** "." + the domain and + every domain above it. */
 function addDomainKeys(domain: string, keys: Set<string>): void {
-  for (let d = domain; d !== '';) {
+  for (let d = domain; d !== ''; ) {
     keys.add(`.${d}`);
     const dot = d.indexOf('.');
     if (dot < 0) break;
@@ -54,9 +54,16 @@ export function nameKeys(sans: readonly { type: string; value: string }[]): stri
   for (const san of sans) {
     const v = asciiLower(san.value);
     switch (san.type) {
-      case 'dns': addDomainKeys(v, keys); break;
-      case 'ip': keys.add(v); break;
-      case 'email': keys.add(v); addDomainKeys(v.slice(v.lastIndexOf('@') + 1), keys); break;
+      case 'dns':
+        addDomainKeys(v, keys);
+        break;
+      case 'ip':
+        keys.add(v);
+        break;
+      case 'email':
+        keys.add(v);
+        addDomainKeys(v.slice(v.lastIndexOf('@') + 1), keys);
+        break;
       case 'uri': {
         keys.add(v);
         const host = uriSearchHost(v);
@@ -81,7 +88,11 @@ export const nameKeysOfStored = (sansJson: string): string[] => nameKeys(JSON.pa
 export function searchKey(query: string): string {
   let q = asciiLower(query.trim());
   if (isIP(q)) {
-    try { return normalizeIp(q); } catch { return q; } // a spelling no certificate can hold: matches nothing
+    try {
+      return normalizeIp(q);
+    } catch {
+      return q;
+    } // a spelling no certificate can hold: matches nothing
   }
   if (q.includes('@') || q.includes(':')) return q;
   if (q.startsWith('.')) q = q.slice(1);

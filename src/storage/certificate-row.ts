@@ -4,7 +4,12 @@
  * certificate is read back with, and its date columns (which a backup decodes as dates).
  */
 import {
-  CERTIFICATE_STATUS_COLUMNS, ISSUED_CERTIFICATE_COLUMNS, type CertificateRecord, type CertificateSummary, type FieldKind, type NewCertificateRecord,
+  CERTIFICATE_STATUS_COLUMNS,
+  ISSUED_CERTIFICATE_COLUMNS,
+  type CertificateRecord,
+  type CertificateSummary,
+  type FieldKind,
+  type NewCertificateRecord,
 } from '../model/certificate.js';
 
 const ALL: Record<keyof CertificateRecord, FieldKind> = { ...ISSUED_CERTIFICATE_COLUMNS, ...CERTIFICATE_STATUS_COLUMNS };
@@ -20,7 +25,10 @@ const isDate = (c: keyof CertificateRecord): boolean => ALL[c] === 'date' || ALL
 
 export const CERTIFICATE_DATE_COLUMNS: readonly string[] = CERTIFICATE_COLUMNS.filter(isDate);
 
-const NOT_SUMMARISED: ReadonlySet<string> = new Set(['der', 'sanText', 'csrHash', 'statusChangedAt'] satisfies Exclude<keyof CertificateRecord, keyof CertificateSummary>[]);
+const NOT_SUMMARISED: ReadonlySet<string> = new Set(['der', 'sanText', 'csrHash', 'statusChangedAt'] satisfies Exclude<
+  keyof CertificateRecord,
+  keyof CertificateSummary
+>[]);
 
 /** The columns of a CertificateSummary (the inventory's listing), and which of them are dates. */
 export const SUMMARY_COLUMNS = CERTIFICATE_COLUMNS.filter((c) => !NOT_SUMMARISED.has(c)) as (keyof CertificateSummary)[];

@@ -26,7 +26,10 @@ export function certificateStore(db: StorageDatabase): CertificateStore & Revoca
       return updated.count === 1;
     },
     async releaseHold(serial, at, tx) {
-      await client(tx).certificate.update({ where: { serial }, data: { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null, statusChangedAt: at } });
+      await client(tx).certificate.update({
+        where: { serial },
+        data: { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null, statusChangedAt: at },
+      });
     },
   };
 }

@@ -27,15 +27,25 @@ export function crlStore(db: StorageDatabase): CrlStore {
       return { caId: row.caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
     },
     async changedSince(caId, since) {
-      return Boolean((await prisma.certificate.findFirst({ where: { caId, statusChangedAt: { gte: since } }, select: { serial: true } }))
-        ?? (await prisma.certificateAuthority.findFirst({ where: { parentId: caId, revokedAt: { gte: since } }, select: { id: true } })));
+      return Boolean(
+        (await prisma.certificate.findFirst({ where: { caId, statusChangedAt: { gte: since } }, select: { serial: true } })) ??
+          (await prisma.certificateAuthority.findFirst({ where: { parentId: caId, revokedAt: { gte: since } }, select: { id: true } })),
+      );
     },
     async nextNumber(caId) {
-      const { crlNumber } = await prisma.certificateAuthority.update({ where: { id: caId }, data: { crlNumber: { increment: 1 } }, select: { crlNumber: true } });
+      const { crlNumber } = await prisma.certificateAuthority.update({
+        where: { id: caId },
+        data: { crlNumber: { increment: 1 } },
+        select: { crlNumber: true },
+      });
       return crlNumber;
     },
     openRevoked: (caId, notAfterAfter) => openRevoked(db.target, caId, notAfterAfter),
-    revokedChildren: (caId) => prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select: { id: true, serial: true, revokedAt: true, revocationReason: true } }),
+    revokedChildren: (caId) =>
+      prisma.certificateAuthority.findMany({
+        where: { parentId: caId, status: 'revoked' },
+        select: { id: true, serial: true, revokedAt: true, revocationReason: true },
+      }),
     write: (crl, buildAudit) => db.issuanceWriter().writeCrl(crl, buildAudit),
   };
 }

@@ -26,7 +26,9 @@ declare const TRANSACTION: unique symbol;
  * A transaction as the layers above storage see it: a handle to pass back to a store method,
  * nothing to query with. Only storage/ opens it (prismaOf).
  */
-export interface Tx { readonly [TRANSACTION]: 'pass me to a store' }
+export interface Tx {
+  readonly [TRANSACTION]: 'pass me to a store';
+}
 /** Inside storage/: the Prisma client behind a transaction handle. */
 export const prismaOf = (tx: Tx): PrismaTx => tx as unknown as PrismaTx;
 
@@ -68,8 +70,9 @@ const owners = new WeakMap<object, Database>();
  * The Database a transaction (from Database.transaction) belongs to. Code that is handed only
  * a tx (the audit chain, whose MAC key is bound to the Database) finds its state here.
  */
-export function databaseOf(client: Tx): Database | undefined { return owners.get(client); }
-
+export function databaseOf(client: Tx): Database | undefined {
+  return owners.get(client);
+}
 
 async function openSqlite(file: string, sync: 'full' | 'normal', readonly = false): Promise<Db> {
   const client = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: file, timeout: 10000, readonly }) });
@@ -112,20 +115,27 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     prisma,
     reader,
     async transaction(fn, opts) {
-      return writer.$transaction(async (tx) => {
-        // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
-        // lock so that concurrent audit appends see each other's chain head.
-        if (provider === 'postgresql') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
-        // SQLite: Prisma opens a deferred transaction. A write as the first statement takes the
-        // write lock up front (waiting on busy_timeout), like BEGIN IMMEDIATE; otherwise two
-        // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
-        else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
-        owners.set(tx, db);
-        return fn(tx as unknown as Tx);
-      }, { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 });
+      return writer.$transaction(
+        async (tx) => {
+          // SQLite transactions are serialised by its write lock; PostgreSQL needs an explicit
+          // lock so that concurrent audit appends see each other's chain head.
+          if (provider === 'postgresql') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK_ID})`);
+          // SQLite: Prisma opens a deferred transaction. A write as the first statement takes the
+          // write lock up front (waiting on busy_timeout), like BEGIN IMMEDIATE; otherwise two
+          // processes that both read first deadlock on the upgrade and one fails with SQLITE_BUSY.
+          else await tx.$executeRawUnsafe(`UPDATE "Setting" SET value = value WHERE key = '__write_lock'`);
+          owners.set(tx, db);
+          return fn(tx as unknown as Tx);
+        },
+        { timeout: opts?.timeoutMs ?? 30000, maxWait: 30000 },
+      );
     },
-    async ping() { await prisma.$queryRawUnsafe('SELECT 1'); },
-    beforeClose(fn) { closing.push(fn); },
+    async ping() {
+      await prisma.$queryRawUnsafe('SELECT 1');
+    },
+    beforeClose(fn) {
+      closing.push(fn);
+    },
     async close() {
       for (const fn of closing.splice(0).reverse()) await fn().catch(() => undefined); // last registered first; each logs its own failure
       await issuance?.close();

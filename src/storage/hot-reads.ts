@@ -12,8 +12,15 @@ import { pgUtc, sqliteDate } from './db-time.js';
 import type { CertificateStatusRecord, IssuedWithSerial } from '../model/certificate.js';
 
 export interface TokenRow {
-  id: string; name: string; secretHash: string; scopes: string; profiles: string | null; nameSuffixes: string | null;
-  expiresAt: Date | null; revokedAt: Date | null; grantMac: string | null;
+  id: string;
+  name: string;
+  secretHash: string;
+  scopes: string;
+  profiles: string | null;
+  nameSuffixes: string | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  grantMac: string | null;
 }
 
 export type StatusRow = CertificateStatusRecord;
@@ -27,11 +34,13 @@ export interface HotReads {
   close(): Promise<void>;
 }
 
-const TOKEN_SQL = 'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt", "grantMac" FROM "ApiToken" WHERE "secretHash" = ';
+const TOKEN_SQL =
+  'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt", "grantMac" FROM "ApiToken" WHERE "secretHash" = ';
 const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
 
-const ISSUED_SQL = (p1: string, p2: string) => `SELECT 'leaf' AS "kind", "caId" AS "issuerId", "status", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ${p1}`
-  + ` UNION ALL SELECT 'ca', "parentId", "status", "revokedAt", "revocationReason" FROM "CertificateAuthority" WHERE "serial" = ${p2}`;
+const ISSUED_SQL = (p1: string, p2: string) =>
+  `SELECT 'leaf' AS "kind", "caId" AS "issuerId", "status", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ${p1}` +
+  ` UNION ALL SELECT 'ca', "parentId", "status", "revokedAt", "revocationReason" FROM "CertificateAuthority" WHERE "serial" = ${p2}`;
 
 type Raw<T, D extends keyof T> = Omit<T, D> & { [K in D]: unknown };
 
@@ -54,7 +63,9 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       async issuedWithSerial(serial) {
         return (issued.all(serial, serial) as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: sqliteDate(r.revokedAt) }));
       },
-      async close() { db.close(); },
+      async close() {
+        db.close();
+      },
     };
   }
   const pool = new pg.Pool({ connectionString: target.location, max: 4 });
@@ -74,6 +85,8 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       const { rows } = await pool.query({ text: ISSUED_SQL('$1', '$1'), values: [serial], name: 'signet-issued-with-serial' });
       return (rows as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: pgUtc(r.revokedAt) }));
     },
-    async close() { await pool.end(); },
+    async close() {
+      await pool.end();
+    },
   };
 }

@@ -12,12 +12,16 @@ export class InstallationStore {
 
   /** Rows of one kind; in the caller's transaction when given one. */
   count(what: Holding, tx?: Tx): Promise<number> {
-    const c = (tx ? prismaOf(tx) : this.db.prisma);
+    const c = tx ? prismaOf(tx) : this.db.prisma;
     switch (what) {
-      case 'cas': return c.certificateAuthority.count();
-      case 'keys': return c.keyRecord.count();
-      case 'certificates': return c.certificate.count();
-      case 'events': return c.auditEvent.count();
+      case 'cas':
+        return c.certificateAuthority.count();
+      case 'keys':
+        return c.keyRecord.count();
+      case 'certificates':
+        return c.certificate.count();
+      case 'events':
+        return c.auditEvent.count();
     }
   }
 }

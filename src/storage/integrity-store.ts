@@ -6,22 +6,52 @@
  */
 import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
-export interface SerialStatus { serial: string; status: string }
-export interface CaRow { id: string; status: string; parentId: string | null; certificateDer: Uint8Array }
-export interface AccountRow { id: string; profile: string; thumbprint: string; jwk: string; status: string; mac: string | null }
-export interface AuthorizationRow {
-  id: string; accountId: string; identifierType: string; identifierValue: string; wildcard: boolean; status: string; expires: Date; mac: string | null;
+export interface SerialStatus {
+  serial: string;
+  status: string;
 }
-export interface EabKeyRow { id: string; profile: string | null; sealed: Uint8Array }
+export interface CaRow {
+  id: string;
+  status: string;
+  parentId: string | null;
+  certificateDer: Uint8Array;
+}
+export interface AccountRow {
+  id: string;
+  profile: string;
+  thumbprint: string;
+  jwk: string;
+  status: string;
+  mac: string | null;
+}
+export interface AuthorizationRow {
+  id: string;
+  accountId: string;
+  identifierType: string;
+  identifierValue: string;
+  wildcard: boolean;
+  status: string;
+  expires: Date;
+  mac: string | null;
+}
+export interface EabKeyRow {
+  id: string;
+  profile: string | null;
+  sealed: Uint8Array;
+}
 
 export class IntegrityStore {
   constructor(private readonly db: StorageDatabase) {}
 
-  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
+  private client(tx?: Tx): PrismaTx {
+    return tx ? prismaOf(tx) : this.db.prisma;
+  }
 
   /** The next `take` certificate serials after `after`, in serial order. */
   async serialsAfter(after: string, take: number): Promise<string[]> {
-    return (await this.db.prisma.certificate.findMany({ where: { serial: { gt: after } }, select: { serial: true }, orderBy: { serial: 'asc' }, take })).map((c) => c.serial);
+    return (await this.db.prisma.certificate.findMany({ where: { serial: { gt: after } }, select: { serial: true }, orderBy: { serial: 'asc' }, take })).map(
+      (c) => c.serial,
+    );
   }
 
   /** Which of `serials` are stored. */
@@ -35,7 +65,12 @@ export class IntegrityStore {
 
   /** The next `take` certificates not 'good' after `after`, in serial order. */
   notGoodAfter(after: string, take: number): Promise<SerialStatus[]> {
-    return this.db.prisma.certificate.findMany({ where: { status: { not: 'good' }, serial: { gt: after } }, select: { serial: true, status: true }, orderBy: { serial: 'asc' }, take });
+    return this.db.prisma.certificate.findMany({
+      where: { status: { not: 'good' }, serial: { gt: after } },
+      select: { serial: true, status: true },
+      orderBy: { serial: 'asc' },
+      take,
+    });
   }
 
   async caIds(): Promise<string[]> {

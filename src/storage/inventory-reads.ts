@@ -20,7 +20,10 @@ import { pgTime, pgUtc, sqliteDate, sqliteTime } from './db-time.js';
 import type { CertificateSummary } from '../model/certificate.js';
 import { SUMMARY_COLUMNS, SUMMARY_DATE_COLUMNS } from './certificate-row.js';
 
-export interface Position { createdAt: Date; serial: string }
+export interface Position {
+  createdAt: Date;
+  serial: string;
+}
 
 export type InventoryRow = CertificateSummary;
 
@@ -69,7 +72,10 @@ interface Dialect {
  */
 function chunkSql(d: Dialect, walk: Walk, c: RowConditions, now: Date, after: Position | undefined, size: number): { text: string; values: unknown[] } {
   const values: unknown[] = [];
-  const p = (v: unknown) => { values.push(v); return d.sqlite ? '?' : `$${values.length}`; };
+  const p = (v: unknown) => {
+    values.push(v);
+    return d.sqlite ? '?' : `$${values.length}`;
+  };
   const where: string[] = [];
   const table = walk.by === 'name' ? '"CertificateName"' : '"Certificate"';
   if (walk.by === 'name') where.push(`"key" = ${p(walk.key)}`);
@@ -86,7 +92,8 @@ function chunkSql(d: Dialect, walk: Walk, c: RowConditions, now: Date, after: Po
   else if (c.status === 'expired') on.push(`c."status" = 'good' AND c."notAfter" <= ${p(d.time(now))}`);
   else if (c.status) on.push(`c."status" = ${p(c.status)}`);
   // One parameter for the whole list keeps the statement text (and SQLite's prepared statement) the same.
-  if (c.profiles) on.push(d.sqlite ? `c."profile" IN (SELECT value FROM json_each(${p(JSON.stringify(c.profiles))}))` : `c."profile" = ANY(${p(c.profiles)}::text[])`);
+  if (c.profiles)
+    on.push(d.sqlite ? `c."profile" IN (SELECT value FROM json_each(${p(JSON.stringify(c.profiles))}))` : `c."profile" = ANY(${p(c.profiles)}::text[])`);
   if (c.caId) on.push(`c."caId" = ${p(c.caId)}`);
   if (c.expiresBefore) on.push(`c."notAfter" < ${p(d.time(c.expiresBefore))}`);
   const text = `SELECT k."serial" AS "k_serial", k."createdAt" AS "k_createdAt", ${COLUMNS.map((col) => `c."${col}"`).join(', ')}
@@ -125,7 +132,9 @@ export function openInventoryReads(target: DatabaseTarget): InventoryReads {
         if (!stmt) statements.set(text, (stmt = db.prepare(text)));
         return toChunk(d, stmt.all(...values) as Raw[]);
       },
-      async close() { db.close(); },
+      async close() {
+        db.close();
+      },
     };
   }
   // Lists are few next to OCSP and issuance: two connections, opened on the first list.
@@ -139,11 +148,17 @@ export function openInventoryReads(target: DatabaseTarget): InventoryReads {
         return toChunk(d, (await pool.query(text, values)).rows as Raw[]);
       } catch (e) {
         if ((e as { code?: string }).code === '57014') {
-          throw new SignetError('unavailable', `the inventory query ran longer than ${INVENTORY_STATEMENT_TIMEOUT_MS / 1000} s and was cancelled; try again, or narrow the search`, { cause: e });
+          throw new SignetError(
+            'unavailable',
+            `the inventory query ran longer than ${INVENTORY_STATEMENT_TIMEOUT_MS / 1000} s and was cancelled; try again, or narrow the search`,
+            { cause: e },
+          );
         }
         throw e;
       }
     },
-    async close() { await pool.end(); },
+    async close() {
+      await pool.end();
+    },
   };
 }

@@ -22,12 +22,23 @@ import type { NewCertificateRecord } from '../model/certificate.js';
 import type { NewCrlRecord } from '../model/crl.js';
 
 export interface AuditRecord {
-  seq: number; time: Date; actor: string; action: string; target: string | null; outcome: string; sourceIp: string | null;
-  details: string | null; prevHash: string; hash: string;
+  seq: number;
+  time: Date;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  sourceIp: string | null;
+  details: string | null;
+  prevHash: string;
+  hash: string;
 }
 
 /** The newest event (in full: its MAC is checked before anything is chained to it) and the recorded head. */
-export interface AuditHeadRecord { newest: AuditRecord | null; recorded: string | null }
+export interface AuditHeadRecord {
+  newest: AuditRecord | null;
+  recorded: string | null;
+}
 
 export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string };
 
@@ -35,7 +46,10 @@ export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headK
  * What a commit re-reads of each certificate under the write lock, before storing it: its
  * issuing CA's status and, for a renewal or rekey, its predecessor's (null: no such row).
  */
-export interface IssuanceState { caStatus: string | null; predecessorStatus: string | null }
+export interface IssuanceState {
+  caStatus: string | null;
+  predecessorStatus: string | null;
+}
 /** Throws to refuse a certificate whose state changed since it was signed (the batch rolls back). */
 export type Recheck = (cert: NewCertificateRecord, state: IssuanceState) => void;
 
@@ -57,7 +71,6 @@ function insertMany(table: string, cols: readonly string[], rows: unknown[][]): 
   let n = 0;
   return `INSERT INTO "${table}" (${quoted(cols)}) VALUES ${rows.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ')}`;
 }
-
 
 export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
   return target.provider === 'sqlite' ? sqliteWriter(target.location, target.sqliteSynchronous ?? 'full') : postgresWriter(target.location);
@@ -97,38 +110,60 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck) => {
     // Under the write lock (BEGIN IMMEDIATE), which a revocation's transaction needs too: what
     // was revoked before this commit is seen here, and nothing is revoked until it ends.
-    if (recheck) for (const c of certs) {
-      recheck(c, {
-        caStatus: (caStatus.get(c.caId) as string | undefined) ?? null,
-        predecessorStatus: c.predecessorSerial ? ((certStatus.get(c.predecessorSerial) as string | undefined) ?? null) : null,
-      });
-    }
+    if (recheck)
+      for (const c of certs) {
+        recheck(c, {
+          caStatus: (caStatus.get(c.caId) as string | undefined) ?? null,
+          predecessorStatus: c.predecessorSerial ? ((certStatus.get(c.predecessorSerial) as string | undefined) ?? null) : null,
+        });
+      }
     for (const c of certs) {
       insertCert.run(...issuedValues(c, sqliteTime));
       for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
     }
     appendAudit(buildAudit);
   });
-  const insertCrl = db.prepare('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const insertCrl = db.prepare(
+    'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
   const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
   const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
   const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
   const runCrl = db.transaction((c: NewCrlRecord, buildAudit: BuildAudit) => {
     const chunks = crlChunks(c.der);
-    insertCrl.run(c.id, c.caId, c.number, sqliteTime(c.thisUpdate), sqliteTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, sqliteTime(new Date()));
-    chunks?.forEach((data, idx) => { insertChunk.run(chunkId(c.id, idx), c.id, idx, data); });
+    insertCrl.run(
+      c.id,
+      c.caId,
+      c.number,
+      sqliteTime(c.thisUpdate),
+      sqliteTime(c.nextUpdate),
+      chunks ? EMPTY : c.der,
+      chunks?.length ?? 0,
+      c.entries,
+      sqliteTime(new Date()),
+    );
+    chunks?.forEach((data, idx) => {
+      insertChunk.run(chunkId(c.id, idx), c.id, idx, data);
+    });
     pruneChunks.run(c.caId, c.number - BigInt(c.keep));
     pruneCrl.run(c.caId, c.number - BigInt(c.keep));
     appendAudit(buildAudit);
   });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
-    async write(certs, buildAudit, recheck) { checkpointInThread(); await whenUnlocked(() => run.immediate(certs, buildAudit, recheck)); },
-    async writeCrl(crl, buildAudit) { await whenUnlocked(() => runCrl.immediate(crl, buildAudit)); },
-    async close() { await checkpointer?.stop(); db.close(); },
+    async write(certs, buildAudit, recheck) {
+      checkpointInThread();
+      await whenUnlocked(() => run.immediate(certs, buildAudit, recheck));
+    },
+    async writeCrl(crl, buildAudit) {
+      await whenUnlocked(() => runCrl.immediate(crl, buildAudit));
+    },
+    async close() {
+      await checkpointer?.stop();
+      db.close();
+    },
   };
 }
-
 
 /** As long as the old busy_timeout: a lock held longer than this is a stuck process, not load. */
 const LOCK_WAIT_MS = 10_000;
@@ -158,12 +193,16 @@ function postgresWriter(url: string): IssuanceWriter {
     // or DateStyle, as the MAC over it must be.
     const h = await client.query<Omit<AuditRecord, 'time'> & { time: string | null; recorded: string | null }>(
       `SELECT (SELECT value FROM "Setting" WHERE key = '${AUDIT_HEAD_KEY}') AS recorded, e.* FROM (SELECT 1) AS one
-       LEFT JOIN (SELECT ${quoted(AUDIT_COLUMNS.filter((c) => c !== 'time'))}, (extract(epoch FROM "time") * 1000)::bigint::text AS "time" FROM "AuditEvent" ORDER BY seq DESC LIMIT 1) AS e ON true`);
+       LEFT JOIN (SELECT ${quoted(AUDIT_COLUMNS.filter((c) => c !== 'time'))}, (extract(epoch FROM "time") * 1000)::bigint::text AS "time" FROM "AuditEvent" ORDER BY seq DESC LIMIT 1) AS e ON true`,
+    );
     const { recorded: rec, ...row } = h.rows[0]!;
     const audit = buildAudit({ newest: row.seq === null ? null : { ...row, time: new Date(Number(row.time)) }, recorded: rec });
     const rows = audit.rows.map((a) => [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash]);
     await client.query(insertMany('AuditEvent', AUDIT_COLUMNS, rows), rows.flat());
-    await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [audit.headKey, audit.headValue]);
+    await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [
+      audit.headKey,
+      audit.headValue,
+    ]);
   };
   const inTransaction = async (fn: (client: pg.PoolClient) => Promise<void>) => {
     const client = await pool.connect();
@@ -190,10 +229,23 @@ function postgresWriter(url: string): IssuanceWriter {
         // After the advisory lock every revocation takes too (Database.transaction): a
         // revocation committed before this commit is seen here, and none commits during it.
         if (recheck) {
-          const cas = new Map((await client.query<{ id: string; status: string }>('SELECT id, status FROM "CertificateAuthority" WHERE id = ANY($1)', [[...new Set(certs.map((c) => c.caId))]])).rows.map((r) => [r.id, r.status]));
+          const cas = new Map(
+            (
+              await client.query<{ id: string; status: string }>('SELECT id, status FROM "CertificateAuthority" WHERE id = ANY($1)', [
+                [...new Set(certs.map((c) => c.caId))],
+              ])
+            ).rows.map((r) => [r.id, r.status]),
+          );
           const preds = certs.flatMap((c) => (c.predecessorSerial ? [c.predecessorSerial] : []));
-          const prev = new Map(preds.length ? (await client.query<{ serial: string; status: string }>('SELECT serial, status FROM "Certificate" WHERE serial = ANY($1)', [preds])).rows.map((r) => [r.serial, r.status]) : []);
-          for (const c of certs) recheck(c, { caStatus: cas.get(c.caId) ?? null, predecessorStatus: c.predecessorSerial ? (prev.get(c.predecessorSerial) ?? null) : null });
+          const prev = new Map(
+            preds.length
+              ? (await client.query<{ serial: string; status: string }>('SELECT serial, status FROM "Certificate" WHERE serial = ANY($1)', [preds])).rows.map(
+                  (r) => [r.serial, r.status],
+                )
+              : [],
+          );
+          for (const c of certs)
+            recheck(c, { caStatus: cas.get(c.caId) ?? null, predecessorStatus: c.predecessorSerial ? (prev.get(c.predecessorSerial) ?? null) : null });
         }
         const rows = certs.map((c) => issuedValues(c, pgTime));
         await client.query(insertMany('Certificate', ISSUED_COLUMNS, rows), rows.flat());
@@ -209,8 +261,20 @@ function postgresWriter(url: string): IssuanceWriter {
     async writeCrl(c, buildAudit) {
       await inTransaction(async (client) => {
         const chunks = crlChunks(c.der);
-        await client.query('INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
-          [c.id, c.caId, c.number.toString(), pgTime(c.thisUpdate), pgTime(c.nextUpdate), chunks ? EMPTY : c.der, chunks?.length ?? 0, c.entries, pgTime(new Date())]);
+        await client.query(
+          'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          [
+            c.id,
+            c.caId,
+            c.number.toString(),
+            pgTime(c.thisUpdate),
+            pgTime(c.nextUpdate),
+            chunks ? EMPTY : c.der,
+            chunks?.length ?? 0,
+            c.entries,
+            pgTime(new Date()),
+          ],
+        );
         for (const [idx, data] of (chunks ?? []).entries()) {
           await client.query('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES ($1, $2, $3, $4)', [chunkId(c.id, idx), c.id, idx, data]);
         }
@@ -220,6 +284,8 @@ function postgresWriter(url: string): IssuanceWriter {
         await appendAudit(client, buildAudit);
       });
     },
-    async close() { await pool.end(); },
+    async close() {
+      await pool.end();
+    },
   };
 }

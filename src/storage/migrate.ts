@@ -18,8 +18,15 @@ import type { DatabaseTarget } from './database-url.js';
 import { MIGRATIONS_DIR } from './paths.js';
 import { isDatabaseUnavailable } from './unavailable.js';
 
-export interface Migration { name: string; sql: string; checksum: string }
-export interface MigrationResult { applied: string[]; alreadyApplied: string[] }
+export interface Migration {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+export interface MigrationResult {
+  applied: string[];
+  alreadyApplied: string[];
+}
 
 const MIGRATION_LOCK_ID = 0x5349474e; // "SIGN"
 
@@ -35,7 +42,12 @@ export function loadMigrations(provider: DatabaseTarget['provider'], dir = MIGRA
     });
 }
 
-interface AppliedRow { migration_name: string; checksum: string; finished_at: unknown; rolled_back_at: unknown }
+interface AppliedRow {
+  migration_name: string;
+  checksum: string;
+  finished_at: unknown;
+  rolled_back_at: unknown;
+}
 
 /** Decides what to apply; refuses a database that is ahead of, or diverged from, this code. */
 export function plan(known: Migration[], applied: AppliedRow[]): Migration[] {
@@ -44,16 +56,22 @@ export function plan(known: Migration[], applied: AppliedRow[]): Migration[] {
     if (row.rolled_back_at) continue;
     const m = byName.get(row.migration_name);
     if (!m) {
-      throw new SignetError('configuration',
-        `the database has migration ${row.migration_name}, which this version of Signet does not know: the database is ahead of the code; run a newer Signet or restore a matching backup`);
+      throw new SignetError(
+        'configuration',
+        `the database has migration ${row.migration_name}, which this version of Signet does not know: the database is ahead of the code; run a newer Signet or restore a matching backup`,
+      );
     }
     if (!row.finished_at) {
-      throw new SignetError('configuration',
-        `migration ${row.migration_name} started but never finished; restore the database from a backup or repair it before starting Signet`);
+      throw new SignetError(
+        'configuration',
+        `migration ${row.migration_name} started but never finished; restore the database from a backup or repair it before starting Signet`,
+      );
     }
     if (m.checksum !== row.checksum) {
-      throw new SignetError('configuration',
-        `migration ${row.migration_name} in the database differs from the one shipped with this Signet (checksum mismatch); the installation is inconsistent`);
+      throw new SignetError(
+        'configuration',
+        `migration ${row.migration_name} in the database differs from the one shipped with this Signet (checksum mismatch); the installation is inconsistent`,
+      );
     }
   }
   const done = new Set(applied.filter((r) => !r.rolled_back_at).map((r) => r.migration_name));
@@ -82,7 +100,10 @@ export async function migrate(target: DatabaseTarget, migrations = loadMigration
 export async function enableWal(db: Database.Database, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
-    try { db.pragma('journal_mode = WAL'); return; } catch (e) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
       if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() + delay > deadline) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -114,7 +135,9 @@ async function migrateSqlite(file: string, migrations: Migration[]): Promise<Mig
       db.exec(SQLITE_TABLE);
       const applied = db.prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations').all() as AppliedRow[];
       const todo = plan(migrations, applied);
-      const insert = db.prepare('INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, ?, 1)');
+      const insert = db.prepare(
+        'INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, ?, 1)',
+      );
       for (const m of todo) {
         const started = new Date().toISOString();
         db.exec(m.sql);
@@ -148,7 +171,8 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Mi
           await client.query(m.sql);
           await client.query(
             'INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES ($1, $2, now(), $3, $4, 1)',
-            [randomUUID(), m.checksum, m.name, started]);
+            [randomUUID(), m.checksum, m.name, started],
+          );
           await client.query('COMMIT');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);

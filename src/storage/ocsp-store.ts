@@ -21,10 +21,12 @@ export function ocspStore(db: StorageDatabase): OcspStore {
       const rows = await prisma.certificate.findMany({ where: { statusChangedAt: { gte: since } }, select: { serial: true }, take: limit });
       return rows.map((r) => r.serial);
     },
-    currentResponder: (caId, now) => prisma.ocspResponder.findFirst({
-      where: { caId, notAfter: { gt: now } }, orderBy: { notAfter: 'desc' },
-      select: { id: true, caId: true, certificateDer: true, keyId: true, notBefore: true, notAfter: true },
-    }),
+    currentResponder: (caId, now) =>
+      prisma.ocspResponder.findFirst({
+        where: { caId, notAfter: { gt: now } },
+        orderBy: { notAfter: 'desc' },
+        select: { id: true, caId: true, certificateDer: true, keyId: true, notBefore: true, notAfter: true },
+      }),
     async insertResponder(r, tx?: Tx) {
       await (tx ? prismaOf(tx) : prisma).ocspResponder.create({ data: { ...r, certificateDer: bytes(r.certificateDer) } });
     },

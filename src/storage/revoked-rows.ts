@@ -17,7 +17,8 @@ export type RevokedRow = RevokedEntry;
 const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
   WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;
 
-const sqliteSql = (sql: string) => sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
+const sqliteSql = (sql: string) =>
+  sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
 
 /**
  * A CA's revoked and held certificates, read on one connection inside one read transaction:
@@ -48,11 +49,16 @@ export async function openRevoked(target: DatabaseTarget, caId: string, notAfter
           let batch: RevokedRow[] = [];
           for (const r of stmt.iterate(caId, after) as Iterable<unknown[]>) {
             batch.push({ serial: r[0] as string, revokedAt: sqliteDate(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: sqliteDate(r[3]) });
-            if (batch.length >= batchSize) { yield batch; batch = []; }
+            if (batch.length >= batchSize) {
+              yield batch;
+              batch = [];
+            }
           }
           if (batch.length) yield batch;
         },
-        async close() { db.close(); },
+        async close() {
+          db.close();
+        },
       };
     } catch (e) {
       db.close();
@@ -74,7 +80,12 @@ export async function openRevoked(target: DatabaseTarget, caId: string, notAfter
           const { rows } = await client.query({ text: `FETCH ${batchSize} FROM revoked`, rowMode: 'array' });
           if (!rows.length) break;
           // TIMESTAMP(3) without time zone holds UTC: read it back as UTC, whatever the session zone.
-          yield (rows as unknown[][]).map((r) => ({ serial: r[0] as string, revokedAt: pgUtc(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: pgUtc(r[3]) }));
+          yield (rows as unknown[][]).map((r) => ({
+            serial: r[0] as string,
+            revokedAt: pgUtc(r[1]),
+            reason: (r[2] as string | null) ?? null,
+            invalidityDate: pgUtc(r[3]),
+          }));
         }
       },
       async close() {

@@ -19,7 +19,9 @@ export async function hasSignetSchema(target: DatabaseTarget): Promise<boolean> 
       db.pragma('busy_timeout = 10000');
       if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'`).get()) return false;
       return db.prepare(FINISHED).get() !== undefined;
-    } finally { db.close(); }
+    } finally {
+      db.close();
+    }
   }
   const client = new pg.Client({ connectionString: target.location });
   client.on('error', () => undefined); // surfaces as a failed query instead of crashing the process

@@ -33,17 +33,18 @@ type Bag = Record<string | symbol, unknown>;
 export function routeSqliteQueries(reader: Db, writer: Db): Db {
   const inOwnTransaction = (run: (tx: Bag) => unknown) => writer.$transaction(async (tx) => run(tx as unknown as Bag), WRITE_OPTIONS);
   const models = new Map<string, object>();
-  const modelProxy = (name: string, delegate: object): object => new Proxy(delegate, {
-    get(target, op) {
-      const own = Reflect.get(target, op) as unknown;
-      if (typeof op !== 'string' || typeof own !== 'function') return own;
-      if (READS.has(op)) {
-        const read = (reader as unknown as Record<string, Bag>)[name]![op] as AnyFn;
-        return (...args: unknown[]) => read.apply((reader as unknown as Record<string, Bag>)[name], args);
-      }
-      return (...args: unknown[]) => inOwnTransaction((tx) => ((tx[name] as Bag)[op] as AnyFn).apply(tx[name], args));
-    },
-  });
+  const modelProxy = (name: string, delegate: object): object =>
+    new Proxy(delegate, {
+      get(target, op) {
+        const own = Reflect.get(target, op) as unknown;
+        if (typeof op !== 'string' || typeof own !== 'function') return own;
+        if (READS.has(op)) {
+          const read = (reader as unknown as Record<string, Bag>)[name]![op] as AnyFn;
+          return (...args: unknown[]) => read.apply((reader as unknown as Record<string, Bag>)[name], args);
+        }
+        return (...args: unknown[]) => inOwnTransaction((tx) => ((tx[name] as Bag)[op] as AnyFn).apply(tx[name], args));
+      },
+    });
   return new Proxy(writer, {
     get(target, prop) {
       if (typeof prop === 'string') {

@@ -8,9 +8,13 @@ import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './databa
 export class TokenStore {
   constructor(private readonly db: StorageDatabase) {}
 
-  byHash(secretHash: string) { return this.db.hotReads().token(secretHash); }
+  byHash(secretHash: string) {
+    return this.db.hotReads().token(secretHash);
+  }
 
-  private client(tx?: Tx): PrismaTx { return (tx ? prismaOf(tx) : this.db.prisma); }
+  private client(tx?: Tx): PrismaTx {
+    return tx ? prismaOf(tx) : this.db.prisma;
+  }
 
   async create(t: NewApiTokenRecord, tx?: Tx): Promise<void> {
     await this.client(tx).apiToken.create({ data: t });

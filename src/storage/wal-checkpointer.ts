@@ -33,13 +33,17 @@ parentPort.on('message', (m) => {
 });
 `;
 
-export interface WalCheckpointer { stop(): Promise<void> }
+export interface WalCheckpointer {
+  stop(): Promise<void>;
+}
 
 export function startWalCheckpointer(file: string, synchronous: 'FULL' | 'NORMAL', onError: (message: string) => void = () => undefined): WalCheckpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(THREAD, { eval: true, workerData: { file, driver, synchronous, intervalMs: INTERVAL_MS } });
   worker.unref();
-  worker.on('message', (m: { error?: string }) => { if (m.error) onError(m.error); });
+  worker.on('message', (m: { error?: string }) => {
+    if (m.error) onError(m.error);
+  });
   worker.on('error', (e) => onError(e.message));
   const exited = new Promise<void>((r) => worker.once('exit', () => r()));
   return {

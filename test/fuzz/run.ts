@@ -15,11 +15,15 @@ import { SLOW_MS } from './lib/worker.js';
 import { underTest } from './lib/target.js';
 
 async function main(argv: string[]): Promise<number> {
-  const flag = (k: string) => { const i = argv.indexOf(`--${k}`); return i < 0 ? undefined : argv[i + 1]; };
+  const flag = (k: string) => {
+    const i = argv.indexOf(`--${k}`);
+    return i < 0 ? undefined : argv[i + 1];
+  };
   const positional = argv.filter((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--'));
   if (argv.includes('--list') || positional.length === 0) {
     for (const name of TARGETS) process.stdout.write(`${name.padEnd(14)} ${(await loadTarget(name)).about}\n`);
-    if (positional.length === 0 && !argv.includes('--list')) process.stdout.write('\nusage: npm run fuzz -- <target|all> [seconds] [--seed N] | <target> --replay FILE\n');
+    if (positional.length === 0 && !argv.includes('--list'))
+      process.stdout.write('\nusage: npm run fuzz -- <target|all> [seconds] [--seed N] | <target> --replay FILE\n');
     return 0;
   }
   const [which, secondsText] = positional as [string, string | undefined];
@@ -37,7 +41,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${which}: the property holds for ${replay} (${ms.toFixed(1)} ms)\n`);
       return 0;
     } catch (e) {
-      process.stdout.write(`${which}: FAILS for ${replay}:\n${e instanceof Error ? `${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ''}` : String(e)}\n`);
+      process.stdout.write(
+        `${which}: FAILS for ${replay}:\n${e instanceof Error ? `${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ''}` : String(e)}\n`,
+      );
       return 1;
     }
   }
@@ -48,16 +54,26 @@ async function main(argv: string[]): Promise<number> {
   let failed = 0;
   for (const name of names) {
     const report = await fuzzTarget(name, CODEC_EXT[name], {
-      seconds, seed, saveTo: join(CORPUS_DIR, name), log: (l) => process.stdout.write(`  ${l}\n`),
+      seconds,
+      seed,
+      saveTo: join(CORPUS_DIR, name),
+      log: (l) => process.stdout.write(`  ${l}\n`),
     });
-    process.stdout.write(`${name}: ${report.runs} inputs in ${(report.ms / 1000).toFixed(1)} s, ${report.workers} worker process(es), seed ${report.seed}: ${report.failures.length ? `${report.failures.length} FAILURE(S)` : 'no failure'}\n`);
-    report.failures.forEach((f, i) => { process.stdout.write(`${formatFailure(name, f, report.saved[i])}\n\n`); });
+    process.stdout.write(
+      `${name}: ${report.runs} inputs in ${(report.ms / 1000).toFixed(1)} s, ${report.workers} worker process(es), seed ${report.seed}: ${report.failures.length ? `${report.failures.length} FAILURE(S)` : 'no failure'}\n`,
+    );
+    report.failures.forEach((f, i) => {
+      process.stdout.write(`${formatFailure(name, f, report.saved[i])}\n\n`);
+    });
     failed += report.failures.length;
   }
   return failed ? 1 : 0;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exit(2);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(2);
+  },
+);

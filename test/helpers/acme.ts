@@ -21,36 +21,65 @@ import { derToPem, pemToDer } from '../../src/pki/pem.js';
 // ---- a small ACME client ------------------------------------------------------------------------
 
 export type Alg = 'ES256' | 'ES384' | 'RS256' | 'EdDSA';
-export interface Key { alg: Alg; privateKey: KeyObject; publicKey: KeyObject; jwk: JsonWebKey }
-export interface Account { key: Key; url: string }
-export interface Resp { status: number; headers: IncomingHttpHeaders; text: string; json: any }
-export interface Jws { protected: string; payload: string; signature: string }
+export interface Key {
+  alg: Alg;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  jwk: JsonWebKey;
+}
+export interface Account {
+  key: Key;
+  url: string;
+}
+export interface Resp {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  json: any;
+}
+export interface Jws {
+  protected: string;
+  payload: string;
+  signature: string;
+}
 
 export const ERR = 'urn:ietf:params:acme:error:';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const b64u = (x: Buffer | string) => Buffer.from(x).toString('base64url');
 
 export function newKey(alg: Alg): Key {
-  const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : alg === 'ES384' ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
-      : alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-        : generateKeyPairSync('ed25519');
+  const pair =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : alg === 'ES384'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
+        : alg === 'RS256'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : generateKeyPairSync('ed25519');
   return { alg, ...pair, jwk: pair.publicKey.export({ format: 'jwk' }) };
 }
 
 export function signWith(alg: Alg, key: KeyObject, input: Buffer): Buffer {
   switch (alg) {
-    case 'ES256': return cryptoSign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'ES384': return cryptoSign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'RS256': return cryptoSign('sha256', input, key);
-    case 'EdDSA': return cryptoSign(null, input, key);
+    case 'ES256':
+      return cryptoSign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'ES384':
+      return cryptoSign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'RS256':
+      return cryptoSign('sha256', input, key);
+    case 'EdDSA':
+      return cryptoSign(null, input, key);
   }
 }
 
 /** RFC 7638 thumbprint: the required members in lexicographic order. */
 export function thumbprint(jwk: JsonWebKey): string {
-  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-    : jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  const members =
+    jwk.kty === 'EC'
+      ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+      : jwk.kty === 'RSA'
+        ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
+        : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
@@ -79,22 +108,33 @@ export class AcmeClient {
   readonly nonces: string[] = [];
   dir: Record<string, any> = {};
 
-  constructor(readonly base: string, private readonly agent: Agent) {}
+  constructor(
+    readonly base: string,
+    private readonly agent: Agent,
+  ) {}
 
   request(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<Resp> {
     return new Promise((resolve, reject) => {
-      const req = httpsRequest(url, { method, agent: this.agent, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: any;
-          try { json = JSON.parse(text); } catch { json = undefined; }
-          const nonce = res.headers['replay-nonce'];
-          if (typeof nonce === 'string') this.nonces.push(nonce);
-          resolve({ status: res.statusCode!, headers: res.headers, text, json });
-        });
-      });
+      const req = httpsRequest(
+        url,
+        { method, agent: this.agent, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: any;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = undefined;
+            }
+            const nonce = res.headers['replay-nonce'];
+            if (typeof nonce === 'string') this.nonces.push(nonce);
+            resolve({ status: res.statusCode!, headers: res.headers, text, json });
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -119,7 +159,7 @@ export class AcmeClient {
   async post(url: string, payload: unknown, signer: Account | Key, o: PostOptions = {}): Promise<Resp> {
     const key = 'key' in signer ? signer.key : signer;
     const kid = o.kid === undefined ? ('url' in signer ? signer.url : null) : o.kid;
-    const nonce = o.nonce === null ? undefined : (o.nonce ?? await this.nonce());
+    const nonce = o.nonce === null ? undefined : (o.nonce ?? (await this.nonce()));
     const header = { alg: o.alg ?? key.alg, ...(nonce !== undefined ? { nonce } : {}), url: o.url ?? url, ...(kid ? { kid } : { jwk: key.jwk }) };
     const body = o.rawBody ?? JSON.stringify(makeJws(header, payload, o.sign ?? ((input) => signWith(key.alg, key.privateKey, input))));
     return this.request('POST', url, body, { ...(o.contentType === null ? {} : { 'content-type': o.contentType ?? 'application/jose+json' }), ...o.headers });
@@ -161,10 +201,18 @@ export function ariCertId(der: Buffer): string {
   return `${b64u(Buffer.from(aki.buffer))}.${b64u(Buffer.from(cert.tbsCertificate.serialNumber))}`;
 }
 
-
 // ---- the test environment ------------------------------------------------------------------------
 
-export interface Stack { env: TestEnv; server: RunningServer; tlsPort: number; agent: Agent; acme: AcmeClient; rootPem: string; rootId: string; intId: string }
+export interface Stack {
+  env: TestEnv;
+  server: RunningServer;
+  tlsPort: number;
+  agent: Agent;
+  acme: AcmeClient;
+  rootPem: string;
+  rootId: string;
+  intId: string;
+}
 
 export async function startStack(extra: Record<string, string>, tlsNames: string): Promise<Stack> {
   const tlsPort = await freePort();
@@ -192,7 +240,6 @@ export async function stopStack(s: Stack | undefined): Promise<void> {
   await s.env.cleanup();
 }
 
-
 // ---- an ACME world: server, DNS, http-01 responder, and the order flow ------------------------------
 
 export interface World {
@@ -209,7 +256,11 @@ export interface World {
   newOrder(acct: Account, names: string[], url?: string): Promise<Resp>;
   authorize(acct: Account, order: Resp): Promise<void>;
   pollOrder(acct: Account, orderUrl: string, status: string): Promise<Resp>;
-  issue(acct: Account, names: string[], newOrderUrl?: string): Promise<{ der: Buffer; pem: string; chain: string; key: KeyObject; publicJwk: JsonWebKey; orderUrl: string; serial: string }>;
+  issue(
+    acct: Account,
+    names: string[],
+    newOrderUrl?: string,
+  ): Promise<{ der: Buffer; pem: string; chain: string; key: KeyObject; publicJwk: JsonWebKey; orderUrl: string; serial: string }>;
   /** Stops the server and starts it again on the same data (and the same HTTPS port). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -219,9 +270,19 @@ export interface World {
  * Starts a world. `profiles` is written to SIGNET_PROFILES_FILE; by default the server profile
  * accepts only *.signet.test names (so the HTTPS name is 127.0.0.1, an IP that profile allows).
  */
-export async function startWorld(extra: Record<string, string> = {}, profiles: Record<string, unknown> = {
-  server: { requireSan: true, sanTypes: ['dns', 'ip'], dnsSuffixes: ['signet.test'], defaultValidityDays: 90, maxValidityDays: 397, extKeyUsage: ['serverAuth'] },
-}): Promise<World> {
+export async function startWorld(
+  extra: Record<string, string> = {},
+  profiles: Record<string, unknown> = {
+    server: {
+      requireSan: true,
+      sanTypes: ['dns', 'ip'],
+      dnsSuffixes: ['signet.test'],
+      defaultValidityDays: 90,
+      maxValidityDays: 397,
+      extKeyUsage: ['serverAuth'],
+    },
+  },
+): Promise<World> {
   const tmp = new TempDir();
   const dns = await startDnsServer({ zones: ['signet.test'] });
   const http01 = new Map<string, string>();
@@ -231,20 +292,30 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
     http01Requests.push({ host: String(req.headers.host), path: String(req.url) });
     const token = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '')?.[1];
     const body = token ? http01.get(token) : undefined;
-    if (body === undefined) { res.writeHead(404).end('no such token'); return; }
+    if (body === undefined) {
+      res.writeHead(404).end('no such token');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
   });
   await new Promise<void>((resolve) => responder.listen(httpPort, '127.0.0.1', () => resolve()));
   const alpnPort = await freePort();
-  const s = await startStack({
-    SIGNET_PROFILES_FILE: tmp.file('profiles.json', JSON.stringify(profiles)),
-    SIGNET_ACME_HTTP_PORT: String(httpPort), SIGNET_ACME_TLS_PORT: String(alpnPort), SIGNET_ACME_DNS_RESOLVER: dns.address,
-    SIGNET_ACME_VALIDATION_ATTEMPTS: '1', SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
-    // Every client of a test world is one address (127.0.0.1): the per-address limits would
-    // stop suites that make many accounts. test/acme-address-limits.test.ts sets and tests them.
-    SIGNET_ACME_ACCOUNTS_PER_HOUR: '0', SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '0',
-    ...extra,
-  }, '127.0.0.1');
+  const s = await startStack(
+    {
+      SIGNET_PROFILES_FILE: tmp.file('profiles.json', JSON.stringify(profiles)),
+      SIGNET_ACME_HTTP_PORT: String(httpPort),
+      SIGNET_ACME_TLS_PORT: String(alpnPort),
+      SIGNET_ACME_DNS_RESOLVER: dns.address,
+      SIGNET_ACME_VALIDATION_ATTEMPTS: '1',
+      SIGNET_ACME_VALIDATION_TIMEOUT_MS: '3000',
+      // Every client of a test world is one address (127.0.0.1): the per-address limits would
+      // stop suites that make many accounts. test/acme-address-limits.test.ts sets and tests them.
+      SIGNET_ACME_ACCOUNTS_PER_HOUR: '0',
+      SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR: '0',
+      ...extra,
+    },
+    '127.0.0.1',
+  );
   const acme = s.acme;
   let n = 0;
 
@@ -254,7 +325,20 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
     const keyFile = tmp.file(`csr-${i}.key`, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
     const out = tmp.file(`csr-${i}.der`);
     const subject = isIP(names[0]!) ? '/O=Signet ACME test' : `/CN=${names[0]}`;
-    const r = openssl(['req', '-new', '-key', keyFile, '-subj', subject, '-addext', `subjectAltName=${names.map((x) => (isIP(x) ? `IP:${x}` : `DNS:${x}`)).join(',')}`, '-outform', 'DER', '-out', out]);
+    const r = openssl([
+      'req',
+      '-new',
+      '-key',
+      keyFile,
+      '-subj',
+      subject,
+      '-addext',
+      `subjectAltName=${names.map((x) => (isIP(x) ? `IP:${x}` : `DNS:${x}`)).join(',')}`,
+      '-outform',
+      'DER',
+      '-out',
+      out,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     return { der: readFileSync(out), key: pair.privateKey, publicJwk: pair.publicKey.export({ format: 'jwk' }) };
   };
@@ -270,12 +354,20 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
       http01.set(ch.token, `${ch.token}.${thumbprint(acct.key.jwk)}`);
       const r = await acme.post(ch.url, {}, acct);
       assert.equal(r.status, 200, r.text);
-      const done = await until('authorization', () => acme.post(authzUrl, '', acct), (x) => x.json.status !== 'pending');
+      const done = await until(
+        'authorization',
+        () => acme.post(authzUrl, '', acct),
+        (x) => x.json.status !== 'pending',
+      );
       assert.equal(done.json.status, 'valid', done.text);
     }
   };
   const pollOrder: World['pollOrder'] = async (acct, orderUrl, status) => {
-    const r = await until(`order ${status}`, () => acme.post(orderUrl, '', acct), (x) => x.json.status === status || x.json.status === 'invalid');
+    const r = await until(
+      `order ${status}`,
+      () => acme.post(orderUrl, '', acct),
+      (x) => x.json.status === status || x.json.status === 'invalid',
+    );
     assert.equal(r.json.status, status, r.text);
     return r;
   };
@@ -297,11 +389,30 @@ export async function startWorld(extra: Record<string, string> = {}, profiles: R
     const x = new X509Certificate(pems[0]!);
     for (const name of names) assert.ok(x.checkHost(name), `${name} in ${x.subjectAltName}`);
     assert.ok(x.checkIssued(new X509Certificate(pems[1]!)));
-    return { der: pemToDer(pems[0]!, ['CERTIFICATE']).der, pem: pems[0]!, chain: dl.text, key: c.key, publicJwk: c.publicJwk, orderUrl, serial: x.serialNumber.toLowerCase() };
+    return {
+      der: pemToDer(pems[0]!, ['CERTIFICATE']).der,
+      pem: pems[0]!,
+      chain: dl.text,
+      key: c.key,
+      publicJwk: c.publicJwk,
+      orderUrl,
+      serial: x.serialNumber.toLowerCase(),
+    };
   };
 
   return {
-    s, acme, dns, tmp, http01, http01Requests, alpnPort, csr, newOrder, authorize, pollOrder, issue,
+    s,
+    acme,
+    dns,
+    tmp,
+    http01,
+    http01Requests,
+    alpnPort,
+    csr,
+    newOrder,
+    authorize,
+    pollOrder,
+    issue,
     async restart() {
       await s.server.stop();
       s.server = await startServer(s.env.env);

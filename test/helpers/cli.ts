@@ -7,7 +7,11 @@ import { childEnv } from './env.js';
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'signet.js');
 
-export interface CliResult { status: number | null; stdout: string; stderr: string }
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /**
  * When this process last came back from a blocking `signet …` call. While it was blocked, a
@@ -25,8 +29,11 @@ export function signet(args: string[], env: Record<string, string>, input?: stri
 }
 
 /** A fetch failure on a socket the server had closed while this process was blocked (see blockedUntil). */
-const staleSocket = (e: unknown) => Date.now() - blockedUntil < 2000
-  && /other side closed|socket hang up|ECONNRESET/.test(`${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''} ${((e as { cause?: { code?: string } }).cause)?.code ?? ''}`);
+const staleSocket = (e: unknown) =>
+  Date.now() - blockedUntil < 2000 &&
+  /other side closed|socket hang up|ECONNRESET/.test(
+    `${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''} ${((e as { cause?: { code?: string } }).cause)?.code ?? ''}`,
+  );
 
 /** `signet …` without blocking the event loop, so requests in flight keep going meanwhile. */
 export function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
@@ -34,8 +41,12 @@ export function signetAsync(args: string[], env: Record<string, string>): Promis
     const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
@@ -54,7 +65,11 @@ export async function freePort(): Promise<number> {
 }
 
 export interface RunningServer {
-  url: string; port: number; token: string; stdout: () => string; stderr: () => string;
+  url: string;
+  port: number;
+  token: string;
+  stdout: () => string;
+  stderr: () => string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   pid: number;
 }
@@ -65,33 +80,64 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
   const child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...env, SIGNET_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { err += d; });
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`signet serve exited with ${child.exitCode}: ${err || out}`);
-    try { const r = await fetch(`${url}/readyz`); if (r.ok) break; } catch { /* not yet */ }
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`signet serve did not become healthy: ${err}`); }
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.ok) break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`signet serve did not become healthy: ${err}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   const token = readFileSync(join(env.SIGNET_DATA_DIR!, 'admin-token'), 'utf8').trim();
   return {
-    url, port, token, pid: child.pid!, stdout: () => out, stderr: () => err,
-    async stop(signal = 'SIGTERM') { if (child.exitCode === null) child.kill(signal); return exited; },
+    url,
+    port,
+    token,
+    pid: child.pid!,
+    stdout: () => out,
+    stderr: () => err,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
   };
 }
 
 export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const send = () => fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  const send = () =>
+    fetch(server.url + path, {
+      method,
+      headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const res = await send().catch((e: unknown) => {
+    if (staleSocket(e)) {
+      blockedUntil = 0;
+      return send();
+    }
+    throw e;
   });
-  const res = await send().catch((e: unknown) => { if (staleSocket(e)) { blockedUntil = 0; return send(); } throw e; });
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   return { status: res.status, headers: res.headers, text, json };
 }

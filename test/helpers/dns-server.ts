@@ -15,7 +15,11 @@ import { createServer, type Server } from 'node:http';
 const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, TXT: 16, AAAA: 28, OPT: 41 } as const;
 const TYPE_NAME: Record<number, string> = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]));
 
-export interface DnsQuery { name: string; type: string; from: string }
+export interface DnsQuery {
+  name: string;
+  type: string;
+  from: string;
+}
 
 export interface TestDnsServer {
   port: number;
@@ -42,7 +46,10 @@ function readName(msg: Buffer, offset: number): { name: string; next: number } {
   for (let hops = 0; hops < 64; hops++) {
     if (pos >= msg.length) throw new Error('name runs past the message');
     const len = msg[pos]!;
-    if (len === 0) { pos += 1; break; }
+    if (len === 0) {
+      pos += 1;
+      break;
+    }
     if ((len & 0xc0) === 0xc0) {
       if (next < 0) next = pos + 2;
       pos = ((len & 0x3f) << 8) | msg[pos + 1]!;
@@ -55,10 +62,13 @@ function readName(msg: Buffer, offset: number): { name: string; next: number } {
 }
 
 function encodeName(name: string): Buffer {
-  const parts = norm(name).split('.').filter(Boolean).map((l) => {
-    const b = Buffer.from(l, 'latin1');
-    return Buffer.concat([Buffer.from([b.length]), b]);
-  });
+  const parts = norm(name)
+    .split('.')
+    .filter(Boolean)
+    .map((l) => {
+      const b = Buffer.from(l, 'latin1');
+      return Buffer.concat([Buffer.from([b.length]), b]);
+    });
   return Buffer.concat([...parts, Buffer.from([0])]);
 }
 
@@ -87,7 +97,11 @@ function txtRdata(value: string): Buffer {
 
 function soaRdata(zone: string): Buffer {
   const nums = Buffer.alloc(20);
-  nums.writeUInt32BE(1, 0); nums.writeUInt32BE(3600, 4); nums.writeUInt32BE(600, 8); nums.writeUInt32BE(86400, 12); nums.writeUInt32BE(0, 16);
+  nums.writeUInt32BE(1, 0);
+  nums.writeUInt32BE(3600, 4);
+  nums.writeUInt32BE(600, 8);
+  nums.writeUInt32BE(86400, 12);
+  nums.writeUInt32BE(0, 16);
   return Buffer.concat([encodeName(`ns.${zone}`), encodeName(`hostmaster.${zone}`), nums]);
 }
 
@@ -110,17 +124,23 @@ export async function startDnsServer(opts: { zones: string[]; defaultA?: string 
     let rcode = 0;
     const answers: Buffer[] = [];
     let question = Buffer.alloc(0);
-    if (qd !== 1 || opcode !== 0) rcode = qd !== 1 ? 1 : 4; // FORMERR / NOTIMP
+    if (qd !== 1 || opcode !== 0)
+      rcode = qd !== 1 ? 1 : 4; // FORMERR / NOTIMP
     else {
       let q;
-      try { q = readName(msg, 12); } catch { return null; }
+      try {
+        q = readName(msg, 12);
+      } catch {
+        return null;
+      }
       if (q.next + 4 > msg.length) return null;
       const qtype = msg.readUInt16BE(q.next);
       question = Buffer.concat([encodeName(q.name), msg.subarray(q.next, q.next + 4)]);
       const name = norm(q.name);
       queries.push({ name, type: TYPE_NAME[qtype] ?? String(qtype), from: `${from.address}:${from.port}` });
       const zone = zoneOf(name);
-      if (!zone) rcode = 5; // REFUSED: not our zone
+      if (!zone)
+        rcode = 5; // REFUSED: not our zone
       else if (qtype === TYPE.A) {
         const ip = aOverride.has(name) ? aOverride.get(name)! : defaultA;
         if (ip) answers.push(rr(TYPE.A, 5, Buffer.from(ip.split('.').map(Number))));
@@ -142,40 +162,66 @@ export async function startDnsServer(opts: { zones: string[]; defaultA?: string 
     const reply = answer(msg, rinfo);
     if (reply) socket.send(reply, rinfo.port, rinfo.address);
   });
-  await new Promise<void>((resolve, reject) => { socket.once('error', reject); socket.bind(0, '127.0.0.1', () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve());
+  });
   const port = socket.address().port;
 
-  const addTxt = (name: string, value: string) => { const k = norm(name); txt.set(k, [...(txt.get(k) ?? []), value]); };
+  const addTxt = (name: string, value: string) => {
+    const k = norm(name);
+    txt.set(k, [...(txt.get(k) ?? []), value]);
+  };
   const removeTxt = (name: string, value?: string) => {
     const k = norm(name);
     const left = value === undefined ? [] : (txt.get(k) ?? []).filter((v) => v !== value);
-    if (left.length) txt.set(k, left); else txt.delete(k);
+    if (left.length) txt.set(k, left);
+    else txt.delete(k);
   };
 
   const control: Server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
-    req.on('data', (c: string) => { body += c; });
+    req.on('data', (c: string) => {
+      body += c;
+    });
     req.on('end', () => {
       try {
         const b = JSON.parse(body || '{}') as { name?: unknown; value?: unknown };
-        if (req.url !== '/txt' || typeof b.name !== 'string') { res.writeHead(404).end(); return; }
+        if (req.url !== '/txt' || typeof b.name !== 'string') {
+          res.writeHead(404).end();
+          return;
+        }
         if (req.method === 'POST' && typeof b.value === 'string') addTxt(b.name, b.value);
         else if (req.method === 'DELETE') removeTxt(b.name, typeof b.value === 'string' ? b.value : undefined);
-        else { res.writeHead(405).end(); return; }
+        else {
+          res.writeHead(405).end();
+          return;
+        }
         res.writeHead(204).end();
-      } catch { res.writeHead(400).end(); }
+      } catch {
+        res.writeHead(400).end();
+      }
     });
   });
-  await new Promise<void>((resolve, reject) => { control.once('error', reject); control.listen(0, '127.0.0.1', () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    control.once('error', reject);
+    control.listen(0, '127.0.0.1', () => resolve());
+  });
   const ca = control.address();
   const controlPort = typeof ca === 'object' && ca ? ca.port : 0;
 
   return {
-    port, address: `127.0.0.1:${port}`, controlUrl: `http://127.0.0.1:${controlPort}`, queries,
-    addTxt, removeTxt,
+    port,
+    address: `127.0.0.1:${port}`,
+    controlUrl: `http://127.0.0.1:${controlPort}`,
+    queries,
+    addTxt,
+    removeTxt,
     txt: (name) => [...(txt.get(norm(name)) ?? [])],
-    setA: (name, ip) => { aOverride.set(norm(name), ip); },
+    setA: (name, ip) => {
+      aOverride.set(norm(name), ip);
+    },
     async close() {
       control.closeAllConnections();
       await new Promise<void>((r) => control.close(() => r()));

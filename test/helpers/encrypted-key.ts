@@ -14,7 +14,8 @@ const HMAC_SHA256 = '1.2.840.113549.2.9';
 const AES256_CBC = '2.16.840.1.101.3.4.1.42';
 const NULL = Buffer.from([0x05, 0x00]);
 
-const pem = (der: Buffer) => `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ENCRYPTED PRIVATE KEY-----\n`;
+const pem = (der: Buffer) =>
+  `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ENCRYPTED PRIVATE KEY-----\n`;
 
 /** PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, stating `claimed` iterations, encrypted with `actual`. */
 export function pbkdf2Key(key: KeyObject, passphrase: string, claimed: number, actual = claimed): string {
@@ -31,7 +32,12 @@ export function pbkdf2Key(key: KeyObject, passphrase: string, claimed: number, a
 /** PBES2 / scrypt with these parameters / AES-256-CBC; the data is not a real encryption (never decrypted). */
 export function scryptKeyClaiming(N: number, r: number, p: number): string {
   const kdf = sequence(objectIdentifier(SCRYPT), sequence(octetString(randomBytes(16)), smallInteger(N), smallInteger(r), smallInteger(p)));
-  return pem(sequence(sequence(objectIdentifier(PBES2), sequence(kdf, sequence(objectIdentifier(AES256_CBC), octetString(randomBytes(16))))), octetString(randomBytes(48))));
+  return pem(
+    sequence(
+      sequence(objectIdentifier(PBES2), sequence(kdf, sequence(objectIdentifier(AES256_CBC), octetString(randomBytes(16))))),
+      octetString(randomBytes(48)),
+    ),
+  );
 }
 
 /** An EncryptedPrivateKeyInfo under an arbitrary algorithm OID with { salt, iterations } parameters. */
@@ -42,5 +48,10 @@ export function keyUnder(algorithmOid: string, iterations: number): string {
 /** PBES2 with a key derivation function Signet does not know. */
 export function pbes2WithKdf(kdfOid: string): string {
   const kdf = sequence(objectIdentifier(kdfOid), sequence(octetString(randomBytes(16)), smallInteger(1)));
-  return pem(sequence(sequence(objectIdentifier(PBES2), sequence(kdf, sequence(objectIdentifier(AES256_CBC), octetString(randomBytes(16))))), octetString(randomBytes(48))));
+  return pem(
+    sequence(
+      sequence(objectIdentifier(PBES2), sequence(kdf, sequence(objectIdentifier(AES256_CBC), octetString(randomBytes(16))))),
+      octetString(randomBytes(48)),
+    ),
+  );
 }

@@ -38,7 +38,9 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
   }
   const env: Record<string, string> = { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...extra };
   return {
-    dataDir, databaseUrl, env,
+    dataDir,
+    databaseUrl,
+    env,
     async cleanup() {
       rmSync(dataDir, { recursive: true, force: true });
       if (dbName && PG_ADMIN_URL) {

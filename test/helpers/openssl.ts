@@ -16,7 +16,9 @@ export class TempDir {
     if (content !== undefined) writeFileSync(p, content);
     return p;
   }
-  remove() { rmSync(this.path, { recursive: true, force: true }); }
+  remove() {
+    rmSync(this.path, { recursive: true, force: true });
+  }
 }
 
 /**

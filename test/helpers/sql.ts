@@ -10,8 +10,15 @@ export async function sql<T = any>(env: TestEnv, query: string, params: unknown[
     await c.connect();
     try {
       let i = 0;
-      return (await c.query(query.replace(/\?/g, () => `$${++i}`), params)).rows as T[];
-    } finally { await c.end(); }
+      return (
+        await c.query(
+          query.replace(/\?/g, () => `$${++i}`),
+          params,
+        )
+      ).rows as T[];
+    } finally {
+      await c.end();
+    }
   }
   const db = new Database(join(env.dataDir, 'signet.db'));
   try {
@@ -19,7 +26,9 @@ export async function sql<T = any>(env: TestEnv, query: string, params: unknown[
     if (stmt.reader) return stmt.all(...params) as T[];
     stmt.run(...params);
     return [];
-  } finally { db.close(); }
+  } finally {
+    db.close();
+  }
 }
 
 /** Rows of a table, optionally filtered (`where` is SQL with ? parameters). */

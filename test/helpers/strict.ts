@@ -27,7 +27,10 @@ export interface StrictVerifyOptions {
   eku?: Eku;
 }
 
-export interface VerifierResult { ok: boolean; output: string }
+export interface VerifierResult {
+  ok: boolean;
+  output: string;
+}
 
 export type StrictVerifier = 'go' | 'gnutls' | 'nss';
 
@@ -39,7 +42,12 @@ const BUILD_TIMEOUT = 600_000;
 
 function onPath(bin: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try { accessSync(join(dir, bin), constants.X_OK); return true; } catch { return false; }
+    try {
+      accessSync(join(dir, bin), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
   });
 }
 
@@ -103,7 +111,12 @@ function goVerifier(): string {
 }
 
 function writable(dir: string): boolean {
-  try { accessSync(dir, constants.W_OK); return true; } catch { return false; }
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function verifyWithGo(o: StrictVerifyOptions): VerifierResult {
@@ -146,7 +159,11 @@ export function verifyWithGnutls(o: StrictVerifyOptions): VerifierResult {
 const NSS_USAGE = { client: '0', server: '1', anyCA: '11' } as const;
 
 function isCa(pem: string): boolean {
-  try { return new X509Certificate(pem).ca; } catch { return false; }
+  try {
+    return new X509Certificate(pem).ca;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -157,16 +174,24 @@ function isCa(pem: string): boolean {
 export function verifyWithNss(o: StrictVerifyOptions): VerifierResult {
   requireTools('nss');
   const files: Record<string, string> = { 'leaf.pem': pems([o.leaf]) };
-  o.roots.forEach((p, i) => { files[`root${i}.pem`] = pems([p]); });
-  o.intermediates.forEach((p, i) => { files[`inter${i}.pem`] = pems([p]); });
+  o.roots.forEach((p, i) => {
+    files[`root${i}.pem`] = pems([p]);
+  });
+  o.intermediates.forEach((p, i) => {
+    files[`inter${i}.pem`] = pems([p]);
+  });
   return withFiles(files, (dir, f) => {
     const db = `sql:${dir}`;
     // A database that cannot be created is a harness fault, not a rejection.
     const init = run('certutil', ['-N', '-d', db, '--empty-password']);
     if (init.status !== 0) throw new Error(`certutil -N failed:\n${init.output}`);
     const setup: string[][] = [];
-    o.roots.forEach((_, i) => { setup.push(['-A', '-d', db, '-n', `root${i}`, '-t', 'CT,C,C', '-a', '-i', f(`root${i}.pem`)]); });
-    o.intermediates.forEach((_, i) => { setup.push(['-A', '-d', db, '-n', `inter${i}`, '-t', ',,', '-a', '-i', f(`inter${i}.pem`)]); });
+    o.roots.forEach((_, i) => {
+      setup.push(['-A', '-d', db, '-n', `root${i}`, '-t', 'CT,C,C', '-a', '-i', f(`root${i}.pem`)]);
+    });
+    o.intermediates.forEach((_, i) => {
+      setup.push(['-A', '-d', db, '-n', `inter${i}`, '-t', ',,', '-a', '-i', f(`inter${i}.pem`)]);
+    });
     setup.push(['-A', '-d', db, '-n', 'leaf', '-t', ',,', '-a', '-i', f('leaf.pem')]);
     for (const args of setup) {
       // A certificate NSS cannot import (e.g. unparsable) is a rejection, not a harness error.
@@ -190,7 +215,9 @@ export function verifyWithNss(o: StrictVerifyOptions): VerifierResult {
 // ---- all three -----------------------------------------------------------
 
 export const verifiers: Record<StrictVerifier, (o: StrictVerifyOptions) => VerifierResult> = {
-  go: verifyWithGo, gnutls: verifyWithGnutls, nss: verifyWithNss,
+  go: verifyWithGo,
+  gnutls: verifyWithGnutls,
+  nss: verifyWithNss,
 };
 
 /** Runs Go, GnuTLS and NSS; throws an AssertionError naming every verifier that rejected. */

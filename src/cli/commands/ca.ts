@@ -13,11 +13,17 @@ export function caCommand(): Command {
   ca.command('list')
     .description('list the certificate authorities')
     .option('--json', 'print JSON instead of a table')
-    .action(async (o: { json?: boolean }) => withSignet(async (ctx) => {
-      const cas = await listCas(ctx);
-      if (o.json) printJson(cas);
-      else printTable(cas.map((c) => ({ ...c, parent: c.parentId })), ['id', 'status', 'keyAlgorithm', 'parent', 'notAfter', 'subject']);
-    }));
+    .action(async (o: { json?: boolean }) =>
+      withSignet(async (ctx) => {
+        const cas = await listCas(ctx);
+        if (o.json) printJson(cas);
+        else
+          printTable(
+            cas.map((c) => ({ ...c, parent: c.parentId })),
+            ['id', 'status', 'keyAlgorithm', 'parent', 'notAfter', 'subject'],
+          );
+      }),
+    );
 
   ca.command('create-intermediate')
     .description('create a new intermediate CA signed by --parent')
@@ -32,24 +38,37 @@ export function caCommand(): Command {
     .option('--parent-key <file>', 'encrypted key file of an offline parent (from init --offline-root)')
     .option('--parent-key-passphrase-file <file>', 'file holding the offline key passphrase (else prompted)')
     .option('--json', 'print JSON')
-    .action(async (o) => withSignet(async (ctx) => {
-      const validityDays = Number(o.validityDays);
-      const pathLen = Number(o.pathLen);
-      if (!Number.isInteger(validityDays) || validityDays < 1) throw new SignetError('bad-request', '--validity-days must be a positive integer');
-      if (!Number.isInteger(pathLen) || pathLen < 0) throw new SignetError('bad-request', '--path-len must be a non-negative integer');
-      let parentKey;
-      if (o.parentKey) {
-        const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
-        try { parentKey = await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase); } catch (e) {
-          if (e instanceof SignetError) throw new SignetError(e.type, `${o.parentKey}: ${e.detail}`);
-          throw new SignetError('bad-key', `could not decrypt ${o.parentKey}: wrong passphrase or not an encrypted PKCS#8 key`);
+    .action(async (o) =>
+      withSignet(async (ctx) => {
+        const validityDays = Number(o.validityDays);
+        const pathLen = Number(o.pathLen);
+        if (!Number.isInteger(validityDays) || validityDays < 1) throw new SignetError('bad-request', '--validity-days must be a positive integer');
+        if (!Number.isInteger(pathLen) || pathLen < 0) throw new SignetError('bad-request', '--path-len must be a non-negative integer');
+        let parentKey;
+        if (o.parentKey) {
+          const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
+          try {
+            parentKey = await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase);
+          } catch (e) {
+            if (e instanceof SignetError) throw new SignetError(e.type, `${o.parentKey}: ${e.detail}`);
+            throw new SignetError('bad-key', `could not decrypt ${o.parentKey}: wrong passphrase or not an encrypted PKCS#8 key`);
+          }
         }
-      }
-      const nc = o.permittedDns || o.excludedDns || o.permittedIp ? { permittedDns: o.permittedDns, excludedDns: o.excludedDns, permittedIp: o.permittedIp } : undefined;
-      const row = await createIntermediate(ctx, o.parent, { subject: o.subject, keyAlgorithm: o.key as KeyAlgorithm, validityDays, pathLen, nameConstraints: nc }, 'cli', parentKey);
-      if (o.json) printJson(row);
-      else process.stdout.write(`created ${row.id} (${row.subject}), SHA-256 ${fingerprintColons(row.fingerprint)}\n`);
-    }));
+        const nc =
+          o.permittedDns || o.excludedDns || o.permittedIp
+            ? { permittedDns: o.permittedDns, excludedDns: o.excludedDns, permittedIp: o.permittedIp }
+            : undefined;
+        const row = await createIntermediate(
+          ctx,
+          o.parent,
+          { subject: o.subject, keyAlgorithm: o.key as KeyAlgorithm, validityDays, pathLen, nameConstraints: nc },
+          'cli',
+          parentKey,
+        );
+        if (o.json) printJson(row);
+        else process.stdout.write(`created ${row.id} (${row.subject}), SHA-256 ${fingerprintColons(row.fingerprint)}\n`);
+      }),
+    );
 
   ca.command('import')
     .description('bring an existing CA (certificate + private key) under Signet')
@@ -57,12 +76,14 @@ export function caCommand(): Command {
     .requiredOption('--key <file>', 'CA private key (PEM, PKCS#8 or traditional; may be encrypted)')
     .option('--key-passphrase-file <file>', 'passphrase for an encrypted key')
     .option('--json', 'print JSON')
-    .action(async (o) => withSignet(async (ctx) => {
-      const keyPem = readFileSync(o.key, 'utf8');
-      const passphrase = /ENCRYPTED/.test(keyPem) ? await readSecret(o.keyPassphraseFile, 'Key passphrase: ') : undefined;
-      const row = await importCa(ctx, readFileSync(o.cert, 'utf8'), keyPem, { passphrase, actor: 'cli' });
-      if (o.json) printJson(row);
-      else process.stdout.write(`imported ${row.id} (${row.subject})${row.parentId ? ` under ${row.parentId}` : ''}\n`);
-    }));
+    .action(async (o) =>
+      withSignet(async (ctx) => {
+        const keyPem = readFileSync(o.key, 'utf8');
+        const passphrase = /ENCRYPTED/.test(keyPem) ? await readSecret(o.keyPassphraseFile, 'Key passphrase: ') : undefined;
+        const row = await importCa(ctx, readFileSync(o.cert, 'utf8'), keyPem, { passphrase, actor: 'cli' });
+        if (o.json) printJson(row);
+        else process.stdout.write(`imported ${row.id} (${row.subject})${row.parentId ? ` under ${row.parentId}` : ''}\n`);
+      }),
+    );
   return ca;
 }

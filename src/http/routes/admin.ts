@@ -10,19 +10,28 @@ import { requireAuth } from '../auth.js';
 import { auditCursor, isoDate, limit, noQuery, pathParams, queryParams, text, tokenId } from '../params.js';
 import { parseBody } from '../validate.js';
 
-const tokenSchema = z.object({
-  name: z.string().min(1).max(100),
-  scopes: z.array(z.enum(SCOPES)).min(1, 'must name at least one scope').max(SCOPES.length),
-  profiles: z.array(z.string().min(1).max(64)).min(1).max(50).optional(),
-  nameSuffixes: z.array(z.string().min(1).max(253)).min(1).max(100).optional(),
-  expiresAt: isoDate.optional(),
-}).strict();
+const tokenSchema = z
+  .object({
+    name: z.string().min(1).max(100),
+    scopes: z.array(z.enum(SCOPES)).min(1, 'must name at least one scope').max(SCOPES.length),
+    profiles: z.array(z.string().min(1).max(64)).min(1).max(50).optional(),
+    nameSuffixes: z.array(z.string().min(1).max(253)).min(1).max(100).optional(),
+    expiresAt: isoDate.optional(),
+  })
+  .strict();
 
-const auditQuery = z.object({
-  action: text(64).optional(), actor: text(128).optional(), target: text(128).optional(),
-  since: isoDate.optional(), until: isoDate.optional(), cursor: auditCursor.optional(),
-  limit: limit(1000).optional(), order: z.enum(['asc', 'desc']).optional(),
-}).strict();
+const auditQuery = z
+  .object({
+    action: text(64).optional(),
+    actor: text(128).optional(),
+    target: text(128).optional(),
+    since: isoDate.optional(),
+    until: isoDate.optional(),
+    cursor: auditCursor.optional(),
+    limit: limit(1000).optional(),
+    order: z.enum(['asc', 'desc']).optional(),
+  })
+  .strict();
 const tokenPath = z.object({ id: tokenId }).strict();
 
 const checkpointQuery = z.object({ limit: limit(1000).optional() }).strict();
@@ -56,9 +65,13 @@ export function adminRoutes(ctx: CaContext): Router {
     if (!cp) throw new SignetError('unavailable', 'this process keeps no audit checkpoints');
     // This process's file only: each host (PostgreSQL replica) keeps its own; copy from each.
     res.set('Cache-Control', 'no-store').json({
-      algorithm: 'Ed25519', format: 'JWS compact serialisation (RFC 7515), alg EdDSA (RFC 8037); payload {seq, hash, keyedFrom, time, writer}',
-      keyId: cp.key.kid, publicKey: cp.key.publicKeyPem, publicJwk: { ...cp.key.jwk, kid: cp.key.kid },
-      writer: cp.writer, items: cp.recent(q.limit ?? 100),
+      algorithm: 'Ed25519',
+      format: 'JWS compact serialisation (RFC 7515), alg EdDSA (RFC 8037); payload {seq, hash, keyedFrom, time, writer}',
+      keyId: cp.key.kid,
+      publicKey: cp.key.publicKeyPem,
+      publicJwk: { ...cp.key.jwk, kid: cp.key.kid },
+      writer: cp.writer,
+      items: cp.recent(q.limit ?? 100),
     });
   });
   return r;

@@ -7,23 +7,33 @@ import { parseBody } from '../validate.js';
 import { actorOf } from '../../ca/authorization.js';
 import { caId, noQuery, pathParams, queryParams } from '../params.js';
 
-const createSchema = z.object({
-  parentId: caId,
-  subject: z.string().min(3).max(512),
-  keyAlgorithm: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'),
-  validityDays: z.number().int().min(1).max(36500).default(1825),
-  pathLen: z.number().int().min(0).max(10).default(0),
-  nameConstraints: z.object({
-    permittedDns: z.array(z.string()).optional(), excludedDns: z.array(z.string()).optional(),
-    permittedIp: z.array(z.string()).optional(), excludedIp: z.array(z.string()).optional(),
-    permittedEmail: z.array(z.string()).optional(), excludedEmail: z.array(z.string()).optional(),
-  }).strict().optional(),
-}).strict();
-const importSchema = z.object({
-  certificate: z.string().min(1).max(65536),
-  privateKey: z.string().min(1).max(65536),
-  passphrase: z.string().max(1024).optional(),
-}).strict();
+const createSchema = z
+  .object({
+    parentId: caId,
+    subject: z.string().min(3).max(512),
+    keyAlgorithm: z.enum(KEY_ALGORITHMS).default('ecdsa-p256'),
+    validityDays: z.number().int().min(1).max(36500).default(1825),
+    pathLen: z.number().int().min(0).max(10).default(0),
+    nameConstraints: z
+      .object({
+        permittedDns: z.array(z.string()).optional(),
+        excludedDns: z.array(z.string()).optional(),
+        permittedIp: z.array(z.string()).optional(),
+        excludedIp: z.array(z.string()).optional(),
+        permittedEmail: z.array(z.string()).optional(),
+        excludedEmail: z.array(z.string()).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+const importSchema = z
+  .object({
+    certificate: z.string().min(1).max(65536),
+    privateKey: z.string().min(1).max(65536),
+    passphrase: z.string().max(1024).optional(),
+  })
+  .strict();
 const caPath = z.object({ id: caId }).strict();
 import { caUrls, type CaContext } from '../../ca/context.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
@@ -43,10 +53,20 @@ export function caRoutes(ctx: CaContext): Router {
     queryParams(noQuery, req.query);
     const actor = actorOf(req.principal!);
     const body = req.body as Record<string, unknown> | undefined;
-    const row = body && 'certificate' in body
-      ? await (async () => { const b = parseBody(importSchema, body); return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor, sourceIp: req.ip }); })()
-      : await (async () => { const b = parseBody(createSchema, body); return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip); })();
-    res.status(201).location(`/api/v1/cas/${row.id}`).json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
+    const row =
+      body && 'certificate' in body
+        ? await (async () => {
+            const b = parseBody(importSchema, body);
+            return importCa(ctx, b.certificate, b.privateKey, { passphrase: b.passphrase, actor, sourceIp: req.ip });
+          })()
+        : await (async () => {
+            const b = parseBody(createSchema, body);
+            return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip);
+          })();
+    res
+      .status(201)
+      .location(`/api/v1/cas/${row.id}`)
+      .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
   });
   r.get('/cas/:id', requireAuth(ctx, 'ca.read'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);
@@ -57,9 +77,19 @@ export function caRoutes(ctx: CaContext): Router {
     const akiExt = c.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.authorityKeyIdentifier);
     const aki = akiExt ? AsnConvert.parse(akiExt.extnValue.buffer, AuthorityKeyIdentifier).keyIdentifier : undefined;
     res.json({
-      id: ca.id, name: ca.name, parentId: ca.parentId, status: ca.status, keyAlgorithm: ca.keyAlgorithm,
-      subject: ca.subject, issuer: nameToString(c.issuerNameDer), serial: ca.serial, notBefore: ca.notBefore, notAfter: ca.notAfter,
-      fingerprintSha256: ca.fingerprint, pathLen: ca.pathLen, subjectKeyId: c.subjectKeyId.toString('hex'),
+      id: ca.id,
+      name: ca.name,
+      parentId: ca.parentId,
+      status: ca.status,
+      keyAlgorithm: ca.keyAlgorithm,
+      subject: ca.subject,
+      issuer: nameToString(c.issuerNameDer),
+      serial: ca.serial,
+      notBefore: ca.notBefore,
+      notAfter: ca.notAfter,
+      fingerprintSha256: ca.fingerprint,
+      pathLen: ca.pathLen,
+      subjectKeyId: c.subjectKeyId.toString('hex'),
       authorityKeyId: aki ? Buffer.from(aki.buffer).toString('hex') : null,
       urls: caUrls(ctx.config.publicUrl, ca.id),
       certificate: toPem(ca.certificateDer),

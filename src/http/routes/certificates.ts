@@ -10,31 +10,51 @@ import { caId, isoDate, limit, listCursor, noQuery, pathParams, queryParams, ser
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
 
-export const issueSchema = z.object({
-  csr: z.string().min(1, 'must not be empty').max(MAX_CSR_BYTES * 2, `must be at most ${MAX_CSR_BYTES * 2} characters`),
-  profile: z.string().min(1).max(64),
-  validityDays: z.number().optional(),
-  caId: caId.optional(),
-}).strict();
+export const issueSchema = z
+  .object({
+    csr: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(MAX_CSR_BYTES * 2, `must be at most ${MAX_CSR_BYTES * 2} characters`),
+    profile: z.string().min(1).max(64),
+    validityDays: z.number().optional(),
+    caId: caId.optional(),
+  })
+  .strict();
 
-const renewSchema = z.object({ csr: z.string().min(1).max(MAX_CSR_BYTES * 2).optional() }).strict();
+const renewSchema = z
+  .object({
+    csr: z
+      .string()
+      .min(1)
+      .max(MAX_CSR_BYTES * 2)
+      .optional(),
+  })
+  .strict();
 
-const listSchema = z.object({
-  status: z.enum(['good', 'revoked', 'expired', 'hold']).optional(),
-  profile: text(64).optional(),
-  subject: text(256).optional(),
-  san: text(256).optional(),
-  caId: caId.optional(),
-  expiresBefore: isoDate.optional(),
-  cursor: listCursor.optional(),
-  limit: limit(500).optional(),
-}).strict();
+const listSchema = z
+  .object({
+    status: z.enum(['good', 'revoked', 'expired', 'hold']).optional(),
+    profile: text(64).optional(),
+    subject: text(256).optional(),
+    san: text(256).optional(),
+    caId: caId.optional(),
+    expiresBefore: isoDate.optional(),
+    cursor: listCursor.optional(),
+    limit: limit(500).optional(),
+  })
+  .strict();
 
 export const serialPath = z.object({ serial }).strict();
 
-
 export const issuedJson = (c: IssuedCertificate) => ({
-  serial: c.serial, certificate: c.certificate, chain: c.chain, notBefore: c.notBefore, notAfter: c.notAfter, profile: c.profile, caId: c.caId,
+  serial: c.serial,
+  certificate: c.certificate,
+  chain: c.chain,
+  notBefore: c.notBefore,
+  notAfter: c.notAfter,
+  profile: c.profile,
+  caId: c.caId,
 });
 
 export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
@@ -52,7 +72,12 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
     const p = pathParams(serialPath, req.params);
     queryParams(noQuery, req.query);
     const cert = await getCertificate(ctx, p.serial);
-    authorizeCertificate(req.principal!, 'certificate.read', { serial: cert.serial, profile: cert.profile, sans: cert.sans as SanEntry[], commonName: cert.commonName }, issuance.profiles.get(cert.profile)?.hostlessUriSchemes);
+    authorizeCertificate(
+      req.principal!,
+      'certificate.read',
+      { serial: cert.serial, profile: cert.profile, sans: cert.sans as SanEntry[], commonName: cert.commonName },
+      issuance.profiles.get(cert.profile)?.hostlessUriSchemes,
+    );
     res.json(cert);
   });
   r.post('/certificates/:serial/renew', requireAuth(ctx, 'certificate.renew'), async (req, res) => {
@@ -60,7 +85,10 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
     queryParams(noQuery, req.query);
     const body = parseBody(renewSchema, req.body);
     const cert = await issuance.renew(p.serial, body.csr, requesterOf(req));
-    res.status(201).location(`/api/v1/certificates/${cert.serial}`).json({ ...issuedJson(cert), predecessorSerial: p.serial });
+    res
+      .status(201)
+      .location(`/api/v1/certificates/${cert.serial}`)
+      .json({ ...issuedJson(cert), predecessorSerial: p.serial });
   });
   r.get('/profiles', requireAuth(ctx, 'profile.list'), (req, res) => {
     queryParams(noQuery, req.query);

@@ -5,15 +5,24 @@ import type { Metrics } from '../../observability/metrics.js';
 /** `cluster`, in a worker: whether every worker of the cluster has started. */
 export function healthRoutes(ctx: CaContext, metrics: Metrics, cluster?: () => boolean): Router {
   const r = Router();
-  r.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
   r.get('/readyz', async (_req, res) => {
     const checks: Record<string, string> = {};
-    try { await ctx.db.ping(); checks.database = 'ok'; } catch (e) { checks.database = `unreachable: ${(e as Error).message.split('\n')[0]}`; }
+    try {
+      await ctx.db.ping();
+      checks.database = 'ok';
+    } catch (e) {
+      checks.database = `unreachable: ${(e as Error).message.split('\n')[0]}`;
+    }
     try {
       const active = await ctx.stores.cas.onlineActive();
       for (const a of active) await ctx.keys.signer(a.keyId!);
       checks.keys = active.length ? 'unlocked' : 'no online CA key';
-    } catch (e) { checks.keys = `locked: ${(e as Error).message}`; }
+    } catch (e) {
+      checks.keys = `locked: ${(e as Error).message}`;
+    }
     if (cluster) checks.cluster = cluster() ? 'all workers started' : 'other workers still starting';
     const ready = checks.database === 'ok' && checks.keys === 'unlocked' && (!cluster || cluster());
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });

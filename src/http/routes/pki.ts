@@ -10,19 +10,34 @@ export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
   r.get('/pki/:file', async (req, res) => {
     const f = pkiFile.safeParse(req.params.file);
     // A name that cannot be a PKI object is one that does not exist.
-    if (!f.success) throw new SignetError('not-found', `no PKI object named ${JSON.stringify(String(req.params.file).slice(0, 80))}; expected /pki/<caId>.crt or /pki/<caId>.crl`);
+    if (!f.success)
+      throw new SignetError(
+        'not-found',
+        `no PKI object named ${JSON.stringify(String(req.params.file).slice(0, 80))}; expected /pki/<caId>.crt or /pki/<caId>.crl`,
+      );
     queryParams(noQuery, req.query);
     const { caId, kind } = f.data;
     if (kind === 'crl') {
       const crl = await crls.current(caId);
       if (!crl) {
         const exists = await ctx.stores.cas.exists(caId);
-        throw new SignetError('not-found', exists ? `CA ${caId} has no CRL yet (an offline CA's CRL is signed with \`signet crl --ca ${caId} --key <file>\`)` : `CA ${caId} does not exist`);
+        throw new SignetError(
+          'not-found',
+          exists ? `CA ${caId} has no CRL yet (an offline CA's CRL is signed with \`signet crl --ca ${caId} --key <file>\`)` : `CA ${caId} does not exist`,
+        );
       }
       const etag = `"crl-${caId}-${crl.number}"`;
       const maxAge = Math.max(0, Math.min(300, Math.floor((crl.nextUpdate.getTime() - ctx.now().getTime()) / 1000)));
-      res.set({ 'Cache-Control': `public, max-age=${maxAge}, no-transform`, ETag: etag, 'Last-Modified': crl.thisUpdate.toUTCString(), Expires: crl.nextUpdate.toUTCString() });
-      if (req.headers['if-none-match'] === etag) { res.status(304).end(); return; }
+      res.set({
+        'Cache-Control': `public, max-age=${maxAge}, no-transform`,
+        ETag: etag,
+        'Last-Modified': crl.thisUpdate.toUTCString(),
+        Expires: crl.nextUpdate.toUTCString(),
+      });
+      if (req.headers['if-none-match'] === etag) {
+        res.status(304).end();
+        return;
+      }
       res.type('application/pkix-crl').send(crl.der);
       return;
     }

@@ -10,14 +10,18 @@ import { parseBody } from '../validate.js';
 import { serialPath } from './certificates.js';
 
 // removeFromCRL is an RFC 5280 name: let it through so the service refuses it with a precise reason.
-const reason = z.string({ required_error: 'Required: one of ' + REVOKE_REASONS.join(', ') }).refine((r) => (REVOCATION_REASONS as readonly string[]).includes(r), {
-  message: `must be an RFC 5280 reason name: ${REVOKE_REASONS.join(', ')}`,
-});
-const revokeSchema = z.object({
-  reason,
-  invalidityDate: isoDate.optional(),
-  caId: caId.optional(),
-}).strict();
+const reason = z
+  .string({ required_error: 'Required: one of ' + REVOKE_REASONS.join(', ') })
+  .refine((r) => (REVOCATION_REASONS as readonly string[]).includes(r), {
+    message: `must be an RFC 5280 reason name: ${REVOKE_REASONS.join(', ')}`,
+  });
+const revokeSchema = z
+  .object({
+    reason,
+    invalidityDate: isoDate.optional(),
+    caId: caId.optional(),
+  })
+  .strict();
 const caPath = z.object({ id: caId }).strict();
 
 export function revocationRoutes(ctx: CaContext, revocation: Revocation): Router {

@@ -16,7 +16,10 @@ export function oid(text: string): Buffer {
   for (const arc of [arcs[0]! * 40n + arcs[1]!, ...arcs.slice(2)]) {
     const chunk: number[] = [];
     let v = arc;
-    do { chunk.unshift(Number(v & 0x7fn)); v >>= 7n; } while (v > 0n);
+    do {
+      chunk.unshift(Number(v & 0x7fn));
+      v >>= 7n;
+    } while (v > 0n);
     for (let i = 0; i < chunk.length - 1; i++) chunk[i]! |= 0x80;
     out.push(...chunk);
   }
@@ -24,19 +27,41 @@ export function oid(text: string): Buffer {
 }
 
 export const OIDS = {
-  ecPublicKey: '1.2.840.10045.2.1', rsa: '1.2.840.113549.1.1.1', ed25519: '1.3.101.112',
-  p256: '1.2.840.10045.3.1.7', p384: '1.3.132.0.34', p521: '1.3.132.0.35',
-  ecdsaSha256: '1.2.840.10045.4.3.2', ecdsaSha384: '1.2.840.10045.4.3.3', ecdsaSha512: '1.2.840.10045.4.3.4',
-  sha256Rsa: '1.2.840.113549.1.1.11', extensionRequest: '1.2.840.113549.1.9.14', san: '2.5.29.17',
-  cn: '2.5.4.3', o: '2.5.4.10', ou: '2.5.4.11', c: '2.5.4.6', basicConstraints: '2.5.29.19', keyUsage: '2.5.29.15',
-  sha1: '1.3.14.3.2.26', sha256: '2.16.840.1.101.3.4.2.1', sha384: '2.16.840.1.101.3.4.2.2', sha512: '2.16.840.1.101.3.4.2.3',
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsa: '1.2.840.113549.1.1.1',
+  ed25519: '1.3.101.112',
+  p256: '1.2.840.10045.3.1.7',
+  p384: '1.3.132.0.34',
+  p521: '1.3.132.0.35',
+  ecdsaSha256: '1.2.840.10045.4.3.2',
+  ecdsaSha384: '1.2.840.10045.4.3.3',
+  ecdsaSha512: '1.2.840.10045.4.3.4',
+  sha256Rsa: '1.2.840.113549.1.1.11',
+  extensionRequest: '1.2.840.113549.1.9.14',
+  san: '2.5.29.17',
+  cn: '2.5.4.3',
+  o: '2.5.4.10',
+  ou: '2.5.4.11',
+  c: '2.5.4.6',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
   ocspNonce: '1.3.6.1.5.5.7.48.1.2',
 } as const;
 
 export type KeyName = 'p256' | 'p384' | 'p521' | 'ed25519' | 'rsa2048';
 export const KEY_NAMES: KeyName[] = ['p256', 'p384', 'p521', 'ed25519', 'rsa2048'];
 
-export interface SigningKey { name: KeyName; privateKey: KeyObject; spki: Buffer; sigAlg: Buffer; hash: string | null }
+export interface SigningKey {
+  name: KeyName;
+  privateKey: KeyObject;
+  spki: Buffer;
+  sigAlg: Buffer;
+  hash: string | null;
+}
 
 let keys: Record<KeyName, SigningKey> | undefined;
 
@@ -44,13 +69,23 @@ let keys: Record<KeyName, SigningKey> | undefined;
 export function signingKeys(): Record<KeyName, SigningKey> {
   if (keys) return keys;
   const make = (name: KeyName): SigningKey => {
-    const pair = name === 'ed25519' ? generateKeyPairSync('ed25519')
-      : name === 'rsa2048' ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-        : generateKeyPairSync('ec', { namedCurve: { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[name] });
+    const pair =
+      name === 'ed25519'
+        ? generateKeyPairSync('ed25519')
+        : name === 'rsa2048'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : generateKeyPairSync('ec', { namedCurve: { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[name] });
     const spki = pair.publicKey.export({ type: 'spki', format: 'der' });
-    const [alg, hash] = name === 'ed25519' ? [seq(oid(OIDS.ed25519)), null]
-      : name === 'rsa2048' ? [seq(oid(OIDS.sha256Rsa), Buffer.from([5, 0])), 'sha256']
-        : name === 'p256' ? [seq(oid(OIDS.ecdsaSha256)), 'sha256'] : name === 'p384' ? [seq(oid(OIDS.ecdsaSha384)), 'sha384'] : [seq(oid(OIDS.ecdsaSha512)), 'sha512'];
+    const [alg, hash] =
+      name === 'ed25519'
+        ? [seq(oid(OIDS.ed25519)), null]
+        : name === 'rsa2048'
+          ? [seq(oid(OIDS.sha256Rsa), Buffer.from([5, 0])), 'sha256']
+          : name === 'p256'
+            ? [seq(oid(OIDS.ecdsaSha256)), 'sha256']
+            : name === 'p384'
+              ? [seq(oid(OIDS.ecdsaSha384)), 'sha384']
+              : [seq(oid(OIDS.ecdsaSha512)), 'sha512'];
     return { name, privateKey: pair.privateKey, spki, sigAlg: alg, hash };
   };
   keys = Object.fromEntries(KEY_NAMES.map((n) => [n, make(n)])) as Record<KeyName, SigningKey>;
@@ -85,10 +120,17 @@ function ipBytes(text: string): Buffer {
     const right = r === undefined ? [] : groups(r);
     const all = r === undefined ? left : [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
     const b = Buffer.alloc(16);
-    all.slice(0, 8).forEach((g, i) => { b.writeUInt16BE(g, i * 2); });
+    all.slice(0, 8).forEach((g, i) => {
+      b.writeUInt16BE(g, i * 2);
+    });
     return b;
   }
-  return Buffer.from(text.split('.').slice(0, 4).map((x) => Number(x) & 0xff));
+  return Buffer.from(
+    text
+      .split('.')
+      .slice(0, 4)
+      .map((x) => Number(x) & 0xff),
+  );
 }
 
 export function csrInfo(spec: CsrSpec): Buffer {
@@ -134,7 +176,13 @@ export function mutateWhole(der: Buffer, steps: MutationStep[]): Buffer {
 // ---------------------------------------------------------------------------------------------
 // OCSP requests
 
-export interface CertIdSpec { hash: 'sha1' | 'sha256' | 'sha384' | 'sha512' | 'md5'; nameHash: Buffer; keyHash: Buffer; serial: Buffer; nullParams: boolean }
+export interface CertIdSpec {
+  hash: 'sha1' | 'sha256' | 'sha384' | 'sha512' | 'md5';
+  nameHash: Buffer;
+  keyHash: Buffer;
+  serial: Buffer;
+  nullParams: boolean;
+}
 export interface OcspRequestSpec {
   version?: boolean;
   requestorName?: boolean;

@@ -38,11 +38,14 @@ export function lenientHeader(buf: Uint8Array, off: number, limit = buf.length):
 }
 
 /** Why `buf` (exactly one element) is not canonical DER, or null. */
-export function derProblem(buf: Uint8Array, options: {
-  encapsulated?: (path: number[], tag: number, content: Uint8Array) => boolean;
-  /** Where an Extension can be (the explicit-FALSE rule is the Extension schema's); default: anywhere. */
-  extension?: (path: number[]) => boolean;
-} = {}): string | null {
+export function derProblem(
+  buf: Uint8Array,
+  options: {
+    encapsulated?: (path: number[], tag: number, content: Uint8Array) => boolean;
+    /** Where an Extension can be (the explicit-FALSE rule is the Extension schema's); default: anywhere. */
+    extension?: (path: number[]) => boolean;
+  } = {},
+): string | null {
   // Past this depth the contents are not walked (a deeper walk would overflow the stack); the
   // element's own header is still checked.
   const MAX_DEPTH = 800;
@@ -81,8 +84,17 @@ export function derProblem(buf: Uint8Array, options: {
         p = next;
       }
       // An Extension with an explicit critical FALSE: DER omits DEFAULT values (X.690 §11.5).
-      if (tag === 0x30 && (options.extension?.(path) ?? true) && kids.length === 3 && buf[kids[0]![0]] === 0x06 && buf[kids[1]![0]] === 0x01 && buf[kids[2]![0]] === 0x04
-        && buf[kids[1]![0] + 1] === 1 && buf[kids[1]![0] + 2] === 0) return [off, `explicit DEFAULT FALSE (critical) at ${kids[1]![0]}`];
+      if (
+        tag === 0x30 &&
+        (options.extension?.(path) ?? true) &&
+        kids.length === 3 &&
+        buf[kids[0]![0]] === 0x06 &&
+        buf[kids[1]![0]] === 0x01 &&
+        buf[kids[2]![0]] === 0x04 &&
+        buf[kids[1]![0] + 1] === 1 &&
+        buf[kids[1]![0] + 2] === 0
+      )
+        return [off, `explicit DEFAULT FALSE (critical) at ${kids[1]![0]}`];
       return [end, null];
     }
     if (universal) {
@@ -90,7 +102,8 @@ export function derProblem(buf: Uint8Array, options: {
         case 0x01:
           if (c.length !== 1 || (c[0] !== 0 && c[0] !== 0xff)) return [off, `BOOLEAN not 00/FF at ${off}`];
           break;
-        case 0x02: case 0x0a:
+        case 0x02:
+        case 0x0a:
           if (c.length === 0) return [off, `empty INTEGER at ${off}`];
           if (c.length > 1 && ((c[0] === 0 && !(c[1]! & 0x80)) || (c[0] === 0xff && c[1]! & 0x80))) return [off, `non-minimal INTEGER at ${off}`];
           break;
@@ -106,7 +119,7 @@ export function derProblem(buf: Uint8Array, options: {
         case 0x03:
           if (c.length === 0) return [off, `empty BIT STRING at ${off}`];
           if (c[0]! > 7 || (c.length === 1 && c[0] !== 0)) return [off, `bad BIT STRING unused-bits byte at ${off}`];
-          if (c.length > 1 && (c[c.length - 1]! & ((1 << c[0]!) - 1))) return [off, `BIT STRING unused bits not zero at ${off}`];
+          if (c.length > 1 && c[c.length - 1]! & ((1 << c[0]!) - 1)) return [off, `BIT STRING unused bits not zero at ${off}`];
           break;
       }
     }
@@ -221,14 +234,41 @@ const clone = (n: Node): Node => ({
 
 /** The mutation kinds, each a small deterministic function of (tree, node choice, a few numbers). */
 export const MUTATIONS = [
-  'nonMinimalLength', 'indefiniteLength', 'lengthPlus', 'lengthMinus', 'hugeLength', 'padOid', 'emptyContent',
-  'nonMinimalInteger', 'booleanOne', 'criticalFalse', 'randomContent', 'flipBit', 'setByte', 'duplicateKid',
-  'removeKid', 'swapKids', 'changeTag', 'highTag', 'nest', 'huge', 'bitStringUnused', 'infinityPoint', 'truncateContent',
-  'zeroContent', 'appendTrailing',
+  'nonMinimalLength',
+  'indefiniteLength',
+  'lengthPlus',
+  'lengthMinus',
+  'hugeLength',
+  'padOid',
+  'emptyContent',
+  'nonMinimalInteger',
+  'booleanOne',
+  'criticalFalse',
+  'randomContent',
+  'flipBit',
+  'setByte',
+  'duplicateKid',
+  'removeKid',
+  'swapKids',
+  'changeTag',
+  'highTag',
+  'nest',
+  'huge',
+  'bitStringUnused',
+  'infinityPoint',
+  'truncateContent',
+  'zeroContent',
+  'appendTrailing',
 ] as const;
 export type Mutation = (typeof MUTATIONS)[number];
 
-export interface MutationStep { kind: Mutation; at: number; a: number; b: number; bytes: number[] }
+export interface MutationStep {
+  kind: Mutation;
+  at: number;
+  a: number;
+  b: number;
+  bytes: number[];
+}
 
 /**
  * Applies one mutation to a copy of `root`: the node is `at` modulo the node count, `a` and `b`
@@ -253,7 +293,10 @@ export function mutate(root: Node, step: MutationStep): Node {
       const real = bodyLength(node);
       const width = Math.min(4, minBytes(real) + (real < 0x80 ? a % 3 : 1 + (a % 2)));
       const bytes: number[] = [];
-      for (let v = real, i = 0; i < width; i++) { bytes.unshift(v & 0xff); v = Math.floor(v / 256); }
+      for (let v = real, i = 0; i < width; i++) {
+        bytes.unshift(v & 0xff);
+        v = Math.floor(v / 256);
+      }
       node.lengthOverride = Buffer.from([0x80 | width, ...bytes]);
       break;
     }
@@ -294,8 +337,10 @@ export function mutate(root: Node, step: MutationStep): Node {
       break;
     case 'criticalFalse': {
       // An Extension-shaped SEQUENCE { OID, OCTET STRING }: insert the DEFAULT.
-      const ext = node.kids && node.kids.length === 2 && node.kids[0]!.tag === 0x06 && node.kids[1]!.tag === 0x04 ? node
-        : nodes.map((x) => x.node).find((x) => x.kids && x.kids.length === 2 && x.kids[0]!.tag === 0x06 && x.kids[1]!.tag === 0x04);
+      const ext =
+        node.kids && node.kids.length === 2 && node.kids[0]!.tag === 0x06 && node.kids[1]!.tag === 0x04
+          ? node
+          : nodes.map((x) => x.node).find((x) => x.kids && x.kids.length === 2 && x.kids[0]!.tag === 0x06 && x.kids[1]!.tag === 0x04);
       if (ext) ext.kids!.splice(1, 0, { tag: 0x01, content: Buffer.from([a % 2 ? 0x00 : 0x01]) });
       break;
     }
@@ -362,7 +407,10 @@ export function mutate(root: Node, step: MutationStep): Node {
       if (node.tag === 0x03) {
         const enc = encodeTree(node);
         const h = lenientHeader(enc, 0);
-        if (h && h.length > 0) { enc[h.headerLength] = a % 9; replaceWithRaw(node, enc); }
+        if (h && h.length > 0) {
+          enc[h.headerLength] = a % 9;
+          replaceWithRaw(node, enc);
+        }
       }
       break;
     case 'infinityPoint': {
@@ -371,7 +419,14 @@ export function mutate(root: Node, step: MutationStep): Node {
       if (target) {
         delete target.kids;
         delete target.bitPrefix;
-        const forms = [[0x00, 0x00], [0x00], [0x00, 0x04], [0x00, 0x02, ...new Array(32).fill(0)], [0x00, 0x04, ...new Array(64).fill(0)], [0x00, 0x03, ...new Array(48).fill(0xff)]];
+        const forms = [
+          [0x00, 0x00],
+          [0x00],
+          [0x00, 0x04],
+          [0x00, 0x02, ...new Array(32).fill(0)],
+          [0x00, 0x04, ...new Array(64).fill(0)],
+          [0x00, 0x03, ...new Array(48).fill(0xff)],
+        ];
         target.content = Buffer.from(forms[a % forms.length]!);
       }
       break;

@@ -88,14 +88,37 @@ export async function fuzzTarget(target: string, ext: string, options: FuzzOptio
     workers++;
     const firstSeed = nextSeed;
     const workerSeed = (seed + attempt * 7919) % 2 ** 31;
-    const outcome = await runChild([target, '--ms', String(left), '--seed', String(workerSeed), '--last', lastFile, '--results', results, '--known', knownFile, '--skip', skipFile, '--from-seed', String(nextSeed)], lastFile, budget + 60_000 + HANG_MS);
+    const outcome = await runChild(
+      [
+        target,
+        '--ms',
+        String(left),
+        '--seed',
+        String(workerSeed),
+        '--last',
+        lastFile,
+        '--results',
+        results,
+        '--known',
+        knownFile,
+        '--skip',
+        skipFile,
+        '--from-seed',
+        String(nextSeed),
+      ],
+      lastFile,
+      budget + 60_000 + HANG_MS,
+    );
     const { records, done, progress } = readResults();
     for (const r of records) {
       failures.push(r);
       appendFileSync(knownFile, r.signature + '\n');
       options.log?.(`${target}: ${r.kind}: ${r.signature}`);
     }
-    if (done) { runs += done.runs; break; }
+    if (done) {
+      runs += done.runs;
+      break;
+    }
     runs += Math.max(progress, nextSeed - firstSeed);
     // The worker died or hung: the input it was running is the culprit.
     const input = existsSync(lastFile) ? readFileSync(lastFile) : Buffer.alloc(0);
@@ -105,11 +128,15 @@ export async function fuzzTarget(target: string, ext: string, options: FuzzOptio
     appendFileSync(skipFile, sha(input) + '\n');
     if (!failures.some((f) => f.signature === signature)) {
       const rec: FailureRecord = {
-        kind, signature,
-        message: outcome.hung ? `the worker made no progress for ${HANG_MS} ms on one input and was killed`
+        kind,
+        signature,
+        message: outcome.hung
+          ? `the worker made no progress for ${HANG_MS} ms on one input and was killed`
           : `the worker process died (${outcome.signal ?? `exit code ${outcome.code}`}): ${native.head}`,
         stack: native.stack || outcome.stderr.slice(-4000),
-        input: input.toString('base64'), inputSha256: sha(input), phase: 'supervisor',
+        input: input.toString('base64'),
+        inputSha256: sha(input),
+        phase: 'supervisor',
       };
       failures.push(rec);
       appendFileSync(knownFile, signature + '\n');
@@ -130,7 +157,12 @@ export async function fuzzTarget(target: string, ext: string, options: FuzzOptio
   return { target, seconds: options.seconds, runs, ms: Date.now() - started, workers, failures, saved, seed };
 }
 
-interface ChildOutcome { code: number | null; signal: NodeJS.Signals | null; stderr: string; hung: boolean }
+interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  hung: boolean;
+}
 
 function runChild(args: string[], lastFile: string, hardLimitMs: number): Promise<ChildOutcome> {
   return new Promise((resolve) => {
@@ -141,10 +173,16 @@ function runChild(args: string[], lastFile: string, hardLimitMs: number): Promis
     let stderr = '';
     let hung = false;
     const spawned = Date.now();
-    child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-64 * 1024); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-64 * 1024);
+    });
     const timer = setInterval(() => {
       let lastWrite = spawned;
-      try { lastWrite = Math.max(spawned, statSync(lastFile).mtimeMs); } catch { /* no input yet */ }
+      try {
+        lastWrite = Math.max(spawned, statSync(lastFile).mtimeMs);
+      } catch {
+        /* no input yet */
+      }
       if (Date.now() - lastWrite > HANG_MS || Date.now() - spawned > hardLimitMs) {
         hung = true;
         child.kill('SIGKILL');
@@ -161,18 +199,31 @@ function runChild(args: string[], lastFile: string, hardLimitMs: number): Promis
 /** The native failure line and the JavaScript stack node prints when it aborts. */
 function nativeMessage(stderr: string): { head: string; frame?: string; stack: string } {
   const lines = stderr.split('\n');
-  const head = lines.find((l) => /Assertion failed|FATAL ERROR|Fatal error|Segmentation fault|heap out of memory|Check failed/.test(l))?.replace(/^\s*#\s*/, '').trim()
-    ?? (lines.filter(Boolean).slice(-1)[0] ?? 'no message').trim();
+  const head =
+    lines
+      .find((l) => /Assertion failed|FATAL ERROR|Fatal error|Segmentation fault|heap out of memory|Check failed/.test(l))
+      ?.replace(/^\s*#\s*/, '')
+      .trim() ?? (lines.filter(Boolean).slice(-1)[0] ?? 'no message').trim();
   const js = stderr.indexOf('----- JavaScript stack trace -----');
   const stack = js >= 0 ? stderr.slice(Math.max(0, stderr.lastIndexOf('\n', Math.max(0, stderr.indexOf(head) - 1))), js + 2000) : stderr.slice(-3000);
-  const frame = js >= 0 ? stderr.slice(js).split('\n').find((l) => /\/src\//.test(l))?.replace(/^\s*\d+:\s*/, '').replace(/\(.*\/src\//, '(src/').replace(/:\d+:\d+\)$/, ')') : undefined;
+  const frame =
+    js >= 0
+      ? stderr
+          .slice(js)
+          .split('\n')
+          .find((l) => /\/src\//.test(l))
+          ?.replace(/^\s*\d+:\s*/, '')
+          .replace(/\(.*\/src\//, '(src/')
+          .replace(/:\d+:\d+\)$/, ')')
+      : undefined;
   return { head: head.slice(0, 200), frame, stack };
 }
 
 /** A failure as a paragraph a person can act on. */
 export function formatFailure(target: string, f: FailureRecord, file?: string): string {
   const input = Buffer.from(f.input, 'base64');
-  const shown = input.length <= 600 ? `base64 ${f.input}` : `${input.length} bytes (see the file), starting base64 ${input.subarray(0, 120).toString('base64')}…`;
+  const shown =
+    input.length <= 600 ? `base64 ${f.input}` : `${input.length} bytes (see the file), starting base64 ${input.subarray(0, 120).toString('base64')}…`;
   return [
     `[${target}] ${f.kind.toUpperCase()}: ${f.message.split('\n')[0]}`,
     `  signature: ${f.signature}`,

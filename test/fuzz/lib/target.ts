@@ -13,7 +13,10 @@ export interface Codec<T> {
   decode(bytes: Buffer): T;
 }
 
-export interface Seed<T> { name: string; input: T }
+export interface Seed<T> {
+  name: string;
+  input: T;
+}
 
 export interface Target<T> {
   name: string;
@@ -50,12 +53,20 @@ export const underTest = { ms: 0 };
 
 export function timed<R>(fn: () => R): R {
   const t0 = performance.now();
-  try { return fn(); } finally { underTest.ms += performance.now() - t0; }
+  try {
+    return fn();
+  } finally {
+    underTest.ms += performance.now() - t0;
+  }
 }
 
 export async function timedAsync<R>(fn: () => Promise<R>): Promise<R> {
   const t0 = performance.now();
-  try { return await fn(); } finally { underTest.ms += performance.now() - t0; }
+  try {
+    return await fn();
+  } finally {
+    underTest.ms += performance.now() - t0;
+  }
 }
 
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: SignetError };
@@ -70,9 +81,15 @@ export function outcome<R>(what: string, fn: () => R): Outcome<R> {
   } catch (e) {
     if (e instanceof SignetError) {
       if (e.status >= 400 && e.status < 500) return { ok: false, error: e };
-      throw new Violation(`${what} answered ${e.status} (${e.type}: ${e.detail}); hostile input must be a 4xx`, { cause: e, key: `${what} answered ${e.status} ${e.type}` });
+      throw new Violation(`${what} answered ${e.status} (${e.type}: ${e.detail}); hostile input must be a 4xx`, {
+        cause: e,
+        key: `${what} answered ${e.status} ${e.type}`,
+      });
     }
-    throw new Violation(`${what} threw ${describeError(e)} instead of a SignetError`, { cause: e, key: `${what} threw ${e instanceof Error ? e.name : typeof e}` });
+    throw new Violation(`${what} threw ${describeError(e)} instead of a SignetError`, {
+      cause: e,
+      key: `${what} threw ${e instanceof Error ? e.name : typeof e}`,
+    });
   }
 }
 
@@ -95,13 +112,22 @@ export const bytesCodec: Codec<Buffer> = {
 export function jsonCodec<T>(): Codec<T> {
   return {
     ext: 'json',
-    encode: (x) => Buffer.from(JSON.stringify(x, (_k, v: unknown) => {
-      if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
-        return { $hex: Buffer.from((v as { data: number[] }).data).toString('hex') };
-      }
-      return v;
-    }, 1)),
-    decode: (b) => JSON.parse(b.toString('utf8'), (_k, v: unknown) =>
-      (v && typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string' ? Buffer.from((v as { $hex: string }).$hex, 'hex') : v)) as T,
+    encode: (x) =>
+      Buffer.from(
+        JSON.stringify(
+          x,
+          (_k, v: unknown) => {
+            if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+              return { $hex: Buffer.from((v as { data: number[] }).data).toString('hex') };
+            }
+            return v;
+          },
+          1,
+        ),
+      ),
+    decode: (b) =>
+      JSON.parse(b.toString('utf8'), (_k, v: unknown) =>
+        v && typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string' ? Buffer.from((v as { $hex: string }).$hex, 'hex') : v,
+      ) as T,
   };
 }

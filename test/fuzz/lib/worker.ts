@@ -38,9 +38,19 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** A stable name for a failure: kind, error type, message without numbers/quoted values, first frame in src/. */
 export function signatureOf(kind: string, e: unknown): string {
   const err = e instanceof Violation && e.cause instanceof Error ? e.cause : e;
-  const head = e instanceof Violation ? e.key ?? e.message : describeError(err);
-  const normalized = head.replace(/'[^']*'/g, "'…'").replace(/0x[0-9a-f]+|\d+/gi, 'N').slice(0, 160);
-  const frame = err instanceof Error ? (err.stack ?? '').split('\n').find((l) => /\/src\//.test(l))?.trim().replace(/:\d+:\d+\)?$/, '') : undefined;
+  const head = e instanceof Violation ? (e.key ?? e.message) : describeError(err);
+  const normalized = head
+    .replace(/'[^']*'/g, "'…'")
+    .replace(/0x[0-9a-f]+|\d+/gi, 'N')
+    .slice(0, 160);
+  const frame =
+    err instanceof Error
+      ? (err.stack ?? '')
+          .split('\n')
+          .find((l) => /\/src\//.test(l))
+          ?.trim()
+          .replace(/:\d+:\d+\)?$/, '')
+      : undefined;
   return `${kind} | ${normalized}${frame ? ` | ${frame.replace(/^at /, '').replace(/\(.*\/src\//, '(src/')}` : ''}`;
 }
 
@@ -53,7 +63,10 @@ function fullStack(e: unknown): string | undefined {
 
 export async function runWorker(argv: string[]): Promise<void> {
   const name = argv[0]!;
-  const opt = (k: string) => { const i = argv.indexOf(`--${k}`); return i < 0 ? undefined : argv[i + 1]; };
+  const opt = (k: string) => {
+    const i = argv.indexOf(`--${k}`);
+    return i < 0 ? undefined : argv[i + 1];
+  };
   const ms = Number(opt('ms') ?? 10_000);
   let fcSeed = Number(opt('seed') ?? Date.now() % 2 ** 31);
   const lastPath = opt('last')!;
@@ -93,7 +106,8 @@ export async function runWorker(argv: string[]): Promise<void> {
     } catch (e) {
       const ms = elapsed();
       // A broken property does not hide that the input was also slow.
-      if (ms > SLOW_MS) noteSlow({ kind: 'slow', error: new Violation(`one input took ${Math.round(ms)} ms (limit ${SLOW_MS} ms), and it also broke a property`), bytes, ms });
+      if (ms > SLOW_MS)
+        noteSlow({ kind: 'slow', error: new Violation(`one input took ${Math.round(ms)} ms (limit ${SLOW_MS} ms), and it also broke a property`), bytes, ms });
       return { kind: e instanceof Violation ? 'violation' : 'exception', error: e, bytes, ms };
     }
     let took = elapsed();
@@ -102,7 +116,11 @@ export async function runWorker(argv: string[]): Promise<void> {
       writeSync(last, bytes, 0, bytes.length, 0); // also tells the supervisor this process is alive
       const t1 = performance.now();
       underTest.ms = 0;
-      try { await target.check(input); } catch { /* judged above */ }
+      try {
+        await target.check(input);
+      } catch {
+        /* judged above */
+      }
       took = Math.min(took, underTest.ms > 0 ? underTest.ms : performance.now() - t1);
     }
     if (took > SLOW_MS) return { kind: 'slow', error: new Violation(`one input took ${Math.round(took)} ms (limit ${SLOW_MS} ms)`), bytes, ms: took };
@@ -149,23 +167,35 @@ export async function runWorker(argv: string[]): Promise<void> {
     if (left < 50) break;
     let details: fc.RunDetails<[unknown]>;
     try {
-      details = await fc.check(fc.asyncProperty(arb, async (input) => {
-      // Past the deadline every input passes, which also ends a shrink that is still going.
-      if (performance.now() > deadline) return;
-      const f = await runOne(input);
-      if (!f || known.has(signatureOf(f.kind, f.error))) return;
-      if (f.kind === 'slow') {
-        // Not shrunk: every shrink step would cost as long again.
-        const r = toRecord(f, 'explore', { fcSeed });
-        known.add(r.signature);
-        record(r);
-        return;
-      }
-      throw f.error instanceof Error ? f.error : new Error(String(f.error));
-    }), { seed: fcSeed, numRuns: 2 ** 31 - 1, interruptAfterTimeLimit: Math.floor(left), markInterruptAsFailure: false, endOnFailure: false });
+      details = await fc.check(
+        fc.asyncProperty(arb, async (input) => {
+          // Past the deadline every input passes, which also ends a shrink that is still going.
+          if (performance.now() > deadline) return;
+          const f = await runOne(input);
+          if (!f || known.has(signatureOf(f.kind, f.error))) return;
+          if (f.kind === 'slow') {
+            // Not shrunk: every shrink step would cost as long again.
+            const r = toRecord(f, 'explore', { fcSeed });
+            known.add(r.signature);
+            record(r);
+            return;
+          }
+          throw f.error instanceof Error ? f.error : new Error(String(f.error));
+        }),
+        { seed: fcSeed, numRuns: 2 ** 31 - 1, interruptAfterTimeLimit: Math.floor(left), markInterruptAsFailure: false, endOnFailure: false },
+      );
     } catch (e) {
       // A generator (harness) bug, not a finding about Signet: report it as such and stop.
-      record({ kind: 'exception', signature: `harness | ${describeError(e)}`, message: `the fuzz harness itself failed: ${describeError(e)}`, stack: fullStack(e), input: '', inputSha256: '', phase: 'explore', fcSeed });
+      record({
+        kind: 'exception',
+        signature: `harness | ${describeError(e)}`,
+        message: `the fuzz harness itself failed: ${describeError(e)}`,
+        stack: fullStack(e),
+        input: '',
+        inputSha256: '',
+        phase: 'explore',
+        fcSeed,
+      });
       break;
     }
     if (!details.failed || !details.counterexample) break;
@@ -183,5 +213,9 @@ export async function runWorker(argv: string[]): Promise<void> {
 }
 
 function readLines(path: string): string[] {
-  try { return readFileSync(path, 'utf8').split('\n').filter(Boolean); } catch { return []; }
+  try {
+    return readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
 }

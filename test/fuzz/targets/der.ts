@@ -23,8 +23,13 @@ import { derProblem, lenientHeader } from '../lib/der-tree.js';
 import { assertThat, bytesCodec, timed, Violation, type Target } from '../lib/target.js';
 
 function mustNotThrow<R>(what: string, fn: () => R): R {
-  try { return timed(fn); } catch (e) {
-    throw new Violation(`${what} threw ${(e as Error).name}: ${(e as Error).message}; its contract is to answer null, never to throw`, { cause: e, key: `a der-strict view threw ${(e as Error).name} instead of answering null` });
+  try {
+    return timed(fn);
+  } catch (e) {
+    throw new Violation(`${what} threw ${(e as Error).name}: ${(e as Error).message}; its contract is to answer null, never to throw`, {
+      cause: e,
+      key: `a der-strict view threw ${(e as Error).name} instead of answering null`,
+    });
   }
 }
 
@@ -44,15 +49,26 @@ function headerProblem(buf: Buffer, off: number): string | null {
 
 function checkReader(buf: Buffer, off: number): void {
   let h: ReturnType<typeof readHeader> | undefined;
-  try { h = timed(() => readHeader(buf, off)); } catch (e) {
-    if (!(e instanceof RangeError || e instanceof DerError)) throw new Violation(`readHeader threw ${(e as Error).name}, not a DerError or RangeError`, { cause: e });
+  try {
+    h = timed(() => readHeader(buf, off));
+  } catch (e) {
+    if (!(e instanceof RangeError || e instanceof DerError))
+      throw new Violation(`readHeader threw ${(e as Error).name}, not a DerError or RangeError`, { cause: e });
   }
   if (!h) return;
-  assertThat(off + h.headerLength + h.length <= buf.length && h.headerLength >= 2, `readHeader returned a header that overruns the buffer (${JSON.stringify(h)})`);
-  assertThat((buf[off]! & 0x1f) !== 0x1f, `readHeader read a high-tag-number element (tag byte 0x${buf[off]!.toString(16)}, more tag bytes follow) as if its tag were one byte`);
+  assertThat(
+    off + h.headerLength + h.length <= buf.length && h.headerLength >= 2,
+    `readHeader returned a header that overruns the buffer (${JSON.stringify(h)})`,
+  );
+  assertThat(
+    (buf[off]! & 0x1f) !== 0x1f,
+    `readHeader read a high-tag-number element (tag byte 0x${buf[off]!.toString(16)}, more tag bytes follow) as if its tag were one byte`,
+  );
   const ref = lenientHeader(buf, off);
-  assertThat(ref !== null && ref.length === h.length && ref.headerLength === h.headerLength,
-    `readHeader and the reference reader disagree at ${off}: ${JSON.stringify(h)} vs ${JSON.stringify(ref)}`);
+  assertThat(
+    ref !== null && ref.length === h.length && ref.headerLength === h.headerLength,
+    `readHeader and the reference reader disagree at ${off}: ${JSON.stringify(h)} vs ${JSON.stringify(ref)}`,
+  );
   const p = headerProblem(buf, off);
   assertThat(p === null, `readHeader accepted a ${p} at offset ${off} (strict DER: the one DER reader must refuse it)`);
   const e = readElement(buf, off);
@@ -71,7 +87,10 @@ function checkStrict(buf: Buffer): void {
       const problem = derProblem(buf.subarray(top.start, top.end));
       assertThat(problem === null, `strictOid() accepted a non-DER OBJECT IDENTIFIER (${problem}) as ${text}`);
       const again = objectIdentifier(text);
-      assertThat(again.equals(buf.subarray(top.start, top.end)), `strictOid() read ${text}, which objectIdentifier() encodes as ${again.toString('hex')}, not ${buf.subarray(top.start, top.end).toString('hex')}`);
+      assertThat(
+        again.equals(buf.subarray(top.start, top.end)),
+        `strictOid() read ${text}, which objectIdentifier() encodes as ${again.toString('hex')}, not ${buf.subarray(top.start, top.end).toString('hex')}`,
+      );
     }
   }
   if (top.tag & 0x20) {
@@ -91,7 +110,7 @@ function checkStrict(buf: Buffer): void {
 
 function checkWriter(buf: Buffer): void {
   // tlv round trip, with a tag and a content derived from the input.
-  const tag = (buf[0] ?? 0x04) & 0xdf & ~0x1f | ((buf[0] ?? 4) % 0x1e);
+  const tag = ((buf[0] ?? 0x04) & 0xdf & ~0x1f) | ((buf[0] ?? 4) % 0x1e);
   const content = buf.subarray(1);
   const enc = tlv(tag, content);
   const h = readHeader(enc, 0);
@@ -100,7 +119,8 @@ function checkWriter(buf: Buffer): void {
   for (const n of [buf.length, buf.length ? buf.readUIntBE(0, Math.min(3, buf.length)) : 0, 127, 128, 255, 256, 65535, 65536]) {
     const l = encodeLength(n);
     const probe = Buffer.concat([Buffer.from([0x04]), l, Buffer.alloc(n > 70_000 ? 0 : n)]);
-    if (n <= 70_000) assertThat(headerProblem(probe, 0) === null && readHeader(probe, 0).length === n, `encodeLength(${n}) is not minimal or does not read back`);
+    if (n <= 70_000)
+      assertThat(headerProblem(probe, 0) === null && readHeader(probe, 0).length === n, `encodeLength(${n}) is not minimal or does not read back`);
   }
   // OBJECT IDENTIFIER from arcs derived from the input: first arc 0..2, second < 40 unless the first is 2.
   if (buf.length >= 2) {
@@ -122,7 +142,10 @@ function checkWriter(buf: Buffer): void {
   assertThat(BigInt(`0x${c.toString('hex') || '0'}`) === BigInt(`0x${buf.toString('hex') || '0'}`), 'unsignedInteger() changed the value');
   const small = BigInt(`0x${buf.subarray(0, 20).toString('hex') || '0'}`);
   const si = smallInteger(small);
-  assertThat(derProblem(si) === null && BigInt(`0x${si.subarray(2).toString('hex')}`) === small, `smallInteger(${small}) is not a minimal INTEGER of that value`);
+  assertThat(
+    derProblem(si) === null && BigInt(`0x${si.subarray(2).toString('hex')}`) === small,
+    `smallInteger(${small}) is not a minimal INTEGER of that value`,
+  );
 }
 
 function check(buf: Buffer): void {
@@ -171,7 +194,16 @@ export const target: Target<Buffer> = {
     return fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...pool), mutationSteps).map(([s, steps]) => mutateWhole(s, steps)) },
       { weight: 2, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) },
-      { weight: 1, arbitrary: fc.tuple(fc.constantFrom(0x30, 0x31, 0x04, 0x06, 0x02, 0x01, 0xa0), fc.constantFrom(0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x7f), fc.uint8Array({ maxLength: 40 })).map(([t, l, b]) => Buffer.concat([Buffer.from([t, l]), b])) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(
+            fc.constantFrom(0x30, 0x31, 0x04, 0x06, 0x02, 0x01, 0xa0),
+            fc.constantFrom(0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x7f),
+            fc.uint8Array({ maxLength: 40 }),
+          )
+          .map(([t, l, b]) => Buffer.concat([Buffer.from([t, l]), b])),
+      },
     );
   },
   check,

@@ -20,14 +20,21 @@ import { derProblem, parseTree } from '../lib/der-tree.js';
 import { assertThat, bytesCodec, describeError, timed, Violation, type Target } from '../lib/target.js';
 
 const HASH_OIDS: Record<string, string> = { sha1: OIDS.sha1, sha256: OIDS.sha256, sha384: OIDS.sha384, sha512: OIDS.sha512 };
-const strip = (b: Buffer) => { let i = 0; while (i < b.length - 1 && b[i] === 0) i++; return b.subarray(i); };
+const strip = (b: Buffer) => {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return b.subarray(i);
+};
 
 function parse(bytes: Buffer): ParsedOcspRequest | null {
   try {
     return timed(() => parseOcspRequest(bytes));
   } catch (e) {
     if (e instanceof OcspMalformed || e instanceof OcspUnknownHashAlgorithm) return null;
-    throw new Violation(`parseOcspRequest threw ${describeError(e)}; only OcspMalformed or OcspUnknownHashAlgorithm are answers`, { cause: e, key: `parseOcspRequest threw ${(e as Error).name}` });
+    throw new Violation(`parseOcspRequest threw ${describeError(e)}; only OcspMalformed or OcspUnknownHashAlgorithm are answers`, {
+      cause: e,
+      key: `parseOcspRequest threw ${(e as Error).name}`,
+    });
   }
 }
 
@@ -49,27 +56,42 @@ function check(bytes: Buffer): void {
   // cannot read requests that carry them: no schema cross-check for those (a library bug, not ours).
   if (hasSingleRequestExtensions(bytes)) return;
   let schema: OCSPRequest;
-  try { schema = AsnConvert.parse(bytes, OCSPRequest); } catch (e) {
-    throw new Violation(`parseOcspRequest accepted a request the schema parser refuses: ${(e as Error).message}`, { key: 'parseOcspRequest accepted a request the schema parser refuses' });
+  try {
+    schema = AsnConvert.parse(bytes, OCSPRequest);
+  } catch (e) {
+    throw new Violation(`parseOcspRequest accepted a request the schema parser refuses: ${(e as Error).message}`, {
+      key: 'parseOcspRequest accepted a request the schema parser refuses',
+    });
   }
   const list = schema.tbsRequest.requestList;
   assertThat(list.length === r.requests.length, `${r.requests.length} CertIDs parsed, the schema reads ${list.length}`);
   r.requests.forEach((q, i) => {
     const s = list[i]!.reqCert;
     assertThat(s.hashAlgorithm.algorithm === HASH_OIDS[q.hashAlgorithm], `CertID ${i}: hash ${q.hashAlgorithm}, the schema reads ${s.hashAlgorithm.algorithm}`);
-    assertThat(Buffer.from(s.issuerNameHash.buffer).equals(q.issuerNameHash) && Buffer.from(s.issuerKeyHash.buffer).equals(q.issuerKeyHash), `CertID ${i}: issuer hashes differ from the schema's`);
-    assertThat(strip(Buffer.from(s.serialNumber)).equals(q.serial), `CertID ${i}: serial ${q.serial.toString('hex')}, the schema reads ${Buffer.from(s.serialNumber).toString('hex')}`);
+    assertThat(
+      Buffer.from(s.issuerNameHash.buffer).equals(q.issuerNameHash) && Buffer.from(s.issuerKeyHash.buffer).equals(q.issuerKeyHash),
+      `CertID ${i}: issuer hashes differ from the schema's`,
+    );
+    assertThat(
+      strip(Buffer.from(s.serialNumber)).equals(q.serial),
+      `CertID ${i}: serial ${q.serial.toString('hex')}, the schema reads ${Buffer.from(s.serialNumber).toString('hex')}`,
+    );
     assertThat(bytes.includes(q.certIdDer), `CertID ${i}: certIdDer is not a slice of the request`);
     // Round trip through the encoder and the parser.
     const again = parse(seq(seq(seq(seq(encodeCertId(q))))));
     assertThat(again !== null && again.requests.length === 1, `CertID ${i}, re-encoded by encodeCertId, does not parse`);
     const a = again.requests[0]!;
-    assertThat(a.hashAlgorithm === q.hashAlgorithm && a.serial.equals(q.serial) && a.issuerNameHash.equals(q.issuerNameHash) && a.issuerKeyHash.equals(q.issuerKeyHash),
-      `CertID ${i} does not survive encodeCertId → parseOcspRequest`);
+    assertThat(
+      a.hashAlgorithm === q.hashAlgorithm && a.serial.equals(q.serial) && a.issuerNameHash.equals(q.issuerNameHash) && a.issuerKeyHash.equals(q.issuerKeyHash),
+      `CertID ${i} does not survive encodeCertId → parseOcspRequest`,
+    );
   });
   const ext = schema.tbsRequest.requestExtensions?.find((e) => e.extnID === OIDS.ocspNonce);
   const schemaNonce = ext ? Buffer.from(ext.extnValue.buffer).subarray(2) : undefined;
-  assertThat((r.nonce === undefined) === (schemaNonce === undefined) && (!r.nonce || r.nonce.equals(schemaNonce!)), `nonce ${r.nonce?.toString('hex')} differs from the schema's ${schemaNonce?.toString('hex')}`);
+  assertThat(
+    (r.nonce === undefined) === (schemaNonce === undefined) && (!r.nonce || r.nonce.equals(schemaNonce!)),
+    `nonce ${r.nonce?.toString('hex')} differs from the schema's ${schemaNonce?.toString('hex')}`,
+  );
 }
 
 const certIdSpec: fc.Arbitrary<CertIdSpec> = fc.record({
@@ -84,20 +106,34 @@ const requestSpec: fc.Arbitrary<OcspRequestSpec> = fc.record({
   version: fc.boolean(),
   requestorName: fc.boolean(),
   certIds: fc.array(certIdSpec, { minLength: 0, maxLength: 3 }),
-  nonce: fc.option(fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)), { nil: undefined }),
-  extensions: fc.array(fc.tuple(fc.constantFrom('1.3.6.1.5.5.7.48.1.4', '1.2.3.4', OIDS.ocspNonce), fc.boolean(), fc.constantFrom(Buffer.from('3000', 'hex'), Buffer.from('0400', 'hex'), Buffer.from('0401ff', 'hex'))), { maxLength: 2 }),
+  nonce: fc.option(
+    fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
+    { nil: undefined },
+  ),
+  extensions: fc.array(
+    fc.tuple(
+      fc.constantFrom('1.3.6.1.5.5.7.48.1.4', '1.2.3.4', OIDS.ocspNonce),
+      fc.boolean(),
+      fc.constantFrom(Buffer.from('3000', 'hex'), Buffer.from('0400', 'hex'), Buffer.from('0401ff', 'hex')),
+    ),
+    { maxLength: 2 },
+  ),
   singleExtensions: fc.boolean(),
   signature: fc.boolean(),
 });
 
-const typical = (hash: CertIdSpec['hash'], n: number, nonce?: Buffer): Buffer => ocspRequest({
-  certIds: [{ hash, nameHash: Buffer.alloc(n, 1), keyHash: Buffer.alloc(n, 2), serial: Buffer.from('0123456789abcdef0123456789abcdef', 'hex'), nullParams: true }],
-  ...(nonce ? { nonce } : {}),
-});
+const typical = (hash: CertIdSpec['hash'], n: number, nonce?: Buffer): Buffer =>
+  ocspRequest({
+    certIds: [
+      { hash, nameHash: Buffer.alloc(n, 1), keyHash: Buffer.alloc(n, 2), serial: Buffer.from('0123456789abcdef0123456789abcdef', 'hex'), nullParams: true },
+    ],
+    ...(nonce ? { nonce } : {}),
+  });
 
 export const target: Target<Buffer> = {
   name: 'ocsp-request',
-  about: 'parseOcspRequest (src/pki/ocsp.ts): OcspMalformed/OcspUnknownHashAlgorithm or a result; accepted ⇒ strict DER and equal to the schema parse; encodeCertId round trip',
+  about:
+    'parseOcspRequest (src/pki/ocsp.ts): OcspMalformed/OcspUnknownHashAlgorithm or a result; accepted ⇒ strict DER and equal to the schema parse; encodeCertId round trip',
   codec: bytesCodec,
   seeds() {
     return [
@@ -105,7 +141,18 @@ export const target: Target<Buffer> = {
       { name: 'generated/sha256 with nonce', input: typical('sha256', 32, Buffer.alloc(16, 7)) },
       { name: 'generated/33-byte nonce', input: typical('sha1', 20, Buffer.alloc(33, 7)) },
       { name: 'generated/md5 CertID', input: typical('md5', 16) },
-      { name: 'generated/40 CertIDs', input: ocspRequest({ certIds: Array.from({ length: 40 }, () => ({ hash: 'sha1' as const, nameHash: Buffer.alloc(20), keyHash: Buffer.alloc(20), serial: Buffer.from([1]), nullParams: true })) }) },
+      {
+        name: 'generated/40 CertIDs',
+        input: ocspRequest({
+          certIds: Array.from({ length: 40 }, () => ({
+            hash: 'sha1' as const,
+            nameHash: Buffer.alloc(20),
+            keyHash: Buffer.alloc(20),
+            serial: Buffer.from([1]),
+            nullParams: true,
+          })),
+        }),
+      },
       ...corpusSeeds('ocsp-request', bytesCodec),
     ];
   },
@@ -113,7 +160,10 @@ export const target: Target<Buffer> = {
     const pool = seeds.map((s) => s.input);
     return fc.oneof(
       { weight: 3, arbitrary: requestSpec.map(ocspRequest) },
-      { weight: 4, arbitrary: fc.tuple(fc.oneof(requestSpec.map(ocspRequest), fc.constantFrom(...pool)), mutationSteps).map(([b, steps]) => mutateWhole(b, steps)) },
+      {
+        weight: 4,
+        arbitrary: fc.tuple(fc.oneof(requestSpec.map(ocspRequest), fc.constantFrom(...pool)), mutationSteps).map(([b, steps]) => mutateWhole(b, steps)),
+      },
       { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...pool), fc.nat()).map(([b, n]) => b.subarray(0, n % (b.length + 1))) },
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)) },
     );
