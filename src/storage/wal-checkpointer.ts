@@ -18,10 +18,15 @@ const THREAD = `
 const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file);
-db.pragma('busy_timeout = 1000');
+// No waiting: RESTART takes the write lock and then waits (in the busy handler) for readers
+// of older snapshots to finish. A long reader (a backup, a sqlite3 shell) kept it there, lock
+// held, every 250 ms: writers starved for the whole read, 503s and a frozen event loop. With no
+// busy handler it gives up at once and checkpoints what it can, as PASSIVE does; the WAL is
+// reset on a later tick, once no reader holds it.
+db.pragma('busy_timeout = 0');
 db.pragma('synchronous = ' + workerData.synchronous);
 const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(RESTART)'); } catch (e) { parentPort.postMessage({ error: String(e && e.message || e) }); }
+  try { db.pragma('wal_checkpoint(RESTART)'); } catch (e) { if (e && e.code !== 'SQLITE_BUSY') parentPort.postMessage({ error: String(e && e.message || e) }); }
 }, workerData.intervalMs);
 parentPort.on('message', (m) => {
   if (m === 'stop') {
