@@ -63,7 +63,9 @@ if (!onPostgres)
         for (let round = 0; round < 6; round++) {
           const t0 = Date.now();
           const replies = await Promise.all(
-            Array.from({ length: 5 }, (_, i) => api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:snap${round}-${i}.example.com`), profile: 'server' })),
+            Array.from({ length: 5 }, (_, i) =>
+              api(server, 'POST', '/api/v1/certificates', { csr: makeCsr(`DNS:snap${round}-${i}.example.com`), profile: 'server' }),
+            ),
           );
           for (const r of replies) assert.equal(r.status, 201, r.text);
           const serial = replies[0]!.json.serial as string;
