@@ -8,18 +8,24 @@
  *   - a plain write does not wait for the open transaction's lock on the event loop (two plain
  *     SQLite connections deadlocked here for the 10 s busy timeout): it queues behind the
  *     transaction and completes as soon as it commits;
- *   - a burst of concurrent transactions, plain reads and plain writes all complete.
+ *   - a burst of concurrent transactions, plain reads and plain writes all complete;
+ *   - the audit head (newest event, recorded head) is read in one snapshot, so another process's
+ *     commit between the two reads cannot pair them wrongly (a false integrity alarm at a CLI's
+ *     start, found by the attack round).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import type { CaContext } from '../src/ca/context.js';
 import { appendAudit } from '../src/ca/audit.js';
 import { createStores } from '../src/storage/stores.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
+import { AUDIT_HEAD_KEY } from '../src/model/audit.js';
 
 const ROLLBACK = new Error('roll back on purpose');
 
@@ -104,5 +110,32 @@ describe('plain queries and open transactions', () => {
     assert.deepEqual(failed, []);
     // Not a timing assertion on speed: a deadlock would show as the busy timeout (10 s).
     assert.ok(Date.now() - started < 9_000, `the burst took ${Date.now() - started} ms: something waited for a lock`);
+  });
+
+  // Another process appending (the server next to a CLI): a child with its own connection,
+  // committing events and the head in one transaction each, as fast as it can.
+  test('the audit head is read in one snapshot while another process appends', { skip: onPostgres ? 'the child writer speaks SQLite' : false }, async () => {
+    const file = join(env.dataDir, 'signet.db');
+    const script = `
+      const Database = require('better-sqlite3');
+      const db = new Database(process.argv[1], { timeout: 5000 });
+      let seq = db.prepare('SELECT MAX(seq) AS m FROM "AuditEvent"').get().m ?? 0;
+      const ins = db.prepare('INSERT INTO "AuditEvent" (seq, time, actor, action, outcome, prevHash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const head = db.prepare('UPDATE "Setting" SET value = ? WHERE key = ?');
+      const one = db.transaction(() => { seq++; ins.run(seq, new Date().toISOString().replace('Z', '+00:00'), 'test', 'test.child', 'success', 'x', 'y' + seq); head.run(seq + ':y' + seq, '${AUDIT_HEAD_KEY}'); });
+      const until = Date.now() + 3000;
+      while (Date.now() < until) one();
+    `;
+    const child = spawn(process.execPath, ['-e', script, file], { stdio: 'inherit' });
+    const exited = new Promise((r) => child.once('exit', r));
+    const mismatches: string[] = [];
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 300 && child.exitCode === null; i++) {
+      const { newest, recorded } = await ctx.stores.audit.head();
+      const seq = Number(recorded?.split(':')[0]);
+      if (newest?.seq !== seq) mismatches.push(`newest ${newest?.seq} with recorded head ${recorded}`);
+    }
+    await exited;
+    assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} reads paired a head with another event`);
   });
 });

@@ -14,12 +14,17 @@ export class AuditStore {
     return tx ? prismaOf(tx) : this.db.prisma;
   }
 
-  /** The newest event and the recorded head. */
+  /**
+   * The newest event and the recorded head, read in one snapshot: read apart, a writer committing
+   * between the two reads paired a new head with the event before it, a false integrity alarm.
+   */
   async head(tx?: Tx): Promise<ChainHead> {
-    const c = this.client(tx);
-    const newest = await c.auditEvent.findFirst({ orderBy: { seq: 'desc' } });
-    const recorded = (await c.setting.findUnique({ where: { key: AUDIT_HEAD_KEY } }))?.value ?? null;
-    return { newest, recorded };
+    const read = async (c: PrismaTx): Promise<ChainHead> => {
+      const newest = await c.auditEvent.findFirst({ orderBy: { seq: 'desc' } });
+      const recorded = (await c.setting.findUnique({ where: { key: AUDIT_HEAD_KEY } }))?.value ?? null;
+      return { newest, recorded };
+    };
+    return tx ? read(prismaOf(tx)) : this.db.snapshot(read);
   }
 
   /** Writes chained events and moves the recorded head to the last of them. */

@@ -59,6 +59,8 @@ export interface StorageDatabase extends Database {
   readonly prisma: Db;
   /** A client whose interactive transactions are read snapshots that hold up no writer (backups). */
   readonly reader: Db;
+  /** Runs reads in one snapshot (SQLite: a read transaction; PostgreSQL: REPEATABLE READ), holding up no writer. */
+  snapshot<T>(fn: (client: PrismaTx) => Promise<T>): Promise<T>;
 }
 
 /** Inside storage/: the clients behind a Database (every Database comes from openDatabase). */
@@ -114,6 +116,11 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     inventoryReads: () => (inventory ??= openInventoryReads(target)),
     prisma,
     reader,
+    snapshot(fn) {
+      // The SQLite client's types only know 'Serializable'; the PostgreSQL client accepts this level.
+      const options = provider === 'postgresql' ? ({ isolationLevel: 'RepeatableRead' } as unknown as { isolationLevel: 'Serializable' }) : {};
+      return reader.$transaction((client) => fn(client), options);
+    },
     async transaction(fn, opts) {
       return writer.$transaction(
         async (tx) => {
