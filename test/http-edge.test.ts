@@ -13,6 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir, csrMaker } from './helpers/openssl.js';
@@ -51,6 +52,7 @@ interface Case {
 describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to one contract', { concurrency: false }, () => {
   let env: TestEnv;
   let server: RunningServer;
+  let ocspRequest: Buffer;
   const cases: Case[] = [];
 
   const lines = (): LogLine[] =>
@@ -243,6 +245,7 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
         ),
       ),
     );
+    ocspRequest = request;
     const ocspType = { 'content-type': 'application/ocsp-request' };
     cases.push(
       { path: 'ocsp', kind: 'success (POST)', method: 'POST', url: '/ocsp', headers: ocspType, body: new Uint8Array(request), status: 200 },
@@ -343,6 +346,58 @@ describe('one HTTP edge: Express, the bare issuance handler and OCSP answer to o
       }
     });
   }
+
+  test('OCSP: a query string is ignored, HEAD is GET without a body, a wrong method is 405 with Allow', async () => {
+    const b64 = encodeURIComponent(ocspRequest.toString('base64'));
+    const withQuery = await fetch(`${server.url}/ocsp/${b64}?cache-buster=1`);
+    assert.equal(withQuery.status, 200);
+    assert.equal(withQuery.headers.get('content-type'), 'application/ocsp-response');
+    const body = Buffer.from(await withQuery.arrayBuffer());
+    assert.equal(body[0], 0x30, 'an OCSP response');
+    const head = await fetch(`${server.url}/ocsp/${b64}`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-type'), 'application/ocsp-response');
+    assert.equal((await head.arrayBuffer()).byteLength, 0, 'no body on HEAD');
+    for (const [method, url, allow] of [
+      ['PUT', '/ocsp', 'POST'],
+      ['GET', '/ocsp', 'POST'],
+      ['DELETE', `/ocsp/${b64}`, 'GET, HEAD'],
+      ['OPTIONS', '/ocsp/', 'GET, HEAD, POST'],
+    ] as const) {
+      const r = await fetch(`${server.url}${url}`, { method });
+      assert.equal(r.status, 405, `${method} ${url}`);
+      assert.equal(r.headers.get('allow'), allow, `${method} ${url}`);
+      assert.equal(r.headers.get('content-type'), PROBLEM, `${method} ${url}`);
+      for (const [k, v] of expectedSecurity) assert.equal(r.headers.get(k), v, `${method} ${url}: ${k}`);
+      await r.arrayBuffer();
+    }
+  });
+
+  test("refusals by node's HTTP parser are problem documents with the security headers", async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.end(text));
+        let out = '';
+        socket.on('data', (d) => {
+          out += d;
+        });
+        socket.on('end', () => resolve(out));
+        socket.on('error', reject);
+      });
+    for (const [what, text, status] of [
+      ['headers over 16 KiB', `GET /ocsp/${'A'.repeat(17 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
+      ['a bad Content-Length', 'POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400],
+    ] as const) {
+      const reply = await raw(text);
+      const [head, body] = reply.split('\r\n\r\n');
+      const lines = head!.split('\r\n');
+      assert.match(lines[0]!, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+      const headers = new Map(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      assert.equal(headers.get('content-type'), PROBLEM, what);
+      for (const [k, v] of expectedSecurity) assert.equal(headers.get(k), v, `${what}: ${k}`);
+      assert.equal(JSON.parse(body!).status, status, what);
+    }
+  });
 
   test('metric route labels name the route, not the URL', async () => {
     const text = await scrape();

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
-import { answerClientErrors, closeServer, listen } from '../http/server.js';
+import { answerClientErrors, closeServer, listen, sendBareProblem } from '../http/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
@@ -142,7 +142,7 @@ export async function serve(): Promise<Running | undefined> {
       const plainOk = path.startsWith('/pki/') || path === '/ocsp' || path.startsWith('/ocsp/') || ['/healthz', '/readyz', '/metrics'].includes(path);
       if (!plainOk) {
         const err = new SignetError('forbidden', `only the public PKI endpoints, OCSP and health are served over plain HTTP; use ${httpsUrl}${url}`);
-        res.writeHead(403, { 'content-type': 'application/problem+json' }).end(JSON.stringify(err.toProblem(url)));
+        sendBareProblem(res, err, url);
         return;
       }
       full(req, res);

@@ -116,8 +116,10 @@ const ROUTE_GET = '/ocsp/:request';
 
 export function createOcspHandler(ocsp: OcspService, edge: Edge) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const url = req.url ?? '/';
-    const isGet = req.method === 'GET' && url.startsWith('/ocsp/');
+    // A query string is no part of an OCSP request (RFC 6960 A.1); caches and proxies add them.
+    const url = (req.url ?? '/').split('?', 1)[0]!;
+    // HEAD is GET without the body (RFC 9110 §9.3.2); node leaves the body out.
+    const isGet = (req.method === 'GET' || req.method === 'HEAD') && url.startsWith('/ocsp/');
     const isPost = req.method === 'POST' && (url === '/ocsp' || url === '/ocsp/');
     const x = edge.begin(req, isGet ? ROUTE_GET : isPost ? ROUTE_POST : 'unmatched');
     const refuse = (err: SignetError) => edge.sendProblem(x, res, edge.refusal(x, err), '/ocsp');
@@ -138,9 +140,13 @@ export function createOcspHandler(ocsp: OcspService, edge: Edge) {
         if (!body) return refuse(new SignetError('payload-too-large', `OCSP request body exceeds ${MAX_OCSP_BODY} bytes`));
         return send(edge, x, res, await ocsp.respond(body), false);
       }
+      // An OCSP resource asked with a method it does not have: 405 naming the ones it has
+      // (RFC 9110 §15.5.6). Anything else under /ocsp is not a resource: 404.
+      const allow = url === '/ocsp' ? 'POST' : url === '/ocsp/' ? 'GET, HEAD, POST' : url.startsWith('/ocsp/') ? 'GET, HEAD' : null;
+      if (allow) res.setHeader('allow', allow);
       return refuse(
         new SignetError('not-found', 'OCSP is served at POST /ocsp (application/ocsp-request) and GET /ocsp/{base64 request}', {
-          status: req.method === 'GET' || req.method === 'POST' ? 404 : 405,
+          status: allow ? 405 : 404,
         }),
       );
     };

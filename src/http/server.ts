@@ -1,9 +1,24 @@
 import { createServer, type Server } from 'node:http';
-import type { RequestListener } from 'node:http';
+import type { RequestListener, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { SignetError } from '../errors.js';
+import { PROBLEM_CONTENT_TYPE } from './edge.js';
+import { securityHeaders } from './security-headers.js';
+
+/** The security headers, for the refusals node's HTTP parser makes before any handler runs. */
+const PARSER_REFUSAL_SECURITY = Object.entries(securityHeaders());
+
+/**
+ * A problem answered outside the app (the plain-HTTP gate when TLS is on): the same content type
+ * and security headers as every other problem document.
+ */
+export function sendBareProblem(res: ServerResponse, err: SignetError, instance: string): void {
+  const body = JSON.stringify(err.toProblem(instance));
+  const headers = [...PARSER_REFUSAL_SECURITY, ['content-type', PROBLEM_CONTENT_TYPE], ['content-length', String(Buffer.byteLength(body))]];
+  res.writeHead(err.status, headers.flat()).end(body); // node takes a flat name, value list
+}
 
 /**
  * Requests node's parser refuses before any handler runs (a header block over maxHeaderSize, a
@@ -27,9 +42,14 @@ export function answerClientErrors(server: Server | HttpsServer, log: Logger): v
     problem.title = status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request';
     const body = JSON.stringify(problem);
     log.info({ code, status }, 'request refused by the HTTP parser');
-    socket.end(
-      `HTTP/1.1 ${status} ${problem.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    // A problem document like any other: its content type and the security headers (edge.ts).
+    const headers = [
+      ...PARSER_REFUSAL_SECURITY,
+      ['content-type', PROBLEM_CONTENT_TYPE],
+      ['content-length', String(Buffer.byteLength(body))],
+      ['connection', 'close'],
+    ];
+    socket.end(`HTTP/1.1 ${status} ${problem.title}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
   });
 }
 
