@@ -397,29 +397,40 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
   }
   // Certificates whose row says another status than their events: revoked or held ones first,
   // then rows revoked or held without any event (a scan of the few such rows). A status
-  // changed while we walked has its event after the walked end: walk on before reporting.
-  const drift = async (): Promise<string[]> => {
-    const out: string[] = [];
-    const withEvents = [...statuses.keys()];
-    for (let i = 0; i < withEvents.length; i += 1000) {
-      for (const c of await integrity.statusesOf(withEvents.slice(i, i + 1000))) {
-        if (c.status !== statuses.get(c.serial)) out.push(`${c.serial} (${c.status}, its events say ${statuses.get(c.serial)})`);
+  // changed while we walked has its event after the walked end: walk on, then check again only
+  // the serials found (as for issuance above; rows changed since are the next verify's).
+  const driftOf = (c: { serial: string; status: string }): string | null => {
+    const expected = statuses.get(c.serial);
+    if (expected === undefined) return c.status === 'good' ? null : `${c.serial} (${c.status}, no revocation event)`;
+    return c.status === expected ? null : `${c.serial} (${c.status}, its events say ${expected})`;
+  };
+  const statusDrift = async (serials: string[]): Promise<{ serial: string; text: string }[]> => {
+    const out: { serial: string; text: string }[] = [];
+    for (let i = 0; i < serials.length; i += 1000) {
+      for (const c of await integrity.statusesOf(serials.slice(i, i + 1000))) {
+        const text = driftOf(c);
+        if (text) out.push({ serial: c.serial, text });
       }
     }
+    return out;
+  };
+  const drift = async (): Promise<{ serial: string; text: string }[]> => {
+    const out = await statusDrift([...statuses.keys()]);
     for (let after = ''; ; ) {
       const rows = await integrity.notGoodAfter(after, PAGE);
-      for (const c of rows) if (!statuses.has(c.serial)) out.push(`${c.serial} (${c.status}, no revocation event)`);
+      for (const c of rows) if (!statuses.has(c.serial)) out.push({ serial: c.serial, text: driftOf(c)! });
       if (rows.length < PAGE) break;
       after = rows[rows.length - 1]!.serial;
     }
     return out;
   };
-  let drifted = await drift();
-  if (drifted.length) {
+  let found = await drift();
+  if (found.length) {
     while (await walk());
     if (problem) return { ...report(), problem };
-    drifted = await drift();
+    found = await statusDrift(found.map((d) => d.serial));
   }
+  const drifted = found.map((d) => d.text);
   if (drifted.length)
     inventory.problems.push({
       problem: `${drifted.length} certificates have a status their revocation events do not give them (changed in the database; OCSP and CRLs follow the row): ${sample(drifted)}`,
