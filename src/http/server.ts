@@ -7,8 +7,11 @@ import { SignetError } from '../errors.js';
 import { PROBLEM_CONTENT_TYPE } from './edge.js';
 import { securityHeaders } from './security-headers.js';
 
-/** The security headers, for the refusals node's HTTP parser makes before any handler runs. */
-const PARSER_REFUSAL_SECURITY = Object.entries(securityHeaders());
+/** The security headers, for problems answered outside the app. */
+const SECURITY = Object.entries(securityHeaders());
+
+/** A problem document's headers outside the app: as the edge sends them (edge.ts). */
+const problemHeaders = (body: string): string[][] => [...SECURITY, ['content-type', PROBLEM_CONTENT_TYPE], ['content-length', String(Buffer.byteLength(body))]];
 
 /**
  * A problem answered outside the app (the plain-HTTP gate when TLS is on): the same content type
@@ -16,8 +19,7 @@ const PARSER_REFUSAL_SECURITY = Object.entries(securityHeaders());
  */
 export function sendBareProblem(res: ServerResponse, err: SignetError, instance: string): void {
   const body = JSON.stringify(err.toProblem(instance));
-  const headers = [...PARSER_REFUSAL_SECURITY, ['content-type', PROBLEM_CONTENT_TYPE], ['content-length', String(Buffer.byteLength(body))]];
-  res.writeHead(err.status, headers.flat()).end(body); // node takes a flat name, value list
+  res.writeHead(err.status, problemHeaders(body).flat()).end(body); // node takes a flat name, value list
 }
 
 /**
@@ -42,13 +44,7 @@ export function answerClientErrors(server: Server | HttpsServer, log: Logger): v
     problem.title = status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request';
     const body = JSON.stringify(problem);
     log.info({ code, status }, 'request refused by the HTTP parser');
-    // A problem document like any other: its content type and the security headers (edge.ts).
-    const headers = [
-      ...PARSER_REFUSAL_SECURITY,
-      ['content-type', PROBLEM_CONTENT_TYPE],
-      ['content-length', String(Buffer.byteLength(body))],
-      ['connection', 'close'],
-    ];
+    const headers = [...problemHeaders(body), ['connection', 'close']];
     socket.end(`HTTP/1.1 ${status} ${problem.title}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
   });
 }

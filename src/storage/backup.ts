@@ -14,7 +14,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { SignetError } from '../errors.js';
-import { prismaOf, type Db, type PrismaTx, type Tx } from './database.js';
+import { prismaOf, snapshotIsolation, type Db, type PrismaTx, type Tx } from './database.js';
 import { nameKeysOfStored } from './certificate-names.js';
 import { CERTIFICATE_DATE_COLUMNS } from './certificate-row.js';
 
@@ -94,11 +94,9 @@ function decode(line: string): Record<string, unknown> {
 type Delegate = { findMany(args: unknown): Promise<Record<string, unknown>[]>; createMany(args: unknown): Promise<unknown> };
 const delegateOf = (db: Db | PrismaTx | Tx, name: string) => (db as unknown as Record<string, Delegate>)[name]!;
 
-/** PostgreSQL: one REPEATABLE READ snapshot across all tables. SQLite: a read transaction under WAL is already one. */
-function snapshotOptions(provider: string): { timeout: number; maxWait: number } {
-  const o = { timeout: 3_600_000, maxWait: 60_000 };
-  // The SQLite client's types only know 'Serializable'; the PostgreSQL client accepts this level.
-  return provider === 'postgresql' ? ({ ...o, isolationLevel: 'RepeatableRead' } as typeof o) : o;
+/** One snapshot across all tables (snapshotIsolation), allowed to take as long as a big backup does. */
+function snapshotOptions(provider: string) {
+  return { timeout: 3_600_000, maxWait: 60_000, ...snapshotIsolation(provider) };
 }
 
 export async function writeBackup(

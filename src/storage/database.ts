@@ -63,6 +63,15 @@ export interface StorageDatabase extends Database {
   snapshot<T>(fn: (client: PrismaTx) => Promise<T>): Promise<T>;
 }
 
+/**
+ * The transaction options that make reads one snapshot: PostgreSQL needs REPEATABLE READ; a
+ * SQLite read transaction under WAL already is one. (The SQLite client's types only know
+ * 'Serializable'; the PostgreSQL client accepts this level.)
+ */
+export function snapshotIsolation(provider: string): { isolationLevel?: 'Serializable' } {
+  return provider === 'postgresql' ? ({ isolationLevel: 'RepeatableRead' } as unknown as { isolationLevel: 'Serializable' }) : {};
+}
+
 /** Inside storage/: the clients behind a Database (every Database comes from openDatabase). */
 export const storageOf = (db: Database): StorageDatabase => db as StorageDatabase;
 
@@ -117,9 +126,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     prisma,
     reader,
     snapshot(fn) {
-      // The SQLite client's types only know 'Serializable'; the PostgreSQL client accepts this level.
-      const options = provider === 'postgresql' ? ({ isolationLevel: 'RepeatableRead' } as unknown as { isolationLevel: 'Serializable' }) : {};
-      return reader.$transaction((client) => fn(client), options);
+      return reader.$transaction((client) => fn(client), snapshotIsolation(provider));
     },
     async transaction(fn, opts) {
       return writer.$transaction(
