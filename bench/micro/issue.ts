@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark: where one issuance's CPU goes, in process (no HTTP). Opens a fresh SQLite
  * Signet, then times: parseCsr; policy+template+lint+sign (Issuance.issue with the commit);
- * and the whole issue() at concurrency 1 and 64 (group commit); and authenticate(), the API-token
+ * and the whole issue() at concurrency 1 and 64 (group commit; wall time and process CPU); and authenticate(), the API-token
  * check every authenticated request runs first (hash or MAC, the prepared lookup, the grant check).
  *
  *   node --import tsx bench/micro/issue.ts [iterations]
@@ -45,6 +45,7 @@ const time = async (label: string, n: number, f: (i: number) => unknown) => {
   console.log(`${label.padEnd(44)} ${us.toFixed(1).padStart(8)} µs`);
 };
 const timeConcurrent = async (label: string, n: number, conc: number) => {
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let next = 0;
   await Promise.all(
@@ -56,7 +57,9 @@ const timeConcurrent = async (label: string, n: number, conc: number) => {
     }),
   );
   const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
-  console.log(`${label.padEnd(44)} ${us.toFixed(1).padStart(8)} µs  (${Math.round(1e6 / us)}/s)`);
+  const cpu = process.cpuUsage(cpu0);
+  // CPU of the whole process (main thread, the WAL checkpointer's thread, libuv's pool) per certificate.
+  console.log(`${label.padEnd(44)} ${us.toFixed(1).padStart(8)} µs  (${Math.round(1e6 / us)}/s; CPU ${((cpu.user + cpu.system) / n).toFixed(0)} µs)`);
 };
 
 const { token } = await createToken(ctx, { name: 'bench', scopes: ['issue'] }, 'bench');

@@ -11,6 +11,7 @@ import { csrPool, makePeerCa, opensslCaDir, verifyLeaves, type KeyType, type Pee
 import { summariseProfile } from '../lib/profile.js';
 import { signetCas, startSignet } from '../lib/signet.js';
 import {
+  BENCH_DIR,
   cmdline,
   CONCURRENCY,
   daemon,
@@ -26,6 +27,7 @@ import {
   ratio,
   removeTemp,
   run,
+  ROOT,
   RUNS,
   SECONDS,
   selected,
@@ -310,6 +312,30 @@ function summarise(rows: Row[]): (string | number)[][] {
   });
 }
 
+/**
+ * No CA at all (bench/servers/http-floor.mjs): the answers/s node:http and this load generator
+ * allow on these cores when a request costs nothing but its framing. Not a peer; a ceiling.
+ */
+async function floorTarget(csrs: string[]): Promise<HttpTarget> {
+  const port = await freePort();
+  const workers = process.env.BENCH_SIGNET_WORKERS ?? '2';
+  const d = daemon(process.execPath, [join(BENCH_DIR, 'servers', 'http-floor.mjs'), String(port), workers], { cwd: ROOT });
+  await waitFor('http-floor', () => tcpOpen(port), 30_000, 25);
+  return {
+    name: 'node:http floor (no CA work)',
+    keyType: 'ecdsa-p256',
+    port,
+    path: '/api/v1/certificates',
+    pid: d.proc.pid!,
+    headers: { 'content-type': 'application/json' },
+    bodies: csrs.map((csr) => Buffer.from(JSON.stringify({ csr, profile: 'server' }))),
+    okStatus: [201],
+    commands: [`node bench/servers/http-floor.mjs ${port} ${workers}   (reads and parses the JSON body, answers a fixed 2.7 KB 201)`],
+    verify: async (bodies) => `n/a (${bodies.length} fixed answers)`,
+    stop: () => d.stop(),
+  };
+}
+
 export async function issueWorkload(): Promise<WorkloadReport> {
   await ensureTools({ cfssl: 'golang-cfssl', openssl: 'openssl' });
   const seconds = SECONDS();
@@ -336,6 +362,7 @@ export async function issueWorkload(): Promise<WorkloadReport> {
   const keyTypes: KeyType[] = ['ecdsa-p256', 'rsa-2048', 'ed25519'];
   const factories: { name: string; make: () => Promise<HttpTarget> }[] = [];
   for (const k of keyTypes) factories.push({ name: `signet ${k}`, make: () => signetTarget(k, csrs) });
+  factories.push({ name: 'node:http floor (no CA work)', make: () => floorTarget(csrs) });
   for (const k of ['ecdsa-p256', 'rsa-2048'] as KeyType[]) {
     factories.push({ name: `cfssl no-db ${k}`, make: () => cfsslTarget(k, false, csrs) });
     factories.push({ name: `cfssl certdb ${k}`, make: () => cfsslTarget(k, true, csrs) });
