@@ -40,8 +40,8 @@ export function softHsm(): SoftHsm {
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
   // Every SoftHSM2 user of this process (pkcs11js in the test process, signet children, the tools).
   process.env.SOFTHSM2_CONF = conf;
-  const pin = '246813579';
-  const soPin = '975318642';
+  const pin = 'hsm-Pin-7f3kQz91';
+  const soPin = 'hsm-SO-Pin-q8Xw2';
   const label = `signet-test-${process.pid}`;
   const initToken = (l: string) =>
     void execFileSync('softhsm2-util', ['--init-token', '--free', '--label', l, '--so-pin', soPin, '--pin', pin], {
