@@ -71,3 +71,20 @@ export function softHsm(): SoftHsm {
 
 /** SIGNET_TEST_PKCS11=1: the tagged pass that runs the signing paths with CA keys in SoftHSM2. */
 export const pkcs11Pass = process.env.SIGNET_TEST_PKCS11 === '1';
+
+// A file in the tagged pass that never put a CA key in the token would pass without testing the
+// token: it fails instead (this handler runs before the token directory's removal, registered later).
+if (pkcs11Pass) {
+  process.on('exit', () => {
+    let keys = 0;
+    try {
+      keys = current ? (current.tool(['--list-objects', '--type', 'privkey']).match(/Private Key Object/g) ?? []).length : 0;
+    } catch {
+      keys = 0;
+    }
+    if (keys === 0) {
+      process.stderr.write(`SIGNET_TEST_PKCS11=1, but ${process.argv[1] ?? 'this test file'} made no CA key in the SoftHSM2 token: it does not test the pkcs11 key store\n`);
+      process.exitCode = 1;
+    }
+  });
+}
