@@ -388,6 +388,84 @@ describe('signet ca move-key --to pkcs11', () => {
   });
 });
 
+describe('ca import and init with the pkcs11 store', () => {
+  let env: TestEnv;
+  const tmp = new TempDir();
+  before(async () => {
+    env = await createTestEnv({ ...hsm.env });
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
+
+  test('init --offline-root is refused before anything is created: a key in the token never leaves it', () => {
+    const r = signet(['init', '--offline-root', join(tmp.path, 'root.key'), '--offline-root-passphrase-file', tmp.file('pass', 'correct horse battery staple\n')], env.env);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /CA keys never leave the token/);
+    assert.deepEqual(readdirSync(env.dataDir), []);
+  });
+
+  test('ca import puts an openssl-made RSA CA key into the token (sensitive, non-extractable), and it signs an intermediate that openssl verifies', async () => {
+    const key = tmp.file('legacy.key');
+    const cert = tmp.file('legacy.pem');
+    const gen = openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=Legacy RSA Root',
+      '-days',
+      '30',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    assert.equal(gen.status, 0, gen.stderr);
+    const row = json(signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env));
+    const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [row.id]);
+    assert.match(ca!.keyId, URI);
+    const block = objectListing(ca!.keyId);
+    assert.match(block, /Private Key Object; RSA/);
+    assert.match(block, /Access:\s+sensitive/);
+    assert.doesNotMatch(block, /(?<!never )extractable/);
+    const [audit] = await sql<{ details: string }>(env, `SELECT details FROM "AuditEvent" WHERE action = 'ca.imported' AND target = ?`, [row.id]);
+    assert.equal(JSON.parse(audit!.details).keyUri, ca!.keyId);
+    // No trace of the imported key's private exponent in the database or the data directory.
+    const d = Buffer.from((createPrivateKey(readFileSync(key)).export({ format: 'jwk' }) as { d: string }).d, 'base64url');
+    for (const t of ['KeyRecord', 'CertificateAuthority', 'AuditEvent'])
+      for (const r of await sql<Record<string, unknown>>(env, `SELECT * FROM "${t}"`))
+        for (const v of Object.values(r)) assert.equal((v instanceof Uint8Array ? Buffer.from(v) : Buffer.from(String(v))).indexOf(d), -1, `in ${t}`);
+    for (const f of readdirSync(env.dataDir).filter((f) => statSync(join(env.dataDir, f)).isFile()))
+      assert.equal(readFileSync(join(env.dataDir, f)).indexOf(d), -1, `in ${f}`);
+
+    const sub = json(signet(['ca', 'create-intermediate', '--parent', row.id, '--subject', 'CN=Under Legacy,O=Signet', '--validity-days', '20', '--json'], env.env));
+    const [subRow] = await sql<{ certificateDer: Uint8Array }>(env, 'SELECT "certificateDer" FROM "CertificateAuthority" WHERE id = ?', [sub.id]);
+    const subPem = tmp.file('sub.pem', new X509Certificate(Buffer.from(subRow!.certificateDer)).toString());
+    const v = openssl(['verify', '-CAfile', cert, subPem]);
+    assert.equal(v.status, 0, v.stderr + v.stdout);
+  });
+});
+
+describe('the PIN in logs', () => {
+  test('the PIN is redacted from log lines like the other secrets', async () => {
+    const { createLogger } = await import('../src/observability/logger.js');
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => void lines.push(l) } as never);
+    log.info({ SIGNET_PKCS11_PIN: hsm.pin, config: { SIGNET_PKCS11_PIN: hsm.pin }, pin: hsm.pin, token: { pin: hsm.pin } }, 'configuration');
+    assert.equal(lines.length, 1);
+    assert.ok(!lines[0]!.includes(hsm.pin), lines[0]);
+    assert.match(lines[0]!, /\[redacted\]/);
+  });
+});
+
 describe('a token session lost at run time', () => {
   let env: TestEnv;
   let ctx: CaContext;
