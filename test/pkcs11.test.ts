@@ -400,7 +400,10 @@ describe('ca import and init with the pkcs11 store', () => {
   });
 
   test('init --offline-root is refused before anything is created: a key in the token never leaves it', () => {
-    const r = signet(['init', '--offline-root', join(tmp.path, 'root.key'), '--offline-root-passphrase-file', tmp.file('pass', 'correct horse battery staple\n')], env.env);
+    const r = signet(
+      ['init', '--offline-root', join(tmp.path, 'root.key'), '--offline-root-passphrase-file', tmp.file('pass', 'correct horse battery staple\n')],
+      env.env,
+    );
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /CA keys never leave the token/);
     assert.deepEqual(readdirSync(env.dataDir), []);
@@ -446,7 +449,9 @@ describe('ca import and init with the pkcs11 store', () => {
     for (const f of readdirSync(env.dataDir).filter((f) => statSync(join(env.dataDir, f)).isFile()))
       assert.equal(readFileSync(join(env.dataDir, f)).indexOf(d), -1, `in ${f}`);
 
-    const sub = json(signet(['ca', 'create-intermediate', '--parent', row.id, '--subject', 'CN=Under Legacy,O=Signet', '--validity-days', '20', '--json'], env.env));
+    const sub = json(
+      signet(['ca', 'create-intermediate', '--parent', row.id, '--subject', 'CN=Under Legacy,O=Signet', '--validity-days', '20', '--json'], env.env),
+    );
     const [subRow] = await sql<{ certificateDer: Uint8Array }>(env, 'SELECT "certificateDer" FROM "CertificateAuthority" WHERE id = ?', [sub.id]);
     const subPem = tmp.file('sub.pem', new X509Certificate(Buffer.from(subRow!.certificateDer)).toString());
     const v = openssl(['verify', '-CAfile', cert, subPem]);
@@ -517,8 +522,12 @@ describe('a token session lost at run time', () => {
     assert.equal(lost.type, 'unavailable');
     assert.equal(lost.status, 503);
     assert.match(lost.detail, /lost its session while signing with CA key pkcs11:.*\(CKR_SESSION_HANDLE_INVALID\)/);
-    assert.match(keys.token.loginState(), /session lost/);
     assert.ok(check(await signer.sign(data)), 'signs again after the re-open');
+
+    // /readyz sees a lost login, and re-opens it itself.
+    p.C_CloseAllSessions(slot);
+    assert.match(keys.token.loginState(), /session lost \(CKR_SESSION_HANDLE_INVALID\)/);
     assert.equal(await keys.health([ca!.keyId]), 'logged in');
+    assert.ok(check(await signer.sign(data)));
   });
 });

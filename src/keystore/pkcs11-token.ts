@@ -227,13 +227,13 @@ export class Pkcs11Token {
 
   private async ensureOpen(): Promise<void> {
     if (!this.broken && this.anchor) return;
-    this.reopening ??= (async () => {
-      try {
-        this.connect('unavailable');
-      } finally {
+    // One re-open for every caller waiting; cleared asynchronously, after the assignment
+    // (an async function that connects synchronously would clear it before being stored).
+    this.reopening ??= Promise.resolve()
+      .then(() => this.connect('unavailable'))
+      .finally(() => {
         this.reopening = null;
-      }
-    })();
+      });
     await this.reopening;
   }
 

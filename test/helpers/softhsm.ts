@@ -83,7 +83,9 @@ if (pkcs11Pass) {
       keys = 0;
     }
     if (keys === 0) {
-      process.stderr.write(`SIGNET_TEST_PKCS11=1, but ${process.argv[1] ?? 'this test file'} made no CA key in the SoftHSM2 token: it does not test the pkcs11 key store\n`);
+      process.stderr.write(
+        `SIGNET_TEST_PKCS11=1, but ${process.argv[1] ?? 'this test file'} made no CA key in the SoftHSM2 token: it does not test the pkcs11 key store\n`,
+      );
       process.exitCode = 1;
     }
   });
