@@ -456,6 +456,42 @@ describe('ca import and init with the pkcs11 store', () => {
     const subPem = tmp.file('sub.pem', new X509Certificate(Buffer.from(subRow!.certificateDer)).toString());
     const v = openssl(['verify', '-CAfile', cert, subPem]);
     assert.equal(v.status, 0, v.stderr + v.stdout);
+
+    // A backup holds the keys' URIs, not the keys; restored elsewhere (same master key, same
+    // token) the CAs sign again through the token.
+    const file = join(tmp.path, 'pkcs11.backup');
+    json(signet(['backup', file, '--json'], env.env));
+    assert.equal(readFileSync(file).indexOf(d), -1, 'the private exponent is in the backup');
+    const other = await createTestEnv({ ...hsm.env });
+    try {
+      writeFileSync(join(other.dataDir, 'master.key'), readFileSync(join(env.dataDir, 'master.key')), { mode: 0o600 });
+      const restored = signet(['restore', file], other.env);
+      assert.equal(restored.status, 0, restored.stderr);
+      const leaf = join(tmp.path, 'restored.pem');
+      json(
+        signet(
+          [
+            'issue',
+            '--generate-key',
+            'ecdsa-p256',
+            '--san',
+            'restored.example.test',
+            '--ca',
+            sub.id,
+            '--key-out',
+            join(tmp.path, 'r.key'),
+            '--out',
+            leaf,
+            '--json',
+          ],
+          other.env,
+        ),
+      );
+      const rv = openssl(['verify', '-CAfile', cert, '-untrusted', leaf, leaf]);
+      assert.equal(rv.status, 0, rv.stderr + rv.stdout);
+    } finally {
+      await other.cleanup();
+    }
   });
 });
 

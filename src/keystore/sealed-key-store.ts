@@ -10,9 +10,9 @@ import type { SealedKeyRecord } from '../model/key.js';
 import type { Tx } from '../storage/database.js';
 import type { Kek } from './kek.js';
 import type { KeyPurpose, KeyStore } from './key-store.js';
+import { PKCS11_KEK_ID } from '../model/key.js';
 
-/** KeyRecord.kekId of a CA key kept in a PKCS#11 token (its id is the pkcs11: URI; nothing is sealed). */
-export const PKCS11_KEK_ID = 'pkcs11';
+export { PKCS11_KEK_ID };
 
 const aad = (id: string) => Buffer.from(`signet-key:${id}`);
 
