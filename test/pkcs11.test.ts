@@ -566,4 +566,41 @@ describe('a token session lost at run time', () => {
     assert.equal(await keys.health([ca!.keyId]), 'logged in');
     assert.ok(check(await signer.sign(data)));
   });
+
+  test('a PIN changed while Signet runs: the re-open is refused once, then never tried again (a token locks after a few wrong PINs)', async () => {
+    const keys = ctx.keys as Pkcs11KeyStore;
+    const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE "parentId" IS NOT NULL');
+    const signer = await keys.signer(ca!.keyId);
+    const newPin = 'changed-Pin-55';
+    const p = keys.token.p;
+    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === hsm.label)!;
+    // Through this process's own view of the token (SoftHSM2 reads another process's change only at a restart).
+    const admin = p.C_OpenSession(slot, 6);
+    p.C_SetPIN(admin, hsm.pin, newPin);
+    p.C_CloseAllSessions(slot); // every session gone: the login with them
+    let restored = false;
+    const restorePin = () => {
+      const s = p.C_OpenSession(slot, 6);
+      p.C_Login(s, 1, newPin);
+      p.C_SetPIN(s, newPin, hsm.pin);
+      p.C_CloseSession(s);
+      restored = true;
+    };
+    try {
+      const fail = (e: unknown) => e;
+      const first = await signer.sign(Buffer.from('x')).then(() => null, fail);
+      assert.ok(isSignetError(first) && first.status === 503, String(first));
+      const second = await signer.sign(Buffer.from('x')).then(() => null, fail);
+      assert.ok(isSignetError(second) && second.status === 503, String(second));
+      assert.match(second.detail, /refused the PIN when Signet logged in again \(CKR_PIN_INCORRECT\); Signet does not retry/);
+      // The configured PIN is right again, but Signet does not try it: a retry would have signed.
+      restorePin();
+      const third = await signer.sign(Buffer.from('x')).then(() => null, fail);
+      assert.ok(isSignetError(third), 'signed after a refused PIN: Signet logged in again');
+      assert.equal(third.detail, second.detail);
+      assert.match(await keys.health([ca!.keyId]), /does not retry/);
+    } finally {
+      if (!restored) restorePin();
+    }
+  });
 });

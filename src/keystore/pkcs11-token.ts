@@ -135,6 +135,11 @@ export class Pkcs11Token {
   generation = 0;
   private broken: string | null = null;
   private reopening: Promise<void> | null = null;
+  /**
+   * A re-open refused for the PIN (changed or locked while Signet ran): never tried again
+   * by this process, since every further wrong PIN brings the token closer to locking.
+   */
+  private fatal: string | null = null;
 
   private constructor(readonly opts: TokenOptions) {
     this.p = loadModule(opts.module);
@@ -189,6 +194,10 @@ export class Pkcs11Token {
         } catch {
           /* already gone */
         }
+        if (type === 'unavailable' && (code === CKR.PIN_INCORRECT || code === CKR.PIN_LOCKED)) {
+          this.fatal = `PKCS#11 token "${this.opts.label}" refused the PIN when Signet logged in again (${ckrName(e)}); Signet does not retry: fix the PIN and restart`;
+          throw new SignetError('unavailable', this.fatal);
+        }
         if (code === CKR.PIN_INCORRECT)
           throw new SignetError(
             'key-store',
@@ -227,6 +236,7 @@ export class Pkcs11Token {
 
   private async ensureOpen(): Promise<void> {
     if (!this.broken && this.anchor) return;
+    if (this.fatal) throw new SignetError('unavailable', this.fatal);
     // One re-open for every caller waiting; cleared asynchronously, after the assignment
     // (an async function that connects synchronously would clear it before being stored).
     this.reopening ??= Promise.resolve()
@@ -277,6 +287,13 @@ export class Pkcs11Token {
       if (this.generation === gen) {
         if (ok || !this.broken) this.free.push(session);
         this.waiters.shift()?.();
+      } else {
+        // Re-opened meanwhile: this session belongs to the old generation.
+        try {
+          this.p.C_CloseSession(session);
+        } catch {
+          /* already gone with its token */
+        }
       }
     }
   }
@@ -300,6 +317,7 @@ export class Pkcs11Token {
 
   /** For /readyz: whether the user is logged in on the token, or why not. */
   loginState(): string {
+    if (this.fatal) return this.fatal;
     if (this.broken) return `session lost (${this.broken}); re-opened on the next request`;
     if (!this.anchor) return 'not open';
     try {
