@@ -104,6 +104,14 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     } else keys = new SealedKeyStore(records, kek);
     const n = await keys.verifyAll();
     log.debug({ keys: n, kekId: kek.id, kekSource: kek.source, keyStore: config.SIGNET_KEY_STORE }, 'key store unlocked');
+    if (token) {
+      const soft = (await stores.cas.onlineActive()).filter((c) => !isPkcs11Uri(c.keyId!)).map((c) => c.id);
+      if (soft.length)
+        log.warn(
+          { cas: soft, token: config.SIGNET_PKCS11_TOKEN },
+          `CA keys still sealed in software (${soft.join(', ')}): move each into the token with \`signet ca move-key <caId> --to pkcs11\``,
+        );
+    }
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
     const now = opts.now ?? systemClock;
