@@ -567,6 +567,50 @@ describe('a token session lost at run time', () => {
     assert.ok(check(await signer.sign(data)));
   });
 
+  test('over HTTP: a session lost under a request answers 503 application/problem+json, writes nothing, and the next request is issued', async () => {
+    const { createServices } = await import('../src/runtime/services.js');
+    const { createHandler } = await import('../src/http/app.js');
+    const { createMetrics } = await import('../src/observability/metrics.js');
+    const { createServer } = await import('node:http');
+    const config = loadConfig(env.env);
+    const services = createServices(ctx, config);
+    const handler = createHandler(ctx, createMetrics(), {
+      bodyLimit: config.SIGNET_BODY_LIMIT,
+      trustProxy: config.SIGNET_TRUST_PROXY,
+      rateLimitPerAddress: 0,
+      rateLimitPerToken: 0,
+      ...services,
+    });
+    const http = createServer(handler);
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const tmp = new TempDir();
+    try {
+      const server = {
+        url: `http://127.0.0.1:${(http.address() as { port: number }).port}`,
+        token: readFileSync(join(env.dataDir, 'admin-token'), 'utf8').trim(),
+      };
+      const csr = csrMaker(tmp)('DNS:inflight.example.test');
+      const count = async () => Number((await sql<{ n: number }>(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0]!.n);
+      assert.equal((await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' })).status, 201);
+      const keys = ctx.keys as Pkcs11KeyStore;
+      const p = keys.token.p;
+      p.C_CloseAllSessions(p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === hsm.label)!);
+      const before = await count();
+      const lost = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' });
+      assert.equal(lost.status, 503, lost.text);
+      assert.match(lost.headers.get('content-type') ?? '', /application\/problem\+json/);
+      assert.match(lost.json.detail, /lost its session .*CKR_SESSION_HANDLE_INVALID.*nothing was signed or written/);
+      assert.equal(await count(), before);
+      const again = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' });
+      assert.equal(again.status, 201, again.text);
+      assert.equal(await count(), before + 1);
+    } finally {
+      await new Promise((r) => http.close(r));
+      await services.ocsp.stop?.();
+      tmp.remove();
+    }
+  });
+
   test('a PIN changed while Signet runs: the re-open is refused once, then never tried again (a token locks after a few wrong PINs)', async () => {
     const keys = ctx.keys as Pkcs11KeyStore;
     const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE "parentId" IS NOT NULL');
