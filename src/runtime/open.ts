@@ -66,6 +66,16 @@ export function openToken(config: Config): Pkcs11Token | null {
 
 export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
   const token = openToken(config);
+  try {
+    return await openWithToken(config, log, opts, token);
+  } catch (e) {
+    // Not opened: its sessions are closed (openWhenReachable would otherwise pile one up per retry).
+    token?.close();
+    throw e;
+  }
+}
+
+async function openWithToken(config: Config, log: Logger, opts: OpenOptions, token: Pkcs11Token | null): Promise<CaContext> {
   prepareDataDir(config.dataDir);
   const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   if (opts.migrate !== false) {
