@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, verify, X509Certificate } from 'node:crypto';
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -123,6 +124,14 @@ describe('CA keys generated in a SoftHSM2 token, used over HTTP', () => {
       const block = objectListing(uri);
       assert.match(block, /Access:\s+sensitive, always sensitive, never extractable, local/);
       assert.match(block, /Usage:\s+sign\n/);
+      // GnuTLS's p11tool resolves the URI Signet recorded (RFC 7512) to exactly this object.
+      const p11 = execFileSync('p11tool', ['--provider', hsm.module, '--list-privkeys', '--login', uri], {
+        env: { ...process.env, GNUTLS_PIN: hsm.pin },
+        encoding: 'utf8',
+      });
+      assert.equal((p11.match(/^Object \d+:/gm) ?? []).length, 1, p11);
+      assert.match(p11, new RegExp(`Label: ${parsePkcs11Uri(uri).object}\n`));
+      assert.match(p11, /Flags: .*CKA_NEVER_EXTRACTABLE; CKA_SENSITIVE;/);
     }
     const records = await sql<{ id: string; kekId: string; sealed: Uint8Array }>(env, 'SELECT id, "kekId", sealed FROM "KeyRecord"');
     for (const uri of Object.values(keyIds)) {
