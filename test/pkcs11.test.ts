@@ -504,6 +504,55 @@ describe('ca import and init with the pkcs11 store', () => {
   });
 });
 
+describe('ca import of Ed25519 and P-384 CA keys into the token', () => {
+  let env: TestEnv;
+  const tmp = new TempDir();
+  before(async () => {
+    env = await createTestEnv({ ...hsm.env });
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
+
+  for (const [name, newkey] of [
+    ['ed25519', ['-newkey', 'ed25519']],
+    ['ecdsa-p384', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']],
+  ] as const) {
+    test(`an imported ${name} root signs, through the token, an intermediate that openssl verifies`, async () => {
+      const key = tmp.file(`${name}.key`);
+      const cert = tmp.file(`${name}.pem`);
+      const gen = openssl([
+        'req',
+        '-x509',
+        ...newkey,
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        `/CN=Imported ${name}`,
+        '-days',
+        '30',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ]);
+      assert.equal(gen.status, 0, gen.stderr);
+      const row = json(signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env));
+      const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [row.id]);
+      assert.match(ca!.keyId, URI);
+      assert.match(objectListing(ca!.keyId), /Access:\s+sensitive/);
+      const sub = json(signet(['ca', 'create-intermediate', '--parent', row.id, '--subject', `CN=Under ${name}`, '--validity-days', '20', '--json'], env.env));
+      const [subRow] = await sql<{ certificateDer: Uint8Array }>(env, 'SELECT "certificateDer" FROM "CertificateAuthority" WHERE id = ?', [sub.id]);
+      const v = openssl(['verify', '-CAfile', cert, tmp.file(`sub-${name}.pem`, new X509Certificate(Buffer.from(subRow!.certificateDer)).toString())]);
+      assert.equal(v.status, 0, v.stderr + v.stdout);
+    });
+  }
+});
+
 describe('the PIN in logs', () => {
   test('the PIN is redacted from log lines like the other secrets', async () => {
     const { createLogger } = await import('../src/observability/logger.js');

@@ -337,7 +337,7 @@ export class Pkcs11KeyStore implements KeyStore {
     let prepare: (data: Uint8Array) => { mechanism: number; input: Buffer; out: number };
     let finish: (sig: Buffer) => Buffer = (x) => x;
     if (algorithm.startsWith('rsa-')) {
-      const bytes = Number(algorithm.slice(4)) / 8;
+      const bytes = Math.ceil(Number(algorithm.slice(4)) / 8);
       algorithmId = new AlgorithmIdentifier({ algorithm: OID.sha256WithRSA, parameters: DER_NULL });
       prepare = (data) => ({ mechanism: pk.CKM_RSA_PKCS, input: Buffer.concat([SHA256_DIGEST_INFO, createHash('sha256').update(data).digest()]), out: bytes });
     } else if (algorithm === 'ed25519') {
