@@ -97,6 +97,36 @@ function ecPoint(v: Buffer): Buffer {
 
 const b64u = (b: Buffer) => b.toString('base64url');
 
+/** A new key's CKA_ID (16 random bytes) and label. */
+const newObjectName = () => ({ id: randomBytes(16), object: `signet-ca-${randomUUID()}` });
+
+/**
+ * What every CA key object gets: a token object, labelled, with its CKA_ID; the private half
+ * private, sensitive, non-extractable, and able to sign and nothing else.
+ */
+function baseTemplates(id: Buffer, object: string): { priv: Template; pub: Template } {
+  const pk = binding();
+  const common = [
+    { type: pk.CKA_TOKEN, value: true },
+    { type: pk.CKA_LABEL, value: object },
+    { type: pk.CKA_ID, value: id },
+  ];
+  return {
+    priv: [
+      ...common,
+      { type: pk.CKA_CLASS, value: pk.CKO_PRIVATE_KEY },
+      { type: pk.CKA_PRIVATE, value: true },
+      { type: pk.CKA_SENSITIVE, value: true },
+      { type: pk.CKA_EXTRACTABLE, value: false },
+      { type: pk.CKA_SIGN, value: true },
+      { type: pk.CKA_DECRYPT, value: false },
+      { type: pk.CKA_UNWRAP, value: false },
+      { type: pk.CKA_DERIVE, value: false },
+    ],
+    pub: [...common, { type: pk.CKA_CLASS, value: pk.CKO_PUBLIC_KEY }, { type: pk.CKA_VERIFY, value: true }, { type: pk.CKA_PRIVATE, value: false }],
+  };
+}
+
 export class Pkcs11KeyStore implements KeyStore {
   private readonly cache = new Map<string, Signer>();
   /** URI → private key handle, valid for one token generation. */
@@ -116,28 +146,9 @@ export class Pkcs11KeyStore implements KeyStore {
   async generate(algorithm: KeyAlgorithm, tx?: Tx, purpose: KeyPurpose = 'ca'): Promise<StoredKey> {
     if (purpose === 'responder') return this.sealed.generate(algorithm, tx, purpose);
     const pk = binding();
-    const id = randomBytes(16);
-    const object = `signet-ca-${randomUUID()}`;
-    const common = [
-      { type: pk.CKA_TOKEN, value: true },
-      { type: pk.CKA_LABEL, value: object },
-      { type: pk.CKA_ID, value: id },
-    ];
+    const { id, object } = newObjectName();
     let mechanism: number;
-    let pub: Template;
-    let priv: Template = [
-      ...common,
-      { type: pk.CKA_CLASS, value: pk.CKO_PRIVATE_KEY },
-      { type: pk.CKA_PRIVATE, value: true },
-      { type: pk.CKA_SENSITIVE, value: true },
-      { type: pk.CKA_EXTRACTABLE, value: false },
-      { type: pk.CKA_SIGN, value: true },
-      // A CA key signs and does nothing else.
-      { type: pk.CKA_DECRYPT, value: false },
-      { type: pk.CKA_UNWRAP, value: false },
-      { type: pk.CKA_DERIVE, value: false },
-    ];
-    pub = [...common, { type: pk.CKA_CLASS, value: pk.CKO_PUBLIC_KEY }, { type: pk.CKA_VERIFY, value: true }, { type: pk.CKA_PRIVATE, value: false }];
+    let { priv, pub } = baseTemplates(id, object);
     if (algorithm.startsWith('rsa-')) {
       mechanism = pk.CKM_RSA_PKCS_KEY_PAIR_GEN;
       pub = [
@@ -207,31 +218,8 @@ export class Pkcs11KeyStore implements KeyStore {
     const algorithm = describeKey(privateKey).name as KeyAlgorithm;
     const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
     const buf = (k: string) => Buffer.from(jwk[k]!, 'base64url');
-    const id = randomBytes(16);
-    const object = `signet-ca-${randomUUID()}`;
-    const common = [
-      { type: pk.CKA_TOKEN, value: true },
-      { type: pk.CKA_LABEL, value: object },
-      { type: pk.CKA_ID, value: id },
-    ];
-    let priv: Template = [
-      ...common,
-      { type: pk.CKA_CLASS, value: pk.CKO_PRIVATE_KEY },
-      { type: pk.CKA_PRIVATE, value: true },
-      { type: pk.CKA_SENSITIVE, value: true },
-      { type: pk.CKA_EXTRACTABLE, value: false },
-      { type: pk.CKA_SIGN, value: true },
-      // A CA key signs and does nothing else.
-      { type: pk.CKA_DECRYPT, value: false },
-      { type: pk.CKA_UNWRAP, value: false },
-      { type: pk.CKA_DERIVE, value: false },
-    ];
-    let pub: Template = [
-      ...common,
-      { type: pk.CKA_CLASS, value: pk.CKO_PUBLIC_KEY },
-      { type: pk.CKA_VERIFY, value: true },
-      { type: pk.CKA_PRIVATE, value: false },
-    ];
+    const { id, object } = newObjectName();
+    let { priv, pub } = baseTemplates(id, object);
     const secrets: Buffer[] = [];
     const secret = (k: string) => {
       const b = buf(k);
