@@ -137,16 +137,40 @@ function pemOf(body: Buffer, pick: (j: Record<string, unknown>) => unknown): str
   return v;
 }
 
-async function signetTarget(keyType: KeyType, csrs: string[]): Promise<HttpTarget> {
-  const dir = tempDir(`issue-signet-${keyType}`);
-  const s = await startSignet(join(dir, 'data'), { SIGNET_INTERMEDIATE_KEY: keyType });
+/**
+ * A throw-away SoftHSM2 token in `dir` (its own SOFTHSM2_CONF and token directory) and the
+ * settings that put Signet's CA keys in it: the HSM-backed rows.
+ */
+async function softHsmEnv(dir: string): Promise<{ env: Record<string, string>; command: string }> {
+  const tokens = join(dir, 'tokens');
+  mkdirSync(tokens, { recursive: true });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  const args = ['--init-token', '--free', '--label', 'signet-bench', '--so-pin', 'bench-so-pin', '--pin', 'bench-pin'];
+  await run('softhsm2-util', args, { env: { ...process.env, SOFTHSM2_CONF: conf } });
+  return {
+    env: {
+      SOFTHSM2_CONF: conf,
+      SIGNET_KEY_STORE: 'pkcs11',
+      SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      SIGNET_PKCS11_TOKEN: 'signet-bench',
+      SIGNET_PKCS11_PIN: 'bench-pin',
+    },
+    command: `SOFTHSM2_CONF=<dir>/softhsm2.conf softhsm2-util ${args.join(' ')}`,
+  };
+}
+
+async function signetTarget(keyType: KeyType, csrs: string[], opts: { pkcs11?: boolean } = {}): Promise<HttpTarget> {
+  const dir = tempDir(`issue-signet-${opts.pkcs11 ? 'pkcs11-' : ''}${keyType}`);
+  const hsm = opts.pkcs11 ? await softHsmEnv(dir) : undefined;
+  const s = await startSignet(join(dir, 'data'), { SIGNET_INTERMEDIATE_KEY: keyType, ...hsm?.env });
   const cas = await signetCas(s);
   const rootFile = join(dir, 'root.pem');
   const intFile = join(dir, 'int.pem');
   writeFileSync(rootFile, cas.rootPem);
   writeFileSync(intFile, cas.intermediatePem);
   return {
-    name: `signet ${keyType}`,
+    name: `signet ${opts.pkcs11 ? 'pkcs11 ' : ''}${keyType}`,
     keyType,
     port: s.port,
     path: '/api/v1/certificates',
@@ -154,7 +178,11 @@ async function signetTarget(keyType: KeyType, csrs: string[]): Promise<HttpTarge
     headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
     bodies: csrs.map((csr) => Buffer.from(JSON.stringify({ csr, profile: 'server' }))),
     okStatus: [201],
-    commands: [s.command, `POST /api/v1/certificates {"csr": <PEM>, "profile": "server"} with Authorization: Bearer <data>/admin-token`],
+    commands: [
+      ...(hsm ? [hsm.command] : []),
+      s.command,
+      `POST /api/v1/certificates {"csr": <PEM>, "profile": "server"} with Authorization: Bearer <data>/admin-token`,
+    ],
     verify: async (bodies) => {
       const v = await verifyLeaves(
         bodies.map((b) => pemOf(b, (j) => j.certificate)),
@@ -337,7 +365,7 @@ async function floorTarget(csrs: string[]): Promise<HttpTarget> {
 }
 
 export async function issueWorkload(): Promise<WorkloadReport> {
-  await ensureTools({ cfssl: 'golang-cfssl', openssl: 'openssl' });
+  await ensureTools({ cfssl: 'golang-cfssl', openssl: 'openssl', 'softhsm2-util': 'softhsm2' });
   const seconds = SECONDS();
   const runs = RUNS();
   const concs = CONCURRENCY();
@@ -362,6 +390,8 @@ export async function issueWorkload(): Promise<WorkloadReport> {
   const keyTypes: KeyType[] = ['ecdsa-p256', 'rsa-2048', 'ed25519'];
   const factories: { name: string; make: () => Promise<HttpTarget> }[] = [];
   for (const k of keyTypes) factories.push({ name: `signet ${k}`, make: () => signetTarget(k, csrs) });
+  // The same with the CA keys in a SoftHSM2 token (SIGNET_KEY_STORE=pkcs11): every leaf signed by the token.
+  factories.push({ name: 'signet pkcs11 ecdsa-p256', make: () => signetTarget('ecdsa-p256', csrs, { pkcs11: true }) });
   factories.push({ name: 'node:http floor (no CA work)', make: () => floorTarget(csrs) });
   for (const k of ['ecdsa-p256', 'rsa-2048'] as KeyType[]) {
     factories.push({ name: `cfssl no-db ${k}`, make: () => cfsslTarget(k, false, csrs) });
@@ -421,7 +451,7 @@ export async function issueWorkload(): Promise<WorkloadReport> {
   const med = (r: Row) => median(r.runs.map((x) => x.rps));
   const p99 = (r: Row) => median(r.runs.map((x) => x.p99ms));
   const ratioRows: (string | number)[][] = [];
-  for (const s of rows.filter((r) => r.target.startsWith('signet'))) {
+  for (const s of rows.filter((r) => r.target.startsWith('signet') && !r.target.startsWith('signet pkcs11'))) {
     for (const p of rows.filter((r) => !r.target.startsWith('signet') && r.keyType === s.keyType && (r.conc === s.conc || r.conc.endsWith('proc')))) {
       ratioRows.push([s.target, s.conc, p.target, p.conc, ratio(med(s), med(p)), `${p99(s).toFixed(1)} vs ${p99(p).toFixed(1)}`]);
     }
@@ -431,6 +461,25 @@ export async function issueWorkload(): Promise<WorkloadReport> {
     headers: ['signet', 'conc', 'peer', 'peer conc', 'ratio', 'p99 ms'],
     rows: ratioRows,
   });
+
+  const hsmRows: (string | number)[][] = [];
+  for (const h of rows.filter((r) => r.target.startsWith('signet pkcs11'))) {
+    const sealed = rows.find((r) => r.target === `signet ${h.keyType}` && r.conc === h.conc);
+    if (sealed)
+      hsmRows.push([
+        h.target,
+        h.conc,
+        ratio(med(h), med(sealed)),
+        `${fmt(med(h))}/s vs ${fmt(med(sealed))}/s`,
+        `${p99(h).toFixed(1)} vs ${p99(sealed).toFixed(1)}`,
+      ]);
+  }
+  if (hsmRows.length)
+    report.tables.push({
+      title: 'CA key in a SoftHSM2 token ÷ sealed software key (same workload)',
+      headers: ['signet', 'conc', 'ratio', 'throughput', 'p99 ms (pkcs11 vs sealed)'],
+      rows: hsmRows,
+    });
 
   for (const conc of concs.map(String)) {
     const s = rows.find((r) => r.target === 'signet ecdsa-p256' && r.conc === conc);

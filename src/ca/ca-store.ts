@@ -20,6 +20,8 @@ export interface CaStore {
   insert(ca: NewCaRecord, tx?: Tx): Promise<CaRecord>;
   /** The key has left the online store: the CA is offline. */
   markOffline(id: string, tx?: Tx): Promise<void>;
+  /** Points the CA at another copy of its key (`signet ca move-key`): only from the key it has now. */
+  moveKey(id: string, from: string, to: string, tx: Tx): Promise<void>;
   markRevoked(id: string, at: Date, reason: string, tx?: Tx): Promise<void>;
   /** `ca.revoked` audit events, oldest first: of one CA, or of every CA. */
   revocationEvents(action: string, caId?: string): Promise<CaRevocationEvent[]>;

@@ -6,6 +6,7 @@
  * A revocation (heard on the status bus) schedules a CRL after a short coalescing delay; a timer
  * re-signs at half-life.
  */
+import { keyUriDetail } from '../keystore/key-store.js';
 import { randomUUID } from 'node:crypto';
 import { buildCrl, type CrlEntry, type RevocationReason } from '../pki/crl.js';
 import { inspectCertificate, serialHex } from '../pki/certificate.js';
@@ -163,7 +164,13 @@ export class CrlPublisher {
       actor,
       action: 'crl.signed',
       target: caId,
-      details: { number: number.toString(), entries: count, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() },
+      details: {
+        number: number.toString(),
+        entries: count,
+        thisUpdate: thisUpdate.toISOString(),
+        nextUpdate: nextUpdate.toISOString(),
+        ...(signerIn ? {} : keyUriDetail(ca.keyId)),
+      },
     };
     await this.ctx.stores.crls.write({ id: randomUUID(), caId, number, thisUpdate, nextUpdate, der, entries: count, keep: KEEP }, (head) =>
       auditBatch(this.ctx.db, head, [audit]),

@@ -2,6 +2,10 @@
  * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
  * and taking the root offline. Each change commits with its key and its audit event.
  */
+import { keyUriDetail } from '../keystore/key-store.js';
+import { isPkcs11Uri, Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
@@ -46,7 +50,11 @@ export interface NewCaOptions {
 
 const idFor = caIdFor;
 
-async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<{ signer: Signer; cert: ReturnType<typeof inspectCertificate> }> {
+async function issuerOf(
+  ctx: CaContext,
+  parentId: string,
+  parentKey?: KeyObject,
+): Promise<{ signer: Signer; cert: ReturnType<typeof inspectCertificate>; keyId: string | null }> {
   const parent = await ctx.stores.cas.get(parentId);
   if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
@@ -79,7 +87,7 @@ async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject)
       throw e;
     }
   } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
-  return { signer, cert };
+  return { signer, cert, keyId: parent.keyId };
 }
 
 /**
@@ -171,9 +179,9 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
       actor,
       action: 'ca.created',
       target: rootId,
-      details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root' },
+      details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root', ...keyUriDetail(rootKey.id) },
     });
-    const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts }, intermediate, actor);
+    const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts, keyId: rootKey.id }, intermediate, actor);
     return { root: rootRow, intermediate: intRow };
   }
 }
@@ -181,7 +189,7 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
 async function signIntermediate(
   ctx: CaContext,
   tx: Tx,
-  parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate> },
+  parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate>; keyId?: string | null },
   opts: NewCaOptions,
   actor: string,
   sourceIp?: string,
@@ -223,6 +231,7 @@ async function signIntermediate(
       keyAlgorithm: opts.keyAlgorithm,
       role: 'intermediate',
       nameConstraints: opts.nameConstraints ?? null,
+      ...keyUriDetail(key.id),
     },
   });
   await appendAudit(tx, {
@@ -230,7 +239,7 @@ async function signIntermediate(
     action: 'ca.key.used',
     target: parent.id,
     sourceIp,
-    details: { purpose: 'sign intermediate certificate', serial: row.serial },
+    details: { purpose: 'sign intermediate certificate', serial: row.serial, ...keyUriDetail(parent.keyId) },
   });
   return row;
 }
@@ -317,7 +326,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
       action: 'ca.imported',
       target: id,
       sourceIp: opts.sourceIp,
-      details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role },
+      details: { subject: row.subject, fingerprint: row.fingerprint, parent: parentId, role, ...keyUriDetail(k.id) },
     });
     return row;
   });
@@ -346,3 +355,51 @@ export async function listCas(ctx: Pick<CaContext, 'stores'>): Promise<CaSummary
 }
 
 export const randomPassphrase = () => randomBytes(18).toString('base64url');
+
+/**
+ * `signet ca move-key <caId> --to pkcs11`: the CA's sealed key into the PKCS#11 token, as a
+ * sensitive, non-extractable object. In one transaction: the key is created in the token and
+ * recorded, a test signature made through the token is verified with the CA certificate's public
+ * key, and only then the CA points at the token's key, the sealed copy is deleted and the move is
+ * audited. If anything fails the database is unchanged and the token objects are destroyed.
+ */
+export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'): Promise<{ caId: string; keyUri: string }> {
+  const keys = ctx.keys;
+  if (!(keys instanceof Pkcs11KeyStore))
+    throw new SignetError(
+      'configuration',
+      'moving a CA key into a token needs SIGNET_KEY_STORE=pkcs11 with SIGNET_PKCS11_MODULE, SIGNET_PKCS11_TOKEN and the PIN of the target token',
+    );
+  const ca = await ctx.stores.cas.get(caId);
+  if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
+  if (!ca.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline; import its key with \`signet ca import\` first`);
+  if (isPkcs11Uri(ca.keyId)) throw new SignetError('conflict', `CA ${caId} already keeps its key in a PKCS#11 token (${ca.keyId})`);
+  const from = ca.keyId;
+  const cert = inspectCertificate(ca.certificateDer);
+  const privateKey = await keys.sealed.privateKey(from);
+  let created: string | undefined;
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const stored = await keys.importKey(privateKey, tx);
+      created = stored.id;
+      const probe = randomBytes(32);
+      const sig = await stored.signer.sign(probe);
+      const algorithm = AsnConvert.serialize(stored.signer.algorithm);
+      const oid = AsnConvert.parse(algorithm, AlgorithmIdentifier).algorithm;
+      if (!verifySignature(oid, cert.publicKey, probe, sig))
+        throw new SignetError('key-store', `the test signature made through the token does not verify with CA ${caId}'s certificate; nothing was moved`);
+      await ctx.stores.cas.moveKey(caId, from, stored.id, tx);
+      await keys.sealed.remove(from, tx);
+      await appendAudit(tx, {
+        actor,
+        action: 'ca.key.moved',
+        target: caId,
+        details: { from: 'sealed', to: 'pkcs11', keyUri: stored.id, testSignature: 'verified with the CA certificate' },
+      });
+      return { caId, keyUri: stored.id };
+    });
+  } catch (e) {
+    if (created) await keys.destroy(created).catch(() => undefined);
+    throw e;
+  }
+}

@@ -406,7 +406,14 @@ export class Issuance {
         action,
         target: serial,
         sourceIp: who.sourceIp,
-        details: { caId: m.issuer.id, profile: m.profile.name, sans: m.sans.map((s) => s.value), fingerprint, predecessor: m.predecessor ?? null },
+        details: {
+          caId: m.issuer.id,
+          profile: m.profile.name,
+          sans: m.sans.map((s) => s.value),
+          fingerprint,
+          predecessor: m.predecessor ?? null,
+          ...(m.issuer.keyUri ? { keyUri: m.issuer.keyUri } : {}),
+        },
       },
     );
     this.events?.emit('certificateIssued', { caId: m.issuer.id, profile: m.profile.name });

@@ -18,6 +18,7 @@
  *     (ca-chain-check.ts), never from its row's parentId.
  * A row that fails is refused (409) and logged at error level.
  */
+import { keyUriDetail } from '../keystore/key-store.js';
 import { SignetError } from '../errors.js';
 import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
 import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT } from '../pki/extensions.js';
@@ -105,6 +106,8 @@ export interface Issuer {
   chainPem: string;
   chainDer: Buffer[];
   loadedAt: number;
+  /** The CA key's pkcs11: URI when it is in a token (recorded with every issuance it signs). */
+  keyUri?: string;
 }
 
 const TTL_MS = 15_000;
@@ -229,6 +232,7 @@ export class IssuerRegistry {
       chainDer,
       chainPem: chainDer.map((d) => toPem(d)).join(''),
       loadedAt: this.ctx.now().getTime(),
+      ...keyUriDetail(row.keyId),
     };
   }
 }

@@ -16,6 +16,7 @@
  * on a per-process budget (onDemandPerSecond). Beyond it the answer is the unsigned `tryLater`
  * (RFC 6960 §2.3); answers for issued certificates are never held back by it.
  */
+import { keyUriDetail } from '../keystore/key-store.js';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -412,7 +413,7 @@ export class OcspService {
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
     return this.ctx.db.transaction(async (tx) => {
-      const key = await this.ctx.keys.generate('ecdsa-p256', tx);
+      const key = await this.ctx.keys.generate('ecdsa-p256', tx, 'responder');
       const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
@@ -455,7 +456,7 @@ export class OcspService {
         actor: 'system',
         action: 'ocsp.responder.issued',
         target: caId,
-        details: { serial: serialHex(serial), notAfter: notAfter.toISOString() },
+        details: { serial: serialHex(serial), notAfter: notAfter.toISOString(), ...keyUriDetail(ca.keyId) },
       });
       return this.asResponder(caId, der, key.signer);
     });

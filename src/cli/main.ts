@@ -65,6 +65,11 @@ program
       ...(o.intermediateSubject ? { SIGNET_INTERMEDIATE_SUBJECT: o.intermediateSubject } : {}),
       ...(o.intermediateKey ? { SIGNET_INTERMEDIATE_KEY: o.intermediateKey } : {}),
     };
+    if (o.offlineRoot && config.SIGNET_KEY_STORE === 'pkcs11')
+      throw new SignetError(
+        'bad-request',
+        '--offline-root exports the root key, but with SIGNET_KEY_STORE=pkcs11 CA keys never leave the token: keep the token offline instead, or create the hierarchy with the sealed store and move the intermediate key into the token (`signet ca move-key`)',
+      );
     const passphrase = o.offlineRoot ? await readSecret(o.offlineRootPassphraseFile, 'Passphrase for the offline root key: ') : undefined;
     // Checked before anything is created: a hierarchy whose root failed to go offline could not be retried.
     if (passphrase !== undefined && passphrase.length < 12) throw new SignetError('bad-request', 'the offline root passphrase must be at least 12 characters');

@@ -93,6 +93,20 @@ export const SETTINGS = {
     schema: z.string().optional(),
     doc: 'Key-encryption key, base64 of 32 bytes. If unset, <data>/master.key (0600) is created on first start and used.',
   },
+  SIGNET_KEY_STORE: {
+    schema: z.enum(['sealed', 'pkcs11']).default('sealed'),
+    doc: 'Where CA keys live: sealed (software keys sealed under the master key, in the database) or pkcs11 (generated in a PKCS#11 token, never extractable; see "CA keys in a hardware security module").',
+  },
+  SIGNET_PKCS11_MODULE: {
+    schema: z.string().min(1).optional(),
+    doc: 'With SIGNET_KEY_STORE=pkcs11: path of the PKCS#11 provider library, e.g. /usr/lib/softhsm/libsofthsm2.so.',
+  },
+  SIGNET_PKCS11_TOKEN: { schema: z.string().min(1).max(32).optional(), doc: 'With SIGNET_KEY_STORE=pkcs11: label of the token that holds the CA keys.' },
+  SIGNET_PKCS11_PIN: { schema: z.string().min(1).optional(), doc: "With SIGNET_KEY_STORE=pkcs11: the token's user PIN (or SIGNET_PKCS11_PIN_FILE)." },
+  SIGNET_PKCS11_PIN_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: 'With SIGNET_KEY_STORE=pkcs11: a file (mode 0600) whose first line is the user PIN; instead of SIGNET_PKCS11_PIN.',
+  },
   DATABASE_URL: { schema: z.string().optional(), doc: 'postgresql://… for PostgreSQL, or file:<path> for SQLite. Default: SQLite at <data>/signet.db.' },
   SIGNET_SQLITE_SYNCHRONOUS: {
     schema: z.enum(['full', 'normal']).default('full'),
@@ -242,6 +256,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (bytes.length !== 32 || bytes.toString('base64') !== raw.SIGNET_MASTER_KEY.trim()) {
       throw new SignetError('configuration', 'SIGNET_MASTER_KEY is invalid: must be base64 of exactly 32 bytes (generate one with: openssl rand -base64 32)');
     }
+  }
+  if (raw.SIGNET_KEY_STORE === 'pkcs11') {
+    for (const name of ['SIGNET_PKCS11_MODULE', 'SIGNET_PKCS11_TOKEN'] as const)
+      if (raw[name] === undefined) throw new SignetError('configuration', `${name} is required with SIGNET_KEY_STORE=pkcs11`);
+    if ((raw.SIGNET_PKCS11_PIN === undefined) === (raw.SIGNET_PKCS11_PIN_FILE === undefined))
+      throw new SignetError('configuration', 'SIGNET_KEY_STORE=pkcs11 needs exactly one of SIGNET_PKCS11_PIN and SIGNET_PKCS11_PIN_FILE');
+  } else {
+    const set = (['SIGNET_PKCS11_MODULE', 'SIGNET_PKCS11_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_PKCS11_PIN_FILE'] as const).find((n) => raw[n] !== undefined);
+    if (set) throw new SignetError('configuration', `${set} is set but SIGNET_KEY_STORE is sealed: set SIGNET_KEY_STORE=pkcs11 to keep CA keys in the token`);
   }
   const publicUrl = (raw.SIGNET_PUBLIC_URL ?? `http://127.0.0.1:${raw.SIGNET_PORT}`).replace(/\/+$/, '');
   return { ...raw, dataDir: resolve(raw.SIGNET_DATA_DIR), publicUrl };

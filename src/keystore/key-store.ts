@@ -1,6 +1,6 @@
 /**
  * Where CA private keys live. The software implementation seals keys with AES-256-GCM in the
- * database; a PKCS#11 implementation would return signers backed by the HSM. Callers only ever
+ * database; the PKCS#11 one (pkcs11-key-store.ts) returns signers backed by an HSM. Callers only ever
  * get a Signer, never key bytes, except through the explicit offline-export path.
  */
 import type { KeyObject } from 'node:crypto';
@@ -8,15 +8,25 @@ import type { KeyAlgorithm, Signer, TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 
 /** A key just placed in the store, with a signer usable before its transaction commits. */
+/** For audit details: `{ keyUri }` when the key is in a PKCS#11 token (its RFC 7512 URI, never the PIN), else nothing. */
+export const keyUriDetail = (keyId: string | null | undefined): { keyUri?: string } => (keyId?.startsWith('pkcs11:') ? { keyUri: keyId } : {});
+
 export interface StoredKey {
   id: string;
   publicKey: KeyObject;
   signer: Signer;
 }
 
+/**
+ * What a new key is for: a CA key ('ca') goes into the store's strongest place (the token, with
+ * SIGNET_KEY_STORE=pkcs11); a delegated OCSP responder key ('responder') is short-lived and
+ * signs every OCSP response, and always stays a sealed software key.
+ */
+export type KeyPurpose = 'ca' | 'responder';
+
 export interface KeyStore {
   /** Generates a new key pair inside the store (in tx when given, so it commits with its CA). */
-  generate(algorithm: KeyAlgorithm, tx?: Tx): Promise<StoredKey>;
+  generate(algorithm: KeyAlgorithm, tx?: Tx, purpose?: KeyPurpose): Promise<StoredKey>;
   /** Seals an existing private key (CA import), once private-key.ts has checked it against its certificate. */
   importKey(privateKey: TrustedKey, tx?: Tx): Promise<StoredKey>;
   /** A signer for the key; cached after the first unseal. */
@@ -35,6 +45,8 @@ export interface KeyStore {
    * every process and replica; a different label gives an unrelated secret.
    */
   deriveSecret(label: string): Buffer;
-  /** Checks that every stored key unseals under the current KEK. */
+  /** Checks that every stored key unseals under the current KEK (and, in a token, is there). */
   verifyAll(): Promise<number>;
+  /** /readyz: the token's login state ('logged in', or why not); absent for the sealed store. */
+  health?(keyIds: string[]): Promise<string>;
 }

@@ -9,7 +9,10 @@ import { describeKey, generateKeyOffThread, ownKey, signerFor, type KeyAlgorithm
 import type { SealedKeyRecord } from '../model/key.js';
 import type { Tx } from '../storage/database.js';
 import type { Kek } from './kek.js';
-import type { KeyStore } from './key-store.js';
+import type { KeyPurpose, KeyStore } from './key-store.js';
+import { PKCS11_KEK_ID } from '../model/key.js';
+
+export { PKCS11_KEK_ID };
 
 const aad = (id: string) => Buffer.from(`signet-key:${id}`);
 
@@ -46,7 +49,7 @@ export class SealedKeyStore implements KeyStore {
     private readonly kek: Kek,
   ) {}
 
-  async generate(algorithm: KeyAlgorithm, tx?: Tx) {
+  async generate(algorithm: KeyAlgorithm, tx?: Tx, _purpose?: KeyPurpose) {
     const { privateKey } = await generateKeyOffThread(algorithm);
     return this.importKey(privateKey, tx);
   }
@@ -64,9 +67,16 @@ export class SealedKeyStore implements KeyStore {
     return { id, publicKey, signer };
   }
 
-  private async privateKey(id: string): Promise<TrustedKey> {
+  /** The unsealed key: for signing, the offline export, and `signet ca move-key` into a token. */
+  async privateKey(id: string): Promise<TrustedKey> {
     const rec = await this.records.find(id);
     if (!rec) throw new SignetError('key-store', `CA key ${id} is not in the online key store (is it kept offline?)`);
+    if (rec.kekId === PKCS11_KEK_ID) {
+      throw new SignetError(
+        'key-store',
+        `CA key ${id} is kept in a PKCS#11 token: start Signet with SIGNET_KEY_STORE=pkcs11 and its SIGNET_PKCS11_MODULE, SIGNET_PKCS11_TOKEN and PIN`,
+      );
+    }
     if (rec.kekId !== this.kek.id) {
       throw new SignetError(
         'key-store',

@@ -1,3 +1,6 @@
+/** KeyRecord.kekId of a CA key kept in a PKCS#11 token: its id is the pkcs11: URI, nothing is sealed. */
+export const PKCS11_KEK_ID = 'pkcs11';
+
 /** A CA private key as the key store keeps it: PKCS#8 DER sealed under the KEK (never in clear). */
 export interface SealedKeyRecord {
   id: string;

@@ -10,6 +10,9 @@ import type { Config } from '../config/config.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { resolveKek } from '../keystore/kek.js';
 import { SealedKeyStore } from '../keystore/sealed-key-store.js';
+import { isPkcs11Uri, Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
+import { Pkcs11Token, readPin } from '../keystore/pkcs11-token.js';
+import type { KeyStore } from '../keystore/key-store.js';
 import { openAuditTrail } from '../ca/audit-checkpoints.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import type { CaContext } from '../ca/context.js';
@@ -50,7 +53,29 @@ export interface OpenOptions {
   now?: Clock;
 }
 
+/**
+ * The PKCS#11 token, when SIGNET_KEY_STORE=pkcs11: opened before anything touches the database
+ * or the data directory, so a missing module, an absent token or a wrong PIN stops start-up
+ * with one line and changes nothing.
+ */
+export function openToken(config: Config): Pkcs11Token | null {
+  if (config.SIGNET_KEY_STORE !== 'pkcs11') return null;
+  const pin = readPin({ pin: config.SIGNET_PKCS11_PIN, pinFile: config.SIGNET_PKCS11_PIN_FILE });
+  return Pkcs11Token.open({ module: config.SIGNET_PKCS11_MODULE!, label: config.SIGNET_PKCS11_TOKEN!, pin });
+}
+
 export async function openSignet(config: Config, log: Logger, opts: OpenOptions = {}): Promise<CaContext> {
+  const token = openToken(config);
+  try {
+    return await openWithToken(config, log, opts, token);
+  } catch (e) {
+    // Not opened: its sessions are closed (openWhenReachable would otherwise pile one up per retry).
+    token?.close();
+    throw e;
+  }
+}
+
+async function openWithToken(config: Config, log: Logger, opts: OpenOptions, token: Pkcs11Token | null): Promise<CaContext> {
   prepareDataDir(config.dataDir);
   const target = resolveDatabase(config.DATABASE_URL, config.dataDir, config.SIGNET_SQLITE_SYNCHRONOUS);
   if (opts.migrate !== false) {
@@ -80,9 +105,23 @@ export async function openSignet(config: Config, log: Logger, opts: OpenOptions 
     const storeHasKeys = (await stores.installation.count('keys')) > 0;
     await markMasterKeyCreation(stores.settings, config, storeHasKeys);
     const kek = resolveKek({ masterKey: config.SIGNET_MASTER_KEY, dataDir: config.dataDir, storeHasKeys });
-    const keys = new SealedKeyStore(keyRecordStore(db), kek);
+    const records = keyRecordStore(db);
+    let keys: KeyStore;
+    if (token) {
+      // Secrets and OCSP responder keys stay sealed under the KEK; CA keys live in the token.
+      const sealed = new SealedKeyStore({ ...records, ids: async () => (await records.ids()).filter((id) => !isPkcs11Uri(id)) }, kek);
+      keys = new Pkcs11KeyStore(token, records, sealed);
+    } else keys = new SealedKeyStore(records, kek);
     const n = await keys.verifyAll();
-    log.debug({ keys: n, kekId: kek.id, kekSource: kek.source }, 'key store unlocked');
+    log.debug({ keys: n, kekId: kek.id, kekSource: kek.source, keyStore: config.SIGNET_KEY_STORE }, 'key store unlocked');
+    if (token) {
+      const soft = (await stores.cas.onlineActive()).filter((c) => !isPkcs11Uri(c.keyId!)).map((c) => c.id);
+      if (soft.length)
+        log.warn(
+          { cas: soft, token: config.SIGNET_PKCS11_TOKEN },
+          `CA keys still sealed in software (${soft.join(', ')}): move each into the token with \`signet ca move-key <caId> --to pkcs11\``,
+        );
+    }
     // The audit chain's MAC key is bound to this Database here, once, so every appendAudit(tx, …)
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
     const now = opts.now ?? systemClock;

@@ -5,6 +5,7 @@
  */
 import { restoreRows, writeBackup, type BackupHeader, type BackupTrailer } from './backup.js';
 import type { StorageDatabase, Tx } from './database.js';
+import { PKCS11_KEK_ID } from '../model/key.js';
 
 export class BackupStore {
   constructor(private readonly db: StorageDatabase) {}
@@ -17,9 +18,9 @@ export class BackupStore {
     return rows.map((r) => r.migration_name);
   }
 
-  /** The master key id of a sealed key (they are all sealed under one), or null without keys. */
+  /** The master key id of a sealed key (they are all sealed under one), or null without keys (keys in a PKCS#11 token seal nothing). */
   async keysKekId(): Promise<string | null> {
-    return (await this.db.prisma.keyRecord.findFirst({ select: { kekId: true } }))?.kekId ?? null;
+    return (await this.db.prisma.keyRecord.findFirst({ where: { kekId: { not: PKCS11_KEK_ID } }, select: { kekId: true } }))?.kekId ?? null;
   }
 
   /** Every backed-up table to `file`, from one snapshot. */

@@ -9,6 +9,7 @@
  * unseals its keys) before it creates or changes anything, then inserts every row in one
  * transaction into an empty database, with each certificate's name-index keys.
  */
+import { PKCS11_KEK_ID } from '../model/key.js';
 import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { createGunzip, createGzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
@@ -213,7 +214,8 @@ export async function validateBackup(file: string): Promise<ValidatedBackup> {
       const { t, r } = obj as { t: string; r: Record<string, unknown> };
       if (!BACKUP_TABLES.some((x) => x.model === t)) throw new SignetError('bad-request', `backup file ${file} has rows for unknown table ${t} (line ${n})`);
       seen[t] = (seen[t] ?? 0) + 1;
-      if (t === 'KeyRecord' && !firstKey) firstKey = r as ValidatedBackup['firstKey'];
+      // The first sealed key, checked against the master key before restoring (a key in a PKCS#11 token seals nothing).
+      if (t === 'KeyRecord' && !firstKey && r.kekId !== PKCS11_KEK_ID) firstKey = r as ValidatedBackup['firstKey'];
     }
   } catch (e) {
     if (e instanceof SignetError) throw e;

@@ -3,6 +3,7 @@
  * cold; the hot OCSP status read that includes them is in hot-reads.ts).
  */
 import type { CaStore } from '../ca/ca-store.js';
+import { SignetError } from '../errors.js';
 import type { CaRecord } from '../model/ca.js';
 import { bytes } from './bytes.js';
 import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
@@ -46,6 +47,10 @@ export function caStore(db: StorageDatabase): CaStore {
     insert: (ca, tx) => client(tx).certificateAuthority.create({ data: { ...ca, certificateDer: bytes(ca.certificateDer) }, select: CA_SELECT }),
     async markOffline(id, tx) {
       await client(tx).certificateAuthority.update({ where: { id }, data: { keyId: null, status: 'offline' } });
+    },
+    async moveKey(id, from, to, tx) {
+      const r = await client(tx).certificateAuthority.updateMany({ where: { id, keyId: from }, data: { keyId: to } });
+      if (r.count !== 1) throw new SignetError('conflict', `CA ${id} no longer uses key ${from} (changed meanwhile); nothing was moved`);
     },
     async markRevoked(id, at, reason, tx) {
       await client(tx).certificateAuthority.update({ where: { id }, data: { status: 'revoked', revokedAt: at, revocationReason: reason } });

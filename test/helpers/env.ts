@@ -1,12 +1,16 @@
 /**
  * Test environments: a fresh data directory, and — when SIGNET_TEST_POSTGRES is set (npm run
  * test:pg, and the second CI pass) — a fresh PostgreSQL database per environment, dropped at the end.
+ * With SIGNET_TEST_PKCS11=1 (the CI's third, tagged pass: npm run test:pkcs11) every environment
+ * keeps its CA keys in this process's throw-away SoftHSM2 token (helpers/softhsm.ts), unless the
+ * test chooses a key store itself (SIGNET_KEY_STORE in `extra`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { pkcs11Pass, softHsm } from './softhsm.js';
 
 export const PG_ADMIN_URL = process.env.SIGNET_TEST_POSTGRES;
 export const onPostgres = Boolean(PG_ADMIN_URL);
@@ -36,7 +40,14 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
     await c.end();
     databaseUrl = withDatabase(PG_ADMIN_URL, dbName);
   }
-  const env: Record<string, string> = { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...extra };
+  const hsm = pkcs11Pass && extra.SIGNET_KEY_STORE === undefined ? softHsm().env : {};
+  const env: Record<string, string> = {
+    SIGNET_DATA_DIR: dataDir,
+    SIGNET_LOG_LEVEL: 'warn',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...hsm,
+    ...extra,
+  };
   return {
     dataDir,
     databaseUrl,

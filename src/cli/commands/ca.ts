@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
+import { createIntermediate, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { fingerprintColons } from '../../pki/fingerprint.js';
 import { SignetError } from '../../errors.js';
@@ -8,7 +8,7 @@ import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
 export function caCommand(): Command {
-  const ca = new Command('ca').description('manage the CA hierarchy (list, create-intermediate, import)');
+  const ca = new Command('ca').description('manage the CA hierarchy (list, create-intermediate, import, move-key)');
 
   ca.command('list')
     .description('list the certificate authorities')
@@ -83,6 +83,18 @@ export function caCommand(): Command {
         const row = await importCa(ctx, readFileSync(o.cert, 'utf8'), keyPem, { passphrase, actor: 'cli' });
         if (o.json) printJson(row);
         else process.stdout.write(`imported ${row.id} (${row.subject})${row.parentId ? ` under ${row.parentId}` : ''}\n`);
+      }),
+    );
+  ca.command('move-key')
+    .description('move a CA key sealed in software into the PKCS#11 token (SIGNET_KEY_STORE=pkcs11), non-extractable')
+    .argument('<caId>', 'id of the CA (see `signet ca list`)')
+    .addOption(new Option('--to <store>', 'where the key goes').choices(['pkcs11']).makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(async (caId: string, o: { json?: boolean }) =>
+      withSignet(async (ctx) => {
+        const r = await moveKeyToToken(ctx, caId, 'cli');
+        if (o.json) printJson(r);
+        else process.stdout.write(`moved the key of ${r.caId} into the token: ${r.keyUri}; its sealed copy is deleted\n`);
       }),
     );
   return ca;

@@ -16,15 +16,25 @@ export function healthRoutes(ctx: CaContext, metrics: Metrics, cluster?: () => b
     } catch (e) {
       checks.database = `unreachable: ${(e as Error).message.split('\n')[0]}`;
     }
+    let active: { keyId: string | null }[] = [];
     try {
-      const active = await ctx.stores.cas.onlineActive();
+      active = await ctx.stores.cas.onlineActive();
       for (const a of active) await ctx.keys.signer(a.keyId!);
       checks.keys = active.length ? 'unlocked' : 'no online CA key';
     } catch (e) {
       checks.keys = `locked: ${(e as Error).message}`;
     }
+    // SIGNET_KEY_STORE=pkcs11: the token's login, and every active CA key still in it.
+    if (ctx.keys.health) {
+      try {
+        checks.token = await ctx.keys.health(active.map((a) => a.keyId!));
+      } catch (e) {
+        checks.token = (e as Error).message;
+      }
+    }
     if (cluster) checks.cluster = cluster() ? 'all workers started' : 'other workers still starting';
-    const ready = checks.database === 'ok' && checks.keys === 'unlocked' && (!cluster || cluster());
+    const ready =
+      checks.database === 'ok' && checks.keys === 'unlocked' && (checks.token === undefined || checks.token === 'logged in') && (!cluster || cluster());
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
   r.get('/metrics', async (_req, res) => {
