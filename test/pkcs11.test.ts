@@ -289,6 +289,33 @@ describe('CA keys generated in a SoftHSM2 token, used over HTTP', () => {
     assert.equal(ok.status, 201, ok.text);
   });
 
+  test('a CA key object replaced behind Signet’s back (same CKA_ID and label, another key): its signature is checked, refused with a 503 problem, nothing is written', async () => {
+    // Through the API: a CLI process would stop at start-up on the key the previous test deleted.
+    const created = await api(server, 'POST', '/api/v1/cas', { parentId: root.id, subject: 'CN=HSM swapped,O=Signet', keyAlgorithm: 'ecdsa-p256' });
+    assert.equal(created.status, 201, created.text);
+    const made = created.json as { id: string };
+    const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [made.id]);
+    const csr = csrMaker(tmp)('DNS:swapped.example.test');
+    const first = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: made.id });
+    assert.equal(first.status, 201, first.text);
+    const { object } = parsePkcs11Uri(ca!.keyId);
+    hsm.tool(['--delete-object', '--type', 'privkey', '--id', idHex(ca!.keyId)]);
+    // An attacker's key pair made in the same token under the same CKA_ID and label.
+    hsm.tool(['--keypairgen', '--key-type', 'EC:prime256v1', '--id', idHex(ca!.keyId), '--label', object]);
+    const count = async () => Number((await sql<{ n: number }>(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0]!.n);
+    const before = await count();
+    // The first request may still hold the deleted object's handle ("no longer in the token");
+    // the next looks the key up again, finds the attacker's, and its signature must not pass.
+    const stale = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: made.id });
+    assert.equal(stale.status, 503, stale.text);
+    const r = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: made.id });
+    assert.equal(r.status, 503, r.text);
+    assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
+    assert.match(r.json.detail, /does not verify with the public key Signet recorded/);
+    assert.equal(await count(), before);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+
   test('start-up with a key object missing, a wrong PIN, no such token, no module, or a library that is not PKCS#11: one precise line, non-zero exit, nothing changed', async () => {
     await server.stop();
     const pinFile = join(tmp.path, 'pin');

@@ -15,7 +15,7 @@
  * DigestInfo with CKM_RSA_PKCS (RSASSA-PKCS1-v1_5, as the sealed signer; Signet's profiles ask
  * for no PSS), Ed25519 signs the message with CKM_EDDSA where the token has it.
  */
-import { createHash, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { describeKey, OID, ownKey, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
@@ -324,6 +324,8 @@ export class Pkcs11KeyStore implements KeyStore {
     let algorithmId: AlgorithmIdentifier;
     let prepare: (data: Uint8Array) => { mechanism: number; input: Buffer; out: number };
     let finish: (sig: Buffer) => Buffer = (x) => x;
+    /** The digest node's verify uses for this key (null: Ed25519 signs the message itself). */
+    let digest: string | null = 'sha256';
     if (algorithm.startsWith('rsa-')) {
       const bytes = Math.ceil(Number(algorithm.slice(4)) / 8);
       algorithmId = new AlgorithmIdentifier({ algorithm: OID.sha256WithRSA, parameters: DER_NULL });
@@ -331,11 +333,13 @@ export class Pkcs11KeyStore implements KeyStore {
     } else if (algorithm === 'ed25519') {
       algorithmId = new AlgorithmIdentifier({ algorithm: OID.ed25519 });
       prepare = (data) => ({ mechanism: CKM_EDDSA, input: Buffer.from(data), out: 64 });
+      digest = null;
     } else {
       const c = CURVE[algorithm]!;
       algorithmId = new AlgorithmIdentifier({ algorithm: c.oid });
       prepare = (data) => ({ mechanism: pk.CKM_ECDSA, input: createHash(c.hash).update(data).digest(), out: 2 * c.size });
       finish = (sig) => ecdsaRawToDer(sig, c.size);
+      digest = c.hash;
     }
     return {
       algorithm: algorithmId,
@@ -356,7 +360,22 @@ export class Pkcs11KeyStore implements KeyStore {
           }
           return this.token.p.C_SignAsync(s, input, Buffer.alloc(out));
         });
-        return finish(Buffer.from(sig));
+        const der = finish(Buffer.from(sig));
+        // Checked before anything uses it: a private key object swapped behind Signet's back (same
+        // CKA_ID and label, another key) or a faulty token would otherwise put invalid signatures
+        // into certificates and CRLs, and a faulty RSA-CRT signature can give the key away.
+        // node verifies on its thread pool; the event loop does not wait on it.
+        const valid = await new Promise<boolean>((resolve) => {
+          cryptoVerify(digest, data, publicKey, der, (err, ok) => resolve(!err && ok));
+        });
+        if (!valid) {
+          this.handles.delete(uri);
+          throw new SignetError(
+            'unavailable',
+            `the signature PKCS#11 token "${this.label}" made with CA key ${uri} does not verify with the public key Signet recorded for it (the key object was replaced, or the token is faulty); nothing was signed`,
+          );
+        }
+        return der;
       },
     };
   }
