@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, verify, X509Certificate } from 'node:crypto';
-import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { softHsm } from './helpers/softhsm.js';
@@ -80,6 +80,23 @@ describe('pkcs11: URIs and signature encoding', () => {
     assert.equal(back.token, 'My Token;x');
     assert.ok(back.id.equals(id));
     assert.equal(back.object, 'signet-ca-1');
+  });
+
+  test('only the exact URI form Signet writes is accepted: an extra attribute, a query, another encoding or bad percent-encoding is refused', () => {
+    const uri = pkcs11Uri('signet-ca', Buffer.from('0102', 'hex'), 'signet-ca-1');
+    for (const edited of [
+      `${uri};x=1`,
+      `${uri}?module-path=/tmp/evil.so`,
+      `${uri}?pin-value=1234`,
+      uri.replace('object=signet-ca-1', 'object=signet%2dca-1'),
+      uri.replace('id=%01%02', 'id=%01%0'),
+      uri.replace('object=signet-ca-1', 'object=%ff%fe'),
+      uri.replace(';type=private', ''),
+      'pkcs11:token=signet-ca;object=signet-ca-1;type=private',
+      `pkcs11:${'x'.repeat(100_000)}`,
+    ])
+      assert.throws(() => parsePkcs11Uri(edited), /not a pkcs11: URI Signet wrote|not a pkcs11: URI/, edited.slice(0, 120));
+    assert.equal(parsePkcs11Uri(uri).object, 'signet-ca-1');
   });
 
   test('a raw r||s becomes a DER Ecdsa-Sig-Value (leading zeros stripped, high bit padded)', () => {
@@ -316,13 +333,40 @@ describe('CA keys generated in a SoftHSM2 token, used over HTTP', () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 
+  test('a CA key object replaced by a larger key (P-384 for P-256): 503 for that CA only; the failed signing session is not reused, every other CA keeps signing', async () => {
+    const created = await api(server, 'POST', '/api/v1/cas', { parentId: root.id, subject: 'CN=HSM resized,O=Signet', keyAlgorithm: 'ecdsa-p256' });
+    assert.equal(created.status, 201, created.text);
+    const made = created.json as { id: string };
+    const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [made.id]);
+    const csr = csrMaker(tmp)('DNS:resized.example.test');
+    assert.equal((await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: made.id })).status, 201);
+    hsm.tool(['--delete-object', '--type', 'privkey', '--id', idHex(ca!.keyId)]);
+    hsm.tool(['--keypairgen', '--key-type', 'EC:secp384r1', '--id', idHex(ca!.keyId), '--label', parsePkcs11Uri(ca!.keyId).object]);
+    // A 96-byte signature does not fit the 64 bytes a P-256 key gives: the token refuses
+    // (CKR_BUFFER_TOO_SMALL) and leaves that session's signing operation active.
+    for (let i = 0; i < 3; i++) {
+      const r = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: made.id });
+      assert.equal(r.status, 503, r.text);
+      assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
+    }
+    // More requests than the pool has sessions, concurrently: none may land on a poisoned session.
+    const others = await Promise.all(Array.from({ length: 10 }, () => api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: int.id })));
+    for (const r of others) assert.equal(r.status, 201, r.text);
+  });
+
   test('start-up with a key object missing, a wrong PIN, no such token, no module, or a library that is not PKCS#11: one precise line, non-zero exit, nothing changed', async () => {
     await server.stop();
     const pinFile = join(tmp.path, 'pin');
     writeFileSync(pinFile, `${hsm.pin}\n`, { mode: 0o644 });
     chmodSync(pinFile, 0o644);
     const cases: [string, Record<string, string>, RegExp][] = [
-      ['key object missing', {}, /CA key pkcs11:token=.* is not in PKCS#11 token "signet-test-\d+" \(deleted, or another token\?\)/],
+      // Earlier tests deleted one CA's key object and replaced two others' (another P-256 key, a
+      // P-384 key): start-up stops at whichever it checks first.
+      [
+        'key object missing or replaced',
+        {},
+        /CA key pkcs11:token=.* is not in PKCS#11 token "signet-test-\d+" \(deleted, or another token\?\)|the signature PKCS#11 token "signet-test-\d+" made with CA key pkcs11:.* does not verify with the public key Signet recorded|PKCS#11 token "signet-test-\d+" refused an operation while signing with CA key pkcs11:.* \(CKR_BUFFER_TOO_SMALL\)/,
+      ],
       ['wrong PIN', { SIGNET_PKCS11_PIN: 'not-the-pin-42' }, /the PIN for PKCS#11 token "signet-test-\d+" is wrong \(CKR_PIN_INCORRECT\)/],
       [
         'no such token',
@@ -418,9 +462,16 @@ describe('signet ca move-key --to pkcs11', () => {
     const files = readdirSync(env.dataDir)
       .filter((f) => statSync(join(env.dataDir, f)).isFile())
       .map((f) => [f, readFileSync(join(env.dataDir, f))] as const);
-    for (const needle of [pkcs8, d])
+    // The sealed copy too, in any file (the database's free space, its write-ahead log): with the
+    // master key, which sits in the same directory, it would unseal to the CA key.
+    const sealed = Buffer.from(rec!.sealed);
+    for (const needle of [pkcs8, d, sealed, sealed.subarray(12, 44)])
       for (const [name, hay] of [...files, ...dbRows.map((b, i) => [`KeyRecord value ${i}`, b] as const)])
-        assert.equal(hay.indexOf(needle), -1, `the moved key is still in ${name}`);
+        assert.equal(
+          hay.indexOf(needle),
+          -1,
+          `the moved key (${needle === pkcs8 ? 'PKCS#8' : needle === d ? 'private scalar' : 'sealed'}) is still in ${name}`,
+        );
   });
 });
 
@@ -433,6 +484,35 @@ describe('ca import and init with the pkcs11 store', () => {
   after(async () => {
     await env.cleanup();
     tmp.remove();
+  });
+
+  test('two tokens with the label Signet is given: refused at start-up (the PIN goes to neither), nothing created', () => {
+    hsm.initToken('signet-twice');
+    hsm.initToken('signet-twice');
+    const r = signet(['init', '--json'], { ...env.env, SIGNET_PKCS11_TOKEN: 'signet-twice' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /2 PKCS#11 tokens in .* are labelled "signet-twice" \(serial numbers .*\); give the token Signet uses a label of its own/);
+    assert.deepEqual(readdirSync(env.dataDir), []);
+  });
+
+  test('a PIN file that is a directory, a FIFO or too large is refused with one line before the token sees a PIN', () => {
+    const { SIGNET_PKCS11_PIN: _pin, ...noPin } = env.env;
+    const dir = join(tmp.path, 'pin-dir');
+    mkdirSync(dir, { mode: 0o700 });
+    const fifo = join(tmp.path, 'pin-fifo');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    const big = join(tmp.path, 'pin-big');
+    writeFileSync(big, 'x'.repeat(1 << 20), { mode: 0o600 });
+    for (const [file, why] of [
+      [dir, /is not a regular file/],
+      [fifo, /is not a regular file/],
+      [big, /too large for a PIN file/],
+    ] as const) {
+      const r = signet(['init', '--json'], { ...noPin, SIGNET_PKCS11_PIN_FILE: file });
+      assert.notEqual(r.status, 0, file);
+      assert.match(r.stderr, why);
+      assert.deepEqual(readdirSync(env.dataDir), []);
+    }
   });
 
   test('init --offline-root is refused before anything is created: a key in the token never leaves it', () => {

@@ -347,6 +347,7 @@ export async function takeOffline(ctx: CaContext, caId: string, file: string, pa
     await ctx.keys.remove(keyId, tx);
     await appendAudit(tx, { actor, action: 'ca.key.offline', target: caId, details: { file } });
   });
+  return { scrubWarning: await ctx.keys.scrubRemoved() };
 }
 
 export async function listCas(ctx: Pick<CaContext, 'stores'>): Promise<CaSummary[]> {
@@ -363,7 +364,7 @@ export const randomPassphrase = () => randomBytes(18).toString('base64url');
  * key, and only then the CA points at the token's key, the sealed copy is deleted and the move is
  * audited. If anything fails the database is unchanged and the token objects are destroyed.
  */
-export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'): Promise<{ caId: string; keyUri: string }> {
+export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'): Promise<{ caId: string; keyUri: string; scrubWarning: string | null }> {
   const keys = ctx.keys;
   if (!(keys instanceof Pkcs11KeyStore))
     throw new SignetError(
@@ -378,8 +379,9 @@ export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'
   const cert = inspectCertificate(ca.certificateDer);
   const privateKey = await keys.sealed.privateKey(from);
   let created: string | undefined;
+  let moved: { caId: string; keyUri: string };
   try {
-    return await ctx.db.transaction(async (tx) => {
+    moved = await ctx.db.transaction(async (tx) => {
       const stored = await keys.importKey(privateKey, tx);
       created = stored.id;
       const probe = randomBytes(32);
@@ -402,4 +404,6 @@ export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'
     if (created) await keys.destroy(created).catch(() => undefined);
     throw e;
   }
+  // The sealed copy's bytes out of the database files too, not only out of the table.
+  return { ...moved, scrubWarning: await keys.scrubRemoved() };
 }

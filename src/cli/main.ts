@@ -85,7 +85,10 @@ program
       const boot = await bootstrapIfEmpty(ctx, config);
       if (!boot.created) throw new SignetError('conflict', 'a CA hierarchy already exists in this database; use `signet ca list`');
       const root = (await listCas(ctx)).find((c) => c.parentId === null)!;
-      if (o.offlineRoot) await takeOffline(ctx, root.id, o.offlineRoot, passphrase!, 'cli');
+      if (o.offlineRoot) {
+        const { scrubWarning } = await takeOffline(ctx, root.id, o.offlineRoot, passphrase!, 'cli');
+        if (scrubWarning) process.stderr.write(`warning: ${scrubWarning}\n`);
+      }
       if (o.json)
         printJson({
           rootId: root.id,

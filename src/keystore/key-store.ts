@@ -31,8 +31,13 @@ export interface KeyStore {
   importKey(privateKey: TrustedKey, tx?: Tx): Promise<StoredKey>;
   /** A signer for the key; cached after the first unseal. */
   signer(id: string): Promise<Signer>;
-  /** Removes a key from the online store (offline root). */
+  /** Removes a key from the online store (offline root, a key moved into a token). */
   remove(id: string, tx?: Tx): Promise<void>;
+  /**
+   * After the transactions that removed keys committed: overwrites what the database files still
+   * hold of them (deleted rows, log frames). Returns what it could not do, or null.
+   */
+  scrubRemoved(): Promise<string | null>;
   /** Exports the private key as passphrase-encrypted PKCS#8 PEM (offline root). */
   exportEncrypted(id: string, passphrase: string): Promise<string>;
   /** Seals a small secret (e.g. an ACME EAB HMAC key) under the KEK, bound to `id`. */

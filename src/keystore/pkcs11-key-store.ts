@@ -54,22 +54,31 @@ export function pkcs11Uri(token: string, id: Buffer, object: string): string {
   return `pkcs11:token=${pct(token)};id=${[...id].map((c) => `%${c.toString(16).padStart(2, '0')}`).join('')};object=${pct(object)};type=private`;
 }
 
+/**
+ * The token label, CKA_ID and label of a key reference Signet wrote. Only the exact form
+ * pkcs11Uri writes is accepted: a reference edited in the database (an extra attribute, a query,
+ * another encoding of the same bytes) could otherwise alias another CA's key object.
+ */
 export function parsePkcs11Uri(uri: string): { token: string; id: Buffer; object: string } {
-  if (!isPkcs11Uri(uri)) throw new SignetError('key-store', `${uri} is not a pkcs11: URI`);
+  if (!isPkcs11Uri(uri)) throw new SignetError('key-store', `${uri.slice(0, 200)} is not a pkcs11: URI`);
   const attrs = new Map<string, string>();
-  for (const part of uri.slice('pkcs11:'.length).split('?')[0]!.split(';')) {
+  for (const part of uri.slice('pkcs11:'.length).split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0) attrs.set(part.slice(0, eq), part.slice(eq + 1));
   }
-  const dec = (v: string | undefined) => Buffer.from(decodeURIComponent((v ?? '').replace(/%(?![0-9a-fA-F]{2})/g, '%25')), 'latin1');
   const raw = (v: string | undefined) =>
     Buffer.from(
       (v ?? '').replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
       'latin1',
     );
   const id = raw(attrs.get('id'));
-  if (!id.length) throw new SignetError('key-store', `${uri} has no id attribute`);
-  return { token: raw(attrs.get('token')).toString('utf8'), id, object: dec(attrs.get('object')).toString('latin1') };
+  const parsed = { token: raw(attrs.get('token')).toString('utf8'), id, object: raw(attrs.get('object')).toString('utf8') };
+  if (!id.length || pkcs11Uri(parsed.token, id, parsed.object) !== uri)
+    throw new SignetError(
+      'key-store',
+      `the CA key reference ${uri.slice(0, 200)} is not a pkcs11: URI Signet wrote (token, id, object, type=private, nothing else): it was changed in the database`,
+    );
+  return parsed;
 }
 
 /** PKCS#11's ECDSA signature (r||s, each the curve's size) as X.509's DER Ecdsa-Sig-Value. */
@@ -297,10 +306,16 @@ export class Pkcs11KeyStore implements KeyStore {
     const hit = this.handles.get(uri);
     if (hit && hit.generation === generation) return hit.handle;
     const pk = binding();
-    const { id, object, token } = parsePkcs11Uri(uri);
+    let ref: ReturnType<typeof parsePkcs11Uri>;
+    try {
+      ref = parsePkcs11Uri(uri);
+    } catch (e) {
+      throw new SignetError('unavailable', `${(e as SignetError).detail}; nothing was signed`);
+    }
+    const { id, object, token } = ref;
     if (token !== this.label)
       throw new SignetError(
-        'key-store',
+        'unavailable',
         `CA key ${uri} is in PKCS#11 token "${token}", but Signet is configured for token "${this.label}" (SIGNET_PKCS11_TOKEN)`,
       );
     const found = this.token.find(s, [
@@ -399,11 +414,19 @@ export class Pkcs11KeyStore implements KeyStore {
     const rec = await this.records.find(id);
     if (!rec) throw new SignetError(type, `CA key ${id} has no record in the key store`);
     const pk = binding();
-    const { id: ckaId, object } = parsePkcs11Uri(id);
     try {
+      const { id: ckaId, object } = parsePkcs11Uri(id);
       await this.token.withSession(`looking up CA key ${id}`, (s, generation) => {
         this.handles.delete(id);
-        this.handle(id, s, generation);
+        const h = this.handle(id, s, generation);
+        const [sensitive, extractable] = this.token.p
+          .C_GetAttributeValue(s, h, [{ type: pk.CKA_SENSITIVE }, { type: pk.CKA_EXTRACTABLE }])
+          .map((a) => (Buffer.isBuffer(a.value) ? a.value[0] === 1 : Boolean(a.value)));
+        if (!sensitive || extractable)
+          throw new SignetError(
+            type,
+            `CA key ${id} in PKCS#11 token "${this.label}" is ${!sensitive ? 'not sensitive' : 'extractable'}: not a key Signet made or imported (those are sensitive and non-extractable); it was replaced in the token`,
+          );
         const pubs = this.token.find(s, [
           { type: pk.CKA_CLASS, value: pk.CKO_PUBLIC_KEY },
           { type: pk.CKA_ID, value: ckaId },
@@ -415,6 +438,10 @@ export class Pkcs11KeyStore implements KeyStore {
             throw new SignetError(type, `CA key ${id} in PKCS#11 token "${this.label}" is not the key Signet recorded (its public key differs)`);
         }
       });
+      // The private object itself: a test signature, verified with the recorded public key by the
+      // signer (a private key swapped under the same CKA_ID and label fails here, at start-up and
+      // in /readyz, not only at the next issuance).
+      await (await this.signer(id)).sign(randomBytes(32));
     } catch (e) {
       if (e instanceof SignetError && e.type !== type) throw new SignetError(type, e.detail, { cause: e });
       throw e;
@@ -424,6 +451,10 @@ export class Pkcs11KeyStore implements KeyStore {
   async remove(id: string, tx?: Tx): Promise<void> {
     if (!isPkcs11Uri(id)) return this.sealed.remove(id, tx);
     throw new SignetError('conflict', `CA key ${id} is in PKCS#11 token "${this.label}" and cannot leave it; keep the token offline instead`);
+  }
+
+  scrubRemoved(): Promise<string | null> {
+    return this.sealed.scrubRemoved();
   }
 
   async exportEncrypted(id: string, passphrase: string): Promise<string> {

@@ -79,16 +79,27 @@ export interface TokenOptions {
   pin: string;
 }
 
+const MAX_PIN_FILE = 1024;
+
 /** SIGNET_PKCS11_PIN, or the first line of SIGNET_PKCS11_PIN_FILE, which must be mode 0600 (as master.key). */
 export function readPin(opts: { pin?: string; pinFile?: string }): string {
   if (opts.pin !== undefined) return opts.pin;
   const file = opts.pinFile!;
-  let mode: number;
+  let st: ReturnType<typeof statSync>;
   try {
-    mode = statSync(file).mode & 0o777;
+    st = statSync(file);
   } catch (e) {
     throw new SignetError('key-store', `SIGNET_PKCS11_PIN_FILE ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  // A regular file of PIN size only: a directory, a FIFO (which would hang start-up) or a large
+  // file (read whole and sent as a PIN, using up one of the token's few tries) is refused first.
+  if (!st.isFile()) throw new SignetError('key-store', `SIGNET_PKCS11_PIN_FILE ${file} is not a regular file; put the user PIN in a file of its own`);
+  if (st.size > MAX_PIN_FILE)
+    throw new SignetError(
+      'key-store',
+      `SIGNET_PKCS11_PIN_FILE ${file} is ${st.size} bytes, too large for a PIN file (at most ${MAX_PIN_FILE}); put the PIN alone on its first line`,
+    );
+  const mode = st.mode & 0o777;
   if (mode & 0o077) throw new SignetError('key-store', `${file} is readable by other users (mode ${mode.toString(8)}); run chmod 600 ${file}`);
   const pin = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
   if (!pin) throw new SignetError('key-store', `SIGNET_PKCS11_PIN_FILE ${file} is empty`);
@@ -161,16 +172,25 @@ export class Pkcs11Token {
       throw new SignetError(type, `PKCS#11 module ${this.opts.module} could not list its tokens (${ckrName(e)})`);
     }
     const labels: string[] = [];
-    let found: Handle | undefined;
+    const matches: { slot: Handle; serial: string }[] = [];
     for (const s of slots) {
       try {
-        const l = label(this.p.C_GetTokenInfo(s).label);
+        const info = this.p.C_GetTokenInfo(s);
+        const l = label(info.label);
         labels.push(l);
-        if (l === this.opts.label && !found) found = s;
+        if (l === this.opts.label) matches.push({ slot: s, serial: label(info.serialNumber) });
       } catch {
         // A slot whose token went away between the two calls.
       }
     }
+    // Two tokens with one label: logging into either could send the PIN to, and make CA keys
+    // in, a token nobody meant; refuse rather than pick one.
+    if (matches.length > 1)
+      throw new SignetError(
+        type,
+        `${matches.length} PKCS#11 tokens in ${this.opts.module} are labelled "${this.opts.label}" (serial numbers ${matches.map((m) => m.serial).join(', ')}); give the token Signet uses a label of its own and set SIGNET_PKCS11_TOKEN to it`,
+      );
+    const found = matches[0]?.slot;
     if (!found) {
       throw new SignetError(
         type,
@@ -285,7 +305,18 @@ export class Pkcs11Token {
       throw this.failure(what, e);
     } finally {
       if (this.generation === gen) {
-        if (ok || !this.broken) this.free.push(session);
+        if (ok) this.free.push(session);
+        else {
+          // A failed operation can leave the session busy (a C_Sign refused with
+          // CKR_BUFFER_TOO_SMALL keeps its operation active, and every later C_SignInit on that
+          // session is CKR_OPERATION_ACTIVE): close it; the pool opens a fresh one when needed.
+          this.open--;
+          try {
+            this.p.C_CloseSession(session);
+          } catch {
+            /* already gone */
+          }
+        }
         this.waiters.shift()?.();
       } else {
         // Re-opened meanwhile: this session belongs to the old generation.
@@ -310,8 +341,17 @@ export class Pkcs11Token {
     }
     if (code === CKR.DEVICE_MEMORY)
       return new SignetError('unavailable', `PKCS#11 token "${this.opts.label}" is full (CKR_DEVICE_MEMORY) while ${what}; nothing was written`, { cause: e });
+    // Any other refusal by the token (CKR_FUNCTION_FAILED for a full SoftHSM2 disk,
+    // CKR_BUFFER_TOO_SMALL for a key larger than recorded…) is the token's state, not the
+    // request's: 503, nothing written. Start-up turns it into its one line.
     if (code !== undefined && !(e instanceof SignetError))
-      return new SignetError('key-store', `PKCS#11 token "${this.opts.label}" failed while ${what} (${ckrName(e)})`, { cause: e });
+      return new SignetError(
+        'unavailable',
+        `PKCS#11 token "${this.opts.label}" refused an operation while ${what} (${ckrName(e)}); nothing was signed or written`,
+        {
+          cause: e,
+        },
+      );
     return e;
   }
 

@@ -38,6 +38,8 @@ export interface KeyRecords {
   insert(rec: SealedKeyRecord, tx?: Tx): Promise<void>;
   find(id: string): Promise<SealedKeyRecord | null>;
   remove(id: string, tx?: Tx): Promise<void>;
+  /** After removals committed: clears what the storage files keep of removed records; returns what it could not, or null. */
+  scrub(): Promise<string | null>;
   ids(): Promise<string[]>;
 }
 
@@ -108,6 +110,10 @@ export class SealedKeyStore implements KeyStore {
   async remove(id: string, tx?: Tx) {
     this.cache.delete(id);
     await this.records.remove(id, tx);
+  }
+
+  scrubRemoved(): Promise<string | null> {
+    return this.records.scrub();
   }
 
   async exportEncrypted(id: string, passphrase: string): Promise<string> {

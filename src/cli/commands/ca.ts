@@ -94,7 +94,10 @@ export function caCommand(): Command {
       withSignet(async (ctx) => {
         const r = await moveKeyToToken(ctx, caId, 'cli');
         if (o.json) printJson(r);
-        else process.stdout.write(`moved the key of ${r.caId} into the token: ${r.keyUri}; its sealed copy is deleted\n`);
+        else {
+          process.stdout.write(`moved the key of ${r.caId} into the token: ${r.keyUri}; its sealed copy is deleted\n`);
+          if (r.scrubWarning) process.stderr.write(`warning: ${r.scrubWarning}\n`);
+        }
       }),
     );
   return ca;
