@@ -32,10 +32,15 @@ export function keyRecordStore(database: SignetDatabase) {
     },
     /**
      * After a committed remove(): clears what the storage files still hold of removed records.
-     * SQLite: a TRUNCATE checkpoint (earlier frames of the log hold the row as it was), retried
-     * while another connection's read holds the log. PostgreSQL: VACUUM FULL rewrites the table
-     * without its dead rows (its write-ahead log and base backups keep them until they are
-     * recycled: README, security model). Returns what could not be done, or null.
+     * SQLite keeps old bytes in more places than the deleted row: a page that split while
+     * secure_delete was off keeps its former cells in its unused area, and earlier frames of the
+     * write-ahead log hold pages as they were. So the table is rebuilt (its rows kept in a TEMP
+     * table in memory, the table dropped with secure_delete on, which zeroes every page it
+     * frees, then recreated from its own schema text and refilled), the pages already on the
+     * free list are overwritten with zeros, then a TRUNCATE checkpoint
+     * empties the log, retried while another connection's read holds it. PostgreSQL: VACUUM FULL
+     * rewrites the table without its dead rows (its WAL and base backups keep them until they
+     * are recycled: README, security model). Returns what could not be done, or null.
      */
     async scrub(): Promise<string | null> {
       if (db.provider === 'postgresql') {
@@ -44,7 +49,37 @@ export function keyRecordStore(database: SignetDatabase) {
       }
       const conn = new Database(db.target.location);
       try {
-        conn.pragma('busy_timeout = 2000');
+        conn.pragma('busy_timeout = 5000');
+        conn.pragma('secure_delete = ON');
+        conn.pragma('temp_store = MEMORY');
+        conn.pragma('foreign_keys = OFF'); // nothing references KeyRecord; the drop must not cascade anyway
+        const schema = conn.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'KeyRecord'`).pluck().get() as string;
+        const indexes = conn
+          .prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'KeyRecord' AND sql IS NOT NULL`)
+          .pluck()
+          .all() as string[];
+        conn
+          .transaction(() => {
+            conn.exec('CREATE TEMP TABLE "KeyRecord_kept" AS SELECT * FROM main."KeyRecord"');
+            conn.exec('DROP TABLE main."KeyRecord"');
+            conn.exec(schema);
+            for (const sql of indexes) conn.exec(sql);
+            conn.exec('INSERT INTO main."KeyRecord" SELECT * FROM temp."KeyRecord_kept"');
+            conn.exec('DROP TABLE temp."KeyRecord_kept"');
+            // Pages freed before, while secure_delete was off (a table's pages merged after
+            // deletes), sit on the free list as they were: take every one of them for zeros, then
+            // free them again. SQLite allocates from the free list before it grows the file.
+            const free = conn.pragma('freelist_count', { simple: true }) as number;
+            if (free > 0) {
+              const pageSize = conn.pragma('page_size', { simple: true }) as number;
+              conn.exec('CREATE TABLE "signet_free_page_wipe" (b BLOB)');
+              const fill = conn.prepare('INSERT INTO "signet_free_page_wipe" (b) VALUES (zeroblob(?))');
+              const CHUNK = 16 << 20;
+              for (let left = free * pageSize; left > 0; left -= CHUNK) fill.run(Math.min(CHUNK, left));
+              conn.exec('DROP TABLE "signet_free_page_wipe"');
+            }
+          })
+          .immediate();
         for (let attempt = 0; attempt < 10; attempt++) {
           const [r] = conn.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
           if (r && r.busy === 0) return null;
