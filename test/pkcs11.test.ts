@@ -463,10 +463,11 @@ describe('signet ca move-key --to pkcs11', () => {
     const v = openssl(['verify', '-CAfile', rootPem, '-untrusted', out, out]);
     assert.equal(v.status, 0, v.stderr + v.stdout);
 
-    // Moving it again is refused; without the token configured, the store is refused at start-up.
+    // Moving it again moves nothing and only scrubs (what a move whose scrub could not finish asks for).
     const again = signet(['ca', 'move-key', ca!.id, '--to', 'pkcs11'], pk);
-    assert.notEqual(again.status, 0);
-    assert.match(again.stderr, /already keeps its key in a PKCS#11 token/);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /is already in the token \(pkcs11:.*\); nothing to move, the database files were scrubbed/);
+    assert.equal((await sql(env, 'SELECT id FROM "CertificateAuthority" WHERE "keyId" = ?', [moved.keyUri])).length, 1);
 
     const backup = join(env.dataDir, 'after-move.backup');
     json(signet(['backup', backup, '--json'], pk));
@@ -521,6 +522,8 @@ describe('ca import and init with the pkcs11 store', () => {
       [dir, /is not a regular file/],
       [fifo, /is not a regular file/],
       [big, /too large for a PIN file/],
+      // A regular file that says it is empty and is not: the whole environment would be sent as a PIN.
+      ['/proc/self/environ', /holds more than 1024 bytes|contains NUL bytes/],
     ] as const) {
       const r = signet(['init', '--json'], { ...noPin, SIGNET_PKCS11_PIN_FILE: file });
       assert.notEqual(r.status, 0, file);
@@ -744,6 +747,30 @@ describe('a token session lost at run time', () => {
     assert.match(keys.token.loginState(), /session lost \(CKR_SESSION_HANDLE_INVALID\)/);
     assert.equal(await keys.health([ca!.keyId]), 'logged in');
     assert.ok(check(await signer.sign(data)));
+  });
+
+  test('/readyz checks of the CA keys are shared: a flood of probes makes one round of test signatures, not one per probe', async () => {
+    const keys = ctx.keys as Pkcs11KeyStore;
+    const ids = (await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority"')).map((r) => r.keyId);
+    const p = keys.token.p;
+    const original = p.C_SignAsync;
+    let signatures = 0;
+    p.C_SignAsync = ((...args: Parameters<typeof original>) => {
+      signatures++;
+      return original.apply(p, args);
+    }) as typeof original;
+    try {
+      // A fresh key set: nothing checked for it yet.
+      await keys.health([...ids].reverse());
+      const first = signatures;
+      assert.equal(first, ids.length, 'one test signature per CA key');
+      const answers = await Promise.all(Array.from({ length: 50 }, () => keys.health([...ids].reverse())));
+      for (let i = 0; i < 50; i++) answers.push(await keys.health([...ids].reverse()));
+      assert.ok(answers.every((a) => a === 'logged in'));
+      assert.equal(signatures, first, '100 more probes within the cache time made no test signature');
+    } finally {
+      p.C_SignAsync = original;
+    }
   });
 
   test('over HTTP: a session lost under a request answers 503 application/problem+json, writes nothing, and the next request is issued', async () => {

@@ -364,7 +364,11 @@ export const randomPassphrase = () => randomBytes(18).toString('base64url');
  * key, and only then the CA points at the token's key, the sealed copy is deleted and the move is
  * audited. If anything fails the database is unchanged and the token objects are destroyed.
  */
-export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'): Promise<{ caId: string; keyUri: string; scrubWarning: string | null }> {
+export async function moveKeyToToken(
+  ctx: CaContext,
+  caId: string,
+  actor = 'cli',
+): Promise<{ caId: string; keyUri: string; scrubWarning: string | null; alreadyMoved: boolean }> {
   const keys = ctx.keys;
   if (!(keys instanceof Pkcs11KeyStore))
     throw new SignetError(
@@ -374,7 +378,9 @@ export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'
   const ca = await ctx.stores.cas.get(caId);
   if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
   if (!ca.keyId) throw new SignetError('conflict', `CA ${caId} is kept offline; import its key with \`signet ca import\` first`);
-  if (isPkcs11Uri(ca.keyId)) throw new SignetError('conflict', `CA ${caId} already keeps its key in a PKCS#11 token (${ca.keyId})`);
+  // Run again after a move (say one whose scrub could not finish while a server read): nothing
+  // to move, the scrub runs again.
+  if (isPkcs11Uri(ca.keyId)) return { caId, keyUri: ca.keyId, scrubWarning: await keys.scrubRemoved(), alreadyMoved: true };
   const from = ca.keyId;
   const cert = inspectCertificate(ca.certificateDer);
   const privateKey = await keys.sealed.privateKey(from);
@@ -405,5 +411,5 @@ export async function moveKeyToToken(ctx: CaContext, caId: string, actor = 'cli'
     throw e;
   }
   // The sealed copy's bytes out of the database files too, not only out of the table.
-  return { ...moved, scrubWarning: await keys.scrubRemoved() };
+  return { ...moved, scrubWarning: await keys.scrubRemoved(), alreadyMoved: false };
 }

@@ -41,6 +41,8 @@ const CURVE: Record<string, { crv: string; size: number; hash: string; oid: stri
   'ecdsa-p384': { crv: 'P-384', size: 48, hash: 'sha384', oid: OID.ecdsaSha384 },
   'ecdsa-p521': { crv: 'P-521', size: 66, hash: 'sha512', oid: OID.ecdsaSha512 },
 };
+/** How long one /readyz check of the token and its CA keys answers for (health()). */
+const HEALTH_TTL_MS = 5_000;
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
 
@@ -83,7 +85,11 @@ export function parsePkcs11Uri(uri: string): { token: string; id: Buffer; object
 
 /** PKCS#11's ECDSA signature (r||s, each the curve's size) as X.509's DER Ecdsa-Sig-Value. */
 export function ecdsaRawToDer(raw: Buffer, size: number): Buffer {
-  if (raw.length !== 2 * size) throw new SignetError('key-store', `the token returned a ${raw.length}-byte ECDSA signature; ${2 * size} expected`);
+  if (raw.length !== 2 * size)
+    throw new SignetError(
+      'unavailable',
+      `the token returned a ${raw.length}-byte ECDSA signature; ${2 * size} expected (the key object is not the recorded key); nothing was signed`,
+    );
   const int = (b: Buffer) => {
     let i = 0;
     while (i < b.length - 1 && b[i] === 0) i++;
@@ -400,7 +406,7 @@ export class Pkcs11KeyStore implements KeyStore {
     const hit = this.cache.get(id);
     if (hit) return hit;
     const rec = await this.records.find(id);
-    if (!rec) throw new SignetError('key-store', `CA key ${id} has no record in the key store`);
+    if (!rec) throw new SignetError('unavailable', `CA key ${id} has no record in the key store (the CA row was changed in the database); nothing was signed`);
     const s = this.signerOf(id, rec.algorithm as KeyAlgorithm, ownKey(createPublicKey({ key: Buffer.from(rec.publicKeyDer), format: 'der', type: 'spki' })));
     this.cache.set(id, s);
     return s;
@@ -502,10 +508,40 @@ export class Pkcs11KeyStore implements KeyStore {
     return n;
   }
 
+  /**
+   * /readyz: the token login (checked, and a lost session re-opened, at every call: cheap), then
+   * every active CA key (a lookup and a test signature each). /readyz is public, so a passing key
+   * check serves every caller for HEALTH_TTL_MS and concurrent callers share the one in flight:
+   * a flood of probes costs the token at most one round of test signatures every few seconds,
+   * not one per request. A failing check is not kept: the next call looks again.
+   */
   async health(ids: string[]): Promise<string> {
     const state = await this.token.probe();
     if (state !== 'logged in') return state;
-    for (const id of ids) if (isPkcs11Uri(id)) await this.checkKey(id, 'unavailable');
+    const key = `${this.token.generation} ${ids.join(' ')}`;
+    let entry = this.keysChecked;
+    if (!(entry && entry.key === key && (entry.pending || Date.now() - entry.at < HEALTH_TTL_MS))) {
+      const made = {
+        key,
+        at: 0,
+        pending: true,
+        done: (async () => {
+          for (const id of ids) if (isPkcs11Uri(id)) await this.checkKey(id, 'unavailable');
+        })(),
+      };
+      made.done.then(
+        () => {
+          made.pending = false;
+          made.at = Date.now();
+        },
+        () => {
+          if (this.keysChecked === made) this.keysChecked = undefined;
+        },
+      );
+      this.keysChecked = entry = made;
+    }
+    await entry.done;
     return state;
   }
+  private keysChecked: { key: string; at: number; pending: boolean; done: Promise<void> } | undefined;
 }

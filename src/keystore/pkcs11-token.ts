@@ -15,7 +15,7 @@
  * operation finds the token again by label, opens a session and logs in. Nothing is retried
  * with another key and nothing falls back to software.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { SignetError } from '../errors.js';
@@ -101,7 +101,24 @@ export function readPin(opts: { pin?: string; pinFile?: string }): string {
     );
   const mode = st.mode & 0o777;
   if (mode & 0o077) throw new SignetError('key-store', `${file} is readable by other users (mode ${mode.toString(8)}); run chmod 600 ${file}`);
-  const pin = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
+  // Bounded read: a file that reports a size of 0 (/proc/self/environ, a character device
+  // behind a symlink was refused above) is not trusted for its size.
+  const fd = openSync(file, 'r');
+  const buf = Buffer.alloc(MAX_PIN_FILE + 1);
+  let n: number;
+  try {
+    n = readSync(fd, buf, 0, buf.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n > MAX_PIN_FILE)
+    throw new SignetError(
+      'key-store',
+      `SIGNET_PKCS11_PIN_FILE ${file} holds more than ${MAX_PIN_FILE} bytes, too large for a PIN file; put the PIN alone on its first line`,
+    );
+  const content = buf.subarray(0, n);
+  if (content.includes(0)) throw new SignetError('key-store', `SIGNET_PKCS11_PIN_FILE ${file} contains NUL bytes: it is not a PIN file`);
+  const pin = content.toString('utf8').split(/\r?\n/)[0] ?? '';
   if (!pin) throw new SignetError('key-store', `SIGNET_PKCS11_PIN_FILE ${file} is empty`);
   return pin;
 }

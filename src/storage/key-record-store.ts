@@ -44,6 +44,12 @@ export function keyRecordStore(database: SignetDatabase) {
      */
     async scrub(): Promise<string | null> {
       if (db.provider === 'postgresql') {
+        // PostgreSQL skips VACUUM of a table the role does not own, with only a server-side warning.
+        const [own] = await db.prisma.$queryRawUnsafe<{ owner: boolean }[]>(
+          `SELECT pg_catalog.pg_get_userbyid(c.relowner) = current_user AS owner FROM pg_catalog.pg_class c WHERE c.oid = '"KeyRecord"'::regclass`,
+        );
+        if (!own?.owner)
+          return `the database role does not own the "KeyRecord" table, so VACUUM FULL cannot rewrite it: its dead rows keep the removed key's sealed bytes until a VACUUM FULL "KeyRecord" by the table's owner`;
         await db.prisma.$executeRawUnsafe('VACUUM FULL "KeyRecord"');
         return null;
       }
@@ -85,7 +91,7 @@ export function keyRecordStore(database: SignetDatabase) {
           if (r && r.busy === 0) return null;
           await new Promise((done) => setTimeout(done, 200));
         }
-        return `the SQLite write-ahead log (${db.target.location}-wal) could not be truncated while other connections read; it is overwritten as Signet writes, or run this again when the server is idle`;
+        return `another process held a read of ${db.target.location} for 2 s, so its write-ahead log could not be checkpointed and truncated: until it is, ${db.target.location} and its -wal file still hold the removed key's sealed bytes; stop the Signet servers and run \`signet ca move-key <caId> --to pkcs11\` again (it finds the key moved and only scrubs)`;
       } finally {
         conn.close();
       }

@@ -95,7 +95,11 @@ export function caCommand(): Command {
         const r = await moveKeyToToken(ctx, caId, 'cli');
         if (o.json) printJson(r);
         else {
-          process.stdout.write(`moved the key of ${r.caId} into the token: ${r.keyUri}; its sealed copy is deleted\n`);
+          process.stdout.write(
+            r.alreadyMoved
+              ? `the key of ${r.caId} is already in the token (${r.keyUri}); nothing to move, the database files were scrubbed of removed keys again\n`
+              : `moved the key of ${r.caId} into the token: ${r.keyUri}; its sealed copy is deleted\n`,
+          );
           if (r.scrubWarning) process.stderr.write(`warning: ${r.scrubWarning}\n`);
         }
       }),
