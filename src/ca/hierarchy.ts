@@ -2,10 +2,8 @@
  * The CA hierarchy: bootstrap of root + issuing intermediate, new intermediates, imported CAs,
  * and taking the root offline. Each change commits with its key and its audit event.
  */
-import { keyUriDetail } from '../keystore/key-store.js';
-import { isPkcs11Uri, Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
+import { isPkcs11Uri, keyUriDetail } from '../keystore/key-store.js';
+import { Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
@@ -392,9 +390,7 @@ export async function moveKeyToToken(
       created = stored.id;
       const probe = randomBytes(32);
       const sig = await stored.signer.sign(probe);
-      const algorithm = AsnConvert.serialize(stored.signer.algorithm);
-      const oid = AsnConvert.parse(algorithm, AlgorithmIdentifier).algorithm;
-      if (!verifySignature(oid, cert.publicKey, probe, sig))
+      if (!verifySignature(stored.signer.algorithm.algorithm, cert.publicKey, probe, sig))
         throw new SignetError('key-store', `the test signature made through the token does not verify with CA ${caId}'s certificate; nothing was moved`);
       await ctx.stores.cas.moveKey(caId, from, stored.id, tx);
       await keys.sealed.remove(from, tx);

@@ -12,6 +12,7 @@
  * A crash before 5 commits loses a certificate nobody received; serials are 127 random bits
  * and unique in the table, so nothing needs repair on restart.
  */
+import { keyUriDetail } from '../keystore/key-store.js';
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
@@ -412,7 +413,7 @@ export class Issuance {
           sans: m.sans.map((s) => s.value),
           fingerprint,
           predecessor: m.predecessor ?? null,
-          ...(m.issuer.keyUri ? { keyUri: m.issuer.keyUri } : {}),
+          ...keyUriDetail(m.issuer.keyUri),
         },
       },
     );

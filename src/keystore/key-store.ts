@@ -7,10 +7,13 @@ import type { KeyObject } from 'node:crypto';
 import type { KeyAlgorithm, Signer, TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 
-/** A key just placed in the store, with a signer usable before its transaction commits. */
-/** For audit details: `{ keyUri }` when the key is in a PKCS#11 token (its RFC 7512 URI, never the PIN), else nothing. */
-export const keyUriDetail = (keyId: string | null | undefined): { keyUri?: string } => (keyId?.startsWith('pkcs11:') ? { keyUri: keyId } : {});
+/** A key id that is an RFC 7512 pkcs11: URI: the key is in a PKCS#11 token (pkcs11-key-store.ts). */
+export const isPkcs11Uri = (id: string): boolean => id.startsWith('pkcs11:');
 
+/** For audit details: `{ keyUri }` when the key is in a PKCS#11 token (its RFC 7512 URI, never the PIN), else nothing. */
+export const keyUriDetail = (keyId: string | null | undefined): { keyUri?: string } => (keyId && isPkcs11Uri(keyId) ? { keyUri: keyId } : {});
+
+/** A key just placed in the store, with a signer usable before its transaction commits. */
 export interface StoredKey {
   id: string;
   publicKey: KeyObject;

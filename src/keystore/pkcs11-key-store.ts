@@ -20,11 +20,12 @@ import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { describeKey, OID, ownKey, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
-import type { KeyStore, KeyPurpose, StoredKey } from './key-store.js';
+import { isPkcs11Uri, type KeyStore, type KeyPurpose, type StoredKey } from './key-store.js';
 import { binding, CKR, ckrOf, type Handle, type Pkcs11Token, type Template } from './pkcs11-token.js';
-import { PKCS11_KEK_ID, type KeyRecords, type SealedKeyStore } from './sealed-key-store.js';
+import { PKCS11_KEK_ID } from '../model/key.js';
+import type { KeyRecords, SealedKeyStore } from './sealed-key-store.js';
 
-export const isPkcs11Uri = (id: string): boolean => id.startsWith('pkcs11:');
+export { isPkcs11Uri };
 
 const CKM_EDDSA = 0x1057;
 const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;

@@ -12,8 +12,6 @@ import type { Kek } from './kek.js';
 import type { KeyPurpose, KeyStore } from './key-store.js';
 import { PKCS11_KEK_ID } from '../model/key.js';
 
-export { PKCS11_KEK_ID };
-
 const aad = (id: string) => Buffer.from(`signet-key:${id}`);
 
 export function seal(kek: Buffer, id: string, plaintext: Buffer): Buffer {
