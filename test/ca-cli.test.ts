@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { signet } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { pbkdf2Key } from './helpers/encrypted-key.js';
 import { createPrivateKey } from 'node:crypto';
@@ -110,30 +110,7 @@ describe('signet init --offline-root and ca commands', () => {
   });
 
   test('ca import brings in an openssl-made CA, matching its parent when known', () => {
-    const key = tmp.file('ext.key');
-    const cert = tmp.file('ext.pem');
-    const gen = openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      '/CN=Legacy CA',
-      '-days',
-      '30',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    assert.equal(gen.status, 0, gen.stderr);
+    const { key, cert } = selfSignedCa(tmp, 'ext', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=Legacy CA');
     const r = signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).parentId, null);

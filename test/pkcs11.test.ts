@@ -15,7 +15,7 @@ import pino from 'pino';
 import { softHsm } from './helpers/softhsm.js';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { csrMaker, openssl, TempDir } from './helpers/openssl.js';
+import { csrMaker, openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { assertStrictlyValid } from './helpers/strict.js';
 import { loadConfig } from '../src/config/config.js';
@@ -543,28 +543,7 @@ describe('ca import and init with the pkcs11 store', () => {
   });
 
   test('ca import puts an openssl-made RSA CA key into the token (sensitive, non-extractable), and it signs an intermediate that openssl verifies', async () => {
-    const key = tmp.file('legacy.key');
-    const cert = tmp.file('legacy.pem');
-    const gen = openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      '/CN=Legacy RSA Root',
-      '-days',
-      '30',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    assert.equal(gen.status, 0, gen.stderr);
+    const { key, cert } = selfSignedCa(tmp, 'legacy', ['-newkey', 'rsa:2048'], '/CN=Legacy RSA Root');
     const row = json(signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env));
     const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [row.id]);
     assert.match(ca!.keyId, URI);
@@ -644,27 +623,7 @@ describe('ca import of Ed25519 and P-384 CA keys into the token', () => {
     ['ecdsa-p384', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']],
   ] as const) {
     test(`an imported ${name} root signs, through the token, an intermediate that openssl verifies`, async () => {
-      const key = tmp.file(`${name}.key`);
-      const cert = tmp.file(`${name}.pem`);
-      const gen = openssl([
-        'req',
-        '-x509',
-        ...newkey,
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-subj',
-        `/CN=Imported ${name}`,
-        '-days',
-        '30',
-        '-addext',
-        'basicConstraints=critical,CA:TRUE',
-        '-addext',
-        'keyUsage=critical,keyCertSign,cRLSign',
-      ]);
-      assert.equal(gen.status, 0, gen.stderr);
+      const { key, cert } = selfSignedCa(tmp, name, newkey, `/CN=Imported ${name}`);
       const row = json(signet(['ca', 'import', '--json', '--cert', cert, '--key', key], env.env));
       const [ca] = await sql<{ keyId: string }>(env, 'SELECT "keyId" FROM "CertificateAuthority" WHERE id = ?', [row.id]);
       assert.match(ca!.keyId, URI);

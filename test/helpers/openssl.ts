@@ -22,6 +22,35 @@ export class TempDir {
 }
 
 /**
+ * A self-signed CA certificate and its unencrypted key made by openssl (a CA from outside Signet,
+ * for `signet ca import`): `newkey` is openssl req's key choice, e.g. ['-newkey', 'rsa:2048'].
+ */
+export function selfSignedCa(tmp: TempDir, name: string, newkey: readonly string[], subject: string): { key: string; cert: string } {
+  const key = tmp.file(`${name}.key`);
+  const cert = tmp.file(`${name}.pem`);
+  const gen = openssl([
+    'req',
+    '-x509',
+    ...newkey,
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    subject,
+    '-days',
+    '30',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  assert.equal(gen.status, 0, gen.stderr);
+  return { key, cert };
+}
+
+/**
  * CSRs for tests that only need distinct, valid requests: one P-256 key (made once), a new
  * CSR with the given subjectAltName each call, empty subject.
  */
