@@ -367,19 +367,36 @@ export function cmdline(cmd: string, args: string[], env: Record<string, string>
   return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(cmd), ...args.map(q)].join(' ');
 }
 
+/** A process and its live descendants (a cluster primary and its workers), the process first. */
+export function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${all[i]}/task`))
+        all.push(...readFileSync(`/proc/${all[i]}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    } catch {
+      /* gone */
+    }
+  }
+  return all;
+}
+
 /** VmRSS of a process and all its descendants (a cluster primary and its workers), in MB. */
 export function treeRssMb(pid: number): number {
-  let total = rssMb(pid);
-  let children: number[] = [];
+  return processTree(pid).reduce((total, p) => total + rssMb(p), 0);
+}
+
+/**
+ * CPU time (utime + stime) from a /proc stat file — `/proc/<pid>/stat` for a process,
+ * `/proc/<pid>/task/<tid>/stat` for one thread — in µs; NaN once it is gone.
+ */
+export function statCpuMicros(statFile: string): number {
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      children = children.concat(readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
-    }
+    const f = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // clock ticks, USER_HZ = 100
   } catch {
-    /* gone */
+    return NaN;
   }
-  for (const c of children) total += treeRssMb(c);
-  return total;
 }
 
 export function rssMb(pid: number): number {

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCertId, issuerHashes } from '../../src/pki/ocsp.js';
 import { sequence } from '../../src/pki/der.js';
+import { statCpuMicros } from '../lib/util.js';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const CONCURRENCY = Number(process.argv[3] ?? 16);
@@ -31,10 +32,7 @@ const prof = process.env.OCSP_FLOOD_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${
 const child = spawn(process.execPath, [...prof, join(ROOT, 'bin', 'signet.js'), 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 
-const cpuSeconds = (): number => {
-  const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks (100/s)
-};
+const cpuSeconds = (): number => statCpuMicros(`/proc/${child.pid}/stat`) / 1e6;
 
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 function post(body: Buffer): Promise<Buffer> {

@@ -12,44 +12,29 @@ import { join } from 'node:path';
 import { httpLoad } from '../lib/load.js';
 import { csrPool } from '../lib/pki.js';
 import { startSignet } from '../lib/signet.js';
-import { removeTemp, tempDir } from '../lib/util.js';
+import { processTree, removeTemp, statCpuMicros, tempDir } from '../lib/util.js';
 
 const workers = process.argv[2] ?? '1';
 const conc = Number(process.argv[3] ?? 64);
 const seconds = Number(process.argv[4] ?? 5);
-const TICK_US = 1e6 / 100; // USER_HZ
-
-/** utime + stime of a process and each live descendant, in µs, by pid. */
-function treeCpu(pid: number): Map<number, number> {
-  const kids = (p: number): number[] => {
-    try {
-      return readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  };
-  const all = [pid];
-  for (let i = 0; i < all.length; i++) all.push(...kids(all[i]!));
-  const t = new Map<number, number>();
-  for (const p of all) {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      t.set(p, (Number(f[11]) + Number(f[12])) * TICK_US);
-    } catch {}
-  }
-  return t;
-}
+/** CPU of a process and each live descendant, in µs, by pid. */
+const treeCpu = (pid: number): Map<number, number> =>
+  new Map(
+    processTree(pid)
+      .map((p) => [p, statCpuMicros(`/proc/${p}/stat`)] as const)
+      .filter(([, t]) => !Number.isNaN(t)),
+  );
 
 /** CPU by thread name (comm) of one process, in µs. */
 function threadCpu(pid: number): Map<string, number> {
   const m = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const raw = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = raw.slice(raw.indexOf('(') + 1, raw.lastIndexOf(')'));
-      const f = raw.split(') ')[1]!.split(' ');
-      m.set(name, (m.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * TICK_US);
-    } catch {}
+    const stat = `/proc/${pid}/task/${tid}/stat`;
+    const t = statCpuMicros(stat);
+    if (Number.isNaN(t)) continue;
+    const raw = readFileSync(stat, 'utf8');
+    const name = raw.slice(raw.indexOf('(') + 1, raw.lastIndexOf(')'));
+    m.set(name, (m.get(name) ?? 0) + t);
   }
   return m;
 }
