@@ -3,7 +3,7 @@
  * issuers, revocation, the CRL publisher, the OCSP service, the PKI and CA routes) and
  * implemented in storage/ca-store.ts.
  */
-import type { CaRecord, CaRevocationEvent, NewCaRecord } from '../model/ca.js';
+import type { CaCertificateRecord, CaRecord, CaRevocationEvent, NewCaCertificateRecord, NewCaRecord } from '../model/ca.js';
 import type { Tx } from '../storage/database.js';
 
 /** What the issuer index and readiness check need of an online, active CA. */
@@ -25,4 +25,22 @@ export interface CaStore {
   markRevoked(id: string, at: Date, reason: string, tx?: Tx): Promise<void>;
   /** `ca.revoked` audit events, oldest first: of one CA, or of every CA. */
   revocationEvents(action: string, caId?: string): Promise<CaRevocationEvent[]>;
+
+  // ---- succession (succession.ts, root-rollover.ts) ----
+  /** The CA that replaced `id`, if any. */
+  successorOf(id: string, tx?: Tx): Promise<CaRecord | null>;
+  /** active → retiring, only from active (false if the CA was not active). */
+  markRetiring(id: string, since: Date, overlapEndsAt: Date | null, tx: Tx): Promise<boolean>;
+  /** retiring → retired, only from retiring. */
+  markRetired(id: string, tx: Tx): Promise<boolean>;
+  /** A new certificate for the same key (`signet ca renew`), only over the certificate with fingerprint `from`. */
+  recertify(id: string, from: string, cert: Pick<CaRecord, 'certificateDer' | 'serial' | 'fingerprint' | 'notBefore' | 'notAfter'>, tx: Tx): Promise<void>;
+  /** Whether any certificate the CA issued is still unexpired at `now`. */
+  hasUnexpiredCertificates(caId: string, now: Date): Promise<boolean>;
+  /** Further certificates for CA keys: of `caId` (certifying its key) or signed by it; every one without a filter. */
+  caCertificates(filter?: { caId?: string; issuerId?: string }): Promise<CaCertificateRecord[]>;
+  caCertificate(id: string): Promise<CaCertificateRecord | null>;
+  insertCaCertificate(c: NewCaCertificateRecord, tx: Tx): Promise<CaCertificateRecord>;
+  /** The further certificates of a revoked CA's key are revoked with it. */
+  revokeCaCertificates(caId: string, at: Date, reason: string, tx: Tx): Promise<void>;
 }

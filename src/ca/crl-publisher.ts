@@ -18,6 +18,7 @@ import type { RevokedReader } from './crl-store.js';
 import { caUrls, type CaContext } from './context.js';
 import type { StatusBus } from './status-bus.js';
 import { auditedCaRevocations, idMatchesCertificate } from './issuers.js';
+import { isPublishing } from '../model/ca.js';
 
 export interface PublishedCrl {
   caId: string;
@@ -232,7 +233,7 @@ export class CrlPublisher {
     if (!first) {
       first = (async () => {
         const ca = await this.ctx.stores.cas.get(caId);
-        if (!ca?.keyId || (ca.status !== 'active' && ca.status !== 'retired')) return null;
+        if (!ca?.keyId || !isPublishing(ca.status)) return null;
         return (await this.latest(caId)) ?? this.publish(caId);
       })().finally(() => this.first.delete(caId));
       this.first.set(caId, first);

@@ -29,7 +29,7 @@ export interface CrlStore {
   nextNumber(caId: string): Promise<bigint>;
   /** The CA's revoked and held leaves that expire after `notAfterAfter`, in serial order. */
   openRevoked(caId: string, notAfterAfter: Date): Promise<RevokedReader>;
-  /** Child CAs whose rows say they are revoked. */
+  /** Child CAs whose rows say they are revoked, and revoked cross- or superseded certificates this CA signed. */
   revokedChildren(caId: string): Promise<RevokedChildCa[]>;
   /** Stores the CRL, prunes the CA's older ones, and appends its audit rows, in one transaction. */
   write(crl: NewCrlRecord, buildAudit: BuildAudit): Promise<void>;

@@ -11,7 +11,7 @@ export interface OcspStore {
   issuers(): Promise<Pick<CaRecord, 'id' | 'certificateDer' | 'keyId'>[]>;
   /** Every certificate (leaf or CA) with this serial, with its issuer and status (hot). */
   issuedWithSerial(serial: string): Promise<IssuedWithSerial[]>;
-  /** The child CA of `parentId` with this serial. */
+  /** The CA whose certificate signed by `parentId` has this serial: a child CA, or the key of a cross- or superseded certificate. */
   childCaId(parentId: string, serial: string): Promise<string | null>;
   /** The CA that issued the leaf with this serial. */
   issuerOfLeaf(serial: string): Promise<string | null>;

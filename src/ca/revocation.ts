@@ -158,6 +158,8 @@ export class Revocation {
         );
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
       await this.ctx.stores.cas.markRevoked(caId, now, reason, tx);
+      // Its key is what is revoked: cross- and superseded certificates of the same key go too.
+      await this.ctx.stores.cas.revokeCaCertificates(caId, now, reason, tx);
       await appendAudit(tx, {
         actor: actorOf(who.principal),
         action: 'ca.revoked',

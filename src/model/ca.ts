@@ -12,7 +12,7 @@ export interface CaRecord {
   keyAlgorithm: string;
   /** Key store reference; null when the key is kept offline. */
   keyId: string | null;
-  /** active | offline | retired | revoked */
+  /** active | offline | retiring | retired | revoked (see CA_STATUSES) */
   status: string;
   pathLen: number | null;
   notBefore: Date;
@@ -21,11 +21,53 @@ export interface CaRecord {
   crlNumber: bigint;
   revokedAt: Date | null;
   revocationReason: string | null;
+  /** The CA this one replaced (rotation, root rollover); a CA has at most one successor. */
+  predecessorId: string | null;
+  /** When a successor took over and this CA stopped issuing. */
+  retiringSince: Date | null;
+  /** End of the overlap in which its certificates are renewed; null: the last third of each one's life. */
+  overlapEndsAt: Date | null;
   createdAt: Date;
 }
 
+/**
+ * What each status means: `active` signs; `retiring` was replaced by a successor and signs only
+ * its CRLs and OCSP answers until its last certificate expires; `retired` has no unexpired
+ * certificate left and still publishes its final CRL and answers OCSP; `offline` has its key
+ * outside Signet; `revoked` is on its parent's CRL and signs nothing.
+ */
+export const CA_STATUSES = ['active', 'offline', 'retiring', 'retired', 'revoked'] as const;
+/** Statuses whose CA keeps publishing CRLs and answering OCSP with an online key. */
+export const PUBLISHING_STATUSES = ['active', 'retiring', 'retired'] as const;
+export const isPublishing = (status: string): boolean => (PUBLISHING_STATUSES as readonly string[]).includes(status);
+
 /** What creating or importing a CA writes (the rest takes its defaults). */
-export type NewCaRecord = Omit<CaRecord, 'crlNumber' | 'revokedAt' | 'revocationReason' | 'createdAt'>;
+export type NewCaRecord = Omit<CaRecord, 'crlNumber' | 'revokedAt' | 'revocationReason' | 'createdAt' | 'predecessorId' | 'retiringSince' | 'overlapEndsAt'> & {
+  predecessorId?: string | null;
+};
+
+/**
+ * A further certificate for a CA's key: a cross-certificate of a root rollover (`kind` cross:
+ * the key of `caId` certified by `issuerId`), or a CA certificate replaced by `signet ca renew`
+ * (`kind` superseded). Its issuer's CRL and OCSP answer for it.
+ */
+export interface CaCertificateRecord {
+  id: string;
+  caId: string;
+  issuerId: string;
+  kind: 'cross' | 'superseded';
+  certificateDer: Uint8Array;
+  serial: string;
+  fingerprint: string;
+  notBefore: Date;
+  notAfter: Date;
+  status: string;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+  createdAt: Date;
+}
+
+export type NewCaCertificateRecord = Omit<CaCertificateRecord, 'status' | 'revokedAt' | 'revocationReason' | 'createdAt'>;
 
 /** A CA revoked in its parent's CRL, as its row says. */
 export interface RevokedChildCa {

@@ -4,7 +4,7 @@
  */
 import type { CaStore } from '../ca/ca-store.js';
 import { SignetError } from '../errors.js';
-import type { CaRecord } from '../model/ca.js';
+import type { CaCertificateRecord, CaRecord } from '../model/ca.js';
 import { bytes } from './bytes.js';
 import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
@@ -26,8 +26,29 @@ const CA_SELECT = {
   crlNumber: true,
   revokedAt: true,
   revocationReason: true,
+  predecessorId: true,
+  retiringSince: true,
+  overlapEndsAt: true,
   createdAt: true,
 } as const satisfies { [C in keyof CaRecord]: true };
+
+const CA_CERT_SELECT = {
+  id: true,
+  caId: true,
+  issuerId: true,
+  kind: true,
+  certificateDer: true,
+  serial: true,
+  fingerprint: true,
+  notBefore: true,
+  notAfter: true,
+  status: true,
+  revokedAt: true,
+  revocationReason: true,
+  createdAt: true,
+} as const satisfies { [C in keyof CaCertificateRecord]: true };
+
+const caCertRecord = <T extends { kind: string }>(r: T) => ({ ...r, kind: r.kind as CaCertificateRecord['kind'] });
 
 export function caStore(db: StorageDatabase): CaStore {
   const client = (tx?: Tx): PrismaTx => (tx ? prismaOf(tx) : db.prisma);
@@ -62,5 +83,38 @@ export function caStore(db: StorageDatabase): CaStore {
         orderBy: { seq: 'asc' },
         ...(caId !== undefined ? { take: 1 } : {}),
       }),
+    successorOf: (id, tx) => client(tx).certificateAuthority.findUnique({ where: { predecessorId: id }, select: CA_SELECT }),
+    async markRetiring(id, since, overlapEndsAt, tx) {
+      const r = await client(tx).certificateAuthority.updateMany({ where: { id, status: 'active' }, data: { status: 'retiring', retiringSince: since, overlapEndsAt } });
+      return r.count === 1;
+    },
+    async markRetired(id, tx) {
+      const r = await client(tx).certificateAuthority.updateMany({ where: { id, status: 'retiring' }, data: { status: 'retired' } });
+      return r.count === 1;
+    },
+    async recertify(id, from, cert, tx) {
+      const r = await client(tx).certificateAuthority.updateMany({
+        where: { id, fingerprint: from },
+        data: { ...cert, certificateDer: bytes(cert.certificateDer) },
+      });
+      if (r.count !== 1) throw new SignetError('conflict', `CA ${id}'s certificate changed meanwhile; nothing was renewed (run the command again)`);
+    },
+    async hasUnexpiredCertificates(caId, now) {
+      return (await db.prisma.certificate.findFirst({ where: { caId, notAfter: { gt: now } }, select: { serial: true } })) !== null;
+    },
+    async caCertificates(filter = {}) {
+      const rows = await db.prisma.caCertificate.findMany({ where: filter, orderBy: { createdAt: 'asc' }, select: CA_CERT_SELECT });
+      return rows.map(caCertRecord);
+    },
+    async caCertificate(id) {
+      const r = await db.prisma.caCertificate.findUnique({ where: { id }, select: CA_CERT_SELECT });
+      return r ? caCertRecord(r) : null;
+    },
+    async insertCaCertificate(c, tx) {
+      return caCertRecord(await client(tx).caCertificate.create({ data: { ...c, certificateDer: bytes(c.certificateDer) }, select: CA_CERT_SELECT }));
+    },
+    async revokeCaCertificates(caId, at, reason, tx) {
+      await client(tx).caCertificate.updateMany({ where: { caId, status: 'good' }, data: { status: 'revoked', revokedAt: at, revocationReason: reason } });
+    },
   };
 }

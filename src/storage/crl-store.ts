@@ -6,12 +6,13 @@
 import type { CrlStore } from '../ca/crl-store.js';
 import type { StorageDatabase } from './database.js';
 import { openRevoked } from './revoked-rows.js';
+import { PUBLISHING_STATUSES } from '../model/ca.js';
 
 export function crlStore(db: StorageDatabase): CrlStore {
   const prisma = db.prisma;
   return {
     async publishingCaIds() {
-      const rows = await prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: ['active', 'retired'] } }, select: { id: true } });
+      const rows = await prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: [...PUBLISHING_STATUSES] } }, select: { id: true } });
       return rows.map((r) => r.id);
     },
     head: (caId) => prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true, thisUpdate: true, nextUpdate: true } }),
@@ -41,11 +42,16 @@ export function crlStore(db: StorageDatabase): CrlStore {
       return crlNumber;
     },
     openRevoked: (caId, notAfterAfter) => openRevoked(db.target, caId, notAfterAfter),
-    revokedChildren: (caId) =>
-      prisma.certificateAuthority.findMany({
-        where: { parentId: caId, status: 'revoked' },
-        select: { id: true, serial: true, revokedAt: true, revocationReason: true },
-      }),
+    async revokedChildren(caId) {
+      const select = { id: true, serial: true, revokedAt: true, revocationReason: true } as const;
+      // Child CAs, and the further certificates this CA signed for CA keys (cross-certificates,
+      // superseded CA certificates), once revoked.
+      const [cas, extra] = await Promise.all([
+        prisma.certificateAuthority.findMany({ where: { parentId: caId, status: 'revoked' }, select }),
+        prisma.caCertificate.findMany({ where: { issuerId: caId, status: 'revoked' }, select }),
+      ]);
+      return [...cas, ...extra];
+    },
     write: (crl, buildAudit) => db.issuanceWriter().writeCrl(crl, buildAudit),
   };
 }

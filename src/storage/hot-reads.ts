@@ -38,9 +38,12 @@ const TOKEN_SQL =
   'SELECT "id", "name", "secretHash", "scopes", "profiles", "nameSuffixes", "expiresAt", "revokedAt", "grantMac" FROM "ApiToken" WHERE "secretHash" = ';
 const STATUS_SQL = 'SELECT "status", "notAfter", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ';
 
-const ISSUED_SQL = (p1: string, p2: string) =>
+// A CA certificate is either a CA's own (its row) or a further one for its key (a cross- or
+// superseded certificate, CaCertificate); the issuer answers for both.
+const ISSUED_SQL = (p1: string, p2: string, p3: string) =>
   `SELECT 'leaf' AS "kind", "caId" AS "issuerId", "status", "revokedAt", "revocationReason" FROM "Certificate" WHERE "serial" = ${p1}` +
-  ` UNION ALL SELECT 'ca', "parentId", "status", "revokedAt", "revocationReason" FROM "CertificateAuthority" WHERE "serial" = ${p2}`;
+  ` UNION ALL SELECT 'ca', "parentId", "status", "revokedAt", "revocationReason" FROM "CertificateAuthority" WHERE "serial" = ${p2}` +
+  ` UNION ALL SELECT 'ca', "issuerId", "status", "revokedAt", "revocationReason" FROM "CaCertificate" WHERE "serial" = ${p3}`;
 
 type Raw<T, D extends keyof T> = Omit<T, D> & { [K in D]: unknown };
 
@@ -50,7 +53,7 @@ export function openHotReads(target: DatabaseTarget): HotReads {
     db.pragma('busy_timeout = 10000');
     const token = db.prepare(`${TOKEN_SQL}?`);
     const status = db.prepare(`${STATUS_SQL}?`);
-    const issued = db.prepare(ISSUED_SQL('?', '?'));
+    const issued = db.prepare(ISSUED_SQL('?', '?', '?'));
     return {
       async token(hash) {
         const r = token.get(hash) as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
@@ -61,7 +64,7 @@ export function openHotReads(target: DatabaseTarget): HotReads {
         return r ? { ...r, notAfter: sqliteDate(r.notAfter)!, revokedAt: sqliteDate(r.revokedAt) } : null;
       },
       async issuedWithSerial(serial) {
-        return (issued.all(serial, serial) as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: sqliteDate(r.revokedAt) }));
+        return (issued.all(serial, serial, serial) as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: sqliteDate(r.revokedAt) }));
       },
       async close() {
         db.close();
@@ -82,7 +85,7 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       return r ? { ...r, notAfter: pgUtc(r.notAfter)!, revokedAt: pgUtc(r.revokedAt) } : null;
     },
     async issuedWithSerial(serial) {
-      const { rows } = await pool.query({ text: ISSUED_SQL('$1', '$1'), values: [serial], name: 'signet-issued-with-serial' });
+      const { rows } = await pool.query({ text: ISSUED_SQL('$1', '$1', '$1'), values: [serial], name: 'signet-issued-with-serial' });
       return (rows as Raw<IssuedRow, 'revokedAt'>[]).map((r) => ({ ...r, revokedAt: pgUtc(r.revokedAt) }));
     },
     async close() {

@@ -12,7 +12,10 @@ export function ocspStore(db: StorageDatabase): OcspStore {
     issuers: () => prisma.certificateAuthority.findMany({ select: { id: true, certificateDer: true, keyId: true } }),
     issuedWithSerial: (serial) => db.hotReads().issuedWithSerial(serial),
     async childCaId(parentId, serial) {
-      return (await prisma.certificateAuthority.findFirst({ where: { serial, parentId }, select: { id: true } }))?.id ?? null;
+      const own = await prisma.certificateAuthority.findFirst({ where: { serial, parentId }, select: { id: true } });
+      if (own) return own.id;
+      // A cross- or superseded certificate speaks for the CA whose key it certifies.
+      return (await prisma.caCertificate.findFirst({ where: { serial, issuerId: parentId }, select: { caId: true } }))?.caId ?? null;
     },
     async issuerOfLeaf(serial) {
       return (await prisma.certificate.findUnique({ where: { serial }, select: { caId: true } }))?.caId ?? null;

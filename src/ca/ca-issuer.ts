@@ -1,0 +1,127 @@
+/**
+ * Signing CA certificates, shared by everything that makes one (hierarchy.ts: bootstrap and new
+ * intermediates; succession.ts: rotation and re-certification; root-rollover.ts): the parent
+ * that signs (its key online, or a key file for an offline root), the one signing path for a CA
+ * certificate, and the row that records it.
+ */
+import type { KeyObject } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { buildCaTbs, type CaCertificateParams } from '../pki/ca-template.js';
+import { inspectCertificate, serialHex } from '../pki/certificate.js';
+import { nameToString } from '../pki/dn.js';
+import { keyIdentifier } from '../pki/extensions.js';
+import { signerFor, type Signer } from '../pki/keys.js';
+import { checkPrivateKey } from '../pki/private-key.js';
+import type { CaRecord } from '../model/ca.js';
+import type { Tx } from '../storage/database.js';
+import type { CaContext } from './context.js';
+import { auditedCaRevocation, caIdFor, caRecordProblem } from './issuers.js';
+import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
+
+export const idFor = caIdFor;
+
+/** A CA that signs another CA's certificate: its key, its parsed certificate, its key id (null: offline, from a file). */
+export interface SigningParent {
+  signer: Signer;
+  cert: ReturnType<typeof inspectCertificate>;
+  keyId: string | null;
+}
+
+export async function issuerOf(
+  ctx: CaContext,
+  parentId: string,
+  parentKey?: KeyObject,
+): Promise<SigningParent> {
+  const parent = await ctx.stores.cas.get(parentId);
+  if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
+  if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
+  // The row's status alone is not trusted: a revocation is anchored in the audit trail (issuers.ts).
+  if (await auditedCaRevocation(ctx.stores.cas, parentId)) {
+    ctx.log.error(
+      { caId: parentId },
+      'CA row says it is not revoked, but the audit trail recorded its revocation: the row was changed in the database; it does not sign',
+    );
+    throw new SignetError('conflict', `CA ${parentId} was revoked (the audit trail records it; its record in the database says otherwise) and cannot sign`);
+  }
+  const cert = inspectCertificate(parent.certificateDer);
+  if (!cert.isCa) throw new SignetError('conflict', `CA ${parentId} is not a CA certificate`);
+  if (cert.pathLen === 0) throw new SignetError('policy', `CA ${parentId} has pathLen 0 and cannot sign another CA`);
+  let signer: Signer;
+  if (parent.keyId) {
+    signer = await ctx.keys.signer(parent.keyId);
+    const tampered = caRecordProblem(parentId, cert, signer);
+    if (tampered) {
+      ctx.log.error({ caId: parentId }, `CA record failed its integrity check: ${tampered}; it does not sign`);
+      throw new SignetError('conflict', `${tampered}; it does not sign (run \`signet audit verify\`)`);
+    }
+  } else if (parentKey) {
+    // A key file from outside: checked against the certificate before node:crypto describes it.
+    try {
+      signer = signerFor(checkPrivateKey(parentKey, { info: cert.publicKeyInfo, spkiDer: cert.spkiDer }));
+    } catch (e) {
+      if (e instanceof SignetError && e.type === 'bad-key')
+        throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate: ${e.detail}`);
+      throw e;
+    }
+  } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
+  return { signer, cert, keyId: parent.keyId };
+}
+
+/**
+ * A CA certificate through the one signing path (signing.ts): built by ca-template.ts, linted
+ * as a CA certificate, signed by `signer` (the parent's key, or for a root its own).
+ */
+export async function signCaCertificate(ctx: CaContext, p: Omit<CaCertificateParams, 'signatureAlgorithmDer'>, signer: Signer): Promise<Buffer> {
+  const signatureAlgorithmDer = signerAlgorithmDer(signer);
+  const { tbs, notAfter } = buildCaTbs({ ...p, signatureAlgorithmDer });
+  const prepared = prepareCertificate(
+    tbs,
+    {
+      kind: 'ca',
+      expect: {
+        // A root is its own issuer.
+        issuerNameDer: p.issuer?.nameDer ?? p.subjectNameDer,
+        issuerKeyId: p.issuer?.keyId ?? keyIdentifier(p.spkiDer),
+        issuerNotAfter: p.issuer?.notAfter ?? notAfter,
+        signatureAlgorithmDer,
+        maxValidityMs: p.validityDays * 86_400_000,
+        spkiDer: p.spkiDer,
+        subordinate: p.issuer?.urls !== undefined,
+      },
+    },
+    signer,
+  );
+  if (prepared.findings.length) {
+    ctx.log.error({ subject: nameToString(p.subjectNameDer), findings: prepared.findings }, 'pre-issuance lint of a CA certificate failed; nothing was signed');
+    throw lintFailure('ca', prepared.findings);
+  }
+  return signPrepared(prepared);
+}
+
+export async function insertCa(
+  ctx: CaContext,
+  tx: Tx,
+  data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string; predecessorId?: string | null },
+): Promise<CaRecord> {
+  const c = inspectCertificate(data.der);
+  return ctx.stores.cas.insert(
+    {
+      id: data.id,
+      name: data.name,
+      parentId: data.parentId,
+      certificateDer: c.der,
+      subject: nameToString(c.subjectNameDer),
+      serial: serialHex(c.serial),
+      fingerprint: c.fingerprint,
+      keyAlgorithm: data.keyAlgorithm,
+      keyId: data.keyId,
+      status: data.status,
+      pathLen: c.pathLen ?? null,
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      predecessorId: data.predecessorId ?? null,
+    },
+    tx,
+  );
+}
+
