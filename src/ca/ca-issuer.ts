@@ -27,11 +27,7 @@ export interface SigningParent {
   keyId: string | null;
 }
 
-export async function issuerOf(
-  ctx: CaContext,
-  parentId: string,
-  parentKey?: KeyObject,
-): Promise<SigningParent> {
+export async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<SigningParent> {
   const parent = await ctx.stores.cas.get(parentId);
   if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
@@ -101,7 +97,16 @@ export async function signCaCertificate(ctx: CaContext, p: Omit<CaCertificatePar
 export async function insertCa(
   ctx: CaContext,
   tx: Tx,
-  data: { id: string; name: string; parentId: string | null; der: Buffer; keyId: string | null; keyAlgorithm: string; status: string; predecessorId?: string | null },
+  data: {
+    id: string;
+    name: string;
+    parentId: string | null;
+    der: Buffer;
+    keyId: string | null;
+    keyAlgorithm: string;
+    status: string;
+    predecessorId?: string | null;
+  },
 ): Promise<CaRecord> {
   const c = inspectCertificate(data.der);
   return ctx.stores.cas.insert(
@@ -124,4 +129,3 @@ export async function insertCa(
     tx,
   );
 }
-

@@ -35,7 +35,7 @@ export interface CaStore {
   markRetired(id: string, tx: Tx): Promise<boolean>;
   /** A new certificate for the same key (`signet ca renew`), only over the certificate with fingerprint `from`. */
   recertify(id: string, from: string, cert: Pick<CaRecord, 'certificateDer' | 'serial' | 'fingerprint' | 'notBefore' | 'notAfter'>, tx: Tx): Promise<void>;
-  /** Whether any certificate the CA issued is still unexpired at `now`. */
+  /** Whether any certificate the CA signed (leaf, child CA, cross-certificate) is still unexpired at `now`. */
   hasUnexpiredCertificates(caId: string, now: Date): Promise<boolean>;
   /** Further certificates for CA keys: of `caId` (certifying its key) or signed by it; every one without a filter. */
   caCertificates(filter?: { caId?: string; issuerId?: string }): Promise<CaCertificateRecord[]>;

@@ -85,7 +85,10 @@ export function caStore(db: StorageDatabase): CaStore {
       }),
     successorOf: (id, tx) => client(tx).certificateAuthority.findUnique({ where: { predecessorId: id }, select: CA_SELECT }),
     async markRetiring(id, since, overlapEndsAt, tx) {
-      const r = await client(tx).certificateAuthority.updateMany({ where: { id, status: 'active' }, data: { status: 'retiring', retiringSince: since, overlapEndsAt } });
+      const r = await client(tx).certificateAuthority.updateMany({
+        where: { id, status: 'active' },
+        data: { status: 'retiring', retiringSince: since, overlapEndsAt },
+      });
       return r.count === 1;
     },
     async markRetired(id, tx) {
@@ -100,7 +103,14 @@ export function caStore(db: StorageDatabase): CaStore {
       if (r.count !== 1) throw new SignetError('conflict', `CA ${id}'s certificate changed meanwhile; nothing was renewed (run the command again)`);
     },
     async hasUnexpiredCertificates(caId, now) {
-      return (await db.prisma.certificate.findFirst({ where: { caId, notAfter: { gt: now } }, select: { serial: true } })) !== null;
+      const unexpired = { notAfter: { gt: now } };
+      // Leaves, child CA certificates and cross- or superseded certificates it signed: each needs its CRL and OCSP.
+      const [leaf, child, extra] = await Promise.all([
+        db.prisma.certificate.findFirst({ where: { caId, ...unexpired }, select: { serial: true } }),
+        db.prisma.certificateAuthority.findFirst({ where: { parentId: caId, id: { not: caId }, ...unexpired }, select: { id: true } }),
+        db.prisma.caCertificate.findFirst({ where: { issuerId: caId, caId: { not: caId }, ...unexpired }, select: { id: true } }),
+      ]);
+      return leaf !== null || child !== null || extra !== null;
     },
     async caCertificates(filter = {}) {
       const rows = await db.prisma.caCertificate.findMany({ where: filter, orderBy: { createdAt: 'asc' }, select: CA_CERT_SELECT });

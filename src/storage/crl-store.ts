@@ -12,7 +12,10 @@ export function crlStore(db: StorageDatabase): CrlStore {
   const prisma = db.prisma;
   return {
     async publishingCaIds() {
-      const rows = await prisma.certificateAuthority.findMany({ where: { keyId: { not: null }, status: { in: [...PUBLISHING_STATUSES] } }, select: { id: true } });
+      const rows = await prisma.certificateAuthority.findMany({
+        where: { keyId: { not: null }, status: { in: [...PUBLISHING_STATUSES] } },
+        select: { id: true },
+      });
       return rows.map((r) => r.id);
     },
     head: (caId) => prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true, thisUpdate: true, nextUpdate: true } }),

@@ -91,8 +91,26 @@ export function caRoutes(ctx: CaContext): Router {
       pathLen: ca.pathLen,
       subjectKeyId: c.subjectKeyId.toString('hex'),
       authorityKeyId: aki ? Buffer.from(aki.buffer).toString('hex') : null,
+      predecessorId: ca.predecessorId,
+      successorId: (await ctx.stores.cas.successorOf(ca.id))?.id ?? null,
+      retiringSince: ca.retiringSince,
+      overlapEndsAt: ca.overlapEndsAt,
       urls: caUrls(ctx.config.publicUrl, ca.id),
       certificate: toPem(ca.certificateDer),
+      // Cross-certificates of a root rollover and certificates replaced by `ca renew`: those for
+      // this CA's key and those this CA signed for another's.
+      caCertificates: [...(await ctx.stores.cas.caCertificates({ caId: ca.id })), ...(await ctx.stores.cas.caCertificates({ issuerId: ca.id }))].map((x) => ({
+        id: x.id,
+        caId: x.caId,
+        issuerId: x.issuerId,
+        kind: x.kind,
+        serial: x.serial,
+        fingerprintSha256: x.fingerprint,
+        notBefore: x.notBefore,
+        notAfter: x.notAfter,
+        status: x.status,
+        url: `${ctx.config.publicUrl}/pki/${x.id}.crt`,
+      })),
     });
   });
   return r;

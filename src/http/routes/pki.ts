@@ -41,9 +41,10 @@ export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
       res.type('application/pkix-crl').send(crl.der);
       return;
     }
-    const ca = await ctx.stores.cas.get(caId);
-    if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
-    res.set('Cache-Control', 'public, max-age=86400').set('ETag', `"${ca.fingerprint}"`).type('application/pkix-cert').send(Buffer.from(ca.certificateDer));
+    // A CA's own certificate, or a further certificate for a CA key (a cross-certificate).
+    const cert = (await ctx.stores.cas.get(caId)) ?? (await ctx.stores.cas.caCertificate(caId));
+    if (!cert) throw new SignetError('not-found', `CA ${caId} does not exist`);
+    res.set('Cache-Control', 'public, max-age=86400').set('ETag', `"${cert.fingerprint}"`).type('application/pkix-cert').send(Buffer.from(cert.certificateDer));
   });
   return r;
 }

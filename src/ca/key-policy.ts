@@ -1,0 +1,36 @@
+/**
+ * Which keys a CA lets a subordinate CA have: the one rule rotation and root rollover apply to
+ * the key of the CA they create (a CA relying parties already trust must not be replaced by a
+ * weaker or less widely verifiable one).
+ *
+ * - Security strength (NIST SP 800-57 Part 1, Table 2) no lower than the parent's, capped at
+ *   128 bits: under a P-384 root a P-256, RSA-3072 or stronger intermediate, but not RSA-2048
+ *   (112 bits), which only an RSA-2048 parent accepts.
+ * - Ed25519 only under an Ed25519 parent: strict verifiers that lack it (NSS, Windows CryptoAPI,
+ *   Java before 15) would fail every chain through it, so it is an all-Ed25519 hierarchy's choice.
+ */
+import type { KeyAlgorithm } from '../pki/keys.js';
+
+const STRENGTH: Record<KeyAlgorithm, number> = {
+  'rsa-2048': 112,
+  'rsa-3072': 128,
+  'rsa-4096': 152,
+  'ecdsa-p256': 128,
+  'ecdsa-p384': 192,
+  'ecdsa-p521': 256,
+  ed25519: 128,
+};
+
+const strengthOf = (alg: string): number | undefined => STRENGTH[alg as KeyAlgorithm];
+
+/** Why a CA with key `parentAlg` refuses a subordinate CA key `childAlg`, or null. */
+export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm): string | null {
+  const parent = strengthOf(parentAlg);
+  const child = STRENGTH[childAlg];
+  if (childAlg === 'ed25519' && parentAlg !== 'ed25519')
+    return `an Ed25519 CA key is allowed only under an Ed25519 parent (this parent's key is ${parentAlg}); NSS, Windows and older Java cannot verify it`;
+  const floor = Math.min(parent ?? 128, 128);
+  if (child < floor)
+    return `a ${childAlg} key (${child}-bit security) is weaker than this parent's policy allows (at least ${floor}-bit, as its ${parentAlg} key); use ecdsa-p256, ecdsa-p384 or rsa-3072 or stronger`;
+  return null;
+}

@@ -1,0 +1,390 @@
+/**
+ * Replacing a CA without an outage: rotation of an intermediate (a new key and certificate under
+ * the same parent, with the same subject), re-certification of a CA's key (`ca renew`), and the
+ * hand-over both rotation and a root rollover (root-rollover.ts) end with.
+ *
+ * Each operation is one database transaction: the new key (the sealed store writes it in the
+ * transaction), the signed certificate, the new row, the predecessor's status and every audit
+ * event commit together or not at all. A process killed at any point leaves the old state or the
+ * new one, never a half; running the command again after the old state does the whole thing, and
+ * after the new state reports what was done (a CA has at most one successor: predecessorId is
+ * unique, and the predecessor moves out of `active` only from `active`).
+ *
+ * What "moves to the successor" means (issuance.ts, issuers.ts): a retiring CA hands every
+ * request to its successor, whether the request, a profile's caIds or a renewal named it; a
+ * profile that lists a CA allows its successors; the default CA's place passes to its successor.
+ */
+import type { KeyObject } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { keyUriDetail } from '../keystore/key-store.js';
+import type { CaRecord } from '../model/ca.js';
+import { inspectCertificate, newSerial, serialHex } from '../pki/certificate.js';
+import { EXT, extension } from '../pki/extensions.js';
+import type { KeyAlgorithm } from '../pki/keys.js';
+import type { Tx } from '../storage/database.js';
+import { appendAudit } from './audit.js';
+import { insertCa, issuerOf, signCaCertificate, idFor, type SigningParent } from './ca-issuer.js';
+import { isRootCertificate } from './ca-chain-check.js';
+import { caUrls, type CaContext } from './context.js';
+import { subordinateKeyProblem } from './key-policy.js';
+
+const DAY_MS = 86_400_000;
+
+export interface RotateOptions {
+  /** The successor's key algorithm; default the predecessor's. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** Days from now in which the predecessor's certificates are renewed (ARI); default none: the last third of each one's life. */
+  overlapDays?: number;
+  /** The successor's validity; default the predecessor's lifetime (clamped to the parent). */
+  validityDays?: number;
+  /** The parent's key when the parent is kept offline. */
+  parentKey?: KeyObject;
+  actor?: string;
+  sourceIp?: string;
+}
+
+export interface RotateResult {
+  predecessor: CaRecord;
+  successor: CaRecord;
+  /** The rotation had been done before (this run found it and changed nothing). */
+  alreadyRotated: boolean;
+}
+
+/**
+ * In `tx`, after the successor's row (with predecessorId) is inserted: the predecessor stops
+ * issuing and the hand-over is audited (status changed, issuance moved). A predecessor that is
+ * not active (an offline root in a rollover) keeps its status; the link alone records the succession.
+ */
+export async function handOver(
+  ctx: CaContext,
+  tx: Tx,
+  p: { predecessor: CaRecord; successor: CaRecord; overlapEndsAt: Date | null; actor: string; sourceIp?: string },
+): Promise<void> {
+  const now = ctx.now();
+  if (p.predecessor.status === 'active') {
+    if (!(await ctx.stores.cas.markRetiring(p.predecessor.id, now, p.overlapEndsAt, tx)))
+      throw new SignetError('conflict', `CA ${p.predecessor.id} changed status meanwhile; nothing was changed (run the command again)`);
+    await appendAudit(tx, {
+      actor: p.actor,
+      action: 'ca.status.changed',
+      target: p.predecessor.id,
+      sourceIp: p.sourceIp,
+      details: { from: 'active', to: 'retiring', successor: p.successor.id, overlapEndsAt: p.overlapEndsAt?.toISOString() ?? null },
+    });
+  }
+  await appendAudit(tx, {
+    actor: p.actor,
+    action: 'ca.issuance.moved',
+    target: p.predecessor.id,
+    sourceIp: p.sourceIp,
+    details: { from: p.predecessor.id, to: p.successor.id },
+  });
+}
+
+/** The certificate of `ca` parsed, and why it may not be rotated, if so (400/409). */
+async function rotatable(ctx: CaContext, ca: CaRecord): Promise<{ parentRow: CaRecord }> {
+  const parts = inspectCertificate(ca.certificateDer);
+  const parentRow = ca.parentId ? await ctx.stores.cas.get(ca.parentId) : null;
+  const parentParts = parentRow ? inspectCertificate(parentRow.certificateDer) : null;
+  if (isRootCertificate(parts, parentParts))
+    throw new SignetError('bad-request', `CA ${ca.id} is a root: a root is replaced with \`signet ca rollover-root\`, not rotated`);
+  if (ca.status !== 'active')
+    throw new SignetError(
+      'conflict',
+      `CA ${ca.id} is ${ca.status}: only an active CA is rotated${ca.status === 'retiring' ? ' (it has no successor on record)' : ''}`,
+    );
+  if (!parentRow) throw new SignetError('conflict', `CA ${ca.id} was not issued by a CA Signet manages: rotate it at its issuer and import the new one`);
+  return { parentRow };
+}
+
+/**
+ * `signet ca rotate <caId>`: a new key and a new intermediate under the same parent, same
+ * subject, pathLen and name constraints, new subject key id; issuance moves to it at once and the
+ * predecessor becomes `retiring`. Run again after it succeeded: returns the successor, changes nothing.
+ */
+export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions = {}): Promise<RotateResult> {
+  const actor = opts.actor ?? 'cli';
+  const ca = await ctx.stores.cas.get(caId);
+  if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
+  if (ca.status === 'retiring') {
+    const successor = await ctx.stores.cas.successorOf(caId);
+    if (successor) return { predecessor: ca, successor, alreadyRotated: true };
+  }
+  const { parentRow } = await rotatable(ctx, ca);
+  const now = ctx.now();
+  const keyAlgorithm = opts.keyAlgorithm ?? (ca.keyAlgorithm as KeyAlgorithm);
+  const policy = subordinateKeyProblem(parentRow.keyAlgorithm, keyAlgorithm);
+  if (policy) throw new SignetError('policy', `CA ${parentRow.id}'s policy refuses the new key of ${caId}: ${policy}`);
+  let overlapEndsAt: Date | null = null;
+  if (opts.overlapDays !== undefined) {
+    if (!Number.isInteger(opts.overlapDays) || opts.overlapDays < 1)
+      throw new SignetError('bad-request', '--overlap-days must be a positive whole number of days');
+    overlapEndsAt = new Date(now.getTime() + opts.overlapDays * DAY_MS);
+    if (overlapEndsAt > ca.notAfter)
+      throw new SignetError(
+        'bad-request',
+        `an overlap of ${opts.overlapDays} days would end ${overlapEndsAt.toISOString()}, after CA ${caId} itself expires (${ca.notAfter.toISOString()}); at most ${Math.floor((ca.notAfter.getTime() - now.getTime()) / DAY_MS)} days`,
+      );
+  }
+  const lifetimeDays = Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
+  const validityDays = opts.validityDays ?? lifetimeDays;
+  if (!Number.isInteger(validityDays) || validityDays < 1) throw new SignetError('bad-request', '--validity-days must be a positive whole number');
+  const parent = await issuerOf(ctx, parentRow.id, opts.parentKey);
+  if (parent.cert.notAfter.getTime() <= now.getTime() + DAY_MS)
+    throw new SignetError(
+      'conflict',
+      `CA ${parentRow.id} expires ${parent.cert.notAfter.toISOString()}: renew it (\`signet ca renew\`) or roll the root over first`,
+    );
+  const old = inspectCertificate(ca.certificateDer);
+  // The successor is the same CA to its relying parties: same subject, path length and name constraints.
+  const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
+  const extra = nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [];
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const key = await ctx.keys.generate(keyAlgorithm, tx);
+      await appendAudit(tx, {
+        actor,
+        action: 'ca.key.generated',
+        target: caId,
+        sourceIp: opts.sourceIp,
+        details: { purpose: 'successor of the CA', keyAlgorithm, ...keyUriDetail(key.id) },
+      });
+      const successor = await signSuccessor(ctx, tx, {
+        parent: { id: parentRow.id, ...parent },
+        subjectNameDer: old.subjectNameDer,
+        spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
+        validityDays,
+        pathLen: old.pathLen,
+        extraExtensions: extra,
+        keyId: key.id,
+        keyAlgorithm,
+        predecessor: ca,
+        actor,
+        sourceIp: opts.sourceIp,
+      });
+      await handOver(ctx, tx, { predecessor: ca, successor, overlapEndsAt, actor, sourceIp: opts.sourceIp });
+      return { predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt }, successor, alreadyRotated: false };
+    });
+  } catch (e) {
+    // Two rotations at once: the second finds the unique predecessor link taken.
+    if (isUniqueViolation(e)) throw new SignetError('conflict', `CA ${caId} was rotated meanwhile by another process; see \`signet ca list\``);
+    throw e;
+  }
+}
+
+const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';
+
+/**
+ * In `tx`: signs and records a CA certificate that succeeds `predecessor` under `parent`
+ * (audited as created and as a use of the parent's key). Shared with root-rollover.ts.
+ */
+export async function signSuccessor(
+  ctx: CaContext,
+  tx: Tx,
+  p: {
+    parent: SigningParent & { id: string };
+    subjectNameDer: Buffer;
+    spkiDer: Buffer;
+    validityDays: number;
+    pathLen: number | undefined;
+    extraExtensions?: Buffer[];
+    keyId: string;
+    keyAlgorithm: string;
+    predecessor: CaRecord;
+    actor: string;
+    sourceIp?: string;
+  },
+): Promise<CaRecord> {
+  const der = await signCaCertificate(
+    ctx,
+    {
+      serial: newSerial(),
+      subjectNameDer: p.subjectNameDer,
+      spkiDer: p.spkiDer,
+      notBefore: ctx.now(),
+      validityDays: p.validityDays,
+      pathLen: p.pathLen,
+      extraExtensions: p.extraExtensions,
+      issuer: {
+        nameDer: p.parent.cert.subjectNameDer,
+        keyId: p.parent.cert.subjectKeyId,
+        notAfter: p.parent.cert.notAfter,
+        urls: caUrls(ctx.config.publicUrl, p.parent.id),
+      },
+    },
+    p.parent.signer,
+  );
+  const parts = inspectCertificate(der);
+  const id = idFor('int', parts.subjectKeyId);
+  const row = await insertCa(ctx, tx, {
+    id,
+    name: p.predecessor.name,
+    parentId: p.parent.id,
+    der,
+    keyId: p.keyId,
+    keyAlgorithm: p.keyAlgorithm,
+    status: 'active',
+    predecessorId: p.predecessor.id,
+  });
+  await appendAudit(tx, {
+    actor: p.actor,
+    action: 'ca.created',
+    target: id,
+    sourceIp: p.sourceIp,
+    details: {
+      subject: row.subject,
+      parent: p.parent.id,
+      predecessor: p.predecessor.id,
+      fingerprint: row.fingerprint,
+      keyAlgorithm: p.keyAlgorithm,
+      role: 'intermediate',
+      ...keyUriDetail(p.keyId),
+    },
+  });
+  await appendAudit(tx, {
+    actor: p.actor,
+    action: 'ca.key.used',
+    target: p.parent.id,
+    sourceIp: p.sourceIp,
+    details: { purpose: 'sign intermediate certificate', serial: row.serial, ...keyUriDetail(p.parent.keyId) },
+  });
+  return row;
+}
+
+export interface RenewResult {
+  ca: CaRecord;
+  /** Id of the CA certificate it replaced, kept (CaCertificate, kind superseded) and still answered for. */
+  supersededId: string;
+}
+
+/**
+ * `signet ca renew <caId>`: a new certificate for the same key — same subject, same subject key
+ * id, new serial and validity, never beyond the parent. The CA keeps its id; the certificate it
+ * replaces is kept as `superseded` and its issuer still answers for it (relying parties may hold
+ * it in cached chains until they fetch the new one). A root is re-signed by its own key.
+ */
+export async function renewCa(
+  ctx: CaContext,
+  caId: string,
+  opts: { validityDays?: number; parentKey?: KeyObject; actor?: string; sourceIp?: string } = {},
+): Promise<RenewResult> {
+  const actor = opts.actor ?? 'cli';
+  const ca = await ctx.stores.cas.get(caId);
+  if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
+  if (ca.status === 'revoked' || ca.status === 'retired')
+    throw new SignetError('conflict', `CA ${caId} is ${ca.status}: a ${ca.status} CA is not re-certified`);
+  const old = inspectCertificate(ca.certificateDer);
+  const parentRow = ca.parentId ? await ctx.stores.cas.get(ca.parentId) : null;
+  const root = isRootCertificate(old, parentRow ? inspectCertificate(parentRow.certificateDer) : null);
+  if (!root && !parentRow) throw new SignetError('conflict', `CA ${caId} was not issued by a CA Signet manages: renew it at its issuer and import the new one`);
+  const lifetimeDays = Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
+  const validityDays = opts.validityDays ?? lifetimeDays;
+  if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36_500)
+    throw new SignetError('bad-request', '--validity-days must be a whole number of days from 1 to 36500');
+  let signer: SigningParent & { id: string };
+  if (root) {
+    // A root certifies itself: its own key, online or from its file.
+    signer = { id: caId, ...(await issuerOf(ctx, caId, opts.parentKey)) };
+  } else {
+    signer = { id: parentRow!.id, ...(await issuerOf(ctx, parentRow!.id, opts.parentKey)) };
+    if (signer.cert.notAfter.getTime() <= ctx.now().getTime() + DAY_MS)
+      throw new SignetError('conflict', `CA ${parentRow!.id} expires ${signer.cert.notAfter.toISOString()}: renew it or roll the root over first`);
+  }
+  // Every extension the CA's certificate carries that this CA decides (name constraints) is kept.
+  const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
+  const der = await signCaCertificate(
+    ctx,
+    {
+      serial: newSerial(),
+      subjectNameDer: old.subjectNameDer,
+      spkiDer: old.spkiDer,
+      notBefore: ctx.now(),
+      validityDays,
+      pathLen: old.pathLen,
+      extraExtensions: nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [],
+      issuer: root
+        ? undefined
+        : {
+            nameDer: signer.cert.subjectNameDer,
+            keyId: signer.cert.subjectKeyId,
+            notAfter: signer.cert.notAfter,
+            urls: caUrls(ctx.config.publicUrl, signer.id),
+          },
+    },
+    signer.signer,
+  );
+  const parts = inspectCertificate(der);
+  const supersededId = `s-${old.fingerprint.slice(0, 16)}`;
+  const row = await ctx.db.transaction(async (tx) => {
+    await ctx.stores.cas.insertCaCertificate(
+      {
+        id: supersededId,
+        caId,
+        issuerId: root ? caId : signer.id,
+        kind: 'superseded',
+        certificateDer: ca.certificateDer,
+        serial: ca.serial,
+        fingerprint: ca.fingerprint,
+        notBefore: ca.notBefore,
+        notAfter: ca.notAfter,
+      },
+      tx,
+    );
+    await ctx.stores.cas.recertify(
+      caId,
+      ca.fingerprint,
+      { certificateDer: parts.der, serial: serialHex(parts.serial), fingerprint: parts.fingerprint, notBefore: parts.notBefore, notAfter: parts.notAfter },
+      tx,
+    );
+    await appendAudit(tx, {
+      actor,
+      action: 'ca.renewed',
+      target: caId,
+      sourceIp: opts.sourceIp,
+      details: {
+        serial: serialHex(parts.serial),
+        fingerprint: parts.fingerprint,
+        notAfter: parts.notAfter.toISOString(),
+        supersededSerial: ca.serial,
+        supersededFingerprint: ca.fingerprint,
+      },
+    });
+    await appendAudit(tx, {
+      actor,
+      action: 'ca.key.used',
+      target: signer.id,
+      sourceIp: opts.sourceIp,
+      details: {
+        purpose: root ? 're-sign own root certificate' : 'sign intermediate certificate',
+        serial: serialHex(parts.serial),
+        ...keyUriDetail(signer.keyId),
+      },
+    });
+    return ctx.stores.cas.get(caId, tx);
+  });
+  return { ca: row!, supersededId };
+}
+
+/**
+ * Retiring CAs whose last certificate has expired become `retired` (audited); they keep
+ * publishing a final CRL and answering OCSP. Returns the ids retired. Run by the server hourly.
+ */
+export async function retireFinished(ctx: CaContext): Promise<string[]> {
+  const now = ctx.now();
+  const done: string[] = [];
+  for (const ca of await ctx.stores.cas.list()) {
+    if (ca.status !== 'retiring' || (await ctx.stores.cas.hasUnexpiredCertificates(ca.id, now))) continue;
+    const changed = await ctx.db.transaction(async (tx) => {
+      if (!(await ctx.stores.cas.markRetired(ca.id, tx))) return false;
+      await appendAudit(tx, {
+        actor: 'system',
+        action: 'ca.status.changed',
+        target: ca.id,
+        details: { from: 'retiring', to: 'retired', reason: 'its last certificate expired' },
+      });
+      return true;
+    });
+    if (changed) done.push(ca.id);
+  }
+  return done;
+}
