@@ -19,6 +19,7 @@
  * verify is unknown. A row that fails its MAC is logged at error level (it means tampering).
  * EAB HMAC keys are sealed with their directory in the additional data (eabSealId).
  */
+import { renewalWindow } from '../ca/renewal-window.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   authorizeAcmeAccount,
@@ -955,15 +956,9 @@ export class AcmeService {
     const row = await this.certByAriId(certId);
     // Each directory answers for the certificates of its own profile.
     if (!row || row.profile !== dir.profile) throw acmeErr('malformed', 'no certificate with that identifier was issued at this ACME directory', 404);
-    const now = this.ctx.now().getTime();
-    const caStatus = await this.store.caStatus(row.caId);
-    // Renew now: the certificate is revoked, or its issuer is revoked or being rotated out.
-    if (row.status !== 'good' || (caStatus !== null && caStatus !== 'active')) {
-      return { suggestedWindow: { start: new Date(now - HOUR).toISOString(), end: new Date(now).toISOString() } };
-    }
-    const nb = row.notBefore.getTime();
-    const life = row.notAfter.getTime() - nb;
-    return { suggestedWindow: { start: new Date(nb + (life * 2) / 3).toISOString(), end: new Date(nb + (life * 5) / 6).toISOString() } };
+    // The window follows the certificate's status and its CA's succession (ca/renewal-window.ts).
+    const w = renewalWindow(row, await this.store.caSuccession(row.caId), this.ctx.now());
+    return { suggestedWindow: { start: w.start.toISOString(), end: w.end.toISOString() } };
   }
 
   // ---- recovery of work a dead process left (recovery.ts) ------------------------------------

@@ -154,7 +154,8 @@ export interface AcmeIssuedReads {
   certificateForRenewal(
     serial: string,
   ): Promise<{ serial: string; der: Uint8Array; notBefore: Date; notAfter: Date; status: string; caId: string; profile: string } | null>;
-  caStatus(id: string): Promise<string | null>;
+  /** The CA's status and succession, for the renewal window of its certificates. */
+  caSuccession(id: string): Promise<{ status: string; retiringSince: Date | null; overlapEndsAt: Date | null } | null>;
   /** Certificates of the profile created since `since` (from this CSR if `csrHash`), oldest first, at most 1000. */
   certificatesCreatedSince(
     profile: string,

@@ -49,6 +49,8 @@ export const OPERATIONS = {
   'ca.read': { scope: 'read' },
   'ca.create': { scope: 'admin' },
   'ca.revoke': { scope: 'admin' },
+  'ca.rotate': { scope: 'admin' },
+  'ca.renew': { scope: 'admin' },
   'token.create': { scope: 'admin' },
   'token.list': { scope: 'admin' },
   'token.revoke': { scope: 'admin' },

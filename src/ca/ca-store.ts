@@ -7,7 +7,7 @@ import type { CaCertificateRecord, CaRecord, CaRevocationEvent, NewCaCertificate
 import type { Tx } from '../storage/database.js';
 
 /** What the issuer index and readiness check need of an online, active CA. */
-export type OnlineCa = Pick<CaRecord, 'id' | 'keyId' | 'parentId' | 'pathLen'>;
+export type OnlineCa = Pick<CaRecord, 'id' | 'keyId' | 'parentId' | 'pathLen' | 'predecessorId' | 'createdAt'>;
 
 export interface CaStore {
   get(id: string, tx?: Tx): Promise<CaRecord | null>;

@@ -319,18 +319,22 @@ export class Issuance {
   /**
    * The CA that signs under `profile`. The profile decides: a request's caId may only pick
    * among the CAs it lists (caIds; the first is the default); a profile without a list allows
-   * any issuing CA. A renewal keeps its predecessor's CA while the profile allows it.
+   * any issuing CA. A renewal keeps its predecessor's CA while the profile allows it. A CA that
+   * was rotated stands for its successor: in the list, in the request and in the renewal.
    */
   private async issuerFor(profile: Profile, requested: string | undefined, previous: string | undefined): Promise<Issuer> {
     const allowed = profile.caIds;
-    if (requested !== undefined && allowed && !allowed.includes(requested)) {
+    if (requested !== undefined && allowed && !(await this.issuers.inLineage(requested, allowed))) {
       throw new SignetError(
         'policy',
         `profile ${profile.name} issues only from ${allowed.length === 1 ? 'CA' : 'CAs'} ${allowed.join(', ')}; caId ${requested} is not allowed`,
       );
     }
-    const id = requested ?? (previous && (!allowed || allowed.includes(previous)) ? previous : (allowed?.[0] ?? (await this.issuers.defaultCaId())));
-    const issuer = await this.issuers.get(id);
+    const id =
+      requested ??
+      (previous && (!allowed || (await this.issuers.inLineage(previous, allowed))) ? previous : (allowed?.[0] ?? (await this.issuers.defaultCaId())));
+    // A retiring CA hands the request to its successor (succession.ts).
+    const issuer = await this.issuers.current(id);
     const why = notIssuingReason(issuer);
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;

@@ -108,7 +108,13 @@ export interface Issuer {
   loadedAt: number;
   /** The CA key's pkcs11: URI when it is in a token (recorded with every issuance it signs). */
   keyUri?: string;
+  /** The CA this one replaced, and (for a retiring CA) the one that replaced it: issuance moves to it. */
+  predecessorId: string | null;
+  successorId: string | null;
 }
+
+/** Longest chain of successors followed (a loop in the rows would otherwise never end). */
+const MAX_SUCCESSION = 16;
 
 const TTL_MS = 15_000;
 
@@ -149,7 +155,31 @@ export class IssuerRegistry {
     else this.cache.clear();
   }
 
-  /** The CA used when a request or profile names none: the newest active intermediate with an online key. */
+  /**
+   * The CA that issues for `caId` now: itself, or when it is retiring, its successor (and theirs).
+   * Rotation moves issuance this way whatever named the old CA: a request, a profile, a renewal.
+   */
+  async current(caId: string): Promise<Issuer> {
+    let issuer = await this.get(caId);
+    for (let hops = 0; issuer.status === 'retiring' && issuer.successorId && hops < MAX_SUCCESSION; hops++) issuer = await this.get(issuer.successorId);
+    return issuer;
+  }
+
+  /** Whether `caId` is one of `ids` or a successor of one of them (a profile that lists a CA allows its successors). */
+  async inLineage(caId: string, ids: readonly string[]): Promise<boolean> {
+    let id: string | null = caId;
+    for (let hops = 0; id && hops <= MAX_SUCCESSION; hops++) {
+      if (ids.includes(id)) return true;
+      id = (await this.ctx.stores.cas.get(id))?.predecessorId ?? null;
+    }
+    return false;
+  }
+
+  /**
+   * The CA used when a request or profile names none: among active intermediates with an online
+   * key, a leaf issuer (pathLen 0) first, the oldest lineage first — a successor takes its
+   * predecessor's place, so a rotation does not hand the default to another CA.
+   */
   async defaultCaId(): Promise<string> {
     if (this.defaultCa && this.ctx.now().getTime() - this.defaultCa.at < TTL_MS) return this.defaultCa.id;
     const id = await this.findDefaultCaId();
@@ -170,9 +200,25 @@ export class IssuerRegistry {
       if (i?.root) continue;
       candidates.push({ id: r.id, pathLen: i ? i.parts.pathLen : r.pathLen });
     }
+    const origins = new Map<string, number>();
+    for (const r of rows) origins.set(r.id, await this.lineageOrigin(r));
+    candidates.sort((a, b) => origins.get(a.id)! - origins.get(b.id)!);
     const pick = candidates.find((c) => c.pathLen === 0) ?? candidates[0];
     if (!pick) throw new SignetError('unavailable', 'no active issuing CA with an online key; create one with `signet ca create-intermediate`');
     return pick.id;
+  }
+
+  /** When the first CA of `ca`'s line of predecessors was created. */
+  private async lineageOrigin(ca: { createdAt: Date; predecessorId: string | null }): Promise<number> {
+    let origin = ca.createdAt.getTime();
+    let id = ca.predecessorId;
+    for (let hops = 0; id && hops < MAX_SUCCESSION; hops++) {
+      const row = await this.ctx.stores.cas.get(id);
+      if (!row) break;
+      origin = row.createdAt.getTime();
+      id = row.predecessorId;
+    }
+    return origin;
   }
 
   /** The ids of every CA that may sign leaves now (for refusals that name them). */
@@ -233,6 +279,8 @@ export class IssuerRegistry {
       chainPem: chainDer.map((d) => toPem(d)).join(''),
       loadedAt: this.ctx.now().getTime(),
       ...keyUriDetail(row.keyId),
+      predecessorId: row.predecessorId,
+      successorId: status === 'retiring' ? ((await this.ctx.stores.cas.successorOf(caId))?.id ?? null) : null,
     };
   }
 }

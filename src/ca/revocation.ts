@@ -132,6 +132,15 @@ export class Revocation {
     return result;
   }
 
+  /**
+   * A CA's status or certificate changed without a revocation (rotation, renewal): the issuer
+   * index and OCSP of this process and its cluster workers reload it now; other replicas within
+   * the issuer cache's 15 s.
+   */
+  caChanged(caId: string): void {
+    this.status.publish({ kind: 'ca', caId });
+  }
+
   /** Revokes an intermediate CA certificate: it lands on its parent's CRL, and the CA stops issuing. */
   async revokeCa(caId: string, reason: RevocationReason, who: Requester) {
     authorize(who.principal, 'ca.revoke');

@@ -27,6 +27,7 @@ import { insertCa, issuerOf, signCaCertificate, idFor, type SigningParent } from
 import { isRootCertificate } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
+import { faultPoint } from './fault-points.js';
 
 const DAY_MS = 86_400_000;
 
@@ -140,7 +141,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
   const extra = nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [];
   try {
-    return await ctx.db.transaction(async (tx) => {
+    const result = await ctx.db.transaction(async (tx) => {
       const key = await ctx.keys.generate(keyAlgorithm, tx);
       await appendAudit(tx, {
         actor,
@@ -149,6 +150,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
         sourceIp: opts.sourceIp,
         details: { purpose: 'successor of the CA', keyAlgorithm, ...keyUriDetail(key.id) },
       });
+      faultPoint('rotate:key-generated');
       const successor = await signSuccessor(ctx, tx, {
         parent: { id: parentRow.id, ...parent },
         subjectNameDer: old.subjectNameDer,
@@ -162,9 +164,13 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
         actor,
         sourceIp: opts.sourceIp,
       });
+      faultPoint('rotate:successor-recorded');
       await handOver(ctx, tx, { predecessor: ca, successor, overlapEndsAt, actor, sourceIp: opts.sourceIp });
+      faultPoint('rotate:handed-over');
       return { predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt }, successor, alreadyRotated: false };
     });
+    faultPoint('rotate:committed');
+    return result;
   } catch (e) {
     // Two rotations at once: the second finds the unique predecessor link taken.
     if (isUniqueViolation(e)) throw new SignetError('conflict', `CA ${caId} was rotated meanwhile by another process; see \`signet ca list\``);
@@ -214,6 +220,7 @@ export async function signSuccessor(
     },
     p.parent.signer,
   );
+  faultPoint('rotate:certificate-signed');
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
   const row = await insertCa(ctx, tx, {
@@ -387,4 +394,19 @@ export async function retireFinished(ctx: CaContext): Promise<string[]> {
     if (changed) done.push(ca.id);
   }
   return done;
+}
+
+/** Runs retireFinished now and hourly (one process per host: the CRL publisher's); returns a stop function. */
+export function watchRetirements(ctx: CaContext, everyMs = 3_600_000): () => void {
+  const run = () =>
+    retireFinished(ctx).then(
+      (ids) => {
+        if (ids.length) ctx.log.info({ caIds: ids }, 'retiring CAs whose last certificate expired are now retired');
+      },
+      (e: unknown) => ctx.log.warn({ err: e }, 'checking retiring CAs failed; tried again within the hour'),
+    );
+  void run();
+  const timer = setInterval(run, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -1,3 +1,4 @@
+import { watchRetirements } from '../ca/succession.js';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
 import { answerClientErrors, closeServer, listen, sendBareProblem } from '../http/server.js';
@@ -88,6 +89,10 @@ export async function serve(): Promise<Running | undefined> {
     'try-later': metrics.ocspResponses.labels('try-later'),
   };
   services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
+  metrics.watchCas(
+    () => ctx.stores.cas.list(),
+    () => ctx.now(),
+  );
   let clusterReady = false;
   const app = createHandler(ctx, metrics, {
     ...(inCluster ? { clusterReady: () => clusterReady } : {}),
@@ -110,6 +115,8 @@ export async function serve(): Promise<Running | undefined> {
     orderLifetimeHours: config.SIGNET_ACME_ORDER_LIFETIME_HOURS,
   });
   if (publisher) housekeeper.start();
+  // Retiring CAs whose last certificate expired become retired (ca/succession.ts).
+  const retirements = publisher ? watchRetirements(ctx) : undefined;
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
@@ -168,6 +175,7 @@ export async function serve(): Promise<Running | undefined> {
       }
       services.statusPoller.stop();
       services.crls.stop();
+      retirements?.();
       await housekeeper.stop();
       await services.ocsp.stop();
       await opened.db.close();

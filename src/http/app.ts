@@ -81,7 +81,7 @@ export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | '
   api.use(requireJson);
   api.use(express.json({ limit: opts.bodyLimit, strict: true, type: 'application/json' }));
   api.use(refuseNulCharacters());
-  api.use(caRoutes(ctx));
+  api.use(caRoutes(ctx, (caId) => opts.revocation.caChanged(caId)));
   api.use(revocationRoutes(ctx, opts.revocation));
   api.use(certificateRoutes(ctx, opts.issuance));
   api.use(adminRoutes(ctx));

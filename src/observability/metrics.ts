@@ -1,4 +1,9 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the CA gauges read at each scrape: every CA's id, status and end of validity. */
+export type CaGaugeSource = () => Promise<{ id: string; status: string; notAfter: Date }[]>;
+
+const CA_STATUS_VALUES = ['active', 'offline', 'retiring', 'retired', 'revoked'] as const;
 
 /** One registry per process; the HTTP adapter exposes it at /metrics. */
 export function createMetrics() {
@@ -38,6 +43,34 @@ export function createMetrics() {
       registers: [registry],
     }),
     refusals: new Counter({ name: 'signet_refusals_total', help: 'Requests refused, by problem type', labelNames: ['type'] as const, registers: [registry] }),
+    /**
+     * The CAs themselves, read from the database at each scrape (CA rows are few): days until
+     * each CA certificate expires, and its status as a 0/1 gauge per status (alert on
+     * `signet_ca_expiry_days{status="active"} < 90`, or on a CA that is `retiring` too long).
+     */
+    watchCas(source: CaGaugeSource, now: () => Date = () => new Date()): void {
+      new Gauge({
+        name: 'signet_ca_expiry_days',
+        help: "Days until the CA's certificate expires (negative: expired)",
+        labelNames: ['ca', 'status'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const ca of await source())
+            this.set({ ca: ca.id, status: ca.status }, Math.floor(((ca.notAfter.getTime() - now().getTime()) / 86_400_000) * 10) / 10);
+        },
+      });
+      new Gauge({
+        name: 'signet_ca_status',
+        help: 'The status of each CA: 1 for its status, 0 for the others',
+        labelNames: ['ca', 'status'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const ca of await source()) for (const s of CA_STATUS_VALUES) this.set({ ca: ca.id, status: s }, ca.status === s ? 1 : 0);
+        },
+      });
+    },
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -273,7 +273,7 @@ export function createAcmeStore(db: StorageDatabase): AcmeStore {
         where: { serial },
         select: { serial: true, der: true, notBefore: true, notAfter: true, status: true, caId: true, profile: true },
       }),
-    caStatus: async (id) => (await db.prisma.certificateAuthority.findUnique({ where: { id }, select: { status: true } }))?.status ?? null,
+    caSuccession: (id) => db.prisma.certificateAuthority.findUnique({ where: { id }, select: { status: true, retiringSince: true, overlapEndsAt: true } }),
     certificatesCreatedSince: (profile, since, csrHash) =>
       db.prisma.certificate.findMany({
         where: { profile, createdAt: { gte: since }, ...(csrHash ? { csrHash } : {}) },

@@ -63,7 +63,7 @@ export function caStore(db: StorageDatabase): CaStore {
       db.prisma.certificateAuthority.findMany({
         where: { status: 'active', keyId: { not: null }, ...(opts?.intermediates ? { parentId: { not: null } } : {}) },
         orderBy: { createdAt: 'asc' },
-        select: { id: true, keyId: true, parentId: true, pathLen: true },
+        select: { id: true, keyId: true, parentId: true, pathLen: true, predecessorId: true, createdAt: true },
       }),
     insert: (ca, tx) => client(tx).certificateAuthority.create({ data: { ...ca, certificateDer: bytes(ca.certificateDer) }, select: CA_SELECT }),
     async markOffline(id, tx) {

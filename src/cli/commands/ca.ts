@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createIntermediate, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
+import { renewCa, rotateCa } from '../../ca/succession.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { fingerprintColons } from '../../pki/fingerprint.js';
 import { SignetError } from '../../errors.js';
@@ -8,7 +9,7 @@ import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
 export function caCommand(): Command {
-  const ca = new Command('ca').description('manage the CA hierarchy (list, create-intermediate, import, move-key)');
+  const ca = new Command('ca').description('manage the CA hierarchy (list, create-intermediate, import, move-key, rotate, renew)');
 
   ca.command('list')
     .description('list the certificate authorities')
@@ -19,8 +20,8 @@ export function caCommand(): Command {
         if (o.json) printJson(cas);
         else
           printTable(
-            cas.map((c) => ({ ...c, parent: c.parentId })),
-            ['id', 'status', 'keyAlgorithm', 'parent', 'notAfter', 'subject'],
+            cas.map((c) => ({ ...c, parent: c.parentId, replaces: c.predecessorId, replacedBy: c.successorId })),
+            ['id', 'status', 'keyAlgorithm', 'parent', 'replaces', 'replacedBy', 'notAfter', 'subject'],
           );
       }),
     );
@@ -44,16 +45,7 @@ export function caCommand(): Command {
         const pathLen = Number(o.pathLen);
         if (!Number.isInteger(validityDays) || validityDays < 1) throw new SignetError('bad-request', '--validity-days must be a positive integer');
         if (!Number.isInteger(pathLen) || pathLen < 0) throw new SignetError('bad-request', '--path-len must be a non-negative integer');
-        let parentKey;
-        if (o.parentKey) {
-          const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
-          try {
-            parentKey = await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase);
-          } catch (e) {
-            if (e instanceof SignetError) throw new SignetError(e.type, `${o.parentKey}: ${e.detail}`);
-            throw new SignetError('bad-key', `could not decrypt ${o.parentKey}: wrong passphrase or not an encrypted PKCS#8 key`);
-          }
-        }
+        const parentKey = await offlineKey(o);
         const nc =
           o.permittedDns || o.excludedDns || o.permittedIp
             ? { permittedDns: o.permittedDns, excludedDns: o.excludedDns, permittedIp: o.permittedIp }
@@ -104,5 +96,99 @@ export function caCommand(): Command {
         }
       }),
     );
+  ca.command('rotate')
+    .description(
+      'replace an intermediate CA with a new key: a successor under the same parent (same subject, new key id) issues from now on; ' +
+        'the old CA stops issuing but keeps its CRL and OCSP until its last certificate expires',
+    )
+    .argument('<caId>', 'id of the intermediate CA to rotate (see `signet ca list`)')
+    .addOption(new Option('--key <algorithm>', "the successor's key algorithm (default: the old CA's)").choices(KEY_ALGORITHMS))
+    .option(
+      '--overlap-days <n>',
+      "days from now in which the old CA's certificates are told to renew (ACME ARI), spread over that time; default: the last third of each certificate's life",
+    )
+    .option('--validity-days <n>', "the successor's validity in days (default: the old CA's; clamped to the parent)")
+    .option('--parent-key <file>', 'encrypted key file of an offline parent (from init --offline-root)')
+    .option('--parent-key-passphrase-file <file>', 'file holding the offline key passphrase (else prompted)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nRun it again after an interruption: if the rotation committed, it reports the successor and changes nothing; if not, it rotates.\n' +
+        'Example: signet ca rotate int-3f2a9c0d11 --overlap-days 30',
+    )
+    .action(async (caId: string, o) =>
+      withSignet(async (ctx) => {
+        const r = await rotateCa(ctx, caId, {
+          keyAlgorithm: o.key as KeyAlgorithm | undefined,
+          overlapDays: o.overlapDays === undefined ? undefined : wholeNumber('--overlap-days', o.overlapDays),
+          validityDays: o.validityDays === undefined ? undefined : wholeNumber('--validity-days', o.validityDays),
+          parentKey: await offlineKey(o),
+          actor: 'cli',
+        });
+        if (o.json) printJson(succession(r.predecessor, r.successor, r.alreadyRotated));
+        else
+          process.stdout.write(
+            `${r.alreadyRotated ? 'already rotated: ' : 'rotated: '}${r.successor.id} (${r.successor.keyAlgorithm}, until ${r.successor.notAfter.toISOString()}) now issues in place of ${r.predecessor.id}, which is ${r.predecessor.status}` +
+              `${r.predecessor.overlapEndsAt ? `; its certificates are told to renew before ${r.predecessor.overlapEndsAt.toISOString()}` : ''}\n`,
+          );
+      }),
+    );
+
+  ca.command('renew')
+    .description('re-certify a CA: a new certificate for the same key (same subject and key id, new serial and validity, never beyond its parent)')
+    .argument('<caId>', 'id of the CA (see `signet ca list`)')
+    .option('--validity-days <n>', "validity in days (default: the CA's current lifetime; clamped to the parent)")
+    .option('--parent-key <file>', 'encrypted key file of an offline parent, or of the root itself when renewing an offline root')
+    .option('--parent-key-passphrase-file <file>', 'file holding the offline key passphrase (else prompted)')
+    .option('--json', 'print JSON')
+    .action(async (caId: string, o) =>
+      withSignet(async (ctx) => {
+        const r = await renewCa(ctx, caId, {
+          validityDays: o.validityDays === undefined ? undefined : wholeNumber('--validity-days', o.validityDays),
+          parentKey: await offlineKey(o),
+          actor: 'cli',
+        });
+        const { certificateDer: _d, crlNumber: _n, keyId: _k, ...ca } = r.ca;
+        if (o.json) printJson({ ...ca, supersededId: r.supersededId });
+        else
+          process.stdout.write(
+            `renewed ${r.ca.id}: serial ${r.ca.serial}, valid until ${r.ca.notAfter.toISOString()}; the certificate it replaces stays published as ${r.supersededId}\n`,
+          );
+      }),
+    );
   return ca;
+}
+
+const succession = (predecessor: CaRecordView, successor: CaRecordView, alreadyRotated: boolean) => ({
+  alreadyRotated,
+  predecessor: { id: predecessor.id, status: predecessor.status, retiringSince: predecessor.retiringSince, overlapEndsAt: predecessor.overlapEndsAt },
+  successor: {
+    id: successor.id,
+    subject: successor.subject,
+    keyAlgorithm: successor.keyAlgorithm,
+    serial: successor.serial,
+    fingerprint: successor.fingerprint,
+    notBefore: successor.notBefore,
+    notAfter: successor.notAfter,
+  },
+});
+type CaRecordView = Awaited<ReturnType<typeof rotateCa>>['successor'];
+
+function wholeNumber(flag: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1)
+    throw new SignetError('bad-request', `${flag} must be a positive whole number (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+/** The key of an offline CA from `--parent-key`, decrypted with the passphrase file or prompt. */
+async function offlineKey(o: { parentKey?: string; parentKeyPassphraseFile?: string }) {
+  if (!o.parentKey) return undefined;
+  const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
+  try {
+    return await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase);
+  } catch (e) {
+    if (e instanceof SignetError) throw new SignetError(e.type, `${o.parentKey}: ${e.detail}`);
+    throw new SignetError('bad-key', `could not decrypt ${o.parentKey}: wrong passphrase or not an encrypted PKCS#8 key`);
+  }
 }

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { SignetError } from '../../errors.js';
 import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
+import { renewCa, rotateCa } from '../../ca/succession.js';
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/keys.js';
 import { parseBody } from '../validate.js';
@@ -35,6 +36,14 @@ const importSchema = z
   })
   .strict();
 const caPath = z.object({ id: caId }).strict();
+const rotateSchema = z
+  .object({
+    keyAlgorithm: z.enum(KEY_ALGORITHMS).optional(),
+    overlapDays: z.number().int().min(1).max(36500).optional(),
+    validityDays: z.number().int().min(1).max(36500).optional(),
+  })
+  .strict();
+const renewSchema = z.object({ validityDays: z.number().int().min(1).max(36500).optional() }).strict();
 import { caUrls, type CaContext } from '../../ca/context.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
 import { nameToString } from '../../pki/dn.js';
@@ -43,7 +52,8 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { AuthorityKeyIdentifier } from '@peculiar/asn1-x509';
 import { EXT } from '../../pki/extensions.js';
 
-export function caRoutes(ctx: CaContext): Router {
+/** `onCaChanged`: a CA's status or certificate changed here (the issuer index and OCSP reload it at once). */
+export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): Router {
   const r = Router();
   r.get('/cas', requireAuth(ctx, 'ca.read'), async (req, res) => {
     queryParams(noQuery, req.query);
@@ -67,6 +77,51 @@ export function caRoutes(ctx: CaContext): Router {
       .status(201)
       .location(`/api/v1/cas/${row.id}`)
       .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
+  });
+  // A rotation through the API uses online keys only: an offline parent's key never travels over HTTP.
+  r.post('/cas/:id/rotate', requireAuth(ctx, 'ca.rotate'), async (req, res) => {
+    const { id } = pathParams(caPath, req.params);
+    queryParams(noQuery, req.query);
+    const b = parseBody(rotateSchema, req.body ?? {});
+    const r = await rotateCa(ctx, id, { ...b, actor: actorOf(req.principal!), sourceIp: req.ip });
+    onCaChanged?.(r.predecessor.id);
+    res
+      .status(r.alreadyRotated ? 200 : 201)
+      .location(`/api/v1/cas/${r.successor.id}`)
+      .json({
+        alreadyRotated: r.alreadyRotated,
+        predecessor: {
+          id: r.predecessor.id,
+          status: r.predecessor.status,
+          retiringSince: r.predecessor.retiringSince,
+          overlapEndsAt: r.predecessor.overlapEndsAt,
+        },
+        successor: {
+          id: r.successor.id,
+          subject: r.successor.subject,
+          parentId: r.successor.parentId,
+          keyAlgorithm: r.successor.keyAlgorithm,
+          fingerprint: r.successor.fingerprint,
+          notAfter: r.successor.notAfter,
+          certificate: toPem(r.successor.certificateDer),
+        },
+      });
+  });
+  r.post('/cas/:id/renew', requireAuth(ctx, 'ca.renew'), async (req, res) => {
+    const { id } = pathParams(caPath, req.params);
+    queryParams(noQuery, req.query);
+    const b = parseBody(renewSchema, req.body ?? {});
+    const r = await renewCa(ctx, id, { ...b, actor: actorOf(req.principal!), sourceIp: req.ip });
+    onCaChanged?.(id);
+    res.status(201).json({
+      id: r.ca.id,
+      serial: r.ca.serial,
+      fingerprint: r.ca.fingerprint,
+      notBefore: r.ca.notBefore,
+      notAfter: r.ca.notAfter,
+      supersededId: r.supersededId,
+      certificate: toPem(r.ca.certificateDer),
+    });
   });
   r.get('/cas/:id', requireAuth(ctx, 'ca.read'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);
