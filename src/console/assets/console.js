@@ -175,11 +175,98 @@ async function loadAudit(more = false) {
   $('audit-more').hidden = !auditCursor;
 }
 
-async function loadCas() {
+// --- certificate authorities -------------------------------------------------------------
+
+const DAY_MS = 86_400_000;
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** Whole days from now to `iso`, in words (the text says it; the colour only repeats it). */
+function expiresIn(iso) {
+  const days = Math.floor((Date.parse(iso) - Date.now()) / DAY_MS);
+  if (days < 0) return { text: `expired ${plural(-days, 'day')} ago`, cls: 'expiry-past' };
+  if (days === 0) return { text: 'less than a day', cls: 'expiry-soon' };
+  return { text: plural(days, 'day'), cls: days <= 30 ? 'expiry-soon' : '' };
+}
+
+const caLink = (id, rel) => el('a', { href: `#/cas/${encodeURIComponent(id)}`, ...(rel ? { rel } : {}) }, id);
+const line = (...parts) => el('span', { class: 'line' }, ...parts);
+
+/** The status in words, with when a retiring CA stopped issuing, its overlap, or its revocation. */
+function caStatus(ca) {
+  const td = el('td', {}, el('span', { class: `status status-${ca.status}` }, ca.status));
+  if (ca.retiringSince) {
+    td.append(line(`${ca.status === 'retiring' ? 'since' : 'retiring since'} ${date(ca.retiringSince)}`));
+    td.append(line(ca.overlapEndsAt ? `overlap ends ${date(ca.overlapEndsAt)}` : "overlap: the last third of each certificate's life"));
+  }
+  if (ca.revokedAt) td.append(line(`since ${date(ca.revokedAt)}${ca.revocationReason ? ` (${ca.revocationReason})` : ''}`));
+  return td;
+}
+
+/** Lineages of two or more CAs, each oldest → newest, following predecessorId/successorId. */
+function lineages(items) {
+  const byId = new Map(items.map((ca) => [ca.id, ca]));
+  const chains = [];
+  for (const ca of items) {
+    if (!ca.successorId || (ca.predecessorId && byId.has(ca.predecessorId))) continue;
+    const chain = [ca];
+    const seen = new Set([ca.id]);
+    for (let next = byId.get(ca.successorId); next && !seen.has(next.id); next = byId.get(next.successorId)) {
+      chain.push(next);
+      seen.add(next.id);
+    }
+    chains.push(chain);
+  }
+  return chains;
+}
+
+/** Each CA's cross- and superseded certificates; a CA reports those for its key and those it signed: each kept once. */
+async function caCertificates(items) {
+  const details = await Promise.all(items.map((ca) => api('GET', `/cas/${encodeURIComponent(ca.id)}`)));
+  const byId = new Map();
+  for (const d of details) for (const x of d.caCertificates ?? []) byId.set(x.id, x);
+  const order = new Map(items.map((ca, i) => [ca.id, i]));
+  return [...byId.values()].sort((a, b) => (order.get(a.caId) ?? 0) - (order.get(b.caId) ?? 0) || a.kind.localeCompare(b.kind) || a.notBefore.localeCompare(b.notBefore));
+}
+
+let casLoad = 0;
+
+/** The Authorities view; `focusId` (from #/cas/<id>) is the CA to bring into view. */
+async function loadCas(focusId) {
+  const mine = ++casLoad;
   const { items } = await api('GET', '/cas');
-  $('ca-table').tBodies[0].replaceChildren(...items.map((ca) => el('tr', {},
-    el('td', { class: 'mono' }, ca.id), el('td', {}, ca.subject), el('td', {}, ca.keyAlgorithm), el('td', {}, date(ca.notAfter)),
-    el('td', {}, ca.status), el('td', { class: 'mono' }, ca.fingerprint))));
+  const extra = await caCertificates(items);
+  if (mine !== casLoad) return; // a later navigation is drawing the view
+  $('ca-table').tBodies[0].replaceChildren(
+    ...items.map((ca) => {
+      const exp = expiresIn(ca.notAfter);
+      const succession = el('td', { class: 'succession' });
+      if (ca.predecessorId) succession.append(line('replaces ', caLink(ca.predecessorId, 'prev')));
+      if (ca.successorId) succession.append(line('replaced by ', caLink(ca.successorId, 'next')));
+      for (const x of extra.filter((c) => c.kind === 'cross' && c.caId === ca.id)) succession.append(line('cross-certified by ', caLink(x.issuerId)));
+      for (const x of extra.filter((c) => c.kind === 'cross' && c.issuerId === ca.id && c.caId !== ca.id)) succession.append(line('cross-certified ', caLink(x.caId)));
+      return el('tr', { 'data-ca': ca.id, class: `ca-${ca.status}`, tabIndex: -1 },
+        el('td', { class: 'mono' }, ca.id), el('td', {}, ca.subject), el('td', {}, ca.keyAlgorithm), el('td', {}, date(ca.notAfter)),
+        el('td', { class: exp.cls }, exp.text), caStatus(ca), succession, el('td', { class: 'mono' }, ca.fingerprint));
+    }),
+  );
+  const chains = lineages(items);
+  $('ca-lineages').replaceChildren(...chains.map((chain) => el('li', {}, `${chain.at(-1).subject}: `,
+    ...chain.flatMap((ca, i) => [...(i ? [' → '] : []), caLink(ca.id), ` (${ca.status})`]))));
+  $('ca-lineages-part').hidden = chains.length === 0;
+  $('ca-certs').tBodies[0].replaceChildren(...extra.map((x) => {
+    const status = x.status === 'good' && Date.parse(x.notAfter) < Date.now() ? 'expired' : x.status;
+    return el('tr', { 'data-id': x.id },
+      el('td', { class: 'mono' }, caLink(x.caId)), el('td', {}, x.kind), el('td', { class: 'mono' }, caLink(x.issuerId)),
+      el('td', { class: 'mono' }, x.serial), el('td', {}, date(x.notBefore)), el('td', {}, date(x.notAfter)), statusCell(status),
+      el('td', {}, el('a', { href: x.url, download: `${x.id}.crt`, type: 'application/pkix-cert' }, `${x.id}.crt`)));
+  }));
+  $('ca-certs-empty').hidden = extra.length > 0;
+  const row = focusId && document.querySelector(`#ca-table tr[data-ca="${CSS.escape(focusId)}"]`);
+  if (row) {
+    row.setAttribute('aria-current', 'true');
+    row.focus();
+    row.scrollIntoView({ block: 'center' });
+  }
 }
 
 // --- navigation --------------------------------------------------------------------------
@@ -191,7 +278,7 @@ async function route() {
   await guarded(async () => {
     if (view === 'certificates' && arg) await showCertificate(decodeURIComponent(arg));
     else if (view === 'issue') { show('issue'); await loadProfiles(); }
-    else if (view === 'cas') { show('cas'); await loadCas(); }
+    else if (view === 'cas') { show('cas'); await loadCas(arg && decodeURIComponent(arg)); }
     else if (view === 'audit') { show('audit'); await loadAudit(); }
     else {
       show('certificates');
