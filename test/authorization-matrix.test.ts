@@ -346,6 +346,26 @@ const ROWS: Row[] = [
     },
   },
   {
+    route: 'POST /cas/:id/rotate',
+    op: 'ca.rotate',
+    variants: [{ name: 'a fresh intermediate', status: 201 }],
+    request: async (_v, fx) => {
+      const made = await fx.admin('POST', '/api/v1/cas', { parentId: fx.ids.root, subject: `CN=Rotated CA ${++madeNo},O=Signet` });
+      assert.equal(made.status, 201, made.text);
+      return { method: 'POST', path: `/api/v1/cas/${made.json.id}/rotate`, body: {} };
+    },
+  },
+  {
+    route: 'POST /cas/:id/renew',
+    op: 'ca.renew',
+    variants: [{ name: 'a fresh intermediate', status: 201 }],
+    request: async (_v, fx) => {
+      const made = await fx.admin('POST', '/api/v1/cas', { parentId: fx.ids.root, subject: `CN=Renewed CA ${++madeNo},O=Signet` });
+      assert.equal(made.status, 201, made.text);
+      return { method: 'POST', path: `/api/v1/cas/${made.json.id}/renew`, body: { validityDays: 30 } };
+    },
+  },
+  {
     route: 'POST /tokens',
     op: 'token.create',
     variants: [{ name: 'a read token', status: 201 }],

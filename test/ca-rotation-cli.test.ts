@@ -96,7 +96,25 @@ describe('ca rotate / renew over REST and the CLI', { concurrency: false }, () =
     assert.equal(again.json.alreadyRotated, true);
     assert.equal(again.json.successor.id, r.json.successor.id);
     // Issuance moved at once in the process that rotated.
-    const csr = spawnSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=moved.example', '-addext', 'subjectAltName=DNS:moved.example'], { encoding: 'utf8' }).stdout;
+    const csr = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        '/dev/null',
+        '-subj',
+        '/CN=moved.example',
+        '-addext',
+        'subjectAltName=DNS:moved.example',
+      ],
+      { encoding: 'utf8' },
+    ).stdout;
     const issued = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: intId });
     assert.equal(issued.status, 201, issued.text);
     assert.equal(issued.json.caId, r.json.successor.id);
@@ -164,7 +182,11 @@ describe('kill -9 at every step of a rotation, then the command again', { concur
       const id = activeIntermediate(env);
       const casBefore = await countRows(env, 'CertificateAuthority');
       const keysBefore = await countRows(env, 'KeyRecord');
-      const killed = spawnSync(process.execPath, [BIN, 'ca', 'rotate', id], { env: childEnv({ ...env.env, SIGNET_FAULT_AT: point }), encoding: 'utf8', timeout: 120_000 });
+      const killed = spawnSync(process.execPath, [BIN, 'ca', 'rotate', id], {
+        env: childEnv({ ...env.env, SIGNET_FAULT_AT: point }),
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
       assert.equal(killed.signal, 'SIGKILL', `killed at ${point}: ${killed.stderr}`);
       const successors = await sql<{ id: string }>(env, 'SELECT "id" FROM "CertificateAuthority" WHERE "predecessorId" = ?', [id]);
       if (point === 'rotate:committed') {

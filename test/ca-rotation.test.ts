@@ -178,7 +178,10 @@ describe('ca rotate', () => {
     assert.equal(pred.status, 'retiring');
     assert.equal(pred.retiringSince!.getTime(), w.clock.now);
     assert.equal(pred.overlapEndsAt!.getTime(), w.clock.now + 30 * DAY);
-    assert.equal(new X509Certificate(r.successor.certificateDer).verify(new X509Certificate((await w.ctx.stores.cas.get(w.rootId))!.certificateDer).publicKey), true);
+    assert.equal(
+      new X509Certificate(r.successor.certificateDer).verify(new X509Certificate((await w.ctx.stores.cas.get(w.rootId))!.certificateDer).publicKey),
+      true,
+    );
     // Each step is an audit event, in order.
     const actions = (await lastEvents(w, 5)).map((e) => `${e.action} ${e.target}`);
     assert.deepEqual(actions, [
@@ -337,7 +340,7 @@ describe('renewal windows (ARI) of a rotated CA', () => {
     const windows = Array.from({ length: 50 }, (_, i) => renewalWindow(cert(i), ca, now));
     for (const w of windows) {
       assert.ok(w.start >= now && w.end <= ca.overlapEndsAt, `${w.start.toISOString()}..${w.end.toISOString()}`);
-      assert.equal(w.end.getTime() - w.start.getTime(), 20 * DAY / 8);
+      assert.equal(w.end.getTime() - w.start.getTime(), (20 * DAY) / 8);
     }
     const starts = new Set(windows.map((w) => w.start.getTime()));
     assert.ok(starts.size >= 45, `spread: ${starts.size} distinct starts of 50`);
