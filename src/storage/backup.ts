@@ -25,6 +25,7 @@ export const BACKUP_VERSION = 1;
 /** Tables in insertion order (parents first); the primary key orders each table's pages. */
 export const BACKUP_TABLES = [
   { model: 'CertificateAuthority', delegate: 'certificateAuthority', key: 'createdAt', unique: 'id' },
+  { model: 'CaCertificate', delegate: 'caCertificate', key: 'id', unique: 'id' },
   { model: 'KeyRecord', delegate: 'keyRecord', key: 'id', unique: 'id' },
   { model: 'Certificate', delegate: 'certificate', key: 'serial', unique: 'serial' },
   { model: 'Crl', delegate: 'crl', key: 'id', unique: 'id' },
@@ -82,6 +83,8 @@ const DATE_FIELDS: ReadonlySet<string> = new Set([
   'validated',
   'lastUsedAt',
   'time',
+  'retiringSince',
+  'overlapEndsAt',
 ]);
 function decode(line: string): Record<string, unknown> {
   return JSON.parse(line, (k, v: unknown) => {
