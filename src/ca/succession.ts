@@ -59,9 +59,10 @@ export interface RotateResult {
 export async function handOver(
   ctx: CaContext,
   tx: Tx,
-  p: { predecessor: CaRecord; successor: CaRecord; overlapEndsAt: Date | null; actor: string; sourceIp?: string },
+  p: { predecessor: CaRecord; successor: CaRecord; overlapEndsAt: Date | null; actor: string; sourceIp?: string; now?: Date },
 ): Promise<void> {
-  const now = ctx.now();
+  // The rotation's own instant, when given: the overlap is counted from it and the caller reports it.
+  const now = p.now ?? ctx.now();
   if (p.predecessor.status === 'active') {
     if (!(await ctx.stores.cas.markRetiring(p.predecessor.id, now, p.overlapEndsAt, tx)))
       throw new SignetError('conflict', `CA ${p.predecessor.id} changed status meanwhile; nothing was changed (run the command again)`);
@@ -165,7 +166,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
         sourceIp: opts.sourceIp,
       });
       faultPoint('rotate:successor-recorded');
-      await handOver(ctx, tx, { predecessor: ca, successor, overlapEndsAt, actor, sourceIp: opts.sourceIp });
+      await handOver(ctx, tx, { predecessor: ca, successor, overlapEndsAt, actor, sourceIp: opts.sourceIp, now });
       faultPoint('rotate:handed-over');
       return { predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt }, successor, alreadyRotated: false };
     });
