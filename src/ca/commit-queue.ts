@@ -11,7 +11,11 @@
  * commit re-reads, under the same write serialisation revocation uses, whether the issuing CA
  * was revoked and whether a renewal's predecessor is still good, and stores nothing (409, the
  * signature discarded) if not. So no certificate is recorded after its CA's or its
- * predecessor's revocation (attack round 2, finding B).
+ * predecessor's revocation (attack round 2, finding B). Likewise a certificate signed by a CA
+ * that was replaced by a successor meanwhile (a rotation committed by another process, whose
+ * issuer cache had not heard of it yet) is not stored: IssuerReplaced tells issuance to sign
+ * it again with the successor, so no certificate from a retiring CA is recorded after the
+ * rotation committed, in any process.
  */
 import type { Database } from '../storage/database.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
@@ -86,7 +90,20 @@ export class CommitQueue {
   }
 }
 
-/** Refuses a signed certificate whose CA or predecessor was revoked (or held) since it was signed. */
+/** The certificate's CA was replaced by a successor after it signed: sign again (issuance.ts). */
+export class IssuerReplaced extends SignetError {
+  constructor(
+    readonly caId: string,
+    serial: string,
+  ) {
+    super(
+      'conflict',
+      `CA ${caId} was replaced by its successor while certificate ${serial} was being issued; nothing was stored (the signature was discarded); ask again`,
+    );
+  }
+}
+
+/** Refuses a signed certificate whose CA or predecessor was revoked (or held), or whose CA was replaced, since it was signed. */
 export function stillIssuable(c: NewCertificateRecord, s: IssuanceState): void {
   if (s.caStatus === 'revoked') {
     throw new SignetError(
@@ -94,6 +111,7 @@ export function stillIssuable(c: NewCertificateRecord, s: IssuanceState): void {
       `CA ${c.caId} was revoked while certificate ${c.serial} was being issued; nothing was stored (the signature was discarded)`,
     );
   }
+  if (s.caStatus === 'retiring' || s.caStatus === 'retired') throw new IssuerReplaced(c.caId, c.serial);
   if (c.predecessorSerial && s.predecessorStatus !== 'good') {
     const now = s.predecessorStatus === 'hold' ? 'put on hold' : s.predecessorStatus === null ? 'deleted' : s.predecessorStatus;
     throw new SignetError(

@@ -26,7 +26,7 @@ import { BACKDATE_MS } from '../pki/ca-template.js';
 import type { KeyUsageName } from '../pki/extensions.js';
 import { EXT } from '../pki/extensions.js';
 import { appendAudit } from './audit.js';
-import { CommitQueue } from './commit-queue.js';
+import { CommitQueue, IssuerReplaced } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
@@ -60,6 +60,22 @@ export interface IssuedCertificate {
 }
 
 const DAY_MS = 86_400_000;
+
+/** What one signing needs: the request, decided and parsed. */
+interface SignParams {
+  profile: Profile;
+  csr?: ParsedCsr;
+  spkiDer: Buffer;
+  publicKey: TrustedKey;
+  keyAlgorithm: string;
+  sans: SanEntry[];
+  commonName?: string;
+  validityDays?: number;
+  caId?: string;
+  previousCaId?: string;
+  csrHash?: string;
+  predecessor?: string;
+}
 
 export class Issuance {
   private readonly commits: CommitQueue;
@@ -204,25 +220,22 @@ export class Issuance {
     return parts;
   }
 
-  private async sign(
-    p: {
-      profile: Profile;
-      csr?: ParsedCsr;
-      spkiDer: Buffer;
-      publicKey: TrustedKey;
-      keyAlgorithm: string;
-      sans: SanEntry[];
-      commonName?: string;
-      validityDays?: number;
-      caId?: string;
-      previousCaId?: string;
-      csrHash?: string;
-      predecessor?: string;
-    },
-    who: Requester,
-    op: Operation,
-    action: string,
-  ): Promise<IssuedCertificate> {
+  /**
+   * Signs and stores; if the CA was replaced by a successor between signing and committing (a
+   * rotation in another process), once more: the issuer index reloads that CA and hands the
+   * request to its successor.
+   */
+  private async sign(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+    try {
+      return await this.signOnce(p, who, op, action);
+    } catch (e) {
+      if (!(e instanceof IssuerReplaced)) throw e;
+      this.issuers.invalidate(e.caId);
+      return this.signOnce(p, who, op, action);
+    }
+  }
+
+  private async signOnce(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
     const { profile, sans } = p;
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
     // profile and name limits (403), before anything else is looked at.

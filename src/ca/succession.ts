@@ -49,6 +49,8 @@ export interface RotateResult {
   successor: CaRecord;
   /** The rotation had been done before (this run found it and changed nothing). */
   alreadyRotated: boolean;
+  /** What the operator should look at (the rotation was made). */
+  warnings: string[];
 }
 
 /**
@@ -110,7 +112,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
   if (ca.status === 'retiring') {
     const successor = await ctx.stores.cas.successorOf(caId);
-    if (successor) return { predecessor: ca, successor, alreadyRotated: true };
+    if (successor) return { predecessor: ca, successor, alreadyRotated: true, warnings: [] };
   }
   const { parentRow } = await rotatable(ctx, ca);
   const now = ctx.now();
@@ -168,7 +170,12 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
       faultPoint('rotate:successor-recorded');
       await handOver(ctx, tx, { predecessor: ca, successor, overlapEndsAt, actor, sourceIp: opts.sourceIp, now });
       faultPoint('rotate:handed-over');
-      return { predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt }, successor, alreadyRotated: false };
+      return {
+        predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt },
+        successor,
+        alreadyRotated: false,
+        warnings: urlWarnings(ctx, ca, parentRow.id),
+      };
     });
     faultPoint('rotate:committed');
     return result;
@@ -177,6 +184,19 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
     if (isUniqueViolation(e)) throw new SignetError('conflict', `CA ${caId} was rotated meanwhile by another process; see \`signet ca list\``);
     throw e;
   }
+}
+
+/**
+ * The successor's AIA and CRL URLs come from this process's SIGNET_PUBLIC_URL. A command run
+ * with another one than the server's makes a successor that relying parties that fetch
+ * revocation (Java PKIX) cannot check: say so.
+ */
+function urlWarnings(ctx: CaContext, predecessor: CaRecord, parentId: string): string[] {
+  const { caIssuers } = caUrls(ctx.config.publicUrl, parentId);
+  if (Buffer.from(predecessor.certificateDer).includes(Buffer.from(caIssuers))) return [];
+  return [
+    `the successor points relying parties at ${caIssuers} and the CRL and OCSP beside it (SIGNET_PUBLIC_URL ${ctx.config.publicUrl} of this command), but ${predecessor.id}'s certificate names other URLs: if this is not the server's public URL, rotate the successor again with the server's SIGNET_PUBLIC_URL`,
+  ];
 }
 
 const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';

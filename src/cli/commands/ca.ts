@@ -125,12 +125,13 @@ export function caCommand(): Command {
           parentKey: await offlineKey(o),
           actor: 'cli',
         });
-        if (o.json) printJson(succession(r.predecessor, r.successor, r.alreadyRotated));
+        if (o.json) printJson(succession(r.predecessor, r.successor, r.alreadyRotated, r.warnings));
         else
           process.stdout.write(
             `${r.alreadyRotated ? 'already rotated: ' : 'rotated: '}${r.successor.id} (${r.successor.keyAlgorithm}, until ${r.successor.notAfter.toISOString()}) now issues in place of ${r.predecessor.id}, which is ${r.predecessor.status}` +
               `${r.predecessor.overlapEndsAt ? `; its certificates are told to renew before ${r.predecessor.overlapEndsAt.toISOString()}` : ''}\n`,
           );
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       }),
     );
 
@@ -159,8 +160,9 @@ export function caCommand(): Command {
   return ca;
 }
 
-const succession = (predecessor: CaRecordView, successor: CaRecordView, alreadyRotated: boolean) => ({
+const succession = (predecessor: CaRecordView, successor: CaRecordView, alreadyRotated: boolean, warnings: string[]) => ({
   alreadyRotated,
+  warnings,
   predecessor: { id: predecessor.id, status: predecessor.status, retiringSince: predecessor.retiringSince, overlapEndsAt: predecessor.overlapEndsAt },
   successor: {
     id: successor.id,

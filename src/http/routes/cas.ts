@@ -90,6 +90,7 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
       .location(`/api/v1/cas/${r.successor.id}`)
       .json({
         alreadyRotated: r.alreadyRotated,
+        warnings: r.warnings,
         predecessor: {
           id: r.predecessor.id,
           status: r.predecessor.status,
