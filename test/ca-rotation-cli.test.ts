@@ -13,6 +13,7 @@ import { FAULT_POINTS } from '../src/ca/fault-points.js';
 import { api, BIN, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { countRows, sql } from './helpers/sql.js';
+import { newKeyCsr } from './helpers/openssl.js';
 
 interface CaRow {
   id: string;
@@ -96,25 +97,7 @@ describe('ca rotate / renew over REST and the CLI', { concurrency: false }, () =
     assert.equal(again.json.alreadyRotated, true);
     assert.equal(again.json.successor.id, r.json.successor.id);
     // Issuance moved at once in the process that rotated.
-    const csr = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-new',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        '/dev/null',
-        '-subj',
-        '/CN=moved.example',
-        '-addext',
-        'subjectAltName=DNS:moved.example',
-      ],
-      { encoding: 'utf8' },
-    ).stdout;
+    const csr = newKeyCsr('moved.example');
     const issued = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server', caId: intId });
     assert.equal(issued.status, 201, issued.text);
     assert.equal(issued.json.caId, r.json.successor.id);

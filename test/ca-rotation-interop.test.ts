@@ -25,7 +25,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { api as rawApi, freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, parseCrlText, selfSignedCa, serialValue, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, parseCrlText, selfSignedCa, serialValue, TempDir } from './helpers/openssl.js';
 import { assertStrictlyValid, verifiers, type StrictVerifier, type StrictVerifyOptions } from './helpers/strict.js';
 import { verifyWithJava, type JavaRevocation } from './helpers/java-pkix.js';
 import { ariCertId } from './helpers/acme.js';
@@ -123,23 +123,7 @@ class Fixture {
   }
 
   csr(name: string): string {
-    const r = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      this.tmp.file(`${name}.key`),
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout;
+    return newKeyCsr(name, this.tmp.file(`${name}.key`));
   }
 
   private issued(name: string, json: any): Issued {

@@ -54,6 +54,27 @@ export function selfSignedCa(tmp: TempDir, name: string, newkey: readonly string
  * CSRs for tests that only need distinct, valid requests: one P-256 key (made once), a new
  * CSR with the given subjectAltName each call, empty subject.
  */
+/** A PEM CSR for a new P-256 key (written to `keyOut`, default thrown away) naming `cn` as its CN and DNS SAN. */
+export function newKeyCsr(cn: string, keyOut = '/dev/null'): string {
+  const r = openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyOut,
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    `subjectAltName=DNS:${cn}`,
+  ]);
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return r.stdout;
+}
+
 export function csrMaker(tmp: TempDir): (san: string) => string {
   let sharedKey: string | undefined;
   let fileNo = 0;
