@@ -18,13 +18,14 @@ import type { KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { keyUriDetail } from '../keystore/key-store.js';
 import type { CaRecord } from '../model/ca.js';
-import { inspectCertificate, newSerial, serialHex } from '../pki/certificate.js';
+import { inspectCertificate, newSerial, serialHex, type CertificateParts } from '../pki/certificate.js';
 import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import { insertCa, issuerOf, signCaCertificate, idFor, type SigningParent } from './ca-issuer.js';
-import { isRootCertificate } from './ca-chain-check.js';
+import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
+import { auditedCaRevocation, caRecordProblem, idMatchesCertificate } from './issuers.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
 import { faultPoint } from './fault-points.js';
@@ -140,6 +141,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
       `CA ${parentRow.id} expires ${parent.cert.notAfter.toISOString()}: renew it (\`signet ca renew\`) or roll the root over first`,
     );
   const old = inspectCertificate(ca.certificateDer);
+  await refuseTampered(ctx, ca, old, parent.cert);
   // The successor is the same CA to its relying parties: same subject, path length and name constraints.
   const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
   const extra = nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [];
@@ -197,6 +199,27 @@ function urlWarnings(ctx: CaContext, predecessor: CaRecord, parentId: string): s
   return [
     `the successor points relying parties at ${caIssuers} and the CRL and OCSP beside it (SIGNET_PUBLIC_URL ${ctx.config.publicUrl} of this command), but ${predecessor.id}'s certificate names other URLs: if this is not the server's public URL, rotate the successor again with the server's SIGNET_PUBLIC_URL`,
   ];
+}
+
+/**
+ * What a rotation or renewal copies into a new certificate (subject, name constraints, for a
+ * renewal the key itself) comes from the CA's row, which a database writer could change: the
+ * row's certificate must be one its issuer signed (`issuer`: the parent, or a root itself), the
+ * CA's own (its id derives from the certificate's key id, and its sealed key, when online, is
+ * the certificate's), and the CA must not be revoked in the audit trail whatever its row says.
+ */
+async function refuseTampered(ctx: CaContext, ca: CaRecord, cert: CertificateParts, issuer: CertificateParts): Promise<void> {
+  const caId = ca.id;
+  const why =
+    notIssuedByReason(cert, issuer) ??
+    (ca.keyId ? caRecordProblem(caId, cert, await ctx.keys.signer(ca.keyId)) : null) ??
+    (idMatchesCertificate(caId, cert) ? null : `the certificate in its record is another CA's`);
+  if (why) {
+    ctx.log.error({ caId }, `CA record failed its integrity check: ${why}`);
+    throw new SignetError('conflict', `CA ${caId}'s record fails its integrity check (${why}): it was changed in the database; run \`signet audit verify\``);
+  }
+  if (await auditedCaRevocation(ctx.stores.cas, caId))
+    throw new SignetError('conflict', `CA ${caId} was revoked (the audit trail records it; its record in the database says otherwise)`);
 }
 
 const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';
@@ -318,6 +341,8 @@ export async function renewCa(
     if (signer.cert.notAfter.getTime() <= ctx.now().getTime() + DAY_MS)
       throw new SignetError('conflict', `CA ${parentRow!.id} expires ${signer.cert.notAfter.toISOString()}: renew it or roll the root over first`);
   }
+  // Its key and subject come from the row: only from a certificate its issuer really signed.
+  await refuseTampered(ctx, ca, old, root ? old : signer.cert);
   // Every extension the CA's certificate carries that this CA decides (name constraints) is kept.
   const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
   const der = await signCaCertificate(
