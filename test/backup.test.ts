@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { api, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { kekId } from '../src/keystore/kek.js';
 import { NOT_BACKED_UP } from '../src/storage/backup.js';
@@ -112,23 +112,8 @@ describe('backup and restore', () => {
     source = await fresh({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await start(source.env);
     masterKey = readFileSync(join(source.dataDir, 'master.key'), 'utf8').trim();
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('leaf.key'),
-      '-subj',
-      '/CN=backup.example.test',
-      '-addext',
-      'subjectAltName=DNS:backup.example.test',
-    ]);
-    assert.equal(csr.status, 0, csr.stderr);
-    csrPem = csr.stdout;
+    const csr = newKeyCsr('backup.example.test', tmp.file('leaf.key'));
+    csrPem = csr;
     const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as any[];
     const root = cas.find((c) => c.parentId === null);
     intId = cas.find((c) => c.parentId === root.id).id;

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { pemToDer } from '../src/pki/pem.js';
 
@@ -39,23 +39,8 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     env = await createTestEnv({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await startServer(env.env);
     env.env.SIGNET_PORT = String(server.port); // restarts come back on the same address
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('leaf.key'),
-      '-subj',
-      '/CN=crash.example.test',
-      '-addext',
-      'subjectAltName=DNS:crash.example.test',
-    ]);
-    assert.equal(csr.status, 0, csr.stderr);
-    csrPem = csr.stdout;
+    const csr = newKeyCsr('crash.example.test', tmp.file('leaf.key'));
+    csrPem = csr;
   });
   after(async () => {
     await server?.stop('SIGKILL');

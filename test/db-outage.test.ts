@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { BIN, freePort, signet } from './helpers/cli.js';
 import { childEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, TempDir } from './helpers/openssl.js';
 
 const ADMIN_URL = process.env.SIGNET_TEST_POSTGRES ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const DEADLINE_MS = 45_000;
@@ -148,23 +148,8 @@ describe('PostgreSQL outages', () => {
       SIGNET_LOG_LEVEL: 'warn',
       SIGNET_PORT: String(port),
     };
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('leaf.key'),
-      '-subj',
-      '/CN=outage.example.test',
-      '-addext',
-      'subjectAltName=DNS:outage.example.test',
-    ]);
-    assert.equal(csr.status, 0, csr.stderr);
-    csrPem = csr.stdout;
+    const csr = newKeyCsr('outage.example.test', tmp.file('leaf.key'));
+    csrPem = csr;
   });
 
   after(async () => {

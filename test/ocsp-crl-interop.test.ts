@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const POLL_DEADLINE_MS = 15_000;
@@ -72,23 +72,7 @@ class Fixture {
   }
 
   csr(name: string): string {
-    const r = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      this.tmp.file(`${name}.key`),
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout;
+    return newKeyCsr(`${name}`, this.tmp.file(`${name}.key`));
   }
 
   async issue(caId?: string): Promise<Issued> {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { BIN, ROOT, freePort, signet } from './helpers/cli.js';
 import { childEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, TempDir } from './helpers/openssl.js';
 
 const ADMIN_URL = process.env.SIGNET_TEST_POSTGRES ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const REPLICAS = 3;
@@ -156,23 +156,8 @@ describe('replicas on one PostgreSQL', () => {
     const intCert = (await call(replicas[2]!, 'GET', `/api/v1/cas/${intId}`)).json.certificate as string;
     intPem = tmp.file('int.pem', intCert);
     bundlePem = tmp.file('bundle.pem', rootCert + intCert);
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('leaf.key'),
-      '-subj',
-      '/CN=replica.example.test',
-      '-addext',
-      'subjectAltName=DNS:replica.example.test',
-    ]);
-    assert.equal(csr.status, 0, csr.stderr);
-    csrPem = csr.stdout;
+    const csr = newKeyCsr('replica.example.test', tmp.file('leaf.key'));
+    csrPem = csr;
   });
 
   after(async () => {

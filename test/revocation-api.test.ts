@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, parseCrlText, serialValue, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const REASONS = [
@@ -68,23 +68,8 @@ describe('revocation API', () => {
 
   async function issue(caId?: string): Promise<Issued> {
     const name = `r${++n}.example.test`;
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file(`${n}.key`),
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-    ]);
-    assert.equal(csr.status, 0, csr.stderr);
-    const r = await api(server, 'POST', '/api/v1/certificates', { csr: csr.stdout, profile: 'server', ...(caId ? { caId } : {}) });
+    const csr = newKeyCsr(`${name}`, tmp.file(`${n}.key`));
+    const r = await api(server, 'POST', '/api/v1/certificates', { csr: csr, profile: 'server', ...(caId ? { caId } : {}) });
     assert.equal(r.status, 201, r.text);
     return { serial: r.json.serial, certificate: r.json.certificate, pem: tmp.file(`${n}.pem`, r.json.certificate), caId: r.json.caId };
   }
@@ -528,7 +513,7 @@ describe('revocation API', () => {
       'subjectAltName=DNS:late.example.test',
     ]);
     const count = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [doomedId]))[0].n);
-    const refused = await api(server, 'POST', '/api/v1/certificates', { csr: csr.stdout, profile: 'server', caId: doomedId });
+    const refused = await api(server, 'POST', '/api/v1/certificates', { csr: csr, profile: 'server', caId: doomedId });
     assert.equal(refused.status, 409, refused.text);
     assert.match(refused.json.detail, new RegExp(`CA ${doomedId} is revoked`));
     assert.equal(Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [doomedId]))[0].n), count);
