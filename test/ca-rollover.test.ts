@@ -8,8 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { api, freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { spawn } from 'node:child_process';
+import { api, BIN, freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
 import { verifiers, type StrictVerifier } from './helpers/strict.js';
@@ -369,5 +370,58 @@ describe('ACME after a root rollover', () => {
         assert.ok(res.ok, `${v} with only the ${name} trusted rejected:\n${res.output}`);
       }
     }
+  });
+});
+
+describe('kill -9 during a rollover', () => {
+  let env: TestEnv;
+  let calibration: TestEnv;
+
+  before(async () => {
+    env = await createTestEnv();
+    calibration = await createTestEnv();
+    for (const e of [env, calibration]) {
+      const r = signet(['init', '--json'], e.env);
+      assert.equal(r.status, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await env.cleanup();
+    await calibration.cleanup();
+  });
+
+  test('leaves the old state or the new one, never a part; the command run again completes it', async (t) => {
+    // How long a whole run takes here: the kills below land around its end, where the transaction is.
+    const t0 = Date.now();
+    assert.equal(signet(['ca', 'rollover-root'], calibration.env).status, 0);
+    const whole = Date.now() - t0;
+    const state = async () => ({
+      cas: await countRows(env, 'CertificateAuthority'),
+      caCerts: await countRows(env, 'CaCertificate'),
+      keys: await countRows(env, 'KeyRecord'),
+    });
+    const oldState = await state();
+    const newState = { cas: oldState.cas + 2, caCerts: 2, keys: oldState.keys + 2 };
+    const same = (a: object, b: object) => JSON.stringify(a) === JSON.stringify(b);
+    for (let delay = Math.max(100, whole - 1200); delay < whole + 1000; delay += 75) {
+      const child = spawn(process.execPath, [BIN, 'ca', 'rollover-root'], { env: childEnv(env.env), stdio: 'ignore' });
+      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+      await new Promise((res) => setTimeout(res, delay));
+      child.kill('SIGKILL');
+      const code = await exited;
+      const now = await state();
+      assert.ok(
+        same(now, oldState) || same(now, newState),
+        `after kill -9 at ${delay} ms: ${JSON.stringify(now)} is neither ${JSON.stringify(oldState)} nor ${JSON.stringify(newState)}`,
+      );
+      t.diagnostic(`killed at ${delay} ms (a whole run: ${whole} ms): exit ${code}, ${same(now, oldState) ? 'old' : 'new'} state`);
+      if (!same(now, oldState)) break;
+    }
+    const done = signet(['ca', 'rollover-root', '--json'], env.env);
+    assert.equal(done.status, 0, done.stderr);
+    assert.deepEqual(await state(), newState);
+    assert.equal(await countRows(env, 'CertificateAuthority', 'WHERE "parentId" IS NULL'), 2);
+    const v = signet(['audit', 'verify'], env.env);
+    assert.equal(v.status, 0, v.stderr + v.stdout);
   });
 });
