@@ -251,7 +251,8 @@ describe('signet ca rollover-root (offline old root)', () => {
   let rootId: string;
 
   before(async () => {
-    env = await createTestEnv();
+    // An offline root is a sealed key exported to a file (`--offline-root` is refused for a key in a token).
+    env = await createTestEnv({ SIGNET_KEY_STORE: 'sealed' });
     const r = signet(['init', '--json', '--offline-root', keyFile(), '--offline-root-passphrase-file', passFile()], env.env);
     assert.equal(r.status, 0, r.stderr);
     rootId = JSON.parse(r.stdout).rootId;
