@@ -51,6 +51,7 @@ import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './re
 import type { AcmeStore } from './store.js';
 import { checkContacts } from './contact.js';
 import { walkCaChain } from '../ca/ca-chain-check.js';
+import { crossChainAbove } from '../ca/root-rollover.js';
 import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 
@@ -873,7 +874,12 @@ export class AcmeService {
       return ca ? { id, ...ca } : null;
     };
     const issuer = await caOf(cert.caId);
-    if (issuer) for (const ca of (await walkCaChain(issuer, caOf)).chain) chain.push(toPem(ca.certificateDer));
+    if (issuer) {
+      const walked = (await walkCaChain(issuer, caOf)).chain;
+      for (const ca of walked) chain.push(toPem(ca.certificateDer));
+      // After a root rollover: the cross-certificate to the old root (root-rollover.ts).
+      for (const x of await crossChainAbove(this.ctx.stores.cas, walked.at(-1), this.ctx.now())) chain.push(toPem(x));
+    }
     return chain.join('');
   }
 

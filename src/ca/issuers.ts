@@ -28,6 +28,7 @@ import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaStore } from './ca-store.js';
 import { walkCaChain } from './ca-chain-check.js';
+import { crossChainAbove } from './root-rollover.js';
 
 /** The audit action that records a CA's revocation (revocation.ts). */
 export const CA_REVOKED_ACTION = 'ca.revoked';
@@ -102,7 +103,7 @@ export interface Issuer {
   algorithmDer: Buffer;
   leaf: LeafIssuer;
   nameConstraints?: NameConstraints;
-  /** Issuer up to, not including, the root (PEM, concatenated), each link proved by the certificates. */
+  /** Issuer up to, not including, the root (PEM, concatenated), each link proved by the certificates; then any root rollover cross-certificate. */
   chainPem: string;
   chainDer: Buffer[];
   loadedAt: number;
@@ -256,7 +257,8 @@ export class IssuerRegistry {
     const ncExt = parts.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
     // Root-ness and the chain come from the certificates (bounded, each link verified), never from parentId.
     const { root, chain } = await walkCaChain(row, (id) => this.ctx.stores.cas.get(id));
-    const chainDer = chain.map((c) => Buffer.from(c.certificateDer));
+    // After a root rollover, the cross-certificate(s) that lead to the old root follow (root-rollover.ts).
+    const chainDer = [...chain.map((c) => Buffer.from(c.certificateDer)), ...(await crossChainAbove(this.ctx.stores.cas, chain.at(-1), this.ctx.now()))];
     const alg = algorithmDer(signer);
     return {
       id: caId,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createIntermediate, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
 import { renewCa, rotateCa } from '../../ca/succession.js';
+import { rolloverRoot } from '../../ca/root-rollover.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { fingerprintColons } from '../../pki/fingerprint.js';
 import { SignetError } from '../../errors.js';
@@ -154,6 +155,97 @@ export function caCommand(): Command {
         else
           process.stdout.write(
             `renewed ${r.ca.id}: serial ${r.ca.serial}, valid until ${r.ca.notAfter.toISOString()}; the certificate it replaces stays published as ${r.supersededId}\n`,
+          );
+      }),
+    );
+
+  ca.command('rollover-root')
+    .description('replace the root CA (RFC 4210 §4.4): a new root, cross-certificates both ways, and a new issuing intermediate under the new root')
+    .addHelpText(
+      'after',
+      `
+In one transaction: a new root key and self-signed root (its predecessor: the old root); the
+cross-certificates NewWithOld (the new root's key signed by the old root) and OldWithNew (the
+old root's key signed by the new root), served at /pki/<id>.crt; a new issuing intermediate
+under the new root that succeeds the old root's issuing intermediate, to which issuance moves
+at once (the old one becomes retiring and keeps answering OCSP and publishing its CRL).
+Leaves of the new intermediate are served with the chain [intermediate, NewWithOld], so a
+client trusting only the old root and one trusting only the new root both verify them.
+The new root's subject defaults to the old one's with its CN's generation bumped:
+"Signet Root CA" becomes "Signet Root CA R2", "... R2" becomes "... R3".
+Running it again after it succeeded reports what it made and changes nothing.`,
+    )
+    .option('--root <caId>', 'the root to replace (default: the one root)')
+    .option('--subject <dn>', 'the new root\'s subject (default: the old one\'s, CN suffixed " R2" / " R<n+1>")')
+    .addOption(new Option('--key <algorithm>', "the new root's key algorithm (default: the old root's)").choices(KEY_ALGORITHMS))
+    .option('--validity-days <n>', "the new root's validity in days (default: the old root's lifetime)")
+    .addOption(new Option('--intermediate-key <algorithm>', "the new intermediate's key algorithm (default: the old intermediate's)").choices(KEY_ALGORITHMS))
+    .option('--overlap-days <n>', "days in which the old intermediate's certificates are renewed (ARI); default: the last third of each one's life")
+    .option('--parent-key <file>', 'encrypted key file of an offline old root (from init --offline-root)')
+    .option('--parent-key-passphrase-file <file>', 'file holding the offline key passphrase (else prompted)')
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      withSignet(async (ctx) => {
+        const validityDays = o.validityDays === undefined ? undefined : wholeNumber('--validity-days', o.validityDays);
+        const overlapDays = o.overlapDays === undefined ? undefined : wholeNumber('--overlap-days', o.overlapDays);
+        const parentKey = await offlineKey(o);
+        const r = await rolloverRoot(ctx, {
+          rootId: o.root,
+          subject: o.subject,
+          keyAlgorithm: o.key as KeyAlgorithm | undefined,
+          validityDays,
+          intermediateKeyAlgorithm: o.intermediateKey as KeyAlgorithm | undefined,
+          overlapDays,
+          parentKey,
+          actor: 'cli',
+        });
+        const url = (id: string) => `${ctx.config.publicUrl}/pki/${id}.crt`;
+        if (o.json)
+          printJson({
+            alreadyDone: r.alreadyDone,
+            oldRoot: { id: r.oldRoot.id, subject: r.oldRoot.subject, status: r.oldRoot.status },
+            newRoot: { id: r.newRoot.id, subject: r.newRoot.subject, fingerprint: r.newRoot.fingerprint, notAfter: r.newRoot.notAfter, url: url(r.newRoot.id) },
+            crossCertificates: [
+              {
+                kind: 'NewWithOld',
+                id: r.newWithOld.id,
+                caId: r.newWithOld.caId,
+                issuerId: r.newWithOld.issuerId,
+                serial: r.newWithOld.serial,
+                notAfter: r.newWithOld.notAfter,
+                url: url(r.newWithOld.id),
+              },
+              {
+                kind: 'OldWithNew',
+                id: r.oldWithNew.id,
+                caId: r.oldWithNew.caId,
+                issuerId: r.oldWithNew.issuerId,
+                serial: r.oldWithNew.serial,
+                notAfter: r.oldWithNew.notAfter,
+                url: url(r.oldWithNew.id),
+              },
+            ],
+            oldIntermediate: r.oldIntermediate && { id: r.oldIntermediate.id, status: r.oldIntermediate.status },
+            newIntermediate: r.newIntermediate && {
+              id: r.newIntermediate.id,
+              subject: r.newIntermediate.subject,
+              notAfter: r.newIntermediate.notAfter,
+              url: url(r.newIntermediate.id),
+            },
+          });
+        else
+          process.stdout.write(
+            [
+              r.alreadyDone ? `root ${r.oldRoot.id} was already rolled over; nothing changed:` : `rolled over root ${r.oldRoot.id} (now ${r.oldRoot.status}):`,
+              `  new root          ${r.newRoot.id} (${r.newRoot.subject}), SHA-256 ${fingerprintColons(r.newRoot.fingerprint)}`,
+              `                    ${url(r.newRoot.id)}`,
+              `  NewWithOld        ${url(r.newWithOld.id)} (new root's key, signed by ${r.newWithOld.issuerId}, until ${r.newWithOld.notAfter.toISOString()})`,
+              `  OldWithNew        ${url(r.oldWithNew.id)} (old root's key, signed by ${r.oldWithNew.issuerId}, until ${r.oldWithNew.notAfter.toISOString()})`,
+              r.newIntermediate
+                ? `  new intermediate  ${r.newIntermediate.id} (${r.newIntermediate.subject}) succeeds ${r.oldIntermediate?.id ?? '?'} (now ${r.oldIntermediate?.status ?? '?'}); issuance has moved to it`
+                : '',
+              '',
+            ].join('\n'),
           );
       }),
     );
