@@ -50,8 +50,7 @@ import { addressKey } from '../http/client-address.js';
 import { FINALIZE_STALE_MS, isStale, recoverChallenge, recoverOrder } from './recovery.js';
 import type { AcmeStore } from './store.js';
 import { checkContacts } from './contact.js';
-import { walkCaChain } from '../ca/ca-chain-check.js';
-import { crossChainAbove } from '../ca/root-rollover.js';
+import { crossChainAbove, walkCaChain } from '../ca/ca-chain-check.js';
 import type { AcmeAccountRecord, AcmeAuthorizationRecord, AcmeOrderRecord } from '../model/acme.js';
 import { keyAuthorization, validateDns01, validateHttp01, validateTlsAlpn01, type ValidationSettings } from './validation.js';
 

@@ -18,6 +18,7 @@ import { nameToString } from '../pki/dn.js';
 import { EXT } from '../pki/extensions.js';
 import { verifySignature } from '../pki/keys.js';
 import type { CaRecord } from '../model/ca.js';
+import type { CaStore } from './ca-store.js';
 
 /**
  * CAs between an issuing CA and its root, at most. Far beyond any hierarchy Signet makes (root,
@@ -155,6 +156,43 @@ export function caParentProblems(cas: ChainCa[]): string[] {
     }
     const why = notIssuedByReason(parts, parentParts);
     if (why) out.push(`CA ${ca.id}'s row names CA ${ca.parentId} as its parent, but ${why} (its parentId was changed in the database)`);
+  }
+  return out;
+}
+
+/**
+ * The cross-certificates served after a chain that ends below a rolled-over root: for the root
+ * above the chain's top CA, the NewWithOld certificate its predecessor signed, then that one's
+ * predecessor's, and so on (a root rolled over twice still reaches the first one). Only
+ * cross-certificates in force (good, within validity), each checked against the certificates —
+ * the new root's subject and key, signed by the predecessor — never a row's word alone.
+ */
+export async function crossChainAbove(
+  cas: Pick<CaStore, 'get' | 'caCertificates'>,
+  top: Pick<CaRecord, 'id' | 'parentId' | 'certificateDer'> | undefined,
+  now: Date,
+): Promise<Buffer[]> {
+  if (!top?.parentId) return [];
+  let cur = await cas.get(top.parentId);
+  if (!cur) return [];
+  let curParts = inspectCertificate(cur.certificateDer);
+  if (!isRootCertificate(curParts, null) || notIssuedByReason(inspectCertificate(top.certificateDer), curParts) !== null) return [];
+  const out: Buffer[] = [];
+  const seen = new Set<string>([cur.id]);
+  while (cur.predecessorId && out.length < MAX_CHAIN_DEPTH) {
+    const pred = await cas.get(cur.predecessorId);
+    if (!pred || seen.has(pred.id)) break;
+    const predParts = inspectCertificate(pred.certificateDer);
+    const x = (await cas.caCertificates({ caId: cur.id, issuerId: pred.id })).find((c) => {
+      if (c.kind !== 'cross' || c.status !== 'good' || c.notBefore > now || c.notAfter <= now) return false;
+      const xp = inspectCertificate(c.certificateDer);
+      return xp.subjectNameDer.equals(curParts.subjectNameDer) && xp.spkiDer.equals(curParts.spkiDer) && notIssuedByReason(xp, predParts) === null;
+    });
+    if (!x) break;
+    out.push(Buffer.from(x.certificateDer));
+    seen.add(pred.id);
+    cur = pred;
+    curParts = predParts;
   }
   return out;
 }

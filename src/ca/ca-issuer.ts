@@ -59,7 +59,11 @@ export async function issuerOf(ctx: CaContext, parentId: string, parentKey?: Key
         throw new SignetError('bad-key', `the key given for offline CA ${parentId} does not match its certificate: ${e.detail}`);
       throw e;
     }
-  } else throw new SignetError('key-store', `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it`);
+  } else
+    throw new SignetError(
+      'conflict',
+      `CA ${parentId} is kept offline: pass its key file (--parent-key) to sign with it (with the CLI on the CA host; its key never travels over HTTP)`,
+    );
   return { signer, cert, keyId: parent.keyId };
 }
 

@@ -27,8 +27,7 @@ import { parseNameConstraintsExtension, type NameConstraints } from '../pki/name
 import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaStore } from './ca-store.js';
-import { walkCaChain } from './ca-chain-check.js';
-import { crossChainAbove } from './root-rollover.js';
+import { crossChainAbove, walkCaChain } from './ca-chain-check.js';
 
 /** The audit action that records a CA's revocation (revocation.ts). */
 export const CA_REVOKED_ACTION = 'ca.revoked';

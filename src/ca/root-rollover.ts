@@ -36,8 +36,7 @@ import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import { idFor, insertCa, issuerOf, signCaCertificate, type SigningParent } from './ca-issuer.js';
-import { isRootCertificate, MAX_CHAIN_DEPTH, notIssuedByReason } from './ca-chain-check.js';
-import type { CaStore } from './ca-store.js';
+import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
 import { handOver, signSuccessor } from './succession.js';
@@ -404,41 +403,4 @@ async function crossCertify(
     details: { purpose: 'sign cross-certificate', serial: row.serial, ...keyUriDetail(p.issuer.keyId) },
   });
   return row;
-}
-
-/**
- * The cross-certificates served after a chain that ends below a rolled-over root: for the root
- * above the chain's top CA, the NewWithOld certificate its predecessor signed, then that one's
- * predecessor's, and so on (a root rolled over twice still reaches the first one). Only
- * cross-certificates in force (good, within validity), each checked against the certificates —
- * the new root's subject and key, signed by the predecessor — never a row's word alone.
- */
-export async function crossChainAbove(
-  cas: Pick<CaStore, 'get' | 'caCertificates'>,
-  top: Pick<CaRecord, 'id' | 'parentId' | 'certificateDer'> | undefined,
-  now: Date,
-): Promise<Buffer[]> {
-  if (!top?.parentId) return [];
-  let cur = await cas.get(top.parentId);
-  if (!cur) return [];
-  let curParts = parse(cur);
-  if (!isRootCertificate(curParts, null) || notIssuedByReason(parse(top), curParts) !== null) return [];
-  const out: Buffer[] = [];
-  const seen = new Set<string>([cur.id]);
-  while (cur.predecessorId && out.length < MAX_CHAIN_DEPTH) {
-    const pred = await cas.get(cur.predecessorId);
-    if (!pred || seen.has(pred.id)) break;
-    const predParts = parse(pred);
-    const x = (await cas.caCertificates({ caId: cur.id, issuerId: pred.id })).find((c) => {
-      if (c.kind !== 'cross' || c.status !== 'good' || c.notBefore > now || c.notAfter <= now) return false;
-      const xp = parse(c);
-      return xp.subjectNameDer.equals(curParts.subjectNameDer) && xp.spkiDer.equals(curParts.spkiDer) && notIssuedByReason(xp, predParts) === null;
-    });
-    if (!x) break;
-    out.push(Buffer.from(x.certificateDer));
-    seen.add(pred.id);
-    cur = pred;
-    curParts = predParts;
-  }
-  return out;
 }
