@@ -8,11 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { api, BIN, freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
+import { FAULT_POINTS } from '../src/ca/fault-points.js';
 import { verifiers, type StrictVerifier } from './helpers/strict.js';
 import { newKey, startWorld, type Account, type World } from './helpers/acme.js';
 
@@ -374,55 +375,49 @@ describe('ACME after a root rollover', () => {
   });
 });
 
-describe('kill -9 during a rollover', () => {
+describe('kill -9 at every step of a rollover, then the command again', { concurrency: false }, () => {
   let env: TestEnv;
-  let calibration: TestEnv;
-
   before(async () => {
     env = await createTestEnv();
-    calibration = await createTestEnv();
-    for (const e of [env, calibration]) {
-      const r = signet(['init', '--json'], e.env);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    const r = signet(['init', '--json'], env.env);
+    assert.equal(r.status, 0, r.stderr);
   });
-  after(async () => {
-    await env.cleanup();
-    await calibration.cleanup();
+  after(() => env.cleanup());
+
+  const state = async () => ({
+    cas: await countRows(env, 'CertificateAuthority'),
+    caCerts: await countRows(env, 'CaCertificate'),
+    keys: await countRows(env, 'KeyRecord'),
   });
 
-  test('leaves the old state or the new one, never a part; the command run again completes it', async (t) => {
-    // How long a whole run takes here: the kills below land around its end, where the transaction is.
-    const t0 = Date.now();
-    assert.equal(signet(['ca', 'rollover-root'], calibration.env).status, 0);
-    const whole = Date.now() - t0;
-    const state = async () => ({
-      cas: await countRows(env, 'CertificateAuthority'),
-      caCerts: await countRows(env, 'CaCertificate'),
-      keys: await countRows(env, 'KeyRecord'),
-    });
-    const oldState = await state();
-    const newState = { cas: oldState.cas + 2, caCerts: 2, keys: oldState.keys + 2 };
-    const same = (a: object, b: object) => JSON.stringify(a) === JSON.stringify(b);
-    for (let delay = Math.max(100, whole - 1200); delay < whole + 1000; delay += 75) {
-      const child = spawn(process.execPath, [BIN, 'ca', 'rollover-root'], { env: childEnv(env.env), stdio: 'ignore' });
-      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-      await new Promise((res) => setTimeout(res, delay));
-      child.kill('SIGKILL');
-      const code = await exited;
-      const now = await state();
-      assert.ok(
-        same(now, oldState) || same(now, newState),
-        `after kill -9 at ${delay} ms: ${JSON.stringify(now)} is neither ${JSON.stringify(oldState)} nor ${JSON.stringify(newState)}`,
+  // Each step rolls the newest root over (R1 → R2 → R3 …), killed at one fault point (ca/fault-points.ts).
+  for (const point of FAULT_POINTS.rollover) {
+    test(point, async () => {
+      const [newest] = await sql<{ id: string }>(
+        env,
+        'SELECT "id" FROM "CertificateAuthority" r WHERE "parentId" IS NULL AND NOT EXISTS (SELECT 1 FROM "CertificateAuthority" s WHERE s."predecessorId" = r."id")',
       );
-      t.diagnostic(`killed at ${delay} ms (a whole run: ${whole} ms): exit ${code}, ${same(now, oldState) ? 'old' : 'new'} state`);
-      if (!same(now, oldState)) break;
-    }
-    const done = signet(['ca', 'rollover-root', '--json'], env.env);
-    assert.equal(done.status, 0, done.stderr);
-    assert.deepEqual(await state(), newState);
-    assert.equal(await countRows(env, 'CertificateAuthority', 'WHERE "parentId" IS NULL'), 2);
-    const v = signet(['audit', 'verify'], env.env);
-    assert.equal(v.status, 0, v.stderr + v.stdout);
-  });
+      const before = await state();
+      const killed = spawnSync(process.execPath, [BIN, 'ca', 'rollover-root', '--root', newest!.id], {
+        env: childEnv({ ...env.env, SIGNET_FAULT_AT: point }),
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      assert.equal(killed.signal, 'SIGKILL', `killed at ${point}: ${killed.stderr}`);
+      const newState = { cas: before.cas + 2, caCerts: before.caCerts + 2, keys: before.keys + 2 };
+      assert.deepEqual(await state(), point === 'rollover:committed' ? newState : before, 'the old state or, once committed, the new one');
+      const again = signet(['ca', 'rollover-root', '--root', newest!.id, '--json'], env.env);
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(JSON.parse(again.stdout).alreadyDone, point === 'rollover:committed');
+      assert.deepEqual(await state(), newState);
+      assert.equal(await countRows(env, 'CertificateAuthority', 'WHERE "predecessorId" = ?', [newest!.id]), 1, 'exactly one new root');
+      const orphans = await sql(
+        env,
+        'SELECT "id" FROM "KeyRecord" k WHERE NOT EXISTS (SELECT 1 FROM "CertificateAuthority" c WHERE c."keyId" = k."id") AND NOT EXISTS (SELECT 1 FROM "OcspResponder" o WHERE o."keyId" = k."id")',
+      );
+      assert.deepEqual(orphans, [], 'no orphan key');
+      const v = signet(['audit', 'verify'], env.env);
+      assert.equal(v.status, 0, v.stderr + v.stdout);
+    });
+  }
 });

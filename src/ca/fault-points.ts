@@ -4,15 +4,12 @@
  * point, exactly as `kill -9` from outside would land there. Unset (always, outside the tests),
  * a fault point does nothing. The names are listed so a test can walk every one of them.
  */
-export const FAULT_POINTS = [
-  'rotate:key-generated',
-  'rotate:certificate-signed',
-  'rotate:successor-recorded',
-  'rotate:handed-over',
-  'rotate:committed',
-] as const;
+export const FAULT_POINTS = {
+  rotate: ['rotate:key-generated', 'successor:certificate-signed', 'rotate:successor-recorded', 'rotate:handed-over', 'rotate:committed'],
+  rollover: ['rollover:root-created', 'rollover:cross-certified', 'successor:certificate-signed', 'rollover:handed-over', 'rollover:committed'],
+} as const;
 
-export type FaultPoint = (typeof FAULT_POINTS)[number];
+export type FaultPoint = (typeof FAULT_POINTS)[keyof typeof FAULT_POINTS][number];
 
 export function faultPoint(name: FaultPoint): void {
   if (process.env.SIGNET_FAULT_AT === name) process.kill(process.pid, 'SIGKILL');

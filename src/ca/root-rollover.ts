@@ -40,6 +40,7 @@ import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
 import { handOver, signSuccessor } from './succession.js';
+import { faultPoint } from './fault-points.js';
 
 const DAY_MS = 86_400_000;
 const CN_OID = '2.5.4.3';
@@ -220,7 +221,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
   const old = { id: oldRoot.id, ...(await issuerOf(ctx, oldRoot.id, opts.parentKey)) };
 
   try {
-    return await ctx.db.transaction(async (tx) => {
+    const result = await ctx.db.transaction(async (tx) => {
       const rootKey = await ctx.keys.generate(rootAlg, tx);
       await appendAudit(tx, {
         actor,
@@ -260,6 +261,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
           ...keyUriDetail(rootKey.id),
         },
       });
+      faultPoint('rollover:root-created');
       await appendAudit(tx, {
         actor,
         action: 'ca.key.used',
@@ -288,6 +290,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
         sourceIp: opts.sourceIp,
       });
 
+      faultPoint('rollover:cross-certified');
       // The new issuing intermediate succeeds the old one; issuance moves to it.
       const intKey = await ctx.keys.generate(intAlg, tx);
       await appendAudit(tx, {
@@ -312,6 +315,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
       });
       await handOver(ctx, tx, { predecessor: oldInt, successor: newInt, overlapEndsAt, actor, sourceIp: opts.sourceIp });
       await handOver(ctx, tx, { predecessor: oldRoot, successor: newRoot, overlapEndsAt, actor, sourceIp: opts.sourceIp });
+      faultPoint('rollover:handed-over');
       const after = async (id: string) => (await ctx.stores.cas.get(id, tx))!;
       return {
         oldRoot: await after(oldRoot.id),
@@ -323,6 +327,8 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
         alreadyDone: false,
       };
     });
+    faultPoint('rollover:committed');
+    return result;
   } catch (e) {
     if (isUniqueViolation(e)) throw new SignetError('conflict', `root ${oldRoot.id} was rolled over meanwhile by another process; see \`signet ca list\``);
     throw e;

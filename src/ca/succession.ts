@@ -264,7 +264,7 @@ export async function signSuccessor(
     },
     p.parent.signer,
   );
-  faultPoint('rotate:certificate-signed');
+  faultPoint('successor:certificate-signed');
   const parts = inspectCertificate(der);
   const id = idFor('int', parts.subjectKeyId);
   const row = await insertCa(ctx, tx, {
