@@ -32,6 +32,9 @@ import { ownKey } from '../src/pki/keys.js';
 import { inspectCertificate } from '../src/pki/certificate.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
+import { sequence } from '../src/pki/der.js';
+import { encodeCertId, issuerHashes } from '../src/pki/ocsp.js';
+import { BasicOCSPResponse, OCSPResponse } from '@peculiar/asn1-ocsp';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { countRows, sql } from './helpers/sql.js';
 
@@ -80,7 +83,7 @@ async function openWorld(profilesFile?: (w: { rootId: string; intId: string; dir
     if (d.change.kind === 'ca') issuers.invalidate(d.change.caId);
   });
   const ocsp = new OcspService(ctx, bus, { validityMinutes: 60, responderDays: 7, pollMs: 60_000 });
-  await ocsp.loadIssuers();
+  await ocsp.start();
   return {
     env,
     ctx,
@@ -239,9 +242,11 @@ describe('ca rotate', () => {
     assert.match(ev!.details ?? '', /"to":"retired"/);
     assert.ok((await w.ctx.stores.crls.publishingCaIds()).includes(w.intId));
     assert.ok(await w.crls.publish(w.intId));
-    const again = await failure(rotateCa(w.ctx, w.intId));
-    assert.equal(again.type, 'conflict');
-    assert.match(again.detail, /is retired: only an active CA is rotated/);
+    // The command run again (say after a restart retired it at once) still reports its successor.
+    const again = await rotateCa(w.ctx, w.intId, { keyAlgorithm: 'ecdsa-p384' });
+    assert.equal(again.alreadyRotated, true);
+    assert.equal(again.successor.id, successorId);
+    assert.match(again.warnings.join('\n'), /--key ecdsa-p384 was not used: int-\w+ had already been rotated to int-\w+ \(ecdsa-p256\)/);
   });
 });
 
@@ -301,6 +306,113 @@ describe('a CA record changed in the database is neither rotated nor renewed', (
       assert.match(r.detail, /was revoked \(the audit trail records it/);
     }
     assert.equal(await countRows(w.env, 'CertificateAuthority'), cas);
+  });
+});
+
+/** The status the OCSP service gives a serial issued by the CA with certificate `caDer`. */
+async function ocspStatusOf(w: World, caDer: Uint8Array, serial: string): Promise<string> {
+  const h = issuerHashes(Buffer.from(caDer)).sha1;
+  const req = sequence(
+    sequence(
+      sequence(sequence(encodeCertId({ hashAlgorithm: 'sha1', issuerNameHash: h.nameHash, issuerKeyHash: h.keyHash, serial: Buffer.from(serial, 'hex') }))),
+    ),
+  );
+  const resp = AsnConvert.parse((await w.ocsp.respond(req)).der, OCSPResponse);
+  const basic = AsnConvert.parse(Buffer.from(resp.responseBytes!.response.buffer), BasicOCSPResponse);
+  const st = basic.tbsResponseData.responses[0]!.certStatus;
+  return st.good !== undefined ? 'good' : st.revoked ? 'revoked' : 'unknown';
+}
+
+const pinnedProfile = ({ intId, dir }: { intId: string; dir: string }) => {
+  const file = join(dir, 'profiles.json');
+  writeFileSync(file, JSON.stringify({ pinned: { caId: intId, defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'] } }));
+  return file;
+};
+
+describe('what a replaced CA may still do, and where its requests go (attack round 1)', () => {
+  let w: World;
+  before(async () => {
+    w = await openWorld(pinnedProfile);
+  });
+  after(() => closeWorld(w));
+
+  test('a retiring CA signs no new CA certificate; a child rotated under it goes to its successor', async () => {
+    const mid = await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Mid', keyAlgorithm: 'ecdsa-p256', validityDays: 300, pathLen: 1 });
+    const child = await createIntermediate(w.ctx, mid.id, { subject: 'CN=Child', keyAlgorithm: 'ecdsa-p256', validityDays: 100 });
+    const midNext = (await rotateCa(w.ctx, mid.id)).successor;
+    const made = await failure(createIntermediate(w.ctx, mid.id, { subject: 'CN=Late', keyAlgorithm: 'ecdsa-p256', validityDays: 10 }));
+    assert.equal(made.type, 'conflict');
+    assert.match(made.detail, new RegExp(`CA ${mid.id} is retiring \\(replaced by ${midNext.id}\\): it signs no new CA certificates`));
+    assert.equal((await failure(renewCa(w.ctx, child.id))).type, 'conflict');
+    const rotated = await rotateCa(w.ctx, child.id);
+    assert.equal(rotated.successor.parentId, midNext.id, "signed by the parent's successor");
+    assert.equal(new X509Certificate(rotated.successor.certificateDer).verify(new X509Certificate(midNext.certificateDer).publicKey), true);
+  });
+
+  test('revoking a renewed CA: OCSP says revoked at once for its superseded certificate too', async () => {
+    const ca = await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Renewed then revoked', keyAlgorithm: 'ecdsa-p256', validityDays: 100 });
+    const r = await renewCa(w.ctx, ca.id);
+    const root = (await w.ctx.stores.cas.get(w.rootId))!;
+    const [kept] = await w.ctx.stores.cas.caCertificates({ caId: ca.id });
+    await w.ocsp.loadIssuers();
+    assert.equal(await ocspStatusOf(w, root.certificateDer, kept!.serial), 'good', 'answered (and cached) before');
+    w.clock.now += 1000;
+    await w.revocation.revokeCa(ca.id, 'keyCompromise', operator);
+    assert.equal(await ocspStatusOf(w, root.certificateDer, kept!.serial), 'revoked');
+    assert.equal(await ocspStatusOf(w, root.certificateDer, r.ca.serial), 'revoked');
+  });
+
+  test('three renewals at once: one renews, the others are refused (409)', async () => {
+    const ca = await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Raced', keyAlgorithm: 'ecdsa-p256', validityDays: 100 });
+    const rs = await Promise.allSettled([renewCa(w.ctx, ca.id), renewCa(w.ctx, ca.id), renewCa(w.ctx, ca.id)]);
+    assert.equal(rs.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(rs.map((r) => r.status)));
+    for (const r of rs) if (r.status === 'rejected') assert.equal(isSignetError(r.reason) && r.reason.type, 'conflict', String(r.reason));
+    assert.equal((await w.ctx.stores.cas.caCertificates({ caId: ca.id })).length, 1);
+  });
+
+  test('a renewal may not end before what the CA already signed', async () => {
+    const leaf = await issue(w);
+    const r = await failure(renewCa(w.ctx, leaf.caId, { validityDays: 1 }));
+    assert.equal(r.type, 'bad-request');
+    assert.match(r.detail, /would end .*, before certificates CA int-\w+ already signed \(the last until .*\): give at least 9\d days/);
+  });
+
+  test('a revoked predecessor: requests and profiles naming it go to its successor; a revoked successor: its certificates renew from the default CA', async () => {
+    const a = w.intId;
+    const b = (await rotateCa(w.ctx, a)).successor;
+    await w.revocation.revokeCa(a, 'keyCompromise', operator);
+    w.issuers.invalidate();
+    assert.equal((await issue(w, { caId: a })).caId, b.id);
+    assert.equal((await issue(w, { profile: 'pinned' })).caId, b.id);
+    // B revoked too: A's line has ended.
+    const bLeaf = await issue(w, { caId: b.id });
+    await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Fresh', keyAlgorithm: 'ecdsa-p256', validityDays: 100, pathLen: 0 });
+    await w.revocation.revokeCa(b.id, 'keyCompromise', operator);
+    w.issuers.invalidate();
+    const again = await failure(rotateCa(w.ctx, a));
+    assert.equal(again.type, 'conflict');
+    assert.match(again.detail, new RegExp(`CA ${a} was rotated and its successor ${b.id} is revoked; .*signet ca create-intermediate`));
+    const renewed = await w.issuance.renew(bLeaf.serial, undefined, operator);
+    const fallback = await w.issuers.defaultCaId();
+    assert.ok(![a, b.id].includes(fallback));
+    assert.equal(renewed.caId, fallback, 'the default issuing CA');
+  });
+});
+
+describe('a long line of rotations', () => {
+  let w: World;
+  before(async () => {
+    w = await openWorld(pinnedProfile);
+  });
+  after(() => closeWorld(w));
+
+  test('after 25 rotations a profile pinned to the first CA issues from the 26th; so do a request naming it and a renewal', async () => {
+    const first = await issue(w, { profile: 'pinned' });
+    let id = w.intId;
+    for (let i = 0; i < 25; i++) id = (await rotateCa(w.ctx, id)).successor.id;
+    assert.equal((await issue(w, { profile: 'pinned' })).caId, id);
+    assert.equal((await issue(w, { caId: w.intId })).caId, id);
+    assert.equal((await w.issuance.renew(first.serial, undefined, operator)).caId, id);
   });
 });
 

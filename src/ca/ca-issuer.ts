@@ -10,7 +10,9 @@ import { buildCaTbs, type CaCertificateParams } from '../pki/ca-template.js';
 import { inspectCertificate, serialHex } from '../pki/certificate.js';
 import { nameToString } from '../pki/dn.js';
 import { keyIdentifier } from '../pki/extensions.js';
-import { signerFor, type Signer } from '../pki/keys.js';
+import { generateKeyOffThread, signerFor, type KeyAlgorithm, type Signer } from '../pki/keys.js';
+import { Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
+import type { StoredKey } from '../keystore/key-store.js';
 import { checkPrivateKey } from '../pki/private-key.js';
 import type { CaRecord } from '../model/ca.js';
 import type { Tx } from '../storage/database.js';
@@ -27,9 +29,21 @@ export interface SigningParent {
   keyId: string | null;
 }
 
-export async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject): Promise<SigningParent> {
+/**
+ * The CA `parentId` ready to sign a CA certificate: another CA's, or with `self` its own (a
+ * root re-certifying itself). A retiring CA signs no new CA certificate for another CA: it was
+ * replaced, and its successor signs from now on.
+ */
+export async function issuerOf(ctx: CaContext, parentId: string, parentKey?: KeyObject, self = false): Promise<SigningParent> {
   const parent = await ctx.stores.cas.get(parentId);
   if (!parent) throw new SignetError('not-found', `CA ${parentId} does not exist`);
+  if (parent.status === 'retiring' && !self) {
+    const successor = await ctx.stores.cas.successorOf(parentId);
+    throw new SignetError(
+      'conflict',
+      `CA ${parentId} is retiring${successor ? ` (replaced by ${successor.id})` : ''}: it signs no new CA certificates; use its successor`,
+    );
+  }
   if (parent.status === 'revoked' || parent.status === 'retired') throw new SignetError('conflict', `CA ${parentId} is ${parent.status} and cannot sign`);
   // The row's status alone is not trusted: a revocation is anchored in the audit trail (issuers.ts).
   if (await auditedCaRevocation(ctx.stores.cas, parentId)) {
@@ -132,4 +146,17 @@ export async function insertCa(
     },
     tx,
   );
+}
+
+/**
+ * A new CA key, to be recorded by the returned function inside the transaction. A software key
+ * is generated now, before the transaction takes the database's write lock (an RSA-4096 key
+ * takes seconds, which every other writer would wait for); a token key can only be made in the
+ * token, within the transaction that records it.
+ */
+export async function newCaKey(ctx: CaContext, algorithm: KeyAlgorithm): Promise<(tx: Tx) => Promise<StoredKey>> {
+  const keys = ctx.keys;
+  if (keys instanceof Pkcs11KeyStore) return (tx) => keys.generate(algorithm, tx);
+  const { privateKey } = await generateKeyOffThread(algorithm);
+  return (tx) => keys.importKey(privateKey, tx);
 }

@@ -35,12 +35,14 @@ export interface CaStore {
   markRetired(id: string, tx: Tx): Promise<boolean>;
   /** A new certificate for the same key (`signet ca renew`), only over the certificate with fingerprint `from`. */
   recertify(id: string, from: string, cert: Pick<CaRecord, 'certificateDer' | 'serial' | 'fingerprint' | 'notBefore' | 'notAfter'>, tx: Tx): Promise<void>;
+  /** The latest end of validity among the certificates the CA signed (leaves, child CAs, cross-certificates). */
+  lastNotAfterSigned(caId: string): Promise<Date | null>;
   /** Whether any certificate the CA signed (leaf, child CA, cross-certificate) is still unexpired at `now`. */
   hasUnexpiredCertificates(caId: string, now: Date): Promise<boolean>;
   /** Further certificates for CA keys: of `caId` (certifying its key) or signed by it; every one without a filter. */
   caCertificates(filter?: { caId?: string; issuerId?: string }): Promise<CaCertificateRecord[]>;
   caCertificate(id: string): Promise<CaCertificateRecord | null>;
   insertCaCertificate(c: NewCaCertificateRecord, tx: Tx): Promise<CaCertificateRecord>;
-  /** The further certificates of a revoked CA's key are revoked with it. */
-  revokeCaCertificates(caId: string, at: Date, reason: string, tx: Tx): Promise<void>;
+  /** The further certificates of a revoked CA's key are revoked with it; returns them (serial and issuer). */
+  revokeCaCertificates(caId: string, at: Date, reason: string, tx: Tx): Promise<{ serial: string; issuerId: string }[]>;
 }

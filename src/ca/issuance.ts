@@ -343,11 +343,15 @@ export class Issuance {
         `profile ${profile.name} issues only from ${allowed.length === 1 ? 'CA' : 'CAs'} ${allowed.join(', ')}; caId ${requested} is not allowed`,
       );
     }
-    const id =
-      requested ??
-      (previous && (!allowed || (await this.issuers.inLineage(previous, allowed))) ? previous : (allowed?.[0] ?? (await this.issuers.defaultCaId())));
-    // A retiring CA hands the request to its successor (succession.ts).
-    const issuer = await this.issuers.current(id);
+    // A replaced CA hands the request to the newest CA of its line (succession.ts).
+    const byProfile = async () => this.issuers.current(allowed?.[0] ?? (await this.issuers.defaultCaId()));
+    let issuer: Issuer;
+    if (requested !== undefined) issuer = await this.issuers.current(requested);
+    else if (previous && (!allowed || (await this.issuers.inLineage(previous, allowed)))) {
+      issuer = await this.issuers.current(previous);
+      // The renewed certificate's line of CAs ended (revoked, no successor): the profile's CA instead.
+      if (issuer.parts.isCa && !issuer.root && notIssuingReason(issuer)) issuer = await byProfile();
+    } else issuer = await byProfile();
     const why = notIssuingReason(issuer);
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;

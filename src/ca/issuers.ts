@@ -27,6 +27,7 @@ import { parseNameConstraintsExtension, type NameConstraints } from '../pki/name
 import type { Signer } from '../pki/keys.js';
 import { caUrls, type CaContext } from './context.js';
 import type { CaStore } from './ca-store.js';
+import type { CaRecord } from '../model/ca.js';
 import { crossChainAbove, walkCaChain } from './ca-chain-check.js';
 
 /** The audit action that records a CA's revocation (revocation.ts). */
@@ -113,8 +114,21 @@ export interface Issuer {
   successorId: string | null;
 }
 
-/** Longest chain of successors followed (a loop in the rows would otherwise never end). */
-const MAX_SUCCESSION = 16;
+/** Longest line of successors followed; only a loop in tampered rows could reach it. */
+const MAX_LINE = 10_000;
+
+/** `ca` or, when it was replaced, the newest CA of its line that is not (the successor's successor…). */
+export async function latestInLine(ctx: Pick<CaContext, 'stores'>, ca: CaRecord): Promise<CaRecord> {
+  let cur = ca;
+  const seen = new Set([ca.id]);
+  while (cur.status !== 'active' && seen.size < MAX_LINE) {
+    const next = await ctx.stores.cas.successorOf(cur.id);
+    if (!next || seen.has(next.id)) break;
+    seen.add(next.id);
+    cur = next;
+  }
+  return cur;
+}
 
 const TTL_MS = 15_000;
 
@@ -151,6 +165,7 @@ export class IssuerRegistry {
 
   invalidate(caId?: string): void {
     this.defaultCa = undefined;
+    this.heads.clear();
     if (caId) this.cache.delete(caId);
     else this.cache.clear();
   }
@@ -160,17 +175,28 @@ export class IssuerRegistry {
    * Rotation moves issuance this way whatever named the old CA: a request, a profile, a renewal.
    */
   async current(caId: string): Promise<Issuer> {
-    let issuer = await this.get(caId);
-    for (let hops = 0; issuer.status === 'retiring' && issuer.successorId && hops < MAX_SUCCESSION; hops++) issuer = await this.get(issuer.successorId);
-    return issuer;
+    const first = await this.get(caId);
+    if (first.status === 'active' || !first.successorId) return first;
+    // Replaced (and maybe revoked since): the newest CA of its line, however long the line.
+    const now = this.ctx.now().getTime();
+    let head = this.heads.get(caId);
+    if (!head || now - head.at >= TTL_MS) {
+      const row = await this.ctx.stores.cas.get(caId);
+      head = { id: row ? (await latestInLine(this.ctx, row)).id : caId, at: now };
+      this.heads.set(caId, head);
+    }
+    return head.id === caId ? first : this.get(head.id);
   }
+
+  /** caId → the newest CA of its line, as found at `at`. */
+  private readonly heads = new Map<string, { id: string; at: number }>();
 
   /** Whether `caId` is one of `ids` or a successor of one of them (a profile that lists a CA allows its successors). */
   async inLineage(caId: string, ids: readonly string[]): Promise<boolean> {
-    let id: string | null = caId;
-    for (let hops = 0; id && hops <= MAX_SUCCESSION; hops++) {
+    const seen = new Set<string>();
+    for (let id: string | null = caId; id && !seen.has(id) && seen.size < MAX_LINE; id = (await this.ctx.stores.cas.get(id))?.predecessorId ?? null) {
       if (ids.includes(id)) return true;
-      id = (await this.ctx.stores.cas.get(id))?.predecessorId ?? null;
+      seen.add(id);
     }
     return false;
   }
@@ -212,7 +238,9 @@ export class IssuerRegistry {
   private async lineageOrigin(ca: { createdAt: Date; predecessorId: string | null }): Promise<number> {
     let origin = ca.createdAt.getTime();
     let id = ca.predecessorId;
-    for (let hops = 0; id && hops < MAX_SUCCESSION; hops++) {
+    const seen = new Set<string>();
+    while (id && !seen.has(id) && seen.size < MAX_LINE) {
+      seen.add(id);
       const row = await this.ctx.stores.cas.get(id);
       if (!row) break;
       origin = row.createdAt.getTime();
@@ -281,7 +309,7 @@ export class IssuerRegistry {
       loadedAt: this.ctx.now().getTime(),
       ...keyUriDetail(row.keyId),
       predecessorId: row.predecessorId,
-      successorId: status === 'retiring' ? ((await this.ctx.stores.cas.successorOf(caId))?.id ?? null) : null,
+      successorId: status === 'active' ? null : ((await this.ctx.stores.cas.successorOf(caId))?.id ?? null),
     };
   }
 }

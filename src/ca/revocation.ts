@@ -150,6 +150,7 @@ export class Revocation {
         `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`,
       );
     const now = this.ctx.now();
+    let extra: { serial: string; issuerId: string }[] = [];
     const ca = await this.ctx.db.transaction(async (tx) => {
       const row = await this.ctx.stores.cas.get(caId, tx);
       if (!row) throw new SignetError('not-found', `CA ${caId} does not exist`);
@@ -168,7 +169,7 @@ export class Revocation {
       if (row.status === 'revoked') throw new SignetError('conflict', `CA ${caId} is already revoked`);
       await this.ctx.stores.cas.markRevoked(caId, now, reason, tx);
       // Its key is what is revoked: cross- and superseded certificates of the same key go too.
-      await this.ctx.stores.cas.revokeCaCertificates(caId, now, reason, tx);
+      extra = await this.ctx.stores.cas.revokeCaCertificates(caId, now, reason, tx);
       await appendAudit(tx, {
         actor: actorOf(who.principal),
         action: 'ca.revoked',
@@ -180,6 +181,8 @@ export class Revocation {
     });
     this.status.publish({ kind: 'ca', caId });
     this.status.publish({ kind: 'certificate', caId: ca.parentId!, serial: ca.serial });
+    // Cached OCSP answers for them are re-signed too, not left "good" until they expire.
+    for (const x of extra) this.status.publish({ kind: 'certificate', caId: x.issuerId, serial: x.serial });
     return { id: caId, status: 'revoked', revokedAt: now, reason };
   }
 }

@@ -35,7 +35,7 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { idFor, insertCa, issuerOf, signCaCertificate, type SigningParent } from './ca-issuer.js';
+import { idFor, insertCa, issuerOf, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
@@ -220,9 +220,11 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
   // The old root's key: online, or from its file (checked against its certificate).
   const old = { id: oldRoot.id, ...(await issuerOf(ctx, oldRoot.id, opts.parentKey)) };
 
+  const recordRootKey = await newCaKey(ctx, rootAlg);
+  const recordIntKey = await newCaKey(ctx, intAlg);
   try {
     const result = await ctx.db.transaction(async (tx) => {
-      const rootKey = await ctx.keys.generate(rootAlg, tx);
+      const rootKey = await recordRootKey(tx);
       await appendAudit(tx, {
         actor,
         action: 'ca.key.generated',
@@ -292,7 +294,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
 
       faultPoint('rollover:cross-certified');
       // The new issuing intermediate succeeds the old one; issuance moves to it.
-      const intKey = await ctx.keys.generate(intAlg, tx);
+      const intKey = await recordIntKey(tx);
       await appendAudit(tx, {
         actor,
         action: 'ca.key.generated',

@@ -23,14 +23,16 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { insertCa, issuerOf, signCaCertificate, idFor, type SigningParent } from './ca-issuer.js';
+import { insertCa, issuerOf, newCaKey, signCaCertificate, idFor, type SigningParent } from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
-import { auditedCaRevocation, caRecordProblem, idMatchesCertificate } from './issuers.js';
+import { auditedCaRevocation, caRecordProblem, idMatchesCertificate, latestInLine } from './issuers.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
 import { faultPoint } from './fault-points.js';
 
 const DAY_MS = 86_400_000;
+/** The longest validity or overlap Signet accepts, in days (as the API's schemas). */
+const MAX_DAYS = 36_500;
 
 export interface RotateOptions {
   /** The successor's key algorithm; default the predecessor's. */
@@ -111,19 +113,33 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   const actor = opts.actor ?? 'cli';
   const ca = await ctx.stores.cas.get(caId);
   if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
-  if (ca.status === 'retiring') {
-    const successor = await ctx.stores.cas.successorOf(caId);
-    if (successor) return { predecessor: ca, successor, alreadyRotated: true, warnings: [] };
+  // Run again after it was done (its predecessor since retired too): what was done, unchanged.
+  const done = ca.status === 'active' ? null : await ctx.stores.cas.successorOf(caId);
+  if (done) {
+    if (ca.status === 'revoked' && done.status !== 'revoked')
+      throw new SignetError('conflict', `CA ${caId} is revoked; it had been rotated to ${done.id}, which issues in its place`);
+    if (done.status === 'revoked')
+      throw new SignetError(
+        'conflict',
+        `CA ${caId} was rotated and its successor ${done.id} is revoked; a CA has one successor: make a new issuing CA with \`signet ca create-intermediate\``,
+      );
+    const ignored =
+      opts.keyAlgorithm && opts.keyAlgorithm !== done.keyAlgorithm
+        ? [`--key ${opts.keyAlgorithm} was not used: ${caId} had already been rotated to ${done.id} (${done.keyAlgorithm}); rotate ${done.id} for another key`]
+        : [];
+    return { predecessor: ca, successor: done, alreadyRotated: true, warnings: ignored };
   }
   const { parentRow } = await rotatable(ctx, ca);
+  // A parent that was itself replaced: its successor (same subject) signs the new certificate.
+  const signingRow = await latestInLine(ctx, parentRow);
   const now = ctx.now();
   const keyAlgorithm = opts.keyAlgorithm ?? (ca.keyAlgorithm as KeyAlgorithm);
-  const policy = subordinateKeyProblem(parentRow.keyAlgorithm, keyAlgorithm);
-  if (policy) throw new SignetError('policy', `CA ${parentRow.id}'s policy refuses the new key of ${caId}: ${policy}`);
+  const policy = subordinateKeyProblem(signingRow.keyAlgorithm, keyAlgorithm);
+  if (policy) throw new SignetError('policy', `CA ${signingRow.id}'s policy refuses the new key of ${caId}: ${policy}`);
   let overlapEndsAt: Date | null = null;
   if (opts.overlapDays !== undefined) {
-    if (!Number.isInteger(opts.overlapDays) || opts.overlapDays < 1)
-      throw new SignetError('bad-request', '--overlap-days must be a positive whole number of days');
+    if (!Number.isInteger(opts.overlapDays) || opts.overlapDays < 1 || opts.overlapDays > MAX_DAYS)
+      throw new SignetError('bad-request', `--overlap-days must be a whole number of days from 1 to ${MAX_DAYS}`);
     overlapEndsAt = new Date(now.getTime() + opts.overlapDays * DAY_MS);
     if (overlapEndsAt > ca.notAfter)
       throw new SignetError(
@@ -133,21 +149,23 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   }
   const lifetimeDays = Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
   const validityDays = opts.validityDays ?? lifetimeDays;
-  if (!Number.isInteger(validityDays) || validityDays < 1) throw new SignetError('bad-request', '--validity-days must be a positive whole number');
-  const parent = await issuerOf(ctx, parentRow.id, opts.parentKey);
+  if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > MAX_DAYS)
+    throw new SignetError('bad-request', `--validity-days must be a whole number of days from 1 to ${MAX_DAYS}`);
+  const parent = await issuerOf(ctx, signingRow.id, opts.parentKey);
   if (parent.cert.notAfter.getTime() <= now.getTime() + DAY_MS)
     throw new SignetError(
       'conflict',
-      `CA ${parentRow.id} expires ${parent.cert.notAfter.toISOString()}: renew it (\`signet ca renew\`) or roll the root over first`,
+      `CA ${signingRow.id} expires ${parent.cert.notAfter.toISOString()}: renew it (\`signet ca renew\`) or roll the root over first`,
     );
   const old = inspectCertificate(ca.certificateDer);
-  await refuseTampered(ctx, ca, old, parent.cert);
+  await refuseTampered(ctx, ca, old, inspectCertificate(parentRow.certificateDer));
   // The successor is the same CA to its relying parties: same subject, path length and name constraints.
   const nc = old.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.nameConstraints);
   const extra = nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [];
+  const recordKey = await newCaKey(ctx, keyAlgorithm);
   try {
     const result = await ctx.db.transaction(async (tx) => {
-      const key = await ctx.keys.generate(keyAlgorithm, tx);
+      const key = await recordKey(tx);
       await appendAudit(tx, {
         actor,
         action: 'ca.key.generated',
@@ -157,7 +175,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
       });
       faultPoint('rotate:key-generated');
       const successor = await signSuccessor(ctx, tx, {
-        parent: { id: parentRow.id, ...parent },
+        parent: { id: signingRow.id, ...parent },
         subjectNameDer: old.subjectNameDer,
         spkiDer: key.publicKey.export({ format: 'der', type: 'spki' }),
         validityDays,
@@ -176,7 +194,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
         predecessor: { ...ca, status: 'retiring', retiringSince: now, overlapEndsAt },
         successor,
         alreadyRotated: false,
-        warnings: urlWarnings(ctx, ca, parentRow.id),
+        warnings: urlWarnings(ctx, ca, signingRow.id),
       };
     });
     faultPoint('rotate:committed');
@@ -335,7 +353,7 @@ export async function renewCa(
   let signer: SigningParent & { id: string };
   if (root) {
     // A root certifies itself: its own key, online or from its file.
-    signer = { id: caId, ...(await issuerOf(ctx, caId, opts.parentKey)) };
+    signer = { id: caId, ...(await issuerOf(ctx, caId, opts.parentKey, true)) };
   } else {
     signer = { id: parentRow!.id, ...(await issuerOf(ctx, parentRow!.id, opts.parentKey)) };
     if (signer.cert.notAfter.getTime() <= ctx.now().getTime() + DAY_MS)
@@ -367,54 +385,68 @@ export async function renewCa(
     signer.signer,
   );
   const parts = inspectCertificate(der);
+  // A CA certificate that ends before what the CA already signed would cut those certificates'
+  // chains short (relying parties fetch the new one from the same /pki URL).
+  const signedUntil = await ctx.stores.cas.lastNotAfterSigned(caId);
+  if (signedUntil && parts.notAfter < signedUntil)
+    throw new SignetError(
+      'bad-request',
+      `the renewed certificate would end ${parts.notAfter.toISOString()}, before certificates CA ${caId} already signed (the last until ${signedUntil.toISOString()}): give at least ${Math.ceil((signedUntil.getTime() - ctx.now().getTime()) / DAY_MS)} days`,
+    );
   const supersededId = `s-${old.fingerprint.slice(0, 16)}`;
-  const row = await ctx.db.transaction(async (tx) => {
-    await ctx.stores.cas.insertCaCertificate(
-      {
-        id: supersededId,
+  const row = await ctx.db
+    .transaction(async (tx) => {
+      await ctx.stores.cas.insertCaCertificate(
+        {
+          id: supersededId,
+          caId,
+          issuerId: root ? caId : signer.id,
+          kind: 'superseded',
+          certificateDer: ca.certificateDer,
+          serial: ca.serial,
+          fingerprint: ca.fingerprint,
+          notBefore: ca.notBefore,
+          notAfter: ca.notAfter,
+        },
+        tx,
+      );
+      await ctx.stores.cas.recertify(
         caId,
-        issuerId: root ? caId : signer.id,
-        kind: 'superseded',
-        certificateDer: ca.certificateDer,
-        serial: ca.serial,
-        fingerprint: ca.fingerprint,
-        notBefore: ca.notBefore,
-        notAfter: ca.notAfter,
-      },
-      tx,
-    );
-    await ctx.stores.cas.recertify(
-      caId,
-      ca.fingerprint,
-      { certificateDer: parts.der, serial: serialHex(parts.serial), fingerprint: parts.fingerprint, notBefore: parts.notBefore, notAfter: parts.notAfter },
-      tx,
-    );
-    await appendAudit(tx, {
-      actor,
-      action: 'ca.renewed',
-      target: caId,
-      sourceIp: opts.sourceIp,
-      details: {
-        serial: serialHex(parts.serial),
-        fingerprint: parts.fingerprint,
-        notAfter: parts.notAfter.toISOString(),
-        supersededSerial: ca.serial,
-        supersededFingerprint: ca.fingerprint,
-      },
+        ca.fingerprint,
+        { certificateDer: parts.der, serial: serialHex(parts.serial), fingerprint: parts.fingerprint, notBefore: parts.notBefore, notAfter: parts.notAfter },
+        tx,
+      );
+      await appendAudit(tx, {
+        actor,
+        action: 'ca.renewed',
+        target: caId,
+        sourceIp: opts.sourceIp,
+        details: {
+          serial: serialHex(parts.serial),
+          fingerprint: parts.fingerprint,
+          notAfter: parts.notAfter.toISOString(),
+          supersededSerial: ca.serial,
+          supersededFingerprint: ca.fingerprint,
+        },
+      });
+      await appendAudit(tx, {
+        actor,
+        action: 'ca.key.used',
+        target: signer.id,
+        sourceIp: opts.sourceIp,
+        details: {
+          purpose: root ? 're-sign own root certificate' : 'sign intermediate certificate',
+          serial: serialHex(parts.serial),
+          ...keyUriDetail(signer.keyId),
+        },
+      });
+      return ctx.stores.cas.get(caId, tx);
+    })
+    .catch((e: unknown) => {
+      // Two renewals at once: the second finds the certificate it replaces already kept.
+      if (isUniqueViolation(e)) throw new SignetError('conflict', `CA ${caId} was renewed meanwhile by another process; see \`signet ca list\``);
+      throw e;
     });
-    await appendAudit(tx, {
-      actor,
-      action: 'ca.key.used',
-      target: signer.id,
-      sourceIp: opts.sourceIp,
-      details: {
-        purpose: root ? 're-sign own root certificate' : 'sign intermediate certificate',
-        serial: serialHex(parts.serial),
-        ...keyUriDetail(signer.keyId),
-      },
-    });
-    return ctx.stores.cas.get(caId, tx);
-  });
   return { ca: row!, supersededId };
 }
 

@@ -102,6 +102,15 @@ export function caStore(db: StorageDatabase): CaStore {
       });
       if (r.count !== 1) throw new SignetError('conflict', `CA ${id}'s certificate changed meanwhile; nothing was renewed (run the command again)`);
     },
+    async lastNotAfterSigned(caId) {
+      const [leaf, child, extra] = await Promise.all([
+        db.prisma.certificate.aggregate({ where: { caId }, _max: { notAfter: true } }),
+        db.prisma.certificateAuthority.aggregate({ where: { parentId: caId, id: { not: caId } }, _max: { notAfter: true } }),
+        db.prisma.caCertificate.aggregate({ where: { issuerId: caId, caId: { not: caId } }, _max: { notAfter: true } }),
+      ]);
+      const ends = [leaf._max.notAfter, child._max.notAfter, extra._max.notAfter].filter((d): d is Date => d !== null);
+      return ends.length ? new Date(Math.max(...ends.map((d) => d.getTime()))) : null;
+    },
     async hasUnexpiredCertificates(caId, now) {
       const unexpired = { notAfter: { gt: now } };
       // Leaves, child CA certificates and cross- or superseded certificates it signed: each needs its CRL and OCSP.
@@ -124,7 +133,10 @@ export function caStore(db: StorageDatabase): CaStore {
       return caCertRecord(await client(tx).caCertificate.create({ data: { ...c, certificateDer: bytes(c.certificateDer) }, select: CA_CERT_SELECT }));
     },
     async revokeCaCertificates(caId, at, reason, tx) {
-      await client(tx).caCertificate.updateMany({ where: { caId, status: 'good' }, data: { status: 'revoked', revokedAt: at, revocationReason: reason } });
+      const where = { caId, status: 'good' };
+      const rows = await client(tx).caCertificate.findMany({ where, select: { serial: true, issuerId: true } });
+      await client(tx).caCertificate.updateMany({ where, data: { status: 'revoked', revokedAt: at, revocationReason: reason } });
+      return rows;
     },
   };
 }

@@ -118,6 +118,18 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
   };
 }
 
+/**
+ * A GET of a public URL (PKI files), retried once if the keep-alive socket it reused had been
+ * closed by the server while this process was blocked (a CLI or verifier run): GETs are safe to repeat.
+ */
+export async function getUrl(url: string): Promise<Response> {
+  return fetch(url).catch((e: unknown) => {
+    if (/other side closed|socket hang up|ECONNRESET/.test(`${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''}`))
+      return fetch(url);
+    throw e;
+  });
+}
+
 export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const send = () =>
     fetch(server.url + path, {
