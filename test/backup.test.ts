@@ -112,8 +112,7 @@ describe('backup and restore', () => {
     source = await fresh({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await start(source.env);
     masterKey = readFileSync(join(source.dataDir, 'master.key'), 'utf8').trim();
-    const csr = newKeyCsr('backup.example.test', tmp.file('leaf.key'));
-    csrPem = csr;
+    csrPem = newKeyCsr('backup.example.test', tmp.file('leaf.key'));
     const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as any[];
     const root = cas.find((c) => c.parentId === null);
     intId = cas.find((c) => c.parentId === root.id).id;

@@ -377,12 +377,14 @@ describe('what a replaced CA may still do, and where its requests go (attack rou
     assert.match(r.detail, /would end .*, before certificates CA int-\w+ already signed \(the last until .*\): give at least 9\d days/);
   });
 
-  test('a revoked predecessor: requests and profiles naming it go to its successor; a revoked successor: its certificates renew from the default CA', async () => {
+  test('a revoked predecessor: requests, profiles and renewals naming it go to its successor; once the successor is revoked too, the line has ended', async () => {
     const a = w.intId;
+    const aLeaf = await issue(w, { caId: a });
     const b = (await rotateCa(w.ctx, a)).successor;
     await w.revocation.revokeCa(a, 'keyCompromise', operator);
     w.issuers.invalidate();
     assert.equal((await issue(w, { caId: a })).caId, b.id);
+    assert.equal((await w.issuance.renew(aLeaf.serial, undefined, operator)).caId, b.id);
     assert.equal((await issue(w, { profile: 'pinned' })).caId, b.id);
     // B revoked too: A's line has ended.
     const bLeaf = await issue(w, { caId: b.id });
@@ -392,10 +394,10 @@ describe('what a replaced CA may still do, and where its requests go (attack rou
     const again = await failure(rotateCa(w.ctx, a));
     assert.equal(again.type, 'conflict');
     assert.match(again.detail, new RegExp(`CA ${a} was rotated and its successor ${b.id} is revoked; .*signet ca create-intermediate`));
-    const renewed = await w.issuance.renew(bLeaf.serial, undefined, operator);
-    const fallback = await w.issuers.defaultCaId();
-    assert.ok(![a, b.id].includes(fallback));
-    assert.equal(renewed.caId, fallback, 'the default issuing CA');
+    // A revoked CA's certificates are not renewed elsewhere (as without a rotation).
+    const renewed = await failure(w.issuance.renew(bLeaf.serial, undefined, operator));
+    assert.equal(renewed.type, 'conflict');
+    assert.match(renewed.detail, new RegExp(`CA ${b.id} is revoked and does not issue`));
   });
 });
 

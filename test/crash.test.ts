@@ -39,8 +39,7 @@ describe('SIGKILL during sustained issuance and revocation', () => {
     env = await createTestEnv({ SIGNET_CRL_COALESCE_MS: '100' });
     server = await startServer(env.env);
     env.env.SIGNET_PORT = String(server.port); // restarts come back on the same address
-    const csr = newKeyCsr('crash.example.test', tmp.file('leaf.key'));
-    csrPem = csr;
+    csrPem = newKeyCsr('crash.example.test', tmp.file('leaf.key'));
   });
   after(async () => {
     await server?.stop('SIGKILL');

@@ -148,8 +148,7 @@ describe('PostgreSQL outages', () => {
       SIGNET_LOG_LEVEL: 'warn',
       SIGNET_PORT: String(port),
     };
-    const csr = newKeyCsr('outage.example.test', tmp.file('leaf.key'));
-    csrPem = csr;
+    csrPem = newKeyCsr('outage.example.test', tmp.file('leaf.key'));
   });
 
   after(async () => {

@@ -72,7 +72,7 @@ class Fixture {
   }
 
   csr(name: string): string {
-    return newKeyCsr(`${name}`, this.tmp.file(`${name}.key`));
+    return newKeyCsr(name, this.tmp.file(`${name}.key`));
   }
 
   async issue(caId?: string): Promise<Issued> {

@@ -156,8 +156,7 @@ describe('replicas on one PostgreSQL', () => {
     const intCert = (await call(replicas[2]!, 'GET', `/api/v1/cas/${intId}`)).json.certificate as string;
     intPem = tmp.file('int.pem', intCert);
     bundlePem = tmp.file('bundle.pem', rootCert + intCert);
-    const csr = newKeyCsr('replica.example.test', tmp.file('leaf.key'));
-    csrPem = csr;
+    csrPem = newKeyCsr('replica.example.test', tmp.file('leaf.key'));
   });
 
   after(async () => {

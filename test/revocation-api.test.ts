@@ -68,7 +68,7 @@ describe('revocation API', () => {
 
   async function issue(caId?: string): Promise<Issued> {
     const name = `r${++n}.example.test`;
-    const csr = newKeyCsr(`${name}`, tmp.file(`${n}.key`));
+    const csr = newKeyCsr(name, tmp.file(`${n}.key`));
     const r = await api(server, 'POST', '/api/v1/certificates', { csr: csr, profile: 'server', ...(caId ? { caId } : {}) });
     assert.equal(r.status, 201, r.text);
     return { serial: r.json.serial, certificate: r.json.certificate, pem: tmp.file(`${n}.pem`, r.json.certificate), caId: r.json.caId };
@@ -497,21 +497,7 @@ describe('revocation API', () => {
     assert.match(o.stdout, /doomed\.pem: revoked\n[\s\S]*Reason: keyCompromise/);
 
     // It no longer issues; revoking it again is a conflict.
-    const csr = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('late.key'),
-      '-subj',
-      '/CN=late.example.test',
-      '-addext',
-      'subjectAltName=DNS:late.example.test',
-    ]);
+    const csr = newKeyCsr('late.example.test', tmp.file('late.key'));
     const count = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate" WHERE "caId" = ?', [doomedId]))[0].n);
     const refused = await api(server, 'POST', '/api/v1/certificates', { csr: csr, profile: 'server', caId: doomedId });
     assert.equal(refused.status, 409, refused.text);

@@ -347,11 +347,10 @@ export class Issuance {
     const byProfile = async () => this.issuers.current(allowed?.[0] ?? (await this.issuers.defaultCaId()));
     let issuer: Issuer;
     if (requested !== undefined) issuer = await this.issuers.current(requested);
-    else if (previous && (!allowed || (await this.issuers.inLineage(previous, allowed)))) {
-      issuer = await this.issuers.current(previous);
-      // The renewed certificate's line of CAs ended (revoked, no successor): the profile's CA instead.
-      if (issuer.parts.isCa && !issuer.root && notIssuingReason(issuer)) issuer = await byProfile();
-    } else issuer = await byProfile();
+    // A renewal stays with its certificate's line of CAs; when that line ended in a revocation
+    // it is refused below (a revoked CA's certificates are not renewed elsewhere).
+    else if (previous && (!allowed || (await this.issuers.inLineage(previous, allowed)))) issuer = await this.issuers.current(previous);
+    else issuer = await byProfile();
     const why = notIssuingReason(issuer);
     if (why) {
       // A root or a non-CA named by the request is the request's fault (400), naming what it may pick;
