@@ -292,16 +292,16 @@ describe('a CA record changed in the database is neither rotated nor renewed', (
     const open = await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Open', keyAlgorithm: 'ecdsa-p256', validityDays: 100 });
     await sql(w.env, 'UPDATE "CertificateAuthority" SET "certificateDer" = ? WHERE "id" = ?', [Buffer.from(open.certificateDer), fenced.id]);
     const cas = await countRows(w.env, 'CertificateAuthority');
-    for (const attempt of [rotateCa(w.ctx, fenced.id), renewCa(w.ctx, fenced.id)]) {
-      const r = await failure(attempt);
+    for (const attempt of [() => rotateCa(w.ctx, fenced.id), () => renewCa(w.ctx, fenced.id)]) {
+      const r = await failure(attempt());
       assert.equal(r.type, 'conflict');
       assert.match(r.detail, new RegExp(`CA ${fenced.id}'s record fails its integrity check \\(.*\\): it was changed in the database`));
     }
     assert.equal(await countRows(w.env, 'CertificateAuthority'), cas);
     await w.revocation.revokeCa(open.id, 'keyCompromise', operator);
     await sql(w.env, `UPDATE "CertificateAuthority" SET "status" = 'active' WHERE "id" = ?`, [open.id]);
-    for (const attempt of [rotateCa(w.ctx, open.id), renewCa(w.ctx, open.id)]) {
-      const r = await failure(attempt);
+    for (const attempt of [() => rotateCa(w.ctx, open.id), () => renewCa(w.ctx, open.id)]) {
+      const r = await failure(attempt());
       assert.equal(r.type, 'conflict');
       assert.match(r.detail, /was revoked \(the audit trail records it/);
     }
