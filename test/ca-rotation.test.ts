@@ -401,6 +401,27 @@ describe('what a replaced CA may still do, and where its requests go (attack rou
   });
 });
 
+describe('a succession link set in the database between unlike CAs is not followed', () => {
+  let w: World;
+  before(async () => {
+    w = await openWorld(pinnedProfile);
+  });
+  after(() => closeWorld(w));
+
+  test('a profile pinned to a CA does not move to another CA a database writer linked as its successor', async () => {
+    const other = await createIntermediate(w.ctx, w.rootId, { subject: 'CN=Other', keyAlgorithm: 'ecdsa-p256', validityDays: 100, pathLen: 0 });
+    await sql(w.env, 'UPDATE "CertificateAuthority" SET "predecessorId" = ? WHERE "id" = ?', [w.intId, other.id]);
+    await sql(w.env, `UPDATE "CertificateAuthority" SET "status" = 'retiring' WHERE "id" = ?`, [w.intId]);
+    w.issuers.invalidate();
+    const pinned = await failure(issue(w, { profile: 'pinned' }));
+    assert.equal(pinned.type, 'conflict');
+    assert.match(pinned.detail, new RegExp(`CA ${w.intId} is retiring and does not issue`));
+    const named = await failure(issue(w, { profile: 'pinned', caId: other.id }));
+    assert.equal(named.type, 'policy');
+    assert.equal(await countRows(w.env, 'Certificate', 'WHERE "caId" = ?', [other.id]), 0);
+  });
+});
+
 describe('a long line of rotations', () => {
   let w: World;
   before(async () => {

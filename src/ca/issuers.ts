@@ -117,13 +117,33 @@ export interface Issuer {
 /** Longest line of successors followed; only a loop in tampered rows could reach it. */
 const MAX_LINE = 10_000;
 
-/** `ca` or, when it was replaced, the newest CA of its line that is not (the successor's successor…). */
-export async function latestInLine(ctx: Pick<CaContext, 'stores'>, ca: CaRecord): Promise<CaRecord> {
+/**
+ * Whether `successor` can stand for `predecessor` when issuance follows their link: a rotation's
+ * successor has the same subject and the same name constraints, so a link a database writer
+ * set between unlike CAs (to move a profile pinned to a name-constrained CA onto an
+ * unconstrained one) is not followed. The certificates decide, not the row's predecessorId.
+ */
+export function sameIssuingCa(predecessor: Pick<CaRecord, 'certificateDer'>, successor: Pick<CaRecord, 'certificateDer'>): boolean {
+  const a = inspectCertificate(predecessor.certificateDer);
+  const b = inspectCertificate(successor.certificateDer);
+  const nc = (p: CertificateParts) => {
+    const e = p.parsed.tbsCertificate.extensions?.find((x) => x.extnID === EXT.nameConstraints);
+    return e ? Buffer.from(e.extnValue.buffer) : Buffer.alloc(0);
+  };
+  return a.subjectNameDer.equals(b.subjectNameDer) && nc(a).equals(nc(b));
+}
+
+/**
+ * `ca` or, when it was replaced, the newest CA of its line that is not (the successor's
+ * successor…). `issuing`: only through successors that are the same issuing CA (sameIssuingCa);
+ * a root's line changes name at each rollover, so the parent of a rotation follows any link.
+ */
+export async function latestInLine(ctx: Pick<CaContext, 'stores'>, ca: CaRecord, issuing = true): Promise<CaRecord> {
   let cur = ca;
   const seen = new Set([ca.id]);
   while (cur.status !== 'active' && seen.size < MAX_LINE) {
     const next = await ctx.stores.cas.successorOf(cur.id);
-    if (!next || seen.has(next.id)) break;
+    if (!next || seen.has(next.id) || (issuing && !sameIssuingCa(cur, next))) break;
     seen.add(next.id);
     cur = next;
   }
@@ -193,10 +213,15 @@ export class IssuerRegistry {
 
   /** Whether `caId` is one of `ids` or a successor of one of them (a profile that lists a CA allows its successors). */
   async inLineage(caId: string, ids: readonly string[]): Promise<boolean> {
-    const seen = new Set<string>();
-    for (let id: string | null = caId; id && !seen.has(id) && seen.size < MAX_LINE; id = (await this.ctx.stores.cas.get(id))?.predecessorId ?? null) {
-      if (ids.includes(id)) return true;
-      seen.add(id);
+    if (ids.includes(caId)) return true;
+    const seen = new Set<string>([caId]);
+    let cur = await this.ctx.stores.cas.get(caId);
+    while (cur?.predecessorId && !seen.has(cur.predecessorId) && seen.size < MAX_LINE) {
+      const pred = await this.ctx.stores.cas.get(cur.predecessorId);
+      if (!pred || !sameIssuingCa(pred, cur)) return false;
+      if (ids.includes(pred.id)) return true;
+      seen.add(pred.id);
+      cur = pred;
     }
     return false;
   }

@@ -131,7 +131,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   }
   const { parentRow } = await rotatable(ctx, ca);
   // A parent that was itself replaced: its successor (same subject) signs the new certificate.
-  const signingRow = await latestInLine(ctx, parentRow);
+  const signingRow = await latestInLine(ctx, parentRow, false);
   const now = ctx.now();
   const keyAlgorithm = opts.keyAlgorithm ?? (ca.keyAlgorithm as KeyAlgorithm);
   const policy = subordinateKeyProblem(signingRow.keyAlgorithm, keyAlgorithm);
