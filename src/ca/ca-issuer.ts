@@ -12,7 +12,8 @@ import { nameToString } from '../pki/dn.js';
 import { keyIdentifier } from '../pki/extensions.js';
 import { generateKeyOffThread, signerFor, type KeyAlgorithm, type Signer } from '../pki/keys.js';
 import { Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
-import type { StoredKey } from '../keystore/key-store.js';
+import { keyUriDetail, type StoredKey } from '../keystore/key-store.js';
+import { appendAudit } from './audit.js';
 import { checkPrivateKey } from '../pki/private-key.js';
 import type { CaRecord } from '../model/ca.js';
 import type { Tx } from '../storage/database.js';
@@ -160,3 +161,24 @@ export async function newCaKey(ctx: CaContext, algorithm: KeyAlgorithm): Promise
   const { privateKey } = await generateKeyOffThread(algorithm);
   return (tx) => keys.importKey(privateKey, tx);
 }
+
+/** In `tx`: the audit event for one use of a CA key (`signerId`'s, online or from its file: `keyId` null). */
+export async function auditKeyUse(
+  tx: Tx,
+  u: { actor: string; sourceIp?: string; signerId: string; keyId: string | null | undefined; purpose: string; serial: string },
+): Promise<void> {
+  await appendAudit(tx, {
+    actor: u.actor,
+    action: 'ca.key.used',
+    target: u.signerId,
+    sourceIp: u.sourceIp,
+    details: { purpose: u.purpose, serial: u.serial, ...keyUriDetail(u.keyId) },
+  });
+}
+
+/** A CA certificate's lifetime in whole days (at least 1): the default for its replacement. */
+export const lifetimeDays = (ca: Pick<CaRecord, 'notBefore' | 'notAfter'>): number =>
+  Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / 86_400_000));
+
+/** A unique index refused the row: another process made the same change first (Prisma P2002). */
+export const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';

@@ -16,7 +16,7 @@ import type { PublicKeyInfo } from '../pki/public-key.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
 import { caUrls, type CaContext } from './context.js';
-import { idFor, insertCa, issuerOf, signCaCertificate } from './ca-issuer.js';
+import { auditKeyUse, idFor, insertCa, issuerOf, signCaCertificate } from './ca-issuer.js';
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
 import { extension, EXT } from '../pki/extensions.js';
 import { isRootCertificate } from './ca-chain-check.js';
@@ -137,13 +137,7 @@ async function signIntermediate(
       ...keyUriDetail(key.id),
     },
   });
-  await appendAudit(tx, {
-    actor,
-    action: 'ca.key.used',
-    target: parent.id,
-    sourceIp,
-    details: { purpose: 'sign intermediate certificate', serial: row.serial, ...keyUriDetail(parent.keyId) },
-  });
+  await auditKeyUse(tx, { actor, sourceIp, signerId: parent.id, keyId: parent.keyId, purpose: 'sign intermediate certificate', serial: row.serial });
   return row;
 }
 

@@ -35,7 +35,7 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { idFor, insertCa, issuerOf, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
+import { auditKeyUse, idFor, insertCa, isUniqueViolation, issuerOf, lifetimeDays, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
@@ -151,8 +151,6 @@ async function existingRollover(ctx: CaContext, oldRoot: CaRecord, newRoot: CaRe
   return { oldRoot, newRoot, newWithOld, oldWithNew, oldIntermediate, newIntermediate, alreadyDone: true };
 }
 
-const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';
-
 /** `signet ca rollover-root`: see the module comment. */
 export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): Promise<RolloverResult> {
   const actor = opts.actor ?? 'cli';
@@ -193,8 +191,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
       'bad-request',
       `the new root's subject must differ from the old root's (${oldRoot.subject}): relying parties tell the two roots apart by name`,
     );
-  const lifetime = (ca: CaRecord) => Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
-  const validityDays = opts.validityDays ?? lifetime(oldRoot);
+  const validityDays = opts.validityDays ?? lifetimeDays(oldRoot);
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36_500)
     throw new SignetError('bad-request', '--validity-days must be a whole number of days from 1 to 36500');
 
@@ -264,12 +261,13 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
         },
       });
       faultPoint('rollover:root-created');
-      await appendAudit(tx, {
+      await auditKeyUse(tx, {
         actor,
-        action: 'ca.key.used',
-        target: newRoot.id,
         sourceIp: opts.sourceIp,
-        details: { purpose: 'self-sign root certificate', serial: newRoot.serial, ...keyUriDetail(rootKey.id) },
+        signerId: newRoot.id,
+        keyId: rootKey.id,
+        purpose: 'self-sign root certificate',
+        serial: newRoot.serial,
       });
       const newSigning: SigningParent & { id: string } = { id: newRoot.id, signer: rootKey.signer, cert: rootParts, keyId: rootKey.id };
 
@@ -306,7 +304,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
         parent: newSigning,
         subjectNameDer: oldIntParts.subjectNameDer,
         spkiDer: intKey.publicKey.export({ format: 'der', type: 'spki' }),
-        validityDays: lifetime(oldInt),
+        validityDays: lifetimeDays(oldInt),
         pathLen: oldIntParts.pathLen,
         extraExtensions: nc ? [extension(EXT.nameConstraints, true, Buffer.from(nc.extnValue.buffer))] : [],
         keyId: intKey.id,
@@ -403,12 +401,13 @@ async function crossCertify(
       url: `${ctx.config.publicUrl}/pki/${row.id}.crt`,
     },
   });
-  await appendAudit(tx, {
+  await auditKeyUse(tx, {
     actor: p.actor,
-    action: 'ca.key.used',
-    target: p.issuer.id,
     sourceIp: p.sourceIp,
-    details: { purpose: 'sign cross-certificate', serial: row.serial, ...keyUriDetail(p.issuer.keyId) },
+    signerId: p.issuer.id,
+    keyId: p.issuer.keyId,
+    purpose: 'sign cross-certificate',
+    serial: row.serial,
   });
   return row;
 }

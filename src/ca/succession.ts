@@ -23,7 +23,7 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { insertCa, issuerOf, newCaKey, signCaCertificate, idFor, type SigningParent } from './ca-issuer.js';
+import { auditKeyUse, idFor, insertCa, isUniqueViolation, issuerOf, lifetimeDays, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { auditedCaRevocation, caRecordProblem, idMatchesCertificate, latestInLine } from './issuers.js';
 import { caUrls, type CaContext } from './context.js';
@@ -147,8 +147,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
         `an overlap of ${opts.overlapDays} days would end ${overlapEndsAt.toISOString()}, after CA ${caId} itself expires (${ca.notAfter.toISOString()}); at most ${Math.floor((ca.notAfter.getTime() - now.getTime()) / DAY_MS)} days`,
       );
   }
-  const lifetimeDays = Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
-  const validityDays = opts.validityDays ?? lifetimeDays;
+  const validityDays = opts.validityDays ?? lifetimeDays(ca);
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > MAX_DAYS)
     throw new SignetError('bad-request', `--validity-days must be a whole number of days from 1 to ${MAX_DAYS}`);
   const parent = await issuerOf(ctx, signingRow.id, opts.parentKey);
@@ -240,8 +239,6 @@ async function refuseTampered(ctx: CaContext, ca: CaRecord, cert: CertificatePar
     throw new SignetError('conflict', `CA ${caId} was revoked (the audit trail records it; its record in the database says otherwise)`);
 }
 
-const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === 'P2002';
-
 /**
  * In `tx`: signs and records a CA certificate that succeeds `predecessor` under `parent`
  * (audited as created and as a use of the parent's key). Shared with root-rollover.ts.
@@ -310,12 +307,13 @@ export async function signSuccessor(
       ...keyUriDetail(p.keyId),
     },
   });
-  await appendAudit(tx, {
+  await auditKeyUse(tx, {
     actor: p.actor,
-    action: 'ca.key.used',
-    target: p.parent.id,
     sourceIp: p.sourceIp,
-    details: { purpose: 'sign intermediate certificate', serial: row.serial, ...keyUriDetail(p.parent.keyId) },
+    signerId: p.parent.id,
+    keyId: p.parent.keyId,
+    purpose: 'sign intermediate certificate',
+    serial: row.serial,
   });
   return row;
 }
@@ -346,8 +344,7 @@ export async function renewCa(
   const parentRow = ca.parentId ? await ctx.stores.cas.get(ca.parentId) : null;
   const root = isRootCertificate(old, parentRow ? inspectCertificate(parentRow.certificateDer) : null);
   if (!root && !parentRow) throw new SignetError('conflict', `CA ${caId} was not issued by a CA Signet manages: renew it at its issuer and import the new one`);
-  const lifetimeDays = Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS));
-  const validityDays = opts.validityDays ?? lifetimeDays;
+  const validityDays = opts.validityDays ?? lifetimeDays(ca);
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36_500)
     throw new SignetError('bad-request', '--validity-days must be a whole number of days from 1 to 36500');
   let signer: SigningParent & { id: string };
@@ -429,16 +426,13 @@ export async function renewCa(
           supersededFingerprint: ca.fingerprint,
         },
       });
-      await appendAudit(tx, {
+      await auditKeyUse(tx, {
         actor,
-        action: 'ca.key.used',
-        target: signer.id,
         sourceIp: opts.sourceIp,
-        details: {
-          purpose: root ? 're-sign own root certificate' : 'sign intermediate certificate',
-          serial: serialHex(parts.serial),
-          ...keyUriDetail(signer.keyId),
-        },
+        signerId: signer.id,
+        keyId: signer.keyId,
+        purpose: root ? 're-sign own root certificate' : 'sign intermediate certificate',
+        serial: serialHex(parts.serial),
       });
       return ctx.stores.cas.get(caId, tx);
     })
