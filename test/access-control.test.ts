@@ -117,6 +117,8 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     { route: 'POST /cas', path: () => '/api/v1/cas', scope: 'admin', body: () => ({ parentId: 'root-doesnotexist', subject: 'CN=Matrix CA' }), allowed: 404 },
     { route: 'GET /cas/:id', path: () => `/api/v1/cas/${intId}`, scope: 'read', allowed: 200 },
     { route: 'POST /cas/:id/revoke', path: () => '/api/v1/cas/int-doesnotexist/revoke', scope: 'admin', body: () => ({ reason: 'superseded' }), allowed: 404 },
+    { route: 'POST /cas/:id/rotate', path: () => '/api/v1/cas/int-doesnotexist/rotate', scope: 'admin', body: () => ({}), allowed: 404 },
+    { route: 'POST /cas/:id/renew', path: () => '/api/v1/cas/int-doesnotexist/renew', scope: 'admin', body: () => ({}), allowed: 404 },
     {
       route: 'POST /certificates',
       path: () => '/api/v1/certificates',

@@ -24,6 +24,7 @@ import { OcspService } from '../src/ca/ocsp-service.js';
 import { CrlPublisher } from '../src/ca/crl-publisher.js';
 import { loadProfiles } from '../src/ca/profiles.js';
 import { renewCa, retireFinished, rotateCa } from '../src/ca/succession.js';
+import { rolloverRoot } from '../src/ca/root-rollover.js';
 import { renewalWindow } from '../src/ca/renewal-window.js';
 import { subordinateKeyProblem } from '../src/ca/key-policy.js';
 import { isSignetError } from '../src/errors.js';
@@ -66,13 +67,13 @@ interface World {
   intId: string;
 }
 
-async function openWorld(profilesFile?: (w: { rootId: string; intId: string; dir: string }) => string): Promise<World> {
+async function openWorld(profilesFile?: (w: { rootId: string; intId: string; dir: string }) => string, rootPathLen?: number): Promise<World> {
   const env = await createTestEnv();
   const clock = { now: Math.floor(Date.now() / 1000) * 1000 };
   const ctx: CaContext = await openSignet(loadConfig(env.env), pino({ level: 'silent' }), { now: () => new Date(clock.now) });
   const { root, intermediate } = await createHierarchy(
     ctx,
-    { subject: 'CN=Rotation Root', keyAlgorithm: 'ecdsa-p384', validityDays: 3650 },
+    { subject: 'CN=Rotation Root', keyAlgorithm: 'ecdsa-p384', validityDays: 3650, pathLen: rootPathLen },
     { subject: 'CN=Rotation Issuing,O=Signet', keyAlgorithm: 'ecdsa-p256', validityDays: 1000, pathLen: 0 },
   );
   const profiles = loadProfiles(profilesFile?.({ rootId: root.id, intId: intermediate.id, dir: env.dataDir }));
@@ -419,6 +420,61 @@ describe('a succession link set in the database between unlike CAs is not follow
     const named = await failure(issue(w, { profile: 'pinned', caId: other.id }));
     assert.equal(named.type, 'policy');
     assert.equal(await countRows(w.env, 'Certificate', 'WHERE "caId" = ?', [other.id]), 0);
+  });
+});
+
+describe('root rollover: what attack round 2 found', () => {
+  let w: World;
+  before(async () => {
+    w = await openWorld(undefined, 2);
+  });
+  after(() => closeWorld(w));
+
+  test('refused, nothing changed: --root empty, the old subject in other case, a new root ending before the old', async () => {
+    const cas = await countRows(w.env, 'CertificateAuthority');
+    const empty = await failure(rolloverRoot(w.ctx, { rootId: '' }));
+    assert.equal(empty.type, 'bad-request');
+    assert.match(empty.detail, /--root needs a CA id/);
+    const cased = await failure(rolloverRoot(w.ctx, { subject: 'cn=ROTATION  root' }));
+    assert.equal(cased.type, 'bad-request');
+    assert.match(cased.detail, /must differ from the old root's/);
+    const short = await failure(rolloverRoot(w.ctx, { validityDays: 1 }));
+    assert.equal(short.type, 'bad-request');
+    assert.match(short.detail, /the new root would end before the old one .*: --validity-days must be at least 36\d\d/);
+    assert.equal(await countRows(w.env, 'CertificateAuthority'), cas);
+  });
+
+  test('two rollovers under a pathLen 2 root: the chain stops where a path length would break; a retiring root is not re-certified', async () => {
+    const first = await rolloverRoot(w.ctx, {});
+    const second = await rolloverRoot(w.ctx, { rootId: first.newRoot.id });
+    w.issuers.invalidate();
+    const leaf = await issue(w);
+    assert.equal(leaf.caId, second.newIntermediate!.id);
+    const served = leaf.chain.match(/-----BEGIN CERTIFICATE-----/g)!.length;
+    assert.equal(served, 2, "the intermediate and R3-by-R2 only: R2-by-R1 would break R1's pathLen 2");
+    assert.ok(leaf.chain.includes(new X509Certificate(second.newWithOld.certificateDer).toString().split('\n')[1]!));
+    const renew = await failure(renewCa(w.ctx, w.rootId));
+    assert.equal(renew.type, 'conflict');
+    assert.match(renew.detail, /is retiring: a retiring CA is not re-certified/);
+  });
+
+  test("a cross-certificate is revoked on its own: on its issuer's CRL, OCSP revoked, no longer in served chains", async () => {
+    const [root2] = await sql<{ id: string }>(
+      w.env,
+      'SELECT "id" FROM "CertificateAuthority" r WHERE "parentId" IS NULL AND NOT EXISTS (SELECT 1 FROM "CertificateAuthority" s WHERE s."predecessorId" = r."id")',
+    );
+    const [x] = (await w.ctx.stores.cas.caCertificates({ caId: root2!.id })).filter((c) => c.kind === 'cross' && c.issuerId !== root2!.id);
+    w.clock.now += 1000;
+    const r = await w.revocation.revokeCa(x!.id, 'keyCompromise', operator);
+    assert.equal(r.status, 'revoked');
+    const [ev] = await lastEvents(w, 1);
+    assert.equal(`${ev!.action} ${ev!.target}`, `ca.certificate.revoked ${x!.id}`);
+    assert.equal((await failure(w.revocation.revokeCa(x!.id, 'keyCompromise', operator))).type, 'conflict');
+    const issuer = (await w.ctx.stores.cas.get(x!.issuerId))!;
+    assert.equal(await ocspStatusOf(w, issuer.certificateDer, x!.serial), 'revoked');
+    assert.ok(crlSerials((await w.crls.publish(issuer.id)).der).includes(serialKey(x!.serial)));
+    w.issuers.invalidate();
+    assert.equal((await issue(w)).chain.match(/-----BEGIN CERTIFICATE-----/g)!.length, 1, 'the revoked cross-certificate is not offered');
   });
 });
 

@@ -877,7 +877,7 @@ export class AcmeService {
       const walked = (await walkCaChain(issuer, caOf)).chain;
       for (const ca of walked) chain.push(toPem(ca.certificateDer));
       // After a root rollover: the cross-certificate to the old root (root-rollover.ts).
-      for (const x of await crossChainAbove(this.ctx.stores.cas, walked.at(-1), this.ctx.now())) chain.push(toPem(x));
+      for (const x of await crossChainAbove(this.ctx.stores.cas, walked.at(-1), this.ctx.now(), walked.length)) chain.push(toPem(x));
     }
     return chain.join('');
   }

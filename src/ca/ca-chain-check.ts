@@ -171,6 +171,8 @@ export async function crossChainAbove(
   cas: Pick<CaStore, 'get' | 'caCertificates'>,
   top: Pick<CaRecord, 'id' | 'parentId' | 'certificateDer'> | undefined,
   now: Date,
+  /** CA certificates in the chain below (the walked chain's length): a path length constraint counts them. */
+  below = 1,
 ): Promise<Buffer[]> {
   if (!top?.parentId) return [];
   let cur = await cas.get(top.parentId);
@@ -189,6 +191,11 @@ export async function crossChainAbove(
       return xp.subjectNameDer.equals(curParts.subjectNameDer) && xp.spkiDer.equals(curParts.spkiDer) && notIssuedByReason(xp, predParts) === null;
     });
     if (!x) break;
+    // The cross-certificate and the older root each limit how many CA certificates may follow
+    // them (RFC 5280 §4.2.1.9): a chain that breaks either is not offered (attack round 2, R1).
+    const underX = below + out.length;
+    const xLen = inspectCertificate(x.certificateDer).pathLen;
+    if ((xLen !== undefined && underX > xLen) || (predParts.pathLen !== undefined && underX + 1 > predParts.pathLen)) break;
     out.push(Buffer.from(x.certificateDer));
     seen.add(pred.id);
     cur = pred;

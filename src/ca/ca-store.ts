@@ -43,6 +43,8 @@ export interface CaStore {
   caCertificates(filter?: { caId?: string; issuerId?: string }): Promise<CaCertificateRecord[]>;
   caCertificate(id: string): Promise<CaCertificateRecord | null>;
   insertCaCertificate(c: NewCaCertificateRecord, tx: Tx): Promise<CaCertificateRecord>;
+  /** One further certificate revoked on its own, only from good (false if it was not). */
+  revokeCaCertificate(id: string, at: Date, reason: string, tx: Tx): Promise<boolean>;
   /** The further certificates of a revoked CA's key are revoked with it; returns them (serial and issuer). */
   revokeCaCertificates(caId: string, at: Date, reason: string, tx: Tx): Promise<{ serial: string; issuerId: string }[]>;
 }

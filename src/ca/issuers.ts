@@ -310,7 +310,10 @@ export class IssuerRegistry {
     // Root-ness and the chain come from the certificates (bounded, each link verified), never from parentId.
     const { root, chain } = await walkCaChain(row, (id) => this.ctx.stores.cas.get(id));
     // After a root rollover, the cross-certificate(s) that lead to the old root follow (root-rollover.ts).
-    const chainDer = [...chain.map((c) => Buffer.from(c.certificateDer)), ...(await crossChainAbove(this.ctx.stores.cas, chain.at(-1), this.ctx.now()))];
+    const chainDer = [
+      ...chain.map((c) => Buffer.from(c.certificateDer)),
+      ...(await crossChainAbove(this.ctx.stores.cas, chain.at(-1), this.ctx.now(), chain.length)),
+    ];
     const alg = algorithmDer(signer);
     return {
       id: caId,

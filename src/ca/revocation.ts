@@ -17,6 +17,7 @@ import { actorOf, authorize, authorizeCertificate, type Operation } from './auth
 import type { SanEntry } from '../pki/names.js';
 import type { Profile } from './profiles.js';
 import type { StoredStatus } from '../model/certificate.js';
+import type { CaCertificateRecord } from '../model/ca.js';
 
 export const REVOKE_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'removeFromCRL');
 
@@ -141,6 +142,30 @@ export class Revocation {
     this.status.publish({ kind: 'ca', caId });
   }
 
+  /**
+   * Revokes one further certificate for a CA's key (a cross-certificate: say the new root's key
+   * is suspected, and relying parties that trust only the old root must stop reaching it): it
+   * lands on its issuer's CRL, OCSP says revoked, and chains stop offering it. The CA itself is
+   * not revoked (a root cannot be; an intermediate is revoked by its own id).
+   */
+  private async revokeCaCertificate(c: CaCertificateRecord, reason: RevocationReason, who: Requester, now: Date) {
+    await this.ctx.db.transaction(async (tx) => {
+      if (!(await this.ctx.stores.cas.revokeCaCertificate(c.id, now, reason, tx)))
+        throw new SignetError('conflict', `CA certificate ${c.id} is already revoked`);
+      await appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'ca.certificate.revoked',
+        target: c.id,
+        sourceIp: who.sourceIp,
+        details: { caId: c.caId, issuerId: c.issuerId, kind: c.kind, serial: c.serial, reason },
+      });
+    });
+    this.status.publish({ kind: 'certificate', caId: c.issuerId, serial: c.serial });
+    // The chains served with the leaves of the CAs under it drop it.
+    for (const child of (await this.ctx.stores.cas.list()).filter((x) => x.parentId === c.caId)) this.status.publish({ kind: 'ca', caId: child.id });
+    return { id: c.id, status: 'revoked', revokedAt: now, reason };
+  }
+
   /** Revokes an intermediate CA certificate: it lands on its parent's CRL, and the CA stops issuing. */
   async revokeCa(caId: string, reason: RevocationReason, who: Requester) {
     authorize(who.principal, 'ca.revoke');
@@ -150,6 +175,9 @@ export class Revocation {
         `reason ${reason} cannot be used for a CA; use one of ${REVOKE_REASONS.filter((r) => r !== 'certificateHold').join(', ')}`,
       );
     const now = this.ctx.now();
+    // A cross-certificate (x-…) or a certificate replaced by a renewal (s-…) is revoked on its own.
+    const further = await this.ctx.stores.cas.caCertificate(caId);
+    if (further) return this.revokeCaCertificate(further, reason, who, now);
     let extra: { serial: string; issuerId: string }[] = [];
     const ca = await this.ctx.db.transaction(async (tx) => {
       const row = await this.ctx.stores.cas.get(caId, tx);

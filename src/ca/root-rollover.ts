@@ -102,7 +102,8 @@ async function isRoot(ctx: CaContext, ca: CaRecord): Promise<boolean> {
 
 /** The root to replace: --root, or the one root; after a rollover without --root, the root that was replaced (to report it). */
 async function oldRootOf(ctx: CaContext, rootId: string | undefined): Promise<CaRecord> {
-  if (rootId) {
+  if (rootId !== undefined) {
+    if (!rootId) throw new SignetError('bad-request', '--root needs a CA id (see `signet ca list`)');
     const ca = await ctx.stores.cas.get(rootId);
     if (!ca) throw new SignetError('not-found', `CA ${rootId} does not exist (see \`signet ca list\`)`);
     if (!(await isRoot(ctx, ca)))
@@ -178,15 +179,19 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
   const rootPolicy = subordinateKeyProblem(oldRoot.keyAlgorithm, rootAlg);
   if (rootPolicy) throw new SignetError('policy', `root ${oldRoot.id} refuses to certify the new root's key: ${rootPolicy}`);
   let subjectDer: Buffer;
-  if (opts.subject !== undefined) subjectDer = dnToDer(opts.subject);
-  else {
+  if (opts.subject !== undefined) {
+    if (opts.subject.length > 512) throw new SignetError('bad-request', `the new root's subject is ${opts.subject.length} characters long; at most 512`);
+    subjectDer = dnToDer(opts.subject);
+  } else {
     const next = nextGenerationSubject(oldParts.subjectNameDer);
     if (!next) throw new SignetError('bad-request', `root ${oldRoot.id}'s subject has no CN to derive the new root's from: pass --subject`);
     const cn = commonNameOf(next)!;
     if (cn.length > 64) throw new SignetError('bad-request', `the new root's CN "${cn}" would be longer than 64 characters: pass --subject`);
     subjectDer = next;
   }
-  if (subjectDer.equals(oldParts.subjectNameDer))
+  // Compared as RFC 5280 §7.1 compares names (case and spacing aside), not byte for byte.
+  const comparable = (der: Buffer) => nameToString(der).toLowerCase().replace(/\s+/g, ' ');
+  if (comparable(subjectDer) === comparable(oldParts.subjectNameDer))
     throw new SignetError(
       'bad-request',
       `the new root's subject must differ from the old root's (${oldRoot.subject}): relying parties tell the two roots apart by name`,
@@ -194,6 +199,14 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
   const validityDays = opts.validityDays ?? lifetimeDays(oldRoot);
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36_500)
     throw new SignetError('bad-request', '--validity-days must be a whole number of days from 1 to 36500');
+  // A rollover extends trust: a new root that ended before the old one would leave its
+  // intermediate, and all issuance, with less time than before.
+  const minDays = Math.ceil((oldRoot.notAfter.getTime() - now.getTime()) / DAY_MS);
+  if (validityDays < minDays)
+    throw new SignetError(
+      'bad-request',
+      `the new root would end before the old one (${oldRoot.notAfter.toISOString()}): --validity-days must be at least ${minDays}`,
+    );
 
   // The intermediate it succeeds, and the new one's key.
   const oldInt = await issuingIntermediateOf(ctx, oldRoot.id);
@@ -330,7 +343,11 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
     faultPoint('rollover:committed');
     return result;
   } catch (e) {
-    if (isUniqueViolation(e)) throw new SignetError('conflict', `root ${oldRoot.id} was rolled over meanwhile by another process; see \`signet ca list\``);
+    if (isUniqueViolation(e))
+      throw new SignetError(
+        'conflict',
+        `root ${oldRoot.id} or its issuing intermediate was replaced meanwhile by another process (a rollover or a rotation); see \`signet ca list\` and run the command again`,
+      );
     throw e;
   }
 }

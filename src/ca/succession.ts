@@ -338,8 +338,11 @@ export async function renewCa(
   const actor = opts.actor ?? 'cli';
   const ca = await ctx.stores.cas.get(caId);
   if (!ca) throw new SignetError('not-found', `CA ${caId} does not exist`);
-  if (ca.status === 'revoked' || ca.status === 'retired')
-    throw new SignetError('conflict', `CA ${caId} is ${ca.status}: a ${ca.status} CA is not re-certified`);
+  if (ca.status === 'revoked' || ca.status === 'retired' || ca.status === 'retiring')
+    throw new SignetError(
+      'conflict',
+      `CA ${caId} is ${ca.status}: a ${ca.status} CA is not re-certified${ca.status === 'retiring' ? ' (it was replaced; its successor is)' : ''}`,
+    );
   const old = inspectCertificate(ca.certificateDer);
   const parentRow = ca.parentId ? await ctx.stores.cas.get(ca.parentId) : null;
   const root = isRootCertificate(old, parentRow ? inspectCertificate(parentRow.certificateDer) : null);

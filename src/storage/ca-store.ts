@@ -132,6 +132,13 @@ export function caStore(db: StorageDatabase): CaStore {
     async insertCaCertificate(c, tx) {
       return caCertRecord(await client(tx).caCertificate.create({ data: { ...c, certificateDer: bytes(c.certificateDer) }, select: CA_CERT_SELECT }));
     },
+    async revokeCaCertificate(id, at, reason, tx) {
+      const r = await client(tx).caCertificate.updateMany({
+        where: { id, status: 'good' },
+        data: { status: 'revoked', revokedAt: at, revocationReason: reason },
+      });
+      return r.count === 1;
+    },
     async revokeCaCertificates(caId, at, reason, tx) {
       const where = { caId, status: 'good' };
       const rows = await client(tx).caCertificate.findMany({ where, select: { serial: true, issuerId: true } });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createIntermediate, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
 import { renewCa, rotateCa } from '../../ca/succession.js';
@@ -278,6 +278,10 @@ function wholeNumber(flag: string, v: string): number {
 /** The key of an offline CA from `--parent-key`, decrypted with the passphrase file or prompt. */
 async function offlineKey(o: { parentKey?: string; parentKeyPassphraseFile?: string }) {
   if (!o.parentKey) return undefined;
+  // A key file is small and regular: a device or a huge file (say /dev/zero) is refused before it is read.
+  const st = statSync(o.parentKey, { throwIfNoEntry: false });
+  if (!st) throw new SignetError('bad-request', `${o.parentKey} does not exist`);
+  if (!st.isFile() || st.size > 65_536) throw new SignetError('bad-request', `${o.parentKey} is not a key file (a regular file of at most 64 KiB)`);
   const passphrase = await readSecret(o.parentKeyPassphraseFile, 'Offline key passphrase: ');
   try {
     return await readPrivateKeyPem(readFileSync(o.parentKey, 'utf8'), passphrase);
