@@ -22,9 +22,9 @@ export interface CliResult {
 let blockedUntil = 0;
 
 export function signet(args: string[], env: Record<string, string>, input?: string): CliResult {
-  const t0 = Date.now();
   const r = spawnSync(process.execPath, [BIN, ...args], { env: childEnv(env), encoding: 'utf8', input, timeout: 120_000 });
-  if (Date.now() - t0 > 1000) blockedUntil = Date.now();
+  // However short the call, a keep-alive socket idle for 5 s may have been closed meanwhile.
+  blockedUntil = Date.now();
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
