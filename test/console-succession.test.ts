@@ -14,7 +14,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/browser.js';
 import { api, freePort, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, selfSignedCa, serialValue, TempDir } from './helpers/openssl.js';
@@ -25,7 +26,6 @@ import { renewCa, retireFinished, rotateCa } from '../src/ca/succession.js';
 import { inspectCertificate, serialHex } from '../src/pki/certificate.js';
 import type { CaContext } from '../src/ca/context.js';
 
-const CHROMIUM = process.env.SIGNET_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const DAY_MS = 86_400_000;
 
 describe('web console: succession and CA certificates', () => {
@@ -129,18 +129,7 @@ describe('web console: succession and CA certificates', () => {
     await ctx.db.close();
     ctx = undefined;
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
