@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { FAULT_POINTS } from '../src/ca/fault-points.js';
-import { api, BIN, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
+import { api, BIN, getUrl, signet, signetAsync, startServer, type RunningServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { countRows, sql } from './helpers/sql.js';
 import { newKeyCsr } from './helpers/openssl.js';
@@ -112,7 +112,7 @@ describe('ca rotate / renew over REST and the CLI', { concurrency: false }, () =
   });
 
   test('/metrics: days to expiry and status of each CA', async () => {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await getUrl(`${server.url}/metrics`)).text();
     assert.match(text, new RegExp(`signet_ca_expiry_days\\{ca="${intId}",status="retiring"\\} \\d+(\\.\\d)?`));
     assert.match(text, new RegExp(`signet_ca_expiry_days\\{ca="${rootId}",status="active"\\} 36\\d\\d`));
     assert.match(text, new RegExp(`signet_ca_status\\{ca="${intId}",status="retiring"\\} 1`));
@@ -127,7 +127,7 @@ describe('ca rotate / renew over REST and the CLI', { concurrency: false }, () =
     const r = await api(server, 'POST', `/api/v1/cas/${id}/renew`, { validityDays: 400 });
     assert.equal(r.status, 201, r.text);
     assert.notEqual(r.json.serial, before.serial);
-    const old = await fetch(`${server.url}/pki/${r.json.supersededId}.crt`);
+    const old = await getUrl(`${server.url}/pki/${r.json.supersededId}.crt`);
     assert.equal(old.status, 200);
     assert.equal(BigInt(`0x${new X509Certificate(Buffer.from(await old.arrayBuffer())).serialNumber}`), BigInt(`0x${before.serial}`));
     const listed = (await api(server, 'GET', `/api/v1/cas/${id}`)).json;
@@ -181,7 +181,7 @@ describe('kill -9 at every step of a rotation, then the command again', { concur
         assert.equal(await countRows(env, 'KeyRecord'), keysBefore, 'no orphan key');
         assert.equal(cas(env).find((c) => c.id === id)!.status, 'active');
       }
-      assert.equal((await fetch(`${server.url}/readyz`)).status, 200, 'the server stays ready');
+      assert.equal((await getUrl(`${server.url}/readyz`)).status, 200, 'the server stays ready');
       const again = await signetAsync(['ca', 'rotate', id, '--json'], env.env);
       assert.equal(again.status, 0, again.stderr);
       const out = JSON.parse(again.stdout);

@@ -23,7 +23,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { api as rawApi, freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { api as rawApi, freePort, getUrl, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { newKeyCsr, openssl, parseCrlText, selfSignedCa, serialValue, TempDir } from './helpers/openssl.js';
 import { assertStrictlyValid, verifiers, type StrictVerifier, type StrictVerifyOptions } from './helpers/strict.js';
@@ -173,7 +173,7 @@ class Fixture {
 
   async crl(caId: string): Promise<{ number: bigint; entries: Map<bigint, string>; text: string; der: Buffer }> {
     await sleep(20);
-    const res = await fetch(`${this.server.url}/pki/${caId}.crl`);
+    const res = await getUrl(`${this.server.url}/pki/${caId}.crl`);
     assert.equal(res.status, 200, `GET /pki/${caId}.crl`);
     const der = Buffer.from(await res.arrayBuffer());
     const out = openssl(['crl', '-inform', 'DER', '-noout', '-text'], der);
@@ -184,7 +184,7 @@ class Fixture {
   async ari(c: Issued): Promise<Window> {
     const id = ariCertId(new X509Certificate(c.pem).raw);
     await sleep(20);
-    const res = await fetch(`${this.server.url}/acme/renewal-info/${id}`);
+    const res = await getUrl(`${this.server.url}/acme/renewal-info/${id}`);
     const body = await res.text();
     assert.equal(res.status, 200, `GET /acme/renewal-info/${id}: ${body}`);
     const w = JSON.parse(body).suggestedWindow;

@@ -294,7 +294,8 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
     const ap = attr.tag === 0x30 ? readKids(der, attr) : [];
     if (ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) continue;
     for (const value of readKids(der, ap[1]!)) {
-      if (value.tag !== 0x30) continue;
+      // The value is Extensions, a SEQUENCE: the schema reader would take another tag for one.
+      if (value.tag !== 0x30) throw new DerError(`the extensionRequest value has tag 0x${value.tag.toString(16)}, not a SEQUENCE of extensions`, value.start);
       for (const ext of readKids(der, value)) {
         const ep = ext.tag === 0x30 ? readKids(der, ext) : [];
         const id = ep[0] ? (strictOid(der, ep[0]) ?? '?') : '?';
