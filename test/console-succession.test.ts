@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './helpers/browser.js';
+import { launchChromium, openRecordingErrors } from './helpers/browser.js';
 import { api, freePort, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, selfSignedCa, serialValue, TempDir } from './helpers/openssl.js';
@@ -140,14 +140,7 @@ describe('web console: succession and CA certificates', () => {
   });
 
   async function openAuthorities(): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}/console`);
+    const { page, errors } = await openRecordingErrors(browser, `${server.url}/console`);
     await page.fill('#token', server.token);
     await page.click('#sign-in-form button[type=submit]');
     await page.waitForSelector('#nav:not([hidden])');

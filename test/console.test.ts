@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './helpers/browser.js';
+import { launchChromium, openRecordingErrors } from './helpers/browser.js';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { csrMaker, openssl, TempDir } from './helpers/openssl.js';
@@ -47,18 +47,7 @@ describe('web console', () => {
     tmp.remove();
   });
 
-  /** A fresh tab (own sessionStorage) that records every console error, CSP violations included. */
-  async function open(): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}/console`);
-    return { page, errors };
-  }
+  const open = () => openRecordingErrors(browser, `${server.url}/console`);
 
   async function signIn(page: Page, token: string) {
     await page.fill('#token', token);

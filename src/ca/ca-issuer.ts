@@ -176,6 +176,20 @@ export async function auditKeyUse(
   });
 }
 
+/** Audits a CA key just generated for a successor (rotation, rollover): which CA it replaces, why, and where it lives. */
+export async function auditKeyGenerated(
+  tx: Tx,
+  g: { actor: string; sourceIp?: string; replaces: string; purpose: string; keyAlgorithm: string; keyId: string },
+): Promise<void> {
+  await appendAudit(tx, {
+    actor: g.actor,
+    action: 'ca.key.generated',
+    target: g.replaces,
+    sourceIp: g.sourceIp,
+    details: { purpose: g.purpose, keyAlgorithm: g.keyAlgorithm, ...keyUriDetail(g.keyId) },
+  });
+}
+
 /** A CA certificate's lifetime in whole days (at least 1): the default for its replacement. */
 export const lifetimeDays = (ca: Pick<CaRecord, 'notBefore' | 'notAfter'>): number =>
   Math.max(1, Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / 86_400_000));

@@ -35,7 +35,18 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { auditKeyUse, idFor, insertCa, isUniqueViolation, issuerOf, lifetimeDays, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
+import {
+  auditKeyGenerated,
+  auditKeyUse,
+  idFor,
+  insertCa,
+  isUniqueViolation,
+  issuerOf,
+  lifetimeDays,
+  newCaKey,
+  signCaCertificate,
+  type SigningParent,
+} from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { caUrls, type CaContext } from './context.js';
 import { subordinateKeyProblem } from './key-policy.js';
@@ -235,12 +246,13 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
   try {
     const result = await ctx.db.transaction(async (tx) => {
       const rootKey = await recordRootKey(tx);
-      await appendAudit(tx, {
+      await auditKeyGenerated(tx, {
         actor,
-        action: 'ca.key.generated',
-        target: oldRoot.id,
         sourceIp: opts.sourceIp,
-        details: { purpose: 'successor root (rollover)', keyAlgorithm: rootAlg, ...keyUriDetail(rootKey.id) },
+        replaces: oldRoot.id,
+        purpose: 'successor root (rollover)',
+        keyAlgorithm: rootAlg,
+        keyId: rootKey.id,
       });
       const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
       const rootDer = await signCaCertificate(
@@ -306,12 +318,13 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
       faultPoint('rollover:cross-certified');
       // The new issuing intermediate succeeds the old one; issuance moves to it.
       const intKey = await recordIntKey(tx);
-      await appendAudit(tx, {
+      await auditKeyGenerated(tx, {
         actor,
-        action: 'ca.key.generated',
-        target: oldInt.id,
         sourceIp: opts.sourceIp,
-        details: { purpose: 'successor of the CA under the new root (rollover)', keyAlgorithm: intAlg, ...keyUriDetail(intKey.id) },
+        replaces: oldInt.id,
+        purpose: 'successor of the CA under the new root (rollover)',
+        keyAlgorithm: intAlg,
+        keyId: intKey.id,
       });
       const newInt = await signSuccessor(ctx, tx, {
         parent: newSigning,

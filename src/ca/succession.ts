@@ -23,7 +23,18 @@ import { EXT, extension } from '../pki/extensions.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { appendAudit } from './audit.js';
-import { auditKeyUse, idFor, insertCa, isUniqueViolation, issuerOf, lifetimeDays, newCaKey, signCaCertificate, type SigningParent } from './ca-issuer.js';
+import {
+  auditKeyGenerated,
+  auditKeyUse,
+  idFor,
+  insertCa,
+  isUniqueViolation,
+  issuerOf,
+  lifetimeDays,
+  newCaKey,
+  signCaCertificate,
+  type SigningParent,
+} from './ca-issuer.js';
 import { isRootCertificate, notIssuedByReason } from './ca-chain-check.js';
 import { auditedCaRevocation, caRecordProblem, idMatchesCertificate, latestInLine } from './issuers.js';
 import { caUrls, type CaContext } from './context.js';
@@ -165,13 +176,7 @@ export async function rotateCa(ctx: CaContext, caId: string, opts: RotateOptions
   try {
     const result = await ctx.db.transaction(async (tx) => {
       const key = await recordKey(tx);
-      await appendAudit(tx, {
-        actor,
-        action: 'ca.key.generated',
-        target: caId,
-        sourceIp: opts.sourceIp,
-        details: { purpose: 'successor of the CA', keyAlgorithm, ...keyUriDetail(key.id) },
-      });
+      await auditKeyGenerated(tx, { actor, sourceIp: opts.sourceIp, replaces: caId, purpose: 'successor of the CA', keyAlgorithm, keyId: key.id });
       faultPoint('rotate:key-generated');
       const successor = await signSuccessor(ctx, tx, {
         parent: { id: signingRow.id, ...parent },
