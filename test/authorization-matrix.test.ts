@@ -891,6 +891,22 @@ describe('authorization.ts decides for ACME accounts and certificate keys too', 
     refuses({ kind: 'certificate-key', serial: 'abc1' }, 'certificate.read', 'unauthorized', /only authorises revoking/);
   });
 
+  test('an enrollment credential enrolls under its profile and names only, and does nothing else', () => {
+    const est = { kind: 'enrollment', credentialId: 'e1', protocol: 'est', profile: cert.profile, nameSuffixes: null } as const;
+    authorizeCertificate(est, 'certificate.issue', cert);
+    refuses({ ...est, profile: 'peer' }, 'certificate.issue', undefined, new RegExp(`is for profile peer, not ${cert.profile}`));
+    refuses({ ...est, nameSuffixes: ['elsewhere.test'] }, 'certificate.issue', undefined, /allows names under elsewhere\.test only; .* is outside them/);
+    for (const op of ['certificate.renew', 'certificate.revoke', 'certificate.read', 'certificate.list', 'enrollment.create', 'token.create'] as Operation[])
+      refuses(est, op, undefined, /only authorises enrolling/);
+  });
+
+  test('a client certificate renews itself only', () => {
+    authorizeCertificate({ kind: 'certificate-holder', serial: 'abc1' }, 'certificate.renew', cert);
+    refuses({ kind: 'certificate-holder', serial: 'abc2' }, 'certificate.renew', undefined, /authorises renewing itself only/);
+    for (const op of ['certificate.issue', 'certificate.revoke', 'certificate.read', 'ca.rotate'] as Operation[])
+      refuses({ kind: 'certificate-holder', serial: 'abc1' }, op, undefined, /only authorises renewing itself/);
+  });
+
   test('the operator and Signet itself have no limits', () => {
     for (const p of [{ kind: 'operator', actor: 'cli:root' }, { kind: 'system' }] as Principal[]) {
       for (const op of Object.keys(OPERATIONS) as Operation[]) authorizeCertificate(p, op, cert);

@@ -26,6 +26,16 @@ export type Principal =
   | { kind: 'acme'; accountId: string; directory: string }
   /** Whoever signs an ACME revokeCert with a certificate's own private key (RFC 8555 §7.6): that one certificate. */
   | { kind: 'certificate-key'; serial: string }
+  /**
+   * A device presenting an enrollment credential (EST HTTP Basic, a SCEP challenge password):
+   * certificates of `profile` only, for names under `nameSuffixes` (null: the profile's own rules).
+   */
+  | { kind: 'enrollment'; credentialId: string; protocol: 'est' | 'scep'; profile: string; nameSuffixes: string[] | null }
+  /**
+   * The holder of a certificate, proven by a TLS client certificate that is that stored,
+   * unexpired, unrevoked certificate (mTLS renewal, EST simplereenroll): renews that one only.
+   */
+  | { kind: 'certificate-holder'; serial: string }
   /** The operator running the CLI on the CA host: it holds the database and the master key. */
   | { kind: 'operator'; actor: string }
   /** Signet itself (bootstrap, its own TLS certificate, scheduled work). */
@@ -51,6 +61,9 @@ export const OPERATIONS = {
   'ca.revoke': { scope: 'admin' },
   'ca.rotate': { scope: 'admin' },
   'ca.renew': { scope: 'admin' },
+  'enrollment.create': { scope: 'admin' },
+  'enrollment.list': { scope: 'admin' },
+  'enrollment.revoke': { scope: 'admin' },
   'token.create': { scope: 'admin' },
   'token.list': { scope: 'admin' },
   'token.revoke': { scope: 'admin' },
@@ -71,6 +84,10 @@ export function actorOf(p: Principal): string {
       return `acme:${p.accountId}`;
     case 'certificate-key':
       return `acme:certkey:${p.serial}`;
+    case 'enrollment':
+      return `enroll:${p.credentialId}`;
+    case 'certificate-holder':
+      return `holder:${p.serial}`;
     case 'operator':
       return p.actor;
     case 'system':
@@ -95,6 +112,12 @@ export function authorize(p: Principal, op: Operation): void {
     case 'certificate-key':
       if (op !== 'certificate.revoke')
         throw new SignetError('forbidden', `a certificate's key only authorises revoking that certificate, not ${op}`, { acme: 'unauthorized', status: 403 });
+      return;
+    case 'enrollment':
+      if (op !== 'certificate.issue') throw new SignetError('forbidden', `an enrollment credential only authorises enrolling, not ${op}`);
+      return;
+    case 'certificate-holder':
+      if (op !== 'certificate.renew') throw new SignetError('forbidden', `a client certificate only authorises renewing itself, not ${op}`);
       return;
     case 'token': {
       const scopes = p.grant.scopes;
@@ -191,6 +214,22 @@ export function authorizeCertificate(p: Principal, op: Operation, cert: Certific
       });
     return;
   }
+  if (p.kind === 'certificate-holder') {
+    if (cert.serial !== p.serial)
+      throw new SignetError('forbidden', `the client certificate ${p.serial} authorises renewing itself only, not ${cert.serial ?? 'a new certificate'}`);
+    return;
+  }
+  if (p.kind === 'enrollment') {
+    if (cert.profile !== p.profile)
+      throw new SignetError('forbidden', `enrollment credential ${p.credentialId} is for profile ${p.profile}, not ${cert.profile}`);
+    const bad = p.nameSuffixes ? outsideSuffixes(namesOf(cert), p.nameSuffixes, hostlessUriSchemes) : undefined;
+    if (bad)
+      throw new SignetError(
+        'forbidden',
+        `enrollment credential ${p.credentialId} allows names under ${p.nameSuffixes!.join(', ')} only; ${kindOf(bad)} '${bad.value}' is outside them`,
+      );
+    return;
+  }
   if (p.kind !== 'token') return;
   const { grant } = p;
   if (grant.profiles && !grant.profiles.includes(cert.profile)) {
@@ -221,6 +260,9 @@ export interface Visibility {
 export function visibility(p: Principal): Visibility {
   if (p.kind === 'token') return { profiles: p.grant.profiles, nameSuffixes: p.grant.nameSuffixes };
   if (p.kind === 'acme') return { profiles: [p.directory], nameSuffixes: null };
+  if (p.kind === 'enrollment') return { profiles: [p.profile], nameSuffixes: p.nameSuffixes };
+  // A holder sees nothing through lists; it acts on its own certificate by serial.
+  if (p.kind === 'certificate-holder') return { profiles: [], nameSuffixes: null };
   return { profiles: null, nameSuffixes: null };
 }
 
