@@ -52,11 +52,11 @@ describe('enrollment credentials', () => {
       details: JSON.parse(e.details as string) as Record<string, unknown>,
     }));
   /** Asserts a 401 with this detail, an enrollment.refused event with this reason, and nothing spent. */
-  async function refused(attempt: Promise<unknown>, detail: RegExp, audit: { target: string; reason: string; actor?: string }): Promise<void> {
+  async function refused(attempt: () => Promise<unknown>, detail: RegExp, audit: { target: string; reason: string; actor?: string }): Promise<void> {
     const spentBefore = (await sql(env, `SELECT COALESCE(SUM("usesSpent"), 0) AS n FROM "EnrollmentCredential"`))[0]!.n;
     const usedBefore = (await sql(env, `SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'enrollment.used'`))[0]!.n;
     const refusalsBefore = (await events('enrollment.refused', audit.target)).length;
-    await assert.rejects(attempt, (e: unknown) => {
+    await assert.rejects(attempt(), (e: unknown) => {
       assert.ok(e instanceof SignetError, String(e));
       assert.equal(e.status, 401);
       assert.equal(e.type, 'unauthorized');
@@ -252,7 +252,7 @@ describe('enrollment credentials', () => {
     assert.equal(used[0]!.actor, `enroll:${m.id}`);
     assert.equal((await listEnrollmentCredentials(ctx)).find((c) => c.id === m.id)!.status, 'used');
 
-    await refused(authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} was already used$`), {
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} was already used$`), {
       target: m.id,
       reason: 'exhausted',
     });
@@ -263,7 +263,7 @@ describe('enrollment credentials', () => {
     const three = await make({ uses: 3 });
     const p3 = await authenticateEnrollment(ctx, three.secret, { protocol: 'est' });
     for (let i = 0; i < 3; i++) await spendEnrollmentUse(ctx, p3);
-    await refused(authenticateEnrollment(ctx, three.secret, { protocol: 'est' }), /has no uses left \(3 of 3 used\)/, {
+    await refused(() => authenticateEnrollment(ctx, three.secret, { protocol: 'est' }), /has no uses left \(3 of 3 used\)/, {
       target: three.id,
       reason: 'exhausted',
     });
@@ -273,35 +273,39 @@ describe('enrollment credentials', () => {
     const m = await make({ profile: 'server', uses: 2, expiresAt: new Date(Date.now() + 3_600_000) });
     const unknown = /^unknown enrollment credential, or wrong secret$/;
     // Unknown secret: nobody to name; the claimed id is recorded as the target.
-    await refused(authenticateEnrollment(ctx, 'A'.repeat(32), { protocol: 'est', id: m.id }), unknown, { target: m.id, reason: 'unknown', actor: 'anonymous' });
-    await refused(authenticateEnrollment(ctx, '', { protocol: 'est', id: m.id }), unknown, { target: m.id, reason: 'unknown', actor: 'anonymous' });
-    await refused(authenticateEnrollment(ctx, m.secret.slice(0, -1), { protocol: 'est', id: m.id }), unknown, {
+    await refused(() => authenticateEnrollment(ctx, 'A'.repeat(32), { protocol: 'est', id: m.id }), unknown, {
+      target: m.id,
+      reason: 'unknown',
+      actor: 'anonymous',
+    });
+    await refused(() => authenticateEnrollment(ctx, '', { protocol: 'est', id: m.id }), unknown, { target: m.id, reason: 'unknown', actor: 'anonymous' });
+    await refused(() => authenticateEnrollment(ctx, m.secret.slice(0, -1), { protocol: 'est', id: m.id }), unknown, {
       target: m.id,
       reason: 'unknown',
       actor: 'anonymous',
     });
     // The right secret under another credential's id answers exactly as an unknown secret.
     const other = await make();
-    await refused(authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: other.id }), unknown, { target: m.id, reason: 'wrong id' });
-    await refused(authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: 'enr_0000000000000000' }), unknown, { target: m.id, reason: 'wrong id' });
-    await refused(authenticateEnrollment(ctx, m.secret, { protocol: 'scep' }), new RegExp(`^enrollment credential ${m.id} is for EST, not SCEP$`), {
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: other.id }), unknown, { target: m.id, reason: 'wrong id' });
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: 'enr_0000000000000000' }), unknown, { target: m.id, reason: 'wrong id' });
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'scep' }), new RegExp(`^enrollment credential ${m.id} is for EST, not SCEP$`), {
       target: m.id,
       reason: 'wrong protocol',
     });
     await refused(
-      authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id, profile: 'client' }),
+      () => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id, profile: 'client' }),
       new RegExp(`^enrollment credential ${m.id} is for profile server, not client$`),
       { target: m.id, reason: 'wrong profile' },
     );
     const later = { ...ctx, now: () => new Date(Date.now() + 2 * 3_600_000) };
-    await refused(authenticateEnrollment(later, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} expired at `), {
+    await refused(() => authenticateEnrollment(later, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} expired at `), {
       target: m.id,
       reason: 'expired',
     });
     const p = await authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id });
     await assert.rejects(spendEnrollmentUse(later, p), /expired at/, 'an expired credential spends nothing either');
     await revokeEnrollmentCredential(ctx, m.id, ACTOR);
-    await refused(authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} was revoked$`), {
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} was revoked$`), {
       target: m.id,
       reason: 'revoked',
     });
@@ -326,14 +330,14 @@ describe('enrollment credentials', () => {
       const m = await make({ nameSuffixes: ['a.corp.example'], expiresAt: new Date(Date.now() + 3_600_000) });
       await sql(env, statement, [m.id]);
       const protocol = statement.includes("'scep'") ? 'scep' : 'est';
-      await refused(authenticateEnrollment(ctx, m.secret, { protocol }), unknown, { target: m.id, reason: 'integrity' });
+      await refused(() => authenticateEnrollment(ctx, m.secret, { protocol }), unknown, { target: m.id, reason: 'integrity' });
     }
 
     // Refilled: a spent one-time credential's count set back to 0 → its MAC no longer verifies.
     const spent = await make();
     await spendEnrollmentUse(ctx, await authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }));
     await sql(env, `UPDATE "EnrollmentCredential" SET "usesSpent" = 0 WHERE id = ?`, [spent.id]);
-    await refused(authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }), unknown, { target: spent.id, reason: 'integrity' });
+    await refused(() => authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }), unknown, { target: spent.id, reason: 'integrity' });
 
     // Refilled by rollback: the row and MAC from before the spend put back → the audit trail still counts the use.
     const rolled = await make();
@@ -342,10 +346,14 @@ describe('enrollment credentials', () => {
     await sql(env, `UPDATE "EnrollmentCredential" SET "usesSpent" = 0, "grantMac" = ?, "lastUsedAt" = NULL WHERE id = ?`, [before.grantMac, rolled.id]);
     const fresh = await open(); // another process: nothing remembered, only the database and its audit trail
     try {
-      await refused(authenticateEnrollment(fresh, rolled.secret, { protocol: 'est' }), new RegExp(`^enrollment credential ${rolled.id} was already used$`), {
-        target: rolled.id,
-        reason: 'exhausted',
-      });
+      await refused(
+        () => authenticateEnrollment(fresh, rolled.secret, { protocol: 'est' }),
+        new RegExp(`^enrollment credential ${rolled.id} was already used$`),
+        {
+          target: rolled.id,
+          reason: 'exhausted',
+        },
+      );
     } finally {
       await fresh.db.close();
     }
@@ -357,7 +365,7 @@ describe('enrollment credentials', () => {
     await sql(env, `UPDATE "EnrollmentCredential" SET "revokedAt" = NULL, "grantMac" = ? WHERE id = ?`, [old.grantMac, revoked.id]);
     const other = await open();
     try {
-      await refused(authenticateEnrollment(other, revoked.secret, { protocol: 'est' }), new RegExp(`^enrollment credential ${revoked.id} was revoked$`), {
+      await refused(() => authenticateEnrollment(other, revoked.secret, { protocol: 'est' }), new RegExp(`^enrollment credential ${revoked.id} was revoked$`), {
         target: revoked.id,
         reason: 'revoked',
       });
@@ -375,7 +383,7 @@ describe('enrollment credentials', () => {
       `INSERT INTO "EnrollmentCredential" (id, protocol, profile, "nameSuffixes", "usesAllowed", "usesSpent", "expiresAt", "secretHash", "grantMac", "createdAt", "createdBy") VALUES (?, 'est', 'server', NULL, 1, 0, NULL, ?, ?, ?, 'mallory')`,
       ['enr_1111111111111111', guessedHash, r.grantMac, r.createdAt],
     );
-    await refused(authenticateEnrollment(ctx, 'chosen-secret', { protocol: 'est', id: 'enr_1111111111111111' }), unknown, {
+    await refused(() => authenticateEnrollment(ctx, 'chosen-secret', { protocol: 'est', id: 'enr_1111111111111111' }), unknown, {
       target: 'enr_1111111111111111',
       reason: 'unknown',
       actor: 'anonymous',
@@ -390,29 +398,35 @@ describe('enrollment credentials', () => {
   test('two processes spending a one-time credential at once: exactly one wins, the other gets 401 already used', async () => {
     const once = [await make(), await make(), await make()];
     const three = await make({ uses: 3 });
-    // Two real processes, each with its own database connections, released at the same instant.
-    const go = Date.now() + 6_000;
-    const spender = (spends: { secret: string; times: number }[]) =>
-      new Promise<(string | { status: number; detail: string })[]>((resolve, reject) => {
-        const child = spawn(
-          process.execPath,
-          ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'enrollment-spender.ts'), JSON.stringify({ go, spends })],
-          {
-            env: childEnv(env.env),
-            stdio: ['ignore', 'pipe', 'pipe'],
-          },
-        );
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (err += d));
-        child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`spender exited ${code}: ${err}`))));
+    // Two real processes, each with its own database connections, released at the same instant
+    // once both have authenticated.
+    type Result = string | { status: number; detail: string };
+    const spender = (spends: { secret: string; times: number }[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'enrollment-spender.ts'), JSON.stringify({ spends })], {
+        env: childEnv(env.env),
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
+      let out = '';
+      let err = '';
+      let markReady: () => void;
+      const ready = new Promise<void>((r) => (markReady = r));
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.startsWith('ready\n')) markReady();
+      });
+      child.stderr.on('data', (d) => (err += d));
+      const done = new Promise<Result[]>((resolve, reject) =>
+        child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.slice('ready\n'.length))) : reject(new Error(`spender exited ${code}: ${err}`)))),
+      );
+      return { ready: Promise.race([ready, done.then(() => undefined)]), go: () => child.stdin.end('go\n'), done };
+    };
     // Each process spends every one-time credential once; the three-use one 3 + 2 times.
-    const [a, b] = await Promise.all([
-      spender([...once.map((m) => ({ secret: m.secret, times: 1 })), { secret: three.secret, times: 3 }]),
-      spender([...once.map((m) => ({ secret: m.secret, times: 1 })), { secret: three.secret, times: 2 }]),
-    ]);
+    const first = spender([...once.map((m) => ({ secret: m.secret, times: 1 })), { secret: three.secret, times: 3 }]);
+    const second = spender([...once.map((m) => ({ secret: m.secret, times: 1 })), { secret: three.secret, times: 2 }]);
+    await Promise.all([first.ready, second.ready]);
+    first.go();
+    second.go();
+    const [a, b] = await Promise.all([first.done, second.done]);
     for (const [i, m] of once.entries()) {
       const pair = [a[i], b[i]];
       assert.equal(pair.filter((r) => r === 'spent').length, 1, `${m.id}: ${JSON.stringify(pair)}`);
@@ -448,6 +462,12 @@ describe('enrollment credentials', () => {
     assert.equal((await events('enrollment.used', m.id)).length, 0);
     await ctx.db.transaction((tx) => spendEnrollmentUse(ctx, p, tx));
     assert.equal(Number((await row(m.id)).usesSpent), 1);
+    // The compare-and-set itself: a spender that read the count before this spend moves nothing.
+    // (Both databases also serialise Signet's write transactions, so this is the second guard.)
+    const stale = await row(m.id);
+    assert.equal(await ctx.stores.enrollments.spend(m.id, 0, stale.grantMac, new Date()), false);
+    assert.equal(Number((await row(m.id)).usesSpent), 1);
+    assert.equal((await row(m.id)).grantMac, stale.grantMac);
   });
 
   test('no secret appears in the server’s logs, the audit trail, or any list', async () => {

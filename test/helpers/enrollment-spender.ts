@@ -1,8 +1,8 @@
 /**
  * A separate process that spends enrollment credentials (test/enrollment-credentials.test.ts):
- * argv[2] is JSON { go: epoch ms, spends: [{ secret, times }] }. It authenticates each secret,
- * waits until `go` (so two such processes race), spends them all at once and prints one JSON
- * line: per spend, 'spent' or the refusal's status and detail.
+ * argv[2] is JSON { spends: [{ secret, times }] }. It authenticates each secret, prints
+ * "ready", waits for a line on stdin (so two such processes race), spends them all at once and
+ * prints one JSON line: per spend, 'spent' or the refusal's status and detail.
  */
 import pino from 'pino';
 import { loadConfig } from '../../src/config/config.js';
@@ -10,11 +10,13 @@ import { openSignet } from '../../src/runtime/open.js';
 import { authenticateEnrollment, spendEnrollmentUse } from '../../src/ca/enrollment-credentials.js';
 import { isSignetError } from '../../src/errors.js';
 
-const job = JSON.parse(process.argv[2]!) as { go: number; spends: { secret: string; times: number }[] };
+const job = JSON.parse(process.argv[2]!) as { spends: { secret: string; times: number }[] };
 const ctx = await openSignet(loadConfig(process.env as Record<string, string>), pino({ level: 'silent' }));
 try {
   const principals = await Promise.all(job.spends.map((s) => authenticateEnrollment(ctx, s.secret, { protocol: 'est' })));
-  await new Promise((r) => setTimeout(r, Math.max(0, job.go - Date.now())));
+  process.stdout.write('ready\n');
+  await new Promise((r) => process.stdin.once('data', r));
+  process.stdin.pause();
   const results = await Promise.allSettled(job.spends.flatMap((s, i) => Array.from({ length: s.times }, () => spendEnrollmentUse(ctx, principals[i]!))));
   process.stdout.write(
     JSON.stringify(
