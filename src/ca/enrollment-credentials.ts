@@ -244,17 +244,23 @@ interface Expect {
 
 const PROTOCOL_NAME: Record<string, string> = { est: 'EST', scep: 'SCEP' };
 
-/** Records a refusal (never the secret) and returns the 401 to throw. */
+/**
+ * Records a refusal (never the secret) and returns the 401 to throw. A secret that matches no
+ * credential names nobody: like an unknown API token it costs no write here — the EST and SCEP
+ * routes count it in the per-interval summary of anonymous refusals (http/audit-refusals.ts), so
+ * a flood of guesses cannot fill the audit trail.
+ */
 async function refuse(ctx: CaContext, id: string | null, reason: string, detail: string, expect: Expect): Promise<SignetError> {
+  if (id === null) return new SignetError('unauthorized', detail);
   try {
     await ctx.db.transaction((tx) =>
       appendAudit(tx, {
-        actor: id ? `enroll:${id}` : 'anonymous',
+        actor: `enroll:${id}`,
         action: ENROLLMENT_REFUSED_ACTION,
-        target: id ?? expect.id?.slice(0, 100) ?? null,
+        target: id,
         outcome: 'refused',
         sourceIp: expect.sourceIp,
-        details: { reason, protocol: expect.protocol, profile: expect.profile ?? null, ...(id ? {} : { claimedId: expect.id?.slice(0, 100) ?? null }) },
+        details: { reason, protocol: expect.protocol, profile: expect.profile ?? null },
       }),
     );
   } catch (e) {
