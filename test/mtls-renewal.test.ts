@@ -79,6 +79,8 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
   let rootFile: string;
   let chainFile: string;
   let intId: string;
+  /** Details of the anonymous refusals, to be found in the summary written at shutdown. */
+  const anonymousDetails: string[] = [];
 
   /** One request with the real curl: over HTTPS trusting Signet's root, optionally with a client certificate, a token, a JSON body. */
   function curl(url: string, o: { method?: string; cert?: string; key?: string; token?: string; body?: unknown } = {}): Reply {
@@ -119,11 +121,12 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
   const headSeq = async () => Number((await sql(env, 'SELECT MAX(seq) AS s FROM "AuditEvent"'))[0].s ?? 0);
 
   /**
-   * Presents a certificate that must be refused: 401 problem naming the reason, nothing stored,
-   * one certificate.renew.refused event with that reason (actor holder:<serial> once the
-   * certificate proved to be Signet's, anonymous before).
+   * Presents a certificate that must be refused: 401 problem naming the reason, nothing stored.
+   * A certificate whose bytes are a stored one's is refused with one certificate.renew.refused
+   * event with that reason (actor holder:<serial> once its signature verified); any other is an
+   * anonymous refusal: no row, only the count in the summary (checked at the end).
    */
-  async function refused(cert: string, key: string, detail: RegExp, audit: { reason: string; actor: string; target: string | null }) {
+  async function refused(cert: string, key: string, detail: RegExp, audit: { reason: string; actor: string; target: string } | 'anonymous') {
     const certs = await countRows(env, 'Certificate');
     const seq = await headSeq();
     const r = renew(cert, key);
@@ -132,6 +135,17 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
     assert.equal(r.json.type, 'https://signet.dev/problems/unauthorized');
     assert.match(r.json.detail, detail);
     assert.equal(await countRows(env, 'Certificate'), certs, 'nothing issued');
+    if (audit === 'anonymous') {
+      const rows = await sql(env, 'SELECT action FROM "AuditEvent" WHERE seq > ? AND action IN (?, ?, ?)', [
+        seq,
+        'certificate.renew.refused',
+        'request.refused',
+        'certificate.renewed',
+      ]);
+      assert.deepEqual(rows, [], 'an anonymous refusal writes no row');
+      anonymousDetails.push(r.json.detail);
+      return;
+    }
     const ev = await lastEvent('certificate.renew.refused');
     assert.ok(ev && ev.seq > seq, 'the refusal is audited');
     assert.equal(ev.outcome, 'refused');
@@ -409,28 +423,16 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
       twin.certFile,
       twin.keyFile,
       new RegExp(`^the client certificate \\(serial ${genuine.serial}\\) is not the certificate Signet issued with that serial: its bytes differ`),
-      {
-        reason: 'not-the-stored-certificate',
-        actor: 'anonymous',
-        target: genuine.serial,
-      },
+      'anonymous',
     );
     // Signet's own certificate, its to-be-signed part signed again by another key: not the stored bytes.
     const parts = inspectCertificate(derOf(genuine.pem));
     const other = signerFor(generateKey('ecdsa-p256').privateKey);
     const copy = await signTbs(parts.tbs, other, algorithmDer(other));
     const copyFile = tmp.file('resigned.pem', toPem(copy));
-    await refused(copyFile, genuine.keyFile, /is not the certificate Signet issued with that serial: its bytes differ/, {
-      reason: 'not-the-stored-certificate',
-      actor: 'anonymous',
-      target: genuine.serial,
-    });
+    await refused(copyFile, genuine.keyFile, /is not the certificate Signet issued with that serial: its bytes differ/, 'anonymous');
     const stranger = forge('7e57');
-    await refused(stranger.certFile, stranger.keyFile, /^the client certificate \(serial 7e57\) is not a certificate Signet issued$/, {
-      reason: 'unknown',
-      actor: 'anonymous',
-      target: '7e57',
-    });
+    await refused(stranger.certFile, stranger.keyFile, /^the client certificate \(serial 7e57\) is not a certificate Signet issued$/, 'anonymous');
     // And the genuine one still renews.
     assert.equal(renew(genuine.certFile, genuine.keyFile).status, 201);
   });
@@ -535,11 +537,7 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
       own.certFile,
       own.keyFile,
       new RegExp(`^the client certificate \\(serial ${caSerial}\\) is a CA certificate; only an end-entity certificate Signet issued renews itself$`),
-      {
-        reason: 'ca-certificate',
-        actor: 'anonymous',
-        target: caSerial,
-      },
+      'anonymous',
     );
   });
 
@@ -550,7 +548,7 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
     assert.deepEqual(by, { server: true, client: true, peer: true, 'token-only': false });
   });
 
-  test('the anonymous refusals (no certificate, plain HTTP) are counted in the summary written at shutdown; the process never crashed', async () => {
+  test('the anonymous refusals (no certificate, plain HTTP, certificates Signet did not store) are counted in the summary written at shutdown; the process never crashed', async () => {
     assert.equal(await server.stop(), 0, server.stderr());
     const rows = await sql(env, 'SELECT details FROM "AuditEvent" WHERE action = ?', ['request.refused.summary']);
     const refusals = rows.flatMap((r) => JSON.parse(r.details).refusals as { detail: string; targets: string[]; count: number }[]);
@@ -562,5 +560,11 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
       refusals.some((x) => /^only the public PKI endpoints/.test(x.detail) && x.targets.includes('POST /api/v1/certificates/renew')),
       JSON.stringify(refusals),
     );
+    assert.ok(anonymousDetails.length >= 4);
+    for (const d of anonymousDetails)
+      assert.ok(
+        refusals.some((x) => x.detail === d.slice(0, 200) && x.targets.includes('POST /api/v1/certificates/renew')),
+        `${d} is in the summary: ${JSON.stringify(refusals)}`,
+      );
   });
 });

@@ -13,10 +13,13 @@
  *   - within its validity (notBefore <= now < notAfter, as signed), neither revoked nor on hold,
  *     from a CA that is not revoked;
  *   - of a profile that allows renewal by certificate (`renewWithClientCertificate`).
- * Every refusal is 401 naming the reason, and recorded as one `certificate.renew.refused` event
- * (actor `holder:<serial>` once the certificate proved to be Signet's, `anonymous` before).
- * A request without any certificate is the caller's to count (it costs no write, like every
- * anonymous refusal: the HTTP layer tallies it in request.refused.summary).
+ * Every refusal is 401 naming the reason. One whose presenter holds a certificate Signet
+ * stored (the bytes are those of a stored row, and the handshake proved its key) is recorded
+ * here as its own `certificate.renew.refused` event — actor `holder:<serial>` once the
+ * signature verified, `anonymous` for a row that failed it — and that event is the thrown
+ * error's `cause`. Any other refusal (no certificate, not one Signet stored, a CA certificate)
+ * is anonymous: anyone can make such certificates, so it costs no write here, and the caller
+ * counts it as it counts every anonymous refusal (the HTTP layer: request.refused.summary).
  */
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -55,10 +58,15 @@ export async function authenticateHolder(ctx: CaContext, presentedDer: Uint8Arra
     );
   const der = Buffer.from(presentedDer);
   const fingerprint = createHash('sha256').update(der).digest('hex');
-  const refuse = async (reason: string, detail: string, serial: string | null, known: boolean): Promise<never> => {
-    await ctx.db.transaction((tx) =>
+  /** A refusal of anyone: no row (see the module comment). */
+  const anonymous = (detail: string): never => {
+    throw new SignetError('unauthorized', detail);
+  };
+  /** A refusal of the holder of a stored certificate: its own event, the error's cause. */
+  const refuse = async (reason: string, detail: string, serial: string, verified: boolean): Promise<never> => {
+    const event = await ctx.db.transaction((tx) =>
       appendAudit(tx, {
-        actor: known && serial ? `holder:${serial}` : 'anonymous',
+        actor: verified ? `holder:${serial}` : 'anonymous',
         action: 'certificate.renew.refused',
         target: serial,
         outcome: 'refused',
@@ -66,32 +74,25 @@ export async function authenticateHolder(ctx: CaContext, presentedDer: Uint8Arra
         details: { reason, detail, fingerprint },
       }),
     );
-    throw new SignetError('unauthorized', detail);
+    throw new SignetError('unauthorized', detail, { cause: event });
   };
 
   let parts: CertificateParts;
   try {
     parts = inspectCertificate(der);
   } catch {
-    return refuse('malformed', 'the client certificate is not a well-formed X.509 certificate', null, false);
+    return anonymous('the client certificate is not a well-formed X.509 certificate');
   }
   const serial = serialHex(parts.serial).slice(0, 128);
-  if (parts.isCa)
-    return refuse(
-      'ca-certificate',
-      `the client certificate (serial ${serial}) is a CA certificate; only an end-entity certificate Signet issued renews itself`,
-      serial,
-      false,
-    );
+  if (parts.isCa) return anonymous(`the client certificate (serial ${serial}) is a CA certificate; only an end-entity certificate Signet issued renews itself`);
   const row = await ctx.stores.certificates.get(serial);
-  if (!row) return refuse('unknown', `the client certificate (serial ${serial}) is not a certificate Signet issued`, serial, false);
+  if (!row) return anonymous(`the client certificate (serial ${serial}) is not a certificate Signet issued`);
   if (!der.equals(Buffer.from(row.der)))
-    return refuse(
-      'not-the-stored-certificate',
+    return anonymous(
       `the client certificate (serial ${serial}) is not the certificate Signet issued with that serial: its bytes differ (another CA's certificate, or a copy signed again)`,
-      serial,
-      false,
     );
+  // The bytes are a stored certificate's, and the handshake proved its key: from here on every
+  // refusal is recorded.
   // What the row says is trusted only once the CA it names verifies the stored bytes.
   let issuer: Issuer;
   try {

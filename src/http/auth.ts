@@ -69,9 +69,9 @@ export function requireClientCertificate(ctx: CaContext, op: Operation): Operati
       req.principal = holder;
       authorize(holder, op);
     } catch (e) {
-      // A refusal of a presented certificate is already in the audit trail (its own event);
-      // one without any certificate is an anonymous refusal, tallied by auditRefusals.
-      if (presented) res.locals.refusalAudited = true;
+      // A refusal authenticateHolder recorded (the holder of a stored certificate) carries its
+      // event as the cause; any other is anonymous, counted by auditRefusals.
+      if (presented && e instanceof SignetError && e.cause) res.locals.refusalAudited = true;
       return next(e);
     }
     next();
