@@ -265,9 +265,15 @@ export class Issuance {
   private async signOnce(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
     const { profile, sans } = p;
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
-    // profile and name limits (403), before anything else is looked at.
+    // profile and name limits (403), before anything else is looked at. A renewal acts on its
+    // predecessor: that is the serial a certificate's holder is limited to.
     for (const s of sans) validateSan(s);
-    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName }, profile.hostlessUriSchemes);
+    authorizeCertificate(
+      who.principal,
+      op,
+      { profile: profile.name, sans, commonName: p.commonName, ...(p.predecessor ? { serial: p.predecessor } : {}) },
+      profile.hostlessUriSchemes,
+    );
     // Key policy.
     const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family))

@@ -163,7 +163,7 @@ export const SETTINGS = {
   },
   SIGNET_TLS: {
     schema: bool.default('off'),
-    doc: 'Serve the API and ACME over HTTPS on SIGNET_TLS_PORT with a certificate Signet issues to itself (and renews); plain HTTP then serves only the public PKI endpoints, OCSP and health.',
+    doc: 'Serve the API and ACME over HTTPS on SIGNET_TLS_PORT with a certificate Signet issues to itself (and renews); plain HTTP then serves only the public PKI endpoints, OCSP and health. The HTTPS listener asks for (never requires) a client certificate, for renewal with the current certificate.',
   },
   SIGNET_TLS_PORT: { schema: port.default(8443), doc: 'HTTPS port when SIGNET_TLS is on.' },
   SIGNET_TLS_NAMES: { schema: z.string().min(1).default('localhost,127.0.0.1'), doc: 'Comma-separated DNS names and IPs for the HTTPS certificate.' },
