@@ -265,8 +265,10 @@ async function refuse(ctx: CaContext, id: string | null, reason: string, detail:
     );
   } catch (e) {
     ctx.log.error({ err: e, credentialId: id, reason }, 'could not audit a refused enrollment');
+    return new SignetError('unauthorized', detail);
   }
-  return new SignetError('unauthorized', detail);
+  // The event is the cause: the protocol adapters then know it was recorded (as holder-authentication.ts does).
+  return new SignetError('unauthorized', detail, { cause: { audited: ENROLLMENT_REFUSED_ACTION, credentialId: id } });
 }
 
 /** The row's state as a refusal reason and detail, or null if it may enroll now. */

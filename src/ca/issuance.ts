@@ -108,7 +108,9 @@ export class Issuance {
    * cross-certificate) and the root (EST cacerts, RFC 7030 §4.1.3; SCEP GetCACert).
    */
   async caCertificates(profileName?: string): Promise<Buffer[]> {
-    const issuer = profileName ? await this.issuerFor(this.profile(profileName), undefined, undefined) : await this.issuers.current(await this.issuers.defaultCaId());
+    const issuer = profileName
+      ? await this.issuerFor(this.profile(profileName), undefined, undefined)
+      : await this.issuers.current(await this.issuers.defaultCaId());
     const cas = this.ctx.stores.cas;
     const row = await cas.get(issuer.id);
     if (!row) throw new SignetError('not-found', `CA ${issuer.id} does not exist`);

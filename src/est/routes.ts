@@ -13,7 +13,7 @@ import { authenticateHolder } from '../ca/holder-authentication.js';
 import type { IssuedCertificate } from '../ca/issuance.js';
 import { SignetError } from '../errors.js';
 import { auditRefusal } from '../http/audit-refusals.js';
-import { peerCertificateDer } from '../http/client-certificate.js';
+import { presentedCertificate } from '../http/client-certificate.js';
 import { decodeBase64Body, type EnrollmentPrincipal, EstService, type HolderPrincipal } from './service.js';
 
 /** A PKCS#10 request in base64 is a few KiB; 64 KiB leaves room for RSA-4096 and many names. */
@@ -45,22 +45,23 @@ export function estRoutes(ctx: CaContext, est: EstService, limiters: RequestHand
     r.post(`${base}/simpleenroll`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await enrollmentOf(ctx, req, est.profileOf(label));
+      const who = await enrollmentOf(ctx, req, res, est.profileOf(label));
       sendCertificate(res, est, await est.simpleenroll(csr, who, req.ip, label));
     });
     r.post(`${base}/simplereenroll`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await holderOf(ctx, req);
+      const who = await holderOf(ctx, req, res);
       sendCertificate(res, est, await est.simplereenroll(csr, who, req.ip, label));
     });
     r.post(`${base}/serverkeygen`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await enrollmentOf(ctx, req, est.profileOf(label));
+      const who = await enrollmentOf(ctx, req, res, est.profileOf(label));
       const { certificate, pkcs8 } = await est.serverkeygen(csr, who, req.ip, label);
       const boundary = EstService.boundary();
-      const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${der.toString('base64')}\r\n`;
+      const part = (type: string, der: Buffer) =>
+        `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${der.toString('base64')}\r\n`;
       res
         .status(200)
         .type(`multipart/mixed; boundary=${boundary}`)
@@ -69,7 +70,12 @@ export function estRoutes(ctx: CaContext, est: EstService, limiters: RequestHand
     });
   }
   r.use((req, _res, next) =>
-    next(new SignetError('not-found', `no EST operation at ${req.baseUrl}${req.path}; the operations are cacerts, csrattrs, simpleenroll, simplereenroll and serverkeygen`)),
+    next(
+      new SignetError(
+        'not-found',
+        `no EST operation at ${req.baseUrl}${req.path}; the operations are cacerts, csrattrs, simpleenroll, simplereenroll and serverkeygen`,
+      ),
+    ),
   );
   r.use(auditEstRefusals(ctx));
   return r;
@@ -90,13 +96,16 @@ function labelOf(req: Request): string | undefined {
 function pkcs10Of(req: Request): Buffer {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/pkcs10')
-    throw new SignetError('unsupported-media-type', `an EST request is Content-Type: application/pkcs10 (RFC 7030 §4.2.1), not ${JSON.stringify(type || 'none')}`);
+    throw new SignetError(
+      'unsupported-media-type',
+      `an EST request is Content-Type: application/pkcs10 (RFC 7030 §4.2.1), not ${JSON.stringify(type || 'none')}`,
+    );
   if (!Buffer.isBuffer(req.body)) throw new SignetError('bad-request', 'the request has no body; send the base64 of the PKCS#10 request');
   return decodeBase64Body(req.body, 'PKCS#10');
 }
 
 /** HTTP Basic: the credential's id as the user name, its secret as the password. */
-async function enrollmentOf(ctx: CaContext, req: Request, profile: string | undefined): Promise<EnrollmentPrincipal> {
+async function enrollmentOf(ctx: CaContext, req: Request, res: Response, profile: string | undefined): Promise<EnrollmentPrincipal> {
   const header = req.headers.authorization;
   const m = header ? /^Basic[ ]+([A-Za-z0-9+/]+={0,2})[ ]*$/i.exec(header) : null;
   if (!m) {
@@ -110,16 +119,34 @@ async function enrollmentOf(ctx: CaContext, req: Request, profile: string | unde
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw new SignetError('unauthorized', 'the HTTP Basic credentials have no ":" between the user name and the password');
-  const who = await authenticateEnrollment(ctx, decoded.slice(colon + 1), { protocol: 'est', id: decoded.slice(0, colon), profile, sourceIp: req.ip });
-  req.estPrincipal = who;
-  return who;
+  try {
+    const who = await authenticateEnrollment(ctx, decoded.slice(colon + 1), { protocol: 'est', id: decoded.slice(0, colon), profile, sourceIp: req.ip });
+    req.estPrincipal = who;
+    return who;
+  } catch (e) {
+    // A refusal for a credential that exists was recorded (its event is the cause); an unknown secret is counted below.
+    if (e instanceof SignetError && e.cause) res.locals.refusalAudited = true;
+    throw e;
+  }
 }
 
 /** The TLS client certificate, which must be the current Signet certificate being renewed. */
-async function holderOf(ctx: CaContext, req: Request): Promise<HolderPrincipal> {
-  const who = await authenticateHolder(ctx, peerCertificateDer(req), { sourceIp: req.ip });
-  req.estPrincipal = who;
-  return who;
+async function holderOf(ctx: CaContext, req: Request, res: Response): Promise<HolderPrincipal> {
+  const presented = presentedCertificate(req);
+  if (!presented)
+    throw new SignetError(
+      'unauthorized',
+      'simplereenroll authenticates with the certificate being renewed: present it as the TLS client certificate (e.g. pki --est --cert cert.pem --key key.pem)',
+    );
+  try {
+    const who = await authenticateHolder(ctx, presented, { sourceIp: req.ip });
+    req.estPrincipal = who;
+    return who;
+  } catch (e) {
+    // A refusal authenticateHolder recorded (the holder of a stored certificate) carries its event as the cause.
+    if (e instanceof SignetError && e.cause) res.locals.refusalAudited = true;
+    throw e;
+  }
 }
 
 function sendBase64(res: Response, type: string, der: Buffer): void {
@@ -133,7 +160,9 @@ function sendCertificate(res: Response, est: EstService, issued: IssuedCertifica
 
 /** Refusals are audited with the principal that made them (anonymous ones are counted, as on the API). */
 function auditEstRefusals(ctx: CaContext): express.ErrorRequestHandler {
-  return (err, req, _res, next) => {
+  return (err, req, res, next) => {
+    // A refusal authentication recorded itself (a credential's or a stored certificate's holder).
+    if (res.locals.refusalAudited) return next(err);
     const audited = auditRefusal(ctx, err, {
       actor: req.estPrincipal ? actorOf(req.estPrincipal) : 'anonymous',
       target: `${req.method} ${req.baseUrl}${req.path}`,

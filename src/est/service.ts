@@ -57,7 +57,10 @@ export class EstService {
   profileOf(label: string | undefined): string | undefined {
     if (label === undefined) return undefined;
     if (!this.issuance.profiles.has(label))
-      throw new SignetError('not-found', `no EST label ${JSON.stringify(label)}: the labels are the profiles (${[...this.issuance.profiles.keys()].join(', ')})`);
+      throw new SignetError(
+        'not-found',
+        `no EST label ${JSON.stringify(label)}: the labels are the profiles (${[...this.issuance.profiles.keys()].join(', ')})`,
+      );
     return label;
   }
 
@@ -104,7 +107,10 @@ export class EstService {
     if (!cert) throw new SignetError('unauthorized', `certificate ${who.serial} is not a Signet certificate`);
     const profile = this.profileOf(label);
     if (profile && profile !== cert.profile)
-      throw new SignetError('forbidden', `certificate ${who.serial} was issued under profile ${cert.profile}; re-enroll at /.well-known/est/${cert.profile}/ or without a label`);
+      throw new SignetError(
+        'forbidden',
+        `certificate ${who.serial} was issued under profile ${cert.profile}; re-enroll at /.well-known/est/${cert.profile}/ or without a label`,
+      );
     // Signet's certificates carry only the CN of a request's subject, so the CN is what must repeat.
     if ((csr.subject.commonName ?? null) !== (cert.commonName ?? null))
       throw new SignetError(
@@ -131,7 +137,10 @@ export class EstService {
     this.precheck(who, profile, csr);
     const algorithm = KEY_ALGORITHMS.find((a) => a === csr.keyAlgorithm);
     if (!algorithm)
-      throw new SignetError('bad-csr', `serverkeygen makes a key of the request's type, and ${csr.keyAlgorithm} is not one Signet generates (${KEY_ALGORITHMS.join(', ')})`);
+      throw new SignetError(
+        'bad-csr',
+        `serverkeygen makes a key of the request's type, and ${csr.keyAlgorithm} is not one Signet generates (${KEY_ALGORITHMS.join(', ')})`,
+      );
     const { privateKey } = await generateKeyOffThread(algorithm);
     const ours = await buildCsr(privateKey, csr.subject.commonName, csr.sans);
     const certificate = await this.enroll(ours, profile, who, sourceIp);
@@ -152,13 +161,21 @@ export class EstService {
   private enrollmentProfile(who: EnrollmentPrincipal, label: string | undefined): string {
     const profile = this.profileOf(label) ?? who.profile;
     if (profile !== who.profile)
-      throw new SignetError('forbidden', `enrollment credential ${who.credentialId} is for profile ${who.profile}; enroll at /.well-known/est/${who.profile}/ or without a label`);
+      throw new SignetError(
+        'forbidden',
+        `enrollment credential ${who.credentialId} is for profile ${who.profile}; enroll at /.well-known/est/${who.profile}/ or without a label`,
+      );
     return profile;
   }
 
   /** The credential's profile and names, judged on the request before anything is spent. */
   private precheck(who: EnrollmentPrincipal, profile: string, csr: ParsedCsr): void {
-    authorizeCertificate(who, 'certificate.issue', { profile, sans: csr.sans, commonName: csr.subject.commonName }, this.issuance.profiles.get(profile)?.hostlessUriSchemes);
+    authorizeCertificate(
+      who,
+      'certificate.issue',
+      { profile, sans: csr.sans, commonName: csr.subject.commonName },
+      this.issuance.profiles.get(profile)?.hostlessUriSchemes,
+    );
   }
 
   private async enroll(csr: Buffer, profile: string, who: EnrollmentPrincipal, sourceIp: string | undefined): Promise<IssuedCertificate> {
