@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { derToPem } from '../src/pki/pem.js';
@@ -151,6 +151,168 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     });
     assert.equal(spent.status, 401, spent.text);
     assert.match(spent.headers, /www-authenticate: Basic realm="signet-est"/i);
+    assert.equal(await certCount(), before, 'nothing stored');
+  });
+
+  test('pki --est --cert/--key re-enrolls over mTLS with a new key: same names, linked to its predecessor', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const first = pkiRequest('dev2', 'CN=dev2.est.signet.test', ['dev2.est.signet.test']);
+    const got = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', first.req, '--userpass', `${cred.id}:${cred.secret}`, '--outform', 'pem']);
+    assert.equal(got.status, 0, got.stderr);
+    const oldFile = tmp.file('dev2.pem', got.stdout);
+    const old = new X509Certificate(got.stdout);
+    const next = pkiRequest('dev2b', 'CN=dev2.est.signet.test', ['dev2.est.signet.test']);
+    const r = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', next.req, '--cert', oldFile, '--key', first.key, '--outform', 'pem']);
+    assert.equal(r.status, 0, r.stderr);
+    const renewed = new X509Certificate(r.stdout);
+    assert.notEqual(renewed.serialNumber, old.serialNumber);
+    assert.equal(renewed.subjectAltName, 'DNS:dev2.est.signet.test');
+    const nextKey = run('openssl', ['pkey', '-in', next.key, '-pubout']).stdout.toString();
+    assert.equal(renewed.publicKey.export({ type: 'spki', format: 'pem' }), nextKey, 'the new key of the request');
+    const [row] = await sql(env, 'SELECT "predecessorSerial" FROM "Certificate" WHERE serial = ?', [renewed.serialNumber.toLowerCase()]);
+    assert.equal(row.predecessorSerial, old.serialNumber.toLowerCase());
+    const v = openssl(['verify', '-x509_strict', '-CAfile', rootFile, '-untrusted', intFile, tmp.file('dev2b.pem', r.stdout)]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
+
+  test('serverkeygen: Signet makes the key; the multipart reply holds the PKCS#8 key and its certificate', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const { req } = pkiRequest('dev3', 'CN=dev3.est.signet.test', ['dev3.est.signet.test']);
+    const r = curl('/.well-known/est/serverkeygen', {
+      method: 'POST',
+      type: 'application/pkcs10',
+      body: readFileSync(req).toString('base64'),
+      user: `${cred.id}:${cred.secret}`,
+    });
+    assert.equal(r.status, 200, r.text);
+    const boundary = /content-type: multipart\/mixed; boundary=([^\s;]+)/i.exec(r.headers)?.[1];
+    assert.ok(boundary, r.headers);
+    assert.match(r.headers, /cache-control: no-store/i);
+    const parts = r.text
+      .split(`--${boundary}`)
+      .slice(1, -1)
+      .map((p) => {
+        const [head, body] = p.split('\r\n\r\n');
+        return { type: /Content-Type: ([^\r\n]+)/.exec(head!)![1], der: Buffer.from(body!.trim(), 'base64') };
+      });
+    assert.deepEqual(
+      parts.map((p) => p.type),
+      ['application/pkcs8', 'application/pkcs7-mime; smime-type=certs-only'],
+    );
+    const keyPem = openssl(['pkey', '-inform', 'DER', '-outform', 'PEM'], parts[0]!.der);
+    assert.equal(keyPem.status, 0, keyPem.stderr);
+    const certs = openssl(['pkcs7', '-inform', 'DER', '-print_certs'], parts[1]!.der);
+    assert.equal(certs.status, 0, certs.stderr);
+    const leaf = new X509Certificate(certs.stdout.slice(certs.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
+    assert.equal(leaf.subjectAltName, 'DNS:dev3.est.signet.test');
+    assert.ok(leaf.checkPrivateKey(createPrivateKey(keyPem.stdout)), "the key Signet made is the certificate's");
+  });
+
+  test('refusals: problem documents, nothing stored, the credential not spent', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const user = `${cred.id}:${cred.secret}`;
+    const good = readFileSync(pkiRequest('dev4', 'CN=dev4.est.signet.test', ['dev4.est.signet.test']).req).toString('base64');
+    const outside = readFileSync(pkiRequest('evil', 'CN=www.evil.example', ['www.evil.example']).req).toString('base64');
+    const before = await certCount();
+    const cases: [string, ReturnType<typeof curl>, number, RegExp][] = [
+      [
+        'no credentials',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good }),
+        401,
+        /needs an enrollment credential as HTTP Basic/,
+      ],
+      [
+        'a wrong secret',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user: `${cred.id}:nope` }),
+        401,
+        /unknown enrollment credential, or wrong secret/,
+      ],
+      [
+        'names outside the credential',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: outside, user }),
+        403,
+        /allows names under est\.signet\.test only; name 'www\.evil\.example' is outside them/,
+      ],
+      [
+        "another profile's label",
+        curl('/.well-known/est/client/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user }),
+        401,
+        /is for profile server, not client/,
+      ],
+      [
+        'PEM, not base64 DER',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: '-----BEGIN CERTIFICATE REQUEST-----', user }),
+        400,
+        /is not base64/,
+      ],
+      [
+        'a body that is not a CSR',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: Buffer.from('hello').toString('base64'), user }),
+        400,
+        /DER|CSR/,
+      ],
+      [
+        'the wrong content type',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/json', body: good, user }),
+        415,
+        /application\/pkcs10/,
+      ],
+      [
+        'an unknown operation',
+        curl('/.well-known/est/fullcmc', { method: 'POST', type: 'application/pkcs10', body: good, user }),
+        404,
+        /the operations are cacerts, csrattrs, simpleenroll, simplereenroll and serverkeygen/,
+      ],
+      [
+        're-enrollment without a client certificate',
+        curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body: good }),
+        401,
+        /present it as the TLS client certificate/,
+      ],
+    ];
+    for (const [what, r, status, detail] of cases) {
+      assert.equal(r.status, status, `${what}: ${r.text}`);
+      assert.match(r.headers, /content-type: application\/problem\+json/i, what);
+      assert.match(r.json.detail, detail, what);
+    }
+    assert.equal(await certCount(), before, 'nothing stored');
+    // The refusals of an authenticated credential are its own events (the names, the bad CSR);
+    // the anonymous ones are counted into the interval's summary.
+    const refused = await sql(env, `SELECT details FROM "AuditEvent" WHERE action = 'request.refused' AND actor = ? ORDER BY seq`, [`enroll:${cred.id}`]);
+    assert.deepEqual(
+      refused.map((e: { details: string }) => JSON.parse(e.details).type),
+      ['forbidden', 'bad-csr'],
+    );
+    // Plain HTTP: the listener that serves only the public PKI endpoints.
+    const plain = await fetch(`${server.url}/.well-known/est/cacerts`);
+    assert.equal(plain.status, 403);
+    assert.match((await plain.json()).detail, /served over plain HTTP; use https:/);
+    // Nothing was spent: the credential still enrolls once.
+    const ok = curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  test('re-enrollment refusals: a foreign certificate, a revoked one, another subject', async () => {
+    const cred = credential('server', '--names', 'est.signet.test', '--uses', '2');
+    const dev = pkiRequest('dev5', 'CN=dev5.est.signet.test', ['dev5.est.signet.test']);
+    const got = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', dev.req, '--userpass', `${cred.id}:${cred.secret}`, '--outform', 'pem']);
+    assert.equal(got.status, 0, got.stderr);
+    const certFile = tmp.file('dev5.pem', got.stdout);
+    const serial = new X509Certificate(got.stdout).serialNumber.toLowerCase();
+    const body = readFileSync(dev.req).toString('base64');
+    const other = readFileSync(pkiRequest('dev6', 'CN=dev6.est.signet.test', ['dev6.est.signet.test']).req).toString('base64');
+    const foreign = selfSignedCa(tmp, 'foreign', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=dev5.est.signet.test');
+    const before = await certCount();
+    const another = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body: other, cert: certFile, key: dev.key });
+    assert.equal(another.status, 400, another.text);
+    assert.match(another.json.detail, /repeats the certificate's subject .*"dev5\.est\.signet\.test".*"dev6\.est\.signet\.test"/);
+    const alien = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body, cert: foreign.cert, key: foreign.key });
+    assert.equal(alien.status, 401, alien.text);
+    const revoke = signet(['revoke', serial, '--reason', 'keyCompromise'], env.env);
+    assert.equal(revoke.status, 0, revoke.stderr);
+    const revoked = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body, cert: certFile, key: dev.key });
+    assert.equal(revoked.status, 401, revoked.text);
+    assert.match(revoked.json.detail, /revoked/);
     assert.equal(await certCount(), before, 'nothing stored');
   });
 });
