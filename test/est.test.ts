@@ -14,7 +14,7 @@ import { SignetError } from '../src/errors.js';
 import { derToPem } from '../src/pki/pem.js';
 import { freePort, getUrl, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
 const PKI = process.env.SIGNET_TEST_STRONGSWAN_PKI ?? '/usr/bin/pki';
@@ -350,25 +350,7 @@ describe('EST first enrollment with a certificate from a CA trusted for it (SIGN
   }
 
   /** The base64 DER body of a CSR for `name` (PEM's body is exactly that). */
-  const csrFor = (name: string) => {
-    const r = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      '/dev/null',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout.replace(/-----[A-Z ]+-----|\s/g, '');
-  };
+  const csrFor = (name: string) => newKeyCsr(name).replace(/-----[A-Z ]+-----|\s/g, '');
 
   before(async () => {
     const tlsPort = await freePort();
