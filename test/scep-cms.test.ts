@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { createTestEnv } from './helpers/env.js';
+import { softHsm } from './helpers/softhsm.js';
 import { desCbcDecrypt, desCbcEncrypt } from '../src/pki/des.js';
 import { CmsError, buildSignedData, parseSignedData, verifySigner } from '../src/pki/cms-signed.js';
 import { decryptEnveloped, encryptEnveloped, parseEnvelopedData, type RsaPadding } from '../src/pki/cms-enveloped.js';
@@ -293,6 +294,44 @@ test('KeyStore.decrypt (sealed store): an RA key decrypts PKCS#1 v1.5 and OAEP; 
     // A CA-style EC key cannot decrypt.
     const ec = await ctx.keys.generate('ecdsa-p256');
     await assert.rejects(ctx.keys.decrypt(ec.id, v15, { scheme: 'pkcs1' }), /not an RSA key/);
+  } finally {
+    await ctx.db.close();
+    await env.cleanup();
+  }
+});
+
+test('KeyStore.decrypt (PKCS#11, SoftHSM2): the RA key is a token key that may decrypt (CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP), sensitive and never extractable', async () => {
+  const hsm = softHsm();
+  const env = await createTestEnv({ ...hsm.env });
+  const ctx = await openSignet(loadConfig(env.env), pino({ level: 'silent' }));
+  try {
+    const key = await ctx.keys.generate('rsa-2048', undefined, 'ra');
+    assert.match(key.id, /^pkcs11:/);
+    const secret = randomBytes(32);
+    const { publicEncrypt } = await import('node:crypto');
+    const v15 = publicEncrypt({ key: key.publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
+    assert.deepEqual(await ctx.keys.decrypt(key.id, v15, { scheme: 'pkcs1' }), secret);
+    const oaep = publicEncrypt({ key: key.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING }, secret);
+    assert.deepEqual(await ctx.keys.decrypt(key.id, oaep, { scheme: 'oaep', hash: 'sha1' }), secret);
+    // SoftHSM2 2.6 implements OAEP with SHA-1 only: SHA-256 is the token's refusal, a SignetError, not a crash.
+    const oaep256 = publicEncrypt({ key: key.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, secret);
+    await assert.rejects(ctx.keys.decrypt(key.id, oaep256, { scheme: 'oaep', hash: 'sha256' }), /PKCS#11 token .* refused/);
+    // SoftHSM has no implicit rejection: a bad padding is an error, which cms-enveloped.ts answers as any bad key.
+    const bad = Buffer.from(v15);
+    bad[10]! ^= 1;
+    const out = await ctx.keys.decrypt(key.id, bad, { scheme: 'pkcs1' }).then(
+      (v) => v,
+      (e: unknown) => e,
+    );
+    assert.ok(!(Buffer.isBuffer(out) && out.equals(secret)));
+    // The object as the token reports it (pkcs11-tool, not Signet): decrypt allowed, sensitive, never extractable.
+    const listing = hsm.tool(['--list-objects', '--type', 'privkey']);
+    const block = listing.split(/\n(?=Private Key Object)/).find((b) => b.includes('decrypt'));
+    assert.ok(block, listing);
+    assert.match(block, /Access:\s+sensitive, always sensitive, never extractable, local/);
+    // A CA key in the same token still cannot decrypt.
+    const ca = await ctx.keys.generate('rsa-2048');
+    await assert.rejects(ctx.keys.decrypt(ca.id, v15, { scheme: 'pkcs1' }));
   } finally {
     await ctx.db.close();
     await env.cleanup();
