@@ -291,34 +291,50 @@ function checkCsrDer(der: Buffer, anyAttributeOrder = false): void {
 function checkExtensionRequestDer(der: Buffer, outer: El, anyAttributeOrder: boolean): void {
   const info = readKids(der, outer)[0];
   if (info?.tag !== 0x30) return;
-  const attrs = readKids(der, info)[3];
-  if (attrs?.tag !== 0xa0) return;
+  // CertificationRequestInfo ::= SEQUENCE { version INTEGER, subject Name, subjectPKInfo
+  // SEQUENCE, attributes [0] } (attributes absent is tolerated): refused here, before the schema
+  // parser spends its time guessing which element was left out.
+  const parts = readKids(der, info);
+  const shape = parts.map((p) => p.tag.toString(16)).join(',');
+  if (shape !== '2,30,30,a0' && shape !== '2,30,30')
+    throw new DerError(`certificationRequestInfo is not SEQUENCE { INTEGER, Name, SubjectPublicKeyInfo, [0] attributes } (tags ${shape})`, info.start);
+  const attrs = parts[3];
+  if (attrs === undefined) return;
   if (!anyAttributeOrder) checkSetOrder(der, attrs);
   for (const attr of readKids(der, attrs)) {
+    // Attribute ::= SEQUENCE { type OID, values SET }: exactly two elements, or a reader that takes
+    // the first SET would pass over a second one nobody checked.
     const ap = attr.tag === 0x30 ? readKids(der, attr) : [];
-    if (ap.length !== 2 || strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST || ap[1]!.tag !== 0x31) continue;
+    if (ap.length !== 2 || ap[0]!.tag !== 0x06 || ap[1]!.tag !== 0x31) {
+      throw new DerError(`an attribute is not SEQUENCE { type OID, values SET } (${ap.length} elements)`, attr.start);
+    }
+    if (strictOid(der, ap[0]!) !== OID_EXTENSION_REQUEST) continue;
     for (const value of readKids(der, ap[1]!)) {
       // The value is Extensions, a SEQUENCE: the schema reader would take another tag for one.
       if (value.tag !== 0x30) throw new DerError(`the extensionRequest value has tag 0x${value.tag.toString(16)}, not a SEQUENCE of extensions`, value.start);
       for (const ext of readKids(der, value)) {
         const ep = ext.tag === 0x30 ? readKids(der, ext) : [];
         const id = ep[0] ? (strictOid(der, ep[0]) ?? '?') : '?';
+        // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }:
+        // a reader that takes the first OCTET STRING would pass over anything after it unread.
+        const shape = ep.map((e) => e.tag).join(',');
+        if (shape !== '6,4' && shape !== '6,1,4')
+          throw new DerError(`extension ${id} is not SEQUENCE { OID, [BOOLEAN], OCTET STRING } (${ep.length} elements)`, ext.start);
         const flag = ep.length === 3 ? ep[1]! : undefined;
         if (flag && flag.tag === 0x01 && der[flag.body] === 0x00) {
           throw new DerError(`extension ${id} encodes critical FALSE explicitly (DER omits a DEFAULT value)`, flag.start);
         }
-        const extnValue = ep[ep.length - 1];
-        if (ep.length >= 2 && extnValue!.tag === 0x04) {
-          try {
-            // extnValue is the DER of exactly one value (RFC 5280 §4.1): not empty, nothing after it.
-            const v = readEl(der, extnValue!.body, extnValue!.end);
-            if (v.end !== extnValue!.end) throw new DerError(`${extnValue!.end - v.end} bytes after the extension's value`, v.end);
-            checkDer(der, extnValue!.body, extnValue!.end);
-          } catch (e) {
-            if (e instanceof DerError)
-              throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
-            throw e;
-          }
+        const extnValue = ep[ep.length - 1]!;
+        try {
+          // extnValue is the DER of exactly one value (RFC 5280 §4.1): not empty, nothing after it.
+          if (extnValue.end === extnValue.body) throw new DerError('the value is empty', extnValue.start);
+          const v = readEl(der, extnValue.body, extnValue.end);
+          if (v.end !== extnValue.end) throw new DerError(`${extnValue.end - v.end} bytes after the extension's value`, v.end);
+          checkDer(der, extnValue.body, extnValue.end);
+        } catch (e) {
+          if (e instanceof DerError)
+            throw badCsr(`${id === OID_SAN ? 'subjectAltName extension' : `extension ${id}`} is malformed: its value is not DER: ${e.message}`);
+          throw e;
         }
       }
     }
@@ -549,12 +565,21 @@ function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): 
   } catch (e) {
     throw badCsr(`extensionRequest is malformed: ${(e as Error).message}`);
   }
+  // The ids come from the DER with the strict reader, not from the schema parser: it loses
+  // precision on arcs past 2^53 (UUID arcs under 2.25 are legal), so two paths would disagree.
+  let ids: string[];
+  try {
+    ids = children(new Uint8Array(requested[0]!.values[0]!)).map((ext) => oidOf(children(ext)[0]!));
+  } catch (e) {
+    throw badCsr(`extensionRequest is malformed: ${(e as Error).message}`);
+  }
   const oids: string[] = [];
   let sans: SanEntry[] = [];
-  for (const ext of exts) {
-    if (oids.includes(ext.extnID)) throw badCsr(`extension ${ext.extnID} is requested more than once`);
-    oids.push(ext.extnID);
-    if (ext.extnID === OID_SAN) sans = readSans(new Uint8Array(ext.extnValue.buffer));
+  for (const [i, ext] of exts.entries()) {
+    const id = ids[i]!;
+    if (oids.includes(id)) throw badCsr(`extension ${id} is requested more than once`);
+    oids.push(id);
+    if (id === OID_SAN) sans = readSans(new Uint8Array(ext.extnValue.buffer));
   }
   return { sans, requestedExtensions: oids };
 }
