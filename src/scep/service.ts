@@ -25,7 +25,8 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import { appendAudit } from '../ca/audit.js';
-import type { Principal } from '../ca/authorization.js';
+import { actorOf, type Principal } from '../ca/authorization.js';
+import { auditRefusal } from '../http/audit-refusals.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import type { Issuance } from '../ca/issuance.js';
 import type { Revocation } from '../ca/revocation.js';
@@ -79,6 +80,11 @@ class Refusal extends Error {
   }
 }
 
+/** Who the sender proved to be so far (null: nobody yet), for the audit of a refusal. */
+interface Who {
+  actor: string | null;
+}
+
 const MESSAGE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MESSAGE_TYPE).map(([k, v]) => [v, k]));
 
 export class ScepService {
@@ -126,7 +132,7 @@ export class ScepService {
       msg = parsePkiMessage(body);
     } catch (e) {
       if (!(e instanceof CmsError)) throw e;
-      await this.audit('scep.refused', null, sourceIp, { profile, reason: e.message, failInfo: null });
+      await this.audit(null, null, sourceIp, { profile, reason: e.message, failInfo: null });
       throw new SignetError('bad-request', `not a SCEP pkiMessage: ${e.message}`);
     }
     const ra = await this.ra.forProfile(profile);
@@ -140,8 +146,9 @@ export class ScepService {
         status,
         signingTime: this.ctx.now(),
       });
+    const who: Who = { actor: null };
     try {
-      const envelope = await this.handle(profile, msg, ra, sourceIp);
+      const envelope = await this.handle(profile, msg, ra, who, sourceIp);
       return await reply({ kind: 'success', envelope });
     } catch (e) {
       let refusal: Refusal;
@@ -150,7 +157,7 @@ export class ScepService {
       else if (isSignetError(e) && e.status < 500) refusal = new Refusal('badRequest', e.detail);
       else throw e;
       this.ctx.log.info({ transactionId: msg.transactionId, profile, failInfo: refusal.failInfo, reason: refusal.detail }, 'SCEP request refused');
-      await this.audit('scep.refused', msg.transactionId, sourceIp, {
+      await this.audit(who.actor, msg.transactionId, sourceIp, {
         profile,
         messageType: MESSAGE_NAMES[msg.messageType] ?? msg.messageType,
         failInfo: refusal.failInfo,
@@ -161,7 +168,7 @@ export class ScepService {
   }
 
   /** Handles a parsed message; returns the reply's EnvelopedData, or throws a Refusal/CmsError/SignetError. */
-  private async handle(profile: string, msg: PkiMessage, ra: RaIdentity, sourceIp?: string): Promise<Buffer> {
+  private async handle(profile: string, msg: PkiMessage, ra: RaIdentity, who: Who, sourceIp?: string): Promise<Buffer> {
     const name = MESSAGE_NAMES[msg.messageType];
     if (!name || name === 'CertRep') throw new Refusal('badRequest', `messageType ${msg.messageType} is not a request Signet answers`);
     if (!msg.signerCertificate) throw new Refusal('badMessageCheck', 'the message does not carry the certificate that signed it');
@@ -193,9 +200,9 @@ export class ScepService {
     };
     switch (name) {
       case 'PKCSReq':
-        return seal(await this.enroll(profile, msg, signerCert, content, sourceIp));
+        return seal(await this.enroll(profile, msg, signerCert, content, who, sourceIp));
       case 'RenewalReq':
-        return seal(await this.renew(msg, signerCert, content, sourceIp));
+        return seal(await this.renew(msg, signerCert, content, who, sourceIp));
       case 'CertPoll':
         return seal(await this.poll(profile, msg, signerCert, content));
       case 'GetCert':
@@ -236,7 +243,7 @@ export class ScepService {
     return certsOnlyCms([der, ...chain]);
   }
 
-  private async enroll(profile: string, msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, sourceIp?: string): Promise<Buffer> {
+  private async enroll(profile: string, msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
     const spki = csrSpki(csr);
     // RFC 8894 §2.3: the self-signed certificate that signs a PKCSReq carries the request's key;
     // the reply is encrypted to it, so only the holder of the CSR's key can read it.
@@ -256,6 +263,7 @@ export class ScepService {
       if (isSignetError(e) && e.status < 500) throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
       throw e;
     }
+    who.actor = actorOf(principal);
     const issued = await this.issuance.issue({ csr, profile: principal.profile, csrAttributeOrder: 'any' }, { principal, sourceIp });
     try {
       await this.enrollment.spend(this.ctx, principal);
@@ -272,12 +280,13 @@ export class ScepService {
     return this.certsOnly(issued.der, issued.caId);
   }
 
-  private async renew(msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, sourceIp?: string): Promise<Buffer> {
+  private async renew(msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
     const serial = serialHex(signerCert.serial);
     const row = await this.ctx.stores.certificates.get(serial);
     // The signer must be the stored certificate itself, byte for byte: same serial is not enough.
     if (!row || !Buffer.from(row.der).equals(signerCert.der))
       throw new Refusal('badCertId', 'a RenewalReq must be signed with a certificate this CA issued (the certificate to renew)');
+    who.actor = actorOf({ kind: 'certificate-holder', serial });
     if (row.status !== 'good')
       throw new Refusal('badCertId', `certificate ${serial} is ${row.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed`);
     if (signerCert.notAfter.getTime() <= this.ctx.now().getTime())
@@ -330,8 +339,21 @@ export class ScepService {
     return crlsOnlyCms([crl.der]);
   }
 
-  private async audit(action: string, target: string | null, sourceIp: string | undefined, details: Record<string, unknown>): Promise<void> {
-    await this.ctx.db.transaction((tx) => appendAudit(tx, { actor: 'scep', action, target, outcome: 'refused', sourceIp, details }));
+  /**
+   * A refusal in the audit trail. Once the sender proved who it is (a challenge accepted, the
+   * signature of a certificate Signet issued), a `scep.refused` event of that actor now; before
+   * (a bad signature, envelope or challenge: anyone on the network can send those), counted and
+   * written with the other anonymous refusals as one summary event per interval
+   * (http/audit-refusals.ts), so a flood of garbage costs no write each. A refused challenge is
+   * also audited by the enrollment credentials themselves.
+   */
+  private async audit(actor: string | null, target: string | null, sourceIp: string | undefined, details: Record<string, unknown>): Promise<void> {
+    if (!actor) {
+      const why = `SCEP ${details.failInfo ?? 'malformed message'}: ${String(details.reason).slice(0, 300)}`;
+      await auditRefusal(this.ctx, new SignetError('unauthorized', why), { actor: 'anonymous', target: `SCEP PKIOperation ${details.profile}`, sourceIp });
+      return;
+    }
+    await this.ctx.db.transaction((tx) => appendAudit(tx, { actor, action: 'scep.refused', target, outcome: 'refused', sourceIp, details }));
   }
 }
 
