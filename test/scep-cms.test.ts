@@ -20,7 +20,12 @@ import { signerFor, ownKey } from '../src/pki/keys.js';
 import { inspectCertificate } from '../src/pki/certificate.js';
 import { certsOnlyCms } from '../src/pki/cms-certs-only.js';
 import { loadConfig } from '../src/config/config.js';
-import { openSignet } from '../src/runtime/open.js';
+import { bootstrapIfEmpty, openSignet } from '../src/runtime/open.js';
+import { createServices } from '../src/runtime/services.js';
+import { ScepRa } from '../src/scep/ra.js';
+import { SettingStore } from '../src/storage/setting-store.js';
+import { storageOf } from '../src/storage/database.js';
+import { sql } from './helpers/sql.js';
 
 const tmp = new TempDir();
 process.on('exit', () => tmp.remove());
@@ -332,6 +337,41 @@ test('KeyStore.decrypt (PKCS#11, SoftHSM2): the RA key is a token key that may d
     // A CA key in the same token still cannot decrypt.
     const ca = await ctx.keys.generate('rsa-2048');
     await assert.rejects(ctx.keys.decrypt(ca.id, v15, { scheme: 'pkcs1' }));
+  } finally {
+    await ctx.db.close();
+    await env.cleanup();
+  }
+});
+
+test('the SCEP RA: one key per issuing CA even when two replicas race for it; its certificate is re-issued for the same key at two-thirds of its life', async () => {
+  const env = await createTestEnv();
+  let now = Date.now();
+  const config = loadConfig(env.env);
+  const ctx = await openSignet(config, pino({ level: 'silent' }), { now: () => new Date(now) });
+  try {
+    await bootstrapIfEmpty(ctx, config);
+    const services = createServices(ctx, config);
+    const settings = new SettingStore(storageOf(ctx.db));
+    const a = new ScepRa(ctx, services.issuance, settings);
+    const b = new ScepRa(ctx, services.issuance, settings);
+    const [ra1, rb1] = await Promise.all([a.forProfile('client'), b.forProfile('client')]);
+    assert.equal(ra1.keyId, rb1.keyId, 'both replicas use the recorded key');
+    // The replica that lost the race removed the key it made: one RSA key in the store (the CA keys are ECDSA).
+    const rsaKeys = async () => Number((await sql<{ n: number }>(env, `SELECT COUNT(*) AS n FROM "KeyRecord" WHERE algorithm = 'rsa-2048'`))[0]!.n);
+    assert.equal(await rsaKeys(), 1);
+    assert.equal(await a.forProfile('client'), ra1, 'cached while not due');
+    const life = ra1.certificate.notAfter.getTime() - ra1.certificate.notBefore.getTime();
+    now = ra1.certificate.notBefore.getTime() + (life * 2) / 3 + 60_000;
+    const ra2 = await a.forProfile('client');
+    assert.equal(ra2.keyId, ra1.keyId);
+    assert.ok(ra2.certificate.spkiDer.equals(ra1.certificate.spkiDer), 'same key');
+    assert.ok(!ra2.certificate.serial.equals(ra1.certificate.serial), 'a new certificate');
+    // Another replica reads the renewed certificate from the Setting row, without issuing again.
+    const c = new ScepRa(ctx, services.issuance, settings);
+    assert.ok((await c.forProfile('client')).certificate.serial.equals(ra2.certificate.serial));
+    assert.equal(await rsaKeys(), 1, 'no key made for the renewal');
+    const events = await sql<{ n: number }>(env, `SELECT COUNT(*) AS n FROM "AuditEvent" WHERE action = 'scep.ra.key_generated'`);
+    assert.equal(Number(events[0]!.n), 1);
   } finally {
     await ctx.db.close();
     await env.cleanup();
