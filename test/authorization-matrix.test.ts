@@ -383,6 +383,28 @@ const ROWS: Row[] = [
     },
   },
   {
+    route: 'POST /enrollment-credentials',
+    op: 'enrollment.create',
+    variants: [{ name: 'a one-time EST credential', status: 201 }],
+    request: async () => ({ method: 'POST', path: '/api/v1/enrollment-credentials', body: { profile: 'server', nameSuffixes: ['matrix.example'] } }),
+  },
+  {
+    route: 'GET /enrollment-credentials',
+    op: 'enrollment.list',
+    variants: [{ name: 'enrollment credentials', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/enrollment-credentials' }),
+  },
+  {
+    route: 'POST /enrollment-credentials/:id/revoke',
+    op: 'enrollment.revoke',
+    variants: [{ name: 'a fresh credential', status: 200 }],
+    request: async (_v, fx) => {
+      const made = await fx.admin('POST', '/api/v1/enrollment-credentials', { profile: 'server' });
+      assert.equal(made.status, 201, made.text);
+      return { method: 'POST', path: `/api/v1/enrollment-credentials/${made.json.id}/revoke`, body: {} };
+    },
+  },
+  {
     route: 'GET /audit',
     op: 'audit.read',
     variants: [{ name: 'audit', status: 200 }],
@@ -474,6 +496,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       (SELECT COUNT(*) FROM "Certificate" WHERE status = 'good') AS good,
       (SELECT COUNT(*) FROM "CertificateAuthority" WHERE status = 'active') AS cas,
       (SELECT COUNT(*) FROM "ApiToken" WHERE "revokedAt" IS NULL) AS tokens,
+      (SELECT COUNT(*) FROM "EnrollmentCredential" WHERE "revokedAt" IS NULL) AS enrollments,
       (SELECT COUNT(*) FROM "AuditEvent" WHERE action NOT IN ('request.refused', 'crl.signed', 'ocsp.responder.issued', 'ocsp.responses.signed')) AS changes`,
     );
     return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
@@ -843,7 +866,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
   test('the class: every path parameter of every route is validated (bad encoding, bad shape → 400), and so is every query', async () => {
     const wrongShape: Record<string, [string, RegExp]> = {
       serial: ['not-hex', /^serial "not-hex" is not a hexadecimal serial number$/],
-      id: ['Not_An_Id!', /^id: must be a (CA|token) id/],
+      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential) id/],
     };
     for (const { route } of await enumerateApiRoutes()) {
       const [method, pattern] = route.split(' ') as [string, string];

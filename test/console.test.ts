@@ -191,6 +191,51 @@ describe('web console', () => {
     await page.context().close();
   });
 
+  test('an operator creates an enrollment credential (its secret shown once, then forgotten) and revokes it', async () => {
+    const { page, errors } = await open();
+    await signIn(page, server.token);
+    await page.waitForSelector('#nav:not([hidden])');
+    await page.click('nav button[data-view=enrollment]');
+    await page.waitForSelector('#e-profile option[value=client]', { state: 'attached' });
+    await page.selectOption('#e-profile', 'client');
+    await page.fill('#e-names', 'devices.console.test, lab.console.test');
+    await page.fill('#e-uses', '2');
+    await page.click('#enroll-form button[type=submit]');
+    await page.waitForSelector('#enroll-made:not([hidden])');
+    const id = (await page.textContent('#enroll-made-id'))!;
+    const secret = await page.inputValue('#enroll-made-secret');
+    assert.match(id, /^enr_[0-9a-f]{16}$/);
+    assert.equal(await page.textContent('#enroll-made-userpass'), `--userpass ${id}:${secret}`);
+    const listed = (await api(server, 'GET', '/api/v1/enrollment-credentials')).json.items.find((c: { id: string }) => c.id === id);
+    assert.deepEqual(
+      [listed.protocol, listed.profile, listed.nameSuffixes, listed.usesAllowed],
+      ['est', 'client', ['devices.console.test', 'lab.console.test'], 2],
+    );
+    assert.ok(Math.abs(Date.parse(listed.expiresAt) - Date.now() - 7 * 86_400_000) < 120_000, 'expires in 7 days');
+    await page.waitForSelector(`#enroll-table tr[data-id="${id}"]`);
+    assert.match((await page.textContent(`#enroll-table tr[data-id="${id}"]`))!, /EST.*client.*devices\.console\.test, lab\.console\.test.*0 of 2.*active/);
+    assert.ok(!(await page.textContent('#enroll-table'))!.includes(secret), 'the list never shows the secret');
+    await page.click('#enroll-made-done');
+    assert.equal(await page.inputValue('#enroll-made-secret'), '', 'the secret is forgotten once copied');
+    assert.equal(await page.isVisible('#enroll-made'), false);
+
+    // A refusal shows the server's detail.
+    await page.fill('#e-names', '-bad-.example');
+    await page.click('#enroll-form button[type=submit]');
+    await page.waitForFunction(() => /\(400\).*nameSuffixes/.test(document.getElementById('message')!.textContent ?? ''));
+
+    await page.click(`#enroll-table button[data-revoke="${id}"]`);
+    await page.waitForFunction((i) => document.querySelector(`#enroll-table tr[data-id="${i}"] .status-revoked`) !== null, id);
+    assert.equal(await page.$(`#enroll-table button[data-revoke="${id}"]`), null, 'a revoked credential has no revoke button');
+    const after = (await api(server, 'GET', '/api/v1/enrollment-credentials')).json.items.find((c: { id: string }) => c.id === id);
+    assert.equal(after.status, 'revoked');
+    assert.deepEqual(
+      errors.filter((e) => !/400/.test(e)),
+      [],
+    );
+    await page.context().close();
+  });
+
   test("a read-only token browses, and is refused revocation and the audit trail with the server's reason", async () => {
     const { page } = await open();
     await signIn(page, readToken);

@@ -14,6 +14,7 @@ import type { AuditSearchStore } from './audit-query.js';
 import type { VerifyStores } from './audit-verify.js';
 import type { SealStores } from './row-seal.js';
 import type { RevocationEvents, TokenStore } from './tokens.js';
+import type { EnrollmentStore } from './enrollment-credentials.js';
 
 /** What the authority layer needs from the outside world; the clock is injectable for tests. */
 export interface CaContext {
@@ -37,6 +38,7 @@ export interface CaStores {
   inventory: InventoryStore;
   audit: AuditLog & CheckpointedLog & AuditSearchStore & VerifyStores['audit'] & SealStores['audit'] & RevocationEvents;
   tokens: TokenStore & VerifyStores['tokens'] & SealStores['tokens'];
+  enrollments: EnrollmentStore;
   integrity: VerifyStores['integrity'] & SealStores['integrity'];
 }
 

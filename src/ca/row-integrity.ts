@@ -22,6 +22,7 @@ import type { KeyStore } from '../keystore/key-store.js';
 export const TOKEN_MAC_LABEL = 'api token v1';
 export const AUTHORIZATION_MAC_LABEL = 'acme authorization v1';
 export const ACCOUNT_MAC_LABEL = 'acme account v1';
+export const ENROLLMENT_MAC_LABEL = 'enrollment credential v1';
 
 /**
  * How a token's secret was hashed: 'hmac' for every token made by this version, 'sha256' for
@@ -61,6 +62,19 @@ export interface AccountFields {
   status: string;
 }
 
+/** The fields of an EnrollmentCredential row that decide what it grants (and how often). */
+export interface EnrollmentGrantFields {
+  id: string;
+  secretHash: string;
+  protocol: string;
+  profile: string;
+  nameSuffixes: string | null;
+  usesAllowed: number;
+  usesSpent: number;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
 function sameHex(a: string | null | undefined, b: string): boolean {
@@ -75,11 +89,13 @@ export class RowIntegrity {
   private readonly tokenKey: Buffer;
   private readonly authorizationKey: Buffer;
   private readonly accountKey: Buffer;
+  private readonly enrollmentKey: Buffer;
 
   constructor(keys: Pick<KeyStore, 'deriveSecret'>) {
     this.tokenKey = keys.deriveSecret(TOKEN_MAC_LABEL);
     this.authorizationKey = keys.deriveSecret(AUTHORIZATION_MAC_LABEL);
     this.accountKey = keys.deriveSecret(ACCOUNT_MAC_LABEL);
+    this.enrollmentKey = keys.deriveSecret(ENROLLMENT_MAC_LABEL);
   }
 
   private static hmac(key: Buffer, domain: string, content: string): string {
@@ -111,6 +127,29 @@ export class RowIntegrity {
     if (this.tokenIntact(t, 'hmac')) return 'hmac';
     if (this.tokenIntact(t, 'sha256')) return 'sha256';
     return null;
+  }
+
+  // ---- Enrollment credentials (EST, SCEP) --------------------------------------------------
+
+  /** The stored hash of an enrollment secret (what the table is looked up by). */
+  enrollmentSecretHash(secret: string): string {
+    return RowIntegrity.hmac(this.enrollmentKey, 'signet enrollment secret', secret);
+  }
+
+  /**
+   * Covers the uses spent too: a database writer cannot hand a one-time credential back its use
+   * (a spend rewrites the MAC in the same conditional UPDATE).
+   */
+  enrollmentGrantMac(e: EnrollmentGrantFields): string {
+    return RowIntegrity.hmac(
+      this.enrollmentKey,
+      'signet enrollment grant',
+      JSON.stringify([e.id, e.secretHash, e.protocol, e.profile, e.nameSuffixes, e.usesAllowed, e.usesSpent, ms(e.expiresAt), ms(e.revokedAt)]),
+    );
+  }
+
+  enrollmentIntact(e: EnrollmentGrantFields & { grantMac: string | null }): boolean {
+    return sameHex(e.grantMac, this.enrollmentGrantMac(e));
   }
 
   // ---- ACME authorizations ------------------------------------------------------------------

@@ -3,6 +3,7 @@ import { caCommand } from './commands/ca.js';
 import { certificateCommands } from './commands/certificates.js';
 import { revocationCommands } from './commands/revocation.js';
 import { auditCommand, tokenCommand } from './commands/admin.js';
+import { enrollCommand } from './commands/enroll.js';
 import { backupCommands } from './commands/backup.js';
 import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
@@ -118,7 +119,8 @@ async function countCasAndKeys(target: ReturnType<typeof resolveDatabase>): Prom
 }
 
 program.addCommand(caCommand());
-for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), auditCommand(), ...backupCommands(), acmeCommand()]) program.addCommand(c);
+for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), enrollCommand(), auditCommand(), ...backupCommands(), acmeCommand()])
+  program.addCommand(c);
 
 export async function main(argv = process.argv): Promise<void> {
   try {

@@ -35,6 +35,9 @@ export const pkiFile = z
   .regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/)
   .transform((f) => ({ caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl' }));
 
+/** An enrollment credential id (enr_ and 16 hex digits). */
+export const enrollmentId = z.string().regex(/^enr_[0-9a-f]{16}$/, 'must be an enrollment credential id: enr_ and 16 lower-case hex digits');
+
 /** An API token id (tok-…). */
 export const tokenId = z.string().regex(ID, 'must be a token id: lower-case letters, digits and hyphens, at most 64');
 

@@ -32,6 +32,7 @@ export const BACKUP_TABLES = [
   { model: 'CrlChunk', delegate: 'crlChunk', key: 'id', unique: 'id' },
   { model: 'OcspResponder', delegate: 'ocspResponder', key: 'id', unique: 'id' },
   { model: 'ApiToken', delegate: 'apiToken', key: 'id', unique: 'id' },
+  { model: 'EnrollmentCredential', delegate: 'enrollmentCredential', key: 'id', unique: 'id' },
   { model: 'AuditEvent', delegate: 'auditEvent', key: 'seq', unique: 'seq' },
   { model: 'Setting', delegate: 'setting', key: 'key', unique: 'key' },
   // ACME state. Replay nonces (AcmeNonce) are deliberately left out: they live for minutes.

@@ -17,6 +17,7 @@ import { IntegrityStore } from './integrity-store.js';
 import { ocspStore } from './ocsp-store.js';
 import { SettingStore } from './setting-store.js';
 import { TokenStore } from './token-store.js';
+import { EnrollmentStore } from './enrollment-store.js';
 
 export function createStores(database: Database) {
   const db = storageOf(database);
@@ -31,6 +32,7 @@ export function createStores(database: Database) {
     inventory: { chunk: (...a: Parameters<InventoryStore['chunk']>) => db.inventoryReads().chunk(...a) },
     audit: new AuditStore(db),
     tokens: new TokenStore(db),
+    enrollments: new EnrollmentStore(db),
     integrity: new IntegrityStore(db),
     settings: new SettingStore(db),
     installation: new InstallationStore(db),

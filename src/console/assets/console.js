@@ -57,7 +57,7 @@ async function guarded(fn) {
   }
 }
 
-const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'audit'];
+const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'enrollment', 'audit'];
 function show(view) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav button[data-view]')) {
@@ -126,7 +126,7 @@ function loadProfiles() {
 
 async function fillProfiles() {
   const { items } = await api('GET', '/profiles');
-  for (const select of [$('f-profile'), $('i-profile')]) {
+  for (const select of [$('f-profile'), $('i-profile'), $('e-profile')]) {
     const keep = select.id === 'f-profile' ? [select.options[0]] : [];
     select.replaceChildren(...keep, ...items.map((p) => el('option', { value: p.name }, p.name)));
   }
@@ -173,6 +173,27 @@ async function loadAudit(more = false) {
   }
   auditCursor = page.nextCursor;
   $('audit-more').hidden = !auditCursor;
+}
+
+// --- enrollment credentials ------------------------------------------------------------
+
+async function loadEnrollment() {
+  const { items } = await api('GET', '/enrollment-credentials');
+  $('enroll-table').tBodies[0].replaceChildren(...items.map((c) => {
+    const revoke = el('td');
+    if (c.status === 'active') revoke.append(el('button', { type: 'button', class: 'danger', 'data-revoke': c.id }, 'Revoke'));
+    return el('tr', { 'data-id': c.id },
+      el('td', { class: 'mono' }, c.id), el('td', {}, c.protocol.toUpperCase()), el('td', {}, c.profile),
+      el('td', {}, c.nameSuffixes ? c.nameSuffixes.join(', ') : 'any the profile allows'), el('td', {}, `${c.usesSpent} of ${c.usesAllowed}`),
+      statusCell(c.status), el('td', {}, c.expiresAt ? date(c.expiresAt) : 'never'), el('td', {}, date(c.lastUsedAt)), el('td', {}, c.createdBy), revoke);
+  }));
+  $('enroll-empty').hidden = items.length > 0;
+}
+
+function forgetSecret() {
+  $('enroll-made-secret').value = '';
+  $('enroll-made-userpass').textContent = '';
+  $('enroll-made').hidden = true;
 }
 
 // --- certificate authorities -------------------------------------------------------------
@@ -279,6 +300,7 @@ async function route() {
     if (view === 'certificates' && arg) await showCertificate(decodeURIComponent(arg));
     else if (view === 'issue') { show('issue'); await loadProfiles(); }
     else if (view === 'cas') { show('cas'); await loadCas(arg && decodeURIComponent(arg)); }
+    else if (view === 'enrollment') { show('enrollment'); await loadProfiles(); await loadEnrollment(); }
     else if (view === 'audit') { show('audit'); await loadAudit(); }
     else {
       show('certificates');
@@ -350,6 +372,34 @@ $('issue-form').addEventListener('submit', (ev) => {
     $('issued-pem').value = `${c.certificate.trim()}\n${c.chain.trim()}\n`;
     $('issued').hidden = false;
     say(`Issued ${c.serial}.`, 'info');
+  });
+});
+$('enroll-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    forgetSecret();
+    const body = { profile: $('e-profile').value, protocol: $('e-protocol').value, uses: Number($('e-uses').value) };
+    const suffixes = $('e-names').value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (suffixes.length) body.nameSuffixes = suffixes;
+    const days = Number($('e-days').value);
+    if (days > 0) body.expiresAt = new Date(Date.now() + days * 86_400_000).toISOString();
+    const made = await api('POST', '/enrollment-credentials', body);
+    $('enroll-made-id').textContent = made.id;
+    $('enroll-made-secret').value = made.secret;
+    $('enroll-made-userpass-line').hidden = made.credential.protocol !== 'est';
+    $('enroll-made-userpass').textContent = made.credential.protocol === 'est' ? `--userpass ${made.id}:${made.secret}` : '';
+    $('enroll-made').hidden = false;
+    await loadEnrollment();
+  });
+});
+$('enroll-made-done').addEventListener('click', forgetSecret);
+$('enroll-table').addEventListener('click', (ev) => {
+  const id = ev.target.closest('button[data-revoke]')?.dataset.revoke;
+  if (!id) return;
+  guarded(async () => {
+    await api('POST', `/enrollment-credentials/${encodeURIComponent(id)}/revoke`, {});
+    await loadEnrollment();
+    say(`Revoked ${id}; it no longer enrolls anything.`, 'info');
   });
 });
 $('audit-form').addEventListener('submit', (ev) => { ev.preventDefault(); guarded(() => loadAudit()); });

@@ -7,7 +7,14 @@ import { checkpointerOf } from '../../ca/audit-checkpoints.js';
 import { SignetError } from '../../errors.js';
 import { actorOf } from '../../ca/authorization.js';
 import { requireAuth } from '../auth.js';
-import { auditCursor, isoDate, limit, noQuery, pathParams, queryParams, text, tokenId } from '../params.js';
+import { auditCursor, enrollmentId, isoDate, limit, noQuery, pathParams, queryParams, text, tokenId } from '../params.js';
+import {
+  createEnrollmentCredential,
+  ENROLLMENT_PROTOCOLS,
+  listEnrollmentCredentials,
+  MAX_ENROLLMENT_USES,
+  revokeEnrollmentCredential,
+} from '../../ca/enrollment-credentials.js';
 import { parseBody } from '../validate.js';
 
 const tokenSchema = z
@@ -19,6 +26,17 @@ const tokenSchema = z
     expiresAt: isoDate.optional(),
   })
   .strict();
+
+const enrollmentSchema = z
+  .object({
+    protocol: z.enum(ENROLLMENT_PROTOCOLS).optional(),
+    profile: z.string().min(1).max(64),
+    nameSuffixes: z.array(z.string().min(1).max(253)).min(1).max(100).nullable().optional(),
+    uses: z.number().int().min(1).max(MAX_ENROLLMENT_USES).optional(),
+    expiresAt: isoDate.nullable().optional(),
+  })
+  .strict();
+const enrollmentPath = z.object({ id: enrollmentId }).strict();
 
 const auditQuery = z
   .object({
@@ -55,6 +73,26 @@ export function adminRoutes(ctx: CaContext): Router {
     queryParams(noQuery, req.query);
     await revokeToken(ctx, p.id, actorOf(req.principal!), req.ip);
     res.status(204).end();
+  });
+  r.post('/enrollment-credentials', requireAuth(ctx, 'enrollment.create'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    const b = parseBody(enrollmentSchema, req.body);
+    const made = await createEnrollmentCredential(
+      ctx,
+      { protocol: b.protocol ?? 'est', profile: b.profile, nameSuffixes: b.nameSuffixes ?? null, uses: b.uses, expiresAt: b.expiresAt ?? null },
+      { actor: actorOf(req.principal!), sourceIp: req.ip },
+    );
+    res.status(201).set('Cache-Control', 'no-store').json(made);
+  });
+  r.get('/enrollment-credentials', requireAuth(ctx, 'enrollment.list'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    res.json({ items: await listEnrollmentCredentials(ctx) });
+  });
+  r.post('/enrollment-credentials/:id/revoke', requireAuth(ctx, 'enrollment.revoke'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    const p = pathParams(enrollmentPath, req.params);
+    parseBody(z.object({}).strict(), req.body ?? {});
+    res.json(await revokeEnrollmentCredential(ctx, p.id, { actor: actorOf(req.principal!), sourceIp: req.ip }));
   });
   r.get('/audit', requireAuth(ctx, 'audit.read'), async (req, res) => {
     res.json(await listAudit(ctx, queryParams(auditQuery, req.query)));

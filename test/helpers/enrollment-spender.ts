@@ -1,0 +1,30 @@
+/**
+ * A separate process that spends enrollment credentials (test/enrollment-credentials.test.ts):
+ * argv[2] is JSON { spends: [{ secret, times }] }. It authenticates each secret, prints
+ * "ready", waits for a line on stdin (so two such processes race), spends them all at once and
+ * prints one JSON line: per spend, 'spent' or the refusal's status and detail.
+ */
+import pino from 'pino';
+import { loadConfig } from '../../src/config/config.js';
+import { openSignet } from '../../src/runtime/open.js';
+import { authenticateEnrollment, spendEnrollmentUse } from '../../src/ca/enrollment-credentials.js';
+import { isSignetError } from '../../src/errors.js';
+
+const job = JSON.parse(process.argv[2]!) as { spends: { secret: string; times: number }[] };
+const ctx = await openSignet(loadConfig(process.env as Record<string, string>), pino({ level: 'silent' }));
+try {
+  const principals = await Promise.all(job.spends.map((s) => authenticateEnrollment(ctx, s.secret, { protocol: 'est' })));
+  process.stdout.write('ready\n');
+  await new Promise((r) => process.stdin.once('data', r));
+  process.stdin.pause();
+  const results = await Promise.allSettled(job.spends.flatMap((s, i) => Array.from({ length: s.times }, () => spendEnrollmentUse(ctx, principals[i]!))));
+  process.stdout.write(
+    JSON.stringify(
+      results.map((r) =>
+        r.status === 'fulfilled' ? 'spent' : isSignetError(r.reason) ? { status: r.reason.status, detail: r.reason.detail } : { error: String(r.reason) },
+      ),
+    ) + '\n',
+  );
+} finally {
+  await ctx.db.close();
+}
