@@ -28,6 +28,8 @@ import { refuseNulCharacters } from './validate.js';
 import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
 import { consoleRoutes } from '../console/routes.js';
+import { createScepService, scepRoutes } from '../scep/routes.js';
+import { authenticateEnrollment, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
 
 export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
@@ -110,6 +112,13 @@ export function createApp(
   app.use('/api/v1', apiRouter(ctx, opts, limits));
   // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
   app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
+  app.use(
+    '/scep',
+    scepRoutes(
+      createScepService(ctx, opts, { authenticate: authenticateEnrollment, spend: spendEnrollmentUse }),
+      rateLimits(opts.rateLimitPerAddress, 0).middlewares,
+    ),
+  );
   app.use(notFound);
   app.use(edge.problemHandler());
   return app;
