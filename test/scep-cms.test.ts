@@ -14,7 +14,7 @@ import { createTestEnv } from './helpers/env.js';
 import { softHsm } from './helpers/softhsm.js';
 import { desCbcDecrypt, desCbcEncrypt } from '../src/pki/des.js';
 import { CmsError, buildSignedData, parseSignedData, verifySigner } from '../src/pki/cms-signed.js';
-import { decryptEnveloped, encryptEnveloped, parseEnvelopedData, type RsaPadding } from '../src/pki/cms-enveloped.js';
+import { decryptEnveloped, encryptEnveloped, MAX_DES_BYTES, parseEnvelopedData, type RsaPadding } from '../src/pki/cms-enveloped.js';
 import { buildCertRep, certificateIds, challengePasswordOf, parsePkiMessage, SCEP_OID } from '../src/pki/scep-message.js';
 import { signerFor, ownKey } from '../src/pki/keys.js';
 import { inspectCertificate } from '../src/pki/certificate.js';
@@ -376,4 +376,62 @@ test('the SCEP RA: one key per issuing CA even when two replicas race for it; it
     await ctx.db.close();
     await env.cleanup();
   }
+});
+
+test('a DES-CBC envelope larger than 16 KB is refused before the slow software DES runs', async () => {
+  const ra = rsaIdentity('ra-des');
+  const input = tmp.file('des-big.bin', randomBytes(MAX_DES_BYTES + 64));
+  const out = tmp.file('des-big.der');
+  const r = openssl([
+    'cms',
+    '-encrypt',
+    '-binary',
+    '-des',
+    '-in',
+    input,
+    '-outform',
+    'DER',
+    '-out',
+    out,
+    '-recip',
+    ra.cert,
+    '-provider',
+    'legacy',
+    '-provider',
+    'default',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const env = parseEnvelopedData(readFileSync(out));
+  assert.equal(env.cipher, 'des-cbc');
+  const t0 = performance.now();
+  await assert.rejects(
+    decryptEnveloped(env, () => true, nodeUnwrap(ra.key)),
+    (e: unknown) => e instanceof CmsError && /at most 16384/.test(e.message),
+  );
+  assert.ok(performance.now() - t0 < 100);
+  // A small one (what micromdm sends) decrypts.
+  const small = tmp.file('des-small.bin', randomBytes(900));
+  const out2 = tmp.file('des-small.der');
+  assert.equal(
+    openssl([
+      'cms',
+      '-encrypt',
+      '-binary',
+      '-des',
+      '-in',
+      small,
+      '-outform',
+      'DER',
+      '-out',
+      out2,
+      '-recip',
+      ra.cert,
+      '-provider',
+      'legacy',
+      '-provider',
+      'default',
+    ]).status,
+    0,
+  );
+  assert.deepEqual(await decryptEnveloped(parseEnvelopedData(readFileSync(out2)), () => true, nodeUnwrap(ra.key)), readFileSync(small));
 });

@@ -33,6 +33,8 @@ export type ContentCipher = (typeof CONTENT_CIPHERS)[keyof typeof CONTENT_CIPHER
 const CIPHER_OID = Object.fromEntries(Object.entries(CONTENT_CIPHERS).map(([oid, c]) => [c.name, oid])) as Record<ContentCipher, string>;
 
 const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+/** Largest single-DES content decrypted (des.ts is slow; micromdm's requests are ≈ 1 KB). */
+export const MAX_DES_BYTES = 16 * 1024;
 const RSAES_OAEP = '1.2.840.113549.1.1.7';
 const OAEP_HASHES: Record<string, 'sha1' | 'sha256' | 'sha384' | 'sha512'> = {
   '1.3.14.3.2.26': 'sha1',
@@ -178,6 +180,9 @@ export async function decryptEnveloped(
     );
   if (!env.cipher) throw new CmsError('unsupported', `content encryption algorithm ${env.cipherOid} is not supported (AES-CBC, DES-EDE3-CBC, DES-CBC are)`);
   const spec = Object.values(CONTENT_CIPHERS).find((c) => c.name === env.cipher)!;
+  // The software DES runs at ≈ 0.3 MB/s on the event loop: a request's CSR needs a few KB.
+  if (spec.name === 'des-cbc' && env.encryptedContent.length > MAX_DES_BYTES)
+    throw new CmsError('malformed', `a DES-CBC envelope of ${env.encryptedContent.length} bytes; at most ${MAX_DES_BYTES} are decrypted with single DES`);
   if (!env.iv || env.iv.length !== (spec.name.startsWith('aes') ? 16 : 8))
     throw new CmsError('malformed', `the ${spec.name} IV is missing or has the wrong length`);
   let key: Buffer;

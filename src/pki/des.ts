@@ -3,8 +3,9 @@
  * `scepclient` 2.1 (Debian's `scep` package) always encrypts its SCEP envelope with DES-CBC,
  * whatever GetCACaps advertises. Node 24's OpenSSL 3.5 keeps DES in the legacy provider, which
  * node:crypto cannot load without a process-wide flag, so the block cipher is written out here
- * (tables from FIPS 46-3). Bit-at-a-time and slow (≈ 1 MB/s), which is ample for a SCEP request
- * of a few kilobytes; never used to encrypt anything Signet sends.
+ * (tables from FIPS 46-3). Bit-at-a-time and slow (≈ 0.3 MB/s), which is ample for a SCEP request
+ * of a few kilobytes (cms-enveloped.ts decrypts at most 16 KB with it); never used to encrypt
+ * anything Signet sends.
  */
 
 // prettier-ignore
