@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
@@ -203,6 +203,46 @@ describe('strongSwan pki --scepca / --scep', () => {
     verifies(second.toString());
     const row = await api(server, 'GET', `/api/v1/certificates/${second.serialNumber.toLowerCase()}`);
     assert.equal(row.json.predecessorSerial, first.serialNumber.toLowerCase());
+  });
+});
+
+describe('certmonger', () => {
+  test('getcert add-scep-ca and getcert request (certmonger on a private session bus, its state in a temporary directory) enroll with a challenge', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-certmonger-'));
+    const state = (name: string) => {
+      const d = join(dir, name);
+      mkdirSync(d);
+      return d;
+    };
+    writeFileSync(join(dir, 'ra.pem'), pem(ra));
+    // The CA that signed the RA and the root: certmonger verifies the CertRep's signer up to a root it trusts.
+    writeFileSync(join(dir, 'cas.pem'), pem(issuing) + pem(root));
+    const secret = challenge({ names: ['cm.example.test'] });
+    writeFileSync(
+      join(dir, 'run.sh'),
+      [
+        `getcert add-scep-ca -s -c Signet -u ${scepUrl} -r ${join(dir, 'ra.pem')} -N ${join(dir, 'cas.pem')}`,
+        `getcert request -s -c Signet -f ${join(dir, 'cert.pem')} -k ${join(dir, 'key.pem')} -N CN=host1.cm.example.test -D host1.cm.example.test -L ${secret} -w -v`,
+        'getcert list -s',
+      ].join('\n'),
+    );
+    const r = spawnSync('dbus-run-session', ['--', 'certmonger', '-s', '-n', '-c', `sh ${join(dir, 'run.sh')}`], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: {
+        ...process.env,
+        HOME: dir,
+        CERTMONGER_CAS_DIR: state('cas'),
+        CERTMONGER_REQUESTS_DIR: state('requests'),
+        CERTMONGER_LOCAL_CA_DIR: state('local'),
+        CERTMONGER_CONFIG_DIR: state('config'),
+      },
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.match(out, /status: MONITORING/, out);
+    const cert = new X509Certificate(readFileSync(join(dir, 'cert.pem')));
+    assert.equal(cert.subject, 'CN=host1.cm.example.test');
+    verifies(cert.toString());
   });
 });
 

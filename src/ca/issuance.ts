@@ -48,6 +48,11 @@ export interface IssueRequest {
   caId?: string;
   /** 'any': the CSR's attributes may come in any order (SCEP clients; pki/csr.ts parseCsr). */
   csrAttributeOrder?: 'der' | 'any';
+  /**
+   * Signet's own certificates only (the SCEP RA's): a profile derived in code, used instead of
+   * the named one. Never from a request: the REST and ACME schemas are strict and build their own.
+   */
+  asProfile?: Profile;
 }
 
 export interface IssuedCertificate {
@@ -99,7 +104,7 @@ export class Issuance {
 
   async issue(req: IssueRequest, who: Requester): Promise<IssuedCertificate> {
     authorize(who.principal, 'certificate.issue');
-    const profile = this.profile(req.profile);
+    const profile = req.asProfile ?? this.profile(req.profile);
     const csr = parseCsr(req.csr, { attributeOrder: req.csrAttributeOrder });
     return this.sign(
       {

@@ -6,8 +6,9 @@
  *     SIGNET_KEY_STORE=pkcs11, sealed otherwise), never exported; its id in the Setting row
  *     `scep.ra.key.<caId>` (the first writer wins, a replica that lost the race removes its key);
  *   - the certificate: issued through the issuance service like any other (profile, lint,
- *     audit, inventory) under the SCEP profile, named by the public URL's host, RSA so the profile
- *     gives it digitalSignature + keyEncipherment; its serial in `scep.ra.cert.<caId>`, replaced
+ *     audit, inventory) under a profile derived from the SCEP profile (raProfile below: RSA,
+ *     digitalSignature + keyEncipherment, EKU emailProtection), named by the public URL's host,
+ *     recorded as profile `scep-ra`; its serial in `scep.ra.cert.<caId>`, replaced
  *     at two-thirds of its life as the HTTPS certificate is (runtime/tls-identity.ts).
  * No schema change: the Setting table holds two small rows per CA, KeyRecord the key.
  *
@@ -19,6 +20,7 @@ import type { CaContext } from '../ca/context.js';
 import { appendAudit } from '../ca/audit.js';
 import type { Issuance } from '../ca/issuance.js';
 import type { Issuer } from '../ca/issuers.js';
+import type { Profile } from '../ca/profiles.js';
 import { SignetError } from '../errors.js';
 import { keyUriDetail } from '../keystore/key-store.js';
 import { inspectCertificate, type CertificateParts } from '../pki/certificate.js';
@@ -43,6 +45,28 @@ export interface RaIdentity {
 }
 
 const RA_KEY_ALGORITHM = 'rsa-2048';
+/** The profile name the RA certificates are recorded under (not a profile anyone can ask for). */
+export const RA_PROFILE = 'scep-ra';
+
+/**
+ * The RA certificate's profile, derived from the SCEP profile (its name policy, its validity):
+ * RSA only; digitalSignature (CertRep) and keyEncipherment (envelopes); EKU emailProtection,
+ * the CMS-signing purpose — OpenSSL-based clients (certmonger) verify the CertRep signer with
+ * the S/MIME purpose and refuse an RA certificate whose EKU is only serverAuth or clientAuth.
+ */
+function raProfile(base: Profile, caId: string): Profile {
+  return {
+    ...base,
+    name: RA_PROFILE,
+    description: 'SCEP registration authority (Signet itself)',
+    keyTypes: ['rsa'],
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+    extKeyUsage: ['emailProtection'],
+    requireSan: false,
+    sanTypes: ['dns', 'ip'],
+    caIds: [caId],
+  };
+}
 const ACTOR = 'system:scep-ra';
 
 export class ScepRa {
@@ -99,7 +123,10 @@ export class ScepRa {
       // Named like the service (its public URL's host, as CN and SAN): a CN with spaces would not pass the name rules.
       const host = new URL(this.ctx.config.publicUrl).hostname.replace(/^\[|\]$/g, '');
       const csr = await buildCsrWith(signer, spki, host, [parseSanArg(host)]);
-      issued = await this.issuance.issue({ csr, profile, caId: issuer.id }, { principal: { kind: 'system', actor: ACTOR } });
+      issued = await this.issuance.issue(
+        { csr, profile: RA_PROFILE, asProfile: raProfile(this.issuance.profile(profile), issuer.id), caId: issuer.id },
+        { principal: { kind: 'system', actor: ACTOR } },
+      );
     } catch (e) {
       // An RA certificate that is still valid keeps serving while its renewal fails.
       if (previous && previous.certificate.notAfter.getTime() > now) {

@@ -143,6 +143,12 @@ export class ScepService {
         senderNonce: randomBytes(16),
         signer: ra.signer,
         signerCertificate: ra.certificate.der,
+        // The RA's issuing chain (not the root): OpenSSL-based clients (certmonger) build the
+        // signer's path from the message's certificates to the root they trust.
+        certificates: ra.caChain.filter((c) => {
+          const ids = certificateIds(c);
+          return !ids.issuer.equals(ids.subject);
+        }),
         status,
         signingTime: this.ctx.now(),
       });
