@@ -111,6 +111,8 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     scope: Scope | null;
     body?: () => unknown;
     allowed: number;
+    /** Authenticated by the TLS client certificate it renews (mTLS), never by a token: test/mtls-renewal.test.ts. */
+    clientCertificate?: true;
   }
   const ENDPOINTS: Endpoint[] = [
     { route: 'GET /cas', path: () => '/api/v1/cas', scope: 'read', allowed: 200 },
@@ -129,6 +131,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     { route: 'GET /certificates', path: () => '/api/v1/certificates', scope: 'read', allowed: 200 },
     { route: 'GET /certificates/:serial', path: () => `/api/v1/certificates/${serial}`, scope: 'read', allowed: 200 },
     { route: 'POST /certificates/:serial/renew', path: () => `/api/v1/certificates/${serial}/renew`, scope: 'renew', body: () => ({}), allowed: 201 },
+    { route: 'POST /certificates/renew', path: () => '/api/v1/certificates/renew', scope: 'renew', body: () => ({}), allowed: 201, clientCertificate: true },
     {
       route: 'POST /certificates/:serial/revoke',
       path: () => `/api/v1/certificates/${holdSerial}/revoke`,
@@ -146,7 +149,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     { route: 'GET /audit/checkpoints', path: () => '/api/v1/audit/checkpoints', scope: 'admin', allowed: 200 },
   ];
   const method = (e: Endpoint) => e.route.split(' ')[0]!;
-  const protectedEndpoints = ENDPOINTS.filter((e) => e.scope !== null);
+  const protectedEndpoints = ENDPOINTS.filter((e) => e.scope !== null && !e.clientCertificate);
 
   before(async () => {
     env = await createTestEnv();
@@ -247,6 +250,19 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       'a 403 names the token that was refused',
     );
     assert.ok(!events.some((ev) => ev.actor === 'anonymous'), 'no row per anonymous refusal');
+  });
+
+  test('renewal by client certificate takes no token: over plain HTTP every caller, even admin, gets 401 naming the HTTPS listener', async () => {
+    const before = await countRows(env, 'Certificate');
+    for (const e of ENDPOINTS.filter((x) => x.clientCertificate)) {
+      for (const auth of [undefined, bearer(server.token), bearer(tokens['only-renew']!.token), 'Basic x']) {
+        const r = await call(server, method(e), e.path(), auth, e.body?.());
+        assert.equal(r.status, 401, `${e.route} (auth ${auth}): ${r.text}`);
+        assert.equal(r.headers.get('content-type'), PROBLEM);
+        assert.match(r.json.detail, /plain HTTP cannot carry: send it to the HTTPS listener/);
+      }
+    }
+    assert.equal(await countRows(env, 'Certificate'), before, 'nothing issued');
   });
 
   test('a token with exactly the needed scope gets through; admin implies every scope; the status endpoint is public', async () => {

@@ -33,6 +33,12 @@ describe('configuration is validated before anything happens', () => {
     ['SIGNET_LOG_LEVEL', 'loud', /SIGNET_LOG_LEVEL is invalid/],
     ['DATABASE_URL', 'mysql://x', /DATABASE_URL must start with postgresql:\/\/ or file:/],
   ];
+  test('SIGNET_TLS_PORT equal to SIGNET_PORT is refused', () => {
+    const r = signet(['migrate'], { ...env.env, SIGNET_TLS: 'on', SIGNET_PORT: '8443', SIGNET_TLS_PORT: '8443' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /SIGNET_TLS_PORT and SIGNET_PORT are both 8443: the HTTPS listener needs a port of its own/);
+    assert.ok(oneLine(r.stderr), r.stderr);
+  });
   for (const [name, value, message] of cases) {
     test(`${name}=${value} is refused`, () => {
       const r = signet(['migrate'], { ...env.env, [name]: value });

@@ -244,23 +244,31 @@ interface Expect {
 
 const PROTOCOL_NAME: Record<string, string> = { est: 'EST', scep: 'SCEP' };
 
-/** Records a refusal (never the secret) and returns the 401 to throw. */
+/**
+ * Records a refusal (never the secret) and returns the 401 to throw. A secret that matches no
+ * credential names nobody: like an unknown API token it costs no write here — the EST and SCEP
+ * routes count it in the per-interval summary of anonymous refusals (http/audit-refusals.ts), so
+ * a flood of guesses cannot fill the audit trail.
+ */
 async function refuse(ctx: CaContext, id: string | null, reason: string, detail: string, expect: Expect): Promise<SignetError> {
+  if (id === null) return new SignetError('unauthorized', detail);
   try {
     await ctx.db.transaction((tx) =>
       appendAudit(tx, {
-        actor: id ? `enroll:${id}` : 'anonymous',
+        actor: `enroll:${id}`,
         action: ENROLLMENT_REFUSED_ACTION,
-        target: id ?? expect.id?.slice(0, 100) ?? null,
+        target: id,
         outcome: 'refused',
         sourceIp: expect.sourceIp,
-        details: { reason, protocol: expect.protocol, profile: expect.profile ?? null, ...(id ? {} : { claimedId: expect.id?.slice(0, 100) ?? null }) },
+        details: { reason, protocol: expect.protocol, profile: expect.profile ?? null },
       }),
     );
   } catch (e) {
     ctx.log.error({ err: e, credentialId: id, reason }, 'could not audit a refused enrollment');
+    return new SignetError('unauthorized', detail);
   }
-  return new SignetError('unauthorized', detail);
+  // The event is the cause: the protocol adapters then know it was recorded (as holder-authentication.ts does).
+  return new SignetError('unauthorized', detail, { cause: { audited: ENROLLMENT_REFUSED_ACTION, credentialId: id } });
 }
 
 /** The row's state as a refusal reason and detail, or null if it may enroll now. */

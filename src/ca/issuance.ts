@@ -30,6 +30,7 @@ import { CommitQueue, IssuerReplaced } from './commit-queue.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
+import { walkCaChain } from './ca-chain-check.js';
 import { namePolicyOf, type Profile } from './profiles.js';
 import { actorOf, authorize, authorizeCertificate, tokenIdOf, type Operation, type Principal } from './authorization.js';
 import { normalizeSerial } from './serial.js';
@@ -39,6 +40,12 @@ import { prepareCertificate, signPrepared, type PreparedCertificate } from './si
 export interface Requester {
   principal: Principal;
   sourceIp?: string;
+  /**
+   * Runs once, after every check that can refuse the request has passed and right before the CA
+   * signs: an enrollment spends its credential's use here, so a refused request spends nothing
+   * (and a crash after it leaves the use spent, the safe direction).
+   */
+  beforeSign?: () => Promise<void>;
 }
 
 export interface IssueRequest {
@@ -100,6 +107,24 @@ export class Issuance {
     const p = this.profiles.get(name);
     if (!p) throw new SignetError('bad-request', `unknown profile ${JSON.stringify(name)}; available: ${[...this.profiles.keys()].join(', ')}`);
     return p;
+  }
+
+  /**
+   * What a device enrolling under `profileName` (or, without one, from the default CA) needs to
+   * trust its certificate: the issuing CA, the chain above it (with any rollover
+   * cross-certificate) and the root (EST cacerts, RFC 7030 §4.1.3; SCEP GetCACert).
+   */
+  async caCertificates(profileName?: string): Promise<Buffer[]> {
+    const issuer = profileName
+      ? await this.issuerFor(this.profile(profileName), undefined, undefined)
+      : await this.issuers.current(await this.issuers.defaultCaId());
+    const cas = this.ctx.stores.cas;
+    const row = await cas.get(issuer.id);
+    if (!row) throw new SignetError('not-found', `CA ${issuer.id} does not exist`);
+    const { chain } = await walkCaChain(row, (id) => cas.get(id));
+    const top = chain.at(-1)?.parentId;
+    const root = top ? await cas.get(top) : null;
+    return [...issuer.chainDer, ...(root ? [Buffer.from(root.certificateDer)] : [])];
   }
 
   async issue(req: IssueRequest, who: Requester): Promise<IssuedCertificate> {
@@ -232,7 +257,11 @@ export class Issuance {
    * rotation in another process), once more: the issuer index reloads that CA and hands the
    * request to its successor.
    */
-  private async sign(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+  private async sign(p: SignParams, requester: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+    // A request signed twice (its CA replaced in between) spends once.
+    let spent: Promise<void> | undefined;
+    const hook = requester.beforeSign;
+    const who: Requester = hook ? { ...requester, beforeSign: () => (spent ??= hook()) } : requester;
     try {
       return await this.signOnce(p, who, op, action);
     } catch (e) {
@@ -245,10 +274,15 @@ export class Issuance {
   private async signOnce(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
     const { profile, sans } = p;
     // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
-    // profile and name limits (403), before anything else is looked at.
+    // profile and name limits (403), before anything else is looked at. A renewal acts on its
+    // predecessor: that is the serial a certificate's holder is limited to.
     for (const s of sans) validateSan(s);
-    // A renewal acts on its predecessor: the holder of a certificate may renew that one only.
-    authorizeCertificate(who.principal, op, { profile: profile.name, sans, commonName: p.commonName, serial: p.predecessor }, profile.hostlessUriSchemes);
+    authorizeCertificate(
+      who.principal,
+      op,
+      { profile: profile.name, sans, commonName: p.commonName, ...(p.predecessor ? { serial: p.predecessor } : {}) },
+      profile.hostlessUriSchemes,
+    );
     // Key policy.
     const key = describeKey(p.publicKey);
     if (!profile.keyTypes.includes(key.family))
@@ -343,6 +377,7 @@ export class Issuance {
       issuer.signer,
     );
     if (prepared.findings.length) await this.lintFailure(issuer, serialHex(serial), [...prepared.findings], who);
+    await who.beforeSign?.();
     const der = await signLeaf(issuer, prepared);
     return this.store(
       der,

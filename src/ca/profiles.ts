@@ -52,6 +52,13 @@ export const profileSchema = z
       .refine((a) => new Set(a).size === a.length, { message: 'must not name a CA twice' })
       .optional(),
     caId: CA_ID.optional(),
+    /**
+     * Whether the holder of a certificate of this profile may renew it by presenting it as a TLS
+     * client certificate (POST /api/v1/certificates/renew on the HTTPS listener; ca/holder-authentication.ts).
+     * Default false; the built-in server, client and peer profiles set it. A profiles file that
+     * redefines one of those states it again (a redefinition replaces the built-in entirely).
+     */
+    renewWithClientCertificate: z.boolean().default(false),
   })
   .strict()
   .refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' })
@@ -69,6 +76,7 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
     defaultValidityDays: 90,
     maxValidityDays: 397,
     extKeyUsage: ['serverAuth'],
+    renewWithClientCertificate: true,
   },
   client: {
     description: 'TLS client: clientAuth',
@@ -77,6 +85,7 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
     defaultValidityDays: 90,
     maxValidityDays: 397,
     extKeyUsage: ['clientAuth'],
+    renewWithClientCertificate: true,
   },
   peer: {
     description: 'Mutual TLS peer: serverAuth and clientAuth, at least one SAN',
@@ -85,6 +94,7 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
     defaultValidityDays: 90,
     maxValidityDays: 397,
     extKeyUsage: ['serverAuth', 'clientAuth'],
+    renewWithClientCertificate: true,
   },
 };
 

@@ -2,6 +2,7 @@ import { watchRetirements } from '../ca/succession.js';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
 import { answerClientErrors, closeServer, listen, sendBareProblem } from '../http/server.js';
+import { auditRefusal } from '../http/audit-refusals.js';
 import { createMetrics } from '../observability/metrics.js';
 import { announceBootstrap, bootstrapIfEmpty, openWhenReachable } from '../runtime/open.js';
 import { loadConfig } from '../config/config.js';
@@ -131,7 +132,24 @@ export async function serve(): Promise<Running | undefined> {
       .map((n) => n.trim())
       .filter(Boolean);
     const identity = new TlsIdentity(services.issuance, names, log);
-    const httpsServer = createHttpsServer({ ...(await identity.issue()), requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, full);
+    // A client certificate is asked for and never required: renewal by the current certificate
+    // (POST /api/v1/certificates/renew, ca/holder-authentication.ts) reads it, everything else
+    // (ACME clients, the console in a browser, the token API) goes on without one, or with any
+    // other — the handshake does not judge it; Signet does, for that one route. No CA names are
+    // sent as certificate_authorities hints (no `ca` option): a stale list would make clients
+    // that honour the hints (Go's crypto/tls) withhold a certificate from a CA created or
+    // rotated since, and the list would have to follow every CA change.
+    const httpsServer = createHttpsServer(
+      {
+        ...(await identity.issue()),
+        requestCert: true,
+        rejectUnauthorized: false,
+        requestTimeout: 30_000,
+        headersTimeout: 10_000,
+        maxHeaderSize: 16 * 1024,
+      },
+      full,
+    );
     answerClientErrors(httpsServer, log);
     await new Promise<void>((resolve, reject) => {
       httpsServer.once('error', reject);
@@ -151,6 +169,8 @@ export async function serve(): Promise<Running | undefined> {
       const plainOk = scep || path.startsWith('/pki/') || path === '/ocsp' || path.startsWith('/ocsp/') || ['/healthz', '/readyz', '/metrics'].includes(path);
       if (!plainOk) {
         const err = new SignetError('forbidden', `only the public PKI endpoints, OCSP and health are served over plain HTTP; use ${httpsUrl}${url}`);
+        // Counted as every anonymous refusal is (request.refused.summary; no write per request).
+        void auditRefusal(ctx, err, { actor: 'anonymous', target: `${req.method ?? ''} ${url.split('?')[0]}`, sourceIp: req.socket.remoteAddress });
         sendBareProblem(res, err, url);
         return;
       }

@@ -163,7 +163,7 @@ export const SETTINGS = {
   },
   SIGNET_TLS: {
     schema: bool.default('off'),
-    doc: 'Serve the API and ACME over HTTPS on SIGNET_TLS_PORT with a certificate Signet issues to itself (and renews); plain HTTP then serves only the public PKI endpoints, OCSP and health.',
+    doc: 'Serve the API and ACME over HTTPS on SIGNET_TLS_PORT with a certificate Signet issues to itself (and renews); plain HTTP then serves only the public PKI endpoints, OCSP and health. The HTTPS listener asks for (never requires) a client certificate, for renewal with the current certificate.',
   },
   SIGNET_TLS_PORT: { schema: port.default(8443), doc: 'HTTPS port when SIGNET_TLS is on.' },
   SIGNET_TLS_NAMES: { schema: z.string().min(1).default('localhost,127.0.0.1'), doc: 'Comma-separated DNS names and IPs for the HTTPS certificate.' },
@@ -273,6 +273,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const set = (['SIGNET_PKCS11_MODULE', 'SIGNET_PKCS11_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_PKCS11_PIN_FILE'] as const).find((n) => raw[n] !== undefined);
     if (set) throw new SignetError('configuration', `${set} is set but SIGNET_KEY_STORE is sealed: set SIGNET_KEY_STORE=pkcs11 to keep CA keys in the token`);
   }
+  // One port cannot be both listeners (the HTTPS one would fail to bind, or, in a cluster, its
+  // workers would die in Node's shared-handle code).
+  if (raw.SIGNET_TLS && raw.SIGNET_TLS_PORT === raw.SIGNET_PORT)
+    throw new SignetError('configuration', `SIGNET_TLS_PORT and SIGNET_PORT are both ${raw.SIGNET_PORT}: the HTTPS listener needs a port of its own`);
   const publicUrl = (raw.SIGNET_PUBLIC_URL ?? `http://127.0.0.1:${raw.SIGNET_PORT}`).replace(/\/+$/, '');
   return { ...raw, dataDir: resolve(raw.SIGNET_DATA_DIR), publicUrl };
 }

@@ -3,6 +3,7 @@ import { isSignetError, type SignetError } from '../errors.js';
 import { appendAudit } from '../ca/audit.js';
 import type { CaContext } from '../ca/context.js';
 import type { Database } from '../storage/database.js';
+import { actorOf } from '../ca/authorization.js';
 
 const AUDITED = new Set(['unauthorized', 'forbidden', 'bad-csr', 'bad-key', 'rejected-name', 'policy', 'lint-failure']);
 
@@ -12,9 +13,11 @@ const AUDITED = new Set(['unauthorized', 'forbidden', 'bad-csr', 'bad-key', 'rej
  * not recorded: the limiter exists precisely so that a flood costs no writes.
  */
 export function auditRefusals(ctx: CaContext): ErrorRequestHandler {
-  return (err, req, _res, next) => {
+  return (err, req, res, next) => {
+    // A refusal its guard recorded itself (a presented client certificate: holder-authentication.ts).
+    if (res.locals.refusalAudited) return next(err);
     const audited = auditRefusal(ctx, err, {
-      actor: req.grant ? `token:${req.grant.id}` : 'anonymous',
+      actor: req.principal ? actorOf(req.principal) : req.grant ? `token:${req.grant.id}` : 'anonymous',
       target: `${req.method} ${req.baseUrl}${req.path}`,
       sourceIp: req.ip,
     });

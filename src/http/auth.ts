@@ -5,6 +5,8 @@ import { authenticate, type TokenGrant } from '../ca/tokens.js';
 import { authorize, OPERATIONS, type Operation, type Principal } from '../ca/authorization.js';
 import type { Requester } from '../ca/issuance.js';
 import type { CaContext } from '../ca/context.js';
+import { authenticateHolder } from '../ca/holder-authentication.js';
+import { presentedCertificate } from './client-certificate.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -51,6 +53,32 @@ export function requireAuth(ctx: CaContext, op: Operation): OperationGuard {
   return Object.assign(guard, { operation: op });
 }
 
+/**
+ * Authentication by the TLS client certificate being acted on (mTLS renewal): the certificate
+ * the client presented to the HTTPS listener must be one Signet issued and may still renew
+ * (ca/holder-authentication.ts); the principal is its holder, then authorization.ts decides
+ * whether the holder may perform `op` (renewing itself only). No token is read: an
+ * Authorization header neither helps nor hurts. 401 without a usable certificate.
+ */
+export function requireClientCertificate(ctx: CaContext, op: Operation): OperationGuard {
+  const guard: RequestHandler = async (req, res, next) => {
+    let presented: Uint8Array | null = null;
+    try {
+      presented = presentedCertificate(req);
+      const holder = await authenticateHolder(ctx, presented, { sourceIp: req.ip });
+      req.principal = holder;
+      authorize(holder, op);
+    } catch (e) {
+      // A refusal authenticateHolder recorded (the holder of a stored certificate) carries its
+      // event as the cause; any other is anonymous, counted by auditRefusals.
+      if (presented && e instanceof SignetError && e.cause) res.locals.refusalAudited = true;
+      return next(e);
+    }
+    next();
+  };
+  return Object.assign(guard, { operation: op });
+}
+
 /** The guard of a public operation (no token): it names the operation and lets everyone through. */
 export function openOperation(op: Operation): OperationGuard {
   if (OPERATIONS[op].scope !== null) throw new Error(`operation ${op} needs the '${OPERATIONS[op].scope}' scope: use requireAuth`);
@@ -60,6 +88,6 @@ export function openOperation(op: Operation): OperationGuard {
 
 /** The authenticated caller of a guarded route, as services take it. */
 export function requesterOf(req: Request): Requester {
-  if (!req.principal) throw new Error('requesterOf on a route without requireAuth');
+  if (!req.principal) throw new Error('requesterOf on a route without requireAuth or requireClientCertificate');
   return { principal: req.principal, sourceIp: req.ip };
 }

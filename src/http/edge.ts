@@ -81,7 +81,12 @@ export function credentialsOf(req: IncomingMessage): Credentials {
  * when one (or something in its place) was presented.
  */
 const challenge = (req: IncomingMessage): string =>
-  credentialsOf(req).kind === 'none' ? 'Bearer realm="signet"' : 'Bearer realm="signet", error="invalid_token"';
+  // EST authenticates first enrollments with HTTP Basic (RFC 7030 §3.2.3).
+  (req.url ?? '').startsWith('/.well-known/est/')
+    ? 'Basic realm="signet-est", charset="UTF-8"'
+    : credentialsOf(req).kind === 'none'
+      ? 'Bearer realm="signet"'
+      : 'Bearer realm="signet", error="invalid_token"';
 
 // --- refusals ----------------------------------------------------------------------------
 

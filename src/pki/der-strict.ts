@@ -306,11 +306,15 @@ function checkElement(buf: Uint8Array, e: El, depth: number): void {
       // X.690 §11.7-11.8: DER times are UTC ('Z'), with seconds, and a fraction only when it is
       // not zero (no trailing zeros); RFC 5280 §4.1.2.5 adds nothing DER does not already say.
       const text = Buffer.from(buf.subarray(e.body, e.end)).toString('latin1');
-      const m = number === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : /^\d{2}(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d*[1-9])?Z$/.exec(text);
+      const m =
+        number === 0x17
+          ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+          : /^\d{2}(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d*[1-9])?Z$/.exec(text);
       const what = number === 0x17 ? 'UTCTime' : 'GeneralizedTime';
       if (!m) fail(e, `${what} ${JSON.stringify(text.slice(0, 32))} is not in DER form (${number === 0x17 ? 'YYMMDDHHMMSSZ' : 'YYYYMMDDHHMMSS[.f]Z'})`);
       const [month, day, hour, minute, second] = m.slice(2, 7).map(Number) as [number, number, number, number, number];
-      if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) fail(e, `${what} ${JSON.stringify(text)} is not a date and time`);
+      if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59)
+        fail(e, `${what} ${JSON.stringify(text)} is not a date and time`);
       break;
     }
     default:

@@ -5,7 +5,7 @@ import type { Issuance, IssuedCertificate } from '../../ca/issuance.js';
 import { getCertificate, listCertificates } from '../../ca/inventory.js';
 import { authorizeCertificate, visibility } from '../../ca/authorization.js';
 import type { SanEntry } from '../../pki/names.js';
-import { requireAuth, requesterOf } from '../auth.js';
+import { requireAuth, requireClientCertificate, requesterOf } from '../auth.js';
 import { caId, isoDate, limit, listCursor, noQuery, pathParams, queryParams, serial, text } from '../params.js';
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
@@ -79,6 +79,20 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
       issuance.profiles.get(cert.profile)?.hostlessUriSchemes,
     );
     res.json(cert);
+  });
+  // Renewal by the holder of the certificate, proven by presenting it as the TLS client
+  // certificate on the HTTPS listener (no token): the certificate renewed is the one presented.
+  r.post('/certificates/renew', requireClientCertificate(ctx, 'certificate.renew'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    const body = parseBody(renewSchema, req.body);
+    const who = requesterOf(req);
+    if (who.principal.kind !== 'certificate-holder') throw new Error('POST /certificates/renew is guarded by requireClientCertificate');
+    const predecessor = who.principal.serial;
+    const cert = await issuance.renew(predecessor, body.csr, who);
+    res
+      .status(201)
+      .location(`/api/v1/certificates/${cert.serial}`)
+      .json({ ...issuedJson(cert), predecessorSerial: predecessor });
   });
   r.post('/certificates/:serial/renew', requireAuth(ctx, 'certificate.renew'), async (req, res) => {
     const p = pathParams(serialPath, req.params);

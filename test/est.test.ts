@@ -1,0 +1,318 @@
+/**
+ * Issue 17, EST (RFC 7030): a real `signet serve` with SIGNET_TLS=on, enrolled into by
+ * strongSwan's `pki --estca` / `pki --est` (a client nobody on the project wrote), and by curl
+ * for what strongSwan does not send; every refusal by sending the bad thing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { derToPem } from '../src/pki/pem.js';
+import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
+import { sql } from './helpers/sql.js';
+
+const PKI = process.env.SIGNET_TEST_STRONGSWAN_PKI ?? '/usr/bin/pki';
+
+interface Run {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], input?: Buffer): Run {
+  const r = spawnSync(cmd, args, { input, timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+describe('EST (RFC 7030) with strongSwan pki and curl', () => {
+  const tmp = new TempDir();
+  let env: TestEnv;
+  let server: RunningServer;
+  let tlsPort: number;
+  let base: string;
+  let rootFile: string;
+  let intFile: string;
+
+  /** An EST enrollment credential made with the CLI, as an operator would. */
+  function credential(profile: string, ...options: string[]): { id: string; secret: string } {
+    const r = signet(['enroll', 'create', '--profile', profile, ...options, '--json'], env.env);
+    assert.equal(r.status, 0, r.stderr);
+    const made = JSON.parse(r.stdout) as { id: string; secret: string };
+    return { id: made.id, secret: made.secret };
+  }
+
+  /** curl against the HTTPS listener, trusting Signet's root; returns status, headers and body. */
+  function curl(path: string, opts: { method?: string; body?: string; type?: string; user?: string; cert?: string; key?: string } = {}) {
+    const args = ['-sS', '--cacert', rootFile, '-o', '-', '-D', tmp.file('headers'), '-w', '%{http_code}', '-X', opts.method ?? 'GET'];
+    if (opts.body !== undefined) args.push('--data-binary', '@-');
+    if (opts.type) args.push('-H', `Content-Type: ${opts.type}`);
+    if (opts.user) args.push('-u', opts.user);
+    if (opts.cert) args.push('--cert', opts.cert, '--key', opts.key!);
+    const r = run('curl', [...args, `${base}${path}`], opts.body === undefined ? undefined : Buffer.from(opts.body));
+    const out = r.stdout.toString();
+    const status = Number(out.slice(-3));
+    const text = out.slice(0, -3);
+    const headers = readFileSync(join(tmp.path, 'headers'), 'utf8');
+    return { status, text, headers, json: /application\/problem\+json/.test(headers) ? JSON.parse(text) : undefined, stderr: r.stderr };
+  }
+
+  /** A P-256 key and a PKCS#10 request made by strongSwan's pki, as files. */
+  function pkiRequest(name: string, dn: string, sans: string[]): { key: string; req: string } {
+    const key = tmp.file(`${name}.key`);
+    const gen = run(PKI, ['--gen', '--type', 'ecdsa', '--size', '256', '--outform', 'pem']);
+    assert.equal(gen.status, 0, gen.stderr);
+    tmp.file(`${name}.key`, gen.stdout);
+    const req = run(PKI, ['--req', '--in', key, '--type', 'ecdsa', '--dn', dn, ...sans.flatMap((s) => ['--san', s]), '--outform', 'der']);
+    assert.equal(req.status, 0, req.stderr);
+    return { key, req: tmp.file(`${name}.req`, req.stdout) };
+  }
+
+  const certCount = async () => Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0].n);
+
+  before(async () => {
+    tlsPort = await freePort();
+    env = await createTestEnv({ SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort) });
+    server = await startServer(env.env);
+    base = `https://localhost:${tlsPort}`;
+    const list = signet(['ca', 'list', '--json'], env.env);
+    assert.equal(list.status, 0, list.stderr);
+    const cas = JSON.parse(list.stdout) as { id: string; parentId: string | null }[];
+    const rootId = cas.find((c) => c.parentId === null)!.id;
+    const intId = cas.find((c) => c.parentId === rootId)!.id;
+    const pem = async (id: string) => derToPem(Buffer.from(await (await fetch(`${server.url}/pki/${id}.crt`)).arrayBuffer()), 'CERTIFICATE');
+    rootFile = tmp.file('root.pem', await pem(rootId));
+    intFile = tmp.file('int.pem', await pem(intId));
+  });
+
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
+
+  test('pki --estca fetches the CA certificates: the issuing CA and the root', () => {
+    const r = run(PKI, ['--estca', '--url', base, '--cacert', rootFile, '--caout', tmp.file('estca.pem'), '--outform', 'pem', '--force']);
+    assert.equal(r.status, 0, r.stderr);
+    // --caout is a template: the root as given, each CA below it as <name>-<n>.pem.
+    assert.match(r.stderr, /Root CA cert is trusted/);
+    assert.match(r.stderr, /Sub CA cert is trusted/);
+    const subjects = ['estca.pem', 'estca-1.pem'].map((f) => new X509Certificate(readFileSync(join(tmp.path, f))).subject);
+    const want = [new X509Certificate(readFileSync(intFile)).subject, new X509Certificate(readFileSync(rootFile)).subject];
+    assert.deepEqual([...subjects].sort(), [...want].sort());
+  });
+
+  test('cacerts and csrattrs by curl: base64 on one line, read by openssl', () => {
+    const ca = curl('/.well-known/est/cacerts');
+    assert.equal(ca.status, 200, ca.text);
+    assert.match(ca.headers, /content-type: application\/pkcs7-mime; smime-type=certs-only/i);
+    assert.match(ca.headers, /content-transfer-encoding: base64/i);
+    assert.doesNotMatch(ca.text, /\s/, 'one line of base64');
+    const p7 = openssl(['pkcs7', '-inform', 'DER', '-print_certs', '-noout'], Buffer.from(ca.text, 'base64'));
+    assert.equal(p7.status, 0, p7.stderr);
+    assert.equal([...p7.stdout.matchAll(/^subject=/gm)].length, 2);
+
+    const attrs = curl('/.well-known/est/server/csrattrs');
+    assert.equal(attrs.status, 200, attrs.text);
+    assert.match(attrs.headers, /content-type: application\/csrattrs/i);
+    const parsed = openssl(['asn1parse', '-inform', 'DER'], Buffer.from(attrs.text, 'base64'));
+    assert.equal(parsed.status, 0, parsed.stderr);
+    assert.match(parsed.stdout, /Extension Request/, 'the server profile requires names');
+    assert.match(parsed.stdout, /ecdsa-with-SHA256/);
+    assert.equal(curl('/.well-known/est/csrattrs').status, 204, 'no label, no profile to ask');
+    const unknown = curl('/.well-known/est/nosuch/cacerts');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.json.detail, /no EST label "nosuch": the labels are the profiles \(server, client, peer\)/);
+  });
+
+  test('pki --est enrolls with a one-time credential; the chain verifies; the credential is then spent', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const { req } = pkiRequest('dev1', 'C=CH, O=Devices, CN=dev1.est.signet.test', ['dev1.est.signet.test']);
+    const r = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', req, '--userpass', `${cred.id}:${cred.secret}`, '--outform', 'pem']);
+    assert.equal(r.status, 0, r.stderr);
+    const certFile = tmp.file('dev1.pem', r.stdout);
+    const cert = new X509Certificate(r.stdout);
+    assert.equal(cert.subject, 'CN=dev1.est.signet.test');
+    assert.equal(cert.subjectAltName, 'DNS:dev1.est.signet.test');
+    const v = openssl(['verify', '-x509_strict', '-CAfile', rootFile, '-untrusted', intFile, '-purpose', 'sslserver', certFile]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+
+    const before = await certCount();
+    const again = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', req, '--userpass', `${cred.id}:${cred.secret}`]);
+    assert.notEqual(again.status, 0, 'a one-time credential enrolls once');
+    const spent = curl('/.well-known/est/simpleenroll', {
+      method: 'POST',
+      type: 'application/pkcs10',
+      body: readFileSync(req).toString('base64'),
+      user: `${cred.id}:${cred.secret}`,
+    });
+    assert.equal(spent.status, 401, spent.text);
+    assert.match(spent.headers, /www-authenticate: Basic realm="signet-est"/i);
+    assert.equal(await certCount(), before, 'nothing stored');
+  });
+
+  test('pki --est --cert/--key re-enrolls over mTLS with a new key: same names, linked to its predecessor', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const first = pkiRequest('dev2', 'CN=dev2.est.signet.test', ['dev2.est.signet.test']);
+    const got = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', first.req, '--userpass', `${cred.id}:${cred.secret}`, '--outform', 'pem']);
+    assert.equal(got.status, 0, got.stderr);
+    const oldFile = tmp.file('dev2.pem', got.stdout);
+    const old = new X509Certificate(got.stdout);
+    const next = pkiRequest('dev2b', 'CN=dev2.est.signet.test', ['dev2.est.signet.test']);
+    const r = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', next.req, '--cert', oldFile, '--key', first.key, '--outform', 'pem']);
+    assert.equal(r.status, 0, r.stderr);
+    const renewed = new X509Certificate(r.stdout);
+    assert.notEqual(renewed.serialNumber, old.serialNumber);
+    assert.equal(renewed.subjectAltName, 'DNS:dev2.est.signet.test');
+    const nextKey = run('openssl', ['pkey', '-in', next.key, '-pubout']).stdout.toString();
+    assert.equal(renewed.publicKey.export({ type: 'spki', format: 'pem' }), nextKey, 'the new key of the request');
+    const [row] = await sql(env, 'SELECT "predecessorSerial" FROM "Certificate" WHERE serial = ?', [renewed.serialNumber.toLowerCase()]);
+    assert.equal(row.predecessorSerial, old.serialNumber.toLowerCase());
+    const v = openssl(['verify', '-x509_strict', '-CAfile', rootFile, '-untrusted', intFile, tmp.file('dev2b.pem', r.stdout)]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
+
+  test('serverkeygen: Signet makes the key; the multipart reply holds the PKCS#8 key and its certificate', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const { req } = pkiRequest('dev3', 'CN=dev3.est.signet.test', ['dev3.est.signet.test']);
+    const r = curl('/.well-known/est/serverkeygen', {
+      method: 'POST',
+      type: 'application/pkcs10',
+      body: readFileSync(req).toString('base64'),
+      user: `${cred.id}:${cred.secret}`,
+    });
+    assert.equal(r.status, 200, r.text);
+    const boundary = /content-type: multipart\/mixed; boundary=([^\s;]+)/i.exec(r.headers)?.[1];
+    assert.ok(boundary, r.headers);
+    assert.match(r.headers, /cache-control: no-store/i);
+    const parts = r.text
+      .split(`--${boundary}`)
+      .slice(1, -1)
+      .map((p) => {
+        const [head, body] = p.split('\r\n\r\n');
+        return { type: /Content-Type: ([^\r\n]+)/.exec(head!)![1], der: Buffer.from(body!.trim(), 'base64') };
+      });
+    assert.deepEqual(
+      parts.map((p) => p.type),
+      ['application/pkcs8', 'application/pkcs7-mime; smime-type=certs-only'],
+    );
+    const keyPem = openssl(['pkey', '-inform', 'DER', '-outform', 'PEM'], parts[0]!.der);
+    assert.equal(keyPem.status, 0, keyPem.stderr);
+    const certs = openssl(['pkcs7', '-inform', 'DER', '-print_certs'], parts[1]!.der);
+    assert.equal(certs.status, 0, certs.stderr);
+    const leaf = new X509Certificate(certs.stdout.slice(certs.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
+    assert.equal(leaf.subjectAltName, 'DNS:dev3.est.signet.test');
+    assert.ok(leaf.checkPrivateKey(createPrivateKey(keyPem.stdout)), "the key Signet made is the certificate's");
+  });
+
+  test('refusals: problem documents, nothing stored, the credential not spent', async () => {
+    const cred = credential('server', '--names', 'est.signet.test');
+    const user = `${cred.id}:${cred.secret}`;
+    const good = readFileSync(pkiRequest('dev4', 'CN=dev4.est.signet.test', ['dev4.est.signet.test']).req).toString('base64');
+    const outside = readFileSync(pkiRequest('evil', 'CN=www.evil.example', ['www.evil.example']).req).toString('base64');
+    const before = await certCount();
+    const cases: [string, ReturnType<typeof curl>, number, RegExp][] = [
+      [
+        'no credentials',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good }),
+        401,
+        /needs an enrollment credential as HTTP Basic/,
+      ],
+      [
+        'a wrong secret',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user: `${cred.id}:nope` }),
+        401,
+        /unknown enrollment credential, or wrong secret/,
+      ],
+      [
+        'names outside the credential',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: outside, user }),
+        403,
+        /allows names under est\.signet\.test only; name 'www\.evil\.example' is outside them/,
+      ],
+      [
+        "another profile's label",
+        curl('/.well-known/est/client/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user }),
+        401,
+        /is for profile server, not client/,
+      ],
+      [
+        'PEM, not base64 DER',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: '-----BEGIN CERTIFICATE REQUEST-----', user }),
+        400,
+        /is not base64/,
+      ],
+      [
+        'a body that is not a CSR',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: Buffer.from('hello').toString('base64'), user }),
+        400,
+        /DER|CSR/,
+      ],
+      [
+        'the wrong content type',
+        curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/json', body: good, user }),
+        415,
+        /application\/pkcs10/,
+      ],
+      [
+        'an unknown operation',
+        curl('/.well-known/est/fullcmc', { method: 'POST', type: 'application/pkcs10', body: good, user }),
+        404,
+        /the operations are cacerts, csrattrs, simpleenroll, simplereenroll and serverkeygen/,
+      ],
+      [
+        're-enrollment without a client certificate',
+        curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body: good }),
+        401,
+        /present it as the TLS client certificate/,
+      ],
+    ];
+    for (const [what, r, status, detail] of cases) {
+      assert.equal(r.status, status, `${what}: ${r.text}`);
+      assert.match(r.headers, /content-type: application\/problem\+json/i, what);
+      assert.match(r.json.detail, detail, what);
+    }
+    assert.equal(await certCount(), before, 'nothing stored');
+    // The refusals of an authenticated credential are its own events (the names, the bad CSR);
+    // the anonymous ones are counted into the interval's summary.
+    const refused = await sql(env, `SELECT details FROM "AuditEvent" WHERE action = 'request.refused' AND actor = ? ORDER BY seq`, [`enroll:${cred.id}`]);
+    assert.deepEqual(
+      refused.map((e: { details: string }) => JSON.parse(e.details).type),
+      ['forbidden', 'bad-csr'],
+    );
+    // Plain HTTP: the listener that serves only the public PKI endpoints.
+    const plain = await fetch(`${server.url}/.well-known/est/cacerts`);
+    assert.equal(plain.status, 403);
+    assert.match((await plain.json()).detail, /served over plain HTTP; use https:/);
+    // Nothing was spent: the credential still enrolls once.
+    const ok = curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good, user });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  test('re-enrollment refusals: a foreign certificate, a revoked one, another subject', async () => {
+    const cred = credential('server', '--names', 'est.signet.test', '--uses', '2');
+    const dev = pkiRequest('dev5', 'CN=dev5.est.signet.test', ['dev5.est.signet.test']);
+    const got = run(PKI, ['--est', '--url', base, '--cacert', rootFile, '--in', dev.req, '--userpass', `${cred.id}:${cred.secret}`, '--outform', 'pem']);
+    assert.equal(got.status, 0, got.stderr);
+    const certFile = tmp.file('dev5.pem', got.stdout);
+    const serial = new X509Certificate(got.stdout).serialNumber.toLowerCase();
+    const body = readFileSync(dev.req).toString('base64');
+    const other = readFileSync(pkiRequest('dev6', 'CN=dev6.est.signet.test', ['dev6.est.signet.test']).req).toString('base64');
+    const foreign = selfSignedCa(tmp, 'foreign', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=dev5.est.signet.test');
+    const before = await certCount();
+    const another = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body: other, cert: certFile, key: dev.key });
+    assert.equal(another.status, 400, another.text);
+    assert.match(another.json.detail, /repeats the certificate's subject .*"dev5\.est\.signet\.test".*"dev6\.est\.signet\.test"/);
+    const alien = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body, cert: foreign.cert, key: foreign.key });
+    assert.equal(alien.status, 401, alien.text);
+    const revoke = signet(['revoke', serial, '--reason', 'keyCompromise'], env.env);
+    assert.equal(revoke.status, 0, revoke.stderr);
+    const revoked = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body, cert: certFile, key: dev.key });
+    assert.equal(revoked.status, 401, revoked.text);
+    assert.match(revoked.json.detail, /revoked/);
+    assert.equal(await certCount(), before, 'nothing stored');
+  });
+});
