@@ -131,10 +131,14 @@ export async function readReply(der: Buffer, raCert: Buffer, keyFile: string): P
 
 /** POSTs a pkiMessage; the HTTP status and body. */
 export async function post(url: string, der: Buffer): Promise<{ status: number; type: string | null; body: Buffer }> {
-  const r = await fetch(`${url}?operation=PKIOperation`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-pki-message' },
-    body: new Uint8Array(der),
+  const send = () =>
+    fetch(`${url}?operation=PKIOperation`, { method: 'POST', headers: { 'content-type': 'application/x-pki-message' }, body: new Uint8Array(der) });
+  // A keep-alive socket the server closed while this process was blocked in openssl: the request
+  // never reached the server, so it is sent once more on a new connection.
+  const r = await send().catch((e: unknown) => {
+    if (/other side closed|socket hang up|ECONNRESET/.test(`${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''}`))
+      return send();
+    throw e;
   });
   return { status: r.status, type: r.headers.get('content-type'), body: Buffer.from(await r.arrayBuffer()) };
 }
