@@ -14,7 +14,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { api, getUrl, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { parseEnvelopedData } from '../src/pki/cms-enveloped.js';
@@ -73,7 +73,7 @@ before(async () => {
   env = await createTestEnv();
   server = await startServer(env.env);
   scepUrl = `${server.url}/scep`;
-  const r = await fetch(`${scepUrl}?operation=GetCACert`);
+  const r = await getUrl(`${scepUrl}?operation=GetCACert`);
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('content-type'), 'application/x-x509-ca-ra-cert');
   const p7 = tmp.file('cacert.p7', Buffer.from(await r.arrayBuffer()));
@@ -93,7 +93,7 @@ after(async () => {
 
 describe('GetCACaps and GetCACert', () => {
   test('GetCACaps lists what strongSwan needs (SHA-384 with SHA-256) and what Signet does', async () => {
-    const r = await fetch(`${scepUrl}?operation=GetCACaps`);
+    const r = await getUrl(`${scepUrl}?operation=GetCACaps`);
     assert.equal(r.status, 200);
     const caps = (await r.text()).split('\n');
     for (const c of ['AES', 'SHA-256', 'SHA-384', 'POSTPKIOperation', 'Renewal', 'SCEPStandard']) assert.ok(caps.includes(c), c);
@@ -112,10 +112,10 @@ describe('GetCACaps and GetCACert', () => {
   });
 
   test('an unknown operation or profile is a problem document; a body that is no pkiMessage a 400 problem, audited; the server still serves', async () => {
-    const bad = await fetch(`${scepUrl}?operation=Nope`);
+    const bad = await getUrl(`${scepUrl}?operation=Nope`);
     assert.equal(bad.status, 400);
     assert.match(bad.headers.get('content-type') ?? '', /problem\+json/);
-    assert.equal((await fetch(`${server.url}/scep/no-such-profile?operation=GetCACaps`)).status, 404);
+    assert.equal((await getUrl(`${server.url}/scep/no-such-profile?operation=GetCACaps`)).status, 404);
     const garbage = await post(scepUrl, Buffer.from('not a pkiMessage at all'));
     assert.equal(garbage.status, 400);
     assert.match(garbage.type ?? '', /problem\+json/);
@@ -123,7 +123,7 @@ describe('GetCACaps and GetCACert', () => {
     assert.equal((await post(scepUrl, deep)).status, 400);
     const huge = await post(scepUrl, Buffer.alloc(2 * 1024 * 1024, 0x30));
     assert.equal(huge.status, 413);
-    assert.equal((await fetch(`${scepUrl}?operation=GetCACaps`)).status, 200);
+    assert.equal((await getUrl(`${scepUrl}?operation=GetCACaps`)).status, 200);
   });
 });
 
@@ -328,7 +328,7 @@ describe('refusals from the small client', () => {
     const inside = identity(tmp, 'inside', { cn: 'cam1.iot.example.test', sans: ['cam1.iot.example.test'], challenge: secret });
     const m2 = await pkiMessage({ type: 19, content: inside.csr, raCert: ra, keyFile: inside.keyFile, signerCert: inside.cert, cipher: 'aes-128-cbc' });
     // PKIOperation by GET, base64 in ?message=.
-    const r = await fetch(`${scepUrl}?operation=PKIOperation&message=${encodeURIComponent(m2.der.toString('base64'))}`);
+    const r = await getUrl(`${scepUrl}?operation=PKIOperation&message=${encodeURIComponent(m2.der.toString('base64'))}`);
     assert.equal(r.status, 200);
     const ok = await readReply(Buffer.from(await r.arrayBuffer()), ra, inside.keyFile);
     assert.equal(ok.status, '0', ok.failInfoText);
