@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { fetchAfterBlocking, ROOT, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir, csrMaker } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
@@ -37,7 +37,7 @@ async function call(server: RunningServer, method: string, path: string, auth: s
   const headers: Record<string, string> = {};
   if (auth !== undefined) headers.authorization = auth;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetchAfterBlocking(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   let json: any;
   try {
@@ -145,6 +145,21 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     { route: 'POST /tokens', path: () => '/api/v1/tokens', scope: 'admin', body: () => ({ name: 'made by the matrix', scopes: ['read'] }), allowed: 201 },
     { route: 'GET /tokens', path: () => '/api/v1/tokens', scope: 'admin', allowed: 200 },
     { route: 'DELETE /tokens/:id', path: () => '/api/v1/tokens/tok-doesnotexist', scope: 'admin', allowed: 404 },
+    {
+      route: 'POST /enrollment-credentials',
+      path: () => '/api/v1/enrollment-credentials',
+      scope: 'admin',
+      body: () => ({ profile: 'server', nameSuffixes: ['matrix.example.test'] }),
+      allowed: 201,
+    },
+    { route: 'GET /enrollment-credentials', path: () => '/api/v1/enrollment-credentials', scope: 'admin', allowed: 200 },
+    {
+      route: 'POST /enrollment-credentials/:id/revoke',
+      path: () => '/api/v1/enrollment-credentials/enr_0000000000000000/revoke',
+      scope: 'admin',
+      body: () => ({}),
+      allowed: 404,
+    },
     { route: 'GET /audit', path: () => '/api/v1/audit', scope: 'admin', allowed: 200 },
     { route: 'GET /audit/checkpoints', path: () => '/api/v1/audit/checkpoints', scope: 'admin', allowed: 200 },
   ];

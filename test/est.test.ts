@@ -6,11 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadDeviceTrust } from '../src/ca/device-certificates.js';
+import { SignetError } from '../src/errors.js';
 import { derToPem } from '../src/pki/pem.js';
-import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { freePort, getUrl, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
@@ -83,7 +85,7 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     const cas = JSON.parse(list.stdout) as { id: string; parentId: string | null }[];
     const rootId = cas.find((c) => c.parentId === null)!.id;
     const intId = cas.find((c) => c.parentId === rootId)!.id;
-    const pem = async (id: string) => derToPem(Buffer.from(await (await fetch(`${server.url}/pki/${id}.crt`)).arrayBuffer()), 'CERTIFICATE');
+    const pem = async (id: string) => derToPem(Buffer.from(await (await getUrl(`${server.url}/pki/${id}.crt`)).arrayBuffer()), 'CERTIFICATE');
     rootFile = tmp.file('root.pem', await pem(rootId));
     intFile = tmp.file('int.pem', await pem(intId));
   });
@@ -284,7 +286,7 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
       ['forbidden', 'bad-csr'],
     );
     // Plain HTTP: the listener that serves only the public PKI endpoints.
-    const plain = await fetch(`${server.url}/.well-known/est/cacerts`);
+    const plain = await getUrl(`${server.url}/.well-known/est/cacerts`);
     assert.equal(plain.status, 403);
     assert.match((await plain.json()).detail, /served over plain HTTP; use https:/);
     // Nothing was spent: the credential still enrolls once.
@@ -314,5 +316,151 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     assert.equal(revoked.status, 401, revoked.text);
     assert.match(revoked.json.detail, /revoked/);
     assert.equal(await certCount(), before, 'nothing stored');
+  });
+});
+
+describe('EST first enrollment with a certificate from a CA trusted for it (SIGNET_EST_CLIENT_CAS)', () => {
+  const tmp = new TempDir();
+  let env: TestEnv;
+  let server: RunningServer;
+  let base: string;
+  let rootFile: string;
+  const maker = selfSignedCa(tmp, 'maker', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/O=Maker/CN=Maker Device CA');
+  const other = selfSignedCa(tmp, 'other', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/O=Maker/CN=Maker Device CA');
+
+  /** A device certificate (and key) issued by `ca` with the given extendedKeyUsage. */
+  function deviceCert(name: string, ca: { cert: string; key: string }, eku = 'clientAuth'): { cert: string; key: string } {
+    const key = tmp.file(`${name}.key`);
+    const csr = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', `/CN=${name}`]);
+    assert.equal(csr.status, 0, csr.stderr);
+    const ext = tmp.file(`${name}.ext`, `extendedKeyUsage=${eku}\nbasicConstraints=critical,CA:FALSE\n`);
+    const cert = tmp.file(`${name}.pem`);
+    const x = openssl(['x509', '-req', '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', cert], csr.stdout);
+    assert.equal(x.status, 0, x.stderr);
+    return { cert, key };
+  }
+
+  function enroll(path: string, device: { cert: string; key: string } | null, csr: string) {
+    const args = ['-sS', '--cacert', rootFile, '-o', '-', '-w', '%{http_code}', '-X', 'POST', '-H', 'Content-Type: application/pkcs10', '--data-binary', '@-'];
+    if (device) args.push('--cert', device.cert, '--key', device.key);
+    const r = run('curl', [...args, `${base}${path}`], Buffer.from(csr));
+    const out = r.stdout.toString();
+    const text = out.slice(0, -3);
+    return { status: Number(out.slice(-3)), text, json: text.startsWith('{') ? JSON.parse(text) : undefined };
+  }
+
+  /** The base64 DER body of a CSR for `name` (PEM's body is exactly that). */
+  const csrFor = (name: string) => {
+    const r = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      '/dev/null',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.replace(/-----[A-Z ]+-----|\s/g, '');
+  };
+
+  before(async () => {
+    const tlsPort = await freePort();
+    env = await createTestEnv({
+      SIGNET_TLS: 'on',
+      SIGNET_TLS_PORT: String(tlsPort),
+      SIGNET_EST_CLIENT_CAS: maker.cert,
+      SIGNET_EST_CLIENT_PROFILE: 'client',
+      SIGNET_EST_CLIENT_NAMES: 'devices.signet.test',
+    });
+    server = await startServer(env.env);
+    base = `https://localhost:${tlsPort}`;
+    const cas = JSON.parse(signet(['ca', 'list', '--json'], env.env).stdout) as { id: string; parentId: string | null }[];
+    const rootId = cas.find((c) => c.parentId === null)!.id;
+    rootFile = tmp.file('root.pem', derToPem(Buffer.from(await (await getUrl(`${server.url}/pki/${rootId}.crt`)).arrayBuffer()), 'CERTIFICATE'));
+  });
+
+  after(async () => {
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
+
+  test('the setting is checked at start: the profile it needs, CA certificates only', () => {
+    const has = (n: string) => n === 'client';
+    const refused = (settings: Parameters<typeof loadDeviceTrust>[0], detail: RegExp) =>
+      assert.throws(
+        () => loadDeviceTrust(settings, has),
+        (e: unknown) => e instanceof SignetError && e.type === 'configuration' && detail.test(e.detail),
+      );
+    refused({ file: maker.cert }, /needs SIGNET_EST_CLIENT_PROFILE/);
+    refused({ file: maker.cert, profile: 'nosuch' }, /no profile named nosuch/);
+    refused({ profile: 'client' }, /apply to SIGNET_EST_CLIENT_CAS, which is not set/);
+    refused({ file: deviceCert('not-a-ca', maker).cert, profile: 'client' }, /is not a CA certificate/);
+    refused({ file: maker.key, profile: 'client' }, /is a PRIVATE KEY, not a CERTIFICATE/);
+    refused({ file: join(tmp.path, 'missing.pem'), profile: 'client' }, /could not be read/);
+    const trust = loadDeviceTrust({ file: maker.cert, profile: 'client', names: ' Devices.Signet.Test ,' }, has);
+    assert.deepEqual(trust?.nameSuffixes, ['devices.signet.test']);
+    assert.equal(loadDeviceTrust({}, has), null);
+  });
+
+  test("a maker's device certificate enrolls under the configured profile and names; the audit names the device certificate", async () => {
+    const device = deviceCert('d1.devices.signet.test', maker);
+    const r = enroll('/.well-known/est/simpleenroll', device, csrFor('d1.devices.signet.test'));
+    assert.equal(r.status, 200, r.text);
+    const p7 = openssl(['pkcs7', '-inform', 'DER', '-print_certs'], Buffer.from(r.text, 'base64'));
+    const leaf = new X509Certificate(p7.stdout.slice(p7.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
+    assert.equal(leaf.subjectAltName, 'DNS:d1.devices.signet.test');
+    assert.match(leaf.keyUsage?.join(',') ?? '', /1\.3\.6\.1\.5\.5\.7\.3\.2/, 'the client profile');
+    const fp = createHash('sha256')
+      .update(new X509Certificate(readFileSync(device.cert)).raw)
+      .digest('hex')
+      .slice(0, 16);
+    const [issued] = await sql(env, `SELECT actor FROM "AuditEvent" WHERE action = 'certificate.issued' AND target = ?`, [leaf.serialNumber.toLowerCase()]);
+    assert.equal(issued.actor, `enroll:tls:${fp}`);
+    // Not one-time: the device can enroll again (its CA, not a credential, is the right).
+    assert.equal(enroll('/.well-known/est/simpleenroll', device, csrFor('d1.devices.signet.test')).status, 200);
+  });
+
+  test('refused: another CA with the same name, a server-only certificate, names outside the limit, another profile, no certificate', async () => {
+    const before = Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0].n);
+    const cases: [string, ReturnType<typeof enroll>, number, RegExp][] = [
+      [
+        'a CA of the same name',
+        enroll('/.well-known/est/simpleenroll', deviceCert('d2.devices.signet.test', other), csrFor('d2.devices.signet.test')),
+        401,
+        /nor issued by a CA trusted for enrollment/,
+      ],
+      [
+        'serverAuth only',
+        enroll('/.well-known/est/simpleenroll', deviceCert('d3.devices.signet.test', maker, 'serverAuth'), csrFor('d3.devices.signet.test')),
+        401,
+        /lacks clientAuth/,
+      ],
+      [
+        'names outside',
+        enroll('/.well-known/est/simpleenroll', deviceCert('d4.devices.signet.test', maker), csrFor('www.evil.example')),
+        403,
+        /allows names under devices\.signet\.test only/,
+      ],
+      [
+        'another profile',
+        enroll('/.well-known/est/server/simpleenroll', deviceCert('d5.devices.signet.test', maker), csrFor('d5.devices.signet.test')),
+        403,
+        /enroll under profile client, not server/,
+      ],
+      ['no certificate', enroll('/.well-known/est/simpleenroll', null, csrFor('d6.devices.signet.test')), 401, /enrollment credential as HTTP Basic/],
+    ];
+    for (const [what, r, status, detail] of cases) {
+      assert.equal(r.status, status, `${what}: ${r.text}`);
+      assert.match(r.json.detail, detail, what);
+    }
+    assert.equal(Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0].n), before, 'nothing stored');
   });
 });

@@ -6,7 +6,7 @@
  * it is decided in authorization.ts (the 'enrollment' principal); this module only creates,
  * lists, revokes and authenticates credentials, and spends their uses.
  *
- * Protected like API tokens (tokens.ts): the secret (128 random bits, base64url, shown once) is
+ * Protected like API tokens (tokens.ts): the secret (192 random bits, base64url, shown once) is
  * stored only as a keyed hash (HMAC-SHA256 under a key derived from the master key), looked up
  * by that hash and compared in constant time; the row carries a MAC (row-integrity.ts) over
  * everything that decides what it grants — id, hash, protocol, profile, name suffixes, uses
@@ -20,9 +20,9 @@
  * Spending a use. Issuance commits certificates through a group commit (commit-queue.ts) on the
  * database driver, batching many certificates into one transaction; it takes no callback, so a
  * use cannot be spent inside the certificate's own transaction. The callers (EST, SCEP)
- * therefore authenticate first (authenticateEnrollment spends nothing), run every check that
- * can refuse the request (CSR, profile, names: authorizeCertificate), and call
- * spendEnrollmentUse right before signing. So a refused request never spends a use; a crash
+ * therefore authenticate first (authenticateEnrollment spends nothing) and hand
+ * spendEnrollmentUse to issuance as `Requester.beforeSign`, which issuance calls once, after
+ * every check that can refuse the request (CSR, profile, names, lint) and right before signing. So a refused request never spends a use; a crash
  * between the spend and the commit leaves the use spent with no certificate — the safe
  * direction (the operator makes a new credential). The spend is one conditional UPDATE
  * (compare-and-set on the spent count, not revoked): of two concurrent spenders of a one-time

@@ -167,6 +167,18 @@ export const SETTINGS = {
   },
   SIGNET_TLS_PORT: { schema: port.default(8443), doc: 'HTTPS port when SIGNET_TLS is on.' },
   SIGNET_TLS_NAMES: { schema: z.string().min(1).default('localhost,127.0.0.1'), doc: 'Comma-separated DNS names and IPs for the HTTPS certificate.' },
+  SIGNET_EST_CLIENT_CAS: {
+    schema: z.string().min(1).optional(),
+    doc: 'PEM file of CA certificates whose client certificates may enroll over EST without an enrollment credential (a manufacturer or management CA; only certificates it issues directly). Needs SIGNET_EST_CLIENT_PROFILE.',
+  },
+  SIGNET_EST_CLIENT_PROFILE: {
+    schema: z.string().min(1).optional(),
+    doc: 'The profile devices enrolling with a certificate from SIGNET_EST_CLIENT_CAS enroll under.',
+  },
+  SIGNET_EST_CLIENT_NAMES: {
+    schema: z.string().min(1).optional(),
+    doc: 'Comma-separated name suffixes those devices may request (default: whatever SIGNET_EST_CLIENT_PROFILE allows).',
+  },
   SIGNET_ACME_PROFILES: {
     schema: z.string().min(1).default('server'),
     doc: 'Comma-separated profiles with an ACME directory; the first is /acme/directory, the others /acme/<profile>/directory.',

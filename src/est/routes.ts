@@ -8,6 +8,7 @@ import express, { Router, type Request, type RequestHandler, type Response } fro
 import type { TLSSocket } from 'node:tls';
 import { actorOf } from '../ca/authorization.js';
 import type { CaContext } from '../ca/context.js';
+import { authenticateDevice } from '../ca/device-certificates.js';
 import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 import { authenticateHolder } from '../ca/holder-authentication.js';
 import type { IssuedCertificate } from '../ca/issuance.js';
@@ -45,7 +46,7 @@ export function estRoutes(ctx: CaContext, est: EstService, limiters: RequestHand
     r.post(`${base}/simpleenroll`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await enrollmentOf(ctx, req, res, est.profileOf(label));
+      const who = await enrollmentOf(ctx, est, req, res, est.profileOf(label));
       sendCertificate(res, est, await est.simpleenroll(csr, who, req.ip, label));
     });
     r.post(`${base}/simplereenroll`, body, async (req, res) => {
@@ -57,7 +58,7 @@ export function estRoutes(ctx: CaContext, est: EstService, limiters: RequestHand
     r.post(`${base}/serverkeygen`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await enrollmentOf(ctx, req, res, est.profileOf(label));
+      const who = await enrollmentOf(ctx, est, req, res, est.profileOf(label));
       const { certificate, pkcs8 } = await est.serverkeygen(csr, who, req.ip, label);
       const boundary = EstService.boundary();
       const part = (type: string, der: Buffer) =>
@@ -104,9 +105,23 @@ function pkcs10Of(req: Request): Buffer {
   return decodeBase64Body(req.body, 'PKCS#10');
 }
 
-/** HTTP Basic: the credential's id as the user name, its secret as the password. */
-async function enrollmentOf(ctx: CaContext, req: Request, res: Response, profile: string | undefined): Promise<EnrollmentPrincipal> {
+/**
+ * Who enrolls: HTTP Basic with an enrollment credential (its id as the user name, its secret as
+ * the password) or, without an Authorization header, a TLS client certificate issued by a CA
+ * trusted for enrollment (SIGNET_EST_CLIENT_CAS, device-certificates.ts).
+ */
+async function enrollmentOf(ctx: CaContext, est: EstService, req: Request, res: Response, profile: string | undefined): Promise<EnrollmentPrincipal> {
   const header = req.headers.authorization;
+  if (header === undefined && est.devices) {
+    const presented = presentedCertificate(req);
+    if (presented) {
+      const who = authenticateDevice(est.devices, presented, ctx.now());
+      if (profile && profile !== who.profile)
+        throw new SignetError('forbidden', `devices with a certificate from SIGNET_EST_CLIENT_CAS enroll under profile ${who.profile}, not ${profile}`);
+      req.estPrincipal = who;
+      return who;
+    }
+  }
   const m = header ? /^Basic[ ]+([A-Za-z0-9+/]+={0,2})[ ]*$/i.exec(header) : null;
   if (!m) {
     throw new SignetError(

@@ -19,7 +19,8 @@ import type { CaContext } from '../ca/context.js';
 import type { Issuance, IssuedCertificate, Requester } from '../ca/issuance.js';
 import type { Principal } from '../ca/authorization.js';
 import { authorizeCertificate } from '../ca/authorization.js';
-import { spendEnrollmentUse } from '../ca/enrollment-credentials.js';
+import type { DeviceTrust } from '../ca/device-certificates.js';
+import { ENROLLMENT_ID_PREFIX, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
 import { SignetError } from '../errors.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
@@ -51,6 +52,8 @@ export class EstService {
   constructor(
     private readonly ctx: CaContext,
     private readonly issuance: Issuance,
+    /** The CAs whose device certificates may enroll without a credential (SIGNET_EST_CLIENT_CAS), or null. */
+    readonly devices: DeviceTrust | null = null,
   ) {}
 
   /** The profile a label names; a label that is not a profile is a path that does not exist. */
@@ -179,7 +182,9 @@ export class EstService {
   }
 
   private async enroll(csr: Buffer, profile: string, who: EnrollmentPrincipal, sourceIp: string | undefined): Promise<IssuedCertificate> {
-    const requester: Requester = { principal: who, sourceIp, beforeSign: () => spendEnrollmentUse(this.ctx, who) };
+    // A stored credential spends a use; a device certificate (device-certificates.ts) has none to spend.
+    const stored = who.credentialId.startsWith(ENROLLMENT_ID_PREFIX);
+    const requester: Requester = { principal: who, sourceIp, ...(stored ? { beforeSign: () => spendEnrollmentUse(this.ctx, who) } : {}) };
     return this.issuance.issue({ csr, profile }, requester);
   }
 }

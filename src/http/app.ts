@@ -29,7 +29,7 @@ import type { AcmeService } from '../acme/service.js';
 import { acmeRoutes } from '../acme/routes.js';
 import { consoleRoutes } from '../console/routes.js';
 import { estRoutes } from '../est/routes.js';
-import { EstService } from '../est/service.js';
+import type { EstService } from '../est/service.js';
 import { createScepService, scepRoutes } from '../scep/routes.js';
 import { authenticateEnrollment, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
 
@@ -45,6 +45,7 @@ export interface AppOptions {
   revocation: Revocation;
   crls: CrlPublisher;
   acme: AcmeService;
+  est: EstService;
   ocsp: OcspService;
 }
 
@@ -114,7 +115,7 @@ export function createApp(
   app.use('/api/v1', apiRouter(ctx, opts, limits));
   // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
   app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
-  app.use('/.well-known/est', estRoutes(ctx, new EstService(ctx, opts.issuance), rateLimits(opts.rateLimitPerAddress, 0).middlewares));
+  app.use('/.well-known/est', estRoutes(ctx, opts.est, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use(
     '/scep',
     scepRoutes(

@@ -9,6 +9,8 @@ import { Revocation } from '../ca/revocation.js';
 import { CrlPublisher } from '../ca/crl-publisher.js';
 import { OcspService } from '../ca/ocsp-service.js';
 import { AcmeService } from '../acme/service.js';
+import { loadDeviceTrust } from '../ca/device-certificates.js';
+import { EstService } from '../est/service.js';
 
 /** The authority's services over one opened context; shared by `serve` and the CLI. */
 export function createServices(ctx: CaContext, config: Config) {
@@ -54,6 +56,11 @@ export function createServices(ctx: CaContext, config: Config) {
     accountsPerAddressPerHour: config.SIGNET_ACME_ACCOUNTS_PER_HOUR,
     ordersPerAddressPerHour: config.SIGNET_ACME_ORDERS_PER_ADDRESS_PER_HOUR,
   });
-  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme };
+  const devices = loadDeviceTrust(
+    { file: config.SIGNET_EST_CLIENT_CAS, profile: config.SIGNET_EST_CLIENT_PROFILE, names: config.SIGNET_EST_CLIENT_NAMES },
+    (name) => profiles.has(name),
+  );
+  const est = new EstService(ctx, issuance, devices);
+  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est };
 }
 export type Services = ReturnType<typeof createServices>;

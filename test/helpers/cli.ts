@@ -138,19 +138,22 @@ export async function getUrl(url: string): Promise<Response> {
   });
 }
 
-export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const send = () =>
-    fetch(server.url + path, {
-      method,
-      headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-  const res = await send().catch((e: unknown) => {
+/** fetch, retried once if it failed on a socket the server closed while this process was blocked. */
+export function fetchAfterBlocking(url: string, init?: RequestInit): Promise<Response> {
+  return fetch(url, init).catch((e: unknown) => {
     if (staleSocket(e)) {
       blockedUntil = 0;
-      return send();
+      return fetch(url, init);
     }
     throw e;
+  });
+}
+
+export async function api(server: { url: string; token: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetchAfterBlocking(server.url + path, {
+    method,
+    headers: { authorization: `Bearer ${server.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
   let json: any;
