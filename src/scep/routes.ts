@@ -14,7 +14,6 @@ import { MAX_CMS_BYTES } from '../pki/cms-signed.js';
 import type { CaContext } from '../ca/context.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import type { Issuance } from '../ca/issuance.js';
-import type { Revocation } from '../ca/revocation.js';
 import { storageOf } from '../storage/database.js';
 import { SettingStore } from '../storage/setting-store.js';
 import { ScepService, type EnrollmentCredentials } from './service.js';
@@ -83,10 +82,10 @@ export function scepRoutes(scep: ScepService, limiters: RequestHandler[] = []): 
 /** The SCEP service over the authority's services; the RA's rows live in the Setting table. */
 export function createScepService(
   ctx: CaContext,
-  opts: { issuance: Issuance; crls: Pick<CrlPublisher, 'current'>; revocation: Pick<Revocation, 'revoke'> },
+  opts: { issuance: Issuance; crls: Pick<CrlPublisher, 'current'> },
   enrollment: EnrollmentCredentials,
 ): ScepService {
-  return new ScepService(ctx, opts.issuance, opts.crls, opts.revocation, new SettingStore(storageOf(ctx.db)), enrollment, {
+  return new ScepService(ctx, opts.issuance, opts.crls, new SettingStore(storageOf(ctx.db)), enrollment, {
     defaultProfile: ctx.config.SIGNET_SCEP_PROFILE ?? 'client',
   });
 }

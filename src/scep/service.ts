@@ -6,7 +6,7 @@
  *   - PKCSReq: the CSR's challengePassword is an enrollment credential (protocol 'scep', this
  *     path's profile); the certificate is issued by the issuance service with the enrollment
  *     principal as requester, so the credential's profile and names, the profile, the name
- *     policy, lint, audit and durability apply unchanged; the credential's use is spent after.
+ *     policy, lint, audit and durability apply unchanged; the credential's use is spent by issuance just before it signs.
  *   - RenewalReq: signed by a certificate Signet issued, stored byte for byte, unexpired and
  *     good; renewed (rekeyed with the request's key) by the certificate-holder principal.
  *   - CertPoll (GetCertInitial): Signet issues synchronously, so never PENDING; the result
@@ -29,7 +29,6 @@ import { actorOf, type Principal } from '../ca/authorization.js';
 import { auditRefusal } from '../http/audit-refusals.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import type { Issuance } from '../ca/issuance.js';
-import type { Revocation } from '../ca/revocation.js';
 import { SignetError, isSignetError } from '../errors.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { decryptEnveloped, encryptEnveloped, parseEnvelopedData, type ContentCipher, type KeyTransRecipient } from '../pki/cms-enveloped.js';
@@ -94,7 +93,6 @@ export class ScepService {
     private readonly ctx: CaContext,
     private readonly issuance: Issuance,
     private readonly crls: Pick<CrlPublisher, 'current'>,
-    private readonly revocation: Pick<Revocation, 'revoke'>,
     private readonly settings: RaSettings,
     private readonly enrollment: EnrollmentCredentials,
     readonly opts: ScepOptions,
@@ -270,16 +268,17 @@ export class ScepService {
       throw e;
     }
     who.actor = actorOf(principal);
-    const issued = await this.issuance.issue({ csr, profile: principal.profile, csrAttributeOrder: 'any' }, { principal, sourceIp });
+    // The use is spent by issuance itself (Requester.beforeSign), after every check that can refuse
+    // and before the signature: of concurrent requests with the last use, one is signed, the others
+    // refused (401 from the spend → badRequest), and nothing is stored for them.
+    let issued;
     try {
-      await this.enrollment.spend(this.ctx, principal);
+      issued = await this.issuance.issue(
+        { csr, profile: principal.profile, csrAttributeOrder: 'any' },
+        { principal, sourceIp, beforeSign: () => this.enrollment.spend(this.ctx, principal) },
+      );
     } catch (e) {
-      // Another request spent the credential's last use between authentication and now: this
-      // certificate was issued past the limit, so it is revoked at once (audited) and refused.
-      await this.revocation
-        .revoke(issued.serial, { reason: 'cessationOfOperation' }, { principal: { kind: 'system', actor: 'system:scep' }, sourceIp })
-        .catch((err: unknown) => this.ctx.log.error({ err, serial: issued.serial }, 'SCEP: revoking a certificate issued past its credential failed'));
-      if (isSignetError(e) && e.status < 500) throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
+      if (isSignetError(e) && e.type === 'unauthorized') throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
       throw e;
     }
     await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), issued.serial);
