@@ -53,6 +53,13 @@ export interface IssueRequest {
   profile: string;
   validityDays?: number;
   caId?: string;
+  /** 'any': the CSR's attributes may come in any order (SCEP clients; pki/csr.ts parseCsr). */
+  csrAttributeOrder?: 'der' | 'any';
+  /**
+   * Signet's own certificates only (the SCEP RA's): a profile derived in code, used instead of
+   * the named one. Never from a request: the REST and ACME schemas are strict and build their own.
+   */
+  asProfile?: Profile;
 }
 
 export interface IssuedCertificate {
@@ -122,8 +129,8 @@ export class Issuance {
 
   async issue(req: IssueRequest, who: Requester): Promise<IssuedCertificate> {
     authorize(who.principal, 'certificate.issue');
-    const profile = this.profile(req.profile);
-    const csr = parseCsr(req.csr);
+    const profile = req.asProfile ?? this.profile(req.profile);
+    const csr = parseCsr(req.csr, { attributeOrder: req.csrAttributeOrder });
     return this.sign(
       {
         profile,
@@ -144,7 +151,7 @@ export class Issuance {
   }
 
   /** Same names, new serial and validity; with a CSR, also a new key (rekey). */
-  async renew(serial: string, newCsr: string | undefined, who: Requester): Promise<IssuedCertificate> {
+  async renew(serial: string, newCsr: string | undefined, who: Requester, opts: { csrAttributeOrder?: 'der' | 'any' } = {}): Promise<IssuedCertificate> {
     authorize(who.principal, 'certificate.renew');
     const old = await this.ctx.stores.certificates.get(normalizeSerial(serial));
     if (!old) throw new SignetError('not-found', `certificate ${serial} does not exist`);
@@ -170,7 +177,7 @@ export class Issuance {
     let csrHash: string | undefined;
     let csr: ParsedCsr | undefined;
     if (newCsr) {
-      csr = parseCsr(newCsr);
+      csr = parseCsr(newCsr, { attributeOrder: opts.csrAttributeOrder });
       const key = (s: SanEntry) => `${s.type}:${s.value}`;
       const want = new Set(sans.map(key));
       if (csr.sans.length && (csr.sans.length !== want.size || csr.sans.some((s) => !want.has(key(s))))) {
@@ -292,7 +299,23 @@ export class Issuance {
       if (!profile.sanTypes.includes(s.type))
         throw new SignetError('rejected-name', `profile ${profile.name} does not allow ${s.type} subjectAltNames (allowed: ${profile.sanTypes.join(', ')})`);
     refuseDuplicates(sans);
-    validateCommonName(p.commonName, sans);
+    if (sans.length === 0 && p.commonName !== undefined && !profile.requireSan) {
+      // A certificate named by its CN alone (a device enrolling by SCEP, a client certificate):
+      // the CN is its one name, held to the rules of the name it reads as (a DNS name, or an
+      // email address), and to the profile's allow-list, as the authorisation limits judge it.
+      const asName: SanEntry = { type: p.commonName.includes('@') ? 'email' : 'dns', value: p.commonName };
+      try {
+        validateSan(asName);
+      } catch (e) {
+        if (e instanceof SignetError)
+          throw new SignetError(
+            'rejected-name',
+            `subject commonName '${p.commonName.slice(0, 200)}' is the only name and is not a valid ${asName.type === 'dns' ? 'DNS name' : 'email address'}: ${e.detail}`,
+          );
+        throw e;
+      }
+      checkAllowed([asName], namePolicyOf(profile));
+    } else validateCommonName(p.commonName, sans);
     checkAllowed(sans, namePolicyOf(profile));
     // Issuer: the profile decides.
     const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);

@@ -164,7 +164,9 @@ export async function serve(): Promise<Running | undefined> {
       // An allow-list, matched case-insensitively as Express routes are: only what relying
       // parties fetch before they can trust TLS stays on plain HTTP.
       const path = url.split('?')[0]!.toLowerCase();
-      const plainOk = path.startsWith('/pki/') || path === '/ocsp' || path.startsWith('/ocsp/') || ['/healthz', '/readyz', '/metrics'].includes(path);
+      // SCEP (RFC 8894 §4) is protected by its CMS messages and its devices often speak plain HTTP only.
+      const scep = path === '/scep' || path.startsWith('/scep/');
+      const plainOk = scep || path.startsWith('/pki/') || path === '/ocsp' || path.startsWith('/ocsp/') || ['/healthz', '/readyz', '/metrics'].includes(path);
       if (!plainOk) {
         const err = new SignetError('forbidden', `only the public PKI endpoints, OCSP and health are served over plain HTTP; use ${httpsUrl}${url}`);
         // Counted as every anonymous refusal is (request.refused.summary; no write per request).

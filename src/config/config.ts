@@ -183,6 +183,13 @@ export const SETTINGS = {
     schema: z.string().min(1).default('server'),
     doc: 'Comma-separated profiles with an ACME directory; the first is /acme/directory, the others /acme/<profile>/directory.',
   },
+  SIGNET_SCEP_PROFILE: {
+    schema: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a profile name')
+      .default('client'),
+    doc: 'Profile served by SCEP at /scep (any profile is also at /scep/<profile>); its issuing CA gets an RSA SCEP RA certificate at first use. micromdm scepclient sends CN-only requests, so the default is client.',
+  },
   SIGNET_ACME_EAB_REQUIRED: {
     schema: z.string().default(''),
     doc: 'Profiles whose ACME accounts need External Account Binding (comma-separated, or "all"). Keys: `signet acme eab create`.',

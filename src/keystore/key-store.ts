@@ -4,6 +4,7 @@
  * get a Signer, never key bytes, except through the explicit offline-export path.
  */
 import type { KeyObject } from 'node:crypto';
+import type { RsaPadding } from '../pki/cms-enveloped.js';
 import type { KeyAlgorithm, Signer, TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 
@@ -23,9 +24,11 @@ export interface StoredKey {
 /**
  * What a new key is for: a CA key ('ca') goes into the store's strongest place (the token, with
  * SIGNET_KEY_STORE=pkcs11); a delegated OCSP responder key ('responder') is short-lived and
- * signs every OCSP response, and always stays a sealed software key.
+ * signs every OCSP response, and always stays a sealed software key. The SCEP RA key ('ra', RSA)
+ * signs CertRep replies and decrypts request envelopes: in the token with SIGNET_KEY_STORE=pkcs11
+ * (the one key object there allowed CKA_DECRYPT), sealed otherwise.
  */
-export type KeyPurpose = 'ca' | 'responder';
+export type KeyPurpose = 'ca' | 'responder' | 'ra';
 
 export interface KeyStore {
   /** Generates a new key pair inside the store (in tx when given, so it commits with its CA). */
@@ -34,6 +37,13 @@ export interface KeyStore {
   importKey(privateKey: TrustedKey, tx?: Tx): Promise<StoredKey>;
   /** A signer for the key; cached after the first unseal. */
   signer(id: string): Promise<Signer>;
+  /**
+   * RSA decryption with a stored RSA key (the SCEP RA's: a request envelope's content-encryption
+   * key), PKCS#1 v1.5 or RSAES-OAEP; the private key never leaves the store. With PKCS#1 v1.5 a
+   * wrong ciphertext may yield random bytes instead of an error (implicit rejection): callers
+   * check what they get. Rejects for a key that is not RSA or cannot decrypt.
+   */
+  decrypt(id: string, ciphertext: Uint8Array, padding: RsaPadding): Promise<Buffer>;
   /** Removes a key from the online store (offline root, a key moved into a token). */
   remove(id: string, tx?: Tx): Promise<void>;
   /**

@@ -21,6 +21,7 @@ import { SignetError } from '../errors.js';
 import { describeKey, OID, ownKey, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import type { Tx } from '../storage/database.js';
 import { isPkcs11Uri, type KeyStore, type KeyPurpose, type StoredKey } from './key-store.js';
+import type { RsaPadding } from '../pki/cms-enveloped.js';
 import { binding, CKR, ckrOf, type Handle, type Pkcs11Token, type Template } from './pkcs11-token.js';
 import { PKCS11_KEK_ID } from '../model/key.js';
 import type { KeyRecords, SealedKeyStore } from './sealed-key-store.js';
@@ -165,6 +166,12 @@ export class Pkcs11KeyStore implements KeyStore {
     const { id, object } = newObjectName();
     let mechanism: number;
     let { priv, pub } = baseTemplates(id, object);
+    if (purpose === 'ra') {
+      // The SCEP RA key signs CertRep replies and decrypts request envelopes (RSA key transport):
+      // the one kind of key object Signet lets decrypt. Still sensitive and never extractable.
+      if (!algorithm.startsWith('rsa-')) throw new SignetError('bad-key', 'the SCEP RA key must be RSA (envelopes use RSA key transport)');
+      priv = [...priv.filter((a) => a.type !== pk.CKA_DECRYPT), { type: pk.CKA_DECRYPT, value: true }];
+    }
     if (algorithm.startsWith('rsa-')) {
       mechanism = pk.CKM_RSA_PKCS_KEY_PAIR_GEN;
       pub = [
@@ -400,6 +407,40 @@ export class Pkcs11KeyStore implements KeyStore {
         return der;
       },
     };
+  }
+
+  /**
+   * C_Decrypt with CKM_RSA_PKCS or CKM_RSA_PKCS_OAEP (MGF1 with the same hash, no label). A
+   * token answers a bad PKCS#1 v1.5 padding with CKR_ENCRYPTED_DATA_INVALID (SoftHSM has no
+   * implicit rejection); the caller (cms-enveloped.ts) answers that exactly as it answers a key
+   * that unwraps to garbage, so the SCEP reply does not say which happened.
+   */
+  async decrypt(id: string, ciphertext: Uint8Array, padding: RsaPadding): Promise<Buffer> {
+    if (!isPkcs11Uri(id)) return this.sealed.decrypt(id, ciphertext, padding);
+    const pk = binding();
+    const rec = await this.records.find(id);
+    if (!rec) throw new SignetError('unavailable', `key ${id} has no record in the key store`);
+    if (!rec.algorithm.startsWith('rsa-')) throw new SignetError('key-store', `key ${id} is not an RSA key and cannot decrypt`);
+    const bytes = Math.ceil(Number(rec.algorithm.slice(4)) / 8);
+    const hashes = {
+      sha1: [pk.CKM_SHA_1, pk.CKG_MGF1_SHA1],
+      sha256: [pk.CKM_SHA256, pk.CKG_MGF1_SHA256],
+      sha384: [pk.CKM_SHA384, pk.CKG_MGF1_SHA384],
+      sha512: [pk.CKM_SHA512, pk.CKG_MGF1_SHA512],
+    } as const;
+    const mechanism =
+      padding.scheme === 'pkcs1'
+        ? { mechanism: pk.CKM_RSA_PKCS }
+        : {
+            mechanism: pk.CKM_RSA_PKCS_OAEP,
+            parameter: { type: pk.CK_PARAMS_RSA_OAEP, hashAlg: hashes[padding.hash][0], mgf: hashes[padding.hash][1], source: 1 /* CKZ_DATA_SPECIFIED */ },
+          };
+    const out = await this.token.withSession(`decrypting with key ${id}`, async (s, generation) => {
+      const h = this.handle(id, s, generation);
+      this.token.p.C_DecryptInit(s, mechanism, h);
+      return this.token.p.C_DecryptAsync(s, Buffer.from(ciphertext), Buffer.alloc(bytes));
+    });
+    return Buffer.from(out);
   }
 
   async signer(id: string): Promise<Signer> {

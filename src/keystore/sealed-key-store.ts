@@ -3,7 +3,8 @@
  * The key id is bound into the GCM additional data, so a sealed blob copied onto another
  * record does not unseal.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { constants, createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, createPublicKey, privateDecrypt, randomBytes, randomUUID } from 'node:crypto';
+import type { RsaPadding } from '../pki/cms-enveloped.js';
 import { SignetError } from '../errors.js';
 import { describeKey, generateKeyOffThread, ownKey, signerFor, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import type { SealedKeyRecord } from '../model/key.js';
@@ -43,6 +44,8 @@ export interface KeyRecords {
 
 export class SealedKeyStore implements KeyStore {
   private readonly cache = new Map<string, Signer>();
+  /** RSA keys used by decrypt (the SCEP RA key), unsealed once. */
+  private readonly decryptKeys = new Map<string, TrustedKey>();
 
   constructor(
     private readonly records: KeyRecords,
@@ -105,8 +108,28 @@ export class SealedKeyStore implements KeyStore {
     return s;
   }
 
+  /**
+   * node:crypto's privateDecrypt. PKCS#1 v1.5 decryption is allowed by Node 24 because its
+   * OpenSSL (3.2+) does implicit rejection (Marvin/Bleichenbacher: a bad ciphertext gives
+   * deterministic random bytes, no error and no timing difference); on an OpenSSL without it
+   * node refuses RSA_PKCS1_PADDING and this rejects.
+   */
+  async decrypt(id: string, ciphertext: Uint8Array, padding: RsaPadding): Promise<Buffer> {
+    let key = this.decryptKeys.get(id);
+    if (!key) {
+      key = await this.privateKey(id);
+      if (key.asymmetricKeyType !== 'rsa') throw new SignetError('key-store', `key ${id} is not an RSA key and cannot decrypt`);
+      this.decryptKeys.set(id, key);
+    }
+    return privateDecrypt(
+      padding.scheme === 'pkcs1' ? { key, padding: constants.RSA_PKCS1_PADDING } : { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: padding.hash },
+      ciphertext,
+    );
+  }
+
   async remove(id: string, tx?: Tx) {
     this.cache.delete(id);
+    this.decryptKeys.delete(id);
     await this.records.remove(id, tx);
   }
 

@@ -8,13 +8,16 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { bitString, objectIdentifier, octetString, sequence, set, smallInteger, tlv } from './der.js';
 import { encodeName } from './dn.js';
 import { EXT } from './extensions.js';
-import { signerFor, type TrustedKey } from './keys.js';
+import { signerFor, type Signer, type TrustedKey } from './keys.js';
 import { encodeSan } from './leaf-template.js';
 import type { SanEntry } from './names.js';
 
 export async function buildCsr(privateKey: TrustedKey, commonName: string | undefined, sans: SanEntry[]): Promise<Buffer> {
-  const signer = signerFor(privateKey);
-  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return buildCsrWith(signerFor(privateKey), createPublicKey(privateKey).export({ format: 'der', type: 'spki' }), commonName, sans);
+}
+
+/** The same for a key that stays in the key store (the SCEP RA key): its Signer and public key. */
+export async function buildCsrWith(signer: Signer, spki: Buffer, commonName: string | undefined, sans: SanEntry[]): Promise<Buffer> {
   const attrs: Buffer[] = [];
   if (sans.length) {
     const exts = sequence(sequence(objectIdentifier(EXT.subjectAltName), octetString(encodeSan(sans))));

@@ -47,9 +47,13 @@ const OID_CN = '2.5.4.3';
 const badCsr = (detail: string) => new SignetError('bad-csr', detail);
 const malformed = (why: string) => badCsr(`truncated or malformed DER: ${why}`);
 
-export function parseCsr(input: string | Uint8Array): ParsedCsr {
+/**
+ * `attributeOrder: 'any'` accepts the request attributes in any order (a SCEP request: strongSwan's
+ * `pki --scep` writes challengePassword after extensionRequest); every other DER rule holds.
+ */
+export function parseCsr(input: string | Uint8Array, opts: { attributeOrder?: 'der' | 'any' } = {}): ParsedCsr {
   const der = toDer(input);
-  checkCsrDer(der);
+  checkCsrDer(der, opts.attributeOrder === 'any');
   // The fast path handles the common well-formed request; anything else (including every
   // refusal) goes through the full parser, so error details and edge cases are unchanged.
   return parseDerFast(der) ?? parseDerFull(der);
@@ -270,13 +274,13 @@ function fromPem(text: string): Buffer {
  * attributes are an IMPLICIT SET OF (sorted), an Extension's critical flag is DEFAULT FALSE (DER
  * omits it), and each extnValue holds DER. Refusals name the rule and the offset.
  */
-function checkCsrDer(der: Buffer): void {
+function checkCsrDer(der: Buffer, anyAttributeOrder = false): void {
   try {
     if (der[0] !== 0x30) throw new Error(`expected a SEQUENCE (0x30) at offset 0, found 0x${(der[0] ?? 0).toString(16).padStart(2, '0')}`);
     const outer = readEl(der, 0, der.length);
     if (outer.end < der.length) throw new Error(`${der.length - outer.end} trailing bytes after the CertificationRequest SEQUENCE`);
     checkDer(der, 0, der.length);
-    checkExtensionRequestDer(der, outer);
+    checkExtensionRequestDer(der, outer, anyAttributeOrder);
   } catch (e) {
     if (e instanceof SignetError) throw e;
     throw malformed((e as Error).message);
@@ -284,7 +288,7 @@ function checkCsrDer(der: Buffer): void {
 }
 
 /** The schema-level DER rules of the attributes; silent on shapes the parsers will refuse anyway. */
-function checkExtensionRequestDer(der: Buffer, outer: El): void {
+function checkExtensionRequestDer(der: Buffer, outer: El, anyAttributeOrder: boolean): void {
   const info = readKids(der, outer)[0];
   if (info?.tag !== 0x30) return;
   // CertificationRequestInfo ::= SEQUENCE { version INTEGER, subject Name, subjectPKInfo
@@ -296,7 +300,7 @@ function checkExtensionRequestDer(der: Buffer, outer: El): void {
     throw new DerError(`certificationRequestInfo is not SEQUENCE { INTEGER, Name, SubjectPublicKeyInfo, [0] attributes } (tags ${shape})`, info.start);
   const attrs = parts[3];
   if (attrs === undefined) return;
-  checkSetOrder(der, attrs);
+  if (!anyAttributeOrder) checkSetOrder(der, attrs);
   for (const attr of readKids(der, attrs)) {
     // Attribute ::= SEQUENCE { type OID, values SET }: exactly two elements, or a reader that takes
     // the first SET would pass over a second one nobody checked.

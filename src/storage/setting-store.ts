@@ -9,6 +9,11 @@ export class SettingStore {
     return (tx ? prismaOf(tx) : this.db.prisma).setting.findUnique({ where: { key } });
   }
 
+  /** Writes the row, replacing any value (the SCEP RA's current certificate after a renewal). */
+  async put(key: string, value: string): Promise<void> {
+    await this.db.prisma.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO UPDATE SET "value" = ${value}`;
+  }
+
   /** Inserts the row unless the key exists already (the first writer wins; never overwrites). */
   async insertIfAbsent(key: string, value: string): Promise<void> {
     await this.db.prisma.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO NOTHING`;
