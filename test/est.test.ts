@@ -16,6 +16,7 @@ import { freePort, getUrl, signet, startServer, type RunningServer } from './hel
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { newKeyCsr, openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import { requireTool } from './helpers/tools.js';
 
 const PKI = process.env.SIGNET_TEST_STRONGSWAN_PKI ?? '/usr/bin/pki';
 
@@ -76,6 +77,8 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
   const certCount = async () => Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Certificate"'))[0].n);
 
   before(async () => {
+    requireTool(PKI, 'strongswan-pki libstrongswan-extra-plugins');
+    requireTool('curl', 'curl');
     tlsPort = await freePort();
     env = await createTestEnv({ SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort) });
     server = await startServer(env.env);

@@ -20,6 +20,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
+import { requireTool } from './helpers/tools.js';
 import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
 import { buildCaTbs } from '../src/pki/ca-template.js';
@@ -209,6 +210,7 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
   }
 
   before(async () => {
+    requireTool('curl', 'curl');
     const tlsPort = await freePort();
     env = await createTestEnv({ SIGNET_TLS: 'on', SIGNET_TLS_PORT: String(tlsPort), SIGNET_TLS_NAMES: '127.0.0.1,localhost' });
     const profiles = {

@@ -19,6 +19,7 @@ import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { parseEnvelopedData } from '../src/pki/cms-enveloped.js';
 import { identity, issuerAndSerial, issuerAndSubject, pkiMessage, post, readReply } from './helpers/scep.js';
+import { requireTool } from './helpers/tools.js';
 
 let env: TestEnv;
 let server: RunningServer;
@@ -128,6 +129,7 @@ describe('GetCACaps and GetCACert', () => {
 });
 
 describe('micromdm scepclient', () => {
+  before(() => requireTool('scepclient', 'scep'));
   test('enrolls with a one-time challenge; the certificate verifies with openssl; the same challenge again is refused and stores nothing', async () => {
     const secret = challenge();
     const fingerprint = createHash('sha256').update(ra).digest('hex');
@@ -163,6 +165,7 @@ describe('micromdm scepclient', () => {
 });
 
 describe('strongSwan pki --scepca / --scep', () => {
+  before(() => requireTool('pki', 'strongswan-pki libstrongswan-extra-plugins'));
   test('pki --scepca stores root, CA and RA; pki --scep enrolls with a challenge, then renews with --cert/--key (RenewalReq): a new key, linked to its predecessor', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-pki-scep-'));
     const ca = run('pki', ['--scepca', '--url', scepUrl, '--caout', 'ca.der', '--raout', 'ra.der'], dir);
@@ -207,6 +210,10 @@ describe('strongSwan pki --scepca / --scep', () => {
 });
 
 describe('certmonger', () => {
+  before(() => {
+    requireTool('getcert', 'certmonger');
+    requireTool('dbus-daemon', 'dbus');
+  });
   test('getcert add-scep-ca and getcert request (certmonger on a private session bus, its state in a temporary directory) enroll with a challenge', () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-certmonger-'));
     const state = (name: string) => {
