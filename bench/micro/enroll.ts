@@ -59,7 +59,9 @@ const measure = async (label: string, n: number, conc: number, f: (i: number) =>
   const wallUs = Number(process.hrtime.bigint() - t0) / 1000 / n;
   const cpu = process.cpuUsage(cpu0);
   const cpuUs = (cpu.user + cpu.system) / n;
-  console.log(`${label.padEnd(52)} c${String(conc).padEnd(3)} ${wallUs.toFixed(0).padStart(7)} µs wall  ${cpuUs.toFixed(0).padStart(7)} µs CPU  ${(1e6 / wallUs).toFixed(0).padStart(6)}/s`);
+  console.log(
+    `${label.padEnd(52)} c${String(conc).padEnd(3)} ${wallUs.toFixed(0).padStart(7)} µs wall  ${cpuUs.toFixed(0).padStart(7)} µs CPU  ${(1e6 / wallUs).toFixed(0).padStart(6)}/s`,
+  );
 };
 
 console.log(`node ${process.version}; ${N} operations per line; SQLite at ${dir}`);

@@ -197,9 +197,16 @@ export async function enrollWorkload(): Promise<WorkloadReport> {
             const row = cur.get(api)!;
             const res = await httpLoad({ ...loadOptions(t, api, conn, conc, csrs, seconds), keepBodies: r === 0 ? 20 : 0 });
             if (res.errors) process.stderr.write(`enroll: ${api} ${conn} c${conc}: ${res.errors} errors, first: ${res.firstError}\n`);
-            if (r === 0) row.verified = await verify(t, api, res.bodies.map((b) => b.body));
+            if (r === 0)
+              row.verified = await verify(
+                t,
+                api,
+                res.bodies.map((b) => b.body),
+              );
             row.runs.push(res);
-            process.stderr.write(`enroll: ${ROW_NAME(api, conn)} c${conc} run ${r + 1}: ${fmt(res.rps)}/s p50 ${res.p50ms.toFixed(1)} p99 ${res.p99ms.toFixed(1)} ms\n`);
+            process.stderr.write(
+              `enroll: ${ROW_NAME(api, conn)} c${conc} run ${r + 1}: ${fmt(res.rps)}/s p50 ${res.p50ms.toFixed(1)} p99 ${res.p99ms.toFixed(1)} ms\n`,
+            );
           }
         }
       }
