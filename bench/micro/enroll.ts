@@ -80,5 +80,54 @@ await measure('EstService.simpleenroll (issue + spend)', N, C, (i) => est.simple
 await measure('Issuance.issue (REST after auth), again', N, C, (i) => issuance.issue({ csr: pems[i % pems.length]!, profile: 'server' }, system));
 await measure('EstService.simpleenroll, again', N, C, (i) => est.simpleenroll(ders[i % ders.length]!, who, '127.0.0.1'));
 
+// What a driver-level spend would cost (the proposed fix; not Signet code): on the same SQLite
+// file, synchronous=FULL, one better-sqlite3 transaction doing what spendEnrollmentUse's does —
+// read the row, compare-and-set usesSpent, read the audit head, insert an event row, upsert the
+// head — into scratch tables (BenchEvent, a Setting key of its own), so Signet's chain is not touched.
+// One spend per transaction, then K spends per transaction (a group commit of spends).
+{
+  const Database = (await import('better-sqlite3')).default;
+  const db = new Database(join(dir, 'signet.db'));
+  db.pragma('busy_timeout = 5000');
+  db.pragma('synchronous = FULL');
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS "BenchEvent" (seq INTEGER PRIMARY KEY, time TEXT, actor TEXT, action TEXT, target TEXT, details TEXT, prevHash TEXT, hash TEXT)',
+  );
+  const row = db.prepare('SELECT "usesSpent", "usesAllowed", "revokedAt" FROM "EnrollmentCredential" WHERE id = ?');
+  const cas = db.prepare('UPDATE "EnrollmentCredential" SET "usesSpent" = ?, "lastUsedAt" = ? WHERE id = ? AND "usesSpent" = ? AND "revokedAt" IS NULL');
+  const head = db.prepare('SELECT seq, hash FROM "BenchEvent" ORDER BY seq DESC LIMIT 1');
+  const ins = db.prepare('INSERT INTO "BenchEvent" (seq, time, actor, action, target, details, prevHash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  const up = db.prepare(`INSERT INTO "Setting" (key, value) VALUES ('bench.head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+  const { createHash } = await import('node:crypto');
+  const spendK = db.transaction((k: number) => {
+    const r = row.get(made.id) as { usesSpent: number; usesAllowed: number };
+    const n = Math.min(k, r.usesAllowed - r.usesSpent);
+    if (cas.run(r.usesSpent + n, Date.now(), made.id, r.usesSpent).changes !== 1) throw new Error('lost');
+    let h = head.get() as { seq: number; hash: string } | undefined;
+    for (let j = 0; j < n; j++) {
+      const details = JSON.stringify({ protocol: 'est', profile: 'server', use: r.usesSpent + j + 1 });
+      const hash = createHash('sha256')
+        .update(`${h?.hash ?? ''}${details}`)
+        .digest('hex');
+      ins.run((h?.seq ?? 0) + 1, new Date().toISOString(), `enroll:${made.id}`, 'enrollment.used', made.id, details, h?.hash ?? '', hash);
+      h = { seq: (h?.seq ?? 0) + 1, hash };
+    }
+    up.run(h!.hash);
+  });
+  for (const k of [1, 16]) {
+    const tx = Math.max(1, Math.floor(N / k));
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < tx; i++) spendK(k);
+    const wallUs = Number(process.hrtime.bigint() - t0) / 1000 / (tx * k);
+    const c = process.cpuUsage(cpu0);
+    const cpuUs = (c.user + c.system) / (tx * k);
+    console.log(
+      `${`driver-level spend, ${k} per transaction (sketch)`.padEnd(52)} c1   ${wallUs.toFixed(0).padStart(7)} µs wall  ${cpuUs.toFixed(0).padStart(7)} µs CPU  ${(1e6 / wallUs).toFixed(0).padStart(6)}/s`,
+    );
+  }
+  db.close();
+}
+
 await ctx.db.close();
 rmSync(dir, { recursive: true, force: true });
