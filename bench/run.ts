@@ -1,6 +1,6 @@
 /**
  * Signet benchmark suite. `npm run bench` runs every workload; `npm run bench -- <name> [...]`
- * runs the named ones (issue, ocsp, crl, inventory, startup). `npm run bench -- profile <file>`
+ * runs the named ones (issue, ocsp, crl, inventory, startup, enroll). `npm run bench -- profile <file>`
  * summarises a .cpuprofile. See bench/README.md for the settings (BENCH_SECONDS, BENCH_RUNS, …).
  */
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ const WORKLOADS: Record<string, () => Promise<WorkloadReport>> = {
   crl: async () => (await import('./workloads/crl.js')).crlWorkload(),
   inventory: async () => (await import('./workloads/inventory.js')).inventoryWorkload(),
   startup: async () => (await import('./workloads/startup.js')).startupWorkload(),
+  enroll: async () => (await import('./workloads/enroll.js')).enrollWorkload(),
 };
 
 async function main(): Promise<number> {

@@ -5,6 +5,7 @@
  * Requests in flight at the deadline finish (each bounded by a 30 s timeout); nothing new starts.
  */
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { percentile } from './util.js';
 
 export interface LoadOptions {
@@ -18,6 +19,12 @@ export interface LoadOptions {
   okStatus: number[];
   /** How many successful response bodies to keep (for verification). */
   keepBodies?: number;
+  /**
+   * HTTPS instead of HTTP, trusting `ca` (PEM) for the server's certificate. `newConnection`:
+   * no keep-alive and no TLS session cache, so every request pays a full TCP + TLS handshake
+   * (as devices that each enroll once would); otherwise connections are kept alive as over HTTP.
+   */
+  tls?: { ca: string; newConnection?: boolean };
 }
 
 export interface LoadResult {
@@ -35,7 +42,16 @@ export interface LoadResult {
 }
 
 export async function httpLoad(o: LoadOptions): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
+  const agent = o.tls
+    ? new HttpsAgent({
+        ca: o.tls.ca,
+        keepAlive: !o.tls.newConnection,
+        maxSockets: o.concurrency,
+        maxFreeSockets: o.concurrency,
+        ...(o.tls.newConnection ? { maxCachedSessions: 0 } : {}),
+      })
+    : new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
+  const send = o.tls ? httpsRequest : request;
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const bodies: { i: number; body: Buffer }[] = [];
@@ -53,7 +69,7 @@ export async function httpLoad(o: LoadOptions): Promise<LoadResult> {
       const t0 = performance.now();
       const headers: Record<string, string | number> = { ...o.headers };
       if (body) headers['content-length'] = body.length;
-      const req = request({ host: '127.0.0.1', port: o.port, method: o.method, path, agent, headers, timeout: 30_000 }, (res) => {
+      const req = send({ host: '127.0.0.1', port: o.port, method: o.method, path, agent, headers, timeout: 30_000 }, (res) => {
         const keep = (o.keepBodies ?? 0) > bodies.length;
         const chunks: Buffer[] = [];
         if (keep) res.on('data', (c: Buffer) => chunks.push(c));
