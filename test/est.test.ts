@@ -218,8 +218,31 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     const user = `${cred.id}:${cred.secret}`;
     const good = readFileSync(pkiRequest('dev4', 'CN=dev4.est.signet.test', ['dev4.est.signet.test']).req).toString('base64');
     const outside = readFileSync(pkiRequest('evil', 'CN=www.evil.example', ['www.evil.example']).req).toString('base64');
+    const withEmail = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      '/dev/null',
+      '-subj',
+      '/CN=dev4.est.signet.test',
+      '-addext',
+      'subjectAltName=DNS:dev4.est.signet.test,email:a@est.signet.test',
+    ]);
+    assert.equal(withEmail.status, 0, withEmail.stderr);
+    const emailCsr = withEmail.stdout.replace(/-----[A-Z ]+-----|\s/g, '');
     const before = await certCount();
     const cases: [string, ReturnType<typeof curl>, number, RegExp][] = [
+      [
+        'serverkeygen for names the profile refuses (checked before a key is made)',
+        curl('/.well-known/est/serverkeygen', { method: 'POST', type: 'application/pkcs10', body: emailCsr, user }),
+        400,
+        /profile server does not allow email subjectAltNames/,
+      ],
       [
         'no credentials',
         curl('/.well-known/est/simpleenroll', { method: 'POST', type: 'application/pkcs10', body: good }),
@@ -281,12 +304,13 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
       assert.match(r.json.detail, detail, what);
     }
     assert.equal(await certCount(), before, 'nothing stored');
-    // The refusals of an authenticated credential are its own events (the names, the bad CSR);
+    // The refusals of an authenticated credential are its own events (the profile's names, the
+    // credential's names, the bad CSR);
     // the anonymous ones are counted into the interval's summary.
     const refused = await sql(env, `SELECT details FROM "AuditEvent" WHERE action = 'request.refused' AND actor = ? ORDER BY seq`, [`enroll:${cred.id}`]);
     assert.deepEqual(
       refused.map((e: { details: string }) => JSON.parse(e.details).type),
-      ['forbidden', 'bad-csr'],
+      ['rejected-name', 'forbidden', 'bad-csr'],
     );
     // Plain HTTP: the listener that serves only the public PKI endpoints.
     const plain = await getUrl(`${server.url}/.well-known/est/cacerts`);
@@ -311,6 +335,18 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     const another = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body: other, cert: certFile, key: dev.key });
     assert.equal(another.status, 400, another.text);
     assert.match(another.json.detail, /repeats the certificate's subject .*"dev5\.est\.signet\.test".*"dev6\.est\.signet\.test"/);
+    // The same key with other names: the names of a re-enrollment are the certificate's (RFC 7030 §4.2.2).
+    const sameKey = openssl(['req', '-new', '-key', dev.key, '-subj', '/CN=dev5.est.signet.test', '-addext', 'subjectAltName=DNS:evil.example']);
+    assert.equal(sameKey.status, 0, sameKey.stderr);
+    const renamed = curl('/.well-known/est/simplereenroll', {
+      method: 'POST',
+      type: 'application/pkcs10',
+      body: sameKey.stdout.replace(/-----[A-Z ]+-----|\s/g, ''),
+      cert: certFile,
+      key: dev.key,
+    });
+    assert.equal(renamed.status, 400, renamed.text);
+    assert.match(renamed.json.detail, /keeps the certificate's names \(dev5\.est\.signet\.test\); the CSR asks for evil\.example/);
     const alien = curl('/.well-known/est/simplereenroll', { method: 'POST', type: 'application/pkcs10', body, cert: foreign.cert, key: foreign.key });
     assert.equal(alien.status, 401, alien.text);
     const revoke = signet(['revoke', serial, '--reason', 'keyCompromise'], env.env);

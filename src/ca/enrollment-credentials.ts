@@ -63,7 +63,7 @@ export interface EnrollmentStore {
   /** Sets revokedAt, and the grant MAC that covers it when one is given. */
   revoke(id: string, revokedAt: Date, grantMac: string | undefined, tx?: Tx): Promise<void>;
   /** usesSpent `from` → `from + 1` with its new MAC, only if still `from` and not revoked; false if not. */
-  spend(id: string, from: number, grantMac: string, at: Date, tx?: Tx): Promise<boolean>;
+  spend(id: string, from: number, grantMac: string, at: Date, tx?: Tx, uses?: number): Promise<boolean>;
 }
 
 export type EnrollmentStatus = 'active' | 'used' | 'expired' | 'revoked';
@@ -352,38 +352,130 @@ export async function authenticateEnrollment(
 /**
  * Spends one use of the credential (audited as enrollment.used), or throws 401 if it has none
  * left, was revoked or expired meanwhile. One conditional UPDATE decides: of concurrent
- * spenders of the last use, exactly one wins.
+ * spenders of the last use, exactly one wins. Without a transaction of the caller's, the spends
+ * waiting at the same moment share one transaction (SpendBatch), as certificates share the
+ * commit queue's: a write transaction per certificate would cap enrollment at what the database
+ * commits per second.
  */
 export async function spendEnrollmentUse(ctx: CaContext, principal: Extract<Principal, { kind: 'enrollment' }>, tx?: Tx): Promise<void> {
-  const id = principal.credentialId;
+  if (!tx) return batchOf(ctx).spend(principal.credentialId);
+  // In the caller's transaction the anchors are as fresh as the last refresh (at most
+  // ANCHOR_REFRESH_MS old): reading the pool from inside it could wait on a held connection.
+  for (let round = 0; round < MAX_SPEND_ROUNDS; round++) {
+    const r = await spendIn(ctx, tx, principal.credentialId, 1);
+    if (r.spent === 1) return;
+    if (r.refusal) throw new SignetError('unauthorized', r.refusal);
+  }
+  throw new SignetError('unauthorized', `enrollment credential ${principal.credentialId} was already used`);
+}
+
+/** Lost compare-and-sets (another process changed the row first) retried before giving up. */
+const MAX_SPEND_ROUNDS = 20;
+
+/**
+ * Up to `wanted` uses of one credential, in `tx`: how many it could spend, or why none (a
+ * refusal detail), or that another process changed the row first (lost: read it again). Each
+ * use is its own enrollment.used event, so the audit trail counts uses as before.
+ */
+async function spendIn(ctx: CaContext, tx: Tx, id: string, wanted: number): Promise<{ spent: number; refusal?: string; lost?: true }> {
   const macs = rowIntegrity(ctx.keys);
-  const attempt = async (x: Tx): Promise<'spent' | 'lost'> => {
-    const row = await ctx.stores.enrollments.get(id, x);
-    if (!row || !macs.enrollmentIntact(row)) {
-      if (row) ctx.log.error({ credentialId: id }, 'enrollment credential row failed its integrity check at spending; refused');
-      throw new SignetError('unauthorized', 'unknown enrollment credential, or wrong secret');
-    }
-    const bad = await unusable(ctx, row, true);
-    if (bad) throw new SignetError('unauthorized', bad[1]);
-    const at = ctx.now();
-    const next = { ...row, usesSpent: row.usesSpent + 1 };
-    if (!(await ctx.stores.enrollments.spend(id, row.usesSpent, macs.enrollmentGrantMac(next), at, x))) return 'lost';
-    await appendAudit(x, {
+  const row = await ctx.stores.enrollments.get(id, tx);
+  if (!row || !macs.enrollmentIntact(row)) {
+    if (row) ctx.log.error({ credentialId: id }, 'enrollment credential row failed its integrity check at spending; refused');
+    return { spent: 0, refusal: 'unknown enrollment credential, or wrong secret' };
+  }
+  // The audit anchors were refreshed before the transaction began (refreshAnchors): a read of
+  // the pool from inside a transaction could wait for a connection the waiting transactions hold.
+  const bad = await unusable(ctx, row, false);
+  if (bad) return { spent: 0, refusal: bad[1] };
+  const auditedUses = (await audited(ctx, ENROLLMENT_USED_ACTION, false)).get(id) ?? 0;
+  const uses = Math.min(wanted, row.usesAllowed - Math.max(row.usesSpent, auditedUses));
+  const at = ctx.now();
+  const next = { ...row, usesSpent: row.usesSpent + uses };
+  if (!(await ctx.stores.enrollments.spend(id, row.usesSpent, macs.enrollmentGrantMac(next), at, tx, uses))) return { spent: 0, lost: true };
+  for (let use = row.usesSpent + 1; use <= next.usesSpent; use++)
+    await appendAudit(tx, {
       actor: `enroll:${id}`,
       action: ENROLLMENT_USED_ACTION,
       target: id,
-      details: { protocol: row.protocol, profile: row.profile, use: next.usesSpent, usesAllowed: row.usesAllowed },
+      details: { protocol: row.protocol, profile: row.profile, use, usesAllowed: row.usesAllowed },
     });
-    return 'spent';
-  };
-  // A lost compare-and-set means another spender (or a revocation) changed the row first: read it
-  // again, which either refuses (no use left) or tries the next count.
-  for (let round = 0; round < 20; round++) {
-    const outcome = tx ? await attempt(tx) : await ctx.db.transaction(attempt);
-    // (The audited use count is not bumped by hand: the next refresh reads this event.)
-    if (outcome === 'spent') return;
+  // (The audited use count is not bumped by hand: the next refresh reads these events.)
+  // Those of a batch that did not fit get what a lone spend would get now.
+  const left = next.usesSpent >= row.usesAllowed ? (await unusable(ctx, next, false))?.[1] : undefined;
+  return { spent: uses, ...(left ? { refusal: left } : {}) };
+}
+
+interface WaitingSpend {
+  id: string;
+  rounds: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The spends of one database waiting at the same moment, made in one transaction: per
+ * credential, as many as it has uses left, in arrival order; the rest get the 401 a lone spend
+ * would have got. While a batch commits, the next one gathers.
+ */
+class SpendBatch {
+  private waiting: WaitingSpend[] = [];
+  private running = false;
+
+  constructor(private readonly ctx: CaContext) {}
+
+  spend(id: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ id, rounds: 0, resolve, reject });
+      if (!this.running) void this.drain();
+    });
   }
-  throw new SignetError('unauthorized', `enrollment credential ${id} was already used`);
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length) {
+        const batch = this.waiting.splice(0);
+        const byId = new Map<string, WaitingSpend[]>();
+        for (const w of batch) byId.set(w.id, [...(byId.get(w.id) ?? []), w]);
+        let outcomes: Map<string, { spent: number; refusal?: string; lost?: true }>;
+        try {
+          await refreshAnchors(this.ctx);
+          outcomes = await this.ctx.db.transaction(async (tx) => {
+            const out = new Map<string, { spent: number; refusal?: string; lost?: true }>();
+            for (const [id, ws] of byId) out.set(id, await spendIn(this.ctx, tx, id, ws.length));
+            return out;
+          });
+        } catch (e) {
+          for (const w of batch) w.reject(e);
+          continue;
+        }
+        for (const [id, ws] of byId) {
+          const o = outcomes.get(id)!;
+          ws.slice(0, o.spent).forEach((w) => w.resolve());
+          for (const w of ws.slice(o.spent)) {
+            if (o.lost && ++w.rounds < MAX_SPEND_ROUNDS) this.waiting.push(w);
+            else w.reject(new SignetError('unauthorized', o.refusal ?? `enrollment credential ${id} was already used`));
+          }
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/** The revocations and uses the audit trail holds, read now (outside any transaction). */
+async function refreshAnchors(ctx: CaContext): Promise<void> {
+  await audited(ctx, ENROLLMENT_REVOKED_ACTION, true);
+  await audited(ctx, ENROLLMENT_USED_ACTION, true);
+}
+
+const batches = new WeakMap<CaContext, SpendBatch>();
+function batchOf(ctx: CaContext): SpendBatch {
+  let b = batches.get(ctx);
+  if (!b) batches.set(ctx, (b = new SpendBatch(ctx)));
+  return b;
 }
 
 /** Revokes a credential at once (audited, and anchored in the audit trail); returns it as lists show it. */

@@ -271,11 +271,12 @@ export class Issuance {
     }
   }
 
-  private async signOnce(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+  /**
+   * Every rule a request is held to before a CA is chosen: its names' form, who may ask for them
+   * (authorization.ts), the profile's key and name rules. Returns the key's description.
+   */
+  private checkRequest(p: SignParams, who: Requester, op: Operation): ReturnType<typeof describeKey> {
     const { profile, sans } = p;
-    // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
-    // profile and name limits (403), before anything else is looked at. A renewal acts on its
-    // predecessor: that is the serial a certificate's holder is limited to.
     for (const s of sans) validateSan(s);
     authorizeCertificate(
       who.principal,
@@ -317,6 +318,28 @@ export class Issuance {
       checkAllowed([asName], namePolicyOf(profile));
     } else validateCommonName(p.commonName, sans);
     checkAllowed(sans, namePolicyOf(profile));
+    return key;
+  }
+
+  /**
+   * The profile's rules and the requester's limits, applied to a request before anything is
+   * made for it (EST serverkeygen checks before it generates the key the certificate will be for).
+   */
+  precheck(profileName: string, csr: ParsedCsr, who: Requester): void {
+    const profile = this.profile(profileName);
+    this.checkRequest(
+      { profile, csr, spkiDer: csr.spkiDer, publicKey: csr.publicKey, keyAlgorithm: csr.keyAlgorithm, sans: csr.sans, commonName: csr.subject.commonName },
+      who,
+      'certificate.issue',
+    );
+  }
+
+  private async signOnce(p: SignParams, who: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
+    const { profile, sans } = p;
+    // A malformed name is the request's fault (400) whoever asks; then who may: the caller's
+    // profile and name limits (403), before anything else is looked at. A renewal acts on its
+    // predecessor: that is the serial a certificate's holder is limited to.
+    const key = this.checkRequest(p, who, op);
     // Issuer: the profile decides.
     const issuer = await this.issuerFor(profile, p.caId, p.previousCaId);
     if (issuer.nameConstraints) checkNameConstraints(sans, issuer.nameConstraints);

@@ -18,11 +18,9 @@ import { randomBytes } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import type { Issuance, IssuedCertificate, Requester } from '../ca/issuance.js';
 import type { Principal } from '../ca/authorization.js';
-import { authorizeCertificate } from '../ca/authorization.js';
 import type { DeviceTrust } from '../ca/device-certificates.js';
 import { ENROLLMENT_ID_PREFIX, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
 import { SignetError } from '../errors.js';
-import { inspectCertificate } from '../pki/certificate.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { buildCsr } from '../pki/csr-builder.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
@@ -120,9 +118,9 @@ export class EstService {
         'bad-csr',
         `a re-enrollment repeats the certificate's subject (RFC 7030 §4.2.2): the certificate's CN is ${JSON.stringify(cert.commonName)}, the request's ${JSON.stringify(csr.subject.commonName ?? null)}`,
       );
-    const sameKey = Buffer.from(csr.spkiDer).equals(inspectCertificate(Buffer.from(cert.der)).spkiDer);
-    // issuance.renew checks the names (a rekey keeps them) and the certificate's state.
-    return this.issuance.renew(who.serial, sameKey ? undefined : csrDer.toString('base64'), { principal: who, sourceIp });
+    // issuance.renew checks the request's names against the certificate's (with the same key or
+    // a new one) and the certificate's state.
+    return this.issuance.renew(who.serial, csrDer.toString('base64'), { principal: who, sourceIp });
   }
 
   /**
@@ -171,14 +169,12 @@ export class EstService {
     return profile;
   }
 
-  /** The credential's profile and names, judged on the request before anything is spent. */
+  /**
+   * The credential's limits and the profile's rules, judged on the request before anything is
+   * made for it: serverkeygen generates no key for a request the profile would refuse.
+   */
   private precheck(who: EnrollmentPrincipal, profile: string, csr: ParsedCsr): void {
-    authorizeCertificate(
-      who,
-      'certificate.issue',
-      { profile, sans: csr.sans, commonName: csr.subject.commonName },
-      this.issuance.profiles.get(profile)?.hostlessUriSchemes,
-    );
+    this.issuance.precheck(profile, csr, { principal: who });
   }
 
   private async enroll(csr: Buffer, profile: string, who: EnrollmentPrincipal, sourceIp: string | undefined): Promise<IssuedCertificate> {

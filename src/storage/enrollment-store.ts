@@ -32,14 +32,14 @@ export class EnrollmentStore {
   }
 
   /**
-   * One conditional UPDATE: usesSpent goes from `from` to `from + 1` (with the MAC covering the
+   * One conditional UPDATE: usesSpent goes from `from` to `from + uses` (with the MAC covering the
    * new count) only if the row still has `from` spent and is not revoked. False: another spender
    * or a revocation got there first.
    */
-  async spend(id: string, from: number, grantMac: string, at: Date, tx?: Tx): Promise<boolean> {
+  async spend(id: string, from: number, grantMac: string, at: Date, tx?: Tx, uses = 1): Promise<boolean> {
     const r = await this.client(tx).enrollmentCredential.updateMany({
       where: { id, usesSpent: from, revokedAt: null },
-      data: { usesSpent: from + 1, grantMac, lastUsedAt: at },
+      data: { usesSpent: from + uses, grantMac, lastUsedAt: at },
     });
     return r.count === 1;
   }
