@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { api, fetchAfterBlocking, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir, csrMaker } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
@@ -478,7 +478,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       ...(r.body !== undefined ? { 'content-type': 'application/json' } : {}),
       ...r.headers,
     };
-    const res = await fetch(server.url + r.path, { method: r.method, headers, body: r.body === undefined ? undefined : JSON.stringify(r.body) });
+    const res = await fetchAfterBlocking(server.url + r.path, { method: r.method, headers, body: r.body === undefined ? undefined : JSON.stringify(r.body) });
     const text = await res.text();
     let json: any;
     try {

@@ -273,6 +273,11 @@ describe('enrollment credentials', () => {
       target: three.id,
       reason: 'exhausted',
     });
+    // Repeating a refused request does not write an event each time: one per credential and
+    // reason a minute (the repeats are counted with the anonymous refusals by the adapters).
+    for (let i = 0; i < 5; i++)
+      await assert.rejects(authenticateEnrollment(ctx, three.secret, { protocol: 'est' }), (e: unknown) => e instanceof SignetError && e.cause === undefined);
+    assert.equal((await events('enrollment.refused', three.id)).length, 1);
   });
 
   test('refusals: unknown, wrong id, revoked, expired, wrong protocol, wrong profile — each 401, audited, nothing spent', async () => {
@@ -285,7 +290,8 @@ describe('enrollment credentials', () => {
     // The right secret under another credential's id answers exactly as an unknown secret.
     const other = await make();
     await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: other.id }), unknown, { target: m.id, reason: 'wrong id' });
-    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: 'enr_0000000000000000' }), unknown, { target: m.id, reason: 'wrong id' });
+    // (the same refusal again within the minute: counted, not written again)
+    await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: 'enr_0000000000000000' }), unknown, null);
     await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'scep' }), new RegExp(`^enrollment credential ${m.id} is for EST, not SCEP$`), {
       target: m.id,
       reason: 'wrong protocol',

@@ -378,7 +378,7 @@ test('the SCEP RA: one key per issuing CA even when two replicas race for it; it
   }
 });
 
-test('a DES-CBC envelope larger than 16 KB is refused before the slow software DES runs', async () => {
+test('a DES-CBC envelope larger than MAX_DES_BYTES (2 KiB) is refused before the slow software DES runs', async () => {
   const ra = rsaIdentity('ra-des');
   const input = tmp.file('des-big.bin', randomBytes(MAX_DES_BYTES + 64));
   const out = tmp.file('des-big.der');
@@ -403,12 +403,10 @@ test('a DES-CBC envelope larger than 16 KB is refused before the slow software D
   assert.equal(r.status, 0, r.stderr);
   const env = parseEnvelopedData(readFileSync(out));
   assert.equal(env.cipher, 'des-cbc');
-  const t0 = performance.now();
   await assert.rejects(
     decryptEnveloped(env, () => true, nodeUnwrap(ra.key)),
-    (e: unknown) => e instanceof CmsError && /at most 16384/.test(e.message),
+    (e: unknown) => e instanceof CmsError && /at most 2048/.test(e.message),
   );
-  assert.ok(performance.now() - t0 < 100);
   // A small one (what micromdm sends) decrypts.
   const small = tmp.file('des-small.bin', randomBytes(900));
   const out2 = tmp.file('des-small.der');

@@ -252,6 +252,9 @@ const PROTOCOL_NAME: Record<string, string> = { est: 'EST', scep: 'SCEP' };
  */
 async function refuse(ctx: CaContext, id: string | null, reason: string, detail: string, expect: Expect): Promise<SignetError> {
   if (id === null) return new SignetError('unauthorized', detail);
+  // Whoever once held a secret can repeat a refused request at will: one event per credential and
+  // reason a minute, the repeats counted with the anonymous refusals.
+  if (!firstRefusalLately(ctx, `${id}\n${reason}`)) return new SignetError('unauthorized', detail);
   try {
     await ctx.db.transaction((tx) =>
       appendAudit(tx, {
@@ -269,6 +272,21 @@ async function refuse(ctx: CaContext, id: string | null, reason: string, detail:
   }
   // The event is the cause: the protocol adapters then know it was recorded (as holder-authentication.ts does).
   return new SignetError('unauthorized', detail, { cause: { audited: ENROLLMENT_REFUSED_ACTION, credentialId: id } });
+}
+
+const REFUSAL_EVENT_INTERVAL_MS = 60_000;
+const lastRefusalEvents = new WeakMap<object, Map<string, number>>();
+
+/** Whether no event was written for this credential and reason in the last interval (and note one now). */
+function firstRefusalLately(ctx: CaContext, key: string): boolean {
+  let m = lastRefusalEvents.get(ctx.db);
+  if (!m) lastRefusalEvents.set(ctx.db, (m = new Map()));
+  const now = ctx.now().getTime();
+  const last = m.get(key);
+  if (last !== undefined && now - last < REFUSAL_EVENT_INTERVAL_MS) return false;
+  if (m.size >= 10_000) for (const [k, t] of m) if (now - t >= REFUSAL_EVENT_INTERVAL_MS) m.delete(k);
+  m.set(key, now);
+  return true;
 }
 
 /** The row's state as a refusal reason and detail, or null if it may enroll now. */

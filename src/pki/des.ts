@@ -4,7 +4,7 @@
  * whatever GetCACaps advertises. Node 24's OpenSSL 3.5 keeps DES in the legacy provider, which
  * node:crypto cannot load without a process-wide flag, so the block cipher is written out here
  * (tables from FIPS 46-3). Bit-at-a-time and slow (≈ 0.3 MB/s), which is ample for a SCEP request
- * of a few kilobytes (cms-enveloped.ts decrypts at most 16 KB with it); never used to encrypt
+ * of a few kilobytes (cms-enveloped.ts decrypts at most MAX_DES_BYTES, 2 KiB, with it); never used to encrypt
  * anything Signet sends.
  */
 

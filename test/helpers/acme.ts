@@ -113,7 +113,12 @@ export class AcmeClient {
     private readonly agent: Agent,
   ) {}
 
-  request(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<Resp> {
+  /**
+   * One request on the keep-alive agent. A reused socket the server closed as idle just as the
+   * request went out fails with ECONNRESET before any answer: retried once, on a new socket, as
+   * Node's documentation advises (req.reusedSocket).
+   */
+  request(method: string, url: string, body?: string, headers: Record<string, string> = {}, retried = false): Promise<Resp> {
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
         url,
@@ -135,7 +140,10 @@ export class AcmeClient {
           });
         },
       );
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (!retried && req.reusedSocket && e.code === 'ECONNRESET') resolve(this.request(method, url, body, headers, true));
+        else reject(e);
+      });
       req.end(body);
     });
   }

@@ -35,6 +35,9 @@ const staleSocket = (e: unknown) =>
     `${(e as Error).message} ${((e as Error).cause as Error | undefined)?.message ?? ''} ${((e as { cause?: { code?: string } }).cause)?.code ?? ''}`,
   );
 
+/** The server closed the connection before any answer ("other side closed"): it did not take the request. */
+const closedBeforeAnswer = (e: unknown) => /other side closed/.test(`${((e as Error).cause as Error | undefined)?.message ?? ''}`);
+
 /** `signet …` without blocking the event loop, so requests in flight keep going meanwhile. */
 export function signetAsync(args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
@@ -138,10 +141,13 @@ export async function getUrl(url: string): Promise<Response> {
   });
 }
 
-/** fetch, retried once if it failed on a socket the server closed while this process was blocked. */
+/**
+ * fetch, retried once if it failed on a keep-alive socket the server had closed before answering
+ * (while this process was blocked in a CLI call or openssl, or as the idle timeout struck).
+ */
 export function fetchAfterBlocking(url: string, init?: RequestInit): Promise<Response> {
   return fetch(url, init).catch((e: unknown) => {
-    if (staleSocket(e)) {
+    if (staleSocket(e) || closedBeforeAnswer(e)) {
       blockedUntil = 0;
       return fetch(url, init);
     }
