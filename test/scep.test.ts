@@ -70,8 +70,16 @@ function verifies(certPem: string): void {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 }
 
+/** Extra profiles: one whose certificates renew only with a token (renewWithClientCertificate false by default). */
+const PROFILES = {
+  norenew: { requireSan: false, sanTypes: ['dns'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
+};
+
 before(async () => {
   env = await createTestEnv();
+  const profilesFile = join(env.dataDir, 'profiles.json');
+  writeFileSync(profilesFile, JSON.stringify(PROFILES));
+  env.env.SIGNET_PROFILES_FILE = profilesFile;
   server = await startServer(env.env);
   scepUrl = `${server.url}/scep`;
   const r = await getUrl(`${scepUrl}?operation=GetCACert`);
@@ -428,5 +436,40 @@ describe('refusals from the small client', () => {
     assert.equal(refused.failInfo, '4');
     assert.match(refused.failInfoText ?? '', /revoked/);
     assert.equal(await certificateCount(), count);
+  });
+
+  /** Enrolls at /scep/<profile> (or /scep) with a fresh challenge; the certificate and the identity. */
+  const enrollAt = async (profile: string | null, name: string, cn: string, sans?: string[]) => {
+    const id = identity(tmp, name, { cn, sans, challenge: challenge({ profile: profile ?? 'client' }) });
+    const url = profile ? `${scepUrl}/${profile}` : scepUrl;
+    const m = await pkiMessage({ type: 19, content: id.csr, raCert: ra, keyFile: id.keyFile, signerCert: id.cert });
+    const rep = await readReply((await post(url, m.der)).body, ra, id.keyFile);
+    assert.equal(rep.status, '0', rep.failInfoText);
+    return { id, cert: rep.certificates[0]!, transactionId: m.transactionId };
+  };
+  const renewAt = async (url: string, cert: Buffer, keyFile: string, cn: string) => {
+    const fresh = identity(tmp, `renew-${Math.random()}`, { cn });
+    return readReply((await post(url, (await pkiMessage({ type: 17, content: fresh.csr, raCert: ra, keyFile, signerCert: cert })).der)).body, ra, keyFile);
+  };
+
+  test('RenewalReq authenticates its signer as mTLS renewal does: a profile with renewWithClientCertificate false, and a certificate of another profile than the path, are refused (badRequest), nothing stored', async () => {
+    const nr = await enrollAt('norenew', 'norenew', 'nr.example.test');
+    const count = await certificateCount();
+    const r1 = await renewAt(`${scepUrl}/norenew`, nr.cert, nr.id.keyFile, 'nr.example.test');
+    assert.equal(r1.status, '2');
+    assert.equal(r1.failInfo, '2');
+    assert.match(r1.failInfoText ?? '', /renewWithClientCertificate is false/);
+    // A server certificate renewed through /scep (the client profile) must not come back as a client certificate.
+    const srv = await enrollAt('server', 'srv', 'srv.example.test', ['srv.example.test']);
+    const count2 = await certificateCount();
+    assert.equal(count2, count + 1);
+    const r2 = await renewAt(scepUrl, srv.cert, srv.id.keyFile, 'srv.example.test');
+    assert.equal(r2.status, '2');
+    assert.equal(r2.failInfo, '2');
+    assert.match(r2.failInfoText ?? '', /is of profile server, not client/);
+    assert.equal(await certificateCount(), count2);
+    // Through its own profile's path it renews.
+    const r3 = await renewAt(`${scepUrl}/server`, srv.cert, srv.id.keyFile, 'srv.example.test');
+    assert.equal(r3.status, '0', r3.failInfoText);
   });
 });

@@ -7,8 +7,9 @@
  *     path's profile); the certificate is issued by the issuance service with the enrollment
  *     principal as requester, so the credential's profile and names, the profile, the name
  *     policy, lint, audit and durability apply unchanged; the credential's use is spent by issuance just before it signs.
- *   - RenewalReq: signed by a certificate Signet issued, stored byte for byte, unexpired and
- *     good; renewed (rekeyed with the request's key) by the certificate-holder principal.
+ *   - RenewalReq: signed by a certificate that authenticates its holder exactly as for mTLS
+ *     renewal (ca/holder-authentication.ts) and is of this path's profile; renewed (rekeyed with
+ *     the request's key) by the certificate-holder principal.
  *   - CertPoll (GetCertInitial): Signet issues synchronously, so never PENDING; the result
  *     recorded for the transactionID, or badCertId.
  *   - GetCert, GetCRL: a certificate Signet issued, the current CRL of its issuer.
@@ -26,6 +27,7 @@ import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import { appendAudit } from '../ca/audit.js';
 import { actorOf, type Principal } from '../ca/authorization.js';
+import { authenticateHolder } from '../ca/holder-authentication.js';
 import { auditRefusal } from '../http/audit-refusals.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import type { Issuance } from '../ca/issuance.js';
@@ -33,7 +35,7 @@ import { SignetError, isSignetError } from '../errors.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { decryptEnveloped, encryptEnveloped, parseEnvelopedData, type ContentCipher, type KeyTransRecipient } from '../pki/cms-enveloped.js';
 import { CmsError, verifySigner } from '../pki/cms-signed.js';
-import { inspectCertificate, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
+import { inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
 import {
   buildCertRep,
   certificateIds,
@@ -206,7 +208,7 @@ export class ScepService {
       case 'PKCSReq':
         return seal(await this.enroll(profile, msg, signerCert, content, who, sourceIp));
       case 'RenewalReq':
-        return seal(await this.renew(msg, signerCert, content, who, sourceIp));
+        return seal(await this.renew(profile, msg, signerCert, content, who, sourceIp));
       case 'CertPoll':
         return seal(await this.poll(profile, msg, signerCert, content));
       case 'GetCert':
@@ -285,28 +287,37 @@ export class ScepService {
     return this.certsOnly(issued.der, issued.caId);
   }
 
-  private async renew(msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
-    const serial = serialHex(signerCert.serial);
+  /**
+   * RenewalReq: the certificate that signed the message (its key proven by the signature) must
+   * authenticate its holder exactly as mTLS renewal does (ca/holder-authentication.ts: stored
+   * byte for byte, verifying under its CA, within its validity, good, from a CA not revoked, of a
+   * profile that allows renewal by certificate), and be of this SCEP path's profile.
+   */
+  private async renew(profile: string, msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
+    let holder: Awaited<ReturnType<typeof authenticateHolder>>;
+    try {
+      holder = await authenticateHolder(this.ctx, signerCert.der, { sourceIp });
+    } catch (e) {
+      // A profile that does not allow renewal by certificate (or no longer exists) is a request
+      // refused (badRequest); every other refusal is about the certificate itself (badCertId).
+      if (isSignetError(e) && e.status === 401)
+        throw new Refusal(/renewWithClientCertificate is false|no longer exists/.test(e.detail) ? 'badRequest' : 'badCertId', e.detail);
+      throw e;
+    }
+    const serial = holder.serial;
+    who.actor = actorOf(holder);
     const row = await this.ctx.stores.certificates.get(serial);
-    // The signer must be the stored certificate itself, byte for byte: same serial is not enough.
-    if (!row || !Buffer.from(row.der).equals(signerCert.der))
-      throw new Refusal('badCertId', 'a RenewalReq must be signed with a certificate this CA issued (the certificate to renew)');
-    who.actor = actorOf({ kind: 'certificate-holder', serial });
-    if (row.status !== 'good')
-      throw new Refusal('badCertId', `certificate ${serial} is ${row.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed`);
-    if (signerCert.notAfter.getTime() <= this.ctx.now().getTime())
-      throw new Refusal('badTime', `certificate ${serial} expired at ${signerCert.notAfter.toISOString()}`);
-    const profile = row.profile;
+    if (!row) throw new Refusal('badCertId', `certificate ${serial} is not a certificate Signet issued`);
+    if (row.profile !== profile)
+      throw new Refusal(
+        'badRequest',
+        `certificate ${serial} is of profile ${row.profile}, not ${profile}: renew it through the SCEP path of its own profile (/scep/${row.profile})`,
+      );
     const spki = csrSpki(csr);
     if (!spki) throw new Refusal('badRequest', 'the RenewalReq content is not a certificate request');
     const again = await this.replayed(profile, msg, spki);
     if (again) return again;
-    const renewed = await this.issuance.renew(
-      serial,
-      toPem(csr, 'CERTIFICATE REQUEST'),
-      { principal: { kind: 'certificate-holder', serial }, sourceIp },
-      { csrAttributeOrder: 'any' },
-    );
+    const renewed = await this.issuance.renew(serial, toPem(csr, 'CERTIFICATE REQUEST'), { principal: holder, sourceIp }, { csrAttributeOrder: 'any' });
     await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), renewed.serial);
     return this.certsOnly(renewed.der, renewed.caId);
   }
