@@ -472,4 +472,25 @@ describe('refusals from the small client', () => {
     const r3 = await renewAt(`${scepUrl}/server`, srv.cert, srv.id.keyFile, 'srv.example.test');
     assert.equal(r3.status, '0', r3.failInfoText);
   });
+
+  test('an ECDSA requester (PKCSReq) gets badAlg before anything is issued: nothing stored, the one-time challenge not spent', async () => {
+    const secret = challenge();
+    const ec = identity(tmp, 'ecdsa', { cn: 'dev-ec', challenge: secret, ec: true });
+    const count = await certificateCount();
+    const m = await pkiMessage({ type: 19, content: ec.csr, raCert: ra, keyFile: ec.keyFile, signerCert: ec.cert });
+    const rep = await readReply((await post(scepUrl, m.der)).body, ra, ec.keyFile);
+    assert.equal(rep.status, '2');
+    assert.equal(rep.failInfo, '0');
+    assert.match(rep.failInfoText ?? '', /RSA/);
+    assert.equal(await certificateCount(), count);
+    // The challenge is still good: an RSA requester enrolls with it.
+    const rsa = identity(tmp, 'ecdsa-then-rsa', { cn: 'dev-ec', challenge: secret });
+    const ok = await readReply(
+      (await post(scepUrl, (await pkiMessage({ type: 19, content: rsa.csr, raCert: ra, keyFile: rsa.keyFile, signerCert: rsa.cert })).der)).body,
+      ra,
+      rsa.keyFile,
+    );
+    assert.equal(ok.status, '0', ok.failInfoText);
+    assert.equal(await certificateCount(), count + 1);
+  });
 });

@@ -187,6 +187,13 @@ export class ScepService {
       throw new Refusal('badMessageCheck', `the signer certificate cannot be read: ${isSignetError(e) ? e.detail : (e as Error).message}`);
     }
     verifySigner(msg.signed, msg.signer, signerKey);
+    // The reply can only be encrypted to an RSA key (key transport): refused before anything is
+    // decrypted, authenticated, spent, issued or stored.
+    if (signerKey.asymmetricKeyType !== 'rsa')
+      throw new Refusal(
+        'badAlg',
+        `the reply can only be encrypted to an RSA certificate (key transport); the requester's key is ${signerKey.asymmetricKeyType}: sign the request with an RSA key`,
+      );
     if (!msg.envelope) throw new Refusal('badMessageCheck', 'the message has no envelope');
     const env = parseEnvelopedData(msg.envelope);
     const raIds = certificateIds(ra.certificate.der);
