@@ -494,3 +494,52 @@ describe('refusals from the small client', () => {
     assert.equal(await certificateCount(), count + 1);
   });
 });
+
+describe('GetCACert for a profile whose rules refuse the RA certificate', () => {
+  let env2: TestEnv;
+  let server2: RunningServer;
+  before(async () => {
+    env2 = await createTestEnv();
+    const file = join(env2.dataDir, 'profiles.json');
+    // Its allow-lists refuse the RA certificate (named by the public URL's host, 127.0.0.1).
+    writeFileSync(
+      file,
+      JSON.stringify({
+        corp: {
+          requireSan: false,
+          sanTypes: ['dns', 'ip'],
+          dnsSuffixes: ['corp.example'],
+          ipRanges: ['10.0.0.0/8'],
+          defaultValidityDays: 30,
+          maxValidityDays: 90,
+          extKeyUsage: ['clientAuth'],
+        },
+      }),
+    );
+    env2.env.SIGNET_PROFILES_FILE = file;
+    server2 = await startServer(env2.env);
+  });
+  after(async () => {
+    await server2?.stop();
+    await env2?.cleanup();
+  });
+
+  test('a 409 problem saying SCEP is not available for the profile and what to do, without the allow-lists or the CA; logged once', async () => {
+    const cas = JSON.parse(signet(['ca', 'list', '--json'], env2.env).stdout) as { id: string }[];
+    for (let i = 0; i < 3; i++) {
+      const r = await getUrl(`${server2.url}/scep/corp?operation=GetCACert`);
+      assert.equal(r.status, 409);
+      assert.match(r.headers.get('content-type') ?? '', /problem\+json/);
+      const text = await r.text();
+      assert.match(text, /SCEP is not available for profile corp/);
+      assert.match(text, /operator should serve SCEP from a profile that accepts it/);
+      assert.doesNotMatch(text, /10\.0\.0\.0|corp\.example|ipRanges|dnsSuffixes/);
+      for (const ca of cas) assert.ok(!text.includes(ca.id), `the CA id ${ca.id} is not told`);
+    }
+    const logged = `${server2.stdout()}${server2.stderr()}`.split('\n').filter((l) => l.includes('SCEP is not available for profile corp'));
+    assert.equal(logged.length, 1, logged.join('\n'));
+    assert.match(logged[0]!, /10\.0\.0\.0|corp\.example/);
+    // The default profile still serves SCEP.
+    assert.equal((await getUrl(`${server2.url}/scep?operation=GetCACert`)).status, 200);
+  });
+});
