@@ -397,14 +397,15 @@ describe('refusals from the small client', () => {
     const rep = await readReply((await post(scepUrl, enrolled.der)).body, ra, id.keyFile);
     assert.equal(rep.status, '0', rep.failInfoText);
     const issued = rep.certificates[0]!;
-    const ask = async (type: number, content: Buffer, transactionId?: string) =>
+    const ask = async (type: number, content: Buffer, transactionId?: string, signerCert = id.cert) =>
       readReply(
-        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: id.keyFile, signerCert: id.cert, transactionId })).der)).body,
+        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: id.keyFile, signerCert, transactionId })).der)).body,
         ra,
         id.keyFile,
       );
-    const got = await ask(21, issuerAndSerial(issued));
-    assert.equal(got.status, '0');
+    // GetCert: only to the certificate's holder, signing with that certificate.
+    const got = await ask(21, issuerAndSerial(issued), undefined, issued);
+    assert.equal(got.status, '0', got.failInfoText);
     assert.deepEqual(got.certificates[0], issued);
     const crl = await ask(22, issuerAndSerial(issued));
     assert.equal(crl.status, '0', crl.failInfoText);
@@ -418,7 +419,32 @@ describe('refusals from the small client', () => {
     const unknown = Buffer.from(issued);
     const unknownSerial = issuerAndSerial(unknown);
     unknownSerial[unknownSerial.length - 1]! ^= 0x01;
-    assert.equal((await ask(21, unknownSerial)).failInfo, '4');
+    const unknownReply = await ask(21, unknownSerial);
+    assert.equal(unknownReply.failInfo, '4');
+    // Anyone else asking for it (here its own self-signed certificate, the same key): the same answer as an unknown serial.
+    const notHolder = await ask(21, issuerAndSerial(issued));
+    assert.equal(notHolder.status, '2');
+    assert.equal(notHolder.failInfo, '4');
+    const serialOf = (b: Buffer) => certificateIdsSerialHex(b);
+    assert.equal(notHolder.failInfoText, unknownReply.failInfoText!.replace(serialOf(unknownSerial), serialOf(issuerAndSerial(issued))));
+
+    // CertPoll and a PKCSReq replay by an outsider (another key, no challenge): a used transactionID
+    // gets the same answer as one never seen.
+    const outsider = identity(tmp, 'outsider', { cn: 'dev-get' });
+    const asOutsider = async (type: number, content: Buffer, transactionId: string) =>
+      readReply(
+        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: outsider.keyFile, signerCert: outsider.cert, transactionId })).der)).body,
+        ra,
+        outsider.keyFile,
+      );
+    for (const type of [20, 19]) {
+      const content = type === 20 ? issuerAndSubject(outsider.cert) : outsider.csr;
+      const used = await asOutsider(type, content, enrolled.transactionId);
+      const unseen = await asOutsider(type, content, 'never-seen-tx');
+      assert.equal(used.status, '2');
+      assert.equal(used.failInfo, unseen.failInfo, `type ${type}`);
+      assert.equal(used.failInfoText, unseen.failInfoText!.replace('never-seen-tx', enrolled.transactionId), `type ${type}`);
+    }
 
     // Renewal signed by the issued certificate: works while good, refused once revoked.
     const serial = new X509Certificate(issued).serialNumber.toLowerCase();
@@ -543,3 +569,17 @@ describe('GetCACert for a profile whose rules refuse the RA certificate', () => 
     assert.equal((await getUrl(`${server2.url}/scep?operation=GetCACert`)).status, 200);
   });
 });
+
+/** The hex serial inside an IssuerAndSerialNumber (as the refusal text names it). */
+function certificateIdsSerialHex(issuerAndSerialDer: Buffer): string {
+  // SEQUENCE { issuer Name, serial INTEGER }: the INTEGER is the last element.
+  const i = issuerAndSerialDer.lastIndexOf(0x02, issuerAndSerialDer.length - 2);
+  for (let at = i; at > 0; at = issuerAndSerialDer.lastIndexOf(0x02, at - 1)) {
+    const len = issuerAndSerialDer[at + 1]!;
+    if (at + 2 + len === issuerAndSerialDer.length) {
+      const v = issuerAndSerialDer.subarray(at + 2);
+      return Buffer.from(v.length > 1 && v[0] === 0 ? v.subarray(1) : v).toString('hex');
+    }
+  }
+  throw new Error('no serial');
+}

@@ -11,8 +11,10 @@
  *     renewal (ca/holder-authentication.ts) and is of this path's profile; renewed (rekeyed with
  *     the request's key) by the certificate-holder principal.
  *   - CertPoll (GetCertInitial): Signet issues synchronously, so never PENDING; the result
- *     recorded for the transactionID, or badCertId.
- *   - GetCert, GetCRL: a certificate Signet issued, the current CRL of its issuer.
+ *     recorded for the transactionID to the same key, or badCertId (one answer for an unknown
+ *     transactionID and another key's).
+ *   - GetCert: the certificate Signet issued, only to the sender that signs with it (else
+ *     badCertId, as for an unknown serial); GetCRL: the current CRL of its issuer.
  * Every refusal that can be answered is a CertRep FAILURE with its failInfo (HTTP 200, RFC 8894
  * §3.3.2.2), audited as `scep.refused`; only a message too broken to carry a transactionID and
  * a senderNonce (so no CertRep can be formed) is a 400 problem document, also audited.
@@ -20,7 +22,8 @@
  * Replays: the transactionID of a successful PKCSReq or RenewalReq is recorded (Setting
  * `scep.tx.<hash>` → serial). The same transactionID again with the same public key (a client
  * that lost the reply and resends) gets the certificate already issued, and spends nothing; with
- * another key it is refused (badRequest). A replayed message can only ever be answered to the
+ * another key it is refused (badRequest) once the sender authenticated (a challenge accepted, a
+ * holder proven), so an outsider cannot tell a used transactionID from a new one. A replayed message can only ever be answered to the
  * key that signed it, encrypted to that key.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
@@ -219,7 +222,7 @@ export class ScepService {
       case 'CertPoll':
         return seal(await this.poll(profile, msg, signerCert, content));
       case 'GetCert':
-        return seal(await this.getCert(content));
+        return seal(await this.getCert(content, signerCert));
       case 'GetCRL':
         return seal(await this.getCrl(content));
       default:
@@ -233,16 +236,16 @@ export class ScepService {
 
   /**
    * A transactionID seen before: the certificate issued for it when the request's key is that
-   * certificate's key (a resend), else a refusal. Null for a new transactionID.
+   * certificate's key (a resend); 'conflict' when it was answered for another key (refused by the
+   * caller only once the sender authenticated, so an outsider cannot learn which transactionIDs
+   * exist). Null for a new transactionID.
    */
-  private async replayed(profile: string, msg: PkiMessage, spkiDer: Buffer): Promise<Buffer | null> {
+  private async replayed(profile: string, msg: PkiMessage, spkiDer: Buffer): Promise<Buffer | 'conflict' | null> {
     const serial = (await this.settings.get(this.txKey(profile, msg.transactionId)))?.value;
     if (!serial) return null;
     const row = await this.ctx.stores.certificates.get(serial);
-    if (!row) throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before`);
-    const parts = inspectCertificate(row.der);
-    if (!parts.spkiDer.equals(spkiDer)) throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
-    return this.certsOnly(parts.der, row.caId);
+    if (!row || !inspectCertificate(row.der).spkiDer.equals(spkiDer)) return 'conflict';
+    return this.certsOnly(Buffer.from(row.der), row.caId);
   }
 
   private async certsOnly(der: Buffer, caId: string): Promise<Buffer> {
@@ -262,7 +265,7 @@ export class ScepService {
     // the reply is encrypted to it, so only the holder of the CSR's key can read it.
     if (!spki?.equals(signerCert.spkiDer)) throw new Refusal('badRequest', 'the message is not signed with the key of the certificate request');
     const again = await this.replayed(profile, msg, spki);
-    if (again) return again;
+    if (again && again !== 'conflict') return again;
     const challenge = challengePasswordOf(csr);
     if (!challenge)
       throw new Refusal(
@@ -277,6 +280,7 @@ export class ScepService {
       throw e;
     }
     who.actor = actorOf(principal);
+    if (again === 'conflict') throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
     // The use is spent by issuance itself (Requester.beforeSign), after every check that can refuse
     // and before the signature: of concurrent requests with the last use, one is signed, the others
     // refused (401 from the spend → badRequest), and nothing is stored for them.
@@ -323,6 +327,7 @@ export class ScepService {
     const spki = csrSpki(csr);
     if (!spki) throw new Refusal('badRequest', 'the RenewalReq content is not a certificate request');
     const again = await this.replayed(profile, msg, spki);
+    if (again === 'conflict') throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
     if (again) return again;
     const renewed = await this.issuance.renew(serial, toPem(csr, 'CERTIFICATE REQUEST'), { principal: holder, sourceIp }, { csrAttributeOrder: 'any' });
     await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), renewed.serial);
@@ -333,25 +338,27 @@ export class ScepService {
     readIssuerAnd(content); // IssuerAndSubject: well-formed, though the transactionID decides
     const serial = (await this.settings.get(this.txKey(profile, msg.transactionId)))?.value;
     const row = serial ? await this.ctx.stores.certificates.get(serial) : null;
-    if (!row) throw new Refusal('badCertId', `no certificate was issued for transactionID ${msg.transactionId} (Signet never answers PENDING)`);
-    const parts = inspectCertificate(row.der);
-    if (!parts.spkiDer.equals(signerCert.spkiDer)) throw new Refusal('badCertId', `transactionID ${msg.transactionId} belongs to another key`);
-    return this.certsOnly(parts.der, row.caId);
+    // One answer for "no such transaction" and "another key's": an outsider learns nothing.
+    if (!row || !inspectCertificate(row.der).spkiDer.equals(signerCert.spkiDer))
+      throw new Refusal('badCertId', `no certificate was issued to this key for transactionID ${msg.transactionId} (Signet never answers PENDING)`);
+    return this.certsOnly(Buffer.from(row.der), row.caId);
   }
 
   /** The certificate an IssuerAndSerialNumber names, if Signet issued it. */
-  private async named(content: Buffer): Promise<{ der: Buffer; caId: string; serial: string }> {
+  private async named(content: Buffer, signerCert?: CertificateParts): Promise<{ der: Buffer; caId: string; serial: string }> {
     const { issuer, second, secondIsInteger } = readIssuerAnd(content);
     if (!secondIsInteger) throw new Refusal('badRequest', 'GetCert and GetCRL take an IssuerAndSerialNumber');
     const serial = Buffer.from(second.length > 1 && second[0] === 0 ? second.subarray(1) : second).toString('hex');
     const row = /^[0-9a-f]{2,64}$/.test(serial) ? await this.ctx.stores.certificates.get(serial) : null;
-    if (!row || !inspectCertificate(row.der).issuerNameDer.equals(issuer))
+    // With `signerCert` (GetCert) the signer must be that certificate itself, a device fetching its
+    // own (proven by its signature); otherwise the same answer as a serial that does not exist.
+    if (!row || !inspectCertificate(row.der).issuerNameDer.equals(issuer) || (signerCert && !signerCert.der.equals(Buffer.from(row.der))))
       throw new Refusal('badCertId', `no certificate with serial ${serial.slice(0, 64)} from that issuer`);
     return { der: Buffer.from(row.der), caId: row.caId, serial };
   }
 
-  private async getCert(content: Buffer): Promise<Buffer> {
-    const c = await this.named(content);
+  private async getCert(content: Buffer, signerCert: CertificateParts): Promise<Buffer> {
+    const c = await this.named(content, signerCert);
     return certsOnlyCms([c.der]);
   }
 
