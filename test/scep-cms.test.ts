@@ -433,3 +433,46 @@ test('a DES-CBC envelope larger than MAX_DES_BYTES (2 KiB) is refused before the
   );
   assert.deepEqual(await decryptEnveloped(parseEnvelopedData(readFileSync(out2)), () => true, nodeUnwrap(ra.key)), readFileSync(small));
 });
+
+test('no padding oracle: every envelope that does not decrypt (random wrapped key, PKCS#1 wrap of the wrong length, a conformant wrap of the right length, an unwrap that fails, bad content padding) gives the same error and text', async () => {
+  const ra = rsaIdentity('oracle-ra');
+  const parts = inspectCertificate(ra.der);
+  const plain = randomBytes(300);
+  const good = encryptEnveloped(plain, { issuerNameDer: parts.issuerNameDer, serial: parts.serial, publicKey: parts.publicKey }, 'aes-256-cbc');
+  const wrapped = parseEnvelopedData(good).recipients[0]!.encryptedKey;
+  const withKey = (k: Buffer) => {
+    assert.equal(k.length, wrapped.length);
+    const b = Buffer.from(good);
+    k.copy(b, b.indexOf(wrapped));
+    return parseEnvelopedData(b);
+  };
+  const { publicEncrypt } = await import('node:crypto');
+  const wrap = (k: Buffer) => publicEncrypt({ key: parts.publicKey, padding: constants.RSA_PKCS1_PADDING }, k);
+  const ours = () => true;
+  const unwrap = nodeUnwrap(ra.key);
+  const badContent = Buffer.from(good);
+  badContent[badContent.length - 1]! ^= 0x01; // the last CBC block: the padding breaks (or, 1 in 256, garbage)
+  const cases: [string, Promise<Buffer>][] = [
+    ['random encryptedKey', decryptEnveloped(withKey(randomBytes(wrapped.length)), ours, unwrap)],
+    ['PKCS#1 wrap of a 16-byte key for AES-256', decryptEnveloped(withKey(wrap(randomBytes(16))), ours, unwrap)],
+    ['PKCS#1 wrap of a 32-byte wrong key', decryptEnveloped(withKey(wrap(randomBytes(32))), ours, unwrap)],
+    [
+      'unwrap fails (a token: CKR_ENCRYPTED_DATA_INVALID)',
+      decryptEnveloped(parseEnvelopedData(good), ours, () => Promise.reject(new Error('CKR_ENCRYPTED_DATA_INVALID'))),
+    ],
+    ['content padding', decryptEnveloped(parseEnvelopedData(badContent), ours, unwrap)],
+  ];
+  const answers = new Set<string>();
+  for (const [label, p] of cases) {
+    const e = await p.then(
+      (v) => v,
+      (err: unknown) => err,
+    );
+    if (Buffer.isBuffer(e) && label === 'content padding') continue; // valid padding by chance: not the plaintext, checked elsewhere
+    assert.ok(e instanceof CmsError, `${label}: ${String(e)}`);
+    assert.equal(e.reason, 'signature', label);
+    answers.add(e.message);
+  }
+  assert.equal(answers.size, 1, [...answers].join(' | '));
+  assert.deepEqual(await decryptEnveloped(parseEnvelopedData(good), ours, unwrap), plain);
+});

@@ -70,8 +70,16 @@ function verifies(certPem: string): void {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 }
 
+/** Extra profiles: one whose certificates renew only with a token (renewWithClientCertificate false by default). */
+const PROFILES = {
+  norenew: { requireSan: false, sanTypes: ['dns'], defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['clientAuth'] },
+};
+
 before(async () => {
   env = await createTestEnv();
+  const profilesFile = join(env.dataDir, 'profiles.json');
+  writeFileSync(profilesFile, JSON.stringify(PROFILES));
+  env.env.SIGNET_PROFILES_FILE = profilesFile;
   server = await startServer(env.env);
   scepUrl = `${server.url}/scep`;
   const r = await getUrl(`${scepUrl}?operation=GetCACert`);
@@ -389,14 +397,15 @@ describe('refusals from the small client', () => {
     const rep = await readReply((await post(scepUrl, enrolled.der)).body, ra, id.keyFile);
     assert.equal(rep.status, '0', rep.failInfoText);
     const issued = rep.certificates[0]!;
-    const ask = async (type: number, content: Buffer, transactionId?: string) =>
+    const ask = async (type: number, content: Buffer, transactionId?: string, signerCert = id.cert) =>
       readReply(
-        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: id.keyFile, signerCert: id.cert, transactionId })).der)).body,
+        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: id.keyFile, signerCert, transactionId })).der)).body,
         ra,
         id.keyFile,
       );
-    const got = await ask(21, issuerAndSerial(issued));
-    assert.equal(got.status, '0');
+    // GetCert: only to the certificate's holder, signing with that certificate.
+    const got = await ask(21, issuerAndSerial(issued), undefined, issued);
+    assert.equal(got.status, '0', got.failInfoText);
     assert.deepEqual(got.certificates[0], issued);
     const crl = await ask(22, issuerAndSerial(issued));
     assert.equal(crl.status, '0', crl.failInfoText);
@@ -410,7 +419,32 @@ describe('refusals from the small client', () => {
     const unknown = Buffer.from(issued);
     const unknownSerial = issuerAndSerial(unknown);
     unknownSerial[unknownSerial.length - 1]! ^= 0x01;
-    assert.equal((await ask(21, unknownSerial)).failInfo, '4');
+    const unknownReply = await ask(21, unknownSerial);
+    assert.equal(unknownReply.failInfo, '4');
+    // Anyone else asking for it (here its own self-signed certificate, the same key): the same answer as an unknown serial.
+    const notHolder = await ask(21, issuerAndSerial(issued));
+    assert.equal(notHolder.status, '2');
+    assert.equal(notHolder.failInfo, '4');
+    const serialOf = (b: Buffer) => certificateIdsSerialHex(b);
+    assert.equal(notHolder.failInfoText, unknownReply.failInfoText!.replace(serialOf(unknownSerial), serialOf(issuerAndSerial(issued))));
+
+    // CertPoll and a PKCSReq replay by an outsider (another key, no challenge): a used transactionID
+    // gets the same answer as one never seen.
+    const outsider = identity(tmp, 'outsider', { cn: 'dev-get' });
+    const asOutsider = async (type: number, content: Buffer, transactionId: string) =>
+      readReply(
+        (await post(scepUrl, (await pkiMessage({ type, content, raCert: ra, keyFile: outsider.keyFile, signerCert: outsider.cert, transactionId })).der)).body,
+        ra,
+        outsider.keyFile,
+      );
+    for (const type of [20, 19]) {
+      const content = type === 20 ? issuerAndSubject(outsider.cert) : outsider.csr;
+      const used = await asOutsider(type, content, enrolled.transactionId);
+      const unseen = await asOutsider(type, content, 'never-seen-tx');
+      assert.equal(used.status, '2');
+      assert.equal(used.failInfo, unseen.failInfo, `type ${type}`);
+      assert.equal(used.failInfoText, unseen.failInfoText!.replace('never-seen-tx', enrolled.transactionId), `type ${type}`);
+    }
 
     // Renewal signed by the issued certificate: works while good, refused once revoked.
     const serial = new X509Certificate(issued).serialNumber.toLowerCase();
@@ -429,4 +463,123 @@ describe('refusals from the small client', () => {
     assert.match(refused.failInfoText ?? '', /revoked/);
     assert.equal(await certificateCount(), count);
   });
+
+  /** Enrolls at /scep/<profile> (or /scep) with a fresh challenge; the certificate and the identity. */
+  const enrollAt = async (profile: string | null, name: string, cn: string, sans?: string[]) => {
+    const id = identity(tmp, name, { cn, sans, challenge: challenge({ profile: profile ?? 'client' }) });
+    const url = profile ? `${scepUrl}/${profile}` : scepUrl;
+    const m = await pkiMessage({ type: 19, content: id.csr, raCert: ra, keyFile: id.keyFile, signerCert: id.cert });
+    const rep = await readReply((await post(url, m.der)).body, ra, id.keyFile);
+    assert.equal(rep.status, '0', rep.failInfoText);
+    return { id, cert: rep.certificates[0]!, transactionId: m.transactionId };
+  };
+  const renewAt = async (url: string, cert: Buffer, keyFile: string, cn: string) => {
+    const fresh = identity(tmp, `renew-${Math.random()}`, { cn });
+    return readReply((await post(url, (await pkiMessage({ type: 17, content: fresh.csr, raCert: ra, keyFile, signerCert: cert })).der)).body, ra, keyFile);
+  };
+
+  test('RenewalReq authenticates its signer as mTLS renewal does: a profile with renewWithClientCertificate false, and a certificate of another profile than the path, are refused (badRequest), nothing stored', async () => {
+    const nr = await enrollAt('norenew', 'norenew', 'nr.example.test');
+    const count = await certificateCount();
+    const r1 = await renewAt(`${scepUrl}/norenew`, nr.cert, nr.id.keyFile, 'nr.example.test');
+    assert.equal(r1.status, '2');
+    assert.equal(r1.failInfo, '2');
+    assert.match(r1.failInfoText ?? '', /renewWithClientCertificate is false/);
+    // A server certificate renewed through /scep (the client profile) must not come back as a client certificate.
+    const srv = await enrollAt('server', 'srv', 'srv.example.test', ['srv.example.test']);
+    const count2 = await certificateCount();
+    assert.equal(count2, count + 1);
+    const r2 = await renewAt(scepUrl, srv.cert, srv.id.keyFile, 'srv.example.test');
+    assert.equal(r2.status, '2');
+    assert.equal(r2.failInfo, '2');
+    assert.match(r2.failInfoText ?? '', /is of profile server, not client/);
+    assert.equal(await certificateCount(), count2);
+    // Through its own profile's path it renews.
+    const r3 = await renewAt(`${scepUrl}/server`, srv.cert, srv.id.keyFile, 'srv.example.test');
+    assert.equal(r3.status, '0', r3.failInfoText);
+  });
+
+  test('an ECDSA requester (PKCSReq) gets badAlg before anything is issued: nothing stored, the one-time challenge not spent', async () => {
+    const secret = challenge();
+    const ec = identity(tmp, 'ecdsa', { cn: 'dev-ec', challenge: secret, ec: true });
+    const count = await certificateCount();
+    const m = await pkiMessage({ type: 19, content: ec.csr, raCert: ra, keyFile: ec.keyFile, signerCert: ec.cert });
+    const rep = await readReply((await post(scepUrl, m.der)).body, ra, ec.keyFile);
+    assert.equal(rep.status, '2');
+    assert.equal(rep.failInfo, '0');
+    assert.match(rep.failInfoText ?? '', /RSA/);
+    assert.equal(await certificateCount(), count);
+    // The challenge is still good: an RSA requester enrolls with it.
+    const rsa = identity(tmp, 'ecdsa-then-rsa', { cn: 'dev-ec', challenge: secret });
+    const ok = await readReply(
+      (await post(scepUrl, (await pkiMessage({ type: 19, content: rsa.csr, raCert: ra, keyFile: rsa.keyFile, signerCert: rsa.cert })).der)).body,
+      ra,
+      rsa.keyFile,
+    );
+    assert.equal(ok.status, '0', ok.failInfoText);
+    assert.equal(await certificateCount(), count + 1);
+  });
 });
+
+describe('GetCACert for a profile whose rules refuse the RA certificate', () => {
+  let env2: TestEnv;
+  let server2: RunningServer;
+  before(async () => {
+    env2 = await createTestEnv();
+    const file = join(env2.dataDir, 'profiles.json');
+    // Its allow-lists refuse the RA certificate (named by the public URL's host, 127.0.0.1).
+    writeFileSync(
+      file,
+      JSON.stringify({
+        corp: {
+          requireSan: false,
+          sanTypes: ['dns', 'ip'],
+          dnsSuffixes: ['corp.example'],
+          ipRanges: ['10.0.0.0/8'],
+          defaultValidityDays: 30,
+          maxValidityDays: 90,
+          extKeyUsage: ['clientAuth'],
+        },
+      }),
+    );
+    env2.env.SIGNET_PROFILES_FILE = file;
+    server2 = await startServer(env2.env);
+  });
+  after(async () => {
+    await server2?.stop();
+    await env2?.cleanup();
+  });
+
+  test('a 409 problem saying SCEP is not available for the profile and what to do, without the allow-lists or the CA; logged once', async () => {
+    const cas = JSON.parse(signet(['ca', 'list', '--json'], env2.env).stdout) as { id: string }[];
+    for (let i = 0; i < 3; i++) {
+      const r = await getUrl(`${server2.url}/scep/corp?operation=GetCACert`);
+      assert.equal(r.status, 409);
+      assert.match(r.headers.get('content-type') ?? '', /problem\+json/);
+      const text = await r.text();
+      assert.match(text, /SCEP is not available for profile corp/);
+      assert.match(text, /operator should serve SCEP from a profile that accepts it/);
+      assert.doesNotMatch(text, /10\.0\.0\.0|corp\.example|ipRanges|dnsSuffixes/);
+      for (const ca of cas) assert.ok(!text.includes(ca.id), `the CA id ${ca.id} is not told`);
+    }
+    const logged = `${server2.stdout()}${server2.stderr()}`.split('\n').filter((l) => l.includes('SCEP is not available for profile corp'));
+    assert.equal(logged.length, 1, logged.join('\n'));
+    assert.match(logged[0]!, /10\.0\.0\.0|corp\.example/);
+    // The default profile still serves SCEP.
+    assert.equal((await getUrl(`${server2.url}/scep?operation=GetCACert`)).status, 200);
+  });
+});
+
+/** The hex serial inside an IssuerAndSerialNumber (as the refusal text names it). */
+function certificateIdsSerialHex(issuerAndSerialDer: Buffer): string {
+  // SEQUENCE { issuer Name, serial INTEGER }: the INTEGER is the last element.
+  const i = issuerAndSerialDer.lastIndexOf(0x02, issuerAndSerialDer.length - 2);
+  for (let at = i; at > 0; at = issuerAndSerialDer.lastIndexOf(0x02, at - 1)) {
+    const len = issuerAndSerialDer[at + 1]!;
+    if (at + 2 + len === issuerAndSerialDer.length) {
+      const v = issuerAndSerialDer.subarray(at + 2);
+      return Buffer.from(v.length > 1 && v[0] === 0 ? v.subarray(1) : v).toString('hex');
+    }
+  }
+  throw new Error('no serial');
+}

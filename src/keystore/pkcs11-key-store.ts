@@ -412,8 +412,10 @@ export class Pkcs11KeyStore implements KeyStore {
   /**
    * C_Decrypt with CKM_RSA_PKCS or CKM_RSA_PKCS_OAEP (MGF1 with the same hash, no label). A
    * token answers a bad PKCS#1 v1.5 padding with CKR_ENCRYPTED_DATA_INVALID (SoftHSM has no
-   * implicit rejection); the caller (cms-enveloped.ts) answers that exactly as it answers a key
-   * that unwraps to garbage, so the SCEP reply does not say which happened.
+   * implicit rejection); the caller (decryptEnveloped in cms-enveloped.ts) answers that, a key of
+   * the wrong length, and content that does not decrypt or unpad with one error and one text,
+   * going on with a random key of the cipher's length, so the SCEP reply does not say which
+   * happened.
    */
   async decrypt(id: string, ciphertext: Uint8Array, padding: RsaPadding): Promise<Buffer> {
     if (!isPkcs11Uri(id)) return this.sealed.decrypt(id, ciphertext, padding);

@@ -165,9 +165,9 @@ function oaepHash(buf: Buffer, params: El | undefined): 'sha1' | 'sha256' | 'sha
 
 /**
  * Decrypts the content for the recipient `ours` picks (the RA certificate's IssuerAndSerial or
- * key id): `unwrap` is the key store's RSA decrypt. Every failure is a CmsError; a wrapped key
- * that does not unwrap to a key of the cipher's length or a wrong padding is 'signature'-class
- * ('the envelope does not decrypt'), never a crash.
+ * key id): `unwrap` is the key store's RSA decrypt. Every failure is a CmsError; every failure
+ * to decrypt (the key unwrap, its length, the content, its padding) is the same 'signature'-class
+ * error with the same text (ENVELOPE_DOES_NOT_DECRYPT), never a crash.
  */
 export async function decryptEnveloped(
   env: EnvelopedView,
@@ -189,25 +189,39 @@ export async function decryptEnveloped(
     throw new CmsError('malformed', `a DES-CBC envelope of ${env.encryptedContent.length} bytes; at most ${MAX_DES_BYTES} are decrypted with single DES`);
   if (!env.iv || env.iv.length !== (spec.name.startsWith('aes') ? 16 : 8))
     throw new CmsError('malformed', `the ${spec.name} IV is missing or has the wrong length`);
-  let key: Buffer;
+  // Every way the envelope fails to decrypt — the wrapped key does not unwrap, unwraps to a key
+  // of the wrong length (PKCS#1 v1.5 implicit rejection gives random bytes of random length), or
+  // the content does not decrypt or its padding is wrong — is one CmsError with one text, and
+  // takes one path: a key that cannot be right is replaced by a random one of the cipher's length
+  // and the content is decrypted all the same, so neither the answer nor the work done tells a
+  // sender which step failed (no padding oracle on the RA key).
+  let unwrapped: Buffer | null = null;
   try {
-    key = await unwrap(recipient.encryptedKey, recipient.padding);
+    unwrapped = await unwrap(recipient.encryptedKey, recipient.padding);
   } catch {
-    throw new CmsError('signature', 'the content-encryption key does not decrypt with the RA key');
+    unwrapped = null;
   }
-  // With PKCS#1 v1.5, OpenSSL's implicit rejection turns a tampered wrapped key into random
-  // bytes of random length rather than an error; the length check and the padding below catch it.
-  if (key.length !== spec.keyLength) throw new CmsError('signature', 'the content-encryption key does not decrypt with the RA key');
+  const good = unwrapped !== null && unwrapped.length === spec.keyLength;
+  const key = good ? unwrapped! : randomBytes(spec.keyLength);
   try {
-    if (spec.name === 'des-cbc') return desCbcDecrypt(key, env.iv, env.encryptedContent);
-    const d = createDecipheriv(spec.name, key, env.iv);
-    return Buffer.concat([d.update(env.encryptedContent), d.final()]);
+    let content: Buffer;
+    if (spec.name === 'des-cbc') content = desCbcDecrypt(key, env.iv, env.encryptedContent);
+    else {
+      const d = createDecipheriv(spec.name, key, env.iv);
+      content = Buffer.concat([d.update(env.encryptedContent), d.final()]);
+    }
+    if (good) return content;
   } catch {
-    throw new CmsError('signature', 'the envelope content does not decrypt (tampered, or not encrypted to this RA)');
+    // the same refusal as below
   } finally {
     key.fill(0);
+    unwrapped?.fill(0);
   }
+  throw new CmsError('signature', ENVELOPE_DOES_NOT_DECRYPT);
 }
+
+/** The one answer to every envelope that does not decrypt (see decryptEnveloped). */
+export const ENVELOPE_DOES_NOT_DECRYPT = 'the envelope does not decrypt with the RA key (tampered, or not encrypted to this RA)';
 
 /**
  * A DER ContentInfo holding EnvelopedData: `content` (of type id-data) encrypted with a fresh

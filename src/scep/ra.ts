@@ -68,10 +68,16 @@ function raProfile(base: Profile, caId: string): Profile {
   };
 }
 const ACTOR = 'system:scep-ra';
+/** How long a profile whose rules refuse the RA certificate is answered from memory (no issuance attempt). */
+export const RA_FAILURE_TTL_MS = 60_000;
 
 export class ScepRa {
   private readonly cache = new Map<string, RaIdentity>();
   private readonly pending = new Map<string, Promise<RaIdentity>>();
+  /** Profiles whose rules refused the RA certificate: the answer, until when (RA_FAILURE_TTL_MS). */
+  private readonly refused = new Map<string, { error: SignetError; until: number }>();
+  /** Profiles whose refusal was logged (once per profile per process). */
+  private readonly logged = new Set<string>();
 
   constructor(
     private readonly ctx: CaContext,
@@ -90,6 +96,8 @@ export class ScepRa {
     const issuer = await this.issuerFor(profile);
     const hit = this.cache.get(issuer.id);
     if (hit && this.ctx.now().getTime() < hit.renewAt) return hit;
+    const refused = this.refused.get(profile);
+    if (refused && Date.now() < refused.until) throw refused.error;
     let p = this.pending.get(issuer.id);
     if (!p) {
       p = this.load(issuer, profile, hit).finally(() => this.pending.delete(issuer.id));
@@ -133,12 +141,24 @@ export class ScepRa {
         this.ctx.log.error({ err: e, caId: issuer.id }, 'SCEP RA certificate renewal failed; the current one keeps serving');
         return previous;
       }
-      if (e instanceof SignetError && e.status < 500)
-        throw new SignetError(
-          'configuration',
-          `the SCEP RA certificate for CA ${issuer.id} is issued under profile ${profile}, which refuses it (${e.detail}); SCEP needs a profile that accepts an RSA key and the public URL's host (SIGNET_PUBLIC_URL) as a name`,
-          { cause: e },
+      if (e instanceof SignetError && e.status < 500) {
+        // The operator's configuration, not the caller's request: the full reason (the CA, the
+        // profile's allow-lists) goes to the log once per profile, never to an anonymous caller;
+        // the answer is remembered for a while so each request does not attempt the issuance again.
+        if (!this.logged.has(profile)) {
+          this.logged.add(profile);
+          this.ctx.log.error(
+            { err: e, caId: issuer.id, profile },
+            `SCEP is not available for profile ${profile}: the SCEP RA certificate for CA ${issuer.id} is issued under that profile, which refuses it (${e.detail}); SCEP needs a profile that accepts an RSA key and the public URL's host (SIGNET_PUBLIC_URL) as a name`,
+          );
+        }
+        const error = new SignetError(
+          'conflict',
+          `SCEP is not available for profile ${profile}: its rules refuse the certificate of the SCEP registration authority (an RSA key named by the server's public host). The operator should serve SCEP from a profile that accepts it, or change this profile; the server log says why.`,
         );
+        this.refused.set(profile, { error, until: Date.now() + RA_FAILURE_TTL_MS });
+        throw error;
+      }
       throw e;
     }
     await this.settings.put(`scep.ra.cert.${issuer.id}`, issued.serial);

@@ -7,11 +7,14 @@
  *     path's profile); the certificate is issued by the issuance service with the enrollment
  *     principal as requester, so the credential's profile and names, the profile, the name
  *     policy, lint, audit and durability apply unchanged; the credential's use is spent by issuance just before it signs.
- *   - RenewalReq: signed by a certificate Signet issued, stored byte for byte, unexpired and
- *     good; renewed (rekeyed with the request's key) by the certificate-holder principal.
+ *   - RenewalReq: signed by a certificate that authenticates its holder exactly as for mTLS
+ *     renewal (ca/holder-authentication.ts) and is of this path's profile; renewed (rekeyed with
+ *     the request's key) by the certificate-holder principal.
  *   - CertPoll (GetCertInitial): Signet issues synchronously, so never PENDING; the result
- *     recorded for the transactionID, or badCertId.
- *   - GetCert, GetCRL: a certificate Signet issued, the current CRL of its issuer.
+ *     recorded for the transactionID to the same key, or badCertId (one answer for an unknown
+ *     transactionID and another key's).
+ *   - GetCert: the certificate Signet issued, only to the sender that signs with it (else
+ *     badCertId, as for an unknown serial); GetCRL: the current CRL of its issuer.
  * Every refusal that can be answered is a CertRep FAILURE with its failInfo (HTTP 200, RFC 8894
  * §3.3.2.2), audited as `scep.refused`; only a message too broken to carry a transactionID and
  * a senderNonce (so no CertRep can be formed) is a 400 problem document, also audited.
@@ -19,13 +22,15 @@
  * Replays: the transactionID of a successful PKCSReq or RenewalReq is recorded (Setting
  * `scep.tx.<hash>` → serial). The same transactionID again with the same public key (a client
  * that lost the reply and resends) gets the certificate already issued, and spends nothing; with
- * another key it is refused (badRequest). A replayed message can only ever be answered to the
+ * another key it is refused (badRequest) once the sender authenticated (a challenge accepted, a
+ * holder proven), so an outsider cannot tell a used transactionID from a new one. A replayed message can only ever be answered to the
  * key that signed it, encrypted to that key.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { CaContext } from '../ca/context.js';
 import { appendAudit } from '../ca/audit.js';
 import { actorOf, type Principal } from '../ca/authorization.js';
+import { authenticateHolder } from '../ca/holder-authentication.js';
 import { auditRefusal } from '../http/audit-refusals.js';
 import type { CrlPublisher } from '../ca/crl-publisher.js';
 import type { Issuance } from '../ca/issuance.js';
@@ -33,7 +38,7 @@ import { SignetError, isSignetError } from '../errors.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { decryptEnveloped, encryptEnveloped, parseEnvelopedData, type ContentCipher, type KeyTransRecipient } from '../pki/cms-enveloped.js';
 import { CmsError, verifySigner } from '../pki/cms-signed.js';
-import { inspectCertificate, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
+import { inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
 import {
   buildCertRep,
   certificateIds,
@@ -185,6 +190,13 @@ export class ScepService {
       throw new Refusal('badMessageCheck', `the signer certificate cannot be read: ${isSignetError(e) ? e.detail : (e as Error).message}`);
     }
     verifySigner(msg.signed, msg.signer, signerKey);
+    // The reply can only be encrypted to an RSA key (key transport): refused before anything is
+    // decrypted, authenticated, spent, issued or stored.
+    if (signerKey.asymmetricKeyType !== 'rsa')
+      throw new Refusal(
+        'badAlg',
+        `the reply can only be encrypted to an RSA certificate (key transport); the requester's key is ${signerKey.asymmetricKeyType}: sign the request with an RSA key`,
+      );
     if (!msg.envelope) throw new Refusal('badMessageCheck', 'the message has no envelope');
     const env = parseEnvelopedData(msg.envelope);
     const raIds = certificateIds(ra.certificate.der);
@@ -206,11 +218,11 @@ export class ScepService {
       case 'PKCSReq':
         return seal(await this.enroll(profile, msg, signerCert, content, who, sourceIp));
       case 'RenewalReq':
-        return seal(await this.renew(msg, signerCert, content, who, sourceIp));
+        return seal(await this.renew(profile, msg, signerCert, content, who, sourceIp));
       case 'CertPoll':
         return seal(await this.poll(profile, msg, signerCert, content));
       case 'GetCert':
-        return seal(await this.getCert(content));
+        return seal(await this.getCert(content, signerCert));
       case 'GetCRL':
         return seal(await this.getCrl(content));
       default:
@@ -224,16 +236,16 @@ export class ScepService {
 
   /**
    * A transactionID seen before: the certificate issued for it when the request's key is that
-   * certificate's key (a resend), else a refusal. Null for a new transactionID.
+   * certificate's key (a resend); 'conflict' when it was answered for another key (refused by the
+   * caller only once the sender authenticated, so an outsider cannot learn which transactionIDs
+   * exist). Null for a new transactionID.
    */
-  private async replayed(profile: string, msg: PkiMessage, spkiDer: Buffer): Promise<Buffer | null> {
+  private async replayed(profile: string, msg: PkiMessage, spkiDer: Buffer): Promise<Buffer | 'conflict' | null> {
     const serial = (await this.settings.get(this.txKey(profile, msg.transactionId)))?.value;
     if (!serial) return null;
     const row = await this.ctx.stores.certificates.get(serial);
-    if (!row) throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before`);
-    const parts = inspectCertificate(row.der);
-    if (!parts.spkiDer.equals(spkiDer)) throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
-    return this.certsOnly(parts.der, row.caId);
+    if (!row || !inspectCertificate(row.der).spkiDer.equals(spkiDer)) return 'conflict';
+    return this.certsOnly(Buffer.from(row.der), row.caId);
   }
 
   private async certsOnly(der: Buffer, caId: string): Promise<Buffer> {
@@ -253,7 +265,7 @@ export class ScepService {
     // the reply is encrypted to it, so only the holder of the CSR's key can read it.
     if (!spki?.equals(signerCert.spkiDer)) throw new Refusal('badRequest', 'the message is not signed with the key of the certificate request');
     const again = await this.replayed(profile, msg, spki);
-    if (again) return again;
+    if (again && again !== 'conflict') return again;
     const challenge = challengePasswordOf(csr);
     if (!challenge)
       throw new Refusal(
@@ -268,6 +280,7 @@ export class ScepService {
       throw e;
     }
     who.actor = actorOf(principal);
+    if (again === 'conflict') throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
     // The use is spent by issuance itself (Requester.beforeSign), after every check that can refuse
     // and before the signature: of concurrent requests with the last use, one is signed, the others
     // refused (401 from the spend → badRequest), and nothing is stored for them.
@@ -285,28 +298,38 @@ export class ScepService {
     return this.certsOnly(issued.der, issued.caId);
   }
 
-  private async renew(msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
-    const serial = serialHex(signerCert.serial);
+  /**
+   * RenewalReq: the certificate that signed the message (its key proven by the signature) must
+   * authenticate its holder exactly as mTLS renewal does (ca/holder-authentication.ts: stored
+   * byte for byte, verifying under its CA, within its validity, good, from a CA not revoked, of a
+   * profile that allows renewal by certificate), and be of this SCEP path's profile.
+   */
+  private async renew(profile: string, msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
+    let holder: Awaited<ReturnType<typeof authenticateHolder>>;
+    try {
+      holder = await authenticateHolder(this.ctx, signerCert.der, { sourceIp });
+    } catch (e) {
+      // A profile that does not allow renewal by certificate (or no longer exists) is a request
+      // refused (badRequest); every other refusal is about the certificate itself (badCertId).
+      if (isSignetError(e) && e.status === 401)
+        throw new Refusal(/renewWithClientCertificate is false|no longer exists/.test(e.detail) ? 'badRequest' : 'badCertId', e.detail);
+      throw e;
+    }
+    const serial = holder.serial;
+    who.actor = actorOf(holder);
     const row = await this.ctx.stores.certificates.get(serial);
-    // The signer must be the stored certificate itself, byte for byte: same serial is not enough.
-    if (!row || !Buffer.from(row.der).equals(signerCert.der))
-      throw new Refusal('badCertId', 'a RenewalReq must be signed with a certificate this CA issued (the certificate to renew)');
-    who.actor = actorOf({ kind: 'certificate-holder', serial });
-    if (row.status !== 'good')
-      throw new Refusal('badCertId', `certificate ${serial} is ${row.status === 'hold' ? 'on hold' : 'revoked'} and cannot be renewed`);
-    if (signerCert.notAfter.getTime() <= this.ctx.now().getTime())
-      throw new Refusal('badTime', `certificate ${serial} expired at ${signerCert.notAfter.toISOString()}`);
-    const profile = row.profile;
+    if (!row) throw new Refusal('badCertId', `certificate ${serial} is not a certificate Signet issued`);
+    if (row.profile !== profile)
+      throw new Refusal(
+        'badRequest',
+        `certificate ${serial} is of profile ${row.profile}, not ${profile}: renew it through the SCEP path of its own profile (/scep/${row.profile})`,
+      );
     const spki = csrSpki(csr);
     if (!spki) throw new Refusal('badRequest', 'the RenewalReq content is not a certificate request');
     const again = await this.replayed(profile, msg, spki);
+    if (again === 'conflict') throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
     if (again) return again;
-    const renewed = await this.issuance.renew(
-      serial,
-      toPem(csr, 'CERTIFICATE REQUEST'),
-      { principal: { kind: 'certificate-holder', serial }, sourceIp },
-      { csrAttributeOrder: 'any' },
-    );
+    const renewed = await this.issuance.renew(serial, toPem(csr, 'CERTIFICATE REQUEST'), { principal: holder, sourceIp }, { csrAttributeOrder: 'any' });
     await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), renewed.serial);
     return this.certsOnly(renewed.der, renewed.caId);
   }
@@ -315,25 +338,27 @@ export class ScepService {
     readIssuerAnd(content); // IssuerAndSubject: well-formed, though the transactionID decides
     const serial = (await this.settings.get(this.txKey(profile, msg.transactionId)))?.value;
     const row = serial ? await this.ctx.stores.certificates.get(serial) : null;
-    if (!row) throw new Refusal('badCertId', `no certificate was issued for transactionID ${msg.transactionId} (Signet never answers PENDING)`);
-    const parts = inspectCertificate(row.der);
-    if (!parts.spkiDer.equals(signerCert.spkiDer)) throw new Refusal('badCertId', `transactionID ${msg.transactionId} belongs to another key`);
-    return this.certsOnly(parts.der, row.caId);
+    // One answer for "no such transaction" and "another key's": an outsider learns nothing.
+    if (!row || !inspectCertificate(row.der).spkiDer.equals(signerCert.spkiDer))
+      throw new Refusal('badCertId', `no certificate was issued to this key for transactionID ${msg.transactionId} (Signet never answers PENDING)`);
+    return this.certsOnly(Buffer.from(row.der), row.caId);
   }
 
   /** The certificate an IssuerAndSerialNumber names, if Signet issued it. */
-  private async named(content: Buffer): Promise<{ der: Buffer; caId: string; serial: string }> {
+  private async named(content: Buffer, signerCert?: CertificateParts): Promise<{ der: Buffer; caId: string; serial: string }> {
     const { issuer, second, secondIsInteger } = readIssuerAnd(content);
     if (!secondIsInteger) throw new Refusal('badRequest', 'GetCert and GetCRL take an IssuerAndSerialNumber');
     const serial = Buffer.from(second.length > 1 && second[0] === 0 ? second.subarray(1) : second).toString('hex');
     const row = /^[0-9a-f]{2,64}$/.test(serial) ? await this.ctx.stores.certificates.get(serial) : null;
-    if (!row || !inspectCertificate(row.der).issuerNameDer.equals(issuer))
+    // With `signerCert` (GetCert) the signer must be that certificate itself, a device fetching its
+    // own (proven by its signature); otherwise the same answer as a serial that does not exist.
+    if (!row || !inspectCertificate(row.der).issuerNameDer.equals(issuer) || (signerCert && !signerCert.der.equals(Buffer.from(row.der))))
       throw new Refusal('badCertId', `no certificate with serial ${serial.slice(0, 64)} from that issuer`);
     return { der: Buffer.from(row.der), caId: row.caId, serial };
   }
 
-  private async getCert(content: Buffer): Promise<Buffer> {
-    const c = await this.named(content);
+  private async getCert(content: Buffer, signerCert: CertificateParts): Promise<Buffer> {
+    const c = await this.named(content, signerCert);
     return certsOnlyCms([c.der]);
   }
 

@@ -23,8 +23,8 @@ export interface Identity {
   csr: Buffer;
 }
 
-/** An RSA key, a CSR (CN, SANs, challengePassword) and a self-signed certificate of the same key. */
-export function identity(tmp: TempDir, name: string, o: { cn: string; sans?: string[]; challenge?: string }): Identity {
+/** An RSA key (P-256 with `ec`), a CSR (CN, SANs, challengePassword) and a self-signed certificate of the same key. */
+export function identity(tmp: TempDir, name: string, o: { cn: string; sans?: string[]; challenge?: string; ec?: boolean }): Identity {
   const keyFile = tmp.file(`${name}.key`);
   const certFile = tmp.file(`${name}.self.pem`);
   const lines = [
@@ -40,7 +40,8 @@ export function identity(tmp: TempDir, name: string, o: { cn: string; sans?: str
   if (o.sans) lines.push('[ext]', `subjectAltName=${o.sans.map((s) => `DNS:${s}`).join(',')}`);
   const cnf = tmp.file(`${name}.cnf`, `${lines.join('\n')}\n`);
   const csrFile = tmp.file(`${name}.csr`);
-  let r = openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-config', cnf, '-outform', 'DER', '-out', csrFile]);
+  const newkey = o.ec ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+  let r = openssl(['req', '-new', ...newkey, '-nodes', '-keyout', keyFile, '-config', cnf, '-outform', 'DER', '-out', csrFile]);
   assert.equal(r.status, 0, r.stderr);
   r = openssl(['req', '-x509', '-key', keyFile, '-subj', `/CN=${o.cn}`, '-days', '1', '-out', certFile]);
   assert.equal(r.status, 0, r.stderr);
