@@ -470,7 +470,7 @@ class SpendBatch {
         }
         for (const [id, ws] of byId) {
           const o = outcomes.get(id)!;
-          ws.slice(0, o.spent).forEach((w) => w.resolve());
+          for (const w of ws.slice(0, o.spent)) w.resolve();
           for (const w of ws.slice(o.spent)) {
             if (o.lost && ++w.rounds < MAX_SPEND_ROUNDS) this.waiting.push(w);
             else w.reject(new SignetError('unauthorized', o.refusal ?? `enrollment credential ${id} was already used`));
