@@ -217,9 +217,12 @@ describe('strongSwan pki --scepca / --scep', () => {
   });
 });
 
+const CERTMONGER = '/usr/sbin/certmonger';
+
 describe('certmonger', () => {
   before(() => {
     requireTool('getcert', 'certmonger');
+    requireTool(CERTMONGER, 'certmonger');
     requireTool('dbus-daemon', 'dbus');
   });
   test('getcert add-scep-ca and getcert request (certmonger on a private session bus, its state in a temporary directory) enroll with a challenge', () => {
@@ -241,7 +244,8 @@ describe('certmonger', () => {
         'getcert list -s',
       ].join('\n'),
     );
-    const r = spawnSync('dbus-run-session', ['--', 'certmonger', '-s', '-n', '-c', `sh ${join(dir, 'run.sh')}`], {
+    // The daemon is in /usr/sbin, which a CI shell's PATH need not hold.
+    const r = spawnSync('dbus-run-session', ['--', CERTMONGER, '-s', '-n', '-c', `sh ${join(dir, 'run.sh')}`], {
       encoding: 'utf8',
       timeout: 120_000,
       env: {
