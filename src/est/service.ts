@@ -25,6 +25,7 @@ import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { buildCsr } from '../pki/csr-builder.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { objectIdentifier, sequence } from '../pki/der.js';
+import { pemBlocks } from '../pki/pem.js';
 import { generateKeyOffThread, KEY_ALGORITHMS } from '../pki/keys.js';
 
 export type EnrollmentPrincipal = Extract<Principal, { kind: 'enrollment' }>;
@@ -150,8 +151,7 @@ export class EstService {
 
   /** The reply of simpleenroll/simplereenroll: the new certificate, then its chain. */
   certsOnly(issued: IssuedCertificate): Buffer {
-    const chain = [...issued.chain.matchAll(/-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1]!, 'base64'));
-    return certsOnlyCms([issued.der, ...chain]);
+    return certsOnlyCms([issued.der, ...pemBlocks(issued.chain).map((b) => b.der)]);
   }
 
   /** A multipart/mixed boundary that cannot occur in base64 text. */
