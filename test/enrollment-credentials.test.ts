@@ -16,17 +16,12 @@ import pino from 'pino';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { childEnv, createTestEnv, type TestEnv } from './helpers/env.js';
 import { sql } from './helpers/sql.js';
+import { enroller } from './helpers/enroll-as.js';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import type { CaContext } from '../src/ca/context.js';
 import { authorizeCertificate } from '../src/ca/authorization.js';
-import {
-  authenticateEnrollment,
-  createEnrollmentCredential,
-  listEnrollmentCredentials,
-  revokeEnrollmentCredential,
-  spendEnrollmentUse,
-} from '../src/ca/enrollment-credentials.js';
+import { authenticateEnrollment, createEnrollmentCredential, listEnrollmentCredentials, revokeEnrollmentCredential } from '../src/ca/enrollment-credentials.js';
 import { SignetError } from '../src/errors.js';
 
 const PROBLEM = 'application/problem+json; charset=utf-8';
@@ -36,6 +31,8 @@ describe('enrollment credentials', () => {
   let env: TestEnv;
   let server: RunningServer;
   let ctx: CaContext;
+  /** Enrolls one certificate as the principal: the issuance commit spends the use. */
+  let enroll: ReturnType<typeof enroller>;
   /** Every secret made here: none may appear in logs, the audit trail or a list. */
   const secrets: string[] = [];
 
@@ -45,6 +42,7 @@ describe('enrollment credentials', () => {
     secrets.push(made.secret);
     return made;
   }
+  const certificates = async () => Number((await sql(env, `SELECT COUNT(*) AS n FROM "Certificate"`))[0]!.n);
   const row = async (id: string) => (await sql(env, `SELECT * FROM "EnrollmentCredential" WHERE id = ?`, [id]))[0]!;
   const events = async (action: string, target: string) =>
     (await sql(env, `SELECT actor, details FROM "AuditEvent" WHERE action = ? AND target = ? ORDER BY seq`, [action, target])).map((e) => ({
@@ -82,6 +80,7 @@ describe('enrollment credentials', () => {
     env = await createTestEnv();
     server = await startServer(env.env);
     ctx = await open();
+    enroll = enroller(env.env);
   });
   after(async () => {
     await ctx?.db.close();
@@ -249,7 +248,7 @@ describe('enrollment credentials', () => {
     authorizeCertificate(p, 'certificate.issue', { profile: 'server', sans: [{ type: 'dns', value: 'a.gw.corp.example' }] });
     assert.throws(() => authorizeCertificate(p, 'certificate.issue', { profile: 'server', sans: [{ type: 'dns', value: 'evil.example' }] }), /outside them/);
 
-    await spendEnrollmentUse(ctx, p);
+    await enroll(ctx, p);
     const r = await row(m.id);
     assert.equal(Number(r.usesSpent), 1);
     assert.ok(r.lastUsedAt, 'last use recorded');
@@ -262,13 +261,13 @@ describe('enrollment credentials', () => {
       target: m.id,
       reason: 'exhausted',
     });
-    await assert.rejects(spendEnrollmentUse(ctx, p), new RegExp(`enrollment credential ${m.id} was already used`));
+    await assert.rejects(enroll(ctx, p), new RegExp(`enrollment credential ${m.id} was already used`));
     assert.equal(Number((await row(m.id)).usesSpent), 1);
 
     // Three uses: three spends, then none left.
     const three = await make({ uses: 3 });
     const p3 = await authenticateEnrollment(ctx, three.secret, { protocol: 'est' });
-    for (let i = 0; i < 3; i++) await spendEnrollmentUse(ctx, p3);
+    for (let i = 0; i < 3; i++) await enroll(ctx, p3);
     await refused(() => authenticateEnrollment(ctx, three.secret, { protocol: 'est' }), /has no uses left \(3 of 3 used\)/, {
       target: three.id,
       reason: 'exhausted',
@@ -307,14 +306,16 @@ describe('enrollment credentials', () => {
       reason: 'expired',
     });
     const p = await authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id });
-    await assert.rejects(spendEnrollmentUse(later, p), /expired at/, 'an expired credential spends nothing either');
+    const stored = await certificates();
+    await assert.rejects(enroll(later, p), /expired at/, 'an expired credential spends nothing either');
     await revokeEnrollmentCredential(ctx, m.id, ACTOR);
     await refused(() => authenticateEnrollment(ctx, m.secret, { protocol: 'est', id: m.id }), new RegExp(`^enrollment credential ${m.id} was revoked$`), {
       target: m.id,
       reason: 'revoked',
     });
-    await assert.rejects(spendEnrollmentUse(ctx, p), /was revoked/, 'a principal authenticated before the revocation cannot spend after it');
+    await assert.rejects(enroll(ctx, p), /was revoked/, 'a principal authenticated before the revocation cannot spend after it');
     assert.equal(Number((await row(m.id)).usesSpent), 0);
+    assert.equal(await certificates(), stored, 'and no certificate was stored for either');
     const refusal = await events('enrollment.refused', m.id);
     assert.ok(refusal.every((e) => !JSON.stringify(e).includes(m.secret)));
   });
@@ -339,14 +340,14 @@ describe('enrollment credentials', () => {
 
     // Refilled: a spent one-time credential's count set back to 0 → its MAC no longer verifies.
     const spent = await make();
-    await spendEnrollmentUse(ctx, await authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }));
+    await enroll(ctx, await authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }));
     await sql(env, `UPDATE "EnrollmentCredential" SET "usesSpent" = 0 WHERE id = ?`, [spent.id]);
     await refused(() => authenticateEnrollment(ctx, spent.secret, { protocol: 'est' }), unknown, { target: spent.id, reason: 'integrity' });
 
     // Refilled by rollback: the row and MAC from before the spend put back → the audit trail still counts the use.
     const rolled = await make();
     const before = await row(rolled.id);
-    await spendEnrollmentUse(ctx, await authenticateEnrollment(ctx, rolled.secret, { protocol: 'est' }));
+    await enroll(ctx, await authenticateEnrollment(ctx, rolled.secret, { protocol: 'est' }));
     await sql(env, `UPDATE "EnrollmentCredential" SET "usesSpent" = 0, "grantMac" = ?, "lastUsedAt" = NULL WHERE id = ?`, [before.grantMac, rolled.id]);
     const fresh = await open(); // another process: nothing remembered, only the database and its audit trail
     try {
@@ -449,26 +450,41 @@ describe('enrollment credentials', () => {
     );
   });
 
-  test('a use spent inside the caller’s transaction rolls back with it', async () => {
-    const m = await make();
-    const p = await authenticateEnrollment(ctx, m.secret, { protocol: 'est' });
-    await assert.rejects(
-      ctx.db.transaction(async (tx) => {
-        await spendEnrollmentUse(ctx, p, tx);
-        throw new Error('the certificate could not be stored');
-      }),
-      /could not be stored/,
-    );
-    assert.equal(Number((await row(m.id)).usesSpent), 0);
-    assert.equal((await events('enrollment.used', m.id)).length, 0);
-    await ctx.db.transaction((tx) => spendEnrollmentUse(ctx, p, tx));
+  test('a use is spent in its certificate’s commit: a certificate not stored spends nothing; of concurrent enrollments with the last use one is stored', async () => {
+    // Concurrent enrollments with a one-time credential in one process: they share a commit,
+    // which the credential refuses; retried one by one, the first is stored, the other refused.
+    const once = await make();
+    const p = await authenticateEnrollment(ctx, once.secret, { protocol: 'est' });
+    const before = await certificates();
+    const both = await Promise.allSettled([enroll(ctx, p), enroll(ctx, p)]);
+    assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(both.map((r) => r.status)));
+    const lost = both.find((r) => r.status === 'rejected')!.reason as SignetError;
+    assert.equal(lost.status, 401);
+    assert.equal(lost.detail, `enrollment credential ${once.id} was already used`);
+    assert.equal(await certificates(), before + 1, 'one certificate stored, the other’s signature discarded');
+    const used = await events('enrollment.used', once.id);
+    assert.equal(used.length, 1);
+    const winner = both.find((r) => r.status === 'fulfilled')!.value;
+    assert.equal(used[0]!.details.serial, winner.serial, 'the use names the certificate it paid for');
+    assert.equal(Number((await row(once.id)).usesSpent), 1);
+
+    // A certificate refused at its commit (its CA revoked since this process signed with it, as
+    // another process would) rolls its use back with it.
+    const m = await make({ uses: 2 });
+    const pm = await authenticateEnrollment(ctx, m.secret, { protocol: 'est' });
+    const first = await enroll(ctx, pm); // the issuing CA is now cached as active
     assert.equal(Number((await row(m.id)).usesSpent), 1);
-    // The compare-and-set itself: a spender that read the count before this spend moves nothing.
-    // (Both databases also serialise Signet's write transactions, so this is the second guard.)
-    const stale = await row(m.id);
-    assert.equal(await ctx.stores.enrollments.spend(m.id, 0, stale.grantMac, new Date()), false);
-    assert.equal(Number((await row(m.id)).usesSpent), 1);
-    assert.equal((await row(m.id)).grantMac, stale.grantMac);
+    const status = (await sql(env, `SELECT status FROM "CertificateAuthority" WHERE id = ?`, [first.caId]))[0]!.status;
+    await sql(env, `UPDATE "CertificateAuthority" SET status = 'revoked' WHERE id = ?`, [first.caId]);
+    try {
+      await assert.rejects(enroll(ctx, pm), (e: unknown) => e instanceof SignetError && e.status === 409 && /was revoked while certificate/.test(e.detail));
+    } finally {
+      await sql(env, `UPDATE "CertificateAuthority" SET status = ? WHERE id = ?`, [status, first.caId]);
+    }
+    assert.equal(Number((await row(m.id)).usesSpent), 1, 'the refused certificate spent nothing');
+    assert.equal((await events('enrollment.used', m.id)).length, 1);
+    await enroll(ctx, pm);
+    assert.equal(Number((await row(m.id)).usesSpent), 2);
   });
 
   test('no secret appears in the server’s logs, the audit trail, or any list', async () => {

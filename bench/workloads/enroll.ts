@@ -253,7 +253,7 @@ export async function enrollWorkload(): Promise<WorkloadReport> {
   }
   report.notes.push(
     'One Signet (SIGNET_TLS=on, SQLite WAL, synchronous=FULL, workers as BENCH_SIGNET_WORKERS) serves both; REST and EST runs alternate (REST first on odd runs, EST first on even ones).',
-    'Both store the certificate and its audit event before answering (group commit); EST also spends one use of the enrollment credential right before signing: its own transaction (conditional UPDATE of the spent count + an enrollment.used audit event), so one more write transaction per certificate.',
+    'Both store the certificate and its audit event before answering (group commit); EST also spends one use of the enrollment credential in that same commit (the row re-read under the write lock, a conditional UPDATE of the spent count, an enrollment.used audit event per use).',
     '"new TLS conn/request": an https.Agent without keep-alive and with maxCachedSessions 0, so each request pays a TCP connect and a full TLS 1.3 handshake (no resumption).',
     'The load generator runs in the benchmark process on the same 2 cores as the server.',
   );
@@ -274,7 +274,8 @@ const FOCUS = [
   'simpleenroll',
   'enrollmentOf',
   'authenticateEnrollment',
-  'spendEnrollmentUse',
+  'credentialSpends',
+  'settle',
   'enrollmentIntact',
   'enrollmentSecretHash',
   'enrollmentGrantMac',

@@ -6,7 +6,7 @@
  */
 import type { CertificateRecord, CertificateStatusRecord, NewCertificateRecord, RevocationChange, StoredStatus } from '../model/certificate.js';
 import type { Tx } from '../storage/database.js';
-import type { BuildAudit, Recheck } from '../storage/issuance-writer.js';
+import type { BuildAudit, CredentialSpends, Recheck } from '../storage/issuance-writer.js';
 
 export interface CertificateStore {
   /** One certificate, all of it; null when there is none. */
@@ -19,7 +19,7 @@ export interface CertificateStore {
    * runs for each certificate inside it, under the serialisation revocation uses, and throws to
    * store nothing.
    */
-  insertIssued(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck): Promise<void>;
+  insertIssued(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck, spends?: CredentialSpends): Promise<void>;
   /** Serials of a CA's certificates that are good or on hold (what "revoke all" revokes). */
   unrevokedSerials(caId: string): Promise<string[]>;
 }

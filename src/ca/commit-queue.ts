@@ -16,17 +16,28 @@
  * issuer cache had not heard of it yet) is not stored: IssuerReplaced tells issuance to sign
  * it again with the successor, so no certificate from a retiring CA is recorded after the
  * rotation committed, in any process.
+ *
+ * An enrollment pays for its certificate with a use of its credential in the same transaction
+ * (enrollment-credentials.ts credentialSpends): the use is spent exactly when the certificate
+ * is stored, and a credential with too few uses left refuses the batch, whose items are then
+ * retried one by one as above.
  */
 import type { Database } from '../storage/database.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
 import { auditBatch, type AuditInput } from './audit.js';
 import type { CertificateStore } from './certificate-store.js';
 import { SignetError } from '../errors.js';
-import type { IssuanceState } from '../storage/issuance-writer.js';
+import type { CredentialSpends, IssuanceState } from '../storage/issuance-writer.js';
+import type { CredentialUse } from './enrollment-credentials.js';
+
+/** The spends of a batch's credential uses and their audit events (enrollment-credentials.ts credentialSpends). */
+export type SpendsFor = (uses: CredentialUse[]) => { spends: CredentialSpends; audits: AuditInput[] };
 
 interface Item {
   row: NewCertificateRecord;
   audit: AuditInput;
+  /** The stored enrollment credential this certificate spends a use of. */
+  credentialId?: string;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -39,12 +50,13 @@ export class CommitQueue {
   constructor(
     private readonly db: Database,
     private readonly store: Pick<CertificateStore, 'insertIssued'>,
+    private readonly spendsFor: SpendsFor,
     private readonly maxBatch = 200,
   ) {}
 
-  commit(row: NewCertificateRecord, audit: AuditInput): Promise<void> {
+  commit(row: NewCertificateRecord, audit: AuditInput, credentialId?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ row, audit, resolve, reject });
+      this.queue.push({ row, audit, ...(credentialId ? { credentialId } : {}), resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -82,10 +94,14 @@ export class CommitQueue {
 
   private write(batch: Item[]): Promise<void> {
     const audits = batch.map((b) => b.audit);
+    const uses = batch.flatMap((b) => (b.credentialId ? [{ credentialId: b.credentialId, serial: b.row.serial }] : []));
+    // The spends' events are made while the transaction settles them, before the audit is built.
+    const paid = uses.length ? this.spendsFor(uses) : undefined;
     return this.store.insertIssued(
       batch.map((b) => b.row),
-      (head) => auditBatch(this.db, head, audits),
+      (head) => auditBatch(this.db, head, paid ? [...audits, ...paid.audits] : audits),
       stillIssuable,
+      paid?.spends,
     );
   }
 }

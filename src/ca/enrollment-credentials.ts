@@ -17,24 +17,23 @@
  * trail: a credential with an `enrollment.revoked` event never authenticates again, and one
  * with as many `enrollment.used` events as it has uses is spent, whatever its row says.
  *
- * Spending a use. Issuance commits certificates through a group commit (commit-queue.ts) on the
- * database driver, batching many certificates into one transaction; it takes no callback, so a
- * use cannot be spent inside the certificate's own transaction. The callers (EST, SCEP)
- * therefore authenticate first (authenticateEnrollment spends nothing) and hand
- * spendEnrollmentUse to issuance as `Requester.beforeSign`, which issuance calls once, after
- * every check that can refuse the request (CSR, profile, names, lint) and right before signing. So a refused request never spends a use; a crash
- * between the spend and the commit leaves the use spent with no certificate — the safe
- * direction (the operator makes a new credential). The spend is one conditional UPDATE
- * (compare-and-set on the spent count, not revoked): of two concurrent spenders of a one-time
- * credential exactly one wins, the other gets 401 'already used'. spendEnrollmentUse also
- * accepts a transaction, for a caller that has one to share.
+ * Spending a use. A credential's use is spent in the transaction that stores the certificate it
+ * pays for (the issuance commit, commit-queue.ts, on the database driver), after every check
+ * that can refuse the request: a refused request spends nothing, a stored certificate always
+ * spent its use, and a crash at any line leaves both or neither. Authentication
+ * (authenticateEnrollment) spends nothing; issuance spends for every principal of a stored
+ * credential (spendsCredential), so no adapter can forget to. Under the commit's write lock the
+ * row is re-read and its count moved by compare-and-set: of two concurrent enrollments with the
+ * last use exactly one is stored, the other gets 401 'already used' and its signature is
+ * discarded. Concurrent enrollments share the commit, as concurrent issuances do.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { EnrollmentCredentialRecord, NewEnrollmentCredentialRecord } from '../model/enrollment.js';
 import { validateNamePolicy } from '../pki/names.js';
 import type { Tx } from '../storage/database.js';
-import { appendAudit } from './audit.js';
+import type { CredentialSpends, CredentialSpent } from '../storage/issuance-writer.js';
+import { appendAudit, type AuditInput } from './audit.js';
 import type { Principal } from './authorization.js';
 import type { CaContext } from './context.js';
 import { loadProfiles } from './profiles.js';
@@ -56,14 +55,12 @@ export const MAX_ENROLLMENT_USES = 1_000_000;
 /** The enrollment credential rows this module reads and writes (storage/enrollment-store.ts). */
 export interface EnrollmentStore {
   create(r: NewEnrollmentCredentialRecord, tx?: Tx): Promise<void>;
-  byHash(secretHash: string, tx?: Tx): Promise<EnrollmentCredentialRecord | null>;
+  byHash(secretHash: string): Promise<EnrollmentCredentialRecord | null>;
   get(id: string, tx?: Tx): Promise<EnrollmentCredentialRecord | null>;
   /** Every credential, oldest first. */
   listByCreation(): Promise<EnrollmentCredentialRecord[]>;
   /** Sets revokedAt, and the grant MAC that covers it when one is given. */
   revoke(id: string, revokedAt: Date, grantMac: string | undefined, tx?: Tx): Promise<void>;
-  /** usesSpent `from` → `from + 1` with its new MAC, only if still `from` and not revoked; false if not. */
-  spend(id: string, from: number, grantMac: string, at: Date, tx?: Tx, uses?: number): Promise<boolean>;
 }
 
 export type EnrollmentStatus = 'active' | 'used' | 'expired' | 'revoked';
@@ -194,8 +191,9 @@ export async function listEnrollmentCredentials(ctx: CaContext): Promise<Enrollm
 /**
  * Per database, how many events of an action the audit trail holds per target: the revocations
  * and spent uses the rows alone cannot undo. Loaded at first use, then refreshed with the new
- * events only, at most every ANCHOR_REFRESH_MS (and always before a spend); events written by
- * this process are added at once.
+ * events only, at most every ANCHOR_REFRESH_MS; revocations made by this process are added at
+ * once. A use spent elsewhere less than that long ago is covered by the row's own count (and its
+ * MAC); only putting back an old row within that window could get one use more.
  */
 const ANCHOR_REFRESH_MS = 5_000;
 interface Anchor {
@@ -214,21 +212,30 @@ function anchorOf(ctx: CaContext, action: string): Anchor {
   return a;
 }
 
-async function audited(ctx: CaContext, action: string, fresh: boolean): Promise<Map<string, number>> {
+/** The counts as last read; starts a refresh in the background when they are older than ANCHOR_REFRESH_MS. */
+function auditedNow(ctx: CaContext, action: string): Map<string, number> {
   const a = anchorOf(ctx, action);
-  const refresh = () =>
-    (a.loading ??= (async () => {
-      const rows = await ctx.stores.audit.targetsOf(action, a.afterSeq);
-      for (const e of rows) if (e.target) a.counts.set(e.target, (a.counts.get(e.target) ?? 0) + 1);
-      if (rows.length) a.afterSeq = rows[rows.length - 1]!.seq;
-      a.at = ctx.now().getTime();
-    })().finally(() => {
-      a.loading = undefined;
-    }));
-  if (fresh || a.at === 0) await refresh();
-  else if (ctx.now().getTime() - a.at > ANCHOR_REFRESH_MS)
-    refresh().catch((e: unknown) => ctx.log.warn({ err: e, action }, 'could not refresh the audited enrollment events'));
+  if (ctx.now().getTime() - a.at > ANCHOR_REFRESH_MS)
+    refreshAnchor(ctx, a, action).catch((e: unknown) => ctx.log.warn({ err: e, action }, 'could not refresh the audited enrollment events'));
   return a.counts;
+}
+
+/** The counts, read first if never read. */
+async function audited(ctx: CaContext, action: string): Promise<Map<string, number>> {
+  const a = anchorOf(ctx, action);
+  if (a.at === 0) await refreshAnchor(ctx, a, action);
+  return auditedNow(ctx, action);
+}
+
+function refreshAnchor(ctx: CaContext, a: Anchor, action: string): Promise<void> {
+  return (a.loading ??= (async () => {
+    const rows = await ctx.stores.audit.targetsOf(action, a.afterSeq);
+    for (const e of rows) if (e.target) a.counts.set(e.target, (a.counts.get(e.target) ?? 0) + 1);
+    if (rows.length) a.afterSeq = rows[rows.length - 1]!.seq;
+    a.at = ctx.now().getTime();
+  })().finally(() => {
+    a.loading = undefined;
+  }));
 }
 
 // ---- Authentication ---------------------------------------------------------------------------
@@ -290,17 +297,24 @@ function firstRefusalLately(ctx: CaContext, key: string): boolean {
 }
 
 /** The row's state as a refusal reason and detail, or null if it may enroll now. */
-async function unusable(ctx: CaContext, row: EnrollmentCredentialRecord, fresh: boolean): Promise<[reason: string, detail: string] | null> {
+async function unusable(ctx: CaContext, row: EnrollmentCredentialRecord): Promise<[reason: string, detail: string] | null> {
+  await audited(ctx, ENROLLMENT_REVOKED_ACTION);
+  await audited(ctx, ENROLLMENT_USED_ACTION);
+  return unusableNow(ctx, row);
+}
+
+/** As unusable, with the audit trail as last read (at most ANCHOR_REFRESH_MS ago): inside a commit, which cannot wait for a read. */
+function unusableNow(ctx: CaContext, row: EnrollmentCredentialRecord): [reason: string, detail: string] | null {
   const id = row.id;
   if (row.revokedAt) return ['revoked', `enrollment credential ${id} was revoked`];
-  if ((await audited(ctx, ENROLLMENT_REVOKED_ACTION, fresh)).has(id)) {
+  if (auditedNow(ctx, ENROLLMENT_REVOKED_ACTION).has(id)) {
     ctx.log.error(
       { credentialId: id },
       'enrollment credential row says not revoked, but the audit trail recorded its revocation: the row was rolled back in the database; refused',
     );
     return ['revoked', `enrollment credential ${id} was revoked`];
   }
-  const spent = Math.max(row.usesSpent, (await audited(ctx, ENROLLMENT_USED_ACTION, fresh)).get(id) ?? 0);
+  const spent = spentOf(ctx, row);
   if (spent > row.usesSpent)
     ctx.log.error(
       { credentialId: id },
@@ -317,6 +331,11 @@ async function unusable(ctx: CaContext, row: EnrollmentCredentialRecord, fresh: 
   return null;
 }
 
+/** Uses spent: the row's count, or the audit trail's if that is higher (a row rolled back). */
+const spentOf = (ctx: CaContext, row: EnrollmentCredentialRecord) => Math.max(row.usesSpent, auditedNow(ctx, ENROLLMENT_USED_ACTION).get(row.id) ?? 0);
+
+const UNKNOWN_CREDENTIAL = 'unknown enrollment credential, or wrong secret';
+
 /**
  * Resolves a presented secret to its enrollment principal, or throws 401 (every refusal is
  * audited as enrollment.refused). Spends nothing: call spendEnrollmentUse before signing.
@@ -327,7 +346,7 @@ export async function authenticateEnrollment(
   expect: { protocol: 'est' | 'scep'; id?: string; profile?: string; sourceIp?: string },
 ): Promise<Extract<Principal, { kind: 'enrollment' }>> {
   // Unknown and wrong-for-this-id answer alike: the answer never tells whether an id exists.
-  const unknown = 'unknown enrollment credential, or wrong secret';
+  const unknown = UNKNOWN_CREDENTIAL;
   if (typeof secret !== 'string' || !secret || secret.length > 200) throw await refuse(ctx, null, 'unknown', unknown, expect);
   const macs = rowIntegrity(ctx.keys);
   const hash = macs.enrollmentSecretHash(secret);
@@ -346,7 +365,7 @@ export async function authenticateEnrollment(
     const b = Buffer.from(row.id);
     if (a.length !== b.length || !timingSafeEqual(a, b)) throw await refuse(ctx, row.id, 'wrong id', unknown, expect);
   }
-  const bad = await unusable(ctx, row, false);
+  const bad = await unusable(ctx, row);
   if (bad) throw await refuse(ctx, row.id, bad[0], bad[1], expect);
   if (row.protocol !== expect.protocol)
     throw await refuse(
@@ -367,133 +386,59 @@ export async function authenticateEnrollment(
   };
 }
 
-/**
- * Spends one use of the credential (audited as enrollment.used), or throws 401 if it has none
- * left, was revoked or expired meanwhile. One conditional UPDATE decides: of concurrent
- * spenders of the last use, exactly one wins. Without a transaction of the caller's, the spends
- * waiting at the same moment share one transaction (SpendBatch), as certificates share the
- * commit queue's: a write transaction per certificate would cap enrollment at what the database
- * commits per second.
- */
-export async function spendEnrollmentUse(ctx: CaContext, principal: Extract<Principal, { kind: 'enrollment' }>, tx?: Tx): Promise<void> {
-  if (!tx) return batchOf(ctx).spend(principal.credentialId);
-  // In the caller's transaction the anchors are as fresh as the last refresh (at most
-  // ANCHOR_REFRESH_MS old): reading the pool from inside it could wait on a held connection.
-  for (let round = 0; round < MAX_SPEND_ROUNDS; round++) {
-    const r = await spendIn(ctx, tx, principal.credentialId, 1);
-    if (r.spent === 1) return;
-    if (r.refusal) throw new SignetError('unauthorized', r.refusal);
-  }
-  throw new SignetError('unauthorized', `enrollment credential ${principal.credentialId} was already used`);
+// ---- Spending uses -----------------------------------------------------------------------------
+
+/** One certificate paid for with one use of a stored credential. */
+export interface CredentialUse {
+  credentialId: string;
+  serial: string;
 }
 
-/** Lost compare-and-sets (another process changed the row first) retried before giving up. */
-const MAX_SPEND_ROUNDS = 20;
+/** Whether a principal's enrollments spend a stored credential's uses (a device certificate has none). */
+export function spendsCredential(p: Principal): p is EnrollmentPrincipal {
+  return p.kind === 'enrollment' && p.credentialId.startsWith(ENROLLMENT_ID_PREFIX);
+}
 
 /**
- * Up to `wanted` uses of one credential, in `tx`: how many it could spend, or why none (a
- * refusal detail), or that another process changed the row first (lost: read it again). Each
- * use is its own enrollment.used event, so the audit trail counts uses as before.
+ * The uses a batch of certificates pays for, spent in the transaction that stores them
+ * (issuance-writer.ts CredentialSpends): under the write lock, each credential's row is read,
+ * its MAC and state checked, and its count moved by the batch's uses with a new MAC, or the
+ * batch refused (401; commit-queue.ts then retries its certificates one by one, so only those
+ * past the last use fail). `audits` receives one enrollment.used event per use, naming the
+ * certificate, as settle runs: the commit chains them with the certificates' own.
  */
-async function spendIn(ctx: CaContext, tx: Tx, id: string, wanted: number): Promise<{ spent: number; refusal?: string; lost?: true }> {
+export function credentialSpends(ctx: CaContext, uses: CredentialUse[]): { spends: CredentialSpends; audits: AuditInput[] } {
   const macs = rowIntegrity(ctx.keys);
-  const row = await ctx.stores.enrollments.get(id, tx);
-  if (!row || !macs.enrollmentIntact(row)) {
-    if (row) ctx.log.error({ credentialId: id }, 'enrollment credential row failed its integrity check at spending; refused');
-    return { spent: 0, refusal: 'unknown enrollment credential, or wrong secret' };
-  }
-  // The audit anchors were refreshed before the transaction began (refreshAnchors): a read of
-  // the pool from inside a transaction could wait for a connection the waiting transactions hold.
-  const bad = await unusable(ctx, row, false);
-  if (bad) return { spent: 0, refusal: bad[1] };
-  const auditedUses = (await audited(ctx, ENROLLMENT_USED_ACTION, false)).get(id) ?? 0;
-  const uses = Math.min(wanted, row.usesAllowed - Math.max(row.usesSpent, auditedUses));
-  const at = ctx.now();
-  const next = { ...row, usesSpent: row.usesSpent + uses };
-  if (!(await ctx.stores.enrollments.spend(id, row.usesSpent, macs.enrollmentGrantMac(next), at, tx, uses))) return { spent: 0, lost: true };
-  for (let use = row.usesSpent + 1; use <= next.usesSpent; use++)
-    await appendAudit(tx, {
-      actor: `enroll:${id}`,
-      action: ENROLLMENT_USED_ACTION,
-      target: id,
-      details: { protocol: row.protocol, profile: row.profile, use, usesAllowed: row.usesAllowed },
-    });
-  // (The audited use count is not bumped by hand: the next refresh reads these events.)
-  // Those of a batch that did not fit get what a lone spend would get now.
-  const left = next.usesSpent >= row.usesAllowed ? (await unusable(ctx, next, false))?.[1] : undefined;
-  return { spent: uses, ...(left ? { refusal: left } : {}) };
-}
-
-interface WaitingSpend {
-  id: string;
-  rounds: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-
-/**
- * The spends of one database waiting at the same moment, made in one transaction: per
- * credential, as many as it has uses left, in arrival order; the rest get the 401 a lone spend
- * would have got. While a batch commits, the next one gathers.
- */
-class SpendBatch {
-  private waiting: WaitingSpend[] = [];
-  private running = false;
-
-  constructor(private readonly ctx: CaContext) {}
-
-  spend(id: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ id, rounds: 0, resolve, reject });
-      if (!this.running) void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.waiting.length) {
-        const batch = this.waiting.splice(0);
-        const byId = new Map<string, WaitingSpend[]>();
-        for (const w of batch) byId.set(w.id, [...(byId.get(w.id) ?? []), w]);
-        let outcomes: Map<string, { spent: number; refusal?: string; lost?: true }>;
-        try {
-          await refreshAnchors(this.ctx);
-          outcomes = await this.ctx.db.transaction(async (tx) => {
-            const out = new Map<string, { spent: number; refusal?: string; lost?: true }>();
-            for (const [id, ws] of byId) out.set(id, await spendIn(this.ctx, tx, id, ws.length));
-            return out;
-          });
-        } catch (e) {
-          for (const w of batch) w.reject(e);
-          continue;
-        }
-        for (const [id, ws] of byId) {
-          const o = outcomes.get(id)!;
-          for (const w of ws.slice(0, o.spent)) w.resolve();
-          for (const w of ws.slice(o.spent)) {
-            if (o.lost && ++w.rounds < MAX_SPEND_ROUNDS) this.waiting.push(w);
-            else w.reject(new SignetError('unauthorized', o.refusal ?? `enrollment credential ${id} was already used`));
-          }
-        }
+  const serials = new Map<string, string[]>();
+  for (const u of uses) serials.set(u.credentialId, [...(serials.get(u.credentialId) ?? []), u.serial]);
+  const audits: AuditInput[] = [];
+  const settle = (rows: Map<string, EnrollmentCredentialRecord | null>): CredentialSpent[] => {
+    audits.length = 0;
+    const at = ctx.now();
+    return [...serials].map(([id, paid]) => {
+      const row = rows.get(id) ?? null;
+      if (!row || !macs.enrollmentIntact(row)) {
+        if (row) ctx.log.error({ credentialId: id }, 'enrollment credential row failed its integrity check at spending; refused');
+        throw new SignetError('unauthorized', UNKNOWN_CREDENTIAL);
       }
-    } finally {
-      this.running = false;
-    }
-  }
-}
-
-/** The revocations and uses the audit trail holds, read now (outside any transaction). */
-async function refreshAnchors(ctx: CaContext): Promise<void> {
-  await audited(ctx, ENROLLMENT_REVOKED_ACTION, true);
-  await audited(ctx, ENROLLMENT_USED_ACTION, true);
-}
-
-const batches = new WeakMap<CaContext, SpendBatch>();
-function batchOf(ctx: CaContext): SpendBatch {
-  let b = batches.get(ctx);
-  if (!b) batches.set(ctx, (b = new SpendBatch(ctx)));
-  return b;
+      const bad = unusableNow(ctx, row);
+      if (bad) throw new SignetError('unauthorized', bad[1]);
+      const left = row.usesAllowed - spentOf(ctx, row);
+      if (paid.length > left)
+        throw new SignetError('unauthorized', `enrollment credential ${id} has ${left} of ${row.usesAllowed} uses left, fewer than asked for at once`);
+      const usesSpent = row.usesSpent + paid.length;
+      paid.forEach((serial, i) => {
+        audits.push({
+          actor: `enroll:${id}`,
+          action: ENROLLMENT_USED_ACTION,
+          target: id,
+          details: { protocol: row.protocol, profile: row.profile, use: row.usesSpent + i + 1, usesAllowed: row.usesAllowed, serial },
+        });
+      });
+      return { id, from: row.usesSpent, usesSpent, grantMac: macs.enrollmentGrantMac({ ...row, usesSpent }), lastUsedAt: at };
+    });
+  };
+  return { spends: { wanted: new Map([...serials].map(([id, paid]) => [id, paid.length])), settle }, audits };
 }
 
 /** Revokes a credential at once (audited, and anchored in the audit trail); returns it as lists show it. */

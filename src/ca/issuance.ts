@@ -27,6 +27,7 @@ import type { KeyUsageName } from '../pki/extensions.js';
 import { EXT } from '../pki/extensions.js';
 import { appendAudit } from './audit.js';
 import { CommitQueue, IssuerReplaced } from './commit-queue.js';
+import { credentialSpends, spendsCredential } from './enrollment-credentials.js';
 import type { CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
@@ -40,12 +41,6 @@ import { prepareCertificate, signPrepared, type PreparedCertificate } from './si
 export interface Requester {
   principal: Principal;
   sourceIp?: string;
-  /**
-   * Runs once, after every check that can refuse the request has passed and right before the CA
-   * signs: an enrollment spends its credential's use here, so a refused request spends nothing
-   * (and a crash after it leaves the use spent, the safe direction).
-   */
-  beforeSign?: () => Promise<void>;
 }
 
 export interface IssueRequest {
@@ -100,7 +95,8 @@ export class Issuance {
     readonly profiles: Map<string, Profile>,
     private readonly events?: CaEvents,
   ) {
-    this.commits = new CommitQueue(ctx.db, ctx.stores.certificates);
+    // An enrollment's credential use is spent in its certificate's commit (enrollment-credentials.ts).
+    this.commits = new CommitQueue(ctx.db, ctx.stores.certificates, (uses) => credentialSpends(ctx, uses));
   }
 
   profile(name: string): Profile {
@@ -258,16 +254,12 @@ export class Issuance {
    * request to its successor.
    */
   private async sign(p: SignParams, requester: Requester, op: Operation, action: string): Promise<IssuedCertificate> {
-    // A request signed twice (its CA replaced in between) spends once.
-    let spent: Promise<void> | undefined;
-    const hook = requester.beforeSign;
-    const who: Requester = hook ? { ...requester, beforeSign: () => (spent ??= hook()) } : requester;
     try {
-      return await this.signOnce(p, who, op, action);
+      return await this.signOnce(p, requester, op, action);
     } catch (e) {
       if (!(e instanceof IssuerReplaced)) throw e;
       this.issuers.invalidate(e.caId);
-      return this.signOnce(p, who, op, action);
+      return this.signOnce(p, requester, op, action);
     }
   }
 
@@ -400,7 +392,6 @@ export class Issuance {
       issuer.signer,
     );
     if (prepared.findings.length) await this.lintFailure(issuer, serialHex(serial), [...prepared.findings], who);
-    await who.beforeSign?.();
     const der = await signLeaf(issuer, prepared);
     return this.store(
       der,
@@ -518,6 +509,7 @@ export class Issuance {
           ...keyUriDetail(m.issuer.keyUri),
         },
       },
+      spendsCredential(who.principal) ? who.principal.credentialId : undefined,
     );
     this.events?.emit('certificateIssued', { caId: m.issuer.id, profile: m.profile.name });
     return {

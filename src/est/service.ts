@@ -19,7 +19,6 @@ import type { CaContext } from '../ca/context.js';
 import type { Issuance, IssuedCertificate, Requester } from '../ca/issuance.js';
 import type { Principal } from '../ca/authorization.js';
 import type { DeviceTrust } from '../ca/device-certificates.js';
-import { ENROLLMENT_ID_PREFIX, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
 import { SignetError } from '../errors.js';
 import { certsOnlyCms } from '../pki/cms-certs-only.js';
 import { buildCsr } from '../pki/csr-builder.js';
@@ -178,9 +177,8 @@ export class EstService {
   }
 
   private async enroll(csr: Buffer, profile: string, who: EnrollmentPrincipal, sourceIp: string | undefined): Promise<IssuedCertificate> {
-    // A stored credential spends a use; a device certificate (device-certificates.ts) has none to spend.
-    const stored = who.credentialId.startsWith(ENROLLMENT_ID_PREFIX);
-    const requester: Requester = { principal: who, sourceIp, ...(stored ? { beforeSign: () => spendEnrollmentUse(this.ctx, who) } : {}) };
+    // A stored credential's use is spent by issuance, in the certificate's commit.
+    const requester: Requester = { principal: who, sourceIp };
     return this.issuance.issue({ csr, profile }, requester);
   }
 }

@@ -31,7 +31,7 @@ import { consoleRoutes } from '../console/routes.js';
 import { estRoutes } from '../est/routes.js';
 import type { EstService } from '../est/service.js';
 import { createScepService, scepRoutes } from '../scep/routes.js';
-import { authenticateEnrollment, spendEnrollmentUse } from '../ca/enrollment-credentials.js';
+import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 
 export interface AppOptions {
   /** In a cluster worker: whether every worker has started (part of /readyz). */
@@ -116,13 +116,7 @@ export function createApp(
   // The address limit runs inside the ACME router, so its 429 is an ACME rateLimited problem with a nonce.
   app.use('/acme', acmeRoutes(opts.acme, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use('/.well-known/est', estRoutes(ctx, opts.est, rateLimits(opts.rateLimitPerAddress, 0).middlewares));
-  app.use(
-    '/scep',
-    scepRoutes(
-      createScepService(ctx, opts, { authenticate: authenticateEnrollment, spend: spendEnrollmentUse }),
-      rateLimits(opts.rateLimitPerAddress, 0).middlewares,
-    ),
-  );
+  app.use('/scep', scepRoutes(createScepService(ctx, opts, { authenticate: authenticateEnrollment }), rateLimits(opts.rateLimitPerAddress, 0).middlewares));
   app.use(notFound);
   app.use(edge.problemHandler());
   return app;

@@ -59,8 +59,6 @@ export type EnrollmentPrincipal = Extract<Principal, { kind: 'enrollment' }>;
 export interface EnrollmentCredentials {
   /** The principal for a challenge password; a 401 SignetError (audited there) when refused. */
   authenticate(ctx: CaContext, secret: string, opts: { protocol: 'scep'; profile?: string; sourceIp?: string }): Promise<EnrollmentPrincipal>;
-  /** Spends one use; rejects when none is left. */
-  spend(ctx: CaContext, principal: EnrollmentPrincipal): Promise<void>;
 }
 
 export interface ScepOptions {
@@ -281,15 +279,12 @@ export class ScepService {
     }
     who.actor = actorOf(principal);
     if (again === 'conflict') throw new Refusal('badRequest', `transactionID ${msg.transactionId} was used before for another key`);
-    // The use is spent by issuance itself (Requester.beforeSign), after every check that can refuse
-    // and before the signature: of concurrent requests with the last use, one is signed, the others
-    // refused (401 from the spend → badRequest), and nothing is stored for them.
+    // The use is spent by issuance itself, in the certificate's commit: of concurrent requests with
+    // the last use, one is stored, the others refused (401 from the commit → badRequest), and
+    // nothing is stored for them.
     let issued;
     try {
-      issued = await this.issuance.issue(
-        { csr, profile: principal.profile, csrAttributeOrder: 'any' },
-        { principal, sourceIp, beforeSign: () => this.enrollment.spend(this.ctx, principal) },
-      );
+      issued = await this.issuance.issue({ csr, profile: principal.profile, csrAttributeOrder: 'any' }, { principal, sourceIp });
     } catch (e) {
       if (isSignetError(e) && e.type === 'unauthorized') throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
       throw e;

@@ -15,7 +15,7 @@ export function certificateStore(db: StorageDatabase): CertificateStore & Revoca
   return {
     get,
     status: (serial) => db.hotReads().certificateStatus(serial),
-    insertIssued: (certs, buildAudit, recheck) => db.issuanceWriter().write(certs, buildAudit, recheck),
+    insertIssued: (certs, buildAudit, recheck, spends) => db.issuanceWriter().write(certs, buildAudit, recheck, spends),
     async unrevokedSerials(caId) {
       const rows = await db.prisma.certificate.findMany({ where: { caId, status: { in: ['good', 'hold'] } }, select: { serial: true } });
       return rows.map((r) => r.serial);

@@ -1,6 +1,7 @@
 /**
  * The reads that run on hot paths, as prepared statements on the driver: the API-token
- * lookup before every authenticated request, the public certificate status, and OCSP's
+ * lookup before every authenticated request, the enrollment credential's before every EST/SCEP
+ * enrollment, the public certificate status, and OCSP's
  * status lookup on a cache miss (where a flood of never-issued serials lands). Through
  * Prisma each cost more than the rest of the request (query compilation per call). Tokens are
  * not cached: a revocation must take effect at once.
@@ -10,6 +11,8 @@ import pg from 'pg';
 import type { DatabaseTarget } from './database-url.js';
 import { pgUtc, sqliteDate } from './db-time.js';
 import type { CertificateStatusRecord, IssuedWithSerial } from '../model/certificate.js';
+import type { EnrollmentCredentialRecord } from '../model/enrollment.js';
+import { ENROLLMENT_SELECT, enrollmentFromPg, enrollmentFromSqlite } from './enrollment-row.js';
 
 export interface TokenRow {
   id: string;
@@ -28,6 +31,7 @@ export type IssuedRow = IssuedWithSerial;
 
 export interface HotReads {
   token(secretHash: string): Promise<TokenRow | null>;
+  enrollmentCredential(secretHash: string): Promise<EnrollmentCredentialRecord | null>;
   certificateStatus(serial: string): Promise<StatusRow | null>;
   /** OCSP on a cache miss: every certificate (leaf or CA) with this serial, with its issuer and status. */
   issuedWithSerial(serial: string): Promise<IssuedRow[]>;
@@ -52,12 +56,17 @@ export function openHotReads(target: DatabaseTarget): HotReads {
     const db = new Database(target.location, { readonly: true });
     db.pragma('busy_timeout = 10000');
     const token = db.prepare(`${TOKEN_SQL}?`);
+    const credential = db.prepare(`${ENROLLMENT_SELECT} WHERE "secretHash" = ?`);
     const status = db.prepare(`${STATUS_SQL}?`);
     const issued = db.prepare(ISSUED_SQL('?', '?', '?'));
     return {
       async token(hash) {
         const r = token.get(hash) as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
         return r ? { ...r, expiresAt: sqliteDate(r.expiresAt), revokedAt: sqliteDate(r.revokedAt) } : null;
+      },
+      async enrollmentCredential(hash) {
+        const r = credential.get(hash);
+        return r ? enrollmentFromSqlite(r) : null;
       },
       async certificateStatus(serial) {
         const r = status.get(serial) as Raw<StatusRow, 'notAfter' | 'revokedAt'> | undefined;
@@ -78,6 +87,10 @@ export function openHotReads(target: DatabaseTarget): HotReads {
       const { rows } = await pool.query({ text: `${TOKEN_SQL}$1`, values: [hash], name: 'signet-token-lookup' });
       const r = rows[0] as Raw<TokenRow, 'expiresAt' | 'revokedAt'> | undefined;
       return r ? { ...r, expiresAt: pgUtc(r.expiresAt), revokedAt: pgUtc(r.revokedAt) } : null;
+    },
+    async enrollmentCredential(hash) {
+      const { rows } = await pool.query({ text: `${ENROLLMENT_SELECT} WHERE "secretHash" = $1`, values: [hash], name: 'signet-enrollment-lookup' });
+      return rows[0] ? enrollmentFromPg(rows[0]) : null;
     },
     async certificateStatus(serial) {
       const { rows } = await pool.query({ text: `${STATUS_SQL}$1`, values: [serial], name: 'signet-certificate-status' });

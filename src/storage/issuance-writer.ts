@@ -20,6 +20,8 @@ import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.j
 import { ISSUED_COLUMNS, issuedValues } from './certificate-row.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
 import type { NewCrlRecord } from '../model/crl.js';
+import type { EnrollmentCredentialRecord } from '../model/enrollment.js';
+import { ENROLLMENT_SELECT, ENROLLMENT_SPEND, enrollmentFromPg, enrollmentFromSqlite } from './enrollment-row.js';
 
 export interface AuditRecord {
   seq: number;
@@ -53,9 +55,29 @@ export interface IssuanceState {
 /** Throws to refuse a certificate whose state changed since it was signed (the batch rolls back). */
 export type Recheck = (cert: NewCertificateRecord, state: IssuanceState) => void;
 
+/** A credential's new spent count, written only if the row still has `from` spent and is not revoked. */
+export interface CredentialSpent {
+  id: string;
+  from: number;
+  usesSpent: number;
+  grantMac: string;
+  lastUsedAt: Date;
+}
+
+/**
+ * The enrollment-credential uses a batch of certificates pays with (ca/enrollment-credentials.ts),
+ * spent in the same transaction as the certificates: a use is spent exactly when its
+ * certificate is stored. `settle` gets the rows read under the write lock and returns their new
+ * state, or throws to refuse (the batch rolls back); it runs before buildAudit.
+ */
+export interface CredentialSpends {
+  wanted: Map<string, number>;
+  settle(rows: Map<string, EnrollmentCredentialRecord | null>): CredentialSpent[];
+}
+
 export interface IssuanceWriter {
   /** `recheck` runs for each certificate inside the transaction, under the lock revocation takes too. */
-  write(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck): Promise<void>;
+  write(certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck, spends?: CredentialSpends): Promise<void>;
   /** Stores a CRL (tens of MB for a large CA: kept off Prisma's per-value encoding), prunes old ones, audits. */
   writeCrl(crl: NewCrlRecord, buildAudit: BuildAudit): Promise<void>;
   close(): Promise<void>;
@@ -107,7 +129,18 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   };
   const caStatus = db.prepare('SELECT status FROM "CertificateAuthority" WHERE id = ?').pluck();
   const certStatus = db.prepare('SELECT status FROM "Certificate" WHERE serial = ?').pluck();
-  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck) => {
+  const credential = db.prepare(`${ENROLLMENT_SELECT} WHERE "id" = ?`);
+  const spendCredential = db.prepare(ENROLLMENT_SPEND(() => '?'));
+  const spend = (spends: CredentialSpends) => {
+    const rows = new Map<string, EnrollmentCredentialRecord | null>();
+    for (const id of spends.wanted.keys()) {
+      const r = credential.get(id);
+      rows.set(id, r ? enrollmentFromSqlite(r) : null);
+    }
+    for (const u of spends.settle(rows))
+      if (spendCredential.run(u.usesSpent, u.grantMac, sqliteTime(u.lastUsedAt), u.from, u.id).changes !== 1) throw lostSpend(u.id);
+  };
+  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck, spends?: CredentialSpends) => {
     // Under the write lock (BEGIN IMMEDIATE), which a revocation's transaction needs too: what
     // was revoked before this commit is seen here, and nothing is revoked until it ends.
     if (recheck)
@@ -121,6 +154,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
       insertCert.run(...issuedValues(c, sqliteTime));
       for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
     }
+    if (spends) spend(spends);
     appendAudit(buildAudit);
   });
   const insertCrl = db.prepare(
@@ -151,9 +185,9 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   });
   return {
     // IMMEDIATE takes the write lock before the first read, so the head cannot move under us.
-    async write(certs, buildAudit, recheck) {
+    async write(certs, buildAudit, recheck, spends) {
       checkpointInThread();
-      await whenUnlocked(() => run.immediate(certs, buildAudit, recheck));
+      await whenUnlocked(() => run.immediate(certs, buildAudit, recheck, spends));
     },
     async writeCrl(crl, buildAudit) {
       await whenUnlocked(() => runCrl.immediate(crl, buildAudit));
@@ -163,6 +197,11 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
       db.close();
     },
   };
+}
+
+/** Under the write lock nothing else changes the row: this is a bug or a writer that took no lock. */
+function lostSpend(id: string): Error {
+  return new Error(`enrollment credential ${id} changed under the write lock while its use was being spent; nothing was stored`);
 }
 
 /** As long as the old busy_timeout: a lock held longer than this is a stuck process, not load. */
@@ -224,7 +263,7 @@ function postgresWriter(url: string): IssuanceWriter {
   pool.on('error', () => undefined);
   const swallow = () => undefined;
   return {
-    async write(certs, buildAudit, recheck) {
+    async write(certs, buildAudit, recheck, spends) {
       await inTransaction(async (client) => {
         // After the advisory lock every revocation takes too (Database.transaction): a
         // revocation committed before this commit is seen here, and none commits during it.
@@ -254,6 +293,19 @@ function postgresWriter(url: string): IssuanceWriter {
         for (let i = 0; i < names.length; i += 20_000) {
           const part = names.slice(i, i + 20_000);
           await client.query(insertMany('CertificateName', ['key', 'serial', 'createdAt'], part), part.flat());
+        }
+        if (spends) {
+          // FOR UPDATE as well as the advisory lock: a writer that skipped the lock still waits.
+          const { rows } = await client.query(`${ENROLLMENT_SELECT} WHERE "id" = ANY($1) FOR UPDATE`, [[...spends.wanted.keys()]]);
+          const found = new Map(rows.map((r) => [(r as { id: string }).id, enrollmentFromPg(r)]));
+          const byId = new Map([...spends.wanted.keys()].map((id) => [id, found.get(id) ?? null]));
+          for (const u of spends.settle(byId)) {
+            const r = await client.query(
+              ENROLLMENT_SPEND((n) => `$${n}`),
+              [u.usesSpent, u.grantMac, pgTime(u.lastUsedAt), u.from, u.id],
+            );
+            if (r.rowCount !== 1) throw lostSpend(u.id);
+          }
         }
         await appendAudit(client, buildAudit);
       });
