@@ -338,7 +338,7 @@ const UNKNOWN_CREDENTIAL = 'unknown enrollment credential, or wrong secret';
 
 /**
  * Resolves a presented secret to its enrollment principal, or throws 401 (every refusal is
- * audited as enrollment.refused). Spends nothing: call spendEnrollmentUse before signing.
+ * audited as enrollment.refused). Spends nothing: issuance spends the use in the certificate's commit.
  */
 export async function authenticateEnrollment(
   ctx: CaContext,

@@ -88,14 +88,12 @@ export class EstService {
   }
 
   /**
-   * /simpleenroll: a new certificate for an enrollment credential. The credential's limits are
-   * checked on the request before its use is spent, so a refused request costs nothing.
+   * /simpleenroll: a new certificate for an enrollment credential. Issuance judges the request
+   * (the credential's names and profile through authorization.ts, the profile's rules) before
+   * signing, and spends the use only in the certificate's commit: a refused request costs nothing.
    */
   async simpleenroll(csrDer: Buffer, who: EnrollmentPrincipal, sourceIp: string | undefined, label?: string): Promise<IssuedCertificate> {
-    const profile = this.enrollmentProfile(who, label);
-    const csr = parseCsr(csrDer);
-    this.precheck(who, profile, csr);
-    return this.enroll(csrDer, profile, who, sourceIp);
+    return this.enroll(csrDer, this.enrollmentProfile(who, label), who, sourceIp);
   }
 
   /**
