@@ -28,29 +28,30 @@ import { verifySignature } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import type { Principal } from './authorization.js';
 import type { CaContext } from './context.js';
-import { IssuerRegistry, type Issuer } from './issuers.js';
-import { loadProfiles, type Profile } from './profiles.js';
+import type { Issuer, IssuerRegistry } from './issuers.js';
+import type { Profile } from './profiles.js';
 
 type Holder = Extract<Principal, { kind: 'certificate-holder' }>;
 
 /**
- * One issuer index and one profile table per context (the service's own are not reachable from
- * a context): the index re-reads a CA after its short TTL, so a CA revoked or retired elsewhere
- * is seen without a restart, and its keys stay cached between renewals.
+ * What vouches for a presented certificate: the issuance service's issuer index (the one the
+ * status bus invalidates when a CA changes, in this process or another) and its profiles.
  */
-const perContext = new WeakMap<CaContext, { issuers: IssuerRegistry; profiles: Map<string, Profile> }>();
-
-function stateOf(ctx: CaContext) {
-  let s = perContext.get(ctx);
-  if (!s) perContext.set(ctx, (s = { issuers: new IssuerRegistry(ctx), profiles: loadProfiles(ctx.config.SIGNET_PROFILES_FILE) }));
-  return s;
+export interface HolderAuthority {
+  issuers: Pick<IssuerRegistry, 'get'>;
+  profiles: Map<string, Profile>;
 }
 
 /**
  * The holder of `presentedDer` (the TLS client certificate, DER), or a 401 'unauthorized'
  * naming why not; see the module comment for the rules.
  */
-export async function authenticateHolder(ctx: CaContext, presentedDer: Uint8Array | null, opts: { sourceIp?: string } = {}): Promise<Holder> {
+export async function authenticateHolder(
+  ctx: CaContext,
+  authority: HolderAuthority,
+  presentedDer: Uint8Array | null,
+  opts: { sourceIp?: string } = {},
+): Promise<Holder> {
   if (!presentedDer || presentedDer.length === 0)
     throw new SignetError(
       'unauthorized',
@@ -96,7 +97,7 @@ export async function authenticateHolder(ctx: CaContext, presentedDer: Uint8Arra
   // What the row says is trusted only once the CA it names verifies the stored bytes.
   let issuer: Issuer;
   try {
-    issuer = await stateOf(ctx).issuers.get(row.caId);
+    issuer = await authority.issuers.get(row.caId);
   } catch (e) {
     if (e instanceof SignetError && e.status < 500)
       return refuse('issuer-unavailable', `the client certificate ${serial} cannot be vouched for by its issuing CA ${row.caId}: ${e.detail}`, serial, false);
@@ -136,7 +137,7 @@ export async function authenticateHolder(ctx: CaContext, presentedDer: Uint8Arra
   if (row.status !== 'good') return refuse('status', `the client certificate ${serial} has status ${row.status} and cannot renew itself`, serial, true);
   if (issuer.status === 'revoked')
     return refuse('issuer-revoked', `the client certificate ${serial} was issued by CA ${row.caId}, which is revoked; issue a new certificate`, serial, true);
-  const profile = stateOf(ctx).profiles.get(row.profile);
+  const profile = authority.profiles.get(row.profile);
   if (!profile) return refuse('profile-unknown', `the client certificate ${serial} is of profile ${row.profile}, which no longer exists`, serial, true);
   if (!profile.renewWithClientCertificate)
     return refuse(

@@ -52,7 +52,7 @@ export function estRoutes(ctx: CaContext, est: EstService, limiters: RequestHand
     r.post(`${base}/simplereenroll`, body, async (req, res) => {
       const label = labelOf(req);
       const csr = pkcs10Of(req);
-      const who = await holderOf(ctx, req, res);
+      const who = await holderOf(ctx, est, req, res);
       sendCertificate(res, est, await est.simplereenroll(csr, who, req.ip, label));
     });
     r.post(`${base}/serverkeygen`, body, async (req, res) => {
@@ -146,7 +146,7 @@ async function enrollmentOf(ctx: CaContext, est: EstService, req: Request, res: 
 }
 
 /** The TLS client certificate, which must be the current Signet certificate being renewed. */
-async function holderOf(ctx: CaContext, req: Request, res: Response): Promise<HolderPrincipal> {
+async function holderOf(ctx: CaContext, est: EstService, req: Request, res: Response): Promise<HolderPrincipal> {
   const presented = presentedCertificate(req);
   if (!presented)
     throw new SignetError(
@@ -154,7 +154,7 @@ async function holderOf(ctx: CaContext, req: Request, res: Response): Promise<Ho
       'simplereenroll authenticates with the certificate being renewed: present it as the TLS client certificate (e.g. pki --est --cert cert.pem --key key.pem)',
     );
   try {
-    const who = await authenticateHolder(ctx, presented, { sourceIp: req.ip });
+    const who = await authenticateHolder(ctx, est.issuance, presented, { sourceIp: req.ip });
     req.estPrincipal = who;
     return who;
   } catch (e) {

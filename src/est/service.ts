@@ -49,7 +49,7 @@ const OID = {
 export class EstService {
   constructor(
     private readonly ctx: CaContext,
-    private readonly issuance: Issuance,
+    readonly issuance: Issuance,
     /** The CAs whose device certificates may enroll without a credential (SIGNET_EST_CLIENT_CAS), or null. */
     readonly devices: DeviceTrust | null = null,
   ) {}

@@ -5,7 +5,7 @@ import { authenticate, type TokenGrant } from '../ca/tokens.js';
 import { authorize, OPERATIONS, type Operation, type Principal } from '../ca/authorization.js';
 import type { Requester } from '../ca/issuance.js';
 import type { CaContext } from '../ca/context.js';
-import { authenticateHolder } from '../ca/holder-authentication.js';
+import { authenticateHolder, type HolderAuthority } from '../ca/holder-authentication.js';
 import { presentedCertificate } from './client-certificate.js';
 
 declare module 'express-serve-static-core' {
@@ -60,12 +60,12 @@ export function requireAuth(ctx: CaContext, op: Operation): OperationGuard {
  * whether the holder may perform `op` (renewing itself only). No token is read: an
  * Authorization header neither helps nor hurts. 401 without a usable certificate.
  */
-export function requireClientCertificate(ctx: CaContext, op: Operation): OperationGuard {
+export function requireClientCertificate(ctx: CaContext, authority: HolderAuthority, op: Operation): OperationGuard {
   const guard: RequestHandler = async (req, res, next) => {
     let presented: Uint8Array | null = null;
     try {
       presented = presentedCertificate(req);
-      const holder = await authenticateHolder(ctx, presented, { sourceIp: req.ip });
+      const holder = await authenticateHolder(ctx, authority, presented, { sourceIp: req.ip });
       req.principal = holder;
       authorize(holder, op);
     } catch (e) {

@@ -302,7 +302,7 @@ export class ScepService {
   private async renew(profile: string, msg: PkiMessage, signerCert: CertificateParts, csr: Buffer, who: Who, sourceIp?: string): Promise<Buffer> {
     let holder: Awaited<ReturnType<typeof authenticateHolder>>;
     try {
-      holder = await authenticateHolder(this.ctx, signerCert.der, { sourceIp });
+      holder = await authenticateHolder(this.ctx, this.issuance, signerCert.der, { sourceIp });
     } catch (e) {
       // A profile that does not allow renewal by certificate (or no longer exists) is a request
       // refused (badRequest); every other refusal is about the certificate itself (badCertId).

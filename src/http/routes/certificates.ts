@@ -82,7 +82,7 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
   });
   // Renewal by the holder of the certificate, proven by presenting it as the TLS client
   // certificate on the HTTPS listener (no token): the certificate renewed is the one presented.
-  r.post('/certificates/renew', requireClientCertificate(ctx, 'certificate.renew'), async (req, res) => {
+  r.post('/certificates/renew', requireClientCertificate(ctx, issuance, 'certificate.renew'), async (req, res) => {
     queryParams(noQuery, req.query);
     const body = parseBody(renewSchema, req.body);
     const who = requesterOf(req);
