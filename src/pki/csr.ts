@@ -14,7 +14,6 @@
 import { createHash } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
-import { Extensions } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { checkDer, checkSetOrder, DerError, el, kids, readEl, readKids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
 import { OID, verifySignature, type TrustedKey } from './keys.js';
@@ -559,27 +558,23 @@ function readExtensions(attributes: { type: string; values: ArrayBuffer[] }[]): 
         ? 'the extensionRequest attribute has no value (an empty SET); it must hold exactly one list of extensions'
         : `the extensionRequest attribute has ${values} values; it must hold exactly one list of extensions`,
     );
-  let exts: Extensions;
+  // One read with the strict reader: the shapes were checked before (checkExtensionRequestDer),
+  // and the schema parser loses precision on OID arcs past 2^53 (UUID arcs under 2.25 are legal).
+  let exts: { id: string; value: Uint8Array }[];
   try {
-    exts = AsnConvert.parse(requested[0]!.values[0]!, Extensions);
-  } catch (e) {
-    throw badCsr(`extensionRequest is malformed: ${(e as Error).message}`);
-  }
-  // The ids come from the DER with the strict reader, not from the schema parser: it loses
-  // precision on arcs past 2^53 (UUID arcs under 2.25 are legal), so two paths would disagree.
-  let ids: string[];
-  try {
-    ids = children(new Uint8Array(requested[0]!.values[0]!)).map((ext) => oidOf(children(ext)[0]!));
+    exts = children(new Uint8Array(requested[0]!.values[0]!)).map((ext) => {
+      const parts = children(ext);
+      return { id: oidOf(parts[0]!), value: contentOf(parts[parts.length - 1]!) };
+    });
   } catch (e) {
     throw badCsr(`extensionRequest is malformed: ${(e as Error).message}`);
   }
   const oids: string[] = [];
   let sans: SanEntry[] = [];
-  for (const [i, ext] of exts.entries()) {
-    const id = ids[i]!;
+  for (const { id, value } of exts) {
     if (oids.includes(id)) throw badCsr(`extension ${id} is requested more than once`);
     oids.push(id);
-    if (id === OID_SAN) sans = readSans(new Uint8Array(ext.extnValue.buffer));
+    if (id === OID_SAN) sans = readSans(value);
   }
   return { sans, requestedExtensions: oids };
 }
