@@ -395,6 +395,20 @@ describe('enrollment credentials', () => {
     await revokeEnrollmentCredential(ctx, real.id, ACTOR);
     await sql(env, `UPDATE "EnrollmentCredential" SET "revokedAt" = NULL WHERE id = ?`, [real.id]);
     await assert.rejects(authenticateEnrollment(ctx, real.secret, { protocol: 'est' }), { message: 'unknown enrollment credential, or wrong secret' });
+
+    // `signet audit verify` names each of them, by what was done to it.
+    const verify = signet(['audit', 'verify', '--json'], env.env);
+    assert.equal(verify.status, 1, verify.stderr);
+    const problems = (JSON.parse(verify.stdout) as { inventory: { problems: { problem: string }[] } }).inventory.problems.map((p) => p.problem);
+    const problem = (what: RegExp) => problems.find((p) => what.test(p)) ?? assert.fail(`no problem ${what} in ${JSON.stringify(problems)}`);
+    assert.match(problem(/enrollment credentials have no enrollment\.created event/), /enr_1111111111111111/);
+    const badMac = problem(/enrollment credentials fail their grant MAC/);
+    for (const id of [spent.id, real.id, 'enr_1111111111111111']) assert.ok(badMac.includes(id), `${id} in ${badMac}`);
+    const unrevoked = problem(/enrollment credentials were revoked \(enrollment\.revoked event\) but their rows say not/);
+    for (const id of [revoked.id, real.id]) assert.ok(unrevoked.includes(id), `${id} in ${unrevoked}`);
+    const rolledBack = problem(/enrollment credentials have fewer uses spent than their enrollment\.used events/);
+    for (const id of [rolled.id, spent.id]) assert.ok(rolledBack.includes(`${id} (0 spent, 1 events)`), `${id} in ${rolledBack}`);
+    assert.ok(!problems.some((p) => /more uses spent than/.test(p)), JSON.stringify(problems));
   });
 
   test('two processes spending a one-time credential at once: exactly one wins, the other gets 401 already used', async () => {

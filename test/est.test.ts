@@ -356,6 +356,13 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     assert.match(revoked.json.detail, /revoked/);
     assert.equal(await certCount(), before, 'nothing stored');
   });
+
+  test("after all of it, signet audit verify holds every credential's spent uses to its enrollment.used events", () => {
+    const v = signet(['audit', 'verify'], env.env);
+    assert.equal(v.status, 0, v.stderr);
+    const n = Number(/(\d+) enrollment credentials, each with its enrollment\.created event/.exec(v.stdout)?.[1]);
+    assert.ok(n >= 5, v.stdout);
+  });
 });
 
 describe('EST first enrollment with a certificate from a CA trusted for it (SIGNET_EST_CLIENT_CAS)', () => {

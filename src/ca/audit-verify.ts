@@ -15,12 +15,16 @@
  *      trail says so; every ACME account and valid ACME authorization carries a MAC that
  *      verifies; every CA with a ca.revoked event is revoked in its row, and every CA's id is
  *      its certificate's. A token whose creation event was lost before an operator recorded a
- *      recovery (and whose MAC verifies) is listed as accepted, like a checkpoint.
+ *      recovery (and whose MAC verifies) is listed as accepted, like a checkpoint. Every
+ *      enrollment credential has its enrollment.created event and a grant MAC that verifies, is
+ *      revoked if the trail says so, and has spent as many uses as it has enrollment.used
+ *      events (a use and its event are written in one transaction).
  * Memory is bounded by the chain's pages, the checkpoints (seq → hash) and one serial per
  * certificate.
  */
 import type { Database } from '../storage/database.js';
 import type { ApiTokenRecord } from '../model/token.js';
+import type { EnrollmentCredentialRecord } from '../model/enrollment.js';
 import { inspectCertificate } from '../pki/certificate.js';
 import { CA_REVOKED_ACTION, idMatchesCertificate } from './issuers.js';
 import type { AccountFields, AuthorizationFields, RowIntegrity } from './row-integrity.js';
@@ -59,7 +63,7 @@ export interface VerifyReport {
   /** The first break in the chain itself. */
   problem?: ChainProblem;
   checkpoints: { files: string[]; count: number; newest: Checkpoint | null; problems: Finding[]; acknowledged: Finding[] };
-  inventory: { certificates: number; cas: number; tokens: number; problems: Finding[]; acknowledged: Finding[] };
+  inventory: { certificates: number; cas: number; tokens: number; enrollmentCredentials: number; problems: Finding[]; acknowledged: Finding[] };
 }
 
 const PAGE = 5000;
@@ -69,6 +73,9 @@ const TOKEN_CREATED = 'token.created';
 /** The status each certificate status event leaves a certificate in. */
 const STATUS_ACTIONS: Record<string, string> = { 'certificate.revoked': 'revoked', 'certificate.held': 'hold', 'certificate.unheld': 'good' };
 const TOKEN_REVOKED = 'token.revoked';
+const ENROLLMENT_CREATED = 'enrollment.created';
+const ENROLLMENT_REVOKED = 'enrollment.revoked';
+const ENROLLMENT_USED = 'enrollment.used';
 const SAMPLE = 10;
 
 /** Walks rows in seq order and reports the first break; rows may be streamed in pages. */
@@ -141,6 +148,7 @@ export interface VerifyStores {
     recordedHead(): Promise<string | null>;
   };
   tokens: { listById(): Promise<ApiTokenRecord[]> };
+  enrollments: { listByCreation(): Promise<EnrollmentCredentialRecord[]> };
   integrity: {
     serialsAfter(after: string, take: number): Promise<string[]>;
     storedSerials(serials: string[]): Promise<string[]>;
@@ -188,6 +196,10 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
   const cas = new Set<string>();
   const tokensCreated = new Set<string>();
   const tokensRevoked = new Set<string>();
+  const enrollmentsCreated = new Set<string>();
+  const enrollmentsRevoked = new Set<string>();
+  /** credential id → its enrollment.used events (one entry per credential that enrolled). */
+  const enrollmentUses = new Map<string, number>();
   const casRevoked = new Map<string, number>();
   /** serial → the status its newest status event left it in (memory: one entry per revoked or held certificate). */
   const statuses = new Map<string, string>();
@@ -207,6 +219,9 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
       else if (RECOVERY_ACTIONS.includes(row.action)) recoveries.push({ seq: row.seq, time: row.time, action: row.action });
       else if (row.action === TOKEN_CREATED && row.target) tokensCreated.add(row.target);
       else if (row.action === TOKEN_REVOKED && row.target) tokensRevoked.add(row.target);
+      else if (row.action === ENROLLMENT_CREATED && row.target) enrollmentsCreated.add(row.target);
+      else if (row.action === ENROLLMENT_REVOKED && row.target) enrollmentsRevoked.add(row.target);
+      else if (row.action === ENROLLMENT_USED && row.target) enrollmentUses.set(row.target, (enrollmentUses.get(row.target) ?? 0) + 1);
       else if (row.action === CA_REVOKED_ACTION && row.target && !casRevoked.has(row.target)) casRevoked.set(row.target, row.seq);
       else if (row.action in STATUS_ACTIONS && row.target && statuses.get(row.target) !== 'revoked') statuses.set(row.target, STATUS_ACTIONS[row.action]!);
       for (const pin of pins.get(row.seq) ?? []) {
@@ -226,7 +241,7 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     head: last ? { seq: last.seq, hash: last.hash } : null,
     keyedFrom: v.keyedFrom,
     checkpoints: cps,
-    inventory: { certificates: 0, cas: 0, tokens: 0, problems: [], acknowledged: [] },
+    inventory: { certificates: 0, cas: 0, tokens: 0, enrollmentCredentials: 0, problems: [], acknowledged: [] },
   });
 
   // Against the recorded head. An append commits its events and the head together, so a recorded
@@ -316,7 +331,7 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     for (const s of missing.splice(0)) if (!issued.delete(s)) missing.push(s);
     missingCas = missingCas.filter((id) => !cas.has(id));
   }
-  const inventory = { certificates, cas: caIds.length, tokens: 0, problems: [] as Finding[], acknowledged: [] as Finding[] };
+  const inventory = { certificates, cas: caIds.length, tokens: 0, enrollmentCredentials: 0, problems: [] as Finding[], acknowledged: [] as Finding[] };
   const sample = (xs: string[]) => xs.slice(0, SAMPLE).join(', ') + (xs.length > SAMPLE ? `, … (${xs.length - SAMPLE} more)` : '');
   if (missing.length)
     inventory.problems.push({
@@ -371,6 +386,35 @@ export async function verifyAudit(stores: VerifyStores, trail: AuditTrail, opts:
     inventory.problems.push({
       problem: `${unrevoked.length} API tokens were revoked (${TOKEN_REVOKED} event) but their rows say not (rolled back in the database; they are refused): ${sample(unrevoked)}`,
     });
+  // Enrollment credentials: as tokens, and their spent uses against their enrollment.used events.
+  // A use and its event commit together. Listed after the walk, a row with fewer uses than the
+  // walked events was rolled back; one with more has events after the walked end (a live
+  // server): walk on, and only then is a use without its event one.
+  const credentials = await stores.enrollments.listByCreation();
+  inventory.enrollmentCredentials = credentials.length;
+  const usesWalked = new Map(credentials.map((c) => [c.id, enrollmentUses.get(c.id) ?? 0]));
+  if (credentials.some((c) => !enrollmentsCreated.has(c.id) || c.usesSpent > usesWalked.get(c.id)!)) {
+    while (await walk());
+    if (problem) return { ...report(), problem };
+  }
+  const credentialProblems: [what: string, ids: string[]][] = [
+    [`have no ${ENROLLMENT_CREATED} event (inserted in the database?)`, []],
+    ['fail their grant MAC (inserted or changed in the database without the master key; they are refused)', []],
+    [`were revoked (${ENROLLMENT_REVOKED} event) but their rows say not (rolled back in the database; they are refused)`, []],
+    [`have fewer uses spent than their ${ENROLLMENT_USED} events (rolled back in the database; the trail's count is enforced)`, []],
+    [`have more uses spent than their ${ENROLLMENT_USED} events (a use without its audit event: changed in the database?)`, []],
+  ];
+  for (const c of credentials) {
+    if (!enrollmentsCreated.has(c.id)) credentialProblems[0]![1].push(c.id);
+    if (macs && !macs.enrollmentIntact(c)) credentialProblems[1]![1].push(c.id);
+    if (enrollmentsRevoked.has(c.id) && !c.revokedAt) credentialProblems[2]![1].push(c.id);
+    const walked = usesWalked.get(c.id)!;
+    if (walked > c.usesSpent) credentialProblems[3]![1].push(`${c.id} (${c.usesSpent} spent, ${walked} events)`);
+    const now = enrollmentUses.get(c.id) ?? 0;
+    if (c.usesSpent > now) credentialProblems[4]![1].push(`${c.id} (${c.usesSpent} spent, ${now} events)`);
+  }
+  for (const [what, ids] of credentialProblems)
+    if (ids.length) inventory.problems.push({ problem: `${ids.length} of ${credentials.length} enrollment credentials ${what}: ${sample(ids)}` });
   if (macs) {
     const badAccounts: string[] = [];
     for (let after = ''; ; ) {

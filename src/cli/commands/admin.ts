@@ -149,7 +149,7 @@ export function auditCommand(): Command {
   audit
     .command('verify')
     .description(
-      'check the keyed chain, the signed checkpoints, that every certificate and CA has its event, and the authorisation rows (token, ACME and CA MACs and events); exit 1 naming each problem',
+      'check the keyed chain, the signed checkpoints, that every certificate and CA has its event, and the authorisation rows (API token, enrollment credential, ACME and CA MACs and events; the uses each enrollment credential spent against its enrollment.used events); exit 1 naming each problem',
     )
     .option('--checkpoints <files...>', 'also hold the chain to these checkpoint files (copies from other hosts or from GET /api/v1/audit/checkpoints)')
     .option('--json', 'print JSON')
@@ -165,7 +165,7 @@ export function auditCommand(): Command {
           process.stdout.write(`checkpoints OK: ${r.checkpoints.count} in ${r.checkpoints.files.join(', ')}${n ? `, newest #${n.seq} at ${n.time}` : ''}\n`);
           process.stdout.write(`inventory OK: ${r.inventory.certificates} certificates and ${r.inventory.cas} CAs, each with the event that created it\n`);
           process.stdout.write(
-            `authorisation state OK: ${r.inventory.tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n`,
+            `authorisation state OK: ${r.inventory.tokens} API tokens, each with its token.created event and a grant MAC that verifies; ${r.inventory.enrollmentCredentials} enrollment credentials, each with its enrollment.created event, a grant MAC that verifies and one enrollment.used event per use; every ACME account and valid authorization MAC verifies\n`,
           );
         }
         if (!o.json) for (const a of [...r.checkpoints.acknowledged, ...r.inventory.acknowledged]) process.stderr.write(`signet: note: ${a.problem}\n`);
