@@ -141,7 +141,7 @@ function certificateKey(certificateDer: Uint8Array): { kind: RecipientKeyKind; i
   else if (info.algorithm === 'ecdsa-p384') kind = 'ecdh-p384';
   else if (info.family === 'ed25519')
     return unsupported(`the recipient certificate has an Ed25519 key, which only signs (no key agreement or transport); ${USE}`);
-  else return unsupported(`the recipient certificate has an ECDSA ${info.algorithm.slice(6).toUpperCase()} key; ${USE}`);
+  else return unsupported(`the recipient certificate has an ECDSA P-${info.bits} key; ${USE}`);
   return { kind, idDer: sequence(cert.issuerNameDer, unsignedInteger(cert.serial)), key: info.key };
 }
 
