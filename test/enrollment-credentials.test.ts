@@ -469,13 +469,22 @@ describe('enrollment credentials', () => {
     // which the credential refuses; retried one by one, the first is stored, the other refused.
     const once = await make();
     const p = await authenticateEnrollment(ctx, once.secret, { protocol: 'est' });
+    // A bystander in the same commit: another credential's enrollments are stored all the same.
+    const other = await make({ uses: 2 });
+    const po = await authenticateEnrollment(ctx, other.secret, { protocol: 'est' });
     const before = await certificates();
-    const both = await Promise.allSettled([enroll(ctx, p), enroll(ctx, p)]);
+    const [a, b, ...bystanders] = await Promise.allSettled([enroll(ctx, p), enroll(ctx, p), enroll(ctx, po), enroll(ctx, po)]);
+    assert.deepEqual(
+      bystanders.map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
+    assert.equal(Number((await row(other.id)).usesSpent), 2);
+    const both = [a!, b!];
     assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(both.map((r) => r.status)));
     const lost = both.find((r) => r.status === 'rejected')!.reason as SignetError;
     assert.equal(lost.status, 401);
     assert.equal(lost.detail, `enrollment credential ${once.id} was already used`);
-    assert.equal(await certificates(), before + 1, 'one certificate stored, the other’s signature discarded');
+    assert.equal(await certificates(), before + 3, 'one certificate of the one-time credential stored (the other’s signature discarded), and the bystanders’');
     const used = await events('enrollment.used', once.id);
     assert.equal(used.length, 1);
     const winner = both.find((r) => r.status === 'fulfilled')!.value;

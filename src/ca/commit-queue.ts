@@ -19,8 +19,8 @@
  *
  * An enrollment pays for its certificate with a use of its credential in the same transaction
  * (enrollment-credentials.ts credentialSpends): the use is spent exactly when the certificate
- * is stored, and a credential with too few uses left refuses the batch, whose items are then
- * retried one by one as above.
+ * is stored; a certificate its credential cannot pay for (no uses left, revoked meanwhile) is
+ * left out of the batch and refused, and the rest of the batch commits.
  */
 import type { Database } from '../storage/database.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
@@ -30,8 +30,8 @@ import { SignetError } from '../errors.js';
 import type { CredentialSpends, IssuanceState } from '../storage/issuance-writer.js';
 import type { CredentialUse } from './enrollment-credentials.js';
 
-/** The spends of a batch's credential uses and their audit events (enrollment-credentials.ts credentialSpends). */
-export type SpendsFor = (uses: CredentialUse[]) => { spends: CredentialSpends; audits: AuditInput[] };
+/** The spends of a batch's credential uses, their audit events and the certificates left unpaid (enrollment-credentials.ts credentialSpends). */
+export type SpendsFor = (uses: CredentialUse[]) => { spends: CredentialSpends; audits: AuditInput[]; refusals: Map<string, Error> };
 
 interface Item {
   row: NewCertificateRecord;
@@ -70,8 +70,12 @@ export class CommitQueue {
         await new Promise<void>((r) => setImmediate(r));
         const batch = this.queue.splice(0, this.maxBatch);
         try {
-          await this.write(batch);
-          for (const i of batch) i.resolve();
+          const unpaid = await this.write(batch);
+          for (const i of batch) {
+            const refused = unpaid?.get(i.row.serial);
+            if (refused) i.reject(refused);
+            else i.resolve();
+          }
         } catch (e) {
           if (batch.length === 1) {
             batch[0]!.reject(e);
@@ -79,8 +83,9 @@ export class CommitQueue {
           }
           for (const i of batch) {
             try {
-              await this.write([i]);
-              i.resolve();
+              const refused = (await this.write([i]))?.get(i.row.serial);
+              if (refused) i.reject(refused);
+              else i.resolve();
             } catch (err) {
               i.reject(err);
             }
@@ -92,17 +97,21 @@ export class CommitQueue {
     }
   }
 
-  private write(batch: Item[]): Promise<void> {
-    const audits = batch.map((b) => b.audit);
+  /** Writes a batch; returns the refusals of the certificates their credentials could not pay for (not stored). */
+  private async write(batch: Item[]): Promise<Map<string, Error> | undefined> {
     const uses = batch.flatMap((b) => (b.credentialId ? [{ credentialId: b.credentialId, serial: b.row.serial }] : []));
-    // The spends' events are made while the transaction settles them, before the audit is built.
+    // The spends are settled in the transaction before the certificates are written and the audit built.
     const paid = uses.length ? this.spendsFor(uses) : undefined;
-    return this.store.insertIssued(
+    await this.store.insertIssued(
       batch.map((b) => b.row),
-      (head) => auditBatch(this.db, head, paid ? [...audits, ...paid.audits] : audits),
+      (head) => {
+        const audits = batch.filter((b) => !paid?.refusals.has(b.row.serial)).map((b) => b.audit);
+        return auditBatch(this.db, head, paid ? [...audits, ...paid.audits] : audits);
+      },
       stillIssuable,
       paid?.spends,
     );
+    return paid?.refusals;
   }
 }
 

@@ -402,43 +402,57 @@ export function spendsCredential(p: Principal): p is EnrollmentPrincipal {
 /**
  * The uses a batch of certificates pays for, spent in the transaction that stores them
  * (issuance-writer.ts CredentialSpends): under the write lock, each credential's row is read,
- * its MAC and state checked, and its count moved by the batch's uses with a new MAC, or the
- * batch refused (401; commit-queue.ts then retries its certificates one by one, so only those
- * past the last use fail). `audits` receives one enrollment.used event per use, naming the
- * certificate, as settle runs: the commit chains them with the certificates' own.
+ * its MAC and state checked, and its count moved by the uses it has left, in arrival order, by
+ * compare-and-set with a new MAC. The certificates it cannot pay for are left out of the batch
+ * and refused with the 401 a lone request would get (`refusals`, by serial): the rest of the
+ * batch commits, so one device racing its last use delays nobody else's certificate.
+ * `audits` receives one enrollment.used event per use spent, naming the certificate, as settle
+ * runs: the commit chains them with the certificates' own.
  */
-export function credentialSpends(ctx: CaContext, uses: CredentialUse[]): { spends: CredentialSpends; audits: AuditInput[] } {
+export function credentialSpends(
+  ctx: CaContext,
+  uses: CredentialUse[],
+): { spends: CredentialSpends; audits: AuditInput[]; refusals: Map<string, SignetError> } {
   const macs = rowIntegrity(ctx.keys);
   const serials = new Map<string, string[]>();
   for (const u of uses) serials.set(u.credentialId, [...(serials.get(u.credentialId) ?? []), u.serial]);
   const audits: AuditInput[] = [];
-  const settle = (rows: Map<string, EnrollmentCredentialRecord | null>): CredentialSpent[] => {
+  const refusals = new Map<string, SignetError>();
+  const settle = (rows: Map<string, EnrollmentCredentialRecord | null>) => {
     audits.length = 0;
+    refusals.clear();
     const at = ctx.now();
-    return [...serials].map(([id, paid]) => {
+    const spent: CredentialSpent[] = [];
+    for (const [id, paid] of serials) {
       const row = rows.get(id) ?? null;
+      let refusal: string | null = null;
+      let granted: string[] = [];
       if (!row || !macs.enrollmentIntact(row)) {
         if (row) ctx.log.error({ credentialId: id }, 'enrollment credential row failed its integrity check at spending; refused');
-        throw new SignetError('unauthorized', UNKNOWN_CREDENTIAL);
+        refusal = UNKNOWN_CREDENTIAL;
+      } else {
+        refusal = unusableNow(ctx, row)?.[1] ?? null;
+        if (!refusal) {
+          granted = paid.slice(0, row.usesAllowed - spentOf(ctx, row));
+          const usesSpent = row.usesSpent + granted.length;
+          granted.forEach((serial, i) => {
+            audits.push({
+              actor: `enroll:${id}`,
+              action: ENROLLMENT_USED_ACTION,
+              target: id,
+              details: { protocol: row.protocol, profile: row.profile, use: row.usesSpent + i + 1, usesAllowed: row.usesAllowed, serial },
+            });
+          });
+          if (granted.length) spent.push({ id, from: row.usesSpent, usesSpent, grantMac: macs.enrollmentGrantMac({ ...row, usesSpent }), lastUsedAt: at });
+          // Those past the last use get what a lone request would get now.
+          if (granted.length < paid.length) refusal = unusableNow(ctx, { ...row, usesSpent })?.[1] ?? `enrollment credential ${id} has no uses left`;
+        }
       }
-      const bad = unusableNow(ctx, row);
-      if (bad) throw new SignetError('unauthorized', bad[1]);
-      const left = row.usesAllowed - spentOf(ctx, row);
-      if (paid.length > left)
-        throw new SignetError('unauthorized', `enrollment credential ${id} has ${left} of ${row.usesAllowed} uses left, fewer than asked for at once`);
-      const usesSpent = row.usesSpent + paid.length;
-      paid.forEach((serial, i) => {
-        audits.push({
-          actor: `enroll:${id}`,
-          action: ENROLLMENT_USED_ACTION,
-          target: id,
-          details: { protocol: row.protocol, profile: row.profile, use: row.usesSpent + i + 1, usesAllowed: row.usesAllowed, serial },
-        });
-      });
-      return { id, from: row.usesSpent, usesSpent, grantMac: macs.enrollmentGrantMac({ ...row, usesSpent }), lastUsedAt: at };
-    });
+      for (const serial of paid.slice(granted.length)) refusals.set(serial, new SignetError('unauthorized', refusal!));
+    }
+    return { spent, unpaid: new Set(refusals.keys()) };
   };
-  return { spends: { wanted: new Map([...serials].map(([id, paid]) => [id, paid.length])), settle }, audits };
+  return { spends: { wanted: new Map([...serials].map(([id, paid]) => [id, paid.length])), settle }, audits, refusals };
 }
 
 /** Revokes a credential at once (audited, and anchored in the audit trail); returns it as lists show it. */

@@ -68,11 +68,13 @@ export interface CredentialSpent {
  * The enrollment-credential uses a batch of certificates pays with (ca/enrollment-credentials.ts),
  * spent in the same transaction as the certificates: a use is spent exactly when its
  * certificate is stored. `settle` gets the rows read under the write lock and returns their new
- * state, or throws to refuse (the batch rolls back); it runs before buildAudit.
+ * state and the serials of the certificates their credentials cannot pay for, which are left
+ * out of the batch (the rest commit); it runs before the certificates are written and before
+ * buildAudit.
  */
 export interface CredentialSpends {
   wanted: Map<string, number>;
-  settle(rows: Map<string, EnrollmentCredentialRecord | null>): CredentialSpent[];
+  settle(rows: Map<string, EnrollmentCredentialRecord | null>): { spent: CredentialSpent[]; unpaid: ReadonlySet<string> };
 }
 
 export interface IssuanceWriter {
@@ -131,16 +133,21 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const certStatus = db.prepare('SELECT status FROM "Certificate" WHERE serial = ?').pluck();
   const credential = db.prepare(`${ENROLLMENT_SELECT} WHERE "id" = ?`);
   const spendCredential = db.prepare(ENROLLMENT_SPEND(() => '?'));
-  const spend = (spends: CredentialSpends) => {
+  /** Spends the batch's uses; returns the serials left unpaid (not to be stored). */
+  const spend = (spends: CredentialSpends): ReadonlySet<string> => {
     const rows = new Map<string, EnrollmentCredentialRecord | null>();
     for (const id of spends.wanted.keys()) {
       const r = credential.get(id);
       rows.set(id, r ? enrollmentFromSqlite(r) : null);
     }
-    for (const u of spends.settle(rows))
-      if (spendCredential.run(u.usesSpent, u.grantMac, sqliteTime(u.lastUsedAt), u.from, u.id).changes !== 1) throw lostSpend(u.id);
+    const { spent, unpaid } = spends.settle(rows);
+    for (const u of spent) if (spendCredential.run(u.usesSpent, u.grantMac, sqliteTime(u.lastUsedAt), u.from, u.id).changes !== 1) throw lostSpend(u.id);
+    return unpaid;
   };
-  const run = db.transaction((certs: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck, spends?: CredentialSpends) => {
+  const run = db.transaction((all: NewCertificateRecord[], buildAudit: BuildAudit, recheck?: Recheck, spends?: CredentialSpends) => {
+    const unpaid = spends ? spend(spends) : undefined;
+    const certs = unpaid?.size ? all.filter((c) => !unpaid.has(c.serial)) : all;
+    if (!certs.length) return;
     // Under the write lock (BEGIN IMMEDIATE), which a revocation's transaction needs too: what
     // was revoked before this commit is seen here, and nothing is revoked until it ends.
     if (recheck)
@@ -154,7 +161,6 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
       insertCert.run(...issuedValues(c, sqliteTime));
       for (const key of nameKeysOfStored(c.sans)) insertName.run(key, c.serial, sqliteTime(c.createdAt));
     }
-    if (spends) spend(spends);
     appendAudit(buildAudit);
   });
   const insertCrl = db.prepare(
@@ -263,8 +269,24 @@ function postgresWriter(url: string): IssuanceWriter {
   pool.on('error', () => undefined);
   const swallow = () => undefined;
   return {
-    async write(certs, buildAudit, recheck, spends) {
+    async write(all, buildAudit, recheck, spends) {
       await inTransaction(async (client) => {
+        let certs = all;
+        if (spends) {
+          // FOR UPDATE as well as the advisory lock: a writer that skipped the lock still waits.
+          const { rows } = await client.query(`${ENROLLMENT_SELECT} WHERE "id" = ANY($1) FOR UPDATE`, [[...spends.wanted.keys()]]);
+          const found = new Map(rows.map((r) => [(r as { id: string }).id, enrollmentFromPg(r)]));
+          const { spent, unpaid } = spends.settle(new Map([...spends.wanted.keys()].map((id) => [id, found.get(id) ?? null])));
+          for (const u of spent) {
+            const r = await client.query(
+              ENROLLMENT_SPEND((n) => `$${n}`),
+              [u.usesSpent, u.grantMac, pgTime(u.lastUsedAt), u.from, u.id],
+            );
+            if (r.rowCount !== 1) throw lostSpend(u.id);
+          }
+          if (unpaid.size) certs = all.filter((c) => !unpaid.has(c.serial));
+          if (!certs.length) return;
+        }
         // After the advisory lock every revocation takes too (Database.transaction): a
         // revocation committed before this commit is seen here, and none commits during it.
         if (recheck) {
@@ -293,19 +315,6 @@ function postgresWriter(url: string): IssuanceWriter {
         for (let i = 0; i < names.length; i += 20_000) {
           const part = names.slice(i, i + 20_000);
           await client.query(insertMany('CertificateName', ['key', 'serial', 'createdAt'], part), part.flat());
-        }
-        if (spends) {
-          // FOR UPDATE as well as the advisory lock: a writer that skipped the lock still waits.
-          const { rows } = await client.query(`${ENROLLMENT_SELECT} WHERE "id" = ANY($1) FOR UPDATE`, [[...spends.wanted.keys()]]);
-          const found = new Map(rows.map((r) => [(r as { id: string }).id, enrollmentFromPg(r)]));
-          const byId = new Map([...spends.wanted.keys()].map((id) => [id, found.get(id) ?? null]));
-          for (const u of spends.settle(byId)) {
-            const r = await client.query(
-              ENROLLMENT_SPEND((n) => `$${n}`),
-              [u.usesSpent, u.grantMac, pgTime(u.lastUsedAt), u.from, u.id],
-            );
-            if (r.rowCount !== 1) throw lostSpend(u.id);
-          }
         }
         await appendAudit(client, buildAudit);
       });
