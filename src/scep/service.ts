@@ -282,16 +282,29 @@ export class ScepService {
     // The use is spent by issuance itself, in the certificate's commit: of concurrent requests with
     // the last use, one is stored, the others refused (401 from the commit → badRequest), and
     // nothing is stored for them.
-    let issued;
-    try {
-      issued = await this.issuance.issue({ csr, profile: principal.profile, csrAttributeOrder: 'any' }, { principal, sourceIp });
-    } catch (e) {
-      if (isSignetError(e) && e.type === 'unauthorized') throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
-      throw e;
-    }
-    await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), issued.serial);
-    return this.certsOnly(issued.der, issued.caId);
+    // A resend that arrives while the first is still being issued (a client retrying on its own
+    // timeout) shares that issuance instead of making a second certificate: one per transaction
+    // in this process. (Resends racing on two processes can each get one, each paid with a use.)
+    const key = `${this.txKey(profile, msg.transactionId)}\n${spki.toString('hex')}`;
+    const running = this.issuing.get(key);
+    if (running) return running;
+    const issuing = (async () => {
+      let issued;
+      try {
+        issued = await this.issuance.issue({ csr, profile: principal.profile, csrAttributeOrder: 'any' }, { principal, sourceIp });
+      } catch (e) {
+        if (isSignetError(e) && e.type === 'unauthorized') throw new Refusal('badRequest', `challenge password refused: ${e.detail}`);
+        throw e;
+      }
+      await this.settings.insertIfAbsent(this.txKey(profile, msg.transactionId), issued.serial);
+      return this.certsOnly(issued.der, issued.caId);
+    })().finally(() => this.issuing.delete(key));
+    this.issuing.set(key, issuing);
+    return issuing;
   }
+
+  /** PKCSReqs being issued now, by transaction and key (enroll). */
+  private readonly issuing = new Map<string, Promise<Buffer>>();
 
   /**
    * RenewalReq: the certificate that signed the message (its key proven by the signature) must
