@@ -398,12 +398,12 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       [
         'a profile that does not exist',
         { name: 'x', scopes: ['issue'], profiles: ['nonexistent'] },
-        /^profiles: "nonexistent" is not a configured profile; configured: server, client, peer$/,
+        /^profiles: "nonexistent" is not a configured profile; configured: server, client, peer, group-member$/,
       ],
       [
         'a profile name in the wrong case',
         { name: 'x', scopes: ['issue'], profiles: ['client', 'SERVER', 'Peer'] },
-        /^profiles: "SERVER", "Peer" are not configured profiles; configured: server, client, peer$/,
+        /^profiles: "SERVER", "Peer" are not configured profiles; configured: server, client, peer, group-member$/,
       ],
       [
         'expiresAt with a UTC offset of +25:00',
@@ -452,7 +452,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     const before = await countRows(env, 'ApiToken');
     const r = signet(['token', 'create', '--name', 'typo', '--scopes', 'issue', '--profiles', 'sever'], env.env);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /profiles: "sever" is not a configured profile; configured: server, client, peer/);
+    assert.match(r.stderr, /profiles: "sever" is not a configured profile; configured: server, client, peer, group-member/);
     assert.equal(await countRows(env, 'ApiToken'), before);
   });
 

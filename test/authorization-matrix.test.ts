@@ -22,6 +22,7 @@ import { authorizeCertificate, OPERATIONS, type Operation, type Principal } from
 import type { CaContext } from '../src/ca/context.js';
 import type { Issuance } from '../src/ca/issuance.js';
 import type { Revocation } from '../src/ca/revocation.js';
+import type { GroupService } from '../src/groups/service.js';
 import { SignetError } from '../src/errors.js';
 
 const tmp = new TempDir();
@@ -38,7 +39,7 @@ const csrFor = (() => {
 
 const PROBLEM = 'application/problem+json; charset=utf-8';
 const SUFFIX = 'team-a.corp.example';
-const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
+const SCOPES = ['issue', 'renew', 'revoke', 'read', 'groups', 'admin'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The /api/v1 routes, read from the router itself
@@ -56,7 +57,11 @@ interface LayerLike {
 async function enumerateApiRoutes(): Promise<RouteInfo[]> {
   const { apiRouter } = await import('../src/http/app.js');
   // Building the router touches none of its dependencies; they are only used when a request comes.
-  const router = apiRouter({} as CaContext, { bodyLimit: 1024, issuance: {} as Issuance, revocation: {} as Revocation }, { middlewares: [] }) as unknown as {
+  const router = apiRouter(
+    {} as CaContext,
+    { bodyLimit: 1024, issuance: {} as Issuance, revocation: {} as Revocation, groups: {} as GroupService },
+    { middlewares: [] },
+  ) as unknown as {
     stack: LayerLike[];
   };
   const out: RouteInfo[] = [];
@@ -140,7 +145,12 @@ interface Fixture {
   issueAs(token: string, c: Cert): Promise<string>;
   fresh(c: Cert, hold?: boolean): Promise<string>;
   admin(method: string, path: string, body?: unknown): Promise<Awaited<ReturnType<typeof api>>>;
+  /** A fresh key group (made as admin) with one member. */
+  group(): Promise<{ id: string; name: string; member: string }>;
 }
+
+/** A key-group member certificate (the built-in group-member profile). */
+const MEMBER: Cert = { profile: 'group-member', names: ['DNS:member.matrix.example'], underSuffix: false };
 
 const key = (c: Cert) => `${c.profile}/${c.ca ?? '-'}/${c.names.join(',')}`;
 
@@ -424,6 +434,52 @@ const ROWS: Row[] = [
     },
   },
   {
+    route: 'POST /groups',
+    op: 'group.create',
+    variants: [{ name: 'a key group', status: 201 }],
+    request: async () => ({ method: 'POST', path: '/api/v1/groups', body: { name: `matrix-${++madeNo}` } }),
+  },
+  { route: 'GET /groups', op: 'group.read', variants: [{ name: 'key groups', status: 200 }], request: async () => ({ method: 'GET', path: '/api/v1/groups' }) },
+  {
+    route: 'GET /groups/:id',
+    op: 'group.read',
+    variants: [{ name: 'a key group with a member', status: 200 }],
+    request: async (_v, fx) => ({ method: 'GET', path: `/api/v1/groups/${(await fx.group()).name}` }),
+  },
+  {
+    route: 'POST /groups/:id/members',
+    op: 'group.member.add',
+    variants: [{ name: 'a group-member certificate', status: 201 }],
+    request: async (_v, fx) => {
+      const g = await fx.group();
+      return { method: 'POST', path: `/api/v1/groups/${g.id}/members`, body: { serial: await fx.fresh(MEMBER) } };
+    },
+  },
+  {
+    route: 'DELETE /groups/:id/members/:serial',
+    op: 'group.member.remove',
+    variants: [{ name: 'a member', status: 200 }],
+    request: async (_v, fx) => {
+      const g = await fx.group();
+      return { method: 'DELETE', path: `/api/v1/groups/${g.id}/members/${g.member}` };
+    },
+  },
+  {
+    route: 'GET /groups/:id/members/:serial/welcome',
+    op: 'group.welcome',
+    variants: [{ name: 'a member', status: 200 }],
+    request: async (_v, fx) => {
+      const g = await fx.group();
+      return { method: 'GET', path: `/api/v1/groups/${g.name}/members/${g.member}/welcome` };
+    },
+  },
+  {
+    route: 'GET /groups/:id/rekey',
+    op: 'group.rekey',
+    variants: [{ name: 'since epoch 0', status: 200 }],
+    request: async (_v, fx) => ({ method: 'GET', path: `/api/v1/groups/${(await fx.group()).name}/rekey?since=0` }),
+  },
+  {
     route: 'GET /audit',
     op: 'audit.read',
     variants: [{ name: 'audit', status: 200 }],
@@ -505,7 +561,15 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
     if (hold) assert.equal((await admin('POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'certificateHold' })).status, 200);
     return serial;
   }
-  const fixture = (): Fixture => ({ ids, shared, issueAs, fresh, admin });
+  async function group(): Promise<{ id: string; name: string; member: string }> {
+    const made = await admin('POST', '/api/v1/groups', { name: `matrix-group-${++madeNo}` });
+    assert.equal(made.status, 201, made.text);
+    const member = await fresh(MEMBER);
+    const added = await admin('POST', `/api/v1/groups/${made.json.id}/members`, { serial: member });
+    assert.equal(added.status, 201, added.text);
+    return { id: made.json.id, name: made.json.name, member };
+  }
+  const fixture = (): Fixture => ({ ids, shared, issueAs, fresh, admin, group });
 
   /**
    * What a refused request must leave unchanged; background work (CRLs, OCSP) and refusal events
@@ -521,6 +585,8 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       (SELECT COUNT(*) FROM "CertificateAuthority" WHERE status = 'active') AS cas,
       (SELECT COUNT(*) FROM "ApiToken" WHERE "revokedAt" IS NULL) AS tokens,
       (SELECT COUNT(*) FROM "EnrollmentCredential" WHERE "revokedAt" IS NULL) AS enrollments,
+      (SELECT COUNT(*) FROM "KeyGroup") AS groups,
+      (SELECT COUNT(*) FROM "KeyGroupMember") AS members,
       (SELECT COUNT(*) FROM "AuditEvent" WHERE action NOT IN ('request.refused', 'request.refused.summary', 'crl.signed', 'ocsp.responder.issued', 'ocsp.responses.signed')) AS changes`,
     );
     return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
@@ -890,17 +956,20 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
   test('the class: every path parameter of every route is validated (bad encoding, bad shape → 400), and so is every query', async () => {
     const wrongShape: Record<string, [string, RegExp]> = {
       serial: ['not-hex', /^serial "not-hex" is not a hexadecimal serial number$/],
-      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential) id/],
+      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential|key group) id/],
     };
+    // The other parameters of a route take good values, so that only the one tried can be wrong.
+    const goodValue: Record<string, () => string> = { serial: () => shared.get(key(TARGETS[0]!))!, id: () => ids.corp };
+    const withGood = (pattern: string, except: string) => pattern.replace(/:(\w+)/g, (m, name: string) => (name === except ? m : (goodValue[name]?.() ?? m)));
     for (const { route } of await enumerateApiRoutes()) {
       const [method, pattern] = route.split(' ') as [string, string];
       const params = [...pattern.matchAll(/:(\w+)/g)].map((m) => m[1]!);
       const body = method === 'POST' ? {} : undefined;
       for (const p of params) {
-        const enc = await api(server, method, `/api/v1${pattern.replace(`:${p}`, '%ff%fe')}`, body);
+        const enc = await api(server, method, `/api/v1${withGood(pattern, p).replace(`:${p}`, '%ff%fe')}`, body);
         assert.equal(enc.status, 400, `${route} with :${p} = %ff%fe: ${enc.text}`);
         const [value, detail] = wrongShape[p] ?? assert.fail(`no bad value for :${p} of ${route}; add one to wrongShape`);
-        const shaped = await api(server, method, `/api/v1${pattern.replace(`:${p}`, encodeURIComponent(value))}`, body);
+        const shaped = await api(server, method, `/api/v1${withGood(pattern, p).replace(`:${p}`, encodeURIComponent(value))}`, body);
         assert.equal(shaped.status, 400, `${route} with :${p} = ${value}: ${shaped.text}`);
         assert.match(shaped.json.detail, detail, route);
       }

@@ -13,6 +13,7 @@ const grant = (nameSuffixes: string[] | null, profiles: string[] | null = null):
   name: 't',
   scopes: ['admin'],
   profiles,
+  groups: null,
   nameSuffixes,
   expiresAt: null,
 });

@@ -130,7 +130,7 @@ describe('EST (RFC 7030) with strongSwan pki and curl', () => {
     assert.equal(curl('/.well-known/est/csrattrs').status, 204, 'no label, no profile to ask');
     const unknown = curl('/.well-known/est/nosuch/cacerts');
     assert.equal(unknown.status, 404);
-    assert.match(unknown.json.detail, /no EST label "nosuch": the labels are the profiles \(server, client, peer\)/);
+    assert.match(unknown.json.detail, /no EST label "nosuch": the labels are the profiles \(server, client, peer, group-member\)/);
   });
 
   test('pki --est enrolls with a one-time credential; the chain verifies; the credential is then spent', async () => {

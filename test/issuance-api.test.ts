@@ -530,7 +530,7 @@ describe('issuing certificates', () => {
       name: 'unknown profile',
       body: () => ({ csr: makeCsr({ san: 'DNS:a.example.com' }), profile: 'nope' }),
       status: 400,
-      detail: /^unknown profile "nope"; available: server, client, peer, internal, long$/,
+      detail: /^unknown profile "nope"; available: server, client, peer, group-member, internal, long$/,
     },
     {
       name: 'unknown CA',

@@ -10,6 +10,7 @@
  *   2. may it act on this certificate (a token's profile and name-suffix limits, an ACME
  *      account's directory), for issue, renew, revoke, unhold and read alike;
  *   3. which certificates may it see (lists are narrowed by the same limits).
+ *   4. which key groups may it read (a token's group limit, authorizeGroup).
  * A refusal is 403 ('forbidden') naming the limit; ACME refusals carry their ACME error name.
  *
  * ACME directories (one per profile in SIGNET_ACME_PROFILES) are separate ACME servers
@@ -68,6 +69,12 @@ export const OPERATIONS = {
   'token.list': { scope: 'admin' },
   'token.revoke': { scope: 'admin' },
   'audit.read': { scope: 'admin' },
+  'group.create': { scope: 'admin' },
+  'group.member.add': { scope: 'admin' },
+  'group.member.remove': { scope: 'admin' },
+  'group.read': { scope: 'groups' },
+  'group.welcome': { scope: 'groups' },
+  'group.rekey': { scope: 'groups' },
 } as const satisfies Record<string, { scope: Scope | null }>;
 
 export type Operation = keyof typeof OPERATIONS;
@@ -126,6 +133,17 @@ export function authorize(p: Principal, op: Operation): void {
       }
     }
   }
+}
+
+/**
+ * 4. May the principal perform a key-group operation on the group named `group`? A token whose
+ * grant limits it to named groups (`groups`) reads only those; `admin` and an unlimited
+ * `groups` scope read every group. (Managing groups is `admin`'s, checked by authorize.)
+ */
+export function authorizeGroup(p: Principal, op: Operation, group: string): void {
+  authorize(p, op);
+  if (p.kind !== 'token' || p.grant.scopes.includes('admin') || !p.grant.groups) return;
+  if (!p.grant.groups.includes(group)) throw new SignetError('forbidden', `this token may not read key group ${group} (allowed: ${p.grant.groups.join(', ')})`);
 }
 
 /**

@@ -358,7 +358,8 @@ export class Issuance {
       notAfter = issuer.parts.notAfter; // the default validity is clamped to the issuer, silently
     }
     if (notAfter.getTime() - now.getTime() < DAY_MS / 24) throw new SignetError('conflict', `the issuing CA ${issuer.id} expires too soon to issue`);
-    const usages: KeyUsageName[] = profile.keyUsage ?? (key.family === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']);
+    const usages: KeyUsageName[] =
+      profile.keyUsageByFamily?.[key.family] ?? profile.keyUsage ?? (key.family === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']);
     if (key.family !== 'rsa' && usages.includes('keyEncipherment'))
       throw new SignetError('bad-key', `profile ${profile.name} asks for keyEncipherment, which ${key.name} keys cannot do`);
 

@@ -37,6 +37,15 @@ export const profileSchema = z
     maxValidityDays: z.number().int().min(1).max(3650),
     /** Omitted = digitalSignature, plus keyEncipherment for RSA keys (TLS 1.2 RSA key exchange). */
     keyUsage: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+    /** Per key type, instead of keyUsage (group-member: keyAgreement for ECDSA, keyEncipherment for RSA). */
+    keyUsageByFamily: z
+      .object({
+        rsa: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+        ecdsa: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+        ed25519: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+      })
+      .strict()
+      .optional(),
     extKeyUsage: z.array(z.enum(EXT_KEY_USAGES)).min(1),
     /** At most this many subjectAltNames in one certificate. */
     maxSans: z.number().int().min(1).max(1000).default(100),
@@ -94,6 +103,17 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
     defaultValidityDays: 90,
     maxValidityDays: 397,
     extKeyUsage: ['serverAuth', 'clientAuth'],
+    renewWithClientCertificate: true,
+  },
+  'group-member': {
+    description: 'Key-group member (src/groups): clientAuth; keyAgreement for ECDSA keys, keyEncipherment for RSA (what receiving group keys needs)',
+    keyTypes: ['rsa', 'ecdsa'],
+    requireSan: false,
+    sanTypes: ['dns', 'ip', 'email', 'uri'],
+    defaultValidityDays: 90,
+    maxValidityDays: 397,
+    keyUsageByFamily: { rsa: ['digitalSignature', 'keyEncipherment'], ecdsa: ['digitalSignature', 'keyAgreement'] },
+    extKeyUsage: ['clientAuth'],
     renewWithClientCertificate: true,
   },
 };

@@ -4,6 +4,7 @@
  * OCSP cache (refreshed at once) and the next CRL (scheduled, bursts coalesced).
  */
 import { SignetError } from '../errors.js';
+import type { Tx } from '../storage/database.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import { appendAudit } from './audit.js';
 import type { CaContext } from './context.js';
@@ -30,7 +31,20 @@ export interface RevokeRequest {
   caId?: string;
 }
 
+/**
+ * Work that must commit with a certificate's revocation or hold, or not at all (a key group's
+ * leave: groups/service.ts), run inside its transaction after the status change is written.
+ */
+export type StatusChangeHook = (tx: Tx, change: { serial: string; status: 'revoked' | 'hold'; actor: string }) => Promise<void>;
+
 export class Revocation {
+  private readonly hooks: StatusChangeHook[] = [];
+
+  /** Registers work to run in every revocation's and hold's transaction. */
+  onStatusChange(hook: StatusChangeHook): void {
+    this.hooks.push(hook);
+  }
+
   /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
   constructor(
     private readonly ctx: CaContext,
@@ -102,6 +116,7 @@ export class Revocation {
         sourceIp: who.sourceIp,
         details: { caId: cert.caId, reason: req.reason, invalidityDate: req.invalidityDate?.toISOString() ?? null },
       });
+      for (const hook of this.hooks) await hook(tx, { serial, status, actor: actorOf(who.principal) });
       return { serial, caId: cert.caId, status, revokedAt: now, reason: req.reason };
     });
     this.status.publish({ kind: 'certificate', caId: result.caId, serial });

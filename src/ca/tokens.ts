@@ -26,7 +26,7 @@ import { validateNamePolicy } from '../pki/names.js';
 import { loadProfiles } from './profiles.js';
 import { rowIntegrity, type SecretScheme } from './row-integrity.js';
 
-export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
+export const SCOPES = ['issue', 'renew', 'revoke', 'read', 'groups', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 export const TOKEN_PREFIX = 'sgt_';
 export const TOKEN_REVOKED_ACTION = 'token.revoked';
@@ -56,8 +56,23 @@ export interface TokenGrant {
   scopes: Scope[];
   profiles: string[] | null;
   nameSuffixes: string[] | null;
+  /** The key groups a `groups` scope may read (null: every group). */
+  groups: string[] | null;
   expiresAt: Date | null;
 }
+
+/**
+ * A token's group limit is kept with its scopes, as `group:<name>` entries of the stored scope
+ * list, so the grant MAC that covers the scopes covers it too (no column of its own).
+ */
+const GROUP_ENTRY = 'group:';
+function splitScopes(stored: string): { scopes: Scope[]; groups: string[] | null } {
+  const all = stored.split(',').filter(Boolean);
+  const groups = all.filter((s) => s.startsWith(GROUP_ENTRY)).map((s) => s.slice(GROUP_ENTRY.length));
+  return { scopes: all.filter((s) => !s.startsWith(GROUP_ENTRY)) as Scope[], groups: groups.length ? groups : null };
+}
+/** A key group name (as groups/service.ts GROUP_NAME). */
+const GROUP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
  * SHA-256 of a presented secret: the identity rate limits and the audit use for a bearer token
@@ -74,6 +89,8 @@ export interface NewToken {
   scopes: Scope[];
   profiles?: string[];
   nameSuffixes?: string[];
+  /** Limits the `groups` scope to these key groups. */
+  groups?: string[];
   expiresAt?: Date;
 }
 
@@ -95,6 +112,13 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
         `profiles: ${unknown.map((p) => JSON.stringify(p)).join(', ')} ${unknown.length === 1 ? 'is not a configured profile' : 'are not configured profiles'}; configured: ${configured.join(', ')}`,
       );
   }
+  if (t.groups) {
+    if (!t.scopes.includes('groups')) throw new SignetError('bad-request', "groups: a group limit needs the 'groups' scope");
+    if (t.groups.length === 0 || t.groups.length > 100) throw new SignetError('bad-request', 'groups: name between 1 and 100 key groups');
+    const bad = t.groups.find((g) => !GROUP_NAME.test(g));
+    if (bad !== undefined)
+      throw new SignetError('bad-request', `groups: ${JSON.stringify(bad.slice(0, 80))} is not a key group name (lower-case letters, digits and hyphens)`);
+  }
   // Judged here, for the API and the CLI alike: a date the database cannot store was a raw
   // database error on the CLI.
   if (t.expiresAt) {
@@ -108,7 +132,7 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
   const grant = {
     id,
     secretHash: macs.tokenSecretHash(secret),
-    scopes: t.scopes.join(','),
+    scopes: [...t.scopes, ...(t.groups ?? []).map((g) => GROUP_ENTRY + g)].join(','),
     profiles: t.profiles ? JSON.stringify(t.profiles) : null,
     nameSuffixes: t.nameSuffixes ? JSON.stringify(t.nameSuffixes) : null,
     // Stored with millisecond precision: MAC exactly what is stored.
@@ -127,6 +151,7 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
         scopes: t.scopes,
         profiles: t.profiles ?? null,
         nameSuffixes: t.nameSuffixes ?? null,
+        groups: t.groups ?? null,
         expiresAt: t.expiresAt?.toISOString() ?? null,
       },
     });
@@ -139,6 +164,7 @@ export async function createToken(ctx: CaContext, t: NewToken, actor: string, tx
     scopes: t.scopes,
     profiles: t.profiles ?? null,
     nameSuffixes: t.nameSuffixes ?? null,
+    groups: t.groups ?? null,
     expiresAt: t.expiresAt ?? null,
     token: secret,
   };
@@ -237,7 +263,7 @@ export async function authenticate(ctx: CaContext, presented: string): Promise<T
   return {
     id: row.id,
     name: row.name,
-    scopes: row.scopes.split(',').filter(Boolean) as Scope[],
+    ...splitScopes(row.scopes),
     profiles: row.profiles ? (JSON.parse(row.profiles) as string[]) : null,
     nameSuffixes: row.nameSuffixes ? (JSON.parse(row.nameSuffixes) as string[]) : null,
     expiresAt: row.expiresAt,
@@ -250,6 +276,7 @@ export interface TokenSummary {
   scopes: string[];
   profiles: string[] | null;
   nameSuffixes: string[] | null;
+  groups: string[] | null;
   expiresAt: Date | null;
   revokedAt: Date | null;
   lastUsedAt: Date | null;
@@ -260,7 +287,7 @@ export async function listTokens(ctx: CaContext): Promise<TokenSummary[]> {
   const rows = await ctx.stores.tokens.listByCreation();
   return rows.map(({ secretHash: _h, grantMac: _m, scopes, profiles, nameSuffixes, ...r }) => ({
     ...r,
-    scopes: scopes.split(',').filter(Boolean),
+    ...splitScopes(scopes),
     profiles: profiles ? (JSON.parse(profiles) as string[]) : null,
     nameSuffixes: nameSuffixes ? (JSON.parse(nameSuffixes) as string[]) : null,
   }));

@@ -4,6 +4,7 @@ import { certificateCommands } from './commands/certificates.js';
 import { revocationCommands } from './commands/revocation.js';
 import { auditCommand, tokenCommand } from './commands/admin.js';
 import { enrollCommand } from './commands/enroll.js';
+import { groupCommand } from './commands/groups.js';
 import { backupCommands } from './commands/backup.js';
 import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
@@ -119,7 +120,16 @@ async function countCasAndKeys(target: ReturnType<typeof resolveDatabase>): Prom
 }
 
 program.addCommand(caCommand());
-for (const c of [...certificateCommands(), ...revocationCommands(), tokenCommand(), enrollCommand(), auditCommand(), ...backupCommands(), acmeCommand()])
+for (const c of [
+  ...certificateCommands(),
+  ...revocationCommands(),
+  tokenCommand(),
+  enrollCommand(),
+  groupCommand(),
+  auditCommand(),
+  ...backupCommands(),
+  acmeCommand(),
+])
   program.addCommand(c);
 
 export async function main(argv = process.argv): Promise<void> {

@@ -1,3 +1,4 @@
+import { watchGroupExpiry } from '../groups/service.js';
 import { watchRetirements } from '../ca/succession.js';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
@@ -90,6 +91,8 @@ export async function serve(): Promise<Running | undefined> {
     'try-later': metrics.ocspResponses.labels('try-later'),
   };
   services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
+  services.groups.observe((e) => metrics.groupRekeySeconds.observe({ change: e.change }, e.seconds));
+  metrics.watchGroups(() => services.groups.gauges());
   metrics.watchCas(
     () => ctx.stores.cas.list(),
     () => ctx.now(),
@@ -118,6 +121,8 @@ export async function serve(): Promise<Running | undefined> {
   if (publisher) housekeeper.start();
   // Retiring CAs whose last certificate expired become retired (ca/succession.ts).
   const retirements = publisher ? watchRetirements(ctx) : undefined;
+  // Members whose certificates expired leave their key groups (groups/service.ts).
+  const groupExpiry = publisher ? watchGroupExpiry(services.groups, log) : undefined;
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
@@ -198,6 +203,7 @@ export async function serve(): Promise<Running | undefined> {
       services.statusPoller.stop();
       services.crls.stop();
       retirements?.();
+      groupExpiry?.();
       await housekeeper.stop();
       await services.ocsp.stop();
       await opened.db.close();

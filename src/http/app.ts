@@ -31,6 +31,8 @@ import { consoleRoutes } from '../console/routes.js';
 import { estRoutes } from '../est/routes.js';
 import type { EstService } from '../est/service.js';
 import { createScepService, scepRoutes } from '../scep/routes.js';
+import { groupRoutes } from './routes/groups.js';
+import type { GroupService } from '../groups/service.js';
 import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 
 export interface AppOptions {
@@ -46,6 +48,7 @@ export interface AppOptions {
   crls: CrlPublisher;
   acme: AcmeService;
   est: EstService;
+  groups: GroupService;
   ocsp: OcspService;
 }
 
@@ -80,7 +83,11 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
  * Everything under /api/v1. Each route's first handler is its operation's guard (auth.ts), so
  * the authorisation matrix test can enumerate this router and fail on a route without a row.
  */
-export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation'>, limits: Pick<RateLimits, 'middlewares'>): Router {
+export function apiRouter(
+  ctx: CaContext,
+  opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation' | 'groups'>,
+  limits: Pick<RateLimits, 'middlewares'>,
+): Router {
   const api = express.Router();
   for (const limiter of limits.middlewares) api.use(limiter);
   api.use(requireJson);
@@ -90,6 +97,7 @@ export function apiRouter(ctx: CaContext, opts: Pick<AppOptions, 'bodyLimit' | '
   api.use(revocationRoutes(ctx, opts.revocation));
   api.use(certificateRoutes(ctx, opts.issuance));
   api.use(adminRoutes(ctx));
+  api.use(groupRoutes(ctx, opts.groups));
   api.use(auditRefusals(ctx));
   return api;
 }

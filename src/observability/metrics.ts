@@ -42,6 +42,13 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    groupRekeySeconds: new Histogram({
+      name: 'signet_group_rekey_duration_seconds',
+      help: 'Server time of a key-group change (join or leave): new path keys, their wraps, the write',
+      labelNames: ['change'] as const,
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers: [registry],
+    }),
     refusals: new Counter({ name: 'signet_refusals_total', help: 'Requests refused, by problem type', labelNames: ['type'] as const, registers: [registry] }),
     /**
      * The CAs themselves, read from the database at each scrape (CA rows are few): days until
@@ -68,6 +75,29 @@ export function createMetrics() {
         async collect() {
           this.reset();
           for (const ca of await source()) for (const s of CA_STATUS_VALUES) this.set({ ca: ca.id, status: s }, ca.status === s ? 1 : 0);
+        },
+      });
+    },
+    /** Key groups, read at each scrape: members and epoch per group. */
+    watchGroups(source: () => Promise<{ name: string; members: number; epoch: number }[]>): void {
+      new Gauge({
+        name: 'signet_group_members',
+        help: 'Members of each key group',
+        labelNames: ['group'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const g of await source()) this.set({ group: g.name }, g.members);
+        },
+      });
+      new Gauge({
+        name: 'signet_group_epoch',
+        help: 'The epoch of each key group (one per join or leave)',
+        labelNames: ['group'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const g of await source()) this.set({ group: g.name }, g.epoch);
         },
       });
     },

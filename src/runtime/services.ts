@@ -11,6 +11,11 @@ import { OcspService } from '../ca/ocsp-service.js';
 import { AcmeService } from '../acme/service.js';
 import { loadDeviceTrust } from '../ca/device-certificates.js';
 import { EstService } from '../est/service.js';
+import { GroupService } from '../groups/service.js';
+import { GroupController } from '../groups/controller.js';
+import { storageOf } from '../storage/database.js';
+import { PrismaGroupStore } from '../storage/group-store.js';
+import { SettingStore } from '../storage/setting-store.js';
 
 /** The authority's services over one opened context; shared by `serve` and the CLI. */
 export function createServices(ctx: CaContext, config: Config) {
@@ -61,6 +66,16 @@ export function createServices(ctx: CaContext, config: Config) {
     (name) => profiles.has(name),
   );
   const est = new EstService(ctx, issuance, devices);
-  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est };
+  const storage = storageOf(ctx.db);
+  const groups = new GroupService(
+    ctx,
+    new PrismaGroupStore(storage),
+    ctx.stores.revocations,
+    new GroupController(ctx, issuance, new SettingStore(storage)),
+    profiles,
+  );
+  // A revoked or held certificate leaves its key groups in the revocation's own transaction.
+  revocation.onStatusChange((tx, c) => groups.leaveAll(tx, c.serial, c.status === 'hold' ? 'hold' : 'revocation', c.actor));
+  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est, groups };
 }
 export type Services = ReturnType<typeof createServices>;

@@ -26,6 +26,7 @@ export function tokenCommand(): Command {
     .requiredOption('--name <name>', 'what the token is for')
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`)
     .option('--profiles <list>', 'comma-separated profiles this token may use (default: any)')
+    .option('--groups <list>', "comma-separated key groups the 'groups' scope may read (default: every group)")
     .option('--name-suffixes <list>', 'comma-separated DNS suffixes this token may request (default: any)')
     .option('--expires-in-days <n>', 'expire after this many days')
     .option('--json', 'print JSON')
@@ -53,7 +54,7 @@ export function tokenCommand(): Command {
             : undefined;
         const t = await createToken(
           ctx,
-          { name: o.name, scopes: scopes as Scope[], profiles: split(o.profiles), nameSuffixes: split(o.nameSuffixes), expiresAt },
+          { name: o.name, scopes: scopes as Scope[], profiles: split(o.profiles), nameSuffixes: split(o.nameSuffixes), groups: split(o.groups), expiresAt },
           cliActor(),
         );
         if (o.json) printJson(t);

@@ -23,6 +23,8 @@ const tokenSchema = z
     scopes: z.array(z.enum(SCOPES)).min(1, 'must name at least one scope').max(SCOPES.length),
     profiles: z.array(z.string().min(1).max(64)).min(1).max(50).optional(),
     nameSuffixes: z.array(z.string().min(1).max(253)).min(1).max(100).optional(),
+    /** Limits the 'groups' scope to these key groups. */
+    groups: z.array(z.string().min(1).max(63)).min(1).max(100).optional(),
     expiresAt: isoDate.optional(),
   })
   .strict();

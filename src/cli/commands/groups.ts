@@ -1,0 +1,116 @@
+import { writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { SignetError } from '../../errors.js';
+import { createServices } from '../../runtime/services.js';
+import { printJson, printTable, withSignet } from '../runtime.js';
+import { cliRequester } from './certificates.js';
+
+/** Writes DER to a file, or to stdout when it is not a terminal; refuses to spill binary on a terminal. */
+function deliver(der: Buffer, out: string | undefined, what: string): void {
+  if (out) {
+    writeFileSync(out, der, { mode: 0o600 });
+    process.stderr.write(`wrote ${what} (${der.length} bytes, DER) to ${out}\n`);
+    return;
+  }
+  if (process.stdout.isTTY) throw new SignetError('bad-request', `${what} is binary DER: pass --out FILE or redirect stdout`);
+  process.stdout.write(der);
+}
+
+function parseSince(v: string): number {
+  if (!/^(0|[1-9]\d{0,9})$/.test(v)) throw new SignetError('bad-request', `--since ${JSON.stringify(v)} is not an epoch: a whole number from 0`);
+  return Number(v);
+}
+
+export function groupCommand(): Command {
+  const group = new Command('group').description(
+    'key groups: a group key delivered to member certificates and re-keyed in O(log n) when members join or leave (create, list, show, add, remove, welcome, rekey)',
+  );
+  group
+    .command('create <name>')
+    .description('create a key group (its members are certificates of --profile, group-member by default)')
+    .option('--profile <profile>', 'the profile members must hold certificates of (default group-member: keyAgreement for ECDSA, keyEncipherment for RSA)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) =>
+      withSignet(async (ctx, env) => {
+        const g = await createServices(ctx, env.config).groups.create({ name, ...(o.profile ? { profile: o.profile } : {}) }, cliRequester());
+        if (o.json) printJson(g);
+        else process.stdout.write(`created key group ${g.name} (${g.id}), members of profile ${g.profile}\n`);
+      }),
+    );
+  group
+    .command('list')
+    .description('list key groups with their epoch and member count')
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      withSignet(async (ctx, env) => {
+        const items = await createServices(ctx, env.config).groups.list(cliRequester());
+        if (o.json) printJson(items);
+        else printTable(items as unknown as Record<string, unknown>[], ['name', 'id', 'profile', 'epoch', 'members', 'treeHeight', 'createdAt']);
+      }),
+    );
+  group
+    .command('show <group>')
+    .description('a key group (by name or id) and its members (the first 1,000)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o) =>
+      withSignet(async (ctx, env) => {
+        const g = await createServices(ctx, env.config).groups.show(ref, cliRequester());
+        if (o.json) printJson(g);
+        else {
+          const { memberList, ...rest } = g;
+          printTable([rest as unknown as Record<string, unknown>], ['name', 'id', 'profile', 'epoch', 'members', 'treeHeight']);
+          process.stdout.write('\n');
+          printTable(memberList as unknown as Record<string, unknown>[], ['serial', 'leaf', 'joinedEpoch', 'joinedAt']);
+        }
+      }),
+    );
+  group
+    .command('add <group> <serial>')
+    .description("add a certificate (by serial) as a member: its path in the group's key tree is re-keyed (one epoch)")
+    .option('--json', 'print JSON')
+    .action(async (ref: string, serial: string, o) =>
+      withSignet(async (ctx, env) => {
+        const r = await createServices(ctx, env.config).groups.add(ref, serial.toLowerCase(), cliRequester());
+        if (o.json) printJson(r);
+        else process.stdout.write(`added ${serial} to ${r.group.name} at leaf ${r.leaf}: epoch ${r.epoch}, ${r.wraps} key wraps\n`);
+      }),
+    );
+  group
+    .command('remove <group> <serial>')
+    .description('remove a member: its path is re-keyed so it reads no later epoch (revoking, holding or the expiry of its certificate does the same)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, serial: string, o) =>
+      withSignet(async (ctx, env) => {
+        const r = await createServices(ctx, env.config).groups.remove(ref, serial.toLowerCase(), cliRequester());
+        if (o.json) printJson(r);
+        else process.stdout.write(`removed ${serial} from ${r.group.name}: epoch ${r.epoch}, ${r.wraps} key wraps\n`);
+      }),
+    );
+  group
+    .command('welcome <group> <serial>')
+    .description("a member's path keys as a CMS EnvelopedData (DER) addressed to its certificate")
+    .option('--out <file>', 'write the DER here (mode 0600) instead of stdout')
+    .addHelpText('after', '\nThe member reads it with: openssl cms -decrypt -inform DER -in welcome.der -inkey member.key -recip member.crt')
+    .action(async (ref: string, serial: string, o) =>
+      withSignet(async (ctx, env) => {
+        const w = await createServices(ctx, env.config).groups.welcome(ref, serial.toLowerCase(), cliRequester());
+        deliver(w.der, o.out, `the welcome of ${serial} (epoch ${w.epoch})`);
+      }),
+    );
+  group
+    .command('rekey <group>')
+    .description('the node updates after epoch --since, signed by the group controller (CMS SignedData, DER)')
+    .requiredOption('--since <epoch>', 'the epoch the member holds keys of')
+    .option('--out <file>', 'write the DER here instead of stdout')
+    .addHelpText(
+      'after',
+      '\nVerify with: openssl cms -verify -inform DER -in rekey.der -CAfile root.pem -out content.der\nEach update is an EnvelopedData with one KEK recipient per child key: openssl cms -decrypt -secretkey <hex> -secretkeyid <hex of "group/node/version">',
+    )
+    .action(async (ref: string, o) =>
+      withSignet(async (ctx, env) => {
+        const m = await createServices(ctx, env.config).groups.rekey(ref, parseSince(o.since), cliRequester());
+        deliver(m.der, o.out, `the rekey message to epoch ${m.epoch}`);
+      }),
+    );
+  return group;
+}

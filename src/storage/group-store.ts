@@ -1,0 +1,105 @@
+/** Key group rows (KeyGroup, KeyGroupMember, KeyGroupNode, KeyGroupEpoch, KeyGroupFreeLeaf) through Prisma (groups/service.ts GroupStore). */
+import type { GroupChange, GroupStore, KeyGroupRecord, StoredNode } from '../groups/service.js';
+import type { NodeRef } from '../groups/key-tree.js';
+import { prismaOf, type PrismaTx, type StorageDatabase, type Tx } from './database.js';
+import { pgTime, sqliteTime } from './db-time.js';
+
+export class PrismaGroupStore implements GroupStore {
+  constructor(private readonly db: StorageDatabase) {}
+
+  private client(tx?: Tx): PrismaTx {
+    return tx ? prismaOf(tx) : this.db.prisma;
+  }
+
+  async create(g: { id: string; name: string; profile: string | null; createdBy: string }, tx: Tx): Promise<void> {
+    await prismaOf(tx).keyGroup.create({ data: g });
+  }
+
+  byName(name: string, tx?: Tx): Promise<KeyGroupRecord | null> {
+    return this.client(tx).keyGroup.findUnique({ where: { name } });
+  }
+
+  get(id: string, tx?: Tx): Promise<KeyGroupRecord | null> {
+    return this.client(tx).keyGroup.findUnique({ where: { id } });
+  }
+
+  list(): Promise<KeyGroupRecord[]> {
+    return this.db.prisma.keyGroup.findMany({ orderBy: { name: 'asc' } });
+  }
+
+  memberCount(groupId: string): Promise<number> {
+    return this.db.prisma.keyGroupMember.count({ where: { groupId } });
+  }
+
+  async members(groupId: string, after: string, take: number): Promise<{ serial: string; leaf: number; joinedEpoch: number; joinedAt: Date }[]> {
+    return this.db.prisma.keyGroupMember.findMany({
+      where: { groupId, serial: { gt: after } },
+      orderBy: { serial: 'asc' },
+      take,
+      select: { serial: true, leaf: true, joinedEpoch: true, joinedAt: true },
+    });
+  }
+
+  member(groupId: string, serial: string, tx?: Tx): Promise<{ leaf: number; joinedEpoch: number } | null> {
+    return this.client(tx).keyGroupMember.findUnique({ where: { groupId_serial: { groupId, serial } }, select: { leaf: true, joinedEpoch: true } });
+  }
+
+  async groupsOf(serial: string, tx: Tx): Promise<string[]> {
+    return (await prismaOf(tx).keyGroupMember.findMany({ where: { serial }, select: { groupId: true }, orderBy: { groupId: 'asc' } })).map((m) => m.groupId);
+  }
+
+  async expiredMembers(now: Date, take: number): Promise<string[]> {
+    // The times as each provider stores them (db-time.ts): ISO text on SQLite, UTC timestamps on PostgreSQL.
+    const sql =
+      this.db.provider === 'sqlite'
+        ? 'SELECT DISTINCT m."serial" FROM "KeyGroupMember" m JOIN "Certificate" c ON c."serial" = m."serial" WHERE c."notAfter" <= ? LIMIT ?'
+        : 'SELECT DISTINCT m."serial" FROM "KeyGroupMember" m JOIN "Certificate" c ON c."serial" = m."serial" WHERE c."notAfter" <= $1::timestamp LIMIT $2';
+    const at = this.db.provider === 'sqlite' ? sqliteTime(now) : pgTime(now);
+    const rows = await this.db.prisma.$queryRawUnsafe<{ serial: string }[]>(sql, at, take);
+    return rows.map((r) => r.serial);
+  }
+
+  async lowestFreedLeaf(groupId: string, tx: Tx): Promise<number | null> {
+    return (await prismaOf(tx).keyGroupFreeLeaf.findFirst({ where: { groupId }, orderBy: { leaf: 'asc' }, select: { leaf: true } }))?.leaf ?? null;
+  }
+
+  nodes(groupId: string, refs: NodeRef[], tx?: Tx): Promise<StoredNode[]> {
+    if (refs.length === 0) return Promise.resolve([]);
+    return this.client(tx).keyGroupNode.findMany({
+      where: { groupId, OR: refs.map((r) => ({ level: r.level, pos: r.pos })) },
+      select: { level: true, pos: true, version: true, sealed: true },
+    });
+  }
+
+  async epochsAfter(groupId: string, since: number): Promise<{ epoch: number; updates: Uint8Array }[]> {
+    return this.db.prisma.keyGroupEpoch.findMany({
+      where: { groupId, epoch: { gt: since } },
+      orderBy: { epoch: 'asc' },
+      select: { epoch: true, updates: true },
+    });
+  }
+
+  /** One change, all of it in the caller's transaction: the tree's nodes, the member, the epoch and its record. */
+  async apply(c: GroupChange, tx: Tx): Promise<void> {
+    const p = prismaOf(tx);
+    const touched = [...c.removed, ...c.nodes];
+    if (touched.length) await p.keyGroupNode.deleteMany({ where: { groupId: c.groupId, OR: touched.map((n) => ({ level: n.level, pos: n.pos })) } });
+    if (c.nodes.length) await p.keyGroupNode.createMany({ data: c.nodes.map((n) => ({ groupId: c.groupId, ...n, sealed: new Uint8Array(n.sealed) })) });
+    if (c.change === 'join') {
+      await p.keyGroupMember.create({ data: { groupId: c.groupId, serial: c.serial, leaf: c.leaf, joinedEpoch: c.epoch } });
+      await p.keyGroupFreeLeaf.deleteMany({ where: { groupId: c.groupId, leaf: c.leaf } });
+    } else {
+      await p.keyGroupMember.delete({ where: { groupId_serial: { groupId: c.groupId, serial: c.serial } } });
+      await p.keyGroupFreeLeaf.create({ data: { groupId: c.groupId, leaf: c.leaf } });
+    }
+    // The epoch moves by compare-and-set: of two writers that read the same epoch one fails.
+    const moved = await p.keyGroup.updateMany({
+      where: { id: c.groupId, epoch: c.epoch - 1 },
+      data: { epoch: c.epoch, height: c.height, nextLeaf: c.nextLeaf },
+    });
+    if (moved.count !== 1) throw new Error(`key group ${c.groupId} moved past epoch ${c.epoch - 1} during this change`);
+    await p.keyGroupEpoch.create({
+      data: { groupId: c.groupId, epoch: c.epoch, change: c.change, serial: c.serial, cause: c.cause, updates: new Uint8Array(c.updates) },
+    });
+  }
+}
