@@ -15,7 +15,7 @@ import { TempDir, csrMaker } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
 import { rowMacs } from './helpers/integrity.js';
 
-const SCOPES = ['issue', 'renew', 'revoke', 'read', 'admin'] as const;
+const SCOPES = ['issue', 'renew', 'revoke', 'read', 'groups', 'admin'] as const;
 type Scope = (typeof SCOPES)[number];
 const PROBLEM = 'application/problem+json; charset=utf-8';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -160,6 +160,13 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       body: () => ({}),
       allowed: 404,
     },
+    { route: 'POST /groups', path: () => '/api/v1/groups', scope: 'admin', body: () => ({ name: `acl-${randomBytes(4).toString('hex')}` }), allowed: 201 },
+    { route: 'GET /groups', path: () => '/api/v1/groups', scope: 'groups', allowed: 200 },
+    { route: 'GET /groups/:id', path: () => '/api/v1/groups/doesnotexist', scope: 'groups', allowed: 404 },
+    { route: 'POST /groups/:id/members', path: () => '/api/v1/groups/doesnotexist/members', scope: 'admin', body: () => ({ serial: serial }), allowed: 404 },
+    { route: 'DELETE /groups/:id/members/:serial', path: () => `/api/v1/groups/doesnotexist/members/${serial}`, scope: 'admin', allowed: 404 },
+    { route: 'GET /groups/:id/members/:serial/welcome', path: () => `/api/v1/groups/doesnotexist/members/${serial}/welcome`, scope: 'groups', allowed: 404 },
+    { route: 'GET /groups/:id/rekey', path: () => '/api/v1/groups/doesnotexist/rekey?since=0', scope: 'groups', allowed: 404 },
     { route: 'GET /audit', path: () => '/api/v1/audit', scope: 'admin', allowed: 200 },
     { route: 'GET /audit/checkpoints', path: () => '/api/v1/audit/checkpoints', scope: 'admin', allowed: 200 },
   ];
@@ -342,7 +349,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
   test('the secret is shown once: only in the 201 of POST /api/v1/tokens; stored as its keyed hash (HMAC under the master key)', async () => {
     const created = await newToken({ name: 'shown once', scopes: ['read'], expiresAt: new Date(Date.now() + 86_400_000).toISOString() });
     assert.match(created.token, /^sgt_[A-Za-z0-9_-]{43}$/, '256 random bits, base64url');
-    assert.deepEqual(Object.keys(created.json).sort(), ['expiresAt', 'id', 'name', 'nameSuffixes', 'profiles', 'scopes', 'token']);
+    assert.deepEqual(Object.keys(created.json).sort(), ['expiresAt', 'groups', 'id', 'name', 'nameSuffixes', 'profiles', 'scopes', 'token']);
     const hash = rowMacs(env).tokenSecretHash(created.token);
     const unkeyed = createHash('sha256').update(created.token).digest('hex');
     assert.notEqual(hash, unkeyed);
@@ -386,7 +393,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
       [
         'unknown scope',
         { name: 'x', scopes: ['superuser'] },
-        /^scopes\.0: Invalid enum value\. Expected 'issue' \| 'renew' \| 'revoke' \| 'read' \| 'admin', received 'superuser'$/,
+        /^scopes\.0: Invalid enum value\. Expected 'issue' \| 'renew' \| 'revoke' \| 'read' \| 'groups' \| 'admin', received 'superuser'$/,
       ],
       ['empty scopes', { name: 'x', scopes: [] }, /^scopes: must name at least one scope$/],
       ['no scopes', { name: 'x' }, /^scopes: Required$/],

@@ -425,6 +425,29 @@ describe('key groups with openssl', () => {
     assert.match(rm.stdout, /epoch 2/);
     const rk = signet(['group', 'rekey', 'cli-group', '--since', '1', '--out', tmp.file('cli-rekey.der')], env.env);
     assert.equal(rk.status, 0, rk.stderr);
+    // A fleet at once: several serials fill an empty group as one epoch; --all-to writes every welcome.
+    assert.equal(signet(['group', 'create', 'bulk'], env.env).status, 0);
+    const fleet = [];
+    for (let i = 0; i < 5; i++) fleet.push(await member(i % 2 ? 'rsa' : 'ec'));
+    const bulk = signet(['group', 'add', 'bulk', ...fleet.map((f) => f.serial), '--json'], env.env);
+    assert.equal(bulk.status, 0, bulk.stderr);
+    assert.equal(JSON.parse(bulk.stdout).epoch, 1);
+    assert.equal(JSON.parse(bulk.stdout).group.treeHeight, 3);
+    const dir = join(tmp.path, 'welcomes');
+    const all = signet(['group', 'welcome', 'bulk', '--all-to', dir], env.env);
+    assert.equal(all.status, 0, all.stderr);
+    assert.match(all.stderr, /wrote 5 welcomes/);
+    const roots = fleet.map((f) => {
+      const out = tmp.file(`bulk-${f.serial}.der`);
+      const d = openssl(['cms', '-decrypt', '-inform', 'DER', '-in', join(dir, `${f.serial}.der`), '-inkey', f.key, '-recip', f.cert, '-out', out]);
+      assert.equal(d.status, 0, d.stderr);
+      return rootOf(readGroupKeys(readFileSync(out)).keys).key.toString('hex');
+    });
+    assert.equal(new Set(roots).size, 1, 'the whole fleet holds one group key');
+    const again = signet(['group', 'add', 'bulk', (await member('ec')).serial, (await member('ec')).serial], env.env);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /key group bulk is not empty: add members to it one at a time/);
+
     const bad = signet(['group', 'rekey', 'cli-group', '--since', 'x'], env.env);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--since "x" is not an epoch/);

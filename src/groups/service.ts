@@ -25,7 +25,7 @@ import type { CaContext } from '../ca/context.js';
 import type { CertificateRecord } from '../model/certificate.js';
 import type { Requester } from '../ca/issuance.js';
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
-import { inspectCertificate } from '../pki/certificate.js';
+import { readElement, readHeader } from '../pki/der.js';
 import { envelop, recipientKeyKind } from '../pki/cms-recipients.js';
 import { CmsError } from '../pki/cms-signed.js';
 import { readTbsViewFast, readTbsViewFull } from '../pki/tbs-view.js';
@@ -89,6 +89,13 @@ export interface GroupStore {
   nodes(groupId: string, refs: NodeRef[], tx?: Tx): Promise<StoredNode[]>;
   epochsAfter(groupId: string, since: number): Promise<{ epoch: number; updates: Uint8Array }[]>;
   apply(c: GroupChange, tx: Tx): Promise<void>;
+  certificates(serials: string[], tx?: Tx): Promise<CertificateRecord[]>;
+  allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]>;
+  allNodes(groupId: string): Promise<StoredNode[]>;
+  seed(
+    g: { groupId: string; height: number; nextLeaf: number; nodes: StoredNode[]; members: { serial: string; leaf: number }[]; updates: Buffer },
+    tx: Tx,
+  ): Promise<void>;
 }
 
 /** The certificates a member can be (the certificate rows, read in the change's transaction). */
@@ -102,6 +109,8 @@ export const GROUP_ID = /^grp_[0-9a-f]{16}$/;
 export const GROUP_MEMBER_PROFILE = 'group-member';
 /** How far behind a rekey message carries a member; further behind, it fetches its welcome again. */
 export const MAX_REKEY_EPOCHS = 1000;
+/** The most certificates one bulk add takes. */
+export const MAX_BULK_MEMBERS = 1_000_000;
 
 export interface GroupView {
   id: string;
@@ -116,11 +125,18 @@ export interface GroupView {
 
 const KEY_BYTES = 32;
 
+/** One change as the metrics see it: its kind, its server time, the key wraps its rekey message holds. */
+export interface ChangeTiming {
+  change: 'join' | 'leave';
+  seconds: number;
+  wraps: number;
+}
+
 export class GroupService {
-  private readonly observers: ((e: { change: 'join' | 'leave'; seconds: number }) => void)[] = [];
+  private readonly observers: ((e: ChangeTiming) => void)[] = [];
 
   /** Called after each change is written (its server time: keys, wraps and the write; metrics). */
-  observe(fn: (e: { change: 'join' | 'leave'; seconds: number }) => void): void {
+  observe(fn: (e: ChangeTiming) => void): void {
     this.observers.push(fn);
   }
 
@@ -205,6 +221,49 @@ export class GroupService {
       });
     });
     return this.view((await this.store.get(id))!);
+  }
+
+  /**
+   * Adds many certificates at once to an empty group, as one epoch: the whole tree is made in
+   * one transaction (a fleet onboarded at once; joining one by one would make n epochs). Every
+   * certificate is held to the same rules as add; one that fails refuses the whole request.
+   */
+  async addMany(ref: string, serials: string[], who: Requester): Promise<{ group: GroupView; epoch: number; members: number }> {
+    const unique = [...new Set(serials)];
+    if (unique.length === 0) throw new SignetError('bad-request', 'serials: name at least one certificate');
+    if (unique.length !== serials.length) throw new SignetError('bad-request', 'serials: a certificate is named more than once');
+    if (unique.length > MAX_BULK_MEMBERS) throw new SignetError('bad-request', `serials: at most ${MAX_BULK_MEMBERS} certificates at once`);
+    const out = await this.ctx.db.transaction(async (tx) => {
+      const g = await this.find(ref, who.principal, 'group.member.add', tx);
+      if (g.epoch !== 0 || (await this.store.memberCount(g.id)) !== 0)
+        throw new SignetError('conflict', `key group ${g.name} is not empty: add members to it one at a time (each re-keys only its path)`);
+      const found = new Map((await this.store.certificates(unique, tx)).map((c) => [c.serial, c]));
+      for (const serial of unique) this.checkEligible(g, serial, found.get(serial) ?? null);
+      let height = 0;
+      while (2 ** height < unique.length) height++;
+      const epoch = 1;
+      // Every node with a member below it, bottom-up: leaves 0..n-1, then their ancestors.
+      const nodes: StoredNode[] = [];
+      for (let level = 0, count = unique.length; level <= height; level++, count = Math.ceil(count / 2))
+        for (let pos = 0; pos < count; pos++) {
+          const key = randomBytes(KEY_BYTES);
+          nodes.push({ level, pos, version: epoch, sealed: this.seal(g.id, { level, pos }, epoch, key) });
+          key.fill(0);
+        }
+      await this.store.seed(
+        { groupId: g.id, height, nextLeaf: unique.length, nodes, members: unique.map((serial, leaf) => ({ serial, leaf })), updates: Buffer.alloc(0) },
+        tx,
+      );
+      await appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'group.members_added',
+        target: g.id,
+        sourceIp: who.sourceIp,
+        details: { group: g.name, members: unique.length, epoch, cause: 'request', first: unique[0], last: unique[unique.length - 1] },
+      });
+      return { g, epoch };
+    });
+    return { group: await this.view((await this.store.get(out.g.id))!), epoch: out.epoch, members: unique.length };
   }
 
   /** Adds a certificate as a member: its path re-keyed, one epoch. */
@@ -303,7 +362,9 @@ export class GroupService {
       throw e;
     }
     // The key must be certified for delivering keys: keyAgreement (ECDH) or keyEncipherment (RSA).
-    const tbs = inspectCertificate(cert.der).tbs;
+    // Signet's own stored certificate: its TBS read in place (the schema parser costs ~1 ms, and a bulk add checks thousands).
+    const der = Buffer.from(cert.der);
+    const tbs = Buffer.from(readElement(der, readHeader(der, 0).headerLength));
     const tbsView = readTbsViewFast(tbs) ?? readTbsViewFull(tbs);
     const flags = typeof tbsView === 'string' ? 0 : tbsView.keyUsageFlags;
     const need = kind === 'rsa-oaep' ? KeyUsageFlags.keyEncipherment : KeyUsageFlags.keyAgreement;
@@ -377,7 +438,7 @@ export class GroupService {
     await this.store.apply(c, tx);
     for (const k of fresh.values()) k.fill(0);
     const seconds = (performance.now() - started) / 1000;
-    for (const o of this.observers) o({ change, seconds });
+    for (const o of this.observers) o({ change, seconds, wraps: wrapsOf(plan) });
     return c;
   }
 
@@ -428,6 +489,57 @@ export class GroupService {
     const der = envelop(groupKeysDer(g.name, g.epoch, m.leaf, keys), [{ kind: 'certificate', certificateDer: cert.der }]);
     for (const k of keys) k.key.fill(0);
     return { der, epoch: g.epoch };
+  }
+
+  /**
+   * Every member's welcome (after a suspected leak of the group's past, or to deliver to a fleet
+   * at once), built from one read of the tree: each node key unsealed once, each welcome one
+   * public-key wrap. Yields as it goes; audited once.
+   */
+  async *allWelcomes(ref: string, who: Requester): AsyncGenerator<{ serial: string; der: Buffer; epoch: number }> {
+    const g = await this.find(ref, who.principal, 'group.welcome');
+    const nodes = new Map((await this.store.allNodes(g.id)).map((n) => [nodeName(n), n]));
+    const members = await this.store.allMembers(g.id);
+    const current = await this.store.get(g.id);
+    if (!current || current.epoch !== g.epoch) throw new SignetError('conflict', `key group ${g.name} changed while its welcomes were read; ask again`);
+    await this.ctx.db.transaction((tx) =>
+      appendAudit(tx, {
+        actor: actorOf(who.principal),
+        action: 'group.welcomes_built',
+        target: g.id,
+        sourceIp: who.sourceIp,
+        details: { group: g.name, members: members.length, epoch: g.epoch },
+      }),
+    );
+    const keys = new Map<string, Buffer>();
+    const keyOf = (n: NodeRef) => {
+      const name = nodeName(n);
+      let k = keys.get(name);
+      if (!k) {
+        const s = nodes.get(name);
+        if (!s) throw new Error(`key group ${g.id}: node ${name} holds no key`);
+        keys.set(name, (k = this.unseal(g.id, s)));
+      }
+      return { node: n, version: nodes.get(name)!.version, key: k };
+    };
+    try {
+      for (let i = 0; i < members.length; i += 500) {
+        const chunk = members.slice(i, i + 500);
+        const certs = new Map((await this.store.certificates(chunk.map((m) => m.serial))).map((c) => [c.serial, c]));
+        for (const m of chunk) {
+          const cert = certs.get(m.serial);
+          if (!cert) continue;
+          const path = pathOf(m.leaf, g.height).map(keyOf);
+          yield {
+            serial: m.serial,
+            der: envelop(groupKeysDer(g.name, g.epoch, m.leaf, path), [{ kind: 'certificate', certificateDer: cert.der }]),
+            epoch: g.epoch,
+          };
+        }
+      }
+    } finally {
+      for (const k of keys.values()) k.fill(0);
+    }
   }
 
   /** The node updates of the epochs after `since`, signed by the group controller (DER ContentInfo). */

@@ -1,6 +1,8 @@
 /** Key group rows (KeyGroup, KeyGroupMember, KeyGroupNode, KeyGroupEpoch, KeyGroupFreeLeaf) through Prisma (groups/service.ts GroupStore). */
 import type { GroupChange, GroupStore, KeyGroupRecord, StoredNode } from '../groups/service.js';
 import type { NodeRef } from '../groups/key-tree.js';
+import type { CertificateRecord } from '../model/certificate.js';
+import { CERTIFICATE_SELECT } from './certificate-row.js';
 import { prismaOf, type PrismaTx, type StorageDatabase, type Tx } from './database.js';
 import { pgTime, sqliteTime } from './db-time.js';
 
@@ -76,6 +78,43 @@ export class PrismaGroupStore implements GroupStore {
       where: { groupId, epoch: { gt: since } },
       orderBy: { epoch: 'asc' },
       select: { epoch: true, updates: true },
+    });
+  }
+
+  /** Certificate rows by serial, in chunks (a bulk add's eligibility). */
+  async certificates(serials: string[], tx?: Tx): Promise<CertificateRecord[]> {
+    const out: CertificateRecord[] = [];
+    for (let i = 0; i < serials.length; i += 1000)
+      out.push(...(await this.client(tx).certificate.findMany({ where: { serial: { in: serials.slice(i, i + 1000) } }, select: CERTIFICATE_SELECT })));
+    return out;
+  }
+
+  /** Every member with its leaf, in leaf order (building every welcome). */
+  async allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]> {
+    return this.db.prisma.keyGroupMember.findMany({ where: { groupId }, orderBy: { leaf: 'asc' }, select: { serial: true, leaf: true } });
+  }
+
+  /** Every node of the tree. */
+  allNodes(groupId: string): Promise<StoredNode[]> {
+    return this.db.prisma.keyGroupNode.findMany({ where: { groupId }, select: { level: true, pos: true, version: true, sealed: true } });
+  }
+
+  /** A whole tree for an empty group, in one transaction: its nodes, its members, epoch 1. */
+  async seed(
+    g: { groupId: string; height: number; nextLeaf: number; nodes: StoredNode[]; members: { serial: string; leaf: number }[]; updates: Buffer },
+    tx: Tx,
+  ): Promise<void> {
+    const p = prismaOf(tx);
+    for (let i = 0; i < g.nodes.length; i += 5000)
+      await p.keyGroupNode.createMany({ data: g.nodes.slice(i, i + 5000).map((n) => ({ groupId: g.groupId, ...n, sealed: new Uint8Array(n.sealed) })) });
+    for (let i = 0; i < g.members.length; i += 5000)
+      await p.keyGroupMember.createMany({
+        data: g.members.slice(i, i + 5000).map((m) => ({ groupId: g.groupId, serial: m.serial, leaf: m.leaf, joinedEpoch: 1 })),
+      });
+    const moved = await p.keyGroup.updateMany({ where: { id: g.groupId, epoch: 0 }, data: { epoch: 1, height: g.height, nextLeaf: g.nextLeaf } });
+    if (moved.count !== 1) throw new Error(`key group ${g.groupId} was changed during its bulk add`);
+    await p.keyGroupEpoch.create({
+      data: { groupId: g.groupId, epoch: 1, change: 'join', serial: g.members[0]!.serial, cause: 'request', updates: new Uint8Array(g.updates) },
     });
   }
 

@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { SignetError } from '../../errors.js';
 import { createServices } from '../../runtime/services.js';
@@ -65,14 +66,26 @@ export function groupCommand(): Command {
       }),
     );
   group
-    .command('add <group> <serial>')
-    .description("add a certificate (by serial) as a member: its path in the group's key tree is re-keyed (one epoch)")
+    .command('add <group> [serials...]')
+    .description(
+      "add a certificate (by serial) as a member: its path in the group's key tree is re-keyed (one epoch). Several serials (or --serials-file) fill an empty group at once, as one epoch",
+    )
+    .option('--serials-file <file>', 'one serial per line (an empty group only)')
     .option('--json', 'print JSON')
-    .action(async (ref: string, serial: string, o) =>
+    .action(async (ref: string, given: string[], o) =>
       withSignet(async (ctx, env) => {
-        const r = await createServices(ctx, env.config).groups.add(ref, serial.toLowerCase(), cliRequester());
+        const serials = [...given, ...(o.serialsFile ? readFileSync(o.serialsFile, 'utf8').split(/\s+/).filter(Boolean) : [])].map((s) => s.toLowerCase());
+        if (serials.length === 0) throw new SignetError('bad-request', 'name a certificate serial (or --serials-file FILE)');
+        const { groups } = createServices(ctx, env.config);
+        if (serials.length === 1) {
+          const r = await groups.add(ref, serials[0]!, cliRequester());
+          if (o.json) printJson(r);
+          else process.stdout.write(`added ${serials[0]} to ${r.group.name} at leaf ${r.leaf}: epoch ${r.epoch}, ${r.wraps} key wraps\n`);
+          return;
+        }
+        const r = await groups.addMany(ref, serials, cliRequester());
         if (o.json) printJson(r);
-        else process.stdout.write(`added ${serial} to ${r.group.name} at leaf ${r.leaf}: epoch ${r.epoch}, ${r.wraps} key wraps\n`);
+        else process.stdout.write(`added ${r.members} members to ${r.group.name}: epoch ${r.epoch}, a tree of height ${r.group.treeHeight}\n`);
       }),
     );
   group
@@ -87,13 +100,28 @@ export function groupCommand(): Command {
       }),
     );
   group
-    .command('welcome <group> <serial>')
-    .description("a member's path keys as a CMS EnvelopedData (DER) addressed to its certificate")
+    .command('welcome <group> [serial]')
+    .description("a member's path keys as a CMS EnvelopedData (DER) addressed to its certificate; --all-to DIR: every member's, one file each")
     .option('--out <file>', 'write the DER here (mode 0600) instead of stdout')
+    .option('--all-to <dir>', "write every member's welcome to DIR/<serial>.der (mode 0600), with a progress line")
     .addHelpText('after', '\nThe member reads it with: openssl cms -decrypt -inform DER -in welcome.der -inkey member.key -recip member.crt')
-    .action(async (ref: string, serial: string, o) =>
+    .action(async (ref: string, serial: string | undefined, o) =>
       withSignet(async (ctx, env) => {
-        const w = await createServices(ctx, env.config).groups.welcome(ref, serial.toLowerCase(), cliRequester());
+        const { groups } = createServices(ctx, env.config);
+        if (o.allTo) {
+          if (serial) throw new SignetError('bad-request', 'give a serial or --all-to, not both');
+          mkdirSync(o.allTo, { recursive: true, mode: 0o700 });
+          let n = 0;
+          const total = (await groups.show(ref, cliRequester())).members;
+          for await (const w of groups.allWelcomes(ref, cliRequester())) {
+            writeFileSync(join(o.allTo, `${w.serial}.der`), w.der, { mode: 0o600 });
+            if (++n % 1000 === 0 && process.stderr.isTTY) process.stderr.write(`\r${n} of ${total} welcomes`);
+          }
+          process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}wrote ${n} welcomes to ${o.allTo}\n`);
+          return;
+        }
+        if (!serial) throw new SignetError('bad-request', 'name the member (its certificate serial), or --all-to DIR');
+        const w = await groups.welcome(ref, serial.toLowerCase(), cliRequester());
         deliver(w.der, o.out, `the welcome of ${serial} (epoch ${w.epoch})`);
       }),
     );
