@@ -478,7 +478,7 @@ describe('audit trail', { concurrency: false }, () => {
           `^audit chain OK: ${n} events \\(HMAC-keyed from event 1\\), head #${n} ${last.hash}\n` +
             `checkpoints OK: \\d+ in ${checkpointFile()}, newest #${n} at \\S+\n` +
             `inventory OK: ${certs} certificates and ${cas} CAs, each with the event that created it\n` +
-            `authorisation state OK: ${tokens} API tokens, each with its token.created event and a grant MAC that verifies; every ACME account and valid authorization MAC verifies\n$`,
+            `authorisation state OK: ${tokens} API tokens, each with its token.created event and a grant MAC that verifies; 0 enrollment credentials, each with its enrollment.created event, a grant MAC that verifies and one enrollment.used event per use; every ACME account and valid authorization MAC verifies\n$`,
         ),
       );
       assert.equal(head, `${n}:${last.hash}`);
@@ -491,7 +491,7 @@ describe('audit trail', { concurrency: false }, () => {
       );
       assert.deepEqual(
         [out.checkpoints.newest.seq, out.checkpoints.problems, out.inventory],
-        [n, [], { certificates: certs, cas, tokens, problems: [], acknowledged: [] }],
+        [n, [], { certificates: certs, cas, tokens, enrollmentCredentials: 0, problems: [], acknowledged: [] }],
       );
     });
 

@@ -290,7 +290,7 @@ describe('key groups with openssl', () => {
     assert.match(metrics, /^signet_group_members\{group="media"\} 8$/m);
     assert.match(metrics, /^signet_group_epoch\{group="media"\} 10$/m);
     assert.match(metrics, /^signet_group_rekey_duration_seconds_count\{change="leave"\} [1-9]/m);
-    assert.match(metrics, /^signet_group_rekey_duration_seconds_count\{change="join"\} ([1-9]\d)/m);
+    assert.match(metrics, /^signet_group_rekey_duration_seconds_count\{change="join"\} (9|[1-9]\d+)$/m);
 
     // No node key in clear in the database (SQLite: the file itself; PostgreSQL: every row's bytes).
     const clear = [...lw.keys.values(), ...gone.keys.values(), ...[...remaining[0]!.keys.values()]].map((k) => k.key);
@@ -355,6 +355,9 @@ describe('key groups with openssl', () => {
     assert.equal(media.status, 201, media.text);
     await refused('GET', '/api/v1/groups/fleet', undefined, 403, /may not read key group fleet \(allowed: media\)/, media.json.token);
     await refused('GET', '/api/v1/groups/fleet/rekey?since=0', undefined, 403, /may not read key group fleet/, media.json.token);
+    // Nor can it tell whether a group outside its list exists.
+    await refused('GET', '/api/v1/groups/no-such-group', undefined, 403, /may not read key group no-such-group \(allowed: media\)/, media.json.token);
+    await refused('GET', '/api/v1/groups/grp_0123456789abcdef', undefined, 403, /may not read key group grp_0123456789abcdef/, media.json.token);
     await refused('POST', '/api/v1/groups/media/members', { serial: ok.serial }, 403, /lacks the 'admin' scope/, media.json.token);
     const list = await api({ url: server.url, token: media.json.token }, 'GET', '/api/v1/groups');
     assert.deepEqual(
@@ -402,6 +405,34 @@ describe('key groups with openssl', () => {
     );
     assert.match(String(events[0]!.actor), /^token:/, "the hold was the admin token's");
     assert.equal(events[1]!.actor, 'system:group-expiry');
+  });
+
+  test("a revoked CA's certificates leave their groups with the CA's revocation, and cannot join", async () => {
+    const cas = JSON.parse(signet(['ca', 'list', '--json'], env.env).stdout) as { id: string; parentId: string | null }[];
+    const made = await api(server, 'POST', '/api/v1/cas', { parentId: cas.find((c) => !c.parentId)!.id, subject: 'CN=Doomed Group CA,O=Signet' });
+    assert.equal(made.status, 201, made.text);
+    assert.equal((await api(server, 'POST', '/api/v1/groups', { name: 'doomed' })).status, 201);
+    const fromDoomed = async (name: string) => {
+      const key = tmp.file(`${name}.key`);
+      const req = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', `/CN=${name}.group.test`]);
+      const r = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'group-member', caId: made.json.id });
+      assert.equal(r.status, 201, r.text);
+      return r.json.serial as string;
+    };
+    const a = await fromDoomed('doomed-a');
+    const b = await fromDoomed('doomed-b');
+    const other = await member('ec');
+    for (const s of [a, other.serial]) assert.equal((await api(server, 'POST', '/api/v1/groups/doomed/members', { serial: s })).status, 201);
+    assert.equal((await api(server, 'POST', `/api/v1/cas/${made.json.id}/revoke`, { reason: 'keyCompromise' })).status, 200);
+    const g = await api(server, 'GET', '/api/v1/groups/doomed');
+    assert.equal(g.json.epoch, 3, 'the CA revocation was a leave');
+    assert.deepEqual(
+      g.json.memberList.map((m: { serial: string }) => m.serial),
+      [other.serial],
+    );
+    const late = await api(server, 'POST', '/api/v1/groups/doomed/members', { serial: b });
+    assert.equal(late.status, 409, late.text);
+    assert.match(late.json.detail, new RegExp(`was issued by CA ${made.json.id}, which is revoked`));
   });
 
   test('CLI: create, add, show, welcome, remove, rekey; --help explains', async () => {

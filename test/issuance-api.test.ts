@@ -1092,11 +1092,12 @@ describe('inventory', () => {
     assertProblem(await api(server, 'GET', `/api/v1/certificates/${'a'.repeat(65)}`), 400, /is not a hexadecimal serial number$/);
   });
 
-  test('GET /profiles lists the built-ins server, client and peer', async () => {
+  test('GET /profiles lists the built-ins server, client, peer and group-member', async () => {
     const r = await api(server, 'GET', '/api/v1/profiles');
     assert.equal(r.status, 200, r.text);
     const byName = Object.fromEntries(r.json.items.map((p: any) => [p.name, p]));
-    assert.deepEqual(Object.keys(byName).sort(), ['client', 'peer', 'server']);
+    assert.deepEqual(Object.keys(byName).sort(), ['client', 'group-member', 'peer', 'server']);
+    assert.deepEqual(byName['group-member'].keyUsageByFamily, { rsa: ['digitalSignature', 'keyEncipherment'], ecdsa: ['digitalSignature', 'keyAgreement'] });
     assert.deepEqual(byName.server.extKeyUsage, ['serverAuth']);
     assert.equal(byName.server.requireSan, true);
     assert.deepEqual(byName.client.extKeyUsage, ['clientAuth']);

@@ -547,7 +547,7 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
     const r = admin('GET', '/api/v1/profiles');
     assert.equal(r.status, 200, r.text);
     const by = Object.fromEntries((r.json.items as { name: string; renewWithClientCertificate: boolean }[]).map((p) => [p.name, p.renewWithClientCertificate]));
-    assert.deepEqual(by, { server: true, client: true, peer: true, 'token-only': false });
+    assert.deepEqual(by, { server: true, client: true, peer: true, 'group-member': true, 'token-only': false });
   });
 
   test('the anonymous refusals (no certificate, plain HTTP, certificates Signet did not store) are counted in the summary written at shutdown; the process never crashed', async () => {

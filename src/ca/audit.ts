@@ -217,12 +217,17 @@ export function auditTrailOf(db: Database): AuditTrail {
 }
 
 export async function appendAudit(tx: Tx, input: AuditInput): Promise<AuditRow> {
+  return (await appendAudits(tx, [input]))[0]!;
+}
+
+/** Several events in one append (one read of the head, one write): a change that records more than one thing. */
+export async function appendAudits(tx: Tx, inputs: AuditInput[]): Promise<AuditRow[]> {
   const db = databaseOf(tx);
   if (!db) throw new SignetError('internal', 'appendAudit needs a transaction from Database.transaction');
   const { trail, log } = boundTo(db);
-  const rows = trail.chain(await log.head(tx), [input]);
+  const rows = trail.chain(await log.head(tx), inputs);
   await log.append(rows, tx);
-  return rows[rows.length - 1]!;
+  return rows;
 }
 
 /**

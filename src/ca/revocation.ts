@@ -45,6 +45,13 @@ export class Revocation {
     this.hooks.push(hook);
   }
 
+  private readonly caHooks: ((tx: Tx, change: { caId: string; actor: string }) => Promise<void>)[] = [];
+
+  /** Registers work to run in every CA revocation's transaction (its certificates are no longer good for anything). */
+  onCaRevoked(hook: (tx: Tx, change: { caId: string; actor: string }) => Promise<void>): void {
+    this.caHooks.push(hook);
+  }
+
   /** `profiles`: for the host-less URI schemes a certificate's profile opts in to, which a token's name limit honours. */
   constructor(
     private readonly ctx: CaContext,
@@ -220,6 +227,7 @@ export class Revocation {
         sourceIp: who.sourceIp,
         details: { parent: row.parentId, reason },
       });
+      for (const hook of this.caHooks) await hook(tx, { caId, actor: actorOf(who.principal) });
       return row;
     });
     this.status.publish({ kind: 'ca', caId });

@@ -19,8 +19,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import { appendAudit } from '../ca/audit.js';
+import { appendAudit, appendAudits } from '../ca/audit.js';
 import { actorOf, authorize, authorizeGroup, type Principal } from '../ca/authorization.js';
+import { normalizeSerial } from '../ca/serial.js';
 import type { CaContext } from '../ca/context.js';
 import type { CertificateRecord } from '../model/certificate.js';
 import type { Requester } from '../ca/issuance.js';
@@ -87,7 +88,10 @@ export interface GroupStore {
   expiredMembers(now: Date, take: number): Promise<string[]>;
   lowestFreedLeaf(groupId: string, tx: Tx): Promise<number | null>;
   nodes(groupId: string, refs: NodeRef[], tx?: Tx): Promise<StoredNode[]>;
-  epochsAfter(groupId: string, since: number): Promise<{ epoch: number; updates: Uint8Array }[]>;
+  /** The epoch records after `since` up to and including `upTo`. */
+  epochsAfter(groupId: string, since: number, upTo: number): Promise<{ epoch: number; updates: Uint8Array }[]>;
+  /** Members whose certificates a CA issued (their CA revoked). */
+  membersIssuedBy(caId: string, tx: Tx): Promise<string[]>;
   apply(c: GroupChange, tx: Tx): Promise<void>;
   certificates(serials: string[], tx?: Tx): Promise<CertificateRecord[]>;
   allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]>;
@@ -108,7 +112,7 @@ export const GROUP_ID = /^grp_[0-9a-f]{16}$/;
 /** The built-in profile members' certificates come from unless a group names another. */
 export const GROUP_MEMBER_PROFILE = 'group-member';
 /** How far behind a rekey message carries a member; further behind, it fetches its welcome again. */
-export const MAX_REKEY_EPOCHS = 1000;
+export const MAX_REKEY_EPOCHS = 128;
 /** The most certificates one bulk add takes. */
 export const MAX_BULK_MEMBERS = 1_000_000;
 
@@ -149,6 +153,7 @@ export class GroupService {
     private readonly ctx: CaContext,
     private readonly store: GroupStore,
     private readonly certificates: MemberCertificates,
+    private readonly cas: { get(id: string, tx?: Tx): Promise<{ status: string } | null> },
     private readonly controller: GroupController,
     private readonly profiles: ReadonlyMap<string, unknown>,
   ) {}
@@ -158,8 +163,14 @@ export class GroupService {
   /** A group by id (grp_…) or name; 404 naming what was asked for. Checks `who` may see it. */
   private async find(ref: string, who: Principal, op: Parameters<typeof authorizeGroup>[1], tx?: Tx): Promise<KeyGroupRecord> {
     authorize(who, op);
+    // A token limited to named groups learns nothing of others, not even whether they exist:
+    // a name outside its list is refused before the lookup, an id it cannot read as if it were.
+    if (GROUP_NAME.test(ref)) authorizeGroup(who, op, ref);
     const g = GROUP_ID.test(ref) ? await this.store.get(ref, tx) : GROUP_NAME.test(ref) ? await this.store.byName(ref, tx) : null;
-    if (!g) throw new SignetError('not-found', `key group ${JSON.stringify(ref.slice(0, 80))} does not exist`);
+    if (!g) {
+      authorizeGroup(who, op, ref);
+      throw new SignetError('not-found', `key group ${JSON.stringify(ref.slice(0, 80))} does not exist`);
+    }
     authorizeGroup(who, op, g.name);
     return g;
   }
@@ -229,7 +240,7 @@ export class GroupService {
    * certificate is held to the same rules as add; one that fails refuses the whole request.
    */
   async addMany(ref: string, serials: string[], who: Requester): Promise<{ group: GroupView; epoch: number; members: number }> {
-    const unique = [...new Set(serials)];
+    const unique = [...new Set(serials.map(normalizeSerial))];
     if (unique.length === 0) throw new SignetError('bad-request', 'serials: name at least one certificate');
     if (unique.length !== serials.length) throw new SignetError('bad-request', 'serials: a certificate is named more than once');
     if (unique.length > MAX_BULK_MEMBERS) throw new SignetError('bad-request', `serials: at most ${MAX_BULK_MEMBERS} certificates at once`);
@@ -238,7 +249,12 @@ export class GroupService {
       if (g.epoch !== 0 || (await this.store.memberCount(g.id)) !== 0)
         throw new SignetError('conflict', `key group ${g.name} is not empty: add members to it one at a time (each re-keys only its path)`);
       const found = new Map((await this.store.certificates(unique, tx)).map((c) => [c.serial, c]));
-      for (const serial of unique) this.checkEligible(g, serial, found.get(serial) ?? null);
+      const issuers = new Map<string, string | null>();
+      for (const c of found.values()) if (!issuers.has(c.caId)) issuers.set(c.caId, await this.issuerStatus(c.caId, tx));
+      for (const serial of unique) {
+        const cert = found.get(serial) ?? null;
+        this.checkEligible(g, serial, cert, cert ? (issuers.get(cert.caId) ?? null) : null);
+      }
       let height = 0;
       while (2 ** height < unique.length) height++;
       const epoch = 1;
@@ -267,11 +283,12 @@ export class GroupService {
   }
 
   /** Adds a certificate as a member: its path re-keyed, one epoch. */
-  async add(ref: string, serial: string, who: Requester): Promise<{ group: GroupView; epoch: number; leaf: number; wraps: number }> {
+  async add(ref: string, serialIn: string, who: Requester): Promise<{ group: GroupView; epoch: number; leaf: number; wraps: number }> {
+    const serial = normalizeSerial(serialIn);
     const out = await this.ctx.db.transaction(async (tx) => {
       const g = await this.find(ref, who.principal, 'group.member.add', tx);
       const cert = await this.certificates.get(serial, tx);
-      this.checkEligible(g, serial, cert);
+      this.checkEligible(g, serial, cert, cert ? await this.issuerStatus(cert.caId, tx) : null);
       if (await this.store.member(g.id, serial, tx)) throw new SignetError('conflict', `certificate ${serial} is already a member of key group ${g.name}`);
       const freed = await this.store.lowestFreedLeaf(g.id, tx);
       // The lowest leaf a member left, else the next never given out while the tree has room.
@@ -286,7 +303,8 @@ export class GroupService {
     return { group: await this.view((await this.store.get(out.g.id))!), epoch: out.epoch, leaf: out.leaf, wraps: out.wraps };
   }
 
-  async remove(ref: string, serial: string, who: Requester): Promise<{ group: GroupView; epoch: number; wraps: number }> {
+  async remove(ref: string, serialIn: string, who: Requester): Promise<{ group: GroupView; epoch: number; wraps: number }> {
+    const serial = normalizeSerial(serialIn);
     const out = await this.ctx.db.transaction(async (tx) => {
       const g = await this.find(ref, who.principal, 'group.member.remove', tx);
       const r = await this.leave(g, serial, 'request', actorOf(who.principal), who.sourceIp, tx);
@@ -341,13 +359,14 @@ export class GroupService {
   }
 
   /** Eligible: a Signet certificate, good, within its validity, of the group's profile, with a key a welcome can be addressed to. */
-  private checkEligible(g: KeyGroupRecord, serial: string, cert: CertificateRecord | null): asserts cert is CertificateRecord {
+  private checkEligible(g: KeyGroupRecord, serial: string, cert: CertificateRecord | null, issuerStatus: string | null): asserts cert is CertificateRecord {
     if (!cert) throw new SignetError('not-found', `certificate ${serial} is not a certificate Signet issued`);
     if (cert.status !== 'good')
       throw new SignetError(
         'conflict',
         `certificate ${serial} is ${cert.status === 'hold' ? 'on hold' : cert.status}: only a good certificate can join a key group`,
       );
+    if (issuerStatus === 'revoked') throw new SignetError('conflict', `certificate ${serial} was issued by CA ${cert.caId}, which is revoked`);
     const now = this.ctx.now();
     if (cert.notAfter.getTime() <= now.getTime()) throw new SignetError('conflict', `certificate ${serial} expired at ${cert.notAfter.toISOString()}`);
     if (cert.notBefore.getTime() > now.getTime()) throw new SignetError('conflict', `certificate ${serial} is not valid until ${cert.notBefore.toISOString()}`);
@@ -373,6 +392,15 @@ export class GroupService {
         'bad-key',
         `certificate ${serial}'s keyUsage does not allow ${kind === 'rsa-oaep' ? 'keyEncipherment' : 'keyAgreement'}, which receiving group keys needs (issue it under profile ${GROUP_MEMBER_PROFILE})`,
       );
+  }
+
+  private async issuerStatus(caId: string, tx: Tx): Promise<string | null> {
+    return (await this.cas.get(caId, tx))?.status ?? null;
+  }
+
+  /** In the transaction of a CA's revocation: the members whose certificates it issued leave their groups. */
+  async leaveAllIssuedBy(tx: Tx, caId: string, actor: string): Promise<void> {
+    for (const serial of await this.store.membersIssuedBy(caId, tx)) await this.leaveAll(tx, serial, 'revocation', actor);
   }
 
   /** The stored nodes on a leaf's path and their children: all a plan reads. */
@@ -443,25 +471,28 @@ export class GroupService {
   }
 
   private async audit(tx: Tx, g: KeyGroupRecord, c: GroupChange, plan: Plan, actor: string, sourceIp: string | undefined): Promise<void> {
-    await appendAudit(tx, {
-      actor,
-      action: c.change === 'join' ? 'group.member_added' : 'group.member_removed',
-      target: g.id,
-      sourceIp,
-      details: { group: g.name, serial: c.serial, leaf: c.leaf, epoch: c.epoch, cause: c.cause },
-    });
-    await appendAudit(tx, {
-      actor,
-      action: 'group.epoch_advanced',
-      target: g.id,
-      details: { group: g.name, epoch: c.epoch, change: c.change, serial: c.serial, cause: c.cause, rekeyed: plan.rekeyed.length, wraps: wrapsOf(plan) },
-    });
+    await appendAudits(tx, [
+      {
+        actor,
+        action: c.change === 'join' ? 'group.member_added' : 'group.member_removed',
+        target: g.id,
+        sourceIp,
+        details: { group: g.name, serial: c.serial, leaf: c.leaf, epoch: c.epoch, cause: c.cause },
+      },
+      {
+        actor,
+        action: 'group.epoch_advanced',
+        target: g.id,
+        details: { group: g.name, epoch: c.epoch, change: c.change, serial: c.serial, cause: c.cause, rekeyed: plan.rekeyed.length, wraps: wrapsOf(plan) },
+      },
+    ]);
   }
 
   // ---- Delivering ------------------------------------------------------------------------------
 
   /** The member's path keys as of the group's epoch, enveloped to its certificate (DER ContentInfo). */
-  async welcome(ref: string, serial: string, who: Requester): Promise<{ der: Buffer; epoch: number }> {
+  async welcome(ref: string, serialIn: string, who: Requester): Promise<{ der: Buffer; epoch: number }> {
+    const serial = normalizeSerial(serialIn);
     // One transaction: the group, the member and its path read as one state, and the fetch audited.
     const got = await this.ctx.db.transaction(async (tx) => {
       const g = await this.find(ref, who.principal, 'group.welcome', tx);
@@ -552,7 +583,8 @@ export class GroupService {
         'conflict',
         `since ${since} is ${g.epoch - since} epochs behind key group ${g.name} (at most ${MAX_REKEY_EPOCHS} in one rekey message); fetch the member's welcome again`,
       );
-    const epochs = await this.store.epochsAfter(g.id, since);
+    // Up to the epoch the message states: a change committed after the group was read is the next message's.
+    const epochs = await this.store.epochsAfter(g.id, since, g.epoch);
     const content = rekeyDer(
       g.name,
       since,

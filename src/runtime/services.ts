@@ -71,11 +71,13 @@ export function createServices(ctx: CaContext, config: Config) {
     ctx,
     new PrismaGroupStore(storage),
     ctx.stores.revocations,
+    ctx.stores.cas,
     new GroupController(ctx, issuance, new SettingStore(storage)),
     profiles,
   );
-  // A revoked or held certificate leaves its key groups in the revocation's own transaction.
+  // A revoked or held certificate, or every certificate of a revoked CA, leaves its key groups in the revocation's own transaction.
   revocation.onStatusChange((tx, c) => groups.leaveAll(tx, c.serial, c.status === 'hold' ? 'hold' : 'revocation', c.actor));
+  revocation.onCaRevoked((tx, c) => groups.leaveAllIssuedBy(tx, c.caId, c.actor));
   return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est, groups };
 }
 export type Services = ReturnType<typeof createServices>;

@@ -41,7 +41,23 @@ export const BACKUP_TABLES = [
   { model: 'AcmeAuthorization', delegate: 'acmeAuthorization', key: 'createdAt', unique: 'id' },
   { model: 'AcmeChallenge', delegate: 'acmeChallenge', key: 'createdAt', unique: 'id' },
   { model: 'AcmeEabKey', delegate: 'acmeEabKey', key: 'createdAt', unique: 'id' },
-] as const;
+  // Key groups (src/groups): their node keys are sealed like the CA keys. Composite primary
+  // keys page by all their columns (`fields`, Prisma's compound cursor `unique`).
+  { model: 'KeyGroup', delegate: 'keyGroup', key: 'createdAt', unique: 'id' },
+  { model: 'KeyGroupMember', delegate: 'keyGroupMember', key: 'groupId', unique: 'groupId_serial', fields: ['groupId', 'serial'] },
+  { model: 'KeyGroupNode', delegate: 'keyGroupNode', key: 'groupId', unique: 'groupId_level_pos', fields: ['groupId', 'level', 'pos'] },
+  { model: 'KeyGroupEpoch', delegate: 'keyGroupEpoch', key: 'groupId', unique: 'groupId_epoch', fields: ['groupId', 'epoch'] },
+  { model: 'KeyGroupFreeLeaf', delegate: 'keyGroupFreeLeaf', key: 'groupId', unique: 'groupId_leaf', fields: ['groupId', 'leaf'] },
+] as const satisfies readonly { model: string; delegate: string; key: string; unique: string; fields?: readonly string[] }[];
+
+/** A table's page order, and the cursor after a row: by its compound key's columns when it has one. */
+function pageOf(t: (typeof BACKUP_TABLES)[number]) {
+  const fields = 'fields' in t ? (t.fields as readonly string[]) : undefined;
+  return {
+    orderBy: fields ? fields.map((f) => ({ [f]: 'asc' })) : [{ [t.key]: 'asc' }, { [t.unique]: 'asc' }],
+    after: (row: Record<string, unknown>) => (fields ? Object.fromEntries(fields.map((f) => [f, row[f]])) : row[t.unique]),
+  };
+}
 
 /**
  * Tables that are not backed up, on purpose (every other table must be in BACKUP_TABLES).
@@ -86,6 +102,7 @@ const DATE_FIELDS: ReadonlySet<string> = new Set([
   'time',
   'retiringSince',
   'overlapEndsAt',
+  'joinedAt',
 ]);
 function decode(line: string): Record<string, unknown> {
   return JSON.parse(line, (k, v: unknown) => {
@@ -128,10 +145,11 @@ export async function writeBackup(
     await db.$transaction(async (tx) => {
       for (const t of BACKUP_TABLES) {
         counts[t.model] = 0;
+        const page = pageOf(t);
         let cursor: unknown;
         for (;;) {
           const rows = await delegateOf(tx, t.delegate).findMany({
-            orderBy: [{ [t.key]: 'asc' }, { [t.unique]: 'asc' }],
+            orderBy: page.orderBy,
             take: 1000,
             ...(cursor !== undefined ? { cursor: { [t.unique]: cursor }, skip: 1 } : {}),
           });
@@ -139,7 +157,7 @@ export async function writeBackup(
           counts[t.model] = (counts[t.model] ?? 0) + rows.length;
           onProgress?.(t.model, counts[t.model] ?? 0);
           if (rows.length < 1000) break;
-          cursor = rows[rows.length - 1]![t.unique];
+          cursor = page.after(rows[rows.length - 1]!);
         }
       }
     }, snapshotOptions(header.provider));

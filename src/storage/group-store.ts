@@ -73,12 +73,20 @@ export class PrismaGroupStore implements GroupStore {
     });
   }
 
-  async epochsAfter(groupId: string, since: number): Promise<{ epoch: number; updates: Uint8Array }[]> {
+  async epochsAfter(groupId: string, since: number, upTo: number): Promise<{ epoch: number; updates: Uint8Array }[]> {
     return this.db.prisma.keyGroupEpoch.findMany({
-      where: { groupId, epoch: { gt: since } },
+      where: { groupId, epoch: { gt: since, lte: upTo } },
       orderBy: { epoch: 'asc' },
       select: { epoch: true, updates: true },
     });
+  }
+
+  async membersIssuedBy(caId: string, tx: Tx): Promise<string[]> {
+    const sql =
+      this.db.provider === 'sqlite'
+        ? 'SELECT DISTINCT m."serial" FROM "KeyGroupMember" m JOIN "Certificate" c ON c."serial" = m."serial" WHERE c."caId" = ?'
+        : 'SELECT DISTINCT m."serial" FROM "KeyGroupMember" m JOIN "Certificate" c ON c."serial" = m."serial" WHERE c."caId" = $1';
+    return (await prismaOf(tx).$queryRawUnsafe<{ serial: string }[]>(sql, caId)).map((r) => r.serial);
   }
 
   /** Certificate rows by serial, in chunks (a bulk add's eligibility). */

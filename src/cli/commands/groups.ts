@@ -74,7 +74,7 @@ export function groupCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (ref: string, given: string[], o) =>
       withSignet(async (ctx, env) => {
-        const serials = [...given, ...(o.serialsFile ? readFileSync(o.serialsFile, 'utf8').split(/\s+/).filter(Boolean) : [])].map((s) => s.toLowerCase());
+        const serials = [...given, ...(o.serialsFile ? readFileSync(o.serialsFile, 'utf8').split(/\s+/).filter(Boolean) : [])];
         if (serials.length === 0) throw new SignetError('bad-request', 'name a certificate serial (or --serials-file FILE)');
         const { groups } = createServices(ctx, env.config);
         if (serials.length === 1) {
@@ -94,7 +94,7 @@ export function groupCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (ref: string, serial: string, o) =>
       withSignet(async (ctx, env) => {
-        const r = await createServices(ctx, env.config).groups.remove(ref, serial.toLowerCase(), cliRequester());
+        const r = await createServices(ctx, env.config).groups.remove(ref, serial, cliRequester());
         if (o.json) printJson(r);
         else process.stdout.write(`removed ${serial} from ${r.group.name}: epoch ${r.epoch}, ${r.wraps} key wraps\n`);
       }),
@@ -121,7 +121,7 @@ export function groupCommand(): Command {
           return;
         }
         if (!serial) throw new SignetError('bad-request', 'name the member (its certificate serial), or --all-to DIR');
-        const w = await groups.welcome(ref, serial.toLowerCase(), cliRequester());
+        const w = await groups.welcome(ref, serial, cliRequester());
         deliver(w.der, o.out, `the welcome of ${serial} (epoch ${w.epoch})`);
       }),
     );
