@@ -95,6 +95,7 @@ export interface GroupStore {
   apply(c: GroupChange, tx: Tx): Promise<void>;
   certificates(serials: string[], tx?: Tx): Promise<CertificateRecord[]>;
   allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]>;
+  certificateDers(serials: string[]): Promise<Map<string, Uint8Array>>;
   allNodes(groupId: string): Promise<StoredNode[]>;
   seed(
     g: { groupId: string; height: number; nextLeaf: number; nodes: StoredNode[]; members: { serial: string; leaf: number }[]; updates: Buffer },
@@ -554,18 +555,14 @@ export class GroupService {
       return { node: n, version: nodes.get(name)!.version, key: k };
     };
     try {
-      for (let i = 0; i < members.length; i += 500) {
-        const chunk = members.slice(i, i + 500);
-        const certs = new Map((await this.store.certificates(chunk.map((m) => m.serial))).map((c) => [c.serial, c]));
+      for (let i = 0; i < members.length; i += 5000) {
+        const chunk = members.slice(i, i + 5000);
+        const ders = await this.store.certificateDers(chunk.map((m) => m.serial));
         for (const m of chunk) {
-          const cert = certs.get(m.serial);
-          if (!cert) continue;
+          const der = ders.get(m.serial);
+          if (!der) continue;
           const path = pathOf(m.leaf, g.height).map(keyOf);
-          yield {
-            serial: m.serial,
-            der: envelop(groupKeysDer(g.name, g.epoch, m.leaf, path), [{ kind: 'certificate', certificateDer: cert.der }]),
-            epoch: g.epoch,
-          };
+          yield { serial: m.serial, der: envelop(groupKeysDer(g.name, g.epoch, m.leaf, path), [{ kind: 'certificate', certificateDer: der }]), epoch: g.epoch };
         }
       }
     } finally {

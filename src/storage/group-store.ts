@@ -68,7 +68,8 @@ export class PrismaGroupStore implements GroupStore {
   nodes(groupId: string, refs: NodeRef[], tx?: Tx): Promise<StoredNode[]> {
     if (refs.length === 0) return Promise.resolve([]);
     return this.client(tx).keyGroupNode.findMany({
-      where: { groupId, OR: refs.map((r) => ({ level: r.level, pos: r.pos })) },
+      // The group in every OR term, so that each is one primary-key lookup (with it outside, SQLite scanned the group's nodes).
+      where: { OR: refs.map((r) => ({ groupId, level: r.level, pos: r.pos })) },
       select: { level: true, pos: true, version: true, sealed: true },
     });
   }
@@ -94,6 +95,15 @@ export class PrismaGroupStore implements GroupStore {
     const out: CertificateRecord[] = [];
     for (let i = 0; i < serials.length; i += 1000)
       out.push(...(await this.client(tx).certificate.findMany({ where: { serial: { in: serials.slice(i, i + 1000) } }, select: CERTIFICATE_SELECT })));
+    return out;
+  }
+
+  /** The DER of certificates by serial, in chunks (building every welcome). */
+  async certificateDers(serials: string[]): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    for (let i = 0; i < serials.length; i += 1000)
+      for (const c of await this.db.prisma.certificate.findMany({ where: { serial: { in: serials.slice(i, i + 1000) } }, select: { serial: true, der: true } }))
+        out.set(c.serial, c.der);
     return out;
   }
 
@@ -130,7 +140,7 @@ export class PrismaGroupStore implements GroupStore {
   async apply(c: GroupChange, tx: Tx): Promise<void> {
     const p = prismaOf(tx);
     const touched = [...c.removed, ...c.nodes];
-    if (touched.length) await p.keyGroupNode.deleteMany({ where: { groupId: c.groupId, OR: touched.map((n) => ({ level: n.level, pos: n.pos })) } });
+    if (touched.length) await p.keyGroupNode.deleteMany({ where: { OR: touched.map((n) => ({ groupId: c.groupId, level: n.level, pos: n.pos })) } });
     if (c.nodes.length) await p.keyGroupNode.createMany({ data: c.nodes.map((n) => ({ groupId: c.groupId, ...n, sealed: new Uint8Array(n.sealed) })) });
     if (c.change === 'join') {
       await p.keyGroupMember.create({ data: { groupId: c.groupId, serial: c.serial, leaf: c.leaf, joinedEpoch: c.epoch } });
