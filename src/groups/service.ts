@@ -34,6 +34,7 @@ import type { Tx } from '../storage/database.js';
 import { childrenOf, nodeName, pathOf, planJoin, planLeave, wrapsOf, type NodeRef, type Plan } from './key-tree.js';
 import { groupKeysDer, kekIdOf, nodeUpdateDer, rekeyDer, type NodeKey } from './messages.js';
 import type { GroupController } from './controller.js';
+import { EnvelopePool } from './envelope-pool.js';
 
 export interface KeyGroupRecord {
   id: string;
@@ -544,6 +545,7 @@ export class GroupService {
       }),
     );
     const keys = new Map<string, Buffer>();
+    let pool: EnvelopePool | undefined;
     const keyOf = (n: NodeRef) => {
       const name = nodeName(n);
       let k = keys.get(name);
@@ -555,17 +557,36 @@ export class GroupService {
       return { node: n, version: nodes.get(name)!.version, key: k };
     };
     try {
+      // The wraps on worker threads, a few batches ahead of what is yielded.
+      pool = new EnvelopePool();
+      const BATCH = 256;
+      const inFlight: { members: { serial: string }[]; envelopes: Promise<Buffer[]> }[] = [];
+      const drain = async function* (until: number) {
+        while (inFlight.length > until) {
+          const b = inFlight.shift()!;
+          const envelopes = await b.envelopes;
+          for (const [j, m] of b.members.entries()) yield { serial: m.serial, der: envelopes[j]!, epoch: g.epoch };
+        }
+      };
       for (let i = 0; i < members.length; i += 5000) {
         const chunk = members.slice(i, i + 5000);
         const ders = await this.store.certificateDers(chunk.map((m) => m.serial));
-        for (const m of chunk) {
-          const der = ders.get(m.serial);
-          if (!der) continue;
-          const path = pathOf(m.leaf, g.height).map(keyOf);
-          yield { serial: m.serial, der: envelop(groupKeysDer(g.name, g.epoch, m.leaf, path), [{ kind: 'certificate', certificateDer: der }]), epoch: g.epoch };
+        const present = chunk.filter((m) => ders.has(m.serial));
+        for (let j = 0; j < present.length; j += BATCH) {
+          const batch = present.slice(j, j + BATCH);
+          const items = batch.map((m) => ({
+            content: groupKeysDer(g.name, g.epoch, m.leaf, pathOf(m.leaf, g.height).map(keyOf)),
+            certificateDer: ders.get(m.serial)!,
+          }));
+          const envelopes = pool.envelop(items);
+          envelopes.catch(() => undefined); // awaited in order below; a failure must not go unhandled meanwhile
+          inFlight.push({ members: batch, envelopes });
+          yield* drain(4 * 2);
         }
       }
+      yield* drain(0);
     } finally {
+      await pool?.close();
       for (const k of keys.values()) k.fill(0);
     }
   }
