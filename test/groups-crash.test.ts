@@ -12,32 +12,7 @@ import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
-
-/** The last NodeKey's key of a decrypted GroupKeys (the group key), read with a minimal DER walk. */
-function groupKeyOf(der: Buffer): string {
-  const read = (b: Buffer, at: number) => {
-    let len = b[at + 1]!;
-    let off = at + 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let i = 0; i < n; i++) len = len * 256 + b[off + i]!;
-      off += n;
-    }
-    return { body: b.subarray(off, off + len), end: off + len };
-  };
-  const kids = (b: Buffer) => {
-    const out: Buffer[] = [];
-    for (let at = 0; at < b.length; ) {
-      const k = read(b, at);
-      out.push(k.body);
-      at = k.end;
-    }
-    return out;
-  };
-  const keys = kids(kids(read(der, 0).body)[3]!);
-  return kids(keys[keys.length - 1]!)[2]!.toString('hex');
-}
+import { readGroupKeys, rootOf } from './helpers/group-messages.js';
 
 describe('SIGKILL amid key-group changes', () => {
   let env: TestEnv;
@@ -132,7 +107,7 @@ describe('SIGKILL amid key-group changes', () => {
         out,
       ]);
       assert.equal(d.status, 0, d.stderr);
-      keys.add(groupKeyOf(readFileSync(out)));
+      keys.add(rootOf(readGroupKeys(readFileSync(out)).keys).key.toString('hex'));
     }
     if (now.length) assert.equal(keys.size, 1, 'every member holds the same group key');
 

@@ -14,52 +14,11 @@ import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import { int, kids, readGroupKeys, rootOf, str, tlv } from './helpers/group-messages.js';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import { createServices } from '../src/runtime/services.js';
-
-// ---- A small DER reader for the content (the decryption and the signature are openssl's) ----
-
-interface Tlv {
-  tag: number;
-  body: Buffer;
-  whole: Buffer;
-}
-function tlv(buf: Buffer, at = 0): Tlv {
-  const tag = buf[at]!;
-  let len = buf[at + 1]!;
-  let off = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[off + i]!;
-    off += n;
-  }
-  return { tag, body: buf.subarray(off, off + len), whole: buf.subarray(at, off + len) };
-}
-function kids(t: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let at = 0; at < t.body.length; ) {
-    const k = tlv(t.body, at);
-    out.push(k);
-    at += k.whole.length;
-  }
-  return out;
-}
-const int = (t: Tlv) => Number(BigInt('0x' + (t.body.toString('hex') || '0')));
-const str = (t: Tlv) => t.body.toString('utf8');
-
-/** GroupKeys: node "level.pos" → { version, key }. */
-function readGroupKeys(der: Buffer): { group: string; epoch: number; leaf: number; keys: Map<string, { version: number; key: Buffer }> } {
-  const [group, epoch, leaf, list] = kids(tlv(der));
-  const keys = new Map<string, { version: number; key: Buffer }>();
-  for (const k of kids(list!)) {
-    const [node, version, key] = kids(k);
-    keys.set(str(node!), { version: int(version!), key: Buffer.from(key!.body) });
-  }
-  return { group: str(group!), epoch: int(epoch!), leaf: int(leaf!), keys };
-}
 
 interface Update {
   epoch: number;
@@ -179,11 +138,6 @@ describe('key groups with openssl', () => {
     }
     return opened;
   }
-
-  const rootOf = (keys: Map<string, { version: number; key: Buffer }>) => {
-    const top = Math.max(...[...keys.keys()].map((k) => Number(k.split('.')[0])));
-    return keys.get(`${top}.0`)!;
-  };
 
   before(async () => {
     env = await createTestEnv();
