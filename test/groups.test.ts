@@ -302,6 +302,7 @@ describe('key groups with openssl', () => {
     await refused('POST', '/api/v1/groups', { name: 'fleet' }, 409, /key group fleet already exists/);
     await refused('GET', '/api/v1/groups/fleet/rekey?since=5', undefined, 400, /since 5 is in the future: key group fleet is at epoch 0/);
     await refused('GET', '/api/v1/groups/fleet/rekey?since=-1', undefined, 400, /^since: must be an epoch/);
+    await refused('GET', '/api/v1/groups/fleet/rekey', undefined, 400, /^since: required: the epoch whose keys the member holds/);
     // Tokens: no groups scope; limited to another group; a limited token reads its own.
     const reader = await api(server, 'POST', '/api/v1/tokens', { name: 'reader', scopes: ['read'] });
     await refused('GET', '/api/v1/groups/fleet', undefined, 403, /lacks the 'groups' scope/, reader.json.token);

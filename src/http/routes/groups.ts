@@ -10,6 +10,7 @@ import type { GroupService } from '../../groups/service.js';
 import { requesterOf, requireAuth } from '../auth.js';
 import { noQuery, pathParams, queryParams, serial } from '../params.js';
 import { parseBody } from '../validate.js';
+import { SignetError } from '../../errors.js';
 
 const groupRef = z.string().regex(/^(grp_[0-9a-f]{16}|[a-z0-9][a-z0-9-]{0,62})$/, 'must be a key group id (grp_ and 16 hex digits) or name');
 const createSchema = z
@@ -26,7 +27,9 @@ const rekeyQuery = z
     since: z
       .string()
       .regex(/^(0|[1-9]\d{0,9})$/, 'must be an epoch: a whole number from 0')
-      .transform((s) => Number(s)),
+      .transform((s) => Number(s))
+      // Optional to the schema so that an unknown parameter is named first; required below.
+      .optional(),
   })
   .strict();
 
@@ -71,6 +74,7 @@ export function groupRoutes(ctx: CaContext, groups: GroupService): Router {
   r.get('/groups/:id/rekey', requireAuth(ctx, 'group.rekey'), async (req, res) => {
     const p = pathParams(groupPath, req.params);
     const q = queryParams(rekeyQuery, req.query);
+    if (q.since === undefined) throw new SignetError('bad-request', 'since: required: the epoch whose keys the member holds (0 for a new member)');
     const m = await groups.rekey(p.id, q.since, requesterOf(req));
     res
       .status(200)
