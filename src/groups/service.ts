@@ -81,6 +81,8 @@ export interface GroupStore {
   get(id: string, tx?: Tx): Promise<KeyGroupRecord | null>;
   list(): Promise<KeyGroupRecord[]>;
   memberCount(groupId: string): Promise<number>;
+  /** Members per group id, every group in one read (lists, gauges). */
+  memberCounts(): Promise<Map<string, number>>;
   members(groupId: string, after: string, take: number): Promise<{ serial: string; leaf: number; joinedEpoch: number; joinedAt: Date }[]>;
   member(groupId: string, serial: string, tx?: Tx): Promise<{ leaf: number; joinedEpoch: number } | null>;
   /** The groups a certificate is a member of. */
@@ -148,7 +150,8 @@ export class GroupService {
 
   /** Members and epoch per group, for the gauges (every group: an operator's view). */
   async gauges(): Promise<{ name: string; members: number; epoch: number }[]> {
-    return Promise.all((await this.store.list()).map(async (g) => ({ name: g.name, epoch: g.epoch, members: await this.store.memberCount(g.id) })));
+    const counts = await this.store.memberCounts();
+    return (await this.store.list()).map((g) => ({ name: g.name, epoch: g.epoch, members: counts.get(g.id) ?? 0 }));
   }
 
   constructor(
@@ -177,13 +180,14 @@ export class GroupService {
     return g;
   }
 
-  private async view(g: KeyGroupRecord): Promise<GroupView> {
+  /** `members` when the caller counted them already (a list counts all groups in one query). */
+  private async view(g: KeyGroupRecord, members?: number): Promise<GroupView> {
     return {
       id: g.id,
       name: g.name,
       profile: g.profile ?? GROUP_MEMBER_PROFILE,
       epoch: g.epoch,
-      members: await this.store.memberCount(g.id),
+      members: members ?? (await this.store.memberCount(g.id)),
       treeHeight: g.height,
       createdAt: g.createdAt,
       createdBy: g.createdBy,
@@ -201,7 +205,8 @@ export class GroupService {
         return false;
       }
     });
-    return Promise.all(visible.map((g) => this.view(g)));
+    const counts = await this.store.memberCounts();
+    return Promise.all(visible.map((g) => this.view(g, counts.get(g.id) ?? 0)));
   }
 
   async show(ref: string, who: Requester): Promise<GroupView & { memberList: { serial: string; leaf: number; joinedEpoch: number; joinedAt: Date }[] }> {

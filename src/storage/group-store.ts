@@ -29,6 +29,11 @@ export class PrismaGroupStore implements GroupStore {
     return this.db.prisma.keyGroup.findMany({ orderBy: { name: 'asc' } });
   }
 
+  async memberCounts(): Promise<Map<string, number>> {
+    const rows = await this.db.prisma.keyGroupMember.groupBy({ by: ['groupId'], _count: { _all: true } });
+    return new Map(rows.map((r) => [r.groupId, r._count._all]));
+  }
+
   memberCount(groupId: string): Promise<number> {
     return this.db.prisma.keyGroupMember.count({ where: { groupId } });
   }
