@@ -11,9 +11,12 @@
  * Setup (issuing N certificates, one bulk add) is timed apart and is not the figure.
  *
  *   node --import tsx bench/micro/groups.ts [members] [changes]
+ *   BENCH_PROFILE_WELCOMES=welcomes.cpuprofile … (the main thread's profile of the welcome phase;
+ *   summarise with `npm run bench -- profile welcomes.cpuprofile`)
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -94,8 +97,15 @@ for (const s of joiners) {
 }
 const joins = timings.filter((t) => t.change === 'join');
 
-// ---- Every welcome ----
+// ---- Every welcome (BENCH_PROFILE_WELCOMES=file.cpuprofile profiles the main thread over this phase alone) ----
+const profiler = process.env.BENCH_PROFILE_WELCOMES ? new Session() : undefined;
+if (profiler) {
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
 const t2 = process.hrtime.bigint();
+const cpu2 = process.cpuUsage(); // every thread of the process: the main one and the workers
 let welcomes = 0;
 let bytes = 0;
 let firstMs = 0;
@@ -106,6 +116,12 @@ for await (const w of groups.allWelcomes('bench', operator)) {
   if (welcomes % 5000 === 0) progress('welcomes', welcomes, N);
 }
 const welcomeMs = ms(t2);
+const welcomeCpu = process.cpuUsage(cpu2);
+if (profiler) {
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(process.env.BENCH_PROFILE_WELCOMES!, JSON.stringify(profile));
+  profiler.disconnect();
+}
 
 // ---- The naive scheme: the group key wrapped to every member's certificate ----
 const groupKey = randomBytes(32);
@@ -117,12 +133,14 @@ for (let i = 0; i < serials.length; i += 1000)
   }))
     certs.set(c.serial, c.der);
 const t3 = process.hrtime.bigint();
+const cpu3 = process.cpuUsage();
 let naive = 0;
 for (const der of certs.values()) {
   envelop(groupKey, [prepareRecipient({ kind: 'certificate', certificateDer: der })]);
   if (++naive % 5000 === 0) progress('naive re-wrap', naive, certs.size);
 }
 const naiveMs = ms(t3);
+const naiveCpu = process.cpuUsage(cpu3);
 process.stderr.write('\r');
 
 const members = N - leavers.size + joiners.length;
@@ -148,13 +166,14 @@ row(
 );
 row('join: the whole add (its transaction)', addMs, '', '');
 console.log('');
-console.log('| bulk work | count | time | per second | target |');
-console.log('| --- | ---: | ---: | ---: | --- |');
+const cpuEach = (c: NodeJS.CpuUsage, n: number) => `${Math.round((c.user + c.system) / Math.max(1, n))} µs`;
+console.log('| bulk work | count | time | per second | CPU per item (all threads) | target |');
+console.log('| --- | ---: | ---: | ---: | ---: | --- |');
 console.log(
-  `| every welcome (path keys, one wrap to the certificate each, on worker threads; reading the tree and members first: ${(firstMs / 1000).toFixed(1)} s) | ${welcomes} | ${(welcomeMs / 1000).toFixed(1)} s | ${Math.round(welcomes / (welcomeMs / 1000))} | ≥ 5,000/s | `,
+  `| every welcome (path keys, one wrap to the certificate each, on worker threads; reading the tree and members first: ${(firstMs / 1000).toFixed(1)} s) | ${welcomes} | ${(welcomeMs / 1000).toFixed(1)} s | ${Math.round(welcomes / (welcomeMs / 1000))} | ${cpuEach(welcomeCpu, welcomes)} | ≥ 5,000/s (≤ 400 µs of CPU each on two cores) |`,
 );
 console.log(
-  `| naive leave: the group key re-wrapped to every member (one thread) | ${naive} | ${(naiveMs / 1000).toFixed(1)} s | ${Math.round(naive / (naiveMs / 1000))} | (comparison) |`,
+  `| naive leave: the group key re-wrapped to every member (one thread) | ${naive} | ${(naiveMs / 1000).toFixed(1)} s | ${Math.round(naive / (naiveMs / 1000))} | ${cpuEach(naiveCpu, naive)} | (comparison) |`,
 );
 console.log('');
 console.log(

@@ -30,12 +30,32 @@ export interface NodeKey {
 export const kekIdOf = (group: string, node: NodeRef, version: number): Buffer => Buffer.from(`${group}/${nodeName(node)}/${version}`, 'utf8');
 
 export function groupKeysDer(group: string, epoch: number, leaf: number, keys: NodeKey[]): Buffer {
-  return sequence(
-    utf8(group),
-    smallInteger(epoch),
-    smallInteger(leaf),
-    sequence(...keys.map((k) => sequence(utf8(nodeName(k.node)), smallInteger(k.version), octetString(k.key)))),
-  );
+  const nodeKeys = keys.map(nodeKeyDer);
+  try {
+    return groupKeysOfNodeKeys(group, epoch, leaf, nodeKeys);
+  } finally {
+    for (const b of nodeKeys) b.fill(0);
+  }
+}
+
+/** One NodeKey's DER (building every welcome encodes each node once: welcome-worker.ts). */
+export function nodeKeyDer(k: NodeKey): Buffer {
+  const key = octetString(k.key);
+  try {
+    return sequence(utf8(nodeName(k.node)), smallInteger(k.version), key);
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** GroupKeys from the path's NodeKey encodings, leaf first. */
+export function groupKeysOfNodeKeys(group: string, epoch: number, leaf: number, nodeKeys: Buffer[]): Buffer {
+  const keys = sequence(...nodeKeys);
+  try {
+    return sequence(utf8(group), smallInteger(epoch), smallInteger(leaf), keys);
+  } finally {
+    keys.fill(0);
+  }
 }
 
 /** One NodeUpdate; an epoch's record stores its updates concatenated (rekeyDer wraps them). */

@@ -34,7 +34,7 @@ import type { Tx } from '../storage/database.js';
 import { childrenOf, nodeName, pathOf, planJoin, planLeave, wrapsOf, type NodeRef, type Plan } from './key-tree.js';
 import { groupKeysDer, kekIdOf, nodeUpdateDer, rekeyDer, type NodeKey } from './messages.js';
 import type { GroupController } from './controller.js';
-import { EnvelopePool } from './envelope-pool.js';
+import { WelcomePool } from './welcome-pool.js';
 
 export interface KeyGroupRecord {
   id: string;
@@ -536,34 +536,32 @@ export class GroupService {
    */
   async *allWelcomes(ref: string, who: Requester): AsyncGenerator<{ serial: string; der: Buffer; epoch: number }> {
     const g = await this.find(ref, who.principal, 'group.welcome');
-    const nodes = new Map((await this.store.allNodes(g.id)).map((n) => [nodeName(n), n]));
-    const members = await this.store.allMembers(g.id);
-    const current = await this.store.get(g.id);
-    if (!current || current.epoch !== g.epoch) throw new SignetError('conflict', `key group ${g.name} changed while its welcomes were read; ask again`);
-    await this.ctx.db.transaction((tx) =>
-      appendAudit(tx, {
-        actor: actorOf(who.principal),
-        action: 'group.welcomes_built',
-        target: g.id,
-        sourceIp: who.sourceIp,
-        details: { group: g.name, members: members.length, epoch: g.epoch },
-      }),
-    );
+    const pool = new WelcomePool(); // its threads start while the tree is read
     const keys = new Map<string, Buffer>();
-    let pool: EnvelopePool | undefined;
-    const keyOf = (n: NodeRef) => {
-      const name = nodeName(n);
-      let k = keys.get(name);
-      if (!k) {
+    try {
+      const nodes = new Map((await this.store.allNodes(g.id)).map((n) => [nodeName(n), n]));
+      const members = await this.store.allMembers(g.id);
+      const current = await this.store.get(g.id);
+      if (!current || current.epoch !== g.epoch) throw new SignetError('conflict', `key group ${g.name} changed while its welcomes were read; ask again`);
+      await this.ctx.db.transaction((tx) =>
+        appendAudit(tx, {
+          actor: actorOf(who.principal),
+          action: 'group.welcomes_built',
+          target: g.id,
+          sourceIp: who.sourceIp,
+          details: { group: g.name, members: members.length, epoch: g.epoch },
+        }),
+      );
+      const keyOf = (n: NodeRef): NodeKey => {
+        const name = nodeName(n);
         const s = nodes.get(name);
         if (!s) throw new Error(`key group ${g.id}: node ${name} holds no key`);
-        keys.set(name, (k = this.unseal(g.id, s)));
-      }
-      return { node: n, version: nodes.get(name)!.version, key: k };
-    };
-    try {
-      // The wraps on worker threads, a few batches ahead of what is yielded.
-      pool = new EnvelopePool();
+        let k = keys.get(name);
+        if (!k) keys.set(name, (k = this.unseal(g.id, s)));
+        return { node: n, version: s.version, key: k };
+      };
+      // A few batches in flight ahead of what is yielded; each carries the node keys on its
+      // members' paths (a batch of consecutive leaves shares all but the lowest levels).
       const BATCH = 256;
       const inFlight: { members: { serial: string }[]; envelopes: Promise<Buffer[]> }[] = [];
       const drain = async function* (until: number) {
@@ -579,11 +577,13 @@ export class GroupService {
         const present = chunk.filter((m) => ders.has(m.serial));
         for (let j = 0; j < present.length; j += BATCH) {
           const batch = present.slice(j, j + BATCH);
-          const items = batch.map((m) => ({
-            content: groupKeysDer(g.name, g.epoch, m.leaf, pathOf(m.leaf, g.height).map(keyOf)),
-            certificateDer: ders.get(m.serial)!,
-          }));
-          const envelopes = pool.envelop(items);
+          const onPaths = new Map<string, NodeKey>();
+          for (const m of batch) for (const n of pathOf(m.leaf, g.height)) if (!onPaths.has(nodeName(n))) onPaths.set(nodeName(n), keyOf(n));
+          const envelopes = pool.build(
+            { group: g.name, epoch: g.epoch, height: g.height },
+            batch.map((m) => ({ leaf: m.leaf, certificateDer: ders.get(m.serial)! })),
+            [...onPaths.values()],
+          );
           envelopes.catch(() => undefined); // awaited in order below; a failure must not go unhandled meanwhile
           inFlight.push({ members: batch, envelopes });
           yield* drain(4 * 2);
@@ -591,7 +591,7 @@ export class GroupService {
       }
       yield* drain(0);
     } finally {
-      await pool?.close();
+      await pool.close();
       for (const k of keys.values()) k.fill(0);
     }
   }

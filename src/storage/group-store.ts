@@ -104,22 +104,19 @@ export class PrismaGroupStore implements GroupStore {
   }
 
   /** The DER of certificates by serial, in chunks (building every welcome). */
-  async certificateDers(serials: string[]): Promise<Map<string, Uint8Array>> {
-    const out = new Map<string, Uint8Array>();
-    for (let i = 0; i < serials.length; i += 1000)
-      for (const c of await this.db.prisma.certificate.findMany({ where: { serial: { in: serials.slice(i, i + 1000) } }, select: { serial: true, der: true } }))
-        out.set(c.serial, c.der);
-    return out;
+  // The bulk reads of every welcome go through the driver (storage/hot-reads.ts).
+  certificateDers(serials: string[]): Promise<Map<string, Uint8Array>> {
+    return this.db.hotReads().certificateDers(serials);
   }
 
   /** Every member with its leaf, in leaf order (building every welcome). */
-  async allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]> {
-    return this.db.prisma.keyGroupMember.findMany({ where: { groupId }, orderBy: { leaf: 'asc' }, select: { serial: true, leaf: true } });
+  allMembers(groupId: string): Promise<{ serial: string; leaf: number }[]> {
+    return this.db.hotReads().groupMembers(groupId);
   }
 
   /** Every node of the tree. */
   allNodes(groupId: string): Promise<StoredNode[]> {
-    return this.db.prisma.keyGroupNode.findMany({ where: { groupId }, select: { level: true, pos: true, version: true, sealed: true } });
+    return this.db.hotReads().groupNodes(groupId);
   }
 
   /** A whole tree for an empty group, in one transaction: its nodes, its members, epoch 1. */
