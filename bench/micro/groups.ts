@@ -11,6 +11,8 @@
  * Setup (issuing N certificates, one bulk add) is timed apart and is not the figure.
  *
  *   node --import tsx bench/micro/groups.ts [members] [changes]
+ *   BENCH_POSTGRES=postgresql://postgres@127.0.0.1:5432/test … (on a fresh PostgreSQL database,
+ *   made next to the one named and dropped at the end; SQLite otherwise)
  *   BENCH_PROFILE_WELCOMES=welcomes.cpuprofile … (the main thread's profile of the welcome phase;
  *   summarise with `npm run bench -- profile welcomes.cpuprofile`)
  */
@@ -19,6 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import { bootstrapIfEmpty, openSignet } from '../../src/runtime/open.js';
@@ -32,7 +35,22 @@ import { storageOf } from '../../src/storage/database.js';
 const N = Number(process.argv[2] ?? 100_000);
 const K = Number(process.argv[3] ?? 20);
 const dir = mkdtempSync(join(tmpdir(), 'signet-bench-groups-'));
-const config = loadConfig({ SIGNET_DATA_DIR: dir, SIGNET_LOG_LEVEL: 'warn' });
+const pgAdmin = process.env.BENCH_POSTGRES;
+const pgDatabase = `signet_bench_groups_${process.pid}`;
+const pgQuery = async (sql: string) => {
+  const c = new pg.Client({ connectionString: pgAdmin });
+  await c.connect();
+  await c.query(sql);
+  await c.end();
+};
+let databaseUrl: string | undefined;
+if (pgAdmin) {
+  await pgQuery(`CREATE DATABASE ${pgDatabase}`);
+  const u = new URL(pgAdmin);
+  u.pathname = `/${pgDatabase}`;
+  databaseUrl = u.toString();
+}
+const config = loadConfig({ SIGNET_DATA_DIR: dir, SIGNET_LOG_LEVEL: 'warn', ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) });
 const ctx = await openSignet(config, pino({ level: 'warn' }));
 await bootstrapIfEmpty(ctx, config);
 const { groups, issuance, revocation } = createServices(ctx, config);
@@ -145,7 +163,9 @@ process.stderr.write('\r');
 
 const members = N - leavers.size + joiners.length;
 const logN = Math.ceil(Math.log2(N));
-console.log(`node ${process.version}; ${N} members (ECDSA P-256, group-member); ${K} leaves and ${K} joins; SQLite at ${dir}`);
+console.log(
+  `node ${process.version}; ${N} members (ECDSA P-256, group-member); ${K} leaves and ${K} joins; ${pgAdmin ? `PostgreSQL (${pgDatabase})` : `SQLite at ${dir}`}`,
+);
 console.log('');
 console.log('| operation | median | p95 | max | key wraps (max) | target |');
 console.log('| --- | ---: | ---: | ---: | ---: | --- |');
@@ -182,3 +202,4 @@ console.log(
 console.log(`setup (not the figure): ${N} certificates issued in ${(issueMs / 1000).toFixed(1)} s; bulk add in ${(seedMs / 1000).toFixed(1)} s`);
 await ctx.db.close();
 rmSync(dir, { recursive: true, force: true });
+if (pgAdmin) await pgQuery(`DROP DATABASE IF EXISTS ${pgDatabase} WITH (FORCE)`);
