@@ -57,11 +57,12 @@ async function guarded(fn) {
   }
 }
 
-const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'enrollment', 'audit'];
+const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'enrollment', 'groups', 'group', 'tokens', 'audit'];
 function show(view) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav button[data-view]')) {
-    if (b.dataset.view === view || (view === 'certificate' && b.dataset.view === 'certificates')) b.setAttribute('aria-current', 'page');
+    const parent = { certificate: 'certificates', group: 'groups' }[view];
+    if (b.dataset.view === view || b.dataset.view === parent) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
   }
 }
@@ -126,8 +127,8 @@ function loadProfiles() {
 
 async function fillProfiles() {
   const { items } = await api('GET', '/profiles');
-  for (const select of [$('f-profile'), $('i-profile'), $('e-profile')]) {
-    const keep = select.id === 'f-profile' ? [select.options[0]] : [];
+  for (const select of [$('f-profile'), $('i-profile'), $('e-profile'), $('g-profile')]) {
+    const keep = select.id === 'f-profile' || select.id === 'g-profile' ? [select.options[0]] : [];
     select.replaceChildren(...keep, ...items.map((p) => el('option', { value: p.name }, p.name)));
   }
 }
@@ -282,12 +283,66 @@ async function loadCas(focusId) {
       el('td', {}, el('a', { href: x.url, download: `${x.id}.crt`, type: 'application/pkix-cert' }, `${x.id}.crt`)));
   }));
   $('ca-certs-empty').hidden = extra.length > 0;
+  const parent = $('c-parent');
+  const chosen = parent.value;
+  parent.replaceChildren(...items.filter((ca) => ca.status === 'active').map((ca) => el('option', { value: ca.id }, `${ca.subject} (${ca.id})`)));
+  if (chosen) parent.value = chosen;
   const row = focusId && document.querySelector(`#ca-table tr[data-ca="${CSS.escape(focusId)}"]`);
   if (row) {
     row.setAttribute('aria-current', 'true');
     row.focus();
     row.scrollIntoView({ block: 'center' });
   }
+}
+
+// --- key groups --------------------------------------------------------------------------
+
+async function loadGroups() {
+  const { items } = await api('GET', '/groups');
+  $('group-table').tBodies[0].replaceChildren(...items.map((g) => el('tr', { 'data-group': g.id },
+    el('td', {}, el('a', { href: `#/groups/${encodeURIComponent(g.id)}` }, g.name)), el('td', { class: 'mono' }, g.id), el('td', {}, g.profile),
+    el('td', {}, g.members), el('td', {}, g.epoch), el('td', {}, `${date(g.createdAt)} by ${g.createdBy}`))));
+  $('group-empty').hidden = items.length > 0;
+}
+
+async function showGroup(id) {
+  const g = await api('GET', `/groups/${encodeURIComponent(id)}`);
+  $('gd-name').textContent = g.name;
+  $('gd-name').dataset.id = g.id;
+  const rows = [['Id', g.id], ['Member profile', g.profile], ['Members', g.members], ['Epoch', g.epoch], ['Tree height', g.treeHeight], ['Created', `${date(g.createdAt)} by ${g.createdBy}`]];
+  $('gd-fields').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  $('member-table').tBodies[0].replaceChildren(...g.memberList.map((m) => el('tr', { 'data-serial': m.serial },
+    el('td', { class: 'mono' }, el('a', { href: `#/certificates/${encodeURIComponent(m.serial)}` }, m.serial)), el('td', {}, m.leaf), el('td', {}, m.joinedEpoch),
+    el('td', {}, date(m.joinedAt)), el('td', {}, el('button', { type: 'button', class: 'danger', 'data-remove': m.serial }, 'Remove')))));
+  $('member-empty').hidden = g.memberList.length > 0;
+  $('member-more').hidden = g.memberList.length >= g.members;
+  show('group');
+}
+
+// --- API tokens ----------------------------------------------------------------------------
+
+const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+async function loadTokens() {
+  const { items } = await api('GET', '/tokens');
+  const now = Date.now();
+  $('token-table').tBodies[0].replaceChildren(...items.map((t) => {
+    const status = t.revokedAt ? 'revoked' : t.expiresAt && Date.parse(t.expiresAt) <= now ? 'expired' : 'active';
+    const limits = [
+      t.profiles && `profiles ${t.profiles.join(', ')}`,
+      t.nameSuffixes && `names under ${t.nameSuffixes.join(', ')}`,
+      t.groups && `groups ${t.groups.join(', ')}`,
+    ].filter(Boolean).join('; ');
+    const revoke = el('td');
+    if (status === 'active') revoke.append(el('button', { type: 'button', class: 'danger', 'data-revoke': t.id }, 'Revoke'));
+    return el('tr', { 'data-id': t.id }, el('td', { class: 'mono' }, t.id), el('td', {}, t.name), el('td', {}, t.scopes.join(', ')), el('td', {}, limits || 'none'),
+      statusCell(status), el('td', {}, t.expiresAt ? date(t.expiresAt) : 'never'), el('td', {}, date(t.lastUsedAt)), el('td', {}, date(t.createdAt)), revoke);
+  }));
+}
+
+function forgetToken() {
+  $('token-made-secret').value = '';
+  $('token-made').hidden = true;
 }
 
 // --- navigation --------------------------------------------------------------------------
@@ -301,6 +356,9 @@ async function route() {
     else if (view === 'issue') { show('issue'); await loadProfiles(); }
     else if (view === 'cas') { show('cas'); await loadCas(arg && decodeURIComponent(arg)); }
     else if (view === 'enrollment') { show('enrollment'); await loadProfiles(); await loadEnrollment(); }
+    else if (view === 'groups' && arg) await showGroup(decodeURIComponent(arg));
+    else if (view === 'groups') { show('groups'); await loadProfiles(); await loadGroups(); }
+    else if (view === 'tokens') { show('tokens'); await loadTokens(); }
     else if (view === 'audit') { show('audit'); await loadAudit(); }
     else {
       show('certificates');
@@ -316,6 +374,8 @@ function go(hash) {
 
 function signOut(why = '') {
   sessionStorage.removeItem(TOKEN_KEY);
+  forgetSecret();
+  forgetToken();
   $('nav').hidden = true;
   show('sign-in');
   say(why, why ? 'error' : 'info');
@@ -400,6 +460,80 @@ $('enroll-table').addEventListener('click', (ev) => {
     await api('POST', `/enrollment-credentials/${encodeURIComponent(id)}/revoke`, {});
     await loadEnrollment();
     say(`Revoked ${id}; it no longer enrolls anything.`, 'info');
+  });
+});
+$('ca-create-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    const made = await api('POST', '/cas', {
+      parentId: $('c-parent').value, subject: $('c-subject').value.trim(), keyAlgorithm: $('c-key').value,
+      validityDays: Number($('c-days').value), pathLen: Number($('c-pathlen').value),
+    });
+    $('c-subject').value = '';
+    await loadCas(made.id);
+    say(`Created intermediate ${made.id} (${made.subject}); it issues once a profile or request names it.`, 'info');
+  });
+});
+$('group-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    const body = { name: $('g-name').value.trim() };
+    if ($('g-profile').value) body.profile = $('g-profile').value;
+    const g = await api('POST', '/groups', body);
+    $('g-name').value = '';
+    await loadGroups();
+    say(`Created key group ${g.name} (${g.id}).`, 'info');
+  });
+});
+$('member-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    const id = $('gd-name').dataset.id;
+    const serial = $('m-serial').value.trim();
+    const r = await api('POST', `/groups/${encodeURIComponent(id)}/members`, { serial });
+    $('m-serial').value = '';
+    await showGroup(id);
+    say(`Added ${serial}; the group is at epoch ${r.epoch ?? ''}.`, 'info');
+  });
+});
+$('member-table').addEventListener('click', (ev) => {
+  const serial = ev.target.closest('button[data-remove]')?.dataset.remove;
+  if (!serial) return;
+  guarded(async () => {
+    const id = $('gd-name').dataset.id;
+    await api('DELETE', `/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(serial)}`);
+    await showGroup(id);
+    say(`Removed ${serial}; the keys on its path were replaced.`, 'info');
+  });
+});
+$('group-back').addEventListener('click', () => go('#/groups'));
+$('token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    forgetToken();
+    const body = { name: $('t-name').value.trim(), scopes: [...document.querySelectorAll('#t-scopes input:checked')].map((c) => c.value) };
+    for (const [key, id] of [['profiles', 't-profiles'], ['nameSuffixes', 't-names'], ['groups', 't-groups']]) {
+      const v = list($(id).value);
+      if (v.length) body[key] = v;
+    }
+    const days = Number($('t-days').value);
+    if (days > 0) body.expiresAt = new Date(Date.now() + days * 86_400_000).toISOString();
+    const made = await api('POST', '/tokens', body);
+    $('token-made-id').textContent = made.id;
+    $('token-made-secret').value = made.token;
+    $('token-made').hidden = false;
+    $('token-form').reset();
+    await loadTokens();
+  });
+});
+$('token-made-done').addEventListener('click', forgetToken);
+$('token-table').addEventListener('click', (ev) => {
+  const id = ev.target.closest('button[data-revoke]')?.dataset.revoke;
+  if (!id) return;
+  guarded(async () => {
+    await api('DELETE', `/tokens/${encodeURIComponent(id)}`);
+    await loadTokens();
+    say(`Revoked ${id}; it is refused from now on.`, 'info');
   });
 });
 $('audit-form').addEventListener('submit', (ev) => { ev.preventDefault(); guarded(() => loadAudit()); });

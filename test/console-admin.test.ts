@@ -1,0 +1,191 @@
+/**
+ * The console's administration views in a real browser (Debian's chromium, playwright-core)
+ * against a real `signet serve` (issue #19): API tokens (the secret shown once, then
+ * forgotten; revoked from the table), an intermediate created under the root (its certificate
+ * checked with openssl), key groups (created, a refused name showing the server's detail, a
+ * member added and removed). A read-only token is refused each with the server's reason.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, openRecordingErrors } from './helpers/browser.js';
+import { api, startServer, type RunningServer } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { openssl, TempDir } from './helpers/openssl.js';
+
+describe('web console: administration', () => {
+  let env: TestEnv;
+  let server: RunningServer;
+  let browser: Browser;
+  const tmp = new TempDir();
+  let readToken = '';
+
+  before(async () => {
+    env = await createTestEnv();
+    server = await startServer(env.env);
+    const t = await api(server, 'POST', '/api/v1/tokens', { name: 'console reader', scopes: ['read'] });
+    assert.equal(t.status, 201, t.text);
+    readToken = t.json.token;
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await env?.cleanup();
+    tmp.remove();
+  });
+
+  async function signedIn(token: string, hash: string): Promise<{ page: Page; errors: string[] }> {
+    const { page, errors } = await openRecordingErrors(browser, `${server.url}/console`);
+    await page.fill('#token', token);
+    await page.click('#sign-in-form button[type=submit]');
+    await page.waitForSelector('#view-certificates:not([hidden])');
+    await page.evaluate((h) => {
+      location.hash = h;
+    }, hash);
+    return { page, errors };
+  }
+
+  const message = async (page: Page, pattern: RegExp) => {
+    try {
+      await page.waitForFunction((src) => new RegExp(src).test(document.getElementById('message')?.textContent ?? ''), pattern.source, { timeout: 10_000 });
+    } catch {
+      assert.match((await page.textContent('#message')) ?? '', pattern);
+    }
+    return (await page.textContent('#message')) ?? '';
+  };
+
+  test('an operator creates a limited token (shown once, then forgotten), it works, and revoking it from the table stops it', async () => {
+    const { page, errors } = await signedIn(server.token, '#/tokens');
+    await page.waitForSelector('#view-tokens:not([hidden])');
+    await page.fill('#t-name', 'web-01 renewals');
+    await page.check('#t-scopes input[value=read]');
+    await page.fill('#t-names', 'web.console.test');
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#token-made:not([hidden])');
+    const secret = await page.inputValue('#token-made-secret');
+    const id = (await page.textContent('#token-made-id'))!;
+    assert.match(id, /^tok-[0-9a-f]+$/);
+    const row = `#token-table tr[data-id="${id}"]`;
+    await page.waitForSelector(row);
+    assert.match((await page.textContent(row))!, /web-01 renewals.*read.*names under web\.console\.test.*active/s);
+
+    const asIt = await fetch(`${server.url}/api/v1/cas`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(asIt.status, 200, 'the secret the page showed is the token');
+    const listed = await api(server, 'GET', '/api/v1/tokens');
+    const made = listed.json.items.find((t: { id: string }) => t.id === id);
+    assert.deepEqual([made.scopes, made.nameSuffixes], [['read'], ['web.console.test']]);
+    assert.ok(made.expiresAt, 'the 90-day default expiry is sent');
+
+    await page.click('#token-made-done');
+    assert.equal(await page.inputValue('#token-made-secret'), '', 'the secret is forgotten once copied');
+    assert.equal(await page.isVisible('#token-made'), false);
+    assert.equal((await page.content()).includes(secret), false, 'nowhere in the page any more');
+
+    await page.click(`${row} button[data-revoke]`);
+    await message(page, /Revoked tok-/);
+    await page.waitForSelector(`${row} td.status-revoked`);
+    const after = await fetch(`${server.url}/api/v1/cas`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(after.status, 401);
+
+    // No scope ticked: the server's own detail is shown, nothing is made.
+    const before = (await api(server, 'GET', '/api/v1/tokens')).json.items.length;
+    await page.fill('#t-name', 'nothing');
+    await page.click('#token-form button[type=submit]');
+    assert.match(await message(page, /\(400\)/), /scopes.*at least one scope/);
+    assert.equal((await api(server, 'GET', '/api/v1/tokens')).json.items.length, before);
+    assert.deepEqual(
+      errors.filter((e) => !/400/.test(e)),
+      [],
+    );
+    await page.context().close();
+  });
+
+  test('an operator creates an intermediate under the root; openssl verifies it', async () => {
+    const cas = (await api(server, 'GET', '/api/v1/cas')).json.items as { id: string; parentId: string | null }[];
+    const root = cas.find((c) => !c.parentId)!;
+    const { page, errors } = await signedIn(server.token, '#/cas');
+    await page.waitForSelector(`#c-parent option[value="${root.id}"]`, { state: 'attached' });
+    await page.selectOption('#c-parent', root.id);
+    await page.fill('#c-subject', 'CN=Console Issuing CA,O=Signet test');
+    await page.selectOption('#c-key', 'ecdsa-p384');
+    await page.fill('#c-days', '400');
+    await page.click('#ca-create-form button[type=submit]');
+    const said = await message(page, /Created intermediate/);
+    const id = /Created intermediate (\S+)/.exec(said)![1]!;
+    await page.waitForSelector(`#ca-table tr[data-ca="${id}"]`);
+    const ca = (await api(server, 'GET', `/api/v1/cas/${id}`)).json;
+    assert.equal(ca.parentId, root.id);
+    assert.equal(ca.keyAlgorithm, 'ecdsa-p384');
+    const rootPem = (await api(server, 'GET', `/api/v1/cas/${root.id}`)).json.certificate;
+    const v = openssl(['verify', '-CAfile', tmp.file('root.pem', rootPem), tmp.file('ca.pem', ca.certificate)]);
+    assert.equal(v.status, 0, v.stderr + v.stdout);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+
+  test('an operator creates a key group, adds a member by serial and removes it; a bad name shows the server detail', async () => {
+    const req = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('m.key'),
+      '-subj',
+      '/CN=m1.console.test',
+      '-addext',
+      'subjectAltName=DNS:m1.console.test',
+    ]);
+    assert.equal(req.status, 0, req.stderr);
+    const cert = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'group-member' });
+    assert.equal(cert.status, 201, cert.text);
+
+    const { page, errors } = await signedIn(server.token, '#/groups');
+    await page.waitForSelector('#view-groups:not([hidden])');
+    await page.fill('#g-name', 'Not A Name');
+    await page.click('#group-form button[type=submit]');
+    assert.match(await message(page, /\(400\)/), /lower-case letters/);
+    assert.equal((await api(server, 'GET', '/api/v1/groups')).json.items.length, 0);
+
+    await page.fill('#g-name', 'console-fleet');
+    await page.click('#group-form button[type=submit]');
+    await message(page, /Created key group console-fleet/);
+    await page.click('#group-table a:text("console-fleet")');
+    await page.waitForSelector('#view-group:not([hidden])');
+    await page.fill('#m-serial', cert.json.serial);
+    await page.click('#member-form button[type=submit]');
+    await message(page, /Added .* epoch 1/);
+    await page.waitForSelector(`#member-table tr[data-serial="${cert.json.serial}"]`);
+    let g = (await api(server, 'GET', '/api/v1/groups/console-fleet')).json;
+    assert.deepEqual([g.members, g.epoch], [1, 1]);
+
+    await page.click(`#member-table button[data-remove="${cert.json.serial}"]`);
+    await message(page, /Removed/);
+    await page.waitForSelector('#member-empty:not([hidden])');
+    g = (await api(server, 'GET', '/api/v1/groups/console-fleet')).json;
+    assert.deepEqual([g.members, g.epoch], [0, 2]);
+    assert.deepEqual(
+      errors.filter((e) => !/400/.test(e)),
+      [],
+    );
+    await page.context().close();
+  });
+
+  test("a read-only token is refused tokens and group changes, with the server's reason", async () => {
+    const { page, errors } = await signedIn(readToken, '#/tokens');
+    assert.match(await message(page, /\(403\)/), /admin/);
+    await page.evaluate(() => {
+      location.hash = '#/groups';
+    });
+    assert.match(await message(page, /\(403\)/), /groups|admin/);
+    assert.deepEqual(
+      errors.filter((e) => !/403/.test(e)),
+      [],
+    );
+    await page.context().close();
+  });
+});
