@@ -169,7 +169,9 @@ function operationObject(route: RouteKey, operation: Operation | undefined, doc:
           : {}),
     };
   }
-  responses['400'] = problem('The request is malformed: a path or query parameter, or the body, fails its schema (the detail names which and why)');
+  responses['400'] = problem(
+    'The request is malformed or refused by policy: a path or query parameter or the body fails its schema, or (issuance) the CSR, its key or a name breaks the rules; the detail names which and why',
+  );
   if (doc.clientCertificate) responses['401'] = problem('No usable TLS client certificate was presented (plain HTTP cannot carry one)');
   else if (scope) {
     responses['401'] = problem('Missing, malformed, unknown, expired or revoked bearer token (WWW-Authenticate: Bearer)');
