@@ -241,8 +241,8 @@ describe('the OpenAPI document against a real server', { concurrency: false }, (
     ok(await call('GET /openapi.json', '/openapi.json'), 200);
 
     // Every documented success answer was compared with a real one. The mTLS renewal answers
-    // only on the HTTPS listener with a client certificate (test/mtls-renewal.test.ts); its
-    // body is renewedResponse, the same schema as POST /certificates/:serial/renew's, checked above.
+    // only on the HTTPS listener with a client certificate: test/mtls-renewal.test.ts checks its
+    // body against its documented schema (renewedResponse, also POST /certificates/:serial/renew's).
     const unseen: string[] = [];
     for (const [path, ops] of Object.entries(document.paths as Json))
       for (const [method, op] of Object.entries(ops as Json))
