@@ -491,6 +491,12 @@ const ROWS: Row[] = [
     variants: [{ name: 'checkpoints', status: 200 }],
     request: async () => ({ method: 'GET', path: '/api/v1/audit/checkpoints?limit=1' }),
   },
+  {
+    route: 'GET /openapi.json',
+    op: 'api.describe',
+    variants: [{ name: 'the OpenAPI document (public)', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/openapi.json' }),
+  },
 ];
 
 /** The expected answer for a token shape on one cell: derived, never listed. */

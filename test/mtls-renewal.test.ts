@@ -24,6 +24,7 @@ import { requireTool } from './helpers/tools.js';
 import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { countRows, sql } from './helpers/sql.js';
 import { buildCaTbs } from '../src/pki/ca-template.js';
+import { renewedResponse } from '../src/http/routes/certificates.js';
 import { algorithmDer, inspectCertificate, newSerial, serialHex, signTbs, toPem } from '../src/pki/certificate.js';
 import { dnToDer } from '../src/pki/dn.js';
 import { generateKey, signerFor, type Signer } from '../src/pki/keys.js';
@@ -291,6 +292,8 @@ describe('renewal with the current certificate (mTLS) over a real HTTPS listener
     assert.equal(r.json.predecessorSerial, old.serial);
     assert.equal(r.json.profile, 'server');
     assert.equal(r.json.caId, intId);
+    // The body is what the OpenAPI document promises (its schema, strict: no field more or less).
+    renewedResponse.parse(r.json);
     const before = new X509Certificate(old.pem);
     const after = new X509Certificate(r.json.certificate);
     assert.equal(after.subject, before.subject);

@@ -75,6 +75,8 @@ export const OPERATIONS = {
   'group.read': { scope: 'groups' },
   'group.welcome': { scope: 'groups' },
   'group.rekey': { scope: 'groups' },
+  /** The OpenAPI description of /api/v1: public, like the software it describes. */
+  'api.describe': { scope: null },
 } as const satisfies Record<string, { scope: Scope | null }>;
 
 export type Operation = keyof typeof OPERATIONS;

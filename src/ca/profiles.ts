@@ -12,7 +12,8 @@ const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtect
 const SAN_TYPES = ['dns', 'ip', 'email', 'uri'] as const;
 const CA_ID = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a CA id (lower-case letters, digits and hyphens)');
 
-export const profileSchema = z
+/** A profile's fields; profileSchema adds the checks across fields. */
+export const profileFields = z
   .object({
     description: z.string().max(200).default(''),
     /** Key families accepted in CSRs. */
@@ -69,7 +70,9 @@ export const profileSchema = z
      */
     renewWithClientCertificate: z.boolean().default(false),
   })
-  .strict()
+  .strict();
+
+export const profileSchema = profileFields
   .refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' })
   .refine((p) => !(p.caId && p.caIds), { message: 'give either caId or caIds, not both' });
 

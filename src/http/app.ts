@@ -32,6 +32,7 @@ import { estRoutes } from '../est/routes.js';
 import type { EstService } from '../est/service.js';
 import { createScepService, scepRoutes } from '../scep/routes.js';
 import { groupRoutes } from './routes/groups.js';
+import { openapiRoutes } from './routes/openapi.js';
 import type { GroupService } from '../groups/service.js';
 import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 
@@ -98,6 +99,7 @@ export function apiRouter(
   api.use(certificateRoutes(ctx, opts.issuance));
   api.use(adminRoutes(ctx));
   api.use(groupRoutes(ctx, opts.groups));
+  api.use(openapiRoutes(api));
   api.use(auditRefusals(ctx));
   return api;
 }

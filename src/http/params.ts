@@ -18,13 +18,16 @@ const sentence = (c: z.RefinementCtx, message: string) => {
 };
 
 /** A certificate serial: hex, optionally with colons, any case; the output is lower-case hex. */
-export const serial = z.string().transform((s, c) => {
-  try {
-    return normalizeSerial(s);
-  } catch (e) {
-    return sentence(c, (e as SignetError).detail);
-  }
-});
+export const serial = z
+  .string()
+  .transform((s, c) => {
+    try {
+      return normalizeSerial(s);
+    } catch (e) {
+      return sentence(c, (e as SignetError).detail);
+    }
+  })
+  .describe('A certificate serial number in hexadecimal, any case, colons allowed');
 
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** A CA id as Signet makes them (root-…, int-…, ext-…). */

@@ -7,6 +7,7 @@ import { KEY_ALGORITHMS } from '../../pki/keys.js';
 import { parseBody } from '../validate.js';
 import { actorOf } from '../../ca/authorization.js';
 import { caId, noQuery, pathParams, queryParams } from '../params.js';
+import { dateTime, documentRoute, hexString, itemsOf, pemCertificate } from '../openapi.js';
 
 const createSchema = z
   .object({
@@ -44,6 +45,105 @@ const rotateSchema = z
   })
   .strict();
 const renewSchema = z.object({ validityDays: z.number().int().min(1).max(36500).optional() }).strict();
+
+// ---- Responses (the OpenAPI document's, checked against real answers in test/openapi.test.ts)
+
+const keyAlgorithm = z.enum(KEY_ALGORITHMS);
+const caStatus = z.enum(['active', 'offline', 'retiring', 'retired', 'revoked']);
+export const caSummaryResponse = z
+  .object({
+    id: caId,
+    name: z.string(),
+    parentId: caId.nullable(),
+    subject: z.string(),
+    serial: hexString,
+    fingerprint: hexString,
+    keyAlgorithm,
+    status: caStatus,
+    pathLen: z.number().int().nullable(),
+    notBefore: dateTime,
+    notAfter: dateTime,
+    revokedAt: dateTime.nullable(),
+    revocationReason: z.string().nullable(),
+    predecessorId: caId.nullable(),
+    retiringSince: dateTime.nullable(),
+    overlapEndsAt: dateTime.nullable(),
+    successorId: caId.nullable(),
+  })
+  .strict();
+export const caCreatedResponse = z
+  .object({ id: caId, subject: z.string(), parentId: caId.nullable(), fingerprint: hexString, certificate: pemCertificate })
+  .strict();
+export const caRotatedResponse = z
+  .object({
+    alreadyRotated: z.boolean(),
+    warnings: z.array(z.string()),
+    predecessor: z.object({ id: caId, status: caStatus, retiringSince: dateTime.nullable(), overlapEndsAt: dateTime.nullable() }).strict(),
+    successor: z
+      .object({
+        id: caId,
+        subject: z.string(),
+        parentId: caId.nullable(),
+        keyAlgorithm,
+        fingerprint: hexString,
+        notAfter: dateTime,
+        certificate: pemCertificate,
+      })
+      .strict(),
+  })
+  .strict();
+export const caRenewedResponse = z
+  .object({
+    id: caId,
+    serial: hexString,
+    fingerprint: hexString,
+    notBefore: dateTime,
+    notAfter: dateTime,
+    supersededId: z.string().describe('The replaced certificate, kept and published at /pki/<supersededId>.crt'),
+    certificate: pemCertificate,
+  })
+  .strict();
+export const caDetailResponse = z
+  .object({
+    id: caId,
+    name: z.string(),
+    parentId: caId.nullable(),
+    status: caStatus,
+    keyAlgorithm,
+    subject: z.string(),
+    issuer: z.string(),
+    serial: hexString,
+    notBefore: dateTime,
+    notAfter: dateTime,
+    fingerprintSha256: hexString,
+    pathLen: z.number().int().nullable(),
+    subjectKeyId: hexString,
+    authorityKeyId: hexString.nullable(),
+    predecessorId: caId.nullable(),
+    successorId: caId.nullable(),
+    retiringSince: dateTime.nullable(),
+    overlapEndsAt: dateTime.nullable(),
+    urls: z.object({ caIssuers: z.string().url(), crl: z.string().url(), ocsp: z.string().url() }).strict(),
+    certificate: pemCertificate,
+    caCertificates: z.array(
+      z
+        .object({
+          id: z.string(),
+          caId,
+          issuerId: caId,
+          kind: z.enum(['cross', 'superseded']),
+          serial: hexString,
+          fingerprintSha256: hexString,
+          notBefore: dateTime,
+          notAfter: dateTime,
+          status: z.enum(['good', 'revoked']),
+          url: z.string().url(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+const NO_CA = { 404: 'The CA does not exist' };
 import { caUrls, type CaContext } from '../../ca/context.js';
 import { inspectCertificate, toPem } from '../../pki/certificate.js';
 import { nameToString } from '../../pki/dn.js';
@@ -55,9 +155,17 @@ import { EXT } from '../../pki/extensions.js';
 /** `onCaChanged`: a CA's status or certificate changed here (the issuer index and OCSP reload it at once). */
 export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): Router {
   const r = Router();
+  documentRoute('GET /cas', { summary: 'List the CAs', query: noQuery, responses: { 200: { description: 'Every CA', schema: itemsOf(caSummaryResponse) } } });
   r.get('/cas', requireAuth(ctx, 'ca.read'), async (req, res) => {
     queryParams(noQuery, req.query);
     res.json({ items: await listCas(ctx) });
+  });
+  documentRoute('POST /cas', {
+    summary: 'Create an intermediate CA, or import one (body with certificate and privateKey)',
+    query: noQuery,
+    body: z.union([createSchema, importSchema]),
+    responses: { 201: { description: 'The CA', schema: caCreatedResponse, headers: { Location: 'The new CA' } } },
+    errors: { 404: 'The parent CA does not exist', 409: 'The CA already exists, or the parent cannot sign' },
   });
   r.post('/cas', requireAuth(ctx, 'ca.create'), async (req, res) => {
     queryParams(noQuery, req.query);
@@ -79,6 +187,17 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
       .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
   });
   // A rotation through the API uses online keys only: an offline parent's key never travels over HTTP.
+  documentRoute('POST /cas/:id/rotate', {
+    summary: 'Rotate a CA: a successor with a new key, the CA retiring',
+    params: caPath,
+    query: noQuery,
+    body: rotateSchema,
+    responses: {
+      200: { description: 'Already rotated: the successor made before', schema: caRotatedResponse },
+      201: { description: 'The successor', schema: caRotatedResponse, headers: { Location: 'The successor CA' } },
+    },
+    errors: { ...NO_CA, 409: 'The CA cannot be rotated (revoked, offline parent key…)' },
+  });
   r.post('/cas/:id/rotate', requireAuth(ctx, 'ca.rotate'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);
     queryParams(noQuery, req.query);
@@ -108,6 +227,14 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
         },
       });
   });
+  documentRoute('POST /cas/:id/renew', {
+    summary: "Renew a CA's certificate (same key)",
+    params: caPath,
+    query: noQuery,
+    body: renewSchema,
+    responses: { 201: { description: 'The new certificate', schema: caRenewedResponse } },
+    errors: { ...NO_CA, 409: 'The CA cannot be renewed' },
+  });
   r.post('/cas/:id/renew', requireAuth(ctx, 'ca.renew'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);
     queryParams(noQuery, req.query);
@@ -123,6 +250,13 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
       supersededId: r.supersededId,
       certificate: toPem(r.ca.certificateDer),
     });
+  });
+  documentRoute('GET /cas/:id', {
+    summary: 'One CA, with its certificate, URLs and cross/superseded certificates',
+    params: caPath,
+    query: noQuery,
+    responses: { 200: { description: 'The CA', schema: caDetailResponse } },
+    errors: NO_CA,
   });
   r.get('/cas/:id', requireAuth(ctx, 'ca.read'), async (req, res) => {
     const { id } = pathParams(caPath, req.params);

@@ -9,6 +9,8 @@ import { requireAuth, requireClientCertificate, requesterOf } from '../auth.js';
 import { caId, isoDate, limit, listCursor, noQuery, pathParams, queryParams, serial, text } from '../params.js';
 import { parseBody } from '../validate.js';
 import { MAX_CSR_BYTES } from '../../pki/csr.js';
+import { dateTime, documentRoute, hexString, itemsOf, pemCertificate } from '../openapi.js';
+import { profileFields } from '../../ca/profiles.js';
 
 export const issueSchema = z
   .object({
@@ -22,7 +24,7 @@ export const issueSchema = z
   })
   .strict();
 
-const renewSchema = z
+export const renewSchema = z
   .object({
     csr: z
       .string()
@@ -32,7 +34,7 @@ const renewSchema = z
   })
   .strict();
 
-const listSchema = z
+export const listSchema = z
   .object({
     status: z.enum(['good', 'revoked', 'expired', 'hold']).optional(),
     profile: text(64).optional(),
@@ -47,6 +49,49 @@ const listSchema = z
 
 export const serialPath = z.object({ serial }).strict();
 
+// ---- Responses (the OpenAPI document's, checked against real answers in test/openapi.test.ts)
+
+export const issuedResponse = z
+  .object({
+    serial: hexString,
+    certificate: pemCertificate,
+    chain: z.string().describe('PEM: the issuing CA and any intermediates up to (not including) the root'),
+    notBefore: dateTime,
+    notAfter: dateTime,
+    profile: z.string(),
+    caId,
+  })
+  .strict();
+export const renewedResponse = issuedResponse.extend({ predecessorSerial: hexString }).strict();
+const certificateStatus = z.enum(['good', 'revoked', 'expired', 'hold']);
+export const certificateResponse = z
+  .object({
+    serial: hexString,
+    caId,
+    profile: z.string(),
+    subject: z.string(),
+    commonName: z.string().nullable(),
+    sans: z.array(z.object({ type: z.enum(['dns', 'ip', 'email', 'uri']), value: z.string() }).strict()),
+    keyAlgorithm: z.string(),
+    notBefore: dateTime,
+    notAfter: dateTime,
+    fingerprintSha256: hexString,
+    status: certificateStatus,
+    revokedAt: dateTime.nullable(),
+    revocationReason: z.string().nullable(),
+    invalidityDate: dateTime.nullable(),
+    predecessorSerial: hexString.nullable(),
+    createdAt: dateTime,
+    tokenId: z.string().nullable().describe('The token that issued it (null: ACME, EST, SCEP, the CLI)'),
+  })
+  .strict();
+export const certificateListResponse = z
+  .object({ items: z.array(certificateResponse), nextCursor: z.string().nullable().describe('Pass as cursor for the next page; null: the last page') })
+  .strict();
+/** A profile as the server parsed it: defaults applied, caId folded into caIds. */
+export const profileResponse = profileFields.omit({ caId: true }).extend({ name: z.string() }).strict();
+const NO_CERTIFICATE = { 404: 'The certificate does not exist' };
+
 export const issuedJson = (c: IssuedCertificate) => ({
   serial: c.serial,
   certificate: c.certificate,
@@ -59,14 +104,33 @@ export const issuedJson = (c: IssuedCertificate) => ({
 
 export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
   const r = Router();
+  documentRoute('POST /certificates', {
+    summary: 'Issue a certificate from a CSR under a profile',
+    query: noQuery,
+    body: issueSchema,
+    responses: { 201: { description: 'The certificate', schema: issuedResponse, headers: { Location: 'The certificate' } } },
+    errors: { 409: 'The CA cannot issue now (revoked, retiring, a root)' },
+  });
   r.post('/certificates', requireAuth(ctx, 'certificate.issue'), async (req, res) => {
     queryParams(noQuery, req.query);
     const body = parseBody(issueSchema, req.body);
     const cert = await issuance.issue(body, requesterOf(req));
     res.status(201).location(`/api/v1/certificates/${cert.serial}`).json(issuedJson(cert));
   });
+  documentRoute('GET /certificates', {
+    summary: 'Search the inventory (only what the token may see), newest first, paged',
+    query: listSchema,
+    responses: { 200: { description: 'One page', schema: certificateListResponse } },
+  });
   r.get('/certificates', requireAuth(ctx, 'certificate.list'), async (req, res) => {
     res.json(await listCertificates(ctx, queryParams(listSchema, req.query), visibility(req.principal!)));
+  });
+  documentRoute('GET /certificates/:serial', {
+    summary: 'One certificate, with its PEM',
+    params: serialPath,
+    query: noQuery,
+    responses: { 200: { description: 'The certificate', schema: certificateResponse.extend({ certificate: pemCertificate }).strict() } },
+    errors: NO_CERTIFICATE,
   });
   r.get('/certificates/:serial', requireAuth(ctx, 'certificate.read'), async (req, res) => {
     const p = pathParams(serialPath, req.params);
@@ -82,6 +146,14 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
   });
   // Renewal by the holder of the certificate, proven by presenting it as the TLS client
   // certificate on the HTTPS listener (no token): the certificate renewed is the one presented.
+  documentRoute('POST /certificates/renew', {
+    summary: 'Renew the certificate presented as the TLS client certificate (HTTPS listener only; no token)',
+    query: noQuery,
+    body: renewSchema,
+    clientCertificate: true,
+    responses: { 201: { description: 'The renewed certificate', schema: renewedResponse, headers: { Location: 'The new certificate' } } },
+    errors: { 403: "The certificate's profile does not allow renewal with the client certificate" },
+  });
   r.post('/certificates/renew', requireClientCertificate(ctx, issuance, 'certificate.renew'), async (req, res) => {
     queryParams(noQuery, req.query);
     const body = parseBody(renewSchema, req.body);
@@ -94,6 +166,14 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
       .location(`/api/v1/certificates/${cert.serial}`)
       .json({ ...issuedJson(cert), predecessorSerial: predecessor });
   });
+  documentRoute('POST /certificates/:serial/renew', {
+    summary: 'Renew a certificate: same profile and names, a new serial (and the new key of csr, if given)',
+    params: serialPath,
+    query: noQuery,
+    body: renewSchema,
+    responses: { 201: { description: 'The renewed certificate', schema: renewedResponse, headers: { Location: 'The new certificate' } } },
+    errors: { ...NO_CERTIFICATE, 409: 'The certificate cannot be renewed (revoked, or its CA cannot issue)' },
+  });
   r.post('/certificates/:serial/renew', requireAuth(ctx, 'certificate.renew'), async (req, res) => {
     const p = pathParams(serialPath, req.params);
     queryParams(noQuery, req.query);
@@ -103,6 +183,11 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
       .status(201)
       .location(`/api/v1/certificates/${cert.serial}`)
       .json({ ...issuedJson(cert), predecessorSerial: p.serial });
+  });
+  documentRoute('GET /profiles', {
+    summary: 'The certificate profiles this server issues under',
+    query: noQuery,
+    responses: { 200: { description: 'Every profile', schema: itemsOf(profileResponse) } },
   });
   r.get('/profiles', requireAuth(ctx, 'profile.list'), (req, res) => {
     queryParams(noQuery, req.query);
