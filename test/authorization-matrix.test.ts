@@ -931,7 +931,7 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
       ['GET', '/api/v1/certificates/%ff%fe', /^the request path is not valid percent-encoded UTF-8$/],
       ['GET', '/api/v1/audit?cursor=99999999999999999999', /^cursor is not one this server returned$/],
       ['GET', '/api/v1/audit?cursor=2147483648', /^cursor is not one this server returned$/],
-      ['GET', '/api/v1/audit?limit=99999999999999999999', /^limit: Number must be less than or equal to 1000$/],
+      ['GET', '/api/v1/audit?limit=99999999999999999999', /^limit: must be at most 1000 \(the largest page\)$/],
       ['GET', '/api/v1/certificates?limit=1e400', /^limit: /],
       ['GET', '/pki/%ff%fe.crl', /^the request path is not valid percent-encoded UTF-8$/],
       // Dates: an offset past ±23:59 made `new Date` an Invalid Date, and a RangeError a 500.

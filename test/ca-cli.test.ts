@@ -65,6 +65,23 @@ describe('signet init --offline-root and ca commands', () => {
     assert.match(list.find((c: any) => c.id === rootId).subject, /^CN=Acme Root,O=Acme,C=DE$/);
   });
 
+  test('ca root prints the root to trust, an offline one included: --pem is the certificate, the table its fingerprint', () => {
+    const pem = signet(['ca', 'root', '--pem'], env.env);
+    assert.equal(pem.status, 0, pem.stderr);
+    assert.match(pem.stdout, /^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
+    const root = JSON.parse(signet(['ca', 'list', '--json'], env.env).stdout).find((c: any) => c.id === rootId);
+    const fp = openssl(['x509', '-noout', '-fingerprint', '-sha256'], pem.stdout).stdout;
+    assert.equal(fp.trim().split('=')[1]!.replaceAll(':', '').toLowerCase(), root.fingerprint);
+    const table = signet(['ca', 'root'], env.env);
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, new RegExp(`^${rootId}\\s+offline\\s`, 'm'));
+    assert.ok(table.stdout.includes(fp.trim().split('=')[1]!), table.stdout);
+    assert.equal(signet(['ca', 'root', '--id', rootId, '--pem'], env.env).stdout, pem.stdout);
+    const unknown = signet(['ca', 'root', '--id', 'root-0000000000'], env.env);
+    assert.equal(unknown.status, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^signet: error: no root CA root-0000000000; `signet ca list` shows the CAs/);
+  });
+
   test('an intermediate under an offline root needs its key file, and works with it', () => {
     const without = signet(['ca', 'create-intermediate', '--parent', rootId, '--subject', 'CN=Second Issuing CA'], env.env);
     assert.equal(without.status, 2, 'a refusal (409), not a failure');

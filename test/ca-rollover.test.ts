@@ -128,6 +128,14 @@ describe('signet ca rollover-root (online root)', () => {
     for (const a of ['ca.key.generated', 'ca.created', 'ca.cross-certified', 'ca.key.used', 'ca.status.changed', 'ca.issuance.moved'])
       assert.ok(actions.includes(a), a);
     assert.equal(actions.filter((a: string) => a === 'ca.cross-certified').length, 2);
+    // `signet ca root` now names the new root as the one to trust; the old one by --id.
+    const current = signet(['ca', 'root', '--json'], env.env);
+    assert.equal(current.status, 0, current.stderr);
+    assert.deepEqual(
+      JSON.parse(current.stdout).map((c: any) => c.id),
+      [out.newRoot.id],
+    );
+    assert.equal(signet(['ca', 'root', '--id', oldRootId, '--pem'], env.env).stdout, oldRootPem);
     const v = signet(['audit', 'verify'], env.env);
     assert.equal(v.status, 0, v.stderr + v.stdout);
     // The CA's API lists its cross-certificates; the certificates are served at their URLs.

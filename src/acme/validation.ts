@@ -92,7 +92,7 @@ export async function validateHttp01(domain: string, token: string, keyAuth: str
     );
     req.end();
   });
-  if (body.trim() !== keyAuth) throw fail('incorrectResponse', `http-01: the response at http://${domain}${path} is not the key authorization`);
+  if (body.trim() !== keyAuth) throw fail('incorrectResponse', `http-01: the response at http://${domain}:${s.httpPort}${path} is not the key authorization`);
 }
 
 export async function validateDns01(domain: string, keyAuth: string, s: ValidationSettings): Promise<void> {

@@ -20,8 +20,9 @@ export type RelayMessage =
 export const workerIndex = (): number => Number(process.env.SIGNET_WORKER_INDEX ?? 0);
 
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  const ctx = await openWhenReachable(config, log);
+  const ctx = await openWhenReachable(config, log, { publicUrl: 'record' });
   announceBootstrap(await bootstrapIfEmpty(ctx, config));
+  const publicUrl = ctx.config.publicUrl;
   await ctx.db.close();
   let stopping = false;
   let announced = false;
@@ -42,7 +43,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
           for (const other of workers.values()) if (other.isConnected()) other.send({ type: 'clusterReady' } satisfies RelayMessage);
           if (!announced)
             process.stdout.write(
-              `Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`,
+              `Signet is serving on http://${config.SIGNET_HOST}:${config.SIGNET_PORT} with ${config.SIGNET_WORKERS} workers (public URL ${publicUrl})\n  web console: http://${config.SIGNET_HOST}:${config.SIGNET_PORT}/console\n`,
             );
           announced = true;
         }

@@ -82,7 +82,7 @@ program
     warnIfDataDirExposed(config, target, env.log);
     const moved = o.force ? await setAsideForReinit(config, target, () => countCasAndKeys(target)) : [];
     for (const [from, to] of moved) if (!o.json) process.stdout.write(`moved ${from} aside to ${to}\n`);
-    const ctx = await openSignet(config, env.log);
+    const ctx = await openSignet(config, env.log, { publicUrl: 'record' });
     try {
       const boot = await bootstrapIfEmpty(ctx, config);
       if (!boot.created) throw new SignetError('conflict', 'a CA hierarchy already exists in this database; use `signet ca list`');

@@ -64,6 +64,7 @@ export async function serve(): Promise<Running | undefined> {
   try {
     ctx = await openWhenReachable(config, log, {
       migrate: !inCluster, // in a cluster the primary has migrated before forking; the workers only open
+      publicUrl: inCluster ? 'follow' : 'record', // likewise the primary has recorded the public URL
       onUnavailable: (detail, attempt) => {
         lastError = detail;
         if (attempt === 1) process.stderr.write(`signet: waiting for the database: ${detail}\n`);
@@ -188,7 +189,7 @@ export async function serve(): Promise<Running | undefined> {
   if (inCluster) process.send?.({ type: 'listening' } satisfies RelayMessage);
   else
     process.stdout.write(
-      `Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${port}/console\n`,
+      `Signet is serving on http://${config.SIGNET_HOST}:${port} (public URL ${ctx.config.publicUrl})\n  web console: http://${config.SIGNET_HOST}:${port}/console\n`,
     );
   const opened = ctx;
   let stopping: Promise<void> | undefined;

@@ -70,12 +70,15 @@ export const isoDate = z
     return d;
   });
 
-/** A page size from 1 to `max`: decimal digits only (no '0x10', '1e2', ' 5' or '+5'). */
+/**
+ * A page size from 1 to `max`: decimal digits only (no '0x10', '1e2', ' 5' or '+5'). The
+ * refusal names the cap, so a client asking for more learns the largest page it can have.
+ */
 export const limit = (max: number) =>
   z
     .string()
     .regex(/^[0-9]+$/, 'must be a whole number written in decimal digits')
-    .pipe(z.coerce.number().int().min(1).max(max));
+    .pipe(z.coerce.number().int().min(1, 'must be at least 1').max(max, `must be at most ${max} (the largest page)`));
 
 /** An opaque list cursor as the inventory returns them (URL-safe characters). */
 export const listCursor = z

@@ -27,6 +27,7 @@ import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { fingerprintColons } from '../pki/fingerprint.js';
 import { ADMIN_TOKEN_FILE, markMasterKeyCreation, refuseBootstrapOverRemains, refuseLostDatabase, warnIfDataDirExposed } from './data-dir.js';
 import { keyRecordStore } from '../storage/key-record-store.js';
+import { settlePublicUrl, type PublicUrlRole } from '../ca/public-url.js';
 
 export { ADMIN_TOKEN_FILE } from './data-dir.js';
 
@@ -51,6 +52,8 @@ export function prepareDataDir(dir: string): void {
 export interface OpenOptions {
   migrate?: boolean;
   now?: Clock;
+  /** Whether this process records the public URL (the server, `signet init`) or follows the stored one (ca/public-url.ts); default follow. */
+  publicUrl?: PublicUrlRole;
 }
 
 /**
@@ -126,7 +129,9 @@ async function openWithToken(config: Config, log: Logger, opts: OpenOptions, tok
     // finds it; the checkpointer checks the chain against this data directory's checkpoints.
     const now = opts.now ?? systemClock;
     await openAuditTrail(db, stores.audit, keys, config.dataDir, log, config.SIGNET_AUDIT_INTERVAL_SECONDS * 1000, now);
-    const ctx: CaContext = { db, stores, keys, config, log, now };
+    // The URLs written into certificates come from the database, for server and CLI alike.
+    const publicUrl = await settlePublicUrl(db, stores.settings, config, log, opts.publicUrl ?? 'follow');
+    const ctx: CaContext = { db, stores, keys, config: publicUrl === config.publicUrl ? config : { ...config, publicUrl }, log, now };
     // Once per database: MACs for the token and ACME rows of the version before (ca/row-seal.ts).
     await sealAtUpgrade(ctx);
     return ctx;

@@ -10,12 +10,13 @@ export class SettingStore {
   }
 
   /** Writes the row, replacing any value (the SCEP RA's current certificate after a renewal). */
-  async put(key: string, value: string): Promise<void> {
-    await this.db.prisma.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO UPDATE SET "value" = ${value}`;
+  async put(key: string, value: string, tx?: Tx): Promise<void> {
+    await (tx ? prismaOf(tx) : this.db.prisma)
+      .$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO UPDATE SET "value" = ${value}`;
   }
 
   /** Inserts the row unless the key exists already (the first writer wins; never overwrites). */
-  async insertIfAbsent(key: string, value: string): Promise<void> {
-    await this.db.prisma.$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO NOTHING`;
+  async insertIfAbsent(key: string, value: string, tx?: Tx): Promise<void> {
+    await (tx ? prismaOf(tx) : this.db.prisma).$executeRaw`INSERT INTO "Setting" ("key", "value") VALUES (${key}, ${value}) ON CONFLICT ("key") DO NOTHING`;
   }
 }

@@ -5,12 +5,13 @@ import { renewCa, rotateCa } from '../../ca/succession.js';
 import { rolloverRoot } from '../../ca/root-rollover.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
 import { fingerprintColons } from '../../pki/fingerprint.js';
+import { derToPem } from '../../pki/pem.js';
 import { SignetError } from '../../errors.js';
 import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
 export function caCommand(): Command {
-  const ca = new Command('ca').description('manage the CA hierarchy (list, create-intermediate, import, move-key, rotate, renew)');
+  const ca = new Command('ca').description('manage the CA hierarchy (list, root, create-intermediate, import, move-key, rotate, renew)');
 
   ca.command('list')
     .description('list the certificate authorities')
@@ -23,6 +24,45 @@ export function caCommand(): Command {
           printTable(
             cas.map((c) => ({ ...c, parent: c.parentId, replaces: c.predecessorId, replacedBy: c.successorId })),
             ['id', 'status', 'keyAlgorithm', 'parent', 'replaces', 'replacedBy', 'notAfter', 'subject'],
+          );
+      }),
+    );
+
+  ca.command('root')
+    .description('the root certificate(s) to trust: the current root (not replaced by a rollover), or --id ID; --pem prints the certificate')
+    .option('--id <id>', 'one root by its id (e.g. a root being replaced, during a rollover)')
+    .option('--pem', 'print the certificate(s) as PEM, for a trust store (e.g. `signet ca root --pem > root.pem`)')
+    .option('--json', 'print JSON instead of a table')
+    .action(async (o: { id?: string; pem?: boolean; json?: boolean }) =>
+      withSignet(async (ctx) => {
+        const rows = await ctx.stores.cas.list();
+        const replaced = new Set(rows.map((r) => r.predecessorId).filter(Boolean));
+        // Roots are the CAs without a parent that Signet created or imported as self-signed
+        // (ids root-…; an imported external issuing CA, ext-…, has no parent but is no root).
+        const roots = rows.filter((r) => r.parentId === null && r.id.startsWith('root-'));
+        const chosen = o.id
+          ? roots.filter((r) => r.id === o.id)
+          : roots.filter((r) => !replaced.has(r.id) && (r.status === 'active' || r.status === 'offline'));
+        if (!chosen.length)
+          throw o.id
+            ? new SignetError('not-found', `no root CA ${o.id}; \`signet ca list\` shows the CAs (roots have ids root-…)`)
+            : new SignetError('not-found', 'no current root CA: run `signet init` (or `npm start`) first');
+        if (o.pem) process.stdout.write(chosen.map((r) => derToPem(r.certificateDer, 'CERTIFICATE')).join(''));
+        else if (o.json)
+          printJson(
+            chosen.map((r) => ({
+              id: r.id,
+              subject: r.subject,
+              status: r.status,
+              fingerprint: r.fingerprint,
+              notAfter: r.notAfter,
+              pem: derToPem(r.certificateDer, 'CERTIFICATE'),
+            })),
+          );
+        else
+          printTable(
+            chosen.map((r) => ({ ...r, sha256: fingerprintColons(r.fingerprint) })),
+            ['id', 'status', 'notAfter', 'subject', 'sha256'],
           );
       }),
     );
