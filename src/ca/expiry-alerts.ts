@@ -13,7 +13,7 @@
  * A CA certificate within 90 days of its end is always at risk (kind `ca`), unless the CA is
  * revoked, retired, or retiring (a successor issues in its place).
  *
- * Nothing here scans the certificate table: candidates are one range of the (profile, notAfter)
+ * Nothing here scans the certificate table: candidates are one range of the (profile, status, notAfter)
  * index per profile in use (the profiles themselves found by seeks, not a scan), the time-left
  * counts one range of (status, notAfter), and successors are looked up by the candidates'
  * serials and names. The server runs sweepExpiry every minute in one process per host (the CRL

@@ -1,6 +1,6 @@
 /**
  * The reads and writes of expiry alerts (ca/expiry-alerts.ts). Every certificate read is a range
- * or a seek of an index: (profile, notAfter), (status, notAfter), (predecessorSerial),
+ * or a seek of an index: (profile, status, notAfter), (status, notAfter), (predecessorSerial),
  * AcmeOrder (replaces), CertificateName's key.
  */
 import type { ExpiryStore } from '../ca/expiry-alerts.js';
@@ -42,10 +42,10 @@ export function expiryStore(db: StorageDatabase): ExpiryStore {
       return new Set(rows.map((r) => r.predecessorSerial!));
     },
     async replacedByAcme(serials, now) {
-      const orders = await p.acmeOrder.findMany({
-        where: { replaces: { in: serials }, status: 'valid', certificateSerial: { not: null } },
-        select: { replaces: true, certificateSerial: true },
-      });
+      // By the replaces index alone; the few orders found are judged here.
+      const orders = (
+        await p.acmeOrder.findMany({ where: { replaces: { in: serials } }, select: { replaces: true, certificateSerial: true, status: true } })
+      ).filter((o) => o.status === 'valid' && o.certificateSerial);
       if (!orders.length) return new Set();
       const live = await p.certificate.findMany({
         where: { serial: { in: orders.map((o) => o.certificateSerial!) }, ...notRevokedUnexpired(now) },

@@ -12,7 +12,7 @@ CREATE TABLE "ExpiryAlert" (
 CREATE INDEX "ExpiryAlert_notAfter_idx" ON "ExpiryAlert"("notAfter");
 
 -- CreateIndex
-CREATE INDEX "Certificate_profile_notAfter_idx" ON "Certificate"("profile", "notAfter");
+CREATE INDEX "Certificate_profile_status_notAfter_idx" ON "Certificate"("profile", "status", "notAfter");
 
 -- CreateIndex
 CREATE INDEX "Certificate_status_notAfter_idx" ON "Certificate"("status", "notAfter");
