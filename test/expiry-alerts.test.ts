@@ -20,7 +20,7 @@ import { createServer, type Server } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { api, signet } from './helpers/cli.js';
+import { api, signet, startServer } from './helpers/cli.js';
 import pg from 'pg';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { csrMaker, TempDir } from './helpers/openssl.js';
@@ -301,5 +301,31 @@ describe('expiry alerts', { concurrency: false }, () => {
     assert.ok(Math.abs(ca.secondsLeft - 30 * 86400) < 60);
     await sweepExpiry(ctx);
     assert.equal(series(await scrape(), 'signet_cas_at_risk', `ca="${intId}"`), 1);
+  });
+
+  test('`signet serve` sweeps at start and every process reads the result: the metrics are on /metrics of the real server', async () => {
+    const real = await startServer(env.env);
+    try {
+      let text = '';
+      // The first sweep runs as the server starts; until it saved its result the histogram has no samples.
+      for (let i = 0; i < 100 && !/^signet_certificate_expiry_seconds_count \d+$/m.test(text); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        text = await (await fetch(`${real.url}/metrics`)).text();
+      }
+      assert.match(text, /^# TYPE signet_certificates_at_risk gauge$/m);
+      assert.match(text, /^# TYPE signet_cas_at_risk gauge$/m);
+      assert.match(text, /^# TYPE signet_certificate_expiry_seconds histogram$/m);
+      const good = Number(
+        (
+          await sql<{ n: number }>(env, `SELECT COUNT(*) AS n FROM "Certificate" WHERE "status" = 'good' AND "notAfter" > ?`, [
+            onPostgres ? new Date() : new Date().toISOString().replace('Z', '+00:00'),
+          ])
+        )[0]!.n,
+      );
+      assert.match(text, new RegExp(`^signet_certificate_expiry_seconds_count ${good}$`, 'm'), text);
+      assert.match(text, /^signet_certificate_expiry_seconds_bucket\{le="3600"\} \d+$/m);
+    } finally {
+      assert.equal(await real.stop(), 0);
+    }
   });
 });
