@@ -350,7 +350,7 @@ export function watchExpiry(ctx: CaContext, opts: { everyMs?: number; onNewlyAtR
       .then(
         ({ newlyAtRisk }) => {
           if (newlyAtRisk.length) {
-            ctx.log.warn({ atRisk: newlyAtRisk.map((a) => a.id) }, `${newlyAtRisk.length} certificate(s) newly at risk of expiring without a successor`);
+            ctx.log.info({ atRisk: newlyAtRisk.map((a) => a.id) }, `${newlyAtRisk.length} certificate(s) newly at risk of expiring without a successor`);
             opts.onNewlyAtRisk?.(newlyAtRisk);
           }
         },
