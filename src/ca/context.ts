@@ -1,3 +1,4 @@
+import type { ExpiryStore } from './expiry-alerts.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { KeyStore } from '../keystore/key-store.js';
@@ -40,6 +41,7 @@ export interface CaStores {
   tokens: TokenStore & VerifyStores['tokens'] & SealStores['tokens'];
   enrollments: EnrollmentStore;
   integrity: VerifyStores['integrity'] & SealStores['integrity'];
+  expiry: ExpiryStore;
 }
 
 export const caUrls = (publicUrl: string, caId: string) => ({

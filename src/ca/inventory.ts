@@ -21,6 +21,7 @@ import { isVisible, type Visibility } from './authorization.js';
 import type { CaContext } from './context.js';
 import { normalizeSerial } from './serial.js';
 import { loadProfiles } from './profiles.js';
+import { findAtRisk } from './expiry-alerts.js';
 
 export type CertStatus = 'good' | 'revoked' | 'expired' | 'hold';
 
@@ -175,4 +176,49 @@ export async function certificateStatus(ctx: CaContext, serial: string) {
   if (!row) throw new SignetError('not-found', `certificate ${serial} does not exist`);
   const status = statusOf(row, ctx.now());
   return { serial, status, ...(row.revokedAt && status !== 'good' && status !== 'expired' ? { revokedAt: row.revokedAt, reason: row.revocationReason } : {}) };
+}
+
+export interface AtRiskFilter {
+  profile?: string;
+  caId?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+/**
+ * The certificates at risk of expiring without a successor (ca/expiry-alerts.ts), computed now,
+ * soonest end first, that `visible` lets the caller see; CAs at risk (kind `ca`) only for a
+ * caller without profile or name limits, and without a profile filter. Paginated on (notAfter, id).
+ */
+export async function listAtRisk(ctx: CaContext, f: AtRiskFilter, visible: Visibility) {
+  const now = ctx.now();
+  const limit = Math.min(Math.max(f.limit ?? 50, 1), 500);
+  const after = f.cursor ? decodeAtRiskCursor(f.cursor) : undefined;
+  const schemes = hostlessUriSchemesOf(ctx);
+  const unlimited = !visible.profiles && !visible.nameSuffixes;
+  const items = (await findAtRisk(ctx, now)).filter((a) => {
+    if (f.caId && a.caId !== f.caId) return false;
+    if (after && (a.notAfter.getTime() < after.notAfter || (a.notAfter.getTime() === after.notAfter && a.id <= after.id))) return false;
+    if (a.kind === 'ca') return unlimited && !f.profile;
+    if (f.profile && a.profile !== f.profile) return false;
+    return isVisible(visible, { profile: a.profile, sans: a.sans, commonName: a.commonName }, schemes(a.profile));
+  });
+  const page = items.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page,
+    nextCursor: items.length > limit && last ? Buffer.from(JSON.stringify([last.notAfter.toISOString(), last.id])).toString('base64url') : null,
+  };
+}
+
+/** An at-risk page's cursor: the last item's (notAfter, alert id). */
+function decodeAtRiskCursor(c: string): { notAfter: number; id: string } {
+  try {
+    const [t, id] = JSON.parse(Buffer.from(c, 'base64url').toString()) as [string, string];
+    const notAfter = new Date(t).getTime();
+    if (Number.isNaN(notAfter) || typeof id !== 'string' || id.length > 200) throw new Error();
+    return { notAfter, id };
+  } catch {
+    throw new SignetError('bad-request', 'cursor is not one this server returned for atRisk=true');
+  }
 }

@@ -69,11 +69,22 @@ export const profileFields = z
      * redefines one of those states it again (a redefinition replaces the built-in entirely).
      */
     renewWithClientCertificate: z.boolean().default(false),
+    /**
+     * Expiry alerts (ca/expiry-alerts.ts): a certificate of this profile is at risk once it has
+     * fewer than this many days left (fractions allowed: 0.25 is six hours) and no successor.
+     * Omitted: the last third of each certificate's life, where a client renewing on schedule
+     * (ARI, certbot, step: at two thirds) has renewed already.
+     */
+    alertDays: z.number().positive('must be positive').optional(),
   })
   .strict();
 
 export const profileSchema = profileFields
   .refine((p) => p.defaultValidityDays <= p.maxValidityDays, { message: 'defaultValidityDays must not exceed maxValidityDays' })
+  .refine((p) => p.alertDays === undefined || p.alertDays < p.maxValidityDays, {
+    message: 'alertDays must be less than maxValidityDays (every certificate would be at risk from its first day)',
+    path: ['alertDays'],
+  })
   .refine((p) => !(p.caId && p.caIds), { message: 'give either caId or caIds, not both' });
 
 /** A parsed profile: `caId` is folded into `caIds`. */

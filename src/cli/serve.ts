@@ -1,5 +1,6 @@
 import { watchGroupExpiry } from '../groups/service.js';
 import { watchRetirements } from '../ca/succession.js';
+import { snapshotReader, watchExpiry } from '../ca/expiry-alerts.js';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createHandler } from '../http/app.js';
 import { answerClientErrors, closeServer, listen, sendBareProblem } from '../http/server.js';
@@ -98,6 +99,7 @@ export async function serve(): Promise<Running | undefined> {
     () => ctx.stores.cas.list(),
     () => ctx.now(),
   );
+  metrics.watchExpiry(snapshotReader(ctx));
   let clusterReady = false;
   const app = createHandler(ctx, metrics, {
     ...(inCluster ? { clusterReady: () => clusterReady } : {}),
@@ -124,6 +126,9 @@ export async function serve(): Promise<Running | undefined> {
   const retirements = publisher ? watchRetirements(ctx) : undefined;
   // Members whose certificates expired leave their key groups (groups/service.ts).
   const groupExpiry = publisher ? watchGroupExpiry(services.groups, log) : undefined;
+  // Expiry alerts: every minute, what is at risk and the time-left counts, saved for every
+  // process's /metrics; what is newly at risk goes to certificatesAtRisk (ca/expiry-alerts.ts).
+  const expirySweep = publisher ? watchExpiry(ctx, { onNewlyAtRisk: (items) => services.events.emit('certificatesAtRisk', items) }) : undefined;
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
@@ -205,6 +210,7 @@ export async function serve(): Promise<Running | undefined> {
       services.crls.stop();
       retirements?.();
       groupExpiry?.();
+      expirySweep?.();
       await housekeeper.stop();
       await services.ocsp.stop();
       await opened.db.close();

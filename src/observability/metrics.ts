@@ -3,6 +3,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** What the CA gauges read at each scrape: every CA's id, status and end of validity. */
 export type CaGaugeSource = () => Promise<{ id: string; status: string; notAfter: Date }[]>;
 
+/** What the expiry metrics show: the last expiry sweep (ca/expiry-alerts.ts), with its histogram bounds. */
+export interface ExpiryMetricsSnapshot {
+  atRisk: { profile: string; ca: string; count: number }[];
+  casAtRisk: string[];
+  timeLeft: { bounds: number[]; within: number[]; count: number; sumS: number };
+}
+
 const CA_STATUS_VALUES = ['active', 'offline', 'retiring', 'retired', 'revoked'] as const;
 
 /** One registry per process; the HTTP adapter exposes it at /metrics. */
@@ -77,6 +84,56 @@ export function createMetrics() {
           for (const ca of await source()) for (const s of CA_STATUS_VALUES) this.set({ ca: ca.id, status: s }, ca.status === s ? 1 : 0);
         },
       });
+    },
+    /**
+     * Expiry alerts (ca/expiry-alerts.ts), as of the last sweep (one process sweeps every minute
+     * and saves the result; every process reads it at a scrape, one row): certificates at risk
+     * by profile and CA, CAs at risk, and the good, unexpired certificates by time left.
+     */
+    watchExpiry(source: () => Promise<ExpiryMetricsSnapshot | null>): void {
+      new Gauge({
+        name: 'signet_certificates_at_risk',
+        help: 'Certificates in their alert window with no successor, not revoked (as of the last expiry sweep)',
+        labelNames: ['profile', 'ca'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const g of (await source())?.atRisk ?? []) this.set({ profile: g.profile, ca: g.ca }, g.count);
+        },
+      });
+      new Gauge({
+        name: 'signet_cas_at_risk',
+        help: "CAs within 90 days of their certificate's end that are not replaced (1 each; as of the last expiry sweep)",
+        labelNames: ['ca'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const ca of (await source())?.casAtRisk ?? []) this.set({ ca }, 1);
+        },
+      });
+      // A histogram of the current inventory, not of events: its buckets are counts the sweep
+      // read from the database, so it is exposed as a collector, not observed one by one.
+      const name = 'signet_certificate_expiry_seconds';
+      const help = 'Time left of good, unexpired certificates (as of the last expiry sweep)';
+      registry.registerMetric({
+        name,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        async get() {
+          const t = (await source())?.timeLeft;
+          const values = t
+            ? [
+                ...t.within.map((n, i) => ({ metricName: `${name}_bucket`, labels: { le: t.bounds[i]! }, value: n })),
+                { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: t.count },
+                { metricName: `${name}_sum`, labels: {}, value: t.sumS },
+                { metricName: `${name}_count`, labels: {}, value: t.count },
+              ]
+            : [];
+          return { name, help, type: 'histogram', aggregator: 'sum', values };
+        },
+        reset() {},
+      } as unknown as Parameters<Registry['registerMetric']>[0]);
     },
     /** Key groups, read at each scrape: members and epoch per group. */
     watchGroups(source: () => Promise<{ name: string; members: number; epoch: number }[]>): void {

@@ -35,6 +35,8 @@ export const BACKUP_TABLES = [
   { model: 'EnrollmentCredential', delegate: 'enrollmentCredential', key: 'id', unique: 'id' },
   { model: 'AuditEvent', delegate: 'auditEvent', key: 'seq', unique: 'seq' },
   { model: 'Setting', delegate: 'setting', key: 'key', unique: 'key' },
+  // Expiry alerts already reported: restored, they are not reported again.
+  { model: 'ExpiryAlert', delegate: 'expiryAlert', key: 'id', unique: 'id' },
   // ACME state. Replay nonces (AcmeNonce) are deliberately left out: they live for minutes.
   { model: 'AcmeAccount', delegate: 'acmeAccount', key: 'createdAt', unique: 'id' },
   { model: 'AcmeOrder', delegate: 'acmeOrder', key: 'createdAt', unique: 'id' },

@@ -18,6 +18,7 @@ import { ocspStore } from './ocsp-store.js';
 import { SettingStore } from './setting-store.js';
 import { TokenStore } from './token-store.js';
 import { EnrollmentStore } from './enrollment-store.js';
+import { expiryStore } from './expiry-store.js';
 
 export function createStores(database: Database) {
   const db = storageOf(database);
@@ -34,6 +35,7 @@ export function createStores(database: Database) {
     tokens: new TokenStore(db),
     enrollments: new EnrollmentStore(db),
     integrity: new IntegrityStore(db),
+    expiry: expiryStore(db),
     settings: new SettingStore(db),
     installation: new InstallationStore(db),
     backup: new BackupStore(db),

@@ -8,6 +8,7 @@ import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
 import { fromPem, toPem } from '../../pki/certificate.js';
 import { buildPkcs12 } from '../../pki/pkcs12.js';
 import { getCertificate, listCertificates, type CertStatus } from '../../ca/inventory.js';
+import { findAtRisk } from '../../ca/expiry-alerts.js';
 import type { IssuedCertificate, Requester } from '../../ca/issuance.js';
 import { actorOf, visibility, type Principal } from '../../ca/authorization.js';
 import { createServices } from '../../runtime/services.js';
@@ -156,11 +157,44 @@ export function certificateCommands(): Command[] {
     .option('--subject <text>', 'subject contains this text (any case)')
     .option('--ca <caId>', 'issued by this CA')
     .option('--expires-before <date>', 'notAfter before this ISO date (e.g. 2027-01-01)')
+    .option('--at-risk', 'only what is at risk of expiring without a successor, soonest first, CAs too (README "Expiry alerts"); with --profile and --ca')
     .option('--limit <n>', 'page size', '50')
     .option('--cursor <cursor>', 'continue from a previous page')
     .option('--json', 'print JSON (with nextCursor)')
     .action(async (o) =>
       withSignet(async (ctx) => {
+        if (o.atRisk) {
+          const other = (['status', 'san', 'subject', 'expiresBefore', 'cursor'] as const).find((k) => o[k] !== undefined);
+          if (other)
+            throw new SignetError(
+              'bad-request',
+              `--at-risk combines with --profile, --ca, --limit and --json only, not --${other.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+            );
+          const limit = Number(o.limit);
+          if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new SignetError('bad-request', '--limit must be a whole number from 1 to 500');
+          const all = (await findAtRisk(ctx)).filter(
+            (a) => (!o.ca || a.caId === o.ca) && (!o.profile || (a.kind === 'certificate' && a.profile === o.profile)),
+          );
+          const items = all.slice(0, limit);
+          if (o.json) {
+            printJson({ items, total: all.length });
+            return;
+          }
+          printTable(
+            items.map((a) => ({
+              kind: a.kind,
+              id: a.kind === 'ca' ? a.caId : a.serial,
+              profile: a.kind === 'ca' ? '-' : a.profile,
+              ca: a.caId,
+              notAfter: a.notAfter,
+              alertFrom: a.alertFrom,
+              names: a.kind === 'ca' ? a.subject : a.sans.map((s) => s.value).join(','),
+            })),
+            ['kind', 'id', 'profile', 'ca', 'notAfter', 'alertFrom', 'names'],
+          );
+          if (all.length > items.length) process.stdout.write(`(${all.length - items.length} more: raise --limit)\n`);
+          return;
+        }
         let expiresBefore: Date | undefined;
         if (o.expiresBefore) {
           expiresBefore = new Date(o.expiresBefore);

@@ -2,7 +2,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import type { Issuance, IssuedCertificate } from '../../ca/issuance.js';
-import { getCertificate, listCertificates } from '../../ca/inventory.js';
+import { getCertificate, listAtRisk, listCertificates } from '../../ca/inventory.js';
+import { SignetError } from '../../errors.js';
 import { authorizeCertificate, visibility } from '../../ca/authorization.js';
 import type { SanEntry } from '../../pki/names.js';
 import { requireAuth, requireClientCertificate, requesterOf } from '../auth.js';
@@ -44,6 +45,8 @@ export const listSchema = z
     expiresBefore: isoDate.optional(),
     cursor: listCursor.optional(),
     limit: limit(500).optional(),
+    /** true: what is at risk of expiring without a successor (ca/expiry-alerts.ts). */
+    atRisk: z.enum(['true', 'false']).optional(),
   })
   .strict();
 
@@ -123,7 +126,14 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
     responses: { 200: { description: 'One page', schema: certificateListResponse } },
   });
   r.get('/certificates', requireAuth(ctx, 'certificate.list'), async (req, res) => {
-    res.json(await listCertificates(ctx, queryParams(listSchema, req.query), visibility(req.principal!)));
+    const q = queryParams(listSchema, req.query);
+    if (q.atRisk === 'true') {
+      const other = (['status', 'subject', 'san', 'expiresBefore'] as const).find((k) => q[k] !== undefined);
+      if (other) throw new SignetError('bad-request', `atRisk=true combines with profile, caId, cursor and limit only, not ${other}`);
+      res.json(await listAtRisk(ctx, q, visibility(req.principal!)));
+      return;
+    }
+    res.json(await listCertificates(ctx, q, visibility(req.principal!)));
   });
   documentRoute('GET /certificates/:serial', {
     summary: 'One certificate, with its PEM',
