@@ -196,6 +196,7 @@ describe('the OpenAPI document against a real server', { concurrency: false }, (
     ok(viaExpress, 201);
     const serial = issued.json.serial as string;
     ok(await call('GET /certificates', '/certificates?limit=5'), 200);
+    ok(await call('GET /certificates', '/certificates?atRisk=true'), 200);
     ok(await call('GET /certificates/:serial', `/certificates/${serial}`), 200);
     const renewed = await call('POST /certificates/:serial/renew', `/certificates/${serial}/renew`, {});
     ok(renewed, 201);

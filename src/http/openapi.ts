@@ -121,7 +121,30 @@ function jsonSchema(schema: ZodTypeAny, side: 'input' | 'output'): Json {
     patternStrategy: 'preserve',
   }) as Json;
   delete s.$schema;
-  return s;
+  return exclusiveBoundsAsNumbers(s);
+}
+
+/**
+ * zod-to-json-schema writes a strict bound (z.number().positive()) for any target but draft 7 in
+ * draft 4's form, `exclusiveMinimum: true` beside `minimum`; since draft 6 (and in 2020-12, what
+ * OpenAPI 3.1 uses) the bound is the number itself.
+ */
+function exclusiveBoundsAsNumbers(node: unknown): Json {
+  if (Array.isArray(node)) node.forEach(exclusiveBoundsAsNumbers);
+  else if (node && typeof node === 'object') {
+    const o = node as Json;
+    for (const [flag, bound] of [
+      ['exclusiveMinimum', 'minimum'],
+      ['exclusiveMaximum', 'maximum'],
+    ] as const) {
+      if (o[flag] === true && typeof o[bound] === 'number') {
+        o[flag] = o[bound];
+        delete o[bound];
+      } else if (o[flag] === false) delete o[flag];
+    }
+    for (const v of Object.values(o)) exclusiveBoundsAsNumbers(v);
+  }
+  return node as Json;
 }
 
 const pathOf = (route: RouteKey) => route.slice(route.indexOf(' ') + 1).replace(/:(\w+)/g, '{$1}');

@@ -88,8 +88,37 @@ export const certificateResponse = z
     tokenId: z.string().nullable().describe('The token that issued it (null: ACME, EST, SCEP, the CLI)'),
   })
   .strict();
-export const certificateListResponse = z
-  .object({ items: z.array(certificateResponse), nextCursor: z.string().nullable().describe('Pass as cursor for the next page; null: the last page') })
+const nextCursor = z.string().nullable().describe('Pass as cursor for the next page; null: the last page');
+export const certificateListResponse = z.object({ items: z.array(certificateResponse), nextCursor }).strict();
+/** ?atRisk=true: certificates (and, for an unlimited caller, CAs) near their end with no successor (ca/expiry-alerts.ts). */
+const atRiskWhen = {
+  notBefore: dateTime,
+  notAfter: dateTime,
+  alertFrom: dateTime.describe('Where its alert window opened'),
+  secondsLeft: z.number(),
+};
+export const atRiskListResponse = z
+  .object({
+    items: z.array(
+      z.discriminatedUnion('kind', [
+        z
+          .object({
+            kind: z.literal('certificate'),
+            id: z.string(),
+            serial: hexString,
+            caId,
+            profile: z.string(),
+            subject: z.string(),
+            commonName: z.string().nullable(),
+            sans: z.array(z.object({ type: z.enum(['dns', 'ip', 'email', 'uri']), value: z.string() }).strict()),
+            ...atRiskWhen,
+          })
+          .strict(),
+        z.object({ kind: z.literal('ca'), id: z.string(), caId, subject: z.string(), serial: hexString, status: z.string(), ...atRiskWhen }).strict(),
+      ]),
+    ),
+    nextCursor,
+  })
   .strict();
 /** A profile as the server parsed it: defaults applied, caId folded into caIds. */
 export const profileResponse = profileFields.omit({ caId: true }).extend({ name: z.string() }).strict();
@@ -123,7 +152,12 @@ export function certificateRoutes(ctx: CaContext, issuance: Issuance): Router {
   documentRoute('GET /certificates', {
     summary: 'Search the inventory (only what the token may see), newest first, paged',
     query: listSchema,
-    responses: { 200: { description: 'One page', schema: certificateListResponse } },
+    responses: {
+      200: {
+        description: 'One page; with atRisk=true, of what is at risk of expiring without a successor',
+        schema: z.union([certificateListResponse, atRiskListResponse]),
+      },
+    },
   });
   r.get('/certificates', requireAuth(ctx, 'certificate.list'), async (req, res) => {
     const q = queryParams(listSchema, req.query);
