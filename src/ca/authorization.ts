@@ -75,6 +75,11 @@ export const OPERATIONS = {
   'group.read': { scope: 'groups' },
   'group.welcome': { scope: 'groups' },
   'group.rekey': { scope: 'groups' },
+  'webhook.create': { scope: 'admin' },
+  'webhook.list': { scope: 'admin' },
+  'webhook.read': { scope: 'admin' },
+  'webhook.delete': { scope: 'admin' },
+  'webhook.retry': { scope: 'admin' },
 } as const satisfies Record<string, { scope: Scope | null }>;
 
 export type Operation = keyof typeof OPERATIONS;

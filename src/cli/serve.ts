@@ -93,6 +93,8 @@ export async function serve(): Promise<Running | undefined> {
   services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
   services.groups.observe((e) => metrics.groupRekeySeconds.observe({ change: e.change }, e.seconds));
   metrics.watchGroups(() => services.groups.gauges());
+  services.webhooks.observe((outcome) => metrics.webhookDeliveries.inc({ outcome }));
+  metrics.watchWebhooks(() => services.webhooks.gauges());
   metrics.watchCas(
     () => ctx.stores.cas.list(),
     () => ctx.now(),
@@ -123,6 +125,9 @@ export async function serve(): Promise<Running | undefined> {
   const retirements = publisher ? watchRetirements(ctx) : undefined;
   // Members whose certificates expired leave their key groups (groups/service.ts).
   const groupExpiry = publisher ? watchGroupExpiry(services.groups, log) : undefined;
+  // Webhook deliveries from the outbox: one process per host (the CRL publisher); replicas
+  // share each webhook through its lease (ca/webhooks.ts).
+  if (publisher) services.webhooks.start();
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
@@ -204,6 +209,7 @@ export async function serve(): Promise<Running | undefined> {
       services.crls.stop();
       retirements?.();
       groupExpiry?.();
+      await services.webhooks.stop();
       await housekeeper.stop();
       await services.ocsp.stop();
       await opened.db.close();

@@ -33,6 +33,8 @@ import type { EstService } from '../est/service.js';
 import { createScepService, scepRoutes } from '../scep/routes.js';
 import { groupRoutes } from './routes/groups.js';
 import type { GroupService } from '../groups/service.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import type { WebhookService } from '../ca/webhooks.js';
 import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 
 export interface AppOptions {
@@ -49,6 +51,7 @@ export interface AppOptions {
   acme: AcmeService;
   est: EstService;
   groups: GroupService;
+  webhooks: WebhookService;
   ocsp: OcspService;
 }
 
@@ -85,7 +88,7 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
  */
 export function apiRouter(
   ctx: CaContext,
-  opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation' | 'groups'>,
+  opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation' | 'groups'> & Partial<Pick<AppOptions, 'webhooks'>>,
   limits: Pick<RateLimits, 'middlewares'>,
 ): Router {
   const api = express.Router();
@@ -98,6 +101,12 @@ export function apiRouter(
   api.use(certificateRoutes(ctx, opts.issuance));
   api.use(adminRoutes(ctx));
   api.use(groupRoutes(ctx, opts.groups));
+  api.use(
+    webhookRoutes(ctx, () => {
+      if (!opts.webhooks) throw new Error('webhooks are not configured in this router');
+      return opts.webhooks;
+    }),
+  );
   api.use(auditRefusals(ctx));
   return api;
 }

@@ -49,6 +49,12 @@ export function createMetrics() {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'signet_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (retried later), dead (dead-lettered after the last attempt)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     refusals: new Counter({ name: 'signet_refusals_total', help: 'Requests refused, by problem type', labelNames: ['type'] as const, registers: [registry] }),
     /**
      * The CAs themselves, read from the database at each scrape (CA rows are few): days until
@@ -75,6 +81,19 @@ export function createMetrics() {
         async collect() {
           this.reset();
           for (const ca of await source()) for (const s of CA_STATUS_VALUES) this.set({ ca: ca.id, status: s }, ca.status === s ? 1 : 0);
+        },
+      });
+    },
+    /** Webhook outbox events not yet handled, per webhook, read at each scrape. */
+    watchWebhooks(source: () => Promise<{ id: string; backlog: number }[]>): void {
+      new Gauge({
+        name: 'signet_webhook_backlog',
+        help: 'Outbox events each webhook has still to deliver (or skip); growing means its receiver is down or slow',
+        labelNames: ['webhook'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const w of await source()) this.set({ webhook: w.id }, w.backlog);
         },
       });
     },
