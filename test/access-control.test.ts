@@ -167,6 +167,23 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
     { route: 'DELETE /groups/:id/members/:serial', path: () => `/api/v1/groups/doesnotexist/members/${serial}`, scope: 'admin', allowed: 404 },
     { route: 'GET /groups/:id/members/:serial/welcome', path: () => `/api/v1/groups/doesnotexist/members/${serial}/welcome`, scope: 'groups', allowed: 404 },
     { route: 'GET /groups/:id/rekey', path: () => '/api/v1/groups/doesnotexist/rekey?since=0', scope: 'groups', allowed: 404 },
+    {
+      route: 'POST /webhooks',
+      path: () => '/api/v1/webhooks',
+      scope: 'admin',
+      body: () => ({ url: `http://127.0.0.1:9/acl-${randomBytes(4).toString('hex')}`, events: ['crl.published'] }),
+      allowed: 201,
+    },
+    { route: 'GET /webhooks', path: () => '/api/v1/webhooks', scope: 'admin', allowed: 200 },
+    { route: 'GET /webhooks/:id', path: () => '/api/v1/webhooks/wh_0000000000000000', scope: 'admin', allowed: 404 },
+    { route: 'DELETE /webhooks/:id', path: () => '/api/v1/webhooks/wh_0000000000000000', scope: 'admin', allowed: 404 },
+    {
+      route: 'POST /webhooks/:id/deliveries/:delivery/retry',
+      path: () => '/api/v1/webhooks/wh_0000000000000000/deliveries/dl_0000000000000000/retry',
+      scope: 'admin',
+      body: () => ({}),
+      allowed: 404,
+    },
     { route: 'GET /audit', path: () => '/api/v1/audit', scope: 'admin', allowed: 200 },
     { route: 'GET /audit/checkpoints', path: () => '/api/v1/audit/checkpoints', scope: 'admin', allowed: 200 },
   ];

@@ -101,14 +101,15 @@ export function apiRouter(
   api.use(certificateRoutes(ctx, opts.issuance));
   api.use(adminRoutes(ctx));
   api.use(groupRoutes(ctx, opts.groups));
-  api.use(
-    webhookRoutes(ctx, () => {
-      if (!opts.webhooks) throw new Error('webhooks are not configured in this router');
-      return opts.webhooks;
-    }),
-  );
+  api.use(webhookRoutes(ctx, () => webhooksOf(opts)));
   api.use(auditRefusals(ctx));
   return api;
+}
+
+/** The webhook service, looked up when a request comes (the authorisation matrix builds the router without one). */
+function webhooksOf(opts: Partial<Pick<AppOptions, 'webhooks'>>): WebhookService {
+  if (!opts.webhooks) throw new Error('this router was built without the webhook service');
+  return opts.webhooks;
 }
 
 export function createApp(
