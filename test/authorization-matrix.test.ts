@@ -996,10 +996,11 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
   test('the class: every path parameter of every route is validated (bad encoding, bad shape → 400), and so is every query', async () => {
     const wrongShape: Record<string, [string, RegExp]> = {
       serial: ['not-hex', /^serial "not-hex" is not a hexadecimal serial number$/],
-      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential|key group) id/],
+      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential|key group|webhook) id/],
+      delivery: ['Not_An_Id!', /^delivery: must be a delivery id/],
     };
     // The other parameters of a route take good values, so that only the one tried can be wrong.
-    const goodValue: Record<string, () => string> = { serial: () => shared.get(key(TARGETS[0]!))!, id: () => ids.corp };
+    const goodValue: Record<string, () => string> = { serial: () => shared.get(key(TARGETS[0]!))!, id: () => ids.corp, delivery: () => 'dl_0000000000000000' };
     const withGood = (pattern: string, except: string) => pattern.replace(/:(\w+)/g, (m, name: string) => (name === except ? m : (goodValue[name]?.() ?? m)));
     for (const { route } of await enumerateApiRoutes()) {
       const [method, pattern] = route.split(' ') as [string, string];

@@ -12,6 +12,10 @@ import { api, freePort, signet, startServer, type RunningServer } from './helper
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { newKeyCsr, openssl } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
+import pino from 'pino';
+import { loadConfig } from '../src/config/config.js';
+import { openSignet } from '../src/runtime/open.js';
+import { emitCertificateAtRisk } from '../src/ca/webhook-events.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -49,7 +53,7 @@ class Receiver {
     await closed;
   }
   events() {
-    return this.got.map((g) => JSON.parse(g.body) as { id: string; type: string; data: Record<string, unknown> });
+    return this.got.map((g) => JSON.parse(g.body) as { id: string; type: string; auditSeq: number; data: Record<string, unknown> });
   }
   async waitFor(what: string, done: (evs: ReturnType<Receiver['events']>) => boolean, ms = 20_000) {
     const deadline = Date.now() + ms;
@@ -141,6 +145,30 @@ describe('event webhooks', { concurrency: false }, () => {
     assert.ok(!server.stdout().includes(hook.secret) && !server.stderr().includes(hook.secret), 'the secret is never logged');
     assert.equal((await api(server, 'DELETE', `/api/v1/webhooks/${hook.id}`)).status, 200);
     assert.equal((await api(server, 'GET', `/api/v1/webhooks/${hook.id}`)).status, 404);
+    receiver.got = [];
+  });
+
+  test('certificate.at_risk from emitCertificateAtRisk, committed with its audit event; a webhook gets only what it subscribed to', async () => {
+    const hook = await register(receiver.url, ['certificate.at_risk']);
+    const serial = await issue(); // certificate.issued: not subscribed to
+    const caId = (await api(server, 'GET', `/api/v1/certificates/${serial}`)).json.caId as string;
+    const ctx = await openSignet(loadConfig(env.env), pino({ level: 'silent' }));
+    try {
+      await emitCertificateAtRisk(ctx.db, { serial, caId, reason: 'weak-key', details: { bits: 1024 }, actor: 'detector:test' });
+    } finally {
+      await ctx.db.close();
+    }
+    await receiver.waitFor('the at-risk event', (evs) => evs.length >= 1);
+    await sleep(300);
+    assert.deepEqual(
+      receiver.events().map((e) => [e.type, e.data.serial, e.data.caId, e.data.reason, e.data.bits, e.data.actor]),
+      [['certificate.at_risk', serial, caId, 'weak-key', 1024, 'detector:test']],
+    );
+    verifyWithOpenssl(receiver.got[0]!, hook.secret);
+    const audit = await sql(env, `SELECT seq FROM "AuditEvent" WHERE action = 'certificate.at_risk' AND target = ?`, [serial]);
+    assert.equal(audit.length, 1);
+    assert.equal(receiver.events()[0]!.auditSeq, Number(audit[0].seq));
+    assert.equal((await api(server, 'DELETE', `/api/v1/webhooks/${hook.id}`)).status, 200);
     receiver.got = [];
   });
 

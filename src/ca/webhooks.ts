@@ -204,6 +204,8 @@ export class WebhookService {
   private pruneTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private busy = new Set<string>();
+  /** Only a process that started the dispatcher delivers (not the CLI, whose retry only marks the row). */
+  private started = false;
   private stopped = false;
 
   constructor(
@@ -304,6 +306,7 @@ export class WebhookService {
 
   /** Delivers in this process (serve: one per host, the CRL publisher; each replica runs one). */
   start(): void {
+    this.started = true;
     this.stopped = false;
     this.timer = setInterval(() => this.kick(), this.settings.pollMs);
     this.timer.unref();
@@ -325,7 +328,7 @@ export class WebhookService {
 
   /** Runs a pass now unless one is running. */
   kick(): void {
-    if (this.ticking || this.stopped) return;
+    if (!this.started || this.ticking || this.stopped) return;
     this.ticking = this.tick()
       .catch((e: unknown) => this.ctx.log.warn({ err: e }, 'webhook delivery pass failed; retried at the next poll'))
       .finally(() => {

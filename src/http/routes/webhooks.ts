@@ -12,7 +12,8 @@ import { parseBody } from '../validate.js';
 
 const id = z.string().regex(/^wh_[0-9a-f]{16}$/, 'must be a webhook id (wh_ and 16 hex digits)');
 const webhookPath = z.object({ id }).strict();
-const deliveryPath = z.object({ id, delivery: z.string().regex(/^dl_[0-9a-f]{16}$/, 'must be a delivery id (dl_ and 16 hex digits)') }).strict();
+// The delivery first: a bad one is named even when the webhook id is wrong too.
+const deliveryPath = z.object({ delivery: z.string().regex(/^dl_[0-9a-f]{16}$/, 'must be a delivery id (dl_ and 16 hex digits)'), id }).strict();
 
 /** `webhooks` is looked up per request (the authorisation matrix builds this router without services). */
 export function webhookRoutes(ctx: CaContext, webhooks: () => WebhookService): Router {
