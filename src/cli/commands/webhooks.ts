@@ -119,7 +119,7 @@ export function webhookCommand(): Command {
     );
   webhook
     .command('retry <id> <delivery>')
-    .description('send a dead letter again (the serving process delivers it at its next poll; back to dead if it fails)')
+    .description("send a dead letter again, once, at the webhook's next attempt (back to dead if it fails)")
     .action(async (id: string, delivery: string) =>
       withSignet(async (ctx, env) => {
         const d = await createServices(ctx, env.config).webhooks.retry(id, delivery, cliRequester());
