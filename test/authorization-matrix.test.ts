@@ -280,6 +280,16 @@ const ISSUES: Variant[] = [
 ];
 
 let madeNo = 0;
+
+/** A webhook made as admin (receiver: the discard port, nothing listens): the shared one for reads, or a fresh one. */
+async function matrixWebhook(fx: Fixture, fresh = false): Promise<string> {
+  const known = fx.shared.get('webhook');
+  if (known && !fresh) return known;
+  const made = await fx.admin('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:9/matrix-fixture-${++madeNo}`, events: ['certificate.issued'] });
+  assert.equal(made.status, 201, made.text);
+  if (!fresh) fx.shared.set('webhook', made.json.id);
+  return made.json.id as string;
+}
 const ROWS: Row[] = [
   {
     route: 'POST /certificates',
@@ -478,6 +488,36 @@ const ROWS: Row[] = [
     op: 'group.rekey',
     variants: [{ name: 'since epoch 0', status: 200 }],
     request: async (_v, fx) => ({ method: 'GET', path: `/api/v1/groups/${(await fx.group()).name}/rekey?since=0` }),
+  },
+  {
+    route: 'POST /webhooks',
+    op: 'webhook.create',
+    variants: [{ name: 'a webhook', status: 201 }],
+    request: async () => ({ method: 'POST', path: '/api/v1/webhooks', body: { url: `http://127.0.0.1:9/matrix-${++madeNo}`, events: ['crl.published'] } }),
+  },
+  {
+    route: 'GET /webhooks',
+    op: 'webhook.list',
+    variants: [{ name: 'webhooks', status: 200 }],
+    request: async () => ({ method: 'GET', path: '/api/v1/webhooks' }),
+  },
+  {
+    route: 'GET /webhooks/:id',
+    op: 'webhook.read',
+    variants: [{ name: 'a webhook', status: 200 }],
+    request: async (_v, fx) => ({ method: 'GET', path: `/api/v1/webhooks/${await matrixWebhook(fx)}` }),
+  },
+  {
+    route: 'DELETE /webhooks/:id',
+    op: 'webhook.delete',
+    variants: [{ name: 'a fresh webhook', status: 200 }],
+    request: async (_v, fx) => ({ method: 'DELETE', path: `/api/v1/webhooks/${await matrixWebhook(fx, true)}` }),
+  },
+  {
+    route: 'POST /webhooks/:id/deliveries/:delivery/retry',
+    op: 'webhook.retry',
+    variants: [{ name: 'a delivery the webhook does not have', status: 404 }],
+    request: async (_v, fx) => ({ method: 'POST', path: `/api/v1/webhooks/${await matrixWebhook(fx)}/deliveries/dl_0000000000000000/retry` }),
   },
   {
     route: 'GET /audit',
@@ -962,10 +1002,11 @@ describe('authorisation matrix: every operation × token shape × profile × CA'
   test('the class: every path parameter of every route is validated (bad encoding, bad shape → 400), and so is every query', async () => {
     const wrongShape: Record<string, [string, RegExp]> = {
       serial: ['not-hex', /^serial "not-hex" is not a hexadecimal serial number$/],
-      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential|key group) id/],
+      id: ['Not_An_Id!', /^id: must be an? (CA|token|enrollment credential|key group|webhook) id/],
+      delivery: ['Not_An_Id!', /^delivery: must be a delivery id/],
     };
     // The other parameters of a route take good values, so that only the one tried can be wrong.
-    const goodValue: Record<string, () => string> = { serial: () => shared.get(key(TARGETS[0]!))!, id: () => ids.corp };
+    const goodValue: Record<string, () => string> = { serial: () => shared.get(key(TARGETS[0]!))!, id: () => ids.corp, delivery: () => 'dl_0000000000000000' };
     const withGood = (pattern: string, except: string) => pattern.replace(/:(\w+)/g, (m, name: string) => (name === except ? m : (goodValue[name]?.() ?? m)));
     for (const { route } of await enumerateApiRoutes()) {
       const [method, pattern] = route.split(' ') as [string, string];

@@ -35,6 +35,8 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { AUDIT_HEAD_KEY, headValue, type AuditRecord, type ChainHead } from '../model/audit.js';
 import { databaseOf, type Database, type Tx } from '../storage/database.js';
+import type { OutboxRecord } from '../model/webhook.js';
+import { outboxOf } from './webhook-events.js';
 
 export type { ChainHead } from '../model/audit.js';
 export type AuditRow = AuditRecord;
@@ -62,8 +64,8 @@ export interface AuditInput {
 export interface AuditLog {
   /** The newest event and the recorded head (Setting audit.head). */
   head(tx?: Tx): Promise<ChainHead>;
-  /** Writes chained rows and moves the recorded head to the last of them. */
-  append(rows: AuditRow[], tx: Tx): Promise<void>;
+  /** Writes chained rows and moves the recorded head to the last of them; `outbox`: the webhook events they are (webhook-events.ts), in the same transaction. */
+  append(rows: AuditRow[], tx: Tx, outbox?: OutboxRecord[]): Promise<void>;
 }
 
 /** The exact bytes hashed for an event: a JSON array with a fixed field order. */
@@ -226,7 +228,7 @@ export async function appendAudits(tx: Tx, inputs: AuditInput[]): Promise<AuditR
   if (!db) throw new SignetError('internal', 'appendAudit needs a transaction from Database.transaction');
   const { trail, log } = boundTo(db);
   const rows = trail.chain(await log.head(tx), inputs);
-  await log.append(rows, tx);
+  await log.append(rows, tx, outboxOf(rows));
   return rows;
 }
 
@@ -234,7 +236,11 @@ export async function appendAudits(tx: Tx, inputs: AuditInput[]): Promise<AuditR
  * Events appended after `head`, chained, with the head record to store alongside them: what
  * the driver-level writer (issuance-writer.ts) asks for inside its transaction.
  */
-export function auditBatch(db: Database, head: ChainHead, inputs: AuditInput[]): { rows: AuditRow[]; headKey: string; headValue: string } {
+export function auditBatch(
+  db: Database,
+  head: ChainHead,
+  inputs: AuditInput[],
+): { rows: AuditRow[]; headKey: string; headValue: string; outbox: OutboxRecord[] } {
   const rows = auditTrailOf(db).chain(head, inputs);
-  return { rows, headKey: HEAD_KEY, headValue: headValue(rows[rows.length - 1]!) };
+  return { rows, headKey: HEAD_KEY, headValue: headValue(rows[rows.length - 1]!), outbox: outboxOf(rows) };
 }

@@ -77,6 +77,11 @@ export const OPERATIONS = {
   'group.rekey': { scope: 'groups' },
   /** The OpenAPI description of /api/v1: public, like the software it describes. */
   'api.describe': { scope: null },
+  'webhook.create': { scope: 'admin' },
+  'webhook.list': { scope: 'admin' },
+  'webhook.read': { scope: 'admin' },
+  'webhook.delete': { scope: 'admin' },
+  'webhook.retry': { scope: 'admin' },
 } as const satisfies Record<string, { scope: Scope | null }>;
 
 export type Operation = keyof typeof OPERATIONS;

@@ -27,6 +27,7 @@ import type { NewCertificateRecord } from '../model/certificate.js';
 import { auditBatch, type AuditInput } from './audit.js';
 import type { CertificateStore } from './certificate-store.js';
 import { SignetError } from '../errors.js';
+import { faultPoint } from './fault-points.js';
 import type { CredentialSpends, IssuanceState } from '../storage/issuance-writer.js';
 import type { CredentialUse } from './enrollment-credentials.js';
 
@@ -111,6 +112,7 @@ export class CommitQueue {
       stillIssuable,
       paid?.spends,
     );
+    faultPoint('issue:committed');
     return paid?.refusals;
   }
 }

@@ -22,6 +22,8 @@
 import type { SanEntry } from '../pki/names.js';
 import { nameKeys } from '../storage/certificate-names.js';
 import type { CaContext } from './context.js';
+import type { Tx } from '../storage/database.js';
+import { emitCertificateAtRisk } from './webhook-events.js';
 import { loadProfiles, type Profile } from './profiles.js';
 
 const HOUR_S = 3600;
@@ -87,7 +89,8 @@ export interface ExpiryStore {
   /** Of these alert ids, those reported already. */
   reported(ids: string[]): Promise<Set<string>>;
   /** Records the alert as reported; false when another process recorded it first. */
-  markReported(a: { id: string; kind: string; caId: string; profile: string | null; notAfter: Date; reportedAt: Date }): Promise<boolean>;
+  /** Records an alert once (false: it already was); with `tx`, in that transaction. */
+  markReported(a: { id: string; kind: string; caId: string; profile: string | null; notAfter: Date; reportedAt: Date }, tx?: Tx): Promise<boolean>;
   /** Forgets reported alerts of certificates that ended before `before`. */
   forgetReported(before: Date): Promise<void>;
   saveSnapshot(json: string): Promise<void>;
@@ -261,13 +264,30 @@ export async function takeNewlyAtRisk(ctx: CaContext, atRisk?: AtRisk[], now: Da
     const known = await store.reported(chunk.map((a) => a.id));
     for (const a of chunk) {
       if (known.has(a.id)) continue;
-      const recorded = await store.markReported({
-        id: a.id,
-        kind: a.kind,
-        caId: a.caId,
-        profile: a.kind === 'certificate' ? a.profile : null,
-        notAfter: a.notAfter,
-        reportedAt: now,
+      // The alert is recorded with its audit event and webhook event (certificate.at_risk) in one
+      // transaction: a crash between them can neither lose the event nor send it twice.
+      const recorded = await ctx.db.transaction(async (tx) => {
+        const first = await store.markReported(
+          { id: a.id, kind: a.kind, caId: a.caId, profile: a.kind === 'certificate' ? a.profile : null, notAfter: a.notAfter, reportedAt: now },
+          tx,
+        );
+        if (first)
+          await emitCertificateAtRisk(
+            ctx.db,
+            {
+              serial: a.serial,
+              caId: a.caId,
+              reason: a.kind === 'ca' ? 'ca-near-end' : 'no-successor',
+              details: {
+                kind: a.kind,
+                notAfter: a.notAfter.toISOString(),
+                alertFrom: a.alertFrom.toISOString(),
+                ...(a.kind === 'certificate' ? { profile: a.profile, names: a.sans.map((n) => n.value) } : { subject: a.subject }),
+              },
+            },
+            tx,
+          );
+        return first;
       });
       if (recorded) fresh.push(a);
     }

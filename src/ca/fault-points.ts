@@ -6,6 +6,8 @@
  */
 export const FAULT_POINTS = {
   rotate: ['rotate:key-generated', 'successor:certificate-signed', 'rotate:successor-recorded', 'rotate:handed-over', 'rotate:committed'],
+  /** After an issuance batch (its certificates, audit events and webhook outbox rows) committed, before anyone is answered or anything delivered. */
+  issuance: ['issue:committed'],
   rollover: ['rollover:root-created', 'rollover:cross-certified', 'successor:certificate-signed', 'rollover:handed-over', 'rollover:committed'],
 } as const;
 

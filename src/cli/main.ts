@@ -5,6 +5,7 @@ import { revocationCommands } from './commands/revocation.js';
 import { auditCommand, tokenCommand } from './commands/admin.js';
 import { enrollCommand } from './commands/enroll.js';
 import { groupCommand } from './commands/groups.js';
+import { webhookCommand } from './commands/webhooks.js';
 import { backupCommands } from './commands/backup.js';
 import { acmeCommand } from './commands/acme.js';
 import { cliEnv, fail, printJson, readSecret } from './runtime.js';
@@ -126,6 +127,7 @@ for (const c of [
   tokenCommand(),
   enrollCommand(),
   groupCommand(),
+  webhookCommand(),
   auditCommand(),
   ...backupCommands(),
   acmeCommand(),

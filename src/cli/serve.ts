@@ -95,6 +95,8 @@ export async function serve(): Promise<Running | undefined> {
   services.ocsp.observe((outcome) => ocspOutcomes[outcome].inc());
   services.groups.observe((e) => metrics.groupRekeySeconds.observe({ change: e.change }, e.seconds));
   metrics.watchGroups(() => services.groups.gauges());
+  services.webhooks.observe((outcome) => metrics.webhookDeliveries.inc({ outcome }));
+  metrics.watchWebhooks(() => services.webhooks.gauges());
   metrics.watchCas(
     () => ctx.stores.cas.list(),
     () => ctx.now(),
@@ -129,6 +131,9 @@ export async function serve(): Promise<Running | undefined> {
   // Expiry alerts: every minute, what is at risk and the time-left counts, saved for every
   // process's /metrics; what is newly at risk goes to certificatesAtRisk (ca/expiry-alerts.ts).
   const expirySweep = publisher ? watchExpiry(ctx, { onNewlyAtRisk: (items) => services.events.emit('certificatesAtRisk', items) }) : undefined;
+  // Webhook deliveries from the outbox: one process per host (the CRL publisher); replicas
+  // share each webhook through its lease (ca/webhooks.ts).
+  if (publisher) services.webhooks.start();
   if (inCluster) {
     // Status changes to and from the other workers, once this process's subscribers listen.
     connectWorkerRelay(services.statusBus, log);
@@ -211,6 +216,7 @@ export async function serve(): Promise<Running | undefined> {
       retirements?.();
       groupExpiry?.();
       expirySweep?.();
+      await services.webhooks.stop();
       await housekeeper.stop();
       await services.ocsp.stop();
       await opened.db.close();

@@ -233,6 +233,30 @@ export const SETTINGS = {
     schema: z.coerce.number().int().min(1).max(3600).default(60),
     doc: 'How often each process appends a signed audit checkpoint to <data>/audit-checkpoints (when the chain head moved; also at start, about a second after each change this process records, and at shutdown), and records the anonymous requests it refused as one summary event.',
   },
+  SIGNET_WEBHOOK_RETRY_BASE_MS: {
+    schema: z.coerce.number().int().min(10).max(3_600_000).default(5000),
+    doc: 'Wait before the second attempt at a webhook event; each further failure doubles it, up to SIGNET_WEBHOOK_RETRY_CAP_MS.',
+  },
+  SIGNET_WEBHOOK_RETRY_CAP_MS: {
+    schema: z.coerce.number().int().min(10).max(86_400_000).default(3_600_000),
+    doc: 'Longest wait between attempts at a webhook event.',
+  },
+  SIGNET_WEBHOOK_MAX_ATTEMPTS: {
+    schema: z.coerce.number().int().min(1).max(100).default(16),
+    doc: 'Attempts at a webhook event before it is dead-lettered (the defaults keep trying for about 7 hours); dead letters are listed by `signet webhook list` and can be retried.',
+  },
+  SIGNET_WEBHOOK_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    doc: 'Time a webhook receiver has to answer one delivery (connect to response).',
+  },
+  SIGNET_WEBHOOK_POLL_MS: {
+    schema: z.coerce.number().int().min(50).max(60_000).default(1000),
+    doc: 'How often the delivering process looks for new webhook events (bounds the delay of a delivery after its change commits).',
+  },
+  SIGNET_WEBHOOK_ALLOW_PRIVATE: {
+    schema: bool.default('on'),
+    doc: "Whether webhook receivers may be on loopback or private addresses (on: a private CA's receivers usually are); off refuses them at registration and at every delivery.",
+  },
   SIGNET_CONFIG_FILE: { schema: z.string().optional(), doc: 'Optional JSON file whose keys are these variable names; the environment wins.' },
 } as const;
 

@@ -34,6 +34,8 @@ import { createScepService, scepRoutes } from '../scep/routes.js';
 import { groupRoutes } from './routes/groups.js';
 import { openapiRoutes } from './routes/openapi.js';
 import type { GroupService } from '../groups/service.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import type { WebhookService } from '../ca/webhooks.js';
 import { authenticateEnrollment } from '../ca/enrollment-credentials.js';
 
 export interface AppOptions {
@@ -50,6 +52,7 @@ export interface AppOptions {
   acme: AcmeService;
   est: EstService;
   groups: GroupService;
+  webhooks: WebhookService;
   ocsp: OcspService;
 }
 
@@ -86,7 +89,7 @@ export function createHandler(ctx: CaContext, metrics: Metrics, opts: AppOptions
  */
 export function apiRouter(
   ctx: CaContext,
-  opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation' | 'groups'>,
+  opts: Pick<AppOptions, 'bodyLimit' | 'issuance' | 'revocation' | 'groups'> & Partial<Pick<AppOptions, 'webhooks'>>,
   limits: Pick<RateLimits, 'middlewares'>,
 ): Router {
   const api = express.Router();
@@ -100,8 +103,15 @@ export function apiRouter(
   api.use(adminRoutes(ctx));
   api.use(groupRoutes(ctx, opts.groups));
   api.use(openapiRoutes(api));
+  api.use(webhookRoutes(ctx, () => webhooksOf(opts)));
   api.use(auditRefusals(ctx));
   return api;
+}
+
+/** The webhook service, looked up when a request comes (the authorisation matrix builds the router without one). */
+function webhooksOf(opts: Partial<Pick<AppOptions, 'webhooks'>>): WebhookService {
+  if (!opts.webhooks) throw new Error('this router was built without the webhook service');
+  return opts.webhooks;
 }
 
 export function createApp(

@@ -56,6 +56,12 @@ export function createMetrics() {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'signet_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (retried later), dead (dead-lettered after the last attempt)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     refusals: new Counter({ name: 'signet_refusals_total', help: 'Requests refused, by problem type', labelNames: ['type'] as const, registers: [registry] }),
     /**
      * The CAs themselves, read from the database at each scrape (CA rows are few): days until
@@ -134,6 +140,19 @@ export function createMetrics() {
         },
         reset() {},
       } as unknown as Parameters<Registry['registerMetric']>[0]);
+    },
+    /** Webhook outbox events not yet handled, per webhook, read at each scrape. */
+    watchWebhooks(source: () => Promise<{ id: string; backlog: number }[]>): void {
+      new Gauge({
+        name: 'signet_webhook_backlog',
+        help: 'Outbox events each webhook has still to deliver (or skip); growing means its receiver is down or slow',
+        labelNames: ['webhook'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const w of await source()) this.set({ webhook: w.id }, w.backlog);
+        },
+      });
     },
     /** Key groups, read at each scrape: members and epoch per group. */
     watchGroups(source: () => Promise<{ name: string; members: number; epoch: number }[]>): void {

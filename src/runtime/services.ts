@@ -16,6 +16,8 @@ import { GroupController } from '../groups/controller.js';
 import { storageOf } from '../storage/database.js';
 import { PrismaGroupStore } from '../storage/group-store.js';
 import { SettingStore } from '../storage/setting-store.js';
+import { WebhookService } from '../ca/webhooks.js';
+import { PrismaWebhookStore } from '../storage/webhook-store.js';
 
 /** The authority's services over one opened context; shared by `serve` and the CLI. */
 export function createServices(ctx: CaContext, config: Config) {
@@ -78,6 +80,14 @@ export function createServices(ctx: CaContext, config: Config) {
   // A revoked or held certificate, or every certificate of a revoked CA, leaves its key groups in the revocation's own transaction.
   revocation.onStatusChange((tx, c) => groups.leaveAll(tx, c.serial, c.status === 'hold' ? 'hold' : 'revocation', c.actor));
   revocation.onCaRevoked((tx, c) => groups.leaveAllIssuedBy(tx, c.caId, c.actor));
-  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est, groups };
+  const webhooks = new WebhookService(ctx, new PrismaWebhookStore(storage), {
+    retryBaseMs: config.SIGNET_WEBHOOK_RETRY_BASE_MS,
+    retryCapMs: config.SIGNET_WEBHOOK_RETRY_CAP_MS,
+    maxAttempts: config.SIGNET_WEBHOOK_MAX_ATTEMPTS,
+    timeoutMs: config.SIGNET_WEBHOOK_TIMEOUT_MS,
+    pollMs: config.SIGNET_WEBHOOK_POLL_MS,
+    allowPrivate: config.SIGNET_WEBHOOK_ALLOW_PRIVATE,
+  });
+  return { events, statusBus, statusPoller, issuers, issuance, revocation, crls, ocsp, acme, est, groups, webhooks };
 }
 export type Services = ReturnType<typeof createServices>;

@@ -5,6 +5,7 @@
  * state. The issuance hot path appends through its own driver-level writer (issuance-writer.ts).
  */
 import { AUDIT_HEAD_KEY, headValue, type AuditRecord, type AuditSearch, type ChainHead } from '../model/audit.js';
+import type { OutboxRecord } from '../model/webhook.js';
 import { prismaOf, type StorageDatabase, type Tx, type PrismaTx } from './database.js';
 
 export class AuditStore {
@@ -28,9 +29,10 @@ export class AuditStore {
   }
 
   /** Writes chained events and moves the recorded head to the last of them. */
-  async append(rows: AuditRecord[], tx: Tx): Promise<void> {
+  async append(rows: AuditRecord[], tx: Tx, outbox?: OutboxRecord[]): Promise<void> {
     if (!rows.length) return;
     await prismaOf(tx).auditEvent.createMany({ data: rows });
+    if (outbox?.length) await prismaOf(tx).webhookEvent.createMany({ data: outbox });
     const value = headValue(rows[rows.length - 1]!);
     await prismaOf(tx).setting.upsert({ where: { key: AUDIT_HEAD_KEY }, create: { key: AUDIT_HEAD_KEY, value }, update: { value } });
   }

@@ -66,7 +66,7 @@ function pageOf(t: (typeof BACKUP_TABLES)[number]) {
  * CertificateName is derived from each certificate's SANs: restore rebuilds it (so a backup
  * from before the table existed restores with a complete name index too).
  */
-export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce', 'CertificateName'] as const;
+export const NOT_BACKED_UP = ['_prisma_migrations', 'AcmeNonce', 'CertificateName', 'Webhook', 'WebhookEvent', 'WebhookDelivery'] as const;
 
 export interface BackupHeader {
   format: string;

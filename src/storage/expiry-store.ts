@@ -4,7 +4,7 @@
  * AcmeOrder (replaces), CertificateName's key.
  */
 import type { ExpiryStore } from '../ca/expiry-alerts.js';
-import type { StorageDatabase } from './database.js';
+import { prismaOf, type StorageDatabase } from './database.js';
 import { pgTime, sqliteTime } from './db-time.js';
 
 /** The last sweep's result (Setting row; every process's /metrics reads it). */
@@ -86,10 +86,10 @@ export function expiryStore(db: StorageDatabase): ExpiryStore {
       const rows = await p.expiryAlert.findMany({ where: { id: { in: ids } }, select: { id: true } });
       return new Set(rows.map((r) => r.id));
     },
-    async markReported(a) {
+    async markReported(a, tx) {
       const t = db.provider === 'postgresql' ? pgTime : sqliteTime;
       const cast = db.provider === 'postgresql' ? '::timestamp' : '';
-      const n = await p.$executeRawUnsafe(
+      const n = await (tx ? prismaOf(tx) : p).$executeRawUnsafe(
         `INSERT INTO "ExpiryAlert" ("id", "kind", "caId", "profile", "notAfter", "reportedAt") VALUES (${ph(db, 1)}, ${ph(db, 2)}, ${ph(db, 3)}, ${ph(db, 4)}, ${ph(db, 5)}${cast}, ${ph(db, 6)}${cast}) ON CONFLICT ("id") DO NOTHING`,
         a.id,
         a.kind,

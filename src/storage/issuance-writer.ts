@@ -20,6 +20,7 @@ import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.j
 import { ISSUED_COLUMNS, issuedValues } from './certificate-row.js';
 import type { NewCertificateRecord } from '../model/certificate.js';
 import type { NewCrlRecord } from '../model/crl.js';
+import type { OutboxRecord } from '../model/webhook.js';
 import type { EnrollmentCredentialRecord } from '../model/enrollment.js';
 import { ENROLLMENT_SELECT, ENROLLMENT_SPEND, enrollmentFromPg, enrollmentFromSqlite } from './enrollment-row.js';
 
@@ -42,7 +43,8 @@ export interface AuditHeadRecord {
   recorded: string | null;
 }
 
-export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string };
+/** `outbox`: the webhook events of the batch (ca/webhook-events.ts), written in the same transaction. */
+export type BuildAudit = (head: AuditHeadRecord) => { rows: AuditRecord[]; headKey: string; headValue: string; outbox?: OutboxRecord[] };
 
 /**
  * What a commit re-reads of each certificate under the write lock, before storing it: its
@@ -120,6 +122,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
   const insertCert = db.prepare(`INSERT INTO "Certificate" (${quoted(ISSUED_COLUMNS)}) VALUES (${ISSUED_COLUMNS.map(() => '?').join(', ')})`);
   const insertName = db.prepare('INSERT INTO "CertificateName" ("key", "serial", "createdAt") VALUES (?, ?, ?)');
   const insertAudit = db.prepare(`INSERT INTO "AuditEvent" (${quoted(AUDIT_COLUMNS)}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`);
+  const insertOutbox = db.prepare('INSERT INTO "WebhookEvent" ("type", "payload", "createdAt") VALUES (?, ?, ?)');
   const newest = db.prepare(`SELECT ${quoted(AUDIT_COLUMNS)} FROM "AuditEvent" ORDER BY seq DESC LIMIT 1`);
   const recorded = db.prepare(`SELECT value FROM "Setting" WHERE key = '${AUDIT_HEAD_KEY}'`).pluck();
   const setHead = db.prepare('INSERT INTO "Setting" (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
@@ -127,6 +130,7 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     const row = newest.get() as (Omit<AuditRecord, 'time'> & { time: string }) | undefined;
     const audit = buildAudit({ newest: row ? { ...row, time: sqliteDate(row.time)! } : null, recorded: (recorded.get() as string | undefined) ?? null });
     for (const a of audit.rows) insertAudit.run(a.seq, sqliteTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash);
+    for (const o of audit.outbox ?? []) insertOutbox.run(o.type, o.payload, sqliteTime(o.createdAt));
     setHead.run(audit.headKey, audit.headValue);
   };
   const caStatus = db.prepare('SELECT status FROM "CertificateAuthority" WHERE id = ?').pluck();
@@ -244,6 +248,9 @@ function postgresWriter(url: string): IssuanceWriter {
     const audit = buildAudit({ newest: row.seq === null ? null : { ...row, time: new Date(Number(row.time)) }, recorded: rec });
     const rows = audit.rows.map((a) => [a.seq, pgTime(a.time), a.actor, a.action, a.target, a.outcome, a.sourceIp, a.details, a.prevHash, a.hash]);
     await client.query(insertMany('AuditEvent', AUDIT_COLUMNS, rows), rows.flat());
+    // The batch's webhook events: one more statement per commit, however many certificates.
+    const outbox = (audit.outbox ?? []).map((o) => [o.type, o.payload, pgTime(o.createdAt)]);
+    if (outbox.length) await client.query(insertMany('WebhookEvent', ['type', 'payload', 'createdAt'], outbox), outbox.flat());
     await client.query('INSERT INTO "Setting" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [
       audit.headKey,
       audit.headValue,
