@@ -63,8 +63,11 @@ describe('the OpenAPI document, as generated', () => {
       // Every path parameter has a parameter object, from the route's own params schema.
       const names = [...route.matchAll(/:(\w+)/g)].map((m) => m[1]);
       assert.deepEqual(
-        (op.parameters ?? []).filter((p: Json) => p.in === 'path').map((p: Json) => p.name),
-        names,
+        (op.parameters ?? [])
+          .filter((p: Json) => p.in === 'path')
+          .map((p: Json) => p.name)
+          .sort(), // a params schema may list them in another order (which it names first when both are bad)
+        names.sort(),
         `${route}: path parameters`,
       );
     }
@@ -236,6 +239,14 @@ describe('the OpenAPI document against a real server', { concurrency: false }, (
     ok(await call('GET /groups/:id/rekey', `/groups/${group.json.id}/rekey?since=0`), 200);
     ok(await call('DELETE /groups/:id/members/:serial', `/groups/${group.json.id}/members/${member.json.serial}`), 200);
 
+    // Webhooks (a dead letter's retry: see below)
+    const hook = await call('POST /webhooks', '/webhooks', { url: 'http://127.0.0.1:9/openapi-hook', events: ['certificate.revoked'] });
+    ok(hook, 201);
+    ok(await call('GET /webhooks', '/webhooks'), 200);
+    ok(await call('GET /webhooks/:id', `/webhooks/${hook.json.id}`), 200);
+    ok(await call('POST /webhooks/:id/deliveries/:delivery/retry', `/webhooks/${hook.json.id}/deliveries/dl_0000000000000000/retry`, {}), 404);
+    ok(await call('DELETE /webhooks/:id', `/webhooks/${hook.json.id}`), 200);
+
     // Audit
     ok(await call('GET /audit', '/audit?limit=50'), 200);
     ok(await call('GET /audit/checkpoints', '/audit/checkpoints?limit=2'), 200);
@@ -244,12 +255,15 @@ describe('the OpenAPI document against a real server', { concurrency: false }, (
     // Every documented success answer was compared with a real one. The mTLS renewal answers
     // only on the HTTPS listener with a client certificate: test/mtls-renewal.test.ts checks its
     // body against its documented schema (renewedResponse, also POST /certificates/:serial/renew's).
+    // A dead letter's retry needs a receiver failing N times: test/webhooks.test.ts makes one,
+    // retries it over REST and checks the answer against deliveryResponse.
     const unseen: string[] = [];
     for (const [path, ops] of Object.entries(document.paths as Json))
       for (const [method, op] of Object.entries(ops as Json))
         for (const status of Object.keys(op.responses).filter((s) => s.startsWith('2'))) {
           const route = `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`;
-          if (!seen.has(`${route} ${status}`) && route !== 'POST /certificates/renew') unseen.push(`${route} ${status}`);
+          const elsewhere = ['POST /certificates/renew', 'POST /webhooks/:id/deliveries/:delivery/retry'];
+          if (!seen.has(`${route} ${status}`) && !elsewhere.includes(route)) unseen.push(`${route} ${status}`);
         }
     assert.deepEqual(unseen, [], 'every documented success answer is checked against a real one');
   });

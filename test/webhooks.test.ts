@@ -5,6 +5,7 @@
  * every event, in order, once it is back; a receiver that never accepts ends in dead letters
  * that `signet webhook list` shows and a retry delivers; bad registrations are refused precisely.
  */
+import { deliveryResponse } from '../src/http/routes/webhooks.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -256,15 +257,20 @@ describe('event webhooks', { concurrency: false }, () => {
     receiver.answer = { status: 204 };
     const next = await issue();
     await receiver.waitFor('the next event', (evs) => evs.some((e) => e.data.serial === next));
-    const retried = signet(['webhook', 'retry', hook.id, dead.id], env.env);
-    assert.equal(retried.status, 0, retried.stderr);
+    // Retried over REST (its answer as the OpenAPI document describes it); the CLI's retry below.
+    const retried = await api(server, 'POST', `/api/v1/webhooks/${hook.id}/deliveries/${dead.id}/retry`, {});
+    assert.equal(retried.status, 200, retried.text);
+    assert.equal(deliveryResponse.parse(retried.json).status, 'retrying');
     await receiver.waitFor('the dead letter, retried', (evs) => evs.filter((e) => e.data.serial === serial).length === 4);
     for (const g of receiver.got.slice(-1)) assert.equal(JSON.parse(g.body).data.serial, serial);
     const after = await api(server, 'GET', `/api/v1/webhooks/${hook.id}`);
     assert.equal(after.json.deadLetters, 0);
     assert.equal(after.json.deliveries.find((d: { id: string }) => d.id === dead.id).status, 'delivered');
-    // Retrying what is not a dead letter is a conflict.
+    // Retrying what is not a dead letter is a conflict, over REST and in the CLI.
     assert.equal((await api(server, 'POST', `/api/v1/webhooks/${hook.id}/deliveries/${dead.id}/retry`)).status, 409);
+    const again = signet(['webhook', 'retry', hook.id, dead.id], env.env);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /not a dead letter/);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(metrics, /signet_webhook_deliveries_total\{outcome="dead"\} 1/);
     assert.match(metrics, new RegExp(`signet_webhook_backlog\\{webhook="${hook.id}"\\} 0`));
