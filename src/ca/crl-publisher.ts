@@ -133,9 +133,18 @@ export class CrlPublisher {
       await this.publish(caId, undefined, 'system', { shard, delta: false });
       return;
     }
+    // SIGNET_CRL_DELTAS switched on or off since the full CRL was signed: its freshestCRL
+    // extension is missing (OpenSSL then ignores deltas for certificates issued before) or
+    // names deltas no longer published. A full CRL followed by a delta had deltas on.
+    const newestDelta = await this.ctx.stores.crls.head(caId, { shard, delta: true });
+    const fullHadDeltas = newestDelta !== null && newestDelta.number > full.number;
+    if (fullHadDeltas !== this.deltas) {
+      await this.publish(caId, undefined, 'system', { shard, delta: false });
+      return;
+    }
     // With deltas the delta follows changes; without, the full CRL does.
     const scope = { shard, delta: this.deltas };
-    const last = scope.delta ? await this.ctx.stores.crls.head(caId, scope) : full;
+    const last = scope.delta ? newestDelta : full;
     if (!last || last.number < full.number || now >= halfLife(last)) {
       await this.publish(caId, undefined, 'system', scope);
       return;

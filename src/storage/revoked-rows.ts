@@ -14,9 +14,9 @@ import type { RevokedEntry } from '../model/certificate.js';
 
 export type RevokedRow = RevokedEntry;
 
-/** One shard's rows ($3; shard 0, the unsharded CRL, is "crlShard" IS NULL: see SHARD_IS_NULL). */
+/** One shard's rows ($3, last: SQLite binds ? in textual order); shard 0, the unsharded CRL, is "crlShard" IS NULL. */
 const SHARDED_SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
-  WHERE "caId" = $1 AND "crlShard" = $3 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;
+  WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 AND "crlShard" = $3 ORDER BY "serial"`;
 const UNSHARDED_SQL = SHARDED_SQL.replace('"crlShard" = $3', '"crlShard" IS NULL');
 
 const sqliteSql = (sql: string) =>
