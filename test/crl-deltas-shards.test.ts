@@ -299,6 +299,26 @@ describe('sharded CRLs (SIGNET_CRL_SHARDS)', () => {
     assert.ok(parsed!.serials.includes(goSerial(victim.serial)));
   });
 
+  test('old CRLs are pruned per shard: five kept for a busy shard, the quiet shards keep theirs', async () => {
+    const c = byShard.get(1)![1]!;
+    for (let i = 0; i < 6; i++) {
+      const hold = i % 2 === 0;
+      const r = hold
+        ? await api(f.server, 'POST', `/api/v1/certificates/${c.serial}/revoke`, { reason: 'certificateHold' })
+        : await api(f.server, 'POST', `/api/v1/certificates/${c.serial}/unhold`, {});
+      assert.equal(r.status, 200, r.text);
+      await f.waitForCrl(`/pki/${f.intId}.s1.crl`, (x) => x.entries.has(serialKey(c.serial)) === hold, hold ? 'the hold' : 'the released hold');
+    }
+    const rows = await sql<{ shard: number; n: number | string }>(f.env, 'SELECT "shard", COUNT(*) AS n FROM "Crl" WHERE "caId" = ? GROUP BY "shard"', [
+      f.intId,
+    ]);
+    const count = new Map(rows.map((r) => [Number(r.shard), Number(r.n)]));
+    assert.equal(count.get(1), 5, 'the busy shard keeps its five newest');
+    // The CA's numbers moved on by more than five; a CA-wide cut would have removed these.
+    for (const k of [0, 2, 3]) assert.ok((count.get(k) ?? 0) >= 1, `shard ${k} still has its CRL`);
+    await f.fetchCrl(`/pki/${f.intId}.s3.crl`);
+  });
+
   test('SIGNET_CRL_SHARDS lowered (with deltas on): certificates keep their shard, its CRL and a delta per shard', async () => {
     await f.server.stop();
     await f.boot({ SIGNET_CRL_SHARDS: '2', SIGNET_CRL_DELTAS: 'on' });

@@ -5,6 +5,7 @@
  * the time to re-sign one shard (what a revocation costs). In process (the publisher a server
  * runs), SQLite, ECDSA P-256 intermediate. Rows are bulk-inserted, not issued.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
@@ -25,6 +26,7 @@ export async function crlShardsWorkload(): Promise<WorkloadReport> {
   const runs = RUNS();
   const report = newReport('crl-shards', { entries, shards: SHARDS, runs, keyType: 'ecdsa-p256', database: 'sqlite' });
   const dir = tempDir('crl-shards');
+  const loadBefore = loadavg()[0]!;
   try {
     const env = { SIGNET_DATA_DIR: dir, SIGNET_LOG_LEVEL: 'warn', SIGNET_INTERMEDIATE_KEY: 'ecdsa-p256', SIGNET_CRL_SHARDS: String(SHARDS) };
     const config = loadConfig(env);
@@ -92,6 +94,9 @@ export async function crlShardsWorkload(): Promise<WorkloadReport> {
       value: `${fmt(worstMs)} ms (slowest shard, median)`,
       pass: worstMs <= 1000,
     });
+    report.notes.push(
+      `load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (2 cores): other work on the machine slows every row alike`,
+    );
     report.commands.push(`BENCH_NO_BUILD=1 BENCH_CRL_SHARD_ENTRIES=${entries} npm run bench -- crl-shards`);
     report.notes.push(
       "In process: CrlPublisher.publish() for one scope (read the shard's rows from the partial index, encode, sign, store in chunks, audit), timed from the call to the commit. Rows: copies of one real certificate row with unique serials (bench/lib/fixtures.ts), spread over the shards by rowid.",
