@@ -358,11 +358,12 @@ function postgresWriter(url: string): IssuanceWriter {
         }
         // Per scope (shard, full or delta): all of a CA's CRLs share one number sequence.
         const kind = scopeKind(c.baseNumber !== null);
-        const cut = await client.query<{ number: string }>(
-          `SELECT "number"::text AS number FROM "Crl" WHERE "caId" = $1 AND "shard" = $2 AND ${kind} ORDER BY "number" DESC LIMIT 1 OFFSET $3`,
+        // Aliased apart from "number": ORDER BY an output column named number would sort the text.
+        const cut = await client.query<{ n: string }>(
+          `SELECT "number"::text AS n FROM "Crl" WHERE "caId" = $1 AND "shard" = $2 AND ${kind} ORDER BY "number" DESC LIMIT 1 OFFSET $3`,
           [c.caId, c.shard, c.keep],
         );
-        const last = cut.rows[0]?.number;
+        const last = cut.rows[0]?.n;
         if (last !== undefined) {
           const args = [c.caId, c.shard, last];
           await client.query(
