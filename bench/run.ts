@@ -1,6 +1,6 @@
 /**
  * Signet benchmark suite. `npm run bench` runs every workload; `npm run bench -- <name> [...]`
- * runs the named ones (issue, ocsp, crl, inventory, startup, enroll). `npm run bench -- profile <file>`
+ * runs the named ones (issue, ocsp, crl, crl-shards, inventory, startup, enroll). `npm run bench -- profile <file>`
  * summarises a .cpuprofile. See bench/README.md for the settings (BENCH_SECONDS, BENCH_RUNS, …).
  */
 import { spawnSync } from 'node:child_process';
@@ -13,6 +13,7 @@ const WORKLOADS: Record<string, () => Promise<WorkloadReport>> = {
   issue: async () => (await import('./workloads/issue.js')).issueWorkload(),
   ocsp: async () => (await import('./workloads/ocsp.js')).ocspWorkload(),
   crl: async () => (await import('./workloads/crl.js')).crlWorkload(),
+  'crl-shards': async () => (await import('./workloads/crl-shards.js')).crlShardsWorkload(),
   inventory: async () => (await import('./workloads/inventory.js')).inventoryWorkload(),
   startup: async () => (await import('./workloads/startup.js')).startupWorkload(),
   enroll: async () => (await import('./workloads/enroll.js')).enrollWorkload(),

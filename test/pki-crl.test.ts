@@ -275,7 +275,10 @@ describe('CRL entry encoding', () => {
       signer: signerFor(ownKey(privateKey)),
     };
     await assert.doesNotReject(buildCrl(base));
-    const bad: [string, Partial<typeof base> & { distributionPointUrl?: string }][] = [
+    const bad: [string, Partial<typeof base> & { distributionPointUrl?: string; deltaBaseNumber?: bigint; freshestCrlUrl?: string }][] = [
+      ['delta base not below the delta number', { deltaBaseNumber: 1n }],
+      ['delta CRL with freshestCRL', { number: 2n, deltaBaseNumber: 1n, freshestCrlUrl: 'http://x/d.crl' }],
+      ['freshestCRL URL with a space', { freshestCrlUrl: 'http://x/a b' }],
       ['nextUpdate before thisUpdate', { nextUpdate: new Date(NOW.getTime() - 1) }],
       ['negative number', { number: -1n }],
       ['number over 20 octets', { number: 1n << 159n }],

@@ -44,6 +44,20 @@ export interface CaStores {
   expiry: ExpiryStore;
 }
 
+/**
+ * A CRL's URL: shard 0 is the CA's unsharded CRL (/pki/<caId>.crl), shard k /pki/<caId>.s<k>.crl
+ * (a dot cannot occur in a CA id), and a delta CRL adds -delta before .crl.
+ */
+export const crlUrl = (publicUrl: string, caId: string, shard: number, delta = false): string =>
+  `${publicUrl}/pki/${caId}${shard > 0 ? `.s${shard}` : ''}${delta ? '-delta' : ''}.crl`;
+
+/** The CRL shard a new leaf goes into: null (the unsharded CRL) with one shard, else 1..shards
+ * from the (random) serial, so shards fill evenly. Stored on the certificate row. */
+export function crlShardFor(serial: Buffer, shards: number): number | null {
+  if (shards <= 1) return null;
+  return 1 + (serial.readUInt32BE(serial.length - 4) % shards);
+}
+
 export const caUrls = (publicUrl: string, caId: string) => ({
   caIssuers: `${publicUrl}/pki/${caId}.crt`,
   crl: `${publicUrl}/pki/${caId}.crl`,

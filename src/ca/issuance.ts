@@ -28,7 +28,7 @@ import { EXT } from '../pki/extensions.js';
 import { appendAudit } from './audit.js';
 import { CommitQueue, IssuerReplaced } from './commit-queue.js';
 import { credentialSpends, spendsCredential } from './enrollment-credentials.js';
-import type { CaContext } from './context.js';
+import { crlShardFor, type CaContext } from './context.js';
 import type { CaEvents } from './events.js';
 import { notIssuingReason, type Issuer, type IssuerRegistry } from './issuers.js';
 import { walkCaChain } from './ca-chain-check.js';
@@ -364,7 +364,9 @@ export class Issuance {
       throw new SignetError('bad-key', `profile ${profile.name} asks for keyEncipherment, which ${key.name} keys cannot do`);
 
     const serial = newSerial();
+    const crlShard = crlShardFor(serial, this.ctx.config.SIGNET_CRL_SHARDS ?? 1);
     const tbs = buildLeafTbs(issuer.leaf, {
+      crlShard,
       serial,
       notBefore,
       notAfter,
@@ -397,7 +399,18 @@ export class Issuance {
     return this.store(
       der,
       serial,
-      { issuer, profile, sans, commonName: p.commonName, keyAlgorithm: key.name, notBefore, notAfter, csrHash: p.csrHash, predecessor: p.predecessor },
+      {
+        issuer,
+        profile,
+        sans,
+        commonName: p.commonName,
+        keyAlgorithm: key.name,
+        notBefore,
+        notAfter,
+        csrHash: p.csrHash,
+        predecessor: p.predecessor,
+        crlShard,
+      },
       who,
       action,
     );
@@ -470,6 +483,7 @@ export class Issuance {
       notAfter: Date;
       csrHash?: string;
       predecessor?: string;
+      crlShard: number | null;
     },
     who: Requester,
     action: string,
@@ -495,6 +509,7 @@ export class Issuance {
         tokenId: tokenIdOf(who.principal),
         predecessorSerial: m.predecessor ?? null,
         createdAt: this.ctx.now(),
+        crlShard: m.crlShard,
       },
       {
         actor: actorOf(who.principal),

@@ -21,11 +21,11 @@
 import { keyUriDetail } from '../keystore/key-store.js';
 import { SignetError } from '../errors.js';
 import { algorithmDer, inspectCertificate, toPem, type CertificateParts } from '../pki/certificate.js';
-import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT } from '../pki/extensions.js';
+import { authorityInfoAccess, authorityKeyIdentifier, crlDistributionPoints, EXT, freshestCrl } from '../pki/extensions.js';
 import type { LeafIssuer } from '../pki/leaf-template.js';
 import { parseNameConstraintsExtension, type NameConstraints } from '../pki/names.js';
 import type { Signer } from '../pki/keys.js';
-import { caUrls, type CaContext } from './context.js';
+import { caUrls, crlUrl, type CaContext } from './context.js';
 import type { CaStore } from './ca-store.js';
 import type { CaRecord } from '../model/ca.js';
 import { crossChainAbove, walkCaChain } from './ca-chain-check.js';
@@ -325,11 +325,8 @@ export class IssuerRegistry {
       leaf: {
         nameDer: parts.subjectNameDer,
         signatureAlgorithmDer: alg,
-        fixedExtensions: [
-          authorityKeyIdentifier(parts.subjectKeyId),
-          authorityInfoAccess({ ocspUrl: urls.ocsp, caIssuersUrl: urls.caIssuers }),
-          crlDistributionPoints(urls.crl),
-        ],
+        fixedExtensions: [authorityKeyIdentifier(parts.subjectKeyId), authorityInfoAccess({ ocspUrl: urls.ocsp, caIssuersUrl: urls.caIssuers })],
+        crlExtensions: leafCrlExtensions(this.ctx.config, caId),
       },
       nameConstraints: ncExt ? parseNameConstraintsExtension(Buffer.from(ncExt.extnValue.buffer)) : undefined,
       chainDer,
@@ -340,4 +337,17 @@ export class IssuerRegistry {
       successorId: status === 'active' ? null : ((await this.ctx.stores.cas.successorOf(caId))?.id ?? null),
     };
   }
+}
+
+/** A leaf's CRL extensions for each shard (0: unsharded, then 1..SIGNET_CRL_SHARDS): its shard's
+ * CRL distribution point, and with delta CRLs that shard's delta as freshestCRL. */
+function leafCrlExtensions(config: CaContext['config'], caId: string): Buffer[][] {
+  const shards = config.SIGNET_CRL_SHARDS ?? 1;
+  const out: Buffer[][] = [];
+  for (let k = 0; k <= (shards > 1 ? shards : 0); k++) {
+    const exts = [crlDistributionPoints(crlUrl(config.publicUrl, caId, k))];
+    if (config.SIGNET_CRL_DELTAS) exts.push(freshestCrl(crlUrl(config.publicUrl, caId, k, true)));
+    out.push(exts);
+  }
+  return out;
 }

@@ -77,7 +77,10 @@ export class Revocation {
       throw new SignetError('bad-request', `reason ${JSON.stringify(req.reason)} is not an RFC 5280 reason; use one of ${REVOKE_REASONS.join(', ')}`);
     }
     if (req.reason === 'removeFromCRL')
-      throw new SignetError('bad-request', 'removeFromCRL is only meaningful in delta CRLs; to release a hold use the unhold operation');
+      throw new SignetError(
+        'bad-request',
+        'removeFromCRL is not a revocation reason: Signet writes it in delta CRLs itself when a hold is released; to release a hold use the unhold operation',
+      );
     const now = this.ctx.now();
     if (req.invalidityDate && req.invalidityDate.getTime() > now.getTime() + 60_000) {
       throw new SignetError(

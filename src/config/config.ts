@@ -148,6 +148,14 @@ export const SETTINGS = {
     doc: 'CRL validity (nextUpdate - thisUpdate). CRLs are re-signed at half-life, and within SIGNET_CRL_COALESCE_MS of a revocation.',
   },
   SIGNET_CRL_COALESCE_MS: { schema: z.coerce.number().int().min(0).max(600_000).default(2000), doc: 'Delay that gathers a burst of revocations into one CRL.' },
+  SIGNET_CRL_DELTAS: {
+    schema: bool.default('off'),
+    doc: 'Publish delta CRLs (RFC 5280 §5.2.4) at /pki/<caId>-delta.crl (one per shard): a revocation re-signs only the delta, within SIGNET_CRL_COALESCE_MS, and the full CRL waits for its half-life. New leaf certificates and full CRLs carry freshestCRL.',
+  },
+  SIGNET_CRL_SHARDS: {
+    schema: positiveInt.max(1024).default(1),
+    doc: 'CRL shards per CA: a new leaf certificate is assigned one at issuance and names its CRL (/pki/<caId>.s<k>.crl); 1 = one CRL per CA at /pki/<caId>.crl. Changing it keeps every certificate in the shard it was issued into.',
+  },
   SIGNET_OCSP_VALIDITY_MINUTES: {
     schema: positiveInt.max(7 * 24 * 60).default(240),
     doc: 'OCSP response validity (nextUpdate - thisUpdate); cached responses are re-signed at half-life.',

@@ -32,11 +32,17 @@ export const serial = z
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** A CA id as Signet makes them (root-…, int-…, ext-…). */
 export const caId = z.string().regex(ID, 'must be a CA id: lower-case letters, digits and hyphens, at most 64');
-/** A public PKI object: `<caId>.crt` (the CA certificate) or `<caId>.crl` (its CRL). */
+/** A public PKI object: `<caId>.crt` (the CA certificate), `<caId>.crl` (its CRL), `<caId>.s<k>.crl` (CRL shard k), with `-delta` before `.crl` for a delta CRL. */
 export const pkiFile = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,63}\.(crt|crl)$/)
-  .transform((f) => ({ caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl' }));
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}(\.s[1-9][0-9]{0,3}(-delta)?\.crl|\.(crt|crl))$/)
+  .transform((f) => {
+    // <caId>.s<k>.crl / <caId>.s<k>-delta.crl: shard k (a dot cannot occur in a CA id). Whether
+    // <name>-delta.crl is a delta or the CRL of a CA whose id ends in -delta is the route's call.
+    const m = /^([a-z0-9-]+)\.s([0-9]+)(-delta)?\.crl$/.exec(f);
+    if (m) return { caId: m[1]!, kind: 'crl' as const, shard: Number(m[2]), delta: m[3] !== undefined };
+    return { caId: f.slice(0, -4), kind: f.slice(-3) as 'crt' | 'crl', shard: 0, delta: false };
+  });
 
 /** An enrollment credential id (enr_ and 16 hex digits). */
 export const enrollmentId = z.string().regex(/^enr_[0-9a-f]{16}$/, 'must be an enrollment credential id: enr_ and 16 lower-case hex digits');

@@ -7,17 +7,19 @@
  */
 
 /** The kinds of value a column holds; `?` marks a nullable column. */
-export type FieldKind = 'string' | 'string?' | 'date' | 'date?' | 'bytes';
+export type FieldKind = 'string' | 'string?' | 'int?' | 'date' | 'date?' | 'bytes';
 
 type ValueOf<K extends FieldKind> = K extends 'string'
   ? string
   : K extends 'string?'
     ? string | null
-    : K extends 'date'
-      ? Date
-      : K extends 'date?'
-        ? Date | null
-        : Uint8Array;
+    : K extends 'int?'
+      ? number | null
+      : K extends 'date'
+        ? Date
+        : K extends 'date?'
+          ? Date | null
+          : Uint8Array;
 
 /** A record type from a column declaration. */
 export type RecordOf<F extends Record<string, FieldKind>> = { -readonly [C in keyof F]: ValueOf<F[C]> };
@@ -40,6 +42,8 @@ export const ISSUED_CERTIFICATE_COLUMNS = {
   tokenId: 'string?',
   predecessorSerial: 'string?',
   createdAt: 'date',
+  /** The CRL shard chosen at issuance (null: the unsharded CRL); see ca/crl-publisher.ts. */
+  crlShard: 'int?',
 } as const satisfies Record<string, FieldKind>;
 
 /** Columns of the revocation state: a new certificate takes their defaults (good, no revocation). */

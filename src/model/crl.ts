@@ -8,6 +8,10 @@ export interface NewCrlRecord {
   der: Buffer;
   entries: number;
   keep: number;
+  /** 0: the unsharded CRL; k >= 1: shard k. */
+  shard: number;
+  /** A delta CRL's base CRL number; null for a full CRL. */
+  baseNumber: bigint | null;
 }
 
 /** A stored CRL, its DER put back together from its pieces when it was stored in chunks. */
@@ -20,7 +24,13 @@ export interface CrlRecord {
   entries: number;
 }
 
-/** When a CA's newest CRL was signed and expires. */
+/** Which CRL of a CA: its shard (0: unsharded) and full or delta. Pruning keeps `keep` per scope. */
+export interface CrlScope {
+  shard: number;
+  delta: boolean;
+}
+
+/** When a CA's newest CRL (of one scope) was signed and expires. */
 export interface CrlHead {
   number: bigint;
   thisUpdate: Date;

@@ -94,6 +94,11 @@ export interface BuildCrlParams {
    * scope must carry the same URI in their CRL distribution points (strict verifiers, OpenSSL
    * included, check the match). */
   distributionPointUrl?: string;
+  /** A delta CRL (RFC 5280 §5.2.4): the critical deltaCRLIndicator naming this base CRL number,
+   * which must be below `number`. Entries may then carry `removeFromCRL`. */
+  deltaBaseNumber?: bigint;
+  /** freshestCRL (RFC 5280 §5.2.6, non-critical): where the delta CRLs for this (complete) CRL are. */
+  freshestCrlUrl?: string;
   signer: Signer;
   /**
    * Optional size hint, e.g. from a COUNT(*) just before streaming. With it the CRL is written
@@ -107,6 +112,8 @@ export interface BuildCrlParams {
 const OID_AKI = '2.5.29.35';
 const OID_CRL_NUMBER = '2.5.29.20';
 const OID_IDP = '2.5.29.28';
+const OID_DELTA_CRL_INDICATOR = '2.5.29.27';
+const OID_FRESHEST_CRL = '2.5.29.46';
 const OID_REASON_CODE = '2.5.29.21';
 const OID_INVALIDITY_DATE = '2.5.29.24';
 
@@ -328,10 +335,11 @@ const SIGNATURE_ROOM = 1100;
  * TBSCertList: version v2, signature, issuer, thisUpdate, nextUpdate (UTCTime before 2050),
  * revokedCertificates (omitted when empty, RFC 5280 §5.1.2.6), and crlExtensions:
  * authorityKeyIdentifier (keyIdentifier), cRLNumber, and issuingDistributionPoint (critical,
- * fullName URI) when `distributionPointUrl` is given.
+ * fullName URI) when `distributionPointUrl` is given; deltaCRLIndicator (critical) for a delta
+ * CRL, freshestCRL for a complete CRL that has deltas.
  */
 export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
-  const { issuerNameDer, issuerKeyId, number, thisUpdate, nextUpdate, entries, distributionPointUrl, signer } = params;
+  const { issuerNameDer, issuerKeyId, number, thisUpdate, nextUpdate, entries, distributionPointUrl, deltaBaseNumber, freshestCrlUrl, signer } = params;
 
   try {
     const h = readHeader(issuerNameDer, 0);
@@ -345,6 +353,13 @@ export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
   if (nextUpdate.getTime() <= thisUpdate.getTime()) fail('nextUpdate must be later than thisUpdate');
   if (distributionPointUrl !== undefined && !/^[\x21-\x7e]+$/.test(distributionPointUrl)) {
     fail('distributionPointUrl must be a non-empty ASCII URI without spaces');
+  }
+  if (freshestCrlUrl !== undefined && !/^[\x21-\x7e]+$/.test(freshestCrlUrl)) fail('freshestCrlUrl must be a non-empty ASCII URI without spaces');
+  if (deltaBaseNumber !== undefined) {
+    // RFC 5280 §5.2.4: the delta's own number is greater than its base's; a delta CRL never
+    // carries freshestCRL (that extension points from a complete CRL to its deltas).
+    if (typeof deltaBaseNumber !== 'bigint' || deltaBaseNumber < 0n || deltaBaseNumber >= number) fail('deltaBaseNumber must be below the delta CRL number');
+    if (freshestCrlUrl !== undefined) fail('a delta CRL does not carry freshestCRL');
   }
 
   // 1. Everything but the entries is known up front.
@@ -360,6 +375,15 @@ export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
     const uri = tlv(0x86, Buffer.from(distributionPointUrl, 'ascii'));
     const idp = sequence(tlv(0xa0, tlv(0xa0, uri)));
     extensions.push(sequence(objectIdentifier(OID_IDP), booleanTrue, octetString(idp)));
+  }
+  if (deltaBaseNumber !== undefined) {
+    // BaseCRLNumber ::= CRLNumber; the extension is critical (RFC 5280 §5.2.4).
+    extensions.push(sequence(objectIdentifier(OID_DELTA_CRL_INDICATOR), booleanTrue, octetString(smallInteger(deltaBaseNumber))));
+  }
+  if (freshestCrlUrl !== undefined) {
+    // FreshestCRL ::= CRLDistributionPoints: SEQUENCE OF DistributionPoint { [0] { fullName [0] { URI } } }.
+    const dp = sequence(tlv(0xa0, tlv(0xa0, tlv(0x86, Buffer.from(freshestCrlUrl, 'ascii')))));
+    extensions.push(sequence(objectIdentifier(OID_FRESHEST_CRL), octetString(sequence(dp))));
   }
   const crlExtensions = contextExplicit(0, sequence(...extensions));
   // Layout: [outer header][TBS header][prefix][revokedCertificates header][entries][crlExtensions][sigAlg][signature]

@@ -27,6 +27,7 @@ export const EXT = {
   basicConstraints: '2.5.29.19',
   nameConstraints: '2.5.29.30',
   crlDistributionPoints: '2.5.29.31',
+  freshestCrl: '2.5.29.46',
   certificatePolicies: '2.5.29.32',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
@@ -126,6 +127,12 @@ export function authorityInfoAccess(opts: { ocspUrl?: string; caIssuersUrl?: str
 export function crlDistributionPoints(url: string): Buffer {
   const dp = new DistributionPoint({ distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: url })] }) });
   return extension(EXT.crlDistributionPoints, false, ser(new CRLDistributionPoints([dp])));
+}
+
+/** freshestCRL (RFC 5280 §4.2.1.15): where the delta CRLs are; same syntax as cRLDistributionPoints. */
+export function freshestCrl(url: string): Buffer {
+  const dp = new DistributionPoint({ distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: url })] }) });
+  return extension(EXT.freshestCrl, false, ser(new CRLDistributionPoints([dp])));
 }
 
 export function ocspNoCheck(): Buffer {

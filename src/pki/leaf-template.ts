@@ -11,8 +11,11 @@ import { validateIp, type SanEntry } from './names.js';
 export interface LeafIssuer {
   nameDer: Buffer;
   signatureAlgorithmDer: Buffer;
-  /** Pre-encoded extensions that are the same for every leaf of this issuer: AKI, AIA, CRL DP. */
+  /** Pre-encoded extensions that are the same for every leaf of this issuer: AKI, AIA. */
   fixedExtensions: Buffer[];
+  /** Pre-encoded CRL extensions by shard (index 0: the unsharded CRL): cRLDistributionPoints,
+   * and freshestCRL when delta CRLs are published. */
+  crlExtensions?: Buffer[][];
 }
 
 export interface LeafParams {
@@ -24,6 +27,8 @@ export interface LeafParams {
   spkiDer: Buffer;
   keyUsage: KeyUsageName[];
   extKeyUsage: (keyof typeof EKU)[];
+  /** The certificate's CRL shard (null: unsharded): picks issuer.crlExtensions. */
+  crlShard?: number | null;
 }
 
 /** SubjectAltName value: GeneralNames with IMPLICIT context tags (RFC 5280 §4.2.1.6). */
@@ -54,6 +59,7 @@ export function buildLeafTbs(issuer: LeafIssuer, p: LeafParams): Buffer {
     extKeyUsage(p.extKeyUsage.map((k) => EKU[k])),
     subjectKeyIdentifier(keyIdentifier(p.spkiDer)),
     ...issuer.fixedExtensions,
+    ...(issuer.crlExtensions?.[p.crlShard ?? 0] ?? []),
   ];
   // RFC 5280 §4.2.1.6: with an empty subject the SAN extension must be critical.
   if (p.sans.length) extensions.push(extension(EXT.subjectAltName, !p.commonName, encodeSan(p.sans)));

@@ -32,7 +32,12 @@ export function createServices(ctx: CaContext, config: Config) {
   const profiles = loadProfiles(config.SIGNET_PROFILES_FILE);
   const issuance = new Issuance(ctx, issuers, profiles, events);
   const revocation = new Revocation(ctx, statusBus, events, profiles);
-  const crls = new CrlPublisher(ctx, statusBus, { validityHours: config.SIGNET_CRL_VALIDITY_HOURS, coalesceMs: config.SIGNET_CRL_COALESCE_MS });
+  const crls = new CrlPublisher(ctx, statusBus, {
+    validityHours: config.SIGNET_CRL_VALIDITY_HOURS,
+    coalesceMs: config.SIGNET_CRL_COALESCE_MS,
+    shards: config.SIGNET_CRL_SHARDS,
+    deltas: config.SIGNET_CRL_DELTAS,
+  });
   const ocsp = new OcspService(ctx, statusBus, {
     validityMinutes: config.SIGNET_OCSP_VALIDITY_MINUTES,
     responderDays: config.SIGNET_OCSP_RESPONDER_DAYS,

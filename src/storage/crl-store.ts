@@ -18,7 +18,16 @@ export function crlStore(db: StorageDatabase): CrlStore {
       });
       return rows.map((r) => r.id);
     },
-    head: (caId) => prisma.crl.findFirst({ where: { caId }, orderBy: { number: 'desc' }, select: { number: true, thisUpdate: true, nextUpdate: true } }),
+    head: (caId, scope = { shard: 0, delta: false }) =>
+      prisma.crl.findFirst({
+        where: { caId, shard: scope.shard, baseNumber: scope.delta ? { not: null } : null },
+        orderBy: { number: 'desc' },
+        select: { number: true, thisUpdate: true, nextUpdate: true },
+      }),
+    async shardsInUse(caId) {
+      const rows = await prisma.crl.findMany({ where: { caId, shard: { gt: 0 } }, distinct: ['shard'], select: { shard: true } });
+      return rows.map((r) => r.shard);
+    },
     async get(caId, number) {
       const row = await prisma.crl.findFirst({ where: { caId, number } });
       if (!row) return null;
@@ -30,11 +39,25 @@ export function crlStore(db: StorageDatabase): CrlStore {
       }
       return { caId: row.caId, number: row.number, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, der, entries: row.entries };
     },
-    async changedSince(caId, since) {
+    async changedSince(caId, shard, since) {
       return Boolean(
-        (await prisma.certificate.findFirst({ where: { caId, statusChangedAt: { gte: since } }, select: { serial: true } })) ??
-          (await prisma.certificateAuthority.findFirst({ where: { parentId: caId, revokedAt: { gte: since } }, select: { id: true } })),
+        (await prisma.certificate.findFirst({
+          where: { caId, crlShard: shard > 0 ? shard : null, statusChangedAt: { gte: since } },
+          select: { serial: true },
+        })) ??
+          (shard === 0 ? await prisma.certificateAuthority.findFirst({ where: { parentId: caId, revokedAt: { gte: since } }, select: { id: true } }) : null),
       );
+    },
+    async shardOf(serial) {
+      return (await prisma.certificate.findUnique({ where: { serial }, select: { crlShard: true } }))?.crlShard ?? 0;
+    },
+    async changes(caId, shard, since, notAfterAfter) {
+      // Few rows (what changed since the last full CRL): through Prisma, in serial order.
+      return prisma.certificate.findMany({
+        where: { caId, crlShard: shard > 0 ? shard : null, statusChangedAt: { gte: since }, notAfter: { gt: notAfterAfter } },
+        orderBy: { serial: 'asc' },
+        select: { serial: true, status: true, revokedAt: true, revocationReason: true, invalidityDate: true, statusChangedAt: true },
+      });
     },
     async nextNumber(caId) {
       const { crlNumber } = await prisma.certificateAuthority.update({
@@ -44,7 +67,7 @@ export function crlStore(db: StorageDatabase): CrlStore {
       });
       return crlNumber;
     },
-    openRevoked: (caId, notAfterAfter) => openRevoked(db.target, caId, notAfterAfter),
+    openRevoked: (caId, shard, notAfterAfter) => openRevoked(db.target, caId, shard, notAfterAfter),
     async revokedChildren(caId) {
       const select = { id: true, serial: true, revokedAt: true, revocationReason: true } as const;
       // Child CAs, and the further certificates this CA signed for CA keys (cross-certificates,

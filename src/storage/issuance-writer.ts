@@ -98,6 +98,9 @@ function insertMany(table: string, cols: readonly string[], rows: unknown[][]): 
   return `INSERT INTO "${table}" (${quoted(cols)}) VALUES ${rows.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ')}`;
 }
 
+/** A full CRL has no base number; a delta CRL has one. */
+const scopeKind = (delta: boolean): string => (delta ? '"baseNumber" IS NOT NULL' : '"baseNumber" IS NULL');
+
 export function openIssuanceWriter(target: DatabaseTarget): IssuanceWriter {
   return target.provider === 'sqlite' ? sqliteWriter(target.location, target.sqliteSynchronous ?? 'full') : postgresWriter(target.location);
 }
@@ -168,11 +171,20 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
     appendAudit(buildAudit);
   });
   const insertCrl = db.prepare(
-    'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt", "shard", "baseNumber") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertChunk = db.prepare('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES (?, ?, ?, ?)');
-  const pruneChunks = db.prepare('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "number" <= ?)');
-  const pruneCrl = db.prepare('DELETE FROM "Crl" WHERE "caId" = ? AND "number" <= ?');
+  // Per scope (shard, full or delta): all of a CA's CRLs share one number sequence.
+  const pruneCutoff = (delta: boolean) =>
+    db
+      .prepare(`SELECT "number" FROM "Crl" WHERE "caId" = ? AND "shard" = ? AND ${scopeKind(delta)} ORDER BY "number" DESC LIMIT 1 OFFSET ?`)
+      .pluck()
+      .safeIntegers();
+  const cutoff = { full: pruneCutoff(false), delta: pruneCutoff(true) };
+  const pruneChunks = (delta: boolean) =>
+    db.prepare(`DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = ? AND "shard" = ? AND ${scopeKind(delta)} AND "number" <= ?)`);
+  const pruneCrl = (delta: boolean) => db.prepare(`DELETE FROM "Crl" WHERE "caId" = ? AND "shard" = ? AND ${scopeKind(delta)} AND "number" <= ?`);
+  const prune = { full: [pruneChunks(false), pruneCrl(false)], delta: [pruneChunks(true), pruneCrl(true)] };
   const runCrl = db.transaction((c: NewCrlRecord, buildAudit: BuildAudit) => {
     const chunks = crlChunks(c.der);
     insertCrl.run(
@@ -185,12 +197,15 @@ function sqliteWriter(file: string, sync: 'full' | 'normal'): IssuanceWriter {
       chunks?.length ?? 0,
       c.entries,
       sqliteTime(new Date()),
+      c.shard,
+      c.baseNumber,
     );
     chunks?.forEach((data, idx) => {
       insertChunk.run(chunkId(c.id, idx), c.id, idx, data);
     });
-    pruneChunks.run(c.caId, c.number - BigInt(c.keep));
-    pruneCrl.run(c.caId, c.number - BigInt(c.keep));
+    const kind = c.baseNumber === null ? 'full' : 'delta';
+    const last = cutoff[kind].get(c.caId, c.shard, c.keep) as bigint | undefined;
+    if (last !== undefined) for (const stmt of prune[kind]) stmt.run(c.caId, c.shard, last);
     appendAudit(buildAudit);
   });
   return {
@@ -330,7 +345,7 @@ function postgresWriter(url: string): IssuanceWriter {
       await inTransaction(async (client) => {
         const chunks = crlChunks(c.der);
         await client.query(
-          'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          'INSERT INTO "Crl" ("id", "caId", "number", "thisUpdate", "nextUpdate", "der", "chunks", "entries", "createdAt", "shard", "baseNumber") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
           [
             c.id,
             c.caId,
@@ -341,14 +356,29 @@ function postgresWriter(url: string): IssuanceWriter {
             chunks?.length ?? 0,
             c.entries,
             pgTime(new Date()),
+            c.shard,
+            c.baseNumber?.toString() ?? null,
           ],
         );
         for (const [idx, data] of (chunks ?? []).entries()) {
           await client.query('INSERT INTO "CrlChunk" ("id", "crlId", "idx", "data") VALUES ($1, $2, $3, $4)', [chunkId(c.id, idx), c.id, idx, data]);
         }
-        const keepAbove = (c.number - BigInt(c.keep)).toString();
-        await client.query('DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = $1 AND "number" <= $2)', [c.caId, keepAbove]);
-        await client.query('DELETE FROM "Crl" WHERE "caId" = $1 AND "number" <= $2', [c.caId, keepAbove]);
+        // Per scope (shard, full or delta): all of a CA's CRLs share one number sequence.
+        const kind = scopeKind(c.baseNumber !== null);
+        // Aliased apart from "number": ORDER BY an output column named number would sort the text.
+        const cut = await client.query<{ n: string }>(
+          `SELECT "number"::text AS n FROM "Crl" WHERE "caId" = $1 AND "shard" = $2 AND ${kind} ORDER BY "number" DESC LIMIT 1 OFFSET $3`,
+          [c.caId, c.shard, c.keep],
+        );
+        const last = cut.rows[0]?.n;
+        if (last !== undefined) {
+          const args = [c.caId, c.shard, last];
+          await client.query(
+            `DELETE FROM "CrlChunk" WHERE "crlId" IN (SELECT "id" FROM "Crl" WHERE "caId" = $1 AND "shard" = $2 AND ${kind} AND "number" <= $3)`,
+            args,
+          );
+          await client.query(`DELETE FROM "Crl" WHERE "caId" = $1 AND "shard" = $2 AND ${kind} AND "number" <= $3`, args);
+        }
         await appendAudit(client, buildAudit);
       });
     },

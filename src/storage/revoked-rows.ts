@@ -14,11 +14,13 @@ import type { RevokedEntry } from '../model/certificate.js';
 
 export type RevokedRow = RevokedEntry;
 
-const SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
-  WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 ORDER BY "serial"`;
+/** One shard's rows ($3, last: SQLite binds ? in textual order); shard 0, the unsharded CRL, is "crlShard" IS NULL. */
+const SHARDED_SQL = `SELECT "serial", "revokedAt", "revocationReason", "invalidityDate" FROM "Certificate"
+  WHERE "caId" = $1 AND "status" IN ('revoked', 'hold') AND "notAfter" > $2 AND "crlShard" = $3 ORDER BY "serial"`;
+const UNSHARDED_SQL = SHARDED_SQL.replace('"crlShard" = $3', '"crlShard" IS NULL');
 
 const sqliteSql = (sql: string) =>
-  sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?');
+  sql.replace('FROM "Certificate"', 'FROM "Certificate" INDEXED BY "Certificate_crl_idx"').replace('$1', '?').replace('$2', '?').replace('$3', '?');
 
 /**
  * A CA's revoked and held certificates, read on one connection inside one read transaction:
@@ -31,23 +33,28 @@ export interface RevokedReader {
   close(): Promise<void>;
 }
 
-const COUNT_SQL = SQL.replace('SELECT "serial", "revokedAt", "revocationReason", "invalidityDate"', 'SELECT COUNT(*) AS n').replace(' ORDER BY "serial"', '');
+const countSql = (sql: string) =>
+  sql.replace('SELECT "serial", "revokedAt", "revocationReason", "invalidityDate"', 'SELECT COUNT(*) AS n').replace(' ORDER BY "serial"', '');
 
-export async function openRevoked(target: DatabaseTarget, caId: string, notAfterAfter: Date): Promise<RevokedReader> {
+/** The CRL of shard `shard` (0: the unsharded CRL, certificates without a shard). */
+export async function openRevoked(target: DatabaseTarget, caId: string, shard: number, notAfterAfter: Date): Promise<RevokedReader> {
+  const SQL = shard > 0 ? SHARDED_SQL : UNSHARDED_SQL;
+  const COUNT_SQL = countSql(SQL);
+  const extra = shard > 0 ? [shard] : [];
   if (target.provider === 'sqlite') {
     const db = new Database(target.location, { readonly: true });
     try {
       db.exec('BEGIN'); // a read transaction: one WAL snapshot for the count and the rows
       // Prisma's SQLite adapter stores DateTime as ISO text with an explicit +00:00 offset, which sorts as time.
       const after = sqliteTime(notAfterAfter);
-      const count = Number((db.prepare(sqliteSql(COUNT_SQL)).get(caId, after) as { n: number }).n);
+      const count = Number((db.prepare(sqliteSql(COUNT_SQL)).get(caId, after, ...extra) as { n: number }).n);
       // SQLite's planner, without statistics, prefers the (caId, status) index and a sort.
       const stmt = db.prepare(sqliteSql(SQL)).raw();
       return {
         count,
         async *batches(batchSize) {
           let batch: RevokedRow[] = [];
-          for (const r of stmt.iterate(caId, after) as Iterable<unknown[]>) {
+          for (const r of stmt.iterate(caId, after, ...extra) as Iterable<unknown[]>) {
             batch.push({ serial: r[0] as string, revokedAt: sqliteDate(r[1]), reason: (r[2] as string | null) ?? null, invalidityDate: sqliteDate(r[3]) });
             if (batch.length >= batchSize) {
               yield batch;
@@ -71,8 +78,8 @@ export async function openRevoked(target: DatabaseTarget, caId: string, notAfter
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const after = pgTime(notAfterAfter);
-    const count = Number((await client.query<{ n: string }>(COUNT_SQL, [caId, after])).rows[0]!.n);
-    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, after]);
+    const count = Number((await client.query<{ n: string }>(COUNT_SQL, [caId, after, ...extra])).rows[0]!.n);
+    await client.query(`DECLARE revoked NO SCROLL CURSOR FOR ${SQL}`, [caId, after, ...extra]);
     return {
       count,
       async *batches(batchSize) {

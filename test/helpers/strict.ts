@@ -92,13 +92,18 @@ const goBinaries = new Map<string, string>();
 
 /** `go run` recompiles every call, so build test/interop/verify.go once per process. */
 function goVerifier(): string {
-  const src = fileURLToPath(new URL('../interop/verify.go', import.meta.url));
+  return goProgram('verify.go');
+}
+
+/** Builds test/interop/<file> (stdlib only) once per process; returns the binary's path. */
+export function goProgram(file: string): string {
+  const src = fileURLToPath(new URL(`../interop/${file}`, import.meta.url));
   const cached = goBinaries.get(src);
   if (cached) return cached;
   requireTools('go');
   const dir = mkdtempSync(join(tmpdir(), 'signet-go-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const bin = join(dir, 'signet-verify');
+  const bin = join(dir, file.replace(/\.go$/, ''));
   // Stdlib only and no network: never consult a module proxy or fetch a toolchain,
   // and ignore user go env files that could set GOFLAGS=-mod=mod.
   const env: NodeJS.ProcessEnv = { ...process.env, GOPROXY: 'off', GOTOOLCHAIN: 'local', GOENV: 'off', GOWORK: 'off', GOFLAGS: '' };

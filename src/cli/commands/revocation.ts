@@ -65,7 +65,9 @@ export function revocationCommands(): Command[] {
         const published = [];
         for (const caId of new Set(done.map((d) => d.caId))) {
           const ca = await ctx.stores.cas.get(caId);
-          if (ca?.keyId) published.push(await crls.publish(caId, undefined, cliActor()));
+          // The CRL of each shard the revocations touched (its delta, with delta CRLs).
+          const serials = done.filter((d) => d.caId === caId).map((d) => d.serial);
+          if (ca?.keyId) published.push(...(await crls.publishFor(caId, serials, cliActor())));
         }
         if (o.json) printJson({ revoked: done, failed, crls: published.map((c) => ({ caId: c.caId, number: c.number.toString(), entries: c.entries })) });
         else {
@@ -84,7 +86,7 @@ export function revocationCommands(): Command[] {
       withSignet(async (ctx, env) => {
         const { revocation, crls } = createServices(ctx, env.config);
         const r = await revocation.unhold(serial, cliRequester());
-        await crls.publish(r.caId, undefined, cliActor());
+        await crls.publishFor(r.caId, [r.serial], cliActor());
         process.stdout.write(`${r.serial} is good again\n`);
       }),
     );

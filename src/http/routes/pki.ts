@@ -4,6 +4,8 @@ import type { CaContext } from '../../ca/context.js';
 import type { CrlPublisher } from '../../ca/crl-publisher.js';
 import { noQuery, pkiFile, queryParams } from '../params.js';
 
+const crlPath = (caId: string, shard: number) => `/pki/${caId}${shard > 0 ? `.s${shard}` : ''}.crl`;
+
 /** Public, unauthenticated PKI endpoints that relying parties fetch over plain HTTP. */
 export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
   const r = Router();
@@ -13,12 +15,24 @@ export function pkiRoutes(ctx: CaContext, crls: CrlPublisher): Router {
     if (!f.success)
       throw new SignetError(
         'not-found',
-        `no PKI object named ${JSON.stringify(String(req.params.file).slice(0, 80))}; expected /pki/<caId>.crt or /pki/<caId>.crl`,
+        `no PKI object named ${JSON.stringify(String(req.params.file).slice(0, 80))}; expected /pki/<caId>.crt, /pki/<caId>.crl, /pki/<caId>-delta.crl or /pki/<caId>.s<shard>.crl`,
       );
     queryParams(noQuery, req.query);
-    const { caId, kind } = f.data;
+    let { caId, shard, delta } = f.data;
+    const { kind } = f.data;
     if (kind === 'crl') {
-      const crl = await crls.current(caId);
+      // <x>-delta.crl: the CRL of a CA whose id is <x>-delta if there is one (ids made before
+      // delta CRLs keep their URL), else CA <x>'s delta CRL.
+      if (!delta && shard === 0 && caId.endsWith('-delta') && caId.length > 6 && !(await ctx.stores.cas.exists(caId))) {
+        caId = caId.slice(0, -6);
+        delta = true;
+      }
+      if (delta && !crls.deltas)
+        throw new SignetError('not-found', `delta CRLs are not published (SIGNET_CRL_DELTAS is off); the CRL of CA ${caId} is ${crlPath(caId, shard)}`);
+      if (shard > 0 && !(await crls.shards(caId)).includes(shard)) {
+        throw new SignetError('not-found', `CA ${caId} has no CRL shard ${shard}`);
+      }
+      const crl = await crls.current(caId, { shard, delta });
       if (!crl) {
         const exists = await ctx.stores.cas.exists(caId);
         throw new SignetError(
