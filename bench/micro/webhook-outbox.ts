@@ -51,6 +51,7 @@ function cert(): NewCertificateRecord {
     tokenId: null,
     predecessorSerial: null,
     createdAt: now,
+    crlShard: null,
   };
 }
 
