@@ -3,10 +3,15 @@
  * against a real `signet serve` (issue #19): API tokens (the secret shown once, then
  * forgotten; revoked from the table), an intermediate created under the root (its certificate
  * checked with openssl), key groups (created, a refused name showing the server's detail, a
- * member added and removed). A read-only token is refused each with the server's reason.
+ * member added and removed), webhooks (registered with the secret shown once, a dead letter sent
+ * again, removed) and the at-risk list above the inventory. A read-only token is refused each
+ * with the server's reason.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, openRecordingErrors } from './helpers/browser.js';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
@@ -20,15 +25,43 @@ describe('web console: administration', () => {
   const tmp = new TempDir();
   let readToken = '';
 
+  // A profile whose alert window spans the whole life of a short certificate: at risk at once.
+  const PROFILES = {
+    alerted: { sanTypes: ['dns'], defaultValidityDays: 2, maxValidityDays: 30, extKeyUsage: ['serverAuth'], alertDays: 29 },
+  };
+  let receiver: Server;
+  let receiverUrl = '';
+
   before(async () => {
-    env = await createTestEnv();
+    const profilesFile = join(tmp.path, 'profiles.json');
+    writeFileSync(profilesFile, JSON.stringify(PROFILES));
+    env = await createTestEnv({
+      SIGNET_PROFILES_FILE: profilesFile,
+      SIGNET_WEBHOOK_MAX_ATTEMPTS: '2',
+      SIGNET_WEBHOOK_RETRY_BASE_MS: '50',
+      SIGNET_WEBHOOK_RETRY_CAP_MS: '100',
+    });
     server = await startServer(env.env);
+    // A receiver that refuses everything (its events become dead letters) until told otherwise.
+    let accept = false;
+    receiver = createServer((req, res) => {
+      req.resume();
+      res.statusCode = accept ? 204 : 503;
+      res.end();
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    setAccepting = (v) => {
+      accept = v;
+    };
     const t = await api(server, 'POST', '/api/v1/tokens', { name: 'console reader', scopes: ['read'] });
     assert.equal(t.status, 201, t.text);
     readToken = t.json.token;
     browser = await launchChromium();
   });
+  let setAccepting: (v: boolean) => void = () => undefined;
   after(async () => {
+    receiver?.close();
     await browser?.close();
     await server?.stop();
     await env?.cleanup();
@@ -175,6 +208,115 @@ describe('web console: administration', () => {
     await page.context().close();
   });
 
+  test('the inventory opens with what is at risk of expiring; renewing takes it off', async () => {
+    const req = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('r.key'),
+      '-subj',
+      '/CN=risky.console.test',
+      '-addext',
+      'subjectAltName=DNS:risky.console.test',
+    ]);
+    const risky = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'alerted', validityDays: 2 });
+    assert.equal(risky.status, 201, risky.text);
+    const { page, errors } = await signedIn(server.token, '#/certificates');
+    const row = `#risk-table tr[data-risk="${risky.json.serial}"]`;
+    await page.waitForSelector(row);
+    assert.match((await page.textContent(row))!, /risky\.console\.test.*alerted.*1 day/s);
+    assert.equal(await page.isVisible('#risk-empty'), false);
+    // The at-risk list comes before the inventory on the page.
+    assert.ok(
+      await page.evaluate(
+        () => document.getElementById('risk-part')!.compareDocumentPosition(document.getElementById('cert-table')!) & Node.DOCUMENT_POSITION_FOLLOWING,
+      ),
+    );
+
+    const renewed = await api(server, 'POST', `/api/v1/certificates/${risky.json.serial}/renew`, {});
+    assert.equal(renewed.status, 201, renewed.text);
+    await page.reload();
+    await page.waitForSelector('#view-certificates:not([hidden])');
+    await page.waitForFunction((sel) => !document.querySelector(sel) && document.querySelectorAll('#risk-table tbody tr').length >= 0, row);
+    // The renewal is itself at risk (same profile, same short life): it, not its predecessor, is listed.
+    await page.waitForSelector(`#risk-table tr[data-risk="${renewed.json.serial}"]`);
+    assert.equal(await page.$(row), null);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+
+  test('an operator registers a webhook (secret shown once), sends a dead letter again, and removes it', async () => {
+    const { page, errors } = await signedIn(server.token, '#/webhooks');
+    await page.waitForSelector('#view-webhooks:not([hidden])');
+    await page.fill('#w-url', 'ftp://127.0.0.1/hook');
+    await page.check('#w-events input[value="certificate.revoked"]');
+    await page.click('#webhook-form button[type=submit]');
+    assert.match(await message(page, /\(400\)/), /http/);
+    assert.equal((await api(server, 'GET', '/api/v1/webhooks')).json.items.length, 0);
+
+    await page.fill('#w-url', receiverUrl);
+    await page.click('#webhook-form button[type=submit]');
+    await page.waitForSelector('#webhook-made:not([hidden])');
+    const id = (await page.textContent('#webhook-made-id'))!;
+    const secret = await page.inputValue('#webhook-made-secret');
+    assert.match(secret, /^whsec_/);
+    await page.click('#webhook-made-done');
+    assert.equal((await page.content()).includes(secret), false, 'the secret is forgotten once copied');
+    const row = `#webhook-table tr[data-id="${id}"]`;
+    await page.waitForSelector(row);
+
+    // A revocation the receiver refuses twice becomes a dead letter.
+    const req = openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('w.key'),
+      '-subj',
+      '/CN=hooked.console.test',
+      '-addext',
+      'subjectAltName=DNS:hooked.console.test',
+    ]);
+    const c = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'server' });
+    assert.equal((await api(server, 'POST', `/api/v1/certificates/${c.json.serial}/revoke`, { reason: 'keyCompromise' })).status, 200);
+    const deadline = Date.now() + 20_000;
+    while ((await api(server, 'GET', `/api/v1/webhooks/${id}`)).json.deadLetters !== 1) {
+      assert.ok(Date.now() < deadline, 'the refused event becomes a dead letter');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.evaluate(() => {
+      location.hash = '#/webhooks/';
+    });
+    await page.waitForSelector(`${row} button[data-dead]`);
+    await page.click(`${row} button[data-dead]`);
+    await page.waitForSelector('#dead-part:not([hidden]) #dead-table tbody tr');
+    assert.match((await page.textContent('#dead-table tbody tr'))!, /certificate\.revoked.*2.*503/s);
+    setAccepting(true);
+    await page.click('#dead-table button[data-retry]');
+    await message(page, /Sending dl_/);
+    while ((await api(server, 'GET', `/api/v1/webhooks/${id}`)).json.deadLetters !== 0) {
+      assert.ok(Date.now() < deadline, 'the dead letter is sent again');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.click(`${row} button[data-remove]`);
+    await message(page, /Removed wh_/);
+    assert.equal((await api(server, 'GET', '/api/v1/webhooks')).json.items.length, 0);
+    assert.deepEqual(
+      errors.filter((e) => !/400/.test(e)),
+      [],
+    );
+    await page.context().close();
+  });
+
   test("a read-only token is refused tokens and group changes, with the server's reason", async () => {
     const { page, errors } = await signedIn(readToken, '#/tokens');
     assert.match(await message(page, /\(403\)/), /admin/);
@@ -182,6 +324,11 @@ describe('web console: administration', () => {
       location.hash = '#/groups';
     });
     assert.match(await message(page, /\(403\)/), /groups|admin/);
+    await page.evaluate(() => {
+      location.hash = '#/webhooks';
+    });
+    await page.waitForSelector('#view-webhooks:not([hidden])');
+    assert.match(await message(page, /\(403\)/), /admin/);
     assert.deepEqual(
       errors.filter((e) => !/403/.test(e)),
       [],

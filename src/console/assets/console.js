@@ -57,7 +57,7 @@ async function guarded(fn) {
   }
 }
 
-const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'enrollment', 'groups', 'group', 'tokens', 'audit'];
+const VIEWS = ['sign-in', 'certificates', 'certificate', 'issue', 'cas', 'enrollment', 'groups', 'group', 'tokens', 'webhooks', 'audit'];
 function show(view) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav button[data-view]')) {
@@ -116,6 +116,21 @@ async function loadCertificates(more = false) {
   $('cert-more').hidden = !certCursor;
   $('cert-empty').textContent = certCursor ? 'No match among the certificates searched so far.' : 'No certificates match.';
   $('cert-empty').hidden = body.rows.length > 0;
+}
+
+/** What is at risk of expiring with no successor, soonest first (the server's expiry alerts). */
+async function loadAtRisk() {
+  const page = await api('GET', '/certificates?atRisk=true&limit=20');
+  $('risk-table').tBodies[0].replaceChildren(...page.items.map((a) => {
+    const left = expiresIn(a.notAfter);
+    const what = a.kind === 'ca'
+      ? el('td', {}, 'CA ', caLink(a.caId))
+      : el('td', { class: 'mono' }, el('a', { href: `#/certificates/${encodeURIComponent(a.serial)}` }, a.serial));
+    return el('tr', { 'data-risk': a.id, class: `risk-${a.kind}` }, what, el('td', {}, a.kind === 'ca' ? a.subject : names(a)),
+      el('td', {}, a.profile ?? ''), el('td', { class: 'mono' }, a.kind === 'ca' ? '' : a.caId), el('td', {}, date(a.notAfter)), el('td', { class: left.cls }, left.text));
+  }));
+  $('risk-empty').hidden = page.items.length > 0;
+  $('risk-more').hidden = !page.nextCursor;
 }
 
 /** Fills both profile selects once per page (a failed load is retried on the next view). */
@@ -345,6 +360,35 @@ function forgetToken() {
   $('token-made').hidden = true;
 }
 
+// --- webhooks ------------------------------------------------------------------------------
+
+async function loadWebhooks(deadOf) {
+  const { items } = await api('GET', '/webhooks');
+  $('webhook-table').tBodies[0].replaceChildren(...items.map((w) => el('tr', { 'data-id': w.id },
+    el('td', { class: 'mono' }, w.id), el('td', { class: 'mono' }, w.url), el('td', {}, w.events.join(', ')),
+    el('td', {}, w.attempts ? `${plural(w.attempts, 'attempt')}: ${w.lastError ?? ''}` : 'no'),
+    el('td', {}, w.deadLetters ? el('button', { type: 'button', 'data-dead': w.id }, String(w.deadLetters)) : '0'),
+    el('td', {}, `${date(w.createdAt)} by ${w.createdBy}`),
+    el('td', {}, el('button', { type: 'button', class: 'danger', 'data-remove': w.id }, 'Remove')))));
+  $('webhook-empty').hidden = items.length > 0;
+  if (deadOf && items.some((w) => w.id === deadOf)) await showDeadLetters(deadOf);
+  else $('dead-part').hidden = true;
+}
+
+async function showDeadLetters(id) {
+  const w = await api('GET', `/webhooks/${encodeURIComponent(id)}`);
+  $('dead-of').textContent = w.id;
+  $('dead-table').tBodies[0].replaceChildren(...w.deadLetterList.map((d) => el('tr', { 'data-delivery': d.id },
+    el('td', { class: 'mono' }, d.id), el('td', {}, d.type), el('td', {}, d.attempts), el('td', {}, d.lastError ?? ''), el('td', {}, date(d.updatedAt)),
+    el('td', {}, el('button', { type: 'button', 'data-retry': d.id }, 'Send again')))));
+  $('dead-part').hidden = false;
+}
+
+function forgetWebhookSecret() {
+  $('webhook-made-secret').value = '';
+  $('webhook-made').hidden = true;
+}
+
 // --- navigation --------------------------------------------------------------------------
 
 async function route() {
@@ -359,11 +403,12 @@ async function route() {
     else if (view === 'groups' && arg) await showGroup(decodeURIComponent(arg));
     else if (view === 'groups') { show('groups'); await loadProfiles(); await loadGroups(); }
     else if (view === 'tokens') { show('tokens'); await loadTokens(); }
+    else if (view === 'webhooks') { show('webhooks'); await loadWebhooks(); }
     else if (view === 'audit') { show('audit'); await loadAudit(); }
     else {
       show('certificates');
       await loadProfiles();
-      await loadCertificates();
+      await Promise.all([loadAtRisk(), loadCertificates()]);
     }
   });
 }
@@ -376,6 +421,7 @@ function signOut(why = '') {
   sessionStorage.removeItem(TOKEN_KEY);
   forgetSecret();
   forgetToken();
+  forgetWebhookSecret();
   $('nav').hidden = true;
   show('sign-in');
   say(why, why ? 'error' : 'info');
@@ -527,6 +573,40 @@ $('token-form').addEventListener('submit', (ev) => {
   });
 });
 $('token-made-done').addEventListener('click', forgetToken);
+$('webhook-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  guarded(async () => {
+    forgetWebhookSecret();
+    const body = { url: $('w-url').value.trim(), events: [...document.querySelectorAll('#w-events input:checked')].map((c) => c.value) };
+    const made = await api('POST', '/webhooks', body);
+    $('webhook-made-id').textContent = made.id;
+    $('webhook-made-secret').value = made.secret;
+    $('webhook-made').hidden = false;
+    $('webhook-form').reset();
+    await loadWebhooks();
+  });
+});
+$('webhook-made-done').addEventListener('click', forgetWebhookSecret);
+$('webhook-table').addEventListener('click', (ev) => {
+  const remove = ev.target.closest('button[data-remove]')?.dataset.remove;
+  const dead = ev.target.closest('button[data-dead]')?.dataset.dead;
+  if (remove) guarded(async () => {
+    await api('DELETE', `/webhooks/${encodeURIComponent(remove)}`);
+    await loadWebhooks();
+    say(`Removed ${remove}; it receives nothing more.`, 'info');
+  });
+  else if (dead) guarded(() => showDeadLetters(dead));
+});
+$('dead-table').addEventListener('click', (ev) => {
+  const delivery = ev.target.closest('button[data-retry]')?.dataset.retry;
+  if (!delivery) return;
+  guarded(async () => {
+    const id = $('dead-of').textContent;
+    await api('POST', `/webhooks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(delivery)}/retry`, {});
+    await loadWebhooks(id);
+    say(`Sending ${delivery} again.`, 'info');
+  });
+});
 $('token-table').addEventListener('click', (ev) => {
   const id = ev.target.closest('button[data-revoke]')?.dataset.revoke;
   if (!id) return;
