@@ -1,8 +1,9 @@
 /**
- * A first start: /healthz answers 200 as soon as the port is open, /readyz only once the
- * hierarchy exists and data/admin-token is written — so a script that waits for /readyz (as
- * the README's quick start does) can read the token. Polled from the moment the process is
- * spawned, on a real `signet serve` (SQLite, or PostgreSQL under SIGNET_TEST_POSTGRES).
+ * A first start: /readyz answers 200 only once the hierarchy exists and data/admin-token is
+ * written — so a script that waits for /readyz (as the README's quick start does) can read the
+ * token. Polled from the moment the process is spawned, on a real `signet serve` (SQLite, or
+ * PostgreSQL under SIGNET_TEST_POSTGRES). /healthz may answer 200 earlier (liveness); whether a
+ * poll lands in that window depends on the machine's speed, so it is not asserted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ const status = (url: string) =>
     () => 0,
   );
 
-test('on a first start /readyz answers 200 only once data/admin-token is written, /healthz before', { timeout: 120_000 }, async () => {
+test('on a first start /readyz answers 200 only once data/admin-token is written', { timeout: 120_000 }, async () => {
   const env = await createTestEnv();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -26,24 +27,20 @@ test('on a first start /readyz answers 200 only once data/admin-token is written
   const child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...env.env, SIGNET_PORT: String(port) }), stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
   try {
-    let healthyBeforeReady = false;
     for (const deadline = Date.now() + 90_000; ; ) {
       assert.ok(Date.now() < deadline, 'not ready within 90 s');
       assert.equal(child.exitCode, null, 'signet serve exited');
-      // The token file's presence is read before /readyz is asked: a 200 seen after an absent
-      // file would only mean it appeared in between.
-      const had = existsSync(tokenFile) && readFileSync(tokenFile, 'utf8').trim().length > 0;
-      const [ready, healthy] = await Promise.all([status(`${base}/readyz`), status(`${base}/healthz`)]);
+      const ready = await status(`${base}/readyz`);
       if (ready === 200) {
+        assert.ok(existsSync(tokenFile), 'ready with the token written');
         // Written before the process could answer ready: visible now, complete.
         assert.match(readFileSync(tokenFile, 'utf8'), /^\S{20,}\n$/);
         break;
       }
       assert.ok(ready === 0 || ready === 503, `/readyz answered ${ready}`);
-      if (healthy === 200 && !had) healthyBeforeReady = true;
       await new Promise((r) => setTimeout(r, 5));
     }
-    assert.ok(healthyBeforeReady, '/healthz answered 200 while the token did not exist yet (what /readyz is for)');
+    assert.equal(await status(`${base}/healthz`), 200);
   } finally {
     child.kill('SIGTERM');
     await exited;
