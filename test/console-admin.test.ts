@@ -16,7 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium, openRecordingErrors } from './helpers/browser.js';
 import { api, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { openssl, TempDir } from './helpers/openssl.js';
+import { newKeyCsr, openssl, TempDir } from './helpers/openssl.js';
 
 describe('web console: administration', () => {
   let env: TestEnv;
@@ -158,23 +158,8 @@ describe('web console: administration', () => {
   });
 
   test('an operator creates a key group, adds a member by serial and removes it; a bad name shows the server detail', async () => {
-    const req = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('m.key'),
-      '-subj',
-      '/CN=m1.console.test',
-      '-addext',
-      'subjectAltName=DNS:m1.console.test',
-    ]);
-    assert.equal(req.status, 0, req.stderr);
-    const cert = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'group-member' });
+    const csr = newKeyCsr('m1.console.test');
+    const cert = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'group-member' });
     assert.equal(cert.status, 201, cert.text);
 
     const { page, errors } = await signedIn(server.token, '#/groups');
@@ -209,22 +194,8 @@ describe('web console: administration', () => {
   });
 
   test('the inventory opens with what is at risk of expiring; renewing takes it off', async () => {
-    const req = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('r.key'),
-      '-subj',
-      '/CN=risky.console.test',
-      '-addext',
-      'subjectAltName=DNS:risky.console.test',
-    ]);
-    const risky = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'alerted', validityDays: 2 });
+    const csr = newKeyCsr('risky.console.test');
+    const risky = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'alerted', validityDays: 2 });
     assert.equal(risky.status, 201, risky.text);
     const { page, errors } = await signedIn(server.token, '#/certificates');
     const row = `#risk-table tr[data-risk="${risky.json.serial}"]`;
@@ -271,22 +242,8 @@ describe('web console: administration', () => {
     await page.waitForSelector(row);
 
     // A revocation the receiver refuses twice becomes a dead letter.
-    const req = openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmp.file('w.key'),
-      '-subj',
-      '/CN=hooked.console.test',
-      '-addext',
-      'subjectAltName=DNS:hooked.console.test',
-    ]);
-    const c = await api(server, 'POST', '/api/v1/certificates', { csr: req.stdout, profile: 'server' });
+    const csr = newKeyCsr('hooked.console.test');
+    const c = await api(server, 'POST', '/api/v1/certificates', { csr, profile: 'server' });
     assert.equal((await api(server, 'POST', `/api/v1/certificates/${c.json.serial}/revoke`, { reason: 'keyCompromise' })).status, 200);
     const deadline = Date.now() + 20_000;
     while ((await api(server, 'GET', `/api/v1/webhooks/${id}`)).json.deadLetters !== 1) {
