@@ -17,6 +17,7 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
 import { emitCertificateAtRisk } from '../src/ca/webhook-events.js';
+import { isPrivateAddress } from '../src/ca/webhooks.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -279,6 +280,82 @@ describe('event webhooks', { concurrency: false }, () => {
     receiver.got = [];
   });
 
+  test('a hold and its release both arrive; a hanging receiver and an endless body hold up only their own webhook', async () => {
+    // A receiver whose answer body never ends, and one that never answers at all.
+    const endless = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const drip = setInterval(() => res.write('x'.repeat(1024)), 20);
+      res.on('close', () => clearInterval(drip));
+    });
+    const closed: boolean[] = [];
+    endless.on('connection', (sock) => sock.on('close', () => closed.push(true)));
+    const hanging = createServer((req) => req.resume());
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    const at = (s: Server, path: string) => `http://127.0.0.1:${(s.address() as { port: number }).port}${path}`;
+    try {
+      const hung = await register(at(hanging, '/hang'), ['certificate.revoked']);
+      const dripping = await register(at(endless, '/drip'), ['certificate.revoked']);
+      const hook = await register(receiver.url, ['certificate.revoked']);
+      const serial = await issue();
+      const t0 = Date.now();
+      assert.equal((await api(server, 'POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'certificateHold' })).status, 200);
+      assert.equal((await api(server, 'POST', `/api/v1/certificates/${serial}/unhold`)).status, 200);
+      await receiver.waitFor('the hold and its release', (evs) => evs.filter((e) => e.data.serial === serial).length === 2);
+      // The hanging receiver times out at 2 s per attempt: the good one did not wait for it.
+      assert.ok(Date.now() - t0 < 1900, `delivered in ${Date.now() - t0} ms, not behind the hanging receiver`);
+      assert.deepEqual(
+        receiver.events().map((e) => [e.data.serial, e.data.status, e.data.action]),
+        [
+          [serial, 'hold', 'certificate.held'],
+          [serial, 'good', 'certificate.unheld'],
+        ],
+      );
+      // The endless body: both events delivered, and each connection closed on the status line.
+      const deadline = Date.now() + 10_000;
+      while ((await api(server, 'GET', `/api/v1/webhooks/${dripping.id}`)).json.deliveries.length < 2) {
+        assert.ok(Date.now() < deadline, 'the endless-body receiver got both events');
+        await sleep(100);
+      }
+      await sleep(300);
+      assert.equal(closed.length, 2, 'Signet closed each connection once it had the status');
+      for (const h of [hung, dripping, hook]) assert.equal((await api(server, 'DELETE', `/api/v1/webhooks/${h.id}`)).status, 200);
+    } finally {
+      endless.closeAllConnections();
+      hanging.closeAllConnections();
+      endless.close();
+      hanging.close();
+    }
+    receiver.got = [];
+  });
+
+  test('the private-address policy (off) refuses every form that reaches a private, reserved or embedded IPv4 address', () => {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '169.254.169.254',
+      '100.64.0.1',
+      '192.0.0.1',
+      '198.18.0.1',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      '::7f00:1',
+      '::ffff:7f00:1',
+      '::ffff:169.254.169.254',
+      '64:ff9b::a9fe:a9fe',
+      '2002:7f00:1::',
+      'fc00::1',
+      'fe80::1',
+      'fec0::1',
+      'ff02::1',
+    ])
+      assert.equal(isPrivateAddress(a), true, a);
+    for (const a of ['8.8.8.8', '1.1.1.1', '2001:4860:4860::8888', '2a00:1450:4001::1']) assert.equal(isPrivateAddress(a), false, a);
+  });
+
   test('bad registrations are refused with a precise problem, and nothing is stored', async () => {
     const count = async () => Number((await sql(env, 'SELECT COUNT(*) AS n FROM "Webhook"'))[0].n);
     const before = await count();
@@ -292,7 +369,7 @@ describe('event webhooks', { concurrency: false }, () => {
     await refused({ url: 'http://user:pass@127.0.0.1:9/hook', events }, 400, /^url: credentials in the URL \(user:password@\) are not allowed/);
     await refused({ url: 'ftp://127.0.0.1/hook', events }, 400, /^url: the scheme ftp is not allowed; a receiver is an http:\/\/ or https:\/\/ URL$/);
     await refused({ url: 'file:///etc/passwd', events }, 400, /^url: the scheme file is not allowed/);
-    await refused({ url: 'not a url', events }, 400, /^url: "not a url" is not an absolute URL$/);
+    await refused({ url: 'not a url', events }, 400, /^url: is not an absolute URL; a receiver is http\(s\):\/\/host\[:port\]\/path$/);
     await refused({ url: 'http://no-such-host.invalid/hook', events }, 400, /^url: the host no-such-host\.invalid does not resolve \(ENOTFOUND|EAI_AGAIN\)/);
     await refused({ url: receiver.url, events: ['certificate.exploded'] }, 400, /^events\.0: Invalid enum value\. Expected 'certificate\.issued' \| /);
     await refused({ url: receiver.url, events: [] }, 400, /^events: Array must contain at least 1 element/);

@@ -40,6 +40,8 @@ const EVENT_OF: ReadonlyMap<string, string> = new Map<string, string>([
   ['certificate.rekeyed', 'certificate.issued'],
   ['certificate.revoked', 'certificate.revoked'],
   ['certificate.held', 'certificate.revoked'],
+  // A hold released is the same status stream: a receiver that saw the hold must see it end.
+  ['certificate.unheld', 'certificate.revoked'],
   ['certificate.at_risk', 'certificate.at_risk'],
   ['crl.signed', 'crl.published'],
   ...CA_EVENTS.map((e) => [e, e] as [string, string]),
@@ -65,7 +67,13 @@ export function outboxOf(rows: readonly AuditRow[]): OutboxRecord[] {
     const data = {
       ...subject,
       ...(r.action !== type ? { action: r.action } : {}),
-      ...(r.action === 'certificate.held' ? { status: 'hold' } : type === 'certificate.revoked' ? { status: 'revoked' } : {}),
+      ...(r.action === 'certificate.held'
+        ? { status: 'hold' }
+        : r.action === 'certificate.unheld'
+          ? { status: 'good' }
+          : type === 'certificate.revoked'
+            ? { status: 'revoked' }
+            : {}),
       ...details,
       actor: r.actor,
     };

@@ -101,14 +101,22 @@ for (const [net, prefix] of [
   ['127.0.0.0', 8],
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
+  ['192.0.0.0', 24], // IETF protocol assignments
   ['192.168.0.0', 16],
+  ['198.18.0.0', 15], // benchmarking
+  ['224.0.0.0', 4], // multicast
+  ['240.0.0.0', 4], // reserved, and the broadcast address
 ] as const)
   PRIVATE.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // unspecified, loopback and IPv4-compatible (::a.b.c.d)
+  ['64:ff9b::', 96], // NAT64 and 6to4 embed an IPv4 address, perhaps a private one: refused whole
+  ['64:ff9b:1::', 48],
+  ['2002::', 16],
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10], // site-local (deprecated, still routed on some networks)
+  ['ff00::', 8], // multicast
 ] as const)
   PRIVATE.addSubnet(net, prefix, 'ipv6');
 
@@ -124,7 +132,8 @@ export function receiverUrl(raw: string): URL {
   try {
     u = new URL(raw);
   } catch {
-    throw new SignetError('bad-request', `url: ${JSON.stringify(raw.slice(0, 200))} is not an absolute URL`);
+    // Not echoed: what was pasted here may be anything, a secret included, and refusals are logged.
+    throw new SignetError('bad-request', 'url: is not an absolute URL; a receiver is http(s)://host[:port]/path');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new SignetError('bad-request', `url: the scheme ${u.protocol.replace(/:$/, '')} is not allowed; a receiver is an http:// or https:// URL`);
@@ -204,6 +213,7 @@ export class WebhookService {
   private pruneTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private busy = new Set<string>();
+  private serving = new Set<Promise<void>>();
   /** Only a process that started the dispatcher delivers (not the CLI, whose retry only marks the row). */
   private started = false;
   private stopped = false;
@@ -324,6 +334,7 @@ export class WebhookService {
     clearInterval(this.timer);
     clearInterval(this.pruneTimer);
     await this.ticking;
+    await Promise.all(this.serving);
   }
 
   /** Runs a pass now unless one is running. */
@@ -336,11 +347,19 @@ export class WebhookService {
       });
   }
 
-  /** One pass: every webhook that is due, concurrently (a slow receiver holds up only its own events). */
+  /**
+   * One pass: every webhook that is due and not already being served starts on its own; the
+   * pass does not wait for them, so a slow or hanging receiver holds up only its own events
+   * (the next pass starts the others again while it is still busy).
+   */
   async tick(): Promise<void> {
     const now = this.ctx.now();
     const due = (await this.store.list()).filter((w) => !this.busy.has(w.id) && (!w.nextAttemptAt || w.nextAttemptAt <= now));
-    await Promise.all(due.map((w) => this.serve(w)));
+    for (const w of due) {
+      const p = this.serve(w);
+      this.serving.add(p);
+      void p.finally(() => this.serving.delete(p));
+    }
   }
 
   private leaseUntil(): Date {
@@ -389,10 +408,12 @@ export class WebhookService {
     let cursor = w.cursor;
     let attempts = w.attempts;
     const until = Date.now() + Math.max(30_000, this.settings.pollMs);
-    while (!this.stopped && Date.now() < until) {
+    passes: while (!this.stopped && Date.now() < until) {
       const batch = await this.store.eventsAfter(cursor, 100);
       if (!batch.length) break;
       for (const ev of batch) {
+        // Checked at every event: one webhook's pass ends on time even if its receiver is slow.
+        if (this.stopped || Date.now() >= until) break passes;
         if (!subscribed(events, ev.type)) {
           cursor = ev.id;
           continue;
@@ -465,8 +486,10 @@ export class WebhookService {
       };
       const req = mod.request(u, { method: 'POST', headers, ...(this.settings.allowPrivate ? {} : { lookup: publicOnlyLookup }) }, (res) => {
         const status = res.statusCode ?? 0;
-        res.resume();
+        // Only the status matters: the body is never read, so an endless or trickling one
+        // cannot hold a socket (or the CPU) after the answer.
         res.on('error', () => undefined);
+        res.destroy();
         if (status >= 200 && status < 300) done({ ok: true });
         else if (status >= 300 && status < 400) done({ ok: false, error: `the receiver answered ${status} (a redirect, which is never followed)` });
         else done({ ok: false, error: `the receiver answered ${status}` });
