@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
@@ -421,10 +421,28 @@ describe('key groups with openssl', () => {
     assert.equal(bulk.status, 0, bulk.stderr);
     assert.equal(JSON.parse(bulk.stdout).epoch, 1);
     assert.equal(JSON.parse(bulk.stdout).group.treeHeight, 3);
+    // DIR already holds a symlink planted at one member's file name and a world-readable file at
+    // another's: both are replaced (the symlink's target untouched), every file ends up 0600.
     const dir = join(tmp.path, 'welcomes');
+    mkdirSync(dir, { mode: 0o700 });
+    const victim = tmp.file('victim', 'not a welcome');
+    chmodSync(victim, 0o644);
+    symlinkSync(victim, join(dir, `${fleet[0]!.serial}.der`));
+    writeFileSync(join(dir, `${fleet[1]!.serial}.der`), 'old', { mode: 0o644 });
     const all = signet(['group', 'welcome', 'bulk', '--all-to', dir], env.env);
     assert.equal(all.status, 0, all.stderr);
     assert.match(all.stderr, /wrote 5 welcomes/);
+    assert.equal(readFileSync(victim, 'utf8'), 'not a welcome', 'a symlink in DIR is replaced, not followed');
+    for (const f of fleet) {
+      const st = lstatSync(join(dir, `${f.serial}.der`));
+      assert.ok(st.isFile(), `${f.serial}.der is a file of its own`);
+      assert.equal(st.mode & 0o777, 0o600, `${f.serial}.der is 0600`);
+    }
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => !n.endsWith('.der')),
+      [],
+      'no temporary file is left',
+    );
     const roots = fleet.map((f) => {
       const out = tmp.file(`bulk-${f.serial}.der`);
       const d = openssl(['cms', '-decrypt', '-inform', 'DER', '-in', join(dir, `${f.serial}.der`), '-inkey', f.key, '-recip', f.cert, '-out', out]);

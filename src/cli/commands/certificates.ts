@@ -19,7 +19,7 @@ export const cliPrincipal = (): Principal => ({ kind: 'operator', actor: `cli:${
 export const cliRequester = (): Requester => ({ principal: cliPrincipal() });
 export const cliActor = (): string => actorOf(cliPrincipal());
 
-function writeSecretFile(path: string, data: string | Buffer): void {
+export function writeSecretFile(path: string, data: string | Buffer): void {
   // `mode` only applies when the file is created: tighten an existing file before the key goes in.
   const fd = openSync(path, 'w', 0o600);
   try {

@@ -1,20 +1,39 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { SignetError } from '../../errors.js';
 import { createServices } from '../../runtime/services.js';
 import { printJson, printTable, withSignet } from '../runtime.js';
-import { cliRequester } from './certificates.js';
+import { cliRequester, writeSecretFile } from './certificates.js';
 
 /** Writes DER to a file, or to stdout when it is not a terminal; refuses to spill binary on a terminal. */
 function deliver(der: Buffer, out: string | undefined, what: string): void {
   if (out) {
-    writeFileSync(out, der, { mode: 0o600 });
+    writeSecretFile(out, der);
     process.stderr.write(`wrote ${what} (${der.length} bytes, DER) to ${out}\n`);
     return;
   }
   if (process.stdout.isTTY) throw new SignetError('bad-request', `${what} is binary DER: pass --out FILE or redirect stdout`);
   process.stdout.write(der);
+}
+
+/**
+ * DIR/NAME, written as a new file (O_EXCL, mode 0600) and renamed into place: whatever is
+ * already at NAME — a symlink another user planted, a file with a wider mode — is replaced,
+ * never followed or reused.
+ */
+function writeIntoDir(dir: string, name: string, data: Buffer): void {
+  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, data);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, join(dir, name));
 }
 
 function parseSince(v: string): number {
@@ -114,7 +133,7 @@ export function groupCommand(): Command {
           let n = 0;
           const total = (await groups.show(ref, cliRequester())).members;
           for await (const w of groups.allWelcomes(ref, cliRequester())) {
-            writeFileSync(join(o.allTo, `${w.serial}.der`), w.der, { mode: 0o600 });
+            writeIntoDir(o.allTo, `${w.serial}.der`, w.der);
             if (++n % 1000 === 0 && process.stderr.isTTY) process.stderr.write(`\r${n} of ${total} welcomes`);
           }
           process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}wrote ${n} welcomes to ${o.allTo}\n`);
