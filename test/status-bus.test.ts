@@ -185,11 +185,12 @@ describe('the CRL publisher on the bus', () => {
   class Recording extends CrlPublisher {
     readonly scheduled: string[] = [];
     override async refreshDue(): Promise<void> {}
-    override schedule(caId: string): void {
-      this.scheduled.push(caId);
+    override schedule(caId: string, shard = 0): void {
+      this.scheduled.push(shard ? `${caId}.s${shard}` : caId);
     }
   }
-  const ctx = { log } as unknown as CaContext;
+  // The one store read the subscription makes: which CRL shard a serial was issued into.
+  const ctx = { log, stores: { crls: { shardOf: async (serial: string) => (serial === '03' ? 2 : 0) } } } as unknown as CaContext;
 
   test('schedules a CRL for a change made on this host (here or by another worker), not for a polled one; stops hearing on stop()', async () => {
     const bus = new StatusBus(log);
@@ -202,6 +203,6 @@ describe('the CRL publisher on the bus', () => {
     bus.publish({ kind: 'ca', caId: 'a-ca' });
     crls.stop();
     bus.publish({ kind: 'certificate', caId: 'after-stop', serial: '05' });
-    assert.deepEqual(crls.scheduled, ['here', 'other-worker']);
+    assert.deepEqual(crls.scheduled, ['here', 'other-worker.s2']);
   });
 });
