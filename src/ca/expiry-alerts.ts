@@ -24,7 +24,7 @@ import { nameKeys } from '../storage/certificate-names.js';
 import type { CaContext } from './context.js';
 import type { Tx } from '../storage/database.js';
 import { emitCertificateAtRisk } from './webhook-events.js';
-import { loadProfiles, type Profile } from './profiles.js';
+import { configuredProfiles, type Profile } from './profiles.js';
 
 const HOUR_S = 3600;
 const DAY_MS = 86_400_000;
@@ -88,8 +88,7 @@ export interface ExpiryStore {
   cas(): Promise<{ id: string; status: string; subject: string; serial: string; notBefore: Date; notAfter: Date }[]>;
   /** Of these alert ids, those reported already. */
   reported(ids: string[]): Promise<Set<string>>;
-  /** Records the alert as reported; false when another process recorded it first. */
-  /** Records an alert once (false: it already was); with `tx`, in that transaction. */
+  /** Records an alert once (false: another process recorded it first); with `tx`, in that transaction. */
   markReported(a: { id: string; kind: string; caId: string; profile: string | null; notAfter: Date; reportedAt: Date }, tx?: Tx): Promise<boolean>;
   /** Forgets reported alerts of certificates that ended before `before`. */
   forgetReported(before: Date): Promise<void>;
@@ -143,10 +142,8 @@ function reachMs(profile: Profile | undefined): number {
   return Math.ceil(((profile?.maxValidityDays ?? UNKNOWN_PROFILE_MAX_DAYS) * DAY_MS) / 3);
 }
 
-const sameNames = (a: SanEntry[], b: SanEntry[]) => {
-  const key = (l: SanEntry[]) => [...new Set(l.map((s) => `${s.type}:${s.value.toLowerCase()}`))].sort().join('\n');
-  return key(a) === key(b);
-};
+/** A SAN set as one comparable string (order, duplicates and DNS case do not matter). */
+const namesKey = (l: SanEntry[]): string => [...new Set(l.map((s) => `${s.type}:${s.value.toLowerCase()}`))].sort().join('\n');
 
 /** The name-index key that finds certificates holding this SAN set most narrowly (a non-wildcard name's own key). */
 function narrowKey(sans: SanEntry[]): string | null {
@@ -161,19 +158,11 @@ async function inChunks<T>(items: T[], fn: (chunk: T[]) => Promise<void>): Promi
   for (let i = 0; i < items.length; i += CHUNK) await fn(items.slice(i, i + CHUNK));
 }
 
-const profilesOf = new WeakMap<CaContext, Map<string, Profile>>();
-/** The configured profiles (loaded once per context). */
-export function configuredProfiles(ctx: CaContext): Map<string, Profile> {
-  let m = profilesOf.get(ctx);
-  if (!m) {
-    m = loadProfiles(ctx.config.SIGNET_PROFILES_FILE);
-    profilesOf.set(ctx, m);
-  }
-  return m;
-}
+/** A candidate with its names parsed once. */
+type Named = ExpiryCandidate & { names: SanEntry[] };
 
 /** The certificates of these candidates that no successor has replaced. */
-async function withoutSuccessor(store: ExpiryStore, candidates: ExpiryCandidate[], now: Date): Promise<ExpiryCandidate[]> {
+async function withoutSuccessor(store: ExpiryStore, candidates: Named[], now: Date): Promise<Named[]> {
   const succeeded = new Set<string>();
   const serials = candidates.map((c) => c.serial);
   await inChunks(serials, async (chunk) => {
@@ -182,22 +171,22 @@ async function withoutSuccessor(store: ExpiryStore, candidates: ExpiryCandidate[
   });
   // An ACME client that orders again (no ARI) or an operator who issues anew: a later
   // certificate for the same names that ends later is the successor.
-  const rest = candidates.filter((c) => !succeeded.has(c.serial));
-  const byKey = new Map<string, ExpiryCandidate[]>();
-  for (const c of rest) {
-    const key = narrowKey(JSON.parse(c.sans) as SanEntry[]);
-    if (key) byKey.set(key, [...(byKey.get(key) ?? []), c]);
+  const byKey = new Map<string, Named[]>();
+  for (const c of candidates) {
+    if (succeeded.has(c.serial)) continue;
+    const key = narrowKey(c.names);
+    if (!key) continue;
+    const list = byKey.get(key);
+    if (list) list.push(c);
+    else byKey.set(key, [c]);
   }
   await inChunks([...byKey.keys()], async (keys) => {
     const since = new Date(Math.min(...keys.flatMap((k) => byKey.get(k)!.map((c) => c.createdAt.getTime()))));
-    const later = await store.withNameKeys(keys, since, now);
+    const later = (await store.withNameKeys(keys, since, now)).map((l) => ({ ...l, names: namesKey(JSON.parse(l.sans) as SanEntry[]) }));
     for (const k of keys)
       for (const c of byKey.get(k)!) {
-        const sans = JSON.parse(c.sans) as SanEntry[];
-        if (
-          later.some((l) => l.serial !== c.serial && l.createdAt > c.createdAt && l.notAfter > c.notAfter && sameNames(JSON.parse(l.sans) as SanEntry[], sans))
-        )
-          succeeded.add(c.serial);
+        const names = namesKey(c.names);
+        if (later.some((l) => l.serial !== c.serial && l.createdAt > c.createdAt && l.notAfter > c.notAfter && l.names === names)) succeeded.add(c.serial);
       }
   });
   return candidates.filter((c) => !succeeded.has(c.serial));
@@ -213,7 +202,9 @@ export async function findAtRisk(ctx: CaContext, now: Date = ctx.now(), profiles
   for (const name of await store.profilesInUse()) {
     const profile = profiles.get(name);
     // A day beyond the reach: certificates issued before the profile's maxValidityDays was lowered.
-    const candidates = (await store.goodEnding(name, now, new Date(now.getTime() + reachMs(profile) + DAY_MS))).filter((c) => alertFrom(c, profile) <= now);
+    const candidates = (await store.goodEnding(name, now, new Date(now.getTime() + reachMs(profile) + DAY_MS)))
+      .filter((c) => alertFrom(c, profile) <= now)
+      .map((c) => ({ ...c, names: JSON.parse(c.sans) as SanEntry[] }));
     for (const c of await withoutSuccessor(store, candidates, now))
       out.push({
         kind: 'certificate',
@@ -223,7 +214,7 @@ export async function findAtRisk(ctx: CaContext, now: Date = ctx.now(), profiles
         profile: c.profile,
         subject: c.subject,
         commonName: c.commonName,
-        sans: JSON.parse(c.sans) as SanEntry[],
+        sans: c.names,
         notBefore: c.notBefore,
         notAfter: c.notAfter,
         alertFrom: alertFrom(c, profile),
