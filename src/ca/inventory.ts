@@ -20,7 +20,7 @@ export type InventoryStore = Pick<InventoryReads, 'chunk'>;
 import { isVisible, type Visibility } from './authorization.js';
 import type { CaContext } from './context.js';
 import { normalizeSerial } from './serial.js';
-import { loadProfiles } from './profiles.js';
+import { configuredProfiles } from './profiles.js';
 import { findAtRisk } from './expiry-alerts.js';
 
 export type CertStatus = 'good' | 'revoked' | 'expired' | 'hold';
@@ -85,15 +85,10 @@ function decodeCursor(c: string): Position {
   }
 }
 
-/** Each profile's hostlessUriSchemes, which the name-suffix rule consults (loaded once per context). */
-const profileSchemes = new WeakMap<CaContext, Map<string, readonly string[] | undefined>>();
+/** Each profile's hostlessUriSchemes, which the name-suffix rule consults. */
 function hostlessUriSchemesOf(ctx: CaContext): (profile: string) => readonly string[] | undefined {
-  let m = profileSchemes.get(ctx);
-  if (!m) {
-    m = new Map([...loadProfiles(ctx.config.SIGNET_PROFILES_FILE).values()].map((p) => [p.name, p.hostlessUriSchemes]));
-    profileSchemes.set(ctx, m);
-  }
-  return (profile) => m.get(profile);
+  const profiles = configuredProfiles(ctx);
+  return (profile) => profiles.get(profile)?.hostlessUriSchemes;
 }
 
 /**

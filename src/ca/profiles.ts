@@ -170,3 +170,14 @@ export function loadProfiles(file?: string): Map<string, Profile> {
   }
   return out;
 }
+
+const loaded = new WeakMap<object, Map<string, Profile>>();
+/** The profiles a running Signet was configured with, loaded once per context (its config is fixed for its life). */
+export function configuredProfiles(ctx: { config: { SIGNET_PROFILES_FILE?: string } }): Map<string, Profile> {
+  let m = loaded.get(ctx);
+  if (!m) {
+    m = loadProfiles(ctx.config.SIGNET_PROFILES_FILE);
+    loaded.set(ctx, m);
+  }
+  return m;
+}
