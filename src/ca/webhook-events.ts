@@ -47,6 +47,12 @@ const EVENT_OF: ReadonlyMap<string, string> = new Map<string, string>([
   ...CA_EVENTS.map((e) => [e, e] as [string, string]),
 ]);
 
+/** The certificate's status a certificate.revoked event reports, by audit action (default: revoked). */
+const STATUS_AFTER: ReadonlyMap<string, string> = new Map([
+  ['certificate.held', 'hold'],
+  ['certificate.unheld', 'good'],
+]);
+
 /** Whether a webhook subscribed to `events` gets an event of `type`. */
 export function subscribed(events: readonly string[], type: string): boolean {
   return events.includes(type) || (type.startsWith('ca.') && events.includes('ca.*'));
@@ -67,13 +73,7 @@ export function outboxOf(rows: readonly AuditRow[]): OutboxRecord[] {
     const data = {
       ...subject,
       ...(r.action !== type ? { action: r.action } : {}),
-      ...(r.action === 'certificate.held'
-        ? { status: 'hold' }
-        : r.action === 'certificate.unheld'
-          ? { status: 'good' }
-          : type === 'certificate.revoked'
-            ? { status: 'revoked' }
-            : {}),
+      ...(type === 'certificate.revoked' ? { status: STATUS_AFTER.get(r.action) ?? 'revoked' } : {}),
       ...details,
       actor: r.actor,
     };
