@@ -75,7 +75,9 @@ export interface WebhookSettings {
 }
 
 const MAX_URL = 2048;
-const webhookId = z.string().regex(/^wh_[0-9a-f]{16}$/, 'must be a webhook id (wh_ and 16 hex digits)');
+/** The ids the API takes (checked by the routes and again here, for the CLI). */
+export const webhookIdSchema = z.string().regex(/^wh_[0-9a-f]{16}$/, 'must be a webhook id (wh_ and 16 hex digits)');
+export const deliveryIdSchema = z.string().regex(/^dl_[0-9a-f]{16}$/, 'must be a delivery id (dl_ and 16 hex digits)');
 export const createWebhookSchema = z
   .object({
     url: z.string().min(1).max(MAX_URL),
@@ -93,6 +95,7 @@ export const createWebhookSchema = z
 export type CreateWebhook = z.infer<typeof createWebhookSchema>;
 
 /** Addresses that are not on the public internet: loopback, private, link-local, CGNAT, unique-local, unspecified. */
+/** Addresses that are not on the public internet (the full list: docs/security.md, "Webhook receivers"). */
 const PRIVATE = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
@@ -199,7 +202,7 @@ export const deliveryView = (d: WebhookDeliveryRecord) => ({
 });
 
 export const parseWebhookId = (id: string): string => {
-  const r = webhookId.safeParse(id);
+  const r = webhookIdSchema.safeParse(id);
   if (!r.success) throw new SignetError('bad-request', `id: ${r.error.issues[0]!.message}`);
   return id;
 };
@@ -281,7 +284,8 @@ export class WebhookService {
   async retry(id: string, deliveryId: string, who: Requester) {
     authorize(who.principal, 'webhook.retry');
     parseWebhookId(id);
-    if (!/^dl_[0-9a-f]{16}$/.test(deliveryId)) throw new SignetError('bad-request', 'delivery: must be a delivery id (dl_ and 16 hex digits)');
+    const checked = deliveryIdSchema.safeParse(deliveryId);
+    if (!checked.success) throw new SignetError('bad-request', `delivery: ${checked.error.issues[0]!.message}`);
     const d = await this.ctx.db.transaction(async (tx) => {
       if (!(await this.store.get(id, tx))) throw new SignetError('not-found', `no webhook ${id}`);
       const d = await this.store.requestRetry(id, deliveryId, this.ctx.now(), tx);

@@ -6,16 +6,15 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { CaContext } from '../../ca/context.js';
 import { WEBHOOK_EVENTS } from '../../ca/webhook-events.js';
-import { createWebhookSchema, type WebhookService } from '../../ca/webhooks.js';
+import { createWebhookSchema, deliveryIdSchema, webhookIdSchema, type WebhookService } from '../../ca/webhooks.js';
 import { dateTime, documentRoute, itemsOf } from '../openapi.js';
 import { requesterOf, requireAuth } from '../auth.js';
 import { noQuery, pathParams, queryParams } from '../params.js';
 import { parseBody } from '../validate.js';
 
-const id = z.string().regex(/^wh_[0-9a-f]{16}$/, 'must be a webhook id (wh_ and 16 hex digits)');
-const webhookPath = z.object({ id }).strict();
+const webhookPath = z.object({ id: webhookIdSchema }).strict();
 // The delivery first: a bad one is named even when the webhook id is wrong too.
-const deliveryPath = z.object({ delivery: z.string().regex(/^dl_[0-9a-f]{16}$/, 'must be a delivery id (dl_ and 16 hex digits)'), id }).strict();
+const deliveryPath = z.object({ delivery: deliveryIdSchema, id: webhookIdSchema }).strict();
 
 // ---- Responses (the OpenAPI document's, checked against real answers in test/openapi.test.ts)
 
