@@ -40,6 +40,19 @@ const caName = encodeName([
 const sigAlg = algorithmDer(signerFor(ownKey(caKey)));
 const leafSpki = createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).export({ format: 'der', type: 'spki' });
 const otherSpki = createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).export({ format: 'der', type: 'spki' });
+const mlDsaSpki = createPublicKey(generateKeyPairSync('ml-dsa-65' as 'ed25519').privateKey).export({ format: 'der', type: 'spki' });
+const mlKemSpki = createPublicKey(generateKeyPairSync('ml-kem-768' as 'ed25519').privateKey).export({ format: 'der', type: 'spki' });
+const ML_DSA_65 = '2.16.840.1.101.3.4.3.18';
+const DER_NULL = Buffer.from([0x05, 0x00]);
+/** The ML-DSA key again, with NULL parameters in its AlgorithmIdentifier (RFC 9881 says absent). */
+const mlDsaSpkiWithNull = sequence(
+  sequence(objectIdentifier(ML_DSA_65), DER_NULL),
+  tlv(0x03, Buffer.concat([Buffer.from([0]), mlDsaSpki.subarray(mlDsaSpki.length - 1952)])),
+);
+const mlDsaSigAlgWithNull = sequence(objectIdentifier(ML_DSA_65), DER_NULL);
+/** The base TBS with another subject key (and its key identifier), and optionally another keyUsage. */
+const withKey = (spkiDer: Buffer, usages?: Parameters<typeof keyUsage>[0]) =>
+  tbs({ spkiDer, extensions: withExt({ ski: subjectKeyIdentifier(keyIdentifier(spkiDer)), ...(usages ? { ku: keyUsage(usages) } : {}) }) });
 const rsaSigAlg = algorithmDer(signerFor(ownKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)));
 
 const issuerNotBefore = new Date('2025-01-01T00:00:00Z');
@@ -237,6 +250,31 @@ const cases: [string, Buffer, string, Partial<LintExpectations>?][] = [
   ],
   ['wrong signature algorithm', tbs({ signatureAlgorithmDer: rsaSigAlg }), "signature algorithm differs from the issuer key's"],
   [
+    'ML-DSA key with keyEncipherment',
+    withKey(mlDsaSpki, ['digitalSignature', 'keyEncipherment']),
+    'keyUsage keyEncipherment is not allowed for ML-DSA-65 keys',
+    { spkiDer: mlDsaSpki },
+  ],
+  [
+    'ML-KEM key with digitalSignature',
+    withKey(mlKemSpki, ['digitalSignature']),
+    'keyUsage digitalSignature is not allowed for ML-KEM-768 keys',
+    { spkiDer: mlKemSpki },
+  ],
+  ['ECDSA key with keyEncipherment', withKey(leafSpki, ['digitalSignature', 'keyEncipherment']), 'keyUsage keyEncipherment is not allowed for ecdsa keys'],
+  [
+    'ML-DSA key with NULL parameters',
+    withKey(mlDsaSpkiWithNull),
+    'subject public key algorithm ML-DSA-65 has parameters; they must be absent',
+    { spkiDer: mlDsaSpkiWithNull },
+  ],
+  [
+    'ML-DSA signature with NULL parameters',
+    tbs({ signatureAlgorithmDer: mlDsaSigAlgWithNull }),
+    'signature algorithm ML-DSA-65 has parameters; they must be absent',
+    { signatureAlgorithmDer: mlDsaSigAlgWithNull },
+  ],
+  [
     'spki mismatch',
     tbs({ spkiDer: otherSpki, extensions: withExt({ ski: subjectKeyIdentifier(keyIdentifier(otherSpki)) }) }),
     'subject public key differs from the requested key',
@@ -287,6 +325,8 @@ const RULE_CASES: Record<string, string[]> = {
   keyUsageCritical: ['non-critical keyUsage'],
   keyUsageNotForCas: ['keyCertSign in a leaf', 'cRLSign in a leaf'],
   keyUsageNotEmpty: ['empty keyUsage'],
+  keyUsageSuitsKey: ['ML-DSA key with keyEncipherment', 'ML-KEM key with digitalSignature', 'ECDSA key with keyEncipherment'],
+  postQuantumParametersAbsent: ['ML-DSA key with NULL parameters', 'ML-DSA signature with NULL parameters'],
   extKeyUsageIsProfiles: ['wrong EKU', 'extra EKU', 'missing EKU'],
   subjectKeyIdentifierPresent: ['missing subjectKeyIdentifier'],
   authorityKeyIdentifierPresent: ['missing authorityKeyIdentifier'],

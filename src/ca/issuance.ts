@@ -18,6 +18,7 @@ import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { commonNameOf, escapeDnValue } from '../pki/dn.js';
+import { defaultKeyUsage, usagesBeyondKey } from '../pki/key-usage.js';
 import { describeKey, verifySignature, type TrustedKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { readSanEntries } from '../pki/lint.js';
@@ -358,10 +359,9 @@ export class Issuance {
       notAfter = issuer.parts.notAfter; // the default validity is clamped to the issuer, silently
     }
     if (notAfter.getTime() - now.getTime() < DAY_MS / 24) throw new SignetError('conflict', `the issuing CA ${issuer.id} expires too soon to issue`);
-    const usages: KeyUsageName[] =
-      profile.keyUsageByFamily?.[key.family] ?? profile.keyUsage ?? (key.family === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']);
-    if (key.family !== 'rsa' && usages.includes('keyEncipherment'))
-      throw new SignetError('bad-key', `profile ${profile.name} asks for keyEncipherment, which ${key.name} keys cannot do`);
+    const usages: KeyUsageName[] = profile.keyUsageByFamily?.[key.family] ?? profile.keyUsage ?? defaultKeyUsage(key.family);
+    const beyond = usagesBeyondKey(key.family, usages);
+    if (beyond.length) throw new SignetError('bad-key', `profile ${profile.name} asks for ${beyond.join(', ')}, which ${key.name} keys cannot do`);
 
     const serial = newSerial();
     const crlShard = crlShardFor(serial, this.ctx.config.SIGNET_CRL_SHARDS ?? 1);

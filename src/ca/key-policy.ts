@@ -8,6 +8,9 @@
  *   (112 bits), which only an RSA-2048 parent accepts.
  * - Ed25519 only under an Ed25519 parent: strict verifiers that lack it (NSS, Windows CryptoAPI,
  *   Java before 15) would fail every chain through it, so it is an all-Ed25519 hierarchy's choice.
+ * - Post-quantum (ML-DSA, SLH-DSA) and classical keys do not mix: a post-quantum intermediate
+ *   under a classical root is no safer than the root, and a classical one under a post-quantum
+ *   root throws away what the root bought. The two hierarchies stand side by side instead.
  */
 import type { KeyAlgorithm } from '../pki/keys.js';
 
@@ -19,7 +22,13 @@ const STRENGTH: Record<KeyAlgorithm, number> = {
   'ecdsa-p384': 192,
   'ecdsa-p521': 256,
   ed25519: 128,
+  'ml-dsa-44': 128,
+  'ml-dsa-65': 192,
+  'ml-dsa-87': 256,
+  'slh-dsa-sha2-128s': 128,
 };
+
+const isPostQuantum = (alg: string): boolean => alg.startsWith('ml-dsa-') || alg.startsWith('slh-dsa-');
 
 const strengthOf = (alg: string): number | undefined => STRENGTH[alg as KeyAlgorithm];
 
@@ -29,6 +38,10 @@ export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm)
   const child = STRENGTH[childAlg];
   if (childAlg === 'ed25519' && parentAlg !== 'ed25519')
     return `an Ed25519 CA key is allowed only under an Ed25519 parent (this parent's key is ${parentAlg}); NSS, Windows and older Java cannot verify it`;
+  if (isPostQuantum(childAlg) !== isPostQuantum(parentAlg))
+    return isPostQuantum(childAlg)
+      ? `a post-quantum CA key (${childAlg}) is allowed only under a post-quantum parent (this parent's key is ${parentAlg}): create an ML-DSA root with \`signet ca create-root --key ml-dsa-87\``
+      : `a classical CA key (${childAlg}) is not allowed under a post-quantum parent (${parentAlg}); use ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
   const floor = Math.min(parent ?? 128, 128);
   if (child < floor)
     return `a ${childAlg} key (${child}-bit security) is weaker than this parent's policy allows (at least ${floor}-bit, as its ${parentAlg} key); use ecdsa-p256, ecdsa-p384 or rsa-3072 or stronger`;

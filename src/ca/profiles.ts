@@ -10,17 +10,18 @@ import { validateNamePolicy, type NamePolicy } from '../pki/names.js';
 const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement'] as const;
 const EXT_KEY_USAGES = ['serverAuth', 'clientAuth', 'codeSigning', 'emailProtection'] as const;
 const SAN_TYPES = ['dns', 'ip', 'email', 'uri'] as const;
+const KEY_FAMILIES = ['rsa', 'ecdsa', 'ed25519', 'ml-dsa', 'slh-dsa', 'ml-kem'] as const;
 const CA_ID = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a CA id (lower-case letters, digits and hyphens)');
 
 /** A profile's fields; profileSchema adds the checks across fields. */
 export const profileFields = z
   .object({
     description: z.string().max(200).default(''),
-    /** Key families accepted in CSRs. */
-    keyTypes: z
-      .array(z.enum(['rsa', 'ecdsa', 'ed25519']))
-      .min(1)
-      .default(['rsa', 'ecdsa', 'ed25519']),
+    /**
+     * Key families accepted in CSRs. Post-quantum families are opt-in: `ml-dsa` (ML-DSA-44/65/87),
+     * `slh-dsa` (SLH-DSA-SHA2-128s), `ml-kem` (ML-KEM-768, key groups only: it cannot sign a CSR).
+     */
+    keyTypes: z.array(z.enum(KEY_FAMILIES)).min(1).default(['rsa', 'ecdsa', 'ed25519']),
     minRsaBits: z.number().int().min(2048).max(8192).default(2048),
     requireSan: z.boolean().default(false),
     sanTypes: z.array(z.enum(SAN_TYPES)).min(1).default(['dns', 'ip']),
@@ -44,6 +45,9 @@ export const profileFields = z
         rsa: z.array(z.enum(KEY_USAGES)).min(1).optional(),
         ecdsa: z.array(z.enum(KEY_USAGES)).min(1).optional(),
         ed25519: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+        'ml-dsa': z.array(z.enum(KEY_USAGES)).min(1).optional(),
+        'slh-dsa': z.array(z.enum(KEY_USAGES)).min(1).optional(),
+        'ml-kem': z.array(z.enum(KEY_USAGES)).min(1).optional(),
       })
       .strict()
       .optional(),

@@ -17,7 +17,8 @@ import { CertificationRequest } from '@peculiar/asn1-csr';
 import { SignetError } from '../errors.js';
 import { checkDer, checkSetOrder, DerError, el, kids, readEl, readKids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
 import { OID, verifySignature, type TrustedKey } from './keys.js';
-import { importSpki, type KeyFamily, type PublicKeyInfo } from './public-key.js';
+import { PQ_BY_NAME, PQ_SIGNATURE_NAMES } from './post-quantum.js';
+import { importSpki, type PublicKeyInfo } from './public-key.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
 import { isSanProblem, OTHER_GENERAL_NAME_FORMS, readSanList, type SanProblem } from './general-names.js';
 import type { SanEntry } from './names.js';
@@ -379,7 +380,8 @@ const contentOf = (el: Uint8Array): Uint8Array => el.subarray(readEl(el, 0, el.l
 // ---------------------------------------------------------------------------------------------
 // Signature algorithm
 
-const SIG_ALGS: Record<string, { name: string; key: 'ec' | 'rsa' | 'ed25519' }> = {
+/** Which key a signature algorithm belongs to: a node key type, or (post-quantum) the exact algorithm. */
+const SIG_ALGS: Record<string, { name: string; key: string }> = {
   [OID.ecdsaSha256]: { name: 'ecdsa-with-SHA256', key: 'ec' },
   [OID.ecdsaSha384]: { name: 'ecdsa-with-SHA384', key: 'ec' },
   [OID.ecdsaSha512]: { name: 'ecdsa-with-SHA512', key: 'ec' },
@@ -387,6 +389,7 @@ const SIG_ALGS: Record<string, { name: string; key: 'ec' | 'rsa' | 'ed25519' }> 
   [OID.sha384WithRSA]: { name: 'sha384WithRSAEncryption', key: 'rsa' },
   [OID.sha512WithRSA]: { name: 'sha512WithRSAEncryption', key: 'rsa' },
   [OID.ed25519]: { name: 'Ed25519', key: 'ed25519' },
+  ...Object.fromEntries(PQ_SIGNATURE_NAMES.map((n) => [PQ_BY_NAME.get(n)!.oid, { name: PQ_BY_NAME.get(n)!.label, key: n }])),
 };
 const REFUSED_SIG_ALGS: Record<string, string> = {
   '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
@@ -400,20 +403,25 @@ const REFUSED_SIG_ALGS: Record<string, string> = {
   [OID.ed448]: 'Ed448',
 };
 
-const SIG_KEY: Record<KeyFamily, 'ec' | 'rsa' | 'ed25519'> = { ecdsa: 'ec', rsa: 'rsa', ed25519: 'ed25519' };
+/** The SIG_ALGS key a public key must have: its node type, or for post-quantum keys the algorithm itself. */
+const sigKeyOf = (key: PublicKeyInfo): string =>
+  key.family === 'ecdsa' ? 'ec' : key.family === 'rsa' || key.family === 'ed25519' ? key.family : key.algorithm;
 
 function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicKeyInfo): void {
+  if (key.family === 'ml-kem') throw badCsr('an ML-KEM key cannot sign, so no CSR can prove its possession; ask for server-side key generation instead');
   const alg = SIG_ALGS[oid];
   if (!alg) {
     throw badCsr(
-      `signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`,
+      `signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, Ed25519, ML-DSA or SLH-DSA-SHA2-128s`,
     );
   }
-  // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node.
-  if (alg.key !== SIG_KEY[key.family]) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
+  // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node, and an
+  // ML-DSA-65 key could sign under the ML-DSA-44 label.
+  if (alg.key !== sigKeyOf(key)) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
   const nullParams = p !== null && p.length === 2 && p[0] === 0x05 && p[1] === 0x00;
-  // RFC 4055: RSA uses NULL (absent tolerated); RFC 5758 / RFC 8410: ECDSA and Ed25519 have none.
-  if (p && !(alg.key === 'rsa' && nullParams)) throw badCsr(`signature algorithm ${alg.name} has unexpected parameters`);
+  // RFC 4055: RSA uses NULL (absent tolerated); RFC 5758 / RFC 8410 / RFC 9881: ECDSA, Ed25519 and ML-DSA have none.
+  if (p && !(alg.key === 'rsa' && nullParams))
+    throw badCsr(`signature algorithm ${alg.name} has unexpected parameters${alg.key === 'rsa' ? ' (only NULL)' : '; they must be absent'}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ import { createPublicKey, generateKeyPair as generateKeyPairCb, generateKeyPairS
 import { promisify } from 'node:util';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
+import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_BY_OID, PQ_SIGNATURE_NAMES, type PqFamily } from './post-quantum.js';
 
-export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const;
+/** Signing key algorithms: what a CA, a responder or a server-generated key may be. */
+export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519', ...PQ_SIGNATURE_NAMES] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
 declare const trusted: unique symbol;
@@ -76,6 +78,10 @@ const KEY_PARAMETERS: Record<KeyAlgorithm, [string, object | undefined]> = {
   'rsa-3072': ['rsa', { modulusLength: 3072 }],
   'rsa-4096': ['rsa', { modulusLength: 4096 }],
   ed25519: ['ed25519', undefined],
+  'ml-dsa-44': ['ml-dsa-44', undefined],
+  'ml-dsa-65': ['ml-dsa-65', undefined],
+  'ml-dsa-87': ['ml-dsa-87', undefined],
+  'slh-dsa-sha2-128s': ['slh-dsa-sha2-128s', undefined],
 };
 
 function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
@@ -94,11 +100,14 @@ function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey:
       return generateKeyPairSync('rsa', { modulusLength: 4096 });
     case 'ed25519':
       return generateKeyPairSync('ed25519');
+    default:
+      // The post-quantum types: node's typings do not name them yet, its OpenSSL 3.5 does.
+      return (generateKeyPairSync as unknown as (t: string) => { privateKey: KeyObject; publicKey: KeyObject })(alg);
   }
 }
 
 /** Describes a public or private key in Signet's vocabulary, e.g. `ecdsa-p256`, `rsa-3072`. */
-export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed25519'; bits: number; name: string } {
+export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed25519' | PqFamily; bits: number; name: string } {
   const d = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec': {
@@ -118,8 +127,15 @@ export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed255
     }
     case 'ed25519':
       return { family: 'ed25519', bits: 256, name: 'ed25519' };
-    default:
-      throw new SignetError('bad-key', `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported; use RSA, ECDSA P-256/P-384/P-521 or Ed25519`);
+    default: {
+      const pq = PQ_BY_NAME.get(key.asymmetricKeyType ?? '');
+      // bits: the security strength of the NIST category (128, 192, 256), as for the classical keys.
+      if (pq && PQ_ACCEPTED.has(pq.name)) return { family: pq.family, bits: 64 + 64 * ((pq.category + 1) / 2), name: pq.name };
+      throw new SignetError(
+        'bad-key',
+        `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported; use RSA, ECDSA P-256/P-384/P-521, Ed25519, ML-DSA-44/65/87, SLH-DSA-SHA2-128s or (key groups) ML-KEM-768`,
+      );
+    }
   }
 }
 
@@ -147,9 +163,15 @@ export function signerFor(privateKey: TrustedKey): Signer {
   } else if (k.family === 'rsa') {
     hash = 'sha256';
     algorithm = new AlgorithmIdentifier({ algorithm: OID.sha256WithRSA, parameters: DER_NULL });
-  } else {
+  } else if (k.family === 'ed25519') {
     hash = null;
     algorithm = new AlgorithmIdentifier({ algorithm: OID.ed25519 });
+  } else if (isPqSignature(k.name)) {
+    // Pure ML-DSA / SLH-DSA with the empty context: the OID alone, parameters absent (RFC 9881 §2).
+    hash = null;
+    algorithm = new AlgorithmIdentifier({ algorithm: PQ_BY_NAME.get(k.name)!.oid });
+  } else {
+    throw new SignetError('bad-key', `a ${k.name} key cannot sign; it is a key-encapsulation key`);
   }
   const opts = k.family === 'ecdsa' ? { key: privateKey, dsaEncoding: 'der' as const } : privateKey;
   return {
@@ -173,8 +195,21 @@ export function verifySignature(algorithmOid: string, publicKey: TrustedKey, dat
     [OID.sha512WithRSA]: 'sha512',
     [OID.ed25519]: null,
   };
+  const pq = PQ_BY_OID.get(algorithmOid);
+  if (pq && isPqSignature(pq.name)) {
+    // The OID names the parameter set: a signature labelled with another level's OID is no signature.
+    if (publicKey.asymmetricKeyType !== pq.name) return false;
+    try {
+      return verify(null, data, publicKey, signature);
+    } catch {
+      return false;
+    }
+  }
   if (!(algorithmOid in hashes)) {
-    throw new SignetError('bad-csr', `signature algorithm ${algorithmOid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, or Ed25519`);
+    throw new SignetError(
+      'bad-csr',
+      `signature algorithm ${algorithmOid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, Ed25519, ML-DSA or SLH-DSA-SHA2-128s`,
+    );
   }
   const hash = hashes[algorithmOid] ?? null;
   try {

@@ -9,7 +9,12 @@
  * parser; the rules do not know which, so a rule added to a list runs on every such signature.
  */
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
+import { el, kids, strictOid } from './der-strict.js';
 import { EKU, EXT } from './extensions.js';
+import { flagsBeyondKey } from './key-usage.js';
+import { OID } from './keys.js';
+import { PQ_BY_OID } from './post-quantum.js';
+import type { KeyFamily } from './public-key.js';
 import { isSanProblem, readSanList, type SanProblem } from './general-names.js';
 import { validateSan, type SanEntry } from './names.js';
 import { extensionOf, isEmptyName, readTbsViewFast, readTbsViewFull, type TbsView } from './tbs-view.js';
@@ -212,6 +217,43 @@ function keyUsageNotForCas(v: TbsView, _x: unknown, f: string[]): void {
   if ((v.keyUsageFlags ?? 0) & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)) f.push('leaf keyUsage includes keyCertSign or cRLSign');
 }
 
+/** An AlgorithmIdentifier's OID and whether it carries parameters; null when it is not one. */
+function algorithmOf(der: Uint8Array): { oid: string; hasParameters: boolean } | null {
+  const seq = el(der, 0, der.length);
+  const parts = seq && seq.tag === 0x30 ? kids(der, seq) : null;
+  const oid = parts?.[0] ? strictOid(der, parts[0]) : null;
+  return oid === null ? null : { oid, hasParameters: parts!.length > 1 };
+}
+
+/** The SubjectPublicKeyInfo's AlgorithmIdentifier. */
+function spkiAlgorithm(spki: Uint8Array): { oid: string; hasParameters: boolean } | null {
+  const seq = el(spki, 0, spki.length);
+  const alg = seq && seq.tag === 0x30 ? kids(spki, seq)?.[0] : undefined;
+  return alg ? algorithmOf(spki.subarray(alg.start, alg.end)) : null;
+}
+
+const CLASSICAL_FAMILY: Record<string, KeyFamily> = { [OID.ecPublicKey]: 'ecdsa', [OID.rsaEncryption]: 'rsa', [OID.ed25519]: 'ed25519' };
+
+/** keyUsage asks only what the key can do (key-usage.ts): an ML-DSA key never enciphers, an ML-KEM key only enciphers keys. */
+function keyUsageSuitsKey(v: TbsView, _x: unknown, f: string[]): void {
+  const alg = spkiAlgorithm(v.spki);
+  const family = alg ? (CLASSICAL_FAMILY[alg.oid] ?? PQ_BY_OID.get(alg.oid)?.family) : undefined;
+  if (!family || v.keyUsageFlags === undefined) return;
+  const beyond = flagsBeyondKey(family, v.keyUsageFlags);
+  if (beyond.length) f.push(`keyUsage ${beyond.join(', ')} is not allowed for ${PQ_BY_OID.get(alg!.oid)?.label ?? family} keys`);
+}
+
+/** RFC 9881 §2 / RFC 9909 / RFC 9935: a post-quantum AlgorithmIdentifier has no parameters, in the key and in the signature. */
+function postQuantumParametersAbsent(v: TbsView, _x: unknown, f: string[]): void {
+  for (const [what, alg] of [
+    ['subject public key', spkiAlgorithm(v.spki)],
+    ['signature', algorithmOf(v.signatureAlgorithm)],
+  ] as const) {
+    const pq = alg && PQ_BY_OID.get(alg.oid);
+    if (pq && alg.hasParameters) f.push(`${what} algorithm ${pq.label} has parameters; they must be absent`);
+  }
+}
+
 function keyUsageNotEmpty(v: TbsView, _x: unknown, f: string[]): void {
   if (v.keyUsageFlags !== undefined && !v.keyUsageFlags) f.push('keyUsage is empty');
 }
@@ -299,6 +341,8 @@ export const LEAF_RULES: readonly LintRule[] = [
   keyUsageCritical,
   keyUsageNotForCas,
   keyUsageNotEmpty,
+  keyUsageSuitsKey,
+  postQuantumParametersAbsent,
   extKeyUsageIsProfiles,
   subjectKeyIdentifierPresent,
   authorityKeyIdentifierPresent,
@@ -388,6 +432,8 @@ export const CA_RULES: readonly LintRule<CaLintExpectations>[] = [
   keyUsagePresent,
   keyUsageCritical,
   keyUsageSignsCertificatesAndCrls,
+  keyUsageSuitsKey,
+  postQuantumParametersAbsent,
   caHasNoExtKeyUsage,
   subjectKeyIdentifierPresent,
   authorityKeyIdentifierPresent,
@@ -411,6 +457,8 @@ export const RESPONDER_RULES: readonly LintRule<ResponderLintExpectations>[] = [
   keyUsageCritical,
   keyUsageNotForCas,
   keyUsageNotEmpty,
+  keyUsageSuitsKey,
+  postQuantumParametersAbsent,
   extKeyUsageIsProfiles,
   ocspNoCheckPresent,
   subjectKeyIdentifierPresent,

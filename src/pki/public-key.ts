@@ -26,14 +26,15 @@ import { createPublicKey } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { DerError, positiveInteger, readEl, readKids, strictOid, type El } from './der-strict.js';
 import { OID, type TrustedKey } from './keys.js';
+import { PQ_ACCEPTED, PQ_BY_OID, type PqFamily } from './post-quantum.js';
 
-export type KeyFamily = 'ecdsa' | 'rsa' | 'ed25519';
+export type KeyFamily = 'ecdsa' | 'rsa' | 'ed25519' | PqFamily;
 
 /** A checked public key: the KeyObject, Signet's name for it (e.g. `ecdsa-p256`), and its size. */
 export interface PublicKeyInfo {
   key: TrustedKey;
   family: KeyFamily;
-  /** Curve size, RSA modulus bits, 256 for Ed25519. */
+  /** Curve size, RSA modulus bits, 256 for Ed25519; for post-quantum keys the category's strength (128, 192, 256). */
   bits: number;
   /** `ecdsa-p256`, `rsa-3072`, `ed25519`, … */
   algorithm: string;
@@ -103,7 +104,7 @@ const OTHER_CURVES: Record<string, string> = {
   '1.3.36.3.3.2.8.1.1.13': 'brainpoolP512r1',
   '1.2.156.10197.1.301': 'SM2',
 };
-const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521 or Ed25519';
+const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521, Ed25519, ML-DSA-44/65/87 or SLH-DSA-SHA2-128s';
 const OTHER_KEYS: Record<string, string> = {
   [OID.dsa]: 'DSA',
   [OID.ed448]: 'Ed448',
@@ -321,6 +322,29 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
     const { n, e } = rsaPublicKey(key);
     const size = checkRsa(n, e);
     return { jwk: { kty: 'RSA', n: b64u(n), e: b64u(e) }, family: 'rsa', bits: size, algorithm: `rsa-${size}`, curveOid: OID.rsaEncryption };
+  }
+  const pq = PQ_BY_OID.get(algOid);
+  if (pq) {
+    if (!PQ_ACCEPTED.has(pq.name)) throw badKey(`${pq.label} keys are not supported; ${pq.family === 'ml-kem' ? 'use ML-KEM-768' : USE}`);
+    // RFC 9881 §2, RFC 9909, RFC 9935: the parameters MUST be absent (not even NULL).
+    if (params)
+      throw badKey(
+        `${pq.label} key has algorithm parameters; they must be absent (RFC ${pq.family === 'ml-kem' ? '9935' : pq.family === 'ml-dsa' ? '9881' : '9909'})`,
+      );
+    if (key.length !== pq.publicKeyBytes) {
+      // The length names the level: say so when the key is another level's under this OID.
+      const other = [...PQ_BY_OID.values()].find((a) => a.family === pq.family && a.publicKeyBytes === key.length);
+      throw other
+        ? badKey(`the key is ${key.length} bytes, an ${other.label} key, but its OID says ${pq.label} (${pq.publicKeyBytes} bytes)`)
+        : undecodable(`an ${pq.label} public key is ${pq.publicKeyBytes} bytes, found ${key.length}`);
+    }
+    return {
+      jwk: { kty: 'AKP', alg: pq.label, pub: b64u(key) },
+      family: pq.family,
+      bits: 64 + 64 * ((pq.category + 1) / 2),
+      algorithm: pq.name,
+      curveOid: pq.oid,
+    };
   }
   throw badKey(`${OTHER_KEYS[algOid] ?? `public key algorithm ${algOid}`} keys are not supported; ${USE}`);
 }
