@@ -26,6 +26,7 @@ import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { objectIdentifier, sequence } from '../pki/der.js';
 import { pemBlocks } from '../pki/pem.js';
 import { generateKeyOffThread, KEY_ALGORITHMS } from '../pki/keys.js';
+import { PQ_BY_NAME } from '../pki/post-quantum.js';
 
 export type EnrollmentPrincipal = Extract<Principal, { kind: 'enrollment' }>;
 export type HolderPrincipal = Extract<Principal, { kind: 'certificate-holder' }>;
@@ -84,6 +85,9 @@ export class EstService {
     if (profile.keyTypes.includes('ecdsa')) oids.push(OID.ecdsaWithSha256);
     if (profile.keyTypes.includes('rsa')) oids.push(OID.sha256WithRsa);
     if (profile.keyTypes.includes('ed25519')) oids.push(OID.ed25519);
+    // ML-DSA / SLH-DSA: one OID names key and signature; the strongest ML-DSA first (RFC 9881).
+    if (profile.keyTypes.includes('ml-dsa')) for (const n of ['ml-dsa-65', 'ml-dsa-87', 'ml-dsa-44']) oids.push(PQ_BY_NAME.get(n)!.oid);
+    if (profile.keyTypes.includes('slh-dsa')) oids.push(PQ_BY_NAME.get('slh-dsa-sha2-128s')!.oid);
     return sequence(...oids.map((o) => objectIdentifier(o)));
   }
 

@@ -19,6 +19,7 @@ import { createHash, createPublicKey, randomBytes, randomUUID, verify as cryptoV
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
 import { describeKey, OID, ownKey, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
+import { isPqSignature } from '../pki/post-quantum.js';
 import type { Tx } from '../storage/database.js';
 import { isPkcs11Uri, type KeyStore, type KeyPurpose, type StoredKey } from './key-store.js';
 import type { RsaPadding } from '../pki/cms-enveloped.js';
@@ -162,6 +163,7 @@ export class Pkcs11KeyStore implements KeyStore {
 
   async generate(algorithm: KeyAlgorithm, tx?: Tx, purpose: KeyPurpose = 'ca'): Promise<StoredKey> {
     if (purpose === 'responder') return this.sealed.generate(algorithm, tx, purpose);
+    refusePostQuantum(algorithm, 'generate');
     const pk = binding();
     const { id, object } = newObjectName();
     let mechanism: number;
@@ -239,6 +241,7 @@ export class Pkcs11KeyStore implements KeyStore {
   async importKey(privateKey: TrustedKey, tx?: Tx): Promise<StoredKey> {
     const pk = binding();
     const algorithm = describeKey(privateKey).name as KeyAlgorithm;
+    refusePostQuantum(algorithm, 'import');
     const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
     const buf = (k: string) => Buffer.from(jwk[k]!, 'base64url');
     const { id, object } = newObjectName();
@@ -588,4 +591,16 @@ export class Pkcs11KeyStore implements KeyStore {
     return state;
   }
   private keysChecked: { key: string; at: number; pending: boolean; done: Promise<void> } | undefined;
+}
+
+/**
+ * PKCS#11 3.2 names ML-DSA (CKK_ML_DSA, CKM_ML_DSA) but SoftHSM2 2.6, the token these machines
+ * have, implements none of it; a post-quantum CA key stays in the sealed store until a token does.
+ */
+function refusePostQuantum(algorithm: KeyAlgorithm, what: 'generate' | 'import'): void {
+  if (isPqSignature(algorithm))
+    throw new SignetError(
+      'bad-key',
+      `cannot ${what} an ${algorithm} CA key in the PKCS#11 token: the token does not implement ML-DSA/SLH-DSA (PKCS#11 3.2); keep post-quantum CA keys in the sealed store (SIGNET_KEY_STORE=sealed)`,
+    );
 }
