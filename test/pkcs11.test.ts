@@ -532,6 +532,17 @@ describe('ca import and init with the pkcs11 store', () => {
     }
   });
 
+  test('init with an ML-DSA root key: refused with what to do (the token has no ML-DSA), no root created', async () => {
+    const r = signet(['init', '--json'], { ...env.env, SIGNET_ROOT_KEY: 'ml-dsa-87' });
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /cannot generate an ml-dsa-87 CA key in the PKCS#11 token: the token does not implement ML-DSA\/SLH-DSA \(PKCS#11 3\.2\); keep post-quantum CA keys in the sealed store/,
+    );
+    const cas = await sql(env, 'SELECT id FROM "CertificateAuthority"').catch(() => []);
+    assert.deepEqual(cas, []);
+  });
+
   test('init --offline-root is refused before anything is created: a key in the token never leaves it', () => {
     const r = signet(
       ['init', '--offline-root', join(tmp.path, 'root.key'), '--offline-root-passphrase-file', tmp.file('pass', 'correct horse battery staple\n')],
