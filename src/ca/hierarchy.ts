@@ -9,7 +9,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, fromPem } from '../pki/certificate.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
-import { verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
+import { describeKey, ownKey, verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
+import { hierarchyMixProblem } from './key-policy.js';
 import { checkPrivateKey } from '../pki/private-key.js';
 import { readPrivateKeyPem } from '../pki/encrypted-key.js';
 import type { PublicKeyInfo } from '../pki/public-key.js';
@@ -97,6 +98,8 @@ async function signIntermediate(
   actor: string,
   sourceIp?: string,
 ) {
+  const mix = hierarchyMixProblem(describeKey(ownKey(parent.signer.publicKey)).name, opts.keyAlgorithm);
+  if (mix) throw new SignetError('policy', mix);
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];

@@ -10,14 +10,18 @@
  *   if any, is the certificate's point;
  * - RSA: two-prime, n and e equal the certificate's, p·q = n, 1 < d < n;
  * - Ed25519: a 32-byte seed;
+ * - ML-DSA / SLH-DSA: the key's parameter set is the certificate's, and the public key node
+ *   derives from it (OpenSSL 3.5 checks a seed against an expanded key when both are present,
+ *   RFC 9881 §6) is the certificate's byte for byte;
  * and finally a pairwise-consistency test: a signature made with the private key must verify
  * under the certificate's key, so the key pair is proven to be one (also for Ed25519, whose
  * public key derives from the seed by a hash).
  */
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { DerError, positiveInteger, readEl, readKids, strictOid, type El } from './der-strict.js';
 import { OID, type TrustedKey } from './keys.js';
+import { isPqSignature } from './post-quantum.js';
 import { bigFromBytes, CURVES, publicKeyMaterial, type PublicKeyInfo } from './public-key.js';
 
 const badKey = (detail: string) => new SignetError('bad-key', detail);
@@ -31,8 +35,11 @@ const PROBE = Buffer.from('signet: private key pairwise-consistency test');
 export function checkPrivateKey(privateKey: KeyObject, cert: { info: PublicKeyInfo; spkiDer: Uint8Array }): TrustedKey {
   if (privateKey.type !== 'private') throw badKey('the key given is not a private key');
   // asymmetricKeyType is a plain type id; node computes nothing about the key to answer it.
-  const family = NODE_TYPE[privateKey.asymmetricKeyType ?? ''];
-  if (!family) throw badKey(`private keys of type ${privateKey.asymmetricKeyType ?? 'unknown'} are not supported; use RSA, ECDSA P-256/P-384/P-521 or Ed25519`);
+  const type = privateKey.asymmetricKeyType ?? '';
+  if (isPqSignature(type)) return checkPostQuantumKey(privateKey, type, cert);
+  const family = NODE_TYPE[type];
+  if (!family)
+    throw badKey(`private keys of type ${type || 'unknown'} are not supported; use RSA, ECDSA P-256/P-384/P-521, Ed25519, ML-DSA or SLH-DSA-SHA2-128s`);
   if (family !== cert.info.family)
     throw badKey(`the private key does not match the certificate: it is an ${family} key, the certificate's is ${cert.info.algorithm}`);
   let pkcs8: Buffer;
@@ -62,6 +69,26 @@ export function checkPrivateKey(privateKey: KeyObject, cert: { info: PublicKeyIn
   }
   if (!ok) throw badKey("the private key does not match the certificate (a signature made with it does not verify under the certificate's key)");
   return trusted;
+}
+
+function checkPostQuantumKey(privateKey: KeyObject, type: string, cert: { info: PublicKeyInfo; spkiDer: Uint8Array }): TrustedKey {
+  if (type !== cert.info.algorithm)
+    throw badKey(`the private key does not match the certificate: it is an ${type} key, the certificate's is ${cert.info.algorithm}`);
+  let derived: Buffer;
+  try {
+    derived = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  } catch (e) {
+    throw badKey(`the ${type} private key could not be read: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!derived.equals(cert.spkiDer)) throw badKey("the private key does not match the certificate (its public key is not the certificate's)");
+  let ok = false;
+  try {
+    ok = verify(null, PROBE, cert.info.key, sign(null, PROBE, privateKey));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw badKey("the private key does not match the certificate (a signature made with it does not verify under the certificate's key)");
+  return privateKey as TrustedKey;
 }
 
 function checkPkcs8(der: Buffer, info: PublicKeyInfo, material: { point?: Uint8Array; n?: Uint8Array; e?: Uint8Array }): void {

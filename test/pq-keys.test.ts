@@ -1,0 +1,199 @@
+/**
+ * Post-quantum keys in the PKI core: SubjectPublicKeyInfo checks (RFC 9881 / RFC 9935: bare OID,
+ * exact length), CSR proof of possession under the key's own OID, the signer's algorithm
+ * identifier, private keys checked against their certificate, and the key-usage table; then an
+ * offline ML-DSA-87 root whose encrypted key file signs an intermediate from the CLI.
+ * Signatures are checked with @noble/post-quantum, not with Signet's own verifier.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
+import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { SignetError } from '../src/errors.js';
+import { parseCsr } from '../src/pki/csr.js';
+import { flagsBeyondKey, usagesBeyondKey } from '../src/pki/key-usage.js';
+import { ownKey, signerFor } from '../src/pki/keys.js';
+import { importSpki } from '../src/pki/public-key.js';
+import { checkPrivateKey } from '../src/pki/private-key.js';
+import { signet } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { TempDir } from './helpers/openssl.js';
+
+const OIDS = { 'ml-dsa-44': '2.16.840.1.101.3.4.3.17', 'ml-dsa-65': '2.16.840.1.101.3.4.3.18', 'ml-dsa-87': '2.16.840.1.101.3.4.3.19' } as const;
+const NOBLE = { 'ml-dsa-44': ml_dsa44, 'ml-dsa-65': ml_dsa65, 'ml-dsa-87': ml_dsa87 } as const;
+type Level = keyof typeof OIDS;
+
+const pair = (type: string) => generateKeyPairSync(type as 'ed25519');
+const spkiOf = (k: KeyObject) => k.export({ format: 'der', type: 'spki' });
+/** An SPKI with the given algorithm OID, optional parameters and raw key bytes. */
+const spki = (oid: string, key: Uint8Array, parameters?: ArrayBuffer) =>
+  Buffer.from(
+    AsnConvert.serialize(
+      new SubjectPublicKeyInfo({ algorithm: new AlgorithmIdentifier({ algorithm: oid, parameters }), subjectPublicKey: new Uint8Array(key).buffer }),
+    ),
+  );
+const rawKey = (der: Buffer) => der.subarray(der.length - (der.length > 2000 ? 2592 : der.length > 1500 ? 1952 : 1312));
+const NULL = new Uint8Array([5, 0]).buffer;
+
+/** A CSR built here (asn1-csr + node's signature), signed with `signWith` and labelled `sigOid`. */
+function csr(spkiDer: Buffer, signWith: KeyObject, sigOid: string, opts: { flip?: boolean; sigParams?: ArrayBuffer } = {}): Buffer {
+  const info = new CertificationRequestInfo({ subject: new Name([]), subjectPKInfo: AsnConvert.parse(spkiDer, SubjectPublicKeyInfo) });
+  const tbs = Buffer.from(AsnConvert.serialize(info));
+  const sig = sign(null, tbs, signWith);
+  if (opts.flip) sig[10]! ^= 1;
+  return Buffer.from(
+    AsnConvert.serialize(
+      new CertificationRequest({
+        certificationRequestInfo: info,
+        signatureAlgorithm: new AlgorithmIdentifier({ algorithm: sigOid, parameters: opts.sigParams }),
+        signature: new Uint8Array(sig).buffer,
+      }),
+    ),
+  );
+}
+
+const refused = (fn: () => unknown, detail: RegExp) =>
+  assert.throws(fn, (e: unknown) => e instanceof SignetError && detail.test(e.detail), `expected a refusal matching ${detail}`);
+
+describe('post-quantum public keys and CSRs', () => {
+  const keys = Object.fromEntries((Object.keys(OIDS) as Level[]).map((l) => [l, pair(l)])) as Record<Level, ReturnType<typeof pair>>;
+
+  test('each ML-DSA level imports as itself; the strength is its NIST category', () => {
+    for (const [level, bits] of [
+      ['ml-dsa-44', 128],
+      ['ml-dsa-65', 192],
+      ['ml-dsa-87', 256],
+    ] as const) {
+      const info = importSpki(spkiOf(keys[level].publicKey));
+      assert.equal(info.algorithm, level);
+      assert.equal(info.family, 'ml-dsa');
+      assert.equal(info.bits, bits);
+    }
+    assert.equal(importSpki(spkiOf(pair('ml-kem-768').publicKey)).family, 'ml-kem');
+    assert.equal(importSpki(spkiOf(pair('slh-dsa-sha2-128s').publicKey)).algorithm, 'slh-dsa-sha2-128s');
+  });
+
+  test('refused SPKIs: parameters present, truncated, another level under this OID, ML-KEM-512', () => {
+    const k65 = rawKey(spkiOf(keys['ml-dsa-65'].publicKey));
+    refused(() => importSpki(spki(OIDS['ml-dsa-65'], k65, NULL)), /^ML-DSA-65 key has algorithm parameters; they must be absent \(RFC 9881\)$/);
+    refused(
+      () => importSpki(spki(OIDS['ml-dsa-65'], k65.subarray(0, 1000))),
+      /^public key could not be decoded: an ML-DSA-65 public key is 1952 bytes, found 1000$/,
+    );
+    refused(() => importSpki(spki(OIDS['ml-dsa-44'], k65)), /^the key is 1952 bytes, an ML-DSA-65 key, but its OID says ML-DSA-44 \(1312 bytes\)$/);
+    refused(() => importSpki(spki('2.16.840.1.101.3.4.4.1', new Uint8Array(800))), /^ML-KEM-512 keys are not supported; use ML-KEM-768$/);
+  });
+
+  test('a CSR proves possession under its own level only; a wrong signature, parameters, or an ML-KEM key are refused', () => {
+    const k = keys['ml-dsa-65'];
+    const good = parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65']));
+    assert.equal(good.keyAlgorithm, 'ml-dsa-65');
+    refused(() => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65'], { flip: true })), /signature/i);
+    refused(
+      () => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-44'])),
+      /^signature algorithm ML-DSA-44 does not match the ml-dsa-65 public key$/,
+    );
+    refused(
+      () => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65'], { sigParams: NULL })),
+      /^signature algorithm ML-DSA-65 has unexpected parameters; they must be absent$/,
+    );
+    const kem = pair('ml-kem-768');
+    refused(() => parseCsr(csr(spkiOf(kem.publicKey), k.privateKey, OIDS['ml-dsa-65'])), /^an ML-KEM key cannot sign, so no CSR can prove its possession/);
+  });
+
+  test("Signet's signer names the level with absent parameters, and noble verifies what it signs", async () => {
+    for (const level of Object.keys(OIDS) as Level[]) {
+      const s = signerFor(ownKey(keys[level].privateKey));
+      assert.equal(s.algorithm.algorithm, OIDS[level]);
+      assert.equal(s.algorithm.parameters, undefined);
+      const msg = Buffer.from(`to be signed by ${level}`);
+      const sig = await s.sign(msg);
+      assert.ok(NOBLE[level].verify(sig, msg, rawKey(spkiOf(keys[level].publicKey))), level);
+      assert.equal(NOBLE[level].verify(sig, Buffer.from('another message'), rawKey(spkiOf(keys[level].publicKey))), false);
+    }
+    refused(() => signerFor(ownKey(pair('ml-kem-768').privateKey)), /^a ml-kem-768 key cannot sign; it is a key-encapsulation key$/);
+  });
+
+  test('a private key is checked against its certificate key: another key or another level is refused', () => {
+    const k = keys['ml-dsa-65'];
+    const cert = { info: importSpki(spkiOf(k.publicKey)), spkiDer: spkiOf(k.publicKey) };
+    // The PKCS#8 seed form node writes, read back as an imported key would be.
+    const reread = createPrivateKey({ key: k.privateKey.export({ format: 'der', type: 'pkcs8' }), format: 'der', type: 'pkcs8' });
+    assert.equal(checkPrivateKey(reread, cert), reread);
+    refused(
+      () => checkPrivateKey(pair('ml-dsa-65').privateKey, cert),
+      /^the private key does not match the certificate \(its public key is not the certificate's\)$/,
+    );
+    refused(
+      () => checkPrivateKey(keys['ml-dsa-87'].privateKey, cert),
+      /^the private key does not match the certificate: it is an ml-dsa-87 key, the certificate's is ml-dsa-65$/,
+    );
+  });
+
+  test('key usage per family: ML-DSA signs (and certifies), ML-KEM only enciphers keys', () => {
+    assert.deepEqual(usagesBeyondKey('ml-dsa', ['digitalSignature', 'keyCertSign', 'cRLSign', 'nonRepudiation']), []);
+    assert.deepEqual(usagesBeyondKey('ml-dsa', ['digitalSignature', 'keyEncipherment', 'keyAgreement', 'dataEncipherment']), [
+      'keyEncipherment',
+      'keyAgreement',
+      'dataEncipherment',
+    ]);
+    assert.deepEqual(usagesBeyondKey('ml-kem', ['keyEncipherment']), []);
+    assert.deepEqual(usagesBeyondKey('ml-kem', ['digitalSignature', 'keyEncipherment']), ['digitalSignature']);
+    // @peculiar/asn1-x509's KeyUsageFlags: digitalSignature 1, keyEncipherment 4, keyCertSign 32.
+    assert.deepEqual(flagsBeyondKey('slh-dsa', 1 | 4 | 32), ['keyEncipherment']);
+  });
+});
+
+describe('an offline ML-DSA-87 root signs an ML-DSA-65 intermediate from its encrypted key file', () => {
+  let env: TestEnv;
+  const tmp = new TempDir();
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
+
+  test('init --offline-root with ml-dsa-87; create-intermediate --key ml-dsa-65 --parent-key; a classical child or another key file is refused', () => {
+    const keyFile = join(tmp.path, 'root.key');
+    const pass = tmp.file('pass', 'correct horse battery staple\n');
+    const init = signet(
+      ['init', '--json', '--root-key', 'ml-dsa-87', '--intermediate-key', 'ml-dsa-65', '--offline-root', keyFile, '--offline-root-passphrase-file', pass],
+      env.env,
+    );
+    assert.equal(init.status, 0, init.stderr);
+    const rootId = JSON.parse(init.stdout).rootId as string;
+    assert.match(readFileSync(keyFile, 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    const child = (key: string, file = keyFile) =>
+      signet(
+        [
+          'ca',
+          'create-intermediate',
+          '--parent',
+          rootId,
+          '--subject',
+          `CN=PQ ${key},O=Signet`,
+          '--key',
+          key,
+          '--parent-key',
+          file,
+          '--parent-key-passphrase-file',
+          pass,
+          '--json',
+        ],
+        env.env,
+      );
+    const made = child('ml-dsa-65');
+    assert.equal(made.status, 0, made.stderr);
+    assert.equal(JSON.parse(made.stdout).keyAlgorithm, 'ml-dsa-65');
+    const classical = child('ecdsa-p256');
+    assert.notEqual(classical.status, 0);
+    assert.match(classical.stderr, /a classical CA key \(ecdsa-p256\) is not allowed under a post-quantum parent \(ml-dsa-87\)/);
+  });
+});
