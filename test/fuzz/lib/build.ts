@@ -52,8 +52,10 @@ export const OIDS = {
   ocspNonce: '1.3.6.1.5.5.7.48.1.2',
 } as const;
 
-export type KeyName = 'p256' | 'p384' | 'p521' | 'ed25519' | 'rsa2048';
-export const KEY_NAMES: KeyName[] = ['p256', 'p384', 'p521', 'ed25519', 'rsa2048'];
+export type KeyName = 'p256' | 'p384' | 'p521' | 'ed25519' | 'rsa2048' | 'mldsa44';
+/** ML-DSA-44: the smallest post-quantum level, one OID for key and signature (RFC 9881). */
+export const KEY_NAMES: KeyName[] = ['p256', 'p384', 'p521', 'ed25519', 'rsa2048', 'mldsa44'];
+const ML_DSA_44 = '2.16.840.1.101.3.4.3.17';
 
 export interface SigningKey {
   name: KeyName;
@@ -70,8 +72,8 @@ export function signingKeys(): Record<KeyName, SigningKey> {
   if (keys) return keys;
   const make = (name: KeyName): SigningKey => {
     const pair =
-      name === 'ed25519'
-        ? generateKeyPairSync('ed25519')
+      name === 'ed25519' || name === 'mldsa44'
+        ? generateKeyPairSync((name === 'mldsa44' ? 'ml-dsa-44' : 'ed25519') as 'ed25519')
         : name === 'rsa2048'
           ? generateKeyPairSync('rsa', { modulusLength: 2048 })
           : generateKeyPairSync('ec', { namedCurve: { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[name] });
@@ -79,13 +81,15 @@ export function signingKeys(): Record<KeyName, SigningKey> {
     const [alg, hash] =
       name === 'ed25519'
         ? [seq(oid(OIDS.ed25519)), null]
-        : name === 'rsa2048'
-          ? [seq(oid(OIDS.sha256Rsa), Buffer.from([5, 0])), 'sha256']
-          : name === 'p256'
-            ? [seq(oid(OIDS.ecdsaSha256)), 'sha256']
-            : name === 'p384'
-              ? [seq(oid(OIDS.ecdsaSha384)), 'sha384']
-              : [seq(oid(OIDS.ecdsaSha512)), 'sha512'];
+        : name === 'mldsa44'
+          ? [seq(oid(ML_DSA_44)), null]
+          : name === 'rsa2048'
+            ? [seq(oid(OIDS.sha256Rsa), Buffer.from([5, 0])), 'sha256']
+            : name === 'p256'
+              ? [seq(oid(OIDS.ecdsaSha256)), 'sha256']
+              : name === 'p384'
+                ? [seq(oid(OIDS.ecdsaSha384)), 'sha384']
+                : [seq(oid(OIDS.ecdsaSha512)), 'sha512'];
     return { name, privateKey: pair.privateKey, spki, sigAlg: alg, hash };
   };
   keys = Object.fromEntries(KEY_NAMES.map((n) => [n, make(n)])) as Record<KeyName, SigningKey>;
