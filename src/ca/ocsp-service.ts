@@ -43,6 +43,7 @@ import type { CaContext } from './context.js';
 import type { StatusBus, StatusDelivery } from './status-bus.js';
 import { auditedCaRevocation } from './issuers.js';
 import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
+import { isPqSignature } from '../pki/post-quantum.js';
 
 export interface OcspOptions {
   validityMinutes: number;
@@ -413,7 +414,9 @@ export class OcspService {
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
     return this.ctx.db.transaction(async (tx) => {
-      const key = await this.ctx.keys.generate('ecdsa-p256', tx, 'responder');
+      // A post-quantum CA's answers stay post-quantum: its responder key is of the CA's own
+      // algorithm (an ECDSA responder would be the weak link a client trusts for status).
+      const key = await this.ctx.keys.generate(isPqSignature(ca.keyAlgorithm) ? ca.keyAlgorithm : 'ecdsa-p256', tx, 'responder');
       const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
