@@ -17,7 +17,7 @@ import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-
 import { SignetError } from '../src/errors.js';
 import { parseCsr } from '../src/pki/csr.js';
 import { flagsBeyondKey, usagesBeyondKey } from '../src/pki/key-usage.js';
-import { ownKey, signerFor } from '../src/pki/keys.js';
+import { ownKey, signerFor, verifySignature } from '../src/pki/keys.js';
 import { importSpki } from '../src/pki/public-key.js';
 import { checkPrivateKey } from '../src/pki/private-key.js';
 import { signet } from './helpers/cli.js';
@@ -119,6 +119,30 @@ describe('post-quantum public keys and CSRs', () => {
     refused(() => signerFor(ownKey(pair('ml-kem-768').privateKey)), /^a ml-kem-768 key cannot sign; it is a key-encapsulation key$/);
   });
 
+  test('a signature verifies only under the label of its own key: an ML-DSA signature labelled Ed25519, or another level, is no signature', () => {
+    const k = keys['ml-dsa-65'];
+    const msg = Buffer.from('relabelled');
+    const sig = sign(null, msg, k.privateKey);
+    const pub = ownKey(k.publicKey);
+    assert.equal(verifySignature(OIDS['ml-dsa-65'], pub, msg, sig), true);
+    assert.equal(verifySignature('1.3.101.112', pub, msg, sig), false);
+    assert.equal(verifySignature(OIDS['ml-dsa-44'], pub, msg, sig), false);
+    assert.equal(verifySignature('1.2.840.10045.4.3.2', pub, msg, sig), false);
+  });
+
+  test('an SLH-DSA signature (~0.5 s of CPU) is made off the event loop: timers keep firing meanwhile', async () => {
+    const s = signerFor(ownKey(pair('slh-dsa-sha2-128s').privateKey));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t0 = performance.now();
+    const sig = await s.sign(Buffer.from('a CRL'));
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    assert.equal(sig.length, 7856);
+    // On the calling thread there would be no tick at all until the signature is done.
+    assert.ok(ticks >= Math.min(10, ms / 20), `${ticks} timer ticks during a ${Math.round(ms)} ms signature`);
+  });
+
   test('a private key is checked against its certificate key: another key or another level is refused', () => {
     const k = keys['ml-dsa-65'];
     const cert = { info: importSpki(spkiOf(k.publicKey)), spkiDer: spkiOf(k.publicKey) };
@@ -158,6 +182,22 @@ describe('an offline ML-DSA-87 root signs an ML-DSA-65 intermediate from its enc
   after(async () => {
     await env.cleanup();
     tmp.remove();
+  });
+
+  test('SLH-DSA is for roots: an SLH-DSA-SHA2-128s root with an ML-DSA-65 intermediate is made; an SLH-DSA intermediate is refused', async () => {
+    const own = await createTestEnv();
+    try {
+      const refusedInit = signet(['init', '--json', '--root-key', 'ml-dsa-87', '--intermediate-key', 'slh-dsa-sha2-128s'], own.env);
+      assert.notEqual(refusedInit.status, 0);
+      assert.match(
+        refusedInit.stderr,
+        /an slh-dsa-sha2-128s key is for roots only \(each signature takes about half a second of CPU\); give an issuing CA ml-dsa-44, ml-dsa-65 or ml-dsa-87/,
+      );
+      const made = signet(['init', '--json', '--root-key', 'slh-dsa-sha2-128s', '--intermediate-key', 'ml-dsa-65'], own.env);
+      assert.equal(made.status, 0, made.stderr);
+    } finally {
+      await own.cleanup();
+    }
   });
 
   test('init --offline-root with ml-dsa-87; create-intermediate --key ml-dsa-65 --parent-key; a classical child or another key file is refused', () => {

@@ -33,12 +33,12 @@ const isPostQuantum = (alg: string): boolean => alg.startsWith('ml-dsa-') || alg
 const strengthOf = (alg: string): number | undefined => STRENGTH[alg as KeyAlgorithm];
 
 /** Why a CA with key `parentAlg` refuses a subordinate CA key `childAlg`, or null. */
-export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm): string | null {
+export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm, role: { root?: boolean } = {}): string | null {
   const parent = strengthOf(parentAlg);
   const child = STRENGTH[childAlg];
   if (childAlg === 'ed25519' && parentAlg !== 'ed25519')
     return `an Ed25519 CA key is allowed only under an Ed25519 parent (this parent's key is ${parentAlg}); NSS, Windows and older Java cannot verify it`;
-  const mix = hierarchyMixProblem(parentAlg, childAlg);
+  const mix = hierarchyMixProblem(parentAlg, childAlg, role);
   if (mix) return mix;
   const floor = Math.min(parent ?? 128, 128);
   if (child < floor)
@@ -50,7 +50,11 @@ export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm)
  * The part of the rule every new CA obeys, created intermediates included (the strength floor
  * and the Ed25519 rule bind only replacements of CAs relying parties already trust).
  */
-export function hierarchyMixProblem(parentAlg: string, childAlg: string): string | null {
+export function hierarchyMixProblem(parentAlg: string, childAlg: string, role: { root?: boolean } = {}): string | null {
+  // SLH-DSA signs in ~0.5 s: fine for a root that signs a few intermediates and a CRL, not for a
+  // CA that signs every certificate a client asks for.
+  if (!role.root && childAlg.startsWith('slh-dsa-'))
+    return `an ${childAlg} key is for roots only (each signature takes about half a second of CPU); give an issuing CA ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
   if (isPostQuantum(childAlg) === isPostQuantum(parentAlg)) return null;
   return isPostQuantum(childAlg)
     ? `a post-quantum CA key (${childAlg}) is allowed only under a post-quantum parent (this parent's key is ${parentAlg}): create an ML-DSA root with \`signet ca create-root --key ml-dsa-87\``

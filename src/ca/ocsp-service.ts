@@ -36,7 +36,7 @@ import {
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
 import { buildResponderTbs } from '../pki/responder-template.js';
-import type { Signer } from '../pki/keys.js';
+import type { KeyAlgorithm, Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
@@ -414,9 +414,7 @@ export class OcspService {
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
     return this.ctx.db.transaction(async (tx) => {
-      // A post-quantum CA's answers stay post-quantum: its responder key is of the CA's own
-      // algorithm (an ECDSA responder would be the weak link a client trusts for status).
-      const key = await this.ctx.keys.generate(isPqSignature(ca.keyAlgorithm) ? ca.keyAlgorithm : 'ecdsa-p256', tx, 'responder');
+      const key = await this.ctx.keys.generate(responderKeyFor(ca.keyAlgorithm), tx, 'responder');
       const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
@@ -483,4 +481,15 @@ export class OcspService {
       for (const [caId, n] of counts) await appendAudit(tx, { actor: 'system', action: 'ocsp.responses.signed', target: caId, details: { count: n } });
     });
   }
+}
+
+/**
+ * A post-quantum CA's answers stay post-quantum: its responder key is of the CA's own ML-DSA
+ * level (an ECDSA responder would be the weak link a client trusts for status). An SLH-DSA root's
+ * responder is ML-DSA-65: an SLH-DSA signature per OCSP answer would let anyone asking about
+ * random serials keep the CPU busy.
+ */
+function responderKeyFor(caAlgorithm: string): KeyAlgorithm {
+  if (!isPqSignature(caAlgorithm)) return 'ecdsa-p256';
+  return caAlgorithm.startsWith('slh-dsa-') ? 'ml-dsa-65' : caAlgorithm;
 }

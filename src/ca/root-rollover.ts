@@ -187,7 +187,7 @@ export async function rolloverRoot(ctx: CaContext, opts: RolloverOptions = {}): 
 
   // The new root.
   const rootAlg = opts.keyAlgorithm ?? (oldRoot.keyAlgorithm as KeyAlgorithm);
-  const rootPolicy = subordinateKeyProblem(oldRoot.keyAlgorithm, rootAlg);
+  const rootPolicy = subordinateKeyProblem(oldRoot.keyAlgorithm, rootAlg, { root: true });
   if (rootPolicy) throw new SignetError('policy', `root ${oldRoot.id} refuses to certify the new root's key: ${rootPolicy}`);
   let subjectDer: Buffer;
   if (opts.subject !== undefined) {

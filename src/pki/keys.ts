@@ -179,42 +179,46 @@ export function signerFor(privateKey: TrustedKey): Signer {
     publicKey,
     // Signs on the calling thread and resolves at once: the hot paths (issuance inside its group
     // commit, OCSP on a cache miss) pay one microtask, not a thread-pool hop. `async` turns a
-    // node:crypto exception into a rejection, as a remote signer would report it.
-    sign: async (data) => sign(hash, data, opts),
+    // node:crypto exception into a rejection, as a remote signer would report it. SLH-DSA is the
+    // exception: one SLH-DSA-SHA2-128s signature is ~0.5 s of CPU, which on the calling thread
+    // would stall every request of the process, so it goes to libuv's pool.
+    sign: k.family === 'slh-dsa' ? (data) => signOnPool(data, privateKey) : async (data) => sign(hash, data, opts),
   };
 }
 
-/** Verifies a signature made with one of the algorithms Signet accepts in CSRs. */
+const signOnPool = (data: Uint8Array, key: KeyObject): Promise<Buffer> =>
+  new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
+
+/** The classical signature algorithms: their hash, and the one node key type each belongs to. */
+const CLASSICAL_SIGNATURES: Record<string, { hash: string | null; keyType: string }> = {
+  [OID.ecdsaSha256]: { hash: 'sha256', keyType: 'ec' },
+  [OID.ecdsaSha384]: { hash: 'sha384', keyType: 'ec' },
+  [OID.ecdsaSha512]: { hash: 'sha512', keyType: 'ec' },
+  [OID.sha256WithRSA]: { hash: 'sha256', keyType: 'rsa' },
+  [OID.sha384WithRSA]: { hash: 'sha384', keyType: 'rsa' },
+  [OID.sha512WithRSA]: { hash: 'sha512', keyType: 'rsa' },
+  [OID.ed25519]: { hash: null, keyType: 'ed25519' },
+};
+
+/**
+ * Verifies a signature made with one of the algorithms Signet accepts. The algorithm must be
+ * the key's: node would otherwise verify a pure ML-DSA signature labelled Ed25519 (both take no
+ * digest), so a label that names another kind of key verifies nothing.
+ */
 export function verifySignature(algorithmOid: string, publicKey: TrustedKey, data: Uint8Array, signature: Uint8Array): boolean {
-  const hashes: Record<string, string | null> = {
-    [OID.ecdsaSha256]: 'sha256',
-    [OID.ecdsaSha384]: 'sha384',
-    [OID.ecdsaSha512]: 'sha512',
-    [OID.sha256WithRSA]: 'sha256',
-    [OID.sha384WithRSA]: 'sha384',
-    [OID.sha512WithRSA]: 'sha512',
-    [OID.ed25519]: null,
-  };
   const pq = PQ_BY_OID.get(algorithmOid);
-  if (pq && isPqSignature(pq.name)) {
-    // The OID names the parameter set: a signature labelled with another level's OID is no signature.
-    if (publicKey.asymmetricKeyType !== pq.name) return false;
-    try {
-      return verify(null, data, publicKey, signature);
-    } catch {
-      return false;
-    }
-  }
-  if (!(algorithmOid in hashes)) {
+  const alg = pq && isPqSignature(pq.name) ? { hash: null, keyType: pq.name } : CLASSICAL_SIGNATURES[algorithmOid];
+  if (!alg) {
     throw new SignetError(
       'bad-csr',
       `signature algorithm ${algorithmOid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, Ed25519, ML-DSA or SLH-DSA-SHA2-128s`,
     );
   }
-  const hash = hashes[algorithmOid] ?? null;
+  // For ML-DSA the OID also names the parameter set: another level's label is no signature.
+  if (publicKey.asymmetricKeyType !== alg.keyType) return false;
   try {
-    const key = publicKey.asymmetricKeyType === 'ec' ? { key: publicKey, dsaEncoding: 'der' as const } : publicKey;
-    return verify(hash, data, key, signature);
+    const key = alg.keyType === 'ec' ? { key: publicKey, dsaEncoding: 'der' as const } : publicKey;
+    return verify(alg.hash, data, key, signature);
   } catch {
     return false;
   }
