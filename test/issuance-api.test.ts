@@ -389,7 +389,7 @@ describe('issuing certificates', () => {
       name: 'DSA',
       body: issue(fx('csr-dsa.pem')),
       status: 400,
-      detail: /^DSA keys are not supported; use RSA 2048–8192, ECDSA P-256\/P-384\/P-521 or Ed25519$/,
+      detail: /^DSA keys are not supported; use RSA 2048–8192, ECDSA P-256\/P-384\/P-521, Ed25519, ML-DSA-44\/65\/87 or SLH-DSA-SHA2-128s$/,
     },
     { name: 'secp256k1', body: issue(fx('csr-secp256k1.pem')), status: 400, detail: /^ECDSA curve secp256k1 is not supported; use P-256, P-384 or P-521$/ },
     {

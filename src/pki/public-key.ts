@@ -105,6 +105,8 @@ const OTHER_CURVES: Record<string, string> = {
   '1.2.156.10197.1.301': 'SM2',
 };
 const USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521, Ed25519, ML-DSA-44/65/87 or SLH-DSA-SHA2-128s';
+/** JWS (ACME account keys) has no registered ML-DSA algorithm Signet accepts, so a JWK is classical. */
+const JWK_USE = 'use RSA 2048–8192, ECDSA P-256/P-384/P-521 or Ed25519';
 const OTHER_KEYS: Record<string, string> = {
   [OID.dsa]: 'DSA',
   [OID.ed448]: 'Ed448',
@@ -419,12 +421,12 @@ export function importPublicJwk(input: unknown): PublicKeyInfo {
     return { key: jwkImport({ kty: 'RSA', n: b64u(n), e: b64u(e) }), family: 'rsa', bits: size, algorithm: `rsa-${size}`, curveOid: OID.rsaEncryption };
   }
   if (kty === 'OKP') {
-    if (jwk.crv !== 'Ed25519') throw badKey(`${typeof jwk.crv === 'string' ? jwk.crv : 'OKP'} keys are not supported; ${USE}`);
+    if (jwk.crv !== 'Ed25519') throw badKey(`${typeof jwk.crv === 'string' ? jwk.crv : 'OKP'} keys are not supported; ${JWK_USE}`);
     const x = b64uField(jwk, 'x', 'Ed25519');
     checkEd25519(x, true);
     return { key: jwkImport({ kty: 'OKP', crv: 'Ed25519', x: b64u(x) }), family: 'ed25519', bits: 256, algorithm: 'ed25519', curveOid: OID.ed25519 };
   }
-  throw badKey(`JWK key type ${typeof kty === 'string' ? JSON.stringify(kty) : '(none)'} is not supported; ${USE}`);
+  throw badKey(`JWK key type ${typeof kty === 'string' ? JSON.stringify(kty) : '(none)'} is not supported; ${JWK_USE}`);
 }
 
 export { toBig as bigFromBytes };
