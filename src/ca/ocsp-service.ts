@@ -36,7 +36,7 @@ import {
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
 import { buildResponderTbs } from '../pki/responder-template.js';
-import type { Signer } from '../pki/keys.js';
+import type { KeyAlgorithm, Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
@@ -413,7 +413,8 @@ export class OcspService {
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
     return this.ctx.db.transaction(async (tx) => {
-      const key = await this.ctx.keys.generate('ecdsa-p256', tx, 'responder');
+      // An ML-DSA CA's responder signs with the same ML-DSA level: a P-256 responder would leave OCSP answers quantum-unsafe.
+      const key = await this.ctx.keys.generate(ca.keyAlgorithm.startsWith('ml-dsa-') ? (ca.keyAlgorithm as KeyAlgorithm) : 'ecdsa-p256', tx, 'responder');
       const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
