@@ -12,8 +12,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
@@ -331,4 +331,167 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
       });
     });
   });
+
+  /**
+   * Debian's OpenSSL 3.0 CLI and Go 1.19's crypto/x509 predate ML-DSA (OpenSSL 3.5 and no Go
+   * release of that era know its OIDs). These cases record exactly how they refuse: a non-zero
+   * exit and a message naming the undecodable key / unimplemented algorithm, never a crash and
+   * never a silent pass. The versions are asserted: a newer tool may read ML-DSA, and then these
+   * expectations must be revisited rather than quietly hold or fail.
+   */
+  describe('tools that predate ML-DSA refuse it cleanly', () => {
+    let files: { root: string; int: string; leaf: string; crl: string };
+    before(() => {
+      requireTool('openssl', 'openssl');
+      requireTool('go', 'golang-go');
+      files = {
+        root: tmp.file('root.pem', rootPem),
+        int: tmp.file('int.pem', intPem),
+        leaf: tmp.file('leaf.pem', leafPem),
+        crl: tmp.file('int.crl', Buffer.from(crlDer)),
+      };
+    });
+
+    test('Debian OpenSSL 3.0: verify exits 2, unable to decode the ML-DSA keys', () => {
+      assert.match(openssl(['version']).stdout, /^OpenSSL 3\.0\./, 'this case records OpenSSL 3.0; a newer CLI may read ML-DSA');
+      for (const target of [files.leaf, files.root]) {
+        const r = openssl(['verify', '-CAfile', files.root, '-untrusted', files.int, target]);
+        assert.equal(r.status, 2, r.stdout + r.stderr);
+        assert.doesNotMatch(r.stdout, /: OK/);
+        // The root's key cannot be decoded, so it is not even recognised as self-signed, and no chain is built.
+        assert.match(r.stderr, /error 20 at 0 depth lookup: unable to get local issuer certificate/);
+        assert.match(r.stderr, /X509_PUBKEY_get0:decode error/);
+        assert.match(r.stderr, /X509_self_signed:unable to get certs public key/);
+      }
+    });
+
+    test('Debian OpenSSL 3.0: x509 -text prints the bare OIDs and "Unable to load Public Key"; -pubkey exits 1', () => {
+      const text = openssl(['x509', '-noout', '-text', '-in', files.leaf]);
+      // It still prints what it can (exit 0): the structure parses, only the key and signature are opaque to it.
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /Signature Algorithm: 2\.16\.840\.1\.101\.3\.4\.3\.18\n/);
+      assert.match(text.stdout, /Public Key Algorithm: 2\.16\.840\.1\.101\.3\.4\.3\.18\n\s+Unable to load Public Key/);
+      assert.match(text.stdout, /DNS:localhost/);
+      assert.match(
+        openssl(['x509', '-noout', '-text', '-in', files.root]).stdout,
+        /Public Key Algorithm: 2\.16\.840\.1\.101\.3\.4\.3\.19\n\s+Unable to load Public Key/,
+      );
+      const pub = openssl(['x509', '-noout', '-pubkey', '-in', files.leaf]);
+      assert.equal(pub.status, 1);
+      assert.match(pub.stderr, /Error getting public key[\s\S]*X509_PUBKEY_get0:decode error/);
+    });
+
+    test('Debian OpenSSL 3.0: checking the ML-DSA-65 CRL exits 1 (issuer key undecodable); -text still lists the revoked serial', () => {
+      const r = openssl(['crl', '-inform', 'DER', '-in', files.crl, '-CAfile', files.int, '-noout']);
+      assert.notEqual(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, /^Error getting CRL issuer public key\n.*X509_PUBKEY_get0:decode error/);
+      // Without the issuer it prints the CRL: the revoked serial is readable, the algorithm is only an OID to it.
+      const text = openssl(['crl', '-inform', 'DER', '-in', files.crl, '-noout', '-text']);
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /Signature Algorithm: 2\.16\.840\.1\.101\.3\.4\.3\.18\n/);
+      assert.match(
+        text.stdout.replace(/:/g, '').toLowerCase(),
+        new RegExp(`serial number ${hexSerial(revokedSerial).padStart(2 * Math.ceil(hexSerial(revokedSerial).length / 2), '0')}`),
+      );
+    });
+
+    test('Go 1.19 crypto/x509: ParseCertificate accepts an unknown key, CheckSignatureFrom and Verify fail with "algorithm unimplemented"', () => {
+      const version = spawnSync('go', ['version'], { encoding: 'utf8' }).stdout;
+      assert.match(version, /go1\.19\./, 'this case records Go 1.19; a newer Go may differ');
+      const r = runGo(GO_PROGRAM, [files.root, files.int, files.leaf]);
+      assert.equal(r.signal, null);
+      assert.equal(r.status, 1, r.output);
+      assert.doesNotMatch(r.output, /panic|goroutine/);
+      for (const name of ['root', 'intermediate', 'leaf'])
+        assert.match(r.output, new RegExp(`^${name}: parsed; PublicKeyAlgorithm=Unknown SignatureAlgorithm=Unknown PublicKey=<nil>$`, 'm'));
+      assert.match(r.output, /^leaf\.CheckSignatureFrom\(intermediate\): x509: cannot verify signature: algorithm unimplemented$/m);
+      assert.match(
+        r.output,
+        /^leaf\.Verify: x509: certificate signed by unknown authority \(possibly because of "x509: cannot verify signature: algorithm unimplemented" while trying to verify candidate authority certificate "[^"]+"\)$/m,
+      );
+    });
+  });
 });
+
+/** Go's view of ML-DSA certificates, step by step (stdlib only). Exit 0 only if Verify succeeds. */
+const GO_PROGRAM = String.raw`package main
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+)
+
+func known(unknown bool) string {
+	if unknown {
+		return "Unknown"
+	}
+	return "known"
+}
+
+func load(name, path string) *x509.Certificate {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Printf("%s: read: %v\n", name, err)
+		os.Exit(3)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		fmt.Printf("%s: no PEM block\n", name)
+		os.Exit(3)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		fmt.Printf("%s: parse: %v\n", name, err)
+		os.Exit(1)
+	}
+	fmt.Printf("%s: parsed; PublicKeyAlgorithm=%s SignatureAlgorithm=%s PublicKey=%T\n", name,
+		known(cert.PublicKeyAlgorithm == x509.UnknownPublicKeyAlgorithm), known(cert.SignatureAlgorithm == x509.UnknownSignatureAlgorithm), cert.PublicKey)
+	return cert
+}
+
+func main() {
+	root := load("root", os.Args[1])
+	inter := load("intermediate", os.Args[2])
+	leaf := load("leaf", os.Args[3])
+	fmt.Printf("leaf.CheckSignatureFrom(intermediate): %v\n", leaf.CheckSignatureFrom(inter))
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	inters := x509.NewCertPool()
+	inters.AddCert(inter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, DNSName: "localhost"}); err != nil {
+		fmt.Printf("leaf.Verify: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println("leaf.Verify: OK")
+}
+`;
+
+/**
+ * Builds and runs a one-file Go program written to a temp dir now. GOPATH is that temp dir;
+ * GOCACHE is the shared one under the system temp dir the strict verifiers also use when the home
+ * is read-only (helpers/strict.ts), so a warm cache is reused; stdlib only, never a module proxy.
+ */
+function runGo(source: string, args: string[]): { status: number | null; signal: NodeJS.Signals | null; output: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'signet-pq-go-'));
+  try {
+    writeFileSync(join(dir, 'main.go'), source);
+    const env = {
+      ...process.env,
+      GOPATH: join(dir, 'gopath'),
+      GOCACHE: join(tmpdir(), 'signet-go-cache'),
+      GOPROXY: 'off',
+      GOTOOLCHAIN: 'local',
+      GOENV: 'off',
+      GOWORK: 'off',
+      GOFLAGS: '',
+    };
+    const build = spawnSync('go', ['build', '-o', join(dir, 'pq'), join(dir, 'main.go')], { env, encoding: 'utf8', timeout: 600_000 });
+    if (build.status !== 0) throw new Error(`go build failed: ${build.stderr}`);
+    const r = spawnSync(join(dir, 'pq'), args, { encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, signal: r.signal, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
