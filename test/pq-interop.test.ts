@@ -42,6 +42,7 @@ import { requireTool } from './helpers/tools.js';
 import { checkIssuedBy, parseCertificate, PqVerifyError, signedPart, verifyChain, verifyCrl, verifyOcsp } from './support/pq-verifier.js';
 
 const ML_DSA_65 = '2.16.840.1.101.3.4.3.18';
+const SLH_DSA_SHA2_128S = '2.16.840.1.101.3.4.3.20';
 const POLL_DEADLINE_MS = 15_000;
 const PROFILES = { 'pq-server': { keyTypes: ['ml-dsa'], requireSan: true, defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'] } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -249,6 +250,26 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
       assert.throws(
         () => checkIssuedBy(leaf, withKey(intDer, other87), 'leaf'),
         /issuer key is 2\.16\.840\.1\.101\.3\.4\.3\.19, signature is 2\.16\.840\.1\.101\.3\.4\.3\.18/,
+      );
+    });
+
+    test('the SLH-DSA-SHA2-128s branch: a certificate re-signed with an SLH-DSA key verifies, flipped or mislabelled it does not', () => {
+      // Signet starts no SLH-DSA hierarchy here (its signing takes seconds); this keeps the branch honest.
+      const { publicKey, privateKey } = generateKeyPairSync('slh-dsa-sha2-128s');
+      const issuer = withKey(parseCertificate(intPem).der, publicKey.export({ type: 'spki', format: 'der' }));
+      const slh = resign(parseCertificate(leafPem).der, privateKey, (c) => {
+        c.tbsCertificate.signature = new AlgorithmIdentifier({ algorithm: SLH_DSA_SHA2_128S });
+        c.signatureAlgorithm = new AlgorithmIdentifier({ algorithm: SLH_DSA_SHA2_128S });
+      });
+      assert.equal(checkIssuedBy(parseCertificate(slh), issuer, 'leaf'), 'SLH-DSA-SHA2-128s');
+      const flipped = slh.slice();
+      const tbs = signedPart(slh);
+      flipped[tbs.byteOffset + tbs.length - 1] = flipped[tbs.byteOffset + tbs.length - 1]! ^ 0x01;
+      assert.throws(() => checkIssuedBy(parseCertificate(flipped), issuer, 'leaf'), /leaf: SLH-DSA-SHA2-128s signature does not verify/);
+      // The ML-DSA-65 leaf as Signet signed it, checked against the SLH-DSA key: the OIDs disagree.
+      assert.throws(
+        () => checkIssuedBy(parseCertificate(leafPem), issuer, 'leaf'),
+        /issuer key is 2\.16\.840\.1\.101\.3\.4\.3\.20, signature is 2\.16\.840\.1\.101\.3\.4\.3\.18/,
       );
     });
 
