@@ -12,7 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,13 +196,17 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
       assert.throws(() => verifyCrl(der, intPem), /CRL: issuer name is not the CA subject/);
     });
 
-    test('OCSP (request built here, POSTed): revoked and good answers, signatures verified with noble', async () => {
+    test('OCSP (request built here, POSTed): revoked, good and unknown answers, signatures verified with noble', async () => {
       const revoked = verifyOcsp(await postOcsp(server.url, ocspRequest(intPem, hexSerial(revokedSerial))), intPem);
       assert.equal(revoked.statuses.get(hexSerial(revokedSerial)), 'revoked');
       const good = verifyOcsp(await postOcsp(server.url, ocspRequest(intPem, hexSerial(leafSerial))), intPem);
       assert.equal(good.statuses.get(hexSerial(leafSerial)), 'good');
       // Signed by a delegated responder whose certificate the ML-DSA-65 intermediate issued, with an ML-DSA-65 key of its own.
-      for (const r of [good, revoked]) assert.deepEqual([r.scheme, r.signer], ['ML-DSA-65', 'delegated']);
+      // A serial never issued: unknown, not good.
+      const never = `7${randomBytes(15).toString('hex')}`;
+      const unknown = verifyOcsp(await postOcsp(server.url, ocspRequest(intPem, never)), intPem);
+      assert.equal(unknown.statuses.get(BigInt(`0x${never}`).toString(16)), 'unknown');
+      for (const r of [good, revoked, unknown]) assert.deepEqual([r.scheme, r.signer], ['ML-DSA-65', 'delegated']);
       ocspDer = await postOcsp(server.url, ocspRequest(intPem, hexSerial(leafSerial)));
     });
   });
