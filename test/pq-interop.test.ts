@@ -39,7 +39,7 @@ import { api, getUrl, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { requireTool } from './helpers/tools.js';
-import { checkIssuedBy, parseCertificate, PqVerifyError, signedPart, verifyChain, verifyCrl, verifyOcsp } from './support/pq-verifier.js';
+import { checkIssuedBy, parseCertificate, pemBlocks, PqVerifyError, signedPart, verifyChain, verifyCrl, verifyOcsp } from './support/pq-verifier.js';
 
 const ML_DSA_65 = '2.16.840.1.101.3.4.3.18';
 const SLH_DSA_SHA2_128S = '2.16.840.1.101.3.4.3.20';
@@ -122,6 +122,8 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
   let rootPem: string;
   let intPem: string;
   let leafPem: string;
+  /** The `chain` field of the issuance response: what a user deploys next to the leaf. */
+  let leafChain: string;
   let leafKey: KeyObject;
   let leafSerial: string;
   let revokedSerial: string;
@@ -146,10 +148,11 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
       const { csrPem, key } = mlDsaCsr(dns);
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'pq-server' });
       assert.equal(r.status, 201, r.text);
-      return { pem: r.json.certificate as string, serial: r.json.serial as string, key };
+      return { pem: r.json.certificate as string, chain: r.json.chain as string, serial: r.json.serial as string, key };
     };
     const leaf = await issue('localhost');
     leafPem = leaf.pem;
+    leafChain = leaf.chain;
     leafKey = leaf.key;
     leafSerial = leaf.serial;
     const doomed = await issue('revoked.localhost');
@@ -166,6 +169,11 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
   describe('@noble/post-quantum (FIPS 204) with @peculiar parsing', () => {
     test('the REST-issued leaf chains to the ML-DSA-87 root: ML-DSA-65 leaf signature, ML-DSA-87 intermediate signature', () => {
       assert.deepEqual(verifyChain([leafPem, intPem], rootPem).schemes, ['ML-DSA-65', 'ML-DSA-87']);
+      // The chain the issuance response carries is that intermediate.
+      assert.deepEqual(
+        pemBlocks(leafChain).map((d) => Buffer.from(d).toString('hex')),
+        [Buffer.from(parseCertificate(intPem).der).toString('hex')],
+      );
       // The root may close the chain as well; it is trusted, not re-counted.
       assert.deepEqual(verifyChain([leafPem, intPem, rootPem], rootPem).schemes, ['ML-DSA-65', 'ML-DSA-87']);
     });
@@ -316,7 +324,7 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
       let port: number;
       let classicalRoot: string;
       before(async () => {
-        tlsServer = createServer({ key: leafKey.export({ type: 'pkcs8', format: 'pem' }), cert: leafPem + intPem, minVersion: 'TLSv1.3' }, (s) =>
+        tlsServer = createServer({ key: leafKey.export({ type: 'pkcs8', format: 'pem' }), cert: leafPem + leafChain, minVersion: 'TLSv1.3' }, (s) =>
           s.end('pq hello\n'),
         );
         await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
