@@ -38,12 +38,22 @@ export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm)
   const child = STRENGTH[childAlg];
   if (childAlg === 'ed25519' && parentAlg !== 'ed25519')
     return `an Ed25519 CA key is allowed only under an Ed25519 parent (this parent's key is ${parentAlg}); NSS, Windows and older Java cannot verify it`;
-  if (isPostQuantum(childAlg) !== isPostQuantum(parentAlg))
-    return isPostQuantum(childAlg)
-      ? `a post-quantum CA key (${childAlg}) is allowed only under a post-quantum parent (this parent's key is ${parentAlg}): create an ML-DSA root with \`signet ca create-root --key ml-dsa-87\``
-      : `a classical CA key (${childAlg}) is not allowed under a post-quantum parent (${parentAlg}); use ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
+  const mix = hierarchyMixProblem(parentAlg, childAlg);
+  if (mix) return mix;
   const floor = Math.min(parent ?? 128, 128);
   if (child < floor)
     return `a ${childAlg} key (${child}-bit security) is weaker than this parent's policy allows (at least ${floor}-bit, as its ${parentAlg} key); use ecdsa-p256, ecdsa-p384 or rsa-3072 or stronger`;
   return null;
+}
+
+/**
+ * The part of the policy every new subordinate CA meets, also one made by `create-intermediate`
+ * or at bootstrap (which otherwise leave the key choice to the operator): post-quantum and
+ * classical keys do not mix in one hierarchy.
+ */
+export function hierarchyMixProblem(parentAlg: string, childAlg: KeyAlgorithm): string | null {
+  if (isPostQuantum(childAlg) === isPostQuantum(parentAlg)) return null;
+  return isPostQuantum(childAlg)
+    ? `a post-quantum CA key (${childAlg}) is allowed only under a post-quantum parent (this parent's key is ${parentAlg}): create an ML-DSA root with \`signet ca create-root --key ml-dsa-87\``
+    : `a classical CA key (${childAlg}) is not allowed under a post-quantum parent (${parentAlg}); use ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
 }
