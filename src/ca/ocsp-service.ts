@@ -36,7 +36,7 @@ import {
 } from '../pki/ocsp.js';
 import type { RevocationReason } from '../pki/crl.js';
 import { buildResponderTbs } from '../pki/responder-template.js';
-import type { Signer } from '../pki/keys.js';
+import type { KeyAlgorithm, Signer } from '../pki/keys.js';
 import { appendAudit } from './audit.js';
 import { BoundedLru, TokenBucket } from './bounded-lru.js';
 import type { CaContext } from './context.js';
@@ -413,7 +413,7 @@ export class OcspService {
     const caSigner = await this.ctx.keys.signer(ca.keyId);
     const caParts = inspectCertificate(ca.certificateDer);
     return this.ctx.db.transaction(async (tx) => {
-      const key = await this.ctx.keys.generate('ecdsa-p256', tx, 'responder');
+      const key = await this.ctx.keys.generate(responderKeyAlgorithm(ca.keyAlgorithm), tx, 'responder');
       const notBefore = new Date(Math.floor((now.getTime() - 60_000) / 1000) * 1000);
       let notAfter = new Date(notBefore.getTime() + this.opts.responderDays * 86_400_000);
       if (notAfter > caParts.notAfter) notAfter = caParts.notAfter;
@@ -480,4 +480,16 @@ export class OcspService {
       for (const [caId, n] of counts) await appendAudit(tx, { actor: 'system', action: 'ocsp.responses.signed', target: caId, details: { count: n } });
     });
   }
+}
+
+/**
+ * The delegated responder's key: P-256 under a classical CA; under a post-quantum CA a key of the
+ * same family, or its OCSP answers (signed by the responder, not the CA) would be only as safe as
+ * ECDSA. ML-DSA at the CA's level; ML-DSA-65 under an SLH-DSA CA, whose signing (hundreds of
+ * milliseconds) is too slow for answers signed on demand.
+ */
+export function responderKeyAlgorithm(caKeyAlgorithm: string): KeyAlgorithm {
+  if (caKeyAlgorithm.startsWith('ml-dsa-')) return caKeyAlgorithm as KeyAlgorithm;
+  if (caKeyAlgorithm.startsWith('slh-dsa-')) return 'ml-dsa-65';
+  return 'ecdsa-p256';
 }
