@@ -63,7 +63,11 @@ describe('post-quantum bad input over REST: precise 400s, nothing stored', () =>
   });
 
   test('a truncated ML-DSA-65 public key', async () => {
-    await refused(pqCsr(['short.example'], { spki: (s) => void (s.subjectPublicKey = s.subjectPublicKey.slice(0, 1000)) }).pem, 'pq', 'public key could not be decoded: an ML-DSA-65 public key is 1952 bytes, found 1000');
+    await refused(
+      pqCsr(['short.example'], { spki: (s) => void (s.subjectPublicKey = s.subjectPublicKey.slice(0, 1000)) }).pem,
+      'pq',
+      'public key could not be decoded: an ML-DSA-65 public key is 1952 bytes, found 1000',
+    );
   });
 
   test('NULL parameters in the SubjectPublicKeyInfo algorithm', async () => {
@@ -71,7 +75,11 @@ describe('post-quantum bad input over REST: precise 400s, nothing stored', () =>
   });
 
   test('NULL parameters in the CSR signature algorithm', async () => {
-    await refused(pqCsr(['sigparams.example'], { signatureParamsNull: true }).pem, 'pq', 'signature algorithm ML-DSA-65 has unexpected parameters; they must be absent');
+    await refused(
+      pqCsr(['sigparams.example'], { signatureParamsNull: true }).pem,
+      'pq',
+      'signature algorithm ML-DSA-65 has unexpected parameters; they must be absent',
+    );
   });
 
   test('an ML-DSA-65 key labelled with the ML-DSA-44 OID', async () => {

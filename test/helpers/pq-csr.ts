@@ -50,7 +50,9 @@ export function pqCsr(names: string[], o: PqCsrOptions = {}): { pem: string; der
   const san = new SubjectAlternativeName(names.map((n) => new GeneralName({ dNSName: n })));
   const extensionRequest = new Attribute({
     type: '1.2.840.113549.1.9.14',
-    values: [AsnConvert.serialize(new Extensions([new Extension({ extnID: '2.5.29.17', critical: false, extnValue: new OctetString(AsnConvert.serialize(san)) })]))],
+    values: [
+      AsnConvert.serialize(new Extensions([new Extension({ extnID: '2.5.29.17', critical: false, extnValue: new OctetString(AsnConvert.serialize(san)) })])),
+    ],
   });
   const info = new CertificationRequestInfo({
     version: 0,
@@ -59,7 +61,7 @@ export function pqCsr(names: string[], o: PqCsrOptions = {}): { pem: string; der
     attributes: new Attributes([extensionRequest]),
   });
   const signature = sign(null, Buffer.from(AsnConvert.serialize(info)), pair.privateKey);
-  if (o.flipSignature) signature[100] ^= 0x01;
+  if (o.flipSignature) signature.writeUInt8(signature[100]! ^ 0x01, 100);
   const csr = new CertificationRequest({
     certificationRequestInfo: info,
     signatureAlgorithm: new AlgorithmIdentifier({ algorithm: o.signatureOid ?? ML_DSA_OID[type], ...(o.signatureParamsNull ? { parameters: NULL } : {}) }),
