@@ -58,7 +58,12 @@ export async function createHierarchy(ctx: CaContext, root: NewCaOptions, interm
 
 export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptions, intermediate: NewCaOptions, actor = 'system') {
   // The policy is checked before any key is made (a PKCS#11 token would keep an orphan object).
-  mixRefusal('the new root', root.keyAlgorithm, intermediate.keyAlgorithm);
+  const mix = hierarchyMixProblem(root.keyAlgorithm, intermediate.keyAlgorithm);
+  if (mix)
+    throw new SignetError(
+      'policy',
+      `the root key and the intermediate key must both be post-quantum or both classical (SIGNET_ROOT_KEY / --root-key, SIGNET_INTERMEDIATE_KEY / --intermediate-key): ${mix}`,
+    );
   const made = await createRootTx(ctx, tx, root, actor);
   const intRow = await signIntermediate(
     ctx,
