@@ -92,7 +92,7 @@ describe('an ML-DSA hierarchy beside the classical one', () => {
     await w?.stop();
   });
 
-  test('create-root: an ML-DSA-87 root beside the classical one, audited; ca root lists both; rollover-root asks which', async () => {
+  test('create-root: an ML-DSA-87 root beside the classical one, audited; ca root lists both; rollover-root asks which; a duplicate name is refused', async () => {
     const root = new X509Certificate(pqRoot.certificate);
     assert.equal(pqRoot.keyAlgorithm, 'ml-dsa-87');
     assert.equal(root.publicKey.asymmetricKeyType, 'ml-dsa-87');
@@ -113,9 +113,10 @@ describe('an ML-DSA hierarchy beside the classical one', () => {
     const rollover = signet(['ca', 'rollover-root'], env);
     assert.notEqual(rollover.status, 0);
     assert.match(rollover.stderr, new RegExp(`there are several roots \\(.*${pqRoot.id}.*\\): name the one to roll over with --root`));
-    const again = signet(['ca', 'create-root', '--key', 'ml-dsa-44', '--subject', 'CN=Signet PQ Root,O=Test'], env);
-    assert.notEqual(again.status, 0);
-    assert.match(again.stderr, new RegExp(`CA ${pqRoot.id} is named CN=Signet PQ Root,O=Test already; give the new root a name of its own`));
+    // The same through REST (POST /api/v1/cas/roots): a second root of an existing CA's name is refused, nothing made.
+    const again = await rest('POST', '/api/v1/cas/roots', { subject: 'CN=Signet PQ Root,O=Test', keyAlgorithm: 'ml-dsa-44' });
+    assert.equal(again.status, 409, again.text);
+    assert.equal(again.json.detail, `CA ${pqRoot.id} is named CN=Signet PQ Root,O=Test already; give the new root a name of its own`);
   });
 
   test('post-quantum and classical CA keys do not mix: create-intermediate (CLI) and POST /api/v1/cas refuse with the key policy', async () => {
