@@ -375,6 +375,12 @@ const ROWS: Row[] = [
     request: async (_v, fx) => ({ method: 'POST', path: '/api/v1/cas', body: { parentId: fx.ids.root, subject: `CN=Matrix CA ${++madeNo},O=Signet` } }),
   },
   {
+    route: 'POST /cas/roots',
+    op: 'ca.create',
+    variants: [{ name: 'a second root', status: 201 }],
+    request: async () => ({ method: 'POST', path: '/api/v1/cas/roots', body: { subject: `CN=Matrix Root ${++madeNo},O=Signet`, keyAlgorithm: 'ml-dsa-44' } }),
+  },
+  {
     route: 'POST /cas/:id/revoke',
     op: 'ca.revoke',
     variants: [{ name: 'a fresh intermediate', status: 200 }],

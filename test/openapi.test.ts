@@ -180,6 +180,7 @@ describe('the OpenAPI document against a real server', { concurrency: false }, (
     ok(made, 201);
     ok(await call('POST /cas/:id/rotate', `/cas/${made.json.id}/rotate`, {}), 201);
     ok(await call('POST /cas/:id/rotate', `/cas/${made.json.id}/rotate`, {}), 200);
+    ok(await call('POST /cas/roots', '/cas/roots', { subject: 'CN=OpenAPI PQ Root,O=Signet', keyAlgorithm: 'ml-dsa-44' }), 201);
     const other = await call('POST /cas', '/cas', { parentId: root, subject: 'CN=OpenAPI CA 2,O=Signet', pathLen: 0 });
     ok(await call('POST /cas/:id/renew', `/cas/${other.json.id}/renew`, { validityDays: 30 }), 201);
     ok(await call('GET /cas/:id', `/cas/${other.json.id}`), 200); // with its superseded certificate

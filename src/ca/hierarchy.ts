@@ -9,8 +9,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, fromPem } from '../pki/certificate.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
-import { describeKey, ownKey, verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
-import { hierarchyMixProblem } from './key-policy.js';
+import { verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import { checkPrivateKey } from '../pki/private-key.js';
 import { readPrivateKeyPem } from '../pki/encrypted-key.js';
 import type { PublicKeyInfo } from '../pki/public-key.js';
@@ -21,6 +20,7 @@ import { auditKeyUse, idFor, insertCa, issuerOf, signCaCertificate } from './ca-
 import { encodeNameConstraints, type NameConstraints } from '../pki/names.js';
 import { extension, EXT } from '../pki/extensions.js';
 import { isRootCertificate } from './ca-chain-check.js';
+import { hierarchyMixProblem } from './key-policy.js';
 
 export interface CaSummary {
   id: string;
@@ -57,49 +57,85 @@ export async function createHierarchy(ctx: CaContext, root: NewCaOptions, interm
 }
 
 export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptions, intermediate: NewCaOptions, actor = 'system') {
-  {
-    const now = ctx.now();
-    const rootKey = await ctx.keys.generate(root.keyAlgorithm, tx);
-    const rootSigner = rootKey.signer;
-    const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
-    const rootName = dnToDer(root.subject);
-    const rootDer = await signCaCertificate(
-      ctx,
-      { serial: newSerial(), subjectNameDer: rootName, spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen },
-      rootSigner,
+  // The policy is checked before any key is made (a PKCS#11 token would keep an orphan object).
+  const mix = hierarchyMixProblem(root.keyAlgorithm, intermediate.keyAlgorithm);
+  if (mix)
+    throw new SignetError(
+      'policy',
+      `the root key and the intermediate key must both be post-quantum or both classical (SIGNET_ROOT_KEY / --root-key, SIGNET_INTERMEDIATE_KEY / --intermediate-key): ${mix}`,
     );
-    const rootParts = inspectCertificate(rootDer);
-    const rootId = idFor('root', rootParts.subjectKeyId);
-    const rootRow = await insertCa(ctx, tx, {
-      id: rootId,
-      name: root.subject,
-      parentId: null,
-      der: rootDer,
-      keyId: rootKey.id,
-      keyAlgorithm: root.keyAlgorithm,
-      status: 'active',
-    });
-    await appendAudit(tx, {
-      actor,
-      action: 'ca.created',
-      target: rootId,
-      details: { subject: rootRow.subject, fingerprint: rootRow.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root', ...keyUriDetail(rootKey.id) },
-    });
-    const intRow = await signIntermediate(ctx, tx, { id: rootId, signer: rootSigner, cert: rootParts, keyId: rootKey.id }, intermediate, actor);
-    return { root: rootRow, intermediate: intRow };
-  }
+  const made = await createRootTx(ctx, tx, root, actor);
+  const intRow = await signIntermediate(
+    ctx,
+    tx,
+    { id: made.root.id, signer: made.signer, cert: made.cert, keyId: made.keyId, keyAlgorithm: root.keyAlgorithm },
+    intermediate,
+    actor,
+  );
+  return { root: made.root, intermediate: intRow };
+}
+
+/**
+ * `signet ca create-root`: one more self-signed root, independent of the others (say an ML-DSA-87
+ * root beside the classical one). It issues nothing itself and is never the default issuing CA
+ * (issuers.ts skips roots); an intermediate under it (`create-intermediate --parent`) and a
+ * profile naming that intermediate in caIds put it to use.
+ */
+export async function createRoot(ctx: CaContext, root: NewCaOptions, actor = 'system', sourceIp?: string) {
+  // Relying parties build chains by name: a second root named like a CA that exists would be
+  // taken for that one (or for its rollover successor).
+  const name = dnToDer(root.subject);
+  for (const c of await ctx.stores.cas.list())
+    if (inspectCertificate(c.certificateDer).subjectNameDer.equals(name))
+      throw new SignetError('conflict', `CA ${c.id} is named ${c.subject} already; give the new root a name of its own`);
+  return (await ctx.db.transaction((tx) => createRootTx(ctx, tx, root, actor, sourceIp))).root;
+}
+
+async function createRootTx(ctx: CaContext, tx: Tx, root: NewCaOptions, actor: string, sourceIp?: string) {
+  const now = ctx.now();
+  const rootKey = await ctx.keys.generate(root.keyAlgorithm, tx);
+  const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });
+  const rootDer = await signCaCertificate(
+    ctx,
+    { serial: newSerial(), subjectNameDer: dnToDer(root.subject), spkiDer: rootSpki, notBefore: now, validityDays: root.validityDays, pathLen: root.pathLen },
+    rootKey.signer,
+  );
+  const cert = inspectCertificate(rootDer);
+  const rootId = idFor('root', cert.subjectKeyId);
+  const row = await insertCa(ctx, tx, {
+    id: rootId,
+    name: root.subject,
+    parentId: null,
+    der: rootDer,
+    keyId: rootKey.id,
+    keyAlgorithm: root.keyAlgorithm,
+    status: 'active',
+  });
+  await appendAudit(tx, {
+    actor,
+    action: 'ca.created',
+    target: rootId,
+    sourceIp,
+    details: { subject: row.subject, fingerprint: row.fingerprint, keyAlgorithm: root.keyAlgorithm, role: 'root', ...keyUriDetail(rootKey.id) },
+  });
+  return { root: row, signer: rootKey.signer, cert, keyId: rootKey.id };
+}
+
+/** Post-quantum and classical CA keys do not mix (key-policy.ts): refused before anything is made. */
+function mixRefusal(parent: string, parentAlg: string, childAlg: KeyAlgorithm): void {
+  const mix = hierarchyMixProblem(parentAlg, childAlg);
+  if (mix) throw new SignetError('policy', `${parent}'s policy refuses the new CA key: ${mix}`);
 }
 
 async function signIntermediate(
   ctx: CaContext,
   tx: Tx,
-  parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate>; keyId?: string | null },
+  parent: { id: string; signer: Signer; cert: ReturnType<typeof inspectCertificate>; keyId?: string | null; keyAlgorithm: string },
   opts: NewCaOptions,
   actor: string,
   sourceIp?: string,
 ) {
-  const mix = hierarchyMixProblem(describeKey(ownKey(parent.signer.publicKey)).name, opts.keyAlgorithm);
-  if (mix) throw new SignetError('policy', mix);
+  mixRefusal(`CA ${parent.id}`, parent.keyAlgorithm, opts.keyAlgorithm);
   const key = await ctx.keys.generate(opts.keyAlgorithm, tx);
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const extra = opts.nameConstraints ? [extension(EXT.nameConstraints, true, encodeNameConstraints(opts.nameConstraints))] : [];
@@ -146,7 +182,8 @@ async function signIntermediate(
 
 export async function createIntermediate(ctx: CaContext, parentId: string, opts: NewCaOptions, actor = 'system', parentKey?: KeyObject, sourceIp?: string) {
   const parent = await issuerOf(ctx, parentId, parentKey);
-  return ctx.db.transaction((tx) => signIntermediate(ctx, tx, { id: parentId, ...parent }, opts, actor, sourceIp));
+  const keyAlgorithm = (await ctx.stores.cas.get(parentId))!.keyAlgorithm;
+  return ctx.db.transaction((tx) => signIntermediate(ctx, tx, { id: parentId, ...parent, keyAlgorithm }, opts, actor, sourceIp));
 }
 
 /** Brings an existing CA (certificate + private key PEM) under Signet's management. */

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { createIntermediate, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
+import { createIntermediate, createRoot, importCa, listCas, moveKeyToToken } from '../../ca/hierarchy.js';
 import { renewCa, rotateCa } from '../../ca/succession.js';
 import { rolloverRoot } from '../../ca/root-rollover.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
@@ -11,7 +11,7 @@ import { readPrivateKeyPem } from '../../pki/encrypted-key.js';
 import { printJson, printTable, readSecret, withSignet } from '../runtime.js';
 
 export function caCommand(): Command {
-  const ca = new Command('ca').description('manage the CA hierarchy (list, root, create-intermediate, import, move-key, rotate, renew)');
+  const ca = new Command('ca').description('manage the CA hierarchy (list, root, create-root, create-intermediate, import, move-key, rotate, renew)');
 
   ca.command('list')
     .description('list the certificate authorities')
@@ -29,7 +29,9 @@ export function caCommand(): Command {
     );
 
   ca.command('root')
-    .description('the root certificate(s) to trust: the current root (not replaced by a rollover), or --id ID; --pem prints the certificate')
+    .description(
+      'the root certificate(s) to trust: every current root (not replaced by a rollover; a post-quantum root made with create-root is one more), or --id ID; --pem prints the certificate(s)',
+    )
     .option('--id <id>', 'one root by its id (e.g. a root being replaced, during a rollover)')
     .option('--pem', 'print the certificate(s) as PEM, for a trust store (e.g. `signet ca root --pem > root.pem`)')
     .option('--json', 'print JSON instead of a table')
@@ -54,6 +56,7 @@ export function caCommand(): Command {
               id: r.id,
               subject: r.subject,
               status: r.status,
+              keyAlgorithm: r.keyAlgorithm,
               fingerprint: r.fingerprint,
               notAfter: r.notAfter,
               pem: derToPem(r.certificateDer, 'CERTIFICATE'),
@@ -62,8 +65,42 @@ export function caCommand(): Command {
         else
           printTable(
             chosen.map((r) => ({ ...r, sha256: fingerprintColons(r.fingerprint) })),
-            ['id', 'status', 'notAfter', 'subject', 'sha256'],
+            ['id', 'status', 'keyAlgorithm', 'notAfter', 'subject', 'sha256'],
           );
+      }),
+    );
+
+  ca.command('create-root')
+    .description('create one more, independent root CA (e.g. an ML-DSA-87 root beside the classical one); it does not change the default issuing CA')
+    .addHelpText(
+      'after',
+      `
+The new root signs nothing until an intermediate is made under it:
+  signet ca create-root --key ml-dsa-87 --subject "CN=Example PQ Root,O=Example"
+  signet ca create-intermediate --parent <root id> --key ml-dsa-65 --subject "CN=Example PQ Issuing CA,O=Example"
+and a profile lists that intermediate in caIds (README: Post-quantum hierarchies). Post-quantum
+and classical CA keys do not mix: only a post-quantum intermediate goes under a post-quantum root.`,
+    )
+    .requiredOption('--key <algorithm>', `key algorithm (${KEY_ALGORITHMS.join(', ')})`)
+    .requiredOption('--subject <dn>', 'subject, e.g. "CN=Example PQ Root,O=Example"; must differ from every other CA\'s')
+    .option('--validity-days <n>', 'validity in days', '7300')
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      withSignet(async (ctx) => {
+        if (!(KEY_ALGORITHMS as readonly string[]).includes(o.key))
+          throw new SignetError('bad-request', `--key must be one of ${KEY_ALGORITHMS.join(', ')} (got ${JSON.stringify(o.key)})`);
+        const validityDays = wholeNumber('--validity-days', o.validityDays);
+        const row = await createRoot(ctx, { subject: String(o.subject), keyAlgorithm: o.key as KeyAlgorithm, validityDays }, 'cli');
+        if (o.json)
+          printJson({
+            id: row.id,
+            subject: row.subject,
+            keyAlgorithm: row.keyAlgorithm,
+            fingerprint: row.fingerprint,
+            notAfter: row.notAfter,
+            certificate: derToPem(row.certificateDer, 'CERTIFICATE'),
+          });
+        else process.stdout.write(`created root ${row.id} (${row.subject}, ${row.keyAlgorithm}), SHA-256 ${fingerprintColons(row.fingerprint)}\n`);
       }),
     );
 

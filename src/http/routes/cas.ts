@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { SignetError } from '../../errors.js';
-import { createIntermediate, importCa, listCas } from '../../ca/hierarchy.js';
+import { createIntermediate, createRoot, importCa, listCas } from '../../ca/hierarchy.js';
 import { renewCa, rotateCa } from '../../ca/succession.js';
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/keys.js';
@@ -34,6 +34,13 @@ const importSchema = z
     certificate: z.string().min(1).max(65536),
     privateKey: z.string().min(1).max(65536),
     passphrase: z.string().max(1024).optional(),
+  })
+  .strict();
+const rootSchema = z
+  .object({
+    subject: z.string().min(3).max(512),
+    keyAlgorithm: z.enum(KEY_ALGORITHMS),
+    validityDays: z.number().int().min(1).max(36500).default(7300),
   })
   .strict();
 const caPath = z.object({ id: caId }).strict();
@@ -181,6 +188,23 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
             const b = parseBody(createSchema, body);
             return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip);
           })();
+    res
+      .status(201)
+      .location(`/api/v1/cas/${row.id}`)
+      .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
+  });
+  // `signet ca create-root` over HTTP: one more, independent root (say ML-DSA-87 beside the classical one).
+  documentRoute('POST /cas/roots', {
+    summary: 'Create one more, independent root CA (e.g. an ML-DSA-87 root beside the classical one); it issues nothing until an intermediate is made under it',
+    query: noQuery,
+    body: rootSchema,
+    responses: { 201: { description: 'The root', schema: caCreatedResponse, headers: { Location: 'The new CA' } } },
+    errors: { 409: 'A CA of that name exists already' },
+  });
+  r.post('/cas/roots', requireAuth(ctx, 'ca.create'), async (req, res) => {
+    queryParams(noQuery, req.query);
+    const b = parseBody(rootSchema, req.body);
+    const row = await createRoot(ctx, b, actorOf(req.principal!), req.ip);
     res
       .status(201)
       .location(`/api/v1/cas/${row.id}`)
