@@ -20,7 +20,7 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { aeskw, cbc } from '@noble/ciphers/aes.js';
-import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
+import { api, fetchAfterBlocking, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { kids, readGroupKeys, rootOf, str, int, tlv } from './helpers/group-messages.js';
 import { openssl, TempDir } from './helpers/openssl.js';
@@ -166,7 +166,9 @@ describe('key groups with ML-KEM-768 members', () => {
   }
 
   async function welcomeDer(group: string, m: Member): Promise<Buffer> {
-    const r = await fetch(`${server.url}/api/v1/groups/${group}/members/${m.serial}/welcome`, { headers: { authorization: `Bearer ${server.token}` } });
+    const r = await fetchAfterBlocking(`${server.url}/api/v1/groups/${group}/members/${m.serial}/welcome`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
     assert.equal(r.status, 200, await r.clone().text());
     return Buffer.from(await r.arrayBuffer());
   }
@@ -238,6 +240,14 @@ describe('key groups with ML-KEM-768 members', () => {
     assert.equal(all.status, 0, all.stderr);
     for (const m of members) assert.ok(rootOf(open(readFileSync(join(dir, `${m.serial}.der`)), m).keys).key.equals(groupKey), `${m.name}: bulk welcome`);
 
+    // The Debian OpenSSL 3.0 parses the ori but cannot use it: it refuses cleanly, as the README says.
+    const kemFile = tmp.file(`kem-welcome-${++n}.der`, await welcomeDer('pq', members[1]!));
+    const printed = openssl(['cms', '-cmsout', '-print', '-inform', 'DER', '-in', kemFile]);
+    assert.equal(printed.status, 0, printed.stderr);
+    assert.match(printed.stdout, /d\.ori:\s+oriType: undefined \(1\.2\.840\.113549\.1\.9\.16\.13\.3\)/);
+    const old = openssl(['cms', '-decrypt', '-inform', 'DER', '-in', kemFile, '-inkey', members[1]!.key, '-recip', members[1]!.cert, '-out', '/dev/null']);
+    assert.notEqual(old.status, 0, 'OpenSSL 3.0 cannot open a KEMRecipientInfo');
+
     // A changed byte in the KEM ciphertext: ML-KEM's implicit rejection gives another secret, the unwrap fails.
     const der = await welcomeDer('pq', members[1]!);
     const ct = der.indexOf(Buffer.from([0x04, 0x82, 0x04, 0x40])); // OCTET STRING of 1088 bytes: kemct
@@ -251,7 +261,7 @@ describe('key groups with ML-KEM-768 members', () => {
     const gone = members[1]!;
     const removed = await api(server, 'DELETE', `/api/v1/groups/pq/members/${gone.serial}`);
     assert.equal(removed.status, 200, removed.text);
-    const r = await fetch(`${server.url}/api/v1/groups/pq/rekey?since=5`, { headers: { authorization: `Bearer ${server.token}` } });
+    const r = await fetchAfterBlocking(`${server.url}/api/v1/groups/pq/rekey?since=5`, { headers: { authorization: `Bearer ${server.token}` } });
     assert.equal(r.status, 200);
     const signed = tmp.file(`rekey-${++n}.der`, Buffer.from(await r.arrayBuffer()));
     const content = tmp.file(`rekey-${n}.content`);
