@@ -293,7 +293,7 @@ describe('key groups with ML-KEM-768 members', () => {
     assert.ok(rootOf(open(await welcomeDer('pq', kemLeft), kemLeft).keys).key.equals(newKey.key), 'a fresh ML-KEM welcome agrees');
   });
 
-  test('refused for membership with the problem named: ML-KEM-512, ML-KEM-1024, a truncated ML-KEM-768 key, parameters present, no keyEncipherment; ML-KEM is no CA key, has no PKCS#12, needs a profile that takes it', async () => {
+  test('refused for membership with the problem named: ML-KEM-512, ML-KEM-1024, a truncated ML-KEM-768 key, parameters present, no keyEncipherment, ML-DSA; a renewed ML-KEM certificate joins; ML-KEM is no CA key, has no PKCS#12, needs a profile that takes it', async () => {
     assert.equal((await api(server, 'POST', '/api/v1/groups', { name: 'bad' })).status, 201);
     // One ML-KEM certificate whose stored DER is replaced in turn (eligibility reads the stored DER).
     const m = mlKem();
@@ -314,6 +314,7 @@ describe('key groups with ML-KEM-768 members', () => {
         /ML-KEM-768 key has algorithm parameters; they must be absent/,
       ],
       ['keyAgreement', (c) => withKeyUsage(c, KeyUsageFlags.keyAgreement), /keyUsage does not allow keyEncipherment/],
+      ['ML-DSA-65', (c) => setKey(c, '2.16.840.1.101.3.4.3.18', 1952), /an ML-DSA-65 key, which only signs/],
     ];
     for (const [what, change, problem] of cases) {
       const cert = AsnConvert.parse(original, Certificate);
@@ -326,9 +327,13 @@ describe('key groups with ML-KEM-768 members', () => {
     }
     await sql(env, 'UPDATE "Certificate" SET der = ? WHERE serial = ?', [original, m.serial]);
     assert.equal((await api(server, 'GET', '/api/v1/groups/bad')).json.members, 0, 'nothing joined');
+    // Renewal keeps the key, so needs no CSR: the renewed certificate joins.
+    const renewed = signet(['renew', m.serial, '--json'], env.env);
+    assert.equal(renewed.status, 0, renewed.stderr);
+    const again = await api(server, 'POST', '/api/v1/groups/bad/members', { serial: JSON.parse(renewed.stdout).serial });
+    assert.equal(again.status, 201, again.text);
 
-    // An ML-KEM key under a profile whose keyUsage lacks keyEncipherment cannot even be issued;
-    // the signing-only profiles refuse the key family outright.
+    // A profile that does not take ML-KEM keys (server: RSA, ECDSA, Ed25519) refuses one.
     const server2 = signet(
       ['issue', '--generate-key', 'ml-kem-768', '--profile', 'server', '--san', 'x.pq.test', '--key-out', join(tmp.path, 'x.key')],
       env.env,
