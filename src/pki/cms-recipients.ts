@@ -306,8 +306,8 @@ export function envelop(content: Uint8Array, recipients: readonly (GroupRecipien
     const infos = prepared.map((r) => RECIPIENT_INFO[r.kind](r, cek));
     const c = createCipheriv('aes-256-cbc', cek, iv);
     const encrypted = Buffer.concat([c.update(content), c.final()]);
-    // RFC 5652 §6.1 (no originatorInfo, no unprotectedAttrs): 3 if any RecipientInfo is ori
-    // (RFC 9629 §3 repeats it), else 0 if every one is version 0 (ktri only), else 2.
+    // RFC 5652 §6.1 (no originatorInfo, no unprotectedAttrs): 3 if any RecipientInfo is ori,
+    // else 0 if every one is version 0 (ktri only), else 2.
     const version = prepared.some((r) => r.kind === 'ml-kem-768') ? 3 : prepared.every((r) => r.kind === 'rsa-oaep') ? 0 : 2;
     const eci = sequence(objectIdentifier(CMS_OID.data), sequence(objectIdentifier(RECIPIENT_OID.aes256Cbc), octetString(iv)), tlv(0x80, encrypted));
     const env = sequence(smallInteger(version), derSetOf(infos), eci);
