@@ -1097,7 +1097,12 @@ describe('inventory', () => {
     assert.equal(r.status, 200, r.text);
     const byName = Object.fromEntries(r.json.items.map((p: any) => [p.name, p]));
     assert.deepEqual(Object.keys(byName).sort(), ['client', 'group-member', 'peer', 'server']);
-    assert.deepEqual(byName['group-member'].keyUsageByFamily, { rsa: ['digitalSignature', 'keyEncipherment'], ecdsa: ['digitalSignature', 'keyAgreement'] });
+    assert.deepEqual(byName['group-member'].keyUsageByFamily, {
+      rsa: ['digitalSignature', 'keyEncipherment'],
+      ecdsa: ['digitalSignature', 'keyAgreement'],
+      'ml-kem': ['keyEncipherment'],
+    });
+    assert.deepEqual(byName['group-member'].keyTypes, ['rsa', 'ecdsa', 'ml-kem']);
     assert.deepEqual(byName.server.extKeyUsage, ['serverAuth']);
     assert.equal(byName.server.requireSan, true);
     assert.deepEqual(byName.client.extKeyUsage, ['clientAuth']);

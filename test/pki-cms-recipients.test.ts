@@ -195,7 +195,7 @@ test('certificates whose keys cannot receive are refused, naming the key', () =>
   const rsa1024 = identity('rsa1024', ['-newkey', 'rsa:1024']);
   for (const f of [recipientKeyKind, (der: Uint8Array) => envelop(Buffer.from('x'), [{ kind: 'certificate', certificateDer: der }])]) {
     assert.throws(() => f(ed.der), refused('unsupported', /Ed25519 key, which only signs/));
-    assert.throws(() => f(p521.der), refused('unsupported', /ECDSA P-521 key; key groups deliver to RSA 2048–8192 .* or ECDSA P-256\/P-384/));
+    assert.throws(() => f(p521.der), refused('unsupported', /ECDSA P-521 key; key groups deliver to RSA 2048–8192 .*, ECDSA P-256\/P-384 .* or ML-KEM-768/));
     assert.throws(() => f(rsa1024.der), refused('unsupported', /RSA key of 1024 bits is too weak/));
   }
   assert.throws(() => recipientKeyKind(Buffer.from('not a certificate')), refused('malformed', /cannot be read/));

@@ -8,6 +8,8 @@
  *   - welcomes: every member's welcome built (GroupService.allWelcomes: one public-key wrap each);
  *   - the naive scheme in the same run: re-wrapping the group key to every member, what a
  *     leave costs without a key tree (N public-key wraps), measured for all N.
+ *   - one welcome by the member's key: P-256 (ECDH) against ML-KEM-768 (KEMRecipientInfo), the
+ *     same content, one thread (an ML-KEM-768 member certified by issueForGeneratedKey).
  * Setup (issuing N certificates, one bulk add) is timed apart and is not the figure.
  *
  *   node --import tsx bench/micro/groups.ts [members] [changes]
@@ -27,7 +29,8 @@ import { loadConfig } from '../../src/config/config.js';
 import { bootstrapIfEmpty, openSignet } from '../../src/runtime/open.js';
 import { createServices } from '../../src/runtime/services.js';
 import { buildCsr } from '../../src/pki/csr-builder.js';
-import { ownKey } from '../../src/pki/keys.js';
+import { generateKey, ownKey } from '../../src/pki/keys.js';
+import { groupKeysDer } from '../../src/groups/messages.js';
 import { envelop, prepareRecipient } from '../../src/pki/cms-recipients.js';
 import type { ChangeTiming } from '../../src/groups/service.js';
 import { storageOf } from '../../src/storage/database.js';
@@ -161,6 +164,33 @@ const naiveMs = ms(t3);
 const naiveCpu = process.cpuUsage(cpu3);
 process.stderr.write('\r');
 
+// ---- One welcome by the member's key: P-256 (ECDH) vs ML-KEM-768 (KEMRecipientInfo), one thread ----
+// The same GroupKeys content (a path of ⌈log2 N⌉+1 keys), the recipient prepared once, as the workers do.
+const kemCert = await issuance.issueForGeneratedKey(
+  {
+    privateKey: generateKey('ml-kem-768').privateKey,
+    commonName: 'kem.group.bench',
+    sans: [{ type: 'dns', value: 'kem.group.bench' }],
+    profile: 'group-member',
+  },
+  operator,
+);
+const pathKeys = Array.from({ length: Math.ceil(Math.log2(N)) + 1 }, (_, level) => ({ node: { level, pos: 0 }, version: 1, key: randomBytes(32) }));
+const content = groupKeysDer('bench', 1, 0, pathKeys);
+const byKey = [
+  ['P-256 (ECDH, KeyAgreeRecipientInfo)', certs.values().next().value!],
+  ['ML-KEM-768 (KEMRecipientInfo)', kemCert.der],
+] as const;
+const WELCOME_RUNS = 2000;
+const perWelcome = byKey.map(([name, der]) => {
+  const r = prepareRecipient({ kind: 'certificate', certificateDer: der });
+  for (let i = 0; i < 100; i++) envelop(content, [r]); // warm-up
+  const t = process.hrtime.bigint();
+  let size = 0;
+  for (let i = 0; i < WELCOME_RUNS; i++) size = envelop(content, [r]).length;
+  return { name, us: (ms(t) * 1000) / WELCOME_RUNS, size };
+});
+
 const members = N - leavers.size + joiners.length;
 const logN = Math.ceil(Math.log2(N));
 console.log(
@@ -195,6 +225,10 @@ console.log(
 console.log(
   `| naive leave: the group key re-wrapped to every member (one thread) | ${naive} | ${(naiveMs / 1000).toFixed(1)} s | ${Math.round(naive / (naiveMs / 1000))} | ${cpuEach(naiveCpu, naive)} | (comparison) |`,
 );
+console.log('');
+console.log(`| one welcome, by the member's key (one thread, ${WELCOME_RUNS} runs) | time each | bytes |`);
+console.log('| --- | ---: | ---: |');
+for (const w of perWelcome) console.log(`| ${w.name} | ${w.us.toFixed(0)} µs | ${w.size} |`);
 console.log('');
 console.log(
   `A leave with the key tree: ≤ ${Math.max(...leaves.map((t) => t.wraps))} wraps and ${median(leaves.map((t) => t.seconds * 1000)).toFixed(1)} ms; the naive scheme: ${naive} wraps and ${(naiveMs / 1000).toFixed(1)} s for the same group (${Math.round(naiveMs / median(leaves.map((t) => t.seconds * 1000)))}×). Welcome bytes: ${Math.round(bytes / Math.max(1, welcomes))} each; members now ${members}.`,

@@ -13,7 +13,7 @@
  * and unique in the table, so nothing needs repair on restart.
  */
 import { keyUriDetail } from '../keystore/key-store.js';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { inspectCertificate, newSerial, serialHex, toPem, type CertificateParts } from '../pki/certificate.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
@@ -22,6 +22,7 @@ import { defaultKeyUsage, usagesBeyondKey } from '../pki/key-usage.js';
 import { describeKey, verifySignature, type TrustedKey } from '../pki/keys.js';
 import { buildLeafTbs } from '../pki/leaf-template.js';
 import { readSanEntries } from '../pki/lint.js';
+import { importSpki } from '../pki/public-key.js';
 import { checkAllowed, checkNameConstraints, normalizeIp, validateCommonName, validateSan, type SanEntry } from '../pki/names.js';
 import { BACKDATE_MS } from '../pki/ca-template.js';
 import type { KeyUsageName } from '../pki/extensions.js';
@@ -140,6 +141,39 @@ export class Issuance {
         validityDays: req.validityDays,
         caId: req.caId,
         csrHash: csr.sha256,
+      },
+      who,
+      'certificate.issue',
+      'certificate.issued',
+    );
+  }
+
+  /**
+   * A certificate for a key Signet generated itself, in this process, of a kind that cannot sign
+   * a CSR: ML-KEM-768 (`signet issue --generate-key ml-kem-768`). Holding the private key here is
+   * the proof of possession, which is why this takes the private key, never a public key: nothing
+   * from outside (REST, ACME, EST, SCEP) reaches it, and none of those adapters calls it.
+   */
+  async issueForGeneratedKey(
+    req: { privateKey: TrustedKey; commonName?: string; sans: SanEntry[]; profile: string; validityDays?: number; caId?: string },
+    who: Requester,
+  ): Promise<IssuedCertificate> {
+    authorize(who.principal, 'certificate.issue');
+    const profile = this.profile(req.profile);
+    const spkiDer = createPublicKey(req.privateKey).export({ type: 'spki', format: 'der' });
+    const info = importSpki(spkiDer);
+    if (info.family !== 'ml-kem')
+      throw new SignetError('bad-request', `a ${info.algorithm} key can sign its own CSR; only ML-KEM keys are certified without one`);
+    return this.sign(
+      {
+        profile,
+        spkiDer,
+        publicKey: info.key,
+        keyAlgorithm: info.algorithm,
+        sans: req.sans,
+        commonName: req.commonName,
+        validityDays: req.validityDays,
+        caId: req.caId,
       },
       who,
       'certificate.issue',

@@ -124,13 +124,14 @@ export const BUILTIN_PROFILES: Record<string, z.input<typeof profileSchema>> = {
     renewWithClientCertificate: true,
   },
   'group-member': {
-    description: 'Key-group member (src/groups): clientAuth; keyAgreement for ECDSA keys, keyEncipherment for RSA (what receiving group keys needs)',
-    keyTypes: ['rsa', 'ecdsa'],
+    description:
+      'Key-group member (src/groups): clientAuth; keyAgreement for ECDSA keys, keyEncipherment for RSA and ML-KEM-768 (what receiving group keys needs; ML-KEM keys by server-side generation only)',
+    keyTypes: ['rsa', 'ecdsa', 'ml-kem'],
     requireSan: false,
     sanTypes: ['dns', 'ip', 'email', 'uri'],
     defaultValidityDays: 90,
     maxValidityDays: 397,
-    keyUsageByFamily: { rsa: ['digitalSignature', 'keyEncipherment'], ecdsa: ['digitalSignature', 'keyAgreement'] },
+    keyUsageByFamily: { rsa: ['digitalSignature', 'keyEncipherment'], ecdsa: ['digitalSignature', 'keyAgreement'], 'ml-kem': ['keyEncipherment'] },
     extKeyUsage: ['clientAuth'],
     renewWithClientCertificate: true,
   },

@@ -387,17 +387,18 @@ export class GroupService {
       if (e instanceof CmsError) throw new SignetError('bad-key', `certificate ${serial} cannot receive group keys: ${e.message}`);
       throw e;
     }
-    // The key must be certified for delivering keys: keyAgreement (ECDH) or keyEncipherment (RSA).
+    // The key must be certified for delivering keys: keyAgreement (ECDH) or keyEncipherment (RSA,
+    // and ML-KEM: RFC 9629 §3 asks a KEM recipient's keyUsage to assert keyEncipherment).
     // Signet's own stored certificate: its TBS read in place (the schema parser costs ~1 ms, and a bulk add checks thousands).
     const der = Buffer.from(cert.der);
     const tbs = Buffer.from(readElement(der, readHeader(der, 0).headerLength));
     const tbsView = readTbsViewFast(tbs) ?? readTbsViewFull(tbs);
     const flags = typeof tbsView === 'string' ? 0 : tbsView.keyUsageFlags;
-    const need = kind === 'rsa-oaep' ? KeyUsageFlags.keyEncipherment : KeyUsageFlags.keyAgreement;
-    if (flags !== undefined && !(flags & need))
+    const usage = kind === 'rsa-oaep' || kind === 'ml-kem-768' ? 'keyEncipherment' : 'keyAgreement';
+    if (flags !== undefined && !(flags & KeyUsageFlags[usage]))
       throw new SignetError(
         'bad-key',
-        `certificate ${serial}'s keyUsage does not allow ${kind === 'rsa-oaep' ? 'keyEncipherment' : 'keyAgreement'}, which receiving group keys needs (issue it under profile ${GROUP_MEMBER_PROFILE})`,
+        `certificate ${serial}'s keyUsage does not allow ${usage}, which receiving group keys needs (issue it under profile ${GROUP_MEMBER_PROFILE})`,
       );
   }
 

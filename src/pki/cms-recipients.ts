@@ -11,6 +11,12 @@
  *         one RecipientEncryptedKey with rid IssuerAndSerialNumber.
  *   kekri ([2], version 4) — pre-shared AES-256 keys (RFC 5652 §6.2.3): kekid { keyIdentifier },
  *         id-aes256-wrap (RFC 3565 §2.3.2: parameters absent).
+ *   ori   ([4] OtherRecipientInfo, oriType id-ori-kem) — ML-KEM-768 certificates: KEMRecipientInfo
+ *         (RFC 9629 §3) as RFC 9936 §2.1 sets it for ML-KEM-768: version 0, rid IssuerAndSerialNumber,
+ *         kem id-alg-ml-kem-768 (parameters absent), kemct the 1,088-byte ML-KEM ciphertext, kdf
+ *         id-alg-hkdf-with-sha256 (parameters absent, RFC 8619), kekLength 32, no ukm, wrap
+ *         id-aes256-wrap. KEK = HKDF-SHA-256(salt "", IKM ss, info DER CMSORIforKEMOtherInfo
+ *         { wrap, kekLength }, L 32) (RFC 9629 §5, RFC 9936 §2.2.1).
  *
  * P-384 uses the SHA-384 KDF (RFC 5008 / RFC 6318 pair P-384 with SHA-384; openssl cms accepts
  * either, see test/pki-cms-recipients.test.ts). RecipientInfos is emitted in DER order (sorted
@@ -28,7 +34,9 @@ import {
   createHash,
   createSecretKey,
   diffieHellman,
+  encapsulate,
   generateKeyPairSync,
+  hkdfSync,
   publicEncrypt,
   randomBytes,
   type KeyObject,
@@ -39,6 +47,7 @@ import { CMS_OID, CmsError, derSetOf } from './cms-signed.js';
 import { checkDer, DerError, readEl, readKids } from './der-strict.js';
 import { bitString, contextExplicit, objectIdentifier, octetString, sequence, smallInteger, tlv } from './der.js';
 import { OID } from './keys.js';
+import { PQ_BY_NAME } from './post-quantum.js';
 import { importSpki, type PublicKeyInfo } from './public-key.js';
 
 export const RECIPIENT_OID = {
@@ -49,15 +58,21 @@ export const RECIPIENT_OID = {
   sha384kdf: '1.3.132.1.11.2',
   aes256Wrap: '2.16.840.1.101.3.4.1.45',
   aes256Cbc: '2.16.840.1.101.3.4.1.42' satisfies keyof typeof CONTENT_CIPHERS,
+  /** id-ori-kem (RFC 9629 §3): the OtherRecipientInfo type of a KEMRecipientInfo. */
+  oriKem: '1.2.840.113549.1.9.16.13.3',
+  /** id-alg-hkdf-with-sha256 (RFC 8619 §2). */
+  hkdfSha256: '1.2.840.113549.1.9.16.3.28',
+  /** id-alg-ml-kem-768 (FIPS 203 in the NIST CSOR; RFC 9935, RFC 9936 §3). */
+  mlKem768: '2.16.840.1.101.3.4.4.2',
 } as const;
 
 /** Largest KEKIdentifier keyIdentifier accepted (an identifier, not a payload). */
 export const MAX_KEK_ID_BYTES = 64;
 
-export type RecipientKeyKind = 'rsa-oaep' | 'ecdh-p256' | 'ecdh-p384';
+export type RecipientKeyKind = 'rsa-oaep' | 'ecdh-p256' | 'ecdh-p384' | 'ml-kem-768';
 
 export type GroupRecipient =
-  /** RSA → KeyTransRecipientInfo (OAEP-SHA-256); EC P-256/P-384 → KeyAgreeRecipientInfo. */
+  /** RSA → KeyTransRecipientInfo (OAEP-SHA-256); EC P-256/P-384 → KeyAgreeRecipientInfo; ML-KEM-768 → KEMRecipientInfo. */
   | { kind: 'certificate'; certificateDer: Uint8Array }
   /** A 32-byte AES-256 key and its identifier (1–64 bytes) → KEKRecipientInfo. */
   | { kind: 'kek'; keyId: Uint8Array; key: Uint8Array };
@@ -79,6 +94,15 @@ const OAEP_SHA256_ALG = (() => {
 const SHARED_INFO = sequence(AES256_WRAP_ALG, contextExplicit(2, octetString(Buffer.from([0, 0, 1, 0]))));
 const ORIGINATOR_KEY_ALG = sequence(objectIdentifier(OID.ecPublicKey)); // parameters absent, as openssl writes them
 const COUNTER_1 = Buffer.from([0, 0, 0, 1]);
+
+/** KEMRecipientInfo's fixed parts for ML-KEM-768 (RFC 9936 §2.1): kem, kdf, kekLength 32 (AES-256). */
+const ML_KEM_768_ALG = sequence(objectIdentifier(RECIPIENT_OID.mlKem768));
+const HKDF_SHA256_ALG = sequence(objectIdentifier(RECIPIENT_OID.hkdfSha256));
+const KEK_LENGTH = 32;
+const ORI_KEM = objectIdentifier(RECIPIENT_OID.oriKem);
+/** CMSORIforKEMOtherInfo { wrap id-aes256-wrap, kekLength 32 } (RFC 9629 §5, no ukm): HKDF's info. */
+const KEM_OTHER_INFO = sequence(AES256_WRAP_ALG, smallInteger(KEK_LENGTH));
+const NO_SALT = Buffer.alloc(0);
 
 interface Curve {
   kind: 'ecdh-p256' | 'ecdh-p384';
@@ -120,7 +144,7 @@ const unsupported = (why: string): never => {
 const invalid = (why: string): never => {
   throw new CmsError('malformed', why);
 };
-const USE = 'key groups deliver to RSA 2048–8192 (RSAES-OAEP) or ECDSA P-256/P-384 (ECDH) certificates';
+const USE = 'key groups deliver to RSA 2048–8192 (RSAES-OAEP), ECDSA P-256/P-384 (ECDH) or ML-KEM-768 (KEMRecipientInfo) certificates';
 
 /**
  * The IssuerAndSerialNumber and SubjectPublicKeyInfo of a certificate, read with the strict
@@ -162,6 +186,12 @@ function certificateKey(certificateDer: Uint8Array): { kind: RecipientKeyKind; i
     kind = 'rsa-oaep'; // importSpki refuses RSA below 2048 bits, naming the size
   else if (info.algorithm === 'ecdsa-p256') kind = 'ecdh-p256';
   else if (info.algorithm === 'ecdsa-p384') kind = 'ecdh-p384';
+  else if (info.algorithm === 'ml-kem-768')
+    kind = 'ml-kem-768'; // importSpki names ML-KEM-512/1024 and refuses them
+  else if (info.family === 'ml-dsa' || info.family === 'slh-dsa')
+    return unsupported(
+      `the recipient certificate has an ${PQ_BY_NAME.get(info.algorithm)?.label ?? info.algorithm} key, which only signs (no key encapsulation); ${USE}`,
+    );
   else if (info.family === 'ed25519')
     return unsupported(`the recipient certificate has an Ed25519 key, which only signs (no key agreement or transport); ${USE}`);
   else return unsupported(`the recipient certificate has an ECDSA P-${info.bits} key; ${USE}`);
@@ -222,9 +252,44 @@ function keyAgree(r: PreparedRecipient, cek: Buffer): Buffer {
   return tlv(0xa1, smallInteger(3), originator, curve.algorithmDer, sequence(rek));
 }
 
+/**
+ * OtherRecipientInfo [4] { id-ori-kem, KEMRecipientInfo }: a fresh encapsulation per envelope
+ * (RFC 9629 §7: never reuse the shared secret), the KEK derived by HKDF and dropped here.
+ */
+function kemRecipient(r: PreparedRecipient, cek: Buffer): Buffer {
+  const { sharedKey, ciphertext } = encapsulate(r.key);
+  const kek = Buffer.from(hkdfSync('sha256', sharedKey, NO_SALT, KEM_OTHER_INFO, KEK_LENGTH));
+  sharedKey.fill(0);
+  let wrapped: Buffer;
+  try {
+    wrapped = aesWrap(kek, cek);
+  } finally {
+    kek.fill(0);
+  }
+  const kemri = sequence(
+    smallInteger(0),
+    r.idDer,
+    ML_KEM_768_ALG,
+    octetString(ciphertext),
+    HKDF_SHA256_ALG,
+    smallInteger(KEK_LENGTH),
+    AES256_WRAP_ALG,
+    octetString(wrapped),
+  );
+  return tlv(0xa4, ORI_KEM, kemri);
+}
+
 function kekRecipient(r: PreparedRecipient, cek: Buffer): Buffer {
   return tlv(0xa2, smallInteger(4), r.idDer, AES256_WRAP_ALG, octetString(aesWrap(r.key, cek)));
 }
+
+const RECIPIENT_INFO: Record<PreparedRecipient['kind'], (r: PreparedRecipient, cek: Buffer) => Buffer> = {
+  kek: kekRecipient,
+  'rsa-oaep': keyTrans,
+  'ecdh-p256': keyAgree,
+  'ecdh-p384': keyAgree,
+  'ml-kem-768': kemRecipient,
+};
 
 /**
  * A DER ContentInfo(EnvelopedData) of `content` (type id-data) for every recipient (at least
@@ -238,12 +303,12 @@ export function envelop(content: Uint8Array, recipients: readonly (GroupRecipien
   const cek = secret.subarray(0, 32);
   const iv = secret.subarray(32);
   try {
-    const infos = prepared.map((r) => (r.kind === 'kek' ? kekRecipient(r, cek) : r.kind === 'rsa-oaep' ? keyTrans(r, cek) : keyAgree(r, cek)));
+    const infos = prepared.map((r) => RECIPIENT_INFO[r.kind](r, cek));
     const c = createCipheriv('aes-256-cbc', cek, iv);
     const encrypted = Buffer.concat([c.update(content), c.final()]);
-    // RFC 5652 §6.1: no originatorInfo, no unprotectedAttrs, no pwri/ori: 0 if every
-    // RecipientInfo is version 0 (ktri only), else 2.
-    const version = prepared.every((r) => r.kind === 'rsa-oaep') ? 0 : 2;
+    // RFC 5652 §6.1 (no originatorInfo, no unprotectedAttrs): 3 if any RecipientInfo is ori,
+    // else 0 if every one is version 0 (ktri only), else 2.
+    const version = prepared.some((r) => r.kind === 'ml-kem-768') ? 3 : prepared.every((r) => r.kind === 'rsa-oaep') ? 0 : 2;
     const eci = sequence(objectIdentifier(CMS_OID.data), sequence(objectIdentifier(RECIPIENT_OID.aes256Cbc), octetString(iv)), tlv(0x80, encrypted));
     const env = sequence(smallInteger(version), derSetOf(infos), eci);
     return sequence(objectIdentifier(CMS_OID.envelopedData), contextExplicit(0, env));

@@ -17,6 +17,13 @@ import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_BY_OID, PQ_SIGNATURE_NAMES, 
 /** Signing key algorithms: what a CA, a responder or a server-generated key may be. */
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519', ...PQ_SIGNATURE_NAMES] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+/**
+ * What `signet issue --generate-key` may make: the signing algorithms and ML-KEM-768, which only
+ * key-group members hold (it cannot sign, so it is never a CA's or a responder's key: those take
+ * KEY_ALGORITHMS, which does not name it).
+ */
+export const GENERATED_KEY_ALGORITHMS = [...KEY_ALGORITHMS, 'ml-kem-768'] as const;
+export type GeneratedKeyAlgorithm = (typeof GENERATED_KEY_ALGORITHMS)[number];
 
 declare const trusted: unique symbol;
 /** A KeyObject Signet made or checked itself; see the module comment. */
@@ -50,7 +57,7 @@ export const OID = {
 
 const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
 
-export function generateKey(alg: KeyAlgorithm): { privateKey: TrustedKey; publicKey: TrustedKey } {
+export function generateKey(alg: GeneratedKeyAlgorithm): { privateKey: TrustedKey; publicKey: TrustedKey } {
   const { privateKey, publicKey } = generateKeyPair(alg);
   return { privateKey: ownKey(privateKey), publicKey: ownKey(publicKey) };
 }
@@ -84,7 +91,7 @@ const KEY_PARAMETERS: Record<KeyAlgorithm, [string, object | undefined]> = {
   'slh-dsa-sha2-128s': ['slh-dsa-sha2-128s', undefined],
 };
 
-function generateKeyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
+function generateKeyPair(alg: GeneratedKeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (alg) {
     case 'ecdsa-p256':
       return generateKeyPairSync('ec', { namedCurve: 'P-256' });

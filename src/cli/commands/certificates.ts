@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { SignetError } from '../../errors.js';
-import { generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../pki/keys.js';
+import { GENERATED_KEY_ALGORITHMS, generateKey, type GeneratedKeyAlgorithm } from '../../pki/keys.js';
 import { buildCsr, parseSanArg } from '../../pki/csr-builder.js';
 import { fromPem, toPem } from '../../pki/certificate.js';
 import { buildPkcs12 } from '../../pki/pkcs12.js';
@@ -79,7 +79,11 @@ export function certificateCommands(): Command[] {
   const issue = new Command('issue')
     .description('issue a certificate from a CSR, or generate the key here (--generate-key)')
     .option('--csr <file>', 'PKCS#10 request (PEM or DER)')
-    .addOption(new Option('--generate-key <algorithm>', 'generate the key pair here instead of reading a CSR').choices(KEY_ALGORITHMS))
+    .addOption(
+      new Option('--generate-key <algorithm>', 'generate the key pair here instead of reading a CSR (ml-kem-768: key-group members)').choices(
+        GENERATED_KEY_ALGORITHMS,
+      ),
+    )
     .option('--san <name...>', 'with --generate-key: subjectAltNames (dns:, ip:, email:, uri: prefixes optional)')
     .option('--cn <name>', 'with --generate-key: subject commonName (must be one of the SANs)')
     .option('--profile <name>', 'certificate profile (server, client, peer, or one from SIGNET_PROFILES_FILE)', 'server')
@@ -99,21 +103,31 @@ export function certificateCommands(): Command[] {
         throw new SignetError('bad-request', '--san and --cn only apply with --generate-key (a CSR carries its own names)');
       if ((o.keyOut || o.p12) && !o.generateKey)
         throw new SignetError('bad-request', "--key-out and --p12 only apply with --generate-key (Signet never sees a CSR's private key)");
+      // PKCS#12 for an ML-KEM key is not built (no interoperable profile for it yet): the PKCS#8 key file is.
+      if (o.generateKey === 'ml-kem-768' && o.p12) throw new SignetError('bad-request', '--p12 is not available for ML-KEM keys; use --key-out (PKCS#8)');
       checkOutputs(o);
       const validityDays = o.validityDays === undefined ? undefined : Number(o.validityDays);
       const p12Password = o.p12 ? await readSecret(o.p12PasswordFile, 'PKCS#12 password: ') : undefined;
       if (o.p12 && !p12Password) throw new SignetError('bad-request', 'the PKCS#12 password must not be empty');
       await withSignet(async (ctx, env) => {
         const { issuance } = createServices(ctx, env.config);
-        let csr: string | Buffer;
         let key;
-        if (o.generateKey) {
-          key = generateKey(o.generateKey as KeyAlgorithm).privateKey;
-          csr = await buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
+        let cert: IssuedCertificate;
+        if (o.generateKey === 'ml-kem-768') {
+          // An ML-KEM key cannot sign, so no CSR can carry it: Signet certifies the key it just made.
+          key = generateKey('ml-kem-768').privateKey;
+          const sans = (o.san ?? []).map(parseSanArg);
+          cert = await issuance.issueForGeneratedKey({ privateKey: key, commonName: o.cn, sans, profile: o.profile, validityDays, caId: o.ca }, cliRequester());
         } else {
-          csr = readCsrFile(o.csr);
+          let csr: string | Buffer;
+          if (o.generateKey) {
+            key = generateKey(o.generateKey as GeneratedKeyAlgorithm).privateKey;
+            csr = await buildCsr(key, o.cn, (o.san ?? []).map(parseSanArg));
+          } else {
+            csr = readCsrFile(o.csr);
+          }
+          cert = await issuance.issue({ csr, profile: o.profile, validityDays, caId: o.ca }, cliRequester());
         }
-        const cert = await issuance.issue({ csr, profile: o.profile, validityDays, caId: o.ca }, cliRequester());
         const extra: Record<string, unknown> = {};
         if (key && o.keyOut) {
           writeSecretFile(o.keyOut, key.export({ format: 'pem', type: 'pkcs8' }) as string);

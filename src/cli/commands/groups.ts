@@ -48,7 +48,10 @@ export function groupCommand(): Command {
   group
     .command('create <name>')
     .description('create a key group (its members are certificates of --profile, group-member by default)')
-    .option('--profile <profile>', 'the profile members must hold certificates of (default group-member: keyAgreement for ECDSA, keyEncipherment for RSA)')
+    .option(
+      '--profile <profile>',
+      'the profile members must hold certificates of (default group-member: keyAgreement for ECDSA, keyEncipherment for RSA and ML-KEM-768)',
+    )
     .option('--json', 'print JSON')
     .action(async (name: string, o) =>
       withSignet(async (ctx, env) => {
