@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
@@ -15,6 +15,10 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { SignetError } from '../src/errors.js';
+import { encodeTbs } from '../src/pki/certificate.js';
+import { bitString, objectIdentifier, sequence } from '../src/pki/der.js';
+import { encodeName } from '../src/pki/dn.js';
+import { authorityKeyIdentifier, basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from '../src/pki/extensions.js';
 import { parseCsr } from '../src/pki/csr.js';
 import { flagsBeyondKey, usagesBeyondKey } from '../src/pki/key-usage.js';
 import { ownKey, signerFor, verifySignature } from '../src/pki/keys.js';
@@ -235,5 +239,94 @@ describe('an offline ML-DSA-87 root signs an ML-DSA-65 intermediate from its enc
     const classical = child('ecdsa-p256');
     assert.notEqual(classical.status, 0);
     assert.match(classical.stderr, /a classical CA key \(ecdsa-p256\) is not allowed under a post-quantum parent \(ml-dsa-87\)/);
+  });
+});
+
+/**
+ * A CA certificate made outside Signet (as another tool would), signed by `issuer` (itself when
+ * absent) under the label `sigOid`; `outerOid` relabels only the outer signatureAlgorithm.
+ */
+function outsideCa(
+  cn: string,
+  subject: KeyObject,
+  sigOid: string,
+  opts: { issuer?: { cn: string; key: KeyObject; spki: Buffer }; outerOid?: string; usages?: Parameters<typeof keyUsage>[0]; hash?: string } = {},
+): Buffer {
+  const spkiDer = spkiOf(createPublicKey(subject));
+  const issuer = opts.issuer ?? { cn, key: subject, spki: spkiDer };
+  const tbs = encodeTbs({
+    serial: Buffer.from('7a0123456789abcdef0123456789abcd', 'hex'),
+    signatureAlgorithmDer: sequence(objectIdentifier(sigOid)),
+    issuerNameDer: encodeName([{ type: '2.5.4.3', value: issuer.cn }]),
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 365 * 86_400_000),
+    subjectNameDer: encodeName([{ type: '2.5.4.3', value: cn }]),
+    spkiDer,
+    extensions: [
+      basicConstraints(true),
+      keyUsage(opts.usages ?? ['keyCertSign', 'cRLSign']),
+      subjectKeyIdentifier(keyIdentifier(spkiDer)),
+      authorityKeyIdentifier(keyIdentifier(issuer.spki)),
+    ],
+  });
+  const signature = opts.hash ? sign(opts.hash, tbs, { key: issuer.key, dsaEncoding: 'der' }) : sign(null, tbs, issuer.key);
+  return sequence(tbs, sequence(objectIdentifier(opts.outerOid ?? sigOid)), bitString(signature));
+}
+
+describe('ca import of CAs made elsewhere meets the same rules as the CAs Signet makes', () => {
+  let env: TestEnv;
+  const tmp = new TempDir();
+  before(async () => {
+    env = await createTestEnv();
+    assert.equal(signet(['init', '--json'], env.env).status, 0);
+  });
+  after(async () => {
+    await env.cleanup();
+    tmp.remove();
+  });
+
+  test('an ML-DSA-87 root imports; a classical CA under it, a relabelled root and an ML-DSA root asking keyEncipherment are refused, nothing stored', () => {
+    const pemOf = (der: Buffer, label = 'CERTIFICATE') =>
+      `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
+    const keyPem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
+    const importCa = (name: string, der: Buffer, key: KeyObject) =>
+      signet(['ca', 'import', '--cert', tmp.file(`${name}.pem`, pemOf(der)), '--key', tmp.file(`${name}.key`, keyPem(key))], env.env);
+    const count = () => JSON.parse(signet(['ca', 'list', '--json'], env.env).stdout).length as number;
+
+    const root = pair('ml-dsa-87');
+    const ok = importCa('pq-root', outsideCa('Outside ML-DSA Root', root.privateKey, OIDS['ml-dsa-87']), root.privateKey);
+    assert.equal(ok.status, 0, ok.stderr);
+    const before = count();
+
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const underPq = importCa(
+      'ec-under-pq',
+      outsideCa('Outside EC under ML-DSA', ec.privateKey, OIDS['ml-dsa-87'], {
+        issuer: { cn: 'Outside ML-DSA Root', key: root.privateKey, spki: spkiOf(root.publicKey) },
+      }),
+      ec.privateKey,
+    );
+    assert.notEqual(underPq.status, 0);
+    assert.match(
+      underPq.stderr,
+      /policy refuses the imported CA key: a classical CA key \(ecdsa-p256\) is not allowed under a post-quantum parent \(ml-dsa-87\)/,
+    );
+
+    const k65 = pair('ml-dsa-65');
+    const relabelled = importCa('relabelled', outsideCa('Outside Relabelled', k65.privateKey, OIDS['ml-dsa-65'], { outerOid: '1.3.101.112' }), k65.privateKey);
+    assert.notEqual(relabelled.status, 0);
+    assert.match(relabelled.stderr, /signatureAlgorithm differs from the signature named in its TBS \(RFC 5280 §4\.1\.1\.2\)/);
+    const labelledEd = importCa('labelled-ed25519', outsideCa('Outside Ed25519 Label', k65.privateKey, '1.3.101.112'), k65.privateKey);
+    assert.notEqual(labelledEd.status, 0);
+    assert.match(labelledEd.stderr, /a root whose self-signature is broken is refused/);
+
+    const enciphering = importCa(
+      'enciphering',
+      outsideCa('Outside Enciphering', k65.privateKey, OIDS['ml-dsa-65'], { usages: ['keyCertSign', 'cRLSign', 'keyEncipherment'] }),
+      k65.privateKey,
+    );
+    assert.notEqual(enciphering.status, 0);
+    assert.match(enciphering.stderr, /keyUsage asks for keyEncipherment, which ml-dsa-65 keys cannot do/);
+    assert.equal(count(), before);
   });
 });

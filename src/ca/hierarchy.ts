@@ -7,7 +7,8 @@ import { Pkcs11KeyStore } from '../keystore/pkcs11-key-store.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
-import { inspectCertificate, newSerial, fromPem } from '../pki/certificate.js';
+import { fromPem, inspectCertificate, keyUsageFlagsOf, newSerial, signatureAlgorithmsAgree } from '../pki/certificate.js';
+import { flagsBeyondKey } from '../pki/key-usage.js';
 import { dnToDer, nameToString } from '../pki/dn.js';
 import { verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import { checkPrivateKey } from '../pki/private-key.js';
@@ -215,6 +216,12 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     throw new SignetError('bad-key', `the private key could not be read (wrong passphrase or not a PEM private key): ${(e as Error).message.split('\n')[0]}`);
   }
   const key = checkPrivateKey(decoded, { info: certKey, spkiDer: cert.spkiDer });
+  // A relabelled certificate (RFC 5280 §4.1.1.2) is refused by every verifier, and a CA whose
+  // keyUsage asks what its key cannot do (key-usage.ts) is not one Signet would have made.
+  if (!signatureAlgorithmsAgree(cert))
+    throw new SignetError('bad-request', "the certificate's signatureAlgorithm differs from the signature named in its TBS (RFC 5280 §4.1.1.2)");
+  const beyond = flagsBeyondKey(certKey.family, keyUsageFlagsOf(cert) ?? 0);
+  if (beyond.length) throw new SignetError('bad-key', `the CA certificate's keyUsage asks for ${beyond.join(', ')}, which ${certKey.algorithm} keys cannot do`);
   if (await ctx.stores.cas.byFingerprint(cert.fingerprint))
     throw new SignetError('conflict', `this CA (SHA-256 ${cert.fingerprint}) is already managed by Signet`);
   // Find the parent among known CAs by issuer name + signature; a self-signed import has none.
@@ -223,6 +230,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
   const selfSigned = selfIssued && signedBy(cert.publicKey);
   let parentId: string | null = null;
   let parentCert: ReturnType<typeof inspectCertificate> | null = null;
+  let parentAlg: string | null = null;
   if (!selfSigned) {
     const cands = await ctx.stores.cas.list();
     for (const c of cands) {
@@ -230,6 +238,7 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
       if (p.subjectNameDer.equals(cert.issuerNameDer) && signedBy(p.publicKey)) {
         parentId = c.id;
         parentCert = p;
+        parentAlg = c.keyAlgorithm;
         break;
       }
     }
@@ -245,6 +254,10 @@ export async function importCa(ctx: CaContext, certPem: string, keyPem: string, 
     );
   }
   const role = isRootCertificate(cert, parentCert) ? 'root' : parentId ? 'intermediate' : 'external intermediate';
+  // The rule every other way of making a CA meets (key-policy.ts): no post-quantum CA under a
+  // classical parent or the reverse, SLH-DSA for roots only. Without a known parent only the latter.
+  const mix = hierarchyMixProblem(parentAlg ?? certKey.algorithm, certKey.algorithm, { root: role === 'root' });
+  if (mix) throw new SignetError('policy', `${parentId ? `CA ${parentId}'s policy refuses the imported CA key` : 'the imported CA key is refused'}: ${mix}`);
   const actor = opts.actor ?? 'cli';
   return ctx.db.transaction(async (tx) => {
     const k = await ctx.keys.importKey(key, tx);

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate as AsnCertificate, type Extension as AsnExtension, BasicConstraints } from '@peculiar/asn1-x509';
+import { Certificate as AsnCertificate, type Extension as AsnExtension, BasicConstraints, KeyUsage } from '@peculiar/asn1-x509';
 import { bitString, contextExplicit, readElement, readHeader, sequence, smallInteger, time, unsignedInteger } from './der.js';
 import { checkDer } from './der-strict.js';
 import { EXT, keyIdentifier } from './extensions.js';
@@ -131,6 +131,16 @@ export function inspectCertificate(input: Uint8Array): CertificateParts {
     },
     parsed,
   };
+}
+
+/** RFC 5280 §4.1.1.2: the signature algorithm inside the TBS and the one outside are the same encoding. */
+export const signatureAlgorithmsAgree = (c: CertificateParts): boolean =>
+  Buffer.from(AsnConvert.serialize(c.parsed.tbsCertificate.signature)).equals(Buffer.from(AsnConvert.serialize(c.parsed.signatureAlgorithm)));
+
+/** The keyUsage bits (asn1-x509's KeyUsageFlags), or undefined without the extension. */
+export function keyUsageFlagsOf(c: CertificateParts): number | undefined {
+  const ext = c.parsed.tbsCertificate.extensions?.find((e) => e.extnID === EXT.keyUsage);
+  return ext ? AsnConvert.parse(ext.extnValue.buffer, KeyUsage).toNumber() : undefined;
 }
 
 export const toPem = (der: Uint8Array, label = 'CERTIFICATE'): string => derToPem(der, label);
