@@ -235,6 +235,7 @@ export async function pqWorkload(): Promise<WorkloadReport> {
         { name: 'ML-DSA-65 CA ← P-256 CSR', inst: pq, profile: 'server', csrs: p256 },
       ];
       const leafDer: Record<string, number> = {};
+      const replyBytes: Record<string, number> = {};
       for (const conc of concs) {
         const res = new Map<string, IssueRun[]>(targets.map((t) => [t.name, []]));
         const verified = new Map<string, string>();
@@ -252,6 +253,7 @@ export async function pqWorkload(): Promise<WorkloadReport> {
               const ok = pems.filter((p) => verifyChain(p, t.inst.intermediate, t.inst.root)).length;
               verified.set(t.name, `${ok}/${pems.length}`);
               if (pems[0]) leafDer[t.name] = new X509Certificate(pems[0]).raw.length;
+              if (x.load.bodies[0]) replyBytes[t.name] = x.load.bodies[0].body.length;
             }
             res.get(t.name)!.push(x);
           }
@@ -394,6 +396,12 @@ export async function pqWorkload(): Promise<WorkloadReport> {
         'chain a TLS server sends (leaf + intermediate)',
         (leafDer[targets[0]!.name] ?? NaN) + classical.intermediateDer.length,
         (leafDer[targets[1]!.name] ?? NaN) + pq.intermediateDer.length,
+      );
+      sizeRow(
+        'REST issuance reply (JSON: certificate and chain PEM)',
+        replyBytes[targets[0]!.name] ?? NaN,
+        replyBytes[targets[1]!.name] ?? NaN,
+        `P-256 leaf from the ML-DSA-65 CA: ${fmt(replyBytes[targets[2]!.name] ?? NaN)} B`,
       );
       sizeRow('OCSP response (good, one CertID)', ocsp.get('classical')!.respBytes, ocsp.get('pq')!.respBytes, 'includes the delegated responder certificate');
     } finally {
