@@ -1,6 +1,6 @@
 /**
  * Signet benchmark suite. `npm run bench` runs every workload; `npm run bench -- <name> [...]`
- * runs the named ones (issue, ocsp, crl, crl-shards, inventory, startup, enroll). `npm run bench -- profile <file>`
+ * runs the named ones (issue, ocsp, crl, crl-shards, inventory, startup, enroll, pq). `npm run bench -- profile <file>`
  * summarises a .cpuprofile. See bench/README.md for the settings (BENCH_SECONDS, BENCH_RUNS, …).
  */
 import { spawnSync } from 'node:child_process';
@@ -17,6 +17,7 @@ const WORKLOADS: Record<string, () => Promise<WorkloadReport>> = {
   inventory: async () => (await import('./workloads/inventory.js')).inventoryWorkload(),
   startup: async () => (await import('./workloads/startup.js')).startupWorkload(),
   enroll: async () => (await import('./workloads/enroll.js')).enrollWorkload(),
+  pq: async () => (await import('./workloads/pq.js')).pqWorkload(),
 };
 
 async function main(): Promise<number> {
