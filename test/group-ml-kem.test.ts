@@ -22,7 +22,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { aeskw, cbc } from '@noble/ciphers/aes.js';
 import { api, fetchAfterBlocking, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { kids, readGroupKeys, rootOf, str, int, tlv } from './helpers/group-messages.js';
+import { int, kids, openWithKek, readGroupKeys, rootOf, str, tlv } from './helpers/group-messages.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 
@@ -181,26 +181,7 @@ describe('key groups with ML-KEM-768 members', () => {
     return readGroupKeys(readFileSync(out));
   }
 
-  /** openssl cms -decrypt with one KEK: the plaintext, or null if it does not open. */
-  function openWith(envelope: Buffer, keyId: string, key: Buffer): Buffer | null {
-    const file = tmp.file(`env-${++n}.der`, envelope);
-    const out = tmp.file(`env-${n}.out`);
-    const r = openssl([
-      'cms',
-      '-decrypt',
-      '-inform',
-      'DER',
-      '-in',
-      file,
-      '-secretkey',
-      key.toString('hex'),
-      '-secretkeyid',
-      Buffer.from(keyId).toString('hex'),
-      '-out',
-      out,
-    ]);
-    return r.status === 0 ? readFileSync(out) : null;
-  }
+  const openWith = (envelope: Buffer, keyId: string, key: Buffer) => openWithKek(tmp, envelope, keyId, key);
 
   before(async () => {
     env = await createTestEnv();

@@ -14,7 +14,7 @@ import { api, signet, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, onPostgres, type TestEnv } from './helpers/env.js';
 import { openssl, TempDir } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
-import { int, kids, readGroupKeys, rootOf, str, tlv } from './helpers/group-messages.js';
+import { int, kids, openWithKek, readGroupKeys, rootOf, str, tlv } from './helpers/group-messages.js';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { openSignet } from '../src/runtime/open.js';
@@ -99,26 +99,7 @@ describe('key groups with openssl', () => {
     return { der, file: tmp.file(`rekey-${++n}.der`, der) };
   }
 
-  /** openssl cms -decrypt with one KEK: the plaintext, or null if it does not open. */
-  function openWith(envelope: Buffer, keyId: string, key: Buffer): Buffer | null {
-    const file = tmp.file(`env-${++n}.der`, envelope);
-    const out = tmp.file(`env-${n}.out`);
-    const r = openssl([
-      'cms',
-      '-decrypt',
-      '-inform',
-      'DER',
-      '-in',
-      file,
-      '-secretkey',
-      key.toString('hex'),
-      '-secretkeyid',
-      Buffer.from(keyId).toString('hex'),
-      '-out',
-      out,
-    ]);
-    return r.status === 0 ? readFileSync(out) : null;
-  }
+  const openWith = (envelope: Buffer, keyId: string, key: Buffer) => openWithKek(tmp, envelope, keyId, key);
 
   /** A member applies the updates with what it holds, bottom-up, as a member would. */
   function apply(group: string, keys: Map<string, { version: number; key: Buffer }>, updates: Update[]): number {

@@ -17,57 +17,21 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { CertID, OCSPRequest, Request, TBSRequest } from '@peculiar/asn1-ocsp';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import {
-  AlgorithmIdentifier,
-  Attribute,
-  AttributeTypeAndValue,
-  AttributeValue,
-  Certificate,
-  Extension,
-  Extensions,
-  GeneralName,
-  Name,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectPublicKeyInfo,
-  id_ce_subjectAltName,
-} from '@peculiar/asn1-x509';
+import { AlgorithmIdentifier, Certificate, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { api, getUrl, startServer, type RunningServer } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openssl, selfSignedCa, TempDir } from './helpers/openssl.js';
 import { requireTool } from './helpers/tools.js';
+import { pqCsr } from './helpers/pq-csr.js';
 import { checkIssuedBy, parseCertificate, pemBlocks, PqVerifyError, signedPart, verifyChain, verifyCrl, verifyOcsp } from './support/pq-verifier.js';
 
-const ML_DSA_65 = '2.16.840.1.101.3.4.3.18';
 const SLH_DSA_SHA2_128S = '2.16.840.1.101.3.4.3.20';
 const POLL_DEADLINE_MS = 15_000;
 const PROFILES = { 'pq-server': { keyTypes: ['ml-dsa'], requireSan: true, defaultValidityDays: 30, maxValidityDays: 90, extKeyUsage: ['serverAuth'] } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const hexSerial = (s: string) => BigInt(`0x${s.replace(/[^0-9a-f]/gi, '')}`).toString(16);
-
-/** A PKCS#10 request built here (not by Signet): ML-DSA key, CN and DNS SAN, signed with node's sign(null, …). */
-function mlDsaCsr(dns: string): { csrPem: string; key: KeyObject } {
-  const { publicKey, privateKey } = generateKeyPairSync('ml-dsa-65');
-  const spki = AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
-  const san = new SubjectAlternativeName([new GeneralName({ dNSName: dns })]);
-  const extensions = new Extensions([new Extension({ extnID: id_ce_subjectAltName, critical: false, extnValue: new OctetString(AsnConvert.serialize(san)) })]);
-  const info = new CertificationRequestInfo({
-    subject: new Name([new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: dns }) })])]),
-    subjectPKInfo: spki,
-    attributes: new Attributes([new Attribute({ type: '1.2.840.113549.1.9.14', values: [AsnConvert.serialize(extensions)] })]),
-  });
-  const signature = sign(null, Buffer.from(AsnConvert.serialize(info)), privateKey);
-  const csr = new CertificationRequest({
-    certificationRequestInfo: info,
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: ML_DSA_65 }),
-    signature: new Uint8Array(signature).buffer,
-  });
-  const b64 = Buffer.from(AsnConvert.serialize(csr)).toString('base64');
-  return { csrPem: `-----BEGIN CERTIFICATE REQUEST-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`, key: privateKey };
-}
 
 /** An OCSP request for one serial of the given issuer (SHA-1 CertID, as most clients send). */
 function ocspRequest(issuerPem: string, serialHexValue: string): Uint8Array {
@@ -145,7 +109,7 @@ describe('post-quantum hierarchy checked by implementations nobody on the projec
     rootPem = (await api(server, 'GET', `/api/v1/cas/${rootId}`)).json.certificate;
     intPem = (await api(server, 'GET', `/api/v1/cas/${intId}`)).json.certificate;
     const issue = async (dns: string) => {
-      const { csrPem, key } = mlDsaCsr(dns);
+      const { pem: csrPem, privateKey: key } = pqCsr([dns]);
       const r = await api(server, 'POST', '/api/v1/certificates', { csr: csrPem, profile: 'pq-server' });
       assert.equal(r.status, 201, r.text);
       return { pem: r.json.certificate as string, chain: r.json.chain as string, serial: r.json.serial as string, key };

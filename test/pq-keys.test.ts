@@ -12,8 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { AlgorithmIdentifier, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { SignetError } from '../src/errors.js';
 import { encodeTbs } from '../src/pki/certificate.js';
 import { bitString, objectIdentifier, sequence } from '../src/pki/der.js';
@@ -27,6 +26,7 @@ import { checkPrivateKey } from '../src/pki/private-key.js';
 import { signet } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { TempDir } from './helpers/openssl.js';
+import { pqCsr } from './helpers/pq-csr.js';
 
 const OIDS = { 'ml-dsa-44': '2.16.840.1.101.3.4.3.17', 'ml-dsa-65': '2.16.840.1.101.3.4.3.18', 'ml-dsa-87': '2.16.840.1.101.3.4.3.19' } as const;
 const NOBLE = { 'ml-dsa-44': ml_dsa44, 'ml-dsa-65': ml_dsa65, 'ml-dsa-87': ml_dsa87 } as const;
@@ -43,23 +43,6 @@ const spki = (oid: string, key: Uint8Array, parameters?: ArrayBuffer) =>
   );
 const rawKey = (der: Buffer) => der.subarray(der.length - (der.length > 2000 ? 2592 : der.length > 1500 ? 1952 : 1312));
 const NULL = new Uint8Array([5, 0]).buffer;
-
-/** A CSR built here (asn1-csr + node's signature), signed with `signWith` and labelled `sigOid`. */
-function csr(spkiDer: Buffer, signWith: KeyObject, sigOid: string, opts: { flip?: boolean; sigParams?: ArrayBuffer } = {}): Buffer {
-  const info = new CertificationRequestInfo({ subject: new Name([]), subjectPKInfo: AsnConvert.parse(spkiDer, SubjectPublicKeyInfo) });
-  const tbs = Buffer.from(AsnConvert.serialize(info));
-  const sig = sign(null, tbs, signWith);
-  if (opts.flip) sig[10]! ^= 1;
-  return Buffer.from(
-    AsnConvert.serialize(
-      new CertificationRequest({
-        certificationRequestInfo: info,
-        signatureAlgorithm: new AlgorithmIdentifier({ algorithm: sigOid, parameters: opts.sigParams }),
-        signature: new Uint8Array(sig).buffer,
-      }),
-    ),
-  );
-}
 
 const refused = (fn: () => unknown, detail: RegExp) =>
   assert.throws(fn, (e: unknown) => e instanceof SignetError && detail.test(e.detail), `expected a refusal matching ${detail}`);
@@ -95,19 +78,22 @@ describe('post-quantum public keys and CSRs', () => {
 
   test('a CSR proves possession under its own level only; a wrong signature, parameters, or an ML-KEM key are refused', () => {
     const k = keys['ml-dsa-65'];
-    const good = parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65']));
-    assert.equal(good.keyAlgorithm, 'ml-dsa-65');
-    refused(() => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65'], { flip: true })), /signature/i);
+    const names = ['pq.example.test'];
+    assert.equal(parseCsr(pqCsr(names, { pair: k }).der).keyAlgorithm, 'ml-dsa-65');
+    refused(() => parseCsr(pqCsr(names, { pair: k, flipSignature: true }).der), /signature/i);
     refused(
-      () => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-44'])),
+      () => parseCsr(pqCsr(names, { pair: k, signatureOid: OIDS['ml-dsa-44'] }).der),
       /^signature algorithm ML-DSA-44 does not match the ml-dsa-65 public key$/,
     );
     refused(
-      () => parseCsr(csr(spkiOf(k.publicKey), k.privateKey, OIDS['ml-dsa-65'], { sigParams: NULL })),
+      () => parseCsr(pqCsr(names, { pair: k, signatureParamsNull: true }).der),
       /^signature algorithm ML-DSA-65 has unexpected parameters; they must be absent$/,
     );
-    const kem = pair('ml-kem-768');
-    refused(() => parseCsr(csr(spkiOf(kem.publicKey), k.privateKey, OIDS['ml-dsa-65'])), /^an ML-KEM key cannot sign, so no CSR can prove its possession/);
+    const kem = AsnConvert.parse(spkiOf(pair('ml-kem-768').publicKey), SubjectPublicKeyInfo);
+    refused(
+      () => parseCsr(pqCsr(names, { pair: k, spki: (s) => Object.assign(s, { algorithm: kem.algorithm, subjectPublicKey: kem.subjectPublicKey }) }).der),
+      /^an ML-KEM key cannot sign, so no CSR can prove its possession/,
+    );
   });
 
   test("Signet's signer names the level with absent parameters, and noble verifies what it signs", async () => {

@@ -3,6 +3,9 @@
  * (src/groups/messages.ts): a minimal TLV walk, so that the content's reading is the test's
  * own while the cryptography stays openssl's.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { openssl, type TempDir } from './openssl.js';
 export interface Tlv {
   tag: number;
   body: Buffer;
@@ -48,3 +51,25 @@ export const rootOf = (keys: Map<string, { version: number; key: Buffer }>) => {
   const top = Math.max(...[...keys.keys()].map((k) => Number(k.split('.')[0])));
   return keys.get(`${top}.0`)!;
 };
+
+/** openssl cms -decrypt of a KEKRecipientInfo envelope with one KEK: the plaintext, or null if it does not open. */
+export function openWithKek(tmp: TempDir, envelope: Buffer, keyId: string, key: Buffer): Buffer | null {
+  const name = `kek-${randomBytes(6).toString('hex')}`;
+  const file = tmp.file(`${name}.der`, envelope);
+  const out = tmp.file(`${name}.out`);
+  const r = openssl([
+    'cms',
+    '-decrypt',
+    '-inform',
+    'DER',
+    '-in',
+    file,
+    '-secretkey',
+    key.toString('hex'),
+    '-secretkeyid',
+    Buffer.from(keyId).toString('hex'),
+    '-out',
+    out,
+  ]);
+  return r.status === 0 ? readFileSync(out) : null;
+}
