@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { SignetError } from '../../errors.js';
 import { createIntermediate, createRoot, importCa, listCas } from '../../ca/hierarchy.js';
 import { renewCa, rotateCa } from '../../ca/succession.js';
@@ -188,10 +188,7 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
             const b = parseBody(createSchema, body);
             return createIntermediate(ctx, b.parentId, b, actor, undefined, req.ip);
           })();
-    res
-      .status(201)
-      .location(`/api/v1/cas/${row.id}`)
-      .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
+    sendCreated(res, row);
   });
   // `signet ca create-root` over HTTP: one more, independent root (say ML-DSA-87 beside the classical one).
   documentRoute('POST /cas/roots', {
@@ -205,10 +202,7 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
     queryParams(noQuery, req.query);
     const b = parseBody(rootSchema, req.body);
     const row = await createRoot(ctx, b, actorOf(req.principal!), req.ip);
-    res
-      .status(201)
-      .location(`/api/v1/cas/${row.id}`)
-      .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
+    sendCreated(res, row);
   });
   // A rotation through the API uses online keys only: an offline parent's key never travels over HTTP.
   documentRoute('POST /cas/:id/rotate', {
@@ -328,4 +322,12 @@ export function caRoutes(ctx: CaContext, onCaChanged?: (caId: string) => void): 
     });
   });
   return r;
+}
+
+/** 201 for a CA made by POST /cas or POST /cas/roots: where it is, and caCreatedResponse. */
+function sendCreated(res: Response, row: { id: string; subject: string; parentId: string | null; fingerprint: string; certificateDer: Uint8Array }): void {
+  res
+    .status(201)
+    .location(`/api/v1/cas/${row.id}`)
+    .json({ id: row.id, subject: row.subject, parentId: row.parentId, fingerprint: row.fingerprint, certificate: toPem(row.certificateDer) });
 }
