@@ -446,7 +446,7 @@ export async function pqWorkload(): Promise<WorkloadReport> {
       `load average (1 min) on the 2 cores, sampled every 15 s: ${load.map((l) => l.toFixed(1)).join(', ')} (${fmt(min(load), 1)}–${fmt(max(load), 1)}); other helpers' tests share the machine`,
       'Issuance ratios are each row against P-256 CA ← P-256 CSR at the same concurrency. "ML-DSA-65 CA ← P-256 CSR" signs with ML-DSA-65 but verifies an ECDSA CSR: its gap to the ML-DSA-65 CSR row is the cost of the ML-DSA CSR (parse, verify the proof of possession) and the larger leaf; its gap to the classical row is the CA signature.',
       'CPU/cert: utime+stime of the server process and its workers from /proc across the measured run, divided by certificates issued (the load generator runs in the bench process on the same cores and is not counted).',
-      "OCSP: Signet's delegated responder key is ECDSA P-256 under both CAs (src/ca/ocsp-service.ts generates 'ecdsa-p256'), so responses are ECDSA-signed either way; the ML-DSA CA only signs the responder certificate, which every response carries.",
+      "OCSP: each response is signed by the CA's delegated responder, whose key follows the CA (src/ca/ocsp-service.ts responderKeyFor: ECDSA P-256 under the classical CA, ML-DSA-65 under the ML-DSA-65 CA), and carries the responder certificate: the post-quantum response holds two ML-DSA-65 signatures and a 1,952-byte key.",
       'CRL rows: copies of one real revoked-certificate row with unique serials; the DER of the stored certificate is never read for a CRL. Time includes reading the rows, encoding, signing, storing and the audit event.',
     );
   } finally {
