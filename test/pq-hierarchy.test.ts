@@ -116,7 +116,31 @@ describe('an ML-DSA hierarchy beside the classical one', () => {
     // The same through REST (POST /api/v1/cas/roots): a second root of an existing CA's name is refused, nothing made.
     const again = await rest('POST', '/api/v1/cas/roots', { subject: 'CN=Signet PQ Root,O=Test', keyAlgorithm: 'ml-dsa-44' });
     assert.equal(again.status, 409, again.text);
-    assert.equal(again.json.detail, `CA ${pqRoot.id} is named CN=Signet PQ Root,O=Test already; give the new root a name of its own`);
+    assert.equal(
+      again.json.detail,
+      `CA ${pqRoot.id} is named CN=Signet PQ Root,O=Test already (names are compared as RFC 5280 §7.1 does); give the new root a name of its own`,
+    );
+    // RFC 5280 §7.1 matching: another case and extra spaces name the same CA.
+    const folded = await rest('POST', '/api/v1/cas/roots', { subject: 'CN=signet  pq root,O=test', keyAlgorithm: 'ml-dsa-44' });
+    assert.equal(folded.status, 409, folded.text);
+    // Three identical requests at once: one root, two 409s (the name is checked again inside the
+    // transaction). SLH-DSA's ~1 s signature keeps all three past the first check together.
+    const count = async () => (await sql(w.s.env, 'SELECT COUNT(*) AS n FROM "CertificateAuthority"'))[0].n;
+    const before = Number(await count());
+    const raced = await Promise.all(
+      [1, 2, 3].map(() => rest('POST', '/api/v1/cas/roots', { subject: 'CN=Raced Root,O=Test', keyAlgorithm: 'slh-dsa-sha2-128s' })),
+    );
+    assert.deepEqual(raced.map((r) => r.status).sort(), [201, 409, 409], raced.map((r) => r.text).join('\n'));
+    assert.equal(Number(await count()), before + 1);
+    // The CLI meets the API's cap on a root's validity (the year 9999 is X.509's last).
+    const long = signet(['ca', 'create-root', '--key', 'ml-dsa-44', '--subject', 'CN=Long Root,O=Test', '--validity-days', '2930000'], env);
+    assert.notEqual(long.status, 0);
+    assert.match(long.stderr, /a root's validity is at most 36500 days \(100 years\); 2930000 was asked/);
+    assert.equal(Number(await count()), before + 1);
+    // A lone UTF-16 surrogate is no text: a 400 naming it at the edge (it was a 500 from the driver).
+    const surrogate = await rest('POST', '/api/v1/cas/roots', { subject: 'CN=\ud800', keyAlgorithm: 'ml-dsa-44' });
+    assert.equal(surrogate.status, 400, surrogate.text);
+    assert.match(surrogate.json.detail, /lone UTF-16 surrogate .* at subject; no field accepts one/);
   });
 
   test('post-quantum and classical CA keys do not mix: create-intermediate (CLI) and POST /api/v1/cas refuse with the key policy', async () => {

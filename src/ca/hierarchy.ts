@@ -9,7 +9,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { SignetError } from '../errors.js';
 import { fromPem, inspectCertificate, keyUsageFlagsOf, newSerial, signatureAlgorithmsAgree } from '../pki/certificate.js';
 import { flagsBeyondKey } from '../pki/key-usage.js';
-import { dnToDer, nameToString } from '../pki/dn.js';
+import { dnToDer, nameMatchKey, nameToString } from '../pki/dn.js';
 import { verifySignature, type KeyAlgorithm, type Signer, type TrustedKey } from '../pki/keys.js';
 import { checkPrivateKey } from '../pki/private-key.js';
 import { readPrivateKeyPem } from '../pki/encrypted-key.js';
@@ -83,16 +83,37 @@ export async function createHierarchyTx(ctx: CaContext, tx: Tx, root: NewCaOptio
  * profile naming that intermediate in caIds put it to use.
  */
 export async function createRoot(ctx: CaContext, root: NewCaOptions, actor = 'system', sourceIp?: string) {
-  // Relying parties build chains by name: a second root named like a CA that exists would be
-  // taken for that one (or for its rollover successor).
-  const name = dnToDer(root.subject);
-  for (const c of await ctx.stores.cas.list())
-    if (inspectCertificate(c.certificateDer).subjectNameDer.equals(name))
-      throw new SignetError('conflict', `CA ${c.id} is named ${c.subject} already; give the new root a name of its own`);
-  return (await ctx.db.transaction((tx) => createRootTx(ctx, tx, root, actor, sourceIp))).root;
+  // Relying parties build chains by name (RFC 5280 §7.1 matching, not bytes): a second root
+  // named like a CA that exists would be taken for that one (or for its rollover successor).
+  const key = nameMatchKey(dnToDer(root.subject));
+  const namedAlready = async () => {
+    for (const c of await ctx.stores.cas.list()) if (nameMatchKey(inspectCertificate(c.certificateDer).subjectNameDer) === key) return c;
+    return undefined;
+  };
+  const refuse = (c: { id: string; subject: string }) =>
+    new SignetError('conflict', `CA ${c.id} is named ${c.subject} already (names are compared as RFC 5280 §7.1 does); give the new root a name of its own`);
+  // Asked before a key is made (a PKCS#11 token would keep an orphan object), and again inside
+  // the transaction once its rows are written: writers are serialised there (SQLite's write
+  // lock, PostgreSQL's audit lock), and plain reads see only committed rows, so a root another
+  // request committed meanwhile is seen and this one rolls back.
+  const early = await namedAlready();
+  if (early) throw refuse(early);
+  return (
+    await ctx.db.transaction(async (tx) => {
+      const made = await createRootTx(ctx, tx, root, actor, sourceIp);
+      const raced = await namedAlready();
+      if (raced) throw refuse(raced);
+      return made;
+    })
+  ).root;
 }
 
+/** As the REST schemas cap it: a hundred years, well inside X.509's GeneralizedTime (year 9999). */
+const MAX_CA_VALIDITY_DAYS = 36_500;
+
 async function createRootTx(ctx: CaContext, tx: Tx, root: NewCaOptions, actor: string, sourceIp?: string) {
+  if (!(root.validityDays <= MAX_CA_VALIDITY_DAYS))
+    throw new SignetError('bad-request', `a root's validity is at most ${MAX_CA_VALIDITY_DAYS} days (100 years); ${root.validityDays} was asked`);
   const now = ctx.now();
   const rootKey = await ctx.keys.generate(root.keyAlgorithm, tx);
   const rootSpki = rootKey.publicKey.export({ format: 'der', type: 'spki' });

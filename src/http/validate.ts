@@ -12,34 +12,48 @@ export function parseBody<S extends z.ZodTypeAny>(schema: S, value: unknown, wha
   return r.data;
 }
 
+/** What no Signet field may hold: NUL, and UTF-16 surrogates without their pair (not Unicode text). */
+type Unstorable = 'NUL' | 'surrogate';
+const unstorable = (s: string): Unstorable | null =>
+  s.includes('\u0000') ? 'NUL' : (s as string & { isWellFormed(): boolean }).isWellFormed() ? null : 'surrogate';
+
 /**
- * Where in a parsed JSON value a NUL character (U+0000) stands, in keys or strings, or null.
- * No Signet field may hold one, and PostgreSQL cannot store one in text at all; refusing it at
- * the edge makes both databases answer the same 400 instead of a 500 on one of them.
- * Iterative: a body nested thousands deep must not exhaust the stack.
+ * Where in a parsed JSON value a NUL character (U+0000) or a lone UTF-16 surrogate (JSON's
+ * "\ud800" escape) stands, in keys or strings, and which; or null. No Signet field may hold
+ * either: PostgreSQL cannot store a NUL in text, and neither database driver can encode a lone
+ * surrogate (Prisma fails with a JSON error); refusing them at the edge makes both databases
+ * answer the same 400 instead of a 500. Iterative: a body nested thousands deep must not exhaust
+ * the stack.
  */
-export function findNul(value: unknown): string | null {
+export function findUnstorable(value: unknown): { at: string; kind: Unstorable } | null {
   const stack: [unknown, string][] = [[value, '']];
   while (stack.length) {
     const [v, path] = stack.pop()!;
     if (typeof v === 'string') {
-      if (v.includes('\u0000')) return path || 'the value';
+      const kind = unstorable(v);
+      if (kind) return { at: path || 'the value', kind };
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
     for (const [k, child] of Object.entries(v)) {
       const at = Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
-      if (k.includes('\u0000')) return `a key in ${path || 'the body'}`;
+      const kind = unstorable(k);
+      if (kind) return { at: `a key in ${path || 'the body'}`, kind };
       stack.push([child, at]);
     }
   }
   return null;
 }
 
-/** Refuses a JSON value holding a NUL character (see findNul), naming where. */
+/** Refuses a JSON value holding a NUL character or a lone surrogate (see findUnstorable), naming where. */
 export function refuseNul(value: unknown, what: string, acme?: string): void {
-  const at = findNul(value);
-  if (at !== null) throw new SignetError('bad-request', `${what} contains a NUL character (U+0000) at ${at}; no field accepts one`, acme ? { acme } : {});
+  const found = findUnstorable(value);
+  if (!found) return;
+  const detail =
+    found.kind === 'NUL'
+      ? `${what} contains a NUL character (U+0000) at ${found.at}; no field accepts one`
+      : `${what} contains a lone UTF-16 surrogate (a \\ud800–\\udfff escape without its pair, not Unicode text) at ${found.at}; no field accepts one`;
+  throw new SignetError('bad-request', detail, acme ? { acme } : {});
 }
 
 /** A request URL with a percent-encoded NUL (%00) in its path or query. */

@@ -109,6 +109,19 @@ export function nameToString(der: Uint8Array): string {
     .join(',');
 }
 
+/**
+ * A key under which two Names are equal exactly when RFC 5280 §7.1 matches them (simplified
+ * RFC 4518 string preparation): the same attribute types RDN by RDN, values compared after
+ * NFKC, case folding and insignificant-space handling (leading and trailing spaces dropped,
+ * runs of inner spaces counted as one). "CN=signet  root" and "CN=Signet Root" match.
+ */
+export function nameMatchKey(der: Uint8Array): string {
+  const name = AsnConvert.parse(der, AsnName);
+  return JSON.stringify(
+    [...name].map((rdn) => [...rdn].map((atv) => [atv.type, atv.value.toString().normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim()]).sort()),
+  );
+}
+
 /** The first commonName in a DER Name, if any. */
 export function commonNameOf(der: Uint8Array): string | undefined {
   const name = AsnConvert.parse(der, AsnName);
