@@ -117,6 +117,7 @@ describe('access control: tokens, scopes and limits on every endpoint', { concur
   const ENDPOINTS: Endpoint[] = [
     { route: 'GET /cas', path: () => '/api/v1/cas', scope: 'read', allowed: 200 },
     { route: 'POST /cas', path: () => '/api/v1/cas', scope: 'admin', body: () => ({ parentId: 'root-doesnotexist', subject: 'CN=Matrix CA' }), allowed: 404 },
+    { route: 'POST /cas/roots', path: () => '/api/v1/cas/roots', scope: 'admin', body: () => ({ subject: 'CN=Matrix Root', validityDays: 0 }), allowed: 400 },
     { route: 'GET /cas/:id', path: () => `/api/v1/cas/${intId}`, scope: 'read', allowed: 200 },
     { route: 'POST /cas/:id/revoke', path: () => '/api/v1/cas/int-doesnotexist/revoke', scope: 'admin', body: () => ({ reason: 'superseded' }), allowed: 404 },
     { route: 'POST /cas/:id/rotate', path: () => '/api/v1/cas/int-doesnotexist/rotate', scope: 'admin', body: () => ({}), allowed: 404 },

@@ -73,7 +73,8 @@ export function parseJws(body: unknown): ParsedJws {
     } catch {
       payload = undefined;
     } // judged where the payload is read
-    refuseNul(payload, 'the JWS payload', 'malformed');
+    // A contact that is no text is an invalid contact (RFC 8555 §7.3), as its validator would say.
+    refuseNul(payload, 'the JWS payload', (at) => (at.startsWith('contact') ? 'invalidContact' : 'malformed'));
   }
   return {
     header,

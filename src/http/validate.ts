@@ -45,10 +45,14 @@ export function findUnstorable(value: unknown): { at: string; kind: Unstorable }
   return null;
 }
 
-/** Refuses a JSON value holding a NUL character or a lone surrogate (see findUnstorable), naming where. */
-export function refuseNul(value: unknown, what: string, acme?: string): void {
+/**
+ * Refuses a JSON value holding a NUL character or a lone surrogate (see findUnstorable), naming
+ * where. `acme`: the ACME error type, or a function choosing it by where the character stands.
+ */
+export function refuseNul(value: unknown, what: string, acmeType?: string | ((at: string) => string)): void {
   const found = findUnstorable(value);
   if (!found) return;
+  const acme = typeof acmeType === 'function' ? acmeType(found.at) : acmeType;
   const detail =
     found.kind === 'NUL'
       ? `${what} contains a NUL character (U+0000) at ${found.at}; no field accepts one`
