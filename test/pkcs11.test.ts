@@ -533,14 +533,19 @@ describe('ca import and init with the pkcs11 store', () => {
   });
 
   test('init with an ML-DSA root key: refused with what to do (the token has no ML-DSA), no root created', async () => {
-    const r = signet(['init', '--json'], { ...env.env, SIGNET_ROOT_KEY: 'ml-dsa-87' });
-    assert.notEqual(r.status, 0);
-    assert.match(
-      r.stderr,
-      /cannot generate an ml-dsa-87 CA key in the PKCS#11 token: the token does not implement ML-DSA\/SLH-DSA \(PKCS#11 3\.2\); keep post-quantum CA keys in the sealed store/,
-    );
-    const cas = await sql(env, 'SELECT id FROM "CertificateAuthority"').catch(() => []);
-    assert.deepEqual(cas, []);
+    // An environment of its own: the refusal leaves a database behind, which the next test must not see.
+    const own = await createTestEnv({ ...hsm.env });
+    try {
+      const r = signet(['init', '--json'], { ...own.env, SIGNET_ROOT_KEY: 'ml-dsa-87', SIGNET_INTERMEDIATE_KEY: 'ml-dsa-65' });
+      assert.notEqual(r.status, 0);
+      assert.match(
+        r.stderr,
+        /cannot generate an ml-dsa-87 CA key in the PKCS#11 token: the token does not implement ML-DSA\/SLH-DSA \(PKCS#11 3\.2\); keep post-quantum CA keys in the sealed store/,
+      );
+      assert.deepEqual(await sql(own, 'SELECT id FROM "CertificateAuthority"'), []);
+    } finally {
+      await own.cleanup();
+    }
   });
 
   test('init --offline-root is refused before anything is created: a key in the token never leaves it', () => {
