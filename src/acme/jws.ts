@@ -73,8 +73,9 @@ export function parseJws(body: unknown): ParsedJws {
     } catch {
       payload = undefined;
     } // judged where the payload is read
-    // A contact that is no text is an invalid contact (RFC 8555 §7.3), as its validator would say.
-    refuseNul(payload, 'the JWS payload', (at) => (at.startsWith('contact') ? 'invalidContact' : 'malformed'));
+    // A contact with a lone surrogate is an invalid contact (RFC 8555 §7.3), as the contact
+    // validator said before this edge check existed; a NUL anywhere stays malformed.
+    refuseNul(payload, 'the JWS payload', (f) => (f.kind === 'surrogate' && f.at.startsWith('contact') ? 'invalidContact' : 'malformed'));
   }
   return {
     header,

@@ -47,12 +47,12 @@ export function findUnstorable(value: unknown): { at: string; kind: Unstorable }
 
 /**
  * Refuses a JSON value holding a NUL character or a lone surrogate (see findUnstorable), naming
- * where. `acme`: the ACME error type, or a function choosing it by where the character stands.
+ * where. `acme`: the ACME error type, or a function choosing it by what stands where.
  */
-export function refuseNul(value: unknown, what: string, acmeType?: string | ((at: string) => string)): void {
+export function refuseNul(value: unknown, what: string, acmeType?: string | ((found: { at: string; kind: Unstorable }) => string)): void {
   const found = findUnstorable(value);
   if (!found) return;
-  const acme = typeof acmeType === 'function' ? acmeType(found.at) : acmeType;
+  const acme = typeof acmeType === 'function' ? acmeType(found) : acmeType;
   const detail =
     found.kind === 'NUL'
       ? `${what} contains a NUL character (U+0000) at ${found.at}; no field accepts one`
