@@ -13,6 +13,7 @@
  *   root throws away what the root bought. The two hierarchies stand side by side instead.
  */
 import type { KeyAlgorithm } from '../pki/keys.js';
+import { isPqSignature, isSlhDsa } from '../pki/post-quantum.js';
 
 const STRENGTH: Record<KeyAlgorithm, number> = {
   'rsa-2048': 112,
@@ -28,7 +29,6 @@ const STRENGTH: Record<KeyAlgorithm, number> = {
   'slh-dsa-sha2-128s': 128,
 };
 
-const isPostQuantum = (alg: string): boolean => alg.startsWith('ml-dsa-') || alg.startsWith('slh-dsa-');
 
 const strengthOf = (alg: string): number | undefined => STRENGTH[alg as KeyAlgorithm];
 
@@ -53,10 +53,10 @@ export function subordinateKeyProblem(parentAlg: string, childAlg: KeyAlgorithm,
 export function hierarchyMixProblem(parentAlg: string, childAlg: string, role: { root?: boolean } = {}): string | null {
   // SLH-DSA signs in ~0.5 s: fine for a root that signs a few intermediates and a CRL, not for a
   // CA that signs every certificate a client asks for.
-  if (!role.root && childAlg.startsWith('slh-dsa-'))
+  if (!role.root && isSlhDsa(childAlg))
     return `an ${childAlg} key is for roots only (each signature takes about half a second of CPU); give an issuing CA ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
-  if (isPostQuantum(childAlg) === isPostQuantum(parentAlg)) return null;
-  return isPostQuantum(childAlg)
+  if (isPqSignature(childAlg) === isPqSignature(parentAlg)) return null;
+  return isPqSignature(childAlg)
     ? `a post-quantum CA key (${childAlg}) is allowed only under a post-quantum parent (this parent's key is ${parentAlg}): create an ML-DSA root with \`signet ca create-root --key ml-dsa-87\``
     : `a classical CA key (${childAlg}) is not allowed under a post-quantum parent (${parentAlg}); use ml-dsa-44, ml-dsa-65 or ml-dsa-87`;
 }

@@ -43,7 +43,7 @@ import type { CaContext } from './context.js';
 import type { StatusBus, StatusDelivery } from './status-bus.js';
 import { auditedCaRevocation } from './issuers.js';
 import { lintFailure, prepareCertificate, signerAlgorithmDer, signPrepared } from './signing.js';
-import { isPqSignature } from '../pki/post-quantum.js';
+import { isPqSignature, isSlhDsa } from '../pki/post-quantum.js';
 
 export interface OcspOptions {
   validityMinutes: number;
@@ -491,5 +491,5 @@ export class OcspService {
  */
 function responderKeyFor(caAlgorithm: string): KeyAlgorithm {
   if (!isPqSignature(caAlgorithm)) return 'ecdsa-p256';
-  return caAlgorithm.startsWith('slh-dsa-') ? 'ml-dsa-65' : caAlgorithm;
+  return isSlhDsa(caAlgorithm) ? 'ml-dsa-65' : caAlgorithm;
 }

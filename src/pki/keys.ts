@@ -12,7 +12,7 @@ import { createPublicKey, generateKeyPair as generateKeyPairCb, generateKeyPairS
 import { promisify } from 'node:util';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
-import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_BY_OID, PQ_SIGNATURE_NAMES, type PqFamily } from './post-quantum.js';
+import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_BY_OID, PQ_SIGNATURE_NAMES, strengthBits, type PqFamily } from './post-quantum.js';
 
 /** Signing key algorithms: what a CA, a responder or a server-generated key may be. */
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519', ...PQ_SIGNATURE_NAMES] as const;
@@ -136,8 +136,7 @@ export function describeKey(key: TrustedKey): { family: 'ecdsa' | 'rsa' | 'ed255
       return { family: 'ed25519', bits: 256, name: 'ed25519' };
     default: {
       const pq = PQ_BY_NAME.get(key.asymmetricKeyType ?? '');
-      // bits: the security strength of the NIST category (128, 192, 256), as for the classical keys.
-      if (pq && PQ_ACCEPTED.has(pq.name)) return { family: pq.family, bits: 64 + 64 * ((pq.category + 1) / 2), name: pq.name };
+      if (pq && PQ_ACCEPTED.has(pq.name)) return { family: pq.family, bits: strengthBits(pq), name: pq.name };
       throw new SignetError(
         'bad-key',
         `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported; use RSA, ECDSA P-256/P-384/P-521, Ed25519, ML-DSA-44/65/87, SLH-DSA-SHA2-128s or (key groups) ML-KEM-768`,

@@ -49,3 +49,9 @@ export const PQ_BY_NAME: ReadonlyMap<string, PqAlgorithm> = new Map(table.map((a
 export const PQ_ACCEPTED: ReadonlySet<string> = new Set<string>([...PQ_SIGNATURE_NAMES, ...PQ_KEM_NAMES]);
 
 export const isPqSignature = (name: string): name is PqSignatureName => (PQ_SIGNATURE_NAMES as readonly string[]).includes(name);
+
+/** Whether `name` is an SLH-DSA parameter set (slow to sign: roots only, off the event loop). */
+export const isSlhDsa = (name: string): boolean => PQ_BY_NAME.get(name)?.family === 'slh-dsa';
+
+/** A key's `bits` in Signet's vocabulary: the security strength of its NIST category (128, 192, 256). */
+export const strengthBits = (a: PqAlgorithm): number => ({ 1: 128, 3: 192, 5: 256 })[a.category];

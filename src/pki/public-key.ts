@@ -26,7 +26,7 @@ import { createPublicKey } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { DerError, positiveInteger, readEl, readKids, strictOid, type El } from './der-strict.js';
 import { OID, type TrustedKey } from './keys.js';
-import { PQ_ACCEPTED, PQ_BY_OID, type PqFamily } from './post-quantum.js';
+import { PQ_ACCEPTED, PQ_BY_OID, strengthBits, type PqFamily } from './post-quantum.js';
 
 export type KeyFamily = 'ecdsa' | 'rsa' | 'ed25519' | PqFamily;
 
@@ -343,7 +343,7 @@ export function checkSpki(der: Uint8Array, opts: { decodeEd25519?: boolean } = {
     return {
       jwk: { kty: 'AKP', alg: pq.label, pub: b64u(key) },
       family: pq.family,
-      bits: 64 + 64 * ((pq.category + 1) / 2),
+      bits: strengthBits(pq),
       algorithm: pq.name,
       curveOid: pq.oid,
     };
