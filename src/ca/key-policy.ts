@@ -29,7 +29,6 @@ const STRENGTH: Record<KeyAlgorithm, number> = {
   'slh-dsa-sha2-128s': 128,
 };
 
-
 const strengthOf = (alg: string): number | undefined => STRENGTH[alg as KeyAlgorithm];
 
 /** Why a CA with key `parentAlg` refuses a subordinate CA key `childAlg`, or null. */

@@ -16,8 +16,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { SignetError } from '../errors.js';
 import { checkDer, checkSetOrder, DerError, el, kids, readEl, readKids, sameBytes, strictExtensions, strictOid, type El } from './der-strict.js';
-import { OID, verifySignature, type TrustedKey } from './keys.js';
-import { PQ_BY_NAME, PQ_SIGNATURE_NAMES } from './post-quantum.js';
+import { OID, SIGNATURE_ALGORITHMS, verifySignature, type TrustedKey } from './keys.js';
 import { importSpki, type PublicKeyInfo } from './public-key.js';
 import { decodeBase64, looksLikePem, pemBlocks } from './pem.js';
 import { isSanProblem, OTHER_GENERAL_NAME_FORMS, readSanList, type SanProblem } from './general-names.js';
@@ -152,7 +151,7 @@ function parseDerFast(der: Buffer): ParsedCsr | null {
     const sigAlgParts = kids(der, algE);
     if (!sigAlgParts || sigAlgParts.length < 1 || sigAlgParts.length > 2) return null;
     const sigOid = strictOid(der, sigAlgParts[0]!);
-    if (sigOid === null || !SIG_ALGS[sigOid]) return null;
+    if (sigOid === null || !SIGNATURE_ALGORITHMS[sigOid]) return null;
     const sp = sigAlgParts[1];
     if (sp && !sameBytes(der, sp, [0x05, 0x00])) return null;
     if (sigE.end - sigE.body < 1 || der[sigE.body] !== 0) return null;
@@ -380,17 +379,6 @@ const contentOf = (el: Uint8Array): Uint8Array => el.subarray(readEl(el, 0, el.l
 // ---------------------------------------------------------------------------------------------
 // Signature algorithm
 
-/** Which key a signature algorithm belongs to: a node key type, or (post-quantum) the exact algorithm. */
-const SIG_ALGS: Record<string, { name: string; key: string }> = {
-  [OID.ecdsaSha256]: { name: 'ecdsa-with-SHA256', key: 'ec' },
-  [OID.ecdsaSha384]: { name: 'ecdsa-with-SHA384', key: 'ec' },
-  [OID.ecdsaSha512]: { name: 'ecdsa-with-SHA512', key: 'ec' },
-  [OID.sha256WithRSA]: { name: 'sha256WithRSAEncryption', key: 'rsa' },
-  [OID.sha384WithRSA]: { name: 'sha384WithRSAEncryption', key: 'rsa' },
-  [OID.sha512WithRSA]: { name: 'sha512WithRSAEncryption', key: 'rsa' },
-  [OID.ed25519]: { name: 'Ed25519', key: 'ed25519' },
-  ...Object.fromEntries(PQ_SIGNATURE_NAMES.map((n) => [PQ_BY_NAME.get(n)!.oid, { name: PQ_BY_NAME.get(n)!.label, key: n }])),
-};
 const REFUSED_SIG_ALGS: Record<string, string> = {
   '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
   '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
@@ -403,13 +391,9 @@ const REFUSED_SIG_ALGS: Record<string, string> = {
   [OID.ed448]: 'Ed448',
 };
 
-/** The SIG_ALGS key a public key must have: its node type, or for post-quantum keys the algorithm itself. */
-const sigKeyOf = (key: PublicKeyInfo): string =>
-  key.family === 'ecdsa' ? 'ec' : key.family === 'rsa' || key.family === 'ed25519' ? key.family : key.algorithm;
-
 function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicKeyInfo): void {
   if (key.family === 'ml-kem') throw badCsr('an ML-KEM key cannot sign, so no CSR can prove its possession; ask for server-side key generation instead');
-  const alg = SIG_ALGS[oid];
+  const alg = SIGNATURE_ALGORITHMS[oid];
   if (!alg) {
     throw badCsr(
       `signature algorithm ${REFUSED_SIG_ALGS[oid] ? `${REFUSED_SIG_ALGS[oid]} (${oid})` : oid} is not supported; use ECDSA with SHA-2, RSA PKCS#1 v1.5 with SHA-2, Ed25519, ML-DSA or SLH-DSA-SHA2-128s`,
@@ -417,11 +401,11 @@ function checkSignatureAlgorithm(oid: string, p: Uint8Array | null, key: PublicK
   }
   // Without this an RSA signature labelled ecdsa-with-SHA256 would still verify in node, and an
   // ML-DSA-65 key could sign under the ML-DSA-44 label.
-  if (alg.key !== sigKeyOf(key)) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
+  if (alg.keyType !== key.key.asymmetricKeyType) throw badCsr(`signature algorithm ${alg.name} does not match the ${key.algorithm} public key`);
   const nullParams = p !== null && p.length === 2 && p[0] === 0x05 && p[1] === 0x00;
   // RFC 4055: RSA uses NULL (absent tolerated); RFC 5758 / RFC 8410 / RFC 9881: ECDSA, Ed25519 and ML-DSA have none.
-  if (p && !(alg.key === 'rsa' && nullParams))
-    throw badCsr(`signature algorithm ${alg.name} has unexpected parameters${alg.key === 'rsa' ? ' (only NULL)' : '; they must be absent'}`);
+  if (p && !(alg.keyType === 'rsa' && nullParams))
+    throw badCsr(`signature algorithm ${alg.name} has unexpected parameters${alg.keyType === 'rsa' ? ' (only NULL)' : '; they must be absent'}`);
 }
 
 // ---------------------------------------------------------------------------------------------

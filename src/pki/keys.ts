@@ -12,7 +12,7 @@ import { createPublicKey, generateKeyPair as generateKeyPairCb, generateKeyPairS
 import { promisify } from 'node:util';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SignetError } from '../errors.js';
-import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_BY_OID, PQ_SIGNATURE_NAMES, strengthBits, type PqFamily } from './post-quantum.js';
+import { isPqSignature, PQ_ACCEPTED, PQ_BY_NAME, PQ_SIGNATURE_NAMES, strengthBits, type PqFamily } from './post-quantum.js';
 
 /** Signing key algorithms: what a CA, a responder or a server-generated key may be. */
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519', ...PQ_SIGNATURE_NAMES] as const;
@@ -195,15 +195,20 @@ export function signerFor(privateKey: TrustedKey): Signer {
 const signOnPool = (data: Uint8Array, key: KeyObject): Promise<Buffer> =>
   new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
 
-/** The classical signature algorithms: their hash, and the one node key type each belongs to. */
-const CLASSICAL_SIGNATURES: Record<string, { hash: string | null; keyType: string }> = {
-  [OID.ecdsaSha256]: { hash: 'sha256', keyType: 'ec' },
-  [OID.ecdsaSha384]: { hash: 'sha384', keyType: 'ec' },
-  [OID.ecdsaSha512]: { hash: 'sha512', keyType: 'ec' },
-  [OID.sha256WithRSA]: { hash: 'sha256', keyType: 'rsa' },
-  [OID.sha384WithRSA]: { hash: 'sha384', keyType: 'rsa' },
-  [OID.sha512WithRSA]: { hash: 'sha512', keyType: 'rsa' },
-  [OID.ed25519]: { hash: null, keyType: 'ed25519' },
+/**
+ * The signature algorithms Signet accepts, by OID: the name to show, the digest, and the one node
+ * key type (asymmetricKeyType) each belongs to; for ML-DSA and SLH-DSA the OID names the
+ * parameter set, so the key type is the algorithm itself. csr.ts reads the same table.
+ */
+export const SIGNATURE_ALGORITHMS: Readonly<Record<string, { name: string; hash: string | null; keyType: string }>> = {
+  [OID.ecdsaSha256]: { name: 'ecdsa-with-SHA256', hash: 'sha256', keyType: 'ec' },
+  [OID.ecdsaSha384]: { name: 'ecdsa-with-SHA384', hash: 'sha384', keyType: 'ec' },
+  [OID.ecdsaSha512]: { name: 'ecdsa-with-SHA512', hash: 'sha512', keyType: 'ec' },
+  [OID.sha256WithRSA]: { name: 'sha256WithRSAEncryption', hash: 'sha256', keyType: 'rsa' },
+  [OID.sha384WithRSA]: { name: 'sha384WithRSAEncryption', hash: 'sha384', keyType: 'rsa' },
+  [OID.sha512WithRSA]: { name: 'sha512WithRSAEncryption', hash: 'sha512', keyType: 'rsa' },
+  [OID.ed25519]: { name: 'Ed25519', hash: null, keyType: 'ed25519' },
+  ...Object.fromEntries(PQ_SIGNATURE_NAMES.map((n) => [PQ_BY_NAME.get(n)!.oid, { name: PQ_BY_NAME.get(n)!.label, hash: null, keyType: n }])),
 };
 
 /**
@@ -212,8 +217,7 @@ const CLASSICAL_SIGNATURES: Record<string, { hash: string | null; keyType: strin
  * digest), so a label that names another kind of key verifies nothing.
  */
 export function verifySignature(algorithmOid: string, publicKey: TrustedKey, data: Uint8Array, signature: Uint8Array): boolean {
-  const pq = PQ_BY_OID.get(algorithmOid);
-  const alg = pq && isPqSignature(pq.name) ? { hash: null, keyType: pq.name } : CLASSICAL_SIGNATURES[algorithmOid];
+  const alg = SIGNATURE_ALGORITHMS[algorithmOid];
   if (!alg) {
     throw new SignetError(
       'bad-csr',
