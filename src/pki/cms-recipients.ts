@@ -62,8 +62,6 @@ export const RECIPIENT_OID = {
   oriKem: '1.2.840.113549.1.9.16.13.3',
   /** id-alg-hkdf-with-sha256 (RFC 8619 §2). */
   hkdfSha256: '1.2.840.113549.1.9.16.3.28',
-  /** id-alg-ml-kem-768 (FIPS 203 in the NIST CSOR; RFC 9935, RFC 9936 §3). */
-  mlKem768: '2.16.840.1.101.3.4.4.2',
 } as const;
 
 /** Largest KEKIdentifier keyIdentifier accepted (an identifier, not a payload). */
@@ -96,7 +94,7 @@ const ORIGINATOR_KEY_ALG = sequence(objectIdentifier(OID.ecPublicKey)); // param
 const COUNTER_1 = Buffer.from([0, 0, 0, 1]);
 
 /** KEMRecipientInfo's fixed parts for ML-KEM-768 (RFC 9936 §2.1): kem, kdf, kekLength 32 (AES-256). */
-const ML_KEM_768_ALG = sequence(objectIdentifier(RECIPIENT_OID.mlKem768));
+const ML_KEM_768_ALG = sequence(objectIdentifier(PQ_BY_NAME.get('ml-kem-768')!.oid)); // id-alg-ml-kem-768, the key's own OID (RFC 9936 §3)
 const HKDF_SHA256_ALG = sequence(objectIdentifier(RECIPIENT_OID.hkdfSha256));
 const KEK_LENGTH = 32;
 const ORI_KEM = objectIdentifier(RECIPIENT_OID.oriKem);
