@@ -14,7 +14,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
 import { BasicOCSPResponse, OCSPResponse } from '@peculiar/asn1-ocsp';
 import { fetchAfterBlocking, signet } from './helpers/cli.js';
-import { b64u, newKey, startWorld, type World } from './helpers/acme.js';
+import { b64u, newKey, startWorld, WORLD_SERVER_PROFILE, type World } from './helpers/acme.js';
 import { openssl } from './helpers/openssl.js';
 import { sql } from './helpers/sql.js';
 import { ML_DSA_OID, pqCsr } from './helpers/pq-csr.js';
@@ -23,14 +23,7 @@ import { sequence } from '../src/pki/der.js';
 import { derToPem } from '../src/pki/pem.js';
 
 const profiles = (pqCaId?: string) => ({
-  server: {
-    requireSan: true,
-    sanTypes: ['dns', 'ip'],
-    dnsSuffixes: ['signet.test'],
-    defaultValidityDays: 90,
-    maxValidityDays: 397,
-    extKeyUsage: ['serverAuth'],
-  },
+  server: WORLD_SERVER_PROFILE,
   'pq-server': {
     keyTypes: ['ml-dsa'],
     requireSan: true,

@@ -274,23 +274,21 @@ export interface World {
   stop(): Promise<void>;
 }
 
+/** The world's default server profile: *.signet.test names, or an IP (the HTTPS name is 127.0.0.1). */
+export const WORLD_SERVER_PROFILE = {
+  requireSan: true,
+  sanTypes: ['dns', 'ip'],
+  dnsSuffixes: ['signet.test'],
+  defaultValidityDays: 90,
+  maxValidityDays: 397,
+  extKeyUsage: ['serverAuth'],
+};
+
 /**
  * Starts a world. `profiles` is written to SIGNET_PROFILES_FILE; by default the server profile
  * accepts only *.signet.test names (so the HTTPS name is 127.0.0.1, an IP that profile allows).
  */
-export async function startWorld(
-  extra: Record<string, string> = {},
-  profiles: Record<string, unknown> = {
-    server: {
-      requireSan: true,
-      sanTypes: ['dns', 'ip'],
-      dnsSuffixes: ['signet.test'],
-      defaultValidityDays: 90,
-      maxValidityDays: 397,
-      extKeyUsage: ['serverAuth'],
-    },
-  },
-): Promise<World> {
+export async function startWorld(extra: Record<string, string> = {}, profiles: Record<string, unknown> = { server: WORLD_SERVER_PROFILE }): Promise<World> {
   const tmp = new TempDir();
   const dns = await startDnsServer({ zones: ['signet.test'] });
   const http01 = new Map<string, string>();
